@@ -1,0 +1,26 @@
+//===- InitAll.cpp - what the moe-mlir tools register ---------------------===//
+
+#include "compiler/InitAll.h"
+
+#include "compiler/Import/Importers.h"
+#include "dialects/moe/IR/MoeDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+void moe::registerDialects(mlir::DialectRegistry &registry) {
+  registry.insert<mlir::moe::MoeDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+}
+
+void moe::registerPasses() {
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
+  mlir::registerSymbolDCEPass();
+  mlir::registerInlinerPass();
+}
+
+void moe::registerTranslations() { registerImporters(); }

@@ -1,0 +1,64 @@
+//===- MoeAttrs.cpp - moe attribute verification --------------------------===//
+
+#include "dialects/moe/IR/MoeDialect.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+// Rules that need only the policy. The expert-count rules live in GateOp.
+LogicalResult
+RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                    ScoringFunc scoring, int64_t topK, int64_t nGroup,
+                    int64_t topkGroup, GroupScore groupScore,
+                    Normalization normalize, APFloat normEpsilonValue,
+                    APFloat routedScalingFactorValue,
+                    APFloat capacityFactorValue, int64_t minCapacity,
+                    DropOrder dropOrder) {
+  double normEpsilon = normEpsilonValue.convertToDouble();
+  double routedScalingFactor = routedScalingFactorValue.convertToDouble();
+  double capacityFactor = capacityFactorValue.convertToDouble();
+  if (topK < 1)
+    return emitError() << "top_k must be at least 1, got " << topK;
+  if (nGroup < 1)
+    return emitError() << "n_group must be at least 1, got " << nGroup;
+  if (topkGroup < 1 || topkGroup > nGroup)
+    return emitError() << "topk_group must be in [1, n_group = " << nGroup
+                       << "], got " << topkGroup;
+  if (groupScore != GroupScore::max && nGroup == 1)
+    return emitError() << "group_score = " << stringifyGroupScore(groupScore)
+                       << " needs group-limited routing (n_group > 1)";
+  if (!std::isfinite(normEpsilon) || normEpsilon < 0.0)
+    return emitError() << "norm_epsilon must be finite and >= 0, got "
+                       << normEpsilon;
+  if (normEpsilon != 0.0 && normalize != Normalization::selected)
+    return emitError() << "norm_epsilon applies only to normalize = selected";
+  if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)
+    return emitError() << "routed_scaling_factor must be finite and > 0, got "
+                       << routedScalingFactor;
+  if (!std::isfinite(capacityFactor) || capacityFactor < 0.0)
+    return emitError() << "capacity_factor must be finite and >= 0 (0 is "
+                          "dropless), got "
+                       << capacityFactor;
+  if (minCapacity < 0)
+    return emitError() << "min_capacity must be >= 0, got " << minCapacity;
+  bool dropless = capacityFactor == 0.0;
+  if (dropless && minCapacity != 0)
+    return emitError() << "min_capacity needs a capacity (capacity_factor > 0)";
+  if (dropless && dropOrder != DropOrder::choice_major)
+    return emitError() << "drop_order needs a capacity (capacity_factor > 0)";
+  if (dropless && normalize == Normalization::kept)
+    return emitError() << "normalize = kept needs a capacity (capacity_factor "
+                          "> 0); use normalize = selected when dropless";
+  return success();
+}
+
+int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
+  assert(!isDropless() && "dropless routing has a data-dependent capacity");
+  double perExpert = static_cast<double>(getTopK()) *
+                     static_cast<double>(tokens) /
+                     static_cast<double>(experts) * getCapacityFactor().convertToDouble();
+  return std::max(getMinCapacity(),
+                  static_cast<int64_t>(std::ceil(perExpert)));
+}

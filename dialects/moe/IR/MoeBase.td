@@ -1,0 +1,126 @@
+//===- MoeBase.td - moe dialect definition -----------------*- tablegen -*-===//
+//
+// The graph-level dialect of moe-mlir: Mixture-of-Experts FFN stacks on
+// tensors with value semantics. See docs/Dialects/MoeRationale.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEBASE_TD
+#define MOE_DIALECT_MOE_IR_MOEBASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Moe_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Mixture-of-Experts layers at the tensor level";
+  let description = [{
+    The `moe` dialect describes the FFN stack of a Mixture-of-Experts
+    transformer: routers, gates with every routing policy of the model
+    families we import (Mixtral, Qwen-MoE, DeepSeek-V2/V3, OLMoE, DeepSpeed
+    PR-MoE), token dispatch into an expert-major buffer, grouped experts,
+    combine, residual-MoE mixing, shared experts and the all-to-all exchange
+    that expert parallelism inserts. Every op works on tensors with value
+    semantics; the parallelism pass rewrites shapes to per-rank shapes.
+
+    A model is a `func.func` over `x: tensor<tokens x hidden>` whose other
+    arguments are weights, each carrying its safetensors key in the
+    `moe.weight` argument attribute. Stacked expert weights (`[E, ...]`) record
+    a key pattern with an `{e}` placeholder for the expert index.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasConstantMaterializer = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasOperationAttrVerify = 1;
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let extraClassDeclaration = [{
+    /// Argument attribute holding a weight's safetensors key (or key pattern).
+    static constexpr ::llvm::StringLiteral kWeightAttrName = "moe.weight";
+    /// Module attribute naming the model family the module was imported from.
+    static constexpr ::llvm::StringLiteral kModelTypeAttrName = "moe.model_type";
+    /// Placeholder for the expert index in a stacked weight's key pattern.
+    static constexpr ::llvm::StringLiteral kExpertPlaceholder = "{e}";
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Moe_ScoringFunc : I32EnumAttr<"ScoringFunc",
+    "how router logits become expert scores", [
+      I32EnumAttrCase<"softmax", 0>,
+      I32EnumAttrCase<"sigmoid", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_GroupScore : I32EnumAttr<"GroupScore",
+    "score of an expert group in group-limited routing", [
+      // DeepSeek-V2 `group_limited_greedy`: the group's best score.
+      I32EnumAttrCase<"max", 0>,
+      // DeepSeek-V3 `noaux_tc`: the sum of the group's two best scores.
+      I32EnumAttrCase<"top2_sum", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_Normalization : I32EnumAttr<"Normalization",
+    "how the selected expert weights are normalised", [
+      I32EnumAttrCase<"none", 0>,
+      // Divide by the sum of the k selected weights (+ epsilon).
+      I32EnumAttrCase<"selected", 1>,
+      // Divide by the sum of the choices that survived capacity (DeepSpeed).
+      I32EnumAttrCase<"kept", 2>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_DropOrder : I32EnumAttr<"DropOrder",
+    "which choices keep their capacity slot when an expert overflows", [
+      // All first choices in token order, then all second choices, ...
+      I32EnumAttrCase<"choice_major", 0>,
+      // All k choices of a token together, in token order.
+      I32EnumAttrCase<"token_major", 1>,
+      // Per expert, the highest-probability choices.
+      I32EnumAttrCase<"probs", 2>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_Activation : I32EnumAttr<"Activation", "FFN activation function", [
+      I32EnumAttrCase<"silu", 0>,
+      I32EnumAttrCase<"gelu", 1>,
+      I32EnumAttrCase<"gelu_tanh", 2>,
+      I32EnumAttrCase<"relu", 3>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+}
+
+def Moe_AllToAllDirection : I32EnumAttr<"AllToAllDirection",
+    "direction of an expert-parallel exchange", [
+      // [E, C, H] on every rank -> [E / G, G * C, H]: tokens to their experts.
+      I32EnumAttrCase<"to_experts", 0>,
+      // The inverse: expert outputs back to the ranks that own the tokens.
+      I32EnumAttrCase<"from_experts", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+}
+
+def Moe_AllToAllVariant : I32EnumAttr<"AllToAllVariant",
+    "algorithm of an expert-parallel exchange", [
+      I32EnumAttrCase<"flat", 0>,
+      // Intra-node exchange, layout transform, then inter-node exchange.
+      I32EnumAttrCase<"hierarchical", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEBASE_TD

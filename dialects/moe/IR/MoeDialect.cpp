@@ -1,0 +1,72 @@
+//===- MoeDialect.cpp - moe dialect registration and attribute checks ----===//
+
+#include "dialects/moe/IR/MoeDialect.h"
+#include "dialects/moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "dialects/moe/IR/MoeDialect.cpp.inc"
+#include "dialects/moe/IR/MoeEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/moe/IR/MoeAttrs.cpp.inc"
+
+void MoeDialect::initialize() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialects/moe/IR/MoeAttrs.cpp.inc"
+      >();
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/moe/IR/MoeOps.cpp.inc"
+      >();
+}
+
+Operation *MoeDialect::materializeConstant(OpBuilder &builder, Attribute value,
+                                           Type type, Location loc) {
+  return arith::ConstantOp::materialize(builder, value, type, loc);
+}
+
+// `moe.weight` names the safetensors key a weight argument is loaded from.
+LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
+                                                   unsigned regionIndex,
+                                                   unsigned argIndex,
+                                                   NamedAttribute attribute) {
+  if (attribute.getName() != kWeightAttrName)
+    return op->emitError() << "unknown argument attribute '"
+                           << attribute.getName() << "'";
+  if (!isa<func::FuncOp>(op))
+    return op->emitError() << "'" << kWeightAttrName
+                           << "' is only valid on function arguments";
+  auto key = dyn_cast<StringAttr>(attribute.getValue());
+  if (!key || key.getValue().empty())
+    return op->emitError() << "'" << kWeightAttrName << "' of argument #"
+                           << argIndex << " must be a non-empty string";
+  StringRef text = key.getValue();
+  size_t first = text.find(kExpertPlaceholder);
+  if (first != StringRef::npos &&
+      text.find(kExpertPlaceholder, first + 1) != StringRef::npos)
+    return op->emitError() << "weight key '" << text << "' of argument #"
+                           << argIndex << " has more than one '"
+                           << kExpertPlaceholder << "' placeholder";
+  return success();
+}
+
+LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attribute) {
+  if (attribute.getName() == kModelTypeAttrName) {
+    if (!isa<ModuleOp>(op) || !isa<StringAttr>(attribute.getValue()))
+      return op->emitError()
+             << "'" << kModelTypeAttrName
+             << "' must be a string attribute on a builtin.module";
+    return success();
+  }
+  return op->emitError() << "unknown moe dialect attribute '"
+                         << attribute.getName() << "'";
+}

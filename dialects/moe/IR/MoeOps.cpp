@@ -1,0 +1,474 @@
+//===- MoeOps.cpp - moe dialect operations --------------------------------===//
+
+#include "dialects/moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+//===----------------------------------------------------------------------===//
+// Shape helpers: the single place the dialect's shape rules are spelled.
+//===----------------------------------------------------------------------===//
+
+static RankedTensorType tensorType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+/// Two dimensions agree unless both are static and differ.
+static bool dimsAgree(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "[";
+  llvm::interleave(
+      shape, os,
+      [&](int64_t d) {
+        if (ShapedType::isDynamic(d))
+          os << "?";
+        else
+          os << d;
+      },
+      ", ");
+  os << "]";
+  return text;
+}
+
+/// Checks that `value` has `rank` dimensions agreeing with `expected`
+/// (kDynamic entries of `expected` match anything).
+static LogicalResult expectShape(Operation *op, StringRef what, Value value,
+                                 ArrayRef<int64_t> expected) {
+  ArrayRef<int64_t> shape = tensorType(value).getShape();
+  if (shape.size() != expected.size() ||
+      !llvm::all_of(llvm::zip(shape, expected), [](auto pair) {
+        return dimsAgree(std::get<0>(pair), std::get<1>(pair));
+      }))
+    return op->emitOpError()
+           << what << " must have shape " << shapeString(expected) << ", got "
+           << shapeString(shape);
+  return success();
+}
+
+static LogicalResult expectRank(Operation *op, StringRef what, Value value,
+                                int64_t rank) {
+  if (tensorType(value).getRank() != rank)
+    return op->emitOpError() << what << " must be a rank-" << rank
+                             << " tensor, got " << value.getType();
+  return success();
+}
+
+static LogicalResult expectSameElementType(Operation *op, StringRef what,
+                                           Value value, Value reference) {
+  Type expected = tensorType(reference).getElementType();
+  if (tensorType(value).getElementType() != expected)
+    return op->emitOpError() << what << " must have element type " << expected
+                             << ", got " << tensorType(value).getElementType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+// moe.layer 3 (%h = %x) : tensor<?x64xf32> { ... }
+ParseResult LayerOp::parse(OpAsmParser &parser, OperationState &result) {
+  int64_t index;
+  OpAsmParser::Argument bodyInput;
+  OpAsmParser::UnresolvedOperand input;
+  Type type;
+  if (parser.parseInteger(index) || parser.parseLParen() ||
+      parser.parseArgument(bodyInput) || parser.parseEqual() ||
+      parser.parseOperand(input) || parser.parseRParen() ||
+      parser.parseColonType(type))
+    return failure();
+  bodyInput.type = type;
+  result.getOrAddProperties<Properties>().index = index;
+  if (parser.resolveOperand(input, type, result.operands))
+    return failure();
+  result.addTypes(type);
+  Region *body = result.addRegion();
+  if (parser.parseRegion(*body, {bodyInput}) ||
+      parser.parseOptionalAttrDict(result.attributes))
+    return failure();
+  return success();
+}
+
+void LayerOp::print(OpAsmPrinter &p) {
+  p << " " << getIndex() << " (";
+  p.printRegionArgument(getBodyInput(), /*argAttrs=*/{}, /*omitType=*/true);
+  p << " = " << getInput() << ") : " << getInput().getType() << " ";
+  p.printRegion(getBody(), /*printEntryBlockArgs=*/false);
+  p.printOptionalAttrDict((*this)->getAttrs());
+}
+
+void LayerOp::getAsmBlockArgumentNames(Region &region,
+                                       OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getBodyInput(), "h");
+}
+
+YieldOp LayerOp::getYield() {
+  return cast<YieldOp>(getBody().front().getTerminator());
+}
+
+LogicalResult LayerOp::verifyRegions() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != 1 ||
+      body.getArgument(0).getType() != getInput().getType())
+    return emitOpError() << "body must take one argument of the input type "
+                         << getInput().getType();
+  if (getIndex() < 0)
+    return emitOpError() << "layer index must be >= 0, got " << getIndex();
+  Type yielded = getYield().getValue().getType();
+  if (yielded != getInput().getType())
+    return emitOpError() << "yields " << yielded
+                         << " but the residual connection needs "
+                         << getInput().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouterOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location>, RouterOp::Adaptor adaptor,
+    SmallVectorImpl<Type> &inferred) {
+  auto input = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto weight = cast<RankedTensorType>(adaptor.getWeight().getType());
+  if (input.getRank() != 2 || weight.getRank() != 2)
+    return failure();
+  inferred.push_back(RankedTensorType::get(
+      {input.getDimSize(0), weight.getDimSize(0)}, Float32Type::get(context)));
+  return success();
+}
+
+LogicalResult RouterOp::verify() {
+  if (failed(expectRank(*this, "input", getInput(), 2)) ||
+      failed(expectRank(*this, "weight", getWeight(), 2)))
+    return failure();
+  int64_t hidden = tensorType(getInput()).getDimSize(1);
+  int64_t experts = tensorType(getWeight()).getDimSize(0);
+  if (failed(expectShape(*this, "weight", getWeight(), {experts, hidden})))
+    return failure();
+  if (getBias() && failed(expectShape(*this, "bias", getBias(), {experts})))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GateOp::inferReturnTypes(MLIRContext *context,
+                                       std::optional<Location>,
+                                       GateOp::Adaptor adaptor,
+                                       SmallVectorImpl<Type> &inferred) {
+  auto logits = cast<RankedTensorType>(adaptor.getLogits().getType());
+  if (logits.getRank() != 2 || !adaptor.getRouting())
+    return failure();
+  int64_t tokens = logits.getDimSize(0);
+  int64_t k = adaptor.getRouting().getTopK();
+  Type i32 = IntegerType::get(context, 32);
+  Type f32 = Float32Type::get(context);
+  inferred.push_back(RankedTensorType::get({tokens, k}, i32));
+  inferred.push_back(RankedTensorType::get({tokens, k}, f32));
+  inferred.push_back(RankedTensorType::get({tokens, k}, i32));
+  inferred.push_back(RankedTensorType::get({logits.getDimSize(1)}, i32));
+  inferred.push_back(IndexType::get(context));
+  return success();
+}
+
+void GateOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getExpertIds(), "expert_ids");
+  setNameFn(getWeights(), "weights");
+  setNameFn(getSlots(), "slots");
+  setNameFn(getCounts(), "counts");
+  setNameFn(getCapacity(), "capacity");
+}
+
+LogicalResult GateOp::verify() {
+  if (failed(expectRank(*this, "logits", getLogits(), 2)))
+    return failure();
+  int64_t experts = getNumExperts();
+  if (ShapedType::isDynamic(experts))
+    return emitOpError() << "the expert count (logits dimension 1) must be "
+                            "static";
+  RoutingAttr routing = getRouting();
+  int64_t k = routing.getTopK();
+  if (k > experts)
+    return emitOpError() << "top_k = " << k << " exceeds the " << experts
+                         << " experts";
+  int64_t groups = routing.getNGroup();
+  if (experts % groups != 0)
+    return emitOpError() << experts << " experts do not split into n_group = "
+                         << groups << " equal groups";
+  int64_t perGroup = experts / groups;
+  if (routing.getTopkGroup() * perGroup < k)
+    return emitOpError() << "topk_group = " << routing.getTopkGroup()
+                         << " groups of " << perGroup
+                         << " experts hold fewer than top_k = " << k
+                         << " experts";
+  if (routing.getGroupScore() == GroupScore::top2_sum && perGroup < 2)
+    return emitOpError() << "group_score = top2_sum needs at least 2 experts "
+                            "per group, got "
+                         << perGroup;
+  if (getCorrectionBias() &&
+      failed(expectShape(*this, "correction bias", getCorrectionBias(),
+                         {experts})))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp / CombineOp
+//===----------------------------------------------------------------------===//
+
+/// Shared by dispatch and combine: the mapping table is [S, k] and `buffer`
+/// is the expert-major [E, C, H] view of `tokens` [S, H].
+static LogicalResult verifyTokenMapping(Operation *op, Value tokens,
+                                        Value buffer, Value expertIds) {
+  if (failed(expectRank(op, "token tensor", tokens, 2)) ||
+      failed(expectRank(op, "expert buffer", buffer, 3)) ||
+      failed(expectRank(op, "expert_ids", expertIds, 2)))
+    return failure();
+  RankedTensorType tokenType = tensorType(tokens);
+  RankedTensorType bufferType = tensorType(buffer);
+  if (!dimsAgree(tensorType(expertIds).getDimSize(0), tokenType.getDimSize(0)))
+    return op->emitOpError()
+           << "expert_ids has " << tensorType(expertIds).getDimSize(0)
+           << " rows but there are " << tokenType.getDimSize(0) << " tokens";
+  if (!dimsAgree(bufferType.getDimSize(2), tokenType.getDimSize(1)))
+    return op->emitOpError()
+           << "expert buffer hidden size " << bufferType.getDimSize(2)
+           << " differs from the token hidden size " << tokenType.getDimSize(1);
+  if (bufferType.getElementType() != tokenType.getElementType())
+    return op->emitOpError() << "expert buffer element type "
+                             << bufferType.getElementType()
+                             << " differs from the token element type "
+                             << tokenType.getElementType();
+  return success();
+}
+
+LogicalResult DispatchOp::verify() {
+  if (failed(verifyTokenMapping(*this, getInput(), getResult(),
+                                getExpertIds())))
+    return failure();
+  APInt capacity;
+  int64_t rows = tensorType(getResult()).getDimSize(1);
+  if (matchPattern(getCapacity(), m_ConstantInt(&capacity)) &&
+      !dimsAgree(rows, capacity.getSExtValue()))
+    return emitOpError() << "result has " << rows
+                         << " rows per expert but the capacity is "
+                         << capacity.getSExtValue();
+  return success();
+}
+
+LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location>,
+                                          CombineOp::Adaptor adaptor,
+                                          SmallVectorImpl<Type> &inferred) {
+  auto buffer = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto ids = cast<RankedTensorType>(adaptor.getExpertIds().getType());
+  if (buffer.getRank() != 3 || ids.getRank() != 2)
+    return failure();
+  inferred.push_back(RankedTensorType::get(
+      {ids.getDimSize(0), buffer.getDimSize(2)}, buffer.getElementType()));
+  return success();
+}
+
+LogicalResult CombineOp::verify() {
+  if (failed(verifyTokenMapping(*this, getResult(), getInput(),
+                                getExpertIds())))
+    return failure();
+  return expectShape(*this, "weights", getWeights(),
+                     tensorType(getExpertIds()).getShape());
+}
+
+//===----------------------------------------------------------------------===//
+// AllToAllOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllToAllOp::verify() {
+  auto groupsType = cast<ShapedType>(getGroups().getType());
+  if (groupsType.getRank() != 2 || groupsType.getNumElements() == 0)
+    return emitOpError() << "groups must be a non-empty 2-D list of ranks "
+                            "(one row per expert-parallel group)";
+  llvm::SmallSet<int64_t, 16> seen;
+  for (int64_t rank : getGroups().getValues<int64_t>()) {
+    if (rank < 0)
+      return emitOpError() << "rank " << rank << " in groups is negative";
+    if (!seen.insert(rank).second)
+      return emitOpError() << "rank " << rank
+                           << " appears in more than one place in groups";
+  }
+  int64_t groupSize = getGroupSize();
+  if (getVariant() == AllToAllVariant::hierarchical) {
+    if (!getRanksPerNode())
+      return emitOpError() << "hierarchical all_to_all needs ranks_per_node";
+    int64_t perNode = *getRanksPerNode();
+    if (perNode <= 1 || perNode >= groupSize || groupSize % perNode != 0)
+      return emitOpError()
+             << "hierarchical all_to_all needs 1 < ranks_per_node < group "
+                "size with ranks_per_node dividing it; got ranks_per_node = "
+             << perNode << " for groups of " << groupSize;
+  } else if (getRanksPerNode()) {
+    return emitOpError() << "ranks_per_node applies only to the hierarchical "
+                            "variant";
+  }
+
+  if (failed(expectRank(*this, "input", getInput(), 3)) ||
+      failed(expectRank(*this, "result", getResult(), 3)) ||
+      failed(expectSameElementType(*this, "result", getResult(), getInput())))
+    return failure();
+  bool toExperts = getDirection() == AllToAllDirection::to_experts;
+  // `global` is the [E, C, H] side, `local` the [E / G, G * C, H] side.
+  RankedTensorType global = tensorType(toExperts ? getInput() : getResult());
+  RankedTensorType local = tensorType(toExperts ? getResult() : getInput());
+  int64_t experts = global.getDimSize(0), capacity = global.getDimSize(1);
+  if (ShapedType::isDynamic(experts))
+    return emitOpError() << "the expert count must be static";
+  if (experts % groupSize != 0)
+    return emitOpError() << experts << " experts do not split over groups of "
+                         << groupSize << " ranks";
+  int64_t rows = ShapedType::isDynamic(capacity) ? ShapedType::kDynamic
+                                                 : capacity * groupSize;
+  return expectShape(*this, toExperts ? "result" : "input",
+                     toExperts ? getResult() : getInput(),
+                     {experts / groupSize, rows, global.getDimSize(2)});
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsOp / DenseFfnOp
+//===----------------------------------------------------------------------===//
+
+/// One home for the FFN weight rules. `stack` is {E} for experts and {} for a
+/// dense FFN: every weight and bias shape is prefixed by it.
+template <typename FfnOp>
+static LogicalResult verifyFfn(FfnOp op, ArrayRef<int64_t> stack) {
+  int64_t rank = static_cast<int64_t>(stack.size()) + 2;
+  if (failed(expectRank(op, "input", op.getInput(), rank)))
+    return failure();
+  if (!stack.empty() && failed(expectShape(op, "input", op.getInput(),
+                                           {stack[0], ShapedType::kDynamic,
+                                            ShapedType::kDynamic})))
+    return failure();
+  int64_t hidden = tensorType(op.getInput()).getDimSize(rank - 1);
+  if (failed(expectRank(op, "up weight", op.getUpWeight(), rank)))
+    return failure();
+  int64_t ffn = op.getFfnSize();
+  auto shape = [&](std::initializer_list<int64_t> tail) {
+    SmallVector<int64_t> full(stack.begin(), stack.end());
+    full.append(tail.begin(), tail.end());
+    return full;
+  };
+  struct Expected {
+    StringRef what;
+    Value value;
+    SmallVector<int64_t> shape;
+  };
+  Expected expected[] = {
+      {"gate weight", op.getGateWeight(), shape({ffn, hidden})},
+      {"up weight", op.getUpWeight(), shape({ffn, hidden})},
+      {"up bias", op.getUpBias(), shape({ffn})},
+      {"down weight", op.getDownWeight(), shape({hidden, ffn})},
+      {"down bias", op.getDownBias(), shape({hidden})},
+  };
+  for (const Expected &e : expected) {
+    if (!e.value)
+      continue;
+    if (failed(expectShape(op, e.what, e.value, e.shape)) ||
+        failed(expectSameElementType(op, e.what, e.value, op.getInput())))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult ExpertsOp::verify() {
+  int64_t experts = tensorType(getUpWeight()).getRank() == 3
+                        ? tensorType(getUpWeight()).getDimSize(0)
+                        : ShapedType::kDynamic;
+  if (ShapedType::isDynamic(experts))
+    return emitOpError() << "up weight must be a stacked [E, F, H] tensor with "
+                            "a static expert count, got "
+                         << getUpWeight().getType();
+  if (failed(verifyFfn(*this, {experts})))
+    return failure();
+  // Stacked weights loaded from per-expert safetensors keys name the expert.
+  for (Value weight : getOperands().drop_front()) {
+    auto arg = dyn_cast<BlockArgument>(weight);
+    auto func = arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp())
+                    : func::FuncOp();
+    if (!func)
+      continue;
+    auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                 MoeDialect::kWeightAttrName);
+    if (key && !key.getValue().contains(MoeDialect::kExpertPlaceholder))
+      return emitOpError() << "stacked expert weight '" << key.getValue()
+                           << "' must name the expert with '"
+                           << MoeDialect::kExpertPlaceholder << "'";
+  }
+  return success();
+}
+
+LogicalResult DenseFfnOp::verify() { return verifyFfn(*this, {}); }
+
+//===----------------------------------------------------------------------===//
+// ResidualMixOp / SharedAddOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ResidualMixOp::verify() {
+  if (failed(expectRank(*this, "moe output", getMoeOutput(), 2)))
+    return failure();
+  bool learned = static_cast<bool>(getInput());
+  if (learned != static_cast<bool>(getCoefWeight()) ||
+      learned != static_cast<bool>(getCoefBias()))
+    return emitOpError() << "a learned coefficient needs the input, the "
+                            "weight and the bias";
+  if (learned == getCoefficients().has_value())
+    return emitOpError() << "needs exactly one of a learned coefficient or a "
+                            "constant one";
+  if (!learned) {
+    ArrayRef<double> coefficients = *getCoefficients();
+    if (coefficients.size() != 2)
+      return emitOpError() << "constant coefficient must have 2 entries, got "
+                           << coefficients.size();
+    return success();
+  }
+  int64_t hidden = tensorType(getMoeOutput()).getDimSize(1);
+  if (failed(expectShape(*this, "input", getInput(),
+                         tensorType(getMoeOutput()).getShape())) ||
+      failed(expectShape(*this, "coefficient weight", getCoefWeight(),
+                         {2, hidden})) ||
+      failed(expectShape(*this, "coefficient bias", getCoefBias(), {2})))
+    return failure();
+  return success();
+}
+
+LogicalResult SharedAddOp::verify() {
+  if (failed(expectRank(*this, "routed output", getRouted(), 2)))
+    return failure();
+  if (static_cast<bool>(getInput()) != static_cast<bool>(getGateWeight()))
+    return emitOpError() << "a gated shared expert needs both the input and "
+                            "the gate weight";
+  if (!getInput())
+    return success();
+  int64_t hidden = tensorType(getRouted()).getDimSize(1);
+  if (failed(expectShape(*this, "input", getInput(),
+                         tensorType(getRouted()).getShape())) ||
+      failed(expectShape(*this, "shared gate weight", getGateWeight(),
+                         {1, hidden})))
+    return failure();
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/moe/IR/MoeOps.cpp.inc"

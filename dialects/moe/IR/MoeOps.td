@@ -1,0 +1,349 @@
+//===- MoeOps.td - moe dialect operations ------------------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_TD
+#define MOE_DIALECT_MOE_IR_MOEOPS_TD
+
+include "dialects/moe/IR/MoeAttrs.td"
+include "mlir/IR/OpAsmInterface.td"
+include "mlir/IR/Properties.td"
+include "mlir/IR/RegionKindInterface.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+class Moe_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moe_Dialect, mnemonic, traits>;
+
+// Activations and weights: bf16 and fp16 storage, or fp32.
+def Moe_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
+def Moe_F32Tensor : RankedTensorOf<[F32]>;
+def Moe_I32Tensor : RankedTensorOf<[I32]>;
+
+//===----------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------===//
+
+def Moe_LayerOp : Moe_Op<"layer", [
+    RecursiveMemoryEffects, SingleBlock,
+    AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
+  let summary = "one FFN block of the transformer, with its residual connection";
+  let description = [{
+    The body computes the block's FFN (an MoE layer, a residual-MoE layer or a
+    dense MLP) from its argument, the layer input. The result is
+    `input + yielded`: the transformer's residual connection. `index` is the
+    decoder layer the block came from; each layer has its own expert count,
+    so pyramid models need nothing special.
+
+    ```mlir
+    %y = moe.layer 3 (%h = %x) : tensor<?x4096xbf16> {
+      %f = moe.dense_ffn silu %h gate %wg up %wu down %wd : ...
+      moe.yield %f : tensor<?x4096xbf16>
+    }
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, I64Prop:$index);
+  let results = (outs Moe_FloatTensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let hasCustomAssemblyFormat = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The layer input as seen inside the body.
+    ::mlir::BlockArgument getBodyInput() { return getBody().getArgument(0); }
+    YieldOp getYield();
+  }];
+}
+
+def Moe_YieldOp : Moe_Op<"yield", [
+    Pure, ReturnLike, Terminator, HasParent<"LayerOp">]> {
+  let summary = "the FFN output of a layer";
+  let arguments = (ins Moe_FloatTensor:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+def Moe_RouterOp : Moe_Op<"router", [
+    Pure, InferTypeOpAdaptor]> {
+  let summary = "router logits: x · Wg^T (+ b), in fp32";
+  let description = [{
+    `input` is `[S, H]`, `weight` is `[E, H]` (torch Linear layout), `bias`
+    `[E]`. The logits are computed and returned in fp32 whatever the
+    activation dtype, as every reference implementation does.
+
+    ```mlir
+    %logits = moe.router %x, %wg : tensor<?x4096xbf16>, tensor<8x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight,
+                       Optional<Moe_FloatTensor>:$bias);
+  let results = (outs Moe_F32Tensor:$logits);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? attr-dict `:` type($input) `,`
+    type($weight) (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_GateOp : Moe_Op<"gate", [
+    Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "expert selection: scores, top-k, weights, capacity slots";
+  let description = [{
+    Applies the routing policy `routing` to fp32 router logits `[S, E]`:
+    scoring (softmax or sigmoid), the optional selection-only correction bias
+    `[E]`, group-limited selection, top-k with ties to the lower expert index,
+    normalisation, scaling, and capacity. It returns a mapping table, never a
+    one-hot tensor:
+
+    - `expert_ids [S, k]`: the chosen experts, best first;
+    - `weights [S, k]`: their unbiased, normalised, scaled scores; 0 if dropped;
+    - `slots [S, k]`: the row of the expert's buffer the choice fills; -1 if
+      dropped;
+    - `counts [E]`: kept choices per expert;
+    - `capacity`: rows per expert buffer. `max(min_capacity,
+      ceil(k * S / E * capacity_factor))`, or the largest count when dropless.
+
+    The exact semantics, step by step, are in docs/Dialects/MoeRationale.md.
+
+    ```mlir
+    %ids, %w, %slots, %counts, %cap = moe.gate %logits correction %bias
+        #moe.routing<scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4,
+                     group_score = top2_sum, normalize = selected>
+        : tensor<?x256xf32>, tensor<256xf32>
+    ```
+  }];
+  let arguments = (ins Moe_F32Tensor:$logits,
+                       Optional<Moe_F32Tensor>:$correction_bias,
+                       Moe_RoutingAttr:$routing);
+  let results = (outs Moe_I32Tensor:$expert_ids, Moe_F32Tensor:$weights,
+                      Moe_I32Tensor:$slots, Moe_I32Tensor:$counts,
+                      Index:$capacity);
+  let assemblyFormat = [{
+    $logits (`correction` $correction_bias^)? $routing attr-dict
+    `:` type($logits) (`,` type($correction_bias)^)?
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumExperts() {
+      return getLogits().getType().getDimSize(1);
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Token movement
+//===----------------------------------------------------------------------===//
+
+def Moe_DispatchOp : Moe_Op<"dispatch", [
+    Pure, AllTypesMatch<["expert_ids", "slots"]>]> {
+  let summary = "gather tokens into the expert-major buffer [E, C, H]";
+  let description = [{
+    `result[expert_ids[s, j], slots[s, j]] = input[s]` for every kept choice;
+    rows no choice fills are zero. `capacity` is the gate's `C`.
+
+    ```mlir
+    %buf = moe.dispatch %x, %ids, %slots, %cap
+        : tensor<?x4096xbf16>, tensor<?x2xi32> -> tensor<8x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
+                       Moe_I32Tensor:$slots, Index:$capacity);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $expert_ids `,` $slots `,` $capacity attr-dict `:`
+    type($input) `,` type($expert_ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_CombineOp : Moe_Op<"combine", [
+    Pure, AllTypesMatch<["expert_ids", "slots"]>,
+    TypesMatchWith<"weights are the fp32 counterpart of expert_ids",
+                   "expert_ids", "weights",
+                   "::mlir::RankedTensorType::get(::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), ::mlir::Float32Type::get($_self.getContext()))">,
+    InferTypeOpAdaptor]> {
+  let summary = "scatter expert outputs back to tokens, weighted";
+  let description = [{
+    `result[s] = sum_j weights[s, j] * input[expert_ids[s, j], slots[s, j]]`
+    over the kept choices (`slots >= 0`), accumulated in fp32.
+
+    ```mlir
+    %y = moe.combine %out, %ids, %slots, %w
+        : tensor<8x?x4096xbf16>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
+                       Moe_I32Tensor:$slots, Moe_F32Tensor:$weights);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $expert_ids `,` $slots `,` $weights attr-dict `:`
+    type($input) `,` type($expert_ids)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure]> {
+  let summary = "exchange expert-major slices within expert-parallel groups";
+  let description = [{
+    `groups` lists the expert-parallel rank groups, one row each (`G` ranks);
+    every rank belongs to at most one row and exchanges with its row only.
+    `to_experts` turns `[E, C, H]` into `[E / G, G * C, H]`: member `q`
+    receives experts `[q * E / G, (q + 1) * E / G)` from every member, member
+    `p`'s rows at `[p * C, (p + 1) * C)`. `from_experts` is the inverse.
+    `hierarchical` gives the same result in two stages (inside a node, then
+    across nodes) and needs `ranks_per_node`. Only the parallelism pass
+    inserts this op.
+
+    ```mlir
+    %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3]]>
+        : tensor<8x?x4096xbf16> -> tensor<2x?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input,
+                       EnumProp<Moe_AllToAllDirection>:$direction,
+                       EnumProp<Moe_AllToAllVariant>:$variant,
+                       I64ElementsAttr:$groups,
+                       OptionalAttr<I64Attr>:$ranks_per_node);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $direction $variant $input `groups` $groups
+    (`ranks_per_node` $ranks_per_node^)? attr-dict `:` type($input) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getGroupSize() {
+      return ::llvm::cast<::mlir::ShapedType>(getGroups().getType())
+          .getDimSize(1);
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Compute
+//===----------------------------------------------------------------------===//
+
+// The FFN of an expert group or of a dense MLP. Gated (SwiGLU family) when
+// `gate_weight` is present: down(act(gate(x)) * up(x)); otherwise
+// down(act(up(x) + up_bias)) + down_bias (fc1/fc2 of DeepSpeed GPT).
+class Moe_FfnOp<string mnemonic, string layout, string example>
+    : Moe_Op<mnemonic, [Pure, AttrSizedOperandSegments,
+                        AllTypesMatch<["input", "result"]>]> {
+  let description = "Shapes: " # layout # [{
+    Weights use the torch Linear layout `[out, in]`, share the input's
+    element type, and compute with fp32 accumulation.
+
+    ```mlir
+  }] # example # [{
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input,
+                       Optional<Moe_FloatTensor>:$gate_weight,
+                       Moe_FloatTensor:$up_weight,
+                       Optional<Moe_FloatTensor>:$up_bias,
+                       Moe_FloatTensor:$down_weight,
+                       Optional<Moe_FloatTensor>:$down_bias,
+                       EnumProp<Moe_Activation>:$activation);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $activation $input (`gate` $gate_weight^)? `up` $up_weight
+    (`bias` $up_bias^)? `down` $down_weight (`bias` $down_bias^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    bool isGated() { return static_cast<bool>(getGateWeight()); }
+    int64_t getFfnSize() {
+      return getUpWeight().getType().getDimSize(
+          getUpWeight().getType().getRank() - 2);
+    }
+  }];
+}
+
+def Moe_ExpertsOp : Moe_FfnOp<"experts",
+    "input `[E, C, H]`; gate/up `[E, F, H]`, down `[E, H, F]`, up_bias "
+    "`[E, F]`, down_bias `[E, H]`; result `[E, C, H]`.", [{
+    %y = moe.experts silu %buf gate %wg up %wu down %wd
+        : (tensor<8x?x4096xbf16>, tensor<8x14336x4096xbf16>,
+           tensor<8x14336x4096xbf16>, tensor<8x4096x14336xbf16>)
+        -> tensor<8x?x4096xbf16>
+  }]> {
+  let summary = "E expert FFNs applied to their rows of the expert buffer";
+}
+
+def Moe_DenseFfnOp : Moe_FfnOp<"dense_ffn",
+    "input `[S, H]`; gate/up `[F, H]`, down `[H, F]`, up_bias `[F]`, "
+    "down_bias `[H]`; result `[S, H]`.", [{
+    %y = moe.dense_ffn gelu %x up %w1 bias %b1 down %w2 bias %b2
+        : (tensor<?x1024xf32>, tensor<4096x1024xf32>, tensor<4096xf32>,
+           tensor<1024x4096xf32>, tensor<1024xf32>) -> tensor<?x1024xf32>
+  }]> {
+  let summary = "an FFN without routing: dense layers, residual and shared MLPs";
+}
+
+def Moe_ResidualMixOp : Moe_Op<"residual_mix", [
+    Pure, AttrSizedOperandSegments,
+    AllTypesMatch<["moe_output", "mlp_output", "result"]>]> {
+  let summary = "Residual-MoE (PR-MoE) mix of the MoE and the dense MLP";
+  let description = [{
+    DeepSpeed `use_residual`: `coef = softmax(x · Wc^T + bc)` with `Wc` of
+    shape `[2, H]` (torch Linear layout) and `bc` `[2]`;
+    `result = moe_output * coef[:, 0] + mlp_output * coef[:, 1]`.
+    When the coefficient is known at compile time it is the `constant` pair
+    instead.
+
+    ```mlir
+    %r = moe.residual_mix %m, %d coefficient(%x, %wc, %bc
+        : tensor<?x1024xf32>, tensor<2x1024xf32>, tensor<2xf32>)
+        : tensor<?x1024xf32>
+    %r = moe.residual_mix %m, %d constant [0.25, 0.75] : tensor<?x1024xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$moe_output,
+                       Moe_FloatTensor:$mlp_output,
+                       Optional<Moe_FloatTensor>:$input,
+                       Optional<Moe_FloatTensor>:$coef_weight,
+                       Optional<Moe_FloatTensor>:$coef_bias,
+                       OptionalAttr<DenseF64ArrayAttr>:$coefficients);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $moe_output `,` $mlp_output
+    (`coefficient` `(` $input^ `,` $coef_weight `,` $coef_bias `:`
+     type($input) `,` type($coef_weight) `,` type($coef_bias) `)`)?
+    (`constant` $coefficients^)? attr-dict `:` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasFolder = 1;
+  let hasCanonicalizer = 1;
+}
+
+def Moe_SharedAddOp : Moe_Op<"shared_add", [
+    Pure, AttrSizedOperandSegments,
+    AllTypesMatch<["routed", "shared", "result"]>]> {
+  let summary = "add the shared experts' output to the routed output";
+  let description = [{
+    DeepSeek: `result = routed + shared`. Qwen-MoE (`gated`):
+    `result = routed + sigmoid(x · w^T) * shared` with `w` of shape `[1, H]`.
+
+    ```mlir
+    %r = moe.shared_add %routed, %shared gated(%x, %wsg
+        : tensor<?x2048xbf16>, tensor<1x2048xbf16>) : tensor<?x2048xbf16>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$routed, Moe_FloatTensor:$shared,
+                       Optional<Moe_FloatTensor>:$input,
+                       Optional<Moe_FloatTensor>:$gate_weight);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $routed `,` $shared
+    (`gated` `(` $input^ `,` $gate_weight `:` type($input) `,`
+     type($gate_weight) `)`)? attr-dict `:` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

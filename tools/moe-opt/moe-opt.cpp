@@ -1,0 +1,14 @@
+//===- moe-opt.cpp - the moe-mlir optimizer driver ------------------------===//
+
+#include "compiler/InitAll.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  moe::registerDialects(registry);
+  moe::registerPasses();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
+}

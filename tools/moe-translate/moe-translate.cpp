@@ -1,0 +1,11 @@
+//===- moe-translate.cpp - moe-mlir importers and exporters ---------------===//
+
+#include "compiler/InitAll.h"
+
+#include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
+
+int main(int argc, char **argv) {
+  moe::registerTranslations();
+  return mlir::failed(
+      mlir::mlirTranslateMain(argc, argv, "moe-mlir translation driver\n"));
+}
