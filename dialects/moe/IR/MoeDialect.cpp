@@ -3,7 +3,6 @@
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moe/IR/MoeOps.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -40,10 +39,7 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    NamedAttribute attribute) {
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown argument attribute '"
-                           << attribute.getName() << "'";
-  if (!isa<func::FuncOp>(op))
-    return op->emitError() << "'" << kWeightAttrName
-                           << "' is only valid on function arguments";
+                           << attribute.getName().getValue() << "'";
   auto key = dyn_cast<StringAttr>(attribute.getValue());
   if (!key || key.getValue().empty())
     return op->emitError() << "'" << kWeightAttrName << "' of argument #"
@@ -68,5 +64,5 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
     return success();
   }
   return op->emitError() << "unknown moe dialect attribute '"
-                         << attribute.getName() << "'";
+                         << attribute.getName().getValue() << "'";
 }

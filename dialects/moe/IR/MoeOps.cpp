@@ -286,11 +286,7 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult CombineOp::verify() {
-  if (failed(verifyTokenMapping(*this, getResult(), getInput(),
-                                getExpertIds())))
-    return failure();
-  return expectShape(*this, "weights", getWeights(),
-                     tensorType(getExpertIds()).getShape());
+  return verifyTokenMapping(*this, getResult(), getInput(), getExpertIds());
 }
 
 //===----------------------------------------------------------------------===//
