@@ -62,3 +62,46 @@ int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
   return std::max(getMinCapacity(),
                   static_cast<int64_t>(std::ceil(perExpert)));
 }
+
+LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               int64_t nodes, int64_t gpusPerNode,
+                               int64_t memoryBytes, APFloat memoryGbps,
+                               APFloat peakTflops, APFloat intraNodeGbps,
+                               APFloat interNodeGbps) {
+  if (nodes < 1 || gpusPerNode < 1)
+    return emitError() << "mesh must have at least one node and one GPU per "
+                          "node, got "
+                       << nodes << "x" << gpusPerNode;
+  if (memoryBytes < 1)
+    return emitError() << "memory_bytes must be positive, got " << memoryBytes;
+  for (auto [name, value] :
+       {std::pair<StringRef, APFloat>{"memory_gbps", memoryGbps},
+        {"peak_tflops", peakTflops},
+        {"intra_node_gbps", intraNodeGbps},
+        {"inter_node_gbps", interNodeGbps}}) {
+    double v = value.convertToDouble();
+    if (!std::isfinite(v) || v <= 0.0)
+      return emitError() << name << " must be finite and positive, got " << v;
+  }
+  return success();
+}
+
+LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               int64_t dp, int64_t ep, int64_t tp,
+                               AllToAllVariant) {
+  if (dp < 1 || ep < 1 || tp < 1)
+    return emitError() << "plan degrees must be at least 1, got dp = " << dp
+                       << ", ep = " << ep << ", tp = " << tp;
+  return success();
+}
+
+SmallVector<SmallVector<int64_t>> PlanAttr::getExchangeGroups() const {
+  SmallVector<SmallVector<int64_t>> groups;
+  int64_t size = getEp() * getTp();
+  for (int64_t d = 0; d < getDp(); ++d) {
+    SmallVector<int64_t> &group = groups.emplace_back();
+    for (int64_t r = 0; r < size; ++r)
+      group.push_back(d * size + r);
+  }
+  return groups;
+}

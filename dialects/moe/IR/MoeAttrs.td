@@ -74,4 +74,76 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
   }];
 }
 
+def Moe_MeshAttr : Moe_Attr<"Mesh", "mesh"> {
+  let summary = "the devices a module is compiled for";
+  let description = [{
+    `nodes x gpus_per_node` devices, ranks numbered node-major. The hardware
+    numbers feed the cost model; the defaults describe an H100 SXM node
+    (80 GiB HBM3 at 3350 GB/s, 989 dense bf16 TFLOP/s, NVLink 4 at 450 GB/s
+    per direction, one 400 Gb/s NIC per GPU = 50 GB/s) and can be overridden.
+
+    ```mlir
+    module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8>}
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$nodes,
+    "int64_t":$gpus_per_node,
+    DefaultValuedParameter<"int64_t", "85899345920">:$memory_bytes,
+    Moe_F64Parameter<"3350.0">:$memory_gbps,
+    Moe_F64Parameter<"989.0">:$peak_tflops,
+    Moe_F64Parameter<"450.0">:$intra_node_gbps,
+    Moe_F64Parameter<"50.0">:$inter_node_gbps
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumRanks() const { return getNodes() * getGpusPerNode(); }
+  }];
+}
+
+def Moe_PlanAttr : Moe_Attr<"Plan", "plan"> {
+  let summary = "how one layer is spread over the mesh";
+  let description = [{
+    The `dp x ep x tp` ranks of the mesh, rank = (d * ep + e) * tp + t:
+    expert-parallel groups hold the experts split `ep` ways; each expert's FFN
+    is sliced `tp` ways (column-split gate/up, row-split down, partial sums
+    added by the returning all-to-all); `dp` replicas hold the same weights.
+    Dense MLPs of the layer are tensor-parallel over `tp` and replicated
+    otherwise. `all_to_all` is the exchange variant.
+
+    ```mlir
+    #moe.plan<dp = 4, ep = 32, tp = 1, all_to_all = hierarchical>
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$dp,
+    "int64_t":$ep,
+    "int64_t":$tp,
+    Moe_EnumParameter<Moe_AllToAllVariant, "flat">:$all_to_all
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumRanks() const { return getDp() * getEp() * getTp(); }
+    /// The all-to-all groups, one row per replica d: its ep * tp ranks
+    /// (expert-slicing partners next to each other).
+    ::llvm::SmallVector<::llvm::SmallVector<int64_t>> getExchangeGroups() const;
+  }];
+}
+
+def Moe_ShardAttr : Moe_Attr<"Shard", "shard"> {
+  let summary = "how a weight argument is split by its layer's plan";
+  let description = [{
+    One axis per tensor dimension: `ep` splits it over the expert-parallel
+    ranks, `tp` over the expert-slicing ranks, `none` keeps it whole.
+
+    ```mlir
+    %w1: tensor<1x7168x4096xbf16> {moe.shard = #moe.shard<[ep, tp, none]>}
+    ```
+  }];
+  let parameters = (ins ArrayRefParameter<"ShardAxis">:$dims);
+  let assemblyFormat = "`<` `[` $dims `]` `>`";
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

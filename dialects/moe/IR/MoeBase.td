@@ -43,6 +43,12 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kModelTypeAttrName = "moe.model_type";
     /// Placeholder for the expert index in a stacked weight's key pattern.
     static constexpr ::llvm::StringLiteral kExpertPlaceholder = "{e}";
+    /// Argument attribute: how a weight is split over its layer's plan.
+    static constexpr ::llvm::StringLiteral kShardAttrName = "moe.shard";
+    /// Module attribute: the device mesh the module is compiled for.
+    static constexpr ::llvm::StringLiteral kMeshAttrName = "moe.mesh";
+    /// Layer attribute: the layer's parallel plan.
+    static constexpr ::llvm::StringLiteral kPlanAttrName = "moe.plan";
   }];
 }
 
@@ -121,6 +127,18 @@ def Moe_AllToAllVariant : I32EnumAttr<"AllToAllVariant",
       I32EnumAttrCase<"hierarchical", 1>
     ]> {
   let cppNamespace = "::mlir::moe";
+}
+
+def Moe_ShardAxis : I32EnumAttr<"ShardAxis",
+    "the parallel axis of a layer plan that splits a tensor dimension", [
+      I32EnumAttrCase<"none", 0>,
+      // Split over the expert-parallel ranks.
+      I32EnumAttrCase<"ep", 1>,
+      // Split over the tensor-parallel (expert-slicing) ranks.
+      I32EnumAttrCase<"tp", 2>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEBASE_TD

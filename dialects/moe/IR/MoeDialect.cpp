@@ -32,11 +32,29 @@ Operation *MoeDialect::materializeConstant(OpBuilder &builder, Attribute value,
   return arith::ConstantOp::materialize(builder, value, type, loc);
 }
 
-// `moe.weight` names the safetensors key a weight argument is loaded from.
+// `moe.weight` names the safetensors key a weight argument is loaded from;
+// `moe.shard` says how the parallelism pass split it.
 LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
                                                    unsigned regionIndex,
                                                    unsigned argIndex,
                                                    NamedAttribute attribute) {
+  if (attribute.getName() == kShardAttrName) {
+    auto shard = dyn_cast<ShardAttr>(attribute.getValue());
+    if (!shard)
+      return op->emitError() << "'" << kShardAttrName << "' of argument #"
+                             << argIndex << " must be a #moe.shard attribute";
+    auto type = dyn_cast<RankedTensorType>(
+        op->getRegion(regionIndex).getArgument(argIndex).getType());
+    if (!type || type.getRank() != static_cast<int64_t>(shard.getDims().size()))
+      return op->emitError() << "'" << kShardAttrName << "' of argument #"
+                             << argIndex << " names "
+                             << shard.getDims().size()
+                             << " dimensions but the argument has type "
+                             << op->getRegion(regionIndex)
+                                    .getArgument(argIndex)
+                                    .getType();
+    return success();
+  }
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown argument attribute '"
                            << attribute.getName().getValue() << "'";
@@ -56,13 +74,24 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
 
 LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attribute) {
-  if (attribute.getName() == kModelTypeAttrName) {
+  StringRef name = attribute.getName().getValue();
+  if (name == kModelTypeAttrName) {
     if (!isa<ModuleOp>(op) || !isa<StringAttr>(attribute.getValue()))
       return op->emitError()
-             << "'" << kModelTypeAttrName
-             << "' must be a string attribute on a builtin.module";
+             << "'" << name << "' must be a string attribute on a builtin.module";
     return success();
   }
-  return op->emitError() << "unknown moe dialect attribute '"
-                         << attribute.getName().getValue() << "'";
+  if (name == kMeshAttrName) {
+    if (!isa<ModuleOp>(op) || !isa<MeshAttr>(attribute.getValue()))
+      return op->emitError()
+             << "'" << name << "' must be a #moe.mesh attribute on a builtin.module";
+    return success();
+  }
+  if (name == kPlanAttrName) {
+    if (!isa<LayerOp>(op) || !isa<PlanAttr>(attribute.getValue()))
+      return op->emitError()
+             << "'" << name << "' must be a #moe.plan attribute on a moe.layer";
+    return success();
+  }
+  return op->emitError() << "unknown moe dialect attribute '" << name << "'";
 }

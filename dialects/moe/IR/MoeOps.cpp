@@ -293,20 +293,36 @@ LogicalResult CombineOp::verify() {
 // AllToAllOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult AllToAllOp::verify() {
-  auto groupsType = cast<ShapedType>(getGroups().getType());
+/// Rank groups are a non-empty 2-D list of distinct, non-negative ranks.
+static LogicalResult verifyRankGroups(Operation *op, DenseIntElementsAttr groups) {
+  auto groupsType = cast<ShapedType>(groups.getType());
   if (groupsType.getRank() != 2 || groupsType.getNumElements() == 0)
-    return emitOpError() << "groups must be a non-empty 2-D list of ranks "
-                            "(one row per expert-parallel group)";
+    return op->emitOpError() << "groups must be a non-empty 2-D list of ranks "
+                                "(one row per group)";
   llvm::SmallSet<int64_t, 16> seen;
-  for (int64_t rank : getGroups().getValues<int64_t>()) {
+  for (int64_t rank : groups.getValues<int64_t>()) {
     if (rank < 0)
-      return emitOpError() << "rank " << rank << " in groups is negative";
+      return op->emitOpError() << "rank " << rank << " in groups is negative";
     if (!seen.insert(rank).second)
-      return emitOpError() << "rank " << rank
-                           << " appears in more than one place in groups";
+      return op->emitOpError() << "rank " << rank
+                               << " appears in more than one place in groups";
   }
+  return success();
+}
+
+LogicalResult SyncCapacityOp::verify() {
+  return verifyRankGroups(*this, getGroups());
+}
+
+LogicalResult AllToAllOp::verify() {
+  if (failed(verifyRankGroups(*this, getGroups())))
+    return failure();
   int64_t groupSize = getGroupSize();
+  int64_t slices = getSlices();
+  if (slices < 1 || groupSize % slices != 0)
+    return emitOpError() << "slices = " << slices
+                         << " must be positive and divide the group size "
+                         << groupSize;
   if (getVariant() == AllToAllVariant::hierarchical) {
     if (!getRanksPerNode())
       return emitOpError() << "hierarchical all_to_all needs ranks_per_node";
@@ -326,20 +342,20 @@ LogicalResult AllToAllOp::verify() {
       failed(expectSameElementType(*this, "result", getResult(), getInput())))
     return failure();
   bool toExperts = getDirection() == AllToAllDirection::to_experts;
-  // `global` is the [E, C, H] side, `local` the [E / G, G * C, H] side.
+  // `global` is the [E, C, H] side, `local` the [E / EP, G * C, H] side.
   RankedTensorType global = tensorType(toExperts ? getInput() : getResult());
-  RankedTensorType local = tensorType(toExperts ? getResult() : getInput());
   int64_t experts = global.getDimSize(0), capacity = global.getDimSize(1);
+  int64_t shards = groupSize / slices;
   if (ShapedType::isDynamic(experts))
     return emitOpError() << "the expert count must be static";
-  if (experts % groupSize != 0)
-    return emitOpError() << experts << " experts do not split over groups of "
-                         << groupSize << " ranks";
+  if (experts % shards != 0)
+    return emitOpError() << experts << " experts do not split over "
+                         << shards << " expert-parallel ranks";
   int64_t rows = ShapedType::isDynamic(capacity) ? ShapedType::kDynamic
                                                  : capacity * groupSize;
   return expectShape(*this, toExperts ? "result" : "input",
                      toExperts ? getResult() : getInput(),
-                     {experts / groupSize, rows, global.getDimSize(2)});
+                     {experts / shards, rows, global.getDimSize(2)});
 }
 
 //===----------------------------------------------------------------------===//

@@ -189,24 +189,29 @@ def Moe_CombineOp : Moe_Op<"combine", [
 def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure]> {
   let summary = "exchange expert-major slices within expert-parallel groups";
   let description = [{
-    `groups` lists the expert-parallel rank groups, one row each (`G` ranks);
-    every rank belongs to at most one row and exchanges with its row only.
-    `to_experts` turns `[E, C, H]` into `[E / G, G * C, H]`: member `q`
-    receives experts `[q * E / G, (q + 1) * E / G)` from every member, member
-    `p`'s rows at `[p * C, (p + 1) * C)`. `from_experts` is the inverse.
-    `hierarchical` gives the same result in two stages (inside a node, then
-    across nodes) and needs `ranks_per_node`. Only the parallelism pass
+    `groups` lists the exchange groups, one row of `G` ranks each; a rank
+    exchanges with its row only. Each expert's FFN is split over `slices`
+    consecutive members, so the row holds `EP = G / slices` expert shards and
+    member `q` holds experts `[(q / slices) * E / EP, ...)` (E / EP of them).
+
+    `to_experts` turns `[E, C, H]` into `[E / EP, G * C, H]`: every member
+    sends its rows for an expert to each member holding a slice of it, and
+    member `p`'s rows land at `[p * C, (p + 1) * C)`. `from_experts` is the
+    inverse, summing the partial outputs of the `slices` members of each
+    expert. `hierarchical` gives the same result in two stages (inside a node,
+    then across nodes) and needs `ranks_per_node`. Only the parallelism pass
     inserts this op.
 
     ```mlir
     %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3]]>
-        : tensor<8x?x4096xbf16> -> tensor<2x?x4096xbf16>
+        : tensor<1x4xi64> : tensor<8x?x4096xbf16> -> tensor<2x?x4096xbf16>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input,
                        EnumProp<Moe_AllToAllDirection>:$direction,
                        EnumProp<Moe_AllToAllVariant>:$variant,
                        I64ElementsAttr:$groups,
+                       DefaultValuedAttr<I64Attr, "1">:$slices,
                        OptionalAttr<I64Attr>:$ranks_per_node);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
@@ -221,6 +226,23 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure]> {
           .getDimSize(1);
     }
   }];
+}
+
+def Moe_SyncCapacityOp : Moe_Op<"sync_capacity", [Pure]> {
+  let summary = "the largest capacity among the ranks of each group";
+  let description = [{
+    Dropless routing sizes each expert buffer by the largest per-expert count;
+    ranks that exchange buffers must agree on it, so expert parallelism takes
+    the maximum over each row of `groups`.
+
+    ```mlir
+    %c = moe.sync_capacity %cap groups dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>
+    ```
+  }];
+  let arguments = (ins Index:$capacity, I64ElementsAttr:$groups);
+  let results = (outs Index:$result);
+  let assemblyFormat = "$capacity `groups` $groups attr-dict";
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -237,7 +237,7 @@ func.func @f(%e: tensor<8x?x64xf32>, %i: tensor<4x2xi32>, %w: tensor<4x1xf32>) {
 // -----
 
 func.func @f(%b: tensor<8x?x64xf32>) {
-  // expected-error @below {{groups must be a non-empty 2-D list of ranks (one row per expert-parallel group)}}
+  // expected-error @below {{groups must be a non-empty 2-D list of ranks (one row per group)}}
   %r = moe.all_to_all to_experts flat %b groups dense<[0, 1]> : tensor<2xi64> : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
   return
 }
@@ -309,7 +309,7 @@ func.func @f(%b: tensor<?x?x64xf32>) {
 // -----
 
 func.func @f(%b: tensor<8x?x64xf32>) {
-  // expected-error @below {{8 experts do not split over groups of 3 ranks}}
+  // expected-error @below {{8 experts do not split over 3 expert-parallel ranks}}
   %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2]]> : tensor<1x3xi64> : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
@@ -544,6 +544,85 @@ module attributes {moe.model_type = 1 : i64} {
 
 // -----
 
-// expected-error @below {{unknown moe dialect attribute 'moe.plan'}}
-module attributes {moe.plan = "x"} {
+// expected-error @below {{unknown moe dialect attribute 'moe.plans'}}
+module attributes {moe.plans = "x"} {
+}
+
+// -----
+
+func.func @f(%b: tensor<8x?x64xf32>) {
+  // expected-error @below {{slices = 3 must be positive and divide the group size 4}}
+  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 3 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%b: tensor<8x?x64xf32>) {
+  // expected-error @below {{result must have shape [4, ?, 64], got [2, ?, 64]}}
+  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: index) {
+  // expected-error @below {{rank 2 appears in more than one place in groups}}
+  %r = moe.sync_capacity %c groups dense<[[0, 2], [2, 3]]> : tensor<2x2xi64>
+  return
+}
+
+// -----
+
+// expected-error @below {{mesh must have at least one node and one GPU per node, got 0x8}}
+module attributes {moe.mesh = #moe.mesh<nodes = 0, gpus_per_node = 8>} {
+}
+
+// -----
+
+// expected-error @below {{memory_bytes must be positive, got 0}}
+module attributes {moe.mesh = #moe.mesh<nodes = 1, gpus_per_node = 8, memory_bytes = 0>} {
+}
+
+// -----
+
+// expected-error @below {{inter_node_gbps must be finite and positive, got -1}}
+module attributes {moe.mesh = #moe.mesh<nodes = 1, gpus_per_node = 8, inter_node_gbps = -1.0>} {
+}
+
+// -----
+
+// expected-error @below {{'moe.mesh' must be a #moe.mesh attribute on a builtin.module}}
+module attributes {moe.mesh = "2x8"} {
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>) {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    moe.yield %h : tensor<?x64xf32>
+  // expected-error @below {{plan degrees must be at least 1, got dp = 1, ep = 0, tp = 1}}
+  } {moe.plan = #moe.plan<dp = 1, ep = 0, tp = 1>}
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.plan' must be a #moe.plan attribute on a moe.layer}}
+func.func @f() attributes {moe.plan = #moe.plan<dp = 1, ep = 1, tp = 1>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.shard' of argument #0 names 2 dimensions but the argument has type 'tensor<8x4x2xf32>'}}
+func.func @f(%w: tensor<8x4x2xf32> {moe.shard = #moe.shard<[ep, tp]>}) {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.shard' of argument #0 must be a #moe.shard attribute}}
+func.func @f(%w: tensor<8xf32> {moe.shard = [1, 2]}) {
+  return
 }

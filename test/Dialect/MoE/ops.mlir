@@ -125,3 +125,28 @@ func.func @pyramid(%x: tensor<16x64xf32>, %r0: tensor<4x64xf32>, %r1: tensor<8x6
   }
   return %b : tensor<16x64xf32>
 }
+
+// Parallel plans: the mesh, a layer's plan, weight shards, capacity sync and
+// a sliced exchange.
+// CHECK-LABEL: module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_bytes = 42949672960, inter_node_gbps = 2.500000e+01>}
+module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_bytes = 42949672960, inter_node_gbps = 25.0>} {
+  // CHECK: func.func @planned(%{{.*}}: tensor<?x64xf32>, %{{.*}}: tensor<1x64x64xf32> {moe.shard = #moe.shard<[ep, tp, none]>, moe.weight = "w.{e}.up"})
+  func.func @planned(%x: tensor<?x64xf32>, %w: tensor<1x64x64xf32> {moe.weight = "w.{e}.up", moe.shard = #moe.shard<[ep, tp, none]>}) -> tensor<?x64xf32> {
+    // CHECK: moe.layer 0 (%{{.*}} = %{{.*}}) : tensor<?x64xf32> {
+    // CHECK: } {moe.plan = #moe.plan<dp = 1, ep = 8, tp = 2, all_to_all = hierarchical>}
+    %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+      moe.yield %h : tensor<?x64xf32>
+    } {moe.plan = #moe.plan<dp = 1, ep = 8, tp = 2, all_to_all = hierarchical>}
+    return %y : tensor<?x64xf32>
+  }
+
+  // CHECK-LABEL: func.func @sliced_exchange
+  func.func @sliced_exchange(%buf: tensor<8x?x64xf32>, %cap: index) -> (tensor<8x?x64xf32>, index) {
+    // CHECK: moe.sync_capacity %{{.*}} groups dense<{{\[}}[0, 1, 2, 3]]> : tensor<1x4xi64>
+    %c = moe.sync_capacity %cap groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64>
+    // CHECK: moe.all_to_all to_experts flat %{{.*}} groups dense<{{\[}}[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+    %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+    %b = moe.all_to_all from_experts flat %r groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<4x?x64xf32> -> tensor<8x?x64xf32>
+    return %b, %c : tensor<8x?x64xf32>, index
+  }
+}
