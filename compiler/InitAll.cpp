@@ -4,19 +4,23 @@
 
 #include "compiler/Import/Importers.h"
 #include "dialects/moe/IR/MoeDialect.h"
+#include "passes/Parallelism/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
 void moe::registerDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
+                  mlir::shard::ShardDialect>();
 }
 
 void moe::registerPasses() {
+  mlir::moe::registerParallelismPasses();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();

@@ -89,15 +89,29 @@ def Moe_MeshAttr : Moe_Attr<"Mesh", "mesh"> {
   let parameters = (ins
     "int64_t":$nodes,
     "int64_t":$gpus_per_node,
-    DefaultValuedParameter<"int64_t", "85899345920">:$memory_bytes,
-    Moe_F64Parameter<"3350.0">:$memory_gbps,
-    Moe_F64Parameter<"989.0">:$peak_tflops,
-    Moe_F64Parameter<"450.0">:$intra_node_gbps,
-    Moe_F64Parameter<"50.0">:$inter_node_gbps
+    DefaultValuedParameter<"int64_t", "kDefaultMemoryBytes">:$memory_bytes,
+    Moe_F64Parameter<"kDefaultMemoryGbps">:$memory_gbps,
+    Moe_F64Parameter<"kDefaultPeakTflops">:$peak_tflops,
+    Moe_F64Parameter<"kDefaultIntraNodeGbps">:$intra_node_gbps,
+    Moe_F64Parameter<"kDefaultInterNodeGbps">:$inter_node_gbps
   );
+  let builders = [
+    // A mesh of H100 nodes.
+    AttrBuilder<(ins "int64_t":$nodes, "int64_t":$gpus_per_node), [{
+      return $_get($_ctxt, nodes, gpus_per_node, kDefaultMemoryBytes,
+                   APFloat(kDefaultMemoryGbps), APFloat(kDefaultPeakTflops),
+                   APFloat(kDefaultIntraNodeGbps),
+                   APFloat(kDefaultInterNodeGbps));
+    }]>
+  ];
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
+    static constexpr int64_t kDefaultMemoryBytes = 80LL << 30;
+    static constexpr double kDefaultMemoryGbps = 3350.0;
+    static constexpr double kDefaultPeakTflops = 989.0;
+    static constexpr double kDefaultIntraNodeGbps = 450.0;
+    static constexpr double kDefaultInterNodeGbps = 50.0;
     int64_t getNumRanks() const { return getNodes() * getGpusPerNode(); }
   }];
 }

@@ -76,6 +76,54 @@ static LogicalResult expectSameElementType(Operation *op, StringRef what,
 }
 
 //===----------------------------------------------------------------------===//
+// Rank groups: [[0, 1, 2, 3], [4, 5, 6, 7]], stored as a 2-D i64 tensor.
+//===----------------------------------------------------------------------===//
+
+static ParseResult parseRankGroups(OpAsmParser &parser,
+                                   DenseIntElementsAttr &groups) {
+  SmallVector<SmallVector<int64_t>> rows;
+  SMLoc loc = parser.getCurrentLocation();
+  auto parseRow = [&]() -> ParseResult {
+    SmallVector<int64_t> &row = rows.emplace_back();
+    return parser.parseCommaSeparatedList(
+        OpAsmParser::Delimiter::Square, [&]() -> ParseResult {
+          return parser.parseInteger(row.emplace_back());
+        });
+  };
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, parseRow))
+    return failure();
+  SmallVector<int64_t> flat;
+  for (const SmallVector<int64_t> &row : rows) {
+    if (row.size() != rows.front().size())
+      return parser.emitError(loc) << "rank groups must all have the same size";
+    flat.append(row);
+  }
+  auto type = RankedTensorType::get(
+      {static_cast<int64_t>(rows.size()),
+       static_cast<int64_t>(rows.empty() ? 0 : rows.front().size())},
+      parser.getBuilder().getI64Type());
+  groups = DenseIntElementsAttr::get(type, flat);
+  return success();
+}
+
+static void printRankGroups(OpAsmPrinter &p, Operation *,
+                            DenseIntElementsAttr groups) {
+  auto type = cast<ShapedType>(groups.getType());
+  int64_t width = type.getRank() == 2 ? type.getDimSize(1) : type.getNumElements();
+  SmallVector<int64_t> flat(groups.getValues<int64_t>());
+  p << "[";
+  for (int64_t start = 0; start < static_cast<int64_t>(flat.size());
+       start += std::max<int64_t>(width, 1)) {
+    if (start)
+      p << ", ";
+    p << "[";
+    llvm::interleaveComma(ArrayRef(flat).slice(start, width), p);
+    p << "]";
+  }
+  p << "]";
+}
+
+//===----------------------------------------------------------------------===//
 // LayerOp
 //===----------------------------------------------------------------------===//
 

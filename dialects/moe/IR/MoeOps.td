@@ -203,8 +203,8 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure]> {
     inserts this op.
 
     ```mlir
-    %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3]]>
-        : tensor<1x4xi64> : tensor<8x?x4096xbf16> -> tensor<2x?x4096xbf16>
+    %r = moe.all_to_all to_experts flat %buf groups [[0, 1, 2, 3]]
+        : tensor<8x?x4096xbf16> -> tensor<2x?x4096xbf16>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input,
@@ -215,7 +215,7 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure]> {
                        OptionalAttr<I64Attr>:$ranks_per_node);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $direction $variant $input `groups` $groups
+    $direction $variant $input `groups` custom<RankGroups>($groups)
     (`ranks_per_node` $ranks_per_node^)? attr-dict `:` type($input) `->`
     type($result)
   }];
@@ -236,12 +236,12 @@ def Moe_SyncCapacityOp : Moe_Op<"sync_capacity", [Pure]> {
     the maximum over each row of `groups`.
 
     ```mlir
-    %c = moe.sync_capacity %cap groups dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>
+    %c = moe.sync_capacity %cap groups [[0, 1], [2, 3]]
     ```
   }];
   let arguments = (ins Index:$capacity, I64ElementsAttr:$groups);
   let results = (outs Index:$result);
-  let assemblyFormat = "$capacity `groups` $groups attr-dict";
+  let assemblyFormat = "$capacity `groups` custom<RankGroups>($groups) attr-dict";
   let hasVerifier = 1;
 }
 

@@ -238,7 +238,7 @@ func.func @f(%e: tensor<8x?x64xf32>, %i: tensor<4x2xi32>, %w: tensor<4x1xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{groups must be a non-empty 2-D list of ranks (one row per group)}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[0, 1]> : tensor<2xi64> : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [] : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
   return
 }
 
@@ -246,7 +246,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{rank -1 in groups is negative}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, -1]]> : tensor<1x2xi64> : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, -1]] : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
   return
 }
 
@@ -254,7 +254,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{rank 1 appears in more than one place in groups}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1], [1, 2]]> : tensor<2x2xi64> : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1], [1, 2]] : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
   return
 }
 
@@ -262,7 +262,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{hierarchical all_to_all needs ranks_per_node}}
-  %r = moe.all_to_all to_experts hierarchical %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts hierarchical %b groups [[0, 1, 2, 3]] : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
 
@@ -270,7 +270,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{hierarchical all_to_all needs 1 < ranks_per_node < group size with ranks_per_node dividing it; got ranks_per_node = 3 for groups of 4}}
-  %r = moe.all_to_all to_experts hierarchical %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> ranks_per_node 3 : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts hierarchical %b groups [[0, 1, 2, 3]] ranks_per_node 3 : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
 
@@ -278,7 +278,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{ranks_per_node applies only to the hierarchical variant}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> ranks_per_node 2 : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1, 2, 3]] ranks_per_node 2 : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
 
@@ -286,7 +286,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{result must have element type 'f32', got 'bf16'}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1]]> : tensor<1x2xi64> : tensor<8x?x64xf32> -> tensor<4x?x64xbf16>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1]] : tensor<8x?x64xf32> -> tensor<4x?x64xbf16>
   return
 }
 
@@ -294,7 +294,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{result must be a rank-3 tensor}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1]]> : tensor<1x2xi64> : tensor<8x?x64xf32> -> tensor<4x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1]] : tensor<8x?x64xf32> -> tensor<4x64xf32>
   return
 }
 
@@ -302,7 +302,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<?x?x64xf32>) {
   // expected-error @below {{the expert count must be static}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1]]> : tensor<1x2xi64> : tensor<?x?x64xf32> -> tensor<4x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1]] : tensor<?x?x64xf32> -> tensor<4x?x64xf32>
   return
 }
 
@@ -310,7 +310,7 @@ func.func @f(%b: tensor<?x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{8 experts do not split over 3 expert-parallel ranks}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2]]> : tensor<1x3xi64> : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1, 2]] : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
 
@@ -318,7 +318,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x5x64xf32>) {
   // expected-error @below {{result must have shape [4, 10, 64], got [4, 5, 64]}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1]]> : tensor<1x2xi64> : tensor<8x5x64xf32> -> tensor<4x5x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1]] : tensor<8x5x64xf32> -> tensor<4x5x64xf32>
   return
 }
 
@@ -326,7 +326,7 @@ func.func @f(%b: tensor<8x5x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{input must have shape [4, ?, 64], got [8, ?, 64]}}
-  %r = moe.all_to_all from_experts flat %b groups dense<[[0, 1]]> : tensor<1x2xi64> : tensor<8x?x64xf32> -> tensor<8x?x64xf32>
+  %r = moe.all_to_all from_experts flat %b groups [[0, 1]] : tensor<8x?x64xf32> -> tensor<8x?x64xf32>
   return
 }
 
@@ -552,7 +552,7 @@ module attributes {moe.plans = "x"} {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{slices = 3 must be positive and divide the group size 4}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 3 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1, 2, 3]] {slices = 3 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
   return
 }
 
@@ -560,7 +560,15 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%b: tensor<8x?x64xf32>) {
   // expected-error @below {{result must have shape [4, ?, 64], got [2, ?, 64]}}
-  %r = moe.all_to_all to_experts flat %b groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  %r = moe.all_to_all to_experts flat %b groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<2x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: index) {
+  // expected-error @below {{rank groups must all have the same size}}
+  %r = moe.sync_capacity %c groups [[0, 1], [2]]
   return
 }
 
@@ -568,7 +576,7 @@ func.func @f(%b: tensor<8x?x64xf32>) {
 
 func.func @f(%c: index) {
   // expected-error @below {{rank 2 appears in more than one place in groups}}
-  %r = moe.sync_capacity %c groups dense<[[0, 2], [2, 3]]> : tensor<2x2xi64>
+  %r = moe.sync_capacity %c groups [[0, 2], [2, 3]]
   return
 }
 

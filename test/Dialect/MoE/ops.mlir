@@ -95,10 +95,10 @@ func.func @shared_experts(%h: tensor<?x64xbf16>, %routed: tensor<?x64xbf16>,
 
 // CHECK-LABEL: func.func @all_to_all
 func.func @all_to_all(%buf: tensor<8x?x64xbf16>) -> tensor<8x?x64xbf16> {
-  // CHECK: %[[R:.*]] = moe.all_to_all to_experts flat %{{.*}} groups dense<{{\[}}[0, 1, 2, 3], [4, 5, 6, 7]]> : tensor<2x4xi64> : tensor<8x?x64xbf16> -> tensor<2x?x64xbf16>
-  %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3], [4, 5, 6, 7]]> : tensor<2x4xi64> : tensor<8x?x64xbf16> -> tensor<2x?x64xbf16>
-  // CHECK: moe.all_to_all from_experts hierarchical %[[R]] groups dense<{{\[}}[0, 1, 2, 3], [4, 5, 6, 7]]> : tensor<2x4xi64> ranks_per_node 2 : tensor<2x?x64xbf16> -> tensor<8x?x64xbf16>
-  %b = moe.all_to_all from_experts hierarchical %r groups dense<[[0, 1, 2, 3], [4, 5, 6, 7]]> : tensor<2x4xi64> ranks_per_node 2 : tensor<2x?x64xbf16> -> tensor<8x?x64xbf16>
+  // CHECK: %[[R:.*]] = moe.all_to_all to_experts flat %{{.*}} groups {{\[}}[0, 1, 2, 3], [4, 5, 6, 7]] : tensor<8x?x64xbf16> -> tensor<2x?x64xbf16>
+  %r = moe.all_to_all to_experts flat %buf groups [[0, 1, 2, 3], [4, 5, 6, 7]] : tensor<8x?x64xbf16> -> tensor<2x?x64xbf16>
+  // CHECK: moe.all_to_all from_experts hierarchical %[[R]] groups {{\[}}[0, 1, 2, 3], [4, 5, 6, 7]] ranks_per_node 2 : tensor<2x?x64xbf16> -> tensor<8x?x64xbf16>
+  %b = moe.all_to_all from_experts hierarchical %r groups [[0, 1, 2, 3], [4, 5, 6, 7]] ranks_per_node 2 : tensor<2x?x64xbf16> -> tensor<8x?x64xbf16>
   return %b : tensor<8x?x64xbf16>
 }
 
@@ -142,11 +142,11 @@ module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_byt
 
   // CHECK-LABEL: func.func @sliced_exchange
   func.func @sliced_exchange(%buf: tensor<8x?x64xf32>, %cap: index) -> (tensor<8x?x64xf32>, index) {
-    // CHECK: moe.sync_capacity %{{.*}} groups dense<{{\[}}[0, 1, 2, 3]]> : tensor<1x4xi64>
-    %c = moe.sync_capacity %cap groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64>
-    // CHECK: moe.all_to_all to_experts flat %{{.*}} groups dense<{{\[}}[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
-    %r = moe.all_to_all to_experts flat %buf groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
-    %b = moe.all_to_all from_experts flat %r groups dense<[[0, 1, 2, 3]]> : tensor<1x4xi64> {slices = 2 : i64} : tensor<4x?x64xf32> -> tensor<8x?x64xf32>
+    // CHECK: moe.sync_capacity %{{.*}} groups {{\[}}[0, 1, 2, 3]]
+    %c = moe.sync_capacity %cap groups [[0, 1, 2, 3]]
+    // CHECK: moe.all_to_all to_experts flat %{{.*}} groups {{\[}}[0, 1, 2, 3]] {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+    %r = moe.all_to_all to_experts flat %buf groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<8x?x64xf32> -> tensor<4x?x64xf32>
+    %b = moe.all_to_all from_experts flat %r groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<4x?x64xf32> -> tensor<8x?x64xf32>
     return %b, %c : tensor<8x?x64xf32>, index
   }
 }

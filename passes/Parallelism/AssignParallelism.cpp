@@ -1,0 +1,443 @@
+//===- AssignParallelism.cpp - per-layer EP / TP / DP plans ---------------===//
+
+#include "passes/Parallelism/LayerAnalysis.h"
+#include "passes/Parallelism/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_ASSIGNPARALLELISM
+#include "passes/Parallelism/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+cost::Mesh toCostMesh(MeshAttr mesh) {
+  return cost::Mesh{mesh.getNodes(),
+                    mesh.getGpusPerNode(),
+                    mesh.getMemoryBytes(),
+                    mesh.getMemoryGbps().convertToDouble(),
+                    mesh.getPeakTflops().convertToDouble(),
+                    mesh.getIntraNodeGbps().convertToDouble(),
+                    mesh.getInterNodeGbps().convertToDouble()};
+}
+
+cost::AllToAll toCost(AllToAllVariant variant) {
+  return variant == AllToAllVariant::flat ? cost::AllToAll::flat
+                                          : cost::AllToAll::hierarchical;
+}
+
+AllToAllVariant toIR(cost::AllToAll variant) {
+  return variant == cost::AllToAll::flat ? AllToAllVariant::flat
+                                         : AllToAllVariant::hierarchical;
+}
+
+/// `dims` says which plan axis splits each dimension of `type`.
+RankedTensorType splitType(RankedTensorType type, ArrayRef<ShardAxis> dims,
+                           PlanAttr plan) {
+  SmallVector<int64_t> shape(type.getShape());
+  for (auto [size, axis] : llvm::zip(shape, dims)) {
+    if (axis == ShardAxis::ep)
+      size /= plan.getEp();
+    else if (axis == ShardAxis::tp)
+      size /= plan.getTp();
+  }
+  return RankedTensorType::get(shape, type.getElementType());
+}
+
+DenseIntElementsAttr groupsAttr(OpBuilder &builder, PlanAttr plan) {
+  SmallVector<int64_t> flat;
+  for (ArrayRef<int64_t> group : plan.getExchangeGroups())
+    flat.append(group.begin(), group.end());
+  auto type = RankedTensorType::get({plan.getDp(), plan.getEp() * plan.getTp()},
+                                    builder.getI64Type());
+  return DenseIntElementsAttr::get(type, flat);
+}
+
+struct AssignParallelismPass
+    : mlir::moe::impl::AssignParallelismBase<AssignParallelismPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  FailureOr<MeshAttr> resolveMesh();
+  LogicalResult shardWeight(Value weight, ArrayRef<ShardAxis> dims,
+                            PlanAttr plan);
+  LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
+  FlatSymbolRefAttr gridFor(PlanAttr plan);
+  void printReport(ArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
+                   const cost::PlanChoice &choice, MeshAttr mesh,
+                   int64_t stepTokens);
+};
+
+FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
+  ModuleOp module = getOperation();
+  MLIRContext *context = &getContext();
+  auto existing = module->getAttrOfType<MeshAttr>(MoeDialect::kMeshAttrName);
+  int64_t nodes = 0, gpus = 0;
+  if (!mesh.empty()) {
+    auto [lhs, rhs] = StringRef(mesh).split('x');
+    if (lhs.getAsInteger(10, nodes) || rhs.getAsInteger(10, gpus) ||
+        nodes < 1 || gpus < 1)
+      return module.emitError() << "mesh option '" << mesh
+                                << "' is not NODESxGPUS, e.g. 2x8";
+  } else if (existing) {
+    nodes = existing.getNodes();
+    gpus = existing.getGpusPerNode();
+  } else {
+    return module.emitError()
+           << "no mesh: pass mesh=NODESxGPUS or set a moe.mesh attribute";
+  }
+  // Start from the module's hardware numbers (or the defaults), then apply
+  // the options that were given.
+  MeshAttr base = existing ? existing : MeshAttr::get(context, 1, 1);
+  auto orDefault = [](double option, APFloat value) {
+    return option > 0 ? APFloat(option) : value;
+  };
+  int64_t memoryBytes =
+      memoryGiB > 0 ? static_cast<int64_t>(memoryGiB * 1024 * 1024 * 1024)
+                    : base.getMemoryBytes();
+  return MeshAttr::getChecked(
+      [&] { return module.emitError(); }, context, nodes, gpus, memoryBytes,
+      base.getMemoryGbps(), base.getPeakTflops(),
+      orDefault(intraNodeGBps, base.getIntraNodeGbps()),
+      orDefault(interNodeGBps, base.getInterNodeGbps()));
+}
+
+LogicalResult AssignParallelismPass::shardWeight(Value weight,
+                                                 ArrayRef<ShardAxis> dims,
+                                                 PlanAttr plan) {
+  auto arg = dyn_cast<BlockArgument>(weight);
+  auto func =
+      arg ? dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp()) : nullptr;
+  Operation *user = *weight.getUsers().begin();
+  if (!func)
+    return user->emitOpError()
+           << "has a weight that is not a function argument; the parallelism "
+              "pass shards weights where they are loaded";
+  if (!weight.hasOneUse())
+    return user->emitOpError()
+           << "shares weight argument #" << arg.getArgNumber()
+           << " with another op; each weight must belong to one layer";
+  auto type = cast<RankedTensorType>(weight.getType());
+  for (auto [size, axis] : llvm::zip(type.getShape(), dims)) {
+    int64_t degree = axis == ShardAxis::ep   ? plan.getEp()
+                     : axis == ShardAxis::tp ? plan.getTp()
+                                             : 1;
+    if (size % degree != 0)
+      return user->emitOpError()
+             << "weight argument #" << arg.getArgNumber() << " of type "
+             << type << " does not split " << degree << " ways";
+  }
+  arg.setType(splitType(type, dims, plan));
+  func.setArgAttr(arg.getArgNumber(), MoeDialect::kShardAttrName,
+                  ShardAttr::get(&getContext(), dims));
+  return success();
+}
+
+FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
+  ModuleOp module = getOperation();
+  std::string name = llvm::formatv("grid_dp{0}_ep{1}_tp{2}", plan.getDp(),
+                                   plan.getEp(), plan.getTp());
+  if (!module.lookupSymbol(name)) {
+    OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
+    shard::GridOp::create(
+        builder, module.getLoc(), builder.getStringAttr(name),
+        builder.getDenseI64ArrayAttr({plan.getDp(), plan.getEp(), plan.getTp()}));
+  }
+  return FlatSymbolRefAttr::get(&getContext(), name);
+}
+
+LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
+                                                  PlanAttr plan) {
+  const ShardAxis none = ShardAxis::none, byEp = ShardAxis::ep,
+                  byTp = ShardAxis::tp;
+  LayerOp layer = parts.layer;
+  layer->setAttr(MoeDialect::kPlanAttrName, plan);
+  OpBuilder builder(layer.getContext());
+  int64_t group = plan.getEp() * plan.getTp();
+
+  if (parts.isMoe()) {
+    ExpertsOp experts = parts.experts;
+    // Column-split gate/up, row-split down; biases follow their GEMM.
+    if (failed(shardWeight(parts.router.getWeight(), {none, none}, plan)) ||
+        (experts.getGateWeight() &&
+         failed(shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
+        failed(shardWeight(experts.getUpWeight(), {byEp, byTp, none}, plan)) ||
+        (experts.getUpBias() &&
+         failed(shardWeight(experts.getUpBias(), {byEp, byTp}, plan))) ||
+        failed(shardWeight(experts.getDownWeight(), {byEp, none, byTp}, plan)) ||
+        (experts.getDownBias() &&
+         failed(shardWeight(experts.getDownBias(), {byEp, none}, plan))))
+      return failure();
+    if (group > 1) {
+      DenseIntElementsAttr groups = groupsAttr(builder, plan);
+      IntegerAttr ranksPerNode;
+      if (plan.getAllToAll() == AllToAllVariant::hierarchical)
+        ranksPerNode = builder.getI64IntegerAttr(
+            getOperation()
+                ->getAttrOfType<MeshAttr>(MoeDialect::kMeshAttrName)
+                .getGpusPerNode());
+      DispatchOp dispatch = parts.dispatch;
+      if (parts.gate.getRouting().isDropless()) {
+        builder.setInsertionPoint(dispatch);
+        Value synced = SyncCapacityOp::create(builder, dispatch.getLoc(),
+                                              dispatch.getCapacity(), groups);
+        dispatch.getCapacityMutable().assign(synced);
+      }
+      auto bufferType = cast<RankedTensorType>(dispatch.getType());
+      int64_t rows = bufferType.isDynamicDim(1) ? ShapedType::kDynamic
+                                                : bufferType.getDimSize(1) * group;
+      auto localType = RankedTensorType::get(
+          {bufferType.getDimSize(0) / plan.getEp(), rows,
+           bufferType.getDimSize(2)},
+          bufferType.getElementType());
+      builder.setInsertionPoint(experts);
+      auto toExperts = AllToAllOp::create(
+          builder, experts.getLoc(), localType, dispatch.getResult(),
+          AllToAllDirection::to_experts, plan.getAllToAll(), groups,
+          builder.getI64IntegerAttr(plan.getTp()), ranksPerNode);
+      experts.getInputMutable().assign(toExperts);
+      experts.getResult().setType(localType);
+      builder.setInsertionPointAfter(experts);
+      auto fromExperts = AllToAllOp::create(
+          builder, experts.getLoc(), bufferType, experts.getResult(),
+          AllToAllDirection::from_experts, plan.getAllToAll(), groups,
+          builder.getI64IntegerAttr(plan.getTp()), ranksPerNode);
+      parts.combine.getInputMutable().assign(fromExperts);
+    }
+  }
+  if (parts.router && !parts.isMoe())
+    return failure();
+
+  for (DenseFfnOp dense : parts.denseFfns) {
+    if (plan.getTp() == 1) {
+      for (Value weight : dense->getOperands().drop_front()) {
+        SmallVector<ShardAxis> dims(
+            cast<RankedTensorType>(weight.getType()).getRank(), none);
+        if (failed(shardWeight(weight, dims, plan)))
+          return failure();
+      }
+      continue;
+    }
+    if ((dense.getGateWeight() &&
+         failed(shardWeight(dense.getGateWeight(), {byTp, none}, plan))) ||
+        failed(shardWeight(dense.getUpWeight(), {byTp, none}, plan)) ||
+        (dense.getUpBias() &&
+         failed(shardWeight(dense.getUpBias(), {byTp}, plan))) ||
+        failed(shardWeight(dense.getDownWeight(), {none, byTp}, plan)) ||
+        (dense.getDownBias() &&
+         failed(shardWeight(dense.getDownBias(), {none}, plan))))
+      return failure();
+    // Tokens are per rank: gather the tp group's tokens, run the slice, and
+    // scatter the summed partial outputs back to their ranks.
+    FlatSymbolRefAttr grid = gridFor(plan);
+    auto tokensType = cast<RankedTensorType>(dense.getType());
+    int64_t gathered = tokensType.isDynamicDim(0)
+                           ? ShapedType::kDynamic
+                           : tokensType.getDimSize(0) * plan.getTp();
+    auto gatheredType = RankedTensorType::get(
+        {gathered, tokensType.getDimSize(1)}, tokensType.getElementType());
+    Location loc = dense.getLoc();
+    builder.setInsertionPoint(dense);
+    auto tpAxis = builder.getDenseI16ArrayAttr({2});
+    auto allGather = shard::AllGatherOp::create(
+        builder, loc, gatheredType, grid, tpAxis, dense.getInput(),
+        builder.getIndexAttr(0));
+    dense.getInputMutable().assign(allGather);
+    dense.getResult().setType(gatheredType);
+    builder.setInsertionPointAfter(dense);
+    auto reduceScatter = shard::ReduceScatterOp::create(
+        builder, loc, tokensType, grid, tpAxis, dense.getResult(),
+        shard::ReductionKindAttr::get(&getContext(), shard::ReductionKind::Sum),
+        builder.getIndexAttr(0));
+    dense.getResult().replaceAllUsesExcept(reduceScatter, reduceScatter);
+  }
+  return success();
+}
+
+void AssignParallelismPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  FailureOr<MeshAttr> meshAttr = resolveMesh();
+  if (failed(meshAttr))
+    return signalPassFailure();
+
+  std::optional<cost::Policy> planPolicy =
+      llvm::StringSwitch<std::optional<cost::Policy>>(policy)
+          .Case("latency", cost::Policy::latency)
+          .Case("throughput", cost::Policy::throughput)
+          .Default(std::nullopt);
+  if (!planPolicy) {
+    module.emitError() << "policy must be latency or throughput, got '"
+                       << policy << "'";
+    return signalPassFailure();
+  }
+  cost::PlanConstraints constraints;
+  if (ep > 0)
+    constraints.ep = ep;
+  if (tp > 0)
+    constraints.tp = tp;
+  if (allToAll == "flat")
+    constraints.allToAll = cost::AllToAll::flat;
+  else if (allToAll == "hierarchical")
+    constraints.allToAll = cost::AllToAll::hierarchical;
+  else if (allToAll != "auto") {
+    module.emitError() << "all-to-all must be auto, flat or hierarchical, got '"
+                       << allToAll << "'";
+    return signalPassFailure();
+  }
+  if (report != "none" && report != "table" && report != "json") {
+    module.emitError() << "report must be none, table or json, got '" << report
+                       << "'";
+    return signalPassFailure();
+  }
+  int64_t stepTokens = tokens > 0 ? int64_t(tokens)
+                                  : cost::defaultTokens(*planPolicy);
+
+  SmallVector<LayerParts> layers;
+  std::vector<cost::LayerShape> shapes;
+  WalkResult walk = module.walk([&](LayerOp layer) {
+    if (layer->hasAttr(MoeDialect::kPlanAttrName)) {
+      layer.emitOpError() << "already has a parallel plan";
+      return WalkResult::interrupt();
+    }
+    FailureOr<LayerParts> parts = analyzeLayer(layer);
+    if (failed(parts))
+      return WalkResult::interrupt();
+    shapes.push_back(describeLayer(*parts));
+    layers.push_back(std::move(*parts));
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return signalPassFailure();
+
+  module->setAttr(MoeDialect::kMeshAttrName, *meshAttr);
+  cost::Mesh costMesh = toCostMesh(*meshAttr);
+  cost::PlanChoice choice = cost::choosePlans(shapes, costMesh, *planPolicy,
+                                              stepTokens, constraints);
+  if (choice.failedLayer) {
+    layers[*choice.failedLayer].layer.emitOpError()
+        << "has no parallel plan on the " << costMesh.nodes << "x"
+        << costMesh.gpusPerNode << " mesh: " << choice.error;
+    return signalPassFailure();
+  }
+
+  SmallVector<PlanAttr> plans;
+  for (auto [parts, plan] : llvm::zip(layers, choice.plans)) {
+    PlanAttr attr = PlanAttr::get(&getContext(), plan.dp, plan.ep, plan.tp,
+                                  toIR(plan.allToAll));
+    plans.push_back(attr);
+    if (failed(rewriteLayer(parts, attr)))
+      return signalPassFailure();
+  }
+  module.walk([](func::FuncOp func) {
+    func.setType(FunctionType::get(func.getContext(),
+                                   func.getBody().getArgumentTypes(),
+                                   func.getResultTypes()));
+  });
+  if (report != "none")
+    printReport(layers, plans, choice, *meshAttr, stepTokens);
+}
+
+//===----------------------------------------------------------------------===//
+// Report
+//===----------------------------------------------------------------------===//
+
+std::string humanBytes(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return llvm::formatv("{0:F1} {1}", bytes, units[unit]);
+}
+
+std::string layerKind(LayerParts &parts) {
+  if (!parts.isMoe())
+    return "dense";
+  if (!parts.residualMixes.empty())
+    return "residual";
+  if (!parts.sharedAdds.empty())
+    return "shared";
+  return "moe";
+}
+
+void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
+                                        ArrayRef<PlanAttr> plans,
+                                        const cost::PlanChoice &choice,
+                                        MeshAttr mesh, int64_t stepTokens) {
+  raw_ostream &os = llvm::outs();
+  if (report == "json") {
+    llvm::json::Array rows;
+    for (auto [i, parts] : llvm::enumerate(layers)) {
+      LayerParts layer = parts;
+      const cost::Estimate &e = choice.estimates[i];
+      PlanAttr plan = plans[i];
+      rows.push_back(llvm::json::Object{
+          {"layer", layer.layer.getIndex()},
+          {"kind", layerKind(layer)},
+          {"experts", layer.isMoe() ? layer.gate.getNumExperts() : 0},
+          {"ep", plan.getEp()},
+          {"tp", plan.getTp()},
+          {"dp", plan.getDp()},
+          {"all_to_all", stringifyAllToAllVariant(plan.getAllToAll())},
+          {"capacity", e.capacity},
+          {"all_to_all_bytes", e.allToAllBytes},
+          {"weight_bytes", e.weightBytes},
+          {"activation_bytes", e.activationBytes},
+          {"flops", e.flops},
+          {"seconds", e.seconds}});
+    }
+    llvm::json::Object root{
+        {"mesh", llvm::formatv("{0}x{1}", mesh.getNodes(), mesh.getGpusPerNode())
+                     .str()},
+        {"policy", policy},
+        {"tokens_per_rank", stepTokens},
+        {"memory_bytes", choice.memoryBytes},
+        {"device_memory_bytes", mesh.getMemoryBytes()},
+        {"layers", std::move(rows)}};
+    os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+    return;
+  }
+  os << llvm::formatv("moe plan: mesh {0}x{1}, {2} policy, {3} tokens per "
+                      "rank per step\n",
+                      mesh.getNodes(), mesh.getGpusPerNode(), policy,
+                      stepTokens);
+  os << llvm::formatv("{0,5} {1,-8} {2,7} {3,4} {4,4} {5,4} {6,-12} {7,8} "
+                      "{8,12} {9,12} {10,10}\n",
+                      "layer", "kind", "experts", "ep", "tp", "dp",
+                      "all_to_all", "capacity", "a2a/rank", "weights/rank",
+                      "est. us");
+  double total = 0;
+  for (auto [i, parts] : llvm::enumerate(layers)) {
+    LayerParts layer = parts;
+    const cost::Estimate &e = choice.estimates[i];
+    PlanAttr plan = plans[i];
+    total += e.seconds;
+    os << llvm::formatv(
+        "{0,5} {1,-8} {2,7} {3,4} {4,4} {5,4} {6,-12} {7,8} {8,12} {9,12} "
+        "{10,10:F1}\n",
+        layer.layer.getIndex(), layerKind(layer),
+        layer.isMoe() ? layer.gate.getNumExperts() : 0, plan.getEp(),
+        plan.getTp(), plan.getDp(),
+        layer.isMoe() && plan.getEp() * plan.getTp() > 1
+            ? stringifyAllToAllVariant(plan.getAllToAll())
+            : StringRef("-"),
+        e.capacity, humanBytes(e.allToAllBytes), humanBytes(e.weightBytes),
+        e.seconds * 1e6);
+  }
+  os << llvm::formatv("total: {0:F1} us per step, {1} per rank of {2}\n",
+                      total * 1e6, humanBytes(choice.memoryBytes),
+                      humanBytes(mesh.getMemoryBytes()));
+}
+
+} // namespace

@@ -1,0 +1,60 @@
+//===- Passes.td - parallelism passes ----------------------*- tablegen -*-===//
+
+#ifndef MOE_PASSES_PARALLELISM_PASSES_TD
+#define MOE_PASSES_PARALLELISM_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
+  let summary = "choose each layer's expert / tensor / data parallel plan and "
+                "rewrite the model to per-rank shapes";
+  let description = [{
+    For every `moe.layer`, picks a plan `dp x ep x tp` on the mesh with the
+    cost model (compiler/CostModel): ep = min(experts, ranks) as in
+    DeepSpeed-MoE unless forced, tp slices each expert's FFN (and the layer's
+    dense MLPs) when that is faster or needed to fit memory, dp replicates the
+    rest, and the all-to-all is hierarchical when the exchange group spans
+    nodes and the model says it is faster. Then it rewrites the layer:
+
+    - `moe.plan` on the layer; weight arguments take their per-rank shapes
+      and a `moe.shard` attribute saying how they were split;
+    - dispatch -> `moe.all_to_all to_experts` -> experts ->
+      `moe.all_to_all from_experts` -> combine for the exchange group, with
+      `moe.sync_capacity` for dropless routing;
+    - dense MLPs under tp > 1 all-gather their tokens, run on their slice and
+      reduce-scatter the partial sums (`shard.all_gather` /
+      `shard.reduce_scatter` on a `shard.grid` of shape dp x ep x tp).
+
+    Plans that do not fit device memory or whose degrees do not divide the
+    mesh are rejected with a diagnostic at the layer. `report` prints one
+    table row (or JSON object) per layer to stdout.
+  }];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::shard::ShardDialect"];
+  let options = [
+    Option<"mesh", "mesh", "std::string", /*default=*/"",
+           "Mesh as NODESxGPUS, e.g. 2x8 (default: the module's moe.mesh)">,
+    Option<"memoryGiB", "memory-gib", "double", /*default=*/"0",
+           "Device memory in GiB (default: the mesh's, 80)">,
+    Option<"intraNodeGBps", "intra-node-gbps", "double", /*default=*/"0",
+           "Per-GPU NVLink bandwidth in GB/s (default: the mesh's, 450)">,
+    Option<"interNodeGBps", "inter-node-gbps", "double", /*default=*/"0",
+           "Per-GPU inter-node bandwidth in GB/s (default: the mesh's, 50)">,
+    Option<"policy", "policy", "std::string", /*default=*/"\"throughput\"",
+           "latency (small steps) or throughput (large steps)">,
+    Option<"tokens", "tokens", "int64_t", /*default=*/"0",
+           "Tokens per rank per step to plan for (default: 8 for latency, "
+           "4096 for throughput)">,
+    Option<"ep", "ep", "int64_t", /*default=*/"0",
+           "Force the expert-parallel degree of MoE layers (0: min(experts, "
+           "ranks))">,
+    Option<"tp", "tp", "int64_t", /*default=*/"0",
+           "Force the expert-slicing degree (0: the cost model's choice)">,
+    Option<"allToAll", "all-to-all", "std::string", /*default=*/"\"auto\"",
+           "auto, flat or hierarchical">,
+    Option<"report", "report", "std::string", /*default=*/"\"none\"",
+           "Print the plan: none, table or json">,
+  ];
+}
+
+#endif // MOE_PASSES_PARALLELISM_PASSES_TD
