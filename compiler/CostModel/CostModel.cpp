@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <cstdio>
 
 using namespace mlir::moe::cost;
@@ -116,11 +117,11 @@ std::optional<std::string> mlir::moe::cost::checkPlan(const LayerShape &layer,
                                                 const Mesh &mesh,
                                                 const Plan &plan) {
   auto str = [](int64_t v) { return std::to_string(v); };
-  if (plan.dp * plan.ep * plan.tp != mesh.ranks())
-    return "dp " + str(plan.dp) + " x ep " + str(plan.ep) + " x tp " +
-           str(plan.tp) + " does not cover the " + str(mesh.ranks()) +
-           " ranks of the " + str(mesh.nodes) + "x" + str(mesh.gpusPerNode) +
-           " mesh";
+  if (mesh.ranks() % (plan.ep * plan.tp) != 0 ||
+      plan.dp * plan.ep * plan.tp != mesh.ranks())
+    return "ep " + str(plan.ep) + " x tp " + str(plan.tp) +
+           " does not divide the " + str(mesh.ranks()) + " ranks of the " +
+           str(mesh.nodes) + "x" + str(mesh.gpusPerNode) + " mesh";
   if (layer.experts > 0 && layer.experts % plan.ep != 0)
     return "ep " + str(plan.ep) + " does not divide the " +
            str(layer.experts) + " experts";
@@ -194,11 +195,12 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerShape &layer = layers[i];
     // DeepSpeed-MoE: as many expert-parallel ranks as experts, up to the
-    // mesh; a dense layer has no experts to spread.
+    // mesh (the largest such degree dividing both when min(E, N) does not);
+    // a dense layer has no experts to spread.
     int64_t ep = layer.experts == 0
                      ? 1
                      : constraints.ep.value_or(
-                           std::min(layer.experts, mesh.ranks()));
+                           std::gcd(layer.experts, mesh.ranks()));
     if (mesh.ranks() % ep != 0 ||
         (layer.experts > 0 && layer.experts % ep != 0)) {
       choice.failedLayer = i;
@@ -206,8 +208,7 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
                      std::to_string(layer.experts) + " experts and the " +
                      std::to_string(mesh.ranks()) + " ranks of the " +
                      std::to_string(mesh.nodes) + "x" +
-                     std::to_string(mesh.gpusPerNode) +
-                     " mesh; pick ep explicitly";
+                     std::to_string(mesh.gpusPerNode) + " mesh";
       return choice;
     }
     for (const Plan &plan : candidatePlans(layer, mesh, ep, constraints.tp))
@@ -216,7 +217,9 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
         options[i].push_back(plan);
     if (options[i].empty()) {
       // Explain with the plan the user asked for, or the plainest one.
-      Plan wanted{mesh.ranks() / (ep * constraints.tp.value_or(1)), ep,
+      Plan wanted{std::max<int64_t>(
+                      mesh.ranks() / (ep * constraints.tp.value_or(1)), 1),
+                  ep,
                   constraints.tp.value_or(1),
                   constraints.allToAll.value_or(AllToAll::flat)};
       choice.failedLayer = i;

@@ -88,8 +88,8 @@ Estimate estimate(const LayerShape &layer, const Mesh &mesh, const Plan &plan,
 std::optional<std::string> checkPlan(const LayerShape &layer, const Mesh &mesh,
                                      const Plan &plan);
 
-/// The candidate plans: ep = `ep` (DeepSpeed-MoE: min(experts, ranks) unless
-/// forced), every tp dividing the remaining ranks and the FFN widths whose
+/// The candidate plans: ep = `ep` (DeepSpeed-MoE: min(experts, ranks), or
+/// gcd(experts, ranks) when that does not divide both, unless forced), every tp dividing the remaining ranks and the FFN widths whose
 /// exchange groups align with nodes (or only `tp` when forced), dp for the
 /// rest, and the hierarchical all-to-all when a group spans nodes.
 std::vector<Plan> candidatePlans(const LayerShape &layer, const Mesh &mesh,

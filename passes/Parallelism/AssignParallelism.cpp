@@ -168,8 +168,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
     // Column-split gate/up, row-split down; biases follow their GEMM.
-    if (failed(shardWeight(parts.router.getWeight(), {none, none}, plan)) ||
-        (experts.getGateWeight() &&
+    if ((experts.getGateWeight() &&
          failed(shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
         failed(shardWeight(experts.getUpWeight(), {byEp, byTp, none}, plan)) ||
         (experts.getUpBias() &&
@@ -215,19 +214,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
       parts.combine.getInputMutable().assign(fromExperts);
     }
   }
-  if (parts.router && !parts.isMoe())
-    return failure();
-
   for (DenseFfnOp dense : parts.denseFfns) {
-    if (plan.getTp() == 1) {
-      for (Value weight : dense->getOperands().drop_front()) {
-        SmallVector<ShardAxis> dims(
-            cast<RankedTensorType>(weight.getType()).getRank(), none);
-        if (failed(shardWeight(weight, dims, plan)))
-          return failure();
-      }
+    if (plan.getTp() == 1)
       continue;
-    }
     if ((dense.getGateWeight() &&
          failed(shardWeight(dense.getGateWeight(), {byTp, none}, plan))) ||
         failed(shardWeight(dense.getUpWeight(), {byTp, none}, plan)) ||
@@ -261,7 +250,25 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
         builder.getIndexAttr(0));
     dense.getResult().replaceAllUsesExcept(reduceScatter, reduceScatter);
   }
-  return success();
+
+  // Every other weight (router and shared-expert gates, correction biases,
+  // residual coefficients) is replicated.
+  auto func = layer->getParentOfType<func::FuncOp>();
+  WalkResult walk = layer.walk([&](Operation *op) {
+    for (Value operand : op->getOperands()) {
+      auto arg = dyn_cast<BlockArgument>(operand);
+      if (!arg || arg.getOwner()->getParentOp() != func ||
+          !func.getArgAttr(arg.getArgNumber(), MoeDialect::kWeightAttrName) ||
+          func.getArgAttr(arg.getArgNumber(), MoeDialect::kShardAttrName))
+        continue;
+      SmallVector<ShardAxis> dims(
+          cast<RankedTensorType>(arg.getType()).getRank(), none);
+      if (failed(shardWeight(arg, dims, plan)))
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
 }
 
 void AssignParallelismPass::runOnOperation() {

@@ -11,7 +11,7 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
   let description = [{
     For every `moe.layer`, picks a plan `dp x ep x tp` on the mesh with the
     cost model (compiler/CostModel): ep = min(experts, ranks) as in
-    DeepSpeed-MoE unless forced, tp slices each expert's FFN (and the layer's
+    DeepSpeed-MoE (their gcd when min does not divide both) unless forced, tp slices each expert's FFN (and the layer's
     dense MLPs) when that is faster or needed to fit memory, dp replicates the
     rest, and the all-to-all is hierarchical when the exchange group spans
     nodes and the model says it is faster. Then it rewrites the layer:
@@ -47,7 +47,7 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
            "4096 for throughput)">,
     Option<"ep", "ep", "int64_t", /*default=*/"0",
            "Force the expert-parallel degree of MoE layers (0: min(experts, "
-           "ranks))">,
+           "ranks), or their gcd when that does not divide both)">,
     Option<"tp", "tp", "int64_t", /*default=*/"0",
            "Force the expert-slicing degree (0: the cost model's choice)">,
     Option<"allToAll", "all-to-all", "std::string", /*default=*/"\"auto\"",
