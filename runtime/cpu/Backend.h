@@ -1,0 +1,122 @@
+//===- runtime/cpu/Backend.h - CPU backend objects --------------*- C++ -*-===//
+//
+// The CPU backend runs every rank as a thread of one process. Buffers are
+// host memory, collectives are shared-memory exchanges through a Rendezvous
+// per rank group. Any wait gives up when a peer failed or exited (the world's
+// abort flag) or after the world's timeout, so a broken rank never hangs the
+// others.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CPU_BACKEND_H
+#define MOERT_CPU_BACKEND_H
+
+#include "runtime/common/Convert.h"
+#include "runtime/common/Error.h"
+#include "runtime/moert.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moert::cpu {
+
+// Shared state of one rank group: a reusable barrier plus one published
+// pointer per member for the exchange that follows the barrier.
+struct Rendezvous {
+  explicit Rendezvous(std::vector<int32_t> ranks)
+      : ranks(std::move(ranks)), published(this->ranks.size(), nullptr) {}
+  std::vector<int32_t> ranks;
+  std::mutex mutex;
+  std::condition_variable arrivedAll;
+  int32_t arrived = 0;
+  uint64_t generation = 0;
+  std::vector<const void *> published;
+};
+
+} // namespace moert::cpu
+
+struct moert_world_s {
+  moert_world_desc_t desc;
+  int32_t size = 0;
+  std::mutex mutex; // guards rendezvous, failure
+  // Keyed by (purpose tag, member ranks): user groups and the sub-groups of
+  // hierarchical all-to-alls never share a barrier.
+  std::map<std::pair<int, std::vector<int32_t>>,
+           std::shared_ptr<moert::cpu::Rendezvous>>
+      rendezvous;
+  std::atomic<bool> aborted{false};
+  std::unique_ptr<std::atomic<bool>[]> exited;
+  std::atomic<bool> running{false};
+  // First failure of the current run.
+  int32_t failedRank = -1;
+  moert_status_t failedStatus = MOERT_OK;
+  std::string failedMessage;
+
+  std::shared_ptr<moert::cpu::Rendezvous>
+  getRendezvous(int tag, const std::vector<int32_t> &ranks);
+  void recordFailure(int32_t rank, moert_status_t status,
+                     const std::string &message);
+};
+
+struct moert_context_s {
+  moert_world_s *world = nullptr;
+  int32_t rank = 0;
+  // Per-rank fp32 scratch panels, reused across calls (indexed by purpose).
+  std::vector<std::vector<float>> scratch;
+  std::vector<char> byteScratch[3];
+
+  float *scratchFloats(size_t slot, size_t count) {
+    if (scratch.size() <= slot)
+      scratch.resize(slot + 1);
+    if (scratch[slot].size() < count)
+      scratch[slot].resize(count);
+    return scratch[slot].data();
+  }
+  char *scratchBytes(size_t slot, size_t bytes) {
+    if (byteScratch[slot].size() < bytes)
+      byteScratch[slot].resize(bytes);
+    return byteScratch[slot].data();
+  }
+};
+
+struct moert_buffer_s {
+  void *data = nullptr;
+  size_t bytes = 0;
+};
+
+struct moert_group_s {
+  moert_world_s *world = nullptr;
+  std::vector<int32_t> ranks;
+  int32_t member = 0;
+  std::shared_ptr<moert::cpu::Rendezvous> rendezvous;
+  // Hierarchical all-to-all sub-groups, made on first use.
+  std::unique_ptr<moert_group_s> intraNode, interNode;
+};
+
+namespace moert::cpu {
+
+void checkContext(moert_context_t ctx);
+
+// Pointer to `count` elements of an operand, after checking it is present,
+// in bounds and of a known dtype.
+char *viewData(moert_view_t view, int64_t count, const char *name);
+void requireDtype(moert_view_t view, moert_dtype_t dtype, const char *name);
+void requireFloatDtype(moert_view_t view, const char *name);
+inline bool isPresent(moert_view_t view) { return view.buffer != nullptr; }
+
+// fp32 copy of an operand (no copy when it already is f32).
+const float *floatInput(moert_context_t ctx, size_t slot, moert_view_t view,
+                        int64_t count, const char *name);
+
+// Blocks until every member of `rv` arrived; fails with ABORTED when the world
+// aborts or a member has exited, and with TIMEOUT after the world timeout.
+void barrier(moert_context_t ctx, Rendezvous &rv, const char *what);
+
+} // namespace moert::cpu
+
+#endif // MOERT_CPU_BACKEND_H

@@ -1,0 +1,303 @@
+//===- runtime/cpu/Collectives.cpp - Shared-memory collectives ------------===//
+//
+// Every collective is: publish a pointer, barrier, read the peers' published
+// data, barrier (so nobody reuses a buffer a peer still reads).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cpu/Backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+using namespace moert;
+using namespace moert::cpu;
+
+namespace {
+
+enum RendezvousTag { userGroupTag = 0, intraNodeTag = 1, interNodeTag = 2 };
+
+moert_group_s &checkGroup(moert_context_t ctx, moert_group_t group) {
+  checkContext(ctx);
+  require(group != nullptr, "null group");
+  require(group->world == ctx->world &&
+              group->ranks[group->member] == ctx->rank,
+          "group was not created by rank ", ctx->rank);
+  return *group;
+}
+
+std::unique_ptr<moert_group_s> makeGroup(moert_world_s *world, int tag,
+                                         std::vector<int32_t> ranks,
+                                         int32_t myRank) {
+  auto group = std::make_unique<moert_group_s>();
+  group->world = world;
+  group->member = static_cast<int32_t>(
+      std::find(ranks.begin(), ranks.end(), myRank) - ranks.begin());
+  group->rendezvous = world->getRendezvous(tag, ranks);
+  group->ranks = std::move(ranks);
+  return group;
+}
+
+// send holds one chunk per destination member; recv chunk p is the chunk
+// member p addressed to us.
+void exchangeChunks(moert_context_t ctx, moert_group_s &group, const char *send,
+                    char *recv, size_t chunkBytes, const char *what) {
+  Rendezvous &rv = *group.rendezvous;
+  size_t members = group.ranks.size();
+  rv.published[group.member] = send;
+  barrier(ctx, rv, what);
+  for (size_t p = 0; p < members; ++p)
+    std::memcpy(recv + p * chunkBytes,
+                static_cast<const char *>(rv.published[p]) +
+                    group.member * chunkBytes,
+                chunkBytes);
+  barrier(ctx, rv, what);
+}
+
+// dst[j][i] = src[i][j] for an rows x cols grid of chunkBytes-sized chunks.
+void transposeChunks(const char *src, char *dst, size_t rows, size_t cols,
+                     size_t chunkBytes) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < cols; ++j)
+      std::memcpy(dst + (j * rows + i) * chunkBytes,
+                  src + (i * cols + j) * chunkBytes, chunkBytes);
+}
+
+struct NodeLayout {
+  size_t nodes;   // M: nodes the group spans
+  size_t perNode; // L: members on each node
+};
+
+NodeLayout hierarchicalLayout(moert_group_s &group) {
+  int32_t gpusPerNode = group.world->desc.gpus_per_node;
+  std::vector<int32_t> nodeOf;
+  for (int32_t r : group.ranks)
+    nodeOf.push_back(r / gpusPerNode);
+  std::set<int32_t> distinct(nodeOf.begin(), nodeOf.end());
+  size_t nodes = distinct.size(), size = group.ranks.size();
+  size_t perNode = size / nodes;
+  bool even = perNode * nodes == size;
+  for (size_t i = 0; even && i < size; ++i) {
+    even = nodeOf[i] == nodeOf[i / perNode * perNode];
+    if (i % perNode == 0 && i > 0)
+      even = even && nodeOf[i] != nodeOf[i - 1];
+  }
+  require(even, "hierarchical all_to_all needs a group sorted by node with "
+                "the same number of members on each node");
+  return {nodes, perNode};
+}
+
+// Generic all-to-all on chunks in destination-major order, producing chunks
+// in source-major order, in two stages (intra-node, then inter-node).
+void hierarchicalAllToAll(moert_context_t ctx, moert_group_s &group,
+                          const char *send, char *recv, size_t chunkBytes) {
+  NodeLayout layout = hierarchicalLayout(group);
+  size_t nodes = layout.nodes, perNode = layout.perNode;
+  size_t node = group.member / perNode, local = group.member % perNode;
+  if (!group.intraNode) {
+    std::vector<int32_t> intra(group.ranks.begin() + node * perNode,
+                               group.ranks.begin() + (node + 1) * perNode);
+    std::vector<int32_t> inter;
+    for (size_t a = 0; a < nodes; ++a)
+      inter.push_back(group.ranks[a * perNode + local]);
+    group.intraNode =
+        makeGroup(group.world, intraNodeTag, std::move(intra), ctx->rank);
+    group.interNode =
+        makeGroup(group.world, interNodeTag, std::move(inter), ctx->rank);
+  }
+  size_t total = nodes * perNode * chunkBytes;
+  char *byDestLocal = ctx->scratchBytes(0, total);
+  char *fromNodePeers = ctx->scratchBytes(1, total);
+  char *byDestNode = ctx->scratchBytes(2, total);
+  // Destinations (a', b') -> [b'][a'] so each node peer b' gets one block.
+  transposeChunks(send, byDestLocal, nodes, perNode, chunkBytes);
+  exchangeChunks(ctx, *group.intraNode, byDestLocal, fromNodePeers,
+                 nodes * chunkBytes, "hierarchical all_to_all (intra-node)");
+  // [source b][dest a'] -> [dest a'][source b] for the inter-node stage.
+  transposeChunks(fromNodePeers, byDestNode, perNode, nodes, chunkBytes);
+  exchangeChunks(ctx, *group.interNode, byDestNode, recv, perNode * chunkBytes,
+                 "hierarchical all_to_all (inter-node)");
+}
+
+template <typename T, typename Combine>
+void reduceInto(const std::vector<const void *> &inputs, int64_t count,
+                T *result, Combine combine) {
+  std::copy_n(static_cast<const T *>(inputs[0]), count, result);
+  for (size_t p = 1; p < inputs.size(); ++p) {
+    auto *in = static_cast<const T *>(inputs[p]);
+    for (int64_t i = 0; i < count; ++i)
+      result[i] = combine(result[i], in[i]);
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
+                                  int32_t count, moert_group_t *outGroup) {
+  return guard("moert_group_create", [&] {
+    checkContext(ctx);
+    require(outGroup != nullptr && ranks != nullptr, "null argument");
+    *outGroup = nullptr;
+    require(count >= 1, "group needs at least one rank, got ", count);
+    std::vector<int32_t> list(ranks, ranks + count);
+    std::set<int32_t> unique(list.begin(), list.end());
+    require(unique.size() == list.size(), "group lists a rank twice");
+    for (int32_t r : list)
+      require(r >= 0 && r < ctx->world->size, "rank ", r,
+              " is outside the world of ", ctx->world->size);
+    require(unique.count(ctx->rank), "rank ", ctx->rank,
+            " is not in the group it creates");
+    *outGroup = makeGroup(ctx->world, userGroupTag, std::move(list), ctx->rank)
+                    .release();
+  });
+}
+
+void moert_group_destroy(moert_group_t group) { delete group; }
+
+int32_t moert_group_size(moert_group_t group) {
+  return group ? static_cast<int32_t>(group->ranks.size()) : 0;
+}
+
+int32_t moert_group_member(moert_group_t group) {
+  return group ? group->member : -1;
+}
+
+moert_status_t moert_barrier(moert_context_t ctx, moert_group_t group) {
+  return guard("moert_barrier", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    barrier(ctx, *g.rendezvous, "barrier");
+  });
+}
+
+moert_status_t moert_all_reduce(moert_context_t ctx, moert_group_t group,
+                                moert_reduce_op_t op, moert_view_t send,
+                                moert_view_t recv, int64_t count) {
+  return guard("moert_all_reduce", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    require(op == MOERT_REDUCE_SUM || op == MOERT_REDUCE_MAX,
+            "unknown reduce op ", static_cast<int>(op));
+    require(send.dtype == recv.dtype, "send and recv dtypes differ");
+    const char *in = viewData(send, count, "send");
+    char *out = viewData(recv, count, "recv");
+    Rendezvous &rv = *g.rendezvous;
+    rv.published[g.member] = in;
+    barrier(ctx, rv, "all_reduce");
+    // Every member reduces in member order, so all get identical bits.
+    std::vector<const void *> inputs(rv.published.begin(), rv.published.end());
+    bool sum = op == MOERT_REDUCE_SUM;
+    std::vector<char> result(count * moert_dtype_size(send.dtype));
+    if (send.dtype == MOERT_I32 || send.dtype == MOERT_I64) {
+      auto apply = [&](auto *typed) {
+        using T = std::remove_pointer_t<decltype(typed)>;
+        reduceInto<T>(inputs, count, typed,
+                      [sum](T a, T b) { return sum ? a + b : std::max(a, b); });
+      };
+      if (send.dtype == MOERT_I32)
+        apply(reinterpret_cast<int32_t *>(result.data()));
+      else
+        apply(reinterpret_cast<int64_t *>(result.data()));
+    } else {
+      std::vector<float> acc(count), widened(count);
+      convertToFloat(inputs[0], send.dtype, acc.data(), count);
+      for (size_t p = 1; p < inputs.size(); ++p) {
+        convertToFloat(inputs[p], send.dtype, widened.data(), count);
+        for (int64_t i = 0; i < count; ++i)
+          acc[i] = sum ? acc[i] + widened[i] : std::max(acc[i], widened[i]);
+      }
+      convertFromFloat(acc.data(), result.data(), send.dtype, count);
+    }
+    barrier(ctx, rv, "all_reduce");
+    std::memcpy(out, result.data(), result.size());
+  });
+}
+
+moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
+                                    moert_reduce_op_t op, int64_t *value) {
+  return guard("moert_all_reduce_i64", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    require(value != nullptr, "null value");
+    require(op == MOERT_REDUCE_SUM || op == MOERT_REDUCE_MAX,
+            "unknown reduce op ", static_cast<int>(op));
+    Rendezvous &rv = *g.rendezvous;
+    rv.published[g.member] = value;
+    barrier(ctx, rv, "all_reduce_i64");
+    int64_t result = *static_cast<const int64_t *>(rv.published[0]);
+    for (size_t p = 1; p < rv.published.size(); ++p) {
+      int64_t v = *static_cast<const int64_t *>(rv.published[p]);
+      result = op == MOERT_REDUCE_SUM ? result + v : std::max(result, v);
+    }
+    barrier(ctx, rv, "all_reduce_i64");
+    *value = result;
+  });
+}
+
+moert_status_t moert_all_to_all(moert_context_t ctx, moert_group_t group,
+                                moert_a2a_direction_t direction,
+                                moert_a2a_algorithm_t algorithm,
+                                moert_view_t send, moert_view_t recv,
+                                int64_t expertsLocal, int64_t capacity,
+                                int64_t hidden) {
+  return guard("moert_all_to_all", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    require(direction == MOERT_A2A_TO_EXPERTS ||
+                direction == MOERT_A2A_FROM_EXPERTS,
+            "unknown direction ", static_cast<int>(direction));
+    require(algorithm == MOERT_A2A_FLAT || algorithm == MOERT_A2A_HIERARCHICAL,
+            "unknown algorithm ", static_cast<int>(algorithm));
+    require(expertsLocal >= 1 && capacity >= 0 && hidden >= 1,
+            "bad extents: experts_local ", expertsLocal, ", capacity ",
+            capacity, ", hidden ", hidden);
+    require(send.dtype == recv.dtype, "send and recv dtypes differ");
+    size_t members = g.ranks.size();
+    int64_t count =
+        static_cast<int64_t>(members) * expertsLocal * capacity * hidden;
+    const char *in = viewData(send, count, "send");
+    char *out = viewData(recv, count, "recv");
+    size_t rowsBytes = capacity * hidden * moert_dtype_size(send.dtype);
+    size_t total = count * moert_dtype_size(send.dtype);
+    require(in + total <= out || out + total <= in, "send and recv overlap");
+    if (total == 0) {
+      barrier(ctx, *g.rendezvous, "all_to_all");
+      return;
+    }
+    size_t peerChunk = expertsLocal * rowsBytes; // one member's share
+    bool toExperts = direction == MOERT_A2A_TO_EXPERTS;
+    if (algorithm == MOERT_A2A_FLAT) {
+      Rendezvous &rv = *g.rendezvous;
+      rv.published[g.member] = in;
+      barrier(ctx, rv, "all_to_all");
+      // Copy straight into the final layout: [E_local][p][C][H] on the
+      // expert side, [q][E_local][C][H] = [E][C][H] on the token side.
+      for (size_t p = 0; p < members; ++p) {
+        auto *peer = static_cast<const char *>(rv.published[p]);
+        for (int64_t e = 0; e < expertsLocal; ++e) {
+          if (toExperts)
+            std::memcpy(out + (e * members + p) * rowsBytes,
+                        peer + g.member * peerChunk + e * rowsBytes, rowsBytes);
+          else
+            std::memcpy(out + p * peerChunk + e * rowsBytes,
+                        peer + (e * members + g.member) * rowsBytes, rowsBytes);
+        }
+      }
+      barrier(ctx, rv, "all_to_all");
+      return;
+    }
+    // Hierarchical: a destination-major chunk all-to-all plus the same
+    // expert-major layout transforms as flat.
+    std::vector<char> staged(total);
+    if (toExperts) {
+      hierarchicalAllToAll(ctx, g, in, staged.data(), peerChunk);
+      // [p][E_local][rows] -> [E_local][p][rows]
+      transposeChunks(staged.data(), out, members, expertsLocal, rowsBytes);
+    } else {
+      // [E_local][q][rows] -> [q][E_local][rows], destination-major.
+      transposeChunks(in, staged.data(), expertsLocal, members, rowsBytes);
+      hierarchicalAllToAll(ctx, g, staged.data(), out, peerChunk);
+    }
+  });
+}
+
+} // extern "C"

@@ -1,0 +1,280 @@
+//===- runtime/cpu/Gate.cpp - Scoring, top-k, capacity, normalisation -----===//
+
+#include "runtime/cpu/Gate.h"
+
+#include "runtime/cpu/Backend.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+using namespace moert;
+using namespace moert::cpu;
+
+void moert::cpu::validateGateConfig(const moert_gate_config_t &cfg) {
+  int32_t experts = cfg.experts, topK = cfg.top_k;
+  require(experts >= 1, "gate: experts must be >= 1, got ", experts);
+  require(topK >= 1 && topK <= experts, "gate: top_k must be in [1, ", experts,
+          "], got ", topK);
+  require(cfg.score_func == MOERT_SCORE_SOFTMAX ||
+              cfg.score_func == MOERT_SCORE_SIGMOID,
+          "gate: unknown score_func ", static_cast<int>(cfg.score_func));
+  require(cfg.norm == MOERT_NORM_NONE || cfg.norm == MOERT_NORM_SELECTED ||
+              cfg.norm == MOERT_NORM_KEPT,
+          "gate: unknown norm ", static_cast<int>(cfg.norm));
+  require(cfg.drop_order == MOERT_DROP_CHOICE_MAJOR ||
+              cfg.drop_order == MOERT_DROP_TOKEN_MAJOR ||
+              cfg.drop_order == MOERT_DROP_PROBS,
+          "gate: unknown drop_order ", static_cast<int>(cfg.drop_order));
+  require(std::isfinite(cfg.capacity_factor) && cfg.capacity_factor >= 0,
+          "gate: capacity_factor must be finite and >= 0, got ",
+          cfg.capacity_factor);
+  require(cfg.min_capacity >= 0, "gate: min_capacity must be >= 0, got ",
+          cfg.min_capacity);
+  require(cfg.norm_epsilon >= 0, "gate: norm_epsilon must be >= 0, got ",
+          cfg.norm_epsilon);
+  if (cfg.n_group > 1) {
+    require(experts % cfg.n_group == 0, "gate: experts ", experts,
+            " not divisible by n_group ", cfg.n_group);
+    require(cfg.topk_group >= 1 && cfg.topk_group <= cfg.n_group,
+            "gate: topk_group must be in [1, ", cfg.n_group, "], got ",
+            cfg.topk_group);
+    int32_t groupSize = experts / cfg.n_group;
+    require(topK <= cfg.topk_group * groupSize, "gate: top_k ", topK,
+            " exceeds the ", cfg.topk_group * groupSize,
+            " experts of the kept groups");
+    require(cfg.group_score == MOERT_GROUP_SCORE_MAX ||
+                cfg.group_score == MOERT_GROUP_SCORE_TOP2_SUM,
+            "gate: unknown group_score ", static_cast<int>(cfg.group_score));
+    require(cfg.group_score != MOERT_GROUP_SCORE_TOP2_SUM || groupSize >= 2,
+            "gate: top2_sum needs groups of >= 2 experts");
+  }
+}
+
+namespace {
+
+void scoreToken(const moert_gate_config_t &cfg, const float *logits,
+                float *scores) {
+  int32_t experts = cfg.experts;
+  if (cfg.score_func == MOERT_SCORE_SIGMOID) {
+    for (int32_t e = 0; e < experts; ++e)
+      scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+    return;
+  }
+  float maxLogit = *std::max_element(logits, logits + experts);
+  float sum = 0;
+  for (int32_t e = 0; e < experts; ++e) {
+    scores[e] = std::exp(logits[e] - maxLogit);
+    sum += scores[e];
+  }
+  for (int32_t e = 0; e < experts; ++e)
+    scores[e] /= sum;
+}
+
+// Masks sel to -inf outside the topk_group best groups.
+void limitGroups(const moert_gate_config_t &cfg, float *sel,
+                 std::vector<float> &groupScores,
+                 std::vector<int32_t> &groupOrder) {
+  int32_t groups = cfg.n_group, groupSize = cfg.experts / groups;
+  for (int32_t g = 0; g < groups; ++g) {
+    const float *member = sel + g * groupSize;
+    if (cfg.group_score == MOERT_GROUP_SCORE_MAX) {
+      groupScores[g] = *std::max_element(member, member + groupSize);
+    } else {
+      float best = -std::numeric_limits<float>::infinity(), second = best;
+      for (int32_t i = 0; i < groupSize; ++i) {
+        if (member[i] > best) {
+          second = best;
+          best = member[i];
+        } else if (member[i] > second) {
+          second = member[i];
+        }
+      }
+      groupScores[g] = best + second;
+    }
+  }
+  std::iota(groupOrder.begin(), groupOrder.end(), 0);
+  std::stable_sort(
+      groupOrder.begin(), groupOrder.end(),
+      [&](int32_t a, int32_t b) { return groupScores[a] > groupScores[b]; });
+  for (int32_t rank = cfg.topk_group; rank < groups; ++rank) {
+    float *member = sel + groupOrder[rank] * groupSize;
+    std::fill_n(member, groupSize, -std::numeric_limits<float>::infinity());
+  }
+}
+
+// Per expert, keeps the `capacity` choices with the highest unbiased score
+// (ties: lower token), then numbers the kept ones in token order.
+void assignSlotsByProbs(int64_t tokens, int32_t topK, int32_t experts,
+                        int64_t capacity, const int32_t *ids,
+                        const float *scores, int32_t *slots) {
+  std::vector<std::vector<int64_t>> choicesOf(experts); // flat s*k+j
+  for (int64_t i = 0; i < tokens * topK; ++i)
+    choicesOf[ids[i]].push_back(i); // token order: i is increasing
+  for (auto &choices : choicesOf) {
+    if (static_cast<int64_t>(choices.size()) > capacity) {
+      std::stable_sort(
+          choices.begin(), choices.end(),
+          [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+      choices.resize(capacity);
+      std::sort(choices.begin(), choices.end());
+    }
+    int32_t slot = 0;
+    for (int64_t i : choices)
+      slots[i] = slot++;
+  }
+}
+
+} // namespace
+
+int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
+                                const float *logits,
+                                const float *correctionBias, int64_t tokens,
+                                int32_t *ids, float *weights, int32_t *slots,
+                                int32_t *counts) {
+  validateGateConfig(cfg);
+  const int32_t experts = cfg.experts, topK = cfg.top_k;
+  std::vector<float> scores(experts), sel(experts);
+  std::vector<float> groupScores(std::max(cfg.n_group, 1));
+  std::vector<int32_t> groupOrder(std::max(cfg.n_group, 1));
+  std::vector<int32_t> order(experts);
+
+  // Steps 1-5: scores, selection, unbiased weights.
+  for (int64_t s = 0; s < tokens; ++s) {
+    scoreToken(cfg, logits + s * experts, scores.data());
+    for (int32_t e = 0; e < experts; ++e)
+      sel[e] = scores[e] + (correctionBias ? correctionBias[e] : 0.0f);
+    if (cfg.n_group > 1)
+      limitGroups(cfg, sel.data(), groupScores, groupOrder);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + topK, order.end(),
+                      [&](int32_t a, int32_t b) {
+                        return sel[a] > sel[b] || (sel[a] == sel[b] && a < b);
+                      });
+    for (int32_t j = 0; j < topK; ++j) {
+      ids[s * topK + j] = order[j];
+      weights[s * topK + j] = scores[order[j]];
+    }
+  }
+
+  // Step 6: capacity and slots.
+  int64_t choices = tokens * topK;
+  bool dropless = cfg.capacity_factor == 0.0f;
+  int64_t capacity = 0;
+  if (!dropless) {
+    double wanted = static_cast<double>(topK * tokens) / experts *
+                    static_cast<double>(cfg.capacity_factor);
+    capacity = std::max<int64_t>(cfg.min_capacity,
+                                 static_cast<int64_t>(std::ceil(wanted)));
+  }
+  std::fill_n(counts, experts, 0);
+  std::fill_n(slots, choices, -1);
+  if (dropless || cfg.drop_order == MOERT_DROP_TOKEN_MAJOR) {
+    for (int64_t i = 0; i < choices; ++i)
+      slots[i] = counts[ids[i]]++;
+  } else if (cfg.drop_order == MOERT_DROP_CHOICE_MAJOR) {
+    for (int32_t j = 0; j < topK; ++j)
+      for (int64_t s = 0; s < tokens; ++s)
+        slots[s * topK + j] = counts[ids[s * topK + j]]++;
+  } else {
+    assignSlotsByProbs(tokens, topK, experts, capacity, ids, weights, slots);
+  }
+  if (dropless) {
+    capacity = choices ? *std::max_element(counts, counts + experts) : 0;
+  } else {
+    std::fill_n(counts, experts, 0);
+    for (int64_t i = 0; i < choices; ++i) {
+      if (slots[i] >= capacity)
+        slots[i] = -1;
+      if (slots[i] >= 0)
+        ++counts[ids[i]];
+    }
+  }
+
+  // Steps 7-8: normalisation (drops zeroed), routed scaling.
+  for (int64_t s = 0; s < tokens; ++s) {
+    float *w = weights + s * topK;
+    const int32_t *slot = slots + s * topK;
+    if (cfg.norm == MOERT_NORM_SELECTED) {
+      float sum = 0;
+      for (int32_t j = 0; j < topK; ++j)
+        sum += w[j];
+      float denominator = sum + cfg.norm_epsilon;
+      for (int32_t j = 0; j < topK; ++j)
+        w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
+    }
+    for (int32_t j = 0; j < topK; ++j)
+      if (slot[j] < 0)
+        w[j] = 0;
+    if (cfg.norm == MOERT_NORM_KEPT) {
+      float sum = 0;
+      for (int32_t j = 0; j < topK; ++j)
+        sum += w[j];
+      float denominator = std::max(sum, FLT_EPSILON);
+      for (int32_t j = 0; j < topK; ++j)
+        w[j] /= denominator;
+    }
+    for (int32_t j = 0; j < topK; ++j)
+      w[j] *= cfg.routed_scaling_factor;
+  }
+  return capacity;
+}
+
+extern "C" {
+
+void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
+                            int32_t topK) {
+  if (!cfg)
+    return;
+  *cfg = moert_gate_config_t{};
+  cfg->experts = experts;
+  cfg->top_k = topK;
+  cfg->score_func = MOERT_SCORE_SOFTMAX;
+  cfg->n_group = 1;
+  cfg->topk_group = 1;
+  cfg->group_score = MOERT_GROUP_SCORE_MAX;
+  cfg->norm = MOERT_NORM_NONE;
+  cfg->norm_epsilon = 0.0f;
+  cfg->routed_scaling_factor = 1.0f;
+  cfg->capacity_factor = 0.0f;
+  cfg->min_capacity = 0;
+  cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
+}
+
+moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
+                          moert_view_t logits, moert_view_t correctionBias,
+                          int64_t tokens, moert_view_t ids,
+                          moert_view_t weights, moert_view_t slots,
+                          moert_view_t counts, int64_t *capacity) {
+  return guard("moert_gate", [&] {
+    checkContext(ctx);
+    require(cfg != nullptr && capacity != nullptr, "null argument");
+    require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+    validateGateConfig(*cfg);
+    int64_t experts = cfg->experts, choices = tokens * cfg->top_k;
+    const float *logitData =
+        floatInput(ctx, 0, logits, tokens * experts, "logits");
+    const float *biasData =
+        isPresent(correctionBias)
+            ? floatInput(ctx, 1, correctionBias, experts, "correction_bias")
+            : nullptr;
+    requireDtype(ids, MOERT_I32, "ids");
+    requireDtype(weights, MOERT_F32, "weights");
+    requireDtype(slots, MOERT_I32, "slots");
+    requireDtype(counts, MOERT_I32, "counts");
+    auto *idData = reinterpret_cast<int32_t *>(viewData(ids, choices, "ids"));
+    auto *weightData =
+        reinterpret_cast<float *>(viewData(weights, choices, "weights"));
+    auto *slotData =
+        reinterpret_cast<int32_t *>(viewData(slots, choices, "slots"));
+    auto *countData =
+        reinterpret_cast<int32_t *>(viewData(counts, experts, "counts"));
+    *capacity = computeGate(*cfg, logitData, biasData, tokens, idData,
+                            weightData, slotData, countData);
+  });
+}
+
+} // extern "C"

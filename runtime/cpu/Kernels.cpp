@@ -1,0 +1,480 @@
+//===- runtime/cpu/Kernels.cpp - Router, permutation, FFN, mixes ----------===//
+//
+// Every GEMM goes through OpenBLAS cblas_sgemm on fp32 panels; f16/bf16
+// operands are widened once per call (weights once per expert per call).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cpu/Backend.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstring>
+
+using namespace moert;
+using namespace moert::cpu;
+
+namespace {
+
+// Scratch slots of a context; one purpose each so panels never collide.
+enum ScratchSlot : size_t {
+  slotInput = 0,
+  slotWeightA,
+  slotWeightB,
+  slotWeightC,
+  slotBias1,
+  slotBias2,
+  slotHiddenA,
+  slotHiddenB,
+  slotOutput,
+  slotRow,
+  slotRowB,
+  slotGate,
+};
+
+// C[m,n] = A[m,k] . B[n,k]^T (+ C if accumulate): the nn.Linear product.
+void linear(int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+            float *c, bool accumulate = false) {
+  if (m == 0 || n == 0)
+    return;
+  if (k == 0) {
+    if (!accumulate)
+      std::fill_n(c, m * n, 0.0f);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), 1.0f, a,
+              static_cast<int>(k), b, static_cast<int>(k),
+              accumulate ? 1.0f : 0.0f, c, static_cast<int>(n));
+}
+
+void addRowBias(float *rows, int64_t m, int64_t n, const float *bias) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      rows[i * n + j] += bias[j];
+}
+
+template <typename Fn> void applyInPlace(float *data, int64_t count, Fn fn) {
+  for (int64_t i = 0; i < count; ++i)
+    data[i] = fn(data[i]);
+}
+
+void activate(moert_activation_t activation, float *data, int64_t count) {
+  switch (activation) {
+  case MOERT_ACT_SILU:
+    return applyInPlace(data, count,
+                        [](float x) { return x / (1.0f + std::exp(-x)); });
+  case MOERT_ACT_GELU:
+    return applyInPlace(data, count, [](float x) {
+      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    });
+  case MOERT_ACT_GELU_TANH:
+    return applyInPlace(data, count, [](float x) {
+      float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.0f + std::tanh(inner));
+    });
+  case MOERT_ACT_RELU:
+    return applyInPlace(data, count,
+                        [](float x) { return x > 0.0f ? x : 0.0f; });
+  }
+  fail(MOERT_INVALID_ARGUMENT, "unknown activation ",
+       static_cast<int>(activation));
+}
+
+// Stores fp32 rows into a view of any float dtype.
+void storeFloats(const float *src, char *dst, moert_dtype_t dtype,
+                 int64_t count) {
+  convertFromFloat(src, dst, dtype, count);
+}
+
+// fp32 pointer to element `first` of an operand: direct for f32, otherwise
+// converted into a scratch slot.
+const float *floatSlice(moert_context_t ctx, size_t slot, moert_view_t view,
+                        int64_t first, int64_t count, const char *name) {
+  moert_view_t shifted = view;
+  shifted.offset += first;
+  return floatInput(ctx, slot, shifted, count, name);
+}
+
+// The checked operands of an FFN with `stack` stacked copies of its weights.
+struct FfnOperands {
+  const moert_ffn_desc_t &desc;
+  int64_t hidden, ffn;
+  bool gated;
+  FfnOperands(const moert_ffn_desc_t &desc, int64_t stack)
+      : desc(desc), hidden(desc.hidden), ffn(desc.ffn),
+        gated(desc.kind == MOERT_FFN_GATED) {
+    require(desc.kind == MOERT_FFN_GATED || desc.kind == MOERT_FFN_PLAIN,
+            "unknown ffn kind ", static_cast<int>(desc.kind));
+    require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
+            hidden, " and ", ffn);
+    viewData(desc.w_gate, stack * ffn * hidden, gated ? "w_gate" : "w1");
+    requireFloatDtype(desc.w_gate, gated ? "w_gate" : "w1");
+    viewData(desc.w_down, stack * hidden * ffn, gated ? "w_down" : "w2");
+    requireFloatDtype(desc.w_down, gated ? "w_down" : "w2");
+    if (gated) {
+      viewData(desc.w_up, stack * ffn * hidden, "w_up");
+      requireFloatDtype(desc.w_up, "w_up");
+      require(!isPresent(desc.b1) && !isPresent(desc.b2),
+              "gated ffn takes no biases");
+    } else {
+      require(!isPresent(desc.w_up), "plain ffn takes no w_up");
+      if (isPresent(desc.b1)) {
+        viewData(desc.b1, stack * ffn, "b1");
+        requireFloatDtype(desc.b1, "b1");
+      }
+      if (isPresent(desc.b2)) {
+        viewData(desc.b2, stack * hidden, "b2");
+        requireFloatDtype(desc.b2, "b2");
+      }
+    }
+    // Validates the activation once, not per expert.
+    float probe = 0;
+    activate(desc.activation, &probe, 1);
+  }
+
+  // fp32 weights of copy `index` (f16/bf16 widened once, here).
+  struct Panels {
+    const float *first, *up, *down, *b1, *b2;
+  };
+  Panels panels(moert_context_t ctx, int64_t index) const {
+    int64_t panel = ffn * hidden;
+    Panels p{};
+    p.first =
+        floatSlice(ctx, slotWeightA, desc.w_gate, index * panel, panel, "w1");
+    p.down = floatSlice(ctx, slotWeightC, desc.w_down, index * panel, panel,
+                        "w_down");
+    if (gated)
+      p.up =
+          floatSlice(ctx, slotWeightB, desc.w_up, index * panel, panel, "w_up");
+    if (isPresent(desc.b1))
+      p.b1 = floatSlice(ctx, slotBias1, desc.b1, index * ffn, ffn, "b1");
+    if (isPresent(desc.b2))
+      p.b2 = floatSlice(ctx, slotBias2, desc.b2, index * hidden, hidden, "b2");
+    return p;
+  }
+
+  // y[rows,H] = FFN(x[rows,H]), all fp32.
+  void run(moert_context_t ctx, const Panels &p, const float *x, int64_t rows,
+           float *y) const {
+    float *h = ctx->scratchFloats(slotHiddenA, rows * ffn);
+    linear(rows, ffn, hidden, x, p.first, h);
+    if (gated) {
+      float *u = ctx->scratchFloats(slotHiddenB, rows * ffn);
+      linear(rows, ffn, hidden, x, p.up, u);
+      activate(desc.activation, h, rows * ffn);
+      for (int64_t i = 0; i < rows * ffn; ++i)
+        h[i] *= u[i];
+    } else {
+      if (p.b1)
+        addRowBias(h, rows, ffn, p.b1);
+      activate(desc.activation, h, rows * ffn);
+    }
+    linear(rows, hidden, ffn, h, p.down, y);
+    if (p.b2)
+      addRowBias(y, rows, hidden, p.b2);
+  }
+};
+
+} // namespace
+
+extern "C" {
+
+moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
+                            moert_view_t wg, moert_view_t bias,
+                            moert_view_t logits, int64_t tokens, int64_t hidden,
+                            int64_t experts) {
+  return guard("moert_router", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1 && experts >= 1, "bad extents: tokens ",
+            tokens, ", hidden ", hidden, ", experts ", experts);
+    requireDtype(logits, MOERT_F32, "logits");
+    auto *out =
+        reinterpret_cast<float *>(viewData(logits, tokens * experts, "logits"));
+    const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
+    const float *wData =
+        floatInput(ctx, slotWeightA, wg, experts * hidden, "wg");
+    linear(tokens, experts, hidden, xData, wData, out);
+    if (isPresent(bias))
+      addRowBias(out, tokens, experts,
+                 floatInput(ctx, slotBias1, bias, experts, "bias"));
+  });
+}
+
+moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
+                              moert_view_t ids, moert_view_t slots,
+                              moert_view_t buf, int64_t tokens, int64_t hidden,
+                              int64_t topK, int64_t experts, int64_t capacity) {
+  return guard("moert_dispatch", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
+                capacity >= 0,
+            "bad extents");
+    requireFloatDtype(x, "x");
+    requireFloatDtype(buf, "buf");
+    requireDtype(ids, MOERT_I32, "ids");
+    requireDtype(slots, MOERT_I32, "slots");
+    const char *xData = viewData(x, tokens * hidden, "x");
+    auto *idData =
+        reinterpret_cast<const int32_t *>(viewData(ids, tokens * topK, "ids"));
+    auto *slotData = reinterpret_cast<const int32_t *>(
+        viewData(slots, tokens * topK, "slots"));
+    char *out = viewData(buf, experts * capacity * hidden, "buf");
+    size_t inRow = hidden * moert_dtype_size(x.dtype);
+    size_t outRow = hidden * moert_dtype_size(buf.dtype);
+    std::memset(out, 0, experts * capacity * outRow);
+    for (int64_t s = 0; s < tokens; ++s) {
+      for (int64_t j = 0; j < topK; ++j) {
+        int32_t e = idData[s * topK + j], slot = slotData[s * topK + j];
+        if (slot < 0)
+          continue;
+        require(e >= 0 && e < experts && slot < capacity, "token ", s,
+                " choice ", j, " routes to expert ", e, " slot ", slot,
+                " outside [", experts, " x ", capacity, "]");
+        convert(xData + s * inRow, x.dtype,
+                out + (e * capacity + slot) * outRow, buf.dtype, hidden);
+      }
+    }
+  });
+}
+
+moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
+                             moert_view_t ids, moert_view_t slots,
+                             moert_view_t weights, moert_view_t addend,
+                             moert_view_t out, int64_t tokens, int64_t hidden,
+                             int64_t topK, int64_t experts, int64_t capacity) {
+  return guard("moert_combine", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
+                capacity >= 0,
+            "bad extents");
+    requireFloatDtype(y, "y");
+    requireFloatDtype(out, "out");
+    requireDtype(ids, MOERT_I32, "ids");
+    requireDtype(slots, MOERT_I32, "slots");
+    requireDtype(weights, MOERT_F32, "weights");
+    const char *yData = viewData(y, experts * capacity * hidden, "y");
+    auto *idData =
+        reinterpret_cast<const int32_t *>(viewData(ids, tokens * topK, "ids"));
+    auto *slotData = reinterpret_cast<const int32_t *>(
+        viewData(slots, tokens * topK, "slots"));
+    auto *weightData = reinterpret_cast<const float *>(
+        viewData(weights, tokens * topK, "weights"));
+    char *outData = viewData(out, tokens * hidden, "out");
+    const char *addendData = nullptr;
+    if (isPresent(addend)) {
+      requireFloatDtype(addend, "addend");
+      addendData = viewData(addend, tokens * hidden, "addend");
+    }
+    size_t yRow = hidden * moert_dtype_size(y.dtype);
+    size_t outRow = hidden * moert_dtype_size(out.dtype);
+    size_t addendRow = hidden * moert_dtype_size(addend.dtype);
+    float *acc = ctx->scratchFloats(slotOutput, hidden);
+    float *row = ctx->scratchFloats(slotRow, hidden);
+    for (int64_t s = 0; s < tokens; ++s) {
+      if (addendData)
+        convertToFloat(addendData + s * addendRow, addend.dtype, acc, hidden);
+      else
+        std::fill_n(acc, hidden, 0.0f);
+      for (int64_t j = 0; j < topK; ++j) {
+        int32_t e = idData[s * topK + j], slot = slotData[s * topK + j];
+        if (slot < 0)
+          continue;
+        require(e >= 0 && e < experts && slot < capacity, "token ", s,
+                " choice ", j, " reads expert ", e, " slot ", slot,
+                " outside [", experts, " x ", capacity, "]");
+        const char *src = yData + (e * capacity + slot) * yRow;
+        const float *values = reinterpret_cast<const float *>(src);
+        if (y.dtype != MOERT_F32) {
+          convertToFloat(src, y.dtype, row, hidden);
+          values = row;
+        }
+        float w = weightData[s * topK + j];
+        for (int64_t h = 0; h < hidden; ++h)
+          acc[h] += w * values[h];
+      }
+      storeFloats(acc, outData + s * outRow, out.dtype, hidden);
+    }
+  });
+}
+
+moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
+                             moert_view_t in, moert_view_t out,
+                             moert_view_t rows, int64_t experts,
+                             int64_t capacity, int64_t blocks) {
+  return guard("moert_experts", [&] {
+    checkContext(ctx);
+    require(ffn != nullptr, "null ffn descriptor");
+    require(experts >= 1 && capacity >= 0 && blocks >= 1,
+            "bad extents: experts ", experts, ", capacity ", capacity,
+            ", blocks ", blocks);
+    require(capacity % blocks == 0, "capacity ", capacity,
+            " is not a multiple of blocks ", blocks);
+    FfnOperands operands(*ffn, experts);
+    int64_t hidden = ffn->hidden, blockRows = capacity / blocks;
+    requireFloatDtype(in, "in");
+    requireFloatDtype(out, "out");
+    const char *inData = viewData(in, experts * capacity * hidden, "in");
+    char *outData = viewData(out, experts * capacity * hidden, "out");
+    const int32_t *rowData = nullptr;
+    if (isPresent(rows)) {
+      requireDtype(rows, MOERT_I32, "rows");
+      rowData = reinterpret_cast<const int32_t *>(
+          viewData(rows, experts * blocks, "rows"));
+    }
+    size_t inRow = hidden * moert_dtype_size(in.dtype);
+    size_t outRow = hidden * moert_dtype_size(out.dtype);
+    for (int64_t e = 0; e < experts; ++e) {
+      bool anyRows = !rowData;
+      for (int64_t b = 0; rowData && b < blocks; ++b)
+        anyRows = anyRows || rowData[e * blocks + b] > 0;
+      // Empty experts cost nothing: their weights are not even widened.
+      FfnOperands::Panels panels{};
+      if (anyRows)
+        panels = operands.panels(ctx, e);
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t used = rowData ? rowData[e * blocks + b] : blockRows;
+        require(used >= 0 && used <= blockRows, "expert ", e, " block ", b,
+                " has ", used, " rows, capacity per block is ", blockRows);
+        int64_t first = e * capacity + b * blockRows;
+        if (used > 0) {
+          const float *x;
+          if (in.dtype == MOERT_F32) {
+            x = reinterpret_cast<const float *>(inData + first * inRow);
+          } else {
+            float *converted = ctx->scratchFloats(slotInput, used * hidden);
+            convertToFloat(inData + first * inRow, in.dtype, converted,
+                           used * hidden);
+            x = converted;
+          }
+          float *y = ctx->scratchFloats(slotOutput, used * hidden);
+          operands.run(ctx, panels, x, used, y);
+          storeFloats(y, outData + first * outRow, out.dtype, used * hidden);
+        }
+        std::memset(outData + (first + used) * outRow, 0,
+                    (blockRows - used) * outRow);
+      }
+    }
+  });
+}
+
+moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,
+                               moert_view_t x, moert_view_t out,
+                               int64_t tokens) {
+  return guard("moert_dense_ffn", [&] {
+    checkContext(ctx);
+    require(ffn != nullptr, "null ffn descriptor");
+    require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+    FfnOperands operands(*ffn, 1);
+    int64_t hidden = ffn->hidden;
+    requireFloatDtype(out, "out");
+    const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
+    char *outData = viewData(out, tokens * hidden, "out");
+    float *y = ctx->scratchFloats(slotOutput, tokens * hidden);
+    operands.run(ctx, operands.panels(ctx, 0), xData, tokens, y);
+    storeFloats(y, outData, out.dtype, tokens * hidden);
+  });
+}
+
+moert_status_t moert_residual_mix(moert_context_t ctx, moert_view_t x,
+                                  moert_view_t wc, moert_view_t bc,
+                                  moert_view_t moeOut, moert_view_t mlpOut,
+                                  moert_view_t out, int64_t tokens,
+                                  int64_t hidden) {
+  return guard("moert_residual_mix", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1, "bad extents");
+    requireFloatDtype(out, "out");
+    int64_t count = tokens * hidden;
+    const float *xData = floatInput(ctx, slotInput, x, count, "x");
+    const float *wData = floatInput(ctx, slotWeightA, wc, 2 * hidden, "wc");
+    float *coef = ctx->scratchFloats(slotGate, tokens * 2);
+    linear(tokens, 2, hidden, xData, wData, coef);
+    if (isPresent(bc))
+      addRowBias(coef, tokens, 2, floatInput(ctx, slotBias1, bc, 2, "bc"));
+    const float *moe = floatInput(ctx, slotHiddenA, moeOut, count, "moe_out");
+    const float *mlp = floatInput(ctx, slotHiddenB, mlpOut, count, "mlp_out");
+    char *outData = viewData(out, count, "out");
+    float *row = ctx->scratchFloats(slotRow, hidden);
+    size_t outRow = hidden * moert_dtype_size(out.dtype);
+    for (int64_t s = 0; s < tokens; ++s) {
+      float a = coef[2 * s], b = coef[2 * s + 1], top = std::max(a, b);
+      float ea = std::exp(a - top), eb = std::exp(b - top);
+      float c0 = ea / (ea + eb), c1 = eb / (ea + eb);
+      for (int64_t h = 0; h < hidden; ++h)
+        row[h] = moe[s * hidden + h] * c0 + mlp[s * hidden + h] * c1;
+      storeFloats(row, outData + s * outRow, out.dtype, hidden);
+    }
+  });
+}
+
+moert_status_t moert_shared_add(moert_context_t ctx, moert_view_t routed,
+                                moert_view_t shared, moert_view_t x,
+                                moert_view_t wSg, moert_view_t out,
+                                int64_t tokens, int64_t hidden) {
+  return guard("moert_shared_add", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1, "bad extents");
+    requireFloatDtype(out, "out");
+    int64_t count = tokens * hidden;
+    float *gate = nullptr;
+    if (isPresent(wSg)) {
+      const float *xData = floatInput(ctx, slotInput, x, count, "x");
+      const float *wData = floatInput(ctx, slotWeightA, wSg, hidden, "w_sg");
+      gate = ctx->scratchFloats(slotGate, tokens);
+      linear(tokens, 1, hidden, xData, wData, gate);
+      applyInPlace(gate, tokens,
+                   [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+    }
+    // Row by row so that out may alias routed.
+    requireFloatDtype(routed, "routed");
+    requireFloatDtype(shared, "shared");
+    const char *routedData = viewData(routed, count, "routed");
+    const char *sharedData = viewData(shared, count, "shared");
+    char *outData = viewData(out, count, "out");
+    float *a = ctx->scratchFloats(slotRow, hidden);
+    float *b = ctx->scratchFloats(slotRowB, hidden);
+    size_t routedRow = hidden * moert_dtype_size(routed.dtype);
+    size_t sharedRow = hidden * moert_dtype_size(shared.dtype);
+    size_t outRow = hidden * moert_dtype_size(out.dtype);
+    for (int64_t s = 0; s < tokens; ++s) {
+      convertToFloat(routedData + s * routedRow, routed.dtype, a, hidden);
+      convertToFloat(sharedData + s * sharedRow, shared.dtype, b, hidden);
+      float g = gate ? gate[s] : 1.0f;
+      for (int64_t h = 0; h < hidden; ++h)
+        a[h] += g * b[h];
+      storeFloats(a, outData + s * outRow, out.dtype, hidden);
+    }
+  });
+}
+
+moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
+                         moert_view_t out, int64_t count) {
+  return guard("moert_add", [&] {
+    checkContext(ctx);
+    require(count >= 0, "count must be >= 0, got ", count);
+    requireFloatDtype(a, "a");
+    requireFloatDtype(b, "b");
+    requireFloatDtype(out, "out");
+    const char *aData = viewData(a, count, "a");
+    const char *bData = viewData(b, count, "b");
+    char *outData = viewData(out, count, "out");
+    constexpr int64_t chunk = 4096;
+    float *x = ctx->scratchFloats(slotRow, chunk);
+    float *y = ctx->scratchFloats(slotRowB, chunk);
+    size_t aSize = moert_dtype_size(a.dtype), bSize = moert_dtype_size(b.dtype);
+    size_t outSize = moert_dtype_size(out.dtype);
+    // Chunked through fp32; chunks are disjoint so aliasing is safe.
+    for (int64_t begin = 0; begin < count; begin += chunk) {
+      int64_t n = std::min(chunk, count - begin);
+      convertToFloat(aData + begin * aSize, a.dtype, x, n);
+      convertToFloat(bData + begin * bSize, b.dtype, y, n);
+      for (int64_t i = 0; i < n; ++i)
+        x[i] += y[i];
+      storeFloats(x, outData + begin * outSize, out.dtype, n);
+    }
+  });
+}
+
+} // extern "C"

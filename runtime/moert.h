@@ -1,0 +1,419 @@
+/*===- runtime/moert.h - moe-mlir runtime C ABI ----------------*- C -*-===//
+ *
+ * The compiler <-> runtime contract. Compiled models (C++ emitted by
+ * `moe-translate --moe-to-cpp`) call exactly these functions and nothing
+ * else. The header is plain C so that any backend (CPU threads, CUDA + NCCL)
+ * can sit behind it and no C++ exception ever crosses it.
+ *
+ * Conventions
+ * - Every entry point returns moert_status_t. On failure, moert_last_error()
+ *   returns a message (thread-local, valid until the next failing call on the
+ *   same thread) naming what was wrong. Success does not clear it.
+ * - Tensors are passed as moert_view_t: a buffer, an offset in *elements* of
+ *   the view's dtype, and the dtype. A view with a NULL buffer is "absent"
+ *   (used for optional operands such as biases). Shapes are passed as explicit
+ *   extents; every tensor is dense row-major from its offset.
+ * - Storage dtypes f32/f16/bf16; all arithmetic is fp32 with fp32
+ *   accumulation. A kernel converts its inputs to fp32 and rounds its outputs
+ *   to the output view's dtype (round-to-nearest-even). Index tensors are i32.
+ * - Weights use the torch.nn.Linear layout [out, in]; expert weights are
+ *   stacked [E, out, in].
+ * - Shapes: S tokens, H hidden, E experts, k choices per token, F FFN width,
+ *   C capacity (rows per expert in the expert-major buffer).
+ * - Output views must not alias input views unless a function says so.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef MOERT_MOERT_H
+#define MOERT_MOERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*===--- Status -----------------------------------------------------------===*/
+
+typedef enum moert_status {
+  MOERT_OK = 0,
+  MOERT_INVALID_ARGUMENT = 1, /* bad shape, dtype, attribute or handle */
+  MOERT_OUT_OF_MEMORY = 2,
+  MOERT_IO_ERROR = 3,     /* file missing, unreadable or truncated */
+  MOERT_FORMAT_ERROR = 4, /* malformed file contents (e.g. header) */
+  MOERT_NOT_FOUND = 5,    /* missing weight key */
+  MOERT_UNSUPPORTED = 6,  /* dtype or backend not available */
+  MOERT_ABORTED = 7,      /* another rank failed; this one gave up */
+  MOERT_TIMEOUT = 8,      /* a collective waited past the world timeout */
+  MOERT_INTERNAL = 9,     /* unexpected exception inside the runtime */
+} moert_status_t;
+
+/* Message of the last failing call on this thread ("" if none). */
+const char *moert_last_error(void);
+/* Stable name of a status code, e.g. "MOERT_NOT_FOUND". */
+const char *moert_status_name(moert_status_t status);
+
+/*===--- Data types and views ---------------------------------------------===*/
+
+typedef enum moert_dtype {
+  MOERT_F32 = 0,
+  MOERT_F16 = 1,
+  MOERT_BF16 = 2,
+  MOERT_I32 = 3,
+  MOERT_I64 = 4,
+} moert_dtype_t;
+
+/* Size in bytes of one element; 0 for an unknown dtype. */
+size_t moert_dtype_size(moert_dtype_t dtype);
+
+typedef struct moert_buffer_s *moert_buffer_t;
+
+typedef struct moert_view {
+  moert_buffer_t buffer; /* NULL: absent operand */
+  int64_t offset;        /* in elements of dtype */
+  moert_dtype_t dtype;
+} moert_view_t;
+
+static inline moert_view_t
+moert_make_view(moert_buffer_t buffer, int64_t offset, moert_dtype_t dtype) {
+  moert_view_t view;
+  view.buffer = buffer;
+  view.offset = offset;
+  view.dtype = dtype;
+  return view;
+}
+
+static inline moert_view_t moert_absent_view(void) {
+  return moert_make_view((moert_buffer_t)0, 0, MOERT_F32);
+}
+
+/*===--- World, ranks, contexts -------------------------------------------===*/
+
+typedef enum moert_backend {
+  MOERT_BACKEND_CPU = 0,  /* ranks are threads of this process */
+  MOERT_BACKEND_CUDA = 1, /* one process per GPU; not built yet */
+} moert_backend_t;
+
+typedef struct moert_world_desc {
+  moert_backend_t backend;
+  int32_t nodes;         /* mesh rows */
+  int32_t gpus_per_node; /* mesh columns; world rank = node * gpus_per_node +
+                            local index */
+  /* A collective that waits longer than this fails with MOERT_TIMEOUT
+     (<= 0: 60000 ms). A failing or exited peer ends waits at once. */
+  int32_t collective_timeout_ms;
+} moert_world_desc_t;
+
+typedef struct moert_world_s *moert_world_t;
+typedef struct moert_context_s *moert_context_t;
+
+moert_status_t moert_world_create(const moert_world_desc_t *desc,
+                                  moert_world_t *out_world);
+void moert_world_destroy(moert_world_t world);
+int32_t moert_world_size(moert_world_t world);
+
+/* Body run once per rank. A non-OK return (or an exception thrown by C++
+   code inside it) fails the whole run and aborts the peers' collectives. */
+typedef moert_status_t (*moert_rank_fn_t)(moert_context_t ctx, void *user);
+
+/* Runs fn on every rank (CPU backend: one thread per rank) and waits for all.
+   Returns OK only if every rank returned OK; otherwise the status of the first
+   rank that failed, with a message naming that rank and its error. */
+moert_status_t moert_world_run(moert_world_t world, moert_rank_fn_t fn,
+                               void *user);
+
+int32_t moert_context_rank(moert_context_t ctx); /* world rank */
+int32_t moert_context_world_size(moert_context_t ctx);
+int32_t moert_context_node(moert_context_t ctx); /* rank / gpus_per_node */
+int32_t
+moert_context_local_rank(moert_context_t ctx); /* rank % gpus_per_node */
+
+/*===--- Buffers (CPU backend: 64-byte aligned host memory) ---------------===*/
+
+moert_status_t moert_buffer_alloc(moert_context_t ctx, size_t bytes,
+                                  moert_buffer_t *out_buffer);
+void moert_buffer_free(moert_context_t ctx, moert_buffer_t buffer);
+size_t moert_buffer_size(moert_buffer_t buffer);
+/* Copies count elements of view.dtype between host memory and a view. */
+moert_status_t moert_buffer_upload(moert_context_t ctx, moert_view_t dst,
+                                   const void *src, int64_t count);
+moert_status_t moert_buffer_download(moert_context_t ctx, void *dst,
+                                     moert_view_t src, int64_t count);
+/* Sets count elements to value (converted to the view's dtype; NaN allowed,
+   used to poison outputs in tests). */
+moert_status_t moert_buffer_fill(moert_context_t ctx, moert_view_t dst,
+                                 int64_t count, double value);
+
+/* dst = src converted element-wise (any dtypes; f16/bf16 rounded to nearest
+   even); count elements. */
+moert_status_t moert_buffer_copy(moert_context_t ctx, moert_view_t src,
+                                 moert_view_t dst, int64_t count);
+
+/*===--- Router and gate --------------------------------------------------===*/
+
+/* logits[S,E] (f32 view) = x[S,H] . wg[E,H]^T (+ bias[E] if present). */
+moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
+                            moert_view_t wg, moert_view_t bias,
+                            moert_view_t logits, int64_t tokens, int64_t hidden,
+                            int64_t experts);
+
+typedef enum moert_score_func {
+  MOERT_SCORE_SOFTMAX = 0, /* max-subtracted softmax over the E experts */
+  MOERT_SCORE_SIGMOID = 1,
+} moert_score_func_t;
+
+typedef enum moert_group_score {
+  MOERT_GROUP_SCORE_MAX = 0,      /* DeepSeek-V2: max of the group */
+  MOERT_GROUP_SCORE_TOP2_SUM = 1, /* DeepSeek-V3: sum of the group's top 2 */
+} moert_group_score_t;
+
+typedef enum moert_gate_norm {
+  MOERT_NORM_NONE = 0,
+  MOERT_NORM_SELECTED = 1, /* w /= sum of the k selected + norm_epsilon */
+  MOERT_NORM_KEPT = 2,     /* w /= max(sum of kept, FLT_EPSILON) */
+} moert_gate_norm_t;
+
+typedef enum moert_drop_order {
+  MOERT_DROP_CHOICE_MAJOR = 0, /* all first choices, then all second, ... */
+  MOERT_DROP_TOKEN_MAJOR = 1,  /* all k choices of token 0, then token 1 */
+  MOERT_DROP_PROBS = 2,        /* per expert keep the C highest scores */
+} moert_drop_order_t;
+
+typedef struct moert_gate_config {
+  int32_t experts;
+  int32_t top_k;
+  moert_score_func_t score_func;
+  int32_t n_group;    /* <= 1: no group limit */
+  int32_t topk_group; /* groups kept when n_group > 1 */
+  moert_group_score_t group_score;
+  moert_gate_norm_t norm;
+  float norm_epsilon;          /* added to the denominator of SELECTED */
+  float routed_scaling_factor; /* final multiplier (1 for most models) */
+  float capacity_factor;       /* 0: dropless */
+  int64_t min_capacity;
+  moert_drop_order_t drop_order;
+} moert_gate_config_t;
+
+/* Fills cfg with: softmax, no groups, NORM_NONE, eps 0, scale 1, dropless,
+   min_capacity 0, token_major. */
+void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
+                            int32_t top_k);
+
+/* Gate on fp32 logits[S,E], with optional fp32-convertible correction
+   bias[E]. Per token s:
+   1. scores = softmax(logits[s]) or sigmoid(logits[s]).
+   2. sel = scores + correction_bias (selection only; absent: sel = scores).
+   3. n_group > 1: experts split into n_group contiguous groups; group score =
+      max of sel (MAX) or sum of its two largest sel (TOP2_SUM); keep the
+      topk_group best groups (ties: lower group index); sel = -inf elsewhere.
+   4. ids[s,0..k) = top-k of sel, descending; ties: lower expert index.
+   5. w[s,j] = scores[s, ids[s,j]] (unbiased).
+   6. Capacity, cf > 0: C = max(min_capacity, ceil(double(k*S) / E * cf)) on
+      this rank's S. Slots per drop order: CHOICE_MAJOR: for j, for s:
+      slot = count[e]++; TOKEN_MAJOR: for s, for j: the same; PROBS: per
+      expert keep the C choices with the highest w from step 5 (ties: lower
+      token index), slots 0.. in token order. slot >= C (or not kept) is a
+      drop: slot = -1, weight 0. counts[e] = kept choices of e (<= C).
+      Dropless, cf == 0: all kept, slots token-major, C = max_e counts[e]
+      (with expert parallelism all-reduce C with MAX over the EP group:
+      moert_all_reduce_i64).
+   7. NONE: w unchanged; SELECTED: w /= (sum_j w + norm_epsilon) over all k,
+      then drops are zeroed; KEPT: drops zeroed, then w /= max(sum of kept,
+      FLT_EPSILON). A zero denominator leaves the weights 0 (never NaN).
+   8. w *= routed_scaling_factor.
+   Outputs: ids[S,k] i32, weights[S,k] f32, slots[S,k] i32, counts[E] i32 and
+   *capacity (host). */
+moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
+                          moert_view_t logits, moert_view_t correction_bias,
+                          int64_t tokens, moert_view_t ids,
+                          moert_view_t weights, moert_view_t slots,
+                          moert_view_t counts, int64_t *capacity);
+
+/*===--- Token permutation ------------------------------------------------===*/
+
+/* buf[E,C,H] = 0; buf[ids[s,j], slots[s,j], :] = x[s,:] for every kept
+   choice (slot >= 0). buf may have a different dtype from x. */
+moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
+                              moert_view_t ids, moert_view_t slots,
+                              moert_view_t buf, int64_t tokens, int64_t hidden,
+                              int64_t top_k, int64_t experts, int64_t capacity);
+
+/* out[s,:] = addend[s,:] (if present, else 0)
+              + sum_j weights[s,j] * y[ids[s,j], slots[s,j], :] over kept
+   choices, accumulated in fp32. addend may alias out (fused residual). */
+moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
+                             moert_view_t ids, moert_view_t slots,
+                             moert_view_t weights, moert_view_t addend,
+                             moert_view_t out, int64_t tokens, int64_t hidden,
+                             int64_t top_k, int64_t experts, int64_t capacity);
+
+/*===--- FFN: routed experts and dense ------------------------------------===*/
+
+typedef enum moert_ffn_kind {
+  MOERT_FFN_GATED = 0, /* down(act(x.Wgate^T) * (x.Wup^T)): SwiGLU family */
+  MOERT_FFN_PLAIN = 1, /* act(x.W1^T + b1).W2^T + b2: DeepSpeed GPT */
+} moert_ffn_kind_t;
+
+typedef enum moert_activation {
+  MOERT_ACT_SILU = 0,
+  MOERT_ACT_GELU = 1,      /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+  MOERT_ACT_GELU_TANH = 2, /* tanh approximation */
+  MOERT_ACT_RELU = 3,
+} moert_activation_t;
+
+/* Weights of one FFN; for moert_experts each is stacked over experts [E,...].
+   With expert slicing (tensor parallel over F), a rank holds an F-slice:
+   w_gate/w_up/w1 rows [f0,f1), w_down/w2 columns [f0,f1), b1 [f0,f1), and
+   `ffn` is the slice width. The partial outputs are summed with
+   moert_all_reduce(SUM) over the slicing group; exactly one slice (by
+   convention the group's first member) passes b2, the others pass an absent
+   b2, so the sum adds it once. */
+typedef struct moert_ffn_desc {
+  moert_ffn_kind_t kind;
+  moert_activation_t activation;
+  int64_t hidden;      /* H */
+  int64_t ffn;         /* F (local slice width) */
+  moert_view_t w_gate; /* GATED: [F,H]; PLAIN: W1 [F,H] */
+  moert_view_t w_up;   /* GATED: [F,H]; PLAIN: absent */
+  moert_view_t w_down; /* GATED: [H,F]; PLAIN: W2 [H,F] */
+  moert_view_t b1;     /* PLAIN only, optional [F] */
+  moert_view_t b2;     /* PLAIN only, optional [H] */
+} moert_ffn_desc_t;
+
+/* Grouped FFN over the expert-major buffer in[E, C, H] -> out[E, C, H].
+   Each expert's capacity is split into `blocks` equal blocks of C/blocks rows;
+   rows[E, blocks] (i32, optional) says how many leading rows of each block
+   hold tokens: only those are computed, the remaining rows of out are set to
+   0 (absent rows: every row is computed). blocks = 1 with rows = the gate's
+   counts is the single-rank case; after an all_to_all to_experts over G ranks
+   use blocks = G and rows = the counts exchanged the same way
+   (moert_all_to_all with capacity 1, hidden 1 turns counts[E] into
+   [E_local, G]). */
+moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
+                             moert_view_t in, moert_view_t out,
+                             moert_view_t rows, int64_t experts,
+                             int64_t capacity, int64_t blocks);
+
+/* The same FFN on x[S,H] with unstacked weights (shared experts, PR-MoE
+   residual MLP, dense layers). */
+moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,
+                               moert_view_t x, moert_view_t out,
+                               int64_t tokens);
+
+/*===--- Elementwise mixes ------------------------------------------------===*/
+
+/* PR-MoE residual: coef[s,:] = softmax(x[s,:] . wc[2,H]^T + bc[2]);
+   out = moe_out * coef[:,0] + mlp_out * coef[:,1]. bc optional. */
+moert_status_t moert_residual_mix(moert_context_t ctx, moert_view_t x,
+                                  moert_view_t wc, moert_view_t bc,
+                                  moert_view_t moe_out, moert_view_t mlp_out,
+                                  moert_view_t out, int64_t tokens,
+                                  int64_t hidden);
+
+/* Shared experts: out = routed + shared (w_sg absent: DeepSeek), or
+   out = routed + sigmoid(x[s,:] . w_sg[1,H]^T) * shared (Qwen2-MoE).
+   out may alias routed. */
+moert_status_t moert_shared_add(moert_context_t ctx, moert_view_t routed,
+                                moert_view_t shared, moert_view_t x,
+                                moert_view_t w_sg, moert_view_t out,
+                                int64_t tokens, int64_t hidden);
+
+/* out = a + b over count elements (the layer residual x <- x + layer(x)).
+   out may alias a or b. */
+moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
+                         moert_view_t out, int64_t count);
+
+/*===--- Rank groups and collectives --------------------------------------===*/
+
+typedef struct moert_group_s *moert_group_t;
+
+/* A group of world ranks; member i is ranks[i]. Every member creates it with
+   the same list (on NCCL this is a collective call). The calling rank must
+   be in the list. */
+moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
+                                  int32_t count, moert_group_t *out_group);
+void moert_group_destroy(moert_group_t group);
+int32_t moert_group_size(moert_group_t group);
+int32_t moert_group_member(moert_group_t group); /* caller's index */
+
+moert_status_t moert_barrier(moert_context_t ctx, moert_group_t group);
+
+typedef enum moert_reduce_op {
+  MOERT_REDUCE_SUM = 0, /* fp32 accumulation in member order */
+  MOERT_REDUCE_MAX = 1,
+} moert_reduce_op_t;
+
+/* recv = reduce over members of send, count elements. send may equal recv
+   (in place). Any dtype. */
+moert_status_t moert_all_reduce(moert_context_t ctx, moert_group_t group,
+                                moert_reduce_op_t op, moert_view_t send,
+                                moert_view_t recv, int64_t count);
+/* The same on one host scalar (dropless capacity). */
+moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
+                                    moert_reduce_op_t op, int64_t *value);
+
+typedef enum moert_a2a_direction {
+  /* send [E, C, H] with E = G * E_local; experts [q*E_local, (q+1)*E_local)
+     go to member q; recv [E_local, G*C, H] with member p's rows at
+     [:, p*C:(p+1)*C, :]. */
+  MOERT_A2A_TO_EXPERTS = 0,
+  /* The exact inverse: send [E_local, G*C, H] -> recv [E, C, H]. */
+  MOERT_A2A_FROM_EXPERTS = 1,
+} moert_a2a_direction_t;
+
+typedef enum moert_a2a_algorithm {
+  MOERT_A2A_FLAT = 0,
+  /* Two stages (DeepSpeed-MoE / Tutel 2D): intra-node exchange, layout
+     transform, inter-node exchange among ranks with the same local index.
+     Same bytes as FLAT. The group must span whole nodes evenly: members
+     sorted by node, the same number of members on each node. */
+  MOERT_A2A_HIERARCHICAL = 1,
+} moert_a2a_algorithm_t;
+
+/* Expert-major all-to-all over the group (G members); send and recv must not
+   overlap. Both views have the same dtype. */
+moert_status_t moert_all_to_all(moert_context_t ctx, moert_group_t group,
+                                moert_a2a_direction_t direction,
+                                moert_a2a_algorithm_t algorithm,
+                                moert_view_t send, moert_view_t recv,
+                                int64_t experts_local, int64_t capacity,
+                                int64_t hidden);
+
+/*===--- Weights (safetensors) --------------------------------------------===*/
+
+typedef struct moert_weights_s *moert_weights_t;
+
+/* Opens and maps a .safetensors file and validates its header. */
+moert_status_t moert_weights_open(const char *path, moert_weights_t *out);
+void moert_weights_close(moert_weights_t weights);
+
+/* What to load. key is a plain tensor name, or a per-expert pattern
+   containing "{e}" (e.g. "model.layers.3.mlp.experts.{e}.down_proj.weight")
+   for which experts [expert_begin, expert_end) are stacked. shape/rank is the
+   shape the caller expects for one tensor (checked); begin/end select a box of
+   it (end[d] = 0 means the full extent), e.g. an F-slice for expert slicing.
+   The destination receives [experts?, end0-begin0, end1-begin1, ...] dense,
+   converted from the file's F32/F16/BF16 to the view's dtype. */
+typedef struct moert_weight_request {
+  const char *key;
+  int64_t expert_begin;
+  int64_t expert_end;
+  int32_t rank; /* 1..4 */
+  int64_t shape[4];
+  int64_t begin[4];
+  int64_t end[4];
+} moert_weight_request_t;
+
+/* Fills a request for the whole tensor `key` of the given shape. */
+void moert_weight_request_init(moert_weight_request_t *req, const char *key,
+                               int32_t rank, const int64_t *shape);
+
+moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
+                                  const moert_weight_request_t *req,
+                                  moert_view_t dst);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOERT_MOERT_H */

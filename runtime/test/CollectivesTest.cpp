@@ -1,0 +1,295 @@
+//===- runtime/test/CollectivesTest.cpp - Rank threads and collectives ----===//
+
+#include "TestUtil.h"
+
+#include <chrono>
+#include <cstring>
+#include <numeric>
+#include <thread>
+
+using namespace moert;
+using namespace moert::test;
+
+namespace {
+
+std::vector<int32_t> allRanks(moert_context_t ctx) {
+  std::vector<int32_t> ranks(moert_context_world_size(ctx));
+  std::iota(ranks.begin(), ranks.end(), 0);
+  return ranks;
+}
+
+// Value of element (expert e, slot c, hidden h) that rank `src` sends.
+float tokenValue(int32_t src, int64_t e, int64_t c, int64_t h) {
+  return static_cast<float>(src * 10000 + e * 100 + c * 10 + h);
+}
+
+struct A2aCase {
+  int32_t nodes, gpusPerNode;
+  friend std::ostream &operator<<(std::ostream &os, const A2aCase &c) {
+    return os << c.nodes << "x" << c.gpusPerNode;
+  }
+};
+
+class AllToAll : public ::testing::TestWithParam<A2aCase> {};
+
+TEST_P(AllToAll, MatchesHandLayoutFlatEqualsHierarchicalAndInverts) {
+  A2aCase param = GetParam();
+  World world(param.nodes, param.gpusPerNode, 20000);
+  const int64_t expertsLocal = 2, capacity = 3, hidden = 4;
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    int32_t members = group.size(), me = group.member();
+    int64_t experts = members * expertsLocal;
+    int64_t count = experts * capacity * hidden;
+    std::vector<float> tokens(count);
+    for (int64_t e = 0; e < experts; ++e)
+      for (int64_t c = 0; c < capacity; ++c)
+        for (int64_t h = 0; h < hidden; ++h)
+          tokens[(e * capacity + c) * hidden + h] = tokenValue(me, e, c, h);
+    Buffer send(ctx, tokens, MOERT_F32);
+    Buffer flat(ctx, count * 4), hier(ctx, count * 4);
+    Buffer backFlat(ctx, count * 4), backHier(ctx, count * 4);
+    for (auto *b : {&flat, &hier, &backFlat, &backHier})
+      check(moert_buffer_fill(ctx, b->view(MOERT_F32), count, NAN));
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_FLAT, send.view(MOERT_F32),
+                           flat.view(MOERT_F32), expertsLocal, capacity,
+                           hidden));
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_HIERARCHICAL, send.view(MOERT_F32),
+                           hier.view(MOERT_F32), expertsLocal, capacity,
+                           hidden));
+    // Expected: [E_local, G*C, H], member p's rows at p*C, experts of mine.
+    std::vector<float> got = flat.download<float>(MOERT_F32, count);
+    for (int64_t e = 0; e < expertsLocal; ++e)
+      for (int32_t p = 0; p < members; ++p)
+        for (int64_t c = 0; c < capacity; ++c)
+          for (int64_t h = 0; h < hidden; ++h)
+            ASSERT_EQ(got[((e * members + p) * capacity + c) * hidden + h],
+                      tokenValue(p, me * expertsLocal + e, c, h))
+                << "rank " << me << " e " << e << " from " << p;
+    std::vector<float> gotHier = hier.download<float>(MOERT_F32, count);
+    EXPECT_EQ(std::memcmp(got.data(), gotHier.data(), count * 4), 0);
+
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                           MOERT_A2A_FLAT, flat.view(MOERT_F32),
+                           backFlat.view(MOERT_F32), expertsLocal, capacity,
+                           hidden));
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                           MOERT_A2A_HIERARCHICAL, hier.view(MOERT_F32),
+                           backHier.view(MOERT_F32), expertsLocal, capacity,
+                           hidden));
+    EXPECT_EQ(backFlat.download<float>(MOERT_F32, count), tokens);
+    EXPECT_EQ(backHier.download<float>(MOERT_F32, count), tokens);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Meshes, AllToAll,
+                         ::testing::Values(A2aCase{2, 2}, A2aCase{2, 4},
+                                           A2aCase{4, 2}, A2aCase{1, 4}),
+                         [](const auto &info) {
+                           return std::to_string(info.param.nodes) + "x" +
+                                  std::to_string(info.param.gpusPerNode);
+                         });
+
+TEST(AllToAll, ExchangesCountsAndBf16) {
+  // counts[E] i32 with C = H = 1 becomes [E_local, G]: per-block rows.
+  World world(2, 2);
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    int32_t me = group.member();
+    std::vector<int32_t> counts(8);
+    for (int32_t e = 0; e < 8; ++e)
+      counts[e] = me * 100 + e;
+    Buffer send(ctx, counts, MOERT_I32), recv(ctx, 8 * 4);
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_HIERARCHICAL, send.view(MOERT_I32),
+                           recv.view(MOERT_I32), 2, 1, 1));
+    std::vector<int32_t> got = recv.download<int32_t>(MOERT_I32, 8);
+    for (int32_t e = 0; e < 2; ++e)
+      for (int32_t p = 0; p < 4; ++p)
+        EXPECT_EQ(got[e * 4 + p], p * 100 + me * 2 + e);
+    std::vector<uint16_t> halves(8 * 3);
+    for (size_t i = 0; i < halves.size(); ++i)
+      halves[i] = static_cast<uint16_t>(me * 1000 + i);
+    Buffer hs(ctx, halves, MOERT_BF16), hr(ctx, halves.size() * 2),
+        hb(ctx, halves.size() * 2);
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_HIERARCHICAL, hs.view(MOERT_BF16),
+                           hr.view(MOERT_BF16), 2, 1, 3));
+    check(moert_all_to_all(ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                           MOERT_A2A_FLAT, hr.view(MOERT_BF16),
+                           hb.view(MOERT_BF16), 2, 1, 3));
+    EXPECT_EQ(hb.download<uint16_t>(MOERT_BF16, halves.size()), halves);
+  });
+}
+
+TEST(AllToAll, SubgroupsAndBadGroups) {
+  World world(2, 2);
+  world.run([&](moert_context_t ctx) {
+    int32_t rank = moert_context_rank(ctx);
+    // Two concurrent groups {0,2} and {1,3}: each spans both nodes.
+    Group pair(ctx, {rank % 2, rank % 2 + 2});
+    std::vector<float> data(2, static_cast<float>(rank));
+    Buffer send(ctx, data, MOERT_F32), recv(ctx, 8);
+    check(moert_all_to_all(ctx, pair.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_HIERARCHICAL, send.view(MOERT_F32),
+                           recv.view(MOERT_F32), 1, 1, 1));
+    EXPECT_EQ(recv.download<float>(MOERT_F32, 2),
+              (std::vector<float>{float(rank % 2), float(rank % 2 + 2)}));
+    // Not sorted by node: hierarchical is refused, flat works.
+    Group mixed(ctx, {0, 2, 1, 3});
+    std::vector<float> four(4, 1.0f);
+    Buffer s4(ctx, four, MOERT_F32), r4(ctx, 16);
+    EXPECT_MOERT_ERROR(moert_all_to_all(ctx, mixed.get(), MOERT_A2A_TO_EXPERTS,
+                                        MOERT_A2A_HIERARCHICAL,
+                                        s4.view(MOERT_F32), r4.view(MOERT_F32),
+                                        1, 1, 1),
+                       MOERT_INVALID_ARGUMENT, "sorted by node");
+    check(moert_all_to_all(ctx, mixed.get(), MOERT_A2A_TO_EXPERTS,
+                           MOERT_A2A_FLAT, s4.view(MOERT_F32),
+                           r4.view(MOERT_F32), 1, 1, 1));
+    moert_group_t bad = nullptr;
+    int32_t others[] = {(rank + 1) % 4};
+    EXPECT_MOERT_ERROR(moert_group_create(ctx, others, 1, &bad),
+                       MOERT_INVALID_ARGUMENT, "not in the group");
+    int32_t twice[] = {rank, rank};
+    EXPECT_MOERT_ERROR(moert_group_create(ctx, twice, 2, &bad),
+                       MOERT_INVALID_ARGUMENT, "twice");
+  });
+}
+
+TEST(AllReduce, SumAndMaxInPlaceAndAcrossDtypes) {
+  World world(2, 4);
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    int32_t rank = moert_context_rank(ctx);
+    std::vector<float> values = {float(rank), float(-rank), 0.5f};
+    Buffer buf(ctx, values, MOERT_F32), out(ctx, 12);
+    check(moert_all_reduce(ctx, group.get(), MOERT_REDUCE_SUM,
+                           buf.view(MOERT_F32), out.view(MOERT_F32), 3));
+    EXPECT_EQ(out.download<float>(MOERT_F32, 3),
+              (std::vector<float>{28, -28, 4}));
+    check(moert_all_reduce(ctx, group.get(), MOERT_REDUCE_MAX,
+                           buf.view(MOERT_F32), buf.view(MOERT_F32), 3));
+    EXPECT_EQ(buf.download<float>(MOERT_F32, 3),
+              (std::vector<float>{7, 0, 0.5f}));
+    std::vector<int32_t> ints = {rank, 1};
+    Buffer ib(ctx, ints, MOERT_I32);
+    check(moert_all_reduce(ctx, group.get(), MOERT_REDUCE_SUM,
+                           ib.view(MOERT_I32), ib.view(MOERT_I32), 2));
+    EXPECT_EQ(ib.download<int32_t>(MOERT_I32, 2),
+              (std::vector<int32_t>{28, 8}));
+    // bf16 partial sums are accumulated in fp32, rounded once.
+    std::vector<uint16_t> bf = {0x3f80}; // 1.0
+    Buffer bb(ctx, bf, MOERT_BF16);
+    check(moert_all_reduce(ctx, group.get(), MOERT_REDUCE_SUM,
+                           bb.view(MOERT_BF16), bb.view(MOERT_BF16), 1));
+    EXPECT_EQ(bb.download<uint16_t>(MOERT_BF16, 1)[0], 0x4100); // 8.0
+    int64_t capacity = 3 + rank % 3;
+    check(moert_all_reduce_i64(ctx, group.get(), MOERT_REDUCE_MAX, &capacity));
+    EXPECT_EQ(capacity, 5);
+    // Disjoint node groups reduce concurrently.
+    int32_t node = moert_context_node(ctx);
+    Group nodeGroup(ctx, {node * 4, node * 4 + 1, node * 4 + 2, node * 4 + 3});
+    int64_t total = rank;
+    check(moert_all_reduce_i64(ctx, nodeGroup.get(), MOERT_REDUCE_SUM, &total));
+    EXPECT_EQ(total, node == 0 ? 6 : 22);
+    check(moert_barrier(ctx, group.get()));
+  });
+}
+
+TEST(World, FailingRankEndsTheRunWithItsError) {
+  World world(2, 2, 30000);
+  auto start = std::chrono::steady_clock::now();
+  moert_status_t status = world.tryRun([](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    if (moert_context_rank(ctx) == 2) {
+      // A real failure: a kernel call with a bad argument.
+      Buffer small(ctx, 4);
+      check(moert_add(ctx, small.view(MOERT_F32), small.view(MOERT_F32),
+                      small.view(MOERT_F32), 100));
+    }
+    check(moert_barrier(ctx, group.get()));
+  });
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  EXPECT_EQ(status, MOERT_INVALID_ARGUMENT);
+  std::string message = moert_last_error();
+  EXPECT_NE(message.find("rank 2 failed"), std::string::npos) << message;
+  EXPECT_NE(message.find("moert_add"), std::string::npos) << message;
+  EXPECT_LT(seconds, 5.0) << "peers waited for the timeout instead of aborting";
+}
+
+TEST(World, ThrowingRankFailsTheRun) {
+  World world(1, 3);
+  moert_status_t status = world.tryRun([](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    if (moert_context_rank(ctx) == 1)
+      throw std::runtime_error("boom in rank body");
+    check(moert_barrier(ctx, group.get()));
+  });
+  EXPECT_EQ(status, MOERT_INTERNAL);
+  EXPECT_NE(std::string(moert_last_error()).find("boom in rank body"),
+            std::string::npos)
+      << moert_last_error();
+}
+
+TEST(World, ExitedPeerAbortsWaiters) {
+  World world(1, 2, 30000);
+  moert_status_t status = world.tryRun([](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    if (moert_context_rank(ctx) == 0)
+      check(moert_barrier(ctx, group.get())); // rank 1 never comes
+  });
+  EXPECT_EQ(status, MOERT_ABORTED);
+  EXPECT_NE(std::string(moert_last_error()).find("exited without joining"),
+            std::string::npos)
+      << moert_last_error();
+}
+
+TEST(World, HungPeerTimesOut) {
+  World world(1, 2, 200);
+  moert_status_t status = world.tryRun([](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    if (moert_context_rank(ctx) == 1)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    check(moert_barrier(ctx, group.get()));
+  });
+  EXPECT_EQ(status, MOERT_TIMEOUT);
+  EXPECT_NE(std::string(moert_last_error()).find("timed out"),
+            std::string::npos)
+      << moert_last_error();
+}
+
+TEST(World, ReusableAfterAFailedRun) {
+  World world(1, 2, 30000);
+  EXPECT_NE(world.tryRun([](moert_context_t ctx) {
+    if (moert_context_rank(ctx) == 1)
+      throw std::runtime_error("first run fails");
+    Group group(ctx, allRanks(ctx));
+    check(moert_barrier(ctx, group.get()));
+  }),
+            MOERT_OK);
+  std::atomic<int> ran{0};
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    check(moert_barrier(ctx, group.get()));
+    ++ran;
+  });
+  EXPECT_EQ(ran.load(), 2);
+}
+
+TEST(World, RejectsBadDescriptions) {
+  moert_world_t world = nullptr;
+  moert_world_desc_t desc{MOERT_BACKEND_CPU, 0, 2, 0};
+  EXPECT_MOERT_ERROR(moert_world_create(&desc, &world), MOERT_INVALID_ARGUMENT,
+                     "mesh");
+  desc = {MOERT_BACKEND_CUDA, 1, 1, 0};
+  EXPECT_MOERT_ERROR(moert_world_create(&desc, &world), MOERT_UNSUPPORTED,
+                     "CUDA");
+  EXPECT_EQ(world, nullptr);
+}
+
+} // namespace

@@ -1,0 +1,280 @@
+//===- runtime/test/KernelsTest.cpp - Router, permutation, FFN, mixes -----===//
+//
+// Oracles here are naive double-precision loops written from the formulas in
+// runtime/moert.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include <random>
+
+using namespace moert;
+using namespace moert::test;
+
+namespace {
+
+using Floats = std::vector<float>;
+
+Floats randomFloats(size_t count, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  Floats out(count);
+  for (float &v : out)
+    v = dist(rng);
+  return out;
+}
+
+// y[rows,H] = FFN(x) for one copy of weights, in double.
+std::vector<double> naiveFfn(bool gated, int64_t rows, int64_t hidden,
+                             int64_t ffn, const float *x, const float *w1,
+                             const float *wUp, const float *w2, const float *b1,
+                             const float *b2) {
+  auto act = [gated](double v) {
+    return gated ? v / (1 + std::exp(-v))
+                 : 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+  };
+  std::vector<double> y(rows * hidden, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> h(ffn);
+    for (int64_t f = 0; f < ffn; ++f) {
+      double a = b1 ? b1[f] : 0, u = 0;
+      for (int64_t i = 0; i < hidden; ++i) {
+        a += double(x[r * hidden + i]) * w1[f * hidden + i];
+        if (gated)
+          u += double(x[r * hidden + i]) * wUp[f * hidden + i];
+      }
+      h[f] = gated ? act(a) * u : act(a);
+    }
+    for (int64_t o = 0; o < hidden; ++o) {
+      double acc = b2 ? b2[o] : 0;
+      for (int64_t f = 0; f < ffn; ++f)
+        acc += h[f] * w2[o * ffn + f];
+      y[r * hidden + o] = acc;
+    }
+  }
+  return y;
+}
+
+void expectClose(const Floats &got, const std::vector<double> &want,
+                 double tolerance) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance) << "element " << i;
+}
+
+TEST(Kernels, RouterIsALinearWithBias) {
+  const int64_t S = 5, H = 7, E = 3;
+  Floats x = randomFloats(S * H, 1), wg = randomFloats(E * H, 2),
+         bias = randomFloats(E, 3);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), wb(ctx, wg, MOERT_F32),
+        bb(ctx, bias, MOERT_F32), out(ctx, S * E * 4);
+    check(moert_router(ctx, xb.view(MOERT_F32), wb.view(MOERT_F32),
+                       bb.view(MOERT_F32), out.view(MOERT_F32), S, H, E));
+    std::vector<double> want(S * E);
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t e = 0; e < E; ++e) {
+        want[s * E + e] = bias[e];
+        for (int64_t h = 0; h < H; ++h)
+          want[s * E + e] += double(x[s * H + h]) * wg[e * H + h];
+      }
+    expectClose(out.download<float>(MOERT_F32, S * E), want, 1e-5);
+  });
+}
+
+TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
+  const int64_t S = 3, H = 4, k = 2, E = 2, C = 2;
+  Floats x = randomFloats(S * H, 4);
+  std::vector<int32_t> ids = {0, 1, 1, 0, 0, 1};
+  std::vector<int32_t> slots = {0, 0, 1, 1, -1, -1}; // token 2 fully dropped
+  Floats weights = {0.75f, 0.25f, 0.5f, 0.5f, 0.0f, 0.0f};
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), ib(ctx, ids, MOERT_I32),
+        sb(ctx, slots, MOERT_I32), wb(ctx, weights, MOERT_F32),
+        buf(ctx, E * C * H * 4), out(ctx, S * H * 4);
+    check(moert_buffer_fill(ctx, buf.view(MOERT_F32), E * C * H, NAN));
+    check(moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
+                         sb.view(MOERT_I32), buf.view(MOERT_F32), S, H, k, E,
+                         C));
+    Floats dispatched = buf.download<float>(MOERT_F32, E * C * H);
+    for (int64_t h = 0; h < H; ++h) {
+      EXPECT_EQ(dispatched[(0 * C + 0) * H + h], x[0 * H + h]);
+      EXPECT_EQ(dispatched[(1 * C + 0) * H + h], x[0 * H + h]);
+      EXPECT_EQ(dispatched[(1 * C + 1) * H + h], x[1 * H + h]);
+      EXPECT_EQ(dispatched[(0 * C + 1) * H + h], x[1 * H + h]);
+    }
+    // Combine with a residual fused in (addend aliases out).
+    Buffer residual(ctx, Floats(S * H, 1.0f), MOERT_F32);
+    check(moert_combine(ctx, buf.view(MOERT_F32), ib.view(MOERT_I32),
+                        sb.view(MOERT_I32), wb.view(MOERT_F32),
+                        residual.view(MOERT_F32), residual.view(MOERT_F32), S,
+                        H, k, E, C));
+    Floats got = residual.download<float>(MOERT_F32, S * H);
+    for (int64_t h = 0; h < H; ++h) {
+      EXPECT_FLOAT_EQ(got[0 * H + h], 1.0f + x[0 * H + h]);
+      EXPECT_FLOAT_EQ(got[1 * H + h], 1.0f + x[1 * H + h]);
+      EXPECT_EQ(got[2 * H + h], 1.0f); // dropped: contributes nothing
+    }
+    // Out-of-range slots are an error, not a stray write.
+    std::vector<int32_t> badSlots = {0, 0, 1, 1, 2, -1};
+    Buffer bad(ctx, badSlots, MOERT_I32);
+    EXPECT_MOERT_ERROR(moert_dispatch(ctx, xb.view(MOERT_F32),
+                                      ib.view(MOERT_I32), bad.view(MOERT_I32),
+                                      buf.view(MOERT_F32), S, H, k, E, C),
+                       MOERT_INVALID_ARGUMENT, "slot 2");
+  });
+}
+
+TEST(Kernels, ExpertsComputeOnlyUsedRowsAndZeroTheRest) {
+  const int64_t E = 3, C = 4, H = 5, F = 6, blocks = 2, blockRows = C / blocks;
+  Floats in = randomFloats(E * C * H, 5);
+  std::vector<int32_t> rows = {2, 1, /**/ 0, 0, /**/ 1, 2}; // [E, blocks]
+  // Unused rows hold NaN: computing them would poison nothing we read, but
+  // the output there must come back as exact zeros.
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t r = rows[e * blocks + b]; r < blockRows; ++r)
+        for (int64_t h = 0; h < H; ++h)
+          in[((e * C) + b * blockRows + r) * H + h] = NAN;
+  Floats wGate = randomFloats(E * F * H, 6), wUp = randomFloats(E * F * H, 7),
+         wDown = randomFloats(E * H * F, 8);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer ib(ctx, in, MOERT_F32), rb(ctx, rows, MOERT_I32),
+        g(ctx, wGate, MOERT_F32), u(ctx, wUp, MOERT_F32),
+        d(ctx, wDown, MOERT_F32), out(ctx, E * C * H * 4);
+    check(moert_buffer_fill(ctx, out.view(MOERT_F32), E * C * H, NAN));
+    moert_ffn_desc_t desc{MOERT_FFN_GATED,
+                          MOERT_ACT_SILU,
+                          H,
+                          F,
+                          g.view(MOERT_F32),
+                          u.view(MOERT_F32),
+                          d.view(MOERT_F32),
+                          moert_absent_view(),
+                          moert_absent_view()};
+    check(moert_experts(ctx, &desc, ib.view(MOERT_F32), out.view(MOERT_F32),
+                        rb.view(MOERT_I32), E, C, blocks));
+    Floats got = out.download<float>(MOERT_F32, E * C * H);
+    for (int64_t e = 0; e < E; ++e) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t first = e * C + b * blockRows, used = rows[e * blocks + b];
+        std::vector<double> want =
+            naiveFfn(true, used, H, F, &in[first * H], &wGate[e * F * H],
+                     &wUp[e * F * H], &wDown[e * H * F], nullptr, nullptr);
+        for (int64_t i = 0; i < used * H; ++i)
+          EXPECT_NEAR(got[first * H + i], want[i], 1e-5);
+        for (int64_t i = used * H; i < blockRows * H; ++i)
+          EXPECT_EQ(got[first * H + i], 0.0f) << "expert " << e;
+      }
+    }
+    std::vector<int32_t> tooMany = {3, 0, 0, 0, 0, 0};
+    Buffer tb(ctx, tooMany, MOERT_I32);
+    EXPECT_MOERT_ERROR(moert_experts(ctx, &desc, ib.view(MOERT_F32),
+                                     out.view(MOERT_F32), tb.view(MOERT_I32), E,
+                                     C, blocks),
+                       MOERT_INVALID_ARGUMENT, "has 3 rows");
+  });
+}
+
+TEST(Kernels, ExpertSlicingPartialSumsEqualTheFullFfn) {
+  // Plain GeLU FFN with biases, F split over two ranks; b2 only on member 0.
+  const int64_t S = 6, H = 8, F = 12, half = F / 2;
+  Floats x = randomFloats(S * H, 9), w1 = randomFloats(F * H, 10),
+         w2 = randomFloats(H * F, 11), b1 = randomFloats(F, 12),
+         b2 = randomFloats(H, 13);
+  std::vector<double> want = naiveFfn(false, S, H, F, x.data(), w1.data(),
+                                      nullptr, w2.data(), b1.data(), b2.data());
+  World world(1, 2);
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, {0, 1});
+    int64_t slice = group.member();
+    Floats w1Slice(w1.begin() + slice * half * H,
+                   w1.begin() + (slice + 1) * half * H);
+    Floats w2Slice(H * half);
+    for (int64_t o = 0; o < H; ++o)
+      for (int64_t f = 0; f < half; ++f)
+        w2Slice[o * half + f] = w2[o * F + slice * half + f];
+    Floats b1Slice(b1.begin() + slice * half, b1.begin() + (slice + 1) * half);
+    Buffer xb(ctx, x, MOERT_F32), w1b(ctx, w1Slice, MOERT_F32),
+        w2b(ctx, w2Slice, MOERT_F32), b1b(ctx, b1Slice, MOERT_F32),
+        b2b(ctx, b2, MOERT_F32), out(ctx, S * H * 4);
+    moert_ffn_desc_t desc{MOERT_FFN_PLAIN,
+                          MOERT_ACT_GELU,
+                          H,
+                          half,
+                          w1b.view(MOERT_F32),
+                          moert_absent_view(),
+                          w2b.view(MOERT_F32),
+                          b1b.view(MOERT_F32),
+                          slice == 0 ? b2b.view(MOERT_F32)
+                                     : moert_absent_view()};
+    check(moert_dense_ffn(ctx, &desc, xb.view(MOERT_F32), out.view(MOERT_F32),
+                          S));
+    check(moert_all_reduce(ctx, group.get(), MOERT_REDUCE_SUM,
+                           out.view(MOERT_F32), out.view(MOERT_F32), S * H));
+    expectClose(out.download<float>(MOERT_F32, S * H), want, 1e-5);
+  });
+}
+
+TEST(Kernels, Bf16OperandsAreRoundedOnceAtTheOutput) {
+  // x . w^T in bf16 storage: inputs exact in bf16, result rounded to bf16.
+  onOneRank([](moert_context_t ctx) {
+    std::vector<uint16_t> x = {0x3f80, 0x3f80}; // [1, 1]
+    std::vector<uint16_t> w = {0x3f81, 0x3b80}; // [1 + 2^-7, 2^-8]
+    Buffer xb(ctx, x, MOERT_BF16), wb(ctx, w, MOERT_BF16), out(ctx, 4);
+    check(moert_router(ctx, xb.view(MOERT_BF16), wb.view(MOERT_BF16),
+                       moert_absent_view(), out.view(MOERT_F32), 1, 2, 1));
+    EXPECT_EQ(out.download<float>(MOERT_F32, 1)[0],
+              1.0f + std::ldexp(1.0f, -7) + std::ldexp(1.0f, -8));
+    Buffer a(ctx, std::vector<uint16_t>{0x3f80}, MOERT_BF16);
+    Buffer b(ctx, std::vector<uint16_t>{0x3b80}, MOERT_BF16); // 2^-8
+    Buffer sum(ctx, 2);
+    check(moert_add(ctx, a.view(MOERT_BF16), b.view(MOERT_BF16),
+                    sum.view(MOERT_BF16), 1));
+    EXPECT_EQ(sum.download<uint16_t>(MOERT_BF16, 1)[0], 0x3f80); // tie, even
+  });
+}
+
+TEST(Kernels, ResidualMixAndSharedAdd) {
+  const int64_t S = 4, H = 3;
+  Floats x = randomFloats(S * H, 14), wc = randomFloats(2 * H, 15),
+         bc = {0.1f, -0.2f}, moe = randomFloats(S * H, 16),
+         mlp = randomFloats(S * H, 17), wsg = randomFloats(H, 18);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), wcb(ctx, wc, MOERT_F32),
+        bcb(ctx, bc, MOERT_F32), mb(ctx, moe, MOERT_F32),
+        lb(ctx, mlp, MOERT_F32), sg(ctx, wsg, MOERT_F32), out(ctx, S * H * 4);
+    check(moert_residual_mix(ctx, xb.view(MOERT_F32), wcb.view(MOERT_F32),
+                             bcb.view(MOERT_F32), mb.view(MOERT_F32),
+                             lb.view(MOERT_F32), out.view(MOERT_F32), S, H));
+    std::vector<double> want(S * H);
+    for (int64_t s = 0; s < S; ++s) {
+      double l0 = bc[0], l1 = bc[1];
+      for (int64_t h = 0; h < H; ++h) {
+        l0 += double(x[s * H + h]) * wc[h];
+        l1 += double(x[s * H + h]) * wc[H + h];
+      }
+      double c0 = 1 / (1 + std::exp(l1 - l0)), c1 = 1 - c0;
+      for (int64_t h = 0; h < H; ++h)
+        want[s * H + h] = moe[s * H + h] * c0 + mlp[s * H + h] * c1;
+    }
+    expectClose(out.download<float>(MOERT_F32, S * H), want, 1e-6);
+
+    // Qwen2-MoE gated shared expert, in place on `routed`.
+    check(moert_shared_add(ctx, mb.view(MOERT_F32), lb.view(MOERT_F32),
+                           xb.view(MOERT_F32), sg.view(MOERT_F32),
+                           mb.view(MOERT_F32), S, H));
+    for (int64_t s = 0; s < S; ++s) {
+      double logit = 0;
+      for (int64_t h = 0; h < H; ++h)
+        logit += double(x[s * H + h]) * wsg[h];
+      double gate = 1 / (1 + std::exp(-logit));
+      for (int64_t h = 0; h < H; ++h)
+        want[s * H + h] = moe[s * H + h] + gate * mlp[s * H + h];
+    }
+    expectClose(mb.download<float>(MOERT_F32, S * H), want, 1e-6);
+  });
+}
+
+} // namespace

@@ -1,0 +1,247 @@
+//===- runtime/test/SafetensorsTest.cpp - Weight files and their errors ---===//
+
+#include "TestUtil.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/common/Error.h"
+#include "runtime/weights/Json.h"
+#include "runtime/weights/Safetensors.h"
+
+#include <fstream>
+
+using namespace moert;
+using namespace moert::test;
+using weights::SafetensorsWriter;
+
+namespace {
+
+using Floats = std::vector<float>;
+
+Floats iota(size_t count, float start = 0.0f, float step = 1.0f) {
+  Floats out(count);
+  for (size_t i = 0; i < count; ++i)
+    out[i] = start + step * i;
+  return out;
+}
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void writeFile(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), bytes.size());
+}
+
+std::string withHeader(const std::string &json, const std::string &data) {
+  std::string out(8, '\0');
+  uint64_t length = json.size();
+  for (int i = 0; i < 8; ++i)
+    out[i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  return out + json + data;
+}
+
+// Loads `req` from `path` into an fp32 (or `dtype`) buffer on one rank.
+moert_status_t tryLoad(const std::string &path,
+                       const moert_weight_request_t &req, int64_t count,
+                       std::vector<float> *out = nullptr,
+                       moert_dtype_t dtype = MOERT_F32) {
+  moert_weights_t file = nullptr;
+  moert_status_t status = moert_weights_open(path.c_str(), &file);
+  if (status != MOERT_OK)
+    return status;
+  onOneRank([&](moert_context_t ctx) {
+    Buffer dst(ctx, count * moert_dtype_size(dtype));
+    status = moert_weights_load(ctx, file, &req, dst.view(dtype));
+    if (status == MOERT_OK && out) {
+      std::vector<char> bytes = dst.download<char>(dtype, count);
+      out->resize(count);
+      convertToFloat(bytes.data(), dtype, out->data(), count);
+    }
+  });
+  moert_weights_close(file);
+  return status;
+}
+
+moert_weight_request_t request(const char *key, std::vector<int64_t> shape) {
+  moert_weight_request_t req;
+  moert_weight_request_init(&req, key, static_cast<int32_t>(shape.size()),
+                            shape.data());
+  return req;
+}
+
+TEST(Safetensors, RoundTripsEveryDtype) {
+  std::string path = tempPath("roundtrip.safetensors");
+  SafetensorsWriter writer;
+  Floats values = {1.0f, -2.5f, 0.1f, 65504.0f, 1e-3f, 3.0f};
+  writer.add("f32", MOERT_F32, {2, 3}, values.data());
+  writer.add("f16", MOERT_F16, {2, 3}, values.data());
+  writer.add("bf16", MOERT_BF16, {6}, values.data());
+  writer.setMetadata("format", "pt");
+  writer.write(path);
+
+  weights::SafetensorsFile file(path);
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  EXPECT_EQ(file.keys(), (std::vector<std::string>{"bf16", "f16", "f32"}));
+  EXPECT_EQ(file.get("f16").shape, (std::vector<int64_t>{2, 3}));
+
+  Floats got;
+  ASSERT_EQ(tryLoad(path, request("f32", {2, 3}), 6, &got), MOERT_OK)
+      << moert_last_error();
+  EXPECT_EQ(got, values);
+  ASSERT_EQ(tryLoad(path, request("f16", {2, 3}), 6, &got), MOERT_OK);
+  for (size_t i = 0; i < values.size(); ++i)
+    EXPECT_EQ(got[i], f16ToFloat(floatToF16(values[i])));
+  // bf16 in the file, loaded as bf16 storage: bits preserved.
+  ASSERT_EQ(tryLoad(path, request("bf16", {6}), 6, &got, MOERT_BF16), MOERT_OK);
+  for (size_t i = 0; i < values.size(); ++i)
+    EXPECT_EQ(got[i], bf16ToFloat(floatToBf16(values[i])));
+}
+
+TEST(Safetensors, LoadsAnExpertRangeAndAnFSlice) {
+  // Four experts' down_proj [H=3, F=4]; a rank loads experts [1,3) and the
+  // F columns [2,4) (expert slicing).
+  std::string path = tempPath("experts.safetensors");
+  SafetensorsWriter writer;
+  for (int e = 0; e < 4; ++e) {
+    Floats w = iota(12, 100.0f * e);
+    writer.add("layers.0.experts." + std::to_string(e) + ".down.weight",
+               MOERT_BF16, {3, 4}, w.data());
+  }
+  writer.write(path);
+  moert_weight_request_t req =
+      request("layers.0.experts.{e}.down.weight", {3, 4});
+  req.expert_begin = 1;
+  req.expert_end = 3;
+  req.begin[1] = 2;
+  req.end[1] = 4;
+  Floats got;
+  ASSERT_EQ(tryLoad(path, req, 2 * 3 * 2, &got), MOERT_OK)
+      << moert_last_error();
+  Floats want;
+  for (int e = 1; e < 3; ++e)
+    for (int row = 0; row < 3; ++row)
+      for (int col = 2; col < 4; ++col)
+        want.push_back(bf16ToFloat(floatToBf16(100.0f * e + row * 4 + col)));
+  EXPECT_EQ(got, want);
+  // Row slice of one expert (gate_proj F-slice is a row range).
+  req.expert_begin = 3;
+  req.expert_end = 4;
+  req.begin[0] = 1;
+  req.end[0] = 2;
+  req.begin[1] = 0;
+  req.end[1] = 0;
+  ASSERT_EQ(tryLoad(path, req, 4, &got), MOERT_OK);
+  // bf16 spacing at 256..512 is 2: 305 and 307 round to even neighbours.
+  EXPECT_EQ(got, (Floats{304, 304, 306, 308}));
+}
+
+TEST(Safetensors, MissingKeyNamesFileAndKey) {
+  std::string path = tempPath("missing.safetensors");
+  SafetensorsWriter writer;
+  Floats w = iota(4);
+  writer.add("present", MOERT_F32, {4}, w.data());
+  writer.write(path);
+  EXPECT_MOERT_ERROR(tryLoad(path, request("absent.weight", {4}), 4),
+                     MOERT_NOT_FOUND,
+                     "missing.safetensors: no tensor "
+                     "'absent.weight'");
+  moert_weight_request_t req = request("experts.{e}.w", {4});
+  req.expert_begin = 0;
+  req.expert_end = 2;
+  EXPECT_MOERT_ERROR(tryLoad(path, req, 8), MOERT_NOT_FOUND, "experts.0.w");
+}
+
+TEST(Safetensors, ShapeMismatchIsAnError) {
+  std::string path = tempPath("shape.safetensors");
+  SafetensorsWriter writer;
+  Floats w = iota(8);
+  writer.add("w", MOERT_F32, {2, 4}, w.data());
+  writer.write(path);
+  EXPECT_MOERT_ERROR(tryLoad(path, request("w", {4, 2}), 8), MOERT_FORMAT_ERROR,
+                     "has shape [2,4], expected [4,2]");
+  moert_weight_request_t req = request("w", {2, 4});
+  req.begin[1] = 3;
+  req.end[1] = 5;
+  EXPECT_MOERT_ERROR(tryLoad(path, req, 4), MOERT_INVALID_ARGUMENT,
+                     "outside the extent 4");
+  req = request("w", {2, 4});
+  req.expert_end = 2;
+  EXPECT_MOERT_ERROR(tryLoad(path, req, 16), MOERT_INVALID_ARGUMENT, "no {e}");
+}
+
+TEST(Safetensors, TruncatedFilesAreErrors) {
+  std::string path = tempPath("whole.safetensors");
+  SafetensorsWriter writer;
+  Floats w = iota(16);
+  writer.add("w", MOERT_F32, {16}, w.data());
+  writer.write(path);
+  std::string bytes = readFile(path);
+  std::string cut = tempPath("cut.safetensors");
+
+  writeFile(cut, bytes.substr(0, bytes.size() - 1)); // data cut short
+  EXPECT_MOERT_ERROR(tryLoad(cut, request("w", {16}), 16), MOERT_IO_ERROR,
+                     "truncated: tensor 'w'");
+  writeFile(cut, bytes.substr(0, 20)); // inside the header
+  EXPECT_MOERT_ERROR(tryLoad(cut, request("w", {16}), 16), MOERT_IO_ERROR,
+                     "truncated: header length");
+  writeFile(cut, bytes.substr(0, 5)); // not even the length
+  EXPECT_MOERT_ERROR(tryLoad(cut, request("w", {16}), 16), MOERT_IO_ERROR,
+                     "shorter than the 8-byte header length");
+  EXPECT_MOERT_ERROR(
+      tryLoad(tempPath("nope.safetensors"), request("w", {1}), 1),
+      MOERT_IO_ERROR, "cannot open");
+}
+
+TEST(Safetensors, MalformedHeadersAreErrors) {
+  std::string path = tempPath("bad.safetensors");
+  auto expectFormatError = [&](const std::string &json, const std::string &data,
+                               const char *fragment) {
+    writeFile(path, withHeader(json, data));
+    EXPECT_MOERT_ERROR(tryLoad(path, request("w", {1}), 1), MOERT_FORMAT_ERROR,
+                       fragment);
+  };
+  expectFormatError("{\"w\": {\"dtype\": \"F32\", \"shape\": [1]", "xxxx",
+                    "malformed JSON");
+  expectFormatError("[1, 2]", "", "not a JSON object");
+  expectFormatError("{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}",
+                    "xxxx", "missing string 'dtype'");
+  expectFormatError(
+      "{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 4]}}",
+      "xxxx", "needs 8");
+  expectFormatError(
+      "{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0,4]}}",
+      "xxxx", "negative extent");
+  expectFormatError(
+      "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 0]}}",
+      "xxxx", "begin after they end");
+}
+
+TEST(Safetensors, UnsupportedDtypeIsAnError) {
+  std::string path = tempPath("int8.safetensors");
+  SafetensorsWriter writer;
+  writer.addRaw("w", "I8", {4}, std::vector<char>(4, 1));
+  writer.write(path);
+  EXPECT_MOERT_ERROR(tryLoad(path, request("w", {4}), 4), MOERT_UNSUPPORTED,
+                     "dtype I8");
+}
+
+TEST(Json, ParsesEscapesAndNumbers) {
+  json::Value v = json::parse(
+      R"({"a": [1, -2, 3.5e2, true, null], "b\n\u00e9\ud83d\ude00": "x\"y"})");
+  ASSERT_EQ(v.kind, json::Value::Kind::Object);
+  const json::Value *a = v.find("a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->array[1].integer, -2);
+  EXPECT_EQ(a->array[2].number, 350.0);
+  EXPECT_EQ(a->array[2].kind, json::Value::Kind::Number);
+  EXPECT_EQ(a->array[3].boolean, true);
+  EXPECT_EQ(v.object[1].first, "b\n\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(v.object[1].second.string, "x\"y");
+  EXPECT_THROW(json::parse("{\"a\": 1,}"), moert::Error);
+  EXPECT_THROW(json::parse("{\"a\": 01x}"), moert::Error);
+  EXPECT_THROW(json::parse("\"unterminated"), moert::Error);
+}
+
+} // namespace

@@ -1,0 +1,317 @@
+//===- runtime/weights/Safetensors.cpp - safetensors read/write -----------===//
+
+#include "runtime/weights/Safetensors.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/common/Error.h"
+#include "runtime/weights/Json.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace moert;
+using namespace moert::weights;
+
+namespace {
+
+// The reference implementation refuses headers above 100 MB.
+constexpr uint64_t maxHeaderBytes = 100u << 20;
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    out += (i ? "," : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+} // namespace
+
+bool moert::weights::dtypeFromName(const std::string &name,
+                                   moert_dtype_t &dtype) {
+  if (name == "F32")
+    dtype = MOERT_F32;
+  else if (name == "F16")
+    dtype = MOERT_F16;
+  else if (name == "BF16")
+    dtype = MOERT_BF16;
+  else
+    return false;
+  return true;
+}
+
+const char *moert::weights::dtypeToName(moert_dtype_t dtype) {
+  switch (dtype) {
+  case MOERT_F32:
+    return "F32";
+  case MOERT_F16:
+    return "F16";
+  case MOERT_BF16:
+    return "BF16";
+  case MOERT_I32:
+    return "I32";
+  case MOERT_I64:
+    return "I64";
+  }
+  return "?";
+}
+
+SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    fail(MOERT_IO_ERROR, path, ": cannot open: ", std::strerror(errno));
+  struct stat info;
+  if (::fstat(fd, &info) != 0) {
+    int error = errno;
+    ::close(fd);
+    fail(MOERT_IO_ERROR, path, ": cannot stat: ", std::strerror(error));
+  }
+  fileSize_ = static_cast<size_t>(info.st_size);
+  if (fileSize_ > 0) {
+    mapping_ = ::mmap(nullptr, fileSize_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapping_ == MAP_FAILED) {
+      mapping_ = nullptr;
+      int error = errno;
+      ::close(fd);
+      fail(MOERT_IO_ERROR, path, ": cannot map: ", std::strerror(error));
+    }
+  }
+  ::close(fd);
+  // From here on a throw must unmap: parse in a helper and clean up on error.
+  try {
+    const char *bytes = static_cast<const char *>(mapping_);
+    if (fileSize_ < 8)
+      fail(MOERT_IO_ERROR, path, ": truncated: ", fileSize_,
+           " bytes, shorter than the 8-byte header length");
+    uint64_t headerBytes = 0;
+    for (int i = 7; i >= 0; --i) // little-endian
+      headerBytes = (headerBytes << 8) | static_cast<unsigned char>(bytes[i]);
+    if (headerBytes > maxHeaderBytes)
+      fail(MOERT_FORMAT_ERROR, path, ": header length ", headerBytes,
+           " exceeds the 100 MB limit");
+    if (8 + headerBytes > fileSize_)
+      fail(MOERT_IO_ERROR, path, ": truncated: header length ", headerBytes,
+           " runs past the end of the ", fileSize_, "-byte file");
+    dataSection_ = bytes + 8 + headerBytes;
+    uint64_t dataBytes = fileSize_ - 8 - headerBytes;
+
+    json::Value header;
+    try {
+      header = json::parse(std::string_view(bytes + 8, headerBytes));
+    } catch (const Error &e) {
+      fail(MOERT_FORMAT_ERROR, path, ": header: ", e.what());
+    }
+    if (header.kind != json::Value::Kind::Object)
+      fail(MOERT_FORMAT_ERROR, path, ": header is not a JSON object");
+    for (const auto &[name, entry] : header.object) {
+      auto bad = [&](const char *what) {
+        fail(MOERT_FORMAT_ERROR, path, ": header entry '", name, "': ", what);
+      };
+      if (name == "__metadata__") {
+        if (entry.kind != json::Value::Kind::Object)
+          bad("must be an object of strings");
+        for (const auto &[key, value] : entry.object) {
+          if (value.kind != json::Value::Kind::String)
+            bad("must be an object of strings");
+          metadata_[key] = value.string;
+        }
+        continue;
+      }
+      if (entry.kind != json::Value::Kind::Object)
+        bad("is not an object");
+      const json::Value *dtype = entry.find("dtype");
+      const json::Value *shape = entry.find("shape");
+      const json::Value *offsets = entry.find("data_offsets");
+      if (!dtype || dtype->kind != json::Value::Kind::String)
+        bad("missing string 'dtype'");
+      if (!shape || shape->kind != json::Value::Kind::Array)
+        bad("missing array 'shape'");
+      if (!offsets || offsets->kind != json::Value::Kind::Array ||
+          offsets->array.size() != 2)
+        bad("missing 'data_offsets' [begin, end]");
+      TensorInfo tensor;
+      tensor.dtype = dtype->string;
+      uint64_t elements = 1;
+      for (const json::Value &dim : shape->array) {
+        if (dim.kind != json::Value::Kind::Integer || dim.integer < 0)
+          bad("shape holds a non-integer or negative extent");
+        tensor.shape.push_back(dim.integer);
+        elements *= static_cast<uint64_t>(dim.integer);
+      }
+      for (const json::Value &offset : offsets->array)
+        if (offset.kind != json::Value::Kind::Integer || offset.integer < 0)
+          bad("data_offsets must be non-negative integers");
+      tensor.begin = offsets->array[0].integer;
+      tensor.end = offsets->array[1].integer;
+      if (tensor.begin > tensor.end)
+        bad("data_offsets begin after they end");
+      if (tensor.end > dataBytes)
+        fail(MOERT_IO_ERROR, path, ": truncated: tensor '", name, "' data [",
+             tensor.begin, ", ", tensor.end, ") runs past the ", dataBytes,
+             " data bytes in the file");
+      moert_dtype_t storage;
+      if (dtypeFromName(tensor.dtype, storage) &&
+          tensor.end - tensor.begin != elements * moert_dtype_size(storage))
+        fail(MOERT_FORMAT_ERROR, path, ": tensor '", name, "' has ",
+             tensor.end - tensor.begin, " data bytes, its shape ",
+             shapeString(tensor.shape), " of ", tensor.dtype, " needs ",
+             elements * moert_dtype_size(storage));
+      tensors_[name] = std::move(tensor);
+    }
+  } catch (...) {
+    if (mapping_)
+      ::munmap(mapping_, fileSize_);
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (mapping_)
+    ::munmap(mapping_, fileSize_);
+}
+
+const TensorInfo *SafetensorsFile::find(const std::string &key) const {
+  auto it = tensors_.find(key);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+const TensorInfo &SafetensorsFile::get(const std::string &key) const {
+  const TensorInfo *info = find(key);
+  if (!info)
+    fail(MOERT_NOT_FOUND, path_, ": no tensor '", key, "'");
+  return *info;
+}
+
+std::vector<std::string> SafetensorsFile::keys() const {
+  std::vector<std::string> names;
+  for (const auto &entry : tensors_)
+    names.push_back(entry.first);
+  return names;
+}
+
+int64_t SafetensorsFile::readBox(const std::string &key,
+                                 const std::vector<int64_t> &shape,
+                                 const std::vector<int64_t> &begin,
+                                 const std::vector<int64_t> &end, void *dst,
+                                 moert_dtype_t dstType) const {
+  const TensorInfo &info = get(key);
+  moert_dtype_t srcType;
+  if (!dtypeFromName(info.dtype, srcType))
+    fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
+         info.dtype, "; only F32, F16 and BF16 are supported");
+  if (info.shape != shape)
+    fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
+         shapeString(info.shape), ", expected ", shapeString(shape));
+  size_t rank = shape.size();
+  if (rank == 0) { // scalar
+    convert(data(info), srcType, dst, dstType, 1);
+    return 1;
+  }
+  // Rows of the box along the last dimension are contiguous in the file.
+  std::vector<int64_t> strides(rank, 1);
+  for (size_t d = rank - 1; d > 0; --d)
+    strides[d - 1] = strides[d] * shape[d];
+  int64_t rowLength = end[rank - 1] - begin[rank - 1];
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < rank; ++d)
+    rows *= end[d] - begin[d];
+  size_t srcSize = moert_dtype_size(srcType),
+         dstSize = moert_dtype_size(dstType);
+  std::vector<char> aligned(rowLength * srcSize); // mmap data may be unaligned
+  std::vector<int64_t> index(begin.begin(), begin.end() - 1);
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t element = begin[rank - 1];
+    for (size_t d = 0; d + 1 < rank; ++d)
+      element += index[d] * strides[d];
+    std::memcpy(aligned.data(), data(info) + element * srcSize, aligned.size());
+    convert(aligned.data(), srcType,
+            static_cast<char *>(dst) + row * rowLength * dstSize, dstType,
+            rowLength);
+    for (size_t d = rank - 1; d-- > 0;) { // odometer over leading dims
+      if (++index[d] < end[d])
+        break;
+      index[d] = begin[d];
+    }
+  }
+  return rows * rowLength;
+}
+
+void SafetensorsWriter::add(const std::string &name, moert_dtype_t dtype,
+                            const std::vector<int64_t> &shape,
+                            const float *values) {
+  int64_t elements = 1;
+  for (int64_t dim : shape)
+    elements *= dim;
+  std::vector<char> bytes(elements * moert_dtype_size(dtype));
+  convertFromFloat(values, bytes.data(), dtype, elements);
+  addRaw(name, dtypeToName(dtype), shape, std::move(bytes));
+}
+
+void SafetensorsWriter::addRaw(const std::string &name,
+                               const std::string &dtypeName,
+                               const std::vector<int64_t> &shape,
+                               std::vector<char> bytes) {
+  require(name != "__metadata__", "tensor name __metadata__ is reserved");
+  entries_[name] = Entry{dtypeName, shape, std::move(bytes)};
+}
+
+void SafetensorsWriter::setMetadata(const std::string &key,
+                                    const std::string &value) {
+  metadata_[key] = value;
+}
+
+void SafetensorsWriter::write(const std::string &path) const {
+  std::string header = "{";
+  bool first = true;
+  auto separator = [&] {
+    if (!first)
+      header += ",";
+    first = false;
+  };
+  if (!metadata_.empty()) {
+    separator();
+    header += "\"__metadata__\":{";
+    bool firstMeta = true;
+    for (const auto &[key, value] : metadata_) {
+      if (!firstMeta)
+        header += ",";
+      firstMeta = false;
+      json::appendQuoted(header, key);
+      header += ":";
+      json::appendQuoted(header, value);
+    }
+    header += "}";
+  }
+  uint64_t offset = 0;
+  for (const auto &[name, entry] : entries_) {
+    separator();
+    json::appendQuoted(header, name);
+    header += ":{\"dtype\":";
+    json::appendQuoted(header, entry.dtype);
+    header += ",\"shape\":" + shapeString(entry.shape);
+    header += ",\"data_offsets\":[" + std::to_string(offset) + "," +
+              std::to_string(offset + entry.bytes.size()) + "]}";
+    offset += entry.bytes.size();
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out)
+    fail(MOERT_IO_ERROR, path, ": cannot create: ", std::strerror(errno));
+  char length[8];
+  uint64_t headerBytes = header.size();
+  for (int i = 0; i < 8; ++i)
+    length[i] = static_cast<char>((headerBytes >> (8 * i)) & 0xff);
+  out.write(length, 8);
+  out.write(header.data(), header.size());
+  for (const auto &entry : entries_)
+    out.write(entry.second.bytes.data(), entry.second.bytes.size());
+  out.close();
+  if (!out)
+    fail(MOERT_IO_ERROR, path, ": write failed");
+}

@@ -1,0 +1,98 @@
+//===- runtime/weights/WeightsApi.cpp - C ABI for weight loading ----------===//
+
+#include "runtime/cpu/Backend.h"
+#include "runtime/weights/Safetensors.h"
+
+#include <cstring>
+
+using namespace moert;
+using namespace moert::weights;
+
+struct moert_weights_s {
+  std::unique_ptr<SafetensorsFile> file;
+};
+
+namespace {
+
+const char *const expertPlaceholder = "{e}";
+
+std::string expertKey(const std::string &pattern, int64_t expert) {
+  std::string key = pattern;
+  size_t at = key.find(expertPlaceholder);
+  key.replace(at, std::strlen(expertPlaceholder), std::to_string(expert));
+  return key;
+}
+
+} // namespace
+
+extern "C" {
+
+moert_status_t moert_weights_open(const char *path, moert_weights_t *out) {
+  return guard("moert_weights_open", [&] {
+    require(path != nullptr && out != nullptr, "null argument");
+    *out = nullptr;
+    auto weights = std::make_unique<moert_weights_s>();
+    weights->file = std::make_unique<SafetensorsFile>(path);
+    *out = weights.release();
+  });
+}
+
+void moert_weights_close(moert_weights_t weights) { delete weights; }
+
+void moert_weight_request_init(moert_weight_request_t *req, const char *key,
+                               int32_t rank, const int64_t *shape) {
+  if (!req)
+    return;
+  *req = moert_weight_request_t{};
+  req->key = key;
+  req->rank = rank;
+  for (int32_t d = 0; d < rank && d < 4 && shape; ++d)
+    req->shape[d] = shape[d];
+}
+
+moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
+                                  const moert_weight_request_t *req,
+                                  moert_view_t dst) {
+  return guard("moert_weights_load", [&] {
+    cpu::checkContext(ctx);
+    require(weights != nullptr && req != nullptr && req->key != nullptr,
+            "null argument");
+    const SafetensorsFile &file = *weights->file;
+    std::string key = req->key;
+    require(req->rank >= 1 && req->rank <= 4, "request for '", key,
+            "' has rank ", req->rank, ", expected 1..4");
+    bool stacked = key.find(expertPlaceholder) != std::string::npos;
+    int64_t firstExpert = stacked ? req->expert_begin : 0;
+    int64_t lastExpert = stacked ? req->expert_end : 1;
+    if (stacked)
+      require(0 <= firstExpert && firstExpert < lastExpert, "request for '",
+              key, "' has empty expert range [", firstExpert, ", ", lastExpert,
+              ")");
+    else
+      require(req->expert_begin == 0 && req->expert_end == 0, "request for '",
+              key, "' names an expert range but has no {e} in its key");
+    std::vector<int64_t> shape(req->shape, req->shape + req->rank);
+    std::vector<int64_t> begin(req->rank), end(req->rank);
+    int64_t perExpert = 1;
+    for (int32_t d = 0; d < req->rank; ++d) {
+      begin[d] = req->begin[d];
+      end[d] = req->end[d] == 0 ? shape[d] : req->end[d];
+      require(shape[d] >= 0 && 0 <= begin[d] && begin[d] < end[d] &&
+                  end[d] <= shape[d],
+              "request for '", key, "': dimension ", d, " range [", begin[d],
+              ", ", end[d], ") is outside the extent ", shape[d]);
+      perExpert *= end[d] - begin[d];
+    }
+    cpu::requireFloatDtype(dst, "dst");
+    char *out =
+        cpu::viewData(dst, perExpert * (lastExpert - firstExpert), "dst");
+    size_t elementSize = moert_dtype_size(dst.dtype);
+    for (int64_t e = firstExpert; e < lastExpert; ++e) {
+      std::string name = stacked ? expertKey(key, e) : key;
+      file.readBox(name, shape, begin, end, out, dst.dtype);
+      out += perExpert * elementSize;
+    }
+  });
+}
+
+} // extern "C"
