@@ -3,9 +3,30 @@
 #include "dialects/moe/IR/MoeDialect.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 using namespace mlir;
 using namespace mlir::moe;
+
+void mlir::moe::printShortestDouble(AsmPrinter &printer,
+                                    const APFloat &value) {
+  double v = value.convertToDouble();
+  char text[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, v);
+    if (std::strtod(text, nullptr) == v)
+      break;
+  }
+  std::string literal(text);
+  // The MLIR lexer reads `1e-20` as an integer and an identifier.
+  if (literal.find_first_of(".ein") == std::string::npos)
+    literal += ".0";
+  else if (literal.find('.') == std::string::npos &&
+           literal.find('e') != std::string::npos)
+    literal.insert(literal.find('e'), ".0");
+  printer << literal;
+}
 
 // Rules that need only the policy. The expert-count rules live in GateOp.
 LogicalResult

@@ -10,7 +10,7 @@ class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
   let mnemonic = attrMnemonic;
 }
 
-// A double, printed in the shortest form that round-trips.
+// A double, printed in the shortest form that round-trips (2.5, 1.0e-20).
 class Moe_F64Parameter<string default>
     : APFloatParameter<"a 64-bit float"> {
   let parser = [{ [&]() -> ::mlir::FailureOr<::llvm::APFloat> {
@@ -19,7 +19,7 @@ class Moe_F64Parameter<string default>
       return ::mlir::failure();
     return ::llvm::APFloat(value);
   }() }];
-  let printer = [{ $_printer.printFloat($_self) }];
+  let printer = [{ ::mlir::moe::printShortestDouble($_printer, $_self) }];
   let defaultValue = "::llvm::APFloat(" # default # ")";
 }
 

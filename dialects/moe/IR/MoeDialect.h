@@ -7,6 +7,13 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpImplementation.h"
+
+namespace mlir::moe {
+/// Prints `value` with the fewest digits that parse back to the same double,
+/// always as a float literal (`16.0`, `2.5`, `1.0e-20`).
+void printShortestDouble(AsmPrinter &printer, const llvm::APFloat &value);
+} // namespace mlir::moe
 
 #include "dialects/moe/IR/MoeDialect.h.inc"
 #include "dialects/moe/IR/MoeEnums.h.inc"

@@ -33,25 +33,25 @@ func.func @mixtral_layer(%x: tensor<?x64xbf16>,
 
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
-  // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 9.9999999999999995E-21, routed_scaling_factor = 2.500000e+00> : tensor<4x256xf32>, tensor<256xf32>
+  // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
   %ids, %w, %s, %c, %cap = moe.gate %l correction %bias <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
   return %w : tensor<4x8xf32>
 }
 
 // CHECK-LABEL: func.func @deepseek_v2_gate
 func.func @deepseek_v2_gate(%l: tensor<?x160xf32>) -> tensor<?x6xi32> {
-  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 6, n_group = 8, topk_group = 3, routed_scaling_factor = 1.600000e+01> : tensor<?x160xf32>
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 6, n_group = 8, topk_group = 3, routed_scaling_factor = 16.0> : tensor<?x160xf32>
   %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 6, n_group = 8, topk_group = 3, group_score = max, routed_scaling_factor = 16.0> : tensor<?x160xf32>
   return %ids : tensor<?x6xi32>
 }
 
 // CHECK-LABEL: func.func @capacity_gates
 func.func @capacity_gates(%l: tensor<?x32xf32>) -> (index, index, index) {
-  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 1, capacity_factor = 1.000000e+00, min_capacity = 4> : tensor<?x32xf32>
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 4> : tensor<?x32xf32>
   %i0, %w0, %s0, %c0, %cap0 = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 4, drop_order = choice_major> : tensor<?x32xf32>
-  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 1.250000e+00, drop_order = token_major> : tensor<?x32xf32>
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 1.25, drop_order = token_major> : tensor<?x32xf32>
   %i1, %w1, %s1, %c1, %cap1 = moe.gate %l <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 1.25, drop_order = token_major> : tensor<?x32xf32>
-  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 2.000000e+00, min_capacity = 1, drop_order = probs> : tensor<?x32xf32>
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 2.0, min_capacity = 1, drop_order = probs> : tensor<?x32xf32>
   %i2, %w2, %s2, %c2, %cap2 = moe.gate %l <scoring = softmax, top_k = 2, normalize = kept, capacity_factor = 2.0, min_capacity = 1, drop_order = probs> : tensor<?x32xf32>
   return %cap0, %cap1, %cap2 : index, index, index
 }
@@ -128,7 +128,7 @@ func.func @pyramid(%x: tensor<16x64xf32>, %r0: tensor<4x64xf32>, %r1: tensor<8x6
 
 // Parallel plans: the mesh, a layer's plan, weight shards, capacity sync and
 // a sliced exchange.
-// CHECK-LABEL: module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_bytes = 42949672960, inter_node_gbps = 2.500000e+01>}
+// CHECK-LABEL: module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_bytes = 42949672960, inter_node_gbps = 25.0>}
 module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_bytes = 42949672960, inter_node_gbps = 25.0>} {
   // CHECK: func.func @planned(%{{.*}}: tensor<?x64xf32>, %{{.*}}: tensor<1x64x64xf32> {moe.shard = #moe.shard<[ep, tp, none]>, moe.weight = "w.{e}.up"})
   func.func @planned(%x: tensor<?x64xf32>, %w: tensor<1x64x64xf32> {moe.weight = "w.{e}.up", moe.shard = #moe.shard<[ep, tp, none]>}) -> tensor<?x64xf32> {
