@@ -1,0 +1,499 @@
+//===- HFReader.cpp - Hugging Face config.json to ModelDesc ---------------===//
+//
+// Each family reads its keys into an HFStack (sizes, which layers are MoE and
+// why, the routing policy, shared experts, the key scheme); one function then
+// lays the stack out as a ModelDesc. The semantics each family encodes are
+// those of its transformers (or trust_remote_code) modelling file; see
+// docs/Importers.md for the table.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Import/Readers.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace ::moe::import;
+using llvm::StringLiteral;
+
+//===----------------------------------------------------------------------===//
+// What every family shares
+//===----------------------------------------------------------------------===//
+
+/// Keys of any transformers config that do not affect the FFN stack:
+/// attention, positions, embeddings, norms, token ids, bookkeeping, and the
+/// training-only router losses.
+static constexpr StringLiteral kIgnoredEverywhere[] = {
+    "_name_or_path",
+    "architectures",
+    "transformers_version",
+    "auto_map",
+    "use_cache",
+    "return_dict",
+    "output_attentions",
+    "output_hidden_states",
+    "torchscript",
+    "_attn_implementation",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "tie_word_embeddings",
+    "vocab_size",
+    "max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "attention_dropout",
+    "attention_bias",
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "output_router_logits",
+    "router_aux_loss_coef"};
+
+namespace {
+
+/// How a family names an MoE layer's weights under `model.layers.{i}.`.
+struct KeyScheme {
+  /// The layer's MoE module (`mlp`, or Mixtral's `block_sparse_moe`).
+  StringRef moeModule;
+  /// Per-expert projections: gate (act input), up, down.
+  StringRef expertGate, expertUp, expertDown;
+  /// The shared-experts module under the MoE module; empty if none.
+  StringRef sharedModule;
+};
+
+constexpr KeyScheme kMixtralKeys = {"block_sparse_moe", "w1", "w3", "w2", ""};
+constexpr KeyScheme kQwen2MoeKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
+                                     "shared_expert"};
+constexpr KeyScheme kPlainMoeKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
+                                     ""};
+constexpr KeyScheme kDeepSeekKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
+                                     "shared_experts"};
+
+/// Whether decoder layer i is an MoE layer, and the key that decided it (the
+/// location its ops carry).
+struct LayerChoice {
+  bool moe;
+  LocationAttr why;
+};
+
+/// A family's FFN stack as read from its config.
+struct HFStack {
+  KeyScheme keys;
+  int64_t hidden = 1;
+  int64_t numLayers = 1;
+  /// Width of dense layers (unused by families without them).
+  int64_t denseFfn = 1;
+  int64_t expertFfn = 1;
+  int64_t experts = 1;
+  /// The config key holding `experts`, for diagnostics.
+  StringLiteral expertsKey = "";
+  RoutingDesc routing;
+  /// DeepSeek-V3 `noaux_tc`: `mlp.gate.e_score_correction_bias`.
+  bool correctionBias = false;
+  /// Width of the shared-experts FFN; 0 when there are none.
+  int64_t sharedFfn = 0;
+  /// Qwen-MoE: `sigmoid(x · shared_expert_gate) * shared(x)`.
+  bool sharedSigmoidGate = false;
+  std::vector<LayerChoice> layers;
+};
+
+/// A family: its model_type, its reader, and its own irrelevant keys.
+struct Family {
+  StringLiteral modelType;
+  void (*read)(ConfigFile &, HFStack &);
+  ArrayRef<StringLiteral> ignored;
+};
+
+} // namespace
+
+/// The keys every family reads the same way.
+static void readSizes(ConfigFile &c, HFStack &s) {
+  s.hidden = c.requirePositive("hidden_size");
+  s.numLayers = c.requirePositive("num_hidden_layers");
+}
+
+/// Every layer is MoE (Mixtral, OLMoE).
+static void allMoe(ConfigFile &c, HFStack &s) {
+  s.layers.assign(s.numLayers, {true, c.loc(s.expertsKey)});
+}
+
+//===----------------------------------------------------------------------===//
+// Families
+//===----------------------------------------------------------------------===//
+
+// MixtralSparseMoeBlock: softmax, top-k, divide by the top-k sum.
+static void readMixtral(ConfigFile &c, HFStack &s) {
+  s.keys = kMixtralKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size");
+  s.expertsKey = "num_local_experts";
+  s.experts = c.requirePositive(s.expertsKey);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2);
+  s.routing.normalize = Normalization::selected;
+  allMoe(c, s);
+}
+
+// OlmoeSparseMoeBlock: softmax, top-k, divide by the sum iff norm_topk_prob.
+static void readOlmoe(ConfigFile &c, HFStack &s) {
+  s.keys = kPlainMoeKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size");
+  s.expertsKey = "num_experts";
+  s.experts = c.requirePositive(s.expertsKey);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 8);
+  if (c.getBool("norm_topk_prob", false))
+    s.routing.normalize = Normalization::selected;
+  allMoe(c, s);
+}
+
+/// Qwen2-MoE and Qwen3-MoE: the same routing; Qwen2 adds a sigmoid-gated
+/// shared expert.
+static void readQwenMoe(ConfigFile &c, HFStack &s, bool sharedExpert,
+                        int64_t defaultTopK) {
+  s.keys = sharedExpert ? kQwen2MoeKeys : kPlainMoeKeys;
+  readSizes(c, s);
+  s.denseFfn = c.requirePositive("intermediate_size");
+  s.expertFfn = c.requirePositive("moe_intermediate_size");
+  s.expertsKey = "num_experts";
+  s.experts = c.requirePositive(s.expertsKey);
+  s.routing.topK = c.getPositive("num_experts_per_tok", defaultTopK);
+  if (c.getBool("norm_topk_prob", false))
+    s.routing.normalize = Normalization::selected;
+  if (sharedExpert) {
+    s.sharedFfn = c.requirePositive("shared_expert_intermediate_size");
+    s.sharedSigmoidGate = true;
+  }
+  int64_t step = c.getPositive("decoder_sparse_step", 1);
+  std::vector<int64_t> mlpOnly = c.getIntList("mlp_only_layers");
+  for (auto [j, index] : llvm::enumerate(mlpOnly))
+    if (index < 0 || index >= s.numLayers)
+      c.error(c.elementLoc("mlp_only_layers", j))
+          << "mlp_only_layers[" << j << "] = " << index
+          << " is not a layer index (num_hidden_layers = " << s.numLayers
+          << ")";
+
+  // Qwen2MoeDecoderLayer: sparse iff not in mlp_only_layers, num_experts > 0
+  // and (i + 1) % decoder_sparse_step == 0.
+  for (int64_t i = 0; i < s.numLayers; ++i) {
+    auto it = llvm::find(mlpOnly, i);
+    if (it != mlpOnly.end())
+      s.layers.push_back(
+          {false, c.elementLoc("mlp_only_layers", it - mlpOnly.begin())});
+    else if ((i + 1) % step != 0)
+      s.layers.push_back({false, c.loc("decoder_sparse_step")});
+    else
+      s.layers.push_back({true, c.loc(s.expertsKey)});
+  }
+}
+
+static void readQwen2Moe(ConfigFile &c, HFStack &s) {
+  readQwenMoe(c, s, /*sharedExpert=*/true, /*defaultTopK=*/4);
+}
+
+static void readQwen3Moe(ConfigFile &c, HFStack &s) {
+  readQwenMoe(c, s, /*sharedExpert=*/false, /*defaultTopK=*/8);
+}
+
+/// DeepSeek-V2 and V3 (their trust_remote_code MoEGate). Defaults are those
+/// of their configuration classes.
+static void readDeepSeek(ConfigFile &c, HFStack &s, bool v3) {
+  s.keys = kDeepSeekKeys;
+  readSizes(c, s);
+  s.denseFfn = c.requirePositive("intermediate_size");
+  s.expertsKey = "n_routed_experts";
+  // V2: `n_routed_experts: null` means no MoE layer at all.
+  bool hasMoe = v3 || c.has(s.expertsKey);
+  s.experts = hasMoe ? c.requirePositive(s.expertsKey) : 0;
+  c.get(s.expertsKey);
+  s.expertFfn = hasMoe ? c.requirePositive("moe_intermediate_size")
+                       : c.getPositive("moe_intermediate_size", 1);
+  s.routing.topK = v3 || !hasMoe ? c.getPositive("num_experts_per_tok", 8)
+                                 : c.requirePositive("num_experts_per_tok");
+  int64_t firstDense = c.getNonNegative("first_k_dense_replace", v3 ? 3 : 0);
+  int64_t frequency = c.getPositive("moe_layer_freq", 1);
+  int64_t shared = c.getNonNegative("n_shared_experts", v3 ? 1 : 0);
+  s.sharedFfn = shared * s.expertFfn;
+
+  // The reference gates implement one scoring function each.
+  StringRef family = v3 ? "deepseek_v3" : "deepseek_v2";
+  StringRef expectedScoring = v3 ? "sigmoid" : "softmax";
+  std::string scoring = c.getString("scoring_func", expectedScoring);
+  if (scoring != "softmax" && scoring != "sigmoid")
+    c.error("scoring_func") << "unsupported scoring_func '" << scoring
+                            << "': expected 'softmax' or 'sigmoid'";
+  else if (scoring != expectedScoring)
+    c.error("scoring_func")
+        << "scoring_func '" << scoring << "' is not supported for " << family
+        << ": its reference gate implements only '" << expectedScoring << "'";
+  s.routing.scoring = v3 ? ScoringFunc::sigmoid : ScoringFunc::softmax;
+
+  std::string method = c.getString("topk_method", v3 ? "noaux_tc" : "greedy");
+  bool grouped;
+  if (!v3 && method == "greedy") {
+    grouped = false;
+  } else if (!v3 && method == "group_limited_greedy") {
+    grouped = true;
+    s.routing.groupScore = GroupScore::max;
+  } else if (v3 && method == "noaux_tc") {
+    grouped = true;
+    s.routing.groupScore = GroupScore::top2_sum;
+    s.correctionBias = true;
+  } else {
+    grouped = false;
+    c.error("topk_method") << "unsupported topk_method '" << method << "' for "
+                           << family << ": expected "
+                           << (v3 ? "'noaux_tc'"
+                                  : "'greedy' or 'group_limited_greedy'");
+  }
+  if (grouped) {
+    s.routing.nGroup =
+        v3 ? c.getPositive("n_group", 8) : c.requirePositive("n_group");
+    s.routing.topkGroup =
+        v3 ? c.getPositive("topk_group", 4) : c.requirePositive("topk_group");
+    // One group keeps every expert: plain top-k (with V3's bias).
+    if (s.routing.nGroup == 1)
+      s.routing.groupScore = GroupScore::max;
+  } else {
+    // `greedy` never reads them.
+    c.get("n_group");
+    c.get("topk_group");
+  }
+
+  bool normTopk = c.getBool("norm_topk_prob", v3);
+  double scaling = c.getNumber("routed_scaling_factor", v3 ? 2.5 : 1.0);
+  if (!(std::isfinite(scaling) && scaling > 0.0))
+    c.error("routed_scaling_factor")
+        << "'routed_scaling_factor' must be positive, got " << scaling;
+  // V2: normalise (with 1e-20 added to the sum) OR scale; V3: normalise if
+  // asked, then always scale.
+  if (s.routing.topK > 1 && normTopk) {
+    s.routing.normalize = Normalization::selected;
+    s.routing.normEpsilon = 1e-20;
+    s.routing.routedScalingFactor = v3 ? scaling : 1.0;
+  } else {
+    s.routing.routedScalingFactor = scaling;
+  }
+
+  // Layer i is MoE iff n_routed_experts is set, i >= first_k_dense_replace and
+  // i % moe_layer_freq == 0.
+  for (int64_t i = 0; i < s.numLayers; ++i) {
+    if (!hasMoe)
+      s.layers.push_back({false, c.loc(s.expertsKey)});
+    else if (i < firstDense)
+      s.layers.push_back({false, c.loc("first_k_dense_replace")});
+    else if (i % frequency != 0)
+      s.layers.push_back({false, c.loc("moe_layer_freq")});
+    else
+      s.layers.push_back({true, c.loc(s.expertsKey)});
+  }
+}
+
+static void readDeepSeekV2(ConfigFile &c, HFStack &s) {
+  readDeepSeek(c, s, /*v3=*/false);
+}
+
+static void readDeepSeekV3(ConfigFile &c, HFStack &s) {
+  readDeepSeek(c, s, /*v3=*/true);
+}
+
+static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
+                                                    "router_jitter_noise"};
+static constexpr StringLiteral kQwenIgnored[] = {
+    "sliding_window", "use_sliding_window", "max_window_layers", "layer_types"};
+static constexpr StringLiteral kDeepSeekIgnored[] = {
+    "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+    "v_head_dim", "pretraining_tp", "rope_interleave",
+    // Training-only auxiliary losses.
+    "aux_loss_alpha", "seq_aux",
+    // Expert parallelism of the reference code: no semantic effect.
+    "ep_size",
+    // Multi-token-prediction module: not part of the decoder stack.
+    "num_nextn_predict_layers"};
+static constexpr StringLiteral kOlmoeIgnored[] = {"clip_qkv"};
+
+static const Family kFamilies[] = {
+    {"mixtral", readMixtral, kMixtralIgnored},
+    {"qwen2_moe", readQwen2Moe, kQwenIgnored},
+    {"qwen3_moe", readQwen3Moe, kQwenIgnored},
+    {"deepseek_v2", readDeepSeekV2, kDeepSeekIgnored},
+    {"deepseek_v3", readDeepSeekV3, kDeepSeekIgnored},
+    {"olmoe", readOlmoe, kOlmoeIgnored},
+};
+
+//===----------------------------------------------------------------------===//
+// Checks and layout shared by every family
+//===----------------------------------------------------------------------===//
+
+/// The routing rules that need the expert count, at the keys that broke them.
+static void checkRouting(ConfigFile &c, const HFStack &s) {
+  if (llvm::none_of(s.layers, [](const LayerChoice &l) { return l.moe; }))
+    return;
+  const RoutingDesc &r = s.routing;
+  if (r.topK > s.experts) {
+    c.error("num_experts_per_tok")
+        << "num_experts_per_tok = " << r.topK << " exceeds the " << s.experts
+        << " experts of '" << s.expertsKey << "'";
+    return;
+  }
+  if (r.nGroup == 1)
+    return;
+  if (r.topkGroup > r.nGroup) {
+    c.error("topk_group") << "topk_group = " << r.topkGroup
+                          << " exceeds n_group = " << r.nGroup;
+    return;
+  }
+  if (s.experts % r.nGroup != 0) {
+    c.error("n_group") << s.expertsKey << " = " << s.experts
+                       << " experts do not split into n_group = " << r.nGroup
+                       << " equal groups";
+    return;
+  }
+  int64_t perGroup = s.experts / r.nGroup;
+  if (r.groupScore == GroupScore::top2_sum && perGroup < 2)
+    c.error("n_group") << "noaux_tc scores a group by its top-2 experts, but "
+                       << "n_group = " << r.nGroup << " leaves " << perGroup
+                       << " expert per group";
+  else if (r.topkGroup * perGroup < r.topK)
+    c.error("num_experts_per_tok")
+        << "num_experts_per_tok = " << r.topK << " exceeds the "
+        << r.topkGroup * perGroup << " experts of topk_group = " << r.topkGroup
+        << " groups of " << perGroup;
+}
+
+static FfnDesc swiGlu(int64_t size, const std::string &prefix, StringRef gate,
+                      StringRef up, StringRef down) {
+  FfnDesc ffn;
+  ffn.ffnSize = size;
+  ffn.activation = Activation::silu;
+  ffn.gated = true;
+  ffn.gateKey = prefix + gate.str() + ".weight";
+  ffn.upKey = prefix + up.str() + ".weight";
+  ffn.downKey = prefix + down.str() + ".weight";
+  return ffn;
+}
+
+/// Lays out the stack: names, keys and shapes of every layer.
+static ModelDesc describe(ConfigFile &c, const HFStack &s) {
+  ModelDesc model;
+  model.hiddenSize = s.hidden;
+  model.loc = c.fileLoc();
+  for (auto [i, choice] : llvm::enumerate(s.layers)) {
+    LayerDesc layer;
+    layer.index = i;
+    layer.loc = choice.why;
+    std::string base = "model.layers." + std::to_string(i) + ".";
+    if (!choice.moe) {
+      layer.kind = LayerKind::dense;
+      layer.name = base + "mlp";
+      layer.mlp = swiGlu(s.denseFfn, layer.name + ".", "gate_proj", "up_proj",
+                         "down_proj");
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
+    layer.kind = LayerKind::moe;
+    layer.name = base + s.keys.moeModule.str();
+    layer.numExperts = s.experts;
+    layer.routing = s.routing;
+    layer.routingLoc = c.loc("num_experts_per_tok");
+    layer.routerKey = layer.name + ".gate.weight";
+    if (s.correctionBias)
+      layer.correctionBiasKey = layer.name + ".gate.e_score_correction_bias";
+    layer.experts =
+        swiGlu(s.expertFfn, layer.name + ".experts.{e}.", s.keys.expertGate,
+               s.keys.expertUp, s.keys.expertDown);
+    if (s.sharedFfn > 0) {
+      SharedExpertDesc shared;
+      shared.ffn = swiGlu(s.sharedFfn,
+                          layer.name + "." + s.keys.sharedModule.str() + ".",
+                          "gate_proj", "up_proj", "down_proj");
+      if (s.sharedSigmoidGate)
+        shared.sigmoidGateKey = layer.name + ".shared_expert_gate.weight";
+      layer.shared = std::move(shared);
+    }
+    model.layers.push_back(std::move(layer));
+  }
+  return model;
+}
+
+auto ::moe::import::readDType(ConfigFile &c, DType fallback) -> DType {
+  std::optional<DType> result;
+  for (StringRef key : {"dtype", "torch_dtype"}) {
+    std::optional<std::string> name = c.getString(key);
+    if (!name)
+      continue;
+    std::optional<DType> dtype = llvm::StringSwitch<std::optional<DType>>(*name)
+                                     .Case("bfloat16", DType::bf16)
+                                     .Case("float16", DType::f16)
+                                     .Case("float32", DType::f32)
+                                     .Default(std::nullopt);
+    if (!dtype) {
+      c.error(key) << "unsupported " << key << " '" << *name
+                   << "': expected 'bfloat16', 'float16' or 'float32'";
+      continue;
+    }
+    if (result && *result != *dtype)
+      c.error(key) << "'" << key << "' = '" << *name
+                   << "' disagrees with 'dtype'";
+    result = dtype;
+  }
+  return result.value_or(fallback);
+}
+
+auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
+  std::string modelType = c.requireString("model_type");
+  if (c.failed())
+    return std::nullopt;
+  const Family *family = llvm::find_if(
+      kFamilies, [&](const Family &f) { return f.modelType == modelType; });
+  if (family == std::end(kFamilies)) {
+    InFlightDiagnostic diag = c.error("model_type");
+    diag << "unsupported model_type '" << modelType << "': expected one of ";
+    llvm::interleave(
+        kFamilies, [&](const Family &f) { diag << "'" << f.modelType << "'"; },
+        [&] { diag << ", "; });
+    return std::nullopt;
+  }
+
+  HFStack stack;
+  DType dtype = readDType(c, DType::f32);
+  // Every family's experts are SwiGLU with silu.
+  std::string act = c.getString("hidden_act", "silu");
+  if (act != "silu")
+    c.error("hidden_act") << "unsupported hidden_act '" << act << "' for "
+                          << modelType
+                          << ": the experts are SwiGLU with 'silu'";
+  if (const llvm::json::Value *quant = c.get("quantization_config")) {
+    std::string method = "?";
+    if (const llvm::json::Object *q = quant->getAsObject())
+      method = q->getString("quant_method").value_or("?").str();
+    c.error("quantization_config")
+        << "quantized checkpoints are not supported (quantization_config "
+           "with quant_method '"
+        << method << "'): dequantize the weights to bf16 and drop the key";
+  }
+  family->read(c, stack);
+  c.ignore(llvm::to_vector(llvm::map_range(
+      kIgnoredEverywhere, [](StringLiteral s) { return StringRef(s); })));
+  c.ignore(llvm::to_vector(llvm::map_range(
+      family->ignored, [](StringLiteral s) { return StringRef(s); })));
+  c.checkUnknownKeys(modelType);
+  if (c.failed())
+    return std::nullopt;
+  checkRouting(c, stack);
+  if (c.failed())
+    return std::nullopt;
+
+  ModelDesc model = describe(c, stack);
+  model.modelType = modelType;
+  model.dtype = dtype;
+  return model;
+}

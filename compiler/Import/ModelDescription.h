@@ -1,0 +1,110 @@
+//===- ModelDescription.h - what every importer produces --------*- C++ -*-===//
+//
+// The one in-memory description of a model's FFN stack that both importers
+// (Hugging Face config.json, DeepSpeed PR-MoE) fill in and that the one module
+// builder (ModuleBuilder.h) turns into IR. Family-specific knowledge ends
+// here: the builder never looks at a model type.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_COMPILER_IMPORT_MODELDESCRIPTION_H
+#define MOE_COMPILER_IMPORT_MODELDESCRIPTION_H
+
+#include "dialects/moe/IR/MoeDialect.h"
+
+#include "mlir/IR/Location.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace moe::import {
+
+/// Storage type of activations and weights.
+enum class DType { f32, f16, bf16 };
+
+enum class LayerKind {
+  /// Router, gate, dispatch, experts, combine (+ shared experts).
+  moe,
+  /// PR-MoE: the MoE chain and a dense MLP mixed by a learned coefficient.
+  residualMoe,
+  /// A plain MLP.
+  dense,
+};
+
+/// One FFN (a dense MLP, or a stack of E experts) and where its weights live.
+/// For experts every key holds the `{e}` placeholder and every shape gets a
+/// leading E.
+struct FfnDesc {
+  int64_t ffnSize = 0;
+  mlir::moe::Activation activation = mlir::moe::Activation::silu;
+  /// SwiGLU `down(act(gate(x)) * up(x))` when true, `down(act(up(x)))` else.
+  bool gated = true;
+  /// fc1 / fc2 biases (DeepSpeed GPT); never with `gated` in the families
+  /// we import, but the builder does not care.
+  bool biases = false;
+  std::string gateKey, upKey, downKey, upBiasKey, downBiasKey;
+};
+
+/// The gate's policy, field for field the `#moe.routing` attribute.
+struct RoutingDesc {
+  mlir::moe::ScoringFunc scoring = mlir::moe::ScoringFunc::softmax;
+  int64_t topK = 1;
+  int64_t nGroup = 1;
+  int64_t topkGroup = 1;
+  mlir::moe::GroupScore groupScore = mlir::moe::GroupScore::max;
+  mlir::moe::Normalization normalize = mlir::moe::Normalization::none;
+  double normEpsilon = 0.0;
+  double routedScalingFactor = 1.0;
+  /// 0 is dropless.
+  double capacityFactor = 0.0;
+  int64_t minCapacity = 0;
+  mlir::moe::DropOrder dropOrder = mlir::moe::DropOrder::choice_major;
+};
+
+struct SharedExpertDesc {
+  FfnDesc ffn;
+  /// `[1, H]` sigmoid gate of the shared output (Qwen-MoE); empty for a plain
+  /// add (DeepSeek).
+  std::string sigmoidGateKey;
+};
+
+struct LayerDesc {
+  int64_t index = 0;
+  LayerKind kind = LayerKind::dense;
+  /// Module path of the layer's FFN, e.g. `model.layers.3.mlp`: the name of
+  /// the ops' locations.
+  std::string name;
+  /// Where in the config the layer's shape was decided.
+  mlir::LocationAttr loc;
+
+  // moe and residualMoe.
+  int64_t numExperts = 0;
+  RoutingDesc routing;
+  /// Location of the routing keys, for diagnostics about the policy.
+  mlir::LocationAttr routingLoc;
+  std::string routerKey;
+  /// Selection-only per-expert bias, f32 `[E]` (DeepSeek-V3); may be empty.
+  std::string correctionBiasKey;
+  FfnDesc experts;
+  std::optional<SharedExpertDesc> shared;
+
+  // dense (the layer's MLP) and residualMoe (the residual MLP).
+  FfnDesc mlp;
+
+  // residualMoe: coefficient Linear `[2, H]` + `[2]`.
+  std::string coefWeightKey, coefBiasKey;
+};
+
+struct ModelDesc {
+  std::string modelType;
+  int64_t hiddenSize = 0;
+  DType dtype = DType::f32;
+  std::vector<LayerDesc> layers;
+  /// The config file itself (line 1, column 1).
+  mlir::LocationAttr loc;
+};
+
+} // namespace moe::import
+
+#endif // MOE_COMPILER_IMPORT_MODELDESCRIPTION_H

@@ -1,0 +1,226 @@
+//===- ModuleBuilder.cpp - model description to moe IR --------------------===//
+
+#include "compiler/Import/ModuleBuilder.h"
+
+#include "dialects/moe/IR/MoeOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Verifier.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace ::moe::import;
+
+namespace {
+
+/// Builds the body of @forward, collecting the weight arguments as it goes so
+/// that the function is created once, with its final signature.
+class ForwardBuilder {
+public:
+  ForwardBuilder(const ModelDesc &model, MLIRContext *context)
+      : model(model), context(context), builder(context) {
+    elementType = [&]() -> Type {
+      switch (model.dtype) {
+      case DType::f32:
+        return Float32Type::get(context);
+      case DType::f16:
+        return Float16Type::get(context);
+      case DType::bf16:
+        return BFloat16Type::get(context);
+      }
+      return Float32Type::get(context);
+    }();
+    activationType = RankedTensorType::get(
+        {ShapedType::kDynamic, model.hiddenSize}, elementType);
+  }
+
+  FailureOr<func::FuncOp> build();
+
+private:
+  /// A new weight argument `key` of `shape` (model dtype unless `type`).
+  Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
+               Type type = {});
+  /// The weights of `ffn`, stacked `[E, ...]` when `experts` is set.
+  struct FfnValues {
+    Value gate, up, upBias, down, downBias;
+  };
+  FfnValues ffnWeights(const FfnDesc &ffn, std::optional<int64_t> experts,
+                       Location loc);
+  Value denseFfn(const FfnDesc &ffn, Value input, Location loc);
+  FailureOr<Value> routedExperts(const LayerDesc &layer, Value input,
+                                 Location loc);
+  FailureOr<Value> layerBody(const LayerDesc &layer, Value input);
+
+  const ModelDesc &model;
+  MLIRContext *context;
+  OpBuilder builder;
+  Type elementType;
+  RankedTensorType activationType;
+  Block *body = nullptr;
+  SmallVector<DictionaryAttr> argAttrs;
+};
+
+} // namespace
+
+Value ForwardBuilder::weight(StringRef key, ArrayRef<int64_t> shape,
+                             Location loc, Type type) {
+  auto tensorType = RankedTensorType::get(shape, type ? type : elementType);
+  argAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
+      MoeDialect::kWeightAttrName, builder.getStringAttr(key))));
+  return body->addArgument(tensorType,
+                           NameLoc::get(builder.getStringAttr(key), loc));
+}
+
+ForwardBuilder::FfnValues
+ForwardBuilder::ffnWeights(const FfnDesc &ffn, std::optional<int64_t> experts,
+                           Location loc) {
+  int64_t hidden = model.hiddenSize, size = ffn.ffnSize;
+  auto shape = [&](std::initializer_list<int64_t> tail) {
+    SmallVector<int64_t> full;
+    if (experts)
+      full.push_back(*experts);
+    full.append(tail.begin(), tail.end());
+    return full;
+  };
+  FfnValues values;
+  if (ffn.gated)
+    values.gate = weight(ffn.gateKey, shape({size, hidden}), loc);
+  values.up = weight(ffn.upKey, shape({size, hidden}), loc);
+  if (ffn.biases)
+    values.upBias = weight(ffn.upBiasKey, shape({size}), loc);
+  values.down = weight(ffn.downKey, shape({hidden, size}), loc);
+  if (ffn.biases)
+    values.downBias = weight(ffn.downBiasKey, shape({hidden}), loc);
+  return values;
+}
+
+Value ForwardBuilder::denseFfn(const FfnDesc &ffn, Value input, Location loc) {
+  FfnValues w = ffnWeights(ffn, std::nullopt, loc);
+  return DenseFfnOp::create(builder, loc, activationType, input, w.gate, w.up,
+                            w.upBias, w.down, w.downBias, ffn.activation);
+}
+
+FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
+                                               Value input, Location loc) {
+  const RoutingDesc &r = layer.routing;
+  Location routingLoc = layer.routingLoc ? Location(layer.routingLoc) : loc;
+  RoutingAttr routing = RoutingAttr::getChecked(
+      [&] { return emitError(routingLoc); }, context, r.scoring, r.topK,
+      r.nGroup, r.topkGroup, r.groupScore, r.normalize,
+      llvm::APFloat(r.normEpsilon), llvm::APFloat(r.routedScalingFactor),
+      llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder);
+  if (!routing)
+    return failure();
+
+  int64_t experts = layer.numExperts;
+  Value router = weight(layer.routerKey, {experts, model.hiddenSize}, loc);
+  Value correction;
+  if (!layer.correctionBiasKey.empty())
+    correction = weight(layer.correctionBiasKey, {experts}, loc,
+                        Float32Type::get(context));
+  Value logits = RouterOp::create(builder, loc, input, router, Value());
+  auto gate = GateOp::create(builder, loc, logits, correction, routing);
+  auto bufferType = RankedTensorType::get(
+      {experts, ShapedType::kDynamic, model.hiddenSize}, elementType);
+  Value buffer =
+      DispatchOp::create(builder, loc, bufferType, input, gate.getExpertIds(),
+                         gate.getSlots(), gate.getCapacity());
+  FfnValues w = ffnWeights(layer.experts, experts, loc);
+  Value expertOut =
+      ExpertsOp::create(builder, loc, bufferType, buffer, w.gate, w.up,
+                        w.upBias, w.down, w.downBias, layer.experts.activation);
+  Value output = CombineOp::create(builder, loc, expertOut, gate.getExpertIds(),
+                                   gate.getSlots(), gate.getWeights());
+  if (!layer.shared)
+    return output;
+
+  Value shared = denseFfn(layer.shared->ffn, input, loc);
+  Value sharedGate;
+  if (!layer.shared->sigmoidGateKey.empty())
+    sharedGate =
+        weight(layer.shared->sigmoidGateKey, {1, model.hiddenSize}, loc);
+  return SharedAddOp::create(builder, loc, activationType, output, shared,
+                             sharedGate ? input : Value(), sharedGate)
+      .getResult();
+}
+
+FailureOr<Value> ForwardBuilder::layerBody(const LayerDesc &layer,
+                                           Value input) {
+  Location loc =
+      NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
+  switch (layer.kind) {
+  case LayerKind::dense:
+    return denseFfn(layer.mlp, input, loc);
+  case LayerKind::moe:
+    return routedExperts(layer, input, loc);
+  case LayerKind::residualMoe: {
+    FailureOr<Value> moeOut = routedExperts(layer, input, loc);
+    if (failed(moeOut))
+      return failure();
+    Value mlpOut = denseFfn(layer.mlp, input, loc);
+    Value coefWeight = weight(layer.coefWeightKey, {2, model.hiddenSize}, loc);
+    Value coefBias = weight(layer.coefBiasKey, {2}, loc);
+    return ResidualMixOp::create(builder, loc, activationType, *moeOut, mlpOut,
+                                 input, coefWeight, coefBias,
+                                 DenseF64ArrayAttr())
+        .getResult();
+  }
+  }
+  return failure();
+}
+
+FailureOr<func::FuncOp> ForwardBuilder::build() {
+  Location funcLoc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
+  // Detached until the signature is known; deleted on failure.
+  std::unique_ptr<Block> entry = std::make_unique<Block>();
+  body = entry.get();
+  Value x = body->addArgument(activationType, funcLoc);
+  argAttrs.push_back(builder.getDictionaryAttr({}));
+
+  Value current = x;
+  for (const LayerDesc &layer : model.layers) {
+    Location loc =
+        NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
+    builder.setInsertionPointToEnd(body);
+    auto layerOp =
+        LayerOp::create(builder, loc, activationType, current, layer.index);
+    Block *layerBlock = builder.createBlock(&layerOp.getBody());
+    Value h = layerBlock->addArgument(activationType, loc);
+    builder.setInsertionPointToEnd(layerBlock);
+    FailureOr<Value> output = layerBody(layer, h);
+    if (failed(output))
+      return failure();
+    YieldOp::create(builder, loc, *output);
+    current = layerOp.getResult();
+  }
+  builder.setInsertionPointToEnd(body);
+  func::ReturnOp::create(builder, funcLoc, current);
+
+  auto type =
+      builder.getFunctionType(body->getArgumentTypes(), {activationType});
+  auto func = func::FuncOp::create(funcLoc, "forward", type);
+  func.getBody().push_back(entry.release());
+  func.setAllArgAttrs(argAttrs);
+  return func;
+}
+
+auto ::moe::import::buildModule(const ModelDesc &model, MLIRContext *context)
+    -> OwningOpRef<ModuleOp> {
+  context->loadDialect<MoeDialect, func::FuncDialect>();
+  Location loc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  OpBuilder builder(context);
+  (*module)->setAttr(MoeDialect::kModelTypeAttrName,
+                     builder.getStringAttr(model.modelType));
+  FailureOr<func::FuncOp> forward = ForwardBuilder(model, context).build();
+  if (failed(forward))
+    return nullptr;
+  module->push_back(*forward);
+  // The readers check what the config can get wrong; this catches what they
+  // missed, at the location of the layer that went wrong.
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}
