@@ -368,6 +368,13 @@ std::string humanBytes(double bytes) {
   return llvm::formatv("{0:F1} {1}", bytes, units[unit]);
 }
 
+llvm::json::Array groupsJson(PlanAttr plan) {
+  llvm::json::Array groups;
+  for (ArrayRef<int64_t> group : plan.getExchangeGroups())
+    groups.push_back(llvm::json::Array(group));
+  return groups;
+}
+
 std::string layerKind(LayerParts &parts) {
   if (!parts.isMoe())
     return "dense";
@@ -393,10 +400,13 @@ void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
           {"layer", layer.layer.getIndex()},
           {"kind", layerKind(layer)},
           {"experts", layer.isMoe() ? layer.gate.getNumExperts() : 0},
+          {"experts_per_rank",
+           layer.isMoe() ? layer.gate.getNumExperts() / plan.getEp() : 0},
           {"ep", plan.getEp()},
           {"tp", plan.getTp()},
           {"dp", plan.getDp()},
           {"all_to_all", stringifyAllToAllVariant(plan.getAllToAll())},
+          {"exchange_groups", groupsJson(plan)},
           {"capacity", e.capacity},
           {"all_to_all_bytes", e.allToAllBytes},
           {"weight_bytes", e.weightBytes},
@@ -419,9 +429,9 @@ void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
                       "rank per step\n",
                       mesh.getNodes(), mesh.getGpusPerNode(), policy,
                       stepTokens);
-  os << llvm::formatv("{0,5} {1,-8} {2,7} {3,4} {4,4} {5,4} {6,-12} {7,8} "
-                      "{8,12} {9,12} {10,10}\n",
-                      "layer", "kind", "experts", "ep", "tp", "dp",
+  os << llvm::formatv("{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} "
+                      "{8,8} {9,12} {10,12} {11,10}\n",
+                      "layer", "kind", "experts", "/rank", "ep", "tp", "dp",
                       "all_to_all", "capacity", "a2a/rank", "weights/rank",
                       "est. us");
   double total = 0;
@@ -430,11 +440,12 @@ void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
     const cost::Estimate &e = choice.estimates[i];
     PlanAttr plan = plans[i];
     total += e.seconds;
+    int64_t experts = layer.isMoe() ? layer.gate.getNumExperts() : 0;
     os << llvm::formatv(
-        "{0,5} {1,-8} {2,7} {3,4} {4,4} {5,4} {6,-12} {7,8} {8,12} {9,12} "
-        "{10,10:F1}\n",
-        layer.layer.getIndex(), layerKind(layer),
-        layer.isMoe() ? layer.gate.getNumExperts() : 0, plan.getEp(),
+        "{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} {8,8} {9,12} "
+        "{10,12} {11,10:F1}\n",
+        layer.layer.getIndex(), layerKind(layer), experts,
+        experts / plan.getEp(), plan.getEp(),
         plan.getTp(), plan.getDp(),
         layer.isMoe() && plan.getEp() * plan.getTp() > 1
             ? stringifyAllToAllVariant(plan.getAllToAll())

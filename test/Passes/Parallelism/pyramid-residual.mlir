@@ -32,8 +32,8 @@
 // 4096 + 1024 halves = 16.0 MiB), the residual MLP (16.0 MiB) and the router
 // and coefficient (64 KiB + 4 KiB) = 32.1 MiB.
 // REPORT: moe plan: mesh 16x8, throughput policy, 4096 tokens per rank per step
-// REPORT-NEXT: layer kind     experts   ep   tp   dp all_to_all   capacity     a2a/rank weights/rank    est. us
-// REPORT-NEXT:     1 residual      32   32    1    4 hierarchical      128      7.8 MiB     32.1 MiB
-// REPORT-NEXT:     2 residual      64   64    1    2 hierarchical       64      7.9 MiB     32.1 MiB
-// REPORT-NEXT:     3 residual     128  128    1    1 hierarchical       32      7.9 MiB     32.3 MiB
+// REPORT-NEXT: layer kind     experts /rank   ep   tp   dp all_to_all   capacity     a2a/rank weights/rank    est. us
+// REPORT-NEXT:     1 residual      32     1   32    1    4 hierarchical      128      7.8 MiB     32.1 MiB
+// REPORT-NEXT:     2 residual      64     1   64    1    2 hierarchical       64      7.9 MiB     32.1 MiB
+// REPORT-NEXT:     3 residual     128     1  128    1    1 hierarchical       32      7.9 MiB     32.3 MiB
 // REPORT-NEXT: total: {{[0-9.]+}} us per step, {{[0-9.]+}} MiB per rank of 80.0 GiB
