@@ -73,7 +73,7 @@ private:
                             PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
-  void printReport(ArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
+  void printReport(MutableArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
                    const cost::PlanChoice &choice, MeshAttr mesh,
                    int64_t stepTokens);
 };
@@ -99,17 +99,22 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
   // Start from the module's hardware numbers (or the defaults), then apply
   // the options that were given.
   MeshAttr base = existing ? existing : MeshAttr::get(context, 1, 1);
+  // An option left at 0 keeps the mesh's number; any other value, even a
+  // nonsensical one, goes to the mesh verifier.
   auto orDefault = [](double option, APFloat value) {
-    return option > 0 ? APFloat(option) : value;
+    return option != 0 ? APFloat(option) : value;
   };
   int64_t memoryBytes =
-      memoryGiB > 0 ? static_cast<int64_t>(memoryGiB * 1024 * 1024 * 1024)
-                    : base.getMemoryBytes();
-  return MeshAttr::getChecked(
+      memoryGiB != 0 ? static_cast<int64_t>(memoryGiB * 1024 * 1024 * 1024)
+                     : base.getMemoryBytes();
+  MeshAttr resolved = MeshAttr::getChecked(
       [&] { return module.emitError(); }, context, nodes, gpus, memoryBytes,
       base.getMemoryGbps(), base.getPeakTflops(),
       orDefault(intraNodeGBps, base.getIntraNodeGbps()),
       orDefault(interNodeGBps, base.getInterNodeGbps()));
+  if (!resolved)
+    return failure();
+  return resolved;
 }
 
 LogicalResult AssignParallelismPass::shardWeight(Value weight,
@@ -385,15 +390,14 @@ std::string layerKind(LayerParts &parts) {
   return "moe";
 }
 
-void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
+void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
                                         MeshAttr mesh, int64_t stepTokens) {
   raw_ostream &os = llvm::outs();
   if (report == "json") {
     llvm::json::Array rows;
-    for (auto [i, parts] : llvm::enumerate(layers)) {
-      LayerParts layer = parts;
+    for (auto [i, layer] : llvm::enumerate(layers)) {
       const cost::Estimate &e = choice.estimates[i];
       PlanAttr plan = plans[i];
       rows.push_back(llvm::json::Object{
@@ -435,8 +439,7 @@ void AssignParallelismPass::printReport(ArrayRef<LayerParts> layers,
                       "all_to_all", "capacity", "a2a/rank", "weights/rank",
                       "est. us");
   double total = 0;
-  for (auto [i, parts] : llvm::enumerate(layers)) {
-    LayerParts layer = parts;
+  for (auto [i, layer] : llvm::enumerate(layers)) {
     const cost::Estimate &e = choice.estimates[i];
     PlanAttr plan = plans[i];
     total += e.seconds;
