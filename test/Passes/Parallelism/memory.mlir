@@ -1,10 +1,11 @@
-// RUN: moe-opt %s --moe-assign-parallelism="policy=throughput tokens=8" | FileCheck %s --check-prefix=ROOMY
-// RUN: moe-opt %s --moe-assign-parallelism="policy=throughput tokens=8 memory-gib=0.3" | FileCheck %s --check-prefix=TIGHT
+// RUN: moe-opt %s --moe-assign-parallelism="policy=throughput" | FileCheck %s --check-prefix=ROOMY
+// RUN: moe-opt %s --moe-assign-parallelism="policy=throughput memory-gib=0.56" | FileCheck %s --check-prefix=TIGHT
 
-// Memory decides between replicating and slicing. With 80 GiB per device the
-// throughput policy replicates each Mixtral expert (ep 8 x dp 2); with
-// 0.3 GiB one whole expert (336 MiB) does not fit, so each is sliced over two
-// ranks (168 MiB) instead.
+// Memory decides between replicating and slicing. At 4096 tokens per rank the
+// throughput policy replicates each Mixtral expert (ep 8 x dp 2): 336 MiB of
+// weights + 256 MiB of buffers = 592 MiB per rank. With 0.56 GiB (573 MiB)
+// that does not fit, so each expert is sliced over two ranks instead: 168 MiB
+// of weights + 384 MiB of buffers = 552 MiB.
 // ROOMY: {moe.plan = #moe.plan<dp = 2, ep = 8, tp = 1>}
 // TIGHT: tensor<1x7168x4096xbf16> {moe.shard = #moe.shard<[ep, tp, none]>
 // TIGHT: {moe.plan = #moe.plan<dp = 1, ep = 8, tp = 2, all_to_all = hierarchical>}
