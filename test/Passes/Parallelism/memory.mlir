@@ -8,7 +8,7 @@
 // of weights + 384 MiB of buffers = 552 MiB.
 // ROOMY: {moe.plan = #moe.plan<dp = 2, ep = 8, tp = 1>}
 // TIGHT: tensor<1x7168x4096xbf16> {moe.shard = #moe.shard<[ep, tp, none]>
-// TIGHT: {moe.plan = #moe.plan<dp = 1, ep = 8, tp = 2, all_to_all = hierarchical>}
+// TIGHT: {moe.plan = #moe.plan<dp = 1, ep = 8, tp = 2>}
 module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8>} {
   func.func @mixtral_on_2x8(%x: tensor<?x4096xbf16>,
       %wg: tensor<8x4096xbf16> {moe.weight = "model.layers.0.block_sparse_moe.gate.weight"},
