@@ -13,13 +13,13 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
-void moe::registerDialects(mlir::DialectRegistry &registry) {
+void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
                   mlir::shard::ShardDialect>();
 }
 
-void moe::registerPasses() {
+void mlir::moe::registerPasses() {
   mlir::moe::registerParallelismPasses();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
@@ -27,4 +27,4 @@ void moe::registerPasses() {
   mlir::registerInlinerPass();
 }
 
-void moe::registerTranslations() { registerImporters(); }
+void mlir::moe::registerTranslations() { registerImporters(); }

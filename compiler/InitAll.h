@@ -12,7 +12,7 @@ namespace mlir {
 class DialectRegistry;
 } // namespace mlir
 
-namespace moe {
+namespace mlir::moe {
 
 /// The dialects a moe module may contain.
 void registerDialects(mlir::DialectRegistry &registry);
@@ -23,6 +23,6 @@ void registerPasses();
 /// moe-translate's importers and exporters.
 void registerTranslations();
 
-} // namespace moe
+} // namespace mlir::moe
 
 #endif // MOE_COMPILER_INITALL_H

@@ -12,7 +12,7 @@
 #include <cctype>
 
 using namespace mlir;
-using namespace ::moe::import;
+using namespace mlir::moe::import;
 namespace json = llvm::json;
 
 /// `value` as the user wrote it, shortened.

@@ -30,7 +30,7 @@ namespace llvm {
 class SourceMgr;
 } // namespace llvm
 
-namespace moe::import {
+namespace mlir::moe::import {
 
 class ConfigFile {
 public:
@@ -117,6 +117,6 @@ private:
   bool hadError = false;
 };
 
-} // namespace moe::import
+} // namespace mlir::moe::import
 
 #endif // MOE_COMPILER_IMPORT_CONFIGFILE_H

@@ -18,7 +18,7 @@
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace ::moe::import;
+using namespace mlir::moe::import;
 using llvm::StringLiteral;
 
 //===----------------------------------------------------------------------===//

@@ -14,7 +14,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 using namespace mlir;
-using namespace ::moe::import;
+using namespace mlir::moe::import;
 
 using Reader = std::optional<ModelDesc> (*)(ConfigFile &);
 

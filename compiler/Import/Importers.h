@@ -3,11 +3,11 @@
 #ifndef MOE_COMPILER_IMPORT_IMPORTERS_H
 #define MOE_COMPILER_IMPORT_IMPORTERS_H
 
-namespace moe {
+namespace mlir::moe {
 
 /// Registers `--import-hf` and `--import-prmoe` with mlir-translate.
 void registerImporters();
 
-} // namespace moe
+} // namespace mlir::moe
 
 #endif // MOE_COMPILER_IMPORT_IMPORTERS_H

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace moe::import {
+namespace mlir::moe::import {
 
 /// Storage type of activations and weights.
 enum class DType { f32, f16, bf16 };
@@ -105,6 +105,6 @@ struct ModelDesc {
   mlir::LocationAttr loc;
 };
 
-} // namespace moe::import
+} // namespace mlir::moe::import
 
 #endif // MOE_COMPILER_IMPORT_MODELDESCRIPTION_H

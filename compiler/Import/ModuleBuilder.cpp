@@ -11,7 +11,7 @@
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace ::moe::import;
+using namespace mlir::moe::import;
 
 namespace {
 

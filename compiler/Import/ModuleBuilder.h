@@ -13,7 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
-namespace moe::import {
+namespace mlir::moe::import {
 
 /// Builds `module attributes {moe.model_type = ...}` with one
 /// `func.func @forward(%x: tensor<?xHxDT>, <weights>)` holding one `moe.layer`
@@ -22,6 +22,6 @@ namespace moe::import {
 mlir::OwningOpRef<mlir::ModuleOp> buildModule(const ModelDesc &model,
                                               mlir::MLIRContext *context);
 
-} // namespace moe::import
+} // namespace mlir::moe::import
 
 #endif // MOE_COMPILER_IMPORT_MODULEBUILDER_H

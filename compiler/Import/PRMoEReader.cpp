@@ -17,7 +17,7 @@
 
 using namespace mlir;
 using namespace mlir::moe;
-using namespace ::moe::import;
+using namespace mlir::moe::import;
 using llvm::StringLiteral;
 
 /// Transformer keys a PR-MoE description may carry that do not affect the FFN

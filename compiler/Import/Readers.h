@@ -14,7 +14,7 @@
 
 #include <optional>
 
-namespace moe::import {
+namespace mlir::moe::import {
 
 /// A Hugging Face `config.json` (mixtral, qwen2_moe, qwen3_moe, deepseek_v2,
 /// deepseek_v3, olmoe).
@@ -26,6 +26,6 @@ std::optional<ModelDesc> readPRMoEConfig(ConfigFile &config);
 /// `torch_dtype` (or transformers 5's `dtype`): bfloat16, float16, float32.
 DType readDType(ConfigFile &config, DType fallback);
 
-} // namespace moe::import
+} // namespace mlir::moe::import
 
 #endif // MOE_COMPILER_IMPORT_READERS_H

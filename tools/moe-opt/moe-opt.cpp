@@ -7,8 +7,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  moe::registerDialects(registry);
-  moe::registerPasses();
+  mlir::moe::registerDialects(registry);
+  mlir::moe::registerPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
 }

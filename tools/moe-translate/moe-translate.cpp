@@ -5,7 +5,7 @@
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
 
 int main(int argc, char **argv) {
-  moe::registerTranslations();
+  mlir::moe::registerTranslations();
   return mlir::failed(
       mlir::mlirTranslateMain(argc, argv, "moe-mlir translation driver\n"));
 }
