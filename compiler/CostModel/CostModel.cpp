@@ -4,15 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <cstdio>
+#include <numeric>
 
 using namespace mlir::moe::cost;
 
 static constexpr double kGiga = 1e9;
 static constexpr double kTera = 1e12;
 
-int64_t mlir::moe::cost::expectedCapacity(const LayerShape &layer, int64_t tokens) {
+int64_t mlir::moe::cost::expectedCapacity(const LayerShape &layer,
+                                          int64_t tokens) {
   if (layer.experts == 0)
     return 0;
   double perExpert = static_cast<double>(layer.topK) *
@@ -26,8 +27,8 @@ int64_t mlir::moe::cost::expectedCapacity(const LayerShape &layer, int64_t token
 
 /// Seconds of one exchange in which every rank sends `perPeer` bytes to each
 /// of the other `group - 1` members, `local` of the group sharing its node.
-static double exchangeSeconds(const Mesh &mesh, AllToAll variant,
-                              int64_t group, double perPeer) {
+static double exchangeSeconds(const Mesh &mesh, AllToAll variant, int64_t group,
+                              double perPeer) {
   if (group <= 1)
     return 0;
   int64_t local = std::min(group, mesh.gpusPerNode);
@@ -52,7 +53,7 @@ static double exchangeSeconds(const Mesh &mesh, AllToAll variant,
 }
 
 Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
-                             const Plan &plan, int64_t tokens) {
+                                   const Plan &plan, int64_t tokens) {
   Estimate e;
   const int64_t b = layer.bytesPerElement, h = layer.hidden;
   const int64_t group = plan.exchangeGroupSize();
@@ -114,8 +115,8 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
 }
 
 std::optional<std::string> mlir::moe::cost::checkPlan(const LayerShape &layer,
-                                                const Mesh &mesh,
-                                                const Plan &plan) {
+                                                      const Mesh &mesh,
+                                                      const Plan &plan) {
   auto str = [](int64_t v) { return std::to_string(v); };
   if (mesh.ranks() % (plan.ep * plan.tp) != 0 ||
       plan.dp * plan.ep * plan.tp != mesh.ranks())
@@ -123,8 +124,8 @@ std::optional<std::string> mlir::moe::cost::checkPlan(const LayerShape &layer,
            " does not divide the " + str(mesh.ranks()) + " ranks of the " +
            str(mesh.nodes) + "x" + str(mesh.gpusPerNode) + " mesh";
   if (layer.experts > 0 && layer.experts % plan.ep != 0)
-    return "ep " + str(plan.ep) + " does not divide the " +
-           str(layer.experts) + " experts";
+    return "ep " + str(plan.ep) + " does not divide the " + str(layer.experts) +
+           " experts";
   if (layer.experts == 0 && plan.ep != 1)
     return "a dense layer has no experts to spread (ep " + str(plan.ep) + ")";
   if (layer.experts > 0 && layer.expertFfn % plan.tp != 0)
@@ -145,8 +146,8 @@ std::optional<std::string> mlir::moe::cost::checkPlan(const LayerShape &layer,
 }
 
 std::vector<Plan> mlir::moe::cost::candidatePlans(const LayerShape &layer,
-                                            const Mesh &mesh, int64_t ep,
-                                            std::optional<int64_t> tp) {
+                                                  const Mesh &mesh, int64_t ep,
+                                                  std::optional<int64_t> tp) {
   std::vector<Plan> plans;
   int64_t ranks = mesh.ranks();
   if (ep < 1 || ranks % ep != 0)
@@ -184,9 +185,9 @@ static std::string gib(int64_t bytes) {
 }
 
 PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
-                                  const Mesh &mesh, Policy policy,
-                                  int64_t tokens,
-                                  const PlanConstraints &constraints) {
+                                        const Mesh &mesh, Policy policy,
+                                        int64_t tokens,
+                                        const PlanConstraints &constraints) {
   PlanChoice choice;
   std::vector<std::vector<Plan>> options(layers.size());
   std::vector<std::vector<Estimate>> optionCosts(layers.size());
@@ -197,10 +198,10 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
     // DeepSpeed-MoE: as many expert-parallel ranks as experts, up to the
     // mesh (the largest such degree dividing both when min(E, N) does not);
     // a dense layer has no experts to spread.
-    int64_t ep = layer.experts == 0
-                     ? 1
-                     : constraints.ep.value_or(
-                           std::gcd(layer.experts, mesh.ranks()));
+    int64_t ep =
+        layer.experts == 0
+            ? 1
+            : constraints.ep.value_or(std::gcd(layer.experts, mesh.ranks()));
     if (mesh.ranks() % ep != 0 ||
         (layer.experts > 0 && layer.experts % ep != 0)) {
       choice.failedLayer = i;
@@ -219,12 +220,12 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
       // Explain with the plan the user asked for, or the plainest one.
       Plan wanted{std::max<int64_t>(
                       mesh.ranks() / (ep * constraints.tp.value_or(1)), 1),
-                  ep,
-                  constraints.tp.value_or(1),
+                  ep, constraints.tp.value_or(1),
                   constraints.allToAll.value_or(AllToAll::flat)};
       choice.failedLayer = i;
-      choice.error = checkPlan(layer, mesh, wanted).value_or(
-          "no plan with ep " + std::to_string(ep) + " fits this mesh");
+      choice.error = checkPlan(layer, mesh, wanted)
+                         .value_or("no plan with ep " + std::to_string(ep) +
+                                   " fits this mesh");
       return choice;
     }
     for (const Plan &plan : options[i])
@@ -289,8 +290,9 @@ PlanChoice mlir::moe::cost::choosePlans(const std::vector<LayerShape> &layers,
         "the model needs " + gib(choice.memoryBytes) +
         " per rank at its most memory-saving plans but a device has " +
         gib(mesh.memoryBytes) + "; this layer alone holds " +
-        gib(choice.estimates[largest].weightBytes) + " of weights per rank (ep " +
-        std::to_string(plan.ep) + ", tp " + std::to_string(plan.tp) + ")";
+        gib(choice.estimates[largest].weightBytes) +
+        " of weights per rank (ep " + std::to_string(plan.ep) + ", tp " +
+        std::to_string(plan.tp) + ")";
     return choice;
   }
   for (size_t i = 0; i < layers.size(); ++i)

@@ -64,15 +64,15 @@ struct Plan {
 };
 
 struct Estimate {
-  int64_t capacity = 0;         // rows per expert buffer on each rank
-  int64_t allToAllBytes = 0;    // bytes one rank sends in one exchange
+  int64_t capacity = 0;          // rows per expert buffer on each rank
+  int64_t allToAllBytes = 0;     // bytes one rank sends in one exchange
   int64_t expertWeightBytes = 0; // per rank
-  int64_t weightBytes = 0;      // all weights of the layer, per rank
-  int64_t activationBytes = 0;  // the layer's largest live buffers, per rank
-  double flops = 0;             // per rank
-  double allToAllSeconds = 0;   // both exchanges
-  double denseCommSeconds = 0;  // all-gather + reduce-scatter of dense TP
-  double computeSeconds = 0;    // roofline of GEMM flops vs bytes read
+  int64_t weightBytes = 0;       // all weights of the layer, per rank
+  int64_t activationBytes = 0;   // the layer's largest live buffers, per rank
+  double flops = 0;              // per rank
+  double allToAllSeconds = 0;    // both exchanges
+  double denseCommSeconds = 0;   // all-gather + reduce-scatter of dense TP
+  double computeSeconds = 0;     // roofline of GEMM flops vs bytes read
   double seconds = 0;
 };
 
@@ -89,9 +89,10 @@ std::optional<std::string> checkPlan(const LayerShape &layer, const Mesh &mesh,
                                      const Plan &plan);
 
 /// The candidate plans: ep = `ep` (DeepSpeed-MoE: min(experts, ranks), or
-/// gcd(experts, ranks) when that does not divide both, unless forced), every tp dividing the remaining ranks and the FFN widths whose
-/// exchange groups align with nodes (or only `tp` when forced), dp for the
-/// rest, and the hierarchical all-to-all when a group spans nodes.
+/// gcd(experts, ranks) when that does not divide both, unless forced), every tp
+/// dividing the remaining ranks and the FFN widths whose exchange groups align
+/// with nodes (or only `tp` when forced), dp for the rest, and the hierarchical
+/// all-to-all when a group spans nodes.
 std::vector<Plan> candidatePlans(const LayerShape &layer, const Mesh &mesh,
                                  int64_t ep, std::optional<int64_t> tp);
 

@@ -87,8 +87,8 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
     auto [lhs, rhs] = StringRef(mesh).split('x');
     if (lhs.getAsInteger(10, nodes) || rhs.getAsInteger(10, gpus) ||
         nodes < 1 || gpus < 1)
-      return module.emitError() << "mesh option '" << mesh
-                                << "' is not NODESxGPUS, e.g. 2x8";
+      return module.emitError()
+             << "mesh option '" << mesh << "' is not NODESxGPUS, e.g. 2x8";
   } else if (existing) {
     nodes = existing.getNodes();
     gpus = existing.getGpusPerNode();
@@ -139,8 +139,8 @@ LogicalResult AssignParallelismPass::shardWeight(Value weight,
                                              : 1;
     if (size % degree != 0)
       return user->emitOpError()
-             << "weight argument #" << arg.getArgNumber() << " of type "
-             << type << " does not split " << degree << " ways";
+             << "weight argument #" << arg.getArgNumber() << " of type " << type
+             << " does not split " << degree << " ways";
   }
   arg.setType(splitType(type, dims, plan));
   func.setArgAttr(arg.getArgNumber(), MoeDialect::kShardAttrName,
@@ -154,9 +154,9 @@ FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
                                    plan.getEp(), plan.getTp());
   if (!module.lookupSymbol(name)) {
     OpBuilder builder = OpBuilder::atBlockBegin(module.getBody());
-    shard::GridOp::create(
-        builder, module.getLoc(), builder.getStringAttr(name),
-        builder.getDenseI64ArrayAttr({plan.getDp(), plan.getEp(), plan.getTp()}));
+    shard::GridOp::create(builder, module.getLoc(), builder.getStringAttr(name),
+                          builder.getDenseI64ArrayAttr(
+                              {plan.getDp(), plan.getEp(), plan.getTp()}));
   }
   return FlatSymbolRefAttr::get(&getContext(), name);
 }
@@ -174,11 +174,13 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
     ExpertsOp experts = parts.experts;
     // Column-split gate/up, row-split down; biases follow their GEMM.
     if ((experts.getGateWeight() &&
-         failed(shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
+         failed(
+             shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
         failed(shardWeight(experts.getUpWeight(), {byEp, byTp, none}, plan)) ||
         (experts.getUpBias() &&
          failed(shardWeight(experts.getUpBias(), {byEp, byTp}, plan))) ||
-        failed(shardWeight(experts.getDownWeight(), {byEp, none, byTp}, plan)) ||
+        failed(
+            shardWeight(experts.getDownWeight(), {byEp, none, byTp}, plan)) ||
         (experts.getDownBias() &&
          failed(shardWeight(experts.getDownBias(), {byEp, none}, plan))))
       return failure();
@@ -198,12 +200,13 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
         dispatch.getCapacityMutable().assign(synced);
       }
       auto bufferType = cast<RankedTensorType>(dispatch.getType());
-      int64_t rows = bufferType.isDynamicDim(1) ? ShapedType::kDynamic
-                                                : bufferType.getDimSize(1) * group;
-      auto localType = RankedTensorType::get(
-          {bufferType.getDimSize(0) / plan.getEp(), rows,
-           bufferType.getDimSize(2)},
-          bufferType.getElementType());
+      int64_t rows = bufferType.isDynamicDim(1)
+                         ? ShapedType::kDynamic
+                         : bufferType.getDimSize(1) * group;
+      auto localType =
+          RankedTensorType::get({bufferType.getDimSize(0) / plan.getEp(), rows,
+                                 bufferType.getDimSize(2)},
+                                bufferType.getElementType());
       builder.setInsertionPoint(experts);
       auto toExperts = AllToAllOp::create(
           builder, experts.getLoc(), localType, dispatch.getResult(),
@@ -243,9 +246,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
     Location loc = dense.getLoc();
     builder.setInsertionPoint(dense);
     auto tpAxis = builder.getDenseI16ArrayAttr({2});
-    auto allGather = shard::AllGatherOp::create(
-        builder, loc, gatheredType, grid, tpAxis, dense.getInput(),
-        builder.getIndexAttr(0));
+    auto allGather =
+        shard::AllGatherOp::create(builder, loc, gatheredType, grid, tpAxis,
+                                   dense.getInput(), builder.getIndexAttr(0));
     dense.getInputMutable().assign(allGather);
     dense.getResult().setType(gatheredType);
     builder.setInsertionPointAfter(dense);
@@ -311,8 +314,8 @@ void AssignParallelismPass::runOnOperation() {
                        << "'";
     return signalPassFailure();
   }
-  int64_t stepTokens = tokens > 0 ? int64_t(tokens)
-                                  : cost::defaultTokens(*planPolicy);
+  int64_t stepTokens =
+      tokens > 0 ? int64_t(tokens) : cost::defaultTokens(*planPolicy);
 
   SmallVector<LayerParts> layers;
   std::vector<cost::LayerShape> shapes;
@@ -333,8 +336,8 @@ void AssignParallelismPass::runOnOperation() {
 
   module->setAttr(MoeDialect::kMeshAttrName, *meshAttr);
   cost::Mesh costMesh = toCostMesh(*meshAttr);
-  cost::PlanChoice choice = cost::choosePlans(shapes, costMesh, *planPolicy,
-                                              stepTokens, constraints);
+  cost::PlanChoice choice =
+      cost::choosePlans(shapes, costMesh, *planPolicy, stepTokens, constraints);
   if (choice.failedLayer) {
     layers[*choice.failedLayer].layer.emitOpError()
         << "has no parallel plan on the " << costMesh.nodes << "x"
@@ -418,14 +421,14 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
           {"flops", e.flops},
           {"seconds", e.seconds}});
     }
-    llvm::json::Object root{
-        {"mesh", llvm::formatv("{0}x{1}", mesh.getNodes(), mesh.getGpusPerNode())
-                     .str()},
-        {"policy", policy},
-        {"tokens_per_rank", stepTokens},
-        {"memory_bytes", choice.memoryBytes},
-        {"device_memory_bytes", mesh.getMemoryBytes()},
-        {"layers", std::move(rows)}};
+    llvm::json::Object root{{"mesh", llvm::formatv("{0}x{1}", mesh.getNodes(),
+                                                   mesh.getGpusPerNode())
+                                         .str()},
+                            {"policy", policy},
+                            {"tokens_per_rank", stepTokens},
+                            {"memory_bytes", choice.memoryBytes},
+                            {"device_memory_bytes", mesh.getMemoryBytes()},
+                            {"layers", std::move(rows)}};
     os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
     return;
   }
@@ -448,8 +451,7 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
         "{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} {8,8} {9,12} "
         "{10,12} {11,10:F1}\n",
         layer.layer.getIndex(), layerKind(layer), experts,
-        experts / plan.getEp(), plan.getEp(),
-        plan.getTp(), plan.getDp(),
+        experts / plan.getEp(), plan.getEp(), plan.getTp(), plan.getDp(),
         layer.isMoe() && plan.getEp() * plan.getTp() > 1
             ? stringifyAllToAllVariant(plan.getAllToAll())
             : StringRef("-"),

@@ -29,7 +29,9 @@ FailureOr<LayerParts> mlir::moe::analyzeLayer(LayerOp layer) {
   for (Operation &op : layer.getBody().front()) {
     LogicalResult ok =
         llvm::TypeSwitch<Operation *, LogicalResult>(&op)
-            .Case([&](RouterOp o) { return recordUnique(layer, parts.router, o); })
+            .Case([&](RouterOp o) {
+              return recordUnique(layer, parts.router, o);
+            })
             .Case([&](GateOp o) { return recordUnique(layer, parts.gate, o); })
             .Case([&](DispatchOp o) {
               return recordUnique(layer, parts.dispatch, o);

@@ -78,10 +78,10 @@ TEST(CostModel, FlatAndHierarchicalAcrossTwoNodes) {
   // Large messages: the extra intra-node pass does not pay.
   EXPECT_LT(flat.allToAllSeconds, hier.allToAllSeconds);
   // A decode step: latency dominates and hierarchical wins.
-  EXPECT_GT(estimate(layer, mesh, Plan{1, 16, 1, AllToAll::flat}, 8)
-                .allToAllSeconds,
-            estimate(layer, mesh, Plan{1, 16, 1, AllToAll::hierarchical}, 8)
-                .allToAllSeconds);
+  EXPECT_GT(
+      estimate(layer, mesh, Plan{1, 16, 1, AllToAll::flat}, 8).allToAllSeconds,
+      estimate(layer, mesh, Plan{1, 16, 1, AllToAll::hierarchical}, 8)
+          .allToAllSeconds);
 }
 
 TEST(CostModel, ExpertSlicingHalvesWeightsAndDoublesTraffic) {
@@ -105,11 +105,11 @@ TEST(CostModel, PlanChecks) {
   layer.expertFfn = 14335;
   EXPECT_EQ(checkPlan(layer, h100Nodes(2), Plan{1, 8, 2}).value_or(""),
             "tp 2 does not divide the expert FFN width 14335");
-  EXPECT_EQ(checkPlan(mixtral(), h100Nodes(1),
-                      Plan{1, 8, 1, AllToAll::hierarchical})
-                .value_or(""),
-            "a hierarchical all-to-all needs a group spanning nodes (group 8, "
-            "8 GPUs per node)");
+  EXPECT_EQ(
+      checkPlan(mixtral(), h100Nodes(1), Plan{1, 8, 1, AllToAll::hierarchical})
+          .value_or(""),
+      "a hierarchical all-to-all needs a group spanning nodes (group 8, "
+      "8 GPUs per node)");
   EXPECT_FALSE(checkPlan(mixtral(), h100Nodes(2), Plan{2, 8, 1}));
   // ep 8 on 2x8: tp 1 (flat only, inside a node) and tp 2 (flat or
   // hierarchical, spanning both nodes).

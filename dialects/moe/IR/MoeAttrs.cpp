@@ -9,8 +9,7 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-void mlir::moe::printShortestDouble(AsmPrinter &printer,
-                                    const APFloat &value) {
+void mlir::moe::printShortestDouble(AsmPrinter &printer, const APFloat &value) {
   double v = value.convertToDouble();
   char text[32];
   for (int digits = 1; digits <= 17; ++digits) {
@@ -29,14 +28,12 @@ void mlir::moe::printShortestDouble(AsmPrinter &printer,
 }
 
 // Rules that need only the policy. The expert-count rules live in GateOp.
-LogicalResult
-RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                    ScoringFunc scoring, int64_t topK, int64_t nGroup,
-                    int64_t topkGroup, GroupScore groupScore,
-                    Normalization normalize, APFloat normEpsilonValue,
-                    APFloat routedScalingFactorValue,
-                    APFloat capacityFactorValue, int64_t minCapacity,
-                    DropOrder dropOrder) {
+LogicalResult RoutingAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, ScoringFunc scoring,
+    int64_t topK, int64_t nGroup, int64_t topkGroup, GroupScore groupScore,
+    Normalization normalize, APFloat normEpsilonValue,
+    APFloat routedScalingFactorValue, APFloat capacityFactorValue,
+    int64_t minCapacity, DropOrder dropOrder) {
   double normEpsilon = normEpsilonValue.convertToDouble();
   double routedScalingFactor = routedScalingFactorValue.convertToDouble();
   double capacityFactor = capacityFactorValue.convertToDouble();
@@ -77,11 +74,10 @@ RoutingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
   assert(!isDropless() && "dropless routing has a data-dependent capacity");
-  double perExpert = static_cast<double>(getTopK()) *
-                     static_cast<double>(tokens) /
-                     static_cast<double>(experts) * getCapacityFactor().convertToDouble();
-  return std::max(getMinCapacity(),
-                  static_cast<int64_t>(std::ceil(perExpert)));
+  double perExpert =
+      static_cast<double>(getTopK()) * static_cast<double>(tokens) /
+      static_cast<double>(experts) * getCapacityFactor().convertToDouble();
+  return std::max(getMinCapacity(), static_cast<int64_t>(std::ceil(perExpert)));
 }
 
 LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,

@@ -27,9 +27,9 @@ struct UngroupWhenEveryGroupIsKept : OpRewritePattern<GateOp> {
       return failure();
     auto ungrouped = RoutingAttr::get(
         gate.getContext(), r.getScoring(), r.getTopK(), /*n_group=*/1,
-        /*topk_group=*/1, GroupScore::max, r.getNormalize(),
-        r.getNormEpsilon(), r.getRoutedScalingFactor(), r.getCapacityFactor(),
-        r.getMinCapacity(), r.getDropOrder());
+        /*topk_group=*/1, GroupScore::max, r.getNormalize(), r.getNormEpsilon(),
+        r.getRoutedScalingFactor(), r.getCapacityFactor(), r.getMinCapacity(),
+        r.getDropOrder());
     rewriter.modifyOpInPlace(gate, [&] { gate.setRoutingAttr(ungrouped); });
     return success();
   }
@@ -78,8 +78,8 @@ struct FoldDroplessFullTopK : OpRewritePattern<GateOp> {
     if (!ShapedType::isDynamic(tokens) && !gate.getCounts().use_empty()) {
       auto type = gate.getCounts().getType();
       auto splat = DenseElementsAttr::get(
-          type, rewriter.getI32IntegerAttr(static_cast<int32_t>(tokens))
-                    .getValue());
+          type,
+          rewriter.getI32IntegerAttr(static_cast<int32_t>(tokens)).getValue());
       Value counts = arith::ConstantOp::create(rewriter, loc, type, splat);
       rewriter.replaceAllUsesWith(gate.getCounts(), counts);
       changed = true;

@@ -46,13 +46,11 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
     auto type = dyn_cast<RankedTensorType>(
         op->getRegion(regionIndex).getArgument(argIndex).getType());
     if (!type || type.getRank() != static_cast<int64_t>(shard.getDims().size()))
-      return op->emitError() << "'" << kShardAttrName << "' of argument #"
-                             << argIndex << " names "
-                             << shard.getDims().size()
-                             << " dimensions but the argument has type "
-                             << op->getRegion(regionIndex)
-                                    .getArgument(argIndex)
-                                    .getType();
+      return op->emitError()
+             << "'" << kShardAttrName << "' of argument #" << argIndex
+             << " names " << shard.getDims().size()
+             << " dimensions but the argument has type "
+             << op->getRegion(regionIndex).getArgument(argIndex).getType();
     return success();
   }
   if (attribute.getName() != kWeightAttrName)
@@ -78,13 +76,15 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
   if (name == kModelTypeAttrName) {
     if (!isa<ModuleOp>(op) || !isa<StringAttr>(attribute.getValue()))
       return op->emitError()
-             << "'" << name << "' must be a string attribute on a builtin.module";
+             << "'" << name
+             << "' must be a string attribute on a builtin.module";
     return success();
   }
   if (name == kMeshAttrName) {
     if (!isa<ModuleOp>(op) || !isa<MeshAttr>(attribute.getValue()))
       return op->emitError()
-             << "'" << name << "' must be a #moe.mesh attribute on a builtin.module";
+             << "'" << name
+             << "' must be a #moe.mesh attribute on a builtin.module";
     return success();
   }
   if (name == kPlanAttrName) {

@@ -109,7 +109,8 @@ static ParseResult parseRankGroups(OpAsmParser &parser,
 static void printRankGroups(OpAsmPrinter &p, Operation *,
                             DenseIntElementsAttr groups) {
   auto type = cast<ShapedType>(groups.getType());
-  int64_t width = type.getRank() == 2 ? type.getDimSize(1) : type.getNumElements();
+  int64_t width =
+      type.getRank() == 2 ? type.getDimSize(1) : type.getNumElements();
   SmallVector<int64_t> flat(groups.getValues<int64_t>());
   p << "[";
   for (int64_t start = 0; start < static_cast<int64_t>(flat.size());
@@ -187,9 +188,10 @@ LogicalResult LayerOp::verifyRegions() {
 // RouterOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult RouterOp::inferReturnTypes(
-    MLIRContext *context, std::optional<Location>, RouterOp::Adaptor adaptor,
-    SmallVectorImpl<Type> &inferred) {
+LogicalResult RouterOp::inferReturnTypes(MLIRContext *context,
+                                         std::optional<Location>,
+                                         RouterOp::Adaptor adaptor,
+                                         SmallVectorImpl<Type> &inferred) {
   auto input = cast<RankedTensorType>(adaptor.getInput().getType());
   auto weight = cast<RankedTensorType>(adaptor.getWeight().getType());
   if (input.getRank() != 2 || weight.getRank() != 2)
@@ -257,8 +259,9 @@ LogicalResult GateOp::verify() {
                          << " experts";
   int64_t groups = routing.getNGroup();
   if (experts % groups != 0)
-    return emitOpError() << experts << " experts do not split into n_group = "
-                         << groups << " equal groups";
+    return emitOpError() << experts
+                         << " experts do not split into n_group = " << groups
+                         << " equal groups";
   int64_t perGroup = experts / groups;
   if (routing.getTopkGroup() * perGroup < k)
     return emitOpError() << "topk_group = " << routing.getTopkGroup()
@@ -299,16 +302,16 @@ static LogicalResult verifyTokenMapping(Operation *op, Value tokens,
            << "expert buffer hidden size " << bufferType.getDimSize(2)
            << " differs from the token hidden size " << tokenType.getDimSize(1);
   if (bufferType.getElementType() != tokenType.getElementType())
-    return op->emitOpError() << "expert buffer element type "
-                             << bufferType.getElementType()
-                             << " differs from the token element type "
-                             << tokenType.getElementType();
+    return op->emitOpError()
+           << "expert buffer element type " << bufferType.getElementType()
+           << " differs from the token element type "
+           << tokenType.getElementType();
   return success();
 }
 
 LogicalResult DispatchOp::verify() {
-  if (failed(verifyTokenMapping(*this, getInput(), getResult(),
-                                getExpertIds())))
+  if (failed(
+          verifyTokenMapping(*this, getInput(), getResult(), getExpertIds())))
     return failure();
   APInt capacity;
   int64_t rows = tensorType(getResult()).getDimSize(1);
@@ -342,7 +345,8 @@ LogicalResult CombineOp::verify() {
 //===----------------------------------------------------------------------===//
 
 /// Rank groups are a non-empty 2-D list of distinct, non-negative ranks.
-static LogicalResult verifyRankGroups(Operation *op, DenseIntElementsAttr groups) {
+static LogicalResult verifyRankGroups(Operation *op,
+                                      DenseIntElementsAttr groups) {
   auto groupsType = cast<ShapedType>(groups.getType());
   if (groupsType.getRank() != 2 || groupsType.getNumElements() == 0)
     return op->emitOpError() << "groups must be a non-empty 2-D list of ranks "
@@ -352,8 +356,8 @@ static LogicalResult verifyRankGroups(Operation *op, DenseIntElementsAttr groups
     if (rank < 0)
       return op->emitOpError() << "rank " << rank << " in groups is negative";
     if (!seen.insert(rank).second)
-      return op->emitOpError() << "rank " << rank
-                               << " appears in more than one place in groups";
+      return op->emitOpError()
+             << "rank " << rank << " appears in more than one place in groups";
   }
   return success();
 }
@@ -397,8 +401,8 @@ LogicalResult AllToAllOp::verify() {
   if (ShapedType::isDynamic(experts))
     return emitOpError() << "the expert count must be static";
   if (experts % shards != 0)
-    return emitOpError() << experts << " experts do not split over "
-                         << shards << " expert-parallel ranks";
+    return emitOpError() << experts << " experts do not split over " << shards
+                         << " expert-parallel ranks";
   int64_t rows = ShapedType::isDynamic(capacity) ? ShapedType::kDynamic
                                                  : capacity * groupSize;
   return expectShape(*this, toExperts ? "result" : "input",
