@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -73,6 +74,12 @@ private:
                             PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
+  void attachShards();
+
+  /// Weight argument -> how it was split. Attached in one go at the end:
+  /// setting argument attributes one by one is quadratic in the argument
+  /// count.
+  llvm::MapVector<BlockArgument, ShardAttr> shards;
   void printReport(MutableArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
                    const cost::PlanChoice &choice, MeshAttr mesh,
                    int64_t stepTokens);
@@ -143,8 +150,7 @@ LogicalResult AssignParallelismPass::shardWeight(Value weight,
              << " does not split " << degree << " ways";
   }
   arg.setType(splitType(type, dims, plan));
-  func.setArgAttr(arg.getArgNumber(), MoeDialect::kShardAttrName,
-                  ShardAttr::get(&getContext(), dims));
+  shards[arg] = ShardAttr::get(&getContext(), dims);
   return success();
 }
 
@@ -267,7 +273,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
       auto arg = dyn_cast<BlockArgument>(operand);
       if (!arg || arg.getOwner()->getParentOp() != func ||
           !func.getArgAttr(arg.getArgNumber(), MoeDialect::kWeightAttrName) ||
-          func.getArgAttr(arg.getArgNumber(), MoeDialect::kShardAttrName))
+          shards.count(arg))
         continue;
       SmallVector<ShardAxis> dims(
           cast<RankedTensorType>(arg.getType()).getRank(), none);
@@ -279,8 +285,28 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   return failure(walk.wasInterrupted());
 }
 
+void AssignParallelismPass::attachShards() {
+  getOperation().walk([&](func::FuncOp func) {
+    func.setType(FunctionType::get(func.getContext(),
+                                   func.getBody().getArgumentTypes(),
+                                   func.getResultTypes()));
+    SmallVector<DictionaryAttr> argAttrs;
+    func.getAllArgAttrs(argAttrs);
+    for (BlockArgument arg : func.getArguments()) {
+      auto it = shards.find(arg);
+      if (it == shards.end())
+        continue;
+      NamedAttrList attrs(argAttrs[arg.getArgNumber()]);
+      attrs.set(MoeDialect::kShardAttrName, it->second);
+      argAttrs[arg.getArgNumber()] = attrs.getDictionary(func.getContext());
+    }
+    func.setAllArgAttrs(argAttrs);
+  });
+}
+
 void AssignParallelismPass::runOnOperation() {
   ModuleOp module = getOperation();
+  shards.clear();
   FailureOr<MeshAttr> meshAttr = resolveMesh();
   if (failed(meshAttr))
     return signalPassFailure();
@@ -353,11 +379,7 @@ void AssignParallelismPass::runOnOperation() {
     if (failed(rewriteLayer(parts, attr)))
       return signalPassFailure();
   }
-  module.walk([](func::FuncOp func) {
-    func.setType(FunctionType::get(func.getContext(),
-                                   func.getBody().getArgumentTypes(),
-                                   func.getResultTypes()));
-  });
+  attachShards();
   if (report != "none")
     printReport(layers, plans, choice, *meshAttr, stepTokens);
 }
