@@ -4,6 +4,7 @@
 
 #include "compiler/Import/Importers.h"
 #include "dialects/moe/IR/MoeDialect.h"
+#include "dialects/moert/IR/MoertDialect.h"
 #include "passes/Parallelism/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -14,9 +15,9 @@
 #include "mlir/Transforms/Passes.h"
 
 void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
-  registry.insert<mlir::moe::MoeDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect,
-                  mlir::shard::ShardDialect>();
+  registry.insert<mlir::moe::MoeDialect, mlir::moert::MoertDialect,
+                  mlir::func::FuncDialect, mlir::arith::ArithDialect,
+                  mlir::tensor::TensorDialect, mlir::shard::ShardDialect>();
 }
 
 void mlir::moe::registerPasses() {

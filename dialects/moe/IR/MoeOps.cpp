@@ -79,8 +79,8 @@ static LogicalResult expectSameElementType(Operation *op, StringRef what,
 // Rank groups: [[0, 1, 2, 3], [4, 5, 6, 7]], stored as a 2-D i64 tensor.
 //===----------------------------------------------------------------------===//
 
-static ParseResult parseRankGroups(OpAsmParser &parser,
-                                   DenseIntElementsAttr &groups) {
+ParseResult mlir::moe::parseRankGroups(OpAsmParser &parser,
+                                       DenseIntElementsAttr &groups) {
   SmallVector<SmallVector<int64_t>> rows;
   SMLoc loc = parser.getCurrentLocation();
   auto parseRow = [&]() -> ParseResult {
@@ -106,8 +106,8 @@ static ParseResult parseRankGroups(OpAsmParser &parser,
   return success();
 }
 
-static void printRankGroups(OpAsmPrinter &p, Operation *,
-                            DenseIntElementsAttr groups) {
+void mlir::moe::printRankGroups(OpAsmPrinter &p, Operation *,
+                                DenseIntElementsAttr groups) {
   auto type = cast<ShapedType>(groups.getType());
   int64_t width =
       type.getRank() == 2 ? type.getDimSize(1) : type.getNumElements();
@@ -344,9 +344,8 @@ LogicalResult CombineOp::verify() {
 // AllToAllOp
 //===----------------------------------------------------------------------===//
 
-/// Rank groups are a non-empty 2-D list of distinct, non-negative ranks.
-static LogicalResult verifyRankGroups(Operation *op,
-                                      DenseIntElementsAttr groups) {
+LogicalResult mlir::moe::verifyRankGroups(Operation *op,
+                                          DenseIntElementsAttr groups) {
   auto groupsType = cast<ShapedType>(groups.getType());
   if (groupsType.getRank() != 2 || groupsType.getNumElements() == 0)
     return op->emitOpError() << "groups must be a non-empty 2-D list of ranks "

@@ -12,6 +12,16 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace mlir::moe {
+/// Rank groups `[[0, 1], [2, 3]]` as a 2-D i64 tensor: the syntax and the
+/// rule (a non-empty 2-D list of distinct, non-negative ranks) shared by every
+/// op that names rank groups.
+ParseResult parseRankGroups(OpAsmParser &parser, DenseIntElementsAttr &groups);
+void printRankGroups(OpAsmPrinter &p, Operation *op,
+                     DenseIntElementsAttr groups);
+LogicalResult verifyRankGroups(Operation *op, DenseIntElementsAttr groups);
+} // namespace mlir::moe
+
 #define GET_OP_CLASSES
 #include "dialects/moe/IR/MoeOps.h.inc"
 

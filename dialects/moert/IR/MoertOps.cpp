@@ -1,0 +1,438 @@
+//===- MoertOps.cpp - moert dialect operations ----------------------------===//
+//
+// Verifiers check what the runtime would reject, at compile time: dtypes,
+// and that every view can hold the extents the call will touch at its
+// static bound (a view's count is its capacity; token-major views share one
+// token bound per op).
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moert/IR/MoertOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::moert;
+using mlir::moe::parseRankGroups;
+using mlir::moe::printRankGroups;
+
+//===----------------------------------------------------------------------===//
+// Helpers: the single place the view rules are spelled.
+//===----------------------------------------------------------------------===//
+
+static ViewType viewType(Value value) {
+  return cast<ViewType>(value.getType());
+}
+
+static LogicalResult expectPositive(Operation *op, StringRef what,
+                                    int64_t value) {
+  if (value <= 0)
+    return op->emitOpError() << what << " must be positive, got " << value;
+  return success();
+}
+
+/// `view` holds at least `elements` elements.
+static LogicalResult expectCount(Operation *op, StringRef what, Value view,
+                                 int64_t elements) {
+  if (viewType(view).getCount() < elements)
+    return op->emitOpError() << what << " must hold at least " << elements
+                             << " elements, got " << viewType(view).getCount();
+  return success();
+}
+
+static LogicalResult expectFloat(Operation *op, StringRef what, Value view) {
+  if (!viewType(view).isFloat())
+    return op->emitOpError() << what << " must be a f32, f16 or bf16 view, got "
+                             << view.getType();
+  return success();
+}
+
+static LogicalResult expectType(Operation *op, StringRef what, Value view,
+                                Type elementType) {
+  if (viewType(view).getElementType() != elementType)
+    return op->emitOpError() << what << " must be a view of " << elementType
+                             << ", got " << view.getType();
+  return success();
+}
+
+/// Token bound of a token-major `[S, width]` view: its count / width.
+static FailureOr<int64_t> tokenBound(Operation *op, StringRef what, Value view,
+                                     int64_t width) {
+  int64_t count = viewType(view).getCount();
+  if (count % width != 0)
+    return op->emitOpError()
+           << what << " holds " << count
+           << " elements, not a multiple of its row width " << width;
+  return count / width;
+}
+
+//===----------------------------------------------------------------------===//
+// ViewOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ViewOp::verify() {
+  ViewType view = viewType(getView());
+  int64_t bytes = cast<BufferType>(getBuffer().getType()).getBytes();
+  if (getOffset() < 0)
+    return emitOpError() << "offset must be non-negative, got " << getOffset();
+  int64_t end = (getOffset() + view.getCount()) * view.getElementBytes();
+  if (end > bytes)
+    return emitOpError() << "view ends at byte " << end
+                         << ", past the end of the " << bytes << "-byte buffer";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Router and gate
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "hidden", getHidden())) ||
+      failed(expectPositive(op, "experts", getExperts())) ||
+      failed(expectFloat(op, "x", getX())) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectType(op, "logits", getLogits(),
+                        Float32Type::get(getContext()))) ||
+      failed(
+          expectCount(op, "weight", getWeight(), getExperts() * getHidden())))
+    return failure();
+  if (getBias() && (failed(expectFloat(op, "bias", getBias())) ||
+                    failed(expectCount(op, "bias", getBias(), getExperts()))))
+    return failure();
+  FailureOr<int64_t> bound = tokenBound(op, "x", getX(), getHidden());
+  if (failed(bound))
+    return failure();
+  return expectCount(op, "logits", getLogits(), *bound * getExperts());
+}
+
+LogicalResult GateOp::verify() {
+  Operation *op = *this;
+  moe::RoutingAttr routing = getRouting();
+  int64_t k = routing.getTopK();
+  Type i32 = IntegerType::get(getContext(), 32);
+  if (failed(expectPositive(op, "experts", getExperts())))
+    return failure();
+  if (k > getExperts())
+    return emitOpError() << "top_k = " << k << " exceeds the " << getExperts()
+                         << " experts";
+  if (routing.isGroupLimited() && getExperts() % routing.getNGroup() != 0)
+    return emitOpError() << getExperts() << " experts do not split into "
+                         << routing.getNGroup() << " groups";
+  if (failed(expectType(op, "logits", getLogits(),
+                        Float32Type::get(getContext()))) ||
+      failed(expectType(op, "ids", getIds(), i32)) ||
+      failed(expectType(op, "weights", getWeights(),
+                        Float32Type::get(getContext()))) ||
+      failed(expectType(op, "slots", getSlots(), i32)) ||
+      failed(expectType(op, "counts", getCounts(), i32)) ||
+      failed(expectCount(op, "counts", getCounts(), getExperts())))
+    return failure();
+  if (getCorrectionBias() &&
+      (failed(expectFloat(op, "correction bias", getCorrectionBias())) ||
+       failed(expectCount(op, "correction bias", getCorrectionBias(),
+                          getExperts()))))
+    return failure();
+  FailureOr<int64_t> bound =
+      tokenBound(op, "logits", getLogits(), getExperts());
+  if (failed(bound))
+    return failure();
+  if (failed(expectCount(op, "ids", getIds(), *bound * k)) ||
+      failed(expectCount(op, "weights", getWeights(), *bound * k)) ||
+      failed(expectCount(op, "slots", getSlots(), *bound * k)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Token permutation
+//===----------------------------------------------------------------------===//
+
+/// The operands shared by dispatch and combine: x/out `[S, H]`, ids and
+/// slots `[S, k]` i32, the expert buffer `[E, C, H]`.
+static LogicalResult verifyTokenMapping(Operation *op, Value tokens, Value ids,
+                                        Value slots, Value buffer,
+                                        int64_t hidden, int64_t topK,
+                                        int64_t experts) {
+  Type i32 = IntegerType::get(op->getContext(), 32);
+  if (failed(expectPositive(op, "hidden", hidden)) ||
+      failed(expectPositive(op, "top_k", topK)) ||
+      failed(expectPositive(op, "experts", experts)) ||
+      failed(expectFloat(op, "token view", tokens)) ||
+      failed(expectFloat(op, "expert buffer", buffer)) ||
+      failed(expectType(op, "ids", ids, i32)) ||
+      failed(expectType(op, "slots", slots, i32)))
+    return failure();
+  if (topK > experts)
+    return op->emitOpError()
+           << "top_k = " << topK << " exceeds the " << experts << " experts";
+  FailureOr<int64_t> bound = tokenBound(op, "token view", tokens, hidden);
+  if (failed(bound) ||
+      failed(tokenBound(op, "expert buffer", buffer, experts * hidden)) ||
+      failed(expectCount(op, "ids", ids, *bound * topK)) ||
+      failed(expectCount(op, "slots", slots, *bound * topK)))
+    return failure();
+  return success();
+}
+
+LogicalResult DispatchOp::verify() {
+  return verifyTokenMapping(*this, getX(), getIds(), getSlots(), getBuffer(),
+                            getHidden(), getTopK(), getExperts());
+}
+
+LogicalResult CombineOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenMapping(op, getOut(), getIds(), getSlots(), getY(),
+                                getHidden(), getTopK(), getExperts())) ||
+      failed(expectType(op, "weights", getWeights(),
+                        Float32Type::get(getContext()))))
+    return failure();
+  int64_t rows = viewType(getOut()).getCount() / getHidden();
+  if (failed(expectCount(op, "weights", getWeights(), rows * getTopK())))
+    return failure();
+  if (getAddend() &&
+      (failed(expectFloat(op, "addend", getAddend())) ||
+       failed(expectCount(op, "addend", getAddend(), rows * getHidden()))))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// FFN
+//===----------------------------------------------------------------------===//
+
+/// Weights of `experts` stacked FFNs (1 for a dense FFN).
+template <typename FfnOp>
+static LogicalResult verifyFfn(FfnOp op, int64_t experts) {
+  Operation *raw = op;
+  int64_t h = op.getHidden(), f = op.getFfn();
+  if (failed(expectPositive(raw, "hidden", h)) ||
+      failed(expectPositive(raw, "ffn", f)) ||
+      failed(expectFloat(raw, "input", op.getInput())) ||
+      failed(expectFloat(raw, "output", op.getOutput())) ||
+      failed(expectFloat(raw, "up weight", op.getUp())) ||
+      failed(expectFloat(raw, "down weight", op.getDown())) ||
+      failed(expectCount(raw, "up weight", op.getUp(), experts * f * h)) ||
+      failed(expectCount(raw, "down weight", op.getDown(), experts * h * f)))
+    return failure();
+  if (op.getGate()) {
+    if (op.getUpBias() || op.getDownBias())
+      return op.emitOpError()
+             << "a gated FFN takes no biases (only the plain fc1/fc2 form)";
+    if (failed(expectFloat(raw, "gate weight", op.getGate())) ||
+        failed(expectCount(raw, "gate weight", op.getGate(), experts * f * h)))
+      return failure();
+  }
+  if (op.getUpBias() &&
+      (failed(expectFloat(raw, "up bias", op.getUpBias())) ||
+       failed(expectCount(raw, "up bias", op.getUpBias(), experts * f))))
+    return failure();
+  if (op.getDownBias() &&
+      (failed(expectFloat(raw, "down bias", op.getDownBias())) ||
+       failed(expectCount(raw, "down bias", op.getDownBias(), experts * h))))
+    return failure();
+  return success();
+}
+
+LogicalResult ExpertsOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "experts", getExperts())) ||
+      failed(expectPositive(op, "blocks", getBlocks())) ||
+      failed(verifyFfn(*this, getExperts())))
+    return failure();
+  int64_t rowWidth = getExperts() * getHidden();
+  FailureOr<int64_t> in = tokenBound(op, "input", getInput(), rowWidth);
+  FailureOr<int64_t> out = tokenBound(op, "output", getOutput(), rowWidth);
+  if (failed(in) || failed(out))
+    return failure();
+  if (*out < *in)
+    return emitOpError() << "output holds " << *out
+                         << " rows per expert, fewer than the input's " << *in;
+  if (getRows() &&
+      (failed(expectType(op, "rows", getRows(),
+                         IntegerType::get(getContext(), 32))) ||
+       failed(expectCount(op, "rows", getRows(), getExperts() * getBlocks()))))
+    return failure();
+  return success();
+}
+
+LogicalResult DenseFfnOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyFfn(*this, 1)))
+    return failure();
+  FailureOr<int64_t> in = tokenBound(op, "input", getInput(), getHidden());
+  if (failed(in))
+    return failure();
+  return expectCount(op, "output", getOutput(), *in * getHidden());
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise mixes
+//===----------------------------------------------------------------------===//
+
+/// Token-major float views `[S, H]` that must hold the same token bound.
+static LogicalResult
+verifyTokenViews(Operation *op, int64_t hidden,
+                 ArrayRef<std::pair<StringRef, Value>> views) {
+  if (failed(expectPositive(op, "hidden", hidden)))
+    return failure();
+  int64_t bound = -1;
+  for (auto [what, view] : views) {
+    if (failed(expectFloat(op, what, view)))
+      return failure();
+    FailureOr<int64_t> rows = tokenBound(op, what, view, hidden);
+    if (failed(rows))
+      return failure();
+    if (bound < 0)
+      bound = *rows;
+    else if (failed(expectCount(op, what, view, bound * hidden)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult ResidualMixOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenViews(op, getHidden(),
+                              {{"x", getX()},
+                               {"moe output", getMoeOutput()},
+                               {"mlp output", getMlpOutput()},
+                               {"out", getOut()}})) ||
+      failed(expectFloat(op, "coefficient weight", getCoefWeight())) ||
+      failed(expectCount(op, "coefficient weight", getCoefWeight(),
+                         2 * getHidden())))
+    return failure();
+  if (getCoefBias() &&
+      (failed(expectFloat(op, "coefficient bias", getCoefBias())) ||
+       failed(expectCount(op, "coefficient bias", getCoefBias(), 2))))
+    return failure();
+  return success();
+}
+
+LogicalResult SharedAddOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenViews(op, getHidden(),
+                              {{"routed", getRouted()},
+                               {"shared", getShared()},
+                               {"out", getOut()}})))
+    return failure();
+  if (static_cast<bool>(getX()) != static_cast<bool>(getGateWeight()))
+    return emitOpError() << "the shared-expert gate needs both x and its "
+                            "weight";
+  if (getX() &&
+      (failed(verifyTokenViews(op, getHidden(),
+                               {{"routed", getRouted()}, {"x", getX()}})) ||
+       failed(expectFloat(op, "gate weight", getGateWeight())) ||
+       failed(expectCount(op, "gate weight", getGateWeight(), getHidden()))))
+    return failure();
+  return success();
+}
+
+LogicalResult AddOp::verify() {
+  return verifyTokenViews(
+      *this, getHidden(),
+      {{"lhs", getLhs()}, {"rhs", getRhs()}, {"out", getOut()}});
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupOp::verify() {
+  return moe::verifyRankGroups(*this, getGroups());
+}
+
+LogicalResult AllToAllOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "experts_local", getExpertsLocal())) ||
+      failed(expectPositive(op, "hidden", getHidden())))
+    return failure();
+  if (viewType(getSend()).getElementType() !=
+      viewType(getRecv()).getElementType())
+    return emitOpError() << "send and receive views must have the same "
+                            "element type, got "
+                         << getSend().getType() << " and "
+                         << getRecv().getType();
+  if (getSend() == getRecv())
+    return emitOpError() << "send and receive must not overlap";
+  int64_t width = getExpertsLocal() * getHidden();
+  if (failed(tokenBound(op, "send", getSend(), width)) ||
+      failed(tokenBound(op, "recv", getRecv(), width)))
+    return failure();
+  return success();
+}
+
+LogicalResult AllReduceOp::verify() {
+  if (viewType(getSend()) != viewType(getRecv()))
+    return emitOpError() << "send and receive views must have the same type, "
+                            "got "
+                         << getSend().getType() << " and "
+                         << getRecv().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+static ParseResult parseExpertRange(OpAsmParser &parser,
+                                    DenseI64ArrayAttr &range) {
+  int64_t begin, end;
+  if (parser.parseLSquare() || parser.parseInteger(begin) ||
+      parser.parseComma() || parser.parseInteger(end) || parser.parseRParen())
+    return failure();
+  range = parser.getBuilder().getDenseI64ArrayAttr({begin, end});
+  return success();
+}
+
+static void printExpertRange(OpAsmPrinter &p, Operation *,
+                             DenseI64ArrayAttr range) {
+  p << "[" << range[0] << ", " << range[1] << ")";
+}
+
+int64_t LoadWeightOp::getLoadedElements() {
+  int64_t elements = 1;
+  for (auto [extent, begin, end] : llvm::zip(getShape(), getBegin(), getEnd()))
+    elements *= (end == 0 ? extent : end) - begin;
+  if (auto range = getExpertRange())
+    elements *= (*range)[1] - (*range)[0];
+  return elements;
+}
+
+LogicalResult LoadWeightOp::verify() {
+  ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
+  if (shape.empty() || shape.size() > 4)
+    return emitOpError() << "a weight has 1 to 4 dimensions, got "
+                         << shape.size();
+  if (begin.size() != shape.size() || end.size() != shape.size())
+    return emitOpError() << "begin and end must have " << shape.size()
+                         << " entries like shape, got " << begin.size()
+                         << " and " << end.size();
+  for (size_t d = 0; d < shape.size(); ++d) {
+    int64_t stop = end[d] == 0 ? shape[d] : end[d];
+    if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
+      return emitOpError() << "dimension " << d << ": slice [" << begin[d]
+                           << ", " << stop
+                           << ") is not a non-empty part of [0, " << shape[d]
+                           << ")";
+  }
+  bool pattern = getKey().contains(moe::MoeDialect::kExpertPlaceholder);
+  std::optional<ArrayRef<int64_t>> range = getExpertRange();
+  if (pattern != range.has_value())
+    return emitOpError() << "key '" << getKey() << "' "
+                         << (pattern ? "is a per-expert pattern and needs an "
+                                       "expert range"
+                                     : "has no '{e}' placeholder and takes no "
+                                       "expert range");
+  if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
+    return emitOpError() << "expert range [" << (*range)[0] << ", "
+                         << (*range)[1] << ") is empty or negative";
+  if (failed(expectFloat(*this, "destination", getDst())))
+    return failure();
+  return expectCount(*this, "destination", getDst(), getLoadedElements());
+}
+
+#define GET_OP_CLASSES
+#include "dialects/moert/IR/MoertOps.cpp.inc"

@@ -1,0 +1,407 @@
+//===- MoertOps.td - moert dialect operations --------------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOERT_IR_MOERTOPS_TD
+#define MOE_DIALECT_MOERT_IR_MOERTOPS_TD
+
+include "dialects/moert/IR/MoertTypes.td"
+include "dialects/moe/IR/MoeAttrs.td"
+include "mlir/IR/Properties.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+class Moert_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moert_Dialect, mnemonic, traits> {
+  // Every local rule is checked in MoertOps.cpp.
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+def Moert_AllocOp : Moert_Op<"alloc"> {
+  let summary = "moert_buffer_alloc: a buffer of the type's byte size";
+  let description = [{
+    ```mlir
+    %buf = moert.alloc %ctx : !moert.buffer<65536>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx);
+  let results = (outs Moert_Buffer:$buffer);
+  let assemblyFormat = "$ctx attr-dict `:` type($buffer)";
+  let hasVerifier = 0;
+}
+
+def Moert_ViewOp : Moert_Op<"view", [Pure]> {
+  let summary = "moert_make_view: a typed window of a buffer";
+  let description = [{
+    `offset` is in elements of the view's type; the view must end inside the
+    buffer. Views of one buffer may overlap when the buffer planner proved
+    their lifetimes disjoint.
+
+    ```mlir
+    %x = moert.view %buf[1024] : !moert.buffer<65536> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_Buffer:$buffer, I64Prop:$offset);
+  let results = (outs Moert_View:$view);
+  let assemblyFormat = [{
+    $buffer `[` $offset `]` attr-dict `:` type($buffer) `->` type($view)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Router and gate
+//===----------------------------------------------------------------------===//
+
+def Moert_RouterOp : Moert_Op<"router"> {
+  let summary = "moert_router: fp32 logits [S, E] = x [S, H] . wg [E, H]^T + b";
+  let description = [{
+    ```mlir
+    moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8
+        : !moert.view<f32, 4096>, !moert.view<f32, 512> -> !moert.view<f32, 512>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$x,
+                       Moert_View:$weight, Optional<Moert_View>:$bias,
+                       Moert_View:$logits, I64:$tokens, I64Prop:$hidden,
+                       I64Prop:$experts);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $weight (`bias` $bias^)? `->` $logits `tokens` $tokens
+    `hidden` $hidden `experts` $experts attr-dict `:` type($x) `,`
+    type($weight) (`,` type($bias)^)? `->` type($logits)
+  }];
+}
+
+def Moert_GateOp : Moert_Op<"gate"> {
+  let summary = "moert_gate: top-k selection, weights and capacity slots";
+  let description = [{
+    Applies `routing` (the runtime's gate configuration, with `experts`) to
+    fp32 logits `[S, E]`; writes ids, weights, slots `[S, k]` and counts `[E]`
+    and returns the capacity the rank computed (dropless: its largest count).
+    The semantics are the runtime's (runtime/cpu/Gate.cpp).
+
+    ```mlir
+    %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s
+        experts 8 <scoring = softmax, top_k = 2, normalize = selected>
+        : !moert.view<f32, 512> -> !moert.view<i32, 128>, !moert.view<f32, 128>,
+          !moert.view<i32, 128>, !moert.view<i32, 8>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$logits,
+                       Optional<Moert_View>:$correction_bias,
+                       Moert_View:$ids, Moert_View:$weights, Moert_View:$slots,
+                       Moert_View:$counts, I64:$tokens, I64Prop:$experts,
+                       Moe_RoutingAttr:$routing);
+  let results = (outs I64:$capacity);
+  let assemblyFormat = [{
+    $ctx `,` $logits (`correction` $correction_bias^)? `->` $ids `,` $weights
+    `,` $slots `,` $counts `tokens` $tokens `experts` $experts $routing
+    attr-dict `:` type($logits) (`,` type($correction_bias)^)? `->`
+    type($ids) `,` type($weights) `,` type($slots) `,` type($counts)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Token permutation
+//===----------------------------------------------------------------------===//
+
+def Moert_DispatchOp : Moert_Op<"dispatch"> {
+  let summary = "moert_dispatch: tokens into the expert-major buffer [E, C, H]";
+  let description = [{
+    ```mlir
+    moert.dispatch %ctx, %x, %ids, %slots -> %buf tokens %s capacity %cap
+        hidden 64 top_k 2 experts 8 : !moert.view<f32, 4096>,
+        !moert.view<i32, 128>, !moert.view<i32, 128> -> !moert.view<f32, 32768>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$x, Moert_View:$ids,
+                       Moert_View:$slots, Moert_View:$buffer, I64:$tokens,
+                       I64:$capacity, I64Prop:$hidden, I64Prop:$top_k,
+                       I64Prop:$experts);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $ids `,` $slots `->` $buffer `tokens` $tokens `capacity`
+    $capacity `hidden` $hidden `top_k` $top_k `experts` $experts attr-dict
+    `:` type($x) `,` type($ids) `,` type($slots) `->` type($buffer)
+  }];
+}
+
+def Moert_CombineOp : Moert_Op<"combine"> {
+  let summary = "moert_combine: weighted scatter-add of expert rows to tokens";
+  let description = [{
+    `out[s] = addend[s] + sum_j weights[s, j] * y[ids[s, j], slots[s, j]]`;
+    `addend` may be the same view as `out`.
+
+    ```mlir
+    moert.combine %ctx, %y, %ids, %slots, %w -> %out tokens %s capacity %cap
+        hidden 64 top_k 2 experts 8 : !moert.view<f32, 32768>,
+        !moert.view<i32, 128>, !moert.view<i32, 128>, !moert.view<f32, 128>
+        -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$y, Moert_View:$ids,
+                       Moert_View:$slots, Moert_View:$weights,
+                       Optional<Moert_View>:$addend, Moert_View:$out,
+                       I64:$tokens, I64:$capacity, I64Prop:$hidden,
+                       I64Prop:$top_k, I64Prop:$experts);
+  let assemblyFormat = [{
+    $ctx `,` $y `,` $ids `,` $slots `,` $weights (`addend` $addend^)? `->`
+    $out `tokens` $tokens `capacity` $capacity `hidden` $hidden `top_k`
+    $top_k `experts` $experts attr-dict `:` type($y) `,` type($ids) `,`
+    type($slots) `,` type($weights) (`,` type($addend)^)? `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// FFN
+//===----------------------------------------------------------------------===//
+
+// moert_ffn_desc: gated (SwiGLU family) when `gate` is present:
+// down(act(gate x) * up x); plain otherwise: down(act(up x + b1)) + b2.
+defvar Moert_FfnOperands = (ins Optional<Moert_View>:$gate,
+                                Moert_View:$up, Optional<Moert_View>:$up_bias,
+                                Moert_View:$down,
+                                Optional<Moert_View>:$down_bias,
+                                EnumProp<Moe_Activation>:$activation,
+                                I64Prop:$hidden, I64Prop:$ffn);
+
+def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
+  let summary = "moert_experts: grouped FFN over the expert buffer [E, C, H]";
+  let description = [{
+    Weights stacked over experts: gate/up `[E, F, H]`, down `[E, H, F]`,
+    up_bias `[E, F]`, down_bias `[E, H]`; `ffn` is the rank's F slice. Each
+    expert's capacity is split into `blocks` blocks; `rows [E, blocks]` (i32)
+    says how many leading rows of each block hold tokens.
+
+    ```mlir
+    moert.experts %ctx, silu %in : !moert.view<f32, 32768>
+        gate %wg : !moert.view<f32, 65536> up %wu : !moert.view<f32, 65536>
+        down %wd : !moert.view<f32, 65536> -> %out : !moert.view<f32, 32768>
+        rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1
+        hidden 64 ffn 128
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moert_View:$input),
+                       Moert_FfnOperands,
+                       (ins Moert_View:$output, Optional<Moert_View>:$rows,
+                            I64:$capacity, I64Prop:$experts,
+                            I64Prop:$blocks));
+  let assemblyFormat = [{
+    $ctx `,` $activation $input `:` type($input)
+    (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
+    (`bias` $up_bias^ `:` type($up_bias))? `down` $down `:` type($down)
+    (`bias` $down_bias^ `:` type($down_bias))? `->` $output `:` type($output)
+    (`rows` $rows^ `:` type($rows))? `capacity` $capacity `experts` $experts
+    `blocks` $blocks `hidden` $hidden `ffn` $ffn attr-dict
+  }];
+}
+
+def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
+  let summary = "moert_dense_ffn: the FFN on x [S, H] without routing";
+  let description = [{
+    Weights: gate/up `[F, H]`, down `[H, F]`, up_bias `[F]`, down_bias `[H]`.
+
+    ```mlir
+    moert.dense_ffn %ctx, gelu %x : !moert.view<f32, 4096>
+        up %w1 : !moert.view<f32, 8192> bias %b1 : !moert.view<f32, 128>
+        down %w2 : !moert.view<f32, 8192> bias %b2 : !moert.view<f32, 64>
+        -> %y : !moert.view<f32, 4096> tokens %s hidden 64 ffn 128
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moert_View:$input),
+                       Moert_FfnOperands,
+                       (ins Moert_View:$output, I64:$tokens));
+  let assemblyFormat = [{
+    $ctx `,` $activation $input `:` type($input)
+    (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
+    (`bias` $up_bias^ `:` type($up_bias))? `down` $down `:` type($down)
+    (`bias` $down_bias^ `:` type($down_bias))? `->` $output `:` type($output)
+    `tokens` $tokens `hidden` $hidden `ffn` $ffn attr-dict
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise mixes
+//===----------------------------------------------------------------------===//
+
+def Moert_ResidualMixOp : Moert_Op<"residual_mix"> {
+  let summary = "moert_residual_mix: PR-MoE coefficient mix";
+  let description = [{
+    `out = moe * c[:, 0] + mlp * c[:, 1]`, `c = softmax(x . wc[2, H]^T + bc)`.
+
+    ```mlir
+    moert.residual_mix %ctx, %moe, %mlp coefficient(%x, %wc bias %bc) -> %out
+        tokens %s hidden 64 : !moert.view<f32, 4096>, !moert.view<f32, 4096>,
+        !moert.view<f32, 4096>, !moert.view<f32, 128>, !moert.view<f32, 2>
+        -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$moe_output,
+                       Moert_View:$mlp_output, Moert_View:$x,
+                       Moert_View:$coef_weight, Optional<Moert_View>:$coef_bias,
+                       Moert_View:$out, I64:$tokens, I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $moe_output `,` $mlp_output `coefficient` `(` $x `,` $coef_weight
+    (`bias` $coef_bias^)? `)` `->` $out `tokens` $tokens `hidden` $hidden
+    attr-dict `:` type($moe_output) `,` type($mlp_output) `,` type($x) `,`
+    type($coef_weight) (`,` type($coef_bias)^)? `->` type($out)
+  }];
+}
+
+def Moert_SharedAddOp : Moert_Op<"shared_add", [AttrSizedOperandSegments]> {
+  let summary = "moert_shared_add: routed + (sigmoid(x . w_sg^T) *) shared";
+  let description = [{
+    Without `gated(...)`: DeepSeek's plain sum. `out` may be `routed`.
+
+    ```mlir
+    moert.shared_add %ctx, %routed, %shared gated(%x, %wsg) -> %routed
+        tokens %s hidden 64 : !moert.view<f32, 4096>, !moert.view<f32, 4096>,
+        !moert.view<f32, 4096>, !moert.view<f32, 64> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$routed,
+                       Moert_View:$shared, Optional<Moert_View>:$x,
+                       Optional<Moert_View>:$gate_weight, Moert_View:$out,
+                       I64:$tokens, I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $routed `,` $shared (`gated` `(` $x^ `,` $gate_weight `)`)? `->`
+    $out `tokens` $tokens `hidden` $hidden attr-dict `:` type($routed) `,`
+    type($shared) (`,` type($x)^ `,` type($gate_weight))? `->` type($out)
+  }];
+}
+
+def Moert_AddOp : Moert_Op<"add"> {
+  let summary = "moert_add: out = a + b over tokens x hidden elements";
+  let description = [{
+    The layer's residual connection; `out` may be `a` or `b`.
+
+    ```mlir
+    moert.add %ctx, %x, %y -> %x tokens %s hidden 64
+        : !moert.view<f32, 4096>, !moert.view<f32, 4096> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$lhs,
+                       Moert_View:$rhs, Moert_View:$out, I64:$tokens,
+                       I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $lhs `,` $rhs `->` $out `tokens` $tokens `hidden` $hidden
+    attr-dict `:` type($lhs) `,` type($rhs) `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Rank groups and collectives
+//===----------------------------------------------------------------------===//
+
+def Moert_GroupOp : Moert_Op<"group"> {
+  let summary = "moert_group_create for the row of `groups` holding this rank";
+  let description = [{
+    `groups` partitions (part of) the world into rows of equal size; each
+    rank creates the group of its own row. Every rank of the world that runs
+    this op must appear in exactly one row.
+
+    ```mlir
+    %g = moert.group %ctx [[0, 1], [2, 3]]
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, I64ElementsAttr:$groups);
+  let results = (outs Moert_GroupType:$group);
+  let assemblyFormat = "$ctx custom<RankGroups>($groups) attr-dict";
+  let extraClassDeclaration = [{
+    int64_t getGroupSize() {
+      return ::llvm::cast<::mlir::ShapedType>(getGroups().getType())
+          .getDimSize(1);
+    }
+  }];
+}
+
+def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
+  let summary = "moert_all_to_all: expert-major exchange within a group";
+  let description = [{
+    `to_experts`: send `[G * E_local, C, H]` -> recv `[E_local, G * C, H]`;
+    `from_experts` is the inverse. `send` and `recv` must not overlap.
+
+    ```mlir
+    moert.all_to_all %ctx, %g to_experts flat %send -> %recv
+        experts_local 2 capacity %cap hidden 64
+        : !moert.view<f32, 32768> -> !moert.view<f32, 32768>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       EnumProp<Moe_AllToAllDirection>:$direction,
+                       EnumProp<Moe_AllToAllVariant>:$algorithm,
+                       Moert_View:$send, Moert_View:$recv, I64Prop:$experts_local,
+                       I64:$capacity, I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $group $direction $algorithm $send `->` $recv `experts_local`
+    $experts_local `capacity` $capacity `hidden` $hidden attr-dict `:`
+    type($send) `->` type($recv)
+  }];
+}
+
+def Moert_AllReduceOp : Moert_Op<"all_reduce"> {
+  let summary = "moert_all_reduce: recv = reduce of send over the group";
+  let description = [{
+    `count` elements; `send` may be `recv` (in place).
+
+    ```mlir
+    moert.all_reduce %ctx, %g sum %part -> %part count %n
+        : !moert.view<f32, 4096> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       EnumProp<Moert_ReduceOp>:$op, Moert_View:$send,
+                       Moert_View:$recv, I64:$count);
+  let assemblyFormat = [{
+    $ctx `,` $group $op $send `->` $recv `count` $count attr-dict `:`
+    type($send) `->` type($recv)
+  }];
+}
+
+def Moert_AllReduceI64Op : Moert_Op<"all_reduce_i64", [Pure]> {
+  let summary = "moert_all_reduce_i64: one host scalar (dropless capacity)";
+  let description = [{
+    ```mlir
+    %c = moert.all_reduce_i64 %ctx, %g max %cap
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       EnumProp<Moert_ReduceOp>:$op, I64:$value);
+  let results = (outs I64:$result);
+  let assemblyFormat = "$ctx `,` $group $op $value attr-dict";
+  let hasVerifier = 0;
+}
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+def Moert_LoadWeightOp : Moert_Op<"load_weight"> {
+  let summary = "moert_weights_load: a (sliced) tensor from safetensors";
+  let description = [{
+    Loads `key` of the expected `shape`, the box `[begin, end)` of it
+    (`end = 0`: the full extent). A key with `{e}` is a per-expert pattern:
+    experts `[expert_begin, expert_end)` are stacked in front. The view
+    receives the box dense, converted to its element type.
+
+    ```mlir
+    moert.load_weight %ctx, %weights "layers.0.experts.{e}.w1.weight"
+        experts [2, 4) shape [128, 64] begin [0, 0] end [64, 0] -> %w1
+        : !moert.view<f32, 8192>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
+                       StrAttr:$key, OptionalAttr<DenseI64ArrayAttr>:$expert_range,
+                       DenseI64ArrayAttr:$shape, DenseI64ArrayAttr:$begin,
+                       DenseI64ArrayAttr:$end, Moert_View:$dst);
+  let assemblyFormat = [{
+    $ctx `,` $weights $key (`experts` custom<ExpertRange>($expert_range)^)?
+    `shape` $shape `begin` $begin `end` $end `->` $dst attr-dict `:`
+    type($dst)
+  }];
+  let extraClassDeclaration = [{
+    /// Elements the load writes into `dst`.
+    int64_t getLoadedElements();
+  }];
+}
+
+#endif // MOE_DIALECT_MOERT_IR_MOERTOPS_TD

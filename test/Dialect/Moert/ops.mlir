@@ -1,0 +1,87 @@
+// RUN: moe-opt %s | moe-opt | FileCheck %s
+// RUN: moe-opt %s --verify-roundtrip | FileCheck %s
+
+// Every moert op in its custom form; a single-rank Mixtral-style layer with
+// 16 tokens at most (hidden 64, ffn 128, 8 experts, top-2) plus the ops the
+// other families and expert parallelism need.
+
+// CHECK-LABEL: func.func @layer
+func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
+  // CHECK: %[[BUF:.*]] = moert.alloc %{{.*}} : !moert.buffer<1048576>
+  %buf = moert.alloc %ctx : !moert.buffer<1048576>
+  // CHECK: moert.view %[[BUF]][0] : !moert.buffer<1048576> -> !moert.view<f32, 1024>
+  %x = moert.view %buf[0] : !moert.buffer<1048576> -> !moert.view<f32, 1024>
+  %wg = moert.view %buf[1024] : !moert.buffer<1048576> -> !moert.view<f32, 512>
+  %logits = moert.view %buf[1536] : !moert.buffer<1048576> -> !moert.view<f32, 128>
+  %ids = moert.view %buf[1664] : !moert.buffer<1048576> -> !moert.view<i32, 32>
+  %w = moert.view %buf[1696] : !moert.buffer<1048576> -> !moert.view<f32, 32>
+  %slots = moert.view %buf[1728] : !moert.buffer<1048576> -> !moert.view<i32, 32>
+  %counts = moert.view %buf[1760] : !moert.buffer<1048576> -> !moert.view<i32, 8>
+  %ebuf = moert.view %buf[2048] : !moert.buffer<1048576> -> !moert.view<f32, 8192>
+  %eout = moert.view %buf[10240] : !moert.buffer<1048576> -> !moert.view<f32, 8192>
+  %w1 = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 65536>
+  %w3 = moert.view %buf[83968] : !moert.buffer<1048576> -> !moert.view<f32, 65536>
+  %w2 = moert.view %buf[149504] : !moert.buffer<1048576> -> !moert.view<f32, 65536>
+  %y = moert.view %buf[215040] : !moert.buffer<1048576> -> !moert.view<f32, 1024>
+
+  // CHECK: moert.load_weight %{{.*}}, %{{.*}} "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %{{.*}} : !moert.view<f32, 512>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %wg : !moert.view<f32, 512>
+  // CHECK: moert.load_weight %{{.*}}, %{{.*}} "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %{{.*}} : !moert.view<f32, 65536>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %w1 : !moert.view<f32, 65536>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w3.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %w3 : !moert.view<f32, 65536>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w2.weight" experts [0, 8) shape [64, 128] begin [0, 0] end [0, 0] -> %w2 : !moert.view<f32, 65536>
+
+  // CHECK: moert.router %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
+  moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
+  // CHECK: %[[CAP:.*]] = moert.gate %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
+  %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
+  // CHECK: moert.dispatch {{.*}} tokens %{{.*}} capacity %[[CAP]] hidden 64 top_k 2 experts 8
+  moert.dispatch %ctx, %x, %ids, %slots -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
+  // CHECK: moert.experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate %{{.*}} : !moert.view<f32, 65536> up %{{.*}} : !moert.view<f32, 65536> down %{{.*}} : !moert.view<f32, 65536> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128
+  moert.experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %w1 : !moert.view<f32, 65536> up %w3 : !moert.view<f32, 65536> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128
+  // CHECK: moert.combine {{.*}} addend %{{.*}} -> %{{.*}} tokens
+  moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // CHECK: moert.add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64
+  moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  return
+}
+
+// CHECK-LABEL: func.func @families
+func.func @families(%ctx: !moert.context, %s: i64, %x: !moert.view<bf16, 1024>,
+                    %logits: !moert.view<f32, 1024>, %bias: !moert.view<f32, 64>,
+                    %ids: !moert.view<i32, 128>, %w: !moert.view<f32, 128>,
+                    %slots: !moert.view<i32, 128>, %counts: !moert.view<i32, 64>,
+                    %w1: !moert.view<bf16, 8192>, %b1: !moert.view<bf16, 128>,
+                    %w2: !moert.view<bf16, 8192>, %b2: !moert.view<bf16, 64>,
+                    %y: !moert.view<bf16, 1024>, %z: !moert.view<bf16, 1024>,
+                    %wc: !moert.view<f32, 128>, %bc: !moert.view<f32, 2>,
+                    %wsg: !moert.view<bf16, 64>) {
+  // CHECK: moert.gate {{.*}} correction %{{.*}} -> {{.*}} experts 64 <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5>
+  %c = moert.gate %ctx, %logits correction %bias -> %ids, %w, %slots, %counts tokens %s experts 64 <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<i32, 128>, !moert.view<f32, 128>, !moert.view<i32, 128>, !moert.view<i32, 64>
+  // CHECK: moert.dense_ffn %{{.*}}, gelu %{{.*}} : !moert.view<bf16, 1024> up %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 128> down %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 64> -> %{{.*}} : !moert.view<bf16, 1024> tokens %{{.*}} hidden 64 ffn 128
+  moert.dense_ffn %ctx, gelu %x : !moert.view<bf16, 1024> up %w1 : !moert.view<bf16, 8192> bias %b1 : !moert.view<bf16, 128> down %w2 : !moert.view<bf16, 8192> bias %b2 : !moert.view<bf16, 64> -> %y : !moert.view<bf16, 1024> tokens %s hidden 64 ffn 128
+  // CHECK: moert.residual_mix %{{.*}}, %{{.*}}, %{{.*}} coefficient(%{{.*}}, %{{.*}} bias %{{.*}}) -> %{{.*}} tokens %{{.*}} hidden 64
+  moert.residual_mix %ctx, %y, %z coefficient(%x, %wc bias %bc) -> %z tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<f32, 128>, !moert.view<f32, 2> -> !moert.view<bf16, 1024>
+  // CHECK: moert.shared_add %{{.*}}, %{{.*}}, %{{.*}} gated(%{{.*}}, %{{.*}}) -> %{{.*}} tokens %{{.*}} hidden 64
+  moert.shared_add %ctx, %y, %z gated(%x, %wsg) -> %y tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
+  // CHECK: moert.shared_add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+  moert.shared_add %ctx, %y, %z -> %y tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+  return
+}
+
+// CHECK-LABEL: func.func @exchange
+func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
+                    %send: !moert.view<bf16, 8192>, %recv: !moert.view<bf16, 8192>,
+                    %part: !moert.view<f32, 1024>) -> i64 {
+  // CHECK: %[[G:.*]] = moert.group %{{.*}} {{\[}}[0, 1], [2, 3]]
+  %g = moert.group %ctx [[0, 1], [2, 3]]
+  // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts hierarchical %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
+  moert.all_to_all %ctx, %g to_experts hierarchical %send -> %recv experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
+  // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
+  moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
+  // CHECK: moert.all_reduce %{{.*}}, %[[G]] sum %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  moert.all_reduce %ctx, %g sum %part -> %part count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // CHECK: moert.all_reduce_i64 %{{.*}}, %[[G]] max %{{.*}}
+  %c = moert.all_reduce_i64 %ctx, %g max %cap
+  return %c : i64
+}
