@@ -189,7 +189,7 @@ typedef struct moert_gate_config {
   moert_gate_norm_t norm;
   float norm_epsilon;          /* added to the denominator of SELECTED */
   float routed_scaling_factor; /* final multiplier (1 for most models) */
-  float capacity_factor;       /* 0: dropless */
+  double capacity_factor;      /* 0: dropless (double: the compiler's f64) */
   int64_t min_capacity;
   moert_drop_order_t drop_order;
 } moert_gate_config_t;
@@ -348,7 +348,20 @@ typedef enum moert_reduce_op {
 moert_status_t moert_all_reduce(moert_context_t ctx, moert_group_t group,
                                 moert_reduce_op_t op, moert_view_t send,
                                 moert_view_t recv, int64_t count);
-/* The same on one host scalar (dropless capacity). */
+/* recv[G*count] = the members' send[count] concatenated in member order
+   (tensor-parallel dense MLPs gather the group's tokens). send and recv must
+   not overlap; same dtype. */
+moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
+                                moert_view_t send, moert_view_t recv,
+                                int64_t count);
+/* recv[count] = sum over members of their send[member*count, +count): each
+   member gets its own block of the summed send[G*count], fp32 accumulation in
+   member order (the inverse of moert_all_gather for partial sums). send and
+   recv must not overlap; same dtype. */
+moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
+                                    moert_view_t send, moert_view_t recv,
+                                    int64_t count);
+/* The same as moert_all_reduce on one host scalar (dropless capacity). */
 moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
                                     moert_reduce_op_t op, int64_t *value);
 

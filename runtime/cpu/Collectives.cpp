@@ -214,6 +214,79 @@ moert_status_t moert_all_reduce(moert_context_t ctx, moert_group_t group,
   });
 }
 
+moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
+                                moert_view_t send, moert_view_t recv,
+                                int64_t count) {
+  return guard("moert_all_gather", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    require(count >= 0, "negative count ", count);
+    require(send.dtype == recv.dtype, "send and recv dtypes differ");
+    size_t members = g.ranks.size();
+    size_t bytes = count * moert_dtype_size(send.dtype);
+    const char *in = viewData(send, count, "send");
+    char *out = viewData(recv, count * members, "recv");
+    require(in + bytes <= out || out + bytes * members <= in,
+            "send and recv overlap");
+    Rendezvous &rv = *g.rendezvous;
+    rv.published[g.member] = in;
+    barrier(ctx, rv, "all_gather");
+    for (size_t p = 0; p < members; ++p)
+      std::memcpy(out + p * bytes, rv.published[p], bytes);
+    barrier(ctx, rv, "all_gather");
+  });
+}
+
+moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
+                                    moert_view_t send, moert_view_t recv,
+                                    int64_t count) {
+  return guard("moert_reduce_scatter", [&] {
+    moert_group_s &g = checkGroup(ctx, group);
+    require(count >= 0, "negative count ", count);
+    require(send.dtype == recv.dtype, "send and recv dtypes differ");
+    size_t members = g.ranks.size();
+    size_t elementBytes = moert_dtype_size(send.dtype);
+    const char *in = viewData(send, count * members, "send");
+    char *out = viewData(recv, count, "recv");
+    require(in + count * members * elementBytes <= out ||
+                out + count * elementBytes <= in,
+            "send and recv overlap");
+    Rendezvous &rv = *g.rendezvous;
+    rv.published[g.member] = in;
+    barrier(ctx, rv, "reduce_scatter");
+    // Sum my block of every member's send, in member order.
+    size_t offset = g.member * count * elementBytes;
+    std::vector<char> result(count * elementBytes);
+    if (send.dtype == MOERT_I32 || send.dtype == MOERT_I64) {
+      auto apply = [&](auto *typed) {
+        using T = std::remove_pointer_t<decltype(typed)>;
+        for (int64_t i = 0; i < count; ++i)
+          typed[i] = 0;
+        for (size_t p = 0; p < members; ++p) {
+          auto *peer = reinterpret_cast<const T *>(
+              static_cast<const char *>(rv.published[p]) + offset);
+          for (int64_t i = 0; i < count; ++i)
+            typed[i] += peer[i];
+        }
+      };
+      if (send.dtype == MOERT_I32)
+        apply(reinterpret_cast<int32_t *>(result.data()));
+      else
+        apply(reinterpret_cast<int64_t *>(result.data()));
+    } else {
+      std::vector<float> acc(count, 0.0f), widened(count);
+      for (size_t p = 0; p < members; ++p) {
+        convertToFloat(static_cast<const char *>(rv.published[p]) + offset,
+                       send.dtype, widened.data(), count);
+        for (int64_t i = 0; i < count; ++i)
+          acc[i] += widened[i];
+      }
+      convertFromFloat(acc.data(), result.data(), send.dtype, count);
+    }
+    barrier(ctx, rv, "reduce_scatter");
+    std::memcpy(out, result.data(), result.size());
+  });
+}
+
 moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
                                     moert_reduce_op_t op, int64_t *value) {
   return guard("moert_all_reduce_i64", [&] {

@@ -162,7 +162,7 @@ int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
 
   // Step 6: capacity and slots.
   int64_t choices = tokens * topK;
-  bool dropless = cfg.capacity_factor == 0.0f;
+  bool dropless = cfg.capacity_factor == 0.0;
   int64_t capacity = 0;
   if (!dropless) {
     double wanted = static_cast<double>(topK * tokens) / experts *
@@ -239,7 +239,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
   cfg->norm = MOERT_NORM_NONE;
   cfg->norm_epsilon = 0.0f;
   cfg->routed_scaling_factor = 1.0f;
-  cfg->capacity_factor = 0.0f;
+  cfg->capacity_factor = 0.0;
   cfg->min_capacity = 0;
   cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
 }

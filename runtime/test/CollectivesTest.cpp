@@ -124,6 +124,48 @@ TEST(AllToAll, ExchangesCountsAndBf16) {
   });
 }
 
+TEST(AllGather, ConcatenatesInMemberOrderAndReduceScatterSumsBlocks) {
+  World world(1, 4);
+  world.run([&](moert_context_t ctx) {
+    int32_t rank = moert_context_rank(ctx);
+    // Groups {0, 2} and {1, 3}: member order, not world order, decides.
+    Group pair(ctx, {rank % 2 + 2, rank % 2});
+    ASSERT_EQ(pair.member(), rank / 2 == 0 ? 1 : 0);
+    std::vector<float> mine = {float(rank), float(rank) + 0.5f, -1.0f};
+    Buffer send(ctx, mine, MOERT_F32), recv(ctx, 6 * 4);
+    check(moert_buffer_fill(ctx, recv.view(MOERT_F32), 6, NAN));
+    check(moert_all_gather(ctx, pair.get(), send.view(MOERT_F32),
+                           recv.view(MOERT_F32), 3));
+    int32_t first = rank % 2 + 2, second = rank % 2;
+    EXPECT_EQ(recv.download<float>(MOERT_F32, 6),
+              (std::vector<float>{float(first), first + 0.5f, -1.0f,
+                                  float(second), second + 0.5f, -1.0f}));
+    // Partial sums: member m sends [G*2] = m+1 everywhere plus its rank in
+    // block m; block b of the result is sum_m (m+1) + rank of member b.
+    std::vector<float> partial(4, float(pair.member() + 1));
+    partial[pair.member() * 2] += float(rank);
+    Buffer psend(ctx, partial, MOERT_F32), precv(ctx, 2 * 4);
+    check(moert_buffer_fill(ctx, precv.view(MOERT_F32), 2, NAN));
+    check(moert_reduce_scatter(ctx, pair.get(), psend.view(MOERT_F32),
+                               precv.view(MOERT_F32), 2));
+    EXPECT_EQ(precv.download<float>(MOERT_F32, 2),
+              (std::vector<float>{3.0f + float(rank), 3.0f}));
+    // bf16 storage rounds once, after the fp32 sum.
+    std::vector<uint16_t> one(2, 0x3f80); // 1.0
+    Buffer bsend(ctx, one, MOERT_BF16), brecv(ctx, 2);
+    check(moert_reduce_scatter(ctx, pair.get(), bsend.view(MOERT_BF16),
+                               brecv.view(MOERT_BF16), 1));
+    EXPECT_EQ(brecv.download<uint16_t>(MOERT_BF16, 1),
+              (std::vector<uint16_t>{0x4000})); // 2.0
+    // Overlapping views are refused with a message.
+    EXPECT_EQ(moert_all_gather(ctx, pair.get(), recv.view(MOERT_F32),
+                               recv.view(MOERT_F32), 3),
+              MOERT_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(moert_last_error()).find("overlap"),
+              std::string::npos);
+  });
+}
+
 TEST(AllToAll, SubgroupsAndBadGroups) {
   World world(2, 2);
   world.run([&](moert_context_t ctx) {
