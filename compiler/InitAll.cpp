@@ -5,6 +5,7 @@
 #include "compiler/Import/Importers.h"
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moert/IR/MoertDialect.h"
+#include "passes/Conversion/MoeToMoert/Passes.h"
 #include "passes/Parallelism/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -22,6 +23,7 @@ void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
 
 void mlir::moe::registerPasses() {
   mlir::moe::registerParallelismPasses();
+  mlir::moe::registerMoeToMoertPasses();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();

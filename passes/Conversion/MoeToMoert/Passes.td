@@ -1,0 +1,39 @@
+//===- Passes.td - moe to moert conversion -----------------*- tablegen -*-===//
+
+#ifndef MOE_PASSES_CONVERSION_MOETOMOERT_PASSES_TD
+#define MOE_PASSES_CONVERSION_MOETOMOERT_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
+  let summary = "lower moe tensors to moert calls on statically planned buffers";
+  let description = [{
+    Rewrites every model function `@f(%x: tensor<?xHxT>, weights...)` into
+    `@f(%ctx: !moert.context, %weights: !moert.weights, %tokens: i64,
+    %x: !moert.view<T, N*H>)` that loads its weights, runs the layers on
+    views of one activation arena and leaves the result in `%x`.
+
+    `tokens` (or the module attribute `moert.max_tokens`) is N, the most
+    tokens a rank processes per step: dynamic token dimensions take that
+    bound, capacities the bound `#moe.routing` gives for N (dropless: N, as a
+    token picks an expert at most once). Values whose live ranges do not
+    overlap share arena bytes; the arena size (peak activation bytes per
+    rank) and the weight bytes are recorded as `moert.peak_bytes` and
+    `moert.weight_bytes` and printed with `report`.
+
+    Supported so far: layers whose plan keeps weights whole (no plan, or
+    ep = tp = 1); expert and tensor parallelism are rejected with a
+    diagnostic at the layer.
+  }];
+  let dependentDialects = ["::mlir::moert::MoertDialect",
+                           "::mlir::arith::ArithDialect"];
+  let options = [
+    Option<"tokens", "tokens", "int64_t", /*default=*/"0",
+           "Most tokens per rank per step (default: the module's "
+           "moert.max_tokens)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Print the buffer plan (arena and weight bytes) to stdout">,
+  ];
+}
+
+#endif // MOE_PASSES_CONVERSION_MOETOMOERT_PASSES_TD

@@ -1,0 +1,37 @@
+// RUN: moe-opt %s -split-input-file --moe-lower-to-runtime="tokens=8" -verify-diagnostics
+// RUN: not moe-opt %s -split-input-file --moe-lower-to-runtime 2>&1 | FileCheck %s --check-prefix=NOTOKENS
+
+// NOTOKENS: error: moe-lower-to-runtime needs the most tokens per rank per step: pass tokens=N or set 'moert.max_tokens' on the module
+
+// Expert parallelism is not lowered yet: a clear error at the layer.
+func.func @ep(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  // expected-error @below {{moe-lower-to-runtime supports only plans with ep = tp = 1 so far; layer 0 has ep = 2, tp = 1}}
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  } {moe.plan = #moe.plan<dp = 1, ep = 2, tp = 1>}
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @constant_mix(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    // expected-error @below {{moe-lower-to-runtime needs the coefficient form of moe.residual_mix}}
+    %r = moe.residual_mix %d, %d constant [0.25, 0.75] : tensor<?x64xf32>
+    moe.yield %r : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @below {{argument #1 has no 'moe.weight' key to load it from}}
+func.func @unnamed(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32>, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
