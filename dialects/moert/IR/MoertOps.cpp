@@ -373,6 +373,26 @@ LogicalResult AllReduceOp::verify() {
   return success();
 }
 
+/// send and recv of a gather or scatter: one dtype, distinct views.
+static LogicalResult verifyGatherScatter(Operation *op, Value send,
+                                         Value recv) {
+  if (viewType(send).getElementType() != viewType(recv).getElementType())
+    return op->emitOpError()
+           << "send and receive views must have the same element type, got "
+           << send.getType() << " and " << recv.getType();
+  if (send == recv)
+    return op->emitOpError() << "send and receive must not overlap";
+  return success();
+}
+
+LogicalResult AllGatherOp::verify() {
+  return verifyGatherScatter(*this, getSend(), getRecv());
+}
+
+LogicalResult ReduceScatterOp::verify() {
+  return verifyGatherScatter(*this, getSend(), getRecv());
+}
+
 //===----------------------------------------------------------------------===//
 // Weights
 //===----------------------------------------------------------------------===//

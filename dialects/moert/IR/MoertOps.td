@@ -357,6 +357,30 @@ def Moert_AllReduceOp : Moert_Op<"all_reduce"> {
   }];
 }
 
+// Tensor-parallel dense MLPs: gather the group's tokens, sum partial outputs
+// back to the token owners.
+class Moert_GatherScatterOp<string mnemonic, string summaryText,
+                            string example> : Moert_Op<mnemonic> {
+  let summary = summaryText;
+  let description = "`count` is the per-member block in elements; `send` and "
+                    "`recv` must not overlap.\n\n```mlir\n" # example #
+                    "\n```";
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       Moert_View:$send, Moert_View:$recv, I64:$count);
+  let assemblyFormat = [{
+    $ctx `,` $group $send `->` $recv `count` $count attr-dict `:`
+    type($send) `->` type($recv)
+  }];
+}
+
+def Moert_AllGatherOp : Moert_GatherScatterOp<"all_gather",
+    "moert_all_gather: recv = the members' send blocks in member order",
+    "moert.all_gather %ctx, %g %x -> %all count %n : !moert.view<f32, 1024> -> !moert.view<f32, 2048>">;
+
+def Moert_ReduceScatterOp : Moert_GatherScatterOp<"reduce_scatter",
+    "moert_reduce_scatter: recv = sum over members of their send block for me",
+    "moert.reduce_scatter %ctx, %g %part -> %mine count %n : !moert.view<f32, 2048> -> !moert.view<f32, 1024>">;
+
 def Moert_AllReduceI64Op : Moert_Op<"all_reduce_i64", [Pure]> {
   let summary = "moert_all_reduce_i64: one host scalar (dropless capacity)";
   let description = [{

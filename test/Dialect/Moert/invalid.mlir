@@ -374,3 +374,19 @@ func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<i32, 8192
   moert.load_weight %ctx, %w "layers.0.gate" shape [128, 64] begin [0, 0] end [0, 0] -> %d : !moert.view<i32, 8192>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %g: !moert.group, %n: i64, %a: !moert.view<f32, 1024>, %b: !moert.view<bf16, 2048>) {
+  // expected-error @below {{send and receive views must have the same element type, got '!moert.view<f32, 1024>' and '!moert.view<bf16, 2048>'}}
+  moert.all_gather %ctx, %g %a -> %b count %n : !moert.view<f32, 1024> -> !moert.view<bf16, 2048>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %g: !moert.group, %n: i64, %a: !moert.view<f32, 1024>) {
+  // expected-error @below {{send and receive must not overlap}}
+  moert.reduce_scatter %ctx, %g %a -> %a count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  return
+}

@@ -72,7 +72,8 @@ func.func @families(%ctx: !moert.context, %s: i64, %x: !moert.view<bf16, 1024>,
 // CHECK-LABEL: func.func @exchange
 func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
                     %send: !moert.view<bf16, 8192>, %recv: !moert.view<bf16, 8192>,
-                    %part: !moert.view<f32, 1024>) -> i64 {
+                    %part: !moert.view<f32, 1024>,
+                    %gathered: !moert.view<f32, 2048>) -> i64 {
   // CHECK: %[[G:.*]] = moert.group %{{.*}} {{\[}}[0, 1], [2, 3]]
   %g = moert.group %ctx [[0, 1], [2, 3]]
   // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts hierarchical %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
@@ -81,7 +82,11 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
   moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_reduce %{{.*}}, %[[G]] sum %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   moert.all_reduce %ctx, %g sum %part -> %part count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // CHECK: moert.all_gather %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
+  // CHECK: moert.reduce_scatter %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_reduce_i64 %{{.*}}, %[[G]] max %{{.*}}
+  moert.all_gather %ctx, %g %part -> %gathered count %n : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
+  moert.reduce_scatter %ctx, %g %send -> %recv count %n : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   %c = moert.all_reduce_i64 %ctx, %g max %cap
   return %c : i64
 }
