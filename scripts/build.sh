@@ -2,7 +2,7 @@
 # Configures and builds moe-mlir into ${MOE_BUILD_DIR:-build}.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${MOE_BUILD_DIR:-$root/build}
+build=$(realpath -m "${MOE_BUILD_DIR:-$root/build}")
 
 "$root/scripts/install-deps.sh"
 # A common base lets ccache hit across checkouts at different paths.

@@ -4,7 +4,7 @@
 # 1x4 mesh, and print the plan table and the per-rank IR.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${MOE_BUILD_DIR:-$root/build}
+build=$(realpath -m "${MOE_BUILD_DIR:-$root/build}")
 export MOE_BUILD_DIR=$build
 
 "$root/scripts/build.sh" moe-opt moe-translate >/dev/null

@@ -3,7 +3,7 @@
 # Ends with one line "N passed, N failed, N skipped" over both.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${MOE_BUILD_DIR:-$root/build}
+build=$(realpath -m "${MOE_BUILD_DIR:-$root/build}")
 export MOE_BUILD_DIR=$build
 
 "$root/scripts/build.sh"
