@@ -112,6 +112,15 @@ LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+int64_t PlanAttr::getDegree(ShardAxis axis) const {
+  return axis == ShardAxis::ep ? getEp() : axis == ShardAxis::tp ? getTp() : 1;
+}
+
+// rank = (d * ep + e) * tp + t.
+int64_t PlanAttr::getRankStride(ShardAxis axis) const {
+  return axis == ShardAxis::ep ? getTp() : 1;
+}
+
 SmallVector<SmallVector<int64_t>> PlanAttr::getExchangeGroups() const {
   SmallVector<SmallVector<int64_t>> groups;
   int64_t size = getEp() * getTp();

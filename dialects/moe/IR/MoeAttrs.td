@@ -143,6 +143,10 @@ def Moe_PlanAttr : Moe_Attr<"Plan", "plan"> {
     /// The all-to-all groups, one row per replica d: its ep * tp ranks
     /// (expert-slicing partners next to each other).
     ::llvm::SmallVector<::llvm::SmallVector<int64_t>> getExchangeGroups() const;
+    /// Degree of `axis` (ep or tp) and the rank stride between neighbours on
+    /// it: a rank's coordinate on `axis` is (rank / stride) % degree.
+    int64_t getDegree(ShardAxis axis) const;
+    int64_t getRankStride(ShardAxis axis) const;
   }];
 }
 

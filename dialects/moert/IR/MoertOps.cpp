@@ -421,6 +421,15 @@ int64_t LoadWeightOp::getLoadedElements() {
   return elements;
 }
 
+LogicalResult RecordDropsOp::verify() {
+  if (failed(expectPositive(*this, "experts", getExperts())) ||
+      failed(expectPositive(*this, "top_k", getTopK())) ||
+      failed(expectType(*this, "counts", getCounts(),
+                        IntegerType::get(getContext(), 32))))
+    return failure();
+  return expectCount(*this, "counts", getCounts(), getExperts());
+}
+
 LogicalResult LoadWeightOp::verify() {
   ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
   if (shape.empty() || shape.size() > 4)
@@ -430,7 +439,13 @@ LogicalResult LoadWeightOp::verify() {
     return emitOpError() << "begin and end must have " << shape.size()
                          << " entries like shape, got " << begin.size()
                          << " and " << end.size();
+  if (!getOffsets().empty() && getOffsets().size() != shape.size())
+    return emitOpError() << "offsets must be absent or one per dimension ("
+                         << shape.size() << "), got " << getOffsets().size();
   for (size_t d = 0; d < shape.size(); ++d) {
+    if (!getOffsets().empty() && end[d] == 0)
+      return emitOpError() << "dimension " << d
+                           << ": a shifted box needs an explicit end";
     int64_t stop = end[d] == 0 ? shape[d] : end[d];
     if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
       return emitOpError() << "dimension " << d << ": slice [" << begin[d]
@@ -446,6 +461,8 @@ LogicalResult LoadWeightOp::verify() {
                                        "expert range"
                                      : "has no '{e}' placeholder and takes no "
                                        "expert range");
+  if (getExpertOffset() && !range)
+    return emitOpError() << "an expert offset needs an expert range";
   if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
     return emitOpError() << "expert range [" << (*range)[0] << ", "
                          << (*range)[1] << ") is empty or negative";

@@ -399,7 +399,20 @@ def Moert_AllReduceI64Op : Moert_Op<"all_reduce_i64", [Pure]> {
 // Weights
 //===----------------------------------------------------------------------===//
 
-def Moert_LoadWeightOp : Moert_Op<"load_weight"> {
+def Moert_RankOp : Moert_Op<"rank", [Pure]> {
+  let summary = "moert_context_rank: the calling rank's world index";
+  let description = [{
+    ```mlir
+    %r = moert.rank %ctx
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx);
+  let results = (outs I64:$rank);
+  let assemblyFormat = "$ctx attr-dict";
+  let hasVerifier = 0;
+}
+
+def Moert_LoadWeightOp : Moert_Op<"load_weight", [AttrSizedOperandSegments]> {
   let summary = "moert_weights_load: a (sliced) tensor from safetensors";
   let description = [{
     Loads `key` of the expected `shape`, the box `[begin, end)` of it
@@ -407,24 +420,72 @@ def Moert_LoadWeightOp : Moert_Op<"load_weight"> {
     experts `[expert_begin, expert_end)` are stacked in front. The view
     receives the box dense, converted to its element type.
 
+    A rank's shard is known only at run time: `expert_offset` shifts the
+    expert range and `offsets` (one per dimension) shift the box; the static
+    box is then the shard's extent, so `end` must be explicit.
+
     ```mlir
     moert.load_weight %ctx, %weights "layers.0.experts.{e}.w1.weight"
-        experts [2, 4) shape [128, 64] begin [0, 0] end [64, 0] -> %w1
-        : !moert.view<f32, 8192>
+        experts [0, 2) + %e0 shape [128, 64] begin [0, 0] end [64, 64]
+        + (%f0, %zero) -> %w1 : !moert.view<f32, 8192>
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
                        StrAttr:$key, OptionalAttr<DenseI64ArrayAttr>:$expert_range,
+                       Optional<I64>:$expert_offset,
                        DenseI64ArrayAttr:$shape, DenseI64ArrayAttr:$begin,
-                       DenseI64ArrayAttr:$end, Moert_View:$dst);
+                       DenseI64ArrayAttr:$end, Variadic<I64>:$offsets,
+                       Moert_View:$dst);
   let assemblyFormat = [{
     $ctx `,` $weights $key (`experts` custom<ExpertRange>($expert_range)^)?
-    `shape` $shape `begin` $begin `end` $end `->` $dst attr-dict `:`
-    type($dst)
+    (`+` $expert_offset^)? `shape` $shape `begin` $begin `end` $end
+    (`+` `(` $offsets^ `)`)? `->` $dst attr-dict `:` type($dst)
   }];
   let extraClassDeclaration = [{
     /// Elements the load writes into `dst`.
     int64_t getLoadedElements();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Step statistics (runtime/moert_model.h)
+//===----------------------------------------------------------------------===//
+
+def Moert_LayerOp : Moert_Op<"layer", [SingleBlock, NoTerminator]> {
+  let summary = "one layer of a step, timed into stats[index]";
+  let description = [{
+    The body's calls belong to layer `index`: their failures name it, and
+    the wall time of the body is recorded in the step's statistics.
+
+    ```mlir
+    moert.layer %stats index 0 {
+      moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : ...
+    }
+    ```
+  }];
+  let arguments = (ins Moert_StatsType:$stats, I64Prop:$index);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$stats `index` $index $body attr-dict";
+  let hasVerifier = 0;
+}
+
+def Moert_RecordDropsOp : Moert_Op<"record_drops"> {
+  let summary = "stats[layer].dropped = tokens * top_k - sum(counts)";
+  let description = [{
+    Reads the gate's per-expert kept counts (i32 `[experts]`) back to the
+    host and records the choices that capacity dropped in this step.
+
+    ```mlir
+    moert.record_drops %ctx, %stats layer 0 counts %c tokens %s top_k 2
+        experts 8 : !moert.view<i32, 8>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_StatsType:$stats,
+                       I64Prop:$layer, Moert_View:$counts, I64:$tokens,
+                       I64Prop:$top_k, I64Prop:$experts);
+  let assemblyFormat = [{
+    $ctx `,` $stats `layer` $layer `counts` $counts `tokens` $tokens `top_k`
+    $top_k `experts` $experts attr-dict `:` type($counts)
   }];
 }
 

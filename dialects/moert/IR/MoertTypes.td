@@ -22,6 +22,10 @@ def Moert_WeightsType : Moert_Type<"Weights", "weights"> {
   let summary = "moert_weights_t: an open safetensors file";
 }
 
+def Moert_StatsType : Moert_Type<"Stats", "stats"> {
+  let summary = "moert_model_layer_stats_t *: per-layer statistics of a step";
+}
+
 def Moert_BufferType : Moert_Type<"Buffer", "buffer"> {
   let summary = "moert_buffer_t of a static size in bytes";
   let parameters = (ins "int64_t":$bytes);

@@ -12,6 +12,7 @@
 
 #include "passes/Conversion/MoeToMoert/BufferPlan.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -24,7 +25,6 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
-using moert::AllocOp;
 using moert::BufferType;
 using moert::ContextType;
 using moert::LoadWeightOp;
@@ -49,8 +49,13 @@ public:
   LogicalResult run(int64_t &peakBytes, int64_t &weightBytes);
 
 private:
+  struct WeightSlot {
+    BlockArgument arg;
+    int64_t offset; // bytes into the state buffer
+  };
   LogicalResult analyze();
   LogicalResult emit();
+  LogicalResult emitInit(ArrayRef<WeightSlot> slots);
   LogicalResult emitOp(Operation *op);
 
   /// Bound of the single dynamic dimension of `value` (or 0 if static).
@@ -75,8 +80,10 @@ private:
   SmallVector<Value> planned;     // tensors placed in the arena, in def order
   DenseMap<Value, Value> views;   // moe tensor -> moert view
   DenseMap<Value, Value> scalars; // moe index -> i64
-  Value ctx, weights, tokens, arena;
-  int64_t arenaBytes = 0;
+  Value ctx, tokens, stats;
+  Value arena; // the state buffer: weights, then activations
+  BufferType stateType;
+  int64_t arenaBytes = 0, weightBytes = 0;
   DenseMap<Value, int64_t> offsets; // tensor -> arena byte offset
 };
 
@@ -180,39 +187,111 @@ LogicalResult FunctionLowering::analyze() {
   return success();
 }
 
+/// The layer plan and shard of weight argument `arg` (null if unsplit).
+static std::pair<PlanAttr, ShardAttr> shardOf(func::FuncOp func,
+                                              BlockArgument arg) {
+  auto shard = func.getArgAttrOfType<ShardAttr>(arg.getArgNumber(),
+                                                MoeDialect::kShardAttrName);
+  for (Operation *user : arg.getUsers())
+    if (auto layer = user->getParentOfType<LayerOp>())
+      return {layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName),
+              shard};
+  return {PlanAttr(), shard};
+}
+
+LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
+  MLIRContext *context = func.getContext();
+  Location loc = func.getLoc();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPoint(func);
+  auto init = func::FuncOp::create(
+      builder, loc, (func.getSymName() + "_init").str(),
+      FunctionType::get(context,
+                        {ContextType::get(context), WeightsType::get(context),
+                         stateType},
+                        {}));
+  init->setAttr("moert.entry", builder.getStringAttr("init"));
+  Block *body = init.addEntryBlock();
+  builder.setInsertionPointToEnd(body);
+  Value ctx = body->getArgument(0), file = body->getArgument(1),
+        state = body->getArgument(2);
+  Value rank;
+  // coordinate(axis) * extent, from the plan's rank layout.
+  auto shardOffset = [&](Location l, PlanAttr plan, ShardAxis axis,
+                         int64_t extent) -> Value {
+    auto c = [&](int64_t v) {
+      return arith::ConstantIntOp::create(builder, l, v, 64).getResult();
+    };
+    if (!plan || axis == ShardAxis::none || plan.getDegree(axis) == 1)
+      return c(0);
+    if (!rank)
+      rank = moert::RankOp::create(builder, loc, builder.getI64Type(), ctx);
+    Value q = arith::DivSIOp::create(builder, l, rank,
+                                     c(plan.getRankStride(axis)));
+    Value coord = arith::RemSIOp::create(builder, l, q, c(plan.getDegree(axis)));
+    return arith::MulIOp::create(builder, l, coord, c(extent));
+  };
+  for (const WeightSlot &slot : slots) {
+    BlockArgument arg = slot.arg;
+    Location l = arg.getLoc();
+    auto type = cast<RankedTensorType>(arg.getType());
+    ViewType vt = viewTypeOf(arg);
+    Value v = ViewOp::create(builder, l, vt, state,
+                             slot.offset / vt.getElementBytes());
+    StringRef key = func.getArgAttrOfType<StringAttr>(
+                            arg.getArgNumber(), MoeDialect::kWeightAttrName)
+                        .getValue();
+    auto [plan, shard] = shardOf(func, arg);
+    SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
+    if (shard) {
+      if (shard.getDims().size() != axes.size())
+        return func.emitError() << "argument #" << arg.getArgNumber()
+                                << ": moe.shard has " << shard.getDims().size()
+                                << " axes for a rank-" << axes.size()
+                                << " weight";
+      axes.assign(shard.getDims().begin(), shard.getDims().end());
+    }
+    bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
+                   return plan.getDegree(a) > 1;
+                 });
+    bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
+    ArrayRef<int64_t> local = type.getShape();
+    DenseI64ArrayAttr range;
+    Value expertOffset;
+    if (stacked) {
+      range = builder.getDenseI64ArrayAttr({0, local.front()});
+      if (split)
+        expertOffset = shardOffset(l, plan, axes.front(), local.front());
+      local = local.drop_front();
+      axes.erase(axes.begin());
+    }
+    SmallVector<int64_t> full, zeros(local.size(), 0), end(local.size(), 0);
+    SmallVector<Value> offsets;
+    for (auto [extent, axis] : llvm::zip(local, axes)) {
+      full.push_back(extent * (plan ? plan.getDegree(axis) : 1));
+      if (split) {
+        end[full.size() - 1] = extent;
+        offsets.push_back(shardOffset(l, plan, axis, extent));
+      }
+    }
+    LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
+                         range, expertOffset,
+                         builder.getDenseI64ArrayAttr(full),
+                         builder.getDenseI64ArrayAttr(zeros),
+                         builder.getDenseI64ArrayAttr(end), offsets, v);
+  }
+  func::ReturnOp::create(builder, loc);
+  return success();
+}
+
 LogicalResult FunctionLowering::emit() {
   MLIRContext *context = func.getContext();
   Block &old = func.getBody().front();
   Value x = old.getArgument(0);
-  auto xType = cast<RankedTensorType>(x.getType());
 
-  std::vector<PlannedBuffer> buffers;
-  for (Value v : planned)
-    buffers.push_back(
-        {staticElements(v) * elementBytes(getElementTypeOrSelf(v.getType())),
-         ranges[v].first, ranges[v].second});
-  arenaBytes = planBuffers(buffers, kAlignment);
-  for (auto [v, b] : llvm::zip(planned, buffers))
-    offsets[v] = b.offset;
-
-  // The new signature: context, weights, tokens of this step, the
-  // input/output activations.
-  auto ioType = viewTypeOf(x);
-  Block *body = new Block();
-  ctx = body->addArgument(ContextType::get(context), func.getLoc());
-  weights = body->addArgument(WeightsType::get(context), func.getLoc());
-  tokens = body->addArgument(builder.getI64Type(), func.getLoc());
-  Value io = body->addArgument(ioType, x.getLoc());
-  views[x] = io;
-  builder.setInsertionPointToEnd(body);
-  Location loc = func.getLoc();
-  if (arenaBytes > 0)
-    arena = AllocOp::create(builder, loc, BufferType::get(context, arenaBytes),
-                            ctx);
-
-  // Weights: one buffer, loaded whole (ep = tp = 1 keeps them unsplit).
+  // The persistent state of a rank: its weight shards, then the arena.
   int64_t weightOffset = 0;
-  SmallVector<std::pair<BlockArgument, int64_t>> weightArgs;
+  SmallVector<WeightSlot> slots;
   for (BlockArgument arg : old.getArguments().drop_front()) {
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
@@ -220,41 +299,42 @@ LogicalResult FunctionLowering::emit() {
       return func.emitError()
              << "argument #" << arg.getArgNumber() << " has no '"
              << MoeDialect::kWeightAttrName << "' key to load it from";
-    weightArgs.push_back({arg, weightOffset});
+    slots.push_back({arg, weightOffset});
     weightOffset += (staticElements(arg) *
                          elementBytes(getElementTypeOrSelf(arg.getType())) +
                      kAlignment - 1) /
                     kAlignment * kAlignment;
   }
-  Value weightBuffer;
-  if (weightOffset > 0)
-    weightBuffer = AllocOp::create(builder, loc,
-                                   BufferType::get(context, weightOffset), ctx);
-  for (auto [arg, offset] : weightArgs) {
-    auto type = cast<RankedTensorType>(arg.getType());
-    ViewType vt = viewTypeOf(arg);
-    Value v = ViewOp::create(builder, arg.getLoc(), vt, weightBuffer,
-                             offset / vt.getElementBytes());
-    views[arg] = v;
-    StringRef key = func.getArgAttrOfType<StringAttr>(
-                            arg.getArgNumber(), MoeDialect::kWeightAttrName)
-                        .getValue();
-    bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
-    ArrayRef<int64_t> shape = type.getShape();
-    DenseI64ArrayAttr range;
-    if (stacked) {
-      range = builder.getDenseI64ArrayAttr({0, shape.front()});
-      shape = shape.drop_front();
-    }
-    SmallVector<int64_t> zeros(shape.size(), 0);
-    LoadWeightOp::create(builder, arg.getLoc(), ctx, weights,
-                         builder.getStringAttr(key), range,
-                         builder.getDenseI64ArrayAttr(shape),
-                         builder.getDenseI64ArrayAttr(zeros),
-                         builder.getDenseI64ArrayAttr(zeros), v);
+  weightBytes = weightOffset;
+  std::vector<PlannedBuffer> buffers;
+  for (Value v : planned)
+    buffers.push_back(
+        {staticElements(v) * elementBytes(getElementTypeOrSelf(v.getType())),
+         ranges[v].first, ranges[v].second});
+  arenaBytes = planBuffers(buffers, kAlignment);
+  for (auto [v, b] : llvm::zip(planned, buffers))
+    offsets[v] = weightBytes + b.offset;
+  stateType = BufferType::get(context, std::max<int64_t>(
+                                           weightBytes + arenaBytes, kAlignment));
+  if (failed(emitInit(slots)))
+    return failure();
+
+  // The step: context, state, statistics, tokens of this step, and the
+  // input/output activations.
+  Block *body = new Block();
+  ctx = body->addArgument(ContextType::get(context), func.getLoc());
+  arena = body->addArgument(stateType, func.getLoc());
+  stats = body->addArgument(moert::StatsType::get(context), func.getLoc());
+  tokens = body->addArgument(builder.getI64Type(), func.getLoc());
+  Value io = body->addArgument(viewTypeOf(x), x.getLoc());
+  views[x] = io;
+  builder.setInsertionPointToEnd(body);
+  for (const WeightSlot &slot : slots) {
+    ViewType vt = viewTypeOf(slot.arg);
+    views[slot.arg] = ViewOp::create(builder, slot.arg.getLoc(), vt, arena,
+                                     slot.offset / vt.getElementBytes());
   }
 
-  // Views of the arena, created where the value is defined.
   WalkResult result = old.walk<WalkOrder::PreOrder>([&](Operation *op) {
     return failed(emitOp(op)) ? WalkResult::interrupt() : WalkResult::advance();
   });
@@ -262,7 +342,7 @@ LogicalResult FunctionLowering::emit() {
     delete body;
     return failure();
   }
-  func::ReturnOp::create(builder, loc);
+  func::ReturnOp::create(builder, func.getLoc());
 
   // Swap in the new body and signature.
   func.getBody().getBlocks().clear();
@@ -270,7 +350,8 @@ LogicalResult FunctionLowering::emit() {
   func.setType(FunctionType::get(context, body->getArgumentTypes(), {}));
   func.setAllArgAttrs(SmallVector<DictionaryAttr>(
       body->getNumArguments(), DictionaryAttr::get(context)));
-  (void)xType;
+  func.setSymName((func.getSymName() + "_step").str());
+  func->setAttr("moert.entry", builder.getStringAttr("step"));
   return success();
 }
 
@@ -295,6 +376,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
                                   "input in place; it must have one use";
     views[layer.getBodyInput()] = view(layer.getInput());
     views[layer.getResult()] = view(layer.getInput());
+    auto timed = moert::LayerOp::create(builder, loc, stats, layer.getIndex());
+    builder.setInsertionPointToEnd(&timed.getBody().emplaceBlock());
     return success();
   }
   if (auto router = dyn_cast<RouterOp>(op)) {
@@ -313,6 +396,11 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         newView(gate.getCounts()), tokens, gate.getNumExperts(),
         gate.getRouting());
     scalars[gate.getCapacity()] = cap;
+    moert::RecordDropsOp::create(
+        builder, loc, ctx, stats, gate->getParentOfType<LayerOp>().getIndex(),
+        view(gate.getCounts()), tokens,
+        cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1),
+        gate.getNumExperts());
     return success();
   }
   if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
@@ -396,6 +484,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     Value in = view(layer.getInput());
     moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
                          tokens, hiddenOf(yield.getValue()));
+    builder.setInsertionPointAfter(builder.getBlock()->getParentOp());
     return success();
   }
   if (auto ret = dyn_cast<func::ReturnOp>(op)) {
@@ -409,16 +498,12 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
   return success();
 }
 
-LogicalResult FunctionLowering::run(int64_t &peakBytes, int64_t &weightBytes) {
+LogicalResult FunctionLowering::run(int64_t &peakBytes,
+                                    int64_t &weightBytesOut) {
   if (failed(analyze()) || failed(emit()))
     return failure();
   peakBytes = arenaBytes;
-  weightBytes = 0;
-  func.walk([&](AllocOp alloc) {
-    int64_t bytes = cast<BufferType>(alloc.getType()).getBytes();
-    if (bytes != arenaBytes || weightBytes)
-      weightBytes += bytes;
-  });
+  weightBytesOut = weightBytes;
   return success();
 }
 

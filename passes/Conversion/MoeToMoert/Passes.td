@@ -9,9 +9,15 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
   let summary = "lower moe tensors to moert calls on statically planned buffers";
   let description = [{
     Rewrites every model function `@f(%x: tensor<?xHxT>, weights...)` into
-    `@f(%ctx: !moert.context, %weights: !moert.weights, %tokens: i64,
-    %x: !moert.view<T, N*H>)` that loads its weights, runs the layers on
-    views of one activation arena and leaves the result in `%x`.
+    two entries over one persistent state buffer per rank (the rank's weight
+    shards, then the activation arena):
+    `@f_init(%ctx: !moert.context, %weights: !moert.weights, %state)` loads
+    every weight shard the rank needs once; its slice (expert range, F-slice)
+    comes from the weight's `moe.shard` and its layer's plan at the rank's
+    run-time coordinates (`moert.rank`). `@f_step(%ctx, %state,
+    %stats: !moert.stats, %tokens: i64, %x: !moert.view<T, N*H>)` runs the
+    layers (each a timed `moert.layer`) on views of the arena and leaves the
+    result in `%x`.
 
     `tokens` (or the module attribute `moert.max_tokens`) is N, the most
     tokens a rank processes per step: dynamic token dimensions take that

@@ -2,30 +2,41 @@
 
 // A single-rank Mixtral-style layer, 16 tokens at most: dropless, so the
 // capacity bound is 16 and the expert buffer is 8 x 16 x 64 floats. The
-// logits die at the gate, so the dispatch buffer reuses their bytes; the
-// gate's counts stay live until moert.experts reads them as row counts.
-// CHECK: buffer plan @mixtral: tokens 16, activation arena 65984 bytes per rank (peak), weights 788480 bytes per rank
+// model becomes an init entry that loads the weights into the rank's state
+// buffer once, and a step entry that runs the layer on the arena behind the
+// weights (byte 788480 on). The logits die at the gate, so the dispatch
+// buffer reuses their bytes; the gate's counts stay live until moert.experts
+// reads them as row counts.
+// CHECK: buffer plan @mixtral_step: tokens 16, activation arena 65984 bytes per rank (peak), weights 788480 bytes per rank
 // CHECK: module attributes {moert.max_tokens = 16 : i64}
-// CHECK-LABEL: func.func @mixtral(
-// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[W:.*]]: !moert.weights, %[[S:.*]]: i64, %[[X:.*]]: !moert.view<f32, 1024>)
-// CHECK-SAME: moert.peak_bytes = 65984 : i64, moert.weight_bytes = 788480 : i64
-// CHECK: %[[ARENA:.*]] = moert.alloc %[[CTX]] : !moert.buffer<65984>
-// CHECK: %[[WBUF:.*]] = moert.alloc %[[CTX]] : !moert.buffer<788480>
-// CHECK: %[[WG:.*]] = moert.view %[[WBUF]][0] : !moert.buffer<788480> -> !moert.view<f32, 512>
+// CHECK-LABEL: func.func @mixtral_init(
+// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[W:.*]]: !moert.weights, %[[STATE:.*]]: !moert.buffer<854464>)
+// CHECK-SAME: moert.entry = "init"
+// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<854464> -> !moert.view<f32, 512>
 // CHECK: moert.load_weight %[[CTX]], %[[W]] "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %[[WG]]
-// CHECK: %[[W1:.*]] = moert.view %[[WBUF]][512]
+// CHECK: %[[W1:.*]] = moert.view %[[STATE]][512]
 // CHECK: moert.load_weight %[[CTX]], %[[W]] "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %[[W1]] : !moert.view<f32, 65536>
-// CHECK: %[[LOGITS:.*]] = moert.view %[[ARENA]][0] : !moert.buffer<65984> -> !moert.view<f32, 128>
+// CHECK-NOT: moert.rank
+// CHECK: return
+// CHECK-LABEL: func.func @mixtral_step(
+// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[STATE:.*]]: !moert.buffer<854464>, %[[STATS:.*]]: !moert.stats, %[[S:.*]]: i64, %[[X:.*]]: !moert.view<f32, 1024>)
+// CHECK-SAME: moert.entry = "step", moert.peak_bytes = 65984 : i64, moert.weight_bytes = 788480 : i64
+// CHECK-NOT: moert.alloc
+// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<854464> -> !moert.view<f32, 512>
+// CHECK: moert.layer %[[STATS]] index 0 {
+// CHECK: %[[LOGITS:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 128>
 // CHECK: moert.router %[[CTX]], %[[X]], %[[WG]] -> %[[LOGITS]] tokens %[[S]] hidden 64 experts 8
-// CHECK: %[[COUNTS:.*]] = moert.view %[[ARENA]][16480] : !moert.buffer<65984> -> !moert.view<i32, 8>
+// CHECK: %[[COUNTS:.*]] = moert.view %[[STATE]][213600] : !moert.buffer<854464> -> !moert.view<i32, 8>
 // CHECK: %[[CAP:.*]] = moert.gate %[[CTX]], %[[LOGITS]] -> %{{.*}}, %{{.*}}, %{{.*}}, %[[COUNTS]] tokens %[[S]] experts 8 <scoring = softmax, top_k = 2, normalize = selected>
-// CHECK: %[[BUF:.*]] = moert.view %[[ARENA]][0] : !moert.buffer<65984> -> !moert.view<f32, 8192>
+// CHECK: moert.record_drops %[[CTX]], %[[STATS]] layer 0 counts %[[COUNTS]] tokens %[[S]] top_k 2 experts 8
+// CHECK: %[[BUF:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 8192>
 // CHECK: moert.dispatch %[[CTX]], %[[X]], {{.*}} -> %[[BUF]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
-// CHECK: %[[OUT:.*]] = moert.view %[[ARENA]][8192] : !moert.buffer<65984> -> !moert.view<f32, 8192>
+// CHECK: %[[OUT:.*]] = moert.view %[[STATE]][205312] : !moert.buffer<854464> -> !moert.view<f32, 8192>
 // CHECK: moert.experts %[[CTX]], silu %[[BUF]] : {{.*}} -> %[[OUT]] : !moert.view<f32, 8192> rows %[[COUNTS]] : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128
-// CHECK: %[[Y:.*]] = moert.view %[[ARENA]][0] : !moert.buffer<65984> -> !moert.view<f32, 1024>
+// CHECK: %[[Y:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 1024>
 // CHECK: moert.combine %[[CTX]], %[[OUT]], {{.*}} -> %[[Y]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
 // CHECK: moert.add %[[CTX]], %[[X]], %[[Y]] -> %[[X]] tokens %[[S]] hidden 64
+// CHECK-NEXT: }
 // CHECK-NEXT: return
 module {
 func.func @mixtral(%x: tensor<?x64xf32>,
@@ -51,8 +62,8 @@ func.func @mixtral(%x: tensor<?x64xf32>,
 // capacity_factor 1 gives C = ceil(1 * 16 / 4) = 4 rows per expert, so the
 // expert buffer holds 4 x 4 x 32 bf16 values; the plain (fc1/fc2) FFNs keep
 // their biases and the coefficient mix reads the layer input.
-// CHECK: buffer plan @prmoe: tokens 16
-// CHECK-LABEL: func.func @prmoe(
+// CHECK: buffer plan @prmoe_step: tokens 16
+// CHECK-LABEL: func.func @prmoe_step(
 // CHECK-SAME: !moert.view<bf16, 512>
 // CHECK: moert.gate {{.*}} <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1>
 // CHECK: moert.dispatch {{.*}} -> !moert.view<bf16, 512>
@@ -89,7 +100,7 @@ module {
 
 // Qwen2-MoE shared expert with its sigmoid gate, two layers in a row: the
 // second layer updates the same input view in place.
-// CHECK-LABEL: func.func @qwen2(
+// CHECK-LABEL: func.func @qwen2_step(
 // CHECK-SAME: %[[X:[^:]*]]: !moert.view<f32, 1024>)
 // CHECK: moert.dense_ffn %{{.*}}, silu %[[X]]
 // CHECK: moert.shared_add %{{.*}}, %{{.*}}, %{{.*}} gated(%[[X]], %{{.*}}) -> %{{.*}} tokens %{{.*}} hidden 64

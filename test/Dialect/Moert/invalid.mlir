@@ -390,3 +390,35 @@ func.func @f(%ctx: !moert.context, %g: !moert.group, %n: i64, %a: !moert.view<f3
   moert.reduce_scatter %ctx, %g %a -> %a count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   return
 }
+
+// -----
+
+func.func @shift_without_end(%ctx: !moert.context, %w: !moert.weights, %o: i64, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{dimension 1: a shifted box needs an explicit end}}
+  moert.load_weight %ctx, %w "layers.0.gate" shape [128, 64] begin [0, 0] end [64, 0] + (%o, %o) -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @offsets_per_dim(%ctx: !moert.context, %w: !moert.weights, %o: i64, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{offsets must be absent or one per dimension (2), got 1}}
+  moert.load_weight %ctx, %w "layers.0.gate" shape [128, 64] begin [0, 0] end [64, 64] + (%o) -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @expert_offset_without_range(%ctx: !moert.context, %w: !moert.weights, %o: i64, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{an expert offset needs an expert range}}
+  moert.load_weight %ctx, %w "layers.0.gate" + %o shape [128, 64] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @drops_counts(%ctx: !moert.context, %stats: !moert.stats, %s: i64, %c: !moert.view<f32, 8>) {
+  // expected-error @below {{counts must be a view of 'i32'}}
+  moert.record_drops %ctx, %stats layer 0 counts %c tokens %s top_k 2 experts 8 : !moert.view<f32, 8>
+  return
+}

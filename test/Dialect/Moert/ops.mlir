@@ -90,3 +90,22 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
   %c = moert.all_reduce_i64 %ctx, %g max %cap
   return %c : i64
 }
+
+// A rank's shard: the expert range and the box shifted by runtime offsets;
+// a timed layer with its drop record.
+// CHECK-LABEL: func.func @shard_and_stats
+func.func @shard_and_stats(%ctx: !moert.context, %weights: !moert.weights,
+                           %stats: !moert.stats, %s: i64,
+                           %w1: !moert.view<f32, 8192>,
+                           %counts: !moert.view<i32, 8>) -> i64 {
+  // CHECK: %[[R:.*]] = moert.rank %{{.*}}
+  %r = moert.rank %ctx
+  // CHECK: moert.load_weight %{{.*}}, %{{.*}} "l0.experts.{e}.w1" experts [0, 2) + %[[R]] shape [128, 64] begin [0, 0] end [32, 64] + (%[[R]], %[[R]]) -> %{{.*}} : !moert.view<f32, 8192>
+  moert.load_weight %ctx, %weights "l0.experts.{e}.w1" experts [0, 2) + %r shape [128, 64] begin [0, 0] end [32, 64] + (%r, %r) -> %w1 : !moert.view<f32, 8192>
+  // CHECK: moert.layer %{{.*}} index 3 {
+  // CHECK-NEXT: moert.record_drops %{{.*}}, %{{.*}} layer 3 counts %{{.*}} tokens %{{.*}} top_k 2 experts 8 : !moert.view<i32, 8>
+  moert.layer %stats index 3 {
+    moert.record_drops %ctx, %stats layer 3 counts %counts tokens %s top_k 2 experts 8 : !moert.view<i32, 8>
+  }
+  return %r : i64
+}
