@@ -1,0 +1,41 @@
+//===- runtime/cuda/Activation.h - FFN activations --------------*- C++ -*-===//
+//
+// The activations of moert_activation_t for host and device. Plain expf /
+// erff / tanhf: on the host these are what runtime/cpu's std:: calls on
+// floats resolve to.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CUDA_ACTIVATION_H
+#define MOERT_CUDA_ACTIVATION_H
+
+#include "runtime/cuda/HostDevice.h"
+#include "runtime/moert.h"
+
+#include <cmath>
+
+namespace moert::cuda {
+
+MOERT_HD inline float activate(moert_activation_t activation, float x) {
+  switch (activation) {
+  case MOERT_ACT_SILU:
+    return x / (1.0f + expf(-x));
+  case MOERT_ACT_GELU:
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case MOERT_ACT_GELU_TANH: {
+    float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(inner));
+  }
+  case MOERT_ACT_RELU:
+    return x > 0.0f ? x : 0.0f;
+  }
+  return NAN; // unreachable: activations are validated on the host
+}
+
+inline bool isActivation(moert_activation_t activation) {
+  return activation == MOERT_ACT_SILU || activation == MOERT_ACT_GELU ||
+         activation == MOERT_ACT_GELU_TANH || activation == MOERT_ACT_RELU;
+}
+
+} // namespace moert::cuda
+
+#endif // MOERT_CUDA_ACTIVATION_H

@@ -1,0 +1,61 @@
+//===- runtime/cuda/Context.cpp - Stream, cuBLAS handle, scratch ----------===//
+
+#include "runtime/cuda/Check.h"
+#include "runtime/cuda/Kernels.h"
+
+#include "runtime/common/Error.h"
+
+#include <algorithm>
+
+using namespace moert;
+using namespace moert::cuda;
+
+Context::Context(cudaStream_t stream) : stream_(stream) {
+  MOERT_CUBLAS_CHECK(cublasCreate(&blas_));
+  MOERT_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  // Host alpha/beta arrays for the grouped GEMMs.
+  MOERT_CUBLAS_CHECK(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST));
+  MOERT_CUDA_CHECK(cudaMalloc(&errorWord_, sizeof(long long)));
+  MOERT_CUDA_CHECK(
+      cudaMemsetAsync(errorWord_, 0xff, sizeof(long long), stream_));
+}
+
+Context::~Context() {
+  // Destructors must not throw: statuses are ignored on teardown.
+  for (Block &b : blocks_)
+    if (b.data)
+      cudaFree(b.data);
+  if (errorWord_)
+    cudaFree(errorWord_);
+  if (blas_)
+    cublasDestroy(blas_);
+}
+
+void *Context::scratch(Scratch slot, size_t bytes) {
+  Block &b = blocks_[static_cast<int>(slot)];
+  if (b.bytes < bytes) {
+    // Grow geometrically so that slowly growing shapes reallocate rarely.
+    size_t want = std::max(bytes, b.bytes * 3 / 2);
+    if (b.data)
+      MOERT_CUDA_CHECK(cudaFree(b.data)); // synchronises: no kernel uses it
+    b.data = nullptr;
+    b.bytes = 0;
+    MOERT_CUDA_CHECK(cudaMalloc(&b.data, want));
+    b.bytes = want;
+  }
+  return b.data;
+}
+
+void Context::synchronize() {
+  long long bad = -1;
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(&bad, errorWord_, sizeof(bad),
+                                   cudaMemcpyDeviceToHost, stream_));
+  MOERT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (bad >= 0) {
+    MOERT_CUDA_CHECK(
+        cudaMemsetAsync(errorWord_, 0xff, sizeof(long long), stream_));
+    fail(MOERT_INVALID_ARGUMENT, "choice ", bad,
+         " (flat token*top_k + j) routes to an expert or slot outside the "
+         "expert-major buffer");
+  }
+}

@@ -1,0 +1,171 @@
+//===- runtime/cuda/Elementwise.cu - Residual mix, shared add, add --------===//
+
+#include "runtime/cuda/Device.cuh"
+#include "runtime/cuda/Kernels.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/common/Error.h"
+
+using namespace moert;
+using namespace moert::cuda;
+
+size_t moert::cuda::dtypeBytes(moert_dtype_t dtype) {
+  size_t bytes = moert_dtype_size(dtype);
+  require(bytes != 0, "unknown dtype ", static_cast<int>(dtype));
+  return bytes;
+}
+
+void moert::cuda::requireFloat(moert_dtype_t dtype, const char *name) {
+  require(isFloatType(dtype), "operand '", name,
+          "' must be f32, f16 or bf16, got ", dtypeName(dtype));
+}
+
+namespace {
+
+// One block per token: coef = softmax(x . wc^T + bc) by block reductions,
+// then out = moe * coef0 + mlp * coef1.
+__global__ void residualMixKernel(const void *x, moert_dtype_t xType,
+                                  const void *wc, moert_dtype_t wcType,
+                                  const void *bc, moert_dtype_t bcType,
+                                  const void *moe, moert_dtype_t moeType,
+                                  const void *mlp, moert_dtype_t mlpType,
+                                  void *out, moert_dtype_t outType,
+                                  int64_t tokens, int64_t hidden) {
+  __shared__ float partial[32];
+  for (int64_t s = blockIdx.x; s < tokens; s += gridDim.x) {
+    float dot0 = 0, dot1 = 0;
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      float v = loadFloat(x, xType, s * hidden + h);
+      dot0 += v * loadFloat(wc, wcType, h);
+      dot1 += v * loadFloat(wc, wcType, hidden + h);
+    }
+    float a = blockSum(dot0, partial), b = blockSum(dot1, partial);
+    if (bc) {
+      a += loadFloat(bc, bcType, 0);
+      b += loadFloat(bc, bcType, 1);
+    }
+    float top = fmaxf(a, b), ea = expf(a - top), eb = expf(b - top);
+    float c0 = ea / (ea + eb), c1 = eb / (ea + eb);
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      int64_t i = s * hidden + h;
+      storeFloat(out, outType, i,
+                 loadFloat(moe, moeType, i) * c0 +
+                     loadFloat(mlp, mlpType, i) * c1);
+    }
+  }
+}
+
+// One block per token: g = sigmoid(x . w_sg) (or 1), out = routed + g *
+// shared; out may alias routed (same element read then written by a thread).
+__global__ void sharedAddKernel(const void *routed, moert_dtype_t routedType,
+                                const void *shared, moert_dtype_t sharedType,
+                                const void *x, moert_dtype_t xType,
+                                const void *wSg, moert_dtype_t wType, void *out,
+                                moert_dtype_t outType, int64_t tokens,
+                                int64_t hidden) {
+  __shared__ float partial[32];
+  for (int64_t s = blockIdx.x; s < tokens; s += gridDim.x) {
+    float g = 1.0f;
+    if (wSg) {
+      float dot = 0;
+      for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x)
+        dot += loadFloat(x, xType, s * hidden + h) * loadFloat(wSg, wType, h);
+      g = 1.0f / (1.0f + expf(-blockSum(dot, partial)));
+    }
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      int64_t i = s * hidden + h;
+      storeFloat(out, outType, i,
+                 loadFloat(routed, routedType, i) +
+                     g * loadFloat(shared, sharedType, i));
+    }
+  }
+}
+
+__global__ void addKernel(const void *a, moert_dtype_t aType, const void *b,
+                          moert_dtype_t bType, void *out, moert_dtype_t outType,
+                          int64_t count) {
+  MOERT_GRID_STRIDE(i, count) {
+    storeFloat(out, outType, i,
+               loadFloat(a, aType, i) + loadFloat(b, bType, i));
+  }
+}
+
+__global__ void convertKernel(const void *src, moert_dtype_t srcType, void *dst,
+                              moert_dtype_t dstType, int64_t n) {
+  MOERT_GRID_STRIDE(i, n) {
+    storeFloat(dst, dstType, i, loadFloat(src, srcType, i));
+  }
+}
+
+unsigned tokenGrid(int64_t tokens) {
+  return static_cast<unsigned>(
+      std::max<int64_t>(1, std::min<int64_t>(tokens, 1 << 20)));
+}
+
+} // namespace
+
+void moert::cuda::residualMix(Context &ctx, Tensor x, Tensor wc, Tensor bc,
+                              Tensor moeOut, Tensor mlpOut, MutableTensor out,
+                              int64_t tokens, int64_t hidden) {
+  require(tokens >= 0 && hidden >= 1, "residual_mix: bad extents");
+  for (auto [t, name] : {std::pair<Tensor, const char *>{x, "x"},
+                         {wc, "wc"},
+                         {moeOut, "moe_out"},
+                         {mlpOut, "mlp_out"}})
+    requireFloat(t.dtype, name);
+  requireFloat(out.dtype, "out");
+  if (bc.present())
+    requireFloat(bc.dtype, "bc");
+  if (tokens == 0)
+    return;
+  residualMixKernel<<<tokenGrid(tokens), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, wc.data, wc.dtype, bc.data, bc.dtype, moeOut.data,
+      moeOut.dtype, mlpOut.data, mlpOut.dtype, out.data, out.dtype, tokens,
+      hidden);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::sharedAdd(Context &ctx, Tensor routed, Tensor shared,
+                            Tensor x, Tensor wSg, MutableTensor out,
+                            int64_t tokens, int64_t hidden) {
+  require(tokens >= 0 && hidden >= 1, "shared_add: bad extents");
+  requireFloat(routed.dtype, "routed");
+  requireFloat(shared.dtype, "shared");
+  requireFloat(out.dtype, "out");
+  if (wSg.present()) {
+    require(x.present(), "shared_add: the gated form needs x");
+    requireFloat(x.dtype, "x");
+    requireFloat(wSg.dtype, "w_sg");
+  }
+  if (tokens == 0)
+    return;
+  sharedAddKernel<<<tokenGrid(tokens), threadsPerBlock, 0, ctx.stream()>>>(
+      routed.data, routed.dtype, shared.data, shared.dtype, x.data, x.dtype,
+      wSg.data, wSg.dtype, out.data, out.dtype, tokens, hidden);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::add(Context &ctx, Tensor a, Tensor b, MutableTensor out,
+                      int64_t count) {
+  require(count >= 0, "add: count must be >= 0, got ", count);
+  requireFloat(a.dtype, "a");
+  requireFloat(b.dtype, "b");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  addKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      a.data, a.dtype, b.data, b.dtype, out.data, out.dtype, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::convert(Context &ctx, Tensor src, MutableTensor dst,
+                          int64_t count) {
+  require(count >= 0, "convert: count must be >= 0, got ", count);
+  dtypeBytes(src.dtype);
+  dtypeBytes(dst.dtype);
+  if (count == 0)
+    return;
+  convertKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      src.data, src.dtype, dst.data, dst.dtype, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}

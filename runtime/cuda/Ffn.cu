@@ -1,0 +1,291 @@
+//===- runtime/cuda/Ffn.cu - Router GEMM and grouped-GEMM FFNs ------------===//
+//
+// An FFN layer is three launches whatever the expert count: one grouped
+// GEMM for the first projection (gate and up problems together), one fused
+// activation (x) up kernel, one grouped GEMM for the down projection, plus
+// an epilogue that adds b2, zeroes unused rows and rounds to out's dtype.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cuda/Activation.h"
+#include "runtime/cuda/Device.cuh"
+#include "runtime/cuda/Kernels.h"
+#include "runtime/cuda/Layout.h"
+
+#include "runtime/common/Error.h"
+
+#include <climits>
+#include <vector>
+
+using namespace moert;
+using namespace moert::cuda;
+
+namespace {
+
+cudaDataType_t blasType(moert_dtype_t dtype) {
+  switch (dtype) {
+  case MOERT_F32:
+    return CUDA_R_32F;
+  case MOERT_F16:
+    return CUDA_R_16F;
+  case MOERT_BF16:
+    return CUDA_R_16BF;
+  default:
+    fail(MOERT_UNSUPPORTED, "no cuBLAS type for dtype ",
+         static_cast<int>(dtype));
+  }
+}
+
+int asInt(int64_t value, const char *what) {
+  require(value >= 0 && value <= INT_MAX, "grouped GEMM ", what, " ", value,
+          " exceeds the int range of cuBLAS");
+  return static_cast<int>(value);
+}
+
+// C_i = op_T(A_i) . B_i for every problem, in ONE cublasGemmGroupedBatchedEx
+// call (one group per problem: their row counts differ). aBase[i] / cBase[i]
+// are the per-problem base pointers the offsets apply to.
+void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
+                 const std::vector<const char *> &aBase, moert_dtype_t aType,
+                 const char *bBase, moert_dtype_t bType,
+                 const std::vector<char *> &cBase, moert_dtype_t cType) {
+  size_t n = problems.size();
+  if (n == 0)
+    return;
+  std::vector<cublasOperation_t> transA(n, CUBLAS_OP_T), transB(n, CUBLAS_OP_N);
+  std::vector<int> m(n), cols(n), k(n), lda(n), ldb(n), ldc(n), groupSize(n, 1);
+  std::vector<float> alpha(n, 1.0f), beta(n, 0.0f);
+  // Device pointer arrays: A[0..n), B[0..n), C[0..n).
+  std::vector<const void *> pointers(3 * n);
+  size_t aSize = dtypeBytes(aType), bSize = dtypeBytes(bType),
+         cSize = dtypeBytes(cType);
+  for (size_t i = 0; i < n; ++i) {
+    const GemmProblem &p = problems[i];
+    m[i] = asInt(p.m, "m");
+    cols[i] = asInt(p.n, "n");
+    k[i] = asInt(p.k, "k");
+    lda[i] = asInt(p.lda, "lda");
+    ldb[i] = asInt(p.ldb, "ldb");
+    ldc[i] = asInt(p.ldc, "ldc");
+    pointers[i] = aBase[i] + p.aOffset * aSize;
+    pointers[n + i] = bBase + p.bOffset * bSize;
+    pointers[2 * n + i] = cBase[i] + p.cOffset * cSize;
+  }
+  auto *devicePointers = static_cast<void **>(
+      ctx.scratch(Scratch::Pointers, pointers.size() * sizeof(void *)));
+  // Pageable source: the call returns once it is staged, so the vector may
+  // go; the stream orders the copy after earlier users of the scratch.
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(devicePointers, pointers.data(),
+                                   pointers.size() * sizeof(void *),
+                                   cudaMemcpyHostToDevice, ctx.stream()));
+  MOERT_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
+      ctx.blas(), transA.data(), transB.data(), m.data(), cols.data(), k.data(),
+      alpha.data(), reinterpret_cast<const void *const *>(devicePointers),
+      blasType(aType), lda.data(),
+      reinterpret_cast<const void *const *>(devicePointers + n),
+      blasType(bType), ldb.data(), beta.data(), devicePointers + 2 * n,
+      blasType(cType), ldc.data(), static_cast<int>(n), groupSize.data(),
+      CUBLAS_COMPUTE_32F));
+}
+
+__global__ void convertKernel(const void *src, moert_dtype_t srcType, void *dst,
+                              moert_dtype_t dstType, int64_t n) {
+  MOERT_GRID_STRIDE(i, n) {
+    storeFloat(dst, dstType, i, loadFloat(src, srcType, i));
+  }
+}
+
+// act[r, f] = act(h) * u (gated) or act(h + b1[e, f]) (plain), rounded to
+// the weights' dtype; unused rows are skipped (no GEMM reads them).
+__global__ void activationKernel(const float *h, const float *u, const void *b1,
+                                 moert_dtype_t b1Type,
+                                 moert_activation_t activation, int64_t ffn,
+                                 int64_t capacity, int64_t blocks,
+                                 const int32_t *rows, int64_t total, void *act,
+                                 moert_dtype_t actType) {
+  MOERT_GRID_STRIDE(i, total) {
+    int64_t row = i / ffn, f = i % ffn;
+    if (!rowIsUsed(row, capacity, blocks, rows))
+      continue;
+    float value = h[i];
+    if (b1)
+      value += loadFloat(b1, b1Type, (row / capacity) * ffn + f);
+    value = activate(activation, value);
+    if (u)
+      value *= u[i];
+    storeFloat(act, actType, i, value);
+  }
+}
+
+// out[r, :] = y + b2[e] on used rows, 0 elsewhere.
+__global__ void epilogueKernel(const float *y, const void *b2,
+                               moert_dtype_t b2Type, int64_t hidden,
+                               int64_t capacity, int64_t blocks,
+                               const int32_t *rows, int64_t total, void *out,
+                               moert_dtype_t outType) {
+  MOERT_GRID_STRIDE(i, total) {
+    int64_t row = i / hidden, col = i % hidden;
+    float value = 0.0f;
+    if (rowIsUsed(row, capacity, blocks, rows)) {
+      value = y[i];
+      if (b2)
+        value += loadFloat(b2, b2Type, (row / capacity) * hidden + col);
+    }
+    storeFloat(out, outType, i, value);
+  }
+}
+
+__global__ void addBiasKernel(float *rows, const void *bias,
+                              moert_dtype_t biasType, int64_t width,
+                              int64_t total) {
+  MOERT_GRID_STRIDE(i, total) {
+    rows[i] += loadFloat(bias, biasType, i % width);
+  }
+}
+
+// The input in the GEMM's dtype: as is, or converted into scratch.
+const char *gemmInput(Context &ctx, Tensor in, moert_dtype_t type,
+                      int64_t count) {
+  if (in.dtype == type)
+    return static_cast<const char *>(in.data);
+  void *converted = ctx.scratch(Scratch::Input, count * dtypeBytes(type));
+  convertKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      in.data, in.dtype, converted, type, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+  return static_cast<const char *>(converted);
+}
+
+void checkFfn(const FfnWeights &ffn) {
+  bool gated = ffn.kind == MOERT_FFN_GATED;
+  require(gated || ffn.kind == MOERT_FFN_PLAIN, "unknown ffn kind ",
+          static_cast<int>(ffn.kind));
+  require(isActivation(ffn.activation), "unknown activation ",
+          static_cast<int>(ffn.activation));
+  require(ffn.hidden >= 1 && ffn.ffn >= 1,
+          "ffn needs hidden >= 1 and ffn >= 1, got ", ffn.hidden, " and ",
+          ffn.ffn);
+  require(ffn.wGate.present() && ffn.wDown.present(),
+          "ffn needs its first and down weights");
+  requireFloat(ffn.wGate.dtype, gated ? "w_gate" : "w1");
+  // One GEMM dtype per layer; mixed weight dtypes are a CPU-only case.
+  if (ffn.wDown.dtype != ffn.wGate.dtype ||
+      (gated && ffn.wUp.present() && ffn.wUp.dtype != ffn.wGate.dtype))
+    fail(MOERT_UNSUPPORTED, "the CUDA FFN needs all weights in one dtype");
+  if (gated) {
+    require(ffn.wUp.present(), "gated ffn needs w_up");
+    require(!ffn.b1.present() && !ffn.b2.present(),
+            "gated ffn takes no biases");
+  } else {
+    require(!ffn.wUp.present(), "plain ffn takes no w_up");
+    if (ffn.b1.present())
+      requireFloat(ffn.b1.dtype, "b1");
+    if (ffn.b2.present())
+      requireFloat(ffn.b2.dtype, "b2");
+  }
+}
+
+} // namespace
+
+void moert::cuda::router(Context &ctx, Tensor x, Tensor wg, Tensor bias,
+                         float *logits, int64_t tokens, int64_t hidden,
+                         int64_t experts) {
+  require(tokens >= 0 && hidden >= 1 && experts >= 1, "bad extents: tokens ",
+          tokens, ", hidden ", hidden, ", experts ", experts);
+  requireFloat(x.dtype, "x");
+  requireFloat(wg.dtype, "wg");
+  if (bias.present())
+    requireFloat(bias.dtype, "bias");
+  if (tokens == 0)
+    return;
+  const char *input = gemmInput(ctx, x, wg.dtype, tokens * hidden);
+  GemmProblem p = linearProblem(tokens, experts, hidden);
+  const float alpha = 1.0f, beta = 0.0f;
+  cudaDataType_t type = blasType(wg.dtype);
+  MOERT_CUBLAS_CHECK(cublasGemmEx(
+      ctx.blas(), CUBLAS_OP_T, CUBLAS_OP_N, asInt(p.m, "m"), asInt(p.n, "n"),
+      asInt(p.k, "k"), &alpha, wg.data, type, asInt(p.lda, "lda"), input, type,
+      asInt(p.ldb, "ldb"), &beta, logits, CUDA_R_32F, asInt(p.ldc, "ldc"),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (bias.present()) {
+    addBiasKernel<<<gridFor(tokens * experts), threadsPerBlock, 0,
+                    ctx.stream()>>>(logits, bias.data, bias.dtype, experts,
+                                    tokens * experts);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
+}
+
+void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
+                          MutableTensor out, const int32_t *rowsHost,
+                          int64_t experts, int64_t capacity, int64_t blocks) {
+  checkFfn(ffn);
+  requireFloat(in.dtype, "in");
+  requireFloat(out.dtype, "out");
+  bool gated = ffn.kind == MOERT_FFN_GATED;
+  int64_t hidden = ffn.hidden, width = ffn.ffn;
+  FfnPlan plan =
+      planFfn(experts, capacity, blocks, hidden, width, gated, rowsHost);
+  int64_t totalRows = experts * capacity;
+  if (totalRows == 0)
+    return;
+  cudaStream_t stream = ctx.stream();
+  moert_dtype_t wType = ffn.wGate.dtype;
+
+  const int32_t *rows = nullptr;
+  if (rowsHost) {
+    size_t bytes = experts * blocks * sizeof(int32_t);
+    auto *deviceRows =
+        static_cast<int32_t *>(ctx.scratch(Scratch::Rows, bytes));
+    MOERT_CUDA_CHECK(cudaMemcpyAsync(deviceRows, rowsHost, bytes,
+                                     cudaMemcpyHostToDevice, stream));
+    rows = deviceRows;
+  }
+  const char *input = gemmInput(ctx, in, wType, totalRows * hidden);
+  size_t panel = totalRows * width;
+  auto *h =
+      static_cast<char *>(ctx.scratch(Scratch::Hidden, panel * sizeof(float)));
+  char *u =
+      gated
+          ? static_cast<char *>(ctx.scratch(Scratch::Up, panel * sizeof(float)))
+          : nullptr;
+  auto *act =
+      static_cast<char *>(ctx.scratch(Scratch::Act, panel * dtypeBytes(wType)));
+  auto *y = static_cast<char *>(
+      ctx.scratch(Scratch::Output, totalRows * hidden * sizeof(float)));
+
+  // First projection: gate problems then up problems, one call.
+  size_t firstCount = plan.first.size() - plan.upProblems;
+  std::vector<const char *> aFirst(plan.first.size());
+  std::vector<char *> cFirst(plan.first.size());
+  for (size_t i = 0; i < plan.first.size(); ++i) {
+    bool up = i >= firstCount;
+    aFirst[i] = static_cast<const char *>(up ? ffn.wUp.data : ffn.wGate.data);
+    cFirst[i] = up ? u : h;
+  }
+  groupedGemm(ctx, plan.first, aFirst, wType, input, wType, cFirst, MOERT_F32);
+
+  activationKernel<<<gridFor(panel), threadsPerBlock, 0, stream>>>(
+      reinterpret_cast<const float *>(h), reinterpret_cast<const float *>(u),
+      ffn.b1.data, ffn.b1.dtype, ffn.activation, width, capacity, blocks, rows,
+      panel, act, wType);
+  MOERT_CUDA_CHECK_LAUNCH();
+
+  std::vector<const char *> aDown(plan.down.size(),
+                                  static_cast<const char *>(ffn.wDown.data));
+  std::vector<char *> cDown(plan.down.size(), y);
+  groupedGemm(ctx, plan.down, aDown, wType, act, wType, cDown, MOERT_F32);
+
+  epilogueKernel<<<gridFor(totalRows * hidden), threadsPerBlock, 0, stream>>>(
+      reinterpret_cast<const float *>(y), ffn.b2.data, ffn.b2.dtype, hidden,
+      capacity, blocks, rows, totalRows * hidden, out.data, out.dtype);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x,
+                           MutableTensor out, int64_t tokens) {
+  require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+  checkFfn(ffn);
+  if (tokens == 0)
+    return;
+  // One expert whose capacity is the token count, every row used.
+  experts(ctx, ffn, x, out, nullptr, 1, tokens, 1);
+}

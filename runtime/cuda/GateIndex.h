@@ -1,0 +1,237 @@
+//===- runtime/cuda/GateIndex.h - Gate steps per token / position -*- C++
+//-*-===//
+//
+// The gate of runtime/moert.h (reference: runtime/cpu/Gate.cpp) split into
+// per-thread steps. Each kernel in Gate.cu is one of these functions applied
+// to one token, expert, chunk or position; runtime/cuda/test runs the same
+// functions in the same phase order on the CPU and compares with the
+// reference. Total order for every selection: higher value first, then the
+// lower index (expert, group or token).
+//
+// Capacity slots without atomics, so they are deterministic: positions are
+// visited in drop order (token-major: p = s*k + j; choice-major: p = j*S + s)
+// and cut into chunks; slot(p) = (choices of the same expert in earlier
+// chunks) + (those earlier in p's chunk).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CUDA_GATEINDEX_H
+#define MOERT_CUDA_GATEINDEX_H
+
+#include "runtime/cuda/HostDevice.h"
+#include "runtime/moert.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+
+namespace moert::cuda {
+
+// Groups kept in registers per token (DeepSeek-V3 uses 8).
+constexpr int32_t maxGateGroups = 64;
+// Drop-order positions per chunk of the slot scan.
+constexpr int64_t slotChunk = 256;
+
+MOERT_HD inline bool ranksBefore(float a, int64_t ia, float b, int64_t ib) {
+  return a > b || (a == b && ia < ib);
+}
+
+// Step 1: scores of one token. expf is what std::exp(float) calls on the
+// host, so the CPU test reproduces the reference bit for bit.
+MOERT_HD inline void scoreToken(moert_score_func_t func, int32_t experts,
+                                const float *logits, float *scores) {
+  if (func == MOERT_SCORE_SIGMOID) {
+    for (int32_t e = 0; e < experts; ++e)
+      scores[e] = 1.0f / (1.0f + expf(-logits[e]));
+    return;
+  }
+  float maxLogit = logits[0];
+  for (int32_t e = 1; e < experts; ++e)
+    maxLogit = logits[e] > maxLogit ? logits[e] : maxLogit;
+  float sum = 0;
+  for (int32_t e = 0; e < experts; ++e) {
+    scores[e] = expf(logits[e] - maxLogit);
+    sum += scores[e];
+  }
+  for (int32_t e = 0; e < experts; ++e)
+    scores[e] /= sum;
+}
+
+// Step 3: group score of experts [first, first + size) of sel.
+MOERT_HD inline float groupScore(moert_group_score_t kind, const float *member,
+                                 int32_t size) {
+  if (kind == MOERT_GROUP_SCORE_MAX) {
+    float best = member[0];
+    for (int32_t i = 1; i < size; ++i)
+      best = member[i] > best ? member[i] : best;
+    return best;
+  }
+  float best = -INFINITY, second = -INFINITY;
+  for (int32_t i = 0; i < size; ++i) {
+    if (member[i] > best) {
+      second = best;
+      best = member[i];
+    } else if (member[i] > second) {
+      second = member[i];
+    }
+  }
+  return best + second;
+}
+
+// Step 3: sel = -inf outside the topk_group best groups.
+MOERT_HD inline void limitGroups(const moert_gate_config_t &cfg, float *sel) {
+  int32_t groups = cfg.n_group, size = cfg.experts / groups;
+  float score[maxGateGroups];
+  bool kept[maxGateGroups];
+  for (int32_t g = 0; g < groups; ++g) {
+    score[g] = groupScore(cfg.group_score, sel + g * size, size);
+    kept[g] = false;
+  }
+  for (int32_t r = 0; r < cfg.topk_group; ++r) {
+    int32_t best = -1;
+    for (int32_t g = 0; g < groups; ++g)
+      if (!kept[g] && (best < 0 || ranksBefore(score[g], g, score[best], best)))
+        best = g;
+    kept[best] = true;
+  }
+  for (int32_t g = 0; g < groups; ++g)
+    if (!kept[g])
+      for (int32_t i = 0; i < size; ++i)
+        sel[g * size + i] = -INFINITY;
+}
+
+// Steps 2-5 for one token: ids[k] by descending sel (ties: lower expert),
+// weights[k] the unbiased scores. sel is scratch of E floats.
+MOERT_HD inline void selectToken(const moert_gate_config_t &cfg,
+                                 const float *scores, const float *bias,
+                                 float *sel, int32_t *ids, float *weights) {
+  int32_t experts = cfg.experts;
+  for (int32_t e = 0; e < experts; ++e)
+    sel[e] = scores[e] + (bias ? bias[e] : 0.0f);
+  if (cfg.n_group > 1)
+    limitGroups(cfg, sel);
+  for (int32_t j = 0; j < cfg.top_k; ++j) {
+    int32_t best = -1;
+    for (int32_t e = 0; e < experts; ++e) {
+      bool taken = false;
+      for (int32_t i = 0; i < j; ++i)
+        taken = taken || ids[i] == e;
+      if (!taken && (best < 0 || ranksBefore(sel[e], e, sel[best], best)))
+        best = e;
+    }
+    ids[j] = best;
+    weights[j] = scores[best];
+  }
+}
+
+// Flat (s*k + j) index of drop-order position p.
+MOERT_HD inline int64_t flatIndexAt(int64_t p, bool choiceMajor, int64_t tokens,
+                                    int32_t topK) {
+  return choiceMajor ? (p % tokens) * topK + p / tokens : p;
+}
+
+// Choices of expert e at drop-order positions [p0, p1).
+MOERT_HD inline int32_t countExpertInRange(const int32_t *ids, bool choiceMajor,
+                                           int64_t tokens, int32_t topK,
+                                           int64_t p0, int64_t p1, int32_t e) {
+  int32_t count = 0;
+  for (int64_t p = p0; p < p1; ++p)
+    count += ids[flatIndexAt(p, choiceMajor, tokens, topK)] == e;
+  return count;
+}
+
+// Phase 1, one (chunk, expert): counts[chunk * E + e].
+MOERT_HD inline void countChunk(const int32_t *ids, bool choiceMajor,
+                                int64_t tokens, int32_t topK, int32_t experts,
+                                int64_t chunk, int32_t e, int32_t *counts) {
+  int64_t total = tokens * topK, p0 = chunk * slotChunk;
+  int64_t p1 = p0 + slotChunk < total ? p0 + slotChunk : total;
+  counts[chunk * experts + e] =
+      countExpertInRange(ids, choiceMajor, tokens, topK, p0, p1, e);
+}
+
+// Phase 2, one expert: exclusive scan of its column over chunks (in place:
+// counts become offsets); returns the expert's total.
+MOERT_HD inline int32_t scanChunkColumn(int32_t *counts, int64_t chunks,
+                                        int32_t experts, int32_t e) {
+  int32_t running = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    int32_t n = counts[c * experts + e];
+    counts[c * experts + e] = running;
+    running += n;
+  }
+  return running;
+}
+
+// Phase 3, one position: its slot before capacity, written at its flat index.
+MOERT_HD inline void assignSlot(const int32_t *ids, bool choiceMajor,
+                                int64_t tokens, int32_t topK, int32_t experts,
+                                const int32_t *offsets, int64_t p,
+                                int32_t *slots) {
+  int64_t flat = flatIndexAt(p, choiceMajor, tokens, topK);
+  int32_t e = ids[flat];
+  int64_t chunk = p / slotChunk;
+  slots[flat] = offsets[chunk * experts + e] +
+                countExpertInRange(ids, choiceMajor, tokens, topK,
+                                   chunk * slotChunk, p, e);
+}
+
+// PROBS, one choice i of expert e: members[0..n) are e's choices (flat
+// indices) in token order. Kept iff fewer than `capacity` members rank
+// before it by (weight desc, token asc).
+MOERT_HD inline bool probsKept(const int32_t *members, int32_t n,
+                               const float *weights, int32_t topK, int64_t i,
+                               int64_t capacity) {
+  int64_t before = 0;
+  for (int32_t m = 0; m < n; ++m)
+    before += ranksBefore(weights[members[m]], members[m] / topK, weights[i],
+                          i / topK);
+  return before < capacity;
+}
+
+// PROBS: slot of a kept member at token-order position `position`.
+MOERT_HD inline int32_t probsSlot(const int32_t *members, int32_t position,
+                                  const uint8_t *kept) {
+  int32_t slot = 0;
+  for (int32_t m = 0; m < position; ++m)
+    slot += kept[members[m]];
+  return slot;
+}
+
+// Steps 6 (drops) to 8 for one token, once slots are final (-1: dropped).
+MOERT_HD inline void finishToken(const moert_gate_config_t &cfg, float *w,
+                                 const int32_t *slots) {
+  int32_t topK = cfg.top_k;
+  if (cfg.norm == MOERT_NORM_SELECTED) {
+    float sum = 0;
+    for (int32_t j = 0; j < topK; ++j)
+      sum += w[j];
+    float denominator = sum + cfg.norm_epsilon;
+    for (int32_t j = 0; j < topK; ++j)
+      w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
+  }
+  for (int32_t j = 0; j < topK; ++j)
+    if (slots[j] < 0)
+      w[j] = 0;
+  if (cfg.norm == MOERT_NORM_KEPT) {
+    float sum = 0;
+    for (int32_t j = 0; j < topK; ++j)
+      sum += w[j];
+    float denominator = sum > FLT_EPSILON ? sum : FLT_EPSILON;
+    for (int32_t j = 0; j < topK; ++j)
+      w[j] /= denominator;
+  }
+  for (int32_t j = 0; j < topK; ++j)
+    w[j] *= cfg.routed_scaling_factor;
+}
+
+// C for capacity_factor > 0 (dropless C needs the counts: max over them).
+inline int64_t capacityFor(const moert_gate_config_t &cfg, int64_t tokens) {
+  double wanted = static_cast<double>(cfg.top_k * tokens) / cfg.experts *
+                  static_cast<double>(cfg.capacity_factor);
+  int64_t c = static_cast<int64_t>(std::ceil(wanted));
+  return c > cfg.min_capacity ? c : cfg.min_capacity;
+}
+
+} // namespace moert::cuda
+
+#endif // MOERT_CUDA_GATEINDEX_H

@@ -1,0 +1,141 @@
+//===- runtime/cuda/Kernels.h - CUDA kernels of moert.h ---------*- C++ -*-===//
+//
+// The kernels of runtime/moert.h on device pointers and a stream, with the
+// semantics written there (reference: runtime/cpu). Errors are moert::Error;
+// the C entry points will wrap these in guard() once the CUDA backend is
+// wired behind moert.h. All pointers are device memory unless named host.
+//
+// Numerics: fp32 math and accumulation, outputs rounded once to their dtype,
+// as on the CPU, with one documented difference: the FFN's intermediate
+// act(gate) * up is stored in the weights' dtype so that the second grouped
+// GEMM runs on homogeneous bf16/f16 operands (tensor cores); with f32
+// weights it is f32 and the FFN matches the CPU to summation order.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CUDA_KERNELS_H
+#define MOERT_CUDA_KERNELS_H
+
+#include "runtime/moert.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace moert::cuda {
+
+// A device operand: data == null means absent (optional operands).
+struct Tensor {
+  const void *data = nullptr;
+  moert_dtype_t dtype = MOERT_F32;
+  bool present() const { return data != nullptr; }
+};
+struct MutableTensor {
+  void *data = nullptr;
+  moert_dtype_t dtype = MOERT_F32;
+  operator Tensor() const { return Tensor{data, dtype}; }
+};
+
+// Per-purpose device scratch, grown on demand (growing frees the old block,
+// which synchronises the device: it happens on the first calls only).
+enum class Scratch : int {
+  Scores,
+  Selection,
+  Bias,
+  ChunkCounts,
+  Totals,
+  Members,
+  Kept,
+  TokenSlots,
+  Input,
+  Hidden,
+  Up,
+  Act,
+  Output,
+  Pointers,
+  Rows,
+  Count
+};
+
+// A stream, a cuBLAS handle bound to it, scratch, and a device error word
+// that kernels set when they meet an out-of-range routing entry.
+class Context {
+public:
+  explicit Context(cudaStream_t stream = nullptr);
+  ~Context();
+  Context(const Context &) = delete;
+  Context &operator=(const Context &) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t blas() const { return blas_; }
+  void *scratch(Scratch slot, size_t bytes);
+  // Device word: -1, or the first bad flat choice index a kernel found.
+  long long *errorWord() const { return errorWord_; }
+  // Synchronises the stream and throws if a kernel reported bad routing.
+  void synchronize();
+
+private:
+  cudaStream_t stream_;
+  cublasHandle_t blas_ = nullptr;
+  long long *errorWord_ = nullptr;
+  struct Block {
+    void *data = nullptr;
+    size_t bytes = 0;
+  };
+  Block blocks_[static_cast<int>(Scratch::Count)];
+};
+
+// logits[S,E] (f32) = x[S,H] . wg[E,H]^T (+ bias[E]).
+void router(Context &ctx, Tensor x, Tensor wg, Tensor bias, float *logits,
+            int64_t tokens, int64_t hidden, int64_t experts);
+
+// moert_gate; returns C. Dropless mode synchronises (C = max count).
+int64_t gate(Context &ctx, const moert_gate_config_t &cfg, const float *logits,
+             Tensor correctionBias, int64_t tokens, int32_t *ids,
+             float *weights, int32_t *slots, int32_t *counts);
+
+void dispatch(Context &ctx, Tensor x, const int32_t *ids, const int32_t *slots,
+              MutableTensor buf, int64_t tokens, int64_t hidden, int64_t topK,
+              int64_t experts, int64_t capacity);
+
+// out may alias addend.
+void combine(Context &ctx, Tensor y, const int32_t *ids, const int32_t *slots,
+             const float *weights, Tensor addend, MutableTensor out,
+             int64_t tokens, int64_t hidden, int64_t topK, int64_t experts,
+             int64_t capacity);
+
+struct FfnWeights {
+  moert_ffn_kind_t kind = MOERT_FFN_GATED;
+  moert_activation_t activation = MOERT_ACT_SILU;
+  int64_t hidden = 0, ffn = 0;
+  Tensor wGate, wUp, wDown, b1, b2; // as moert_ffn_desc_t, stacked [E,...]
+};
+
+// moert_experts. rowsHost[E*blocks] is the host copy of `rows` (null: every
+// row is used): cuBLAS grouped GEMM takes its problem sizes on the host.
+void experts(Context &ctx, const FfnWeights &ffn, Tensor in, MutableTensor out,
+             const int32_t *rowsHost, int64_t experts, int64_t capacity,
+             int64_t blocks);
+
+void denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x, MutableTensor out,
+              int64_t tokens);
+
+void residualMix(Context &ctx, Tensor x, Tensor wc, Tensor bc, Tensor moeOut,
+                 Tensor mlpOut, MutableTensor out, int64_t tokens,
+                 int64_t hidden);
+
+// out may alias routed.
+void sharedAdd(Context &ctx, Tensor routed, Tensor shared, Tensor x, Tensor wSg,
+               MutableTensor out, int64_t tokens, int64_t hidden);
+
+// out may alias a or b.
+void add(Context &ctx, Tensor a, Tensor b, MutableTensor out, int64_t count);
+
+// dst = src converted element-wise (moert_buffer_copy).
+void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);
+
+} // namespace moert::cuda
+
+#endif // MOERT_CUDA_KERNELS_H

@@ -1,0 +1,217 @@
+//===- runtime/cuda/test/GateIndexTest.cpp - Gate phases vs the CPU -------===//
+//
+// Runs GateIndex.h's per-thread steps in the phase order of Gate.cu
+// (one loop per kernel) and expects exactly runtime/cpu's gate.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cuda/GateIndex.h"
+
+#include "runtime/cpu/Gate.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+using namespace moert;
+using namespace moert::cuda;
+
+namespace {
+
+struct GateResult {
+  std::vector<int32_t> ids, slots, counts;
+  std::vector<float> weights;
+  int64_t capacity = 0;
+};
+
+// Mirrors moert::cuda::gate in runtime/cuda/Gate.cu launch by launch.
+GateResult phasedGate(const moert_gate_config_t &cfg,
+                      const std::vector<float> &logits, const float *bias,
+                      int64_t tokens) {
+  int32_t experts = cfg.experts, topK = cfg.top_k;
+  int64_t choices = tokens * topK;
+  bool dropless = cfg.capacity_factor == 0.0;
+  GateResult r;
+  r.capacity = dropless ? 0 : capacityFor(cfg, tokens);
+  r.ids.assign(choices, -7);
+  r.weights.assign(choices, -7.0f);
+  r.slots.assign(choices, -7);
+  r.counts.assign(experts, -7);
+  if (choices == 0) {
+    std::fill(r.counts.begin(), r.counts.end(), 0);
+    return r;
+  }
+  std::vector<float> scores(tokens * experts), sel(tokens * experts);
+  for (int64_t s = 0; s < tokens; ++s) { // scoreSelectKernel
+    scoreToken(cfg.score_func, experts, logits.data() + s * experts,
+               scores.data() + s * experts);
+    selectToken(cfg, scores.data() + s * experts, bias,
+                sel.data() + s * experts, r.ids.data() + s * topK,
+                r.weights.data() + s * topK);
+  }
+  bool probs = !dropless && cfg.drop_order == MOERT_DROP_PROBS;
+  bool choiceMajor = !dropless && cfg.drop_order == MOERT_DROP_CHOICE_MAJOR;
+  int64_t chunks = (choices + slotChunk - 1) / slotChunk;
+  std::vector<int32_t> chunkCounts(chunks * experts, -7), totals(experts);
+  std::vector<int32_t> tmSlots(choices, -7);
+  std::vector<int32_t> &orderSlots = probs ? tmSlots : r.slots;
+  for (int64_t i = 0; i < chunks * experts; ++i) // countChunksKernel
+    countChunk(r.ids.data(), choiceMajor, tokens, topK, experts, i / experts,
+               static_cast<int32_t>(i % experts), chunkCounts.data());
+  for (int32_t e = 0; e < experts; ++e) // scanChunksKernel
+    totals[e] = scanChunkColumn(chunkCounts.data(), chunks, experts, e);
+  for (int64_t p = 0; p < choices; ++p) // assignSlotsKernel
+    assignSlot(r.ids.data(), choiceMajor, tokens, topK, experts,
+               chunkCounts.data(), p, orderSlots.data());
+  if (probs) {
+    std::vector<int32_t> members(experts * tokens, -7);
+    std::vector<uint8_t> kept(choices);
+    for (int64_t i = 0; i < choices; ++i) // buildMembersKernel
+      members[r.ids[i] * tokens + tmSlots[i]] = static_cast<int32_t>(i);
+    for (int64_t i = 0; i < choices; ++i) { // probsKeepKernel
+      int32_t e = r.ids[i];
+      kept[i] = probsKept(members.data() + e * tokens, totals[e],
+                          r.weights.data(), topK, i, r.capacity);
+    }
+    for (int64_t i = 0; i < choices; ++i) // probsSlotKernel
+      r.slots[i] = kept[i] ? probsSlot(members.data() + r.ids[i] * tokens,
+                                       tmSlots[i], kept.data())
+                           : -1;
+  }
+  if (dropless)
+    r.capacity = *std::max_element(totals.begin(), totals.end());
+  for (int64_t s = 0; s < tokens; ++s) { // finishKernel
+    int32_t *slot = r.slots.data() + s * topK;
+    for (int32_t j = 0; !dropless && j < topK; ++j)
+      if (slot[j] >= r.capacity)
+        slot[j] = -1;
+    finishToken(cfg, r.weights.data() + s * topK, slot);
+  }
+  for (int32_t e = 0; e < experts; ++e) // countsKernel
+    r.counts[e] = dropless || totals[e] < r.capacity
+                      ? totals[e]
+                      : static_cast<int32_t>(r.capacity);
+  return r;
+}
+
+GateResult referenceGate(const moert_gate_config_t &cfg,
+                         const std::vector<float> &logits, const float *bias,
+                         int64_t tokens) {
+  GateResult r;
+  int64_t choices = tokens * cfg.top_k;
+  r.ids.resize(choices);
+  r.weights.resize(choices);
+  r.slots.resize(choices);
+  r.counts.resize(cfg.experts);
+  r.capacity =
+      cpu::computeGate(cfg, logits.data(), bias, tokens, r.ids.data(),
+                       r.weights.data(), r.slots.data(), r.counts.data());
+  return r;
+}
+
+void expectSameGate(const GateResult &got, const GateResult &want) {
+  EXPECT_EQ(got.capacity, want.capacity);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.slots, want.slots);
+  EXPECT_EQ(got.counts, want.counts);
+  ASSERT_EQ(got.weights.size(), want.weights.size());
+  for (size_t i = 0; i < got.weights.size(); ++i)
+    ASSERT_EQ(got.weights[i], want.weights[i]) << "choice " << i;
+}
+
+TEST(CudaGateIndex, MatchesCpuGateOnRandomConfigs) {
+  std::mt19937 rng(1234);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  int configs = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    static const int32_t expertChoices[] = {4, 8, 16, 64};
+    int32_t experts = expertChoices[pick(4)];
+    int32_t topK = 1 + pick(std::min(experts, 6));
+    moert_gate_config_t cfg;
+    moert_gate_config_init(&cfg, experts, topK);
+    cfg.score_func = pick(2) ? MOERT_SCORE_SIGMOID : MOERT_SCORE_SOFTMAX;
+    cfg.norm = static_cast<moert_gate_norm_t>(pick(3));
+    cfg.norm_epsilon = pick(2) ? 1e-20f : 0.0f;
+    cfg.routed_scaling_factor = pick(2) ? 2.5f : 1.0f;
+    static const double factors[] = {0.0, 0.25, 0.5, 1.0, 1.25, 2.0};
+    cfg.capacity_factor = factors[pick(6)];
+    cfg.min_capacity = pick(3);
+    cfg.drop_order = static_cast<moert_drop_order_t>(pick(3));
+    if (pick(3) == 0 && experts >= 8) {
+      cfg.n_group = pick(2) ? 4 : 2;
+      int32_t groupSize = experts / cfg.n_group;
+      cfg.topk_group = 1 + pick(cfg.n_group);
+      cfg.group_score = static_cast<moert_group_score_t>(pick(2));
+      if (topK > cfg.topk_group * groupSize)
+        cfg.topk_group = cfg.n_group;
+    }
+    // Up to ~3000 choices: several chunks of the slot scan.
+    int64_t tokens = pick(5) == 0 ? pick(4) : 1 + pick(500);
+    // Coarse logits make equal scores (ties) common; fine ones are generic.
+    bool coarse = pick(2);
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    std::vector<float> logits(tokens * experts);
+    for (float &v : logits)
+      v = coarse ? static_cast<float>(pick(5)) - 4.0f : normal(rng);
+    std::vector<float> bias(experts);
+    for (float &v : bias)
+      v = coarse ? 0.25f * pick(3) : 0.1f * normal(rng);
+    const float *biasData = pick(2) ? bias.data() : nullptr;
+    SCOPED_TRACE(::testing::Message()
+                 << "trial " << trial << ": E " << experts << " k " << topK
+                 << " S " << tokens << " cf " << cfg.capacity_factor
+                 << " order " << cfg.drop_order << " groups " << cfg.n_group
+                 << "/" << cfg.topk_group << " norm " << cfg.norm);
+    expectSameGate(phasedGate(cfg, logits, biasData, tokens),
+                   referenceGate(cfg, logits, biasData, tokens));
+    if (HasFatalFailure())
+      return;
+    ++configs;
+  }
+  EXPECT_EQ(configs, 400);
+}
+
+TEST(CudaGateIndex, AllNegativeLogitsGiveNoNaNAndNoDrops) {
+  moert_gate_config_t cfg;
+  moert_gate_config_init(&cfg, 8, 2);
+  cfg.norm = MOERT_NORM_KEPT;
+  cfg.capacity_factor = 4.0;
+  std::vector<float> logits(16 * 8, -1e30f);
+  GateResult got = phasedGate(cfg, logits, nullptr, 16);
+  expectSameGate(got, referenceGate(cfg, logits, nullptr, 16));
+  for (float w : got.weights)
+    EXPECT_FALSE(std::isnan(w));
+  for (int32_t slot : got.slots)
+    EXPECT_GE(slot, 0);
+}
+
+TEST(CudaGateIndex, TiesGoToTheLowerExpert) {
+  moert_gate_config_t cfg;
+  moert_gate_config_init(&cfg, 6, 3);
+  std::vector<float> logits = {1, 2, 2, 0, 2, 1};
+  GateResult got = phasedGate(cfg, logits, nullptr, 1);
+  EXPECT_EQ(got.ids, (std::vector<int32_t>{1, 2, 4}));
+}
+
+TEST(CudaGateIndex, ChoiceMajorSlotsCrossChunks) {
+  // 300 tokens x 2 choices all on expert 0 then 1: positions span 3 chunks,
+  // so offsets from earlier chunks matter.
+  moert_gate_config_t cfg;
+  moert_gate_config_init(&cfg, 4, 2);
+  cfg.drop_order = MOERT_DROP_CHOICE_MAJOR;
+  cfg.capacity_factor = 1.0; // C = 150: half of each expert's choices drop
+  std::vector<float> logits(300 * 4, 0.0f);
+  for (int s = 0; s < 300; ++s) {
+    logits[s * 4 + 0] = 3;
+    logits[s * 4 + 1] = 2;
+  }
+  GateResult got = phasedGate(cfg, logits, nullptr, 300);
+  expectSameGate(got, referenceGate(cfg, logits, nullptr, 300));
+  EXPECT_EQ(got.capacity, 150);
+  EXPECT_EQ(got.slots[149 * 2], 149);
+  EXPECT_EQ(got.slots[150 * 2], -1);
+}
+
+} // namespace
