@@ -2,13 +2,17 @@
 
 #include "compiler/InitAll.h"
 
+#include "compiler/Export/ToCpp.h"
 #include "compiler/Import/Importers.h"
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moert/IR/MoertDialect.h"
 #include "passes/Conversion/MoeToMoert/Passes.h"
+#include "passes/Conversion/MoertToEmitC/Passes.h"
 #include "passes/Parallelism/Passes.h"
+#include "passes/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -18,16 +22,22 @@
 void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect, mlir::moert::MoertDialect,
                   mlir::func::FuncDialect, mlir::arith::ArithDialect,
-                  mlir::tensor::TensorDialect, mlir::shard::ShardDialect>();
+                  mlir::tensor::TensorDialect, mlir::shard::ShardDialect,
+                  mlir::emitc::EmitCDialect>();
 }
 
 void mlir::moe::registerPasses() {
   mlir::moe::registerParallelismPasses();
   mlir::moe::registerMoeToMoertPasses();
+  mlir::moert::registerMoertToEmitCPasses();
+  mlir::moe::registerPipelines();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   mlir::registerInlinerPass();
 }
 
-void mlir::moe::registerTranslations() { registerImporters(); }
+void mlir::moe::registerTranslations() {
+  registerImporters();
+  registerExportToCpp();
+}

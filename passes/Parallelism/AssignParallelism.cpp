@@ -380,8 +380,7 @@ void AssignParallelismPass::runOnOperation() {
       return signalPassFailure();
   }
   attachShards();
-  if (report != "none")
-    printReport(layers, plans, choice, *meshAttr, stepTokens);
+  printReport(layers, plans, choice, *meshAttr, stepTokens);
 }
 
 //===----------------------------------------------------------------------===//
@@ -419,8 +418,8 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
                                         MeshAttr mesh, int64_t stepTokens) {
-  raw_ostream &os = llvm::outs();
   if (report == "json") {
+    raw_ostream &os = llvm::outs();
     llvm::json::Array rows;
     for (auto [i, layer] : llvm::enumerate(layers)) {
       const cost::Estimate &e = choice.estimates[i];
@@ -454,6 +453,10 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
     os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
     return;
   }
+  // The table also travels with the module (moe-run prints it from the
+  // compiled model).
+  std::string table;
+  llvm::raw_string_ostream os(table);
   os << llvm::formatv("moe plan: mesh {0}x{1}, {2} policy, {3} tokens per "
                       "rank per step\n",
                       mesh.getNodes(), mesh.getGpusPerNode(), policy,
@@ -483,6 +486,10 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
   os << llvm::formatv("total: {0:F1} us per step, {1} per rank of {2}\n",
                       total * 1e6, humanBytes(choice.memoryBytes),
                       humanBytes(mesh.getMemoryBytes()));
+  getOperation()->setAttr(MoeDialect::kPlanTableAttrName,
+                          StringAttr::get(&getContext(), table));
+  if (report == "table")
+    llvm::outs() << table;
 }
 
 } // namespace

@@ -49,6 +49,8 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kMeshAttrName = "moe.mesh";
     /// Layer attribute: the layer's parallel plan.
     static constexpr ::llvm::StringLiteral kPlanAttrName = "moe.plan";
+    /// Module attribute: the plan table moe-assign-parallelism chose.
+    static constexpr ::llvm::StringLiteral kPlanTableAttrName = "moe.plan_table";
   }];
 }
 

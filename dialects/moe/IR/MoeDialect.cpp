@@ -80,6 +80,12 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
              << "' must be a string attribute on a builtin.module";
     return success();
   }
+  if (name == kPlanTableAttrName) {
+    if (!isa<ModuleOp>(op) || !isa<StringAttr>(attribute.getValue()))
+      return op->emitError() << "'" << name
+                             << "' must be a string on a builtin.module";
+    return success();
+  }
   if (name == kMeshAttrName) {
     if (!isa<ModuleOp>(op) || !isa<MeshAttr>(attribute.getValue()))
       return op->emitError()

@@ -1,0 +1,122 @@
+/*===- runtime/moert_model.h - ABI of a compiled model ---------*- C -*-===//
+ *
+ * What C++ emitted by `moe-translate --moe-to-cpp` exports to a runner
+ * (moe-run, or your own launcher), and the few inline helpers it calls
+ * besides runtime/moert.h. See docs/CompiledModel.md.
+ *
+ *   const moert_model_info_t *moe_model_info(void);
+ *   moert_status_t moe_model_init(moert_context_t ctx, moert_weights_t w,
+ *                                 moert_buffer_t state, const char **where);
+ *   moert_status_t moe_model_step(moert_context_t ctx, moert_buffer_t state,
+ *                                 moert_model_layer_stats_t *stats,
+ *                                 int64_t tokens, moert_view_t x,
+ *                                 const char **where);
+ *
+ * Per rank: allocate `state_bytes` (moert_buffer_alloc), call init once,
+ * then step with x = [tokens <= max_tokens, hidden] of `dtype`, updated in
+ * place. On failure both return the status and set *where to the call that
+ * failed ("layer 3: moert_gate"); moert_last_error() has the runtime's
+ * message.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef MOERT_MOERT_MODEL_H
+#define MOERT_MOERT_MODEL_H
+
+#include "runtime/moert.h"
+
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct moert_model_layer_stats {
+  int64_t nanoseconds; /* wall time of the layer on this rank */
+  int64_t dropped;     /* choices dropped by capacity (MoE layers) */
+} moert_model_layer_stats_t;
+
+typedef struct moert_model_info {
+  const char *name;      /* the model function */
+  int32_t nodes;         /* mesh the plan was made for */
+  int32_t gpus_per_node;
+  int64_t max_tokens;    /* per rank per step */
+  int64_t hidden;
+  moert_dtype_t dtype;   /* of x */
+  int32_t num_layers;    /* stats has this many entries, by layer index */
+  int64_t state_bytes;   /* per rank: weights + activation arena */
+  int64_t weight_bytes;  /* per rank */
+  int64_t peak_bytes;    /* activation arena per rank */
+  const char *plan_table; /* moe-assign-parallelism's report */
+} moert_model_info_t;
+
+typedef const moert_model_info_t *(*moert_model_info_fn)(void);
+typedef moert_status_t (*moert_model_init_fn)(moert_context_t, moert_weights_t,
+                                              moert_buffer_t, const char **);
+typedef moert_status_t (*moert_model_step_fn)(moert_context_t, moert_buffer_t,
+                                              moert_model_layer_stats_t *,
+                                              int64_t, moert_view_t,
+                                              const char **);
+
+/*===--- Helpers the emitted code calls -----------------------------------===*/
+
+static inline moert_status_t moert_model_fail(moert_status_t status,
+                                              const char **where,
+                                              const char *call) {
+  if (where)
+    *where = call;
+  return status;
+}
+
+static inline int64_t moert_model_clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void moert_model_record_time(moert_model_layer_stats_t *stats,
+                                           int64_t layer, int64_t start_ns) {
+  if (stats)
+    stats[layer].nanoseconds = moert_model_clock_ns() - start_ns;
+}
+
+/* stats[layer].dropped = tokens * top_k - sum of the gate's kept counts. */
+static inline moert_status_t
+moert_model_record_drops(moert_context_t ctx, moert_model_layer_stats_t *stats,
+                         int64_t layer, moert_view_t counts, int64_t tokens,
+                         int64_t top_k, int64_t experts) {
+  int32_t chunk[256];
+  int64_t kept = 0;
+  if (!stats)
+    return MOERT_OK;
+  for (int64_t e = 0; e < experts; e += 256) {
+    int64_t n = experts - e < 256 ? experts - e : 256;
+    moert_view_t part = counts;
+    part.offset += e;
+    moert_status_t status = moert_buffer_download(ctx, chunk, part, n);
+    if (status != MOERT_OK)
+      return status;
+    for (int64_t i = 0; i < n; ++i)
+      kept += chunk[i];
+  }
+  stats[layer].dropped = tokens * top_k - kept;
+  return MOERT_OK;
+}
+
+/* The group of the row of table[rows][cols] (world ranks) holding the
+   caller (moe.all_to_all / shard collectives name all rows). */
+static inline moert_status_t
+moert_model_group_create(moert_context_t ctx, const int32_t *table,
+                         int32_t rows, int32_t cols, moert_group_t *out) {
+  int32_t rank = moert_context_rank(ctx);
+  for (int32_t r = 0; r < rows; ++r)
+    for (int32_t c = 0; c < cols; ++c)
+      if (table[r * cols + c] == rank)
+        return moert_group_create(ctx, table + r * cols, cols, out);
+  return MOERT_INVALID_ARGUMENT;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOERT_MOERT_MODEL_H */
