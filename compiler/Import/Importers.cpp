@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/SourceMgr.h"
 
 using namespace mlir;
@@ -31,6 +32,24 @@ importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
   if (!module)
     return nullptr;
   return module.release().getOperation();
+}
+
+OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
+                                             MLIRContext *context) {
+  StringRef text =
+      sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID())->getBuffer();
+  bool prmoe = false;
+  if (llvm::Expected<llvm::json::Value> json = llvm::json::parse(text)) {
+    if (const llvm::json::Object *object = json->getAsObject())
+      if (std::optional<StringRef> type = object->getString("model_type"))
+        prmoe = *type == "prmoe";
+  } else {
+    llvm::consumeError(json.takeError()); // the reader reports it
+  }
+  context->loadDialect<mlir::moe::MoeDialect, func::FuncDialect>();
+  OwningOpRef<Operation *> op = importWith(
+      prmoe ? readPRMoEConfig : readHFConfig, sourceMgr, context);
+  return OwningOpRef<ModuleOp>(cast_or_null<ModuleOp>(op.release()));
 }
 
 static void registerDialects(DialectRegistry &registry) {

@@ -3,10 +3,20 @@
 #ifndef MOE_COMPILER_IMPORT_IMPORTERS_H
 #define MOE_COMPILER_IMPORT_IMPORTERS_H
 
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/SourceMgr.h"
+
 namespace mlir::moe {
 
 /// Registers `--import-hf` and `--import-prmoe` with mlir-translate.
 void registerImporters();
+
+/// The config file in `sourceMgr` to a module: a PR-MoE description when
+/// its model_type is "prmoe", a Hugging Face config otherwise. Null (after a
+/// diagnostic) on error.
+OwningOpRef<ModuleOp> importModelConfig(llvm::SourceMgr &sourceMgr,
+                                        MLIRContext *context);
 
 } // namespace mlir::moe
 
