@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""End to end: small configs of every family -> moe-run (compile, build, run
+on the CPU backend) -> compared with the NumPy reference.
+
+The reference reads the config JSON itself (the family conventions below,
+from docs/Importers.md) and applies test/reference/moe_reference.py's
+per-op functions; it never looks at the compiler's IR. Weights and inputs
+are random per seed and written here. Error: max |y - ref| / max |ref|;
+tolerance 1e-5 (f32), 2e-2 (bf16). Exit 77 (ctest: skipped) without NumPy.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+try:
+    import numpy as np
+except ImportError:
+    print("numpy is not installed: skipping the end-to-end test")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "reference"))
+import moe_reference as ref  # noqa: E402
+
+TOL = {"float32": 1e-5, "bfloat16": 2e-2}
+H, F, E = 64, 128, 8
+
+
+def write_safetensors(path, tensors, dtype):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        # e_score_correction_bias stays f32 as in DeepSeek-V3 checkpoints.
+        bf16 = dtype == "bfloat16" and not name.endswith("e_score_correction_bias")
+        raw = (a.view(np.uint32) >> 16).astype("<u2").tobytes() if bf16 else a.astype("<f4").tobytes()
+        header[name] = {"dtype": "BF16" if bf16 else "F32", "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def write_npy(path, a):
+    a = np.ascontiguousarray(a, dtype="<f4")
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % a.shape
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+        f.write(a.tobytes())
+
+
+class Weights:
+    """Random tensors under their checkpoint keys, rounded to storage."""
+
+    def __init__(self, rng, dtype):
+        self.rng, self.dtype, self.tensors = rng, dtype, {}
+
+    def get(self, key, shape, scale=None, f32=False):
+        fan_in = shape[-1]
+        a = self.rng.uniform(-1, 1, shape).astype(np.float32) * (scale if scale is not None else fan_in ** -0.5)
+        if self.dtype == "bfloat16" and not f32:
+            a = ref.round_to_bf16(a)
+        self.tensors[key] = a
+        return a.astype(np.float64)
+
+    def experts(self, pattern, shape):
+        stacked = [self.get(pattern.format(e=e), shape) for e in range(E)]
+        return np.stack(stacked)
+
+
+def hf_reference(cfg, x, w, tweak):
+    """The HF families' FFN stack, read from config.json."""
+    t = cfg["model_type"]
+    st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
+    k = cfg["num_experts_per_tok"]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        if t.startswith("deepseek") and i < cfg.get("first_k_dense_replace", 0):
+            Fd = cfg["intermediate_size"]
+            params = {"w1": w.get(p + "mlp.gate_proj.weight", (Fd, H)),
+                      "w_up": w.get(p + "mlp.up_proj.weight", (Fd, H)),
+                      "w2": w.get(p + "mlp.down_proj.weight", (H, Fd))}
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig()), st), st)
+            continue
+        mix = t == "mixtral"
+        Fe = cfg["intermediate_size"] if t in ("mixtral", "olmoe") else cfg["moe_intermediate_size"]
+        pre = p + ("block_sparse_moe." if mix else "mlp.")
+        names = ("w1", "w3", "w2") if mix else ("gate_proj", "up_proj", "down_proj")
+        params = {"gate.weight": w.get(pre + "gate.weight", (E, H), scale=tweak.get("router_scale"))}
+        params["experts.w1"] = w.experts(pre + "experts.{e}." + names[0] + ".weight", (Fe, H))
+        params["experts.w_up"] = w.experts(pre + "experts.{e}." + names[1] + ".weight", (Fe, H))
+        params["experts.w2"] = w.experts(pre + "experts.{e}." + names[2] + ".weight", (H, Fe))
+        routing = dict(num_experts=E, top_k=k)
+        shared, gated = None, False
+        if t in ("mixtral",):
+            routing["norm"] = "selected"
+        elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
+            routing["norm"] = "selected" if cfg.get("norm_topk_prob", False) else "none"
+        if t == "qwen2_moe":
+            Fs = cfg["shared_expert_intermediate_size"]
+            shared, gated = ref.FfnConfig(), True
+            for n, shape in (("gate_proj", (Fs, H)), ("up_proj", (Fs, H)), ("down_proj", (H, Fs))):
+                params["shared." + {"gate_proj": "w1", "up_proj": "w_up", "down_proj": "w2"}[n]] = \
+                    w.get(pre + "shared_expert." + n + ".weight", shape)
+            params["shared_gate.weight"] = w.get(pre + "shared_expert_gate.weight", (1, H))
+        if t.startswith("deepseek"):
+            v3 = t == "deepseek_v3"
+            norm = cfg.get("norm_topk_prob", v3) and k > 1
+            routing.update(score_func="sigmoid" if v3 else "softmax",
+                           norm="selected" if norm else "none",
+                           norm_epsilon=1e-20 if norm else 0.0,
+                           routed_scaling_factor=cfg.get("routed_scaling_factor", 2.5 if v3 else 1.0)
+                           if (v3 or not norm) else 1.0)
+            if v3 or cfg.get("topk_method") == "group_limited_greedy":
+                routing.update(n_group=cfg["n_group"], topk_group=cfg["topk_group"],
+                               group_score="top2_sum" if v3 else "max")
+            if v3:
+                params["gate.correction_bias"] = w.get(pre + "gate.e_score_correction_bias", (E,), scale=0.1, f32=True)
+            Fs = cfg["n_shared_experts"] * cfg["moe_intermediate_size"]
+            shared = ref.FfnConfig()
+            params["shared.w1"] = w.get(pre + "shared_experts.gate_proj.weight", (Fs, H))
+            params["shared.w_up"] = w.get(pre + "shared_experts.up_proj.weight", (Fs, H))
+            params["shared.w2"] = w.get(pre + "shared_experts.down_proj.weight", (H, Fs))
+        lc = ref.LayerConfig(routing=ref.RoutingConfig(**routing), storage=st, shared=shared, shared_gated=gated)
+        x = ref.moe_layer(x, params, lc)["out"]
+    return x
+
+
+def prmoe_reference(cfg, x, w, tweak):
+    st = "bf16" if cfg.get("torch_dtype") == "bfloat16" else "f32"
+    P, Fm, k = cfg["weight_prefix"], cfg["ffn_hidden_size"], cfg["top_k"]
+    act = cfg.get("activation", "gelu")
+    plain = ref.FfnConfig(kind="plain", activation=act)
+    for i in range(cfg["num_layers"]):
+        p = f"{P}.{i}.mlp."
+        pe = p + "deepspeed_moe.experts.deepspeed_experts.{e}."
+        params = {"gate.weight": w.get(p + "deepspeed_moe.gate.wg.weight", (E, H), scale=tweak.get("router_scale")),
+                  "experts.w1": w.experts(pe + "dense_h_to_4h.weight", (Fm, H)),
+                  "experts.b1": w.experts(pe + "dense_h_to_4h.bias", (Fm,)),
+                  "experts.w2": w.experts(pe + "dense_4h_to_h.weight", (H, Fm)),
+                  "experts.b2": w.experts(pe + "dense_4h_to_h.bias", (H,)),
+                  "mlp.w1": w.get(p + "mlp.dense_h_to_4h.weight", (Fm, H)),
+                  "mlp.b1": w.get(p + "mlp.dense_h_to_4h.bias", (Fm,)),
+                  "mlp.w2": w.get(p + "mlp.dense_4h_to_h.weight", (H, Fm)),
+                  "mlp.b2": w.get(p + "mlp.dense_4h_to_h.bias", (H,)),
+                  "coefficient.weight": w.get(p + "coefficient.weight", (2, H)),
+                  "coefficient.bias": w.get(p + "coefficient.bias", (2,))}
+        drop = cfg.get("drop_tokens", True)
+        routing = ref.RoutingConfig(
+            num_experts=E, top_k=k, norm="none" if k == 1 else ("kept" if drop else "selected"),
+            capacity_factor=cfg["capacity_factor"] if drop else 0.0,
+            min_capacity=cfg.get("min_capacity", 4) if drop else 0,
+            drop_order=cfg.get("drop_order", "choice_major") if drop else "token_major")
+        lc = ref.LayerConfig(routing=routing, ffn=plain, storage=st, residual_mlp=plain)
+        x = ref.moe_layer(x, params, lc)["out"]
+    return x
+
+
+def hf(model_type, layers=2, dtype="float32", **extra):
+    c = {"model_type": model_type, "hidden_size": H, "num_hidden_layers": layers,
+         "torch_dtype": dtype, "num_experts_per_tok": 2}
+    if model_type in ("mixtral", "olmoe"):
+        c.update({"intermediate_size": F, ("num_local_experts" if model_type == "mixtral" else "num_experts"): E})
+    else:
+        c.update({"moe_intermediate_size": F, "intermediate_size": 2 * F})
+        c["n_routed_experts" if model_type.startswith("deepseek") else "num_experts"] = E
+    c.update(extra)
+    return c
+
+
+def prmoe(drop_order, top_k=2, cf=0.5, layers=2, dtype="float32", drop=True):
+    return {"model_type": "prmoe", "num_layers": layers, "hidden_size": H, "ffn_hidden_size": F,
+            "activation": "gelu", "torch_dtype": dtype, "num_experts": [E], "expert_interval": 1,
+            "mlp_type": "residual", "top_k": top_k, "capacity_factor": cf, "min_capacity": 1,
+            "drop_tokens": drop, "drop_order": drop_order,
+            "weight_prefix": "language_model.encoder.layers"}
+
+
+CASES = [
+    ("mixtral", hf("mixtral"), {}),
+    ("mixtral-bf16", hf("mixtral", dtype="bfloat16"), {}),
+    ("qwen2-moe", hf("qwen2_moe", shared_expert_intermediate_size=F, norm_topk_prob=False), {}),
+    ("qwen3-moe", hf("qwen3_moe", norm_topk_prob=True), {}),
+    ("deepseek-v2", hf("deepseek_v2", topk_method="group_limited_greedy", n_group=4, topk_group=2,
+                       n_shared_experts=1, routed_scaling_factor=1.5, first_k_dense_replace=0), {}),
+    ("deepseek-v3", hf("deepseek_v3", layers=3, n_group=4, topk_group=2, n_shared_experts=1,
+                       routed_scaling_factor=2.5, first_k_dense_replace=1, topk_method="noaux_tc",
+                       scoring_func="sigmoid"), {}),
+    ("olmoe", hf("olmoe"), {}),
+    # Ties: a zero router gives equal logits; the lower expert index wins.
+    ("olmoe-ties", hf("olmoe"), {"router_scale": 0.0}),
+    ("prmoe-choice-major", prmoe("choice_major"), {}),
+    ("prmoe-token-major", prmoe("token_major"), {}),
+    ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
+    ("prmoe-dropless", prmoe("choice_major", drop=False), {}),
+    # All-negative logits (positive x, negative router) and few tokens:
+    # experts with no tokens, no NaN.
+    ("prmoe-negative", prmoe("choice_major", cf=2.0), {"negative": True}),
+]
+
+
+def run_case(args, name, cfg, tweak, seed, ranks=1, extra=()):
+    work = os.path.join(args.workdir, f"{name}-s{seed}-r{ranks}")
+    os.makedirs(work, exist_ok=True)
+    cfg_path = os.path.join(work, "config.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    rng = np.random.default_rng(seed)
+    dtype = cfg.get("torch_dtype", "float32")
+    w = Weights(rng, dtype)
+    tokens = args.tokens
+    x = rng.uniform(-1, 1, (ranks * tokens, H)).astype(np.float32)
+    if tweak.get("negative"):
+        x = np.abs(x)
+    if dtype == "bfloat16":
+        x = ref.round_to_bf16(x)
+    xs = x.astype(np.float64)
+    st = "bf16" if dtype == "bfloat16" else "f32"
+    refs = []
+    for r in range(ranks):  # each rank's tokens form their own step
+        w.rng = np.random.default_rng(seed + 1000)  # the same weights each time
+        w.tensors = {}
+        if tweak.get("negative"):
+            orig = w.get
+            w.get = lambda key, shape, scale=None, f32=False, orig=orig: (
+                -np.abs(orig(key, shape, scale, f32)) if key.endswith("gate.wg.weight") else orig(key, shape, scale, f32))
+        rx = xs[r * tokens:(r + 1) * tokens]
+        refs.append(prmoe_reference(cfg, rx, w, tweak) if cfg["model_type"] == "prmoe" else hf_reference(cfg, rx, w, tweak))
+    expected = np.concatenate(refs)
+    if tweak.get("negative"):
+        w.tensors = {k: (-np.abs(v) if k.endswith("gate.wg.weight") else v) for k, v in w.tensors.items()}
+    write_safetensors(os.path.join(work, "w.safetensors"), w.tensors, dtype)
+    write_npy(os.path.join(work, "x.npy"), x)
+    out = os.path.join(work, "y.npy")
+    cmd = [args.moe_run, cfg_path, "--backend", "cpu", "--mesh", f"1x{ranks}", "--tokens", str(tokens),
+           "--weights", os.path.join(work, "w.safetensors"), "--input", os.path.join(work, "x.npy"),
+           "--output", out, "--cache-dir", os.path.join(args.workdir, "cache"), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"FAIL {name}: moe-run exited {proc.returncode}\n{proc.stdout}{proc.stderr}")
+        return False, None
+    y = np.load(out).astype(np.float64)
+    if not np.all(np.isfinite(y)):
+        print(f"FAIL {name}: non-finite output")
+        return False, None
+    err = float(np.max(np.abs(y - expected)) / max(np.max(np.abs(expected)), 1e-30))
+    ok = err <= TOL[dtype]
+    print(f"{'ok  ' if ok else 'FAIL'} {name:22s} seed {seed} ranks {ranks}: max rel error {err:.3e} (tol {TOL[dtype]:.0e})")
+    return ok, y
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moe-run", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--tokens", type=int, default=12)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    failures = 0
+    for seed in range(args.seeds):
+        for name, cfg, tweak in CASES:
+            if args.only and args.only not in name:
+                continue
+            ok, _ = run_case(args, name, cfg, tweak, seed)
+            failures += not ok
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
