@@ -48,6 +48,9 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   LowerToRuntimeOptions lower;
   lower.tokens = options.tokens;
   pm.addPass(createLowerToRuntime(lower));
+  // Shared rank coordinates and views.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   pm.addPass(moert::createMoertToEmitC());
   return success();
 }

@@ -314,6 +314,18 @@ def Moert_GroupOp : Moert_Op<"group"> {
   }];
 }
 
+def Moert_GroupDestroyOp : Moert_Op<"group_destroy"> {
+  let summary = "moert_group_destroy";
+  let description = [{
+    ```mlir
+    moert.group_destroy %g
+    ```
+  }];
+  let arguments = (ins Moert_GroupType:$group);
+  let assemblyFormat = "$group attr-dict";
+  let hasVerifier = 0;
+}
+
 def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
   let summary = "moert_all_to_all: expert-major exchange within a group";
   let description = [{

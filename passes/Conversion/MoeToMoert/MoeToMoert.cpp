@@ -36,6 +36,10 @@ namespace {
 
 constexpr int64_t kAlignment = 64;
 
+int64_t alignTo(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
 int64_t elementBytes(Type type) {
   return type.isF32() || type.isInteger(32) ? 4 : type.isInteger(64) ? 8 : 2;
 }
@@ -85,9 +89,29 @@ private:
   BufferType stateType;
   int64_t arenaBytes = 0, weightBytes = 0;
   DenseMap<Value, int64_t> offsets; // tensor -> arena byte offset
+  DenseMap<Value, int64_t> extraBytes; // planned after a tensor's data
+  DenseMap<Attribute, Value> groups;   // rank groups created in this layer
+  DenseMap<Value, Value> exchangedRows; // to_experts result -> its row counts
+
+  /// The group of this rank's row of `table`, created once per layer.
+  Value group(DenseIntElementsAttr table, Location loc) {
+    Value &g = groups[table];
+    if (!g)
+      g = moert::GroupOp::create(
+          builder, loc, moert::GroupType::get(builder.getContext()), ctx, table);
+    return g;
+  }
 };
 
 } // namespace
+
+/// The dispatch that fills the experts' input (through a to_experts
+/// all-to-all with expert parallelism).
+static DispatchOp dispatchOf(Value expertsInput) {
+  if (auto a2a = expertsInput.getDefiningOp<AllToAllOp>())
+    expertsInput = a2a.getInput();
+  return expertsInput.getDefiningOp<DispatchOp>();
+}
 
 int64_t FunctionLowering::staticElements(Value value) {
   int64_t elements = 1;
@@ -108,10 +132,10 @@ LogicalResult FunctionLowering::analyze() {
     points[op] = point++;
     if (auto layer = dyn_cast<LayerOp>(op)) {
       if (auto plan = layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName))
-        if (plan.getEp() != 1 || plan.getTp() != 1)
+        if (plan.getTp() != 1)
           return layer.emitError()
-                 << "moe-lower-to-runtime supports only plans with ep = tp = "
-                    "1 so far; layer "
+                 << "moe-lower-to-runtime does not lower expert slicing or "
+                    "tensor-parallel MLPs (tp > 1) yet; layer "
                  << layer.getIndex() << " has ep = " << plan.getEp()
                  << ", tp = " << plan.getTp();
       setBound(layer.getBodyInput(), bounds.lookup(layer.getInput()));
@@ -147,10 +171,19 @@ LogicalResult FunctionLowering::analyze() {
     } else if (auto shared = dyn_cast<SharedAddOp>(op)) {
       setBound(shared.getResult(), bounds.lookup(shared.getRouted()));
     } else if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
-      if (cast<ShapedType>(sync.getGroups().getType()).getDimSize(1) != 1)
-        return sync.emitError() << "moe-lower-to-runtime does not lower "
-                                   "expert-parallel exchanges yet";
       setBound(sync.getResult(), bounds.lookup(sync.getCapacity()));
+    } else if (auto a2a = dyn_cast<AllToAllOp>(op)) {
+      if (a2a.getSlices() != 1)
+        return a2a.emitError() << "moe-lower-to-runtime does not lower "
+                                  "sliced (tp > 1) exchanges yet";
+      int64_t g = a2a.getGroupSize();
+      bool to = a2a.getDirection() == AllToAllDirection::to_experts;
+      // to_experts: [E, C, H] -> [E_local, G * C, H]; from_experts inverse.
+      setBound(a2a.getResult(), to ? bounds.lookup(a2a.getInput()) * g
+                                   : bounds.lookup(a2a.getInput()) / g);
+      if (to) // the exchanged row counts [E_local, G] (i32) ride along
+        extraBytes[a2a.getResult()] =
+            cast<ShapedType>(a2a.getResult().getType()).getDimSize(0) * g * 4;
     } else if (isa<YieldOp, func::ReturnOp, func::FuncOp>(op)) {
     } else {
       return op->emitError()
@@ -176,13 +209,17 @@ LogicalResult FunctionLowering::analyze() {
       planned.push_back(result);
     }
   });
-  // moert.experts reads the gate's counts as its row counts: a use the moe
-  // IR does not show.
+  // moert.experts reads the gate's counts as its row counts (exchanged at
+  // the to_experts all-to-all with expert parallelism): a use the moe IR
+  // does not show.
   func.walk([&](ExpertsOp experts) {
-    if (auto dispatch = experts.getInput().getDefiningOp<DispatchOp>())
+    Operation *reader = experts;
+    if (auto a2a = experts.getInput().getDefiningOp<AllToAllOp>())
+      reader = a2a;
+    if (DispatchOp dispatch = dispatchOf(experts.getInput()))
       if (auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>())
         ranges[gate.getCounts()].second =
-            std::max(ranges[gate.getCounts()].second, points[experts]);
+            std::max(ranges[gate.getCounts()].second, points[reader]);
   });
   return success();
 }
@@ -309,7 +346,8 @@ LogicalResult FunctionLowering::emit() {
   std::vector<PlannedBuffer> buffers;
   for (Value v : planned)
     buffers.push_back(
-        {staticElements(v) * elementBytes(getElementTypeOrSelf(v.getType())),
+        {alignTo(staticElements(v) * elementBytes(getElementTypeOrSelf(v.getType()))) +
+             extraBytes.lookup(v),
          ranges[v].first, ranges[v].second});
   arenaBytes = planBuffers(buffers, kAlignment);
   for (auto [v, b] : llvm::zip(planned, buffers))
@@ -404,7 +442,50 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
-    scalars[sync.getResult()] = i64(sync.getCapacity()); // a group of one
+    if (cast<ShapedType>(sync.getGroups().getType()).getDimSize(1) == 1) {
+      scalars[sync.getResult()] = i64(sync.getCapacity()); // a group of one
+      return success();
+    }
+    scalars[sync.getResult()] = moert::AllReduceI64Op::create(
+        builder, loc, builder.getI64Type(), ctx, group(sync.getGroups(), loc),
+        moert::ReduceOp::max, i64(sync.getCapacity()));
+    return success();
+  }
+  if (auto a2a = dyn_cast<AllToAllOp>(op)) {
+    auto in = cast<ShapedType>(a2a.getInput().getType());
+    auto out = cast<ShapedType>(a2a.getResult().getType());
+    bool to = a2a.getDirection() == AllToAllDirection::to_experts;
+    int64_t local = to ? out.getDimSize(0) : in.getDimSize(0);
+    DispatchOp dispatch = a2a.getInput().getDefiningOp<DispatchOp>();
+    if (auto experts = a2a.getInput().getDefiningOp<ExpertsOp>())
+      dispatch = dispatchOf(experts.getInput());
+    if (!dispatch)
+      return a2a.emitError() << "moe-lower-to-runtime needs the exchanged "
+                                "rows to come from moe.dispatch (for the "
+                                "capacity)";
+    Value g = group(a2a.getGroups(), loc);
+    Value capacity = i64(dispatch.getCapacity());
+    Value send = view(a2a.getInput()), recv = newView(a2a.getResult());
+    moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
+                              a2a.getVariant(), send, recv, local, capacity,
+                              in.getDimSize(2));
+    if (to) {
+      // The gate's counts [E] become the rows of each block [E_local, G].
+      auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>();
+      int64_t members = a2a.getGroupSize();
+      auto rowsType = moert::ViewType::get(builder.getContext(),
+                                           builder.getI32Type(),
+                                           local * members);
+      int64_t bytes = alignTo(staticElements(a2a.getResult()) *
+                              elementBytes(out.getElementType()));
+      Value rows = ViewOp::create(builder, loc, rowsType, arena,
+                                  (offsets[a2a.getResult()] + bytes) / 4);
+      Value one = arith::ConstantIntOp::create(builder, loc, 1, 64);
+      moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
+                                AllToAllVariant::flat, view(gate.getCounts()),
+                                rows, local, one, 1);
+      exchangedRows[a2a.getResult()] = rows;
+    }
     return success();
   }
   if (auto dispatch = dyn_cast<DispatchOp>(op)) {
@@ -418,9 +499,19 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto experts = dyn_cast<ExpertsOp>(op)) {
-    auto dispatch = experts.getInput().getDefiningOp<DispatchOp>();
+    DispatchOp dispatch = dispatchOf(experts.getInput());
     auto gate =
         dispatch ? dispatch.getExpertIds().getDefiningOp<GateOp>() : GateOp();
+    auto a2a = experts.getInput().getDefiningOp<AllToAllOp>();
+    Value rows = a2a ? exchangedRows.lookup(a2a.getResult())
+                     : (gate ? view(gate.getCounts()) : Value());
+    int64_t blocks = a2a ? a2a.getGroupSize() : 1;
+    // After the exchange each expert holds G blocks of C rows.
+    Value rowsPerExpert = dispatch ? i64(dispatch.getCapacity()) : Value();
+    if (a2a && dispatch)
+      rowsPerExpert = arith::MulIOp::create(
+          builder, loc, rowsPerExpert,
+          arith::ConstantIntOp::create(builder, loc, blocks, 64));
     if (!gate)
       return experts.emitError()
              << "moe-lower-to-runtime needs the experts' input to come from "
@@ -432,14 +523,16 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         optView(experts.getUpBias()), view(experts.getDownWeight()),
         optView(experts.getDownBias()), experts.getActivation(),
         type.getDimSize(2), experts.getFfnSize(), newView(experts.getResult()),
-        view(gate.getCounts()), i64(dispatch.getCapacity()), type.getDimSize(0),
-        /*blocks=*/1);
+        rows, rowsPerExpert, type.getDimSize(0), blocks);
     return success();
   }
   if (auto combine = dyn_cast<CombineOp>(op)) {
-    auto expertsOp = combine.getInput().getDefiningOp<ExpertsOp>();
-    auto dispatch = expertsOp ? expertsOp.getInput().getDefiningOp<DispatchOp>()
-                              : DispatchOp();
+    Value rows = combine.getInput();
+    if (auto a2a = rows.getDefiningOp<AllToAllOp>())
+      rows = a2a.getInput();
+    auto expertsOp = rows.getDefiningOp<ExpertsOp>();
+    DispatchOp dispatch =
+        expertsOp ? dispatchOf(expertsOp.getInput()) : DispatchOp();
     if (!dispatch)
       return combine.emitError() << "moe-lower-to-runtime needs the combined "
                                     "rows to come from moe.experts on a "
@@ -484,6 +577,9 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     Value in = view(layer.getInput());
     moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
                          tokens, hiddenOf(yield.getValue()));
+    for (auto &entry : groups)
+      moert::GroupDestroyOp::create(builder, loc, entry.second);
+    groups.clear();
     builder.setInsertionPointAfter(builder.getBlock()->getParentOp());
     return success();
   }

@@ -27,9 +27,13 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
     rank) and the weight bytes are recorded as `moert.peak_bytes` and
     `moert.weight_bytes` and printed with `report`.
 
-    Supported so far: layers whose plan keeps weights whole (no plan, or
-    ep = tp = 1); expert and tensor parallelism are rejected with a
-    diagnostic at the layer.
+    Expert parallelism (tp = 1): `moe.sync_capacity` becomes an i64 MAX
+    all-reduce over the rank's group (`moert.group` picks the row holding the
+    rank; groups are destroyed at the end of the layer), `moe.all_to_all`
+    becomes `moert.all_to_all` and, on the way to the experts, also exchanges
+    the gate's counts, which become the row counts of the G blocks of each
+    local expert. Expert slicing and tensor-parallel MLPs (tp > 1) are
+    rejected with a diagnostic at the layer.
   }];
   let dependentDialects = ["::mlir::moert::MoertDialect",
                            "::mlir::arith::ArithDialect"];

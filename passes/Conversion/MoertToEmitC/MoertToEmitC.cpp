@@ -633,6 +633,17 @@ struct GroupPattern : public MoertPattern<GroupOp> {
   }
 };
 
+struct GroupDestroyPattern : public MoertPattern<GroupDestroyOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(GroupDestroyOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<emitc::CallOpaqueOp>(
+        op, TypeRange{}, "moert_group_destroy", ValueRange{a.getGroup()});
+    return success();
+  }
+};
+
 struct AllToAllPattern : public MoertPattern<AllToAllOp> {
   using MoertPattern::MoertPattern;
   LogicalResult
@@ -958,7 +969,7 @@ void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
                LayerPattern, RecordDropsPattern, RouterPattern, GatePattern,
                DispatchPattern, CombinePattern, ExpertsPattern,
                DenseFfnPattern, ResidualMixPattern, SharedAddPattern,
-               AddPattern, GroupPattern, AllToAllPattern, AllReducePattern,
+               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern, AllReducePattern,
                AllReduceI64Pattern, LoadWeightPattern>(converter, context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,
                                                   "moert_all_gather");

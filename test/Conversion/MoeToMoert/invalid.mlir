@@ -3,13 +3,14 @@
 
 // NOTOKENS: error: moe-lower-to-runtime needs the most tokens per rank per step: pass tokens=N or set 'moert.max_tokens' on the module
 
-// Expert parallelism is not lowered yet: a clear error at the layer.
-func.func @ep(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
-  // expected-error @below {{moe-lower-to-runtime supports only plans with ep = tp = 1 so far; layer 0 has ep = 2, tp = 1}}
+// Expert slicing / tensor-parallel MLPs are not lowered yet: a clear error
+// at the layer.
+func.func @tp(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  // expected-error @below {{moe-lower-to-runtime does not lower expert slicing or tensor-parallel MLPs (tp > 1) yet; layer 0 has ep = 1, tp = 2}}
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
     %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
     moe.yield %d : tensor<?x64xf32>
-  } {moe.plan = #moe.plan<dp = 1, ep = 2, tp = 1>}
+  } {moe.plan = #moe.plan<dp = 1, ep = 1, tp = 2>}
   return %y : tensor<?x64xf32>
 }
 

@@ -207,8 +207,16 @@ CASES = [
 ]
 
 
-def run_case(args, name, cfg, tweak, seed, ranks=1, extra=()):
-    work = os.path.join(args.workdir, f"{name}-s{seed}-r{ranks}")
+# On 4 ranks (mesh 1x4: 8 experts -> EP 4, two per rank), each rank's tokens
+# are one step of their own; dropless families must also equal one rank
+# running all the tokens (EP = 1 vs EP = 4).
+MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v2": True,
+              "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
+              "prmoe-probs": False}
+
+
+def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=None):
+    work = os.path.join(args.workdir, f"{name}-s{seed}-r{ranks}-t{tokens or args.tokens}")
     os.makedirs(work, exist_ok=True)
     cfg_path = os.path.join(work, "config.json")
     with open(cfg_path, "w") as f:
@@ -216,8 +224,8 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=()):
     rng = np.random.default_rng(seed)
     dtype = cfg.get("torch_dtype", "float32")
     w = Weights(rng, dtype)
-    tokens = args.tokens
-    x = rng.uniform(-1, 1, (ranks * tokens, H)).astype(np.float32)
+    tokens = tokens or args.tokens
+    x = rng.uniform(-1, 1, (ranks * tokens, H)).astype(np.float32) if x_in is None else x_in
     if tweak.get("negative"):
         x = np.abs(x)
     if dtype == "bfloat16":
@@ -254,7 +262,7 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=()):
     err = float(np.max(np.abs(y - expected)) / max(np.max(np.abs(expected)), 1e-30))
     ok = err <= TOL[dtype]
     print(f"{'ok  ' if ok else 'FAIL'} {name:22s} seed {seed} ranks {ranks}: max rel error {err:.3e} (tol {TOL[dtype]:.0e})")
-    return ok, y
+    return ok, (x, y)
 
 
 def main():
@@ -272,6 +280,18 @@ def main():
                 continue
             ok, _ = run_case(args, name, cfg, tweak, seed)
             failures += not ok
+            if name not in MULTI_RANK:
+                continue
+            ok, result = run_case(args, name, cfg, tweak, seed, ranks=4)
+            failures += not ok
+            if ok and MULTI_RANK[name]:
+                x, y4 = result
+                ok, (_, y1) = run_case(args, name, cfg, tweak, seed, ranks=1,
+                                       tokens=4 * args.tokens, x_in=x)
+                err = float(np.max(np.abs(y4 - y1)) / np.max(np.abs(y1))) if ok else float("inf")
+                same = err <= TOL[cfg["torch_dtype"]]
+                print(f"{'ok  ' if same else 'FAIL'} {name:22s} seed {seed}: EP=4 vs EP=1 max rel difference {err:.3e}")
+                failures += not same
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 
