@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The main job: import the bundled PR-MoE example (a pyramid of 4 and 8
-# experts with residual MLPs), verify and canonicalize it, plan it for a
-# 1x4 mesh, and print the plan table and the per-rank IR.
+# The main job: compile the bundled PR-MoE example (examples/prmoe/tiny.json:
+# a pyramid of 4 and 8 experts with residual MLPs) for 4 ranks, build it
+# against libmoert, run it on the CPU backend (ranks as threads) with random
+# weights and input, and print the plan table, the per-layer timings and
+# drops, and the error against the NumPy reference.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${MOE_BUILD_DIR:-$root/build}")
 export MOE_BUILD_DIR=$build
 
-"$root/scripts/build.sh" moe-opt moe-translate >/dev/null
+"$root/scripts/build.sh" moe-run moert-gen-weights >/dev/null
 model=${1:-$root/examples/prmoe/tiny.json}
-mesh=${MOE_MESH:-1x4}
+ranks=${MOE_RANKS:-4}
 
-"$build/bin/moe-translate" --import-prmoe "$model" |
-  "$build/bin/moe-opt" --canonicalize \
-    --moe-assign-parallelism="mesh=$mesh report=table"
+python3 "$root/test/Integration/CPU/e2e_test.py" --moe-run "$build/bin/moe-run" \
+  --workdir "$build/run-example" --config "$model" --ranks "$ranks" \
+  --tokens "${MOE_TOKENS:-16}" --verbose

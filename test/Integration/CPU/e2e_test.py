@@ -71,8 +71,8 @@ class Weights:
         self.tensors[key] = a
         return a.astype(np.float64)
 
-    def experts(self, pattern, shape):
-        stacked = [self.get(pattern.format(e=e), shape) for e in range(E)]
+    def experts(self, pattern, shape, count=E):
+        stacked = [self.get(pattern.format(e=e), shape) for e in range(count)]
         return np.stack(stacked)
 
 
@@ -136,30 +136,44 @@ def hf_reference(cfg, x, w, tweak):
 
 def prmoe_reference(cfg, x, w, tweak):
     st = "bf16" if cfg.get("torch_dtype") == "bfloat16" else "f32"
-    P, Fm, k = cfg["weight_prefix"], cfg["ffn_hidden_size"], cfg["top_k"]
-    act = cfg.get("activation", "gelu")
-    plain = ref.FfnConfig(kind="plain", activation=act)
+    P, Fm, k = cfg.get("weight_prefix", "language_model.encoder.layers"), cfg["ffn_hidden_size"], cfg.get("top_k", 1)
+    Hm = cfg["hidden_size"]
+    plain = ref.FfnConfig(kind="plain", activation=cfg.get("activation", "gelu"))
+    interval = cfg.get("expert_interval", 2)
+    counts = cfg["num_experts"] if isinstance(cfg["num_experts"], list) else [cfg["num_experts"]]
+    moe_index = 0
     for i in range(cfg["num_layers"]):
         p = f"{P}.{i}.mlp."
+        ne = counts[min(moe_index, len(counts) - 1)] if (i + 1) % interval == 0 else 1
+        if (i + 1) % interval == 0:
+            moe_index += 1
+        if ne == 1:  # a dense layer
+            params = {"w1": w.get(p + "dense_h_to_4h.weight", (Fm, Hm)), "b1": w.get(p + "dense_h_to_4h.bias", (Fm,)),
+                      "w2": w.get(p + "dense_4h_to_h.weight", (Hm, Fm)), "b2": w.get(p + "dense_4h_to_h.bias", (Hm,))}
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, plain), st), st)
+            continue
         pe = p + "deepspeed_moe.experts.deepspeed_experts.{e}."
-        params = {"gate.weight": w.get(p + "deepspeed_moe.gate.wg.weight", (E, H), scale=tweak.get("router_scale")),
-                  "experts.w1": w.experts(pe + "dense_h_to_4h.weight", (Fm, H)),
-                  "experts.b1": w.experts(pe + "dense_h_to_4h.bias", (Fm,)),
-                  "experts.w2": w.experts(pe + "dense_4h_to_h.weight", (H, Fm)),
-                  "experts.b2": w.experts(pe + "dense_4h_to_h.bias", (H,)),
-                  "mlp.w1": w.get(p + "mlp.dense_h_to_4h.weight", (Fm, H)),
-                  "mlp.b1": w.get(p + "mlp.dense_h_to_4h.bias", (Fm,)),
-                  "mlp.w2": w.get(p + "mlp.dense_4h_to_h.weight", (H, Fm)),
-                  "mlp.b2": w.get(p + "mlp.dense_4h_to_h.bias", (H,)),
-                  "coefficient.weight": w.get(p + "coefficient.weight", (2, H)),
-                  "coefficient.bias": w.get(p + "coefficient.bias", (2,))}
+        params = {"gate.weight": w.get(p + "deepspeed_moe.gate.wg.weight", (ne, Hm), scale=tweak.get("router_scale")),
+                  "experts.w1": w.experts(pe + "dense_h_to_4h.weight", (Fm, Hm), ne),
+                  "experts.b1": w.experts(pe + "dense_h_to_4h.bias", (Fm,), ne),
+                  "experts.w2": w.experts(pe + "dense_4h_to_h.weight", (Hm, Fm), ne),
+                  "experts.b2": w.experts(pe + "dense_4h_to_h.bias", (Hm,), ne)}
+        residual = cfg.get("mlp_type", "standard") == "residual"
+        if residual:
+            params.update({"mlp.w1": w.get(p + "mlp.dense_h_to_4h.weight", (Fm, Hm)),
+                           "mlp.b1": w.get(p + "mlp.dense_h_to_4h.bias", (Fm,)),
+                           "mlp.w2": w.get(p + "mlp.dense_4h_to_h.weight", (Hm, Fm)),
+                           "mlp.b2": w.get(p + "mlp.dense_4h_to_h.bias", (Hm,)),
+                           "coefficient.weight": w.get(p + "coefficient.weight", (2, Hm)),
+                           "coefficient.bias": w.get(p + "coefficient.bias", (2,))})
         drop = cfg.get("drop_tokens", True)
+        order = cfg.get("drop_order", "choice_major" if k <= 2 else "probs")
         routing = ref.RoutingConfig(
-            num_experts=E, top_k=k, norm="none" if k == 1 else ("kept" if drop else "selected"),
-            capacity_factor=cfg["capacity_factor"] if drop else 0.0,
+            num_experts=ne, top_k=k, norm="none" if k == 1 else ("kept" if drop else "selected"),
+            capacity_factor=cfg.get("capacity_factor", 1.0) if drop else 0.0,
             min_capacity=cfg.get("min_capacity", 4) if drop else 0,
-            drop_order=cfg.get("drop_order", "choice_major") if drop else "token_major")
-        lc = ref.LayerConfig(routing=routing, ffn=plain, storage=st, residual_mlp=plain)
+            drop_order=order if drop else "token_major")
+        lc = ref.LayerConfig(routing=routing, ffn=plain, storage=st, residual_mlp=plain if residual else None)
         x = ref.moe_layer(x, params, lc)["out"]
     return x
 
@@ -225,7 +239,8 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
     dtype = cfg.get("torch_dtype", "float32")
     w = Weights(rng, dtype)
     tokens = tokens or args.tokens
-    x = rng.uniform(-1, 1, (ranks * tokens, H)).astype(np.float32) if x_in is None else x_in
+    hidden = cfg.get("hidden_size", H)
+    x = rng.uniform(-1, 1, (ranks * tokens, hidden)).astype(np.float32) if x_in is None else x_in
     if tweak.get("negative"):
         x = np.abs(x)
     if dtype == "bfloat16":
@@ -252,6 +267,8 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
            "--weights", os.path.join(work, "w.safetensors"), "--input", os.path.join(work, "x.npy"),
            "--output", out, "--cache-dir", os.path.join(args.workdir, "cache"), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    if args.verbose:
+        print(proc.stdout, end="")
     if proc.returncode != 0:
         print(f"FAIL {name}: moe-run exited {proc.returncode}\n{proc.stdout}{proc.stderr}")
         return False, None
@@ -272,7 +289,15 @@ def main():
     ap.add_argument("--tokens", type=int, default=12)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--only", default="")
+    ap.add_argument("--config", help="run only this config (its family read from model_type)")
+    ap.add_argument("--ranks", type=int, default=1)
+    ap.add_argument("--verbose", action="store_true", help="print moe-run's output")
     args = ap.parse_args()
+    if args.config:
+        with open(args.config) as f:
+            cfg = json.load(f)
+        ok, _ = run_case(args, os.path.basename(args.config), cfg, {}, 0, ranks=args.ranks)
+        return 0 if ok else 1
     failures = 0
     for seed in range(args.seeds):
         for name, cfg, tweak in CASES:
