@@ -392,6 +392,22 @@ moert_status_t moert_all_to_all(moert_context_t ctx, moert_group_t group,
                                 int64_t experts_local, int64_t capacity,
                                 int64_t hidden);
 
+/* The same exchange with each expert's FFN sliced over `slices` consecutive
+   members (expert slicing, tensor parallel over F): the group holds
+   EP = G / slices expert shards and member q holds experts
+   [(q / slices) * E_local, +E_local). TO_EXPERTS: send [EP * E_local, C, H]
+   -> recv [E_local, G * C, H]; every member sends its rows of an expert to
+   each of its `slices` holders, member p's rows at [:, p*C:(p+1)*C, :].
+   FROM_EXPERTS: send [E_local, G * C, H] -> recv [EP * E_local, C, H], the
+   partial outputs of the `slices` holders summed in fp32 in member order
+   (float dtypes only). slices = 1 is moert_all_to_all. */
+moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
+                                       moert_a2a_direction_t direction,
+                                       moert_a2a_algorithm_t algorithm,
+                                       moert_view_t send, moert_view_t recv,
+                                       int64_t experts_local, int64_t capacity,
+                                       int64_t hidden, int64_t slices);
+
 /*===--- Weights (safetensors) --------------------------------------------===*/
 
 typedef struct moert_weights_s *moert_weights_t;

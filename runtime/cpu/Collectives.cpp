@@ -313,6 +313,16 @@ moert_status_t moert_all_to_all(moert_context_t ctx, moert_group_t group,
                                 moert_view_t send, moert_view_t recv,
                                 int64_t expertsLocal, int64_t capacity,
                                 int64_t hidden) {
+  return moert_all_to_all_sliced(ctx, group, direction, algorithm, send, recv,
+                                 expertsLocal, capacity, hidden, 1);
+}
+
+moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
+                                       moert_a2a_direction_t direction,
+                                       moert_a2a_algorithm_t algorithm,
+                                       moert_view_t send, moert_view_t recv,
+                                       int64_t expertsLocal, int64_t capacity,
+                                       int64_t hidden, int64_t slices) {
   return guard("moert_all_to_all", [&] {
     moert_group_s &g = checkGroup(ctx, group);
     require(direction == MOERT_A2A_TO_EXPERTS ||
@@ -325,51 +335,113 @@ moert_status_t moert_all_to_all(moert_context_t ctx, moert_group_t group,
             capacity, ", hidden ", hidden);
     require(send.dtype == recv.dtype, "send and recv dtypes differ");
     size_t members = g.ranks.size();
-    int64_t count =
-        static_cast<int64_t>(members) * expertsLocal * capacity * hidden;
-    const char *in = viewData(send, count, "send");
-    char *out = viewData(recv, count, "recv");
-    size_t rowsBytes = capacity * hidden * moert_dtype_size(send.dtype);
-    size_t total = count * moert_dtype_size(send.dtype);
-    require(in + total <= out || out + total <= in, "send and recv overlap");
-    if (total == 0) {
+    require(slices >= 1 && members % slices == 0, "slices ", slices,
+            " must be positive and divide the group size ", members);
+    bool toExperts = direction == MOERT_A2A_TO_EXPERTS;
+    bool sliced = slices > 1;
+    bool floating = send.dtype == MOERT_F32 || send.dtype == MOERT_F16 ||
+                    send.dtype == MOERT_BF16;
+    require(!sliced || toExperts || floating,
+            "a sliced from_experts exchange sums partial outputs: it needs "
+            "a float dtype");
+    size_t shards = members / slices;
+    int64_t rowsCount = capacity * hidden;
+    // [E_local, G * C, H] on the expert side, [EP * E_local, C, H] on the
+    // token side.
+    int64_t expertSide = members * expertsLocal * rowsCount;
+    int64_t tokenSide = shards * expertsLocal * rowsCount;
+    int64_t sendCount = toExperts ? tokenSide : expertSide;
+    int64_t recvCount = toExperts ? expertSide : tokenSide;
+    const char *in = viewData(send, sendCount, "send");
+    char *out = viewData(recv, recvCount, "recv");
+    size_t elementBytes = moert_dtype_size(send.dtype);
+    size_t rowsBytes = rowsCount * elementBytes;
+    require(in + sendCount * elementBytes <= out ||
+                out + recvCount * elementBytes <= in,
+            "send and recv overlap");
+    if (rowsBytes == 0) {
       barrier(ctx, *g.rendezvous, "all_to_all");
       return;
     }
-    size_t peerChunk = expertsLocal * rowsBytes; // one member's share
-    bool toExperts = direction == MOERT_A2A_TO_EXPERTS;
+    size_t peerChunk = expertsLocal * rowsBytes; // one shard's rows
+    size_t myShard = g.member / slices;
+    // out expert (q, e) = the fp32 sum of the slice holders' partial rows,
+    // in member order; rowsOf(p) points at holder p's rows for (q, e).
+    auto sumSlices = [&](size_t q, int64_t e, auto rowsOf) {
+      std::vector<float> acc(rowsCount, 0.0f), widened(rowsCount);
+      for (int64_t j = 0; j < slices; ++j) {
+        convertToFloat(rowsOf(q * slices + j), send.dtype, widened.data(),
+                       rowsCount);
+        for (int64_t i = 0; i < rowsCount; ++i)
+          acc[i] += widened[i];
+      }
+      convertFromFloat(acc.data(), out + (q * expertsLocal + e) * rowsBytes,
+                       send.dtype, rowsCount);
+    };
     if (algorithm == MOERT_A2A_FLAT) {
       Rendezvous &rv = *g.rendezvous;
       rv.published[g.member] = in;
       barrier(ctx, rv, "all_to_all");
       // Copy straight into the final layout: [E_local][p][C][H] on the
       // expert side, [q][E_local][C][H] = [E][C][H] on the token side.
-      for (size_t p = 0; p < members; ++p) {
-        auto *peer = static_cast<const char *>(rv.published[p]);
-        for (int64_t e = 0; e < expertsLocal; ++e) {
-          if (toExperts)
+      auto peer = [&](size_t p) {
+        return static_cast<const char *>(rv.published[p]);
+      };
+      if (toExperts) {
+        for (size_t p = 0; p < members; ++p)
+          for (int64_t e = 0; e < expertsLocal; ++e)
             std::memcpy(out + (e * members + p) * rowsBytes,
-                        peer + g.member * peerChunk + e * rowsBytes, rowsBytes);
-          else
+                        peer(p) + myShard * peerChunk + e * rowsBytes,
+                        rowsBytes);
+      } else if (!sliced) {
+        for (size_t p = 0; p < members; ++p)
+          for (int64_t e = 0; e < expertsLocal; ++e)
             std::memcpy(out + p * peerChunk + e * rowsBytes,
-                        peer + (e * members + g.member) * rowsBytes, rowsBytes);
-        }
+                        peer(p) + (e * members + g.member) * rowsBytes,
+                        rowsBytes);
+      } else {
+        for (size_t q = 0; q < shards; ++q)
+          for (int64_t e = 0; e < expertsLocal; ++e)
+            sumSlices(q, e, [&](size_t p) {
+              return peer(p) + (e * members + g.member) * rowsBytes;
+            });
       }
       barrier(ctx, rv, "all_to_all");
       return;
     }
     // Hierarchical: a destination-major chunk all-to-all plus the same
-    // expert-major layout transforms as flat.
+    // expert-major layout transforms as flat; slicing replicates each
+    // shard's chunk for its holders first, or sums the holders' after.
+    size_t total = members * peerChunk;
     std::vector<char> staged(total);
     if (toExperts) {
-      hierarchicalAllToAll(ctx, g, in, staged.data(), peerChunk);
+      const char *chunks = in;
+      std::vector<char> replicated;
+      if (sliced) {
+        replicated.resize(total);
+        for (size_t q = 0; q < members; ++q)
+          std::memcpy(replicated.data() + q * peerChunk,
+                      in + q / slices * peerChunk, peerChunk);
+        chunks = replicated.data();
+      }
+      hierarchicalAllToAll(ctx, g, chunks, staged.data(), peerChunk);
       // [p][E_local][rows] -> [E_local][p][rows]
       transposeChunks(staged.data(), out, members, expertsLocal, rowsBytes);
-    } else {
-      // [E_local][q][rows] -> [q][E_local][rows], destination-major.
-      transposeChunks(in, staged.data(), expertsLocal, members, rowsBytes);
-      hierarchicalAllToAll(ctx, g, staged.data(), out, peerChunk);
+      return;
     }
+    // [E_local][q][rows] -> [q][E_local][rows], destination-major.
+    transposeChunks(in, staged.data(), expertsLocal, members, rowsBytes);
+    if (!sliced) {
+      hierarchicalAllToAll(ctx, g, staged.data(), out, peerChunk);
+      return;
+    }
+    std::vector<char> fromAll(total); // [source p][E_local][rows]
+    hierarchicalAllToAll(ctx, g, staged.data(), fromAll.data(), peerChunk);
+    for (size_t q = 0; q < shards; ++q)
+      for (int64_t e = 0; e < expertsLocal; ++e)
+        sumSlices(q, e, [&](size_t p) {
+          return fromAll.data() + p * peerChunk + e * rowsBytes;
+        });
   });
 }
 

@@ -92,6 +92,92 @@ INSTANTIATE_TEST_SUITE_P(Meshes, AllToAll,
                                   std::to_string(info.param.gpusPerNode);
                          });
 
+class SlicedAllToAll : public ::testing::TestWithParam<A2aCase> {};
+
+// Expert slicing over 2 consecutive members: G ranks hold G / 2 expert
+// shards of 2 experts each.
+TEST_P(SlicedAllToAll, ReplicatesToHoldersAndSumsTheirPartials) {
+  A2aCase param = GetParam();
+  World world(param.nodes, param.gpusPerNode, 20000);
+  const int64_t slices = 2, expertsLocal = 2, capacity = 3, hidden = 4;
+  world.run([&](moert_context_t ctx) {
+    Group group(ctx, allRanks(ctx));
+    int32_t members = group.size(), me = group.member();
+    int64_t shards = members / slices, experts = shards * expertsLocal;
+    int64_t tokenCount = experts * capacity * hidden;
+    int64_t expertCount = members * expertsLocal * capacity * hidden;
+    std::vector<float> tokens(tokenCount);
+    for (int64_t e = 0; e < experts; ++e)
+      for (int64_t c = 0; c < capacity; ++c)
+        for (int64_t h = 0; h < hidden; ++h)
+          tokens[(e * capacity + c) * hidden + h] = tokenValue(me, e, c, h);
+    // Partial output of holder `src` for its local expert e, block p.
+    auto partial = [](int32_t src, int64_t e, int32_t p, int64_t c, int64_t h) {
+      return static_cast<float>(src * 1000 + e * 100 + p * 10 + c + h * 0.5);
+    };
+    std::vector<float> partials(expertCount);
+    for (int64_t e = 0; e < expertsLocal; ++e)
+      for (int32_t p = 0; p < members; ++p)
+        for (int64_t c = 0; c < capacity; ++c)
+          for (int64_t h = 0; h < hidden; ++h)
+            partials[((e * members + p) * capacity + c) * hidden + h] =
+                partial(me, e, p, c, h);
+    Buffer send(ctx, tokens, MOERT_F32), psend(ctx, partials, MOERT_F32);
+    for (moert_a2a_algorithm_t algorithm :
+         {MOERT_A2A_FLAT, MOERT_A2A_HIERARCHICAL}) {
+      Buffer recv(ctx, expertCount * 4), back(ctx, tokenCount * 4);
+      check(moert_buffer_fill(ctx, recv.view(MOERT_F32), expertCount, NAN));
+      check(moert_buffer_fill(ctx, back.view(MOERT_F32), tokenCount, NAN));
+      check(moert_all_to_all_sliced(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                                    algorithm, send.view(MOERT_F32),
+                                    recv.view(MOERT_F32), expertsLocal,
+                                    capacity, hidden, slices));
+      // Both holders of shard me / 2 get every member's rows of its experts.
+      std::vector<float> got = recv.download<float>(MOERT_F32, expertCount);
+      for (int64_t e = 0; e < expertsLocal; ++e)
+        for (int32_t p = 0; p < members; ++p)
+          for (int64_t c = 0; c < capacity; ++c)
+            for (int64_t h = 0; h < hidden; ++h)
+              ASSERT_EQ(got[((e * members + p) * capacity + c) * hidden + h],
+                        tokenValue(p, me / slices * expertsLocal + e, c, h))
+                  << "rank " << me << " e " << e << " from " << p;
+      check(moert_all_to_all_sliced(ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                                    algorithm, psend.view(MOERT_F32),
+                                    back.view(MOERT_F32), expertsLocal,
+                                    capacity, hidden, slices));
+      // Expert (q, e) = holder 2q's block me + holder 2q+1's block me.
+      std::vector<float> sums = back.download<float>(MOERT_F32, tokenCount);
+      for (int64_t q = 0; q < shards; ++q)
+        for (int64_t e = 0; e < expertsLocal; ++e)
+          for (int64_t c = 0; c < capacity; ++c)
+            for (int64_t h = 0; h < hidden; ++h)
+              ASSERT_EQ(
+                  sums[((q * expertsLocal + e) * capacity + c) * hidden + h],
+                  partial(2 * q, e, me, c, h) + partial(2 * q + 1, e, me, c, h))
+                  << "rank " << me << " expert " << q * expertsLocal + e;
+    }
+    // slices must divide the group; sums need a float dtype.
+    EXPECT_MOERT_ERROR(
+        moert_all_to_all_sliced(ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                                MOERT_A2A_FLAT, send.view(MOERT_F32),
+                                psend.view(MOERT_F32), 1, 1, 1, 3),
+        MOERT_INVALID_ARGUMENT, "divide the group size");
+    EXPECT_MOERT_ERROR(
+        moert_all_to_all_sliced(ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                                MOERT_A2A_FLAT, psend.view(MOERT_I32),
+                                send.view(MOERT_I32), 1, 1, 1, 2),
+        MOERT_INVALID_ARGUMENT, "float dtype");
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Meshes, SlicedAllToAll,
+                         ::testing::Values(A2aCase{1, 4}, A2aCase{2, 4},
+                                           A2aCase{4, 2}),
+                         [](const auto &info) {
+                           return std::to_string(info.param.nodes) + "x" +
+                                  std::to_string(info.param.gpusPerNode);
+                         });
+
 TEST(AllToAll, ExchangesCountsAndBf16) {
   // counts[E] i32 with C = H = 1 becomes [E_local, G]: per-block rows.
   World world(2, 2);
