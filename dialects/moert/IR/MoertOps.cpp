@@ -233,6 +233,8 @@ static LogicalResult verifyFfn(FfnOp op, int64_t experts) {
       (failed(expectFloat(raw, "down bias", op.getDownBias())) ||
        failed(expectCount(raw, "down bias", op.getDownBias(), experts * h))))
     return failure();
+  if (op.getDownBiasIf() && !op.getDownBias())
+    return op.emitOpError() << "has a down bias predicate but no down bias";
   return success();
 }
 
@@ -357,6 +359,8 @@ LogicalResult AllToAllOp::verify() {
                          << getRecv().getType();
   if (getSend() == getRecv())
     return emitOpError() << "send and receive must not overlap";
+  if (failed(expectPositive(op, "slices", getSlices())))
+    return failure();
   int64_t width = getExpertsLocal() * getHidden();
   if (failed(tokenBound(op, "send", getSend(), width)) ||
       failed(tokenBound(op, "recv", getRecv(), width)))

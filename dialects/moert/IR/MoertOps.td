@@ -161,6 +161,7 @@ defvar Moert_FfnOperands = (ins Optional<Moert_View>:$gate,
                                 Moert_View:$up, Optional<Moert_View>:$up_bias,
                                 Moert_View:$down,
                                 Optional<Moert_View>:$down_bias,
+                                Optional<I1>:$down_bias_if,
                                 EnumProp<Moe_Activation>:$activation,
                                 I64Prop:$hidden, I64Prop:$ffn);
 
@@ -168,7 +169,8 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
   let summary = "moert_experts: grouped FFN over the expert buffer [E, C, H]";
   let description = [{
     Weights stacked over experts: gate/up `[E, F, H]`, down `[E, H, F]`,
-    up_bias `[E, F]`, down_bias `[E, H]`; `ffn` is the rank's F slice. Each
+    up_bias `[E, F]`, down_bias `[E, H]`; `ffn` is the rank's F slice (the
+    down bias `if` a predicate holds: the first slice adds it). Each
     expert's capacity is split into `blocks` blocks; `rows [E, blocks]` (i32)
     says how many leading rows of each block hold tokens.
 
@@ -189,7 +191,8 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
     $ctx `,` $activation $input `:` type($input)
     (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
     (`bias` $up_bias^ `:` type($up_bias))? `down` $down `:` type($down)
-    (`bias` $down_bias^ `:` type($down_bias))? `->` $output `:` type($output)
+    (`bias` $down_bias^ `:` type($down_bias))? (`if` $down_bias_if^)? `->`
+    $output `:` type($output)
     (`rows` $rows^ `:` type($rows))? `capacity` $capacity `experts` $experts
     `blocks` $blocks `hidden` $hidden `ffn` $ffn attr-dict
   }];
@@ -198,7 +201,9 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
 def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
   let summary = "moert_dense_ffn: the FFN on x [S, H] without routing";
   let description = [{
-    Weights: gate/up `[F, H]`, down `[H, F]`, up_bias `[F]`, down_bias `[H]`.
+    Weights: gate/up `[F, H]`, down `[H, F]`, up_bias `[F]`, down_bias `[H]`
+    (passed only `if` the predicate holds: one slice of a tensor-parallel FFN
+    adds it).
 
     ```mlir
     moert.dense_ffn %ctx, gelu %x : !moert.view<f32, 4096>
@@ -214,7 +219,8 @@ def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
     $ctx `,` $activation $input `:` type($input)
     (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
     (`bias` $up_bias^ `:` type($up_bias))? `down` $down `:` type($down)
-    (`bias` $down_bias^ `:` type($down_bias))? `->` $output `:` type($output)
+    (`bias` $down_bias^ `:` type($down_bias))? (`if` $down_bias_if^)? `->`
+    $output `:` type($output)
     `tokens` $tokens `hidden` $hidden `ffn` $ffn attr-dict
   }];
 }
@@ -330,7 +336,11 @@ def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
   let summary = "moert_all_to_all: expert-major exchange within a group";
   let description = [{
     `to_experts`: send `[G * E_local, C, H]` -> recv `[E_local, G * C, H]`;
-    `from_experts` is the inverse. `send` and `recv` must not overlap.
+    `from_experts` is the inverse. With `slices` > 1 each expert is split over
+    that many consecutive members: `send` is `[G / slices * E_local, C, H]`,
+    every member's rows reach all holders of the expert, and `from_experts`
+    sums the holders' partial outputs (moert_all_to_all_sliced). `send` and
+    `recv` must not overlap.
 
     ```mlir
     moert.all_to_all %ctx, %g to_experts flat %send -> %recv
@@ -342,7 +352,8 @@ def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
                        EnumProp<Moe_AllToAllDirection>:$direction,
                        EnumProp<Moe_AllToAllVariant>:$algorithm,
                        Moert_View:$send, Moert_View:$recv, I64Prop:$experts_local,
-                       I64:$capacity, I64Prop:$hidden);
+                       I64:$capacity, I64Prop:$hidden,
+                       DefaultValuedAttr<I64Attr, "1">:$slices);
   let assemblyFormat = [{
     $ctx `,` $group $direction $algorithm $send `->` $recv `experts_local`
     $experts_local `capacity` $capacity `hidden` $hidden attr-dict `:`

@@ -14,8 +14,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::moe {
@@ -90,7 +92,8 @@ private:
   int64_t arenaBytes = 0, weightBytes = 0;
   DenseMap<Value, int64_t> offsets; // tensor -> arena byte offset
   DenseMap<Value, int64_t> extraBytes; // planned after a tensor's data
-  DenseMap<Attribute, Value> groups;   // rank groups created in this layer
+  // Rank groups created in this layer, destroyed in creation order.
+  llvm::MapVector<Attribute, Value> groups;
   DenseMap<Value, Value> exchangedRows; // to_experts result -> its row counts
 
   /// The group of this rank's row of `table`, created once per layer.
@@ -101,9 +104,52 @@ private:
           builder, loc, moert::GroupType::get(builder.getContext()), ctx, table);
     return g;
   }
+  /// The tp group of `plan`: rows of tp consecutive ranks.
+  Value tpGroup(PlanAttr plan, Location loc);
+  /// i1: this rank is its tp group's first member (it adds the down bias).
+  Value firstSlice(PlanAttr plan, Location loc);
+  /// The down bias predicate of an FFN whose down weight is `down` (null
+  /// when the FFN is not sliced over tp).
+  Value downBiasIf(Value down, Value downBias, Location loc);
+  /// tokens * hidden (the per-member block of a tp collective).
+  Value tokenElements(int64_t hidden, Location loc);
 };
 
 } // namespace
+
+/// The plan of the layer holding `op` (null outside a planned layer).
+static PlanAttr planOf(Operation *op) {
+  auto layer = op->getParentOfType<LayerOp>();
+  return layer ? layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName)
+               : PlanAttr();
+}
+
+/// A shard.all_gather / reduce_scatter the parallelism pass puts around a
+/// tensor-parallel dense FFN: tokens (axis 0) over grid axis 2 (tp) of the
+/// layer's {dp, ep, tp} grid, summing.
+static LogicalResult checkTpCollective(Operation *op, PlanAttr plan) {
+  if (!plan)
+    return op->emitError() << "'" << op->getName()
+                           << "' outside a layer with a moe.plan";
+  auto gather = dyn_cast<shard::AllGatherOp>(op);
+  auto scatter = dyn_cast<shard::ReduceScatterOp>(op);
+  StringRef gridName = gather ? gather.getGrid() : scatter.getGrid();
+  ArrayRef<int16_t> axes =
+      gather ? gather.getGridAxes() : scatter.getGridAxes();
+  int64_t axis = gather ? gather.getGatherAxis().getSExtValue()
+                        : scatter.getScatterAxis().getSExtValue();
+  auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
+      op, StringAttr::get(op->getContext(), gridName));
+  SmallVector<int64_t> planShape = {plan.getDp(), plan.getEp(), plan.getTp()};
+  if (axes.size() != 1 || axes[0] != 2 || axis != 0 ||
+      (scatter && scatter.getReduction() != shard::ReductionKind::Sum) ||
+      !grid || grid.getShape() != ArrayRef<int64_t>(planShape))
+    return op->emitError()
+           << "moe-lower-to-runtime lowers '" << op->getName()
+           << "' only over the tokens (axis 0) and grid axis 2 (tp) of its "
+              "layer's {dp, ep, tp} grid, summing";
+  return success();
+}
 
 /// The dispatch that fills the experts' input (through a to_experts
 /// all-to-all with expert parallelism).
@@ -131,13 +177,6 @@ LogicalResult FunctionLowering::analyze() {
                                                          -> WalkResult {
     points[op] = point++;
     if (auto layer = dyn_cast<LayerOp>(op)) {
-      if (auto plan = layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName))
-        if (plan.getTp() != 1)
-          return layer.emitError()
-                 << "moe-lower-to-runtime does not lower expert slicing or "
-                    "tensor-parallel MLPs (tp > 1) yet; layer "
-                 << layer.getIndex() << " has ep = " << plan.getEp()
-                 << ", tp = " << plan.getTp();
       setBound(layer.getBodyInput(), bounds.lookup(layer.getInput()));
       setBound(layer.getResult(), bounds.lookup(layer.getInput()));
       return WalkResult::advance();
@@ -172,10 +211,15 @@ LogicalResult FunctionLowering::analyze() {
       setBound(shared.getResult(), bounds.lookup(shared.getRouted()));
     } else if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
       setBound(sync.getResult(), bounds.lookup(sync.getCapacity()));
+    } else if (isa<shard::AllGatherOp, shard::ReduceScatterOp>(op)) {
+      PlanAttr plan = planOf(op);
+      if (failed(checkTpCollective(op, plan)))
+        return WalkResult::interrupt();
+      Value in = op->getOperand(0);
+      setBound(op->getResult(0), isa<shard::AllGatherOp>(op)
+                                     ? bounds.lookup(in) * plan.getTp()
+                                     : bounds.lookup(in) / plan.getTp());
     } else if (auto a2a = dyn_cast<AllToAllOp>(op)) {
-      if (a2a.getSlices() != 1)
-        return a2a.emitError() << "moe-lower-to-runtime does not lower "
-                                  "sliced (tp > 1) exchanges yet";
       int64_t g = a2a.getGroupSize();
       bool to = a2a.getDirection() == AllToAllDirection::to_experts;
       // to_experts: [E, C, H] -> [E_local, G * C, H]; from_experts inverse.
@@ -234,6 +278,45 @@ static std::pair<PlanAttr, ShardAttr> shardOf(func::FuncOp func,
       return {layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName),
               shard};
   return {PlanAttr(), shard};
+}
+
+Value FunctionLowering::tpGroup(PlanAttr plan, Location loc) {
+  int64_t rows = plan.getDp() * plan.getEp(), tp = plan.getTp();
+  SmallVector<int64_t> ranks(rows * tp);
+  for (int64_t r = 0; r < rows * tp; ++r)
+    ranks[r] = r; // rank = (d * ep + e) * tp + t
+  auto type = RankedTensorType::get({rows, tp}, builder.getI64Type());
+  return group(DenseIntElementsAttr::get(type, ArrayRef<int64_t>(ranks)), loc);
+}
+
+Value FunctionLowering::firstSlice(PlanAttr plan, Location loc) {
+  auto c = [&](int64_t v) {
+    return arith::ConstantIntOp::create(builder, loc, v, 64).getResult();
+  };
+  Value rank = moert::RankOp::create(builder, loc, builder.getI64Type(), ctx);
+  Value t = arith::RemSIOp::create(
+      builder, loc,
+      arith::DivSIOp::create(builder, loc, rank,
+                             c(plan.getRankStride(ShardAxis::tp))),
+      c(plan.getTp()));
+  return arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::eq, t, c(0));
+}
+
+Value FunctionLowering::downBiasIf(Value down, Value downBias, Location loc) {
+  auto arg = dyn_cast<BlockArgument>(down);
+  if (!downBias || !arg)
+    return Value();
+  auto [plan, shard] = shardOf(func, arg);
+  if (!plan || plan.getTp() == 1 || !shard ||
+      !llvm::is_contained(shard.getDims(), ShardAxis::tp))
+    return Value();
+  return firstSlice(plan, loc);
+}
+
+Value FunctionLowering::tokenElements(int64_t hidden, Location loc) {
+  return arith::MulIOp::create(
+      builder, loc, tokens,
+      arith::ConstantIntOp::create(builder, loc, hidden, 64));
 }
 
 LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
@@ -468,7 +551,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     Value send = view(a2a.getInput()), recv = newView(a2a.getResult());
     moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
                               a2a.getVariant(), send, recv, local, capacity,
-                              in.getDimSize(2));
+                              in.getDimSize(2))
+        .setSlices(a2a.getSlices());
     if (to) {
       // The gate's counts [E] become the rows of each block [E_local, G].
       auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>();
@@ -483,7 +567,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
       Value one = arith::ConstantIntOp::create(builder, loc, 1, 64);
       moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
                                 AllToAllVariant::flat, view(gate.getCounts()),
-                                rows, local, one, 1);
+                                rows, local, one, 1)
+          .setSlices(a2a.getSlices());
       exchangedRows[a2a.getResult()] = rows;
     }
     return success();
@@ -521,9 +606,11 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         builder, loc, ctx, view(experts.getInput()),
         optView(experts.getGateWeight()), view(experts.getUpWeight()),
         optView(experts.getUpBias()), view(experts.getDownWeight()),
-        optView(experts.getDownBias()), experts.getActivation(),
-        type.getDimSize(2), experts.getFfnSize(), newView(experts.getResult()),
-        rows, rowsPerExpert, type.getDimSize(0), blocks);
+        optView(experts.getDownBias()),
+        downBiasIf(experts.getDownWeight(), experts.getDownBias(), loc),
+        experts.getActivation(), type.getDimSize(2), experts.getFfnSize(),
+        newView(experts.getResult()), rows, rowsPerExpert, type.getDimSize(0),
+        blocks);
     return success();
   }
   if (auto combine = dyn_cast<CombineOp>(op)) {
@@ -548,13 +635,34 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto dense = dyn_cast<DenseFfnOp>(op)) {
+    // Tensor parallel: the FFN runs on the tp group's gathered tokens.
+    Value rows = tokens;
+    if (dense.getInput().getDefiningOp<shard::AllGatherOp>())
+      rows = arith::MulIOp::create(
+          builder, loc, tokens,
+          arith::ConstantIntOp::create(builder, loc, planOf(op).getTp(), 64));
     moert::DenseFfnOp::create(
         builder, loc, ctx, view(dense.getInput()),
         optView(dense.getGateWeight()), view(dense.getUpWeight()),
         optView(dense.getUpBias()), view(dense.getDownWeight()),
-        optView(dense.getDownBias()), dense.getActivation(),
-        hiddenOf(dense.getInput()), dense.getFfnSize(),
-        newView(dense.getResult()), tokens);
+        optView(dense.getDownBias()),
+        downBiasIf(dense.getDownWeight(), dense.getDownBias(), loc),
+        dense.getActivation(), hiddenOf(dense.getInput()), dense.getFfnSize(),
+        newView(dense.getResult()), rows);
+    return success();
+  }
+  if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
+    moert::AllGatherOp::create(builder, loc, ctx, tpGroup(planOf(op), loc),
+                               view(gather.getInput()),
+                               newView(gather.getResult()),
+                               tokenElements(hiddenOf(gather.getInput()), loc));
+    return success();
+  }
+  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
+    moert::ReduceScatterOp::create(
+        builder, loc, ctx, tpGroup(planOf(op), loc), view(scatter.getInput()),
+        newView(scatter.getResult()),
+        tokenElements(hiddenOf(scatter.getResult()), loc));
     return success();
   }
   if (auto mix = dyn_cast<ResidualMixOp>(op)) {
@@ -638,6 +746,9 @@ struct LowerToRuntimePass
                      << " bytes per rank (peak), weights " << weightBytes
                      << " bytes per rank\n";
     }
+    // The tp collectives were their only users.
+    for (auto grid : llvm::make_early_inc_range(module.getOps<shard::GridOp>()))
+      grid.erase();
   }
 };
 } // namespace

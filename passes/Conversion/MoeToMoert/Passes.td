@@ -27,13 +27,15 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
     rank) and the weight bytes are recorded as `moert.peak_bytes` and
     `moert.weight_bytes` and printed with `report`.
 
-    Expert parallelism (tp = 1): `moe.sync_capacity` becomes an i64 MAX
-    all-reduce over the rank's group (`moert.group` picks the row holding the
-    rank; groups are destroyed at the end of the layer), `moe.all_to_all`
-    becomes `moert.all_to_all` and, on the way to the experts, also exchanges
-    the gate's counts, which become the row counts of the G blocks of each
-    local expert. Expert slicing and tensor-parallel MLPs (tp > 1) are
-    rejected with a diagnostic at the layer.
+    Expert parallelism: `moe.sync_capacity` becomes an i64 MAX all-reduce
+    over the rank's group (`moert.group` picks the row holding the rank;
+    groups are destroyed at the end of the layer), `moe.all_to_all` becomes
+    `moert.all_to_all` (with its `slices`) and, on the way to the experts,
+    also exchanges the gate's counts, which become the row counts of the G
+    blocks of each local expert. With tp > 1 only tp index 0 passes the down
+    bias of a sliced FFN (`if` a run-time predicate), and `shard.all_gather`
+    / `shard.reduce_scatter` over grid axis 2 become `moert.all_gather` /
+    `moert.reduce_scatter` over the layer's tp groups.
   }];
   let dependentDialects = ["::mlir::moert::MoertDialect",
                            "::mlir::arith::ArithDialect"];

@@ -486,7 +486,12 @@ Value ffnDesc(ConversionPatternRewriter &rewriter, OpTy op, Adaptor a) {
   setView("w_up", gated ? a.getUp() : Value());
   setView("w_down", a.getDown());
   setView("b1", a.getUpBias());
-  setView("b2", a.getDownBias());
+  Value b2 = a.getDownBias();
+  if (b2 && a.getDownBiasIf()) // only one slice adds the bias
+    b2 = emitc::ConditionalOp::create(rewriter, loc, b2.getType(),
+                                      a.getDownBiasIf(), b2,
+                                      absentView(rewriter, loc));
+  setView("b2", b2);
   return addressOf(rewriter, loc, desc);
 }
 
@@ -663,7 +668,12 @@ struct AllToAllPattern : public MoertPattern<AllToAllOp> {
         .integer(op.getExpertsLocal())
         .value(a.getCapacity())
         .integer(op.getHidden());
-    if (failed(checkedCall(rewriter, op, "moert_all_to_all", args)))
+    bool sliced = op.getSlices() > 1;
+    if (sliced)
+      args.integer(op.getSlices());
+    if (failed(checkedCall(
+            rewriter, op,
+            sliced ? "moert_all_to_all_sliced" : "moert_all_to_all", args)))
       return failure();
     rewriter.eraseOp(op);
     return success();

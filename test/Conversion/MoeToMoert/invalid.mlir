@@ -3,13 +3,15 @@
 
 // NOTOKENS: error: moe-lower-to-runtime needs the most tokens per rank per step: pass tokens=N or set 'moert.max_tokens' on the module
 
-// Expert slicing / tensor-parallel MLPs are not lowered yet: a clear error
-// at the layer.
-func.func @tp(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
-  // expected-error @below {{moe-lower-to-runtime does not lower expert slicing or tensor-parallel MLPs (tp > 1) yet; layer 0 has ep = 1, tp = 2}}
+// Tensor-parallel MLPs gather tokens (axis 0) over the tp grid axis only.
+shard.grid @grid(shape = 1x1x2)
+func.func @tp_axis(%x: tensor<?x64xf32>, %w1: tensor<64x128xf32> {moe.weight = "w1"}, %w2: tensor<128x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
-    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
-    moe.yield %d : tensor<?x64xf32>
+    // expected-error @below {{moe-lower-to-runtime lowers 'shard.all_gather' only over the tokens (axis 0) and grid axis 2 (tp) of its layer's {dp, ep, tp} grid, summing}}
+    %g = shard.all_gather %h on @grid grid_axes = [2] gather_axis = 1 : tensor<?x64xf32> -> tensor<?x128xf32>
+    %d = moe.dense_ffn relu %g up %w1 down %w2 : (tensor<?x128xf32>, tensor<64x128xf32>, tensor<128x64xf32>) -> tensor<?x128xf32>
+    %s = shard.reduce_scatter %d on @grid grid_axes = [2] scatter_axis = 1 : tensor<?x128xf32> -> tensor<?x64xf32>
+    moe.yield %s : tensor<?x64xf32>
   } {moe.plan = #moe.plan<dp = 1, ep = 1, tp = 2>}
   return %y : tensor<?x64xf32>
 }

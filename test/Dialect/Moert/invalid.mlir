@@ -422,3 +422,20 @@ func.func @drops_counts(%ctx: !moert.context, %stats: !moert.stats, %s: i64, %c:
   moert.record_drops %ctx, %stats layer 0 counts %c tokens %s top_k 2 experts 8 : !moert.view<f32, 8>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 8192>, %y: !moert.view<f32, 1024>, %first: i1) {
+  // expected-error @below {{has a down bias predicate but no down bias}}
+  moert.dense_ffn %ctx, gelu %x : !moert.view<f32, 1024> up %w : !moert.view<f32, 8192> down %w : !moert.view<f32, 8192> if %first -> %y : !moert.view<f32, 1024> tokens %s hidden 64 ffn 128
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %cap: i64, %send: !moert.view<f32, 8192>, %recv: !moert.view<f32, 8192>) {
+  %g = moert.group %ctx [[0, 1]]
+  // expected-error @below {{slices must be positive, got 0}}
+  moert.all_to_all %ctx, %g to_experts flat %send -> %recv experts_local 4 capacity %cap hidden 64 {slices = 0 : i64} : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
+  return
+}

@@ -60,6 +60,11 @@ func.func @families(%ctx: !moert.context, %s: i64, %x: !moert.view<bf16, 1024>,
   %c = moert.gate %ctx, %logits correction %bias -> %ids, %w, %slots, %counts tokens %s experts 64 <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<i32, 128>, !moert.view<f32, 128>, !moert.view<i32, 128>, !moert.view<i32, 64>
   // CHECK: moert.dense_ffn %{{.*}}, gelu %{{.*}} : !moert.view<bf16, 1024> up %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 128> down %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 64> -> %{{.*}} : !moert.view<bf16, 1024> tokens %{{.*}} hidden 64 ffn 128
   moert.dense_ffn %ctx, gelu %x : !moert.view<bf16, 1024> up %w1 : !moert.view<bf16, 8192> bias %b1 : !moert.view<bf16, 128> down %w2 : !moert.view<bf16, 8192> bias %b2 : !moert.view<bf16, 64> -> %y : !moert.view<bf16, 1024> tokens %s hidden 64 ffn 128
+  // One slice of a tensor-parallel FFN adds the down bias.
+  // CHECK: %[[FIRST:.*]] = arith.cmpi
+  // CHECK: moert.dense_ffn {{.*}} bias %{{.*}} : !moert.view<bf16, 64> if %[[FIRST]] -> %{{.*}} : !moert.view<bf16, 1024> tokens
+  %first = arith.cmpi eq, %s, %s : i64
+  moert.dense_ffn %ctx, gelu %x : !moert.view<bf16, 1024> up %w1 : !moert.view<bf16, 8192> bias %b1 : !moert.view<bf16, 128> down %w2 : !moert.view<bf16, 8192> bias %b2 : !moert.view<bf16, 64> if %first -> %y : !moert.view<bf16, 1024> tokens %s hidden 64 ffn 128
   // CHECK: moert.residual_mix %{{.*}}, %{{.*}}, %{{.*}} coefficient(%{{.*}}, %{{.*}} bias %{{.*}}) -> %{{.*}} tokens %{{.*}} hidden 64
   moert.residual_mix %ctx, %y, %z coefficient(%x, %wc bias %bc) -> %z tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<f32, 128>, !moert.view<f32, 2> -> !moert.view<bf16, 1024>
   // CHECK: moert.shared_add %{{.*}}, %{{.*}}, %{{.*}} gated(%{{.*}}, %{{.*}}) -> %{{.*}} tokens %{{.*}} hidden 64
@@ -80,6 +85,8 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
   moert.all_to_all %ctx, %g to_experts hierarchical %send -> %recv experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
   moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
+  // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 {slices = 2 : i64}
+  moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 {slices = 2 : i64} : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_reduce %{{.*}}, %[[G]] sum %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   moert.all_reduce %ctx, %g sum %part -> %part count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   // CHECK: moert.all_gather %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
