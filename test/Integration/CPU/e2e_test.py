@@ -6,7 +6,9 @@ The reference reads the config JSON itself (the family conventions below,
 from docs/Importers.md) and applies test/reference/moe_reference.py's
 per-op functions; it never looks at the compiler's IR. Weights and inputs
 are random per seed and written here. Error: max |y - ref| / max |ref|;
-tolerance 1e-5 (f32), 2e-2 (bf16). Exit 77 (ctest: skipped) without NumPy.
+tolerance 1e-5 (f32), 2e-2 (bf16). moe-run's dropped choices must equal the
+reference's, and the whole run must include capacity drops and experts
+without tokens. Exit 77 (ctest: skipped) without NumPy.
 """
 
 import argparse
@@ -26,6 +28,20 @@ import moe_reference as ref  # noqa: E402
 
 TOL = {"float32": 1e-5, "bfloat16": 2e-2}
 H, F, E = 64, 128, 8
+
+# Every reference gate of the current case: drops and empty experts are
+# checked against moe-run's statistics and must each occur in some case.
+GATES = []
+_moe_layer = ref.moe_layer
+
+
+def _recording_moe_layer(*a, **kw):
+    result = _moe_layer(*a, **kw)
+    GATES.append(result["gate"])
+    return result
+
+
+ref.moe_layer = _recording_moe_layer
 
 
 def write_safetensors(path, tensors, dtype):
@@ -226,11 +242,27 @@ CASES = [
 # running all the tokens (EP = 1 vs EP = 4).
 MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v2": True,
               "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
-              "prmoe-probs": False}
+              "prmoe-probs": False, "prmoe-dropless": True}
+
+
+# Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2
+# (8 experts: EP 2 x TP 2). Qwen2-MoE's shared expert and PR-MoE's residual
+# MLP run tensor parallel; PR-MoE's experts and MLP carry down biases, added
+# by one slice only. Dropless families must also equal EP 4 (tp 1).
+TP_CASES = {"mixtral": True, "qwen2-moe": True, "prmoe-choice-major": False,
+            "prmoe-dropless": True}
+
+
+def compare(name, seed, what, a, b, dtype):
+    err = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+    same = err <= TOL[dtype]
+    print(f"{'ok  ' if same else 'FAIL'} {name:22s} seed {seed}: {what} max rel difference {err:.3e}")
+    return same
 
 
 def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=None):
-    work = os.path.join(args.workdir, f"{name}-s{seed}-r{ranks}-t{tokens or args.tokens}")
+    work = os.path.join(args.workdir, f"{name}-s{seed}-r{ranks}-t{tokens or args.tokens}" +
+                        "".join(e.strip("-") for e in extra))
     os.makedirs(work, exist_ok=True)
     cfg_path = os.path.join(work, "config.json")
     with open(cfg_path, "w") as f:
@@ -248,6 +280,7 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
     xs = x.astype(np.float64)
     st = "bf16" if dtype == "bfloat16" else "f32"
     refs = []
+    GATES.clear()
     for r in range(ranks):  # each rank's tokens form their own step
         w.rng = np.random.default_rng(seed + 1000)  # the same weights each time
         w.tensors = {}
@@ -278,8 +311,23 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
         return False, None
     err = float(np.max(np.abs(y - expected)) / max(np.max(np.abs(expected)), 1e-30))
     ok = err <= TOL[dtype]
-    print(f"{'ok  ' if ok else 'FAIL'} {name:22s} seed {seed} ranks {ranks}: max rel error {err:.3e} (tol {TOL[dtype]:.0e})")
+    # moe-run prints "layer time dropped" rows; their sum over the MoE
+    # layers must be the reference's dropped choices.
+    dropped = sum(int(line.split()[2]) for line in proc.stdout.splitlines()
+                  if len(line.split()) == 3 and line.split()[0].isdigit())
+    ref_dropped = sum(int(np.sum(g.slots < 0)) for g in GATES)
+    if dropped != ref_dropped:
+        print(f"FAIL {name}: moe-run dropped {dropped} choices, the reference {ref_dropped}")
+        ok = False
+    STATS["dropped"] += ref_dropped
+    STATS["empty_experts"] += sum(int(np.sum(g.counts == 0)) for g in GATES)
+    tag = f"ranks {ranks}" + (f" {' '.join(extra)}" if extra else "")
+    print(f"{'ok  ' if ok else 'FAIL'} {name:22s} seed {seed} {tag}: max rel error {err:.3e} "
+          f"(tol {TOL[dtype]:.0e}), dropped {dropped}")
     return ok, (x, y)
+
+
+STATS = {"dropped": 0, "empty_experts": 0}
 
 
 def main():
@@ -309,14 +357,27 @@ def main():
                 continue
             ok, result = run_case(args, name, cfg, tweak, seed, ranks=4)
             failures += not ok
+            dtype = cfg["torch_dtype"]
             if ok and MULTI_RANK[name]:
                 x, y4 = result
-                ok, (_, y1) = run_case(args, name, cfg, tweak, seed, ranks=1,
-                                       tokens=4 * args.tokens, x_in=x)
-                err = float(np.max(np.abs(y4 - y1)) / np.max(np.abs(y1))) if ok else float("inf")
-                same = err <= TOL[cfg["torch_dtype"]]
-                print(f"{'ok  ' if same else 'FAIL'} {name:22s} seed {seed}: EP=4 vs EP=1 max rel difference {err:.3e}")
-                failures += not same
+                ok, one = run_case(args, name, cfg, tweak, seed, ranks=1,
+                                   tokens=4 * args.tokens, x_in=x)
+                failures += not (ok and compare(name, seed, "EP=4 vs EP=1", y4, one[1], dtype))
+            if name not in TP_CASES:
+                continue
+            ok, tp_result = run_case(args, name, cfg, tweak, seed, ranks=4, extra=("--ep", "2", "--tp", "2"),
+                                     x_in=result[0] if result else None)
+            failures += not ok
+            if ok and result and TP_CASES[name]:
+                failures += not compare(name, seed, "EP=2xTP=2 vs EP=4", tp_result[1], result[1], dtype)
+    # The cases must exercise capacity drops and experts without tokens.
+    if not args.only:
+        for what in ("dropped", "empty_experts"):
+            if STATS[what] == 0:
+                print(f"FAIL no case had {what.replace('_', ' ')}")
+                failures += 1
+        print(f"choices dropped over all cases: {STATS['dropped']}; experts without tokens: "
+              f"{STATS['empty_experts']}")
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 
