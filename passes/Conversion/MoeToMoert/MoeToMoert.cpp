@@ -151,6 +151,26 @@ static LogicalResult checkTpCollective(Operation *op, PlanAttr plan) {
   return success();
 }
 
+static std::pair<PlanAttr, ShardAttr> shardOf(func::FuncOp func,
+                                              BlockArgument arg);
+
+/// An FFN whose partial outputs are summed over `parts` tp slices must hold
+/// an F-slice of its down weight (else the sum multiplies the output).
+static LogicalResult checkSliced(Operation *ffn, Value down, int64_t parts) {
+  auto arg = dyn_cast<BlockArgument>(down);
+  auto func = ffn->getParentOfType<func::FuncOp>();
+  auto [plan, shard] =
+      arg && func ? shardOf(func, arg) : std::pair<PlanAttr, ShardAttr>();
+  if (plan && shard && plan.getTp() == parts &&
+      llvm::is_contained(shard.getDims(), ShardAxis::tp))
+    return success();
+  return ffn->emitError() << "moe-lower-to-runtime sums this FFN's partial "
+                             "outputs over "
+                          << parts
+                          << " tp slices: its down weight must be a function "
+                             "argument split over tp by moe.shard";
+}
+
 /// The dispatch that fills the experts' input (through a to_experts
 /// all-to-all with expert parallelism).
 static DispatchOp dispatchOf(Value expertsInput) {
@@ -197,10 +217,19 @@ LogicalResult FunctionLowering::analyze() {
       setBound(dispatch.getResult(), bounds.lookup(dispatch.getCapacity()));
     } else if (auto experts = dyn_cast<ExpertsOp>(op)) {
       setBound(experts.getResult(), bounds.lookup(experts.getInput()));
+      auto a2a = experts.getInput().getDefiningOp<AllToAllOp>();
+      if (a2a && a2a.getSlices() > 1 &&
+          failed(
+              checkSliced(experts, experts.getDownWeight(), a2a.getSlices())))
+        return WalkResult::interrupt();
     } else if (auto combine = dyn_cast<CombineOp>(op)) {
       setBound(combine.getResult(), bounds.lookup(combine.getExpertIds()));
     } else if (auto dense = dyn_cast<DenseFfnOp>(op)) {
       setBound(dense.getResult(), bounds.lookup(dense.getInput()));
+      if (dense.getInput().getDefiningOp<shard::AllGatherOp>() &&
+          failed(
+              checkSliced(dense, dense.getDownWeight(), planOf(dense).getTp())))
+        return WalkResult::interrupt();
     } else if (auto mix = dyn_cast<ResidualMixOp>(op)) {
       if (!mix.getInput())
         return mix.emitError()

@@ -38,3 +38,23 @@ func.func @unnamed(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32>, %w2: tensor<64x
   }
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// Summing tp partial outputs needs F-sliced down weights.
+func.func @unsliced(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"},
+    %w1: tensor<2x8x8xf32> {moe.shard = #moe.shard<[ep, tp, none]>, moe.weight = "e.{e}.w1"},
+    %w2: tensor<2x8x8xf32> {moe.shard = #moe.shard<[ep, none, none]>, moe.weight = "e.{e}.w2"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    %l = moe.router %h, %wg : tensor<?x8xf32>, tensor<4x8xf32>
+    %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1> : tensor<?x4xf32>
+    %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x8xf32>, tensor<?x1xi32> -> tensor<4x?x8xf32>
+    %t = moe.all_to_all to_experts flat %b groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<4x?x8xf32> -> tensor<2x?x8xf32>
+    // expected-error @below {{moe-lower-to-runtime sums this FFN's partial outputs over 2 tp slices: its down weight must be a function argument split over tp by moe.shard}}
+    %e = moe.experts gelu %t up %w1 down %w2 : (tensor<2x?x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>) -> tensor<2x?x8xf32>
+    %f = moe.all_to_all from_experts flat %e groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<2x?x8xf32> -> tensor<4x?x8xf32>
+    %o = moe.combine %f, %ids, %s, %w : tensor<4x?x8xf32>, tensor<?x1xi32>
+    moe.yield %o : tensor<?x8xf32>
+  } {moe.plan = #moe.plan<dp = 1, ep = 2, tp = 2>}
+  return %y : tensor<?x8xf32>
+}
