@@ -17,9 +17,9 @@
 #include "passes/Pipelines/Pipelines.h"
 #include "runtime/moert_model.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
@@ -94,8 +94,8 @@ bool readNpy(StringRef path, std::vector<float> &data, int64_t &rows,
   shape.split(dims, ',', -1, false);
   if (dims.size() != 2 || dims[0].trim().getAsInteger(10, rows) ||
       dims[1].trim().getAsInteger(10, cols)) {
-    error = path.str() + ": expected a 2-D array, got shape (" + shape.str() +
-            ")";
+    error =
+        path.str() + ": expected a 2-D array, got shape (" + shape.str() + ")";
     return false;
   }
   size_t need = size_t(rows * cols) * 4;
@@ -134,8 +134,7 @@ struct Options {
                              cl::desc("<config.json | model.mlir>")};
   cl::opt<std::string> backend{"backend", cl::desc("cpu"), cl::init("cpu")};
   cl::opt<std::string> mesh{"mesh", cl::desc("NODESxGPUS"), cl::init("1x1")};
-  cl::opt<int64_t> tokens{"tokens", cl::desc("tokens per rank"),
-                          cl::init(16)};
+  cl::opt<int64_t> tokens{"tokens", cl::desc("tokens per rank"), cl::init(16)};
   cl::opt<std::string> policy{"policy", cl::desc("latency | throughput"),
                               cl::init("throughput")};
   cl::opt<int64_t> ep{"ep", cl::desc("force the EP degree"), cl::init(0)};
@@ -178,7 +177,8 @@ std::vector<std::string> weightSpecs(ModuleOp module) {
       if (!key)
         continue;
       ArrayRef<int64_t> shape = cast<ShapedType>(arg.getType()).getShape();
-      bool stacked = key.getValue().contains(moe::MoeDialect::kExpertPlaceholder);
+      bool stacked =
+          key.getValue().contains(moe::MoeDialect::kExpertPlaceholder);
       std::string spec = key.getValue().str() + "=";
       for (auto [i, d] : llvm::enumerate(stacked ? shape.drop_front() : shape))
         spec += (i ? "x" : "") + std::to_string(d);
@@ -296,8 +296,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   auto file = llvm::MemoryBuffer::getFile(opts.input);
   if (!file)
-    return fail("cannot read " + opts.input + ": " +
-                file.getError().message());
+    return fail("cannot read " + opts.input + ": " + file.getError().message());
   sourceMgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
   OwningOpRef<ModuleOp> module =
       StringRef(opts.input).ends_with(".mlir")
@@ -366,8 +365,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
       return fail("building " + src + " with " MOE_CXX_COMPILER " failed " +
                   error);
     if (std::error_code ec = llvm::sys::fs::rename(tmp, so))
-      return fail("cannot move the built model to " + so + ": " +
-                  ec.message());
+      return fail("cannot move the built model to " + so + ": " + ec.message());
     llvm::outs() << llvm::formatv(
         "model: built {0} in {1:F1} s\n", so,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -376,9 +374,12 @@ int mlir::moe::runDriver(int argc, char **argv) {
   void *lib = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib)
     return fail(llvm::Twine("dlopen: ") + dlerror());
-  auto info = reinterpret_cast<moert_model_info_fn>(dlsym(lib, "moe_model_info"));
-  auto init = reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
-  auto step = reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
+  auto info =
+      reinterpret_cast<moert_model_info_fn>(dlsym(lib, "moe_model_info"));
+  auto init =
+      reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
+  auto step =
+      reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
   if (!info || !init || !step)
     return fail(so + " does not export moe_model_info/init/step");
   const moert_model_info_t &model = *info();
@@ -395,14 +396,14 @@ int mlir::moe::runDriver(int argc, char **argv) {
     for (const std::string &s : specs)
       specKey += " " + s;
     SmallString<256> path(cacheDir);
-    llvm::sys::path::append(path, "weights-" +
-                                      llvm::utohexstr(llvm::xxh3_64bits(specKey)) +
-                                      ".safetensors");
+    llvm::sys::path::append(
+        path, "weights-" + llvm::utohexstr(llvm::xxh3_64bits(specKey)) +
+                  ".safetensors");
     weightsPath = std::string(path);
     if (!llvm::sys::fs::exists(weightsPath)) {
       std::string seed = std::to_string(opts.seed), tmp = weightsPath + ".tmp";
-      SmallVector<StringRef> args = {MOE_GEN_WEIGHTS, "--out", tmp,
-                                     "--seed", seed, "--dtype", dtype};
+      SmallVector<StringRef> args = {
+          MOE_GEN_WEIGHTS, "--out", tmp, "--seed", seed, "--dtype", dtype};
       for (const std::string &s : specs)
         args.push_back(s);
       std::string error;
@@ -412,8 +413,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
         return fail("cannot move the weights to " + weightsPath + ": " +
                     ec.message());
     }
-    llvm::outs() << "weights: random (seed " << opts.seed << ") "
-                 << weightsPath << "\n";
+    llvm::outs() << "weights: random (seed " << opts.seed << ") " << weightsPath
+                 << "\n";
   }
   int64_t rows = ranks * opts.tokens;
   std::vector<float> x, y(rows * model.hidden, 0.0f);
@@ -445,8 +446,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
   if (moert_world_create(&desc, &world) != MOERT_OK)
     return fail(moert_last_error());
   RankJob job{init, step, &model, weights, opts.tokens, &x, &y, {}, {}, {}};
-  job.stats.assign(ranks, std::vector<moert_model_layer_stats_t>(
-                              model.num_layers, {0, 0}));
+  job.stats.assign(
+      ranks, std::vector<moert_model_layer_stats_t>(model.num_layers, {0, 0}));
   job.initSeconds.assign(ranks, 0);
   job.where.assign(ranks, "");
   llvm::outs() << llvm::formatv("loading weights: {0} bytes per rank on {1} "
@@ -458,19 +459,19 @@ int mlir::moe::runDriver(int argc, char **argv) {
     std::string message = moert_last_error();
     for (int32_t r = 0; r < ranks; ++r)
       if (!job.where[r].empty())
-        message += "\n  rank " + std::to_string(r) + " failed in " +
-                   job.where[r];
+        message +=
+            "\n  rank " + std::to_string(r) + " failed in " + job.where[r];
     moert_world_destroy(world);
     moert_weights_close(weights);
     return fail(llvm::Twine(moert_status_name(st)) + ": " + message);
   }
   moert_world_destroy(world);
   moert_weights_close(weights);
-  double initMax = *std::max_element(job.initSeconds.begin(),
-                                     job.initSeconds.end());
+  double initMax =
+      *std::max_element(job.initSeconds.begin(), job.initSeconds.end());
   llvm::outs() << llvm::formatv("weights loaded in {0:F3} s\n", initMax);
-  llvm::outs() << llvm::formatv("{0,5} {1,12} {2,9}\n", "layer",
-                                "time us(max)", "dropped");
+  llvm::outs() << llvm::formatv("{0,5} {1,12} {2,9}\n", "layer", "time us(max)",
+                                "dropped");
   double total = 0;
   for (int32_t l = 0; l < model.num_layers; ++l) {
     int64_t ns = 0, dropped = 0;

@@ -90,7 +90,7 @@ private:
   Value arena; // the state buffer: weights, then activations
   BufferType stateType;
   int64_t arenaBytes = 0, weightBytes = 0;
-  DenseMap<Value, int64_t> offsets; // tensor -> arena byte offset
+  DenseMap<Value, int64_t> offsets;    // tensor -> arena byte offset
   DenseMap<Value, int64_t> extraBytes; // planned after a tensor's data
   // Rank groups created in this layer, destroyed in creation order.
   llvm::MapVector<Attribute, Value> groups;
@@ -100,8 +100,9 @@ private:
   Value group(DenseIntElementsAttr table, Location loc) {
     Value &g = groups[table];
     if (!g)
-      g = moert::GroupOp::create(
-          builder, loc, moert::GroupType::get(builder.getContext()), ctx, table);
+      g = moert::GroupOp::create(builder, loc,
+                                 moert::GroupType::get(builder.getContext()),
+                                 ctx, table);
     return g;
   }
   /// The tp group of `plan`: rows of tp consecutive ranks.
@@ -304,8 +305,7 @@ static std::pair<PlanAttr, ShardAttr> shardOf(func::FuncOp func,
                                                 MoeDialect::kShardAttrName);
   for (Operation *user : arg.getUsers())
     if (auto layer = user->getParentOfType<LayerOp>())
-      return {layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName),
-              shard};
+      return {layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName), shard};
   return {PlanAttr(), shard};
 }
 
@@ -355,10 +355,10 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
   builder.setInsertionPoint(func);
   auto init = func::FuncOp::create(
       builder, loc, (func.getSymName() + "_init").str(),
-      FunctionType::get(context,
-                        {ContextType::get(context), WeightsType::get(context),
-                         stateType},
-                        {}));
+      FunctionType::get(
+          context,
+          {ContextType::get(context), WeightsType::get(context), stateType},
+          {}));
   init->setAttr("moert.entry", builder.getStringAttr("init"));
   Block *body = init.addEntryBlock();
   builder.setInsertionPointToEnd(body);
@@ -375,9 +375,10 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
       return c(0);
     if (!rank)
       rank = moert::RankOp::create(builder, loc, builder.getI64Type(), ctx);
-    Value q = arith::DivSIOp::create(builder, l, rank,
-                                     c(plan.getRankStride(axis)));
-    Value coord = arith::RemSIOp::create(builder, l, q, c(plan.getDegree(axis)));
+    Value q =
+        arith::DivSIOp::create(builder, l, rank, c(plan.getRankStride(axis)));
+    Value coord =
+        arith::RemSIOp::create(builder, l, q, c(plan.getDegree(axis)));
     return arith::MulIOp::create(builder, l, coord, c(extent));
   };
   for (const WeightSlot &slot : slots) {
@@ -394,10 +395,10 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
     SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
     if (shard) {
       if (shard.getDims().size() != axes.size())
-        return func.emitError() << "argument #" << arg.getArgNumber()
-                                << ": moe.shard has " << shard.getDims().size()
-                                << " axes for a rank-" << axes.size()
-                                << " weight";
+        return func.emitError()
+               << "argument #" << arg.getArgNumber() << ": moe.shard has "
+               << shard.getDims().size() << " axes for a rank-" << axes.size()
+               << " weight";
       axes.assign(shard.getDims().begin(), shard.getDims().end());
     }
     bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
@@ -423,11 +424,10 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
         offsets.push_back(shardOffset(l, plan, axis, extent));
       }
     }
-    LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
-                         range, expertOffset,
-                         builder.getDenseI64ArrayAttr(full),
-                         builder.getDenseI64ArrayAttr(zeros),
-                         builder.getDenseI64ArrayAttr(end), offsets, v);
+    LoadWeightOp::create(
+        builder, l, ctx, file, builder.getStringAttr(key), range, expertOffset,
+        builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
+        builder.getDenseI64ArrayAttr(end), offsets, v);
   }
   func::ReturnOp::create(builder, loc);
   return success();
@@ -458,14 +458,15 @@ LogicalResult FunctionLowering::emit() {
   std::vector<PlannedBuffer> buffers;
   for (Value v : planned)
     buffers.push_back(
-        {alignTo(staticElements(v) * elementBytes(getElementTypeOrSelf(v.getType()))) +
+        {alignTo(staticElements(v) *
+                 elementBytes(getElementTypeOrSelf(v.getType()))) +
              extraBytes.lookup(v),
          ranges[v].first, ranges[v].second});
   arenaBytes = planBuffers(buffers, kAlignment);
   for (auto [v, b] : llvm::zip(planned, buffers))
     offsets[v] = weightBytes + b.offset;
-  stateType = BufferType::get(context, std::max<int64_t>(
-                                           weightBytes + arenaBytes, kAlignment));
+  stateType = BufferType::get(
+      context, std::max<int64_t>(weightBytes + arenaBytes, kAlignment));
   if (failed(emitInit(slots)))
     return failure();
 
@@ -586,9 +587,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
       // The gate's counts [E] become the rows of each block [E_local, G].
       auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>();
       int64_t members = a2a.getGroupSize();
-      auto rowsType = moert::ViewType::get(builder.getContext(),
-                                           builder.getI32Type(),
-                                           local * members);
+      auto rowsType = moert::ViewType::get(
+          builder.getContext(), builder.getI32Type(), local * members);
       int64_t bytes = alignTo(staticElements(a2a.getResult()) *
                               elementBytes(out.getElementType()));
       Value rows = ViewOp::create(builder, loc, rowsType, arena,

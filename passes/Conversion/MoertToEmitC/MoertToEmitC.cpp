@@ -126,9 +126,9 @@ LogicalResult checkedCall(ConversionPatternRewriter &rewriter, Operation *op,
                     "{0});",
                     escaped)
           .str();
-  emitc::VerbatimOp::create(rewriter, loc, rewriter.getStringAttr(check),
-                            ValueRange{call.getResult(0), call.getResult(0),
-                                       whereArg});
+  emitc::VerbatimOp::create(
+      rewriter, loc, rewriter.getStringAttr(check),
+      ValueRange{call.getResult(0), call.getResult(0), whereArg});
   return success();
 }
 
@@ -143,9 +143,9 @@ Value localStruct(ConversionPatternRewriter &rewriter, Location loc,
 
 void assignMember(ConversionPatternRewriter &rewriter, Location loc,
                   Value record, StringRef member, Value value) {
-  Value field = emitc::MemberOp::create(
-      rewriter, loc, emitc::LValueType::get(value.getType()),
-      rewriter.getStringAttr(member), record);
+  Value field = emitc::MemberOp::create(rewriter, loc,
+                                        emitc::LValueType::get(value.getType()),
+                                        rewriter.getStringAttr(member), record);
   emitc::AssignOp::create(rewriter, loc, field, value);
 }
 
@@ -155,8 +155,7 @@ Value literal(ConversionPatternRewriter &rewriter, Location loc, Type type,
                                   rewriter.getStringAttr(text));
 }
 
-Value i64Literal(ConversionPatternRewriter &rewriter, Location loc,
-                 int64_t v) {
+Value i64Literal(ConversionPatternRewriter &rewriter, Location loc, int64_t v) {
   return literal(rewriter, loc, rewriter.getI64Type(), std::to_string(v));
 }
 
@@ -169,8 +168,8 @@ Value addressOf(ConversionPatternRewriter &rewriter, Location loc,
 
 Value absentView(ConversionPatternRewriter &rewriter, Location loc) {
   return emitc::CallOpaqueOp::create(
-             rewriter, loc, TypeRange{opaque(rewriter.getContext(),
-                                             "moert_view_t")},
+             rewriter, loc,
+             TypeRange{opaque(rewriter.getContext(), "moert_view_t")},
              "moert_absent_view", ValueRange{})
       .getResult(0);
 }
@@ -244,9 +243,8 @@ struct ViewPattern : public MoertPattern<ViewOp> {
         .integer(op.getOffset())
         .literal(dtypeName(type.getElementType()));
     rewriter.replaceOpWithNewOp<emitc::CallOpaqueOp>(
-        op, TypeRange{getTypeConverter()->convertType(type)},
-        "moert_make_view", args.operands, rewriter.getArrayAttr(args.attrs),
-        ArrayAttr());
+        op, TypeRange{getTypeConverter()->convertType(type)}, "moert_make_view",
+        args.operands, rewriter.getArrayAttr(args.attrs), ArrayAttr());
     return success();
   }
 };
@@ -273,8 +271,8 @@ struct LayerPattern : public MoertPattern<LayerOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     auto start = emitc::CallOpaqueOp::create(
-        rewriter, loc, TypeRange{rewriter.getI64Type()},
-        "moert_model_clock_ns", ValueRange{});
+        rewriter, loc, TypeRange{rewriter.getI64Type()}, "moert_model_clock_ns",
+        ValueRange{});
     // The body is inlined before its ops are converted: remember their layer
     // for the failure messages.
     for (Operation &inner : op.getBody().front())
@@ -283,8 +281,9 @@ struct LayerPattern : public MoertPattern<LayerOp> {
       });
     rewriter.inlineBlockBefore(&op.getBody().front(), op);
     CallArgs args(op.getContext());
-    args.value(adaptor.getStats()).integer(op.getIndex()).value(
-        start.getResult(0));
+    args.value(adaptor.getStats())
+        .integer(op.getIndex())
+        .value(start.getResult(0));
     emitc::CallOpaqueOp::create(rewriter, loc, TypeRange{},
                                 "moert_model_record_time", args.operands,
                                 rewriter.getArrayAttr(args.attrs), ArrayAttr());
@@ -404,9 +403,8 @@ struct GatePattern : public MoertPattern<GateOp> {
         .value(addressOf(rewriter, loc, capacity));
     if (failed(checkedCall(rewriter, op, "moert_gate", args)))
       return failure();
-    rewriter.replaceOp(op, emitc::LoadOp::create(rewriter, loc,
-                                                 rewriter.getI64Type(),
-                                                 capacity));
+    rewriter.replaceOp(op, emitc::LoadOp::create(
+                               rewriter, loc, rewriter.getI64Type(), capacity));
     return success();
   }
 };
@@ -475,7 +473,8 @@ Value ffnDesc(ConversionPatternRewriter &rewriter, OpTy op, Adaptor a) {
                  v ? v : absentView(rewriter, loc));
   };
   bool gated = static_cast<bool>(op.getGate());
-  set("kind", "moert_ffn_kind_t", gated ? "MOERT_FFN_GATED" : "MOERT_FFN_PLAIN");
+  set("kind", "moert_ffn_kind_t",
+      gated ? "MOERT_FFN_GATED" : "MOERT_FFN_PLAIN");
   const char *acts[] = {"MOERT_ACT_SILU", "MOERT_ACT_GELU",
                         "MOERT_ACT_GELU_TANH", "MOERT_ACT_RELU"};
   set("activation", "moert_activation_t",
@@ -617,8 +616,7 @@ struct GroupPattern : public MoertPattern<GroupOp> {
     table += "}";
     Value ranks = emitc::VariableOp::create(
         rewriter, loc,
-        emitc::ArrayType::get({shape.getNumElements()},
-                              rewriter.getI32Type()),
+        emitc::ArrayType::get({shape.getNumElements()}, rewriter.getI32Type()),
         emitc::OpaqueAttr::get(context, table));
     Value group = emitc::VariableOp::create(
         rewriter, loc, emitc::LValueType::get(opaque(context, "moert_group_t")),
@@ -631,9 +629,9 @@ struct GroupPattern : public MoertPattern<GroupOp> {
         .value(addressOf(rewriter, loc, group));
     if (failed(checkedCall(rewriter, op, "moert_model_group_create", args)))
       return failure();
-    rewriter.replaceOp(op, emitc::LoadOp::create(
-                               rewriter, loc, opaque(context, "moert_group_t"),
-                               group));
+    rewriter.replaceOp(
+        op, emitc::LoadOp::create(rewriter, loc,
+                                  opaque(context, "moert_group_t"), group));
     return success();
   }
 };
@@ -790,9 +788,9 @@ struct LoadWeightPattern : public MoertPattern<LoadWeightOp> {
       assignMember(rewriter, loc, req, "expert_end",
                    shifted((*range)[1], a.getExpertOffset()));
     }
-    for (auto [field, bounds] : {std::pair<StringRef, ArrayRef<int64_t>>{
-                                     "begin", op.getBegin()},
-                                 {"end", op.getEnd()}}) {
+    for (auto [field, bounds] :
+         {std::pair<StringRef, ArrayRef<int64_t>>{"begin", op.getBegin()},
+          {"end", op.getEnd()}}) {
       for (auto [d, bound] : llvm::enumerate(bounds)) {
         Value offset = a.getOffsets().empty() ? Value() : a.getOffsets()[d];
         if (bound == 0 && !offset)
@@ -800,13 +798,12 @@ struct LoadWeightPattern : public MoertPattern<LoadWeightOp> {
         Value array = emitc::MemberOp::create(
             rewriter, loc, emitc::ArrayType::get({4}, i64),
             rewriter.getStringAttr(field), req);
-        Value index = literal(rewriter, loc, rewriter.getIndexType(),
-                              std::to_string(d));
+        Value index =
+            literal(rewriter, loc, rewriter.getIndexType(), std::to_string(d));
         Value element = emitc::SubscriptOp::create(
             rewriter, loc, cast<TypedValue<emitc::ArrayType>>(array),
             ValueRange{index});
-        emitc::AssignOp::create(rewriter, loc, element,
-                                shifted(bound, offset));
+        emitc::AssignOp::create(rewriter, loc, element, shifted(bound, offset));
       }
     }
     CallArgs args(context);
@@ -837,9 +834,8 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   if (auto attr = module->getAttrOfType<IntegerAttr>("moert.max_tokens"))
     maxTokens = attr.getInt();
   int64_t layers = 0;
-  step.walk([&](LayerOp l) {
-    layers = std::max<int64_t>(layers, l.getIndex() + 1);
-  });
+  step.walk(
+      [&](LayerOp l) { layers = std::max<int64_t>(layers, l.getIndex() + 1); });
   int64_t nodes = 1, gpus = 1;
   if (auto mesh = module->getAttrOfType<moe::MeshAttr>(
           moe::MoeDialect::kMeshAttrName)) {
@@ -890,7 +886,7 @@ struct MoertToEmitCPass
     func::FuncOp init, step;
     for (auto func : module.getOps<func::FuncOp>()) {
       auto entry = func->getAttrOfType<StringAttr>("moert.entry");
-      func::FuncOp &slot = !entry                      ? init
+      func::FuncOp &slot = !entry                       ? init
                            : entry.getValue() == "init" ? init
                                                         : step;
       if (!entry) {
@@ -935,8 +931,8 @@ struct MoertToEmitCPass
                              func::FuncDialect>();
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       return signalPassFailure();
-    for (StringRef attr : {"moert.max_tokens", "moe.mesh", "moe.plan_table",
-                           "moe.model_type"})
+    for (StringRef attr :
+         {"moert.max_tokens", "moe.mesh", "moe.plan_table", "moe.model_type"})
       module->removeAttr(attr);
   }
 };
@@ -977,9 +973,9 @@ void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
   MLIRContext *context = patterns.getContext();
   patterns.add<EntryPattern, ReturnPattern, ViewPattern, RankPattern,
                LayerPattern, RecordDropsPattern, RouterPattern, GatePattern,
-               DispatchPattern, CombinePattern, ExpertsPattern,
-               DenseFfnPattern, ResidualMixPattern, SharedAddPattern,
-               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern, AllReducePattern,
+               DispatchPattern, CombinePattern, ExpertsPattern, DenseFfnPattern,
+               ResidualMixPattern, SharedAddPattern, AddPattern, GroupPattern,
+               GroupDestroyPattern, AllToAllPattern, AllReducePattern,
                AllReduceI64Pattern, LoadWeightPattern>(converter, context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,
                                                   "moert_all_gather");
