@@ -247,6 +247,23 @@ moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
                              moert_view_t out, int64_t tokens, int64_t hidden,
                              int64_t top_k, int64_t experts, int64_t capacity);
 
+/* The combine with its epilogue in one pass, per token s in fp32:
+     r = sum_j weights[s,j] * y[ids[s,j], slots[s,j], :] (as moert_combine);
+     mlp_out present: r = r * c0 + mlp_out[s] * c1 with (c0, c1) =
+       softmax(x[s,:] . wc[2,H]^T + bc[2]) (bc optional; moert_residual_mix);
+     shared present: r += g * shared[s] with g = sigmoid(x[s,:] . w_sg[1,H]^T)
+       when w_sg is present, else 1 (moert_shared_add);
+     addend present: r += addend[s];
+     out[s] = r.
+   x is needed when wc or w_sg is present. out may alias addend and x (the
+   layer input, updated in place). */
+moert_status_t moert_fused_combine(
+    moert_context_t ctx, moert_view_t y, moert_view_t ids, moert_view_t slots,
+    moert_view_t weights, moert_view_t mlp_out, moert_view_t wc,
+    moert_view_t bc, moert_view_t shared, moert_view_t w_sg, moert_view_t x,
+    moert_view_t addend, moert_view_t out, int64_t tokens, int64_t hidden,
+    int64_t top_k, int64_t experts, int64_t capacity);
+
 /*===--- FFN: routed experts and dense ------------------------------------===*/
 
 typedef enum moert_ffn_kind {

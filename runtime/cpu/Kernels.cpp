@@ -31,6 +31,8 @@ enum ScratchSlot : size_t {
   slotRow,
   slotRowB,
   slotGate,
+  slotWeightD,
+  slotSharedGate,
 };
 
 // C[m,n] = A[m,k] . B[n,k]^T (+ C if accumulate): the nn.Linear product.
@@ -95,6 +97,116 @@ const float *floatSlice(moert_context_t ctx, size_t slot, moert_view_t view,
   moert_view_t shifted = view;
   shifted.offset += first;
   return floatInput(ctx, slot, shifted, count, name);
+}
+
+// The expert rows and mapping table of a combine, checked once.
+struct CombineSource {
+  const char *y;
+  moert_dtype_t yType;
+  const int32_t *ids, *slots;
+  const float *weights;
+  int64_t hidden, topK, experts, capacity;
+  CombineSource(moert_view_t yView, moert_view_t idView, moert_view_t slotView,
+                moert_view_t weightView, int64_t tokens, int64_t hidden,
+                int64_t topK, int64_t experts, int64_t capacity)
+      : yType(yView.dtype), hidden(hidden), topK(topK), experts(experts),
+        capacity(capacity) {
+    require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
+                capacity >= 0,
+            "bad extents");
+    requireFloatDtype(yView, "y");
+    requireDtype(idView, MOERT_I32, "ids");
+    requireDtype(slotView, MOERT_I32, "slots");
+    requireDtype(weightView, MOERT_F32, "weights");
+    y = viewData(yView, experts * capacity * hidden, "y");
+    ids = reinterpret_cast<const int32_t *>(
+        viewData(idView, tokens * topK, "ids"));
+    slots = reinterpret_cast<const int32_t *>(
+        viewData(slotView, tokens * topK, "slots"));
+    weights = reinterpret_cast<const float *>(
+        viewData(weightView, tokens * topK, "weights"));
+  }
+  // acc += sum_j weights[s,j] * y[ids[s,j], slots[s,j]] over kept choices;
+  // `row` is fp32 scratch of `hidden` floats.
+  void accumulate(int64_t s, float *acc, float *row) const {
+    size_t yRow = hidden * moert_dtype_size(yType);
+    for (int64_t j = 0; j < topK; ++j) {
+      int32_t e = ids[s * topK + j], slot = slots[s * topK + j];
+      if (slot < 0)
+        continue;
+      require(e >= 0 && e < experts && slot < capacity, "token ", s, " choice ",
+              j, " reads expert ", e, " slot ", slot, " outside [", experts,
+              " x ", capacity, "]");
+      const char *src = y + (e * capacity + slot) * yRow;
+      const float *values = reinterpret_cast<const float *>(src);
+      if (yType != MOERT_F32) {
+        convertToFloat(src, yType, row, hidden);
+        values = row;
+      }
+      float w = weights[s * topK + j];
+      for (int64_t h = 0; h < hidden; ++h)
+        acc[h] += w * values[h];
+    }
+  }
+};
+
+// An optional [S, H] operand read one row at a time (so that it may alias
+// the output row written after it).
+struct RowReader {
+  const char *data = nullptr;
+  moert_dtype_t dtype = MOERT_F32;
+  int64_t hidden;
+  RowReader(moert_view_t view, int64_t tokens, int64_t hidden, const char *name)
+      : hidden(hidden) {
+    if (!isPresent(view))
+      return;
+    requireFloatDtype(view, name);
+    data = viewData(view, tokens * hidden, name);
+    dtype = view.dtype;
+  }
+  // acc += scale * row s (nothing when absent).
+  void addTo(int64_t s, float *acc, float scale, float *row) const {
+    if (!data)
+      return;
+    convertToFloat(data + s * hidden * moert_dtype_size(dtype), dtype, row,
+                   hidden);
+    for (int64_t h = 0; h < hidden; ++h)
+      acc[h] += scale * row[h];
+  }
+};
+
+// PR-MoE: coef[s, 0..2) = softmax(x[s] . wc[2, H]^T + bc), in scratch.
+const float *mixCoefficients(moert_context_t ctx, moert_view_t x,
+                             moert_view_t wc, moert_view_t bc, int64_t tokens,
+                             int64_t hidden) {
+  const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
+  const float *wData = floatInput(ctx, slotWeightA, wc, 2 * hidden, "wc");
+  float *coef = ctx->scratchFloats(slotGate, tokens * 2);
+  linear(tokens, 2, hidden, xData, wData, coef);
+  if (isPresent(bc))
+    addRowBias(coef, tokens, 2, floatInput(ctx, slotBias1, bc, 2, "bc"));
+  for (int64_t s = 0; s < tokens; ++s) {
+    float a = coef[2 * s], b = coef[2 * s + 1], top = std::max(a, b);
+    float ea = std::exp(a - top), eb = std::exp(b - top);
+    coef[2 * s] = ea / (ea + eb);
+    coef[2 * s + 1] = eb / (ea + eb);
+  }
+  return coef;
+}
+
+// Qwen-MoE: gate[s] = sigmoid(x[s] . w_sg[1, H]^T); null when w_sg is absent
+// (DeepSeek adds the shared output ungated).
+const float *sharedGates(moert_context_t ctx, moert_view_t x, moert_view_t wSg,
+                         int64_t tokens, int64_t hidden) {
+  if (!isPresent(wSg))
+    return nullptr;
+  const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
+  const float *wData = floatInput(ctx, slotWeightD, wSg, hidden, "w_sg");
+  float *gate = ctx->scratchFloats(slotSharedGate, tokens);
+  linear(tokens, 1, hidden, xData, wData, gate);
+  applyInPlace(gate, tokens,
+               [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+  return gate;
 }
 
 // The checked operands of an FFN with `stack` stacked copies of its weights.
@@ -246,54 +358,61 @@ moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
                              int64_t topK, int64_t experts, int64_t capacity) {
   return guard("moert_combine", [&] {
     checkContext(ctx);
-    require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
-                capacity >= 0,
-            "bad extents");
-    requireFloatDtype(y, "y");
+    CombineSource source(y, ids, slots, weights, tokens, hidden, topK, experts,
+                         capacity);
     requireFloatDtype(out, "out");
-    requireDtype(ids, MOERT_I32, "ids");
-    requireDtype(slots, MOERT_I32, "slots");
-    requireDtype(weights, MOERT_F32, "weights");
-    const char *yData = viewData(y, experts * capacity * hidden, "y");
-    auto *idData =
-        reinterpret_cast<const int32_t *>(viewData(ids, tokens * topK, "ids"));
-    auto *slotData = reinterpret_cast<const int32_t *>(
-        viewData(slots, tokens * topK, "slots"));
-    auto *weightData = reinterpret_cast<const float *>(
-        viewData(weights, tokens * topK, "weights"));
     char *outData = viewData(out, tokens * hidden, "out");
-    const char *addendData = nullptr;
-    if (isPresent(addend)) {
-      requireFloatDtype(addend, "addend");
-      addendData = viewData(addend, tokens * hidden, "addend");
-    }
-    size_t yRow = hidden * moert_dtype_size(y.dtype);
+    RowReader addendRows(addend, tokens, hidden, "addend");
     size_t outRow = hidden * moert_dtype_size(out.dtype);
-    size_t addendRow = hidden * moert_dtype_size(addend.dtype);
     float *acc = ctx->scratchFloats(slotOutput, hidden);
     float *row = ctx->scratchFloats(slotRow, hidden);
     for (int64_t s = 0; s < tokens; ++s) {
-      if (addendData)
-        convertToFloat(addendData + s * addendRow, addend.dtype, acc, hidden);
-      else
-        std::fill_n(acc, hidden, 0.0f);
-      for (int64_t j = 0; j < topK; ++j) {
-        int32_t e = idData[s * topK + j], slot = slotData[s * topK + j];
-        if (slot < 0)
-          continue;
-        require(e >= 0 && e < experts && slot < capacity, "token ", s,
-                " choice ", j, " reads expert ", e, " slot ", slot,
-                " outside [", experts, " x ", capacity, "]");
-        const char *src = yData + (e * capacity + slot) * yRow;
-        const float *values = reinterpret_cast<const float *>(src);
-        if (y.dtype != MOERT_F32) {
-          convertToFloat(src, y.dtype, row, hidden);
-          values = row;
-        }
-        float w = weightData[s * topK + j];
+      std::fill_n(acc, hidden, 0.0f);
+      source.accumulate(s, acc, row);
+      addendRows.addTo(s, acc, 1.0f, row);
+      storeFloats(acc, outData + s * outRow, out.dtype, hidden);
+    }
+  });
+}
+
+moert_status_t moert_fused_combine(
+    moert_context_t ctx, moert_view_t y, moert_view_t ids, moert_view_t slots,
+    moert_view_t weights, moert_view_t mlpOut, moert_view_t wc, moert_view_t bc,
+    moert_view_t shared, moert_view_t wSg, moert_view_t x, moert_view_t addend,
+    moert_view_t out, int64_t tokens, int64_t hidden, int64_t topK,
+    int64_t experts, int64_t capacity) {
+  return guard("moert_fused_combine", [&] {
+    checkContext(ctx);
+    CombineSource source(y, ids, slots, weights, tokens, hidden, topK, experts,
+                         capacity);
+    requireFloatDtype(out, "out");
+    require(!isPresent(wSg) || isPresent(shared),
+            "the shared gate needs the shared output");
+    require(isPresent(mlpOut) == isPresent(wc),
+            "the mix needs both mlp_out and wc");
+    // Everything read from x is computed before any row of out (which may
+    // alias x) is written.
+    const float *coef = isPresent(mlpOut)
+                            ? mixCoefficients(ctx, x, wc, bc, tokens, hidden)
+                            : nullptr;
+    const float *gate = sharedGates(ctx, x, wSg, tokens, hidden);
+    RowReader mlpRows(mlpOut, tokens, hidden, "mlp_out");
+    RowReader sharedRows(shared, tokens, hidden, "shared");
+    RowReader addendRows(addend, tokens, hidden, "addend");
+    char *outData = viewData(out, tokens * hidden, "out");
+    size_t outRow = hidden * moert_dtype_size(out.dtype);
+    float *acc = ctx->scratchFloats(slotOutput, hidden);
+    float *row = ctx->scratchFloats(slotRow, hidden);
+    for (int64_t s = 0; s < tokens; ++s) {
+      std::fill_n(acc, hidden, 0.0f);
+      source.accumulate(s, acc, row);
+      if (coef) {
         for (int64_t h = 0; h < hidden; ++h)
-          acc[h] += w * values[h];
+          acc[h] *= coef[2 * s];
+        mlpRows.addTo(s, acc, coef[2 * s + 1], row);
       }
+      sharedRows.addTo(s, acc, gate ? gate[s] : 1.0f, row);
+      addendRows.addTo(s, acc, 1.0f, row);
       storeFloats(acc, outData + s * outRow, out.dtype, hidden);
     }
   });
@@ -387,23 +506,16 @@ moert_status_t moert_residual_mix(moert_context_t ctx, moert_view_t x,
     require(tokens >= 0 && hidden >= 1, "bad extents");
     requireFloatDtype(out, "out");
     int64_t count = tokens * hidden;
-    const float *xData = floatInput(ctx, slotInput, x, count, "x");
-    const float *wData = floatInput(ctx, slotWeightA, wc, 2 * hidden, "wc");
-    float *coef = ctx->scratchFloats(slotGate, tokens * 2);
-    linear(tokens, 2, hidden, xData, wData, coef);
-    if (isPresent(bc))
-      addRowBias(coef, tokens, 2, floatInput(ctx, slotBias1, bc, 2, "bc"));
+    const float *coef = mixCoefficients(ctx, x, wc, bc, tokens, hidden);
     const float *moe = floatInput(ctx, slotHiddenA, moeOut, count, "moe_out");
     const float *mlp = floatInput(ctx, slotHiddenB, mlpOut, count, "mlp_out");
     char *outData = viewData(out, count, "out");
     float *row = ctx->scratchFloats(slotRow, hidden);
     size_t outRow = hidden * moert_dtype_size(out.dtype);
     for (int64_t s = 0; s < tokens; ++s) {
-      float a = coef[2 * s], b = coef[2 * s + 1], top = std::max(a, b);
-      float ea = std::exp(a - top), eb = std::exp(b - top);
-      float c0 = ea / (ea + eb), c1 = eb / (ea + eb);
       for (int64_t h = 0; h < hidden; ++h)
-        row[h] = moe[s * hidden + h] * c0 + mlp[s * hidden + h] * c1;
+        row[h] = moe[s * hidden + h] * coef[2 * s] +
+                 mlp[s * hidden + h] * coef[2 * s + 1];
       storeFloats(row, outData + s * outRow, out.dtype, hidden);
     }
   });
@@ -418,15 +530,7 @@ moert_status_t moert_shared_add(moert_context_t ctx, moert_view_t routed,
     require(tokens >= 0 && hidden >= 1, "bad extents");
     requireFloatDtype(out, "out");
     int64_t count = tokens * hidden;
-    float *gate = nullptr;
-    if (isPresent(wSg)) {
-      const float *xData = floatInput(ctx, slotInput, x, count, "x");
-      const float *wData = floatInput(ctx, slotWeightA, wSg, hidden, "w_sg");
-      gate = ctx->scratchFloats(slotGate, tokens);
-      linear(tokens, 1, hidden, xData, wData, gate);
-      applyInPlace(gate, tokens,
-                   [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
-    }
+    const float *gate = sharedGates(ctx, x, wSg, tokens, hidden);
     // Row by row so that out may alias routed.
     requireFloatDtype(routed, "routed");
     requireFloatDtype(shared, "shared");

@@ -106,6 +106,17 @@ void combine(Context &ctx, Tensor y, const int32_t *ids, const int32_t *slots,
              int64_t tokens, int64_t hidden, int64_t topK, int64_t experts,
              int64_t capacity);
 
+// moert_fused_combine: one kernel for combine + residual mix + shared add
+// (+ gate) + addend. Declared for the CUDA backend; its implementation is
+// the CUDA issue's (the CPU backend, runtime/cpu, is the reference).
+// out may alias addend and x.
+void fusedCombine(Context &ctx, Tensor y, const int32_t *ids,
+                  const int32_t *slots, const float *weights, Tensor mlpOut,
+                  Tensor wc, Tensor bc, Tensor shared, Tensor wSg, Tensor x,
+                  Tensor addend, MutableTensor out, int64_t tokens,
+                  int64_t hidden, int64_t topK, int64_t experts,
+                  int64_t capacity);
+
 struct FfnWeights {
   moert_ffn_kind_t kind = MOERT_FFN_GATED;
   moert_activation_t activation = MOERT_ACT_SILU;

@@ -126,6 +126,60 @@ TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
   });
 }
 
+TEST(Kernels, FusedCombineMixesAddsSharedAndUpdatesXInPlace) {
+  const int64_t S = 3, H = 4, k = 2, E = 2, C = 2;
+  Floats y = randomFloats(E * C * H, 30), x = randomFloats(S * H, 31),
+         wc = randomFloats(2 * H, 32), bc = {0.3f, -0.1f},
+         mlp = randomFloats(S * H, 33), shared = randomFloats(S * H, 34),
+         wsg = randomFloats(H, 35);
+  std::vector<int32_t> ids = {0, 1, 1, 0, 0, 1};
+  std::vector<int32_t> slots = {0, 0, 1, 1, -1, -1}; // token 2 fully dropped
+  Floats weights = {0.75f, 0.25f, 0.5f, 0.5f, 0.0f, 0.0f};
+  std::vector<double> want(S * H);
+  for (int64_t s = 0; s < S; ++s) {
+    double l0 = bc[0], l1 = bc[1], logit = 0;
+    for (int64_t h = 0; h < H; ++h) {
+      l0 += double(x[s * H + h]) * wc[h];
+      l1 += double(x[s * H + h]) * wc[H + h];
+      logit += double(x[s * H + h]) * wsg[h];
+    }
+    double c0 = 1 / (1 + std::exp(l1 - l0)), c1 = 1 - c0;
+    double gate = 1 / (1 + std::exp(-logit));
+    for (int64_t h = 0; h < H; ++h) {
+      double r = 0;
+      for (int64_t j = 0; j < k; ++j)
+        if (slots[s * k + j] >= 0)
+          r += double(weights[s * k + j]) *
+               y[(ids[s * k + j] * C + slots[s * k + j]) * H + h];
+      want[s * H + h] = r * c0 + mlp[s * H + h] * c1 +
+                        gate * shared[s * H + h] + x[s * H + h];
+    }
+  }
+  onOneRank([&](moert_context_t ctx) {
+    Buffer yb(ctx, y, MOERT_F32), xb(ctx, x, MOERT_F32),
+        wcb(ctx, wc, MOERT_F32), bcb(ctx, bc, MOERT_F32),
+        mb(ctx, mlp, MOERT_F32), sb(ctx, shared, MOERT_F32),
+        gb(ctx, wsg, MOERT_F32), ib(ctx, ids, MOERT_I32),
+        slb(ctx, slots, MOERT_I32), wb(ctx, weights, MOERT_F32);
+    // x is the coefficient and gate input, the addend and the output.
+    check(moert_fused_combine(
+        ctx, yb.view(MOERT_F32), ib.view(MOERT_I32), slb.view(MOERT_I32),
+        wb.view(MOERT_F32), mb.view(MOERT_F32), wcb.view(MOERT_F32),
+        bcb.view(MOERT_F32), sb.view(MOERT_F32), gb.view(MOERT_F32),
+        xb.view(MOERT_F32), xb.view(MOERT_F32), xb.view(MOERT_F32), S, H, k, E,
+        C));
+    expectClose(xb.download<float>(MOERT_F32, S * H), want, 1e-5);
+    EXPECT_MOERT_ERROR(
+        moert_fused_combine(
+            ctx, yb.view(MOERT_F32), ib.view(MOERT_I32), slb.view(MOERT_I32),
+            wb.view(MOERT_F32), moert_absent_view(), moert_absent_view(),
+            moert_absent_view(), moert_absent_view(), gb.view(MOERT_F32),
+            xb.view(MOERT_F32), moert_absent_view(), xb.view(MOERT_F32), S, H,
+            k, E, C),
+        MOERT_INVALID_ARGUMENT, "shared gate");
+  });
+}
+
 TEST(Kernels, ExpertsComputeOnlyUsedRowsAndZeroTheRest) {
   const int64_t E = 3, C = 4, H = 5, F = 6, blocks = 2, blockRows = C / blocks;
   Floats in = randomFloats(E * C * H, 5);
