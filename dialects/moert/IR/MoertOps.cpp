@@ -295,6 +295,52 @@ verifyTokenViews(Operation *op, int64_t hidden,
   return success();
 }
 
+LogicalResult FusedCombineOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenMapping(op, getOut(), getIds(), getSlots(), getY(),
+                                getHidden(), getTopK(), getExperts())) ||
+      failed(expectType(op, "weights", getWeights(),
+                        Float32Type::get(getContext()))))
+    return failure();
+  int64_t rows = viewType(getOut()).getCount() / getHidden();
+  if (failed(expectCount(op, "weights", getWeights(), rows * getTopK())))
+    return failure();
+  for (auto [what, view] :
+       {std::pair<StringRef, Value>{"mlp output", getMlpOutput()},
+        {"shared", getShared()},
+        {"x", getX()},
+        {"addend", getAddend()}})
+    if (view && (failed(expectFloat(op, what, view)) ||
+                 failed(expectCount(op, what, view, rows * getHidden()))))
+      return failure();
+  if (static_cast<bool>(getMlpOutput()) != static_cast<bool>(getCoefWeight()) ||
+      (getCoefBias() && !getMlpOutput()))
+    return emitOpError() << "the mix needs the mlp output and the "
+                            "coefficient weight";
+  if (getSharedGateWeight() && !getShared())
+    return emitOpError() << "the shared gate needs the shared output";
+  bool needsX = getMlpOutput() || getSharedGateWeight();
+  if (needsX != static_cast<bool>(getX()))
+    return emitOpError() << (needsX ? "the mix and the shared gate read x; "
+                                      "it is missing"
+                                    : "x is given but nothing reads it");
+  if (getMlpOutput() &&
+      (failed(expectFloat(op, "coefficient weight", getCoefWeight())) ||
+       failed(expectCount(op, "coefficient weight", getCoefWeight(),
+                          2 * getHidden()))))
+    return failure();
+  if (getCoefBias() &&
+      (failed(expectFloat(op, "coefficient bias", getCoefBias())) ||
+       failed(expectCount(op, "coefficient bias", getCoefBias(), 2))))
+    return failure();
+  if (getSharedGateWeight() &&
+      (failed(expectFloat(op, "shared gate weight", getSharedGateWeight())) ||
+       failed(expectCount(op, "shared gate weight", getSharedGateWeight(),
+                          getHidden()))))
+    return failure();
+  return success();
+}
+
 LogicalResult ResidualMixOp::verify() {
   Operation *op = *this;
   if (failed(verifyTokenViews(op, getHidden(),

@@ -225,6 +225,51 @@ def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
   }];
 }
 
+def Moert_FusedCombineOp : Moert_Op<"fused_combine",
+                                    [AttrSizedOperandSegments]> {
+  let summary = "moert_fused_combine: combine + residual mix + shared add "
+                "+ addend in one pass";
+  let description = [{
+    Per token, in fp32: the weighted sum of `moert.combine`, then with
+    `mix(...)` the PR-MoE coefficient mix with `mlp`, then with `shared(...)`
+    the (sigmoid-gated when `gate` is given) shared add, then `addend`.
+    `addend` may be the same view as `out`, and so may `x`.
+
+    ```mlir
+    moert.fused_combine %ctx, %y, %ids, %slots, %w
+        shared(%sh : !moert.view<f32, 4096> gate %wsg : !moert.view<f32, 64>)
+        x(%x : !moert.view<f32, 4096>) addend(%x : !moert.view<f32, 4096>)
+        -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8
+        : !moert.view<f32, 32768>, !moert.view<i32, 128>,
+        !moert.view<i32, 128>, !moert.view<f32, 128> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$y, Moert_View:$ids,
+                       Moert_View:$slots, Moert_View:$weights,
+                       Optional<Moert_View>:$mlp_output,
+                       Optional<Moert_View>:$coef_weight,
+                       Optional<Moert_View>:$coef_bias,
+                       Optional<Moert_View>:$shared,
+                       Optional<Moert_View>:$shared_gate_weight,
+                       Optional<Moert_View>:$x,
+                       Optional<Moert_View>:$addend, Moert_View:$out,
+                       I64:$tokens, I64:$capacity, I64Prop:$hidden,
+                       I64Prop:$top_k, I64Prop:$experts);
+  let assemblyFormat = [{
+    $ctx `,` $y `,` $ids `,` $slots `,` $weights
+    (`mix` `(` $mlp_output^ `:` type($mlp_output) `,` $coef_weight `:`
+     type($coef_weight) (`bias` $coef_bias^ `:` type($coef_bias))? `)`)?
+    (`shared` `(` $shared^ `:` type($shared)
+     (`gate` $shared_gate_weight^ `:` type($shared_gate_weight))? `)`)?
+    (`x` `(` $x^ `:` type($x) `)`)?
+    (`addend` `(` $addend^ `:` type($addend) `)`)? `->` $out `tokens` $tokens
+    `capacity` $capacity `hidden` $hidden `top_k` $top_k `experts` $experts
+    attr-dict `:` type($y) `,` type($ids) `,` type($slots) `,` type($weights)
+    `->` type($out)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise mixes
 //===----------------------------------------------------------------------===//

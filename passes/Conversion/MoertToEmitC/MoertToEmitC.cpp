@@ -555,6 +555,37 @@ struct ResidualMixPattern : public MoertPattern<ResidualMixOp> {
   }
 };
 
+struct FusedCombinePattern : public MoertPattern<FusedCombineOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(FusedCombineOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(a.getY())
+        .value(a.getIds())
+        .value(a.getSlots())
+        .value(a.getWeights())
+        .value(a.getMlpOutput())
+        .value(a.getCoefWeight())
+        .value(a.getCoefBias())
+        .value(a.getShared())
+        .value(a.getSharedGateWeight())
+        .value(a.getX())
+        .value(a.getAddend())
+        .value(a.getOut())
+        .value(a.getTokens())
+        .integer(op.getHidden())
+        .integer(op.getTopK())
+        .integer(op.getExperts())
+        .value(a.getCapacity());
+    if (failed(checkedCall(rewriter, op, "moert_fused_combine", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
 struct SharedAddPattern : public MoertPattern<SharedAddOp> {
   using MoertPattern::MoertPattern;
   LogicalResult
@@ -974,9 +1005,10 @@ void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
   patterns.add<EntryPattern, ReturnPattern, ViewPattern, RankPattern,
                LayerPattern, RecordDropsPattern, RouterPattern, GatePattern,
                DispatchPattern, CombinePattern, ExpertsPattern, DenseFfnPattern,
-               ResidualMixPattern, SharedAddPattern, AddPattern, GroupPattern,
-               GroupDestroyPattern, AllToAllPattern, AllReducePattern,
-               AllReduceI64Pattern, LoadWeightPattern>(converter, context);
+               ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
+               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
+               AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(
+      converter, context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,
                                                   "moert_all_gather");
   patterns.add<GatherScatterPattern<ReduceScatterOp>>(converter, context,
