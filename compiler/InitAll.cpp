@@ -8,6 +8,7 @@
 #include "dialects/moert/IR/MoertDialect.h"
 #include "passes/Conversion/MoeToMoert/Passes.h"
 #include "passes/Conversion/MoertToEmitC/Passes.h"
+#include "passes/Fusion/Passes.h"
 #include "passes/Parallelism/Passes.h"
 #include "passes/Pipelines/Pipelines.h"
 
@@ -28,6 +29,7 @@ void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
 
 void mlir::moe::registerPasses() {
   mlir::moe::registerParallelismPasses();
+  mlir::moe::registerFusionPasses();
   mlir::moe::registerMoeToMoertPasses();
   mlir::moert::registerMoertToEmitCPasses();
   mlir::moe::registerPipelines();

@@ -139,6 +139,10 @@ struct Options {
                               cl::init("throughput")};
   cl::opt<int64_t> ep{"ep", cl::desc("force the EP degree"), cl::init(0)};
   cl::opt<int64_t> tp{"tp", cl::desc("force the TP degree"), cl::init(0)};
+  cl::opt<bool> fuse{"fuse",
+                     cl::desc("run moe-fuse-kernels (--fuse=false: one "
+                              "runtime kernel per op)"),
+                     cl::init(true)};
   cl::opt<std::string> weights{"weights",
                                cl::desc("safetensors file (default: random "
                                         "weights from --seed)")};
@@ -315,6 +319,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   compile.policy = opts.policy;
   compile.ep = opts.ep;
   compile.tp = opts.tp;
+  compile.fuse = opts.fuse;
   if (failed(buildCompilePipeline(pm, compile)) || failed(pm.run(*module)))
     return fail("compilation failed");
   std::string cpp;

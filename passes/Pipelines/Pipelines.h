@@ -23,18 +23,18 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
                      llvm::cl::init(0)};
   Option<int64_t> tp{*this, "tp", llvm::cl::desc("force the TP degree"),
                      llvm::cl::init(0)};
-  Option<std::string> fuse{
-      *this, "fuse",
-      llvm::cl::desc("kernel fusion: none (moe-fuse-kernels does not exist "
-                     "yet; anything else is an error)"),
-      llvm::cl::init("none")};
+  Option<bool> fuse{*this, "fuse",
+                    llvm::cl::desc("run moe-fuse-kernels (false: every op "
+                                   "lowers to its own runtime kernel)"),
+                    llvm::cl::init(true)};
   Option<std::string> report{
       *this, "report",
       llvm::cl::desc("print the plan table: none | table | json"),
       llvm::cl::init("none")};
 };
 
-/// canonicalize -> moe-assign-parallelism -> moe-lower-to-runtime ->
+/// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)
+/// -> moe-lower-to-runtime ->
 /// moert-to-emitc. Options it cannot honour give a pipeline that fails with
 /// a diagnostic (and failure() here).
 LogicalResult buildCompilePipeline(OpPassManager &pm,

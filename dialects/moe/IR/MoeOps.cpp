@@ -533,5 +533,41 @@ LogicalResult SharedAddOp::verify() {
   return success();
 }
 
+LogicalResult FusedCombineOp::verify() {
+  if (failed(
+          verifyTokenMapping(*this, getResult(), getInput(), getExpertIds())))
+    return failure();
+  ArrayRef<int64_t> shape = tensorType(getResult()).getShape();
+  int64_t hidden = shape[1];
+  bool mix = static_cast<bool>(getMlpOutput());
+  if (mix != static_cast<bool>(getCoefWeight()) ||
+      mix != static_cast<bool>(getCoefBias()))
+    return emitOpError() << "mix needs the MLP output, the coefficient "
+                            "weight and the coefficient bias";
+  if (getSharedGateWeight() && !getShared())
+    return emitOpError() << "shared_gate needs shared";
+  bool needsX = mix || getSharedGateWeight();
+  if (needsX != static_cast<bool>(getX()))
+    return emitOpError() << (needsX ? "mix and shared_gate read x; it is "
+                                      "missing"
+                                    : "x is given but nothing reads it");
+  for (auto [name, value] :
+       {std::pair<StringRef, Value>{"MLP output", getMlpOutput()},
+        {"shared output", getShared()},
+        {"x", getX()}})
+    if (value && failed(expectShape(*this, name, value, shape)))
+      return failure();
+  if (mix &&
+      (failed(expectShape(*this, "coefficient weight", getCoefWeight(),
+                          {2, hidden})) ||
+       failed(expectShape(*this, "coefficient bias", getCoefBias(), {2}))))
+    return failure();
+  if (getSharedGateWeight() &&
+      failed(expectShape(*this, "shared gate weight", getSharedGateWeight(),
+                         {1, hidden})))
+    return failure();
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/moe/IR/MoeOps.cpp.inc"

@@ -368,4 +368,56 @@ def Moe_SharedAddOp : Moe_Op<"shared_add", [
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Fused ops (moe-fuse-kernels)
+//===----------------------------------------------------------------------===//
+
+def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
+    Pure, AttrSizedOperandSegments, AllTypesMatch<["expert_ids", "slots"]>,
+    TypesMatchWith<"weights are the fp32 counterpart of expert_ids",
+                   "expert_ids", "weights",
+                   "::mlir::RankedTensorType::get(::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), ::mlir::Float32Type::get($_self.getContext()))">]> {
+  let summary = "combine with its epilogue: residual mix and shared add";
+  let description = [{
+    One kernel for what `moe.combine`, `moe.residual_mix` and
+    `moe.shared_add` compute one after another, with every intermediate kept
+    in fp32:
+
+    - `r = sum_j weights[s, j] * input[expert_ids[s, j], slots[s, j]]`;
+    - with `mix(...)`: `r = r * c[:, 0] + mlp * c[:, 1]`,
+      `c = softmax(x · Wc^T + bc)`;
+    - with `shared(...)`: `r = r + shared`, or with `shared_gate(...)`
+      `r = r + sigmoid(x · w^T) * shared`.
+
+    `x` is the layer input the coefficient and the shared gate read. Only
+    moe-fuse-kernels creates this op.
+
+    ```mlir
+    %y = moe.fused_combine %out, %ids, %slots, %w shared(%sh : tensor<?x64xf32>)
+        shared_gate(%wsg : tensor<1x64xf32>) x(%h : tensor<?x64xf32>)
+        : tensor<8x?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
+                       Moe_I32Tensor:$slots, Moe_F32Tensor:$weights,
+                       Optional<Moe_FloatTensor>:$mlp_output,
+                       Optional<Moe_FloatTensor>:$coef_weight,
+                       Optional<Moe_FloatTensor>:$coef_bias,
+                       Optional<Moe_FloatTensor>:$shared,
+                       Optional<Moe_FloatTensor>:$shared_gate_weight,
+                       Optional<Moe_FloatTensor>:$x);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $expert_ids `,` $slots `,` $weights
+    (`mix` `(` $mlp_output^ `,` $coef_weight `,` $coef_bias `:`
+     type($mlp_output) `,` type($coef_weight) `,` type($coef_bias) `)`)?
+    (`shared` `(` $shared^ `:` type($shared) `)`)?
+    (`shared_gate` `(` $shared_gate_weight^ `:` type($shared_gate_weight)
+     `)`)?
+    (`x` `(` $x^ `:` type($x) `)`)?
+    attr-dict `:` type($input) `,` type($expert_ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -180,6 +180,29 @@ static DispatchOp dispatchOf(Value expertsInput) {
   return expertsInput.getDefiningOp<DispatchOp>();
 }
 
+/// Whether the layer's residual add folds into `fused`: the layer yields
+/// it and nothing after it reads the layer input, which it then updates in
+/// place (the kernel reads x and the addend row by row before writing).
+static bool foldsResidual(FusedCombineOp fused) {
+  Value result = fused.getResult();
+  if (!result.hasOneUse() || !isa<YieldOp>(*result.getUsers().begin()))
+    return false;
+  auto layer = fused->getParentOfType<LayerOp>();
+  return llvm::all_of(layer.getBodyInput().getUsers(), [&](Operation *user) {
+    return user == fused || user->getBlock() != fused->getBlock() ||
+           user->isBeforeInBlock(fused);
+  });
+}
+
+/// The dispatch of the rows a combine reads (through the from_experts
+/// all-to-all with expert parallelism), for the capacity.
+static DispatchOp combinedDispatch(Value rows) {
+  if (auto a2a = rows.getDefiningOp<AllToAllOp>())
+    rows = a2a.getInput();
+  auto expertsOp = rows.getDefiningOp<ExpertsOp>();
+  return expertsOp ? dispatchOf(expertsOp.getInput()) : DispatchOp();
+}
+
 int64_t FunctionLowering::staticElements(Value value) {
   int64_t elements = 1;
   for (int64_t d : cast<ShapedType>(value.getType()).getShape())
@@ -225,6 +248,8 @@ LogicalResult FunctionLowering::analyze() {
         return WalkResult::interrupt();
     } else if (auto combine = dyn_cast<CombineOp>(op)) {
       setBound(combine.getResult(), bounds.lookup(combine.getExpertIds()));
+    } else if (auto fused = dyn_cast<FusedCombineOp>(op)) {
+      setBound(fused.getResult(), bounds.lookup(fused.getExpertIds()));
     } else if (auto dense = dyn_cast<DenseFfnOp>(op)) {
       setBound(dense.getResult(), bounds.lookup(dense.getInput()));
       if (dense.getInput().getDefiningOp<shard::AllGatherOp>() &&
@@ -273,6 +298,9 @@ LogicalResult FunctionLowering::analyze() {
   func.walk([&](Operation *op) {
     if (!op->getParentOfType<LayerOp>() || isa<LayerOp>(op))
       return;
+    auto fused = dyn_cast<FusedCombineOp>(op);
+    if (fused && foldsResidual(fused))
+      return; // written into the layer input
     for (Value result : op->getResults()) {
       if (!isa<RankedTensorType>(result.getType()))
         continue;
@@ -642,13 +670,33 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         blocks);
     return success();
   }
+  if (auto fused = dyn_cast<FusedCombineOp>(op)) {
+    DispatchOp dispatch = combinedDispatch(fused.getInput());
+    if (!dispatch)
+      return fused.emitError() << "moe-lower-to-runtime needs the combined "
+                                  "rows to come from moe.experts on a "
+                                  "moe.dispatch (for the capacity)";
+    Value out, addend;
+    if (foldsResidual(fused)) {
+      out = addend = view(fused->getParentOfType<LayerOp>().getInput());
+      views[fused.getResult()] = out;
+    } else {
+      out = newView(fused.getResult());
+    }
+    auto ids = cast<ShapedType>(fused.getExpertIds().getType());
+    auto in = cast<ShapedType>(fused.getInput().getType());
+    moert::FusedCombineOp::create(
+        builder, loc, ctx, view(fused.getInput()), view(fused.getExpertIds()),
+        view(fused.getSlots()), view(fused.getWeights()),
+        optView(fused.getMlpOutput()), optView(fused.getCoefWeight()),
+        optView(fused.getCoefBias()), optView(fused.getShared()),
+        optView(fused.getSharedGateWeight()), optView(fused.getX()), addend,
+        out, tokens, i64(dispatch.getCapacity()), in.getDimSize(2),
+        ids.getDimSize(1), in.getDimSize(0));
+    return success();
+  }
   if (auto combine = dyn_cast<CombineOp>(op)) {
-    Value rows = combine.getInput();
-    if (auto a2a = rows.getDefiningOp<AllToAllOp>())
-      rows = a2a.getInput();
-    auto expertsOp = rows.getDefiningOp<ExpertsOp>();
-    DispatchOp dispatch =
-        expertsOp ? dispatchOf(expertsOp.getInput()) : DispatchOp();
+    DispatchOp dispatch = combinedDispatch(combine.getInput());
     if (!dispatch)
       return combine.emitError() << "moe-lower-to-runtime needs the combined "
                                     "rows to come from moe.experts on a "
@@ -712,8 +760,9 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
   if (auto yield = dyn_cast<YieldOp>(op)) {
     auto layer = cast<LayerOp>(yield->getParentOp());
     Value in = view(layer.getInput());
-    moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
-                         tokens, hiddenOf(yield.getValue()));
+    if (view(yield.getValue()) != in) // else a fused combine added it
+      moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
+                           tokens, hiddenOf(yield.getValue()));
     for (auto &entry : groups)
       moert::GroupDestroyOp::create(builder, loc, entry.second);
     groups.clear();

@@ -634,3 +634,19 @@ func.func @f(%w: tensor<8x4x2xf32> {moe.shard = #moe.shard<[ep, tp]>}) {
 func.func @f(%w: tensor<8xf32> {moe.shard = [1, 2]}) {
   return
 }
+
+// -----
+
+func.func @f(%e: tensor<8x?x64xf32>, %ids: tensor<?x2xi32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %sh: tensor<?x64xf32>, %wsg: tensor<1x64xf32>) {
+  // expected-error @below {{mix and shared_gate read x; it is missing}}
+  %o = moe.fused_combine %e, %ids, %s, %w shared(%sh : tensor<?x64xf32>) shared_gate(%wsg : tensor<1x64xf32>) : tensor<8x?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%e: tensor<8x?x64xf32>, %ids: tensor<?x2xi32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %sh: tensor<?x32xf32>) {
+  // expected-error @below {{shared output must have shape [?, 64], got [?, 32]}}
+  %o = moe.fused_combine %e, %ids, %s, %w shared(%sh : tensor<?x32xf32>) : tensor<8x?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>
+  return
+}

@@ -83,14 +83,17 @@ func.func @residual_moe(%h: tensor<?x64xf32>, %buf: tensor<4x?x64xf32>,
 
 // CHECK-LABEL: func.func @shared_experts
 func.func @shared_experts(%h: tensor<?x64xbf16>, %routed: tensor<?x64xbf16>,
-    %g: tensor<96x64xbf16>, %u: tensor<96x64xbf16>, %d: tensor<64x96xbf16>, %wsg: tensor<1x64xbf16>) -> (tensor<?x64xbf16>, tensor<?x64xbf16>) {
+    %g: tensor<96x64xbf16>, %u: tensor<96x64xbf16>, %d: tensor<64x96xbf16>, %wsg: tensor<1x64xbf16>,
+    %rows: tensor<8x?x64xbf16>, %ids: tensor<?x2xi32>, %slots: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<?x64xbf16>) {
   // CHECK: %[[SH:.*]] = moe.dense_ffn gelu_tanh %{{.*}} gate %{{.*}} up %{{.*}} down %{{.*}}
   %shared = moe.dense_ffn gelu_tanh %h gate %g up %u down %d : (tensor<?x64xbf16>, tensor<96x64xbf16>, tensor<96x64xbf16>, tensor<64x96xbf16>) -> tensor<?x64xbf16>
   // CHECK: moe.shared_add %{{.*}}, %[[SH]] : tensor<?x64xbf16>
   %plain = moe.shared_add %routed, %shared : tensor<?x64xbf16>
   // CHECK: moe.shared_add %{{.*}}, %[[SH]] gated(%{{.*}}, %{{.*}} : tensor<?x64xbf16>, tensor<1x64xbf16>) : tensor<?x64xbf16>
   %gated = moe.shared_add %routed, %shared gated(%h, %wsg : tensor<?x64xbf16>, tensor<1x64xbf16>) : tensor<?x64xbf16>
-  return %plain, %gated : tensor<?x64xbf16>, tensor<?x64xbf16>
+  // CHECK: moe.fused_combine %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} shared(%[[SH]] : tensor<?x64xbf16>) shared_gate(%{{.*}} : tensor<1x64xbf16>) x(%{{.*}} : tensor<?x64xbf16>) : tensor<8x?x64xbf16>, tensor<?x2xi32> -> tensor<?x64xbf16>
+  %fused = moe.fused_combine %rows, %ids, %slots, %w shared(%shared : tensor<?x64xbf16>) shared_gate(%wsg : tensor<1x64xbf16>) x(%h : tensor<?x64xbf16>) : tensor<8x?x64xbf16>, tensor<?x2xi32> -> tensor<?x64xbf16>
+  return %plain, %gated, %fused : tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<?x64xbf16>
 }
 
 // CHECK-LABEL: func.func @all_to_all

@@ -8,7 +8,9 @@ per-op functions; it never looks at the compiler's IR. Weights and inputs
 are random per seed and written here. Error: max |y - ref| / max |ref|;
 tolerance 1e-5 (f32), 2e-2 (bf16). moe-run's dropped choices must equal the
 reference's, and the whole run must include capacity drops and experts
-without tokens. Exit 77 (ctest: skipped) without NumPy.
+without tokens. Every case also runs with --fuse=false (no moe-fuse-kernels)
+on the same input, and the fused and unfused outputs must agree within the
+same tolerance. Exit 77 (ctest: skipped) without NumPy.
 """
 
 import argparse
@@ -330,6 +332,15 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
 STATS = {"dropped": 0, "empty_experts": 0}
 
 
+def same_unfused(args, name, cfg, tweak, seed, ranks, fused):
+    """The default (fused) run against --fuse=false on the same input."""
+    if fused is None:
+        return False
+    ok, unfused = run_case(args, name, cfg, tweak, seed, ranks=ranks, extra=("--fuse=false",), x_in=fused[0])
+    return ok and compare(name, seed, f"fused vs unfused, ranks {ranks}", fused[1], unfused[1],
+                          cfg["torch_dtype"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moe-run", required=True)
@@ -351,13 +362,15 @@ def main():
         for name, cfg, tweak in CASES:
             if args.only and args.only not in name:
                 continue
-            ok, _ = run_case(args, name, cfg, tweak, seed)
+            dtype = cfg["torch_dtype"]
+            ok, fused = run_case(args, name, cfg, tweak, seed)
             failures += not ok
+            failures += not same_unfused(args, name, cfg, tweak, seed, 1, fused)
             if name not in MULTI_RANK:
                 continue
             ok, result = run_case(args, name, cfg, tweak, seed, ranks=4)
             failures += not ok
-            dtype = cfg["torch_dtype"]
+            failures += not same_unfused(args, name, cfg, tweak, seed, 4, result)
             if ok and MULTI_RANK[name]:
                 x, y4 = result
                 ok, one = run_case(args, name, cfg, tweak, seed, ranks=1,
