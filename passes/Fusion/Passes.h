@@ -4,6 +4,7 @@
 #define MOE_PASSES_FUSION_PASSES_H
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "dialects/moert/IR/MoertDialect.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {

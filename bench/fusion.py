@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Fused versus unfused lowering: runtime calls, bytes and CPU time.
+
+1. Counts, exactly, from the lowered IR (moe-opt ... --moe-lower-to-runtime
+   --moert-count-kernels, with and without --moe-fuse-kernels): per model of
+   examples/ on the smallest mesh its plan fits (per rank), at 1, 128 and
+   4096 tokens, the kernel launches and the bytes they read and write (whole
+   views at the token bound, weights included). Layers with the same numbers
+   share a row ("first..last (count)").
+2. CPU backend time of one step (moe-run, best of --runs) of small models of
+   each family (hidden 256, 8 experts, 2 layers, random weights), fused
+   versus unfused, at the same token counts.
+
+usage: bench/fusion.py [--build build] [--runs 3] [--per-layer] [--no-time]
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKENS = (1, 128, 4096)
+MESHES = ("1x1", "1x8", "2x8", "4x8", "8x8")
+
+
+def importer(path):
+    return "--import-prmoe" if "prmoe" in path else "--import-hf"
+
+
+def counts(build, config, tokens, fuse):
+    """(mesh, [(layer, launches, read, written)], total) or None."""
+    imported = subprocess.run([os.path.join(build, "bin", "moe-translate"), importer(config), config],
+                              check=True, capture_output=True, text=True).stdout
+    for mesh in MESHES:
+        passes = ["--canonicalize", f"--moe-assign-parallelism=mesh={mesh} tokens={tokens}"]
+        if fuse:
+            passes.append("--moe-fuse-kernels")
+        passes += [f"--moe-lower-to-runtime=tokens={tokens}", "--moert-count-kernels"]
+        proc = subprocess.run([os.path.join(build, "bin", "moe-opt"), *passes, "-o", os.devnull],
+                              input=imported, capture_output=True, text=True)
+        if proc.returncode != 0:
+            if "no parallel plan" in proc.stderr:
+                continue  # does not fit: try a bigger mesh
+            raise RuntimeError(proc.stderr)
+        layers, total = [], None
+        for line in proc.stdout.splitlines():
+            m = re.match(r"(layer (\d+)|total): launches (\d+) read (\d+) written (\d+)", line)
+            if not m:
+                continue
+            row = tuple(int(v) for v in m.groups()[2:])
+            if m.group(2) is None:
+                total = row
+            else:
+                layers.append((int(m.group(2)),) + row)
+        return mesh, layers, total
+    return None
+
+
+def row(name, mesh, tokens, layers, f, u):
+    return (f"{name:18s} {mesh:5s} {tokens:6d} {layers:>13s} {f[0]:5d} {u[0]:5d} "
+            f"{f[1]:14d} {u[1]:14d} {f[2]:13d} {u[2]:13d}")
+
+
+def count_table(build, per_layer):
+    print("## Runtime calls and bytes per rank, from the lowered IR (fused / unfused)\n")
+    print(f"{'model':18s} {'mesh':5s} {'tokens':>6s} {'layers (n)':>13s} {'launch':>5s} {'s':>5s} "
+          f"{'read bytes':>14s} {'':>14s} {'written bytes':>13s} {'':>13s}")
+    print(f"{'':18s} {'':5s} {'':>6s} {'':>13s} {'fused':>5s} {'unfus':>5s} "
+          f"{'fused':>14s} {'unfused':>14s} {'fused':>13s} {'unfused':>13s}")
+    configs = sorted(glob.glob(os.path.join(ROOT, "examples", "hf", "*", "config.json"))) + \
+        sorted(glob.glob(os.path.join(ROOT, "examples", "prmoe", "*.json")))
+    for config in configs:
+        name = os.path.basename(os.path.dirname(config)) if config.endswith("config.json") \
+            else os.path.splitext(os.path.basename(config))[0]
+        for tokens in TOKENS:
+            fused = counts(build, config, tokens, True)
+            unfused = counts(build, config, tokens, False)
+            if fused is None or unfused is None:
+                print(f"{name:18s} no plan fits up to {MESHES[-1]}")
+                break
+            mesh = fused[0]
+            assert unfused[0] == mesh, (name, mesh, unfused[0])
+            groups = {}  # layers with equal numbers share a row
+            for f, u in zip(fused[1], unfused[1]):
+                if per_layer:
+                    groups[(f[0],)] = [f[0]]
+                    continue
+                groups.setdefault((f[1:], u[1:]), []).append(f[0])
+            for f, u in zip(fused[1], unfused[1]):
+                layers = groups.pop((f[0],) if per_layer else (f[1:], u[1:]), None)
+                if layers is None:
+                    continue
+                span = str(layers[0]) if len(layers) == 1 else f"{layers[0]}..{layers[-1]} ({len(layers)})"
+                print(row(name, mesh, tokens, span, f[1:], u[1:]))
+            f, u = fused[2], unfused[2]
+            print(row(name, mesh, tokens, "model", f, u))
+    print()
+
+
+H, F, E = 256, 512, 8
+SMALL = {
+    "mixtral": {"model_type": "mixtral", "intermediate_size": F, "num_local_experts": E},
+    "qwen2-moe": {"model_type": "qwen2_moe", "moe_intermediate_size": F, "num_experts": E,
+                  "shared_expert_intermediate_size": F, "intermediate_size": 2 * F},
+    "deepseek-v3": {"model_type": "deepseek_v3", "moe_intermediate_size": F, "n_routed_experts": E,
+                    "intermediate_size": 2 * F, "n_shared_experts": 1, "n_group": 4, "topk_group": 2,
+                    "first_k_dense_replace": 0},
+    "prmoe": {"model_type": "prmoe", "num_layers": 2, "ffn_hidden_size": F, "activation": "gelu",
+              "num_experts": [E], "expert_interval": 1, "mlp_type": "residual", "top_k": 2,
+              "capacity_factor": 1.25, "min_capacity": 4, "drop_tokens": True,
+              "drop_order": "choice_major", "weight_prefix": "language_model.encoder.layers"},
+}
+
+
+def step_us(build, config, tokens, fuse, runs, work):
+    best = None
+    for _ in range(runs):
+        out = subprocess.run([os.path.join(build, "bin", "moe-run"), config, "--tokens", str(tokens),
+                              f"--fuse={'true' if fuse else 'false'}",
+                              "--cache-dir", os.path.join(work, "cache")],
+                             check=True, capture_output=True, text=True).stdout
+        us = float(re.search(r"step: ([0-9.]+) us", out).group(1))
+        best = us if best is None else min(best, us)
+    return best
+
+
+def time_table(build, runs):
+    print(f"## CPU backend, one step, best of {runs} (hidden {H}, ffn {F}, {E} experts, top-2, "
+          "2 layers, f32, 1 rank)\n")
+    print(f"{'model':14s} {'tokens':>6s} {'fused us':>12s} {'unfused us':>12s} {'speedup':>8s}")
+    with tempfile.TemporaryDirectory() as work:
+        for name, extra in SMALL.items():
+            cfg = {"hidden_size": H, "torch_dtype": "float32", **extra}
+            if name != "prmoe":
+                cfg.update(num_hidden_layers=2, num_experts_per_tok=2)
+            path = os.path.join(work, name + ".json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            for tokens in TOKENS:
+                fused = step_us(build, path, tokens, True, runs, work)
+                unfused = step_us(build, path, tokens, False, runs, work)
+                print(f"{name:14s} {tokens:6d} {fused:12.1f} {unfused:12.1f} {unfused / fused:8.2f}")
+    print()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.environ.get("MOE_BUILD_DIR", os.path.join(ROOT, "build")))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--per-layer", action="store_true", help="one row per layer (no merging)")
+    ap.add_argument("--no-time", action="store_true", help="counts only")
+    args = ap.parse_args()
+    count_table(args.build, args.per_layer)
+    if not args.no_time:
+        time_table(args.build, args.runs)
+
+
+if __name__ == "__main__":
+    main()
