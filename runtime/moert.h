@@ -229,6 +229,30 @@ moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
                           moert_view_t weights, moert_view_t slots,
                           moert_view_t counts, int64_t *capacity);
 
+/* The stages of moert_gate as separate calls (the unfused lowering; the
+   same code, so the same results). scores[S,E] f32 is step 1;
+   moert_gate_select is steps 2-5 (ids, unbiased weights); moert_gate_slots
+   is step 6 (slots, counts, *capacity); moert_gate_normalize is steps 7-8 on
+   weights in place. */
+moert_status_t moert_gate_scores(moert_context_t ctx,
+                                 const moert_gate_config_t *cfg,
+                                 moert_view_t logits, int64_t tokens,
+                                 moert_view_t scores);
+moert_status_t moert_gate_select(moert_context_t ctx,
+                                 const moert_gate_config_t *cfg,
+                                 moert_view_t scores,
+                                 moert_view_t correction_bias, int64_t tokens,
+                                 moert_view_t ids, moert_view_t weights);
+moert_status_t moert_gate_slots(moert_context_t ctx,
+                                const moert_gate_config_t *cfg,
+                                moert_view_t ids, moert_view_t weights,
+                                int64_t tokens, moert_view_t slots,
+                                moert_view_t counts, int64_t *capacity);
+moert_status_t moert_gate_normalize(moert_context_t ctx,
+                                    const moert_gate_config_t *cfg,
+                                    moert_view_t slots, int64_t tokens,
+                                    moert_view_t weights);
+
 /*===--- Token permutation ------------------------------------------------===*/
 
 /* buf[E,C,H] = 0; buf[ids[s,j], slots[s,j], :] = x[s,:] for every kept

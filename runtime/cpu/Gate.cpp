@@ -130,23 +130,25 @@ void assignSlotsByProbs(int64_t tokens, int32_t topK, int32_t experts,
 
 } // namespace
 
-int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
-                                const float *logits,
-                                const float *correctionBias, int64_t tokens,
-                                int32_t *ids, float *weights, int32_t *slots,
-                                int32_t *counts) {
-  validateGateConfig(cfg);
+void moert::cpu::scoreTokens(const moert_gate_config_t &cfg,
+                             const float *logits, int64_t tokens,
+                             float *scores) {
+  for (int64_t s = 0; s < tokens; ++s)
+    scoreToken(cfg, logits + s * cfg.experts, scores + s * cfg.experts);
+}
+
+void moert::cpu::selectTopK(const moert_gate_config_t &cfg, const float *scores,
+                            const float *correctionBias, int64_t tokens,
+                            int32_t *ids, float *weights) {
   const int32_t experts = cfg.experts, topK = cfg.top_k;
-  std::vector<float> scores(experts), sel(experts);
+  std::vector<float> sel(experts);
   std::vector<float> groupScores(std::max(cfg.n_group, 1));
   std::vector<int32_t> groupOrder(std::max(cfg.n_group, 1));
   std::vector<int32_t> order(experts);
-
-  // Steps 1-5: scores, selection, unbiased weights.
   for (int64_t s = 0; s < tokens; ++s) {
-    scoreToken(cfg, logits + s * experts, scores.data());
+    const float *score = scores + s * experts;
     for (int32_t e = 0; e < experts; ++e)
-      sel[e] = scores[e] + (correctionBias ? correctionBias[e] : 0.0f);
+      sel[e] = score[e] + (correctionBias ? correctionBias[e] : 0.0f);
     if (cfg.n_group > 1)
       limitGroups(cfg, sel.data(), groupScores, groupOrder);
     std::iota(order.begin(), order.end(), 0);
@@ -156,11 +158,15 @@ int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
                       });
     for (int32_t j = 0; j < topK; ++j) {
       ids[s * topK + j] = order[j];
-      weights[s * topK + j] = scores[order[j]];
+      weights[s * topK + j] = score[order[j]];
     }
   }
+}
 
-  // Step 6: capacity and slots.
+int64_t moert::cpu::assignSlots(const moert_gate_config_t &cfg, int64_t tokens,
+                                const int32_t *ids, const float *weights,
+                                int32_t *slots, int32_t *counts) {
+  const int32_t experts = cfg.experts, topK = cfg.top_k;
   int64_t choices = tokens * topK;
   bool dropless = cfg.capacity_factor == 0.0;
   int64_t capacity = 0;
@@ -170,6 +176,9 @@ int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
     capacity = std::max<int64_t>(cfg.min_capacity,
                                  static_cast<int64_t>(std::ceil(wanted)));
   }
+  for (int64_t i = 0; i < choices; ++i)
+    require(ids[i] >= 0 && ids[i] < experts, "gate: choice ", i,
+            " names expert ", ids[i], " outside [0, ", experts, ")");
   std::fill_n(counts, experts, 0);
   std::fill_n(slots, choices, -1);
   if (dropless || cfg.drop_order == MOERT_DROP_TOKEN_MAJOR) {
@@ -193,8 +202,13 @@ int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
         ++counts[ids[i]];
     }
   }
+  return capacity;
+}
 
-  // Steps 7-8: normalisation (drops zeroed), routed scaling.
+void moert::cpu::normalizeWeights(const moert_gate_config_t &cfg,
+                                  int64_t tokens, const int32_t *slots,
+                                  float *weights) {
+  const int32_t topK = cfg.top_k;
   for (int64_t s = 0; s < tokens; ++s) {
     float *w = weights + s * topK;
     const int32_t *slot = slots + s * topK;
@@ -220,8 +234,33 @@ int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
     for (int32_t j = 0; j < topK; ++j)
       w[j] *= cfg.routed_scaling_factor;
   }
+}
+
+int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,
+                                const float *logits,
+                                const float *correctionBias, int64_t tokens,
+                                int32_t *ids, float *weights, int32_t *slots,
+                                int32_t *counts) {
+  validateGateConfig(cfg);
+  // The stages the unfused lowering calls one by one; here the scores never
+  // leave the call.
+  std::vector<float> scores(tokens * cfg.experts);
+  scoreTokens(cfg, logits, tokens, scores.data());
+  selectTopK(cfg, scores.data(), correctionBias, tokens, ids, weights);
+  int64_t capacity = assignSlots(cfg, tokens, ids, weights, slots, counts);
+  normalizeWeights(cfg, tokens, slots, weights);
   return capacity;
 }
+
+namespace {
+// The checked [S, k] / [E] operands of the gate stages.
+template <typename T>
+T *gateArray(moert_view_t view, moert_dtype_t dtype, int64_t count,
+             const char *name) {
+  requireDtype(view, dtype, name);
+  return reinterpret_cast<T *>(viewData(view, count, name));
+}
+} // namespace
 
 extern "C" {
 
@@ -274,6 +313,78 @@ moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
         reinterpret_cast<int32_t *>(viewData(counts, experts, "counts"));
     *capacity = computeGate(*cfg, logitData, biasData, tokens, idData,
                             weightData, slotData, countData);
+  });
+}
+
+moert_status_t moert_gate_scores(moert_context_t ctx,
+                                 const moert_gate_config_t *cfg,
+                                 moert_view_t logits, int64_t tokens,
+                                 moert_view_t scores) {
+  return guard("moert_gate_scores", [&] {
+    checkContext(ctx);
+    require(cfg != nullptr && tokens >= 0, "bad arguments");
+    validateGateConfig(*cfg);
+    int64_t count = tokens * cfg->experts;
+    scoreTokens(*cfg, floatInput(ctx, 0, logits, count, "logits"), tokens,
+                gateArray<float>(scores, MOERT_F32, count, "scores"));
+  });
+}
+
+moert_status_t moert_gate_select(moert_context_t ctx,
+                                 const moert_gate_config_t *cfg,
+                                 moert_view_t scores,
+                                 moert_view_t correctionBias, int64_t tokens,
+                                 moert_view_t ids, moert_view_t weights) {
+  return guard("moert_gate_select", [&] {
+    checkContext(ctx);
+    require(cfg != nullptr && tokens >= 0, "bad arguments");
+    validateGateConfig(*cfg);
+    int64_t choices = tokens * cfg->top_k;
+    const float *biasData = isPresent(correctionBias)
+                                ? floatInput(ctx, 1, correctionBias,
+                                             cfg->experts, "correction_bias")
+                                : nullptr;
+    selectTopK(*cfg,
+               gateArray<const float>(scores, MOERT_F32, tokens * cfg->experts,
+                                      "scores"),
+               biasData, tokens,
+               gateArray<int32_t>(ids, MOERT_I32, choices, "ids"),
+               gateArray<float>(weights, MOERT_F32, choices, "weights"));
+  });
+}
+
+moert_status_t moert_gate_slots(moert_context_t ctx,
+                                const moert_gate_config_t *cfg,
+                                moert_view_t ids, moert_view_t weights,
+                                int64_t tokens, moert_view_t slots,
+                                moert_view_t counts, int64_t *capacity) {
+  return guard("moert_gate_slots", [&] {
+    checkContext(ctx);
+    require(cfg != nullptr && capacity != nullptr && tokens >= 0,
+            "bad arguments");
+    validateGateConfig(*cfg);
+    int64_t choices = tokens * cfg->top_k;
+    *capacity = assignSlots(
+        *cfg, tokens, gateArray<const int32_t>(ids, MOERT_I32, choices, "ids"),
+        gateArray<const float>(weights, MOERT_F32, choices, "weights"),
+        gateArray<int32_t>(slots, MOERT_I32, choices, "slots"),
+        gateArray<int32_t>(counts, MOERT_I32, cfg->experts, "counts"));
+  });
+}
+
+moert_status_t moert_gate_normalize(moert_context_t ctx,
+                                    const moert_gate_config_t *cfg,
+                                    moert_view_t slots, int64_t tokens,
+                                    moert_view_t weights) {
+  return guard("moert_gate_normalize", [&] {
+    checkContext(ctx);
+    require(cfg != nullptr && tokens >= 0, "bad arguments");
+    validateGateConfig(*cfg);
+    int64_t choices = tokens * cfg->top_k;
+    normalizeWeights(
+        *cfg, tokens,
+        gateArray<const int32_t>(slots, MOERT_I32, choices, "slots"),
+        gateArray<float>(weights, MOERT_F32, choices, "weights"));
   });
 }
 

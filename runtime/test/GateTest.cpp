@@ -15,7 +15,8 @@ struct GateResult {
   int64_t capacity = -1;
 };
 
-// Runs moert_gate through the C ABI on one rank; outputs are poisoned first.
+// Runs moert_gate through the C ABI on one rank, then its four stage calls,
+// which must agree exactly; outputs are poisoned first.
 GateResult runGate(const moert_gate_config_t &cfg,
                    const std::vector<float> &logits,
                    const std::vector<float> &bias = {}) {
@@ -40,6 +41,32 @@ GateResult runGate(const moert_gate_config_t &cfg,
     result.weights = weights.download<float>(MOERT_F32, choices);
     result.slots = slots.download<int32_t>(MOERT_I32, choices);
     result.counts = counts.download<int32_t>(MOERT_I32, experts);
+
+    // The unfused lowering's stage calls give exactly the same outputs.
+    Buffer scores(ctx, tokens * experts * 4 + 4);
+    check(
+        moert_buffer_fill(ctx, scores.view(MOERT_F32), tokens * experts, NAN));
+    check(moert_buffer_fill(ctx, ids.view(MOERT_I32), choices, -77));
+    check(moert_buffer_fill(ctx, weights.view(MOERT_F32), choices, NAN));
+    check(moert_buffer_fill(ctx, slots.view(MOERT_I32), choices, -77));
+    check(moert_buffer_fill(ctx, counts.view(MOERT_I32), experts, -77));
+    int64_t capacity = -1;
+    check(moert_gate_scores(ctx, &cfg, logitBuf.view(MOERT_F32), tokens,
+                            scores.view(MOERT_F32)));
+    check(moert_gate_select(
+        ctx, &cfg, scores.view(MOERT_F32),
+        bias.empty() ? moert_absent_view() : biasBuf.view(MOERT_F32), tokens,
+        ids.view(MOERT_I32), weights.view(MOERT_F32)));
+    check(moert_gate_slots(
+        ctx, &cfg, ids.view(MOERT_I32), weights.view(MOERT_F32), tokens,
+        slots.view(MOERT_I32), counts.view(MOERT_I32), &capacity));
+    check(moert_gate_normalize(ctx, &cfg, slots.view(MOERT_I32), tokens,
+                               weights.view(MOERT_F32)));
+    EXPECT_EQ(capacity, result.capacity);
+    EXPECT_EQ(ids.download<int32_t>(MOERT_I32, choices), result.ids);
+    EXPECT_EQ(weights.download<float>(MOERT_F32, choices), result.weights);
+    EXPECT_EQ(slots.download<int32_t>(MOERT_I32, choices), result.slots);
+    EXPECT_EQ(counts.download<int32_t>(MOERT_I32, experts), result.counts);
   });
   return result;
 }
