@@ -146,6 +146,75 @@ LogicalResult GateOp::verify() {
   return success();
 }
 
+/// The routing rules every gate stage shares, then the views: `perExpert`
+/// rows of E and `perChoice` rows of k, all with one token bound; f32 or i32
+/// as named.
+static LogicalResult
+verifyGateStage(Operation *op, moe::RoutingAttr routing, int64_t experts,
+                ArrayRef<std::tuple<StringRef, Value, bool>> perExpert,
+                ArrayRef<std::tuple<StringRef, Value, bool>> perChoice) {
+  if (failed(expectPositive(op, "experts", experts)))
+    return failure();
+  int64_t k = routing.getTopK();
+  if (k > experts)
+    return op->emitOpError()
+           << "top_k = " << k << " exceeds the " << experts << " experts";
+  Type f32 = Float32Type::get(op->getContext());
+  Type i32 = IntegerType::get(op->getContext(), 32);
+  std::optional<int64_t> tokens;
+  for (auto [rows, width] : {std::pair{perExpert, experts}, {perChoice, k}})
+    for (auto [what, view, isFloat] : rows) {
+      if (failed(expectType(op, what, view, isFloat ? f32 : i32)))
+        return failure();
+      FailureOr<int64_t> bound = tokenBound(op, what, view, width);
+      if (failed(bound))
+        return failure();
+      if (tokens && *tokens != *bound)
+        return op->emitOpError() << what << " holds " << *bound
+                                 << " tokens, the other views " << *tokens;
+      tokens = *bound;
+    }
+  return success();
+}
+
+LogicalResult GateScoresOp::verify() {
+  return verifyGateStage(
+      *this, getRouting(), getExperts(),
+      {{"logits", getLogits(), true}, {"scores", getScores(), true}}, {});
+}
+
+LogicalResult GateSelectOp::verify() {
+  if (getCorrectionBias() &&
+      (failed(expectFloat(*this, "correction bias", getCorrectionBias())) ||
+       failed(expectCount(*this, "correction bias", getCorrectionBias(),
+                          getExperts()))))
+    return failure();
+  if (getRouting().isGroupLimited() &&
+      getExperts() % getRouting().getNGroup() != 0)
+    return emitOpError() << getExperts() << " experts do not split into "
+                         << getRouting().getNGroup() << " groups";
+  return verifyGateStage(
+      *this, getRouting(), getExperts(), {{"scores", getScores(), true}},
+      {{"ids", getIds(), false}, {"weights", getWeights(), true}});
+}
+
+LogicalResult GateSlotsOp::verify() {
+  if (failed(expectType(*this, "counts", getCounts(),
+                        IntegerType::get(getContext(), 32))) ||
+      failed(expectCount(*this, "counts", getCounts(), getExperts())))
+    return failure();
+  return verifyGateStage(*this, getRouting(), getExperts(), {},
+                         {{"ids", getIds(), false},
+                          {"weights", getWeights(), true},
+                          {"slots", getSlots(), false}});
+}
+
+LogicalResult GateNormalizeOp::verify() {
+  return verifyGateStage(
+      *this, getRouting(), getExperts(), {},
+      {{"slots", getSlots(), false}, {"weights", getWeights(), true}});
+}
+
 //===----------------------------------------------------------------------===//
 // Token permutation
 //===----------------------------------------------------------------------===//

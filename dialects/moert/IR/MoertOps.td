@@ -101,6 +101,98 @@ def Moert_GateOp : Moert_Op<"gate"> {
   }];
 }
 
+// The stages of moert.gate, one runtime call each (the unfused lowering).
+def Moert_GateScoresOp : Moert_Op<"gate_scores"> {
+  let summary = "moert_gate_scores: softmax or sigmoid of the logits";
+  let description = [{
+    Step 1 of `moert.gate`: `scores [S, E]` (f32) from `logits [S, E]`.
+
+    ```mlir
+    moert.gate_scores %ctx, %logits -> %scores tokens %s experts 8
+        <scoring = softmax, top_k = 2> : !moert.view<f32, 128>
+        -> !moert.view<f32, 128>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$logits,
+                       Moert_View:$scores, I64:$tokens, I64Prop:$experts,
+                       Moe_RoutingAttr:$routing);
+  let assemblyFormat = [{
+    $ctx `,` $logits `->` $scores `tokens` $tokens `experts` $experts
+    $routing attr-dict `:` type($logits) `->` type($scores)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moert_GateSelectOp : Moert_Op<"gate_select"> {
+  let summary = "moert_gate_select: correction bias, group limit, top-k";
+  let description = [{
+    Steps 2-5 of `moert.gate`: `ids` and unbiased `weights [S, k]` from the
+    scores.
+
+    ```mlir
+    moert.gate_select %ctx, %scores -> %ids, %w tokens %s experts 8
+        <scoring = softmax, top_k = 2> : !moert.view<f32, 128>
+        -> !moert.view<i32, 32>, !moert.view<f32, 32>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$scores,
+                       Optional<Moert_View>:$correction_bias,
+                       Moert_View:$ids, Moert_View:$weights, I64:$tokens,
+                       I64Prop:$experts, Moe_RoutingAttr:$routing);
+  let assemblyFormat = [{
+    $ctx `,` $scores (`correction` $correction_bias^)? `->` $ids `,` $weights
+    `tokens` $tokens `experts` $experts $routing attr-dict `:` type($scores)
+    (`,` type($correction_bias)^)? `->` type($ids) `,` type($weights)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moert_GateSlotsOp : Moert_Op<"gate_slots"> {
+  let summary = "moert_gate_slots: capacity, slots and per-expert counts";
+  let description = [{
+    Step 6 of `moert.gate`: `slots [S, k]`, `counts [E]` and the capacity.
+
+    ```mlir
+    %cap = moert.gate_slots %ctx, %ids, %w -> %slots, %counts tokens %s
+        experts 8 <scoring = softmax, top_k = 2> : !moert.view<i32, 32>,
+        !moert.view<f32, 32> -> !moert.view<i32, 32>, !moert.view<i32, 8>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$ids,
+                       Moert_View:$weights, Moert_View:$slots,
+                       Moert_View:$counts, I64:$tokens, I64Prop:$experts,
+                       Moe_RoutingAttr:$routing);
+  let results = (outs I64:$capacity);
+  let assemblyFormat = [{
+    $ctx `,` $ids `,` $weights `->` $slots `,` $counts `tokens` $tokens
+    `experts` $experts $routing attr-dict `:` type($ids) `,` type($weights)
+    `->` type($slots) `,` type($counts)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moert_GateNormalizeOp : Moert_Op<"gate_normalize"> {
+  let summary = "moert_gate_normalize: normalisation and scaling in place";
+  let description = [{
+    Steps 7-8 of `moert.gate` on `weights [S, k]` in place; dropped choices
+    (`slots < 0`) get weight 0.
+
+    ```mlir
+    moert.gate_normalize %ctx, %slots -> %w tokens %s experts 8
+        <scoring = softmax, top_k = 2, normalize = selected>
+        : !moert.view<i32, 32> -> !moert.view<f32, 32>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$slots,
+                       Moert_View:$weights, I64:$tokens, I64Prop:$experts,
+                       Moe_RoutingAttr:$routing);
+  let assemblyFormat = [{
+    $ctx `,` $slots `->` $weights `tokens` $tokens `experts` $experts
+    $routing attr-dict `:` type($slots) `->` type($weights)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Token permutation
 //===----------------------------------------------------------------------===//

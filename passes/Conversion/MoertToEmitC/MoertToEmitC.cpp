@@ -337,6 +337,54 @@ struct RouterPattern : public MoertPattern<RouterOp> {
   }
 };
 
+/// A local moert_gate_config_t filled from `routing`; returns its address.
+Value gateConfig(ConversionPatternRewriter &rewriter, Location loc,
+                 moe::RoutingAttr routing, int64_t experts) {
+  MLIRContext *context = rewriter.getContext();
+  Value cfg = localStruct(rewriter, loc, "moert_gate_config_t");
+  CallArgs init(context);
+  init.value(addressOf(rewriter, loc, cfg))
+      .integer(experts)
+      .integer(routing.getTopK());
+  emitc::CallOpaqueOp::create(rewriter, loc, TypeRange{},
+                              "moert_gate_config_init", init.operands,
+                              rewriter.getArrayAttr(init.attrs), ArrayAttr());
+  auto set = [&](StringRef member, StringRef type, std::string text) {
+    assignMember(rewriter, loc, cfg, member,
+                 literal(rewriter, loc, opaque(context, type), text));
+  };
+  set("score_func", "moert_score_func_t",
+      routing.getScoring() == moe::ScoringFunc::sigmoid
+          ? "MOERT_SCORE_SIGMOID"
+          : "MOERT_SCORE_SOFTMAX");
+  set("n_group", "int32_t", std::to_string(routing.getNGroup()));
+  set("topk_group", "int32_t", std::to_string(routing.getTopkGroup()));
+  set("group_score", "moert_group_score_t",
+      routing.getGroupScore() == moe::GroupScore::top2_sum
+          ? "MOERT_GROUP_SCORE_TOP2_SUM"
+          : "MOERT_GROUP_SCORE_MAX");
+  const char *norms[] = {"MOERT_NORM_NONE", "MOERT_NORM_SELECTED",
+                         "MOERT_NORM_KEPT"};
+  set("norm", "moert_gate_norm_t",
+      norms[static_cast<int>(routing.getNormalize())]);
+  set("norm_epsilon", "float",
+      llvm::formatv("{0:e}f", routing.getNormEpsilon().convertToDouble())
+          .str());
+  set("routed_scaling_factor", "float",
+      llvm::formatv("{0:e}f",
+                    routing.getRoutedScalingFactor().convertToDouble())
+          .str());
+  set("capacity_factor", "double",
+      llvm::formatv("{0:e}", routing.getCapacityFactor().convertToDouble())
+          .str());
+  set("min_capacity", "int64_t", std::to_string(routing.getMinCapacity()));
+  const char *orders[] = {"MOERT_DROP_CHOICE_MAJOR", "MOERT_DROP_TOKEN_MAJOR",
+                          "MOERT_DROP_PROBS"};
+  set("drop_order", "moert_drop_order_t",
+      orders[static_cast<int>(routing.getDropOrder())]);
+  return addressOf(rewriter, loc, cfg);
+}
+
 struct GatePattern : public MoertPattern<GateOp> {
   using MoertPattern::MoertPattern;
   LogicalResult
@@ -344,55 +392,13 @@ struct GatePattern : public MoertPattern<GateOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     MLIRContext *context = op.getContext();
-    moe::RoutingAttr routing = op.getRouting();
-    Value cfg = localStruct(rewriter, loc, "moert_gate_config_t");
-    CallArgs init(context);
-    init.value(addressOf(rewriter, loc, cfg))
-        .integer(op.getExperts())
-        .integer(routing.getTopK());
-    emitc::CallOpaqueOp::create(rewriter, loc, TypeRange{},
-                                "moert_gate_config_init", init.operands,
-                                rewriter.getArrayAttr(init.attrs), ArrayAttr());
-    auto set = [&](StringRef member, StringRef type, std::string text) {
-      assignMember(rewriter, loc, cfg, member,
-                   literal(rewriter, loc, opaque(context, type), text));
-    };
-    set("score_func", "moert_score_func_t",
-        routing.getScoring() == moe::ScoringFunc::sigmoid
-            ? "MOERT_SCORE_SIGMOID"
-            : "MOERT_SCORE_SOFTMAX");
-    set("n_group", "int32_t", std::to_string(routing.getNGroup()));
-    set("topk_group", "int32_t", std::to_string(routing.getTopkGroup()));
-    set("group_score", "moert_group_score_t",
-        routing.getGroupScore() == moe::GroupScore::top2_sum
-            ? "MOERT_GROUP_SCORE_TOP2_SUM"
-            : "MOERT_GROUP_SCORE_MAX");
-    const char *norms[] = {"MOERT_NORM_NONE", "MOERT_NORM_SELECTED",
-                           "MOERT_NORM_KEPT"};
-    set("norm", "moert_gate_norm_t",
-        norms[static_cast<int>(routing.getNormalize())]);
-    set("norm_epsilon", "float",
-        llvm::formatv("{0:e}f", routing.getNormEpsilon().convertToDouble())
-            .str());
-    set("routed_scaling_factor", "float",
-        llvm::formatv("{0:e}f",
-                      routing.getRoutedScalingFactor().convertToDouble())
-            .str());
-    set("capacity_factor", "double",
-        llvm::formatv("{0:e}", routing.getCapacityFactor().convertToDouble())
-            .str());
-    set("min_capacity", "int64_t", std::to_string(routing.getMinCapacity()));
-    const char *orders[] = {"MOERT_DROP_CHOICE_MAJOR", "MOERT_DROP_TOKEN_MAJOR",
-                            "MOERT_DROP_PROBS"};
-    set("drop_order", "moert_drop_order_t",
-        orders[static_cast<int>(routing.getDropOrder())]);
-
+    Value cfg = gateConfig(rewriter, loc, op.getRouting(), op.getExperts());
     Value capacity = emitc::VariableOp::create(
         rewriter, loc, emitc::LValueType::get(rewriter.getI64Type()),
         emitc::OpaqueAttr::get(context, "0"));
     CallArgs args(context);
     args.value(a.getCtx())
-        .value(addressOf(rewriter, loc, cfg))
+        .value(cfg)
         .value(a.getLogits())
         .value(a.getCorrectionBias())
         .value(a.getTokens())
@@ -405,6 +411,92 @@ struct GatePattern : public MoertPattern<GateOp> {
       return failure();
     rewriter.replaceOp(op, emitc::LoadOp::create(
                                rewriter, loc, rewriter.getI64Type(), capacity));
+    return success();
+  }
+};
+
+struct GateScoresPattern : public MoertPattern<GateScoresOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(GateScoresOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(
+            gateConfig(rewriter, op.getLoc(), op.getRouting(), op.getExperts()))
+        .value(a.getLogits())
+        .value(a.getTokens())
+        .value(a.getScores());
+    if (failed(checkedCall(rewriter, op, "moert_gate_scores", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct GateSelectPattern : public MoertPattern<GateSelectOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(GateSelectOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(
+            gateConfig(rewriter, op.getLoc(), op.getRouting(), op.getExperts()))
+        .value(a.getScores())
+        .value(a.getCorrectionBias())
+        .value(a.getTokens())
+        .value(a.getIds())
+        .value(a.getWeights());
+    if (failed(checkedCall(rewriter, op, "moert_gate_select", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct GateSlotsPattern : public MoertPattern<GateSlotsOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(GateSlotsOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value cfg = gateConfig(rewriter, loc, op.getRouting(), op.getExperts());
+    Value capacity = emitc::VariableOp::create(
+        rewriter, loc, emitc::LValueType::get(rewriter.getI64Type()),
+        emitc::OpaqueAttr::get(op.getContext(), "0"));
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(cfg)
+        .value(a.getIds())
+        .value(a.getWeights())
+        .value(a.getTokens())
+        .value(a.getSlots())
+        .value(a.getCounts())
+        .value(addressOf(rewriter, loc, capacity));
+    if (failed(checkedCall(rewriter, op, "moert_gate_slots", args)))
+      return failure();
+    rewriter.replaceOp(op, emitc::LoadOp::create(
+                               rewriter, loc, rewriter.getI64Type(), capacity));
+    return success();
+  }
+};
+
+struct GateNormalizePattern : public MoertPattern<GateNormalizeOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(GateNormalizeOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(
+            gateConfig(rewriter, op.getLoc(), op.getRouting(), op.getExperts()))
+        .value(a.getSlots())
+        .value(a.getTokens())
+        .value(a.getWeights());
+    if (failed(checkedCall(rewriter, op, "moert_gate_normalize", args)))
+      return failure();
+    rewriter.eraseOp(op);
     return success();
   }
 };
@@ -1002,13 +1094,15 @@ void mlir::moert::populateMoertToEmitCTypeConversions(
 void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
                                                RewritePatternSet &patterns) {
   MLIRContext *context = patterns.getContext();
-  patterns.add<EntryPattern, ReturnPattern, ViewPattern, RankPattern,
-               LayerPattern, RecordDropsPattern, RouterPattern, GatePattern,
-               DispatchPattern, CombinePattern, ExpertsPattern, DenseFfnPattern,
-               ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
-               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
-               AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(
-      converter, context);
+  patterns
+      .add<EntryPattern, ReturnPattern, ViewPattern, RankPattern, LayerPattern,
+           RecordDropsPattern, RouterPattern, GatePattern, GateScoresPattern,
+           GateSelectPattern, GateSlotsPattern, GateNormalizePattern,
+           DispatchPattern, CombinePattern, ExpertsPattern, DenseFfnPattern,
+           ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
+           AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
+           AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(converter,
+                                                                     context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,
                                                   "moert_all_gather");
   patterns.add<GatherScatterPattern<ReduceScatterOp>>(converter, context,

@@ -23,6 +23,7 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   %w3 = moert.view %buf[83968] : !moert.buffer<1048576> -> !moert.view<f32, 65536>
   %w2 = moert.view %buf[149504] : !moert.buffer<1048576> -> !moert.view<f32, 65536>
   %y = moert.view %buf[215040] : !moert.buffer<1048576> -> !moert.view<f32, 1024>
+  %scores = moert.view %buf[216064] : !moert.buffer<1048576> -> !moert.view<f32, 128>
 
   // CHECK: moert.load_weight %{{.*}}, %{{.*}} "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %{{.*}} : !moert.view<f32, 512>
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %wg : !moert.view<f32, 512>
@@ -35,6 +36,15 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
   // CHECK: %[[CAP:.*]] = moert.gate %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
   %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
+  // The same gate as one call per stage.
+  // CHECK: moert.gate_scores %{{.*}}, %{{.*}} -> %[[SC:.*]] tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<f32, 128>
+  moert.gate_scores %ctx, %logits -> %scores tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<f32, 128>
+  // CHECK: moert.gate_select %{{.*}}, %[[SC]] -> %{{.*}}, %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>
+  moert.gate_select %ctx, %scores -> %ids, %w tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>
+  // CHECK: %{{.*}} = moert.gate_slots %{{.*}} -> %{{.*}}, %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<i32, 32>, !moert.view<i32, 8>
+  %cap2 = moert.gate_slots %ctx, %ids, %w -> %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<i32, 32>, !moert.view<i32, 8>
+  // CHECK: moert.gate_normalize %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<i32, 32> -> !moert.view<f32, 32>
+  moert.gate_normalize %ctx, %slots -> %w tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<i32, 32> -> !moert.view<f32, 32>
   // CHECK: moert.dispatch {{.*}} tokens %{{.*}} capacity %[[CAP]] hidden 64 top_k 2 experts 8
   moert.dispatch %ctx, %x, %ids, %slots -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
   // CHECK: moert.experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate %{{.*}} : !moert.view<f32, 65536> up %{{.*}} : !moert.view<f32, 65536> down %{{.*}} : !moert.view<f32, 65536> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128
