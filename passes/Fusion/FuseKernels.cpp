@@ -15,6 +15,20 @@ using namespace mlir::moe;
 
 namespace {
 
+/// gate -> fused_gate (one kernel after the router GEMM) when the logits
+/// feed nothing else: the unfused stages would otherwise share them.
+struct FuseGate : public OpRewritePattern<GateOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GateOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.getLogits().hasOneUse())
+      return rewriter.notifyMatchFailure(op, "logits have another user");
+    rewriter.replaceOpWithNewOp<FusedGateOp>(
+        op, op.getLogits(), op.getCorrectionBias(), op.getRouting());
+    return success();
+  }
+};
+
 /// combine -> fused_combine with an empty epilogue: the op the epilogue
 /// patterns grow and the lowering maps to the fused combine kernel.
 struct FuseCombine : public OpRewritePattern<CombineOp> {
@@ -99,6 +113,6 @@ struct FuseKernelsPass
 } // namespace
 
 void mlir::moe::populateFuseKernelsPatterns(RewritePatternSet &patterns) {
-  patterns.add<FuseCombine, FuseResidualMix, FuseSharedAdd>(
+  patterns.add<FuseGate, FuseCombine, FuseResidualMix, FuseSharedAdd>(
       patterns.getContext());
 }

@@ -11,6 +11,8 @@ def FuseKernels : Pass<"moe-fuse-kernels"> {
     One rewrite pattern per fusion, each legal only when the intermediate it
     removes has no other user:
 
+    - `moe.gate` becomes `moe.fused_gate` (one kernel after the router
+      GEMM instead of one per stage) when the logits have no other user;
     - `moe.combine` becomes `moe.fused_combine`, whose epilogue absorbs the
       `moe.residual_mix` (learned coefficient) and the `moe.shared_add`
       (plain or sigmoid-gated) that consume it. moe-lower-to-runtime also

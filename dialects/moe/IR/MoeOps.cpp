@@ -218,10 +218,10 @@ LogicalResult RouterOp::verify() {
 // GateOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult GateOp::inferReturnTypes(MLIRContext *context,
-                                       std::optional<Location>,
-                                       GateOp::Adaptor adaptor,
-                                       SmallVectorImpl<Type> &inferred) {
+/// Shared by moe.gate and moe.fused_gate (same operands and results).
+template <typename Adaptor>
+static LogicalResult inferGateTypes(MLIRContext *context, Adaptor adaptor,
+                                    SmallVectorImpl<Type> &inferred) {
   auto logits = cast<RankedTensorType>(adaptor.getLogits().getType());
   if (logits.getRank() != 2 || !adaptor.getRouting())
     return failure();
@@ -237,6 +237,20 @@ LogicalResult GateOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
+LogicalResult GateOp::inferReturnTypes(MLIRContext *context,
+                                       std::optional<Location>,
+                                       GateOp::Adaptor adaptor,
+                                       SmallVectorImpl<Type> &inferred) {
+  return inferGateTypes(context, adaptor, inferred);
+}
+
+LogicalResult FusedGateOp::inferReturnTypes(MLIRContext *context,
+                                            std::optional<Location>,
+                                            FusedGateOp::Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  return inferGateTypes(context, adaptor, inferred);
+}
+
 void GateOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   setNameFn(getExpertIds(), "expert_ids");
   setNameFn(getWeights(), "weights");
@@ -245,38 +259,52 @@ void GateOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
   setNameFn(getCapacity(), "capacity");
 }
 
-LogicalResult GateOp::verify() {
-  if (failed(expectRank(*this, "logits", getLogits(), 2)))
+/// Shared by moe.gate and moe.fused_gate.
+template <typename OpT> static LogicalResult verifyGate(OpT op) {
+  if (failed(expectRank(op, "logits", op.getLogits(), 2)))
     return failure();
-  int64_t experts = getNumExperts();
+  int64_t experts = op.getNumExperts();
   if (ShapedType::isDynamic(experts))
-    return emitOpError() << "the expert count (logits dimension 1) must be "
-                            "static";
-  RoutingAttr routing = getRouting();
+    return op.emitOpError() << "the expert count (logits dimension 1) must be "
+                               "static";
+  RoutingAttr routing = op.getRouting();
   int64_t k = routing.getTopK();
   if (k > experts)
-    return emitOpError() << "top_k = " << k << " exceeds the " << experts
-                         << " experts";
+    return op.emitOpError()
+           << "top_k = " << k << " exceeds the " << experts << " experts";
   int64_t groups = routing.getNGroup();
   if (experts % groups != 0)
-    return emitOpError() << experts
-                         << " experts do not split into n_group = " << groups
-                         << " equal groups";
+    return op.emitOpError()
+           << experts << " experts do not split into n_group = " << groups
+           << " equal groups";
   int64_t perGroup = experts / groups;
   if (routing.getTopkGroup() * perGroup < k)
-    return emitOpError() << "topk_group = " << routing.getTopkGroup()
-                         << " groups of " << perGroup
-                         << " experts hold fewer than top_k = " << k
-                         << " experts";
+    return op.emitOpError()
+           << "topk_group = " << routing.getTopkGroup() << " groups of "
+           << perGroup << " experts hold fewer than top_k = " << k
+           << " experts";
   if (routing.getGroupScore() == GroupScore::top2_sum && perGroup < 2)
-    return emitOpError() << "group_score = top2_sum needs at least 2 experts "
-                            "per group, got "
-                         << perGroup;
-  if (getCorrectionBias() &&
-      failed(expectShape(*this, "correction bias", getCorrectionBias(),
+    return op.emitOpError()
+           << "group_score = top2_sum needs at least 2 experts "
+              "per group, got "
+           << perGroup;
+  if (op.getCorrectionBias() &&
+      failed(expectShape(op, "correction bias", op.getCorrectionBias(),
                          {experts})))
     return failure();
   return success();
+}
+
+LogicalResult GateOp::verify() { return verifyGate(*this); }
+
+LogicalResult FusedGateOp::verify() { return verifyGate(*this); }
+
+void FusedGateOp::getAsmResultNames(OpAsmSetValueNameFn setNameFn) {
+  setNameFn(getExpertIds(), "expert_ids");
+  setNameFn(getWeights(), "weights");
+  setNameFn(getSlots(), "slots");
+  setNameFn(getCounts(), "counts");
+  setNameFn(getCapacity(), "capacity");
 }
 
 //===----------------------------------------------------------------------===//

@@ -372,6 +372,41 @@ def Moe_SharedAddOp : Moe_Op<"shared_add", [
 // Fused ops (moe-fuse-kernels)
 //===----------------------------------------------------------------------===//
 
+def Moe_FusedGateOp : Moe_Op<"fused_gate", [
+    Pure, InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmResultNames"]>]> {
+  let summary = "moe.gate as one kernel after the router GEMM";
+  let description = [{
+    The same operands, results and semantics as `moe.gate`; the lowering
+    maps it to one fused runtime kernel (scores, selection, capacity slots,
+    counts, normalisation and scaling) where `moe.gate` lowers to one kernel
+    per stage. moe-fuse-kernels creates it when the logits feed nothing
+    else.
+
+    ```mlir
+    %ids, %w, %slots, %counts, %cap = moe.fused_gate %logits
+        <scoring = softmax, top_k = 2, normalize = selected>
+        : tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins Moe_F32Tensor:$logits,
+                       Optional<Moe_F32Tensor>:$correction_bias,
+                       Moe_RoutingAttr:$routing);
+  let results = (outs Moe_I32Tensor:$expert_ids, Moe_F32Tensor:$weights,
+                      Moe_I32Tensor:$slots, Moe_I32Tensor:$counts,
+                      Index:$capacity);
+  let assemblyFormat = [{
+    $logits (`correction` $correction_bias^)? $routing attr-dict
+    `:` type($logits) (`,` type($correction_bias)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumExperts() {
+      return getLogits().getType().getDimSize(1);
+    }
+  }];
+}
+
 def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
     Pure, AttrSizedOperandSegments, AllTypesMatch<["expert_ids", "slots"]>,
     TypesMatchWith<"weights are the fp32 counterpart of expert_ids",

@@ -180,6 +180,15 @@ static DispatchOp dispatchOf(Value expertsInput) {
   return expertsInput.getDefiningOp<DispatchOp>();
 }
 
+/// The per-expert counts of the gate (fused or not) that produced `ids`.
+static Value gateCounts(Value ids) {
+  if (auto gate = ids.getDefiningOp<GateOp>())
+    return gate.getCounts();
+  if (auto gate = ids.getDefiningOp<FusedGateOp>())
+    return gate.getCounts();
+  return Value();
+}
+
 /// Whether the layer's residual add folds into `fused`: the layer yields
 /// it and nothing after it reads the layer input, which it then updates in
 /// place (the kernel reads x and the addend row by row before writing).
@@ -227,16 +236,22 @@ LogicalResult FunctionLowering::analyze() {
     }
     if (auto router = dyn_cast<RouterOp>(op)) {
       setBound(router.getLogits(), bounds.lookup(router.getInput()));
-    } else if (auto gate = dyn_cast<GateOp>(op)) {
-      int64_t s = bounds.lookup(gate.getLogits());
-      for (Value v : {gate.getExpertIds(), gate.getWeights(), gate.getSlots()})
+    } else if (isa<GateOp, FusedGateOp>(op)) {
+      Value logits = op->getOperand(0);
+      int64_t s = bounds.lookup(logits);
+      for (Value v : op->getResults().take_front(3))
         setBound(v, s);
-      RoutingAttr routing = gate.getRouting();
+      auto gate = dyn_cast<GateOp>(op);
+      RoutingAttr routing =
+          gate ? gate.getRouting() : cast<FusedGateOp>(op).getRouting();
+      int64_t experts = cast<ShapedType>(logits.getType()).getDimSize(1);
       // Dropless: C = the largest count <= S (one pick per expert a token).
-      setBound(gate.getCapacity(),
-               routing.isDropless()
-                   ? s
-                   : routing.getCapacity(s, gate.getNumExperts()));
+      setBound(op->getResult(4),
+               routing.isDropless() ? s : routing.getCapacity(s, experts));
+      // The unfused gate keeps its scores [S, E] (f32) behind the logits,
+      // which die at the gate.
+      if (gate)
+        extraBytes[logits] += alignTo(s * experts * 4);
     } else if (auto dispatch = dyn_cast<DispatchOp>(op)) {
       setBound(dispatch.getResult(), bounds.lookup(dispatch.getCapacity()));
     } else if (auto experts = dyn_cast<ExpertsOp>(op)) {
@@ -319,9 +334,8 @@ LogicalResult FunctionLowering::analyze() {
     if (auto a2a = experts.getInput().getDefiningOp<AllToAllOp>())
       reader = a2a;
     if (DispatchOp dispatch = dispatchOf(experts.getInput()))
-      if (auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>())
-        ranges[gate.getCounts()].second =
-            std::max(ranges[gate.getCounts()].second, points[reader]);
+      if (Value counts = gateCounts(dispatch.getExpertIds()))
+        ranges[counts].second = std::max(ranges[counts].second, points[reader]);
   });
   return success();
 }
@@ -567,7 +581,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         cast<ShapedType>(router.getLogits().getType()).getDimSize(1));
     return success();
   }
-  if (auto gate = dyn_cast<GateOp>(op)) {
+  if (auto gate = dyn_cast<FusedGateOp>(op)) {
     Value cap = moert::GateOp::create(
         builder, loc, builder.getI64Type(), ctx, view(gate.getLogits()),
         optView(gate.getCorrectionBias()), newView(gate.getExpertIds()),
@@ -580,6 +594,36 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         view(gate.getCounts()), tokens,
         cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1),
         gate.getNumExperts());
+    return success();
+  }
+  if (auto gate = dyn_cast<GateOp>(op)) {
+    // One runtime call per stage, through a scores buffer.
+    Value logits = gate.getLogits();
+    int64_t experts = gate.getNumExperts();
+    RoutingAttr routing = gate.getRouting();
+    int64_t logitBytes = alignTo(staticElements(logits) * 4);
+    Value scores =
+        ViewOp::create(builder, loc,
+                       ViewType::get(builder.getContext(), builder.getF32Type(),
+                                     staticElements(logits)),
+                       arena, (offsets[logits] + logitBytes) / 4);
+    moert::GateScoresOp::create(builder, loc, ctx, view(logits), scores, tokens,
+                                experts, routing);
+    Value ids = newView(gate.getExpertIds()),
+          weights = newView(gate.getWeights());
+    moert::GateSelectOp::create(builder, loc, ctx, scores,
+                                optView(gate.getCorrectionBias()), ids, weights,
+                                tokens, experts, routing);
+    Value slots = newView(gate.getSlots()), counts = newView(gate.getCounts());
+    scalars[gate.getCapacity()] = moert::GateSlotsOp::create(
+        builder, loc, builder.getI64Type(), ctx, ids, weights, slots, counts,
+        tokens, experts, routing);
+    moert::GateNormalizeOp::create(builder, loc, ctx, slots, weights, tokens,
+                                   experts, routing);
+    moert::RecordDropsOp::create(
+        builder, loc, ctx, stats, gate->getParentOfType<LayerOp>().getIndex(),
+        counts, tokens,
+        cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1), experts);
     return success();
   }
   if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
@@ -613,7 +657,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         .setSlices(a2a.getSlices());
     if (to) {
       // The gate's counts [E] become the rows of each block [E_local, G].
-      auto gate = dispatch.getExpertIds().getDefiningOp<GateOp>();
+      Value counts = gateCounts(dispatch.getExpertIds());
       int64_t members = a2a.getGroupSize();
       auto rowsType = moert::ViewType::get(
           builder.getContext(), builder.getI32Type(), local * members);
@@ -623,8 +667,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
                                   (offsets[a2a.getResult()] + bytes) / 4);
       Value one = arith::ConstantIntOp::create(builder, loc, 1, 64);
       moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
-                                AllToAllVariant::flat, view(gate.getCounts()),
-                                rows, local, one, 1)
+                                AllToAllVariant::flat, view(counts), rows,
+                                local, one, 1)
           .setSlices(a2a.getSlices());
       exchangedRows[a2a.getResult()] = rows;
     }
@@ -642,11 +686,10 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
   }
   if (auto experts = dyn_cast<ExpertsOp>(op)) {
     DispatchOp dispatch = dispatchOf(experts.getInput());
-    auto gate =
-        dispatch ? dispatch.getExpertIds().getDefiningOp<GateOp>() : GateOp();
+    Value counts = dispatch ? gateCounts(dispatch.getExpertIds()) : Value();
     auto a2a = experts.getInput().getDefiningOp<AllToAllOp>();
     Value rows = a2a ? exchangedRows.lookup(a2a.getResult())
-                     : (gate ? view(gate.getCounts()) : Value());
+                     : (counts ? view(counts) : Value());
     int64_t blocks = a2a ? a2a.getGroupSize() : 1;
     // After the exchange each expert holds G blocks of C rows.
     Value rowsPerExpert = dispatch ? i64(dispatch.getCapacity()) : Value();
@@ -654,7 +697,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
       rowsPerExpert = arith::MulIOp::create(
           builder, loc, rowsPerExpert,
           arith::ConstantIntOp::create(builder, loc, blocks, 64));
-    if (!gate)
+    if (!counts)
       return experts.emitError()
              << "moe-lower-to-runtime needs the experts' input to come from "
                 "a moe.dispatch of a moe.gate (for the per-expert row counts)";

@@ -27,7 +27,8 @@
 // CHECK: %[[LOGITS:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 128>
 // CHECK: moert.router %[[CTX]], %[[X]], %[[WG]] -> %[[LOGITS]] tokens %[[S]] hidden 64 experts 8
 // CHECK: %[[COUNTS:.*]] = moert.view %[[STATE]][213600] : !moert.buffer<854464> -> !moert.view<i32, 8>
-// CHECK: %[[CAP:.*]] = moert.gate %[[CTX]], %[[LOGITS]] -> %{{.*}}, %{{.*}}, %{{.*}}, %[[COUNTS]] tokens %[[S]] experts 8 <scoring = softmax, top_k = 2, normalize = selected>
+// CHECK: %[[CAP:.*]] = moert.gate_slots %[[CTX]], %{{.*}}, %{{.*}} -> %{{.*}}, %[[COUNTS]] tokens %[[S]] experts 8 <scoring = softmax, top_k = 2, normalize = selected>
+// CHECK: moert.gate_normalize %[[CTX]]
 // CHECK: moert.record_drops %[[CTX]], %[[STATS]] layer 0 counts %[[COUNTS]] tokens %[[S]] top_k 2 experts 8
 // CHECK: %[[BUF:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 8192>
 // CHECK: moert.dispatch %[[CTX]], %[[X]], {{.*}} -> %[[BUF]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
@@ -65,7 +66,7 @@ func.func @mixtral(%x: tensor<?x64xf32>,
 // CHECK: buffer plan @prmoe_step: tokens 16
 // CHECK-LABEL: func.func @prmoe_step(
 // CHECK-SAME: !moert.view<bf16, 512>
-// CHECK: moert.gate {{.*}} <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1>
+// CHECK: moert.gate_slots {{.*}} <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1>
 // CHECK: moert.dispatch {{.*}} -> !moert.view<bf16, 512>
 // CHECK: moert.experts %{{.*}}, gelu %{{.*}} : !moert.view<bf16, 512> up %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 256> down %{{.*}} : !moert.view<bf16, 8192> bias %{{.*}} : !moert.view<bf16, 128> -> %{{.*}} : !moert.view<bf16, 512>
 // CHECK: moert.dense_ffn %{{.*}}, gelu %{{.*}} : !moert.view<bf16, 512> up

@@ -15,8 +15,11 @@
 // CHECK: %[[T0:.*]] = {{(emitc.)?}}call_opaque "moert_model_clock_ns"() : () -> i64
 // CHECK: {{(emitc.)?}}call_opaque "moert_gate_config_init"
 // CHECK: {{(emitc.)?}}literal "MOERT_NORM_SELECTED" : !emitc.opaque<"moert_gate_norm_t">
-// CHECK: %[[GATE:.*]] = {{(emitc.)?}}call_opaque "moert_gate"
-// CHECK-NEXT: {{(emitc.)?}}verbatim "{{.*}}\22layer 0: moert_gate\22);" args %[[GATE]], %[[GATE]]
+// CHECK: %[[GATE:.*]] = {{(emitc.)?}}call_opaque "moert_gate_scores"
+// CHECK-NEXT: {{(emitc.)?}}verbatim "{{.*}}\22layer 0: moert_gate_scores\22);" args %[[GATE]], %[[GATE]]
+// CHECK: {{(emitc.)?}}call_opaque "moert_gate_select"
+// CHECK: {{(emitc.)?}}call_opaque "moert_gate_slots"
+// CHECK: {{(emitc.)?}}call_opaque "moert_gate_normalize"
 // CHECK: {{(emitc.)?}}call_opaque "moert_model_record_drops"
 // CHECK: {{(emitc.)?}}call_opaque "moert_experts"
 // CHECK: {{(emitc.)?}}call_opaque "moert_add"

@@ -650,3 +650,11 @@ func.func @f(%e: tensor<8x?x64xf32>, %ids: tensor<?x2xi32>, %s: tensor<?x2xi32>,
   %o = moe.fused_combine %e, %ids, %s, %w shared(%sh : tensor<?x32xf32>) : tensor<8x?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{top_k = 9 exceeds the 8 experts}}
+  %i, %w, %s, %c, %cap = moe.fused_gate %l <scoring = softmax, top_k = 9> : tensor<?x8xf32>
+  return
+}

@@ -35,6 +35,8 @@ func.func @mixtral_layer(%x: tensor<?x64xbf16>,
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
   %ids, %w, %s, %c, %cap = moe.gate %l correction %bias <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
+  // CHECK: moe.fused_gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
+  %fids, %fw, %fs, %fc, %fcap = moe.fused_gate %l correction %bias <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
   return %w : tensor<4x8xf32>
 }
 

@@ -105,3 +105,28 @@ func.func @constant_mix(%x: tensor<?x64xf32>, %e: tensor<8x?x64xf32>, %ids: tens
   }
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// The gate after its router GEMM becomes one fused gate.
+// CHECK-LABEL: func.func @gate
+// CHECK: %[[L:.*]] = moe.router
+// CHECK-NOT: moe.gate
+// CHECK: %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} = moe.fused_gate %[[L]] correction %{{.*}} <scoring = sigmoid, top_k = 2, normalize = selected> : tensor<?x8xf32>, tensor<8xf32>
+func.func @gate(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>, %b: tensor<8xf32>) -> tensor<?x2xi32> {
+  %l = moe.router %x, %wg : tensor<?x64xf32>, tensor<8x64xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l correction %b <scoring = sigmoid, top_k = 2, normalize = selected> : tensor<?x8xf32>, tensor<8xf32>
+  return %ids : tensor<?x2xi32>
+}
+
+// -----
+
+// Negative: the logits have a second user, so the gate stays unfused.
+// CHECK-LABEL: func.func @gate_second_user
+// CHECK-NOT: moe.fused_gate
+// CHECK: moe.gate
+func.func @gate_second_user(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32>) -> (tensor<?x2xi32>, tensor<?x8xf32>) {
+  %l = moe.router %x, %wg : tensor<?x64xf32>, tensor<8x64xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2> : tensor<?x8xf32>
+  return %ids, %l : tensor<?x2xi32>, tensor<?x8xf32>
+}
