@@ -6,7 +6,8 @@
    examples/ on the smallest mesh its plan fits (per rank), at 1, 128 and
    4096 tokens, the kernel launches and the bytes they read and write (whole
    views at the token bound, weights included). Layers with the same numbers
-   share a row ("first..last (count)").
+   share a row ("first..last (count)"). Then the same per fusion pattern:
+   the runtime calls each pattern replaces, summed over the model.
 2. CPU backend time of one step (moe-run, best of --runs) of small models of
    each family (hidden 256, 8 experts, 2 layers, random weights), fused
    versus unfused, at the same token counts.
@@ -31,7 +32,8 @@ def importer(path):
 
 
 def counts(build, config, tokens, fuse):
-    """(mesh, [(layer, launches, read, written)], total) or None."""
+    """(mesh, [(layer, launches, read, written)], total, {kernel: totals})
+    or None when no mesh fits."""
     imported = subprocess.run([os.path.join(build, "bin", "moe-translate"), importer(config), config],
                               check=True, capture_output=True, text=True).stdout
     for mesh in MESHES:
@@ -45,8 +47,12 @@ def counts(build, config, tokens, fuse):
             if "no parallel plan" in proc.stderr:
                 continue  # does not fit: try a bigger mesh
             raise RuntimeError(proc.stderr)
-        layers, total = [], None
+        layers, total, kernels = [], None, {}
         for line in proc.stdout.splitlines():
+            k = re.match(r"kernel (\S+): launches (\d+) read (\d+) written (\d+)", line)
+            if k:
+                kernels[k.group(1)] = tuple(int(v) for v in k.groups()[1:])
+                continue
             m = re.match(r"(layer (\d+)|total): launches (\d+) read (\d+) written (\d+)", line)
             if not m:
                 continue
@@ -55,7 +61,7 @@ def counts(build, config, tokens, fuse):
                 total = row
             else:
                 layers.append((int(m.group(2)),) + row)
-        return mesh, layers, total
+        return mesh, layers, total, kernels
     return None
 
 
@@ -70,11 +76,7 @@ def count_table(build, per_layer):
           f"{'read bytes':>14s} {'':>14s} {'written bytes':>13s} {'':>13s}")
     print(f"{'':18s} {'':5s} {'':>6s} {'':>13s} {'fused':>5s} {'unfus':>5s} "
           f"{'fused':>14s} {'unfused':>14s} {'fused':>13s} {'unfused':>13s}")
-    configs = sorted(glob.glob(os.path.join(ROOT, "examples", "hf", "*", "config.json"))) + \
-        sorted(glob.glob(os.path.join(ROOT, "examples", "prmoe", "*.json")))
-    for config in configs:
-        name = os.path.basename(os.path.dirname(config)) if config.endswith("config.json") \
-            else os.path.splitext(os.path.basename(config))[0]
+    for name, config in example_configs():
         for tokens in TOKENS:
             fused = counts(build, config, tokens, True)
             unfused = counts(build, config, tokens, False)
@@ -98,6 +100,42 @@ def count_table(build, per_layer):
             f, u = fused[2], unfused[2]
             print(row(name, mesh, tokens, "model", f, u))
     print()
+
+
+# The runtime calls each fusion replaces, fused or not; moert.add stays in
+# both groups since dense layers keep theirs.
+PATTERNS = {
+    "gate": ("moert.gate", "moert.gate_scores", "moert.gate_select", "moert.gate_slots",
+             "moert.gate_normalize"),
+    "combine+epilogue": ("moert.fused_combine", "moert.combine", "moert.residual_mix",
+                         "moert.shared_add", "moert.add"),
+}
+
+
+def pattern_table(build):
+    print("## Per fusion pattern, whole model per rank (fused / unfused)\n")
+    print(f"{'model':18s} {'tokens':>6s} {'pattern':17s} {'launch':>5s} {'s':>5s} "
+          f"{'read bytes':>13s} {'':>13s} {'written bytes':>13s} {'':>13s}")
+    for name, config in example_configs():
+        for tokens in TOKENS:
+            fused = counts(build, config, tokens, True)
+            unfused = counts(build, config, tokens, False)
+            if fused is None or unfused is None:
+                break
+            for pattern, kernels in PATTERNS.items():
+                f = [sum(fused[3].get(k, (0, 0, 0))[i] for k in kernels) for i in range(3)]
+                u = [sum(unfused[3].get(k, (0, 0, 0))[i] for k in kernels) for i in range(3)]
+                print(f"{name:18s} {tokens:6d} {pattern:17s} {f[0]:5d} {u[0]:5d} "
+                      f"{f[1]:13d} {u[1]:13d} {f[2]:13d} {u[2]:13d}")
+    print()
+
+
+def example_configs():
+    configs = sorted(glob.glob(os.path.join(ROOT, "examples", "hf", "*", "config.json"))) + \
+        sorted(glob.glob(os.path.join(ROOT, "examples", "prmoe", "*.json")))
+    for config in configs:
+        yield (os.path.basename(os.path.dirname(config)) if config.endswith("config.json")
+               else os.path.splitext(os.path.basename(config))[0]), config
 
 
 H, F, E = 256, 512, 8
@@ -154,6 +192,7 @@ def main():
     ap.add_argument("--no-time", action="store_true", help="counts only")
     args = ap.parse_args()
     count_table(args.build, args.per_layer)
+    pattern_table(args.build)
     if not args.no_time:
         time_table(args.build, args.runs)
 

@@ -10,6 +10,7 @@
 #include "dialects/moert/IR/MoertOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
@@ -42,6 +43,15 @@ std::optional<SmallVector<Value>> writtenViews(Operation *op) {
         return SmallVector<Value>{o.getIds(), o.getWeights(), o.getSlots(),
                                   o.getCounts()};
       })
+      .Case([](GateScoresOp o) { return SmallVector<Value>{o.getScores()}; })
+      .Case([](GateSelectOp o) {
+        return SmallVector<Value>{o.getIds(), o.getWeights()};
+      })
+      .Case([](GateSlotsOp o) {
+        return SmallVector<Value>{o.getSlots(), o.getCounts()};
+      })
+      .Case(
+          [](GateNormalizeOp o) { return SmallVector<Value>{o.getWeights()}; })
       .Case([](DispatchOp o) { return SmallVector<Value>{o.getBuffer()}; })
       .Case<CombineOp, FusedCombineOp, ResidualMixOp, SharedAddOp, AddOp>(
           [](auto o) { return SmallVector<Value>{o.getOut()}; })
@@ -57,7 +67,14 @@ int64_t viewBytes(Value v) {
   return type.getCount() * type.getElementBytes();
 }
 
-Traffic countOp(Operation *op) {
+/// Moert ops that launch nothing: buffers, views, rank queries, groups,
+/// timing, statistics, weight loading (init only).
+bool launchesNothing(Operation *op) {
+  return isa<AllocOp, ViewOp, RankOp, GroupOp, GroupDestroyOp, LayerOp,
+             RecordDropsOp, LoadWeightOp>(op);
+}
+
+FailureOr<Traffic> countOp(Operation *op) {
   Traffic t;
   if (isa<AllReduceI64Op>(op)) { // one host scalar
     t.launches = 1;
@@ -65,8 +82,12 @@ Traffic countOp(Operation *op) {
     return t;
   }
   std::optional<SmallVector<Value>> written = writtenViews(op);
-  if (!written)
+  if (!written) {
+    // A moert op this pass does not know would make the counts wrong.
+    if (isa_and_nonnull<MoertDialect>(op->getDialect()) && !launchesNothing(op))
+      return op->emitOpError("is not classified by moert-count-kernels");
     return t;
+  }
   t.launches = 1;
   llvm::SmallPtrSet<Value, 8> outs(written->begin(), written->end());
   llvm::SmallPtrSet<Value, 16> ins;
@@ -75,9 +96,9 @@ Traffic countOp(Operation *op) {
       t.read += viewBytes(v);
   for (Value v : outs)
     t.written += viewBytes(v);
-  // An in-place output (addend == out) is also read.
+  // An in-place output (addend == out, normalised weights) is also read.
   for (Value v : outs)
-    if (llvm::count(op->getOperands(), v) > 1)
+    if (llvm::count(op->getOperands(), v) > 1 || isa<GateNormalizeOp>(op))
       t.read += viewBytes(v);
   return t;
 }
@@ -99,17 +120,37 @@ struct CountKernelsPass
       llvm::outs() << "kernels @" << func.getSymName() << " tokens "
                    << (tokens ? tokens.getInt() : 0) << "\n";
       Traffic total;
+      llvm::MapVector<StringRef, Traffic> byKernel;
+      auto count = [&](Operation *op) -> FailureOr<Traffic> {
+        FailureOr<Traffic> c = countOp(op);
+        if (succeeded(c) && c->launches)
+          byKernel[op->getName().getStringRef()] += *c;
+        return c;
+      };
       for (Operation &op : func.getBody().front()) {
         if (auto layer = dyn_cast<LayerOp>(op)) {
           Traffic t;
-          layer.getBody().walk([&](Operation *inner) { t += countOp(inner); });
+          WalkResult walked = layer.getBody().walk([&](Operation *inner) {
+            FailureOr<Traffic> c = count(inner);
+            if (failed(c))
+              return WalkResult::interrupt();
+            t += *c;
+            return WalkResult::advance();
+          });
+          if (walked.wasInterrupted())
+            return signalPassFailure();
           print(llvm::outs(), "layer " + std::to_string(layer.getIndex()), t);
           total += t;
         } else {
-          total += countOp(&op);
+          FailureOr<Traffic> c = count(&op);
+          if (failed(c))
+            return signalPassFailure();
+          total += *c;
         }
       }
       print(llvm::outs(), "total", total);
+      for (auto &[name, t] : byKernel)
+        print(llvm::outs(), ("kernel " + name).str(), t);
     }
   }
 };

@@ -38,7 +38,9 @@ def CountKernels : Pass<"moert-count-kernels", "::mlir::ModuleOp"> {
     kernels @fused_step tokens 16
     layer 0: launches 1 read 37248 written 4096
     total: launches 1 read 37248 written 4096
+    kernel moert.fused_combine: launches 1 read 37248 written 4096
     ```
+    The `kernel` lines sum the step over each runtime call.
   }];
   let dependentDialects = ["::mlir::moert::MoertDialect"];
 }

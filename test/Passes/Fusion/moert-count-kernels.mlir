@@ -9,9 +9,23 @@
 // CHECK: kernels @unfused_step tokens 16
 // CHECK-NEXT: layer 0: launches 2 read 41344 written 8192
 // CHECK-NEXT: total: launches 2 read 41344 written 8192
+// CHECK-NEXT: kernel moert.combine: launches 1 read 33152 written 4096
+// CHECK-NEXT: kernel moert.add: launches 1 read 8192 written 4096
 // CHECK-NEXT: kernels @fused_step tokens 16
 // CHECK-NEXT: layer 0: launches 1 read 37248 written 4096
 // CHECK-NEXT: total: launches 1 read 37248 written 4096
+// CHECK-NEXT: kernel moert.fused_combine: launches 1 read 37248 written 4096
+// CHECK-NEXT: kernels @gate_stages_step tokens 16
+// CHECK-NEXT: layer 1: launches 4 read 1536 written 1056
+// CHECK-NEXT: total: launches 4 read 1536 written 1056
+// CHECK-NEXT: kernel moert.gate_scores: launches 1 read 512 written 512
+// CHECK-NEXT: kernel moert.gate_select: launches 1 read 512 written 256
+// CHECK-NEXT: kernel moert.gate_slots: launches 1 read 256 written 160
+// CHECK-NEXT: kernel moert.gate_normalize: launches 1 read 256 written 128
+// CHECK-NEXT: kernels @gate_fused_step tokens 16
+// CHECK-NEXT: layer 1: launches 1 read 512 written 416
+// CHECK-NEXT: total: launches 1 read 512 written 416
+// CHECK-NEXT: kernel moert.gate: launches 1 read 512 written 416
 // CHECK-NOT: kernels
 module attributes {moert.max_tokens = 16 : i64} {
 func.func @unfused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats: !moert.stats, %s: i64, %x: !moert.view<f32, 1024>) attributes {moert.entry = "step"} {
@@ -37,6 +51,36 @@ func.func @fused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats: 
     %slots = moert.view %buf[64] : !moert.buffer<65536> -> !moert.view<i32, 32>
     %e = moert.view %buf[128] : !moert.buffer<65536> -> !moert.view<f32, 8192>
     moert.fused_combine %ctx, %e, %ids, %slots, %w addend(%x : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
+  }
+  return
+}
+// The gate's stages: scores (read logits 512, write 512), select (read
+// scores 512, write ids and weights 256), slots (read 256, write slots 128
+// and counts 32), normalize (read slots and the weights it updates 256,
+// write 128); the fused gate reads the logits and writes 416.
+func.func @gate_stages_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats: !moert.stats, %s: i64, %x: !moert.view<f32, 1024>) attributes {moert.entry = "step"} {
+  moert.layer %stats index 1 {
+    %logits = moert.view %buf[0] : !moert.buffer<65536> -> !moert.view<f32, 128>
+    %scores = moert.view %buf[128] : !moert.buffer<65536> -> !moert.view<f32, 128>
+    %ids = moert.view %buf[256] : !moert.buffer<65536> -> !moert.view<i32, 32>
+    %w = moert.view %buf[288] : !moert.buffer<65536> -> !moert.view<f32, 32>
+    %slots = moert.view %buf[320] : !moert.buffer<65536> -> !moert.view<i32, 32>
+    %counts = moert.view %buf[352] : !moert.buffer<65536> -> !moert.view<i32, 8>
+    moert.gate_scores %ctx, %logits -> %scores tokens %s experts 8 <scoring = softmax, top_k = 2> : !moert.view<f32, 128> -> !moert.view<f32, 128>
+    moert.gate_select %ctx, %scores -> %ids, %w tokens %s experts 8 <scoring = softmax, top_k = 2> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>
+    %cap = moert.gate_slots %ctx, %ids, %w -> %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2> : !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<i32, 32>, !moert.view<i32, 8>
+    moert.gate_normalize %ctx, %slots -> %w tokens %s experts 8 <scoring = softmax, top_k = 2> : !moert.view<i32, 32> -> !moert.view<f32, 32>
+  }
+  return
+}
+func.func @gate_fused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats: !moert.stats, %s: i64, %x: !moert.view<f32, 1024>) attributes {moert.entry = "step"} {
+  moert.layer %stats index 1 {
+    %logits = moert.view %buf[0] : !moert.buffer<65536> -> !moert.view<f32, 128>
+    %ids = moert.view %buf[256] : !moert.buffer<65536> -> !moert.view<i32, 32>
+    %w = moert.view %buf[288] : !moert.buffer<65536> -> !moert.view<f32, 32>
+    %slots = moert.view %buf[320] : !moert.buffer<65536> -> !moert.view<i32, 32>
+    %counts = moert.view %buf[352] : !moert.buffer<65536> -> !moert.view<i32, 8>
+    %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
   }
   return
 }
