@@ -335,6 +335,27 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
                              moert_view_t rows, int64_t experts,
                              int64_t capacity, int64_t blocks);
 
+/* The stages of a GATED moert_experts, which runs them in sequence (through
+   fp32 intermediates, so the stage calls with f32 [E,C,F] buffers give its
+   outputs exactly): h = linear(in, w_gate), u = linear(in, w_up),
+   h = act(h), h = h * u, out = linear(h, w_down).
+   moert_experts_linear: out[E,C,n] = in[E,C,k] . w[E,n,k]^T per expert over
+   the rows `rows` selects (as in moert_experts); other rows of out are 0. */
+moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,
+                                    moert_view_t in, moert_view_t out,
+                                    moert_view_t rows, int64_t experts,
+                                    int64_t capacity, int64_t blocks, int64_t n,
+                                    int64_t k);
+
+/* out = act(x) over count elements; out may alias x. */
+moert_status_t moert_activation(moert_context_t ctx,
+                                moert_activation_t activation, moert_view_t x,
+                                moert_view_t out, int64_t count);
+
+/* out = a * b over count elements; out may alias a or b. */
+moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
+                              moert_view_t b, moert_view_t out, int64_t count);
+
 /* The same FFN on x[S,H] with unstacked weights (shared experts, PR-MoE
    residual MLP, dense layers). */
 moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,

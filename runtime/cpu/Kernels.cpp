@@ -84,6 +84,12 @@ void activate(moert_activation_t activation, float *data, int64_t count) {
        static_cast<int>(activation));
 }
 
+// h *= u: the gating product of a gated FFN.
+void multiplyInPlace(float *h, const float *u, int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    h[i] *= u[i];
+}
+
 // Stores fp32 rows into a view of any float dtype.
 void storeFloats(const float *src, char *dst, moert_dtype_t dtype,
                  int64_t count) {
@@ -276,8 +282,7 @@ struct FfnOperands {
       float *u = ctx->scratchFloats(slotHiddenB, rows * ffn);
       linear(rows, ffn, hidden, x, p.up, u);
       activate(desc.activation, h, rows * ffn);
-      for (int64_t i = 0; i < rows * ffn; ++i)
-        h[i] *= u[i];
+      multiplyInPlace(h, u, rows * ffn);
     } else {
       if (p.b1)
         addRowBias(h, rows, ffn, p.b1);
@@ -288,6 +293,112 @@ struct FfnOperands {
       addRowBias(y, rows, hidden, p.b2);
   }
 };
+
+// Which rows of an expert-major [E, C, .] buffer hold tokens (see
+// moert_experts), checked once.
+struct ExpertRows {
+  int64_t experts, capacity, blocks, blockRows;
+  const int32_t *rows = nullptr;
+  ExpertRows(moert_view_t rowsView, int64_t experts, int64_t capacity,
+             int64_t blocks)
+      : experts(experts), capacity(capacity), blocks(blocks) {
+    require(experts >= 1 && capacity >= 0 && blocks >= 1,
+            "bad extents: experts ", experts, ", capacity ", capacity,
+            ", blocks ", blocks);
+    require(capacity % blocks == 0, "capacity ", capacity,
+            " is not a multiple of blocks ", blocks);
+    blockRows = capacity / blocks;
+    if (!isPresent(rowsView))
+      return;
+    requireDtype(rowsView, MOERT_I32, "rows");
+    rows = reinterpret_cast<const int32_t *>(
+        viewData(rowsView, experts * blocks, "rows"));
+    for (int64_t i = 0; i < experts * blocks; ++i)
+      require(rows[i] >= 0 && rows[i] <= blockRows, "expert ", i / blocks,
+              " block ", i % blocks, " has ", rows[i],
+              " rows, capacity per block is ", blockRows);
+  }
+  int64_t used(int64_t e, int64_t b) const {
+    return rows ? rows[e * blocks + b] : blockRows;
+  }
+  bool anyUsed(int64_t e) const {
+    for (int64_t b = 0; b < blocks; ++b)
+      if (used(e, b) > 0)
+        return true;
+    return false;
+  }
+};
+
+// The grouped GEMM stage: out[e, r, :n] = in[e, r, :k] . w[e]^T for the used
+// rows r; the other rows of out are set to 0. in/out are raw rows of any
+// float dtype so moert_experts can chain stages through fp32 scratch.
+void groupedLinear(moert_context_t ctx, const ExpertRows &rows, moert_view_t w,
+                   const char *in, moert_dtype_t inType, char *out,
+                   moert_dtype_t outType, int64_t n, int64_t k,
+                   const char *name) {
+  size_t inRow = k * moert_dtype_size(inType);
+  size_t outRow = n * moert_dtype_size(outType);
+  for (int64_t e = 0; e < rows.experts; ++e) {
+    // Empty experts cost nothing: their weights are not even widened.
+    const float *panel = nullptr;
+    if (rows.anyUsed(e))
+      panel = floatSlice(ctx, slotWeightA, w, e * n * k, n * k, name);
+    for (int64_t b = 0; b < rows.blocks; ++b) {
+      int64_t used = rows.used(e, b);
+      int64_t first = e * rows.capacity + b * rows.blockRows;
+      if (used > 0) {
+        const float *x;
+        if (inType == MOERT_F32) {
+          x = reinterpret_cast<const float *>(in + first * inRow);
+        } else {
+          float *converted = ctx->scratchFloats(slotInput, used * k);
+          convertToFloat(in + first * inRow, inType, converted, used * k);
+          x = converted;
+        }
+        if (outType == MOERT_F32) {
+          linear(used, n, k, x, panel,
+                 reinterpret_cast<float *>(out + first * outRow));
+        } else {
+          float *y = ctx->scratchFloats(slotOutput, used * n);
+          linear(used, n, k, x, panel, y);
+          storeFloats(y, out + first * outRow, outType, used * n);
+        }
+      }
+      std::memset(out + (first + used) * outRow, 0,
+                  (rows.blockRows - used) * outRow);
+    }
+  }
+}
+
+// Applies `fn(x, y)` to fp32 chunks of a and (optionally) b and stores into
+// out; chunks are disjoint so out may alias a or b.
+template <typename Fn>
+void chunked(moert_context_t ctx, moert_view_t a, moert_view_t *b,
+             moert_view_t out, int64_t count, Fn fn) {
+  requireFloatDtype(a, "a");
+  requireFloatDtype(out, "out");
+  const char *aData = viewData(a, count, "a");
+  const char *bData = nullptr;
+  if (b) {
+    requireFloatDtype(*b, "b");
+    bData = viewData(*b, count, "b");
+  }
+  char *outData = viewData(out, count, "out");
+  constexpr int64_t chunk = 4096;
+  float *x = ctx->scratchFloats(slotRow, chunk);
+  float *y = ctx->scratchFloats(slotRowB, chunk);
+  size_t aSize = moert_dtype_size(a.dtype);
+  size_t bSize = b ? moert_dtype_size(b->dtype) : 0;
+  size_t outSize = moert_dtype_size(out.dtype);
+  for (int64_t begin = 0; begin < count; begin += chunk) {
+    int64_t n = std::min(chunk, count - begin);
+    convertToFloat(aData + begin * aSize, a.dtype, x, n);
+    if (b)
+      convertToFloat(bData + begin * bSize, b->dtype, y, n);
+    fn(x, y, n);
+    storeFloats(x, outData + begin * outSize, out.dtype, n);
+  }
+}
 
 } // namespace
 
@@ -425,56 +536,93 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
   return guard("moert_experts", [&] {
     checkContext(ctx);
     require(ffn != nullptr, "null ffn descriptor");
-    require(experts >= 1 && capacity >= 0 && blocks >= 1,
-            "bad extents: experts ", experts, ", capacity ", capacity,
-            ", blocks ", blocks);
-    require(capacity % blocks == 0, "capacity ", capacity,
-            " is not a multiple of blocks ", blocks);
+    ExpertRows used(rows, experts, capacity, blocks);
     FfnOperands operands(*ffn, experts);
-    int64_t hidden = ffn->hidden, blockRows = capacity / blocks;
+    int64_t hidden = ffn->hidden, width = ffn->ffn;
     requireFloatDtype(in, "in");
     requireFloatDtype(out, "out");
     const char *inData = viewData(in, experts * capacity * hidden, "in");
     char *outData = viewData(out, experts * capacity * hidden, "out");
-    const int32_t *rowData = nullptr;
-    if (isPresent(rows)) {
-      requireDtype(rows, MOERT_I32, "rows");
-      rowData = reinterpret_cast<const int32_t *>(
-          viewData(rows, experts * blocks, "rows"));
+    if (operands.gated) {
+      // The stage calls in sequence, through fp32 scratch.
+      int64_t count = experts * capacity * width;
+      float *h = ctx->scratchFloats(slotHiddenA, count);
+      float *u = ctx->scratchFloats(slotHiddenB, count);
+      groupedLinear(ctx, used, ffn->w_gate, inData, in.dtype,
+                    reinterpret_cast<char *>(h), MOERT_F32, width, hidden,
+                    "w_gate");
+      groupedLinear(ctx, used, ffn->w_up, inData, in.dtype,
+                    reinterpret_cast<char *>(u), MOERT_F32, width, hidden,
+                    "w_up");
+      activate(ffn->activation, h, count);
+      multiplyInPlace(h, u, count);
+      groupedLinear(ctx, used, ffn->w_down, reinterpret_cast<const char *>(h),
+                    MOERT_F32, outData, out.dtype, hidden, width, "w_down");
+      return;
     }
     size_t inRow = hidden * moert_dtype_size(in.dtype);
     size_t outRow = hidden * moert_dtype_size(out.dtype);
     for (int64_t e = 0; e < experts; ++e) {
-      bool anyRows = !rowData;
-      for (int64_t b = 0; rowData && b < blocks; ++b)
-        anyRows = anyRows || rowData[e * blocks + b] > 0;
-      // Empty experts cost nothing: their weights are not even widened.
       FfnOperands::Panels panels{};
-      if (anyRows)
+      if (used.anyUsed(e))
         panels = operands.panels(ctx, e);
       for (int64_t b = 0; b < blocks; ++b) {
-        int64_t used = rowData ? rowData[e * blocks + b] : blockRows;
-        require(used >= 0 && used <= blockRows, "expert ", e, " block ", b,
-                " has ", used, " rows, capacity per block is ", blockRows);
-        int64_t first = e * capacity + b * blockRows;
-        if (used > 0) {
-          const float *x;
-          if (in.dtype == MOERT_F32) {
-            x = reinterpret_cast<const float *>(inData + first * inRow);
-          } else {
-            float *converted = ctx->scratchFloats(slotInput, used * hidden);
-            convertToFloat(inData + first * inRow, in.dtype, converted,
-                           used * hidden);
-            x = converted;
-          }
-          float *y = ctx->scratchFloats(slotOutput, used * hidden);
-          operands.run(ctx, panels, x, used, y);
-          storeFloats(y, outData + first * outRow, out.dtype, used * hidden);
+        int64_t rowsUsed = used.used(e, b);
+        int64_t first = e * capacity + b * used.blockRows;
+        if (rowsUsed > 0) {
+          const float *x = floatSlice(ctx, slotInput, in, first * hidden,
+                                      rowsUsed * hidden, "in");
+          float *y = ctx->scratchFloats(slotOutput, rowsUsed * hidden);
+          operands.run(ctx, panels, x, rowsUsed, y);
+          storeFloats(y, outData + first * outRow, out.dtype,
+                      rowsUsed * hidden);
         }
-        std::memset(outData + (first + used) * outRow, 0,
-                    (blockRows - used) * outRow);
+        std::memset(outData + (first + rowsUsed) * outRow, 0,
+                    (used.blockRows - rowsUsed) * outRow);
       }
     }
+  });
+}
+
+moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,
+                                    moert_view_t in, moert_view_t out,
+                                    moert_view_t rows, int64_t experts,
+                                    int64_t capacity, int64_t blocks, int64_t n,
+                                    int64_t k) {
+  return guard("moert_experts_linear", [&] {
+    checkContext(ctx);
+    ExpertRows used(rows, experts, capacity, blocks);
+    require(n >= 1 && k >= 1, "bad extents: n ", n, ", k ", k);
+    viewData(w, experts * n * k, "w");
+    requireFloatDtype(w, "w");
+    requireFloatDtype(in, "in");
+    requireFloatDtype(out, "out");
+    const char *inData = viewData(in, experts * capacity * k, "in");
+    char *outData = viewData(out, experts * capacity * n, "out");
+    groupedLinear(ctx, used, w, inData, in.dtype, outData, out.dtype, n, k,
+                  "w");
+  });
+}
+
+moert_status_t moert_activation(moert_context_t ctx,
+                                moert_activation_t activation, moert_view_t x,
+                                moert_view_t out, int64_t count) {
+  return guard("moert_activation", [&] {
+    checkContext(ctx);
+    require(count >= 0, "count must be >= 0, got ", count);
+    chunked(ctx, x, nullptr, out, count,
+            [&](float *v, const float *, int64_t n) {
+              activate(activation, v, n);
+            });
+  });
+}
+
+moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
+                              moert_view_t b, moert_view_t out, int64_t count) {
+  return guard("moert_multiply", [&] {
+    checkContext(ctx);
+    require(count >= 0, "count must be >= 0, got ", count);
+    chunked(ctx, a, &b, out, count, multiplyInPlace);
   });
 }
 

@@ -130,6 +130,19 @@ void experts(Context &ctx, const FfnWeights &ffn, Tensor in, MutableTensor out,
              const int32_t *rowsHost, int64_t experts, int64_t capacity,
              int64_t blocks);
 
+// The stages of a gated experts() (moert_experts_linear, moert_activation,
+// moert_multiply). Declared for the CUDA backend; their implementation is the
+// CUDA issue's (the CPU backend, runtime/cpu, is the reference).
+void expertsLinear(Context &ctx, Tensor w, Tensor in, MutableTensor out,
+                   const int32_t *rowsHost, int64_t experts, int64_t capacity,
+                   int64_t blocks, int64_t n, int64_t k);
+// out may alias x.
+void activation(Context &ctx, moert_activation_t activation, Tensor x,
+                MutableTensor out, int64_t count);
+// out may alias a or b.
+void multiply(Context &ctx, Tensor a, Tensor b, MutableTensor out,
+              int64_t count);
+
 void denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x, MutableTensor out,
               int64_t tokens);
 
