@@ -10,7 +10,6 @@ errors relative to max |reference|. Exit 77 (ctest: skipped) without NumPy.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,29 +22,6 @@ except ImportError:
 
 OUT_TOLERANCE = {"f32": 1e-5, "bf16": 2e-2}
 GATE_TOLERANCE = 1e-5
-
-
-def write_safetensors(path, tensors):
-    """tensors: name -> (float32 array, "F32" | "BF16")."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        array, dtype = tensors[name]
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if dtype == "BF16":
-            raw = (array.view(np.uint32) >> 16).astype("<u2").tobytes()
-        else:
-            raw = array.astype("<f4").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def make_params(rng, case, ref):
@@ -132,7 +108,7 @@ def rel_err(got, want):
     return float(np.abs(np.asarray(got, np.float64) - want).max() / scale)
 
 
-def run_case(case, seed, tokens, args, ref):
+def run_case(case, seed, tokens, args, ref, ref_io):
     rng = np.random.default_rng(seed * 1000 + tokens)
     case = dict(case, tokens=tokens, residual=case.get("residual", 0))
     ranks = case.get("nodes", 1) * case.get("gpus_per_node", 1)
@@ -141,7 +117,8 @@ def run_case(case, seed, tokens, args, ref):
     x = ref.round_to_storage(rng.standard_normal((tokens, case["hidden"])), case["dtype"])
     params = make_params(rng, case, ref)
     np.save(os.path.join(workdir, "x.npy"), x.astype(np.float32))
-    write_safetensors(os.path.join(workdir, "weights.safetensors"), file_tensors(params, case))
+    ref_io.write_safetensors(os.path.join(workdir, "weights.safetensors"),
+                            file_tensors(params, case))
     keys = ["experts", "top_k", "ffn", "dtype", "score_func", "n_group", "topk_group",
             "group_score", "norm", "norm_epsilon", "routed_scaling_factor",
             "capacity_factor", "min_capacity", "drop_order", "ffn_kind", "activation",
@@ -243,12 +220,13 @@ def main():
     sys.dont_write_bytecode = True  # keep the source tree clean
     sys.path.insert(0, args.reference)
     import moe_reference as ref
+    import safetensors_file as ref_io
 
     failures, total, capacity_drops = 0, 0, 0
     for case, token_counts in cases():
         for seed in range(args.seeds):
             for tokens in token_counts:
-                ok, line, drops = run_case(case, seed, tokens, args, ref)
+                ok, line, drops = run_case(case, seed, tokens, args, ref, ref_io)
                 total += 1
                 failures += not ok
                 if case.get("capacity_factor", 0) > 0:

@@ -27,6 +27,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "reference"))
 import moe_reference as ref  # noqa: E402
+from safetensors_file import write_safetensors  # noqa: E402
 
 TOL = {"float32": 1e-5, "bfloat16": 2e-2}
 H, F, E = 64, 128, 8
@@ -46,24 +47,13 @@ def _recording_moe_layer(*a, **kw):
 ref.moe_layer = _recording_moe_layer
 
 
-def write_safetensors(path, tensors, dtype):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        # e_score_correction_bias stays f32 as in DeepSeek-V3 checkpoints.
-        bf16 = dtype == "bfloat16" and not name.endswith("e_score_correction_bias")
-        raw = (a.view(np.uint32) >> 16).astype("<u2").tobytes() if bf16 else a.astype("<f4").tobytes()
-        header[name] = {"dtype": "BF16" if bf16 else "F32", "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+def write_weights(path, tensors, dtype):
+    """BF16 storage except e_score_correction_bias, which DeepSeek-V3
+    checkpoints keep in f32."""
+    write_safetensors(path, {
+        name: (a, "BF16" if dtype == "bfloat16"
+               and not name.endswith("e_score_correction_bias") else "F32")
+        for name, a in tensors.items()})
 
 
 def write_npy(path, a):
@@ -295,7 +285,7 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
     expected = np.concatenate(refs)
     if tweak.get("negative"):
         w.tensors = {k: (-np.abs(v) if k.endswith("gate.wg.weight") else v) for k, v in w.tensors.items()}
-    write_safetensors(os.path.join(work, "w.safetensors"), w.tensors, dtype)
+    write_weights(os.path.join(work, "w.safetensors"), w.tensors, dtype)
     write_npy(os.path.join(work, "x.npy"), x)
     out = os.path.join(work, "y.npy")
     cmd = [args.moe_run, cfg_path, "--backend", "cpu", "--mesh", f"1x{ranks}", "--tokens", str(tokens),
