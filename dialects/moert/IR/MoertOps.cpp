@@ -251,16 +251,28 @@ LogicalResult DispatchOp::verify() {
                             getHidden(), getTopK(), getExperts());
 }
 
+/// Shared by combine and fused_combine: the mapping table and the fp32
+/// weights [rows, k]; returns the token-row bound of `out`.
+template <typename CombineLikeOp>
+static FailureOr<int64_t> verifyCombineTable(CombineLikeOp op) {
+  if (failed(verifyTokenMapping(op, op.getOut(), op.getIds(), op.getSlots(),
+                                op.getY(), op.getHidden(), op.getTopK(),
+                                op.getExperts())) ||
+      failed(expectType(op, "weights", op.getWeights(),
+                        Float32Type::get(op.getContext()))))
+    return failure();
+  int64_t rows = viewType(op.getOut()).getCount() / op.getHidden();
+  if (failed(expectCount(op, "weights", op.getWeights(), rows * op.getTopK())))
+    return failure();
+  return rows;
+}
+
 LogicalResult CombineOp::verify() {
   Operation *op = *this;
-  if (failed(verifyTokenMapping(op, getOut(), getIds(), getSlots(), getY(),
-                                getHidden(), getTopK(), getExperts())) ||
-      failed(expectType(op, "weights", getWeights(),
-                        Float32Type::get(getContext()))))
+  FailureOr<int64_t> table = verifyCombineTable(*this);
+  if (failed(table))
     return failure();
-  int64_t rows = viewType(getOut()).getCount() / getHidden();
-  if (failed(expectCount(op, "weights", getWeights(), rows * getTopK())))
-    return failure();
+  int64_t rows = *table;
   if (getAddend() &&
       (failed(expectFloat(op, "addend", getAddend())) ||
        failed(expectCount(op, "addend", getAddend(), rows * getHidden()))))
@@ -366,14 +378,10 @@ verifyTokenViews(Operation *op, int64_t hidden,
 
 LogicalResult FusedCombineOp::verify() {
   Operation *op = *this;
-  if (failed(verifyTokenMapping(op, getOut(), getIds(), getSlots(), getY(),
-                                getHidden(), getTopK(), getExperts())) ||
-      failed(expectType(op, "weights", getWeights(),
-                        Float32Type::get(getContext()))))
+  FailureOr<int64_t> table = verifyCombineTable(*this);
+  if (failed(table))
     return failure();
-  int64_t rows = viewType(getOut()).getCount() / getHidden();
-  if (failed(expectCount(op, "weights", getWeights(), rows * getTopK())))
-    return failure();
+  int64_t rows = *table;
   for (auto [what, view] :
        {std::pair<StringRef, Value>{"mlp output", getMlpOutput()},
         {"shared", getShared()},
