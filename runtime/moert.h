@@ -356,6 +356,36 @@ moert_status_t moert_activation(moert_context_t ctx,
 moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
                               moert_view_t b, moert_view_t out, int64_t count);
 
+/* A GATED FFN in the packed form moe-fuse-kernels produces: w_gate_up holds
+   each expert's gate rows [0,F) followed by its up rows [F,2F) (packed when
+   the weights load: moert_weight_request_t.dst_expert_stride), w_down is
+   [H,F]. For moert_fused_experts the weights are stacked [E,2F,H] and
+   [E,H,F]; for a folded shared expert they are [2F,H] and [H,F]. */
+typedef struct moert_packed_ffn_desc {
+  moert_activation_t activation;
+  int64_t hidden;         /* H */
+  int64_t ffn;            /* F (local slice width) */
+  moert_view_t w_gate_up; /* [(E,) 2F, H] */
+  moert_view_t w_down;    /* [(E,) H, F] */
+} moert_packed_ffn_desc_t;
+
+/* moert_experts for a packed GATED FFN, fused: one grouped GEMM gives
+   [gate | up] per row, act(gate) * up is formed in one pass, then one grouped
+   GEMM for down. in/out/rows/experts/capacity/blocks as moert_experts.
+   shared != NULL folds shared experts into the same grouped GEMMs as extra
+   problems (SGLang-style; their tokens are this rank's, never exchanged):
+   shared_out[tokens,H] = FFN_shared(shared_x[tokens,H]); shared_out must not
+   alias shared_x. shared == NULL: shared_x/shared_out absent, tokens 0.
+   Results equal moert_experts (+ moert_dense_ffn) up to fp32 rounding. */
+moert_status_t moert_fused_experts(moert_context_t ctx,
+                                   const moert_packed_ffn_desc_t *ffn,
+                                   moert_view_t in, moert_view_t out,
+                                   moert_view_t rows, int64_t experts,
+                                   int64_t capacity, int64_t blocks,
+                                   const moert_packed_ffn_desc_t *shared,
+                                   moert_view_t shared_x,
+                                   moert_view_t shared_out, int64_t tokens);
+
 /* The same FFN on x[S,H] with unstacked weights (shared experts, PR-MoE
    residual MLP, dense layers). */
 moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,
@@ -493,6 +523,10 @@ typedef struct moert_weight_request {
   int64_t shape[4];
   int64_t begin[4];
   int64_t end[4];
+  /* Elements between consecutive experts in dst; 0: dense (the box size).
+     A larger stride interleaves tensors, e.g. gate and up into packed
+     [E, 2F, H] (load up at offset F*H with stride 2F*H). */
+  int64_t dst_expert_stride;
 } moert_weight_request_t;
 
 /* Fills a request for the whole tensor `key` of the given shape. */
