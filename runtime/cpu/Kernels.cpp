@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -370,6 +371,51 @@ void groupedLinear(moert_context_t ctx, const ExpertRows &rows, moert_view_t w,
   }
 }
 
+// A packed GATED FFN (moert_packed_ffn_desc_t) with `stack` stacked copies
+// of its weights, checked once.
+struct PackedFfn {
+  const moert_packed_ffn_desc_t &desc;
+  int64_t hidden, ffn;
+  PackedFfn(const moert_packed_ffn_desc_t &desc, int64_t stack)
+      : desc(desc), hidden(desc.hidden), ffn(desc.ffn) {
+    require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
+            hidden, " and ", ffn);
+    viewData(desc.w_gate_up, stack * 2 * ffn * hidden, "w_gate_up");
+    requireFloatDtype(desc.w_gate_up, "w_gate_up");
+    viewData(desc.w_down, stack * hidden * ffn, "w_down");
+    requireFloatDtype(desc.w_down, "w_down");
+    float probe = 0;
+    activate(desc.activation, &probe, 1);
+  }
+
+  // out = FFN(in) over the rows `rows` selects (others of out set to 0):
+  // one grouped GEMM gives [gate | up] per row, act(gate) * up goes into an
+  // fp32 [rows, F] panel in one pass, one grouped GEMM gives down.
+  void run(moert_context_t ctx, const ExpertRows &rows, const char *in,
+           moert_dtype_t inType, char *out, moert_dtype_t outType) const {
+    int64_t total = rows.experts * rows.capacity;
+    float *gateUp = ctx->scratchFloats(slotHiddenA, total * 2 * ffn);
+    groupedLinear(ctx, rows, desc.w_gate_up, in, inType,
+                  reinterpret_cast<char *>(gateUp), MOERT_F32, 2 * ffn, hidden,
+                  "w_gate_up");
+    float *h = ctx->scratchFloats(slotHiddenB, total * ffn);
+    for (int64_t e = 0; e < rows.experts; ++e) {
+      for (int64_t b = 0; b < rows.blocks; ++b) {
+        int64_t first = e * rows.capacity + b * rows.blockRows;
+        for (int64_t r = first; r < first + rows.used(e, b); ++r) {
+          const float *gate = gateUp + r * 2 * ffn;
+          float *product = h + r * ffn;
+          std::copy_n(gate, ffn, product);
+          activate(desc.activation, product, ffn);
+          multiplyInPlace(product, gate + ffn, ffn);
+        }
+      }
+    }
+    groupedLinear(ctx, rows, desc.w_down, reinterpret_cast<const char *>(h),
+                  MOERT_F32, out, outType, hidden, ffn, "w_down");
+  }
+};
+
 // Applies `fn(x, y)` to fp32 chunks of a and (optionally) b and stores into
 // out; chunks are disjoint so out may alias a or b.
 template <typename Fn>
@@ -581,6 +627,52 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
                     (used.blockRows - rowsUsed) * outRow);
       }
     }
+  });
+}
+
+moert_status_t
+moert_fused_experts(moert_context_t ctx, const moert_packed_ffn_desc_t *ffn,
+                    moert_view_t in, moert_view_t out, moert_view_t rows,
+                    int64_t experts, int64_t capacity, int64_t blocks,
+                    const moert_packed_ffn_desc_t *shared, moert_view_t sharedX,
+                    moert_view_t sharedOut, int64_t tokens) {
+  return guard("moert_fused_experts", [&] {
+    checkContext(ctx);
+    require(ffn != nullptr, "null ffn descriptor");
+    ExpertRows used(rows, experts, capacity, blocks);
+    PackedFfn routed(*ffn, experts);
+    int64_t hidden = ffn->hidden;
+    requireFloatDtype(in, "in");
+    requireFloatDtype(out, "out");
+    const char *inData = viewData(in, experts * capacity * hidden, "in");
+    char *outData = viewData(out, experts * capacity * hidden, "out");
+    if (!shared) {
+      require(tokens == 0 && !isPresent(sharedX) && !isPresent(sharedOut),
+              "shared_x, shared_out and tokens need a shared ffn");
+      routed.run(ctx, used, inData, in.dtype, outData, out.dtype);
+      return;
+    }
+    require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+    require(shared->hidden == hidden, "shared ffn hidden ", shared->hidden,
+            " differs from the experts' ", hidden);
+    PackedFfn sharedFfn(*shared, 1);
+    requireFloatDtype(sharedX, "shared_x");
+    requireFloatDtype(sharedOut, "shared_out");
+    const char *xData = viewData(sharedX, tokens * hidden, "shared_x");
+    char *sharedData = viewData(sharedOut, tokens * hidden, "shared_out");
+    require(sharedX.buffer != sharedOut.buffer ||
+                xData + tokens * hidden * moert_dtype_size(sharedX.dtype) <=
+                    sharedData ||
+                sharedData +
+                        tokens * hidden * moert_dtype_size(sharedOut.dtype) <=
+                    xData,
+            "shared_out aliases shared_x");
+    // The shared expert is one more problem of the grouped loop: one
+    // "expert" whose capacity is this rank's tokens, every row used.
+    ExpertRows sharedRows(moert_absent_view(), 1, tokens, 1);
+    routed.run(ctx, used, inData, in.dtype, outData, out.dtype);
+    sharedFfn.run(ctx, sharedRows, xData, sharedX.dtype, sharedData,
+                  sharedOut.dtype);
   });
 }
 

@@ -302,6 +302,106 @@ TEST(Kernels, ExpertStageCallsGiveTheExpertsOutputsExactly) {
   }
 }
 
+// [E, 2F, H] with each expert's gate rows followed by its up rows.
+Floats packGateUp(const Floats &gate, const Floats &up, int64_t stack,
+                  int64_t ffn, int64_t hidden) {
+  Floats packed;
+  for (int64_t e = 0; e < stack; ++e) {
+    auto panel = [&](const Floats &w) { return w.begin() + e * ffn * hidden; };
+    packed.insert(packed.end(), panel(gate), panel(gate) + ffn * hidden);
+    packed.insert(packed.end(), panel(up), panel(up) + ffn * hidden);
+  }
+  return packed;
+}
+
+TEST(Kernels, FusedExpertsEqualExpertsAndDenseFfn) {
+  // Routed experts over rows/blocks plus a folded shared expert of another
+  // width, against moert_experts and moert_dense_ffn on the unpacked weights.
+  const int64_t E = 3, C = 4, H = 5, F = 6, blocks = 2, S = 7, Fs = 4;
+  Floats in = randomFloats(E * C * H, 31), x = randomFloats(S * H, 32);
+  std::vector<int32_t> rows = {2, 1, /**/ 0, 0, /**/ 1, 2}; // [E, blocks]
+  Floats wGate = randomFloats(E * F * H, 33), wUp = randomFloats(E * F * H, 34),
+         wDown = randomFloats(E * H * F, 35), sGate = randomFloats(Fs * H, 36),
+         sUp = randomFloats(Fs * H, 37), sDown = randomFloats(H * Fs, 38);
+  Floats wGateUp = packGateUp(wGate, wUp, E, F, H),
+         sGateUp = packGateUp(sGate, sUp, 1, Fs, H);
+  for (moert_dtype_t io : {MOERT_F32, MOERT_BF16}) {
+    onOneRank([&](moert_context_t ctx) {
+      auto stored = [&](const Floats &values) {
+        Buffer f32(ctx, values, MOERT_F32), out(ctx, values.size() * 4);
+        check(moert_buffer_copy(ctx, f32.view(MOERT_F32), out.view(io),
+                                values.size()));
+        return out;
+      };
+      Buffer ib = stored(in), xb = stored(x), g = stored(wGate),
+             u = stored(wUp), d = stored(wDown), gu = stored(wGateUp),
+             sg = stored(sGate), su = stored(sUp), sd = stored(sDown),
+             sgu = stored(sGateUp);
+      Buffer rb(ctx, rows, MOERT_I32), want(ctx, E * C * H * 4),
+          got(ctx, E * C * H * 4), sharedWant(ctx, S * H * 4),
+          sharedGot(ctx, S * H * 4);
+      for (Buffer *b : {&want, &got})
+        check(moert_buffer_fill(ctx, b->view(io), E * C * H, NAN));
+      for (Buffer *b : {&sharedWant, &sharedGot})
+        check(moert_buffer_fill(ctx, b->view(io), S * H, NAN));
+      moert_ffn_desc_t experts{
+          MOERT_FFN_GATED,    MOERT_ACT_SILU, H,          F,
+          g.view(io),         u.view(io),     d.view(io), moert_absent_view(),
+          moert_absent_view()};
+      moert_ffn_desc_t dense{
+          MOERT_FFN_GATED,    MOERT_ACT_SILU, H,           Fs,
+          sg.view(io),        su.view(io),    sd.view(io), moert_absent_view(),
+          moert_absent_view()};
+      check(moert_experts(ctx, &experts, ib.view(io), want.view(io),
+                          rb.view(MOERT_I32), E, C, blocks));
+      check(moert_dense_ffn(ctx, &dense, xb.view(io), sharedWant.view(io), S));
+      moert_packed_ffn_desc_t packed{MOERT_ACT_SILU, H, F, gu.view(io),
+                                     d.view(io)};
+      moert_packed_ffn_desc_t packedShared{MOERT_ACT_SILU, H, Fs, sgu.view(io),
+                                           sd.view(io)};
+      check(moert_fused_experts(ctx, &packed, ib.view(io), got.view(io),
+                                rb.view(MOERT_I32), E, C, blocks, &packedShared,
+                                xb.view(io), sharedGot.view(io), S));
+      // The packed GEMM may sum in another order than the two unpacked ones;
+      // in bf16 that can move a rounded output by one unit (2^-8 relative).
+      double relative = io == MOERT_F32 ? 1e-6 : 1.0 / 128;
+      auto expectSame = [&](const Buffer &a, const Buffer &b, int64_t count) {
+        Buffer wantF32(ctx, count * 4), gotF32(ctx, count * 4);
+        check(
+            moert_buffer_copy(ctx, a.view(io), wantF32.view(MOERT_F32), count));
+        check(
+            moert_buffer_copy(ctx, b.view(io), gotF32.view(MOERT_F32), count));
+        Floats wantValues = wantF32.download<float>(MOERT_F32, count),
+               gotValues = gotF32.download<float>(MOERT_F32, count);
+        for (int64_t i = 0; i < count; ++i)
+          ASSERT_NEAR(gotValues[i], wantValues[i],
+                      std::abs(wantValues[i]) * relative)
+              << "element " << i;
+      };
+      expectSame(want, got, E * C * H);
+      expectSame(sharedWant, sharedGot, S * H);
+      // Without the shared expert only the routed output is written.
+      check(moert_buffer_fill(ctx, got.view(io), E * C * H, NAN));
+      check(moert_fused_experts(ctx, &packed, ib.view(io), got.view(io),
+                                rb.view(MOERT_I32), E, C, blocks, nullptr,
+                                moert_absent_view(), moert_absent_view(), 0));
+      expectSame(want, got, E * C * H);
+      EXPECT_MOERT_ERROR(moert_fused_experts(ctx, &packed, ib.view(io),
+                                             got.view(io), rb.view(MOERT_I32),
+                                             E, C, blocks, &packedShared,
+                                             xb.view(io), xb.view(io), S),
+                         MOERT_INVALID_ARGUMENT, "shared_out aliases shared_x");
+      moert_packed_ffn_desc_t wider = packedShared;
+      wider.hidden = H + 1;
+      EXPECT_MOERT_ERROR(moert_fused_experts(ctx, &packed, ib.view(io),
+                                             got.view(io), rb.view(MOERT_I32),
+                                             E, C, blocks, &wider, xb.view(io),
+                                             sharedGot.view(io), S),
+                         MOERT_INVALID_ARGUMENT, "shared ffn hidden 6 differs");
+    });
+  }
+}
+
 TEST(Kernels, ExpertSlicingPartialSumsEqualTheFullFfn) {
   // Plain GeLU FFN with biases, F split over two ranks; b2 only on member 0.
   const int64_t S = 6, H = 8, F = 12, half = F / 2;

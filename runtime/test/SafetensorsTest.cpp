@@ -137,6 +137,55 @@ TEST(Safetensors, LoadsAnExpertRangeAndAnFSlice) {
   EXPECT_EQ(got, (Floats{304, 304, 306, 308}));
 }
 
+TEST(Safetensors, ExpertStridePacksGateAndUpIntoOneBuffer) {
+  // Three experts' gate and up [F=2, H=3]; experts [1,3) load interleaved
+  // into packed [2, 2F, H] (up at offset F*H, stride 2F*H), as
+  // moert_fused_experts reads them.
+  const int64_t F = 2, H = 3, box = F * H;
+  std::string path = tempPath("packed.safetensors");
+  SafetensorsWriter writer;
+  for (int e = 0; e < 3; ++e) {
+    Floats gate = iota(box, 100.0f * e), up = iota(box, 100.0f * e + 50.0f);
+    writer.add("experts." + std::to_string(e) + ".gate", MOERT_F32, {F, H},
+               gate.data());
+    writer.add("experts." + std::to_string(e) + ".up", MOERT_F32, {F, H},
+               up.data());
+  }
+  writer.write(path);
+  moert_weights_t file = nullptr;
+  ASSERT_EQ(moert_weights_open(path.c_str(), &file), MOERT_OK);
+  onOneRank([&](moert_context_t ctx) {
+    const int64_t packed = 2 * 2 * box;
+    Buffer dst(ctx, packed * 4);
+    check(moert_buffer_fill(ctx, dst.view(MOERT_F32), packed, NAN));
+    moert_weight_request_t gate = request("experts.{e}.gate", {F, H});
+    gate.expert_begin = 1;
+    gate.expert_end = 3;
+    gate.dst_expert_stride = 2 * box;
+    moert_weight_request_t up = gate;
+    up.key = "experts.{e}.up";
+    check(moert_weights_load(ctx, file, &gate, dst.view(MOERT_F32)));
+    check(moert_weights_load(ctx, file, &up, dst.view(MOERT_F32, box)));
+    Floats want;
+    for (int e = 1; e < 3; ++e) {
+      Floats g = iota(box, 100.0f * e), u = iota(box, 100.0f * e + 50.0f);
+      want.insert(want.end(), g.begin(), g.end());
+      want.insert(want.end(), u.begin(), u.end());
+    }
+    EXPECT_EQ(dst.download<float>(MOERT_F32, packed), want);
+    // The last expert's up rows would end one element past the buffer.
+    EXPECT_MOERT_ERROR(
+        moert_weights_load(ctx, file, &up, dst.view(MOERT_F32, box + 1)),
+        MOERT_INVALID_ARGUMENT, "runs past its buffer");
+    moert_weight_request_t overlapping = gate;
+    overlapping.dst_expert_stride = box - 1;
+    EXPECT_MOERT_ERROR(
+        moert_weights_load(ctx, file, &overlapping, dst.view(MOERT_F32)),
+        MOERT_INVALID_ARGUMENT, "smaller than one expert's box");
+  });
+  moert_weights_close(file);
+}
+
 TEST(Safetensors, MissingKeyNamesFileAndKey) {
   std::string path = tempPath("missing.safetensors");
   SafetensorsWriter writer;

@@ -83,14 +83,20 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
               ", ", end[d], ") is outside the extent ", shape[d]);
       perExpert *= end[d] - begin[d];
     }
+    int64_t stride =
+        req->dst_expert_stride == 0 ? perExpert : req->dst_expert_stride;
+    require(stride >= perExpert, "request for '", key, "': dst_expert_stride ",
+            req->dst_expert_stride, " is smaller than one expert's box of ",
+            perExpert, " elements");
     cpu::requireFloatDtype(dst, "dst");
-    char *out =
-        cpu::viewData(dst, perExpert * (lastExpert - firstExpert), "dst");
+    // The last expert ends at (n-1)*stride + box: checked against dst here.
+    char *out = cpu::viewData(
+        dst, (lastExpert - firstExpert - 1) * stride + perExpert, "dst");
     size_t elementSize = moert_dtype_size(dst.dtype);
     for (int64_t e = firstExpert; e < lastExpert; ++e) {
       std::string name = stacked ? expertKey(key, e) : key;
       file.readBox(name, shape, begin, end, out, dst.dtype);
-      out += perExpert * elementSize;
+      out += stride * elementSize;
     }
   });
 }
