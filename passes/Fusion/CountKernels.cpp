@@ -55,8 +55,16 @@ std::optional<SmallVector<Value>> writtenViews(Operation *op) {
       .Case([](DispatchOp o) { return SmallVector<Value>{o.getBuffer()}; })
       .Case<CombineOp, FusedCombineOp, ResidualMixOp, SharedAddOp, AddOp>(
           [](auto o) { return SmallVector<Value>{o.getOut()}; })
-      .Case<ExpertsOp, DenseFfnOp>(
+      .Case<ExpertsOp, ExpertsLinearOp, DenseFfnOp>(
           [](auto o) { return SmallVector<Value>{o.getOutput()}; })
+      .Case<ActivationOp, MultiplyOp>(
+          [](auto o) { return SmallVector<Value>{o.getOut()}; })
+      .Case([](FusedExpertsOp o) {
+        SmallVector<Value> out = {o.getOutput()};
+        if (o.getSharedOutput())
+          out.push_back(o.getSharedOutput());
+        return out;
+      })
       .Case<AllToAllOp, AllReduceOp, AllGatherOp, ReduceScatterOp>(
           [](auto o) { return SmallVector<Value>{o.getRecv()}; })
       .Default([](Operation *) { return std::nullopt; });

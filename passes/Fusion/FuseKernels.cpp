@@ -2,6 +2,9 @@
 
 #include "passes/Fusion/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -100,6 +103,98 @@ struct FuseSharedAdd : public OpRewritePattern<SharedAddOp> {
   }
 };
 
+/// Whether `value` is a function argument (a weight) that nothing else
+/// reads: a packing of it can then be applied when it loads.
+static bool isSoleUseWeight(Value value) {
+  auto arg = dyn_cast<BlockArgument>(value);
+  return arg && arg.hasOneUse() &&
+         isa<func::FuncOp>(arg.getOwner()->getParentOp());
+}
+
+/// Why the gate and up weights of an FFN cannot be packed into one
+/// [..., 2F, H] weight at load; empty when they can. One dtype needs no
+/// check: the FFN verifiers give every weight the tokens' element type, and
+/// dispatch, combine and shared_add keep one element type per layer.
+static StringRef packingBlocker(Value gate, Value up) {
+  if (!gate)
+    return "plain FFN: moert.experts already runs it in one call";
+  if (!isSoleUseWeight(gate) || !isSoleUseWeight(up))
+    return "gate or up weight is not a function argument used only here";
+  return "";
+}
+
+/// gate and up stacked along F: [..., F, H] x 2 -> [..., 2F, H].
+static Value packGateUp(PatternRewriter &rewriter, Location loc, Value gate,
+                        Value up) {
+  int64_t dim = cast<RankedTensorType>(gate.getType()).getRank() - 2;
+  return tensor::ConcatOp::create(rewriter, loc, dim, ValueRange{gate, up});
+}
+
+/// gated experts -> fused_experts on a packed gate_up weight.
+struct FuseExperts : public OpRewritePattern<ExpertsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ExpertsOp op,
+                                PatternRewriter &rewriter) const override {
+    StringRef blocker = packingBlocker(op.getGateWeight(), op.getUpWeight());
+    if (!blocker.empty())
+      return rewriter.notifyMatchFailure(op, blocker);
+    Value gateUp =
+        packGateUp(rewriter, op.getLoc(), op.getGateWeight(), op.getUpWeight());
+    rewriter.replaceOpWithNewOp<FusedExpertsOp>(
+        op, op.getType(), Type(), op.getInput(), gateUp, op.getDownWeight(),
+        Value(), Value(), Value(), op.getActivation());
+    return success();
+  }
+};
+
+/// A gated shared expert whose output only the fused combine adds joins the
+/// fused experts' grouped GEMMs, where the plan allows: same activation,
+/// tokens of this rank (not gathered over tp).
+struct FoldSharedExpert : public OpRewritePattern<FusedCombineOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(FusedCombineOp combine,
+                                PatternRewriter &rewriter) const override {
+    Value shared = combine.getShared();
+    auto dense = shared ? shared.getDefiningOp<DenseFfnOp>() : DenseFfnOp();
+    if (!dense || !shared.hasOneUse())
+      return rewriter.notifyMatchFailure(
+          combine, "shared output is not a dense FFN used only here");
+    Value rows = combine.getInput();
+    if (auto a2a = rows.getDefiningOp<AllToAllOp>())
+      rows = a2a.getInput();
+    auto experts = rows.getDefiningOp<FusedExpertsOp>();
+    if (!experts || experts.getSharedInput())
+      return rewriter.notifyMatchFailure(
+          combine, "routed rows are not fused experts without a shared one");
+    if (dense.getActivation() != experts.getActivation())
+      return rewriter.notifyMatchFailure(combine, "activations differ");
+    Value x = dense.getInput();
+    if (x.getDefiningOp<shard::AllGatherOp>())
+      return rewriter.notifyMatchFailure(
+          combine, "shared expert is tensor-parallel (gathered tokens)");
+    Operation *xDef = x.getDefiningOp();
+    if (xDef && (xDef->getBlock() != experts->getBlock() ||
+                 !xDef->isBeforeInBlock(experts)))
+      return rewriter.notifyMatchFailure(combine,
+                                         "shared input is computed later");
+    StringRef blocker =
+        packingBlocker(dense.getGateWeight(), dense.getUpWeight());
+    if (!blocker.empty())
+      return rewriter.notifyMatchFailure(combine, blocker);
+    rewriter.setInsertionPoint(experts);
+    Value gateUp = packGateUp(rewriter, dense.getLoc(), dense.getGateWeight(),
+                              dense.getUpWeight());
+    auto folded = FusedExpertsOp::create(
+        rewriter, experts.getLoc(), experts.getResult().getType(),
+        dense.getType(), experts.getInput(), experts.getGateUp(),
+        experts.getDownWeight(), x, gateUp, dense.getDownWeight(),
+        experts.getActivation());
+    rewriter.replaceOp(experts, folded.getResult());
+    rewriter.replaceOp(dense, folded.getSharedResult());
+    return success();
+  }
+};
+
 struct FuseKernelsPass
     : public mlir::moe::impl::FuseKernelsBase<FuseKernelsPass> {
   void runOnOperation() override {
@@ -113,6 +208,6 @@ struct FuseKernelsPass
 } // namespace
 
 void mlir::moe::populateFuseKernelsPatterns(RewritePatternSet &patterns) {
-  patterns.add<FuseGate, FuseCombine, FuseResidualMix, FuseSharedAdd>(
-      patterns.getContext());
+  patterns.add<FuseGate, FuseCombine, FuseResidualMix, FuseSharedAdd,
+               FuseExperts, FoldSharedExpert>(patterns.getContext());
 }

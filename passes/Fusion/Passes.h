@@ -5,6 +5,7 @@
 
 #include "dialects/moe/IR/MoeOps.h"
 #include "dialects/moert/IR/MoertDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {

@@ -16,12 +16,25 @@ def FuseKernels : Pass<"moe-fuse-kernels"> {
     - `moe.combine` becomes `moe.fused_combine`, whose epilogue absorbs the
       `moe.residual_mix` (learned coefficient) and the `moe.shared_add`
       (plain or sigmoid-gated) that consume it. moe-lower-to-runtime also
-      folds the layer's residual add into it when the layer yields it.
+      folds the layer's residual add into it when the layer yields it;
+    - a GATED `moe.experts` becomes `moe.fused_experts` on one packed
+      `gate_up [E, 2F, H]` weight (a `tensor.concat` of gate and up along F)
+      when gate and up are function arguments (weights) of one dtype that
+      nothing else reads: the packing then happens when the weights load,
+      and the FFN runs as two grouped GEMMs with the activation and gating
+      product in the first one's epilogue. A plain (GeLU/ReLU with biases)
+      `moe.experts` stays: it is one runtime call already;
+    - a gated shared expert (`moe.dense_ffn` feeding the fused combine's
+      shared operand, nothing else) with the routed experts' activation and
+      dtype, not tensor-parallel (its input is not a `shard.all_gather`),
+      and with its own packable gate and up, joins the `moe.fused_experts`
+      as its shared problem (SGLang-style shared-expert folding).
 
     Without this pass (moe-compile `fuse=false`) every op lowers to its own
     runtime kernel.
   }];
-  let dependentDialects = ["::mlir::moe::MoeDialect"];
+  let dependentDialects = ["::mlir::moe::MoeDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def CountKernels : Pass<"moert-count-kernels", "::mlir::ModuleOp"> {

@@ -512,6 +512,50 @@ LogicalResult ExpertsOp::verify() {
 
 LogicalResult DenseFfnOp::verify() { return verifyFfn(*this, {}); }
 
+LogicalResult FusedExpertsOp::verify() {
+  if (failed(expectRank(*this, "input", getInput(), 3)) ||
+      failed(expectRank(*this, "down weight", getDownWeight(), 3)))
+    return failure();
+  ArrayRef<int64_t> down = tensorType(getDownWeight()).getShape();
+  int64_t experts = down[0], hidden = down[1], ffn = down[2];
+  if (failed(expectShape(*this, "input", getInput(),
+                         {experts, ShapedType::kDynamic, hidden})) ||
+      failed(expectShape(*this, "gate_up weight", getGateUp(),
+                         {experts, 2 * ffn, hidden})) ||
+      failed(expectSameElementType(*this, "gate_up weight", getGateUp(),
+                                   getInput())) ||
+      failed(expectSameElementType(*this, "down weight", getDownWeight(),
+                                   getInput())))
+    return failure();
+  bool shared = static_cast<bool>(getSharedInput());
+  if (shared != static_cast<bool>(getSharedResult()))
+    return emitOpError() << "a shared expert needs both its operands and its "
+                            "result";
+  if (!shared)
+    return success();
+  if (failed(expectRank(*this, "shared input", getSharedInput(), 2)) ||
+      failed(expectRank(*this, "shared down weight", getSharedDownWeight(), 2)))
+    return failure();
+  int64_t sharedFfn = getSharedFfnSize();
+  if (failed(expectShape(*this, "shared input", getSharedInput(),
+                         {ShapedType::kDynamic, hidden})) ||
+      failed(expectShape(*this, "shared result", getSharedResult(),
+                         tensorType(getSharedInput()).getShape())) ||
+      failed(expectShape(*this, "shared gate_up weight", getSharedGateUp(),
+                         {2 * sharedFfn, hidden})) ||
+      failed(expectShape(*this, "shared down weight", getSharedDownWeight(),
+                         {hidden, sharedFfn})))
+    return failure();
+  for (auto [name, value] :
+       {std::pair<StringRef, Value>{"shared input", getSharedInput()},
+        {"shared gate_up weight", getSharedGateUp()},
+        {"shared down weight", getSharedDownWeight()},
+        {"shared result", getSharedResult()}})
+    if (failed(expectSameElementType(*this, name, value, getInput())))
+      return failure();
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // ResidualMixOp / SharedAddOp
 //===----------------------------------------------------------------------===//

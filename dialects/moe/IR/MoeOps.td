@@ -455,4 +455,53 @@ def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
   let hasVerifier = 1;
 }
 
+def Moe_FusedExpertsOp : Moe_Op<"fused_experts", [
+    Pure, AttrSizedOperandSegments, AllTypesMatch<["input", "result"]>]> {
+  let summary = "a gated moe.experts on packed gate/up weights, one kernel";
+  let description = [{
+    The same FFN as a GATED `moe.experts`, `down(act(gate(x)) * up(x))`,
+    with gate and up packed per expert: `gate_up [E, 2F, H]` holds each
+    expert's gate rows `[0, F)` then its up rows `[F, 2F)` (moe-fuse-kernels
+    packs them with a `tensor.concat` along dimension 1 of two weight
+    arguments, which the lowering applies when the weights load). One
+    grouped GEMM gives `[gate | up]`, the activation and gating product run
+    in its epilogue, a second grouped GEMM gives down.
+
+    With `shared(...)` a gated shared expert with the same activation
+    (`gate_up [2Fs, H]`, `down [H, Fs]`) runs in the same grouped GEMMs on
+    the rank's tokens `x [S, H]`; `shared_result = FFN_shared(x)`.
+
+    ```mlir
+    %gu = tensor.concat dim(1) %wg, %wu
+        : (tensor<8x128x64xf32>, tensor<8x128x64xf32>) -> tensor<8x256x64xf32>
+    %y = moe.fused_experts silu %buf gate_up %gu down %wd
+        : (tensor<8x?x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>)
+        -> tensor<8x?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$gate_up,
+                       Moe_FloatTensor:$down_weight,
+                       Optional<Moe_FloatTensor>:$shared_input,
+                       Optional<Moe_FloatTensor>:$shared_gate_up,
+                       Optional<Moe_FloatTensor>:$shared_down_weight,
+                       EnumProp<Moe_Activation>:$activation);
+  let results = (outs Moe_FloatTensor:$result,
+                      Optional<Moe_FloatTensor>:$shared_result);
+  let assemblyFormat = [{
+    $activation $input `gate_up` $gate_up `down` $down_weight
+    (`shared` `(` $shared_input^ `gate_up` $shared_gate_up `down`
+     $shared_down_weight `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// F: the width of the gate (and up) half of gate_up.
+    int64_t getFfnSize() {
+      return getDownWeight().getType().getDimSize(2);
+    }
+    int64_t getSharedFfnSize() {
+      return getSharedDownWeight().getType().getDimSize(1);
+    }
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

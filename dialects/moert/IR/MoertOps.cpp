@@ -319,26 +319,109 @@ static LogicalResult verifyFfn(FfnOp op, int64_t experts) {
   return success();
 }
 
-LogicalResult ExpertsOp::verify() {
-  Operation *op = *this;
-  if (failed(expectPositive(op, "experts", getExperts())) ||
-      failed(expectPositive(op, "blocks", getBlocks())) ||
-      failed(verifyFfn(*this, getExperts())))
+static LogicalResult
+verifyTokenViews(Operation *op, int64_t hidden,
+                 ArrayRef<std::pair<StringRef, Value>> views);
+
+/// Rows of an expert-major view `[E, C, width]` that a grouped call writes
+/// must hold the input's rows; `rows [E, blocks]` is i32.
+static LogicalResult verifyExpertRows(Operation *op, Value input,
+                                      int64_t inWidth, Value output,
+                                      int64_t outWidth, Value rows,
+                                      int64_t experts, int64_t blocks) {
+  if (failed(expectPositive(op, "experts", experts)) ||
+      failed(expectPositive(op, "blocks", blocks)))
     return failure();
-  int64_t rowWidth = getExperts() * getHidden();
-  FailureOr<int64_t> in = tokenBound(op, "input", getInput(), rowWidth);
-  FailureOr<int64_t> out = tokenBound(op, "output", getOutput(), rowWidth);
+  FailureOr<int64_t> in = tokenBound(op, "input", input, experts * inWidth);
+  FailureOr<int64_t> out = tokenBound(op, "output", output, experts * outWidth);
   if (failed(in) || failed(out))
     return failure();
   if (*out < *in)
-    return emitOpError() << "output holds " << *out
-                         << " rows per expert, fewer than the input's " << *in;
-  if (getRows() &&
-      (failed(expectType(op, "rows", getRows(),
-                         IntegerType::get(getContext(), 32))) ||
-       failed(expectCount(op, "rows", getRows(), getExperts() * getBlocks()))))
+    return op->emitOpError()
+           << "output holds " << *out
+           << " rows per expert, fewer than the input's " << *in;
+  if (rows && (failed(expectType(op, "rows", rows,
+                                 IntegerType::get(op->getContext(), 32))) ||
+               failed(expectCount(op, "rows", rows, experts * blocks))))
     return failure();
   return success();
+}
+
+LogicalResult ExpertsOp::verify() {
+  if (failed(expectPositive(*this, "experts", getExperts())) ||
+      failed(verifyFfn(*this, getExperts())))
+    return failure();
+  return verifyExpertRows(*this, getInput(), getHidden(), getOutput(),
+                          getHidden(), getRows(), getExperts(), getBlocks());
+}
+
+LogicalResult ExpertsLinearOp::verify() {
+  Operation *op = *this;
+  int64_t n = getN(), k = getK();
+  if (failed(expectPositive(op, "n", n)) ||
+      failed(expectPositive(op, "k", k)) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(expectCount(op, "weight", getWeight(),
+                         std::max<int64_t>(getExperts(), 0) * n * k)))
+    return failure();
+  return verifyExpertRows(op, getInput(), k, getOutput(), n, getRows(),
+                          getExperts(), getBlocks());
+}
+
+/// Elementwise stages: float views, `out` as large as every input (the
+/// run-time count is at most an input's).
+static LogicalResult verifyElementwise(Operation *op, ValueRange inputs,
+                                       Value out) {
+  if (failed(expectFloat(op, "out", out)))
+    return failure();
+  for (Value in : inputs)
+    if (failed(expectFloat(op, "input", in)) ||
+        failed(expectCount(op, "out", out, viewType(in).getCount())))
+      return failure();
+  return success();
+}
+
+LogicalResult ActivationOp::verify() {
+  return verifyElementwise(*this, getX(), getOut());
+}
+
+LogicalResult MultiplyOp::verify() {
+  return verifyElementwise(*this, {getLhs(), getRhs()}, getOut());
+}
+
+LogicalResult FusedExpertsOp::verify() {
+  Operation *op = *this;
+  int64_t h = getHidden(), f = getFfn(), e = getExperts();
+  if (failed(expectPositive(op, "hidden", h)) ||
+      failed(expectPositive(op, "ffn", f)) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(expectFloat(op, "gate_up weight", getGateUp())) ||
+      failed(expectFloat(op, "down weight", getDown())) ||
+      failed(verifyExpertRows(op, getInput(), h, getOutput(), h, getRows(), e,
+                              getBlocks())) ||
+      failed(expectCount(op, "gate_up weight", getGateUp(), e * 2 * f * h)) ||
+      failed(expectCount(op, "down weight", getDown(), e * h * f)))
+    return failure();
+  if (!getSharedInput())
+    return getSharedFfn() == 0
+               ? success()
+               : emitOpError() << "has a shared ffn width but no shared expert";
+  int64_t fs = getSharedFfn();
+  if (failed(expectPositive(op, "shared ffn", fs)) ||
+      failed(expectFloat(op, "shared gate_up weight", getSharedGateUp())) ||
+      failed(expectFloat(op, "shared down weight", getSharedDown())) ||
+      failed(expectCount(op, "shared gate_up weight", getSharedGateUp(),
+                         2 * fs * h)) ||
+      failed(expectCount(op, "shared down weight", getSharedDown(), h * fs)))
+    return failure();
+  if (getSharedOutput() == getSharedInput())
+    return emitOpError() << "shared output must not alias the shared input";
+  return verifyTokenViews(op, h,
+                          {{"shared input", getSharedInput()},
+                           {"shared output", getSharedOutput()}});
 }
 
 LogicalResult DenseFfnOp::verify() {
@@ -595,7 +678,18 @@ LogicalResult LoadWeightOp::verify() {
                          << (*range)[1] << ") is empty or negative";
   if (failed(expectFloat(*this, "destination", getDst())))
     return failure();
-  return expectCount(*this, "destination", getDst(), getLoadedElements());
+  int64_t box = getLoadedElements() / (range ? (*range)[1] - (*range)[0] : 1);
+  int64_t stride = getDstExpertStride();
+  if (stride != 0 && stride < box)
+    return emitOpError() << "stride " << stride
+                         << " is smaller than one expert's box of " << box
+                         << " elements";
+  if (stride == 0)
+    return expectCount(*this, "destination", getDst(), getLoadedElements());
+  // The last expert ends at (n - 1) * stride + box.
+  int64_t count = range ? (*range)[1] - (*range)[0] : 1;
+  return expectCount(*this, "destination", getDst(),
+                     (count - 1) * stride + box);
 }
 
 #define GET_OP_CLASSES

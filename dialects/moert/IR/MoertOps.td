@@ -290,6 +290,116 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
   }];
 }
 
+// The stages of a GATED moert.experts (fuse=false): experts_linear for
+// gate, up and down, activation and multiply on fp32 [E, C, F] buffers.
+def Moert_ExpertsLinearOp : Moert_Op<"experts_linear"> {
+  let summary = "moert_experts_linear: out[E,C,n] = in[E,C,k] . w[E,n,k]^T";
+  let description = [{
+    One grouped GEMM stage of a gated expert FFN over the rows `rows`
+    selects (as in `moert.experts`); the other rows of `out` are set to 0.
+
+    ```mlir
+    moert.experts_linear %ctx, %wg : !moert.view<f32, 65536> in %in
+        : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384>
+        rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1
+        n 128 k 64
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$weight,
+                       Moert_View:$input, Moert_View:$output,
+                       Optional<Moert_View>:$rows, I64:$capacity,
+                       I64Prop:$experts, I64Prop:$blocks, I64Prop:$n,
+                       I64Prop:$k);
+  let assemblyFormat = [{
+    $ctx `,` $weight `:` type($weight) `in` $input `:` type($input) `->`
+    $output `:` type($output) (`rows` $rows^ `:` type($rows))? `capacity`
+    $capacity `experts` $experts `blocks` $blocks `n` $n `k` $k attr-dict
+  }];
+}
+
+def Moert_ActivationOp : Moert_Op<"activation"> {
+  let summary = "moert_activation: out = act(x) over count elements";
+  let description = [{
+    `out` may be `x`.
+
+    ```mlir
+    moert.activation %ctx, silu %h -> %h count %n
+        : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx,
+                       EnumProp<Moe_Activation>:$activation, Moert_View:$x,
+                       Moert_View:$out, I64:$count);
+  let assemblyFormat = [{
+    $ctx `,` $activation $x `->` $out `count` $count attr-dict `:` type($x)
+    `->` type($out)
+  }];
+}
+
+def Moert_MultiplyOp : Moert_Op<"multiply"> {
+  let summary = "moert_multiply: out = a * b over count elements";
+  let description = [{
+    The gating product of a gated FFN; `out` may be `a` or `b`.
+
+    ```mlir
+    moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>,
+        !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$lhs,
+                       Moert_View:$rhs, Moert_View:$out, I64:$count);
+  let assemblyFormat = [{
+    $ctx `,` $lhs `,` $rhs `->` $out `count` $count attr-dict `:` type($lhs)
+    `,` type($rhs) `->` type($out)
+  }];
+}
+
+def Moert_FusedExpertsOp : Moert_Op<"fused_experts",
+                                    [AttrSizedOperandSegments]> {
+  let summary = "moert_fused_experts: a packed gated FFN over [E, C, H]";
+  let description = [{
+    `moert.experts` for a GATED FFN whose gate and up weights are packed
+    into `gate_up [E, 2F, H]` (each expert's gate rows, then its up rows;
+    packed by the `dst_expert_stride` of its two `moert.load_weight`s),
+    `down [E, H, F]`. With `shared(...)` a shared expert (`gate_up [2Fs, H]`,
+    `down [H, Fs]`) runs in the same grouped GEMMs on this rank's tokens:
+    `shared_output = FFN(shared_input)`.
+
+    ```mlir
+    moert.fused_experts %ctx, silu %in : !moert.view<f32, 8192>
+        gate_up %wgu : !moert.view<f32, 131072> down %wd
+        : !moert.view<f32, 65536> -> %out : !moert.view<f32, 8192>
+        rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1
+        hidden 64 ffn 128
+        shared(%x : !moert.view<f32, 1024> gate_up %sgu
+        : !moert.view<f32, 8192> down %sd : !moert.view<f32, 4096> -> %sh
+        : !moert.view<f32, 1024> tokens %s ffn 64)
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx,
+                       EnumProp<Moe_Activation>:$activation, Moert_View:$input,
+                       Moert_View:$gate_up, Moert_View:$down,
+                       Moert_View:$output, Optional<Moert_View>:$rows,
+                       I64:$capacity, I64Prop:$experts, I64Prop:$blocks,
+                       I64Prop:$hidden, I64Prop:$ffn,
+                       Optional<Moert_View>:$shared_input,
+                       Optional<Moert_View>:$shared_gate_up,
+                       Optional<Moert_View>:$shared_down,
+                       Optional<Moert_View>:$shared_output,
+                       Optional<I64>:$tokens,
+                       DefaultValuedProp<I64Prop, "0">:$shared_ffn);
+  let assemblyFormat = [{
+    $ctx `,` $activation $input `:` type($input) `gate_up` $gate_up `:`
+    type($gate_up) `down` $down `:` type($down) `->` $output `:`
+    type($output) (`rows` $rows^ `:` type($rows))? `capacity` $capacity
+    `experts` $experts `blocks` $blocks `hidden` $hidden `ffn` $ffn
+    (`shared` `(` $shared_input^ `:` type($shared_input) `gate_up`
+     $shared_gate_up `:` type($shared_gate_up) `down` $shared_down `:`
+     type($shared_down) `->` $shared_output `:` type($shared_output) `tokens`
+     $tokens `ffn` $shared_ffn `)`)? attr-dict
+  }];
+}
+
 def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
   let summary = "moert_dense_ffn: the FFN on x [S, H] without routing";
   let description = [{
@@ -584,6 +694,10 @@ def Moert_LoadWeightOp : Moert_Op<"load_weight", [AttrSizedOperandSegments]> {
     expert range and `offsets` (one per dimension) shift the box; the static
     box is then the shard's extent, so `end` must be explicit.
 
+    `stride` (`dst_expert_stride`, elements; default: the box, dense) spaces
+    the experts in `dst`: two loads with stride `2F*H`, the second at offset
+    `F*H`, pack gate and up into one `[E, 2F, H]` buffer.
+
     ```mlir
     moert.load_weight %ctx, %weights "layers.0.experts.{e}.w1.weight"
         experts [0, 2) + %e0 shape [128, 64] begin [0, 0] end [64, 64]
@@ -595,11 +709,13 @@ def Moert_LoadWeightOp : Moert_Op<"load_weight", [AttrSizedOperandSegments]> {
                        Optional<I64>:$expert_offset,
                        DenseI64ArrayAttr:$shape, DenseI64ArrayAttr:$begin,
                        DenseI64ArrayAttr:$end, Variadic<I64>:$offsets,
-                       Moert_View:$dst);
+                       Moert_View:$dst,
+                       DefaultValuedProp<I64Prop, "0">:$dst_expert_stride);
   let assemblyFormat = [{
     $ctx `,` $weights $key (`experts` custom<ExpertRange>($expert_range)^)?
     (`+` $expert_offset^)? `shape` $shape `begin` $begin `end` $end
-    (`+` `(` $offsets^ `)`)? `->` $dst attr-dict `:` type($dst)
+    (`+` `(` $offsets^ `)`)? `->` $dst (`stride` $dst_expert_stride^)?
+    attr-dict `:` type($dst)
   }];
   let extraClassDeclaration = [{
     /// Elements the load writes into `dst`.

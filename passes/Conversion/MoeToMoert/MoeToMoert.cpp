@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/MapVector.h"
@@ -55,13 +56,27 @@ public:
   LogicalResult run(int64_t &peakBytes, int64_t &weightBytes);
 
 private:
-  struct WeightSlot {
+  /// A weight argument loaded into `slot` at `elementOffset`, experts
+  /// `stride` elements apart (0: dense).
+  struct WeightPart {
     BlockArgument arg;
+    int64_t elementOffset = 0, stride = 0;
+  };
+  /// The state bytes of one weight tensor: an argument, or the packed
+  /// gate_up concatenation of two (filled by one load each).
+  struct WeightSlot {
+    Value value;
     int64_t offset; // bytes into the state buffer
+    SmallVector<WeightPart, 2> parts;
   };
   LogicalResult analyze();
   LogicalResult emit();
   LogicalResult emitInit(ArrayRef<WeightSlot> slots);
+  LogicalResult
+  emitLoad(const WeightSlot &slot, const WeightPart &part, Value ctx,
+           Value file, Value state,
+           llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
+               shardOffset);
   LogicalResult emitOp(Operation *op);
 
   /// Bound of the single dynamic dimension of `value` (or 0 if static).
@@ -95,6 +110,13 @@ private:
   // Rank groups created in this layer, destroyed in creation order.
   llvm::MapVector<Attribute, Value> groups;
   DenseMap<Value, Value> exchangedRows; // to_experts result -> its row counts
+  // fp32 [E, C, F] gate and up intermediates of a gated moe.experts lowered
+  // to stage calls: arena bytes live only at that op, and their offset.
+  llvm::MapVector<Operation *, int64_t> stageBytes;
+  DenseMap<Operation *, int64_t> stageOffsets;
+  /// Emits a gated moe.experts as its stage calls.
+  void emitExpertStages(ExpertsOp experts, Value rows, Value rowsPerExpert,
+                        int64_t blocks, Value output);
 
   /// The group of this rank's row of `table`, created once per layer.
   Value group(DenseIntElementsAttr table, Location loc) {
@@ -180,6 +202,25 @@ static DispatchOp dispatchOf(Value expertsInput) {
   return expertsInput.getDefiningOp<DispatchOp>();
 }
 
+/// The input of the routed experts (fused or not) that produced `rows`.
+static Value routedExpertsInput(Value rows) {
+  if (auto experts = rows.getDefiningOp<ExpertsOp>())
+    return experts.getInput();
+  if (auto experts = rows.getDefiningOp<FusedExpertsOp>())
+    return experts.getInput();
+  return Value();
+}
+
+/// A packed gate_up weight: a tensor.concat of weight arguments (made by
+/// moe-fuse-kernels), loaded part by part into one slot.
+static bool isPackedWeight(tensor::ConcatOp concat) {
+  auto func = concat->getParentOfType<func::FuncOp>();
+  return llvm::all_of(concat.getOperands(), [&](Value v) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    return arg && arg.getOwner()->getParentOp() == func && arg.hasOneUse();
+  });
+}
+
 /// The per-expert counts of the gate (fused or not) that produced `ids`.
 static Value gateCounts(Value ids) {
   if (auto gate = ids.getDefiningOp<GateOp>())
@@ -208,8 +249,8 @@ static bool foldsResidual(FusedCombineOp fused) {
 static DispatchOp combinedDispatch(Value rows) {
   if (auto a2a = rows.getDefiningOp<AllToAllOp>())
     rows = a2a.getInput();
-  auto expertsOp = rows.getDefiningOp<ExpertsOp>();
-  return expertsOp ? dispatchOf(expertsOp.getInput()) : DispatchOp();
+  Value input = routedExpertsInput(rows);
+  return input ? dispatchOf(input) : DispatchOp();
 }
 
 int64_t FunctionLowering::staticElements(Value value) {
@@ -261,6 +302,26 @@ LogicalResult FunctionLowering::analyze() {
           failed(
               checkSliced(experts, experts.getDownWeight(), a2a.getSlices())))
         return WalkResult::interrupt();
+      if (experts.isGated()) {
+        // Two fp32 [E, C, F] intermediates, C at the input's bound.
+        int64_t rows = staticElements(experts.getInput()) /
+                       cast<ShapedType>(experts.getType()).getDimSize(2);
+        stageBytes[op] = 2 * alignTo(rows * experts.getFfnSize() * 4);
+      }
+    } else if (auto experts = dyn_cast<FusedExpertsOp>(op)) {
+      setBound(experts.getResult(), bounds.lookup(experts.getInput()));
+      if (Value shared = experts.getSharedResult())
+        setBound(shared, bounds.lookup(experts.getSharedInput()));
+      auto a2a = experts.getInput().getDefiningOp<AllToAllOp>();
+      if (a2a && a2a.getSlices() > 1 &&
+          failed(
+              checkSliced(experts, experts.getDownWeight(), a2a.getSlices())))
+        return WalkResult::interrupt();
+    } else if (auto concat = dyn_cast<tensor::ConcatOp>(op)) {
+      if (!isPackedWeight(concat))
+        return concat.emitError()
+               << "moe-lower-to-runtime lowers 'tensor.concat' only as a "
+                  "packed weight: weight arguments that nothing else reads";
     } else if (auto combine = dyn_cast<CombineOp>(op)) {
       setBound(combine.getResult(), bounds.lookup(combine.getExpertIds()));
     } else if (auto fused = dyn_cast<FusedCombineOp>(op)) {
@@ -316,6 +377,8 @@ LogicalResult FunctionLowering::analyze() {
     auto fused = dyn_cast<FusedCombineOp>(op);
     if (fused && foldsResidual(fused))
       return; // written into the layer input
+    if (isa<tensor::ConcatOp>(op))
+      return; // a packed weight: state, not arena
     for (Value result : op->getResults()) {
       if (!isa<RankedTensorType>(result.getType()))
         continue;
@@ -329,11 +392,14 @@ LogicalResult FunctionLowering::analyze() {
   // moert.experts reads the gate's counts as its row counts (exchanged at
   // the to_experts all-to-all with expert parallelism): a use the moe IR
   // does not show.
-  func.walk([&](ExpertsOp experts) {
+  func.walk([&](Operation *experts) {
+    if (!isa<ExpertsOp, FusedExpertsOp>(experts))
+      return;
+    Value input = experts->getOperand(0);
     Operation *reader = experts;
-    if (auto a2a = experts.getInput().getDefiningOp<AllToAllOp>())
+    if (auto a2a = input.getDefiningOp<AllToAllOp>())
       reader = a2a;
-    if (DispatchOp dispatch = dispatchOf(experts.getInput()))
+    if (DispatchOp dispatch = dispatchOf(input))
       if (Value counts = gateCounts(dispatch.getExpertIds()))
         ranges[counts].second = std::max(ranges[counts].second, points[reader]);
   });
@@ -424,54 +490,70 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
     return arith::MulIOp::create(builder, l, coord, c(extent));
   };
   for (const WeightSlot &slot : slots) {
-    BlockArgument arg = slot.arg;
-    Location l = arg.getLoc();
-    auto type = cast<RankedTensorType>(arg.getType());
-    ViewType vt = viewTypeOf(arg);
-    Value v = ViewOp::create(builder, l, vt, state,
-                             slot.offset / vt.getElementBytes());
-    StringRef key = func.getArgAttrOfType<StringAttr>(
-                            arg.getArgNumber(), MoeDialect::kWeightAttrName)
-                        .getValue();
-    auto [plan, shard] = shardOf(func, arg);
-    SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
-    if (shard) {
-      if (shard.getDims().size() != axes.size())
-        return func.emitError()
-               << "argument #" << arg.getArgNumber() << ": moe.shard has "
-               << shard.getDims().size() << " axes for a rank-" << axes.size()
-               << " weight";
-      axes.assign(shard.getDims().begin(), shard.getDims().end());
-    }
-    bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
-                   return plan.getDegree(a) > 1;
-                 });
-    bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
-    ArrayRef<int64_t> local = type.getShape();
-    DenseI64ArrayAttr range;
-    Value expertOffset;
-    if (stacked) {
-      range = builder.getDenseI64ArrayAttr({0, local.front()});
-      if (split)
-        expertOffset = shardOffset(l, plan, axes.front(), local.front());
-      local = local.drop_front();
-      axes.erase(axes.begin());
-    }
-    SmallVector<int64_t> full, zeros(local.size(), 0), end(local.size(), 0);
-    SmallVector<Value> offsets;
-    for (auto [extent, axis] : llvm::zip(local, axes)) {
-      full.push_back(extent * (plan ? plan.getDegree(axis) : 1));
-      if (split) {
-        end[full.size() - 1] = extent;
-        offsets.push_back(shardOffset(l, plan, axis, extent));
-      }
-    }
-    LoadWeightOp::create(
-        builder, l, ctx, file, builder.getStringAttr(key), range, expertOffset,
-        builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
-        builder.getDenseI64ArrayAttr(end), offsets, v);
+    for (const WeightPart &part : slot.parts)
+      if (failed(emitLoad(slot, part, ctx, file, state, shardOffset)))
+        return failure();
   }
   func::ReturnOp::create(builder, loc);
+  return success();
+}
+
+LogicalResult FunctionLowering::emitLoad(
+    const WeightSlot &slot, const WeightPart &part, Value ctx, Value file,
+    Value state,
+    llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
+        shardOffset) {
+  BlockArgument arg = part.arg;
+  Location l = arg.getLoc();
+  auto type = cast<RankedTensorType>(arg.getType());
+  // The rest of the slot from this part on: a packed part's last expert
+  // ends a stride-multiple further than its own elements.
+  ViewType slotType = viewTypeOf(slot.value);
+  ViewType vt = ViewType::get(func.getContext(), slotType.getElementType(),
+                              slotType.getCount() - part.elementOffset);
+  Value v =
+      ViewOp::create(builder, l, vt, state,
+                     slot.offset / vt.getElementBytes() + part.elementOffset);
+  StringRef key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                    MoeDialect::kWeightAttrName)
+                      .getValue();
+  auto [plan, shard] = shardOf(func, arg);
+  SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
+  if (shard) {
+    if (shard.getDims().size() != axes.size())
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": moe.shard has "
+             << shard.getDims().size() << " axes for a rank-" << axes.size()
+             << " weight";
+    axes.assign(shard.getDims().begin(), shard.getDims().end());
+  }
+  bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
+                 return plan.getDegree(a) > 1;
+               });
+  bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
+  ArrayRef<int64_t> local = type.getShape();
+  DenseI64ArrayAttr range;
+  Value expertOffset;
+  if (stacked) {
+    range = builder.getDenseI64ArrayAttr({0, local.front()});
+    if (split)
+      expertOffset = shardOffset(l, plan, axes.front(), local.front());
+    local = local.drop_front();
+    axes.erase(axes.begin());
+  }
+  SmallVector<int64_t> full, zeros(local.size(), 0), end(local.size(), 0);
+  SmallVector<Value> offsets;
+  for (auto [extent, axis] : llvm::zip(local, axes)) {
+    full.push_back(extent * (plan ? plan.getDegree(axis) : 1));
+    if (split) {
+      end[full.size() - 1] = extent;
+      offsets.push_back(shardOffset(l, plan, axis, extent));
+    }
+  }
+  LoadWeightOp::create(
+      builder, l, ctx, file, builder.getStringAttr(key), range, expertOffset,
+      builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
+      builder.getDenseI64ArrayAttr(end), offsets, v, part.stride);
   return success();
 }
 
@@ -480,9 +562,22 @@ LogicalResult FunctionLowering::emit() {
   Block &old = func.getBody().front();
   Value x = old.getArgument(0);
 
-  // The persistent state of a rank: its weight shards, then the arena.
+  // The persistent state of a rank: its weight shards, then the arena. A
+  // packed gate_up weight is one slot its two arguments load into: gate
+  // rows then up rows of each expert, experts 2F*H elements apart.
   int64_t weightOffset = 0;
   SmallVector<WeightSlot> slots;
+  DenseMap<Value, tensor::ConcatOp> packedInto;
+  old.walk([&](tensor::ConcatOp concat) {
+    for (Value part : concat.getOperands())
+      packedInto[part] = concat;
+  });
+  auto addSlot = [&](Value value, SmallVector<WeightPart, 2> parts) {
+    slots.push_back({value, weightOffset, std::move(parts)});
+    weightOffset +=
+        alignTo(staticElements(value) *
+                elementBytes(getElementTypeOrSelf(value.getType())));
+  };
   for (BlockArgument arg : old.getArguments().drop_front()) {
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
@@ -490,11 +585,26 @@ LogicalResult FunctionLowering::emit() {
       return func.emitError()
              << "argument #" << arg.getArgNumber() << " has no '"
              << MoeDialect::kWeightAttrName << "' key to load it from";
-    slots.push_back({arg, weightOffset});
-    weightOffset += (staticElements(arg) *
-                         elementBytes(getElementTypeOrSelf(arg.getType())) +
-                     kAlignment - 1) /
-                    kAlignment * kAlignment;
+    tensor::ConcatOp concat = packedInto.lookup(arg);
+    if (!concat) {
+      addSlot(arg, {{arg}});
+      continue;
+    }
+    if (arg != concat.getOperand(0))
+      continue; // loaded with the first part
+    auto type = cast<RankedTensorType>(concat.getType());
+    int64_t perExpert = type.getRank() == 3
+                            ? type.getDimSize(1) * type.getDimSize(2)
+                            : 0; // one [2F, H] tensor: no experts to space
+    int64_t elementOffset = 0;
+    SmallVector<WeightPart, 2> parts;
+    for (Value part : concat.getOperands()) {
+      parts.push_back({cast<BlockArgument>(part), elementOffset, perExpert});
+      auto partType = cast<RankedTensorType>(part.getType());
+      elementOffset += partType.getNumElements() /
+                       (type.getRank() == 3 ? type.getDimSize(0) : 1);
+    }
+    addSlot(concat.getResult(), std::move(parts));
   }
   weightBytes = weightOffset;
   std::vector<PlannedBuffer> buffers;
@@ -504,9 +614,14 @@ LogicalResult FunctionLowering::emit() {
                  elementBytes(getElementTypeOrSelf(v.getType()))) +
              extraBytes.lookup(v),
          ranges[v].first, ranges[v].second});
+  for (auto [op, bytes] : stageBytes)
+    buffers.push_back({bytes, points[op], points[op]});
   arenaBytes = planBuffers(buffers, kAlignment);
   for (auto [v, b] : llvm::zip(planned, buffers))
     offsets[v] = weightBytes + b.offset;
+  for (auto [stage, b] :
+       llvm::zip(stageBytes, ArrayRef(buffers).drop_front(planned.size())))
+    stageOffsets[stage.first] = weightBytes + b.offset;
   stateType = BufferType::get(
       context, std::max<int64_t>(weightBytes + arenaBytes, kAlignment));
   if (failed(emitInit(slots)))
@@ -523,9 +638,9 @@ LogicalResult FunctionLowering::emit() {
   views[x] = io;
   builder.setInsertionPointToEnd(body);
   for (const WeightSlot &slot : slots) {
-    ViewType vt = viewTypeOf(slot.arg);
-    views[slot.arg] = ViewOp::create(builder, slot.arg.getLoc(), vt, arena,
-                                     slot.offset / vt.getElementBytes());
+    ViewType vt = viewTypeOf(slot.value);
+    views[slot.value] = ViewOp::create(builder, slot.value.getLoc(), vt, arena,
+                                       slot.offset / vt.getElementBytes());
   }
 
   WalkResult result = old.walk<WalkOrder::PreOrder>([&](Operation *op) {
@@ -642,8 +757,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     bool to = a2a.getDirection() == AllToAllDirection::to_experts;
     int64_t local = to ? out.getDimSize(0) : in.getDimSize(0);
     DispatchOp dispatch = a2a.getInput().getDefiningOp<DispatchOp>();
-    if (auto experts = a2a.getInput().getDefiningOp<ExpertsOp>())
-      dispatch = dispatchOf(experts.getInput());
+    if (Value expertsInput = routedExpertsInput(a2a.getInput()))
+      dispatch = dispatchOf(expertsInput);
     if (!dispatch)
       return a2a.emitError() << "moe-lower-to-runtime needs the exchanged "
                                 "rows to come from moe.dispatch (for the "
@@ -684,35 +799,56 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         hiddenOf(dispatch.getInput()), ids.getDimSize(1), buf.getDimSize(0));
     return success();
   }
-  if (auto experts = dyn_cast<ExpertsOp>(op)) {
-    DispatchOp dispatch = dispatchOf(experts.getInput());
+  if (isa<ExpertsOp, FusedExpertsOp>(op)) {
+    Value input = op->getOperand(0);
+    DispatchOp dispatch = dispatchOf(input);
     Value counts = dispatch ? gateCounts(dispatch.getExpertIds()) : Value();
-    auto a2a = experts.getInput().getDefiningOp<AllToAllOp>();
+    auto a2a = input.getDefiningOp<AllToAllOp>();
     Value rows = a2a ? exchangedRows.lookup(a2a.getResult())
                      : (counts ? view(counts) : Value());
     int64_t blocks = a2a ? a2a.getGroupSize() : 1;
+    if (!counts)
+      return op->emitError()
+             << "moe-lower-to-runtime needs the experts' input to come from "
+                "a moe.dispatch of a moe.gate (for the per-expert row counts)";
     // After the exchange each expert holds G blocks of C rows.
-    Value rowsPerExpert = dispatch ? i64(dispatch.getCapacity()) : Value();
-    if (a2a && dispatch)
+    Value rowsPerExpert = i64(dispatch.getCapacity());
+    if (a2a)
       rowsPerExpert = arith::MulIOp::create(
           builder, loc, rowsPerExpert,
           arith::ConstantIntOp::create(builder, loc, blocks, 64));
-    if (!counts)
-      return experts.emitError()
-             << "moe-lower-to-runtime needs the experts' input to come from "
-                "a moe.dispatch of a moe.gate (for the per-expert row counts)";
-    auto type = cast<ShapedType>(experts.getInput().getType());
+    auto type = cast<ShapedType>(input.getType());
+    Value output = newView(op->getResult(0));
+    if (auto fused = dyn_cast<FusedExpertsOp>(op)) {
+      Value sharedInput = optView(fused.getSharedInput());
+      moert::FusedExpertsOp::create(
+          builder, loc, ctx, fused.getActivation(), view(input),
+          view(fused.getGateUp()), view(fused.getDownWeight()), output, rows,
+          rowsPerExpert, type.getDimSize(0), blocks, type.getDimSize(2),
+          fused.getFfnSize(), sharedInput, optView(fused.getSharedGateUp()),
+          optView(fused.getSharedDownWeight()),
+          sharedInput ? newView(fused.getSharedResult()) : Value(),
+          sharedInput ? tokens : Value(),
+          sharedInput ? fused.getSharedFfnSize() : 0);
+      return success();
+    }
+    auto experts = cast<ExpertsOp>(op);
+    if (experts.isGated()) {
+      emitExpertStages(experts, rows, rowsPerExpert, blocks, output);
+      return success();
+    }
+    // A plain FFN (fc1 + bias, act, fc2 + bias) is one call in both modes.
     moert::ExpertsOp::create(
-        builder, loc, ctx, view(experts.getInput()),
-        optView(experts.getGateWeight()), view(experts.getUpWeight()),
+        builder, loc, ctx, view(input), Value(), view(experts.getUpWeight()),
         optView(experts.getUpBias()), view(experts.getDownWeight()),
         optView(experts.getDownBias()),
         downBiasIf(experts.getDownWeight(), experts.getDownBias(), loc),
         experts.getActivation(), type.getDimSize(2), experts.getFfnSize(),
-        newView(experts.getResult()), rows, rowsPerExpert, type.getDimSize(0),
-        blocks);
+        output, rows, rowsPerExpert, type.getDimSize(0), blocks);
     return success();
   }
+  if (isa<tensor::ConcatOp>(op))
+    return success(); // a packed weight, loaded in init
   if (auto fused = dyn_cast<FusedCombineOp>(op)) {
     DispatchOp dispatch = combinedDispatch(fused.getInput());
     if (!dispatch)
@@ -821,6 +957,38 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   return success();
+}
+
+void FunctionLowering::emitExpertStages(ExpertsOp experts, Value rows,
+                                        Value rowsPerExpert, int64_t blocks,
+                                        Value output) {
+  Location loc = experts.getLoc();
+  auto type = cast<ShapedType>(experts.getInput().getType());
+  int64_t e = type.getDimSize(0), hidden = type.getDimSize(2),
+          ffn = experts.getFfnSize();
+  // gate/up [E, C, F] fp32 at the input's row bound, side by side.
+  int64_t elements = staticElements(experts.getInput()) / hidden * ffn;
+  auto f32 =
+      ViewType::get(builder.getContext(), builder.getF32Type(), elements);
+  int64_t first = stageOffsets.lookup(experts) / 4;
+  Value h = ViewOp::create(builder, loc, f32, arena, first);
+  Value u = ViewOp::create(builder, loc, f32, arena,
+                           first + alignTo(elements * 4) / 4);
+  Value in = view(experts.getInput());
+  auto linear = [&](Value w, Value x, Value y, int64_t n, int64_t k) {
+    moert::ExpertsLinearOp::create(builder, loc, ctx, view(w), x, y, rows,
+                                   rowsPerExpert, e, blocks, n, k);
+  };
+  linear(experts.getGateWeight(), in, h, ffn, hidden);
+  linear(experts.getUpWeight(), in, u, ffn, hidden);
+  // E * C * F at this step's capacity (unused rows hold zeros).
+  Value count = arith::MulIOp::create(
+      builder, loc, rowsPerExpert,
+      arith::ConstantIntOp::create(builder, loc, e * ffn, 64));
+  moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(), h, h,
+                              count);
+  moert::MultiplyOp::create(builder, loc, ctx, h, u, h, count);
+  linear(experts.getDownWeight(), h, output, hidden, ffn);
 }
 
 LogicalResult FunctionLowering::run(int64_t &peakBytes,

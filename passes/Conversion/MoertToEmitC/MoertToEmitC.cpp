@@ -549,6 +549,12 @@ struct CombinePattern : public MoertPattern<CombineOp> {
   }
 };
 
+std::string activationName(moe::Activation activation) {
+  const char *names[] = {"MOERT_ACT_SILU", "MOERT_ACT_GELU",
+                         "MOERT_ACT_GELU_TANH", "MOERT_ACT_RELU"};
+  return names[static_cast<int>(activation)];
+}
+
 /// moert_ffn_desc_t from the FFN operands: gated when a gate weight is
 /// present, plain (w_gate = fc1) otherwise.
 template <typename OpTy, typename Adaptor>
@@ -567,10 +573,7 @@ Value ffnDesc(ConversionPatternRewriter &rewriter, OpTy op, Adaptor a) {
   bool gated = static_cast<bool>(op.getGate());
   set("kind", "moert_ffn_kind_t",
       gated ? "MOERT_FFN_GATED" : "MOERT_FFN_PLAIN");
-  const char *acts[] = {"MOERT_ACT_SILU", "MOERT_ACT_GELU",
-                        "MOERT_ACT_GELU_TANH", "MOERT_ACT_RELU"};
-  set("activation", "moert_activation_t",
-      acts[static_cast<int>(op.getActivation())]);
+  set("activation", "moert_activation_t", activationName(op.getActivation()));
   set("hidden", "int64_t", std::to_string(op.getHidden()));
   set("ffn", "int64_t", std::to_string(op.getFfn()));
   setView("w_gate", gated ? a.getGate() : a.getUp());
@@ -601,6 +604,115 @@ struct ExpertsPattern : public MoertPattern<ExpertsOp> {
         .value(a.getCapacity())
         .integer(op.getBlocks());
     if (failed(checkedCall(rewriter, op, "moert_experts", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct ExpertsLinearPattern : public MoertPattern<ExpertsLinearOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(ExpertsLinearOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(a.getWeight())
+        .value(a.getInput())
+        .value(a.getOutput())
+        .value(a.getRows())
+        .integer(op.getExperts())
+        .value(a.getCapacity())
+        .integer(op.getBlocks())
+        .integer(op.getN())
+        .integer(op.getK());
+    if (failed(checkedCall(rewriter, op, "moert_experts_linear", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct ActivationPattern : public MoertPattern<ActivationOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(ActivationOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .literal(activationName(op.getActivation()))
+        .value(a.getX())
+        .value(a.getOut())
+        .value(a.getCount());
+    if (failed(checkedCall(rewriter, op, "moert_activation", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+struct MultiplyPattern : public MoertPattern<MultiplyOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(MultiplyOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(a.getLhs())
+        .value(a.getRhs())
+        .value(a.getOut())
+        .value(a.getCount());
+    if (failed(checkedCall(rewriter, op, "moert_multiply", args)))
+      return failure();
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+/// &desc of a moert_packed_ffn_desc_t.
+Value packedFfnDesc(ConversionPatternRewriter &rewriter, Location loc,
+                    moe::Activation activation, int64_t hidden, int64_t ffn,
+                    Value gateUp, Value down) {
+  MLIRContext *context = rewriter.getContext();
+  Value desc = localStruct(rewriter, loc, "moert_packed_ffn_desc_t");
+  auto set = [&](StringRef member, StringRef type, std::string text) {
+    assignMember(rewriter, loc, desc, member,
+                 literal(rewriter, loc, opaque(context, type), text));
+  };
+  set("activation", "moert_activation_t", activationName(activation));
+  set("hidden", "int64_t", std::to_string(hidden));
+  set("ffn", "int64_t", std::to_string(ffn));
+  assignMember(rewriter, loc, desc, "w_gate_up", gateUp);
+  assignMember(rewriter, loc, desc, "w_down", down);
+  return addressOf(rewriter, loc, desc);
+}
+
+struct FusedExpertsPattern : public MoertPattern<FusedExpertsOp> {
+  using MoertPattern::MoertPattern;
+  LogicalResult
+  matchAndRewrite(FusedExpertsOp op, OpAdaptor a,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    CallArgs args(op.getContext());
+    args.value(a.getCtx())
+        .value(packedFfnDesc(rewriter, loc, op.getActivation(), op.getHidden(),
+                             op.getFfn(), a.getGateUp(), a.getDown()))
+        .value(a.getInput())
+        .value(a.getOutput())
+        .value(a.getRows())
+        .integer(op.getExperts())
+        .value(a.getCapacity())
+        .integer(op.getBlocks());
+    if (a.getSharedInput())
+      args.value(packedFfnDesc(rewriter, loc, op.getActivation(),
+                               op.getHidden(), op.getSharedFfn(),
+                               a.getSharedGateUp(), a.getSharedDown()))
+          .value(a.getSharedInput())
+          .value(a.getSharedOutput())
+          .value(a.getTokens());
+    else
+      args.literal("nullptr").absent().absent().integer(0);
+    if (failed(checkedCall(rewriter, op, "moert_fused_experts", args)))
       return failure();
     rewriter.eraseOp(op);
     return success();
@@ -929,6 +1041,9 @@ struct LoadWeightPattern : public MoertPattern<LoadWeightOp> {
         emitc::AssignOp::create(rewriter, loc, element, shifted(bound, offset));
       }
     }
+    if (op.getDstExpertStride() != 0)
+      assignMember(rewriter, loc, req, "dst_expert_stride",
+                   i64Literal(rewriter, loc, op.getDstExpertStride()));
     CallArgs args(context);
     args.value(a.getCtx())
         .value(a.getWeights())
@@ -1094,15 +1209,16 @@ void mlir::moert::populateMoertToEmitCTypeConversions(
 void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
                                                RewritePatternSet &patterns) {
   MLIRContext *context = patterns.getContext();
-  patterns
-      .add<EntryPattern, ReturnPattern, ViewPattern, RankPattern, LayerPattern,
-           RecordDropsPattern, RouterPattern, GatePattern, GateScoresPattern,
-           GateSelectPattern, GateSlotsPattern, GateNormalizePattern,
-           DispatchPattern, CombinePattern, ExpertsPattern, DenseFfnPattern,
-           ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
-           AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
-           AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(converter,
-                                                                     context);
+  patterns.add<EntryPattern, ReturnPattern, ViewPattern, RankPattern,
+               LayerPattern, RecordDropsPattern, RouterPattern, GatePattern,
+               GateScoresPattern, GateSelectPattern, GateSlotsPattern,
+               GateNormalizePattern, DispatchPattern, CombinePattern,
+               ExpertsPattern, ExpertsLinearPattern, ActivationPattern,
+               MultiplyPattern, FusedExpertsPattern, DenseFfnPattern,
+               ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
+               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
+               AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(
+      converter, context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,
                                                   "moert_all_gather");
   patterns.add<GatherScatterPattern<ReduceScatterOp>>(converter, context,

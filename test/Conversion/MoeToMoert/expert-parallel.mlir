@@ -1,4 +1,5 @@
 // RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" --canonicalize --cse | FileCheck %s
+// RUN: moe-opt %s --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" --canonicalize --cse | FileCheck %s --check-prefix=FUSED
 
 // EP 4 over 8 experts: every rank loads experts [2r, 2r + 2) (the expert
 // offset is rank / 1 % 4 * 2 at run time), syncs the capacity with MAX over
@@ -19,11 +20,25 @@
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[RECV:.*]] experts_local 2 capacity %[[C]] hidden 64 : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[ROWS:.*]] experts_local 2 capacity %{{.*}} hidden 1 : !moert.view<i32, 8> -> !moert.view<i32, 8>
 // CHECK: %[[GC:.*]] = arith.muli %[[C]], %{{.*}} : i64
-// CHECK: moert.experts %{{.*}}, silu %[[RECV]] {{.*}} rows %[[ROWS]] : !moert.view<i32, 8> capacity %[[GC]] experts 2 blocks 4
+// CHECK: moert.experts_linear %{{.*}}, %{{.*}} : !moert.view<f32, 16384> in %[[RECV]] : !moert.view<f32, 8192> -> %[[H:[^ ]*]] : !moert.view<f32, 16384> rows %[[ROWS]] : !moert.view<i32, 8> capacity %[[GC]] experts 2 blocks 4 n 128 k 64
+// CHECK: moert.experts_linear {{.*}} in %[[RECV]] {{.*}} n 128 k 64
+// CHECK: moert.activation %{{.*}}, silu %[[H]] -> %[[H]]
+// CHECK: moert.multiply %{{.*}}, %[[H]], %{{.*}} -> %[[H]]
+// CHECK: moert.experts_linear {{.*}} in %[[H]] {{.*}} rows %[[ROWS]] : !moert.view<i32, 8> capacity %[[GC]] experts 2 blocks 4 n 64 k 128
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
 // CHECK: moert.combine {{.*}} capacity %[[C]]
 // CHECK: moert.add
 // CHECK: moert.group_destroy %[[G]]
+// Fused, w1 and w3 of the rank's experts load into one packed [2, 256, 64]
+// buffer at the same run-time expert offset (w3 at 128 * 64, experts
+// 256 * 64 apart) and the FFN is one moert.fused_experts over the blocks.
+// FUSED-LABEL: func.func @ep_init(
+// FUSED: %[[OFF:.*]] = arith.muli %{{.*}}, %{{.*}} : i64
+// FUSED: moert.load_weight {{.*}} "l0.experts.{e}.w1" experts [0, 2) + %[[OFF]] shape [128, 64] begin [0, 0] end [128, 64] + (%{{.*}}, %{{.*}}) -> %{{.*}} stride 16384 : !moert.view<f32, 32768>
+// FUSED: moert.load_weight {{.*}} "l0.experts.{e}.w3" experts [0, 2) + %[[OFF]] shape [128, 64] begin [0, 0] end [128, 64] + (%{{.*}}, %{{.*}}) -> %{{.*}} stride 16384 : !moert.view<f32, 24576>
+// FUSED-LABEL: func.func @ep_step(
+// FUSED-NOT: moert.experts_linear
+// FUSED: moert.fused_experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate_up %{{.*}} : !moert.view<f32, 32768> down %{{.*}} : !moert.view<f32, 16384> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %{{.*}} experts 2 blocks 4 hidden 64 ffn 128{{$}}
 module {
 func.func @ep(%x: tensor<?x64xf32>,
     %wg: tensor<8x64xf32> {moe.shard = #moe.shard<[none, none]>, moe.weight = "l0.gate"},

@@ -3,13 +3,29 @@
 
 // The fused combine of a yielded Qwen-style epilogue writes the layer input
 // in place (addend = out = x): no moert.combine, moert.shared_add or
-// moert.add remains.
+// moert.add remains. The experts fuse on a gate_up weight packed at load
+// (w1 then w3 rows of each expert, experts 2 * 128 * 64 elements apart), and
+// the gated shared expert folds into the same call, its gate and up packed
+// into one [64, 64] tensor (su right after sg), its output feeding the
+// combine's shared operand.
+// CHECK-LABEL: func.func @qwen_init(
+// CHECK-SAME: %[[STATE:[^:]*]]: !moert.buffer<883392>)
+// CHECK: %[[GU:.*]] = moert.view %[[STATE]][512] : !moert.buffer<883392> -> !moert.view<f32, 131072>
+// CHECK: moert.load_weight %{{.*}}, %{{.*}} "e.{e}.w1" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %[[GU]] stride 16384 : !moert.view<f32, 131072>
+// CHECK: %[[UP:.*]] = moert.view %[[STATE]][8704] : !moert.buffer<883392> -> !moert.view<f32, 122880>
+// CHECK: moert.load_weight %{{.*}}, %{{.*}} "e.{e}.w3" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %[[UP]] stride 16384 : !moert.view<f32, 122880>
+// CHECK: %[[SG:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<883392> -> !moert.view<f32, 4096>
+// CHECK: moert.load_weight %{{.*}}, %{{.*}} "sg" shape [32, 64] begin [0, 0] end [0, 0] -> %[[SG]] : !moert.view<f32, 4096>
+// CHECK: %[[SU:.*]] = moert.view %[[STATE]][199168] : !moert.buffer<883392> -> !moert.view<f32, 2048>
+// CHECK: moert.load_weight %{{.*}}, %{{.*}} "su" shape [32, 64] begin [0, 0] end [0, 0] -> %[[SU]] : !moert.view<f32, 2048>
 // CHECK-LABEL: func.func @qwen_step(
 // CHECK-SAME: %[[X:[^:]*]]: !moert.view<f32, 1024>)
-// CHECK: moert.dense_ffn
+// CHECK-NOT: moert.dense_ffn
+// CHECK-NOT: moert.experts
+// CHECK: moert.fused_experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate_up %{{.*}} : !moert.view<f32, 131072> down %{{.*}} : !moert.view<f32, 65536> -> %[[Y:[^ ]*]] : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %{{.*}} experts 8 blocks 1 hidden 64 ffn 128 shared(%[[X]] : !moert.view<f32, 1024> gate_up %{{.*}} : !moert.view<f32, 4096> down %{{.*}} : !moert.view<f32, 2048> -> %[[SH:[^ ]*]] : !moert.view<f32, 1024> tokens %{{.*}} ffn 32)
 // CHECK-NOT: moert.combine
 // CHECK-NOT: moert.shared_add
-// CHECK: moert.fused_combine %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} shared(%{{.*}} : !moert.view<f32, 1024> gate %{{.*}} : !moert.view<f32, 64>) x(%[[X]] : !moert.view<f32, 1024>) addend(%[[X]] : !moert.view<f32, 1024>) -> %[[X]] tokens %{{.*}} capacity %{{.*}} hidden 64 top_k 2 experts 8
+// CHECK: moert.fused_combine %{{.*}}, %[[Y]], %{{.*}}, %{{.*}}, %{{.*}} shared(%[[SH]] : !moert.view<f32, 1024> gate %{{.*}} : !moert.view<f32, 64>) x(%[[X]] : !moert.view<f32, 1024>) addend(%[[X]] : !moert.view<f32, 1024>) -> %[[X]] tokens %{{.*}} capacity %{{.*}} hidden 64 top_k 2 experts 8
 // CHECK-NOT: moert.add
 // CHECK: }
 // CHECK-NEXT: return

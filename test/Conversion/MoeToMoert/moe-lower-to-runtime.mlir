@@ -5,36 +5,47 @@
 // model becomes an init entry that loads the weights into the rank's state
 // buffer once, and a step entry that runs the layer on the arena behind the
 // weights (byte 788480 on). The logits die at the gate, so the dispatch
-// buffer reuses their bytes; the gate's counts stay live until moert.experts
-// reads them as row counts.
-// CHECK: buffer plan @mixtral_step: tokens 16, activation arena 65984 bytes per rank (peak), weights 788480 bytes per rank
+// buffer reuses their bytes; the gate's counts stay live until the expert
+// stages read them as row counts. Unfused, the gated FFN runs as stage
+// calls through two fp32 [8, 16, 128] intermediates (65536 bytes each),
+// planned in the arena for the experts op alone (the logits' old bytes).
+// CHECK: buffer plan @mixtral_step: tokens 16, activation arena 197056 bytes per rank (peak), weights 788480 bytes per rank
 // CHECK: module attributes {moert.max_tokens = 16 : i64}
 // CHECK-LABEL: func.func @mixtral_init(
-// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[W:.*]]: !moert.weights, %[[STATE:.*]]: !moert.buffer<854464>)
+// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[W:.*]]: !moert.weights, %[[STATE:.*]]: !moert.buffer<985536>)
 // CHECK-SAME: moert.entry = "init"
-// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<854464> -> !moert.view<f32, 512>
+// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<985536> -> !moert.view<f32, 512>
 // CHECK: moert.load_weight %[[CTX]], %[[W]] "model.layers.0.block_sparse_moe.gate.weight" shape [8, 64] begin [0, 0] end [0, 0] -> %[[WG]]
 // CHECK: %[[W1:.*]] = moert.view %[[STATE]][512]
 // CHECK: moert.load_weight %[[CTX]], %[[W]] "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %[[W1]] : !moert.view<f32, 65536>
 // CHECK-NOT: moert.rank
 // CHECK: return
 // CHECK-LABEL: func.func @mixtral_step(
-// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[STATE:.*]]: !moert.buffer<854464>, %[[STATS:.*]]: !moert.stats, %[[S:.*]]: i64, %[[X:.*]]: !moert.view<f32, 1024>)
-// CHECK-SAME: moert.entry = "step", moert.peak_bytes = 65984 : i64, moert.weight_bytes = 788480 : i64
+// CHECK-SAME: %[[CTX:.*]]: !moert.context, %[[STATE:.*]]: !moert.buffer<985536>, %[[STATS:.*]]: !moert.stats, %[[S:.*]]: i64, %[[X:.*]]: !moert.view<f32, 1024>)
+// CHECK-SAME: moert.entry = "step", moert.peak_bytes = 197056 : i64, moert.weight_bytes = 788480 : i64
 // CHECK-NOT: moert.alloc
-// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<854464> -> !moert.view<f32, 512>
+// CHECK: %[[WG:.*]] = moert.view %[[STATE]][0] : !moert.buffer<985536> -> !moert.view<f32, 512>
+// CHECK: %[[STEP_W1:.*]] = moert.view %[[STATE]][512] : !moert.buffer<985536> -> !moert.view<f32, 65536>
 // CHECK: moert.layer %[[STATS]] index 0 {
-// CHECK: %[[LOGITS:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 128>
+// CHECK: %[[LOGITS:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<985536> -> !moert.view<f32, 128>
 // CHECK: moert.router %[[CTX]], %[[X]], %[[WG]] -> %[[LOGITS]] tokens %[[S]] hidden 64 experts 8
-// CHECK: %[[COUNTS:.*]] = moert.view %[[STATE]][213600] : !moert.buffer<854464> -> !moert.view<i32, 8>
+// CHECK: %[[COUNTS:.*]] = moert.view %[[STATE]][246368] : !moert.buffer<985536> -> !moert.view<i32, 8>
 // CHECK: %[[CAP:.*]] = moert.gate_slots %[[CTX]], %{{.*}}, %{{.*}} -> %{{.*}}, %[[COUNTS]] tokens %[[S]] experts 8 <scoring = softmax, top_k = 2, normalize = selected>
 // CHECK: moert.gate_normalize %[[CTX]]
 // CHECK: moert.record_drops %[[CTX]], %[[STATS]] layer 0 counts %[[COUNTS]] tokens %[[S]] top_k 2 experts 8
-// CHECK: %[[BUF:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 8192>
+// CHECK: %[[BUF:.*]] = moert.view %[[STATE]][229888] : !moert.buffer<985536> -> !moert.view<f32, 8192>
 // CHECK: moert.dispatch %[[CTX]], %[[X]], {{.*}} -> %[[BUF]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
-// CHECK: %[[OUT:.*]] = moert.view %[[STATE]][205312] : !moert.buffer<854464> -> !moert.view<f32, 8192>
-// CHECK: moert.experts %[[CTX]], silu %[[BUF]] : {{.*}} -> %[[OUT]] : !moert.view<f32, 8192> rows %[[COUNTS]] : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128
-// CHECK: %[[Y:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<854464> -> !moert.view<f32, 1024>
+// CHECK: %[[OUT:.*]] = moert.view %[[STATE]][238080] : !moert.buffer<985536> -> !moert.view<f32, 8192>
+// CHECK: %[[H:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<985536> -> !moert.view<f32, 16384>
+// CHECK: %[[U:.*]] = moert.view %[[STATE]][213504] : !moert.buffer<985536> -> !moert.view<f32, 16384>
+// CHECK: moert.experts_linear %[[CTX]], %[[STEP_W1]] : !moert.view<f32, 65536> in %[[BUF]] : !moert.view<f32, 8192> -> %[[H]] : !moert.view<f32, 16384> rows %[[COUNTS]] : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 128 k 64
+// CHECK: moert.experts_linear %[[CTX]], %[[W3:.*]] : !moert.view<f32, 65536> in %[[BUF]] : !moert.view<f32, 8192> -> %[[U]] : {{.*}} n 128 k 64
+// CHECK: %[[EF:.*]] = arith.constant 1024 : i64
+// CHECK: %[[COUNT:.*]] = arith.muli %[[CAP]], %[[EF]] : i64
+// CHECK: moert.activation %[[CTX]], silu %[[H]] -> %[[H]] count %[[COUNT]]
+// CHECK: moert.multiply %[[CTX]], %[[H]], %[[U]] -> %[[H]] count %[[COUNT]]
+// CHECK: moert.experts_linear %[[CTX]], %{{.*}} : !moert.view<f32, 65536> in %[[H]] : !moert.view<f32, 16384> -> %[[OUT]] : !moert.view<f32, 8192> rows %[[COUNTS]] : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 64 k 128
+// CHECK: %[[Y:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<985536> -> !moert.view<f32, 1024>
 // CHECK: moert.combine %[[CTX]], %[[OUT]], {{.*}} -> %[[Y]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
 // CHECK: moert.add %[[CTX]], %[[X]], %[[Y]] -> %[[X]] tokens %[[S]] hidden 64
 // CHECK-NEXT: }

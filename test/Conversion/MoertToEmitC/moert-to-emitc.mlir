@@ -1,4 +1,5 @@
 // RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" --moert-to-emitc | FileCheck %s
+// RUN: moe-opt %s --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" --moert-to-emitc | FileCheck %s --check-prefix=FUSED
 
 // The entries become exported emitc functions with a trailing `where`
 // argument; every runtime call is followed by its status check naming the
@@ -21,13 +22,31 @@
 // CHECK: {{(emitc.)?}}call_opaque "moert_gate_slots"
 // CHECK: {{(emitc.)?}}call_opaque "moert_gate_normalize"
 // CHECK: {{(emitc.)?}}call_opaque "moert_model_record_drops"
-// CHECK: {{(emitc.)?}}call_opaque "moert_experts"
+// CHECK: {{(emitc.)?}}call_opaque "moert_experts_linear"({{.*}}) {args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 8, 5 : index, 1, 128, 64]}
+// CHECK: {{(emitc.)?}}call_opaque "moert_experts_linear"
+// CHECK: {{(emitc.)?}}call_opaque "moert_activation"({{.*}}) {args = [0 : index, #emitc.opaque<"MOERT_ACT_SILU">, 1 : index, 2 : index, 3 : index]}
+// CHECK: {{(emitc.)?}}call_opaque "moert_multiply"
+// CHECK: {{(emitc.)?}}call_opaque "moert_experts_linear"({{.*}}) {args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 8, 5 : index, 1, 64, 128]}
 // CHECK: {{(emitc.)?}}call_opaque "moert_add"
 // CHECK: {{(emitc.)?}}call_opaque "moert_model_record_time"(%{{.*}}, %[[T0]]) {args = [0 : index, 0, 1 : index]}
 // CHECK: {{(emitc.)?}}return
 // CHECK: emitc.global static const @moe_model_info_data : !emitc.opaque<"moert_model_info_t"> = #emitc.opaque<"{\22model\22, 1, 1, 16, 64, MOERT_F32, 1,
 // CHECK-LABEL: emitc.func @moe_model_info()
 // CHECK-NOT: moert.
+// Fused: w1 and w3 load packed (dst_expert_stride 2 * 128 * 64) and the FFN
+// is one moert_fused_experts call on a moert_packed_ffn_desc_t, with no
+// shared expert (null descriptor, absent views, 0 tokens).
+// FUSED-LABEL: emitc.func @moe_model_init(
+// FUSED: {{(emitc.)?}}call_opaque "moert_weight_request_init"({{.*}}) {args = [0 : index, #emitc.opaque<"\22l0.experts.{e}.w1.weight\22">
+// FUSED: %[[STRIDE:.*]] = {{(emitc.)?}}literal "16384" : i64
+// FUSED: %[[MEMBER:.*]] = "emitc.member"(%{{.*}}) <{member = "dst_expert_stride"}>
+// FUSED: {{(emitc.)?}}assign %[[STRIDE]] : i64 to %[[MEMBER]]
+// FUSED: {{(emitc.)?}}call_opaque "moert_weights_load"
+// FUSED-LABEL: emitc.func @moe_model_step(
+// FUSED: "emitc.member"(%[[DESC:.*]]) <{member = "w_gate_up"}> : (!emitc.lvalue<!emitc.opaque<"moert_packed_ffn_desc_t">>)
+// FUSED: %[[PDESC:.*]] = {{(emitc.)?}}address_of %[[DESC]] : !emitc.lvalue<!emitc.opaque<"moert_packed_ffn_desc_t">>
+// FUSED: {{(emitc.)?}}call_opaque "moert_fused_experts"(%{{.*}}, %[[PDESC]], {{.*}}) {args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 8, 5 : index, 1, #emitc.opaque<"nullptr">, #emitc.opaque<"moert_absent_view()">, #emitc.opaque<"moert_absent_view()">, 0]}
+// FUSED-NOT: "moert_experts
 module {
 func.func @model(%x: tensor<?x64xf32>,
     %wg: tensor<8x64xf32> {moe.weight = "l0.gate.weight"},

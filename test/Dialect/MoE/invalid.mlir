@@ -658,3 +658,27 @@ func.func @f(%l: tensor<?x8xf32>) {
   %i, %w, %s, %c, %cap = moe.fused_gate %l <scoring = softmax, top_k = 9> : tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%buf: tensor<8x?x64xf32>, %gu: tensor<8x128x64xf32>, %wd: tensor<8x64x128xf32>) {
+  // expected-error @below {{gate_up weight must have shape [8, 256, 64], got [8, 128, 64]}}
+  %y = moe.fused_experts silu %buf gate_up %gu down %wd : (tensor<8x?x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>) -> tensor<8x?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x64xf32>, %wd: tensor<8x64x128xf32>, %sgu: tensor<64x64xf32>, %sd: tensor<64x48xf32>) {
+  // expected-error @below {{shared gate_up weight must have shape [96, 64], got [64, 64]}}
+  %y, %s = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>, tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x48xf32>) -> (tensor<8x?x64xf32>, tensor<?x64xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x64xf32>, %wd: tensor<8x64x128xf32>, %sgu: tensor<64x64xf32>, %sd: tensor<64x32xf32>) {
+  // expected-error @below {{a shared expert needs both its operands and its result}}
+  %y = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>, tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x32xf32>) -> tensor<8x?x64xf32>
+  return
+}

@@ -154,4 +154,12 @@ module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_byt
     %b = moe.all_to_all from_experts flat %r groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<4x?x64xf32> -> tensor<8x?x64xf32>
     return %b, %c : tensor<8x?x64xf32>, index
   }
+  // CHECK-LABEL: func.func @fused_experts
+  func.func @fused_experts(%buf: tensor<8x?x64xbf16>, %x: tensor<?x64xbf16>, %gu: tensor<8x256x64xbf16>, %wd: tensor<8x64x128xbf16>, %sgu: tensor<64x64xbf16>, %sd: tensor<64x32xbf16>) -> (tensor<8x?x64xbf16>, tensor<8x?x64xbf16>, tensor<?x64xbf16>) {
+    // CHECK: moe.fused_experts silu %{{.*}} gate_up %{{.*}} down %{{.*}} : (tensor<8x?x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) -> tensor<8x?x64xbf16>
+    %a = moe.fused_experts silu %buf gate_up %gu down %wd : (tensor<8x?x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) -> tensor<8x?x64xbf16>
+    // CHECK: moe.fused_experts silu %{{.*}} gate_up %{{.*}} down %{{.*}} shared(%{{.*}} gate_up %{{.*}} down %{{.*}}) : (tensor<8x?x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>, tensor<?x64xbf16>, tensor<64x64xbf16>, tensor<64x32xbf16>) -> (tensor<8x?x64xbf16>, tensor<?x64xbf16>)
+    %b, %sh = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>, tensor<?x64xbf16>, tensor<64x64xbf16>, tensor<64x32xbf16>) -> (tensor<8x?x64xbf16>, tensor<?x64xbf16>)
+    return %a, %b, %sh : tensor<8x?x64xbf16>, tensor<8x?x64xbf16>, tensor<?x64xbf16>
+  }
 }

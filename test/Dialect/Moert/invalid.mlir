@@ -439,3 +439,59 @@ func.func @f(%ctx: !moert.context, %cap: i64, %send: !moert.view<f32, 8192>, %re
   moert.all_to_all %ctx, %g to_experts flat %send -> %recv experts_local 4 capacity %cap hidden 64 {slices = 0 : i64} : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 16383>) {
+  // expected-error @below {{destination must hold at least 16384 elements, got 16383}}
+  moert.load_weight %ctx, %w "l.experts.{e}.up" experts [0, 2) shape [64, 64] begin [0, 0] end [0, 0] -> %d stride 12288 : !moert.view<f32, 16383>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 16384>) {
+  // expected-error @below {{stride 4000 is smaller than one expert's box of 4096 elements}}
+  moert.load_weight %ctx, %w "l.experts.{e}.up" experts [0, 2) shape [64, 64] begin [0, 0] end [0, 0] -> %d stride 4000 : !moert.view<f32, 16384>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 65536>, %h: !moert.view<f32, 8192>) {
+  // expected-error @below {{output holds 8 rows per expert, fewer than the input's 16}}
+  moert.experts_linear %ctx, %w : !moert.view<f32, 65536> in %b : !moert.view<f32, 8192> -> %h : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 n 128 k 64
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %a: !moert.view<f32, 1024>, %b: !moert.view<f32, 512>) {
+  // expected-error @below {{out must hold at least 1024 elements, got 512}}
+  moert.multiply %ctx, %a, %a -> %b count %n : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 512>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %a: !moert.view<i32, 1024>) {
+  // expected-error @below {{out must be a f32, f16 or bf16 view}}
+  moert.activation %ctx, silu %a -> %a count %n : !moert.view<i32, 1024> -> !moert.view<i32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 65536>) {
+  // expected-error @below {{gate_up weight must hold at least 131072 elements, got 65536}}
+  moert.fused_experts %ctx, silu %b : !moert.view<f32, 8192> gate_up %w : !moert.view<f32, 65536> down %w : !moert.view<f32, 65536> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %s: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 131072>, %x: !moert.view<f32, 1024>) {
+  // expected-error @below {{shared output must not alias the shared input}}
+  moert.fused_experts %ctx, silu %b : !moert.view<f32, 8192> gate_up %w : !moert.view<f32, 131072> down %w : !moert.view<f32, 131072> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %w : !moert.view<f32, 131072> down %w : !moert.view<f32, 131072> -> %x : !moert.view<f32, 1024> tokens %s ffn 64)
+  return
+}

@@ -31,6 +31,12 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %w1 : !moert.view<f32, 65536>
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w3.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %w3 : !moert.view<f32, 65536>
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w2.weight" experts [0, 8) shape [64, 128] begin [0, 0] end [0, 0] -> %w2 : !moert.view<f32, 65536>
+  // Gate and up packed into one [8, 2F, H] buffer at load.
+  // CHECK: moert.load_weight {{.*}} "model.layers.0.block_sparse_moe.experts.{e}.w3.weight" {{.*}} -> %{{.*}} stride 16384 : !moert.view<f32, 122880>
+  %packed = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 131072>
+  %packed_up = moert.view %buf[26624] : !moert.buffer<1048576> -> !moert.view<f32, 122880>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %packed stride 16384 : !moert.view<f32, 131072>
+  moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w3.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %packed_up stride 16384 : !moert.view<f32, 122880>
 
   // CHECK: moert.router %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
   moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
@@ -49,6 +55,27 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.dispatch %ctx, %x, %ids, %slots -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
   // CHECK: moert.experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate %{{.*}} : !moert.view<f32, 65536> up %{{.*}} : !moert.view<f32, 65536> down %{{.*}} : !moert.view<f32, 65536> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128
   moert.experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %w1 : !moert.view<f32, 65536> up %w3 : !moert.view<f32, 65536> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128
+  // The same gated FFN as stage calls on fp32 [E, C, F] intermediates.
+  %h = moert.view %buf[217088] : !moert.buffer<1048576> -> !moert.view<f32, 16384>
+  %u = moert.view %buf[233472] : !moert.buffer<1048576> -> !moert.view<f32, 16384>
+  %n = arith.constant 16384 : i64
+  // CHECK: moert.experts_linear %{{.*}}, %{{.*}} : !moert.view<f32, 65536> in %{{.*}} : !moert.view<f32, 8192> -> %[[H:.*]] : !moert.view<f32, 16384> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 128 k 64
+  moert.experts_linear %ctx, %w1 : !moert.view<f32, 65536> in %ebuf : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
+  moert.experts_linear %ctx, %w3 : !moert.view<f32, 65536> in %ebuf : !moert.view<f32, 8192> -> %u : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
+  // CHECK: moert.activation %{{.*}}, silu %[[H]] -> %[[H]] count %{{.*}} : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  moert.activation %ctx, silu %h -> %h count %n : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  // CHECK: moert.multiply %{{.*}}, %[[H]], %{{.*}} -> %[[H]] count %{{.*}} : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  moert.experts_linear %ctx, %w2 : !moert.view<f32, 65536> in %h : !moert.view<f32, 16384> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 64 k 128
+  // The fused form on packed [E, 2F, H] weights (w1 and w3 adjacent), with
+  // and without a folded shared expert (gate_up [2*64, 64], down [64, 64]).
+  %gate_up = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 131072>
+  // CHECK: moert.fused_experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate_up %{{.*}} : !moert.view<f32, 131072> down %{{.*}} : !moert.view<f32, 65536> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128{{$}}
+  moert.fused_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate_up %gate_up : !moert.view<f32, 131072> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128
+  // CHECK: moert.fused_experts {{.*}} ffn 128 shared(%{{.*}} : !moert.view<f32, 1024> gate_up %{{.*}} : !moert.view<f32, 8192> down %{{.*}} : !moert.view<f32, 4096> -> %{{.*}} : !moert.view<f32, 1024> tokens %{{.*}} ffn 64)
+  %sgu = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 8192>
+  %sd = moert.view %buf[26624] : !moert.buffer<1048576> -> !moert.view<f32, 4096>
+  moert.fused_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate_up %gate_up : !moert.view<f32, 131072> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %sgu : !moert.view<f32, 8192> down %sd : !moert.view<f32, 4096> -> %y : !moert.view<f32, 1024> tokens %s ffn 64)
   // CHECK: moert.combine {{.*}} addend %{{.*}} -> %{{.*}} tokens
   moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   // CHECK: moert.fused_combine {{.*}} shared(%{{.*}} : !moert.view<f32, 1024>) addend(%{{.*}} : !moert.view<f32, 1024>) -> %{{.*}} tokens %{{.*}} capacity %[[CAP]] hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>

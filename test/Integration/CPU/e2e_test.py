@@ -9,8 +9,10 @@ are random per seed and written here. Error: max |y - ref| / max |ref|;
 tolerance 1e-5 (f32), 2e-2 (bf16). moe-run's dropped choices must equal the
 reference's, and the whole run must include capacity drops and experts
 without tokens. Every case also runs with --fuse=false (no moe-fuse-kernels)
-on the same input, and the fused and unfused outputs must agree within the
-same tolerance. Exit 77 (ctest: skipped) without NumPy.
+on the same input, and the fused and unfused outputs must agree: within 1e-6
+in f32 (the same fp32 math; the packed gate/up GEMM and a shared expert
+folded into it may only sum in another order) and 2e-2 in bf16 (a rounding
+step apart on the way). Exit 77 (ctest: skipped) without NumPy.
 """
 
 import argparse
@@ -30,6 +32,7 @@ import moe_reference as ref  # noqa: E402
 from safetensors_file import write_safetensors  # noqa: E402
 
 TOL = {"float32": 1e-5, "bfloat16": 2e-2}
+FUSED_VS_UNFUSED_TOL = {"float32": 1e-6, "bfloat16": 2e-2}
 H, F, E = 64, 128, 8
 
 # Every reference gate of the current case: drops and empty experts are
@@ -245,9 +248,9 @@ TP_CASES = {"mixtral": True, "qwen2-moe": True, "prmoe-choice-major": False,
             "prmoe-dropless": True}
 
 
-def compare(name, seed, what, a, b, dtype):
+def compare(name, seed, what, a, b, dtype, tolerance=TOL):
     err = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-    same = err <= TOL[dtype]
+    same = err <= tolerance[dtype]
     print(f"{'ok  ' if same else 'FAIL'} {name:22s} seed {seed}: {what} max rel difference {err:.3e}")
     return same
 
@@ -328,7 +331,7 @@ def same_unfused(args, name, cfg, tweak, seed, ranks, fused):
         return False
     ok, unfused = run_case(args, name, cfg, tweak, seed, ranks=ranks, extra=("--fuse=false",), x_in=fused[0])
     return ok and compare(name, seed, f"fused vs unfused, ranks {ranks}", fused[1], unfused[1],
-                          cfg["torch_dtype"])
+                          cfg["torch_dtype"], FUSED_VS_UNFUSED_TOL)
 
 
 def main():
