@@ -322,6 +322,14 @@ struct ExpertRows {
   int64_t used(int64_t e, int64_t b) const {
     return rows ? rows[e * blocks + b] : blockRows;
   }
+  // The table of expert e alone (already checked).
+  ExpertRows expert(int64_t e) const {
+    ExpertRows one = *this;
+    one.experts = 1;
+    if (rows)
+      one.rows = rows + e * blocks;
+    return one;
+  }
   bool anyUsed(int64_t e) const {
     for (int64_t b = 0; b < blocks; ++b)
       if (used(e, b) > 0)
@@ -389,20 +397,26 @@ struct PackedFfn {
   }
 
   // out = FFN(in) over the rows `rows` selects (others of out set to 0):
-  // one grouped GEMM gives [gate | up] per row, act(gate) * up goes into an
-  // fp32 [rows, F] panel in one pass, one grouped GEMM gives down.
+  // per expert, one GEMM gives [gate | up] per row, act(gate) * up goes into
+  // an fp32 [rows, F] panel in one pass, one GEMM gives down. Expert by
+  // expert, so both panels stay the size of one expert's rows.
   void run(moert_context_t ctx, const ExpertRows &rows, const char *in,
            moert_dtype_t inType, char *out, moert_dtype_t outType) const {
-    int64_t total = rows.experts * rows.capacity;
-    float *gateUp = ctx->scratchFloats(slotHiddenA, total * 2 * ffn);
-    groupedLinear(ctx, rows, desc.w_gate_up, in, inType,
-                  reinterpret_cast<char *>(gateUp), MOERT_F32, 2 * ffn, hidden,
-                  "w_gate_up");
-    float *h = ctx->scratchFloats(slotHiddenB, total * ffn);
+    float *gateUp = ctx->scratchFloats(slotHiddenA, rows.capacity * 2 * ffn);
+    float *h = ctx->scratchFloats(slotHiddenB, rows.capacity * ffn);
+    size_t inRows = rows.capacity * hidden * moert_dtype_size(inType);
+    size_t outRows = rows.capacity * hidden * moert_dtype_size(outType);
     for (int64_t e = 0; e < rows.experts; ++e) {
+      ExpertRows one = rows.expert(e);
+      moert_view_t wGateUp = desc.w_gate_up, wDown = desc.w_down;
+      wGateUp.offset += e * 2 * ffn * hidden;
+      wDown.offset += e * hidden * ffn;
+      groupedLinear(ctx, one, wGateUp, in + e * inRows, inType,
+                    reinterpret_cast<char *>(gateUp), MOERT_F32, 2 * ffn,
+                    hidden, "w_gate_up");
       for (int64_t b = 0; b < rows.blocks; ++b) {
-        int64_t first = e * rows.capacity + b * rows.blockRows;
-        for (int64_t r = first; r < first + rows.used(e, b); ++r) {
+        int64_t first = b * rows.blockRows;
+        for (int64_t r = first; r < first + one.used(0, b); ++r) {
           const float *gate = gateUp + r * 2 * ffn;
           float *product = h + r * ffn;
           std::copy_n(gate, ffn, product);
@@ -410,9 +424,10 @@ struct PackedFfn {
           multiplyInPlace(product, gate + ffn, ffn);
         }
       }
+      groupedLinear(ctx, one, wDown, reinterpret_cast<const char *>(h),
+                    MOERT_F32, out + e * outRows, outType, hidden, ffn,
+                    "w_down");
     }
-    groupedLinear(ctx, rows, desc.w_down, reinterpret_cast<const char *>(h),
-                  MOERT_F32, out, outType, hidden, ffn, "w_down");
   }
 };
 
