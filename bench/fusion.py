@@ -7,7 +7,8 @@
    4096 tokens, the kernel launches and the bytes they read and write (whole
    views at the token bound, weights included). Layers with the same numbers
    share a row ("first..last (count)"). Then the same per fusion pattern:
-   the runtime calls each pattern replaces, summed over the model.
+   the runtime calls each pattern replaces, summed over the model (gate;
+   combine + epilogue; the expert FFN, and with shared experts folded).
 2. CPU backend time of one step (moe-run, best of --runs) of small models of
    each family (hidden 256, 8 experts, 2 layers, random weights), fused
    versus unfused, at the same token counts.
@@ -103,12 +104,21 @@ def count_table(build, per_layer):
 
 
 # The runtime calls each fusion replaces, fused or not; moert.add stays in
-# both groups since dense layers keep theirs.
+# both groups since dense layers keep theirs. "experts" is the expert FFN:
+# one moert.fused_experts against the gated stages (plain FFN experts stay
+# moert.experts in both); a shared expert folded into moert.fused_experts
+# counts there, so "experts+shared" adds moert.dense_ffn (which dense
+# layers, PR-MoE MLPs and tensor-parallel shared experts keep in both) for
+# the like-for-like comparison.
+EXPERTS = ("moert.fused_experts", "moert.experts", "moert.experts_linear", "moert.activation",
+           "moert.multiply")
 PATTERNS = {
     "gate": ("moert.gate", "moert.gate_scores", "moert.gate_select", "moert.gate_slots",
              "moert.gate_normalize"),
     "combine+epilogue": ("moert.fused_combine", "moert.combine", "moert.residual_mix",
                          "moert.shared_add", "moert.add"),
+    "experts": EXPERTS,
+    "experts+shared": EXPERTS + ("moert.dense_ffn",),
 }
 
 
