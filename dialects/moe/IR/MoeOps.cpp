@@ -528,8 +528,10 @@ LogicalResult FusedExpertsOp::verify() {
                                    getInput())))
     return failure();
   bool shared = static_cast<bool>(getSharedInput());
-  if (shared != static_cast<bool>(getSharedResult()))
-    return emitOpError() << "a shared expert needs both its operands and its "
+  if (shared != static_cast<bool>(getSharedGateUp()) ||
+      shared != static_cast<bool>(getSharedDownWeight()) ||
+      shared != static_cast<bool>(getSharedResult()))
+    return emitOpError() << "a shared expert needs all its operands and its "
                             "result";
   if (!shared)
     return success();

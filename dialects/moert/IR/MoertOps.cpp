@@ -405,7 +405,14 @@ LogicalResult FusedExpertsOp::verify() {
       failed(expectCount(op, "gate_up weight", getGateUp(), e * 2 * f * h)) ||
       failed(expectCount(op, "down weight", getDown(), e * h * f)))
     return failure();
-  if (!getSharedInput())
+  bool shared = static_cast<bool>(getSharedInput());
+  if (shared != static_cast<bool>(getSharedGateUp()) ||
+      shared != static_cast<bool>(getSharedDown()) ||
+      shared != static_cast<bool>(getSharedOutput()) ||
+      shared != static_cast<bool>(getTokens()))
+    return emitOpError() << "a shared expert needs its input, gate_up, down, "
+                            "output and tokens";
+  if (!shared)
     return getSharedFfn() == 0
                ? success()
                : emitOpError() << "has a shared ffn width but no shared expert";

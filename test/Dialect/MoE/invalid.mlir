@@ -678,7 +678,7 @@ func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x6
 // -----
 
 func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x64xf32>, %wd: tensor<8x64x128xf32>, %sgu: tensor<64x64xf32>, %sd: tensor<64x32xf32>) {
-  // expected-error @below {{a shared expert needs both its operands and its result}}
+  // expected-error @below {{a shared expert needs all its operands and its result}}
   %y = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>, tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x32xf32>) -> tensor<8x?x64xf32>
   return
 }

@@ -495,3 +495,11 @@ func.func @f(%ctx: !moert.context, %c: i64, %s: i64, %b: !moert.view<f32, 8192>,
   moert.fused_experts %ctx, silu %b : !moert.view<f32, 8192> gate_up %w : !moert.view<f32, 131072> down %w : !moert.view<f32, 131072> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %w : !moert.view<f32, 131072> down %w : !moert.view<f32, 131072> -> %x : !moert.view<f32, 1024> tokens %s ffn 64)
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 131072>, %x: !moert.view<f32, 1024>) {
+  // expected-error @below {{a shared expert needs its input, gate_up, down, output and tokens}}
+  "moert.fused_experts"(%ctx, %b, %w, %w, %b, %c, %x) <{activation = 0 : i32, blocks = 1 : i64, experts = 8 : i64, ffn = 128 : i64, hidden = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0>}> : (!moert.context, !moert.view<f32, 8192>, !moert.view<f32, 131072>, !moert.view<f32, 131072>, !moert.view<f32, 8192>, i64, !moert.view<f32, 1024>) -> ()
+  return
+}
