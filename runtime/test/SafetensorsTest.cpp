@@ -137,6 +137,60 @@ TEST(Safetensors, LoadsAnExpertRangeAndAnFSlice) {
   EXPECT_EQ(got, (Floats{304, 304, 306, 308}));
 }
 
+TEST(Safetensors, ExpertStrideInterleavesGateAndUp) {
+  // Two experts' gate and up [F=2, H=3] packed into [E, 2F, H]: gate at
+  // offset 0, up at offset F*H, both with dst_expert_stride 2F*H.
+  std::string path = tempPath("packed.safetensors");
+  SafetensorsWriter writer;
+  for (int e = 0; e < 2; ++e) {
+    Floats gate = iota(6, 100.0f * e), up = iota(6, 100.0f * e + 50.0f);
+    writer.add("experts." + std::to_string(e) + ".gate.weight", MOERT_F32,
+               {2, 3}, gate.data());
+    writer.add("experts." + std::to_string(e) + ".up.weight", MOERT_F32,
+               {2, 3}, up.data());
+  }
+  writer.write(path);
+  moert_weights_t file = nullptr;
+  ASSERT_EQ(moert_weights_open(path.c_str(), &file), MOERT_OK);
+  Floats got;
+  onOneRank([&](moert_context_t ctx) {
+    Buffer packed(ctx, 24 * sizeof(float));
+    check(moert_buffer_fill(ctx, packed.view(MOERT_F32), 24, -1.0));
+    for (const char *proj : {"gate", "up"}) {
+      std::string key = std::string("experts.{e}.") + proj + ".weight";
+      moert_weight_request_t req = request(key.c_str(), {2, 3});
+      req.expert_begin = 0;
+      req.expert_end = 2;
+      req.dst_expert_stride = 12;
+      moert_view_t dst = packed.view(MOERT_F32);
+      dst.offset = std::string(proj) == "up" ? 6 : 0;
+      check(moert_weights_load(ctx, file, &req, dst));
+    }
+    got = packed.download<float>(MOERT_F32, 24);
+    // A stride below one expert's box would overlap experts.
+    moert_weight_request_t tight = request("experts.{e}.gate.weight", {2, 3});
+    tight.expert_end = 2;
+    tight.dst_expert_stride = 5;
+    EXPECT_MOERT_ERROR(
+        moert_weights_load(ctx, file, &tight, packed.view(MOERT_F32)),
+        MOERT_INVALID_ARGUMENT, "dst_expert_stride 5");
+    // The last expert's box must fit: 2 experts at stride 12 need 18.
+    tight.dst_expert_stride = 12;
+    moert_view_t late = packed.view(MOERT_F32);
+    late.offset = 7;
+    EXPECT_MOERT_ERROR(moert_weights_load(ctx, file, &tight, late),
+                       MOERT_INVALID_ARGUMENT, "runs past its buffer");
+  });
+  moert_weights_close(file);
+  Floats want;
+  for (int e = 0; e < 2; ++e) {
+    Floats gate = iota(6, 100.0f * e), up = iota(6, 100.0f * e + 50.0f);
+    want.insert(want.end(), gate.begin(), gate.end());
+    want.insert(want.end(), up.begin(), up.end());
+  }
+  EXPECT_EQ(got, want);
+}
+
 TEST(Safetensors, MissingKeyNamesFileAndKey) {
   std::string path = tempPath("missing.safetensors");
   SafetensorsWriter writer;
