@@ -608,6 +608,60 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
   });
 }
 
+moert_status_t moert_fused_experts(moert_context_t ctx,
+                                   const moert_packed_ffn_desc_t *ffn,
+                                   moert_view_t in, moert_view_t out,
+                                   moert_view_t rows, int64_t experts,
+                                   int64_t capacity, int64_t blocks,
+                                   const moert_packed_ffn_desc_t *shared,
+                                   moert_view_t sharedX,
+                                   moert_view_t sharedOut, int64_t tokens) {
+  return guard("moert_fused_experts", [&] {
+    checkContext(ctx);
+    require(ffn != nullptr, "null ffn descriptor");
+    ExpertRows used(rows, experts, capacity, blocks, onDevice(ctx));
+    // The packed weights of `stack` FFNs: [stack, 2F, H] and [stack, H, F].
+    auto checkPacked = [](const moert_packed_ffn_desc_t &desc, int64_t stack,
+                          const char *gateUp, const char *down) {
+      require(desc.hidden >= 1 && desc.ffn >= 1,
+              "ffn needs hidden >= 1 and ffn >= 1, got ", desc.hidden, " and ",
+              desc.ffn);
+      float probe = 0; // validates the activation
+      activate(desc.activation, &probe, 1);
+      checkFloatView(desc.w_gate_up, stack * 2 * desc.ffn * desc.hidden,
+                     gateUp);
+      checkFloatView(desc.w_down, stack * desc.hidden * desc.ffn, down);
+    };
+    checkPacked(*ffn, experts, "w_gate_up", "w_down");
+    int64_t hidden = ffn->hidden;
+    checkFloatView(in, experts * capacity * hidden, "in");
+    checkFloatView(out, experts * capacity * hidden, "out");
+    if (shared) {
+      checkPacked(*shared, 1, "shared w_gate_up", "shared w_down");
+      require(shared->hidden == hidden, "shared expert hidden ",
+              shared->hidden, " differs from the experts' ", hidden);
+      require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+      const char *x = viewData(sharedX, tokens * hidden, "shared_x");
+      const char *y = viewData(sharedOut, tokens * hidden, "shared_out");
+      requireFloatDtype(sharedX, "shared_x");
+      requireFloatDtype(sharedOut, "shared_out");
+      require(tokens == 0 ||
+                  x + tokens * hidden * moert_dtype_size(sharedX.dtype) <= y ||
+                  y + tokens * hidden * moert_dtype_size(sharedOut.dtype) <= x,
+              "shared_out must not alias shared_x");
+    } else {
+      require(!isPresent(sharedX) && !isPresent(sharedOut) && tokens == 0,
+              "without shared experts shared_x and shared_out are absent and "
+              "tokens is 0");
+    }
+    MOERT_ROUTE_DEVICE(ctx, fusedExperts(ctx, *ffn, in, out, rows, experts,
+                                         capacity, blocks, shared, sharedX,
+                                         sharedOut, tokens));
+    fail(MOERT_UNSUPPORTED, "moert_fused_experts is implemented on the CUDA "
+                            "backend only so far");
+  });
+}
+
 moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,
                                     moert_view_t in, moert_view_t out,
                                     moert_view_t rows, int64_t experts,

@@ -113,4 +113,35 @@ TEST(CudaWorld, CpuWorldsStayOnTheCpu) {
   });
 }
 
+TEST(CudaWorld, FusedExpertsValidatesThenIsCudaOnly) {
+  // Validated on every backend; the CPU implementation is not here yet.
+  onOneRank([](moert_context_t ctx) {
+    const int64_t experts = 2, capacity = 3, hidden = 4, ffn = 2;
+    Buffer gateUp(ctx, experts * 2 * ffn * hidden * sizeof(float));
+    Buffer down(ctx, experts * hidden * ffn * sizeof(float));
+    Buffer in(ctx, experts * capacity * hidden * sizeof(float));
+    Buffer out(ctx, experts * capacity * hidden * sizeof(float));
+    moert_packed_ffn_desc_t desc{MOERT_ACT_SILU, hidden, ffn,
+                                 gateUp.view(MOERT_F32), down.view(MOERT_F32)};
+    EXPECT_MOERT_ERROR(
+        moert_fused_experts(ctx, &desc, in.view(MOERT_F32), out.view(MOERT_F32),
+                            moert_absent_view(), experts, capacity, 1, nullptr,
+                            moert_absent_view(), moert_absent_view(), 0),
+        MOERT_UNSUPPORTED, "CUDA backend only");
+    moert_packed_ffn_desc_t tooWide = desc;
+    tooWide.ffn = 3; // [E, 2F, H] no longer fits the buffer
+    EXPECT_MOERT_ERROR(
+        moert_fused_experts(ctx, &tooWide, in.view(MOERT_F32),
+                            out.view(MOERT_F32), moert_absent_view(), experts,
+                            capacity, 1, nullptr, moert_absent_view(),
+                            moert_absent_view(), 0),
+        MOERT_INVALID_ARGUMENT, "w_gate_up");
+    EXPECT_MOERT_ERROR(
+        moert_fused_experts(ctx, &desc, in.view(MOERT_F32), out.view(MOERT_F32),
+                            moert_absent_view(), experts, capacity, 1, &desc,
+                            in.view(MOERT_F32), in.view(MOERT_F32), 2),
+        MOERT_INVALID_ARGUMENT, "must not alias");
+  });
+}
+
 } // namespace
