@@ -308,10 +308,20 @@ int64_t moert::cuda::gateSlots(Context &ctx, const moert_gate_config_t &cfg,
                                      ctx.stream()));
     return dropless ? 0 : capacityFor(cfg, tokens);
   }
+  // The caller's ids index the per-expert tables: check them first (the
+  // CPU backend's rule and message).
+  int64_t choices = tokens * cfg.top_k;
+  std::vector<int32_t> hostIds(choices);
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(hostIds.data(), ids,
+                                   choices * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, ctx.stream()));
+  MOERT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  for (int64_t i = 0; i < choices; ++i)
+    require(hostIds[i] >= 0 && hostIds[i] < cfg.experts, "gate: choice ", i,
+            " names expert ", hostIds[i], " outside [0, ", cfg.experts, ")");
   int32_t *totals = nullptr;
   int64_t capacity = orderSlots(ctx, cfg, ids, weights, tokens, slots, &totals);
   if (!dropless) {
-    int64_t choices = tokens * cfg.top_k;
     dropKernel<<<gridFor(choices), threadsPerBlock, 0, ctx.stream()>>>(
         choices, capacity, slots);
     MOERT_CUDA_CHECK_LAUNCH();
