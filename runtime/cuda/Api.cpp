@@ -151,6 +151,20 @@ void collective(moert_context_t ctx, nccl::Communicator &comm,
   comm.wait(stream);
 }
 
+// out[count] = sum over j < terms of blocks[j * count, +count), in fp32 in
+// order, rounded once to dtype (the sliced from_experts sum of the CPU
+// backend).
+void sumBlocks(Context &k, const char *blocks, moert_dtype_t dtype,
+               int64_t count, int64_t terms, char *out) {
+  size_t blockBytes = count * moert_dtype_size(dtype);
+  MutableTensor sum{k.scratch(Scratch::Output, count * sizeof(float)),
+                    MOERT_F32};
+  convert(k, Tensor{blocks, dtype}, sum, count);
+  for (int64_t j = 1; j < terms; ++j)
+    add(k, sum, Tensor{blocks + j * blockBytes, dtype}, sum, count);
+  convert(k, sum, MutableTensor{out, dtype}, count);
+}
+
 } // namespace
 
 void api::createWorld(moert_world_t world) {
@@ -596,66 +610,83 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
   nccl::Extents x{members, group->member, expertsLocal, capacity, hidden};
   bool toExperts = direction == MOERT_A2A_TO_EXPERTS;
   int64_t rows = capacity * hidden;
-  int64_t expertSide = members * expertsLocal * rows;
-  int64_t tokenSide = members / slices * expertsLocal * rows;
-  const void *in =
-      cpu::viewData(send, toExperts ? tokenSide : expertSide, "send");
-  void *out = cpu::viewData(recv, toExperts ? expertSide : tokenSide, "recv");
+  int64_t peerChunk = expertsLocal * rows; // one shard's rows, in elements
+  int64_t expertSide = members * peerChunk;
+  int64_t tokenSide = members / slices * peerChunk;
+  const char *in = static_cast<const char *>(
+      cpu::viewData(send, toExperts ? tokenSide : expertSide, "send"));
+  char *out = cpu::viewData(recv, toExperts ? expertSide : tokenSide, "recv");
   if (rows == 0)
     return;
+  size_t elementBytes = moert_dtype_size(send.dtype);
 
-  if (algorithm == MOERT_A2A_HIERARCHICAL) {
-    if (slices > 1)
-      fail(MOERT_UNSUPPORTED, "all_to_all_sliced: the hierarchical algorithm "
-                              "is not implemented on CUDA (use flat)");
-    nccl::NodeLayout layout =
-        nccl::nodeLayout(group->ranks, ctx->world->desc.gpus_per_node);
-    if (!g.intraNode) {
-      // Collective over the group: every member splits on first use.
-      g.intraNode = g.comm->split(group->member / layout.perNode,
-                                  group->member % layout.perNode);
-      g.interNode = g.comm->split(group->member % layout.perNode,
-                                  group->member / layout.perNode);
+  if (algorithm == MOERT_A2A_FLAT) {
+    nccl::Exchange plan =
+        slices == 1
+            ? nccl::flatAllToAll(direction, x)
+            : nccl::slicedAllToAll(direction, x, static_cast<int32_t>(slices));
+    if (toExperts || slices == 1) {
+      collective(ctx, *g.comm, [&](cudaStream_t stream) {
+        g.comm->exchange(plan, in, out, send.dtype, stream);
+      });
+      return;
     }
-    size_t bytes = expertSide * moert_dtype_size(send.dtype);
-    void *staging = k.scratch(Scratch::Input, 3 * bytes);
+    // from_experts: the slice holders' partials land in [T][E][C][H].
+    auto *partials = static_cast<char *>(
+        k.scratch(Scratch::Hidden, slices * tokenSide * elementBytes));
     collective(ctx, *g.comm, [&](cudaStream_t stream) {
-      nccl::hierarchicalAllToAll(*g.intraNode, *g.interNode, direction, x,
-                                 layout.nodes, layout.perNode, in, out,
+      g.comm->exchange(plan, in, partials, send.dtype, stream);
+    });
+    sumBlocks(k, partials, send.dtype, tokenSide, slices, out);
+    return;
+  }
+
+  // Hierarchical: the chunk exchange of runtime/nccl through node and
+  // same-local-rank splits of the group, made on first use (collective
+  // over the group, like the all-to-all itself).
+  nccl::NodeLayout layout =
+      nccl::nodeLayout(group->ranks, ctx->world->desc.gpus_per_node);
+  if (!g.intraNode) {
+    g.intraNode = g.comm->split(group->member / layout.perNode,
+                                group->member % layout.perNode);
+    g.interNode = g.comm->split(group->member % layout.perNode,
+                                group->member / layout.perNode);
+  }
+  void *staging =
+      k.scratch(Scratch::Input, 3 * expertSide * elementBytes);
+  auto exchange = [&](moert_a2a_direction_t way, const void *from, void *to) {
+    collective(ctx, *g.comm, [&](cudaStream_t stream) {
+      nccl::hierarchicalAllToAll(*g.intraNode, *g.interNode, way, x,
+                                 layout.nodes, layout.perNode, from, to,
                                  staging, send.dtype, stream);
     });
-    return;
-  }
+  };
   if (slices == 1) {
-    collective(ctx, *g.comm, [&](cudaStream_t stream) {
-      g.comm->exchange(nccl::flatAllToAll(direction, x), in, out, send.dtype,
-                       stream);
-    });
+    exchange(direction, in, out);
     return;
   }
-  nccl::Exchange plan =
-      nccl::slicedAllToAll(direction, x, static_cast<int32_t>(slices));
+  size_t chunkBytes = peerChunk * elementBytes;
   if (toExperts) {
-    collective(ctx, *g.comm, [&](cudaStream_t stream) {
-      g.comm->exchange(plan, in, out, send.dtype, stream);
-    });
+    // Member q's chunk is its shard's (q / slices): replicate, then the
+    // unsliced exchange.
+    auto *replicated =
+        static_cast<char *>(k.scratch(Scratch::Hidden, members * chunkBytes));
+    for (int32_t q = 0; q < members; ++q)
+      MOERT_CUDA_CHECK(cudaMemcpyAsync(replicated + q * chunkBytes,
+                                       in + q / slices * chunkBytes,
+                                       chunkBytes, cudaMemcpyDeviceToDevice,
+                                       k.stream()));
+    exchange(direction, replicated, out);
     return;
   }
-  // from_experts: the slice holders' partials land in [T][E][C][H] and are
-  // summed in fp32 in member order, rounded once (as the CPU backend).
-  size_t elementBytes = moert_dtype_size(send.dtype);
-  auto *partials = static_cast<char *>(
-      k.scratch(Scratch::Input, slices * tokenSide * elementBytes));
-  collective(ctx, *g.comm, [&](cudaStream_t stream) {
-    g.comm->exchange(plan, in, partials, send.dtype, stream);
-  });
-  MutableTensor sum{k.scratch(Scratch::Output, tokenSide * sizeof(float)),
-                    MOERT_F32};
-  convert(k, Tensor{partials, send.dtype}, sum, tokenSide);
-  for (int64_t t = 1; t < slices; ++t)
-    add(k, sum, Tensor{partials + t * tokenSide * elementBytes, send.dtype},
-        sum, tokenSide);
-  convert(k, sum, MutableTensor{out, recv.dtype}, tokenSide);
+  // from_experts: every member's partial rows arrive as [source p][E_local]
+  // [rows]; shard q sums its holders q * slices + j.
+  auto *fromAll =
+      static_cast<char *>(k.scratch(Scratch::Hidden, members * chunkBytes));
+  exchange(direction, in, fromAll);
+  for (int64_t q = 0; q < members / slices; ++q)
+    sumBlocks(k, fromAll + q * slices * chunkBytes, send.dtype, peerChunk,
+              slices, out + q * chunkBytes);
 }
 
 void api::storeWeights(moert_context_t ctx, const void *host, moert_view_t dst,
