@@ -655,11 +655,12 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
   void *staging =
       k.scratch(Scratch::Input, 3 * expertSide * elementBytes);
   auto exchange = [&](moert_a2a_direction_t way, const void *from, void *to) {
-    collective(ctx, *g.comm, [&](cudaStream_t stream) {
-      nccl::hierarchicalAllToAll(*g.intraNode, *g.interNode, way, x,
-                                 layout.nodes, layout.perNode, from, to,
-                                 staging, send.dtype, stream);
-    });
+    nccl::hierarchicalAllToAll(*g.intraNode, *g.interNode, way, x,
+                               layout.nodes, layout.perNode, from, to, staging,
+                               send.dtype, k.stream());
+    // Its sends and receives are on the two splits: watch both.
+    nccl::Communicator::waitAll({g.intraNode.get(), g.interNode.get()},
+                                k.stream());
   };
   if (slices == 1) {
     exchange(direction, in, out);
