@@ -222,13 +222,8 @@ void api::bufferAlloc(moert_context_t ctx, size_t bytes,
                       moert_buffer_t *outBuffer) {
   process(ctx); // a CUDA context
   void *data = nullptr;
-  cudaError_t status = cudaMalloc(&data, std::max<size_t>(bytes, 1));
-  if (status == cudaErrorMemoryAllocation) {
-    cudaGetLastError(); // clear the sticky-free allocation error
-    fail(MOERT_OUT_OF_MEMORY, "cudaMalloc of ", bytes, " bytes: ",
-         cudaGetErrorString(status));
-  }
-  MOERT_CUDA_CHECK(status);
+  // cudaErrorMemoryAllocation maps to MOERT_OUT_OF_MEMORY.
+  MOERT_CUDA_CHECK(cudaMalloc(&data, std::max<size_t>(bytes, 1)));
   auto *buffer = new moert_buffer_s;
   buffer->data = data;
   buffer->bytes = bytes;
