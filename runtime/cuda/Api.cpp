@@ -210,7 +210,11 @@ void api::runWorld(moert_world_t world, moert_rank_fn_t fn, void *user) {
   } catch (const std::exception &e) {
     status = MOERT_INTERNAL;
     message = std::string("uncaught exception: ") + e.what();
+  } catch (...) {
+    status = MOERT_INTERNAL;
+    message = "uncaught unknown exception";
   }
+  // Peers waiting on this rank see it through NCCL (or their timeout).
   if (status != MOERT_OK)
     fail(status, "rank ", ctx.rank, " failed: ", message);
   // Outstanding kernels and collectives: their errors belong to this run.
@@ -220,14 +224,11 @@ void api::runWorld(moert_world_t world, moert_rank_fn_t fn, void *user) {
 
 void api::bufferAlloc(moert_context_t ctx, size_t bytes,
                       moert_buffer_t *outBuffer) {
-  process(ctx); // a CUDA context
-  void *data = nullptr;
+  auto buffer = std::make_unique<moert_buffer_s>();
   // cudaErrorMemoryAllocation maps to MOERT_OUT_OF_MEMORY.
-  MOERT_CUDA_CHECK(cudaMalloc(&data, std::max<size_t>(bytes, 1)));
-  auto *buffer = new moert_buffer_s;
-  buffer->data = data;
+  MOERT_CUDA_CHECK(cudaMalloc(&buffer->data, std::max<size_t>(bytes, 1)));
   buffer->bytes = bytes;
-  *outBuffer = buffer;
+  *outBuffer = buffer.release();
 }
 
 void api::bufferFree(moert_context_t ctx, moert_buffer_t buffer) {
