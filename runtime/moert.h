@@ -91,7 +91,7 @@ static inline moert_view_t moert_absent_view(void) {
 
 typedef enum moert_backend {
   MOERT_BACKEND_CPU = 0,  /* ranks are threads of this process */
-  MOERT_BACKEND_CUDA = 1, /* one process per GPU; not built yet */
+  MOERT_BACKEND_CUDA = 1, /* one process per GPU (see moert_world_create) */
 } moert_backend_t;
 
 typedef struct moert_world_desc {
@@ -107,6 +107,17 @@ typedef struct moert_world_desc {
 typedef struct moert_world_s *moert_world_t;
 typedef struct moert_context_s *moert_context_t;
 
+/* MOERT_BACKEND_CUDA: this process is one rank of a launch with one process
+   per GPU. Rank, world size and local rank come from the launcher's
+   environment: OpenMPI (OMPI_COMM_WORLD_*), torchrun (RANK, WORLD_SIZE,
+   LOCAL_RANK, LOCAL_WORLD_SIZE) or Slurm (SLURM_PROCID, SLURM_NTASKS,
+   SLURM_LOCALID); none set: a world of one rank. The world size must equal
+   nodes * gpus_per_node and the local rank rank % gpus_per_node
+   (MOERT_INVALID_ARGUMENT otherwise). The process selects device LOCAL_RANK
+   and rank 0 sends the NCCL unique id to the others over a TCP rendezvous
+   on MASTER_ADDR:MASTER_PORT (needed when the world has more than one
+   rank). A libmoert built without nvcc/NCCL, or a machine without a usable
+   device, fails with MOERT_UNSUPPORTED. */
 moert_status_t moert_world_create(const moert_world_desc_t *desc,
                                   moert_world_t *out_world);
 void moert_world_destroy(moert_world_t world);
@@ -118,7 +129,10 @@ typedef moert_status_t (*moert_rank_fn_t)(moert_context_t ctx, void *user);
 
 /* Runs fn on every rank (CPU backend: one thread per rank) and waits for all.
    Returns OK only if every rank returned OK; otherwise the status of the first
-   rank that failed, with a message naming that rank and its error. */
+   rank that failed, with a message naming that rank and its error.
+   MOERT_BACKEND_CUDA: runs fn once, for this process's rank, then waits for
+   its device work; a failed or hung peer ends this rank's collectives with
+   MOERT_ABORTED or MOERT_TIMEOUT (NCCL async-error polling, ncclCommAbort). */
 moert_status_t moert_world_run(moert_world_t world, moert_rank_fn_t fn,
                                void *user);
 
@@ -128,7 +142,11 @@ int32_t moert_context_node(moert_context_t ctx); /* rank / gpus_per_node */
 int32_t
 moert_context_local_rank(moert_context_t ctx); /* rank % gpus_per_node */
 
-/*===--- Buffers (CPU backend: 64-byte aligned host memory) ---------------===*/
+/*===--- Buffers (CPU: 64-byte aligned host memory; CUDA: device memory) -===*/
+/* On CUDA, kernels run asynchronously on the rank's stream; upload and
+   download return when the copy is done, and download (like every call that
+   returns a host value) reports device-side errors of earlier calls, e.g. a
+   routing entry outside the expert-major buffer. */
 
 moert_status_t moert_buffer_alloc(moert_context_t ctx, size_t bytes,
                                   moert_buffer_t *out_buffer);
@@ -420,8 +438,10 @@ moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
 typedef struct moert_group_s *moert_group_t;
 
 /* A group of world ranks; member i is ranks[i]. Every member creates it with
-   the same list (on NCCL this is a collective call). The calling rank must
-   be in the list. */
+   the same list. The calling rank must be in the list. MOERT_BACKEND_CUDA:
+   an ncclCommSplit of the world, so every rank of the world calls
+   moert_group_create at the same point, the lists of that call partitioning
+   the world (e.g. all expert-parallel groups at once). */
 moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
                                   int32_t count, moert_group_t *out_group);
 void moert_group_destroy(moert_group_t group);

@@ -39,8 +39,9 @@ class World {
 public:
   using RankFn = std::function<void(moert_context_t)>;
 
-  World(int32_t nodes, int32_t gpusPerNode, int32_t timeoutMs = 0) {
-    moert_world_desc_t desc{MOERT_BACKEND_CPU, nodes, gpusPerNode, timeoutMs};
+  World(int32_t nodes, int32_t gpusPerNode, int32_t timeoutMs = 0,
+        moert_backend_t backend = MOERT_BACKEND_CPU) {
+    moert_world_desc_t desc{backend, nodes, gpusPerNode, timeoutMs};
     check(moert_world_create(&desc, &world_));
   }
   ~World() { moert_world_destroy(world_); }

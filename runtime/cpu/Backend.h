@@ -40,6 +40,18 @@ struct Rendezvous {
 
 } // namespace moert::cpu
 
+namespace moert {
+// A device backend's state behind a world or group (MOERT_BACKEND_CUDA:
+// runtime/cuda/Api.cpp). The CPU objects own it; virtual destruction keeps
+// the CPU backend free of any link dependency on the device libraries.
+struct DeviceWorld {
+  virtual ~DeviceWorld() = default;
+};
+struct DeviceGroup {
+  virtual ~DeviceGroup() = default;
+};
+} // namespace moert
+
 struct moert_world_s {
   moert_world_desc_t desc;
   int32_t size = 0;
@@ -56,6 +68,8 @@ struct moert_world_s {
   int32_t failedRank = -1;
   moert_status_t failedStatus = MOERT_OK;
   std::string failedMessage;
+  // MOERT_BACKEND_CUDA: this process's device, stream and communicators.
+  std::unique_ptr<moert::DeviceWorld> device;
 
   std::shared_ptr<moert::cpu::Rendezvous>
   getRendezvous(int tag, const std::vector<int32_t> &ranks);
@@ -96,6 +110,8 @@ struct moert_group_s {
   std::shared_ptr<moert::cpu::Rendezvous> rendezvous;
   // Hierarchical all-to-all sub-groups, made on first use.
   std::unique_ptr<moert_group_s> intraNode, interNode;
+  // MOERT_BACKEND_CUDA: the group's NCCL communicators.
+  std::unique_ptr<moert::DeviceGroup> device;
 };
 
 namespace moert::cpu {
@@ -108,6 +124,11 @@ char *viewData(moert_view_t view, int64_t count, const char *name);
 void requireDtype(moert_view_t view, moert_dtype_t dtype, const char *name);
 void requireFloatDtype(moert_view_t view, const char *name);
 inline bool isPresent(moert_view_t view) { return view.buffer != nullptr; }
+// A float operand of `count` elements in bounds (optional: absent is fine);
+// what floatInput checks, for operands checked before a device route.
+void checkFloatView(moert_view_t view, int64_t count, const char *name);
+void checkOptionalFloatView(moert_view_t view, int64_t count,
+                            const char *name);
 
 // fp32 copy of an operand (no copy when it already is f32).
 const float *floatInput(moert_context_t ctx, size_t slot, moert_view_t view,
@@ -117,6 +138,24 @@ const float *floatInput(moert_context_t ctx, size_t slot, moert_view_t view,
 // aborts or a member has exited, and with TIMEOUT after the world timeout.
 void barrier(moert_context_t ctx, Rendezvous &rv, const char *what);
 
+inline bool onDevice(moert_context_t ctx) {
+  return ctx->world->device != nullptr;
+}
+
 } // namespace moert::cpu
+
+// Backend dispatch: every entry point validates its arguments here in
+// runtime/cpu (the one place for shapes, dtypes and view bounds), then
+// MOERT_ROUTE_DEVICE hands a CUDA world's call to runtime/cuda/Api.h before
+// any host access to the views. Builds without CUDA never create a device
+// world, so the route compiles away.
+#if MOERT_WITH_CUDA
+#include "runtime/cuda/Api.h"
+#define MOERT_ROUTE_DEVICE(ctx, call)                                          \
+  if (::moert::cpu::onDevice(ctx))                                             \
+  return ::moert::cuda::api::call
+#else
+#define MOERT_ROUTE_DEVICE(ctx, call) static_cast<void>(0)
+#endif
 
 #endif // MOERT_CPU_BACKEND_H

@@ -150,6 +150,7 @@ moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
               " is outside the world of ", ctx->world->size);
     require(unique.count(ctx->rank), "rank ", ctx->rank,
             " is not in the group it creates");
+    MOERT_ROUTE_DEVICE(ctx, groupCreate(ctx, list, outGroup));
     *outGroup = makeGroup(ctx->world, userGroupTag, std::move(list), ctx->rank)
                     .release();
   });
@@ -168,6 +169,7 @@ int32_t moert_group_member(moert_group_t group) {
 moert_status_t moert_barrier(moert_context_t ctx, moert_group_t group) {
   return guard("moert_barrier", [&] {
     moert_group_s &g = checkGroup(ctx, group);
+    MOERT_ROUTE_DEVICE(ctx, barrier(ctx, group));
     barrier(ctx, *g.rendezvous, "barrier");
   });
 }
@@ -182,6 +184,7 @@ moert_status_t moert_all_reduce(moert_context_t ctx, moert_group_t group,
     require(send.dtype == recv.dtype, "send and recv dtypes differ");
     const char *in = viewData(send, count, "send");
     char *out = viewData(recv, count, "recv");
+    MOERT_ROUTE_DEVICE(ctx, allReduce(ctx, group, op, send, recv, count));
     Rendezvous &rv = *g.rendezvous;
     rv.published[g.member] = in;
     barrier(ctx, rv, "all_reduce");
@@ -227,6 +230,7 @@ moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
     char *out = viewData(recv, count * members, "recv");
     require(in + bytes <= out || out + bytes * members <= in,
             "send and recv overlap");
+    MOERT_ROUTE_DEVICE(ctx, allGather(ctx, group, send, recv, count));
     Rendezvous &rv = *g.rendezvous;
     rv.published[g.member] = in;
     barrier(ctx, rv, "all_gather");
@@ -250,6 +254,7 @@ moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
     require(in + count * members * elementBytes <= out ||
                 out + count * elementBytes <= in,
             "send and recv overlap");
+    MOERT_ROUTE_DEVICE(ctx, reduceScatter(ctx, group, send, recv, count));
     Rendezvous &rv = *g.rendezvous;
     rv.published[g.member] = in;
     barrier(ctx, rv, "reduce_scatter");
@@ -294,6 +299,7 @@ moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
     require(value != nullptr, "null value");
     require(op == MOERT_REDUCE_SUM || op == MOERT_REDUCE_MAX,
             "unknown reduce op ", static_cast<int>(op));
+    MOERT_ROUTE_DEVICE(ctx, allReduceI64(ctx, group, op, value));
     Rendezvous &rv = *g.rendezvous;
     rv.published[g.member] = value;
     barrier(ctx, rv, "all_reduce_i64");
@@ -359,6 +365,9 @@ moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
     require(in + sendCount * elementBytes <= out ||
                 out + recvCount * elementBytes <= in,
             "send and recv overlap");
+    MOERT_ROUTE_DEVICE(ctx, allToAll(ctx, group, direction, algorithm, send,
+                                     recv, expertsLocal, capacity, hidden,
+                                     slices));
     if (rowsBytes == 0) {
       barrier(ctx, *g.rendezvous, "all_to_all");
       return;

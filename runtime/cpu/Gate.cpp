@@ -294,6 +294,14 @@ moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     validateGateConfig(*cfg);
     int64_t experts = cfg->experts, choices = tokens * cfg->top_k;
+    checkFloatView(logits, tokens * experts, "logits");
+    checkOptionalFloatView(correctionBias, experts, "correction_bias");
+    gateArray<int32_t>(ids, MOERT_I32, choices, "ids");
+    gateArray<float>(weights, MOERT_F32, choices, "weights");
+    gateArray<int32_t>(slots, MOERT_I32, choices, "slots");
+    gateArray<int32_t>(counts, MOERT_I32, experts, "counts");
+    MOERT_ROUTE_DEVICE(ctx, gate(ctx, *cfg, logits, correctionBias, tokens, ids,
+                                 weights, slots, counts, capacity));
     const float *logitData =
         floatInput(ctx, 0, logits, tokens * experts, "logits");
     const float *biasData =
@@ -325,8 +333,11 @@ moert_status_t moert_gate_scores(moert_context_t ctx,
     require(cfg != nullptr && tokens >= 0, "bad arguments");
     validateGateConfig(*cfg);
     int64_t count = tokens * cfg->experts;
+    checkFloatView(logits, count, "logits");
+    float *scoreData = gateArray<float>(scores, MOERT_F32, count, "scores");
+    MOERT_ROUTE_DEVICE(ctx, gateScores(ctx, *cfg, logits, tokens, scores));
     scoreTokens(*cfg, floatInput(ctx, 0, logits, count, "logits"), tokens,
-                gateArray<float>(scores, MOERT_F32, count, "scores"));
+                scoreData);
   });
 }
 
@@ -340,16 +351,19 @@ moert_status_t moert_gate_select(moert_context_t ctx,
     require(cfg != nullptr && tokens >= 0, "bad arguments");
     validateGateConfig(*cfg);
     int64_t choices = tokens * cfg->top_k;
+    checkOptionalFloatView(correctionBias, cfg->experts, "correction_bias");
+    const float *scoreData = gateArray<const float>(
+        scores, MOERT_F32, tokens * cfg->experts, "scores");
+    int32_t *idData = gateArray<int32_t>(ids, MOERT_I32, choices, "ids");
+    float *weightData =
+        gateArray<float>(weights, MOERT_F32, choices, "weights");
+    MOERT_ROUTE_DEVICE(ctx, gateSelect(ctx, *cfg, scores, correctionBias,
+                                       tokens, ids, weights));
     const float *biasData = isPresent(correctionBias)
                                 ? floatInput(ctx, 1, correctionBias,
                                              cfg->experts, "correction_bias")
                                 : nullptr;
-    selectTopK(*cfg,
-               gateArray<const float>(scores, MOERT_F32, tokens * cfg->experts,
-                                      "scores"),
-               biasData, tokens,
-               gateArray<int32_t>(ids, MOERT_I32, choices, "ids"),
-               gateArray<float>(weights, MOERT_F32, choices, "weights"));
+    selectTopK(*cfg, scoreData, biasData, tokens, idData, weightData);
   });
 }
 
@@ -364,11 +378,17 @@ moert_status_t moert_gate_slots(moert_context_t ctx,
             "bad arguments");
     validateGateConfig(*cfg);
     int64_t choices = tokens * cfg->top_k;
-    *capacity = assignSlots(
-        *cfg, tokens, gateArray<const int32_t>(ids, MOERT_I32, choices, "ids"),
-        gateArray<const float>(weights, MOERT_F32, choices, "weights"),
-        gateArray<int32_t>(slots, MOERT_I32, choices, "slots"),
-        gateArray<int32_t>(counts, MOERT_I32, cfg->experts, "counts"));
+    const int32_t *idData =
+        gateArray<const int32_t>(ids, MOERT_I32, choices, "ids");
+    const float *weightData =
+        gateArray<const float>(weights, MOERT_F32, choices, "weights");
+    int32_t *slotData = gateArray<int32_t>(slots, MOERT_I32, choices, "slots");
+    int32_t *countData =
+        gateArray<int32_t>(counts, MOERT_I32, cfg->experts, "counts");
+    MOERT_ROUTE_DEVICE(ctx, gateSlots(ctx, *cfg, ids, weights, tokens, slots,
+                                      counts, capacity));
+    *capacity =
+        assignSlots(*cfg, tokens, idData, weightData, slotData, countData);
   });
 }
 
@@ -381,10 +401,13 @@ moert_status_t moert_gate_normalize(moert_context_t ctx,
     require(cfg != nullptr && tokens >= 0, "bad arguments");
     validateGateConfig(*cfg);
     int64_t choices = tokens * cfg->top_k;
-    normalizeWeights(
-        *cfg, tokens,
-        gateArray<const int32_t>(slots, MOERT_I32, choices, "slots"),
-        gateArray<float>(weights, MOERT_F32, choices, "weights"));
+    const int32_t *slotData =
+        gateArray<const int32_t>(slots, MOERT_I32, choices, "slots");
+    float *weightData =
+        gateArray<float>(weights, MOERT_F32, choices, "weights");
+    MOERT_ROUTE_DEVICE(ctx,
+                       gateNormalize(ctx, *cfg, slots, tokens, weights));
+    normalizeWeights(*cfg, tokens, slotData, weightData);
   });
 }
 

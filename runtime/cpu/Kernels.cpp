@@ -300,8 +300,10 @@ struct FfnOperands {
 struct ExpertRows {
   int64_t experts, capacity, blocks, blockRows;
   const int32_t *rows = nullptr;
+  // countsOnDevice: only the operand is checked here (a device backend reads
+  // and checks the counts when it plans its GEMMs).
   ExpertRows(moert_view_t rowsView, int64_t experts, int64_t capacity,
-             int64_t blocks)
+             int64_t blocks, bool countsOnDevice = false)
       : experts(experts), capacity(capacity), blocks(blocks) {
     require(experts >= 1 && capacity >= 0 && blocks >= 1,
             "bad extents: experts ", experts, ", capacity ", capacity,
@@ -314,6 +316,8 @@ struct ExpertRows {
     requireDtype(rowsView, MOERT_I32, "rows");
     rows = reinterpret_cast<const int32_t *>(
         viewData(rowsView, experts * blocks, "rows"));
+    if (countsOnDevice)
+      return;
     for (int64_t i = 0; i < experts * blocks; ++i)
       require(rows[i] >= 0 && rows[i] <= blockRows, "expert ", i / blocks,
               " block ", i % blocks, " has ", rows[i],
@@ -476,6 +480,11 @@ moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
     requireDtype(logits, MOERT_F32, "logits");
     auto *out =
         reinterpret_cast<float *>(viewData(logits, tokens * experts, "logits"));
+    checkFloatView(x, tokens * hidden, "x");
+    checkFloatView(wg, experts * hidden, "wg");
+    checkOptionalFloatView(bias, experts, "bias");
+    MOERT_ROUTE_DEVICE(ctx, router(ctx, x, wg, bias, logits, tokens, hidden,
+                                   experts));
     const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
     const float *wData =
         floatInput(ctx, slotWeightA, wg, experts * hidden, "wg");
@@ -505,6 +514,8 @@ moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
     auto *slotData = reinterpret_cast<const int32_t *>(
         viewData(slots, tokens * topK, "slots"));
     char *out = viewData(buf, experts * capacity * hidden, "buf");
+    MOERT_ROUTE_DEVICE(ctx, dispatch(ctx, x, ids, slots, buf, tokens, hidden,
+                                     topK, experts, capacity));
     size_t inRow = hidden * moert_dtype_size(x.dtype);
     size_t outRow = hidden * moert_dtype_size(buf.dtype);
     std::memset(out, 0, experts * capacity * outRow);
@@ -535,6 +546,8 @@ moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
     requireFloatDtype(out, "out");
     char *outData = viewData(out, tokens * hidden, "out");
     RowReader addendRows(addend, tokens, hidden, "addend");
+    MOERT_ROUTE_DEVICE(ctx, combine(ctx, y, ids, slots, weights, addend, out,
+                                    tokens, hidden, topK, experts, capacity));
     size_t outRow = hidden * moert_dtype_size(out.dtype);
     float *acc = ctx->scratchFloats(slotOutput, hidden);
     float *row = ctx->scratchFloats(slotRow, hidden);
@@ -562,16 +575,25 @@ moert_status_t moert_fused_combine(
             "the shared gate needs the shared output");
     require(isPresent(mlpOut) == isPresent(wc),
             "the mix needs both mlp_out and wc");
+    RowReader mlpRows(mlpOut, tokens, hidden, "mlp_out");
+    RowReader sharedRows(shared, tokens, hidden, "shared");
+    RowReader addendRows(addend, tokens, hidden, "addend");
+    char *outData = viewData(out, tokens * hidden, "out");
+    if (isPresent(wc) || isPresent(wSg))
+      checkFloatView(x, tokens * hidden, "x");
+    checkOptionalFloatView(wc, 2 * hidden, "wc");
+    checkOptionalFloatView(bc, 2, "bc");
+    checkOptionalFloatView(wSg, hidden, "w_sg");
+    MOERT_ROUTE_DEVICE(ctx, fusedCombine(ctx, y, ids, slots, weights, mlpOut,
+                                         wc, bc, shared, wSg, x, addend, out,
+                                         tokens, hidden, topK, experts,
+                                         capacity));
     // Everything read from x is computed before any row of out (which may
     // alias x) is written.
     const float *coef = isPresent(mlpOut)
                             ? mixCoefficients(ctx, x, wc, bc, tokens, hidden)
                             : nullptr;
     const float *gate = sharedGates(ctx, x, wSg, tokens, hidden);
-    RowReader mlpRows(mlpOut, tokens, hidden, "mlp_out");
-    RowReader sharedRows(shared, tokens, hidden, "shared");
-    RowReader addendRows(addend, tokens, hidden, "addend");
-    char *outData = viewData(out, tokens * hidden, "out");
     size_t outRow = hidden * moert_dtype_size(out.dtype);
     float *acc = ctx->scratchFloats(slotOutput, hidden);
     float *row = ctx->scratchFloats(slotRow, hidden);
@@ -597,13 +619,15 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
   return guard("moert_experts", [&] {
     checkContext(ctx);
     require(ffn != nullptr, "null ffn descriptor");
-    ExpertRows used(rows, experts, capacity, blocks);
+    ExpertRows used(rows, experts, capacity, blocks, onDevice(ctx));
     FfnOperands operands(*ffn, experts);
     int64_t hidden = ffn->hidden, width = ffn->ffn;
     requireFloatDtype(in, "in");
     requireFloatDtype(out, "out");
     const char *inData = viewData(in, experts * capacity * hidden, "in");
     char *outData = viewData(out, experts * capacity * hidden, "out");
+    MOERT_ROUTE_DEVICE(ctx, experts(ctx, *ffn, in, out, rows, experts,
+                                    capacity, blocks));
     if (operands.gated) {
       // The stage calls in sequence, through fp32 scratch.
       int64_t count = experts * capacity * width;
@@ -645,49 +669,70 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
   });
 }
 
-moert_status_t
-moert_fused_experts(moert_context_t ctx, const moert_packed_ffn_desc_t *ffn,
-                    moert_view_t in, moert_view_t out, moert_view_t rows,
-                    int64_t experts, int64_t capacity, int64_t blocks,
-                    const moert_packed_ffn_desc_t *shared, moert_view_t sharedX,
-                    moert_view_t sharedOut, int64_t tokens) {
+moert_status_t moert_fused_experts(moert_context_t ctx,
+                                   const moert_packed_ffn_desc_t *ffn,
+                                   moert_view_t in, moert_view_t out,
+                                   moert_view_t rows, int64_t experts,
+                                   int64_t capacity, int64_t blocks,
+                                   const moert_packed_ffn_desc_t *shared,
+                                   moert_view_t sharedX,
+                                   moert_view_t sharedOut, int64_t tokens) {
   return guard("moert_fused_experts", [&] {
     checkContext(ctx);
     require(ffn != nullptr, "null ffn descriptor");
-    ExpertRows used(rows, experts, capacity, blocks);
-    PackedFfn routed(*ffn, experts);
+    ExpertRows used(rows, experts, capacity, blocks, onDevice(ctx));
+    // The packed weights of `stack` FFNs: [stack, 2F, H] and [stack, H, F].
+    auto checkPacked = [](const moert_packed_ffn_desc_t &desc, int64_t stack,
+                          const char *gateUp, const char *down) {
+      require(desc.hidden >= 1 && desc.ffn >= 1,
+              "ffn needs hidden >= 1 and ffn >= 1, got ", desc.hidden, " and ",
+              desc.ffn);
+      float probe = 0; // validates the activation
+      activate(desc.activation, &probe, 1);
+      checkFloatView(desc.w_gate_up, stack * 2 * desc.ffn * desc.hidden,
+                     gateUp);
+      checkFloatView(desc.w_down, stack * desc.hidden * desc.ffn, down);
+    };
+    checkPacked(*ffn, experts, "w_gate_up", "w_down");
     int64_t hidden = ffn->hidden;
-    requireFloatDtype(in, "in");
-    requireFloatDtype(out, "out");
-    const char *inData = viewData(in, experts * capacity * hidden, "in");
-    char *outData = viewData(out, experts * capacity * hidden, "out");
-    if (!shared) {
-      require(tokens == 0 && !isPresent(sharedX) && !isPresent(sharedOut),
-              "shared_x, shared_out and tokens need a shared ffn");
-      routed.run(ctx, used, inData, in.dtype, outData, out.dtype);
-      return;
+    checkFloatView(in, experts * capacity * hidden, "in");
+    checkFloatView(out, experts * capacity * hidden, "out");
+    if (shared) {
+      require(shared->hidden == hidden, "shared expert hidden ",
+              shared->hidden, " differs from the experts' ", hidden);
+      checkPacked(*shared, 1, "shared w_gate_up", "shared w_down");
+      require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+      const char *x = viewData(sharedX, tokens * hidden, "shared_x");
+      const char *y = viewData(sharedOut, tokens * hidden, "shared_out");
+      requireFloatDtype(sharedX, "shared_x");
+      requireFloatDtype(sharedOut, "shared_out");
+      require(tokens == 0 ||
+                  x + tokens * hidden * moert_dtype_size(sharedX.dtype) <= y ||
+                  y + tokens * hidden * moert_dtype_size(sharedOut.dtype) <= x,
+              "shared_out must not alias shared_x");
+    } else {
+      require(!isPresent(sharedX) && !isPresent(sharedOut) && tokens == 0,
+              "without shared experts shared_x and shared_out are absent and "
+              "tokens is 0");
     }
-    require(tokens >= 0, "tokens must be >= 0, got ", tokens);
-    require(shared->hidden == hidden, "shared ffn hidden ", shared->hidden,
-            " differs from the experts' ", hidden);
-    PackedFfn sharedFfn(*shared, 1);
-    requireFloatDtype(sharedX, "shared_x");
-    requireFloatDtype(sharedOut, "shared_out");
-    const char *xData = viewData(sharedX, tokens * hidden, "shared_x");
-    char *sharedData = viewData(sharedOut, tokens * hidden, "shared_out");
-    require(sharedX.buffer != sharedOut.buffer ||
-                xData + tokens * hidden * moert_dtype_size(sharedX.dtype) <=
-                    sharedData ||
-                sharedData +
-                        tokens * hidden * moert_dtype_size(sharedOut.dtype) <=
-                    xData,
-            "shared_out aliases shared_x");
+    MOERT_ROUTE_DEVICE(ctx, fusedExperts(ctx, *ffn, in, out, rows, experts,
+                                         capacity, blocks, shared, sharedX,
+                                         sharedOut, tokens));
     // The shared expert is one more problem of the grouped loop: one
     // "expert" whose capacity is this rank's tokens, every row used.
-    ExpertRows sharedRows(moert_absent_view(), 1, tokens, 1);
-    routed.run(ctx, used, inData, in.dtype, outData, out.dtype);
-    sharedFfn.run(ctx, sharedRows, xData, sharedX.dtype, sharedData,
-                  sharedOut.dtype);
+    PackedFfn routed(*ffn, experts);
+    routed.run(ctx, used, viewData(in, experts * capacity * hidden, "in"),
+               in.dtype, viewData(out, experts * capacity * hidden, "out"),
+               out.dtype);
+    if (shared) {
+      PackedFfn sharedFfn(*shared, 1);
+      ExpertRows sharedRows(moert_absent_view(), 1, tokens, 1);
+      sharedFfn.run(ctx, sharedRows,
+                    viewData(sharedX, tokens * hidden, "shared_x"),
+                    sharedX.dtype,
+                    viewData(sharedOut, tokens * hidden, "shared_out"),
+                    sharedOut.dtype);
+    }
   });
 }
 
@@ -698,7 +743,7 @@ moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,
                                     int64_t k) {
   return guard("moert_experts_linear", [&] {
     checkContext(ctx);
-    ExpertRows used(rows, experts, capacity, blocks);
+    ExpertRows used(rows, experts, capacity, blocks, onDevice(ctx));
     require(n >= 1 && k >= 1, "bad extents: n ", n, ", k ", k);
     viewData(w, experts * n * k, "w");
     requireFloatDtype(w, "w");
@@ -706,6 +751,8 @@ moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,
     requireFloatDtype(out, "out");
     const char *inData = viewData(in, experts * capacity * k, "in");
     char *outData = viewData(out, experts * capacity * n, "out");
+    MOERT_ROUTE_DEVICE(ctx, expertsLinear(ctx, w, in, out, rows, experts,
+                                          capacity, blocks, n, k));
     groupedLinear(ctx, used, w, inData, in.dtype, outData, out.dtype, n, k,
                   "w");
   });
@@ -717,6 +764,13 @@ moert_status_t moert_activation(moert_context_t ctx,
   return guard("moert_activation", [&] {
     checkContext(ctx);
     require(count >= 0, "count must be >= 0, got ", count);
+    checkFloatView(x, count, "x");
+    checkFloatView(out, count, "out");
+    require(activation == MOERT_ACT_SILU || activation == MOERT_ACT_GELU ||
+                activation == MOERT_ACT_GELU_TANH ||
+                activation == MOERT_ACT_RELU,
+            "unknown activation ", static_cast<int>(activation));
+    MOERT_ROUTE_DEVICE(ctx, activation(ctx, activation, x, out, count));
     chunked(ctx, x, nullptr, out, count,
             [&](float *v, const float *, int64_t n) {
               activate(activation, v, n);
@@ -729,6 +783,10 @@ moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
   return guard("moert_multiply", [&] {
     checkContext(ctx);
     require(count >= 0, "count must be >= 0, got ", count);
+    checkFloatView(a, count, "a");
+    checkFloatView(b, count, "b");
+    checkFloatView(out, count, "out");
+    MOERT_ROUTE_DEVICE(ctx, multiply(ctx, a, b, out, count));
     chunked(ctx, a, &b, out, count, multiplyInPlace);
   });
 }
@@ -743,6 +801,9 @@ moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,
     FfnOperands operands(*ffn, 1);
     int64_t hidden = ffn->hidden;
     requireFloatDtype(out, "out");
+    checkFloatView(x, tokens * hidden, "x");
+    checkFloatView(out, tokens * hidden, "out");
+    MOERT_ROUTE_DEVICE(ctx, denseFfn(ctx, *ffn, x, out, tokens));
     const float *xData = floatInput(ctx, slotInput, x, tokens * hidden, "x");
     char *outData = viewData(out, tokens * hidden, "out");
     float *y = ctx->scratchFloats(slotOutput, tokens * hidden);
@@ -761,6 +822,14 @@ moert_status_t moert_residual_mix(moert_context_t ctx, moert_view_t x,
     require(tokens >= 0 && hidden >= 1, "bad extents");
     requireFloatDtype(out, "out");
     int64_t count = tokens * hidden;
+    checkFloatView(x, count, "x");
+    checkFloatView(wc, 2 * hidden, "wc");
+    checkOptionalFloatView(bc, 2, "bc");
+    checkFloatView(moeOut, count, "moe_out");
+    checkFloatView(mlpOut, count, "mlp_out");
+    checkFloatView(out, count, "out");
+    MOERT_ROUTE_DEVICE(ctx, residualMix(ctx, x, wc, bc, moeOut, mlpOut, out,
+                                        tokens, hidden));
     const float *coef = mixCoefficients(ctx, x, wc, bc, tokens, hidden);
     const float *moe = floatInput(ctx, slotHiddenA, moeOut, count, "moe_out");
     const float *mlp = floatInput(ctx, slotHiddenB, mlpOut, count, "mlp_out");
@@ -785,6 +854,15 @@ moert_status_t moert_shared_add(moert_context_t ctx, moert_view_t routed,
     require(tokens >= 0 && hidden >= 1, "bad extents");
     requireFloatDtype(out, "out");
     int64_t count = tokens * hidden;
+    checkFloatView(routed, count, "routed");
+    checkFloatView(shared, count, "shared");
+    checkFloatView(out, count, "out");
+    if (isPresent(wSg)) {
+      checkFloatView(x, count, "x");
+      checkFloatView(wSg, hidden, "w_sg");
+    }
+    MOERT_ROUTE_DEVICE(ctx, sharedAdd(ctx, routed, shared, x, wSg, out,
+                                      tokens, hidden));
     const float *gate = sharedGates(ctx, x, wSg, tokens, hidden);
     // Row by row so that out may alias routed.
     requireFloatDtype(routed, "routed");
@@ -819,6 +897,7 @@ moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
     const char *aData = viewData(a, count, "a");
     const char *bData = viewData(b, count, "b");
     char *outData = viewData(out, count, "out");
+    MOERT_ROUTE_DEVICE(ctx, add(ctx, a, b, out, count));
     constexpr int64_t chunk = 4096;
     float *x = ctx->scratchFloats(slotRow, chunk);
     float *y = ctx->scratchFloats(slotRowB, chunk);

@@ -68,6 +68,18 @@ void moert::cpu::requireFloatDtype(moert_view_t view, const char *name) {
           "' must be f32, f16 or bf16, got ", dtypeName(view.dtype));
 }
 
+void moert::cpu::checkFloatView(moert_view_t view, int64_t count,
+                                const char *name) {
+  requireFloatDtype(view, name);
+  viewData(view, count, name);
+}
+
+void moert::cpu::checkOptionalFloatView(moert_view_t view, int64_t count,
+                                        const char *name) {
+  if (isPresent(view))
+    checkFloatView(view, count, name);
+}
+
 const float *moert::cpu::floatInput(moert_context_t ctx, size_t slot,
                                     moert_view_t view, int64_t count,
                                     const char *name) {
@@ -130,11 +142,9 @@ moert_status_t moert_world_create(const moert_world_desc_t *desc,
   return guard("moert_world_create", [&] {
     require(desc != nullptr && outWorld != nullptr, "null argument");
     *outWorld = nullptr;
-    if (desc->backend == MOERT_BACKEND_CUDA)
-      fail(MOERT_UNSUPPORTED, "the CUDA backend is not built into this "
-                              "libmoert (MOERT_ENABLE_CUDA)");
-    require(desc->backend == MOERT_BACKEND_CPU, "unknown backend ",
-            static_cast<int>(desc->backend));
+    require(desc->backend == MOERT_BACKEND_CPU ||
+                desc->backend == MOERT_BACKEND_CUDA,
+            "unknown backend ", static_cast<int>(desc->backend));
     require(desc->nodes >= 1 && desc->gpus_per_node >= 1,
             "mesh must be at least 1x1, got ", desc->nodes, "x",
             desc->gpus_per_node);
@@ -142,6 +152,15 @@ moert_status_t moert_world_create(const moert_world_desc_t *desc,
     world->desc = *desc;
     world->size = desc->nodes * desc->gpus_per_node;
     world->exited = std::make_unique<std::atomic<bool>[]>(world->size);
+    if (desc->backend == MOERT_BACKEND_CUDA) {
+#if MOERT_WITH_CUDA
+      cuda::api::createWorld(world.get());
+#else
+      fail(MOERT_UNSUPPORTED,
+           "MOERT_BACKEND_CUDA: this libmoert was built without CUDA (nvcc "
+           "and NCCL not found at configure time, or MOERT_ENABLE_CUDA=OFF)");
+#endif
+    }
     *outWorld = world.release();
   });
 }
@@ -165,6 +184,17 @@ moert_status_t moert_world_run(moert_world_t world, moert_rank_fn_t fn,
     world->failedMessage.clear();
     for (int32_t r = 0; r < world->size; ++r)
       world->exited[r].store(false);
+#if MOERT_WITH_CUDA
+    if (world->device) {
+      // One process per GPU: fn runs once, for this process's rank.
+      struct Finished {
+        moert_world_s *world;
+        ~Finished() { world->running.store(false); }
+      } finished{world};
+      cuda::api::runWorld(world, fn, user);
+      return;
+    }
+#endif
 
     auto runRank = [world, fn, user](int32_t rank) {
       moert_context_s ctx;
@@ -226,6 +256,7 @@ moert_status_t moert_buffer_alloc(moert_context_t ctx, size_t bytes,
     checkContext(ctx);
     require(outBuffer != nullptr, "null output");
     *outBuffer = nullptr;
+    MOERT_ROUTE_DEVICE(ctx, bufferAlloc(ctx, bytes, outBuffer));
     constexpr size_t alignment = 64;
     size_t rounded =
         (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
@@ -239,9 +270,11 @@ moert_status_t moert_buffer_alloc(moert_context_t ctx, size_t bytes,
   });
 }
 
-void moert_buffer_free(moert_context_t, moert_buffer_t buffer) {
+void moert_buffer_free(moert_context_t ctx, moert_buffer_t buffer) {
   if (!buffer)
     return;
+  if (ctx && ctx->world)
+    MOERT_ROUTE_DEVICE(ctx, bufferFree(ctx, buffer));
   std::free(buffer->data);
   delete buffer;
 }
@@ -256,6 +289,7 @@ moert_status_t moert_buffer_upload(moert_context_t ctx, moert_view_t dst,
     checkContext(ctx);
     char *data = viewData(dst, count, "dst");
     require(src != nullptr || count == 0, "null source");
+    MOERT_ROUTE_DEVICE(ctx, bufferUpload(ctx, dst, src, count));
     if (count > 0)
       std::memcpy(data, src, count * moert_dtype_size(dst.dtype));
   });
@@ -267,6 +301,7 @@ moert_status_t moert_buffer_download(moert_context_t ctx, void *dst,
     checkContext(ctx);
     const char *data = viewData(src, count, "src");
     require(dst != nullptr || count == 0, "null destination");
+    MOERT_ROUTE_DEVICE(ctx, bufferDownload(ctx, dst, src, count));
     if (count > 0)
       std::memcpy(dst, data, count * moert_dtype_size(src.dtype));
   });
@@ -278,6 +313,7 @@ moert_status_t moert_buffer_copy(moert_context_t ctx, moert_view_t src,
     checkContext(ctx);
     const char *from = viewData(src, count, "src");
     char *to = viewData(dst, count, "dst");
+    MOERT_ROUTE_DEVICE(ctx, bufferCopy(ctx, src, dst, count));
     convert(from, src.dtype, to, dst.dtype, count);
   });
 }
@@ -287,6 +323,7 @@ moert_status_t moert_buffer_fill(moert_context_t ctx, moert_view_t dst,
   return guard("moert_buffer_fill", [&] {
     checkContext(ctx);
     char *data = viewData(dst, count, "dst");
+    MOERT_ROUTE_DEVICE(ctx, bufferFill(ctx, dst, count, value));
     switch (dst.dtype) {
     case MOERT_I32:
       std::fill_n(reinterpret_cast<int32_t *>(data), count,

@@ -1,10 +1,13 @@
 //===- runtime/cuda/Elementwise.cu - Residual mix, shared add, add --------===//
 
+#include "runtime/cuda/Activation.h"
 #include "runtime/cuda/Device.cuh"
 #include "runtime/cuda/Kernels.h"
 
 #include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
+
+#include <cstring>
 
 using namespace moert;
 using namespace moert::cuda;
@@ -78,6 +81,37 @@ __global__ void sharedAddKernel(const void *routed, moert_dtype_t routedType,
                  loadFloat(routed, routedType, i) +
                      g * loadFloat(shared, sharedType, i));
     }
+  }
+}
+
+// out = act(x); out may alias x (each element read, then written, by one
+// thread).
+__global__ void activationOnlyKernel(const void *x, moert_dtype_t xType,
+                                     moert_activation_t activation, void *out,
+                                     moert_dtype_t outType, int64_t n) {
+  MOERT_GRID_STRIDE(i, n) {
+    storeFloat(out, outType, i, activate(activation, loadFloat(x, xType, i)));
+  }
+}
+
+__global__ void multiplyKernel(const void *a, moert_dtype_t aType,
+                               const void *b, moert_dtype_t bType, void *out,
+                               moert_dtype_t outType, int64_t n) {
+  MOERT_GRID_STRIDE(i, n) {
+    storeFloat(out, outType, i, loadFloat(a, aType, i) * loadFloat(b, bType, i));
+  }
+}
+
+// The element's bytes travel by value: no host pointer reaches the device.
+struct FillPattern {
+  unsigned char bytes[8];
+};
+
+__global__ void fillKernel(unsigned char *dst, FillPattern pattern,
+                           int32_t elementBytes, int64_t n) {
+  MOERT_GRID_STRIDE(i, n) {
+    for (int32_t b = 0; b < elementBytes; ++b)
+      dst[i * elementBytes + b] = pattern.bytes[b];
   }
 }
 
@@ -168,4 +202,75 @@ void moert::cuda::convert(Context &ctx, Tensor src, MutableTensor dst,
   convertKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
       src.data, src.dtype, dst.data, dst.dtype, count);
   MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::activation(Context &ctx, moert_activation_t activation,
+                             Tensor x, MutableTensor out, int64_t count) {
+  require(count >= 0, "activation: count must be >= 0, got ", count);
+  require(isActivation(activation), "unknown activation ",
+          static_cast<int>(activation));
+  requireFloat(x.dtype, "x");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  activationOnlyKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, activation, out.data, out.dtype, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::multiply(Context &ctx, Tensor a, Tensor b, MutableTensor out,
+                           int64_t count) {
+  require(count >= 0, "multiply: count must be >= 0, got ", count);
+  requireFloat(a.dtype, "a");
+  requireFloat(b.dtype, "b");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  multiplyKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      a.data, a.dtype, b.data, b.dtype, out.data, out.dtype, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::fill(Context &ctx, void *dst, size_t elementBytes,
+                       const void *element, int64_t count) {
+  require(elementBytes >= 1 && elementBytes <= 8, "fill: element of ",
+          elementBytes, " bytes");
+  require(count >= 0, "fill: count must be >= 0, got ", count);
+  if (count == 0)
+    return;
+  FillPattern pattern{};
+  std::memcpy(pattern.bytes, element, elementBytes);
+  fillKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      static_cast<unsigned char *>(dst), pattern,
+      static_cast<int32_t>(elementBytes), count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::fusedCombine(Context &ctx, Tensor y, const int32_t *ids,
+                               const int32_t *slots, const float *weights,
+                               Tensor mlpOut, Tensor wc, Tensor bc,
+                               Tensor shared, Tensor wSg, Tensor x,
+                               Tensor addend, MutableTensor out,
+                               int64_t tokens, int64_t hidden, int64_t topK,
+                               int64_t experts, int64_t capacity) {
+  require(mlpOut.present() == wc.present(),
+          "fused_combine: the mix needs both mlp_out and wc");
+  require(!wSg.present() || shared.present(),
+          "fused_combine: the shared gate needs the shared output");
+  requireFloat(out.dtype, "out");
+  if (tokens == 0)
+    return;
+  // r in an fp32 panel; x and addend are read before out is written.
+  MutableTensor r{ctx.scratch(Scratch::Output, tokens * hidden * sizeof(float)),
+                  MOERT_F32};
+  combine(ctx, y, ids, slots, weights, Tensor{}, r, tokens, hidden, topK,
+          experts, capacity);
+  if (mlpOut.present())
+    residualMix(ctx, x, wc, bc, r, mlpOut, r, tokens, hidden);
+  if (shared.present())
+    sharedAdd(ctx, r, shared, x, wSg, r, tokens, hidden);
+  if (addend.present())
+    add(ctx, r, addend, out, tokens * hidden);
+  else
+    convert(ctx, r, out, tokens * hidden);
 }

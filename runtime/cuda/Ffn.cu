@@ -47,7 +47,7 @@ int asInt(int64_t value, const char *what) {
 // are the per-problem base pointers the offsets apply to.
 void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
                  const std::vector<const char *> &aBase, moert_dtype_t aType,
-                 const char *bBase, moert_dtype_t bType,
+                 const std::vector<const char *> &bBase, moert_dtype_t bType,
                  const std::vector<char *> &cBase, moert_dtype_t cType) {
   size_t n = problems.size();
   if (n == 0)
@@ -68,7 +68,7 @@ void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
     ldb[i] = asInt(p.ldb, "ldb");
     ldc[i] = asInt(p.ldc, "ldc");
     pointers[i] = aBase[i] + p.aOffset * aSize;
-    pointers[n + i] = bBase + p.bOffset * bSize;
+    pointers[n + i] = bBase[i] + p.bOffset * bSize;
     pointers[2 * n + i] = cBase[i] + p.cOffset * cSize;
   }
   auto *devicePointers = static_cast<void **>(
@@ -117,6 +117,23 @@ __global__ void activationKernel(const float *h, const float *u, const void *b1,
   }
 }
 
+// act[r, f] = act(gu[r, f]) * gu[r, F + f] over packed [gate | up] rows of
+// 2F, rounded to the weights' dtype; unused rows are skipped.
+__global__ void packedActivationKernel(const float *gateUp,
+                                       moert_activation_t activation,
+                                       int64_t ffn, int64_t capacity,
+                                       int64_t blocks, const int32_t *rows,
+                                       int64_t total, void *act,
+                                       moert_dtype_t actType) {
+  MOERT_GRID_STRIDE(i, total) {
+    int64_t row = i / ffn, f = i % ffn;
+    if (!rowIsUsed(row, capacity, blocks, rows))
+      continue;
+    const float *packed = gateUp + row * 2 * ffn;
+    storeFloat(act, actType, i, activate(activation, packed[f]) * packed[ffn + f]);
+  }
+}
+
 // out[r, :] = y + b2[e] on used rows, 0 elsewhere.
 __global__ void epilogueKernel(const float *y, const void *b2,
                                moert_dtype_t b2Type, int64_t hidden,
@@ -153,6 +170,32 @@ const char *gemmInput(Context &ctx, Tensor in, moert_dtype_t type,
       in.data, in.dtype, converted, type, count);
   MOERT_CUDA_CHECK_LAUNCH();
   return static_cast<const char *>(converted);
+}
+
+// Host rows counts uploaded to scratch for the row-skipping kernels.
+const int32_t *deviceRows(Context &ctx, const int32_t *rowsHost,
+                          int64_t count) {
+  if (!rowsHost)
+    return nullptr;
+  size_t bytes = count * sizeof(int32_t);
+  auto *rows = static_cast<int32_t *>(ctx.scratch(Scratch::Rows, bytes));
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(rows, rowsHost, bytes,
+                                   cudaMemcpyHostToDevice, ctx.stream()));
+  return rows;
+}
+
+void checkPacked(const PackedFfnWeights &ffn, const char *which) {
+  require(isActivation(ffn.activation), which, ": unknown activation ",
+          static_cast<int>(ffn.activation));
+  require(ffn.hidden >= 1 && ffn.ffn >= 1, which,
+          ": needs hidden >= 1 and ffn >= 1, got ", ffn.hidden, " and ",
+          ffn.ffn);
+  require(ffn.wGateUp.present() && ffn.wDown.present(), which,
+          ": needs w_gate_up and w_down");
+  requireFloat(ffn.wGateUp.dtype, "w_gate_up");
+  if (ffn.wDown.dtype != ffn.wGateUp.dtype)
+    fail(MOERT_UNSUPPORTED, which,
+         ": the CUDA FFN needs all weights in one dtype");
 }
 
 void checkFfn(const FfnWeights &ffn) {
@@ -261,7 +304,9 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
     aFirst[i] = static_cast<const char *>(up ? ffn.wUp.data : ffn.wGate.data);
     cFirst[i] = up ? u : h;
   }
-  groupedGemm(ctx, plan.first, aFirst, wType, input, wType, cFirst, MOERT_F32);
+  std::vector<const char *> bFirst(plan.first.size(), input);
+  groupedGemm(ctx, plan.first, aFirst, wType, bFirst, wType, cFirst,
+              MOERT_F32);
 
   activationKernel<<<gridFor(panel), threadsPerBlock, 0, stream>>>(
       reinterpret_cast<const float *>(h), reinterpret_cast<const float *>(u),
@@ -272,7 +317,8 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
   std::vector<const char *> aDown(plan.down.size(),
                                   static_cast<const char *>(ffn.wDown.data));
   std::vector<char *> cDown(plan.down.size(), y);
-  groupedGemm(ctx, plan.down, aDown, wType, act, wType, cDown, MOERT_F32);
+  std::vector<const char *> bDown(plan.down.size(), act);
+  groupedGemm(ctx, plan.down, aDown, wType, bDown, wType, cDown, MOERT_F32);
 
   epilogueKernel<<<gridFor(totalRows * hidden), threadsPerBlock, 0, stream>>>(
       reinterpret_cast<const float *>(y), ffn.b2.data, ffn.b2.dtype, hidden,
@@ -288,4 +334,159 @@ void moert::cuda::denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x,
     return;
   // One expert whose capacity is the token count, every row used.
   experts(ctx, ffn, x, out, nullptr, 1, tokens, 1);
+}
+
+void moert::cuda::expertsLinear(Context &ctx, Tensor w, Tensor in,
+                                MutableTensor out, const int32_t *rowsHost,
+                                int64_t experts, int64_t capacity,
+                                int64_t blocks, int64_t n, int64_t k) {
+  require(n >= 1 && k >= 1, "experts_linear: bad extents n ", n, ", k ", k);
+  requireFloat(w.dtype, "w");
+  requireFloat(in.dtype, "in");
+  requireFloat(out.dtype, "out");
+  // The plan of a plain FFN's first projection is exactly this product.
+  FfnPlan plan = planFfn(experts, capacity, blocks, k, n, false, rowsHost);
+  int64_t totalRows = experts * capacity;
+  if (totalRows == 0)
+    return;
+  const int32_t *rows = deviceRows(ctx, rowsHost, experts * blocks);
+  const char *input = gemmInput(ctx, in, w.dtype, totalRows * k);
+  auto *y = static_cast<char *>(
+      ctx.scratch(Scratch::Output, totalRows * n * sizeof(float)));
+  std::vector<const char *> a(plan.first.size(),
+                              static_cast<const char *>(w.data));
+  std::vector<const char *> b(plan.first.size(), input);
+  std::vector<char *> c(plan.first.size(), y);
+  groupedGemm(ctx, plan.first, a, w.dtype, b, w.dtype, c, MOERT_F32);
+  epilogueKernel<<<gridFor(totalRows * n), threadsPerBlock, 0,
+                   ctx.stream()>>>(reinterpret_cast<const float *>(y), nullptr,
+                                   MOERT_F32, n, capacity, blocks, rows,
+                                   totalRows * n, out.data, out.dtype);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
+                               Tensor in, MutableTensor out,
+                               const int32_t *rowsHost, int64_t experts,
+                               int64_t capacity, int64_t blocks,
+                               const PackedFfnWeights *shared, Tensor sharedX,
+                               MutableTensor sharedOut, int64_t tokens) {
+  checkPacked(ffn, "fused_experts");
+  requireFloat(in.dtype, "in");
+  requireFloat(out.dtype, "out");
+  int64_t sharedTokens = shared ? tokens : 0;
+  if (shared) {
+    checkPacked(*shared, "fused_experts shared expert");
+    require(shared->hidden == ffn.hidden, "fused_experts: shared hidden ",
+            shared->hidden, " differs from the experts' ", ffn.hidden);
+    // One grouped GEMM holds both: cuBLAS takes one A dtype per call.
+    if (shared->wGateUp.dtype != ffn.wGateUp.dtype)
+      fail(MOERT_UNSUPPORTED, "fused_experts: the shared expert's weights "
+                              "must have the routed experts' dtype on CUDA");
+    requireFloat(sharedX.dtype, "shared_x");
+    requireFloat(sharedOut.dtype, "shared_out");
+  }
+  PackedFfnPlan plan =
+      planPackedFfn(experts, capacity, blocks, ffn.hidden, ffn.ffn, rowsHost,
+                    sharedTokens, shared ? shared->ffn : 0);
+  int64_t hidden = ffn.hidden, width = ffn.ffn;
+  int64_t totalRows = experts * capacity;
+  moert_dtype_t wType = ffn.wGateUp.dtype;
+  cudaStream_t stream = ctx.stream();
+  const int32_t *rows = deviceRows(ctx, rowsHost, experts * blocks);
+
+  // Operands of the routed problems, then of the shared one (if any).
+  auto panel = [&](Scratch slot, int64_t count, size_t bytes) {
+    return static_cast<char *>(ctx.scratch(slot, std::max<int64_t>(count, 1) *
+                                                     bytes));
+  };
+  const char *input =
+      totalRows ? gemmInput(ctx, in, wType, totalRows * hidden) : nullptr;
+  char *gateUp = panel(Scratch::Hidden, totalRows * 2 * width, sizeof(float));
+  char *act = panel(Scratch::Act, totalRows * width, dtypeBytes(wType));
+  char *y = panel(Scratch::Output, totalRows * hidden, sizeof(float));
+  const char *sharedInput = nullptr;
+  char *sharedGateUp = nullptr, *sharedAct = nullptr, *sharedY = nullptr;
+  int64_t sharedWidth = shared ? shared->ffn : 0;
+  if (sharedTokens > 0) {
+    if (sharedX.dtype == wType) {
+      sharedInput = static_cast<const char *>(sharedX.data);
+    } else {
+      char *converted = panel(Scratch::SharedInput, sharedTokens * hidden,
+                              dtypeBytes(wType));
+      convert(ctx, sharedX, MutableTensor{converted, wType},
+              sharedTokens * hidden);
+      sharedInput = converted;
+    }
+    sharedGateUp = panel(Scratch::SharedHidden,
+                         sharedTokens * 2 * sharedWidth, sizeof(float));
+    sharedAct =
+        panel(Scratch::SharedAct, sharedTokens * sharedWidth, dtypeBytes(wType));
+    sharedY = panel(Scratch::SharedOutput, sharedTokens * hidden, sizeof(float));
+  }
+  auto operands = [&](const std::vector<PackedProblem> &problems,
+                      const char *routedA, const char *sharedA,
+                      const char *routedB, const char *sharedB, char *routedC,
+                      char *sharedC, std::vector<GemmProblem> &gemms,
+                      std::vector<const char *> &a,
+                      std::vector<const char *> &b, std::vector<char *> &c) {
+    for (const PackedProblem &p : problems) {
+      gemms.push_back(p.gemm);
+      a.push_back(p.shared ? sharedA : routedA);
+      b.push_back(p.shared ? sharedB : routedB);
+      c.push_back(p.shared ? sharedC : routedC);
+    }
+  };
+  const char *sharedGateUpWeights =
+      shared ? static_cast<const char *>(shared->wGateUp.data) : nullptr;
+  const char *sharedDownWeights =
+      shared ? static_cast<const char *>(shared->wDown.data) : nullptr;
+
+  std::vector<GemmProblem> gemms;
+  std::vector<const char *> a, b;
+  std::vector<char *> c;
+  operands(plan.gateUp, static_cast<const char *>(ffn.wGateUp.data),
+           sharedGateUpWeights, input, sharedInput, gateUp, sharedGateUp, gemms,
+           a, b, c);
+  groupedGemm(ctx, gemms, a, wType, b, wType, c, MOERT_F32);
+
+  if (totalRows > 0) {
+    packedActivationKernel<<<gridFor(totalRows * width), threadsPerBlock, 0,
+                             stream>>>(
+        reinterpret_cast<const float *>(gateUp), ffn.activation, width,
+        capacity, blocks, rows, totalRows * width, act, wType);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
+  if (sharedTokens > 0) {
+    packedActivationKernel<<<gridFor(sharedTokens * sharedWidth),
+                             threadsPerBlock, 0, stream>>>(
+        reinterpret_cast<const float *>(sharedGateUp), shared->activation,
+        sharedWidth, sharedTokens, 1, nullptr, sharedTokens * sharedWidth,
+        sharedAct, wType);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
+
+  gemms.clear();
+  a.clear();
+  b.clear();
+  c.clear();
+  operands(plan.down, static_cast<const char *>(ffn.wDown.data),
+           sharedDownWeights, act, sharedAct, y, sharedY, gemms, a, b, c);
+  groupedGemm(ctx, gemms, a, wType, b, wType, c, MOERT_F32);
+
+  if (totalRows > 0) {
+    epilogueKernel<<<gridFor(totalRows * hidden), threadsPerBlock, 0,
+                     stream>>>(reinterpret_cast<const float *>(y), nullptr,
+                               MOERT_F32, hidden, capacity, blocks, rows,
+                               totalRows * hidden, out.data, out.dtype);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
+  if (sharedTokens > 0) {
+    epilogueKernel<<<gridFor(sharedTokens * hidden), threadsPerBlock, 0,
+                     stream>>>(reinterpret_cast<const float *>(sharedY),
+                               nullptr, MOERT_F32, hidden, sharedTokens, 1,
+                               nullptr, sharedTokens * hidden, sharedOut.data,
+                               sharedOut.dtype);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
 }

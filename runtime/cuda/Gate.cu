@@ -110,52 +110,78 @@ __global__ void countsKernel(const int32_t *totals, int32_t experts,
   }
 }
 
+__global__ void scoreKernel(moert_gate_config_t cfg, const float *logits,
+                            int64_t tokens, float *scores) {
+  MOERT_GRID_STRIDE(s, tokens) {
+    scoreToken(cfg.score_func, cfg.experts, logits + s * cfg.experts,
+               scores + s * cfg.experts);
+  }
+}
+
+__global__ void selectKernel(moert_gate_config_t cfg, const float *scores,
+                             const float *bias, int64_t tokens, float *sel,
+                             int32_t *ids, float *weights) {
+  MOERT_GRID_STRIDE(s, tokens) {
+    selectToken(cfg, scores + s * cfg.experts, bias, sel + s * cfg.experts,
+                ids + s * cfg.top_k, weights + s * cfg.top_k);
+  }
+}
+
+// Capacity drops of the slots stage alone (gate() folds them into
+// finishKernel).
+__global__ void dropKernel(int64_t choices, int64_t capacity, int32_t *slots) {
+  MOERT_GRID_STRIDE(i, choices) {
+    if (slots[i] >= capacity)
+      slots[i] = -1;
+  }
+}
+
+// Steps 7-8 on final slots (the normalize stage alone).
+__global__ void normalizeKernel(moert_gate_config_t cfg, int64_t tokens,
+                                const int32_t *slots, float *weights) {
+  MOERT_GRID_STRIDE(s, tokens) {
+    finishToken(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
+  }
+}
+
 __global__ void widenKernel(const void *src, moert_dtype_t dtype, int64_t n,
                             float *dst) {
   MOERT_GRID_STRIDE(i, n) { dst[i] = loadFloat(src, dtype, i); }
 }
 
-} // namespace
-
-int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
-                          const float *logits, Tensor correctionBias,
-                          int64_t tokens, int32_t *ids, float *weights,
-                          int32_t *slots, int32_t *counts) {
+void checkGate(const moert_gate_config_t &cfg, int64_t tokens) {
   cpu::validateGateConfig(cfg); // the one home of the gate's rules
   require(cfg.n_group <= maxGateGroups, "gate: n_group ", cfg.n_group,
           " exceeds the CUDA backend's limit of ", maxGateGroups);
   require(tokens >= 0, "tokens must be >= 0, got ", tokens);
   require(tokens * cfg.top_k < INT32_MAX, "gate: ", tokens * cfg.top_k,
           " choices exceed the i32 index range");
+}
+
+// fp32 correction bias (widened into scratch) or null.
+const float *widenedBias(Context &ctx, Tensor correctionBias,
+                         int32_t experts) {
+  if (!correctionBias.present())
+    return nullptr;
+  requireFloat(correctionBias.dtype, "correction_bias");
+  auto *widened = static_cast<float *>(
+      ctx.scratch(Scratch::Bias, experts * sizeof(float)));
+  widenKernel<<<gridFor(experts), threadsPerBlock, 0, ctx.stream()>>>(
+      correctionBias.data, correctionBias.dtype, experts, widened);
+  MOERT_CUDA_CHECK_LAUNCH();
+  return widened;
+}
+
+// Step 6 up to the capacity drops: slots in drop order (not yet cut at C),
+// per-expert totals in Scratch::Totals; returns C.
+int64_t orderSlots(Context &ctx, const moert_gate_config_t &cfg,
+                   const int32_t *ids, const float *weights, int64_t tokens,
+                   int32_t *slots, int32_t **totalsOut) {
   const int32_t experts = cfg.experts, topK = cfg.top_k;
   const int64_t choices = tokens * topK;
   const bool dropless = cfg.capacity_factor == 0.0;
   int64_t capacity = dropless ? 0 : capacityFor(cfg, tokens);
   cudaStream_t stream = ctx.stream();
-  if (choices == 0) {
-    MOERT_CUDA_CHECK(
-        cudaMemsetAsync(counts, 0, experts * sizeof(int32_t), stream));
-    return capacity;
-  }
-
-  const float *bias = nullptr;
-  if (correctionBias.present()) {
-    requireFloat(correctionBias.dtype, "correction_bias");
-    auto *widened = static_cast<float *>(
-        ctx.scratch(Scratch::Bias, experts * sizeof(float)));
-    widenKernel<<<gridFor(experts), threadsPerBlock, 0, stream>>>(
-        correctionBias.data, correctionBias.dtype, experts, widened);
-    MOERT_CUDA_CHECK_LAUNCH();
-    bias = widened;
-  }
-  auto *scores = static_cast<float *>(
-      ctx.scratch(Scratch::Scores, tokens * experts * sizeof(float)));
-  auto *sel = static_cast<float *>(
-      ctx.scratch(Scratch::Selection, tokens * experts * sizeof(float)));
-  scoreSelectKernel<<<gridFor(tokens, 128), 128, 0, stream>>>(
-      cfg, logits, bias, tokens, scores, sel, ids, weights);
-  MOERT_CUDA_CHECK_LAUNCH();
-
   // Slots in drop order (PROBS first numbers choices in token order).
   const bool probs = !dropless && cfg.drop_order == MOERT_DROP_PROBS;
   const bool choiceMajor =
@@ -165,6 +191,7 @@ int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
       ctx.scratch(Scratch::ChunkCounts, chunks * experts * sizeof(int32_t)));
   auto *totals = static_cast<int32_t *>(
       ctx.scratch(Scratch::Totals, experts * sizeof(int32_t)));
+  *totalsOut = totals;
   int32_t *orderSlots =
       probs ? static_cast<int32_t *>(
                   ctx.scratch(Scratch::TokenSlots, choices * sizeof(int32_t)))
@@ -203,11 +230,113 @@ int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
     MOERT_CUDA_CHECK(cudaStreamSynchronize(stream));
     capacity = *std::max_element(hostTotals.begin(), hostTotals.end());
   }
+  return capacity;
+}
+
+void writeCounts(Context &ctx, const int32_t *totals, int32_t experts,
+                 int64_t capacity, bool dropless, int32_t *counts) {
+  countsKernel<<<gridFor(experts), threadsPerBlock, 0, ctx.stream()>>>(
+      totals, experts, capacity, dropless, counts);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+} // namespace
+
+int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
+                          const float *logits, Tensor correctionBias,
+                          int64_t tokens, int32_t *ids, float *weights,
+                          int32_t *slots, int32_t *counts) {
+  checkGate(cfg, tokens);
+  const int32_t experts = cfg.experts;
+  const bool dropless = cfg.capacity_factor == 0.0;
+  cudaStream_t stream = ctx.stream();
+  if (tokens == 0) {
+    MOERT_CUDA_CHECK(
+        cudaMemsetAsync(counts, 0, experts * sizeof(int32_t), stream));
+    return dropless ? 0 : capacityFor(cfg, tokens);
+  }
+  const float *bias = widenedBias(ctx, correctionBias, experts);
+  auto *scores = static_cast<float *>(
+      ctx.scratch(Scratch::Scores, tokens * experts * sizeof(float)));
+  auto *sel = static_cast<float *>(
+      ctx.scratch(Scratch::Selection, tokens * experts * sizeof(float)));
+  scoreSelectKernel<<<gridFor(tokens, 128), 128, 0, stream>>>(
+      cfg, logits, bias, tokens, scores, sel, ids, weights);
+  MOERT_CUDA_CHECK_LAUNCH();
+  int32_t *totals = nullptr;
+  int64_t capacity = orderSlots(ctx, cfg, ids, weights, tokens, slots, &totals);
   finishKernel<<<gridFor(tokens, 128), 128, 0, stream>>>(
       cfg, tokens, capacity, dropless, weights, slots);
   MOERT_CUDA_CHECK_LAUNCH();
-  countsKernel<<<gridFor(experts), threadsPerBlock, 0, stream>>>(
-      totals, experts, capacity, dropless, counts);
-  MOERT_CUDA_CHECK_LAUNCH();
+  writeCounts(ctx, totals, experts, capacity, dropless, counts);
   return capacity;
+}
+
+void moert::cuda::gateScores(Context &ctx, const moert_gate_config_t &cfg,
+                             const float *logits, int64_t tokens,
+                             float *scores) {
+  checkGate(cfg, tokens);
+  if (tokens == 0)
+    return;
+  scoreKernel<<<gridFor(tokens, 128), 128, 0, ctx.stream()>>>(cfg, logits,
+                                                               tokens, scores);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::gateSelect(Context &ctx, const moert_gate_config_t &cfg,
+                             const float *scores, Tensor correctionBias,
+                             int64_t tokens, int32_t *ids, float *weights) {
+  checkGate(cfg, tokens);
+  if (tokens == 0)
+    return;
+  const float *bias = widenedBias(ctx, correctionBias, cfg.experts);
+  auto *sel = static_cast<float *>(
+      ctx.scratch(Scratch::Selection, tokens * cfg.experts * sizeof(float)));
+  selectKernel<<<gridFor(tokens, 128), 128, 0, ctx.stream()>>>(
+      cfg, scores, bias, tokens, sel, ids, weights);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+int64_t moert::cuda::gateSlots(Context &ctx, const moert_gate_config_t &cfg,
+                               const int32_t *ids, const float *weights,
+                               int64_t tokens, int32_t *slots,
+                               int32_t *counts) {
+  checkGate(cfg, tokens);
+  const bool dropless = cfg.capacity_factor == 0.0;
+  if (tokens == 0) {
+    MOERT_CUDA_CHECK(cudaMemsetAsync(counts, 0, cfg.experts * sizeof(int32_t),
+                                     ctx.stream()));
+    return dropless ? 0 : capacityFor(cfg, tokens);
+  }
+  // The caller's ids index the per-expert tables: check them first (the
+  // CPU backend's rule and message).
+  int64_t choices = tokens * cfg.top_k;
+  std::vector<int32_t> hostIds(choices);
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(hostIds.data(), ids,
+                                   choices * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, ctx.stream()));
+  MOERT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+  for (int64_t i = 0; i < choices; ++i)
+    require(hostIds[i] >= 0 && hostIds[i] < cfg.experts, "gate: choice ", i,
+            " names expert ", hostIds[i], " outside [0, ", cfg.experts, ")");
+  int32_t *totals = nullptr;
+  int64_t capacity = orderSlots(ctx, cfg, ids, weights, tokens, slots, &totals);
+  if (!dropless) {
+    dropKernel<<<gridFor(choices), threadsPerBlock, 0, ctx.stream()>>>(
+        choices, capacity, slots);
+    MOERT_CUDA_CHECK_LAUNCH();
+  }
+  writeCounts(ctx, totals, cfg.experts, capacity, dropless, counts);
+  return capacity;
+}
+
+void moert::cuda::gateNormalize(Context &ctx, const moert_gate_config_t &cfg,
+                                const int32_t *slots, int64_t tokens,
+                                float *weights) {
+  checkGate(cfg, tokens);
+  if (tokens == 0)
+    return;
+  normalizeKernel<<<gridFor(tokens, 128), 128, 0, ctx.stream()>>>(
+      cfg, tokens, slots, weights);
+  MOERT_CUDA_CHECK_LAUNCH();
 }

@@ -2,8 +2,8 @@
 //
 // The kernels of runtime/moert.h on device pointers and a stream, with the
 // semantics written there (reference: runtime/cpu). Errors are moert::Error;
-// the C entry points will wrap these in guard() once the CUDA backend is
-// wired behind moert.h. All pointers are device memory unless named host.
+// the C entry points reach these through Api.cpp inside guard(). All
+// pointers are device memory unless named host.
 //
 // Numerics: fp32 math and accumulation, outputs rounded once to their dtype,
 // as on the CPU, with one documented difference: the FFN's intermediate
@@ -56,6 +56,11 @@ enum class Scratch : int {
   Output,
   Pointers,
   Rows,
+  Logits,
+  SharedInput,
+  SharedHidden,
+  SharedAct,
+  SharedOutput,
   Count
 };
 
@@ -96,6 +101,20 @@ int64_t gate(Context &ctx, const moert_gate_config_t &cfg, const float *logits,
              Tensor correctionBias, int64_t tokens, int32_t *ids,
              float *weights, int32_t *slots, int32_t *counts);
 
+// The gate's stages (moert_gate_scores / _select / _slots / _normalize):
+// the same kernels as gate(), one call per stage.
+void gateScores(Context &ctx, const moert_gate_config_t &cfg,
+                const float *logits, int64_t tokens, float *scores);
+void gateSelect(Context &ctx, const moert_gate_config_t &cfg,
+                const float *scores, Tensor correctionBias, int64_t tokens,
+                int32_t *ids, float *weights);
+// Returns C; dropless mode synchronises.
+int64_t gateSlots(Context &ctx, const moert_gate_config_t &cfg,
+                  const int32_t *ids, const float *weights, int64_t tokens,
+                  int32_t *slots, int32_t *counts);
+void gateNormalize(Context &ctx, const moert_gate_config_t &cfg,
+                   const int32_t *slots, int64_t tokens, float *weights);
+
 void dispatch(Context &ctx, Tensor x, const int32_t *ids, const int32_t *slots,
               MutableTensor buf, int64_t tokens, int64_t hidden, int64_t topK,
               int64_t experts, int64_t capacity);
@@ -106,10 +125,10 @@ void combine(Context &ctx, Tensor y, const int32_t *ids, const int32_t *slots,
              int64_t tokens, int64_t hidden, int64_t topK, int64_t experts,
              int64_t capacity);
 
-// moert_fused_combine: one kernel for combine + residual mix + shared add
-// (+ gate) + addend. Declared for the CUDA backend; its implementation is
-// the CUDA issue's (the CPU backend, runtime/cpu, is the reference).
-// out may alias addend and x.
+// moert_fused_combine: combine, residual mix, shared add (+ gate) and
+// addend as a sequence of the kernels above through an fp32 panel (so one
+// rounding, as on the CPU); out may alias addend and x, which are read
+// before out is written.
 void fusedCombine(Context &ctx, Tensor y, const int32_t *ids,
                   const int32_t *slots, const float *weights, Tensor mlpOut,
                   Tensor wc, Tensor bc, Tensor shared, Tensor wSg, Tensor x,
@@ -130,9 +149,22 @@ void experts(Context &ctx, const FfnWeights &ffn, Tensor in, MutableTensor out,
              const int32_t *rowsHost, int64_t experts, int64_t capacity,
              int64_t blocks);
 
+// moert_fused_experts: packed [E, 2F, H] gate|up weights, one grouped GEMM
+// for gate_up, a fused act(gate) * up pass, one grouped GEMM for down; a
+// shared expert (shared != null) adds one problem to each grouped GEMM.
+struct PackedFfnWeights {
+  moert_activation_t activation = MOERT_ACT_SILU;
+  int64_t hidden = 0, ffn = 0;
+  Tensor wGateUp, wDown;
+};
+void fusedExperts(Context &ctx, const PackedFfnWeights &ffn, Tensor in,
+                  MutableTensor out, const int32_t *rowsHost, int64_t experts,
+                  int64_t capacity, int64_t blocks,
+                  const PackedFfnWeights *shared, Tensor sharedX,
+                  MutableTensor sharedOut, int64_t tokens);
+
 // The stages of a gated experts() (moert_experts_linear, moert_activation,
-// moert_multiply). Declared for the CUDA backend; their implementation is the
-// CUDA issue's (the CPU backend, runtime/cpu, is the reference).
+// moert_multiply).
 void expertsLinear(Context &ctx, Tensor w, Tensor in, MutableTensor out,
                    const int32_t *rowsHost, int64_t experts, int64_t capacity,
                    int64_t blocks, int64_t n, int64_t k);
@@ -159,6 +191,11 @@ void add(Context &ctx, Tensor a, Tensor b, MutableTensor out, int64_t count);
 
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);
+
+// count elements of elementBytes (1..8) each set to the host bit pattern
+// `element` (moert_buffer_fill).
+void fill(Context &ctx, void *dst, size_t elementBytes, const void *element,
+          int64_t count);
 
 } // namespace moert::cuda
 

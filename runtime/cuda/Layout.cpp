@@ -47,3 +47,34 @@ FfnPlan moert::cuda::planFfn(int64_t experts, int64_t capacity, int64_t blocks,
   plan.first.insert(plan.first.end(), up.begin(), up.end());
   return plan;
 }
+
+PackedFfnPlan moert::cuda::planPackedFfn(int64_t experts, int64_t capacity,
+                                         int64_t blocks, int64_t hidden,
+                                         int64_t ffn, const int32_t *rows,
+                                         int64_t sharedTokens,
+                                         int64_t sharedFfn) {
+  require(sharedTokens >= 0 && (sharedTokens == 0 || sharedFfn >= 1),
+          "fused_experts plan: shared tokens ", sharedTokens, ", shared ffn ",
+          sharedFfn);
+  // The routed problems are a plain FFN's with 2F first-projection rows.
+  FfnPlan routed = planFfn(experts, capacity, blocks, hidden, 2 * ffn, false,
+                           rows);
+  PackedFfnPlan plan;
+  for (const GemmProblem &p : routed.first)
+    plan.gateUp.push_back({p, false});
+  for (GemmProblem d : routed.down) {
+    // planFfn's down reads [rows, 2F]; the activation output is [rows, F].
+    int64_t firstRow = d.cOffset / hidden;
+    d = linearProblem(d.n, hidden, ffn);
+    d.aOffset = (firstRow / capacity) * hidden * ffn;
+    d.bOffset = firstRow * ffn;
+    d.cOffset = firstRow * hidden;
+    plan.down.push_back({d, false});
+  }
+  if (sharedTokens > 0) {
+    plan.gateUp.push_back({linearProblem(sharedTokens, 2 * sharedFfn, hidden),
+                           true});
+    plan.down.push_back({linearProblem(sharedTokens, hidden, sharedFfn), true});
+  }
+  return plan;
+}

@@ -62,6 +62,23 @@ struct FfnPlan {
 FfnPlan planFfn(int64_t experts, int64_t capacity, int64_t blocks,
                 int64_t hidden, int64_t ffn, bool gated, const int32_t *rows);
 
+// moert_fused_experts: gateUp holds, per used (expert, block), the product
+// of the packed [2F, H] gate|up weights into [rows, 2F] fp32 rows (buffer
+// row r at r * 2F), then, when sharedTokens > 0, one shared problem over
+// shared_x [tokens, H] (its own operands: shared = true); down holds the
+// [H, F] products into [rows, H], the shared one last. Offsets are from the
+// routed (or shared) operands' bases. rows as planFfn.
+struct PackedProblem {
+  GemmProblem gemm;
+  bool shared;
+};
+struct PackedFfnPlan {
+  std::vector<PackedProblem> gateUp, down;
+};
+PackedFfnPlan planPackedFfn(int64_t experts, int64_t capacity, int64_t blocks,
+                            int64_t hidden, int64_t ffn, const int32_t *rows,
+                            int64_t sharedTokens, int64_t sharedFfn);
+
 // The router: logits[S,E] = x[S,H] . wg[E,H]^T.
 GemmProblem linearProblem(int64_t rows, int64_t out, int64_t in);
 

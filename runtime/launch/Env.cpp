@@ -117,3 +117,22 @@ RankInfo moert::launch::discoverRank(const EnvLookup &env) {
 RankInfo moert::launch::discoverRankFromProcessEnv() {
   return discoverRank([](const char *name) { return std::getenv(name); });
 }
+
+void moert::launch::checkMesh(const RankInfo &info, int32_t nodes,
+                              int32_t gpusPerNode) {
+  require(nodes >= 1 && gpusPerNode >= 1, "mesh must be at least 1x1, got ",
+          nodes, "x", gpusPerNode);
+  int64_t meshSize = int64_t(nodes) * gpusPerNode;
+  require(info.worldSize == meshSize, "the ", info.source, " launch has ",
+          info.worldSize, " processes but the mesh ", nodes, "x", gpusPerNode,
+          " needs ", meshSize, " (one process per GPU)");
+  require(info.localRank == info.rank % gpusPerNode, "rank ", info.rank,
+          " has local rank ", info.localRank, " from the ", info.source,
+          " launch, but the mesh ", nodes, "x", gpusPerNode,
+          " puts it at local index ", info.rank % gpusPerNode,
+          " (ranks must be placed node by node)");
+  require(info.localSize < 0 || info.localSize == gpusPerNode, "the ",
+          info.source, " launch runs ", info.localSize,
+          " processes per node but the mesh has ", gpusPerNode,
+          " GPUs per node");
+}

@@ -39,6 +39,13 @@ using EnvLookup = std::function<const char *(const char *)>;
 RankInfo discoverRank(const EnvLookup &env);
 RankInfo discoverRankFromProcessEnv();
 
+// A CUDA world (one process per GPU) over a nodes x gpusPerNode mesh: the
+// launcher's world size must be nodes * gpusPerNode, the local rank must be
+// rank % gpusPerNode (moert_context_local_rank, and the device this process
+// selects) and, when the launcher gives it, the local size gpusPerNode.
+// Throws MOERT_INVALID_ARGUMENT naming the launcher and the mismatch.
+void checkMesh(const RankInfo &info, int32_t nodes, int32_t gpusPerNode);
+
 struct RendezvousOptions {
   int32_t timeoutMs = 60000; // whole rendezvous, connect retries included
   int32_t retryDelayMs = 50; // first retry delay; doubles up to 1 s

@@ -196,24 +196,44 @@ void Communicator::reduceScatter(const void *send, void *recv, int64_t count,
                                      ncclType(dtype), ncclSum, comm_, stream));
 }
 
-void Communicator::wait(cudaStream_t stream) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs_);
+void Communicator::wait(cudaStream_t stream) { waitAll({this}, stream); }
+
+void Communicator::waitAll(const std::vector<Communicator *> &comms,
+                           cudaStream_t stream) {
+  require(!comms.empty(), "waitAll: no communicator");
+  int32_t timeoutMs = comms.front()->timeoutMs_;
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  // Kernels of every communicator of the call may wait on the dead peer:
+  // abort them all, then throw from the one at fault.
+  auto abortAll = [&](Communicator &culprit, moert_status_t status,
+                      const std::string &why) {
+    for (Communicator *c : comms)
+      if (c != &culprit && !c->aborted_) {
+        c->aborted_ = true;
+        ncclCommAbort(c->comm_);
+      }
+    culprit.abort(status, why);
+  };
   for (;;) {
     cudaError_t done = cudaStreamQuery(stream);
     if (done == cudaSuccess)
       return;
     if (done != cudaErrorNotReady)
       MOERT_CUDA_CHECK(done);
-    ncclResult_t state = ncclSuccess;
-    MOERT_NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
-    if (state != ncclSuccess && state != ncclInProgress)
-      abort(MOERT_ABORTED, std::string("asynchronous NCCL error: ") +
-                               ncclGetErrorString(state) + " (" +
-                               ncclGetLastError(comm_) + ")");
+    for (Communicator *c : comms) {
+      ncclResult_t state = ncclSuccess;
+      c->settle(ncclCommGetAsyncError(c->comm_, &state),
+                "ncclCommGetAsyncError", __FILE__, __LINE__);
+      if (state != ncclSuccess && state != ncclInProgress)
+        abortAll(*c, MOERT_ABORTED,
+                 std::string("asynchronous NCCL error: ") +
+                     ncclGetErrorString(state) + " (" +
+                     ncclGetLastError(c->comm_) + ")");
+    }
     if (Clock::now() > deadline)
-      abort(MOERT_TIMEOUT, "stream not done after " +
-                               std::to_string(timeoutMs_) +
-                               " ms (a peer failed or hangs)");
+      abortAll(*comms.front(), MOERT_TIMEOUT,
+               "stream not done after " + std::to_string(timeoutMs) +
+                   " ms (a peer failed or hangs)");
     std::this_thread::sleep_for(pollInterval);
   }
 }

@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace moert::nccl {
 
@@ -53,6 +54,10 @@ public:
   // Blocks until `stream` is done, polling NCCL's async error; aborts and
   // throws on an error or after the timeout.
   void wait(cudaStream_t stream);
+  // The same over several communicators whose calls share the stream
+  // (hierarchical all-to-all): an error or timeout aborts all of them.
+  static void waitAll(const std::vector<Communicator *> &comms,
+                      cudaStream_t stream);
 
 private:
   Communicator(ncclComm_t comm, int32_t timeoutMs, std::string name);

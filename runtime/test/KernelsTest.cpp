@@ -390,14 +390,14 @@ TEST(Kernels, FusedExpertsEqualExpertsAndDenseFfn) {
                                              got.view(io), rb.view(MOERT_I32),
                                              E, C, blocks, &packedShared,
                                              xb.view(io), xb.view(io), S),
-                         MOERT_INVALID_ARGUMENT, "shared_out aliases shared_x");
+                         MOERT_INVALID_ARGUMENT, "shared_out must not alias shared_x");
       moert_packed_ffn_desc_t wider = packedShared;
       wider.hidden = H + 1;
       EXPECT_MOERT_ERROR(moert_fused_experts(ctx, &packed, ib.view(io),
                                              got.view(io), rb.view(MOERT_I32),
                                              E, C, blocks, &wider, xb.view(io),
                                              sharedGot.view(io), S),
-                         MOERT_INVALID_ARGUMENT, "shared ffn hidden 6 differs");
+                         MOERT_INVALID_ARGUMENT, "shared expert hidden 6 differs");
     });
   }
 }

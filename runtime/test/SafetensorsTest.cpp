@@ -181,7 +181,7 @@ TEST(Safetensors, ExpertStridePacksGateAndUpIntoOneBuffer) {
     overlapping.dst_expert_stride = box - 1;
     EXPECT_MOERT_ERROR(
         moert_weights_load(ctx, file, &overlapping, dst.view(MOERT_F32)),
-        MOERT_INVALID_ARGUMENT, "smaller than one expert's box");
+        MOERT_INVALID_ARGUMENT, "is smaller than one expert's");
   });
   moert_weights_close(file);
 }

@@ -4,6 +4,7 @@
 #include "runtime/weights/Safetensors.h"
 
 #include <cstring>
+#include <vector>
 
 using namespace moert;
 using namespace moert::weights;
@@ -85,19 +86,27 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
     }
     int64_t stride =
         req->dst_expert_stride == 0 ? perExpert : req->dst_expert_stride;
-    require(stride >= perExpert, "request for '", key, "': dst_expert_stride ",
-            req->dst_expert_stride, " is smaller than one expert's box of ",
-            perExpert, " elements");
+    require(stride >= perExpert, "request for '", key,
+            "': dst_expert_stride ", req->dst_expert_stride,
+            " is smaller than one expert's ", perExpert, " elements");
+    int64_t experts = lastExpert - firstExpert;
     cpu::requireFloatDtype(dst, "dst");
-    // The last expert ends at (n-1)*stride + box: checked against dst here.
-    char *out = cpu::viewData(
-        dst, (lastExpert - firstExpert - 1) * stride + perExpert, "dst");
+    char *out = cpu::viewData(dst, (experts - 1) * stride + perExpert, "dst");
     size_t elementSize = moert_dtype_size(dst.dtype);
-    for (int64_t e = firstExpert; e < lastExpert; ++e) {
-      std::string name = stacked ? expertKey(key, e) : key;
-      file.readBox(name, shape, begin, end, out, dst.dtype);
-      out += stride * elementSize;
-    }
+    // A device destination is filled through host staging, one expert at a
+    // time.
+    std::vector<char> staging(cpu::onDevice(ctx) ? perExpert * elementSize
+                                                 : 0);
+    auto loadExpert = [&](int64_t e) {
+      std::string name = stacked ? expertKey(key, firstExpert + e) : key;
+      char *host =
+          staging.empty() ? out + e * stride * elementSize : staging.data();
+      file.readBox(name, shape, begin, end, host, dst.dtype);
+      MOERT_ROUTE_DEVICE(ctx,
+                         storeWeights(ctx, host, dst, e * stride, perExpert));
+    };
+    for (int64_t e = 0; e < experts; ++e)
+      loadExpert(e);
   });
 }
 

@@ -231,4 +231,144 @@ TEST(CudaLayout, LinearProblemMatchesCpuRouter) {
     EXPECT_NEAR(got[i], want[i], 1e-4f * (1.0f + std::fabs(want[i])));
 }
 
+// moert_fused_experts' plan executed as Ffn.cu's fusedExperts does: one
+// grouped GEMM over packed [gate | up] weights (the shared expert as one more
+// problem), the packed act(gate) * up pass, one grouped GEMM for down, the
+// epilogue; compared with the CPU's moert_experts and moert_dense_ffn on the
+// unpacked weights.
+struct PackedCase {
+  int64_t experts, capacity, blocks;
+  bool withRows;
+  int64_t sharedTokens, sharedFfn;
+};
+
+// [E, 2F, H] from [E, F, H] gate and up.
+std::vector<float> packGateUp(const std::vector<float> &gate,
+                              const std::vector<float> &up, int64_t experts,
+                              int64_t panel) {
+  std::vector<float> packed;
+  for (int64_t e = 0; e < experts; ++e) {
+    packed.insert(packed.end(), gate.begin() + e * panel,
+                  gate.begin() + (e + 1) * panel);
+    packed.insert(packed.end(), up.begin() + e * panel,
+                  up.begin() + (e + 1) * panel);
+  }
+  return packed;
+}
+
+// act(gu[r, f]) * gu[r, F + f] on used rows (packedActivationKernel).
+std::vector<float> packedActivation(const std::vector<float> &gateUp,
+                                    int64_t ffn, int64_t capacity,
+                                    int64_t blocks, const int32_t *rows,
+                                    int64_t totalRows) {
+  std::vector<float> act(totalRows * ffn, NAN);
+  for (int64_t i = 0; i < totalRows * ffn; ++i) {
+    int64_t row = i / ffn, f = i % ffn;
+    if (rowIsUsed(row, capacity, blocks, rows))
+      act[i] = activate(MOERT_ACT_SILU, gateUp[row * 2 * ffn + f]) *
+               gateUp[row * 2 * ffn + ffn + f];
+  }
+  return act;
+}
+
+class CudaPackedPlan : public ::testing::TestWithParam<PackedCase> {};
+
+TEST_P(CudaPackedPlan, ExecutedPlanMatchesCpuExpertsAndDenseFfn) {
+  PackedCase c = GetParam();
+  const int64_t hidden = 16, ffn = 12;
+  const int64_t tokens = c.sharedTokens, sFfn = c.sharedFfn;
+  std::mt19937 rng(13);
+  int64_t totalRows = c.experts * c.capacity;
+  auto in = randomVector(rng, totalRows * hidden, 1.0f);
+  auto wGate = randomVector(rng, c.experts * ffn * hidden, 0.3f);
+  auto wUp = randomVector(rng, c.experts * ffn * hidden, 0.3f);
+  auto wDown = randomVector(rng, c.experts * hidden * ffn, 0.3f);
+  auto sx = randomVector(rng, std::max<int64_t>(tokens, 1) * hidden, 1.0f);
+  auto sGate = randomVector(rng, std::max<int64_t>(sFfn, 1) * hidden, 0.3f);
+  auto sUp = randomVector(rng, std::max<int64_t>(sFfn, 1) * hidden, 0.3f);
+  auto sDown = randomVector(rng, hidden * std::max<int64_t>(sFfn, 1), 0.3f);
+  std::vector<int32_t> rows;
+  int64_t blockRows = c.capacity / c.blocks;
+  if (c.withRows) {
+    for (int64_t i = 0; i < c.experts * c.blocks; ++i)
+      rows.push_back(static_cast<int32_t>(rng() % (blockRows + 1)));
+    rows[0] = 0;
+    rows.back() = static_cast<int32_t>(blockRows);
+  }
+  const int32_t *rowData = c.withRows ? rows.data() : nullptr;
+
+  PackedFfnPlan plan = planPackedFfn(c.experts, c.capacity, c.blocks, hidden,
+                                     ffn, rowData, tokens, sFfn);
+  std::vector<float> packed = packGateUp(wGate, wUp, c.experts, ffn * hidden);
+  std::vector<float> sPacked = packGateUp(sGate, sUp, 1, sFfn * hidden);
+  std::vector<float> gu(totalRows * 2 * ffn, NAN),
+      sGu(tokens * 2 * sFfn, NAN);
+  for (const PackedProblem &p : plan.gateUp)
+    runProblem(p.gemm, p.shared ? sPacked.data() : packed.data(),
+               p.shared ? sx.data() : in.data(),
+               p.shared ? sGu.data() : gu.data());
+  auto act = packedActivation(gu, ffn, c.capacity, c.blocks, rowData,
+                              totalRows);
+  auto sAct = packedActivation(sGu, sFfn, tokens, 1, nullptr, tokens);
+  std::vector<float> y(totalRows * hidden, NAN), sY(tokens * hidden, NAN);
+  for (const PackedProblem &p : plan.down)
+    runProblem(p.gemm, p.shared ? sDown.data() : wDown.data(),
+               p.shared ? sAct.data() : act.data(),
+               p.shared ? sY.data() : y.data());
+  for (int64_t i = 0; i < totalRows * hidden; ++i)
+    if (!rowIsUsed(i / hidden, c.capacity, c.blocks, rowData))
+      y[i] = 0; // the epilogue's unused rows
+
+  std::vector<float> want, sWant;
+  World world(1, 1);
+  world.run([&](moert_context_t ctx) {
+    Buffer inBuf(ctx, in, MOERT_F32), out(ctx, in.size() * 4 + 4);
+    Buffer g(ctx, wGate, MOERT_F32), u(ctx, wUp, MOERT_F32),
+        d(ctx, wDown, MOERT_F32);
+    std::vector<int32_t> rowsOrOne = c.withRows ? rows : std::vector<int32_t>{0};
+    Buffer rowsBuf(ctx, rowsOrOne, MOERT_I32);
+    moert_ffn_desc_t desc{};
+    desc.kind = MOERT_FFN_GATED;
+    desc.activation = MOERT_ACT_SILU;
+    desc.hidden = hidden;
+    desc.ffn = ffn;
+    desc.w_gate = g.view(MOERT_F32);
+    desc.w_up = u.view(MOERT_F32);
+    desc.w_down = d.view(MOERT_F32);
+    desc.b1 = desc.b2 = moert_absent_view();
+    check(moert_experts(
+        ctx, &desc, inBuf.view(MOERT_F32), out.view(MOERT_F32),
+        c.withRows ? rowsBuf.view(MOERT_I32) : moert_absent_view(), c.experts,
+        c.capacity, c.blocks));
+    want = out.download<float>(MOERT_F32, totalRows * hidden);
+    if (tokens == 0)
+      return;
+    Buffer xBuf(ctx, sx, MOERT_F32), sOut(ctx, sx.size() * 4);
+    Buffer sg(ctx, sGate, MOERT_F32), su(ctx, sUp, MOERT_F32),
+        sd(ctx, sDown, MOERT_F32);
+    desc.ffn = sFfn;
+    desc.w_gate = sg.view(MOERT_F32);
+    desc.w_up = su.view(MOERT_F32);
+    desc.w_down = sd.view(MOERT_F32);
+    check(moert_dense_ffn(ctx, &desc, xBuf.view(MOERT_F32), sOut.view(MOERT_F32),
+                          tokens));
+    sWant = sOut.download<float>(MOERT_F32, tokens * hidden);
+  });
+  ASSERT_EQ(y.size(), want.size());
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_NEAR(y[i], want[i], 1e-4f * (1.0f + std::fabs(want[i])))
+        << "element " << i << " (row " << i / hidden << ")";
+  ASSERT_EQ(sY.size(), sWant.size());
+  for (size_t i = 0; i < sY.size(); ++i)
+    ASSERT_NEAR(sY[i], sWant[i], 1e-4f * (1.0f + std::fabs(sWant[i])))
+        << "shared element " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaPackedPlan,
+    ::testing::Values(PackedCase{4, 6, 1, true, 0, 0},
+                      PackedCase{3, 6, 3, true, 7, 20},
+                      PackedCase{2, 5, 1, false, 5, 12},
+                      PackedCase{2, 0, 1, false, 3, 8}));
+
 } // namespace

@@ -184,4 +184,45 @@ TEST(LaunchEnv, ReadsTheProcessEnvironment) {
   EXPECT_EQ(info.worldSize, 3);
 }
 
+
+// Expects checkMesh to reject `info` on a nodes x perNode mesh with a
+// message naming `fragment`.
+void expectMeshRejected(const RankInfo &info, int32_t nodes, int32_t perNode,
+                        const std::string &fragment) {
+  try {
+    checkMesh(info, nodes, perNode);
+    ADD_FAILURE() << "mesh " << nodes << "x" << perNode << " accepted rank "
+                  << info.rank << " of " << info.worldSize;
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), MOERT_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+        << "message: " << e.what();
+  }
+}
+
+TEST(LaunchMesh, SingleProcessFitsOneByOne) {
+  checkMesh(discover({}), 1, 1);
+  expectMeshRejected(discover({}), 1, 2, "has 1 processes but the mesh 1x2");
+}
+
+TEST(LaunchMesh, TorchrunWorldMustMatchTheMesh) {
+  Env env{{"RANK", "5"},
+          {"WORLD_SIZE", "8"},
+          {"LOCAL_RANK", "1"},
+          {"LOCAL_WORLD_SIZE", "4"}};
+  checkMesh(discover(env), 2, 4);
+  expectMeshRejected(discover(env), 4, 4, "torchrun launch has 8 processes");
+  expectMeshRejected(discover(env), 1, 8, "local rank 1");
+  expectMeshRejected(discover(env), 4, 2, "runs 4 processes per node");
+}
+
+TEST(LaunchMesh, LocalSizeMustBeGpusPerNode) {
+  RankInfo info = discover({{"OMPI_COMM_WORLD_RANK", "3"},
+                            {"OMPI_COMM_WORLD_SIZE", "4"},
+                            {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                            {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}});
+  expectMeshRejected(info, 2, 2, "runs 4 processes per node");
+  EXPECT_THROW(checkMesh(info, 0, 4), Error);
+}
+
 } // namespace

@@ -1,7 +1,9 @@
 //===- runtime/nccl/test/GpuSmokeTest.cpp - CUDA kernels + NCCL, 1 GPU ----===//
 //
 // Runs on a machine with a GPU: the CUDA gate, dispatch and combine against
-// runtime/cpu, and a one-rank NCCL world (all-reduce, all-to-all plan).
+// runtime/cpu, a one-rank NCCL world (all-reduce, all-to-all plan), and
+// every moert.h entry point on a MOERT_BACKEND_CUDA world against the CPU
+// backend (CAbiComparison.cpp).
 // Without a device it exits 77, which ctest reports as skipped, never as
 // passed. Built here so that the CUDA/NCCL libraries are linked, not only
 // compiled.
@@ -12,6 +14,7 @@
 #include "runtime/cuda/Check.h"
 #include "runtime/cuda/Kernels.h"
 #include "runtime/nccl/Communicator.h"
+#include "runtime/nccl/test/CAbiComparison.h"
 
 #include "runtime/common/Error.h"
 
@@ -147,7 +150,8 @@ int main() {
   try {
     gateDispatchCombine();
     oneRankNccl();
-  } catch (const Error &e) {
+    failures += test::compareCAbiOnCudaWithCpu();
+  } catch (const std::exception &e) { // moert::Error, moert::RuntimeError
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

@@ -1,0 +1,530 @@
+//===- runtime/nccl/test/CAbiComparison.cpp - CUDA vs CPU via moert.h -----===//
+//
+// Every moert.h entry point on a one-rank MOERT_BACKEND_CUDA world against
+// the same call on the CPU backend: each case draws fresh random inputs
+// (the same seed on both backends), poisons its outputs (NaN, or -7 for
+// integers) and compares what it downloads: integers and host scalars
+// exactly, f32 within 1e-5 and f16/bf16 within 2e-2 (relative to 1 + |cpu|).
+// Needs a GPU; part of moert-gpu-smoke.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/nccl/test/CAbiComparison.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/Gate.h"
+#include "runtime/moert.hpp"
+#include "runtime/weights/Safetensors.h"
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace moert;
+
+namespace {
+
+// What one case produced on one backend, in the order it kept them.
+struct Output {
+  std::string name;
+  moert_dtype_t dtype;
+  std::vector<double> values;
+};
+
+// A case's view of one backend: allocation, random inputs, poisoned
+// outputs, and the outputs it keeps for the comparison.
+class Session {
+public:
+  Session(moert_context_t ctx, moert_backend_t backend, unsigned seed)
+      : ctx(ctx), backend(backend), rng(seed) {}
+  moert_context_t ctx;
+  moert_backend_t backend;
+  std::mt19937 rng;
+  std::vector<Output> outputs;
+
+  moert_view_t alloc(int64_t count, moert_dtype_t dtype) {
+    buffers.push_back(std::make_unique<Buffer>(
+        ctx, std::max<int64_t>(count, 1) * moert_dtype_size(dtype)));
+    return buffers.back()->view(dtype);
+  }
+  std::vector<float> normal(int64_t count, float scale) {
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> values(count);
+    for (float &v : values)
+      v = dist(rng);
+    return values;
+  }
+  moert_view_t upload(const std::vector<float> &values, moert_dtype_t dtype) {
+    int64_t count = static_cast<int64_t>(values.size());
+    std::vector<char> bytes(std::max<int64_t>(count, 1) *
+                            moert_dtype_size(dtype));
+    convertFromFloat(values.data(), bytes.data(), dtype, count);
+    moert_view_t view = alloc(count, dtype);
+    check(moert_buffer_upload(ctx, view, bytes.data(), count));
+    return view;
+  }
+  moert_view_t random(int64_t count, moert_dtype_t dtype, float scale = 1.0f) {
+    return upload(normal(count, scale), dtype);
+  }
+  moert_view_t ints(const std::vector<int32_t> &values) {
+    moert_view_t view = alloc(static_cast<int64_t>(values.size()), MOERT_I32);
+    check(moert_buffer_upload(ctx, view, values.data(),
+                              static_cast<int64_t>(values.size())));
+    return view;
+  }
+  moert_view_t poisoned(int64_t count, moert_dtype_t dtype) {
+    moert_view_t view = alloc(count, dtype);
+    bool integer = dtype == MOERT_I32 || dtype == MOERT_I64;
+    check(moert_buffer_fill(ctx, view, count, integer ? -7.0 : NAN));
+    return view;
+  }
+  void keep(const char *name, moert_view_t view, int64_t count) {
+    size_t size = moert_dtype_size(view.dtype);
+    std::vector<char> bytes(std::max<int64_t>(count, 1) * size);
+    check(moert_buffer_download(ctx, bytes.data(), view, count));
+    Output out{name, view.dtype, std::vector<double>(count)};
+    for (int64_t i = 0; i < count; ++i) {
+      const char *at = bytes.data() + i * size;
+      if (view.dtype == MOERT_I32)
+        out.values[i] = *reinterpret_cast<const int32_t *>(at);
+      else if (view.dtype == MOERT_I64)
+        out.values[i] = static_cast<double>(*reinterpret_cast<const int64_t *>(at));
+      else {
+        float v;
+        convertToFloat(at, view.dtype, &v, 1);
+        out.values[i] = v;
+      }
+    }
+    outputs.push_back(std::move(out));
+  }
+  void keepScalar(const char *name, int64_t value) {
+    outputs.push_back({name, MOERT_I64, {static_cast<double>(value)}});
+  }
+
+private:
+  std::vector<std::unique_ptr<Buffer>> buffers;
+};
+
+using Case = std::function<void(Session &)>;
+
+std::vector<Output> runOn(moert_backend_t backend, const Case &body,
+                          unsigned seed) {
+  World world(1, 1, 30000, backend);
+  std::vector<Output> outputs;
+  world.run([&](moert_context_t ctx) {
+    Session session(ctx, backend, seed);
+    body(session);
+    outputs = std::move(session.outputs);
+  });
+  return outputs;
+}
+
+double tolerance(moert_dtype_t dtype) {
+  switch (dtype) {
+  case MOERT_F32:
+    return 1e-5;
+  case MOERT_F16:
+  case MOERT_BF16:
+    return 2e-2;
+  default:
+    return 0;
+  }
+}
+
+// Compares one case; returns the number of mismatching outputs.
+int compareCase(const char *name, const Case &body, unsigned seed) {
+  std::vector<Output> cpu = runOn(MOERT_BACKEND_CPU, body, seed);
+  std::vector<Output> gpu = runOn(MOERT_BACKEND_CUDA, body, seed);
+  int failed = 0;
+  for (size_t o = 0; o < cpu.size(); ++o) {
+    const Output &want = cpu[o], &got = gpu[o];
+    double tol = tolerance(want.dtype);
+    for (size_t i = 0; i < want.values.size(); ++i) {
+      double a = got.values[i], b = want.values[i];
+      bool ok = std::isfinite(a) && std::isfinite(b) &&
+                std::fabs(a - b) <= tol * (1.0 + std::fabs(b));
+      if (!ok) {
+        std::fprintf(stderr,
+                     "FAILED: %s: %s[%zu] cuda %.8g, cpu %.8g (tolerance "
+                     "%g)\n",
+                     name, want.name.c_str(), i, a, b, tol);
+        ++failed;
+        break;
+      }
+    }
+  }
+  std::printf("%-28s %s\n", name, failed ? "FAILED" : "ok");
+  return failed;
+}
+
+// Routing for the permutation and combine cases, computed on the host so
+// that both backends see the same table.
+struct Routing {
+  moert_gate_config_t cfg;
+  int64_t tokens, capacity;
+  std::vector<int32_t> ids, slots, counts;
+  std::vector<float> weights;
+};
+
+Routing routing(Session &s, int64_t tokens, int32_t experts, int32_t topK) {
+  Routing r;
+  moert_gate_config_init(&r.cfg, experts, topK);
+  r.cfg.capacity_factor = 1.0;
+  r.cfg.norm = MOERT_NORM_KEPT;
+  r.tokens = tokens;
+  std::vector<float> logits = s.normal(tokens * experts, 1.0f);
+  r.ids.resize(tokens * topK);
+  r.slots.resize(tokens * topK);
+  r.weights.resize(tokens * topK);
+  r.counts.resize(experts);
+  r.capacity = cpu::computeGate(r.cfg, logits.data(), nullptr, tokens,
+                                r.ids.data(), r.weights.data(), r.slots.data(),
+                                r.counts.data());
+  return r;
+}
+
+moert_gate_config_t gateConfig(int variant) {
+  moert_gate_config_t cfg;
+  moert_gate_config_init(&cfg, 16, 4);
+  switch (variant) {
+  case 0: // Mixtral-like, dropless
+    cfg.norm = MOERT_NORM_SELECTED;
+    break;
+  case 1: // DeepSeek-V3-like groups, sigmoid, capacity
+    cfg.score_func = MOERT_SCORE_SIGMOID;
+    cfg.n_group = 4;
+    cfg.topk_group = 2;
+    cfg.group_score = MOERT_GROUP_SCORE_TOP2_SUM;
+    cfg.norm = MOERT_NORM_SELECTED;
+    cfg.norm_epsilon = 1e-20f;
+    cfg.routed_scaling_factor = 2.5f;
+    cfg.capacity_factor = 1.25;
+    cfg.drop_order = MOERT_DROP_CHOICE_MAJOR;
+    break;
+  default: // PROBS drops, kept-normalised
+    cfg.capacity_factor = 0.75;
+    cfg.drop_order = MOERT_DROP_PROBS;
+    cfg.norm = MOERT_NORM_KEPT;
+    break;
+  }
+  return cfg;
+}
+
+moert_ffn_desc_t gatedFfn(Session &s, int64_t stack, int64_t hidden,
+                          int64_t ffn, moert_dtype_t dtype) {
+  moert_ffn_desc_t desc{};
+  desc.kind = MOERT_FFN_GATED;
+  desc.activation = MOERT_ACT_SILU;
+  desc.hidden = hidden;
+  desc.ffn = ffn;
+  desc.w_gate = s.random(stack * ffn * hidden, dtype, 0.2f);
+  desc.w_up = s.random(stack * ffn * hidden, dtype, 0.2f);
+  desc.w_down = s.random(stack * hidden * ffn, dtype, 0.2f);
+  desc.b1 = desc.b2 = moert_absent_view();
+  return desc;
+}
+
+// The packed form of a gated FFN's weights: [stack, 2F, H] gate|up.
+moert_packed_ffn_desc_t packed(Session &s, const moert_ffn_desc_t &ffn,
+                               int64_t stack) {
+  int64_t panel = ffn.ffn * ffn.hidden;
+  moert_view_t gateUp = s.alloc(stack * 2 * panel, ffn.w_gate.dtype);
+  for (int64_t e = 0; e < stack; ++e) {
+    moert_view_t gate = ffn.w_gate, up = ffn.w_up, dst = gateUp;
+    gate.offset += e * panel;
+    up.offset += e * panel;
+    dst.offset += e * 2 * panel;
+    check(moert_buffer_copy(s.ctx, gate, dst, panel));
+    dst.offset += panel;
+    check(moert_buffer_copy(s.ctx, up, dst, panel));
+  }
+  return moert_packed_ffn_desc_t{ffn.activation, ffn.hidden, ffn.ffn, gateUp,
+                                 ffn.w_down};
+}
+
+const int64_t S = 96, H = 64, E = 8, K = 2, F = 48;
+const moert_dtype_t bf16 = MOERT_BF16, f32 = MOERT_F32;
+
+void buffers(Session &s) {
+  moert_view_t a = s.random(1000, f32);
+  s.keep("upload/download", a, 1000);
+  moert_view_t filled = s.poisoned(300, bf16);
+  check(moert_buffer_fill(s.ctx, filled, 300, 1.5));
+  s.keep("fill bf16", filled, 300);
+  moert_view_t ints = s.poisoned(10, MOERT_I64);
+  check(moert_buffer_fill(s.ctx, ints, 10, 123456789.0));
+  s.keep("fill i64", ints, 10);
+  moert_view_t narrow = s.poisoned(1000, bf16);
+  check(moert_buffer_copy(s.ctx, a, narrow, 1000));
+  s.keep("copy f32->bf16", narrow, 1000);
+  moert_view_t wide = s.poisoned(999, f32);
+  moert_view_t shifted = narrow;
+  shifted.offset += 1;
+  check(moert_buffer_copy(s.ctx, shifted, wide, 999));
+  s.keep("copy bf16->f32 at an offset", wide, 999);
+}
+
+void router(Session &s) {
+  moert_view_t logits = s.poisoned(S * E, f32);
+  check(moert_router(s.ctx, s.random(S * H, bf16), s.random(E * H, bf16, 0.1f),
+                     s.random(E, f32), logits, S, H, E));
+  s.keep("logits", logits, S * E);
+}
+
+void gate(Session &s, int variant) {
+  moert_gate_config_t cfg = gateConfig(variant);
+  int64_t choices = S * cfg.top_k;
+  moert_view_t logits = s.random(S * cfg.experts, f32);
+  moert_view_t bias =
+      variant == 1 ? s.random(cfg.experts, f32, 0.1f) : moert_absent_view();
+  moert_view_t ids = s.poisoned(choices, MOERT_I32),
+               weights = s.poisoned(choices, f32),
+               slots = s.poisoned(choices, MOERT_I32),
+               counts = s.poisoned(cfg.experts, MOERT_I32);
+  int64_t capacity = -1;
+  check(moert_gate(s.ctx, &cfg, logits, bias, S, ids, weights, slots, counts,
+                   &capacity));
+  s.keep("ids", ids, choices);
+  s.keep("weights", weights, choices);
+  s.keep("slots", slots, choices);
+  s.keep("counts", counts, cfg.experts);
+  s.keepScalar("capacity", capacity);
+
+  // The stage calls, each from fresh poison.
+  moert_view_t scores = s.poisoned(S * cfg.experts, f32);
+  check(moert_gate_scores(s.ctx, &cfg, logits, S, scores));
+  s.keep("stage scores", scores, S * cfg.experts);
+  moert_view_t ids2 = s.poisoned(choices, MOERT_I32),
+               weights2 = s.poisoned(choices, f32);
+  check(moert_gate_select(s.ctx, &cfg, scores, bias, S, ids2, weights2));
+  s.keep("stage ids", ids2, choices);
+  s.keep("stage weights", weights2, choices);
+  moert_view_t slots2 = s.poisoned(choices, MOERT_I32),
+               counts2 = s.poisoned(cfg.experts, MOERT_I32);
+  int64_t capacity2 = -1;
+  check(moert_gate_slots(s.ctx, &cfg, ids2, weights2, S, slots2, counts2,
+                         &capacity2));
+  s.keep("stage slots", slots2, choices);
+  s.keep("stage counts", counts2, cfg.experts);
+  s.keepScalar("stage capacity", capacity2);
+  check(moert_gate_normalize(s.ctx, &cfg, slots2, S, weights2));
+  s.keep("stage normalized", weights2, choices);
+}
+
+void permutation(Session &s) {
+  Routing r = routing(s, S, E, K);
+  moert_view_t ids = s.ints(r.ids), slots = s.ints(r.slots);
+  moert_view_t weights = s.upload(r.weights, f32);
+  int64_t C = r.capacity;
+  moert_view_t buf = s.poisoned(E * C * H, bf16);
+  check(moert_dispatch(s.ctx, s.random(S * H, bf16), ids, slots, buf, S, H, K,
+                       E, C));
+  s.keep("dispatch", buf, E * C * H);
+  moert_view_t y = s.random(E * C * H, bf16);
+  moert_view_t out = s.poisoned(S * H, bf16);
+  check(moert_combine(s.ctx, y, ids, slots, weights, s.random(S * H, bf16),
+                      out, S, H, K, E, C));
+  s.keep("combine", out, S * H);
+  // fused_combine with every epilogue term, in place on x (= addend).
+  moert_view_t x = s.random(S * H, bf16);
+  check(moert_fused_combine(s.ctx, y, ids, slots, weights,
+                            s.random(S * H, bf16), s.random(2 * H, f32, 0.1f),
+                            s.random(2, f32), s.random(S * H, bf16),
+                            s.random(H, bf16, 0.1f), x, x, x, S, H, K, E, C));
+  s.keep("fused_combine in place", x, S * H);
+  moert_view_t plain = s.poisoned(S * H, f32);
+  check(moert_fused_combine(
+      s.ctx, y, ids, slots, weights, moert_absent_view(), moert_absent_view(),
+      moert_absent_view(), s.random(S * H, f32), moert_absent_view(),
+      moert_absent_view(), moert_absent_view(), plain, S, H, K, E, C));
+  s.keep("fused_combine shared only", plain, S * H);
+}
+
+void ffn(Session &s) {
+  const int64_t C = 12, blocks = 2;
+  std::vector<int32_t> rowCounts;
+  for (int64_t i = 0; i < E * blocks; ++i)
+    rowCounts.push_back(static_cast<int32_t>(s.rng() % (C / blocks + 1)));
+  rowCounts[0] = 0;
+  moert_view_t rows = s.ints(rowCounts);
+  moert_ffn_desc_t experts = gatedFfn(s, E, H, F, bf16);
+  moert_view_t in = s.random(E * C * H, bf16);
+  moert_view_t out = s.poisoned(E * C * H, bf16);
+  check(moert_experts(s.ctx, &experts, in, out, rows, E, C, blocks));
+  s.keep("experts", out, E * C * H);
+
+  // The stage calls through f32 intermediates.
+  moert_view_t h = s.poisoned(E * C * F, f32), u = s.poisoned(E * C * F, f32);
+  check(moert_experts_linear(s.ctx, experts.w_gate, in, h, rows, E, C, blocks,
+                             F, H));
+  check(moert_experts_linear(s.ctx, experts.w_up, in, u, rows, E, C, blocks, F,
+                             H));
+  s.keep("experts_linear", h, E * C * F);
+  moert_view_t act = s.poisoned(E * C * F, f32);
+  check(moert_activation(s.ctx, MOERT_ACT_GELU_TANH, h, act, E * C * F));
+  s.keep("activation", act, E * C * F);
+  check(moert_activation(s.ctx, MOERT_ACT_SILU, h, h, E * C * F));
+  check(moert_multiply(s.ctx, h, u, h, E * C * F));
+  s.keep("multiply in place", h, E * C * F);
+  moert_view_t down = s.poisoned(E * C * H, bf16);
+  check(moert_experts_linear(s.ctx, experts.w_down, h, down, rows, E, C,
+                             blocks, H, F));
+  s.keep("experts_linear down", down, E * C * H);
+
+  // Packed, with a shared expert folded in.
+  moert_ffn_desc_t sharedFfn = gatedFfn(s, 1, H, 2 * F, bf16);
+  moert_packed_ffn_desc_t packedExperts = packed(s, experts, E);
+  moert_packed_ffn_desc_t packedShared = packed(s, sharedFfn, 1);
+  moert_view_t sharedX = s.random(S * H, bf16);
+  moert_view_t fused = s.poisoned(E * C * H, bf16),
+               sharedOut = s.poisoned(S * H, bf16);
+  moert_status_t status = moert_fused_experts(
+      s.ctx, &packedExperts, in, fused, rows, E, C, blocks, &packedShared,
+      sharedX, sharedOut, S);
+  // The CPU implementation lands from main; until then the CPU reference is
+  // moert_experts + moert_dense_ffn (the CUDA call must succeed).
+  if (s.backend == MOERT_BACKEND_CPU && status == MOERT_UNSUPPORTED) {
+    check(moert_experts(s.ctx, &experts, in, fused, rows, E, C, blocks));
+    check(moert_dense_ffn(s.ctx, &sharedFfn, sharedX, sharedOut, S));
+  } else {
+    check(status);
+  }
+  s.keep("fused_experts", fused, E * C * H);
+  s.keep("fused_experts shared", sharedOut, S * H);
+
+  moert_ffn_desc_t plainFfn{};
+  plainFfn.kind = MOERT_FFN_PLAIN;
+  plainFfn.activation = MOERT_ACT_GELU;
+  plainFfn.hidden = H;
+  plainFfn.ffn = F;
+  plainFfn.w_gate = s.random(F * H, f32, 0.2f);
+  plainFfn.w_up = moert_absent_view();
+  plainFfn.w_down = s.random(H * F, f32, 0.2f);
+  plainFfn.b1 = s.random(F, f32);
+  plainFfn.b2 = s.random(H, f32);
+  moert_view_t dense = s.poisoned(S * H, f32);
+  check(moert_dense_ffn(s.ctx, &plainFfn, s.random(S * H, f32), dense, S));
+  s.keep("dense_ffn plain f32", dense, S * H);
+}
+
+void mixes(Session &s) {
+  moert_view_t x = s.random(S * H, bf16);
+  moert_view_t mixed = s.poisoned(S * H, bf16);
+  check(moert_residual_mix(s.ctx, x, s.random(2 * H, bf16, 0.1f),
+                           s.random(2, f32), s.random(S * H, bf16),
+                           s.random(S * H, bf16), mixed, S, H));
+  s.keep("residual_mix", mixed, S * H);
+  moert_view_t routed = s.random(S * H, f32);
+  check(moert_shared_add(s.ctx, routed, s.random(S * H, bf16), x,
+                         s.random(H, bf16, 0.1f), routed, S, H));
+  s.keep("shared_add gated, in place", routed, S * H);
+  moert_view_t sum = s.poisoned(S * H, bf16);
+  check(moert_shared_add(s.ctx, s.random(S * H, bf16), s.random(S * H, bf16),
+                         moert_absent_view(), moert_absent_view(), sum, S, H));
+  s.keep("shared_add", sum, S * H);
+  moert_view_t a = s.random(S * H, f32);
+  check(moert_add(s.ctx, a, s.random(S * H, bf16), a, S * H));
+  s.keep("add in place", a, S * H);
+}
+
+void weightLoading(Session &s, const std::string &path) {
+  moert_weights_t file = nullptr;
+  check(moert_weights_open(path.c_str(), &file));
+  // gate and up of experts [1, 3) packed into [2, 2F, H] by the stride.
+  moert_view_t packedView = s.poisoned(2 * 2 * F * H, bf16);
+  for (int which = 0; which < 2; ++which) {
+    const char *key = which ? "experts.{e}.up" : "experts.{e}.gate";
+    int64_t shape[2] = {F, H};
+    moert_weight_request_t req;
+    moert_weight_request_init(&req, key, 2, shape);
+    req.expert_begin = 1;
+    req.expert_end = 3;
+    req.dst_expert_stride = 2 * F * H;
+    moert_view_t dst = packedView;
+    dst.offset += which * F * H;
+    check(moert_weights_load(s.ctx, file, &req, dst));
+  }
+  moert_weights_close(file);
+  s.keep("weights_load packed", packedView, 2 * 2 * F * H);
+}
+
+void collectives(Session &s) {
+  int32_t me = moert_context_rank(s.ctx);
+  Group group(s.ctx, {me});
+  check(moert_barrier(s.ctx, group.get()));
+  moert_view_t send = s.random(500, bf16);
+  moert_view_t reduced = s.poisoned(500, bf16);
+  check(moert_all_reduce(s.ctx, group.get(), MOERT_REDUCE_SUM, send, reduced,
+                         500));
+  s.keep("all_reduce", reduced, 500);
+  moert_view_t gathered = s.poisoned(500, bf16);
+  check(moert_all_gather(s.ctx, group.get(), send, gathered, 500));
+  s.keep("all_gather", gathered, 500);
+  moert_view_t scattered = s.poisoned(500, bf16);
+  check(moert_reduce_scatter(s.ctx, group.get(), send, scattered, 500));
+  s.keep("reduce_scatter", scattered, 500);
+  int64_t value = 41;
+  check(moert_all_reduce_i64(s.ctx, group.get(), MOERT_REDUCE_MAX, &value));
+  s.keepScalar("all_reduce_i64", value);
+  const int64_t C = 5;
+  moert_view_t tokens = s.random(E * C * H, bf16);
+  for (moert_a2a_algorithm_t algorithm :
+       {MOERT_A2A_FLAT, MOERT_A2A_HIERARCHICAL}) {
+    moert_view_t experts = s.poisoned(E * C * H, bf16);
+    check(moert_all_to_all(s.ctx, group.get(), MOERT_A2A_TO_EXPERTS,
+                           algorithm, tokens, experts, E, C, H));
+    moert_view_t back = s.poisoned(E * C * H, bf16);
+    check(moert_all_to_all_sliced(s.ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
+                                  algorithm, experts, back, E, C, H, 1));
+    s.keep("all_to_all there", experts, E * C * H);
+    s.keep("all_to_all back", back, E * C * H);
+  }
+}
+
+std::string writeWeightsFile() {
+  std::string path = "moert-gpu-smoke-weights.safetensors";
+  weights::SafetensorsWriter writer;
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal;
+  for (int e = 0; e < 4; ++e)
+    for (const char *proj : {"gate", "up"}) {
+      std::vector<float> w(F * H);
+      for (float &v : w)
+        v = normal(rng);
+      writer.add("experts." + std::to_string(e) + "." + proj, MOERT_F32,
+                 {F, H}, w.data());
+    }
+  writer.write(path);
+  return path;
+}
+
+} // namespace
+
+int moert::test::compareCAbiOnCudaWithCpu() {
+  std::string weightsPath = writeWeightsFile();
+  struct Named {
+    const char *name;
+    Case body;
+  };
+  std::vector<Named> cases = {
+      {"buffers", buffers},
+      {"router", router},
+      {"gate dropless", [](Session &s) { gate(s, 0); }},
+      {"gate groups + capacity", [](Session &s) { gate(s, 1); }},
+      {"gate probs", [](Session &s) { gate(s, 2); }},
+      {"dispatch / combine", permutation},
+      {"ffn", ffn},
+      {"mixes", mixes},
+      {"weights", [&](Session &s) { weightLoading(s, weightsPath); }},
+      {"collectives", collectives},
+  };
+  int failed = 0;
+  unsigned seed = 100;
+  for (const Named &c : cases)
+    failed += compareCase(c.name, c.body, seed++);
+  return failed;
+}
