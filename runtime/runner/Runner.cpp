@@ -58,7 +58,9 @@ struct Model {
 // The library stays loaded until the process exits: its code runs on the
 // world's threads up to moert_world_destroy.
 Model loadModel(const std::string &path) {
-  void *lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // A name without a slash would be searched on the library path.
+  std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  void *lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib)
     fail(MOERT_IO_ERROR, "dlopen: ", dlerror());
   Model m;
