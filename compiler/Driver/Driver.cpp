@@ -83,6 +83,10 @@ struct Options {
                                 cl::desc("x.npy [ranks*tokens, hidden] f32 "
                                          "(default: random)")};
   cl::opt<std::string> output{"output", cl::desc("write y.npy (f32)")};
+  cl::opt<bool> cudaGraphs{"cuda-graphs",
+                           cl::desc("run step 1 directly, then replay it "
+                                    "as a captured CUDA graph"),
+                           cl::init(false)};
   cl::opt<std::string> cacheDir{"cache-dir",
                                 cl::desc("where built models are kept "
                                          "(default: $MOE_CACHE_DIR or "
@@ -327,5 +331,6 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.inputNpy = opts.inputNpy;
   run.seed = opts.seed;
   run.outputNpy = opts.output;
+  run.cudaGraphs = opts.cudaGraphs;
   return moert::runner::runCompiledModel("moe-run", run);
 }

@@ -99,6 +99,8 @@ struct Job {
   int64_t initNs = 0;
   std::vector<std::vector<int64_t>> layerNs; // [step][layer], max over ranks
   std::vector<int64_t> dropped; // [layer], sum over ranks (same each step)
+  bool cudaGraphs = false;
+  std::vector<int64_t> replayNs; // [step - 1], max over ranks
 };
 
 // Owned by one rank; freed on every path out of runRank.
@@ -106,7 +108,9 @@ struct RankResources {
   moert_context_t ctx;
   moert_buffer_t state = nullptr, io = nullptr;
   moert_group_t world = nullptr;
+  moert_graph_t graph = nullptr;
   ~RankResources() {
+    moert_graph_destroy(ctx, graph);
     if (world)
       moert_group_destroy(world);
     if (io)
@@ -115,6 +119,23 @@ struct RankResources {
       moert_buffer_free(ctx, state);
   }
 };
+
+// What a captured step does: restore x from the staged f32 input, then step
+// without statistics (they would be read back to the host).
+struct CapturedStep {
+  const Job *job;
+  moert_buffer_t state;
+  moert_view_t f32, x;
+  const char **call;
+};
+
+moert_status_t runCapturedStep(moert_context_t ctx, void *user) {
+  auto &c = *static_cast<CapturedStep *>(user);
+  int64_t n = c.job->tokens * c.job->model.info->hidden;
+  if (moert_status_t st = moert_buffer_copy(ctx, c.f32, c.x, n))
+    return st;
+  return c.job->model.step(ctx, c.state, nullptr, c.job->tokens, c.x, c.call);
+}
 
 moert_status_t runRank(moert_context_t ctx, void *user) {
   Job &job = *static_cast<Job *>(user);
@@ -160,7 +181,8 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   moert_view_t x = moert_make_view(
       res.io, n * 4 / int64_t(moert_dtype_size(info.dtype)), info.dtype);
   std::vector<moert_model_layer_stats_t> stats(size_t(info.num_layers));
-  for (int64_t s = 0; s < job.steps; ++s) {
+  int64_t directSteps = job.cudaGraphs ? 1 : job.steps;
+  for (int64_t s = 0; s < directSteps; ++s) {
     if ((st = check(moert_buffer_upload(ctx, f32, job.x->data() + rank * n, n),
                     "uploading the input")) ||
         (st = check(moert_buffer_copy(ctx, f32, x, n), "uploading the input")))
@@ -184,6 +206,26 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
         job.layerNs[size_t(s)][size_t(l)] = ns;
         job.dropped[size_t(l)] = dropped;
       }
+    }
+  }
+  if (job.cudaGraphs) {
+    CapturedStep captured{&job, res.state, f32, x, &call};
+    if ((st = check(moert_graph_capture(ctx, runCapturedStep, &captured,
+                                        &res.graph),
+                    "capturing the step (--cuda-graphs)")))
+      return st;
+    for (int64_t s = 1; s < job.steps; ++s) {
+      int64_t replayStart = moert_model_clock_ns();
+      if ((st = check(moert_graph_replay(ctx, res.graph),
+                      "replaying the captured step")))
+        return st;
+      int64_t ns = moert_model_clock_ns() - replayStart;
+      if ((st = check(moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX,
+                                           &ns),
+                      "reducing the replay times")))
+        return st;
+      if (rank == 0)
+        job.replayNs[size_t(s - 1)] = ns;
     }
   }
   float *y = job.y->data() + (rank - job.ranks.first) * n;
@@ -210,6 +252,9 @@ void run(const RunOptions &options) {
          " tokens per rank), got ", tokens);
   if (options.steps < 1)
     fail(MOERT_INVALID_ARGUMENT, "--steps must be positive");
+  if (options.cudaGraphs && options.steps < 2)
+    fail(MOERT_INVALID_ARGUMENT, "--cuda-graphs needs --steps 2 or more "
+                                 "(step 1 runs directly, the rest replay it)");
   launch::RankInfo launched;
   if (options.backend == MOERT_BACKEND_CUDA)
     launched = launch::discoverRankFromProcessEnv();
@@ -263,8 +308,11 @@ void run(const RunOptions &options) {
   job.x = &x;
   job.y = &y;
   job.where.assign(size_t(ranks.count), "");
-  job.layerNs.assign(size_t(options.steps),
+  job.cudaGraphs = options.cudaGraphs;
+  int64_t directSteps = options.cudaGraphs ? 1 : options.steps;
+  job.layerNs.assign(size_t(directSteps),
                      std::vector<int64_t>(size_t(info.num_layers), 0));
+  job.replayNs.assign(size_t(options.steps - directSteps), 0);
   job.dropped.assign(size_t(info.num_layers), 0);
   if (ranks.reports()) {
     std::printf("loading weights: %lld bytes per rank on %d rank(s)...\n",
@@ -283,14 +331,14 @@ void run(const RunOptions &options) {
     return;
 
   std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
-  if (options.steps > 1)
+  if (directSteps > 1)
     std::printf("steps: %lld (layer time: median over steps)\n",
-                (long long)options.steps);
+                (long long)directSteps);
   std::printf("%5s %12s %9s\n", "layer", "time us(max)", "dropped");
-  std::vector<int64_t> stepNs(size_t(options.steps), 0);
+  std::vector<int64_t> stepNs(size_t(directSteps), 0);
   for (int32_t l = 0; l < info.num_layers; ++l) {
     std::vector<int64_t> perStep;
-    for (int64_t s = 0; s < options.steps; ++s) {
+    for (int64_t s = 0; s < directSteps; ++s) {
       perStep.push_back(job.layerNs[size_t(s)][size_t(l)]);
       stepNs[size_t(s)] += job.layerNs[size_t(s)][size_t(l)];
     }
@@ -301,6 +349,9 @@ void run(const RunOptions &options) {
               "%lld, state %lld\n",
               median(stepNs) / 1e3, (long long)info.peak_bytes,
               (long long)info.weight_bytes, (long long)info.state_bytes);
+  if (!job.replayNs.empty())
+    std::printf("cuda graph: %lld replays, median %.1f us per step\n",
+                (long long)job.replayNs.size(), median(job.replayNs) / 1e3);
   if (!options.outputNpy.empty()) {
     writeNpy(options.outputNpy, {rows, info.hidden, std::move(y)});
     std::printf("output: %s\n", options.outputNpy.c_str());

@@ -30,6 +30,10 @@ struct RunOptions {
   uint64_t seed = 0;       // of the random input
   std::string outputNpy;   // f32 [ranks*tokens, hidden]; empty: none
   int32_t collectiveTimeoutMs = 0; // <= 0: the runtime's default
+  // Step 1 runs directly (per-layer table); it is then captured once
+  // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
+  // a captured step cannot read its statistics back).
+  bool cudaGraphs = false;
 };
 
 // The world ranks this process runs: every rank of the mesh for the CPU

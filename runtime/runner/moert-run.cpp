@@ -2,11 +2,12 @@
 //
 // moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda]
 //           [--tokens N] [--steps N] [--input x.npy] [--seed N]
-//           [--output y.npy] [--collective-timeout-ms N]
+//           [--output y.npy] [--collective-timeout-ms N] [--cuda-graphs]
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
 // `moe-translate --moe-to-cpp` output (runtime/tools/moert-build-model.sh).
-// With --backend cuda, start one process per GPU (mpirun, torchrun, Slurm).
+// With --backend cuda, start one process per GPU (mpirun, torchrun, Slurm);
+// --cuda-graphs replays steps 2.. from one capture.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,7 +24,7 @@ namespace {
 constexpr const char *kUsage =
     "usage: moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda] "
     "[--tokens N] [--steps N] [--input x.npy] [--seed N] [--output y.npy] "
-    "[--collective-timeout-ms N]\n";
+    "[--collective-timeout-ms N] [--cuda-graphs]\n";
 
 int usage(const std::string &message) {
   std::fprintf(stderr, "moert-run: error: %s\n%s", message.c_str(), kUsage);
@@ -49,6 +50,10 @@ int main(int argc, char **argv) {
     if (arg == "-h" || arg == "--help") {
       std::printf("%s", kUsage);
       return 0;
+    }
+    if (arg == "--cuda-graphs") {
+      options.cudaGraphs = true;
+      continue;
     }
     if (arg.rfind("--", 0) != 0) {
       if (!options.modelPath.empty())
