@@ -8,13 +8,14 @@
 // 1.25) -> dispatch -> moert_experts (SwiGLU, or plain GELU for PR-MoE) ->
 // shared experts / the PR-MoE residual MLP (moert_dense_ffn) -> fused
 // combine. (moert_fused_experts, which folds the shared experts into the
-// grouped GEMMs, is declared but not implemented yet: switch when it is.) Shapes and token counts: LayerCost.h. Time: the
-// median of --iters forwards after --warmup, each between CUDA events on the
-// legacy default stream with a device synchronisation before the stop event,
-// so the context's own stream is included whatever its flags. Roofline floors
-// from this GPU: device-to-device cudaMemcpy bandwidth and the cuBLAS bf16
-// GEMM peak (8192^3, fp32 accumulation). --torch-json reads
-// bench/gpu_layer/torch_moe.py's times and shows ours / PyTorch eager.
+// grouped GEMMs, is declared but not implemented yet: switch when it is.)
+// Shapes and token counts: LayerCost.h. Time: the median of --iters forwards
+// after --warmup, each between CUDA events on the legacy default stream with a
+// device synchronisation before the stop event, so the context's own stream is
+// included whatever its flags. Roofline floors from this GPU: device-to-device
+// cudaMemcpy bandwidth and the cuBLAS bf16 GEMM peak (8192^3, fp32
+// accumulation). --torch-json reads bench/gpu_layer/torch_moe.py's times and
+// shows ours / PyTorch eager.
 // --dry-run prints the shapes/flops/bytes table and touches no GPU;
 // --shapes-json prints the shapes for torch_moe.py (one definition).
 //
@@ -79,8 +80,7 @@ double median(std::vector<double> v) {
 }
 
 // Times `body` (which enqueues device work) with CUDA events; median in s.
-template <typename Body>
-double timeMedian(int warmup, int iters, Body body) {
+template <typename Body> double timeMedian(int warmup, int iters, Body body) {
   cudaEvent_t start, stop;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
@@ -132,9 +132,9 @@ double measureGemmPeak(const Options &o) {
   CUBLAS_CHECK(cublasCreate(&handle));
   float alpha = 1, beta = 0;
   double s = timeMedian(o.warmup, o.iters, [&] {
-    CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n,
-                              &alpha, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n,
-                              &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+    CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha,
+                              a, CUDA_R_16BF, n, b, CUDA_R_16BF, n, &beta, c,
+                              CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
   });
   CUBLAS_CHECK(cublasDestroy(handle));
@@ -158,8 +158,8 @@ void check(moert_status_t status, const char *call) {
 constexpr double kCapacityFactor = 1.25;
 
 int64_t capacityOf(const MoeLayerShape &s, int64_t tokens) {
-  double c = std::ceil(double(s.topK * tokens) / double(s.experts) *
-                       kCapacityFactor);
+  double c =
+      std::ceil(double(s.topK * tokens) / double(s.experts) * kCapacityFactor);
   return std::max<int64_t>(1, int64_t(c));
 }
 
@@ -230,7 +230,8 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
   LayerRun &run = *static_cast<LayerRun *>(user);
   const MoeLayerShape &s = *run.shape;
   const int64_t E = s.experts, H = s.hidden, F = s.ffn, k = s.topK;
-  const int64_t maxT = *std::max_element(run.tokens->begin(), run.tokens->end());
+  const int64_t maxT =
+      *std::max_element(run.tokens->begin(), run.tokens->end());
   const int64_t maxC = capacityOf(s, maxT);
   RandomFill mem(ctx);
   double wScale = 1.0 / std::sqrt(double(H));
@@ -241,11 +242,17 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
     MOERT_CHECK(moert_buffer_fill(ctx, correction, E, 0.0));
   moert_ffn_desc_t experts{s.gated ? MOERT_FFN_GATED : MOERT_FFN_PLAIN,
                            s.gated ? MOERT_ACT_SILU : MOERT_ACT_GELU,
-                           H, F, {}, {}, {}, {}, {}};
-  moert_ffn_desc_t shared{MOERT_FFN_GATED, MOERT_ACT_SILU, H, 0,
-                          {}, {}, {}, {}, {}};
-  moert_ffn_desc_t residual{MOERT_FFN_PLAIN, MOERT_ACT_GELU, H,
-                            s.residualFfn, {}, {}, {}, {}, {}};
+                           H,
+                           F,
+                           {},
+                           {},
+                           {},
+                           {},
+                           {}};
+  moert_ffn_desc_t shared{
+      MOERT_FFN_GATED, MOERT_ACT_SILU, H, 0, {}, {}, {}, {}, {}};
+  moert_ffn_desc_t residual{
+      MOERT_FFN_PLAIN, MOERT_ACT_GELU, H, s.residualFfn, {}, {}, {}, {}, {}};
   moert_view_t wc = moert_absent_view(), bc = moert_absent_view();
   experts.w_gate = mem.alloc(E * F * H, wScale);
   experts.w_up = s.gated ? mem.alloc(E * F * H, wScale) : moert_absent_view();
@@ -263,8 +270,8 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
   if (s.residualFfn) {
     residual.w_gate = mem.alloc(s.residualFfn * H, wScale);
     residual.w_up = moert_absent_view();
-    residual.w_down = mem.alloc(H * s.residualFfn,
-                                1.0 / std::sqrt(double(s.residualFfn)));
+    residual.w_down =
+        mem.alloc(H * s.residualFfn, 1.0 / std::sqrt(double(s.residualFfn)));
     residual.b1 = mem.alloc(s.residualFfn, 0.01);
     residual.b2 = mem.alloc(H, 0.01);
     wc = mem.alloc(2 * H, wScale);
@@ -279,10 +286,10 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
   moert_view_t counts = mem.scratch(E, MOERT_I32);
   moert_view_t buf = mem.scratch(E * maxC * H, MOERT_BF16);
   moert_view_t y = mem.scratch(E * maxC * H, MOERT_BF16);
-  moert_view_t sharedOut = s.sharedExperts ? mem.scratch(maxT * H, MOERT_BF16)
-                                           : moert_absent_view();
-  moert_view_t mlpOut = s.residualFfn ? mem.scratch(maxT * H, MOERT_BF16)
-                                      : moert_absent_view();
+  moert_view_t sharedOut =
+      s.sharedExperts ? mem.scratch(maxT * H, MOERT_BF16) : moert_absent_view();
+  moert_view_t mlpOut =
+      s.residualFfn ? mem.scratch(maxT * H, MOERT_BF16) : moert_absent_view();
 
   moert_gate_config_t gate;
   moert_gate_config_init(&gate, int32_t(E), int32_t(k));
@@ -304,8 +311,8 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
     const int64_t C = capacityOf(s, T);
     auto forward = [&] {
       int64_t capacity = 0;
-      MOERT_CHECK(moert_router(ctx, x, wRouter, moert_absent_view(), logits,
-                               T, H, E));
+      MOERT_CHECK(
+          moert_router(ctx, x, wRouter, moert_absent_view(), logits, T, H, E));
       MOERT_CHECK(moert_gate(ctx, &gate, logits, correction, T, ids, weights,
                              slots, counts, &capacity));
       if (capacity != C)
@@ -317,9 +324,9 @@ moert_status_t runLayer(moert_context_t ctx, void *user) {
         MOERT_CHECK(moert_dense_ffn(ctx, &shared, x, sharedOut, T));
       if (s.residualFfn)
         MOERT_CHECK(moert_dense_ffn(ctx, &residual, x, mlpOut, T));
-      MOERT_CHECK(moert_fused_combine(
-          ctx, y, ids, slots, weights, mlpOut, wc, bc, sharedOut,
-          moert_absent_view(), x, x, out, T, H, k, E, C));
+      MOERT_CHECK(moert_fused_combine(ctx, y, ids, slots, weights, mlpOut, wc,
+                                      bc, sharedOut, moert_absent_view(), x, x,
+                                      out, T, H, k, E, C));
     };
     run.seconds.push_back(
         timeMedian(run.options->warmup, run.options->iters, forward));
@@ -480,9 +487,9 @@ int main(int argc, char **argv) {
       }
       std::snprintf(line, sizeof line,
                     "%-14s %7lld %11.1f %11.1f %6.1f%% %9.2f %9.1f %s\n",
-                    s.name.c_str(), (long long)tokens[i], t * 1e6,
-                    floor * 1e6, 100 * floor / t, c.flops / t / 1e12,
-                    c.bytes / t / 1e9, torchCols.c_str());
+                    s.name.c_str(), (long long)tokens[i], t * 1e6, floor * 1e6,
+                    100 * floor / t, c.flops / t / 1e12, c.bytes / t / 1e9,
+                    torchCols.c_str());
       table += line;
     }
   }

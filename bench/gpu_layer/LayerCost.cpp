@@ -38,8 +38,8 @@ LayerCost layerCost(const MoeLayerShape &s, int64_t tokens) {
   const int64_t matrices = s.gated ? 3 : 2;
   LayerCost c;
   c.expertsTouched = std::min(s.experts, T * s.topK);
-  int64_t weightElements = s.experts * H;                  // router
-  weightElements += c.expertsTouched * matrices * H * F;   // routed experts
+  int64_t weightElements = s.experts * H;                // router
+  weightElements += c.expertsTouched * matrices * H * F; // routed experts
   if (!s.gated)
     weightElements += c.expertsTouched * (F + H);          // b1, b2
   weightElements += s.sharedExperts * 3 * H * s.sharedFfn; // shared
@@ -48,8 +48,8 @@ LayerCost layerCost(const MoeLayerShape &s, int64_t tokens) {
   c.bytes = weightElements * kElementBytes + 2 * T * H * kElementBytes;
   if (s.correctionBias)
     c.bytes += s.experts * 4;
-  c.flops = 2 * T * H * s.experts;                         // router
-  c.flops += 2 * T * s.topK * matrices * H * F;            // routed experts
+  c.flops = 2 * T * H * s.experts;              // router
+  c.flops += 2 * T * s.topK * matrices * H * F; // routed experts
   c.flops += 2 * T * s.sharedExperts * 3 * H * s.sharedFfn;
   if (s.residualFfn)
     c.flops += 2 * T * 2 * H * s.residualFfn + 2 * T * 2 * H;
@@ -66,9 +66,10 @@ std::string costTable(const std::vector<MoeLayerShape> &shapes,
                       const std::vector<int64_t> &tokens) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-14s %5s %5s %6s %2s %7s %8s %8s %12s %12s %9s\n",
-                "model", "E", "H", "F", "k", "tokens", "touched", "shared",
-                "GFLOP", "MB", "flop/B");
+  std::snprintf(line, sizeof line,
+                "%-14s %5s %5s %6s %2s %7s %8s %8s %12s %12s %9s\n", "model",
+                "E", "H", "F", "k", "tokens", "touched", "shared", "GFLOP",
+                "MB", "flop/B");
   out += line;
   for (const MoeLayerShape &s : shapes)
     for (int64_t t : tokens) {

@@ -32,7 +32,8 @@ TEST(LayerCost, Shapes) {
   EXPECT_EQ(ds.sharedExperts, 1);
   EXPECT_EQ(shape("Qwen3-30B-A3B").experts, 128);
   EXPECT_EQ(shape("Qwen3-30B-A3B").ffn, 768);
-  EXPECT_EQ(benchmarkTokens(), (std::vector<int64_t>{1, 8, 64, 512, 4096, 8192}));
+  EXPECT_EQ(benchmarkTokens(),
+            (std::vector<int64_t>{1, 8, 64, 512, 4096, 8192}));
 }
 
 TEST(LayerCost, MixtralOneToken) {

@@ -57,9 +57,9 @@ struct Options {
   cl::opt<std::string> input{cl::Positional, cl::Required,
                              cl::desc("<config.json | model.mlir>")};
   cl::opt<std::string> backend{"backend",
-                              cl::desc("cpu | cuda (cuda: one process per "
-                                       "GPU, started by mpirun or torchrun)"),
-                              cl::init("cpu")};
+                               cl::desc("cpu | cuda (cuda: one process per "
+                                        "GPU, started by mpirun or torchrun)"),
+                               cl::init("cpu")};
   cl::opt<std::string> mesh{"mesh", cl::desc("NODESxGPUS"), cl::init("1x1")};
   cl::opt<int64_t> tokens{"tokens", cl::desc("tokens per rank"), cl::init(16)};
   cl::opt<int64_t> steps{"steps",
@@ -153,8 +153,8 @@ bool publishAtomically(StringRef path,
                        std::string &error) {
   SmallString<256> tmp;
   int fd = -1;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
-          path + ".%%%%%%%%.tmp", fd, tmp)) {
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueFile(path + ".%%%%%%%%.tmp", fd, tmp)) {
     error = "cannot create a file beside " + path.str() + ": " + ec.message();
     return false;
   }
@@ -249,8 +249,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
   if (!script)
     return fail("cannot read " MOE_BUILD_MODEL_SCRIPT ": " +
                 script.getError().message());
-  std::string key = llvm::utohexstr(llvm::xxh3_64bits(
-      cpp + MOE_CXX_COMPILER + (*script)->getBuffer().str()));
+  std::string key = llvm::utohexstr(
+      llvm::xxh3_64bits(cpp + MOE_CXX_COMPILER + (*script)->getBuffer().str()));
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");
@@ -275,8 +275,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
                                      MOE_CXX_COMPILER, src, tmp};
       if (runProgram(args, error) == 0)
         return true;
-      error = "building " + src.str().str() + " with " MOE_CXX_COMPILER
-              " failed " + error;
+      error = "building " + src.str().str() +
+              " with " MOE_CXX_COMPILER " failed " + error;
       return false;
     };
     if (!publishAtomically(src, writeCpp, error) ||

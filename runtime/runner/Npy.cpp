@@ -58,8 +58,8 @@ NpyMatrix readNpy(const std::string &path) {
     dims.push_back(d);
   }
   if (dims.size() != 2)
-    fail(MOERT_FORMAT_ERROR, path, ": expected a 2-D array, got shape (",
-         shape, ")");
+    fail(MOERT_FORMAT_ERROR, path, ": expected a 2-D array, got shape (", shape,
+         ")");
   NpyMatrix m;
   m.rows = dims[0];
   m.cols = dims[1];

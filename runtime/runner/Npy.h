@@ -1,4 +1,4 @@
-//===- runtime/runner/Npy.h - 2-D float32 .npy files -------------*- C++ -*-===//
+//===- runtime/runner/Npy.h - 2-D float32 .npy files ------------*- C++ -*-===//
 #ifndef MOERT_RUNNER_NPY_H
 #define MOERT_RUNNER_NPY_H
 

@@ -40,8 +40,8 @@ ProcessRanks processRanks(moert_backend_t backend, int32_t nodes,
   int32_t mesh = nodes * gpusPerNode;
   if (backend == MOERT_BACKEND_CPU)
     return {0, mesh, mesh};
-  require(launched.worldSize == mesh, "the model was planned for ", nodes,
-          "x", gpusPerNode, " = ", mesh, " rank(s), but the launcher (",
+  require(launched.worldSize == mesh, "the model was planned for ", nodes, "x",
+          gpusPerNode, " = ", mesh, " rank(s), but the launcher (",
           launched.source, ") started ", launched.worldSize,
           " process(es): start one process per GPU, ", mesh, " in all");
   return {launched.rank, 1, mesh};
@@ -69,8 +69,7 @@ Model loadModel(const std::string &path) {
   m.init = reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
   m.step = reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
   if (!info || !m.init || !m.step)
-    fail(MOERT_FORMAT_ERROR, path,
-         " does not export moe_model_info/init/step");
+    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init/step");
   m.info = info();
   return m;
 }
@@ -160,22 +159,22 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
 
   std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
   std::iota(everyRank.begin(), everyRank.end(), 0);
-  if ((st = check(moert_group_create(ctx, everyRank.data(),
-                                     job.ranks.worldSize, &res.world),
+  if ((st = check(moert_group_create(ctx, everyRank.data(), job.ranks.worldSize,
+                                     &res.world),
                   "creating the world group for the statistics")) ||
-      (st = check(moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX,
-                                       &initNs),
-                  "reducing the load time")))
+      (st = check(
+           moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &initNs),
+           "reducing the load time")))
     return st;
   if (rank == 0)
     job.initNs = initNs;
 
   // x in the model's dtype, staged through f32 (room for max_tokens rows).
   int64_t n = job.tokens * info.hidden;
-  if ((st = check(moert_buffer_alloc(
-                      ctx, size_t(n * 4 + info.max_tokens * info.hidden * 4),
-                      &res.io),
-                  "allocating the activations")))
+  if ((st = check(
+           moert_buffer_alloc(
+               ctx, size_t(n * 4 + info.max_tokens * info.hidden * 4), &res.io),
+           "allocating the activations")))
     return st;
   moert_view_t f32 = moert_make_view(res.io, 0, MOERT_F32);
   moert_view_t x = moert_make_view(
@@ -188,19 +187,19 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
         (st = check(moert_buffer_copy(ctx, f32, x, n), "uploading the input")))
       return st;
     std::fill(stats.begin(), stats.end(), moert_model_layer_stats_t{0, 0});
-    if ((st = check(job.model.step(ctx, res.state, stats.data(), job.tokens, x,
-                                   &call),
-                    "step")))
+    if ((st = check(
+             job.model.step(ctx, res.state, stats.data(), job.tokens, x, &call),
+             "step")))
       return st;
     for (int32_t l = 0; l < info.num_layers; ++l) {
       int64_t ns = stats[size_t(l)].nanoseconds;
       int64_t dropped = stats[size_t(l)].dropped;
-      if ((st = check(moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX,
-                                           &ns),
-                      "reducing the layer times")) ||
-          (st = check(moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_SUM,
-                                           &dropped),
-                      "reducing the dropped choices")))
+      if ((st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &ns),
+               "reducing the layer times")) ||
+          (st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_SUM, &dropped),
+               "reducing the dropped choices")))
         return st;
       if (rank == 0) {
         job.layerNs[size_t(s)][size_t(l)] = ns;
@@ -210,9 +209,9 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   }
   if (job.cudaGraphs) {
     CapturedStep captured{&job, res.state, f32, x, &call};
-    if ((st = check(moert_graph_capture(ctx, runCapturedStep, &captured,
-                                        &res.graph),
-                    "capturing the step (--cuda-graphs)")))
+    if ((st = check(
+             moert_graph_capture(ctx, runCapturedStep, &captured, &res.graph),
+             "capturing the step (--cuda-graphs)")))
       return st;
     for (int64_t s = 1; s < job.steps; ++s) {
       int64_t replayStart = moert_model_clock_ns();
@@ -220,9 +219,9 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
                       "replaying the captured step")))
         return st;
       int64_t ns = moert_model_clock_ns() - replayStart;
-      if ((st = check(moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX,
-                                           &ns),
-                      "reducing the replay times")))
+      if ((st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &ns),
+               "reducing the replay times")))
         return st;
       if (rank == 0)
         job.replayNs[size_t(s - 1)] = ns;
@@ -258,11 +257,12 @@ void run(const RunOptions &options) {
   launch::RankInfo launched;
   if (options.backend == MOERT_BACKEND_CUDA)
     launched = launch::discoverRankFromProcessEnv();
-  ProcessRanks ranks = processRanks(options.backend, info.nodes,
-                                    info.gpus_per_node, launched);
+  ProcessRanks ranks =
+      processRanks(options.backend, info.nodes, info.gpus_per_node, launched);
   if (!options.outputNpy.empty() && !ranks.holdsEveryRank())
-    fail(MOERT_UNSUPPORTED, "--output needs every rank's rows in one process; "
-                            "this process runs rank ",
+    fail(MOERT_UNSUPPORTED,
+         "--output needs every rank's rows in one process; "
+         "this process runs rank ",
          ranks.first, " of ", ranks.worldSize);
   if (ranks.reports())
     std::printf("%s", info.plan_table);

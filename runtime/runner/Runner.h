@@ -1,4 +1,4 @@
-//===- runtime/runner/Runner.h - Run a compiled model ------------*- C++ -*-===//
+//===- runtime/runner/Runner.h - Run a compiled model -----------*- C++ -*-===//
 //
 // The one implementation of running a compiled model (a .so exporting
 // runtime/moert_model.h): load it, open the weights, make the input, run this
@@ -23,8 +23,8 @@ namespace moert::runner {
 struct RunOptions {
   std::string modelPath; // the compiled model's .so
   moert_backend_t backend = MOERT_BACKEND_CPU;
-  int64_t tokens = 0; // per rank per step; 0: the model's max_tokens
-  int64_t steps = 1;  // every step runs on the same input
+  int64_t tokens = 0;      // per rank per step; 0: the model's max_tokens
+  int64_t steps = 1;       // every step runs on the same input
   std::string weightsPath; // safetensors
   std::string inputNpy;    // f32 [ranks*tokens, hidden]; empty: random
   uint64_t seed = 0;       // of the random input

@@ -1,7 +1,7 @@
 //===- runtime/runner/test/RunnerTest.cpp - Runner's host-side logic ------===//
 
-#include "runtime/runner/Npy.h"
 #include "runtime/runner/Runner.h"
+#include "runtime/runner/Npy.h"
 
 #include "runtime/common/Error.h"
 
