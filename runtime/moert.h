@@ -557,6 +557,31 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
                                   const moert_weight_request_t *req,
                                   moert_view_t dst);
 
+/*===--- Captured steps (CUDA graphs) -------------------------------------===*/
+
+/* A step recorded once and replayed: for decode-size steps, where launching
+   the step's many small kernels costs more than running them. Selected per
+   run (moe-run / moert-run --cuda-graphs); see docs/CompiledModel.md. */
+typedef struct moert_graph_s *moert_graph_t;
+
+/* Records the device work that fn(ctx, user) enqueues on the context's stream
+   (stream capture, then instantiation) without executing it. A replay reads
+   and writes the same buffers at the same offsets, so they must stay
+   allocated until moert_graph_destroy, and every size (tokens, capacity) is
+   the one seen at capture. Inside fn no call may need a device value on the
+   host or a host-side synchronisation: moert_buffer_download,
+   moert_all_reduce_i64, moert_gate / moert_gate_slots with dropless
+   capacity (capacity_factor 0), moert_group_create; such a call fails with
+   MOERT_UNSUPPORTED and the capture is abandoned. Collectives on existing
+   groups are captured, so every rank of a group captures at the same point.
+   The CPU backend has nothing to capture: MOERT_UNSUPPORTED. */
+moert_status_t moert_graph_capture(moert_context_t ctx, moert_rank_fn_t fn,
+                                   void *user, moert_graph_t *out_graph);
+/* Launches the graph on the context's stream and returns when it is done. */
+moert_status_t moert_graph_replay(moert_context_t ctx, moert_graph_t graph);
+/* NULL is ignored. */
+void moert_graph_destroy(moert_context_t ctx, moert_graph_t graph);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

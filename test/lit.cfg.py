@@ -21,6 +21,6 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
-tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-tools = ["moe-opt", "moe-translate"]
+tool_dirs = [config.moe_tools_dir, config.moert_runner_dir, config.llvm_tools_dir]
+tools = ["moe-opt", "moe-translate", "moe-run", "moert-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -1,0 +1,79 @@
+//===- bench/gpu_layer/LayerCostTest.cpp - Bytes, flops, floors -----------===//
+//
+// Expected values computed by hand (Python) from the rules in LayerCost.h.
+
+#include "bench/gpu_layer/LayerCost.h"
+
+#include <gtest/gtest.h>
+
+using namespace moe::bench;
+
+namespace {
+
+const MoeLayerShape &shape(const std::string &name) {
+  static const std::vector<MoeLayerShape> shapes = benchmarkShapes();
+  for (const MoeLayerShape &s : shapes)
+    if (s.name == name)
+      return s;
+  ADD_FAILURE() << "no shape " << name;
+  return shapes.front();
+}
+
+TEST(LayerCost, Shapes) {
+  std::vector<MoeLayerShape> shapes = benchmarkShapes();
+  ASSERT_EQ(shapes.size(), 4u);
+  const MoeLayerShape &ds = shape("DeepSeek-V3");
+  EXPECT_EQ(ds.experts, 256);
+  EXPECT_EQ(ds.hidden, 7168);
+  EXPECT_EQ(ds.ffn, 2048);
+  EXPECT_EQ(ds.topK, 8);
+  EXPECT_EQ(ds.groups, 8);
+  EXPECT_EQ(ds.keptGroups, 4);
+  EXPECT_EQ(ds.sharedExperts, 1);
+  EXPECT_EQ(shape("Qwen3-30B-A3B").experts, 128);
+  EXPECT_EQ(shape("Qwen3-30B-A3B").ffn, 768);
+  EXPECT_EQ(benchmarkTokens(),
+            (std::vector<int64_t>{1, 8, 64, 512, 4096, 8192}));
+}
+
+TEST(LayerCost, MixtralOneToken) {
+  LayerCost c = layerCost(shape("Mixtral-8x7B"), 1);
+  EXPECT_EQ(c.expertsTouched, 2);
+  EXPECT_EQ(c.bytes, 704724992);
+  EXPECT_EQ(c.flops, 704708608);
+}
+
+TEST(LayerCost, DeepSeekEveryExpertTouched) {
+  LayerCost c = layerCost(shape("DeepSeek-V3"), 8192);
+  EXPECT_EQ(c.expertsTouched, 256);
+  EXPECT_EQ(c.bytes, 22875210752);
+  EXPECT_EQ(c.flops, 6524055322624);
+}
+
+TEST(LayerCost, PrMoePlainWithResidualMlp) {
+  LayerCost c = layerCost(shape("PR-MoE-1.3B"), 64);
+  EXPECT_EQ(c.expertsTouched, 64);
+  EXPECT_EQ(c.bytes, 4364464132);
+  EXPECT_EQ(c.flops, 8624013312);
+}
+
+TEST(LayerCost, FloorIsTheSlowerRoof) {
+  LayerCost c;
+  c.bytes = 1000;
+  c.flops = 4000;
+  EXPECT_DOUBLE_EQ(rooflineFloorSeconds(c, 100.0, 1000.0), 10.0); // memory
+  EXPECT_DOUBLE_EQ(rooflineFloorSeconds(c, 1000.0, 100.0), 40.0); // compute
+}
+
+TEST(LayerCost, TableHasEveryShapeAndTokenCount) {
+  std::string table = costTable(benchmarkShapes(), benchmarkTokens());
+  size_t rows = 0;
+  for (char ch : table)
+    rows += ch == '\n';
+  EXPECT_EQ(rows, 1 + 4 * 6);
+  EXPECT_NE(table.find("Mixtral-8x7B"), std::string::npos);
+  EXPECT_NE(table.find("0.705      704.725"), std::string::npos)
+      << table; // Mixtral at T=1: GFLOP, MB
+}
+
+} // namespace

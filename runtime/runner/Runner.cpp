@@ -1,0 +1,380 @@
+//===- runtime/runner/Runner.cpp - Run a compiled model -------------------===//
+
+#include "runtime/runner/Runner.h"
+
+#include "runtime/common/Error.h"
+#include "runtime/moert_model.h"
+#include "runtime/runner/Npy.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <dlfcn.h>
+#include <numeric>
+#include <vector>
+
+namespace moert::runner {
+
+bool parseBackend(const std::string &name, moert_backend_t &backend) {
+  if (name == "cpu")
+    backend = MOERT_BACKEND_CPU;
+  else if (name == "cuda")
+    backend = MOERT_BACKEND_CUDA;
+  else
+    return false;
+  return true;
+}
+
+bool processReports(moert_backend_t backend) {
+  if (backend == MOERT_BACKEND_CPU)
+    return true;
+  try {
+    return launch::discoverRankFromProcessEnv().rank == 0;
+  } catch (const Error &) {
+    return true;
+  }
+}
+
+ProcessRanks processRanks(moert_backend_t backend, int32_t nodes,
+                          int32_t gpusPerNode,
+                          const launch::RankInfo &launched) {
+  int32_t mesh = nodes * gpusPerNode;
+  if (backend == MOERT_BACKEND_CPU)
+    return {0, mesh, mesh};
+  require(launched.worldSize == mesh, "the model was planned for ", nodes, "x",
+          gpusPerNode, " = ", mesh, " rank(s), but the launcher (",
+          launched.source, ") started ", launched.worldSize,
+          " process(es): start one process per GPU, ", mesh, " in all");
+  return {launched.rank, 1, mesh};
+}
+
+namespace {
+
+struct Model {
+  const moert_model_info_t *info = nullptr;
+  moert_model_init_fn init = nullptr;
+  moert_model_step_fn step = nullptr;
+};
+
+// The library stays loaded until the process exits: its code runs on the
+// world's threads up to moert_world_destroy.
+Model loadModel(const std::string &path) {
+  // A name without a slash would be searched on the library path.
+  std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  void *lib = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    fail(MOERT_IO_ERROR, "dlopen: ", dlerror());
+  Model m;
+  auto info =
+      reinterpret_cast<moert_model_info_fn>(dlsym(lib, "moe_model_info"));
+  m.init = reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
+  m.step = reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
+  if (!info || !m.init || !m.step)
+    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init/step");
+  m.info = info();
+  return m;
+}
+
+// x in [-1, 1), the same on every process and platform (xorshift64).
+std::vector<float> randomInput(uint64_t seed, int64_t count) {
+  std::vector<float> x(static_cast<size_t>(count));
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (float &v : x) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    v = float((s >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+  }
+  return x;
+}
+
+struct Job {
+  Model model;
+  moert_weights_t weights = nullptr;
+  int64_t tokens = 0;
+  int64_t steps = 1;
+  ProcessRanks ranks;
+  const std::vector<float> *x = nullptr; // [worldSize * tokens, hidden]
+  std::vector<float> *y = nullptr;       // rows of this process's ranks
+  std::vector<std::string> where;        // per rank of this process
+  // Reduced over the world and written by rank 0:
+  int64_t initNs = 0;
+  std::vector<std::vector<int64_t>> layerNs; // [step][layer], max over ranks
+  std::vector<int64_t> dropped; // [layer], sum over ranks (same each step)
+  bool cudaGraphs = false;
+  std::vector<int64_t> replayNs; // [step - 1], max over ranks
+};
+
+// Owned by one rank; freed on every path out of runRank.
+struct RankResources {
+  moert_context_t ctx;
+  moert_buffer_t state = nullptr, io = nullptr;
+  moert_group_t world = nullptr;
+  moert_graph_t graph = nullptr;
+  ~RankResources() {
+    moert_graph_destroy(ctx, graph);
+    if (world)
+      moert_group_destroy(world);
+    if (io)
+      moert_buffer_free(ctx, io);
+    if (state)
+      moert_buffer_free(ctx, state);
+  }
+};
+
+// What a captured step does: restore x from the staged f32 input, then step
+// without statistics (they would be read back to the host).
+struct CapturedStep {
+  const Job *job;
+  moert_buffer_t state;
+  moert_view_t f32, x;
+  const char **call;
+};
+
+moert_status_t runCapturedStep(moert_context_t ctx, void *user) {
+  auto &c = *static_cast<CapturedStep *>(user);
+  int64_t n = c.job->tokens * c.job->model.info->hidden;
+  if (moert_status_t st = moert_buffer_copy(ctx, c.f32, c.x, n))
+    return st;
+  return c.job->model.step(ctx, c.state, nullptr, c.job->tokens, c.x, c.call);
+}
+
+moert_status_t runRank(moert_context_t ctx, void *user) {
+  Job &job = *static_cast<Job *>(user);
+  const moert_model_info_t &info = *job.model.info;
+  int32_t rank = moert_context_rank(ctx);
+  std::string &where = job.where[size_t(rank - job.ranks.first)];
+  const char *call = nullptr; // set by the model's init/step on failure
+  auto check = [&](moert_status_t status, const char *what) {
+    if (status != MOERT_OK)
+      where = call ? call : what;
+    return status;
+  };
+  RankResources res{ctx};
+  moert_status_t st;
+  if ((st = check(moert_buffer_alloc(ctx, size_t(info.state_bytes), &res.state),
+                  "allocating the model state")))
+    return st;
+  int64_t start = moert_model_clock_ns();
+  if ((st = check(job.model.init(ctx, job.weights, res.state, &call), "init")))
+    return st;
+  int64_t initNs = moert_model_clock_ns() - start;
+
+  std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
+  std::iota(everyRank.begin(), everyRank.end(), 0);
+  if ((st = check(moert_group_create(ctx, everyRank.data(), job.ranks.worldSize,
+                                     &res.world),
+                  "creating the world group for the statistics")) ||
+      (st = check(
+           moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &initNs),
+           "reducing the load time")))
+    return st;
+  if (rank == 0)
+    job.initNs = initNs;
+
+  // x in the model's dtype, staged through f32 (room for max_tokens rows).
+  int64_t n = job.tokens * info.hidden;
+  if ((st = check(
+           moert_buffer_alloc(
+               ctx, size_t(n * 4 + info.max_tokens * info.hidden * 4), &res.io),
+           "allocating the activations")))
+    return st;
+  moert_view_t f32 = moert_make_view(res.io, 0, MOERT_F32);
+  moert_view_t x = moert_make_view(
+      res.io, n * 4 / int64_t(moert_dtype_size(info.dtype)), info.dtype);
+  std::vector<moert_model_layer_stats_t> stats(size_t(info.num_layers));
+  int64_t directSteps = job.cudaGraphs ? 1 : job.steps;
+  for (int64_t s = 0; s < directSteps; ++s) {
+    if ((st = check(moert_buffer_upload(ctx, f32, job.x->data() + rank * n, n),
+                    "uploading the input")) ||
+        (st = check(moert_buffer_copy(ctx, f32, x, n), "uploading the input")))
+      return st;
+    std::fill(stats.begin(), stats.end(), moert_model_layer_stats_t{0, 0});
+    if ((st = check(
+             job.model.step(ctx, res.state, stats.data(), job.tokens, x, &call),
+             "step")))
+      return st;
+    for (int32_t l = 0; l < info.num_layers; ++l) {
+      int64_t ns = stats[size_t(l)].nanoseconds;
+      int64_t dropped = stats[size_t(l)].dropped;
+      if ((st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &ns),
+               "reducing the layer times")) ||
+          (st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_SUM, &dropped),
+               "reducing the dropped choices")))
+        return st;
+      if (rank == 0) {
+        job.layerNs[size_t(s)][size_t(l)] = ns;
+        job.dropped[size_t(l)] = dropped;
+      }
+    }
+  }
+  if (job.cudaGraphs) {
+    CapturedStep captured{&job, res.state, f32, x, &call};
+    if ((st = check(
+             moert_graph_capture(ctx, runCapturedStep, &captured, &res.graph),
+             "capturing the step (--cuda-graphs)")))
+      return st;
+    for (int64_t s = 1; s < job.steps; ++s) {
+      int64_t replayStart = moert_model_clock_ns();
+      if ((st = check(moert_graph_replay(ctx, res.graph),
+                      "replaying the captured step")))
+        return st;
+      int64_t ns = moert_model_clock_ns() - replayStart;
+      if ((st = check(
+               moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &ns),
+               "reducing the replay times")))
+        return st;
+      if (rank == 0)
+        job.replayNs[size_t(s - 1)] = ns;
+    }
+  }
+  float *y = job.y->data() + (rank - job.ranks.first) * n;
+  if ((st = check(moert_buffer_copy(ctx, x, f32, n),
+                  "downloading the output")) ||
+      (st = check(moert_buffer_download(ctx, y, f32, n),
+                  "downloading the output")))
+    return st;
+  return MOERT_OK;
+}
+
+int64_t median(std::vector<int64_t> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+void run(const RunOptions &options) {
+  Model model = loadModel(options.modelPath);
+  const moert_model_info_t &info = *model.info;
+  int64_t tokens = options.tokens ? options.tokens : info.max_tokens;
+  if (tokens <= 0 || tokens > info.max_tokens)
+    fail(MOERT_INVALID_ARGUMENT, "--tokens must be in [1, ", info.max_tokens,
+         "] (the model was compiled for ", info.max_tokens,
+         " tokens per rank), got ", tokens);
+  if (options.steps < 1)
+    fail(MOERT_INVALID_ARGUMENT, "--steps must be positive");
+  if (options.cudaGraphs && options.steps < 2)
+    fail(MOERT_INVALID_ARGUMENT, "--cuda-graphs needs --steps 2 or more "
+                                 "(step 1 runs directly, the rest replay it)");
+  launch::RankInfo launched;
+  if (options.backend == MOERT_BACKEND_CUDA)
+    launched = launch::discoverRankFromProcessEnv();
+  ProcessRanks ranks =
+      processRanks(options.backend, info.nodes, info.gpus_per_node, launched);
+  if (!options.outputNpy.empty() && !ranks.holdsEveryRank())
+    fail(MOERT_UNSUPPORTED,
+         "--output needs every rank's rows in one process; "
+         "this process runs rank ",
+         ranks.first, " of ", ranks.worldSize);
+  if (ranks.reports())
+    std::printf("%s", info.plan_table);
+
+  int64_t rows = int64_t(ranks.worldSize) * tokens;
+  std::vector<float> x;
+  if (!options.inputNpy.empty()) {
+    NpyMatrix in = readNpy(options.inputNpy);
+    if (in.rows != rows || in.cols != info.hidden)
+      fail(MOERT_INVALID_ARGUMENT, options.inputNpy, " is [", in.rows, ", ",
+           in.cols, "]; this run needs [", rows, ", ", info.hidden,
+           "] (ranks x tokens, hidden)");
+    x = std::move(in.data);
+  } else {
+    x = randomInput(options.seed, rows * info.hidden);
+  }
+  std::vector<float> y(size_t(ranks.count * tokens * info.hidden), 0.0f);
+
+  moert_weights_t weights = nullptr;
+  if (moert_status_t st =
+          moert_weights_open(options.weightsPath.c_str(), &weights))
+    fail(st, moert_last_error());
+  struct WeightsCloser {
+    moert_weights_t w;
+    ~WeightsCloser() { moert_weights_close(w); }
+  } closeWeights{weights};
+  moert_world_desc_t desc = {options.backend, info.nodes, info.gpus_per_node,
+                             options.collectiveTimeoutMs};
+  moert_world_t world = nullptr;
+  if (moert_status_t st = moert_world_create(&desc, &world))
+    fail(st, moert_last_error());
+  struct WorldCloser {
+    moert_world_t w;
+    ~WorldCloser() { moert_world_destroy(w); }
+  } closeWorld{world};
+
+  Job job;
+  job.model = model;
+  job.weights = weights;
+  job.tokens = tokens;
+  job.steps = options.steps;
+  job.ranks = ranks;
+  job.x = &x;
+  job.y = &y;
+  job.where.assign(size_t(ranks.count), "");
+  job.cudaGraphs = options.cudaGraphs;
+  int64_t directSteps = options.cudaGraphs ? 1 : options.steps;
+  job.layerNs.assign(size_t(directSteps),
+                     std::vector<int64_t>(size_t(info.num_layers), 0));
+  job.replayNs.assign(size_t(options.steps - directSteps), 0);
+  job.dropped.assign(size_t(info.num_layers), 0);
+  if (ranks.reports()) {
+    std::printf("loading weights: %lld bytes per rank on %d rank(s)...\n",
+                (long long)info.weight_bytes, ranks.worldSize);
+    std::fflush(stdout);
+  }
+  if (moert_status_t st = moert_world_run(world, runRank, &job)) {
+    std::string message = moert_last_error();
+    for (int32_t r = 0; r < ranks.count; ++r)
+      if (!job.where[size_t(r)].empty())
+        message += "\n  rank " + std::to_string(ranks.first + r) +
+                   " failed in " + job.where[size_t(r)];
+    fail(st, message);
+  }
+  if (!ranks.reports())
+    return;
+
+  std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
+  if (directSteps > 1)
+    std::printf("steps: %lld (layer time: median over steps)\n",
+                (long long)directSteps);
+  std::printf("%5s %12s %9s\n", "layer", "time us(max)", "dropped");
+  std::vector<int64_t> stepNs(size_t(directSteps), 0);
+  for (int32_t l = 0; l < info.num_layers; ++l) {
+    std::vector<int64_t> perStep;
+    for (int64_t s = 0; s < directSteps; ++s) {
+      perStep.push_back(job.layerNs[size_t(s)][size_t(l)]);
+      stepNs[size_t(s)] += job.layerNs[size_t(s)][size_t(l)];
+    }
+    std::printf("%5d %12.1f %9lld\n", l, median(perStep) / 1e3,
+                (long long)job.dropped[size_t(l)]);
+  }
+  std::printf("step: %.1f us; peak activation bytes per rank %lld, weights "
+              "%lld, state %lld\n",
+              median(stepNs) / 1e3, (long long)info.peak_bytes,
+              (long long)info.weight_bytes, (long long)info.state_bytes);
+  if (!job.replayNs.empty())
+    std::printf("cuda graph: %lld replays, median %.1f us per step\n",
+                (long long)job.replayNs.size(), median(job.replayNs) / 1e3);
+  if (!options.outputNpy.empty()) {
+    writeNpy(options.outputNpy, {rows, info.hidden, std::move(y)});
+    std::printf("output: %s\n", options.outputNpy.c_str());
+  }
+}
+
+} // namespace
+
+int runCompiledModel(const char *tool, const RunOptions &options) {
+  try {
+    run(options);
+    std::fflush(stdout);
+    return 0;
+  } catch (const Error &e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s: %s\n", tool,
+                 moert_status_name(e.status()), e.what());
+    return 1;
+  } catch (const std::exception &e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: error: %s\n", tool, e.what());
+    return 1;
+  }
+}
+
+} // namespace moert::runner

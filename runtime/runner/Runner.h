@@ -1,0 +1,71 @@
+//===- runtime/runner/Runner.h - Run a compiled model -----------*- C++ -*-===//
+//
+// The one implementation of running a compiled model (a .so exporting
+// runtime/moert_model.h): load it, open the weights, make the input, run this
+// process's ranks for some steps, and print the plan table, per-layer time
+// (max over ranks, median over steps), drops (sum over ranks) and the peak
+// bytes. Used by moe-run (after it compiles) and by moert-run (runtime only).
+// The .so resolves moert_* from the process that loads it, so the executable
+// must export the whole runtime (see runtime/runner/CMakeLists.txt).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_RUNNER_RUNNER_H
+#define MOERT_RUNNER_RUNNER_H
+
+#include "runtime/launch/Launch.h"
+#include "runtime/moert.h"
+
+#include <cstdint>
+#include <string>
+
+namespace moert::runner {
+
+struct RunOptions {
+  std::string modelPath; // the compiled model's .so
+  moert_backend_t backend = MOERT_BACKEND_CPU;
+  int64_t tokens = 0;      // per rank per step; 0: the model's max_tokens
+  int64_t steps = 1;       // every step runs on the same input
+  std::string weightsPath; // safetensors
+  std::string inputNpy;    // f32 [ranks*tokens, hidden]; empty: random
+  uint64_t seed = 0;       // of the random input
+  std::string outputNpy;   // f32 [ranks*tokens, hidden]; empty: none
+  int32_t collectiveTimeoutMs = 0; // <= 0: the runtime's default
+  // Step 1 runs directly (per-layer table); it is then captured once
+  // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
+  // a captured step cannot read its statistics back).
+  bool cudaGraphs = false;
+};
+
+// The world ranks this process runs: every rank of the mesh for the CPU
+// backend (threads); one rank per process for CUDA, from the launcher.
+struct ProcessRanks {
+  int32_t first = 0;
+  int32_t count = 0;
+  int32_t worldSize = 0;
+  // Only the process holding rank 0 prints the plan and the table.
+  bool reports() const { return first == 0; }
+  bool holdsEveryRank() const { return count == worldSize; }
+};
+
+// Throws moert::Error(MOERT_INVALID_ARGUMENT) when a CUDA launch does not
+// start exactly one process per rank of the mesh the model was planned for.
+ProcessRanks processRanks(moert_backend_t backend, int32_t nodes,
+                          int32_t gpusPerNode,
+                          const launch::RankInfo &launched);
+
+// "cpu" | "cuda"; false for any other name.
+bool parseBackend(const std::string &name, moert_backend_t &backend);
+
+// Whether this process prints progress and the report: always for the CPU
+// backend; for CUDA, the process the launcher made rank 0 (or, when the
+// launch variables are malformed, every process, so that the runner's error
+// about them is seen).
+bool processReports(moert_backend_t backend);
+
+// Runs the model and prints to stdout; a failure is printed to stderr as
+// "<tool>: error: ..." with each failing rank's call. Returns the exit code.
+int runCompiledModel(const char *tool, const RunOptions &options);
+
+} // namespace moert::runner
+
+#endif // MOERT_RUNNER_RUNNER_H

@@ -1,0 +1,126 @@
+//===- runtime/runner/test/RunnerTest.cpp - Runner's host-side logic ------===//
+
+#include "runtime/runner/Runner.h"
+#include "runtime/runner/Npy.h"
+
+#include "runtime/common/Error.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using namespace moert;
+using namespace moert::runner;
+
+namespace {
+
+launch::RankInfo launchedAs(int32_t rank, int32_t worldSize) {
+  launch::RankInfo info;
+  info.rank = rank;
+  info.worldSize = worldSize;
+  info.source = "torchrun";
+  return info;
+}
+
+TEST(ProcessRanks, CpuRunsEveryRankAndReports) {
+  // The launcher's variables do not matter: the CPU world is threads.
+  ProcessRanks r = processRanks(MOERT_BACKEND_CPU, 2, 4, launchedAs(3, 8));
+  EXPECT_EQ(r.first, 0);
+  EXPECT_EQ(r.count, 8);
+  EXPECT_EQ(r.worldSize, 8);
+  EXPECT_TRUE(r.reports());
+  EXPECT_TRUE(r.holdsEveryRank());
+}
+
+TEST(ProcessRanks, CudaRunsTheLaunchersRank) {
+  ProcessRanks r0 = processRanks(MOERT_BACKEND_CUDA, 2, 4, launchedAs(0, 8));
+  EXPECT_EQ(r0.first, 0);
+  EXPECT_EQ(r0.count, 1);
+  EXPECT_TRUE(r0.reports());
+  EXPECT_FALSE(r0.holdsEveryRank());
+  ProcessRanks r5 = processRanks(MOERT_BACKEND_CUDA, 2, 4, launchedAs(5, 8));
+  EXPECT_EQ(r5.first, 5);
+  EXPECT_FALSE(r5.reports());
+  // A single GPU needs no launcher: the default RankInfo is rank 0 of 1.
+  ProcessRanks single =
+      processRanks(MOERT_BACKEND_CUDA, 1, 1, launch::RankInfo{});
+  EXPECT_TRUE(single.reports());
+  EXPECT_TRUE(single.holdsEveryRank());
+}
+
+TEST(ProcessRanks, CudaRejectsAWrongProcessCount) {
+  try {
+    processRanks(MOERT_BACKEND_CUDA, 2, 8, launchedAs(0, 8));
+    ADD_FAILURE() << "8 processes accepted for a 2x8 plan";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), MOERT_INVALID_ARGUMENT);
+    std::string message = e.what();
+    EXPECT_NE(message.find("planned for 2x8 = 16 rank(s)"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("(torchrun) started 8 process(es)"),
+              std::string::npos)
+        << message;
+  }
+}
+
+TEST(ParseBackend, Names) {
+  moert_backend_t backend = MOERT_BACKEND_CUDA;
+  EXPECT_TRUE(parseBackend("cpu", backend));
+  EXPECT_EQ(backend, MOERT_BACKEND_CPU);
+  EXPECT_TRUE(parseBackend("cuda", backend));
+  EXPECT_EQ(backend, MOERT_BACKEND_CUDA);
+  EXPECT_FALSE(parseBackend("gpu", backend));
+}
+
+TEST(Npy, RoundTrip) {
+  std::string path = MOERT_TEST_TMPDIR "/roundtrip.npy";
+  NpyMatrix m{2, 3, {1, 2, 3, 4, 5, -6.5f}};
+  writeNpy(path, m);
+  NpyMatrix back = readNpy(path);
+  EXPECT_EQ(back.rows, 2);
+  EXPECT_EQ(back.cols, 3);
+  EXPECT_EQ(back.data, m.data);
+}
+
+void expectNpyError(const std::string &bytes, moert_status_t status,
+                    const std::string &fragment) {
+  std::string path = MOERT_TEST_TMPDIR "/bad.npy";
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    readNpy(path);
+    ADD_FAILURE() << "accepted; expected " << fragment;
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), status);
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+        << e.what();
+  }
+}
+
+std::string npyWithHeader(const std::string &dict, size_t dataBytes) {
+  std::string header = dict;
+  header += '\n';
+  std::string out = "\x93NUMPY\x01";
+  out += '\0';
+  out += char(header.size() & 0xff);
+  out += char(header.size() >> 8);
+  return out + header + std::string(dataBytes, '\0');
+}
+
+TEST(Npy, Rejects) {
+  expectNpyError("hello", MOERT_FORMAT_ERROR, "not a .npy file");
+  expectNpyError(npyWithHeader("{'descr': '<f8', 'fortran_order': False, "
+                               "'shape': (2, 2), }",
+                               32),
+                 MOERT_FORMAT_ERROR, "float32");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2, 2), }",
+                               32),
+                 MOERT_FORMAT_ERROR, "expected a 2-D array");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2), }",
+                               12),
+                 MOERT_IO_ERROR, "truncated data");
+  expectNpyError("", MOERT_FORMAT_ERROR, "not a .npy file");
+}
+
+} // namespace
