@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 using namespace moert;
 using namespace moert::cpu;
@@ -392,10 +393,8 @@ struct PackedFfn {
       : desc(desc), hidden(desc.hidden), ffn(desc.ffn) {
     require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
             hidden, " and ", ffn);
-    viewData(desc.w_gate_up, stack * 2 * ffn * hidden, "w_gate_up");
-    requireFloatDtype(desc.w_gate_up, "w_gate_up");
-    viewData(desc.w_down, stack * hidden * ffn, "w_down");
-    requireFloatDtype(desc.w_down, "w_down");
+    checkFloatView(desc.w_gate_up, stack * 2 * ffn * hidden, "w_gate_up");
+    checkFloatView(desc.w_down, stack * hidden * ffn, "w_down");
     float probe = 0;
     activate(desc.activation, &probe, 1);
   }
@@ -681,26 +680,15 @@ moert_status_t moert_fused_experts(moert_context_t ctx,
     checkContext(ctx);
     require(ffn != nullptr, "null ffn descriptor");
     ExpertRows used(rows, experts, capacity, blocks, onDevice(ctx));
-    // The packed weights of `stack` FFNs: [stack, 2F, H] and [stack, H, F].
-    auto checkPacked = [](const moert_packed_ffn_desc_t &desc, int64_t stack,
-                          const char *gateUp, const char *down) {
-      require(desc.hidden >= 1 && desc.ffn >= 1,
-              "ffn needs hidden >= 1 and ffn >= 1, got ", desc.hidden, " and ",
-              desc.ffn);
-      float probe = 0; // validates the activation
-      activate(desc.activation, &probe, 1);
-      checkFloatView(desc.w_gate_up, stack * 2 * desc.ffn * desc.hidden,
-                     gateUp);
-      checkFloatView(desc.w_down, stack * desc.hidden * desc.ffn, down);
-    };
-    checkPacked(*ffn, experts, "w_gate_up", "w_down");
+    PackedFfn routed(*ffn, experts); // checks the packed weights
     int64_t hidden = ffn->hidden;
     checkFloatView(in, experts * capacity * hidden, "in");
     checkFloatView(out, experts * capacity * hidden, "out");
+    std::optional<PackedFfn> sharedFfn;
     if (shared) {
       require(shared->hidden == hidden, "shared expert hidden ",
               shared->hidden, " differs from the experts' ", hidden);
-      checkPacked(*shared, 1, "shared w_gate_up", "shared w_down");
+      sharedFfn.emplace(*shared, 1);
       require(tokens >= 0, "tokens must be >= 0, got ", tokens);
       const char *x = viewData(sharedX, tokens * hidden, "shared_x");
       const char *y = viewData(sharedOut, tokens * hidden, "shared_out");
@@ -720,14 +708,12 @@ moert_status_t moert_fused_experts(moert_context_t ctx,
                                          sharedOut, tokens));
     // The shared expert is one more problem of the grouped loop: one
     // "expert" whose capacity is this rank's tokens, every row used.
-    PackedFfn routed(*ffn, experts);
     routed.run(ctx, used, viewData(in, experts * capacity * hidden, "in"),
                in.dtype, viewData(out, experts * capacity * hidden, "out"),
                out.dtype);
-    if (shared) {
-      PackedFfn sharedFfn(*shared, 1);
+    if (sharedFfn) {
       ExpertRows sharedRows(moert_absent_view(), 1, tokens, 1);
-      sharedFfn.run(ctx, sharedRows,
+      sharedFfn->run(ctx, sharedRows,
                     viewData(sharedX, tokens * hidden, "shared_x"),
                     sharedX.dtype,
                     viewData(sharedOut, tokens * hidden, "shared_out"),
