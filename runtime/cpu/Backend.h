@@ -118,6 +118,11 @@ namespace moert::cpu {
 
 void checkContext(moert_context_t ctx);
 
+// Runs one rank's body: its status, and in `message` the error of a failing
+// body (a non-OK return or any exception, which never escapes).
+moert_status_t runRankBody(moert_context_t ctx, moert_rank_fn_t fn, void *user,
+                           std::string &message);
+
 // Pointer to `count` elements of an operand, after checking it is present,
 // in bounds and of a known dtype.
 char *viewData(moert_view_t view, int64_t count, const char *name);

@@ -135,6 +135,24 @@ void moert::cpu::barrier(moert_context_t ctx, Rendezvous &rv,
   }
 }
 
+moert_status_t moert::cpu::runRankBody(moert_context_t ctx, moert_rank_fn_t fn,
+                                       void *user, std::string &message) {
+  try {
+    moert_status_t status = fn(ctx, user);
+    if (status != MOERT_OK)
+      message = moert_last_error();
+    return status;
+  } catch (const Error &e) {
+    message = e.what();
+    return e.status();
+  } catch (const std::exception &e) {
+    message = std::string("uncaught exception: ") + e.what();
+  } catch (...) {
+    message = "uncaught unknown exception";
+  }
+  return MOERT_INTERNAL;
+}
+
 extern "C" {
 
 moert_status_t moert_world_create(const moert_world_desc_t *desc,
@@ -200,22 +218,8 @@ moert_status_t moert_world_run(moert_world_t world, moert_rank_fn_t fn,
       moert_context_s ctx;
       ctx.world = world;
       ctx.rank = rank;
-      moert_status_t status = MOERT_OK;
       std::string message;
-      try {
-        status = fn(&ctx, user);
-        if (status != MOERT_OK)
-          message = moert_last_error();
-      } catch (const Error &e) {
-        status = e.status();
-        message = e.what();
-      } catch (const std::exception &e) {
-        status = MOERT_INTERNAL;
-        message = std::string("uncaught exception: ") + e.what();
-      } catch (...) {
-        status = MOERT_INTERNAL;
-        message = "uncaught unknown exception";
-      }
+      moert_status_t status = runRankBody(&ctx, fn, user, message);
       if (status != MOERT_OK)
         world->recordFailure(rank, status, message);
       world->exited[rank].store(true);

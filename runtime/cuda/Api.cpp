@@ -198,22 +198,8 @@ void api::runWorld(moert_world_t world, moert_rank_fn_t fn, void *user) {
   moert_context_s ctx;
   ctx.world = world;
   ctx.rank = p.info.rank;
-  moert_status_t status = MOERT_OK;
   std::string message;
-  try {
-    status = fn(&ctx, user);
-    if (status != MOERT_OK)
-      message = moert_last_error();
-  } catch (const Error &e) {
-    status = e.status();
-    message = e.what();
-  } catch (const std::exception &e) {
-    status = MOERT_INTERNAL;
-    message = std::string("uncaught exception: ") + e.what();
-  } catch (...) {
-    status = MOERT_INTERNAL;
-    message = "uncaught unknown exception";
-  }
+  moert_status_t status = cpu::runRankBody(&ctx, fn, user, message);
   // Peers waiting on this rank see it through NCCL (or their timeout).
   if (status != MOERT_OK)
     fail(status, "rank ", ctx.rank, " failed: ", message);
