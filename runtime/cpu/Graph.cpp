@@ -2,8 +2,8 @@
 //
 // CUDA graphs remove kernel-launch overhead; the CPU backend runs every call
 // directly and has nothing to capture, so it says so instead of pretending
-// (a silent direct run would make --cuda-graphs timings meaningless). The
-// CUDA backend answers these entry points for MOERT_BACKEND_CUDA contexts.
+// (a silent direct run would make --cuda-graphs timings meaningless).
+// MOERT_BACKEND_CUDA contexts are routed to runtime/cuda/Api.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,6 +19,7 @@ moert_status_t moert_graph_capture(moert_context_t ctx, moert_rank_fn_t fn,
     cpu::checkContext(ctx);
     require(fn != nullptr && outGraph != nullptr, "null argument");
     *outGraph = nullptr;
+    MOERT_ROUTE_DEVICE(ctx, graphCapture(ctx, fn, user, outGraph));
     fail(MOERT_UNSUPPORTED,
          "CUDA graphs need a MOERT_BACKEND_CUDA world; the CPU backend runs "
          "each step directly (run without --cuda-graphs)");
@@ -29,10 +30,16 @@ moert_status_t moert_graph_replay(moert_context_t ctx, moert_graph_t graph) {
   return guard("moert_graph_replay", [&] {
     cpu::checkContext(ctx);
     require(graph != nullptr, "null graph");
+    MOERT_ROUTE_DEVICE(ctx, graphReplay(ctx, graph));
     fail(MOERT_UNSUPPORTED, "the CPU backend has no captured graphs");
   });
 }
 
-void moert_graph_destroy(moert_context_t, moert_graph_t) {}
+void moert_graph_destroy(moert_context_t ctx, moert_graph_t graph) {
+  // Only a CUDA world's capture makes graphs.
+  if (!graph || !ctx)
+    return;
+  MOERT_ROUTE_DEVICE(ctx, graphDestroy(ctx, graph));
+}
 
 } // extern "C"

@@ -644,7 +644,6 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
                     MOERT_F32, outData, out.dtype, hidden, width, "w_down");
       return;
     }
-    size_t inRow = hidden * moert_dtype_size(in.dtype);
     size_t outRow = hidden * moert_dtype_size(out.dtype);
     for (int64_t e = 0; e < experts; ++e) {
       FfnOperands::Panels panels{};

@@ -40,6 +40,9 @@ struct Process : DeviceWorld {
   cudaStream_t stream = nullptr;
   std::unique_ptr<Context> context;
   std::unique_ptr<nccl::Communicator> world;
+  // While capturing: the communicators the graph's collectives use (a
+  // replay polls them for errors and hangs).
+  std::vector<nccl::Communicator *> *captureComms = nullptr;
 
   ~Process() override {
     // Communicators and the context go before the stream they use.
@@ -93,21 +96,25 @@ const float *floatLogits(Context &ctx, moert_view_t logits, int64_t count) {
   return static_cast<const float *>(widened);
 }
 
-// The host copy of a rows operand (cuBLAS grouped GEMM sizes live on the
-// host); empty when absent.
-std::vector<int32_t> hostRows(moert_context_t ctx, moert_view_t rows,
-                              int64_t count) {
-  std::vector<int32_t> host;
+// A rows operand for the FFN kernels: its device array and, outside graph
+// capture, its host copy in `host` (cuBLAS grouped GEMM sizes live on the
+// host; reading them synchronises). Absent: every row used.
+Rows usedRows(moert_context_t ctx, moert_view_t rows, int64_t count,
+              std::vector<int32_t> &host) {
+  Rows used;
   if (!cpu::isPresent(rows))
-    return host;
-  host.resize(count);
+    return used;
+  used.device = typed<const int32_t>(rows, count, "rows");
   Context &k = kernels(ctx);
-  MOERT_CUDA_CHECK(cudaMemcpyAsync(host.data(), typed<int32_t>(rows, count,
-                                                               "rows"),
+  if (k.capturing())
+    return used;
+  host.resize(count);
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(host.data(), used.device,
                                    count * sizeof(int32_t),
                                    cudaMemcpyDeviceToHost, k.stream()));
   k.synchronize();
-  return host;
+  used.host = host.data();
+  return used;
 }
 
 FfnWeights ffnWeights(const moert_ffn_desc_t &desc, int64_t stack) {
@@ -141,14 +148,28 @@ PackedFfnWeights packedWeights(const moert_packed_ffn_desc_t &desc,
   return w;
 }
 
-// Runs a collective's enqueue, then waits on its stream through the
-// communicator: a failed peer gives MOERT_ABORTED, a hang MOERT_TIMEOUT.
+// Waits for the stream through the communicators of a collective: a failed
+// peer gives MOERT_ABORTED, a hang MOERT_TIMEOUT. While capturing nothing
+// runs yet: the graph remembers them and its replay waits instead.
+void awaitCollective(moert_context_t ctx,
+                     const std::vector<nccl::Communicator *> &comms) {
+  Process &p = process(ctx);
+  if (p.captureComms) {
+    for (nccl::Communicator *c : comms)
+      if (std::find(p.captureComms->begin(), p.captureComms->end(), c) ==
+          p.captureComms->end())
+        p.captureComms->push_back(c);
+    return;
+  }
+  nccl::Communicator::waitAll(comms, p.stream);
+}
+
+// Runs a collective's enqueue, then awaits it.
 template <typename Enqueue>
 void collective(moert_context_t ctx, nccl::Communicator &comm,
                 Enqueue &&enqueue) {
-  cudaStream_t stream = kernels(ctx).stream();
-  enqueue(stream);
-  comm.wait(stream);
+  enqueue(kernels(ctx).stream());
+  awaitCollective(ctx, {&comm});
 }
 
 // out[count] = sum over j < terms of blocks[j * count, +count), in fp32 in
@@ -210,6 +231,8 @@ void api::runWorld(moert_world_t world, moert_rank_fn_t fn, void *user) {
 
 void api::bufferAlloc(moert_context_t ctx, size_t bytes,
                       moert_buffer_t *outBuffer) {
+  kernels(ctx).forbidInCapture("moert_buffer_alloc",
+                               "allocate buffers before capturing");
   auto buffer = std::make_unique<moert_buffer_s>();
   // cudaErrorMemoryAllocation maps to MOERT_OUT_OF_MEMORY.
   MOERT_CUDA_CHECK(cudaMalloc(&buffer->data, std::max<size_t>(bytes, 1)));
@@ -229,6 +252,9 @@ void api::bufferFree(moert_context_t ctx, moert_buffer_t buffer) {
 
 void api::bufferUpload(moert_context_t ctx, moert_view_t dst, const void *src,
                        int64_t count) {
+  kernels(ctx).forbidInCapture(
+      "moert_buffer_upload",
+      "a replay would read the host memory again; upload before replaying");
   if (count == 0)
     return;
   Context &k = kernels(ctx);
@@ -241,6 +267,8 @@ void api::bufferUpload(moert_context_t ctx, moert_view_t dst, const void *src,
 
 void api::bufferDownload(moert_context_t ctx, void *dst, moert_view_t src,
                          int64_t count) {
+  kernels(ctx).forbidInCapture("moert_buffer_download",
+                               "the values do not exist until a replay");
   Context &k = kernels(ctx);
   if (count > 0)
     MOERT_CUDA_CHECK(cudaMemcpyAsync(dst, cpu::viewData(src, count, "src"),
@@ -302,6 +330,10 @@ void api::gate(moert_context_t ctx, const moert_gate_config_t &cfg,
                moert_view_t ids, moert_view_t weights, moert_view_t slots,
                moert_view_t counts, int64_t *capacity) {
   Context &k = kernels(ctx);
+  if (cfg.capacity_factor == 0.0)
+    k.forbidInCapture("moert_gate",
+                      "a dropless gate reads C = max count back to the "
+                      "host; capture a capacity-factor gate");
   int64_t choices = tokens * cfg.top_k;
   *capacity = cuda::gate(
       k, cfg, floatLogits(k, logits, tokens * cfg.experts),
@@ -335,6 +367,9 @@ void api::gateSlots(moert_context_t ctx, const moert_gate_config_t &cfg,
                     moert_view_t ids, moert_view_t weights, int64_t tokens,
                     moert_view_t slots, moert_view_t counts,
                     int64_t *capacity) {
+  kernels(ctx).forbidInCapture("moert_gate_slots",
+                               "it checks its ids on the host; capture the "
+                               "fused moert_gate");
   int64_t choices = tokens * cfg.top_k;
   *capacity = cuda::gateSlots(
       kernels(ctx), cfg, typed<const int32_t>(ids, choices, "ids"),
@@ -401,24 +436,24 @@ void api::fusedCombine(moert_context_t ctx, moert_view_t y, moert_view_t ids,
 void api::experts(moert_context_t ctx, const moert_ffn_desc_t &ffn,
                   moert_view_t in, moert_view_t out, moert_view_t rows,
                   int64_t experts, int64_t capacity, int64_t blocks) {
-  std::vector<int32_t> counts = hostRows(ctx, rows, experts * blocks);
+  std::vector<int32_t> host;
+  Rows used = usedRows(ctx, rows, experts * blocks, host);
   int64_t count = experts * capacity * ffn.hidden;
   cuda::experts(kernels(ctx), ffnWeights(ffn, experts),
                 tensor(in, count, "in"), mutableTensor(out, count, "out"),
-                counts.empty() ? nullptr : counts.data(), experts, capacity,
-                blocks);
+                used, experts, capacity, blocks);
 }
 
 void api::expertsLinear(moert_context_t ctx, moert_view_t w, moert_view_t in,
                         moert_view_t out, moert_view_t rows, int64_t experts,
                         int64_t capacity, int64_t blocks, int64_t n,
                         int64_t k) {
-  std::vector<int32_t> counts = hostRows(ctx, rows, experts * blocks);
+  std::vector<int32_t> host;
+  Rows used = usedRows(ctx, rows, experts * blocks, host);
   cuda::expertsLinear(kernels(ctx), tensor(w, experts * n * k, "w"),
                       tensor(in, experts * capacity * k, "in"),
-                      mutableTensor(out, experts * capacity * n, "out"),
-                      counts.empty() ? nullptr : counts.data(), experts,
-                      capacity, blocks, n, k);
+                      mutableTensor(out, experts * capacity * n, "out"), used,
+                      experts, capacity, blocks, n, k);
 }
 
 void api::activation(moert_context_t ctx, moert_activation_t activation,
@@ -439,7 +474,8 @@ void api::fusedExperts(moert_context_t ctx, const moert_packed_ffn_desc_t &ffn,
                        const moert_packed_ffn_desc_t *shared,
                        moert_view_t sharedX, moert_view_t sharedOut,
                        int64_t tokens) {
-  std::vector<int32_t> counts = hostRows(ctx, rows, experts * blocks);
+  std::vector<int32_t> host;
+  Rows used = usedRows(ctx, rows, experts * blocks, host);
   PackedFfnWeights routed = packedWeights(ffn, experts, "experts' weights");
   PackedFfnWeights sharedWeights;
   if (shared)
@@ -450,8 +486,7 @@ void api::fusedExperts(moert_context_t ctx, const moert_packed_ffn_desc_t &ffn,
   if (shared)
     sharedResult = mutableTensor(sharedOut, sharedCount, "shared_out");
   cuda::fusedExperts(kernels(ctx), routed, tensor(in, count, "in"),
-                     mutableTensor(out, count, "out"),
-                     counts.empty() ? nullptr : counts.data(), experts,
+                     mutableTensor(out, count, "out"), used, experts,
                      capacity, blocks, shared ? &sharedWeights : nullptr,
                      tensor(sharedX, sharedCount, "shared_x"), sharedResult,
                      tokens);
@@ -496,6 +531,9 @@ void api::add(moert_context_t ctx, moert_view_t a, moert_view_t b,
 
 void api::groupCreate(moert_context_t ctx, const std::vector<int32_t> &ranks,
                       moert_group_t *outGroup) {
+  kernels(ctx).forbidInCapture("moert_group_create",
+                               "ncclCommSplit cannot be captured; create "
+                               "groups before capturing");
   Process &p = process(ctx);
   auto group = std::make_unique<moert_group_s>();
   group->world = ctx->world;
@@ -569,6 +607,8 @@ void api::reduceScatter(moert_context_t ctx, moert_group_t group,
 
 void api::allReduceI64(moert_context_t ctx, moert_group_t group,
                        moert_reduce_op_t op, int64_t *value) {
+  kernels(ctx).forbidInCapture("moert_all_reduce_i64",
+                               "its result is a host value");
   nccl::Communicator &comm = *deviceGroup(group).comm;
   auto *word = static_cast<int64_t *>(
       kernels(ctx).scratch(Scratch::Totals, sizeof(int64_t)));
@@ -629,6 +669,9 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
   nccl::NodeLayout layout =
       nccl::nodeLayout(group->ranks, ctx->world->desc.gpus_per_node);
   if (!g.intraNode) {
+    kernels(ctx).forbidInCapture(
+        "moert_all_to_all", "the hierarchical exchange makes its node splits "
+                            "on first use; run one step directly first");
     g.intraNode = g.comm->split(group->member / layout.perNode,
                                 group->member % layout.perNode);
     g.interNode = g.comm->split(group->member % layout.perNode,
@@ -641,8 +684,7 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
                                layout.nodes, layout.perNode, from, to, staging,
                                send.dtype, k.stream());
     // Its sends and receives are on the two splits: watch both.
-    nccl::Communicator::waitAll({g.intraNode.get(), g.interNode.get()},
-                                k.stream());
+    awaitCollective(ctx, {g.intraNode.get(), g.interNode.get()});
   };
   if (slices == 1) {
     exchange(direction, in, out);
@@ -674,7 +716,65 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
 
 void api::storeWeights(moert_context_t ctx, const void *host, moert_view_t dst,
                        int64_t offset, int64_t count) {
+  kernels(ctx).forbidInCapture("moert_weights_load",
+                               "load weights before capturing");
   moert_view_t at = dst;
   at.offset += offset;
   bufferUpload(ctx, at, host, count);
+}
+
+// A captured step: the instantiated graph and the communicators its
+// collectives use.
+struct moert_graph_s {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<nccl::Communicator *> comms;
+};
+
+void api::graphCapture(moert_context_t ctx, moert_rank_fn_t fn, void *user,
+                       moert_graph_t *outGraph) {
+  Process &p = process(ctx);
+  Context &k = *p.context;
+  auto graph = std::make_unique<moert_graph_s>();
+  graph->comms.push_back(p.world.get());
+  // Thread-local mode: only this thread's unsafe calls break the capture.
+  MOERT_CUDA_CHECK(
+      cudaStreamBeginCapture(k.stream(), cudaStreamCaptureModeThreadLocal));
+  k.beginCapture();
+  p.captureComms = &graph->comms;
+  std::string message;
+  moert_status_t status = cpu::runRankBody(ctx, fn, user, message);
+  p.captureComms = nullptr;
+  k.endCapture();
+  cudaGraph_t recorded = nullptr;
+  cudaError_t ended = cudaStreamEndCapture(k.stream(), &recorded);
+  if (status != MOERT_OK) {
+    if (recorded)
+      cudaGraphDestroy(recorded);
+    fail(status, "the captured step failed: ", message);
+  }
+  MOERT_CUDA_CHECK(ended);
+  cudaError_t instantiated = cudaGraphInstantiate(&graph->exec, recorded, 0);
+  cudaGraphDestroy(recorded);
+  MOERT_CUDA_CHECK(instantiated);
+  k.graphCreated();
+  *outGraph = graph.release();
+}
+
+void api::graphReplay(moert_context_t ctx, moert_graph_t graph) {
+  Process &p = process(ctx);
+  MOERT_CUDA_CHECK(cudaGraphLaunch(graph->exec, p.stream));
+  nccl::Communicator::waitAll(graph->comms, p.stream);
+  // Bad routing met by the graph's kernels.
+  p.context->synchronize();
+}
+
+void api::graphDestroy(moert_context_t ctx, moert_graph_t graph) {
+  // Teardown: statuses have nowhere to go but the last error.
+  cudaGraphExecDestroy(graph->exec);
+  delete graph;
+  try {
+    kernels(ctx).graphDestroyed();
+  } catch (const Error &e) {
+    setLastError(std::string("moert_graph_destroy: ") + e.what());
+  }
 }

@@ -121,6 +121,15 @@ void allToAll(moert_context_t ctx, moert_group_t group,
 void storeWeights(moert_context_t ctx, const void *host, moert_view_t dst,
                   int64_t offset, int64_t count);
 
+// Captured steps (moert_graph_*): stream capture of fn on this process's
+// stream; calls that need the host inside it throw MOERT_UNSUPPORTED.
+void graphCapture(moert_context_t ctx, moert_rank_fn_t fn, void *user,
+                  moert_graph_t *outGraph);
+// Launches the graph and waits for it, polling its communicators.
+void graphReplay(moert_context_t ctx, moert_graph_t graph);
+// Never throws (moert_graph_destroy returns nothing): a failure is logged.
+void graphDestroy(moert_context_t ctx, moert_graph_t graph);
+
 } // namespace moert::cuda::api
 
 #endif // MOERT_CUDA_API_H

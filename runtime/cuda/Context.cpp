@@ -10,9 +10,19 @@
 using namespace moert;
 using namespace moert::cuda;
 
+namespace {
+// cuBLAS's recommended workspace on Hopper. Set explicitly so that a
+// captured GEMM uses this fixed block instead of memory cuBLAS allocates
+// during capture.
+constexpr size_t blasWorkspaceBytes = 32u << 20;
+} // namespace
+
 Context::Context(cudaStream_t stream) : stream_(stream) {
   MOERT_CUBLAS_CHECK(cublasCreate(&blas_));
   MOERT_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+  MOERT_CUDA_CHECK(cudaMalloc(&blasWorkspace_, blasWorkspaceBytes));
+  MOERT_CUBLAS_CHECK(
+      cublasSetWorkspace(blas_, blasWorkspace_, blasWorkspaceBytes));
   // Host alpha/beta arrays for the grouped GEMMs.
   MOERT_CUBLAS_CHECK(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST));
   MOERT_CUDA_CHECK(cudaMalloc(&errorWord_, sizeof(long long)));
@@ -25,6 +35,10 @@ Context::~Context() {
   for (Block &b : blocks_)
     if (b.data)
       cudaFree(b.data);
+  for (void *block : retired_)
+    cudaFree(block);
+  if (blasWorkspace_)
+    cudaFree(blasWorkspace_);
   if (errorWord_)
     cudaFree(errorWord_);
   if (blas_)
@@ -36,7 +50,9 @@ void *Context::scratch(Scratch slot, size_t bytes) {
   if (b.bytes < bytes) {
     // Grow geometrically so that slowly growing shapes reallocate rarely.
     size_t want = std::max(bytes, b.bytes * 3 / 2);
-    if (b.data)
+    if (b.data && (capturing_ || liveGraphs_ > 0))
+      retired_.push_back(b.data); // a graph may address it
+    else if (b.data)
       MOERT_CUDA_CHECK(cudaFree(b.data)); // synchronises: no kernel uses it
     b.data = nullptr;
     b.bytes = 0;
@@ -58,4 +74,25 @@ void Context::synchronize() {
          " (flat token*top_k + j) routes to an expert or slot outside the "
          "expert-major buffer");
   }
+}
+
+void Context::beginCapture() {
+  require(!capturing_, "moert_graph_capture: already capturing");
+  capturing_ = true;
+}
+
+void Context::endCapture() { capturing_ = false; }
+
+void Context::graphDestroyed() {
+  if (--liveGraphs_ > 0)
+    return;
+  for (void *block : retired_)
+    MOERT_CUDA_CHECK(cudaFree(block));
+  retired_.clear();
+}
+
+void Context::forbidInCapture(const char *call, const char *why) const {
+  if (capturing_)
+    fail(MOERT_UNSUPPORTED, call, " cannot be captured in a CUDA graph: ",
+         why);
 }

@@ -115,6 +115,18 @@ __global__ void fillKernel(unsigned char *dst, FillPattern pattern,
   }
 }
 
+// A chunk of a small host table, by value (kernel arguments are copied into
+// a captured graph; 4 KiB is the argument limit).
+struct SmallChunk {
+  unsigned char bytes[3584];
+};
+
+__global__ void uploadSmallKernel(unsigned char *dst, SmallChunk chunk,
+                                  int32_t bytes) {
+  for (int32_t i = threadIdx.x; i < bytes; i += blockDim.x)
+    dst[i] = chunk.bytes[i];
+}
+
 __global__ void addKernel(const void *a, moert_dtype_t aType, const void *b,
                           moert_dtype_t bType, void *out, moert_dtype_t outType,
                           int64_t count) {
@@ -244,6 +256,21 @@ void moert::cuda::fill(Context &ctx, void *dst, size_t elementBytes,
       static_cast<unsigned char *>(dst), pattern,
       static_cast<int32_t>(elementBytes), count);
   MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::uploadSmall(Context &ctx, void *dst, const void *src,
+                              size_t bytes) {
+  auto *to = static_cast<unsigned char *>(dst);
+  auto *from = static_cast<const unsigned char *>(src);
+  for (size_t done = 0; done < bytes;) {
+    SmallChunk chunk;
+    size_t n = std::min(bytes - done, sizeof(chunk.bytes));
+    std::memcpy(chunk.bytes, from + done, n);
+    uploadSmallKernel<<<1, threadsPerBlock, 0, ctx.stream()>>>(
+        to + done, chunk, static_cast<int32_t>(n));
+    MOERT_CUDA_CHECK_LAUNCH();
+    done += n;
+  }
 }
 
 void moert::cuda::fusedCombine(Context &ctx, Tensor y, const int32_t *ids,

@@ -73,11 +73,9 @@ void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
   }
   auto *devicePointers = static_cast<void **>(
       ctx.scratch(Scratch::Pointers, pointers.size() * sizeof(void *)));
-  // Pageable source: the call returns once it is staged, so the vector may
-  // go; the stream orders the copy after earlier users of the scratch.
-  MOERT_CUDA_CHECK(cudaMemcpyAsync(devicePointers, pointers.data(),
-                                   pointers.size() * sizeof(void *),
-                                   cudaMemcpyHostToDevice, ctx.stream()));
+  // The stream orders the upload after earlier users of the scratch.
+  uploadSmall(ctx, devicePointers, pointers.data(),
+              pointers.size() * sizeof(void *));
   MOERT_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
       ctx.blas(), transA.data(), transB.data(), m.data(), cols.data(), k.data(),
       alpha.data(), reinterpret_cast<const void *const *>(devicePointers),
@@ -172,18 +170,6 @@ const char *gemmInput(Context &ctx, Tensor in, moert_dtype_t type,
   return static_cast<const char *>(converted);
 }
 
-// Host rows counts uploaded to scratch for the row-skipping kernels.
-const int32_t *deviceRows(Context &ctx, const int32_t *rowsHost,
-                          int64_t count) {
-  if (!rowsHost)
-    return nullptr;
-  size_t bytes = count * sizeof(int32_t);
-  auto *rows = static_cast<int32_t *>(ctx.scratch(Scratch::Rows, bytes));
-  MOERT_CUDA_CHECK(cudaMemcpyAsync(rows, rowsHost, bytes,
-                                   cudaMemcpyHostToDevice, ctx.stream()));
-  return rows;
-}
-
 void checkPacked(const PackedFfnWeights &ffn, const char *which) {
   require(isActivation(ffn.activation), which, ": unknown activation ",
           static_cast<int>(ffn.activation));
@@ -258,7 +244,7 @@ void moert::cuda::router(Context &ctx, Tensor x, Tensor wg, Tensor bias,
 }
 
 void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
-                          MutableTensor out, const int32_t *rowsHost,
+                          MutableTensor out, Rows usedRows,
                           int64_t experts, int64_t capacity, int64_t blocks) {
   checkFfn(ffn);
   requireFloat(in.dtype, "in");
@@ -266,22 +252,14 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
   bool gated = ffn.kind == MOERT_FFN_GATED;
   int64_t hidden = ffn.hidden, width = ffn.ffn;
   FfnPlan plan =
-      planFfn(experts, capacity, blocks, hidden, width, gated, rowsHost);
+      planFfn(experts, capacity, blocks, hidden, width, gated, usedRows.host);
   int64_t totalRows = experts * capacity;
   if (totalRows == 0)
     return;
   cudaStream_t stream = ctx.stream();
   moert_dtype_t wType = ffn.wGate.dtype;
 
-  const int32_t *rows = nullptr;
-  if (rowsHost) {
-    size_t bytes = experts * blocks * sizeof(int32_t);
-    auto *deviceRows =
-        static_cast<int32_t *>(ctx.scratch(Scratch::Rows, bytes));
-    MOERT_CUDA_CHECK(cudaMemcpyAsync(deviceRows, rowsHost, bytes,
-                                     cudaMemcpyHostToDevice, stream));
-    rows = deviceRows;
-  }
+  const int32_t *rows = usedRows.device;
   const char *input = gemmInput(ctx, in, wType, totalRows * hidden);
   size_t panel = totalRows * width;
   auto *h =
@@ -333,11 +311,11 @@ void moert::cuda::denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x,
   if (tokens == 0)
     return;
   // One expert whose capacity is the token count, every row used.
-  experts(ctx, ffn, x, out, nullptr, 1, tokens, 1);
+  experts(ctx, ffn, x, out, Rows{}, 1, tokens, 1);
 }
 
 void moert::cuda::expertsLinear(Context &ctx, Tensor w, Tensor in,
-                                MutableTensor out, const int32_t *rowsHost,
+                                MutableTensor out, Rows usedRows,
                                 int64_t experts, int64_t capacity,
                                 int64_t blocks, int64_t n, int64_t k) {
   require(n >= 1 && k >= 1, "experts_linear: bad extents n ", n, ", k ", k);
@@ -345,11 +323,12 @@ void moert::cuda::expertsLinear(Context &ctx, Tensor w, Tensor in,
   requireFloat(in.dtype, "in");
   requireFloat(out.dtype, "out");
   // The plan of a plain FFN's first projection is exactly this product.
-  FfnPlan plan = planFfn(experts, capacity, blocks, k, n, false, rowsHost);
+  FfnPlan plan =
+      planFfn(experts, capacity, blocks, k, n, false, usedRows.host);
   int64_t totalRows = experts * capacity;
   if (totalRows == 0)
     return;
-  const int32_t *rows = deviceRows(ctx, rowsHost, experts * blocks);
+  const int32_t *rows = usedRows.device;
   const char *input = gemmInput(ctx, in, w.dtype, totalRows * k);
   auto *y = static_cast<char *>(
       ctx.scratch(Scratch::Output, totalRows * n * sizeof(float)));
@@ -367,7 +346,7 @@ void moert::cuda::expertsLinear(Context &ctx, Tensor w, Tensor in,
 
 void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
                                Tensor in, MutableTensor out,
-                               const int32_t *rowsHost, int64_t experts,
+                               Rows usedRows, int64_t experts,
                                int64_t capacity, int64_t blocks,
                                const PackedFfnWeights *shared, Tensor sharedX,
                                MutableTensor sharedOut, int64_t tokens) {
@@ -387,13 +366,14 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
     requireFloat(sharedOut.dtype, "shared_out");
   }
   PackedFfnPlan plan =
-      planPackedFfn(experts, capacity, blocks, ffn.hidden, ffn.ffn, rowsHost,
+      planPackedFfn(experts, capacity, blocks, ffn.hidden, ffn.ffn,
+                    usedRows.host,
                     sharedTokens, shared ? shared->ffn : 0);
   int64_t hidden = ffn.hidden, width = ffn.ffn;
   int64_t totalRows = experts * capacity;
   moert_dtype_t wType = ffn.wGateUp.dtype;
   cudaStream_t stream = ctx.stream();
-  const int32_t *rows = deviceRows(ctx, rowsHost, experts * blocks);
+  const int32_t *rows = usedRows.device;
 
   // Operands of the routed problems, then of the shared one (if any).
   auto panel = [&](Scratch slot, int64_t count, size_t bytes) {

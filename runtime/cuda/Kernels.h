@@ -39,7 +39,8 @@ struct MutableTensor {
 };
 
 // Per-purpose device scratch, grown on demand (growing frees the old block,
-// which synchronises the device: it happens on the first calls only).
+// which synchronises the device: it happens on the first calls only; while
+// a captured graph may still use the old block it is kept instead).
 enum class Scratch : int {
   Scores,
   Selection,
@@ -55,7 +56,6 @@ enum class Scratch : int {
   Act,
   Output,
   Pointers,
-  Rows,
   Logits,
   SharedInput,
   SharedHidden,
@@ -81,16 +81,37 @@ public:
   // Synchronises the stream and throws if a kernel reported bad routing.
   void synchronize();
 
+  // Graph capture (moert_graph_capture). While capturing, work is recorded
+  // rather than run: a call that needs a device value on the host must
+  // refuse (forbidInCapture). Scratch blocks are never freed while a
+  // graph that may address them lives.
+  bool capturing() const { return capturing_; }
+  void beginCapture();
+  void endCapture();
+  void graphCreated() { ++liveGraphs_; }
+  void graphDestroyed();
+  // Throws MOERT_UNSUPPORTED naming `call` while capturing.
+  void forbidInCapture(const char *call, const char *why) const;
+
 private:
   cudaStream_t stream_;
   cublasHandle_t blas_ = nullptr;
+  void *blasWorkspace_ = nullptr;
   long long *errorWord_ = nullptr;
   struct Block {
     void *data = nullptr;
     size_t bytes = 0;
   };
   Block blocks_[static_cast<int>(Scratch::Count)];
+  bool capturing_ = false;
+  int liveGraphs_ = 0;
+  std::vector<void *> retired_; // outgrown blocks a graph may still use
 };
+
+// Copies `bytes` of host memory to device `dst` in stream order through
+// kernel arguments, so that the values are part of a captured graph (a
+// memcpy node would read the host memory again at every replay).
+void uploadSmall(Context &ctx, void *dst, const void *src, size_t bytes);
 
 // logits[S,E] (f32) = x[S,H] . wg[E,H]^T (+ bias[E]).
 void router(Context &ctx, Tensor x, Tensor wg, Tensor bias, float *logits,
@@ -143,11 +164,19 @@ struct FfnWeights {
   Tensor wGate, wUp, wDown, b1, b2; // as moert_ffn_desc_t, stacked [E,...]
 };
 
-// moert_experts. rowsHost[E*blocks] is the host copy of `rows` (null: every
-// row is used): cuBLAS grouped GEMM takes its problem sizes on the host.
+// The `rows` operand of the expert FFNs (used rows per [expert, block]):
+// the device array the row-skipping kernels read (null: every row used) and
+// its host copy, which sizes the grouped GEMMs (cuBLAS takes problem sizes
+// on the host). A captured call has no host copy: its GEMMs cover every row
+// of the capacity and the kernels still skip (and zero) the unused ones.
+struct Rows {
+  const int32_t *device = nullptr;
+  const int32_t *host = nullptr;
+};
+
+// moert_experts.
 void experts(Context &ctx, const FfnWeights &ffn, Tensor in, MutableTensor out,
-             const int32_t *rowsHost, int64_t experts, int64_t capacity,
-             int64_t blocks);
+             Rows rows, int64_t experts, int64_t capacity, int64_t blocks);
 
 // moert_fused_experts: packed [E, 2F, H] gate|up weights, one grouped GEMM
 // for gate_up, a fused act(gate) * up pass, one grouped GEMM for down; a
@@ -158,7 +187,7 @@ struct PackedFfnWeights {
   Tensor wGateUp, wDown;
 };
 void fusedExperts(Context &ctx, const PackedFfnWeights &ffn, Tensor in,
-                  MutableTensor out, const int32_t *rowsHost, int64_t experts,
+                  MutableTensor out, Rows rows, int64_t experts,
                   int64_t capacity, int64_t blocks,
                   const PackedFfnWeights *shared, Tensor sharedX,
                   MutableTensor sharedOut, int64_t tokens);
@@ -166,7 +195,7 @@ void fusedExperts(Context &ctx, const PackedFfnWeights &ffn, Tensor in,
 // The stages of a gated experts() (moert_experts_linear, moert_activation,
 // moert_multiply).
 void expertsLinear(Context &ctx, Tensor w, Tensor in, MutableTensor out,
-                   const int32_t *rowsHost, int64_t experts, int64_t capacity,
+                   Rows rows, int64_t experts, int64_t capacity,
                    int64_t blocks, int64_t n, int64_t k);
 // out may alias x.
 void activation(Context &ctx, moert_activation_t activation, Tensor x,
