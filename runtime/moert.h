@@ -446,6 +446,18 @@ moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
                                   int32_t count, moert_group_t *out_group);
 void moert_group_destroy(moert_group_t group);
 int32_t moert_group_size(moert_group_t group);
+
+/* Groups kept by a context under small slot numbers: moe_model_init creates
+   a model's groups once and keeps them, each step looks them up, so a step
+   creates none (on CUDA creating a group is collective over the world and
+   cannot be captured in a graph). The context owns a kept group (do not
+   destroy it) until the rank's body returns from moert_world_run. Keeping
+   a group in an occupied slot destroys the one kept there. */
+moert_status_t moert_context_keep_group(moert_context_t ctx, int32_t slot,
+                                        moert_group_t group);
+/* MOERT_INVALID_ARGUMENT when nothing is kept in `slot`. */
+moert_status_t moert_context_group(moert_context_t ctx, int32_t slot,
+                                   moert_group_t *out_group);
 int32_t moert_group_member(moert_group_t group); /* caller's index */
 
 moert_status_t moert_barrier(moert_context_t ctx, moert_group_t group);
@@ -570,8 +582,10 @@ typedef struct moert_graph_s *moert_graph_t;
    allocated until moert_graph_destroy, and every size (tokens, capacity) is
    the one seen at capture. Inside fn no call may need a device value on the
    host or a host-side synchronisation: moert_buffer_download,
-   moert_all_reduce_i64, moert_gate / moert_gate_slots with dropless
-   capacity (capacity_factor 0), moert_group_create; such a call fails with
+   moert_all_reduce_i64, moert_gate with dropless capacity
+   (capacity_factor 0), moert_gate_slots, moert_group_create (use kept
+   groups: moert_context_group), buffer alloc/upload, weights_load; such a
+   call fails with
    MOERT_UNSUPPORTED and the capture is abandoned. Collectives on existing
    groups are captured, so every rank of a group captures at the same point.
    The CPU backend has nothing to capture: MOERT_UNSUPPORTED. */

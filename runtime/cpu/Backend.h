@@ -80,6 +80,9 @@ struct moert_world_s {
 struct moert_context_s {
   moert_world_s *world = nullptr;
   int32_t rank = 0;
+  // moert_context_keep_group's groups, by slot (owned: destroyed with the
+  // context when the rank's body returns).
+  std::vector<std::unique_ptr<moert_group_s>> keptGroups;
   // Per-rank fp32 scratch panels, reused across calls (indexed by purpose).
   std::vector<std::vector<float>> scratch;
   std::vector<char> byteScratch[3];

@@ -158,6 +158,34 @@ moert_status_t moert_group_create(moert_context_t ctx, const int32_t *ranks,
 
 void moert_group_destroy(moert_group_t group) { delete group; }
 
+moert_status_t moert_context_keep_group(moert_context_t ctx, int32_t slot,
+                                        moert_group_t group) {
+  return guard("moert_context_keep_group", [&] {
+    checkContext(ctx);
+    require(group != nullptr, "null group");
+    require(slot >= 0 && slot < 4096, "slot ", slot,
+            " is outside [0, 4096)");
+    if (ctx->keptGroups.size() <= size_t(slot))
+      ctx->keptGroups.resize(size_t(slot) + 1);
+    ctx->keptGroups[size_t(slot)].reset(group);
+  });
+}
+
+moert_status_t moert_context_group(moert_context_t ctx, int32_t slot,
+                                   moert_group_t *outGroup) {
+  return guard("moert_context_group", [&] {
+    checkContext(ctx);
+    require(outGroup != nullptr, "null argument");
+    *outGroup = nullptr;
+    require(slot >= 0 && size_t(slot) < ctx->keptGroups.size() &&
+                ctx->keptGroups[size_t(slot)],
+            "no group is kept in slot ", slot,
+            " of rank ", ctx->rank, "'s context (moe_model_init keeps the "
+            "model's groups: run it on this context first)");
+    *outGroup = ctx->keptGroups[size_t(slot)].get();
+  });
+}
+
 int32_t moert_group_size(moert_group_t group) {
   return group ? static_cast<int32_t>(group->ranks.size()) : 0;
 }

@@ -327,6 +327,42 @@ TEST(AllReduce, SumAndMaxInPlaceAndAcrossDtypes) {
   });
 }
 
+TEST(KeptGroups, LiveUntilTheBodyReturnsAndReplaceTheirSlot) {
+  World world(1, 4);
+  world.run([&](moert_context_t ctx) {
+    int32_t rank = moert_context_rank(ctx);
+    moert_group_t missing = nullptr;
+    EXPECT_MOERT_ERROR(moert_context_group(ctx, 2, &missing),
+                       MOERT_INVALID_ARGUMENT, "no group is kept in slot 2");
+    // Pairs {0,1} {2,3} in slot 2, then the whole world replaces them.
+    int32_t pair[] = {rank / 2 * 2, rank / 2 * 2 + 1};
+    moert_group_t created = nullptr;
+    check(moert_group_create(ctx, pair, 2, &created));
+    check(moert_context_keep_group(ctx, 2, created));
+    moert_group_t kept = nullptr;
+    check(moert_context_group(ctx, 2, &kept));
+    EXPECT_EQ(kept, created);
+    int64_t sum = rank;
+    check(moert_all_reduce_i64(ctx, kept, MOERT_REDUCE_SUM, &sum));
+    EXPECT_EQ(sum, rank < 2 ? 1 : 5);
+    std::vector<int32_t> every = allRanks(ctx);
+    check(moert_group_create(ctx, every.data(), 4, &created));
+    check(moert_context_keep_group(ctx, 2, created));
+    check(moert_context_group(ctx, 2, &kept));
+    sum = rank;
+    check(moert_all_reduce_i64(ctx, kept, MOERT_REDUCE_SUM, &sum));
+    EXPECT_EQ(sum, 6);
+    EXPECT_EQ(moert_context_group(ctx, 1, &missing), MOERT_INVALID_ARGUMENT);
+    EXPECT_MOERT_ERROR(moert_context_keep_group(ctx, -1, kept),
+                       MOERT_INVALID_ARGUMENT, "slot -1");
+  });
+  // A new run's contexts start empty.
+  world.run([&](moert_context_t ctx) {
+    moert_group_t kept = nullptr;
+    EXPECT_EQ(moert_context_group(ctx, 2, &kept), MOERT_INVALID_ARGUMENT);
+  });
+}
+
 TEST(World, FailingRankEndsTheRunWithItsError) {
   World world(2, 2, 30000);
   auto start = std::chrono::steady_clock::now();
