@@ -102,16 +102,26 @@ moert_model_record_drops(moert_context_t ctx, moert_model_layer_stats_t *stats,
   return MOERT_OK;
 }
 
-/* The group of the row of table[rows][cols] (world ranks) holding the
-   caller (moe.all_to_all / shard collectives name all rows). */
+/* moe_model_init: creates the group of the row of table[rows][cols] (world
+   ranks) holding the caller (moe.all_to_all / shard collectives name all
+   rows) and keeps it in the context's `slot` for the steps. */
 static inline moert_status_t
-moert_model_group_create(moert_context_t ctx, const int32_t *table,
-                         int32_t rows, int32_t cols, moert_group_t *out) {
+moert_model_keep_group(moert_context_t ctx, const int32_t *table,
+                       int32_t rows, int32_t cols, int32_t slot) {
   int32_t rank = moert_context_rank(ctx);
   for (int32_t r = 0; r < rows; ++r)
     for (int32_t c = 0; c < cols; ++c)
-      if (table[r * cols + c] == rank)
-        return moert_group_create(ctx, table + r * cols, cols, out);
+      if (table[r * cols + c] == rank) {
+        moert_group_t group = NULL;
+        moert_status_t status =
+            moert_group_create(ctx, table + r * cols, cols, &group);
+        if (status != MOERT_OK)
+          return status;
+        status = moert_context_keep_group(ctx, slot, group);
+        if (status != MOERT_OK)
+          moert_group_destroy(group);
+        return status;
+      }
   return MOERT_INVALID_ARGUMENT;
 }
 

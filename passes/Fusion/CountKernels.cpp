@@ -78,7 +78,7 @@ int64_t viewBytes(Value v) {
 /// Moert ops that launch nothing: buffers, views, rank queries, groups,
 /// timing, statistics, weight loading (init only).
 bool launchesNothing(Operation *op) {
-  return isa<AllocOp, ViewOp, RankOp, GroupOp, GroupDestroyOp, LayerOp,
+  return isa<AllocOp, ViewOp, RankOp, KeepGroupOp, GroupOp, LayerOp,
              RecordDropsOp, LoadWeightOp>(op);
 }
 

@@ -555,9 +555,19 @@ LogicalResult AddOp::verify() {
 // Collectives
 //===----------------------------------------------------------------------===//
 
-LogicalResult GroupOp::verify() {
+static LogicalResult verifySlot(Operation *op, int32_t slot) {
+  if (slot < 0)
+    return op->emitOpError() << "slot must be >= 0, got " << slot;
+  return success();
+}
+
+LogicalResult KeepGroupOp::verify() {
+  if (failed(verifySlot(*this, getSlot())))
+    return failure();
   return moe::verifyRankGroups(*this, getGroups());
 }
+
+LogicalResult GroupOp::verify() { return verifySlot(*this, getSlot()); }
 
 LogicalResult AllToAllOp::verify() {
   Operation *op = *this;

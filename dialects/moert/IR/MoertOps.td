@@ -545,38 +545,41 @@ def Moert_AddOp : Moert_Op<"add"> {
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 
-def Moert_GroupOp : Moert_Op<"group"> {
-  let summary = "moert_group_create for the row of `groups` holding this rank";
+def Moert_KeepGroupOp : Moert_Op<"keep_group"> {
+  let summary = "creates this rank's row of `groups` and keeps it in `slot`";
   let description = [{
-    `groups` partitions (part of) the world into rows of equal size; each
-    rank creates the group of its own row. Every rank of the world that runs
-    this op must appear in exactly one row.
+    In the model's init: `groups` partitions (part of) the world into rows
+    of equal size; each rank creates the group of its own row
+    (moert_group_create) and the context keeps it under `slot`
+    (moert_context_keep_group) for the steps to look up with `moert.group`.
+    Every rank of the world that runs this op must appear in exactly one
+    row.
 
     ```mlir
-    %g = moert.group %ctx [[0, 1], [2, 3]]
+    moert.keep_group %ctx [[0, 1], [2, 3]] slot 0
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, I64ElementsAttr:$groups);
-  let results = (outs Moert_GroupType:$group);
-  let assemblyFormat = "$ctx custom<RankGroups>($groups) attr-dict";
-  let extraClassDeclaration = [{
-    int64_t getGroupSize() {
-      return ::llvm::cast<::mlir::ShapedType>(getGroups().getType())
-          .getDimSize(1);
-    }
+  let arguments = (ins Moert_ContextType:$ctx, I64ElementsAttr:$groups,
+                       I32Prop:$slot);
+  let assemblyFormat = [{
+    $ctx custom<RankGroups>($groups) `slot` $slot attr-dict
   }];
 }
 
-def Moert_GroupDestroyOp : Moert_Op<"group_destroy"> {
-  let summary = "moert_group_destroy";
+def Moert_GroupOp : Moert_Op<"group"> {
+  let summary = "the group kept in `slot` (moert_context_group)";
   let description = [{
+    A step's collectives run on groups its init kept: looking one up is
+    local, so a step creates no group (creating one is collective over the
+    world on CUDA and cannot be captured in a graph).
+
     ```mlir
-    moert.group_destroy %g
+    %g = moert.group %ctx slot 0
     ```
   }];
-  let arguments = (ins Moert_GroupType:$group);
-  let assemblyFormat = "$group attr-dict";
-  let hasVerifier = 0;
+  let arguments = (ins Moert_ContextType:$ctx, I32Prop:$slot);
+  let results = (outs Moert_GroupType:$group);
+  let assemblyFormat = "$ctx `slot` $slot attr-dict";
 }
 
 def Moert_AllToAllOp : Moert_Op<"all_to_all"> {

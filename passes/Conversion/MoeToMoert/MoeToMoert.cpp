@@ -107,8 +107,11 @@ private:
   int64_t arenaBytes = 0, weightBytes = 0;
   DenseMap<Value, int64_t> offsets;    // tensor -> arena byte offset
   DenseMap<Value, int64_t> extraBytes; // planned after a tensor's data
-  // Rank groups created in this layer, destroyed in creation order.
-  llvm::MapVector<Attribute, Value> groups;
+  // Rank groups: init keeps each distinct table's group in a slot (in
+  // first-use order); a layer looks each one up once.
+  llvm::MapVector<Attribute, int32_t> groupSlots;
+  DenseMap<Attribute, Value> layerGroups;
+  func::FuncOp initFunc;
   DenseMap<Value, Value> exchangedRows; // to_experts result -> its row counts
   // fp32 [E, C, F] gate and up intermediates of a gated moe.experts lowered
   // to stage calls: arena bytes live only at that op, and their offset.
@@ -118,15 +121,20 @@ private:
   void emitExpertStages(ExpertsOp experts, Value rows, Value rowsPerExpert,
                         int64_t blocks, Value output);
 
-  /// The group of this rank's row of `table`, created once per layer.
+  /// The group of this rank's row of `table`, kept by init, looked up
+  /// once per layer.
   Value group(DenseIntElementsAttr table, Location loc) {
-    Value &g = groups[table];
-    if (!g)
+    Value &g = layerGroups[table];
+    if (!g) {
+      auto slot = groupSlots.insert({table, int32_t(groupSlots.size())});
       g = moert::GroupOp::create(builder, loc,
                                  moert::GroupType::get(builder.getContext()),
-                                 ctx, table);
+                                 ctx, slot.first->second);
+    }
     return g;
   }
+  /// Appends the keep_group of every table the step used to init.
+  void emitKeptGroups();
   /// The tp group of `plan`: rows of tp consecutive ranks.
   Value tpGroup(PlanAttr plan, Location loc);
   /// i1: this rank is its tp group's first member (it adds the down bias).
@@ -468,6 +476,7 @@ LogicalResult FunctionLowering::emitInit(ArrayRef<WeightSlot> slots) {
           {ContextType::get(context), WeightsType::get(context), stateType},
           {}));
   init->setAttr("moert.entry", builder.getStringAttr("init"));
+  initFunc = init;
   Block *body = init.addEntryBlock();
   builder.setInsertionPointToEnd(body);
   Value ctx = body->getArgument(0), file = body->getArgument(1),
@@ -651,6 +660,7 @@ LogicalResult FunctionLowering::emit() {
     return failure();
   }
   func::ReturnOp::create(builder, func.getLoc());
+  emitKeptGroups();
 
   // Swap in the new body and signature.
   func.getBody().getBlocks().clear();
@@ -942,9 +952,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     if (view(yield.getValue()) != in) // else a fused combine added it
       moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
                            tokens, hiddenOf(yield.getValue()));
-    for (auto &entry : groups)
-      moert::GroupDestroyOp::create(builder, loc, entry.second);
-    groups.clear();
+    layerGroups.clear();
     builder.setInsertionPointAfter(builder.getBlock()->getParentOp());
     return success();
   }
@@ -957,6 +965,15 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   return success();
+}
+
+void FunctionLowering::emitKeptGroups() {
+  OpBuilder::InsertionGuard guard(builder);
+  Block &body = initFunc.getBody().front();
+  builder.setInsertionPoint(body.getTerminator());
+  for (auto [table, slot] : groupSlots)
+    moert::KeepGroupOp::create(builder, initFunc.getLoc(), body.getArgument(0),
+                               cast<DenseIntElementsAttr>(table), slot);
 }
 
 void FunctionLowering::emitExpertStages(ExpertsOp experts, Value rows,

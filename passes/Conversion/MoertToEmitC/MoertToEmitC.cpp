@@ -99,6 +99,8 @@ std::string where(Operation *op, StringRef callee) {
     return llvm::formatv("layer {0}: {1}", layer.getInt(), callee).str();
   if (auto load = dyn_cast<LoadWeightOp>(op))
     return llvm::formatv("init: {0} '{1}'", callee, load.getKey()).str();
+  if (auto keep = dyn_cast<KeepGroupOp>(op))
+    return llvm::formatv("init: {0} (slot {1})", callee, keep.getSlot()).str();
   return callee.str();
 }
 
@@ -837,10 +839,10 @@ struct AddPattern : public MoertPattern<AddOp> {
 // Groups and collectives
 //===----------------------------------------------------------------------===//
 
-struct GroupPattern : public MoertPattern<GroupOp> {
+struct KeepGroupPattern : public MoertPattern<KeepGroupOp> {
   using MoertPattern::MoertPattern;
   LogicalResult
-  matchAndRewrite(GroupOp op, OpAdaptor a,
+  matchAndRewrite(KeepGroupOp op, OpAdaptor a,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     MLIRContext *context = op.getContext();
@@ -853,31 +855,38 @@ struct GroupPattern : public MoertPattern<GroupOp> {
         rewriter, loc,
         emitc::ArrayType::get({shape.getNumElements()}, rewriter.getI32Type()),
         emitc::OpaqueAttr::get(context, table));
-    Value group = emitc::VariableOp::create(
-        rewriter, loc, emitc::LValueType::get(opaque(context, "moert_group_t")),
-        emitc::OpaqueAttr::get(context, "NULL"));
     CallArgs args(context);
     args.value(a.getCtx())
         .value(ranks)
         .integer(shape.getDimSize(0))
         .integer(shape.getDimSize(1))
-        .value(addressOf(rewriter, loc, group));
-    if (failed(checkedCall(rewriter, op, "moert_model_group_create", args)))
+        .integer(op.getSlot());
+    if (failed(checkedCall(rewriter, op, "moert_model_keep_group", args)))
       return failure();
-    rewriter.replaceOp(
-        op, emitc::LoadOp::create(rewriter, loc,
-                                  opaque(context, "moert_group_t"), group));
+    rewriter.eraseOp(op);
     return success();
   }
 };
 
-struct GroupDestroyPattern : public MoertPattern<GroupDestroyOp> {
+struct GroupPattern : public MoertPattern<GroupOp> {
   using MoertPattern::MoertPattern;
   LogicalResult
-  matchAndRewrite(GroupDestroyOp op, OpAdaptor a,
+  matchAndRewrite(GroupOp op, OpAdaptor a,
                   ConversionPatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<emitc::CallOpaqueOp>(
-        op, TypeRange{}, "moert_group_destroy", ValueRange{a.getGroup()});
+    Location loc = op.getLoc();
+    MLIRContext *context = op.getContext();
+    Value group = emitc::VariableOp::create(
+        rewriter, loc, emitc::LValueType::get(opaque(context, "moert_group_t")),
+        emitc::OpaqueAttr::get(context, "NULL"));
+    CallArgs args(context);
+    args.value(a.getCtx())
+        .integer(op.getSlot())
+        .value(addressOf(rewriter, loc, group));
+    if (failed(checkedCall(rewriter, op, "moert_context_group", args)))
+      return failure();
+    rewriter.replaceOp(
+        op, emitc::LoadOp::create(rewriter, loc,
+                                  opaque(context, "moert_group_t"), group));
     return success();
   }
 };
@@ -1216,7 +1225,7 @@ void mlir::moert::populateMoertToEmitCPatterns(const TypeConverter &converter,
                ExpertsPattern, ExpertsLinearPattern, ActivationPattern,
                MultiplyPattern, FusedExpertsPattern, DenseFfnPattern,
                ResidualMixPattern, SharedAddPattern, FusedCombinePattern,
-               AddPattern, GroupPattern, GroupDestroyPattern, AllToAllPattern,
+               AddPattern, KeepGroupPattern, GroupPattern, AllToAllPattern,
                AllReducePattern, AllReduceI64Pattern, LoadWeightPattern>(
       converter, context);
   patterns.add<GatherScatterPattern<AllGatherOp>>(converter, context,

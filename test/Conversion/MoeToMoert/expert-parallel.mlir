@@ -11,10 +11,15 @@
 // CHECK: %[[E:.*]] = arith.remsi %[[RANK]], %{{.*}} : i64
 // CHECK: %[[OFF:.*]] = arith.muli %[[E]], %{{.*}} : i64
 // CHECK: moert.load_weight {{.*}} "l0.experts.{e}.w1" experts [0, 2) + %[[OFF]] shape [128, 64] begin [0, 0] end [128, 64] + (%{{.*}}, %{{.*}}) -> %{{.*}} : !moert.view<f32, 16384>
+// Init keeps the EP group; the step looks it up (creating one is collective
+// and cannot be captured in a CUDA graph).
+// CHECK: moert.keep_group %{{.*}} {{\[}}[0, 1, 2, 3]] slot 0
+// CHECK-NEXT: return
 // CHECK-LABEL: func.func @ep_step(
+// CHECK-NOT: moert.keep_group
 // CHECK: moert.layer
 // CHECK: %[[CAP:.*]] = moert.gate
-// CHECK: %[[G:.*]] = moert.group %{{.*}} {{\[}}[0, 1, 2, 3]]
+// CHECK: %[[G:.*]] = moert.group %{{.*}} slot 0
 // CHECK: %[[C:.*]] = moert.all_reduce_i64 %{{.*}}, %[[G]] max %[[CAP]]
 // CHECK: moert.dispatch {{.*}} capacity %[[C]] hidden 64 top_k 2 experts 8
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[RECV:.*]] experts_local 2 capacity %[[C]] hidden 64 : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
@@ -28,7 +33,6 @@
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
 // CHECK: moert.combine {{.*}} capacity %[[C]]
 // CHECK: moert.add
-// CHECK: moert.group_destroy %[[G]]
 // Fused, w1 and w3 of the rank's experts load into one packed [2, 256, 64]
 // buffer at the same run-time expert offset (w3 at 128 * 64, experts
 // 256 * 64 apart) and the FFN is one moert.fused_experts over the blocks.

@@ -19,6 +19,9 @@
 // CHECK: "l.0.fc1.weight" shape [16, 8] begin [0, 0] end [8, 8] + (%[[FOFF]], %{{.*}})
 // CHECK: "l.0.fc2.weight" shape [8, 16] begin [0, 0] end [8, 8] + (%{{.*}}, %[[FOFF]])
 // CHECK: "l.0.fc2.bias" shape [8] begin [0] end [0] ->
+// The step's groups, kept in the order of first use.
+// CHECK: moert.keep_group %{{.*}} {{\[}}[0, 1, 2, 3]] slot 0
+// CHECK: moert.keep_group %{{.*}} {{\[}}[0, 1], [2, 3]] slot 1
 
 // Step: both exchanges (rows and counts) are sliced; the experts run on the
 // G = 4 blocks of C rows; only t = 0 passes the fc2 biases; the MLP gathers
@@ -26,7 +29,7 @@
 // CHECK-LABEL: func.func @forward_step(
 // CHECK-SAME: %[[TOKENS:[^:]*]]: i64, %[[X:[^:]*]]: !moert.view<f32, 64>
 // CHECK: %[[CAP:.*]] = moert.gate
-// CHECK: %[[G:.*]] = moert.group %{{.*}} {{\[}}[0, 1, 2, 3]]
+// CHECK: %[[G:.*]] = moert.group %{{.*}} slot 0
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[RECV:.*]] experts_local 2 capacity %[[CAP]] hidden 8 {slices = 2 : i64} : !moert.view<f32, 64> -> !moert.view<f32, 128>
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[ROWS:.*]] experts_local 2 capacity %{{.*}} hidden 1 {slices = 2 : i64} : !moert.view<i32, 4> -> !moert.view<i32, 8>
 // CHECK: %[[R:.*]] = moert.rank
@@ -36,16 +39,22 @@
 // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat %[[OUT]] -> %{{.*}} experts_local 2 capacity %[[CAP]] hidden 8 {slices = 2 : i64} : !moert.view<f32, 128> -> !moert.view<f32, 64>
 // CHECK: moert.combine
 // CHECK: %[[N:.*]] = arith.muli %[[TOKENS]], %{{.*}} : i64
-// CHECK: %[[TP:.*]] = moert.group %{{.*}} {{\[}}[0, 1], [2, 3]]
+// CHECK: %[[TP:.*]] = moert.group %{{.*}} slot 1
 // CHECK: moert.all_gather %{{.*}}, %[[TP]] %[[X]] -> %[[GATHERED:.*]] count %[[N]] : !moert.view<f32, 64> -> !moert.view<f32, 128>
 // CHECK: %[[ROWS2:.*]] = arith.muli %[[TOKENS]], %{{.*}} : i64
 // CHECK: moert.dense_ffn %{{.*}}, gelu %[[GATHERED]] {{.*}} bias %{{.*}} : !moert.view<f32, 8> if %[[FIRST]] -> %[[PART:.*]] : !moert.view<f32, 128> tokens %[[ROWS2]] hidden 8 ffn 8
 // CHECK: moert.reduce_scatter %{{.*}}, %[[TP]] %[[PART]] -> %{{.*}} count %[[N]] : !moert.view<f32, 128> -> !moert.view<f32, 64>
 // CHECK: moert.residual_mix
-// CHECK: moert.group_destroy %[[G]]
-// CHECK: moert.group_destroy %[[TP]]
 // CHECK-NOT: shard.
 
+// CPP: int32_t [[TABLE:v[0-9]+]][4] = {0, 1, 2, 3};
+// CPP-NEXT: moert_status_t [[ST:v[0-9]+]] = moert_model_keep_group({{v[0-9]+}}, [[TABLE]], 1, 4, 0);
+// CPP-NEXT: if ([[ST]] != MOERT_OK) return moert_model_fail([[ST]], {{v[0-9]+}}, "init: moert_model_keep_group (slot 0)");
+// CPP: moert_model_keep_group({{v[0-9]+}}, {{v[0-9]+}}, 2, 2, 1);
+// CPP-LABEL: moe_model_step(
+// CPP-NOT: moert_group_create
+// CPP: moert_context_group({{v[0-9]+}}, 0, {{v[0-9]+}});
+// CPP-NEXT: if ({{.*}}) return moert_model_fail({{.*}}, "layer 0: moert_context_group");
 // CPP: moert_all_to_all_sliced({{.*}}, MOERT_A2A_TO_EXPERTS, MOERT_A2A_FLAT, {{.*}}, 2, {{.*}}, 8, 2);
 // CPP: .b1 =
 // CPP-NEXT: [[ABSENT:v[0-9]+]] = moert_absent_view();

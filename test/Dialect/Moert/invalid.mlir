@@ -275,7 +275,15 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %y: !moe
 
 func.func @f(%ctx: !moert.context) {
   // expected-error @below {{rank 1 appears in more than one place in groups}}
-  %g = moert.group %ctx [[0, 1], [1, 2]]
+  moert.keep_group %ctx [[0, 1], [1, 2]] slot 0
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context) {
+  // expected-error @below {{slot must be >= 0, got -1}}
+  %g = moert.group %ctx slot -1
   return
 }
 
@@ -434,7 +442,7 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moe
 // -----
 
 func.func @f(%ctx: !moert.context, %cap: i64, %send: !moert.view<f32, 8192>, %recv: !moert.view<f32, 8192>) {
-  %g = moert.group %ctx [[0, 1]]
+  %g = moert.group %ctx slot 0
   // expected-error @below {{slices must be positive, got 0}}
   moert.all_to_all %ctx, %g to_experts flat %send -> %recv experts_local 4 capacity %cap hidden 64 {slices = 0 : i64} : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
   return

@@ -118,8 +118,10 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
                     %send: !moert.view<bf16, 8192>, %recv: !moert.view<bf16, 8192>,
                     %part: !moert.view<f32, 1024>,
                     %gathered: !moert.view<f32, 2048>) -> i64 {
-  // CHECK: %[[G:.*]] = moert.group %{{.*}} {{\[}}[0, 1], [2, 3]]
-  %g = moert.group %ctx [[0, 1], [2, 3]]
+  // CHECK: moert.keep_group %{{.*}} {{\[}}[0, 1], [2, 3]] slot 3
+  moert.keep_group %ctx [[0, 1], [2, 3]] slot 3
+  // CHECK: %[[G:.*]] = moert.group %{{.*}} slot 3
+  %g = moert.group %ctx slot 3
   // CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts hierarchical %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   moert.all_to_all %ctx, %g to_experts hierarchical %send -> %recv experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
