@@ -210,10 +210,14 @@ typedef struct moert_gate_config {
   double capacity_factor;      /* 0: dropless (double: the compiler's f64) */
   int64_t min_capacity;
   moert_drop_order_t drop_order;
+  /* Dropless only: > 0 fixes C at this bound (>= tokens: an expert gets a
+     token at most once) instead of reading max count back to the host, so
+     the gate can be captured in a CUDA graph; 0: C = max count. */
+  int64_t static_capacity;
 } moert_gate_config_t;
 
 /* Fills cfg with: softmax, no groups, NORM_NONE, eps 0, scale 1, dropless,
-   min_capacity 0, token_major. */
+   min_capacity 0, token_major, static_capacity 0. */
 void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
                             int32_t top_k);
 
@@ -234,7 +238,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
       drop: slot = -1, weight 0. counts[e] = kept choices of e (<= C).
       Dropless, cf == 0: all kept, slots token-major, C = max_e counts[e]
       (with expert parallelism all-reduce C with MAX over the EP group:
-      moert_all_reduce_i64).
+      moert_all_reduce_i64), or C = static_capacity when that is > 0.
    7. NONE: w unchanged; SELECTED: w /= (sum_j w + norm_epsilon) over all k,
       then drops are zeroed; KEPT: drops zeroed, then w /= max(sum of kept,
       FLT_EPSILON). A zero denominator leaves the weights 0 (never NaN).

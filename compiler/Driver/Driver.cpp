@@ -224,6 +224,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
   compile.ep = opts.ep;
   compile.tp = opts.tp;
   compile.fuse = opts.fuse;
+  // A captured step may not read the gate's counts back.
+  compile.staticCapacity = opts.cudaGraphs;
   if (failed(buildCompilePipeline(pm, compile)) || failed(pm.run(*module)))
     return fail("compilation failed");
   std::string cpp;

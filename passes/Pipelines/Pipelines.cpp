@@ -27,6 +27,7 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
     pm.addPass(createFuseKernels());
   LowerToRuntimeOptions lower;
   lower.tokens = options.tokens;
+  lower.staticCapacity = options.staticCapacity;
   pm.addPass(createLowerToRuntime(lower));
   // Shared rank coordinates and views.
   pm.addPass(createCanonicalizerPass());

@@ -27,6 +27,12 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
                     llvm::cl::desc("run moe-fuse-kernels (false: every op "
                                    "lowers to its own runtime kernel)"),
                     llvm::cl::init(true)};
+  Option<bool> staticCapacity{
+      *this, "static-capacity",
+      llvm::cl::desc("dropless gates use C = the token bound, so that no "
+                     "value is read back during a step (needed to capture "
+                     "it in a CUDA graph)"),
+      llvm::cl::init(false)};
   Option<std::string> report{
       *this, "report",
       llvm::cl::desc("print the plan table: none | table | json"),

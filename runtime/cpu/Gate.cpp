@@ -34,6 +34,11 @@ void moert::cpu::validateGateConfig(const moert_gate_config_t &cfg) {
           cfg.capacity_factor);
   require(cfg.min_capacity >= 0, "gate: min_capacity must be >= 0, got ",
           cfg.min_capacity);
+  require(cfg.static_capacity >= 0,
+          "gate: static_capacity must be >= 0, got ", cfg.static_capacity);
+  require(cfg.static_capacity == 0 || cfg.capacity_factor == 0.0,
+          "gate: static_capacity bounds a dropless gate, but capacity_factor "
+          "is ", cfg.capacity_factor);
   require(cfg.norm_epsilon >= 0, "gate: norm_epsilon must be >= 0, got ",
           cfg.norm_epsilon);
   if (cfg.n_group > 1) {
@@ -163,9 +168,18 @@ void moert::cpu::selectTopK(const moert_gate_config_t &cfg, const float *scores,
   }
 }
 
+void moert::cpu::validateGateTokens(const moert_gate_config_t &cfg,
+                                    int64_t tokens) {
+  require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+  require(cfg.static_capacity == 0 || tokens <= cfg.static_capacity,
+          "gate: static_capacity ", cfg.static_capacity, " is below the ",
+          tokens, " tokens of this step (an expert may get every token)");
+}
+
 int64_t moert::cpu::assignSlots(const moert_gate_config_t &cfg, int64_t tokens,
                                 const int32_t *ids, const float *weights,
                                 int32_t *slots, int32_t *counts) {
+  validateGateTokens(cfg, tokens);
   const int32_t experts = cfg.experts, topK = cfg.top_k;
   int64_t choices = tokens * topK;
   bool dropless = cfg.capacity_factor == 0.0;
@@ -192,7 +206,9 @@ int64_t moert::cpu::assignSlots(const moert_gate_config_t &cfg, int64_t tokens,
     assignSlotsByProbs(tokens, topK, experts, capacity, ids, weights, slots);
   }
   if (dropless) {
-    capacity = choices ? *std::max_element(counts, counts + experts) : 0;
+    capacity = cfg.static_capacity > 0 ? cfg.static_capacity
+               : choices ? *std::max_element(counts, counts + experts)
+                         : 0;
   } else {
     std::fill_n(counts, experts, 0);
     for (int64_t i = 0; i < choices; ++i) {
@@ -281,6 +297,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
   cfg->capacity_factor = 0.0;
   cfg->min_capacity = 0;
   cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
+  cfg->static_capacity = 0;
 }
 
 moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,

@@ -16,6 +16,8 @@ namespace moert::cpu {
 
 // Throws moert::Error(MOERT_INVALID_ARGUMENT) naming the bad attribute.
 void validateGateConfig(const moert_gate_config_t &cfg);
+// The rules between the configuration and a step's token count.
+void validateGateTokens(const moert_gate_config_t &cfg, int64_t tokens);
 
 // The stages of moert_gate (steps of runtime/moert.h), each its own runtime
 // call in the unfused lowering:

@@ -330,10 +330,11 @@ void api::gate(moert_context_t ctx, const moert_gate_config_t &cfg,
                moert_view_t ids, moert_view_t weights, moert_view_t slots,
                moert_view_t counts, int64_t *capacity) {
   Context &k = kernels(ctx);
-  if (cfg.capacity_factor == 0.0)
+  if (cfg.capacity_factor == 0.0 && cfg.static_capacity == 0)
     k.forbidInCapture("moert_gate",
-                      "a dropless gate reads C = max count back to the "
-                      "host; capture a capacity-factor gate");
+                      "a dropless gate without static_capacity reads C = max "
+                      "count back to the host (compile with "
+                      "static-capacity=1)");
   int64_t choices = tokens * cfg.top_k;
   *capacity = cuda::gate(
       k, cfg, floatLogits(k, logits, tokens * cfg.experts),

@@ -153,7 +153,7 @@ void checkGate(const moert_gate_config_t &cfg, int64_t tokens) {
   cpu::validateGateConfig(cfg); // the one home of the gate's rules
   require(cfg.n_group <= maxGateGroups, "gate: n_group ", cfg.n_group,
           " exceeds the CUDA backend's limit of ", maxGateGroups);
-  require(tokens >= 0, "tokens must be >= 0, got ", tokens);
+  cpu::validateGateTokens(cfg, tokens);
   require(tokens * cfg.top_k < INT32_MAX, "gate: ", tokens * cfg.top_k,
           " choices exceed the i32 index range");
 }
@@ -222,7 +222,9 @@ int64_t orderSlots(Context &ctx, const moert_gate_config_t &cfg,
     MOERT_CUDA_CHECK_LAUNCH();
   }
 
-  if (dropless) {
+  if (dropless && cfg.static_capacity > 0) {
+    capacity = cfg.static_capacity; // no read-back: capturable
+  } else if (dropless) {
     std::vector<int32_t> hostTotals(experts);
     MOERT_CUDA_CHECK(cudaMemcpyAsync(hostTotals.data(), totals,
                                      experts * sizeof(int32_t),
@@ -253,7 +255,7 @@ int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
   if (tokens == 0) {
     MOERT_CUDA_CHECK(
         cudaMemsetAsync(counts, 0, experts * sizeof(int32_t), stream));
-    return dropless ? 0 : capacityFor(cfg, tokens);
+    return dropless ? cfg.static_capacity : capacityFor(cfg, tokens);
   }
   const float *bias = widenedBias(ctx, correctionBias, experts);
   auto *scores = static_cast<float *>(
@@ -306,7 +308,7 @@ int64_t moert::cuda::gateSlots(Context &ctx, const moert_gate_config_t &cfg,
   if (tokens == 0) {
     MOERT_CUDA_CHECK(cudaMemsetAsync(counts, 0, cfg.experts * sizeof(int32_t),
                                      ctx.stream()));
-    return dropless ? 0 : capacityFor(cfg, tokens);
+    return dropless ? cfg.static_capacity : capacityFor(cfg, tokens);
   }
   // The caller's ids index the per-expert tables: check them first (the
   // CPU backend's rule and message).

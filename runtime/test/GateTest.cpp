@@ -132,6 +132,42 @@ TEST(Gate, DroplessCapacityIsTheLargestCount) {
   EXPECT_EQ(r.capacity, 3);
 }
 
+TEST(Gate, StaticCapacityKeepsEveryChoiceWithoutReadingCounts) {
+  const std::vector<float> logits = {5, 0, 0, 0, //
+                                     5, 0, 0, 0, //
+                                     0, 0, 5, 0, //
+                                     5, 0, 0, 0, //
+                                     0, 5, 0, 0};
+  auto cfg = config(4, 1);
+  GateResult dynamic = runGate(cfg, logits);
+  for (int64_t bound : {5, 16}) {
+    cfg.static_capacity = bound;
+    GateResult fixed = runGate(cfg, logits);
+    EXPECT_EQ(fixed.capacity, bound);
+    EXPECT_EQ(fixed.ids, dynamic.ids);
+    EXPECT_EQ(fixed.slots, dynamic.slots);
+    EXPECT_EQ(fixed.counts, dynamic.counts);
+    EXPECT_EQ(fixed.weights, dynamic.weights);
+  }
+}
+
+TEST(Gate, StaticCapacityMustHoldEveryTokenOfADroplessGate) {
+  onOneRank([](moert_context_t ctx) {
+    Buffer scratch(ctx, 4096);
+    moert_view_t f = scratch.view(MOERT_F32), i = scratch.view(MOERT_I32);
+    int64_t capacity;
+    auto cfg = config(4, 2);
+    cfg.static_capacity = 3;
+    EXPECT_MOERT_ERROR(
+        moert_gate(ctx, &cfg, f, moert_absent_view(), 4, i, f, i, i, &capacity),
+        MOERT_INVALID_ARGUMENT, "static_capacity 3 is below the 4 tokens");
+    cfg.capacity_factor = 1.25;
+    EXPECT_MOERT_ERROR(
+        moert_gate(ctx, &cfg, f, moert_absent_view(), 2, i, f, i, i, &capacity),
+        MOERT_INVALID_ARGUMENT, "static_capacity bounds a dropless gate");
+  });
+}
+
 // Three tokens, three experts, k = 2, capacity 2: expert 0 is wanted by all
 // three tokens (as second choice of token 0, first choice of tokens 1, 2).
 const std::vector<float> overflowLogits = {2, 3, 0, //

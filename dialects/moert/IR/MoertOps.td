@@ -77,8 +77,10 @@ def Moert_GateOp : Moert_Op<"gate"> {
   let description = [{
     Applies `routing` (the runtime's gate configuration, with `experts`) to
     fp32 logits `[S, E]`; writes ids, weights, slots `[S, k]` and counts `[E]`
-    and returns the capacity the rank computed (dropless: its largest count).
-    The semantics are the runtime's (runtime/cpu/Gate.cpp).
+    and returns the capacity the rank computed (dropless: its largest count,
+    or `static_capacity` when set: a bound fixed at compile time, so that no
+    count is read back to the host and the step can be captured in a CUDA
+    graph). The semantics are the runtime's (runtime/cpu/Gate.cpp).
 
     ```mlir
     %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s
@@ -91,12 +93,13 @@ def Moert_GateOp : Moert_Op<"gate"> {
                        Optional<Moert_View>:$correction_bias,
                        Moert_View:$ids, Moert_View:$weights, Moert_View:$slots,
                        Moert_View:$counts, I64:$tokens, I64Prop:$experts,
-                       Moe_RoutingAttr:$routing);
+                       Moe_RoutingAttr:$routing,
+                       DefaultValuedProp<I64Prop, "0">:$static_capacity);
   let results = (outs I64:$capacity);
   let assemblyFormat = [{
     $ctx `,` $logits (`correction` $correction_bias^)? `->` $ids `,` $weights
     `,` $slots `,` $counts `tokens` $tokens `experts` $experts $routing
-    attr-dict `:` type($logits) (`,` type($correction_bias)^)? `->`
+    (`static_capacity` $static_capacity^)? attr-dict `:` type($logits) (`,` type($correction_bias)^)? `->`
     type($ids) `,` type($weights) `,` type($slots) `,` type($counts)
   }];
 }

@@ -50,8 +50,9 @@ int64_t elementBytes(Type type) {
 /// Lowers one model function.
 class FunctionLowering {
 public:
-  FunctionLowering(func::FuncOp func, int64_t maxTokens)
-      : func(func), maxTokens(maxTokens), builder(func.getContext()) {}
+  FunctionLowering(func::FuncOp func, int64_t maxTokens, bool staticCapacity)
+      : func(func), maxTokens(maxTokens), staticCapacity(staticCapacity),
+        builder(func.getContext()) {}
 
   LogicalResult run(int64_t &peakBytes, int64_t &weightBytes);
 
@@ -94,6 +95,7 @@ private:
 
   func::FuncOp func;
   int64_t maxTokens;
+  bool staticCapacity; // dropless gates: C = the token bound
   OpBuilder builder;
   DenseMap<Value, int64_t> bounds;
   DenseMap<Value, std::pair<int64_t, int64_t>> ranges; // tensor -> live range
@@ -712,7 +714,10 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         optView(gate.getCorrectionBias()), newView(gate.getExpertIds()),
         newView(gate.getWeights()), newView(gate.getSlots()),
         newView(gate.getCounts()), tokens, gate.getNumExperts(),
-        gate.getRouting());
+        gate.getRouting(),
+        staticCapacity && gate.getRouting().isDropless()
+            ? bound(gate.getCapacity())
+            : 0);
     scalars[gate.getCapacity()] = cap;
     moert::RecordDropsOp::create(
         builder, loc, ctx, stats, gate->getParentOfType<LayerOp>().getIndex(),
@@ -722,6 +727,10 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto gate = dyn_cast<GateOp>(op)) {
+    if (staticCapacity && gate.getRouting().isDropless())
+      return gate.emitError()
+             << "static-capacity needs the fused gate (moe-fuse-kernels): "
+                "the gate's stage calls check their ids on the host";
     // One runtime call per stage, through a scores buffer.
     Value logits = gate.getLogits();
     int64_t experts = gate.getNumExperts();
@@ -752,8 +761,12 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto sync = dyn_cast<SyncCapacityOp>(op)) {
-    if (cast<ShapedType>(sync.getGroups().getType()).getDimSize(1) == 1) {
-      scalars[sync.getResult()] = i64(sync.getCapacity()); // a group of one
+    auto gate = sync.getCapacity().getDefiningOp<FusedGateOp>();
+    bool sameOnEveryRank =
+        staticCapacity && gate && gate.getRouting().isDropless();
+    if (sameOnEveryRank ||
+        cast<ShapedType>(sync.getGroups().getType()).getDimSize(1) == 1) {
+      scalars[sync.getResult()] = i64(sync.getCapacity()); // nothing to sync
       return success();
     }
     scalars[sync.getResult()] = moert::AllReduceI64Op::create(
@@ -1042,7 +1055,8 @@ struct LowerToRuntimePass
       if (func.isExternal())
         continue;
       int64_t peak = 0, weightBytes = 0;
-      if (failed(FunctionLowering(func, maxTokens).run(peak, weightBytes)))
+      if (failed(FunctionLowering(func, maxTokens, staticCapacity)
+                     .run(peak, weightBytes)))
         return signalPassFailure();
       func->setAttr("moert.peak_bytes", b.getI64IntegerAttr(peak));
       func->setAttr("moert.weight_bytes", b.getI64IntegerAttr(weightBytes));

@@ -28,8 +28,8 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
     `moert.weight_bytes` and printed with `report`.
 
     Expert parallelism: `moe.sync_capacity` becomes an i64 MAX all-reduce
-    over the rank's group (`moert.group` picks the row holding the rank;
-    groups are destroyed at the end of the layer), `moe.all_to_all` becomes
+    over the rank's group (init keeps the group of the row holding the rank,
+    `moert.keep_group`; the step looks it up, `moert.group`), `moe.all_to_all` becomes
     `moert.all_to_all` (with its `slices`) and, on the way to the experts,
     also exchanges the gate's counts, which become the row counts of the G
     blocks of each local expert. With tp > 1 only tp index 0 passes the down
@@ -45,6 +45,11 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
            "moert.max_tokens)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "Print the buffer plan (arena and weight bytes) to stdout">,
+    Option<"staticCapacity", "static-capacity", "bool", /*default=*/"false",
+           "Dropless gates use C = the token bound instead of their largest "
+           "count (no count is read back and no capacity is all-reduced: "
+           "the step can be captured in a CUDA graph; the expert GEMMs "
+           "then cover C rows per expert)">,
   ];
 }
 

@@ -341,7 +341,8 @@ struct RouterPattern : public MoertPattern<RouterOp> {
 
 /// A local moert_gate_config_t filled from `routing`; returns its address.
 Value gateConfig(ConversionPatternRewriter &rewriter, Location loc,
-                 moe::RoutingAttr routing, int64_t experts) {
+                 moe::RoutingAttr routing, int64_t experts,
+                 int64_t staticCapacity = 0) {
   MLIRContext *context = rewriter.getContext();
   Value cfg = localStruct(rewriter, loc, "moert_gate_config_t");
   CallArgs init(context);
@@ -384,6 +385,8 @@ Value gateConfig(ConversionPatternRewriter &rewriter, Location loc,
                           "MOERT_DROP_PROBS"};
   set("drop_order", "moert_drop_order_t",
       orders[static_cast<int>(routing.getDropOrder())]);
+  if (staticCapacity > 0)
+    set("static_capacity", "int64_t", std::to_string(staticCapacity));
   return addressOf(rewriter, loc, cfg);
 }
 
@@ -394,7 +397,8 @@ struct GatePattern : public MoertPattern<GateOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     MLIRContext *context = op.getContext();
-    Value cfg = gateConfig(rewriter, loc, op.getRouting(), op.getExperts());
+    Value cfg = gateConfig(rewriter, loc, op.getRouting(), op.getExperts(),
+                           op.getStaticCapacity());
     Value capacity = emitc::VariableOp::create(
         rewriter, loc, emitc::LValueType::get(rewriter.getI64Type()),
         emitc::OpaqueAttr::get(context, "0"));

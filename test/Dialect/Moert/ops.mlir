@@ -42,6 +42,8 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
   // CHECK: %[[CAP:.*]] = moert.gate %{{.*}} tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
   %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
+  // CHECK: moert.gate {{.*}} <scoring = softmax, top_k = 2, normalize = selected> static_capacity 16 :
+  %static = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> static_capacity 16 : !moert.view<f32, 128> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
   // The same gate as one call per stage.
   // CHECK: moert.gate_scores %{{.*}}, %{{.*}} -> %[[SC:.*]] tokens %{{.*}} experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<f32, 128>
   moert.gate_scores %ctx, %logits -> %scores tokens %s experts 8 <scoring = softmax, top_k = 2, normalize = selected> : !moert.view<f32, 128> -> !moert.view<f32, 128>
