@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <random>
@@ -382,17 +383,8 @@ void ffn(Session &s) {
   moert_view_t sharedX = s.random(S * H, bf16);
   moert_view_t fused = s.poisoned(E * C * H, bf16),
                sharedOut = s.poisoned(S * H, bf16);
-  moert_status_t status = moert_fused_experts(
-      s.ctx, &packedExperts, in, fused, rows, E, C, blocks, &packedShared,
-      sharedX, sharedOut, S);
-  // The CPU implementation lands from main; until then the CPU reference is
-  // moert_experts + moert_dense_ffn (the CUDA call must succeed).
-  if (s.backend == MOERT_BACKEND_CPU && status == MOERT_UNSUPPORTED) {
-    check(moert_experts(s.ctx, &experts, in, fused, rows, E, C, blocks));
-    check(moert_dense_ffn(s.ctx, &sharedFfn, sharedX, sharedOut, S));
-  } else {
-    check(status);
-  }
+  check(moert_fused_experts(s.ctx, &packedExperts, in, fused, rows, E, C,
+                            blocks, &packedShared, sharedX, sharedOut, S));
   s.keep("fused_experts", fused, E * C * H);
   s.keep("fused_experts shared", sharedOut, S * H);
 
@@ -502,6 +494,86 @@ std::string writeWeightsFile() {
   return path;
 }
 
+// One decode-size MoE layer: router, dropless gate with a static capacity,
+// dispatch, fused experts, combine into out.
+struct LayerStep {
+  moert_gate_config_t cfg;
+  int64_t tokens, capacity = -1;
+  moert_view_t x, wg, ids, weights, slots, counts, logits, buf, y, out;
+  moert_packed_ffn_desc_t experts;
+};
+
+moert_status_t runLayerStep(moert_context_t ctx, void *user) {
+  auto &l = *static_cast<LayerStep *>(user);
+  const int64_t T = l.tokens, C = l.cfg.static_capacity;
+  moert_status_t st;
+  if ((st = moert_router(ctx, l.x, l.wg, moert_absent_view(), l.logits, T, H,
+                         E)) ||
+      (st = moert_gate(ctx, &l.cfg, l.logits, moert_absent_view(), T, l.ids,
+                       l.weights, l.slots, l.counts, &l.capacity)) ||
+      (st = moert_dispatch(ctx, l.x, l.ids, l.slots, l.buf, T, H, K, E, C)) ||
+      (st = moert_fused_experts(ctx, &l.experts, l.buf, l.y, l.counts, E, C,
+                                1, nullptr, moert_absent_view(),
+                                moert_absent_view(), 0)))
+    return st;
+  return moert_combine(ctx, l.y, l.ids, l.slots, l.weights, l.x, l.out, T, H,
+                       K, E, C);
+}
+
+moert_status_t downloadInCapture(moert_context_t ctx, void *user) {
+  auto &l = *static_cast<LayerStep *>(user);
+  int32_t first = 0;
+  return moert_buffer_download(ctx, &first, l.counts, 1);
+}
+
+// The layer run directly (CPU) or captured once and replayed (CUDA), twice,
+// with a new input copied into x between: a replay reads the buffers as
+// they are then. Inside a capture, a call that needs the host refuses.
+void capturedStep(Session &s) {
+  const int64_t T = 8;
+  LayerStep l;
+  moert_gate_config_init(&l.cfg, E, K);
+  l.cfg.norm = MOERT_NORM_SELECTED;
+  l.cfg.static_capacity = T;
+  l.tokens = T;
+  l.x = s.random(T * H, bf16);
+  l.wg = s.random(E * H, bf16, 0.2f);
+  l.experts = packed(s, gatedFfn(s, E, H, F, bf16), E);
+  l.logits = s.poisoned(T * E, f32);
+  l.ids = s.poisoned(T * K, MOERT_I32);
+  l.weights = s.poisoned(T * K, f32);
+  l.slots = s.poisoned(T * K, MOERT_I32);
+  l.counts = s.poisoned(E, MOERT_I32);
+  l.buf = s.poisoned(E * T * H, bf16);
+  l.y = s.poisoned(E * T * H, bf16);
+  l.out = s.poisoned(T * H, bf16);
+  moert_view_t next = s.random(T * H, bf16);
+  bool captured = s.backend == MOERT_BACKEND_CUDA;
+  moert_graph_t graph = nullptr;
+  if (captured)
+    check(moert_graph_capture(s.ctx, runLayerStep, &l, &graph));
+  auto step = [&] {
+    check(captured ? moert_graph_replay(s.ctx, graph) : runLayerStep(s.ctx, &l));
+  };
+  step();
+  s.keep("step", l.out, T * H);
+  s.keepScalar("capacity", l.capacity);
+  check(moert_buffer_copy(s.ctx, next, l.x, T * H));
+  step();
+  s.keep("step on the next input", l.out, T * H);
+  s.keep("counts", l.counts, E);
+  moert_graph_destroy(s.ctx, graph);
+  bool refused = true;
+  if (captured) {
+    moert_graph_t none = nullptr;
+    refused = moert_graph_capture(s.ctx, downloadInCapture, &l, &none) ==
+                  MOERT_UNSUPPORTED &&
+              std::strstr(moert_last_error(), "moert_buffer_download") &&
+              none == nullptr;
+  }
+  s.keepScalar("a download refused in capture", refused);
+}
+
 } // namespace
 
 int moert::test::compareCAbiOnCudaWithCpu() {
@@ -521,6 +593,7 @@ int moert::test::compareCAbiOnCudaWithCpu() {
       {"mixes", mixes},
       {"weights", [&](Session &s) { weightLoading(s, weightsPath); }},
       {"collectives", collectives},
+      {"captured step (CUDA graph)", capturedStep},
   };
   int failed = 0;
   unsigned seed = 100;
