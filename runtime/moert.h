@@ -588,8 +588,9 @@ typedef struct moert_graph_s *moert_graph_t;
    host or a host-side synchronisation: moert_buffer_download,
    moert_all_reduce_i64, moert_gate with dropless capacity
    (capacity_factor 0), moert_gate_slots, moert_group_create (use kept
-   groups: moert_context_group), buffer alloc/upload, weights_load; such a
-   call fails with
+   groups: moert_context_group), buffer alloc/upload, weights_load, and any
+   call whose device scratch would have to grow (capture after one direct
+   run at the same sizes); such a call fails with
    MOERT_UNSUPPORTED and the capture is abandoned. Collectives on existing
    groups are captured, so every rank of a group captures at the same point.
    The CPU backend has nothing to capture: MOERT_UNSUPPORTED. */

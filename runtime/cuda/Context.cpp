@@ -48,9 +48,15 @@ Context::~Context() {
 void *Context::scratch(Scratch slot, size_t bytes) {
   Block &b = blocks_[static_cast<int>(slot)];
   if (b.bytes < bytes) {
+    // cudaMalloc is not allowed while capturing; a direct step at the same
+    // sizes grows every block first (the runner does one).
+    if (capturing_)
+      fail(MOERT_UNSUPPORTED, "scratch block ", static_cast<int>(slot),
+           " needs ", bytes, " bytes, more than it grew to before the "
+           "capture: run one step directly at this size before capturing");
     // Grow geometrically so that slowly growing shapes reallocate rarely.
     size_t want = std::max(bytes, b.bytes * 3 / 2);
-    if (b.data && (capturing_ || liveGraphs_ > 0))
+    if (b.data && liveGraphs_ > 0)
       retired_.push_back(b.data); // a graph may address it
     else if (b.data)
       MOERT_CUDA_CHECK(cudaFree(b.data)); // synchronises: no kernel uses it

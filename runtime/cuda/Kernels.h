@@ -83,8 +83,9 @@ public:
 
   // Graph capture (moert_graph_capture). While capturing, work is recorded
   // rather than run: a call that needs a device value on the host must
-  // refuse (forbidInCapture). Scratch blocks are never freed while a
-  // graph that may address them lives.
+  // refuse (forbidInCapture), and so does a scratch block that would have
+  // to grow (run a direct step of the same sizes first). Scratch blocks are
+  // never freed while a graph that may address them lives.
   bool capturing() const { return capturing_; }
   void beginCapture();
   void endCapture();
