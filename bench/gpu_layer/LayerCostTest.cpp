@@ -1,6 +1,9 @@
 //===- bench/gpu_layer/LayerCostTest.cpp - Bytes, flops, floors -----------===//
 //
-// Expected values computed by hand (Python) from the rules in LayerCost.h.
+// Expected values computed by hand (Python) from the rules in LayerCost.h:
+// bytes = 2 * (router E*H + touched * (3 or 2) * H*F [+ plain biases, shared,
+// residual MLP]) + 2 * 2*T*H [+ 4*E correction bias], flops = 2*T*H*E +
+// 2 * kept * (3 or 2) * H*F [+ shared, residual MLP, coefficients].
 
 #include "bench/gpu_layer/LayerCost.h"
 
@@ -55,6 +58,32 @@ TEST(LayerCost, PrMoePlainWithResidualMlp) {
   EXPECT_EQ(c.expertsTouched, 64);
   EXPECT_EQ(c.bytes, 4364464132);
   EXPECT_EQ(c.flops, 8624013312);
+}
+
+TEST(LayerCost, RoutingFromCounts) {
+  Routing r = measuredRouting({0, 3, 0, 5});
+  EXPECT_EQ(r.keptChoices, 8);
+  EXPECT_EQ(r.expertsTouched, 2);
+  Routing a = assumedRouting(shape("Qwen3-30B-A3B"), 8);
+  EXPECT_EQ(a.keptChoices, 64);
+  EXPECT_EQ(a.expertsTouched, 64);
+  EXPECT_EQ(assumedRouting(shape("Qwen3-30B-A3B"), 64).expertsTouched, 128);
+}
+
+// A capacity-factor run: 12 of the 512 choices dropped, 120 experts touched
+// (20 with 5 choices, 100 with 4): bytes 2 * (128*2048 + 120*3*2048*768)
+// + 4*64*2048, flops 2*64*2048*128 + 2*500*3*2048*768.
+TEST(LayerCost, MeasuredRoutingCountsKeptRowsOnly) {
+  std::vector<int32_t> counts(128, 0);
+  for (int e = 0; e < 120; ++e)
+    counts[e] = e < 20 ? 5 : 4;
+  LayerCost c = layerCost(shape("Qwen3-30B-A3B"), 64, measuredRouting(counts));
+  EXPECT_EQ(c.expertsTouched, 120);
+  EXPECT_EQ(c.bytes, 1133510656);
+  EXPECT_EQ(c.flops, 4752146432);
+  LayerCost all = layerCost(shape("Qwen3-30B-A3B"), 64); // dropless, all 128
+  EXPECT_EQ(all.bytes, 1209008128);
+  EXPECT_EQ(all.flops, 4865392640);
 }
 
 TEST(LayerCost, FloorIsTheSlowerRoof) {
