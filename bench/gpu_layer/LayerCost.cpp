@@ -40,10 +40,14 @@ Routing assumedRouting(const MoeLayerShape &s, int64_t tokens) {
 Routing measuredRouting(const std::vector<int32_t> &counts) {
   Routing r;
   for (int32_t n : counts) {
-    r.keptChoices += n;
+    r.expertRows += n;
     r.expertsTouched += n > 0;
   }
   return r;
+}
+
+Routing capturedRouting(const MoeLayerShape &s, int64_t capacity) {
+  return {s.experts * capacity, s.experts};
 }
 
 LayerCost layerCost(const MoeLayerShape &s, int64_t tokens,
@@ -62,8 +66,8 @@ LayerCost layerCost(const MoeLayerShape &s, int64_t tokens,
   c.bytes = weightElements * kElementBytes + 2 * T * H * kElementBytes;
   if (s.correctionBias)
     c.bytes += s.experts * 4;
-  c.flops = 2 * T * H * s.experts;                       // router
-  c.flops += 2 * routing.keptChoices * matrices * H * F; // routed experts
+  c.flops = 2 * T * H * s.experts;                      // router
+  c.flops += 2 * routing.expertRows * matrices * H * F; // routed experts
   c.flops += 2 * T * s.sharedExperts * 3 * H * s.sharedFfn;
   if (s.residualFfn)
     c.flops += 2 * T * 2 * H * s.residualFfn + 2 * T * 2 * H;

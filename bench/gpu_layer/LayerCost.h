@@ -17,7 +17,10 @@
 //   DeepSeek's f32 correction bias), x read once, y written once.
 // - Routing: a GPU run counts kept choices and touched experts from the
 //   gate's counts; without one (--dry-run) every choice is kept (dropless)
-//   and min(E, T*k) experts are touched, the most T*k choices can reach.
+//   and min(E, T*k) experts are touched, the most T*k choices can reach. A
+//   captured forward (CUDA graph) cannot give cuBLAS the counts (they stay
+//   on the device), so its grouped GEMMs run all E*C rows of every expert
+//   (runtime/cuda/Kernels.h, Rows): E*C rows, E experts touched.
 // - floor = max(bytes / copy bandwidth, flops / GEMM peak).
 //
 //===----------------------------------------------------------------------===//
@@ -52,16 +55,18 @@ std::vector<int64_t> benchmarkTokens();
 
 constexpr int64_t kElementBytes = 2; // bf16
 
-// Where the T*k choices went (see "Routing" above).
+// What the routed experts compute (see "Routing" above).
 struct Routing {
-  int64_t keptChoices = 0;    // rows through the routed experts
-  int64_t expertsTouched = 0; // experts with at least one kept choice
+  int64_t expertRows = 0;     // rows through the expert FFNs
+  int64_t expertsTouched = 0; // experts whose weights are read
 };
 
 // Dropless, every choice kept, min(E, T*k) experts touched.
 Routing assumedRouting(const MoeLayerShape &shape, int64_t tokens);
 // From the gate's counts[E] (kept choices per expert).
 Routing measuredRouting(const std::vector<int32_t> &counts);
+// A captured forward at capacity C: every row of every expert.
+Routing capturedRouting(const MoeLayerShape &shape, int64_t capacity);
 
 struct LayerCost {
   int64_t flops = 0;

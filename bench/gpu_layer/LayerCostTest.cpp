@@ -62,10 +62,10 @@ TEST(LayerCost, PrMoePlainWithResidualMlp) {
 
 TEST(LayerCost, RoutingFromCounts) {
   Routing r = measuredRouting({0, 3, 0, 5});
-  EXPECT_EQ(r.keptChoices, 8);
+  EXPECT_EQ(r.expertRows, 8);
   EXPECT_EQ(r.expertsTouched, 2);
   Routing a = assumedRouting(shape("Qwen3-30B-A3B"), 8);
-  EXPECT_EQ(a.keptChoices, 64);
+  EXPECT_EQ(a.expertRows, 64);
   EXPECT_EQ(a.expertsTouched, 64);
   EXPECT_EQ(assumedRouting(shape("Qwen3-30B-A3B"), 64).expertsTouched, 128);
 }
@@ -84,6 +84,22 @@ TEST(LayerCost, MeasuredRoutingCountsKeptRowsOnly) {
   LayerCost all = layerCost(shape("Qwen3-30B-A3B"), 64); // dropless, all 128
   EXPECT_EQ(all.bytes, 1209008128);
   EXPECT_EQ(all.flops, 4865392640);
+}
+
+// DeepSeek-V3 at T = 1 captured with C = 1: all 256 experts, 256 rows, so
+// bytes 2 * (256*7168 + 256*3*7168*2048 + 3*7168*2048) + 4*7168 + 4*256 and
+// flops 2*7168*256 + 2*256*3*7168*2048 + 2*3*7168*2048; the direct forward
+// (8 experts, 8 rows) by the same rules.
+TEST(LayerCost, CapturedForwardRunsEveryRow) {
+  const MoeLayerShape &ds = shape("DeepSeek-V3");
+  Routing r = capturedRouting(ds, 1);
+  EXPECT_EQ(r.expertRows, 256);
+  EXPECT_EQ(r.expertsTouched, 256);
+  LayerCost c = layerCost(ds, 1, r);
+  EXPECT_EQ(c.bytes, 22640358400);
+  EXPECT_EQ(c.flops, 22640328704);
+  EXPECT_EQ(layerCost(ds, 1).bytes, 796423168);
+  EXPECT_EQ(layerCost(ds, 1).flops, 796393472);
 }
 
 TEST(LayerCost, FloorIsTheSlowerRoof) {
