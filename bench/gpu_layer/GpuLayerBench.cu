@@ -524,6 +524,9 @@ void timeGraph(moert_context_t ctx, DeviceMemory &mem, const Step &direct,
   Step step = direct;
   step.gate = graphGate(direct.gate);
   sizeFor(ctx, mem, step);
+  // Once directly at the captured sizes: the runtime's scratch must not grow
+  // inside a capture (its cudaMalloc would end the capture).
+  checkStep(forward(ctx, &step), step);
   moert_graph_t graph = nullptr;
   if (moert_status_t status = moert_graph_capture(ctx, forward, &step, &graph);
       status != MOERT_OK) {
