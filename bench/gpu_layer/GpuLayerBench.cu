@@ -255,13 +255,12 @@ moert_gate_config_t gateConfig(const MoeLayerShape &s, double capacityFactor) {
   return gate;
 }
 
-// A captured forward cannot read a dropless C back (moert_graph_capture), so
-// it needs a static one: dropless runs capture at capacity factor E/k, where
-// C = ceil(k*T/E * E/k) = T, the dropless bound (top-k gives an expert a
-// token at most once): nothing drops, the same result.
-moert_gate_config_t graphGate(moert_gate_config_t gate) {
+// A captured forward cannot read a dropless C back (moert_graph_capture):
+// as moe-compile static-capacity=1 (moe-run --cuda-graphs), a dropless gate
+// gets the static C = T, its bound, so the result is the same.
+moert_gate_config_t graphGate(moert_gate_config_t gate, int64_t tokens) {
   if (gate.capacity_factor == 0)
-    gate.capacity_factor = double(gate.experts) / gate.top_k;
+    gate.static_capacity = tokens;
   return gate;
 }
 
@@ -476,7 +475,8 @@ std::string describeRun(const Options &o,
        << ": one forward captured (moert_graph_capture) and replayed "
           "(moert_graph_replay), timed alike; its C is static: "
        << (o.capacityFactor == 0
-               ? "C = T (capacity factor E/k), exact for dropless"
+               ? "dropless with static_capacity = T (as moe-compile "
+                 "static-capacity=1), the same result"
                : "the capacity factor's")
        << "; captured, the expert GEMMs run all E*C rows of every expert "
           "(cuBLAS cannot read the counts): g.floor counts those\n";
@@ -522,7 +522,7 @@ void sizeFor(moert_context_t ctx, DeviceMemory &mem, Step &step) {
 void timeGraph(moert_context_t ctx, DeviceMemory &mem, const Step &direct,
                LayerRun &run, Row &row) {
   Step step = direct;
-  step.gate = graphGate(direct.gate);
+  step.gate = graphGate(direct.gate, direct.tokens);
   sizeFor(ctx, mem, step);
   // Once directly at the captured sizes: the runtime's scratch must not grow
   // inside a capture (its cudaMalloc would end the capture).
