@@ -33,11 +33,29 @@ std::vector<MoeLayerShape> benchmarkShapes() {
 
 std::vector<int64_t> benchmarkTokens() { return {1, 8, 64, 512, 4096, 8192}; }
 
-LayerCost layerCost(const MoeLayerShape &s, int64_t tokens) {
+Routing assumedRouting(const MoeLayerShape &s, int64_t tokens) {
+  return {tokens * s.topK, std::min(s.experts, tokens * s.topK)};
+}
+
+Routing measuredRouting(const std::vector<int32_t> &counts) {
+  Routing r;
+  for (int32_t n : counts) {
+    r.expertRows += n;
+    r.expertsTouched += n > 0;
+  }
+  return r;
+}
+
+Routing capturedRouting(const MoeLayerShape &s, int64_t capacity) {
+  return {s.experts * capacity, s.experts};
+}
+
+LayerCost layerCost(const MoeLayerShape &s, int64_t tokens,
+                    const Routing &routing) {
   const int64_t T = tokens, H = s.hidden, F = s.ffn;
   const int64_t matrices = s.gated ? 3 : 2;
   LayerCost c;
-  c.expertsTouched = std::min(s.experts, T * s.topK);
+  c.expertsTouched = routing.expertsTouched;
   int64_t weightElements = s.experts * H;                // router
   weightElements += c.expertsTouched * matrices * H * F; // routed experts
   if (!s.gated)
@@ -48,8 +66,8 @@ LayerCost layerCost(const MoeLayerShape &s, int64_t tokens) {
   c.bytes = weightElements * kElementBytes + 2 * T * H * kElementBytes;
   if (s.correctionBias)
     c.bytes += s.experts * 4;
-  c.flops = 2 * T * H * s.experts;              // router
-  c.flops += 2 * T * s.topK * matrices * H * F; // routed experts
+  c.flops = 2 * T * H * s.experts;                      // router
+  c.flops += 2 * routing.expertRows * matrices * H * F; // routed experts
   c.flops += 2 * T * s.sharedExperts * 3 * H * s.sharedFfn;
   if (s.residualFfn)
     c.flops += 2 * T * 2 * H * s.residualFfn + 2 * T * 2 * H;

@@ -6,16 +6,21 @@
 // GEMM peak. Plain C++ (no CUDA): unit-tested and printed by --dry-run.
 //
 // Counting rules (one layer forward, T tokens, bf16 weights and activations):
-// - flops: 2*m*n*k per GEMM: router T x E x H; every one of the T*k routed
-//   choices through its expert FFN (gated: gate, up, down; plain: W1, W2);
+// - flops: 2*m*n*k per GEMM: router T x E x H; every kept routed choice
+//   through its expert FFN (gated: gate, up, down; plain: W1, W2) - the
+//   grouped GEMMs run the gate's counts of rows per expert, never E*C;
 //   shared experts and the PR-MoE residual MLP on all T tokens; the PR-MoE
 //   mixing coefficients T x 2 x H. Elementwise work (softmax, activation,
 //   the weighted sum) is not counted.
 // - bytes: compulsory traffic only: every weight read once (router, the
 //   experts the choices touch, shared experts, residual MLP, biases,
-//   DeepSeek's f32 correction bias), x read once, y written once. Experts
-//   touched = min(E, T*k): a balanced router spreads T*k choices over as
-//   many experts as exist.
+//   DeepSeek's f32 correction bias), x read once, y written once.
+// - Routing: a GPU run counts kept choices and touched experts from the
+//   gate's counts; without one (--dry-run) every choice is kept (dropless)
+//   and min(E, T*k) experts are touched, the most T*k choices can reach. A
+//   captured forward (CUDA graph) cannot give cuBLAS the counts (they stay
+//   on the device), so its grouped GEMMs run all E*C rows of every expert
+//   (runtime/cuda/Kernels.h, Rows): E*C rows, E experts touched.
 // - floor = max(bytes / copy bandwidth, flops / GEMM peak).
 //
 //===----------------------------------------------------------------------===//
@@ -50,6 +55,19 @@ std::vector<int64_t> benchmarkTokens();
 
 constexpr int64_t kElementBytes = 2; // bf16
 
+// What the routed experts compute (see "Routing" above).
+struct Routing {
+  int64_t expertRows = 0;     // rows through the expert FFNs
+  int64_t expertsTouched = 0; // experts whose weights are read
+};
+
+// Dropless, every choice kept, min(E, T*k) experts touched.
+Routing assumedRouting(const MoeLayerShape &shape, int64_t tokens);
+// From the gate's counts[E] (kept choices per expert).
+Routing measuredRouting(const std::vector<int32_t> &counts);
+// A captured forward at capacity C: every row of every expert.
+Routing capturedRouting(const MoeLayerShape &shape, int64_t capacity);
+
 struct LayerCost {
   int64_t flops = 0;
   int64_t bytes = 0;
@@ -57,13 +75,17 @@ struct LayerCost {
   double intensity() const { return double(flops) / double(bytes); }
 };
 
-LayerCost layerCost(const MoeLayerShape &shape, int64_t tokens);
+LayerCost layerCost(const MoeLayerShape &shape, int64_t tokens,
+                    const Routing &routing);
+inline LayerCost layerCost(const MoeLayerShape &shape, int64_t tokens) {
+  return layerCost(shape, tokens, assumedRouting(shape, tokens));
+}
 
 // Seconds; bandwidth in bytes/s, peak in flop/s (both measured on the GPU).
 double rooflineFloorSeconds(const LayerCost &cost, double copyBytesPerSecond,
                             double gemmFlopsPerSecond);
 
-// The --dry-run table: one row per shape and token count.
+// The --dry-run table: one row per shape and token count, assumed routing.
 std::string costTable(const std::vector<MoeLayerShape> &shapes,
                       const std::vector<int64_t> &tokens);
 

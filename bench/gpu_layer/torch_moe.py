@@ -14,7 +14,10 @@ The block is Hugging Face's eager style: router, softmax/sigmoid scores and
 top-k (DeepSeek-V3: group-limited with the correction bias), then a loop over
 the experts that received tokens (index, FFN, scale, index_add), shared
 experts and the PR-MoE residual MLP on every token, plus the residual add.
-It is dropless; the benchmark's layer uses capacity factor 1.25.
+It computes what the benchmark's layer computes: the same routing math per
+family (router logits in fp32 from the bf16 values, as moert_router), the
+same weight scales, dropless (the benchmark's default; a shapes file written
+with --capacity-factor X > 0 is flagged: that layer drops choices).
 --dry-run checks the shapes file and prints what would run, without torch.
 """
 import argparse
@@ -41,16 +44,18 @@ def load_shapes(path):
 
 
 def weight_bytes(s):
-    """Parameter bytes (bf16) the block allocates: for the dry run."""
+    """Bytes of the tensors build_block allocates: for the dry run."""
     e, h, f = s["experts"], s["hidden"], s["ffn"]
-    n = e * h + e * (3 if s["gated"] else 2) * h * f
+    bf16 = e * (3 if s["gated"] else 2) * h * f
     if not s["gated"]:
-        n += e * (f + h)
-    n += s["shared_experts"] * 3 * h * s["shared_ffn"]
+        bf16 += e * (f + h)
+    bf16 += s["shared_experts"] * 3 * h * s["shared_ffn"]
+    f32 = e * h + (e if s["correction_bias"] else 0)  # router, bias
     if s["residual_ffn"]:
         r = s["residual_ffn"]
-        n += 2 * h * r + r + h + 2 * h + 2
-    return 2 * n
+        bf16 += 2 * h * r + r + h
+        f32 += 2 * h + 2  # wc, bc
+    return 2 * bf16 + 4 * f32
 
 
 def build_block(torch, s, device, dtype):
@@ -60,7 +65,8 @@ def build_block(torch, s, device, dtype):
     def rand(*shape, scale):
         return ((torch.rand(*shape, generator=gen, device=device) * 2 - 1) * scale).to(dtype)
 
-    w = {"router": rand(e, h, scale=1.0)}
+    # fp32 copies of bf16 values: the logits are fp32 GEMMs, as moert_router.
+    w = {"router": rand(e, h, scale=1 / math.sqrt(h)).float()}
     if s["gated"]:
         w["gate"] = rand(e, f, h, scale=1 / math.sqrt(h))
         w["up"] = rand(e, f, h, scale=1 / math.sqrt(h))
@@ -80,14 +86,15 @@ def build_block(torch, s, device, dtype):
         r = s["residual_ffn"]
         w["r_w1"], w["r_b1"] = rand(r, h, scale=1 / math.sqrt(h)), rand(r, scale=0.01)
         w["r_w2"], w["r_b2"] = rand(h, r, scale=1 / math.sqrt(r)), rand(h, scale=0.01)
-        w["wc"], w["bc"] = rand(2, h, scale=1 / math.sqrt(h)), rand(2, scale=0.01)
+        w["wc"] = rand(2, h, scale=1 / math.sqrt(h)).float()
+        w["bc"] = rand(2, scale=0.01).float()
     return w
 
 
 def forward(torch, s, w, x):
     F = torch.nn.functional
     t, k = x.shape[0], s["top_k"]
-    logits = (x @ w["router"].T).float()
+    logits = x.float() @ w["router"].T
     if s["groups"] > 1:  # DeepSeek-V3: sigmoid, group-limited, bias for selection
         scores = logits.sigmoid()
         sel = scores + w["bias"]
@@ -118,7 +125,7 @@ def forward(torch, s, w, x):
         out += (F.silu(x @ w["s_gate"].T) * (x @ w["s_up"].T)) @ w["s_down"].T
     if s["residual_ffn"]:
         mlp = F.gelu(x @ w["r_w1"].T + w["r_b1"]) @ w["r_w2"].T + w["r_b2"]
-        coef = F.softmax((x @ w["wc"].T + w["bc"]).float(), dim=-1).to(x.dtype)
+        coef = F.softmax(x.float() @ w["wc"].T + w["bc"], dim=-1).to(x.dtype)
         out = out * coef[:, 0:1] + mlp * coef[:, 1:2]
     return x + out
 
@@ -148,7 +155,14 @@ def main():
     ap.add_argument("--dry-run", action="store_true", help="check the shapes, print the plan; no torch")
     args = ap.parse_args()
     spec = load_shapes(args.shapes)
+    cf = spec.get("capacity_factor", 0)
+    if cf:
+        print(f"torch_moe.py: warning: the benchmark's layer runs at capacity factor {cf} and "
+              "drops choices; this block is dropless, so the times are not like for like",
+              file=sys.stderr)
     if args.dry_run:
+        print("routing: dropless" + (f" (the benchmark's layer: capacity factor {cf})" if cf
+                                     else ", as the benchmark's layer"))
         for s in spec["shapes"]:
             print(f"{s['name']:14s} E={s['experts']} H={s['hidden']} F={s['ffn']} k={s['top_k']} "
                   f"weights {weight_bytes(s) / 1e9:.2f} GB, tokens {spec['tokens']}")
