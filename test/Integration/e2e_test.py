@@ -27,7 +27,7 @@ except ImportError:
     print("numpy is not installed: skipping the end-to-end test")
     sys.exit(77)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "reference"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
 import moe_reference as ref  # noqa: E402
 from safetensors_file import write_safetensors  # noqa: E402
 
