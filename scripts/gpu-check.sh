@@ -135,8 +135,11 @@ fi
 
 # 4. The bundled models.
 echo "== e2e ($backend)"
+rc=0
 python3 "$root/test/Integration/e2e_check.py" --bundle "$bundle" --backend "$backend" \
-  --moert-run "$build/runtime/runner/moert-run" --workdir "$logs/e2e" | tee "$logs/e2e.log" \
-  || failed=1
+  --moert-run "$build/runtime/runner/moert-run" --workdir "$logs/e2e" 2>&1 | tee "$logs/e2e.log" \
+  || rc=$?
+((rc != 2)) || die "a bundled model did not build (above; $logs/e2e.log)"
+((rc == 0)) || failed=1
 ((failed == 0)) && echo "gpu-check: all passed ($backend)" || echo "gpu-check: FAILED ($backend; logs: $logs)"
 exit $failed

@@ -23,7 +23,8 @@ Bundle check (scripts/gpu-check.sh):
 builds every case's model .so with runtime/tools/moert-build-model.sh, runs
 `moert-run MODEL.so --weights W --backend B --input x.npy --output y.npy`
 (one process per rank on CUDA), prints one table and exits 0 when every case
-is within tolerance, 1 otherwise, 77 when no case could run. DIR/manifest.json
+is within tolerance, 1 otherwise, 2 when a model does not build, 77 when no
+case could run. DIR/manifest.json
 (written by e2e_test.py --bundle) lists the cases: name, dtype ("float32" |
 "bfloat16"), ranks, tokens, fuse, dropped (the reference's) and the paths,
 relative to DIR, of model_cpp, weights, x, y_ref (NumPy, float64) and y_cpu
@@ -193,7 +194,7 @@ def check_bundle(args):
     for case, (_, out) in zip(cases, built):
         if out.returncode != 0:
             print(f"error: building {case['model_cpp']} failed:\n{out.stdout}{out.stderr}", file=sys.stderr)
-            return 1
+            return 2
 
     rows, failures, ran = [], 0, 0
     for case, (so, _) in zip(cases, built):
