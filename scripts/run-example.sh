@@ -13,6 +13,6 @@ export MOE_BUILD_DIR=$build
 model=${1:-$root/examples/prmoe/tiny.json}
 ranks=${MOE_RANKS:-4}
 
-python3 "$root/test/Integration/CPU/e2e_test.py" --moe-run "$build/bin/moe-run" \
+python3 "$root/test/Integration/e2e_test.py" --moe-run "$build/bin/moe-run" \
   --workdir "$build/run-example" --config "$model" --ranks "$ranks" \
   --tokens "${MOE_TOKENS:-16}" --verbose

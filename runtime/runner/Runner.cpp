@@ -92,8 +92,9 @@ struct Job {
   int64_t steps = 1;
   ProcessRanks ranks;
   const std::vector<float> *x = nullptr; // [worldSize * tokens, hidden]
-  std::vector<float> *y = nullptr;       // rows of this process's ranks
-  std::vector<std::string> where;        // per rank of this process
+  // --output: every rank's rows, gathered to rank 0 (null: no output).
+  std::vector<float> *y = nullptr; // [worldSize * tokens, hidden]
+  std::vector<std::string> where;  // per rank of this process
   // Reduced over the world and written by rank 0:
   int64_t initNs = 0;
   std::vector<std::vector<int64_t>> layerNs; // [step][layer], max over ranks
@@ -105,13 +106,15 @@ struct Job {
 // Owned by one rank; freed on every path out of runRank.
 struct RankResources {
   moert_context_t ctx;
-  moert_buffer_t state = nullptr, io = nullptr;
+  moert_buffer_t state = nullptr, io = nullptr, gathered = nullptr;
   moert_group_t world = nullptr;
   moert_graph_t graph = nullptr;
   ~RankResources() {
     moert_graph_destroy(ctx, graph);
     if (world)
       moert_group_destroy(world);
+    if (gathered)
+      moert_buffer_free(ctx, gathered);
     if (io)
       moert_buffer_free(ctx, io);
     if (state)
@@ -227,10 +230,21 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
         job.replayNs[size_t(s - 1)] = ns;
     }
   }
-  float *y = job.y->data() + (rank - job.ranks.first) * n;
-  if ((st = check(moert_buffer_copy(ctx, x, f32, n),
-                  "downloading the output")) ||
-      (st = check(moert_buffer_download(ctx, y, f32, n),
+  if (!job.y)
+    return MOERT_OK;
+  // Rank 0 gathers every rank's rows: one path whether the ranks are threads
+  // (CPU) or processes (CUDA, where rank 0's process writes the file).
+  int64_t all = n * job.ranks.worldSize;
+  if ((st = check(moert_buffer_copy(ctx, x, f32, n), "gathering the output")) ||
+      (st = check(moert_buffer_alloc(ctx, size_t(all * 4), &res.gathered),
+                  "gathering the output")))
+    return st;
+  moert_view_t gathered = moert_make_view(res.gathered, 0, MOERT_F32);
+  if ((st = check(moert_all_gather(ctx, res.world, f32, gathered, n),
+                  "gathering the output")))
+    return st;
+  if (rank == 0 &&
+      (st = check(moert_buffer_download(ctx, job.y->data(), gathered, all),
                   "downloading the output")))
     return st;
   return MOERT_OK;
@@ -259,11 +273,6 @@ void run(const RunOptions &options) {
     launched = launch::discoverRankFromProcessEnv();
   ProcessRanks ranks =
       processRanks(options.backend, info.nodes, info.gpus_per_node, launched);
-  if (!options.outputNpy.empty() && !ranks.holdsEveryRank())
-    fail(MOERT_UNSUPPORTED,
-         "--output needs every rank's rows in one process; "
-         "this process runs rank ",
-         ranks.first, " of ", ranks.worldSize);
   if (ranks.reports())
     std::printf("%s", info.plan_table);
 
@@ -279,7 +288,10 @@ void run(const RunOptions &options) {
   } else {
     x = randomInput(options.seed, rows * info.hidden);
   }
-  std::vector<float> y(size_t(ranks.count * tokens * info.hidden), 0.0f);
+  // Only the process of rank 0 receives the gathered output.
+  std::vector<float> y;
+  if (!options.outputNpy.empty() && ranks.reports())
+    y.assign(size_t(rows * info.hidden), 0.0f);
 
   moert_weights_t weights = nullptr;
   if (moert_status_t st =
@@ -306,7 +318,7 @@ void run(const RunOptions &options) {
   job.steps = options.steps;
   job.ranks = ranks;
   job.x = &x;
-  job.y = &y;
+  job.y = options.outputNpy.empty() ? nullptr : &y;
   job.where.assign(size_t(ranks.count), "");
   job.cudaGraphs = options.cudaGraphs;
   int64_t directSteps = options.cudaGraphs ? 1 : options.steps;

@@ -28,7 +28,7 @@ struct RunOptions {
   std::string weightsPath; // safetensors
   std::string inputNpy;    // f32 [ranks*tokens, hidden]; empty: random
   uint64_t seed = 0;       // of the random input
-  std::string outputNpy;   // f32 [ranks*tokens, hidden]; empty: none
+  std::string outputNpy;   // f32 [ranks*tokens, hidden], written by rank 0
   int32_t collectiveTimeoutMs = 0; // <= 0: the runtime's default
   // Step 1 runs directly (per-layer table); it is then captured once
   // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
@@ -44,7 +44,6 @@ struct ProcessRanks {
   int32_t worldSize = 0;
   // Only the process holding rank 0 prints the plan and the table.
   bool reports() const { return first == 0; }
-  bool holdsEveryRank() const { return count == worldSize; }
 };
 
 // Throws moert::Error(MOERT_INVALID_ARGUMENT) when a CUDA launch does not

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""End to end: small configs of every family -> moe-run (compile, build, run
-on the CPU backend) -> compared with the NumPy reference.
+"""End to end: small configs of every family -> moe-run (compile, build, run)
+-> compared with the NumPy reference, on the CPU backend and, with
+--backend cuda, on the CUDA backend too.
 
 The reference reads the config JSON itself (the family conventions below,
 from docs/Importers.md) and applies test/reference/moe_reference.py's
@@ -13,12 +14,26 @@ on the same input, and the fused and unfused outputs must agree: within 1e-6
 in f32 (the same fp32 math; the packed gate/up GEMM and a shared expert
 folded into it may only sum in another order) and 2e-2 in bf16 (a rounding
 step apart on the way). Exit 77 (ctest: skipped) without NumPy.
+
+--backend cuda runs every case (fused and unfused, 1 rank; 4 ranks and
+EP 2 x TP 2 where the CPU suite has them) on the CPU backend as above and
+then on CUDA, one process per rank (e2e_check.launch: torchrun-style
+variables, rank 0 writes the output), and compares the CUDA output with the
+NumPy reference and with the CPU output (e2e_check's CUDA tolerances: 1e-4
+f32, 2e-2 bf16) and its dropped choices with the reference's. A case that
+needs more GPUs than are visible is reported as skipped; no GPU, or no case
+that fits, exits 77.
+
+--bundle DIR writes the device bundle of scripts/gpu-bundle.sh: every
+family in f32 and bf16, fused and unfused, 1 rank: the emitted C++, the
+weights, x, the reference and the CPU output (format: e2e_check.py).
 """
 
 import argparse
+import collections
 import json
 import os
-import subprocess
+import shutil
 import sys
 
 try:
@@ -27,11 +42,12 @@ except ImportError:
     print("numpy is not installed: skipping the end-to-end test")
     sys.exit(77)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "reference"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
 import moe_reference as ref  # noqa: E402
 from safetensors_file import write_safetensors  # noqa: E402
+import e2e_check as check  # noqa: E402
 
-TOL = {"float32": 1e-5, "bfloat16": 2e-2}
+TOL = check.TOL
 FUSED_VS_UNFUSED_TOL = {"float32": 1e-6, "bfloat16": 2e-2}
 H, F, E = 64, 128, 8
 
@@ -249,10 +265,14 @@ TP_CASES = {"mixtral": True, "qwen2-moe": True, "prmoe-choice-major": False,
 
 
 def compare(name, seed, what, a, b, dtype, tolerance=TOL):
-    err = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+    err = check.rel_error(a, b)
     same = err <= tolerance[dtype]
     print(f"{'ok  ' if same else 'FAIL'} {name:22s} seed {seed}: {what} max rel difference {err:.3e}")
     return same
+
+
+# A case's input and CPU output, its directory and the reference's drops.
+Run = collections.namedtuple("Run", "x y work dropped")
 
 
 def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=None):
@@ -290,36 +310,50 @@ def run_case(args, name, cfg, tweak, seed, ranks=1, extra=(), tokens=None, x_in=
         w.tensors = {k: (-np.abs(v) if k.endswith("gate.wg.weight") else v) for k, v in w.tensors.items()}
     write_weights(os.path.join(work, "w.safetensors"), w.tensors, dtype)
     write_npy(os.path.join(work, "x.npy"), x)
-    out = os.path.join(work, "y.npy")
-    cmd = [args.moe_run, cfg_path, "--backend", "cpu", "--mesh", f"1x{ranks}", "--tokens", str(tokens),
-           "--weights", os.path.join(work, "w.safetensors"), "--input", os.path.join(work, "x.npy"),
-           "--output", out, "--cache-dir", os.path.join(args.workdir, "cache"), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if args.verbose:
-        print(proc.stdout, end="")
-    if proc.returncode != 0:
-        print(f"FAIL {name}: moe-run exited {proc.returncode}\n{proc.stdout}{proc.stderr}")
-        return False, None
-    y = np.load(out).astype(np.float64)
-    if not np.all(np.isfinite(y)):
-        print(f"FAIL {name}: non-finite output")
-        return False, None
-    err = float(np.max(np.abs(y - expected)) / max(np.max(np.abs(expected)), 1e-30))
-    ok = err <= TOL[dtype]
-    # moe-run prints "layer time dropped" rows; their sum over the MoE
-    # layers must be the reference's dropped choices.
-    dropped = sum(int(line.split()[2]) for line in proc.stdout.splitlines()
-                  if len(line.split()) == 3 and line.split()[0].isdigit())
+    np.save(os.path.join(work, "y_ref.npy"), expected)
     ref_dropped = sum(int(np.sum(g.slots < 0)) for g in GATES)
-    if dropped != ref_dropped:
-        print(f"FAIL {name}: moe-run dropped {dropped} choices, the reference {ref_dropped}")
-        ok = False
     STATS["dropped"] += ref_dropped
     STATS["empty_experts"] += sum(int(np.sum(g.counts == 0)) for g in GATES)
     tag = f"ranks {ranks}" + (f" {' '.join(extra)}" if extra else "")
+
+    def moe_run(backend, out):
+        """Runs the case on one backend; the output, or None after a failure."""
+        cmd = [args.moe_run, cfg_path, "--backend", backend, "--mesh", f"1x{ranks}", "--tokens", str(tokens),
+               "--weights", os.path.join(work, "w.safetensors"), "--input", os.path.join(work, "x.npy"),
+               "--output", out, "--cache-dir", os.path.join(args.workdir, "cache"), *extra]
+        if backend == "cpu":  # the C++ is the same for both backends
+            cmd += ["--emit-cpp", os.path.join(work, "model.cpp")]
+        run = check.launch(cmd, ranks if backend == "cuda" else 1, args.timeout)
+        if args.verbose:
+            print(run.stdout, end="")
+        if not run.ok:
+            print(f"FAIL {name} {tag} {backend}: moe-run {run.why()}\n{run.stdout}{run.stderr}")
+            return None, None
+        # The table's dropped choices must be the reference's.
+        dropped = check.dropped_choices(run.stdout)
+        if dropped != ref_dropped:
+            print(f"FAIL {name} {tag} {backend}: moe-run dropped {dropped} choices, the reference {ref_dropped}")
+            return None, None
+        return np.load(out).astype(np.float64), dropped
+
+    y, dropped = moe_run("cpu", os.path.join(work, "y.npy"))
+    if y is None:
+        return False, None
+    err = check.rel_error(y, expected)
+    ok = err <= TOL[dtype]
     print(f"{'ok  ' if ok else 'FAIL'} {name:22s} seed {seed} {tag}: max rel error {err:.3e} "
           f"(tol {TOL[dtype]:.0e}), dropped {dropped}")
-    return ok, (x, y)
+    if args.backend == "cuda":
+        y_cuda, dropped = moe_run("cuda", os.path.join(work, "y-cuda.npy"))
+        if y_cuda is None:
+            return False, None
+        tol = check.tolerance("cuda", dtype)
+        errs = check.rel_error(y_cuda, expected), check.rel_error(y_cuda, y)
+        cuda_ok = max(errs) <= tol
+        print(f"{'ok  ' if cuda_ok else 'FAIL'} {name:22s} seed {seed} {tag} cuda: max rel error "
+              f"{errs[0]:.3e} vs NumPy, {errs[1]:.3e} vs CPU (tol {tol:.0e}), dropped {dropped}")
+        ok = ok and cuda_ok
+    return ok, Run(x, y, work, ref_dropped)
 
 
 STATS = {"dropped": 0, "empty_experts": 0}
@@ -329,23 +363,114 @@ def same_unfused(args, name, cfg, tweak, seed, ranks, fused):
     """The default (fused) run against --fuse=false on the same input."""
     if fused is None:
         return False
-    ok, unfused = run_case(args, name, cfg, tweak, seed, ranks=ranks, extra=("--fuse=false",), x_in=fused[0])
-    return ok and compare(name, seed, f"fused vs unfused, ranks {ranks}", fused[1], unfused[1],
+    ok, unfused = run_case(args, name, cfg, tweak, seed, ranks=ranks, extra=("--fuse=false",), x_in=fused.x)
+    return ok and compare(name, seed, f"fused vs unfused, ranks {ranks}", fused.y, unfused.y,
                           cfg["torch_dtype"], FUSED_VS_UNFUSED_TOL)
+
+
+def variants(name):
+    """(ranks, moe-run flags) of every run of a case on CUDA."""
+    runs = [(1, ()), (1, ("--fuse=false",))]
+    if name in MULTI_RANK:
+        runs += [(4, ()), (4, ("--fuse=false",))]
+    if name in TP_CASES:
+        runs.append((4, ("--ep", "2", "--tp", "2")))
+    return runs
+
+
+def cuda_main(args):
+    gpus, why = check.visible_gpus()
+    if not gpus:
+        print(f"no GPU for the CUDA end-to-end test: {why}; skipping")
+        return 77
+    print(f"CUDA backend: {why}")
+    failures = ran = skipped = 0
+    for seed in range(args.seeds):
+        for name, cfg, tweak in CASES:
+            if args.only and args.only not in name:
+                continue
+            for ranks, extra in variants(name):
+                if ranks > gpus:
+                    tag = f"ranks {ranks}" + (f" {' '.join(extra)}" if extra else "")
+                    print(f"skip {name:22s} seed {seed} {tag}: needs {ranks} GPUs, {gpus} visible")
+                    skipped += 1
+                    continue
+                ok, _ = run_case(args, name, cfg, tweak, seed, ranks=ranks, extra=extra)
+                ran += 1
+                failures += not ok
+    print(f"{ran - failures} passed, {failures} failed, {skipped} skipped (CUDA runs)")
+    if failures:
+        return 1
+    return 0 if ran else 77
+
+
+# The device bundle: every family of examples/ (the PR-MoE case with drops).
+BUNDLE_CASES = ("mixtral", "qwen2-moe", "qwen3-moe", "deepseek-v2", "deepseek-v3", "olmoe",
+                "prmoe-choice-major")
+
+
+def write_bundle(args):
+    """Runs the bundle's cases on the CPU backend and copies what a machine
+    without MLIR needs to run and check them (format: e2e_check.py)."""
+    out = os.path.abspath(args.bundle)
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    manifest, failures = [], 0
+    for name, cfg, tweak in CASES:
+        if name not in BUNDLE_CASES:
+            continue
+        for dtype in ("float32", "bfloat16"):
+            case = f"{name}-{'f32' if dtype == 'float32' else 'bf16'}"
+            for extra in ((), ("--fuse=false",)):
+                ok, run = run_case(args, case, dict(cfg, torch_dtype=dtype), tweak, 0, extra=extra)
+                failures += not ok
+                if not ok:
+                    continue
+                # The unfused run shares the weights, x and reference.
+                fused = not extra
+                rel = os.path.join("cases", case)
+                os.makedirs(os.path.join(out, rel), exist_ok=True)
+                files = {"model_cpp": f"model-{'fused' if fused else 'unfused'}.cpp",
+                         "y_cpu": f"y_cpu-{'fused' if fused else 'unfused'}.npy",
+                         "weights": "w.safetensors", "x": "x.npy", "y_ref": "y_ref.npy"}
+                sources = {"model_cpp": "model.cpp", "y_cpu": "y.npy"}
+                for key, file in files.items():
+                    shutil.copyfile(os.path.join(run.work, sources.get(key, file)), os.path.join(out, rel, file))
+                manifest.append(dict(name=case + ("" if fused else "-unfused"), dtype=dtype, ranks=1,
+                                     tokens=args.tokens, fuse=fused, dropped=run.dropped,
+                                     **{k: os.path.join(rel, f) for k, f in files.items()}))
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump({"cases": manifest}, f, indent=1)
+    print(f"{len(manifest)} case(s) in {out}; {failures} failure(s)")
+    return 1 if failures else 0
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moe-run", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--backend", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: also run every case on the CUDA backend and compare")
     ap.add_argument("--tokens", type=int, default=12)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--only", default="")
     ap.add_argument("--config", help="run only this config (its family read from model_type)")
     ap.add_argument("--ranks", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds per moe-run launch")
+    ap.add_argument("--bundle", help="write the device bundle here (scripts/gpu-bundle.sh)")
     ap.add_argument("--verbose", action="store_true", help="print moe-run's output")
     args = ap.parse_args()
+    if args.bundle:
+        if args.backend != "cpu":
+            ap.error("--bundle runs the CPU backend")
+        return write_bundle(args)
+    if args.backend == "cuda" and not args.config:
+        return cuda_main(args)
     if args.config:
+        if args.backend == "cuda":
+            gpus, why = check.visible_gpus()
+            if gpus < args.ranks:
+                print(f"{args.ranks} rank(s) need {args.ranks} GPU(s): {why}; skipping")
+                return 77
         with open(args.config) as f:
             cfg = json.load(f)
         ok, _ = run_case(args, os.path.basename(args.config), cfg, {}, 0, ranks=args.ranks)
@@ -365,17 +490,17 @@ def main():
             failures += not ok
             failures += not same_unfused(args, name, cfg, tweak, seed, 4, result)
             if ok and MULTI_RANK[name]:
-                x, y4 = result
+                x, y4 = result.x, result.y
                 ok, one = run_case(args, name, cfg, tweak, seed, ranks=1,
                                    tokens=4 * args.tokens, x_in=x)
-                failures += not (ok and compare(name, seed, "EP=4 vs EP=1", y4, one[1], dtype))
+                failures += not (ok and compare(name, seed, "EP=4 vs EP=1", y4, one.y, dtype))
             if name not in TP_CASES:
                 continue
             ok, tp_result = run_case(args, name, cfg, tweak, seed, ranks=4, extra=("--ep", "2", "--tp", "2"),
-                                     x_in=result[0] if result else None)
+                                     x_in=result.x if result else None)
             failures += not ok
             if ok and result and TP_CASES[name]:
-                failures += not compare(name, seed, "EP=2xTP=2 vs EP=4", tp_result[1], result[1], dtype)
+                failures += not compare(name, seed, "EP=2xTP=2 vs EP=4", tp_result.y, result.y, dtype)
     # The cases must exercise capacity drops and experts without tokens.
     if not args.only:
         for what in ("dropped", "empty_experts"):

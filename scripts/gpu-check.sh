@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Validates the runtime on a GPU machine that has no MLIR, from the repository
+# root with the bundle of scripts/gpu-bundle.sh carried along:
+#   scripts/gpu-check.sh                 # on the GPU machine (--backend cuda)
+#   scripts/gpu-check.sh --backend cpu   # the host dry run: same flow, CPU backend
+# 1. extracts the bundle's Debian OpenBLAS and GoogleTest into the build dir;
+# 2. configures the runtime and the benchmarks (top level, -DMOE_BUILD_COMPILER=OFF)
+#    against them and NCCL (pip's nvidia NCCL when python3 has one, else
+#    CMake's search of the CUDA dirs), builds everything;
+# 3. runs the runtime's ctest (moert-gpu-smoke included: with --backend cuda
+#    it must pass, not skip);
+# 4. builds every bundled model (runtime/tools/moert-build-model.sh), runs it
+#    with moert-run and compares it with the NumPy reference and the CPU
+#    output (test/Integration/e2e_check.py prints the table).
+# Logs: under $OUT when set (the device tool returns it), else BUILD/gpu-check.
+# Exit 0: all passed; 1: a test failed; 2: the machine or the bundle is not
+# usable (one "gpu-check: error:" line says why).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+backend=cuda bundle=$root/gpu-bundle build=$root/build-gpu
+while (($#)); do
+  case $1 in
+    --backend) backend=$2; shift 2 ;;
+    --bundle) bundle=$(realpath -m "$2"); shift 2 ;;
+    --build-dir) build=$(realpath -m "$2"); shift 2 ;;
+    *) echo "usage: gpu-check.sh [--backend cuda|cpu] [--bundle DIR] [--build-dir DIR]" >&2; exit 2 ;;
+  esac
+done
+[[ $backend == cuda || $backend == cpu ]] || { echo "gpu-check: error: --backend cuda|cpu" >&2; exit 2; }
+logs=${OUT:-$build/gpu-check}
+mkdir -p "$logs" "$build"
+
+die() {
+  echo "gpu-check: error: $*" >&2
+  exit 2
+}
+# Runs a step with its output in $logs/NAME.log; a failure ends the check.
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  if ! "$@" >"$logs/$name.log" 2>&1; then
+    tail -n 30 "$logs/$name.log" >&2
+    die "$name failed: $* (log: $logs/$name.log)"
+  fi
+}
+
+# The machine and the bundle.
+for tool in cmake ninja python3 dpkg-deb "${CXX:-c++}"; do
+  command -v "$tool" >/dev/null || die "$tool not found"
+done
+python3 -c 'import numpy' 2>/dev/null || die "python3 has no numpy"
+[[ -f $bundle/manifest.json ]] || die "no bundle at $bundle: run scripts/gpu-bundle.sh on a machine with MLIR and carry it"
+(cd "$root" && sha256sum --quiet -c "$bundle/runtime-abi.sha256") >/dev/null 2>&1 \
+  || die "the bundle was made for other runtime headers: re-run scripts/gpu-bundle.sh"
+arch=$(dpkg --print-architecture)
+for deb in "$bundle"/debs/*.deb; do
+  [[ -f $deb ]] || die "no .deb files in $bundle/debs"
+  a=$(dpkg-deb -f "$deb" Architecture)
+  [[ $a == "$arch" || $a == all ]] || die "$(basename "$deb") is for $a, this machine is $arch"
+done
+cmake_args=()
+if [[ $backend == cuda ]]; then
+  gpus=$(cd "$root/test/Integration" && python3 -c 'import e2e_check as c; n, why = c.visible_gpus(); print(n, why)')
+  [[ ${gpus%% *} -gt 0 ]] || die "no GPU: ${gpus#* }"
+  if ! command -v nvcc >/dev/null; then
+    [[ -x /usr/local/cuda/bin/nvcc ]] || die "nvcc not found (PATH, /usr/local/cuda/bin)"
+    cmake_args+=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+  fi
+fi
+# pip's NCCL (nvidia-nccl-cu*): nvidia/nccl/{include,lib}, the library often
+# only as libnccl.so.2, which find_library(nccl) would not find.
+nccl=$(python3 - <<'EOF'
+import glob, os, site
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    for h in sorted(glob.glob(os.path.join(d, "nvidia", "**", "include", "nccl.h"), recursive=True)):
+        libs = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(h)), "lib", "libnccl.so*")))
+        if libs:
+            print(os.path.dirname(h), libs[0], sep="\t")
+            raise SystemExit
+EOF
+)
+if [[ -n $nccl ]]; then
+  cmake_args+=(-DMOERT_NCCL_INCLUDE_DIR="${nccl%$'\t'*}" -DMOERT_NCCL_LIBRARY="${nccl#*$'\t'}")
+fi
+{
+  echo "backend: $backend; $(uname -m); $(cmake --version | head -1); $("${CXX:-c++}" --version | head -1)"
+  [[ $backend == cuda ]] && { nvidia-smi -L; nvcc --version 2>/dev/null | tail -2 || true; }
+  echo "NCCL: ${nccl:-not from pip (CMake searches the CUDA dirs)}" | tr '\t' ' '
+} | tee "$logs/machine.txt"
+
+# 1. OpenBLAS and GoogleTest from the bundle. libopenblas.so.0 needs
+# libgfortran.so.5, which the linker and the loader find on LD_LIBRARY_PATH.
+deps=$build/deps
+rm -rf "$deps" && mkdir -p "$deps"
+for deb in "$bundle"/debs/*.deb; do
+  dpkg-deb -x "$deb" "$deps" || die "cannot extract $deb"
+done
+blas_lib=$(find "$deps" -path '*/openblas-pthread/libopenblas.so' | head -1)
+blas_inc=$(find "$deps" -path '*/openblas-pthread/cblas.h' | head -1)
+gtest_dir=$(find "$deps" -name GTestConfig.cmake | head -1)
+[[ -n $blas_lib && -n $blas_inc && -n $gtest_dir ]] || die "the bundle's debs lack OpenBLAS or GoogleTest"
+gfortran=$(find "$deps" -name 'libgfortran.so.5' | head -1)
+[[ -n $gfortran ]] || die "the bundle's debs lack libgfortran.so.5"
+LD_LIBRARY_PATH=${gfortran%/*}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH
+
+# 2. Configure and build.
+step configure cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+  -DMOE_BUILD_COMPILER=OFF -DMOERT_OPENBLAS_LIBRARY="$blas_lib" \
+  -DMOERT_OPENBLAS_INCLUDE_DIR="$(dirname "$blas_inc")" -DGTest_DIR="$(dirname "$gtest_dir")" \
+  "${cmake_args[@]}"
+grep "moert: CUDA backend" "$logs/configure.log" || true
+if [[ $backend == cuda ]] && ! grep -q "moert: CUDA backend built" "$logs/configure.log"; then
+  die "the CUDA backend was not configured (it needs nvcc and NCCL): see $logs/configure.log"
+fi
+step build ninja -C "$build"
+# The runners must load the bundle's OpenBLAS, not whatever the system has.
+ldd "$build/runtime/runner/moert-run" | grep -q "$deps/.*libopenblas" \
+  || die "moert-run does not load the bundle's OpenBLAS: $(ldd "$build/runtime/runner/moert-run" | grep -i blas)"
+
+# 3. The runtime's tests.
+failed=0
+echo "== ctest"
+if ! ctest --test-dir "$build" -j "$(nproc)" --timeout 600 >"$logs/ctest.log" 2>&1; then
+  failed=1
+fi
+grep -E "tests passed|tests failed|\*\*\*(Failed|Skipped|Timeout|Not Run)|Exception" "$logs/ctest.log" || true
+smoke=$(sed -nE 's/.*Test +#[0-9]+: moert-gpu-smoke \.* *//p' "$logs/ctest.log")
+echo "moert-gpu-smoke: ${smoke:-not built}"
+if [[ $backend == cuda ]]; then
+  [[ $smoke != *Skipped* ]] || die "moert-gpu-smoke skipped: CUDA sees no device (see $logs/ctest.log)"
+  [[ $smoke == *Passed* ]] || failed=1
+fi
+
+# 4. The bundled models.
+echo "== e2e ($backend)"
+rc=0
+python3 "$root/test/Integration/e2e_check.py" --bundle "$bundle" --backend "$backend" \
+  --moert-run "$build/runtime/runner/moert-run" --workdir "$logs/e2e" 2>&1 | tee "$logs/e2e.log" \
+  || rc=$?
+((rc != 2)) || die "a bundled model did not build (above; $logs/e2e.log)"
+((rc == 0)) || failed=1
+((failed == 0)) && echo "gpu-check: all passed ($backend)" || echo "gpu-check: FAILED ($backend; logs: $logs)"
+exit $failed
