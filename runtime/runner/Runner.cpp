@@ -40,10 +40,7 @@ ProcessRanks processRanks(moert_backend_t backend, int32_t nodes,
   int32_t mesh = nodes * gpusPerNode;
   if (backend == MOERT_BACKEND_CPU)
     return {0, mesh, mesh};
-  require(launched.worldSize == mesh, "the model was planned for ", nodes, "x",
-          gpusPerNode, " = ", mesh, " rank(s), but the launcher (",
-          launched.source, ") started ", launched.worldSize,
-          " process(es): start one process per GPU, ", mesh, " in all");
+  launch::checkMesh(launched, nodes, gpusPerNode);
   return {launched.rank, 1, mesh};
 }
 

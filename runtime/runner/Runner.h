@@ -47,7 +47,7 @@ struct ProcessRanks {
 };
 
 // Throws moert::Error(MOERT_INVALID_ARGUMENT) when a CUDA launch does not
-// start exactly one process per rank of the mesh the model was planned for.
+// fit the mesh the model was planned for (launch::checkMesh).
 ProcessRanks processRanks(moert_backend_t backend, int32_t nodes,
                           int32_t gpusPerNode,
                           const launch::RankInfo &launched);
