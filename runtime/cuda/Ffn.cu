@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/cuda/Activation.h"
+#include "runtime/common/Activation.h"
 #include "runtime/cuda/Device.cuh"
 #include "runtime/cuda/Kernels.h"
 #include "runtime/cuda/Layout.h"

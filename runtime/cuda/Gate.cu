@@ -97,7 +97,7 @@ __global__ void finishKernel(moert_gate_config_t cfg, int64_t tokens,
     for (int64_t j = 0; !dropless && j < topK; ++j)
       if (slot[j] >= capacity)
         slot[j] = -1;
-    finishToken(cfg, weights + s * topK, slot);
+    normalizeTokenWeights(cfg, weights + s * topK, slot);
   }
 }
 
@@ -140,7 +140,7 @@ __global__ void dropKernel(int64_t choices, int64_t capacity, int32_t *slots) {
 __global__ void normalizeKernel(moert_gate_config_t cfg, int64_t tokens,
                                 const int32_t *slots, float *weights) {
   MOERT_GRID_STRIDE(s, tokens) {
-    finishToken(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
+    normalizeTokenWeights(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
   }
 }
 

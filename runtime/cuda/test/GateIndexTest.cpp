@@ -87,7 +87,7 @@ GateResult phasedGate(const moert_gate_config_t &cfg,
     for (int32_t j = 0; !dropless && j < topK; ++j)
       if (slot[j] >= r.capacity)
         slot[j] = -1;
-    finishToken(cfg, r.weights.data() + s * topK, slot);
+    normalizeTokenWeights(cfg, r.weights.data() + s * topK, slot);
   }
   for (int32_t e = 0; e < experts; ++e) // countsKernel
     r.counts[e] = dropless || totals[e] < r.capacity
