@@ -124,20 +124,31 @@ MOERT_HD inline void assignSlot(const int32_t *ids, bool choiceMajor,
                                    chunk * slotChunk, p, e);
 }
 
+// PROBS, one pass: starts[e] = where expert e's members begin in the member
+// table (exclusive scan of the per-expert totals).
+MOERT_HD inline void memberStarts(const int32_t *totals, int32_t experts,
+                                  int32_t *starts) {
+  int32_t running = 0;
+  for (int32_t e = 0; e < experts; ++e) {
+    starts[e] = running;
+    running += totals[e];
+  }
+}
+
 // PROBS, one choice i of expert e: members[0..n) are e's choices (flat
-// indices) in token order. Kept iff fewer than `capacity` members rank
-// before it by (weight desc, token asc).
+// indices) in flat order. Kept iff fewer than `capacity` members rank
+// before it by (weight desc, flat index asc): the token order, and within a
+// token (an expert may repeat in moert_gate_slots) the choice order.
 MOERT_HD inline bool probsKept(const int32_t *members, int32_t n,
-                               const float *weights, int32_t topK, int64_t i,
+                               const float *weights, int64_t i,
                                int64_t capacity) {
   int64_t before = 0;
   for (int32_t m = 0; m < n; ++m)
-    before += ranksBefore(weights[members[m]], members[m] / topK, weights[i],
-                          i / topK);
+    before += ranksBefore(weights[members[m]], members[m], weights[i], i);
   return before < capacity;
 }
 
-// PROBS: slot of a kept member at token-order position `position`.
+// PROBS: slot of a kept member at flat-order position `position`.
 MOERT_HD inline int32_t probsSlot(const int32_t *members, int32_t position,
                                   const uint8_t *kept) {
   int32_t slot = 0;

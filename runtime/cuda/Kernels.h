@@ -47,6 +47,7 @@ enum class Scratch : int {
   Bias,
   ChunkCounts,
   Totals,
+  MemberStarts,
   Members,
   Kept,
   TokenSlots,
