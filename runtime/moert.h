@@ -114,9 +114,11 @@ typedef struct moert_context_s *moert_context_t;
    SLURM_LOCALID); none set: a world of one rank. The world size must equal
    nodes * gpus_per_node and the local rank rank % gpus_per_node
    (MOERT_INVALID_ARGUMENT otherwise). The process selects device LOCAL_RANK
-   and rank 0 sends the NCCL unique id to the others over a TCP rendezvous
-   on MASTER_ADDR:MASTER_PORT (needed when the world has more than one
-   rank). A libmoert built without nvcc/NCCL, or a machine without a usable
+   (device 0 when it sees only one) and rank 0 sends the NCCL unique id to
+   the others over a TCP rendezvous on MASTER_ADDR:MASTER_PORT (needed when
+   the world has more than one rank; under torchrun, whose agent holds
+   MASTER_PORT, the port after it; MOERT_RENDEZVOUS_PORT overrides both).
+   A libmoert built without nvcc/NCCL, or a machine without a usable
    device, fails with MOERT_UNSUPPORTED. */
 moert_status_t moert_world_create(const moert_world_desc_t *desc,
                                   moert_world_t *out_world);

@@ -30,11 +30,6 @@ cost::Mesh toCostMesh(MeshAttr mesh) {
                     mesh.getInterNodeGbps().convertToDouble()};
 }
 
-cost::AllToAll toCost(AllToAllVariant variant) {
-  return variant == AllToAllVariant::flat ? cost::AllToAll::flat
-                                          : cost::AllToAll::hierarchical;
-}
-
 AllToAllVariant toIR(cost::AllToAll variant) {
   return variant == cost::AllToAll::flat ? AllToAllVariant::flat
                                          : AllToAllVariant::hierarchical;

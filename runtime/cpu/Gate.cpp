@@ -4,8 +4,9 @@
 
 #include "runtime/cpu/Backend.h"
 
+#include "runtime/common/GateMath.h"
+
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -61,46 +62,13 @@ void moert::cpu::validateGateConfig(const moert_gate_config_t &cfg) {
 
 namespace {
 
-void scoreToken(const moert_gate_config_t &cfg, const float *logits,
-                float *scores) {
-  int32_t experts = cfg.experts;
-  if (cfg.score_func == MOERT_SCORE_SIGMOID) {
-    for (int32_t e = 0; e < experts; ++e)
-      scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
-    return;
-  }
-  float maxLogit = *std::max_element(logits, logits + experts);
-  float sum = 0;
-  for (int32_t e = 0; e < experts; ++e) {
-    scores[e] = std::exp(logits[e] - maxLogit);
-    sum += scores[e];
-  }
-  for (int32_t e = 0; e < experts; ++e)
-    scores[e] /= sum;
-}
-
 // Masks sel to -inf outside the topk_group best groups.
 void limitGroups(const moert_gate_config_t &cfg, float *sel,
                  std::vector<float> &groupScores,
                  std::vector<int32_t> &groupOrder) {
   int32_t groups = cfg.n_group, groupSize = cfg.experts / groups;
-  for (int32_t g = 0; g < groups; ++g) {
-    const float *member = sel + g * groupSize;
-    if (cfg.group_score == MOERT_GROUP_SCORE_MAX) {
-      groupScores[g] = *std::max_element(member, member + groupSize);
-    } else {
-      float best = -std::numeric_limits<float>::infinity(), second = best;
-      for (int32_t i = 0; i < groupSize; ++i) {
-        if (member[i] > best) {
-          second = best;
-          best = member[i];
-        } else if (member[i] > second) {
-          second = member[i];
-        }
-      }
-      groupScores[g] = best + second;
-    }
-  }
+  for (int32_t g = 0; g < groups; ++g)
+    groupScores[g] = groupScore(cfg.group_score, sel + g * groupSize, groupSize);
   std::iota(groupOrder.begin(), groupOrder.end(), 0);
   std::stable_sort(
       groupOrder.begin(), groupOrder.end(),
@@ -139,7 +107,8 @@ void moert::cpu::scoreTokens(const moert_gate_config_t &cfg,
                              const float *logits, int64_t tokens,
                              float *scores) {
   for (int64_t s = 0; s < tokens; ++s)
-    scoreToken(cfg, logits + s * cfg.experts, scores + s * cfg.experts);
+    scoreToken(cfg.score_func, cfg.experts, logits + s * cfg.experts,
+               scores + s * cfg.experts);
 }
 
 void moert::cpu::selectTopK(const moert_gate_config_t &cfg, const float *scores,
@@ -183,13 +152,7 @@ int64_t moert::cpu::assignSlots(const moert_gate_config_t &cfg, int64_t tokens,
   const int32_t experts = cfg.experts, topK = cfg.top_k;
   int64_t choices = tokens * topK;
   bool dropless = cfg.capacity_factor == 0.0;
-  int64_t capacity = 0;
-  if (!dropless) {
-    double wanted = static_cast<double>(topK * tokens) / experts *
-                    static_cast<double>(cfg.capacity_factor);
-    capacity = std::max<int64_t>(cfg.min_capacity,
-                                 static_cast<int64_t>(std::ceil(wanted)));
-  }
+  int64_t capacity = dropless ? 0 : capacityFor(cfg, tokens);
   for (int64_t i = 0; i < choices; ++i)
     require(ids[i] >= 0 && ids[i] < experts, "gate: choice ", i,
             " names expert ", ids[i], " outside [0, ", experts, ")");
@@ -224,32 +187,8 @@ int64_t moert::cpu::assignSlots(const moert_gate_config_t &cfg, int64_t tokens,
 void moert::cpu::normalizeWeights(const moert_gate_config_t &cfg,
                                   int64_t tokens, const int32_t *slots,
                                   float *weights) {
-  const int32_t topK = cfg.top_k;
-  for (int64_t s = 0; s < tokens; ++s) {
-    float *w = weights + s * topK;
-    const int32_t *slot = slots + s * topK;
-    if (cfg.norm == MOERT_NORM_SELECTED) {
-      float sum = 0;
-      for (int32_t j = 0; j < topK; ++j)
-        sum += w[j];
-      float denominator = sum + cfg.norm_epsilon;
-      for (int32_t j = 0; j < topK; ++j)
-        w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
-    }
-    for (int32_t j = 0; j < topK; ++j)
-      if (slot[j] < 0)
-        w[j] = 0;
-    if (cfg.norm == MOERT_NORM_KEPT) {
-      float sum = 0;
-      for (int32_t j = 0; j < topK; ++j)
-        sum += w[j];
-      float denominator = std::max(sum, FLT_EPSILON);
-      for (int32_t j = 0; j < topK; ++j)
-        w[j] /= denominator;
-    }
-    for (int32_t j = 0; j < topK; ++j)
-      w[j] *= cfg.routed_scaling_factor;
-  }
+  for (int64_t s = 0; s < tokens; ++s)
+    normalizeTokenWeights(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
 }
 
 int64_t moert::cpu::computeGate(const moert_gate_config_t &cfg,

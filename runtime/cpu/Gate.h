@@ -1,8 +1,9 @@
 //===- runtime/cpu/Gate.h - Gating semantics --------------------*- C++ -*-===//
 //
-// The one home of the runtime's gating semantics (see moert_gate in
-// runtime/moert.h for the exact rules). Plain fp32 arrays in and out so the
-// CUDA backend can check itself against it.
+// The reference gate (see moert_gate in runtime/moert.h for the exact
+// rules): the steps in order over runtime/common/GateMath.h's per-token
+// formulas. Plain fp32 arrays in and out so the CUDA backend's parallel
+// decomposition can check itself against it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CPU_GATE_H

@@ -7,6 +7,8 @@
 
 #include "runtime/cpu/Backend.h"
 
+#include "runtime/common/Activation.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -64,26 +66,30 @@ template <typename Fn> void applyInPlace(float *data, int64_t count, Fn fn) {
     data[i] = fn(data[i]);
 }
 
-void activate(moert_activation_t activation, float *data, int64_t count) {
+void requireActivation(moert_activation_t activation) {
+  require(isActivation(activation), "unknown activation ",
+          static_cast<int>(activation));
+}
+
+// The switch is outside the loop: each case's loop inlines one formula.
+void activateInPlace(moert_activation_t activation, float *data,
+                     int64_t count) {
   switch (activation) {
   case MOERT_ACT_SILU:
     return applyInPlace(data, count,
-                        [](float x) { return x / (1.0f + std::exp(-x)); });
+                        [](float x) { return activate(MOERT_ACT_SILU, x); });
   case MOERT_ACT_GELU:
-    return applyInPlace(data, count, [](float x) {
-      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
-    });
+    return applyInPlace(data, count,
+                        [](float x) { return activate(MOERT_ACT_GELU, x); });
   case MOERT_ACT_GELU_TANH:
     return applyInPlace(data, count, [](float x) {
-      float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      return 0.5f * x * (1.0f + std::tanh(inner));
+      return activate(MOERT_ACT_GELU_TANH, x);
     });
   case MOERT_ACT_RELU:
     return applyInPlace(data, count,
-                        [](float x) { return x > 0.0f ? x : 0.0f; });
+                        [](float x) { return activate(MOERT_ACT_RELU, x); });
   }
-  fail(MOERT_INVALID_ARGUMENT, "unknown activation ",
-       static_cast<int>(activation));
+  requireActivation(activation);
 }
 
 // h *= u: the gating product of a gated FFN.
@@ -249,9 +255,7 @@ struct FfnOperands {
         requireFloatDtype(desc.b2, "b2");
       }
     }
-    // Validates the activation once, not per expert.
-    float probe = 0;
-    activate(desc.activation, &probe, 1);
+    requireActivation(desc.activation);
   }
 
   // fp32 weights of copy `index` (f16/bf16 widened once, here).
@@ -283,12 +287,12 @@ struct FfnOperands {
     if (gated) {
       float *u = ctx->scratchFloats(slotHiddenB, rows * ffn);
       linear(rows, ffn, hidden, x, p.up, u);
-      activate(desc.activation, h, rows * ffn);
+      activateInPlace(desc.activation, h, rows * ffn);
       multiplyInPlace(h, u, rows * ffn);
     } else {
       if (p.b1)
         addRowBias(h, rows, ffn, p.b1);
-      activate(desc.activation, h, rows * ffn);
+      activateInPlace(desc.activation, h, rows * ffn);
     }
     linear(rows, hidden, ffn, h, p.down, y);
     if (p.b2)
@@ -395,8 +399,7 @@ struct PackedFfn {
             hidden, " and ", ffn);
     checkFloatView(desc.w_gate_up, stack * 2 * ffn * hidden, "w_gate_up");
     checkFloatView(desc.w_down, stack * hidden * ffn, "w_down");
-    float probe = 0;
-    activate(desc.activation, &probe, 1);
+    requireActivation(desc.activation);
   }
 
   // out = FFN(in) over the rows `rows` selects (others of out set to 0):
@@ -423,7 +426,7 @@ struct PackedFfn {
           const float *gate = gateUp + r * 2 * ffn;
           float *product = h + r * ffn;
           std::copy_n(gate, ffn, product);
-          activate(desc.activation, product, ffn);
+          activateInPlace(desc.activation, product, ffn);
           multiplyInPlace(product, gate + ffn, ffn);
         }
       }
@@ -638,7 +641,7 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
       groupedLinear(ctx, used, ffn->w_up, inData, in.dtype,
                     reinterpret_cast<char *>(u), MOERT_F32, width, hidden,
                     "w_up");
-      activate(ffn->activation, h, count);
+      activateInPlace(ffn->activation, h, count);
       multiplyInPlace(h, u, count);
       groupedLinear(ctx, used, ffn->w_down, reinterpret_cast<const char *>(h),
                     MOERT_F32, outData, out.dtype, hidden, width, "w_down");
@@ -751,14 +754,11 @@ moert_status_t moert_activation(moert_context_t ctx,
     require(count >= 0, "count must be >= 0, got ", count);
     checkFloatView(x, count, "x");
     checkFloatView(out, count, "out");
-    require(activation == MOERT_ACT_SILU || activation == MOERT_ACT_GELU ||
-                activation == MOERT_ACT_GELU_TANH ||
-                activation == MOERT_ACT_RELU,
-            "unknown activation ", static_cast<int>(activation));
+    requireActivation(activation);
     MOERT_ROUTE_DEVICE(ctx, activation(ctx, activation, x, out, count));
     chunked(ctx, x, nullptr, out, count,
             [&](float *v, const float *, int64_t n) {
-              activate(activation, v, n);
+              activateInPlace(activation, v, n);
             });
   });
 }

@@ -202,10 +202,12 @@ void api::createWorld(moert_world_t world) {
     fail(MOERT_UNSUPPORTED, "MOERT_BACKEND_CUDA: no usable CUDA device (",
          "cudaGetDeviceCount: ", cudaGetErrorString(status), ")");
   MOERT_CUDA_CHECK(status);
-  require(p->info.localRank < devices, "rank ", p->info.rank, " (", p->info.source,
-          " launch) has local rank ", p->info.localRank, " but this node has ",
-          devices, " CUDA devices");
-  p->device = p->info.localRank;
+  // A launcher that gives each rank only its own GPU (Slurm
+  // --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank) leaves one device.
+  require(p->info.localRank < devices || devices == 1, "rank ", p->info.rank,
+          " (", p->info.source, " launch) has local rank ", p->info.localRank,
+          " but this process sees ", devices, " CUDA devices");
+  p->device = devices == 1 ? 0 : p->info.localRank;
   MOERT_CUDA_CHECK(cudaSetDevice(p->device));
   MOERT_CUDA_CHECK(cudaStreamCreateWithFlags(&p->stream, cudaStreamNonBlocking));
   p->context = std::make_unique<Context>(p->stream);
@@ -242,8 +244,9 @@ void api::bufferAlloc(moert_context_t ctx, size_t bytes,
 
 void api::bufferFree(moert_context_t ctx, moert_buffer_t buffer) {
   // Kernels still reading the buffer are ordered before the free by the
-  // device; cudaFree synchronises.
-  cudaError_t status = cudaFree(buffer->data);
+  // device; cudaFree synchronises. Deferred while capturing or while a
+  // graph lives (Context::release).
+  cudaError_t status = kernels(ctx).release(buffer->data);
   delete buffer;
   if (status != cudaSuccess)
     setLastError(std::string("moert_buffer_free: cudaFree: ") +
@@ -617,9 +620,12 @@ void api::allReduceI64(moert_context_t ctx, moert_group_t group,
     MOERT_CUDA_CHECK(cudaMemcpyAsync(word, value, sizeof(int64_t),
                                      cudaMemcpyHostToDevice, stream));
     comm.allReduce(word, word, 1, MOERT_I64, op, stream);
-    MOERT_CUDA_CHECK(cudaMemcpyAsync(value, word, sizeof(int64_t),
-                                     cudaMemcpyDeviceToHost, stream));
   });
+  // Only after the awaited collective: a copy into pageable memory blocks
+  // the host until the stream gets there, out of reach of the timeout.
+  MOERT_CUDA_CHECK(cudaMemcpyAsync(value, word, sizeof(int64_t),
+                                   cudaMemcpyDeviceToHost,
+                                   kernels(ctx).stream()));
 }
 
 void api::allToAll(moert_context_t ctx, moert_group_t group,

@@ -56,10 +56,8 @@ void *Context::scratch(Scratch slot, size_t bytes) {
            "capture: run one step directly at this size before capturing");
     // Grow geometrically so that slowly growing shapes reallocate rarely.
     size_t want = std::max(bytes, b.bytes * 3 / 2);
-    if (b.data && liveGraphs_ > 0)
-      retired_.push_back(b.data); // a graph may address it
-    else if (b.data)
-      MOERT_CUDA_CHECK(cudaFree(b.data)); // synchronises: no kernel uses it
+    if (b.data)
+      MOERT_CUDA_CHECK(release(b.data)); // cudaFree synchronises
     b.data = nullptr;
     b.bytes = 0;
     MOERT_CUDA_CHECK(cudaMalloc(&b.data, want));
@@ -89,8 +87,16 @@ void Context::beginCapture() {
 
 void Context::endCapture() { capturing_ = false; }
 
+cudaError_t Context::release(void *block) {
+  if (capturing_ || liveGraphs_ > 0) {
+    retired_.push_back(block);
+    return cudaSuccess;
+  }
+  return cudaFree(block);
+}
+
 void Context::graphDestroyed() {
-  if (--liveGraphs_ > 0)
+  if (--liveGraphs_ > 0 || capturing_)
     return;
   for (void *block : retired_)
     MOERT_CUDA_CHECK(cudaFree(block));

@@ -1,6 +1,6 @@
 //===- runtime/cuda/Elementwise.cu - Residual mix, shared add, add --------===//
 
-#include "runtime/cuda/Activation.h"
+#include "runtime/common/Activation.h"
 #include "runtime/cuda/Device.cuh"
 #include "runtime/cuda/Kernels.h"
 

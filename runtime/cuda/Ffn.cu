@@ -4,10 +4,13 @@
 // GEMM for the first projection (gate and up problems together), one fused
 // activation (x) up kernel, one grouped GEMM for the down projection, plus
 // an epilogue that adds b2, zeroes unused rows and rounds to out's dtype.
+// The grouped GEMMs accumulate in fp32 and store in the weights' dtype:
+// cublasGemmGroupedBatchedEx takes one dtype for A, B and C (16BF, 16F or
+// 32F), unlike cublasGemmEx.
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/cuda/Activation.h"
+#include "runtime/common/Activation.h"
 #include "runtime/cuda/Device.cuh"
 #include "runtime/cuda/Kernels.h"
 #include "runtime/cuda/Layout.h"
@@ -43,12 +46,16 @@ int asInt(int64_t value, const char *what) {
 }
 
 // C_i = op_T(A_i) . B_i for every problem, in ONE cublasGemmGroupedBatchedEx
-// call (one group per problem: their row counts differ). aBase[i] / cBase[i]
-// are the per-problem base pointers the offsets apply to.
+// call (one group per problem: their row counts differ), A, B and C all of
+// `type`, fp32 accumulation. aBase[i] / cBase[i] are the per-problem base
+// pointers the offsets apply to. The pointer table is sized for
+// `mostProblems` (every expert block used): a step captured after a direct
+// one that skipped empty experts finds it large enough.
 void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
-                 const std::vector<const char *> &aBase, moert_dtype_t aType,
-                 const std::vector<const char *> &bBase, moert_dtype_t bType,
-                 const std::vector<char *> &cBase, moert_dtype_t cType) {
+                 const std::vector<const char *> &aBase,
+                 const std::vector<const char *> &bBase,
+                 const std::vector<char *> &cBase, moert_dtype_t type,
+                 size_t mostProblems) {
   size_t n = problems.size();
   if (n == 0)
     return;
@@ -57,8 +64,7 @@ void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
   std::vector<float> alpha(n, 1.0f), beta(n, 0.0f);
   // Device pointer arrays: A[0..n), B[0..n), C[0..n).
   std::vector<const void *> pointers(3 * n);
-  size_t aSize = dtypeBytes(aType), bSize = dtypeBytes(bType),
-         cSize = dtypeBytes(cType);
+  size_t elementBytes = dtypeBytes(type);
   for (size_t i = 0; i < n; ++i) {
     const GemmProblem &p = problems[i];
     m[i] = asInt(p.m, "m");
@@ -67,22 +73,22 @@ void groupedGemm(Context &ctx, const std::vector<GemmProblem> &problems,
     lda[i] = asInt(p.lda, "lda");
     ldb[i] = asInt(p.ldb, "ldb");
     ldc[i] = asInt(p.ldc, "ldc");
-    pointers[i] = aBase[i] + p.aOffset * aSize;
-    pointers[n + i] = bBase[i] + p.bOffset * bSize;
-    pointers[2 * n + i] = cBase[i] + p.cOffset * cSize;
+    pointers[i] = aBase[i] + p.aOffset * elementBytes;
+    pointers[n + i] = bBase[i] + p.bOffset * elementBytes;
+    pointers[2 * n + i] = cBase[i] + p.cOffset * elementBytes;
   }
-  auto *devicePointers = static_cast<void **>(
-      ctx.scratch(Scratch::Pointers, pointers.size() * sizeof(void *)));
+  auto *devicePointers = static_cast<void **>(ctx.scratch(
+      Scratch::Pointers, 3 * std::max(n, mostProblems) * sizeof(void *)));
   // The stream orders the upload after earlier users of the scratch.
   uploadSmall(ctx, devicePointers, pointers.data(),
               pointers.size() * sizeof(void *));
   MOERT_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
       ctx.blas(), transA.data(), transB.data(), m.data(), cols.data(), k.data(),
       alpha.data(), reinterpret_cast<const void *const *>(devicePointers),
-      blasType(aType), lda.data(),
+      blasType(type), lda.data(),
       reinterpret_cast<const void *const *>(devicePointers + n),
-      blasType(bType), ldb.data(), beta.data(), devicePointers + 2 * n,
-      blasType(cType), ldc.data(), static_cast<int>(n), groupSize.data(),
+      blasType(type), ldb.data(), beta.data(), devicePointers + 2 * n,
+      blasType(type), ldc.data(), static_cast<int>(n), groupSize.data(),
       CUBLAS_COMPUTE_32F));
 }
 
@@ -95,7 +101,8 @@ __global__ void convertKernel(const void *src, moert_dtype_t srcType, void *dst,
 
 // act[r, f] = act(h) * u (gated) or act(h + b1[e, f]) (plain), rounded to
 // the weights' dtype; unused rows are skipped (no GEMM reads them).
-__global__ void activationKernel(const float *h, const float *u, const void *b1,
+__global__ void activationKernel(const void *h, const void *u,
+                                 moert_dtype_t hType, const void *b1,
                                  moert_dtype_t b1Type,
                                  moert_activation_t activation, int64_t ffn,
                                  int64_t capacity, int64_t blocks,
@@ -105,19 +112,20 @@ __global__ void activationKernel(const float *h, const float *u, const void *b1,
     int64_t row = i / ffn, f = i % ffn;
     if (!rowIsUsed(row, capacity, blocks, rows))
       continue;
-    float value = h[i];
+    float value = loadFloat(h, hType, i);
     if (b1)
       value += loadFloat(b1, b1Type, (row / capacity) * ffn + f);
     value = activate(activation, value);
     if (u)
-      value *= u[i];
+      value *= loadFloat(u, hType, i);
     storeFloat(act, actType, i, value);
   }
 }
 
 // act[r, f] = act(gu[r, f]) * gu[r, F + f] over packed [gate | up] rows of
 // 2F, rounded to the weights' dtype; unused rows are skipped.
-__global__ void packedActivationKernel(const float *gateUp,
+__global__ void packedActivationKernel(const void *gateUp,
+                                       moert_dtype_t gateUpType,
                                        moert_activation_t activation,
                                        int64_t ffn, int64_t capacity,
                                        int64_t blocks, const int32_t *rows,
@@ -127,13 +135,16 @@ __global__ void packedActivationKernel(const float *gateUp,
     int64_t row = i / ffn, f = i % ffn;
     if (!rowIsUsed(row, capacity, blocks, rows))
       continue;
-    const float *packed = gateUp + row * 2 * ffn;
-    storeFloat(act, actType, i, activate(activation, packed[f]) * packed[ffn + f]);
+    int64_t packed = row * 2 * ffn;
+    float gate = loadFloat(gateUp, gateUpType, packed + f);
+    float up = loadFloat(gateUp, gateUpType, packed + ffn + f);
+    storeFloat(act, actType, i, activate(activation, gate) * up);
   }
 }
 
 // out[r, :] = y + b2[e] on used rows, 0 elsewhere.
-__global__ void epilogueKernel(const float *y, const void *b2,
+__global__ void epilogueKernel(const void *y, moert_dtype_t yType,
+                               const void *b2,
                                moert_dtype_t b2Type, int64_t hidden,
                                int64_t capacity, int64_t blocks,
                                const int32_t *rows, int64_t total, void *out,
@@ -142,7 +153,7 @@ __global__ void epilogueKernel(const float *y, const void *b2,
     int64_t row = i / hidden, col = i % hidden;
     float value = 0.0f;
     if (rowIsUsed(row, capacity, blocks, rows)) {
-      value = y[i];
+      value = loadFloat(y, yType, i);
       if (b2)
         value += loadFloat(b2, b2Type, (row / capacity) * hidden + col);
     }
@@ -262,16 +273,14 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
   const int32_t *rows = usedRows.device;
   const char *input = gemmInput(ctx, in, wType, totalRows * hidden);
   size_t panel = totalRows * width;
-  auto *h =
-      static_cast<char *>(ctx.scratch(Scratch::Hidden, panel * sizeof(float)));
-  char *u =
-      gated
-          ? static_cast<char *>(ctx.scratch(Scratch::Up, panel * sizeof(float)))
-          : nullptr;
+  size_t wBytes = dtypeBytes(wType);
+  auto *h = static_cast<char *>(ctx.scratch(Scratch::Hidden, panel * wBytes));
+  char *u = gated ? static_cast<char *>(ctx.scratch(Scratch::Up, panel * wBytes))
+                  : nullptr;
   auto *act =
       static_cast<char *>(ctx.scratch(Scratch::Act, panel * dtypeBytes(wType)));
   auto *y = static_cast<char *>(
-      ctx.scratch(Scratch::Output, totalRows * hidden * sizeof(float)));
+      ctx.scratch(Scratch::Output, totalRows * hidden * wBytes));
 
   // First projection: gate problems then up problems, one call.
   size_t firstCount = plan.first.size() - plan.upProblems;
@@ -283,12 +292,11 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
     cFirst[i] = up ? u : h;
   }
   std::vector<const char *> bFirst(plan.first.size(), input);
-  groupedGemm(ctx, plan.first, aFirst, wType, bFirst, wType, cFirst,
-              MOERT_F32);
+  groupedGemm(ctx, plan.first, aFirst, bFirst, cFirst, wType,
+              (gated ? 2 : 1) * experts * blocks);
 
   activationKernel<<<gridFor(panel), threadsPerBlock, 0, stream>>>(
-      reinterpret_cast<const float *>(h), reinterpret_cast<const float *>(u),
-      ffn.b1.data, ffn.b1.dtype, ffn.activation, width, capacity, blocks, rows,
+      h, u, wType, ffn.b1.data, ffn.b1.dtype, ffn.activation, width, capacity, blocks, rows,
       panel, act, wType);
   MOERT_CUDA_CHECK_LAUNCH();
 
@@ -296,10 +304,10 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
                                   static_cast<const char *>(ffn.wDown.data));
   std::vector<char *> cDown(plan.down.size(), y);
   std::vector<const char *> bDown(plan.down.size(), act);
-  groupedGemm(ctx, plan.down, aDown, wType, bDown, wType, cDown, MOERT_F32);
+  groupedGemm(ctx, plan.down, aDown, bDown, cDown, wType, experts * blocks);
 
   epilogueKernel<<<gridFor(totalRows * hidden), threadsPerBlock, 0, stream>>>(
-      reinterpret_cast<const float *>(y), ffn.b2.data, ffn.b2.dtype, hidden,
+      y, wType, ffn.b2.data, ffn.b2.dtype, hidden,
       capacity, blocks, rows, totalRows * hidden, out.data, out.dtype);
   MOERT_CUDA_CHECK_LAUNCH();
 }
@@ -331,15 +339,15 @@ void moert::cuda::expertsLinear(Context &ctx, Tensor w, Tensor in,
   const int32_t *rows = usedRows.device;
   const char *input = gemmInput(ctx, in, w.dtype, totalRows * k);
   auto *y = static_cast<char *>(
-      ctx.scratch(Scratch::Output, totalRows * n * sizeof(float)));
+      ctx.scratch(Scratch::Output, totalRows * n * dtypeBytes(w.dtype)));
   std::vector<const char *> a(plan.first.size(),
                               static_cast<const char *>(w.data));
   std::vector<const char *> b(plan.first.size(), input);
   std::vector<char *> c(plan.first.size(), y);
-  groupedGemm(ctx, plan.first, a, w.dtype, b, w.dtype, c, MOERT_F32);
+  groupedGemm(ctx, plan.first, a, b, c, w.dtype, experts * blocks);
   epilogueKernel<<<gridFor(totalRows * n), threadsPerBlock, 0,
-                   ctx.stream()>>>(reinterpret_cast<const float *>(y), nullptr,
-                                   MOERT_F32, n, capacity, blocks, rows,
+                   ctx.stream()>>>(y, w.dtype, nullptr, MOERT_F32, n,
+                                   capacity, blocks, rows,
                                    totalRows * n, out.data, out.dtype);
   MOERT_CUDA_CHECK_LAUNCH();
 }
@@ -382,9 +390,10 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
   };
   const char *input =
       totalRows ? gemmInput(ctx, in, wType, totalRows * hidden) : nullptr;
-  char *gateUp = panel(Scratch::Hidden, totalRows * 2 * width, sizeof(float));
+  size_t wBytes = dtypeBytes(wType);
+  char *gateUp = panel(Scratch::Hidden, totalRows * 2 * width, wBytes);
   char *act = panel(Scratch::Act, totalRows * width, dtypeBytes(wType));
-  char *y = panel(Scratch::Output, totalRows * hidden, sizeof(float));
+  char *y = panel(Scratch::Output, totalRows * hidden, wBytes);
   const char *sharedInput = nullptr;
   char *sharedGateUp = nullptr, *sharedAct = nullptr, *sharedY = nullptr;
   int64_t sharedWidth = shared ? shared->ffn : 0;
@@ -399,10 +408,10 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
       sharedInput = converted;
     }
     sharedGateUp = panel(Scratch::SharedHidden,
-                         sharedTokens * 2 * sharedWidth, sizeof(float));
+                         sharedTokens * 2 * sharedWidth, wBytes);
     sharedAct =
         panel(Scratch::SharedAct, sharedTokens * sharedWidth, dtypeBytes(wType));
-    sharedY = panel(Scratch::SharedOutput, sharedTokens * hidden, sizeof(float));
+    sharedY = panel(Scratch::SharedOutput, sharedTokens * hidden, wBytes);
   }
   auto operands = [&](const std::vector<PackedProblem> &problems,
                       const char *routedA, const char *sharedA,
@@ -422,25 +431,26 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
   const char *sharedDownWeights =
       shared ? static_cast<const char *>(shared->wDown.data) : nullptr;
 
+  size_t mostProblems = experts * blocks + (shared ? 1 : 0);
   std::vector<GemmProblem> gemms;
   std::vector<const char *> a, b;
   std::vector<char *> c;
   operands(plan.gateUp, static_cast<const char *>(ffn.wGateUp.data),
            sharedGateUpWeights, input, sharedInput, gateUp, sharedGateUp, gemms,
            a, b, c);
-  groupedGemm(ctx, gemms, a, wType, b, wType, c, MOERT_F32);
+  groupedGemm(ctx, gemms, a, b, c, wType, mostProblems);
 
   if (totalRows > 0) {
     packedActivationKernel<<<gridFor(totalRows * width), threadsPerBlock, 0,
                              stream>>>(
-        reinterpret_cast<const float *>(gateUp), ffn.activation, width,
+        gateUp, wType, ffn.activation, width,
         capacity, blocks, rows, totalRows * width, act, wType);
     MOERT_CUDA_CHECK_LAUNCH();
   }
   if (sharedTokens > 0) {
     packedActivationKernel<<<gridFor(sharedTokens * sharedWidth),
                              threadsPerBlock, 0, stream>>>(
-        reinterpret_cast<const float *>(sharedGateUp), shared->activation,
+        sharedGateUp, wType, shared->activation,
         sharedWidth, sharedTokens, 1, nullptr, sharedTokens * sharedWidth,
         sharedAct, wType);
     MOERT_CUDA_CHECK_LAUNCH();
@@ -452,19 +462,19 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
   c.clear();
   operands(plan.down, static_cast<const char *>(ffn.wDown.data),
            sharedDownWeights, act, sharedAct, y, sharedY, gemms, a, b, c);
-  groupedGemm(ctx, gemms, a, wType, b, wType, c, MOERT_F32);
+  groupedGemm(ctx, gemms, a, b, c, wType, mostProblems);
 
   if (totalRows > 0) {
     epilogueKernel<<<gridFor(totalRows * hidden), threadsPerBlock, 0,
-                     stream>>>(reinterpret_cast<const float *>(y), nullptr,
-                               MOERT_F32, hidden, capacity, blocks, rows,
+                     stream>>>(y, wType, nullptr, MOERT_F32, hidden,
+                               capacity, blocks, rows,
                                totalRows * hidden, out.data, out.dtype);
     MOERT_CUDA_CHECK_LAUNCH();
   }
   if (sharedTokens > 0) {
     epilogueKernel<<<gridFor(sharedTokens * hidden), threadsPerBlock, 0,
-                     stream>>>(reinterpret_cast<const float *>(sharedY),
-                               nullptr, MOERT_F32, hidden, sharedTokens, 1,
+                     stream>>>(sharedY, wType, nullptr, MOERT_F32, hidden,
+                               sharedTokens, 1,
                                nullptr, sharedTokens * hidden, sharedOut.data,
                                sharedOut.dtype);
     MOERT_CUDA_CHECK_LAUNCH();

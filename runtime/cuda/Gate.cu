@@ -59,32 +59,38 @@ __global__ void assignSlotsKernel(const int32_t *ids, bool choiceMajor,
   }
 }
 
-// members[e * S + token-order position] = flat choice index.
+__global__ void memberStartsKernel(const int32_t *totals, int32_t experts,
+                                   int32_t *starts) {
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    memberStarts(totals, experts, starts);
+}
+
+// members[starts[e] + flat-order position] = flat choice index.
 __global__ void buildMembersKernel(const int32_t *ids, const int32_t *tmSlots,
-                                   int64_t tokens, int64_t choices,
+                                   const int32_t *starts, int64_t choices,
                                    int32_t *members) {
   MOERT_GRID_STRIDE(i, choices) {
-    members[ids[i] * tokens + tmSlots[i]] = static_cast<int32_t>(i);
+    members[starts[ids[i]] + tmSlots[i]] = static_cast<int32_t>(i);
   }
 }
 
 __global__ void probsKeepKernel(const int32_t *ids, const int32_t *members,
-                                const int32_t *totals, const float *weights,
-                                int64_t tokens, int32_t topK, int64_t capacity,
-                                uint8_t *kept) {
-  MOERT_GRID_STRIDE(i, tokens * topK) {
+                                const int32_t *starts, const int32_t *totals,
+                                const float *weights, int64_t choices,
+                                int64_t capacity, uint8_t *kept) {
+  MOERT_GRID_STRIDE(i, choices) {
     int32_t e = ids[i];
-    kept[i] =
-        probsKept(members + e * tokens, totals[e], weights, topK, i, capacity);
+    kept[i] = probsKept(members + starts[e], totals[e], weights, i, capacity);
   }
 }
 
 __global__ void probsSlotKernel(const int32_t *ids, const int32_t *members,
-                                const int32_t *tmSlots, const uint8_t *kept,
-                                int64_t tokens, int32_t topK, int32_t *slots) {
-  MOERT_GRID_STRIDE(i, tokens * topK) {
+                                const int32_t *starts, const int32_t *tmSlots,
+                                const uint8_t *kept, int64_t choices,
+                                int32_t *slots) {
+  MOERT_GRID_STRIDE(i, choices) {
     slots[i] =
-        kept[i] ? probsSlot(members + ids[i] * tokens, tmSlots[i], kept) : -1;
+        kept[i] ? probsSlot(members + starts[ids[i]], tmSlots[i], kept) : -1;
   }
 }
 
@@ -97,7 +103,7 @@ __global__ void finishKernel(moert_gate_config_t cfg, int64_t tokens,
     for (int64_t j = 0; !dropless && j < topK; ++j)
       if (slot[j] >= capacity)
         slot[j] = -1;
-    finishToken(cfg, weights + s * topK, slot);
+    normalizeTokenWeights(cfg, weights + s * topK, slot);
   }
 }
 
@@ -140,7 +146,7 @@ __global__ void dropKernel(int64_t choices, int64_t capacity, int32_t *slots) {
 __global__ void normalizeKernel(moert_gate_config_t cfg, int64_t tokens,
                                 const int32_t *slots, float *weights) {
   MOERT_GRID_STRIDE(s, tokens) {
-    finishToken(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
+    normalizeTokenWeights(cfg, weights + s * cfg.top_k, slots + s * cfg.top_k);
   }
 }
 
@@ -149,13 +155,19 @@ __global__ void widenKernel(const void *src, moert_dtype_t dtype, int64_t n,
   MOERT_GRID_STRIDE(i, n) { dst[i] = loadFloat(src, dtype, i); }
 }
 
+// The stage calls check what the CPU's do; gate and gateSlots, which
+// assign slots, also the token rules (static capacity).
 void checkGate(const moert_gate_config_t &cfg, int64_t tokens) {
   cpu::validateGateConfig(cfg); // the one home of the gate's rules
   require(cfg.n_group <= maxGateGroups, "gate: n_group ", cfg.n_group,
           " exceeds the CUDA backend's limit of ", maxGateGroups);
-  cpu::validateGateTokens(cfg, tokens);
   require(tokens * cfg.top_k < INT32_MAX, "gate: ", tokens * cfg.top_k,
           " choices exceed the i32 index range");
+}
+
+void checkSlotGate(const moert_gate_config_t &cfg, int64_t tokens) {
+  checkGate(cfg, tokens);
+  cpu::validateGateTokens(cfg, tokens);
 }
 
 // fp32 correction bias (widened into scratch) or null.
@@ -207,18 +219,22 @@ int64_t orderSlots(Context &ctx, const moert_gate_config_t &cfg,
   MOERT_CUDA_CHECK_LAUNCH();
 
   if (probs) {
-    // An expert appears at most once per token: S members per expert.
+    // The member table: every choice once, grouped by expert in flat order.
+    auto *starts = static_cast<int32_t *>(
+        ctx.scratch(Scratch::MemberStarts, experts * sizeof(int32_t)));
     auto *members = static_cast<int32_t *>(
-        ctx.scratch(Scratch::Members, experts * tokens * sizeof(int32_t)));
+        ctx.scratch(Scratch::Members, choices * sizeof(int32_t)));
     auto *kept = static_cast<uint8_t *>(ctx.scratch(Scratch::Kept, choices));
+    memberStartsKernel<<<1, 1, 0, stream>>>(totals, experts, starts);
+    MOERT_CUDA_CHECK_LAUNCH();
     buildMembersKernel<<<gridFor(choices), threadsPerBlock, 0, stream>>>(
-        ids, orderSlots, tokens, choices, members);
+        ids, orderSlots, starts, choices, members);
     MOERT_CUDA_CHECK_LAUNCH();
     probsKeepKernel<<<gridFor(choices), threadsPerBlock, 0, stream>>>(
-        ids, members, totals, weights, tokens, topK, capacity, kept);
+        ids, members, starts, totals, weights, choices, capacity, kept);
     MOERT_CUDA_CHECK_LAUNCH();
     probsSlotKernel<<<gridFor(choices), threadsPerBlock, 0, stream>>>(
-        ids, members, orderSlots, kept, tokens, topK, slots);
+        ids, members, starts, orderSlots, kept, choices, slots);
     MOERT_CUDA_CHECK_LAUNCH();
   }
 
@@ -248,7 +264,7 @@ int64_t moert::cuda::gate(Context &ctx, const moert_gate_config_t &cfg,
                           const float *logits, Tensor correctionBias,
                           int64_t tokens, int32_t *ids, float *weights,
                           int32_t *slots, int32_t *counts) {
-  checkGate(cfg, tokens);
+  checkSlotGate(cfg, tokens);
   const int32_t experts = cfg.experts;
   const bool dropless = cfg.capacity_factor == 0.0;
   cudaStream_t stream = ctx.stream();
@@ -303,7 +319,7 @@ int64_t moert::cuda::gateSlots(Context &ctx, const moert_gate_config_t &cfg,
                                const int32_t *ids, const float *weights,
                                int64_t tokens, int32_t *slots,
                                int32_t *counts) {
-  checkGate(cfg, tokens);
+  checkSlotGate(cfg, tokens);
   const bool dropless = cfg.capacity_factor == 0.0;
   if (tokens == 0) {
     MOERT_CUDA_CHECK(cudaMemsetAsync(counts, 0, cfg.experts * sizeof(int32_t),

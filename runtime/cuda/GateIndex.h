@@ -1,12 +1,10 @@
-//===- runtime/cuda/GateIndex.h - Gate steps per token / position -*- C++
-//-*-===//
+//===- runtime/cuda/GateIndex.h - Gate steps per thread ---------*- C++ -*-===//
 //
 // The gate of runtime/moert.h (reference: runtime/cpu/Gate.cpp) split into
-// per-thread steps. Each kernel in Gate.cu is one of these functions applied
-// to one token, expert, chunk or position; runtime/cuda/test runs the same
-// functions in the same phase order on the CPU and compares with the
-// reference. Total order for every selection: higher value first, then the
-// lower index (expert, group or token).
+// per-thread steps over runtime/common/GateMath.h's formulas. Each kernel in
+// Gate.cu is one of these functions applied to one token, expert, chunk or
+// position; runtime/cuda/test runs the same functions in the same phase
+// order on the CPU and compares with the reference.
 //
 // Capacity slots without atomics, so they are deterministic: positions are
 // visited in drop order (token-major: p = s*k + j; choice-major: p = j*S + s)
@@ -17,11 +15,8 @@
 #ifndef MOERT_CUDA_GATEINDEX_H
 #define MOERT_CUDA_GATEINDEX_H
 
-#include "runtime/cuda/HostDevice.h"
-#include "runtime/moert.h"
+#include "runtime/common/GateMath.h"
 
-#include <cfloat>
-#include <cmath>
 #include <cstdint>
 
 namespace moert::cuda {
@@ -30,52 +25,6 @@ namespace moert::cuda {
 constexpr int32_t maxGateGroups = 64;
 // Drop-order positions per chunk of the slot scan.
 constexpr int64_t slotChunk = 256;
-
-MOERT_HD inline bool ranksBefore(float a, int64_t ia, float b, int64_t ib) {
-  return a > b || (a == b && ia < ib);
-}
-
-// Step 1: scores of one token. expf is what std::exp(float) calls on the
-// host, so the CPU test reproduces the reference bit for bit.
-MOERT_HD inline void scoreToken(moert_score_func_t func, int32_t experts,
-                                const float *logits, float *scores) {
-  if (func == MOERT_SCORE_SIGMOID) {
-    for (int32_t e = 0; e < experts; ++e)
-      scores[e] = 1.0f / (1.0f + expf(-logits[e]));
-    return;
-  }
-  float maxLogit = logits[0];
-  for (int32_t e = 1; e < experts; ++e)
-    maxLogit = logits[e] > maxLogit ? logits[e] : maxLogit;
-  float sum = 0;
-  for (int32_t e = 0; e < experts; ++e) {
-    scores[e] = expf(logits[e] - maxLogit);
-    sum += scores[e];
-  }
-  for (int32_t e = 0; e < experts; ++e)
-    scores[e] /= sum;
-}
-
-// Step 3: group score of experts [first, first + size) of sel.
-MOERT_HD inline float groupScore(moert_group_score_t kind, const float *member,
-                                 int32_t size) {
-  if (kind == MOERT_GROUP_SCORE_MAX) {
-    float best = member[0];
-    for (int32_t i = 1; i < size; ++i)
-      best = member[i] > best ? member[i] : best;
-    return best;
-  }
-  float best = -INFINITY, second = -INFINITY;
-  for (int32_t i = 0; i < size; ++i) {
-    if (member[i] > best) {
-      second = best;
-      best = member[i];
-    } else if (member[i] > second) {
-      second = member[i];
-    }
-  }
-  return best + second;
-}
 
 // Step 3: sel = -inf outside the topk_group best groups.
 MOERT_HD inline void limitGroups(const moert_gate_config_t &cfg, float *sel) {
@@ -175,61 +124,37 @@ MOERT_HD inline void assignSlot(const int32_t *ids, bool choiceMajor,
                                    chunk * slotChunk, p, e);
 }
 
+// PROBS, one pass: starts[e] = where expert e's members begin in the member
+// table (exclusive scan of the per-expert totals).
+MOERT_HD inline void memberStarts(const int32_t *totals, int32_t experts,
+                                  int32_t *starts) {
+  int32_t running = 0;
+  for (int32_t e = 0; e < experts; ++e) {
+    starts[e] = running;
+    running += totals[e];
+  }
+}
+
 // PROBS, one choice i of expert e: members[0..n) are e's choices (flat
-// indices) in token order. Kept iff fewer than `capacity` members rank
-// before it by (weight desc, token asc).
+// indices) in flat order. Kept iff fewer than `capacity` members rank
+// before it by (weight desc, flat index asc): the token order, and within a
+// token (an expert may repeat in moert_gate_slots) the choice order.
 MOERT_HD inline bool probsKept(const int32_t *members, int32_t n,
-                               const float *weights, int32_t topK, int64_t i,
+                               const float *weights, int64_t i,
                                int64_t capacity) {
   int64_t before = 0;
   for (int32_t m = 0; m < n; ++m)
-    before += ranksBefore(weights[members[m]], members[m] / topK, weights[i],
-                          i / topK);
+    before += ranksBefore(weights[members[m]], members[m], weights[i], i);
   return before < capacity;
 }
 
-// PROBS: slot of a kept member at token-order position `position`.
+// PROBS: slot of a kept member at flat-order position `position`.
 MOERT_HD inline int32_t probsSlot(const int32_t *members, int32_t position,
                                   const uint8_t *kept) {
   int32_t slot = 0;
   for (int32_t m = 0; m < position; ++m)
     slot += kept[members[m]];
   return slot;
-}
-
-// Steps 6 (drops) to 8 for one token, once slots are final (-1: dropped).
-MOERT_HD inline void finishToken(const moert_gate_config_t &cfg, float *w,
-                                 const int32_t *slots) {
-  int32_t topK = cfg.top_k;
-  if (cfg.norm == MOERT_NORM_SELECTED) {
-    float sum = 0;
-    for (int32_t j = 0; j < topK; ++j)
-      sum += w[j];
-    float denominator = sum + cfg.norm_epsilon;
-    for (int32_t j = 0; j < topK; ++j)
-      w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
-  }
-  for (int32_t j = 0; j < topK; ++j)
-    if (slots[j] < 0)
-      w[j] = 0;
-  if (cfg.norm == MOERT_NORM_KEPT) {
-    float sum = 0;
-    for (int32_t j = 0; j < topK; ++j)
-      sum += w[j];
-    float denominator = sum > FLT_EPSILON ? sum : FLT_EPSILON;
-    for (int32_t j = 0; j < topK; ++j)
-      w[j] /= denominator;
-  }
-  for (int32_t j = 0; j < topK; ++j)
-    w[j] *= cfg.routed_scaling_factor;
-}
-
-// C for capacity_factor > 0 (dropless C needs the counts: max over them).
-inline int64_t capacityFor(const moert_gate_config_t &cfg, int64_t tokens) {
-  double wanted = static_cast<double>(cfg.top_k * tokens) / cfg.experts *
-                  static_cast<double>(cfg.capacity_factor);
-  int64_t c = static_cast<int64_t>(std::ceil(wanted));
-  return c > cfg.min_capacity ? c : cfg.min_capacity;
 }
 
 } // namespace moert::cuda

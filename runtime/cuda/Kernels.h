@@ -47,6 +47,7 @@ enum class Scratch : int {
   Bias,
   ChunkCounts,
   Totals,
+  MemberStarts,
   Members,
   Kept,
   TokenSlots,
@@ -93,6 +94,10 @@ public:
   void graphDestroyed();
   // Throws MOERT_UNSUPPORTED naming `call` while capturing.
   void forbidInCapture(const char *call, const char *why) const;
+  // Frees device memory, or, while capturing (cudaFree would invalidate the
+  // capture) or while a graph that may address it lives, keeps it until the
+  // last graph is destroyed.
+  cudaError_t release(void *block);
 
 private:
   cudaStream_t stream_;
@@ -106,7 +111,7 @@ private:
   Block blocks_[static_cast<int>(Scratch::Count)];
   bool capturing_ = false;
   int liveGraphs_ = 0;
-  std::vector<void *> retired_; // outgrown blocks a graph may still use
+  std::vector<void *> retired_; // released while a graph may still use it
 };
 
 // Copies `bytes` of host memory to device `dst` in stream order through

@@ -10,7 +10,7 @@
 #ifndef MOERT_CUDA_LAYOUT_H
 #define MOERT_CUDA_LAYOUT_H
 
-#include "runtime/cuda/HostDevice.h"
+#include "runtime/common/HostDevice.h"
 
 #include <cstdint>
 #include <vector>

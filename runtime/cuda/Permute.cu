@@ -74,13 +74,18 @@ __global__ void combineKernel(const void *y, moert_dtype_t yType,
                               int64_t capacity, long long *errorWord) {
   for (int64_t s = blockIdx.x; s < tokens; s += gridDim.x) {
     for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
-      float acc = addend ? loadFloat(addend, addendType, s * hidden + h) : 0.0f;
+      // The CPU's order and roundings (no contraction into FMAs): the
+      // choices in order, then the addend.
+      float acc = 0.0f;
       for (int64_t j = 0; j < topK; ++j) {
         int64_t row;
         if (routedRow(ids, slots, s * topK + j, experts, capacity, errorWord,
                       row))
-          acc += weights[s * topK + j] * loadFloat(y, yType, row * hidden + h);
+          acc = __fadd_rn(acc, __fmul_rn(weights[s * topK + j],
+                                         loadFloat(y, yType, row * hidden + h)));
       }
+      if (addend)
+        acc = __fadd_rn(acc, loadFloat(addend, addendType, s * hidden + h));
       storeFloat(out, outType, s * hidden + h, acc);
     }
   }
@@ -107,7 +112,7 @@ void moert::cuda::dispatch(Context &ctx, Tensor x, const int32_t *ids,
   if (bufBytes > 0)
     MOERT_CUDA_CHECK(cudaMemsetAsync(buf.data, 0, bufBytes, stream));
   int64_t choices = tokens * topK;
-  if (choices == 0 || capacity == 0)
+  if (choices == 0) // with C = 0 a kept choice still has to be reported
     return;
   unsigned grid = rowGrid(choices);
   if (x.dtype != buf.dtype) {

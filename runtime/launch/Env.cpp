@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <string>
 
 using namespace moert;
 using namespace moert::launch;
@@ -109,8 +110,20 @@ RankInfo moert::launch::discoverRank(const EnvLookup &env) {
     require(*addr != '\0', "environment variable MASTER_ADDR is empty");
     info.masterAddr = addr;
   }
-  if (r.has("MASTER_PORT"))
+  if (r.has("MOERT_RENDEZVOUS_PORT")) {
+    info.masterPort = r.integer("MOERT_RENDEZVOUS_PORT", 1, 65535);
+  } else if (r.has("MASTER_PORT")) {
     info.masterPort = r.integer("MASTER_PORT", 1, 65535);
+    // torchrun's agent serves its own store on MASTER_PORT and tells its
+    // workers so: the rendezvous takes the next port.
+    const char *agentStore = r.get("TORCHELASTIC_USE_AGENT_STORE");
+    if (agentStore && std::string(agentStore) == "True") {
+      require(info.masterPort < 65535, "MASTER_PORT=", info.masterPort,
+              " is torchrun's store and leaves no next port for the "
+              "rendezvous: set MOERT_RENDEZVOUS_PORT");
+      ++info.masterPort;
+    }
+  }
   return info;
 }
 

@@ -24,7 +24,7 @@ struct RankInfo {
   int32_t localRank = 0;
   int32_t localSize = -1; // -1: the launcher did not say
   std::string masterAddr; // empty: not given
-  int32_t masterPort = -1;
+  int32_t masterPort = -1; // the rendezvous port (see discoverRank)
   std::string source; // "openmpi", "torchrun", "slurm" or "default"
 };
 
@@ -34,8 +34,11 @@ using EnvLookup = std::function<const char *(const char *)>;
 // Discovers rank/world from, in order: OpenMPI (OMPI_COMM_WORLD_*), torchrun
 // style (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), Slurm
 // (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID); none set: a single process.
-// MASTER_ADDR / MASTER_PORT are read in every case. Rejects non-numeric or
-// out-of-range values, half-given sets, and launchers that disagree.
+// MASTER_ADDR / MASTER_PORT are read in every case; the rendezvous port is
+// MOERT_RENDEZVOUS_PORT when set, else MASTER_PORT, plus one under torchrun
+// (TORCHELASTIC_USE_AGENT_STORE=True: its agent's store holds MASTER_PORT).
+// Rejects non-numeric or out-of-range values, half-given sets, and
+// launchers that disagree.
 RankInfo discoverRank(const EnvLookup &env);
 RankInfo discoverRankFromProcessEnv();
 
@@ -52,7 +55,9 @@ struct RendezvousOptions {
   int32_t maxBlobBytes = 1 << 20;
 };
 
-// Every rank calls this; rank 0 listens on masterAddr:masterPort, the others
+// Every rank calls this; rank 0 listens on masterPort (every interface of
+// masterAddr's address family: a hostname may resolve to loopback on its
+// own host), the others
 // connect (retrying refused connections until the timeout). Rank 0 passes
 // `blob`, waits for all world-1 peers, then sends it to each; every rank
 // returns rank 0's blob. Fails with MOERT_TIMEOUT naming the missing ranks

@@ -138,11 +138,10 @@ std::string endpoint(const RankInfo &info) {
   return info.masterAddr + ":" + std::to_string(info.masterPort);
 }
 
-addrinfo *resolve(const RankInfo &info, bool passive) {
+addrinfo *resolve(const RankInfo &info) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = passive ? AI_PASSIVE : 0;
   addrinfo *result = nullptr;
   std::string port = std::to_string(info.masterPort);
   int rc =
@@ -153,8 +152,28 @@ addrinfo *resolve(const RankInfo &info, bool passive) {
   return result;
 }
 
+// The wildcard addresses of the families MASTER_ADDR resolves to: on its
+// own host a hostname may resolve to loopback (Debian's 127.0.1.1), which
+// peers on other nodes cannot reach.
+addrinfo *wildcardsFor(const RankInfo &info) {
+  addrinfo *named = resolve(info);
+  int family = named->ai_family;
+  ::freeaddrinfo(named);
+  addrinfo hints{};
+  hints.ai_family = family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo *result = nullptr;
+  std::string port = std::to_string(info.masterPort);
+  int rc = ::getaddrinfo(nullptr, port.c_str(), &hints, &result);
+  if (rc != 0)
+    fail(MOERT_IO_ERROR, "rendezvous: no wildcard address for port ", port,
+         ": ", ::gai_strerror(rc));
+  return result;
+}
+
 Socket listenOn(const RankInfo &info, int backlog) {
-  addrinfo *addrs = resolve(info, true);
+  addrinfo *addrs = wildcardsFor(info);
   std::string lastError = "no address";
   Socket result;
   for (addrinfo *a = addrs; a; a = a->ai_next) {
@@ -176,8 +195,9 @@ Socket listenOn(const RankInfo &info, int backlog) {
   }
   ::freeaddrinfo(addrs);
   if (result.fd() < 0)
-    fail(MOERT_IO_ERROR, "rendezvous: rank 0 cannot listen on ", endpoint(info),
-         ": ", lastError);
+    fail(MOERT_IO_ERROR, "rendezvous: rank 0 cannot listen on port ",
+         info.masterPort, " (", endpoint(info), "): ", lastError,
+         " (MOERT_RENDEZVOUS_PORT picks another)");
   return result;
 }
 
@@ -298,7 +318,7 @@ std::vector<uint8_t> serve(const RankInfo &info,
 
 std::vector<uint8_t> join(const RankInfo &info, Clock::time_point deadline,
                           const RendezvousOptions &options) {
-  addrinfo *addrs = resolve(info, false);
+  addrinfo *addrs = resolve(info);
   std::string lastError = "no address";
   Socket s;
   int attempts = 0;

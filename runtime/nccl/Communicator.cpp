@@ -160,7 +160,20 @@ void Communicator::exchange(const Exchange &plan, const void *send, void *recv,
                             moert_dtype_t dtype, cudaStream_t stream) {
   ncclDataType_t type = ncclType(dtype);
   size_t bytes = dtypeSize(dtype);
+  if (aborted_)
+    fail(MOERT_ABORTED, "NCCL communicator ", name_, " was aborted earlier");
+  // NCCL's group depth is per thread: a throw between Start and End must
+  // still close the group, or every later NCCL call of the thread would be
+  // deferred into it and never run.
+  struct GroupCloser {
+    bool open = false;
+    ~GroupCloser() {
+      if (open)
+        (void)ncclGroupEnd(); // unwinding: the first error is reported
+    }
+  } group;
   MOERT_NCCL_CHECK(ncclGroupStart());
+  group.open = true;
   for (const Transfer &t : plan.sends)
     if (t.count > 0)
       MOERT_NCCL_CHECK(
@@ -171,6 +184,7 @@ void Communicator::exchange(const Exchange &plan, const void *send, void *recv,
       MOERT_NCCL_CHECK(ncclRecv(static_cast<char *>(recv) + t.offset * bytes,
                                 static_cast<size_t>(t.count), type, t.peer,
                                 comm_, stream));
+  group.open = false;
   MOERT_NCCL_CHECK(ncclGroupEnd());
 }
 

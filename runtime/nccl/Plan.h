@@ -12,7 +12,7 @@
 #ifndef MOERT_NCCL_PLAN_H
 #define MOERT_NCCL_PLAN_H
 
-#include "runtime/cuda/HostDevice.h"
+#include "runtime/common/HostDevice.h"
 #include "runtime/moert.h"
 
 #include <cstdint>

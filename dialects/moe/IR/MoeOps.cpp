@@ -130,7 +130,7 @@ void mlir::moe::printRankGroups(OpAsmPrinter &p, Operation *,
 
 // moe.layer 3 (%h = %x) : tensor<?x64xf32> { ... }
 ParseResult LayerOp::parse(OpAsmParser &parser, OperationState &result) {
-  int64_t index;
+  int64_t index = 0;
   OpAsmParser::Argument bodyInput;
   OpAsmParser::UnresolvedOperand input;
   Type type;

@@ -26,6 +26,47 @@ struct GateResult {
   int64_t capacity = 0;
 };
 
+// Mirrors orderSlots in runtime/cuda/Gate.cu launch by launch: slots in
+// drop order, not yet cut at the capacity; returns the per-expert totals.
+std::vector<int32_t> phasedOrderSlots(const moert_gate_config_t &cfg,
+                                      const std::vector<int32_t> &ids,
+                                      const std::vector<float> &weights,
+                                      int64_t tokens, int64_t capacity,
+                                      std::vector<int32_t> &slots) {
+  int32_t experts = cfg.experts, topK = cfg.top_k;
+  int64_t choices = tokens * topK;
+  bool dropless = cfg.capacity_factor == 0.0;
+  bool probs = !dropless && cfg.drop_order == MOERT_DROP_PROBS;
+  bool choiceMajor = !dropless && cfg.drop_order == MOERT_DROP_CHOICE_MAJOR;
+  int64_t chunks = (choices + slotChunk - 1) / slotChunk;
+  std::vector<int32_t> chunkCounts(chunks * experts, -7), totals(experts);
+  std::vector<int32_t> tmSlots(choices, -7);
+  std::vector<int32_t> &orderSlots = probs ? tmSlots : slots;
+  for (int64_t i = 0; i < chunks * experts; ++i) // countChunksKernel
+    countChunk(ids.data(), choiceMajor, tokens, topK, experts, i / experts,
+               static_cast<int32_t>(i % experts), chunkCounts.data());
+  for (int32_t e = 0; e < experts; ++e) // scanChunksKernel
+    totals[e] = scanChunkColumn(chunkCounts.data(), chunks, experts, e);
+  for (int64_t p = 0; p < choices; ++p) // assignSlotsKernel
+    assignSlot(ids.data(), choiceMajor, tokens, topK, experts,
+               chunkCounts.data(), p, orderSlots.data());
+  if (probs) {
+    std::vector<int32_t> starts(experts), members(choices, -7);
+    std::vector<uint8_t> kept(choices);
+    memberStarts(totals.data(), experts, starts.data()); // memberStartsKernel
+    for (int64_t i = 0; i < choices; ++i) // buildMembersKernel
+      members[starts[ids[i]] + tmSlots[i]] = static_cast<int32_t>(i);
+    for (int64_t i = 0; i < choices; ++i) // probsKeepKernel
+      kept[i] = probsKept(members.data() + starts[ids[i]], totals[ids[i]],
+                          weights.data(), i, capacity);
+    for (int64_t i = 0; i < choices; ++i) // probsSlotKernel
+      slots[i] = kept[i] ? probsSlot(members.data() + starts[ids[i]],
+                                     tmSlots[i], kept.data())
+                         : -1;
+  }
+  return totals;
+}
+
 // Mirrors moert::cuda::gate in runtime/cuda/Gate.cu launch by launch.
 GateResult phasedGate(const moert_gate_config_t &cfg,
                       const std::vector<float> &logits, const float *bias,
@@ -51,35 +92,8 @@ GateResult phasedGate(const moert_gate_config_t &cfg,
                 sel.data() + s * experts, r.ids.data() + s * topK,
                 r.weights.data() + s * topK);
   }
-  bool probs = !dropless && cfg.drop_order == MOERT_DROP_PROBS;
-  bool choiceMajor = !dropless && cfg.drop_order == MOERT_DROP_CHOICE_MAJOR;
-  int64_t chunks = (choices + slotChunk - 1) / slotChunk;
-  std::vector<int32_t> chunkCounts(chunks * experts, -7), totals(experts);
-  std::vector<int32_t> tmSlots(choices, -7);
-  std::vector<int32_t> &orderSlots = probs ? tmSlots : r.slots;
-  for (int64_t i = 0; i < chunks * experts; ++i) // countChunksKernel
-    countChunk(r.ids.data(), choiceMajor, tokens, topK, experts, i / experts,
-               static_cast<int32_t>(i % experts), chunkCounts.data());
-  for (int32_t e = 0; e < experts; ++e) // scanChunksKernel
-    totals[e] = scanChunkColumn(chunkCounts.data(), chunks, experts, e);
-  for (int64_t p = 0; p < choices; ++p) // assignSlotsKernel
-    assignSlot(r.ids.data(), choiceMajor, tokens, topK, experts,
-               chunkCounts.data(), p, orderSlots.data());
-  if (probs) {
-    std::vector<int32_t> members(experts * tokens, -7);
-    std::vector<uint8_t> kept(choices);
-    for (int64_t i = 0; i < choices; ++i) // buildMembersKernel
-      members[r.ids[i] * tokens + tmSlots[i]] = static_cast<int32_t>(i);
-    for (int64_t i = 0; i < choices; ++i) { // probsKeepKernel
-      int32_t e = r.ids[i];
-      kept[i] = probsKept(members.data() + e * tokens, totals[e],
-                          r.weights.data(), topK, i, r.capacity);
-    }
-    for (int64_t i = 0; i < choices; ++i) // probsSlotKernel
-      r.slots[i] = kept[i] ? probsSlot(members.data() + r.ids[i] * tokens,
-                                       tmSlots[i], kept.data())
-                           : -1;
-  }
+  std::vector<int32_t> totals =
+      phasedOrderSlots(cfg, r.ids, r.weights, tokens, r.capacity, r.slots);
   if (dropless)
     r.capacity = *std::max_element(totals.begin(), totals.end());
   for (int64_t s = 0; s < tokens; ++s) { // finishKernel
@@ -87,7 +101,7 @@ GateResult phasedGate(const moert_gate_config_t &cfg,
     for (int32_t j = 0; !dropless && j < topK; ++j)
       if (slot[j] >= r.capacity)
         slot[j] = -1;
-    finishToken(cfg, r.weights.data() + s * topK, slot);
+    normalizeTokenWeights(cfg, r.weights.data() + s * topK, slot);
   }
   for (int32_t e = 0; e < experts; ++e) // countsKernel
     r.counts[e] = dropless || totals[e] < r.capacity
@@ -212,6 +226,66 @@ TEST(CudaGateIndex, ChoiceMajorSlotsCrossChunks) {
   EXPECT_EQ(got.capacity, 150);
   EXPECT_EQ(got.slots[149 * 2], 149);
   EXPECT_EQ(got.slots[150 * 2], -1);
+}
+
+// moert_gate_slots takes any in-range ids: an expert may repeat within a
+// token. The slot phase alone (with gateSlots' drop) against the CPU.
+TEST(CudaGateIndex, SlotsOfRepeatedExpertsMatchCpu) {
+  std::mt19937 rng(99);
+  for (int trial = 0; trial < 200; ++trial) {
+    int32_t experts = 1 + static_cast<int32_t>(rng() % 4);
+    int32_t topK = 1 + static_cast<int32_t>(rng() % experts);
+    int64_t tokens = 1 + static_cast<int64_t>(rng() % 300);
+    moert_gate_config_t cfg;
+    moert_gate_config_init(&cfg, experts, topK);
+    static const double factors[] = {0.0, 0.5, 1.0, 2.0};
+    cfg.capacity_factor = factors[rng() % 4];
+    cfg.drop_order = static_cast<moert_drop_order_t>(rng() % 3);
+    int64_t choices = tokens * topK;
+    std::vector<int32_t> ids(choices);
+    std::vector<float> weights(choices);
+    for (int64_t i = 0; i < choices; ++i) {
+      ids[i] = static_cast<int32_t>(rng() % experts);
+      weights[i] = 0.25f * static_cast<float>(rng() % 4); // many ties
+    }
+    SCOPED_TRACE(::testing::Message()
+                 << "trial " << trial << ": E " << experts << " k " << topK
+                 << " S " << tokens << " cf " << cfg.capacity_factor
+                 << " order " << cfg.drop_order);
+    int64_t capacity =
+        cfg.capacity_factor == 0.0 ? 0 : capacityFor(cfg, tokens);
+    std::vector<int32_t> got(choices, -7);
+    phasedOrderSlots(cfg, ids, weights, tokens, capacity, got);
+    for (int32_t &slot : got) // dropKernel
+      if (cfg.capacity_factor != 0.0 && slot >= capacity)
+        slot = -1;
+    std::vector<int32_t> want(choices), counts(experts);
+    int64_t wantCapacity = cpu::assignSlots(cfg, tokens, ids.data(),
+                                            weights.data(), want.data(),
+                                            counts.data());
+    if (cfg.capacity_factor != 0.0)
+      EXPECT_EQ(capacity, wantCapacity);
+    ASSERT_EQ(got, want);
+  }
+}
+
+TEST(CudaGateIndex, ProbsTiesWithinATokenKeepTheEarlierChoice) {
+  // Expert 0 twice in token 0 at 0.5 and once in token 1 at 0.9; C = 2:
+  // the CPU keeps flat choices 2 (0.9) and 0 (0.5, before choice 1).
+  moert_gate_config_t cfg;
+  moert_gate_config_init(&cfg, 2, 2);
+  cfg.capacity_factor = 1.0;
+  cfg.drop_order = MOERT_DROP_PROBS;
+  std::vector<int32_t> ids = {0, 0, 0, 1};
+  std::vector<float> weights = {0.5f, 0.5f, 0.9f, 0.1f};
+  std::vector<int32_t> slots(4, -7);
+  phasedOrderSlots(cfg, ids, weights, 2, 2, slots);
+  EXPECT_EQ(slots, (std::vector<int32_t>{0, -1, 1, 0}));
+  std::vector<int32_t> want(4), counts(2);
+  EXPECT_EQ(cpu::assignSlots(cfg, 2, ids.data(), weights.data(), want.data(),
+                             counts.data()),
+            2);
+  EXPECT_EQ(slots, want);
 }
 
 } // namespace

@@ -8,7 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cuda/Layout.h"
-#include "runtime/cuda/Activation.h"
+#include "runtime/common/Activation.h"
 
 #include "runtime/common/Error.h"
 #include "runtime/moert.hpp"

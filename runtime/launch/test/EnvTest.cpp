@@ -49,6 +49,22 @@ TEST(LaunchEnv, NothingSetIsOneProcess) {
   EXPECT_EQ(info.masterPort, -1);
 }
 
+TEST(LaunchEnv, RendezvousPort) {
+  Env torchrun = {{"RANK", "0"},
+                  {"WORLD_SIZE", "2"},
+                  {"LOCAL_RANK", "0"},
+                  {"MASTER_ADDR", "node0"},
+                  {"MASTER_PORT", "29500"}};
+  EXPECT_EQ(discover(torchrun).masterPort, 29500);
+  // torchrun's agent keeps its store on MASTER_PORT: the next one.
+  Env agent = torchrun;
+  agent["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  EXPECT_EQ(discover(agent).masterPort, 29501);
+  Env chosen = agent;
+  chosen["MOERT_RENDEZVOUS_PORT"] = "31000";
+  EXPECT_EQ(discover(chosen).masterPort, 31000);
+}
+
 TEST(LaunchEnv, OpenMpi) {
   RankInfo info = discover({{"OMPI_COMM_WORLD_RANK", "5"},
                             {"OMPI_COMM_WORLD_SIZE", "8"},
@@ -165,6 +181,11 @@ TEST(LaunchEnv, MasterAddressAndPortAreChecked) {
   expectRejected({{"MASTER_PORT", "0"}}, "MASTER_PORT=0 is outside");
   expectRejected({{"MASTER_PORT", "65536"}}, "MASTER_PORT=65536 is outside");
   expectRejected({{"MASTER_PORT", "http"}}, "MASTER_PORT='http'");
+  expectRejected({{"MASTER_PORT", "65535"},
+                  {"TORCHELASTIC_USE_AGENT_STORE", "True"}},
+                 "set MOERT_RENDEZVOUS_PORT");
+  expectRejected({{"MOERT_RENDEZVOUS_PORT", "0"}},
+                 "MOERT_RENDEZVOUS_PORT=0 is outside");
   expectRejected({{"MASTER_ADDR", ""}}, "MASTER_ADDR is empty");
 }
 

@@ -1,6 +1,6 @@
 //===- runtime/launch/test/RendezvousTest.cpp - TCP blob broadcast --------===//
 //
-// Loopback only (127.0.0.1). Every test bounds its waits with a short
+// Loopback only (127.0.0.0/8). Every test bounds its waits with a short
 // rendezvous timeout, so a regression fails instead of hanging ctest.
 //
 //===----------------------------------------------------------------------===//
@@ -243,6 +243,48 @@ TEST(Rendezvous, MissingMasterAddressIsAClearError) {
   out = attempt(info, {}, {});
   EXPECT_EQ(out.status, MOERT_INVALID_ARGUMENT);
   EXPECT_NE(out.message.find("MASTER_PORT"), std::string::npos);
+}
+
+TEST(Rendezvous, RankZeroListensOnEveryAddress) {
+  // Rank 0 names 127.0.0.1, the peer reaches it at 127.0.0.2: as a peer on
+  // another node reaches a host whose name resolves to loopback locally.
+  int32_t port = freePort();
+  std::vector<uint8_t> blob = randomBlob(64, 7);
+  RendezvousOptions options;
+  options.timeoutMs = 10000;
+  Outcome root, peer;
+  std::thread t0([&] { root = attempt(loopback(0, 2, port), blob, options); });
+  std::thread t1([&] {
+    RankInfo info = loopback(1, 2, port);
+    info.masterAddr = "127.0.0.2";
+    peer = attempt(info, {}, options);
+  });
+  t0.join();
+  t1.join();
+  EXPECT_EQ(root.status, MOERT_OK) << root.message;
+  EXPECT_EQ(peer.status, MOERT_OK) << peer.message;
+  EXPECT_EQ(peer.blob, blob);
+}
+
+TEST(Rendezvous, BusyPortNamesTheOverride) {
+  // Another listener on the port (torchrun's store, say).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = 0;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+  RendezvousOptions options;
+  options.timeoutMs = 2000;
+  Outcome out = attempt(loopback(0, 2, ntohs(addr.sin_port)),
+                        randomBlob(16, 8), options);
+  ::close(fd);
+  EXPECT_EQ(out.status, MOERT_IO_ERROR) << out.message;
+  EXPECT_NE(out.message.find("MOERT_RENDEZVOUS_PORT"), std::string::npos)
+      << out.message;
 }
 
 } // namespace

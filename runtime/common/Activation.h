@@ -1,19 +1,19 @@
-//===- runtime/cuda/Activation.h - FFN activations --------------*- C++ -*-===//
+//===- runtime/common/Activation.h - FFN activations ------------*- C++ -*-===//
 //
-// The activations of moert_activation_t for host and device. Plain expf /
-// erff / tanhf: on the host these are what runtime/cpu's std:: calls on
-// floats resolve to.
+// The activations of moert_activation_t, one definition for the CPU backend
+// and the CUDA kernels. Plain expf / erff / tanhf: what std::exp etc. on a
+// float resolve to on the host, and CUDA's device functions of those names.
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOERT_CUDA_ACTIVATION_H
-#define MOERT_CUDA_ACTIVATION_H
+#ifndef MOERT_COMMON_ACTIVATION_H
+#define MOERT_COMMON_ACTIVATION_H
 
-#include "runtime/cuda/HostDevice.h"
+#include "runtime/common/HostDevice.h"
 #include "runtime/moert.h"
 
 #include <cmath>
 
-namespace moert::cuda {
+namespace moert {
 
 MOERT_HD inline float activate(moert_activation_t activation, float x) {
   switch (activation) {
@@ -28,7 +28,7 @@ MOERT_HD inline float activate(moert_activation_t activation, float x) {
   case MOERT_ACT_RELU:
     return x > 0.0f ? x : 0.0f;
   }
-  return NAN; // unreachable: activations are validated on the host
+  return NAN; // unreachable: callers check isActivation first
 }
 
 inline bool isActivation(moert_activation_t activation) {
@@ -36,6 +36,6 @@ inline bool isActivation(moert_activation_t activation) {
          activation == MOERT_ACT_GELU_TANH || activation == MOERT_ACT_RELU;
 }
 
-} // namespace moert::cuda
+} // namespace moert
 
-#endif // MOERT_CUDA_ACTIVATION_H
+#endif // MOERT_COMMON_ACTIVATION_H
