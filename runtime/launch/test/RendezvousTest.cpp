@@ -28,18 +28,25 @@ using namespace moert::launch;
 
 namespace {
 
-// A port nobody listens on right now (bound to 0, then released).
-int32_t freePort() {
+// A socket bound to a port the kernel picks on `address`; sets `port`.
+int boundSocket(uint32_t address, int32_t &port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_addr.s_addr = htonl(address);
   addr.sin_port = 0;
   EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)), 0);
   socklen_t len = sizeof(addr);
   ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A port nobody listens on right now (bound, then released).
+int32_t freePort() {
+  int32_t port = -1;
+  ::close(boundSocket(INADDR_LOOPBACK, port));
+  return port;
 }
 
 RankInfo loopback(int32_t rank, int32_t worldSize, int32_t port) {
@@ -268,19 +275,12 @@ TEST(Rendezvous, RankZeroListensOnEveryAddress) {
 
 TEST(Rendezvous, BusyPortNamesTheOverride) {
   // Another listener on the port (torchrun's store, say).
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  addr.sin_port = 0;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)), 0);
+  int32_t port = -1;
+  int fd = boundSocket(INADDR_ANY, port);
   ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
   RendezvousOptions options;
   options.timeoutMs = 2000;
-  Outcome out = attempt(loopback(0, 2, ntohs(addr.sin_port)),
-                        randomBlob(16, 8), options);
+  Outcome out = attempt(loopback(0, 2, port), randomBlob(16, 8), options);
   ::close(fd);
   EXPECT_EQ(out.status, MOERT_IO_ERROR) << out.message;
   EXPECT_NE(out.message.find("MOERT_RENDEZVOUS_PORT"), std::string::npos)
