@@ -392,7 +392,7 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
       totalRows ? gemmInput(ctx, in, wType, totalRows * hidden) : nullptr;
   size_t wBytes = dtypeBytes(wType);
   char *gateUp = panel(Scratch::Hidden, totalRows * 2 * width, wBytes);
-  char *act = panel(Scratch::Act, totalRows * width, dtypeBytes(wType));
+  char *act = panel(Scratch::Act, totalRows * width, wBytes);
   char *y = panel(Scratch::Output, totalRows * hidden, wBytes);
   const char *sharedInput = nullptr;
   char *sharedGateUp = nullptr, *sharedAct = nullptr, *sharedY = nullptr;
@@ -410,7 +410,7 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
     sharedGateUp = panel(Scratch::SharedHidden,
                          sharedTokens * 2 * sharedWidth, wBytes);
     sharedAct =
-        panel(Scratch::SharedAct, sharedTokens * sharedWidth, dtypeBytes(wType));
+        panel(Scratch::SharedAct, sharedTokens * sharedWidth, wBytes);
     sharedY = panel(Scratch::SharedOutput, sharedTokens * hidden, wBytes);
   }
   auto operands = [&](const std::vector<PackedProblem> &problems,
