@@ -277,8 +277,7 @@ void moert::cuda::experts(Context &ctx, const FfnWeights &ffn, Tensor in,
   auto *h = static_cast<char *>(ctx.scratch(Scratch::Hidden, panel * wBytes));
   char *u = gated ? static_cast<char *>(ctx.scratch(Scratch::Up, panel * wBytes))
                   : nullptr;
-  auto *act =
-      static_cast<char *>(ctx.scratch(Scratch::Act, panel * dtypeBytes(wType)));
+  auto *act = static_cast<char *>(ctx.scratch(Scratch::Act, panel * wBytes));
   auto *y = static_cast<char *>(
       ctx.scratch(Scratch::Output, totalRows * hidden * wBytes));
 
@@ -401,8 +400,8 @@ void moert::cuda::fusedExperts(Context &ctx, const PackedFfnWeights &ffn,
     if (sharedX.dtype == wType) {
       sharedInput = static_cast<const char *>(sharedX.data);
     } else {
-      char *converted = panel(Scratch::SharedInput, sharedTokens * hidden,
-                              dtypeBytes(wType));
+      char *converted =
+          panel(Scratch::SharedInput, sharedTokens * hidden, wBytes);
       convert(ctx, sharedX, MutableTensor{converted, wType},
               sharedTokens * hidden);
       sharedInput = converted;
