@@ -11,36 +11,45 @@
 #    it must pass, not skip);
 # 4. builds every bundled model (runtime/tools/moert-build-model.sh), runs it
 #    with moert-run and compares it with the NumPy reference and the CPU
-#    output (test/Integration/e2e_check.py prints the table).
-# Logs: under $OUT when set (the device tool returns it), else BUILD/gpu-check.
+#    output (test/Integration/e2e_check.py prints the table);
+# 5. with --bench, the GPU layer benchmark against PyTorch (when python3 has
+#    torch): its table goes to the logs (--backend cpu: the dry runs).
+# One command does it all: a lent machine given back between calls loses
+# build-gpu/. Logs: at most 8 files, under $OUT when set (the device tool
+# returns that many), else BUILD/gpu-check; the rest stays in BUILD.
+# BUILD/env.sh sets LD_LIBRARY_PATH for running the binaries by hand (the
+# bundle's OpenBLAS needs its libgfortran).
 # Exit 0: all passed; 1: a test failed; 2: the machine or the bundle is not
 # usable (one "gpu-check: error:" line says why).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-backend=cuda bundle=$root/gpu-bundle build=$root/build-gpu
+backend=cuda bundle=$root/gpu-bundle build=$root/build-gpu bench=0
 while (($#)); do
   case $1 in
     --backend) backend=$2; shift 2 ;;
     --bundle) bundle=$(realpath -m "$2"); shift 2 ;;
     --build-dir) build=$(realpath -m "$2"); shift 2 ;;
-    *) echo "usage: gpu-check.sh [--backend cuda|cpu] [--bundle DIR] [--build-dir DIR]" >&2; exit 2 ;;
+    --bench) bench=1; shift ;;
+    *) echo "usage: gpu-check.sh [--backend cuda|cpu] [--bundle DIR] [--build-dir DIR] [--bench]" >&2; exit 2 ;;
   esac
 done
 [[ $backend == cuda || $backend == cpu ]] || { echo "gpu-check: error: --backend cuda|cpu" >&2; exit 2; }
 logs=${OUT:-$build/gpu-check}
-mkdir -p "$logs" "$build"
+steps=$build/logs # configure and build: copied to $logs when they fail
+mkdir -p "$logs" "$build" "$steps"
 
 die() {
   echo "gpu-check: error: $*" >&2
   exit 2
 }
-# Runs a step with its output in $logs/NAME.log; a failure ends the check.
+# Runs a step with its output in $steps/NAME.log; a failure ends the check.
 step() {
   local name=$1
   shift
   echo "== $name"
-  if ! "$@" >"$logs/$name.log" 2>&1; then
-    tail -n 30 "$logs/$name.log" >&2
+  if ! "$@" >"$steps/$name.log" 2>&1; then
+    cp "$steps/$name.log" "$logs/"
+    tail -n 30 "$steps/$name.log" >&2
     die "$name failed: $* (log: $logs/$name.log)"
   fi
 }
@@ -84,7 +93,8 @@ if [[ -n $nccl ]]; then
   cmake_args+=(-DMOERT_NCCL_INCLUDE_DIR="${nccl%$'\t'*}" -DMOERT_NCCL_LIBRARY="${nccl#*$'\t'}")
 fi
 {
-  echo "backend: $backend; $(uname -m); $(cmake --version | head -1); $("${CXX:-c++}" --version | head -1)"
+  echo "backend: $backend; $(uname -m); $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "$(cmake --version | head -1); $("${CXX:-c++}" --version | head -1); python3 $(python3 -c 'import sys; print(sys.version.split()[0])')"
   [[ $backend == cuda ]] && { nvidia-smi -L; nvcc --version 2>/dev/null | tail -2 || true; }
   echo "NCCL: ${nccl:-not from pip (CMake searches the CUDA dirs)}" | tr '\t' ' '
 } | tee "$logs/machine.txt"
@@ -104,28 +114,35 @@ gfortran=$(find "$deps" -name 'libgfortran.so.5' | head -1)
 [[ -n $gfortran ]] || die "the bundle's debs lack libgfortran.so.5"
 LD_LIBRARY_PATH=${gfortran%/*}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
+echo "export LD_LIBRARY_PATH=${gfortran%/*}\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" >"$build/env.sh"
 
 # 2. Configure and build.
 step configure cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DMOE_BUILD_COMPILER=OFF -DMOERT_OPENBLAS_LIBRARY="$blas_lib" \
   -DMOERT_OPENBLAS_INCLUDE_DIR="$(dirname "$blas_inc")" -DGTest_DIR="$(dirname "$gtest_dir")" \
   "${cmake_args[@]}"
-grep "moert: CUDA backend" "$logs/configure.log" || true
-if [[ $backend == cuda ]] && ! grep -q "moert: CUDA backend built" "$logs/configure.log"; then
+grep "moert: CUDA backend" "$steps/configure.log" || true
+if [[ $backend == cuda ]] && ! grep -q "moert: CUDA backend built" "$steps/configure.log"; then
+  cp "$steps/configure.log" "$logs/"
   die "the CUDA backend was not configured (it needs nvcc and NCCL): see $logs/configure.log"
 fi
 step build ninja -C "$build"
 # The runners must load the bundle's OpenBLAS, not whatever the system has.
 ldd "$build/runtime/runner/moert-run" | grep -q "$deps/.*libopenblas" \
   || die "moert-run does not load the bundle's OpenBLAS: $(ldd "$build/runtime/runner/moert-run" | grep -i blas)"
+ldd "$build/runtime/runner/moert-run" | grep -E 'moert|nccl|cudart|cublas|blas|gfortran' \
+  | sed 's/ (0x.*//' >>"$logs/machine.txt"
 
 # 3. The runtime's tests.
 failed=0
 echo "== ctest"
-if ! ctest --test-dir "$build" -j "$(nproc)" --timeout 600 >"$logs/ctest.log" 2>&1; then
+if ! ctest --test-dir "$build" -j "$(nproc)" --timeout 300 --output-on-failure \
+  >"$logs/ctest.log" 2>&1; then
   failed=1
 fi
-grep -E "tests passed|tests failed|\*\*\*(Failed|Skipped|Timeout|Not Run)|Exception" "$logs/ctest.log" || true
+# The verdicts only (the failures' output is in ctest.log).
+grep -E "tests passed|tests failed|\*\*\*(Failed|Skipped|Timeout|Not Run)|Exception" "$logs/ctest.log" \
+  | sed -E 's/ \.{3,} */ /' || true
 smoke=$(sed -nE 's/.*Test +#[0-9]+: moert-gpu-smoke \.* *//p' "$logs/ctest.log")
 echo "moert-gpu-smoke: ${smoke:-not built}"
 if [[ $backend == cuda ]]; then
@@ -137,9 +154,36 @@ fi
 echo "== e2e ($backend)"
 rc=0
 python3 "$root/test/Integration/e2e_check.py" --bundle "$bundle" --backend "$backend" \
-  --moert-run "$build/runtime/runner/moert-run" --workdir "$logs/e2e" 2>&1 | tee "$logs/e2e.log" \
-  || rc=$?
+  --moert-run "$build/runtime/runner/moert-run" --workdir "$build/e2e" --timeout 120 2>&1 \
+  | tee "$logs/e2e.log" || rc=$?
 ((rc != 2)) || die "a bundled model did not build (above; $logs/e2e.log)"
 ((rc == 0)) || failed=1
+
+# 5. The benchmark: shapes, the PyTorch block, then the table (saved under
+# $logs with the GPU's name and the date).
+if ((bench)); then
+  echo "== bench ($backend)"
+  layer=$build/bench/gpu_layer/moe-bench-gpu-layer torch_py=$root/bench/gpu_layer/torch_moe.py
+  if [[ $backend == cpu ]]; then
+    "$layer" --dry-run >"$logs/bench.log" 2>&1 && "$layer" --shapes-json >"$build/shapes.json" \
+      && python3 "$torch_py" --shapes "$build/shapes.json" --dry-run >>"$logs/bench.log" 2>&1 \
+      || { tail -n 20 "$logs/bench.log"; failed=1; }
+  elif timeout 60 "$layer" --shapes-json >"$build/shapes.json" 2>"$logs/bench.log"; then
+    torch_args=()
+    if ! python3 -c 'import torch' 2>/dev/null; then
+      echo "python3 has no torch: the table has no PyTorch column"
+    elif timeout 240 python3 "$torch_py" --shapes "$build/shapes.json" --out "$logs/torch.json" \
+      >>"$logs/bench.log" 2>&1; then
+      torch_args=(--torch-json "$logs/torch.json")
+    else
+      echo "torch_moe.py failed (bench.log): the table has no PyTorch column"
+    fi
+    timeout 300 "$layer" --graphs "${torch_args[@]}" --out-dir "$logs" 2>&1 | tee -a "$logs/bench.log" \
+      || failed=1
+  else
+    cat "$logs/bench.log"
+    failed=1
+  fi
+fi
 ((failed == 0)) && echo "gpu-check: all passed ($backend)" || echo "gpu-check: FAILED ($backend; logs: $logs)"
 exit $failed

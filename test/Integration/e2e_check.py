@@ -15,7 +15,8 @@ Error: max |y - ref| / max |ref|. Tolerances:
   below what real defects give: TF32 tensor-core math (10-bit mantissa,
   about 5e-4), an f32 value rounded through bf16 (about 2e-3), a wrong
   expert or a lost bias (1e-2 and more). bf16: 2e-2 as on the CPU (the CUDA
-  FFN also stores act(gate) * up in bf16: runtime/cuda/README.md).
+  FFN also stores its GEMM outputs and act(gate) * up in bf16:
+  runtime/cuda/README.md).
 The dropped choices (the runner's table) must equal the reference's.
 
 Bundle check (scripts/gpu-check.sh):
@@ -197,6 +198,7 @@ def check_bundle(args):
             return 2
 
     rows, failures, ran = [], 0, 0
+    crashed = []  # (case, stderr) of the runs that failed
     for case, (so, _) in zip(cases, built):
         dtype, ranks, work = case["dtype"], case["ranks"], os.path.dirname(so)
         row = [case["name"], {"float32": "f32", "bfloat16": "bf16"}[dtype], "yes" if case["fuse"] else "no",
@@ -219,6 +221,7 @@ def check_bundle(args):
         if not run.ok:
             failures += 1
             rows.append(row + ["", "", f"{tol:.0e}", "", f"FAIL: {run.why()} ({work}/stderr)"])
+            crashed.append((case["name"], run.stderr))
             continue
         y = np.load(y_path)
         errs = [rel_error(y, np.load(os.path.join(bundle, case[ref]))) for ref in ("y_ref", "y_cpu")]
@@ -235,6 +238,11 @@ def check_bundle(args):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     print(f"{ran - failures} ok, {failures} failed, {len(cases) - ran} skipped "
           f"(dropped: the run's / the reference's; logs under {os.path.abspath(args.workdir)})")
+    # Where the logs may not come back (a lent GPU), the reason has to be here.
+    for name, stderr in crashed:
+        tail = stderr.strip().splitlines()[-20:]
+        print(f"--- {name}: last {len(tail)} lines of stderr")
+        print("\n".join(tail))
     if failures:
         return 1
     return 0 if ran else 77
