@@ -143,8 +143,11 @@ void oneRankNccl() {
 
 int main() {
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("no CUDA device: skipped\n");
+  cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status != cudaSuccess || devices == 0) {
+    // The reason matters on a machine that has a GPU (driver too old, ...).
+    std::printf("no CUDA device (cudaGetDeviceCount: %s): skipped\n",
+                cudaGetErrorString(status));
     return 77;
   }
   try {
