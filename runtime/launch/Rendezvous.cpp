@@ -152,9 +152,9 @@ addrinfo *resolve(const RankInfo &info) {
   return result;
 }
 
-// The wildcard addresses of the families MASTER_ADDR resolves to: on its
-// own host a hostname may resolve to loopback (Debian's 127.0.1.1), which
-// peers on other nodes cannot reach.
+// The wildcard address of the family MASTER_ADDR resolves to (first): on
+// its own host a hostname may resolve to loopback (Debian's 127.0.1.1),
+// which peers on other nodes cannot reach.
 addrinfo *wildcardsFor(const RankInfo &info) {
   addrinfo *named = resolve(info);
   int family = named->ai_family;

@@ -99,10 +99,14 @@ void Communicator::abort(moert_status_t status, const std::string &why) {
        ") aborted: ", why);
 }
 
-void Communicator::settle(ncclResult_t result, const char *call,
-                          const char *file, int line) {
+void Communicator::requireLive() const {
   if (aborted_)
     fail(MOERT_ABORTED, "NCCL communicator ", name_, " was aborted earlier");
+}
+
+void Communicator::settle(ncclResult_t result, const char *call,
+                          const char *file, int line) {
+  requireLive();
   auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs_);
   while (result == ncclInProgress) {
     if (Clock::now() > deadline)
@@ -160,8 +164,7 @@ void Communicator::exchange(const Exchange &plan, const void *send, void *recv,
                             moert_dtype_t dtype, cudaStream_t stream) {
   ncclDataType_t type = ncclType(dtype);
   size_t bytes = dtypeSize(dtype);
-  if (aborted_)
-    fail(MOERT_ABORTED, "NCCL communicator ", name_, " was aborted earlier");
+  requireLive(); // before the group opens
   // NCCL's group depth is per thread: a throw between Start and End must
   // still close the group, or every later NCCL call of the thread would be
   // deferred into it and never run.

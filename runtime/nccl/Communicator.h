@@ -61,6 +61,8 @@ public:
 
 private:
   Communicator(ncclComm_t comm, int32_t timeoutMs, std::string name);
+  // Throws MOERT_ABORTED once the communicator was aborted.
+  void requireLive() const;
   // Waits out ncclInProgress of the last call, then checks its result.
   void settle(ncclResult_t result, const char *call, const char *file,
               int line);
