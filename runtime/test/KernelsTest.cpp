@@ -25,6 +25,16 @@ Floats randomFloats(size_t count, unsigned seed, float scale = 1.0f) {
   return out;
 }
 
+// A buffer of `values` in `dtype`, rounded by moert_buffer_copy as the
+// kernels' f16/bf16 operands are.
+Buffer convertedBuffer(moert_context_t ctx, const Floats &values,
+                       moert_dtype_t dtype) {
+  Buffer f32(ctx, values, MOERT_F32), out(ctx, values.size() * 4);
+  check(moert_buffer_copy(ctx, f32.view(MOERT_F32), out.view(dtype),
+                          values.size()));
+  return out;
+}
+
 // y[rows,H] = FFN(x) for one copy of weights, in double.
 std::vector<double> naiveFfn(bool gated, int64_t rows, int64_t hidden,
                              int64_t ffn, const float *x, const float *w1,
@@ -239,12 +249,8 @@ TEST(Kernels, ExpertStageCallsGiveTheExpertsOutputsExactly) {
          wDown = randomFloats(E * H * F, 24);
   for (moert_dtype_t io : {MOERT_F32, MOERT_BF16}) {
     onOneRank([&](moert_context_t ctx) {
-      // Operands in `io` storage, converted from the fp32 values.
       auto stored = [&](const Floats &values) {
-        Buffer f32(ctx, values, MOERT_F32), out(ctx, values.size() * 4);
-        check(moert_buffer_copy(ctx, f32.view(MOERT_F32), out.view(io),
-                                values.size()));
-        return out;
+        return convertedBuffer(ctx, values, io);
       };
       Buffer ib = stored(in), g = stored(wGate), u = stored(wUp),
              d = stored(wDown);
@@ -328,10 +334,7 @@ TEST(Kernels, FusedExpertsEqualExpertsAndDenseFfn) {
   for (moert_dtype_t io : {MOERT_F32, MOERT_BF16}) {
     onOneRank([&](moert_context_t ctx) {
       auto stored = [&](const Floats &values) {
-        Buffer f32(ctx, values, MOERT_F32), out(ctx, values.size() * 4);
-        check(moert_buffer_copy(ctx, f32.view(MOERT_F32), out.view(io),
-                                values.size()));
-        return out;
+        return convertedBuffer(ctx, values, io);
       };
       Buffer ib = stored(in), xb = stored(x), g = stored(wGate),
              u = stored(wUp), d = stored(wDown), gu = stored(wGateUp),
