@@ -134,6 +134,15 @@ LogicalResult checkedCall(ConversionPatternRewriter &rewriter, Operation *op,
   return success();
 }
 
+/// Replaces `op`, which has no results, with checkedCall(callee, args).
+LogicalResult callInsteadOf(ConversionPatternRewriter &rewriter, Operation *op,
+                            StringRef callee, CallArgs &args) {
+  if (failed(checkedCall(rewriter, op, callee, args)))
+    return failure();
+  rewriter.eraseOp(op);
+  return success();
+}
+
 /// A local `T name;` whose members are then assigned.
 Value localStruct(ConversionPatternRewriter &rewriter, Location loc,
                   StringRef type) {
@@ -307,10 +316,7 @@ struct RecordDropsPattern : public MoertPattern<RecordDropsOp> {
         .value(adaptor.getTokens())
         .integer(op.getTopK())
         .integer(op.getExperts());
-    if (failed(checkedCall(rewriter, op, "moert_model_record_drops", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_model_record_drops", args);
   }
 };
 
@@ -332,10 +338,7 @@ struct RouterPattern : public MoertPattern<RouterOp> {
         .value(a.getTokens())
         .integer(op.getHidden())
         .integer(op.getExperts());
-    if (failed(checkedCall(rewriter, op, "moert_router", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_router", args);
   }
 };
 
@@ -433,10 +436,7 @@ struct GateScoresPattern : public MoertPattern<GateScoresOp> {
         .value(a.getLogits())
         .value(a.getTokens())
         .value(a.getScores());
-    if (failed(checkedCall(rewriter, op, "moert_gate_scores", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_gate_scores", args);
   }
 };
 
@@ -454,10 +454,7 @@ struct GateSelectPattern : public MoertPattern<GateSelectOp> {
         .value(a.getTokens())
         .value(a.getIds())
         .value(a.getWeights());
-    if (failed(checkedCall(rewriter, op, "moert_gate_select", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_gate_select", args);
   }
 };
 
@@ -500,10 +497,7 @@ struct GateNormalizePattern : public MoertPattern<GateNormalizeOp> {
         .value(a.getSlots())
         .value(a.getTokens())
         .value(a.getWeights());
-    if (failed(checkedCall(rewriter, op, "moert_gate_normalize", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_gate_normalize", args);
   }
 };
 
@@ -523,10 +517,7 @@ struct DispatchPattern : public MoertPattern<DispatchOp> {
         .integer(op.getTopK())
         .integer(op.getExperts())
         .value(a.getCapacity());
-    if (failed(checkedCall(rewriter, op, "moert_dispatch", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_dispatch", args);
   }
 };
 
@@ -548,10 +539,7 @@ struct CombinePattern : public MoertPattern<CombineOp> {
         .integer(op.getTopK())
         .integer(op.getExperts())
         .value(a.getCapacity());
-    if (failed(checkedCall(rewriter, op, "moert_combine", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_combine", args);
   }
 };
 
@@ -609,10 +597,7 @@ struct ExpertsPattern : public MoertPattern<ExpertsOp> {
         .integer(op.getExperts())
         .value(a.getCapacity())
         .integer(op.getBlocks());
-    if (failed(checkedCall(rewriter, op, "moert_experts", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_experts", args);
   }
 };
 
@@ -632,10 +617,7 @@ struct ExpertsLinearPattern : public MoertPattern<ExpertsLinearOp> {
         .integer(op.getBlocks())
         .integer(op.getN())
         .integer(op.getK());
-    if (failed(checkedCall(rewriter, op, "moert_experts_linear", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_experts_linear", args);
   }
 };
 
@@ -650,10 +632,7 @@ struct ActivationPattern : public MoertPattern<ActivationOp> {
         .value(a.getX())
         .value(a.getOut())
         .value(a.getCount());
-    if (failed(checkedCall(rewriter, op, "moert_activation", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_activation", args);
   }
 };
 
@@ -668,10 +647,7 @@ struct MultiplyPattern : public MoertPattern<MultiplyOp> {
         .value(a.getRhs())
         .value(a.getOut())
         .value(a.getCount());
-    if (failed(checkedCall(rewriter, op, "moert_multiply", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_multiply", args);
   }
 };
 
@@ -718,10 +694,7 @@ struct FusedExpertsPattern : public MoertPattern<FusedExpertsOp> {
           .value(a.getTokens());
     else
       args.literal("nullptr").absent().absent().integer(0);
-    if (failed(checkedCall(rewriter, op, "moert_fused_experts", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_fused_experts", args);
   }
 };
 
@@ -736,10 +709,7 @@ struct DenseFfnPattern : public MoertPattern<DenseFfnOp> {
         .value(a.getInput())
         .value(a.getOutput())
         .value(a.getTokens());
-    if (failed(checkedCall(rewriter, op, "moert_dense_ffn", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_dense_ffn", args);
   }
 };
 
@@ -758,10 +728,7 @@ struct ResidualMixPattern : public MoertPattern<ResidualMixOp> {
         .value(a.getOut())
         .value(a.getTokens())
         .integer(op.getHidden());
-    if (failed(checkedCall(rewriter, op, "moert_residual_mix", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_residual_mix", args);
   }
 };
 
@@ -789,10 +756,7 @@ struct FusedCombinePattern : public MoertPattern<FusedCombineOp> {
         .integer(op.getTopK())
         .integer(op.getExperts())
         .value(a.getCapacity());
-    if (failed(checkedCall(rewriter, op, "moert_fused_combine", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_fused_combine", args);
   }
 };
 
@@ -810,10 +774,7 @@ struct SharedAddPattern : public MoertPattern<SharedAddOp> {
         .value(a.getOut())
         .value(a.getTokens())
         .integer(op.getHidden());
-    if (failed(checkedCall(rewriter, op, "moert_shared_add", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_shared_add", args);
   }
 };
 
@@ -832,10 +793,7 @@ struct AddPattern : public MoertPattern<AddOp> {
         .value(a.getRhs())
         .value(a.getOut())
         .value(count);
-    if (failed(checkedCall(rewriter, op, "moert_add", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_add", args);
   }
 };
 
@@ -865,10 +823,7 @@ struct KeepGroupPattern : public MoertPattern<KeepGroupOp> {
         .integer(shape.getDimSize(0))
         .integer(shape.getDimSize(1))
         .integer(op.getSlot());
-    if (failed(checkedCall(rewriter, op, "moert_model_keep_group", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_model_keep_group", args);
   }
 };
 
@@ -917,12 +872,9 @@ struct AllToAllPattern : public MoertPattern<AllToAllOp> {
     bool sliced = op.getSlices() > 1;
     if (sliced)
       args.integer(op.getSlices());
-    if (failed(checkedCall(
-            rewriter, op,
-            sliced ? "moert_all_to_all_sliced" : "moert_all_to_all", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(
+        rewriter, op, sliced ? "moert_all_to_all_sliced" : "moert_all_to_all",
+        args);
   }
 };
 
@@ -942,10 +894,7 @@ struct AllReducePattern : public MoertPattern<AllReduceOp> {
         .value(a.getSend())
         .value(a.getRecv())
         .value(a.getCount());
-    if (failed(checkedCall(rewriter, op, "moert_all_reduce", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_all_reduce", args);
   }
 };
 
@@ -963,10 +912,7 @@ struct GatherScatterPattern : public MoertPattern<OpTy> {
         .value(a.getSend())
         .value(a.getRecv())
         .value(a.getCount());
-    if (failed(checkedCall(rewriter, op, callee, args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, callee, args);
   }
   std::string callee;
 };
@@ -1062,10 +1008,7 @@ struct LoadWeightPattern : public MoertPattern<LoadWeightOp> {
         .value(a.getWeights())
         .value(addressOf(rewriter, loc, req))
         .value(a.getDst());
-    if (failed(checkedCall(rewriter, op, "moert_weights_load", args)))
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
+    return callInsteadOf(rewriter, op, "moert_weights_load", args);
   }
 };
 
