@@ -2,6 +2,8 @@
 
 #include "compiler/CostModel/CostModel.h"
 
+#include "runtime/common/Capacity.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,13 +18,11 @@ int64_t mlir::moe::cost::expectedCapacity(const LayerShape &layer,
                                           int64_t tokens) {
   if (layer.experts == 0)
     return 0;
-  double perExpert = static_cast<double>(layer.topK) *
-                     static_cast<double>(tokens) /
-                     static_cast<double>(layer.experts);
+  // Dropless: the mean count per expert (the real C is the largest count).
   if (layer.capacityFactor == 0)
-    return static_cast<int64_t>(std::ceil(perExpert));
-  return std::max(layer.minCapacity, static_cast<int64_t>(std::ceil(
-                                         perExpert * layer.capacityFactor)));
+    return moert::capacityFor(layer.topK, tokens, layer.experts, 1.0, 0);
+  return moert::capacityFor(layer.topK, tokens, layer.experts,
+                            layer.capacityFactor, layer.minCapacity);
 }
 
 /// Seconds of one exchange in which every rank sends `perPeer` bytes to each

@@ -10,6 +10,7 @@
 #ifndef MOERT_COMMON_GATEMATH_H
 #define MOERT_COMMON_GATEMATH_H
 
+#include "runtime/common/Capacity.h"
 #include "runtime/common/HostDevice.h"
 #include "runtime/moert.h"
 
@@ -96,10 +97,8 @@ MOERT_HD inline void normalizeTokenWeights(const moert_gate_config_t &cfg,
 // C for capacity_factor > 0 (a dropless C is the largest count, or the
 // static capacity).
 inline int64_t capacityFor(const moert_gate_config_t &cfg, int64_t tokens) {
-  double wanted = static_cast<double>(cfg.top_k * tokens) / cfg.experts *
-                  static_cast<double>(cfg.capacity_factor);
-  int64_t c = static_cast<int64_t>(std::ceil(wanted));
-  return c > cfg.min_capacity ? c : cfg.min_capacity;
+  return capacityFor(cfg.top_k, tokens, cfg.experts, cfg.capacity_factor,
+                     cfg.min_capacity);
 }
 
 } // namespace moert

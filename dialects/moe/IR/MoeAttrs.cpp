@@ -2,6 +2,8 @@
 
 #include "dialects/moe/IR/MoeDialect.h"
 
+#include "runtime/common/Capacity.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -74,10 +76,9 @@ LogicalResult RoutingAttr::verify(
 
 int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
   assert(!isDropless() && "dropless routing has a data-dependent capacity");
-  double perExpert =
-      static_cast<double>(getTopK()) * static_cast<double>(tokens) /
-      static_cast<double>(experts) * getCapacityFactor().convertToDouble();
-  return std::max(getMinCapacity(), static_cast<int64_t>(std::ceil(perExpert)));
+  return moert::capacityFor(getTopK(), tokens, experts,
+                            getCapacityFactor().convertToDouble(),
+                            getMinCapacity());
 }
 
 LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
