@@ -33,7 +33,7 @@ def importer(path):
 
 
 def counts(build, config, tokens, fuse):
-    """(mesh, [(layer, launches, read, written)], total, {kernel: totals})
+    """(mesh, [(layer, launches, read, written)], total, {kernel family: totals})
     or None when no mesh fits."""
     imported = subprocess.run([os.path.join(build, "bin", "moe-translate"), importer(config), config],
                               check=True, capture_output=True, text=True).stdout
@@ -48,11 +48,11 @@ def counts(build, config, tokens, fuse):
             if "no parallel plan" in proc.stderr:
                 continue  # does not fit: try a bigger mesh
             raise RuntimeError(proc.stderr)
-        layers, total, kernels = [], None, {}
+        layers, total, families = [], None, {}
         for line in proc.stdout.splitlines():
-            k = re.match(r"kernel (\S+): launches (\d+) read (\d+) written (\d+)", line)
+            k = re.match(r"family (\S+): launches (\d+) read (\d+) written (\d+)", line)
             if k:
-                kernels[k.group(1)] = tuple(int(v) for v in k.groups()[1:])
+                families[k.group(1)] = tuple(int(v) for v in k.groups()[1:])
                 continue
             m = re.match(r"(layer (\d+)|total): launches (\d+) read (\d+) written (\d+)", line)
             if not m:
@@ -62,7 +62,7 @@ def counts(build, config, tokens, fuse):
                 total = row
             else:
                 layers.append((int(m.group(2)),) + row)
-        return mesh, layers, total, kernels
+        return mesh, layers, total, families
     return None
 
 
@@ -103,22 +103,18 @@ def count_table(build, per_layer):
     print()
 
 
-# The runtime calls each fusion replaces, fused or not; moert.add stays in
-# both groups since dense layers keep theirs. "experts" is the expert FFN:
-# one moert.fused_experts against the gated stages (plain FFN experts stay
-# moert.experts in both); a shared expert folded into moert.fused_experts
-# counts there, so "experts+shared" adds moert.dense_ffn (which dense
-# layers, PR-MoE MLPs and tensor-parallel shared experts keep in both) for
-# the like-for-like comparison.
-EXPERTS = ("moert.fused_experts", "moert.experts", "moert.experts_linear", "moert.activation",
-           "moert.multiply")
+# Each fusion pattern by the kernel families (getKernelFamily() of the moert
+# call ops, printed by --moert-count-kernels) of the calls it replaces,
+# fused or not. "combine" keeps moert.add in both modes since dense layers
+# keep theirs. "experts" is the expert FFN: a shared expert folded into
+# moert.fused_experts counts there, so "experts+shared" adds the dense_ffn
+# family (which dense layers, PR-MoE MLPs and tensor-parallel shared experts
+# keep in both) for the like-for-like comparison.
 PATTERNS = {
-    "gate": ("moert.gate", "moert.gate_scores", "moert.gate_select", "moert.gate_slots",
-             "moert.gate_normalize"),
-    "combine+epilogue": ("moert.fused_combine", "moert.combine", "moert.residual_mix",
-                         "moert.shared_add", "moert.add"),
-    "experts": EXPERTS,
-    "experts+shared": EXPERTS + ("moert.dense_ffn",),
+    "gate": ("gate",),
+    "combine+epilogue": ("combine",),
+    "experts": ("experts",),
+    "experts+shared": ("experts", "dense_ffn"),
 }
 
 
@@ -132,9 +128,9 @@ def pattern_table(build):
             unfused = counts(build, config, tokens, False)
             if fused is None or unfused is None:
                 break
-            for pattern, kernels in PATTERNS.items():
-                f = [sum(fused[3].get(k, (0, 0, 0))[i] for k in kernels) for i in range(3)]
-                u = [sum(unfused[3].get(k, (0, 0, 0))[i] for k in kernels) for i in range(3)]
+            for pattern, families in PATTERNS.items():
+                f = [sum(fused[3].get(k, (0, 0, 0))[i] for k in families) for i in range(3)]
+                u = [sum(unfused[3].get(k, (0, 0, 0))[i] for k in families) for i in range(3)]
                 print(f"{name:18s} {tokens:6d} {pattern:17s} {f[0]:5d} {u[0]:5d} "
                       f"{f[1]:13d} {u[1]:13d} {f[2]:13d} {u[2]:13d}")
     print()

@@ -6,6 +6,7 @@
 #include "compiler/Import/Importers.h"
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moert/IR/MoertDialect.h"
+#include "dialects/moert/Transforms/Passes.h"
 #include "passes/Conversion/MoeToMoert/Passes.h"
 #include "passes/Conversion/MoertToEmitC/Passes.h"
 #include "passes/Fusion/Passes.h"
@@ -30,6 +31,7 @@ void mlir::moe::registerDialects(mlir::DialectRegistry &registry) {
 void mlir::moe::registerPasses() {
   mlir::moe::registerParallelismPasses();
   mlir::moe::registerFusionPasses();
+  mlir::moert::registerMoertPasses();
   mlir::moe::registerMoeToMoertPasses();
   mlir::moert::registerMoertToEmitCPasses();
   mlir::moe::registerPipelines();

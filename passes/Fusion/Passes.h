@@ -4,7 +4,6 @@
 #define MOE_PASSES_FUSION_PASSES_H
 
 #include "dialects/moe/IR/MoeOps.h"
-#include "dialects/moert/IR/MoertDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 

@@ -37,25 +37,4 @@ def FuseKernels : Pass<"moe-fuse-kernels"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
-def CountKernels : Pass<"moert-count-kernels", "::mlir::ModuleOp"> {
-  let summary = "print the runtime calls and bytes of a lowered model";
-  let description = [{
-    On the output of moe-lower-to-runtime, prints per step function and
-    `moert.layer` the runtime kernels it launches (compute and collective
-    calls, not views, groups or statistics) and the bytes they read and
-    write: each distinct view operand counts its full extent, which is the
-    planned size at the token bound (`moert.max_tokens`), weights included.
-    The IR is unchanged. bench/fusion.py compares fuse=true with fuse=false.
-
-    ```
-    kernels @fused_step tokens 16
-    layer 0: launches 1 read 37248 written 4096
-    total: launches 1 read 37248 written 4096
-    kernel moert.fused_combine: launches 1 read 37248 written 4096
-    ```
-    The `kernel` lines sum the step over each runtime call.
-  }];
-  let dependentDialects = ["::mlir::moert::MoertDialect"];
-}
-
 #endif // MOE_PASSES_FUSION_PASSES_TD

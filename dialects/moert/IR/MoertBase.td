@@ -33,6 +33,12 @@ def Moert_Dialect : Dialect {
   let dependentDialects = ["::mlir::moe::MoeDialect"];
 }
 
+class Moert_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moert_Dialect, mnemonic, traits> {
+  // Every local rule is checked in MoertOps.cpp.
+  let hasVerifier = 1;
+}
+
 def Moert_ReduceOp : I32EnumAttr<"ReduceOp", "reduction of a collective", [
       I32EnumAttrCase<"sum", 0>,
       I32EnumAttrCase<"max", 1>

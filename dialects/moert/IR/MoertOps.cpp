@@ -569,26 +569,32 @@ LogicalResult KeepGroupOp::verify() {
 
 LogicalResult GroupOp::verify() { return verifySlot(*this, getSlot()); }
 
-LogicalResult AllToAllOp::verify() {
-  Operation *op = *this;
-  if (failed(expectPositive(op, "experts_local", getExpertsLocal())) ||
-      failed(expectPositive(op, "hidden", getHidden())))
+template <typename AllToAllT>
+static LogicalResult verifyAllToAll(AllToAllT op) {
+  if (failed(expectPositive(op, "experts_local", op.getExpertsLocal())) ||
+      failed(expectPositive(op, "hidden", op.getHidden())))
     return failure();
-  if (viewType(getSend()).getElementType() !=
-      viewType(getRecv()).getElementType())
-    return emitOpError() << "send and receive views must have the same "
-                            "element type, got "
-                         << getSend().getType() << " and "
-                         << getRecv().getType();
-  if (getSend() == getRecv())
-    return emitOpError() << "send and receive must not overlap";
-  if (failed(expectPositive(op, "slices", getSlices())))
-    return failure();
-  int64_t width = getExpertsLocal() * getHidden();
-  if (failed(tokenBound(op, "send", getSend(), width)) ||
-      failed(tokenBound(op, "recv", getRecv(), width)))
+  if (viewType(op.getSend()).getElementType() !=
+      viewType(op.getRecv()).getElementType())
+    return op.emitOpError()
+           << "send and receive views must have the same "
+              "element type, got "
+           << op.getSend().getType() << " and " << op.getRecv().getType();
+  if (op.getSend() == op.getRecv())
+    return op.emitOpError() << "send and receive must not overlap";
+  int64_t width = op.getExpertsLocal() * op.getHidden();
+  if (failed(tokenBound(op, "send", op.getSend(), width)) ||
+      failed(tokenBound(op, "recv", op.getRecv(), width)))
     return failure();
   return success();
+}
+
+LogicalResult AllToAllOp::verify() { return verifyAllToAll(*this); }
+
+LogicalResult AllToAllSlicedOp::verify() {
+  if (failed(expectPositive(*this, "slices", getSlices())))
+    return failure();
+  return verifyAllToAll(*this);
 }
 
 LogicalResult AllReduceOp::verify() {
@@ -708,6 +714,8 @@ LogicalResult LoadWeightOp::verify() {
   return expectCount(*this, "destination", getDst(),
                      (count - 1) * stride + box);
 }
+
+#include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/moert/IR/MoertOps.cpp.inc"

@@ -9,6 +9,8 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "dialects/moert/IR/MoertCallInterface.h.inc"
+
 #define GET_OP_CLASSES
 #include "dialects/moert/IR/MoertOps.h.inc"
 

@@ -3,16 +3,9 @@
 #ifndef MOE_DIALECT_MOERT_IR_MOERTOPS_TD
 #define MOE_DIALECT_MOERT_IR_MOERTOPS_TD
 
-include "dialects/moert/IR/MoertTypes.td"
+include "dialects/moert/IR/MoertCall.td"
 include "dialects/moe/IR/MoeAttrs.td"
 include "mlir/IR/Properties.td"
-include "mlir/Interfaces/SideEffectInterfaces.td"
-
-class Moert_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Moert_Dialect, mnemonic, traits> {
-  // Every local rule is checked in MoertOps.cpp.
-  let hasVerifier = 1;
-}
 
 //===----------------------------------------------------------------------===//
 // Memory
@@ -53,7 +46,7 @@ def Moert_ViewOp : Moert_Op<"view", [Pure]> {
 // Router and gate
 //===----------------------------------------------------------------------===//
 
-def Moert_RouterOp : Moert_Op<"router"> {
+def Moert_RouterOp : Moert_CallOp<"router", "moert_router", "router"> {
   let summary = "moert_router: fp32 logits [S, E] = x [S, H] . wg [E, H]^T + b";
   let description = [{
     ```mlir
@@ -61,9 +54,9 @@ def Moert_RouterOp : Moert_Op<"router"> {
         : !moert.view<f32, 4096>, !moert.view<f32, 512> -> !moert.view<f32, 512>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$x,
-                       Moert_View:$weight, Optional<Moert_View>:$bias,
-                       Moert_View:$logits, I64:$tokens, I64Prop:$hidden,
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x,
+                       Moert_In:$weight, Moert_OptIn:$bias,
+                       Moert_Out:$logits, I64:$tokens, I64Prop:$hidden,
                        I64Prop:$experts);
   let assemblyFormat = [{
     $ctx `,` $x `,` $weight (`bias` $bias^)? `->` $logits `tokens` $tokens
@@ -72,7 +65,7 @@ def Moert_RouterOp : Moert_Op<"router"> {
   }];
 }
 
-def Moert_GateOp : Moert_Op<"gate"> {
+def Moert_GateOp : Moert_CallOp<"gate", "moert_gate", "gate"> {
   let summary = "moert_gate: top-k selection, weights and capacity slots";
   let description = [{
     Applies `routing` (the runtime's gate configuration, with `experts`) to
@@ -89,13 +82,17 @@ def Moert_GateOp : Moert_Op<"gate"> {
           !moert.view<i32, 128>, !moert.view<i32, 8>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$logits,
-                       Optional<Moert_View>:$correction_bias,
-                       Moert_View:$ids, Moert_View:$weights, Moert_View:$slots,
-                       Moert_View:$counts, I64:$tokens, I64Prop:$experts,
-                       Moe_RoutingAttr:$routing,
-                       DefaultValuedProp<I64Prop, "0">:$static_capacity);
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RoutingAttr:$routing,
+                       I64Prop:$experts,
+                       DefaultValuedProp<I64Prop, "0">:$static_capacity,
+                       Moert_In:$logits, Moert_OptIn:$correction_bias,
+                       I64:$tokens, Moert_Out:$ids, Moert_Out:$weights,
+                       Moert_Out:$slots, Moert_Out:$counts);
   let results = (outs I64:$capacity);
+  let callArguments = (ins $ctx,
+      (Moert_GateConfig $routing, $experts, $static_capacity), $logits,
+      $correction_bias, $tokens, $ids, $weights, $slots, $counts,
+      (Moert_Result));
   let assemblyFormat = [{
     $ctx `,` $logits (`correction` $correction_bias^)? `->` $ids `,` $weights
     `,` $slots `,` $counts `tokens` $tokens `experts` $experts $routing
@@ -105,7 +102,8 @@ def Moert_GateOp : Moert_Op<"gate"> {
 }
 
 // The stages of moert.gate, one runtime call each (the unfused lowering).
-def Moert_GateScoresOp : Moert_Op<"gate_scores"> {
+def Moert_GateScoresOp
+    : Moert_CallOp<"gate_scores", "moert_gate_scores", "gate"> {
   let summary = "moert_gate_scores: softmax or sigmoid of the logits";
   let description = [{
     Step 1 of `moert.gate`: `scores [S, E]` (f32) from `logits [S, E]`.
@@ -116,9 +114,11 @@ def Moert_GateScoresOp : Moert_Op<"gate_scores"> {
         -> !moert.view<f32, 128>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$logits,
-                       Moert_View:$scores, I64:$tokens, I64Prop:$experts,
-                       Moe_RoutingAttr:$routing);
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RoutingAttr:$routing,
+                       I64Prop:$experts, Moert_In:$logits, I64:$tokens,
+                       Moert_Out:$scores);
+  let callArguments = (ins $ctx, (Moert_GateConfig $routing, $experts),
+                           $logits, $tokens, $scores);
   let assemblyFormat = [{
     $ctx `,` $logits `->` $scores `tokens` $tokens `experts` $experts
     $routing attr-dict `:` type($logits) `->` type($scores)
@@ -126,7 +126,8 @@ def Moert_GateScoresOp : Moert_Op<"gate_scores"> {
   let hasVerifier = 1;
 }
 
-def Moert_GateSelectOp : Moert_Op<"gate_select"> {
+def Moert_GateSelectOp
+    : Moert_CallOp<"gate_select", "moert_gate_select", "gate"> {
   let summary = "moert_gate_select: correction bias, group limit, top-k";
   let description = [{
     Steps 2-5 of `moert.gate`: `ids` and unbiased `weights [S, k]` from the
@@ -138,10 +139,12 @@ def Moert_GateSelectOp : Moert_Op<"gate_select"> {
         -> !moert.view<i32, 32>, !moert.view<f32, 32>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$scores,
-                       Optional<Moert_View>:$correction_bias,
-                       Moert_View:$ids, Moert_View:$weights, I64:$tokens,
-                       I64Prop:$experts, Moe_RoutingAttr:$routing);
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RoutingAttr:$routing,
+                       I64Prop:$experts, Moert_In:$scores,
+                       Moert_OptIn:$correction_bias, I64:$tokens,
+                       Moert_Out:$ids, Moert_Out:$weights);
+  let callArguments = (ins $ctx, (Moert_GateConfig $routing, $experts),
+                           $scores, $correction_bias, $tokens, $ids, $weights);
   let assemblyFormat = [{
     $ctx `,` $scores (`correction` $correction_bias^)? `->` $ids `,` $weights
     `tokens` $tokens `experts` $experts $routing attr-dict `:` type($scores)
@@ -150,7 +153,8 @@ def Moert_GateSelectOp : Moert_Op<"gate_select"> {
   let hasVerifier = 1;
 }
 
-def Moert_GateSlotsOp : Moert_Op<"gate_slots"> {
+def Moert_GateSlotsOp
+    : Moert_CallOp<"gate_slots", "moert_gate_slots", "gate"> {
   let summary = "moert_gate_slots: capacity, slots and per-expert counts";
   let description = [{
     Step 6 of `moert.gate`: `slots [S, k]`, `counts [E]` and the capacity.
@@ -161,11 +165,12 @@ def Moert_GateSlotsOp : Moert_Op<"gate_slots"> {
         !moert.view<f32, 32> -> !moert.view<i32, 32>, !moert.view<i32, 8>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$ids,
-                       Moert_View:$weights, Moert_View:$slots,
-                       Moert_View:$counts, I64:$tokens, I64Prop:$experts,
-                       Moe_RoutingAttr:$routing);
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RoutingAttr:$routing,
+                       I64Prop:$experts, Moert_In:$ids, Moert_In:$weights,
+                       I64:$tokens, Moert_Out:$slots, Moert_Out:$counts);
   let results = (outs I64:$capacity);
+  let callArguments = (ins $ctx, (Moert_GateConfig $routing, $experts), $ids,
+                           $weights, $tokens, $slots, $counts, (Moert_Result));
   let assemblyFormat = [{
     $ctx `,` $ids `,` $weights `->` $slots `,` $counts `tokens` $tokens
     `experts` $experts $routing attr-dict `:` type($ids) `,` type($weights)
@@ -174,7 +179,8 @@ def Moert_GateSlotsOp : Moert_Op<"gate_slots"> {
   let hasVerifier = 1;
 }
 
-def Moert_GateNormalizeOp : Moert_Op<"gate_normalize"> {
+def Moert_GateNormalizeOp
+    : Moert_CallOp<"gate_normalize", "moert_gate_normalize", "gate"> {
   let summary = "moert_gate_normalize: normalisation and scaling in place";
   let description = [{
     Steps 7-8 of `moert.gate` on `weights [S, k]` in place; dropped choices
@@ -186,9 +192,11 @@ def Moert_GateNormalizeOp : Moert_Op<"gate_normalize"> {
         : !moert.view<i32, 32> -> !moert.view<f32, 32>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$slots,
-                       Moert_View:$weights, I64:$tokens, I64Prop:$experts,
-                       Moe_RoutingAttr:$routing);
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RoutingAttr:$routing,
+                       I64Prop:$experts, Moert_In:$slots, I64:$tokens,
+                       Moert_InOut:$weights);
+  let callArguments = (ins $ctx, (Moert_GateConfig $routing, $experts), $slots,
+                           $tokens, $weights);
   let assemblyFormat = [{
     $ctx `,` $slots `->` $weights `tokens` $tokens `experts` $experts
     $routing attr-dict `:` type($slots) `->` type($weights)
@@ -200,7 +208,8 @@ def Moert_GateNormalizeOp : Moert_Op<"gate_normalize"> {
 // Token permutation
 //===----------------------------------------------------------------------===//
 
-def Moert_DispatchOp : Moert_Op<"dispatch"> {
+def Moert_DispatchOp
+    : Moert_CallOp<"dispatch", "moert_dispatch", "dispatch"> {
   let summary = "moert_dispatch: tokens into the expert-major buffer [E, C, H]";
   let description = [{
     ```mlir
@@ -209,10 +218,10 @@ def Moert_DispatchOp : Moert_Op<"dispatch"> {
         !moert.view<i32, 128>, !moert.view<i32, 128> -> !moert.view<f32, 32768>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$x, Moert_View:$ids,
-                       Moert_View:$slots, Moert_View:$buffer, I64:$tokens,
-                       I64:$capacity, I64Prop:$hidden, I64Prop:$top_k,
-                       I64Prop:$experts);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$ids,
+                       Moert_In:$slots, Moert_Out:$buffer, I64:$tokens,
+                       I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
+                       I64:$capacity);
   let assemblyFormat = [{
     $ctx `,` $x `,` $ids `,` $slots `->` $buffer `tokens` $tokens `capacity`
     $capacity `hidden` $hidden `top_k` $top_k `experts` $experts attr-dict
@@ -220,7 +229,7 @@ def Moert_DispatchOp : Moert_Op<"dispatch"> {
   }];
 }
 
-def Moert_CombineOp : Moert_Op<"combine"> {
+def Moert_CombineOp : Moert_CallOp<"combine", "moert_combine", "combine"> {
   let summary = "moert_combine: weighted scatter-add of expert rows to tokens";
   let description = [{
     `out[s] = addend[s] + sum_j weights[s, j] * y[ids[s, j], slots[s, j]]`;
@@ -233,11 +242,11 @@ def Moert_CombineOp : Moert_Op<"combine"> {
         -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$y, Moert_View:$ids,
-                       Moert_View:$slots, Moert_View:$weights,
-                       Optional<Moert_View>:$addend, Moert_View:$out,
-                       I64:$tokens, I64:$capacity, I64Prop:$hidden,
-                       I64Prop:$top_k, I64Prop:$experts);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$y, Moert_In:$ids,
+                       Moert_In:$slots, Moert_In:$weights,
+                       Moert_OptIn:$addend, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
+                       I64:$capacity);
   let assemblyFormat = [{
     $ctx `,` $y `,` $ids `,` $slots `,` $weights (`addend` $addend^)? `->`
     $out `tokens` $tokens `capacity` $capacity `hidden` $hidden `top_k`
@@ -252,15 +261,19 @@ def Moert_CombineOp : Moert_Op<"combine"> {
 
 // moert_ffn_desc: gated (SwiGLU family) when `gate` is present:
 // down(act(gate x) * up x); plain otherwise: down(act(up x + b1)) + b2.
-defvar Moert_FfnOperands = (ins Optional<Moert_View>:$gate,
-                                Moert_View:$up, Optional<Moert_View>:$up_bias,
-                                Moert_View:$down,
-                                Optional<Moert_View>:$down_bias,
+defvar Moert_FfnOperands = (ins Moert_OptIn:$gate, Moert_In:$up,
+                                Moert_OptIn:$up_bias, Moert_In:$down,
+                                Moert_OptIn:$down_bias,
                                 Optional<I1>:$down_bias_if,
                                 EnumProp<Moe_Activation>:$activation,
                                 I64Prop:$hidden, I64Prop:$ffn);
+// Its C argument, the descriptor.
+defvar Moert_FfnDescArgument = (Moert_FfnDesc $gate, $up, $up_bias, $down,
+                                $down_bias, $down_bias_if, $activation,
+                                $hidden, $ffn);
 
-def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
+def Moert_ExpertsOp : Moert_CallOp<"experts", "moert_experts", "experts",
+                                   [AttrSizedOperandSegments]> {
   let summary = "moert_experts: grouped FFN over the expert buffer [E, C, H]";
   let description = [{
     Weights stacked over experts: gate/up `[E, F, H]`, down `[E, H, F]`,
@@ -277,11 +290,12 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
         hidden 64 ffn 128
     ```
   }];
-  let arguments = !con((ins Moert_ContextType:$ctx, Moert_View:$input),
-                       Moert_FfnOperands,
-                       (ins Moert_View:$output, Optional<Moert_View>:$rows,
-                            I64:$capacity, I64Prop:$experts,
-                            I64Prop:$blocks));
+  let arguments = !con((ins Moert_ContextType:$ctx), Moert_FfnOperands,
+                       (ins Moert_In:$input, Moert_Out:$output,
+                            Moert_OptIn:$rows, I64Prop:$experts,
+                            I64:$capacity, I64Prop:$blocks));
+  let callArguments = (ins $ctx, Moert_FfnDescArgument, $input, $output, $rows,
+                           $experts, $capacity, $blocks);
   let assemblyFormat = [{
     $ctx `,` $activation $input `:` type($input)
     (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
@@ -295,7 +309,8 @@ def Moert_ExpertsOp : Moert_Op<"experts", [AttrSizedOperandSegments]> {
 
 // The stages of a GATED moert.experts (fuse=false): experts_linear for
 // gate, up and down, activation and multiply on fp32 [E, C, F] buffers.
-def Moert_ExpertsLinearOp : Moert_Op<"experts_linear"> {
+def Moert_ExpertsLinearOp
+    : Moert_CallOp<"experts_linear", "moert_experts_linear", "experts"> {
   let summary = "moert_experts_linear: out[E,C,n] = in[E,C,k] . w[E,n,k]^T";
   let description = [{
     One grouped GEMM stage of a gated expert FFN over the rows `rows`
@@ -308,11 +323,10 @@ def Moert_ExpertsLinearOp : Moert_Op<"experts_linear"> {
         n 128 k 64
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$weight,
-                       Moert_View:$input, Moert_View:$output,
-                       Optional<Moert_View>:$rows, I64:$capacity,
-                       I64Prop:$experts, I64Prop:$blocks, I64Prop:$n,
-                       I64Prop:$k);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$weight,
+                       Moert_In:$input, Moert_Out:$output, Moert_OptIn:$rows,
+                       I64Prop:$experts, I64:$capacity, I64Prop:$blocks,
+                       I64Prop:$n, I64Prop:$k);
   let assemblyFormat = [{
     $ctx `,` $weight `:` type($weight) `in` $input `:` type($input) `->`
     $output `:` type($output) (`rows` $rows^ `:` type($rows))? `capacity`
@@ -320,7 +334,8 @@ def Moert_ExpertsLinearOp : Moert_Op<"experts_linear"> {
   }];
 }
 
-def Moert_ActivationOp : Moert_Op<"activation"> {
+def Moert_ActivationOp
+    : Moert_CallOp<"activation", "moert_activation", "experts"> {
   let summary = "moert_activation: out = act(x) over count elements";
   let description = [{
     `out` may be `x`.
@@ -331,15 +346,16 @@ def Moert_ActivationOp : Moert_Op<"activation"> {
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx,
-                       EnumProp<Moe_Activation>:$activation, Moert_View:$x,
-                       Moert_View:$out, I64:$count);
+                       EnumProp<Moe_Activation>:$activation, Moert_In:$x,
+                       Moert_Out:$out, I64:$count);
   let assemblyFormat = [{
     $ctx `,` $activation $x `->` $out `count` $count attr-dict `:` type($x)
     `->` type($out)
   }];
 }
 
-def Moert_MultiplyOp : Moert_Op<"multiply"> {
+def Moert_MultiplyOp
+    : Moert_CallOp<"multiply", "moert_multiply", "experts"> {
   let summary = "moert_multiply: out = a * b over count elements";
   let description = [{
     The gating product of a gated FFN; `out` may be `a` or `b`.
@@ -349,16 +365,17 @@ def Moert_MultiplyOp : Moert_Op<"multiply"> {
         !moert.view<f32, 16384> -> !moert.view<f32, 16384>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$lhs,
-                       Moert_View:$rhs, Moert_View:$out, I64:$count);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$lhs, Moert_In:$rhs,
+                       Moert_Out:$out, I64:$count);
   let assemblyFormat = [{
     $ctx `,` $lhs `,` $rhs `->` $out `count` $count attr-dict `:` type($lhs)
     `,` type($rhs) `->` type($out)
   }];
 }
 
-def Moert_FusedExpertsOp : Moert_Op<"fused_experts",
-                                    [AttrSizedOperandSegments]> {
+def Moert_FusedExpertsOp
+    : Moert_CallOp<"fused_experts", "moert_fused_experts", "experts",
+                   [AttrSizedOperandSegments]> {
   let summary = "moert_fused_experts: a packed gated FFN over [E, C, H]";
   let description = [{
     `moert.experts` for a GATED FFN whose gate and up weights are packed
@@ -380,17 +397,19 @@ def Moert_FusedExpertsOp : Moert_Op<"fused_experts",
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx,
-                       EnumProp<Moe_Activation>:$activation, Moert_View:$input,
-                       Moert_View:$gate_up, Moert_View:$down,
-                       Moert_View:$output, Optional<Moert_View>:$rows,
-                       I64:$capacity, I64Prop:$experts, I64Prop:$blocks,
-                       I64Prop:$hidden, I64Prop:$ffn,
-                       Optional<Moert_View>:$shared_input,
-                       Optional<Moert_View>:$shared_gate_up,
-                       Optional<Moert_View>:$shared_down,
-                       Optional<Moert_View>:$shared_output,
-                       Optional<I64>:$tokens,
-                       DefaultValuedProp<I64Prop, "0">:$shared_ffn);
+                       EnumProp<Moe_Activation>:$activation, I64Prop:$hidden,
+                       I64Prop:$ffn, Moert_In:$gate_up, Moert_In:$down,
+                       Moert_In:$input, Moert_Out:$output, Moert_OptIn:$rows,
+                       I64Prop:$experts, I64:$capacity, I64Prop:$blocks,
+                       DefaultValuedProp<I64Prop, "0">:$shared_ffn,
+                       Moert_OptIn:$shared_gate_up, Moert_OptIn:$shared_down,
+                       Moert_OptIn:$shared_input, Moert_OptOut:$shared_output,
+                       Optional<I64>:$tokens);
+  let callArguments = (ins $ctx,
+      (Moert_PackedFfnDesc $activation, $hidden, $ffn, $gate_up, $down),
+      $input, $output, $rows, $experts, $capacity, $blocks,
+      (Moert_SharedFfn $activation, $hidden, $shared_ffn, $shared_gate_up,
+                       $shared_down, $shared_input, $shared_output, $tokens));
   let assemblyFormat = [{
     $ctx `,` $activation $input `:` type($input) `gate_up` $gate_up `:`
     type($gate_up) `down` $down `:` type($down) `->` $output `:`
@@ -403,7 +422,8 @@ def Moert_FusedExpertsOp : Moert_Op<"fused_experts",
   }];
 }
 
-def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
+def Moert_DenseFfnOp : Moert_CallOp<"dense_ffn", "moert_dense_ffn",
+                                    "dense_ffn", [AttrSizedOperandSegments]> {
   let summary = "moert_dense_ffn: the FFN on x [S, H] without routing";
   let description = [{
     Weights: gate/up `[F, H]`, down `[H, F]`, up_bias `[F]`, down_bias `[H]`
@@ -417,9 +437,10 @@ def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
         -> %y : !moert.view<f32, 4096> tokens %s hidden 64 ffn 128
     ```
   }];
-  let arguments = !con((ins Moert_ContextType:$ctx, Moert_View:$input),
-                       Moert_FfnOperands,
-                       (ins Moert_View:$output, I64:$tokens));
+  let arguments = !con((ins Moert_ContextType:$ctx), Moert_FfnOperands,
+                       (ins Moert_In:$input, Moert_Out:$output, I64:$tokens));
+  let callArguments = (ins $ctx, Moert_FfnDescArgument, $input, $output,
+                           $tokens);
   let assemblyFormat = [{
     $ctx `,` $activation $input `:` type($input)
     (`gate` $gate^ `:` type($gate))? `up` $up `:` type($up)
@@ -430,8 +451,9 @@ def Moert_DenseFfnOp : Moert_Op<"dense_ffn", [AttrSizedOperandSegments]> {
   }];
 }
 
-def Moert_FusedCombineOp : Moert_Op<"fused_combine",
-                                    [AttrSizedOperandSegments]> {
+def Moert_FusedCombineOp
+    : Moert_CallOp<"fused_combine", "moert_fused_combine", "combine",
+                   [AttrSizedOperandSegments]> {
   let summary = "moert_fused_combine: combine + residual mix + shared add "
                 "+ addend in one pass";
   let description = [{
@@ -449,17 +471,14 @@ def Moert_FusedCombineOp : Moert_Op<"fused_combine",
         !moert.view<i32, 128>, !moert.view<f32, 128> -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$y, Moert_View:$ids,
-                       Moert_View:$slots, Moert_View:$weights,
-                       Optional<Moert_View>:$mlp_output,
-                       Optional<Moert_View>:$coef_weight,
-                       Optional<Moert_View>:$coef_bias,
-                       Optional<Moert_View>:$shared,
-                       Optional<Moert_View>:$shared_gate_weight,
-                       Optional<Moert_View>:$x,
-                       Optional<Moert_View>:$addend, Moert_View:$out,
-                       I64:$tokens, I64:$capacity, I64Prop:$hidden,
-                       I64Prop:$top_k, I64Prop:$experts);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$y, Moert_In:$ids,
+                       Moert_In:$slots, Moert_In:$weights,
+                       Moert_OptIn:$mlp_output, Moert_OptIn:$coef_weight,
+                       Moert_OptIn:$coef_bias, Moert_OptIn:$shared,
+                       Moert_OptIn:$shared_gate_weight, Moert_OptIn:$x,
+                       Moert_OptIn:$addend, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
+                       I64:$capacity);
   let assemblyFormat = [{
     $ctx `,` $y `,` $ids `,` $slots `,` $weights
     (`mix` `(` $mlp_output^ `:` type($mlp_output) `,` $coef_weight `:`
@@ -479,7 +498,8 @@ def Moert_FusedCombineOp : Moert_Op<"fused_combine",
 // Elementwise mixes
 //===----------------------------------------------------------------------===//
 
-def Moert_ResidualMixOp : Moert_Op<"residual_mix"> {
+def Moert_ResidualMixOp
+    : Moert_CallOp<"residual_mix", "moert_residual_mix", "combine"> {
   let summary = "moert_residual_mix: PR-MoE coefficient mix";
   let description = [{
     `out = moe * c[:, 0] + mlp * c[:, 1]`, `c = softmax(x . wc[2, H]^T + bc)`.
@@ -491,10 +511,10 @@ def Moert_ResidualMixOp : Moert_Op<"residual_mix"> {
         -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$moe_output,
-                       Moert_View:$mlp_output, Moert_View:$x,
-                       Moert_View:$coef_weight, Optional<Moert_View>:$coef_bias,
-                       Moert_View:$out, I64:$tokens, I64Prop:$hidden);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x,
+                       Moert_In:$coef_weight, Moert_OptIn:$coef_bias,
+                       Moert_In:$moe_output, Moert_In:$mlp_output,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$hidden);
   let assemblyFormat = [{
     $ctx `,` $moe_output `,` $mlp_output `coefficient` `(` $x `,` $coef_weight
     (`bias` $coef_bias^)? `)` `->` $out `tokens` $tokens `hidden` $hidden
@@ -503,7 +523,8 @@ def Moert_ResidualMixOp : Moert_Op<"residual_mix"> {
   }];
 }
 
-def Moert_SharedAddOp : Moert_Op<"shared_add", [AttrSizedOperandSegments]> {
+def Moert_SharedAddOp : Moert_CallOp<"shared_add", "moert_shared_add",
+                                     "combine", [AttrSizedOperandSegments]> {
   let summary = "moert_shared_add: routed + (sigmoid(x . w_sg^T) *) shared";
   let description = [{
     Without `gated(...)`: DeepSeek's plain sum. `out` may be `routed`.
@@ -514,10 +535,10 @@ def Moert_SharedAddOp : Moert_Op<"shared_add", [AttrSizedOperandSegments]> {
         !moert.view<f32, 4096>, !moert.view<f32, 64> -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$routed,
-                       Moert_View:$shared, Optional<Moert_View>:$x,
-                       Optional<Moert_View>:$gate_weight, Moert_View:$out,
-                       I64:$tokens, I64Prop:$hidden);
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$routed,
+                       Moert_In:$shared, Moert_OptIn:$x,
+                       Moert_OptIn:$gate_weight, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$hidden);
   let assemblyFormat = [{
     $ctx `,` $routed `,` $shared (`gated` `(` $x^ `,` $gate_weight `)`)? `->`
     $out `tokens` $tokens `hidden` $hidden attr-dict `:` type($routed) `,`
@@ -525,7 +546,7 @@ def Moert_SharedAddOp : Moert_Op<"shared_add", [AttrSizedOperandSegments]> {
   }];
 }
 
-def Moert_AddOp : Moert_Op<"add"> {
+def Moert_AddOp : Moert_CallOp<"add", "moert_add", "combine"> {
   let summary = "moert_add: out = a + b over tokens x hidden elements";
   let description = [{
     The layer's residual connection; `out` may be `a` or `b`.
@@ -535,9 +556,10 @@ def Moert_AddOp : Moert_Op<"add"> {
         : !moert.view<f32, 4096>, !moert.view<f32, 4096> -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_View:$lhs,
-                       Moert_View:$rhs, Moert_View:$out, I64:$tokens,
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$lhs,
+                       Moert_In:$rhs, Moert_Out:$out, I64:$tokens,
                        I64Prop:$hidden);
+  let callArguments = (ins $ctx, $lhs, $rhs, $out, (Moert_Product $tokens, $hidden));
   let assemblyFormat = [{
     $ctx `,` $lhs `,` $rhs `->` $out `tokens` $tokens `hidden` $hidden
     attr-dict `:` type($lhs) `,` type($rhs) `->` type($out)
@@ -548,7 +570,8 @@ def Moert_AddOp : Moert_Op<"add"> {
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 
-def Moert_KeepGroupOp : Moert_Op<"keep_group"> {
+def Moert_KeepGroupOp
+    : Moert_CallOp<"keep_group", "moert_model_keep_group", ""> {
   let summary = "creates this rank's row of `groups` and keeps it in `slot`";
   let description = [{
     In the model's init: `groups` partitions (part of) the world into rows
@@ -564,12 +587,13 @@ def Moert_KeepGroupOp : Moert_Op<"keep_group"> {
   }];
   let arguments = (ins Moert_ContextType:$ctx, I64ElementsAttr:$groups,
                        I32Prop:$slot);
+  let callArguments = (ins $ctx, (Moert_RankTable $groups), $slot);
   let assemblyFormat = [{
     $ctx custom<RankGroups>($groups) `slot` $slot attr-dict
   }];
 }
 
-def Moert_GroupOp : Moert_Op<"group"> {
+def Moert_GroupOp : Moert_CallOp<"group", "moert_context_group", ""> {
   let summary = "the group kept in `slot` (moert_context_group)";
   let description = [{
     A step's collectives run on groups its init kept: looking one up is
@@ -582,18 +606,34 @@ def Moert_GroupOp : Moert_Op<"group"> {
   }];
   let arguments = (ins Moert_ContextType:$ctx, I32Prop:$slot);
   let results = (outs Moert_GroupType:$group);
+  let callArguments = (ins $ctx, $slot, (Moert_Result));
   let assemblyFormat = "$ctx `slot` $slot attr-dict";
 }
 
-def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
+// The expert-major exchange; `extraArguments` follow the common ones.
+class Moert_AllToAllBase<string mnemonic, string callee, dag extraArguments,
+                         string extraFormat>
+    : Moert_CallOp<mnemonic, callee, "exchange"> {
+  let arguments = !con((ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                            EnumProp<Moe_AllToAllDirection>:$direction,
+                            EnumProp<Moe_AllToAllVariant>:$algorithm,
+                            Moert_In:$send, Moert_Out:$recv,
+                            I64Prop:$experts_local, I64:$capacity,
+                            I64Prop:$hidden),
+                       extraArguments);
+  let assemblyFormat = [{
+    $ctx `,` $group $direction $algorithm $send `->` $recv `experts_local`
+    $experts_local `capacity` $capacity `hidden` $hidden }] # extraFormat # [{
+    attr-dict `:` type($send) `->` type($recv)
+  }];
+}
+
+def Moert_AllToAllOp : Moert_AllToAllBase<"all_to_all", "moert_all_to_all",
+                                          (ins), ""> {
   let summary = "moert_all_to_all: expert-major exchange within a group";
   let description = [{
     `to_experts`: send `[G * E_local, C, H]` -> recv `[E_local, G * C, H]`;
-    `from_experts` is the inverse. With `slices` > 1 each expert is split over
-    that many consecutive members: `send` is `[G / slices * E_local, C, H]`,
-    every member's rows reach all holders of the expert, and `from_experts`
-    sums the holders' partial outputs (moert_all_to_all_sliced). `send` and
-    `recv` must not overlap.
+    `from_experts` is the inverse. `send` and `recv` must not overlap.
 
     ```mlir
     moert.all_to_all %ctx, %g to_experts flat %send -> %recv
@@ -601,20 +641,28 @@ def Moert_AllToAllOp : Moert_Op<"all_to_all"> {
         : !moert.view<f32, 32768> -> !moert.view<f32, 32768>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
-                       EnumProp<Moe_AllToAllDirection>:$direction,
-                       EnumProp<Moe_AllToAllVariant>:$algorithm,
-                       Moert_View:$send, Moert_View:$recv, I64Prop:$experts_local,
-                       I64:$capacity, I64Prop:$hidden,
-                       DefaultValuedAttr<I64Attr, "1">:$slices);
-  let assemblyFormat = [{
-    $ctx `,` $group $direction $algorithm $send `->` $recv `experts_local`
-    $experts_local `capacity` $capacity `hidden` $hidden attr-dict `:`
-    type($send) `->` type($recv)
+}
+
+def Moert_AllToAllSlicedOp
+    : Moert_AllToAllBase<"all_to_all_sliced", "moert_all_to_all_sliced",
+                         (ins I64Prop:$slices), "`slices` $slices"> {
+  let summary = "moert_all_to_all_sliced: the exchange of sliced experts";
+  let description = [{
+    `moert.all_to_all` where each expert is split over `slices` consecutive
+    members: `send` is `[G / slices * E_local, C, H]`, every member's rows
+    reach all holders of the expert, and `from_experts` sums the holders'
+    partial outputs.
+
+    ```mlir
+    moert.all_to_all_sliced %ctx, %g from_experts flat %partial -> %rows
+        experts_local 2 capacity %cap hidden 64 slices 2
+        : !moert.view<f32, 32768> -> !moert.view<f32, 32768>
+    ```
   }];
 }
 
-def Moert_AllReduceOp : Moert_Op<"all_reduce"> {
+def Moert_AllReduceOp
+    : Moert_CallOp<"all_reduce", "moert_all_reduce", "exchange"> {
   let summary = "moert_all_reduce: recv = reduce of send over the group";
   let description = [{
     `count` elements; `send` may be `recv` (in place).
@@ -625,8 +673,8 @@ def Moert_AllReduceOp : Moert_Op<"all_reduce"> {
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
-                       EnumProp<Moert_ReduceOp>:$op, Moert_View:$send,
-                       Moert_View:$recv, I64:$count);
+                       EnumProp<Moert_ReduceOp>:$op, Moert_In:$send,
+                       Moert_Out:$recv, I64:$count);
   let assemblyFormat = [{
     $ctx `,` $group $op $send `->` $recv `count` $count attr-dict `:`
     type($send) `->` type($recv)
@@ -636,13 +684,14 @@ def Moert_AllReduceOp : Moert_Op<"all_reduce"> {
 // Tensor-parallel dense MLPs: gather the group's tokens, sum partial outputs
 // back to the token owners.
 class Moert_GatherScatterOp<string mnemonic, string summaryText,
-                            string example> : Moert_Op<mnemonic> {
+                            string example>
+    : Moert_CallOp<mnemonic, "moert_" # mnemonic, "exchange"> {
   let summary = summaryText;
   let description = "`count` is the per-member block in elements; `send` and "
                     "`recv` must not overlap.\n\n```mlir\n" # example #
                     "\n```";
   let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
-                       Moert_View:$send, Moert_View:$recv, I64:$count);
+                       Moert_In:$send, Moert_Out:$recv, I64:$count);
   let assemblyFormat = [{
     $ctx `,` $group $send `->` $recv `count` $count attr-dict `:`
     type($send) `->` type($recv)
@@ -657,7 +706,9 @@ def Moert_ReduceScatterOp : Moert_GatherScatterOp<"reduce_scatter",
     "moert_reduce_scatter: recv = sum over members of their send block for me",
     "moert.reduce_scatter %ctx, %g %part -> %mine count %n : !moert.view<f32, 2048> -> !moert.view<f32, 1024>">;
 
-def Moert_AllReduceI64Op : Moert_Op<"all_reduce_i64", [Pure]> {
+def Moert_AllReduceI64Op
+    : Moert_CallOp<"all_reduce_i64", "moert_all_reduce_i64", "exchange",
+                   [Pure]> {
   let summary = "moert_all_reduce_i64: one host scalar (dropless capacity)";
   let description = [{
     ```mlir
@@ -667,6 +718,8 @@ def Moert_AllReduceI64Op : Moert_Op<"all_reduce_i64", [Pure]> {
   let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
                        EnumProp<Moert_ReduceOp>:$op, I64:$value);
   let results = (outs I64:$result);
+  // In place: the local receives `value` and returns the reduction.
+  let callArguments = (ins $ctx, $group, $op, (Moert_Result $value));
   let assemblyFormat = "$ctx `,` $group $op $value attr-dict";
   let hasVerifier = 0;
 }
@@ -688,7 +741,8 @@ def Moert_RankOp : Moert_Op<"rank", [Pure]> {
   let hasVerifier = 0;
 }
 
-def Moert_LoadWeightOp : Moert_Op<"load_weight", [AttrSizedOperandSegments]> {
+def Moert_LoadWeightOp : Moert_CallOp<"load_weight", "moert_weights_load", "",
+                                      [AttrSizedOperandSegments]> {
   let summary = "moert_weights_load: a (sliced) tensor from safetensors";
   let description = [{
     Loads `key` of the expected `shape`, the box `[begin, end)` of it
@@ -711,19 +765,23 @@ def Moert_LoadWeightOp : Moert_Op<"load_weight", [AttrSizedOperandSegments]> {
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
-                       StrAttr:$key, OptionalAttr<DenseI64ArrayAttr>:$expert_range,
-                       Optional<I64>:$expert_offset,
-                       DenseI64ArrayAttr:$shape, DenseI64ArrayAttr:$begin,
-                       DenseI64ArrayAttr:$end, Variadic<I64>:$offsets,
-                       Moert_View:$dst,
-                       DefaultValuedProp<I64Prop, "0">:$dst_expert_stride);
+                       StrAttr:$key, DenseI64ArrayAttr:$shape,
+                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
+                       OptionalAttr<DenseI64ArrayAttr>:$expert_range,
+                       Optional<I64>:$expert_offset, Variadic<I64>:$offsets,
+                       DefaultValuedProp<I64Prop, "0">:$dst_expert_stride,
+                       Moert_Out:$dst);
+  let callArguments = (ins $ctx, $weights,
+      (Moert_WeightRequest $key, $shape, $begin, $end, $expert_range,
+                           $expert_offset, $offsets, $dst_expert_stride),
+      $dst);
   let assemblyFormat = [{
     $ctx `,` $weights $key (`experts` custom<ExpertRange>($expert_range)^)?
     (`+` $expert_offset^)? `shape` $shape `begin` $begin `end` $end
     (`+` `(` $offsets^ `)`)? `->` $dst (`stride` $dst_expert_stride^)?
     attr-dict `:` type($dst)
   }];
-  let extraClassDeclaration = [{
+  let extraCallOpDeclaration = [{
     /// Elements the load writes into `dst`.
     int64_t getLoadedElements();
   }];
@@ -741,7 +799,7 @@ def Moert_LayerOp : Moert_Op<"layer", [SingleBlock, NoTerminator]> {
 
     ```mlir
     moert.layer %stats index 0 {
-      moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : ...
+      moert.add %ctx, %x, %y -> %x count %n : ...
     }
     ```
   }];
@@ -751,7 +809,8 @@ def Moert_LayerOp : Moert_Op<"layer", [SingleBlock, NoTerminator]> {
   let hasVerifier = 0;
 }
 
-def Moert_RecordDropsOp : Moert_Op<"record_drops"> {
+def Moert_RecordDropsOp
+    : Moert_CallOp<"record_drops", "moert_model_record_drops", ""> {
   let summary = "stats[layer].dropped = tokens * top_k - sum(counts)";
   let description = [{
     Reads the gate's per-expert kept counts (i32 `[experts]`) back to the
@@ -762,8 +821,10 @@ def Moert_RecordDropsOp : Moert_Op<"record_drops"> {
         experts 8 : !moert.view<i32, 8>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_StatsType:$stats,
-                       I64Prop:$layer, Moert_View:$counts, I64:$tokens,
+  let arguments = (ins Moert_ContextType:$ctx,
+                       Arg<Moert_StatsType, "the step's statistics",
+                           [MemWrite]>:$stats,
+                       I64Prop:$layer, Moert_In:$counts, I64:$tokens,
                        I64Prop:$top_k, I64Prop:$experts);
   let assemblyFormat = [{
     $ctx `,` $stats `layer` $layer `counts` $counts `tokens` $tokens `top_k`

@@ -561,10 +561,11 @@ LogicalResult FunctionLowering::emitLoad(
       offsets.push_back(shardOffset(l, plan, axis, extent));
     }
   }
-  LoadWeightOp::create(
-      builder, l, ctx, file, builder.getStringAttr(key), range, expertOffset,
-      builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
-      builder.getDenseI64ArrayAttr(end), offsets, v, part.stride);
+  LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
+                       builder.getDenseI64ArrayAttr(full),
+                       builder.getDenseI64ArrayAttr(zeros),
+                       builder.getDenseI64ArrayAttr(end), range, expertOffset,
+                       offsets, part.stride, v);
   return success();
 }
 
@@ -709,15 +710,18 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     return success();
   }
   if (auto gate = dyn_cast<FusedGateOp>(op)) {
+    // Outputs last to first: the order the emitted C++ numbers them in.
+    Value counts = newView(gate.getCounts()), slots = newView(gate.getSlots()),
+          weights = newView(gate.getWeights()),
+          ids = newView(gate.getExpertIds());
     Value cap = moert::GateOp::create(
-        builder, loc, builder.getI64Type(), ctx, view(gate.getLogits()),
-        optView(gate.getCorrectionBias()), newView(gate.getExpertIds()),
-        newView(gate.getWeights()), newView(gate.getSlots()),
-        newView(gate.getCounts()), tokens, gate.getNumExperts(),
-        gate.getRouting(),
+        builder, loc, builder.getI64Type(), ctx, gate.getRouting(),
+        gate.getNumExperts(),
         staticCapacity && gate.getRouting().isDropless()
             ? bound(gate.getCapacity())
-            : 0);
+            : 0,
+        view(gate.getLogits()), optView(gate.getCorrectionBias()), tokens, ids,
+        weights, slots, counts);
     scalars[gate.getCapacity()] = cap;
     moert::RecordDropsOp::create(
         builder, loc, ctx, stats, gate->getParentOfType<LayerOp>().getIndex(),
@@ -741,19 +745,19 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
                        ViewType::get(builder.getContext(), builder.getF32Type(),
                                      staticElements(logits)),
                        arena, (offsets[logits] + logitBytes) / 4);
-    moert::GateScoresOp::create(builder, loc, ctx, view(logits), scores, tokens,
-                                experts, routing);
+    moert::GateScoresOp::create(builder, loc, ctx, routing, experts,
+                                view(logits), tokens, scores);
     Value ids = newView(gate.getExpertIds()),
           weights = newView(gate.getWeights());
-    moert::GateSelectOp::create(builder, loc, ctx, scores,
-                                optView(gate.getCorrectionBias()), ids, weights,
-                                tokens, experts, routing);
+    moert::GateSelectOp::create(builder, loc, ctx, routing, experts, scores,
+                                optView(gate.getCorrectionBias()), tokens, ids,
+                                weights);
     Value slots = newView(gate.getSlots()), counts = newView(gate.getCounts());
     scalars[gate.getCapacity()] = moert::GateSlotsOp::create(
-        builder, loc, builder.getI64Type(), ctx, ids, weights, slots, counts,
-        tokens, experts, routing);
-    moert::GateNormalizeOp::create(builder, loc, ctx, slots, weights, tokens,
-                                   experts, routing);
+        builder, loc, builder.getI64Type(), ctx, routing, experts, ids, weights,
+        tokens, slots, counts);
+    moert::GateNormalizeOp::create(builder, loc, ctx, routing, experts, slots,
+                                   tokens, weights);
     moert::RecordDropsOp::create(
         builder, loc, ctx, stats, gate->getParentOfType<LayerOp>().getIndex(),
         counts, tokens,
@@ -789,10 +793,18 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     Value g = group(a2a.getGroups(), loc);
     Value capacity = i64(dispatch.getCapacity());
     Value send = view(a2a.getInput()), recv = newView(a2a.getResult());
-    moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
-                              a2a.getVariant(), send, recv, local, capacity,
-                              in.getDimSize(2))
-        .setSlices(a2a.getSlices());
+    // moert_all_to_all, or its sliced form for sliced experts.
+    auto exchange = [&](AllToAllVariant variant, Value send, Value recv,
+                        Value capacity, int64_t hidden) {
+      if (a2a.getSlices() == 1)
+        moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
+                                  variant, send, recv, local, capacity, hidden);
+      else
+        moert::AllToAllSlicedOp::create(
+            builder, loc, ctx, g, a2a.getDirection(), variant, send, recv,
+            local, capacity, hidden, a2a.getSlices());
+    };
+    exchange(a2a.getVariant(), send, recv, capacity, in.getDimSize(2));
     if (to) {
       // The gate's counts [E] become the rows of each block [E_local, G].
       Value counts = gateCounts(dispatch.getExpertIds());
@@ -804,10 +816,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
       Value rows = ViewOp::create(builder, loc, rowsType, arena,
                                   (offsets[a2a.getResult()] + bytes) / 4);
       Value one = arith::ConstantIntOp::create(builder, loc, 1, 64);
-      moert::AllToAllOp::create(builder, loc, ctx, g, a2a.getDirection(),
-                                AllToAllVariant::flat, view(counts), rows,
-                                local, one, 1)
-          .setSlices(a2a.getSlices());
+      exchange(AllToAllVariant::flat, view(counts), rows, one, 1);
       exchangedRows[a2a.getResult()] = rows;
     }
     return success();
@@ -818,8 +827,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     moert::DispatchOp::create(
         builder, loc, ctx, view(dispatch.getInput()),
         view(dispatch.getExpertIds()), view(dispatch.getSlots()),
-        newView(dispatch.getResult()), tokens, i64(dispatch.getCapacity()),
-        hiddenOf(dispatch.getInput()), ids.getDimSize(1), buf.getDimSize(0));
+        newView(dispatch.getResult()), tokens, hiddenOf(dispatch.getInput()),
+        ids.getDimSize(1), buf.getDimSize(0), i64(dispatch.getCapacity()));
     return success();
   }
   if (isa<ExpertsOp, FusedExpertsOp>(op)) {
@@ -845,14 +854,15 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     if (auto fused = dyn_cast<FusedExpertsOp>(op)) {
       Value sharedInput = optView(fused.getSharedInput());
       moert::FusedExpertsOp::create(
-          builder, loc, ctx, fused.getActivation(), view(input),
-          view(fused.getGateUp()), view(fused.getDownWeight()), output, rows,
-          rowsPerExpert, type.getDimSize(0), blocks, type.getDimSize(2),
-          fused.getFfnSize(), sharedInput, optView(fused.getSharedGateUp()),
-          optView(fused.getSharedDownWeight()),
+          builder, loc, ctx, fused.getActivation(), type.getDimSize(2),
+          fused.getFfnSize(), view(fused.getGateUp()),
+          view(fused.getDownWeight()), view(input), output, rows,
+          type.getDimSize(0), rowsPerExpert, blocks,
+          sharedInput ? fused.getSharedFfnSize() : 0,
+          optView(fused.getSharedGateUp()),
+          optView(fused.getSharedDownWeight()), sharedInput,
           sharedInput ? newView(fused.getSharedResult()) : Value(),
-          sharedInput ? tokens : Value(),
-          sharedInput ? fused.getSharedFfnSize() : 0);
+          sharedInput ? tokens : Value());
       return success();
     }
     auto experts = cast<ExpertsOp>(op);
@@ -862,12 +872,12 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     }
     // A plain FFN (fc1 + bias, act, fc2 + bias) is one call in both modes.
     moert::ExpertsOp::create(
-        builder, loc, ctx, view(input), Value(), view(experts.getUpWeight()),
+        builder, loc, ctx, Value(), view(experts.getUpWeight()),
         optView(experts.getUpBias()), view(experts.getDownWeight()),
         optView(experts.getDownBias()),
         downBiasIf(experts.getDownWeight(), experts.getDownBias(), loc),
         experts.getActivation(), type.getDimSize(2), experts.getFfnSize(),
-        output, rows, rowsPerExpert, type.getDimSize(0), blocks);
+        view(input), output, rows, type.getDimSize(0), rowsPerExpert, blocks);
     return success();
   }
   if (isa<tensor::ConcatOp>(op))
@@ -893,8 +903,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         optView(fused.getMlpOutput()), optView(fused.getCoefWeight()),
         optView(fused.getCoefBias()), optView(fused.getShared()),
         optView(fused.getSharedGateWeight()), optView(fused.getX()), addend,
-        out, tokens, i64(dispatch.getCapacity()), in.getDimSize(2),
-        ids.getDimSize(1), in.getDimSize(0));
+        out, tokens, in.getDimSize(2), ids.getDimSize(1), in.getDimSize(0),
+        i64(dispatch.getCapacity()));
     return success();
   }
   if (auto combine = dyn_cast<CombineOp>(op)) {
@@ -909,8 +919,8 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
         builder, loc, ctx, view(combine.getInput()),
         view(combine.getExpertIds()), view(combine.getSlots()),
         view(combine.getWeights()), Value(), newView(combine.getResult()),
-        tokens, i64(dispatch.getCapacity()), in.getDimSize(2),
-        ids.getDimSize(1), in.getDimSize(0));
+        tokens, in.getDimSize(2), ids.getDimSize(1), in.getDimSize(0),
+        i64(dispatch.getCapacity()));
     return success();
   }
   if (auto dense = dyn_cast<DenseFfnOp>(op)) {
@@ -920,35 +930,38 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
       rows = arith::MulIOp::create(
           builder, loc, tokens,
           arith::ConstantIntOp::create(builder, loc, planOf(op).getTp(), 64));
+    // The output view before the bias predicate: the emitted C++'s order.
+    Value output = newView(dense.getResult());
+    Value biasIf = downBiasIf(dense.getDownWeight(), dense.getDownBias(), loc);
     moert::DenseFfnOp::create(
-        builder, loc, ctx, view(dense.getInput()),
-        optView(dense.getGateWeight()), view(dense.getUpWeight()),
-        optView(dense.getUpBias()), view(dense.getDownWeight()),
-        optView(dense.getDownBias()),
-        downBiasIf(dense.getDownWeight(), dense.getDownBias(), loc),
+        builder, loc, ctx, optView(dense.getGateWeight()),
+        view(dense.getUpWeight()), optView(dense.getUpBias()),
+        view(dense.getDownWeight()), optView(dense.getDownBias()), biasIf,
         dense.getActivation(), hiddenOf(dense.getInput()), dense.getFfnSize(),
-        newView(dense.getResult()), rows);
+        view(dense.getInput()), output, rows);
     return success();
   }
-  if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
-    moert::AllGatherOp::create(builder, loc, ctx, tpGroup(planOf(op), loc),
-                               view(gather.getInput()),
-                               newView(gather.getResult()),
-                               tokenElements(hiddenOf(gather.getInput()), loc));
-    return success();
-  }
-  if (auto scatter = dyn_cast<shard::ReduceScatterOp>(op)) {
-    moert::ReduceScatterOp::create(
-        builder, loc, ctx, tpGroup(planOf(op), loc), view(scatter.getInput()),
-        newView(scatter.getResult()),
-        tokenElements(hiddenOf(scatter.getResult()), loc));
+  if (isa<shard::AllGatherOp, shard::ReduceScatterOp>(op)) {
+    // The count, the receiving view, then the group: the emitted C++'s order.
+    Value count =
+        tokenElements(hiddenOf(isa<shard::AllGatherOp>(op) ? op->getOperand(0)
+                                                           : op->getResult(0)),
+                      loc);
+    Value recv = newView(op->getResult(0));
+    Value group = tpGroup(planOf(op), loc);
+    Value send = view(op->getOperand(0));
+    if (isa<shard::AllGatherOp>(op))
+      moert::AllGatherOp::create(builder, loc, ctx, group, send, recv, count);
+    else
+      moert::ReduceScatterOp::create(builder, loc, ctx, group, send, recv,
+                                     count);
     return success();
   }
   if (auto mix = dyn_cast<ResidualMixOp>(op)) {
     moert::ResidualMixOp::create(
-        builder, loc, ctx, view(mix.getMoeOutput()), view(mix.getMlpOutput()),
-        view(mix.getInput()), view(mix.getCoefWeight()),
-        optView(mix.getCoefBias()), newView(mix.getResult()), tokens,
+        builder, loc, ctx, view(mix.getInput()), view(mix.getCoefWeight()),
+        optView(mix.getCoefBias()), view(mix.getMoeOutput()),
+        view(mix.getMlpOutput()), newView(mix.getResult()), tokens,
         hiddenOf(mix.getInput()));
     return success();
   }
@@ -1006,8 +1019,8 @@ void FunctionLowering::emitExpertStages(ExpertsOp experts, Value rows,
                            first + alignTo(elements * 4) / 4);
   Value in = view(experts.getInput());
   auto linear = [&](Value w, Value x, Value y, int64_t n, int64_t k) {
-    moert::ExpertsLinearOp::create(builder, loc, ctx, view(w), x, y, rows,
-                                   rowsPerExpert, e, blocks, n, k);
+    moert::ExpertsLinearOp::create(builder, loc, ctx, view(w), x, y, rows, e,
+                                   rowsPerExpert, blocks, n, k);
   };
   linear(experts.getGateWeight(), in, h, ffn, hidden);
   linear(experts.getUpWeight(), in, u, ffn, hidden);

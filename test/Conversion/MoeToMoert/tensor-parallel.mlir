@@ -30,13 +30,13 @@
 // CHECK-SAME: %[[TOKENS:[^:]*]]: i64, %[[X:[^:]*]]: !moert.view<f32, 64>
 // CHECK: %[[CAP:.*]] = moert.gate
 // CHECK: %[[G:.*]] = moert.group %{{.*}} slot 0
-// CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[RECV:.*]] experts_local 2 capacity %[[CAP]] hidden 8 {slices = 2 : i64} : !moert.view<f32, 64> -> !moert.view<f32, 128>
-// CHECK: moert.all_to_all %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[ROWS:.*]] experts_local 2 capacity %{{.*}} hidden 1 {slices = 2 : i64} : !moert.view<i32, 4> -> !moert.view<i32, 8>
+// CHECK: moert.all_to_all_sliced %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[RECV:.*]] experts_local 2 capacity %[[CAP]] hidden 8 slices 2 : !moert.view<f32, 64> -> !moert.view<f32, 128>
+// CHECK: moert.all_to_all_sliced %{{.*}}, %[[G]] to_experts flat %{{.*}} -> %[[ROWS:.*]] experts_local 2 capacity %{{.*}} hidden 1 slices 2 : !moert.view<i32, 4> -> !moert.view<i32, 8>
 // CHECK: %[[R:.*]] = moert.rank
 // CHECK: %[[TT:.*]] = arith.remsi %[[R]], %{{.*}} : i64
 // CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[TT]], %{{.*}} : i64
 // CHECK: moert.experts %{{.*}}, gelu %[[RECV]] {{.*}} down %{{.*}} bias %{{.*}} : !moert.view<f32, 16> if %[[FIRST]] -> %[[OUT:[^ ]*]] {{.*}} rows %[[ROWS]] : !moert.view<i32, 8> capacity %{{.*}} experts 2 blocks 4 hidden 8 ffn 8
-// CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat %[[OUT]] -> %{{.*}} experts_local 2 capacity %[[CAP]] hidden 8 {slices = 2 : i64} : !moert.view<f32, 128> -> !moert.view<f32, 64>
+// CHECK: moert.all_to_all_sliced %{{.*}}, %[[G]] from_experts flat %[[OUT]] -> %{{.*}} experts_local 2 capacity %[[CAP]] hidden 8 slices 2 : !moert.view<f32, 128> -> !moert.view<f32, 64>
 // CHECK: moert.combine
 // CHECK: %[[N:.*]] = arith.muli %[[TOKENS]], %{{.*}} : i64
 // CHECK: %[[TP:.*]] = moert.group %{{.*}} slot 1

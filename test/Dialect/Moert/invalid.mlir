@@ -444,7 +444,7 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moe
 func.func @f(%ctx: !moert.context, %cap: i64, %send: !moert.view<f32, 8192>, %recv: !moert.view<f32, 8192>) {
   %g = moert.group %ctx slot 0
   // expected-error @below {{slices must be positive, got 0}}
-  moert.all_to_all %ctx, %g to_experts flat %send -> %recv experts_local 4 capacity %cap hidden 64 {slices = 0 : i64} : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
+  moert.all_to_all_sliced %ctx, %g to_experts flat %send -> %recv experts_local 4 capacity %cap hidden 64 slices 0 : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
   return
 }
 
@@ -508,6 +508,6 @@ func.func @f(%ctx: !moert.context, %c: i64, %s: i64, %b: !moert.view<f32, 8192>,
 
 func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 131072>, %x: !moert.view<f32, 1024>) {
   // expected-error @below {{a shared expert needs its input, gate_up, down, output and tokens}}
-  "moert.fused_experts"(%ctx, %b, %w, %w, %b, %c, %x) <{activation = 0 : i32, blocks = 1 : i64, experts = 8 : i64, ffn = 128 : i64, hidden = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0>}> : (!moert.context, !moert.view<f32, 8192>, !moert.view<f32, 131072>, !moert.view<f32, 131072>, !moert.view<f32, 8192>, i64, !moert.view<f32, 1024>) -> ()
+  "moert.fused_experts"(%ctx, %w, %w, %b, %b, %c, %x) <{activation = 0 : i32, blocks = 1 : i64, experts = 8 : i64, ffn = 128 : i64, hidden = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 0, 0>}> : (!moert.context, !moert.view<f32, 131072>, !moert.view<f32, 131072>, !moert.view<f32, 8192>, !moert.view<f32, 8192>, i64, !moert.view<f32, 1024>) -> ()
   return
 }

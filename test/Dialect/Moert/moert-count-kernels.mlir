@@ -5,16 +5,19 @@
 // combine reads y (8 x 4 x 64 f32 = 32768), ids, slots, weights (128 each)
 // and writes out (4096); add reads x and out (in place on x: x counts as
 // read and written). Views, statistics and other steps launch nothing.
+// The counts come from the ops' declarations: kernel family and effects.
 
 // CHECK: kernels @unfused_step tokens 16
 // CHECK-NEXT: layer 0: launches 2 read 41344 written 8192
 // CHECK-NEXT: total: launches 2 read 41344 written 8192
 // CHECK-NEXT: kernel moert.combine: launches 1 read 33152 written 4096
 // CHECK-NEXT: kernel moert.add: launches 1 read 8192 written 4096
+// CHECK-NEXT: family combine: launches 2 read 41344 written 8192
 // CHECK-NEXT: kernels @fused_step tokens 16
 // CHECK-NEXT: layer 0: launches 1 read 37248 written 4096
 // CHECK-NEXT: total: launches 1 read 37248 written 4096
 // CHECK-NEXT: kernel moert.fused_combine: launches 1 read 37248 written 4096
+// CHECK-NEXT: family combine: launches 1 read 37248 written 4096
 // CHECK-NEXT: kernels @gate_stages_step tokens 16
 // CHECK-NEXT: layer 1: launches 4 read 1536 written 1056
 // CHECK-NEXT: total: launches 4 read 1536 written 1056
@@ -22,10 +25,12 @@
 // CHECK-NEXT: kernel moert.gate_select: launches 1 read 512 written 256
 // CHECK-NEXT: kernel moert.gate_slots: launches 1 read 256 written 160
 // CHECK-NEXT: kernel moert.gate_normalize: launches 1 read 256 written 128
+// CHECK-NEXT: family gate: launches 4 read 1536 written 1056
 // CHECK-NEXT: kernels @gate_fused_step tokens 16
 // CHECK-NEXT: layer 1: launches 1 read 512 written 416
 // CHECK-NEXT: total: launches 1 read 512 written 416
 // CHECK-NEXT: kernel moert.gate: launches 1 read 512 written 416
+// CHECK-NEXT: family gate: launches 1 read 512 written 416
 // CHECK-NOT: kernels
 module attributes {moert.max_tokens = 16 : i64} {
 func.func @unfused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats: !moert.stats, %s: i64, %x: !moert.view<f32, 1024>) attributes {moert.entry = "step"} {
