@@ -70,7 +70,6 @@ def Moert_WeightRequest : Moert_Encoder<"weightRequest">;
 def Moert_RankTable : Moert_Encoder<"rankTable">;
 // The address of a local that receives the op's next result, initialised
 // from the encoder's argument if it has one.
-def Moert_Product : Moert_Encoder<"product">;
 def Moert_Result : Moert_Encoder<"result">;
 
 //===----------------------------------------------------------------------===//

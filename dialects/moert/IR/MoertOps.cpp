@@ -546,9 +546,7 @@ LogicalResult SharedAddOp::verify() {
 }
 
 LogicalResult AddOp::verify() {
-  return verifyTokenViews(
-      *this, getHidden(),
-      {{"lhs", getLhs()}, {"rhs", getRhs()}, {"out", getOut()}});
+  return verifyElementwise(*this, {getLhs(), getRhs()}, getOut());
 }
 
 //===----------------------------------------------------------------------===//

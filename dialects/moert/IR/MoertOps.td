@@ -547,22 +547,20 @@ def Moert_SharedAddOp : Moert_CallOp<"shared_add", "moert_shared_add",
 }
 
 def Moert_AddOp : Moert_CallOp<"add", "moert_add", "combine"> {
-  let summary = "moert_add: out = a + b over tokens x hidden elements";
+  let summary = "moert_add: out = a + b over count elements";
   let description = [{
     The layer's residual connection; `out` may be `a` or `b`.
 
     ```mlir
-    moert.add %ctx, %x, %y -> %x tokens %s hidden 64
+    moert.add %ctx, %x, %y -> %x count %n
         : !moert.view<f32, 4096>, !moert.view<f32, 4096> -> !moert.view<f32, 4096>
     ```
   }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$lhs,
-                       Moert_In:$rhs, Moert_Out:$out, I64:$tokens,
-                       I64Prop:$hidden);
-  let callArguments = (ins $ctx, $lhs, $rhs, $out, (Moert_Product $tokens, $hidden));
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$lhs, Moert_In:$rhs,
+                       Moert_Out:$out, I64:$count);
   let assemblyFormat = [{
-    $ctx `,` $lhs `,` $rhs `->` $out `tokens` $tokens `hidden` $hidden
-    attr-dict `:` type($lhs) `,` type($rhs) `->` type($out)
+    $ctx `,` $lhs `,` $rhs `->` $out `count` $count attr-dict `:` type($lhs)
+    `,` type($rhs) `->` type($out)
   }];
 }
 

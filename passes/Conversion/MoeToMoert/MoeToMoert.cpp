@@ -977,7 +977,7 @@ LogicalResult FunctionLowering::emitOp(Operation *op) {
     Value in = view(layer.getInput());
     if (view(yield.getValue()) != in) // else a fused combine added it
       moert::AddOp::create(builder, loc, ctx, in, view(yield.getValue()), in,
-                           tokens, hiddenOf(yield.getValue()));
+                           tokenElements(hiddenOf(yield.getValue()), loc));
     layerGroups.clear();
     builder.setInsertionPointAfter(builder.getBlock()->getParentOp());
     return success();

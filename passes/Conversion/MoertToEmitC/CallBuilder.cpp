@@ -272,11 +272,6 @@ void CallBuilder::rankTable(DenseIntElementsAttr groups) {
   arg(shape.getDimSize(1));
 }
 
-void CallBuilder::product(Value a, int64_t b) {
-  arg(emitc::MulOp::create(rewriter, loc, rewriter.getI64Type(), a, i64(b))
-          .getResult());
-}
-
 void CallBuilder::result(Value initial) {
   Type type =
       converter.convertType(op->getResult(resultLocals.size()).getType());

@@ -65,7 +65,6 @@ public:
                      Value expertOffset, ValueRange offsets,
                      int64_t dstExpertStride);
   void rankTable(DenseIntElementsAttr groups);
-  void product(Value a, int64_t b);
   /// &local for the op's next result, the local set to `initial` if given.
   void result(Value initial = {});
 

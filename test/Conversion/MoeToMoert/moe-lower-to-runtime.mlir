@@ -47,7 +47,8 @@
 // CHECK: moert.experts_linear %[[CTX]], %{{.*}} : !moert.view<f32, 65536> in %[[H]] : !moert.view<f32, 16384> -> %[[OUT]] : !moert.view<f32, 8192> rows %[[COUNTS]] : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 64 k 128
 // CHECK: %[[Y:.*]] = moert.view %[[STATE]][197120] : !moert.buffer<985536> -> !moert.view<f32, 1024>
 // CHECK: moert.combine %[[CTX]], %[[OUT]], {{.*}} -> %[[Y]] tokens %[[S]] capacity %[[CAP]] hidden 64 top_k 2 experts 8
-// CHECK: moert.add %[[CTX]], %[[X]], %[[Y]] -> %[[X]] tokens %[[S]] hidden 64
+// CHECK: %[[N:.*]] = arith.muli %[[S]], %{{.*}} : i64
+// CHECK: moert.add %[[CTX]], %[[X]], %[[Y]] -> %[[X]] count %[[N]]
 // CHECK-NEXT: }
 // CHECK-NEXT: return
 module {

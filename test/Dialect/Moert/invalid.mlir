@@ -266,8 +266,8 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moe
 // -----
 
 func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %y: !moert.view<i32, 1024>) {
-  // expected-error @below {{rhs must be a f32, f16 or bf16 view, got '!moert.view<i32, 1024>'}}
-  moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<i32, 1024> -> !moert.view<f32, 1024>
+  // expected-error @below {{input must be a f32, f16 or bf16 view, got '!moert.view<i32, 1024>'}}
+  moert.add %ctx, %x, %y -> %x count %s : !moert.view<f32, 1024>, !moert.view<i32, 1024> -> !moert.view<f32, 1024>
   return
 }
 

@@ -44,7 +44,7 @@ func.func @unfused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %stats
     %y = moert.view %buf[8320] : !moert.buffer<65536> -> !moert.view<f32, 1024>
     moert.record_drops %ctx, %stats layer 0 counts %counts tokens %s top_k 2 experts 8 : !moert.view<i32, 8>
     moert.combine %ctx, %e, %ids, %slots, %w -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
-    moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+    moert.add %ctx, %x, %y -> %x count %s : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   }
   return
 }
@@ -91,7 +91,7 @@ func.func @gate_fused_step(%ctx: !moert.context, %buf: !moert.buffer<65536>, %st
 }
 func.func @not_a_step(%ctx: !moert.context, %x: !moert.view<f32, 1024>) {
   %s = arith.constant 16 : i64
-  moert.add %ctx, %x, %x -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  moert.add %ctx, %x, %x -> %x count %s : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   return
 }
 }

@@ -82,8 +82,8 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   // CHECK: moert.fused_combine {{.*}} shared(%{{.*}} : !moert.view<f32, 1024>) addend(%{{.*}} : !moert.view<f32, 1024>) -> %{{.*}} tokens %{{.*}} capacity %[[CAP]] hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
   moert.fused_combine %ctx, %eout, %ids, %slots, %w shared(%y : !moert.view<f32, 1024>) addend(%x : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
-  // CHECK: moert.add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64
-  moert.add %ctx, %x, %y -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // CHECK: moert.add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} count %{{.*}}
+  moert.add %ctx, %x, %y -> %x count %s : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   return
 }
 
