@@ -128,8 +128,8 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
   moert.all_to_all %ctx, %g to_experts hierarchical %send -> %recv experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat
   moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
-  // CHECK: moert.all_to_all %{{.*}}, %[[G]] from_experts flat %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 {slices = 2 : i64}
-  moert.all_to_all %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 {slices = 2 : i64} : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
+  // CHECK: moert.all_to_all_sliced %{{.*}}, %[[G]] from_experts flat %{{.*}} -> %{{.*}} experts_local 4 capacity %{{.*}} hidden 64 slices 2 :
+  moert.all_to_all_sliced %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 slices 2 : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_reduce %{{.*}}, %[[G]] sum %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   moert.all_reduce %ctx, %g sum %part -> %part count %n : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
   // CHECK: moert.all_gather %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
