@@ -10,7 +10,7 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
                 "rewrite the model to per-rank shapes";
   let description = [{
     For every `moe.layer`, picks a plan `dp x ep x tp` on the mesh with the
-    cost model (compiler/CostModel): ep = min(experts, ranks) as in
+    cost model (passes/Parallelism/CostModel.h): ep = min(experts, ranks) as in
     DeepSpeed-MoE (their gcd when min does not divide both) unless forced, tp slices each expert's FFN (and the layer's
     dense MLPs) when that is faster or needed to fit memory, dp replicates the
     rest, and the all-to-all is hierarchical when the exchange group spans
