@@ -182,14 +182,9 @@ int mlir::moe::runDriver(int argc, char **argv) {
   moert_backend_t backend;
   if (!moert::runner::parseBackend(opts.backend, backend))
     return fail("--backend must be cpu or cuda, got '" + opts.backend + "'");
-  int32_t nodes = 0, gpus = 0;
-  {
-    StringRef m = opts.mesh;
-    auto [a, b] = m.split('x');
-    if (a.getAsInteger(10, nodes) || b.getAsInteger(10, gpus) || nodes <= 0 ||
-        gpus <= 0)
-      return fail("--mesh must be NODESxGPUS, got '" + opts.mesh + "'");
-  }
+  if (llvm::Expected<moe::MeshShape> mesh = moe::MeshShape::parse(opts.mesh);
+      !mesh)
+    return fail(llvm::toString(mesh.takeError()));
   if (opts.tokens <= 0)
     return fail("--tokens must be positive");
   if (opts.steps <= 0)

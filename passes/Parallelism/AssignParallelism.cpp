@@ -84,16 +84,14 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
   auto existing = module->getAttrOfType<MeshAttr>(MoeDialect::kMeshAttrName);
-  int64_t nodes = 0, gpus = 0;
+  MeshShape shape;
   if (!mesh.empty()) {
-    auto [lhs, rhs] = StringRef(mesh).split('x');
-    if (lhs.getAsInteger(10, nodes) || rhs.getAsInteger(10, gpus) ||
-        nodes < 1 || gpus < 1)
-      return module.emitError()
-             << "mesh option '" << mesh << "' is not NODESxGPUS, e.g. 2x8";
+    llvm::Expected<MeshShape> parsed = MeshShape::parse(mesh);
+    if (!parsed)
+      return module.emitError() << llvm::toString(parsed.takeError());
+    shape = *parsed;
   } else if (existing) {
-    nodes = existing.getNodes();
-    gpus = existing.getGpusPerNode();
+    shape = existing.getShape();
   } else {
     return module.emitError()
            << "no mesh: pass mesh=NODESxGPUS or set a moe.mesh attribute";
@@ -110,9 +108,9 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
       memoryGiB != 0 ? static_cast<int64_t>(memoryGiB * 1024 * 1024 * 1024)
                      : base.getMemoryBytes();
   MeshAttr resolved = MeshAttr::getChecked(
-      [&] { return module.emitError(); }, context, nodes, gpus, memoryBytes,
-      base.getMemoryGbps(), base.getPeakTflops(),
-      orDefault(intraNodeGBps, base.getIntraNodeGbps()),
+      [&] { return module.emitError(); }, context, shape.nodes,
+      shape.gpusPerNode, memoryBytes, base.getMemoryGbps(),
+      base.getPeakTflops(), orDefault(intraNodeGBps, base.getIntraNodeGbps()),
       orDefault(interNodeGBps, base.getInterNodeGbps()));
   if (!resolved)
     return failure();
@@ -361,8 +359,8 @@ void AssignParallelismPass::runOnOperation() {
       cost::choosePlans(shapes, costMesh, *planPolicy, stepTokens, constraints);
   if (choice.failedLayer) {
     layers[*choice.failedLayer].layer.emitOpError()
-        << "has no parallel plan on the " << costMesh.nodes << "x"
-        << costMesh.gpusPerNode << " mesh: " << choice.error;
+        << "has no parallel plan on the " << meshAttr->getShape().str()
+        << " mesh: " << choice.error;
     return signalPassFailure();
   }
 
@@ -437,9 +435,7 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
           {"flops", e.flops},
           {"seconds", e.seconds}});
     }
-    llvm::json::Object root{{"mesh", llvm::formatv("{0}x{1}", mesh.getNodes(),
-                                                   mesh.getGpusPerNode())
-                                         .str()},
+    llvm::json::Object root{{"mesh", mesh.getShape().str()},
                             {"policy", policy},
                             {"tokens_per_rank", stepTokens},
                             {"memory_bytes", choice.memoryBytes},
@@ -452,10 +448,9 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
   // compiled model).
   std::string table;
   llvm::raw_string_ostream os(table);
-  os << llvm::formatv("moe plan: mesh {0}x{1}, {2} policy, {3} tokens per "
+  os << llvm::formatv("moe plan: mesh {0}, {1} policy, {2} tokens per "
                       "rank per step\n",
-                      mesh.getNodes(), mesh.getGpusPerNode(), policy,
-                      stepTokens);
+                      mesh.getShape().str(), policy, stepTokens);
   os << llvm::formatv("{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} "
                       "{8,8} {9,12} {10,12} {11,10}\n",
                       "layer", "kind", "experts", "/rank", "ep", "tp", "dp",
