@@ -70,6 +70,8 @@ private:
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
+  friend AssignParallelismDeclaredOptions &
+  mlir::moe::declaredAssignParallelismOptions();
 
   /// Weight argument -> how it was split. Attached in one go at the end:
   /// setting argument attributes one by one is quadratic in the argument
@@ -483,3 +485,12 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
 }
 
 } // namespace
+
+AssignParallelismDeclaredOptions &
+mlir::moe::declaredAssignParallelismOptions() {
+  // A pass that never runs holds the declarations.
+  static AssignParallelismPass pass;
+  static AssignParallelismDeclaredOptions options{
+      pass.mesh, pass.tokens, pass.policy, pass.ep, pass.tp, pass.report};
+  return options;
+}

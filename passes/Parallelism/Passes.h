@@ -13,6 +13,19 @@ namespace mlir::moe {
 #define GEN_PASS_DECL
 #include "passes/Parallelism/Passes.h.inc"
 
+/// moe-assign-parallelism's options as Passes.td declares them, for the
+/// pipelines and tools that offer them again (ForwardedOption, sameAs): their
+/// names, descriptions, defaults and values live only there.
+struct AssignParallelismDeclaredOptions {
+  Pass::Option<std::string> &mesh;
+  Pass::Option<int64_t> &tokens;
+  Pass::Option<std::string> &policy;
+  Pass::Option<int64_t> &ep;
+  Pass::Option<int64_t> &tp;
+  Pass::Option<std::string> &report;
+};
+AssignParallelismDeclaredOptions &declaredAssignParallelismOptions();
+
 #define GEN_PASS_REGISTRATION
 #include "passes/Parallelism/Passes.h.inc"
 
