@@ -78,7 +78,7 @@ struct Options {
                          cl::desc("steps to run on the same input (layer "
                                   "time: the median)"),
                          cl::init(1)};
-  cl::opt<std::string> policy{moe::sameAs(compile.policy)};
+  cl::opt<moe::cost::Policy> policy{moe::sameAs(compile.policy)};
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};

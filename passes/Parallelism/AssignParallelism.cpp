@@ -306,37 +306,17 @@ void AssignParallelismPass::runOnOperation() {
   if (failed(meshAttr))
     return signalPassFailure();
 
-  std::optional<cost::Policy> planPolicy =
-      llvm::StringSwitch<std::optional<cost::Policy>>(policy)
-          .Case("latency", cost::Policy::latency)
-          .Case("throughput", cost::Policy::throughput)
-          .Default(std::nullopt);
-  if (!planPolicy) {
-    module.emitError() << "policy must be latency or throughput, got '"
-                       << policy << "'";
-    return signalPassFailure();
-  }
   cost::PlanConstraints constraints;
   if (ep > 0)
     constraints.ep = ep;
   if (tp > 0)
     constraints.tp = tp;
-  if (allToAll == "flat")
+  if (allToAll == AllToAllChoice::flat)
     constraints.allToAll = cost::AllToAll::flat;
-  else if (allToAll == "hierarchical")
+  else if (allToAll == AllToAllChoice::hierarchical)
     constraints.allToAll = cost::AllToAll::hierarchical;
-  else if (allToAll != "auto") {
-    module.emitError() << "all-to-all must be auto, flat or hierarchical, got '"
-                       << allToAll << "'";
-    return signalPassFailure();
-  }
-  if (report != "none" && report != "table" && report != "json") {
-    module.emitError() << "report must be none, table or json, got '" << report
-                       << "'";
-    return signalPassFailure();
-  }
   int64_t stepTokens =
-      tokens > 0 ? int64_t(tokens) : cost::defaultTokens(*planPolicy);
+      tokens > 0 ? int64_t(tokens) : cost::defaultTokens(policy);
 
   SmallVector<LayerParts> layers;
   std::vector<cost::LayerShape> shapes;
@@ -358,7 +338,7 @@ void AssignParallelismPass::runOnOperation() {
   module->setAttr(MoeDialect::kMeshAttrName, *meshAttr);
   cost::Mesh costMesh = toCostMesh(*meshAttr);
   cost::PlanChoice choice =
-      cost::choosePlans(shapes, costMesh, *planPolicy, stepTokens, constraints);
+      cost::choosePlans(shapes, costMesh, policy, stepTokens, constraints);
   if (choice.failedLayer) {
     layers[*choice.failedLayer].layer.emitOpError()
         << "has no parallel plan on the " << meshAttr->getShape().str()
@@ -413,7 +393,9 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
                                         MeshAttr mesh, int64_t stepTokens) {
-  if (report == "json") {
+  // The policy as its option spells it.
+  StringRef policyName = *policy.getParser().findArgStrForValue(policy);
+  if (report == PlanReport::json) {
     raw_ostream &os = llvm::outs();
     llvm::json::Array rows;
     for (auto [i, layer] : llvm::enumerate(layers)) {
@@ -438,7 +420,7 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
           {"seconds", e.seconds}});
     }
     llvm::json::Object root{{"mesh", mesh.getShape().str()},
-                            {"policy", policy},
+                            {"policy", policyName},
                             {"tokens_per_rank", stepTokens},
                             {"memory_bytes", choice.memoryBytes},
                             {"device_memory_bytes", mesh.getMemoryBytes()},
@@ -452,7 +434,7 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
   llvm::raw_string_ostream os(table);
   os << llvm::formatv("moe plan: mesh {0}, {1} policy, {2} tokens per "
                       "rank per step\n",
-                      mesh.getShape().str(), policy, stepTokens);
+                      mesh.getShape().str(), policyName, stepTokens);
   os << llvm::formatv("{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} "
                       "{8,8} {9,12} {10,12} {11,10}\n",
                       "layer", "kind", "experts", "/rank", "ep", "tp", "dp",
@@ -480,7 +462,7 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                       humanBytes(mesh.getMemoryBytes()));
   getOperation()->setAttr(MoeDialect::kPlanTableAttrName,
                           StringAttr::get(&getContext(), table));
-  if (report == "table")
+  if (report == PlanReport::table)
     llvm::outs() << table;
 }
 

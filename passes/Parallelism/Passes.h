@@ -4,6 +4,8 @@
 #define MOE_PASSES_PARALLELISM_PASSES_H
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "passes/Parallelism/PlanOptions.h"
+
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Pass/Pass.h"
@@ -19,10 +21,10 @@ namespace mlir::moe {
 struct AssignParallelismDeclaredOptions {
   Pass::Option<std::string> &mesh;
   Pass::Option<int64_t> &tokens;
-  Pass::Option<std::string> &policy;
+  Pass::Option<cost::Policy> &policy;
   Pass::Option<int64_t> &ep;
   Pass::Option<int64_t> &tp;
-  Pass::Option<std::string> &report;
+  Pass::Option<PlanReport> &report;
 };
 AssignParallelismDeclaredOptions &declaredAssignParallelismOptions();
 

@@ -17,12 +17,12 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
                                     declaredAssignParallelismOptions().mesh};
   ForwardedOption<int64_t> tokens{*this,
                                   declaredAssignParallelismOptions().tokens};
-  ForwardedOption<std::string> policy{
+  ForwardedOption<cost::Policy> policy{
       *this, declaredAssignParallelismOptions().policy};
   ForwardedOption<int64_t> ep{*this, declaredAssignParallelismOptions().ep};
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
-  ForwardedOption<std::string> report{
-      *this, declaredAssignParallelismOptions().report};
+  ForwardedOption<PlanReport> report{*this,
+                                     declaredAssignParallelismOptions().report};
 
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("run moe-fuse-kernels (false: every op "
