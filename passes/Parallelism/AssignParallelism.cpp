@@ -35,19 +35,6 @@ AllToAllVariant toIR(cost::AllToAll variant) {
                                          : AllToAllVariant::hierarchical;
 }
 
-/// `dims` says which plan axis splits each dimension of `type`.
-RankedTensorType splitType(RankedTensorType type, ArrayRef<ShardAxis> dims,
-                           PlanAttr plan) {
-  SmallVector<int64_t> shape(type.getShape());
-  for (auto [size, axis] : llvm::zip(shape, dims)) {
-    if (axis == ShardAxis::ep)
-      size /= plan.getEp();
-    else if (axis == ShardAxis::tp)
-      size /= plan.getTp();
-  }
-  return RankedTensorType::get(shape, type.getElementType());
-}
-
 DenseIntElementsAttr groupsAttr(OpBuilder &builder, PlanAttr plan) {
   SmallVector<int64_t> flat;
   for (ArrayRef<int64_t> group : plan.getExchangeGroups())
@@ -67,6 +54,7 @@ private:
   FailureOr<MeshAttr> resolveMesh();
   LogicalResult shardWeight(Value weight, ArrayRef<ShardAxis> dims,
                             PlanAttr plan);
+  template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
@@ -135,18 +123,37 @@ LogicalResult AssignParallelismPass::shardWeight(Value weight,
            << "shares weight argument #" << arg.getArgNumber()
            << " with another op; each weight must belong to one layer";
   auto type = cast<RankedTensorType>(weight.getType());
-  for (auto [size, axis] : llvm::zip(type.getShape(), dims)) {
-    int64_t degree = axis == ShardAxis::ep   ? plan.getEp()
-                     : axis == ShardAxis::tp ? plan.getTp()
-                                             : 1;
+  SmallVector<int64_t> shape(type.getShape());
+  for (auto [size, axis] : llvm::zip(shape, dims)) {
+    int64_t degree = plan.getDegree(axis);
     if (size % degree != 0)
       return user->emitOpError()
              << "weight argument #" << arg.getArgNumber() << " of type " << type
              << " does not split " << degree << " ways";
+    size /= degree;
   }
-  arg.setType(splitType(type, dims, plan));
+  arg.setType(RankedTensorType::get(shape, type.getElementType()));
   shards[arg] = ShardAttr::get(&getContext(), dims);
   return success();
+}
+
+/// Column-split gate/up, row-split down; biases follow their GEMM. The
+/// weights of an expert group lead with the expert axis, split over ep.
+template <typename FfnOp>
+LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
+  auto shard = [&](Value weight, ArrayRef<ShardAxis> rest) {
+    SmallVector<ShardAxis> dims;
+    if constexpr (std::is_same_v<FfnOp, ExpertsOp>)
+      dims.push_back(ShardAxis::ep);
+    llvm::append_range(dims, rest);
+    return !weight || succeeded(shardWeight(weight, dims, plan));
+  };
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  return success(shard(ffn.getGateWeight(), {byTp, none}) &&
+                 shard(ffn.getUpWeight(), {byTp, none}) &&
+                 shard(ffn.getUpBias(), {byTp}) &&
+                 shard(ffn.getDownWeight(), {none, byTp}) &&
+                 shard(ffn.getDownBias(), {none}));
 }
 
 FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
@@ -164,8 +171,6 @@ FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
 
 LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
                                                   PlanAttr plan) {
-  const ShardAxis none = ShardAxis::none, byEp = ShardAxis::ep,
-                  byTp = ShardAxis::tp;
   LayerOp layer = parts.layer;
   layer->setAttr(MoeDialect::kPlanAttrName, plan);
   OpBuilder builder(layer.getContext());
@@ -173,17 +178,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
 
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
-    // Column-split gate/up, row-split down; biases follow their GEMM.
-    if ((experts.getGateWeight() &&
-         failed(
-             shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
-        failed(shardWeight(experts.getUpWeight(), {byEp, byTp, none}, plan)) ||
-        (experts.getUpBias() &&
-         failed(shardWeight(experts.getUpBias(), {byEp, byTp}, plan))) ||
-        failed(
-            shardWeight(experts.getDownWeight(), {byEp, none, byTp}, plan)) ||
-        (experts.getDownBias() &&
-         failed(shardWeight(experts.getDownBias(), {byEp, none}, plan))))
+    if (failed(shardFfn(experts, plan)))
       return failure();
     if (group > 1) {
       DenseIntElementsAttr groups = groupsAttr(builder, plan);
@@ -226,14 +221,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   for (DenseFfnOp dense : parts.denseFfns) {
     if (plan.getTp() == 1)
       continue;
-    if ((dense.getGateWeight() &&
-         failed(shardWeight(dense.getGateWeight(), {byTp, none}, plan))) ||
-        failed(shardWeight(dense.getUpWeight(), {byTp, none}, plan)) ||
-        (dense.getUpBias() &&
-         failed(shardWeight(dense.getUpBias(), {byTp}, plan))) ||
-        failed(shardWeight(dense.getDownWeight(), {none, byTp}, plan)) ||
-        (dense.getDownBias() &&
-         failed(shardWeight(dense.getDownBias(), {none}, plan))))
+    if (failed(shardFfn(dense, plan)))
       return failure();
     // Tokens are per rank: gather the tp group's tokens, run the slice, and
     // scatter the summed partial outputs back to their ranks.
@@ -271,7 +259,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
           shards.count(arg))
         continue;
       SmallVector<ShardAxis> dims(
-          cast<RankedTensorType>(arg.getType()).getRank(), none);
+          cast<RankedTensorType>(arg.getType()).getRank(), ShardAxis::none);
       if (failed(shardWeight(arg, dims, plan)))
         return WalkResult::interrupt();
     }
