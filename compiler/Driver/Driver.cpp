@@ -17,6 +17,7 @@
 #include "compiler/Import/Importers.h"
 #include "compiler/InitAll.h"
 #include "dialects/moe/IR/MoeDialect.h"
+#include "passes/Pipelines/ForwardedOption.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "runtime/runner/Runner.h"
 
@@ -54,26 +55,33 @@ int fail(const llvm::Twine &message) {
 //===----------------------------------------------------------------------===//
 
 struct Options {
+  // What moe-run compiles with. The flags that are its options are declared
+  // from them (sameAs); moe-run's values are copied in before compiling.
+  moe::CompileOptions compile;
+
   cl::opt<std::string> input{cl::Positional, cl::Required,
                              cl::desc("<config.json | model.mlir>")};
   cl::opt<std::string> backend{"backend",
                                cl::desc("cpu | cuda (cuda: one process per "
                                         "GPU, started by mpirun or torchrun)"),
                                cl::init("cpu")};
-  cl::opt<std::string> mesh{"mesh", cl::desc("NODESxGPUS"), cl::init("1x1")};
-  cl::opt<int64_t> tokens{"tokens", cl::desc("tokens per rank"), cl::init(16)};
+  // A run needs a mesh and a token count: moe-run's defaults, not the
+  // pipeline's.
+  cl::opt<std::string> mesh{"mesh",
+                            cl::desc("NODESxGPUS to compile for and run on"),
+                            cl::init("1x1")};
+  cl::opt<int64_t> tokens{"tokens",
+                          cl::desc("tokens per rank per step to compile for "
+                                   "and run"),
+                          cl::init(16)};
   cl::opt<int64_t> steps{"steps",
                          cl::desc("steps to run on the same input (layer "
                                   "time: the median)"),
                          cl::init(1)};
-  cl::opt<std::string> policy{"policy", cl::desc("latency | throughput"),
-                              cl::init("throughput")};
-  cl::opt<int64_t> ep{"ep", cl::desc("force the EP degree"), cl::init(0)};
-  cl::opt<int64_t> tp{"tp", cl::desc("force the TP degree"), cl::init(0)};
-  cl::opt<bool> fuse{"fuse",
-                     cl::desc("run moe-fuse-kernels (--fuse=false: one "
-                              "runtime kernel per op)"),
-                     cl::init(true)};
+  cl::opt<moe::cost::Policy> policy{moe::sameAs(compile.policy)};
+  cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
+  cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
+  cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
   cl::opt<std::string> weights{"weights",
                                cl::desc("safetensors file (default: random "
                                         "weights from --seed)")};
@@ -182,14 +190,9 @@ int mlir::moe::runDriver(int argc, char **argv) {
   moert_backend_t backend;
   if (!moert::runner::parseBackend(opts.backend, backend))
     return fail("--backend must be cpu or cuda, got '" + opts.backend + "'");
-  int32_t nodes = 0, gpus = 0;
-  {
-    StringRef m = opts.mesh;
-    auto [a, b] = m.split('x');
-    if (a.getAsInteger(10, nodes) || b.getAsInteger(10, gpus) || nodes <= 0 ||
-        gpus <= 0)
-      return fail("--mesh must be NODESxGPUS, got '" + opts.mesh + "'");
-  }
+  if (llvm::Expected<moe::MeshShape> mesh = moe::MeshShape::parse(opts.mesh);
+      !mesh)
+    return fail(llvm::toString(mesh.takeError()));
   if (opts.tokens <= 0)
     return fail("--tokens must be positive");
   if (opts.steps <= 0)
@@ -217,7 +220,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
 
   // 2. Compile to C++.
   PassManager pm(&context);
-  CompileOptions compile;
+  CompileOptions &compile = opts.compile;
   compile.mesh = opts.mesh;
   compile.tokens = opts.tokens;
   compile.policy = opts.policy;

@@ -35,19 +35,6 @@ AllToAllVariant toIR(cost::AllToAll variant) {
                                          : AllToAllVariant::hierarchical;
 }
 
-/// `dims` says which plan axis splits each dimension of `type`.
-RankedTensorType splitType(RankedTensorType type, ArrayRef<ShardAxis> dims,
-                           PlanAttr plan) {
-  SmallVector<int64_t> shape(type.getShape());
-  for (auto [size, axis] : llvm::zip(shape, dims)) {
-    if (axis == ShardAxis::ep)
-      size /= plan.getEp();
-    else if (axis == ShardAxis::tp)
-      size /= plan.getTp();
-  }
-  return RankedTensorType::get(shape, type.getElementType());
-}
-
 DenseIntElementsAttr groupsAttr(OpBuilder &builder, PlanAttr plan) {
   SmallVector<int64_t> flat;
   for (ArrayRef<int64_t> group : plan.getExchangeGroups())
@@ -67,9 +54,12 @@ private:
   FailureOr<MeshAttr> resolveMesh();
   LogicalResult shardWeight(Value weight, ArrayRef<ShardAxis> dims,
                             PlanAttr plan);
+  template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
+  friend AssignParallelismDeclaredOptions &
+  mlir::moe::declaredAssignParallelismOptions();
 
   /// Weight argument -> how it was split. Attached in one go at the end:
   /// setting argument attributes one by one is quadratic in the argument
@@ -84,16 +74,14 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
   auto existing = module->getAttrOfType<MeshAttr>(MoeDialect::kMeshAttrName);
-  int64_t nodes = 0, gpus = 0;
+  MeshShape shape;
   if (!mesh.empty()) {
-    auto [lhs, rhs] = StringRef(mesh).split('x');
-    if (lhs.getAsInteger(10, nodes) || rhs.getAsInteger(10, gpus) ||
-        nodes < 1 || gpus < 1)
-      return module.emitError()
-             << "mesh option '" << mesh << "' is not NODESxGPUS, e.g. 2x8";
+    llvm::Expected<MeshShape> parsed = MeshShape::parse(mesh);
+    if (!parsed)
+      return module.emitError() << llvm::toString(parsed.takeError());
+    shape = *parsed;
   } else if (existing) {
-    nodes = existing.getNodes();
-    gpus = existing.getGpusPerNode();
+    shape = existing.getShape();
   } else {
     return module.emitError()
            << "no mesh: pass mesh=NODESxGPUS or set a moe.mesh attribute";
@@ -110,9 +98,9 @@ FailureOr<MeshAttr> AssignParallelismPass::resolveMesh() {
       memoryGiB != 0 ? static_cast<int64_t>(memoryGiB * 1024 * 1024 * 1024)
                      : base.getMemoryBytes();
   MeshAttr resolved = MeshAttr::getChecked(
-      [&] { return module.emitError(); }, context, nodes, gpus, memoryBytes,
-      base.getMemoryGbps(), base.getPeakTflops(),
-      orDefault(intraNodeGBps, base.getIntraNodeGbps()),
+      [&] { return module.emitError(); }, context, shape.nodes,
+      shape.gpusPerNode, memoryBytes, base.getMemoryGbps(),
+      base.getPeakTflops(), orDefault(intraNodeGBps, base.getIntraNodeGbps()),
       orDefault(interNodeGBps, base.getInterNodeGbps()));
   if (!resolved)
     return failure();
@@ -135,18 +123,37 @@ LogicalResult AssignParallelismPass::shardWeight(Value weight,
            << "shares weight argument #" << arg.getArgNumber()
            << " with another op; each weight must belong to one layer";
   auto type = cast<RankedTensorType>(weight.getType());
-  for (auto [size, axis] : llvm::zip(type.getShape(), dims)) {
-    int64_t degree = axis == ShardAxis::ep   ? plan.getEp()
-                     : axis == ShardAxis::tp ? plan.getTp()
-                                             : 1;
+  SmallVector<int64_t> shape(type.getShape());
+  for (auto [size, axis] : llvm::zip(shape, dims)) {
+    int64_t degree = plan.getDegree(axis);
     if (size % degree != 0)
       return user->emitOpError()
              << "weight argument #" << arg.getArgNumber() << " of type " << type
              << " does not split " << degree << " ways";
+    size /= degree;
   }
-  arg.setType(splitType(type, dims, plan));
+  arg.setType(RankedTensorType::get(shape, type.getElementType()));
   shards[arg] = ShardAttr::get(&getContext(), dims);
   return success();
+}
+
+/// Column-split gate/up, row-split down; biases follow their GEMM. The
+/// weights of an expert group lead with the expert axis, split over ep.
+template <typename FfnOp>
+LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
+  auto shard = [&](Value weight, ArrayRef<ShardAxis> rest) {
+    SmallVector<ShardAxis> dims;
+    if constexpr (std::is_same_v<FfnOp, ExpertsOp>)
+      dims.push_back(ShardAxis::ep);
+    llvm::append_range(dims, rest);
+    return !weight || succeeded(shardWeight(weight, dims, plan));
+  };
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  return success(shard(ffn.getGateWeight(), {byTp, none}) &&
+                 shard(ffn.getUpWeight(), {byTp, none}) &&
+                 shard(ffn.getUpBias(), {byTp}) &&
+                 shard(ffn.getDownWeight(), {none, byTp}) &&
+                 shard(ffn.getDownBias(), {none}));
 }
 
 FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
@@ -164,8 +171,6 @@ FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
 
 LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
                                                   PlanAttr plan) {
-  const ShardAxis none = ShardAxis::none, byEp = ShardAxis::ep,
-                  byTp = ShardAxis::tp;
   LayerOp layer = parts.layer;
   layer->setAttr(MoeDialect::kPlanAttrName, plan);
   OpBuilder builder(layer.getContext());
@@ -173,17 +178,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
 
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
-    // Column-split gate/up, row-split down; biases follow their GEMM.
-    if ((experts.getGateWeight() &&
-         failed(
-             shardWeight(experts.getGateWeight(), {byEp, byTp, none}, plan))) ||
-        failed(shardWeight(experts.getUpWeight(), {byEp, byTp, none}, plan)) ||
-        (experts.getUpBias() &&
-         failed(shardWeight(experts.getUpBias(), {byEp, byTp}, plan))) ||
-        failed(
-            shardWeight(experts.getDownWeight(), {byEp, none, byTp}, plan)) ||
-        (experts.getDownBias() &&
-         failed(shardWeight(experts.getDownBias(), {byEp, none}, plan))))
+    if (failed(shardFfn(experts, plan)))
       return failure();
     if (group > 1) {
       DenseIntElementsAttr groups = groupsAttr(builder, plan);
@@ -226,14 +221,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   for (DenseFfnOp dense : parts.denseFfns) {
     if (plan.getTp() == 1)
       continue;
-    if ((dense.getGateWeight() &&
-         failed(shardWeight(dense.getGateWeight(), {byTp, none}, plan))) ||
-        failed(shardWeight(dense.getUpWeight(), {byTp, none}, plan)) ||
-        (dense.getUpBias() &&
-         failed(shardWeight(dense.getUpBias(), {byTp}, plan))) ||
-        failed(shardWeight(dense.getDownWeight(), {none, byTp}, plan)) ||
-        (dense.getDownBias() &&
-         failed(shardWeight(dense.getDownBias(), {none}, plan))))
+    if (failed(shardFfn(dense, plan)))
       return failure();
     // Tokens are per rank: gather the tp group's tokens, run the slice, and
     // scatter the summed partial outputs back to their ranks.
@@ -271,7 +259,7 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
           shards.count(arg))
         continue;
       SmallVector<ShardAxis> dims(
-          cast<RankedTensorType>(arg.getType()).getRank(), none);
+          cast<RankedTensorType>(arg.getType()).getRank(), ShardAxis::none);
       if (failed(shardWeight(arg, dims, plan)))
         return WalkResult::interrupt();
     }
@@ -306,37 +294,17 @@ void AssignParallelismPass::runOnOperation() {
   if (failed(meshAttr))
     return signalPassFailure();
 
-  std::optional<cost::Policy> planPolicy =
-      llvm::StringSwitch<std::optional<cost::Policy>>(policy)
-          .Case("latency", cost::Policy::latency)
-          .Case("throughput", cost::Policy::throughput)
-          .Default(std::nullopt);
-  if (!planPolicy) {
-    module.emitError() << "policy must be latency or throughput, got '"
-                       << policy << "'";
-    return signalPassFailure();
-  }
   cost::PlanConstraints constraints;
   if (ep > 0)
     constraints.ep = ep;
   if (tp > 0)
     constraints.tp = tp;
-  if (allToAll == "flat")
+  if (allToAll == AllToAllChoice::flat)
     constraints.allToAll = cost::AllToAll::flat;
-  else if (allToAll == "hierarchical")
+  else if (allToAll == AllToAllChoice::hierarchical)
     constraints.allToAll = cost::AllToAll::hierarchical;
-  else if (allToAll != "auto") {
-    module.emitError() << "all-to-all must be auto, flat or hierarchical, got '"
-                       << allToAll << "'";
-    return signalPassFailure();
-  }
-  if (report != "none" && report != "table" && report != "json") {
-    module.emitError() << "report must be none, table or json, got '" << report
-                       << "'";
-    return signalPassFailure();
-  }
   int64_t stepTokens =
-      tokens > 0 ? int64_t(tokens) : cost::defaultTokens(*planPolicy);
+      tokens > 0 ? int64_t(tokens) : cost::defaultTokens(policy);
 
   SmallVector<LayerParts> layers;
   std::vector<cost::LayerShape> shapes;
@@ -358,11 +326,11 @@ void AssignParallelismPass::runOnOperation() {
   module->setAttr(MoeDialect::kMeshAttrName, *meshAttr);
   cost::Mesh costMesh = toCostMesh(*meshAttr);
   cost::PlanChoice choice =
-      cost::choosePlans(shapes, costMesh, *planPolicy, stepTokens, constraints);
+      cost::choosePlans(shapes, costMesh, policy, stepTokens, constraints);
   if (choice.failedLayer) {
     layers[*choice.failedLayer].layer.emitOpError()
-        << "has no parallel plan on the " << costMesh.nodes << "x"
-        << costMesh.gpusPerNode << " mesh: " << choice.error;
+        << "has no parallel plan on the " << meshAttr->getShape().str()
+        << " mesh: " << choice.error;
     return signalPassFailure();
   }
 
@@ -413,7 +381,9 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
                                         MeshAttr mesh, int64_t stepTokens) {
-  if (report == "json") {
+  // The policy as its option spells it.
+  StringRef policyName = *policy.getParser().findArgStrForValue(policy);
+  if (report == PlanReport::json) {
     raw_ostream &os = llvm::outs();
     llvm::json::Array rows;
     for (auto [i, layer] : llvm::enumerate(layers)) {
@@ -437,10 +407,8 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
           {"flops", e.flops},
           {"seconds", e.seconds}});
     }
-    llvm::json::Object root{{"mesh", llvm::formatv("{0}x{1}", mesh.getNodes(),
-                                                   mesh.getGpusPerNode())
-                                         .str()},
-                            {"policy", policy},
+    llvm::json::Object root{{"mesh", mesh.getShape().str()},
+                            {"policy", policyName},
                             {"tokens_per_rank", stepTokens},
                             {"memory_bytes", choice.memoryBytes},
                             {"device_memory_bytes", mesh.getMemoryBytes()},
@@ -452,10 +420,9 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
   // compiled model).
   std::string table;
   llvm::raw_string_ostream os(table);
-  os << llvm::formatv("moe plan: mesh {0}x{1}, {2} policy, {3} tokens per "
+  os << llvm::formatv("moe plan: mesh {0}, {1} policy, {2} tokens per "
                       "rank per step\n",
-                      mesh.getNodes(), mesh.getGpusPerNode(), policy,
-                      stepTokens);
+                      mesh.getShape().str(), policyName, stepTokens);
   os << llvm::formatv("{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} "
                       "{8,8} {9,12} {10,12} {11,10}\n",
                       "layer", "kind", "experts", "/rank", "ep", "tp", "dp",
@@ -483,8 +450,17 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                       humanBytes(mesh.getMemoryBytes()));
   getOperation()->setAttr(MoeDialect::kPlanTableAttrName,
                           StringAttr::get(&getContext(), table));
-  if (report == "table")
+  if (report == PlanReport::table)
     llvm::outs() << table;
 }
 
 } // namespace
+
+AssignParallelismDeclaredOptions &
+mlir::moe::declaredAssignParallelismOptions() {
+  // A pass that never runs holds the declarations.
+  static AssignParallelismPass pass;
+  static AssignParallelismDeclaredOptions options{
+      pass.mesh, pass.tokens, pass.policy, pass.ep, pass.tp, pass.report};
+  return options;
+}

@@ -3,8 +3,8 @@
 #ifndef MOE_PASSES_PARALLELISM_LAYERANALYSIS_H
 #define MOE_PASSES_PARALLELISM_LAYERANALYSIS_H
 
-#include "compiler/CostModel/CostModel.h"
 #include "dialects/moe/IR/MoeOps.h"
+#include "passes/Parallelism/CostModel.h"
 
 namespace mlir::moe {
 

@@ -4,6 +4,8 @@
 #define MOE_PASSES_PARALLELISM_PASSES_H
 
 #include "dialects/moe/IR/MoeOps.h"
+#include "passes/Parallelism/PlanOptions.h"
+
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Pass/Pass.h"
@@ -12,6 +14,19 @@ namespace mlir::moe {
 
 #define GEN_PASS_DECL
 #include "passes/Parallelism/Passes.h.inc"
+
+/// moe-assign-parallelism's options as Passes.td declares them, for the
+/// pipelines and tools that offer them again (ForwardedOption, sameAs): their
+/// names, descriptions, defaults and values live only there.
+struct AssignParallelismDeclaredOptions {
+  Pass::Option<std::string> &mesh;
+  Pass::Option<int64_t> &tokens;
+  Pass::Option<cost::Policy> &policy;
+  Pass::Option<int64_t> &ep;
+  Pass::Option<int64_t> &tp;
+  Pass::Option<PlanReport> &report;
+};
+AssignParallelismDeclaredOptions &declaredAssignParallelismOptions();
 
 #define GEN_PASS_REGISTRATION
 #include "passes/Parallelism/Passes.h.inc"

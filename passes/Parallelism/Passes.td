@@ -10,7 +10,7 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
                 "rewrite the model to per-rank shapes";
   let description = [{
     For every `moe.layer`, picks a plan `dp x ep x tp` on the mesh with the
-    cost model (compiler/CostModel): ep = min(experts, ranks) as in
+    cost model (passes/Parallelism/CostModel.h): ep = min(experts, ranks) as in
     DeepSpeed-MoE (their gcd when min does not divide both) unless forced, tp slices each expert's FFN (and the layer's
     dense MLPs) when that is faster or needed to fit memory, dp replicates the
     rest, and the all-to-all is hierarchical when the exchange group spans
@@ -40,8 +40,14 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
            "Per-GPU NVLink bandwidth in GB/s (default: the mesh's, 450)">,
     Option<"interNodeGBps", "inter-node-gbps", "double", /*default=*/"0",
            "Per-GPU inter-node bandwidth in GB/s (default: the mesh's, 50)">,
-    Option<"policy", "policy", "std::string", /*default=*/"\"throughput\"",
-           "latency (small steps) or throughput (large steps)">,
+    Option<"policy", "policy", "::mlir::moe::cost::Policy",
+           /*default=*/"::mlir::moe::cost::Policy::throughput",
+           "What the plans are fastest for",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::moe::cost::Policy::latency, "latency",
+                          "small steps (decode)"),
+               clEnumValN(::mlir::moe::cost::Policy::throughput, "throughput",
+                          "large steps (prefill)"))}]>,
     Option<"tokens", "tokens", "int64_t", /*default=*/"0",
            "Tokens per rank per step to plan for (default: 8 for latency, "
            "4096 for throughput)">,
@@ -50,10 +56,27 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
            "ranks), or their gcd when that does not divide both)">,
     Option<"tp", "tp", "int64_t", /*default=*/"0",
            "Force the expert-slicing degree (0: the cost model's choice)">,
-    Option<"allToAll", "all-to-all", "std::string", /*default=*/"\"auto\"",
-           "auto, flat or hierarchical">,
-    Option<"report", "report", "std::string", /*default=*/"\"none\"",
-           "Print the plan: none, table or json">,
+    Option<"allToAll", "all-to-all", "::mlir::moe::AllToAllChoice",
+           /*default=*/"::mlir::moe::AllToAllChoice::automatic",
+           "The all-to-all variant",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::moe::AllToAllChoice::automatic, "auto",
+                          "the cost model's choice"),
+               clEnumValN(::mlir::moe::AllToAllChoice::flat, "flat",
+                          "one exchange among all ranks of the group"),
+               clEnumValN(::mlir::moe::AllToAllChoice::hierarchical,
+                          "hierarchical",
+                          "inside each node, then across nodes"))}]>,
+    Option<"report", "report", "::mlir::moe::PlanReport",
+           /*default=*/"::mlir::moe::PlanReport::none",
+           "Print the plan to stdout",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::moe::PlanReport::none, "none",
+                          "print nothing"),
+               clEnumValN(::mlir::moe::PlanReport::table, "table",
+                          "a table row per layer"),
+               clEnumValN(::mlir::moe::PlanReport::json, "json",
+                          "a JSON object per layer"))}]>,
   ];
 }
 

@@ -3,40 +3,39 @@
 #ifndef MOE_PASSES_PIPELINES_PIPELINES_H
 #define MOE_PASSES_PIPELINES_PIPELINES_H
 
+#include "passes/Parallelism/Passes.h"
+#include "passes/Pipelines/ForwardedOption.h"
+
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
 namespace mlir::moe {
 
 struct CompileOptions : public PassPipelineOptions<CompileOptions> {
-  Option<std::string> mesh{*this, "mesh",
-                           llvm::cl::desc("NODESxGPUS (default: the module's "
-                                          "moe.mesh)"),
-                           llvm::cl::init("")};
-  Option<int64_t> tokens{*this, "tokens",
-                         llvm::cl::desc("most tokens per rank per step"),
-                         llvm::cl::init(0)};
-  Option<std::string> policy{*this, "policy",
-                             llvm::cl::desc("latency | throughput"),
-                             llvm::cl::init("throughput")};
-  Option<int64_t> ep{*this, "ep", llvm::cl::desc("force the EP degree"),
-                     llvm::cl::init(0)};
-  Option<int64_t> tp{*this, "tp", llvm::cl::desc("force the TP degree"),
-                     llvm::cl::init(0)};
+  // moe-assign-parallelism's (tokens also bounds moe-lower-to-runtime).
+  ForwardedOption<std::string> mesh{*this,
+                                    declaredAssignParallelismOptions().mesh};
+  ForwardedOption<int64_t> tokens{*this,
+                                  declaredAssignParallelismOptions().tokens};
+  ForwardedOption<cost::Policy> policy{
+      *this, declaredAssignParallelismOptions().policy};
+  ForwardedOption<int64_t> ep{*this, declaredAssignParallelismOptions().ep};
+  ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
+  ForwardedOption<PlanReport> report{*this,
+                                     declaredAssignParallelismOptions().report};
+
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("run moe-fuse-kernels (false: every op "
                                    "lowers to its own runtime kernel)"),
                     llvm::cl::init(true)};
+  // moe-lower-to-runtime's, declared again: that pass does not expose its
+  // declarations (yet).
   Option<bool> staticCapacity{
       *this, "static-capacity",
       llvm::cl::desc("dropless gates use C = the token bound, so that no "
                      "value is read back during a step (needed to capture "
                      "it in a CUDA graph)"),
       llvm::cl::init(false)};
-  Option<std::string> report{
-      *this, "report",
-      llvm::cl::desc("print the plan table: none | table | json"),
-      llvm::cl::init("none")};
 };
 
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)

@@ -1,6 +1,6 @@
 //===- CostModelTest.cpp - the cost model against hand-computed numbers ---===//
 
-#include "compiler/CostModel/CostModel.h"
+#include "passes/Parallelism/CostModel.h"
 
 #include <gtest/gtest.h>
 

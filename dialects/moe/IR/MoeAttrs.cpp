@@ -81,6 +81,21 @@ int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
                             getMinCapacity());
 }
 
+llvm::Expected<MeshShape> MeshShape::parse(StringRef text) {
+  MeshShape shape;
+  auto [nodes, gpus] = text.split('x');
+  if (nodes.getAsInteger(10, shape.nodes) ||
+      gpus.getAsInteger(10, shape.gpusPerNode) || shape.nodes < 1 ||
+      shape.gpusPerNode < 1)
+    return llvm::createStringError("mesh option '" + text +
+                                   "' is not NODESxGPUS, e.g. 2x8");
+  return shape;
+}
+
+std::string MeshShape::str() const {
+  return std::to_string(nodes) + "x" + std::to_string(gpusPerNode);
+}
+
 LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t nodes, int64_t gpusPerNode,
                                int64_t memoryBytes, APFloat memoryGbps,
@@ -89,7 +104,7 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (nodes < 1 || gpusPerNode < 1)
     return emitError() << "mesh must have at least one node and one GPU per "
                           "node, got "
-                       << nodes << "x" << gpusPerNode;
+                       << MeshShape{nodes, gpusPerNode}.str();
   if (memoryBytes < 1)
     return emitError() << "memory_bytes must be positive, got " << memoryBytes;
   for (auto [name, value] :

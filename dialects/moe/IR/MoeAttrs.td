@@ -113,6 +113,7 @@ def Moe_MeshAttr : Moe_Attr<"Mesh", "mesh"> {
     static constexpr double kDefaultIntraNodeGbps = 450.0;
     static constexpr double kDefaultInterNodeGbps = 50.0;
     int64_t getNumRanks() const { return getNodes() * getGpusPerNode(); }
+    MeshShape getShape() const { return {getNodes(), getGpusPerNode()}; }
   }];
 }
 

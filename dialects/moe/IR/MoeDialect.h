@@ -8,11 +8,23 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OpImplementation.h"
+#include "llvm/Support/Error.h"
 
 namespace mlir::moe {
 /// Prints `value` with the fewest digits that parse back to the same double,
 /// always as a float literal (`16.0`, `2.5`, `1.0e-20`).
 void printShortestDouble(AsmPrinter &printer, const llvm::APFloat &value);
+
+/// A mesh's shape as options, tools and reports spell it: NODESxGPUS, e.g.
+/// `2x8` (MeshAttr adds the hardware numbers).
+struct MeshShape {
+  int64_t nodes = 1;
+  int64_t gpusPerNode = 1;
+
+  /// Parses NODESxGPUS with both at least 1; the error quotes `text`.
+  static llvm::Expected<MeshShape> parse(llvm::StringRef text);
+  std::string str() const;
+};
 } // namespace mlir::moe
 
 #include "dialects/moe/IR/MoeDialect.h.inc"

@@ -1,6 +1,6 @@
 //===- CostModel.cpp - the parallel plan cost model -----------------------===//
 
-#include "compiler/CostModel/CostModel.h"
+#include "passes/Parallelism/CostModel.h"
 
 #include "runtime/common/Capacity.h"
 

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOE_COMPILER_COSTMODEL_COSTMODEL_H
-#define MOE_COMPILER_COSTMODEL_COSTMODEL_H
+#ifndef MOE_PASSES_PARALLELISM_COSTMODEL_H
+#define MOE_PASSES_PARALLELISM_COSTMODEL_H
 
 #include <cstdint>
 #include <optional>
@@ -133,4 +133,4 @@ int64_t memoryBytes(const std::vector<Estimate> &estimates);
 
 } // namespace mlir::moe::cost
 
-#endif // MOE_COMPILER_COSTMODEL_COSTMODEL_H
+#endif // MOE_PASSES_PARALLELISM_COSTMODEL_H
