@@ -13,6 +13,8 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moert;
 using mlir::moe::parseRankGroups;
@@ -547,6 +549,23 @@ LogicalResult SharedAddOp::verify() {
 
 LogicalResult AddOp::verify() {
   return verifyElementwise(*this, {getLhs(), getRhs()}, getOut());
+}
+
+//===----------------------------------------------------------------------===//
+// Norms
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenViews(op, getHidden(),
+                              {{"x", getX()}, {"out", getOut()}})) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectCount(op, "weight", getWeight(), getHidden())))
+    return failure();
+  float epsilon = getEpsilon().convertToFloat();
+  if (!(epsilon >= 0.0f) || std::isinf(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return success();
 }
 
 //===----------------------------------------------------------------------===//

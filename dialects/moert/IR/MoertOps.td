@@ -565,6 +565,33 @@ def Moert_AddOp : Moert_CallOp<"add", "moert_add", "combine"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Norms
+//===----------------------------------------------------------------------===//
+
+def Moert_RmsNormOp : Moert_CallOp<"rms_norm", "moert_rms_norm", "norm"> {
+  let summary = "moert_rms_norm: out = weight * (x / rms(x)) per token";
+  let description = [{
+    Per token of `x [S, H]`: `x * rsqrt(mean(x^2) + epsilon)` in fp32,
+    rounded to `x`'s dtype, then times `weight [H]` (the Hugging Face
+    RMSNorm of Llama, Mixtral, Qwen and DeepSeek). `out` may be `x`.
+
+    ```mlir
+    moert.rms_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-06
+        : !moert.view<bf16, 1024>, !moert.view<bf16, 64>
+        -> !moert.view<bf16, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$weight,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$hidden,
+                       F32Attr:$epsilon);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $weight `->` $out `tokens` $tokens `hidden` $hidden
+    `epsilon` $epsilon attr-dict `:` type($x) `,` type($weight) `->`
+    type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 

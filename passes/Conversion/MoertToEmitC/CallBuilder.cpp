@@ -59,6 +59,11 @@ void CallBuilder::arg(int64_t value) {
   args.push_back(IntegerAttr::get(IntegerType::get(context, 64), value));
 }
 
+void CallBuilder::arg(APFloat value) {
+  // 9 significant digits round-trip every float.
+  literal(llvm::formatv("{0:e8}f", value.convertToFloat()).str());
+}
+
 void CallBuilder::literal(StringRef text) {
   args.push_back(emitc::OpaqueAttr::get(context, text));
 }

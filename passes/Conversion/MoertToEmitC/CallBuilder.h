@@ -41,6 +41,8 @@ public:
   void arg(Value value);
   /// A static size.
   void arg(int64_t value);
+  /// An f32 constant, printed so that it reads back exactly.
+  void arg(APFloat value);
   /// A dialect enum as its runtime/moert.h enumerator.
   template <typename DialectEnum,
             std::enable_if_t<std::is_enum_v<DialectEnum>, int> = 0>

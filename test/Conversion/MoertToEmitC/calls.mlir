@@ -129,6 +129,8 @@
 // CHECK-SAME: [[CTX]], [[Y]], [[Z]], [[X]], [[WSG]], [[Y]], [[S]], 64);
 // CHECK-LABEL: moert_add(
 // CHECK-SAME: [[CTX]], [[X]], [[Y]], [[X]], [[N]]);
+// CHECK-LABEL: moert_rms_norm(
+// CHECK-SAME: [[CTX]], [[X]], [[B2]], [[Y]], [[S]], 64, 9.99999997e-07f);
 
 // CHECK: moert_group_t [[G:v[0-9]+]] = NULL;
 // CHECK-NEXT: moert_group_t* [[PG:v[0-9]+]] = &[[G]];
@@ -200,6 +202,7 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     moert.residual_mix %ctx, %y, %z coefficient(%x, %wc bias %bc) -> %z tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 128>, !moert.view<f32, 2> -> !moert.view<f32, 1024>
     moert.shared_add %ctx, %y, %z gated(%x, %wsg) -> %y tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
     moert.add %ctx, %x, %y -> %x count %n : !moert.view<f32, 1024>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+    moert.rms_norm %ctx, %x, %b2 -> %y tokens %s hidden 64 epsilon 1.0e-06 : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
     %g = moert.group %ctx slot 3
     moert.all_to_all %ctx, %g to_experts hierarchical %send -> %recv experts_local 4 capacity %cap hidden 64 : !moert.view<f32, 8192> -> !moert.view<f32, 8192>
     moert.all_to_all_sliced %ctx, %g from_experts flat %recv -> %send experts_local 4 capacity %cap hidden 64 slices 2 : !moert.view<f32, 8192> -> !moert.view<f32, 8192>

@@ -511,3 +511,27 @@ func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moe
   "moert.fused_experts"(%ctx, %w, %w, %b, %b, %c, %x) <{activation = 0 : i32, blocks = 1 : i64, experts = 8 : i64, ffn = 128 : i64, hidden = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 0, 0>}> : (!moert.context, !moert.view<f32, 131072>, !moert.view<f32, 131072>, !moert.view<f32, 8192>, !moert.view<f32, 8192>, i64, !moert.view<f32, 1024>) -> ()
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 32>) {
+  // expected-error @below {{weight must hold at least 64 elements, got 32}}
+  moert.rms_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-06 : !moert.view<f32, 1024>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 64>) {
+  // expected-error @below {{epsilon must be finite and >= 0, got -1}}
+  moert.rms_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon -1.0 : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1000>, %w: !moert.view<f32, 64>) {
+  // expected-error @below {{x holds 1000 elements, not a multiple of its row width 64}}
+  moert.rms_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-06 : !moert.view<f32, 1000>, !moert.view<f32, 64> -> !moert.view<f32, 1000>
+  return
+}

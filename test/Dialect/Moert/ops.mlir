@@ -112,6 +112,8 @@ func.func @families(%ctx: !moert.context, %s: i64, %x: !moert.view<bf16, 1024>,
   moert.shared_add %ctx, %y, %z gated(%x, %wsg) -> %y tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
   // CHECK: moert.shared_add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
   moert.shared_add %ctx, %y, %z -> %y tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+  // CHECK: moert.rms_norm %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 epsilon 9.99999997E-7 :
+  moert.rms_norm %ctx, %y, %b2 -> %y tokens %s hidden 64 epsilon 1.0e-06 : !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
   return
 }
 
