@@ -58,3 +58,73 @@ func.func @unsliced(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"}
   } {moe.plan = #moe.plan<dp = 1, ep = 2, tp = 2>}
   return %y : tensor<?x8xf32>
 }
+
+// -----
+
+// An op no lowering rule handles.
+func.func @unknown_op(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    // expected-error @below {{moe-lower-to-runtime cannot lower 'arith.addf'}}
+    %a = arith.addf %h, %h : tensor<?x64xf32>
+    moe.yield %a : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// A concatenation is lowered only as a packed weight.
+func.func @unpacked_concat(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    // expected-error @below {{moe-lower-to-runtime lowers 'tensor.concat' only as a packed weight: weight arguments that nothing else reads}}
+    %c = tensor.concat dim(0) %w1, %w2 : (tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<128x64xf32>
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// A tensor-parallel collective needs its layer's plan.
+shard.grid @grid(shape = 1x1x2)
+func.func @unplanned_gather(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @below {{'shard.all_gather' outside a layer with a moe.plan}}
+  %g = shard.all_gather %x on @grid grid_axes = [2] gather_axis = 0 : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %g : tensor<?x64xf32>
+}
+
+// -----
+
+// The experts' row counts come from the gate behind their dispatch.
+func.func @undispatched(%x: tensor<?x8xf32>, %b: tensor<4x2x8xf32> {moe.weight = "b"},
+    %w1: tensor<4x8x8xf32> {moe.weight = "e.{e}.w1"}, %w2: tensor<4x8x8xf32> {moe.weight = "e.{e}.w2"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    // expected-error @below {{moe-lower-to-runtime needs the experts' input to come from a moe.dispatch of a moe.gate (for the per-expert row counts)}}
+    %e = moe.experts gelu %b up %w1 down %w2 : (tensor<4x2x8xf32>, tensor<4x8x8xf32>, tensor<4x8x8xf32>) -> tensor<4x2x8xf32>
+    moe.yield %h : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// A layer updates its input in place: nothing else may read it.
+func.func @shared_input(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  // expected-error @below {{moe-lower-to-runtime updates a layer's input in place; it must have one use}}
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  }
+  %z = moe.layer 1 (%h = %x) : tensor<?x64xf32> {
+    moe.yield %h : tensor<?x64xf32>
+  }
+  return %z : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @returns_weight(%x: tensor<?x64xf32>, %w: tensor<8x64xf32> {moe.weight = "w"}) -> tensor<8x64xf32> {
+  // expected-error @below {{moe-lower-to-runtime expects the model to return its updated input}}
+  return %w : tensor<8x64xf32>
+}
