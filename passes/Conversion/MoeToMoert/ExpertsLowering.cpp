@@ -37,17 +37,18 @@ struct DispatchLowering : OpLoweringOf<DispatchOp> {
   }
 };
 
-/// What routed experts, fused or not, record: the result at the input's
-/// bound, and a check that experts sliced over tp hold F-slices.
-/// moert reads the gate's counts as the experts' row counts (exchanged at
-/// the to_experts all-to-all with expert parallelism): a use the moe IR
-/// does not show.
-LogicalResult analyzeRouted(Operation *experts, Value input, Value result,
-                            Value down, LoweringState &state) {
-  state.setBound(result, state.bound(input));
+/// The analysis routed experts (fused or not) share: the result at the
+/// input's bound, and experts sliced over tp must hold F-slices. moert
+/// reads the gate's counts as the experts' row counts (exchanged at the
+/// to_experts all-to-all with expert parallelism): a use the moe IR does
+/// not show.
+template <typename ExpertsOpTy>
+LogicalResult analyzeRouted(ExpertsOpTy experts, LoweringState &state) {
+  Value input = experts.getInput();
+  state.setBound(experts.getResult(), state.bound(input));
   auto a2a = input.getDefiningOp<AllToAllOp>();
   if (a2a && a2a.getSlices() > 1 &&
-      failed(checkSliced(experts, down, a2a.getSlices())))
+      failed(checkSliced(experts, experts.getDownWeight(), a2a.getSlices())))
     return failure();
   if (DispatchOp dispatch = dispatchOf(input))
     if (Value counts = gateCounts(dispatch.getExpertIds()))
@@ -62,12 +63,13 @@ struct ExpertRows {
   int64_t blocks;
 };
 
-FailureOr<ExpertRows> expertRows(Operation *experts, Value input,
-                                 LoweringState &state) {
+template <typename ExpertsOpTy>
+FailureOr<ExpertRows> expertRows(ExpertsOpTy experts, LoweringState &state) {
+  Value input = experts.getInput();
   DispatchOp dispatch = dispatchOf(input);
   Value counts = dispatch ? gateCounts(dispatch.getExpertIds()) : Value();
   if (!counts)
-    return experts->emitError()
+    return experts.emitError()
            << "moe-lower-to-runtime needs the experts' input to come from "
               "a moe.dispatch of a moe.gate (for the per-expert row counts)";
   auto a2a = input.getDefiningOp<AllToAllOp>();
@@ -79,8 +81,8 @@ FailureOr<ExpertRows> expertRows(Operation *experts, Value input,
   if (a2a) {
     OpBuilder &builder = state.getBuilder();
     r.rowsPerExpert = arith::MulIOp::create(
-        builder, experts->getLoc(), r.rowsPerExpert,
-        arith::ConstantIntOp::create(builder, experts->getLoc(), r.blocks, 64));
+        builder, experts.getLoc(), r.rowsPerExpert,
+        arith::ConstantIntOp::create(builder, experts.getLoc(), r.blocks, 64));
   }
   return r;
 }
@@ -88,8 +90,7 @@ FailureOr<ExpertRows> expertRows(Operation *experts, Value input,
 struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   LogicalResult analyze(ExpertsOp experts,
                         LoweringState &state) const override {
-    if (failed(analyzeRouted(experts, experts.getInput(), experts.getResult(),
-                             experts.getDownWeight(), state)))
+    if (failed(analyzeRouted(experts, state)))
       return failure();
     if (experts.isGated()) {
       // Two fp32 [E, C, F] intermediates, C at the input's bound.
@@ -100,7 +101,7 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     return success();
   }
   LogicalResult emit(ExpertsOp experts, LoweringState &state) const override {
-    FailureOr<ExpertRows> r = expertRows(experts, experts.getInput(), state);
+    FailureOr<ExpertRows> r = expertRows(experts, state);
     if (failed(r))
       return failure();
     Value output = state.newView(experts.getResult());
@@ -166,12 +167,11 @@ struct FusedExpertsLowering : OpLoweringOf<FusedExpertsOp> {
                         LoweringState &state) const override {
     if (Value shared = experts.getSharedResult())
       state.setBound(shared, state.bound(experts.getSharedInput()));
-    return analyzeRouted(experts, experts.getInput(), experts.getResult(),
-                         experts.getDownWeight(), state);
+    return analyzeRouted(experts, state);
   }
   LogicalResult emit(FusedExpertsOp experts,
                      LoweringState &state) const override {
-    FailureOr<ExpertRows> r = expertRows(experts, experts.getInput(), state);
+    FailureOr<ExpertRows> r = expertRows(experts, state);
     if (failed(r))
       return failure();
     auto type = cast<ShapedType>(experts.getInput().getType());
