@@ -24,7 +24,7 @@ struct LayerLowering : OpLoweringOf<LayerOp> {
   LogicalResult emit(LayerOp layer, LoweringState &state) const override {
     // x <- x + layer(x) in place: the layer input must die here.
     if (!layer.getInput().hasOneUse())
-      return layer.emitError() << "moe-lower-to-runtime updates a layer's "
+      return layer.emitError() << "convert-moe-to-moert updates a layer's "
                                   "input in place; it must have one use";
     state.setView(layer.getBodyInput(), state.view(layer.getInput()));
     state.setView(layer.getResult(), state.view(layer.getInput()));
@@ -59,7 +59,7 @@ struct ReturnLowering : OpLoweringOf<func::ReturnOp> {
     Block &entry = state.getFunction().getBody().front();
     if (ret.getNumOperands() != 1 ||
         state.view(ret.getOperand(0)) != state.view(entry.getArgument(0)))
-      return ret.emitError() << "moe-lower-to-runtime expects the model to "
+      return ret.emitError() << "convert-moe-to-moert expects the model to "
                                 "return its updated input";
     return success();
   }
@@ -101,7 +101,7 @@ struct ResidualMixLowering : OpLoweringOf<ResidualMixOp> {
                         LoweringState &state) const override {
     if (!mix.getInput())
       return mix.emitError()
-             << "moe-lower-to-runtime needs the coefficient form of "
+             << "convert-moe-to-moert needs the coefficient form of "
                 "moe.residual_mix (the runtime computes the coefficients)";
     state.setBound(mix.getResult(), state.bound(mix.getMoeOutput()));
     return success();

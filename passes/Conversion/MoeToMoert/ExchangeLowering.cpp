@@ -69,7 +69,7 @@ struct AllToAllLowering : OpLoweringOf<AllToAllOp> {
     if (Value expertsInput = routedExpertsInput(a2a.getInput()))
       dispatch = dispatchOf(expertsInput);
     if (!dispatch)
-      return a2a.emitError() << "moe-lower-to-runtime needs the exchanged "
+      return a2a.emitError() << "convert-moe-to-moert needs the exchanged "
                                 "rows to come from moe.dispatch (for the "
                                 "capacity)";
     Value g = state.group(a2a.getGroups(), loc);
@@ -135,7 +135,7 @@ struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
     if (axes.size() != 1 || axes[0] != 2 || axis != 0 || !sums || !grid ||
         grid.getShape() != ArrayRef<int64_t>(planShape))
       return op->emitError()
-             << "moe-lower-to-runtime lowers '" << op->getName()
+             << "convert-moe-to-moert lowers '" << op->getName()
              << "' only over the tokens (axis 0) and grid axis 2 (tp) of its "
                 "layer's {dp, ep, tp} grid, summing";
     int64_t in = state.bound(op.getInput());

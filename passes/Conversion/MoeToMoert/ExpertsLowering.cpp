@@ -70,7 +70,7 @@ FailureOr<ExpertRows> expertRows(ExpertsOpTy experts, LoweringState &state) {
   Value counts = dispatch ? gateCounts(dispatch.getExpertIds()) : Value();
   if (!counts)
     return experts.emitError()
-           << "moe-lower-to-runtime needs the experts' input to come from "
+           << "convert-moe-to-moert needs the experts' input to come from "
               "a moe.dispatch of a moe.gate (for the per-expert row counts)";
   auto a2a = input.getDefiningOp<AllToAllOp>();
   ExpertRows r;
@@ -201,7 +201,7 @@ FailureOr<DispatchOp> combinedDispatch(Operation *combine, Value rows) {
   Value input = routedExpertsInput(rows);
   if (DispatchOp dispatch = input ? dispatchOf(input) : DispatchOp())
     return dispatch;
-  return combine->emitError() << "moe-lower-to-runtime needs the combined "
+  return combine->emitError() << "convert-moe-to-moert needs the combined "
                                  "rows to come from moe.experts on a "
                                  "moe.dispatch (for the capacity)";
 }
@@ -292,7 +292,7 @@ struct PackedWeightLowering : OpLoweringOf<tensor::ConcatOp> {
                  arg.hasOneUse();
         }))
       return concat.emitError()
-             << "moe-lower-to-runtime lowers 'tensor.concat' only as a "
+             << "convert-moe-to-moert lowers 'tensor.concat' only as a "
                 "packed weight: weight arguments that nothing else reads";
     state.keepOutOfArena(concat.getResult()); // state, not arena
     return success();

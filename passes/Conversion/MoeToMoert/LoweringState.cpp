@@ -198,7 +198,7 @@ LogicalResult mlir::moe::checkSliced(Operation *ffn, Value down,
   if (plan && shard && plan.getTp() == parts &&
       llvm::is_contained(shard.getDims(), ShardAxis::tp))
     return success();
-  return ffn->emitError() << "moe-lower-to-runtime sums this FFN's partial "
+  return ffn->emitError() << "convert-moe-to-moert sums this FFN's partial "
                              "outputs over "
                           << parts
                           << " tp slices: its down weight must be a function "

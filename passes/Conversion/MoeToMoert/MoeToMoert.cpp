@@ -17,7 +17,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::moe {
-#define GEN_PASS_DEF_LOWERTORUNTIME
+#define GEN_PASS_DEF_CONVERTMOETOMOERT
 #include "passes/Conversion/MoeToMoert/Passes.h.inc"
 } // namespace mlir::moe
 
@@ -41,7 +41,7 @@ LogicalResult forEachOp(
       [&](Operation *op) -> WalkResult {
         const OpLowering *rule = lowerings.lookup(op);
         if (!rule)
-          return op->emitError() << "moe-lower-to-runtime cannot lower '"
+          return op->emitError() << "convert-moe-to-moert cannot lower '"
                                  << op->getName() << "'";
         return step(*rule, op);
       });
@@ -84,9 +84,11 @@ LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
   return success();
 }
 
-struct LowerToRuntimePass
-    : public mlir::moe::impl::LowerToRuntimeBase<LowerToRuntimePass> {
-  using LowerToRuntimeBase::LowerToRuntimeBase;
+struct ConvertMoeToMoertPass
+    : public mlir::moe::impl::ConvertMoeToMoertBase<ConvertMoeToMoertPass> {
+  using ConvertMoeToMoertBase::ConvertMoeToMoertBase;
+  friend ConvertMoeToMoertDeclaredOptions &
+  mlir::moe::declaredConvertMoeToMoertOptions();
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -96,7 +98,7 @@ struct LowerToRuntimePass
       if (auto attr = module->getAttrOfType<IntegerAttr>(kMaxTokens))
         maxTokens = attr.getInt();
     if (maxTokens <= 0) {
-      module.emitError() << "moe-lower-to-runtime needs the most tokens per "
+      module.emitError() << "convert-moe-to-moert needs the most tokens per "
                             "rank per step: pass tokens=N or set '"
                          << kMaxTokens << "' on the module";
       return signalPassFailure();
@@ -128,3 +130,11 @@ struct LowerToRuntimePass
 };
 
 } // namespace
+
+ConvertMoeToMoertDeclaredOptions &
+mlir::moe::declaredConvertMoeToMoertOptions() {
+  // A pass that never runs holds the declarations.
+  static ConvertMoeToMoertPass pass;
+  static ConvertMoeToMoertDeclaredOptions options{pass.staticCapacity};
+  return options;
+}

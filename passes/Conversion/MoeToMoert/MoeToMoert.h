@@ -80,7 +80,7 @@ private:
   llvm::StringMap<std::unique_ptr<OpLowering>> rules;
 };
 
-/// Every rule of moe-lower-to-runtime.
+/// Every rule of convert-moe-to-moert.
 void populateMoeToMoertLowerings(LoweringSet &lowerings);
 
 /// The rules by op family.
