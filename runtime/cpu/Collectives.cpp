@@ -7,6 +7,8 @@
 
 #include "runtime/cpu/Backend.h"
 
+#include "runtime/common/NodeLayout.h"
+
 #include <algorithm>
 #include <cstring>
 #include <set>
@@ -64,35 +66,11 @@ void transposeChunks(const char *src, char *dst, size_t rows, size_t cols,
                   src + (i * cols + j) * chunkBytes, chunkBytes);
 }
 
-struct NodeLayout {
-  size_t nodes;   // M: nodes the group spans
-  size_t perNode; // L: members on each node
-};
-
-NodeLayout hierarchicalLayout(moert_group_s &group) {
-  int32_t gpusPerNode = group.world->desc.gpus_per_node;
-  std::vector<int32_t> nodeOf;
-  for (int32_t r : group.ranks)
-    nodeOf.push_back(r / gpusPerNode);
-  std::set<int32_t> distinct(nodeOf.begin(), nodeOf.end());
-  size_t nodes = distinct.size(), size = group.ranks.size();
-  size_t perNode = size / nodes;
-  bool even = perNode * nodes == size;
-  for (size_t i = 0; even && i < size; ++i) {
-    even = nodeOf[i] == nodeOf[i / perNode * perNode];
-    if (i % perNode == 0 && i > 0)
-      even = even && nodeOf[i] != nodeOf[i - 1];
-  }
-  require(even, "hierarchical all_to_all needs a group sorted by node with "
-                "the same number of members on each node");
-  return {nodes, perNode};
-}
-
 // Generic all-to-all on chunks in destination-major order, producing chunks
 // in source-major order, in two stages (intra-node, then inter-node).
 void hierarchicalAllToAll(moert_context_t ctx, moert_group_s &group,
                           const char *send, char *recv, size_t chunkBytes) {
-  NodeLayout layout = hierarchicalLayout(group);
+  NodeLayout layout = nodeLayout(group.ranks, group.world->desc.gpus_per_node);
   size_t nodes = layout.nodes, perNode = layout.perNode;
   size_t node = group.member / perNode, local = group.member % perNode;
   if (!group.intraNode) {
@@ -163,8 +141,7 @@ moert_status_t moert_context_keep_group(moert_context_t ctx, int32_t slot,
   return guard("moert_context_keep_group", [&] {
     checkContext(ctx);
     require(group != nullptr, "null group");
-    require(slot >= 0 && slot < 4096, "slot ", slot,
-            " is outside [0, 4096)");
+    require(slot >= 0 && slot < 4096, "slot ", slot, " is outside [0, 4096)");
     if (ctx->keptGroups.size() <= size_t(slot))
       ctx->keptGroups.resize(size_t(slot) + 1);
     ctx->keptGroups[size_t(slot)].reset(group);
@@ -179,8 +156,8 @@ moert_status_t moert_context_group(moert_context_t ctx, int32_t slot,
     *outGroup = nullptr;
     require(slot >= 0 && size_t(slot) < ctx->keptGroups.size() &&
                 ctx->keptGroups[size_t(slot)],
-            "no group is kept in slot ", slot,
-            " of rank ", ctx->rank, "'s context (moe_model_init keeps the "
+            "no group is kept in slot ", slot, " of rank ", ctx->rank,
+            "'s context (moe_model_init keeps the "
             "model's groups: run it on this context first)");
     *outGroup = ctx->keptGroups[size_t(slot)].get();
   });
@@ -393,9 +370,9 @@ moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
     require(in + sendCount * elementBytes <= out ||
                 out + recvCount * elementBytes <= in,
             "send and recv overlap");
-    MOERT_ROUTE_DEVICE(ctx, allToAll(ctx, group, direction, algorithm, send,
-                                     recv, expertsLocal, capacity, hidden,
-                                     slices));
+    MOERT_ROUTE_DEVICE(ctx,
+                       allToAll(ctx, group, direction, algorithm, send, recv,
+                                expertsLocal, capacity, hidden, slices));
     if (rowsBytes == 0) {
       barrier(ctx, *g.rendezvous, "all_to_all");
       return;

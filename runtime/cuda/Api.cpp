@@ -14,6 +14,7 @@
 
 #include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
+#include "runtime/common/NodeLayout.h"
 #include "runtime/cpu/Backend.h"
 #include "runtime/cuda/Check.h"
 #include "runtime/cuda/Kernels.h"
@@ -673,8 +674,8 @@ void api::allToAll(moert_context_t ctx, moert_group_t group,
   // Hierarchical: the chunk exchange of runtime/nccl through node and
   // same-local-rank splits of the group, made on first use (collective
   // over the group, like the all-to-all itself).
-  nccl::NodeLayout layout =
-      nccl::nodeLayout(group->ranks, ctx->world->desc.gpus_per_node);
+  NodeLayout layout =
+      nodeLayout(group->ranks, ctx->world->desc.gpus_per_node);
   if (!g.intraNode) {
     kernels(ctx).forbidInCapture(
         "moert_all_to_all", "the hierarchical exchange makes its node splits "
