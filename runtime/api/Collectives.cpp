@@ -20,15 +20,23 @@ void requireSameDtype(moert_view_t send, moert_view_t recv) {
   require(send.dtype == recv.dtype, "send and recv dtypes differ");
 }
 
-// send and recv of `sendCount` and `recvCount` elements of one dtype.
-void requireDisjoint(Operand send, int64_t sendCount, Operand recv,
-                     int64_t recvCount) {
-  const char *in = send.as<const char>();
-  const char *out = recv.as<const char>();
+// The send and recv buffers of an exchange: `sendCount` and `recvCount`
+// elements of one dtype that do not overlap.
+struct Exchange {
+  Operand send, recv;
+};
+
+Exchange exchangeOperands(moert_view_t send, int64_t sendCount,
+                          moert_view_t recv, int64_t recvCount) {
+  Exchange x{operand(send, sendCount, "send"),
+             operand(recv, recvCount, "recv")};
+  const char *in = x.send.as<const char>();
+  const char *out = x.recv.as<const char>();
   size_t elementBytes = dtypeSize(send.dtype);
   require(in + sendCount * elementBytes <= out ||
               out + recvCount * elementBytes <= in,
           "send and recv overlap");
+  return x;
 }
 
 } // namespace
@@ -124,10 +132,8 @@ moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
     GroupState &g = checkGroup(ctx, group);
     require(count >= 0, "negative count ", count);
     requireSameDtype(send, recv);
-    Operand in = operand(send, count, "send");
-    Operand out = operand(recv, count * g.size(), "recv");
-    requireDisjoint(in, count, out, count * g.size());
-    ctx->backend().allGather(ctx->rank, g, in, out, count);
+    Exchange x = exchangeOperands(send, count, recv, count * g.size());
+    ctx->backend().allGather(ctx->rank, g, x.send, x.recv, count);
   });
 }
 
@@ -138,10 +144,8 @@ moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
     GroupState &g = checkGroup(ctx, group);
     require(count >= 0, "negative count ", count);
     requireSameDtype(send, recv);
-    Operand in = operand(send, count * g.size(), "send");
-    Operand out = operand(recv, count, "recv");
-    requireDisjoint(in, count * g.size(), out, count);
-    ctx->backend().reduceScatter(ctx->rank, g, in, out, count);
+    Exchange x = exchangeOperands(send, count * g.size(), recv, count);
+    ctx->backend().reduceScatter(ctx->rank, g, x.send, x.recv, count);
   });
 }
 
@@ -196,10 +200,8 @@ moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
     int64_t tokenSide = members / slices * expertsLocal * rows;
     int64_t sendCount = toExperts ? tokenSide : expertSide;
     int64_t recvCount = toExperts ? expertSide : tokenSide;
-    Operand in = operand(send, sendCount, "send");
-    Operand out = operand(recv, recvCount, "recv");
-    requireDisjoint(in, sendCount, out, recvCount);
-    ctx->backend().allToAll(ctx->rank, g, direction, algorithm, in, out,
+    Exchange x = exchangeOperands(send, sendCount, recv, recvCount);
+    ctx->backend().allToAll(ctx->rank, g, direction, algorithm, x.send, x.recv,
                             expertsLocal, capacity, hidden, slices);
   });
 }

@@ -7,6 +7,25 @@
 using namespace moert;
 using namespace moert::api;
 
+namespace {
+
+// The [S, k] choices and [E] counts of the slot assignment.
+struct SlotOperands {
+  Operand ids, weights, slots, counts;
+};
+
+SlotOperands slotOperands(const moert_gate_config_t &cfg, int64_t tokens,
+                          moert_view_t ids, moert_view_t weights,
+                          moert_view_t slots, moert_view_t counts) {
+  int64_t choices = tokens * cfg.top_k;
+  return {typedOperand(ids, MOERT_I32, choices, "ids"),
+          typedOperand(weights, MOERT_F32, choices, "weights"),
+          typedOperand(slots, MOERT_I32, choices, "slots"),
+          typedOperand(counts, MOERT_I32, cfg.experts, "counts")};
+}
+
+} // namespace
+
 extern "C" {
 
 void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
@@ -56,17 +75,14 @@ moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
     require(cfg != nullptr && capacity != nullptr, "null argument");
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     validateGateConfig(*cfg);
-    int64_t experts = cfg->experts, choices = tokens * cfg->top_k;
+    int64_t experts = cfg->experts;
     Operand in = floatOperand(logits, tokens * experts, "logits");
     Operand bias =
         optionalFloatOperand(correctionBias, experts, "correction_bias");
-    Operand idOut = typedOperand(ids, MOERT_I32, choices, "ids");
-    Operand weightOut = typedOperand(weights, MOERT_F32, choices, "weights");
-    Operand slotOut = typedOperand(slots, MOERT_I32, choices, "slots");
-    Operand countOut = typedOperand(counts, MOERT_I32, experts, "counts");
+    SlotOperands out = slotOperands(*cfg, tokens, ids, weights, slots, counts);
     validateGateTokens(*cfg, tokens);
-    *capacity = ctx->backend().gate(ctx->rank, *cfg, in, bias, tokens, idOut,
-                                    weightOut, slotOut, countOut);
+    *capacity = ctx->backend().gate(ctx->rank, *cfg, in, bias, tokens, out.ids,
+                                    out.weights, out.slots, out.counts);
   });
 }
 
@@ -116,14 +132,10 @@ moert_status_t moert_gate_slots(moert_context_t ctx,
     require(cfg != nullptr && capacity != nullptr && tokens >= 0,
             "bad arguments");
     validateGateConfig(*cfg);
-    int64_t choices = tokens * cfg->top_k;
-    Operand idIn = typedOperand(ids, MOERT_I32, choices, "ids");
-    Operand weightIn = typedOperand(weights, MOERT_F32, choices, "weights");
-    Operand slotOut = typedOperand(slots, MOERT_I32, choices, "slots");
-    Operand countOut = typedOperand(counts, MOERT_I32, cfg->experts, "counts");
+    SlotOperands io = slotOperands(*cfg, tokens, ids, weights, slots, counts);
     validateGateTokens(*cfg, tokens);
-    *capacity = ctx->backend().gateSlots(ctx->rank, *cfg, idIn, weightIn,
-                                         tokens, slotOut, countOut);
+    *capacity = ctx->backend().gateSlots(ctx->rank, *cfg, io.ids, io.weights,
+                                         tokens, io.slots, io.counts);
   });
 }
 

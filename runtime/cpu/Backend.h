@@ -80,96 +80,10 @@ class CpuBackend final : public Backend {
 public:
   explicit CpuBackend(const moert_world_desc_t &desc);
 
-  void run(const RankBody &body) override;
-
-  void *allocate(int32_t rank, size_t bytes) override;
-  void release(int32_t rank, void *data) override;
-  void upload(int32_t rank, Operand dst, const void *src,
-              int64_t count) override;
-  void download(int32_t rank, void *dst, Operand src, int64_t count) override;
-  void fill(int32_t rank, Operand dst, int64_t count, double value) override;
-  void copy(int32_t rank, Operand src, Operand dst, int64_t count) override;
-  void writeFromHost(int32_t rank, Operand dst, int64_t count,
-                     const std::function<void(void *host)> &produce) override;
-
-  void router(int32_t rank, Operand x, Operand wg, Operand bias, Operand logits,
-              int64_t tokens, int64_t hidden, int64_t experts) override;
-  int64_t gate(int32_t rank, const moert_gate_config_t &cfg, Operand logits,
-               Operand correctionBias, int64_t tokens, Operand ids,
-               Operand weights, Operand slots, Operand counts) override;
-  void gateScores(int32_t rank, const moert_gate_config_t &cfg, Operand logits,
-                  int64_t tokens, Operand scores) override;
-  void gateSelect(int32_t rank, const moert_gate_config_t &cfg, Operand scores,
-                  Operand correctionBias, int64_t tokens, Operand ids,
-                  Operand weights) override;
-  int64_t gateSlots(int32_t rank, const moert_gate_config_t &cfg, Operand ids,
-                    Operand weights, int64_t tokens, Operand slots,
-                    Operand counts) override;
-  void gateNormalize(int32_t rank, const moert_gate_config_t &cfg,
-                     Operand slots, int64_t tokens, Operand weights) override;
-
-  void dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
-                Operand buf, int64_t tokens, int64_t hidden, int64_t topK,
-                int64_t experts, int64_t capacity) override;
-  void combine(int32_t rank, Operand y, Operand ids, Operand slots,
-               Operand weights, Operand addend, Operand out, int64_t tokens,
-               int64_t hidden, int64_t topK, int64_t experts,
-               int64_t capacity) override;
-  void fusedCombine(int32_t rank, Operand y, Operand ids, Operand slots,
-                    Operand weights, Operand mlpOut, Operand wc, Operand bc,
-                    Operand shared, Operand wSg, Operand x, Operand addend,
-                    Operand out, int64_t tokens, int64_t hidden, int64_t topK,
-                    int64_t experts, int64_t capacity) override;
-
-  void experts(int32_t rank, const FfnOperands &ffn, Operand in, Operand out,
-               Operand rows, int64_t experts, int64_t capacity,
-               int64_t blocks) override;
-  void expertsLinear(int32_t rank, Operand w, Operand in, Operand out,
-                     Operand rows, int64_t experts, int64_t capacity,
-                     int64_t blocks, int64_t n, int64_t k) override;
-  void activation(int32_t rank, moert_activation_t activation, Operand x,
-                  Operand out, int64_t count) override;
-  void multiply(int32_t rank, Operand a, Operand b, Operand out,
-                int64_t count) override;
-  void fusedExperts(int32_t rank, const PackedFfnOperands &ffn, Operand in,
-                    Operand out, Operand rows, int64_t experts,
-                    int64_t capacity, int64_t blocks,
-                    const PackedFfnOperands *shared, Operand sharedX,
-                    Operand sharedOut, int64_t tokens) override;
-  void denseFfn(int32_t rank, const FfnOperands &ffn, Operand x, Operand out,
-                int64_t tokens) override;
-
-  void residualMix(int32_t rank, Operand x, Operand wc, Operand bc,
-                   Operand moeOut, Operand mlpOut, Operand out, int64_t tokens,
-                   int64_t hidden) override;
-  void sharedAdd(int32_t rank, Operand routed, Operand shared, Operand x,
-                 Operand wSg, Operand out, int64_t tokens,
-                 int64_t hidden) override;
-  void add(int32_t rank, Operand a, Operand b, Operand out,
-           int64_t count) override;
-
-  std::unique_ptr<GroupState> createGroup(int32_t rank,
-                                          std::vector<int32_t> ranks,
-                                          int32_t member) override;
-  void barrier(int32_t rank, GroupState &group) override;
-  void allReduce(int32_t rank, GroupState &group, moert_reduce_op_t op,
-                 Operand send, Operand recv, int64_t count) override;
-  void allGather(int32_t rank, GroupState &group, Operand send, Operand recv,
-                 int64_t count) override;
-  void reduceScatter(int32_t rank, GroupState &group, Operand send,
-                     Operand recv, int64_t count) override;
-  int64_t allReduceI64(int32_t rank, GroupState &group, moert_reduce_op_t op,
-                       int64_t value) override;
-  void allToAll(int32_t rank, GroupState &group,
-                moert_a2a_direction_t direction,
-                moert_a2a_algorithm_t algorithm, Operand send, Operand recv,
-                int64_t expertsLocal, int64_t capacity, int64_t hidden,
-                int64_t slices) override;
-
-  std::unique_ptr<GraphState> captureGraph(int32_t rank,
-                                           const StepBody &step) override;
-  void replayGraph(int32_t rank, GraphState &graph) override;
-  void destroyGraph(int32_t rank, GraphState &graph) override;
+  // Every operation of the interface.
+#define MOERT_BACKEND_OPERATION(Result, Name, Parameters)                      \
+  Result Name Parameters override;
+#include "runtime/common/BackendOperations.def"
 
   // The helpers of the collectives.
   Scratch &scratch(int32_t rank) { return scratch_[rank]; }
