@@ -24,6 +24,15 @@ SlotOperands slotOperands(const moert_gate_config_t &cfg, int64_t tokens,
           typedOperand(counts, MOERT_I32, cfg.experts, "counts")};
 }
 
+// The checks every gate stage starts with; hasCapacity: the capacity
+// output of moert_gate_slots is present.
+void checkGateStage(moert_context_t ctx, const moert_gate_config_t *cfg,
+                    int64_t tokens, bool hasCapacity = true) {
+  checkContext(ctx);
+  require(cfg != nullptr && hasCapacity && tokens >= 0, "bad arguments");
+  validateGateConfig(*cfg);
+}
+
 } // namespace
 
 extern "C" {
@@ -91,9 +100,7 @@ moert_status_t moert_gate_scores(moert_context_t ctx,
                                  moert_view_t logits, int64_t tokens,
                                  moert_view_t scores) {
   return guard("moert_gate_scores", [&] {
-    checkContext(ctx);
-    require(cfg != nullptr && tokens >= 0, "bad arguments");
-    validateGateConfig(*cfg);
+    checkGateStage(ctx, cfg, tokens);
     int64_t count = tokens * cfg->experts;
     Operand in = floatOperand(logits, count, "logits");
     Operand out = typedOperand(scores, MOERT_F32, count, "scores");
@@ -107,9 +114,7 @@ moert_status_t moert_gate_select(moert_context_t ctx,
                                  moert_view_t correctionBias, int64_t tokens,
                                  moert_view_t ids, moert_view_t weights) {
   return guard("moert_gate_select", [&] {
-    checkContext(ctx);
-    require(cfg != nullptr && tokens >= 0, "bad arguments");
-    validateGateConfig(*cfg);
+    checkGateStage(ctx, cfg, tokens);
     int64_t choices = tokens * cfg->top_k;
     Operand bias =
         optionalFloatOperand(correctionBias, cfg->experts, "correction_bias");
@@ -128,10 +133,7 @@ moert_status_t moert_gate_slots(moert_context_t ctx,
                                 int64_t tokens, moert_view_t slots,
                                 moert_view_t counts, int64_t *capacity) {
   return guard("moert_gate_slots", [&] {
-    checkContext(ctx);
-    require(cfg != nullptr && capacity != nullptr && tokens >= 0,
-            "bad arguments");
-    validateGateConfig(*cfg);
+    checkGateStage(ctx, cfg, tokens, capacity != nullptr);
     SlotOperands io = slotOperands(*cfg, tokens, ids, weights, slots, counts);
     validateGateTokens(*cfg, tokens);
     *capacity = ctx->backend().gateSlots(ctx->rank, *cfg, io.ids, io.weights,
@@ -144,9 +146,7 @@ moert_status_t moert_gate_normalize(moert_context_t ctx,
                                     moert_view_t slots, int64_t tokens,
                                     moert_view_t weights) {
   return guard("moert_gate_normalize", [&] {
-    checkContext(ctx);
-    require(cfg != nullptr && tokens >= 0, "bad arguments");
-    validateGateConfig(*cfg);
+    checkGateStage(ctx, cfg, tokens);
     int64_t choices = tokens * cfg->top_k;
     Operand slotIn = typedOperand(slots, MOERT_I32, choices, "slots");
     Operand weightOut = typedOperand(weights, MOERT_F32, choices, "weights");
