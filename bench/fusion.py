@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fused versus unfused lowering: runtime calls, bytes and CPU time.
 
-1. Counts, exactly, from the lowered IR (moe-opt ... --moe-lower-to-runtime
+1. Counts, exactly, from the lowered IR (moe-opt ... --convert-moe-to-moert
    --moert-count-kernels, with and without --moe-fuse-kernels): per model of
    examples/ on the smallest mesh its plan fits (per rank), at 1, 128 and
    4096 tokens, the kernel launches and the bytes they read and write (whole
@@ -41,7 +41,7 @@ def counts(build, config, tokens, fuse):
         passes = ["--canonicalize", f"--moe-assign-parallelism=mesh={mesh} tokens={tokens}"]
         if fuse:
             passes.append("--moe-fuse-kernels")
-        passes += [f"--moe-lower-to-runtime=tokens={tokens}", "--moert-count-kernels"]
+        passes += [f"--convert-moe-to-moert=tokens={tokens}", "--moert-count-kernels"]
         proc = subprocess.run([os.path.join(build, "bin", "moe-opt"), *passes, "-o", os.devnull],
                               input=imported, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -188,7 +188,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
       argc, argv,
       "moe-run: compile a MoE model, build it against libmoert and run it\n");
   moert_backend_t backend;
-  if (!moert::runner::parseBackend(opts.backend, backend))
+  if (!::moert::runner::parseBackend(opts.backend, backend))
     return fail("--backend must be cpu or cuda, got '" + opts.backend + "'");
   if (llvm::Expected<moe::MeshShape> mesh = moe::MeshShape::parse(opts.mesh);
       !mesh)
@@ -259,7 +259,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");
-  bool reports = moert::runner::processReports(backend);
+  bool reports = ::moert::runner::processReports(backend);
   std::string error;
   if (llvm::sys::fs::exists(so)) {
     if (reports)
@@ -327,7 +327,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
 
   // 5. Run: the runner prints the plan, timings and drops.
   llvm::outs().flush();
-  moert::runner::RunOptions run;
+  ::moert::runner::RunOptions run;
   run.modelPath = std::string(so);
   run.backend = backend;
   run.tokens = opts.tokens;
@@ -337,5 +337,5 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.seed = opts.seed;
   run.outputNpy = opts.output;
   run.cudaGraphs = opts.cudaGraphs;
-  return moert::runner::runCompiledModel("moe-run", run);
+  return ::moert::runner::runCompiledModel("moe-run", run);
 }

@@ -8,7 +8,7 @@
 
 namespace mlir::moe {
 
-/// Prints the EmitC module of moe-compile (moert-to-emitc) as C++.
+/// Prints the EmitC module of moe-compile (convert-moert-to-emitc) as C++.
 LogicalResult translateModelToCpp(ModuleOp module, llvm::raw_ostream &os);
 
 /// Registers `--moe-to-cpp`.

@@ -15,7 +15,7 @@ def FuseKernels : Pass<"moe-fuse-kernels"> {
       GEMM instead of one per stage) when the logits have no other user;
     - `moe.combine` becomes `moe.fused_combine`, whose epilogue absorbs the
       `moe.residual_mix` (learned coefficient) and the `moe.shared_add`
-      (plain or sigmoid-gated) that consume it. moe-lower-to-runtime also
+      (plain or sigmoid-gated) that consume it. convert-moe-to-moert also
       folds the layer's residual add into it when the layer yields it;
     - a GATED `moe.experts` becomes `moe.fused_experts` on one packed
       `gate_up [E, 2F, H]` weight (a `tensor.concat` of gate and up along F)

@@ -25,14 +25,14 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   pm.addPass(createAssignParallelism(plan));
   if (options.fuse)
     pm.addPass(createFuseKernels());
-  LowerToRuntimeOptions lower;
+  ConvertMoeToMoertOptions lower;
   lower.tokens = options.tokens;
   lower.staticCapacity = options.staticCapacity;
-  pm.addPass(createLowerToRuntime(lower));
+  pm.addPass(createConvertMoeToMoert(lower));
   // Shared rank coordinates and views.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  pm.addPass(moert::createMoertToEmitC());
+  pm.addPass(moert::createConvertMoertToEmitC());
   return success();
 }
 
@@ -41,8 +41,7 @@ void mlir::moe::registerPipelines() {
       "moe-compile",
       "import-level moe module to the EmitC of a compiled model: "
       "canonicalize, moe-assign-parallelism, moe-fuse-kernels, "
-      "moe-lower-to-runtime, "
-      "moert-to-emitc",
+      "convert-moe-to-moert, canonicalize, cse, convert-moert-to-emitc",
       [](OpPassManager &pm, const CompileOptions &options) {
         (void)buildCompilePipeline(pm, options);
       });

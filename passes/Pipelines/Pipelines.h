@@ -3,6 +3,7 @@
 #ifndef MOE_PASSES_PIPELINES_PIPELINES_H
 #define MOE_PASSES_PIPELINES_PIPELINES_H
 
+#include "passes/Conversion/MoeToMoert/Passes.h"
 #include "passes/Parallelism/Passes.h"
 #include "passes/Pipelines/ForwardedOption.h"
 
@@ -12,7 +13,7 @@
 namespace mlir::moe {
 
 struct CompileOptions : public PassPipelineOptions<CompileOptions> {
-  // moe-assign-parallelism's (tokens also bounds moe-lower-to-runtime).
+  // moe-assign-parallelism's (tokens also bounds convert-moe-to-moert).
   ForwardedOption<std::string> mesh{*this,
                                     declaredAssignParallelismOptions().mesh};
   ForwardedOption<int64_t> tokens{*this,
@@ -28,20 +29,15 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
                     llvm::cl::desc("run moe-fuse-kernels (false: every op "
                                    "lowers to its own runtime kernel)"),
                     llvm::cl::init(true)};
-  // moe-lower-to-runtime's, declared again: that pass does not expose its
-  // declarations (yet).
-  Option<bool> staticCapacity{
-      *this, "static-capacity",
-      llvm::cl::desc("dropless gates use C = the token bound, so that no "
-                     "value is read back during a step (needed to capture "
-                     "it in a CUDA graph)"),
-      llvm::cl::init(false)};
+  // convert-moe-to-moert's.
+  ForwardedOption<bool> staticCapacity{
+      *this, declaredConvertMoeToMoertOptions().staticCapacity};
 };
 
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)
-/// -> moe-lower-to-runtime ->
-/// moert-to-emitc. Options it cannot honour give a pipeline that fails with
-/// a diagnostic (and failure() here).
+/// -> convert-moe-to-moert -> canonicalize, cse -> convert-moert-to-emitc.
+/// Options it cannot honour give a pipeline that fails with a diagnostic
+/// (and failure() here).
 LogicalResult buildCompilePipeline(OpPassManager &pm,
                                    const CompileOptions &options);
 

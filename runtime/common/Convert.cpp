@@ -133,7 +133,7 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
 void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
                     moert_dtype_t dstType, int64_t count) {
   if (srcType == dstType) {
-    std::memmove(dst, src, count * moert_dtype_size(srcType));
+    std::memmove(dst, src, count * dtypeSize(srcType));
     return;
   }
   // Integer to integer must not go through float (i64 > 2^24 would round).
@@ -151,8 +151,7 @@ void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
   // Chunked through fp32 so that large tensors need little scratch.
   constexpr int64_t chunk = 4096;
   float scratch[chunk];
-  size_t srcSize = moert_dtype_size(srcType),
-         dstSize = moert_dtype_size(dstType);
+  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   for (int64_t begin = 0; begin < count; begin += chunk) {
     int64_t n = std::min(chunk, count - begin);
     convertToFloat(static_cast<const char *>(src) + begin * srcSize, srcType,
@@ -162,7 +161,7 @@ void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
   }
 }
 
-extern "C" size_t moert_dtype_size(moert_dtype_t dtype) {
+size_t moert::dtypeSize(moert_dtype_t dtype) {
   switch (dtype) {
   case MOERT_F32:
   case MOERT_I32:

@@ -50,6 +50,8 @@ void convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
 void convert(const void *src, moert_dtype_t srcType, void *dst,
              moert_dtype_t dstType, int64_t count);
 
+// Bytes of one element (moert_dtype_size); 0 for an unknown dtype.
+size_t dtypeSize(moert_dtype_t dtype);
 bool isFloatType(moert_dtype_t dtype);
 const char *dtypeName(moert_dtype_t dtype);
 

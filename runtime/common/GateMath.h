@@ -1,8 +1,8 @@
 //===- runtime/common/GateMath.h - Per-token gate formulas ------*- C++ -*-===//
 //
 // The formulas of moert_gate (runtime/moert.h) that act on one token or one
-// group, written once for the CPU backend (runtime/cpu/Gate.cpp, which owns
-// the order of the steps and the slot assignment) and the CUDA kernels
+// group, written once for the reference gate (runtime/common/Gate.cpp, which
+// owns the order of the steps and the slot assignment) and the CUDA kernels
 // (runtime/cuda/GateIndex.h, which splits the steps across threads).
 // Total order of every selection: higher value first, then the lower index.
 //

@@ -13,7 +13,7 @@ using namespace moert;
 using namespace moert::cuda;
 
 size_t moert::cuda::dtypeBytes(moert_dtype_t dtype) {
-  size_t bytes = moert_dtype_size(dtype);
+  size_t bytes = dtypeSize(dtype);
   require(bytes != 0, "unknown dtype ", static_cast<int>(dtype));
   return bytes;
 }
@@ -98,7 +98,8 @@ __global__ void multiplyKernel(const void *a, moert_dtype_t aType,
                                const void *b, moert_dtype_t bType, void *out,
                                moert_dtype_t outType, int64_t n) {
   MOERT_GRID_STRIDE(i, n) {
-    storeFloat(out, outType, i, loadFloat(a, aType, i) * loadFloat(b, bType, i));
+    storeFloat(out, outType, i,
+               loadFloat(a, aType, i) * loadFloat(b, bType, i));
   }
 }
 
@@ -277,9 +278,9 @@ void moert::cuda::fusedCombine(Context &ctx, Tensor y, const int32_t *ids,
                                const int32_t *slots, const float *weights,
                                Tensor mlpOut, Tensor wc, Tensor bc,
                                Tensor shared, Tensor wSg, Tensor x,
-                               Tensor addend, MutableTensor out,
-                               int64_t tokens, int64_t hidden, int64_t topK,
-                               int64_t experts, int64_t capacity) {
+                               Tensor addend, MutableTensor out, int64_t tokens,
+                               int64_t hidden, int64_t topK, int64_t experts,
+                               int64_t capacity) {
   require(mlpOut.present() == wc.present(),
           "fused_combine: the mix needs both mlp_out and wc");
   require(!wSg.present() || shared.present(),

@@ -11,7 +11,7 @@
 #include "runtime/cuda/Kernels.h"
 
 #include "runtime/common/Error.h"
-#include "runtime/cpu/Gate.h"
+#include "runtime/common/Gate.h"
 
 #include <algorithm>
 #include <vector>
@@ -158,7 +158,7 @@ __global__ void widenKernel(const void *src, moert_dtype_t dtype, int64_t n,
 // The stage calls check what the CPU's do; gate and gateSlots, which
 // assign slots, also the token rules (static capacity).
 void checkGate(const moert_gate_config_t &cfg, int64_t tokens) {
-  cpu::validateGateConfig(cfg); // the one home of the gate's rules
+  validateGateConfig(cfg); // the one home of the gate's rules
   require(cfg.n_group <= maxGateGroups, "gate: n_group ", cfg.n_group,
           " exceeds the CUDA backend's limit of ", maxGateGroups);
   require(tokens * cfg.top_k < INT32_MAX, "gate: ", tokens * cfg.top_k,
@@ -167,17 +167,16 @@ void checkGate(const moert_gate_config_t &cfg, int64_t tokens) {
 
 void checkSlotGate(const moert_gate_config_t &cfg, int64_t tokens) {
   checkGate(cfg, tokens);
-  cpu::validateGateTokens(cfg, tokens);
+  validateGateTokens(cfg, tokens);
 }
 
 // fp32 correction bias (widened into scratch) or null.
-const float *widenedBias(Context &ctx, Tensor correctionBias,
-                         int32_t experts) {
+const float *widenedBias(Context &ctx, Tensor correctionBias, int32_t experts) {
   if (!correctionBias.present())
     return nullptr;
   requireFloat(correctionBias.dtype, "correction_bias");
-  auto *widened = static_cast<float *>(
-      ctx.scratch(Scratch::Bias, experts * sizeof(float)));
+  auto *widened =
+      static_cast<float *>(ctx.scratch(Scratch::Bias, experts * sizeof(float)));
   widenKernel<<<gridFor(experts), threadsPerBlock, 0, ctx.stream()>>>(
       correctionBias.data, correctionBias.dtype, experts, widened);
   MOERT_CUDA_CHECK_LAUNCH();
@@ -297,7 +296,7 @@ void moert::cuda::gateScores(Context &ctx, const moert_gate_config_t &cfg,
   if (tokens == 0)
     return;
   scoreKernel<<<gridFor(tokens, 128), 128, 0, ctx.stream()>>>(cfg, logits,
-                                                               tokens, scores);
+                                                              tokens, scores);
   MOERT_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,6 @@
 //===- runtime/cuda/GateIndex.h - Gate steps per thread ---------*- C++ -*-===//
 //
-// The gate of runtime/moert.h (reference: runtime/cpu/Gate.cpp) split into
+// The gate of runtime/moert.h (reference: runtime/common/Gate.cpp) split into
 // per-thread steps over runtime/common/GateMath.h's formulas. Each kernel in
 // Gate.cu is one of these functions applied to one token, expert, chunk or
 // position; runtime/cuda/test runs the same functions in the same phase

@@ -2,8 +2,8 @@
 //
 // The kernels of runtime/moert.h on device pointers and a stream, with the
 // semantics written there (reference: runtime/cpu). Errors are moert::Error;
-// the C entry points reach these through Api.cpp inside guard(). All
-// pointers are device memory unless named host.
+// the C entry points reach these through the backend (Backend.cpp) inside
+// runtime/api's guard(). All pointers are device memory unless named host.
 //
 // Numerics: fp32 math and accumulation, outputs rounded once to their dtype,
 // as on the CPU, with one documented difference: the FFN's intermediate

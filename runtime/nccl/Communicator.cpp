@@ -2,6 +2,7 @@
 
 #include "runtime/nccl/Communicator.h"
 
+#include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
 #include "runtime/cuda/Check.h"
 #include "runtime/cuda/Transpose.h"
@@ -37,8 +38,8 @@ ncclDataType_t ncclType(moert_dtype_t dtype) {
   fail(MOERT_INVALID_ARGUMENT, "unknown dtype ", static_cast<int>(dtype));
 }
 
-size_t dtypeSize(moert_dtype_t dtype) {
-  size_t bytes = moert_dtype_size(dtype);
+size_t elementBytes(moert_dtype_t dtype) {
+  size_t bytes = moert::dtypeSize(dtype);
   require(bytes != 0, "unknown dtype ", static_cast<int>(dtype));
   return bytes;
 }
@@ -163,7 +164,7 @@ std::unique_ptr<Communicator> Communicator::split(int32_t color, int32_t key) {
 void Communicator::exchange(const Exchange &plan, const void *send, void *recv,
                             moert_dtype_t dtype, cudaStream_t stream) {
   ncclDataType_t type = ncclType(dtype);
-  size_t bytes = dtypeSize(dtype);
+  size_t bytes = elementBytes(dtype);
   requireLive(); // before the group opens
   // NCCL's group depth is per thread: a throw between Start and End must
   // still close the group, or every later NCCL call of the thread would be
@@ -263,7 +264,7 @@ void moert::nccl::hierarchicalAllToAll(
               inter.size() == nodes,
           "hierarchical all_to_all: communicators do not match ", nodes, " x ",
           perNode);
-  size_t bytes = dtypeSize(dtype);
+  size_t bytes = elementBytes(dtype);
   int64_t rows = x.capacity * x.hidden, chunk = x.expertsLocal * rows;
   int64_t total = x.members * chunk;
   char *a = static_cast<char *>(scratch), *b = a + total * bytes,

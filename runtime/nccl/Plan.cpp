@@ -5,7 +5,6 @@
 #include "runtime/common/Error.h"
 
 #include <cstring>
-#include <set>
 
 using namespace moert;
 using namespace moert::nccl;
@@ -114,23 +113,4 @@ void moert::nccl::transposeChunksHost(const char *src, char *dst, int64_t rows,
     std::memcpy(dst + d * chunkBytes,
                 src + transposeSourceChunk(d, rows, cols) * chunkBytes,
                 chunkBytes);
-}
-
-NodeLayout moert::nccl::nodeLayout(const std::vector<int32_t> &ranks,
-                                   int32_t gpusPerNode) {
-  require(gpusPerNode >= 1 && !ranks.empty(), "node layout: bad arguments");
-  std::vector<int32_t> nodeOf;
-  for (int32_t r : ranks)
-    nodeOf.push_back(r / gpusPerNode);
-  std::set<int32_t> distinct(nodeOf.begin(), nodeOf.end());
-  size_t nodes = distinct.size(), size = ranks.size(), perNode = size / nodes;
-  bool even = perNode * nodes == size;
-  for (size_t i = 0; even && i < size; ++i) {
-    even = nodeOf[i] == nodeOf[i / perNode * perNode];
-    if (i % perNode == 0 && i > 0)
-      even = even && nodeOf[i] != nodeOf[i - 1];
-  }
-  require(even, "hierarchical all_to_all needs a group sorted by node with "
-                "the same number of members on each node");
-  return {static_cast<int32_t>(nodes), static_cast<int32_t>(perNode)};
 }

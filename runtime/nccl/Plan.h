@@ -80,14 +80,6 @@ MOERT_HD inline int64_t transposeSourceChunk(int64_t d, int64_t rows,
 void transposeChunksHost(const char *src, char *dst, int64_t rows, int64_t cols,
                          size_t chunkBytes);
 
-// Members sorted by node with the same count per node: {nodes, perNode};
-// throws moert::Error otherwise (as the CPU backend does).
-struct NodeLayout {
-  int32_t nodes, perNode;
-};
-NodeLayout nodeLayout(const std::vector<int32_t> &worldRanks,
-                      int32_t gpusPerNode);
-
 } // namespace moert::nccl
 
 #endif // MOERT_NCCL_PLAN_H

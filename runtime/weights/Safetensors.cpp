@@ -155,11 +155,11 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
              " data bytes in the file");
       moert_dtype_t storage;
       if (dtypeFromName(tensor.dtype, storage) &&
-          tensor.end - tensor.begin != elements * moert_dtype_size(storage))
+          tensor.end - tensor.begin != elements * dtypeSize(storage))
         fail(MOERT_FORMAT_ERROR, path, ": tensor '", name, "' has ",
              tensor.end - tensor.begin, " data bytes, its shape ",
              shapeString(tensor.shape), " of ", tensor.dtype, " needs ",
-             elements * moert_dtype_size(storage));
+             elements * dtypeSize(storage));
       tensors_[name] = std::move(tensor);
     }
   } catch (...) {
@@ -219,8 +219,7 @@ int64_t SafetensorsFile::readBox(const std::string &key,
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < rank; ++d)
     rows *= end[d] - begin[d];
-  size_t srcSize = moert_dtype_size(srcType),
-         dstSize = moert_dtype_size(dstType);
+  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   std::vector<char> aligned(rowLength * srcSize); // mmap data may be unaligned
   std::vector<int64_t> index(begin.begin(), begin.end() - 1);
   for (int64_t row = 0; row < rows; ++row) {
@@ -246,7 +245,7 @@ void SafetensorsWriter::add(const std::string &name, moert_dtype_t dtype,
   int64_t elements = 1;
   for (int64_t dim : shape)
     elements *= dim;
-  std::vector<char> bytes(elements * moert_dtype_size(dtype));
+  std::vector<char> bytes(elements * dtypeSize(dtype));
   convertFromFloat(values, bytes.data(), dtype, elements);
   addRaw(name, dtypeToName(dtype), shape, std::move(bytes));
 }

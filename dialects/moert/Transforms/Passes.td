@@ -8,7 +8,7 @@ include "mlir/Pass/PassBase.td"
 def CountKernels : Pass<"moert-count-kernels", "::mlir::ModuleOp"> {
   let summary = "print the runtime calls and bytes of a lowered model";
   let description = [{
-    On the output of moe-lower-to-runtime, prints per step function and
+    On the output of convert-moe-to-moert, prints per step function and
     `moert.layer` the runtime kernels it launches and the bytes they read and
     write. A kernel is a runtime call op with a kernel family
     (`RuntimeCallOpInterface`); its bytes are the views its memory effects

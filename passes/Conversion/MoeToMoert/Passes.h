@@ -13,6 +13,13 @@ namespace mlir::moe {
 #define GEN_PASS_DECL
 #include "passes/Conversion/MoeToMoert/Passes.h.inc"
 
+/// convert-moe-to-moert's options as Passes.td declares them, for the
+/// pipelines that offer them again (ForwardedOption).
+struct ConvertMoeToMoertDeclaredOptions {
+  Pass::Option<bool> &staticCapacity;
+};
+ConvertMoeToMoertDeclaredOptions &declaredConvertMoeToMoertOptions();
+
 #define GEN_PASS_REGISTRATION
 #include "passes/Conversion/MoeToMoert/Passes.h.inc"
 

@@ -5,7 +5,7 @@
 
 include "mlir/Pass/PassBase.td"
 
-def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
+def ConvertMoeToMoert : Pass<"convert-moe-to-moert", "::mlir::ModuleOp"> {
   let summary = "lower moe tensors to moert calls on statically planned buffers";
   let description = [{
     Rewrites every model function `@f(%x: tensor<?xHxT>, weights...)` into
@@ -30,7 +30,8 @@ def LowerToRuntime : Pass<"moe-lower-to-runtime", "::mlir::ModuleOp"> {
     Expert parallelism: `moe.sync_capacity` becomes an i64 MAX all-reduce
     over the rank's group (init keeps the group of the row holding the rank,
     `moert.keep_group`; the step looks it up, `moert.group`), `moe.all_to_all` becomes
-    `moert.all_to_all` (with its `slices`) and, on the way to the experts,
+    `moert.all_to_all` (`moert.all_to_all_sliced` for sliced experts) and,
+    on the way to the experts,
     also exchanges the gate's counts, which become the row counts of the G
     blocks of each local expert. With tp > 1 only tp index 0 passes the down
     bias of a sliced FFN (`if` a run-time predicate), and `shard.all_gather`

@@ -22,7 +22,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 namespace mlir::moert {
-#define GEN_PASS_DEF_MOERTTOEMITC
+#define GEN_PASS_DEF_CONVERTMOERTTOEMITC
 #include "passes/Conversion/MoertToEmitC/Passes.h.inc"
 } // namespace mlir::moert
 
@@ -245,8 +245,9 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   return success();
 }
 
-struct MoertToEmitCPass
-    : public mlir::moert::impl::MoertToEmitCBase<MoertToEmitCPass> {
+struct ConvertMoertToEmitCPass
+    : public mlir::moert::impl::ConvertMoertToEmitCBase<
+          ConvertMoertToEmitCPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *context = &getContext();
@@ -257,13 +258,13 @@ struct MoertToEmitCPass
                            : entry.getValue() == "init" ? init
                                                         : step;
       if (!entry) {
-        func.emitError() << "moert-to-emitc: '" << func.getSymName()
+        func.emitError() << "convert-moert-to-emitc: '" << func.getSymName()
                          << "' is not a model entry (run "
-                            "moe-lower-to-runtime first)";
+                            "convert-moe-to-moert first)";
         return signalPassFailure();
       }
       if (slot) {
-        func.emitError() << "moert-to-emitc: a second model "
+        func.emitError() << "convert-moert-to-emitc: a second model "
                          << entry.getValue()
                          << " entry; compile one model per module";
         return signalPassFailure();
@@ -271,8 +272,9 @@ struct MoertToEmitCPass
       slot = func;
     }
     if (!init || !step) {
-      module.emitError() << "moert-to-emitc: the module needs one init and "
-                            "one step entry (from moe-lower-to-runtime)";
+      module.emitError()
+          << "convert-moert-to-emitc: the module needs one init and "
+             "one step entry (from convert-moe-to-moert)";
       return signalPassFailure();
     }
     if (failed(emitInfo(module, step)))

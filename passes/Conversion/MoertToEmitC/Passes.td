@@ -5,10 +5,10 @@
 
 include "mlir/Pass/PassBase.td"
 
-def MoertToEmitC : Pass<"moert-to-emitc", "::mlir::ModuleOp"> {
+def ConvertMoertToEmitC : Pass<"convert-moert-to-emitc", "::mlir::ModuleOp"> {
   let summary = "moert calls to EmitC: the C++ of a compiled model";
   let description = [{
-    Turns the `moert.entry` functions of moe-lower-to-runtime into the
+    Turns the `moert.entry` functions of convert-moe-to-moert into the
     exported C ABI of runtime/moert_model.h (`moe_model_init`,
     `moe_model_step`, `moe_model_info`) made of `emitc` calls into
     runtime/moert.h. Every call's status is checked: a failure returns it

@@ -1,13 +1,14 @@
-//===- runtime/cuda/test/GateIndexTest.cpp - Gate phases vs the CPU -------===//
+//===- runtime/cuda/test/GateIndexTest.cpp - Gate phases vs the reference -===//
 //
 // Runs GateIndex.h's per-thread steps in the phase order of Gate.cu
-// (one loop per kernel) and expects exactly runtime/cpu's gate.
+// (one loop per kernel) and expects exactly the reference gate
+// (runtime/common/Gate.h, which the CPU backend runs).
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cuda/GateIndex.h"
 
-#include "runtime/cpu/Gate.h"
+#include "runtime/common/Gate.h"
 
 #include <gtest/gtest.h>
 
@@ -54,7 +55,7 @@ std::vector<int32_t> phasedOrderSlots(const moert_gate_config_t &cfg,
     std::vector<int32_t> starts(experts), members(choices, -7);
     std::vector<uint8_t> kept(choices);
     memberStarts(totals.data(), experts, starts.data()); // memberStartsKernel
-    for (int64_t i = 0; i < choices; ++i) // buildMembersKernel
+    for (int64_t i = 0; i < choices; ++i)                // buildMembersKernel
       members[starts[ids[i]] + tmSlots[i]] = static_cast<int32_t>(i);
     for (int64_t i = 0; i < choices; ++i) // probsKeepKernel
       kept[i] = probsKept(members.data() + starts[ids[i]], totals[ids[i]],
@@ -119,9 +120,8 @@ GateResult referenceGate(const moert_gate_config_t &cfg,
   r.weights.resize(choices);
   r.slots.resize(choices);
   r.counts.resize(cfg.experts);
-  r.capacity =
-      cpu::computeGate(cfg, logits.data(), bias, tokens, r.ids.data(),
-                       r.weights.data(), r.slots.data(), r.counts.data());
+  r.capacity = computeGate(cfg, logits.data(), bias, tokens, r.ids.data(),
+                           r.weights.data(), r.slots.data(), r.counts.data());
   return r;
 }
 
@@ -260,9 +260,8 @@ TEST(CudaGateIndex, SlotsOfRepeatedExpertsMatchCpu) {
       if (cfg.capacity_factor != 0.0 && slot >= capacity)
         slot = -1;
     std::vector<int32_t> want(choices), counts(experts);
-    int64_t wantCapacity = cpu::assignSlots(cfg, tokens, ids.data(),
-                                            weights.data(), want.data(),
-                                            counts.data());
+    int64_t wantCapacity = assignSlots(cfg, tokens, ids.data(), weights.data(),
+                                       want.data(), counts.data());
     if (cfg.capacity_factor != 0.0)
       EXPECT_EQ(capacity, wantCapacity);
     ASSERT_EQ(got, want);
@@ -282,8 +281,8 @@ TEST(CudaGateIndex, ProbsTiesWithinATokenKeepTheEarlierChoice) {
   phasedOrderSlots(cfg, ids, weights, 2, 2, slots);
   EXPECT_EQ(slots, (std::vector<int32_t>{0, -1, 1, 0}));
   std::vector<int32_t> want(4), counts(2);
-  EXPECT_EQ(cpu::assignSlots(cfg, 2, ids.data(), weights.data(), want.data(),
-                             counts.data()),
+  EXPECT_EQ(assignSlots(cfg, 2, ids.data(), weights.data(), want.data(),
+                        counts.data()),
             2);
   EXPECT_EQ(slots, want);
 }

@@ -12,7 +12,7 @@
 #include "runtime/nccl/test/CAbiComparison.h"
 
 #include "runtime/common/Convert.h"
-#include "runtime/cpu/Gate.h"
+#include "runtime/common/Gate.h"
 #include "runtime/moert.hpp"
 #include "runtime/weights/Safetensors.h"
 
@@ -93,7 +93,8 @@ public:
       if (view.dtype == MOERT_I32)
         out.values[i] = *reinterpret_cast<const int32_t *>(at);
       else if (view.dtype == MOERT_I64)
-        out.values[i] = static_cast<double>(*reinterpret_cast<const int64_t *>(at));
+        out.values[i] =
+            static_cast<double>(*reinterpret_cast<const int64_t *>(at));
       else {
         float v;
         convertToFloat(at, view.dtype, &v, 1);
@@ -182,9 +183,8 @@ Routing routing(Session &s, int64_t tokens, int32_t experts, int32_t topK) {
   r.slots.resize(tokens * topK);
   r.weights.resize(tokens * topK);
   r.counts.resize(experts);
-  r.capacity = cpu::computeGate(r.cfg, logits.data(), nullptr, tokens,
-                                r.ids.data(), r.weights.data(), r.slots.data(),
-                                r.counts.data());
+  r.capacity = computeGate(r.cfg, logits.data(), nullptr, tokens, r.ids.data(),
+                           r.weights.data(), r.slots.data(), r.counts.data());
   return r;
 }
 
@@ -327,8 +327,8 @@ void permutation(Session &s) {
   s.keep("dispatch", buf, E * C * H);
   moert_view_t y = s.random(E * C * H, bf16);
   moert_view_t out = s.poisoned(S * H, bf16);
-  check(moert_combine(s.ctx, y, ids, slots, weights, s.random(S * H, bf16),
-                      out, S, H, K, E, C));
+  check(moert_combine(s.ctx, y, ids, slots, weights, s.random(S * H, bf16), out,
+                      S, H, K, E, C));
   s.keep("combine", out, S * H);
   // fused_combine with every epilogue term, in place on x (= addend).
   moert_view_t x = s.random(S * H, bf16);
@@ -372,8 +372,8 @@ void ffn(Session &s) {
   check(moert_multiply(s.ctx, h, u, h, E * C * F));
   s.keep("multiply in place", h, E * C * F);
   moert_view_t down = s.poisoned(E * C * H, bf16);
-  check(moert_experts_linear(s.ctx, experts.w_down, h, down, rows, E, C,
-                             blocks, H, F));
+  check(moert_experts_linear(s.ctx, experts.w_down, h, down, rows, E, C, blocks,
+                             H, F));
   s.keep("experts_linear down", down, E * C * H);
 
   // Packed, with a shared expert folded in.
@@ -467,8 +467,8 @@ void collectives(Session &s) {
   for (moert_a2a_algorithm_t algorithm :
        {MOERT_A2A_FLAT, MOERT_A2A_HIERARCHICAL}) {
     moert_view_t experts = s.poisoned(E * C * H, bf16);
-    check(moert_all_to_all(s.ctx, group.get(), MOERT_A2A_TO_EXPERTS,
-                           algorithm, tokens, experts, E, C, H));
+    check(moert_all_to_all(s.ctx, group.get(), MOERT_A2A_TO_EXPERTS, algorithm,
+                           tokens, experts, E, C, H));
     moert_view_t back = s.poisoned(E * C * H, bf16);
     check(moert_all_to_all_sliced(s.ctx, group.get(), MOERT_A2A_FROM_EXPERTS,
                                   algorithm, experts, back, E, C, H, 1));
@@ -487,8 +487,8 @@ std::string writeWeightsFile() {
       std::vector<float> w(F * H);
       for (float &v : w)
         v = normal(rng);
-      writer.add("experts." + std::to_string(e) + "." + proj, MOERT_F32,
-                 {F, H}, w.data());
+      writer.add("experts." + std::to_string(e) + "." + proj, MOERT_F32, {F, H},
+                 w.data());
     }
   writer.write(path);
   return path;
@@ -512,12 +512,12 @@ moert_status_t runLayerStep(moert_context_t ctx, void *user) {
       (st = moert_gate(ctx, &l.cfg, l.logits, moert_absent_view(), T, l.ids,
                        l.weights, l.slots, l.counts, &l.capacity)) ||
       (st = moert_dispatch(ctx, l.x, l.ids, l.slots, l.buf, T, H, K, E, C)) ||
-      (st = moert_fused_experts(ctx, &l.experts, l.buf, l.y, l.counts, E, C,
-                                1, nullptr, moert_absent_view(),
+      (st = moert_fused_experts(ctx, &l.experts, l.buf, l.y, l.counts, E, C, 1,
+                                nullptr, moert_absent_view(),
                                 moert_absent_view(), 0)))
     return st;
-  return moert_combine(ctx, l.y, l.ids, l.slots, l.weights, l.x, l.out, T, H,
-                       K, E, C);
+  return moert_combine(ctx, l.y, l.ids, l.slots, l.weights, l.x, l.out, T, H, K,
+                       E, C);
 }
 
 moert_status_t downloadInCapture(moert_context_t ctx, void *user) {
@@ -553,7 +553,8 @@ void capturedStep(Session &s) {
   if (captured)
     check(moert_graph_capture(s.ctx, runLayerStep, &l, &graph));
   auto step = [&] {
-    check(captured ? moert_graph_replay(s.ctx, graph) : runLayerStep(s.ctx, &l));
+    check(captured ? moert_graph_replay(s.ctx, graph)
+                   : runLayerStep(s.ctx, &l));
   };
   step();
   s.keep("step", l.out, T * H);

@@ -10,7 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/cpu/Gate.h"
+#include "runtime/common/Gate.h"
 #include "runtime/cuda/Check.h"
 #include "runtime/cuda/Kernels.h"
 #include "runtime/nccl/Communicator.h"
@@ -69,8 +69,8 @@ void gateDispatchCombine() {
   std::vector<int32_t> ids(choices), slots(choices), counts(cfg.experts);
   std::vector<float> weights(choices);
   int64_t capacity =
-      cpu::computeGate(cfg, logits.data(), nullptr, tokens, ids.data(),
-                       weights.data(), slots.data(), counts.data());
+      computeGate(cfg, logits.data(), nullptr, tokens, ids.data(),
+                  weights.data(), slots.data(), counts.data());
 
   cuda::Context ctx;
   float *dLogits = upload(logits), *dWeights = upload(weights);

@@ -9,6 +9,7 @@
 #include "runtime/nccl/Plan.h"
 
 #include "runtime/common/Error.h"
+#include "runtime/common/NodeLayout.h"
 #include "runtime/moert.hpp"
 
 #include <gtest/gtest.h>

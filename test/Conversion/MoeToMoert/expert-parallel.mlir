@@ -1,5 +1,5 @@
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" --canonicalize --cse | FileCheck %s
-// RUN: moe-opt %s --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" --canonicalize --cse | FileCheck %s --check-prefix=FUSED
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=16" --canonicalize --cse | FileCheck %s
+// RUN: moe-opt %s --moe-fuse-kernels --convert-moe-to-moert="tokens=16" --canonicalize --cse | FileCheck %s --check-prefix=FUSED
 
 // EP 4 over 8 experts: every rank loads experts [2r, 2r + 2) (the expert
 // offset is rank / 1 % 4 * 2 at run time), syncs the capacity with MAX over

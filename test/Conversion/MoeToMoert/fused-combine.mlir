@@ -1,5 +1,5 @@
-// RUN: moe-opt %s -split-input-file --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" | FileCheck %s
-// RUN: moe-opt %s -split-input-file --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" | moe-opt -split-input-file | FileCheck %s
+// RUN: moe-opt %s -split-input-file --moe-fuse-kernels --convert-moe-to-moert="tokens=16" | FileCheck %s
+// RUN: moe-opt %s -split-input-file --moe-fuse-kernels --convert-moe-to-moert="tokens=16" | moe-opt -split-input-file | FileCheck %s
 
 // The fused combine of a yielded Qwen-style epilogue writes the layer input
 // in place (addend = out = x): no moert.combine, moert.shared_add or

@@ -1,6 +1,6 @@
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" | FileCheck %s --check-prefix=UNFUSED
-// RUN: moe-opt %s --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" | FileCheck %s --check-prefix=FUSED
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" | moe-opt | FileCheck %s --check-prefix=UNFUSED
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=16" | FileCheck %s --check-prefix=UNFUSED
+// RUN: moe-opt %s --moe-fuse-kernels --convert-moe-to-moert="tokens=16" | FileCheck %s --check-prefix=FUSED
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=16" | moe-opt | FileCheck %s --check-prefix=UNFUSED
 
 // moe.gate lowers to one runtime call per stage, through a scores buffer
 // [16 x 8] f32 placed right after the logits (128 floats on); the fused

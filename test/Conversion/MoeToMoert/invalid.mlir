@@ -1,13 +1,13 @@
-// RUN: moe-opt %s -split-input-file --moe-lower-to-runtime="tokens=8" -verify-diagnostics
-// RUN: not moe-opt %s -split-input-file --moe-lower-to-runtime 2>&1 | FileCheck %s --check-prefix=NOTOKENS
+// RUN: moe-opt %s -split-input-file --convert-moe-to-moert="tokens=8" -verify-diagnostics
+// RUN: not moe-opt %s -split-input-file --convert-moe-to-moert 2>&1 | FileCheck %s --check-prefix=NOTOKENS
 
-// NOTOKENS: error: moe-lower-to-runtime needs the most tokens per rank per step: pass tokens=N or set 'moert.max_tokens' on the module
+// NOTOKENS: error: convert-moe-to-moert needs the most tokens per rank per step: pass tokens=N or set 'moert.max_tokens' on the module
 
 // Tensor-parallel MLPs gather tokens (axis 0) over the tp grid axis only.
 shard.grid @grid(shape = 1x1x2)
 func.func @tp_axis(%x: tensor<?x64xf32>, %w1: tensor<64x128xf32> {moe.weight = "w1"}, %w2: tensor<128x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
-    // expected-error @below {{moe-lower-to-runtime lowers 'shard.all_gather' only over the tokens (axis 0) and grid axis 2 (tp) of its layer's {dp, ep, tp} grid, summing}}
+    // expected-error @below {{convert-moe-to-moert lowers 'shard.all_gather' only over the tokens (axis 0) and grid axis 2 (tp) of its layer's {dp, ep, tp} grid, summing}}
     %g = shard.all_gather %h on @grid grid_axes = [2] gather_axis = 1 : tensor<?x64xf32> -> tensor<?x128xf32>
     %d = moe.dense_ffn relu %g up %w1 down %w2 : (tensor<?x128xf32>, tensor<64x128xf32>, tensor<128x64xf32>) -> tensor<?x128xf32>
     %s = shard.reduce_scatter %d on @grid grid_axes = [2] scatter_axis = 1 : tensor<?x128xf32> -> tensor<?x64xf32>
@@ -21,7 +21,7 @@ func.func @tp_axis(%x: tensor<?x64xf32>, %w1: tensor<64x128xf32> {moe.weight = "
 func.func @constant_mix(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
     %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
-    // expected-error @below {{moe-lower-to-runtime needs the coefficient form of moe.residual_mix}}
+    // expected-error @below {{convert-moe-to-moert needs the coefficient form of moe.residual_mix}}
     %r = moe.residual_mix %d, %d constant [0.25, 0.75] : tensor<?x64xf32>
     moe.yield %r : tensor<?x64xf32>
   }
@@ -50,11 +50,81 @@ func.func @unsliced(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"}
     %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1> : tensor<?x4xf32>
     %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x8xf32>, tensor<?x1xi32> -> tensor<4x?x8xf32>
     %t = moe.all_to_all to_experts flat %b groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<4x?x8xf32> -> tensor<2x?x8xf32>
-    // expected-error @below {{moe-lower-to-runtime sums this FFN's partial outputs over 2 tp slices: its down weight must be a function argument split over tp by moe.shard}}
+    // expected-error @below {{convert-moe-to-moert sums this FFN's partial outputs over 2 tp slices: its down weight must be a function argument split over tp by moe.shard}}
     %e = moe.experts gelu %t up %w1 down %w2 : (tensor<2x?x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>) -> tensor<2x?x8xf32>
     %f = moe.all_to_all from_experts flat %e groups [[0, 1, 2, 3]] {slices = 2 : i64} : tensor<2x?x8xf32> -> tensor<4x?x8xf32>
     %o = moe.combine %f, %ids, %s, %w : tensor<4x?x8xf32>, tensor<?x1xi32>
     moe.yield %o : tensor<?x8xf32>
   } {moe.plan = #moe.plan<dp = 1, ep = 2, tp = 2>}
   return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// An op no lowering rule handles.
+func.func @unknown_op(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    // expected-error @below {{convert-moe-to-moert cannot lower 'arith.addf'}}
+    %a = arith.addf %h, %h : tensor<?x64xf32>
+    moe.yield %a : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// A concatenation is lowered only as a packed weight.
+func.func @unpacked_concat(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    // expected-error @below {{convert-moe-to-moert lowers 'tensor.concat' only as a packed weight: weight arguments that nothing else reads}}
+    %c = tensor.concat dim(0) %w1, %w2 : (tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<128x64xf32>
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// A tensor-parallel collective needs its layer's plan.
+shard.grid @grid(shape = 1x1x2)
+func.func @unplanned_gather(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @below {{'shard.all_gather' outside a layer with a moe.plan}}
+  %g = shard.all_gather %x on @grid grid_axes = [2] gather_axis = 0 : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %g : tensor<?x64xf32>
+}
+
+// -----
+
+// The experts' row counts come from the gate behind their dispatch.
+func.func @undispatched(%x: tensor<?x8xf32>, %b: tensor<4x2x8xf32> {moe.weight = "b"},
+    %w1: tensor<4x8x8xf32> {moe.weight = "e.{e}.w1"}, %w2: tensor<4x8x8xf32> {moe.weight = "e.{e}.w2"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    // expected-error @below {{convert-moe-to-moert needs the experts' input to come from a moe.dispatch of a moe.gate (for the per-expert row counts)}}
+    %e = moe.experts gelu %b up %w1 down %w2 : (tensor<4x2x8xf32>, tensor<4x8x8xf32>, tensor<4x8x8xf32>) -> tensor<4x2x8xf32>
+    moe.yield %h : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// A layer updates its input in place: nothing else may read it.
+func.func @shared_input(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.weight = "w1"}, %w2: tensor<64x64xf32> {moe.weight = "w2"}) -> tensor<?x64xf32> {
+  // expected-error @below {{convert-moe-to-moert updates a layer's input in place; it must have one use}}
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %d = moe.dense_ffn relu %h up %w1 down %w2 : (tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    moe.yield %d : tensor<?x64xf32>
+  }
+  %z = moe.layer 1 (%h = %x) : tensor<?x64xf32> {
+    moe.yield %h : tensor<?x64xf32>
+  }
+  return %z : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @returns_weight(%x: tensor<?x64xf32>, %w: tensor<8x64xf32> {moe.weight = "w"}) -> tensor<8x64xf32> {
+  // expected-error @below {{convert-moe-to-moert expects the model to return its updated input}}
+  return %w : tensor<8x64xf32>
 }

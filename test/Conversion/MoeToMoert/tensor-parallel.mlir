@@ -1,5 +1,5 @@
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=8" --canonicalize --cse | FileCheck %s
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=8" --canonicalize --cse --moert-to-emitc | moe-translate --moe-to-cpp | FileCheck %s --check-prefix=CPP
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=8" --canonicalize --cse | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=8" --canonicalize --cse --convert-moert-to-emitc | moe-translate --moe-to-cpp | FileCheck %s --check-prefix=CPP
 
 // EP 2 x TP 2 on 4 ranks (rank = e * 2 + t), a PR-MoE layer with biases.
 // Init: experts [2 * e, +2) sliced over F: fc1 rows and fc2 columns start at

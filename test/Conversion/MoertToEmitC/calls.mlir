@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --moert-to-emitc | moe-translate --moe-to-cpp | FileCheck %s
+// RUN: moe-opt %s --convert-moert-to-emitc | moe-translate --moe-to-cpp | FileCheck %s
 
 // Every runtime call of the moert dialect once, its C arguments checked in
 // the order of its declaration in runtime/moert.h (or moert_model.h): views

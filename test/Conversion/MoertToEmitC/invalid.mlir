@@ -1,6 +1,6 @@
-// RUN: moe-opt %s --moert-to-emitc -verify-diagnostics
+// RUN: moe-opt %s --convert-moert-to-emitc -verify-diagnostics
 
-// expected-error @below {{moert-to-emitc: 'f' is not a model entry (run moe-lower-to-runtime first)}}
+// expected-error @below {{convert-moert-to-emitc: 'f' is not a model entry (run convert-moe-to-moert first)}}
 func.func @f(%ctx: !moert.context) {
   return
 }

@@ -1,5 +1,5 @@
 // RUN: moe-opt %s --moe-compile="mesh=1x1 tokens=8" | moe-translate --moe-to-cpp | FileCheck %s
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=8" | not moe-translate --moe-to-cpp 2>&1 | FileCheck %s --check-prefix=NOTEMITC
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=8" | not moe-translate --moe-to-cpp 2>&1 | FileCheck %s --check-prefix=NOTEMITC
 
 // One readable C++ source: the model's C ABI, every call's status checked.
 // CHECK: #include "runtime/moert_model.h"

@@ -1,5 +1,5 @@
-// RUN: moe-opt %s --moe-lower-to-runtime="tokens=16" --moert-to-emitc | FileCheck %s
-// RUN: moe-opt %s --moe-fuse-kernels --moe-lower-to-runtime="tokens=16" --moert-to-emitc | FileCheck %s --check-prefix=FUSED
+// RUN: moe-opt %s --convert-moe-to-moert="tokens=16" --convert-moert-to-emitc | FileCheck %s
+// RUN: moe-opt %s --moe-fuse-kernels --convert-moe-to-moert="tokens=16" --convert-moert-to-emitc | FileCheck %s --check-prefix=FUSED
 
 // The entries become exported emitc functions with a trailing `where`
 // argument; every runtime call is followed by its status check naming the

@@ -1,12 +1,30 @@
-//===- runtime/common/Error.cpp - Thread-local last error -----------------===//
+//===- runtime/api/Error.cpp - Statuses and the last error ----------------===//
 
-#include "runtime/common/Error.h"
+#include "runtime/api/Error.h"
 
 namespace {
 thread_local std::string lastError;
 } // namespace
 
 void moert::setLastError(const std::string &message) { lastError = message; }
+
+moert_status_t moert::runRankFunction(moert_context_t ctx, moert_rank_fn_t fn,
+                                      void *user, std::string &message) {
+  try {
+    moert_status_t status = fn(ctx, user);
+    if (status != MOERT_OK)
+      message = lastError;
+    return status;
+  } catch (const Error &e) {
+    message = e.what();
+    return e.status();
+  } catch (const std::exception &e) {
+    message = std::string("uncaught exception: ") + e.what();
+  } catch (...) {
+    message = "uncaught unknown exception";
+  }
+  return MOERT_INTERNAL;
+}
 
 extern "C" const char *moert_last_error(void) { return lastError.c_str(); }
 

@@ -1,12 +1,14 @@
-//===- runtime/weights/WeightsApi.cpp - C ABI for weight loading ----------===//
+//===- runtime/api/Weights.cpp - Weight files -----------------------------===//
 
-#include "runtime/cpu/Backend.h"
+#include "runtime/api/Error.h"
+#include "runtime/api/Validate.h"
 #include "runtime/weights/Safetensors.h"
 
 #include <cstring>
 #include <vector>
 
 using namespace moert;
+using namespace moert::api;
 using namespace moert::weights;
 
 struct moert_weights_s {
@@ -55,7 +57,7 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
                                   const moert_weight_request_t *req,
                                   moert_view_t dst) {
   return guard("moert_weights_load", [&] {
-    cpu::checkContext(ctx);
+    checkContext(ctx);
     require(weights != nullptr && req != nullptr && req->key != nullptr,
             "null argument");
     const SafetensorsFile &file = *weights->file;
@@ -86,27 +88,21 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
     }
     int64_t stride =
         req->dst_expert_stride == 0 ? perExpert : req->dst_expert_stride;
-    require(stride >= perExpert, "request for '", key,
-            "': dst_expert_stride ", req->dst_expert_stride,
-            " is smaller than one expert's ", perExpert, " elements");
+    require(stride >= perExpert, "request for '", key, "': dst_expert_stride ",
+            req->dst_expert_stride, " is smaller than one expert's ", perExpert,
+            " elements");
     int64_t experts = lastExpert - firstExpert;
-    cpu::requireFloatDtype(dst, "dst");
-    char *out = cpu::viewData(dst, (experts - 1) * stride + perExpert, "dst");
-    size_t elementSize = moert_dtype_size(dst.dtype);
-    // A device destination is filled through host staging, one expert at a
-    // time.
-    std::vector<char> staging(cpu::onDevice(ctx) ? perExpert * elementSize
-                                                 : 0);
-    auto loadExpert = [&](int64_t e) {
+    requireFloatDtype(dst, "dst");
+    Operand out = operand(dst, (experts - 1) * stride + perExpert, "dst");
+    // One expert's box at a time: a backend whose memory is not the host's
+    // stages only that much.
+    for (int64_t e = 0; e < experts; ++e) {
       std::string name = stacked ? expertKey(key, firstExpert + e) : key;
-      char *host =
-          staging.empty() ? out + e * stride * elementSize : staging.data();
-      file.readBox(name, shape, begin, end, host, dst.dtype);
-      MOERT_ROUTE_DEVICE(ctx,
-                         storeWeights(ctx, host, dst, e * stride, perExpert));
-    };
-    for (int64_t e = 0; e < experts; ++e)
-      loadExpert(e);
+      ctx->backend().writeFromHost(
+          ctx->rank, out.at(e * stride), perExpert, [&](void *host) {
+            file.readBox(name, shape, begin, end, host, dst.dtype);
+          });
+    }
   });
 }
 

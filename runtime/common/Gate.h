@@ -1,19 +1,20 @@
-//===- runtime/cpu/Gate.h - Gating semantics --------------------*- C++ -*-===//
+//===- runtime/common/Gate.h - Gating semantics -----------------*- C++ -*-===//
 //
 // The reference gate (see moert_gate in runtime/moert.h for the exact
 // rules): the steps in order over runtime/common/GateMath.h's per-token
-// formulas. Plain fp32 arrays in and out so the CUDA backend's parallel
-// decomposition can check itself against it.
+// formulas, and the rules of a configuration. Plain fp32 arrays in and out:
+// the CPU backend runs it, the CUDA backend checks its configurations with
+// it and its parallel decomposition against it.
 //
 //===----------------------------------------------------------------------===//
-#ifndef MOERT_CPU_GATE_H
-#define MOERT_CPU_GATE_H
+#ifndef MOERT_COMMON_GATE_H
+#define MOERT_COMMON_GATE_H
 
 #include "runtime/moert.h"
 
 #include <cstdint>
 
-namespace moert::cpu {
+namespace moert {
 
 // Throws moert::Error(MOERT_INVALID_ARGUMENT) naming the bad attribute.
 void validateGateConfig(const moert_gate_config_t &cfg);
@@ -42,6 +43,6 @@ int64_t computeGate(const moert_gate_config_t &cfg, const float *logits,
                     const float *correctionBias, int64_t tokens, int32_t *ids,
                     float *weights, int32_t *slots, int32_t *counts);
 
-} // namespace moert::cpu
+} // namespace moert
 
-#endif // MOERT_CPU_GATE_H
+#endif // MOERT_COMMON_GATE_H

@@ -1,4 +1,4 @@
-// RUN: moe-opt %s -split-input-file --moe-lower-to-runtime="tokens=16 report=true" | FileCheck %s
+// RUN: moe-opt %s -split-input-file --convert-moe-to-moert="tokens=16 report=true" | FileCheck %s
 
 // A single-rank Mixtral-style layer, 16 tokens at most: dropless, so the
 // capacity bound is 16 and the expert buffer is 8 x 16 x 64 floats. The

@@ -1,0 +1,167 @@
+//===- ExchangeLowering.cpp - collectives among ranks to moert ------------===//
+//
+// all_to_all and sync_capacity (expert parallelism), shard.all_gather and
+// shard.reduce_scatter (a tensor-parallel dense FFN).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Conversion/MoeToMoert/MoeToMoert.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+
+#include <type_traits>
+
+using namespace mlir;
+using namespace mlir::moe;
+using moert::ViewOp;
+
+namespace {
+
+struct SyncCapacityLowering : OpLoweringOf<SyncCapacityOp> {
+  LogicalResult analyze(SyncCapacityOp sync,
+                        LoweringState &state) const override {
+    state.setBound(sync.getResult(), state.bound(sync.getCapacity()));
+    return success();
+  }
+  LogicalResult emit(SyncCapacityOp sync, LoweringState &state) const override {
+    auto gate = sync.getCapacity().getDefiningOp<FusedGateOp>();
+    bool sameOnEveryRank =
+        state.hasStaticCapacity() && gate && gate.getRouting().isDropless();
+    if (sameOnEveryRank ||
+        cast<ShapedType>(sync.getGroups().getType()).getDimSize(1) == 1) {
+      // Nothing to sync.
+      state.setI64(sync.getResult(), state.i64(sync.getCapacity()));
+      return success();
+    }
+    OpBuilder &builder = state.getBuilder();
+    Value group = state.group(sync.getGroups(), sync.getLoc());
+    state.setI64(sync.getResult(),
+                 moert::AllReduceI64Op::create(
+                     builder, sync.getLoc(), builder.getI64Type(),
+                     state.getCtx(), group, moert::ReduceOp::max,
+                     state.i64(sync.getCapacity())));
+    return success();
+  }
+};
+
+struct AllToAllLowering : OpLoweringOf<AllToAllOp> {
+  LogicalResult analyze(AllToAllOp a2a, LoweringState &state) const override {
+    int64_t g = a2a.getGroupSize();
+    bool to = a2a.getDirection() == AllToAllDirection::to_experts;
+    // to_experts: [E, C, H] -> [E_local, G * C, H]; from_experts inverse.
+    int64_t in = state.bound(a2a.getInput());
+    state.setBound(a2a.getResult(), to ? in * g : in / g);
+    if (to) // the exchanged row counts [E_local, G] (i32) ride along
+      state.addBytesAfter(
+          a2a.getResult(),
+          cast<ShapedType>(a2a.getResult().getType()).getDimSize(0) * g * 4);
+    return success();
+  }
+  LogicalResult emit(AllToAllOp a2a, LoweringState &state) const override {
+    OpBuilder &builder = state.getBuilder();
+    Location loc = a2a.getLoc();
+    auto in = cast<ShapedType>(a2a.getInput().getType());
+    auto out = cast<ShapedType>(a2a.getResult().getType());
+    bool to = a2a.getDirection() == AllToAllDirection::to_experts;
+    int64_t local = to ? out.getDimSize(0) : in.getDimSize(0);
+    DispatchOp dispatch = a2a.getInput().getDefiningOp<DispatchOp>();
+    if (Value expertsInput = routedExpertsInput(a2a.getInput()))
+      dispatch = dispatchOf(expertsInput);
+    if (!dispatch)
+      return a2a.emitError() << "convert-moe-to-moert needs the exchanged "
+                                "rows to come from moe.dispatch (for the "
+                                "capacity)";
+    Value g = state.group(a2a.getGroups(), loc);
+    Value capacity = state.i64(dispatch.getCapacity());
+    Value send = state.view(a2a.getInput()),
+          recv = state.newView(a2a.getResult());
+    // moert_all_to_all, or its sliced form for sliced experts.
+    auto exchange = [&](AllToAllVariant variant, Value send, Value recv,
+                        Value capacity, int64_t hidden) {
+      if (a2a.getSlices() == 1)
+        moert::AllToAllOp::create(builder, loc, state.getCtx(), g,
+                                  a2a.getDirection(), variant, send, recv,
+                                  local, capacity, hidden);
+      else
+        moert::AllToAllSlicedOp::create(
+            builder, loc, state.getCtx(), g, a2a.getDirection(), variant, send,
+            recv, local, capacity, hidden, a2a.getSlices());
+    };
+    exchange(a2a.getVariant(), send, recv, capacity, in.getDimSize(2));
+    if (!to)
+      return success();
+    // The gate's counts [E] become the rows of each block [E_local, G],
+    // right after the exchanged rows.
+    Value counts = gateCounts(dispatch.getExpertIds());
+    auto rowsType = moert::ViewType::get(
+        builder.getContext(), builder.getI32Type(), local * a2a.getGroupSize());
+    int64_t bytes = alignTo(state.staticElements(a2a.getResult()) *
+                            elementBytes(out.getElementType()));
+    Value rows = ViewOp::create(builder, loc, rowsType, state.getArena(),
+                                (state.offsetOf(a2a.getResult()) + bytes) / 4);
+    Value one = arith::ConstantIntOp::create(builder, loc, 1, 64);
+    exchange(AllToAllVariant::flat, state.view(counts), rows, one, 1);
+    state.setExchangedRows(a2a.getResult(), rows);
+    return success();
+  }
+};
+
+/// A shard.all_gather / reduce_scatter the parallelism pass puts around a
+/// tensor-parallel dense FFN: tokens (axis 0) over grid axis 2 (tp) of the
+/// layer's {dp, ep, tp} grid, summing. It becomes `MoertOpTy` over the
+/// layer's tp groups.
+template <typename ShardOpTy, typename MoertOpTy>
+struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
+  static constexpr bool kGather = std::is_same_v<ShardOpTy, shard::AllGatherOp>;
+
+  LogicalResult analyze(ShardOpTy op, LoweringState &state) const override {
+    PlanAttr plan = planOf(op);
+    if (!plan)
+      return op->emitError()
+             << "'" << op->getName() << "' outside a layer with a moe.plan";
+    int64_t axis;
+    bool sums = true;
+    if constexpr (kGather) {
+      axis = op.getGatherAxis().getSExtValue();
+    } else {
+      axis = op.getScatterAxis().getSExtValue();
+      sums = op.getReduction() == shard::ReductionKind::Sum;
+    }
+    ArrayRef<int16_t> axes = op.getGridAxes();
+    auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
+        op, StringAttr::get(op->getContext(), op.getGrid()));
+    SmallVector<int64_t> planShape = {plan.getDp(), plan.getEp(), plan.getTp()};
+    if (axes.size() != 1 || axes[0] != 2 || axis != 0 || !sums || !grid ||
+        grid.getShape() != ArrayRef<int64_t>(planShape))
+      return op->emitError()
+             << "convert-moe-to-moert lowers '" << op->getName()
+             << "' only over the tokens (axis 0) and grid axis 2 (tp) of its "
+                "layer's {dp, ep, tp} grid, summing";
+    int64_t in = state.bound(op.getInput());
+    state.setBound(op.getResult(),
+                   kGather ? in * plan.getTp() : in / plan.getTp());
+    return success();
+  }
+  LogicalResult emit(ShardOpTy op, LoweringState &state) const override {
+    Location loc = op.getLoc();
+    // The count, the receiving view, then the group: the emitted C++'s order.
+    Value count = state.tokenElements(
+        hiddenOf(kGather ? op.getInput() : op.getResult()), loc);
+    Value recv = state.newView(op.getResult());
+    Value group = state.tpGroup(planOf(op), loc);
+    Value send = state.view(op.getInput());
+    MoertOpTy::create(state.getBuilder(), loc, state.getCtx(), group, send,
+                      recv, count);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateExchangeLowerings(LoweringSet &lowerings) {
+  lowerings.add<
+      AllToAllLowering, SyncCapacityLowering,
+      TpCollectiveLowering<shard::AllGatherOp, moert::AllGatherOp>,
+      TpCollectiveLowering<shard::ReduceScatterOp, moert::ReduceScatterOp>>();
+}

@@ -1,0 +1,185 @@
+//===- InitLowering.cpp - the weights and the init entry ------------------===//
+
+#include "passes/Conversion/MoeToMoert/InitLowering.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using moert::ViewOp;
+using moert::ViewType;
+
+LogicalResult InitLowering::placeWeights() {
+  func::FuncOp func = state.getFunction();
+  Block &entry = func.getBody().front();
+  // A packed gate_up weight is one slot its two arguments load into: gate
+  // rows then up rows of each expert, experts 2F*H elements apart.
+  DenseMap<Value, tensor::ConcatOp> packedInto;
+  entry.walk([&](tensor::ConcatOp concat) {
+    for (Value part : concat.getOperands())
+      packedInto[part] = concat;
+  });
+  auto addSlot = [&](Value value, SmallVector<WeightPart, 2> parts) {
+    slots.push_back({value, weightBytes, std::move(parts)});
+    weightBytes += alignTo(state.staticElements(value) *
+                           elementBytes(getElementTypeOrSelf(value.getType())));
+  };
+  for (BlockArgument arg : entry.getArguments().drop_front()) {
+    auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                 MoeDialect::kWeightAttrName);
+    if (!key)
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << " has no '"
+             << MoeDialect::kWeightAttrName << "' key to load it from";
+    tensor::ConcatOp concat = packedInto.lookup(arg);
+    if (!concat) {
+      addSlot(arg, {{arg}});
+      continue;
+    }
+    if (arg != concat.getOperand(0))
+      continue; // loaded with the first part
+    auto type = cast<RankedTensorType>(concat.getType());
+    int64_t perExpert = type.getRank() == 3
+                            ? type.getDimSize(1) * type.getDimSize(2)
+                            : 0; // one [2F, H] tensor: no experts to space
+    int64_t elementOffset = 0;
+    SmallVector<WeightPart, 2> parts;
+    for (Value part : concat.getOperands()) {
+      parts.push_back({cast<BlockArgument>(part), elementOffset, perExpert});
+      auto partType = cast<RankedTensorType>(part.getType());
+      elementOffset += partType.getNumElements() /
+                       (type.getRank() == 3 ? type.getDimSize(0) : 1);
+    }
+    addSlot(concat.getResult(), std::move(parts));
+  }
+  return success();
+}
+
+LogicalResult InitLowering::emitInit() {
+  func::FuncOp func = state.getFunction();
+  OpBuilder &builder = state.getBuilder();
+  MLIRContext *context = func.getContext();
+  Location loc = func.getLoc();
+  OpBuilder::InsertionGuard guard(builder);
+  builder.setInsertionPoint(func);
+  initFunc =
+      func::FuncOp::create(builder, loc, (func.getSymName() + "_init").str(),
+                           FunctionType::get(context,
+                                             {moert::ContextType::get(context),
+                                              moert::WeightsType::get(context),
+                                              state.getStateType()},
+                                             {}));
+  initFunc->setAttr("moert.entry", builder.getStringAttr("init"));
+  Block *body = initFunc.addEntryBlock();
+  builder.setInsertionPointToEnd(body);
+  Value ctx = body->getArgument(0), file = body->getArgument(1),
+        stateBuffer = body->getArgument(2);
+  Value rank;
+  // coordinate(axis) * extent, from the plan's rank layout.
+  auto shardOffset = [&](Location l, PlanAttr plan, ShardAxis axis,
+                         int64_t extent) -> Value {
+    auto c = [&](int64_t v) {
+      return arith::ConstantIntOp::create(builder, l, v, 64).getResult();
+    };
+    if (!plan || axis == ShardAxis::none || plan.getDegree(axis) == 1)
+      return c(0);
+    if (!rank)
+      rank = moert::RankOp::create(builder, loc, builder.getI64Type(), ctx);
+    Value q =
+        arith::DivSIOp::create(builder, l, rank, c(plan.getRankStride(axis)));
+    Value coord =
+        arith::RemSIOp::create(builder, l, q, c(plan.getDegree(axis)));
+    return arith::MulIOp::create(builder, l, coord, c(extent));
+  };
+  for (const WeightSlot &slot : slots) {
+    for (const WeightPart &part : slot.parts)
+      if (failed(emitLoad(slot, part, ctx, file, stateBuffer, shardOffset)))
+        return failure();
+  }
+  func::ReturnOp::create(builder, loc);
+  return success();
+}
+
+LogicalResult InitLowering::emitLoad(
+    const WeightSlot &slot, const WeightPart &part, Value ctx, Value file,
+    Value stateBuffer,
+    llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
+        shardOffset) {
+  func::FuncOp func = state.getFunction();
+  OpBuilder &builder = state.getBuilder();
+  BlockArgument arg = part.arg;
+  Location l = arg.getLoc();
+  auto type = cast<RankedTensorType>(arg.getType());
+  // The rest of the slot from this part on: a packed part's last expert
+  // ends a stride-multiple further than its own elements.
+  ViewType slotType = state.viewTypeOf(slot.value);
+  ViewType vt = ViewType::get(func.getContext(), slotType.getElementType(),
+                              slotType.getCount() - part.elementOffset);
+  Value v =
+      ViewOp::create(builder, l, vt, stateBuffer,
+                     slot.offset / vt.getElementBytes() + part.elementOffset);
+  StringRef key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                    MoeDialect::kWeightAttrName)
+                      .getValue();
+  auto [plan, shard] = shardOf(func, arg);
+  SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
+  if (shard) {
+    if (shard.getDims().size() != axes.size())
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": moe.shard has "
+             << shard.getDims().size() << " axes for a rank-" << axes.size()
+             << " weight";
+    axes.assign(shard.getDims().begin(), shard.getDims().end());
+  }
+  bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
+                 return plan.getDegree(a) > 1;
+               });
+  bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
+  ArrayRef<int64_t> local = type.getShape();
+  DenseI64ArrayAttr range;
+  Value expertOffset;
+  if (stacked) {
+    range = builder.getDenseI64ArrayAttr({0, local.front()});
+    if (split)
+      expertOffset = shardOffset(l, plan, axes.front(), local.front());
+    local = local.drop_front();
+    axes.erase(axes.begin());
+  }
+  SmallVector<int64_t> full, zeros(local.size(), 0), end(local.size(), 0);
+  SmallVector<Value> offsets;
+  for (auto [extent, axis] : llvm::zip(local, axes)) {
+    full.push_back(extent * (plan ? plan.getDegree(axis) : 1));
+    if (split) {
+      end[full.size() - 1] = extent;
+      offsets.push_back(shardOffset(l, plan, axis, extent));
+    }
+  }
+  moert::LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
+                              builder.getDenseI64ArrayAttr(full),
+                              builder.getDenseI64ArrayAttr(zeros),
+                              builder.getDenseI64ArrayAttr(end), range,
+                              expertOffset, offsets, part.stride, v);
+  return success();
+}
+
+void InitLowering::emitWeightViews() {
+  OpBuilder &builder = state.getBuilder();
+  for (const WeightSlot &slot : slots) {
+    ViewType vt = state.viewTypeOf(slot.value);
+    state.setView(slot.value,
+                  ViewOp::create(builder, slot.value.getLoc(), vt,
+                                 state.getArena(),
+                                 slot.offset / vt.getElementBytes()));
+  }
+}
+
+void InitLowering::emitKeptGroups() {
+  OpBuilder &builder = state.getBuilder();
+  OpBuilder::InsertionGuard guard(builder);
+  Block &body = initFunc.getBody().front();
+  builder.setInsertionPoint(body.getTerminator());
+  for (auto [table, slot] : state.getGroupSlots())
+    moert::KeepGroupOp::create(builder, initFunc.getLoc(), body.getArgument(0),
+                               cast<DenseIntElementsAttr>(table), slot);
+}

@@ -1,0 +1,228 @@
+//===- LoweringState.cpp - what the moe op lowerings share ----------------===//
+
+#include "passes/Conversion/MoeToMoert/LoweringState.h"
+
+#include "passes/Conversion/MoeToMoert/BufferPlan.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using moert::ViewOp;
+using moert::ViewType;
+
+int64_t mlir::moe::alignTo(int64_t bytes) {
+  return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
+
+int64_t mlir::moe::elementBytes(Type type) {
+  return type.isF32() || type.isInteger(32) ? 4 : type.isInteger(64) ? 8 : 2;
+}
+
+LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
+                             bool staticCapacity)
+    : func(func), maxTokens(maxTokens), staticCapacity(staticCapacity),
+      builder(func.getContext()) {}
+
+int64_t LoweringState::staticElements(Value value) const {
+  int64_t elements = 1;
+  for (int64_t d : cast<ShapedType>(value.getType()).getShape())
+    elements *= ShapedType::isDynamic(d) ? bounds.lookup(value) : d;
+  return elements;
+}
+
+ViewType LoweringState::viewTypeOf(Value tensor) const {
+  return ViewType::get(tensor.getContext(),
+                       cast<ShapedType>(tensor.getType()).getElementType(),
+                       staticElements(tensor));
+}
+
+LogicalResult LoweringState::bindInput() {
+  Block &entry = func.getBody().front();
+  if (entry.getNumArguments() < 1)
+    return func.emitError("a model function takes the tokens x hidden input");
+  setBound(entry.getArgument(0), maxTokens);
+  return success();
+}
+
+void LoweringState::computeLiveRanges() {
+  func.walk([&](Operation *op) {
+    if (!op->getParentOfType<LayerOp>() || isa<LayerOp>(op))
+      return;
+    for (Value result : op->getResults()) {
+      if (!isa<RankedTensorType>(result.getType()) ||
+          outOfArena.contains(result))
+        continue;
+      int64_t last = points[op];
+      for (Operation *user : result.getUsers())
+        last = std::max(last, points[user]);
+      ranges[result] = {points[op], last};
+      planned.push_back(result);
+    }
+  });
+  for (auto [tensor, reader] : hiddenUses)
+    ranges[tensor].second = std::max(ranges[tensor].second, points[reader]);
+}
+
+int64_t LoweringState::planArena(int64_t weightBytes) {
+  std::vector<PlannedBuffer> buffers;
+  for (Value v : planned)
+    buffers.push_back(
+        {alignTo(staticElements(v) *
+                 elementBytes(getElementTypeOrSelf(v.getType()))) +
+             extraBytes.lookup(v),
+         ranges[v].first, ranges[v].second});
+  for (auto [op, bytes] : scratchBytes)
+    buffers.push_back({bytes, points[op], points[op]});
+  int64_t arenaBytes = planBuffers(buffers, kArenaAlignment);
+  for (auto [v, b] : llvm::zip(planned, buffers))
+    offsets[v] = weightBytes + b.offset;
+  for (auto [scratch, b] :
+       llvm::zip(scratchBytes, ArrayRef(buffers).drop_front(planned.size())))
+    scratchOffsets[scratch.first] = weightBytes + b.offset;
+  stateType = moert::BufferType::get(
+      func.getContext(),
+      std::max<int64_t>(weightBytes + arenaBytes, kArenaAlignment));
+  return arenaBytes;
+}
+
+Block *LoweringState::beginStep() {
+  MLIRContext *context = func.getContext();
+  Value x = func.getBody().front().getArgument(0);
+  Block *body = new Block();
+  ctx = body->addArgument(moert::ContextType::get(context), func.getLoc());
+  arena = body->addArgument(stateType, func.getLoc());
+  stats = body->addArgument(moert::StatsType::get(context), func.getLoc());
+  tokens = body->addArgument(builder.getI64Type(), func.getLoc());
+  views[x] = body->addArgument(viewTypeOf(x), x.getLoc());
+  builder.setInsertionPointToEnd(body);
+  return body;
+}
+
+void LoweringState::finishStep(Block *body) {
+  MLIRContext *context = func.getContext();
+  func::ReturnOp::create(builder, func.getLoc());
+  func.getBody().getBlocks().clear();
+  func.getBody().push_back(body);
+  func.setType(FunctionType::get(context, body->getArgumentTypes(), {}));
+  func.setAllArgAttrs(SmallVector<DictionaryAttr>(
+      body->getNumArguments(), DictionaryAttr::get(context)));
+  func.setSymName((func.getSymName() + "_step").str());
+  func->setAttr("moert.entry", builder.getStringAttr("step"));
+}
+
+Value LoweringState::newView(Value result) {
+  ViewType vt = viewTypeOf(result);
+  Value v = ViewOp::create(builder, result.getLoc(), vt, arena,
+                           offsets.lookup(result) / vt.getElementBytes());
+  views[result] = v;
+  return v;
+}
+
+Value LoweringState::group(DenseIntElementsAttr table, Location loc) {
+  Value &g = layerGroups[table];
+  if (!g) {
+    auto slot = groupSlots.insert({table, int32_t(groupSlots.size())});
+    g = moert::GroupOp::create(builder, loc,
+                               moert::GroupType::get(builder.getContext()), ctx,
+                               slot.first->second);
+  }
+  return g;
+}
+
+Value LoweringState::tpGroup(PlanAttr plan, Location loc) {
+  int64_t rows = plan.getDp() * plan.getEp(), tp = plan.getTp();
+  SmallVector<int64_t> ranks(rows * tp);
+  for (int64_t r = 0; r < rows * tp; ++r)
+    ranks[r] = r; // rank = (d * ep + e) * tp + t
+  auto type = RankedTensorType::get({rows, tp}, builder.getI64Type());
+  return group(DenseIntElementsAttr::get(type, ArrayRef<int64_t>(ranks)), loc);
+}
+
+Value LoweringState::firstSlice(PlanAttr plan, Location loc) {
+  auto c = [&](int64_t v) {
+    return arith::ConstantIntOp::create(builder, loc, v, 64).getResult();
+  };
+  Value rank = moert::RankOp::create(builder, loc, builder.getI64Type(), ctx);
+  Value t = arith::RemSIOp::create(
+      builder, loc,
+      arith::DivSIOp::create(builder, loc, rank,
+                             c(plan.getRankStride(ShardAxis::tp))),
+      c(plan.getTp()));
+  return arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::eq, t, c(0));
+}
+
+Value LoweringState::downBiasIf(Value down, Value downBias, Location loc) {
+  auto arg = dyn_cast<BlockArgument>(down);
+  if (!downBias || !arg)
+    return Value();
+  auto [plan, shard] = shardOf(func, arg);
+  if (!plan || plan.getTp() == 1 || !shard ||
+      !llvm::is_contained(shard.getDims(), ShardAxis::tp))
+    return Value();
+  return firstSlice(plan, loc);
+}
+
+Value LoweringState::tokenElements(int64_t hidden, Location loc) {
+  return arith::MulIOp::create(
+      builder, loc, tokens,
+      arith::ConstantIntOp::create(builder, loc, hidden, 64));
+}
+
+int64_t mlir::moe::hiddenOf(Value tensor) {
+  return cast<ShapedType>(tensor.getType()).getShape().back();
+}
+
+PlanAttr mlir::moe::planOf(Operation *op) {
+  auto layer = op->getParentOfType<LayerOp>();
+  return layer ? layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName)
+               : PlanAttr();
+}
+
+std::pair<PlanAttr, ShardAttr> mlir::moe::shardOf(func::FuncOp func,
+                                                  BlockArgument arg) {
+  auto shard = func.getArgAttrOfType<ShardAttr>(arg.getArgNumber(),
+                                                MoeDialect::kShardAttrName);
+  for (Operation *user : arg.getUsers())
+    if (auto layer = user->getParentOfType<LayerOp>())
+      return {layer->getAttrOfType<PlanAttr>(MoeDialect::kPlanAttrName), shard};
+  return {PlanAttr(), shard};
+}
+
+LogicalResult mlir::moe::checkSliced(Operation *ffn, Value down,
+                                     int64_t parts) {
+  auto arg = dyn_cast<BlockArgument>(down);
+  auto func = ffn->getParentOfType<func::FuncOp>();
+  auto [plan, shard] =
+      arg && func ? shardOf(func, arg) : std::pair<PlanAttr, ShardAttr>();
+  if (plan && shard && plan.getTp() == parts &&
+      llvm::is_contained(shard.getDims(), ShardAxis::tp))
+    return success();
+  return ffn->emitError() << "convert-moe-to-moert sums this FFN's partial "
+                             "outputs over "
+                          << parts
+                          << " tp slices: its down weight must be a function "
+                             "argument split over tp by moe.shard";
+}
+
+DispatchOp mlir::moe::dispatchOf(Value expertsInput) {
+  if (auto a2a = expertsInput.getDefiningOp<AllToAllOp>())
+    expertsInput = a2a.getInput();
+  return expertsInput.getDefiningOp<DispatchOp>();
+}
+
+Value mlir::moe::routedExpertsInput(Value rows) {
+  if (auto experts = rows.getDefiningOp<ExpertsOp>())
+    return experts.getInput();
+  if (auto experts = rows.getDefiningOp<FusedExpertsOp>())
+    return experts.getInput();
+  return Value();
+}
+
+Value mlir::moe::gateCounts(Value ids) {
+  if (auto gate = ids.getDefiningOp<GateOp>())
+    return gate.getCounts();
+  if (auto gate = ids.getDefiningOp<FusedGateOp>())
+    return gate.getCounts();
+  return Value();
+}

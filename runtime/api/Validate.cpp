@@ -1,0 +1,131 @@
+//===- runtime/api/Validate.cpp - Argument checks of the entry points -----===//
+
+#include "runtime/api/Validate.h"
+
+#include "runtime/common/Activation.h"
+#include "runtime/common/Error.h"
+
+using namespace moert;
+using namespace moert::api;
+
+void moert::api::checkContext(moert_context_t ctx) {
+  require(ctx != nullptr && ctx->world != nullptr, "null context");
+}
+
+GroupState &moert::api::checkGroup(moert_context_t ctx, moert_group_t group) {
+  checkContext(ctx);
+  require(group != nullptr, "null group");
+  GroupState &state = *group->state;
+  require(group->world == ctx->world && state.ranks[state.member] == ctx->rank,
+          "group was not created by rank ", ctx->rank);
+  return state;
+}
+
+void moert::api::requireDtype(moert_view_t view, moert_dtype_t dtype,
+                              const char *name) {
+  require(view.dtype == dtype, "operand '", name, "' must be ",
+          dtypeName(dtype), ", got ", dtypeName(view.dtype));
+}
+
+void moert::api::requireFloatDtype(moert_view_t view, const char *name) {
+  require(isFloatType(view.dtype), "operand '", name,
+          "' must be f32, f16 or bf16, got ", dtypeName(view.dtype));
+}
+
+void moert::api::requireActivation(moert_activation_t activation) {
+  require(isActivation(activation), "unknown activation ",
+          static_cast<int>(activation));
+}
+
+Operand moert::api::operand(moert_view_t view, int64_t count,
+                            const char *name) {
+  require(view.buffer != nullptr, "operand '", name, "' is absent");
+  size_t elementSize = dtypeSize(view.dtype);
+  require(elementSize != 0, "operand '", name, "' has unknown dtype ",
+          static_cast<int>(view.dtype));
+  require(view.offset >= 0 && count >= 0, "operand '", name,
+          "' has negative offset ", view.offset, " or count ", count);
+  size_t end = (static_cast<size_t>(view.offset) + count) * elementSize;
+  require(end <= view.buffer->bytes, "operand '", name, "' (", count, " x ",
+          dtypeName(view.dtype), " at element ", view.offset,
+          ") runs past its buffer of ", view.buffer->bytes, " bytes");
+  return {static_cast<char *>(view.buffer->data) + view.offset * elementSize,
+          view.dtype};
+}
+
+Operand moert::api::typedOperand(moert_view_t view, moert_dtype_t dtype,
+                                 int64_t count, const char *name) {
+  requireDtype(view, dtype, name);
+  return operand(view, count, name);
+}
+
+Operand moert::api::floatOperand(moert_view_t view, int64_t count,
+                                 const char *name) {
+  requireFloatDtype(view, name);
+  return operand(view, count, name);
+}
+
+Operand moert::api::optionalFloatOperand(moert_view_t view, int64_t count,
+                                         const char *name) {
+  return isPresent(view) ? floatOperand(view, count, name) : Operand{};
+}
+
+Operand moert::api::expertRows(moert_view_t rows, int64_t experts,
+                               int64_t capacity, int64_t blocks) {
+  require(experts >= 1 && capacity >= 0 && blocks >= 1, "bad extents: experts ",
+          experts, ", capacity ", capacity, ", blocks ", blocks);
+  require(capacity % blocks == 0, "capacity ", capacity,
+          " is not a multiple of blocks ", blocks);
+  if (!isPresent(rows))
+    return {};
+  return typedOperand(rows, MOERT_I32, experts * blocks, "rows");
+}
+
+namespace {
+// A weight checked for bounds first, then for a float dtype.
+Operand weight(moert_view_t view, int64_t count, const char *name) {
+  Operand checked = operand(view, count, name);
+  requireFloatDtype(view, name);
+  return checked;
+}
+} // namespace
+
+FfnOperands moert::api::ffnOperands(const moert_ffn_desc_t &desc,
+                                    int64_t stack) {
+  require(desc.kind == MOERT_FFN_GATED || desc.kind == MOERT_FFN_PLAIN,
+          "unknown ffn kind ", static_cast<int>(desc.kind));
+  int64_t hidden = desc.hidden, ffn = desc.ffn;
+  require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
+          hidden, " and ", ffn);
+  FfnOperands w{desc.kind, desc.activation, hidden, ffn, {}, {}, {}, {}, {}};
+  bool gated = w.gated();
+  w.wGate = weight(desc.w_gate, stack * ffn * hidden, gated ? "w_gate" : "w1");
+  w.wDown = weight(desc.w_down, stack * hidden * ffn, gated ? "w_down" : "w2");
+  if (gated) {
+    w.wUp = weight(desc.w_up, stack * ffn * hidden, "w_up");
+    require(!isPresent(desc.b1) && !isPresent(desc.b2),
+            "gated ffn takes no biases");
+  } else {
+    require(!isPresent(desc.w_up), "plain ffn takes no w_up");
+    if (isPresent(desc.b1))
+      w.b1 = weight(desc.b1, stack * ffn, "b1");
+    if (isPresent(desc.b2))
+      w.b2 = weight(desc.b2, stack * hidden, "b2");
+  }
+  requireActivation(desc.activation);
+  return w;
+}
+
+PackedFfnOperands
+moert::api::packedFfnOperands(const moert_packed_ffn_desc_t &desc,
+                              int64_t stack) {
+  int64_t hidden = desc.hidden, ffn = desc.ffn;
+  require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
+          hidden, " and ", ffn);
+  PackedFfnOperands w{desc.activation, hidden, ffn, {}, {}};
+  w.wGateUp =
+      floatOperand(desc.w_gate_up, stack * 2 * ffn * hidden, "w_gate_up");
+  w.wDown = floatOperand(desc.w_down, stack * hidden * ffn, "w_down");
+  requireActivation(desc.activation);
+  return w;
+}

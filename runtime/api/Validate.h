@@ -1,0 +1,48 @@
+//===- runtime/api/Validate.h - Argument checks of the entry points -*- C++
+//-*-===//
+//
+// The one place for what every backend may assume: contexts and groups
+// belong together, views are present, in bounds and of the right dtype,
+// FFN descriptors are complete, extents fit. A check resolves a view to the
+// Operand the backend gets; messages name the operand as moert.h does.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_API_VALIDATE_H
+#define MOERT_API_VALIDATE_H
+
+#include "runtime/api/Handles.h"
+
+namespace moert::api {
+
+void checkContext(moert_context_t ctx);
+// The group's state, after checking that ctx's rank created it.
+GroupState &checkGroup(moert_context_t ctx, moert_group_t group);
+
+inline bool isPresent(moert_view_t view) { return view.buffer != nullptr; }
+void requireDtype(moert_view_t view, moert_dtype_t dtype, const char *name);
+void requireFloatDtype(moert_view_t view, const char *name);
+void requireActivation(moert_activation_t activation);
+
+// `count` elements of a present view, in bounds and of a known dtype.
+Operand operand(moert_view_t view, int64_t count, const char *name);
+// The same, of dtype `dtype`.
+Operand typedOperand(moert_view_t view, moert_dtype_t dtype, int64_t count,
+                     const char *name);
+// The same, of a float dtype (f32, f16, bf16).
+Operand floatOperand(moert_view_t view, int64_t count, const char *name);
+// A float operand, or an absent Operand for an absent view.
+Operand optionalFloatOperand(moert_view_t view, int64_t count,
+                             const char *name);
+
+// The used-row counts [experts, blocks] of an expert-major buffer (absent:
+// every row used), after checking the extents.
+Operand expertRows(moert_view_t rows, int64_t experts, int64_t capacity,
+                   int64_t blocks);
+// An FFN descriptor with `stack` stacked copies of its weights.
+FfnOperands ffnOperands(const moert_ffn_desc_t &desc, int64_t stack);
+PackedFfnOperands packedFfnOperands(const moert_packed_ffn_desc_t &desc,
+                                    int64_t stack);
+
+} // namespace moert::api
+
+#endif // MOERT_API_VALIDATE_H
