@@ -439,6 +439,15 @@ moert_status_t moert_shared_add(moert_context_t ctx, moert_view_t routed,
 moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
                          moert_view_t out, int64_t count);
 
+/*===--- Norms ------------------------------------------------------------===*/
+
+/* Per token of x [tokens, hidden]: y = x * rsqrt(mean(x^2) + epsilon) in
+   fp32, rounded to x's dtype, then out = weight [hidden] * y (the Hugging
+   Face RMSNorm of Llama, Mixtral, Qwen and DeepSeek). out may alias x. */
+moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
+                              moert_view_t weight, moert_view_t out,
+                              int64_t tokens, int64_t hidden, float epsilon);
+
 /*===--- Rank groups and collectives --------------------------------------===*/
 
 typedef struct moert_group_s *moert_group_t;

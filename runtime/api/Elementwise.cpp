@@ -1,7 +1,9 @@
-//===- runtime/api/Elementwise.cpp - Residual mix, shared add, add --------===//
+//===- runtime/api/Elementwise.cpp - Mixes, shared add, add, RMSNorm -----===//
 
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
+
+#include <cmath>
 
 using namespace moert;
 using namespace moert::api;
@@ -64,6 +66,24 @@ moert_status_t moert_add(moert_context_t ctx, moert_view_t a, moert_view_t b,
     Operand right = operand(b, count, "b");
     Operand output = operand(out, count, "out");
     ctx->backend().add(ctx->rank, left, right, output, count);
+  });
+}
+
+moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
+                              moert_view_t weight, moert_view_t out,
+                              int64_t tokens, int64_t hidden, float epsilon) {
+  return guard("moert_rms_norm", [&] {
+    checkContext(ctx);
+    require(tokens >= 0 && hidden >= 1, "bad extents");
+    require(epsilon >= 0.0f && std::isfinite(epsilon),
+            "epsilon must be finite and >= 0, got ", epsilon);
+    requireFloatDtype(out, "out");
+    int64_t count = tokens * hidden;
+    Operand input = floatOperand(x, count, "x");
+    Operand scale = floatOperand(weight, hidden, "weight");
+    Operand output = floatOperand(out, count, "out");
+    ctx->backend().rmsNorm(ctx->rank, input, scale, output, tokens, hidden,
+                           epsilon);
   });
 }
 

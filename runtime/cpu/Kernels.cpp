@@ -577,6 +577,32 @@ void CpuBackend::sharedAdd(int32_t rank, Operand routed, Operand shared,
   }
 }
 
+void CpuBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
+                         int64_t tokens, int64_t hidden, float epsilon) {
+  Scratch &s = scratch(rank);
+  const float *w = floatInput(s, slotWeightA, weight, hidden);
+  float *row = s.floats(slotRow, hidden);
+  char *rounded = s.bytes(0, hidden * dtypeSize(x.dtype));
+  // Row by row so that out may alias x.
+  for (int64_t t = 0; t < tokens; ++t) {
+    convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
+    double squares = 0;
+    for (int64_t h = 0; h < hidden; ++h)
+      squares += static_cast<double>(row[h]) * row[h];
+    float inverse =
+        1.0f / std::sqrt(static_cast<float>(squares / hidden) + epsilon);
+    for (int64_t h = 0; h < hidden; ++h)
+      row[h] *= inverse;
+    if (x.dtype != MOERT_F32) { // the normalised x in x's dtype, as HF
+      convertFromFloat(row, rounded, x.dtype, hidden);
+      convertToFloat(rounded, x.dtype, row, hidden);
+    }
+    for (int64_t h = 0; h < hidden; ++h)
+      row[h] *= w[h];
+    storeFloats(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+  }
+}
+
 void CpuBackend::add(int32_t rank, Operand a, Operand b, Operand out,
                      int64_t count) {
   chunked(scratch(rank), a, &b, out, count,

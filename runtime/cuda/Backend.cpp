@@ -460,6 +460,12 @@ void CudaBackend::add(int32_t rank, Operand a, Operand b, Operand out,
   cuda::add(*context_, tensor(a), tensor(b), mutableTensor(out), count);
 }
 
+void CudaBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
+                          int64_t tokens, int64_t hidden, float epsilon) {
+  cuda::rmsNorm(*context_, tensor(x), tensor(weight), mutableTensor(out),
+                tokens, hidden, epsilon);
+}
+
 std::unique_ptr<GroupState> CudaBackend::createGroup(int32_t rank,
                                                      std::vector<int32_t> ranks,
                                                      int32_t member) {

@@ -1,4 +1,4 @@
-//===- runtime/cuda/Elementwise.cu - Residual mix, shared add, add --------===//
+//===- runtime/cuda/Elementwise.cu - Mixes, shared add, add, RMSNorm -----===//
 
 #include "runtime/common/Activation.h"
 #include "runtime/cuda/Device.cuh"
@@ -80,6 +80,32 @@ __global__ void sharedAddKernel(const void *routed, moert_dtype_t routedType,
       storeFloat(out, outType, i,
                  loadFloat(routed, routedType, i) +
                      g * loadFloat(shared, sharedType, i));
+    }
+  }
+}
+
+// One block per token: y = x * rsqrt(mean(x^2) + epsilon), rounded to x's
+// dtype, then out = weight * y; out may alias x (the sum of squares is
+// complete before any element is written).
+__global__ void rmsNormKernel(const void *x, moert_dtype_t xType,
+                              const void *weight, moert_dtype_t weightType,
+                              void *out, moert_dtype_t outType, int64_t tokens,
+                              int64_t hidden, float epsilon) {
+  __shared__ float partial[32];
+  for (int64_t s = blockIdx.x; s < tokens; s += gridDim.x) {
+    float squares = 0;
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      float v = loadFloat(x, xType, s * hidden + h);
+      squares += v * v;
+    }
+    float inverse = rsqrtf(blockSum(squares, partial) / hidden + epsilon);
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      int64_t i = s * hidden + h;
+      uint32_t rounded; // the normalised x in x's dtype
+      storeFloat(&rounded, xType, 0, loadFloat(x, xType, i) * inverse);
+      storeFloat(out, outType, i,
+                 loadFloat(weight, weightType, h) *
+                     loadFloat(&rounded, xType, 0));
     }
   }
 }
@@ -189,6 +215,21 @@ void moert::cuda::sharedAdd(Context &ctx, Tensor routed, Tensor shared,
   sharedAddKernel<<<tokenGrid(tokens), threadsPerBlock, 0, ctx.stream()>>>(
       routed.data, routed.dtype, shared.data, shared.dtype, x.data, x.dtype,
       wSg.data, wSg.dtype, out.data, out.dtype, tokens, hidden);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::rmsNorm(Context &ctx, Tensor x, Tensor weight,
+                          MutableTensor out, int64_t tokens, int64_t hidden,
+                          float epsilon) {
+  require(tokens >= 0 && hidden >= 1, "rms_norm: bad extents");
+  requireFloat(x.dtype, "x");
+  requireFloat(weight.dtype, "weight");
+  requireFloat(out.dtype, "out");
+  if (tokens == 0)
+    return;
+  rmsNormKernel<<<tokenGrid(tokens), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, weight.data, weight.dtype, out.data, out.dtype, tokens,
+      hidden, epsilon);
   MOERT_CUDA_CHECK_LAUNCH();
 }
 

@@ -201,8 +201,8 @@ void fusedExperts(Context &ctx, const PackedFfnWeights &ffn, Tensor in,
 // The stages of a gated experts() (moert_experts_linear, moert_activation,
 // moert_multiply).
 void expertsLinear(Context &ctx, Tensor w, Tensor in, MutableTensor out,
-                   Rows rows, int64_t experts, int64_t capacity,
-                   int64_t blocks, int64_t n, int64_t k);
+                   Rows rows, int64_t experts, int64_t capacity, int64_t blocks,
+                   int64_t n, int64_t k);
 // out may alias x.
 void activation(Context &ctx, moert_activation_t activation, Tensor x,
                 MutableTensor out, int64_t count);
@@ -223,6 +223,10 @@ void sharedAdd(Context &ctx, Tensor routed, Tensor shared, Tensor x, Tensor wSg,
 
 // out may alias a or b.
 void add(Context &ctx, Tensor a, Tensor b, MutableTensor out, int64_t count);
+
+// moert_rms_norm; out may alias x.
+void rmsNorm(Context &ctx, Tensor x, Tensor weight, MutableTensor out,
+             int64_t tokens, int64_t hidden, float epsilon);
 
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);

@@ -7,6 +7,8 @@
 
 #include "TestUtil.h"
 
+#include "runtime/common/Convert.h"
+
 #include <random>
 
 using namespace moert;
@@ -389,18 +391,18 @@ TEST(Kernels, FusedExpertsEqualExpertsAndDenseFfn) {
                                 rb.view(MOERT_I32), E, C, blocks, nullptr,
                                 moert_absent_view(), moert_absent_view(), 0));
       expectSame(want, got, E * C * H);
-      EXPECT_MOERT_ERROR(moert_fused_experts(ctx, &packed, ib.view(io),
-                                             got.view(io), rb.view(MOERT_I32),
-                                             E, C, blocks, &packedShared,
-                                             xb.view(io), xb.view(io), S),
-                         MOERT_INVALID_ARGUMENT, "shared_out must not alias shared_x");
+      EXPECT_MOERT_ERROR(
+          moert_fused_experts(ctx, &packed, ib.view(io), got.view(io),
+                              rb.view(MOERT_I32), E, C, blocks, &packedShared,
+                              xb.view(io), xb.view(io), S),
+          MOERT_INVALID_ARGUMENT, "shared_out must not alias shared_x");
       moert_packed_ffn_desc_t wider = packedShared;
       wider.hidden = H + 1;
-      EXPECT_MOERT_ERROR(moert_fused_experts(ctx, &packed, ib.view(io),
-                                             got.view(io), rb.view(MOERT_I32),
-                                             E, C, blocks, &wider, xb.view(io),
-                                             sharedGot.view(io), S),
-                         MOERT_INVALID_ARGUMENT, "shared expert hidden 6 differs");
+      EXPECT_MOERT_ERROR(
+          moert_fused_experts(ctx, &packed, ib.view(io), got.view(io),
+                              rb.view(MOERT_I32), E, C, blocks, &wider,
+                              xb.view(io), sharedGot.view(io), S),
+          MOERT_INVALID_ARGUMENT, "shared expert hidden 6 differs");
     });
   }
 }
@@ -506,3 +508,70 @@ TEST(Kernels, ResidualMixAndSharedAdd) {
 }
 
 } // namespace
+
+TEST(Kernels, RmsNormNormalisesEachTokenThenScales) {
+  const int64_t S = 3, H = 64;
+  const float eps = 1e-6f;
+  Floats x = randomFloats(S * H, 19, 3.0f), w = randomFloats(H, 20);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), wb(ctx, w, MOERT_F32);
+    // In place on x.
+    check(moert_rms_norm(ctx, xb.view(MOERT_F32), wb.view(MOERT_F32),
+                         xb.view(MOERT_F32), S, H, eps));
+    std::vector<double> want(S * H);
+    for (int64_t s = 0; s < S; ++s) {
+      double squares = 0;
+      for (int64_t h = 0; h < H; ++h)
+        squares += double(x[s * H + h]) * x[s * H + h];
+      double inverse = 1 / std::sqrt(squares / H + eps);
+      for (int64_t h = 0; h < H; ++h)
+        want[s * H + h] = w[h] * (x[s * H + h] * inverse);
+    }
+    expectClose(xb.download<float>(MOERT_F32, S * H), want, 2e-6);
+
+    Buffer small(ctx, Floats(H / 2, 1.0f), MOERT_F32);
+    EXPECT_MOERT_ERROR(moert_rms_norm(ctx, xb.view(MOERT_F32),
+                                      small.view(MOERT_F32), xb.view(MOERT_F32),
+                                      S, H, eps),
+                       MOERT_INVALID_ARGUMENT, "weight");
+    EXPECT_MOERT_ERROR(moert_rms_norm(ctx, xb.view(MOERT_F32),
+                                      wb.view(MOERT_F32), xb.view(MOERT_F32), S,
+                                      H, -1.0f),
+                       MOERT_INVALID_ARGUMENT, "epsilon");
+  });
+}
+
+TEST(Kernels, RmsNormRoundsTheNormalisedRowToBf16BeforeTheWeight) {
+  // Hugging Face: weight * (x * rsqrt(mean(x^2) + eps)).to(bf16), the
+  // product rounded to bf16 again.
+  const int64_t S = 2, H = 32;
+  const float eps = 1e-5f;
+  Floats x = randomFloats(S * H, 21, 2.0f), w = randomFloats(H, 22, 1.5f);
+  auto bf16 = [](float v) { return bf16ToFloat(floatToBf16(v)); };
+  for (float &v : x)
+    v = bf16(v);
+  for (float &v : w)
+    v = bf16(v);
+  std::vector<uint16_t> want(S * H);
+  int roundedTwiceDiffers = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    double squares = 0;
+    for (int64_t h = 0; h < H; ++h)
+      squares += double(x[s * H + h]) * x[s * H + h];
+    float inverse = 1.0f / std::sqrt(float(squares / H) + eps);
+    for (int64_t h = 0; h < H; ++h) {
+      float y = x[s * H + h] * inverse;
+      want[s * H + h] = floatToBf16(w[h] * bf16(y));
+      roundedTwiceDiffers += want[s * H + h] != floatToBf16(w[h] * y);
+    }
+  }
+  ASSERT_GT(roundedTwiceDiffers, 0) << "the data cannot tell the orders apart";
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb = convertedBuffer(ctx, x, MOERT_BF16);
+    Buffer wb = convertedBuffer(ctx, w, MOERT_BF16);
+    Buffer out(ctx, S * H * 2);
+    check(moert_rms_norm(ctx, xb.view(MOERT_BF16), wb.view(MOERT_BF16),
+                         out.view(MOERT_BF16), S, H, eps));
+    EXPECT_EQ(out.download<uint16_t>(MOERT_BF16, S * H), want);
+  });
+}

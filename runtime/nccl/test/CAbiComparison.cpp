@@ -421,6 +421,9 @@ void mixes(Session &s) {
   moert_view_t a = s.random(S * H, f32);
   check(moert_add(s.ctx, a, s.random(S * H, bf16), a, S * H));
   s.keep("add in place", a, S * H);
+  moert_view_t normed = s.random(S * H, bf16);
+  check(moert_rms_norm(s.ctx, normed, s.random(H, bf16), normed, S, H, 1e-6f));
+  s.keep("rms_norm bf16, in place", normed, S * H);
 }
 
 void weightLoading(Session &s, const std::string &path) {
