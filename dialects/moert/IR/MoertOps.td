@@ -73,7 +73,8 @@ def Moert_GateOp : Moert_CallOp<"gate", "moert_gate", "gate"> {
     and returns the capacity the rank computed (dropless: its largest count,
     or `static_capacity` when set: a bound fixed at compile time, so that no
     count is read back to the host and the step can be captured in a CUDA
-    graph). The semantics are the runtime's (runtime/cpu/Gate.cpp).
+    graph). The semantics are the runtime's (runtime/moert.h, implemented
+    once in runtime/common/Gate.cpp).
 
     ```mlir
     %cap = moert.gate %ctx, %logits -> %ids, %w, %slots, %counts tokens %s
