@@ -104,6 +104,19 @@ const float *floatSlice(Scratch &scratch, size_t slot, Operand operand,
   return floatInput(scratch, slot, operand.at(first), count);
 }
 
+// The expert-major row [E * C] of choice j of token s, or -1 when capacity
+// dropped it; a row outside the buffer is bad routing.
+int64_t expertRow(const int32_t *ids, const int32_t *slots, int64_t s,
+                  int64_t j, int64_t topK, int64_t experts, int64_t capacity) {
+  int32_t e = ids[s * topK + j], slot = slots[s * topK + j];
+  if (slot < 0)
+    return -1;
+  require(e >= 0 && e < experts && slot < capacity, "token ", s, " choice ", j,
+          " maps to expert ", e, " slot ", slot, " outside [", experts, " x ",
+          capacity, "]");
+  return e * capacity + slot;
+}
+
 // The expert rows and mapping table of a combine.
 struct CombineSource {
   const char *y;
@@ -121,13 +134,10 @@ struct CombineSource {
   void accumulate(int64_t s, float *acc, float *row) const {
     size_t yRow = hidden * dtypeSize(yType);
     for (int64_t j = 0; j < topK; ++j) {
-      int32_t e = ids[s * topK + j], slot = slots[s * topK + j];
-      if (slot < 0)
+      int64_t r = expertRow(ids, slots, s, j, topK, experts, capacity);
+      if (r < 0)
         continue;
-      require(e >= 0 && e < experts && slot < capacity, "token ", s, " choice ",
-              j, " reads expert ", e, " slot ", slot, " outside [", experts,
-              " x ", capacity, "]");
-      const char *src = y + (e * capacity + slot) * yRow;
+      const char *src = y + r * yRow;
       const float *values = reinterpret_cast<const float *>(src);
       if (yType != MOERT_F32) {
         convertToFloat(src, yType, row, hidden);
@@ -385,14 +395,10 @@ void CpuBackend::dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
   std::memset(out, 0, experts * capacity * outRow);
   for (int64_t s = 0; s < tokens; ++s) {
     for (int64_t j = 0; j < topK; ++j) {
-      int32_t e = idData[s * topK + j], slot = slotData[s * topK + j];
-      if (slot < 0)
-        continue;
-      require(e >= 0 && e < experts && slot < capacity, "token ", s, " choice ",
-              j, " routes to expert ", e, " slot ", slot, " outside [", experts,
-              " x ", capacity, "]");
-      convert(xData + s * inRow, x.dtype, out + (e * capacity + slot) * outRow,
-              buf.dtype, hidden);
+      int64_t r = expertRow(idData, slotData, s, j, topK, experts, capacity);
+      if (r >= 0)
+        convert(xData + s * inRow, x.dtype, out + r * outRow, buf.dtype,
+                hidden);
     }
   }
 }
