@@ -41,6 +41,18 @@ void setGateBounds(GateOpTy gate, LoweringState &state) {
       routing.isDropless() ? s : routing.getCapacity(s, gate.getNumExperts()));
 }
 
+/// Records in the layer's statistics the choices a gate (fused or not)
+/// dropped at capacity, from its per-expert kept `counts`.
+template <typename GateOpTy>
+void recordDrops(GateOpTy gate, Value counts, LoweringState &state) {
+  moert::RecordDropsOp::create(
+      state.getBuilder(), gate.getLoc(), state.getCtx(), state.getStats(),
+      gate->template getParentOfType<LayerOp>().getIndex(), counts,
+      state.getTokens(),
+      cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1),
+      gate.getNumExperts());
+}
+
 /// One runtime call per stage, through a scores buffer.
 struct GateLowering : OpLoweringOf<GateOp> {
   LogicalResult analyze(GateOp gate, LoweringState &state) const override {
@@ -83,10 +95,7 @@ struct GateLowering : OpLoweringOf<GateOp> {
                                             tokens, slots, counts));
     moert::GateNormalizeOp::create(builder, loc, ctx, routing, experts, slots,
                                    tokens, weights);
-    moert::RecordDropsOp::create(
-        builder, loc, ctx, state.getStats(),
-        gate->getParentOfType<LayerOp>().getIndex(), counts, tokens,
-        cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1), experts);
+    recordDrops(gate, counts, state);
     return success();
   }
 };
@@ -114,11 +123,7 @@ struct FusedGateLowering : OpLoweringOf<FusedGateOp> {
         state.view(gate.getLogits()), state.optView(gate.getCorrectionBias()),
         tokens, ids, weights, slots, counts);
     state.setI64(gate.getCapacity(), cap);
-    moert::RecordDropsOp::create(
-        builder, loc, ctx, state.getStats(),
-        gate->getParentOfType<LayerOp>().getIndex(), counts, tokens,
-        cast<ShapedType>(gate.getExpertIds().getType()).getDimSize(1),
-        gate.getNumExperts());
+    recordDrops(gate, counts, state);
     return success();
   }
 };
