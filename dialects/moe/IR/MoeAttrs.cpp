@@ -76,8 +76,15 @@ LogicalResult RoutingAttr::verify(
 
 int64_t RoutingAttr::getCapacity(int64_t tokens, int64_t experts) const {
   assert(!isDropless() && "dropless routing has a data-dependent capacity");
-  return moert::capacityFor(getTopK(), tokens, experts,
-                            getCapacityFactor().convertToDouble(),
+  double factor = getCapacityFactor().convertToDouble();
+  // capacityFor's conversion to int64 is undefined past 2^63: saturate
+  // (far beyond any buffer the lowering accepts).
+  constexpr int64_t kSaturated = int64_t(1) << 62;
+  if (static_cast<double>(getTopK()) * static_cast<double>(tokens) /
+          static_cast<double>(experts) * factor >=
+      static_cast<double>(kSaturated))
+    return kSaturated;
+  return moert::capacityFor(getTopK(), tokens, experts, factor,
                             getMinCapacity());
 }
 

@@ -16,6 +16,7 @@ using namespace mlir::moe;
 namespace {
 
 struct LayerLowering : OpLoweringOf<LayerOp> {
+  bool allowedOutsideLayers() const override { return true; }
   LogicalResult analyze(LayerOp layer, LoweringState &state) const override {
     state.setBound(layer.getBodyInput(), state.bound(layer.getInput()));
     state.setBound(layer.getResult(), state.bound(layer.getInput()));
@@ -55,6 +56,7 @@ struct YieldLowering : OpLoweringOf<YieldOp> {
 };
 
 struct ReturnLowering : OpLoweringOf<func::ReturnOp> {
+  bool allowedOutsideLayers() const override { return true; }
   LogicalResult emit(func::ReturnOp ret, LoweringState &state) const override {
     Block &entry = state.getFunction().getBody().front();
     if (ret.getNumOperands() != 1 ||

@@ -51,11 +51,14 @@ struct AllToAllLowering : OpLoweringOf<AllToAllOp> {
     bool to = a2a.getDirection() == AllToAllDirection::to_experts;
     // to_experts: [E, C, H] -> [E_local, G * C, H]; from_experts inverse.
     int64_t in = state.bound(a2a.getInput());
-    state.setBound(a2a.getResult(), to ? in * g : in / g);
+    state.setBound(a2a.getResult(), to ? mulSizes(in, g) : in / g);
     if (to) // the exchanged row counts [E_local, G] (i32) ride along
       state.addBytesAfter(
           a2a.getResult(),
-          cast<ShapedType>(a2a.getResult().getType()).getDimSize(0) * g * 4);
+          mulSizes(
+              mulSizes(
+                  cast<ShapedType>(a2a.getResult().getType()).getDimSize(0), g),
+              4));
     return success();
   }
   LogicalResult emit(AllToAllOp a2a, LoweringState &state) const override {
@@ -94,6 +97,10 @@ struct AllToAllLowering : OpLoweringOf<AllToAllOp> {
     // The gate's counts [E] become the rows of each block [E_local, G],
     // right after the exchanged rows.
     Value counts = gateCounts(dispatch.getExpertIds());
+    if (!counts)
+      return a2a.emitError() << "convert-moe-to-moert needs the exchanged "
+                                "rows' dispatch to read a moe.gate's choices "
+                                "(for the per-expert row counts)";
     auto rowsType = moert::ViewType::get(
         builder.getContext(), builder.getI32Type(), local * a2a.getGroupSize());
     int64_t bytes = alignTo(state.staticElements(a2a.getResult()) *
@@ -140,7 +147,7 @@ struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
                 "layer's {dp, ep, tp} grid, summing";
     int64_t in = state.bound(op.getInput());
     state.setBound(op.getResult(),
-                   kGather ? in * plan.getTp() : in / plan.getTp());
+                   kGather ? mulSizes(in, plan.getTp()) : in / plan.getTp());
     return success();
   }
   LogicalResult emit(ShardOpTy op, LoweringState &state) const override {

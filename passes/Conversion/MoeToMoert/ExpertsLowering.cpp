@@ -47,6 +47,11 @@ LogicalResult analyzeRouted(ExpertsOpTy experts, LoweringState &state) {
   Value input = experts.getInput();
   state.setBound(experts.getResult(), state.bound(input));
   auto a2a = input.getDefiningOp<AllToAllOp>();
+  // Only the exchange to the experts carries their row counts.
+  if (a2a && a2a.getDirection() != AllToAllDirection::to_experts)
+    return experts.emitError() << "convert-moe-to-moert needs the experts' "
+                                  "input to come from a to_experts "
+                                  "moe.all_to_all, not from_experts";
   if (a2a && a2a.getSlices() > 1 &&
       failed(checkSliced(experts, experts.getDownWeight(), a2a.getSlices())))
     return failure();
@@ -96,7 +101,10 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
       // Two fp32 [E, C, F] intermediates, C at the input's bound.
       int64_t rows = state.staticElements(experts.getInput()) /
                      cast<ShapedType>(experts.getType()).getDimSize(2);
-      state.addScratch(experts, 2 * alignTo(rows * experts.getFfnSize() * 4));
+      state.addScratch(
+          experts,
+          mulSizes(2,
+                   alignTo(mulSizes(mulSizes(rows, experts.getFfnSize()), 4))));
     }
     return success();
   }
@@ -283,6 +291,7 @@ struct FusedCombineLowering : OpLoweringOf<FusedCombineOp> {
 /// A packed gate_up weight: a tensor.concat of weight arguments (made by
 /// moe-fuse-kernels) that init loads part by part into one state slot.
 struct PackedWeightLowering : OpLoweringOf<tensor::ConcatOp> {
+  bool allowedOutsideLayers() const override { return true; }
   LogicalResult analyze(tensor::ConcatOp concat,
                         LoweringState &state) const override {
     auto func = concat->getParentOfType<func::FuncOp>();

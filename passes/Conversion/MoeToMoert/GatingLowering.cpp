@@ -60,7 +60,7 @@ struct GateLowering : OpLoweringOf<GateOp> {
     // The scores [S, E] (f32) sit behind the logits, which die at the gate.
     state.addBytesAfter(
         gate.getLogits(),
-        alignTo(state.bound(gate.getLogits()) * gate.getNumExperts() * 4));
+        alignTo(mulSizes(state.staticElements(gate.getLogits()), 4)));
     return success();
   }
   LogicalResult emit(GateOp gate, LoweringState &state) const override {

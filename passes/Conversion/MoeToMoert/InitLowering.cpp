@@ -22,8 +22,10 @@ LogicalResult InitLowering::placeWeights() {
   });
   auto addSlot = [&](Value value, SmallVector<WeightPart, 2> parts) {
     slots.push_back({value, weightBytes, std::move(parts)});
-    weightBytes += alignTo(state.staticElements(value) *
-                           elementBytes(getElementTypeOrSelf(value.getType())));
+    weightBytes = addSizes(
+        weightBytes,
+        alignTo(mulSizes(state.staticElements(value),
+                         elementBytes(getElementTypeOrSelf(value.getType())))));
   };
   for (BlockArgument arg : entry.getArguments().drop_front()) {
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),

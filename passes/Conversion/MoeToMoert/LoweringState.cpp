@@ -5,6 +5,7 @@
 #include "passes/Conversion/MoeToMoert/BufferPlan.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -19,6 +20,21 @@ int64_t mlir::moe::elementBytes(Type type) {
   return type.isF32() || type.isInteger(32) ? 4 : type.isInteger(64) ? 8 : 2;
 }
 
+/// Where size arithmetic saturates: far above kMaxStateBytes, far below
+/// overflow.
+static constexpr int64_t kSaturatedSize = int64_t(1) << 60;
+
+int64_t mlir::moe::mulSizes(int64_t a, int64_t b) {
+  int64_t product;
+  return llvm::MulOverflow(a, b, product) || product > kSaturatedSize
+             ? kSaturatedSize
+             : product;
+}
+
+int64_t mlir::moe::addSizes(int64_t a, int64_t b) {
+  return std::min(a + b, kSaturatedSize); // both <= 2^60: no overflow
+}
+
 LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
                              bool staticCapacity)
     : func(func), maxTokens(maxTokens), staticCapacity(staticCapacity),
@@ -27,7 +43,8 @@ LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
 int64_t LoweringState::staticElements(Value value) const {
   int64_t elements = 1;
   for (int64_t d : cast<ShapedType>(value.getType()).getShape())
-    elements *= ShapedType::isDynamic(d) ? bounds.lookup(value) : d;
+    elements =
+        mulSizes(elements, ShapedType::isDynamic(d) ? bounds.lookup(value) : d);
   return elements;
 }
 
@@ -41,7 +58,61 @@ LogicalResult LoweringState::bindInput() {
   Block &entry = func.getBody().front();
   if (entry.getNumArguments() < 1)
     return func.emitError("a model function takes the tokens x hidden input");
-  setBound(entry.getArgument(0), maxTokens);
+  // Only ranked tensors of the runtime's dtypes become views; an empty one
+  // or one past the state's bytes could not be planned.
+  auto checkView = [&](BlockArgument arg) -> LogicalResult {
+    Type elementType = getElementTypeOrSelf(arg.getType());
+    int64_t elements = staticElements(arg);
+    auto diag = [&] {
+      return emitError(arg.getLoc())
+             << "model function argument #" << arg.getArgNumber() << ": ";
+    };
+    if (failed(moert::ViewType::verify(diag, elementType, elements)))
+      return failure();
+    if (mulSizes(elements, elementBytes(elementType)) <= kMaxStateBytes)
+      return success();
+    InFlightDiagnostic d = diag() << arg.getType();
+    if (arg.getArgNumber() == 0)
+      d << " at " << maxTokens << " tokens";
+    return d << " takes more than " << kMaxStateBytes << " bytes";
+  };
+  BlockArgument x = entry.getArgument(0);
+  auto xType = dyn_cast<RankedTensorType>(x.getType());
+  if (!xType || xType.getRank() != 2 || !xType.isDynamicDim(0) ||
+      xType.isDynamicDim(1) || !isa<FloatType>(xType.getElementType()))
+    return emitError(x.getLoc())
+           << "a model function takes the tokens x hidden input as "
+              "tensor<?xHxT> (T a float type), got "
+           << x.getType();
+  setBound(x, maxTokens);
+  if (failed(checkView(x)))
+    return failure();
+  for (BlockArgument arg : entry.getArguments().drop_front()) {
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type || !type.hasStaticShape())
+      return emitError(arg.getLoc())
+             << "model function argument #" << arg.getArgNumber()
+             << " must be a weight tensor of static shape, got "
+             << arg.getType();
+    if (failed(checkView(arg)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult LoweringState::checkOperandsLowered(Operation *op) const {
+  for (OpOperand &operand : op->getOpOperands()) {
+    Value value = operand.get();
+    // Arguments: the input and the weights (checked by bindInput).
+    if (isa<BlockArgument>(value) ||
+        (isa<RankedTensorType>(value.getType()) ? view(value) : i64(value)))
+      continue;
+    return op->emitError() << "convert-moe-to-moert has no lowered value for "
+                              "operand #"
+                           << operand.getOperandNumber() << " ("
+                           << value.getType() << ", from '"
+                           << value.getDefiningOp()->getName() << "')";
+  }
   return success();
 }
 
@@ -64,16 +135,27 @@ void LoweringState::computeLiveRanges() {
     ranges[tensor].second = std::max(ranges[tensor].second, points[reader]);
 }
 
-int64_t LoweringState::planArena(int64_t weightBytes) {
+FailureOr<int64_t> LoweringState::planArena(int64_t weightBytes) {
   std::vector<PlannedBuffer> buffers;
   for (Value v : planned)
     buffers.push_back(
-        {alignTo(staticElements(v) *
-                 elementBytes(getElementTypeOrSelf(v.getType()))) +
-             extraBytes.lookup(v),
+        {addSizes(
+             alignTo(mulSizes(staticElements(v),
+                              elementBytes(getElementTypeOrSelf(v.getType())))),
+             extraBytes.lookup(v)),
          ranges[v].first, ranges[v].second});
   for (auto [op, bytes] : scratchBytes)
     buffers.push_back({bytes, points[op], points[op]});
+  // The arena is at most the sum of its buffers: bound that, and the plan's
+  // offsets cannot overflow.
+  int64_t total = weightBytes;
+  for (const PlannedBuffer &b : buffers)
+    total = addSizes(total, b.bytes);
+  if (total > kMaxStateBytes)
+    return func.emitError()
+           << "convert-moe-to-moert: the state of this function (weights "
+           << weightBytes << " bytes, activations at " << maxTokens
+           << " tokens) passes " << kMaxStateBytes << " bytes per rank";
   int64_t arenaBytes = planBuffers(buffers, kArenaAlignment);
   for (auto [v, b] : llvm::zip(planned, buffers))
     offsets[v] = weightBytes + b.offset;

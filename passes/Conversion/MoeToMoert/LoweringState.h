@@ -22,8 +22,16 @@ namespace mlir::moe {
 
 /// State and arena bytes are placed at multiples of this.
 constexpr int64_t kArenaAlignment = 64;
+/// The most state bytes (weights and arena) of a rank. Larger plans are
+/// rejected before anything is emitted, so that emission's arithmetic on
+/// sizes and offsets cannot overflow.
+constexpr int64_t kMaxStateBytes = int64_t(1) << 48;
 int64_t alignTo(int64_t bytes);
 int64_t elementBytes(Type type);
+/// a * b and a + b of sizes (>= 0), saturating far above kMaxStateBytes
+/// instead of overflowing.
+int64_t mulSizes(int64_t a, int64_t b);
+int64_t addSizes(int64_t a, int64_t b);
 
 class LoweringState {
 public:
@@ -46,7 +54,7 @@ public:
   moert::ViewType viewTypeOf(Value tensor) const;
   /// Arena bytes right after `tensor`'s data, alive as long as it is.
   void addBytesAfter(Value tensor, int64_t bytes) {
-    extraBytes[tensor] += bytes;
+    extraBytes[tensor] = addSizes(extraBytes[tensor], bytes);
   }
   /// Arena bytes alive only at `op` (its scratch).
   void addScratch(Operation *op, int64_t bytes) { scratchBytes[op] = bytes; }
@@ -61,7 +69,9 @@ public:
   // Planning: what the driver runs between analysis and emission
   //===--------------------------------------------------------------------===//
 
-  /// Binds the model input (the first argument) to the token bound.
+  /// Checks that the function's arguments are what the rules give views:
+  /// the tokens x hidden input `tensor<?xHxT>`, then weights of static
+  /// shape; binds the input to the token bound.
   LogicalResult bindInput();
   /// Gives `op` the next program point (call in program order).
   void visit(Operation *op) {
@@ -73,8 +83,9 @@ public:
   /// updated in place.
   void computeLiveRanges();
   /// Places the arena after `weightBytes` of weights in the state buffer;
-  /// returns the arena's size (peak activation bytes).
-  int64_t planArena(int64_t weightBytes);
+  /// returns the arena's size (peak activation bytes), or failure when the
+  /// state would pass kMaxStateBytes.
+  FailureOr<int64_t> planArena(int64_t weightBytes);
   moert::BufferType getStateType() const { return stateType; }
 
   //===--------------------------------------------------------------------===//
@@ -106,6 +117,10 @@ public:
 
   Value i64(Value index) const { return scalars.lookup(index); }
   void setI64(Value index, Value value) { scalars[index] = value; }
+  /// Errors at `op` unless every operand it reads is lowered: results of
+  /// earlier ops have their view (tensors) or i64 (indices). A rule would
+  /// otherwise hand a null value to a moert builder.
+  LogicalResult checkOperandsLowered(Operation *op) const;
 
   /// The row counts exchanged along with the to_experts result `exchanged`.
   Value exchangedRows(Value exchanged) const {

@@ -48,6 +48,22 @@ LogicalResult forEachOp(
   return failure(result.wasInterrupted());
 }
 
+/// What every rule assumes of an op before its analysis: its place (in a
+/// layer unless the rule says otherwise) and no empty dimension (sizes
+/// divide by them, and a view holds at least one element).
+LogicalResult checkLowerable(const OpLowering &rule, Operation *op) {
+  if (!rule.allowedOutsideLayers() && !op->getParentOfType<LayerOp>())
+    return op->emitError() << "convert-moe-to-moert lowers '" << op->getName()
+                           << "' only inside a moe.layer";
+  for (Type type :
+       llvm::concat<const Type>(op->getOperandTypes(), op->getResultTypes()))
+    if (auto tensor = dyn_cast<RankedTensorType>(type);
+        tensor && llvm::is_contained(tensor.getShape(), 0))
+      return op->emitError()
+             << "convert-moe-to-moert cannot lower an empty tensor " << type;
+  return success();
+}
+
 /// Lowers one model function into `@f_init` and `@f_step`.
 LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
                             int64_t maxTokens, bool staticCapacity,
@@ -57,6 +73,8 @@ LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
       failed(forEachOp(func, lowerings,
                        [&](const OpLowering &rule, Operation *op) {
                          state.visit(op);
+                         if (failed(checkLowerable(rule, op)))
+                           return failure();
                          return rule.analyzeOp(op, state);
                        })))
     return failure();
@@ -66,14 +84,17 @@ LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
   if (failed(init.placeWeights()))
     return failure();
   weightBytes = init.getWeightBytes();
-  peakBytes = state.planArena(weightBytes);
-  if (failed(init.emitInit()))
+  FailureOr<int64_t> peak = state.planArena(weightBytes);
+  if (failed(peak) || failed(init.emitInit()))
     return failure();
+  peakBytes = *peak;
 
   Block *body = state.beginStep();
   init.emitWeightViews();
   if (failed(forEachOp(func, lowerings,
                        [&](const OpLowering &rule, Operation *op) {
+                         if (failed(state.checkOperandsLowered(op)))
+                           return failure();
                          return rule.emitOp(op, state);
                        }))) {
     delete body;

@@ -29,6 +29,10 @@ public:
   virtual LogicalResult analyzeOp(Operation *op,
                                   LoweringState &state) const = 0;
   virtual LogicalResult emitOp(Operation *op, LoweringState &state) const = 0;
+  /// Whether the op may stand outside a moe.layer (the layer frame, the
+  /// return, packed weights). The others need their layer: only results
+  /// inside one get arena bytes, and their rules read its plan and index.
+  virtual bool allowedOutsideLayers() const { return false; }
 
 protected:
   explicit OpLowering(StringRef opName) : opName(opName) {}

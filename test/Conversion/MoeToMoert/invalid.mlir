@@ -89,9 +89,128 @@ func.func @unpacked_concat(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32> {moe.wei
 // A tensor-parallel collective needs its layer's plan.
 shard.grid @grid(shape = 1x1x2)
 func.func @unplanned_gather(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
-  // expected-error @below {{'shard.all_gather' outside a layer with a moe.plan}}
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    // expected-error @below {{'shard.all_gather' outside a layer with a moe.plan}}
+    %g = shard.all_gather %h on @grid grid_axes = [2] gather_axis = 0 : tensor<?x64xf32> -> tensor<?x64xf32>
+    moe.yield %g : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Ops other than the layer frame live in a layer (their results get arena
+// bytes only there).
+shard.grid @grid(shape = 1x1x2)
+func.func @gather_outside_layers(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @below {{convert-moe-to-moert lowers 'shard.all_gather' only inside a moe.layer}}
   %g = shard.all_gather %x on @grid grid_axes = [2] gather_axis = 0 : tensor<?x64xf32> -> tensor<?x64xf32>
   return %g : tensor<?x64xf32>
+}
+
+// -----
+
+// A function returning the gate's capacity (an index) at dynamic tokens
+// with a capacity factor: the gate stands outside any layer.
+func.func @returns_capacity(%x: tensor<?x64xf32>, %wg: tensor<8x64xf32> {moe.weight = "g"}) -> index {
+  // expected-error @below {{convert-moe-to-moert lowers 'moe.router' only inside a moe.layer}}
+  %l = moe.router %x, %wg : tensor<?x64xf32>, tensor<8x64xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1> : tensor<?x8xf32>
+  return %cap : index
+}
+
+// -----
+
+// Arguments: the tokens x hidden input, then weights of static shape that
+// become views.
+// expected-error @below {{model function argument #1 must be a weight tensor of static shape, got 'index'}}
+func.func @index_argument(%x: tensor<?x64xf32>, %n: index {moe.weight = "n"}) -> tensor<?x64xf32> {
+  return %x : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @below {{a model function takes the tokens x hidden input as tensor<?xHxT> (T a float type), got 'index'}}
+func.func @index_input(%n: index) -> index {
+  return %n : index
+}
+
+// -----
+
+// expected-error @below {{model function argument #1 must be a weight tensor of static shape, got 'tensor<?x64xf32>'}}
+func.func @dynamic_weight(%x: tensor<?x64xf32>, %w: tensor<?x64xf32> {moe.weight = "w"}) -> tensor<?x64xf32> {
+  return %x : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @below {{model function argument #1: view element type must be f32, f16, bf16, i32 or i64, got 'f64'}}
+func.func @f64_weight(%x: tensor<?x64xf32>, %w: tensor<8x64xf64> {moe.weight = "w"}) -> tensor<?x64xf32> {
+  return %x : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @below {{model function argument #1: view element count must be positive, got 0}}
+func.func @empty_weight(%x: tensor<?x64xf32>, %w: tensor<0x64xf32> {moe.weight = "w"}) -> tensor<?x64xf32> {
+  return %x : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @below {{model function argument #1: 'tensor<4611686018427387904x4xf32>' takes more than 281474976710656 bytes}}
+func.func @huge_weight(%x: tensor<?x64xf32>, %w: tensor<4611686018427387904x4xf32> {moe.weight = "w"}) -> tensor<?x64xf32> {
+  return %x : tensor<?x64xf32>
+}
+
+// -----
+
+// An empty dimension the verifiers allow (a dispatch's expert count).
+func.func @empty_dispatch(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    %l = moe.router %h, %wg : tensor<?x8xf32>, tensor<4x8xf32>
+    %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1> : tensor<?x4xf32>
+    // expected-error @below {{convert-moe-to-moert cannot lower an empty tensor 'tensor<0x?x8xf32>'}}
+    %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x8xf32>, tensor<?x1xi32> -> tensor<0x?x8xf32>
+    moe.yield %h : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// A capacity past any buffer (min_capacity = 2^62): the sizes saturate
+// instead of wrapping to a small arena.
+// expected-error @below {{convert-moe-to-moert: the state of this function (weights 2176 bytes, activations at 8 tokens) passes 281474976710656 bytes per rank}}
+func.func @huge_capacity(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"},
+    %w1: tensor<4x8x8xf32> {moe.weight = "e.{e}.w1"}, %w2: tensor<4x8x8xf32> {moe.weight = "e.{e}.w2"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    %l = moe.router %h, %wg : tensor<?x8xf32>, tensor<4x8xf32>
+    %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 4611686018427387904> : tensor<?x4xf32>
+    %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x8xf32>, tensor<?x1xi32> -> tensor<4x?x8xf32>
+    %e = moe.experts gelu %b up %w1 down %w2 : (tensor<4x?x8xf32>, tensor<4x8x8xf32>, tensor<4x8x8xf32>) -> tensor<4x?x8xf32>
+    %o = moe.combine %e, %ids, %s, %w : tensor<4x?x8xf32>, tensor<?x1xi32>
+    moe.yield %o : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// Only the exchange to the experts carries their row counts.
+func.func @from_experts_input(%x: tensor<?x8xf32>, %wg: tensor<4x8xf32> {moe.weight = "g"},
+    %w1: tensor<4x8x8xf32> {moe.weight = "e.{e}.w1"}, %w2: tensor<4x8x8xf32> {moe.weight = "e.{e}.w2"}) -> tensor<?x8xf32> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x8xf32> {
+    %l = moe.router %h, %wg : tensor<?x8xf32>, tensor<4x8xf32>
+    %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, capacity_factor = 1.0, min_capacity = 1> : tensor<?x4xf32>
+    %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x8xf32>, tensor<?x1xi32> -> tensor<4x?x8xf32>
+    %t = moe.all_to_all from_experts flat %b groups [[0]] : tensor<4x?x8xf32> -> tensor<4x?x8xf32>
+    // expected-error @below {{convert-moe-to-moert needs the experts' input to come from a to_experts moe.all_to_all, not from_experts}}
+    %e = moe.experts gelu %t up %w1 down %w2 : (tensor<4x?x8xf32>, tensor<4x8x8xf32>, tensor<4x8x8xf32>) -> tensor<4x?x8xf32>
+    %o = moe.combine %e, %ids, %s, %w : tensor<4x?x8xf32>, tensor<?x1xi32>
+    moe.yield %o : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
 }
 
 // -----
