@@ -1,5 +1,6 @@
 //===- AssignParallelism.cpp - per-layer EP / TP / DP plans ---------------===//
 
+#include "passes/OptionChecks.h"
 #include "passes/Parallelism/LayerAnalysis.h"
 #include "passes/Parallelism/Passes.h"
 
@@ -48,6 +49,13 @@ struct AssignParallelismPass
     : mlir::moe::impl::AssignParallelismBase<AssignParallelismPass> {
   using Base::Base;
 
+  LogicalResult initializeOptions(
+      StringRef options,
+      function_ref<LogicalResult(const Twine &)> errorHandler) override {
+    if (failed(Base::initializeOptions(options, errorHandler)))
+      return failure();
+    return checkGivenPositive(getArgument(), tokens, errorHandler);
+  }
   void runOnOperation() override;
 
 private:

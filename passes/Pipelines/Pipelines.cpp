@@ -5,6 +5,7 @@
 #include "passes/Conversion/MoeToMoert/Passes.h"
 #include "passes/Conversion/MoertToEmitC/Passes.h"
 #include "passes/Fusion/Passes.h"
+#include "passes/OptionChecks.h"
 #include "passes/Parallelism/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
@@ -37,12 +38,22 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
 }
 
 void mlir::moe::registerPipelines() {
-  PassPipelineRegistration<CompileOptions>(
+  // PassPipelineRegistration without its wrapper, for the error handler.
+  registerPassPipeline(
       "moe-compile",
       "import-level moe module to the EmitC of a compiled model: "
       "canonicalize, moe-assign-parallelism, moe-fuse-kernels, "
       "convert-moe-to-moert, canonicalize, cse, convert-moert-to-emitc",
-      [](OpPassManager &pm, const CompileOptions &options) {
-        (void)buildCompilePipeline(pm, options);
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        CompileOptions options;
+        if (failed(options.parseFromString(text)) ||
+            failed(checkGivenPositive("moe-compile", options.tokens,
+                                      errorHandler)))
+          return failure();
+        return buildCompilePipeline(pm, options);
+      },
+      [](function_ref<void(const mlir::detail::PassOptions &)> optionHandler) {
+        optionHandler(CompileOptions());
       });
 }

@@ -12,6 +12,7 @@
 #include "passes/Conversion/MoeToMoert/MoeToMoert.h"
 #include "passes/Conversion/MoeToMoert/InitLowering.h"
 #include "passes/Conversion/MoeToMoert/Passes.h"
+#include "passes/OptionChecks.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "llvm/Support/raw_ostream.h"
@@ -111,13 +112,27 @@ struct ConvertMoeToMoertPass
   friend ConvertMoeToMoertDeclaredOptions &
   mlir::moe::declaredConvertMoeToMoertOptions();
 
+  LogicalResult initializeOptions(
+      StringRef options,
+      function_ref<LogicalResult(const Twine &)> errorHandler) override {
+    if (failed(ConvertMoeToMoertBase::initializeOptions(options, errorHandler)))
+      return failure();
+    return checkGivenPositive(getArgument(), tokens, errorHandler);
+  }
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     int64_t maxTokens = tokens;
     constexpr StringLiteral kMaxTokens = "moert.max_tokens";
     if (maxTokens == 0)
-      if (auto attr = module->getAttrOfType<IntegerAttr>(kMaxTokens))
+      if (auto attr = module->getAttrOfType<IntegerAttr>(kMaxTokens)) {
         maxTokens = attr.getInt();
+        if (maxTokens <= 0) {
+          module.emitError()
+              << "'" << kMaxTokens << "' must be positive, got " << maxTokens;
+          return signalPassFailure();
+        }
+      }
     if (maxTokens <= 0) {
       module.emitError() << "convert-moe-to-moert needs the most tokens per "
                             "rank per step: pass tokens=N or set '"
