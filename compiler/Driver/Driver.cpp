@@ -16,6 +16,7 @@
 #include "compiler/Export/ToCpp.h"
 #include "compiler/Import/Importers.h"
 #include "compiler/InitAll.h"
+#include "compiler/Support/ContextOptions.h"
 #include "dialects/moe/IR/MoeDialect.h"
 #include "passes/Pipelines/ForwardedOption.h"
 #include "passes/Pipelines/Pipelines.h"
@@ -184,6 +185,7 @@ bool publishAtomically(StringRef path,
 
 int mlir::moe::runDriver(int argc, char **argv) {
   Options opts;
+  registerContextOptions();
   cl::ParseCommandLineOptions(
       argc, argv,
       "moe-run: compile a MoE model, build it against libmoert and run it\n");

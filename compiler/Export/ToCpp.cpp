@@ -2,12 +2,15 @@
 
 #include "compiler/Export/ToCpp.h"
 
+#include "compiler/Support/ContextOptions.h"
+
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moert/IR/MoertDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Target/Cpp/CppEmitter.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 
@@ -31,18 +34,21 @@ LogicalResult mlir::moe::translateModelToCpp(ModuleOp module,
 }
 
 void mlir::moe::registerExportToCpp() {
-  static TranslateFromMLIRRegistration toCpp(
+  // It parses its input itself (TranslateFromMLIRRegistration would) to
+  // set how diagnostics print first.
+  static TranslateRegistration toCpp(
       "moe-to-cpp", "print a compiled model (EmitC) as one C++ source",
-      [](Operation *op, llvm::raw_ostream &os) -> LogicalResult {
-        auto module = dyn_cast<ModuleOp>(op);
-        if (!module)
-          return op->emitError() << "--moe-to-cpp expects a module";
-        return translateModelToCpp(module, os);
-      },
-      [](DialectRegistry &registry) {
+      [](const std::shared_ptr<llvm::SourceMgr> &sourceMgr,
+         llvm::raw_ostream &os, MLIRContext *context) -> LogicalResult {
+        applyContextOptions(context);
         // The others only to say that they need compiling first.
-        registry.insert<emitc::EmitCDialect, func::FuncDialect,
-                        arith::ArithDialect, moe::MoeDialect,
-                        moert::MoertDialect>();
+        context->loadDialect<emitc::EmitCDialect, func::FuncDialect,
+                             arith::ArithDialect, moe::MoeDialect,
+                             moert::MoertDialect>();
+        OwningOpRef<ModuleOp> module =
+            parseSourceFile<ModuleOp>(*sourceMgr, context);
+        if (!module)
+          return failure();
+        return translateModelToCpp(*module, os);
       });
 }

@@ -5,6 +5,7 @@
 #include "compiler/Import/ConfigFile.h"
 #include "compiler/Import/ModuleBuilder.h"
 #include "compiler/Import/Readers.h"
+#include "compiler/Support/ContextOptions.h"
 
 #include "dialects/moe/IR/MoeDialect.h"
 
@@ -22,6 +23,7 @@ using Reader = std::optional<ModelDesc> (*)(ConfigFile &);
 /// Config file -> ModelDesc (format-specific) -> module (common).
 static OwningOpRef<Operation *>
 importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
+  mlir::moe::applyContextOptions(context);
   std::unique_ptr<ConfigFile> config = ConfigFile::parse(sourceMgr, context);
   if (!config)
     return nullptr;
@@ -35,7 +37,7 @@ importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
 }
 
 OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
-                                             MLIRContext *context) {
+                                                   MLIRContext *context) {
   StringRef text =
       sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID())->getBuffer();
   bool prmoe = false;
@@ -47,8 +49,8 @@ OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
     llvm::consumeError(json.takeError()); // the reader reports it
   }
   context->loadDialect<mlir::moe::MoeDialect, func::FuncDialect>();
-  OwningOpRef<Operation *> op = importWith(
-      prmoe ? readPRMoEConfig : readHFConfig, sourceMgr, context);
+  OwningOpRef<Operation *> op =
+      importWith(prmoe ? readPRMoEConfig : readHFConfig, sourceMgr, context);
   return OwningOpRef<ModuleOp>(cast_or_null<ModuleOp>(op.release()));
 }
 
