@@ -116,15 +116,20 @@ std::string cacheDirectory(const Options &opts) {
 }
 
 /// NAME=D0xD1[@E] specs of every weight argument of the imported model.
+/// Read before compiling, so it skips what the compiler will reject (a
+/// declaration, a weight that is not a ranked tensor).
 std::vector<std::string> weightSpecs(ModuleOp module) {
   std::vector<std::string> specs;
   module.walk([&](func::FuncOp func) {
+    if (func.isExternal())
+      return;
     for (BlockArgument arg : func.getArguments()) {
       auto key = func.getArgAttrOfType<StringAttr>(
           arg.getArgNumber(), moe::MoeDialect::kWeightAttrName);
-      if (!key)
+      auto type = dyn_cast<RankedTensorType>(arg.getType());
+      if (!key || !type || type.getRank() == 0)
         continue;
-      ArrayRef<int64_t> shape = cast<ShapedType>(arg.getType()).getShape();
+      ArrayRef<int64_t> shape = type.getShape();
       bool stacked =
           key.getValue().contains(moe::MoeDialect::kExpertPlaceholder);
       std::string spec = key.getValue().str() + "=";
@@ -141,7 +146,7 @@ std::vector<std::string> weightSpecs(ModuleOp module) {
 std::string dtypeOf(ModuleOp module) {
   std::string name = "f32";
   module.walk([&](func::FuncOp func) {
-    if (func.getNumArguments()) {
+    if (!func.isExternal() && func.getNumArguments()) {
       Type t = getElementTypeOrSelf(func.getArgument(0).getType());
       name = t.isBF16() ? "bf16" : t.isF16() ? "f16" : "f32";
     }
