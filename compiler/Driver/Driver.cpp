@@ -17,6 +17,7 @@
 #include "compiler/Import/Importers.h"
 #include "compiler/InitAll.h"
 #include "compiler/Support/ContextOptions.h"
+#include "compiler/Support/InputChecks.h"
 #include "dialects/moe/IR/MoeDialect.h"
 #include "passes/Pipelines/ForwardedOption.h"
 #include "passes/Pipelines/Pipelines.h"
@@ -216,10 +217,9 @@ int mlir::moe::runDriver(int argc, char **argv) {
   if (!file)
     return fail("cannot read " + opts.input + ": " + file.getError().message());
   sourceMgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
-  OwningOpRef<ModuleOp> module =
-      StringRef(opts.input).ends_with(".mlir")
-          ? parseSourceFile<ModuleOp>(sourceMgr, &context)
-          : importModelConfig(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = StringRef(opts.input).ends_with(".mlir")
+                                     ? parseAndVerifyModule(sourceMgr, &context)
+                                     : importModelConfig(sourceMgr, &context);
   if (!module)
     return 1;
   std::vector<std::string> specs = weightSpecs(*module);

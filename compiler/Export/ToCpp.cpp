@@ -3,6 +3,7 @@
 #include "compiler/Export/ToCpp.h"
 
 #include "compiler/Support/ContextOptions.h"
+#include "compiler/Support/InputChecks.h"
 
 #include "dialects/moe/IR/MoeDialect.h"
 #include "dialects/moert/IR/MoertDialect.h"
@@ -46,7 +47,7 @@ void mlir::moe::registerExportToCpp() {
                              arith::ArithDialect, moe::MoeDialect,
                              moert::MoertDialect>();
         OwningOpRef<ModuleOp> module =
-            parseSourceFile<ModuleOp>(*sourceMgr, context);
+            parseAndVerifyModule(*sourceMgr, context);
         if (!module)
           return failure();
         return translateModelToCpp(*module, os);

@@ -2,6 +2,7 @@
 
 #include "compiler/InitAll.h"
 #include "compiler/Support/ContextOptions.h"
+#include "compiler/Support/InputChecks.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -12,5 +13,5 @@ int main(int argc, char **argv) {
   mlir::moe::registerPasses();
   mlir::moe::registerContextOptions();
   return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
+      mlir::moe::optMain(argc, argv, "moe-mlir optimizer driver\n", registry));
 }
