@@ -64,6 +64,25 @@ std::unique_ptr<ConfigFile> ConfigFile::parse(llvm::SourceMgr &sourceMgr,
     return pos;
   };
 
+  // Refuse deep nesting before the recursive parser sees it (100,000
+  // levels overflow its stack).
+  unsigned depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      while (++i < text.size() && text[i] != '"')
+        i += text[i] == '\\';
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) {
+        emitError(config->makeLoc(positionOf(i)))
+            << "JSON nested deeper than " << kMaxDepth << " levels";
+        return nullptr;
+      }
+    } else if ((c == ']' || c == '}') && depth) {
+      --depth;
+    }
+  }
+
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed) {
     // llvm::json reports "[line:col, byte=N]: message"; the column is 0-based,
@@ -238,7 +257,15 @@ int64_t ConfigFile::getInt(StringRef key, int64_t fallback) {
   return getInt(key).value_or(fallback);
 }
 
-int64_t ConfigFile::requirePositive(StringRef key) {
+bool ConfigFile::checkAtMost(Location where, StringRef what, int64_t value,
+                             int64_t max) {
+  if (value <= max)
+    return true;
+  error(where) << what << " must be at most " << max << ", got " << value;
+  return false;
+}
+
+int64_t ConfigFile::requirePositive(StringRef key, int64_t max) {
   if (!root.get(key)) {
     consumed.insert(key);
     error(fileLoc()) << "missing required key '" << key << "'";
@@ -249,10 +276,10 @@ int64_t ConfigFile::requirePositive(StringRef key) {
     typeError(key, "a positive integer");
     return 1;
   }
-  return getPositive(key, 1);
+  return getPositive(key, 1, max);
 }
 
-int64_t ConfigFile::getPositive(StringRef key, int64_t fallback) {
+int64_t ConfigFile::getPositive(StringRef key, int64_t fallback, int64_t max) {
   std::optional<int64_t> value = getInt(key);
   if (!value)
     return fallback;
@@ -260,10 +287,13 @@ int64_t ConfigFile::getPositive(StringRef key, int64_t fallback) {
     error(key) << "'" << key << "' must be positive, got " << *value;
     return fallback > 0 ? fallback : 1;
   }
+  if (!checkAtMost(loc(key), "'" + key.str() + "'", *value, max))
+    return fallback > 0 ? fallback : 1;
   return *value;
 }
 
-int64_t ConfigFile::getNonNegative(StringRef key, int64_t fallback) {
+int64_t ConfigFile::getNonNegative(StringRef key, int64_t fallback,
+                                   int64_t max) {
   std::optional<int64_t> value = getInt(key);
   if (!value)
     return fallback;
@@ -271,6 +301,8 @@ int64_t ConfigFile::getNonNegative(StringRef key, int64_t fallback) {
     error(key) << "'" << key << "' must be >= 0, got " << *value;
     return fallback;
   }
+  if (!checkAtMost(loc(key), "'" + key.str() + "'", *value, max))
+    return fallback;
   return *value;
 }
 

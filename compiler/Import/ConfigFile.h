@@ -22,6 +22,7 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/JSON.h"
 
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,11 @@ namespace mlir::moe::import {
 
 class ConfigFile {
 public:
+  static constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+  /// JSON containers nest at most this deep (model configs nest a few
+  /// levels): llvm::json::parse recurses once per level.
+  static constexpr unsigned kMaxDepth = 64;
+
   /// Parses the main buffer of `sourceMgr`. Emits the diagnostic and returns
   /// null if it is not JSON or not a JSON object.
   static std::unique_ptr<ConfigFile> parse(llvm::SourceMgr &sourceMgr,
@@ -65,13 +71,18 @@ public:
 
   std::optional<int64_t> getInt(llvm::StringRef key);
   int64_t getInt(llvm::StringRef key, int64_t fallback);
-  /// Errors if absent or not > 0; returns 1 on failure so that later
+  /// Errors if absent or not in [1, max]; returns 1 on failure so that later
   /// arithmetic stays defined.
-  int64_t requirePositive(llvm::StringRef key);
-  /// Errors if present and not > 0.
-  int64_t getPositive(llvm::StringRef key, int64_t fallback);
-  /// Errors if present and < 0.
-  int64_t getNonNegative(llvm::StringRef key, int64_t fallback);
+  int64_t requirePositive(llvm::StringRef key, int64_t max = kNoLimit);
+  /// Errors if present and not in [1, max].
+  int64_t getPositive(llvm::StringRef key, int64_t fallback,
+                      int64_t max = kNoLimit);
+  /// Errors if present and not in [0, max].
+  int64_t getNonNegative(llvm::StringRef key, int64_t fallback,
+                         int64_t max = kNoLimit);
+  /// Errors at `where` (about `what`, e.g. "'key'") if `value` > `max`.
+  bool checkAtMost(mlir::Location where, llvm::StringRef what, int64_t value,
+                   int64_t max);
   std::optional<double> getNumber(llvm::StringRef key);
   double getNumber(llvm::StringRef key, double fallback);
   std::optional<bool> getBool(llvm::StringRef key);

@@ -117,8 +117,8 @@ struct Family {
 
 /// The keys every family reads the same way.
 static void readSizes(ConfigFile &c, HFStack &s) {
-  s.hidden = c.requirePositive("hidden_size");
-  s.numLayers = c.requirePositive("num_hidden_layers");
+  s.hidden = c.requirePositive("hidden_size", kMaxWidth);
+  s.numLayers = c.requirePositive("num_hidden_layers", kMaxLayers);
 }
 
 /// Every layer is MoE (Mixtral, OLMoE).
@@ -134,10 +134,10 @@ static void allMoe(ConfigFile &c, HFStack &s) {
 static void readMixtral(ConfigFile &c, HFStack &s) {
   s.keys = kMixtralKeys;
   readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size");
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
   s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2);
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
   s.routing.normalize = Normalization::selected;
   allMoe(c, s);
 }
@@ -146,10 +146,10 @@ static void readMixtral(ConfigFile &c, HFStack &s) {
 static void readOlmoe(ConfigFile &c, HFStack &s) {
   s.keys = kPlainMoeKeys;
   readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size");
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
   s.expertsKey = "num_experts";
-  s.experts = c.requirePositive(s.expertsKey);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 8);
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 8, kMaxExperts);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   allMoe(c, s);
@@ -161,15 +161,17 @@ static void readQwenMoe(ConfigFile &c, HFStack &s, bool sharedExpert,
                         int64_t defaultTopK) {
   s.keys = sharedExpert ? kQwen2MoeKeys : kPlainMoeKeys;
   readSizes(c, s);
-  s.denseFfn = c.requirePositive("intermediate_size");
-  s.expertFfn = c.requirePositive("moe_intermediate_size");
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
   s.expertsKey = "num_experts";
-  s.experts = c.requirePositive(s.expertsKey);
-  s.routing.topK = c.getPositive("num_experts_per_tok", defaultTopK);
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK =
+      c.getPositive("num_experts_per_tok", defaultTopK, kMaxExperts);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   if (sharedExpert) {
-    s.sharedFfn = c.requirePositive("shared_expert_intermediate_size");
+    s.sharedFfn =
+        c.requirePositive("shared_expert_intermediate_size", kMaxWidth);
     s.sharedSigmoidGate = true;
   }
   int64_t step = c.getPositive("decoder_sparse_step", 1);
@@ -208,20 +210,26 @@ static void readQwen3Moe(ConfigFile &c, HFStack &s) {
 static void readDeepSeek(ConfigFile &c, HFStack &s, bool v3) {
   s.keys = kDeepSeekKeys;
   readSizes(c, s);
-  s.denseFfn = c.requirePositive("intermediate_size");
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
   s.expertsKey = "n_routed_experts";
   // V2: `n_routed_experts: null` means no MoE layer at all.
   bool hasMoe = v3 || c.has(s.expertsKey);
-  s.experts = hasMoe ? c.requirePositive(s.expertsKey) : 0;
+  s.experts = hasMoe ? c.requirePositive(s.expertsKey, kMaxExperts) : 0;
   c.get(s.expertsKey);
-  s.expertFfn = hasMoe ? c.requirePositive("moe_intermediate_size")
-                       : c.getPositive("moe_intermediate_size", 1);
-  s.routing.topK = v3 || !hasMoe ? c.getPositive("num_experts_per_tok", 8)
-                                 : c.requirePositive("num_experts_per_tok");
+  s.expertFfn = hasMoe ? c.requirePositive("moe_intermediate_size", kMaxWidth)
+                       : c.getPositive("moe_intermediate_size", 1, kMaxWidth);
+  s.routing.topK = v3 || !hasMoe
+                       ? c.getPositive("num_experts_per_tok", 8, kMaxExperts)
+                       : c.requirePositive("num_experts_per_tok", kMaxExperts);
   int64_t firstDense = c.getNonNegative("first_k_dense_replace", v3 ? 3 : 0);
   int64_t frequency = c.getPositive("moe_layer_freq", 1);
-  int64_t shared = c.getNonNegative("n_shared_experts", v3 ? 1 : 0);
+  int64_t shared =
+      c.getNonNegative("n_shared_experts", v3 ? 1 : 0, kMaxExperts);
   s.sharedFfn = shared * s.expertFfn;
+  c.checkAtMost(c.loc("n_shared_experts"),
+                "the shared experts' width (n_shared_experts x "
+                "moe_intermediate_size)",
+                s.sharedFfn, kMaxWidth);
 
   // The reference gates implement one scoring function each.
   StringRef family = v3 ? "deepseek_v3" : "deepseek_v2";
@@ -255,10 +263,10 @@ static void readDeepSeek(ConfigFile &c, HFStack &s, bool v3) {
                                   : "'greedy' or 'group_limited_greedy'");
   }
   if (grouped) {
-    s.routing.nGroup =
-        v3 ? c.getPositive("n_group", 8) : c.requirePositive("n_group");
-    s.routing.topkGroup =
-        v3 ? c.getPositive("topk_group", 4) : c.requirePositive("topk_group");
+    s.routing.nGroup = v3 ? c.getPositive("n_group", 8, kMaxExperts)
+                          : c.requirePositive("n_group", kMaxExperts);
+    s.routing.topkGroup = v3 ? c.getPositive("topk_group", 4, kMaxExperts)
+                             : c.requirePositive("topk_group", kMaxExperts);
     // One group keeps every expert: plain top-k (with V3's bias).
     if (s.routing.nGroup == 1)
       s.routing.groupScore = GroupScore::max;

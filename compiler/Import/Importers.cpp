@@ -21,10 +21,8 @@ using namespace mlir::moe::import;
 using Reader = std::optional<ModelDesc> (*)(ConfigFile &);
 
 /// Config file -> ModelDesc (format-specific) -> module (common).
-static OwningOpRef<Operation *>
-importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
-  mlir::moe::applyContextOptions(context);
-  std::unique_ptr<ConfigFile> config = ConfigFile::parse(sourceMgr, context);
+static OwningOpRef<Operation *> importWith(std::unique_ptr<ConfigFile> config,
+                                           Reader read, MLIRContext *context) {
   if (!config)
     return nullptr;
   std::optional<ModelDesc> model = read(*config);
@@ -36,21 +34,21 @@ importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
   return module.release().getOperation();
 }
 
+static OwningOpRef<Operation *>
+importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
+  mlir::moe::applyContextOptions(context);
+  return importWith(ConfigFile::parse(sourceMgr, context), read, context);
+}
+
 OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
                                                    MLIRContext *context) {
-  StringRef text =
-      sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID())->getBuffer();
-  bool prmoe = false;
-  if (llvm::Expected<llvm::json::Value> json = llvm::json::parse(text)) {
-    if (const llvm::json::Object *object = json->getAsObject())
-      if (std::optional<StringRef> type = object->getString("model_type"))
-        prmoe = *type == "prmoe";
-  } else {
-    llvm::consumeError(json.takeError()); // the reader reports it
-  }
   context->loadDialect<mlir::moe::MoeDialect, func::FuncDialect>();
-  OwningOpRef<Operation *> op =
-      importWith(prmoe ? readPRMoEConfig : readHFConfig, sourceMgr, context);
+  std::unique_ptr<ConfigFile> config = ConfigFile::parse(sourceMgr, context);
+  // The readers read model_type again (and report what is wrong with it).
+  const llvm::json::Value *type = config ? config->get("model_type") : nullptr;
+  bool prmoe = type && type->getAsString() == "prmoe";
+  OwningOpRef<Operation *> op = importWith(
+      std::move(config), prmoe ? readPRMoEConfig : readHFConfig, context);
   return OwningOpRef<ModuleOp>(cast_or_null<ModuleOp>(op.release()));
 }
 

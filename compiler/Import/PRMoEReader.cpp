@@ -57,9 +57,9 @@ auto ::moe::import::readPRMoEConfig(ConfigFile &c) -> std::optional<ModelDesc> {
   model.modelType = modelType;
   model.loc = c.fileLoc();
   model.dtype = readDType(c, DType::f32);
-  int64_t numLayers = c.requirePositive("num_layers");
-  model.hiddenSize = c.requirePositive("hidden_size");
-  int64_t ffnSize = c.requirePositive("ffn_hidden_size");
+  int64_t numLayers = c.requirePositive("num_layers", kMaxLayers);
+  model.hiddenSize = c.requirePositive("hidden_size", kMaxWidth);
+  int64_t ffnSize = c.requirePositive("ffn_hidden_size", kMaxWidth);
   std::string actName = c.getString("activation", "gelu");
   std::optional<Activation> act = symbolizeActivation(actName);
   if (!act)
@@ -77,7 +77,7 @@ auto ::moe::import::readPRMoEConfig(ConfigFile &c) -> std::optional<ModelDesc> {
   // Routing: DeepSpeed top1gating / top2gating / topkgating at inference.
   RoutingDesc routing;
   routing.scoring = ScoringFunc::softmax;
-  routing.topK = c.getPositive("top_k", 1);
+  routing.topK = c.getPositive("top_k", 1, kMaxExperts);
   bool dropTokens = c.getBool("drop_tokens", true);
   double capacityFactor = c.getNumber("capacity_factor", 1.0);
   int64_t minCapacity = c.getNonNegative("min_capacity", 4);
@@ -137,11 +137,14 @@ auto ::moe::import::readPRMoEConfig(ConfigFile &c) -> std::optional<ModelDesc> {
     experts.assign(moeLayers, c.getInt("num_experts", 1));
     expertLocs.assign(moeLayers, c.loc("num_experts"));
   }
-  for (auto [j, count] : llvm::enumerate(experts))
+  for (auto [j, count] : llvm::enumerate(experts)) {
     if (count < 1)
       c.error(expertLocs[j])
           << "MoE layer " << (j + 1) * interval - 1 << " has " << count
           << " experts; expected at least 1";
+    else
+      c.checkAtMost(expertLocs[j], "'num_experts'", count, kMaxExperts);
+  }
 
   c.ignore(llvm::to_vector(
       llvm::map_range(kIgnored, [](StringLiteral s) { return StringRef(s); })));

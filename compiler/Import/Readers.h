@@ -16,6 +16,14 @@
 
 namespace mlir::moe::import {
 
+/// The largest sizes the readers accept: beyond any model, and small enough
+/// that a reader's work (a description per layer) stays bounded and no
+/// weight's element count (experts x width x width < 2^56) overflows int64.
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxExperts = 65536;
+/// Hidden and FFN widths.
+constexpr int64_t kMaxWidth = int64_t(1) << 20;
+
 /// A Hugging Face `config.json` (mixtral, qwen2_moe, qwen3_moe, deepseek_v2,
 /// deepseek_v3, olmoe).
 std::optional<ModelDesc> readHFConfig(ConfigFile &config);
