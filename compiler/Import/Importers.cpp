@@ -21,35 +21,41 @@ using namespace mlir::moe::import;
 using Reader = std::optional<ModelDesc> (*)(ConfigFile &);
 
 /// Config file -> ModelDesc (format-specific) -> module (common).
-static OwningOpRef<Operation *> importWith(std::unique_ptr<ConfigFile> config,
-                                           Reader read, MLIRContext *context) {
+static OwningOpRef<ModuleOp> importWith(std::unique_ptr<ConfigFile> config,
+                                        Reader read, MLIRContext *context) {
+  context->loadDialect<mlir::moe::MoeDialect, func::FuncDialect>();
   if (!config)
     return nullptr;
   std::optional<ModelDesc> model = read(*config);
   if (!model)
     return nullptr;
-  OwningOpRef<ModuleOp> module = buildModule(*model, context);
-  if (!module)
-    return nullptr;
-  return module.release().getOperation();
+  return buildModule(*model, context);
 }
 
-static OwningOpRef<Operation *>
-importWith(Reader read, llvm::SourceMgr &sourceMgr, MLIRContext *context) {
+static OwningOpRef<ModuleOp> importWith(Reader read, llvm::SourceMgr &sourceMgr,
+                                        MLIRContext *context) {
   mlir::moe::applyContextOptions(context);
   return importWith(ConfigFile::parse(sourceMgr, context), read, context);
 }
 
+OwningOpRef<ModuleOp> mlir::moe::importHFConfig(llvm::SourceMgr &sourceMgr,
+                                                MLIRContext *context) {
+  return importWith(readHFConfig, sourceMgr, context);
+}
+
+OwningOpRef<ModuleOp> mlir::moe::importPRMoEConfig(llvm::SourceMgr &sourceMgr,
+                                                   MLIRContext *context) {
+  return importWith(readPRMoEConfig, sourceMgr, context);
+}
+
 OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
                                                    MLIRContext *context) {
-  context->loadDialect<mlir::moe::MoeDialect, func::FuncDialect>();
   std::unique_ptr<ConfigFile> config = ConfigFile::parse(sourceMgr, context);
   // The readers read model_type again (and report what is wrong with it).
   const llvm::json::Value *type = config ? config->get("model_type") : nullptr;
   bool prmoe = type && type->getAsString() == "prmoe";
-  OwningOpRef<Operation *> op = importWith(
-      std::move(config), prmoe ? readPRMoEConfig : readHFConfig, context);
-  return OwningOpRef<ModuleOp>(cast_or_null<ModuleOp>(op.release()));
+  return importWith(std::move(config), prmoe ? readPRMoEConfig : readHFConfig,
+                    context);
 }
 
 static void registerDialects(DialectRegistry &registry) {
@@ -62,13 +68,15 @@ void ::moe::registerImporters() {
       "import a Hugging Face MoE config.json (mixtral, qwen2_moe, qwen3_moe, "
       "deepseek_v2, deepseek_v3, olmoe)",
       [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
-        return importWith(readHFConfig, sourceMgr, context);
+        return OwningOpRef<Operation *>(
+            mlir::moe::importHFConfig(sourceMgr, context).release());
       },
       registerDialects);
   static TranslateToMLIRRegistration importPRMoE(
       "import-prmoe", "import a DeepSpeed PR-MoE description (JSON)",
       [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
-        return importWith(readPRMoEConfig, sourceMgr, context);
+        return OwningOpRef<Operation *>(
+            mlir::moe::importPRMoEConfig(sourceMgr, context).release());
       },
       registerDialects);
 }

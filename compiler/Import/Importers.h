@@ -12,6 +12,14 @@ namespace mlir::moe {
 /// Registers `--import-hf` and `--import-prmoe` with mlir-translate.
 void registerImporters();
 
+/// A Hugging Face config.json (--import-hf) or a PR-MoE description
+/// (--import-prmoe) in `sourceMgr` to a module. Null (after a diagnostic)
+/// on error.
+OwningOpRef<ModuleOp> importHFConfig(llvm::SourceMgr &sourceMgr,
+                                     MLIRContext *context);
+OwningOpRef<ModuleOp> importPRMoEConfig(llvm::SourceMgr &sourceMgr,
+                                        MLIRContext *context);
+
 /// The config file in `sourceMgr` to a module: a PR-MoE description when
 /// its model_type is "prmoe", a Hugging Face config otherwise. Null (after a
 /// diagnostic) on error.

@@ -1,0 +1,23 @@
+//===- ImportFuzzer.cpp - a model config: import, compile -----------------===//
+//
+// The importer MOE_FUZZ_IMPORTER (importHFConfig for --import-hf,
+// importPRMoEConfig for --import-prmoe: JSON, locations, the reader, the
+// module builder) and, on what it accepts, the moe-compile pipeline and the
+// C++ emitter: moe-run's path for a config file.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Import/Importers.h"
+#include "tools/fuzz/FuzzSupport.h"
+
+using namespace mlir;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size > moe::fuzz::kMaxInputBytes)
+    return -1;
+  moe::fuzz::Session session(data, size);
+  if (OwningOpRef<ModuleOp> module =
+          moe::MOE_FUZZ_IMPORTER(session.source(), session.getContext()))
+    session.compile(*module);
+  return 0;
+}
