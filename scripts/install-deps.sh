@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what moe-mlir needs on a fresh Debian 12 machine; does nothing when
-# it is all there already.
+# it is all there already. --fuzz adds clang and libFuzzer's runtime
+# (runtime/fuzz/run.sh).
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,9 @@ packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libopenblas-dev libgtest-dev
 )
+if [[ ${1:-} == --fuzz ]]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -255,6 +255,13 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
   }
 }
 
+SafetensorsFile::SafetensorsFile(const std::string &path, const char *bytes,
+                                 size_t size)
+    : path_(path), fileSize_(size),
+      layout_(parseSafetensors(path, bytes, size)) {
+  dataSection_ = bytes + layout_.dataOffset;
+}
+
 SafetensorsFile::~SafetensorsFile() {
   if (mapping_)
     ::munmap(mapping_, fileSize_);

@@ -49,6 +49,9 @@ public:
   // Throws moert::Error (IO_ERROR: unreadable or truncated; FORMAT_ERROR:
   // malformed header) naming the path.
   explicit SafetensorsFile(const std::string &path);
+  // Over `size` bytes in memory that outlive this object (the fuzzer's
+  // input); `path` only names them in errors.
+  SafetensorsFile(const std::string &path, const char *bytes, size_t size);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile &) = delete;
   SafetensorsFile &operator=(const SafetensorsFile &) = delete;
