@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace moert::runner {
@@ -14,9 +15,12 @@ struct NpyMatrix {
   std::vector<float> data; // C order
 };
 
-// C-order float32 ('<f4'), 2-D. Throws moert::Error (MOERT_IO_ERROR for a
-// missing or truncated file, MOERT_FORMAT_ERROR for anything else).
+// C-order float32 ('<f4'), 2-D, no bytes after the data. Throws
+// moert::Error naming the file (MOERT_IO_ERROR for an unreadable or truncated
+// file, MOERT_FORMAT_ERROR for anything else).
 NpyMatrix readNpy(const std::string &path);
+// The same from the file's bytes; `path` only names it in errors.
+NpyMatrix parseNpy(const std::string &path, std::string_view bytes);
 void writeNpy(const std::string &path, const NpyMatrix &matrix);
 
 } // namespace moert::runner

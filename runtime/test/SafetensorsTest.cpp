@@ -267,6 +267,96 @@ TEST(Safetensors, MalformedHeadersAreErrors) {
       "xxxx", "begin after they end");
 }
 
+// The format is exact: a file that passes these checks reads every tensor
+// from its own bytes, so a wrong offset or header length cannot be loaded as
+// shifted data.
+TEST(Safetensors, TensorsMustTileTheDataRegion) {
+  std::string path = tempPath("layout.safetensors");
+  auto expectRejected = [&](const std::string &json, const std::string &data,
+                            moert_status_t status, const char *fragment) {
+    writeFile(path, withHeader(json, data));
+    EXPECT_MOERT_ERROR(tryLoad(path, request("a", {1}), 1), status, fragment);
+  };
+  auto tensor = [](const char *name, int begin, int end) {
+    return std::string("\"") + name +
+           "\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [" +
+           std::to_string(begin) + ", " + std::to_string(end) + "]}";
+  };
+  // data_offsets shifted by one byte: a one-byte gap before 'a'.
+  expectRejected("{" + tensor("a", 1, 5) + "}", "xxxxx", MOERT_FORMAT_ERROR,
+                 "tensor 'a' starts at byte 1 of the data, expected 0");
+  // Two tensors sharing one byte range.
+  expectRejected("{" + tensor("a", 0, 4) + ", " + tensor("b", 0, 4) + "}",
+                 "xxxx", MOERT_FORMAT_ERROR,
+                 "tensor 'b' starts at byte 0 of the data, expected 4");
+  // Overlapping by part of a tensor, and a gap between two tensors.
+  expectRejected("{" + tensor("a", 0, 4) + ", " + tensor("b", 2, 6) + "}",
+                 "xxxxxx", MOERT_FORMAT_ERROR,
+                 "expected 4, where tensor 'a' ends");
+  expectRejected("{" + tensor("a", 0, 4) + ", " + tensor("b", 6, 10) + "}",
+                 "xxxxxxxxxx", MOERT_FORMAT_ERROR,
+                 "tensor 'b' starts at byte 6 of the data, expected 4");
+  // Slack after the last tensor.
+  expectRejected("{" + tensor("a", 0, 4) + "}", "xxxxx", MOERT_FORMAT_ERROR,
+                 "1 byte(s) after the last tensor");
+  // A duplicate key: which one would be read?
+  expectRejected("{" + tensor("a", 0, 4) + ", " + tensor("a", 4, 8) + "}",
+                 "xxxxxxxx", MOERT_FORMAT_ERROR, "duplicate key 'a'");
+
+  // A header length one less than the real (space-padded) header moves the
+  // data region one byte early.
+  SafetensorsWriter writer;
+  Floats w = iota(4);
+  writer.add("a", MOERT_F32, {4}, w.data());
+  writer.write(path);
+  std::string bytes = readFile(path);
+  ASSERT_EQ(bytes[8 + bytes[0] - 1], ' ');
+  bytes[0] = static_cast<char>(bytes[0] - 1);
+  writeFile(path, bytes);
+  EXPECT_MOERT_ERROR(tryLoad(path, request("a", {4}), 4), MOERT_FORMAT_ERROR,
+                     "1 byte(s) after the last tensor");
+}
+
+TEST(Safetensors, HeaderIsExactlyOneObjectPaddedWithSpaces) {
+  std::string path = tempPath("padding.safetensors");
+  const std::string entry =
+      "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}";
+  writeFile(path, withHeader(entry + "    ", "xxxx"));
+  EXPECT_EQ(tryLoad(path, request("a", {1}), 1), MOERT_OK)
+      << moert_last_error();
+  for (const std::string &json : {entry + "\n", " " + entry, entry + "\t "}) {
+    writeFile(path, withHeader(json, "xxxx"));
+    EXPECT_MOERT_ERROR(tryLoad(path, request("a", {1}), 1), MOERT_FORMAT_ERROR,
+                       "padded with trailing spaces only");
+  }
+}
+
+TEST(Safetensors, TensorEntriesAreChecked) {
+  std::string path = tempPath("entries.safetensors");
+  auto expectRejected = [&](const std::string &json, const std::string &data,
+                            const char *fragment) {
+    writeFile(path, withHeader(json, data));
+    EXPECT_MOERT_ERROR(tryLoad(path, request("a", {1}), 1), MOERT_FORMAT_ERROR,
+                       fragment);
+  };
+  // 2^32 x 2^32 F32 elements wrap to 0 bytes in 64 bits.
+  expectRejected("{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, "
+                 "4294967296], \"data_offsets\": [0, 0]}}",
+                 "",
+                 "tensor 'a': shape [4294967296,4294967296] of F32 "
+                 "overflows 64-bit byte sizes");
+  expectRejected(
+      "{\"a\": {\"dtype\": \"Q3\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+      "xxxx", "tensor 'a': unknown dtype 'Q3'");
+  expectRejected("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], "
+                 "\"data_offsets\": [0, 4], \"extra\": 1}}",
+                 "xxxx", "tensor 'a': unknown field 'extra'");
+  // The byte size of an unsupported dtype is checked too.
+  expectRejected(
+      "{\"a\": {\"dtype\": \"I64\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+      "xxxx", "tensor 'a' has 4 data bytes, its shape [1] of I64 needs 8");
+}
+
 TEST(Safetensors, UnsupportedDtypeIsAnError) {
   std::string path = tempPath("int8.safetensors");
   SafetensorsWriter writer;
@@ -291,6 +381,33 @@ TEST(Json, ParsesEscapesAndNumbers) {
   EXPECT_THROW(json::parse("{\"a\": 1,}"), moert::Error);
   EXPECT_THROW(json::parse("{\"a\": 01x}"), moert::Error);
   EXPECT_THROW(json::parse("\"unterminated"), moert::Error);
+}
+
+// Expects json::parse to throw a moert::Error containing `fragment`.
+void expectJsonError(const std::string &text, const char *fragment) {
+  try {
+    json::parse(text);
+    ADD_FAILURE() << "accepted; expected " << fragment;
+  } catch (const Error &e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Json, RejectsWhatCouldCrashOrMislead) {
+  // Deep nesting would overflow the stack of a recursive parser.
+  expectJsonError(std::string(100000, '['), "nesting deeper than");
+  std::string objects;
+  for (int i = 0; i < 100000; ++i)
+    objects += "{\"a\": ";
+  expectJsonError(objects, "nesting deeper than");
+  expectJsonError(R"({"a": 1, "b": 2, "a": 3})", "duplicate key 'a'");
+  expectJsonError(R"({"x": {"a": 1, "a": 1}})", "duplicate key 'a'");
+  expectJsonError("99999999999999999999", "integer out of range");
+  expectJsonError("1" + std::string(400, '0') + ".5", "number longer than");
+  expectJsonError("[01]", "leading zero");
+  expectJsonError("[-]", "expected digits");
+  expectJsonError(R"("\udc00")", "unpaired low surrogate");
 }
 
 } // namespace

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <tuple>
+#include <unordered_set>
 
 using namespace moert;
 using namespace moert::json;
@@ -37,11 +38,18 @@ public:
 private:
   std::string_view text;
   size_t pos = 0;
+  // Bounds that keep hostile input from exhausting the stack (one frame set
+  // per level) or the memory (a Value is ~100 bytes, a "0," is 2).
   static constexpr int maxDepth = 64;
+  static constexpr size_t maxValues = size_t(4) << 20;
+  static constexpr size_t maxNumberLength = 256;
+  size_t values = 0;
 
-  [[noreturn]] void error(const char *what) {
-    fail(MOERT_FORMAT_ERROR, "malformed JSON at byte ", pos, ": ", what);
+  template <typename... Parts>
+  [[noreturn]] void errorAt(size_t at, const Parts &...what) {
+    fail(MOERT_FORMAT_ERROR, "malformed JSON at byte ", at, ": ", what...);
   }
+  [[noreturn]] void error(const char *what) { errorAt(pos, what); }
 
   void skipSpace() {
     while (pos < text.size() && std::strchr(" \t\r\n", text[pos]) &&
@@ -65,7 +73,9 @@ private:
 
   Value parseValue(int depth) {
     if (depth > maxDepth)
-      error("nesting too deep");
+      errorAt(pos, "nesting deeper than ", maxDepth, " levels");
+    if (++values > maxValues)
+      errorAt(pos, "more than ", maxValues, " values");
     skipSpace();
     if (pos >= text.size())
       error("unexpected end of input");
@@ -103,11 +113,16 @@ private:
     ++pos; // '{'
     if (consume('}'))
       return value;
+    // A repeated key would make the value depend on which one a reader uses.
+    std::unordered_set<std::string> keys;
     do {
       skipSpace();
       if (pos >= text.size() || text[pos] != '"')
         error("expected a string key");
+      size_t keyPos = pos;
       std::string key = parseString();
+      if (!keys.insert(key).second)
+        errorAt(keyPos, "duplicate key '", key, "'");
       expect(':', "expected ':' after an object key");
       value.object.emplace_back(std::move(key), parseValue(depth + 1));
     } while (consume(','));
@@ -133,6 +148,9 @@ private:
     bool integral = true;
     if (text[pos] == '-')
       ++pos;
+    if (text.substr(pos, 1) == "0" && pos + 1 < text.size() &&
+        text[pos + 1] >= '0' && text[pos + 1] <= '9')
+      error("leading zero in a number");
     auto digits = [&] {
       size_t first = pos;
       while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9')
@@ -153,6 +171,9 @@ private:
         ++pos;
       digits();
     }
+    // strtod on a long literal is slow and no header needs one.
+    if (pos - start > maxNumberLength)
+      errorAt(start, "number longer than ", maxNumberLength, " characters");
     std::string literal(text.substr(start, pos - start));
     Value value;
     value.number = std::strtod(literal.c_str(), nullptr);
@@ -254,6 +275,8 @@ private:
           if (low < 0xdc00 || low >= 0xe000)
             error("bad low surrogate");
           code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+        } else if (code >= 0xdc00 && code < 0xe000) {
+          error("unpaired low surrogate");
         }
         appendUtf8(out, code);
         break;

@@ -28,7 +28,9 @@ struct Value {
   const Value *find(std::string_view key) const;
 };
 
-// Throws moert::Error(MOERT_FORMAT_ERROR) with the byte offset of the fault.
+// Throws moert::Error(MOERT_FORMAT_ERROR) with the byte offset of the fault,
+// also for a key repeated in one object, nesting deeper than 64 levels, more
+// than 4M values and number literals over 256 characters.
 Value parse(std::string_view text);
 
 // Appends text as a JSON string literal (quoted, escaped).

@@ -6,12 +6,14 @@
 #include "runtime/common/Error.h"
 #include "runtime/weights/Json.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
 
 using namespace moert;
@@ -60,6 +62,163 @@ const char *moert::weights::dtypeToName(moert_dtype_t dtype) {
   return "?";
 }
 
+int moert::weights::dtypeBits(const std::string &name) {
+  // Every dtype of the reference implementation, so that the byte size of a
+  // tensor we cannot load is still checked.
+  static const std::map<std::string, int> bits = {
+      {"BOOL", 8},    {"U8", 8},   {"I8", 8},   {"F8_E5M2", 8}, {"F8_E4M3", 8},
+      {"F8_E8M0", 8}, {"I16", 16}, {"U16", 16}, {"F16", 16},    {"BF16", 16},
+      {"I32", 32},    {"U32", 32}, {"F32", 32}, {"F64", 64},    {"I64", 64},
+      {"U64", 64},    {"C64", 64}, {"F4", 4},   {"F6_E2M3", 6}, {"F6_E3M2", 6}};
+  auto it = bits.find(name);
+  return it == bits.end() ? 0 : it->second;
+}
+
+namespace {
+
+// One tensor entry of the header: {dtype, shape, data_offsets}, its byte
+// size checked against its shape; dataBytes bounds its offsets.
+TensorInfo parseTensor(const std::string &path, const std::string &name,
+                       const json::Value &entry, uint64_t dataBytes) {
+  auto bad = [&](const auto &...what) {
+    fail(MOERT_FORMAT_ERROR, path, ": tensor '", name, "': ", what...);
+  };
+  if (entry.kind != json::Value::Kind::Object)
+    bad("is not an object");
+  for (const auto &field : entry.object)
+    if (field.first != "dtype" && field.first != "shape" &&
+        field.first != "data_offsets")
+      bad("unknown field '", field.first, "'");
+  const json::Value *dtype = entry.find("dtype");
+  const json::Value *shape = entry.find("shape");
+  const json::Value *offsets = entry.find("data_offsets");
+  if (!dtype || dtype->kind != json::Value::Kind::String)
+    bad("missing string 'dtype'");
+  if (!shape || shape->kind != json::Value::Kind::Array)
+    bad("missing array 'shape'");
+  if (!offsets || offsets->kind != json::Value::Kind::Array ||
+      offsets->array.size() != 2)
+    bad("missing 'data_offsets' [begin, end]");
+  TensorInfo tensor;
+  tensor.dtype = dtype->string;
+  int bits = dtypeBits(tensor.dtype);
+  if (bits == 0)
+    bad("unknown dtype '", tensor.dtype, "'");
+  uint64_t elements = 1;
+  bool overflow = false;
+  for (const json::Value &dim : shape->array) {
+    if (dim.kind != json::Value::Kind::Integer || dim.integer < 0)
+      bad("shape holds a non-integer or negative extent");
+    tensor.shape.push_back(dim.integer);
+    overflow |=
+        __builtin_mul_overflow(elements, uint64_t(dim.integer), &elements);
+  }
+  uint64_t totalBits = 0;
+  if (overflow || __builtin_mul_overflow(elements, uint64_t(bits), &totalBits))
+    bad("shape ", shapeString(tensor.shape), " of ", tensor.dtype,
+        " overflows 64-bit byte sizes");
+  if (totalBits % 8)
+    bad("shape ", shapeString(tensor.shape), " of ", tensor.dtype,
+        " is not a whole number of bytes");
+  for (const json::Value &offset : offsets->array)
+    if (offset.kind != json::Value::Kind::Integer || offset.integer < 0)
+      bad("data_offsets must be non-negative integers");
+  tensor.begin = offsets->array[0].integer;
+  tensor.end = offsets->array[1].integer;
+  if (tensor.begin > tensor.end)
+    bad("data_offsets begin after they end");
+  if (tensor.end > dataBytes)
+    fail(MOERT_IO_ERROR, path, ": truncated: tensor '", name, "' data [",
+         tensor.begin, ", ", tensor.end, ") runs past the ", dataBytes,
+         " data bytes in the file");
+  if (tensor.end - tensor.begin != totalBits / 8)
+    fail(MOERT_FORMAT_ERROR, path, ": tensor '", name, "' has ",
+         tensor.end - tensor.begin, " data bytes, its shape ",
+         shapeString(tensor.shape), " of ", tensor.dtype, " needs ",
+         totalBits / 8);
+  return tensor;
+}
+
+} // namespace
+
+SafetensorsLayout moert::weights::parseSafetensors(const std::string &path,
+                                                   const char *bytes,
+                                                   size_t size) {
+  if (size < 8)
+    fail(MOERT_IO_ERROR, path, ": truncated: ", size,
+         " bytes, shorter than the 8-byte header length");
+  uint64_t headerBytes = 0;
+  for (int i = 7; i >= 0; --i) // little-endian
+    headerBytes = (headerBytes << 8) | static_cast<unsigned char>(bytes[i]);
+  if (headerBytes > maxHeaderBytes)
+    fail(MOERT_FORMAT_ERROR, path, ": header length ", headerBytes,
+         " exceeds the 100 MB limit");
+  if (8 + headerBytes > size)
+    fail(MOERT_IO_ERROR, path, ": truncated: header length ", headerBytes,
+         " runs past the end of the ", size, "-byte file");
+  SafetensorsLayout layout;
+  layout.dataOffset = 8 + headerBytes;
+  uint64_t dataBytes = size - layout.dataOffset;
+
+  // The header length must end the JSON object exactly, up to the spaces
+  // the format allows as padding: a length off by one would shift the data.
+  std::string_view text(bytes + 8, headerBytes);
+  std::string_view object = text.substr(0, text.find_last_not_of(' ') + 1);
+  json::Value header;
+  try {
+    header = json::parse(object);
+  } catch (const Error &e) {
+    fail(MOERT_FORMAT_ERROR, path, ": header: ", e.what());
+  }
+  if (header.kind != json::Value::Kind::Object)
+    fail(MOERT_FORMAT_ERROR, path, ": header is not a JSON object");
+  if (object.front() != '{' || object.back() != '}')
+    fail(MOERT_FORMAT_ERROR, path,
+         ": header must be a JSON object padded with trailing spaces only");
+  for (const auto &[name, entry] : header.object) {
+    if (name != "__metadata__") {
+      layout.tensors[name] = parseTensor(path, name, entry, dataBytes);
+      continue;
+    }
+    bool strings = entry.kind == json::Value::Kind::Object;
+    for (const auto &[key, value] : entry.object) {
+      strings &= value.kind == json::Value::Kind::String;
+      layout.metadata[key] = value.string;
+    }
+    if (!strings)
+      fail(MOERT_FORMAT_ERROR, path,
+           ": header entry '__metadata__' must be an object of strings");
+  }
+
+  // Sorted by begin, each tensor starts where the one before ends and the
+  // last ends the file: no byte belongs to two tensors or to none.
+  std::vector<const std::pair<const std::string, TensorInfo> *> order;
+  for (const auto &tensor : layout.tensors)
+    order.push_back(&tensor);
+  std::sort(order.begin(), order.end(), [](const auto *a, const auto *b) {
+    return std::tie(a->second.begin, a->second.end) <
+           std::tie(b->second.begin, b->second.end);
+  });
+  uint64_t expected = 0;
+  const std::string *previous = nullptr;
+  for (const auto *tensor : order) {
+    if (tensor->second.begin != expected) {
+      std::string after =
+          previous ? ", where tensor '" + *previous + "' ends" : "";
+      fail(MOERT_FORMAT_ERROR, path, ": tensor '", tensor->first,
+           "' starts at byte ", tensor->second.begin, " of the data, expected ",
+           expected, after, ": the tensors must tile the data section");
+    }
+    expected = tensor->second.end;
+    previous = &tensor->first;
+  }
+  if (expected != dataBytes)
+    fail(MOERT_FORMAT_ERROR, path, ": ", dataBytes - expected,
+         " byte(s) after the last tensor: the tensors must tile the data "
+         "section");
+  return layout;
+}
+
 SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -69,6 +228,10 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
     int error = errno;
     ::close(fd);
     fail(MOERT_IO_ERROR, path, ": cannot stat: ", std::strerror(error));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    fail(MOERT_IO_ERROR, path, ": not a regular file");
   }
   fileSize_ = static_cast<size_t>(info.st_size);
   if (fileSize_ > 0) {
@@ -81,92 +244,22 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
     }
   }
   ::close(fd);
-  // From here on a throw must unmap: parse in a helper and clean up on error.
   try {
     const char *bytes = static_cast<const char *>(mapping_);
-    if (fileSize_ < 8)
-      fail(MOERT_IO_ERROR, path, ": truncated: ", fileSize_,
-           " bytes, shorter than the 8-byte header length");
-    uint64_t headerBytes = 0;
-    for (int i = 7; i >= 0; --i) // little-endian
-      headerBytes = (headerBytes << 8) | static_cast<unsigned char>(bytes[i]);
-    if (headerBytes > maxHeaderBytes)
-      fail(MOERT_FORMAT_ERROR, path, ": header length ", headerBytes,
-           " exceeds the 100 MB limit");
-    if (8 + headerBytes > fileSize_)
-      fail(MOERT_IO_ERROR, path, ": truncated: header length ", headerBytes,
-           " runs past the end of the ", fileSize_, "-byte file");
-    dataSection_ = bytes + 8 + headerBytes;
-    uint64_t dataBytes = fileSize_ - 8 - headerBytes;
-
-    json::Value header;
-    try {
-      header = json::parse(std::string_view(bytes + 8, headerBytes));
-    } catch (const Error &e) {
-      fail(MOERT_FORMAT_ERROR, path, ": header: ", e.what());
-    }
-    if (header.kind != json::Value::Kind::Object)
-      fail(MOERT_FORMAT_ERROR, path, ": header is not a JSON object");
-    for (const auto &[name, entry] : header.object) {
-      auto bad = [&](const char *what) {
-        fail(MOERT_FORMAT_ERROR, path, ": header entry '", name, "': ", what);
-      };
-      if (name == "__metadata__") {
-        if (entry.kind != json::Value::Kind::Object)
-          bad("must be an object of strings");
-        for (const auto &[key, value] : entry.object) {
-          if (value.kind != json::Value::Kind::String)
-            bad("must be an object of strings");
-          metadata_[key] = value.string;
-        }
-        continue;
-      }
-      if (entry.kind != json::Value::Kind::Object)
-        bad("is not an object");
-      const json::Value *dtype = entry.find("dtype");
-      const json::Value *shape = entry.find("shape");
-      const json::Value *offsets = entry.find("data_offsets");
-      if (!dtype || dtype->kind != json::Value::Kind::String)
-        bad("missing string 'dtype'");
-      if (!shape || shape->kind != json::Value::Kind::Array)
-        bad("missing array 'shape'");
-      if (!offsets || offsets->kind != json::Value::Kind::Array ||
-          offsets->array.size() != 2)
-        bad("missing 'data_offsets' [begin, end]");
-      TensorInfo tensor;
-      tensor.dtype = dtype->string;
-      uint64_t elements = 1;
-      for (const json::Value &dim : shape->array) {
-        if (dim.kind != json::Value::Kind::Integer || dim.integer < 0)
-          bad("shape holds a non-integer or negative extent");
-        tensor.shape.push_back(dim.integer);
-        elements *= static_cast<uint64_t>(dim.integer);
-      }
-      for (const json::Value &offset : offsets->array)
-        if (offset.kind != json::Value::Kind::Integer || offset.integer < 0)
-          bad("data_offsets must be non-negative integers");
-      tensor.begin = offsets->array[0].integer;
-      tensor.end = offsets->array[1].integer;
-      if (tensor.begin > tensor.end)
-        bad("data_offsets begin after they end");
-      if (tensor.end > dataBytes)
-        fail(MOERT_IO_ERROR, path, ": truncated: tensor '", name, "' data [",
-             tensor.begin, ", ", tensor.end, ") runs past the ", dataBytes,
-             " data bytes in the file");
-      moert_dtype_t storage;
-      if (dtypeFromName(tensor.dtype, storage) &&
-          tensor.end - tensor.begin != elements * dtypeSize(storage))
-        fail(MOERT_FORMAT_ERROR, path, ": tensor '", name, "' has ",
-             tensor.end - tensor.begin, " data bytes, its shape ",
-             shapeString(tensor.shape), " of ", tensor.dtype, " needs ",
-             elements * dtypeSize(storage));
-      tensors_[name] = std::move(tensor);
-    }
+    layout_ = parseSafetensors(path, bytes, fileSize_);
+    dataSection_ = bytes + layout_.dataOffset;
   } catch (...) {
     if (mapping_)
       ::munmap(mapping_, fileSize_);
     throw;
   }
+}
+
+SafetensorsFile::SafetensorsFile(const std::string &path, const char *bytes,
+                                 size_t size)
+    : path_(path), fileSize_(size),
+      layout_(parseSafetensors(path, bytes, size)) {
+  dataSection_ = bytes + layout_.dataOffset;
 }
 
 SafetensorsFile::~SafetensorsFile() {
@@ -175,8 +268,8 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 const TensorInfo *SafetensorsFile::find(const std::string &key) const {
-  auto it = tensors_.find(key);
-  return it == tensors_.end() ? nullptr : &it->second;
+  auto it = layout_.tensors.find(key);
+  return it == layout_.tensors.end() ? nullptr : &it->second;
 }
 
 const TensorInfo &SafetensorsFile::get(const std::string &key) const {
@@ -188,7 +281,7 @@ const TensorInfo &SafetensorsFile::get(const std::string &key) const {
 
 std::vector<std::string> SafetensorsFile::keys() const {
   std::vector<std::string> names;
-  for (const auto &entry : tensors_)
+  for (const auto &entry : layout_.tensors)
     names.push_back(entry.first);
   return names;
 }

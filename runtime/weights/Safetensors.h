@@ -3,7 +3,8 @@
 // Format: 8-byte little-endian header length N, N bytes of JSON mapping each
 // tensor name to {dtype, shape, data_offsets [begin, end)} relative to the
 // data section that follows (plus an optional "__metadata__" string map).
-// Files are memory-mapped; every offset is checked against the file size.
+// Files are memory-mapped and checked to follow the format exactly (see
+// parseSafetensors), so that no byte is read from the wrong place.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_WEIGHTS_SAFETENSORS_H
@@ -25,11 +26,32 @@ struct TensorInfo {
   uint64_t begin = 0, end = 0; // byte range in the data section
 };
 
+// The checked header of a safetensors file.
+struct SafetensorsLayout {
+  uint64_t dataOffset = 0; // where the data section starts: 8 + header length
+  std::map<std::string, TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Checks that the `size` bytes at `bytes` are exactly a safetensors file: the
+// header length ends a JSON object that starts the header and is padded with
+// trailing spaces only; keys are unique; every tensor has a known dtype,
+// exactly the fields dtype, shape and data_offsets, and
+// product(shape) x dtype size = end - begin; and the tensors, sorted by
+// begin, tile the data section with no gap, overlap or bytes left over.
+// Throws moert::Error (IO_ERROR: truncated; FORMAT_ERROR: anything else)
+// naming `path` and the tensor.
+SafetensorsLayout parseSafetensors(const std::string &path, const char *bytes,
+                                   size_t size);
+
 class SafetensorsFile {
 public:
   // Throws moert::Error (IO_ERROR: unreadable or truncated; FORMAT_ERROR:
   // malformed header) naming the path.
   explicit SafetensorsFile(const std::string &path);
+  // Over `size` bytes in memory that outlive this object (the fuzzer's
+  // input); `path` only names them in errors.
+  SafetensorsFile(const std::string &path, const char *bytes, size_t size);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile &) = delete;
   SafetensorsFile &operator=(const SafetensorsFile &) = delete;
@@ -43,7 +65,7 @@ public:
   }
   std::vector<std::string> keys() const;
   const std::map<std::string, std::string> &metadata() const {
-    return metadata_;
+    return layout_.metadata;
   }
 
   // Copies the box [begin, end) of tensor `key` (which must have exactly
@@ -58,10 +80,11 @@ private:
   void *mapping_ = nullptr;
   size_t fileSize_ = 0;
   const char *dataSection_ = nullptr;
-  std::map<std::string, TensorInfo> tensors_;
-  std::map<std::string, std::string> metadata_;
+  SafetensorsLayout layout_;
 };
 
+// The bits per element of a safetensors dtype name; 0 if unknown.
+int dtypeBits(const std::string &name);
 // Maps a file dtype name to a storage dtype; false if unsupported.
 bool dtypeFromName(const std::string &name, moert_dtype_t &dtype);
 const char *dtypeToName(moert_dtype_t dtype);

@@ -121,4 +121,76 @@ TEST(Npy, Rejects) {
   expectNpyError("", MOERT_FORMAT_ERROR, "not a .npy file");
 }
 
+TEST(Npy, ParsesTheHeaderDictAsPythonWritesIt) {
+  std::string path = MOERT_TEST_TMPDIR "/dict.npy";
+  for (const char *dict :
+       {"{'descr':'<f4','fortran_order':False,'shape':(2,3)}",
+        "{\"shape\": ( 2 , 3 ), \"descr\": \"<f4\", \"fortran_order\": False}",
+        "{ 'fortran_order' :\tFalse , 'descr' : '<f4' , 'shape' : (2, 3,) , "
+        "}"}) {
+    std::ofstream(path, std::ios::binary) << npyWithHeader(dict, 24);
+    NpyMatrix m = readNpy(path);
+    EXPECT_EQ(m.rows, 2) << dict;
+    EXPECT_EQ(m.cols, 3) << dict;
+  }
+}
+
+TEST(Npy, RejectsWhatItWouldMisread) {
+  // Without the space numpy may omit, Fortran order was read as C order.
+  expectNpyError(npyWithHeader("{'descr':'<f4','fortran_order':True,"
+                               "'shape':(2,2)}",
+                               16),
+                 MOERT_FORMAT_ERROR, "Fortran order");
+  // rows x cols x 4 overflows int64 (signed overflow, undefined behaviour).
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (4611686018427387904, 4), }",
+                               16),
+                 MOERT_FORMAT_ERROR,
+                 "shape (4611686018427387904, 4) overflows");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (99999999999999999999, 4), }",
+                               16),
+                 MOERT_FORMAT_ERROR, "extent out of range");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2), 'shape': (1, 4)}",
+                               16),
+                 MOERT_FORMAT_ERROR, "duplicate key 'shape'");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'shape': (2, 2)}", 16),
+                 MOERT_FORMAT_ERROR, "no 'fortran_order'");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2), 'extra': 1}",
+                               16),
+                 MOERT_FORMAT_ERROR, "unknown key 'extra'");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2)} x",
+                               16),
+                 MOERT_FORMAT_ERROR, "after the header dict");
+  expectNpyError(npyWithHeader("{'descr': '<f4', 'fortran_order': False, "
+                               "'shape': (2, 2)}",
+                               17),
+                 MOERT_FORMAT_ERROR, "1 byte(s) after the data");
+}
+
+TEST(Npy, ErrorsNameTheFile) {
+  // A directory opens as a stream, then fails to read without a name.
+  try {
+    readNpy(MOERT_TEST_TMPDIR);
+    ADD_FAILURE() << "a directory was read as .npy";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), MOERT_IO_ERROR);
+    EXPECT_NE(std::string(e.what()).find(MOERT_TEST_TMPDIR), std::string::npos)
+        << e.what();
+  } catch (const std::exception &e) {
+    ADD_FAILURE() << "not a moert::Error: " << e.what();
+  }
+  // A write error (here: no space) surfaces when the file is closed.
+  try {
+    writeNpy("/dev/full", NpyMatrix{1, 1, {1.0f}});
+    ADD_FAILURE() << "writing /dev/full succeeded";
+  } catch (const Error &e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/full"), std::string::npos)
+        << e.what();
+  }
+}
+
 } // namespace
