@@ -5,12 +5,15 @@
 // runner as moert-run's. The .so resolves moert_* from this process (moe-run
 // exports the whole runtime), so model and runner share one world and one
 // error state. Several processes (one per GPU) may build the same model into
-// one cache at once: every file is written under a unique name and renamed
-// into place, which is atomic, so a reader sees a whole file or none.
+// one cache at once, and any may be killed: Cache.h says how files get there
+// whole; ChildProcess.h how the programs moe-run starts die with it.
 //
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Driver/Driver.h"
+
+#include "compiler/Driver/Cache.h"
+#include "compiler/Driver/ChildProcess.h"
 
 #include "compiler/Driver/DriverConfig.h"
 #include "compiler/Export/ToCpp.h"
@@ -155,36 +158,21 @@ std::string dtypeOf(ModuleOp module) {
   return name;
 }
 
-int runProgram(ArrayRef<StringRef> argv, std::string &error) {
-  return llvm::sys::ExecuteAndWait(argv.front(), argv, std::nullopt, {}, 0, 0,
-                                   &error);
-}
-
-/// Makes `path` by `write(tmp)` into a fresh unique name beside it, then an
-/// atomic rename: concurrent processes filling one cache never see a partial
-/// file (the last rename wins; the contents are the same).
-bool publishAtomically(StringRef path,
-                       llvm::function_ref<bool(StringRef tmp)> write,
-                       std::string &error) {
-  SmallString<256> tmp;
-  int fd = -1;
-  if (std::error_code ec =
-          llvm::sys::fs::createUniqueFile(path + ".%%%%%%%%.tmp", fd, tmp)) {
-    error = "cannot create a file beside " + path.str() + ": " + ec.message();
+/// Whether the cached `path` can be used; a broken one is said and made
+/// again.
+bool isCached(StringRef path) {
+  std::string why;
+  switch (moe::driver::checkSeal(path, why)) {
+  case moe::driver::CacheState::Sealed:
+    return true;
+  case moe::driver::CacheState::Missing:
+    return false;
+  case moe::driver::CacheState::Broken:
+    llvm::errs() << "moe-run: warning: not using the cached " << path << ": "
+                 << why << "; making it again\n";
     return false;
   }
-  llvm::sys::Process::SafelyCloseFileDescriptor(fd);
-  if (!write(tmp)) {
-    llvm::sys::fs::remove(tmp);
-    return false;
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(tmp, path)) {
-    error = "cannot move " + tmp.str().str() + " to " + path.str() + ": " +
-            ec.message();
-    llvm::sys::fs::remove(tmp);
-    return false;
-  }
-  return true;
+  return false;
 }
 
 } // namespace
@@ -244,55 +232,51 @@ int mlir::moe::runDriver(int argc, char **argv) {
     if (failed(translateModelToCpp(*module, os)))
       return 1;
   }
-  if (!opts.emitCpp.empty()) {
-    std::error_code ec;
-    llvm::raw_fd_ostream out(opts.emitCpp, ec);
-    if (ec)
-      return fail("cannot write " + opts.emitCpp + ": " + ec.message());
-    out << cpp;
-  }
+  std::string error;
+  if (!opts.emitCpp.empty() &&
+      !moe::driver::writeTextFile(opts.emitCpp, cpp, error))
+    return fail(error);
 
   // 3. Build (cached by source, compiler and build script).
   std::string cacheDir = cacheDirectory(opts);
   if (std::error_code ec = llvm::sys::fs::create_directories(cacheDir))
     return fail("cannot create the cache directory " + cacheDir + ": " +
                 ec.message());
+  moe::driver::removeOrphanTemporaries(cacheDir);
   auto script = llvm::MemoryBuffer::getFile(MOE_BUILD_MODEL_SCRIPT);
   if (!script)
     return fail("cannot read " MOE_BUILD_MODEL_SCRIPT ": " +
                 script.getError().message());
+  // The compiler that builds models: the project's unless MOE_MODEL_CXX
+  // names another.
+  const char *cxxEnv = std::getenv("MOE_MODEL_CXX");
+  std::string cxx = cxxEnv && *cxxEnv ? cxxEnv : MOE_CXX_COMPILER;
   std::string key = llvm::utohexstr(
-      llvm::xxh3_64bits(cpp + MOE_CXX_COMPILER + (*script)->getBuffer().str()));
+      llvm::xxh3_64bits(cpp + cxx + (*script)->getBuffer().str()));
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");
   bool reports = ::moert::runner::processReports(backend);
-  std::string error;
-  if (llvm::sys::fs::exists(so)) {
+  if (isCached(so)) {
     if (reports)
       llvm::outs() << "model: cached " << so << "\n";
   } else {
     auto writeCpp = [&](StringRef tmp) {
-      std::error_code ec;
-      llvm::raw_fd_ostream out(tmp, ec);
-      if (!ec)
-        out << cpp;
-      if (ec || out.has_error())
-        error = "cannot write " + tmp.str() + ": " + ec.message();
-      return !ec && !out.has_error();
+      return moe::driver::writeTextFile(tmp, cpp, error);
     };
     auto start = std::chrono::steady_clock::now();
     auto buildSo = [&](StringRef tmp) {
-      SmallVector<StringRef> args = {MOE_BUILD_MODEL_SCRIPT, "--cxx",
-                                     MOE_CXX_COMPILER, src, tmp};
-      if (runProgram(args, error) == 0)
+      SmallVector<StringRef> args = {MOE_BUILD_MODEL_SCRIPT, "--cxx", cxx, src,
+                                     tmp};
+      int code = moe::driver::runGuarded(args, error);
+      if (code == 0)
         return true;
-      error = "building " + src.str().str() +
-              " with " MOE_CXX_COMPILER " failed " + error;
+      error = "building " + src.str().str() + " with " + cxx + " failed (" +
+              (code < 0 ? error : "exit " + std::to_string(code)) + ")";
       return false;
     };
-    if (!publishAtomically(src, writeCpp, error) ||
-        !publishAtomically(so, buildSo, error))
+    if (!moe::driver::publish(src, writeCpp, error) ||
+        !moe::driver::publish(so, buildSo, error))
       return fail(error);
     if (reports)
       llvm::outs() << llvm::formatv(
@@ -319,13 +303,15 @@ int mlir::moe::runDriver(int argc, char **argv) {
           MOE_GEN_WEIGHTS, "--out", tmp, "--seed", seed, "--dtype", dtype};
       for (const std::string &s : specs)
         args.push_back(s);
-      if (runProgram(args, error) == 0)
+      int code = moe::driver::runGuarded(args, error);
+      if (code == 0)
         return true;
-      error = "generating random weights failed " + error;
+      error = "generating random weights into " + tmp.str() + " failed (" +
+              (code < 0 ? error : "exit " + std::to_string(code)) + ")";
       return false;
     };
-    if (!llvm::sys::fs::exists(weightsPath) &&
-        !publishAtomically(weightsPath, generate, error))
+    if (!isCached(weightsPath) &&
+        !moe::driver::publish(weightsPath, generate, error))
       return fail(error);
     if (reports)
       llvm::outs() << "weights: random (seed " << opts.seed << ") "
