@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, -DMOE_FUZZ=ON: cmake/MoeFuzz.cmake)
-# into ${MOE_FUZZ_BUILD_DIR:-build-fuzz} and runs each for SECONDS (default
-# 60), one after another, going on past crashes. Ends with one table row per
-# target: seconds, inputs executed, crashes, timeouts and OOMs (the inputs
-# that caused them are kept in build-fuzz/fuzz/<target>/artifacts/).
+# Builds the libFuzzer targets of compiler and runtime (scripts/build.sh
+# --sanitized: clang, ASan, UBSan; runtime/cmake/MoertSanitizers.cmake lists
+# them) into ${MOE_FUZZ_BUILD_DIR:-build-fuzz} and runs each for SECONDS
+# (default 60), one after another, going on past crashes; the corpus each
+# grows is kept for the next run. Ends with one table row per target:
+# seconds, inputs executed, crashes, timeouts and OOMs (the inputs that
+# caused them are kept in build-fuzz/fuzz/<target>/artifacts/). With
+# --junit FILE, also one JUnit test case per target, failed when it found
+# anything (scripts/test.sh adds them up). Exit status 1 when any did.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+#   scripts/fuzz.sh [--junit FILE] [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${MOE_FUZZ_BUILD_DIR:-$root/build-fuzz}")
+junit=
+if [[ ${1:-} == --junit ]]; then
+  junit=$2
+  shift 2
+fi
 seconds=${1:-60}
 (($#)) && shift
 
-"$root/scripts/install-deps.sh" --fuzz
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$root")}
-if [[ ! -f $build/build.ninja ]]; then
-  cmake -G Ninja -S "$root" -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release -DMOE_FUZZ=ON \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit >/dev/null
-fi
-ninja -C "$build" moe-fuzzers
+MOE_BUILD_DIR=$build "$root/scripts/build.sh" --sanitized fuzzers
+source "$root/scripts/sanitizer-options.sh"
 
 # The seed corpus: the files the target's globs match, split into inputs.
 seed() {
@@ -30,18 +31,19 @@ import glob, hashlib, os, re, sys
 root, corpus, *patterns = sys.argv[1:]
 for pattern in patterns:
     for path in sorted(glob.glob(os.path.join(root, pattern))):
-        text = open(path, encoding="utf-8", errors="replace").read()
+        data = open(path, "rb").read()
+        text = data.decode("utf-8", errors="replace")
         if path.endswith(".mlir"):  # -split-input-file chunks
-            pieces = re.split(r"^// -----.*$", text, flags=re.M)
+            pieces = [p.encode() for p in
+                      re.split(r"^// -----.*$", text, flags=re.M)]
         elif path.endswith(".test"):  # split-file's JSON files
-            pieces = [p.split("\n", 1)[1] for p in
+            pieces = [p.split("\n", 1)[1].encode() for p in
                       re.split(r"^#--- ", text, flags=re.M)[1:]
                       if p.split("\n", 1)[0].strip().endswith(".json")
                       and "\n" in p]
-        else:
-            pieces = [text]
-        for piece in pieces:
-            data = piece.encode()
+        else:  # binary seeds (.npy, .safetensors) as they are
+            pieces = [data]
+        for data in pieces:
             if data.strip() and len(data) <= 65536:
                 name = hashlib.sha1(data).hexdigest()
                 with open(os.path.join(corpus, name), "wb") as f:
@@ -49,8 +51,8 @@ for pattern in patterns:
 PY
 }
 
-rows=()
-while IFS=$'\t' read -r name binary seeds; do
+rows=() cases=() found=0
+while IFS=$'\t' read -r name binary dict seeds; do
   if (($#)) && [[ " $* " != *" $name "* ]]; then
     continue
   fi
@@ -60,7 +62,9 @@ while IFS=$'\t' read -r name binary seeds; do
   # shellcheck disable=SC2086 # globs, expanded by the seeder
   seed "$dir/corpus" $seeds
   echo "fuzz.sh: $name for ${seconds}s ($(ls "$dir/corpus" | wc -l) inputs in its corpus)"
-  "$binary" "$dir/corpus" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 \
+  options=()
+  [[ $dict != - ]] && options+=("-dict=$root/$dict")
+  "$binary" "$dir/corpus" "${options[@]}" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 \
     -ignore_ooms=1 -max_total_time="$seconds" -timeout=10 \
     -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$dir/artifacts/" \
     >"$dir/fuzz.log" 2>&1 || true
@@ -69,8 +73,14 @@ while IFS=$'\t' read -r name binary seeds; do
   runs=$(sed -nE 's/^#([0-9]+):.*/\1/p' <<<"$status")
   read -r ooms timeouts crashes < <(sed -nE \
     's#.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*#\1 \2 \3#p' \
-    <<<"$status" || true)
+    <<<"$status" || true) || true
   saved=$(find "$dir/artifacts" -type f | wc -l)
+  bad=$((${crashes:-0} + ${timeouts:-0} + ${ooms:-0} + saved))
+  [[ -z $runs ]] && bad=$((bad + 1)) # it did not run
+  ((bad)) && found=1
+  failure=
+  ((bad)) && failure="<failure message=\"crashes ${crashes:-?}, timeouts ${timeouts:-?}, ooms ${ooms:-?}: $dir\"/>"
+  cases+=("<testcase classname=\"fuzz\" name=\"$name\" time=\"$seconds\">$failure</testcase>")
   rows+=("$(printf '%-26s %8s %12s %8s %9s %5s %6s' "$name" "$seconds" \
     "${runs:-?}" "${crashes:-?}" "${timeouts:-?}" "${ooms:-?}" "$saved")")
 done <"$build/fuzz-targets.txt"
@@ -78,3 +88,7 @@ done <"$build/fuzz-targets.txt"
 printf '%-26s %8s %12s %8s %9s %5s %6s\n' target seconds executed crashes \
   timeouts ooms saved
 printf '%s\n' "${rows[@]}"
+if [[ -n $junit ]]; then
+  { echo "<testsuite name=\"fuzz\">"; printf '%s\n' "${cases[@]}"; echo "</testsuite>"; } >"$junit"
+fi
+exit $found

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Adds up lit's JSON results and ctest's JUnit report into one line."""
+"""Adds up lit's JSON results (.json) and JUnit reports (.xml: ctest, fuzz.sh)
+into one line."""
 import json
 import sys
 import xml.etree.ElementTree as ET
@@ -21,7 +22,7 @@ def lit_counts(path):
     return passed, failed, skipped
 
 
-def ctest_counts(path):
+def junit_counts(path):
     passed = failed = skipped = 0
     for case in ET.parse(path).getroot().iter("testcase"):
         status = case.get("status", "run")
@@ -34,9 +35,10 @@ def ctest_counts(path):
     return passed, failed, skipped
 
 
-def main(lit_json, ctest_xml):
+def main(*reports):
     totals = [0, 0, 0]
-    for counts in (lit_counts(lit_json), ctest_counts(ctest_xml)):
+    for path in reports:
+        counts = lit_counts(path) if path.endswith(".json") else junit_counts(path)
         totals = [a + b for a, b in zip(totals, counts)]
     print(f"{totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
 

@@ -313,8 +313,9 @@ void groupedLinear(Scratch &scratch, const ExpertRows &rows, Operand w,
           storeFloats(y, out + first * outRow, outType, used * n);
         }
       }
-      std::memset(out + (first + used) * outRow, 0,
-                  (rows.blockRows - used) * outRow);
+      if (used < rows.blockRows) // memset(nullptr, 0, 0) is undefined
+        std::memset(out + (first + used) * outRow, 0,
+                    (rows.blockRows - used) * outRow);
     }
   }
 }
