@@ -134,7 +134,7 @@ LogicalResult InitLowering::emitLoad(
              << " weight";
     axes.assign(shard.getDims().begin(), shard.getDims().end());
   }
-  bool split = plan && llvm::any_of(axes, [&](ShardAxis a) {
+  bool split = plan && llvm::any_of(axes, [&, plan = plan](ShardAxis a) {
                  return plan.getDegree(a) > 1;
                });
   bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
