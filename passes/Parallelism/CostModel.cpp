@@ -5,6 +5,7 @@
 #include "runtime/common/Capacity.h"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -52,6 +53,23 @@ static double exchangeSeconds(const Mesh &mesh, AllToAll variant, int64_t group,
   return stage1 + transform + stage2;
 }
 
+/// Byte counts of absurd layers (a fuzzed capacity of 2^62) saturate at
+/// INT64_MAX instead of wrapping: the plan is then simply never cheap.
+static int64_t product(std::initializer_list<int64_t> factors) {
+  int64_t result = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(result, f, &result))
+      return std::numeric_limits<int64_t>::max();
+  return result;
+}
+
+static int64_t sum(int64_t a, int64_t b) {
+  int64_t result;
+  if (__builtin_add_overflow(a, b, &result))
+    return std::numeric_limits<int64_t>::max();
+  return result;
+}
+
 Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
                                    const Plan &plan, int64_t tokens) {
   Estimate e;
@@ -64,12 +82,13 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     int64_t localExperts = layer.experts / plan.ep;
     int64_t sliceFfn = layer.expertFfn / plan.tp;
     int64_t projections = layer.expertGated ? 3 : 2;
-    e.expertWeightBytes = localExperts * projections * sliceFfn * h * b;
+    e.expertWeightBytes = product({localExperts, projections, sliceFfn, h, b});
     if (layer.expertBias)
-      e.expertWeightBytes += localExperts * (sliceFfn + h) * b;
+      e.expertWeightBytes =
+          sum(e.expertWeightBytes, product({localExperts, sum(sliceFfn, h), b}));
     // Every member receives each expert shard's rows from every member.
-    int64_t perPeer = localExperts * e.capacity * h * b;
-    e.allToAllBytes = group > 1 ? (group - 1) * perPeer : 0;
+    int64_t perPeer = product({localExperts, e.capacity, h, b});
+    e.allToAllBytes = group > 1 ? product({group - 1, perPeer}) : 0;
     e.allToAllSeconds =
         2 * exchangeSeconds(mesh, plan.allToAll, group, perPeer);
     // Rows this rank's experts really compute: the group's choices for its
@@ -80,19 +99,20 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     e.flops += 2.0 * projections * h * sliceFfn * rows;
     e.flops += 2.0 * tokens * layer.experts * h; // router
     // Dispatch buffer, received rows (in and out), combine output.
-    e.activationBytes = (layer.experts * e.capacity * 2 +
-                         localExperts * group * e.capacity * 2) *
-                        h * b;
+    e.activationBytes =
+        product({sum(product({layer.experts, e.capacity, 2}),
+                     product({localExperts, group, e.capacity, 2})),
+                 h, b});
     bytesRead += e.expertWeightBytes + 2.0 * rows * h * b;
   }
 
   if (layer.denseFfn > 0) {
     int64_t projections = layer.denseGated ? 3 : 2;
     int64_t slice = layer.denseFfn / plan.tp;
-    int64_t denseBytes = projections * slice * h * b;
+    int64_t denseBytes = product({projections, slice, h, b});
     if (layer.denseBias)
-      denseBytes += (slice + h) * b;
-    e.weightBytes += denseBytes;
+      denseBytes = sum(denseBytes, product({sum(slice, h), b}));
+    e.weightBytes = sum(e.weightBytes, denseBytes);
     // Tensor parallel: tokens are all-gathered, the sliced FFN sees tp * S
     // rows, the partial outputs are reduce-scattered.
     e.flops += 2.0 * projections * h * slice * plan.tp * tokens;
@@ -102,11 +122,13 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
       e.denseCommSeconds =
           2 * exchangeSeconds(mesh, AllToAll::flat, plan.tp, perPeer);
     }
-    e.activationBytes = std::max(e.activationBytes,
-                                 2 * plan.tp * tokens * std::max(slice, h) * b);
+    e.activationBytes =
+        std::max(e.activationBytes,
+                 product({2, plan.tp, tokens, std::max(slice, h), b}));
   }
 
-  e.weightBytes += e.expertWeightBytes + layer.replicatedBytes;
+  e.weightBytes = sum(e.weightBytes,
+                      sum(e.expertWeightBytes, layer.replicatedBytes));
   bytesRead += layer.replicatedBytes;
   e.computeSeconds = std::max(e.flops / (mesh.peakTflops * kTera),
                               bytesRead / (mesh.memoryGBps * kGiga));
@@ -171,10 +193,10 @@ int64_t mlir::moe::cost::defaultTokens(Policy policy) {
 int64_t mlir::moe::cost::memoryBytes(const std::vector<Estimate> &estimates) {
   int64_t weights = 0, activations = 0;
   for (const Estimate &e : estimates) {
-    weights += e.weightBytes;
+    weights = sum(weights, e.weightBytes);
     activations = std::max(activations, e.activationBytes);
   }
-  return weights + activations;
+  return sum(weights, activations);
 }
 
 static std::string gib(int64_t bytes) {

@@ -183,7 +183,8 @@ NpyMatrix parseNpy(const std::string &path, std::string_view bytes) {
     fail(MOERT_FORMAT_ERROR, path, ": ", have - need,
          " byte(s) after the data of shape (", shape, ")");
   m.data.resize(size_t(elements));
-  std::memcpy(m.data.data(), bytes.data() + start + headerLen, size_t(need));
+  if (need > 0) // an empty vector's data() may be null
+    std::memcpy(m.data.data(), bytes.data() + start + headerLen, size_t(need));
   return m;
 }
 

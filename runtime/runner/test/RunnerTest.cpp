@@ -171,6 +171,17 @@ TEST(Npy, RejectsWhatItWouldMisread) {
                  MOERT_FORMAT_ERROR, "1 byte(s) after the data");
 }
 
+TEST(Npy, ReadsAnEmptyArray) {
+  // No data to copy (the fuzzer's memcpy from an empty vector's null data).
+  std::string path = MOERT_TEST_TMPDIR "/empty.npy";
+  std::ofstream(path, std::ios::binary) << npyWithHeader(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 7777766010), }",
+      0);
+  NpyMatrix m = readNpy(path);
+  EXPECT_EQ(m.rows, 0);
+  EXPECT_EQ(m.cols, 7777766010);
+}
+
 TEST(Npy, ErrorsNameTheFile) {
   // A directory opens as a stream, then fails to read without a name.
   try {
