@@ -110,6 +110,12 @@ void CpuBackend::run(const RankBody &body) {
   for (int32_t r = 0; r < size_; ++r)
     exited_[r].store(false);
   scratch_ = std::vector<Scratch>(size_);
+  // ranks x threads = the cores this process may use (MOERT_CPU_THREADS
+  // overrides), each rank's workers started here for the run.
+  int rankThreads = threadsPerRank(size_);
+  gemm_.clear();
+  for (int32_t r = 0; r < size_; ++r)
+    gemm_.push_back(std::make_unique<GemmContext>(rankThreads));
 
   auto runRank = [this, &body](int32_t rank) {
     std::string message;
@@ -128,6 +134,7 @@ void CpuBackend::run(const RankBody &body) {
     t.join();
   rendezvous_.clear();
   scratch_.clear();
+  gemm_.clear();
   if (failedRank_ >= 0)
     fail(failedStatus_, "rank ", failedRank_, " failed: ", failedMessage_);
 }
