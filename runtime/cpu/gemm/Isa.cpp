@@ -73,8 +73,13 @@ Isa capped(Isa detected) {
 
 } // namespace
 
+Isa moert::cpu::gemm::detectedIsa() {
+  static const Isa detected = detect();
+  return detected;
+}
+
 Isa moert::cpu::gemm::isa() {
-  static const Isa chosen = capped(detect());
+  static const Isa chosen = capped(detectedIsa());
   return chosen;
 }
 

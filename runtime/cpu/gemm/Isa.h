@@ -18,6 +18,9 @@ enum class Isa { Generic, Avx512, Avx512Bf16, Amx };
 
 // The kernels this process uses (detected and, for AMX, permitted once).
 Isa isa();
+// What the CPU and OS support, before MOERT_CPU_ISA (tests run every path
+// the machine has).
+Isa detectedIsa();
 const char *isaName(Isa isa);
 
 } // namespace moert::cpu::gemm
