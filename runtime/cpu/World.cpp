@@ -110,9 +110,10 @@ void CpuBackend::run(const RankBody &body) {
   for (int32_t r = 0; r < size_; ++r)
     exited_[r].store(false);
   scratch_ = std::vector<Scratch>(size_);
-  // ranks x threads = the cores this process may use (MOERT_CPU_THREADS
-  // overrides), each rank's workers started here for the run.
-  int rankThreads = threadsPerRank(size_);
+  // ranks x threads = the cores to use (moert_world_create resolved the
+  // count); each rank's workers start for the run.
+  int rankThreads =
+      desc_.cpu_threads > 0 ? desc_.cpu_threads : threadsPerRank(size_);
   gemm_.clear();
   for (int32_t r = 0; r < size_; ++r)
     gemm_.push_back(std::make_unique<GemmContext>(rankThreads));
