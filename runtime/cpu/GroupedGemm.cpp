@@ -139,15 +139,16 @@ public:
   void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
              const float *first, const float *second, int64_t ld) override {
     float block[maxBlockRows * maxBlockColumns];
-    for (int64_t r = 0; r < rows; ++r) {
-      float *h = block + r * cols;
+    for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c)
-        h[c] = first[r * ld + c] + (b1_ ? b1_[n0 + c] : 0.0f);
-      activateInPlace(activation_, h, cols);
-      if (second)
+        block[r * cols + c] = first[r * ld + c] + (b1_ ? b1_[n0 + c] : 0.0f);
+    // The whole block in one call: independent vectors in flight, where a
+    // row of 16 alone waits out the activation's latency.
+    activateInPlace(activation_, block, rows * cols);
+    if (second)
+      for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c)
-          h[c] *= second[r * ld + c];
-    }
+          block[r * cols + c] *= second[r * ld + c];
     kernels_.pack(block, MOERT_F32, cols, m0, rows, n0, cols, packed_);
   }
 
