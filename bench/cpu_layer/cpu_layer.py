@@ -121,12 +121,17 @@ def write_report(rows, base, cpu, date):
         table.setdefault(key, {})[r["impl"]] = r
     lines = [f"# CPU MoE layer: the project vs PyTorch ({cpu}, {date})", "",
              "Produced by `python3 bench/cpu_layer/cpu_layer.py` (medians; the same input every run).",
-             "Ceilings per core set: read bandwidth (torch sum over 1 GiB f32), GEMM peak (torch.mm,",
+             "Ceilings per core set: read bandwidth (the best of torch sum / mv f32 / mv bf16 over 1 GiB),",
+             "GEMM peak (torch.mm,",
              "f32 2048^3, bf16 4096^3):", ""]
     for label, c in ceil.items():
         lines.append(f"- {label}: read {c['read_gbs']:.1f} GB/s, f32 GEMM "
                      f"{c['gemm_f32_gflops']:.0f} GFLOP/s, bf16 GEMM {c['gemm_bf16_gflops']:.0f} GFLOP/s")
-    lines += ["", "`best torch`: the fastest of transformers' MixtralSparseMoeBlock (experts eager, or",
+    lines += ["", "Weights read from the last-level cache (300 MB here: small, Qwen3 and OLMoE decode",
+              "touch the same experts every run) can exceed the DRAM read bandwidth (%read > 100).",
+              "This 2-vCPU VM is noisy: medians of the same DRAM-bound run moved by up to 40% between",
+              "processes while this was measured.", "",
+              "`best torch`: the fastest of transformers' MixtralSparseMoeBlock (experts eager, or",
               "grouped_mm), and the sorted one-matmul-per-expert block. `ratio` = best torch time /",
               "project time (> 1: the project is faster). `GB/s` and `%read`: weights of the touched",
               "experts (+ shared, router) per second, against the read bandwidth; `GFLOP/s` and",
