@@ -102,6 +102,11 @@ typedef struct moert_world_desc {
   /* A collective that waits longer than this fails with MOERT_TIMEOUT
      (<= 0: 60000 ms). A failing or exited peer ends waits at once. */
   int32_t collective_timeout_ms;
+  /* MOERT_BACKEND_CPU: compute threads per rank, so ranks x threads = the
+     cores to use (<= 0: MOERT_CPU_THREADS when set, else the cores this
+     process may run on divided among the ranks, at least 1). Ignored by
+     CUDA. */
+  int32_t cpu_threads;
 } moert_world_desc_t;
 
 typedef struct moert_world_s *moert_world_t;
@@ -124,6 +129,8 @@ moert_status_t moert_world_create(const moert_world_desc_t *desc,
                                   moert_world_t *out_world);
 void moert_world_destroy(moert_world_t world);
 int32_t moert_world_size(moert_world_t world);
+/* Compute threads per rank of a CPU world (0 for CUDA). */
+int32_t moert_world_cpu_threads(moert_world_t world);
 
 /* Body run once per rank. A non-OK return (or an exception thrown by C++
    code inside it) fails the whole run and aborts the peers' collectives. */

@@ -40,8 +40,9 @@ public:
   using RankFn = std::function<void(moert_context_t)>;
 
   World(int32_t nodes, int32_t gpusPerNode, int32_t timeoutMs = 0,
-        moert_backend_t backend = MOERT_BACKEND_CPU) {
-    moert_world_desc_t desc{backend, nodes, gpusPerNode, timeoutMs};
+        moert_backend_t backend = MOERT_BACKEND_CPU, int32_t cpuThreads = 0) {
+    moert_world_desc_t desc{backend, nodes, gpusPerNode, timeoutMs,
+                            cpuThreads};
     check(moert_world_create(&desc, &world_));
   }
   ~World() { moert_world_destroy(world_); }

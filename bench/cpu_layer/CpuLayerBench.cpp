@@ -1,13 +1,18 @@
 //===- CpuLayerBench.cpp - one MoE layer on the CPU backend ---------------===//
 //
-// Times a Mixtral-8x7B-shaped MoE layer (H 4096, F 14336, 8 SwiGLU experts,
-// top-2, dropless) on one rank of the CPU backend: router GEMM, gate,
-// dispatch, grouped expert FFN, combine with the residual. Prints a table:
-// median time per token count, tokens per second and the GEMM throughput the
-// layer achieved.
+// Times one MoE layer (default Mixtral-8x7B's: H 4096, F 14336, 8 SwiGLU
+// experts, top-2, dropless) on one rank of the CPU backend, as moe-compile
+// emits it for a gated model: router GEMM, gate, dispatch, fused expert FFN
+// (moert_fused_experts, [gate | up] packed, a shared expert folded in), the
+// fused combine with the shared output and the residual. Prints a table:
+// median time per token count, tokens per second, the experts the gate
+// touched, the weight bytes they read and the GEMM throughput; --json prints
+// one JSON object per token count instead (bench/cpu_layer/cpu_layer.py).
+// Weights are used as stored: there is no load-time re-layout to time.
 //
 // usage: moe-bench-cpu-layer [--dtype bf16|f32] [--tokens 1,16,128,1024]
-//                            [--runs N] [--hidden H] [--ffn F]
+//          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
+//          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,14 +33,25 @@ namespace {
 
 struct Options {
   int64_t hidden = 4096, ffn = 14336, experts = 8, topK = 2;
+  int64_t sharedFfn = 0; // width of one shared expert; 0: none
   moert_dtype_t dtype = MOERT_BF16;
   std::vector<int64_t> tokens = {1, 16, 128, 1024};
-  int runs = 0; // 0: enough runs for about a second per row, at least 3
+  int runs = 0; // 0: enough runs for --min-seconds per row, at least 3
+  double minSeconds = 1.0;
+  int32_t threads = 0; // per rank; 0: the runtime's default
+  bool json = false;
+};
+
+struct Row {
+  int64_t tokens;
+  double seconds; // median
+  int runs;
+  int64_t touched; // experts with at least one token
 };
 
 struct Bench {
   Options options;
-  std::vector<std::pair<int64_t, double>> medians; // tokens, seconds
+  std::vector<Row> rows;
 };
 
 #define CHECK(call)                                                            \
@@ -78,14 +94,19 @@ moert_status_t run(moert_context_t ctx, void *user) {
     return status;
   };
 
-  moert_view_t x, out, wg, wGate, wUp, wDown, logits, ids, weights, slots,
-      counts, dispatched, expertOut;
+  const int64_t fs = o.sharedFfn;
+  moert_view_t x, out, wg, wGateUp, wDown, logits, ids, weights, slots,
+      counts, dispatched, expertOut, sGateUp, sDown, sharedOut;
   CHECK(alloc(maxTokens * h, o.dtype, &x));
   CHECK(alloc(maxTokens * h, o.dtype, &out));
   CHECK(alloc(e * h, o.dtype, &wg));
-  CHECK(alloc(e * f * h, o.dtype, &wGate));
-  CHECK(alloc(e * f * h, o.dtype, &wUp));
+  CHECK(alloc(e * 2 * f * h, o.dtype, &wGateUp));
   CHECK(alloc(e * h * f, o.dtype, &wDown));
+  if (fs) {
+    CHECK(alloc(2 * fs * h, o.dtype, &sGateUp));
+    CHECK(alloc(h * fs, o.dtype, &sDown));
+    CHECK(alloc(maxTokens * h, o.dtype, &sharedOut));
+  }
   CHECK(alloc(maxTokens * e, MOERT_F32, &logits));
   CHECK(alloc(maxTokens * k, MOERT_I32, &ids));
   CHECK(alloc(maxTokens * k, MOERT_F32, &weights));
@@ -98,41 +119,59 @@ moert_status_t run(moert_context_t ctx, void *user) {
   float wScale = 1.0f / std::sqrt(static_cast<float>(h));
   CHECK(fillRandom(ctx, x, maxTokens * h, 1.0f, 1));
   CHECK(fillRandom(ctx, wg, e * h, wScale, 2));
-  CHECK(fillRandom(ctx, wGate, e * f * h, wScale, 3));
-  CHECK(fillRandom(ctx, wUp, e * f * h, wScale, 4));
-  CHECK(fillRandom(ctx, wDown, e * h * f,
-                   1.0f / std::sqrt(static_cast<float>(f)), 5));
+  // Expert by expert: a host staging copy of one expert, never of all.
+  for (int64_t i = 0; i < e; ++i) {
+    CHECK(fillRandom(ctx, moert_make_view(wGateUp.buffer, i * 2 * f * h,
+                                          o.dtype),
+                     2 * f * h, wScale, 3 + 2 * i));
+    CHECK(fillRandom(ctx, moert_make_view(wDown.buffer, i * h * f,
+                                          o.dtype),
+                     h * f, 1.0f / std::sqrt(static_cast<float>(f)), 4 + 2 * i));
+  }
+  if (fs) {
+    CHECK(fillRandom(ctx, sGateUp, 2 * fs * h, wScale, 1001));
+    CHECK(fillRandom(ctx, sDown, h * fs,
+                     1.0f / std::sqrt(static_cast<float>(fs)), 1002));
+  }
 
   moert_gate_config_t gate;
   moert_gate_config_init(&gate, static_cast<int32_t>(e),
                          static_cast<int32_t>(k));
   gate.norm = MOERT_NORM_SELECTED;
-  moert_ffn_desc_t ffn{};
-  ffn.kind = MOERT_FFN_GATED;
-  ffn.activation = MOERT_ACT_SILU;
-  ffn.hidden = h;
-  ffn.ffn = f;
-  ffn.w_gate = wGate;
-  ffn.w_up = wUp;
-  ffn.w_down = wDown;
-  ffn.b1 = ffn.b2 = moert_absent_view();
+  moert_packed_ffn_desc_t ffn{MOERT_ACT_SILU, h, f, wGateUp, wDown};
+  moert_packed_ffn_desc_t shared{MOERT_ACT_SILU, h, fs, moert_absent_view(),
+                                 moert_absent_view()};
+  if (fs) {
+    shared.w_gate_up = sGateUp;
+    shared.w_down = sDown;
+  }
+  moert_view_t absent = moert_absent_view();
 
   auto layer = [&](int64_t tokens) -> moert_status_t {
     int64_t capacity = 0;
-    CHECK(moert_router(ctx, x, wg, moert_absent_view(), logits, tokens, h, e));
-    CHECK(moert_gate(ctx, &gate, logits, moert_absent_view(), tokens, ids,
-                     weights, slots, counts, &capacity));
+    CHECK(moert_router(ctx, x, wg, absent, logits, tokens, h, e));
+    CHECK(moert_gate(ctx, &gate, logits, absent, tokens, ids, weights, slots,
+                     counts, &capacity));
     CHECK(moert_dispatch(ctx, x, ids, slots, dispatched, tokens, h, k, e,
                          capacity));
-    CHECK(moert_experts(ctx, &ffn, dispatched, expertOut, counts, e, capacity,
-                        1));
-    CHECK(moert_combine(ctx, expertOut, ids, slots, weights, x, out, tokens, h,
-                        k, e, capacity));
+    CHECK(moert_fused_experts(ctx, &ffn, dispatched, expertOut, counts, e,
+                              capacity, 1, fs ? &shared : nullptr,
+                              fs ? x : absent, fs ? sharedOut : absent,
+                              fs ? tokens : 0));
+    CHECK(moert_fused_combine(ctx, expertOut, ids, slots, weights, absent,
+                              absent, absent, fs ? sharedOut : absent, absent,
+                              absent, x, out, tokens, h, k, e, capacity));
     return MOERT_OK;
   };
 
   for (int64_t tokens : o.tokens) {
     CHECK(layer(tokens)); // warm-up: page in weights and buffers
+    // The experts the gate touched (the same input every run).
+    std::vector<int32_t> perExpert(e);
+    CHECK(moert_buffer_download(ctx, perExpert.data(), counts, e));
+    int64_t touched = 0;
+    for (int32_t c : perExpert)
+      touched += c > 0;
     std::vector<double> samples;
     auto start = std::chrono::steady_clock::now();
     while (true) {
@@ -145,12 +184,13 @@ moert_status_t run(moert_context_t ctx, void *user) {
                            std::chrono::steady_clock::now() - start)
                            .count();
       if (o.runs ? static_cast<int>(samples.size()) >= o.runs
-                 : samples.size() >= 3 && elapsed > 1.0)
+                 : samples.size() >= 3 && elapsed > o.minSeconds)
         break;
     }
     std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
                      samples.end());
-    bench.medians.emplace_back(tokens, samples[samples.size() / 2]);
+    bench.rows.push_back({tokens, samples[samples.size() / 2],
+                          static_cast<int>(samples.size()), touched});
   }
   return MOERT_OK;
 }
@@ -181,6 +221,18 @@ int main(int argc, char **argv) {
       o.hidden = std::atoll(argv[i + 1]);
     else if (flag == "--ffn")
       o.ffn = std::atoll(argv[i + 1]);
+    else if (flag == "--experts")
+      o.experts = std::atoll(argv[i + 1]);
+    else if (flag == "--top-k")
+      o.topK = std::atoll(argv[i + 1]);
+    else if (flag == "--shared-ffn")
+      o.sharedFfn = std::atoll(argv[i + 1]);
+    else if (flag == "--threads")
+      o.threads = std::atoi(argv[i + 1]);
+    else if (flag == "--min-seconds")
+      o.minSeconds = std::atof(argv[i + 1]);
+    else if (flag == "--json")
+      o.json = std::atoi(argv[i + 1]) != 0;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -191,27 +243,48 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  moert_world_desc_t desc{MOERT_BACKEND_CPU, 1, 1, 0};
+  moert_world_desc_t desc{MOERT_BACKEND_CPU, 1, 1, 0, o.threads};
   moert_world_t world;
   if (moert_world_create(&desc, &world) != MOERT_OK ||
       moert_world_run(world, run, &bench) != MOERT_OK) {
     std::fprintf(stderr, "benchmark failed: %s\n", moert_last_error());
     return 1;
   }
+  int32_t threads = moert_world_cpu_threads(world);
   moert_world_destroy(world);
 
-  std::printf("MoE layer on the CPU backend, 1 rank: H %lld, F %lld, %lld "
-              "SwiGLU experts, top-%lld, dropless, %s storage\n",
-              (long long)o.hidden, (long long)o.ffn, (long long)o.experts,
-              (long long)o.topK, o.dtype == MOERT_F32 ? "f32" : "bf16");
-  std::printf("%8s %12s %12s %10s\n", "tokens", "ms/layer", "tokens/s",
-              "GFLOP/s");
-  for (auto [tokens, seconds] : bench.medians) {
-    // Routed expert GEMMs (3 per choice) plus the router.
-    double flops = 2.0 * 3 * o.hidden * o.ffn * o.topK * tokens +
-                   2.0 * o.hidden * o.experts * tokens;
-    std::printf("%8lld %12.2f %12.1f %10.1f\n", (long long)tokens,
-                seconds * 1e3, tokens / seconds, flops / seconds / 1e9);
+  const char *dtype = o.dtype == MOERT_F32 ? "f32" : "bf16";
+  double bytes = moert_dtype_size(o.dtype);
+  if (!o.json) {
+    std::printf("MoE layer on the CPU backend, 1 rank x %d thread(s): H %lld, "
+                "F %lld, %lld SwiGLU experts, top-%lld, shared F %lld, "
+                "dropless, %s storage\n",
+                threads, (long long)o.hidden, (long long)o.ffn,
+                (long long)o.experts, (long long)o.topK,
+                (long long)o.sharedFfn, dtype);
+    std::printf("%8s %12s %12s %8s %10s %10s\n", "tokens", "ms/layer",
+                "tokens/s", "touched", "GB/s", "GFLOP/s");
+  }
+  for (const Row &row : bench.rows) {
+    // Routed expert GEMMs (3 per choice), the shared expert and the router;
+    // bytes: the weights of the touched experts, the shared one and router.
+    double flops = 2.0 * 3 * o.hidden * o.ffn * o.topK * row.tokens +
+                   2.0 * 3 * o.hidden * o.sharedFfn * row.tokens +
+                   2.0 * o.hidden * o.experts * row.tokens;
+    double weightBytes =
+        bytes * (3.0 * o.hidden * o.ffn * row.touched +
+                 3.0 * o.hidden * o.sharedFfn + o.hidden * o.experts);
+    if (o.json)
+      std::printf("{\"tokens\": %lld, \"seconds\": %.9g, \"runs\": %d, "
+                  "\"touched\": %lld, \"weight_bytes\": %.0f, \"flops\": "
+                  "%.0f, \"threads\": %d, \"dtype\": \"%s\"}\n",
+                  (long long)row.tokens, row.seconds, row.runs,
+                  (long long)row.touched, weightBytes, flops, threads, dtype);
+    else
+      std::printf("%8lld %12.3f %12.1f %8lld %10.1f %10.1f\n",
+                  (long long)row.tokens, row.seconds * 1e3,
+                  row.tokens / row.seconds, (long long)row.touched,
+                  weightBytes / row.seconds / 1e9, flops / row.seconds / 1e9);
   }
   return 0;
 }

@@ -96,6 +96,11 @@ struct Options {
                                 cl::desc("x.npy [ranks*tokens, hidden] f32 "
                                          "(default: random)")};
   cl::opt<std::string> output{"output", cl::desc("write y.npy (f32)")};
+  cl::opt<int32_t> threads{"threads",
+                           cl::desc("CPU backend: compute threads per rank "
+                                    "(default: $MOERT_CPU_THREADS, else "
+                                    "cores / ranks)"),
+                           cl::init(0)};
   cl::opt<bool> cudaGraphs{"cuda-graphs",
                            cl::desc("run step 1 directly, then replay it "
                                     "as a captured CUDA graph"),
@@ -178,6 +183,10 @@ bool isCached(StringRef path) {
 } // namespace
 
 int mlir::moe::runDriver(int argc, char **argv) {
+  // libLLVM registers a hidden --threads of its own (LTO); moe-run's
+  // --threads is the runner's, so LLVM's moves aside before ours registers.
+  if (cl::Option *llvmThreads = cl::getRegisteredOptions().lookup("threads"))
+    llvmThreads->setArgStr("llvm-threads");
   Options opts;
   registerContextOptions();
   cl::ParseCommandLineOptions(
@@ -193,6 +202,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
     return fail("--tokens must be positive");
   if (opts.steps <= 0)
     return fail("--steps must be positive");
+  if (opts.threads < 0 || opts.threads > 1024)
+    return fail("--threads must be from 1 to 1024 (0: the default)");
 
   // 1. The model.
   DialectRegistry registry;
@@ -330,5 +341,6 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.seed = opts.seed;
   run.outputNpy = opts.output;
   run.cudaGraphs = opts.cudaGraphs;
+  run.cpuThreads = opts.threads;
   return ::moert::runner::runCompiledModel("moe-run", run);
 }

@@ -3,6 +3,7 @@
 #include "runtime/api/Error.h"
 #include "runtime/api/Handles.h"
 #include "runtime/cpu/Backend.h"
+#include "runtime/cpu/ThreadPool.h"
 
 #if MOERT_WITH_CUDA
 #include "runtime/cuda/Backend.h"
@@ -40,10 +41,17 @@ moert_status_t moert_world_create(const moert_world_desc_t *desc,
     require(desc->nodes >= 1 && desc->gpus_per_node >= 1,
             "mesh must be at least 1x1, got ", desc->nodes, "x",
             desc->gpus_per_node);
+    require(desc->cpu_threads <= 1024,
+            "cpu_threads must be at most 1024, got ", desc->cpu_threads);
     auto world = std::make_unique<moert_world_s>();
     world->desc = *desc;
     world->size = desc->nodes * desc->gpus_per_node;
-    world->backend = createBackend(*desc);
+    // Resolved once, so that moert_world_cpu_threads reports what runs.
+    world->desc.cpu_threads =
+        desc->backend != MOERT_BACKEND_CPU ? 0
+        : desc->cpu_threads > 0            ? desc->cpu_threads
+                                           : cpu::threadsPerRank(world->size);
+    world->backend = createBackend(world->desc);
     *outWorld = world.release();
   });
 }
@@ -52,6 +60,10 @@ void moert_world_destroy(moert_world_t world) { delete world; }
 
 int32_t moert_world_size(moert_world_t world) {
   return world ? world->size : 0;
+}
+
+int32_t moert_world_cpu_threads(moert_world_t world) {
+  return world ? world->desc.cpu_threads : 0;
 }
 
 moert_status_t moert_world_run(moert_world_t world, moert_rank_fn_t fn,

@@ -11,6 +11,7 @@
 #define MOERT_CPU_BACKEND_H
 
 #include "runtime/common/Backend.h"
+#include "runtime/cpu/GroupedGemm.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -85,8 +86,9 @@ public:
   Result Name Parameters override;
 #include "runtime/common/BackendOperations.def"
 
-  // The helpers of the collectives.
+  // The helpers of the collectives and kernels.
   Scratch &scratch(int32_t rank) { return scratch_[rank]; }
+  GemmContext &gemm(int32_t rank) { return *gemm_[rank]; }
   std::unique_ptr<Group> makeGroup(RendezvousTag tag,
                                    std::vector<int32_t> ranks, int32_t member);
   // Blocks until every member of `rv` arrived; fails with ABORTED when the
@@ -108,6 +110,7 @@ private:
   std::unique_ptr<std::atomic<bool>[]> exited_;
   // Per rank, for one run.
   std::vector<Scratch> scratch_;
+  std::vector<std::unique_ptr<GemmContext>> gemm_;
   // First failure of the current run.
   int32_t failedRank_ = -1;
   moert_status_t failedStatus_ = MOERT_OK;

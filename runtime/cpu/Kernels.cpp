@@ -1,16 +1,15 @@
 //===- runtime/cpu/Kernels.cpp - Router, permutation, FFN, mixes ----------===//
 //
-// Every GEMM goes through OpenBLAS cblas_sgemm on fp32 panels; f16/bf16
-// operands are widened once per call (weights once per expert per call).
+// Every GEMM goes through the grouped GEMM (GroupedGemm.h) on the rank's
+// threads, with the weights read in their own dtype (gemm/Kernel.h); the
+// rest is fp32 row arithmetic.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/Backend.h"
 
-#include "runtime/common/Activation.h"
 #include "runtime/common/Error.h"
-
-#include <cblas.h>
+#include "runtime/cpu/Activation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,11 +22,7 @@ namespace {
 
 // Scratch slots of a rank; one purpose each so panels never collide.
 enum ScratchSlot : size_t {
-  slotInput = 0,
-  slotWeightA,
-  slotWeightB,
-  slotWeightC,
-  slotBias1,
+  slotBias1 = 0,
   slotBias2,
   slotHiddenA,
   slotHiddenB,
@@ -35,55 +30,9 @@ enum ScratchSlot : size_t {
   slotRow,
   slotRowB,
   slotGate,
-  slotWeightD,
   slotSharedGate,
+  slotNormWeight,
 };
-
-// C[m,n] = A[m,k] . B[n,k]^T (+ C if accumulate): the nn.Linear product.
-void linear(int64_t m, int64_t n, int64_t k, const float *a, const float *b,
-            float *c, bool accumulate = false) {
-  if (m == 0 || n == 0)
-    return;
-  if (k == 0) {
-    if (!accumulate)
-      std::fill_n(c, m * n, 0.0f);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, a,
-              static_cast<int>(k), b, static_cast<int>(k),
-              accumulate ? 1.0f : 0.0f, c, static_cast<int>(n));
-}
-
-void addRowBias(float *rows, int64_t m, int64_t n, const float *bias) {
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      rows[i * n + j] += bias[j];
-}
-
-template <typename Fn> void applyInPlace(float *data, int64_t count, Fn fn) {
-  for (int64_t i = 0; i < count; ++i)
-    data[i] = fn(data[i]);
-}
-
-// The switch is outside the loop: each case's loop inlines one formula.
-void activateInPlace(moert_activation_t activation, float *data,
-                     int64_t count) {
-  switch (activation) {
-  case MOERT_ACT_SILU:
-    return applyInPlace(data, count,
-                        [](float x) { return activate(MOERT_ACT_SILU, x); });
-  case MOERT_ACT_GELU:
-    return applyInPlace(data, count,
-                        [](float x) { return activate(MOERT_ACT_GELU, x); });
-  case MOERT_ACT_GELU_TANH:
-    return applyInPlace(
-        data, count, [](float x) { return activate(MOERT_ACT_GELU_TANH, x); });
-  case MOERT_ACT_RELU:
-    return applyInPlace(data, count,
-                        [](float x) { return activate(MOERT_ACT_RELU, x); });
-  }
-}
 
 // h *= u: the gating product of a gated FFN.
 void multiplyInPlace(float *h, const float *u, int64_t count) {
@@ -95,13 +44,6 @@ void multiplyInPlace(float *h, const float *u, int64_t count) {
 void storeFloats(const float *src, char *dst, moert_dtype_t dtype,
                  int64_t count) {
   convertFromFloat(src, dst, dtype, count);
-}
-
-// fp32 pointer to `count` elements from element `first` of an operand:
-// direct for f32, otherwise converted into a scratch slot.
-const float *floatSlice(Scratch &scratch, size_t slot, Operand operand,
-                        int64_t first, int64_t count) {
-  return floatInput(scratch, slot, operand.at(first), count);
 }
 
 // The expert-major row [E * C] of choice j of token s, or -1 when capacity
@@ -168,15 +110,30 @@ struct RowReader {
   }
 };
 
+// The rows [0, rows) of a row-major buffer as one problem.
+ProblemRows allRows(Operand in, Operand out, int64_t rows) {
+  return {in.as<const char>(), in.dtype, out.as<char>(), out.dtype,
+          {{0, rows}}};
+}
+
+// out[tokens, n] = x . w^T (+ bias) in fp32.
+void linearRows(CpuBackend &backend, int32_t rank, Operand x, Operand w,
+                const float *bias, float *out, int64_t tokens, int64_t n,
+                int64_t k) {
+  groupedLinear(backend.gemm(rank),
+                {{allRows(x, Operand{out, MOERT_F32}, tokens), w.data, bias}},
+                w.dtype, n, k);
+}
+
 // PR-MoE: coef[s, 0..2) = softmax(x[s] . wc[2, H]^T + bc), in scratch.
-const float *mixCoefficients(Scratch &scratch, Operand x, Operand wc,
-                             Operand bc, int64_t tokens, int64_t hidden) {
-  const float *xData = floatInput(scratch, slotInput, x, tokens * hidden);
-  const float *wData = floatInput(scratch, slotWeightA, wc, 2 * hidden);
+const float *mixCoefficients(CpuBackend &backend, int32_t rank, Operand x,
+                             Operand wc, Operand bc, int64_t tokens,
+                             int64_t hidden) {
+  Scratch &scratch = backend.scratch(rank);
   float *coef = scratch.floats(slotGate, tokens * 2);
-  linear(tokens, 2, hidden, xData, wData, coef);
-  if (bc.present())
-    addRowBias(coef, tokens, 2, floatInput(scratch, slotBias1, bc, 2));
+  const float *bias =
+      bc.present() ? floatInput(scratch, slotBias1, bc, 2) : nullptr;
+  linearRows(backend, rank, x, wc, bias, coef, tokens, 2, hidden);
   for (int64_t s = 0; s < tokens; ++s) {
     float a = coef[2 * s], b = coef[2 * s + 1], top = std::max(a, b);
     float ea = std::exp(a - top), eb = std::exp(b - top);
@@ -188,61 +145,16 @@ const float *mixCoefficients(Scratch &scratch, Operand x, Operand wc,
 
 // Qwen-MoE: gate[s] = sigmoid(x[s] . w_sg[1, H]^T); null when w_sg is absent
 // (DeepSeek adds the shared output ungated).
-const float *sharedGates(Scratch &scratch, Operand x, Operand wSg,
-                         int64_t tokens, int64_t hidden) {
+const float *sharedGates(CpuBackend &backend, int32_t rank, Operand x,
+                         Operand wSg, int64_t tokens, int64_t hidden) {
   if (!wSg.present())
     return nullptr;
-  const float *xData = floatInput(scratch, slotInput, x, tokens * hidden);
-  const float *wData = floatInput(scratch, slotWeightD, wSg, hidden);
-  float *gate = scratch.floats(slotSharedGate, tokens);
-  linear(tokens, 1, hidden, xData, wData, gate);
-  applyInPlace(gate, tokens,
-               [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+  float *gate = backend.scratch(rank).floats(slotSharedGate, tokens);
+  linearRows(backend, rank, x, wSg, nullptr, gate, tokens, 1, hidden);
+  for (int64_t s = 0; s < tokens; ++s)
+    gate[s] = 1.0f / (1.0f + std::exp(-gate[s]));
   return gate;
 }
-
-// An FFN with stacked copies of its weights, run one copy at a time.
-struct Ffn {
-  const FfnOperands &w;
-
-  // fp32 weights of copy `index` (f16/bf16 widened once, here).
-  struct Panels {
-    const float *first, *up, *down, *b1, *b2;
-  };
-  Panels panels(Scratch &scratch, int64_t index) const {
-    int64_t panel = w.ffn * w.hidden;
-    Panels p{};
-    p.first = floatSlice(scratch, slotWeightA, w.wGate, index * panel, panel);
-    p.down = floatSlice(scratch, slotWeightC, w.wDown, index * panel, panel);
-    if (w.gated())
-      p.up = floatSlice(scratch, slotWeightB, w.wUp, index * panel, panel);
-    if (w.b1.present())
-      p.b1 = floatSlice(scratch, slotBias1, w.b1, index * w.ffn, w.ffn);
-    if (w.b2.present())
-      p.b2 = floatSlice(scratch, slotBias2, w.b2, index * w.hidden, w.hidden);
-    return p;
-  }
-
-  // y[rows,H] = FFN(x[rows,H]), all fp32.
-  void run(Scratch &scratch, const Panels &p, const float *x, int64_t rows,
-           float *y) const {
-    float *h = scratch.floats(slotHiddenA, rows * w.ffn);
-    linear(rows, w.ffn, w.hidden, x, p.first, h);
-    if (w.gated()) {
-      float *u = scratch.floats(slotHiddenB, rows * w.ffn);
-      linear(rows, w.ffn, w.hidden, x, p.up, u);
-      activateInPlace(w.activation, h, rows * w.ffn);
-      multiplyInPlace(h, u, rows * w.ffn);
-    } else {
-      if (p.b1)
-        addRowBias(h, rows, w.ffn, p.b1);
-      activateInPlace(w.activation, h, rows * w.ffn);
-    }
-    linear(rows, w.hidden, w.ffn, h, p.down, y);
-    if (p.b2)
-      addRowBias(y, rows, w.hidden, p.b2);
-  }
-};
 
 // Which rows of an expert-major [E, C, .] buffer hold tokens (see
 // moert_experts); the counts are checked once, here.
@@ -279,77 +191,65 @@ struct ExpertRows {
   }
 };
 
-// The grouped GEMM stage: out[e, r, :n] = in[e, r, :k] . w[e]^T for the used
-// rows r; the other rows of out are set to 0. in/out are raw rows of any
-// float dtype so moert_experts can chain stages through fp32 scratch.
-void groupedLinear(Scratch &scratch, const ExpertRows &rows, Operand w,
-                   const char *in, moert_dtype_t inType, char *out,
-                   moert_dtype_t outType, int64_t n, int64_t k) {
-  size_t inRow = k * dtypeSize(inType);
-  size_t outRow = n * dtypeSize(outType);
+// The used rows of expert e as runs; the other rows of its blocks in out
+// (rows of `outRow` bytes) are set to 0.
+ProblemRows expertProblemRows(const ExpertRows &rows, int64_t e, Operand in,
+                              int64_t inColumns, Operand out,
+                              int64_t outColumns) {
+  ProblemRows problem{in.as<const char>(), in.dtype, out.as<char>(),
+                      out.dtype, {}};
+  size_t outRow = outColumns * dtypeSize(out.dtype);
+  for (int64_t b = 0; b < rows.blocks; ++b) {
+    int64_t used = rows.used(e, b);
+    int64_t first = e * rows.capacity + b * rows.blockRows;
+    if (used > 0)
+      problem.runs.push_back({first, used});
+    if (used < rows.blockRows) // memset(nullptr, 0, 0) is undefined
+      std::memset(problem.out + (first + used) * outRow, 0,
+                  (rows.blockRows - used) * outRow);
+  }
+  return problem;
+}
+
+// The FFN problems of the used experts of a grouped call: expert e's
+// weights are `first`/`second` [F, H] and `down` [H, F] at element offset
+// e * F * H times `stride` (2 for a packed [gate | up]).
+struct ExpertWeights {
+  Operand first, second, down;
+  int64_t stride;
+  const float *b1, *b2;
+};
+
+void addExpertProblems(std::vector<FfnProblem> &problems,
+                       const ExpertRows &rows, const ExpertWeights &w,
+                       moert_activation_t activation, int64_t hidden,
+                       int64_t ffn, Operand in, Operand out) {
+  int64_t panel = ffn * hidden;
   for (int64_t e = 0; e < rows.experts; ++e) {
-    // Empty experts cost nothing: their weights are not even widened.
-    const float *panel = nullptr;
-    if (rows.anyUsed(e))
-      panel = floatSlice(scratch, slotWeightA, w, e * n * k, n * k);
-    for (int64_t b = 0; b < rows.blocks; ++b) {
-      int64_t used = rows.used(e, b);
-      int64_t first = e * rows.capacity + b * rows.blockRows;
-      if (used > 0) {
-        const float *x;
-        if (inType == MOERT_F32) {
-          x = reinterpret_cast<const float *>(in + first * inRow);
-        } else {
-          float *converted = scratch.floats(slotInput, used * k);
-          convertToFloat(in + first * inRow, inType, converted, used * k);
-          x = converted;
-        }
-        if (outType == MOERT_F32) {
-          linear(used, n, k, x, panel,
-                 reinterpret_cast<float *>(out + first * outRow));
-        } else {
-          float *y = scratch.floats(slotOutput, used * n);
-          linear(used, n, k, x, panel, y);
-          storeFloats(y, out + first * outRow, outType, used * n);
-        }
-      }
-      if (used < rows.blockRows) // memset(nullptr, 0, 0) is undefined
-        std::memset(out + (first + used) * outRow, 0,
-                    (rows.blockRows - used) * outRow);
-    }
+    ProblemRows problemRows =
+        expertProblemRows(rows, e, in, hidden, out, hidden);
+    if (problemRows.runs.empty())
+      continue; // unused experts cost nothing, their weights unread
+    problems.push_back(
+        {std::move(problemRows), hidden, ffn, activation,
+         w.first.at(e * w.stride * panel).data,
+         w.second.present() ? w.second.at(e * w.stride * panel).data : nullptr,
+         w.down.at(e * panel).data, w.first.dtype, w.down.dtype,
+         w.b1 ? w.b1 + e * ffn : nullptr, w.b2 ? w.b2 + e * hidden : nullptr});
   }
 }
 
-// out = FFN(in) of a packed GATED FFN over the rows `rows` selects (others
-// of out set to 0): per expert, one GEMM gives [gate | up] per row,
-// act(gate) * up goes into an fp32 [rows, F] panel in one pass, one GEMM
-// gives down. Expert by expert, so both panels stay the size of one
-// expert's rows.
-void runPackedFfn(Scratch &scratch, const PackedFfnOperands &w,
-                  const ExpertRows &rows, Operand in, Operand out) {
-  int64_t hidden = w.hidden, ffn = w.ffn;
-  float *gateUp = scratch.floats(slotHiddenA, rows.capacity * 2 * ffn);
-  float *h = scratch.floats(slotHiddenB, rows.capacity * ffn);
-  int64_t expertRows = rows.capacity * hidden;
+// moert_experts_linear: out[e, r] = in[e, r] . w[e]^T over the used rows.
+void expertsGemm(CpuBackend &backend, int32_t rank, const ExpertRows &rows,
+                 Operand w, Operand in, Operand out, int64_t n, int64_t k) {
+  std::vector<LinearProblem> problems;
   for (int64_t e = 0; e < rows.experts; ++e) {
-    ExpertRows one = rows.expert(e);
-    groupedLinear(scratch, one, w.wGateUp.at(e * 2 * ffn * hidden),
-                  in.at(e * expertRows).as<const char>(), in.dtype,
-                  reinterpret_cast<char *>(gateUp), MOERT_F32, 2 * ffn, hidden);
-    for (int64_t b = 0; b < rows.blocks; ++b) {
-      int64_t first = b * rows.blockRows;
-      for (int64_t r = first; r < first + one.used(0, b); ++r) {
-        const float *gate = gateUp + r * 2 * ffn;
-        float *product = h + r * ffn;
-        std::copy_n(gate, ffn, product);
-        activateInPlace(w.activation, product, ffn);
-        multiplyInPlace(product, gate + ffn, ffn);
-      }
-    }
-    groupedLinear(scratch, one, w.wDown.at(e * hidden * ffn),
-                  reinterpret_cast<const char *>(h), MOERT_F32,
-                  out.at(e * expertRows).as<char>(), out.dtype, hidden, ffn);
+    ProblemRows problemRows = expertProblemRows(rows, e, in, k, out, n);
+    if (!problemRows.runs.empty())
+      problems.push_back({std::move(problemRows), w.at(e * n * k).data,
+                          nullptr});
   }
+  groupedLinear(backend.gemm(rank), problems, w.dtype, n, k);
 }
 
 // Applies `fn(x, y)` to fp32 chunks of a and (optionally) b and stores into
@@ -375,13 +275,11 @@ void chunked(Scratch &scratch, Operand a, const Operand *b, Operand out,
 void CpuBackend::router(int32_t rank, Operand x, Operand wg, Operand bias,
                         Operand logits, int64_t tokens, int64_t hidden,
                         int64_t experts) {
-  Scratch &s = scratch(rank);
-  const float *xData = floatInput(s, slotInput, x, tokens * hidden);
-  const float *wData = floatInput(s, slotWeightA, wg, experts * hidden);
-  float *out = logits.as<float>();
-  linear(tokens, experts, hidden, xData, wData, out);
-  if (bias.present())
-    addRowBias(out, tokens, experts, floatInput(s, slotBias1, bias, experts));
+  const float *b = bias.present()
+                       ? floatInput(scratch(rank), slotBias1, bias, experts)
+                       : nullptr;
+  linearRows(*this, rank, x, wg, b, logits.as<float>(), tokens, experts,
+             hidden);
 }
 
 void CpuBackend::dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
@@ -435,10 +333,11 @@ void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
       addendRows(addend, hidden);
   // Everything read from x is computed before any row of out (which may
   // alias x) is written.
-  const float *coef = mlpOut.present()
-                          ? mixCoefficients(s, x, wc, bc, tokens, hidden)
-                          : nullptr;
-  const float *gate = sharedGates(s, x, wSg, tokens, hidden);
+  const float *coef =
+      mlpOut.present()
+          ? mixCoefficients(*this, rank, x, wc, bc, tokens, hidden)
+          : nullptr;
+  const float *gate = sharedGates(*this, rank, x, wSg, tokens, hidden);
   size_t outRow = hidden * dtypeSize(out.dtype);
   char *outData = out.as<char>();
   float *acc = s.floats(slotOutput, hidden);
@@ -457,49 +356,47 @@ void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
   }
 }
 
+namespace {
+
+// A gated FFN whose gate and up weights differ in dtype cannot pair them in
+// one GEMM: the stage calls in sequence, through fp32 scratch.
+void stagedExperts(CpuBackend &backend, int32_t rank, const FfnOperands &ffn,
+                   const ExpertRows &used, Operand in, Operand out) {
+  Scratch &s = backend.scratch(rank);
+  int64_t count = used.experts * used.capacity * ffn.ffn;
+  Operand h{s.floats(slotHiddenA, count), MOERT_F32};
+  Operand u{s.floats(slotHiddenB, count), MOERT_F32};
+  expertsGemm(backend, rank, used, ffn.wGate, in, h, ffn.ffn, ffn.hidden);
+  expertsGemm(backend, rank, used, ffn.wUp, in, u, ffn.ffn, ffn.hidden);
+  activateInPlace(ffn.activation, h.as<float>(), count);
+  multiplyInPlace(h.as<float>(), u.as<const float>(), count);
+  expertsGemm(backend, rank, used, ffn.wDown, h, out, ffn.hidden, ffn.ffn);
+}
+
+// The biases of every stacked copy in fp32 (null when absent).
+const float *biases(Scratch &s, size_t slot, Operand bias, int64_t count) {
+  return bias.present() ? floatInput(s, slot, bias, count) : nullptr;
+}
+
+} // namespace
+
 void CpuBackend::experts(int32_t rank, const FfnOperands &ffn, Operand in,
                          Operand out, Operand rows, int64_t experts,
                          int64_t capacity, int64_t blocks) {
-  Scratch &s = scratch(rank);
   ExpertRows used(rows, experts, capacity, blocks);
-  int64_t hidden = ffn.hidden, width = ffn.ffn;
-  const char *inData = in.as<const char>();
-  char *outData = out.as<char>();
-  if (ffn.gated()) {
-    // The stage calls in sequence, through fp32 scratch.
-    int64_t count = experts * capacity * width;
-    float *h = s.floats(slotHiddenA, count);
-    float *u = s.floats(slotHiddenB, count);
-    groupedLinear(s, used, ffn.wGate, inData, in.dtype,
-                  reinterpret_cast<char *>(h), MOERT_F32, width, hidden);
-    groupedLinear(s, used, ffn.wUp, inData, in.dtype,
-                  reinterpret_cast<char *>(u), MOERT_F32, width, hidden);
-    activateInPlace(ffn.activation, h, count);
-    multiplyInPlace(h, u, count);
-    groupedLinear(s, used, ffn.wDown, reinterpret_cast<const char *>(h),
-                  MOERT_F32, outData, out.dtype, hidden, width);
-    return;
-  }
-  Ffn plain{ffn};
-  size_t outRow = hidden * dtypeSize(out.dtype);
-  for (int64_t e = 0; e < experts; ++e) {
-    Ffn::Panels panels{};
-    if (used.anyUsed(e))
-      panels = plain.panels(s, e);
-    for (int64_t b = 0; b < blocks; ++b) {
-      int64_t rowsUsed = used.used(e, b);
-      int64_t first = e * capacity + b * used.blockRows;
-      if (rowsUsed > 0) {
-        const float *x =
-            floatSlice(s, slotInput, in, first * hidden, rowsUsed * hidden);
-        float *y = s.floats(slotOutput, rowsUsed * hidden);
-        plain.run(s, panels, x, rowsUsed, y);
-        storeFloats(y, outData + first * outRow, out.dtype, rowsUsed * hidden);
-      }
-      std::memset(outData + (first + rowsUsed) * outRow, 0,
-                  (used.blockRows - rowsUsed) * outRow);
-    }
-  }
+  if (ffn.gated() && ffn.wGate.dtype != ffn.wUp.dtype)
+    return stagedExperts(*this, rank, ffn, used, in, out);
+  Scratch &s = scratch(rank);
+  ExpertWeights w{ffn.wGate,
+                  ffn.gated() ? ffn.wUp : Operand{},
+                  ffn.wDown,
+                  1,
+                  biases(s, slotBias1, ffn.b1, experts * ffn.ffn),
+                  biases(s, slotBias2, ffn.b2, experts * ffn.hidden)};
+  std::vector<FfnProblem> problems;
+  addExpertProblems(problems, used, w, ffn.activation, ffn.hidden, ffn.ffn, in,
+                    out);
+  groupedFfn(gemm(rank), problems);
 }
 
 void CpuBackend::fusedExperts(int32_t rank, const PackedFfnOperands &ffn,
@@ -507,20 +404,36 @@ void CpuBackend::fusedExperts(int32_t rank, const PackedFfnOperands &ffn,
                               int64_t experts, int64_t capacity, int64_t blocks,
                               const PackedFfnOperands *shared, Operand sharedX,
                               Operand sharedOut, int64_t tokens) {
-  Scratch &s = scratch(rank);
-  runPackedFfn(s, ffn, ExpertRows(rows, experts, capacity, blocks), in, out);
-  // The shared expert is one more problem of the grouped loop: one
-  // "expert" whose capacity is this rank's tokens, every row used.
-  if (shared)
-    runPackedFfn(s, *shared, ExpertRows(Operand{}, 1, tokens, 1), sharedX,
-                 sharedOut);
+  auto packed = [](const PackedFfnOperands &w) {
+    return ExpertWeights{w.wGateUp, w.wGateUp.at(w.ffn * w.hidden), w.wDown,
+                         2,         nullptr,                         nullptr};
+  };
+  std::vector<FfnProblem> problems;
+  addExpertProblems(problems, ExpertRows(rows, experts, capacity, blocks),
+                    packed(ffn), ffn.activation, ffn.hidden, ffn.ffn, in, out);
+  if (!shared)
+    return groupedFfn(gemm(rank), problems);
+  // The shared expert is one more problem of the same grouped GEMMs (one
+  // "expert" whose rows are this rank's tokens) when its dtypes match.
+  std::vector<FfnProblem> sharedProblems;
+  addExpertProblems(sharedProblems, ExpertRows(Operand{}, 1, tokens, 1),
+                    packed(*shared), shared->activation, shared->hidden,
+                    shared->ffn, sharedX, sharedOut);
+  bool sameTypes = shared->wGateUp.dtype == ffn.wGateUp.dtype &&
+                   shared->wDown.dtype == ffn.wDown.dtype;
+  if (!sameTypes)
+    groupedFfn(gemm(rank), sharedProblems);
+  else
+    problems.insert(problems.end(), sharedProblems.begin(),
+                    sharedProblems.end());
+  groupedFfn(gemm(rank), problems);
 }
 
 void CpuBackend::expertsLinear(int32_t rank, Operand w, Operand in, Operand out,
                                Operand rows, int64_t experts, int64_t capacity,
                                int64_t blocks, int64_t n, int64_t k) {
-  groupedLinear(scratch(rank), ExpertRows(rows, experts, capacity, blocks), w,
-                in.as<const char>(), in.dtype, out.as<char>(), out.dtype, n, k);
+  expertsGemm(*this, rank, ExpertRows(rows, experts, capacity, blocks), w, in,
+              out, n, k);
 }
 
 void CpuBackend::activation(int32_t rank, moert_activation_t activation,
@@ -538,13 +451,20 @@ void CpuBackend::multiply(int32_t rank, Operand a, Operand b, Operand out,
 
 void CpuBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,
                           Operand out, int64_t tokens) {
+  if (ffn.gated() && ffn.wGate.dtype != ffn.wUp.dtype)
+    return stagedExperts(*this, rank, ffn, ExpertRows(Operand{}, 1, tokens, 1),
+                         x, out);
   Scratch &s = scratch(rank);
-  int64_t count = tokens * ffn.hidden;
-  const float *xData = floatInput(s, slotInput, x, count);
-  float *y = s.floats(slotOutput, count);
-  Ffn dense{ffn};
-  dense.run(s, dense.panels(s, 0), xData, tokens, y);
-  storeFloats(y, out.as<char>(), out.dtype, count);
+  ExpertWeights w{ffn.wGate,
+                  ffn.gated() ? ffn.wUp : Operand{},
+                  ffn.wDown,
+                  1,
+                  biases(s, slotBias1, ffn.b1, ffn.ffn),
+                  biases(s, slotBias2, ffn.b2, ffn.hidden)};
+  std::vector<FfnProblem> problems;
+  addExpertProblems(problems, ExpertRows(Operand{}, 1, tokens, 1), w,
+                    ffn.activation, ffn.hidden, ffn.ffn, x, out);
+  groupedFfn(gemm(rank), problems);
 }
 
 void CpuBackend::residualMix(int32_t rank, Operand x, Operand wc, Operand bc,
@@ -552,7 +472,7 @@ void CpuBackend::residualMix(int32_t rank, Operand x, Operand wc, Operand bc,
                              int64_t tokens, int64_t hidden) {
   Scratch &s = scratch(rank);
   int64_t count = tokens * hidden;
-  const float *coef = mixCoefficients(s, x, wc, bc, tokens, hidden);
+  const float *coef = mixCoefficients(*this, rank, x, wc, bc, tokens, hidden);
   const float *moe = floatInput(s, slotHiddenA, moeOut, count);
   const float *mlp = floatInput(s, slotHiddenB, mlpOut, count);
   float *row = s.floats(slotRow, hidden);
@@ -570,7 +490,7 @@ void CpuBackend::sharedAdd(int32_t rank, Operand routed, Operand shared,
                            Operand x, Operand wSg, Operand out, int64_t tokens,
                            int64_t hidden) {
   Scratch &s = scratch(rank);
-  const float *gate = sharedGates(s, x, wSg, tokens, hidden);
+  const float *gate = sharedGates(*this, rank, x, wSg, tokens, hidden);
   // Row by row so that out may alias routed.
   float *a = s.floats(slotRow, hidden);
   float *b = s.floats(slotRowB, hidden);
@@ -587,7 +507,7 @@ void CpuBackend::sharedAdd(int32_t rank, Operand routed, Operand shared,
 void CpuBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
                          int64_t tokens, int64_t hidden, float epsilon) {
   Scratch &s = scratch(rank);
-  const float *w = floatInput(s, slotWeightA, weight, hidden);
+  const float *w = floatInput(s, slotNormWeight, weight, hidden);
   float *row = s.floats(slotRow, hidden);
   char *rounded = s.bytes(0, hidden * dtypeSize(x.dtype));
   // Row by row so that out may alias x.

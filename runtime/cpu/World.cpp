@@ -110,6 +110,13 @@ void CpuBackend::run(const RankBody &body) {
   for (int32_t r = 0; r < size_; ++r)
     exited_[r].store(false);
   scratch_ = std::vector<Scratch>(size_);
+  // ranks x threads = the cores to use (moert_world_create resolved the
+  // count); each rank's workers start for the run.
+  int rankThreads =
+      desc_.cpu_threads > 0 ? desc_.cpu_threads : threadsPerRank(size_);
+  gemm_.clear();
+  for (int32_t r = 0; r < size_; ++r)
+    gemm_.push_back(std::make_unique<GemmContext>(rankThreads));
 
   auto runRank = [this, &body](int32_t rank) {
     std::string message;
@@ -128,6 +135,7 @@ void CpuBackend::run(const RankBody &body) {
     t.join();
   rendezvous_.clear();
   scratch_.clear();
+  gemm_.clear();
   if (failedRank_ >= 0)
     fail(failedStatus_, "rank ", failedRank_, " failed: ", failedMessage_);
 }

@@ -299,7 +299,7 @@ void run(const RunOptions &options) {
     ~WeightsCloser() { moert_weights_close(w); }
   } closeWeights{weights};
   moert_world_desc_t desc = {options.backend, info.nodes, info.gpus_per_node,
-                             options.collectiveTimeoutMs};
+                             options.collectiveTimeoutMs, options.cpuThreads};
   moert_world_t world = nullptr;
   if (moert_status_t st = moert_world_create(&desc, &world))
     fail(st, moert_last_error());
@@ -326,6 +326,8 @@ void run(const RunOptions &options) {
   if (ranks.reports()) {
     std::printf("loading weights: %lld bytes per rank on %d rank(s)...\n",
                 (long long)info.weight_bytes, ranks.worldSize);
+    if (options.backend == MOERT_BACKEND_CPU)
+      std::printf("cpu threads per rank: %d\n", moert_world_cpu_threads(world));
     std::fflush(stdout);
   }
   if (moert_status_t st = moert_world_run(world, runRank, &job)) {

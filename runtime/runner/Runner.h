@@ -30,6 +30,7 @@ struct RunOptions {
   uint64_t seed = 0;       // of the random input
   std::string outputNpy;   // f32 [ranks*tokens, hidden], written by rank 0
   int32_t collectiveTimeoutMs = 0; // <= 0: the runtime's default
+  int32_t cpuThreads = 0; // per rank, CPU backend; <= 0: the runtime's default
   // Step 1 runs directly (per-layer table); it is then captured once
   // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
   // a captured step cannot read its statistics back).

@@ -2,12 +2,14 @@
 //
 // moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda]
 //           [--tokens N] [--steps N] [--input x.npy] [--seed N]
-//           [--output y.npy] [--collective-timeout-ms N] [--cuda-graphs]
+//           [--output y.npy] [--collective-timeout-ms N] [--threads N]
+//           [--cuda-graphs]
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
 // `moe-translate --moe-to-cpp` output (runtime/tools/moert-build-model.sh).
 // With --backend cuda, start one process per GPU (mpirun, torchrun, Slurm);
-// --cuda-graphs replays steps 2.. from one capture.
+// --cuda-graphs replays steps 2.. from one capture. --threads: compute
+// threads per CPU rank (default $MOERT_CPU_THREADS, else cores / ranks).
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,7 +26,7 @@ namespace {
 constexpr const char *kUsage =
     "usage: moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda] "
     "[--tokens N] [--steps N] [--input x.npy] [--seed N] [--output y.npy] "
-    "[--collective-timeout-ms N] [--cuda-graphs]\n";
+    "[--collective-timeout-ms N] [--threads N] [--cuda-graphs]\n";
 
 int usage(const std::string &message) {
   std::fprintf(stderr, "moert-run: error: %s\n%s", message.c_str(), kUsage);
@@ -82,6 +84,8 @@ int main(int argc, char **argv) {
       options.seed = uint64_t(number);
     else if (arg == "--collective-timeout-ms" && isNumber)
       options.collectiveTimeoutMs = int32_t(number);
+    else if (arg == "--threads" && isNumber && number >= 1 && number <= 1024)
+      options.cpuThreads = int32_t(number);
     else
       return usage("unknown option or bad value: " + arg + " " + value);
   }

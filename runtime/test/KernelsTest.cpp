@@ -575,3 +575,62 @@ TEST(Kernels, RmsNormRoundsTheNormalisedRowToBf16BeforeTheWeight) {
     EXPECT_EQ(out.download<uint16_t>(MOERT_BF16, S * H), want);
   });
 }
+
+namespace {
+
+// moert_fused_experts' routed output (f32 bits) on a world of `ranks` CPU
+// ranks with `threads` each; every rank computes the same, rank 0 reports.
+std::vector<uint32_t> fusedExpertsBits(int32_t ranks, int32_t threads,
+                                       moert_dtype_t io) {
+  const int64_t E = 4, C = 48, H = 96, F = 160, blocks = 1;
+  std::vector<int32_t> rows = {48, 30, 0, 17};
+  Floats in = randomFloats(E * C * H, 41), wGate = randomFloats(E * F * H, 42),
+         wUp = randomFloats(E * F * H, 43), wDown = randomFloats(E * H * F, 44);
+  Floats wGateUp = packGateUp(wGate, wUp, E, F, H);
+  World world(1, ranks, 0, MOERT_BACKEND_CPU, threads);
+  EXPECT_EQ(moert_world_cpu_threads(world.get()), threads);
+  std::vector<uint32_t> bits;
+  world.run([&](moert_context_t ctx) {
+    Buffer ib = convertedBuffer(ctx, in, io),
+           gu = convertedBuffer(ctx, wGateUp, io),
+           d = convertedBuffer(ctx, wDown, io), rb(ctx, rows, MOERT_I32),
+           out(ctx, E * C * H * 4), out32(ctx, E * C * H * 4);
+    moert_packed_ffn_desc_t packed{MOERT_ACT_SILU, H, F, gu.view(io),
+                                   d.view(io)};
+    check(moert_fused_experts(ctx, &packed, ib.view(io), out.view(io),
+                              rb.view(MOERT_I32), E, C, blocks, nullptr,
+                              moert_absent_view(), moert_absent_view(), 0));
+    check(moert_buffer_copy(ctx, out.view(io), out32.view(MOERT_F32),
+                            E * C * H));
+    if (moert_context_rank(ctx) == 0)
+      bits = out32.download<uint32_t>(MOERT_F32, E * C * H);
+  });
+  return bits;
+}
+
+} // namespace
+
+// Threads inside a rank split the work, never a sum: any thread count, and
+// ranks beside them, give the same bits.
+TEST(Kernels, ThreadsPerRankKeepBits) {
+  for (moert_dtype_t io : {MOERT_F32, MOERT_BF16}) {
+    std::vector<uint32_t> one = fusedExpertsBits(1, 1, io);
+    ASSERT_FALSE(one.empty());
+    EXPECT_EQ(fusedExpertsBits(1, 4, io), one) << dtypeName(io);
+    EXPECT_EQ(fusedExpertsBits(1, 3, io), one) << dtypeName(io);
+    EXPECT_EQ(fusedExpertsBits(2, 2, io), one) << dtypeName(io);
+  }
+}
+
+TEST(Kernels, CpuThreadsDefaultIsCoresOverRanks) {
+  if (std::getenv("MOERT_CPU_THREADS"))
+    GTEST_SKIP() << "MOERT_CPU_THREADS is set: no default to check";
+  World world(1, 1), wide(1, 64);
+  EXPECT_GE(moert_world_cpu_threads(world.get()), 1);
+  EXPECT_EQ(moert_world_cpu_threads(wide.get()),
+            std::max(1, moert_world_cpu_threads(world.get()) / 64));
+  moert_world_desc_t desc{MOERT_BACKEND_CPU, 1, 1, 0, 5000};
+  moert_world_t bad = nullptr;
+  EXPECT_MOERT_ERROR(moert_world_create(&desc, &bad), MOERT_INVALID_ARGUMENT,
+                     "cpu_threads must be at most 1024");
+}

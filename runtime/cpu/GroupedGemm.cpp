@@ -1,0 +1,251 @@
+//===- runtime/cpu/GroupedGemm.cpp - GEMMs over many experts' rows --------===//
+
+#include "runtime/cpu/GroupedGemm.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/Activation.h"
+#include "runtime/cpu/gemm/Kernels.h"
+
+#include <algorithm>
+
+using namespace moert;
+using namespace moert::cpu;
+
+int64_t ProblemRows::count() const {
+  int64_t total = 0;
+  for (const RowRun &run : runs)
+    total += run.count;
+  return total;
+}
+
+namespace {
+
+// Largest output block a kernel delivers: 16 rows of a 32-column panel.
+constexpr int64_t maxBlockRows = 16, maxBlockColumns = 32;
+// Rows packed per parallel task.
+constexpr int64_t packRows = 64;
+
+size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Each problem's packed operand of m rows x k columns, in one workspace.
+class PackedOperands {
+public:
+  PackedOperands(gemm::Workspace &workspace, const gemm::KernelSet &kernels,
+                 const std::vector<int64_t> &rows,
+                 const std::vector<int64_t> &columns,
+                 const std::vector<bool> &split) {
+    std::vector<size_t> offsets;
+    size_t total = 0;
+    for (size_t p = 0; p < rows.size(); ++p) {
+      offsets.push_back(total);
+      total += aligned(kernels.packedBytes(rows[p], columns[p], split[p]));
+    }
+    auto *base = static_cast<char *>(workspace.get(total));
+    for (size_t p = 0; p < rows.size(); ++p) {
+      rows_.push_back({base + offsets[p], rows[p], columns[p], split[p]});
+      kernels.clearPadding(rows_.back());
+    }
+  }
+  const gemm::PackedRows &operator[](size_t problem) const {
+    return rows_[problem];
+  }
+
+private:
+  std::vector<gemm::PackedRows> rows_;
+};
+
+// A bf16 X is exact in one bf16 term; any other needs the second.
+std::vector<bool> splitInputs(const std::vector<const ProblemRows *> &rows) {
+  std::vector<bool> split;
+  for (const ProblemRows *problem : rows)
+    split.push_back(problem->inType != MOERT_BF16);
+  return split;
+}
+
+// Packs every problem's input rows (K columns) into `packed`, a few rows per
+// task.
+void packInputs(ThreadPool &pool, const std::vector<const ProblemRows *> &rows,
+                const gemm::KernelSet &kernels, const PackedOperands &packed) {
+  struct Task {
+    size_t problem;
+    int64_t packedRow, sourceRow, count;
+  };
+  std::vector<Task> tasks;
+  for (size_t p = 0; p < rows.size(); ++p) {
+    int64_t packedRow = 0;
+    for (const RowRun &run : rows[p]->runs)
+      for (int64_t r = 0; r < run.count; r += packRows) {
+        int64_t count = std::min(packRows, run.count - r);
+        tasks.push_back({p, packedRow, run.first + r, count});
+        packedRow += count;
+      }
+  }
+  pool.parallelFor(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
+    const Task &task = tasks[i];
+    const ProblemRows &problem = *rows[task.problem];
+    const gemm::PackedRows &x = packed[task.problem];
+    kernels.pack(problem.in + task.sourceRow * x.k * dtypeSize(problem.inType),
+                 problem.inType, x.k, task.packedRow, task.count, 0, x.k, x);
+  });
+}
+
+// The out row of each packed row.
+std::vector<int64_t> outRows(const ProblemRows &rows) {
+  std::vector<int64_t> out;
+  for (const RowRun &run : rows.runs)
+    for (int64_t r = 0; r < run.count; ++r)
+      out.push_back(run.first + r);
+  return out;
+}
+
+// Output blocks (+ bias) rounded into the problem's out rows of n columns.
+class OutputSink final : public gemm::Sink {
+public:
+  OutputSink(const ProblemRows &rows, int64_t n, const float *bias)
+      : rows_(outRows(rows)), out_(rows.out), outType_(rows.outType), n_(n),
+        bias_(bias) {}
+  void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+             const float *first, const float *, int64_t ld) override {
+    float row[maxBlockColumns];
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *values = first + r * ld;
+      if (bias_) {
+        for (int64_t c = 0; c < cols; ++c)
+          row[c] = values[c] + bias_[n0 + c];
+        values = row;
+      }
+      convertFromFloat(values,
+                       out_ + (rows_[m0 + r] * n_ + n0) * dtypeSize(outType_),
+                       outType_, cols);
+    }
+  }
+
+private:
+  std::vector<int64_t> rows_;
+  char *out_;
+  moert_dtype_t outType_;
+  int64_t n_;
+  const float *bias_;
+};
+
+// act(first) * second, or act(first + b1), packed as the second GEMM's
+// operand (m rows x ffn columns).
+class HiddenSink final : public gemm::Sink {
+public:
+  HiddenSink(const gemm::KernelSet &kernels, const gemm::PackedRows &packed,
+             moert_activation_t activation, const float *b1)
+      : kernels_(kernels), packed_(packed), activation_(activation), b1_(b1) {
+  }
+  void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+             const float *first, const float *second, int64_t ld) override {
+    float block[maxBlockRows * maxBlockColumns];
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        block[r * cols + c] = first[r * ld + c] + (b1_ ? b1_[n0 + c] : 0.0f);
+    // The whole block in one call: independent vectors in flight, where a
+    // row of 16 alone waits out the activation's latency.
+    activateInPlace(activation_, block, rows * cols);
+    if (second)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          block[r * cols + c] *= second[r * ld + c];
+    kernels_.pack(block, MOERT_F32, cols, m0, rows, n0, cols, packed_);
+  }
+
+private:
+  const gemm::KernelSet &kernels_;
+  gemm::PackedRows packed_;
+  moert_activation_t activation_;
+  const float *b1_;
+};
+
+// Runs every item of every problem's GEMM on the pool: problem p's weights
+// and sink come from `at(p)`.
+template <typename At>
+void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
+              size_t problems, At at) {
+  std::vector<int64_t> firstItem(problems + 1, 0);
+  for (size_t p = 0; p < problems; ++p)
+    firstItem[p + 1] = firstItem[p] + at(p).weights.items();
+  pool.parallelFor(firstItem.back(), [&](int64_t i, int thread) {
+    size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
+               firstItem.begin() - 1;
+    auto job = at(p);
+    kernels.run(job.weights, i - firstItem[p], job.packed,
+                pool.workspace(thread), *job.sink);
+  });
+}
+
+struct Job {
+  gemm::Weights weights;
+  const gemm::PackedRows &packed;
+  gemm::Sink *sink;
+};
+
+} // namespace
+
+void moert::cpu::groupedLinear(GemmContext &context,
+                               const std::vector<LinearProblem> &problems,
+                               moert_dtype_t weightType, int64_t n,
+                               int64_t k) {
+  const gemm::KernelSet &kernels = gemm::kernelsFor(weightType);
+  std::vector<const ProblemRows *> rows;
+  std::vector<int64_t> counts, columns(problems.size(), k);
+  std::vector<OutputSink> sinks;
+  for (const LinearProblem &problem : problems) {
+    rows.push_back(&problem.rows);
+    counts.push_back(problem.rows.count());
+    sinks.emplace_back(problem.rows, n, problem.bias);
+  }
+  PackedOperands packed(context.packedInput, kernels, counts, columns,
+                        splitInputs(rows));
+  packInputs(context.pool, rows, kernels, packed);
+  runItems(context.pool, kernels, problems.size(), [&](size_t p) {
+    return Job{{problems[p].w, nullptr, weightType, n, k}, packed[p],
+               &sinks[p]};
+  });
+}
+
+void moert::cpu::groupedFfn(GemmContext &context,
+                            const std::vector<FfnProblem> &problems) {
+  if (problems.empty())
+    return;
+  const gemm::KernelSet &first = gemm::kernelsFor(problems[0].firstType);
+  const gemm::KernelSet &down = gemm::kernelsFor(problems[0].downType);
+  std::vector<const ProblemRows *> rows;
+  std::vector<int64_t> counts, hidden, ffn;
+  for (const FfnProblem &problem : problems) {
+    rows.push_back(&problem.rows);
+    counts.push_back(problem.rows.count());
+    hidden.push_back(problem.hidden);
+    ffn.push_back(problem.ffn);
+  }
+  PackedOperands inputs(context.packedInput, first, counts, hidden,
+                        splitInputs(rows));
+  // The hidden activations are fp32: split like any f32 X.
+  PackedOperands hiddens(context.packedHidden, down, counts, ffn,
+                         std::vector<bool>(problems.size(), true));
+  packInputs(context.pool, rows, first, inputs);
+
+  std::vector<HiddenSink> hiddenSinks;
+  std::vector<OutputSink> outputSinks;
+  for (size_t p = 0; p < problems.size(); ++p) {
+    const FfnProblem &problem = problems[p];
+    hiddenSinks.emplace_back(down, hiddens[p], problem.activation, problem.b1);
+    outputSinks.emplace_back(problem.rows, problem.hidden, problem.b2);
+  }
+  runItems(context.pool, first, problems.size(), [&](size_t p) {
+    const FfnProblem &problem = problems[p];
+    return Job{{problem.first, problem.second, problem.firstType, problem.ffn,
+                problem.hidden},
+               inputs[p],
+               &hiddenSinks[p]};
+  });
+  runItems(context.pool, down, problems.size(), [&](size_t p) {
+    const FfnProblem &problem = problems[p];
+    return Job{{problem.down, nullptr, problem.downType, problem.hidden,
+                problem.ffn},
+               hiddens[p],
+               &outputSinks[p]};
+  });
+}

@@ -1,0 +1,283 @@
+//===- runtime/cpu/gemm/Amx.cpp - AMX bf16 kernels ------------------------===//
+//
+// TDPBF16PS computes C[16 x 16] += A[16 x 32] . B where B holds k-pairs as
+// rows (the VNNI layout). The weights are the A tiles, read in place: a
+// weight row's 32 bf16 of a k-step are one tile row, so [N, K] needs no
+// repacking. X is packed once per GEMM into the B layout, 16 rows a block:
+// block b, pair row p holds (x[16b + j][2p], x[16b + j][2p + 1]) for j < 16;
+// a split X has the plane of lo = x - hi after that of hi in each block.
+// An item (two slabs) runs 2 x 2 accumulator tiles per pair of row blocks
+// (2 x 1 per block, hi then lo, when split); k advances in chunks so the
+// chunk of both slabs stays in L1 while every row block passes.
+// Accumulators are exact fp32 in memory between chunks.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cpu/gemm/Kernels.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/gemm/Avx512Util.h"
+
+#include <algorithm>
+#include <cstring>
+
+#define MOERT_AMX                                                              \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,"         \
+                        "avx512bf16,amx-tile,amx-bf16")))
+
+using namespace moert;
+using namespace moert::cpu::gemm;
+
+namespace {
+
+constexpr int64_t step = 32;  // k per tile row
+constexpr int64_t chunk = 512; // k per chunk (multiple of step)
+constexpr int64_t tileFloats = 16 * 16;
+
+int64_t paddedK(int64_t k) { return (k + step - 1) / step * step; }
+int64_t rowBlocks(int64_t m) { return (m + 15) / 16; }
+// bf16 elements of one plane, and of one block, of 16 packed rows.
+int64_t planeElements(int64_t k) { return paddedK(k) * 16; }
+int64_t blockElements(const PackedRows &x) {
+  return planeElements(x.k) * (x.split ? 2 : 1);
+}
+
+size_t packedBytes(int64_t m, int64_t k, bool split) {
+  return static_cast<size_t>(rowBlocks(m) * planeElements(k)) *
+         (split ? 2 : 1) * sizeof(uint16_t);
+}
+
+// Pad rows and pad k of every plane are zero: a product of the pad with a
+// zero-padded weight chunk must be 0, never NaN.
+void clearPadding(const PackedRows &x) {
+  auto *planes = static_cast<uint16_t *>(x.data);
+  int64_t count = rowBlocks(x.m) * (x.split ? 2 : 1);
+  int64_t pairs = paddedK(x.k) / 2, lanes = x.m % 16;
+  for (int64_t i = 0; i < count; ++i) {
+    uint16_t *plane = planes + i * planeElements(x.k);
+    std::memset(plane + x.k / 2 * 32, 0,
+                (pairs - x.k / 2) * 32 * sizeof(uint16_t));
+    bool lastBlock = i / (x.split ? 2 : 1) == rowBlocks(x.m) - 1;
+    if (lanes && lastBlock)
+      for (int64_t p = 0; p < pairs; ++p)
+        std::memset(plane + p * 32 + lanes * 2, 0,
+                    (16 - lanes) * 2 * sizeof(uint16_t));
+  }
+}
+
+// 16 fp32 as bf16 in the low half, and the fp32 value of those bf16.
+MOERT_AMX inline __m512 roundedToBf16(__m512 v, __m256i &bf16) {
+  bf16 = (__m256i)_mm512_cvtneps_pbh(v);
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16), 16));
+}
+
+// 32 values of a row from `count` (1 to 32) elements, as 16 bf16 pairs
+// in hi, and in lo what hi misses.
+MOERT_AMX inline void loadPairs(const char *row, moert_dtype_t type,
+                                int64_t count, __m512 &hi, __m512 &lo) {
+  if (type == MOERT_BF16) {
+    hi = _mm512_castsi512_ps(
+        _mm512_maskz_loadu_epi16(halfLaneMask(count), row));
+    lo = _mm512_setzero_ps();
+    return;
+  }
+  __m512 values[2];
+  for (int h = 0; h < 2; ++h) {
+    __mmask16 mask = laneMask(count - 16 * h);
+    values[h] = type == MOERT_F32
+                    ? _mm512_maskz_loadu_ps(mask, row + 64 * h)
+                    : _mm512_cvtph_ps(
+                          _mm256_maskz_loadu_epi16(mask, row + 32 * h));
+  }
+  __m256i high[2], low[2];
+  for (int h = 0; h < 2; ++h) {
+    __m512 rest = _mm512_sub_ps(values[h], roundedToBf16(values[h], high[h]));
+    roundedToBf16(rest, low[h]);
+  }
+  hi = _mm512_castsi512_ps(
+      _mm512_inserti64x4(_mm512_castsi256_si512(high[0]), high[1], 1));
+  lo = _mm512_castsi512_ps(
+      _mm512_inserti64x4(_mm512_castsi256_si512(low[0]), low[1], 1));
+}
+
+// Rows [m0, m0 + rows) x columns [k0, k0 + cols) of src into the blocks:
+// 16 rows x 16 pairs at a time, transposed so that a row becomes a column.
+MOERT_AMX void pack(const void *src, moert_dtype_t srcType, int64_t ld,
+                    int64_t m0, int64_t rows, int64_t k0, int64_t cols,
+                    const PackedRows &x) {
+  auto *blocks = static_cast<uint16_t *>(x.data);
+  size_t element = dtypeSize(srcType), rowBytes = ld * element;
+  auto *in = static_cast<const char *>(src);
+  for (int64_t first = m0; first < m0 + rows;) {
+    int64_t block = first / 16, lane0 = first % 16;
+    int64_t count = std::min(16 - lane0, m0 + rows - first);
+    __mmask16 lanes = static_cast<__mmask16>(laneMask(count) << lane0);
+    uint16_t *out = blocks + block * blockElements(x);
+    for (int64_t c = 0; c < cols; c += 32) {
+      __m512 hi[16], lo[16];
+      for (int64_t j = 0; j < 16; ++j) {
+        int64_t r = block * 16 + j - m0;
+        hi[j] = lo[j] = _mm512_setzero_ps();
+        if (j >= lane0 && j < lane0 + count)
+          loadPairs(in + r * rowBytes + c * element, srcType, cols - c, hi[j],
+                    lo[j]);
+      }
+      int64_t pair0 = (k0 + c) / 2;
+      int64_t pairs = (std::min<int64_t>(32, cols - c) + 1) / 2;
+      for (int plane = 0; plane < (x.split ? 2 : 1); ++plane) {
+        __m512 *v = plane ? lo : hi;
+        transpose16(v);
+        uint16_t *dst = out + plane * planeElements(x.k);
+        for (int64_t i = 0; i < pairs; ++i)
+          _mm512_mask_storeu_epi32(dst + (pair0 + i) * 32, lanes,
+                                   _mm512_castps_si512(v[i]));
+      }
+    }
+    first += count;
+  }
+}
+
+struct TileConfig {
+  uint8_t palette = 1, startRow = 0, reserved[14] = {};
+  uint16_t columnBytes[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: accumulators (slab s, row block b) at 2 * b + s; 4-5 the
+// slabs' weights, 6-7 the two row blocks' X.
+MOERT_AMX void configureTiles() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.columnBytes[t] = 64;
+    config.rows[t] = 16;
+  }
+  _tile_loadconfig(&config);
+}
+
+// Where a slab's chunk is read: in place, or a zero-padded copy when the
+// slab has fewer than 16 rows or the chunk runs past k.
+struct SlabChunk {
+  const char *data;
+  int64_t stride;
+};
+
+SlabChunk slabChunk(const Slabs &slabs, int s, int64_t k, int64_t k0,
+                    int64_t count, uint16_t *staging) {
+  if (slabs.valid(s) == 16 && k0 + count <= k)
+    return {slabs.base(s) + k0 * sizeof(uint16_t),
+            static_cast<int64_t>(slabs.rowBytes())};
+  int64_t width = paddedK(count), inside = std::min(count, k - k0);
+  std::memset(staging, 0, 16 * width * sizeof(uint16_t));
+  for (int64_t r = 0; r < slabs.valid(s); ++r)
+    std::memcpy(staging + r * width,
+                slabs.base(s) + r * slabs.rowBytes() + k0 * sizeof(uint16_t),
+                inside * sizeof(uint16_t));
+  return {reinterpret_cast<const char *>(staging),
+          static_cast<int64_t>(width * sizeof(uint16_t))};
+}
+
+// acc[b][s]: 16 weight rows x 16 X rows, fp32.
+MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
+                        int64_t k0, int64_t count, float *acc) {
+  auto *blocks = static_cast<const uint16_t *>(x.data);
+  int64_t blocksCount = rowBlocks(x.m), stride = blockElements(x);
+  int64_t lo = planeElements(x.k);
+  for (int64_t b = 0; b < blocksCount; b += x.split ? 1 : 2) {
+    // Split: tile 7 holds the block's lo; else the next block's hi.
+    bool two = !x.split && b + 1 < blocksCount;
+    float *a0 = acc + 2 * b * tileFloats;
+    if (k0 == 0) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    } else {
+      _tile_loadd(0, a0, 64);
+      _tile_loadd(1, a0 + tileFloats, 64);
+      if (two) {
+        _tile_loadd(2, a0 + 2 * tileFloats, 64);
+        _tile_loadd(3, a0 + 3 * tileFloats, 64);
+      }
+    }
+    const uint16_t *x0 = blocks + b * stride + k0 * 16;
+    const uint16_t *x1 = x0 + (x.split ? lo : stride);
+    for (int64_t i = 0; i < count; i += step) {
+      _tile_loadd(4, w[0].data + i * 2, w[0].stride);
+      _tile_loadd(6, x0 + i * 16, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if (second) {
+        _tile_loadd(5, w[1].data + i * 2, w[1].stride);
+        _tile_dpbf16ps(1, 5, 6);
+      }
+      if (x.split) {
+        _tile_loadd(7, x1 + i * 16, 64);
+        _tile_dpbf16ps(0, 4, 7);
+        if (second)
+          _tile_dpbf16ps(1, 5, 7);
+      } else if (two) {
+        _tile_loadd(7, x1 + i * 16, 64);
+        _tile_dpbf16ps(2, 4, 7);
+        if (second)
+          _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    _tile_stored(0, a0, 64);
+    _tile_stored(1, a0 + tileFloats, 64);
+    if (two) {
+      _tile_stored(2, a0 + 2 * tileFloats, 64);
+      _tile_stored(3, a0 + 3 * tileFloats, 64);
+    }
+  }
+}
+
+// Row block b's outputs as [16 rows][32 panel columns].
+MOERT_AMX void transposeBlock(const float *acc, float *out) {
+  for (int s = 0; s < 2; ++s) {
+    __m512 v[16];
+    for (int i = 0; i < 16; ++i)
+      v[i] = _mm512_load_ps(acc + s * tileFloats + i * 16);
+    transpose16(v);
+    for (int i = 0; i < 16; ++i)
+      _mm512_store_ps(out + i * 32 + s * 16, v[i]);
+  }
+}
+
+MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
+                   Workspace &workspace, Sink &sink) {
+  Slabs slabs(w, item);
+  int64_t k = w.k, m = x.m, blocksCount = rowBlocks(m);
+  size_t stagingElements = 16 * chunk;
+  size_t accFloats = (blocksCount + 1) * 2 * tileFloats;
+  auto *acc = static_cast<float *>(workspace.get(
+      (accFloats + 16 * 32) * sizeof(float) +
+      2 * stagingElements * sizeof(uint16_t)));
+  float *rows = acc + accFloats;
+  auto *staging = reinterpret_cast<uint16_t *>(rows + 16 * 32);
+  bool second = slabs.valid(1) > 0;
+  if (k == 0)
+    std::memset(acc, 0, accFloats * sizeof(float));
+  configureTiles();
+  for (int64_t k0 = 0; k0 < paddedK(k); k0 += chunk) {
+    int64_t count = std::min(chunk, paddedK(k) - k0);
+    SlabChunk chunks[2] = {
+        slabChunk(slabs, 0, k, k0, count, staging),
+        second ? slabChunk(slabs, 1, k, k0, count, staging + stagingElements)
+               : SlabChunk{nullptr, 0}};
+    runChunk(chunks, second, x, k0, count, acc);
+  }
+  _tile_release();
+  for (int64_t b = 0; b < blocksCount; ++b) {
+    if (!second)
+      std::memset(acc + (2 * b + 1) * tileFloats, 0, tileFloats * 4);
+    transposeBlock(acc + 2 * b * tileFloats, rows);
+    slabs.deliver(sink, b * 16, std::min<int64_t>(16, m - b * 16), rows, 32);
+  }
+}
+
+} // namespace
+
+const KernelSet &moert::cpu::gemm::amxKernels() {
+  static const KernelSet set = {packedBytes, clearPadding, pack, run};
+  return set;
+}

@@ -1,0 +1,98 @@
+//===- runtime/cpu/gemm/Isa.cpp - CPU feature detection -------------------===//
+
+#include "runtime/cpu/gemm/Isa.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+using namespace moert::cpu::gemm;
+
+namespace {
+
+#if defined(__x86_64__)
+bool bit(unsigned value, int index) { return (value >> index) & 1u; }
+
+// The OS enables a register state in XCR0 when it saves it on context
+// switches; a feature the OS does not save cannot be used.
+unsigned long long enabledStates() {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+
+// Linux gives a process AMX tile data only on request (arch_prctl
+// ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), once for all its threads.
+bool permitAmx() {
+  constexpr int reqXcompPerm = 0x1023, xfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, reqXcompPerm, xfeatureXtiledata) == 0;
+}
+
+Isa detect() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !bit(ecx, 27)) // OSXSAVE
+    return Isa::Generic;
+  unsigned long long states = enabledStates();
+  constexpr unsigned long long avx512States = 0xe6; // SSE, AVX, k, ZMM
+  constexpr unsigned long long tileStates = 3ull << 17;
+  if ((states & avx512States) != avx512States)
+    return Isa::Generic;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+    return Isa::Generic;
+  // AVX-512 F, DQ, BW and VL: what the kernels' target attributes name.
+  if (!bit(ebx, 16) || !bit(ebx, 17) || !bit(ebx, 30) || !bit(ebx, 31))
+    return Isa::Generic;
+  bool amx = bit(edx, 22) && bit(edx, 24); // AMX-BF16, AMX-TILE
+  unsigned eax1, ebx1, ecx1, edx1;
+  bool bf16 = __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1) &&
+              bit(eax1, 5); // AVX512_BF16
+  if (bf16 && amx && (states & tileStates) == tileStates && permitAmx())
+    return Isa::Amx;
+  return bf16 ? Isa::Avx512Bf16 : Isa::Avx512;
+}
+#else
+Isa detect() { return Isa::Generic; }
+#endif
+
+// MOERT_CPU_ISA lowers the detected level (never raises it).
+Isa capped(Isa detected) {
+  const char *cap = std::getenv("MOERT_CPU_ISA");
+  if (!cap)
+    return detected;
+  for (Isa level : {Isa::Generic, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
+    if (std::strcmp(cap, isaName(level)) == 0)
+      return level < detected ? level : detected;
+  return detected;
+}
+
+} // namespace
+
+Isa moert::cpu::gemm::detectedIsa() {
+  static const Isa detected = detect();
+  return detected;
+}
+
+Isa moert::cpu::gemm::isa() {
+  static const Isa chosen = capped(detectedIsa());
+  return chosen;
+}
+
+const char *moert::cpu::gemm::isaName(Isa isa) {
+  switch (isa) {
+  case Isa::Generic:
+    return "generic";
+  case Isa::Avx512:
+    return "avx512";
+  case Isa::Avx512Bf16:
+    return "avx512bf16";
+  case Isa::Amx:
+    return "amx";
+  }
+  return "unknown";
+}

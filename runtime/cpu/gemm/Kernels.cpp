@@ -1,0 +1,21 @@
+//===- runtime/cpu/gemm/Kernels.cpp - Picking a weight dtype's kernels ----===//
+
+#include "runtime/cpu/gemm/Kernels.h"
+
+#include "runtime/cpu/gemm/Isa.h"
+
+using namespace moert;
+using namespace moert::cpu::gemm;
+
+const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights) {
+#if defined(__x86_64__)
+  Isa level = isa();
+  if (weights == MOERT_BF16 && level == Isa::Amx)
+    return amxKernels();
+  if (weights == MOERT_BF16 && level >= Isa::Avx512Bf16)
+    return avx512Bf16Kernels();
+  if (level >= Isa::Avx512)
+    return avx512Kernels(weights);
+#endif
+  return genericKernels(weights);
+}

@@ -1,0 +1,404 @@
+//===- runtime/test/CpuGemmTest.cpp - The CPU GEMM kernels, each ISA ------===//
+//
+// Every kernel set (generic, AVX-512, AVX-512-BF16, AMX) is run directly on
+// odd shapes against a double-precision reference, so that a broken or
+// missing kernel fails here even when the dispatch would not pick it. Paths
+// this CPU lacks are skipped, never passed. The grouped FFN is checked the
+// same way through the dispatch (ctest reruns it under each MOERT_CPU_ISA).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/GroupedGemm.h"
+#include "runtime/cpu/ThreadPool.h"
+#include "runtime/cpu/gemm/Isa.h"
+#include "runtime/cpu/gemm/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace moert;
+using namespace moert::cpu;
+using namespace moert::cpu::gemm;
+
+namespace {
+
+// Values in `dtype` (raw bytes) and the same values as fp32, exactly.
+struct Tensor {
+  std::vector<char> bytes;
+  std::vector<float> values;
+  moert_dtype_t dtype;
+};
+
+Tensor randomTensor(int64_t count, moert_dtype_t dtype, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> raw(count);
+  for (float &v : raw)
+    v = dist(rng);
+  Tensor t{std::vector<char>(count * dtypeSize(dtype) + 1), raw, dtype};
+  convertFromFloat(raw.data(), t.bytes.data(), dtype, count);
+  convertToFloat(t.bytes.data(), dtype, t.values.data(), count);
+  return t;
+}
+
+// Collects a GEMM's outputs as [m, n] (and the paired second as [m, n]).
+class Collect final : public Sink {
+public:
+  Collect(int64_t m, int64_t n)
+      : n_(n), first(m * n, std::nanf("")), second(m * n, std::nanf("")) {}
+  void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+             const float *a, const float *b, int64_t ld) override {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        first[(m0 + r) * n_ + n0 + c] = a[r * ld + c];
+        if (b)
+          second[(m0 + r) * n_ + n0 + c] = b[r * ld + c];
+      }
+  }
+  int64_t n_;
+  std::vector<float> first, second;
+};
+
+// Packs X (whole, or in the 16-row x 32-column pieces the fused FFN packs
+// its hidden operand in) and runs every item.
+Collect runKernels(const KernelSet &kernels, const Weights &w, const Tensor &x,
+                   int64_t m, bool piecewise = false) {
+  Workspace packedSpace, workspace;
+  bool split = x.dtype != MOERT_BF16;
+  PackedRows packed{packedSpace.get(kernels.packedBytes(m, w.k, split) + 64),
+                    m, w.k, split};
+  kernels.clearPadding(packed);
+  size_t element = dtypeSize(x.dtype);
+  if (!piecewise) {
+    kernels.pack(x.bytes.data(), x.dtype, w.k, 0, m, 0, w.k, packed);
+  } else {
+    for (int64_t r = 0; r < m; r += 16)
+      for (int64_t c = 0; c < w.k; c += 32)
+        kernels.pack(x.bytes.data() + (r * w.k + c) * element, x.dtype, w.k, r,
+                     std::min<int64_t>(16, m - r), c,
+                     std::min<int64_t>(32, w.k - c), packed);
+  }
+  Collect out(m, w.n);
+  for (int64_t item = 0; item < w.items(); ++item)
+    kernels.run(w, item, packed, workspace, out);
+  return out;
+}
+
+// Checks out[m, n] against x . w^T in double: each element within
+// `relative` of sum |x||w| plus fp32 summation error.
+void expectNear(const std::vector<float> &out, const Tensor &x,
+                const Tensor &w, int64_t m, int64_t n, int64_t k,
+                double relative, const std::string &what) {
+  int bad = 0;
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      double exact = 0, magnitude = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        double p = double(x.values[r * k + i]) * w.values[c * k + i];
+        exact += p;
+        magnitude += std::fabs(p);
+      }
+      double tolerance = (relative + k * 0x1p-24) * magnitude + 1e-30;
+      float got = out[r * n + c];
+      if (!(std::fabs(got - exact) <= tolerance) && bad++ < 5)
+        ADD_FAILURE() << what << ": out[" << r << "][" << c << "] = " << got
+                      << ", expected " << exact << " +- " << tolerance;
+    }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " elements off";
+}
+
+struct Path {
+  const char *name;
+  Isa level;
+  const KernelSet *(*kernels)(moert_dtype_t weights); // null: dtype unsupported
+  bool multipliesBf16; // f32/f16 X is split into two bf16 terms
+};
+
+void PrintTo(const Path &path, std::ostream *os) { *os << path.name; }
+
+const KernelSet *generic(moert_dtype_t w) { return &genericKernels(w); }
+#if defined(__x86_64__)
+const KernelSet *avx512(moert_dtype_t w) { return &avx512Kernels(w); }
+const KernelSet *avx512Bf16(moert_dtype_t w) {
+  return w == MOERT_BF16 ? &avx512Bf16Kernels() : nullptr;
+}
+const KernelSet *amx(moert_dtype_t w) {
+  return w == MOERT_BF16 ? &amxKernels() : nullptr;
+}
+#endif
+
+const Path paths[] = {
+    {"generic", Isa::Generic, generic, false},
+#if defined(__x86_64__)
+    {"avx512", Isa::Avx512, avx512, false},
+    {"avx512bf16", Isa::Avx512Bf16, avx512Bf16, true},
+    {"amx", Isa::Amx, amx, true},
+#endif
+};
+
+bool cpuHas(Isa level) { return level <= detectedIsa(); }
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+// 1 row, rows and columns off every multiple of 16/32, k past the kernels'
+// k chunks (256 and 512), and many rows.
+const Shape shapes[] = {{1, 1, 1},     {1, 17, 33},   {3, 50, 100},
+                        {17, 33, 513}, {16, 32, 64},  {31, 47, 1100},
+                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37}};
+
+class KernelPath : public ::testing::TestWithParam<Path> {
+protected:
+  void SetUp() override {
+    if (!cpuHas(GetParam().level))
+      GTEST_SKIP() << "this CPU has no " << GetParam().name;
+  }
+};
+
+TEST_P(KernelPath, MatchesDoubleReference) {
+  const Path &path = GetParam();
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_F16, MOERT_BF16}) {
+    const KernelSet *kernels = path.kernels(wType);
+    if (!kernels)
+      continue;
+    for (moert_dtype_t xType : {MOERT_F32, MOERT_BF16, MOERT_F16})
+      for (const Shape &s : shapes) {
+        Tensor w = randomTensor(s.n * s.k, wType, 7 + s.n);
+        Tensor x = randomTensor(s.m * s.k, xType, 11 + s.m);
+        Collect out = runKernels(*kernels, {w.bytes.data(), nullptr, wType,
+                                            s.n, s.k},
+                                 x, s.m);
+        // Split X: two bf16 terms leave 2^-17 of each x.
+        double relative = path.multipliesBf16 && xType != MOERT_BF16
+                              ? 0x1p-16
+                              : 0.0;
+        expectNear(out.first, x, w, s.m, s.n, s.k, relative,
+                   std::string(path.name) + " w " + dtypeName(wType) + " x " +
+                       dtypeName(xType) + " " + std::to_string(s.m) + "x" +
+                       std::to_string(s.n) + "x" + std::to_string(s.k));
+      }
+  }
+}
+
+// Gate and up in one item: both outputs right, each in its own block.
+TEST_P(KernelPath, PairedWeights) {
+  const Path &path = GetParam();
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_BF16}) {
+    const KernelSet *kernels = path.kernels(wType);
+    if (!kernels)
+      continue;
+    for (const Shape &s : {Shape{5, 23, 77}, Shape{40, 16, 600}}) {
+      Tensor a = randomTensor(s.n * s.k, wType, 1),
+             b = randomTensor(s.n * s.k, wType, 2);
+      Tensor x = randomTensor(s.m * s.k, MOERT_F32, 3);
+      Collect out = runKernels(
+          *kernels, {a.bytes.data(), b.bytes.data(), wType, s.n, s.k}, x, s.m);
+      double relative = path.multipliesBf16 ? 0x1p-16 : 0.0;
+      expectNear(out.first, x, a, s.m, s.n, s.k, relative,
+                 std::string(path.name) + " paired first");
+      expectNear(out.second, x, b, s.m, s.n, s.k, relative,
+                 std::string(path.name) + " paired second");
+    }
+  }
+}
+
+// A row's bits do not depend on the other rows, their count, or how X was
+// packed: what makes expert-parallel runs equal single-rank runs.
+TEST_P(KernelPath, RowIndependentBits) {
+  const Path &path = GetParam();
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_BF16}) {
+    const KernelSet *kernels = path.kernels(wType);
+    if (!kernels)
+      continue;
+    int64_t m = 1000, n = 37, k = 300;
+    Tensor w = randomTensor(n * k, wType, 5);
+    Tensor x = randomTensor(m * k, MOERT_F32, 6);
+    Weights weights{w.bytes.data(), nullptr, wType, n, k};
+    Collect all = runKernels(*kernels, weights, x, m);
+    Collect pieces = runKernels(*kernels, weights, x, m, true);
+    EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
+                             m * n * sizeof(float)))
+        << path.name << ": packing in pieces changed bits";
+    for (int64_t r : {0, 1, 15, 16, 17, 500, 999}) {
+      Tensor row = x;
+      row.bytes.assign(x.bytes.begin() + r * k * 4,
+                       x.bytes.begin() + (r + 1) * k * 4);
+      Collect one = runKernels(*kernels, weights, row, 1);
+      EXPECT_EQ(0, std::memcmp(one.first.data(), all.first.data() + r * n,
+                               n * sizeof(float)))
+          << path.name << " w " << dtypeName(wType) << ": row " << r
+          << " differs alone and among 1000";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, KernelPath, ::testing::ValuesIn(paths),
+                         [](const auto &info) {
+                           return std::string(info.param.name);
+                         });
+
+// kernelsFor picks the best set the (capped) ISA allows per weight dtype.
+TEST(CpuGemmDispatch, FollowsIsa) {
+  Isa level = isa();
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_F16, MOERT_BF16}) {
+    const KernelSet *expected = &genericKernels(wType);
+#if defined(__x86_64__)
+    if (wType == MOERT_BF16 && level == Isa::Amx)
+      expected = &amxKernels();
+    else if (wType == MOERT_BF16 && level >= Isa::Avx512Bf16)
+      expected = &avx512Bf16Kernels();
+    else if (level >= Isa::Avx512)
+      expected = &avx512Kernels(wType);
+#endif
+    EXPECT_EQ(&kernelsFor(wType), expected) << dtypeName(wType);
+  }
+  // A cap lowers the level to its own, never above what the CPU has.
+  Isa expected = detectedIsa();
+  if (const char *cap = std::getenv("MOERT_CPU_ISA"))
+    for (Isa l : {Isa::Generic, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
+      if (std::string(cap) == isaName(l) && l < expected)
+        expected = l;
+  EXPECT_EQ(isaName(level), std::string(isaName(expected)));
+}
+
+// The grouped FFN through the dispatch: gated SwiGLU over several experts'
+// row runs, f32 / f16 / bf16 weights, against double.
+struct FfnCase {
+  int64_t hidden, ffn;
+  std::vector<std::vector<RowRun>> runs; // per expert
+  int64_t tokens;
+};
+
+std::vector<double> referenceFfn(const Tensor &x, const Tensor &g,
+                                 const Tensor &u, const Tensor &d,
+                                 int64_t hidden, int64_t ffn, int64_t row,
+                                 int64_t expert) {
+  std::vector<double> h(ffn), y(hidden, 0.0);
+  const float *xr = x.values.data() + row * hidden;
+  for (int64_t f = 0; f < ffn; ++f) {
+    double a = 0, b = 0;
+    const float *gr = g.values.data() + (expert * ffn + f) * hidden;
+    const float *ur = u.values.data() + (expert * ffn + f) * hidden;
+    for (int64_t i = 0; i < hidden; ++i) {
+      a += double(xr[i]) * gr[i];
+      b += double(xr[i]) * ur[i];
+    }
+    h[f] = a / (1 + std::exp(-a)) * b;
+  }
+  for (int64_t o = 0; o < hidden; ++o) {
+    const float *dr = d.values.data() + (expert * hidden + o) * ffn;
+    for (int64_t f = 0; f < ffn; ++f)
+      y[o] += h[f] * dr[f];
+  }
+  return y;
+}
+
+std::vector<float> runFfn(int threads, const FfnCase &c, const Tensor &x,
+                          const Tensor &g, const Tensor &u, const Tensor &d) {
+  GemmContext context(threads);
+  std::vector<float> out(c.tokens * c.hidden, 0.0f);
+  std::vector<FfnProblem> problems;
+  size_t wBytes = dtypeSize(g.dtype);
+  for (size_t e = 0; e < c.runs.size(); ++e)
+    problems.push_back(
+        {{x.bytes.data(), x.dtype, reinterpret_cast<char *>(out.data()),
+          MOERT_F32, c.runs[e]},
+         c.hidden, c.ffn, MOERT_ACT_SILU,
+         g.bytes.data() + e * c.ffn * c.hidden * wBytes,
+         u.bytes.data() + e * c.ffn * c.hidden * wBytes,
+         d.bytes.data() + e * c.hidden * c.ffn * wBytes, g.dtype, d.dtype,
+         nullptr, nullptr});
+  groupedFfn(context, problems);
+  return out;
+}
+
+const FfnCase ffnCases[] = {
+    // decode: one token's two choices, each expert its own out row
+    {96, 200, {{{0, 1}}, {{1, 1}}}, 2},
+    // odd extents, runs that split and skip rows
+    {70, 45, {{{0, 3}, {10, 20}}, {{3, 7}}, {{30, 1}}}, 31},
+    // many rows in one expert
+    {64, 80, {{{0, 300}}, {{300, 17}}}, 317},
+};
+
+TEST(CpuGroupedFfn, MatchesDoubleReference) {
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_F16, MOERT_BF16})
+    for (const FfnCase &c : ffnCases) {
+      int64_t experts = c.runs.size();
+      Tensor x = randomTensor(c.tokens * c.hidden, MOERT_F32, 21);
+      Tensor g = randomTensor(experts * c.ffn * c.hidden, wType, 22);
+      Tensor u = randomTensor(experts * c.ffn * c.hidden, wType, 23);
+      Tensor d = randomTensor(experts * c.hidden * c.ffn, wType, 24);
+      std::vector<float> out = runFfn(2, c, x, g, u, d);
+      // The hidden activations enter the down GEMM split in two bf16
+      // terms on the bf16 paths: a few 2^-16 of the magnitudes.
+      double tolerance = wType == MOERT_BF16 && isa() >= Isa::Avx512Bf16
+                             ? 2e-4
+                             : 2e-5;
+      int bad = 0;
+      for (int64_t e = 0; e < experts; ++e)
+        for (const RowRun &run : c.runs[e])
+          for (int64_t r = run.first; r < run.first + run.count; ++r) {
+            std::vector<double> y =
+                referenceFfn(x, g, u, d, c.hidden, c.ffn, r, e);
+            double scale = 0;
+            for (double v : y)
+              scale = std::max(scale, std::fabs(v));
+            for (int64_t o = 0; o < c.hidden; ++o)
+              if (!(std::fabs(out[r * c.hidden + o] - y[o]) <=
+                    tolerance * (scale + 1)) &&
+                  bad++ < 5)
+                ADD_FAILURE() << isaName(isa()) << " " << dtypeName(wType)
+                              << " row " << r << " out " << o << ": "
+                              << out[r * c.hidden + o] << " vs " << y[o];
+          }
+      EXPECT_EQ(bad, 0);
+    }
+}
+
+// The rank's thread count never changes a bit of the output.
+TEST(CpuGroupedFfn, ThreadCountKeepsBits) {
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_BF16})
+    for (const FfnCase &c : ffnCases) {
+      int64_t experts = c.runs.size();
+      Tensor x = randomTensor(c.tokens * c.hidden, MOERT_BF16, 31);
+      Tensor g = randomTensor(experts * c.ffn * c.hidden, wType, 32);
+      Tensor u = randomTensor(experts * c.ffn * c.hidden, wType, 33);
+      Tensor d = randomTensor(experts * c.hidden * c.ffn, wType, 34);
+      std::vector<float> one = runFfn(1, c, x, g, u, d);
+      for (int threads : {2, 3, 8}) {
+        std::vector<float> many = runFfn(threads, c, x, g, u, d);
+        EXPECT_EQ(0, std::memcmp(one.data(), many.data(),
+                                 one.size() * sizeof(float)))
+            << threads << " threads, " << dtypeName(wType);
+      }
+    }
+}
+
+TEST(CpuThreads, PerRankShareOfCores) {
+  const char *saved = std::getenv("MOERT_CPU_THREADS");
+  std::string keep = saved ? saved : "";
+  unsetenv("MOERT_CPU_THREADS");
+  int all = threadsPerRank(1);
+  EXPECT_GE(all, 1);
+  EXPECT_EQ(threadsPerRank(all * 4), 1); // more ranks than cores: 1 each
+  EXPECT_EQ(threadsPerRank(2), std::max(1, all / 2));
+  setenv("MOERT_CPU_THREADS", "3", 1);
+  EXPECT_EQ(threadsPerRank(8), 3);
+  setenv("MOERT_CPU_THREADS", "zero", 1);
+  EXPECT_ANY_THROW(threadsPerRank(1));
+  if (saved)
+    setenv("MOERT_CPU_THREADS", keep.c_str(), 1);
+  else
+    unsetenv("MOERT_CPU_THREADS");
+}
+
+} // namespace
