@@ -2,14 +2,15 @@
 
 #include "passes/Parallelism/CostModel.h"
 
+#include "passes/Support/SaturatingSizes.h"
 #include "runtime/common/Capacity.h"
 
 #include <algorithm>
-#include <limits>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
 
+using namespace mlir::moe;
 using namespace mlir::moe::cost;
 
 static constexpr double kGiga = 1e9;
@@ -53,20 +54,11 @@ static double exchangeSeconds(const Mesh &mesh, AllToAll variant, int64_t group,
   return stage1 + transform + stage2;
 }
 
-/// Byte counts of absurd layers (a fuzzed capacity of 2^62) saturate at
-/// INT64_MAX instead of wrapping: the plan is then simply never cheap.
-static int64_t product(std::initializer_list<int64_t> factors) {
+/// The product of sizes, saturating (mulSizes).
+static int64_t mulAll(std::initializer_list<int64_t> factors) {
   int64_t result = 1;
   for (int64_t f : factors)
-    if (__builtin_mul_overflow(result, f, &result))
-      return std::numeric_limits<int64_t>::max();
-  return result;
-}
-
-static int64_t sum(int64_t a, int64_t b) {
-  int64_t result;
-  if (__builtin_add_overflow(a, b, &result))
-    return std::numeric_limits<int64_t>::max();
+    result = mulSizes(result, f);
   return result;
 }
 
@@ -82,13 +74,14 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     int64_t localExperts = layer.experts / plan.ep;
     int64_t sliceFfn = layer.expertFfn / plan.tp;
     int64_t projections = layer.expertGated ? 3 : 2;
-    e.expertWeightBytes = product({localExperts, projections, sliceFfn, h, b});
+    e.expertWeightBytes = mulAll({localExperts, projections, sliceFfn, h, b});
     if (layer.expertBias)
       e.expertWeightBytes =
-          sum(e.expertWeightBytes, product({localExperts, sum(sliceFfn, h), b}));
+          addSizes(e.expertWeightBytes,
+                   mulAll({localExperts, addSizes(sliceFfn, h), b}));
     // Every member receives each expert shard's rows from every member.
-    int64_t perPeer = product({localExperts, e.capacity, h, b});
-    e.allToAllBytes = group > 1 ? product({group - 1, perPeer}) : 0;
+    int64_t perPeer = mulAll({localExperts, e.capacity, h, b});
+    e.allToAllBytes = group > 1 ? mulAll({group - 1, perPeer}) : 0;
     e.allToAllSeconds =
         2 * exchangeSeconds(mesh, plan.allToAll, group, perPeer);
     // Rows this rank's experts really compute: the group's choices for its
@@ -100,19 +93,19 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     e.flops += 2.0 * tokens * layer.experts * h; // router
     // Dispatch buffer, received rows (in and out), combine output.
     e.activationBytes =
-        product({sum(product({layer.experts, e.capacity, 2}),
-                     product({localExperts, group, e.capacity, 2})),
-                 h, b});
+        mulAll({addSizes(mulAll({layer.experts, e.capacity, 2}),
+                         mulAll({localExperts, group, e.capacity, 2})),
+                h, b});
     bytesRead += e.expertWeightBytes + 2.0 * rows * h * b;
   }
 
   if (layer.denseFfn > 0) {
     int64_t projections = layer.denseGated ? 3 : 2;
     int64_t slice = layer.denseFfn / plan.tp;
-    int64_t denseBytes = product({projections, slice, h, b});
+    int64_t denseBytes = mulAll({projections, slice, h, b});
     if (layer.denseBias)
-      denseBytes = sum(denseBytes, product({sum(slice, h), b}));
-    e.weightBytes = sum(e.weightBytes, denseBytes);
+      denseBytes = addSizes(denseBytes, mulAll({addSizes(slice, h), b}));
+    e.weightBytes = addSizes(e.weightBytes, denseBytes);
     // Tensor parallel: tokens are all-gathered, the sliced FFN sees tp * S
     // rows, the partial outputs are reduce-scattered.
     e.flops += 2.0 * projections * h * slice * plan.tp * tokens;
@@ -122,13 +115,12 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
       e.denseCommSeconds =
           2 * exchangeSeconds(mesh, AllToAll::flat, plan.tp, perPeer);
     }
-    e.activationBytes =
-        std::max(e.activationBytes,
-                 product({2, plan.tp, tokens, std::max(slice, h), b}));
+    e.activationBytes = std::max(
+        e.activationBytes, mulAll({2, plan.tp, tokens, std::max(slice, h), b}));
   }
 
-  e.weightBytes = sum(e.weightBytes,
-                      sum(e.expertWeightBytes, layer.replicatedBytes));
+  e.weightBytes = addSizes(
+      e.weightBytes, addSizes(e.expertWeightBytes, layer.replicatedBytes));
   bytesRead += layer.replicatedBytes;
   e.computeSeconds = std::max(e.flops / (mesh.peakTflops * kTera),
                               bytesRead / (mesh.memoryGBps * kGiga));
@@ -193,10 +185,10 @@ int64_t mlir::moe::cost::defaultTokens(Policy policy) {
 int64_t mlir::moe::cost::memoryBytes(const std::vector<Estimate> &estimates) {
   int64_t weights = 0, activations = 0;
   for (const Estimate &e : estimates) {
-    weights = sum(weights, e.weightBytes);
+    weights = addSizes(weights, e.weightBytes);
     activations = std::max(activations, e.activationBytes);
   }
-  return sum(weights, activations);
+  return addSizes(weights, activations);
 }
 
 static std::string gib(int64_t bytes) {

@@ -20,21 +20,6 @@ int64_t mlir::moe::elementBytes(Type type) {
   return type.isF32() || type.isInteger(32) ? 4 : type.isInteger(64) ? 8 : 2;
 }
 
-/// Where size arithmetic saturates: far above kMaxStateBytes, far below
-/// overflow.
-static constexpr int64_t kSaturatedSize = int64_t(1) << 60;
-
-int64_t mlir::moe::mulSizes(int64_t a, int64_t b) {
-  int64_t product;
-  return llvm::MulOverflow(a, b, product) || product > kSaturatedSize
-             ? kSaturatedSize
-             : product;
-}
-
-int64_t mlir::moe::addSizes(int64_t a, int64_t b) {
-  return std::min(a + b, kSaturatedSize); // both <= 2^60: no overflow
-}
-
 LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
                              bool staticCapacity)
     : func(func), maxTokens(maxTokens), staticCapacity(staticCapacity),

@@ -14,6 +14,8 @@
 
 #include "dialects/moe/IR/MoeOps.h"
 #include "dialects/moert/IR/MoertOps.h"
+#include "passes/Support/SaturatingSizes.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
@@ -28,10 +30,6 @@ constexpr int64_t kArenaAlignment = 64;
 constexpr int64_t kMaxStateBytes = int64_t(1) << 48;
 int64_t alignTo(int64_t bytes);
 int64_t elementBytes(Type type);
-/// a * b and a + b of sizes (>= 0), saturating far above kMaxStateBytes
-/// instead of overflowing.
-int64_t mulSizes(int64_t a, int64_t b);
-int64_t addSizes(int64_t a, int64_t b);
 
 class LoweringState {
 public:
