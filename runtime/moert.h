@@ -551,9 +551,22 @@ moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
 
 typedef struct moert_weights_s *moert_weights_t;
 
-/* Opens and maps a .safetensors file and validates its header. */
+/* Opens a checkpoint: a .safetensors file, a sharded checkpoint's
+   model.safetensors.index.json, or a directory holding either. Maps every
+   file and validates its header, and that every tensor the index lists is
+   in its shard; errors name the file, the shard and the tensor. */
 moert_status_t moert_weights_open(const char *path, moert_weights_t *out);
 void moert_weights_close(moert_weights_t weights);
+
+/* What loads have read so far (callable while other threads load). */
+typedef struct moert_weights_stats {
+  int64_t files;      /* safetensors files of the checkpoint */
+  int64_t files_read; /* of them, those a load has read from */
+  int64_t bytes;      /* tensor data in the files */
+  int64_t bytes_read; /* tensor data loads have read (a box counts its size) */
+} moert_weights_stats_t;
+moert_status_t moert_weights_stats(moert_weights_t weights,
+                                   moert_weights_stats_t *out);
 
 /* What to load. key is a plain tensor name, or a per-expert pattern
    containing "{e}" (e.g. "model.layers.3.mlp.experts.{e}.down_proj.weight")

@@ -2,7 +2,7 @@
 
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
-#include "runtime/weights/Safetensors.h"
+#include "runtime/weights/Checkpoint.h"
 
 #include <cstring>
 #include <vector>
@@ -12,7 +12,7 @@ using namespace moert::api;
 using namespace moert::weights;
 
 struct moert_weights_s {
-  std::unique_ptr<SafetensorsFile> file;
+  std::unique_ptr<Checkpoint> checkpoint;
 };
 
 namespace {
@@ -35,8 +35,17 @@ moert_status_t moert_weights_open(const char *path, moert_weights_t *out) {
     require(path != nullptr && out != nullptr, "null argument");
     *out = nullptr;
     auto weights = std::make_unique<moert_weights_s>();
-    weights->file = std::make_unique<SafetensorsFile>(path);
+    weights->checkpoint = std::make_unique<Checkpoint>(path);
     *out = weights.release();
+  });
+}
+
+moert_status_t moert_weights_stats(moert_weights_t weights,
+                                   moert_weights_stats_t *out) {
+  return guard("moert_weights_stats", [&] {
+    require(weights != nullptr && out != nullptr, "null argument");
+    Checkpoint::Stats s = weights->checkpoint->stats();
+    *out = moert_weights_stats_t{s.files, s.filesRead, s.bytes, s.bytesRead};
   });
 }
 
@@ -60,7 +69,7 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
     checkContext(ctx);
     require(weights != nullptr && req != nullptr && req->key != nullptr,
             "null argument");
-    const SafetensorsFile &file = *weights->file;
+    const Checkpoint &file = *weights->checkpoint;
     std::string key = req->key;
     require(req->rank >= 1 && req->rank <= 4, "request for '", key,
             "' has rank ", req->rank, ", expected 1..4");

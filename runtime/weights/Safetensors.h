@@ -64,6 +64,8 @@ public:
     return dataSection_ + info.begin;
   }
   std::vector<std::string> keys() const;
+  // Bytes after the header: the tensors' data.
+  uint64_t dataBytes() const { return fileSize_ - layout_.dataOffset; }
   const std::map<std::string, std::string> &metadata() const {
     return layout_.metadata;
   }
