@@ -214,6 +214,16 @@ auto ::moe::import::buildModule(const ModelDesc &model, MLIRContext *context)
   OpBuilder builder(context);
   (*module)->setAttr(MoeDialect::kModelTypeAttrName,
                      builder.getStringAttr(model.modelType));
+  if (model.weightQuant)
+    (*module)->setAttr(
+        MoeDialect::kWeightQuantAttrName,
+        builder.getDictionaryAttr(
+            {builder.getNamedAttr("format",
+                                  builder.getStringAttr("fp8_e4m3")),
+             builder.getNamedAttr(
+                 "block", builder.getDenseI64ArrayAttr(
+                              {model.weightQuant->blockRows,
+                               model.weightQuant->blockCols}))}));
   FailureOr<func::FuncOp> forward = ForwardBuilder(model, context).build();
   if (failed(forward))
     return nullptr;

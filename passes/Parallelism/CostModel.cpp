@@ -4,6 +4,8 @@
 
 #include "runtime/common/Capacity.h"
 
+#include "llvm/Support/MathExtras.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -52,6 +54,16 @@ static double exchangeSeconds(const Mesh &mesh, AllToAll variant, int64_t group,
   return stage1 + transform + stage2;
 }
 
+/// Bytes of one [rows, cols] projection as the checkpoint stores it.
+static int64_t matrixBytes(const LayerShape &layer, int64_t rows,
+                           int64_t cols) {
+  if (layer.quantBlockRows <= 0)
+    return rows * cols * layer.bytesPerElement;
+  int64_t blocks = llvm::divideCeil(rows, layer.quantBlockRows) *
+                   llvm::divideCeil(cols, layer.quantBlockCols);
+  return rows * cols + blocks * 4;
+}
+
 Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
                                    const Plan &plan, int64_t tokens) {
   Estimate e;
@@ -64,7 +76,10 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     int64_t localExperts = layer.experts / plan.ep;
     int64_t sliceFfn = layer.expertFfn / plan.tp;
     int64_t projections = layer.expertGated ? 3 : 2;
-    e.expertWeightBytes = localExperts * projections * sliceFfn * h * b;
+    // gate/up [F, H], down [H, F].
+    e.expertWeightBytes =
+        localExperts * ((projections - 1) * matrixBytes(layer, sliceFfn, h) +
+                        matrixBytes(layer, h, sliceFfn));
     if (layer.expertBias)
       e.expertWeightBytes += localExperts * (sliceFfn + h) * b;
     // Every member receives each expert shard's rows from every member.
@@ -89,7 +104,8 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
   if (layer.denseFfn > 0) {
     int64_t projections = layer.denseGated ? 3 : 2;
     int64_t slice = layer.denseFfn / plan.tp;
-    int64_t denseBytes = projections * slice * h * b;
+    int64_t denseBytes = (projections - 1) * matrixBytes(layer, slice, h) +
+                         matrixBytes(layer, h, slice);
     if (layer.denseBias)
       denseBytes += (slice + h) * b;
     e.weightBytes += denseBytes;
