@@ -65,6 +65,15 @@ FAMILIES = {
                         routed_scaling_factor=1.5, kv_lora_rank=16,
                         q_lora_rank=None, qk_rope_head_dim=8,
                         qk_nope_head_dim=8, v_head_dim=16),
+    # norm_topk_prob = true: DeepSeek's own code (normalise, do not scale),
+    # which transformers 5 does not follow (docs/Dialects/MoeRationale.md).
+    "deepseek_v2_norm": dict(intermediate_size=40, moe_intermediate_size=24,
+                             n_routed_experts=8, num_experts_per_tok=3,
+                             n_shared_experts=1, first_k_dense_replace=1,
+                             topk_method="greedy", norm_topk_prob=True,
+                             routed_scaling_factor=1.5, kv_lora_rank=16,
+                             q_lora_rank=None, qk_rope_head_dim=8,
+                             qk_nope_head_dim=8, v_head_dim=16),
     "deepseek_v3": dict(intermediate_size=40, moe_intermediate_size=24,
                         n_routed_experts=8, num_experts_per_tok=3,
                         n_shared_experts=1, first_k_dense_replace=1,
@@ -80,6 +89,23 @@ def rel_error(y, ref):
                                                1e-30))
 
 
+def model_type(family):
+    return "deepseek_v2" if family == "deepseek_v2_norm" else family
+
+
+def deepseek_original_weights(gate, scaling):
+    """transformers 5's DeepSeek-V2 router always scales and never normalises;
+    DeepSeek's modeling_deepseek.py normalises (sum + 1e-20) and does not
+    scale when norm_topk_prob is set. Undo the one, apply the other."""
+    forward = gate.forward
+
+    def patched(hidden_states):
+        logits, weights, indices = forward(hidden_states)
+        weights = weights / scaling
+        return logits, weights / (weights.sum(-1, keepdim=True) + 1e-20), indices
+    gate.forward = patched
+
+
 def generate(out, families, seed):
     import torch
     import transformers
@@ -88,7 +114,7 @@ def generate(out, families, seed):
     for family in families:
         torch.manual_seed(seed)
         config = transformers.AutoConfig.for_model(
-            family, **COMMON, **FAMILIES[family])
+            model_type(family), **COMMON, **FAMILIES[family])
         config.dtype = torch.float32
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
         layers = model.model.layers
@@ -101,6 +127,11 @@ def generate(out, families, seed):
                 for name, b in layer.mlp.named_buffers():
                     if "correction_bias" in name:
                         b.normal_(0.0, 0.1)
+            if family == "deepseek_v2_norm":
+                for layer in layers:
+                    if hasattr(layer.mlp, "gate"):
+                        deepseek_original_weights(
+                            layer.mlp.gate, config.routed_scaling_factor)
             x = torch.randn(ROWS, config.hidden_size) * 0.5
             y = x.clone()
             for layer in layers:
