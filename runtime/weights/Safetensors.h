@@ -71,14 +71,21 @@ public:
   }
 
   // Copies the box [begin, end) of tensor `key` (which must have exactly
-  // `shape`) to dst as dense dstType. Returns the elements written.
+  // `shape`) to dst as dense dstType. Returns the elements written. From a
+  // file, each contiguous run of the box is read with pread (straight into
+  // dst when the dtypes match): faulting in the mapping page by page would
+  // cost more than the copy.
   int64_t readBox(const std::string &key, const std::vector<int64_t> &shape,
                   const std::vector<int64_t> &begin,
                   const std::vector<int64_t> &end, void *dst,
                   moert_dtype_t dstType) const;
 
 private:
+  // Reads `bytes` at `offset` of the data section into dst.
+  void readData(uint64_t offset, void *dst, size_t bytes) const;
+
   std::string path_;
+  int fd_ = -1; // -1: over memory (the fuzzer's input)
   void *mapping_ = nullptr;
   size_t fileSize_ = 0;
   const char *dataSection_ = nullptr;
