@@ -19,6 +19,26 @@ namespace {
 
 const char *const expertPlaceholder = "{e}";
 
+// Whether every element of the fused view (experts [first, last), the full
+// `shape`) lies inside a tensor of fusedShape; false also on overflow.
+bool viewFits(const moert_weight_request_t &req,
+              const std::vector<int64_t> &shape,
+              const std::vector<int64_t> &fusedShape) {
+  int64_t elements = 1, lastIndex = req.fused_offset, term = 0;
+  for (int64_t extent : fusedShape)
+    if (__builtin_mul_overflow(elements, extent, &elements))
+      return false;
+  if (__builtin_mul_overflow(req.expert_end - 1, req.fused_expert_stride,
+                             &term) ||
+      __builtin_add_overflow(lastIndex, term, &lastIndex))
+    return false;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (__builtin_mul_overflow(shape[d] - 1, req.fused_strides[d], &term) ||
+        __builtin_add_overflow(lastIndex, term, &lastIndex))
+      return false;
+  return lastIndex < elements;
+}
+
 std::string expertKey(const std::string &pattern, int64_t expert) {
   std::string key = pattern;
   size_t at = key.find(expertPlaceholder);
@@ -74,9 +94,12 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
     require(req->rank >= 1 && req->rank <= 4, "request for '", key,
             "' has rank ", req->rank, ", expected 1..4");
     bool stacked = key.find(expertPlaceholder) != std::string::npos;
-    int64_t firstExpert = stacked ? req->expert_begin : 0;
-    int64_t lastExpert = stacked ? req->expert_end : 1;
-    if (stacked)
+    bool fused = req->fused_rank != 0;
+    require(!(fused && stacked), "fused request for '", key,
+            "' must name one tensor, not a {e} pattern");
+    int64_t firstExpert = stacked || fused ? req->expert_begin : 0;
+    int64_t lastExpert = stacked || fused ? req->expert_end : 1;
+    if (stacked || fused)
       require(0 <= firstExpert && firstExpert < lastExpert, "request for '",
               key, "' has empty expert range [", firstExpert, ", ", lastExpert,
               ")");
@@ -95,6 +118,24 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
               ", ", end[d], ") is outside the extent ", shape[d]);
       perExpert *= end[d] - begin[d];
     }
+    std::vector<int64_t> fusedShape, fusedStrides;
+    if (fused) {
+      require(req->fused_rank >= 1 && req->fused_rank <= 4, "request for '",
+              key, "' has fused_rank ", req->fused_rank, ", expected 1..4");
+      fusedShape.assign(req->fused_shape, req->fused_shape + req->fused_rank);
+      fusedStrides.assign(req->fused_strides, req->fused_strides + req->rank);
+      bool nonNegative = req->fused_offset >= 0 &&
+                         req->fused_expert_stride >= 0;
+      for (int64_t v : fusedShape)
+        nonNegative &= v >= 0;
+      for (int64_t v : fusedStrides)
+        nonNegative &= v >= 0;
+      require(nonNegative, "request for '", key,
+              "': fused shape, offset and strides must be non-negative");
+      require(viewFits(*req, shape, fusedShape), "request for '", key,
+              "': the fused view of experts [", firstExpert, ", ", lastExpert,
+              ") reaches past the end of the fused tensor");
+    }
     int64_t stride =
         req->dst_expert_stride == 0 ? perExpert : req->dst_expert_stride;
     require(stride >= perExpert, "request for '", key, "': dst_expert_stride ",
@@ -109,7 +150,13 @@ moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
       std::string name = stacked ? expertKey(key, firstExpert + e) : key;
       ctx->backend().writeFromHost(
           ctx->rank, out.at(e * stride), perExpert, [&](void *host) {
-            file.readBox(name, shape, begin, end, host, dst.dtype);
+            if (fused)
+              file.readView(key, fusedShape,
+                            req->fused_offset +
+                                (firstExpert + e) * req->fused_expert_stride,
+                            fusedStrides, begin, end, host, dst.dtype);
+            else
+              file.readBox(name, shape, begin, end, host, dst.dtype);
           });
     }
   });

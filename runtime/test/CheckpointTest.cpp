@@ -11,6 +11,7 @@
 #include "runtime/weights/Safetensors.h"
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 using namespace moert;
@@ -239,6 +240,217 @@ TEST(Checkpoint, MalformedIndex) {
     EXPECT_MOERT_ERROR(loadExperts(index, got), MOERT_FORMAT_ERROR,
                        c.fragment);
   }
+}
+
+} // namespace
+
+namespace {
+
+// Fused expert tensors as checkpoints store them, loaded with strides into
+// the packed gate|up buffer moert_fused_experts reads ([E_local, 2Fs, H], up
+// at Fs*H) for experts [1, 3) and the tensor-parallel slice f in [1, 3); the
+// result must equal loading the per-expert tensors.
+constexpr int64_t kE = 4, kF = 4, kH = 3;
+
+// Distinct integers below 256: exact in bf16, so the bf16 fused tensors
+// compare exactly.
+float part(int p, int64_t e, int64_t f, int64_t h) { // gate p=0, up p=1
+  return 128.0f * p + 32.0f * e + 4.0f * f + h;
+}
+float down(int64_t e, int64_t h, int64_t f) {
+  return -(128.0f + 32.0f * e + 4.0f * h + f);
+}
+
+struct FusedLayout {
+  const char *name;
+  const char *gateUp; // the fused gate/up tensor(s)
+  const char *up;     // dbrx keeps up (v1) in its own tensor
+  std::vector<int64_t> shape;
+  // Element of part p, expert e, [f, h].
+  std::function<int64_t(int, int64_t, int64_t, int64_t)> at;
+  int64_t offset[2], expertStride;
+  std::vector<int64_t> strides;
+};
+
+moert_weight_request_t fusedRequest(const char *key,
+                                    const std::vector<int64_t> &fusedShape,
+                                    int64_t offset, int64_t expertStride,
+                                    std::vector<int64_t> shape,
+                                    std::vector<int64_t> strides) {
+  moert_weight_request_t req;
+  moert_weight_request_init(&req, key, int32_t(shape.size()), shape.data());
+  req.expert_begin = 1;
+  req.expert_end = 3;
+  req.fused_rank = int32_t(fusedShape.size());
+  for (size_t d = 0; d < fusedShape.size(); ++d)
+    req.fused_shape[d] = fusedShape[d];
+  req.fused_offset = offset;
+  req.fused_expert_stride = expertStride;
+  for (size_t d = 0; d < strides.size(); ++d)
+    req.fused_strides[d] = strides[d];
+  return req;
+}
+
+TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
+  const int64_t Fs = 2, packed = 2 * 2 * Fs * kH;
+  std::vector<FusedLayout> layouts = {
+      {"rows [E, 2F, H]", "rows.gate_up_proj", nullptr, {kE, 2 * kF, kH},
+       [](int p, int64_t e, int64_t f, int64_t h) {
+         return (e * 2 * kF + p * kF + f) * kH + h;
+       },
+       {0, kF * kH}, 2 * kF * kH, {kH, 1}},
+      {"interleaved [E, H, 2F]", "inter.gate_up_proj", nullptr, {kE, kH, 2 * kF},
+       [](int p, int64_t e, int64_t f, int64_t h) {
+         return (e * kH + h) * 2 * kF + 2 * f + p;
+       },
+       {0, 1}, 2 * kF * kH, {2, 2 * kF}},
+      {"concatenated [E, H, 2F]", "concat.gate_up_proj", nullptr,
+       {kE, kH, 2 * kF},
+       [](int p, int64_t e, int64_t f, int64_t h) {
+         return (e * kH + h) * 2 * kF + p * kF + f;
+       },
+       {0, kF}, 2 * kF * kH, {1, 2 * kF}},
+      {"dbrx [E*F, H]", "dbrx.w1", "dbrx.v1", {kE * kF, kH},
+       [](int, int64_t e, int64_t f, int64_t h) { return (e * kF + f) * kH + h; },
+       {0, 0}, kF * kH, {kH, 1}},
+  };
+  std::string dir = freshDir("fused");
+  SafetensorsWriter writer;
+  // The per-expert tensors, and down as [E, F, H] (gpt-oss, llama4) and as
+  // dbrx's w2 [E*F, H]: both hold down[e][h][f] at e*F*H + f*H + h.
+  for (int64_t e = 0; e < kE; ++e)
+    for (int p = 0; p < 2; ++p) {
+      Floats w;
+      for (int64_t f = 0; f < kF; ++f)
+        for (int64_t h = 0; h < kH; ++h)
+          w.push_back(part(p, e, f, h));
+      writer.add("experts." + std::to_string(e) + (p ? ".up" : ".gate"),
+                 MOERT_F32, {kF, kH}, w.data());
+    }
+  Floats downFused(size_t(kE * kF * kH));
+  for (int64_t e = 0; e < kE; ++e)
+    for (int64_t f = 0; f < kF; ++f)
+      for (int64_t h = 0; h < kH; ++h)
+        downFused[size_t(e * kF * kH + f * kH + h)] = down(e, h, f);
+  writer.add("experts.down_proj", MOERT_BF16, {kE, kF, kH}, downFused.data());
+  writer.add("dbrx.w2", MOERT_F32, {kE * kF, kH}, downFused.data());
+  for (const FusedLayout &l : layouts) {
+    int64_t n = 1;
+    for (int64_t d : l.shape)
+      n *= d;
+    Floats gateUp(size_t(n), NAN), up(size_t(n), NAN);
+    for (int p = 0; p < 2; ++p)
+      for (int64_t e = 0; e < kE; ++e)
+        for (int64_t f = 0; f < kF; ++f)
+          for (int64_t h = 0; h < kH; ++h)
+            ((l.up && p) ? up : gateUp)[size_t(l.at(p, e, f, h))] =
+                part(p, e, f, h);
+    writer.add(l.gateUp, MOERT_BF16, l.shape, gateUp.data());
+    if (l.up)
+      writer.add(l.up, MOERT_BF16, l.shape, up.data());
+  }
+  writer.write(dir + "/model.safetensors");
+
+  Floats want; // experts 1, 2: gate rows f = 1, 2, then up rows
+  for (int64_t e = 1; e < 3; ++e)
+    for (int p = 0; p < 2; ++p)
+      for (int64_t f = 1; f < 3; ++f)
+        for (int64_t h = 0; h < kH; ++h)
+          want.push_back(part(p, e, f, h));
+  Floats wantDown; // experts 1, 2: down [H, F] columns f = 1, 2
+  for (int64_t e = 1; e < 3; ++e)
+    for (int64_t h = 0; h < kH; ++h)
+      for (int64_t f = 1; f < 3; ++f)
+        wantDown.push_back(down(e, h, f));
+
+  moert_weights_t weights = nullptr;
+  ASSERT_EQ(moert_weights_open(dir.c_str(), &weights), MOERT_OK)
+      << moert_last_error();
+  onOneRank([&](moert_context_t ctx) {
+    Buffer dst(ctx, packed * 4);
+    // The reference: the per-expert tensors, as the compiler loads them.
+    {
+      moert_weight_request_t gate = fusedRequest("experts.{e}.gate", {}, 0, 0,
+                                                 {kF, kH}, {});
+      gate.fused_rank = 0;
+      gate.begin[0] = 1;
+      gate.end[0] = 3;
+      gate.dst_expert_stride = 2 * Fs * kH;
+      moert_weight_request_t upReq = gate;
+      upReq.key = "experts.{e}.up";
+      check(moert_weights_load(ctx, weights, &gate, dst.view(MOERT_F32)));
+      check(moert_weights_load(ctx, weights, &upReq,
+                               dst.view(MOERT_F32, Fs * kH)));
+      ASSERT_EQ(dst.download<float>(MOERT_F32, packed), want);
+    }
+    for (const FusedLayout &l : layouts) {
+      check(moert_buffer_fill(ctx, dst.view(MOERT_F32), packed, NAN));
+      for (int p = 0; p < 2; ++p) {
+        moert_weight_request_t req = fusedRequest(
+            l.up && p ? l.up : l.gateUp, l.shape, l.offset[p], l.expertStride,
+            {kF, kH}, l.strides);
+        req.begin[0] = 1;
+        req.end[0] = 3;
+        req.dst_expert_stride = 2 * Fs * kH;
+        EXPECT_EQ(moert_weights_load(ctx, weights, &req,
+                                     dst.view(MOERT_F32, p * Fs * kH)),
+                  MOERT_OK)
+            << l.name << ": " << moert_last_error();
+      }
+      EXPECT_EQ(dst.download<float>(MOERT_F32, packed), want) << l.name;
+    }
+    // down [H, F] of experts 1, 2, F-slice [1, 3), from [E, F, H] and from
+    // dbrx's w2 [E*F, H]: the transposed view.
+    for (auto [key, shape] :
+         {std::pair<const char *, std::vector<int64_t>>{"experts.down_proj",
+                                                        {kE, kF, kH}},
+          {"dbrx.w2", {kE * kF, kH}}}) {
+      moert_weight_request_t req =
+          fusedRequest(key, shape, 0, kF * kH, {kH, kF}, {1, kH});
+      req.begin[1] = 1;
+      req.end[1] = 3;
+      Buffer downDst(ctx, wantDown.size() * 4);
+      EXPECT_EQ(moert_weights_load(ctx, weights, &req,
+                                   downDst.view(MOERT_F32)),
+                MOERT_OK)
+          << key << ": " << moert_last_error();
+      EXPECT_EQ(downDst.download<float>(MOERT_F32, int64_t(wantDown.size())),
+                wantDown)
+          << key;
+    }
+
+    // Errors: a view past the tensor, a {e} key, a negative stride, a fused
+    // shape that is not the file's.
+    moert_weight_request_t past = fusedRequest(
+        "rows.gate_up_proj", {kE, 2 * kF, kH}, kF * kH + 1, 2 * kF * kH,
+        {kF, kH}, {kH, 1});
+    past.expert_end = kE;
+    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &past,
+                                          dst.view(MOERT_F32)),
+                       MOERT_INVALID_ARGUMENT,
+                       "the fused view of experts [1, 4) reaches past the end "
+                       "of the fused tensor");
+    moert_weight_request_t pattern = fusedRequest(
+        "experts.{e}.gate", {kF, kH}, 0, 0, {kF, kH}, {kH, 1});
+    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &pattern,
+                                          dst.view(MOERT_F32)),
+                       MOERT_INVALID_ARGUMENT, "must name one tensor");
+    moert_weight_request_t negative = fusedRequest(
+        "rows.gate_up_proj", {kE, 2 * kF, kH}, 0, 2 * kF * kH, {kF, kH},
+        {kH, -1});
+    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &negative,
+                                          dst.view(MOERT_F32)),
+                       MOERT_INVALID_ARGUMENT, "must be non-negative");
+    moert_weight_request_t wrongShape = fusedRequest(
+        "rows.gate_up_proj", {kE, kF, 2 * kH}, 0, 2 * kF * kH, {kF, kH},
+        {kH, 1});
+    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &wrongShape,
+                                          dst.view(MOERT_F32)),
+                       MOERT_FORMAT_ERROR,
+                       "tensor 'rows.gate_up_proj' has shape [4,8,3], "
+                       "expected [4,4,6]");
+  });
+  moert_weights_close(weights);
 }
 
 } // namespace

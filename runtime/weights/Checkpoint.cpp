@@ -181,11 +181,24 @@ void Checkpoint::openIndex(const std::string &index) {
   }
 }
 
-const SafetensorsFile &Checkpoint::fileOf(const std::string &key) const {
+size_t Checkpoint::shardOf(const std::string &key) const {
   auto it = where_.find(key);
   if (it == where_.end())
     fail(MOERT_NOT_FOUND, path_, ": no tensor '", key, "'");
-  return *files_[it->second];
+  return it->second;
+}
+
+const SafetensorsFile &Checkpoint::fileOf(const std::string &key) const {
+  return *files_[shardOf(key)];
+}
+
+void Checkpoint::countRead(size_t shard, const std::string &key,
+                           int64_t elements) const {
+  // The read succeeded, so the dtype is one of the loadable ones.
+  moert_dtype_t srcType = MOERT_F32;
+  dtypeFromName(files_[shard]->get(key).dtype, srcType);
+  bytesRead_ += elements * int64_t(dtypeSize(srcType));
+  fileRead_[shard].store(true, std::memory_order_relaxed);
 }
 
 int64_t Checkpoint::readBox(const std::string &key,
@@ -193,16 +206,23 @@ int64_t Checkpoint::readBox(const std::string &key,
                             const std::vector<int64_t> &begin,
                             const std::vector<int64_t> &end, void *dst,
                             moert_dtype_t dstType) const {
-  auto it = where_.find(key);
-  if (it == where_.end())
-    fail(MOERT_NOT_FOUND, path_, ": no tensor '", key, "'");
-  const SafetensorsFile &file = *files_[it->second];
-  int64_t elements = file.readBox(key, shape, begin, end, dst, dstType);
-  // readBox succeeded, so the dtype is one of the loadable ones.
-  moert_dtype_t srcType = MOERT_F32;
-  dtypeFromName(file.get(key).dtype, srcType);
-  bytesRead_ += elements * int64_t(dtypeSize(srcType));
-  fileRead_[it->second].store(true, std::memory_order_relaxed);
+  size_t shard = shardOf(key);
+  int64_t elements =
+      files_[shard]->readBox(key, shape, begin, end, dst, dstType);
+  countRead(shard, key, elements);
+  return elements;
+}
+
+int64_t Checkpoint::readView(const std::string &key,
+                             const std::vector<int64_t> &shape, int64_t offset,
+                             const std::vector<int64_t> &strides,
+                             const std::vector<int64_t> &begin,
+                             const std::vector<int64_t> &end, void *dst,
+                             moert_dtype_t dstType) const {
+  size_t shard = shardOf(key);
+  int64_t elements = files_[shard]->readView(key, shape, offset, strides,
+                                             begin, end, dst, dstType);
+  countRead(shard, key, elements);
   return elements;
 }
 

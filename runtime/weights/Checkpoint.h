@@ -50,6 +50,12 @@ public:
                   const std::vector<int64_t> &begin,
                   const std::vector<int64_t> &end, void *dst,
                   moert_dtype_t dstType) const;
+  // SafetensorsFile::readView on the shard holding `key`, counted.
+  int64_t readView(const std::string &key, const std::vector<int64_t> &shape,
+                   int64_t offset, const std::vector<int64_t> &strides,
+                   const std::vector<int64_t> &begin,
+                   const std::vector<int64_t> &end, void *dst,
+                   moert_dtype_t dstType) const;
   std::vector<std::string> keys() const;
 
   struct Stats {
@@ -60,6 +66,9 @@ public:
   Stats stats() const;
 
 private:
+  // The shard holding `key` (throws MOERT_NOT_FOUND) and its index.
+  size_t shardOf(const std::string &key) const;
+  void countRead(size_t shard, const std::string &key, int64_t elements) const;
   void openSingle(const std::string &file);
   void openIndex(const std::string &index);
 

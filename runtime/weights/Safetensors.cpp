@@ -377,6 +377,54 @@ int64_t SafetensorsFile::readBox(const std::string &key,
   return runs * runLength;
 }
 
+int64_t SafetensorsFile::readView(const std::string &key,
+                                  const std::vector<int64_t> &shape,
+                                  int64_t offset,
+                                  const std::vector<int64_t> &strides,
+                                  const std::vector<int64_t> &begin,
+                                  const std::vector<int64_t> &end, void *dst,
+                                  moert_dtype_t dstType) const {
+  const TensorInfo &info = get(key);
+  moert_dtype_t srcType;
+  if (!dtypeFromName(info.dtype, srcType))
+    fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
+         info.dtype, "; only F32, F16 and BF16 are supported");
+  if (info.shape != shape)
+    fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
+         shapeString(info.shape), ", expected ", shapeString(shape));
+  size_t rank = strides.size();
+  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
+  int64_t rowLength = end[rank - 1] - begin[rank - 1];
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < rank; ++d)
+    rows *= end[d] - begin[d];
+  bool contiguous = strides[rank - 1] == 1;
+  std::vector<char> row(size_t(rowLength) * srcSize);
+  std::vector<int64_t> index(begin.begin(), begin.end() - 1);
+  char *out = static_cast<char *>(dst);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t first = offset + begin[rank - 1] * strides[rank - 1];
+    for (size_t d = 0; d + 1 < rank; ++d)
+      first += index[d] * strides[d];
+    if (contiguous) {
+      readData(info.begin + uint64_t(first) * srcSize, row.data(), row.size());
+    } else {
+      const char *base = dataSection_ + info.begin;
+      for (int64_t i = 0; i < rowLength; ++i)
+        std::memcpy(row.data() + i * srcSize,
+                    base + (first + i * strides[rank - 1]) * srcSize, srcSize);
+    }
+    convert(row.data(), srcType, out, dstType, rowLength);
+    out += rowLength * dstSize;
+    for (size_t d = rank - 1; d-- > 0;) { // odometer over leading dims
+      if (++index[d] < end[d])
+        break;
+      index[d] = begin[d];
+    }
+  }
+  return rows * rowLength;
+}
+
 void SafetensorsWriter::add(const std::string &name, moert_dtype_t dtype,
                             const std::vector<int64_t> &shape,
                             const float *values) {

@@ -63,6 +63,16 @@ public:
   const char *data(const TensorInfo &info) const {
     return dataSection_ + info.begin;
   }
+  // Copies the box [begin, end) of a view of tensor `key` (which must have
+  // exactly `shape`) to dst as dense dstType: view element i is tensor
+  // element offset + sum_d i_d * strides[d]. The caller has checked that the
+  // view stays inside the tensor. Contiguous rows (strides.back() == 1) are
+  // read with pread; other views are gathered from the mapping.
+  int64_t readView(const std::string &key, const std::vector<int64_t> &shape,
+                   int64_t offset, const std::vector<int64_t> &strides,
+                   const std::vector<int64_t> &begin,
+                   const std::vector<int64_t> &end, void *dst,
+                   moert_dtype_t dstType) const;
   std::vector<std::string> keys() const;
   // Bytes after the header: the tensors' data.
   uint64_t dataBytes() const { return fileSize_ - layout_.dataOffset; }
