@@ -124,37 +124,45 @@ void Checkpoint::openSingle(const std::string &file) {
     where_[key] = 0;
 }
 
-void Checkpoint::openIndex(const std::string &index) {
+std::vector<std::pair<std::string, std::string>>
+moert::weights::parseIndex(const std::string &path, std::string_view text) {
   json::Value root;
   try {
-    root = json::parse(readWholeFile(index));
+    root = json::parse(text);
   } catch (const Error &e) {
-    if (e.status() != MOERT_FORMAT_ERROR)
-      throw;
-    fail(MOERT_FORMAT_ERROR, index, ": ", e.what());
+    fail(MOERT_FORMAT_ERROR, path, ": ", e.what());
   }
   const json::Value *map =
       root.kind == json::Value::Kind::Object ? root.find("weight_map") : nullptr;
   if (!map || map->kind != json::Value::Kind::Object)
-    fail(MOERT_FORMAT_ERROR, index,
+    fail(MOERT_FORMAT_ERROR, path,
          ": an index must be a JSON object with a \"weight_map\" object");
   if (map->object.empty())
-    fail(MOERT_FORMAT_ERROR, index, ": \"weight_map\" lists no tensors");
+    fail(MOERT_FORMAT_ERROR, path, ": \"weight_map\" lists no tensors");
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto &[tensor, shard] : map->object) {
+    if (shard.kind != json::Value::Kind::String)
+      fail(MOERT_FORMAT_ERROR, path, ": tensor '", tensor,
+           "': the shard must be a file name string");
+    if (!staysInDirectory(shard.string))
+      fail(MOERT_FORMAT_ERROR, path, ": tensor '", tensor, "': shard '",
+           shard.string, "' is outside the index's directory");
+    entries.emplace_back(tensor, shard.string);
+  }
+  return entries;
+}
 
+void Checkpoint::openIndex(const std::string &index) {
   // Shards in the order the index first names them; tensors by shard.
   std::map<std::string, size_t> shardOf;
   std::vector<std::string> shardNames;
   std::vector<std::vector<const std::string *>> listed;
-  for (const auto &[tensor, shard] : map->object) {
-    if (shard.kind != json::Value::Kind::String)
-      fail(MOERT_FORMAT_ERROR, index, ": tensor '", tensor,
-           "': the shard must be a file name string");
-    if (!staysInDirectory(shard.string))
-      fail(MOERT_FORMAT_ERROR, index, ": tensor '", tensor, "': shard '",
-           shard.string, "' is outside the index's directory");
-    auto [it, added] = shardOf.emplace(shard.string, shardNames.size());
+  std::vector<std::pair<std::string, std::string>> entries =
+      parseIndex(index, readWholeFile(index));
+  for (const auto &[tensor, shard] : entries) {
+    auto [it, added] = shardOf.emplace(shard, shardNames.size());
     if (added) {
-      shardNames.push_back(shard.string);
+      shardNames.push_back(shard);
       listed.emplace_back();
     }
     listed[it->second].push_back(&tensor);

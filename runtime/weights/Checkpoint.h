@@ -21,12 +21,22 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace moert::weights {
 
 inline constexpr const char *kIndexFileName = "model.safetensors.index.json";
 inline constexpr const char *kSingleFileName = "model.safetensors";
+
+// The entries of an index's "weight_map": tensor and shard file name, in
+// file order. Throws MOERT_FORMAT_ERROR naming `path` (and the tensor) unless
+// `text` is a JSON object with a non-empty "weight_map" object of strings,
+// each a shard name that stays in the index's directory (no absolute path,
+// no ".." component).
+std::vector<std::pair<std::string, std::string>>
+parseIndex(const std::string &path, std::string_view text);
 
 // The weights file of checkpoint directory `dir`: its index if it has one,
 // else its model.safetensors, else "" (a directory with only a config).
