@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <dlfcn.h>
 #include <memory>
 #include <mutex>
@@ -116,11 +117,13 @@ struct InitDone {
 
 // While the ranks of this process load, a line on stderr (a terminal) that
 // says how far: "loading weights: 3/7 files, 4.21/14.90 GB, 1.85 GB/s".
-// It appears after a second, so small loads stay silent.
+// It appears after a second (MOERT_PROGRESS_AFTER_MS, for tests), so small
+// loads stay silent.
 class LoadProgress {
 public:
   LoadProgress(moert_weights_t weights, const Job &job)
-      : weights_(weights), job_(job), thread_([this] { loop(); }) {}
+      : weights_(weights), job_(job), firstAfter_(firstDelay()),
+        thread_([this] { loop(); }) {}
   ~LoadProgress() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -131,14 +134,25 @@ public:
   }
 
 private:
+  static std::chrono::milliseconds firstDelay() {
+    const char *env = std::getenv("MOERT_PROGRESS_AFTER_MS");
+    return std::chrono::milliseconds(env && *env ? std::atol(env) : 1000);
+  }
+
   void loop() {
     auto start = std::chrono::steady_clock::now();
     bool shown = false;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait_for(lock, std::chrono::milliseconds(shown ? 250 : 1000));
+      // The first line waits for the delay or the end of the load.
+      if (shown)
+        wake_.wait_for(lock, std::chrono::milliseconds(250));
+      else
+        wake_.wait_until(lock, start + firstAfter_, [&] {
+          return stop_ || job_.initsDone.load() >= job_.ranks.count;
+        });
       bool done = stop_ || job_.initsDone.load() >= job_.ranks.count;
-      if (done && !shown)
+      if (done && !shown && firstAfter_.count() > 0) // 0: always a line
         return;
       moert_weights_stats_t s{};
       moert_weights_stats(weights_, &s);
@@ -161,6 +175,7 @@ private:
 
   moert_weights_t weights_;
   const Job &job_;
+  std::chrono::milliseconds firstAfter_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
