@@ -587,24 +587,6 @@ typedef struct moert_weight_request {
      A larger stride interleaves tensors, e.g. gate and up into packed
      [E, 2F, H] (load up at offset F*H with stride 2F*H). */
   int64_t dst_expert_stride;
-  /* Fused tensors (fused_rank > 0): `key` (without "{e}") names one tensor
-     of shape fused_shape holding every expert's projection, and element
-     (i_0, ..., i_{rank-1}) of expert e's tensor of `shape` is element
-       fused_offset + e * fused_expert_stride + sum_d i_d * fused_strides[d]
-     of it (row-major, >= 0), for e in [expert_begin, expert_end). E.g. for
-     gate (part 0) or up (part 1) of [F, H]:
-       [E, 2F, H] (gate rows, then up):  offset p*F*H, expert 2F*H, {H, 1}
-       [E, H, 2F] interleaved (gpt-oss): offset p,     expert 2F*H, {2, 2F}
-       [E, H, 2F] concatenated (llama4): offset p*F,   expert 2F*H, {1, 2F}
-       [E*F, H] (dbrx w1 / v1):          offset 0,     expert F*H,  {H, 1}
-     and dbrx's down [H, F] from w2 [E*F, H]: offset 0, expert F*H, {1, H}.
-     The box is read straight from the file into dst, an expert at a time;
-     nothing copies the whole fused tensor. 0: a plain request. */
-  int32_t fused_rank; /* 1..4 */
-  int64_t fused_shape[4];
-  int64_t fused_offset;
-  int64_t fused_expert_stride;
-  int64_t fused_strides[4];
 } moert_weight_request_t;
 
 /* Fills a request for the whole tensor `key` of the given shape. */
@@ -614,6 +596,35 @@ void moert_weight_request_init(moert_weight_request_t *req, const char *key,
 moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
                                   const moert_weight_request_t *req,
                                   moert_view_t dst);
+
+/* Where each expert's tensor lies in a tensor that stores every expert's
+   projection fused. `req->key` (without "{e}") names that tensor, of shape
+   shape[0..rank), and element (i_0, ..., i_{req->rank - 1}) of expert e's
+   tensor of req->shape is its element
+     offset + e * expert_stride + sum_d i_d * strides[d]
+   (row-major, all >= 0), for e in [req->expert_begin, req->expert_end).
+   begin/end and dst_expert_stride are as for moert_weights_load. For gate
+   (part p = 0) or up (p = 1) of [F, H]:
+     [E, 2F, H] (gate rows, then up):  offset p*F*H, expert 2F*H, {H, 1}
+     [E, H, 2F] interleaved (gpt-oss): offset p,     expert 2F*H, {2, 2F}
+     [E, H, 2F] concatenated (llama4): offset p*F,   expert 2F*H, {1, 2F}
+     [E*F, H] (dbrx w1 / v1):          offset 0,     expert F*H,  {H, 1}
+   and dbrx's down [H, F] from w2 [E*F, H]: offset 0, expert F*H, {1, H}.
+   The box is read from the file straight into dst, an expert at a time:
+   nothing copies the whole fused tensor. */
+typedef struct moert_fused_view {
+  int32_t rank; /* of the fused tensor, 1..4 */
+  int64_t shape[4];
+  int64_t offset;
+  int64_t expert_stride;
+  int64_t strides[4]; /* one per dimension of req->shape */
+} moert_fused_view_t;
+
+moert_status_t moert_weights_load_fused(moert_context_t ctx,
+                                        moert_weights_t weights,
+                                        const moert_weight_request_t *req,
+                                        const moert_fused_view_t *fused,
+                                        moert_view_t dst);
 
 /*===--- Captured steps (CUDA graphs) -------------------------------------===*/
 

@@ -258,8 +258,21 @@ int mlir::moe::runDriver(int argc, char **argv) {
   // names another.
   const char *cxxEnv = std::getenv("MOE_MODEL_CXX");
   std::string cxx = cxxEnv && *cxxEnv ? cxxEnv : MOE_CXX_COMPILER;
-  std::string key = llvm::utohexstr(
-      llvm::xxh3_64bits(cpp + cxx + (*script)->getBuffer().str()));
+  // The headers the model is compiled against are part of its ABI: a .so
+  // built against another moert.h must not be reused.
+  std::string headers;
+  for (StringRef name : {"moert.h", "moert_model.h"}) {
+    SmallString<256> path(
+        llvm::sys::path::parent_path(llvm::sys::path::parent_path(
+            StringRef(MOE_BUILD_MODEL_SCRIPT))));
+    llvm::sys::path::append(path, name);
+    auto header = llvm::MemoryBuffer::getFile(path);
+    if (!header)
+      return fail("cannot read " + path + ": " + header.getError().message());
+    headers += (*header)->getBuffer();
+  }
+  std::string key = llvm::utohexstr(llvm::xxh3_64bits(
+      cpp + cxx + (*script)->getBuffer().str() + headers));
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");

@@ -272,23 +272,34 @@ struct FusedLayout {
   std::vector<int64_t> strides;
 };
 
-moert_weight_request_t fusedRequest(const char *key,
-                                    const std::vector<int64_t> &fusedShape,
-                                    int64_t offset, int64_t expertStride,
-                                    std::vector<int64_t> shape,
-                                    std::vector<int64_t> strides) {
+// A request for experts [1, 3) of `shape` and the fused view it reads.
+struct FusedRequest {
   moert_weight_request_t req;
-  moert_weight_request_init(&req, key, int32_t(shape.size()), shape.data());
-  req.expert_begin = 1;
-  req.expert_end = 3;
-  req.fused_rank = int32_t(fusedShape.size());
+  moert_fused_view_t view{};
+};
+
+FusedRequest fusedRequest(const char *key,
+                          const std::vector<int64_t> &fusedShape,
+                          int64_t offset, int64_t expertStride,
+                          std::vector<int64_t> shape,
+                          std::vector<int64_t> strides) {
+  FusedRequest r;
+  moert_weight_request_init(&r.req, key, int32_t(shape.size()), shape.data());
+  r.req.expert_begin = 1;
+  r.req.expert_end = 3;
+  r.view.rank = int32_t(fusedShape.size());
   for (size_t d = 0; d < fusedShape.size(); ++d)
-    req.fused_shape[d] = fusedShape[d];
-  req.fused_offset = offset;
-  req.fused_expert_stride = expertStride;
+    r.view.shape[d] = fusedShape[d];
+  r.view.offset = offset;
+  r.view.expert_stride = expertStride;
   for (size_t d = 0; d < strides.size(); ++d)
-    req.fused_strides[d] = strides[d];
-  return req;
+    r.view.strides[d] = strides[d];
+  return r;
+}
+
+moert_status_t loadFused(moert_context_t ctx, moert_weights_t weights,
+                         const FusedRequest &r, moert_view_t dst) {
+  return moert_weights_load_fused(ctx, weights, &r.req, &r.view, dst);
 }
 
 TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
@@ -370,9 +381,8 @@ TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
     Buffer dst(ctx, packed * 4);
     // The reference: the per-expert tensors, as the compiler loads them.
     {
-      moert_weight_request_t gate = fusedRequest("experts.{e}.gate", {}, 0, 0,
-                                                 {kF, kH}, {});
-      gate.fused_rank = 0;
+      moert_weight_request_t gate =
+          fusedRequest("experts.{e}.gate", {}, 0, 0, {kF, kH}, {}).req;
       gate.begin[0] = 1;
       gate.end[0] = 3;
       gate.dst_expert_stride = 2 * Fs * kH;
@@ -386,14 +396,13 @@ TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
     for (const FusedLayout &l : layouts) {
       check(moert_buffer_fill(ctx, dst.view(MOERT_F32), packed, NAN));
       for (int p = 0; p < 2; ++p) {
-        moert_weight_request_t req = fusedRequest(
-            l.up && p ? l.up : l.gateUp, l.shape, l.offset[p], l.expertStride,
-            {kF, kH}, l.strides);
-        req.begin[0] = 1;
-        req.end[0] = 3;
-        req.dst_expert_stride = 2 * Fs * kH;
-        EXPECT_EQ(moert_weights_load(ctx, weights, &req,
-                                     dst.view(MOERT_F32, p * Fs * kH)),
+        FusedRequest r = fusedRequest(l.up && p ? l.up : l.gateUp, l.shape,
+                                      l.offset[p], l.expertStride, {kF, kH},
+                                      l.strides);
+        r.req.begin[0] = 1;
+        r.req.end[0] = 3;
+        r.req.dst_expert_stride = 2 * Fs * kH;
+        EXPECT_EQ(loadFused(ctx, weights, r, dst.view(MOERT_F32, p * Fs * kH)),
                   MOERT_OK)
             << l.name << ": " << moert_last_error();
       }
@@ -405,13 +414,11 @@ TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
          {std::pair<const char *, std::vector<int64_t>>{"experts.down_proj",
                                                         {kE, kF, kH}},
           {"dbrx.w2", {kE * kF, kH}}}) {
-      moert_weight_request_t req =
-          fusedRequest(key, shape, 0, kF * kH, {kH, kF}, {1, kH});
-      req.begin[1] = 1;
-      req.end[1] = 3;
+      FusedRequest r = fusedRequest(key, shape, 0, kF * kH, {kH, kF}, {1, kH});
+      r.req.begin[1] = 1;
+      r.req.end[1] = 3;
       Buffer downDst(ctx, wantDown.size() * 4);
-      EXPECT_EQ(moert_weights_load(ctx, weights, &req,
-                                   downDst.view(MOERT_F32)),
+      EXPECT_EQ(loadFused(ctx, weights, r, downDst.view(MOERT_F32)),
                 MOERT_OK)
           << key << ": " << moert_last_error();
       EXPECT_EQ(downDst.download<float>(MOERT_F32, int64_t(wantDown.size())),
@@ -421,31 +428,28 @@ TEST(Checkpoint, FusedExpertTensorsLoadWithStridesIntoThePackedBuffer) {
 
     // Errors: a view past the tensor, a {e} key, a negative stride, a fused
     // shape that is not the file's.
-    moert_weight_request_t past = fusedRequest(
-        "rows.gate_up_proj", {kE, 2 * kF, kH}, kF * kH + 1, 2 * kF * kH,
-        {kF, kH}, {kH, 1});
-    past.expert_end = kE;
-    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &past,
-                                          dst.view(MOERT_F32)),
+    FusedRequest past = fusedRequest("rows.gate_up_proj", {kE, 2 * kF, kH},
+                                     kF * kH + 1, 2 * kF * kH, {kF, kH},
+                                     {kH, 1});
+    past.req.expert_end = kE;
+    EXPECT_MOERT_ERROR(loadFused(ctx, weights, past, dst.view(MOERT_F32)),
                        MOERT_INVALID_ARGUMENT,
                        "the fused view of experts [1, 4) reaches past the end "
                        "of the fused tensor");
-    moert_weight_request_t pattern = fusedRequest(
-        "experts.{e}.gate", {kF, kH}, 0, 0, {kF, kH}, {kH, 1});
-    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &pattern,
-                                          dst.view(MOERT_F32)),
+    FusedRequest pattern = fusedRequest("experts.{e}.gate", {kF, kH}, 0, 0,
+                                        {kF, kH}, {kH, 1});
+    EXPECT_MOERT_ERROR(loadFused(ctx, weights, pattern, dst.view(MOERT_F32)),
                        MOERT_INVALID_ARGUMENT, "must name one tensor");
-    moert_weight_request_t negative = fusedRequest(
-        "rows.gate_up_proj", {kE, 2 * kF, kH}, 0, 2 * kF * kH, {kF, kH},
-        {kH, -1});
-    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &negative,
-                                          dst.view(MOERT_F32)),
+    FusedRequest negative = fusedRequest("rows.gate_up_proj",
+                                         {kE, 2 * kF, kH}, 0, 2 * kF * kH,
+                                         {kF, kH}, {kH, -1});
+    EXPECT_MOERT_ERROR(loadFused(ctx, weights, negative, dst.view(MOERT_F32)),
                        MOERT_INVALID_ARGUMENT, "must be non-negative");
-    moert_weight_request_t wrongShape = fusedRequest(
-        "rows.gate_up_proj", {kE, kF, 2 * kH}, 0, 2 * kF * kH, {kF, kH},
-        {kH, 1});
-    EXPECT_MOERT_ERROR(moert_weights_load(ctx, weights, &wrongShape,
-                                          dst.view(MOERT_F32)),
+    FusedRequest wrongShape = fusedRequest("rows.gate_up_proj",
+                                           {kE, kF, 2 * kH}, 0, 2 * kF * kH,
+                                           {kF, kH}, {kH, 1});
+    EXPECT_MOERT_ERROR(loadFused(ctx, weights, wrongShape,
+                                 dst.view(MOERT_F32)),
                        MOERT_FORMAT_ERROR,
                        "tensor 'rows.gate_up_proj' has shape [4,8,3], "
                        "expected [4,4,6]");
