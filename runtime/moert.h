@@ -558,9 +558,22 @@ moert_status_t moert_all_to_all_sliced(moert_context_t ctx, moert_group_t group,
 
 typedef struct moert_weights_s *moert_weights_t;
 
-/* Opens and maps a .safetensors file and validates its header. */
+/* Opens a checkpoint: a .safetensors file, a sharded checkpoint's
+   model.safetensors.index.json, or a directory holding either. Maps every
+   file and validates its header, and that every tensor the index lists is
+   in its shard; errors name the file, the shard and the tensor. */
 moert_status_t moert_weights_open(const char *path, moert_weights_t *out);
 void moert_weights_close(moert_weights_t weights);
+
+/* What loads have read so far (callable while other threads load). */
+typedef struct moert_weights_stats {
+  int64_t files;      /* safetensors files of the checkpoint */
+  int64_t files_read; /* of them, those a load has read from */
+  int64_t bytes;      /* tensor data in the files */
+  int64_t bytes_read; /* tensor data loads have read (a box counts its size) */
+} moert_weights_stats_t;
+moert_status_t moert_weights_stats(moert_weights_t weights,
+                                   moert_weights_stats_t *out);
 
 /* What to load. key is a plain tensor name, or a per-expert pattern
    containing "{e}" (e.g. "model.layers.3.mlp.experts.{e}.down_proj.weight")
@@ -590,6 +603,35 @@ void moert_weight_request_init(moert_weight_request_t *req, const char *key,
 moert_status_t moert_weights_load(moert_context_t ctx, moert_weights_t weights,
                                   const moert_weight_request_t *req,
                                   moert_view_t dst);
+
+/* Where each expert's tensor lies in a tensor that stores every expert's
+   projection fused. `req->key` (without "{e}") names that tensor, of shape
+   shape[0..rank), and element (i_0, ..., i_{req->rank - 1}) of expert e's
+   tensor of req->shape is its element
+     offset + e * expert_stride + sum_d i_d * strides[d]
+   (row-major, all >= 0), for e in [req->expert_begin, req->expert_end).
+   begin/end and dst_expert_stride are as for moert_weights_load. For gate
+   (part p = 0) or up (p = 1) of [F, H]:
+     [E, 2F, H] (gate rows, then up):  offset p*F*H, expert 2F*H, {H, 1}
+     [E, H, 2F] interleaved (gpt-oss): offset p,     expert 2F*H, {2, 2F}
+     [E, H, 2F] concatenated (llama4): offset p*F,   expert 2F*H, {1, 2F}
+     [E*F, H] (dbrx w1 / v1):          offset 0,     expert F*H,  {H, 1}
+   and dbrx's down [H, F] from w2 [E*F, H]: offset 0, expert F*H, {1, H}.
+   The box is read from the file straight into dst, an expert at a time:
+   nothing copies the whole fused tensor. */
+typedef struct moert_fused_view {
+  int32_t rank; /* of the fused tensor, 1..4 */
+  int64_t shape[4];
+  int64_t offset;
+  int64_t expert_stride;
+  int64_t strides[4]; /* one per dimension of req->shape */
+} moert_fused_view_t;
+
+moert_status_t moert_weights_load_fused(moert_context_t ctx,
+                                        moert_weights_t weights,
+                                        const moert_weight_request_t *req,
+                                        const moert_fused_view_t *fused,
+                                        moert_view_t dst);
 
 /*===--- Captured steps (CUDA graphs) -------------------------------------===*/
 

@@ -25,6 +25,7 @@
 #include "passes/Pipelines/ForwardedOption.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "runtime/runner/Runner.h"
+#include "runtime/weights/Checkpoint.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -65,7 +66,8 @@ struct Options {
   moe::CompileOptions compile;
 
   cl::opt<std::string> input{cl::Positional, cl::Required,
-                             cl::desc("<config.json | model.mlir>")};
+                             cl::desc("<checkpoint dir | config.json | "
+                                      "model.mlir>")};
   cl::opt<std::string> backend{"backend",
                                cl::desc("cpu | cuda (cuda: one process per "
                                         "GPU, started by mpirun or torchrun)"),
@@ -87,9 +89,13 @@ struct Options {
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
-  cl::opt<std::string> weights{"weights",
-                               cl::desc("safetensors file (default: random "
-                                        "weights from --seed)")};
+  cl::opt<std::string> weights{
+      "weights",
+      cl::desc("a safetensors file, a sharded checkpoint's index.json or a "
+               "checkpoint directory (default: the input directory's, else "
+               "random weights from --seed)")};
+  cl::opt<bool> quiet{"quiet", cl::desc("no load progress on stderr"),
+                      cl::init(false)};
   cl::opt<uint64_t> seed{"seed", cl::desc("seed of random weights / input"),
                          cl::init(0)};
   cl::opt<std::string> inputNpy{"input",
@@ -212,11 +218,12 @@ int mlir::moe::runDriver(int argc, char **argv) {
   context.loadAllAvailableDialects();
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-  auto file = llvm::MemoryBuffer::getFile(opts.input);
+  std::string input = resolveConfigPath(opts.input);
+  auto file = llvm::MemoryBuffer::getFile(input);
   if (!file)
-    return fail("cannot read " + opts.input + ": " + file.getError().message());
+    return fail("cannot read " + input + ": " + file.getError().message());
   sourceMgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
-  OwningOpRef<ModuleOp> module = StringRef(opts.input).ends_with(".mlir")
+  OwningOpRef<ModuleOp> module = StringRef(input).ends_with(".mlir")
                                      ? parseAndVerifyModule(sourceMgr, &context)
                                      : importModelConfig(sourceMgr, &context);
   if (!module)
@@ -262,8 +269,21 @@ int mlir::moe::runDriver(int argc, char **argv) {
   // names another.
   const char *cxxEnv = std::getenv("MOE_MODEL_CXX");
   std::string cxx = cxxEnv && *cxxEnv ? cxxEnv : MOE_CXX_COMPILER;
-  std::string key = llvm::utohexstr(
-      llvm::xxh3_64bits(cpp + cxx + (*script)->getBuffer().str()));
+  // The headers the model is compiled against are part of its ABI: a .so
+  // built against another moert.h must not be reused.
+  std::string headers;
+  for (StringRef name : {"moert.h", "moert_model.h"}) {
+    SmallString<256> path(
+        llvm::sys::path::parent_path(llvm::sys::path::parent_path(
+            StringRef(MOE_BUILD_MODEL_SCRIPT))));
+    llvm::sys::path::append(path, name);
+    auto header = llvm::MemoryBuffer::getFile(path);
+    if (!header)
+      return fail("cannot read " + path + ": " + header.getError().message());
+    headers += (*header)->getBuffer();
+  }
+  std::string key = llvm::utohexstr(llvm::xxh3_64bits(
+      cpp + cxx + (*script)->getBuffer().str() + headers));
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");
@@ -297,8 +317,14 @@ int mlir::moe::runDriver(int argc, char **argv) {
               .count());
   }
 
-  // 4. Weights: the given file, or random ones cached by seed and shapes.
+  // 4. Weights: the given ones, the input directory's, or random ones cached
+  // by seed and shapes.
   std::string weightsPath = opts.weights;
+  if (weightsPath.empty() && llvm::sys::fs::is_directory(opts.input)) {
+    weightsPath = ::moert::weights::findCheckpointWeights(opts.input);
+    if (!weightsPath.empty() && reports)
+      llvm::outs() << "weights: " << weightsPath << "\n";
+  }
   if (weightsPath.empty()) {
     std::string specKey = dtype + std::to_string(opts.seed);
     for (const std::string &s : specs)
@@ -342,5 +368,6 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.outputNpy = opts.output;
   run.cudaGraphs = opts.cudaGraphs;
   run.cpuThreads = opts.threads;
+  run.quiet = opts.quiet;
   return ::moert::runner::runCompiledModel("moe-run", run);
 }

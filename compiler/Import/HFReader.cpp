@@ -121,6 +121,22 @@ static void readSizes(ConfigFile &c, HFStack &s) {
   s.numLayers = c.requirePositive("num_hidden_layers", kMaxLayers);
 }
 
+/// The expert count under its name, or under the name transformers 5 writes
+/// for the same family (qwen3_moe: num_experts -> num_local_experts). Both
+/// present must agree.
+static void readExpertCount(ConfigFile &c, HFStack &s, StringLiteral name,
+                            StringLiteral renamed) {
+  bool old = c.has(name), renamedOnly = !old && c.has(renamed);
+  s.expertsKey = renamedOnly ? renamed : name;
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  if (old && c.has(renamed)) {
+    int64_t other = c.requirePositive(renamed, kMaxExperts);
+    if (other != s.experts)
+      c.error(renamed) << "'" << renamed << "' = " << other
+                       << " disagrees with '" << name << "' = " << s.experts;
+  }
+}
+
 /// Every layer is MoE (Mixtral, OLMoE).
 static void allMoe(ConfigFile &c, HFStack &s) {
   s.layers.assign(s.numLayers, {true, c.loc(s.expertsKey)});
@@ -163,8 +179,7 @@ static void readQwenMoe(ConfigFile &c, HFStack &s, bool sharedExpert,
   readSizes(c, s);
   s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
   s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
-  s.expertsKey = "num_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  readExpertCount(c, s, "num_experts", "num_local_experts");
   s.routing.topK =
       c.getPositive("num_experts_per_tok", defaultTopK, kMaxExperts);
   if (c.getBool("norm_topk_prob", false))
@@ -226,6 +241,11 @@ static void readDeepSeek(ConfigFile &c, HFStack &s, bool v3) {
   int64_t shared =
       c.getNonNegative("n_shared_experts", v3 ? 1 : 0, kMaxExperts);
   s.sharedFfn = shared * s.expertFfn;
+  // transformers 5 writes mlp_bias (false); the reference MLPs have none.
+  if (c.getBool("mlp_bias", false))
+    c.error("mlp_bias") << "mlp_bias = true is not supported for "
+                        << (v3 ? "deepseek_v3" : "deepseek_v2")
+                        << ": the experts and MLPs are bias-free";
   c.checkAtMost(c.loc("n_shared_experts"),
                 "the shared experts' width (n_shared_experts x "
                 "moe_intermediate_size)",
@@ -316,10 +336,12 @@ static void readDeepSeekV3(ConfigFile &c, HFStack &s) {
 static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
                                                     "router_jitter_noise"};
 static constexpr StringLiteral kQwenIgnored[] = {
-    "sliding_window", "use_sliding_window", "max_window_layers", "layer_types"};
+    "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",
+    // transformers 5: the attention projections' bias (qwen2_moe).
+    "qkv_bias"};
 static constexpr StringLiteral kDeepSeekIgnored[] = {
     "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
-    "v_head_dim", "pretraining_tp", "rope_interleave",
+    "qk_head_dim", "v_head_dim", "pretraining_tp", "rope_interleave",
     // Training-only auxiliary losses.
     "aux_loss_alpha", "seq_aux",
     // Expert parallelism of the reference code: no semantic effect.
@@ -456,6 +478,63 @@ auto ::moe::import::readDType(ConfigFile &c, DType fallback) -> DType {
   return result.value_or(fallback);
 }
 
+/// quantization_config: FP8 e4m3 with block scales (DeepSeek-V3/R1,
+/// Qwen3-*-FP8) is read so that the model imports and plans; any other
+/// method is an error at the key.
+static std::optional<WeightQuantDesc> readQuantization(ConfigFile &c) {
+  const llvm::json::Value *value = c.get("quantization_config");
+  if (!value)
+    return std::nullopt;
+  const llvm::json::Object *q = value->getAsObject();
+  if (!q) {
+    c.error("quantization_config") << "'quantization_config' must be an object";
+    return std::nullopt;
+  }
+  auto bad = [&]() -> InFlightDiagnostic {
+    InFlightDiagnostic diag = c.error("quantization_config");
+    diag << "quantization_config: ";
+    return diag;
+  };
+  std::string method = q->getString("quant_method").value_or("").str();
+  if (method != "fp8") {
+    bad() << "quant_method '" << method
+          << "' is not supported: only 'fp8' (e4m3 with block scales) "
+             "imports; dequantize the weights and drop the key";
+    return std::nullopt;
+  }
+  for (const auto &field : *q) {
+    StringRef key = field.first;
+    if (key != "quant_method" && key != "fmt" && key != "activation_scheme" &&
+        key != "weight_block_size" && key != "modules_to_not_convert") {
+      bad() << "unknown field '" << key << "' for quant_method 'fp8'";
+      return std::nullopt;
+    }
+  }
+  if (std::optional<StringRef> fmt = q->getString("fmt"); fmt && *fmt != "e4m3")
+    bad() << "fmt '" << *fmt << "' is not supported: expected 'e4m3'";
+  // Static activation scales come with per-tensor input scales: another
+  // format.
+  if (std::optional<StringRef> scheme = q->getString("activation_scheme");
+      scheme && *scheme != "dynamic")
+    bad() << "activation_scheme '" << *scheme
+          << "' is not supported: expected 'dynamic'";
+  WeightQuantDesc desc;
+  const llvm::json::Array *block = q->getArray("weight_block_size");
+  std::optional<int64_t> rows, cols;
+  if (block && block->size() == 2) {
+    rows = (*block)[0].getAsInteger();
+    cols = (*block)[1].getAsInteger();
+  }
+  if (!rows || !cols || *rows <= 0 || *cols <= 0) {
+    bad() << "'weight_block_size' must be two positive integers (per-tensor "
+             "fp8 is not supported)";
+    return std::nullopt;
+  }
+  desc.blockRows = *rows;
+  desc.blockCols = *cols;
+  return desc;
+}
+
 auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
   std::string modelType = c.requireString("model_type");
   if (c.failed())
@@ -479,15 +558,7 @@ auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
     c.error("hidden_act") << "unsupported hidden_act '" << act << "' for "
                           << modelType
                           << ": the experts are SwiGLU with 'silu'";
-  if (const llvm::json::Value *quant = c.get("quantization_config")) {
-    std::string method = "?";
-    if (const llvm::json::Object *q = quant->getAsObject())
-      method = q->getString("quant_method").value_or("?").str();
-    c.error("quantization_config")
-        << "quantized checkpoints are not supported (quantization_config "
-           "with quant_method '"
-        << method << "'): dequantize the weights to bf16 and drop the key";
-  }
+  std::optional<WeightQuantDesc> quant = readQuantization(c);
   family->read(c, stack);
   c.ignore(llvm::to_vector(llvm::map_range(
       kIgnoredEverywhere, [](StringLiteral s) { return StringRef(s); })));
@@ -503,5 +574,6 @@ auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
   ModelDesc model = describe(c, stack);
   model.modelType = modelType;
   model.dtype = dtype;
+  model.weightQuant = quant;
   return model;
 }

@@ -12,7 +12,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 
 using namespace mlir;
@@ -56,6 +58,14 @@ OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
   bool prmoe = type && type->getAsString() == "prmoe";
   return importWith(std::move(config), prmoe ? readPRMoEConfig : readHFConfig,
                     context);
+}
+
+std::string mlir::moe::resolveConfigPath(llvm::StringRef path) {
+  if (!llvm::sys::fs::is_directory(path))
+    return path.str();
+  llvm::SmallString<256> config(path);
+  llvm::sys::path::append(config, "config.json");
+  return std::string(config);
 }
 
 static void registerDialects(DialectRegistry &registry) {

@@ -9,6 +9,10 @@
 
 namespace mlir::moe {
 
+/// The config of a checkpoint directory (`DIR/config.json`); any other path
+/// unchanged.
+std::string resolveConfigPath(llvm::StringRef path);
+
 /// Registers `--import-hf` and `--import-prmoe` with mlir-translate.
 void registerImporters();
 

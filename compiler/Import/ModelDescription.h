@@ -96,10 +96,17 @@ struct LayerDesc {
   std::string coefWeightKey, coefBiasKey;
 };
 
+/// FFN projections stored as fp8 e4m3 with one f32 scale per block (the
+/// checkpoint's quantization_config); routers keep their dtype.
+struct WeightQuantDesc {
+  int64_t blockRows = 128, blockCols = 128;
+};
+
 struct ModelDesc {
   std::string modelType;
   int64_t hiddenSize = 0;
   DType dtype = DType::f32;
+  std::optional<WeightQuantDesc> weightQuant;
   std::vector<LayerDesc> layers;
   /// The config file itself (line 1, column 1).
   mlir::LocationAttr loc;

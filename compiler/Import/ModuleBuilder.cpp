@@ -115,7 +115,11 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
     return failure();
 
   int64_t experts = layer.numExperts;
-  Value router = weight(layer.routerKey, {experts, model.hiddenSize}, loc);
+  // Routers are held in f32 whatever the activation dtype: it holds every
+  // checkpoint's router exactly (bf16 DeepSeek checkpoints store it in f32,
+  // DeepSpeed keeps wg in f32), and rounding it could flip near-tie routing.
+  Value router = weight(layer.routerKey, {experts, model.hiddenSize}, loc,
+                        Float32Type::get(context));
   Value correction;
   if (!layer.correctionBiasKey.empty())
     correction = weight(layer.correctionBiasKey, {experts}, loc,
@@ -214,6 +218,16 @@ auto ::moe::import::buildModule(const ModelDesc &model, MLIRContext *context)
   OpBuilder builder(context);
   (*module)->setAttr(MoeDialect::kModelTypeAttrName,
                      builder.getStringAttr(model.modelType));
+  if (model.weightQuant)
+    (*module)->setAttr(
+        MoeDialect::kWeightQuantAttrName,
+        builder.getDictionaryAttr(
+            {builder.getNamedAttr("format",
+                                  builder.getStringAttr("fp8_e4m3")),
+             builder.getNamedAttr(
+                 "block", builder.getDenseI64ArrayAttr(
+                              {model.weightQuant->blockRows,
+                               model.weightQuant->blockCols}))}));
   FailureOr<func::FuncOp> forward = ForwardBuilder(model, context).build();
   if (failed(forward))
     return nullptr;

@@ -5,6 +5,8 @@
 #include "passes/Support/SaturatingSizes.h"
 #include "runtime/common/Capacity.h"
 
+#include "llvm/Support/MathExtras.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -62,6 +64,17 @@ static int64_t mulAll(std::initializer_list<int64_t> factors) {
   return result;
 }
 
+/// Bytes of one [rows, cols] projection as the checkpoint stores it.
+static int64_t matrixBytes(const LayerShape &layer, int64_t rows,
+                           int64_t cols) {
+  if (layer.quantBlockRows <= 0)
+    return mulAll({rows, cols, layer.bytesPerElement});
+  // One byte per element plus an f32 scale per block.
+  int64_t blocks = mulSizes(llvm::divideCeil(rows, layer.quantBlockRows),
+                            llvm::divideCeil(cols, layer.quantBlockCols));
+  return addSizes(mulAll({rows, cols}), mulAll({blocks, 4}));
+}
+
 Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
                                    const Plan &plan, int64_t tokens) {
   Estimate e;
@@ -74,7 +87,11 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     int64_t localExperts = layer.experts / plan.ep;
     int64_t sliceFfn = layer.expertFfn / plan.tp;
     int64_t projections = layer.expertGated ? 3 : 2;
-    e.expertWeightBytes = mulAll({localExperts, projections, sliceFfn, h, b});
+    // gate/up [F, H], down [H, F].
+    e.expertWeightBytes = mulAll(
+        {localExperts,
+         addSizes(mulAll({projections - 1, matrixBytes(layer, sliceFfn, h)}),
+                  matrixBytes(layer, h, sliceFfn))});
     if (layer.expertBias)
       e.expertWeightBytes =
           addSizes(e.expertWeightBytes,
@@ -102,7 +119,9 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
   if (layer.denseFfn > 0) {
     int64_t projections = layer.denseGated ? 3 : 2;
     int64_t slice = layer.denseFfn / plan.tp;
-    int64_t denseBytes = mulAll({projections, slice, h, b});
+    int64_t denseBytes =
+        addSizes(mulAll({projections - 1, matrixBytes(layer, slice, h)}),
+                 matrixBytes(layer, h, slice));
     if (layer.denseBias)
       denseBytes = addSizes(denseBytes, mulAll({addSizes(slice, h), b}));
     e.weightBytes = addSizes(e.weightBytes, denseBytes);

@@ -55,6 +55,9 @@ struct LayerShape {
   bool denseBias = false;
   // Router weights and the residual coefficient, replicated on every rank.
   int64_t replicatedBytes = 0;
+  // > 0: the expert and dense projections are fp8 (1 byte) with one f32
+  // scale per quantBlockRows x quantBlockCols block (moe.weight_quantization).
+  int64_t quantBlockRows = 0, quantBlockCols = 0;
 };
 
 struct Plan {

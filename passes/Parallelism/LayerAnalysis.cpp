@@ -93,6 +93,13 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
   auto inputType = cast<RankedTensorType>(input.getType());
   shape.hidden = inputType.getDimSize(1);
   shape.bytesPerElement = elementBytes(input);
+  if (auto module = parts.layer->getParentOfType<ModuleOp>())
+    if (auto quant = module->getAttrOfType<DictionaryAttr>(
+            MoeDialect::kWeightQuantAttrName))
+      if (auto block = quant.getAs<DenseI64ArrayAttr>("block")) {
+        shape.quantBlockRows = block[0];
+        shape.quantBlockCols = block[1];
+      }
   if (parts.isMoe()) {
     RoutingAttr routing = parts.gate.getRouting();
     shape.experts = parts.gate.getNumExperts();

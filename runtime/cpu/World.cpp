@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
 #include <thread>
 
 using namespace moert;
@@ -141,12 +142,17 @@ void CpuBackend::run(const RankBody &body) {
 }
 
 void *CpuBackend::allocate(int32_t rank, size_t bytes) {
-  constexpr size_t alignment = 64;
+  // Large buffers (a model's weights) on 2 MB pages where the kernel has
+  // them: filling GBs of 4 KB pages costs a fault each.
+  constexpr size_t hugePage = 2u << 20;
+  size_t alignment = bytes >= 4 * hugePage ? hugePage : 64;
   size_t rounded =
       (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
   void *data = std::aligned_alloc(alignment, rounded);
   if (!data)
     fail(MOERT_OUT_OF_MEMORY, "cannot allocate ", bytes, " bytes");
+  if (alignment == hugePage)
+    ::madvise(data, rounded, MADV_HUGEPAGE); // advice only: may be refused
   return data;
 }
 

@@ -34,6 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       std::vector<int64_t> begin(info.shape.size(), 0);
       std::vector<float> out(static_cast<size_t>(elements));
       file.readBox(key, info.shape, begin, info.shape, out.data(), MOERT_F32);
+      // A matrix read transposed: the strided gather of a fused tensor.
+      if (info.shape.size() == 2)
+        file.readView(key, info.shape, 0, {1, info.shape[1]}, {0, 0},
+                      {info.shape[1], info.shape[0]}, out.data(), MOERT_F32);
     }
   } catch (const moert::Error &) {
   }

@@ -7,9 +7,17 @@
 #include "runtime/runner/Npy.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <dlfcn.h>
+#include <memory>
+#include <mutex>
 #include <numeric>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace moert::runner {
@@ -98,6 +106,80 @@ struct Job {
   std::vector<int64_t> dropped; // [layer], sum over ranks (same each step)
   bool cudaGraphs = false;
   std::vector<int64_t> replayNs; // [step - 1], max over ranks
+  std::atomic<int32_t> initsDone{0}; // ranks of this process past init
+};
+
+// Counts a rank past init on every path out of it.
+struct InitDone {
+  std::atomic<int32_t> &count;
+  ~InitDone() { ++count; }
+};
+
+// While the ranks of this process load, a line on stderr (a terminal) that
+// says how far: "loading weights: 3/7 files, 4.21/14.90 GB, 1.85 GB/s".
+// It appears after a second (MOERT_PROGRESS_AFTER_MS, for tests), so small
+// loads stay silent.
+class LoadProgress {
+public:
+  LoadProgress(moert_weights_t weights, const Job &job)
+      : weights_(weights), job_(job), firstAfter_(firstDelay()),
+        thread_([this] { loop(); }) {}
+  ~LoadProgress() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+private:
+  static std::chrono::milliseconds firstDelay() {
+    const char *env = std::getenv("MOERT_PROGRESS_AFTER_MS");
+    return std::chrono::milliseconds(env && *env ? std::atol(env) : 1000);
+  }
+
+  void loop() {
+    auto start = std::chrono::steady_clock::now();
+    bool shown = false;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      // The first line waits for the delay or the end of the load.
+      if (shown)
+        wake_.wait_for(lock, std::chrono::milliseconds(250));
+      else
+        wake_.wait_until(lock, start + firstAfter_, [&] {
+          return stop_ || job_.initsDone.load() >= job_.ranks.count;
+        });
+      bool done = stop_ || job_.initsDone.load() >= job_.ranks.count;
+      if (done && !shown && firstAfter_.count() > 0) // 0: always a line
+        return;
+      moert_weights_stats_t s{};
+      moert_weights_stats(weights_, &s);
+      double seconds = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      std::fprintf(stderr,
+                   "\rloading weights: %lld/%lld files, %.2f/%.2f GB, "
+                   "%.2f GB/s ",
+                   (long long)s.files_read, (long long)s.files,
+                   s.bytes_read / 1e9, s.bytes / 1e9,
+                   seconds > 0 ? s.bytes_read / 1e9 / seconds : 0.0);
+      shown = true;
+      if (done) {
+        std::fprintf(stderr, "\n");
+        return;
+      }
+    }
+  }
+
+  moert_weights_t weights_;
+  const Job &job_;
+  std::chrono::milliseconds firstAfter_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_; // last: starts once the members above exist
 };
 
 // Owned by one rank; freed on every path out of runRank.
@@ -153,8 +235,12 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
                   "allocating the model state")))
     return st;
   int64_t start = moert_model_clock_ns();
-  if ((st = check(job.model.init(ctx, job.weights, res.state, &call), "init")))
-    return st;
+  {
+    InitDone done{job.initsDone};
+    if ((st = check(job.model.init(ctx, job.weights, res.state, &call),
+                    "init")))
+      return st;
+  }
   int64_t initNs = moert_model_clock_ns() - start;
 
   std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
@@ -330,7 +416,14 @@ void run(const RunOptions &options) {
       std::printf("cpu threads per rank: %d\n", moert_world_cpu_threads(world));
     std::fflush(stdout);
   }
-  if (moert_status_t st = moert_world_run(world, runRank, &job)) {
+  moert_status_t runStatus;
+  {
+    std::unique_ptr<LoadProgress> progress;
+    if (ranks.reports() && !options.quiet && ::isatty(STDERR_FILENO))
+      progress = std::make_unique<LoadProgress>(weights, job);
+    runStatus = moert_world_run(world, runRank, &job);
+  }
+  if (moert_status_t st = runStatus) {
     std::string message = moert_last_error();
     for (int32_t r = 0; r < ranks.count; ++r)
       if (!job.where[size_t(r)].empty())
@@ -341,7 +434,15 @@ void run(const RunOptions &options) {
   if (!ranks.reports())
     return;
 
-  std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
+  // bytes_read counts this process's ranks; on the CPU backend that is all.
+  moert_weights_stats_t loaded{};
+  if (moert_status_t st = moert_weights_stats(weights, &loaded))
+    fail(st, moert_last_error());
+  std::printf("weights loaded in %.3f s: %lld bytes read from %lld of %lld "
+              "file(s), %.2f GB/s\n",
+              job.initNs / 1e9, (long long)loaded.bytes_read,
+              (long long)loaded.files_read, (long long)loaded.files,
+              job.initNs > 0 ? loaded.bytes_read / double(job.initNs) : 0.0);
   if (directSteps > 1)
     std::printf("steps: %lld (layer time: median over steps)\n",
                 (long long)directSteps);

@@ -25,7 +25,9 @@ struct RunOptions {
   moert_backend_t backend = MOERT_BACKEND_CPU;
   int64_t tokens = 0;      // per rank per step; 0: the model's max_tokens
   int64_t steps = 1;       // every step runs on the same input
-  std::string weightsPath; // safetensors
+  // A .safetensors file, an index .json, or a checkpoint directory.
+  std::string weightsPath;
+  bool quiet = false; // no load progress on stderr (shown only on a tty)
   std::string inputNpy;    // f32 [ranks*tokens, hidden]; empty: random
   uint64_t seed = 0;       // of the random input
   std::string outputNpy;   // f32 [ranks*tokens, hidden], written by rank 0

@@ -1,9 +1,9 @@
 //===- runtime/runner/moert-run.cpp - Run a compiled model ----------------===//
 //
-// moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda]
-//           [--tokens N] [--steps N] [--input x.npy] [--seed N]
-//           [--output y.npy] [--collective-timeout-ms N] [--threads N]
-//           [--cuda-graphs]
+// moert-run MODEL.so --weights W.safetensors|index.json|DIR
+//           [--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy]
+//           [--seed N] [--output y.npy] [--collective-timeout-ms N]
+//           [--threads N] [--cuda-graphs] [--quiet]
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
 // `moe-translate --moe-to-cpp` output (runtime/tools/moert-build-model.sh).
@@ -24,9 +24,12 @@ using namespace moert;
 namespace {
 
 constexpr const char *kUsage =
-    "usage: moert-run MODEL.so --weights W.safetensors [--backend cpu|cuda] "
-    "[--tokens N] [--steps N] [--input x.npy] [--seed N] [--output y.npy] "
-    "[--collective-timeout-ms N] [--threads N] [--cuda-graphs]\n";
+    "usage: moert-run MODEL.so --weights W.safetensors|INDEX.json|DIR "
+    "[--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy] [--seed N] "
+    "[--output y.npy] [--collective-timeout-ms N] [--threads N] [--cuda-graphs] "
+    "[--quiet]\n"
+    "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
+    "  checkpoint directory; --quiet: no load progress on stderr\n";
 
 int usage(const std::string &message) {
   std::fprintf(stderr, "moert-run: error: %s\n%s", message.c_str(), kUsage);
@@ -55,6 +58,10 @@ int main(int argc, char **argv) {
     }
     if (arg == "--cuda-graphs") {
       options.cudaGraphs = true;
+      continue;
+    }
+    if (arg == "--quiet") {
+      options.quiet = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0) {

@@ -411,3 +411,44 @@ TEST(Json, RejectsWhatCouldCrashOrMislead) {
 }
 
 } // namespace
+
+namespace {
+
+// Boxes of a [3, 4, 5] tensor read in runs: whole trailing dimensions merge
+// into one read, partial ones split it; same dtype (straight into dst) and
+// another (through the staging buffer) give the naive box.
+TEST(Safetensors, BoxesOfARank3TensorMatchTheNaiveBox) {
+  std::string path = tempPath("rank3.safetensors");
+  const std::vector<int64_t> shape = {3, 4, 5};
+  Floats values = iota(60, -30.0f);
+  SafetensorsWriter writer;
+  writer.add("t", MOERT_F32, shape, values.data());
+  writer.add("b", MOERT_BF16, shape, values.data());
+  writer.write(path);
+  weights::SafetensorsFile file(path);
+  struct Box {
+    std::vector<int64_t> begin, end;
+  } boxes[] = {{{0, 0, 0}, {3, 4, 5}}, {{1, 0, 0}, {3, 4, 5}},
+               {{0, 1, 0}, {3, 3, 5}}, {{1, 1, 2}, {2, 4, 4}},
+               {{2, 3, 4}, {3, 4, 5}}};
+  for (const Box &box : boxes) {
+    Floats want;
+    for (int64_t i = box.begin[0]; i < box.end[0]; ++i)
+      for (int64_t j = box.begin[1]; j < box.end[1]; ++j)
+        for (int64_t k = box.begin[2]; k < box.end[2]; ++k)
+          want.push_back(values[size_t((i * 4 + j) * 5 + k)]);
+    for (const char *key : {"t", "b"}) {
+      Floats got(want.size(), NAN);
+      EXPECT_EQ(file.readBox(key, shape, box.begin, box.end, got.data(),
+                             MOERT_F32),
+                int64_t(want.size()));
+      EXPECT_EQ(got, want) << key; // small integers: exact in bf16
+    }
+    std::vector<uint16_t> raw(want.size());
+    file.readBox("b", shape, box.begin, box.end, raw.data(), MOERT_BF16);
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(bf16ToFloat(raw[i]), want[i]);
+  }
+}
+
+} // namespace

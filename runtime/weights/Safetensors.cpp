@@ -243,7 +243,7 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
       fail(MOERT_IO_ERROR, path, ": cannot map: ", std::strerror(error));
     }
   }
-  ::close(fd);
+  fd_ = fd;
   try {
     const char *bytes = static_cast<const char *>(mapping_);
     layout_ = parseSafetensors(path, bytes, fileSize_);
@@ -251,6 +251,7 @@ SafetensorsFile::SafetensorsFile(const std::string &path) : path_(path) {
   } catch (...) {
     if (mapping_)
       ::munmap(mapping_, fileSize_);
+    ::close(fd_);
     throw;
   }
 }
@@ -265,6 +266,28 @@ SafetensorsFile::SafetensorsFile(const std::string &path, const char *bytes,
 SafetensorsFile::~SafetensorsFile() {
   if (mapping_)
     ::munmap(mapping_, fileSize_);
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+void SafetensorsFile::readData(uint64_t offset, void *dst, size_t bytes) const {
+  if (fd_ < 0) {
+    std::memcpy(dst, dataSection_ + offset, bytes);
+    return;
+  }
+  char *out = static_cast<char *>(dst);
+  uint64_t at = layout_.dataOffset + offset;
+  while (bytes > 0) {
+    ssize_t n = ::pread(fd_, out, bytes, off_t(at));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) // the header checked the size: the file changed under us
+      fail(MOERT_IO_ERROR, path_, ": cannot read ", bytes, " bytes at ", at,
+           ": ", n < 0 ? std::strerror(errno) : "unexpected end of file");
+    out += n;
+    at += uint64_t(n);
+    bytes -= size_t(n);
+  }
 }
 
 const TensorInfo *SafetensorsFile::find(const std::string &key) const {
@@ -300,29 +323,99 @@ int64_t SafetensorsFile::readBox(const std::string &key,
     fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
          shapeString(info.shape), ", expected ", shapeString(shape));
   size_t rank = shape.size();
+  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   if (rank == 0) { // scalar
-    convert(data(info), srcType, dst, dstType, 1);
+    char value[8];
+    readData(info.begin, value, srcSize);
+    convert(value, srcType, dst, dstType, 1);
     return 1;
   }
-  // Rows of the box along the last dimension are contiguous in the file.
   std::vector<int64_t> strides(rank, 1);
   for (size_t d = rank - 1; d > 0; --d)
     strides[d - 1] = strides[d] * shape[d];
+  // One run is contiguous in the file: the last dimension's range, extended
+  // over the dimensions before it while the box covers those after whole.
+  size_t inner = rank - 1;
+  int64_t runLength = end[inner] - begin[inner];
+  while (inner > 0 && begin[inner] == 0 && end[inner] == shape[inner]) {
+    --inner;
+    runLength *= end[inner] - begin[inner];
+  }
+  int64_t runs = 1;
+  for (size_t d = 0; d < inner; ++d)
+    runs *= end[d] - begin[d];
+  // Another dtype goes through a bounded buffer (also aligns the values).
+  std::vector<char> staging(
+      srcType == dstType ? 0 : size_t(std::min<int64_t>(runLength, 1 << 18)) *
+                                   srcSize);
+  int64_t stagingElements = int64_t(staging.size() / srcSize);
+  std::vector<int64_t> index(begin.begin(), begin.begin() + inner);
+  char *out = static_cast<char *>(dst);
+  for (int64_t run = 0; run < runs; ++run) {
+    int64_t element = begin[inner] * strides[inner];
+    for (size_t d = 0; d < inner; ++d)
+      element += index[d] * strides[d];
+    uint64_t offset = info.begin + uint64_t(element) * srcSize;
+    if (srcType == dstType) {
+      readData(offset, out, size_t(runLength) * srcSize);
+      out += runLength * dstSize;
+    } else {
+      for (int64_t done = 0; done < runLength; done += stagingElements) {
+        int64_t n = std::min(stagingElements, runLength - done);
+        readData(offset + uint64_t(done) * srcSize, staging.data(),
+                 size_t(n) * srcSize);
+        convert(staging.data(), srcType, out, dstType, n);
+        out += n * dstSize;
+      }
+    }
+    for (size_t d = inner; d-- > 0;) { // odometer over the outer dims
+      if (++index[d] < end[d])
+        break;
+      index[d] = begin[d];
+    }
+  }
+  return runs * runLength;
+}
+
+int64_t SafetensorsFile::readView(const std::string &key,
+                                  const std::vector<int64_t> &shape,
+                                  int64_t offset,
+                                  const std::vector<int64_t> &strides,
+                                  const std::vector<int64_t> &begin,
+                                  const std::vector<int64_t> &end, void *dst,
+                                  moert_dtype_t dstType) const {
+  const TensorInfo &info = get(key);
+  moert_dtype_t srcType;
+  if (!dtypeFromName(info.dtype, srcType))
+    fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
+         info.dtype, "; only F32, F16 and BF16 are supported");
+  if (info.shape != shape)
+    fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
+         shapeString(info.shape), ", expected ", shapeString(shape));
+  size_t rank = strides.size();
+  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   int64_t rowLength = end[rank - 1] - begin[rank - 1];
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < rank; ++d)
     rows *= end[d] - begin[d];
-  size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
-  std::vector<char> aligned(rowLength * srcSize); // mmap data may be unaligned
+  bool contiguous = strides[rank - 1] == 1;
+  std::vector<char> row(size_t(rowLength) * srcSize);
   std::vector<int64_t> index(begin.begin(), begin.end() - 1);
-  for (int64_t row = 0; row < rows; ++row) {
-    int64_t element = begin[rank - 1];
+  char *out = static_cast<char *>(dst);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t first = offset + begin[rank - 1] * strides[rank - 1];
     for (size_t d = 0; d + 1 < rank; ++d)
-      element += index[d] * strides[d];
-    std::memcpy(aligned.data(), data(info) + element * srcSize, aligned.size());
-    convert(aligned.data(), srcType,
-            static_cast<char *>(dst) + row * rowLength * dstSize, dstType,
-            rowLength);
+      first += index[d] * strides[d];
+    if (contiguous) {
+      readData(info.begin + uint64_t(first) * srcSize, row.data(), row.size());
+    } else {
+      const char *base = dataSection_ + info.begin;
+      for (int64_t i = 0; i < rowLength; ++i)
+        std::memcpy(row.data() + i * srcSize,
+                    base + (first + i * strides[rank - 1]) * srcSize, srcSize);
+    }
+    convert(row.data(), srcType, out, dstType, rowLength);
+    out += rowLength * dstSize;
     for (size_t d = rank - 1; d-- > 0;) { // odometer over leading dims
       if (++index[d] < end[d])
         break;

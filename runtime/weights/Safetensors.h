@@ -63,20 +63,39 @@ public:
   const char *data(const TensorInfo &info) const {
     return dataSection_ + info.begin;
   }
+  // Copies the box [begin, end) of a view of tensor `key` (which must have
+  // exactly `shape`) to dst as dense dstType: view element i is tensor
+  // element offset + sum_d i_d * strides[d]. The caller has checked that the
+  // view stays inside the tensor. Contiguous rows (strides.back() == 1) are
+  // read with pread; other views are gathered from the mapping.
+  int64_t readView(const std::string &key, const std::vector<int64_t> &shape,
+                   int64_t offset, const std::vector<int64_t> &strides,
+                   const std::vector<int64_t> &begin,
+                   const std::vector<int64_t> &end, void *dst,
+                   moert_dtype_t dstType) const;
   std::vector<std::string> keys() const;
+  // Bytes after the header: the tensors' data.
+  uint64_t dataBytes() const { return fileSize_ - layout_.dataOffset; }
   const std::map<std::string, std::string> &metadata() const {
     return layout_.metadata;
   }
 
   // Copies the box [begin, end) of tensor `key` (which must have exactly
-  // `shape`) to dst as dense dstType. Returns the elements written.
+  // `shape`) to dst as dense dstType. Returns the elements written. From a
+  // file, each contiguous run of the box is read with pread (straight into
+  // dst when the dtypes match): faulting in the mapping page by page would
+  // cost more than the copy.
   int64_t readBox(const std::string &key, const std::vector<int64_t> &shape,
                   const std::vector<int64_t> &begin,
                   const std::vector<int64_t> &end, void *dst,
                   moert_dtype_t dstType) const;
 
 private:
+  // Reads `bytes` at `offset` of the data section into dst.
+  void readData(uint64_t offset, void *dst, size_t bytes) const;
+
   std::string path_;
+  int fd_ = -1; // -1: over memory (the fuzzer's input)
   void *mapping_ = nullptr;
   size_t fileSize_ = 0;
   const char *dataSection_ = nullptr;

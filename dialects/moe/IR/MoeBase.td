@@ -51,6 +51,12 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kPlanAttrName = "moe.plan";
     /// Module attribute: the plan table moe-assign-parallelism chose.
     static constexpr ::llvm::StringLiteral kPlanTableAttrName = "moe.plan_table";
+    /// Module attribute: the checkpoint stores the FFN projections (experts,
+    /// shared experts, dense MLPs; not routers) block-quantized:
+    /// {format = "fp8_e4m3", block = array<i64: R, C>}, one f32 scale per
+    /// R x C block. The weight arguments keep the activation dtype.
+    static constexpr ::llvm::StringLiteral kWeightQuantAttrName =
+        "moe.weight_quantization";
   }];
 }
 

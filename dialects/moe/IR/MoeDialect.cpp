@@ -93,6 +93,19 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
              << "' must be a #moe.mesh attribute on a builtin.module";
     return success();
   }
+  if (name == kWeightQuantAttrName) {
+    auto dict = dyn_cast<DictionaryAttr>(attribute.getValue());
+    auto format = dict ? dict.getAs<StringAttr>("format") : nullptr;
+    auto block = dict ? dict.getAs<DenseI64ArrayAttr>("block") : nullptr;
+    if (!isa<ModuleOp>(op) || !dict || dict.size() != 2 || !format ||
+        format.getValue() != "fp8_e4m3" || !block || block.size() != 2 ||
+        block[0] <= 0 || block[1] <= 0)
+      return op->emitError()
+             << "'" << name
+             << "' must be {format = \"fp8_e4m3\", block = array<i64: R, C>} "
+                "with R, C > 0 on a builtin.module";
+    return success();
+  }
   if (name == kPlanAttrName) {
     if (!isa<LayerOp>(op) || !isa<PlanAttr>(attribute.getValue()))
       return op->emitError()

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Checkpoints as transformers writes them -> moe-run DIR -> transformers' own
+output.
+
+generate OUT: for every family, a tiny random model made with transformers
+(needs torch and transformers; CPU wheels are enough), saved by
+save_pretrained(OUT/<family>, max_shard_size=...) into several shards plus
+model.safetensors.index.json, exactly as a user would get it; x.npy is a
+random input and y.npy the transformers modules' output on it: for every
+decoder layer in order, y = y + layer.mlp(y) (the FFN stack moe-run runs:
+DESIGN.md §4). The committed goldens in test/Integration/hf-checkpoints/ are
+this command's output:
+
+  python3 test/Integration/hf_checkpoints.py generate \\
+      test/Integration/hf-checkpoints
+
+check: runs `moe-run DIR --input x.npy --output y.npy` on meshes 1x1 and
+1x4 for every checkpoint under --goldens (no edits, no merging) and compares
+with y.npy: max |y - ref| / max |ref| <= 1e-5 (f32), also on y - x (the FFN
+contributions alone). Where torch and transformers are installed it first
+generates fresh checkpoints (another seed) into --workdir and checks those
+too. Exit 77 (ctest: skipped) without NumPy.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+try:
+    import numpy as np
+except ImportError:
+    print("numpy is not installed: skipping the checkpoint test")
+    sys.exit(77)
+
+TOL = 1e-5
+MESHES = [("1x1", 32), ("1x4", 8)]  # (mesh, tokens per rank): 32 rows each
+ROWS = 32
+
+# Small but with every feature the family's importer reads: several shards
+# (max_shard_size), dense and MoE layers where the family has both, shared
+# experts, grouped routing.
+COMMON = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+              num_key_value_heads=1, vocab_size=32, max_position_embeddings=64,
+              tie_word_embeddings=False)
+FAMILIES = {
+    "mixtral": dict(intermediate_size=24, num_local_experts=6,
+                    num_experts_per_tok=2),
+    "olmoe": dict(intermediate_size=24, num_experts=6, num_experts_per_tok=2,
+                  norm_topk_prob=False),
+    "qwen2_moe": dict(intermediate_size=40, moe_intermediate_size=24,
+                      shared_expert_intermediate_size=20, num_experts=6,
+                      num_experts_per_tok=2, norm_topk_prob=False,
+                      decoder_sparse_step=1, mlp_only_layers=[1]),
+    "qwen3_moe": dict(intermediate_size=40, moe_intermediate_size=24,
+                      num_experts=6, num_experts_per_tok=2,
+                      norm_topk_prob=True, decoder_sparse_step=1,
+                      mlp_only_layers=[], head_dim=16),
+    "deepseek_v2": dict(intermediate_size=40, moe_intermediate_size=24,
+                        n_routed_experts=8, num_experts_per_tok=3,
+                        n_shared_experts=1, first_k_dense_replace=1,
+                        topk_method="group_limited_greedy", n_group=4,
+                        topk_group=2, norm_topk_prob=False,
+                        routed_scaling_factor=1.5, kv_lora_rank=16,
+                        q_lora_rank=None, qk_rope_head_dim=8,
+                        qk_nope_head_dim=8, v_head_dim=16),
+    # norm_topk_prob = true: DeepSeek's own code (normalise, do not scale),
+    # which transformers 5 does not follow (docs/Dialects/MoeRationale.md).
+    "deepseek_v2_norm": dict(intermediate_size=40, moe_intermediate_size=24,
+                             n_routed_experts=8, num_experts_per_tok=3,
+                             n_shared_experts=1, first_k_dense_replace=1,
+                             topk_method="greedy", norm_topk_prob=True,
+                             routed_scaling_factor=1.5, kv_lora_rank=16,
+                             q_lora_rank=None, qk_rope_head_dim=8,
+                             qk_nope_head_dim=8, v_head_dim=16),
+    "deepseek_v3": dict(intermediate_size=40, moe_intermediate_size=24,
+                        n_routed_experts=8, num_experts_per_tok=3,
+                        n_shared_experts=1, first_k_dense_replace=1,
+                        n_group=4, topk_group=2, norm_topk_prob=True,
+                        routed_scaling_factor=2.5, kv_lora_rank=16,
+                        q_lora_rank=None, qk_rope_head_dim=8,
+                        qk_nope_head_dim=8, v_head_dim=16),
+}
+
+
+def rel_error(y, ref):
+    return float(np.max(np.abs(y - ref)) / max(float(np.max(np.abs(ref))),
+                                               1e-30))
+
+
+def model_type(family):
+    return "deepseek_v2" if family == "deepseek_v2_norm" else family
+
+
+def deepseek_original_weights(gate, scaling):
+    """transformers 5's DeepSeek-V2 router always scales and never normalises;
+    DeepSeek's modeling_deepseek.py normalises (sum + 1e-20) and does not
+    scale when norm_topk_prob is set. Undo the one, apply the other."""
+    forward = gate.forward
+
+    def patched(hidden_states):
+        logits, weights, indices = forward(hidden_states)
+        weights = weights / scaling
+        return logits, weights / (weights.sum(-1, keepdim=True) + 1e-20), indices
+    gate.forward = patched
+
+
+def generate(out, families, seed):
+    import torch
+    import transformers
+
+    os.makedirs(out, exist_ok=True)
+    for family in families:
+        torch.manual_seed(seed)
+        config = transformers.AutoConfig.for_model(
+            model_type(family), **COMMON, **FAMILIES[family])
+        config.dtype = torch.float32
+        model = transformers.AutoModelForCausalLM.from_config(config).eval()
+        layers = model.model.layers
+        with torch.no_grad():
+            # HF's init (std 0.02) would make the FFNs vanish next to the
+            # residual; weights of unit-scale outputs test them.
+            for layer in layers:
+                for name, p in layer.mlp.named_parameters():
+                    p.normal_(0.0, 1.0 / np.sqrt(p.shape[-1]))
+                for name, b in layer.mlp.named_buffers():
+                    if "correction_bias" in name:
+                        b.normal_(0.0, 0.1)
+            if family == "deepseek_v2_norm":
+                for layer in layers:
+                    if hasattr(layer.mlp, "gate"):
+                        deepseek_original_weights(
+                            layer.mlp.gate, config.routed_scaling_factor)
+            x = torch.randn(ROWS, config.hidden_size) * 0.5
+            y = x.clone()
+            for layer in layers:
+                out_l = layer.mlp(y.unsqueeze(0))
+                out_l = out_l[0] if isinstance(out_l, tuple) else out_l
+                y = y + out_l.reshape(y.shape)
+        target = os.path.join(out, family)
+        shutil.rmtree(target, ignore_errors=True)
+        model.save_pretrained(target, max_shard_size="40KB")
+        for extra in ("generation_config.json",):
+            if os.path.exists(os.path.join(target, extra)):
+                os.remove(os.path.join(target, extra))
+        np.save(os.path.join(target, "x.npy"), x.numpy().astype(np.float32))
+        np.save(os.path.join(target, "y.npy"), y.numpy().astype(np.float32))
+        shards = [f for f in os.listdir(target) if f.endswith(".safetensors")]
+        print(f"{target}: {len(shards)} shards (transformers "
+              f"{transformers.__version__}, torch {torch.__version__})")
+
+
+def check_dir(moe_run, ckpt, workdir):
+    """Runs every mesh on one checkpoint; returns the failures."""
+    x = np.load(os.path.join(ckpt, "x.npy"))
+    ref = np.load(os.path.join(ckpt, "y.npy"))
+    failures = []
+    for mesh, tokens in MESHES:
+        out = os.path.join(workdir, f"{os.path.basename(ckpt)}-{mesh}.npy")
+        cmd = [moe_run, ckpt, "--mesh", mesh, "--tokens", str(tokens),
+               "--input", os.path.join(ckpt, "x.npy"), "--output", out,
+               "--cache-dir", os.path.join(workdir, "cache"), "--quiet"]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        name = f"{ckpt} mesh {mesh}"
+        if run.returncode != 0:
+            failures.append(f"{name}: moe-run failed:\n{run.stderr}")
+            continue
+        if "index.json" not in run.stdout:
+            failures.append(f"{name}: moe-run did not use the checkpoint's "
+                            f"index:\n{run.stdout}")
+        y = np.load(out)
+        err, err_ffn = rel_error(y, ref), rel_error(y - x, ref - x)
+        status = "ok" if max(err, err_ffn) <= TOL else "FAIL"
+        print(f"{name}: rel error {err:.2e}, of the FFNs {err_ffn:.2e} {status}")
+        if status != "ok":
+            failures.append(f"{name}: error {err:.2e} / {err_ffn:.2e} > {TOL}")
+    return failures
+
+
+def check(args):
+    os.makedirs(args.workdir, exist_ok=True)
+    dirs = [os.path.join(args.goldens, d) for d in sorted(os.listdir(args.goldens))
+            if os.path.isdir(os.path.join(args.goldens, d))]
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        fresh = os.path.join(args.workdir, "fresh")
+        generate(fresh, [os.path.basename(d) for d in dirs], seed=1234)
+        dirs += [os.path.join(fresh, os.path.basename(d)) for d in dirs]
+    except ImportError:
+        print("torch/transformers not installed: checking the committed "
+              "goldens only")
+    failures = []
+    for d in dirs:
+        failures += check_dir(args.moe_run, d, args.workdir)
+    for f in failures:
+        print(f, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate")
+    gen.add_argument("out")
+    gen.add_argument("--families", nargs="*", default=sorted(FAMILIES))
+    gen.add_argument("--seed", type=int, default=0)
+    chk = sub.add_parser("check")
+    chk.add_argument("--moe-run", required=True)
+    chk.add_argument("--goldens", required=True)
+    chk.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    if args.command == "generate":
+        generate(args.out, args.families, args.seed)
+        return 0
+    return check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
