@@ -3,6 +3,7 @@
 #include "runtime/runner/Npy.h"
 
 #include "runtime/common/Error.h"
+#include "runtime/common/TextCursor.h"
 
 #include <cerrno>
 #include <cstring>
@@ -18,10 +19,10 @@ namespace {
 // The header is a Python dict literal (numpy writes it with ast-compatible
 // syntax, and readers use ast.literal_eval): exactly the keys 'descr',
 // 'fortran_order' and 'shape', any whitespace, an optional trailing comma.
-class NpyHeader {
+class NpyHeader : TextCursor {
 public:
   NpyHeader(const std::string &path, std::string_view text)
-      : path(path), text(text) {}
+      : TextCursor(text), path(path) {}
 
   std::string descr;
   bool fortranOrder = false;
@@ -58,27 +59,10 @@ public:
 
 private:
   const std::string &path;
-  std::string_view text;
-  size_t pos = 0;
 
   template <typename... Parts> [[noreturn]] void error(const Parts &...what) {
     fail(MOERT_FORMAT_ERROR, path, ": .npy header at byte ", pos, ": ",
          what...);
-  }
-
-  void skipSpace() {
-    while (pos < text.size() && std::strchr(" \t\r\n", text[pos]) &&
-           text[pos] != '\0')
-      ++pos;
-  }
-
-  bool consume(char c) {
-    skipSpace();
-    if (pos < text.size() && text[pos] == c) {
-      ++pos;
-      return true;
-    }
-    return false;
   }
 
   void expect(char c) {

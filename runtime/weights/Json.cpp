@@ -3,6 +3,7 @@
 #include "runtime/weights/Json.h"
 
 #include "runtime/common/Error.h"
+#include "runtime/common/TextCursor.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -23,9 +24,9 @@ const Value *Value::find(std::string_view key) const {
 
 namespace {
 
-class Parser {
+class Parser : TextCursor {
 public:
-  explicit Parser(std::string_view text) : text(text) {}
+  explicit Parser(std::string_view text) : TextCursor(text) {}
 
   Value parseDocument() {
     Value value = parseValue(0);
@@ -36,8 +37,6 @@ public:
   }
 
 private:
-  std::string_view text;
-  size_t pos = 0;
   // Bounds that keep hostile input from exhausting the stack (one frame set
   // per level) or the memory (a Value is ~100 bytes, a "0," is 2).
   static constexpr int maxDepth = 64;
@@ -50,21 +49,6 @@ private:
     fail(MOERT_FORMAT_ERROR, "malformed JSON at byte ", at, ": ", what...);
   }
   [[noreturn]] void error(const char *what) { errorAt(pos, what); }
-
-  void skipSpace() {
-    while (pos < text.size() && std::strchr(" \t\r\n", text[pos]) &&
-           text[pos] != '\0')
-      ++pos;
-  }
-
-  bool consume(char c) {
-    skipSpace();
-    if (pos < text.size() && text[pos] == c) {
-      ++pos;
-      return true;
-    }
-    return false;
-  }
 
   void expect(char c, const char *what) {
     if (!consume(c))
