@@ -37,12 +37,14 @@ committed ones; --families restricts) and every mesh (--mesh, repeatable,
 default 1x1), runs
 
   moe-run DIR --mesh M --prompt-ids 1,2,3 [--prompt-ids ...] \\
-      --max-new-tokens K --output-ids ids.txt --output-logits logits.npy
+      --max-new-tokens K --output-ids ids.txt --output-logits logits.npy \\
+      [--moe-run-arg values]
 
-once with all prompts as one batch and compares: ids identical, logits max
+with all prompts as one batch (prompts of different lengths) and with the
+first prompt alone (--batch), and compares: ids identical, logits max
 |l - ref| / max |ref| <= 1e-4 per prompt (logits [K, vocab] for one prompt,
-[B, K, vocab] for B). Prints the parity table (family x mesh -> ids equal,
-max error). Where torch and transformers are installed it first generates
+[B, K, vocab] for B). Prints the parity table (family x mesh x batch -> ids
+equal, max error). Where torch and transformers are installed it first generates
 fresh checkpoints (another seed) into --workdir and checks those too. Exit
 0 when all agree, 1 otherwise, 77 (ctest: skipped) without NumPy.
 """
@@ -328,9 +330,9 @@ def parse_ids(path, batch):
     return [np.array([int(t) for t in line], np.int64) for line in lines]
 
 
-def run_moe_run(moe_run, ckpt, mesh, prompts, workdir, timeout):
-    """Runs moe-run on all prompts as one batch; (ids per prompt, logits per
-    prompt) or raises RuntimeError with the reason."""
+def run_moe_run(moe_run, ckpt, mesh, prompts, workdir, timeout, extra=()):
+    """Runs moe-run on the prompts as one batch; (ids per prompt, logits per
+    prompt) or raises RuntimeError / ValueError with the reason."""
     os.makedirs(workdir, exist_ok=True)
     ids_path, logits_path = os.path.join(workdir, "ids.txt"), os.path.join(workdir, "logits.npy")
     for p in (ids_path, logits_path):
@@ -340,12 +342,13 @@ def run_moe_run(moe_run, ckpt, mesh, prompts, workdir, timeout):
     for pr in prompts:
         cmd += ["--prompt-ids", ",".join(map(str, pr))]
     cmd += ["--max-new-tokens", str(NEW_TOKENS), "--output-ids", ids_path, "--output-logits", logits_path]
+    cmd += list(extra)
     try:
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"timed out after {timeout} s: {' '.join(cmd)}")
-    with open(os.path.join(workdir, "stdout"), "w") as f:
-        f.write(run.stdout + run.stderr)
+    with open(os.path.join(workdir, "log"), "w") as f:
+        f.write(" ".join(cmd) + "\n" + run.stdout + run.stderr)
     if run.returncode != 0:
         raise RuntimeError(f"exited {run.returncode}: {' '.join(cmd)}\n{run.stderr.strip()[-2000:]}")
     ids = parse_ids(ids_path, len(prompts))
@@ -353,18 +356,12 @@ def run_moe_run(moe_run, ckpt, mesh, prompts, workdir, timeout):
     if logits.ndim == 2 and len(prompts) == 1:
         logits = logits[None]
     if logits.ndim != 3 or logits.shape[0] != len(prompts):
-        raise RuntimeError(f"{logits_path}: shape {logits.shape} for {len(prompts)} prompts")
+        raise ValueError(f"{logits_path}: shape {logits.shape} for {len(prompts)} prompts")
     return ids, list(logits)
 
 
-def check_family(moe_run, ckpt, mesh, workdir, timeout):
-    """(ids equal, max error, failure text or None) of one checkpoint on one
-    mesh."""
-    prompts, exp_ids, exp_logits = model_reference.read_goldens(ckpt)
-    try:
-        ids, logits = run_moe_run(moe_run, ckpt, mesh, prompts, workdir, timeout)
-    except (RuntimeError, ValueError, OSError) as e:
-        return False, float("inf"), str(e)
+def compare(ids, logits, exp_ids, exp_logits):
+    """(ids equal, max error, failure text or None)."""
     same = all(np.array_equal(a, np.asarray(b)) for a, b in zip(ids, exp_ids))
     err = max(rel_error(l, r) for l, r in zip(logits, exp_logits))
     why = None
@@ -375,6 +372,18 @@ def check_family(moe_run, ckpt, mesh, workdir, timeout):
     elif not err <= TOL:
         why = f"logits max rel error {err:.2e} > {TOL}"
     return same, err, why
+
+
+def check_family(moe_run, ckpt, mesh, batch, workdir, timeout, extra=()):
+    """(ids equal, max error, failure text or None) of one checkpoint on one
+    mesh; batch "all": every prompt in one run, "single": the first alone."""
+    prompts, exp_ids, exp_logits = model_reference.read_goldens(ckpt)
+    n = len(prompts) if batch == "all" else 1
+    try:
+        ids, logits = run_moe_run(moe_run, ckpt, mesh, prompts[:n], workdir, timeout, extra)
+    except (RuntimeError, ValueError, OSError) as e:
+        return False, float("inf"), str(e)
+    return compare(ids, logits, exp_ids[:n], exp_logits[:n])
 
 
 def check(args):
@@ -392,19 +401,25 @@ def check(args):
             dirs += [(f + " (fresh)", os.path.join(fresh, f)) for f in families]
         except ImportError:
             print("torch/transformers not installed: checking the committed goldens only")
+    batches = ["all", "single"] if args.batch == "both" else [args.batch]
     rows, failures = [], []
     for name, ckpt in dirs:
         for mesh in args.mesh:
-            w = os.path.join(workdir, "runs", name.replace(" (fresh)", "-fresh") + "-" + mesh)
-            same, err, why = check_family(args.moe_run, ckpt, mesh, w, args.timeout)
-            rows.append((name, mesh, "yes" if same else "NO", f"{err:.2e}", "ok" if why is None else "FAIL"))
-            if why:
-                failures.append(f"{name} mesh {mesh}: {why}")
-    header = ("family", "mesh", "ids equal", "max logits err", "result")
+            for batch in batches:
+                w = os.path.join(workdir, "runs", f"{name.replace(' (fresh)', '-fresh')}-{mesh}-{batch}")
+                same, err, why = check_family(args.moe_run, ckpt, mesh, batch, w, args.timeout, args.moe_run_arg)
+                label = "all prompts" if batch == "all" else "prompt 0"
+                rows.append((name, mesh, label, "yes" if same else "NO", f"{err:.2e}",
+                             "ok" if why is None else "FAIL"))
+                if why:
+                    failures.append(f"{name} mesh {mesh} ({label}): {why}")
+    header = ("family", "mesh", "batch", "ids equal", "max logits err", "result")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    if args.moe_run_arg:
+        print("moe-run arguments added:", " ".join(args.moe_run_arg))
     for r in [header] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print(f"tolerance {TOL:.0e} (max |l - ref| / max |ref| per prompt); logs under {workdir}")
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(f"tolerance {TOL:.0e} (max |l - ref| / max |ref| per prompt); logs under {workdir}", flush=True)
     for f in failures:
         print(f, file=sys.stderr)
     return 1 if failures else 0
@@ -424,6 +439,11 @@ def main():
     chk.add_argument("--families", nargs="*", choices=ALL)
     chk.add_argument("--workdir", help="default: a new temporary directory")
     chk.add_argument("--timeout", type=float, default=600, help="seconds per moe-run")
+    chk.add_argument("--batch", choices=("all", "single", "both"), default="both",
+                     help="all prompts as one batch, the first prompt alone, or both (default)")
+    chk.add_argument("--moe-run-arg", action="append", default=[],
+                     help="repeatable: appended to every moe-run command, e.g. "
+                          "--moe-run-arg=--attention-plan=tp (with '=' when it starts with '-')")
     chk.add_argument("--no-fresh", action="store_true",
                      help="check the goldens only, even where transformers is installed")
     args = parser.parse_args()

@@ -155,21 +155,23 @@ FAKE = textwrap.dedent("""\
     ap.add_argument("--max-new-tokens", type=int, required=True)
     ap.add_argument("--output-ids", required=True)
     ap.add_argument("--output-logits", required=True)
+    ap.add_argument("--attention-plan")
     a = ap.parse_args()
     mode = "{mode}"
-    if mode == "crash":
+    if mode == "crash" or (mode == "needs-plan" and a.attention_plan != "tp"):
         sys.exit(3)
     prompts = [l.split() for l in open(os.path.join(a.dir, "prompts.txt")) if l.strip()]
     expected = [l.split() for l in open(os.path.join(a.dir, "expected-ids.txt")) if l.strip()]
     given = [p.split(",") for p in a.prompt_ids]
-    assert given == prompts, (given, prompts)
-    logits = np.stack([np.load(os.path.join(a.dir, f"expected-logits-{{i}}.npy")) for i in range(len(given))])
+    which = [prompts.index(g) for g in given]  # ValueError: a prompt that is not a golden's
+    expected = [expected[i] for i in which]
+    logits = np.stack([np.load(os.path.join(a.dir, f"expected-logits-{{i}}.npy")) for i in which])
     assert a.max_new_tokens == logits.shape[1]
     if mode == "wrong-id" and a.mesh == "1x2":
-        expected[-1][5] = str((int(expected[-1][5]) + 1) % logits.shape[2])
+        expected[0][5] = str((int(expected[0][5]) + 1) % logits.shape[2])
     if mode == "logits-off":
         logits[0, 3, 7] += 1e-3 * np.abs(logits[0]).max()
-    if mode == "missing-prompt":
+    if mode == "missing-prompt" and len(given) > 1:
         expected = expected[:-1]
     with open(a.output_ids, "w") as f:
         f.writelines(" ".join(e) + "\\n" for e in expected)
@@ -180,7 +182,7 @@ FAKE = textwrap.dedent("""\
 class Check(unittest.TestCase):
     """hf_models.py check against fake moe-run scripts."""
 
-    def run_check(self, mode, families=("deepseek_v3", "qwen2_moe")):
+    def run_check(self, mode, families=("deepseek_v3", "qwen2_moe"), extra=()):
         with tempfile.TemporaryDirectory() as tmp:
             fake = os.path.join(tmp, "moe-run")
             with open(fake, "w") as f:
@@ -188,20 +190,27 @@ class Check(unittest.TestCase):
             os.chmod(fake, 0o755)
             cmd = [sys.executable, os.path.join(HERE, "hf_models.py"), "check", "--moe-run", fake,
                    "--mesh", "1x1", "--mesh", "1x2", "--no-fresh", "--workdir", os.path.join(tmp, "w"),
-                   "--families", *families]
+                   *extra, "--families", *families]
             return subprocess.run(cmd, capture_output=True, text=True)
 
     def test_expected_outputs_pass(self):
         run = self.run_check("exact")
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
         self.assertIn("deepseek_v3", run.stdout)
-        self.assertEqual(run.stdout.count(" ok"), 4, run.stdout)
+        # 2 families x 2 meshes x (all prompts, prompt 0 alone)
+        self.assertEqual(run.stdout.count(" ok"), 8, run.stdout)
+
+    def test_extra_arguments_reach_moe_run(self):
+        run = self.run_check("needs-plan", families=("olmoe",))
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        run = self.run_check("needs-plan", families=("olmoe",), extra=["--moe-run-arg=--attention-plan=tp"])
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
 
     def test_wrong_id_fails(self):
         run = self.run_check("wrong-id")
         self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
         self.assertIn("ids differ", run.stderr)
-        self.assertEqual(run.stdout.count("FAIL"), 2, run.stdout)  # mesh 1x2 of both families
+        self.assertEqual(run.stdout.count("FAIL"), 4, run.stdout)  # mesh 1x2 of both families, both batches
 
     def test_logits_off_fails(self):
         run = self.run_check("logits-off", families=("mixtral",))
@@ -217,6 +226,7 @@ class Check(unittest.TestCase):
         run = self.run_check("missing-prompt", families=("olmoe",))
         self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
         self.assertIn("lines for 3 prompts", run.stderr)
+        self.assertEqual(run.stdout.count("FAIL"), 2, run.stdout)  # the batch on both meshes, not prompt 0 alone
 
 
 if __name__ == "__main__":
