@@ -26,11 +26,15 @@ head_dim != hidden/heads, tied embeddings, rope llama3), olmoe (q/k norm
 over the whole projection), deepseek_v2 (MLA without q_lora,
 group-limited greedy routing, first layer dense), deepseek_v3 (MLA with
 q_lora, YaRN with mscale != mscale_all_dim, sigmoid + correction-bias
-grouped routing, first layer dense), and prmoe_gpt: transformers has no
-module for a Megatron-DeepSpeed PR-MoE GPT, so its checkpoint is written
-with NumPy (model_reference.py documents the keys) and its goldens come
-from the NumPy reference alone (they check a compiled model and guard the
-reference against regressions; there is no second implementation of it).
+grouped routing, first layer dense), and prmoe_gpt (LayerNorm, learned
+positions, fused QKV with biases, tied embeddings, a dense layer then
+residual-MoE layers of 4 and 8 experts, top-2 dropless): transformers has no
+module for a Megatron-DeepSpeed PR-MoE GPT (and DeepSpeed does not install
+here), so its checkpoint is written with NumPy (model_reference.py
+documents the keys and the proposed schema) and its goldens come from
+PrmoeGptTorch below, a small torch implementation written apart from the
+NumPy reference (a second reading of the same description, not DeepSpeed's
+code).
 
 check --moe-run PATH: for every family directory (--goldens, default the
 committed ones; --families restricts) and every mesh (--mesh, repeatable,
@@ -281,8 +285,90 @@ def prmoe_tensors(cfg, rng):
     return t
 
 
+class PrmoeGptTorch:
+    """A second implementation of the PR-MoE GPT, in torch, written the way
+    Megatron-DeepSpeed computes it rather than the way model_reference.py
+    does: the fused QKV output viewed [s, heads, 3 * head_dim] and split,
+    F.layer_norm, exact F.gelu, F.scaled_dot_product_attention(is_causal),
+    DeepSpeed's gate (softmax, torch.topk, the kept weights divided by their
+    sum, dropless), an expert loop, the residual coefficient softmax; no KV
+    cache: every step recomputes the whole sequence. Not DeepSpeed itself
+    (not installable here): a cross-check of the reference's reading of the
+    same description, so that the prmoe_gpt goldens are not the reference's
+    own output."""
+
+    def __init__(self, directory):
+        import torch
+        from safetensors.torch import load_file
+        with open(os.path.join(directory, "config.json")) as f:
+            self.c = json.load(f)
+        with open(os.path.join(directory, "model.safetensors.index.json")) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+        self.w = {}
+        for name in files:
+            self.w.update(load_file(os.path.join(directory, name)))
+        assert self.c.get("position_embedding_type", "learned_absolute") == "learned_absolute"
+        assert not self.c.get("drop_tokens", True) and self.c.get("top_k", 1) > 1
+        self.torch = torch
+
+    def mlp(self, x, pre):
+        F = self.torch.nn.functional
+        h = F.gelu(F.linear(x, self.w[pre + "dense_h_to_4h.weight"], self.w[pre + "dense_h_to_4h.bias"]))
+        return F.linear(h, self.w[pre + "dense_4h_to_h.weight"], self.w[pre + "dense_4h_to_h.bias"])
+
+    def moe(self, x, p):
+        torch, F = self.torch, self.torch.nn.functional
+        gates = F.softmax(F.linear(x.float(), self.w[p + "deepspeed_moe.gate.wg.weight"].float()), dim=-1)
+        weights, experts = torch.topk(gates, self.c["top_k"], dim=-1)
+        weights = weights / weights.sum(-1, keepdim=True).clamp(min=torch.finfo(weights.dtype).eps)
+        out = torch.zeros_like(x)
+        for e in range(gates.shape[-1]):
+            tok, slot = torch.where(experts == e)
+            if len(tok):
+                y = self.mlp(x[tok], f"{p}deepspeed_moe.experts.deepspeed_experts.{e}.")
+                out.index_add_(0, tok, y * weights[tok, slot, None])
+        coef = F.softmax(F.linear(x, self.w[p + "coefficient.weight"], self.w[p + "coefficient.bias"]), dim=-1)
+        return out * coef[:, 0:1] + self.mlp(x, p + "mlp.") * coef[:, 1:2]
+
+    def logits(self, ids):
+        torch, F = self.torch, self.torch.nn.functional
+        c, w = self.c, self.w
+        H, heads, eps = c["hidden_size"], c["num_attention_heads"], c.get("layernorm_epsilon", 1e-5)
+        hd, S, P = H // heads, len(ids), c["weight_prefix"]
+        x = (w["language_model.embedding.word_embeddings.weight"][torch.tensor(ids)]
+             + w["language_model.embedding.position_embeddings.weight"][:S])
+        counts, m = c["num_experts"], 0
+        for i in range(c["num_layers"]):
+            p = f"{P}.{i}."
+            ln = lambda t, n: F.layer_norm(t, (H,), w[p + n + ".weight"], w[p + n + ".bias"], eps)
+            qkv = F.linear(ln(x, "input_layernorm"), w[p + "self_attention.query_key_value.weight"],
+                           w[p + "self_attention.query_key_value.bias"])
+            q, k, v = qkv.view(S, heads, 3 * hd).transpose(0, 1).split(hd, dim=-1)
+            a = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
+            x = x + F.linear(a.transpose(0, 1).reshape(S, H), w[p + "self_attention.dense.weight"],
+                             w[p + "self_attention.dense.bias"])
+            h = ln(x, "post_attention_layernorm")
+            E = counts[min(m, len(counts) - 1)] if (i + 1) % c["expert_interval"] == 0 else 1
+            m += (i + 1) % c["expert_interval"] == 0
+            x = x + (self.mlp(h, p + "mlp.") if E == 1 else self.moe(h, p + "mlp."))
+        f = "language_model.encoder.final_layernorm."
+        x = F.layer_norm(x, (H,), w[f + "weight"], w[f + "bias"], eps)
+        return F.linear(x, w["language_model.embedding.word_embeddings.weight"])
+
+    def generate(self, prompt):
+        seq, ids, out = list(prompt), [], []
+        with self.torch.no_grad():
+            for _ in range(NEW_TOKENS):
+                last = self.logits(seq)[-1]
+                ids.append(int(self.torch.argmax(last)))
+                out.append(last.numpy())
+                seq.append(ids[-1])
+        return np.array(ids, np.int64), np.stack(out).astype(np.float32)
+
+
 def generate_prmoe(target, seed):
-    """The PR-MoE GPT from NumPy alone (no transformers module exists)."""
+    """The PR-MoE GPT: weights from NumPy (no transformers module exists),
+    goldens from PrmoeGptTorch, checked against the NumPy reference."""
     for attempt in range(SEED_TRIES):
         s = seed + 1000 * attempt
         rng = np.random.default_rng(s)
@@ -292,9 +378,8 @@ def generate_prmoe(target, seed):
             json.dump(PRMOE_GPT, f, indent=2)
         write_sharded(target, prmoe_tensors(PRMOE_GPT, rng))
         prompts = [rng.integers(0, PRMOE_GPT["vocab_size"], n).tolist() for n in PROMPT_LENGTHS]
-        ref = model_reference.Model(target)
-        results = [(ids, logits.astype(np.float32))
-                   for ids, logits in (ref.generate(p, NEW_TOKENS) for p in prompts)]
+        model = PrmoeGptTorch(target)
+        results = [model.generate(p) for p in prompts]
         write_goldens(target, prompts, results)
         why = acceptable(target, prompts, results)
         if why is None:
@@ -308,8 +393,9 @@ def generate(out, families, seed):
     for family in families:
         target = os.path.join(out, family)
         if family == "prmoe_gpt":
+            import torch
             s = generate_prmoe(target, seed)
-            what = "NumPy reference"
+            what = f"PrmoeGptTorch, torch {torch.__version__}"
         else:
             s, tv, pv = generate_hf(target, family, seed)
             what = f"transformers {tv}, torch {pv}"
