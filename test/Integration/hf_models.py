@@ -28,7 +28,9 @@ group-limited greedy routing, first layer dense), deepseek_v3 (MLA with
 q_lora, YaRN with mscale != mscale_all_dim, sigmoid + correction-bias
 grouped routing, first layer dense), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
-residual-MoE layers of 4 and 8 experts, top-2 dropless): transformers has no
+residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
+(rotary positions, standard MoE every second layer, top-1, untied output
+layer): transformers has no
 module for a Megatron-DeepSpeed PR-MoE GPT (and DeepSpeed does not install
 here), so its checkpoint is written with NumPy (model_reference.py
 documents the keys and the proposed schema) and its goldens come from
@@ -113,7 +115,13 @@ PRMOE_GPT = {
     "max_position_embeddings": 128, "layernorm_epsilon": 1e-5,
     "position_embedding_type": "learned_absolute", "tie_word_embeddings": True,
 }
-ALL = sorted(FAMILIES) + ["prmoe_gpt"]
+# The other PR-MoE GPT paths: rotary positions, the standard (non-residual)
+# MoE, top-1, MoE every second layer, an untied output layer.
+PRMOE_GPT_ROPE = dict(PRMOE_GPT, num_layers=2, hidden_size=32, ffn_hidden_size=32, num_experts=[4],
+                      expert_interval=2, mlp_type="standard", top_k=1, num_attention_heads=2,
+                      position_embedding_type="rope", rope_theta=10000.0, tie_word_embeddings=False)
+PRMOE = {"prmoe_gpt": PRMOE_GPT, "prmoe_gpt_rope": PRMOE_GPT_ROPE}
+ALL = sorted(FAMILIES) + sorted(PRMOE)
 
 
 # --- generation ----------------------------------------------------------------
@@ -255,9 +263,14 @@ def prmoe_tensors(cfg, rng):
     b = lambda n: (0.1 * rng.standard_normal(n)).astype(np.float32)
     ln = lambda n: (1 + 0.25 * rng.standard_normal(n)).astype(np.float32)
     # Tied embeddings: small, as in init_weights.
-    t = {"language_model.embedding.word_embeddings.weight": (0.05 * rng.standard_normal((V, H))).astype(np.float32),
-         "language_model.embedding.position_embeddings.weight":
-             (0.05 * rng.standard_normal((cfg["max_position_embeddings"], H))).astype(np.float32)}
+    tied = cfg["tie_word_embeddings"]
+    t = {"language_model.embedding.word_embeddings.weight":
+         ((0.05 if tied else 1.0) * rng.standard_normal((V, H))).astype(np.float32)}
+    if cfg["position_embedding_type"] == "learned_absolute":
+        t["language_model.embedding.position_embeddings.weight"] = \
+            (0.05 * rng.standard_normal((cfg["max_position_embeddings"], H))).astype(np.float32)
+    if not tied:
+        t["language_model.output_layer.weight"] = w(V, H)
     P = cfg["weight_prefix"]
     counts = iter(cfg["num_experts"])
     for i in range(cfg["num_layers"]):
@@ -278,8 +291,9 @@ def prmoe_tensors(cfg, rng):
         t[p + "mlp.deepspeed_moe.gate.wg.weight"] = w(E, H)
         for e in range(E):
             fc(f"{p}mlp.deepspeed_moe.experts.deepspeed_experts.{e}.")
-        fc(p + "mlp.mlp.")
-        t[p + "mlp.coefficient.weight"], t[p + "mlp.coefficient.bias"] = w(2, H), b(2)
+        if cfg["mlp_type"] == "residual":
+            fc(p + "mlp.mlp.")
+            t[p + "mlp.coefficient.weight"], t[p + "mlp.coefficient.bias"] = w(2, H), b(2)
     t["language_model.encoder.final_layernorm.weight"] = ln(H)
     t["language_model.encoder.final_layernorm.bias"] = b(H)
     return t
@@ -307,8 +321,7 @@ class PrmoeGptTorch:
         self.w = {}
         for name in files:
             self.w.update(load_file(os.path.join(directory, name)))
-        assert self.c.get("position_embedding_type", "learned_absolute") == "learned_absolute"
-        assert not self.c.get("drop_tokens", True) and self.c.get("top_k", 1) > 1
+        assert not self.c.get("drop_tokens", True), "capacity: see model_reference.py"
         self.torch = torch
 
     def mlp(self, x, pre):
@@ -320,13 +333,16 @@ class PrmoeGptTorch:
         torch, F = self.torch, self.torch.nn.functional
         gates = F.softmax(F.linear(x.float(), self.w[p + "deepspeed_moe.gate.wg.weight"].float()), dim=-1)
         weights, experts = torch.topk(gates, self.c["top_k"], dim=-1)
-        weights = weights / weights.sum(-1, keepdim=True).clamp(min=torch.finfo(weights.dtype).eps)
+        if self.c["top_k"] > 1:  # top-1 keeps the raw probability
+            weights = weights / weights.sum(-1, keepdim=True).clamp(min=torch.finfo(weights.dtype).eps)
         out = torch.zeros_like(x)
         for e in range(gates.shape[-1]):
             tok, slot = torch.where(experts == e)
             if len(tok):
                 y = self.mlp(x[tok], f"{p}deepspeed_moe.experts.deepspeed_experts.{e}.")
                 out.index_add_(0, tok, y * weights[tok, slot, None])
+        if self.c.get("mlp_type", "standard") != "residual":
+            return out
         coef = F.softmax(F.linear(x, self.w[p + "coefficient.weight"], self.w[p + "coefficient.bias"]), dim=-1)
         return out * coef[:, 0:1] + self.mlp(x, p + "mlp.") * coef[:, 1:2]
 
@@ -335,8 +351,18 @@ class PrmoeGptTorch:
         c, w = self.c, self.w
         H, heads, eps = c["hidden_size"], c["num_attention_heads"], c.get("layernorm_epsilon", 1e-5)
         hd, S, P = H // heads, len(ids), c["weight_prefix"]
-        x = (w["language_model.embedding.word_embeddings.weight"][torch.tensor(ids)]
-             + w["language_model.embedding.position_embeddings.weight"][:S])
+        x = w["language_model.embedding.word_embeddings.weight"][torch.tensor(ids)]
+        rope = c.get("position_embedding_type", "learned_absolute") == "rope"
+        if rope:  # Megatron's RotaryEmbedding: freqs = outer(t, inv_freq), emb = cat(freqs, freqs)
+            inv_freq = 1.0 / c.get("rope_theta", 10000.0) ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+            emb = torch.outer(torch.arange(S, dtype=torch.float64), inv_freq).repeat(1, 2)
+            cos, sin = emb.cos().float(), emb.sin().float()
+
+            def rotate(t):  # [heads, S, hd]
+                t1, t2 = t[..., :hd // 2], t[..., hd // 2:]
+                return t * cos + torch.cat((-t2, t1), dim=-1) * sin
+        else:
+            x = x + w["language_model.embedding.position_embeddings.weight"][:S]
         counts, m = c["num_experts"], 0
         for i in range(c["num_layers"]):
             p = f"{P}.{i}."
@@ -344,6 +370,8 @@ class PrmoeGptTorch:
             qkv = F.linear(ln(x, "input_layernorm"), w[p + "self_attention.query_key_value.weight"],
                            w[p + "self_attention.query_key_value.bias"])
             q, k, v = qkv.view(S, heads, 3 * hd).transpose(0, 1).split(hd, dim=-1)
+            if rope:
+                q, k = rotate(q), rotate(k)
             a = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
             x = x + F.linear(a.transpose(0, 1).reshape(S, H), w[p + "self_attention.dense.weight"],
                              w[p + "self_attention.dense.bias"])
@@ -353,7 +381,8 @@ class PrmoeGptTorch:
             x = x + (self.mlp(h, p + "mlp.") if E == 1 else self.moe(h, p + "mlp."))
         f = "language_model.encoder.final_layernorm."
         x = F.layer_norm(x, (H,), w[f + "weight"], w[f + "bias"], eps)
-        return F.linear(x, w["language_model.embedding.word_embeddings.weight"])
+        return F.linear(x, w["language_model.embedding.word_embeddings.weight"] if c.get("tie_word_embeddings", True)
+                        else w["language_model.output_layer.weight"])
 
     def generate(self, prompt):
         seq, ids, out = list(prompt), [], []
@@ -366,7 +395,7 @@ class PrmoeGptTorch:
         return np.array(ids, np.int64), np.stack(out).astype(np.float32)
 
 
-def generate_prmoe(target, seed):
+def generate_prmoe(target, family, seed):
     """The PR-MoE GPT: weights from NumPy (no transformers module exists),
     goldens from PrmoeGptTorch, checked against the NumPy reference."""
     for attempt in range(SEED_TRIES):
@@ -375,26 +404,26 @@ def generate_prmoe(target, seed):
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target)
         with open(os.path.join(target, "config.json"), "w") as f:
-            json.dump(PRMOE_GPT, f, indent=2)
-        write_sharded(target, prmoe_tensors(PRMOE_GPT, rng))
-        prompts = [rng.integers(0, PRMOE_GPT["vocab_size"], n).tolist() for n in PROMPT_LENGTHS]
+            json.dump(PRMOE[family], f, indent=2)
+        write_sharded(target, prmoe_tensors(PRMOE[family], rng))
+        prompts = [rng.integers(0, PRMOE[family]["vocab_size"], n).tolist() for n in PROMPT_LENGTHS]
         model = PrmoeGptTorch(target)
         results = [model.generate(p) for p in prompts]
         write_goldens(target, prompts, results)
         why = acceptable(target, prompts, results)
         if why is None:
             return s
-        print(f"prmoe_gpt: seed {s} rejected: {why}")
-    raise SystemExit(f"prmoe_gpt: no acceptable seed in {SEED_TRIES} tries")
+        print(f"{family}: seed {s} rejected: {why}")
+    raise SystemExit(f"{family}: no acceptable seed in {SEED_TRIES} tries")
 
 
 def generate(out, families, seed):
     os.makedirs(out, exist_ok=True)
     for family in families:
         target = os.path.join(out, family)
-        if family == "prmoe_gpt":
+        if family in PRMOE:
             import torch
-            s = generate_prmoe(target, seed)
+            s = generate_prmoe(target, family, seed)
             what = f"PrmoeGptTorch, torch {torch.__version__}"
         else:
             s, tv, pv = generate_hf(target, family, seed)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The NumPy whole-model reference against the committed goldens
-(test/Integration/hf-models/, written by transformers' generate), without
+(test/Integration/hf-models/, written by transformers' generate, and for
+the PR-MoE GPT by hf_models.py's separate torch implementation), without
 torch: greedy ids identical and logits max |l - ref| / max |ref| <= 1e-4
 for every family and prompt, with MLA's decode steps in the absorbed and in
 the naive form. Two implementations written apart agreeing is what makes
@@ -31,7 +32,8 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["deepseek_v2", "deepseek_v3", "mixtral", "olmoe", "prmoe_gpt", "qwen2_moe", "qwen3_moe"]
+FAMILIES = ["deepseek_v2", "deepseek_v3", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe",
+            "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -77,6 +79,9 @@ class Goldens(unittest.TestCase):
 
     def test_prmoe_gpt(self):
         self.check_family("prmoe_gpt")
+
+    def test_prmoe_gpt_rope(self):
+        self.check_family("prmoe_gpt_rope")
 
     def test_qwen2_moe(self):
         self.check_family("qwen2_moe")
@@ -233,7 +238,7 @@ if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=2).result
     if ROWS:
         print("\nreference vs goldens (max |l - ref| / max |ref| over the prompts)")
-        print(f"{'family':12s} {'MLA decode':10s} {'ids equal':9s} max logits err")
+        print(f"{'family':14s} {'MLA decode':10s} {'ids equal':9s} max logits err")
         for r in sorted(ROWS):
-            print(f"{r[0]:12s} {r[1]:10s} {r[2]:9s} {r[3]}")
+            print(f"{r[0]:14s} {r[1]:10s} {r[2]:9s} {r[3]}")
     sys.exit(0 if result.wasSuccessful() else 1)
