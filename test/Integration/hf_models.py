@@ -30,13 +30,12 @@ grouped routing, first layer dense), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
-layer): transformers has no
-module for a Megatron-DeepSpeed PR-MoE GPT (and DeepSpeed does not install
-here), so its checkpoint is written with NumPy (model_reference.py
-documents the keys and the proposed schema) and its goldens come from
-PrmoeGptTorch below, a small torch implementation written apart from the
-NumPy reference (a second reading of the same description, not DeepSpeed's
-code).
+layer). transformers has no module for a Megatron-DeepSpeed PR-MoE GPT (and
+DeepSpeed is not installed here), so the PR-MoE checkpoints are written
+with NumPy (model_reference.py documents the keys and the proposed schema)
+and their goldens come from PrmoeGptTorch below, a small torch
+implementation written apart from the NumPy reference (a second reading of
+the same description, not DeepSpeed's code).
 
 check --moe-run PATH: for every family directory (--goldens, default the
 committed ones; --families restricts) and every mesh (--mesh, repeatable,
@@ -307,7 +306,7 @@ class PrmoeGptTorch:
     DeepSpeed's gate (softmax, torch.topk, the kept weights divided by their
     sum, dropless), an expert loop, the residual coefficient softmax; no KV
     cache: every step recomputes the whole sequence. Not DeepSpeed itself
-    (not installable here): a cross-check of the reference's reading of the
+    (not installed here): a cross-check of the reference's reading of the
     same description, so that the prmoe_gpt goldens are not the reference's
     own output."""
 
