@@ -209,6 +209,7 @@ def acceptable(target, prompts, results):
 def generate_hf(target, family, seed):
     import torch
     import transformers
+    transformers.utils.logging.disable_progress_bar()
     for attempt in range(SEED_TRIES):
         s = seed + 1000 * attempt
         torch.manual_seed(s)
