@@ -8,6 +8,8 @@ packages=(
   cmake ninja-build g++ ccache
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libopenblas-dev libgtest-dev
+  # rsvg-convert: the tests render the SVG pictures (plan, routing) to PNG.
+  librsvg2-bin
 )
 if [[ ${1:-} == --fuzz ]]; then
   packages+=(clang libclang-rt-14-dev)
@@ -26,7 +28,8 @@ if ((${#missing[@]})); then
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The end-to-end tests compare against a NumPy reference.
+# The end-to-end tests compare against a NumPy reference; the bench scripts
+# plot with matplotlib (Debian's python3-matplotlib where pip is managed).
 if ! python3 -c "import numpy" 2>/dev/null; then
   echo "moe-mlir: installing numpy"
   python3 -m pip install --quiet numpy

@@ -14,6 +14,7 @@
 
 #include "compiler/Driver/Cache.h"
 #include "compiler/Driver/ChildProcess.h"
+#include "compiler/Driver/Help.h"
 
 #include "compiler/Driver/DriverConfig.h"
 #include "compiler/Export/ToCpp.h"
@@ -193,8 +194,10 @@ int mlir::moe::runDriver(int argc, char **argv) {
   // --threads is the runner's, so LLVM's moves aside before ours registers.
   if (cl::Option *llvmThreads = cl::getRegisteredOptions().lookup("threads"))
     llvmThreads->setArgStr("llvm-threads");
-  Options opts;
   registerContextOptions();
+  ToolHelp help = driver::toolHelp();
+  Options opts;
+  help.install();
   cl::ParseCommandLineOptions(
       argc, argv,
       "moe-run: compile a MoE model, build it against libmoert and run it\n");
