@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what moe-mlir needs on a fresh Debian 12 machine; does nothing when
 # it is all there already. --fuzz: also clang and libFuzzer's runtime
-# (scripts/fuzz.sh); the normal build does not need them.
+# (scripts/fuzz.sh); --bench: matplotlib for the bench scripts' plots. The
+# normal build needs neither.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,9 @@ packages=(
 )
 if [[ ${1:-} == --fuzz ]]; then
   packages+=(clang libclang-rt-14-dev)
+fi
+if [[ ${1:-} == --bench ]]; then
+  packages+=(python3-matplotlib)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -28,8 +32,7 @@ if ((${#missing[@]})); then
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The end-to-end tests compare against a NumPy reference; the bench scripts
-# plot with matplotlib (Debian's python3-matplotlib where pip is managed).
+# The end-to-end tests compare against a NumPy reference.
 if ! python3 -c "import numpy" 2>/dev/null; then
   echo "moe-mlir: installing numpy"
   python3 -m pip install --quiet numpy
