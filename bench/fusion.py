@@ -240,8 +240,10 @@ def plot(totals, times, path):
                       else sum(totals[(m, tokens)][which][1:]) for m in models]
             ax.bar([i + shift for i in x], values, width=0.4, label=name)
         ax.set_xticks(list(x), models, rotation=35, ha="right")
-        # Bytes: a tick per KiB, MiB, GiB, TiB.
-        ax.set_yscale("log", base=10 if index is not None else 1024)
+        if index is None:  # bytes: ticks at powers of two
+            ax.set_yscale("log", base=2, subs=[])
+        else:
+            ax.set_yscale("log")
         ax.set_title(f"{label}, {tokens} tokens")
         ax.legend()
         if index is None:

@@ -30,3 +30,11 @@ import shutil
 
 if shutil.which("rsvg-convert"):
     config.available_features.add("rsvg")
+
+# The bench scripts' plots, where matplotlib is installed (install-deps --bench).
+import subprocess
+import sys
+
+if subprocess.run([sys.executable, "-c", "import matplotlib"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("matplotlib")
