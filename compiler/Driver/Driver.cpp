@@ -416,19 +416,17 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.weightsPath = weightsPath;
   run.inputNpy = opts.inputNpy;
   run.seed = opts.seed;
-  // Outputs go where asked, else to the run directory.
-  std::string runDir =
-      driver::runDirectory(cacheDir, opts.input, opts.mesh.getValue());
-  auto inRunDir = [&](StringRef name) {
-    SmallString<256> path(runDir);
-    llvm::sys::path::append(path, name);
-    return std::string(path);
-  };
-  if (opts.output.empty())
+  // y.npy goes where asked, else to the run directory.
+  run.outputNpy = opts.output;
+  if (run.outputNpy.empty()) {
+    SmallString<256> runDir(
+        driver::runDirectory(cacheDir, opts.input, opts.mesh.getValue()));
     if (std::error_code ec = llvm::sys::fs::create_directories(runDir))
       return fail("cannot create the run directory " + runDir + ": " +
                   ec.message());
-  run.outputNpy = opts.output.empty() ? inRunDir("y.npy") : opts.output;
+    llvm::sys::path::append(runDir, "y.npy");
+    run.outputNpy = std::string(runDir);
+  }
   run.expertStatsPath = opts.expertStats;
   run.cudaGraphs = opts.cudaGraphs;
   run.cpuThreads = opts.threads;
