@@ -13,6 +13,9 @@
    each family (hidden 256, 8 experts, 2 layers, random weights), fused
    versus unfused, at the same token counts.
 
+Writes the tables and a plot (per model: launches and bytes moved per rank,
+fused vs unfused; CPU step time vs tokens) to bench/results/fusion-*.{md,png}.
+
 usage: bench/fusion.py [--build build] [--runs 3] [--per-layer] [--no-time]
 """
 import argparse
@@ -22,6 +25,8 @@ import os
 import re
 import subprocess
 import tempfile
+
+import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENS = (1, 128, 4096)
@@ -67,16 +72,19 @@ def counts(build, config, tokens, fuse):
 
 
 def row(name, mesh, tokens, layers, f, u):
+    b = report.human_bytes
     return (f"{name:18s} {mesh:5s} {tokens:6d} {layers:>13s} {f[0]:5d} {u[0]:5d} "
-            f"{f[1]:14d} {u[1]:14d} {f[2]:13d} {u[2]:13d}")
+            f"{b(f[1]):>11s} {b(u[1]):>11s} {b(f[2]):>11s} {b(u[2]):>11s}")
 
 
-def count_table(build, per_layer):
+def count_table(build, per_layer, table, totals):
+    """Prints the counts; totals[(model, tokens)] = (fused, unfused) model rows."""
+    print = table.print
     print("## Runtime calls and bytes per rank, from the lowered IR (fused / unfused)\n")
     print(f"{'model':18s} {'mesh':5s} {'tokens':>6s} {'layers (n)':>13s} {'launch':>5s} {'s':>5s} "
-          f"{'read bytes':>14s} {'':>14s} {'written bytes':>13s} {'':>13s}")
+          f"{'read':>11s} {'':>11s} {'written':>11s} {'':>11s}")
     print(f"{'':18s} {'':5s} {'':>6s} {'':>13s} {'fused':>5s} {'unfus':>5s} "
-          f"{'fused':>14s} {'unfused':>14s} {'fused':>13s} {'unfused':>13s}")
+          f"{'fused':>11s} {'unfused':>11s} {'fused':>11s} {'unfused':>11s}")
     for name, config in example_configs():
         for tokens in TOKENS:
             fused = counts(build, config, tokens, True)
@@ -99,6 +107,7 @@ def count_table(build, per_layer):
                 span = str(layers[0]) if len(layers) == 1 else f"{layers[0]}..{layers[-1]} ({len(layers)})"
                 print(row(name, mesh, tokens, span, f[1:], u[1:]))
             f, u = fused[2], unfused[2]
+            totals[(name, tokens)] = (f, u)
             print(row(name, mesh, tokens, "model", f, u))
     print()
 
@@ -118,10 +127,12 @@ PATTERNS = {
 }
 
 
-def pattern_table(build):
+def pattern_table(build, table):
+    print = table.print
+    b = report.human_bytes
     print("## Per fusion pattern, whole model per rank (fused / unfused)\n")
     print(f"{'model':18s} {'tokens':>6s} {'pattern':17s} {'launch':>5s} {'s':>5s} "
-          f"{'read bytes':>13s} {'':>13s} {'written bytes':>13s} {'':>13s}")
+          f"{'read':>11s} {'':>11s} {'written':>11s} {'':>11s}")
     for name, config in example_configs():
         for tokens in TOKENS:
             fused = counts(build, config, tokens, True)
@@ -132,7 +143,7 @@ def pattern_table(build):
                 f = [sum(fused[3].get(k, (0, 0, 0))[i] for k in families) for i in range(3)]
                 u = [sum(unfused[3].get(k, (0, 0, 0))[i] for k in families) for i in range(3)]
                 print(f"{name:18s} {tokens:6d} {pattern:17s} {f[0]:5d} {u[0]:5d} "
-                      f"{f[1]:13d} {u[1]:13d} {f[2]:13d} {u[2]:13d}")
+                      f"{b(f[1]):>11s} {b(u[1]):>11s} {b(f[2]):>11s} {b(u[2]):>11s}")
     print()
 
 
@@ -171,7 +182,9 @@ def step_us(build, config, tokens, fuse, runs, work):
     return best
 
 
-def time_table(build, runs):
+def time_table(build, runs, table, times):
+    """times[model] = [(tokens, fused us, unfused us)]."""
+    print = table.print
     print(f"## CPU backend, one step, best of {runs} (hidden {H}, ffn {F}, {E} experts, top-2, "
           "2 layers, f32, 1 rank)\n")
     print(f"{'model':14s} {'tokens':>6s} {'fused us':>12s} {'unfused us':>12s} {'speedup':>8s}")
@@ -186,6 +199,7 @@ def time_table(build, runs):
             for tokens in TOKENS:
                 fused = step_us(build, path, tokens, True, runs, work)
                 unfused = step_us(build, path, tokens, False, runs, work)
+                times.setdefault(name, []).append((tokens, fused, unfused))
                 print(f"{name:14s} {tokens:6d} {fused:12.1f} {unfused:12.1f} {unfused / fused:8.2f}")
     print()
 
@@ -196,11 +210,59 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--per-layer", action="store_true", help="one row per layer (no merging)")
     ap.add_argument("--no-time", action="store_true", help="counts only")
+    ap.add_argument("--out-dir", default=report.RESULTS)
     args = ap.parse_args()
-    count_table(args.build, args.per_layer)
-    pattern_table(args.build)
+    table, totals, times = report.Table(), {}, {}
+    count_table(args.build, args.per_layer, table, totals)
+    pattern_table(args.build, table)
     if not args.no_time:
-        time_table(args.build, args.runs)
+        time_table(args.build, args.runs, table, times)
+    base = report.result_base("fusion", args.out_dir)
+    table.write(base + ".md")
+    plot(totals, times, base + ".png")
+
+
+def plot(totals, times, path):
+    """Per model at the largest token count: launches and bytes moved,
+    fused vs unfused; then CPU step time vs tokens."""
+    plt = report.pyplot()
+    if not plt:
+        return
+    tokens = max(t for _, t in totals)
+    models = [m for m, t in totals if t == tokens]
+    panels = 3 if times else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.8))
+    x = range(len(models))
+    for ax, (index, label) in zip(axes, ((0, "runtime calls per step"),
+                                         (None, "bytes read + written per rank"))):
+        for shift, (which, name) in ((-0.2, (0, "fused")), (0.2, (1, "unfused"))):
+            values = [totals[(m, tokens)][which][index] if index is not None
+                      else sum(totals[(m, tokens)][which][1:]) for m in models]
+            ax.bar([i + shift for i in x], values, width=0.4, label=name)
+        ax.set_xticks(list(x), models, rotation=35, ha="right")
+        if index is None:  # bytes: ticks at powers of two
+            ax.set_yscale("log", base=2, subs=[])
+        else:
+            ax.set_yscale("log")
+        ax.set_title(f"{label}, {tokens} tokens")
+        ax.legend()
+        if index is None:
+            ax.yaxis.set_major_formatter(
+                plt.FuncFormatter(lambda v, _: report.human_bytes(v)))
+    if times:
+        ax = axes[2]
+        for name, rows in times.items():
+            line, = ax.plot([r[0] for r in rows], [r[1] for r in rows], marker="o",
+                            label=f"{name} fused")
+            ax.plot([r[0] for r in rows], [r[2] for r in rows], marker="x", linestyle="--",
+                    color=line.get_color(), label=f"{name} unfused")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens per step")
+        ax.set_ylabel("us per step (best of runs)")
+        ax.set_title("CPU backend, small models, 1 rank")
+        ax.legend(fontsize=7)
+    report.save(fig, path)
 
 
 if __name__ == "__main__":

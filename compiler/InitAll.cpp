@@ -39,6 +39,8 @@ void mlir::moe::registerPasses() {
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
   mlir::registerInlinerPass();
+  // Graphviz of the IR (docs name it to see a plan's dataflow).
+  mlir::registerViewOpGraph();
 }
 
 void mlir::moe::registerTranslations() {

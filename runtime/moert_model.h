@@ -33,6 +33,11 @@ extern "C" {
 typedef struct moert_model_layer_stats {
   int64_t nanoseconds; /* wall time of the layer on this rank */
   int64_t dropped;     /* choices dropped by capacity (MoE layers) */
+  /* Routing statistics: the runner points expert_tokens at room for the
+     model's max_experts entries (or leaves it NULL); an MoE layer's gate
+     sets experts and writes each expert's kept choices on this rank. */
+  int64_t experts;
+  int64_t *expert_tokens;
 } moert_model_layer_stats_t;
 
 typedef struct moert_model_info {
@@ -47,6 +52,7 @@ typedef struct moert_model_info {
   int64_t weight_bytes;  /* per rank */
   int64_t peak_bytes;    /* activation arena per rank */
   const char *plan_table; /* moe-assign-parallelism's report */
+  int64_t max_experts;   /* the most experts of a layer (0: no MoE layer) */
 } moert_model_info_t;
 
 typedef const moert_model_info_t *(*moert_model_info_fn)(void);
@@ -79,7 +85,8 @@ static inline void moert_model_record_time(moert_model_layer_stats_t *stats,
     stats[layer].nanoseconds = moert_model_clock_ns() - start_ns;
 }
 
-/* stats[layer].dropped = tokens * top_k - sum of the gate's kept counts. */
+/* stats[layer].dropped = tokens * top_k - sum of the gate's kept counts;
+   the counts themselves into stats[layer].expert_tokens when given. */
 static inline moert_status_t
 moert_model_record_drops(moert_context_t ctx, moert_model_layer_stats_t *stats,
                          int64_t layer, moert_view_t counts, int64_t tokens,
@@ -95,10 +102,14 @@ moert_model_record_drops(moert_context_t ctx, moert_model_layer_stats_t *stats,
     moert_status_t status = moert_buffer_download(ctx, chunk, part, n);
     if (status != MOERT_OK)
       return status;
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < n; ++i) {
       kept += chunk[i];
+      if (stats[layer].expert_tokens)
+        stats[layer].expert_tokens[e + i] = chunk[i];
+    }
   }
   stats[layer].dropped = tokens * top_k - kept;
+  stats[layer].experts = experts;
   return MOERT_OK;
 }
 

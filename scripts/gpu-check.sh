@@ -13,7 +13,8 @@
 #    with moert-run and compares it with the NumPy reference and the CPU
 #    output (test/Integration/e2e_check.py prints the table);
 # 5. with --bench, the GPU layer benchmark against PyTorch (when python3 has
-#    torch): its table goes to the logs (--backend cpu: the dry runs).
+#    torch): its table and a plot of it (bench/gpu_layer/plot.py) go to the
+#    logs (--backend cpu: the dry runs).
 # One command does it all: a lent machine given back between calls loses
 # build-gpu/. Logs: at most 8 files, under $OUT when set (the device tool
 # returns that many), else BUILD/gpu-check; the rest stays in BUILD.
@@ -180,6 +181,12 @@ if ((bench)); then
     fi
     timeout 300 "$layer" --graphs "${torch_args[@]}" --out-dir "$logs" 2>&1 | tee -a "$logs/bench.log" \
       || failed=1
+    # The table as a plot beside it (where python3 has matplotlib).
+    for table in "$logs"/gpu_layer-*.txt; do
+      [[ -e $table ]] || continue
+      python3 "$root/bench/gpu_layer/plot.py" "$table" >>"$logs/bench.log" 2>&1 \
+        || echo "no plot of $table (bench.log)"
+    done
   else
     cat "$logs/bench.log"
     failed=1

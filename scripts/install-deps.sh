@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Installs what moe-mlir needs on a fresh Debian 12 machine; does nothing when
 # it is all there already. --fuzz: also clang and libFuzzer's runtime
-# (scripts/fuzz.sh); the normal build does not need them.
+# (scripts/fuzz.sh); --bench: matplotlib for the bench scripts' plots. The
+# normal build needs neither.
 set -euo pipefail
 
 packages=(
   cmake ninja-build g++ ccache
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libopenblas-dev libgtest-dev
+  # rsvg-convert: the tests render the SVG pictures (plan, routing) to PNG.
+  librsvg2-bin
 )
 if [[ ${1:-} == --fuzz ]]; then
   packages+=(clang libclang-rt-14-dev)
+fi
+if [[ ${1:-} == --bench ]]; then
+  packages+=(python3-matplotlib)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -24,3 +24,17 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.moert_runner_dir, config.llvm_tools_dir]
 tools = ["moe-opt", "moe-translate", "moe-run", "moert-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Renders the SVG pictures (plan, routing) to PNG where it is installed.
+import shutil
+
+if shutil.which("rsvg-convert"):
+    config.available_features.add("rsvg")
+
+# The bench scripts' plots, where matplotlib is installed (install-deps --bench).
+import subprocess
+import sys
+
+if subprocess.run([sys.executable, "-c", "import matplotlib"],
+                  capture_output=True).returncode == 0:
+    config.available_features.add("matplotlib")

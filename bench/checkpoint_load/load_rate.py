@@ -6,16 +6,22 @@ Writes a bf16 Mixtral-shaped checkpoint (hidden 2048, 8 experts of 4096,
 enough layers for about N GB, 1 GB shards + model.safetensors.index.json) and
 times, in order, with the page cache dropped before each when that is
 allowed (root): `cat shards > /dev/null`, then `moe-run DIR --quiet` (the
-runner's "weights loaded in T s: B bytes read ..." line). Prints both rates.
+runner's "weights loaded in T s: B bytes read ..." line). Prints both rates
+and writes them, as a table and a bar plot, to
+bench/results/checkpoint_load-*.{md,png}.
 """
 import argparse
 import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import report  # noqa: E402  (bench/report.py)
 
 H, F, E = 2048, 4096, 8
 
@@ -81,7 +87,9 @@ def main():
     parser.add_argument("workdir")
     parser.add_argument("--gb", type=float, default=4.0)
     parser.add_argument("--moe-run", default="moe-run")
+    parser.add_argument("--out-dir", default=report.RESULTS)
     args = parser.parse_args()
+    table, rates = report.Table(), []
     ckpt = os.path.join(args.workdir, "ckpt")
     layers = max(1, int(args.gb * 1e9 / (3 * E * H * F * 2)))
     files = write(ckpt, layers)
@@ -89,13 +97,14 @@ def main():
     for state in ("cold", "warm"):
         cold = state == "cold" and drop_caches()
         if state == "cold" and not cold:
-            print("cannot drop the page cache (not root): warm numbers only")
+            table.print("cannot drop the page cache (not root): warm numbers only")
             continue
         start = time.perf_counter()
         subprocess.run(["cat"] + files, stdout=subprocess.DEVNULL, check=True)
         seconds = time.perf_counter() - start
-        print(f"{state}: cat {len(files)} files, {total / 1e9:.2f} GB: "
-              f"{seconds:.2f} s, {total / 1e9 / seconds:.2f} GB/s")
+        table.print(f"{state}: cat {len(files)} files, {report.human_bytes(total)}: "
+                    f"{seconds:.2f} s, {total / 1e9 / seconds:.2f} GB/s")
+        rates.append((f"cat, {state}", total / 1e9 / seconds))
         if cold:
             drop_caches()
         run = subprocess.run(
@@ -104,7 +113,18 @@ def main():
             capture_output=True, text=True, check=True)
         line = next(l for l in run.stdout.splitlines()
                     if l.startswith("weights loaded"))
-        print(f"{state}: moe-run {line}")
+        table.print(f"{state}: moe-run {line}")
+        rates.append((f"moe-run, {state}",
+                      float(re.search(r"([0-9.]+) GB/s", line).group(1))))
+    base = report.result_base("checkpoint_load", args.out_dir)
+    table.write(base + ".md")
+    plt = report.pyplot()
+    if plt:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.barh([r[0] for r in rates], [r[1] for r in rates])
+        ax.set_xlabel("GB/s")
+        ax.set_title(f"loading a {report.human_bytes(total)} sharded bf16 checkpoint")
+        report.save(fig, base + ".png")
 
 
 if __name__ == "__main__":

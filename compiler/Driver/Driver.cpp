@@ -14,6 +14,9 @@
 
 #include "compiler/Driver/Cache.h"
 #include "compiler/Driver/ChildProcess.h"
+#include "compiler/Driver/Help.h"
+#include "compiler/Driver/Progress.h"
+#include "compiler/Driver/RunFiles.h"
 
 #include "compiler/Driver/DriverConfig.h"
 #include "compiler/Export/ToCpp.h"
@@ -22,6 +25,7 @@
 #include "compiler/Support/ContextOptions.h"
 #include "compiler/Support/InputChecks.h"
 #include "dialects/moe/IR/MoeDialect.h"
+#include "passes/Parallelism/PlanReport.h"
 #include "passes/Pipelines/ForwardedOption.h"
 #include "passes/Pipelines/Pipelines.h"
 #include "runtime/runner/Runner.h"
@@ -101,7 +105,23 @@ struct Options {
   cl::opt<std::string> inputNpy{"input",
                                 cl::desc("x.npy [ranks*tokens, hidden] f32 "
                                          "(default: random)")};
-  cl::opt<std::string> output{"output", cl::desc("write y.npy (f32)")};
+  cl::opt<std::string> output{
+      "output", cl::desc("write y.npy (f32) here (default: y.npy in the run "
+                         "directory, $MOE_RUN_DIR or <cache dir>/runs/"
+                         "<model>-<mesh>)")};
+  cl::opt<std::string> expertStats{
+      "expert-stats",
+      cl::desc("write the routing statistics here (JSON, "
+               "docs/ExpertStats.md) and a heat map beside it (.svg)")};
+  cl::opt<std::string> planSvg{
+      "plan-svg", cl::desc("write the plan as a picture (SVG) here")};
+  cl::opt<bool> yes{"yes",
+                    cl::desc("generate random weights of any size"),
+                    cl::init(false)};
+  cl::opt<double> maxRandomGiB{
+      "max-random-weights-gb",
+      cl::desc("the most random weights (GiB) generated without --yes"),
+      cl::init(4)};
   cl::opt<int32_t> threads{"threads",
                            cl::desc("CPU backend: compute threads per rank "
                                     "(default: $MOERT_CPU_THREADS, else "
@@ -193,8 +213,10 @@ int mlir::moe::runDriver(int argc, char **argv) {
   // --threads is the runner's, so LLVM's moves aside before ours registers.
   if (cl::Option *llvmThreads = cl::getRegisteredOptions().lookup("threads"))
     llvmThreads->setArgStr("llvm-threads");
-  Options opts;
   registerContextOptions();
+  ToolHelp help = driver::toolHelp();
+  Options opts;
+  help.install();
   cl::ParseCommandLineOptions(
       argc, argv,
       "moe-run: compile a MoE model, build it against libmoert and run it\n");
@@ -231,6 +253,29 @@ int mlir::moe::runDriver(int argc, char **argv) {
   std::vector<std::string> specs = weightSpecs(*module);
   std::string dtype = dtypeOf(*module);
 
+  // The weights: the given ones, the input directory's, or random ones
+  // cached by seed and shapes (their size checked before anything is built).
+  std::string cacheDir = cacheDirectory(opts);
+  bool reports = ::moert::runner::processReports(backend);
+  std::string weightsPath = opts.weights;
+  if (weightsPath.empty() && llvm::sys::fs::is_directory(opts.input)) {
+    weightsPath = ::moert::weights::findCheckpointWeights(opts.input);
+    if (!weightsPath.empty() && reports)
+      llvm::outs() << "weights: " << weightsPath << "\n";
+  }
+  bool randomWeights = weightsPath.empty();
+  uint64_t randomBytes = driver::randomWeightBytes(specs, dtype);
+  if (randomWeights) {
+    std::string specKey = dtype + std::to_string(opts.seed);
+    for (const std::string &s : specs)
+      specKey += " " + s;
+    SmallString<256> path(cacheDir);
+    llvm::sys::path::append(
+        path, "weights-" + llvm::utohexstr(llvm::xxh3_64bits(specKey)) +
+                  ".safetensors");
+    weightsPath = std::string(path);
+  }
+
   // 2. Compile to C++.
   PassManager pm(&context);
   CompileOptions &compile = opts.compile;
@@ -242,6 +287,10 @@ int mlir::moe::runDriver(int argc, char **argv) {
   compile.fuse = opts.fuse;
   // A captured step may not read the gate's counts back.
   compile.staticCapacity = opts.cudaGraphs;
+  if (!opts.planSvg.empty()) {
+    compile.report = PlanReport::svg;
+    compile.reportFile = opts.planSvg;
+  }
   if (failed(buildCompilePipeline(pm, compile)) || failed(pm.run(*module)))
     return fail("compilation failed");
   std::string cpp;
@@ -255,8 +304,15 @@ int mlir::moe::runDriver(int argc, char **argv) {
       !moe::driver::writeTextFile(opts.emitCpp, cpp, error))
     return fail(error);
 
+  if (!opts.planSvg.empty() && reports)
+    llvm::outs() << "plan: " << opts.planSvg << "\n";
+  // A plan error comes first; then, before the cache is touched, the size.
+  if (randomWeights && !opts.yes && !isCached(weightsPath))
+    if (std::optional<std::string> why = driver::checkRandomWeightSize(
+            randomBytes, weightsPath, opts.maxRandomGiB))
+      return fail(*why);
+
   // 3. Build (cached by source, compiler and build script).
-  std::string cacheDir = cacheDirectory(opts);
   if (std::error_code ec = llvm::sys::fs::create_directories(cacheDir))
     return fail("cannot create the cache directory " + cacheDir + ": " +
                 ec.message());
@@ -287,7 +343,6 @@ int mlir::moe::runDriver(int argc, char **argv) {
   SmallString<256> so(cacheDir), src(cacheDir);
   llvm::sys::path::append(so, "model-" + key + ".so");
   llvm::sys::path::append(src, "model-" + key + ".cpp");
-  bool reports = ::moert::runner::processReports(backend);
   if (isCached(so)) {
     if (reports)
       llvm::outs() << "model: cached " << so << "\n";
@@ -297,6 +352,9 @@ int mlir::moe::runDriver(int argc, char **argv) {
     };
     auto start = std::chrono::steady_clock::now();
     auto buildSo = [&](StringRef tmp) {
+      driver::Progress progress("building the model (C++)",
+                                reports && !opts.quiet &&
+                                    driver::Progress::suitsStderr());
       SmallVector<StringRef> args = {MOE_BUILD_MODEL_SCRIPT, "--cxx", cxx, src,
                                      tmp};
       int code = moe::driver::runGuarded(args, error);
@@ -317,24 +375,17 @@ int mlir::moe::runDriver(int argc, char **argv) {
               .count());
   }
 
-  // 4. Weights: the given ones, the input directory's, or random ones cached
-  // by seed and shapes.
-  std::string weightsPath = opts.weights;
-  if (weightsPath.empty() && llvm::sys::fs::is_directory(opts.input)) {
-    weightsPath = ::moert::weights::findCheckpointWeights(opts.input);
-    if (!weightsPath.empty() && reports)
-      llvm::outs() << "weights: " << weightsPath << "\n";
-  }
-  if (weightsPath.empty()) {
-    std::string specKey = dtype + std::to_string(opts.seed);
-    for (const std::string &s : specs)
-      specKey += " " + s;
-    SmallString<256> path(cacheDir);
-    llvm::sys::path::append(
-        path, "weights-" + llvm::utohexstr(llvm::xxh3_64bits(specKey)) +
-                  ".safetensors");
-    weightsPath = std::string(path);
+  // 4. Random weights, when no checkpoint has them.
+  if (randomWeights) {
     auto generate = [&](StringRef tmp) {
+      std::string total = humanBytes(randomBytes);
+      driver::Progress progress(
+          "generating " + total + " of random weights",
+          reports && !opts.quiet && driver::Progress::suitsStderr(), [&] {
+            uint64_t size = 0;
+            llvm::sys::fs::file_size(tmp, size);
+            return humanBytes(size) + " of " + total + " written";
+          });
       std::string seed = std::to_string(opts.seed);
       SmallVector<StringRef> args = {
           MOE_GEN_WEIGHTS, "--out", tmp, "--seed", seed, "--dtype", dtype};
@@ -365,7 +416,18 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.weightsPath = weightsPath;
   run.inputNpy = opts.inputNpy;
   run.seed = opts.seed;
+  // y.npy goes where asked, else to the run directory.
   run.outputNpy = opts.output;
+  if (run.outputNpy.empty()) {
+    SmallString<256> runDir(
+        driver::runDirectory(cacheDir, opts.input, opts.mesh.getValue()));
+    if (std::error_code ec = llvm::sys::fs::create_directories(runDir))
+      return fail("cannot create the run directory " + runDir + ": " +
+                  ec.message());
+    llvm::sys::path::append(runDir, "y.npy");
+    run.outputNpy = std::string(runDir);
+  }
+  run.expertStatsPath = opts.expertStats;
   run.cudaGraphs = opts.cudaGraphs;
   run.cpuThreads = opts.threads;
   run.quiet = opts.quiet;

@@ -10,6 +10,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Regex.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -97,6 +98,29 @@ struct VerifyInputPass : public PassWrapper<VerifyInputPass, OperationPass<>> {
 };
 } // namespace
 
+/// Whether -o was on the command line.
+static bool isOutputGiven() {
+  llvm::cl::Option *output = llvm::cl::getRegisteredOptions().lookup("o");
+  return output && output->getNumOccurrences() > 0;
+}
+
+/// Whether a pass of the pipeline prints a plan report (table, JSON or SVG)
+/// to stdout: moe-assign-parallelism with report= and no report-file=.
+static bool pipelinePrintsReport(DialectRegistry &registry,
+                                 const MlirOptMainConfig &config) {
+  MLIRContext context(registry);
+  PassManager pm(&context);
+  if (failed(config.setupPassPipeline(pm)))
+    return false; // MlirOptMain reports it
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  pm.printAsTextualPipeline(os);
+  static const llvm::Regex reportToStdout(
+      "moe-assign-parallelism\\{[^}]*report=(table|json|svg) "
+      "report-file=[ }]");
+  return reportToStdout.match(text);
+}
+
 LogicalResult mlir::moe::optMain(int argc, char **argv, StringRef toolName,
                                  DialectRegistry &registry) {
   // MlirOptMain(argc, argv, toolName, registry), with the config changed.
@@ -115,6 +139,10 @@ LogicalResult mlir::moe::optMain(int argc, char **argv, StringRef toolName,
   std::string errorMessage;
   std::unique_ptr<llvm::MemoryBuffer> file =
       openInputFile(inputFilename, &errorMessage);
+  // A report asked for on stdout is what stdout shows: the module goes
+  // only where -o says.
+  if (!isOutputGiven() && pipelinePrintsReport(registry, config))
+    outputFilename = "/dev/null";
   std::unique_ptr<llvm::ToolOutputFile> output =
       file ? openOutputFile(outputFilename, &errorMessage) : nullptr;
   if (!output) {

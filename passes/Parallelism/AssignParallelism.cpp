@@ -3,13 +3,15 @@
 #include "passes/OptionChecks.h"
 #include "passes/Parallelism/LayerAnalysis.h"
 #include "passes/Parallelism/Passes.h"
+#include "passes/Parallelism/PlanReport.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/JSON.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_ASSIGNPARALLELISM
@@ -358,23 +360,6 @@ void AssignParallelismPass::runOnOperation() {
 // Report
 //===----------------------------------------------------------------------===//
 
-std::string humanBytes(double bytes) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  return llvm::formatv("{0:F1} {1}", bytes, units[unit]);
-}
-
-llvm::json::Array groupsJson(PlanAttr plan) {
-  llvm::json::Array groups;
-  for (ArrayRef<int64_t> group : plan.getExchangeGroups())
-    groups.push_back(llvm::json::Array(group));
-  return groups;
-}
-
 std::string layerKind(LayerParts &parts) {
   if (!parts.isMoe())
     return "dense";
@@ -389,77 +374,61 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
                                         MeshAttr mesh, int64_t stepTokens) {
+  PlanSummary summary;
+  summary.nodes = mesh.getNodes();
+  summary.gpusPerNode = mesh.getGpusPerNode();
   // The policy as its option spells it.
-  StringRef policyName = *policy.getParser().findArgStrForValue(policy);
-  if (report == PlanReport::json) {
-    raw_ostream &os = llvm::outs();
-    llvm::json::Array rows;
-    for (auto [i, layer] : llvm::enumerate(layers)) {
-      const cost::Estimate &e = choice.estimates[i];
-      PlanAttr plan = plans[i];
-      rows.push_back(llvm::json::Object{
-          {"layer", layer.layer.getIndex()},
-          {"kind", layerKind(layer)},
-          {"experts", layer.isMoe() ? layer.gate.getNumExperts() : 0},
-          {"experts_per_rank",
-           layer.isMoe() ? layer.gate.getNumExperts() / plan.getEp() : 0},
-          {"ep", plan.getEp()},
-          {"tp", plan.getTp()},
-          {"dp", plan.getDp()},
-          {"all_to_all", stringifyAllToAllVariant(plan.getAllToAll())},
-          {"exchange_groups", groupsJson(plan)},
-          {"capacity", e.capacity},
-          {"all_to_all_bytes", e.allToAllBytes},
-          {"weight_bytes", e.weightBytes},
-          {"activation_bytes", e.activationBytes},
-          {"flops", e.flops},
-          {"seconds", e.seconds}});
-    }
-    llvm::json::Object root{{"mesh", mesh.getShape().str()},
-                            {"policy", policyName},
-                            {"tokens_per_rank", stepTokens},
-                            {"memory_bytes", choice.memoryBytes},
-                            {"device_memory_bytes", mesh.getMemoryBytes()},
-                            {"layers", std::move(rows)}};
-    os << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
-    return;
+  summary.policy = policy.getParser().findArgStrForValue(policy)->str();
+  summary.tokens = stepTokens;
+  summary.memoryBytes = choice.memoryBytes;
+  summary.deviceMemoryBytes = mesh.getMemoryBytes();
+  summary.memoryGbps = mesh.getMemoryGbps().convertToDouble();
+  summary.peakTflops = mesh.getPeakTflops().convertToDouble();
+  summary.intraNodeGbps = mesh.getIntraNodeGbps().convertToDouble();
+  summary.interNodeGbps = mesh.getInterNodeGbps().convertToDouble();
+  for (auto [i, layer] : llvm::enumerate(layers)) {
+    PlanAttr plan = plans[i];
+    PlanRow row;
+    row.layer = layer.layer.getIndex();
+    row.kind = layerKind(layer);
+    row.experts = layer.isMoe() ? layer.gate.getNumExperts() : 0;
+    row.dropless = !layer.isMoe() || layer.gate.getRouting().isDropless();
+    row.ep = plan.getEp();
+    row.tp = plan.getTp();
+    row.dp = plan.getDp();
+    row.allToAll = layer.isMoe() && plan.getEp() * plan.getTp() > 1
+                       ? stringifyAllToAllVariant(plan.getAllToAll()).str()
+                       : "-";
+    for (ArrayRef<int64_t> group : plan.getExchangeGroups())
+      row.exchangeGroups.emplace_back(group.begin(), group.end());
+    row.estimate = choice.estimates[i];
+    summary.rows.push_back(std::move(row));
   }
   // The table also travels with the module (moe-run prints it from the
   // compiled model).
-  std::string table;
-  llvm::raw_string_ostream os(table);
-  os << llvm::formatv("moe plan: mesh {0}, {1} policy, {2} tokens per "
-                      "rank per step\n",
-                      mesh.getShape().str(), policyName, stepTokens);
-  os << llvm::formatv("{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} "
-                      "{8,8} {9,12} {10,12} {11,10}\n",
-                      "layer", "kind", "experts", "/rank", "ep", "tp", "dp",
-                      "all_to_all", "capacity", "a2a/rank", "weights/rank",
-                      "est. us");
-  double total = 0;
-  for (auto [i, layer] : llvm::enumerate(layers)) {
-    const cost::Estimate &e = choice.estimates[i];
-    PlanAttr plan = plans[i];
-    total += e.seconds;
-    int64_t experts = layer.isMoe() ? layer.gate.getNumExperts() : 0;
-    os << llvm::formatv(
-        "{0,5} {1,-8} {2,7} {3,5} {4,4} {5,4} {6,4} {7,-12} {8,8} {9,12} "
-        "{10,12} {11,10:F1}\n",
-        layer.layer.getIndex(), layerKind(layer), experts,
-        experts / plan.getEp(), plan.getEp(), plan.getTp(), plan.getDp(),
-        layer.isMoe() && plan.getEp() * plan.getTp() > 1
-            ? stringifyAllToAllVariant(plan.getAllToAll())
-            : StringRef("-"),
-        e.capacity, humanBytes(e.allToAllBytes), humanBytes(e.weightBytes),
-        e.seconds * 1e6);
-  }
-  os << llvm::formatv("total: {0:F1} us per step, {1} per rank of {2}\n",
-                      total * 1e6, humanBytes(choice.memoryBytes),
-                      humanBytes(mesh.getMemoryBytes()));
+  std::string table = formatPlanTable(summary);
   getOperation()->setAttr(MoeDialect::kPlanTableAttrName,
                           StringAttr::get(&getContext(), table));
+  if (report == PlanReport::none)
+    return;
+  std::string error;
+  std::unique_ptr<llvm::ToolOutputFile> file;
+  if (!reportFile.empty()) {
+    file = openOutputFile(reportFile, &error);
+    if (!file) {
+      getOperation().emitError() << "cannot write the report: " << error;
+      return signalPassFailure();
+    }
+  }
+  raw_ostream &os = file ? file->os() : llvm::outs();
   if (report == PlanReport::table)
-    llvm::outs() << table;
+    os << table;
+  else if (report == PlanReport::json)
+    printPlanJson(summary, os);
+  else
+    printPlanSvg(summary, os);
+  if (file)
+    file->keep();
 }
 
 } // namespace
@@ -469,6 +438,7 @@ mlir::moe::declaredAssignParallelismOptions() {
   // A pass that never runs holds the declarations.
   static AssignParallelismPass pass;
   static AssignParallelismDeclaredOptions options{
-      pass.mesh, pass.tokens, pass.policy, pass.ep, pass.tp, pass.report};
+      pass.mesh, pass.tokens, pass.policy, pass.ep, pass.tp, pass.report,
+      pass.reportFile};
   return options;
 }

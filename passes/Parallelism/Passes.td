@@ -27,7 +27,8 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
 
     Plans that do not fit device memory or whose degrees do not divide the
     mesh are rejected with a diagnostic at the layer. `report` prints one
-    table row (or JSON object) per layer to stdout.
+    table row per layer, a JSON object per distinct plan, or an SVG
+    picture of the plan (PlanReport.h) to stdout or `report-file`.
   }];
   let dependentDialects = ["::mlir::moe::MoeDialect",
                            "::mlir::shard::ShardDialect"];
@@ -76,7 +77,11 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
                clEnumValN(::mlir::moe::PlanReport::table, "table",
                           "a table row per layer"),
                clEnumValN(::mlir::moe::PlanReport::json, "json",
-                          "a JSON object per layer"))}]>,
+                          "a JSON object per distinct layer plan"),
+               clEnumValN(::mlir::moe::PlanReport::svg, "svg",
+                          "a picture of the mesh and the layers' plans"))}]>,
+    Option<"reportFile", "report-file", "std::string", /*default=*/"",
+           "Write the report to this file instead of stdout">,
   ];
 }
 

@@ -20,7 +20,7 @@ namespace mlir::moe {
 enum class AllToAllChoice { automatic, flat, hierarchical };
 
 /// `report=`: whether and how the pass prints the plans.
-enum class PlanReport { none, table, json };
+enum class PlanReport { none, table, json, svg };
 
 /// llvm::cl::parser's mapping from the cl::values of an enum option, with an
 /// error that lists the accepted values (llvm::cl::parser names only the

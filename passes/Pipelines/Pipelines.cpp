@@ -23,6 +23,7 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   plan.ep = options.ep;
   plan.tp = options.tp;
   plan.report = options.report;
+  plan.reportFile = options.reportFile;
   pm.addPass(createAssignParallelism(plan));
   if (options.fuse)
     pm.addPass(createFuseKernels());

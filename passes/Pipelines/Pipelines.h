@@ -24,6 +24,8 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
   ForwardedOption<PlanReport> report{*this,
                                      declaredAssignParallelismOptions().report};
+  ForwardedOption<std::string> reportFile{
+      *this, declaredAssignParallelismOptions().reportFile};
 
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("run moe-fuse-kernels (false: every op "

@@ -4,6 +4,7 @@
 
 #include "runtime/common/Error.h"
 #include "runtime/moert_model.h"
+#include "runtime/runner/ExpertStats.h"
 #include "runtime/runner/Npy.h"
 
 #include <algorithm>
@@ -106,6 +107,10 @@ struct Job {
   std::vector<int64_t> dropped; // [layer], sum over ranks (same each step)
   bool cudaGraphs = false;
   std::vector<int64_t> replayNs; // [step - 1], max over ranks
+  // --expert-stats: [layer][max_experts] kept choices, summed over the direct
+  // steps and the ranks; each layer's expert count and drops over the steps.
+  bool expertStats = false;
+  std::vector<int64_t> expertTokens, layerExperts, droppedTotal;
   std::atomic<int32_t> initsDone{0}; // ranks of this process past init
 };
 
@@ -218,6 +223,23 @@ moert_status_t runCapturedStep(moert_context_t ctx, void *user) {
   return c.job->model.step(ctx, c.state, nullptr, c.job->tokens, c.x, c.call);
 }
 
+// values[i] = their sum over the world's ranks, through a device buffer.
+moert_status_t sumOverRanks(moert_context_t ctx, moert_group_t world,
+                            std::vector<int64_t> &values) {
+  moert_buffer_t buffer = nullptr;
+  int64_t n = int64_t(values.size());
+  if (moert_status_t st = moert_buffer_alloc(ctx, size_t(n * 8), &buffer))
+    return st;
+  moert_view_t view = moert_make_view(buffer, 0, MOERT_I64);
+  moert_status_t st = moert_buffer_upload(ctx, view, values.data(), n);
+  if (st == MOERT_OK)
+    st = moert_all_reduce(ctx, world, MOERT_REDUCE_SUM, view, view, n);
+  if (st == MOERT_OK)
+    st = moert_buffer_download(ctx, values.data(), view, n);
+  moert_buffer_free(ctx, buffer);
+  return st;
+}
+
 moert_status_t runRank(moert_context_t ctx, void *user) {
   Job &job = *static_cast<Job *>(user);
   const moert_model_info_t &info = *job.model.info;
@@ -266,13 +288,18 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   moert_view_t x = moert_make_view(
       res.io, n * 4 / int64_t(moert_dtype_size(info.dtype)), info.dtype);
   std::vector<moert_model_layer_stats_t> stats(size_t(info.num_layers));
+  // --expert-stats: the model writes each step's counts here; summed below.
+  size_t room = job.expertStats ? size_t(info.max_experts) : 0;
+  std::vector<int64_t> stepTokens(stats.size() * room),
+      runTokens(stats.size() * room);
   int64_t directSteps = job.cudaGraphs ? 1 : job.steps;
   for (int64_t s = 0; s < directSteps; ++s) {
     if ((st = check(moert_buffer_upload(ctx, f32, job.x->data() + rank * n, n),
                     "uploading the input")) ||
         (st = check(moert_buffer_copy(ctx, f32, x, n), "uploading the input")))
       return st;
-    std::fill(stats.begin(), stats.end(), moert_model_layer_stats_t{0, 0});
+    for (size_t l = 0; l < stats.size(); ++l)
+      stats[l] = {0, 0, 0, room ? stepTokens.data() + l * room : nullptr};
     if ((st = check(
              job.model.step(ctx, res.state, stats.data(), job.tokens, x, &call),
              "step")))
@@ -290,9 +317,19 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
       if (rank == 0) {
         job.layerNs[size_t(s)][size_t(l)] = ns;
         job.dropped[size_t(l)] = dropped;
+        job.droppedTotal[size_t(l)] += dropped;
+        job.layerExperts[size_t(l)] = stats[size_t(l)].experts;
       }
+      for (int64_t e = 0; room && e < stats[size_t(l)].experts; ++e)
+        runTokens[size_t(l) * room + size_t(e)] +=
+            stepTokens[size_t(l) * room + size_t(e)];
     }
   }
+  if (room && (st = check(sumOverRanks(ctx, res.world, runTokens),
+                          "reducing the routing statistics")))
+    return st;
+  if (room && rank == 0)
+    job.expertTokens = runTokens;
   if (job.cudaGraphs) {
     CapturedStep captured{&job, res.state, f32, x, &call};
     if ((st = check(
@@ -336,6 +373,29 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
 int64_t median(std::vector<int64_t> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
+}
+
+void writeRouting(const std::string &path, const moert_model_info_t &info,
+                  const Job &job, int64_t tokens, int64_t steps) {
+  ExpertStats stats;
+  stats.model = info.name;
+  stats.nodes = info.nodes;
+  stats.gpusPerNode = info.gpus_per_node;
+  stats.tokensPerRank = tokens;
+  stats.steps = steps;
+  size_t room = size_t(info.max_experts);
+  for (int32_t l = 0; l < info.num_layers; ++l) {
+    int64_t experts = job.layerExperts[size_t(l)];
+    if (experts <= 0)
+      continue; // a dense layer routes nothing
+    auto first = job.expertTokens.begin() + ptrdiff_t(size_t(l) * room);
+    stats.layers.push_back(
+        {l, std::vector<int64_t>(first, first + experts),
+         job.droppedTotal[size_t(l)]});
+  }
+  writeExpertStats(path, stats);
+  std::printf("expert stats: %s (heat map %s)\n", path.c_str(),
+              heatMapPath(path).c_str());
 }
 
 void run(const RunOptions &options) {
@@ -409,6 +469,9 @@ void run(const RunOptions &options) {
                      std::vector<int64_t>(size_t(info.num_layers), 0));
   job.replayNs.assign(size_t(options.steps - directSteps), 0);
   job.dropped.assign(size_t(info.num_layers), 0);
+  job.expertStats = !options.expertStatsPath.empty();
+  job.droppedTotal.assign(size_t(info.num_layers), 0);
+  job.layerExperts.assign(size_t(info.num_layers), 0);
   if (ranks.reports()) {
     std::printf("loading weights: %lld bytes per rank on %d rank(s)...\n",
                 (long long)info.weight_bytes, ranks.worldSize);
@@ -468,6 +531,8 @@ void run(const RunOptions &options) {
     writeNpy(options.outputNpy, {rows, info.hidden, std::move(y)});
     std::printf("output: %s\n", options.outputNpy.c_str());
   }
+  if (job.expertStats)
+    writeRouting(options.expertStatsPath, info, job, tokens, directSteps);
 }
 
 } // namespace

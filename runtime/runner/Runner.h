@@ -31,6 +31,9 @@ struct RunOptions {
   std::string inputNpy;    // f32 [ranks*tokens, hidden]; empty: random
   uint64_t seed = 0;       // of the random input
   std::string outputNpy;   // f32 [ranks*tokens, hidden], written by rank 0
+  // Routing statistics of the direct steps, written by rank 0 (JSON and a
+  // heat map beside it: runtime/runner/ExpertStats.h); empty: none.
+  std::string expertStatsPath;
   int32_t collectiveTimeoutMs = 0; // <= 0: the runtime's default
   int32_t cpuThreads = 0; // per rank, CPU backend; <= 0: the runtime's default
   // Step 1 runs directly (per-layer table); it is then captured once

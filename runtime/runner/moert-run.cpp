@@ -2,7 +2,8 @@
 //
 // moert-run MODEL.so --weights W.safetensors|index.json|DIR
 //           [--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy]
-//           [--seed N] [--output y.npy] [--collective-timeout-ms N]
+//           [--seed N] [--output y.npy] [--expert-stats FILE.json]
+//           [--collective-timeout-ms N]
 //           [--threads N] [--cuda-graphs] [--quiet]
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
@@ -26,10 +27,12 @@ namespace {
 constexpr const char *kUsage =
     "usage: moert-run MODEL.so --weights W.safetensors|INDEX.json|DIR "
     "[--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy] [--seed N] "
-    "[--output y.npy] [--collective-timeout-ms N] [--threads N] [--cuda-graphs] "
-    "[--quiet]\n"
+    "[--output y.npy] [--expert-stats FILE.json] [--collective-timeout-ms N] "
+    "[--threads N] [--cuda-graphs] [--quiet]\n"
     "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
-    "  checkpoint directory; --quiet: no load progress on stderr\n";
+    "  checkpoint directory; --quiet: no load progress on stderr;\n"
+    "  --expert-stats: routing statistics (docs/ExpertStats.md) and a heat\n"
+    "  map beside them (.svg)\n";
 
 int usage(const std::string &message) {
   std::fprintf(stderr, "moert-run: error: %s\n%s", message.c_str(), kUsage);
@@ -83,6 +86,8 @@ int main(int argc, char **argv) {
       options.inputNpy = value;
     else if (arg == "--output")
       options.outputNpy = value;
+    else if (arg == "--expert-stats")
+      options.expertStatsPath = value;
     else if (arg == "--tokens" && isNumber)
       options.tokens = number;
     else if (arg == "--steps" && isNumber)

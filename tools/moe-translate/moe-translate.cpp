@@ -3,6 +3,7 @@
 #include "compiler/Import/Importers.h"
 #include "compiler/InitAll.h"
 #include "compiler/Support/ContextOptions.h"
+#include "compiler/Support/ToolHelp.h"
 
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
 #include "llvm/ADT/StringRef.h"
@@ -13,6 +14,15 @@
 int main(int argc, char **argv) {
   mlir::moe::registerTranslations();
   mlir::moe::registerContextOptions();
+  // mlirTranslateMain registers its options when called: --help finds them.
+  mlir::moe::ToolHelp help(
+      "moe-translate", "[options] <config.json | checkpoint dir | input.mlir>",
+      {{"Translations (e.g. --import-hf DIR, --moe-to-cpp)", {"import-hf"}},
+       {"Input and output",
+        {"o", "split-input-file", "verify-diagnostics", "no-implicit-module",
+         "allow-unregistered-dialect", "mlir-print-op-on-diagnostic",
+         "mlir-print-debuginfo", "error-diagnostics-only"}}});
+  help.install();
   // mlirTranslateMain reads its input itself, so a checkpoint directory
   // (`--import-hf DIR`) becomes DIR/config.json here. Only the input: a
   // positional argument, not the value of `-o`.

@@ -200,9 +200,13 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   int64_t maxTokens = 0;
   if (auto attr = module->getAttrOfType<IntegerAttr>("moert.max_tokens"))
     maxTokens = attr.getInt();
-  int64_t layers = 0;
+  int64_t layers = 0, maxExperts = 0;
   step.walk(
       [&](LayerOp l) { layers = std::max<int64_t>(layers, l.getIndex() + 1); });
+  // The room a runner gives each layer's per-expert counts.
+  step.walk([&](RecordDropsOp r) {
+    maxExperts = std::max<int64_t>(maxExperts, r.getExperts());
+  });
   int64_t nodes = 1, gpus = 1;
   if (auto mesh = module->getAttrOfType<moe::MeshAttr>(
           moe::MoeDialect::kMeshAttrName)) {
@@ -220,11 +224,11 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   StringRef name = step.getSymName();
   name.consume_back("_step");
   std::string init = llvm::formatv(
-      "{{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}}",
+      "{{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}}",
       cStringLiteral(name), nodes, gpus, maxTokens,
       maxTokens ? x.getCount() / maxTokens : 0, cDtype(x.getElementType()),
       layers, state.getBytes(), i64Attr("moert.weight_bytes"),
-      i64Attr("moert.peak_bytes"), cStringLiteral(table));
+      i64Attr("moert.peak_bytes"), cStringLiteral(table), maxExperts);
   Type infoType = opaque(context, "moert_model_info_t");
   emitc::GlobalOp::create(b, loc, b.getStringAttr("moe_model_info_data"),
                           TypeAttr::get(infoType),

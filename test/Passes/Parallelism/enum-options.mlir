@@ -12,8 +12,8 @@
 // LATENCY: "tokens_per_rank": 8
 // THROUGHPUT: "policy": "throughput"
 // THROUGHPUT: "tokens_per_rank": 4096
-// FLAT: "all_to_all": "flat"
-// HIER: "all_to_all": "hierarchical"
+// FLAT: "all_to_all":"flat"
+// HIER: "all_to_all":"hierarchical"
 // TABLE: moe plan: mesh 2x8, throughput policy, 4096 tokens per rank per step
 // TABLE: 0 moe           16     1   16    1    1
 // Defaults: throughput, and the table travels with the module only.

@@ -6,10 +6,10 @@
 // step the 8 remote-rank messages of a flat exchange cost more than the
 // hierarchical one's extra intra-node pass: the cost model picks
 // hierarchical, and its estimate is below the forced flat plan's.
-// AUTO: "all_to_all": "hierarchical"
-// AUTO: "seconds": 6.{{[0-9]+}}e-05
-// FLAT: "all_to_all": "flat"
-// FLAT: "seconds": 0.0002{{[0-9]+}}
+// AUTO: "all_to_all":"hierarchical"
+// AUTO: "seconds":6.{{[0-9]+}}e-05
+// FLAT: "all_to_all":"flat"
+// FLAT: "seconds":0.0002{{[0-9]+}}
 // IR: moe.all_to_all to_experts flat %{{.*}} : tensor<128x?x64xbf16> -> tensor<8x?x64xbf16>
 module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8>} {
   func.func @qwen3_like(%x: tensor<?x64xbf16>,

@@ -13,6 +13,6 @@
 // An enum option's parser refuses other values and names the accepted ones.
 // POLICY: for the --policy option: 'fastest' is not one of latency, throughput
 // A2A: for the --all-to-all option: 'ring' is not one of auto, flat, hierarchical
-// REPORT: for the --report option: 'xml' is not one of none, table, json
+// REPORT: for the --report option: 'xml' is not one of none, table, json, svg
 module {
 }
