@@ -31,7 +31,7 @@ import shutil
 if shutil.which("rsvg-convert"):
     config.available_features.add("rsvg")
 
-# The bench scripts' plots, where matplotlib is installed (install-deps --bench).
+# The bench scripts' plots: matplotlib, which scripts/install-deps.sh installs.
 import subprocess
 import sys
 
