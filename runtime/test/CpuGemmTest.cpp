@@ -1,10 +1,11 @@
 //===- runtime/test/CpuGemmTest.cpp - The CPU GEMM kernels, each ISA ------===//
 //
-// Every kernel set (generic, AVX-512, AVX-512-BF16, AMX) is run directly on
-// odd shapes against a double-precision reference, so that a broken or
-// missing kernel fails here even when the dispatch would not pick it. Paths
-// this CPU lacks are skipped, never passed. The grouped FFN is checked the
-// same way through the dispatch (ctest reruns it under each MOERT_CPU_ISA).
+// Every kernel set (generic, AVX2, AVX-512, AVX-512-BF16, AMX) is run
+// directly on odd shapes against a double-precision reference, so that a
+// broken or missing kernel fails here even when the dispatch would not pick
+// it. Paths this CPU lacks are skipped, never passed. The grouped FFN is
+// checked the same way through the dispatch (ctest reruns it under each
+// MOERT_CPU_ISA).
 //
 //===----------------------------------------------------------------------===//
 
@@ -125,6 +126,7 @@ void PrintTo(const Path &path, std::ostream *os) { *os << path.name; }
 
 const KernelSet *generic(moert_dtype_t w) { return &genericKernels(w); }
 #if defined(__x86_64__)
+const KernelSet *avx2(moert_dtype_t w) { return &avx2Kernels(w); }
 const KernelSet *avx512(moert_dtype_t w) { return &avx512Kernels(w); }
 const KernelSet *avx512Bf16(moert_dtype_t w) {
   return w == MOERT_BF16 ? &avx512Bf16Kernels() : nullptr;
@@ -137,6 +139,7 @@ const KernelSet *amx(moert_dtype_t w) {
 const Path paths[] = {
     {"generic", Isa::Generic, generic, false},
 #if defined(__x86_64__)
+    {"avx2", Isa::Avx2, avx2, false},
     {"avx512", Isa::Avx512, avx512, false},
     {"avx512bf16", Isa::Avx512Bf16, avx512Bf16, true},
     {"amx", Isa::Amx, amx, true},
@@ -257,13 +260,16 @@ TEST(CpuGemmDispatch, FollowsIsa) {
       expected = &avx512Bf16Kernels();
     else if (level >= Isa::Avx512)
       expected = &avx512Kernels(wType);
+    else if (level >= Isa::Avx2)
+      expected = &avx2Kernels(wType);
 #endif
     EXPECT_EQ(&kernelsFor(wType), expected) << dtypeName(wType);
   }
   // A cap lowers the level to its own, never above what the CPU has.
   Isa expected = detectedIsa();
   if (const char *cap = std::getenv("MOERT_CPU_ISA"))
-    for (Isa l : {Isa::Generic, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
+    for (Isa l : {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16,
+                   Isa::Amx})
       if (std::string(cap) == isaName(l) && l < expected)
         expected = l;
   EXPECT_EQ(isaName(level), std::string(isaName(expected)));
