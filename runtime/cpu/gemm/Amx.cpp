@@ -202,7 +202,16 @@ MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
     }
     const uint16_t *x0 = blocks + b * stride + k0 * 16;
     const uint16_t *x1 = x0 + (x.split ? lo : stride);
+    // The second pass over a chunk runs from L1: it asks for the next
+    // chunk's weight lines meanwhile, so that DRAM overlaps the tiles'
+    // work (one pass, as at decode, is better left to the prefetchers).
+    bool fetch = b == (x.split ? 1 : 2) && k0 + count < paddedK(x.k);
     for (int64_t i = 0; i < count; i += step) {
+      if (fetch)
+        for (int s = 0; s < (second ? 2 : 1); ++s)
+          for (int r = 0; r < 16; ++r)
+            _mm_prefetch(w[s].data + r * w[s].stride + (i + chunk) * 2,
+                         _MM_HINT_T1);
       _tile_loadd(4, w[0].data + i * 2, w[0].stride);
       _tile_loadd(6, x0 + i * 16, 64);
       _tile_dpbf16ps(0, 4, 6);
