@@ -214,6 +214,6 @@ const KernelSet &moert::cpu::gemm::avx512Kernels(moert_dtype_t weights) {
 
 const KernelSet &moert::cpu::gemm::avx512Bf16Kernels() {
   static const KernelSet set = {bf16RowsBytes, clearBf16Rows, packBf16Rows,
-                                runPairs};
+                                runPairs, nullptr};
   return set;
 }

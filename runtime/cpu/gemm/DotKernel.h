@@ -182,7 +182,7 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
 }
 
 template <class V, moert_dtype_t W> KernelSet kernels() {
-  return {floatRowsBytes, clearFloatRows, packFloatRows, run<V, W>};
+  return {floatRowsBytes, clearFloatRows, packFloatRows, run<V, W>, nullptr};
 }
 
 } // namespace moert::cpu::gemm::dot
