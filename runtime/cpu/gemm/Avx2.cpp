@@ -27,12 +27,13 @@ struct Avx2Vector {
   MOERT_AVX2 static Reg fmadd(Reg a, Reg b, Reg acc) {
     return _mm256_fmadd_ps(a, b, acc);
   }
-  MOERT_AVX2 static float sum(Reg v) {
-    __m128 s =
-        _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+  MOERT_AVX2 static void sums(const Reg *a, float *out) {
+    // Pairwise horizontal adds, then the two 128-bit halves.
+    Reg s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    Reg s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    Reg lo = _mm256_hadd_ps(s01, s23), hi = _mm256_hadd_ps(s45, s67);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20),
+                                        _mm256_permute2f128_ps(lo, hi, 0x31)));
   }
   MOERT_AVX2 static void store(float *to, Reg v) { _mm256_storeu_ps(to, v); }
   MOERT_AVX2 static Reg loadX(const float *x, int64_t count) {

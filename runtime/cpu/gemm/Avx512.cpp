@@ -64,7 +64,23 @@ struct Avx512Vector {
   MOERT_AVX512 static Reg fmadd(Reg a, Reg b, Reg acc) {
     return _mm512_fmadd_ps(a, b, acc);
   }
-  MOERT_AVX512 static float sum(Reg v) { return _mm512_reduce_add_ps(v); }
+  MOERT_AVX512 static void sums(const Reg *a, float *out) {
+    // Halves of pairs, then quarters, then 64- and 32-bit pieces: lane l
+    // of 128-bit lane L ends as output L (l even) or 4 + L (l odd).
+    Reg h[4], g[2];
+    for (int i = 0; i < 4; ++i)
+      h[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                           _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    for (int i = 0; i < 2; ++i)
+      g[i] = _mm512_add_ps(_mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0x88),
+                           _mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0xdd));
+    Reg t = _mm512_add_ps(_mm512_unpacklo_ps(g[0], g[1]),
+                          _mm512_unpackhi_ps(g[0], g[1]));
+    t = _mm512_add_ps(t, _mm512_shuffle_ps(t, t, 0x4e));
+    const __m512i order =
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_mask_storeu_ps(out, 0xff, _mm512_permutexvar_ps(order, t));
+  }
   MOERT_AVX512 static void store(float *to, Reg v) { _mm512_storeu_ps(to, v); }
   MOERT_AVX512 static Reg loadX(const float *x, int64_t count) {
     return count >= lanes ? _mm512_loadu_ps(x)

@@ -11,7 +11,9 @@
 // Textual template: the includer defines MOERT_DOT_TARGET (its target
 // attribute) and a vector type V with
 //   using Reg; static constexpr int lanes;
-//   zero(), fmadd(a, b, acc), sum(reg), store(float *, reg),
+//   zero(), fmadd(a, b, acc), store(float *, reg),
+//   sums(const Reg acc[8], float out[8]) (each accumulator's lanes summed
+//     in one fixed order: a tree over all 8, fewer shuffles than 8 sums),
 //   loadX(const float *, count) and loadW<W>(const char *, count)
 //     (count of `lanes` values; past it the lanes are 0).
 //
@@ -91,14 +93,15 @@ MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < groupRows; ++c) {
-      if (last)
-        out[r * panelColumns + c] = V::sum(acc[r][c]);
-      else
-        partial[r * groupRows + c] = acc[r][c];
+  for (int r = 0; r < R; ++r) {
+    if (last) {
+      V::sums(acc[r], out + r * panelColumns);
+      continue;
     }
+#pragma GCC unroll 8
+    for (int c = 0; c < groupRows; ++c)
+      partial[r * groupRows + c] = acc[r][c];
+  }
 }
 
 // Row blocks of up to 3 rows (8 x 3 accumulators and 3 X vectors); up to
