@@ -153,10 +153,11 @@ struct Shape {
 };
 
 // 1 row, rows and columns off every multiple of 16/32, k past the kernels'
-// k chunks (256 and 512), and many rows.
+// k chunks (256, 512 and 1024), and many rows.
 const Shape shapes[] = {{1, 1, 1},     {1, 17, 33},   {3, 50, 100},
                         {17, 33, 513}, {16, 32, 64},  {31, 47, 1100},
-                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37}};
+                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37},
+                        {5, 40, 2100}};
 
 class KernelPath : public ::testing::TestWithParam<Path> {
 protected:
@@ -221,7 +222,7 @@ TEST_P(KernelPath, RowIndependentBits) {
     const KernelSet *kernels = path.kernels(wType);
     if (!kernels)
       continue;
-    int64_t m = 1000, n = 37, k = 300;
+    int64_t m = 1000, n = 37, k = 1100;
     Tensor w = randomTensor(n * k, wType, 5);
     Tensor x = randomTensor(m * k, MOERT_F32, 6);
     Weights weights{w.bytes.data(), nullptr, wType, n, k};
@@ -230,16 +231,18 @@ TEST_P(KernelPath, RowIndependentBits) {
     EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
                              m * n * sizeof(float)))
         << path.name << ": packing in pieces changed bits";
-    for (int64_t r : {0, 1, 15, 16, 17, 500, 999}) {
-      Tensor row = x;
-      row.bytes.assign(x.bytes.begin() + r * k * 4,
-                       x.bytes.begin() + (r + 1) * k * 4);
-      Collect one = runKernels(*kernels, weights, row, 1);
-      EXPECT_EQ(0, std::memcmp(one.first.data(), all.first.data() + r * n,
-                               n * sizeof(float)))
-          << path.name << " w " << dtypeName(wType) << ": row " << r
-          << " differs alone and among 1000";
-    }
+    // Alone, and among a few rows (the kernels' decode paths).
+    for (int64_t count : {1, 5})
+      for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
+        Tensor rows = x;
+        rows.bytes.assign(x.bytes.begin() + r * k * 4,
+                          x.bytes.begin() + (r + count) * k * 4);
+        Collect few = runKernels(*kernels, weights, rows, count);
+        EXPECT_EQ(0, std::memcmp(few.first.data(), all.first.data() + r * n,
+                                 count * n * sizeof(float)))
+            << path.name << " w " << dtypeName(wType) << ": rows " << r
+            << " to " << r + count - 1 << " differ from those among 1000";
+      }
   }
 }
 

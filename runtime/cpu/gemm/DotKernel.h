@@ -42,6 +42,8 @@ constexpr int64_t groupRows = 8;
 // passes: X is then read once per item, as in an outer-product kernel.
 // Panels bound the accumulators kept between chunks.
 constexpr int64_t chunk = 256, panelRows = 96;
+// k per chunk of a group's 8 rows when a few row blocks read them in place.
+constexpr int64_t directChunk = 512;
 
 template <moert_dtype_t W> constexpr size_t elementBytes() {
   return W == MOERT_F32 ? 4 : 2;
@@ -132,15 +134,27 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
       rows[j] = rows[j / groupRows * groupRows];
   auto *x = static_cast<const float *>(packed.data);
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
+  constexpr size_t e = elementBytes<W>();
   if (m <= directRows) {
-    // Decode: each weight row streams once, in place, over all of k (a
-    // group's rows stay in L2 for the next few row blocks).
-    auto *out = static_cast<float *>(workspace.get(outBytes));
+    // Decode: each weight row streams once, in place. Past one row block,
+    // a group's chunk passes every block while it is in L1, so that the
+    // stream from memory never waits for a second pass.
+    int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
+    auto *out = static_cast<float *>(workspace.get(
+        outBytes + directRows * groupRows * sizeof(Reg)));
+    auto *partial = reinterpret_cast<Reg *>(reinterpret_cast<char *>(out) +
+                                            outBytes);
     for (int64_t g = 0; g < panelColumns / groupRows; ++g)
-      for (int64_t r0 = 0; r0 < m && used[g]; r0 += blockRows)
-        blocks<V, W>[std::min(blockRows, m - r0) - 1](
-            x + r0 * k, k, rows + g * groupRows, k, nullptr, true, true,
-            out + r0 * panelColumns + g * groupRows);
+      for (int64_t k0 = 0; used[g] && (k0 < k || k0 == 0); k0 += step) {
+        const char *at[groupRows];
+        for (int64_t c = 0; c < groupRows; ++c)
+          at[c] = rows[g * groupRows + c] + k0 * e;
+        for (int64_t r0 = 0; r0 < m; r0 += blockRows)
+          blocks<V, W>[std::min(blockRows, m - r0) - 1](
+              x + r0 * k + k0, k, at, std::min(step, k - k0),
+              partial + r0 * groupRows, k0 == 0, k0 + step >= k,
+              out + r0 * panelColumns + g * groupRows);
+      }
     slabs.deliver(sink, 0, m, out, panelColumns);
     return;
   }
@@ -157,7 +171,6 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
   const char *copied[panelColumns];
   for (int64_t j = 0; j < panelColumns; ++j)
     copied[j] = reinterpret_cast<const char *>(copy + j * chunk);
-  constexpr size_t e = elementBytes<W>();
   for (int64_t p0 = 0; p0 < m; p0 += panel) {
     int64_t pRows = std::min(panel, m - p0);
     for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += chunk) {
