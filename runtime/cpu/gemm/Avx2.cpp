@@ -22,7 +22,8 @@ namespace {
 
 struct Avx2Vector {
   using Reg = __m256;
-  static constexpr int64_t lanes = 8;
+  // 16 registers: one row's 8 accumulators (more spill to the stack).
+  static constexpr int64_t lanes = 8, blockRows = 1;
   MOERT_AVX2 static Reg zero() { return _mm256_setzero_ps(); }
   MOERT_AVX2 static Reg fmadd(Reg a, Reg b, Reg acc) {
     return _mm256_fmadd_ps(a, b, acc);

@@ -59,7 +59,7 @@ MOERT_AVX512 inline void storeTransposed(__m512 v[16], float *panel,
 
 struct Avx512Vector {
   using Reg = __m512;
-  static constexpr int64_t lanes = 16;
+  static constexpr int64_t lanes = 16, blockRows = 3;
   MOERT_AVX512 static Reg zero() { return _mm512_setzero_ps(); }
   MOERT_AVX512 static Reg fmadd(Reg a, Reg b, Reg acc) {
     return _mm512_fmadd_ps(a, b, acc);

@@ -10,7 +10,7 @@
 //
 // Textual template: the includer defines MOERT_DOT_TARGET (its target
 // attribute) and a vector type V with
-//   using Reg; static constexpr int lanes;
+//   using Reg; static constexpr int64_t lanes, blockRows (1 to 3);
 //   zero(), fmadd(a, b, acc), store(float *, reg),
 //   sums(const Reg acc[8], float out[8]) (each accumulator's lanes summed
 //     in one fixed order: a tree over all 8, fewer shuffles than 8 sums),
@@ -106,9 +106,10 @@ MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
   }
 }
 
-// Row blocks of up to 3 rows (8 x 3 accumulators and 3 X vectors); up to
-// directRows rows read the weights in place.
-constexpr int64_t blockRows = 3, directRows = 12;
+// Row blocks of up to V::blockRows rows (3 with 32 vector registers: 8 x 3
+// accumulators and 3 X vectors); up to directRows rows read the weights in
+// place.
+constexpr int64_t directRows = 12;
 
 template <class V, moert_dtype_t W> using BlockFn = decltype(&block<V, W, 1>);
 template <class V, moert_dtype_t W>
@@ -120,6 +121,7 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
                           const PackedRows &packed, Workspace &workspace,
                           Sink &sink) {
   using Reg = typename V::Reg;
+  constexpr int64_t blockRows = V::blockRows;
   Slabs slabs(w, item);
   int64_t k = w.k, m = packed.m;
   // Panel columns past the weights compute on a valid row and are dropped.
