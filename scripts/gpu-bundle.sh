@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Writes the device bundle (default: gpu-bundle/ at the repository root, git
 # ignored) that scripts/gpu-check.sh needs on a GPU machine without MLIR,
-# OpenBLAS or GoogleTest. Runs here (Debian 12, the compiler built):
+# GoogleTest. Runs here (Debian 12, the compiler built):
 # - cases/ + manifest.json: every model family of examples/ in f32 and bf16,
 #   fused and unfused, 1 rank (test/Integration/e2e_test.py --bundle): the
 #   emitted model C++, weights, x.npy, the NumPy reference and the CPU
 #   backend's output;
-# - debs/: Debian 12's OpenBLAS (pthread), libgfortran5/libquadmath0 and
-#   libgtest-dev as .deb files (gpu-check.sh extracts them; extracted they
-#   are about 100 MB, as .debs 13 MB);
+# - debs/: Debian 12's libgtest-dev as a .deb file (gpu-check.sh extracts
+#   it);
 # - runtime-abi.sha256: the runtime headers the C++ was emitted for.
 # Carry the directory with the working tree (the device tool's `carry`).
 set -euo pipefail
@@ -25,7 +24,7 @@ python3 "$root/test/Integration/e2e_test.py" --moe-run "$build/bin/moe-run" \
   runtime/tools/moert-build-model.sh) > "$out/runtime-abi.sha256"
 
 # Kept across runs: the packages only change with Debian 12 point releases.
-packages=(libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 libgtest-dev)
+packages=(libgtest-dev)
 mkdir -p "$out/debs"
 for p in "${packages[@]}"; do
   if ! compgen -G "$out/debs/${p}_*.deb" >/dev/null; then

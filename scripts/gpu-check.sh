@@ -3,7 +3,7 @@
 # root with the bundle of scripts/gpu-bundle.sh carried along:
 #   scripts/gpu-check.sh                 # on the GPU machine (--backend cuda)
 #   scripts/gpu-check.sh --backend cpu   # the host dry run: same flow, CPU backend
-# 1. extracts the bundle's Debian OpenBLAS and GoogleTest into the build dir;
+# 1. extracts the bundle's Debian GoogleTest into the build dir;
 # 2. configures the runtime and the benchmarks (top level, -DMOE_BUILD_COMPILER=OFF)
 #    against them and NCCL (pip's nvidia NCCL when python3 has one, else
 #    CMake's search of the CUDA dirs), builds everything;
@@ -18,8 +18,6 @@
 # One command does it all: a lent machine given back between calls loses
 # build-gpu/. Logs: at most 8 files, under $OUT when set (the device tool
 # returns that many), else BUILD/gpu-check; the rest stays in BUILD.
-# BUILD/env.sh sets LD_LIBRARY_PATH for running the binaries by hand (the
-# bundle's OpenBLAS needs its libgfortran).
 # Exit 0: all passed; 1: a test failed; 2: the machine or the bundle is not
 # usable (one "gpu-check: error:" line says why).
 set -euo pipefail
@@ -100,27 +98,18 @@ fi
   echo "NCCL: ${nccl:-not from pip (CMake searches the CUDA dirs)}" | tr '\t' ' '
 } | tee "$logs/machine.txt"
 
-# 1. OpenBLAS and GoogleTest from the bundle. libopenblas.so.0 needs
-# libgfortran.so.5, which the linker and the loader find on LD_LIBRARY_PATH.
+# 1. GoogleTest from the bundle.
 deps=$build/deps
 rm -rf "$deps" && mkdir -p "$deps"
 for deb in "$bundle"/debs/*.deb; do
   dpkg-deb -x "$deb" "$deps" || die "cannot extract $deb"
 done
-blas_lib=$(find "$deps" -path '*/openblas-pthread/libopenblas.so' | head -1)
-blas_inc=$(find "$deps" -path '*/openblas-pthread/cblas.h' | head -1)
 gtest_dir=$(find "$deps" -name GTestConfig.cmake | head -1)
-[[ -n $blas_lib && -n $blas_inc && -n $gtest_dir ]] || die "the bundle's debs lack OpenBLAS or GoogleTest"
-gfortran=$(find "$deps" -name 'libgfortran.so.5' | head -1)
-[[ -n $gfortran ]] || die "the bundle's debs lack libgfortran.so.5"
-LD_LIBRARY_PATH=${gfortran%/*}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export LD_LIBRARY_PATH
-echo "export LD_LIBRARY_PATH=${gfortran%/*}\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" >"$build/env.sh"
+[[ -n $gtest_dir ]] || die "the bundle's debs lack GoogleTest"
 
 # 2. Configure and build.
 step configure cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DMOE_BUILD_COMPILER=OFF -DMOERT_OPENBLAS_LIBRARY="$blas_lib" \
-  -DMOERT_OPENBLAS_INCLUDE_DIR="$(dirname "$blas_inc")" -DGTest_DIR="$(dirname "$gtest_dir")" \
+  -DMOE_BUILD_COMPILER=OFF -DGTest_DIR="$(dirname "$gtest_dir")" \
   "${cmake_args[@]}"
 grep "moert: CUDA backend" "$steps/configure.log" || true
 if [[ $backend == cuda ]] && ! grep -q "moert: CUDA backend built" "$steps/configure.log"; then
@@ -128,10 +117,7 @@ if [[ $backend == cuda ]] && ! grep -q "moert: CUDA backend built" "$steps/confi
   die "the CUDA backend was not configured (it needs nvcc and NCCL): see $logs/configure.log"
 fi
 step build ninja -C "$build"
-# The runners must load the bundle's OpenBLAS, not whatever the system has.
-ldd "$build/runtime/runner/moert-run" | grep -q "$deps/.*libopenblas" \
-  || die "moert-run does not load the bundle's OpenBLAS: $(ldd "$build/runtime/runner/moert-run" | grep -i blas)"
-ldd "$build/runtime/runner/moert-run" | grep -E 'moert|nccl|cudart|cublas|blas|gfortran' \
+ldd "$build/runtime/runner/moert-run" | grep -E 'moert|nccl|cudart|cublas' \
   | sed 's/ (0x.*//' >>"$logs/machine.txt"
 
 # 3. The runtime's tests.

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ ccache
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  libopenblas-dev libgtest-dev
+  libgtest-dev
   # rsvg-convert: the tests render the SVG pictures (plan, routing) to PNG;
   # lit's own Python plots in test/Bench.
   librsvg2-bin python3-matplotlib

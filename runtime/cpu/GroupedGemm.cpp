@@ -139,20 +139,41 @@ public:
   void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
              const float *first, const float *second, int64_t ld) override {
     float block[maxBlockRows * maxBlockColumns];
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c)
-        block[r * cols + c] = first[r * ld + c] + (b1_ ? b1_[n0 + c] : 0.0f);
-    // The whole block in one call: independent vectors in flight, where a
-    // row of 16 alone waits out the activation's latency.
-    activateInPlace(activation_, block, rows * cols);
-    if (second)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          block[r * cols + c] *= second[r * ld + c];
+    form(block, rows, cols, ld, false, n0, first, second);
     kernels_.pack(block, MOERT_F32, cols, m0, rows, n0, cols, packed_);
+  }
+  // Column-major blocks skip two transposes when the second GEMM's kernel
+  // packs columns (all 16 rows are formed; the kernel drops the extra).
+  bool storeColumns(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+                    const float *first, const float *second,
+                    int64_t ld) override {
+    if (!kernels_.packColumns)
+      return false;
+    float block[maxBlockRows * maxBlockColumns];
+    form(block, cols, maxBlockRows, ld, true, n0, first, second);
+    kernels_.packColumns(block, m0, rows, n0, cols, packed_);
+    return true;
   }
 
 private:
+  // The hidden values of a block of outer x inner (rows x columns, or
+  // columns x rows when byColumn), the inputs' element (o, i) at o * ld + i.
+  void form(float *block, int64_t outer, int64_t inner, int64_t ld,
+            bool byColumn, int64_t n0, const float *first,
+            const float *second) const {
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i)
+        block[o * inner + i] =
+            first[o * ld + i] + (b1_ ? b1_[n0 + (byColumn ? o : i)] : 0.0f);
+    // The whole block in one call: independent vectors in flight, where a
+    // row of 16 alone waits out the activation's latency.
+    activateInPlace(activation_, block, outer * inner);
+    if (second)
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i)
+          block[o * inner + i] *= second[o * ld + i];
+  }
+
   const gemm::KernelSet &kernels_;
   gemm::PackedRows packed_;
   moert_activation_t activation_;

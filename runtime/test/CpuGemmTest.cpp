@@ -1,10 +1,11 @@
 //===- runtime/test/CpuGemmTest.cpp - The CPU GEMM kernels, each ISA ------===//
 //
-// Every kernel set (generic, AVX-512, AVX-512-BF16, AMX) is run directly on
-// odd shapes against a double-precision reference, so that a broken or
-// missing kernel fails here even when the dispatch would not pick it. Paths
-// this CPU lacks are skipped, never passed. The grouped FFN is checked the
-// same way through the dispatch (ctest reruns it under each MOERT_CPU_ISA).
+// Every kernel set (generic, AVX2, AVX-512, AVX-512-BF16, AMX) is run
+// directly on odd shapes against a double-precision reference, so that a
+// broken or missing kernel fails here even when the dispatch would not pick
+// it. Paths this CPU lacks are skipped, never passed. The grouped FFN is
+// checked the same way through the dispatch (ctest reruns it under each
+// MOERT_CPU_ISA).
 //
 //===----------------------------------------------------------------------===//
 
@@ -125,6 +126,7 @@ void PrintTo(const Path &path, std::ostream *os) { *os << path.name; }
 
 const KernelSet *generic(moert_dtype_t w) { return &genericKernels(w); }
 #if defined(__x86_64__)
+const KernelSet *avx2(moert_dtype_t w) { return &avx2Kernels(w); }
 const KernelSet *avx512(moert_dtype_t w) { return &avx512Kernels(w); }
 const KernelSet *avx512Bf16(moert_dtype_t w) {
   return w == MOERT_BF16 ? &avx512Bf16Kernels() : nullptr;
@@ -137,6 +139,7 @@ const KernelSet *amx(moert_dtype_t w) {
 const Path paths[] = {
     {"generic", Isa::Generic, generic, false},
 #if defined(__x86_64__)
+    {"avx2", Isa::Avx2, avx2, false},
     {"avx512", Isa::Avx512, avx512, false},
     {"avx512bf16", Isa::Avx512Bf16, avx512Bf16, true},
     {"amx", Isa::Amx, amx, true},
@@ -150,10 +153,11 @@ struct Shape {
 };
 
 // 1 row, rows and columns off every multiple of 16/32, k past the kernels'
-// k chunks (256 and 512), and many rows.
+// k chunks (256, 512 and 1024), and many rows.
 const Shape shapes[] = {{1, 1, 1},     {1, 17, 33},   {3, 50, 100},
                         {17, 33, 513}, {16, 32, 64},  {31, 47, 1100},
-                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37}};
+                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37},
+                        {5, 40, 2100}};
 
 class KernelPath : public ::testing::TestWithParam<Path> {
 protected:
@@ -218,7 +222,7 @@ TEST_P(KernelPath, RowIndependentBits) {
     const KernelSet *kernels = path.kernels(wType);
     if (!kernels)
       continue;
-    int64_t m = 1000, n = 37, k = 300;
+    int64_t m = 1000, n = 37, k = 1100;
     Tensor w = randomTensor(n * k, wType, 5);
     Tensor x = randomTensor(m * k, MOERT_F32, 6);
     Weights weights{w.bytes.data(), nullptr, wType, n, k};
@@ -227,16 +231,18 @@ TEST_P(KernelPath, RowIndependentBits) {
     EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
                              m * n * sizeof(float)))
         << path.name << ": packing in pieces changed bits";
-    for (int64_t r : {0, 1, 15, 16, 17, 500, 999}) {
-      Tensor row = x;
-      row.bytes.assign(x.bytes.begin() + r * k * 4,
-                       x.bytes.begin() + (r + 1) * k * 4);
-      Collect one = runKernels(*kernels, weights, row, 1);
-      EXPECT_EQ(0, std::memcmp(one.first.data(), all.first.data() + r * n,
-                               n * sizeof(float)))
-          << path.name << " w " << dtypeName(wType) << ": row " << r
-          << " differs alone and among 1000";
-    }
+    // Alone, and among a few rows (the kernels' decode paths).
+    for (int64_t count : {1, 5})
+      for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
+        Tensor rows = x;
+        rows.bytes.assign(x.bytes.begin() + r * k * 4,
+                          x.bytes.begin() + (r + count) * k * 4);
+        Collect few = runKernels(*kernels, weights, rows, count);
+        EXPECT_EQ(0, std::memcmp(few.first.data(), all.first.data() + r * n,
+                                 count * n * sizeof(float)))
+            << path.name << " w " << dtypeName(wType) << ": rows " << r
+            << " to " << r + count - 1 << " differ from those among 1000";
+      }
   }
 }
 
@@ -257,13 +263,16 @@ TEST(CpuGemmDispatch, FollowsIsa) {
       expected = &avx512Bf16Kernels();
     else if (level >= Isa::Avx512)
       expected = &avx512Kernels(wType);
+    else if (level >= Isa::Avx2)
+      expected = &avx2Kernels(wType);
 #endif
     EXPECT_EQ(&kernelsFor(wType), expected) << dtypeName(wType);
   }
   // A cap lowers the level to its own, never above what the CPU has.
   Isa expected = detectedIsa();
   if (const char *cap = std::getenv("MOERT_CPU_ISA"))
-    for (Isa l : {Isa::Generic, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
+    for (Isa l : {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16,
+                   Isa::Amx})
       if (std::string(cap) == isaName(l) && l < expected)
         expected = l;
   EXPECT_EQ(isaName(level), std::string(isaName(expected)));

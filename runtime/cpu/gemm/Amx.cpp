@@ -138,6 +138,37 @@ MOERT_AMX void pack(const void *src, moert_dtype_t srcType, int64_t ld,
   }
 }
 
+// The 16 values of two columns as the block's pair row: column a in the low
+// half of each 32-bit lane, b in the high half.
+MOERT_AMX inline __m512i pairRow(__m256i a, __m256i b) {
+  return _mm512_or_si512(_mm512_cvtepu16_epi32(a),
+                         _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
+}
+
+// A column of the source is a column of the block's rows already: no
+// transpose, the same hi and lo as pack() rounds.
+MOERT_AMX void packColumns(const float *src, int64_t m0, int64_t rows,
+                           int64_t k0, int64_t cols, const PackedRows &x) {
+  uint16_t *out =
+      static_cast<uint16_t *>(x.data) + m0 / 16 * blockElements(x);
+  __mmask16 lanes = laneMask(rows);
+  for (int64_t c = 0; c < cols; c += 2) {
+    __m512 v[2] = {_mm512_loadu_ps(src + 16 * c),
+                   c + 1 < cols ? _mm512_loadu_ps(src + 16 * (c + 1))
+                                : _mm512_setzero_ps()};
+    __m256i hi[2], lo[2];
+    for (int h = 0; h < 2; ++h) {
+      __m512 rest = _mm512_sub_ps(v[h], roundedToBf16(v[h], hi[h]));
+      roundedToBf16(rest, lo[h]);
+    }
+    uint16_t *dst = out + (k0 + c) / 2 * 32;
+    _mm512_mask_storeu_epi32(dst, lanes, pairRow(hi[0], hi[1]));
+    if (x.split)
+      _mm512_mask_storeu_epi32(dst + planeElements(x.k), lanes,
+                               pairRow(lo[0], lo[1]));
+  }
+}
+
 struct TileConfig {
   uint8_t palette = 1, startRow = 0, reserved[14] = {};
   uint16_t columnBytes[16] = {};
@@ -202,7 +233,16 @@ MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
     }
     const uint16_t *x0 = blocks + b * stride + k0 * 16;
     const uint16_t *x1 = x0 + (x.split ? lo : stride);
+    // The second pass over a chunk runs from L1: it asks for the next
+    // chunk's weight lines meanwhile, so that DRAM overlaps the tiles'
+    // work (one pass, as at decode, is better left to the prefetchers).
+    bool fetch = b == (x.split ? 1 : 2) && k0 + count < paddedK(x.k);
     for (int64_t i = 0; i < count; i += step) {
+      if (fetch)
+        for (int s = 0; s < (second ? 2 : 1); ++s)
+          for (int r = 0; r < 16; ++r)
+            _mm_prefetch(w[s].data + r * w[s].stride + (i + chunk) * 2,
+                         _MM_HINT_T1);
       _tile_loadd(4, w[0].data + i * 2, w[0].stride);
       _tile_loadd(6, x0 + i * 16, 64);
       _tile_dpbf16ps(0, 4, 6);
@@ -270,14 +310,20 @@ MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
   for (int64_t b = 0; b < blocksCount; ++b) {
     if (!second)
       std::memset(acc + (2 * b + 1) * tileFloats, 0, tileFloats * 4);
-    transposeBlock(acc + 2 * b * tileFloats, rows);
-    slabs.deliver(sink, b * 16, std::min<int64_t>(16, m - b * 16), rows, 32);
+    // Tiles hold a weight row (panel column) per tile row: column-major.
+    const float *tiles = acc + 2 * b * tileFloats;
+    int64_t count = std::min<int64_t>(16, m - b * 16);
+    if (slabs.deliverColumns(sink, b * 16, count, tiles, 16))
+      continue;
+    transposeBlock(tiles, rows);
+    slabs.deliver(sink, b * 16, count, rows, 32);
   }
 }
 
 } // namespace
 
 const KernelSet &moert::cpu::gemm::amxKernels() {
-  static const KernelSet set = {packedBytes, clearPadding, pack, run};
+  static const KernelSet set = {packedBytes, clearPadding, pack, run,
+                                packColumns};
   return set;
 }

@@ -1,11 +1,11 @@
 //===- runtime/cpu/gemm/Avx512.cpp - AVX-512 FMA and BF16 kernels ---------===//
 //
-// Both kernels turn a chunk of an item's two slabs into a panel with one
-// weight row per vector lane (16x16 transposes in registers, converting
-// f16/bf16 on the way), then run blocks of up to 12 rows: per k, two panel
-// vectors meet each row's broadcast x in two FMAs (f32) or two VDPBF16PS
-// (bf16 pairs). Accumulators stay in registers within a chunk and in the
-// workspace between chunks, so the order of every sum is k order.
+// FMA (any weight dtype): the row-dot kernel (DotKernel.h) on 16 lanes.
+// BF16 pairs: a chunk of an item's two slabs becomes a panel with one weight
+// row per vector lane (16x16 transposes in registers), then blocks of up to
+// 12 rows run: per k pair, two panel vectors meet each row's broadcast x
+// pair in two VDPBF16PS. Accumulators stay in registers within a chunk and
+// in the workspace between chunks, so the order of every sum is k order.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,7 +13,8 @@
 
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/gemm/Avx512Util.h"
-#include "runtime/cpu/gemm/FloatRows.h"
+#define MOERT_DOT_TARGET MOERT_AVX512
+#include "runtime/cpu/gemm/DotKernel.h"
 
 #include <algorithm>
 #include <cstring>
@@ -54,86 +55,42 @@ MOERT_AVX512 inline void storeTransposed(__m512 v[16], float *panel,
     _mm512_store_ps(panel + i * panelColumns + column, v[i]);
 }
 
-//===--- fp32 FMA ---------------------------------------------------------===//
+//===--- fp32 FMA: the row-dot kernel ----------------------------------===//
 
-// panel[i][j] = slab row j at k0 + i (fp32), for i < count.
-template <moert_dtype_t W>
-MOERT_AVX512 void fillFloatPanel(const Slabs &slabs, int64_t k0,
-                                 int64_t count, float *panel) {
-  size_t element = W == MOERT_F32 ? 4 : 2;
-  for (int s = 0; s < 2; ++s)
-    for (int64_t i = 0; i < count; i += lanes) {
-      __m512 v[16];
-      for (int j = 0; j < 16; ++j)
-        v[j] = j < slabs.valid(s)
-                   ? loadWidened<W>(slabs.base(s) + j * slabs.rowBytes() +
-                                        (k0 + i) * element,
-                                    count - i)
-                   : _mm512_setzero_ps();
-      storeTransposed(v, panel + i * panelColumns, s * slabRows);
-    }
-}
-
-// Rows [r0, r0 + R) over panel rows [0, count): acc (R x 32 in `partial`)
-// += x . panel; the first chunk starts from zero.
-template <int R>
-MOERT_AVX512 void floatBlock(const float *x, int64_t k, int64_t k0,
-                             int64_t count, const float *panel, float *partial,
-                             bool first) {
-  __m512 acc[R][2];
-  for (int r = 0; r < R; ++r)
-    for (int h = 0; h < 2; ++h)
-      acc[r][h] = first ? _mm512_setzero_ps()
-                        : _mm512_load_ps(partial + r * panelColumns + h * 16);
-  for (int64_t i = 0; i < count; ++i) {
-    __m512 p0 = _mm512_load_ps(panel + i * panelColumns);
-    __m512 p1 = _mm512_load_ps(panel + i * panelColumns + 16);
-    for (int r = 0; r < R; ++r) {
-      __m512 v = _mm512_set1_ps(x[r * k + k0 + i]);
-      acc[r][0] = _mm512_fmadd_ps(v, p0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(v, p1, acc[r][1]);
-    }
+struct Avx512Vector {
+  using Reg = __m512;
+  static constexpr int64_t lanes = 16, blockRows = 3;
+  MOERT_AVX512 static Reg zero() { return _mm512_setzero_ps(); }
+  MOERT_AVX512 static Reg fmadd(Reg a, Reg b, Reg acc) {
+    return _mm512_fmadd_ps(a, b, acc);
   }
-  for (int r = 0; r < R; ++r)
-    for (int h = 0; h < 2; ++h)
-      _mm512_store_ps(partial + r * panelColumns + h * 16, acc[r][h]);
-}
-
-using FloatBlockFn = void (*)(const float *, int64_t, int64_t, int64_t,
-                              const float *, float *, bool);
-template <int... R>
-constexpr FloatBlockFn floatBlocks[] = {floatBlock<R + 1>...};
-template <int... R>
-constexpr auto makeFloatBlocks(std::integer_sequence<int, R...>) {
-  return floatBlocks<R...>;
-}
-
-template <moert_dtype_t W>
-MOERT_AVX512 void runFloat(const Weights &w, int64_t item,
-                           const PackedRows &packed, Workspace &workspace,
-                           Sink &sink) {
-  static constexpr auto blocks =
-      makeFloatBlocks(std::make_integer_sequence<int, blockRows>());
-  Slabs slabs(w, item);
-  int64_t k = w.k, m = packed.m;
-  size_t panelBytes = chunk * panelColumns * sizeof(float);
-  auto *panel = static_cast<float *>(
-      workspace.get(panelBytes + m * panelColumns * sizeof(float)));
-  float *partial = panel + chunk * panelColumns;
-  auto *x = static_cast<const float *>(packed.data);
-  for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += chunk) {
-    int64_t count = std::min(chunk, k - k0);
-    fillFloatPanel<W>(slabs, k0, count, panel);
-    for (int64_t r0 = 0; r0 < m; r0 += blockRows) {
-      int64_t rows = std::min(blockRows, m - r0);
-      blocks[rows - 1](x + r0 * k, k, k0, count, panel,
-                       partial + r0 * panelColumns, k0 == 0);
-    }
+  MOERT_AVX512 static void sums(const Reg *a, float *out) {
+    // Halves of pairs, then quarters, then 64- and 32-bit pieces: lane l
+    // of 128-bit lane L ends as output L (l even) or 4 + L (l odd).
+    Reg h[4], g[2];
+    for (int i = 0; i < 4; ++i)
+      h[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                           _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    for (int i = 0; i < 2; ++i)
+      g[i] = _mm512_add_ps(_mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0x88),
+                           _mm512_shuffle_f32x4(h[2 * i], h[2 * i + 1], 0xdd));
+    Reg t = _mm512_add_ps(_mm512_unpacklo_ps(g[0], g[1]),
+                          _mm512_unpackhi_ps(g[0], g[1]));
+    t = _mm512_add_ps(t, _mm512_shuffle_ps(t, t, 0x4e));
+    const __m512i order =
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_mask_storeu_ps(out, 0xff, _mm512_permutexvar_ps(order, t));
   }
-  for (int64_t r0 = 0; r0 < m; r0 += blockRows)
-    slabs.deliver(sink, r0, std::min(blockRows, m - r0),
-                  partial + r0 * panelColumns, panelColumns);
-}
+  MOERT_AVX512 static void store(float *to, Reg v) { _mm512_storeu_ps(to, v); }
+  MOERT_AVX512 static Reg loadX(const float *x, int64_t count) {
+    return count >= lanes ? _mm512_loadu_ps(x)
+                          : _mm512_maskz_loadu_ps(laneMask(count), x);
+  }
+  template <moert_dtype_t W>
+  MOERT_AVX512 static Reg loadW(const char *row, int64_t count) {
+    return loadWidened<W>(row, count);
+  }
+};
 
 //===--- bf16 pairs (VDPBF16PS) -------------------------------------------===//
 
@@ -196,10 +153,9 @@ MOERT_AVX512_BF16 void fillPairPanel(const Slabs &slabs, int64_t k0,
 
 // x: hi rows, lo rows `planeStride` elements further (split only).
 template <int R, bool Split>
-MOERT_AVX512_BF16 void pairBlock(const uint16_t *x, int64_t planeStride,
-                                 int64_t k, int64_t k0, int64_t count,
-                                 const float *panel, float *partial,
-                                 bool first) {
+MOERT_AVX512_BF16 void
+pairBlock(const uint16_t *x, int64_t planeStride, int64_t k, int64_t k0,
+          int64_t count, const float *panel, float *partial, bool first) {
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r)
     for (int h = 0; h < 2; ++h)
@@ -263,21 +219,17 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
                   partial + r0 * panelColumns, panelColumns);
 }
 
-template <moert_dtype_t W> KernelSet floatKernels() {
-  return {floatRowsBytes, clearFloatRows, packFloatRows, runFloat<W>};
-}
-
 } // namespace
 
 const KernelSet &moert::cpu::gemm::avx512Kernels(moert_dtype_t weights) {
-  static const KernelSet f32 = floatKernels<MOERT_F32>(),
-                         f16 = floatKernels<MOERT_F16>(),
-                         bf16 = floatKernels<MOERT_BF16>();
+  static const KernelSet f32 = dot::kernels<Avx512Vector, MOERT_F32>(),
+                         f16 = dot::kernels<Avx512Vector, MOERT_F16>(),
+                         bf16 = dot::kernels<Avx512Vector, MOERT_BF16>();
   return weights == MOERT_F32 ? f32 : weights == MOERT_F16 ? f16 : bf16;
 }
 
 const KernelSet &moert::cpu::gemm::avx512Bf16Kernels() {
   static const KernelSet set = {bf16RowsBytes, clearBf16Rows, packBf16Rows,
-                                runPairs};
+                                runPairs, nullptr};
   return set;
 }

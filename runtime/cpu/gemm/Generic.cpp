@@ -62,7 +62,7 @@ void run(const Weights &w, int64_t item, const PackedRows &packed,
 }
 
 template <moert_dtype_t W> KernelSet kernels() {
-  return {floatRowsBytes, clearFloatRows, packFloatRows, run<W>};
+  return {floatRowsBytes, clearFloatRows, packFloatRows, run<W>, nullptr};
 }
 
 } // namespace

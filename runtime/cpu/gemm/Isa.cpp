@@ -38,16 +38,19 @@ Isa detect() {
   unsigned eax, ebx, ecx, edx;
   if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !bit(ecx, 27)) // OSXSAVE
     return Isa::Generic;
+  bool fma = bit(ecx, 12), f16c = bit(ecx, 29);
   unsigned long long states = enabledStates();
+  constexpr unsigned long long avxStates = 0x6;     // SSE, AVX
   constexpr unsigned long long avx512States = 0xe6; // SSE, AVX, k, ZMM
   constexpr unsigned long long tileStates = 3ull << 17;
+  if ((states & avxStates) != avxStates || !fma || !f16c ||
+      !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !bit(ebx, 5)) // AVX2
+    return Isa::Generic;
   if ((states & avx512States) != avx512States)
-    return Isa::Generic;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
-    return Isa::Generic;
+    return Isa::Avx2;
   // AVX-512 F, DQ, BW and VL: what the kernels' target attributes name.
   if (!bit(ebx, 16) || !bit(ebx, 17) || !bit(ebx, 30) || !bit(ebx, 31))
-    return Isa::Generic;
+    return Isa::Avx2;
   bool amx = bit(edx, 22) && bit(edx, 24); // AMX-BF16, AMX-TILE
   unsigned eax1, ebx1, ecx1, edx1;
   bool bf16 = __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1) &&
@@ -65,7 +68,8 @@ Isa capped(Isa detected) {
   const char *cap = std::getenv("MOERT_CPU_ISA");
   if (!cap)
     return detected;
-  for (Isa level : {Isa::Generic, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
+  for (Isa level :
+       {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx})
     if (std::strcmp(cap, isaName(level)) == 0)
       return level < detected ? level : detected;
   return detected;
@@ -87,6 +91,8 @@ const char *moert::cpu::gemm::isaName(Isa isa) {
   switch (isa) {
   case Isa::Generic:
     return "generic";
+  case Isa::Avx2:
+    return "avx2";
   case Isa::Avx512:
     return "avx512";
   case Isa::Avx512Bf16:

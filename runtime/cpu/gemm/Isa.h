@@ -1,9 +1,10 @@
 //===- runtime/cpu/gemm/Isa.h - Which GEMM kernels this CPU runs -*- C++ -*-===//
 //
 // The kernels are chosen once per process from what the CPU and the OS
-// support: AMX tiles for bf16, AVX-512-BF16 dot products, AVX-512 FMA, or
-// the portable C++ path that builds everywhere (aarch64 included). The
-// environment variable MOERT_CPU_ISA (generic, avx512, avx512bf16, amx)
+// support: AMX tiles for bf16, AVX-512-BF16 dot products, AVX-512 FMA,
+// AVX2 FMA, or the portable C++ path that builds everywhere (aarch64
+// included). The environment variable MOERT_CPU_ISA (generic, avx2, avx512,
+// avx512bf16, amx)
 // caps the choice, so that tests and benchmarks reach every path on one
 // machine.
 //
@@ -14,7 +15,7 @@
 namespace moert::cpu::gemm {
 
 // Ordered: each level has everything of the ones before it.
-enum class Isa { Generic, Avx512, Avx512Bf16, Amx };
+enum class Isa { Generic, Avx2, Avx512, Avx512Bf16, Amx };
 
 // The kernels this process uses (detected and, for AMX, permitted once).
 Isa isa();

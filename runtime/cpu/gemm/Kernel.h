@@ -54,6 +54,14 @@ public:
   virtual ~Sink() = default;
   virtual void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
                      const float *first, const float *second, int64_t ld) = 0;
+  // The same block column-major (column c's 16 rows at first + c * ld, m0 a
+  // multiple of 16, rows past `rows` to be ignored), as a kernel whose
+  // outputs come out that way has it; false: the sink wants store().
+  virtual bool storeColumns(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+                            const float *first, const float *second,
+                            int64_t ld) {
+    return false;
+  }
 };
 
 // The two slabs of an item as the 32 columns of a panel: column j < 16 is
@@ -88,6 +96,16 @@ public:
       sink.store(m0, rows, n0_, valid_[0], block, block + slabRows, ld);
     else
       sink.store(m0, rows, n0_, valid_[0] + valid_[1], block, nullptr, ld);
+  }
+  // The same from a column-major block (panel column j at block + j * ld);
+  // false when the sink wants rows.
+  bool deliverColumns(Sink &sink, int64_t m0, int64_t rows, const float *block,
+                      int64_t ld) const {
+    if (paired_)
+      return sink.storeColumns(m0, rows, n0_, valid_[0], block,
+                               block + slabRows * ld, ld);
+    return sink.storeColumns(m0, rows, n0_, valid_[0] + valid_[1], block,
+                             nullptr, ld);
   }
 
 private:
@@ -152,6 +170,11 @@ struct KernelSet {
   // Runs item `item` of w over every packed row into sink.
   void (*run)(const Weights &w, int64_t item, const PackedRows &x,
               Workspace &workspace, Sink &sink);
+  // Optional (null: use pack): packs fp32 columns [k0, k0 + cols) of rows
+  // [m0, m0 + rows) given column-major, column c's 16 rows at
+  // src + 16 * c; m0 a multiple of 16.
+  void (*packColumns)(const float *src, int64_t m0, int64_t rows, int64_t k0,
+                      int64_t cols, const PackedRows &x);
 };
 
 } // namespace moert::cpu::gemm

@@ -16,6 +16,8 @@ const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights) {
     return avx512Bf16Kernels();
   if (level >= Isa::Avx512)
     return avx512Kernels(weights);
+  if (level >= Isa::Avx2)
+    return avx2Kernels(weights);
 #endif
   return genericKernels(weights);
 }

@@ -12,6 +12,7 @@ const KernelSet &kernelsFor(moert_dtype_t weights);
 
 // Each ISA's sets; only kernelsFor picks among them.
 const KernelSet &genericKernels(moert_dtype_t weights);
+const KernelSet &avx2Kernels(moert_dtype_t weights);
 const KernelSet &avx512Kernels(moert_dtype_t weights);
 const KernelSet &avx512Bf16Kernels();
 const KernelSet &amxKernels();

@@ -1,0 +1,208 @@
+//===- runtime/cpu/gemm/DotKernel.h - Row-dot FMA kernel --------*- C++ -*-===//
+//
+// The FMA kernel of the AVX2 and AVX-512 paths (fp32 rows of X, weights of
+// any dtype widened in registers): each output is a dot product of an X row
+// and a weight row, read in place along k, so a decode step streams every
+// weight row once with no transposition and only a few streams at a time.
+// A block of R X rows meets 8 weight rows per k step; lane l of an
+// accumulator sums k = l (mod lanes) in k order, reduced once at the end,
+// so a row's bits never depend on the other rows or on the k chunks.
+//
+// Textual template: the includer defines MOERT_DOT_TARGET (its target
+// attribute) and a vector type V with
+//   using Reg; static constexpr int64_t lanes, blockRows (1 to 3);
+//   zero(), fmadd(a, b, acc), store(float *, reg),
+//   sums(const Reg acc[8], float out[8]) (each accumulator's lanes summed
+//     in one fixed order: a tree over all 8, fewer shuffles than 8 sums),
+//   loadX(const float *, count) and loadW<W>(const char *, count)
+//     (count of `lanes` values; past it the lanes are 0).
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CPU_GEMM_DOTKERNEL_H
+#define MOERT_CPU_GEMM_DOTKERNEL_H
+
+#ifndef MOERT_DOT_TARGET
+#error "define MOERT_DOT_TARGET before including DotKernel.h"
+#endif
+
+#include "runtime/cpu/gemm/FloatRows.h"
+#include "runtime/cpu/gemm/Kernel.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace moert::cpu::gemm::dot {
+
+constexpr int64_t panelColumns = 2 * slabRows;
+// Weight rows per block: 8 streams keep the prefetchers on, and 8 x R
+// accumulators fit the registers.
+constexpr int64_t groupRows = 8;
+// Past a few X rows, k runs in chunks so that the item's chunk of all 32
+// weight rows (32 KB as fp32) stays in L1 while every row block of a panel
+// passes: X is then read once per item, as in an outer-product kernel.
+// Panels bound the accumulators kept between chunks.
+constexpr int64_t chunk = 256, panelRows = 96;
+// k per chunk of a group's 8 rows when a few row blocks read them in place.
+constexpr int64_t directChunk = 512;
+
+template <moert_dtype_t W> constexpr size_t elementBytes() {
+  return W == MOERT_F32 ? 4 : 2;
+}
+
+// acc[r][c] over `count` values of X rows x + r * ldx and weight rows w[c];
+// `partial` holds the R x 8 accumulators between chunks. On the last chunk,
+// out[r * panelColumns + c] = sum.
+template <class V, moert_dtype_t W, int R>
+MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
+                            int64_t count, typename V::Reg *partial, bool first,
+                            bool last, float *out) {
+  using Reg = typename V::Reg;
+  constexpr int64_t lanes = V::lanes;
+  constexpr size_t e = elementBytes<W>();
+  Reg acc[R][groupRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < groupRows; ++c)
+      acc[r][c] = first ? V::zero() : partial[r * groupRows + c];
+  int64_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    Reg xv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      xv[r] = V::loadX(x + r * ldx + i, lanes);
+#pragma GCC unroll 8
+    for (int c = 0; c < groupRows; ++c) {
+      Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
+      // One load per weight vector, not one per FMA: loads bound the loop.
+      __asm__("" : "+v"(wv));
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[r][c] = V::fmadd(xv[r], wv, acc[r][c]);
+    }
+  }
+  if (i < count) {
+    Reg xv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      xv[r] = V::loadX(x + r * ldx + i, count - i);
+#pragma GCC unroll 8
+    for (int c = 0; c < groupRows; ++c) {
+      Reg wv = V::template loadW<W>(w[c] + i * e, count - i);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[r][c] = V::fmadd(xv[r], wv, acc[r][c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (last) {
+      V::sums(acc[r], out + r * panelColumns);
+      continue;
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < groupRows; ++c)
+      partial[r * groupRows + c] = acc[r][c];
+  }
+}
+
+// Row blocks of up to V::blockRows rows (3 with 32 vector registers: 8 x 3
+// accumulators and 3 X vectors); up to directRows rows read the weights in
+// place.
+constexpr int64_t directRows = 12;
+
+template <class V, moert_dtype_t W> using BlockFn = decltype(&block<V, W, 1>);
+template <class V, moert_dtype_t W>
+constexpr BlockFn<V, W> blocks[] = {block<V, W, 1>, block<V, W, 2>,
+                                    block<V, W, 3>};
+
+template <class V, moert_dtype_t W>
+MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
+                          const PackedRows &packed, Workspace &workspace,
+                          Sink &sink) {
+  using Reg = typename V::Reg;
+  constexpr int64_t blockRows = V::blockRows;
+  Slabs slabs(w, item);
+  int64_t k = w.k, m = packed.m;
+  // Panel columns past the weights compute on a valid row and are dropped.
+  const char *rows[panelColumns];
+  bool used[panelColumns / groupRows] = {};
+  for (int64_t j = 0; j < panelColumns; ++j) {
+    rows[j] = slabs.row(j);
+    used[j / groupRows] |= rows[j] != nullptr;
+  }
+  for (int64_t j = 0; j < panelColumns; ++j)
+    if (!rows[j])
+      rows[j] = rows[j / groupRows * groupRows];
+  auto *x = static_cast<const float *>(packed.data);
+  size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
+  constexpr size_t e = elementBytes<W>();
+  if (m <= directRows) {
+    // Decode: each weight row streams once, in place. Past one row block,
+    // a group's chunk passes every block while it is in L1, so that the
+    // stream from memory never waits for a second pass.
+    int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
+    auto *out = static_cast<float *>(workspace.get(
+        outBytes + directRows * groupRows * sizeof(Reg)));
+    auto *partial = reinterpret_cast<Reg *>(reinterpret_cast<char *>(out) +
+                                            outBytes);
+    for (int64_t g = 0; g < panelColumns / groupRows; ++g)
+      for (int64_t k0 = 0; used[g] && (k0 < k || k0 == 0); k0 += step) {
+        const char *at[groupRows];
+        for (int64_t c = 0; c < groupRows; ++c)
+          at[c] = rows[g * groupRows + c] + k0 * e;
+        for (int64_t r0 = 0; r0 < m; r0 += blockRows)
+          blocks<V, W>[std::min(blockRows, m - r0) - 1](
+              x + r0 * k + k0, k, at, std::min(step, k - k0),
+              partial + r0 * groupRows, k0 == 0, k0 + step >= k,
+              out + r0 * panelColumns + g * groupRows);
+      }
+    slabs.deliver(sink, 0, m, out, panelColumns);
+    return;
+  }
+  // Rows k apart share L1 sets when k is a power of two: a chunk of the 32
+  // rows is copied (as fp32) into one dense L1-sized block first.
+  int64_t panel = std::min(m, panelRows);
+  size_t copyBytes = panelColumns * chunk * sizeof(float);
+  size_t partialBytes = panel * panelColumns * sizeof(Reg);
+  auto *out =
+      static_cast<float *>(workspace.get(outBytes + copyBytes + partialBytes));
+  auto *copy =
+      reinterpret_cast<float *>(reinterpret_cast<char *>(out) + outBytes);
+  auto *partial = reinterpret_cast<Reg *>(copy + panelColumns * chunk);
+  const char *copied[panelColumns];
+  for (int64_t j = 0; j < panelColumns; ++j)
+    copied[j] = reinterpret_cast<const char *>(copy + j * chunk);
+  for (int64_t p0 = 0; p0 < m; p0 += panel) {
+    int64_t pRows = std::min(panel, m - p0);
+    for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += chunk) {
+      int64_t count = std::min(chunk, k - k0);
+      bool first = k0 == 0, last = k0 + chunk >= k;
+      for (int64_t j = 0; j < panelColumns; ++j)
+        if (used[j / groupRows])
+          for (int64_t i = 0; i < count; i += V::lanes)
+            V::store(copy + j * chunk + i,
+                     V::template loadW<W>(rows[j] + (k0 + i) * e, count - i));
+      for (int64_t r0 = 0; r0 < pRows; r0 += blockRows) {
+        int64_t n = std::min(blockRows, pRows - r0);
+        for (int64_t g = 0; g < panelColumns / groupRows; ++g)
+          if (used[g])
+            blocks<V, MOERT_F32>[n - 1](
+                x + (p0 + r0) * k + k0, k, copied + g * groupRows, count,
+                partial + (r0 * (panelColumns / groupRows) + g * n) * groupRows,
+                first, last, out + (p0 + r0) * panelColumns + g * groupRows);
+      }
+    }
+  }
+  for (int64_t r0 = 0; r0 < m; r0 += 16)
+    slabs.deliver(sink, r0, std::min<int64_t>(16, m - r0),
+                  out + r0 * panelColumns, panelColumns);
+}
+
+template <class V, moert_dtype_t W> KernelSet kernels() {
+  return {floatRowsBytes, clearFloatRows, packFloatRows, run<V, W>, nullptr};
+}
+
+} // namespace moert::cpu::gemm::dot
+
+#endif // MOERT_CPU_GEMM_DOTKERNEL_H
