@@ -551,17 +551,11 @@ static void readErnieMoe(ConfigFile &c, HFStack &s) {
     c.error("moe_gate") << "unsupported moe_gate '" << gate
                         << "' for ernie4_5_moe: expected 'topk'";
   s.correctionBias = c.getBool("moe_use_aux_free", true);
-  s.routing.normalize = Normalization::selected;
-  // max(sum, m) equals the sum the runtime divides by unless the selected
-  // probabilities sum below m; a bias can select experts whose
-  // probabilities are that small only when m is not tiny.
-  double normMin = c.getNumber("moe_norm_min", 1e-12);
-  if (!(std::isfinite(normMin) && normMin > 0.0 && normMin <= 1e-6))
-    c.error("moe_norm_min")
-        << "moe_norm_min = " << normMin
-        << " is not supported: the weights are divided by their sum, which "
-           "equals max(sum, moe_norm_min) only for a tiny moe_norm_min "
-           "(0 < moe_norm_min <= 1e-6)";
+  s.routing.normalize = Normalization::selected_clamped;
+  s.routing.normEpsilon = c.getNumber("moe_norm_min", 1e-12);
+  if (!(std::isfinite(s.routing.normEpsilon) && s.routing.normEpsilon > 0.0))
+    c.error("moe_norm_min") << "'moe_norm_min' must be positive, got "
+                            << s.routing.normEpsilon;
 
   int64_t start = c.getNonNegative("moe_layer_start_index", 1);
   int64_t end = c.getInt("moe_layer_end_index", -1);

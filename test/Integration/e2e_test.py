@@ -146,7 +146,7 @@ def family_layer(cfg, i):
     return dict(module="mlp", router="gate", k=cfg.get("moe_k", 6), Fe=cfg["moe_intermediate_size"],
                 bias=("moe_statics.e_score_correction_bias", (1, E)),
                 shared=("shared_experts", cfg.get("moe_num_shared_experts", 2) * cfg["moe_intermediate_size"], False),
-                routing=dict(norm="selected"))
+                routing=dict(norm="selected_clamped", norm_epsilon=cfg.get("moe_norm_min", 1e-12)))
 
 
 FAMILY_LAYER_TYPES = ("glm4_moe", "dots1", "qwen3_next", "jamba", "hunyuan_v1_moe", "ernie4_5_moe")
@@ -348,6 +348,10 @@ CASES = [
     ("hunyuan-v1-moe", fam("hunyuan_v1_moe", intermediate_size=F, num_experts=E, moe_topk=[2, 2]), {}),
     ("ernie4.5-moe", fam("ernie4_5_moe", layers=3, intermediate_size=2 * F, moe_intermediate_size=F,
                          moe_num_experts=E, moe_k=2, moe_num_shared_experts=1), {}),
+    # A floor above most top-2 sums: the weights are divided by it.
+    ("ernie4.5-moe-clamp", fam("ernie4_5_moe", intermediate_size=2 * F, moe_intermediate_size=F,
+                               moe_num_experts=E, moe_k=2, moe_num_shared_experts=1,
+                               moe_norm_min=0.6), {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -364,7 +368,8 @@ CASES = [
 MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v2": True,
               "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
-              "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True}
+              "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
+              "ernie4.5-moe-clamp": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

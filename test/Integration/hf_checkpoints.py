@@ -111,6 +111,13 @@ FAMILIES = {
     "ernie4_5_moe": dict(intermediate_size=40, moe_intermediate_size=24,
                          moe_num_experts=6, moe_k=2, moe_num_shared_experts=1,
                          moe_layer_start_index=1, moe_layer_interval=1),
+    # moe_norm_min above every top-2 sum of 6 softmax probabilities' share:
+    # the weights are divided by the floor (normalize = selected_clamped).
+    "ernie4_5_moe_clamp": dict(intermediate_size=40, moe_intermediate_size=24,
+                               moe_num_experts=6, moe_k=2,
+                               moe_num_shared_experts=1,
+                               moe_layer_start_index=1, moe_layer_interval=1,
+                               moe_norm_min=0.9),
 }
 
 
@@ -120,7 +127,9 @@ def rel_error(y, ref):
 
 
 def model_type(family):
-    return "deepseek_v2" if family == "deepseek_v2_norm" else family
+    """A variant's directory name -> its model_type."""
+    return {"deepseek_v2_norm": "deepseek_v2",
+            "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
 
 
 def ffn(layer):
