@@ -198,6 +198,8 @@ typedef enum moert_gate_norm {
   MOERT_NORM_NONE = 0,
   MOERT_NORM_SELECTED = 1, /* w /= sum of the k selected + norm_epsilon */
   MOERT_NORM_KEPT = 2,     /* w /= max(sum of kept, FLT_EPSILON) */
+  MOERT_NORM_SELECTED_CLAMPED = 3, /* w /= max(sum of the k selected,
+                                      norm_epsilon) */
 } moert_gate_norm_t;
 
 typedef enum moert_drop_order {
@@ -214,7 +216,8 @@ typedef struct moert_gate_config {
   int32_t topk_group; /* groups kept when n_group > 1 */
   moert_group_score_t group_score;
   moert_gate_norm_t norm;
-  float norm_epsilon;          /* added to the denominator of SELECTED */
+  float norm_epsilon; /* added to the denominator of SELECTED; the floor of
+                         SELECTED_CLAMPED's */
   float routed_scaling_factor; /* final multiplier (1 for most models) */
   double capacity_factor;      /* 0: dropless (double: the compiler's f64) */
   int64_t min_capacity;

@@ -68,6 +68,12 @@ struct KeyScheme {
   StringRef expertGate, expertUp, expertDown;
   /// The shared-experts module under the MoE module; empty if none.
   StringRef sharedModule;
+  /// The router under the MoE module (Hunyuan: `gate.wg`).
+  StringRef router = "gate";
+  /// The MLP of a dense layer (Jamba: `feed_forward`).
+  StringRef denseModule = "mlp";
+  /// The selection bias under the MoE module (ERNIE: `moe_statics.…`).
+  StringRef correctionBias = "gate.e_score_correction_bias";
 };
 
 constexpr KeyScheme kMixtralKeys = {"block_sparse_moe", "w1", "w3", "w2", ""};
@@ -77,6 +83,20 @@ constexpr KeyScheme kPlainMoeKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
                                      ""};
 constexpr KeyScheme kDeepSeekKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
                                      "shared_experts"};
+constexpr KeyScheme kJambaKeys = {"feed_forward", "gate_proj", "up_proj",
+                                  "down_proj",    "",          "router",
+                                  "feed_forward"};
+constexpr KeyScheme kHunyuanKeys = {"mlp", "gate_proj", "up_proj", "down_proj",
+                                    "shared_mlp", "gate.wg"};
+// transformers 5 saves ERNIE's bias `[1, E]` under `mlp.moe_statics`.
+constexpr KeyScheme kErnieKeys = {"mlp",
+                                  "gate_proj",
+                                  "up_proj",
+                                  "down_proj",
+                                  "shared_experts",
+                                  "gate",
+                                  "mlp",
+                                  "moe_statics.e_score_correction_bias"};
 
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
@@ -96,6 +116,8 @@ struct HFStack {
   int64_t experts = 1;
   /// The config key holding `experts`, for diagnostics.
   StringLiteral expertsKey = "";
+  /// The config key holding `routing.topK`, for diagnostics.
+  StringLiteral topKKey = "num_experts_per_tok";
   RoutingDesc routing;
   /// DeepSeek-V3 `noaux_tc`: `mlp.gate.e_score_correction_bias`.
   bool correctionBias = false;
@@ -333,6 +355,229 @@ static void readDeepSeekV3(ConfigFile &c, HFStack &s) {
   readDeepSeek(c, s, /*v3=*/true);
 }
 
+/// GLM-4.5 and dots.llm1: the DeepSeek-V3 gate as transformers'
+/// Glm4MoeTopkRouter / Dots1TopkRouter write it (the two are line for line
+/// the same): sigmoid, selection by score + e_score_correction_bias, groups
+/// scored by their top-2 sum, divide by (sum + 1e-20) iff norm_topk_prob
+/// (whatever top_k), then always x routed_scaling_factor. Layers
+/// i >= first_k_dense_replace are MoE, with n_shared_experts x
+/// moe_intermediate_size of shared experts added plainly.
+static void readSigmoidGrouped(ConfigFile &c, HFStack &s, bool glm) {
+  s.keys = kDeepSeekKeys;
+  readSizes(c, s);
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
+  readExpertCount(c, s, "n_routed_experts", "num_local_experts");
+  // Dots1Config leaves the top-k and the shared experts unset (None).
+  s.routing.topK = glm ? c.getPositive("num_experts_per_tok", 8, kMaxExperts)
+                       : c.requirePositive("num_experts_per_tok", kMaxExperts);
+  int64_t shared =
+      glm ? c.getNonNegative("n_shared_experts", 1, kMaxExperts)
+          : c.requirePositive("n_shared_experts", kMaxExperts);
+  s.sharedFfn = shared * s.expertFfn;
+  c.checkAtMost(c.loc("n_shared_experts"),
+                "the shared experts' width (n_shared_experts x "
+                "moe_intermediate_size)",
+                s.sharedFfn, kMaxWidth);
+  int64_t firstDense = c.getNonNegative("first_k_dense_replace", glm ? 1 : 0);
+
+  s.routing.scoring = ScoringFunc::sigmoid;
+  s.correctionBias = true;
+  s.routing.nGroup = c.getPositive("n_group", 1, kMaxExperts);
+  s.routing.topkGroup = c.getPositive("topk_group", 1, kMaxExperts);
+  s.routing.groupScore =
+      s.routing.nGroup == 1 ? GroupScore::max : GroupScore::top2_sum;
+  if (c.getBool("norm_topk_prob", glm)) {
+    s.routing.normalize = Normalization::selected;
+    s.routing.normEpsilon = 1e-20;
+  }
+  double scaling = c.getNumber("routed_scaling_factor", 1.0);
+  if (!(std::isfinite(scaling) && scaling > 0.0))
+    c.error("routed_scaling_factor")
+        << "'routed_scaling_factor' must be positive, got " << scaling;
+  s.routing.routedScalingFactor = scaling;
+
+  for (int64_t i = 0; i < s.numLayers; ++i)
+    s.layers.push_back(i < firstDense
+                           ? LayerChoice{false, c.loc("first_k_dense_replace")}
+                           : LayerChoice{true, c.loc(s.expertsKey)});
+}
+
+static void readGlm4Moe(ConfigFile &c, HFStack &s) {
+  readSigmoidGrouped(c, s, /*glm=*/true);
+}
+
+static void readDots1(ConfigFile &c, HFStack &s) {
+  readSigmoidGrouped(c, s, /*glm=*/false);
+}
+
+/// Qwen3-Next's FFN is Qwen2-MoE's (sigmoid-gated shared expert, the same
+/// sparse-layer rule); only the defaults differ.
+static void readQwen3Next(ConfigFile &c, HFStack &s) {
+  readQwenMoe(c, s, /*sharedExpert=*/true, /*defaultTopK=*/10);
+  // Qwen3NextConfig defaults norm_topk_prob to true (Qwen2-MoE: false).
+  s.routing.normalize = c.getBool("norm_topk_prob", true)
+                            ? Normalization::selected
+                            : Normalization::none;
+}
+
+// JambaSparseMoeBlock: softmax, top-k, the weights left unnormalised; the
+// experts and the dense layers are intermediate_size wide.
+static void readJamba(ConfigFile &c, HFStack &s) {
+  s.keys = kJambaKeys;
+  readSizes(c, s);
+  s.denseFfn = s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  readExpertCount(c, s, "num_experts", "num_local_experts");
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  int64_t period = c.getPositive("expert_layer_period", 2);
+  int64_t offset = c.getNonNegative("expert_layer_offset", 1);
+  if (offset >= period)
+    c.error("expert_layer_offset")
+        << "expert_layer_offset = " << offset
+        << " must be smaller than expert_layer_period = " << period;
+  // JambaConfig.layers_num_experts: num_experts on layers i % period ==
+  // offset, 1 elsewhere; a layer is sparse iff its count is > 1.
+  for (int64_t i = 0; i < s.numLayers; ++i) {
+    if (s.experts == 1)
+      s.layers.push_back({false, c.loc(s.expertsKey)});
+    else if (i % period != offset)
+      s.layers.push_back({false, c.loc("expert_layer_period")});
+    else
+      s.layers.push_back({true, c.loc(s.expertsKey)});
+  }
+}
+
+/// A key the original code reads per layer (an integer, or a list with one
+/// entry per layer): its one value, or an error at the first entry that
+/// differs (one value for every layer is all the stack expresses).
+static int64_t readUniformPerLayer(ConfigFile &c, StringRef key,
+                                   int64_t fallback, int64_t max) {
+  const llvm::json::Value *value = c.get(key);
+  if (!value || !value->getAsArray())
+    return c.getPositive(key, fallback, max);
+  std::vector<int64_t> list = c.getIntList(key);
+  if (list.empty()) {
+    c.error(key) << "'" << key << "' is an empty list";
+    return fallback;
+  }
+  for (auto [j, item] : llvm::enumerate(list)) {
+    if (item <= 0 || item > max) {
+      c.error(c.elementLoc(key, j)) << key << "[" << j << "] = " << item
+                                    << " must be in [1, " << max << "]";
+      return fallback;
+    }
+    if (item != list[0]) {
+      c.error(c.elementLoc(key, j))
+          << key << "[" << j << "] = " << item << " differs from " << key
+          << "[0] = " << list[0] << ": one value for every layer is supported";
+      return fallback;
+    }
+  }
+  return list[0];
+}
+
+// HunYuanMoEV1Moe on every layer: softmax, top-k (moe_topk), divided by the
+// top-k sum; experts and the shared MLP (`shared_mlp`, added plainly) are
+// intermediate_size wide; the router is `gate.wg`. The keys Tencent's own
+// code reads beyond that are accepted where they say the same.
+static void readHunyuanMoe(ConfigFile &c, HFStack &s) {
+  s.keys = kHunyuanKeys;
+  readSizes(c, s);
+  int64_t width = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertFfn = s.sharedFfn = width;
+  s.expertsKey = "num_experts";
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.topKKey = "moe_topk";
+  s.routing.topK = readUniformPerLayer(c, "moe_topk", 1, kMaxExperts);
+  s.routing.normalize = Normalization::selected;
+  if (c.has("moe_intermediate_size")) {
+    int64_t moeWidth =
+        readUniformPerLayer(c, "moe_intermediate_size", width, kMaxWidth);
+    if (moeWidth != width)
+      c.error("moe_intermediate_size")
+          << "moe_intermediate_size = " << moeWidth
+          << " differs from intermediate_size = " << width
+          << ": hunyuan_v1_moe experts are intermediate_size wide";
+  }
+  if (c.has("num_shared_expert") &&
+      readUniformPerLayer(c, "num_shared_expert", 1, kMaxExperts) != 1)
+    c.error("num_shared_expert")
+        << "num_shared_expert must be 1: hunyuan_v1_moe has one shared MLP "
+           "of intermediate_size";
+  if (!c.getBool("use_mixed_mlp_moe", true))
+    c.error("use_mixed_mlp_moe")
+        << "use_mixed_mlp_moe = false is not supported: hunyuan_v1_moe "
+           "always adds the shared MLP";
+  if (c.getBool("mlp_bias", false))
+    c.error("mlp_bias") << "mlp_bias = true is not supported for "
+                           "hunyuan_v1_moe: the experts and MLPs are bias-free";
+  // With drops off, capacity_factor and the re-routing of dropped tokens
+  // are never used.
+  if (c.getBool("moe_drop_tokens", false))
+    c.error("moe_drop_tokens")
+        << "moe_drop_tokens = true is not supported for hunyuan_v1_moe: "
+           "its transformers module is dropless";
+  c.get("capacity_factor");
+  c.get("moe_random_routing_dropped_token");
+  allMoe(c, s);
+}
+
+// Ernie4_5_MoeSparseMoeBlock: softmax; selection by probability +
+// e_score_correction_bias (moe_use_aux_free); the weights are the
+// probabilities divided by max(their sum, moe_norm_min); shared experts
+// (moe_num_shared_experts x moe_intermediate_size) added plainly. Layer i is
+// MoE iff (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i
+// <= moe_layer_end_index (-1: the last layer).
+static void readErnieMoe(ConfigFile &c, HFStack &s) {
+  s.keys = kErnieKeys;
+  readSizes(c, s);
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
+  readExpertCount(c, s, "moe_num_experts", "num_experts");
+  s.topKKey = "moe_k";
+  s.routing.topK = c.getPositive("moe_k", 6, kMaxExperts);
+  int64_t shared = c.getNonNegative("moe_num_shared_experts", 2, kMaxExperts);
+  s.sharedFfn = shared * s.expertFfn;
+  c.checkAtMost(c.loc("moe_num_shared_experts"),
+                "the shared experts' width (moe_num_shared_experts x "
+                "moe_intermediate_size)",
+                s.sharedFfn, kMaxWidth);
+  if (c.getBool("use_bias", false))
+    c.error("use_bias") << "use_bias = true is not supported for "
+                           "ernie4_5_moe: the dense and shared MLPs would "
+                           "carry biases";
+  std::string gate = c.getString("moe_gate", "topk");
+  if (gate != "topk")
+    c.error("moe_gate") << "unsupported moe_gate '" << gate
+                        << "' for ernie4_5_moe: expected 'topk'";
+  s.correctionBias = c.getBool("moe_use_aux_free", true);
+  s.routing.normalize = Normalization::selected_clamped;
+  s.routing.normEpsilon = c.getNumber("moe_norm_min", 1e-12);
+  if (!(std::isfinite(s.routing.normEpsilon) && s.routing.normEpsilon > 0.0))
+    c.error("moe_norm_min") << "'moe_norm_min' must be positive, got "
+                            << s.routing.normEpsilon;
+
+  int64_t start = c.getNonNegative("moe_layer_start_index", 1);
+  int64_t end = c.getInt("moe_layer_end_index", -1);
+  if (end == -1)
+    end = s.numLayers - 1;
+  else if (end < 0)
+    c.error("moe_layer_end_index")
+        << "moe_layer_end_index = " << end
+        << " must be a layer index or -1 (the last layer)";
+  int64_t interval = c.getPositive("moe_layer_interval", 1);
+  for (int64_t i = 0; i < s.numLayers; ++i) {
+    if (i < start)
+      s.layers.push_back({false, c.loc("moe_layer_start_index")});
+    else if (i > end)
+      s.layers.push_back({false, c.loc("moe_layer_end_index")});
+    else if ((i + 1) % interval != 0)
+      s.layers.push_back({false, c.loc("moe_layer_interval")});
+    else
+      s.layers.push_back({true, c.loc(s.expertsKey)});
+  }
+}
+
 static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
                                                     "router_jitter_noise"};
 static constexpr StringLiteral kQwenIgnored[] = {
@@ -350,6 +595,37 @@ static constexpr StringLiteral kDeepSeekIgnored[] = {
     "num_nextn_predict_layers"};
 static constexpr StringLiteral kOlmoeIgnored[] = {"clip_qkv"};
 
+static constexpr StringLiteral kGlm4MoeIgnored[] = {
+    "partial_rotary_factor", "use_qk_norm",
+    // The MTP layer (transformers 5: num_mtp_layers) is not a decoder layer.
+    "num_nextn_predict_layers", "num_mtp_layers"};
+static constexpr StringLiteral kDots1Ignored[] = {
+    "sliding_window", "use_sliding_window", "max_window_layers",
+    "layer_types"};
+static constexpr StringLiteral kQwen3NextIgnored[] = {
+    // Gated DeltaNet (linear attention) and which layers use it.
+    "linear_conv_kernel_dim", "linear_key_head_dim", "linear_value_head_dim",
+    "linear_num_key_heads", "linear_num_value_heads", "full_attention_interval",
+    "layer_types", "partial_rotary_factor", "use_sliding_window",
+    "sliding_window", "max_window_layers"};
+static constexpr StringLiteral kJambaIgnored[] = {
+    // Which layers attend and the Mamba mixers of the others.
+    "attn_layer_period", "attn_layer_offset", "use_mamba_kernels",
+    "mamba_d_state", "mamba_d_conv", "mamba_expand", "mamba_dt_rank",
+    "mamba_conv_bias", "mamba_proj_bias", "use_mambapy",
+    "use_associative_scan", "sliding_window", "num_logits_to_keep"};
+static constexpr StringLiteral kHunyuanIgnored[] = {
+    "use_qk_norm", "use_cla", "cla_share_factor", "use_rotary_pos_emb",
+    "attention_head_dim", "eod_token_id", "sep_token_id", "pretraining_tp",
+    "org_vocab_size", "use_mla"};
+static constexpr StringLiteral kErnieIgnored[] = {
+    "use_rmsnorm", "use_flash_attention",
+    // The MTP module is not part of the decoder stack.
+    "num_nextn_predict_layers", "num_mtp_layers", "multi_token_pred_lambda",
+    // Per-expert capacity of the training code; the reference module is
+    // dropless and does not read it.
+    "moe_capacity"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -357,6 +633,12 @@ static const Family kFamilies[] = {
     {"deepseek_v2", readDeepSeekV2, kDeepSeekIgnored},
     {"deepseek_v3", readDeepSeekV3, kDeepSeekIgnored},
     {"olmoe", readOlmoe, kOlmoeIgnored},
+    {"glm4_moe", readGlm4Moe, kGlm4MoeIgnored},
+    {"dots1", readDots1, kDots1Ignored},
+    {"qwen3_next", readQwen3Next, kQwen3NextIgnored},
+    {"jamba", readJamba, kJambaIgnored},
+    {"hunyuan_v1_moe", readHunyuanMoe, kHunyuanIgnored},
+    {"ernie4_5_moe", readErnieMoe, kErnieIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -369,8 +651,8 @@ static void checkRouting(ConfigFile &c, const HFStack &s) {
     return;
   const RoutingDesc &r = s.routing;
   if (r.topK > s.experts) {
-    c.error("num_experts_per_tok")
-        << "num_experts_per_tok = " << r.topK << " exceeds the " << s.experts
+    c.error(s.topKKey)
+        << s.topKKey << " = " << r.topK << " exceeds the " << s.experts
         << " experts of '" << s.expertsKey << "'";
     return;
   }
@@ -393,8 +675,8 @@ static void checkRouting(ConfigFile &c, const HFStack &s) {
                        << "n_group = " << r.nGroup << " leaves " << perGroup
                        << " expert per group";
   else if (r.topkGroup * perGroup < r.topK)
-    c.error("num_experts_per_tok")
-        << "num_experts_per_tok = " << r.topK << " exceeds the "
+    c.error(s.topKKey)
+        << s.topKKey << " = " << r.topK << " exceeds the "
         << r.topkGroup * perGroup << " experts of topk_group = " << r.topkGroup
         << " groups of " << perGroup;
 }
@@ -423,7 +705,7 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     std::string base = "model.layers." + std::to_string(i) + ".";
     if (!choice.moe) {
       layer.kind = LayerKind::dense;
-      layer.name = base + "mlp";
+      layer.name = base + s.keys.denseModule.str();
       layer.mlp = swiGlu(s.denseFfn, layer.name + ".", "gate_proj", "up_proj",
                          "down_proj");
       model.layers.push_back(std::move(layer));
@@ -433,10 +715,11 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     layer.name = base + s.keys.moeModule.str();
     layer.numExperts = s.experts;
     layer.routing = s.routing;
-    layer.routingLoc = c.loc("num_experts_per_tok");
-    layer.routerKey = layer.name + ".gate.weight";
+    layer.routingLoc = c.loc(s.topKKey);
+    layer.routerKey = layer.name + "." + s.keys.router.str() + ".weight";
     if (s.correctionBias)
-      layer.correctionBiasKey = layer.name + ".gate.e_score_correction_bias";
+      layer.correctionBiasKey =
+          layer.name + "." + s.keys.correctionBias.str();
     layer.experts =
         swiGlu(s.expertFfn, layer.name + ".experts.{e}.", s.keys.expertGate,
                s.keys.expertUp, s.keys.expertDown);

@@ -22,7 +22,8 @@ void moert::validateGateConfig(const moert_gate_config_t &cfg) {
               cfg.score_func == MOERT_SCORE_SIGMOID,
           "gate: unknown score_func ", static_cast<int>(cfg.score_func));
   require(cfg.norm == MOERT_NORM_NONE || cfg.norm == MOERT_NORM_SELECTED ||
-              cfg.norm == MOERT_NORM_KEPT,
+              cfg.norm == MOERT_NORM_KEPT ||
+              cfg.norm == MOERT_NORM_SELECTED_CLAMPED,
           "gate: unknown norm ", static_cast<int>(cfg.norm));
   require(cfg.drop_order == MOERT_DROP_CHOICE_MAJOR ||
               cfg.drop_order == MOERT_DROP_TOKEN_MAJOR ||

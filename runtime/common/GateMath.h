@@ -71,11 +71,14 @@ MOERT_HD inline float groupScore(moert_group_score_t kind, const float *member,
 MOERT_HD inline void normalizeTokenWeights(const moert_gate_config_t &cfg,
                                            float *w, const int32_t *slots) {
   int32_t topK = cfg.top_k;
-  if (cfg.norm == MOERT_NORM_SELECTED) {
+  if (cfg.norm == MOERT_NORM_SELECTED ||
+      cfg.norm == MOERT_NORM_SELECTED_CLAMPED) {
     float sum = 0;
     for (int32_t j = 0; j < topK; ++j)
       sum += w[j];
-    float denominator = sum + cfg.norm_epsilon;
+    float denominator = cfg.norm == MOERT_NORM_SELECTED
+                            ? sum + cfg.norm_epsilon
+                            : (sum > cfg.norm_epsilon ? sum : cfg.norm_epsilon);
     for (int32_t j = 0; j < topK; ++j)
       w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
   }

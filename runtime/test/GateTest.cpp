@@ -246,6 +246,22 @@ TEST(Gate, SelectedNormalisesBeforeDropsKeptAfter) {
   EXPECT_NEAR(selected.weights[0], kept.weights[0], 1e-6);
 }
 
+TEST(Gate, SelectedClampedDividesByTheFloorOfASmallSum) {
+  // ERNIE-4.5: w / max(sum, norm_epsilon). Softmax over 4, top-1.
+  auto cfg = config(4, 1);
+  cfg.norm = MOERT_NORM_SELECTED_CLAMPED;
+  cfg.norm_epsilon = 0.5f;
+  float e1 = std::exp(1.0f), total = e1 + 3.0f;
+  // p = e / (e + 3) = 0.475 < 0.5: divided by 0.5, not by itself.
+  GateResult small = runGate(cfg, {1, 0, 0, 0});
+  EXPECT_NEAR(small.weights[0], (e1 / total) / 0.5f, 1e-6);
+  // p = 0.71 > 0.5: divided by itself, as `selected` with epsilon 0.
+  float e2 = std::exp(2.0f);
+  GateResult large = runGate(cfg, {2, 0, 0, 0});
+  EXPECT_NEAR(large.weights[0], 1.0f, 1e-6);
+  EXPECT_GT(e2 / (e2 + 3.0f), 0.5f);
+}
+
 TEST(Gate, KeptWithEverythingDroppedIsZeroNotNaN) {
   auto cfg = config(2, 1);
   cfg.capacity_factor = 0.5f; // ceil(1 * 2 / 2 * 0.5) = 1

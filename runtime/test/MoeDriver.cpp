@@ -138,7 +138,9 @@ int run(const std::string &dir) {
   gate.norm = pick<moert_gate_norm_t>(cfg.str("norm", "none"),
                                       {{"none", MOERT_NORM_NONE},
                                        {"selected", MOERT_NORM_SELECTED},
-                                       {"kept", MOERT_NORM_KEPT}});
+                                       {"kept", MOERT_NORM_KEPT},
+                                       {"selected_clamped",
+                                        MOERT_NORM_SELECTED_CLAMPED}});
   gate.norm_epsilon = cfg.real("norm_epsilon", 0.0f);
   gate.routed_scaling_factor = cfg.real("routed_scaling_factor", 1.0f);
   gate.capacity_factor = cfg.real("capacity_factor", 0.0f);

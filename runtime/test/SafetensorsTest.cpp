@@ -202,6 +202,21 @@ TEST(Safetensors, MissingKeyNamesFileAndKey) {
   EXPECT_MOERT_ERROR(tryLoad(path, req, 8), MOERT_NOT_FOUND, "experts.0.w");
 }
 
+TEST(Safetensors, UnitExtentsDoNotChangeTheLayout) {
+  std::string path = tempPath("unit-extents.safetensors");
+  SafetensorsWriter writer;
+  Floats w = iota(4);
+  writer.add("bias", MOERT_F32, {1, 4}, w.data());
+  writer.write(path);
+  Floats got;
+  ASSERT_EQ(tryLoad(path, request("bias", {4}), 4, &got), MOERT_OK)
+      << moert_last_error();
+  EXPECT_EQ(got, w);
+  // Same element count, other extents: still an error.
+  EXPECT_MOERT_ERROR(tryLoad(path, request("bias", {2, 2}), 4),
+                     MOERT_FORMAT_ERROR, "has shape [1,4], expected [2,2]");
+}
+
 TEST(Safetensors, ShapeMismatchIsAnError) {
   std::string path = tempPath("shape.safetensors");
   SafetensorsWriter writer;

@@ -184,8 +184,14 @@ def cases():
                 activation="relu", router_bias=1)
     kept = dict(base, experts=4, top_k=2, norm="kept", capacity_factor=1.0,
                 ffn_kind="plain", activation="gelu", expert_biases=1)
+    # ERNIE-4.5: the bias selects among softmax probabilities; a floor of 0.3
+    # binds for some top-2 sums of 8 and not for others.
+    ernie = dict(base, name="ernie-softmax-bias-clamped", experts=8, top_k=2,
+                 norm="selected_clamped", norm_epsilon=0.3, correction_bias=1,
+                 shared="plain", shared_ffn=32)
     out = [
         (mixtral, [1, 7, 33]),
+        (ernie, [1, 7, 33]),
         (deepseek, [1, 5, 16]),
         (top1, [1, 13, 40]),
         (dict(kept, name="kept-choice_major", drop_order="choice_major"), [9, 24]),

@@ -31,6 +31,20 @@ std::string shapeString(const std::vector<int64_t> &shape) {
   return out + "]";
 }
 
+// Shapes that differ only by extents of 1 lay out the same bytes: ERNIE-4.5
+// stores its `[E]` selection bias as `[1, E]`.
+bool sameLayout(const std::vector<int64_t> &stored,
+                const std::vector<int64_t> &expected) {
+  auto squeeze = [](const std::vector<int64_t> &shape) {
+    std::vector<int64_t> out;
+    for (int64_t d : shape)
+      if (d != 1)
+        out.push_back(d);
+    return out;
+  };
+  return stored == expected || squeeze(stored) == squeeze(expected);
+}
+
 } // namespace
 
 bool moert::weights::dtypeFromName(const std::string &name,
@@ -319,7 +333,7 @@ int64_t SafetensorsFile::readBox(const std::string &key,
   if (!dtypeFromName(info.dtype, srcType))
     fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
          info.dtype, "; only F32, F16 and BF16 are supported");
-  if (info.shape != shape)
+  if (!sameLayout(info.shape, shape))
     fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
          shapeString(info.shape), ", expected ", shapeString(shape));
   size_t rank = shape.size();
@@ -389,7 +403,7 @@ int64_t SafetensorsFile::readView(const std::string &key,
   if (!dtypeFromName(info.dtype, srcType))
     fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
          info.dtype, "; only F32, F16 and BF16 are supported");
-  if (info.shape != shape)
+  if (!sameLayout(info.shape, shape))
     fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
          shapeString(info.shape), ", expected ", shapeString(shape));
   size_t rank = strides.size();

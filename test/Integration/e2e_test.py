@@ -103,9 +103,100 @@ class Weights:
         return np.stack(stacked)
 
 
+def family_layer(cfg, i):
+    """Layer i of the families added with issue 13 (docs/Importers.md), read
+    from config.json: None for a dense layer, else where the MoE module's
+    weights live and its routing and shared experts."""
+    t, L = cfg["model_type"], cfg["num_hidden_layers"]
+    if t in ("glm4_moe", "dots1"):
+        glm = t == "glm4_moe"
+        if i < cfg.get("first_k_dense_replace", 1 if glm else 0):
+            return None
+        norm = cfg.get("norm_topk_prob", glm)
+        groups = cfg.get("n_group", 1)
+        return dict(module="mlp", router="gate", k=cfg.get("num_experts_per_tok", 8),
+                    Fe=cfg["moe_intermediate_size"], bias=("gate.e_score_correction_bias", (E,)),
+                    shared=("shared_experts", cfg.get("n_shared_experts", 1) * cfg["moe_intermediate_size"], False),
+                    routing=dict(score_func="sigmoid", n_group=groups, topk_group=cfg.get("topk_group", 1),
+                                 group_score="top2_sum" if groups > 1 else "max",
+                                 norm="selected" if norm else "none", norm_epsilon=1e-20 if norm else 0.0,
+                                 routed_scaling_factor=cfg.get("routed_scaling_factor", 1.0)))
+    if t == "qwen3_next":
+        if i in cfg.get("mlp_only_layers", []) or (i + 1) % cfg.get("decoder_sparse_step", 1):
+            return None
+        return dict(module="mlp", router="gate", k=cfg.get("num_experts_per_tok", 10),
+                    Fe=cfg["moe_intermediate_size"], bias=None,
+                    shared=("shared_expert", cfg["shared_expert_intermediate_size"], True),
+                    routing=dict(norm="selected" if cfg.get("norm_topk_prob", True) else "none"))
+    if t == "jamba":
+        if cfg["num_experts"] == 1 or i % cfg.get("expert_layer_period", 2) != cfg.get("expert_layer_offset", 1):
+            return None
+        return dict(module="feed_forward", router="router", k=cfg.get("num_experts_per_tok", 2),
+                    Fe=cfg["intermediate_size"], bias=None, shared=None, routing={})
+    if t == "hunyuan_v1_moe":
+        k = cfg.get("moe_topk", 1)
+        return dict(module="mlp", router="gate.wg", k=k[i] if isinstance(k, list) else k, Fe=cfg["intermediate_size"],
+                    bias=None, shared=("shared_mlp", cfg["intermediate_size"], False),
+                    routing=dict(norm="selected"))
+    assert t == "ernie4_5_moe", t
+    end = cfg.get("moe_layer_end_index", -1)
+    end = L - 1 if end == -1 else end
+    if (i + 1) % cfg.get("moe_layer_interval", 1) or not cfg.get("moe_layer_start_index", 1) <= i <= end:
+        return None
+    return dict(module="mlp", router="gate", k=cfg.get("moe_k", 6), Fe=cfg["moe_intermediate_size"],
+                bias=("moe_statics.e_score_correction_bias", (1, E)),
+                shared=("shared_experts", cfg.get("moe_num_shared_experts", 2) * cfg["moe_intermediate_size"], False),
+                routing=dict(norm="selected_clamped", norm_epsilon=cfg.get("moe_norm_min", 1e-12)))
+
+
+FAMILY_LAYER_TYPES = ("glm4_moe", "dots1", "qwen3_next", "jamba", "hunyuan_v1_moe", "ernie4_5_moe")
+
+
+def ffn_params(w, prefix, Fw):
+    """A SwiGLU MLP's weights under prefix (gate_proj, up_proj, down_proj)."""
+    return {"w1": w.get(prefix + "gate_proj.weight", (Fw, H)),
+            "w_up": w.get(prefix + "up_proj.weight", (Fw, H)),
+            "w2": w.get(prefix + "down_proj.weight", (H, Fw))}
+
+
+def family_reference(cfg, x, w, tweak):
+    st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        layer = family_layer(cfg, i)
+        if layer is None:
+            dense = p + ("feed_forward." if cfg["model_type"] == "jamba" else "mlp.")
+            params = ffn_params(w, dense, cfg["intermediate_size"])
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig()), st), st)
+            continue
+        pre = p + layer["module"] + "."
+        Fe = layer["Fe"]
+        params = {"gate.weight": w.get(pre + layer["router"] + ".weight", (E, H), scale=tweak.get("router_scale"))}
+        for name, proj, shape in (("w1", "gate_proj", (Fe, H)), ("w_up", "up_proj", (Fe, H)),
+                                  ("w2", "down_proj", (H, Fe))):
+            params["experts." + name] = w.experts(pre + "experts.{e}." + proj + ".weight", shape)
+        if layer["bias"]:
+            key, shape = layer["bias"]
+            params["gate.correction_bias"] = w.get(pre + key, shape, scale=0.1, f32=True).reshape(E)
+        shared, gated = None, False
+        if layer["shared"]:
+            module, Fs, gated = layer["shared"]
+            shared = ref.FfnConfig()
+            for name, value in ffn_params(w, pre + module + ".", Fs).items():
+                params["shared." + name] = value
+            if gated:
+                params["shared_gate.weight"] = w.get(pre + "shared_expert_gate.weight", (1, H))
+        routing = ref.RoutingConfig(num_experts=E, top_k=layer["k"], **layer["routing"])
+        lc = ref.LayerConfig(routing=routing, storage=st, shared=shared, shared_gated=gated)
+        x = ref.moe_layer(x, params, lc)["out"]
+    return x
+
+
 def hf_reference(cfg, x, w, tweak):
     """The HF families' FFN stack, read from config.json."""
     t = cfg["model_type"]
+    if t in FAMILY_LAYER_TYPES:
+        return family_reference(cfg, x, w, tweak)
     st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
     k = cfg["num_experts_per_tok"]
     for i in range(cfg["num_hidden_layers"]):
@@ -217,6 +308,12 @@ def hf(model_type, layers=2, dtype="float32", **extra):
     return c
 
 
+def fam(model_type, layers=2, dtype="float32", **extra):
+    """A config of the families of family_layer: every size given."""
+    return {"model_type": model_type, "hidden_size": H, "num_hidden_layers": layers,
+            "torch_dtype": dtype, **extra}
+
+
 def prmoe(drop_order, top_k=2, cf=0.5, layers=2, dtype="float32", drop=True):
     return {"model_type": "prmoe", "num_layers": layers, "hidden_size": H, "ffn_hidden_size": F,
             "activation": "gelu", "torch_dtype": dtype, "num_experts": [E], "expert_interval": 1,
@@ -238,6 +335,23 @@ CASES = [
     ("olmoe", hf("olmoe"), {}),
     # Ties: a zero router gives equal logits; the lower expert index wins.
     ("olmoe-ties", hf("olmoe"), {"router_scale": 0.0}),
+    ("glm4-moe", fam("glm4_moe", layers=3, intermediate_size=2 * F, moe_intermediate_size=F,
+                     n_routed_experts=E, num_experts_per_tok=3, n_shared_experts=1, first_k_dense_replace=1,
+                     n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=1.5), {}),
+    ("dots1", fam("dots1", intermediate_size=2 * F, moe_intermediate_size=F, n_routed_experts=E,
+                  num_experts_per_tok=2, n_shared_experts=2, norm_topk_prob=False,
+                  routed_scaling_factor=2.5), {}),
+    ("qwen3-next", fam("qwen3_next", layers=3, intermediate_size=2 * F, moe_intermediate_size=F,
+                       num_experts=E, num_experts_per_tok=2, shared_expert_intermediate_size=F,
+                       mlp_only_layers=[1]), {}),
+    ("jamba", fam("jamba", layers=4, intermediate_size=F, num_experts=E, num_experts_per_tok=2), {}),
+    ("hunyuan-v1-moe", fam("hunyuan_v1_moe", intermediate_size=F, num_experts=E, moe_topk=[2, 2]), {}),
+    ("ernie4.5-moe", fam("ernie4_5_moe", layers=3, intermediate_size=2 * F, moe_intermediate_size=F,
+                         moe_num_experts=E, moe_k=2, moe_num_shared_experts=1), {}),
+    # A floor above most top-2 sums: the weights are divided by it.
+    ("ernie4.5-moe-clamp", fam("ernie4_5_moe", intermediate_size=2 * F, moe_intermediate_size=F,
+                               moe_num_experts=E, moe_k=2, moe_num_shared_experts=1,
+                               moe_norm_min=0.6), {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -253,7 +367,9 @@ CASES = [
 # running all the tokens (EP = 1 vs EP = 4).
 MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v2": True,
               "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
-              "prmoe-probs": False, "prmoe-dropless": True}
+              "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
+              "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
+              "ernie4.5-moe-clamp": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

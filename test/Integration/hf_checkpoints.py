@@ -81,6 +81,43 @@ FAMILIES = {
                         routed_scaling_factor=2.5, kv_lora_rank=16,
                         q_lora_rank=None, qk_rope_head_dim=8,
                         qk_nope_head_dim=8, v_head_dim=16),
+    "glm4_moe": dict(intermediate_size=40, moe_intermediate_size=24,
+                     n_routed_experts=8, num_experts_per_tok=3,
+                     n_shared_experts=1, first_k_dense_replace=1, n_group=4,
+                     topk_group=2, norm_topk_prob=True,
+                     routed_scaling_factor=1.5, head_dim=16),
+    "dots1": dict(intermediate_size=40, moe_intermediate_size=24,
+                  n_routed_experts=8, num_experts_per_tok=3,
+                  n_shared_experts=2, first_k_dense_replace=1, n_group=2,
+                  topk_group=1, norm_topk_prob=False,
+                  routed_scaling_factor=2.5, head_dim=16),
+    "qwen3_next": dict(intermediate_size=40, moe_intermediate_size=24,
+                       shared_expert_intermediate_size=20, num_experts=6,
+                       num_experts_per_tok=2, norm_topk_prob=True,
+                       decoder_sparse_step=1, mlp_only_layers=[1],
+                       head_dim=16, linear_key_head_dim=8,
+                       linear_value_head_dim=8, linear_num_key_heads=2,
+                       linear_num_value_heads=2),
+    # Layers 1 and 3 of 4 are MoE (expert_layer_period/offset).
+    "jamba": dict(intermediate_size=24, num_experts=6, num_experts_per_tok=2,
+                  num_hidden_layers=4, expert_layer_period=2,
+                  expert_layer_offset=1, attn_layer_period=2,
+                  attn_layer_offset=0,
+                  mamba_d_state=4, mamba_dt_rank=4),
+    "hunyuan_v1_moe": dict(intermediate_size=24, num_experts=6, moe_topk=2,
+                           head_dim=16),
+    # Layer 0 dense (moe_layer_start_index); selection biased by
+    # moe_statics.e_score_correction_bias.
+    "ernie4_5_moe": dict(intermediate_size=40, moe_intermediate_size=24,
+                         moe_num_experts=6, moe_k=2, moe_num_shared_experts=1,
+                         moe_layer_start_index=1, moe_layer_interval=1),
+    # moe_norm_min above every top-2 sum of 6 softmax probabilities' share:
+    # the weights are divided by the floor (normalize = selected_clamped).
+    "ernie4_5_moe_clamp": dict(intermediate_size=40, moe_intermediate_size=24,
+                               moe_num_experts=6, moe_k=2,
+                               moe_num_shared_experts=1,
+                               moe_layer_start_index=1, moe_layer_interval=1,
+                               moe_norm_min=0.9),
 }
 
 
@@ -90,7 +127,14 @@ def rel_error(y, ref):
 
 
 def model_type(family):
-    return "deepseek_v2" if family == "deepseek_v2_norm" else family
+    """A variant's directory name -> its model_type."""
+    return {"deepseek_v2_norm": "deepseek_v2",
+            "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
+
+
+def ffn(layer):
+    """A decoder layer's FFN module (Jamba: feed_forward)."""
+    return layer.feed_forward if hasattr(layer, "feed_forward") else layer.mlp
 
 
 def deepseek_original_weights(gate, scaling):
@@ -114,7 +158,7 @@ def generate(out, families, seed):
     for family in families:
         torch.manual_seed(seed)
         config = transformers.AutoConfig.for_model(
-            model_type(family), **COMMON, **FAMILIES[family])
+            model_type(family), **{**COMMON, **FAMILIES[family]})
         config.dtype = torch.float32
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
         layers = model.model.layers
@@ -122,9 +166,11 @@ def generate(out, families, seed):
             # HF's init (std 0.02) would make the FFNs vanish next to the
             # residual; weights of unit-scale outputs test them.
             for layer in layers:
-                for name, p in layer.mlp.named_parameters():
-                    p.normal_(0.0, 1.0 / np.sqrt(p.shape[-1]))
-                for name, b in layer.mlp.named_buffers():
+                for name, p in ffn(layer).named_parameters():
+                    # ERNIE's correction bias is a parameter.
+                    p.normal_(0.0, 0.1 if "correction_bias" in name
+                              else 1.0 / np.sqrt(p.shape[-1]))
+                for name, b in ffn(layer).named_buffers():
                     if "correction_bias" in name:
                         b.normal_(0.0, 0.1)
             if family == "deepseek_v2_norm":
@@ -135,7 +181,7 @@ def generate(out, families, seed):
             x = torch.randn(ROWS, config.hidden_size) * 0.5
             y = x.clone()
             for layer in layers:
-                out_l = layer.mlp(y.unsqueeze(0))
+                out_l = ffn(layer)(y.unsqueeze(0))
                 out_l = out_l[0] if isinstance(out_l, tuple) else out_l
                 y = y + out_l.reshape(y.shape)
         target = os.path.join(out, family)

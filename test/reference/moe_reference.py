@@ -23,7 +23,7 @@ FLT_EPSILON = float(np.finfo(np.float32).eps)
 
 SCORE_FUNCS = ("softmax", "sigmoid")
 GROUP_SCORES = ("max", "top2_sum")
-NORMS = ("none", "selected", "kept")
+NORMS = ("none", "selected", "kept", "selected_clamped")
 DROP_ORDERS = ("choice_major", "token_major", "probs")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
 
@@ -199,8 +199,10 @@ def gate(logits: np.ndarray, cfg: RoutingConfig, correction_bias=None) -> GateOu
     kept = slots >= 0
 
     # 7. normalisation, 8. routed scaling.
-    if cfg.norm == "selected":
-        denominator = weights.sum(axis=1, keepdims=True) + np.float32(cfg.norm_epsilon)
+    if cfg.norm in ("selected", "selected_clamped"):
+        total = weights.sum(axis=1, keepdims=True)
+        epsilon = np.float32(cfg.norm_epsilon)
+        denominator = total + epsilon if cfg.norm == "selected" else np.maximum(total, epsilon)
         safe = np.where(denominator > 0, denominator, 1)
         weights = np.where(denominator > 0, weights / safe, 0)
     weights = np.where(kept, weights, 0)

@@ -52,8 +52,14 @@ LogicalResult RoutingAttr::verify(
   if (!std::isfinite(normEpsilon) || normEpsilon < 0.0)
     return emitError() << "norm_epsilon must be finite and >= 0, got "
                        << normEpsilon;
-  if (normEpsilon != 0.0 && normalize != Normalization::selected)
-    return emitError() << "norm_epsilon applies only to normalize = selected";
+  if (normEpsilon != 0.0 && normalize != Normalization::selected &&
+      normalize != Normalization::selected_clamped)
+    return emitError() << "norm_epsilon applies only to normalize = selected "
+                          "or selected_clamped";
+  // The floor of the divisor: 0 would make it plain `selected`.
+  if (normalize == Normalization::selected_clamped && normEpsilon == 0.0)
+    return emitError() << "normalize = selected_clamped needs norm_epsilon > 0 "
+                          "(the floor of the sum); use normalize = selected";
   if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)
     return emitError() << "routed_scaling_factor must be finite and > 0, got "
                        << routedScalingFactor;

@@ -90,7 +90,9 @@ def Moe_Normalization : I32EnumAttr<"Normalization",
       // Divide by the sum of the k selected weights (+ epsilon).
       I32EnumAttrCase<"selected", 1>,
       // Divide by the sum of the choices that survived capacity (DeepSpeed).
-      I32EnumAttrCase<"kept", 2>
+      I32EnumAttrCase<"kept", 2>,
+      // Divide by max(sum of the k selected, epsilon) (ERNIE-4.5).
+      I32EnumAttrCase<"selected_clamped", 3>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

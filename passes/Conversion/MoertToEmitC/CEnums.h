@@ -74,7 +74,9 @@ MOERT_PAIRED_ENUM(moe::Normalization, kNormalizations,
                   MOERT_C_ENUMERATOR(moe::Normalization::none, MOERT_NORM_NONE),
                   MOERT_C_ENUMERATOR(moe::Normalization::selected,
                                      MOERT_NORM_SELECTED),
-                  MOERT_C_ENUMERATOR(moe::Normalization::kept, MOERT_NORM_KEPT))
+                  MOERT_C_ENUMERATOR(moe::Normalization::kept, MOERT_NORM_KEPT),
+                  MOERT_C_ENUMERATOR(moe::Normalization::selected_clamped,
+                                     MOERT_NORM_SELECTED_CLAMPED))
 
 MOERT_PAIRED_ENUM(moe::DropOrder, kDropOrders, moe::getMaxEnumValForDropOrder(),
                   MOERT_C_ENUMERATOR(moe::DropOrder::choice_major,

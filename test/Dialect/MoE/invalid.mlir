@@ -44,8 +44,16 @@ func.func @f(%l: tensor<?x8xf32>) {
 // -----
 
 func.func @f(%l: tensor<?x8xf32>) {
-  // expected-error @below {{norm_epsilon applies only to normalize = selected}}
+  // expected-error @below {{norm_epsilon applies only to normalize = selected or selected_clamped}}
   %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, norm_epsilon = 1.0e-20> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{normalize = selected_clamped needs norm_epsilon > 0 (the floor of the sum); use normalize = selected}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = selected_clamped> : tensor<?x8xf32>
   return
 }
 

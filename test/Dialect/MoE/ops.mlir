@@ -31,6 +31,15 @@ func.func @mixtral_layer(%x: tensor<?x64xbf16>,
   return %y : tensor<?x64xbf16>
 }
 
+// ERNIE-4.5: the bias selects among softmax probabilities, which are divided
+// by max(their sum, 1e-12).
+// CHECK-LABEL: func.func @ernie_gate
+func.func @ernie_gate(%l: tensor<4x64xf32>, %bias: tensor<64xf32>) -> tensor<4x6xf32> {
+  // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = softmax, top_k = 6, normalize = selected_clamped, norm_epsilon = 1.0e-12> : tensor<4x64xf32>, tensor<64xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l correction %bias <scoring = softmax, top_k = 6, normalize = selected_clamped, norm_epsilon = 1.0e-12> : tensor<4x64xf32>, tensor<64xf32>
+  return %w : tensor<4x6xf32>
+}
+
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
