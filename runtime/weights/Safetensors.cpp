@@ -323,19 +323,27 @@ std::vector<std::string> SafetensorsFile::keys() const {
   return names;
 }
 
-int64_t SafetensorsFile::readBox(const std::string &key,
-                                 const std::vector<int64_t> &shape,
-                                 const std::vector<int64_t> &begin,
-                                 const std::vector<int64_t> &end, void *dst,
-                                 moert_dtype_t dstType) const {
+const TensorInfo &
+SafetensorsFile::checkedTensor(const std::string &key,
+                               const std::vector<int64_t> &shape,
+                               moert_dtype_t &srcType) const {
   const TensorInfo &info = get(key);
-  moert_dtype_t srcType;
   if (!dtypeFromName(info.dtype, srcType))
     fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
          info.dtype, "; only F32, F16 and BF16 are supported");
   if (!sameLayout(info.shape, shape))
     fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
          shapeString(info.shape), ", expected ", shapeString(shape));
+  return info;
+}
+
+int64_t SafetensorsFile::readBox(const std::string &key,
+                                 const std::vector<int64_t> &shape,
+                                 const std::vector<int64_t> &begin,
+                                 const std::vector<int64_t> &end, void *dst,
+                                 moert_dtype_t dstType) const {
+  moert_dtype_t srcType;
+  const TensorInfo &info = checkedTensor(key, shape, srcType);
   size_t rank = shape.size();
   size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   if (rank == 0) { // scalar
@@ -398,14 +406,8 @@ int64_t SafetensorsFile::readView(const std::string &key,
                                   const std::vector<int64_t> &begin,
                                   const std::vector<int64_t> &end, void *dst,
                                   moert_dtype_t dstType) const {
-  const TensorInfo &info = get(key);
   moert_dtype_t srcType;
-  if (!dtypeFromName(info.dtype, srcType))
-    fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
-         info.dtype, "; only F32, F16 and BF16 are supported");
-  if (!sameLayout(info.shape, shape))
-    fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
-         shapeString(info.shape), ", expected ", shapeString(shape));
+  const TensorInfo &info = checkedTensor(key, shape, srcType);
   size_t rank = strides.size();
   size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   int64_t rowLength = end[rank - 1] - begin[rank - 1];
