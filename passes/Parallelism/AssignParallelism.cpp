@@ -376,6 +376,8 @@ llvm::json::Array groupsJson(PlanAttr plan) {
 }
 
 std::string layerKind(LayerParts &parts) {
+  if (parts.attention)
+    return "attention";
   if (!parts.isMoe())
     return "dense";
   if (!parts.residualMixes.empty())

@@ -54,6 +54,9 @@ FailureOr<LayerParts> mlir::moe::analyzeLayer(LayerOp layer) {
               parts.sharedAdds.push_back(o);
               return success();
             })
+            .Case([&](AttentionOp o) {
+              return recordUnique(layer, parts.attention, o);
+            })
             .Default([](Operation *) { return success(); });
     if (failed(ok))
       return failure();

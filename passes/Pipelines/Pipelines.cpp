@@ -29,6 +29,8 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   ConvertMoeToMoertOptions lower;
   lower.tokens = options.tokens;
   lower.staticCapacity = options.staticCapacity;
+  lower.maxBatch = options.maxBatch;
+  lower.maxSeq = options.maxSeq;
   pm.addPass(createConvertMoeToMoert(lower));
   // Shared rank coordinates and views.
   pm.addPass(createCanonicalizerPass());

@@ -32,6 +32,10 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   // convert-moe-to-moert's.
   ForwardedOption<bool> staticCapacity{
       *this, declaredConvertMoeToMoertOptions().staticCapacity};
+  ForwardedOption<int64_t> maxBatch{
+      *this, declaredConvertMoeToMoertOptions().maxBatch};
+  ForwardedOption<int64_t> maxSeq{*this,
+                                  declaredConvertMoeToMoertOptions().maxSeq};
 };
 
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)

@@ -4,6 +4,7 @@
 
 #include "runtime/common/Error.h"
 #include "runtime/moert_model.h"
+#include "runtime/runner/Generate.h"
 #include "runtime/runner/Npy.h"
 
 #include <algorithm>
@@ -57,7 +58,8 @@ namespace {
 struct Model {
   const moert_model_info_t *info = nullptr;
   moert_model_init_fn init = nullptr;
-  moert_model_step_fn step = nullptr;
+  moert_model_step_fn step = nullptr;       // an FFN stack
+  moert_model_forward_fn forward = nullptr; // a whole decoder
 };
 
 // The library stays loaded until the process exits: its code runs on the
@@ -72,10 +74,18 @@ Model loadModel(const std::string &path) {
   auto info =
       reinterpret_cast<moert_model_info_fn>(dlsym(lib, "moe_model_info"));
   m.init = reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
-  m.step = reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
-  if (!info || !m.init || !m.step)
-    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init/step");
+  if (!info || !m.init)
+    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init");
   m.info = info();
+  bool decoder = m.info->kind == MOERT_MODEL_DECODER;
+  const char *entry = decoder ? "moe_model_forward" : "moe_model_step";
+  void *symbol = dlsym(lib, entry);
+  if (!symbol)
+    fail(MOERT_FORMAT_ERROR, path, " does not export ", entry);
+  if (decoder)
+    m.forward = reinterpret_cast<moert_model_forward_fn>(symbol);
+  else
+    m.step = reinterpret_cast<moert_model_step_fn>(symbol);
   return m;
 }
 
@@ -341,6 +351,13 @@ int64_t median(std::vector<int64_t> values) {
 void run(const RunOptions &options) {
   Model model = loadModel(options.modelPath);
   const moert_model_info_t &info = *model.info;
+  if (model.forward)
+    return generate(options, info, model.init, model.forward);
+  if (!options.prompts.empty())
+    fail(MOERT_INVALID_ARGUMENT,
+         "--prompt-ids needs a whole decoder (moe-translate --import-hf-model, "
+         "moe-run --prompt-ids); this model is an FFN stack over hidden "
+         "states (--input/--output)");
   int64_t tokens = options.tokens ? options.tokens : info.max_tokens;
   if (tokens <= 0 || tokens > info.max_tokens)
     fail(MOERT_INVALID_ARGUMENT, "--tokens must be in [1, ", info.max_tokens,

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moert::runner {
 
@@ -37,7 +38,30 @@ struct RunOptions {
   // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
   // a captured step cannot read its statistics back).
   bool cudaGraphs = false;
+  // Whole decoders (moe_model_forward): greedy generation. Each prompt is a
+  // sequence of token ids; all of them run as one batch.
+  std::vector<std::vector<int32_t>> prompts;
+  int64_t maxNewTokens = 0;
+  std::string outputIds;    // one line per prompt: its new ids
+  std::string outputLogits; // f32 [K, vocab] (one prompt) or [B, K, vocab]
 };
+
+// How a batch of prompts spreads over the ranks (attention is data
+// parallel): split when the ranks divide it (CPU backend), else every rank
+// runs every sequence. What one rank's step and KV caches must hold
+// follows: the moe-run compile options and the runner's checks.
+struct BatchPlan {
+  bool split = false;
+  int64_t perRank = 0;  // sequences per rank (max-batch)
+  int64_t tokens = 0;   // the largest prefill of a rank (tokens)
+  int64_t maxSeq = 0;   // the longest prompt + new tokens - 1 (max-seq)
+};
+BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
+                    const std::vector<std::vector<int32_t>> &prompts,
+                    int64_t newTokens);
+
+// "1,2,3" (or "1 2 3") as token ids; false for anything else.
+bool parsePromptIds(const std::string &text, std::vector<int32_t> &ids);
 
 // The world ranks this process runs: every rank of the mesh for the CPU
 // backend (threads); one rank per process for CUDA, from the launcher.

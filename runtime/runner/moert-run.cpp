@@ -4,6 +4,9 @@
 //           [--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy]
 //           [--seed N] [--output y.npy] [--collective-timeout-ms N]
 //           [--threads N] [--cuda-graphs] [--quiet]
+// moert-run MODEL.so --weights ... --prompt-ids 1,2,3 [--prompt-ids ...]
+//           --max-new-tokens K [--output-ids ids.txt]
+//           [--output-logits logits.npy]     (a whole decoder)
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
 // `moe-translate --moe-to-cpp` output (runtime/tools/moert-build-model.sh).
@@ -28,6 +31,9 @@ constexpr const char *kUsage =
     "[--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy] [--seed N] "
     "[--output y.npy] [--collective-timeout-ms N] [--threads N] [--cuda-graphs] "
     "[--quiet]\n"
+    "       moert-run DECODER.so --weights W --prompt-ids 1,2,3 [--prompt-ids "
+    "...] --max-new-tokens K [--output-ids ids.txt] [--output-logits "
+    "logits.npy] [--threads N]\n"
     "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
     "  checkpoint directory; --quiet: no load progress on stderr\n";
 
@@ -83,6 +89,19 @@ int main(int argc, char **argv) {
       options.inputNpy = value;
     else if (arg == "--output")
       options.outputNpy = value;
+    else if (arg == "--prompt-ids") {
+      std::vector<int32_t> ids;
+      if (!runner::parsePromptIds(value, ids))
+        return usage(std::string("--prompt-ids takes token ids like 1,2,3, "
+                                 "got '") +
+                     value + "'");
+      options.prompts.push_back(std::move(ids));
+    } else if (arg == "--max-new-tokens" && isNumber && number >= 1)
+      options.maxNewTokens = number;
+    else if (arg == "--output-ids")
+      options.outputIds = value;
+    else if (arg == "--output-logits")
+      options.outputLogits = value;
     else if (arg == "--tokens" && isNumber)
       options.tokens = number;
     else if (arg == "--steps" && isNumber)
