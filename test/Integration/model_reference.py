@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""An independent NumPy reference of the whole decoder and greedy generation
+(issue 14, DESIGN.md §4), written from the formulas so that the committed
+goldens (test/Integration/hf-models/, made by transformers' generate) and a
+compiled model can be checked against something that is neither of them.
+
+Reads a checkpoint directory (config.json + safetensors shards + index) with
+NumPy alone (no torch, no safetensors package): the six Hugging Face families
+(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3) and the
+PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+are test/reference/moe_reference.py's gate / experts / shared-expert /
+residual-mix functions (the same code the FFN-stack tests use); everything
+else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
+norms run in float64, the MoE layer in moe_reference's float32 gating and
+float64 FFN math.
+
+RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
+modeling_rope_utils computes them): default, linear, llama3, yarn. Rotation
+styles: "half" (rotate_half: llama-style families and PR-MoE GPT) and
+"pairs" (DeepSeek: (x0, x1), (x2, x3), ... rotated pairwise; V2's complex
+multiply and V3's rope_interleave differ only in the output order, which is
+the same for q and k, so q.k is the same).
+
+MLA (DeepSeek multi-head latent attention). Per token: c = RMSNorm(x Wkv_a
+[:r]) (the compressed KV, rank r = kv_lora_rank), k_pe = rope(x Wkv_a[r:])
+(one head, shared), q = x Wq (or q_b(RMSNorm(q_a x))) split into q_nope and
+q_pe = rope(.). The cache holds c and k_pe only. kv_b_proj is [H*(n+v), r];
+per head W_UK[h] = rows [n] of head h, W_UV[h] the next v rows.
+  naive:    k_nope[h,t] = W_UK[h] c_t, v[h,t] = W_UV[h] c_t,
+            s[h,t] = q_nope[h].k_nope[h,t] + q_pe[h].k_pe_t,
+            o[h] = sum_t p[h,t] v[h,t]
+  absorbed: q_nope[h].(W_UK[h] c_t) = (W_UK[h]^T q_nope[h]).c_t, so
+            q_lat[h] = W_UK[h]^T q_nope[h] (r values) and s[h,t] =
+            q_lat[h].c_t + q_pe[h].k_pe_t; sum_t p v[h,t] =
+            W_UV[h] (sum_t p[h,t] c_t): the attention runs over the latent
+            cache, the per-head keys and values are never materialised.
+Softmax scale: (n + rope)^-0.5, times mscale(factor, mscale_all_dim)^2 when
+the rope is yarn with mscale_all_dim (DeepSeek's code; transformers'
+yarn_apply_mscale). Prefill always runs the naive form (as DeepSeek's
+inference does); `mla="naive"|"absorbed"` picks the decode form.
+
+PR-MoE GPT (`model_type: prmoe`, a Megatron-DeepSpeed GPT; the keys the
+MoE importer reads are docs/Importers.md's; the whole model adds, as a
+proposal for the importer's schema): `num_attention_heads`, `vocab_size`,
+`max_position_embeddings`, `layernorm_epsilon` (1e-5),
+`position_embedding_type` ("learned_absolute" | "rope", Megatron's flag;
+rope: rotate_half over the whole head, `rope_theta` 10000),
+`tie_word_embeddings` (true: Megatron's shared output layer). Weights
+(P = weight_prefix = language_model.encoder.layers):
+language_model.embedding.word_embeddings.weight [V, H],
+language_model.embedding.position_embeddings.weight [max_pos, H] (learned),
+P.{i}.input_layernorm.{weight,bias}, P.{i}.self_attention.query_key_value.
+{weight,bias} ([3H, H], Megatron's per-head layout: rows of head h are
+[q_h; k_h; v_h], each head_dim), P.{i}.self_attention.dense.{weight,bias},
+P.{i}.post_attention_layernorm.{weight,bias}, the MLP keys of
+docs/Importers.md, language_model.encoder.final_layernorm.{weight,bias},
+language_model.output_layer.weight when not tied. GeLU is exact (erf).
+Capacity dropping depends on which tokens share a forward call (prefill vs
+one decode token, the batch, the rank), so the goldens use drop_tokens:
+false; with drop_tokens the reference applies capacity to the tokens of
+each call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import moe_reference as moe  # noqa: E402
+
+# --- checkpoint reading -------------------------------------------------------
+
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+
+
+def read_safetensors(path):
+    """{name: float32/int array} from one .safetensors file (BF16 widened)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = data[begin:end]
+        if info["dtype"] == "BF16":
+            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            a = np.frombuffer(raw, np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<"))
+        out[name] = a.reshape(info["shape"]).copy()
+    return out
+
+
+def read_checkpoint(directory):
+    """(config dict, tensors) of a checkpoint directory: every shard the
+    index names, or the single model.safetensors."""
+    with open(os.path.join(directory, "config.json")) as f:
+        config = json.load(f)
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    tensors = {}
+    for name in files:
+        tensors.update(read_safetensors(os.path.join(directory, name)))
+    return config, tensors
+
+
+# --- building blocks ----------------------------------------------------------
+
+
+def rms_norm(x, w, eps):
+    x = np.asarray(x, np.float64)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def layer_norm(x, w, b, eps):
+    x = np.asarray(x, np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+def softmax(s, axis=-1):
+    e = np.exp(s - s.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def yarn_get_mscale(scale, mscale=1.0):
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def rope_parameters(config):
+    """transformers 5's rope_parameters, or the older rope_theta +
+    rope_scaling keys."""
+    p = dict(config.get("rope_parameters") or {})
+    if not p:
+        p = dict(config.get("rope_scaling") or {})
+        p["rope_theta"] = config.get("rope_theta", 10000.0)
+    p.setdefault("rope_theta", config.get("rope_theta", 10000.0))
+    p["rope_type"] = p.get("rope_type", p.get("type", "default"))
+    return p
+
+
+def rope_frequencies(p, dim, max_position_embeddings):
+    """(inv_freq [dim/2], attention_factor) as modeling_rope_utils computes
+    them for p["rope_type"]."""
+    base = float(p["rope_theta"])
+    inv = 1.0 / base ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
+    kind = p["rope_type"]
+    if kind == "default":
+        return inv, 1.0
+    if kind == "linear":
+        return inv / p["factor"], 1.0
+    if kind == "llama3":
+        factor, lo, hi = p["factor"], p["low_freq_factor"], p["high_freq_factor"]
+        old = p["original_max_position_embeddings"]
+        lo_wavelen, hi_wavelen = old / lo, old / hi
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > lo_wavelen, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < hi_wavelen) & ~(wavelen > lo_wavelen)
+        return np.where(medium, smoothed, scaled), 1.0
+    if kind == "yarn":
+        old = p["original_max_position_embeddings"]
+        factor = p.get("factor") or max_position_embeddings / old
+        att = p.get("attention_factor")
+        mscale, mscale_all = p.get("mscale"), p.get("mscale_all_dim")
+        if att is None:
+            att = (yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all)
+                   if mscale and mscale_all else yarn_get_mscale(factor))
+        beta_fast, beta_slow = p.get("beta_fast") or 32, p.get("beta_slow") or 1
+
+        def correction_dim(rotations):
+            return dim * math.log(old / (rotations * 2 * math.pi)) / (2 * math.log(base))
+        low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+        if p.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0, 1)
+        extrapolation = 1 - ramp
+        inv = (inv / factor) * (1 - extrapolation) + inv * extrapolation
+        return inv, float(att)
+    raise NotImplementedError(f"rope_type {kind}")
+
+
+def apply_rope(x, positions, inv_freq, factor, style):
+    """x[S, heads, d] rotated by positions[S]."""
+    ang = np.asarray(positions, np.float64)[:, None] * inv_freq[None, :]  # [S, d/2]
+    cos, sin = (np.cos(ang) * factor)[:, None, :], (np.sin(ang) * factor)[:, None, :]
+    if style == "half":
+        h = x.shape[-1] // 2
+        x1, x2 = x[..., :h], x[..., h:]
+        return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x, dtype=np.float64)
+    out[..., 0::2], out[..., 1::2] = x1 * cos - x2 * sin, x2 * cos + x1 * sin
+    return out
+
+
+def causal_attention(q, k, v, start, scale):
+    """q[S, h, d] at positions start.., k/v[T, h, .] (T = start + S):
+    softmax(q.k * scale) over t <= position."""
+    s = np.einsum("shd,thd->hst", q, k) * scale
+    S, T = q.shape[0], k.shape[0]
+    allowed = np.arange(T)[None, :] <= (start + np.arange(S))[:, None]
+    s = np.where(allowed[None], s, -np.inf)
+    return np.einsum("hst,thd->shd", softmax(s), v)
+
+
+def routing_margin(logits, cfg, bias=None):
+    """The smallest distance, over tokens, between a chosen and a rejected
+    candidate in the selection steps (group choice, top-k): how far the
+    routing is from a tie that another summation order could flip."""
+    logits = np.asarray(logits, np.float64)
+    if cfg.score_func == "softmax":
+        sc = softmax(logits)
+    else:
+        sc = 1 / (1 + np.exp(-logits))
+    sel = sc + (0 if bias is None else np.asarray(bias, np.float64))
+    S, E = sel.shape
+    margins = [np.inf]
+    if cfg.n_group > 1:
+        g = sel.reshape(S, cfg.n_group, -1)
+        gs = g.max(axis=2) if cfg.group_score == "max" else np.sort(g, axis=2)[:, :, -2:].sum(axis=2)
+        order = np.sort(gs, axis=1)[:, ::-1]
+        margins.append(float((order[:, cfg.topk_group - 1] - order[:, cfg.topk_group]).min()))
+        keep = np.argsort(-gs, axis=1, kind="stable")[:, :cfg.topk_group]
+        mask = np.zeros_like(gs, dtype=bool)
+        np.put_along_axis(mask, keep, True, axis=1)
+        sel = np.where(np.repeat(mask, E // cfg.n_group, axis=1), sel, -np.inf)
+    order = np.sort(sel, axis=1)[:, ::-1]
+    if cfg.top_k < E:
+        nxt = order[:, cfg.top_k]
+        gap = np.where(np.isfinite(nxt), order[:, cfg.top_k - 1] - nxt, np.inf)
+        margins.append(float(gap.min()))
+    return min(margins)
+
+
+def experts_of(config):
+    """Routed experts per MoE layer, under whichever name the config uses
+    (transformers 5 writes num_local_experts for qwen3_moe)."""
+    for key in ("num_local_experts", "num_experts", "n_routed_experts"):
+        if config.get(key) is not None:
+            return config[key]
+    return 0
+
+
+# --- the model ----------------------------------------------------------------
+
+
+class Model:
+    """One checkpoint; forward() over new tokens with a KV cache, generate()
+    greedy (argmax, lower index on ties)."""
+
+    def __init__(self, directory):
+        self.config, self.t = read_checkpoint(directory)
+        c = self.config
+        self.type = c["model_type"]
+        self.min_router_margin = math.inf
+        if self.type == "prmoe":
+            self._init_prmoe()
+        else:
+            self._init_hf()
+
+    # -- configuration --
+
+    def _init_hf(self):
+        c = self.config
+        self.hidden = c["hidden_size"]
+        self.layers = c["num_hidden_layers"]
+        self.heads = c["num_attention_heads"]
+        self.kv_heads = c.get("num_key_value_heads") or self.heads
+        self.mla = self.type.startswith("deepseek")
+        self.eps = c.get("rms_norm_eps", 1e-6)
+        rp = rope_parameters(c)
+        if self.mla:
+            self.rope_dim = c["qk_rope_head_dim"]
+            self.head_dim = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
+            self.scale = self.head_dim ** -0.5
+            if rp["rope_type"] != "default" and rp.get("mscale_all_dim"):
+                self.scale *= yarn_get_mscale(rp["factor"], rp["mscale_all_dim"]) ** 2
+            self.rope_style = "pairs"
+        else:
+            self.head_dim = c.get("head_dim") or self.hidden // self.heads
+            self.rope_dim = self.head_dim
+            self.scale = self.head_dim ** -0.5
+            self.rope_style = "half"
+        self.inv_freq, self.rope_factor = rope_frequencies(
+            rp, self.rope_dim, c.get("max_position_embeddings", 2048))
+        if self.type == "mixtral" and c.get("sliding_window"):
+            raise NotImplementedError("sliding-window attention")
+        if self.type == "olmoe" and c.get("clip_qkv"):
+            raise NotImplementedError("clip_qkv")
+        if self.type == "qwen2_moe" and c.get("use_sliding_window"):
+            raise NotImplementedError("sliding-window attention")
+        self.embed = self.t["model.embed_tokens.weight"]
+        self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
+
+    def _init_prmoe(self):
+        c = self.config
+        self.hidden, self.layers = c["hidden_size"], c["num_layers"]
+        self.heads = self.kv_heads = c["num_attention_heads"]
+        self.head_dim = self.rope_dim = self.hidden // self.heads
+        self.scale = self.head_dim ** -0.5
+        self.mla = False
+        self.eps = c.get("layernorm_epsilon", 1e-5)
+        self.positions = c.get("position_embedding_type", "learned_absolute")
+        assert self.positions in ("learned_absolute", "rope"), self.positions
+        self.inv_freq, self.rope_factor = rope_frequencies(
+            {"rope_type": "default", "rope_theta": c.get("rope_theta", 10000.0)}, self.head_dim, 0)
+        self.rope_style = "half"
+        self.embed = self.t["language_model.embedding.word_embeddings.weight"]
+        self.lm_head = (self.embed if c.get("tie_word_embeddings", True)
+                        else self.t["language_model.output_layer.weight"])
+        self.prefix = c.get("weight_prefix", "language_model.encoder.layers")
+        counts = c["num_experts"] if isinstance(c["num_experts"], list) else [c["num_experts"]]
+        interval, self.prmoe_experts, m = c.get("expert_interval", 2), [], 0
+        for i in range(self.layers):
+            if (i + 1) % interval == 0:
+                self.prmoe_experts.append(counts[min(m, len(counts) - 1)])
+                m += 1
+            else:
+                self.prmoe_experts.append(1)
+
+    def get(self, key):
+        return np.asarray(self.t[key], np.float64)
+
+    def opt(self, key):
+        return np.asarray(self.t[key], np.float64) if key in self.t else None
+
+    # -- cache --
+
+    def new_cache(self):
+        return [dict(k=None, v=None) for _ in range(self.layers)]
+
+    @staticmethod
+    def _append(cache, name, a):
+        cache[name] = a if cache[name] is None else np.concatenate([cache[name], a], axis=0)
+        return cache[name]
+
+    # -- attention --
+
+    def _attention(self, i, x, start, cache):
+        S = x.shape[0]
+        pos = start + np.arange(S)
+        if self.type == "prmoe":
+            p = f"{self.prefix}.{i}.self_attention."
+            qkv = moe.linear(x, self.get(p + "query_key_value.weight"), self.opt(p + "query_key_value.bias"))
+            qkv = qkv.reshape(S, self.heads, 3, self.head_dim)
+            q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+            if self.positions == "rope":
+                q = apply_rope(q, pos, self.inv_freq, 1.0, "half")
+                k = apply_rope(k, pos, self.inv_freq, 1.0, "half")
+            wo, bo = self.get(p + "dense.weight"), self.opt(p + "dense.bias")
+        else:
+            p = f"model.layers.{i}.self_attn."
+            q = moe.linear(x, self.get(p + "q_proj.weight"), self.opt(p + "q_proj.bias"))
+            k = moe.linear(x, self.get(p + "k_proj.weight"), self.opt(p + "k_proj.bias"))
+            v = moe.linear(x, self.get(p + "v_proj.weight"), self.opt(p + "v_proj.bias"))
+            qn, kn = self.opt(p + "q_norm.weight"), self.opt(p + "k_norm.weight")
+            # q/k norm over the whole projection (OLMoE) before the split
+            # into heads, or per head (Qwen3-MoE): the weight's size says which.
+            if qn is not None and qn.shape[0] != self.head_dim:
+                q, k = rms_norm(q, qn, self.eps), rms_norm(k, kn, self.eps)
+            q = q.reshape(S, self.heads, self.head_dim)
+            k = k.reshape(S, self.kv_heads, self.head_dim)
+            v = v.reshape(S, self.kv_heads, self.head_dim)
+            if qn is not None and qn.shape[0] == self.head_dim:
+                q, k = rms_norm(q, qn, self.eps), rms_norm(k, kn, self.eps)
+            q = apply_rope(q, pos, self.inv_freq, self.rope_factor, self.rope_style)
+            k = apply_rope(k, pos, self.inv_freq, self.rope_factor, self.rope_style)
+            wo, bo = self.get(p + "o_proj.weight"), self.opt(p + "o_proj.bias")
+        K, V = self._append(cache, "k", k), self._append(cache, "v", v)
+        group = self.heads // self.kv_heads
+        K, V = np.repeat(K, group, axis=1), np.repeat(V, group, axis=1)
+        o = causal_attention(q, K, V, start, self.scale)
+        return moe.linear(o.reshape(S, -1), wo, bo)
+
+    def _mla(self, i, x, start, cache, form):
+        c, S = self.config, x.shape[0]
+        p = f"model.layers.{i}.self_attn."
+        n, r, rd, vd = c["qk_nope_head_dim"], c["kv_lora_rank"], c["qk_rope_head_dim"], c["v_head_dim"]
+        pos = start + np.arange(S)
+        if c.get("q_lora_rank"):
+            qa = moe.linear(x, self.get(p + "q_a_proj.weight"), self.opt(p + "q_a_proj.bias"))
+            q = moe.linear(rms_norm(qa, self.get(p + "q_a_layernorm.weight"), self.eps),
+                           self.get(p + "q_b_proj.weight"))
+        else:
+            q = moe.linear(x, self.get(p + "q_proj.weight"))
+        q = q.reshape(S, self.heads, n + rd)
+        q_nope = q[..., :n]
+        q_pe = apply_rope(q[..., n:], pos, self.inv_freq, self.rope_factor, "pairs")
+        kva = moe.linear(x, self.get(p + "kv_a_proj_with_mqa.weight"), self.opt(p + "kv_a_proj_with_mqa.bias"))
+        lat = rms_norm(kva[:, :r], self.get(p + "kv_a_layernorm.weight"), self.eps)
+        k_pe = apply_rope(kva[:, None, r:], pos, self.inv_freq, self.rope_factor, "pairs")[:, 0]
+        C, KPE = self._append(cache, "k", lat), self._append(cache, "v", k_pe)  # [T, r], [T, rd]
+        wkvb = self.get(p + "kv_b_proj.weight").reshape(self.heads, n + vd, r)
+        w_uk, w_uv = wkvb[:, :n, :], wkvb[:, n:, :]
+        T = C.shape[0]
+        allowed = np.arange(T)[None, :] <= (start + np.arange(S))[:, None]
+        if form == "naive":
+            k_nope = np.einsum("hnr,tr->thn", w_uk, C)
+            v = np.einsum("hvr,tr->thv", w_uv, C)
+            k = np.concatenate([k_nope, np.repeat(KPE[:, None, :], self.heads, axis=1)], axis=-1)
+            o = causal_attention(np.concatenate([q_nope, q_pe], axis=-1), k, v, start, self.scale)
+        else:
+            q_lat = np.einsum("shn,hnr->shr", q_nope, w_uk)
+            s = (np.einsum("shr,tr->hst", q_lat, C) + np.einsum("shd,td->hst", q_pe, KPE)) * self.scale
+            prob = softmax(np.where(allowed[None], s, -np.inf))
+            o_lat = np.einsum("hst,tr->shr", prob, C)
+            o = np.einsum("shr,hvr->shv", o_lat, w_uv)
+        return moe.linear(o.reshape(S, -1), self.get(p + "o_proj.weight"), self.opt(p + "o_proj.bias"))
+
+    # -- FFN --
+
+    def _ffn_params(self, pre, names):
+        return {"w1": self.get(pre + names[0] + ".weight"), "w_up": self.get(pre + names[1] + ".weight"),
+                "w2": self.get(pre + names[2] + ".weight")}
+
+    def _moe(self, x, params, cfg):
+        xs = np.asarray(x, np.float32)
+        logits = moe.router(xs, params["gate.weight"], params.get("gate.bias"))
+        self.min_router_margin = min(self.min_router_margin, routing_margin(
+            logits, cfg.routing, params.get("gate.correction_bias")))
+        return moe.moe_layer(xs, params, cfg)["out"]
+
+    def _experts(self, pre, names, count):
+        stack = lambda j: np.stack([self.get(f"{pre}experts.{e}.{names[j]}.weight") for e in range(count)])
+        return {"experts.w1": stack(0), "experts.w_up": stack(1), "experts.w2": stack(2)}
+
+    def _mlp_hf(self, i, x):
+        c, t = self.config, self.type
+        gated = moe.FfnConfig()
+        names = ("gate_proj", "up_proj", "down_proj")
+        pre = f"model.layers.{i}.mlp."
+        if t.startswith("deepseek"):
+            dense = i < c.get("first_k_dense_replace", 0)
+        elif t in ("qwen2_moe", "qwen3_moe"):
+            dense = (i in (c.get("mlp_only_layers") or []) or experts_of(c) == 0
+                     or (i + 1) % c.get("decoder_sparse_step", 1) != 0)
+        else:
+            dense = False
+        if dense:
+            return moe.ffn(x, self._ffn_params(pre, names), gated)
+        k = c["num_experts_per_tok"]
+        routing = dict(top_k=k)
+        shared, shared_gated = None, False
+        if t == "mixtral":
+            pre, names = f"model.layers.{i}.block_sparse_moe.", ("w1", "w3", "w2")
+            E = experts_of(c)
+            routing.update(norm="selected")
+        elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
+            E = experts_of(c)
+            routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
+        else:
+            E = experts_of(c)
+            v3 = t == "deepseek_v3"
+            norm = bool(c.get("norm_topk_prob", v3)) and k > 1
+            rsf = c.get("routed_scaling_factor", 1.0)
+            if v3:
+                routing.update(score_func="sigmoid", n_group=c["n_group"], topk_group=c["topk_group"],
+                               group_score="top2_sum", norm="selected" if norm else "none",
+                               norm_epsilon=1e-20 if norm else 0.0, routed_scaling_factor=rsf)
+            else:
+                # DeepSeek-V2's own code: normalise (no scaling) when
+                # norm_topk_prob, else scale (docs/Dialects/MoeRationale.md).
+                routing.update(norm="selected" if norm else "none", norm_epsilon=1e-20 if norm else 0.0,
+                               routed_scaling_factor=1.0 if norm else rsf)
+                if c.get("topk_method") == "group_limited_greedy":
+                    routing.update(n_group=c["n_group"], topk_group=c["topk_group"], group_score="max")
+        params = {"gate.weight": self.get(pre + "gate.weight")}
+        params.update(self._experts(pre, names, E))
+        if t == "deepseek_v3":
+            params["gate.correction_bias"] = self.get(pre + "gate.e_score_correction_bias")
+        if t == "qwen2_moe":
+            shared, shared_gated = gated, True
+            params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_expert.", names).items()})
+            params["shared_gate.weight"] = self.get(pre + "shared_expert_gate.weight")
+        if t.startswith("deepseek") and c.get("n_shared_experts"):
+            shared = gated
+            params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_experts.", names).items()})
+        cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
+                              shared_gated=shared_gated, residual=False)
+        return self._moe(x, params, cfg)
+
+    def _mlp_prmoe(self, i, x):
+        c = self.config
+        plain = moe.FfnConfig(kind="plain", activation=c.get("activation", "gelu"))
+        p = f"{self.prefix}.{i}.mlp."
+        E = self.prmoe_experts[i]
+
+        def fc(pre):
+            return {"w1": self.get(pre + "dense_h_to_4h.weight"), "b1": self.get(pre + "dense_h_to_4h.bias"),
+                    "w2": self.get(pre + "dense_4h_to_h.weight"), "b2": self.get(pre + "dense_4h_to_h.bias")}
+        if E == 1:
+            return moe.ffn(x, fc(p), plain)
+        pe = p + "deepspeed_moe.experts.deepspeed_experts."
+        params = {"gate.weight": self.get(p + "deepspeed_moe.gate.wg.weight")}
+        for key, sub in (("w1", "dense_h_to_4h.weight"), ("b1", "dense_h_to_4h.bias"),
+                         ("w2", "dense_4h_to_h.weight"), ("b2", "dense_4h_to_h.bias")):
+            params["experts." + key] = np.stack([self.get(f"{pe}{e}.{sub}") for e in range(E)])
+        residual = c.get("mlp_type", "standard") == "residual"
+        if residual:
+            params.update({"mlp." + a: b for a, b in fc(p + "mlp.").items()})
+            params["coefficient.weight"] = self.get(p + "coefficient.weight")
+            params["coefficient.bias"] = self.get(p + "coefficient.bias")
+        k, drop = c.get("top_k", 1), c.get("drop_tokens", True)
+        routing = moe.RoutingConfig(
+            num_experts=E, top_k=k, norm="none" if k == 1 else ("kept" if drop else "selected"),
+            capacity_factor=c.get("capacity_factor", 1.0) if drop else 0.0,
+            min_capacity=c.get("min_capacity", 4) if drop else 0,
+            drop_order=c.get("drop_order", "choice_major" if k <= 2 else "probs") if drop else "token_major")
+        cfg = moe.LayerConfig(routing=routing, ffn=plain, residual_mlp=plain if residual else None, residual=False)
+        return self._moe(x, params, cfg)
+
+    # -- the decoder --
+
+    def forward(self, ids, start, cache, mla="absorbed"):
+        """Logits [S, vocab] (float64) of the tokens ids at positions start..;
+        appends them to cache."""
+        ids = np.asarray(ids, np.int64)
+        h = self.embed[ids].astype(np.float64)
+        if self.type == "prmoe":
+            if self.positions == "learned_absolute":
+                h = h + self.get("language_model.embedding.position_embeddings.weight")[start:start + len(ids)]
+            for i in range(self.layers):
+                p = f"{self.prefix}.{i}."
+                a = layer_norm(h, self.get(p + "input_layernorm.weight"), self.get(p + "input_layernorm.bias"),
+                               self.eps)
+                h = h + self._attention(i, a, start, cache[i])
+                m = layer_norm(h, self.get(p + "post_attention_layernorm.weight"),
+                               self.get(p + "post_attention_layernorm.bias"), self.eps)
+                h = h + self._mlp_prmoe(i, m)
+            f = "language_model.encoder.final_layernorm."
+            h = layer_norm(h, self.get(f + "weight"), self.get(f + "bias"), self.eps)
+        else:
+            form = "naive" if start == 0 else mla
+            for i in range(self.layers):
+                p = f"model.layers.{i}."
+                a = rms_norm(h, self.get(p + "input_layernorm.weight"), self.eps)
+                h = h + (self._mla(i, a, start, cache[i], form) if self.mla
+                         else self._attention(i, a, start, cache[i]))
+                m = rms_norm(h, self.get(p + "post_attention_layernorm.weight"), self.eps)
+                h = h + self._mlp_hf(i, m)
+            h = rms_norm(h, self.get("model.norm.weight"), self.eps)
+        return h @ np.asarray(self.lm_head, np.float64).T
+
+    def generate(self, prompt, new_tokens, mla="absorbed"):
+        """Greedy: (ids [K], logits [K, vocab] f64), the logits that chose
+        each id. Prefill the prompt, then one decode step per new token."""
+        cache = self.new_cache()
+        logits = self.forward(prompt, 0, cache, mla)[-1]
+        ids, out = [], []
+        for step in range(new_tokens):
+            tok = int(np.argmax(logits))  # the first maximum: lower index on ties
+            ids.append(tok)
+            out.append(logits)
+            if step + 1 < new_tokens:
+                logits = self.forward([tok], len(prompt) + step, cache, mla)[-1]
+        return np.array(ids, np.int64), np.stack(out)
+
+
+def read_goldens(directory):
+    """(prompts, expected ids, expected logits) of a goldens directory."""
+    with open(os.path.join(directory, "prompts.txt")) as f:
+        prompts = [[int(t) for t in line.split()] for line in f if line.strip()]
+    with open(os.path.join(directory, "expected-ids.txt")) as f:
+        ids = [[int(t) for t in line.split()] for line in f if line.strip()]
+    logits = [np.load(os.path.join(directory, f"expected-logits-{i}.npy")) for i in range(len(prompts))]
+    return prompts, ids, logits
+
+
+if __name__ == "__main__":
+    # model_reference.py DIR [K]: the reference's greedy ids per prompt.
+    m = Model(sys.argv[1])
+    prompts, _, _ = read_goldens(sys.argv[1])
+    for pr in prompts:
+        print(" ".join(map(str, m.generate(pr, int(sys.argv[2]) if len(sys.argv) > 2 else 16)[0])))
