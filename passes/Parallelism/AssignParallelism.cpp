@@ -377,7 +377,7 @@ llvm::json::Array groupsJson(PlanAttr plan) {
 
 std::string layerKind(LayerParts &parts) {
   if (parts.attention)
-    return "attention";
+    return "attn"; // fits the table's kind column
   if (!parts.isMoe())
     return "dense";
   if (!parts.residualMixes.empty())

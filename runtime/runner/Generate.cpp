@@ -13,6 +13,7 @@
 
 #include "runtime/common/Error.h"
 #include "runtime/runner/Npy.h"
+#include "runtime/runner/RunSupport.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -97,26 +98,18 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   const moert_model_info_t &info = *job.info;
   const auto &prompts = job.options->prompts;
   int32_t rank = moert_context_rank(ctx);
-  std::string &where = job.where[size_t(rank - job.ranks.first)];
-  const char *call = nullptr;
-  auto check = [&](moert_status_t status, const char *what) {
-    if (status != MOERT_OK)
-      where = call ? call : what;
-    return status;
-  };
+  RankCheck check(job.where[size_t(rank - job.ranks.first)]);
+  const char **call = check.call();
   GenerateResources res{ctx};
   moert_status_t st;
   if ((st = check(moert_buffer_alloc(ctx, size_t(info.state_bytes), &res.state),
                   "allocating the model state")))
     return st;
   int64_t start = moert_model_clock_ns();
-  if ((st = check(job.init(ctx, job.weights, res.state, &call), "init")))
+  if ((st = check(job.init(ctx, job.weights, res.state, call), "init")))
     return st;
   int64_t initNs = moert_model_clock_ns() - start;
-  std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
-  std::iota(everyRank.begin(), everyRank.end(), 0);
-  if ((st = check(moert_group_create(ctx, everyRank.data(),
-                                     job.ranks.worldSize, &res.world),
+  if ((st = check(createWorldGroup(ctx, job.ranks.worldSize, &res.world),
                   "creating the world group for the statistics")))
     return st;
 
@@ -150,7 +143,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
         (st = check(moert_buffer_upload(ctx, pos, hostPos.data(), tokens),
                     "uploading the positions")) ||
         (st = check(job.forward(ctx, res.state, nullptr, tokens, ids, seqs,
-                                pos, logits, next, &call),
+                                pos, logits, next, call),
                     "forward")) ||
         (st = check(moert_buffer_download(ctx, hostNext.data(), next, tokens),
                     "downloading the next ids")))
@@ -275,32 +268,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
                           : "every rank runs the whole batch");
     std::fflush(stdout);
   }
-  moert_weights_t weights = nullptr;
-  if (moert_status_t st =
-          moert_weights_open(options.weightsPath.c_str(), &weights))
-    fail(st, moert_last_error());
-  struct WeightsCloser {
-    moert_weights_t w;
-    ~WeightsCloser() { moert_weights_close(w); }
-  } closeWeights{weights};
-  job.weights = weights;
-  moert_world_desc_t desc = {options.backend, info.nodes, info.gpus_per_node,
-                             options.collectiveTimeoutMs, options.cpuThreads};
-  moert_world_t worldHandle = nullptr;
-  if (moert_status_t st = moert_world_create(&desc, &worldHandle))
-    fail(st, moert_last_error());
-  struct WorldCloser {
-    moert_world_t w;
-    ~WorldCloser() { moert_world_destroy(w); }
-  } closeWorld{worldHandle};
-  if (moert_status_t st = moert_world_run(worldHandle, generateRank, &job)) {
-    std::string message = moert_last_error();
-    for (int32_t r = 0; r < ranks.count; ++r)
-      if (!job.where[size_t(r)].empty())
-        message += "\n  rank " + std::to_string(ranks.first + r) +
-                   " failed in " + job.where[size_t(r)];
-    fail(st, message);
-  }
+  RunSession session(options, info);
+  job.weights = session.weights();
+  session.run(generateRank, &job, job.where, ranks.first);
   if (!ranks.reports())
     return;
 

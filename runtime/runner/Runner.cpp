@@ -6,6 +6,7 @@
 #include "runtime/moert_model.h"
 #include "runtime/runner/Generate.h"
 #include "runtime/runner/Npy.h"
+#include "runtime/runner/RunSupport.h"
 
 #include <algorithm>
 #include <atomic>
@@ -232,13 +233,8 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   Job &job = *static_cast<Job *>(user);
   const moert_model_info_t &info = *job.model.info;
   int32_t rank = moert_context_rank(ctx);
-  std::string &where = job.where[size_t(rank - job.ranks.first)];
-  const char *call = nullptr; // set by the model's init/step on failure
-  auto check = [&](moert_status_t status, const char *what) {
-    if (status != MOERT_OK)
-      where = call ? call : what;
-    return status;
-  };
+  RankCheck check(job.where[size_t(rank - job.ranks.first)]);
+  const char **call = check.call();
   RankResources res{ctx};
   moert_status_t st;
   if ((st = check(moert_buffer_alloc(ctx, size_t(info.state_bytes), &res.state),
@@ -247,16 +243,13 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   int64_t start = moert_model_clock_ns();
   {
     InitDone done{job.initsDone};
-    if ((st = check(job.model.init(ctx, job.weights, res.state, &call),
+    if ((st = check(job.model.init(ctx, job.weights, res.state, call),
                     "init")))
       return st;
   }
   int64_t initNs = moert_model_clock_ns() - start;
 
-  std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
-  std::iota(everyRank.begin(), everyRank.end(), 0);
-  if ((st = check(moert_group_create(ctx, everyRank.data(), job.ranks.worldSize,
-                                     &res.world),
+  if ((st = check(createWorldGroup(ctx, job.ranks.worldSize, &res.world),
                   "creating the world group for the statistics")) ||
       (st = check(
            moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &initNs),
@@ -284,7 +277,7 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
       return st;
     std::fill(stats.begin(), stats.end(), moert_model_layer_stats_t{0, 0});
     if ((st = check(
-             job.model.step(ctx, res.state, stats.data(), job.tokens, x, &call),
+             job.model.step(ctx, res.state, stats.data(), job.tokens, x, call),
              "step")))
       return st;
     for (int32_t l = 0; l < info.num_layers; ++l) {
@@ -304,7 +297,7 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
     }
   }
   if (job.cudaGraphs) {
-    CapturedStep captured{&job, res.state, f32, x, &call};
+    CapturedStep captured{&job, res.state, f32, x, call};
     if ((st = check(
              moert_graph_capture(ctx, runCapturedStep, &captured, &res.graph),
              "capturing the step (--cuda-graphs)")))
@@ -393,23 +386,9 @@ void run(const RunOptions &options) {
   if (!options.outputNpy.empty() && ranks.reports())
     y.assign(size_t(rows * info.hidden), 0.0f);
 
-  moert_weights_t weights = nullptr;
-  if (moert_status_t st =
-          moert_weights_open(options.weightsPath.c_str(), &weights))
-    fail(st, moert_last_error());
-  struct WeightsCloser {
-    moert_weights_t w;
-    ~WeightsCloser() { moert_weights_close(w); }
-  } closeWeights{weights};
-  moert_world_desc_t desc = {options.backend, info.nodes, info.gpus_per_node,
-                             options.collectiveTimeoutMs, options.cpuThreads};
-  moert_world_t world = nullptr;
-  if (moert_status_t st = moert_world_create(&desc, &world))
-    fail(st, moert_last_error());
-  struct WorldCloser {
-    moert_world_t w;
-    ~WorldCloser() { moert_world_destroy(w); }
-  } closeWorld{world};
+  RunSession session(options, info);
+  moert_weights_t weights = session.weights();
+  moert_world_t world = session.world();
 
   Job job;
   job.model = model;
@@ -433,20 +412,11 @@ void run(const RunOptions &options) {
       std::printf("cpu threads per rank: %d\n", moert_world_cpu_threads(world));
     std::fflush(stdout);
   }
-  moert_status_t runStatus;
   {
     std::unique_ptr<LoadProgress> progress;
     if (ranks.reports() && !options.quiet && ::isatty(STDERR_FILENO))
       progress = std::make_unique<LoadProgress>(weights, job);
-    runStatus = moert_world_run(world, runRank, &job);
-  }
-  if (moert_status_t st = runStatus) {
-    std::string message = moert_last_error();
-    for (int32_t r = 0; r < ranks.count; ++r)
-      if (!job.where[size_t(r)].empty())
-        message += "\n  rank " + std::to_string(ranks.first + r) +
-                   " failed in " + job.where[size_t(r)];
-    fail(st, message);
+    session.run(runRank, &job, job.where, ranks.first);
   }
   if (!ranks.reports())
     return;

@@ -19,22 +19,6 @@ using Floats = std::vector<float>;
 using Ints = std::vector<int32_t>;
 constexpr double kPi = 3.14159265358979323846;
 
-Floats randomFloats(size_t count, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  Floats out(count);
-  for (float &v : out)
-    v = dist(rng);
-  return out;
-}
-
-void expectClose(const Floats &got, const std::vector<double> &want,
-                 double tolerance) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tolerance) << "element " << i;
-}
-
 moert_rope_config_t ropeConfig(moert_rope_type_t type) {
   moert_rope_config_t cfg{};
   cfg.type = type;
