@@ -62,6 +62,8 @@ typedef struct moert_model_info {
   int64_t max_batch;     /* decoder: sequences the KV caches hold per rank */
   int64_t max_seq;       /* decoder: positions per sequence */
   int64_t cache_bytes;   /* decoder: KV caches per rank (in state_bytes) */
+  int32_t attention_tp;  /* decoder: consecutive ranks that split the heads
+                            and must be given the same tokens (1: none) */
 } moert_model_info_t;
 
 typedef enum moert_model_kind {

@@ -88,6 +88,7 @@ struct Options {
   cl::opt<moe::cost::Policy> policy{moe::sameAs(compile.policy)};
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
+  cl::opt<int64_t> attentionTp{moe::sameAs(compile.attentionTp)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
   cl::opt<std::string> weights{
       "weights",
@@ -267,7 +268,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
     // Sized for this batch: every rank's prefill, sequences and positions.
     moe::MeshShape shape = *moe::MeshShape::parse(opts.mesh);
     ::moert::runner::BatchPlan plan = ::moert::runner::planBatch(
-        backend, int32_t(shape.nodes * shape.gpusPerNode), prompts,
+        backend, int32_t(shape.nodes * shape.gpusPerNode),
+        int32_t(std::max<int64_t>(1, opts.attentionTp)), prompts,
         opts.maxNewTokens);
     compile.tokens = std::max(plan.tokens, plan.perRank);
     compile.maxBatch = plan.perRank;
@@ -276,6 +278,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   compile.policy = opts.policy;
   compile.ep = opts.ep;
   compile.tp = opts.tp;
+  compile.attentionTp = opts.attentionTp;
   compile.fuse = opts.fuse;
   // A captured step may not read the gate's counts back.
   compile.staticCapacity = opts.cudaGraphs;

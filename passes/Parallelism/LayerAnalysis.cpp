@@ -118,6 +118,11 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
     if (parts.gate.getCorrectionBias())
       shape.replicatedBytes += bytesOf(parts.gate.getCorrectionBias());
   }
+  if (AttentionOp attention = parts.attention) {
+    shape.attentionHeads = attention.getHeads() * tp;
+    shape.attentionKvHeads = attention.getKvHeads() * tp;
+    shape.headDim = attention.getHeadDim();
+  }
   for (DenseFfnOp dense : parts.denseFfns) {
     shape.denseFfn += dense.getFfnSize() * tp;
     shape.denseGated = dense.isGated();

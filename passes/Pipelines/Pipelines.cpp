@@ -22,6 +22,7 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   plan.policy = options.policy;
   plan.ep = options.ep;
   plan.tp = options.tp;
+  plan.attentionTp = options.attentionTp;
   plan.report = options.report;
   pm.addPass(createAssignParallelism(plan));
   if (options.fuse)

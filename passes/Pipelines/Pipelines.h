@@ -22,6 +22,8 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
       *this, declaredAssignParallelismOptions().policy};
   ForwardedOption<int64_t> ep{*this, declaredAssignParallelismOptions().ep};
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
+  ForwardedOption<int64_t> attentionTp{
+      *this, declaredAssignParallelismOptions().attentionTp};
   ForwardedOption<PlanReport> report{*this,
                                      declaredAssignParallelismOptions().report};
 

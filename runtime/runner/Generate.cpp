@@ -42,14 +42,16 @@ bool parsePromptIds(const std::string &text, std::vector<int32_t> &ids) {
 }
 
 BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
+                    int32_t attentionTp,
                     const std::vector<std::vector<int32_t>> &prompts,
                     int64_t newTokens) {
   BatchPlan plan;
   int64_t batch = int64_t(prompts.size());
-  plan.split = backend == MOERT_BACKEND_CPU && worldSize > 0 &&
-               batch % worldSize == 0;
-  plan.perRank = plan.split ? batch / worldSize : batch;
-  for (int64_t r = 0; r < (plan.split ? worldSize : 1); ++r) {
+  int32_t groups = attentionTp > 0 ? worldSize / attentionTp : 0;
+  plan.split = backend == MOERT_BACKEND_CPU && groups > 0 &&
+               batch % groups == 0;
+  plan.perRank = plan.split ? batch / groups : batch;
+  for (int64_t r = 0; r < (plan.split ? groups : 1); ++r) {
     int64_t tokens = 0;
     for (int64_t b = 0; b < plan.perRank; ++b) {
       int64_t length = int64_t(prompts[size_t(r * plan.perRank + b)].size());
@@ -124,9 +126,12 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
                pos = moert_make_view(res.io, 2 * maxT, MOERT_I32),
                next = moert_make_view(res.io, 3 * maxT, MOERT_I32),
                logits = moert_make_view(res.io, 4 * maxT, MOERT_F32);
-  int64_t first = job.split ? rank * job.perRank : 0;
+  // An attention group (tp consecutive ranks) shares its sequences; its
+  // first rank writes them.
+  int32_t tp = std::max<int32_t>(1, info.attention_tp);
+  int64_t first = job.split ? (rank / tp) * job.perRank : 0;
   int64_t count = job.split ? job.perRank : int64_t(prompts.size());
-  bool writes = job.split || rank == 0;
+  bool writes = rank % tp == 0 && (job.split || rank == 0);
   int64_t newTokens = job.options->maxNewTokens;
 
   // One forward over (id, sequence, position) triples; then each local
@@ -236,8 +241,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   job.init = init;
   job.forward = forward;
   job.ranks = ranks;
-  BatchPlan plan =
-      planBatch(options.backend, ranks.worldSize, prompts, newTokens);
+  BatchPlan plan = planBatch(options.backend, ranks.worldSize,
+                             std::max<int32_t>(1, info.attention_tp), prompts,
+                             newTokens);
   job.split = plan.split;
   job.perRank = plan.perRank;
   for (size_t p = 0; p < prompts.size(); ++p)
@@ -261,11 +267,18 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
 
   if (ranks.reports()) {
     std::printf("%s", info.plan_table);
-    std::printf("generate: %lld prompt(s), %lld new token(s); attention data "
-                "parallel, %s\n",
-                (long long)batch, (long long)newTokens,
-                job.split ? "the batch split over the ranks"
-                          : "every rank runs the whole batch");
+    if (info.attention_tp > 1)
+      std::printf("generate: %lld prompt(s), %lld new token(s); attention "
+                  "tensor parallel over %d ranks, %s\n",
+                  (long long)batch, (long long)newTokens, info.attention_tp,
+                  job.split ? "the batch split over the rank groups"
+                            : "every rank runs the whole batch");
+    else
+      std::printf("generate: %lld prompt(s), %lld new token(s); attention "
+                  "data parallel, %s\n",
+                  (long long)batch, (long long)newTokens,
+                  job.split ? "the batch split over the ranks"
+                            : "every rank runs the whole batch");
     std::fflush(stdout);
   }
   RunSession session(options, info);

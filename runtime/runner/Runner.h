@@ -46,10 +46,12 @@ struct RunOptions {
   std::string outputLogits; // f32 [K, vocab] (one prompt) or [B, K, vocab]
 };
 
-// How a batch of prompts spreads over the ranks (attention is data
-// parallel): split when the ranks divide it (CPU backend), else every rank
-// runs every sequence. What one rank's step and KV caches must hold
-// follows: the moe-run compile options and the runner's checks.
+// How a batch of prompts spreads over the ranks: over the attention groups
+// (attentionTp consecutive ranks that split the heads and share the same
+// tokens; 1 rank each when attention is data parallel), split when the
+// groups divide it (CPU backend), else every rank runs every sequence. What
+// one rank's step and KV caches must hold follows: the moe-run compile
+// options and the runner's checks.
 struct BatchPlan {
   bool split = false;
   int64_t perRank = 0;  // sequences per rank (max-batch)
@@ -57,6 +59,7 @@ struct BatchPlan {
   int64_t maxSeq = 0;   // the longest prompt + new tokens - 1 (max-seq)
 };
 BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
+                    int32_t attentionTp,
                     const std::vector<std::vector<int32_t>> &prompts,
                     int64_t newTokens);
 

@@ -7,7 +7,9 @@ sequences and KV caches) against the committed goldens.
 hf_models.py check runs the goldens' 3 prompts, which 2 or 4 ranks do not
 divide: every rank then runs the whole batch. Here the batch is the prompts
 0, 1, 2, 0 (4 sequences): on 1x2 each rank holds 2 of them, on 1x4 one, and
-every sequence must still produce its golden ids and logits.
+every sequence must still produce its golden ids and logits. With
+--moe-run-arg=--attention-tp=2 on 1x4 the 4 sequences split over 2 groups of
+2 ranks that share their tokens and split the heads.
 """
 import argparse
 import os
@@ -30,6 +32,8 @@ def main():
                         default=["mixtral", "qwen2_moe", "qwen3_moe", "olmoe"])
     parser.add_argument("--mesh", action="append")
     parser.add_argument("--workdir")
+    parser.add_argument("--moe-run-arg", action="append", default=[],
+                        help="repeatable, e.g. --moe-run-arg=--attention-tp=2")
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="hf-split-")
     failures = []
@@ -41,13 +45,13 @@ def main():
             try:
                 ids, logits = hf_models.run_moe_run(
                     args.moe_run, ckpt, mesh, [prompts[i] for i in ORDER],
-                    run_dir, 600)
+                    run_dir, 600, args.moe_run_arg)
                 same, err, why = hf_models.compare(
                     ids, logits, [exp_ids[i] for i in ORDER],
                     [exp_logits[i] for i in ORDER])
             except (RuntimeError, ValueError, OSError) as e:
                 same, err, why = False, float("inf"), str(e)
-            print(f"{family:10} {mesh}  4 sequences split  ids equal: "
+            print(f"{family:10} {mesh} {' '.join(args.moe_run_arg)} 4 sequences split  ids equal: "
                   f"{'yes' if same else 'NO'}  max logits err {err:.2e}")
             if why:
                 failures.append(f"{family} {mesh}: {why}")

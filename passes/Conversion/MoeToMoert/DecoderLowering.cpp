@@ -1,15 +1,16 @@
 //===- DecoderLowering.cpp - embedding, norms, attention, LM head ---------===//
 //
-// The decoder around the FFN stack. Attention is data parallel: each rank
-// runs its own tokens against its own KV caches with the whole weights (the
-// plan moe-assign-parallelism gives a layer without experts); a layer plan
-// that splits attention (tp > 1) is rejected, not lowered.
+// The decoder around the FFN stack. Attention is data parallel (each rank
+// its own tokens, KV caches and the whole weights) or tensor parallel
+// (attention-tp: the op already holds this rank's heads, its caches their
+// keys and values, and a shard.all_reduce sums the partial outputs).
 //
 //===----------------------------------------------------------------------===//
 
 #include "passes/Conversion/MoeToMoert/MoeToMoert.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 #include <cmath>
 
@@ -80,11 +81,15 @@ struct AttentionScratch {
 
 struct AttentionLowering : OpLoweringOf<AttentionOp> {
   LogicalResult analyze(AttentionOp op, LoweringState &state) const override {
-    if (PlanAttr plan = planOf(op); plan && (plan.getTp() > 1 || plan.getEp() > 1))
+    PlanAttr plan = planOf(op);
+    bool summed = op.getResult().hasOneUse() &&
+                  isa<shard::AllReduceOp>(*op.getResult().getUsers().begin());
+    if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
       return op.emitError()
-             << "convert-moe-to-moert lowers data-parallel attention only; "
-                "this layer's plan is "
-             << plan << " (tensor-parallel attention is not implemented)";
+             << "convert-moe-to-moert lowers data-parallel attention, or "
+                "tensor-parallel attention whose output a shard.all_reduce "
+                "sums; this layer's plan is "
+             << plan;
     int64_t bound = state.bound(op.getInput());
     state.setBound(op.getResult(), bound);
     state.addScratch(op, AttentionScratch(op, bound).bytes);

@@ -243,6 +243,12 @@ void LoweringState::finishStep(Block *body) {
     func.walk([&](LmHeadOp head) {
       func->setAttr("moert.vocab", builder.getI64IntegerAttr(hiddenOf(head)));
     });
+    int64_t attentionTp = 1;
+    func.walk([&](AttentionOp attention) {
+      if (PlanAttr plan = planOf(attention))
+        attentionTp = std::max(attentionTp, plan.getTp());
+    });
+    func->setAttr("moert.attention_tp", builder.getI64IntegerAttr(attentionTp));
     func->setAttr("moert.max_batch", builder.getI64IntegerAttr(maxBatch));
     func->setAttr("moert.max_seq", builder.getI64IntegerAttr(maxSeq));
   }

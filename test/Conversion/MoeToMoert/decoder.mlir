@@ -57,14 +57,15 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
 
 // -----
 
-// A plan that splits attention is rejected, not lowered.
+// A plan that splits attention needs the all-reduce of its partial outputs
+// (moe-assign-parallelism attention-tp inserts it).
 func.func @tp_attention(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
     %cache: !moe.kv_cache<4, 16, f32>,
     %w: tensor<64x64xf32> {moe.weight = "w"})
     -> (tensor<?x64xf32>, tensor<?xi32>) {
   %x = moe.embedding %ids, %w : tensor<?xi32>, tensor<64x64xf32> -> tensor<?x64xf32>
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
-    // expected-error @below {{convert-moe-to-moert lowers data-parallel attention only; this layer's plan is #moe.plan<dp = 1, ep = 1, tp = 2> (tensor-parallel attention is not implemented)}}
+    // expected-error @below {{convert-moe-to-moert lowers data-parallel attention, or tensor-parallel attention whose output a shard.all_reduce sums; this layer's plan is #moe.plan<dp = 1, ep = 1, tp = 2>}}
     %a = moe.attention %h positions %pos sequences %seq cache %cache : !moe.kv_cache<4, 16, f32>
         q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 rope <>
         : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
