@@ -287,15 +287,16 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   if (!ranks.reports())
     return;
 
+  // Decode tokens/s: the batch's tokens per decode step (as the
+  // transformers side of bench/generate counts them).
   double prefillMs = job.prefillNs / 1e6;
   double decodeMs = newTokens > 1 ? job.decodeNs / 1e6 / (newTokens - 1) : 0;
-  double seconds = (job.prefillNs + job.decodeNs) / 1e9;
   std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
   std::printf("%-22s %12s\n", "phase", "time");
   std::printf("%-22s %9.3f ms\n", "prefill", prefillMs);
   std::printf("%-22s %9.3f ms\n", "decode per token", decodeMs);
   std::printf("%-22s %12.1f\n", "tokens/s",
-              seconds > 0 ? batch * newTokens / seconds : 0.0);
+              decodeMs > 0 ? batch * 1e3 / decodeMs : 0.0);
   if (!options.outputIds.empty()) {
     std::ofstream out(options.outputIds);
     for (const std::vector<int32_t> &line : job.newIds) {
