@@ -108,6 +108,10 @@ struct Options {
       "prompt-ids",
       cl::desc("token ids 1,2,3 of one prompt (repeat for a batch): import "
                "the whole decoder and generate")};
+  cl::opt<std::string> promptsFile{
+      "prompts-file",
+      cl::desc("prompts, one per line, ids separated by spaces or commas "
+               "(added to --prompt-ids)")};
   cl::opt<int64_t> maxNewTokens{"max-new-tokens",
                                 cl::desc("new tokens per prompt"),
                                 cl::init(16)};
@@ -231,6 +235,11 @@ int mlir::moe::runDriver(int argc, char **argv) {
       return fail("--prompt-ids takes token ids like 1,2,3, got '" + text +
                   "'");
   }
+  std::string promptsError;
+  if (!opts.promptsFile.empty() &&
+      !::moert::runner::readPromptFile(opts.promptsFile, prompts,
+                                       promptsError))
+    return fail(promptsError);
   bool generating = !prompts.empty();
   if (generating && opts.maxNewTokens < 1)
     return fail("--max-new-tokens must be positive");

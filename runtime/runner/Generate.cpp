@@ -63,6 +63,32 @@ BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
   return plan;
 }
 
+bool readPromptFile(const std::string &path,
+                    std::vector<std::vector<int32_t>> &prompts,
+                    std::string &error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read the prompts file " + path;
+    return false;
+  }
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    std::vector<int32_t> ids;
+    if (!parsePromptIds(line, ids)) {
+      error = path + ":" + std::to_string(number) +
+              ": expected token ids separated by spaces or commas, got '" +
+              line + "'";
+      return false;
+    }
+    prompts.push_back(std::move(ids));
+  }
+  return true;
+}
+
 namespace {
 
 struct GenerateJob {

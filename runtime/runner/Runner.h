@@ -65,6 +65,12 @@ BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
 
 // "1,2,3" (or "1 2 3") as token ids; false for anything else.
 bool parsePromptIds(const std::string &text, std::vector<int32_t> &ids);
+// A prompts file: one prompt per line, ids separated by spaces or commas
+// (blank lines skipped), appended to `prompts`; false with `error` naming
+// the file and line (no exception: the compiler driver calls it too).
+bool readPromptFile(const std::string &path,
+                    std::vector<std::vector<int32_t>> &prompts,
+                    std::string &error);
 
 // The world ranks this process runs: every rank of the mesh for the CPU
 // backend (threads); one rank per process for CUDA, from the launcher.

@@ -32,7 +32,7 @@ constexpr const char *kUsage =
     "[--output y.npy] [--collective-timeout-ms N] [--threads N] [--cuda-graphs] "
     "[--quiet]\n"
     "       moert-run DECODER.so --weights W --prompt-ids 1,2,3 [--prompt-ids "
-    "...] --max-new-tokens K [--output-ids ids.txt] [--output-logits "
+    "...] [--prompts-file F] --max-new-tokens K [--output-ids ids.txt] [--output-logits "
     "logits.npy] [--threads N]\n"
     "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
     "  checkpoint directory; --quiet: no load progress on stderr\n";
@@ -96,6 +96,10 @@ int main(int argc, char **argv) {
                                  "got '") +
                      value + "'");
       options.prompts.push_back(std::move(ids));
+    } else if (arg == "--prompts-file") {
+      std::string error;
+      if (!runner::readPromptFile(value, options.prompts, error))
+        return usage(error);
     } else if (arg == "--max-new-tokens" && isNumber && number >= 1)
       options.maxNewTokens = number;
     else if (arg == "--output-ids")
