@@ -458,6 +458,81 @@ moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
                               moert_view_t weight, moert_view_t out,
                               int64_t tokens, int64_t hidden, float epsilon);
 
+/*===--- The decoder around the FFN stack ---------------------------------===*/
+
+/* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to
+   out's dtype (f32 for logits). Projections, the LM head. */
+moert_status_t moert_linear(moert_context_t ctx, moert_view_t x,
+                            moert_view_t w, moert_view_t bias,
+                            moert_view_t out, int64_t tokens, int64_t n,
+                            int64_t k);
+
+/* out[s] = table[ids[s]] (table [vocab, hidden]); an id outside
+   [0, vocab) fails with MOERT_INVALID_ARGUMENT. */
+moert_status_t moert_embedding(moert_context_t ctx, moert_view_t ids,
+                               moert_view_t table, moert_view_t out,
+                               int64_t tokens, int64_t vocab, int64_t hidden);
+
+typedef enum moert_rope_type {
+  MOERT_ROPE_DEFAULT = 0,
+  MOERT_ROPE_LINEAR = 1, /* inv_freq / factor */
+  MOERT_ROPE_LLAMA3 = 2, /* Llama 3.1 wavelength-dependent scaling */
+  MOERT_ROPE_YARN = 3,   /* YaRN ramp; cos, sin times attention_factor */
+} moert_rope_type_t;
+
+/* Hugging Face rope_theta / rope_scaling (ROPE_INIT_FUNCTIONS); formulas in
+   runtime/common/Rope.h. */
+typedef struct moert_rope_config {
+  moert_rope_type_t type;
+  double theta, factor;
+  double low_freq_factor, high_freq_factor; /* llama3 */
+  double beta_fast, beta_slow;              /* yarn */
+  double attention_factor;                  /* multiplies cos and sin */
+  int64_t original_max_position;            /* llama3, yarn */
+  int32_t truncate;                         /* yarn: round the ramp ends */
+} moert_rope_config_t;
+
+/* In place on x [tokens, heads, head_dim]: rotate_half rotary embedding at
+   positions[tokens] (i32): (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with
+   c, s = cos, sin(position * inv_freq[i]) * attention_factor, x1 = x[i],
+   x2 = x[i + head_dim / 2]. */
+moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
+                          moert_view_t x, moert_view_t positions,
+                          int64_t tokens, int64_t heads, int64_t head_dim);
+
+/* A KV cache is one view of 2 * max_batch * max_seq * kv_heads * head_dim
+   elements: keys [max_batch, max_seq, kv_heads, head_dim], then values of
+   the same shape. Token s belongs to sequence sequences[s] at position
+   positions[s] (both i32, in [0, max_batch) and [0, max_seq); else
+   MOERT_INVALID_ARGUMENT). */
+
+/* Stores k, v [tokens, kv_heads, head_dim] at (sequence, position). */
+moert_status_t moert_kv_append(moert_context_t ctx, moert_view_t k,
+                               moert_view_t v, moert_view_t cache,
+                               moert_view_t sequences, moert_view_t positions,
+                               int64_t tokens, int64_t kv_heads,
+                               int64_t head_dim, int64_t max_batch,
+                               int64_t max_seq);
+
+/* Causal attention over the cache: for token s and head h (kv head
+   h / (heads / kv_heads)), out[s, h] = softmax_t(scale * q[s, h] .
+   K[seq, t]) . V[seq, t] over t in [0, positions[s]] of its sequence, in
+   fp32 with the row maximum subtracted. q [tokens, heads, head_dim], out
+   the same shape. Prefill (a run of positions) and decode (one token per
+   sequence) are the same call; the cache must hold the earlier positions. */
+moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
+                               moert_view_t cache, moert_view_t sequences,
+                               moert_view_t positions, moert_view_t out,
+                               int64_t tokens, int64_t heads,
+                               int64_t kv_heads, int64_t head_dim,
+                               int64_t max_batch, int64_t max_seq,
+                               float scale);
+
+/* ids[s] (i32) = argmax of logits[s, :vocab] (f32); ties go to the lower
+   index; a NaN logit fails with MOERT_INVALID_ARGUMENT. */
+moert_status_t moert_argmax(moert_context_t ctx, moert_view_t logits,
+                            moert_view_t ids, int64_t tokens, int64_t vocab);
+
 /*===--- Rank groups and collectives --------------------------------------===*/
 
 typedef struct moert_group_s *moert_group_t;

@@ -11,10 +11,20 @@
  *                                 moert_model_layer_stats_t *stats,
  *                                 int64_t tokens, moert_view_t x,
  *                                 const char **where);
+ *   or, for a whole decoder (info->kind == MOERT_MODEL_DECODER):
+ *   moert_status_t moe_model_forward(moert_context_t ctx,
+ *       moert_buffer_t state, moert_model_layer_stats_t *stats,
+ *       int64_t tokens, moert_view_t ids, moert_view_t sequences,
+ *       moert_view_t positions, moert_view_t logits, moert_view_t next_ids,
+ *       const char **where);
  *
  * Per rank: allocate `state_bytes` (moert_buffer_alloc), call init once,
  * then step with x = [tokens <= max_tokens, hidden] of `dtype`, updated in
- * place. On failure both return the status and set *where to the call that
+ * place; or forward tokens <= max_tokens token ids (i32), each with its
+ * sequence slot (< max_batch) and position (< max_seq) in the rank's KV
+ * caches: logits [tokens, vocab] (f32) and the greedy next_ids [tokens]
+ * (i32) come back. Each sequence's positions must be written in order
+ * (prefill 0..n-1 in one or more calls, then one token per decode call). On failure both return the status and set *where to the call that
  * failed ("layer 3: moert_gate"); moert_last_error() has the runtime's
  * message.
  *
@@ -53,7 +63,19 @@ typedef struct moert_model_info {
   int64_t peak_bytes;    /* activation arena per rank */
   const char *plan_table; /* moe-assign-parallelism's report */
   int64_t max_experts;   /* the most experts of a layer (0: no MoE layer) */
+  int32_t kind;          /* moert_model_kind_t: which step entry exists */
+  int64_t vocab;         /* decoder: logits per token */
+  int64_t max_batch;     /* decoder: sequences the KV caches hold per rank */
+  int64_t max_seq;       /* decoder: positions per sequence */
+  int64_t cache_bytes;   /* decoder: KV caches per rank (in state_bytes) */
+  int32_t attention_tp;  /* decoder: consecutive ranks that split the heads
+                            and must be given the same tokens (1: none) */
 } moert_model_info_t;
+
+typedef enum moert_model_kind {
+  MOERT_MODEL_FFN_STACK = 0, /* moe_model_step over hidden states */
+  MOERT_MODEL_DECODER = 1,   /* moe_model_forward over token ids */
+} moert_model_kind_t;
 
 typedef const moert_model_info_t *(*moert_model_info_fn)(void);
 typedef moert_status_t (*moert_model_init_fn)(moert_context_t, moert_weights_t,
@@ -62,6 +84,10 @@ typedef moert_status_t (*moert_model_step_fn)(moert_context_t, moert_buffer_t,
                                               moert_model_layer_stats_t *,
                                               int64_t, moert_view_t,
                                               const char **);
+typedef moert_status_t (*moert_model_forward_fn)(
+    moert_context_t, moert_buffer_t, moert_model_layer_stats_t *, int64_t,
+    moert_view_t, moert_view_t, moert_view_t, moert_view_t, moert_view_t,
+    const char **);
 
 /*===--- Helpers the emitted code calls -----------------------------------===*/
 
@@ -79,10 +105,11 @@ static inline int64_t moert_model_clock_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Adds: a decoder layer's attention and FFN blocks share its index. */
 static inline void moert_model_record_time(moert_model_layer_stats_t *stats,
                                            int64_t layer, int64_t start_ns) {
   if (stats)
-    stats[layer].nanoseconds = moert_model_clock_ns() - start_ns;
+    stats[layer].nanoseconds += moert_model_clock_ns() - start_ns;
 }
 
 /* stats[layer].dropped = tokens * top_k - sum of the gate's kept counts;

@@ -92,6 +92,7 @@ struct Options {
   cl::opt<moe::cost::Policy> policy{moe::sameAs(compile.policy)};
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
+  cl::opt<int64_t> attentionTp{moe::sameAs(compile.attentionTp)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
   cl::opt<std::string> weights{
       "weights",
@@ -122,6 +123,23 @@ struct Options {
       "max-random-weights-gb",
       cl::desc("the most random weights (GiB) generated without --yes"),
       cl::init(4)};
+  // A whole decoder: greedy generation from token ids.
+  cl::list<std::string> promptIds{
+      "prompt-ids",
+      cl::desc("token ids 1,2,3 of one prompt (repeat for a batch): import "
+               "the whole decoder and generate")};
+  cl::opt<std::string> promptsFile{
+      "prompts-file",
+      cl::desc("prompts, one per line, ids separated by spaces or commas "
+               "(added to --prompt-ids)")};
+  cl::opt<int64_t> maxNewTokens{"max-new-tokens",
+                                cl::desc("new tokens per prompt"),
+                                cl::init(16)};
+  cl::opt<std::string> outputIds{
+      "output-ids", cl::desc("write the new ids, one line per prompt")};
+  cl::opt<std::string> outputLogits{
+      "output-logits",
+      cl::desc("write logits.npy: f32 [K, vocab], or [B, K, vocab]")};
   cl::opt<int32_t> threads{"threads",
                            cl::desc("CPU backend: compute threads per rank "
                                     "(default: $MOERT_CPU_THREADS, else "
@@ -232,6 +250,24 @@ int mlir::moe::runDriver(int argc, char **argv) {
     return fail("--steps must be positive");
   if (opts.threads < 0 || opts.threads > 1024)
     return fail("--threads must be from 1 to 1024 (0: the default)");
+  std::vector<std::vector<int32_t>> prompts;
+  for (const std::string &text : opts.promptIds) {
+    prompts.emplace_back();
+    if (!::moert::runner::parsePromptIds(text, prompts.back()))
+      return fail("--prompt-ids takes token ids like 1,2,3, got '" + text +
+                  "'");
+  }
+  std::string promptsError;
+  if (!opts.promptsFile.empty() &&
+      !::moert::runner::readPromptFile(opts.promptsFile, prompts,
+                                       promptsError))
+    return fail(promptsError);
+  bool generating = !prompts.empty();
+  if (generating && opts.maxNewTokens < 1)
+    return fail("--max-new-tokens must be positive");
+  if (generating && (!opts.inputNpy.empty() || !opts.output.empty()))
+    return fail("--input/--output run the FFN stack over hidden states; "
+                "--prompt-ids generates with the whole decoder");
 
   // 1. The model.
   DialectRegistry registry;
@@ -247,7 +283,8 @@ int mlir::moe::runDriver(int argc, char **argv) {
   sourceMgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
   OwningOpRef<ModuleOp> module = StringRef(input).ends_with(".mlir")
                                      ? parseAndVerifyModule(sourceMgr, &context)
-                                     : importModelConfig(sourceMgr, &context);
+                                     : importModelConfig(sourceMgr, &context,
+                                                         generating);
   if (!module)
     return 1;
   std::vector<std::string> specs = weightSpecs(*module);
@@ -281,9 +318,21 @@ int mlir::moe::runDriver(int argc, char **argv) {
   CompileOptions &compile = opts.compile;
   compile.mesh = opts.mesh;
   compile.tokens = opts.tokens;
+  if (generating) {
+    // Sized for this batch: every rank's prefill, sequences and positions.
+    moe::MeshShape shape = *moe::MeshShape::parse(opts.mesh);
+    ::moert::runner::BatchPlan plan = ::moert::runner::planBatch(
+        backend, int32_t(shape.nodes * shape.gpusPerNode),
+        int32_t(std::max<int64_t>(1, opts.attentionTp)), prompts,
+        opts.maxNewTokens);
+    compile.tokens = std::max(plan.tokens, plan.perRank);
+    compile.maxBatch = plan.perRank;
+    compile.maxSeq = plan.maxSeq;
+  }
   compile.policy = opts.policy;
   compile.ep = opts.ep;
   compile.tp = opts.tp;
+  compile.attentionTp = opts.attentionTp;
   compile.fuse = opts.fuse;
   // A captured step may not read the gate's counts back.
   compile.staticCapacity = opts.cudaGraphs;
@@ -411,14 +460,14 @@ int mlir::moe::runDriver(int argc, char **argv) {
   ::moert::runner::RunOptions run;
   run.modelPath = std::string(so);
   run.backend = backend;
-  run.tokens = opts.tokens;
+  run.tokens = generating ? 0 : opts.tokens;
   run.steps = opts.steps;
   run.weightsPath = weightsPath;
   run.inputNpy = opts.inputNpy;
   run.seed = opts.seed;
-  // y.npy goes where asked, else to the run directory.
+  // The FFN stack's y.npy goes where asked, else to the run directory.
   run.outputNpy = opts.output;
-  if (run.outputNpy.empty()) {
+  if (run.outputNpy.empty() && !generating) {
     SmallString<256> runDir(
         driver::runDirectory(cacheDir, opts.input, opts.mesh.getValue()));
     if (std::error_code ec = llvm::sys::fs::create_directories(runDir))
@@ -431,5 +480,9 @@ int mlir::moe::runDriver(int argc, char **argv) {
   run.cudaGraphs = opts.cudaGraphs;
   run.cpuThreads = opts.threads;
   run.quiet = opts.quiet;
+  run.prompts = prompts;
+  run.maxNewTokens = generating ? opts.maxNewTokens : 0;
+  run.outputIds = opts.outputIds;
+  run.outputLogits = opts.outputLogits;
   return ::moert::runner::runCompiledModel("moe-run", run);
 }

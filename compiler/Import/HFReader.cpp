@@ -818,7 +818,133 @@ static std::optional<WeightQuantDesc> readQuantization(ConfigFile &c) {
   return desc;
 }
 
-auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
+//===----------------------------------------------------------------------===//
+// The whole decoder: attention, norms, embedding and LM head
+//===----------------------------------------------------------------------===//
+
+/// HF `get_mscale` of YaRN.
+static double yarnMscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+/// rope_theta and rope_scaling (transformers 4), or rope_parameters
+/// (transformers 5), as HF's `ROPE_INIT_FUNCTIONS` read them.
+static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
+  RopeDesc rope;
+  rope.theta = c.getNumber("rope_theta", defaultTheta);
+  StringRef key = c.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
+  const llvm::json::Value *value = c.get(key);
+  if (!value || value->getAsNull())
+    return rope;
+  const llvm::json::Object *params = value->getAsObject();
+  if (!params) {
+    c.error(key) << "'" << key << "' must be an object";
+    return rope;
+  }
+  auto number = [&](StringRef field, double fallback) {
+    if (const llvm::json::Value *v = params->get(field))
+      if (std::optional<double> d = v->getAsNumber())
+        return *d;
+    return fallback;
+  };
+  rope.theta = number("rope_theta", rope.theta);
+  std::string type = params->getString("rope_type")
+                         .value_or(params->getString("type").value_or("default"))
+                         .str();
+  std::optional<RopeType> parsed = llvm::StringSwitch<std::optional<RopeType>>(type)
+                                       .Case("default", RopeType::standard)
+                                       .Case("linear", RopeType::linear)
+                                       .Case("llama3", RopeType::llama3)
+                                       .Case("yarn", RopeType::yarn)
+                                       .Default(std::nullopt);
+  if (!parsed) {
+    c.error(key) << "unsupported rope_type '" << type << "' in '" << key
+                 << "': expected 'default', 'linear', 'llama3' or 'yarn'";
+    return rope;
+  }
+  rope.type = *parsed;
+  rope.factor = number("factor", 1.0);
+  rope.originalMaxPosition = static_cast<int64_t>(number(
+      "original_max_position_embeddings",
+      static_cast<double>(c.getInt("max_position_embeddings", 0))));
+  if (rope.type == RopeType::llama3) {
+    rope.lowFreqFactor = number("low_freq_factor", 1.0);
+    rope.highFreqFactor = number("high_freq_factor", 4.0);
+  }
+  if (rope.type == RopeType::yarn) {
+    rope.betaFast = number("beta_fast", 32.0);
+    rope.betaSlow = number("beta_slow", 1.0);
+    if (const llvm::json::Value *t = params->get("truncate"))
+      rope.truncate = t->getAsBoolean().value_or(true);
+    double mscale = number("mscale", 0.0), mscaleAll = number("mscale_all_dim", 0.0);
+    rope.attentionFactor =
+        number("attention_factor",
+               mscale != 0.0 && mscaleAll != 0.0
+                   ? yarnMscale(rope.factor, mscale) /
+                         yarnMscale(rope.factor, mscaleAll)
+                   : yarnMscale(rope.factor, 1.0));
+  }
+  return rope;
+}
+
+/// The decoder around the FFN stack. Multi-head latent attention (DeepSeek)
+/// is rejected at its key: it is not an moe.attention variant yet.
+static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
+                               int64_t hidden) {
+  DecoderDesc d;
+  if (c.has("kv_lora_rank")) {
+    c.error("kv_lora_rank")
+        << modelType << " uses multi-head latent attention (kv_lora_rank), "
+        << "which the whole-model import does not support yet; import the "
+           "FFN stack with --import-hf";
+    return d;
+  }
+  d.vocab = c.requirePositive("vocab_size", kMaxWidth);
+  d.normEpsilon = c.getNumber("rms_norm_eps", 1e-6);
+  AttentionDesc &a = d.attention;
+  a.loc = c.loc("num_attention_heads");
+  a.heads = c.requirePositive("num_attention_heads", kMaxWidth);
+  a.kvHeads = c.getPositive("num_key_value_heads", a.heads, kMaxWidth);
+  if (a.heads % a.kvHeads != 0)
+    c.error("num_key_value_heads")
+        << "num_attention_heads = " << a.heads
+        << " is not a multiple of num_key_value_heads = " << a.kvHeads;
+  if (c.has("head_dim") && !c.get("head_dim")->getAsNull())
+    a.headDim = c.requirePositive("head_dim", kMaxWidth);
+  else if (hidden % a.heads != 0)
+    c.error("num_attention_heads")
+        << "hidden_size = " << hidden << " does not split into "
+        << a.heads << " heads (and head_dim is not set)";
+  else
+    a.headDim = hidden / a.heads;
+  if (a.headDim % 2 != 0)
+    c.error(c.has("head_dim") ? "head_dim" : "num_attention_heads")
+        << "head_dim = " << a.headDim << " is odd: rotary embedding pairs "
+        << "dimensions";
+  // qwen2_moe: qkv_bias (transformers 5; always on before); the others:
+  // attention_bias (default off).
+  a.qkvBias = modelType == "qwen2_moe" ? c.getBool("qkv_bias", true)
+                                       : c.getBool("attention_bias", false);
+  if (modelType == "qwen3_moe")
+    a.qkNorm = AttentionDesc::QkNorm::perHead;
+  if (modelType == "olmoe") {
+    a.qkNorm = AttentionDesc::QkNorm::full;
+    if (c.has("clip_qkv") && !c.get("clip_qkv")->getAsNull())
+      c.error("clip_qkv") << "clip_qkv is not supported: the attention "
+                             "projections are not clamped";
+  }
+  if (c.getBool("use_sliding_window", false))
+    c.error("use_sliding_window")
+        << "sliding-window attention is not supported";
+  a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
+  d.embeddingKey = "model.embed_tokens.weight";
+  d.finalNormKey = "model.norm.weight";
+  d.lmHeadKey = c.getBool("tie_word_embeddings", false) ? d.embeddingKey
+                                                        : "lm_head.weight";
+  return d;
+}
+
+auto ::moe::import::readHFConfig(ConfigFile &c, bool wholeModel) -> std::optional<ModelDesc> {
   std::string modelType = c.requireString("model_type");
   if (c.failed())
     return std::nullopt;
@@ -843,6 +969,9 @@ auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
                           << ": the experts are SwiGLU with 'silu'";
   std::optional<WeightQuantDesc> quant = readQuantization(c);
   family->read(c, stack);
+  std::optional<DecoderDesc> decoder;
+  if (wholeModel)
+    decoder = readDecoder(c, modelType, stack.hidden);
   c.ignore(llvm::to_vector(llvm::map_range(
       kIgnoredEverywhere, [](StringLiteral s) { return StringRef(s); })));
   c.ignore(llvm::to_vector(llvm::map_range(
@@ -858,5 +987,6 @@ auto ::moe::import::readHFConfig(ConfigFile &c) -> std::optional<ModelDesc> {
   model.modelType = modelType;
   model.dtype = dtype;
   model.weightQuant = quant;
+  model.decoder = decoder;
   return model;
 }

@@ -40,9 +40,21 @@ static OwningOpRef<ModuleOp> importWith(Reader read, llvm::SourceMgr &sourceMgr,
   return importWith(ConfigFile::parse(sourceMgr, context), read, context);
 }
 
+static std::optional<ModelDesc> readHFStack(ConfigFile &c) {
+  return readHFConfig(c, /*wholeModel=*/false);
+}
+static std::optional<ModelDesc> readHFModel(ConfigFile &c) {
+  return readHFConfig(c, /*wholeModel=*/true);
+}
+
 OwningOpRef<ModuleOp> mlir::moe::importHFConfig(llvm::SourceMgr &sourceMgr,
                                                 MLIRContext *context) {
-  return importWith(readHFConfig, sourceMgr, context);
+  return importWith(readHFStack, sourceMgr, context);
+}
+
+OwningOpRef<ModuleOp> mlir::moe::importHFModel(llvm::SourceMgr &sourceMgr,
+                                               MLIRContext *context) {
+  return importWith(readHFModel, sourceMgr, context);
 }
 
 OwningOpRef<ModuleOp> mlir::moe::importPRMoEConfig(llvm::SourceMgr &sourceMgr,
@@ -51,12 +63,22 @@ OwningOpRef<ModuleOp> mlir::moe::importPRMoEConfig(llvm::SourceMgr &sourceMgr,
 }
 
 OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
-                                                   MLIRContext *context) {
+                                                   MLIRContext *context,
+                                                   bool wholeModel) {
   std::unique_ptr<ConfigFile> config = ConfigFile::parse(sourceMgr, context);
   // The readers read model_type again (and report what is wrong with it).
   const llvm::json::Value *type = config ? config->get("model_type") : nullptr;
   bool prmoe = type && type->getAsString() == "prmoe";
-  return importWith(std::move(config), prmoe ? readPRMoEConfig : readHFConfig,
+  if (prmoe && wholeModel) {
+    emitError(config->loc("model_type"))
+        << "the whole-model import reads Hugging Face checkpoints only; a "
+           "PR-MoE description is an FFN stack";
+    return nullptr;
+  }
+  return importWith(std::move(config),
+                    prmoe        ? readPRMoEConfig
+                    : wholeModel ? readHFModel
+                                 : readHFStack,
                     context);
 }
 
@@ -80,6 +102,16 @@ void ::moe::registerImporters() {
       [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
         return OwningOpRef<Operation *>(
             mlir::moe::importHFConfig(sourceMgr, context).release());
+      },
+      registerDialects);
+  static TranslateToMLIRRegistration importHFModel(
+      "import-hf-model",
+      "import the whole decoder of a Hugging Face MoE checkpoint (embedding, "
+      "attention, norms, FFN stack, LM head; mixtral, qwen2_moe, qwen3_moe, "
+      "olmoe)",
+      [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
+        return OwningOpRef<Operation *>(
+            mlir::moe::importHFModel(sourceMgr, context).release());
       },
       registerDialects);
   static TranslateToMLIRRegistration importPRMoE(

@@ -21,14 +21,19 @@ void registerImporters();
 /// on error.
 OwningOpRef<ModuleOp> importHFConfig(llvm::SourceMgr &sourceMgr,
                                      MLIRContext *context);
+/// The whole decoder of a Hugging Face checkpoint (--import-hf-model).
+OwningOpRef<ModuleOp> importHFModel(llvm::SourceMgr &sourceMgr,
+                                    MLIRContext *context);
 OwningOpRef<ModuleOp> importPRMoEConfig(llvm::SourceMgr &sourceMgr,
                                         MLIRContext *context);
 
 /// The config file in `sourceMgr` to a module: a PR-MoE description when
 /// its model_type is "prmoe", a Hugging Face config otherwise. Null (after a
-/// diagnostic) on error.
+/// diagnostic) on error. `wholeModel`: the whole decoder (Hugging Face
+/// only), else the FFN stack.
 OwningOpRef<ModuleOp> importModelConfig(llvm::SourceMgr &sourceMgr,
-                                        MLIRContext *context);
+                                        MLIRContext *context,
+                                        bool wholeModel = false);
 
 } // namespace mlir::moe
 

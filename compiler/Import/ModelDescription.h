@@ -102,8 +102,44 @@ struct WeightQuantDesc {
   int64_t blockRows = 128, blockCols = 128;
 };
 
+/// Hugging Face rope_theta / rope_scaling (or transformers 5's
+/// rope_parameters), field for field the `#moe.rope` attribute.
+struct RopeDesc {
+  mlir::moe::RopeType type = mlir::moe::RopeType::standard;
+  double theta = 10000.0, factor = 1.0, lowFreqFactor = 1.0,
+         highFreqFactor = 4.0, betaFast = 32.0, betaSlow = 1.0,
+         attentionFactor = 1.0;
+  int64_t originalMaxPosition = 0;
+  bool truncate = true;
+};
+
+/// Multi-head / grouped-query attention of every decoder layer (the keys
+/// under `model.layers.{i}.self_attn.`).
+struct AttentionDesc {
+  int64_t heads = 1, kvHeads = 1, headDim = 1;
+  bool qkvBias = false;
+  /// q/k RMSNorm weights: none, per head (`[D]`), or over the whole
+  /// projection (`[heads * D]`).
+  enum class QkNorm { none, perHead, full } qkNorm = QkNorm::none;
+  RopeDesc rope;
+  mlir::LocationAttr loc;
+};
+
+/// What surrounds the FFN stack in the whole decoder: embedding, per-layer
+/// norms and attention, final norm and LM head.
+struct DecoderDesc {
+  int64_t vocab = 1;
+  double normEpsilon = 1e-6;
+  AttentionDesc attention;
+  /// `lm_head.weight`, or the embedding's key when tie_word_embeddings.
+  std::string embeddingKey, finalNormKey, lmHeadKey;
+};
+
 struct ModelDesc {
   std::string modelType;
+  /// Set for the whole decoder (--import-hf-model); the FFN stack alone
+  /// otherwise.
+  std::optional<DecoderDesc> decoder;
   int64_t hiddenSize = 0;
   DType dtype = DType::f32;
   std::optional<WeightQuantDesc> weightQuant;

@@ -39,6 +39,20 @@ public:
   FailureOr<func::FuncOp> build();
 
 private:
+  /// The FFN-stack form: `x <- x + ffn(x)` over hidden states.
+  FailureOr<Value> buildStack(Value x);
+  /// The whole decoder over token ids; returns the logits and next ids.
+  FailureOr<std::pair<Value, Value>> buildDecoder(Value ids, Value sequences,
+                                                  Value positions,
+                                                  ArrayRef<Value> caches);
+  /// `moe.layer index` over `input` whose body is `body(normed input)`
+  /// (no norm when `normKey` is empty).
+  FailureOr<Value>
+  residualBlock(int64_t index, Location loc, Value input, StringRef normKey,
+                llvm::function_ref<FailureOr<Value>(Value)> body);
+  Value attention(int64_t layer, Value input, Value positions,
+                  Value sequences, Value cache, Location loc);
+  RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
                Type type = {});
@@ -175,35 +189,162 @@ FailureOr<Value> ForwardBuilder::layerBody(const LayerDesc &layer,
   return failure();
 }
 
+FailureOr<Value> ForwardBuilder::residualBlock(
+    int64_t index, Location loc, Value input, StringRef normKey,
+    llvm::function_ref<FailureOr<Value>(Value)> blockBody) {
+  builder.setInsertionPointToEnd(body);
+  auto layerOp = LayerOp::create(builder, loc, activationType, input, index);
+  Block *layerBlock = builder.createBlock(&layerOp.getBody());
+  Value h = layerBlock->addArgument(activationType, loc);
+  builder.setInsertionPointToEnd(layerBlock);
+  if (!normKey.empty()) {
+    Value w = weight(normKey, {model.hiddenSize}, loc);
+    h = RmsNormOp::create(builder, loc, h, w,
+                          builder.getF64FloatAttr(model.decoder->normEpsilon));
+  }
+  FailureOr<Value> output = blockBody(h);
+  if (failed(output))
+    return failure();
+  YieldOp::create(builder, loc, *output);
+  return layerOp.getResult();
+}
+
+FailureOr<Value> ForwardBuilder::buildStack(Value x) {
+  Value current = x;
+  for (const LayerDesc &layer : model.layers) {
+    Location loc =
+        NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
+    FailureOr<Value> next =
+        residualBlock(layer.index, loc, current, "",
+                      [&](Value h) { return layerBody(layer, h); });
+    if (failed(next))
+      return failure();
+    current = *next;
+  }
+  return current;
+}
+
+RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
+  return RopeAttr::get(context, r.type, llvm::APFloat(r.theta),
+                       llvm::APFloat(r.factor), llvm::APFloat(r.lowFreqFactor),
+                       llvm::APFloat(r.highFreqFactor), r.originalMaxPosition,
+                       llvm::APFloat(r.betaFast), llvm::APFloat(r.betaSlow),
+                       llvm::APFloat(r.attentionFactor), r.truncate);
+}
+
+Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
+                                Value sequences, Value cache, Location loc) {
+  const AttentionDesc &a = model.decoder->attention;
+  std::string base = "model.layers." + std::to_string(layer) + ".self_attn.";
+  int64_t h = model.hiddenSize, q = a.heads * a.headDim,
+          kv = a.kvHeads * a.headDim;
+  Value wq = weight(base + "q_proj.weight", {q, h}, loc);
+  Value wk = weight(base + "k_proj.weight", {kv, h}, loc);
+  Value wv = weight(base + "v_proj.weight", {kv, h}, loc);
+  Value wo = weight(base + "o_proj.weight", {h, q}, loc);
+  Value bq, bk, bv, qn, kn;
+  if (a.qkvBias) {
+    bq = weight(base + "q_proj.bias", {q}, loc);
+    bk = weight(base + "k_proj.bias", {kv}, loc);
+    bv = weight(base + "v_proj.bias", {kv}, loc);
+  }
+  if (a.qkNorm != AttentionDesc::QkNorm::none) {
+    bool perHead = a.qkNorm == AttentionDesc::QkNorm::perHead;
+    qn = weight(base + "q_norm.weight", {perHead ? a.headDim : q}, loc);
+    kn = weight(base + "k_norm.weight", {perHead ? a.headDim : kv}, loc);
+  }
+  return AttentionOp::create(
+      builder, loc, activationType, input, positions, sequences, cache, wq, wk,
+      wv, wo, bq, bk, bv, qn, kn, a.heads, a.kvHeads, a.headDim,
+      ropeAttr(a.rope),
+      builder.getF64FloatAttr(model.decoder->normEpsilon));
+}
+
+FailureOr<std::pair<Value, Value>>
+ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
+                             ArrayRef<Value> caches) {
+  const DecoderDesc &d = *model.decoder;
+  Location loc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
+  Location attnLoc = d.attention.loc ? Location(d.attention.loc) : loc;
+  builder.setInsertionPointToEnd(body);
+  Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
+  Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
+  for (auto [layer, cache] : llvm::zip(model.layers, caches)) {
+    std::string base = "model.layers." + std::to_string(layer.index) + ".";
+    Location selfAttn =
+        NameLoc::get(builder.getStringAttr(base + "self_attn"), attnLoc);
+    FailureOr<Value> attended = residualBlock(
+        layer.index, selfAttn, current, base + "input_layernorm.weight",
+        [&](Value h) -> FailureOr<Value> {
+          return attention(layer.index, h, positions, sequences, cache,
+                           selfAttn);
+        });
+    if (failed(attended))
+      return failure();
+    Location ffnLoc =
+        NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
+    FailureOr<Value> next = residualBlock(
+        layer.index, ffnLoc, *attended,
+        base + "post_attention_layernorm.weight",
+        [&](Value h) { return layerBody(layer, h); });
+    if (failed(next))
+      return failure();
+    current = *next;
+  }
+  builder.setInsertionPointToEnd(body);
+  Value normWeight = weight(d.finalNormKey, {model.hiddenSize}, loc);
+  Value normed = RmsNormOp::create(builder, loc, current, normWeight,
+                                   builder.getF64FloatAttr(d.normEpsilon));
+  Value head = d.lmHeadKey == d.embeddingKey
+                   ? table
+                   : weight(d.lmHeadKey, {d.vocab, model.hiddenSize}, loc);
+  auto logitsType = RankedTensorType::get({ShapedType::kDynamic, d.vocab},
+                                          Float32Type::get(context));
+  Value logits = LmHeadOp::create(builder, loc, logitsType, normed, head);
+  Value next = ArgmaxOp::create(builder, loc, ids.getType(), logits);
+  return std::make_pair(logits, next);
+}
+
 FailureOr<func::FuncOp> ForwardBuilder::build() {
   Location funcLoc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
   // Detached until the signature is known; deleted on failure.
   std::unique_ptr<Block> entry = std::make_unique<Block>();
   body = entry.get();
-  Value x = body->addArgument(activationType, funcLoc);
-  argAttrs.push_back(builder.getDictionaryAttr({}));
-
-  Value current = x;
-  for (const LayerDesc &layer : model.layers) {
-    Location loc =
-        NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
-    builder.setInsertionPointToEnd(body);
-    auto layerOp =
-        LayerOp::create(builder, loc, activationType, current, layer.index);
-    Block *layerBlock = builder.createBlock(&layerOp.getBody());
-    Value h = layerBlock->addArgument(activationType, loc);
-    builder.setInsertionPointToEnd(layerBlock);
-    FailureOr<Value> output = layerBody(layer, h);
-    if (failed(output))
+  SmallVector<Value> results;
+  if (!model.decoder) {
+    Value x = body->addArgument(activationType, funcLoc);
+    argAttrs.push_back(builder.getDictionaryAttr({}));
+    FailureOr<Value> y = buildStack(x);
+    if (failed(y))
       return failure();
-    YieldOp::create(builder, loc, *output);
-    current = layerOp.getResult();
+    results.push_back(*y);
+  } else {
+    // Token ids, their sequences and positions, then one cache per layer.
+    auto indexType = RankedTensorType::get({ShapedType::kDynamic},
+                                           builder.getI32Type());
+    SmallVector<Value> inputs, caches;
+    for (int i = 0; i < 3; ++i) {
+      inputs.push_back(body->addArgument(indexType, funcLoc));
+      argAttrs.push_back(builder.getDictionaryAttr({}));
+    }
+    const AttentionDesc &a = model.decoder->attention;
+    auto cacheType =
+        KvCacheType::get(context, a.kvHeads, a.headDim, elementType);
+    for (size_t i = 0; i < model.layers.size(); ++i) {
+      caches.push_back(body->addArgument(cacheType, funcLoc));
+      argAttrs.push_back(builder.getDictionaryAttr({}));
+    }
+    FailureOr<std::pair<Value, Value>> out =
+        buildDecoder(inputs[0], inputs[1], inputs[2], caches);
+    if (failed(out))
+      return failure();
+    results = {out->first, out->second};
   }
   builder.setInsertionPointToEnd(body);
-  func::ReturnOp::create(builder, funcLoc, current);
+  func::ReturnOp::create(builder, funcLoc, results);
 
-  auto type =
-      builder.getFunctionType(body->getArgumentTypes(), {activationType});
+  auto type = builder.getFunctionType(body->getArgumentTypes(),
+                                      ValueRange(results).getTypes());
   auto func = func::FuncOp::create(funcLoc, "forward", type);
   func.getBody().push_back(entry.release());
   func.setAllArgAttrs(argAttrs);

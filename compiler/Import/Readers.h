@@ -25,8 +25,10 @@ constexpr int64_t kMaxExperts = 65536;
 constexpr int64_t kMaxWidth = int64_t(1) << 20;
 
 /// A Hugging Face `config.json` (mixtral, qwen2_moe, qwen3_moe, deepseek_v2,
-/// deepseek_v3, olmoe).
-std::optional<ModelDesc> readHFConfig(ConfigFile &config);
+/// deepseek_v3, olmoe): its FFN stack, with `wholeModel` also the decoder
+/// around it (ModelDesc::decoder).
+std::optional<ModelDesc> readHFConfig(ConfigFile &config,
+                                      bool wholeModel = false);
 
 /// A DeepSpeed PR-MoE description (docs/Importers.md).
 std::optional<ModelDesc> readPRMoEConfig(ConfigFile &config);

@@ -56,7 +56,9 @@ struct AssignParallelismPass
       function_ref<LogicalResult(const Twine &)> errorHandler) override {
     if (failed(Base::initializeOptions(options, errorHandler)))
       return failure();
-    return checkGivenPositive(getArgument(), tokens, errorHandler);
+    if (failed(checkGivenPositive(getArgument(), tokens, errorHandler)))
+      return failure();
+    return checkGivenPositive(getArgument(), attentionTp, errorHandler);
   }
   void runOnOperation() override;
 
@@ -65,6 +67,7 @@ private:
   LogicalResult shardWeight(Value weight, ArrayRef<ShardAxis> dims,
                             PlanAttr plan);
   template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
+  LogicalResult shardAttention(AttentionOp attention, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
@@ -166,6 +169,53 @@ LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
                  shard(ffn.getDownBias(), {none}));
 }
 
+/// Heads split over tp (Megatron style: the group holds the same tokens):
+/// q/k/v rows and their biases by heads, o by its input columns, each rank
+/// its heads' KV cache; the partial outputs are all-reduced.
+LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
+                                                    PlanAttr plan) {
+  int64_t tp = plan.getTp();
+  if (attention.getHeads() % tp != 0 || attention.getKvHeads() % tp != 0)
+    return attention.emitOpError()
+           << "has " << attention.getHeads() << " heads and "
+           << attention.getKvHeads() << " kv heads, which do not split " << tp
+           << " ways (attention-tp)";
+  if (attention.getQNorm() &&
+      cast<ShapedType>(attention.getQNorm().getType()).getDimSize(0) !=
+          attention.getHeadDim())
+    return attention.emitOpError()
+           << "normalises q and k over the whole projection, which needs "
+              "every head on one rank: tensor-parallel attention (attention-tp "
+           << tp << ") is not supported for it";
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  auto shard = [&](Value weight, ArrayRef<ShardAxis> dims) {
+    return !weight || succeeded(shardWeight(weight, dims, plan));
+  };
+  if (!shard(attention.getQWeight(), {byTp, none}) ||
+      !shard(attention.getKWeight(), {byTp, none}) ||
+      !shard(attention.getVWeight(), {byTp, none}) ||
+      !shard(attention.getOWeight(), {none, byTp}) ||
+      !shard(attention.getQBias(), {byTp}) ||
+      !shard(attention.getKBias(), {byTp}) ||
+      !shard(attention.getVBias(), {byTp}))
+    return failure();
+  attention.setHeads(attention.getHeads() / tp);
+  attention.setKvHeads(attention.getKvHeads() / tp);
+  KvCacheType cache = attention.getCache().getType();
+  attention.getCache().setType(KvCacheType::get(
+      &getContext(), cache.getKvHeads() / tp, cache.getHeadDim(),
+      cache.getElementType()));
+  OpBuilder builder(attention);
+  builder.setInsertionPointAfter(attention);
+  SmallVector<int16_t> tpAxis = {2};
+  auto sum = shard::AllReduceOp::create(
+      builder, attention.getLoc(), attention.getType(),
+      gridFor(plan).getValue(), tpAxis, attention.getResult(),
+      shard::ReductionKind::Sum);
+  attention.getResult().replaceAllUsesExcept(sum, sum);
+  return success();
+}
+
 FlatSymbolRefAttr AssignParallelismPass::gridFor(PlanAttr plan) {
   ModuleOp module = getOperation();
   std::string name = llvm::formatv("grid_dp{0}_ep{1}_tp{2}", plan.getDp(),
@@ -186,6 +236,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   OpBuilder builder(layer.getContext());
   int64_t group = plan.getEp() * plan.getTp();
 
+  if (parts.attention && plan.getTp() > 1 &&
+      failed(shardAttention(parts.attention, plan)))
+    return failure();
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
     if (failed(shardFfn(experts, plan)))
@@ -344,13 +397,40 @@ void AssignParallelismPass::runOnOperation() {
     return signalPassFailure();
   }
 
+  int64_t ranks = meshAttr->getNodes() * meshAttr->getGpusPerNode();
+  if (ranks % attentionTp != 0) {
+    module.emitError() << "attention-tp " << int64_t(attentionTp)
+                       << " does not divide the " << ranks << " ranks";
+    return signalPassFailure();
+  }
   SmallVector<PlanAttr> plans;
   for (auto [parts, plan] : llvm::zip(layers, choice.plans)) {
     PlanAttr attr = PlanAttr::get(&getContext(), plan.dp, plan.ep, plan.tp,
                                   toIR(plan.allToAll));
+    // Attention: data parallel, or heads split over attention-tp ranks
+    // (priced as planned).
+    if (parts.attention) {
+      attr = PlanAttr::get(&getContext(), ranks / attentionTp, 1, attentionTp,
+                           AllToAllVariant::flat);
+      cost::Plan attentionPlan;
+      attentionPlan.dp = ranks / attentionTp;
+      attentionPlan.tp = attentionTp;
+      size_t index = &parts - layers.begin();
+      choice.plans[index] = attentionPlan;
+      choice.estimates[index] =
+          cost::estimate(shapes[index], costMesh, attentionPlan, stepTokens);
+    }
     plans.push_back(attr);
     if (failed(rewriteLayer(parts, attr)))
       return signalPassFailure();
+  }
+  choice.memoryBytes = cost::memoryBytes(choice.estimates);
+  if (choice.memoryBytes > costMesh.memoryBytes) {
+    module.emitError() << "the model needs " << choice.memoryBytes
+                       << " bytes per rank with its attention layers, more "
+                          "than the "
+                       << costMesh.memoryBytes << " bytes of a device";
+    return signalPassFailure();
   }
   attachShards();
   printReport(layers, plans, choice, *meshAttr, stepTokens);
@@ -361,6 +441,8 @@ void AssignParallelismPass::runOnOperation() {
 //===----------------------------------------------------------------------===//
 
 std::string layerKind(LayerParts &parts) {
+  if (parts.attention)
+    return "attn"; // fits the table's kind column
   if (!parts.isMoe())
     return "dense";
   if (!parts.residualMixes.empty())
@@ -438,7 +520,7 @@ mlir::moe::declaredAssignParallelismOptions() {
   // A pass that never runs holds the declarations.
   static AssignParallelismPass pass;
   static AssignParallelismDeclaredOptions options{
-      pass.mesh, pass.tokens, pass.policy, pass.ep, pass.tp, pass.report,
-      pass.reportFile};
+      pass.mesh, pass.tokens,      pass.policy, pass.ep,
+      pass.tp,   pass.attentionTp, pass.report, pass.reportFile};
   return options;
 }

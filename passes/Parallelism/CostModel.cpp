@@ -138,6 +138,25 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
         e.activationBytes, mulAll({2, plan.tp, tokens, std::max(slice, h), b}));
   }
 
+  if (layer.attentionHeads > 0) {
+    // Heads split over tp, the group holding the same tokens: q/k/v rows and
+    // o columns by heads, the partial outputs all-reduced. Scores and values
+    // over a context of `tokens` (a prefill chunk).
+    int64_t q = layer.attentionHeads * layer.headDim / plan.tp;
+    int64_t kv = layer.attentionKvHeads * layer.headDim / plan.tp;
+    int64_t attentionBytes = mulAll({2, addSizes(q, kv), h, b});
+    e.weightBytes = addSizes(e.weightBytes, attentionBytes);
+    e.flops += 4.0 * tokens * h * (q + kv) + 4.0 * tokens * tokens * q;
+    e.kvCacheBytesPerToken = mulAll({2, kv, b});
+    bytesRead += attentionBytes + 2.0 * tokens * h * b;
+    if (plan.tp > 1) // reduce-scatter + all-gather
+      e.denseCommSeconds += 2 * exchangeSeconds(mesh, AllToAll::flat, plan.tp,
+                                                double(tokens) * h * b);
+    e.activationBytes = std::max(
+        e.activationBytes, mulAll({tokens, addSizes(mulAll({2, q}),
+                                                    mulAll({2, kv})), b}));
+  }
+
   e.weightBytes = addSizes(
       e.weightBytes, addSizes(e.expertWeightBytes, layer.replicatedBytes));
   bytesRead += layer.replicatedBytes;

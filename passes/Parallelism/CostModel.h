@@ -53,6 +53,10 @@ struct LayerShape {
   int64_t denseFfn = 0;
   bool denseGated = true;
   bool denseBias = false;
+  // Attention (a decoder layer's attention block): heads, kv heads, head
+  // dim; 0 heads for none. Its q/k/v/o projections are split by heads over
+  // tp; its norms and the LM head are not priced.
+  int64_t attentionHeads = 0, attentionKvHeads = 0, headDim = 0;
   // Router weights and the residual coefficient, replicated on every rank.
   int64_t replicatedBytes = 0;
   // > 0: the expert and dense projections are fp8 (1 byte) with one f32
@@ -74,7 +78,9 @@ struct Estimate {
   int64_t activationBytes = 0;   // the layer's largest live buffers, per rank
   double flops = 0;              // per rank
   double allToAllSeconds = 0;    // both exchanges
-  double denseCommSeconds = 0;   // all-gather + reduce-scatter of dense TP
+  double denseCommSeconds = 0;   // dense TP's all-gather + reduce-scatter,
+                                 // tensor-parallel attention's all-reduce
+  int64_t kvCacheBytesPerToken = 0; // per rank, keys and values of a position
   double computeSeconds = 0;     // roofline of GEMM flops vs bytes read
   double seconds = 0;
 };

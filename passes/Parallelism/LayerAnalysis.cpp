@@ -54,6 +54,9 @@ FailureOr<LayerParts> mlir::moe::analyzeLayer(LayerOp layer) {
               parts.sharedAdds.push_back(o);
               return success();
             })
+            .Case([&](AttentionOp o) {
+              return recordUnique(layer, parts.attention, o);
+            })
             .Default([](Operation *) { return success(); });
     if (failed(ok))
       return failure();
@@ -114,6 +117,11 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
       shape.replicatedBytes += bytesOf(parts.router.getBias());
     if (parts.gate.getCorrectionBias())
       shape.replicatedBytes += bytesOf(parts.gate.getCorrectionBias());
+  }
+  if (AttentionOp attention = parts.attention) {
+    shape.attentionHeads = attention.getHeads() * tp;
+    shape.attentionKvHeads = attention.getKvHeads() * tp;
+    shape.headDim = attention.getHeadDim();
   }
   for (DenseFfnOp dense : parts.denseFfns) {
     shape.denseFfn += dense.getFfnSize() * tp;

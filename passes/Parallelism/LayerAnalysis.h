@@ -21,6 +21,8 @@ struct LayerParts {
   SmallVector<DenseFfnOp> denseFfns;
   SmallVector<ResidualMixOp> residualMixes;
   SmallVector<SharedAddOp> sharedAdds;
+  /// A decoder layer's attention block (planned data parallel).
+  AttentionOp attention;
 
   bool isMoe() { return static_cast<bool>(experts); }
 };

@@ -24,6 +24,7 @@ struct AssignParallelismDeclaredOptions {
   Pass::Option<cost::Policy> &policy;
   Pass::Option<int64_t> &ep;
   Pass::Option<int64_t> &tp;
+  Pass::Option<int64_t> &attentionTp;
   Pass::Option<PlanReport> &report;
   Pass::Option<std::string> &reportFile;
 };

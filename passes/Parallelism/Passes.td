@@ -57,6 +57,10 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
            "ranks), or their gcd when that does not divide both)">,
     Option<"tp", "tp", "int64_t", /*default=*/"0",
            "Force the expert-slicing degree (0: the cost model's choice)">,
+    Option<"attentionTp", "attention-tp", "int64_t", /*default=*/"1",
+           "Tensor-parallel degree of attention layers: heads split over "
+           "this many consecutive ranks that hold the same tokens, partial "
+           "outputs all-reduced (1: data parallel)">,
     Option<"allToAll", "all-to-all", "::mlir::moe::AllToAllChoice",
            /*default=*/"::mlir::moe::AllToAllChoice::automatic",
            "The all-to-all variant",

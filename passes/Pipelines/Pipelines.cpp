@@ -22,6 +22,7 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   plan.policy = options.policy;
   plan.ep = options.ep;
   plan.tp = options.tp;
+  plan.attentionTp = options.attentionTp;
   plan.report = options.report;
   plan.reportFile = options.reportFile;
   pm.addPass(createAssignParallelism(plan));
@@ -30,6 +31,8 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   ConvertMoeToMoertOptions lower;
   lower.tokens = options.tokens;
   lower.staticCapacity = options.staticCapacity;
+  lower.maxBatch = options.maxBatch;
+  lower.maxSeq = options.maxSeq;
   pm.addPass(createConvertMoeToMoert(lower));
   // Shared rank coordinates and views.
   pm.addPass(createCanonicalizerPass());

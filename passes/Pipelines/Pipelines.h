@@ -22,6 +22,8 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
       *this, declaredAssignParallelismOptions().policy};
   ForwardedOption<int64_t> ep{*this, declaredAssignParallelismOptions().ep};
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
+  ForwardedOption<int64_t> attentionTp{
+      *this, declaredAssignParallelismOptions().attentionTp};
   ForwardedOption<PlanReport> report{*this,
                                      declaredAssignParallelismOptions().report};
   ForwardedOption<std::string> reportFile{
@@ -34,6 +36,10 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   // convert-moe-to-moert's.
   ForwardedOption<bool> staticCapacity{
       *this, declaredConvertMoeToMoertOptions().staticCapacity};
+  ForwardedOption<int64_t> maxBatch{
+      *this, declaredConvertMoeToMoertOptions().maxBatch};
+  ForwardedOption<int64_t> maxSeq{*this,
+                                  declaredConvertMoeToMoertOptions().maxSeq};
 };
 
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)

@@ -14,6 +14,7 @@
 #define MOERT_COMMON_BACKEND_H
 
 #include "runtime/common/Convert.h"
+#include "runtime/common/KvCache.h"
 #include "runtime/moert.h"
 
 #include <cstdint>

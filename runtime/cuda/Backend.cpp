@@ -466,6 +466,49 @@ void CudaBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
                 tokens, hidden, epsilon);
 }
 
+void CudaBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
+                         Operand out, int64_t tokens, int64_t n, int64_t k) {
+  cuda::linear(*context_, tensor(x), tensor(w), tensor(bias),
+               mutableTensor(out), tokens, n, k);
+}
+
+void CudaBackend::embedding(int32_t rank, Operand ids, Operand table,
+                            Operand out, int64_t tokens, int64_t vocab,
+                            int64_t hidden) {
+  cuda::embedding(*context_, ids.as<const int32_t>(), tensor(table),
+                  mutableTensor(out), tokens, vocab, hidden);
+}
+
+void CudaBackend::rope(int32_t rank, const moert_rope_config_t &cfg,
+                       Operand x, Operand positions, int64_t tokens,
+                       int64_t heads, int64_t headDim) {
+  cuda::rope(*context_, cfg, mutableTensor(x), positions.as<const int32_t>(),
+             tokens, heads, headDim);
+}
+
+void CudaBackend::kvAppend(int32_t rank, Operand k, Operand v, Operand cache,
+                           Operand sequences, Operand positions,
+                           int64_t tokens, const KvCacheShape &shape) {
+  cuda::kvAppend(*context_, tensor(k), tensor(v), mutableTensor(cache),
+                 sequences.as<const int32_t>(), positions.as<const int32_t>(),
+                 tokens, shape);
+}
+
+void CudaBackend::attention(int32_t rank, Operand q, Operand cache,
+                            Operand sequences, Operand positions, Operand out,
+                            int64_t tokens, int64_t heads,
+                            const KvCacheShape &shape, float scale) {
+  cuda::attention(*context_, tensor(q), tensor(cache),
+                  sequences.as<const int32_t>(), positions.as<const int32_t>(),
+                  mutableTensor(out), tokens, heads, shape, scale);
+}
+
+void CudaBackend::argmax(int32_t rank, Operand logits, Operand ids,
+                         int64_t tokens, int64_t vocab) {
+  cuda::argmax(*context_, logits.as<const float>(), ids.as<int32_t>(), tokens,
+               vocab);
+}
+
 std::unique_ptr<GroupState> CudaBackend::createGroup(int32_t rank,
                                                      std::vector<int32_t> ranks,
                                                      int32_t member) {

@@ -74,9 +74,10 @@ void Context::synchronize() {
   if (bad >= 0) {
     MOERT_CUDA_CHECK(
         cudaMemsetAsync(errorWord_, 0xff, sizeof(long long), stream_));
-    fail(MOERT_INVALID_ARGUMENT, "choice ", bad,
-         " (flat token*top_k + j) routes to an expert or slot outside the "
-         "expert-major buffer");
+    fail(MOERT_INVALID_ARGUMENT, "entry ", bad,
+         " is out of range: a routing choice (flat token*top_k + j) outside "
+         "the expert-major buffer, or a token (decoder calls) whose id, "
+         "sequence or position is outside the vocabulary or KV cache");
   }
 }
 

@@ -15,6 +15,7 @@
 #ifndef MOERT_CUDA_KERNELS_H
 #define MOERT_CUDA_KERNELS_H
 
+#include "runtime/common/KvCache.h"
 #include "runtime/moert.h"
 
 #include <cublas_v2.h>
@@ -62,6 +63,8 @@ enum class Scratch : int {
   SharedHidden,
   SharedAct,
   SharedOutput,
+  Linear,
+  Attention,
   Count
 };
 
@@ -122,6 +125,25 @@ void uploadSmall(Context &ctx, void *dst, const void *src, size_t bytes);
 // logits[S,E] (f32) = x[S,H] . wg[E,H]^T (+ bias[E]).
 void router(Context &ctx, Tensor x, Tensor wg, Tensor bias, float *logits,
             int64_t tokens, int64_t hidden, int64_t experts);
+
+// The decoder calls (moert.h); ids, sequences and positions out of range
+// are reported through the error word.
+void linear(Context &ctx, Tensor x, Tensor w, Tensor bias, MutableTensor out,
+            int64_t tokens, int64_t n, int64_t k);
+void embedding(Context &ctx, const int32_t *ids, Tensor table,
+               MutableTensor out, int64_t tokens, int64_t vocab,
+               int64_t hidden);
+void rope(Context &ctx, const moert_rope_config_t &cfg, MutableTensor x,
+          const int32_t *positions, int64_t tokens, int64_t heads,
+          int64_t headDim);
+void kvAppend(Context &ctx, Tensor k, Tensor v, MutableTensor cache,
+              const int32_t *sequences, const int32_t *positions,
+              int64_t tokens, const KvCacheShape &shape);
+void attention(Context &ctx, Tensor q, Tensor cache, const int32_t *sequences,
+               const int32_t *positions, MutableTensor out, int64_t tokens,
+               int64_t heads, const KvCacheShape &shape, float scale);
+void argmax(Context &ctx, const float *logits, int32_t *ids, int64_t tokens,
+            int64_t vocab);
 
 // moert_gate; returns C. Dropless mode synchronises (C = max count).
 int64_t gate(Context &ctx, const moert_gate_config_t &cfg, const float *logits,

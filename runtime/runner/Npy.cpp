@@ -191,9 +191,18 @@ NpyMatrix readNpy(const std::string &path) {
 }
 
 void writeNpy(const std::string &path, const NpyMatrix &m) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       std::to_string(m.rows) + ", " + std::to_string(m.cols) +
-                       "), }";
+  writeNpy(path, {m.rows, m.cols}, m.data);
+}
+
+void writeNpy(const std::string &path, const std::vector<int64_t> &shape,
+              const std::vector<float> &data) {
+  std::string dims;
+  for (int64_t d : shape)
+    dims += std::to_string(d) + ", ";
+  if (shape.size() > 1)
+    dims.resize(dims.size() - 2);
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // The data starts 64-byte aligned, as numpy writes it.
   while ((10 + header.size() + 1) % 64)
     header += ' ';
@@ -203,8 +212,8 @@ void writeNpy(const std::string &path, const NpyMatrix &m) {
   char len[2] = {char(header.size() & 0xff), char(header.size() >> 8)};
   out.write(len, 2);
   out << header;
-  out.write(reinterpret_cast<const char *>(m.data.data()),
-            std::streamsize(m.data.size() * 4));
+  out.write(reinterpret_cast<const char *>(data.data()),
+            std::streamsize(data.size() * 4));
   // Buffered bytes are written, and may fail (a full disk), on close.
   out.close();
   if (!out)

@@ -22,6 +22,9 @@ NpyMatrix readNpy(const std::string &path);
 // The same from the file's bytes; `path` only names it in errors.
 NpyMatrix parseNpy(const std::string &path, std::string_view bytes);
 void writeNpy(const std::string &path, const NpyMatrix &matrix);
+// Any rank: `data` holds the product of `shape` floats, C order.
+void writeNpy(const std::string &path, const std::vector<int64_t> &shape,
+              const std::vector<float> &data);
 
 } // namespace moert::runner
 

@@ -5,7 +5,9 @@
 #include "runtime/common/Error.h"
 #include "runtime/moert_model.h"
 #include "runtime/runner/ExpertStats.h"
+#include "runtime/runner/Generate.h"
 #include "runtime/runner/Npy.h"
+#include "runtime/runner/RunSupport.h"
 
 #include <algorithm>
 #include <atomic>
@@ -58,7 +60,8 @@ namespace {
 struct Model {
   const moert_model_info_t *info = nullptr;
   moert_model_init_fn init = nullptr;
-  moert_model_step_fn step = nullptr;
+  moert_model_step_fn step = nullptr;       // an FFN stack
+  moert_model_forward_fn forward = nullptr; // a whole decoder
 };
 
 // The library stays loaded until the process exits: its code runs on the
@@ -73,10 +76,18 @@ Model loadModel(const std::string &path) {
   auto info =
       reinterpret_cast<moert_model_info_fn>(dlsym(lib, "moe_model_info"));
   m.init = reinterpret_cast<moert_model_init_fn>(dlsym(lib, "moe_model_init"));
-  m.step = reinterpret_cast<moert_model_step_fn>(dlsym(lib, "moe_model_step"));
-  if (!info || !m.init || !m.step)
-    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init/step");
+  if (!info || !m.init)
+    fail(MOERT_FORMAT_ERROR, path, " does not export moe_model_info/init");
   m.info = info();
+  bool decoder = m.info->kind == MOERT_MODEL_DECODER;
+  const char *entry = decoder ? "moe_model_forward" : "moe_model_step";
+  void *symbol = dlsym(lib, entry);
+  if (!symbol)
+    fail(MOERT_FORMAT_ERROR, path, " does not export ", entry);
+  if (decoder)
+    m.forward = reinterpret_cast<moert_model_forward_fn>(symbol);
+  else
+    m.step = reinterpret_cast<moert_model_step_fn>(symbol);
   return m;
 }
 
@@ -244,13 +255,8 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   Job &job = *static_cast<Job *>(user);
   const moert_model_info_t &info = *job.model.info;
   int32_t rank = moert_context_rank(ctx);
-  std::string &where = job.where[size_t(rank - job.ranks.first)];
-  const char *call = nullptr; // set by the model's init/step on failure
-  auto check = [&](moert_status_t status, const char *what) {
-    if (status != MOERT_OK)
-      where = call ? call : what;
-    return status;
-  };
+  RankCheck check(job.where[size_t(rank - job.ranks.first)]);
+  const char **call = check.call();
   RankResources res{ctx};
   moert_status_t st;
   if ((st = check(moert_buffer_alloc(ctx, size_t(info.state_bytes), &res.state),
@@ -259,16 +265,13 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   int64_t start = moert_model_clock_ns();
   {
     InitDone done{job.initsDone};
-    if ((st = check(job.model.init(ctx, job.weights, res.state, &call),
+    if ((st = check(job.model.init(ctx, job.weights, res.state, call),
                     "init")))
       return st;
   }
   int64_t initNs = moert_model_clock_ns() - start;
 
-  std::vector<int32_t> everyRank(size_t(job.ranks.worldSize));
-  std::iota(everyRank.begin(), everyRank.end(), 0);
-  if ((st = check(moert_group_create(ctx, everyRank.data(), job.ranks.worldSize,
-                                     &res.world),
+  if ((st = check(createWorldGroup(ctx, job.ranks.worldSize, &res.world),
                   "creating the world group for the statistics")) ||
       (st = check(
            moert_all_reduce_i64(ctx, res.world, MOERT_REDUCE_MAX, &initNs),
@@ -301,7 +304,7 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
     for (size_t l = 0; l < stats.size(); ++l)
       stats[l] = {0, 0, 0, room ? stepTokens.data() + l * room : nullptr};
     if ((st = check(
-             job.model.step(ctx, res.state, stats.data(), job.tokens, x, &call),
+             job.model.step(ctx, res.state, stats.data(), job.tokens, x, call),
              "step")))
       return st;
     for (int32_t l = 0; l < info.num_layers; ++l) {
@@ -331,7 +334,7 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   if (room && rank == 0)
     job.expertTokens = runTokens;
   if (job.cudaGraphs) {
-    CapturedStep captured{&job, res.state, f32, x, &call};
+    CapturedStep captured{&job, res.state, f32, x, call};
     if ((st = check(
              moert_graph_capture(ctx, runCapturedStep, &captured, &res.graph),
              "capturing the step (--cuda-graphs)")))
@@ -401,6 +404,13 @@ void writeRouting(const std::string &path, const moert_model_info_t &info,
 void run(const RunOptions &options) {
   Model model = loadModel(options.modelPath);
   const moert_model_info_t &info = *model.info;
+  if (model.forward)
+    return generate(options, info, model.init, model.forward);
+  if (!options.prompts.empty())
+    fail(MOERT_INVALID_ARGUMENT,
+         "--prompt-ids needs a whole decoder (moe-translate --import-hf-model, "
+         "moe-run --prompt-ids); this model is an FFN stack over hidden "
+         "states (--input/--output)");
   int64_t tokens = options.tokens ? options.tokens : info.max_tokens;
   if (tokens <= 0 || tokens > info.max_tokens)
     fail(MOERT_INVALID_ARGUMENT, "--tokens must be in [1, ", info.max_tokens,
@@ -436,23 +446,9 @@ void run(const RunOptions &options) {
   if (!options.outputNpy.empty() && ranks.reports())
     y.assign(size_t(rows * info.hidden), 0.0f);
 
-  moert_weights_t weights = nullptr;
-  if (moert_status_t st =
-          moert_weights_open(options.weightsPath.c_str(), &weights))
-    fail(st, moert_last_error());
-  struct WeightsCloser {
-    moert_weights_t w;
-    ~WeightsCloser() { moert_weights_close(w); }
-  } closeWeights{weights};
-  moert_world_desc_t desc = {options.backend, info.nodes, info.gpus_per_node,
-                             options.collectiveTimeoutMs, options.cpuThreads};
-  moert_world_t world = nullptr;
-  if (moert_status_t st = moert_world_create(&desc, &world))
-    fail(st, moert_last_error());
-  struct WorldCloser {
-    moert_world_t w;
-    ~WorldCloser() { moert_world_destroy(w); }
-  } closeWorld{world};
+  RunSession session(options, info);
+  moert_weights_t weights = session.weights();
+  moert_world_t world = session.world();
 
   Job job;
   job.model = model;
@@ -479,20 +475,11 @@ void run(const RunOptions &options) {
       std::printf("cpu threads per rank: %d\n", moert_world_cpu_threads(world));
     std::fflush(stdout);
   }
-  moert_status_t runStatus;
   {
     std::unique_ptr<LoadProgress> progress;
     if (ranks.reports() && !options.quiet && ::isatty(STDERR_FILENO))
       progress = std::make_unique<LoadProgress>(weights, job);
-    runStatus = moert_world_run(world, runRank, &job);
-  }
-  if (moert_status_t st = runStatus) {
-    std::string message = moert_last_error();
-    for (int32_t r = 0; r < ranks.count; ++r)
-      if (!job.where[size_t(r)].empty())
-        message += "\n  rank " + std::to_string(ranks.first + r) +
-                   " failed in " + job.where[size_t(r)];
-    fail(st, message);
+    session.run(runRank, &job, job.where, ranks.first);
   }
   if (!ranks.reports())
     return;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moert::runner {
 
@@ -40,7 +41,39 @@ struct RunOptions {
   // (moert_graph_capture) and steps 2.. replay it (whole-step times only:
   // a captured step cannot read its statistics back).
   bool cudaGraphs = false;
+  // Whole decoders (moe_model_forward): greedy generation. Each prompt is a
+  // sequence of token ids; all of them run as one batch.
+  std::vector<std::vector<int32_t>> prompts;
+  int64_t maxNewTokens = 0;
+  std::string outputIds;    // one line per prompt: its new ids
+  std::string outputLogits; // f32 [K, vocab] (one prompt) or [B, K, vocab]
 };
+
+// How a batch of prompts spreads over the ranks: over the attention groups
+// (attentionTp consecutive ranks that split the heads and share the same
+// tokens; 1 rank each when attention is data parallel), split when the
+// groups divide it (CPU backend), else every rank runs every sequence. What
+// one rank's step and KV caches must hold follows: the moe-run compile
+// options and the runner's checks.
+struct BatchPlan {
+  bool split = false;
+  int64_t perRank = 0;  // sequences per rank (max-batch)
+  int64_t tokens = 0;   // the largest prefill of a rank (tokens)
+  int64_t maxSeq = 0;   // the longest prompt + new tokens - 1 (max-seq)
+};
+BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
+                    int32_t attentionTp,
+                    const std::vector<std::vector<int32_t>> &prompts,
+                    int64_t newTokens);
+
+// "1,2,3" (or "1 2 3") as token ids; false for anything else.
+bool parsePromptIds(const std::string &text, std::vector<int32_t> &ids);
+// A prompts file: one prompt per line, ids separated by spaces or commas
+// (blank lines skipped), appended to `prompts`; false with `error` naming
+// the file and line (no exception: the compiler driver calls it too).
+bool readPromptFile(const std::string &path,
+                    std::vector<std::vector<int32_t>> &prompts,
+                    std::string &error);
 
 // The world ranks this process runs: every rank of the mesh for the CPU
 // backend (threads); one rank per process for CUDA, from the launcher.

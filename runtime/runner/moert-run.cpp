@@ -5,6 +5,9 @@
 //           [--seed N] [--output y.npy] [--expert-stats FILE.json]
 //           [--collective-timeout-ms N]
 //           [--threads N] [--cuda-graphs] [--quiet]
+// moert-run MODEL.so --weights ... --prompt-ids 1,2,3 [--prompt-ids ...]
+//           --max-new-tokens K [--output-ids ids.txt]
+//           [--output-logits logits.npy]     (a whole decoder)
 //
 // The runtime-only twin of moe-run: no compiler, the model built from
 // `moe-translate --moe-to-cpp` output (runtime/tools/moert-build-model.sh).
@@ -29,6 +32,9 @@ constexpr const char *kUsage =
     "[--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy] [--seed N] "
     "[--output y.npy] [--expert-stats FILE.json] [--collective-timeout-ms N] "
     "[--threads N] [--cuda-graphs] [--quiet]\n"
+    "       moert-run DECODER.so --weights W --prompt-ids 1,2,3 [--prompt-ids "
+    "...] [--prompts-file F] --max-new-tokens K [--output-ids ids.txt] [--output-logits "
+    "logits.npy] [--threads N]\n"
     "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
     "  checkpoint directory; --quiet: no load progress on stderr;\n"
     "  --expert-stats: routing statistics (docs/ExpertStats.md) and a heat\n"
@@ -88,6 +94,23 @@ int main(int argc, char **argv) {
       options.outputNpy = value;
     else if (arg == "--expert-stats")
       options.expertStatsPath = value;
+    else if (arg == "--prompt-ids") {
+      std::vector<int32_t> ids;
+      if (!runner::parsePromptIds(value, ids))
+        return usage(std::string("--prompt-ids takes token ids like 1,2,3, "
+                                 "got '") +
+                     value + "'");
+      options.prompts.push_back(std::move(ids));
+    } else if (arg == "--prompts-file") {
+      std::string error;
+      if (!runner::readPromptFile(value, options.prompts, error))
+        return usage(error);
+    } else if (arg == "--max-new-tokens" && isNumber && number >= 1)
+      options.maxNewTokens = number;
+    else if (arg == "--output-ids")
+      options.outputIds = value;
+    else if (arg == "--output-logits")
+      options.outputLogits = value;
     else if (arg == "--tokens" && isNumber)
       options.tokens = number;
     else if (arg == "--steps" && isNumber)

@@ -18,15 +18,6 @@ namespace {
 
 using Floats = std::vector<float>;
 
-Floats randomFloats(size_t count, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  Floats out(count);
-  for (float &v : out)
-    v = dist(rng);
-  return out;
-}
-
 // A buffer of `values` in `dtype`, rounded by moert_buffer_copy as the
 // kernels' f16/bf16 operands are.
 Buffer convertedBuffer(moert_context_t ctx, const Floats &values,
@@ -66,13 +57,6 @@ std::vector<double> naiveFfn(bool gated, int64_t rows, int64_t hidden,
     }
   }
   return y;
-}
-
-void expectClose(const Floats &got, const std::vector<double> &want,
-                 double tolerance) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tolerance) << "element " << i;
 }
 
 TEST(Kernels, RouterIsALinearWithBias) {

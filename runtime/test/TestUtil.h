@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,25 @@ inline void onOneRank(const World::RankFn &fn) {
 
 inline std::string tempPath(const std::string &name) {
   return std::string(MOERT_TEST_TMPDIR) + "/" + name;
+}
+
+// `count` floats uniform in [-scale, scale), reproducible by seed.
+inline std::vector<float> randomFloats(size_t count, unsigned seed,
+                                       float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> out(count);
+  for (float &v : out)
+    v = dist(rng);
+  return out;
+}
+
+// Every element of `got` within `tolerance` of the double-precision oracle.
+inline void expectClose(const std::vector<float> &got,
+                        const std::vector<double> &want, double tolerance) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance) << "element " << i;
 }
 
 // Expects status `expected` and a last-error message containing `fragment`.

@@ -163,3 +163,27 @@ TEST(CostModel, MemoryForcesSlicing) {
 }
 
 } // namespace
+
+// Mixtral-8x7B attention: 32 heads, 8 kv heads of 128, hidden 4096, bf16.
+TEST(CostModel, AttentionSplitsItsHeads) {
+  LayerShape layer;
+  layer.hidden = 4096;
+  layer.bytesPerElement = 2;
+  layer.attentionHeads = 32;
+  layer.attentionKvHeads = 8;
+  layer.headDim = 128;
+  Mesh mesh = h100Nodes(1);
+  Estimate dp = estimate(layer, mesh, Plan{8, 1, 1}, 512);
+  Estimate tp = estimate(layer, mesh, Plan{4, 1, 2}, 512);
+  // q and o [4096, 4096], k and v [1024, 4096], bf16.
+  EXPECT_EQ(dp.weightBytes, 2 * (4096 + 1024) * 4096 * 2);
+  EXPECT_EQ(tp.weightBytes, dp.weightBytes / 2);
+  EXPECT_EQ(dp.kvCacheBytesPerToken, 2 * 1024 * 2);
+  EXPECT_EQ(tp.kvCacheBytesPerToken, 1024 * 2);
+  // Projections 4 S H (q + kv), scores and values 4 S^2 q.
+  EXPECT_DOUBLE_EQ(dp.flops, 4.0 * 512 * 4096 * (4096 + 1024) +
+                                 4.0 * 512 * 512 * 4096);
+  EXPECT_DOUBLE_EQ(tp.flops, dp.flops / 2);
+  EXPECT_EQ(dp.denseCommSeconds, 0.0);
+  EXPECT_GT(tp.denseCommSeconds, 0.0); // the all-reduce of the outputs
+}

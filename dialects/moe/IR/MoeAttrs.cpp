@@ -160,3 +160,30 @@ SmallVector<SmallVector<int64_t>> PlanAttr::getExchangeGroups() const {
   }
   return groups;
 }
+
+LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               RopeType type, APFloat theta, APFloat factor,
+                               APFloat lowFreqFactor, APFloat highFreqFactor,
+                               int64_t originalMaxPosition, APFloat betaFast,
+                               APFloat betaSlow, APFloat attentionFactor,
+                               bool truncate) {
+  auto positive = [](const APFloat &v) {
+    double d = v.convertToDouble();
+    return std::isfinite(d) && d > 0.0;
+  };
+  if (!positive(theta))
+    return emitError() << "rope theta must be finite and > 0";
+  if (!positive(factor) || !positive(attentionFactor))
+    return emitError() << "rope factor and attention_factor must be finite "
+                          "and > 0";
+  if (type == RopeType::llama3 &&
+      (originalMaxPosition < 1 || !positive(lowFreqFactor) ||
+       !(highFreqFactor.convertToDouble() > lowFreqFactor.convertToDouble())))
+    return emitError() << "llama3 rope needs original_max_position >= 1 and "
+                          "high_freq_factor > low_freq_factor > 0";
+  if (type == RopeType::yarn &&
+      (originalMaxPosition < 1 || !positive(betaFast) || !positive(betaSlow)))
+    return emitError() << "yarn rope needs original_max_position >= 1 and "
+                          "beta_fast, beta_slow > 0";
+  return success();
+}

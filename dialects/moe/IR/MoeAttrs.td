@@ -28,6 +28,38 @@ class Moe_EnumParameter<EnumAttrInfo info, string default>
   let defaultValue = info.cppType # "::" # default;
 }
 
+def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
+  let summary = "rotary position embedding of an attention op";
+  let description = [{
+    The Hugging Face `rope_theta` and `rope_scaling` of a checkpoint, field
+    for field; the runtime derives the frequencies from them
+    (runtime/common/Rope.h, the one home of the formulas). `rotate_half`
+    pairing (dimension i with i + D/2), over the whole head.
+    `attention_factor` multiplies cos and sin (YaRN's mscale ratio, computed
+    by the importer). Parameters equal to their default are omitted.
+
+    ```mlir
+    #moe.rope<theta = 1000000.0>
+    #moe.rope<type = llama3, theta = 500000.0, factor = 8.0,
+              original_max_position = 8192>
+    ```
+  }];
+  let parameters = (ins
+    Moe_EnumParameter<Moe_RopeType, "standard">:$type,
+    Moe_F64Parameter<"10000.0">:$theta,
+    Moe_F64Parameter<"1.0">:$factor,
+    Moe_F64Parameter<"1.0">:$low_freq_factor,
+    Moe_F64Parameter<"4.0">:$high_freq_factor,
+    DefaultValuedParameter<"int64_t", "0">:$original_max_position,
+    Moe_F64Parameter<"32.0">:$beta_fast,
+    Moe_F64Parameter<"1.0">:$beta_slow,
+    Moe_F64Parameter<"1.0">:$attention_factor,
+    DefaultValuedParameter<"bool", "true">:$truncate
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
 def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
   let summary = "the routing policy of a gate";
   let description = [{

@@ -31,6 +31,7 @@ def Moe_Dialect : Dialect {
     a key pattern with an `{e}` placeholder for the expert index.
   }];
   let useDefaultAttributePrinterParser = 1;
+  let useDefaultTypePrinterParser = 1;
   let hasConstantMaterializer = 1;
   let hasRegionArgAttrVerify = 1;
   let hasOperationAttrVerify = 1;
@@ -146,6 +147,21 @@ def Moe_ShardAxis : I32EnumAttr<"ShardAxis",
       I32EnumAttrCase<"ep", 1>,
       // Split over the tensor-parallel (expert-slicing) ranks.
       I32EnumAttrCase<"tp", 2>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def Moe_RopeType : I32EnumAttr<"RopeType",
+    "how rotary frequencies are scaled (Hugging Face rope_type)", [
+      I32EnumAttrCase<"standard", 0, "default">,
+      // inv_freq / factor.
+      I32EnumAttrCase<"linear", 1>,
+      // Llama 3.1: long wavelengths / factor, short kept, smooth between.
+      I32EnumAttrCase<"llama3", 2>,
+      // YaRN (DeepSeek-V3): ramp between interpolation and extrapolation,
+      // cos/sin times attention_factor.
+      I32EnumAttrCase<"yarn", 3>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

@@ -16,10 +16,17 @@ using namespace mlir::moe;
 #define GET_ATTRDEF_CLASSES
 #include "dialects/moe/IR/MoeAttrs.cpp.inc"
 
+#define GET_TYPEDEF_CLASSES
+#include "dialects/moe/IR/MoeTypes.cpp.inc"
+
 void MoeDialect::initialize() {
   addAttributes<
 #define GET_ATTRDEF_LIST
 #include "dialects/moe/IR/MoeAttrs.cpp.inc"
+      >();
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "dialects/moe/IR/MoeTypes.cpp.inc"
       >();
   addOperations<
 #define GET_OP_LIST

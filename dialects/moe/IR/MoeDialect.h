@@ -33,4 +33,7 @@ struct MeshShape {
 #define GET_ATTRDEF_CLASSES
 #include "dialects/moe/IR/MoeAttrs.h.inc"
 
+#define GET_TYPEDEF_CLASSES
+#include "dialects/moe/IR/MoeTypes.h.inc"
+
 #endif // MOE_DIALECTS_MOE_IR_MOEDIALECT_H

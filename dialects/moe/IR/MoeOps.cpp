@@ -643,5 +643,139 @@ LogicalResult FusedCombineOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// The decoder: embedding, norms, attention, LM head, argmax
+//===----------------------------------------------------------------------===//
+
+/// A per-token tensor `[S, H]`: rank 2, H static (the runtime's row size).
+static LogicalResult expectTokenRows(Operation *op, StringRef what, Value v) {
+  if (failed(expectRank(op, what, v, 2)))
+    return failure();
+  if (tensorType(v).isDynamicDim(1))
+    return op->emitOpError() << what << " must have a static row size, got "
+                             << v.getType();
+  return success();
+}
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(expectRank(*this, "ids", getIds(), 1)) ||
+      failed(expectRank(*this, "table", getTable(), 2)) ||
+      failed(expectTokenRows(*this, "result", getResult())) ||
+      failed(expectSameElementType(*this, "result", getResult(), getTable())))
+    return failure();
+  auto table = tensorType(getTable());
+  if (!table.hasStaticShape())
+    return emitOpError() << "table must have a static shape, got "
+                         << getTable().getType();
+  return expectShape(*this, "result", getResult(),
+                     {tensorType(getIds()).getDimSize(0), table.getDimSize(1)});
+}
+
+LogicalResult RmsNormOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  double epsilon = getEpsilon().convertToDouble();
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return expectShape(*this, "weight", getWeight(),
+                     {tensorType(getInput()).getDimSize(1)});
+}
+
+LogicalResult KvCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  int64_t kvHeads, int64_t headDim,
+                                  Type elementType) {
+  if (kvHeads < 1 || headDim < 1)
+    return emitError() << "kv_cache needs kv_heads and head_dim >= 1, got "
+                       << kvHeads << " and " << headDim;
+  if (!elementType.isF32() && !elementType.isF16() && !elementType.isBF16())
+    return emitError() << "kv_cache element type must be f32, f16 or bf16, "
+                          "got "
+                       << elementType;
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  int64_t tokens = tensorType(getInput()).getDimSize(0);
+  int64_t hidden = tensorType(getInput()).getDimSize(1);
+  int64_t heads = getHeads(), kvHeads = getKvHeads(), dim = getHeadDim();
+  if (heads < 1 || kvHeads < 1 || dim < 1)
+    return emitOpError() << "heads, kv_heads and head_dim must be >= 1, got "
+                         << heads << ", " << kvHeads << " and " << dim;
+  if (heads % kvHeads != 0)
+    return emitOpError() << "heads (" << heads
+                         << ") must be a multiple of kv_heads (" << kvHeads
+                         << ")";
+  if (dim % 2 != 0)
+    return emitOpError() << "rotary embedding pairs dimensions: head_dim "
+                         << dim << " must be even";
+  KvCacheType cache = getCache().getType();
+  if (cache.getKvHeads() != kvHeads || cache.getHeadDim() != dim)
+    return emitOpError() << "cache holds " << cache.getKvHeads()
+                         << " heads of " << cache.getHeadDim()
+                         << " but the op has kv_heads " << kvHeads
+                         << " and head_dim " << dim;
+  if (failed(expectShape(*this, "positions", getPositions(), {tokens})) ||
+      failed(expectShape(*this, "sequences", getSequences(), {tokens})) ||
+      failed(expectShape(*this, "q weight", getQWeight(), {heads * dim, hidden})) ||
+      failed(expectShape(*this, "k weight", getKWeight(), {kvHeads * dim, hidden})) ||
+      failed(expectShape(*this, "v weight", getVWeight(), {kvHeads * dim, hidden})) ||
+      failed(expectShape(*this, "o weight", getOWeight(), {hidden, heads * dim})) ||
+      failed(expectShape(*this, "result", getResult(), {tokens, hidden})))
+    return failure();
+  for (auto [what, w] : {std::pair<StringRef, Value>{"q weight", getQWeight()},
+                         {"k weight", getKWeight()},
+                         {"v weight", getVWeight()},
+                         {"o weight", getOWeight()},
+                         {"result", getResult()}})
+    if (failed(expectSameElementType(*this, what, w, getInput())))
+      return failure();
+  if (getQBias() &&
+      (failed(expectShape(*this, "q bias", getQBias(), {heads * dim})) ||
+       failed(expectShape(*this, "k bias", getKBias(), {kvHeads * dim})) ||
+       failed(expectShape(*this, "v bias", getVBias(), {kvHeads * dim}))))
+    return failure();
+  if (getQNorm()) {
+    // Per head ([D], Qwen3-MoE) or over the whole projection (OLMoE).
+    bool perHead = tensorType(getQNorm()).getRank() == 1 &&
+                   tensorType(getQNorm()).getDimSize(0) == dim;
+    if (failed(expectShape(*this, "q norm", getQNorm(),
+                           {perHead ? dim : heads * dim})) ||
+        failed(expectShape(*this, "k norm", getKNorm(),
+                           {perHead ? dim : kvHeads * dim})))
+      return failure();
+    double epsilon = getNormEpsilon().convertToDouble();
+    if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+      return emitOpError() << "epsilon must be finite and >= 0, got "
+                           << epsilon;
+  }
+  if (cache.getElementType() != tensorType(getInput()).getElementType())
+    return emitOpError() << "cache element type " << cache.getElementType()
+                         << " must be the input's, "
+                         << tensorType(getInput()).getElementType();
+  return success();
+}
+
+LogicalResult LmHeadOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())) ||
+      failed(expectRank(*this, "weight", getWeight(), 2)) ||
+      failed(expectTokenRows(*this, "result", getResult())))
+    return failure();
+  int64_t vocab = tensorType(getWeight()).getDimSize(0);
+  return failure(
+      failed(expectShape(*this, "weight", getWeight(),
+                         {vocab, tensorType(getInput()).getDimSize(1)})) ||
+      failed(expectShape(*this, "result", getResult(),
+                         {tensorType(getInput()).getDimSize(0), vocab})));
+}
+
+LogicalResult ArgmaxOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  return expectShape(*this, "result", getResult(),
+                     {tensorType(getInput()).getDimSize(0)});
+}
+
 #define GET_OP_CLASSES
 #include "dialects/moe/IR/MoeOps.cpp.inc"

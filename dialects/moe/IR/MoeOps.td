@@ -4,6 +4,7 @@
 #define MOE_DIALECT_MOE_IR_MOEOPS_TD
 
 include "dialects/moe/IR/MoeAttrs.td"
+include "dialects/moe/IR/MoeTypes.td"
 include "mlir/IR/OpAsmInterface.td"
 include "mlir/IR/Properties.td"
 include "mlir/IR/RegionKindInterface.td"
@@ -502,6 +503,141 @@ def Moe_FusedExpertsOp : Moe_Op<"fused_experts", [
       return getSharedDownWeight().getType().getDimSize(1);
     }
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// The decoder around the FFN stack (docs/Dialects/MoeRationale.md, "The
+// whole model")
+//===----------------------------------------------------------------------===//
+
+def Moe_EmbeddingOp : Moe_Op<"embedding", [Pure]> {
+  let summary = "token embedding: rows of the table gathered by token id";
+  let description = [{
+    `result[s] = table[ids[s]]`; an id outside `[0, V)` is a run-time error.
+
+    ```mlir
+    %x = moe.embedding %ids, %table : tensor<?xi32>, tensor<512x64xf32>
+        -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_I32Tensor:$ids, Moe_FloatTensor:$table);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $ids `,` $table attr-dict `:` type($ids) `,` type($table) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_RmsNormOp : Moe_Op<"rms_norm", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "RMSNorm per token: weight * x / sqrt(mean(x^2) + epsilon)";
+  let description = [{
+    In fp32; the normalised x is rounded to x's dtype before the weight
+    multiplies it (the Hugging Face RMSNorm of Llama, Mixtral, Qwen, OLMoE,
+    DeepSeek).
+
+    ```mlir
+    %n = moe.rms_norm %x, %w epsilon 1.0e-06 : tensor<?x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight,
+                       F64Attr:$epsilon);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `epsilon` $epsilon attr-dict `:` type($input) `,`
+    type($weight)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
+    AllTypesMatch<["positions", "sequences"]>]> {
+  let summary = "causal multi-head / grouped-query attention with RoPE over "
+                "a KV cache";
+  let description = [{
+    For each token s of sequence `sequences[s]` at position `positions[s]`:
+    `q = x Wq^T (+ bq)`, `k`, `v` likewise with `kv_heads` heads (GQA when
+    `kv_heads < heads`); optional q/k RMSNorm (`q_norm`, `k_norm`: a `[D]`
+    weight normalises each head, Qwen3-MoE; a `[heads * D]` weight the whole
+    projection, OLMoE), then `rope` on q and k at the token's position. The
+    token's k and v are stored in `cache` at (sequence, position); then q
+    attends, with a max-subtracted fp32 softmax scaled by `1/sqrt(D)`, to
+    the cache entries of its sequence at positions `<= positions[s]`
+    (causal prefill and single-token decode are the same op). The result
+    is `o Wo^T`. `cache` is state the op reads and writes.
+
+    ```mlir
+    %a = moe.attention %x positions %pos sequences %seq cache %kv
+        : !moe.kv_cache<2, 16, f32> q %wq k %wk v %wv o %wo
+        heads 4 kv_heads 2 head_dim 16 rope #moe.rope<theta = 10000.0>
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>,
+          tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$positions,
+                       Moe_I32Tensor:$sequences,
+                       Arg<Moe_KvCacheType, "read and written",
+                           [MemRead, MemWrite]>:$cache,
+                       Moe_FloatTensor:$q_weight, Moe_FloatTensor:$k_weight,
+                       Moe_FloatTensor:$v_weight, Moe_FloatTensor:$o_weight,
+                       Optional<Moe_FloatTensor>:$q_bias,
+                       Optional<Moe_FloatTensor>:$k_bias,
+                       Optional<Moe_FloatTensor>:$v_bias,
+                       Optional<Moe_FloatTensor>:$q_norm,
+                       Optional<Moe_FloatTensor>:$k_norm,
+                       I64Prop:$heads, I64Prop:$kv_heads, I64Prop:$head_dim,
+                       Moe_RopeAttr:$rope,
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `positions` $positions `sequences` $sequences `cache` $cache `:`
+    type($cache) `q` $q_weight `k` $k_weight `v` $v_weight `o` $o_weight
+    (`bias` `(` $q_bias^ `,` $k_bias `,` $v_bias `:` type($q_bias) `,`
+     type($k_bias) `,` type($v_bias) `)`)?
+    (`qk_norm` `(` $q_norm^ `,` $k_norm `:` type($q_norm) `,` type($k_norm)
+     `)` `epsilon` $norm_epsilon)?
+    `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim `rope` $rope
+    attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
+    type($k_weight) `,` type($v_weight) `,` type($o_weight) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_LmHeadOp : Moe_Op<"lm_head", [Pure]> {
+  let summary = "logits = x . W^T in fp32";
+  let description = [{
+    `W` is the LM head `[V, H]` (the embedding table itself when the
+    checkpoint ties them).
+
+    ```mlir
+    %logits = moe.lm_head %x, %w : tensor<?x64xf32>, tensor<512x64xf32>
+        -> tensor<?x512xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight);
+  let results = (outs Moe_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ArgmaxOp : Moe_Op<"argmax", [Pure]> {
+  let summary = "greedy sampling: the index of each row's largest logit";
+  let description = [{
+    Ties go to the lower index (as `torch.argmax` and `generate` do). A NaN
+    row is a run-time error.
+
+    ```mlir
+    %next = moe.argmax %logits : tensor<?x512xf32> -> tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins Moe_F32Tensor:$input);
+  let results = (outs Moe_I32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -66,6 +66,8 @@ def Moert_PackedFfnDesc : Moert_Encoder<"packedFfnDesc">;
 def Moert_SharedFfn : Moert_Encoder<"sharedFfn">;
 // &moert_weight_request_t.
 def Moert_WeightRequest : Moert_Encoder<"weightRequest">;
+// &moert_rope_config_t from a #moe.rope.
+def Moert_RopeConfig : Moert_Encoder<"ropeConfig">;
 // A rank table as (const int32_t *ranks, rows, columns).
 def Moert_RankTable : Moert_Encoder<"rankTable">;
 // The address of a local that receives the op's next result, initialised

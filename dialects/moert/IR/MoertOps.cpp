@@ -569,6 +569,119 @@ LogicalResult RmsNormOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// The decoder
+//===----------------------------------------------------------------------===//
+
+/// A view of `rows` token rows of `width` i32 elements or more.
+static LogicalResult expectIndexRows(Operation *op, StringRef what, Value view,
+                                     int64_t rows) {
+  if (failed(expectType(op, what, view, IntegerType::get(op->getContext(), 32))))
+    return failure();
+  return expectCount(op, what, view, rows);
+}
+
+LogicalResult LinearOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "n", getN())) ||
+      failed(expectPositive(op, "k", getK())) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectCount(op, "weight", getWeight(), getN() * getK())) ||
+      failed(expectFloat(op, "out", getOut())))
+    return failure();
+  if (getBias() && (failed(expectFloat(op, "bias", getBias())) ||
+                    failed(expectCount(op, "bias", getBias(), getN()))))
+    return failure();
+  FailureOr<int64_t> rows = tokenBound(op, "x", getX(), getK());
+  if (failed(rows) || failed(expectFloat(op, "x", getX())))
+    return failure();
+  return expectCount(op, "out", getOut(), *rows * getN());
+}
+
+LogicalResult EmbeddingOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "vocab", getVocab())) ||
+      failed(expectFloat(op, "table", getTable())) ||
+      failed(expectCount(op, "table", getTable(), getVocab() * getHidden())))
+    return failure();
+  if (failed(verifyTokenViews(op, getHidden(), {{"out", getOut()}})))
+    return failure();
+  return expectIndexRows(op, "ids", getIds(),
+                         viewType(getOut()).getCount() / getHidden());
+}
+
+LogicalResult RopeOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "heads", getHeads())) ||
+      failed(expectPositive(op, "head_dim", getHeadDim())))
+    return failure();
+  if (getHeadDim() % 2 != 0)
+    return emitOpError() << "head_dim must be even, got " << getHeadDim();
+  FailureOr<int64_t> rows =
+      tokenBound(op, "x", getX(), getHeads() * getHeadDim());
+  if (failed(rows) || failed(expectFloat(op, "x", getX())))
+    return failure();
+  return expectIndexRows(op, "positions", getPositions(), *rows);
+}
+
+/// The cache holds its extents; sequences and positions one entry per row
+/// of `rows`.
+template <typename OpTy>
+static LogicalResult verifyCache(OpTy op, int64_t rows) {
+  for (auto [what, v] : {std::pair<StringRef, int64_t>{"kv_heads",
+                                                       op.getKvHeads()},
+                         {"head_dim", op.getHeadDim()},
+                         {"max_batch", op.getMaxBatch()},
+                         {"max_seq", op.getMaxSeq()}})
+    if (failed(expectPositive(op, what, v)))
+      return failure();
+  int64_t elements = 2 * op.getMaxBatch() * op.getMaxSeq() *
+                     op.getKvHeads() * op.getHeadDim();
+  if (failed(expectFloat(op, "cache", op.getCache())) ||
+      failed(expectCount(op, "cache", op.getCache(), elements)) ||
+      failed(expectIndexRows(op, "sequences", op.getSequences(), rows)))
+    return failure();
+  return expectIndexRows(op, "positions", op.getPositions(), rows);
+}
+
+LogicalResult KvAppendOp::verify() {
+  int64_t width = getKvHeads() * getHeadDim();
+  if (failed(expectPositive(*this, "kv_heads x head_dim", width)) ||
+      failed(verifyTokenViews(*this, width, {{"k", getK()}, {"v", getV()}})))
+    return failure();
+  return verifyCache(*this, viewType(getK()).getCount() / width);
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(expectPositive(*this, "heads", getHeads())) ||
+      failed(expectPositive(*this, "kv_heads", getKvHeads())))
+    return failure();
+  if (getHeads() % getKvHeads() != 0)
+    return emitOpError() << "heads (" << getHeads()
+                         << ") must be a multiple of kv_heads ("
+                         << getKvHeads() << ")";
+  float scale = getScale().convertToFloat();
+  if (!(scale > 0.0f) || std::isinf(scale))
+    return emitOpError() << "scale must be finite and > 0, got " << scale;
+  int64_t width = getHeads() * getHeadDim();
+  if (failed(expectPositive(*this, "head_dim", getHeadDim())) ||
+      failed(verifyTokenViews(*this, width, {{"q", getQ()}, {"out", getOut()}})))
+    return failure();
+  return verifyCache(*this, viewType(getQ()).getCount() / width);
+}
+
+LogicalResult ArgmaxOp::verify() {
+  Operation *op = *this;
+  if (failed(expectPositive(op, "vocab", getVocab())) ||
+      failed(expectType(op, "logits", getLogits(),
+                        Float32Type::get(getContext()))))
+    return failure();
+  FailureOr<int64_t> rows = tokenBound(op, "logits", getLogits(), getVocab());
+  if (failed(rows))
+    return failure();
+  return expectIndexRows(op, "ids", getIds(), *rows);
+}
+
+//===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 

@@ -593,6 +593,136 @@ def Moert_RmsNormOp : Moert_CallOp<"rms_norm", "moert_rms_norm", "norm"> {
 }
 
 //===----------------------------------------------------------------------===//
+// The decoder around the FFN stack
+//===----------------------------------------------------------------------===//
+
+def Moert_LinearOp : Moert_CallOp<"linear", "moert_linear", "linear"> {
+  let summary = "moert_linear: out[S, n] = x[S, k] . w[n, k]^T (+ bias)";
+  let description = [{
+    Attention projections and the LM head (f32 `out`).
+
+    ```mlir
+    moert.linear %ctx, %x, %wq bias %bq -> %q tokens %s n 64 k 64
+        : !moert.view<f32, 4096>, !moert.view<f32, 4096>,
+          !moert.view<f32, 64> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$weight,
+                       Moert_OptIn:$bias, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$n, I64Prop:$k);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $weight (`bias` $bias^)? `->` $out `tokens` $tokens `n` $n
+    `k` $k attr-dict `:` type($x) `,` type($weight) (`,` type($bias)^)? `->`
+    type($out)
+  }];
+}
+
+def Moert_EmbeddingOp
+    : Moert_CallOp<"embedding", "moert_embedding", "embedding"> {
+  let summary = "moert_embedding: out[s] = table[ids[s]]";
+  let description = [{
+    ```mlir
+    moert.embedding %ctx, %ids, %table -> %x tokens %s vocab 96 hidden 64
+        : !moert.view<i32, 64>, !moert.view<f32, 6144> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$ids, Moert_In:$table,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$vocab,
+                       I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $ids `,` $table `->` $out `tokens` $tokens `vocab` $vocab
+    `hidden` $hidden attr-dict `:` type($ids) `,` type($table) `->` type($out)
+  }];
+}
+
+def Moert_RopeOp : Moert_CallOp<"rope", "moert_rope", "attention"> {
+  let summary = "moert_rope: rotary embedding of [S, heads, D] in place";
+  let description = [{
+    ```mlir
+    moert.rope %ctx, %q positions %pos tokens %s heads 4 head_dim 16
+        <theta = 1.0e+04> : !moert.view<f32, 4096>, !moert.view<i32, 64>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moe_RopeAttr:$rope,
+                       Moert_InOut:$x, Moert_In:$positions, I64:$tokens,
+                       I64Prop:$heads, I64Prop:$head_dim);
+  let callArguments = (ins $ctx, (Moert_RopeConfig $rope), $x, $positions,
+                           $tokens, $heads, $head_dim);
+  let assemblyFormat = [{
+    $ctx `,` $x `positions` $positions `tokens` $tokens `heads` $heads
+    `head_dim` $head_dim $rope attr-dict `:` type($x) `,` type($positions)
+  }];
+}
+
+// The extents every KV cache call names (runtime/common/KvCache.h).
+defvar Moert_CacheExtents = (ins I64Prop:$kv_heads, I64Prop:$head_dim,
+                                 I64Prop:$max_batch, I64Prop:$max_seq);
+
+def Moert_KvAppendOp
+    : Moert_CallOp<"kv_append", "moert_kv_append", "attention"> {
+  let summary = "moert_kv_append: k, v into the cache at (sequence, position)";
+  let description = [{
+    ```mlir
+    moert.kv_append %ctx, %k, %v -> %cache at %seq, %pos tokens %s
+        kv_heads 2 head_dim 16 max_batch 4 max_seq 64
+        : !moert.view<f32, 2048>, !moert.view<f32, 2048>,
+          !moert.view<i32, 64>, !moert.view<i32, 64> -> !moert.view<f32, 16384>
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moert_In:$k, Moert_In:$v,
+                            Moert_InOut:$cache, Moert_In:$sequences,
+                            Moert_In:$positions, I64:$tokens),
+                       Moert_CacheExtents);
+  let assemblyFormat = [{
+    $ctx `,` $k `,` $v `->` $cache `at` $sequences `,` $positions `tokens`
+    $tokens `kv_heads` $kv_heads `head_dim` $head_dim `max_batch` $max_batch
+    `max_seq` $max_seq attr-dict `:` type($k) `,` type($v) `,`
+    type($sequences) `,` type($positions) `->` type($cache)
+  }];
+}
+
+def Moert_AttentionOp
+    : Moert_CallOp<"attention", "moert_attention", "attention"> {
+  let summary = "moert_attention: causal attention of q over the cache";
+  let description = [{
+    ```mlir
+    moert.attention %ctx, %q, %cache at %seq, %pos -> %o tokens %s heads 4
+        kv_heads 2 head_dim 16 max_batch 4 max_seq 64 scale 0.25
+        : !moert.view<f32, 4096>, !moert.view<f32, 16384>,
+          !moert.view<i32, 64>, !moert.view<i32, 64> -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$q, Moert_In:$cache,
+                       Moert_In:$sequences, Moert_In:$positions,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$heads,
+                       I64Prop:$kv_heads, I64Prop:$head_dim,
+                       I64Prop:$max_batch, I64Prop:$max_seq, F32Attr:$scale);
+  let assemblyFormat = [{
+    $ctx `,` $q `,` $cache `at` $sequences `,` $positions `->` $out `tokens`
+    $tokens `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
+    `max_batch` $max_batch `max_seq` $max_seq `scale` $scale attr-dict `:`
+    type($q) `,` type($cache) `,` type($sequences) `,` type($positions) `->`
+    type($out)
+  }];
+}
+
+def Moert_ArgmaxOp : Moert_CallOp<"argmax", "moert_argmax", "sampling"> {
+  let summary = "moert_argmax: greedy next ids, ties to the lower index";
+  let description = [{
+    ```mlir
+    moert.argmax %ctx, %logits -> %ids tokens %s vocab 96
+        : !moert.view<f32, 6144> -> !moert.view<i32, 64>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$logits,
+                       Moert_Out:$ids, I64:$tokens, I64Prop:$vocab);
+  let assemblyFormat = [{
+    $ctx `,` $logits `->` $ids `tokens` $tokens `vocab` $vocab attr-dict `:`
+    type($logits) `->` type($ids)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 

@@ -164,11 +164,39 @@ struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
   }
 };
 
+/// The shard.all_reduce after tensor-parallel attention: the tp group's
+/// partial outputs of the same tokens, summed (moert_all_reduce).
+struct TpAllReduceLowering : OpLoweringOf<shard::AllReduceOp> {
+  LogicalResult analyze(shard::AllReduceOp op,
+                        LoweringState &state) const override {
+    PlanAttr plan = planOf(op);
+    if (!plan || op.getGridAxes() != ArrayRef<int16_t>{2} ||
+        op.getReduction() != shard::ReductionKind::Sum ||
+        op.getInput().getType() != op.getType())
+      return op->emitError()
+             << "convert-moe-to-moert lowers 'shard.all_reduce' only as a "
+                "sum over grid axis 2 (tp) of its layer's plan";
+    state.setBound(op.getResult(), state.bound(op.getInput()));
+    return success();
+  }
+  LogicalResult emit(shard::AllReduceOp op,
+                     LoweringState &state) const override {
+    Location loc = op.getLoc();
+    Value count = state.tokenElements(hiddenOf(op.getInput()), loc);
+    Value recv = state.newView(op.getResult());
+    Value group = state.tpGroup(planOf(op), loc);
+    moert::AllReduceOp::create(state.getBuilder(), loc, state.getCtx(), group,
+                               moert::ReduceOp::sum, state.view(op.getInput()),
+                               recv, count);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::moe::populateExchangeLowerings(LoweringSet &lowerings) {
   lowerings.add<
-      AllToAllLowering, SyncCapacityLowering,
+      AllToAllLowering, SyncCapacityLowering, TpAllReduceLowering,
       TpCollectiveLowering<shard::AllGatherOp, moert::AllGatherOp>,
       TpCollectiveLowering<shard::ReduceScatterOp, moert::ReduceScatterOp>>();
 }

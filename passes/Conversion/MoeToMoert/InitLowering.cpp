@@ -27,7 +27,10 @@ LogicalResult InitLowering::placeWeights() {
         alignTo(mulSizes(state.staticElements(value),
                          elementBytes(getElementTypeOrSelf(value.getType())))));
   };
-  for (BlockArgument arg : entry.getArguments().drop_front()) {
+  for (BlockArgument arg : entry.getArguments().drop_front(
+           state.getNumInputs())) {
+    if (isa<KvCacheType>(arg.getType()))
+      continue;
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
     if (!key)
@@ -55,6 +58,13 @@ LogicalResult InitLowering::placeWeights() {
     }
     addSlot(concat.getResult(), std::move(parts));
   }
+  for (BlockArgument arg : entry.getArguments())
+    if (auto type = dyn_cast<KvCacheType>(arg.getType())) {
+      caches.push_back({arg, addSizes(weightBytes, cacheBytes)});
+      cacheBytes = addSizes(
+          cacheBytes, alignTo(mulSizes(state.cacheElements(type),
+                                       elementBytes(type.getElementType()))));
+    }
   return success();
 }
 
@@ -173,6 +183,14 @@ void InitLowering::emitWeightViews() {
                   ViewOp::create(builder, slot.value.getLoc(), vt,
                                  state.getArena(),
                                  slot.offset / vt.getElementBytes()));
+  }
+  for (auto [arg, offset] : caches) {
+    auto type = cast<KvCacheType>(arg.getType());
+    auto vt = ViewType::get(builder.getContext(), type.getElementType(),
+                            state.cacheElements(type));
+    state.setView(arg, ViewOp::create(builder, arg.getLoc(), vt,
+                                      state.getArena(),
+                                      offset / vt.getElementBytes()));
   }
 }
 

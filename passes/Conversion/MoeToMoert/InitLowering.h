@@ -21,11 +21,14 @@ public:
 
   /// Places every weight argument in the state buffer.
   LogicalResult placeWeights();
-  /// The state bytes the weights take (the arena follows them).
+  /// The state bytes the weights take (the KV caches follow them).
   int64_t getWeightBytes() const { return weightBytes; }
+  /// The state bytes of the KV caches (the arena follows them).
+  int64_t getCacheBytes() const { return cacheBytes; }
   /// Creates `@f_init`, which loads every slot (planArena first).
   LogicalResult emitInit();
-  /// The step's view of every slot, at the builder's insertion point.
+  /// The step's view of every slot and KV cache, at the builder's
+  /// insertion point.
   void emitWeightViews();
   /// Appends to init the keep_group of every table the step used.
   void emitKeptGroups();
@@ -53,6 +56,10 @@ private:
   LoweringState &state;
   SmallVector<WeightSlot> slots;
   int64_t weightBytes = 0;
+  /// KV cache arguments and their byte offsets; nothing loads them (every
+  /// position is written before attention reads it).
+  SmallVector<std::pair<BlockArgument, int64_t>> caches;
+  int64_t cacheBytes = 0;
   func::FuncOp initFunc;
 };
 

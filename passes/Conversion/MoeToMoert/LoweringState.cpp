@@ -21,9 +21,29 @@ int64_t mlir::moe::elementBytes(Type type) {
 }
 
 LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
-                             bool staticCapacity)
+                             bool staticCapacity, int64_t maxBatch,
+                             int64_t maxSeq)
     : func(func), maxTokens(maxTokens), staticCapacity(staticCapacity),
-      builder(func.getContext()) {}
+      maxBatch(maxBatch), maxSeq(maxSeq), builder(func.getContext()) {
+  Block &entry = func.getBody().front();
+  auto first = entry.getNumArguments()
+                   ? dyn_cast<RankedTensorType>(entry.getArgument(0).getType())
+                   : RankedTensorType();
+  decoder = first && first.getRank() == 1 && first.getElementType().isInteger(32);
+}
+
+int64_t LoweringState::cacheElements(KvCacheType type) const {
+  return mulSizes(mulSizes(2 * maxBatch, maxSeq),
+                  mulSizes(type.getKvHeads(), type.getHeadDim()));
+}
+
+bool LoweringState::isModelOutput(Value value) const {
+  if (!decoder)
+    return false;
+  func::FuncOp f = func; // a handle: getBody is not const
+  Operation *ret = f.getBody().front().getTerminator();
+  return llvm::is_contained(ret->getOperands(), value);
+}
 
 int64_t LoweringState::staticElements(Value value) const {
   int64_t elements = 1;
@@ -61,18 +81,55 @@ LogicalResult LoweringState::bindInput() {
       d << " at " << maxTokens << " tokens";
     return d << " takes more than " << kMaxStateBytes << " bytes";
   };
-  BlockArgument x = entry.getArgument(0);
-  auto xType = dyn_cast<RankedTensorType>(x.getType());
-  if (!xType || xType.getRank() != 2 || !xType.isDynamicDim(0) ||
-      xType.isDynamicDim(1) || !isa<FloatType>(xType.getElementType()))
-    return emitError(x.getLoc())
-           << "a model function takes the tokens x hidden input as "
-              "tensor<?xHxT> (T a float type), got "
-           << x.getType();
-  setBound(x, maxTokens);
-  if (failed(checkView(x)))
-    return failure();
-  for (BlockArgument arg : entry.getArguments().drop_front()) {
+  if (decoder) {
+    if (entry.getNumArguments() < 3)
+      return func.emitError("a decoder takes token ids, sequences and "
+                            "positions");
+    for (BlockArgument arg : entry.getArguments().take_front(3)) {
+      auto type = dyn_cast<RankedTensorType>(arg.getType());
+      if (!type || type.getRank() != 1 || !type.isDynamicDim(0) ||
+          !type.getElementType().isInteger(32))
+        return emitError(arg.getLoc())
+               << "a decoder takes its token ids, sequences and positions "
+                  "as tensor<?xi32>, got "
+               << arg.getType();
+      setBound(arg, maxTokens);
+    }
+    bool hasCache = llvm::any_of(entry.getArguments(), [](BlockArgument a) {
+      return isa<KvCacheType>(a.getType());
+    });
+    if (hasCache && (maxBatch <= 0 || maxSeq <= 0))
+      return func.emitError()
+             << "convert-moe-to-moert plans the KV caches per rank from "
+                "max-batch and max-seq; pass both (got "
+             << maxBatch << " and " << maxSeq << ")";
+  } else {
+    BlockArgument x = entry.getArgument(0);
+    auto xType = dyn_cast<RankedTensorType>(x.getType());
+    if (!xType || xType.getRank() != 2 || !xType.isDynamicDim(0) ||
+        xType.isDynamicDim(1) || !isa<FloatType>(xType.getElementType()))
+      return emitError(x.getLoc())
+             << "a model function takes the tokens x hidden input as "
+                "tensor<?xHxT> (T a float type), got "
+             << x.getType();
+    setBound(x, maxTokens);
+    if (failed(checkView(x)))
+      return failure();
+  }
+  for (BlockArgument arg : entry.getArguments().drop_front(getNumInputs())) {
+    if (auto cache = dyn_cast<KvCacheType>(arg.getType())) {
+      if (!decoder)
+        return emitError(arg.getLoc())
+               << "a KV cache argument needs the decoder form (token ids "
+                  "first)";
+      if (mulSizes(cacheElements(cache),
+                   elementBytes(cache.getElementType())) > kMaxStateBytes)
+        return emitError(arg.getLoc())
+               << "the KV cache at max-batch " << maxBatch << " x max-seq "
+               << maxSeq << " takes more than " << kMaxStateBytes
+               << " bytes";
+      continue;
+    }
     auto type = dyn_cast<RankedTensorType>(arg.getType());
     if (!type || !type.hasStaticShape())
       return emitError(arg.getLoc())
@@ -89,7 +146,7 @@ LogicalResult LoweringState::checkOperandsLowered(Operation *op) const {
   for (OpOperand &operand : op->getOpOperands()) {
     Value value = operand.get();
     // Arguments: the input and the weights (checked by bindInput).
-    if (isa<BlockArgument>(value) ||
+    if (isa<BlockArgument>(value) || isa<KvCacheType>(value.getType()) ||
         (isa<RankedTensorType>(value.getType()) ? view(value) : i64(value)))
       continue;
     return op->emitError() << "convert-moe-to-moert has no lowered value for "
@@ -103,11 +160,14 @@ LogicalResult LoweringState::checkOperandsLowered(Operation *op) const {
 
 void LoweringState::computeLiveRanges() {
   func.walk([&](Operation *op) {
-    if (!op->getParentOfType<LayerOp>() || isa<LayerOp>(op))
+    // A layer's result is its input, updated in place. Outside layers only
+    // the decoder's prologue and epilogue (embedding, final norm, LM head)
+    // produce tensors.
+    if (isa<LayerOp>(op))
       return;
     for (Value result : op->getResults()) {
       if (!isa<RankedTensorType>(result.getType()) ||
-          outOfArena.contains(result))
+          outOfArena.contains(result) || isModelOutput(result))
         continue;
       int64_t last = points[op];
       for (Operation *user : result.getUsers())
@@ -155,19 +215,43 @@ FailureOr<int64_t> LoweringState::planArena(int64_t weightBytes) {
 
 Block *LoweringState::beginStep() {
   MLIRContext *context = func.getContext();
-  Value x = func.getBody().front().getArgument(0);
+  Block &entry = func.getBody().front();
   Block *body = new Block();
   ctx = body->addArgument(moert::ContextType::get(context), func.getLoc());
   arena = body->addArgument(stateType, func.getLoc());
   stats = body->addArgument(moert::StatsType::get(context), func.getLoc());
   tokens = body->addArgument(builder.getI64Type(), func.getLoc());
-  views[x] = body->addArgument(viewTypeOf(x), x.getLoc());
+  for (Value input : entry.getArguments().take_front(getNumInputs()))
+    views[input] = body->addArgument(viewTypeOf(input), input.getLoc());
+  if (decoder) // the returned logits and next ids
+    for (Value output : entry.getTerminator()->getOperands())
+      if (!views.count(output))
+        views[output] = body->addArgument(viewTypeOf(output), output.getLoc());
   builder.setInsertionPointToEnd(body);
   return body;
 }
 
 void LoweringState::finishStep(Block *body) {
   MLIRContext *context = func.getContext();
+  if (decoder) {
+    // What moe_model_info says of a decoder (runtime/moert_model.h).
+    func.walk([&](EmbeddingOp embedding) {
+      auto table = cast<ShapedType>(embedding.getTable().getType());
+      func->setAttr("moert.hidden", builder.getI64IntegerAttr(table.getDimSize(1)));
+      func->setAttr("moert.dtype", TypeAttr::get(table.getElementType()));
+    });
+    func.walk([&](LmHeadOp head) {
+      func->setAttr("moert.vocab", builder.getI64IntegerAttr(hiddenOf(head)));
+    });
+    int64_t attentionTp = 1;
+    func.walk([&](AttentionOp attention) {
+      if (PlanAttr plan = planOf(attention))
+        attentionTp = std::max(attentionTp, plan.getTp());
+    });
+    func->setAttr("moert.attention_tp", builder.getI64IntegerAttr(attentionTp));
+    func->setAttr("moert.max_batch", builder.getI64IntegerAttr(maxBatch));
+    func->setAttr("moert.max_seq", builder.getI64IntegerAttr(maxSeq));
+  }
   func::ReturnOp::create(builder, func.getLoc());
   func.getBody().getBlocks().clear();
   func.getBody().push_back(body);
@@ -175,10 +259,14 @@ void LoweringState::finishStep(Block *body) {
   func.setAllArgAttrs(SmallVector<DictionaryAttr>(
       body->getNumArguments(), DictionaryAttr::get(context)));
   func.setSymName((func.getSymName() + "_step").str());
-  func->setAttr("moert.entry", builder.getStringAttr("step"));
+  // The decoder's step has its own C signature: moe_model_forward.
+  func->setAttr("moert.entry",
+                builder.getStringAttr(decoder ? "forward" : "step"));
 }
 
 Value LoweringState::newView(Value result) {
+  if (isModelOutput(result))
+    return views.lookup(result);
   ViewType vt = viewTypeOf(result);
   Value v = ViewOp::create(builder, result.getLoc(), vt, arena,
                            offsets.lookup(result) / vt.getElementBytes());

@@ -33,9 +33,22 @@ int64_t elementBytes(Type type);
 
 class LoweringState {
 public:
-  LoweringState(func::FuncOp func, int64_t maxTokens, bool staticCapacity);
+  LoweringState(func::FuncOp func, int64_t maxTokens, bool staticCapacity,
+                int64_t maxBatch = 0, int64_t maxSeq = 0);
 
   func::FuncOp getFunction() { return func; }
+  /// The whole decoder (token ids, sequences and positions in; logits and
+  /// next ids out; a KV cache per attention layer) rather than the FFN
+  /// stack (hidden states updated in place).
+  bool isDecoder() const { return decoder; }
+  /// Leading arguments that are step inputs: x, or ids, sequences and
+  /// positions.
+  unsigned getNumInputs() const { return decoder ? 3 : 1; }
+  /// Sequences and positions each rank's KV caches hold.
+  int64_t getMaxBatch() const { return maxBatch; }
+  int64_t getMaxSeq() const { return maxSeq; }
+  /// Elements of a cache of `type` at (max batch, max seq).
+  int64_t cacheElements(KvCacheType type) const;
   OpBuilder &getBuilder() { return builder; }
   /// Dropless gates use C = the token bound (no count is read back).
   bool hasStaticCapacity() const { return staticCapacity; }
@@ -68,8 +81,9 @@ public:
   //===--------------------------------------------------------------------===//
 
   /// Checks that the function's arguments are what the rules give views:
-  /// the tokens x hidden input `tensor<?xHxT>`, then weights of static
-  /// shape; binds the input to the token bound.
+  /// the tokens x hidden input `tensor<?xHxT>` (decoder: ids, sequences and
+  /// positions `tensor<?xi32>`, then KV caches), then weights of static
+  /// shape; binds the inputs to the token bound.
   LogicalResult bindInput();
   /// Gives `op` the next program point (call in program order).
   void visit(Operation *op) {
@@ -91,7 +105,9 @@ public:
   //===--------------------------------------------------------------------===//
 
   /// Starts the step's body: (context, state, statistics, tokens, the
-  /// input/output view), the builder at its end.
+  /// input/output view) or, for the decoder, (context, state, statistics,
+  /// tokens, ids, sequences, positions, logits, next ids), the builder at
+  /// its end.
   Block *beginStep();
   /// Ends the step and swaps it in as the function's body and signature.
   void finishStep(Block *body);
@@ -104,8 +120,12 @@ public:
   Value view(Value tensor) const { return views.lookup(tensor); }
   Value optView(Value tensor) const { return tensor ? view(tensor) : Value(); }
   void setView(Value tensor, Value v) { views[tensor] = v; }
-  /// A new view of the arena bytes planned for `result`.
+  /// A new view of the arena bytes planned for `result`, or the step's
+  /// output view when the decoder returns it.
   Value newView(Value result);
+  /// Whether the decoder returns `value` (it then lives in an output view,
+  /// not in the arena).
+  bool isModelOutput(Value value) const;
   /// Byte offset of `tensor` (planned in the arena) in the state buffer.
   int64_t offsetOf(Value tensor) const { return offsets.lookup(tensor); }
   /// Byte offset of `op`'s scratch in the state buffer.
@@ -153,6 +173,8 @@ private:
   func::FuncOp func;
   int64_t maxTokens;
   bool staticCapacity;
+  int64_t maxBatch, maxSeq;
+  bool decoder;
   OpBuilder builder;
 
   DenseMap<Value, int64_t> bounds;

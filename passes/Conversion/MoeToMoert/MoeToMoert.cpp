@@ -30,6 +30,7 @@ void mlir::moe::populateMoeToMoertLowerings(LoweringSet &lowerings) {
   populateExpertsLowerings(lowerings);
   populateExchangeLowerings(lowerings);
   populateDenseLowerings(lowerings);
+  populateDecoderLowerings(lowerings);
 }
 
 namespace {
@@ -68,8 +69,10 @@ LogicalResult checkLowerable(const OpLowering &rule, Operation *op) {
 /// Lowers one model function into `@f_init` and `@f_step`.
 LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
                             int64_t maxTokens, bool staticCapacity,
-                            int64_t &peakBytes, int64_t &weightBytes) {
-  LoweringState state(func, maxTokens, staticCapacity);
+                            int64_t maxBatch, int64_t maxSeq,
+                            int64_t &peakBytes, int64_t &weightBytes,
+                            int64_t &cacheBytes) {
+  LoweringState state(func, maxTokens, staticCapacity, maxBatch, maxSeq);
   if (failed(state.bindInput()) ||
       failed(forEachOp(func, lowerings,
                        [&](const OpLowering &rule, Operation *op) {
@@ -85,7 +88,8 @@ LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
   if (failed(init.placeWeights()))
     return failure();
   weightBytes = init.getWeightBytes();
-  FailureOr<int64_t> peak = state.planArena(weightBytes);
+  cacheBytes = init.getCacheBytes();
+  FailureOr<int64_t> peak = state.planArena(addSizes(weightBytes, cacheBytes));
   if (failed(peak) || failed(init.emitInit()))
     return failure();
   peakBytes = *peak;
@@ -117,7 +121,10 @@ struct ConvertMoeToMoertPass
       function_ref<LogicalResult(const Twine &)> errorHandler) override {
     if (failed(ConvertMoeToMoertBase::initializeOptions(options, errorHandler)))
       return failure();
-    return checkGivenPositive(getArgument(), tokens, errorHandler);
+    if (failed(checkGivenPositive(getArgument(), tokens, errorHandler)) ||
+        failed(checkGivenPositive(getArgument(), maxBatch, errorHandler)))
+      return failure();
+    return checkGivenPositive(getArgument(), maxSeq, errorHandler);
   }
 
   void runOnOperation() override {
@@ -159,12 +166,14 @@ struct ConvertMoeToMoertPass
          llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
       if (func.isExternal())
         continue;
-      int64_t peak = 0, weightBytes = 0;
-      if (failed(lowerFunction(func, lowerings, maxTokens, staticCapacity, peak,
-                               weightBytes)))
+      int64_t peak = 0, weightBytes = 0, cacheBytes = 0;
+      if (failed(lowerFunction(func, lowerings, maxTokens, staticCapacity,
+                               maxBatch, maxSeq, peak, weightBytes,
+                               cacheBytes)))
         return signalPassFailure();
       func->setAttr("moert.peak_bytes", b.getI64IntegerAttr(peak));
       func->setAttr("moert.weight_bytes", b.getI64IntegerAttr(weightBytes));
+      func->setAttr("moert.cache_bytes", b.getI64IntegerAttr(cacheBytes));
       if (report)
         llvm::outs() << "buffer plan @" << func.getSymName() << ": tokens "
                      << maxTokens << ", activation arena " << peak
@@ -183,6 +192,7 @@ ConvertMoeToMoertDeclaredOptions &
 mlir::moe::declaredConvertMoeToMoertOptions() {
   // A pass that never runs holds the declarations.
   static ConvertMoeToMoertPass pass;
-  static ConvertMoeToMoertDeclaredOptions options{pass.staticCapacity};
+  static ConvertMoeToMoertDeclaredOptions options{pass.staticCapacity,
+                                                  pass.maxBatch, pass.maxSeq};
   return options;
 }

@@ -98,6 +98,8 @@ void populateExchangeLowerings(LoweringSet &lowerings);
 /// The layer frame (in-place residual add), dense_ffn, residual_mix,
 /// shared_add and the model's return.
 void populateDenseLowerings(LoweringSet &lowerings);
+/// embedding, rms_norm, attention, lm_head, argmax.
+void populateDecoderLowerings(LoweringSet &lowerings);
 
 } // namespace mlir::moe
 

@@ -17,6 +17,7 @@ namespace mlir::moe {
 /// pipelines that offer them again (ForwardedOption).
 struct ConvertMoeToMoertDeclaredOptions {
   Pass::Option<bool> &staticCapacity;
+  Pass::Option<int64_t> &maxBatch, &maxSeq;
 };
 ConvertMoeToMoertDeclaredOptions &declaredConvertMoeToMoertOptions();
 

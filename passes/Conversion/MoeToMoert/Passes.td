@@ -51,6 +51,11 @@ def ConvertMoeToMoert : Pass<"convert-moe-to-moert", "::mlir::ModuleOp"> {
            "count (no count is read back and no capacity is all-reduced: "
            "the step can be captured in a CUDA graph; the expert GEMMs "
            "then cover C rows per expert)">,
+    Option<"maxBatch", "max-batch", "int64_t", /*default=*/"0",
+           "Sequences each rank's KV caches hold (whole decoders)">,
+    Option<"maxSeq", "max-seq", "int64_t", /*default=*/"0",
+           "Positions per sequence each rank's KV caches hold (whole "
+           "decoders)">,
   ];
 }
 

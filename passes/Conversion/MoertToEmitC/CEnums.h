@@ -103,6 +103,13 @@ MOERT_PAIRED_ENUM(ReduceOp, kReduceOps, getMaxEnumValForReduceOp(),
                   MOERT_C_ENUMERATOR(ReduceOp::sum, MOERT_REDUCE_SUM),
                   MOERT_C_ENUMERATOR(ReduceOp::max, MOERT_REDUCE_MAX))
 
+MOERT_PAIRED_ENUM(moe::RopeType, kRopeTypes, moe::getMaxEnumValForRopeType(),
+                  MOERT_C_ENUMERATOR(moe::RopeType::standard,
+                                     MOERT_ROPE_DEFAULT),
+                  MOERT_C_ENUMERATOR(moe::RopeType::linear, MOERT_ROPE_LINEAR),
+                  MOERT_C_ENUMERATOR(moe::RopeType::llama3, MOERT_ROPE_LLAMA3),
+                  MOERT_C_ENUMERATOR(moe::RopeType::yarn, MOERT_ROPE_YARN))
+
 #undef MOERT_PAIRED_ENUM
 #undef MOERT_C_ENUMERATOR
 

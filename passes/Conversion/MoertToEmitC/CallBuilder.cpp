@@ -156,6 +156,28 @@ void CallBuilder::gateConfig(moe::RoutingAttr routing, int64_t experts,
   arg(addressOf(cfg));
 }
 
+void CallBuilder::ropeConfig(moe::RopeAttr rope) {
+  Value cfg = localStruct("moert_rope_config_t");
+  auto real = [](APFloat value) {
+    return llvm::formatv("{0:e}", value.convertToDouble()).str();
+  };
+  assignLiteral(cfg, "type", "moert_rope_type_t", cEnumerator(rope.getType()));
+  assignLiteral(cfg, "theta", "double", real(rope.getTheta()));
+  assignLiteral(cfg, "factor", "double", real(rope.getFactor()));
+  assignLiteral(cfg, "low_freq_factor", "double",
+                real(rope.getLowFreqFactor()));
+  assignLiteral(cfg, "high_freq_factor", "double",
+                real(rope.getHighFreqFactor()));
+  assignLiteral(cfg, "beta_fast", "double", real(rope.getBetaFast()));
+  assignLiteral(cfg, "beta_slow", "double", real(rope.getBetaSlow()));
+  assignLiteral(cfg, "attention_factor", "double",
+                real(rope.getAttentionFactor()));
+  assignLiteral(cfg, "original_max_position", "int64_t",
+                std::to_string(rope.getOriginalMaxPosition()));
+  assignLiteral(cfg, "truncate", "int32_t", rope.getTruncate() ? "1" : "0");
+  arg(addressOf(cfg));
+}
+
 void CallBuilder::ffnDesc(Value gate, Value up, Value upBias, Value down,
                           Value downBias, Value downBiasIf,
                           moe::Activation activation, int64_t hidden,

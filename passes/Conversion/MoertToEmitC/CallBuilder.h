@@ -67,6 +67,8 @@ public:
                      Value expertOffset, ValueRange offsets,
                      int64_t dstExpertStride);
   void rankTable(DenseIntElementsAttr groups);
+  /// &moert_rope_config_t from the attribute.
+  void ropeConfig(moe::RopeAttr rope);
   /// &local for the op's next result, the local set to `initial` if given.
   void result(Value initial = {});
 

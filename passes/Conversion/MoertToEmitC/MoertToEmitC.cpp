@@ -195,11 +195,28 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   OpBuilder b(context);
   b.setInsertionPointToEnd(module.getBody());
   Location loc = module.getLoc();
-  auto x = cast<ViewType>(step.getArgumentTypes().back());
   auto state = cast<BufferType>(step.getArgumentTypes()[1]);
   int64_t maxTokens = 0;
   if (auto attr = module->getAttrOfType<IntegerAttr>("moert.max_tokens"))
     maxTokens = attr.getInt();
+  auto i64Attr = [&](StringRef name) {
+    auto attr = step->getAttrOfType<IntegerAttr>(name);
+    return attr ? attr.getInt() : 0;
+  };
+  // The FFN stack's x is its last argument; a decoder names its own.
+  bool decoder = step->getAttrOfType<StringAttr>("moert.entry").getValue() ==
+                 "forward";
+  int64_t hidden = 0;
+  Type dtype;
+  if (decoder) {
+    hidden = i64Attr("moert.hidden");
+    auto type = step->getAttrOfType<TypeAttr>("moert.dtype");
+    dtype = type ? type.getValue() : Float32Type::get(context);
+  } else {
+    auto x = cast<ViewType>(step.getArgumentTypes().back());
+    hidden = maxTokens ? x.getCount() / maxTokens : 0;
+    dtype = x.getElementType();
+  }
   int64_t layers = 0, maxExperts = 0;
   step.walk(
       [&](LayerOp l) { layers = std::max<int64_t>(layers, l.getIndex() + 1); });
@@ -217,18 +234,18 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   if (auto attr = module->getAttrOfType<StringAttr>(
           moe::MoeDialect::kPlanTableAttrName))
     table = attr.getValue().str();
-  auto i64Attr = [&](StringRef name) {
-    auto attr = step->getAttrOfType<IntegerAttr>(name);
-    return attr ? attr.getInt() : 0;
-  };
   StringRef name = step.getSymName();
   name.consume_back("_step");
   std::string init = llvm::formatv(
-      "{{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}}",
-      cStringLiteral(name), nodes, gpus, maxTokens,
-      maxTokens ? x.getCount() / maxTokens : 0, cDtype(x.getElementType()),
+      "{{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, "
+      "{13}, {14}, {15}, {16}, {17}}",
+      cStringLiteral(name), nodes, gpus, maxTokens, hidden, cDtype(dtype),
       layers, state.getBytes(), i64Attr("moert.weight_bytes"),
-      i64Attr("moert.peak_bytes"), cStringLiteral(table), maxExperts);
+      i64Attr("moert.peak_bytes"), cStringLiteral(table), maxExperts,
+      decoder ? "MOERT_MODEL_DECODER" : "MOERT_MODEL_FFN_STACK",
+      i64Attr("moert.vocab"), i64Attr("moert.max_batch"),
+      i64Attr("moert.max_seq"), i64Attr("moert.cache_bytes"),
+      std::max<int64_t>(1, i64Attr("moert.attention_tp")));
   Type infoType = opaque(context, "moert_model_info_t");
   emitc::GlobalOp::create(b, loc, b.getStringAttr("moe_model_info_data"),
                           TypeAttr::get(infoType),

@@ -1,0 +1,202 @@
+//===- DecoderLowering.cpp - embedding, norms, attention, LM head ---------===//
+//
+// The decoder around the FFN stack. Attention is data parallel (each rank
+// its own tokens, KV caches and the whole weights) or tensor parallel
+// (attention-tp: the op already holds this rank's heads, its caches their
+// keys and values, and a shard.all_reduce sums the partial outputs).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Conversion/MoeToMoert/MoeToMoert.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+struct EmbeddingLowering : OpLoweringOf<EmbeddingOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  LogicalResult analyze(EmbeddingOp op, LoweringState &state) const override {
+    state.setBound(op.getResult(), state.bound(op.getIds()));
+    // The residual stream: every layer updates it in place until the final
+    // norm reads it.
+    state.addHiddenUse(op.getResult(),
+                       state.getFunction().getBody().front().getTerminator());
+    return success();
+  }
+  LogicalResult emit(EmbeddingOp op, LoweringState &state) const override {
+    auto table = cast<ShapedType>(op.getTable().getType());
+    Value out = state.newView(op.getResult());
+    moert::EmbeddingOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
+                               state.view(op.getIds()),
+                               state.view(op.getTable()), out,
+                               state.getTokens(), table.getDimSize(0),
+                               table.getDimSize(1));
+    return success();
+  }
+};
+
+struct RmsNormLowering : OpLoweringOf<RmsNormOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  LogicalResult analyze(RmsNormOp op, LoweringState &state) const override {
+    state.setBound(op.getResult(), state.bound(op.getInput()));
+    return success();
+  }
+  LogicalResult emit(RmsNormOp op, LoweringState &state) const override {
+    OpBuilder &b = state.getBuilder();
+    Value out = state.newView(op.getResult());
+    moert::RmsNormOp::create(
+        b, op.getLoc(), state.getCtx(), state.view(op.getInput()),
+        state.view(op.getWeight()), out, state.getTokens(),
+        hiddenOf(op.getInput()),
+        b.getF32FloatAttr(op.getEpsilon().convertToDouble()));
+    return success();
+  }
+};
+
+/// Scratch of one attention op: q, k, v and the heads' output, each at the
+/// token bound, in the activation dtype.
+struct AttentionScratch {
+  int64_t q, k, v, o, bytes;
+  AttentionScratch(AttentionOp op, int64_t tokens) {
+    int64_t elem = elementBytes(getElementTypeOrSelf(op.getInput().getType()));
+    int64_t qBytes =
+        alignTo(mulSizes(mulSizes(tokens, op.getHeads() * op.getHeadDim()),
+                         elem));
+    int64_t kvBytes =
+        alignTo(mulSizes(mulSizes(tokens, op.getKvHeads() * op.getHeadDim()),
+                         elem));
+    q = 0;
+    k = qBytes;
+    v = addSizes(k, kvBytes);
+    o = addSizes(v, kvBytes);
+    bytes = addSizes(o, qBytes);
+  }
+};
+
+struct AttentionLowering : OpLoweringOf<AttentionOp> {
+  LogicalResult analyze(AttentionOp op, LoweringState &state) const override {
+    PlanAttr plan = planOf(op);
+    bool summed = op.getResult().hasOneUse() &&
+                  isa<shard::AllReduceOp>(*op.getResult().getUsers().begin());
+    if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
+      return op.emitError()
+             << "convert-moe-to-moert lowers data-parallel attention, or "
+                "tensor-parallel attention whose output a shard.all_reduce "
+                "sums; this layer's plan is "
+             << plan;
+    int64_t bound = state.bound(op.getInput());
+    state.setBound(op.getResult(), bound);
+    state.addScratch(op, AttentionScratch(op, bound).bytes);
+    return success();
+  }
+
+  LogicalResult emit(AttentionOp op, LoweringState &state) const override {
+    OpBuilder &b = state.getBuilder();
+    Location loc = op.getLoc();
+    Type element = getElementTypeOrSelf(op.getInput().getType());
+    int64_t bound = state.bound(op.getInput());
+    int64_t heads = op.getHeads(), kvHeads = op.getKvHeads(),
+            dim = op.getHeadDim(), hidden = hiddenOf(op.getInput());
+    AttentionScratch layout(op, bound);
+    int64_t base = state.scratchOffsetOf(op), elem = elementBytes(element);
+    auto scratch = [&](int64_t offset, int64_t width) {
+      auto vt = moert::ViewType::get(b.getContext(), element, bound * width);
+      return moert::ViewOp::create(b, loc, vt, state.getArena(),
+                                   (base + offset) / elem)
+          .getResult();
+    };
+    Value q = scratch(layout.q, heads * dim), k = scratch(layout.k, kvHeads * dim),
+          v = scratch(layout.v, kvHeads * dim), o = scratch(layout.o, heads * dim);
+    Value ctx = state.getCtx(), tokens = state.getTokens();
+    Value x = state.view(op.getInput());
+    moert::LinearOp::create(b, loc, ctx, x, state.view(op.getQWeight()),
+                            state.optView(op.getQBias()), q, tokens,
+                            heads * dim, hidden);
+    moert::LinearOp::create(b, loc, ctx, x, state.view(op.getKWeight()),
+                            state.optView(op.getKBias()), k, tokens,
+                            kvHeads * dim, hidden);
+    moert::LinearOp::create(b, loc, ctx, x, state.view(op.getVWeight()),
+                            state.optView(op.getVBias()), v, tokens,
+                            kvHeads * dim, hidden);
+    if (op.getQNorm()) {
+      // A [D] weight normalises each head (rows of D), else the whole row.
+      bool perHead = cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) ==
+                     dim;
+      auto epsilon = b.getF32FloatAttr(op.getNormEpsilon().convertToDouble());
+      auto norm = [&](Value rows, Value weight, int64_t n) {
+        Value count = tokens;
+        if (perHead)
+          count = arith::MulIOp::create(
+              b, loc, tokens, arith::ConstantIntOp::create(b, loc, n, 64));
+        moert::RmsNormOp::create(b, loc, ctx, rows, state.view(weight), rows,
+                                 count, perHead ? dim : n * dim, epsilon);
+      };
+      norm(q, op.getQNorm(), heads);
+      norm(k, op.getKNorm(), kvHeads);
+    }
+    Value positions = state.view(op.getPositions());
+    Value sequences = state.view(op.getSequences());
+    moert::RopeOp::create(b, loc, ctx, op.getRope(), q, positions, tokens,
+                          heads, dim);
+    moert::RopeOp::create(b, loc, ctx, op.getRope(), k, positions, tokens,
+                          kvHeads, dim);
+    Value cache = state.view(op.getCache());
+    int64_t maxBatch = state.getMaxBatch(), maxSeq = state.getMaxSeq();
+    moert::KvAppendOp::create(b, loc, ctx, k, v, cache, sequences, positions,
+                              tokens, kvHeads, dim, maxBatch, maxSeq);
+    moert::AttentionOp::create(
+        b, loc, ctx, q, cache, sequences, positions, o, tokens, heads, kvHeads,
+        dim, maxBatch, maxSeq,
+        b.getF32FloatAttr(1.0 / std::sqrt(static_cast<double>(dim))));
+    Value out = state.newView(op.getResult());
+    moert::LinearOp::create(b, loc, ctx, o, state.view(op.getOWeight()),
+                            Value(), out, tokens, hidden, heads * dim);
+    return success();
+  }
+};
+
+struct LmHeadLowering : OpLoweringOf<LmHeadOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  LogicalResult analyze(LmHeadOp op, LoweringState &state) const override {
+    state.setBound(op.getResult(), state.bound(op.getInput()));
+    return success();
+  }
+  LogicalResult emit(LmHeadOp op, LoweringState &state) const override {
+    auto weight = cast<ShapedType>(op.getWeight().getType());
+    Value out = state.newView(op.getResult());
+    moert::LinearOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
+                            state.view(op.getInput()),
+                            state.view(op.getWeight()), Value(), out,
+                            state.getTokens(), weight.getDimSize(0),
+                            weight.getDimSize(1));
+    return success();
+  }
+};
+
+struct ArgmaxLowering : OpLoweringOf<ArgmaxOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  LogicalResult analyze(ArgmaxOp op, LoweringState &state) const override {
+    state.setBound(op.getResult(), state.bound(op.getInput()));
+    return success();
+  }
+  LogicalResult emit(ArgmaxOp op, LoweringState &state) const override {
+    Value out = state.newView(op.getResult());
+    moert::ArgmaxOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
+                            state.view(op.getInput()), out, state.getTokens(),
+                            hiddenOf(op.getInput()));
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateDecoderLowerings(LoweringSet &lowerings) {
+  lowerings.add<EmbeddingLowering, RmsNormLowering, AttentionLowering,
+                LmHeadLowering, ArgmaxLowering>();
+}

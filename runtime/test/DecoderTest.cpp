@@ -1,0 +1,249 @@
+//===- runtime/test/DecoderTest.cpp - Linear, embedding, RoPE, attention --===//
+//
+// Oracles: naive double-precision loops written from runtime/moert.h (and,
+// for the rope types, from the Hugging Face ROPE_INIT_FUNCTIONS formulas
+// spelled out again here, independently of runtime/common/Rope.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestUtil.h"
+
+#include <random>
+
+using namespace moert;
+using namespace moert::test;
+
+namespace {
+
+using Floats = std::vector<float>;
+using Ints = std::vector<int32_t>;
+constexpr double kPi = 3.14159265358979323846;
+
+moert_rope_config_t ropeConfig(moert_rope_type_t type) {
+  moert_rope_config_t cfg{};
+  cfg.type = type;
+  cfg.theta = 10000.0;
+  cfg.factor = type == MOERT_ROPE_DEFAULT ? 1.0 : 4.0;
+  cfg.low_freq_factor = 1.0;
+  cfg.high_freq_factor = 4.0;
+  cfg.beta_fast = 32.0;
+  cfg.beta_slow = 1.0;
+  cfg.attention_factor = type == MOERT_ROPE_YARN ? 1.1386 : 1.0;
+  cfg.original_max_position = 64;
+  cfg.truncate = 1;
+  return cfg;
+}
+
+// inv_freq as transformers' _compute_*_parameters write it.
+std::vector<double> referenceInvFreq(const moert_rope_config_t &cfg,
+                                     int64_t dim) {
+  std::vector<double> inv(dim / 2);
+  for (int64_t i = 0; i < dim / 2; ++i)
+    inv[i] = 1.0 / std::pow(cfg.theta, 2.0 * i / dim);
+  if (cfg.type == MOERT_ROPE_LINEAR)
+    for (double &f : inv)
+      f /= cfg.factor;
+  if (cfg.type == MOERT_ROPE_LLAMA3) {
+    double old = cfg.original_max_position;
+    double lowWavelen = old / cfg.low_freq_factor,
+           highWavelen = old / cfg.high_freq_factor;
+    for (double &f : inv) {
+      double wavelen = 2 * kPi / f;
+      if (wavelen > lowWavelen) {
+        f /= cfg.factor;
+      } else if (wavelen >= highWavelen) {
+        double smooth = (old / wavelen - cfg.low_freq_factor) /
+                        (cfg.high_freq_factor - cfg.low_freq_factor);
+        f = (1 - smooth) * f / cfg.factor + smooth * f;
+      }
+    }
+  }
+  if (cfg.type == MOERT_ROPE_YARN) {
+    auto correction = [&](double rotations) {
+      return dim * std::log(cfg.original_max_position / (rotations * 2 * kPi)) /
+             (2 * std::log(cfg.theta));
+    };
+    double low = std::max(std::floor(correction(cfg.beta_fast)), 0.0);
+    double high = std::min(std::ceil(correction(cfg.beta_slow)), dim - 1.0);
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+      double extrapolation = 1 - ramp;
+      inv[i] = inv[i] / cfg.factor * (1 - extrapolation) +
+               inv[i] * extrapolation;
+    }
+  }
+  return inv;
+}
+
+TEST(Decoder, LinearWithBiasRoundsToTheOutputDtype) {
+  const int64_t S = 3, N = 5, K = 7;
+  Floats x = randomFloats(S * K, 1), w = randomFloats(N * K, 2),
+         b = randomFloats(N, 3);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), wb(ctx, w, MOERT_F32), bb(ctx, b, MOERT_F32),
+        out(ctx, S * N * 4);
+    check(moert_buffer_fill(ctx, out.view(MOERT_F32), S * N, NAN));
+    check(moert_linear(ctx, xb.view(MOERT_F32), wb.view(MOERT_F32),
+                       bb.view(MOERT_F32), out.view(MOERT_F32), S, N, K));
+    std::vector<double> want(S * N);
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t n = 0; n < N; ++n) {
+        want[s * N + n] = b[n];
+        for (int64_t k = 0; k < K; ++k)
+          want[s * N + n] += double(x[s * K + k]) * w[n * K + k];
+      }
+    expectClose(out.download<float>(MOERT_F32, S * N), want, 1e-5);
+    check(moert_linear(ctx, xb.view(MOERT_F32), wb.view(MOERT_F32),
+                       bb.view(MOERT_F32), out.view(MOERT_BF16), S, N, K));
+    Buffer wide(ctx, S * N * 4);
+    check(moert_buffer_copy(ctx, out.view(MOERT_BF16), wide.view(MOERT_F32),
+                            S * N));
+    expectClose(wide.download<float>(MOERT_F32, S * N), want, 2e-2);
+  });
+}
+
+TEST(Decoder, EmbeddingGathersRowsAndRejectsBadIds) {
+  const int64_t V = 6, H = 4;
+  Floats table = randomFloats(V * H, 4);
+  Ints ids = {5, 0, 5, 2};
+  onOneRank([&](moert_context_t ctx) {
+    Buffer tb(ctx, table, MOERT_F32), ib(ctx, ids, MOERT_I32),
+        out(ctx, ids.size() * H * 4);
+    check(moert_embedding(ctx, ib.view(MOERT_I32), tb.view(MOERT_F32),
+                          out.view(MOERT_F32), ids.size(), V, H));
+    Floats got = out.download<float>(MOERT_F32, ids.size() * H);
+    for (size_t s = 0; s < ids.size(); ++s)
+      for (int64_t h = 0; h < H; ++h)
+        EXPECT_EQ(got[s * H + h], table[ids[s] * H + h]);
+    Buffer bad(ctx, Ints{1, 6}, MOERT_I32);
+    EXPECT_MOERT_ERROR(moert_embedding(ctx, bad.view(MOERT_I32),
+                                       tb.view(MOERT_F32), out.view(MOERT_F32),
+                                       2, V, H),
+                       MOERT_INVALID_ARGUMENT,
+                       "token 1 has id 6 outside the vocabulary [0, 6)");
+  });
+}
+
+class RopeTypes : public ::testing::TestWithParam<moert_rope_type_t> {};
+
+TEST_P(RopeTypes, RotatesHalvesAtEachPosition) {
+  const int64_t S = 3, heads = 2, D = 16;
+  moert_rope_config_t cfg = ropeConfig(GetParam());
+  Floats x = randomFloats(S * heads * D, 5);
+  Ints pos = {0, 7, 300};
+  std::vector<double> inv = referenceInvFreq(cfg, D), want(x.size());
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < D / 2; ++i) {
+        double c = std::cos(pos[s] * inv[i]) * cfg.attention_factor,
+               sn = std::sin(pos[s] * inv[i]) * cfg.attention_factor;
+        int64_t at = (s * heads + h) * D + i;
+        want[at] = x[at] * c - x[at + D / 2] * sn;
+        want[at + D / 2] = x[at + D / 2] * c + x[at] * sn;
+      }
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
+    check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
+                     heads, D));
+    // fp32 angles at position 300 carry ~3e-5 of rounding.
+    expectClose(xb.download<float>(MOERT_F32, x.size()), want, 1e-4);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
+                         ::testing::Values(MOERT_ROPE_DEFAULT,
+                                           MOERT_ROPE_LINEAR,
+                                           MOERT_ROPE_LLAMA3,
+                                           MOERT_ROPE_YARN));
+
+// Prefill of two sequences of different lengths, then one decode token
+// each, against causal softmax attention over the tokens written so far.
+TEST(Decoder, CausalGroupedQueryAttentionOverTheCache) {
+  const int64_t heads = 4, kvHeads = 2, D = 8, B = 2, T = 6;
+  const float scale = 1.0f / std::sqrt(float(D));
+  Ints seq = {0, 0, 0, 1, 1, 0, 1}, pos = {0, 1, 2, 0, 1, 3, 2};
+  const int64_t S = seq.size();
+  Floats q = randomFloats(S * heads * D, 6, 2.0f),
+         k = randomFloats(S * kvHeads * D, 7, 2.0f),
+         v = randomFloats(S * kvHeads * D, 8);
+  std::vector<double> want(S * heads * D, 0.0);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t h = 0; h < heads; ++h) {
+      int64_t g = h / (heads / kvHeads);
+      std::vector<double> scores;
+      std::vector<int64_t> keys;
+      for (int64_t t = 0; t < S; ++t) // tokens of my sequence at <= my pos
+        if (seq[t] == seq[s] && pos[t] <= pos[s]) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d)
+            dot += double(q[(s * heads + h) * D + d]) *
+                   k[(t * kvHeads + g) * D + d];
+          scores.push_back(dot * scale);
+          keys.push_back(t);
+        }
+      double top = *std::max_element(scores.begin(), scores.end()), sum = 0;
+      for (double &x : scores)
+        sum += x = std::exp(x - top);
+      for (size_t j = 0; j < keys.size(); ++j)
+        for (int64_t d = 0; d < D; ++d)
+          want[(s * heads + h) * D + d] +=
+              scores[j] / sum * v[(keys[j] * kvHeads + g) * D + d];
+    }
+  onOneRank([&](moert_context_t ctx) {
+    int64_t cacheElems = 2 * B * T * kvHeads * D;
+    Buffer qb(ctx, q, MOERT_F32), kb(ctx, k, MOERT_F32), vb(ctx, v, MOERT_F32),
+        cache(ctx, cacheElems * 4), out(ctx, q.size() * 4);
+    check(moert_buffer_fill(ctx, cache.view(MOERT_F32), cacheElems, NAN));
+    check(moert_buffer_fill(ctx, out.view(MOERT_F32), q.size(), NAN));
+    // Prefill: the first 5 tokens in one call; then each decode token.
+    auto step = [&](int64_t first, int64_t count) {
+      Buffer sb(ctx, Ints(seq.begin() + first, seq.begin() + first + count),
+                MOERT_I32),
+          pb(ctx, Ints(pos.begin() + first, pos.begin() + first + count),
+             MOERT_I32);
+      check(moert_kv_append(ctx, kb.view(MOERT_F32, first * kvHeads * D),
+                            vb.view(MOERT_F32, first * kvHeads * D),
+                            cache.view(MOERT_F32), sb.view(MOERT_I32),
+                            pb.view(MOERT_I32), count, kvHeads, D, B, T));
+      check(moert_attention(ctx, qb.view(MOERT_F32, first * heads * D),
+                            cache.view(MOERT_F32), sb.view(MOERT_I32),
+                            pb.view(MOERT_I32),
+                            out.view(MOERT_F32, first * heads * D), count,
+                            heads, kvHeads, D, B, T, scale));
+    };
+    step(0, 5);
+    step(5, 1);
+    step(6, 1);
+    expectClose(out.download<float>(MOERT_F32, q.size()), want, 1e-5);
+
+    Buffer badSeq(ctx, Ints{2}, MOERT_I32), zero(ctx, Ints{0}, MOERT_I32);
+    EXPECT_MOERT_ERROR(
+        moert_kv_append(ctx, kb.view(MOERT_F32), vb.view(MOERT_F32),
+                        cache.view(MOERT_F32), badSeq.view(MOERT_I32),
+                        zero.view(MOERT_I32), 1, kvHeads, D, B, T),
+        MOERT_INVALID_ARGUMENT,
+        "token 0 has sequence 2 position 0 outside the KV cache [2 sequences "
+        "x 6 positions]");
+    EXPECT_MOERT_ERROR(
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+                        zero.view(MOERT_I32), zero.view(MOERT_I32),
+                        out.view(MOERT_F32), 1, 3, kvHeads, D, B, T, scale),
+        MOERT_INVALID_ARGUMENT,
+        "heads (3) must be a positive multiple of kv_heads (2)");
+  });
+}
+
+TEST(Decoder, ArgmaxBreaksTiesTowardTheLowerIndex) {
+  Floats logits = {1, 3, 3, 0, -INFINITY, -INFINITY, -1, -1, 2, 2, 2, 2};
+  onOneRank([&](moert_context_t ctx) {
+    Buffer lb(ctx, logits, MOERT_F32), ids(ctx, 3 * 4);
+    check(moert_argmax(ctx, lb.view(MOERT_F32), ids.view(MOERT_I32), 3, 4));
+    EXPECT_EQ(ids.download<int32_t>(MOERT_I32, 3), (Ints{1, 2, 0}));
+    Buffer nan(ctx, Floats{0, NAN}, MOERT_F32);
+    EXPECT_MOERT_ERROR(
+        moert_argmax(ctx, nan.view(MOERT_F32), ids.view(MOERT_I32), 1, 2),
+        MOERT_INVALID_ARGUMENT, "token 0: logit 1 is NaN");
+  });
+}
+
+} // namespace
