@@ -44,6 +44,7 @@ private:
   /// The whole decoder over token ids; returns the logits and next ids.
   FailureOr<std::pair<Value, Value>> buildDecoder(Value ids, Value sequences,
                                                   Value positions,
+                                                  Value sampleRows,
                                                   ArrayRef<Value> caches);
   /// `moe.layer index` over `input` whose body is `body(normed input)`
   /// (no norm when `normKey` is empty).
@@ -262,7 +263,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
 
 FailureOr<std::pair<Value, Value>>
 ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
-                             ArrayRef<Value> caches) {
+                             Value sampleRows, ArrayRef<Value> caches) {
   const DecoderDesc &d = *model.decoder;
   Location loc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
   Location attnLoc = d.attention.loc ? Location(d.attention.loc) : loc;
@@ -292,8 +293,11 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
     current = *next;
   }
   builder.setInsertionPointToEnd(body);
+  // Only the rows that sample go through the final norm and the LM head.
+  Value sampled = GatherRowsOp::create(builder, loc, activationType, current,
+                                       sampleRows);
   Value normWeight = weight(d.finalNormKey, {model.hiddenSize}, loc);
-  Value normed = RmsNormOp::create(builder, loc, current, normWeight,
+  Value normed = RmsNormOp::create(builder, loc, sampled, normWeight,
                                    builder.getF64FloatAttr(d.normEpsilon));
   Value head = d.lmHeadKey == d.embeddingKey
                    ? table
@@ -319,11 +323,12 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       return failure();
     results.push_back(*y);
   } else {
-    // Token ids, their sequences and positions, then one cache per layer.
+    // Token ids, their sequences and positions, the rows that sample, then
+    // one cache per layer.
     auto indexType = RankedTensorType::get({ShapedType::kDynamic},
                                            builder.getI32Type());
     SmallVector<Value> inputs, caches;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 4; ++i) {
       inputs.push_back(body->addArgument(indexType, funcLoc));
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
@@ -335,7 +340,7 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
     FailureOr<std::pair<Value, Value>> out =
-        buildDecoder(inputs[0], inputs[1], inputs[2], caches);
+        buildDecoder(inputs[0], inputs[1], inputs[2], inputs[3], caches);
     if (failed(out))
       return failure();
     results = {out->first, out->second};

@@ -141,17 +141,19 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
                   "creating the world group for the statistics")))
     return st;
 
-  // ids, sequences, positions, next ids (i32), then logits (f32).
-  int64_t maxT = info.max_tokens, vocab = info.vocab;
-  if ((st = check(moert_buffer_alloc(ctx, size_t(maxT * 16 + maxT * vocab * 4),
+  // ids, sequences, positions, sampled rows, next ids (i32), then logits
+  // (f32, one row per sequence).
+  int64_t maxT = info.max_tokens, vocab = info.vocab, maxB = info.max_batch;
+  if ((st = check(moert_buffer_alloc(ctx, size_t(maxT * 20 + maxB * vocab * 4),
                                      &res.io),
                   "allocating the token buffers")))
     return st;
   moert_view_t ids = moert_make_view(res.io, 0, MOERT_I32),
                seqs = moert_make_view(res.io, maxT, MOERT_I32),
                pos = moert_make_view(res.io, 2 * maxT, MOERT_I32),
-               next = moert_make_view(res.io, 3 * maxT, MOERT_I32),
-               logits = moert_make_view(res.io, 4 * maxT, MOERT_F32);
+               sampled = moert_make_view(res.io, 3 * maxT, MOERT_I32),
+               next = moert_make_view(res.io, 4 * maxT, MOERT_I32),
+               logits = moert_make_view(res.io, 5 * maxT, MOERT_F32);
   // An attention group (tp consecutive ranks) shares its sequences; its
   // first rank writes them.
   int32_t tp = std::max<int32_t>(1, info.attention_tp);
@@ -160,12 +162,11 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   bool writes = rank % tp == 0 && (job.split || rank == 0);
   int64_t newTokens = job.options->maxNewTokens;
 
-  // One forward over (id, sequence, position) triples; then each local
-  // sequence's chosen id and logits row `rows[b]`.
+  // One forward over (id, sequence, position) triples, sampling token
+  // rows[b] of each local sequence b: its chosen id and logits row b.
   std::vector<int32_t> hostIds, hostSeqs, hostPos;
-  std::vector<int32_t> hostNext(static_cast<size_t>(maxT)),
-      last(static_cast<size_t>(count));
-  auto forward = [&](const std::vector<int64_t> &rows, int64_t step) {
+  std::vector<int32_t> last(static_cast<size_t>(count));
+  auto forward = [&](const std::vector<int32_t> &rows, int64_t step) {
     int64_t tokens = int64_t(hostIds.size());
     if ((st = check(moert_buffer_upload(ctx, ids, hostIds.data(), tokens),
                     "uploading the ids")) ||
@@ -173,20 +174,21 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
                     "uploading the sequences")) ||
         (st = check(moert_buffer_upload(ctx, pos, hostPos.data(), tokens),
                     "uploading the positions")) ||
-        (st = check(job.forward(ctx, res.state, nullptr, tokens, ids, seqs,
-                                pos, logits, next, call),
+        (st = check(moert_buffer_upload(ctx, sampled, rows.data(), count),
+                    "uploading the sampled rows")) ||
+        (st = check(job.forward(ctx, res.state, nullptr, tokens, count, ids,
+                                seqs, pos, sampled, logits, next, call),
                     "forward")) ||
-        (st = check(moert_buffer_download(ctx, hostNext.data(), next, tokens),
+        (st = check(moert_buffer_download(ctx, last.data(), next, count),
                     "downloading the next ids")))
       return st;
     for (int64_t b = 0; b < count; ++b) {
-      last[size_t(b)] = hostNext[size_t(rows[size_t(b)])];
       if (!writes)
         continue;
       size_t p = size_t(first + b);
       job.newIds[p][size_t(step)] = last[size_t(b)];
       moert_view_t row = logits;
-      row.offset += rows[size_t(b)] * vocab;
+      row.offset += b * vocab;
       if ((st = check(moert_buffer_download(
                           ctx, job.logits[p].data() + step * vocab, row, vocab),
                       "downloading the logits")))
@@ -196,7 +198,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   };
 
   // Prefill: every local prompt in one forward, sequence b in slot b.
-  std::vector<int64_t> rows;
+  std::vector<int32_t> rows;
   for (int64_t b = 0; b < count; ++b) {
     const std::vector<int32_t> &prompt = prompts[size_t(first + b)];
     for (size_t t = 0; t < prompt.size(); ++t) {
@@ -204,7 +206,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
       hostSeqs.push_back(int32_t(b));
       hostPos.push_back(int32_t(t));
     }
-    rows.push_back(int64_t(hostIds.size()) - 1);
+    rows.push_back(int32_t(hostIds.size()) - 1);
   }
   start = moert_model_clock_ns();
   if ((st = forward(rows, 0)))
@@ -220,7 +222,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
       hostSeqs[size_t(b)] = int32_t(b);
       hostPos[size_t(b)] =
           int32_t(prompts[size_t(first + b)].size() + size_t(step) - 1);
-      rows[size_t(b)] = b;
+      rows[size_t(b)] = int32_t(b);
     }
     if ((st = forward(rows, step)))
       return st;

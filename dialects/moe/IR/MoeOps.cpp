@@ -757,6 +757,16 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
+LogicalResult GatherRowsOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())) ||
+      failed(expectRank(*this, "rows", getRows(), 1)) ||
+      failed(expectSameElementType(*this, "result", getResult(), getInput())))
+    return failure();
+  return expectShape(*this, "result", getResult(),
+                     {tensorType(getRows()).getDimSize(0),
+                      tensorType(getInput()).getDimSize(1)});
+}
+
 LogicalResult LmHeadOp::verify() {
   if (failed(expectTokenRows(*this, "input", getInput())) ||
       failed(expectRank(*this, "weight", getWeight(), 2)) ||

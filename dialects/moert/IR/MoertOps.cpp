@@ -599,9 +599,10 @@ LogicalResult LinearOp::verify() {
 
 LogicalResult EmbeddingOp::verify() {
   Operation *op = *this;
-  if (failed(expectPositive(op, "vocab", getVocab())) ||
+  // The table's rows are a run-time count: it holds whole rows.
+  if (failed(expectPositive(op, "hidden", getHidden())) ||
       failed(expectFloat(op, "table", getTable())) ||
-      failed(expectCount(op, "table", getTable(), getVocab() * getHidden())))
+      failed(tokenBound(op, "table", getTable(), getHidden())))
     return failure();
   if (failed(verifyTokenViews(op, getHidden(), {{"out", getOut()}})))
     return failure();

@@ -82,19 +82,22 @@ LogicalResult LoweringState::bindInput() {
     return d << " takes more than " << kMaxStateBytes << " bytes";
   };
   if (decoder) {
-    if (entry.getNumArguments() < 3)
-      return func.emitError("a decoder takes token ids, sequences and "
-                            "positions");
-    for (BlockArgument arg : entry.getArguments().take_front(3)) {
+    if (entry.getNumArguments() < 4)
+      return func.emitError("a decoder takes token ids, sequences, "
+                            "positions and the rows that sample");
+    for (BlockArgument arg : entry.getArguments().take_front(4)) {
       auto type = dyn_cast<RankedTensorType>(arg.getType());
       if (!type || type.getRank() != 1 || !type.isDynamicDim(0) ||
           !type.getElementType().isInteger(32))
         return emitError(arg.getLoc())
-               << "a decoder takes its token ids, sequences and positions "
-                  "as tensor<?xi32>, got "
+               << "a decoder takes its token ids, sequences, positions and "
+                  "the rows that sample as tensor<?xi32>, got "
                << arg.getType();
       setBound(arg, maxTokens);
     }
+    // A step samples at most one row per sequence it holds.
+    if (maxBatch > 0)
+      setBound(entry.getArgument(3), std::min(maxBatch, maxTokens));
     bool hasCache = llvm::any_of(entry.getArguments(), [](BlockArgument a) {
       return isa<KvCacheType>(a.getType());
     });
@@ -221,6 +224,8 @@ Block *LoweringState::beginStep() {
   arena = body->addArgument(stateType, func.getLoc());
   stats = body->addArgument(moert::StatsType::get(context), func.getLoc());
   tokens = body->addArgument(builder.getI64Type(), func.getLoc());
+  if (decoder)
+    sampleCount = body->addArgument(builder.getI64Type(), func.getLoc());
   for (Value input : entry.getArguments().take_front(getNumInputs()))
     views[input] = body->addArgument(viewTypeOf(input), input.getLoc());
   if (decoder) // the returned logits and next ids
