@@ -26,9 +26,9 @@
  * caches; of them the `samples` <= max_batch rows sample_rows (i32, each
  * < tokens) get logits [samples, vocab] (f32) and the greedy next_ids
  * [samples] (i32). Each sequence's positions must be written in order
- * (prefill 0..n-1 in one or more calls, then one token per decode call). On failure both return the status and set *where to the call that
- * failed ("layer 3: moert_gate"); moert_last_error() has the runtime's
- * message.
+ * (prefill 0..n-1 in one or more calls, then one token per decode call). On
+ *failure both return the status and set *where to the call that failed ("layer
+ *3: moert_gate"); moert_last_error() has the runtime's message.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef MOERT_MOERT_MODEL_H
@@ -59,13 +59,13 @@ typedef struct moert_model_info {
   int64_t weight_bytes;  /* per rank */
   int64_t peak_bytes;    /* activation arena per rank */
   const char *plan_table; /* moe-assign-parallelism's report */
-  int32_t kind;          /* moert_model_kind_t: which step entry exists */
-  int64_t vocab;         /* decoder: logits per token */
-  int64_t max_batch;     /* decoder: sequences the KV caches hold per rank */
-  int64_t max_seq;       /* decoder: positions per sequence */
-  int64_t cache_bytes;   /* decoder: KV caches per rank (in state_bytes) */
-  int32_t attention_tp;  /* decoder: consecutive ranks that split the heads
-                            and must be given the same tokens (1: none) */
+  int32_t kind;           /* moert_model_kind_t: which step entry exists */
+  int64_t vocab;          /* decoder: logits per token */
+  int64_t max_batch;      /* decoder: sequences the KV caches hold per rank */
+  int64_t max_seq;        /* decoder: positions per sequence */
+  int64_t cache_bytes;    /* decoder: KV caches per rank (in state_bytes) */
+  int32_t attention_tp;   /* decoder: consecutive ranks that split the heads
+                             and must be given the same tokens (1: none) */
 } moert_model_info_t;
 
 typedef enum moert_model_kind {

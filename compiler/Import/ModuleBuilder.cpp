@@ -51,8 +51,8 @@ private:
   FailureOr<Value>
   residualBlock(int64_t index, Location loc, Value input, StringRef normKey,
                 llvm::function_ref<FailureOr<Value>(Value)> body);
-  Value attention(int64_t layer, Value input, Value positions,
-                  Value sequences, Value cache, Location loc);
+  Value attention(int64_t layer, Value input, Value positions, Value sequences,
+                  Value cache, Location loc);
   RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
@@ -257,8 +257,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   return AttentionOp::create(
       builder, loc, activationType, input, positions, sequences, cache, wq, wk,
       wv, wo, bq, bk, bv, qn, kn, a.heads, a.kvHeads, a.headDim,
-      ropeAttr(a.rope),
-      builder.getF64FloatAttr(model.decoder->normEpsilon));
+      ropeAttr(a.rope), builder.getF64FloatAttr(model.decoder->normEpsilon));
 }
 
 FailureOr<std::pair<Value, Value>>
@@ -284,18 +283,18 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
       return failure();
     Location ffnLoc =
         NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
-    FailureOr<Value> next = residualBlock(
-        layer.index, ffnLoc, *attended,
-        base + "post_attention_layernorm.weight",
-        [&](Value h) { return layerBody(layer, h); });
+    FailureOr<Value> next =
+        residualBlock(layer.index, ffnLoc, *attended,
+                      base + "post_attention_layernorm.weight",
+                      [&](Value h) { return layerBody(layer, h); });
     if (failed(next))
       return failure();
     current = *next;
   }
   builder.setInsertionPointToEnd(body);
   // Only the rows that sample go through the final norm and the LM head.
-  Value sampled = GatherRowsOp::create(builder, loc, activationType, current,
-                                       sampleRows);
+  Value sampled =
+      GatherRowsOp::create(builder, loc, activationType, current, sampleRows);
   Value normWeight = weight(d.finalNormKey, {model.hiddenSize}, loc);
   Value normed = RmsNormOp::create(builder, loc, sampled, normWeight,
                                    builder.getF64FloatAttr(d.normEpsilon));
@@ -325,8 +324,8 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
   } else {
     // Token ids, their sequences and positions, the rows that sample, then
     // one cache per layer.
-    auto indexType = RankedTensorType::get({ShapedType::kDynamic},
-                                           builder.getI32Type());
+    auto indexType =
+        RankedTensorType::get({ShapedType::kDynamic}, builder.getI32Type());
     SmallVector<Value> inputs, caches;
     for (int i = 0; i < 4; ++i) {
       inputs.push_back(body->addArgument(indexType, funcLoc));

@@ -200,9 +200,9 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
   attention.setHeads(attention.getHeads() / tp);
   attention.setKvHeads(attention.getKvHeads() / tp);
   KvCacheType cache = attention.getCache().getType();
-  attention.getCache().setType(KvCacheType::get(
-      &getContext(), cache.getKvHeads() / tp, cache.getHeadDim(),
-      cache.getElementType()));
+  attention.getCache().setType(
+      KvCacheType::get(&getContext(), cache.getKvHeads() / tp,
+                       cache.getHeadDim(), cache.getElementType()));
   OpBuilder builder(attention);
   builder.setInsertionPointAfter(attention);
   SmallVector<int16_t> tpAxis = {2};
@@ -551,7 +551,7 @@ mlir::moe::declaredAssignParallelismOptions() {
   // A pass that never runs holds the declarations.
   static AssignParallelismPass pass;
   static AssignParallelismDeclaredOptions options{
-      pass.mesh,        pass.tokens, pass.policy, pass.ep,
-      pass.tp,          pass.attentionTp, pass.report};
+      pass.mesh, pass.tokens,      pass.policy, pass.ep,
+      pass.tp,   pass.attentionTp, pass.report};
   return options;
 }

@@ -48,8 +48,8 @@ BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
   BatchPlan plan;
   int64_t batch = int64_t(prompts.size());
   int32_t groups = attentionTp > 0 ? worldSize / attentionTp : 0;
-  plan.split = backend == MOERT_BACKEND_CPU && groups > 0 &&
-               batch % groups == 0;
+  plan.split =
+      backend == MOERT_BACKEND_CPU && groups > 0 && batch % groups == 0;
   plan.perRank = plan.split ? batch / groups : batch;
   for (int64_t r = 0; r < (plan.split ? groups : 1); ++r) {
     int64_t tokens = 0;
@@ -103,7 +103,7 @@ struct GenerateJob {
   // By prompt: the new ids and the logits that chose them.
   std::vector<std::vector<int32_t>> newIds;
   std::vector<std::vector<float>> logits;
-  std::vector<std::string> where; // per rank of this process
+  std::vector<std::string> where;                  // per rank of this process
   int64_t initNs = 0, prefillNs = 0, decodeNs = 0; // max over ranks
 };
 
@@ -269,9 +269,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   job.init = init;
   job.forward = forward;
   job.ranks = ranks;
-  BatchPlan plan = planBatch(options.backend, ranks.worldSize,
-                             std::max<int32_t>(1, info.attention_tp), prompts,
-                             newTokens);
+  BatchPlan plan =
+      planBatch(options.backend, ranks.worldSize,
+                std::max<int32_t>(1, info.attention_tp), prompts, newTokens);
   job.split = plan.split;
   job.perRank = plan.perRank;
   for (size_t p = 0; p < prompts.size(); ++p)
@@ -284,9 +284,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
          " positions (prompt + new tokens - 1) but the model's KV caches hold ",
          info.max_seq, " (compile with a larger max-seq)");
   if (plan.tokens > info.max_tokens || plan.perRank > info.max_batch)
-    fail(MOERT_INVALID_ARGUMENT, "a rank prefills ", plan.tokens,
-         " tokens of ", plan.perRank, " sequence(s); the model holds ",
-         info.max_tokens, " tokens and ", info.max_batch,
+    fail(MOERT_INVALID_ARGUMENT, "a rank prefills ", plan.tokens, " tokens of ",
+         plan.perRank, " sequence(s); the model holds ", info.max_tokens,
+         " tokens and ", info.max_batch,
          " sequences per rank (compile with larger tokens / max-batch)");
   job.newIds.assign(size_t(batch), std::vector<int32_t>(size_t(newTokens)));
   job.logits.assign(size_t(batch),

@@ -29,10 +29,12 @@ namespace {
 constexpr const char *kUsage =
     "usage: moert-run MODEL.so --weights W.safetensors|INDEX.json|DIR "
     "[--backend cpu|cuda] [--tokens N] [--steps N] [--input x.npy] [--seed N] "
-    "[--output y.npy] [--collective-timeout-ms N] [--threads N] [--cuda-graphs] "
+    "[--output y.npy] [--collective-timeout-ms N] [--threads N] "
+    "[--cuda-graphs] "
     "[--quiet]\n"
     "       moert-run DECODER.so --weights W --prompt-ids 1,2,3 [--prompt-ids "
-    "...] [--prompts-file F] --max-new-tokens K [--output-ids ids.txt] [--output-logits "
+    "...] [--prompts-file F] --max-new-tokens K [--output-ids ids.txt] "
+    "[--output-logits "
     "logits.npy] [--threads N]\n"
     "  --weights: a safetensors file, a sharded checkpoint's index, or a\n"
     "  checkpoint directory; --quiet: no load progress on stderr\n";

@@ -48,10 +48,8 @@ struct EmbeddingLowering : OpLoweringOf<EmbeddingOp> {
 struct GatherRowsLowering : OpLoweringOf<GatherRowsOp> {
   bool allowedOutsideLayers() const override { return true; }
   LogicalResult analyze(GatherRowsOp op, LoweringState &state) const override {
-    if (!state.isDecoder() || op.getRows() != state.getFunction()
-                                                 .getBody()
-                                                 .front()
-                                                 .getArgument(3))
+    if (!state.isDecoder() ||
+        op.getRows() != state.getFunction().getBody().front().getArgument(3))
       return op.emitError() << "convert-moe-to-moert gathers the decoder's "
                                "sampled rows (its fourth argument) only";
     state.setBound(op.getResult(), state.bound(op.getRows()));
@@ -59,11 +57,10 @@ struct GatherRowsLowering : OpLoweringOf<GatherRowsOp> {
   }
   LogicalResult emit(GatherRowsOp op, LoweringState &state) const override {
     Value out = state.newView(op.getResult());
-    moert::EmbeddingOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
-                               state.view(op.getRows()),
-                               state.view(op.getInput()), out,
-                               state.getSampleCount(), state.getTokens(),
-                               hiddenOf(op.getInput()));
+    moert::EmbeddingOp::create(
+        state.getBuilder(), op.getLoc(), state.getCtx(),
+        state.view(op.getRows()), state.view(op.getInput()), out,
+        state.getSampleCount(), state.getTokens(), hiddenOf(op.getInput()));
     state.setCount(op.getResult(), state.getSampleCount());
     return success();
   }
@@ -82,8 +79,7 @@ struct RmsNormLowering : OpLoweringOf<RmsNormOp> {
     state.setCount(op.getResult(), rows);
     moert::RmsNormOp::create(
         b, op.getLoc(), state.getCtx(), state.view(op.getInput()),
-        state.view(op.getWeight()), out, rows,
-        hiddenOf(op.getInput()),
+        state.view(op.getWeight()), out, rows, hiddenOf(op.getInput()),
         b.getF32FloatAttr(op.getEpsilon().convertToDouble()));
     return success();
   }
@@ -95,12 +91,10 @@ struct AttentionScratch {
   int64_t q, k, v, o, bytes;
   AttentionScratch(AttentionOp op, int64_t tokens) {
     int64_t elem = elementBytes(getElementTypeOrSelf(op.getInput().getType()));
-    int64_t qBytes =
-        alignTo(mulSizes(mulSizes(tokens, op.getHeads() * op.getHeadDim()),
-                         elem));
-    int64_t kvBytes =
-        alignTo(mulSizes(mulSizes(tokens, op.getKvHeads() * op.getHeadDim()),
-                         elem));
+    int64_t qBytes = alignTo(
+        mulSizes(mulSizes(tokens, op.getHeads() * op.getHeadDim()), elem));
+    int64_t kvBytes = alignTo(
+        mulSizes(mulSizes(tokens, op.getKvHeads() * op.getHeadDim()), elem));
     q = 0;
     k = qBytes;
     v = addSizes(k, kvBytes);
@@ -141,8 +135,10 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
                                    (base + offset) / elem)
           .getResult();
     };
-    Value q = scratch(layout.q, heads * dim), k = scratch(layout.k, kvHeads * dim),
-          v = scratch(layout.v, kvHeads * dim), o = scratch(layout.o, heads * dim);
+    Value q = scratch(layout.q, heads * dim),
+          k = scratch(layout.k, kvHeads * dim),
+          v = scratch(layout.v, kvHeads * dim),
+          o = scratch(layout.o, heads * dim);
     Value ctx = state.getCtx(), tokens = state.getTokens();
     Value x = state.view(op.getInput());
     moert::LinearOp::create(b, loc, ctx, x, state.view(op.getQWeight()),
@@ -156,8 +152,8 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
                             kvHeads * dim, hidden);
     if (op.getQNorm()) {
       // A [D] weight normalises each head (rows of D), else the whole row.
-      bool perHead = cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) ==
-                     dim;
+      bool perHead =
+          cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) == dim;
       auto epsilon = b.getF32FloatAttr(op.getNormEpsilon().convertToDouble());
       auto norm = [&](Value rows, Value weight, int64_t n) {
         Value count = tokens;

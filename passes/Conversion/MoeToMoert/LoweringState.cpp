@@ -29,7 +29,8 @@ LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
   auto first = entry.getNumArguments()
                    ? dyn_cast<RankedTensorType>(entry.getArgument(0).getType())
                    : RankedTensorType();
-  decoder = first && first.getRank() == 1 && first.getElementType().isInteger(32);
+  decoder =
+      first && first.getRank() == 1 && first.getElementType().isInteger(32);
 }
 
 int64_t LoweringState::cacheElements(KvCacheType type) const {
@@ -125,12 +126,11 @@ LogicalResult LoweringState::bindInput() {
         return emitError(arg.getLoc())
                << "a KV cache argument needs the decoder form (token ids "
                   "first)";
-      if (mulSizes(cacheElements(cache),
-                   elementBytes(cache.getElementType())) > kMaxStateBytes)
+      if (mulSizes(cacheElements(cache), elementBytes(cache.getElementType())) >
+          kMaxStateBytes)
         return emitError(arg.getLoc())
                << "the KV cache at max-batch " << maxBatch << " x max-seq "
-               << maxSeq << " takes more than " << kMaxStateBytes
-               << " bytes";
+               << maxSeq << " takes more than " << kMaxStateBytes << " bytes";
       continue;
     }
     auto type = dyn_cast<RankedTensorType>(arg.getType());
@@ -242,7 +242,8 @@ void LoweringState::finishStep(Block *body) {
     // What moe_model_info says of a decoder (runtime/moert_model.h).
     func.walk([&](EmbeddingOp embedding) {
       auto table = cast<ShapedType>(embedding.getTable().getType());
-      func->setAttr("moert.hidden", builder.getI64IntegerAttr(table.getDimSize(1)));
+      func->setAttr("moert.hidden",
+                    builder.getI64IntegerAttr(table.getDimSize(1)));
       func->setAttr("moert.dtype", TypeAttr::get(table.getElementType()));
     });
     func.walk([&](LmHeadOp head) {

@@ -200,7 +200,7 @@ private:
   moert::BufferType stateType; // weights, then the arena
 
   Value ctx, tokens, stats, arena, sampleCount;
-  DenseMap<Value, Value> counts; // tensor -> its run-time rows, if not tokens
+  DenseMap<Value, Value> counts;  // tensor -> its run-time rows, if not tokens
   DenseMap<Value, Value> views;   // moe tensor -> moert view
   DenseMap<Value, Value> scalars; // moe index -> i64
   DenseMap<Value, Value> rowsOf;  // to_experts result -> its row counts
