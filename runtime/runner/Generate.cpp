@@ -319,7 +319,12 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   // transformers side of bench/generate counts them).
   double prefillMs = job.prefillNs / 1e6;
   double decodeMs = newTokens > 1 ? job.decodeNs / 1e6 / (newTokens - 1) : 0;
-  std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
+  std::printf("weights loaded in %.3f s; per rank: weights %lld bytes, KV "
+              "caches %lld (%lld sequences x %lld positions), activations "
+              "%lld\n",
+              job.initNs / 1e9, (long long)info.weight_bytes,
+              (long long)info.cache_bytes, (long long)info.max_batch,
+              (long long)info.max_seq, (long long)info.peak_bytes);
   std::printf("%-22s %12s\n", "phase", "time");
   std::printf("%-22s %9.3f ms\n", "prefill", prefillMs);
   std::printf("%-22s %9.3f ms\n", "decode per token", decodeMs);
