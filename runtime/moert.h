@@ -462,10 +462,9 @@ moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
 
 /* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to
    out's dtype (f32 for logits). Projections, the LM head. */
-moert_status_t moert_linear(moert_context_t ctx, moert_view_t x,
-                            moert_view_t w, moert_view_t bias,
-                            moert_view_t out, int64_t tokens, int64_t n,
-                            int64_t k);
+moert_status_t moert_linear(moert_context_t ctx, moert_view_t x, moert_view_t w,
+                            moert_view_t bias, moert_view_t out, int64_t tokens,
+                            int64_t n, int64_t k);
 
 /* out[s] = table[ids[s]] (table [vocab, hidden]); an id outside
    [0, vocab) fails with MOERT_INVALID_ARGUMENT. */
@@ -523,10 +522,9 @@ moert_status_t moert_kv_append(moert_context_t ctx, moert_view_t k,
 moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
                                moert_view_t cache, moert_view_t sequences,
                                moert_view_t positions, moert_view_t out,
-                               int64_t tokens, int64_t heads,
-                               int64_t kv_heads, int64_t head_dim,
-                               int64_t max_batch, int64_t max_seq,
-                               float scale);
+                               int64_t tokens, int64_t heads, int64_t kv_heads,
+                               int64_t head_dim, int64_t max_batch,
+                               int64_t max_seq, float scale);
 
 /* ids[s] (i32) = argmax of logits[s, :vocab] (f32); ties go to the lower
    index; a NaN logit fails with MOERT_INVALID_ARGUMENT. */

@@ -14,19 +14,21 @@
  *   or, for a whole decoder (info->kind == MOERT_MODEL_DECODER):
  *   moert_status_t moe_model_forward(moert_context_t ctx,
  *       moert_buffer_t state, moert_model_layer_stats_t *stats,
- *       int64_t tokens, moert_view_t ids, moert_view_t sequences,
- *       moert_view_t positions, moert_view_t logits, moert_view_t next_ids,
+ *       int64_t tokens, int64_t samples, moert_view_t ids,
+ *       moert_view_t sequences, moert_view_t positions,
+ *       moert_view_t sample_rows, moert_view_t logits, moert_view_t next_ids,
  *       const char **where);
  *
  * Per rank: allocate `state_bytes` (moert_buffer_alloc), call init once,
  * then step with x = [tokens <= max_tokens, hidden] of `dtype`, updated in
  * place; or forward tokens <= max_tokens token ids (i32), each with its
  * sequence slot (< max_batch) and position (< max_seq) in the rank's KV
- * caches: logits [tokens, vocab] (f32) and the greedy next_ids [tokens]
- * (i32) come back. Each sequence's positions must be written in order
- * (prefill 0..n-1 in one or more calls, then one token per decode call). On failure both return the status and set *where to the call that
- * failed ("layer 3: moert_gate"); moert_last_error() has the runtime's
- * message.
+ * caches; of them the `samples` <= max_batch rows sample_rows (i32, each
+ * < tokens) get logits [samples, vocab] (f32) and the greedy next_ids
+ * [samples] (i32). Each sequence's positions must be written in order
+ * (prefill 0..n-1 in one or more calls, then one token per decode call). On
+ *failure both return the status and set *where to the call that failed ("layer
+ *3: moert_gate"); moert_last_error() has the runtime's message.
  *
  *===----------------------------------------------------------------------===*/
 #ifndef MOERT_MOERT_MODEL_H
@@ -62,14 +64,14 @@ typedef struct moert_model_info {
   int64_t weight_bytes;  /* per rank */
   int64_t peak_bytes;    /* activation arena per rank */
   const char *plan_table; /* moe-assign-parallelism's report */
-  int64_t max_experts;   /* the most experts of a layer (0: no MoE layer) */
-  int32_t kind;          /* moert_model_kind_t: which step entry exists */
-  int64_t vocab;         /* decoder: logits per token */
-  int64_t max_batch;     /* decoder: sequences the KV caches hold per rank */
-  int64_t max_seq;       /* decoder: positions per sequence */
-  int64_t cache_bytes;   /* decoder: KV caches per rank (in state_bytes) */
-  int32_t attention_tp;  /* decoder: consecutive ranks that split the heads
-                            and must be given the same tokens (1: none) */
+  int64_t max_experts;    /* the most experts of a layer (0: no MoE layer) */
+  int32_t kind;           /* moert_model_kind_t: which step entry exists */
+  int64_t vocab;          /* decoder: logits per token */
+  int64_t max_batch;      /* decoder: sequences the KV caches hold per rank */
+  int64_t max_seq;        /* decoder: positions per sequence */
+  int64_t cache_bytes;    /* decoder: KV caches per rank (in state_bytes) */
+  int32_t attention_tp;   /* decoder: consecutive ranks that split the heads
+                             and must be given the same tokens (1: none) */
 } moert_model_info_t;
 
 typedef enum moert_model_kind {
@@ -86,8 +88,8 @@ typedef moert_status_t (*moert_model_step_fn)(moert_context_t, moert_buffer_t,
                                               const char **);
 typedef moert_status_t (*moert_model_forward_fn)(
     moert_context_t, moert_buffer_t, moert_model_layer_stats_t *, int64_t,
-    moert_view_t, moert_view_t, moert_view_t, moert_view_t, moert_view_t,
-    const char **);
+    int64_t, moert_view_t, moert_view_t, moert_view_t, moert_view_t,
+    moert_view_t, moert_view_t, const char **);
 
 /*===--- Helpers the emitted code calls -----------------------------------===*/
 

@@ -132,9 +132,8 @@ struct Options {
       "prompts-file",
       cl::desc("prompts, one per line, ids separated by spaces or commas "
                "(added to --prompt-ids)")};
-  cl::opt<int64_t> maxNewTokens{"max-new-tokens",
-                                cl::desc("new tokens per prompt"),
-                                cl::init(16)};
+  cl::opt<int64_t> maxNewTokens{
+      "max-new-tokens", cl::desc("new tokens per prompt"), cl::init(16)};
   cl::opt<std::string> outputIds{
       "output-ids", cl::desc("write the new ids, one line per prompt")};
   cl::opt<std::string> outputLogits{
@@ -259,8 +258,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   }
   std::string promptsError;
   if (!opts.promptsFile.empty() &&
-      !::moert::runner::readPromptFile(opts.promptsFile, prompts,
-                                       promptsError))
+      !::moert::runner::readPromptFile(opts.promptsFile, prompts, promptsError))
     return fail(promptsError);
   bool generating = !prompts.empty();
   if (generating && opts.maxNewTokens < 1)
@@ -281,10 +279,10 @@ int mlir::moe::runDriver(int argc, char **argv) {
   if (!file)
     return fail("cannot read " + input + ": " + file.getError().message());
   sourceMgr.AddNewSourceBuffer(std::move(*file), llvm::SMLoc());
-  OwningOpRef<ModuleOp> module = StringRef(input).ends_with(".mlir")
-                                     ? parseAndVerifyModule(sourceMgr, &context)
-                                     : importModelConfig(sourceMgr, &context,
-                                                         generating);
+  OwningOpRef<ModuleOp> module =
+      StringRef(input).ends_with(".mlir")
+          ? parseAndVerifyModule(sourceMgr, &context)
+          : importModelConfig(sourceMgr, &context, generating);
   if (!module)
     return 1;
   std::vector<std::string> specs = weightSpecs(*module);

@@ -848,15 +848,17 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
     return fallback;
   };
   rope.theta = number("rope_theta", rope.theta);
-  std::string type = params->getString("rope_type")
-                         .value_or(params->getString("type").value_or("default"))
-                         .str();
-  std::optional<RopeType> parsed = llvm::StringSwitch<std::optional<RopeType>>(type)
-                                       .Case("default", RopeType::standard)
-                                       .Case("linear", RopeType::linear)
-                                       .Case("llama3", RopeType::llama3)
-                                       .Case("yarn", RopeType::yarn)
-                                       .Default(std::nullopt);
+  std::string type =
+      params->getString("rope_type")
+          .value_or(params->getString("type").value_or("default"))
+          .str();
+  std::optional<RopeType> parsed =
+      llvm::StringSwitch<std::optional<RopeType>>(type)
+          .Case("default", RopeType::standard)
+          .Case("linear", RopeType::linear)
+          .Case("llama3", RopeType::llama3)
+          .Case("yarn", RopeType::yarn)
+          .Default(std::nullopt);
   if (!parsed) {
     c.error(key) << "unsupported rope_type '" << type << "' in '" << key
                  << "': expected 'default', 'linear', 'llama3' or 'yarn'";
@@ -864,9 +866,9 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
   }
   rope.type = *parsed;
   rope.factor = number("factor", 1.0);
-  rope.originalMaxPosition = static_cast<int64_t>(number(
-      "original_max_position_embeddings",
-      static_cast<double>(c.getInt("max_position_embeddings", 0))));
+  rope.originalMaxPosition = static_cast<int64_t>(
+      number("original_max_position_embeddings",
+             static_cast<double>(c.getInt("max_position_embeddings", 0))));
   if (rope.type == RopeType::llama3) {
     rope.lowFreqFactor = number("low_freq_factor", 1.0);
     rope.highFreqFactor = number("high_freq_factor", 4.0);
@@ -876,13 +878,13 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
     rope.betaSlow = number("beta_slow", 1.0);
     if (const llvm::json::Value *t = params->get("truncate"))
       rope.truncate = t->getAsBoolean().value_or(true);
-    double mscale = number("mscale", 0.0), mscaleAll = number("mscale_all_dim", 0.0);
+    double mscale = number("mscale", 0.0),
+           mscaleAll = number("mscale_all_dim", 0.0);
     rope.attentionFactor =
-        number("attention_factor",
-               mscale != 0.0 && mscaleAll != 0.0
-                   ? yarnMscale(rope.factor, mscale) /
-                         yarnMscale(rope.factor, mscaleAll)
-                   : yarnMscale(rope.factor, 1.0));
+        number("attention_factor", mscale != 0.0 && mscaleAll != 0.0
+                                       ? yarnMscale(rope.factor, mscale) /
+                                             yarnMscale(rope.factor, mscaleAll)
+                                       : yarnMscale(rope.factor, 1.0));
   }
   return rope;
 }
@@ -913,8 +915,8 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     a.headDim = c.requirePositive("head_dim", kMaxWidth);
   else if (hidden % a.heads != 0)
     c.error("num_attention_heads")
-        << "hidden_size = " << hidden << " does not split into "
-        << a.heads << " heads (and head_dim is not set)";
+        << "hidden_size = " << hidden << " does not split into " << a.heads
+        << " heads (and head_dim is not set)";
   else
     a.headDim = hidden / a.heads;
   if (a.headDim % 2 != 0)
@@ -944,7 +946,8 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
   return d;
 }
 
-auto ::moe::import::readHFConfig(ConfigFile &c, bool wholeModel) -> std::optional<ModelDesc> {
+auto ::moe::import::readHFConfig(ConfigFile &c, bool wholeModel)
+    -> std::optional<ModelDesc> {
   std::string modelType = c.requireString("model_type");
   if (c.failed())
     return std::nullopt;

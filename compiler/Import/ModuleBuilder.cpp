@@ -44,14 +44,15 @@ private:
   /// The whole decoder over token ids; returns the logits and next ids.
   FailureOr<std::pair<Value, Value>> buildDecoder(Value ids, Value sequences,
                                                   Value positions,
+                                                  Value sampleRows,
                                                   ArrayRef<Value> caches);
   /// `moe.layer index` over `input` whose body is `body(normed input)`
   /// (no norm when `normKey` is empty).
   FailureOr<Value>
   residualBlock(int64_t index, Location loc, Value input, StringRef normKey,
                 llvm::function_ref<FailureOr<Value>(Value)> body);
-  Value attention(int64_t layer, Value input, Value positions,
-                  Value sequences, Value cache, Location loc);
+  Value attention(int64_t layer, Value input, Value positions, Value sequences,
+                  Value cache, Location loc);
   RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
@@ -256,13 +257,12 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   return AttentionOp::create(
       builder, loc, activationType, input, positions, sequences, cache, wq, wk,
       wv, wo, bq, bk, bv, qn, kn, a.heads, a.kvHeads, a.headDim,
-      ropeAttr(a.rope),
-      builder.getF64FloatAttr(model.decoder->normEpsilon));
+      ropeAttr(a.rope), builder.getF64FloatAttr(model.decoder->normEpsilon));
 }
 
 FailureOr<std::pair<Value, Value>>
 ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
-                             ArrayRef<Value> caches) {
+                             Value sampleRows, ArrayRef<Value> caches) {
   const DecoderDesc &d = *model.decoder;
   Location loc = model.loc ? Location(model.loc) : UnknownLoc::get(context);
   Location attnLoc = d.attention.loc ? Location(d.attention.loc) : loc;
@@ -283,17 +283,20 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
       return failure();
     Location ffnLoc =
         NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
-    FailureOr<Value> next = residualBlock(
-        layer.index, ffnLoc, *attended,
-        base + "post_attention_layernorm.weight",
-        [&](Value h) { return layerBody(layer, h); });
+    FailureOr<Value> next =
+        residualBlock(layer.index, ffnLoc, *attended,
+                      base + "post_attention_layernorm.weight",
+                      [&](Value h) { return layerBody(layer, h); });
     if (failed(next))
       return failure();
     current = *next;
   }
   builder.setInsertionPointToEnd(body);
+  // Only the rows that sample go through the final norm and the LM head.
+  Value sampled =
+      GatherRowsOp::create(builder, loc, activationType, current, sampleRows);
   Value normWeight = weight(d.finalNormKey, {model.hiddenSize}, loc);
-  Value normed = RmsNormOp::create(builder, loc, current, normWeight,
+  Value normed = RmsNormOp::create(builder, loc, sampled, normWeight,
                                    builder.getF64FloatAttr(d.normEpsilon));
   Value head = d.lmHeadKey == d.embeddingKey
                    ? table
@@ -319,11 +322,12 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       return failure();
     results.push_back(*y);
   } else {
-    // Token ids, their sequences and positions, then one cache per layer.
-    auto indexType = RankedTensorType::get({ShapedType::kDynamic},
-                                           builder.getI32Type());
+    // Token ids, their sequences and positions, the rows that sample, then
+    // one cache per layer.
+    auto indexType =
+        RankedTensorType::get({ShapedType::kDynamic}, builder.getI32Type());
     SmallVector<Value> inputs, caches;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 4; ++i) {
       inputs.push_back(body->addArgument(indexType, funcLoc));
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
@@ -335,7 +339,7 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
     FailureOr<std::pair<Value, Value>> out =
-        buildDecoder(inputs[0], inputs[1], inputs[2], caches);
+        buildDecoder(inputs[0], inputs[1], inputs[2], inputs[3], caches);
     if (failed(out))
       return failure();
     results = {out->first, out->second};

@@ -202,9 +202,9 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
   attention.setHeads(attention.getHeads() / tp);
   attention.setKvHeads(attention.getKvHeads() / tp);
   KvCacheType cache = attention.getCache().getType();
-  attention.getCache().setType(KvCacheType::get(
-      &getContext(), cache.getKvHeads() / tp, cache.getHeadDim(),
-      cache.getElementType()));
+  attention.getCache().setType(
+      KvCacheType::get(&getContext(), cache.getKvHeads() / tp,
+                       cache.getHeadDim(), cache.getElementType()));
   OpBuilder builder(attention);
   builder.setInsertionPointAfter(attention);
   SmallVector<int16_t> tpAxis = {2};

@@ -153,8 +153,8 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
       e.denseCommSeconds += 2 * exchangeSeconds(mesh, AllToAll::flat, plan.tp,
                                                 double(tokens) * h * b);
     e.activationBytes = std::max(
-        e.activationBytes, mulAll({tokens, addSizes(mulAll({2, q}),
-                                                    mulAll({2, kv})), b}));
+        e.activationBytes,
+        mulAll({tokens, addSizes(mulAll({2, q}), mulAll({2, kv})), b}));
   }
 
   e.weightBytes = addSizes(

@@ -1,4 +1,5 @@
-//===- runtime/api/Decoder.cpp - Linear, embedding, RoPE, attention --------===//
+//===- runtime/api/Decoder.cpp - Linear, embedding, RoPE, attention
+//--------===//
 //
 // The entry points of the decoder around the FFN stack: extents, dtypes and
 // bounds checked here; the values of ids, sequences and positions (device
@@ -29,10 +30,9 @@ KvCacheShape cacheShape(int64_t kvHeads, int64_t headDim, int64_t maxBatch,
 
 extern "C" {
 
-moert_status_t moert_linear(moert_context_t ctx, moert_view_t x,
-                            moert_view_t w, moert_view_t bias,
-                            moert_view_t out, int64_t tokens, int64_t n,
-                            int64_t k) {
+moert_status_t moert_linear(moert_context_t ctx, moert_view_t x, moert_view_t w,
+                            moert_view_t bias, moert_view_t out, int64_t tokens,
+                            int64_t n, int64_t k) {
   return guard("moert_linear", [&] {
     checkContext(ctx);
     require(tokens >= 0 && n >= 1 && k >= 1, "bad extents: tokens ", tokens,
@@ -114,10 +114,9 @@ moert_status_t moert_kv_append(moert_context_t ctx, moert_view_t k,
 moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
                                moert_view_t cache, moert_view_t sequences,
                                moert_view_t positions, moert_view_t out,
-                               int64_t tokens, int64_t heads,
-                               int64_t kv_heads, int64_t head_dim,
-                               int64_t max_batch, int64_t max_seq,
-                               float scale) {
+                               int64_t tokens, int64_t heads, int64_t kv_heads,
+                               int64_t head_dim, int64_t max_batch,
+                               int64_t max_seq, float scale) {
   return guard("moert_attention", [&] {
     checkContext(ctx);
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);

@@ -39,13 +39,13 @@ MOERT_HD inline float ropeInvFreq(const moert_rope_config_t &cfg, int64_t i,
     double lowWavelen = old / cfg.low_freq_factor;
     double highWavelen = old / cfg.high_freq_factor;
     float wavelen = 2.0f * 3.14159265358979323846f / base;
-    float scaled = wavelen > lowWavelen ? base / static_cast<float>(cfg.factor)
-                                        : base;
+    float scaled =
+        wavelen > lowWavelen ? base / static_cast<float>(cfg.factor) : base;
     if (wavelen < highWavelen || wavelen > lowWavelen)
       return scaled;
-    float smooth = static_cast<float>(
-        (old / wavelen - cfg.low_freq_factor) /
-        (cfg.high_freq_factor - cfg.low_freq_factor));
+    float smooth =
+        static_cast<float>((old / wavelen - cfg.low_freq_factor) /
+                           (cfg.high_freq_factor - cfg.low_freq_factor));
     return (1.0f - smooth) * scaled / static_cast<float>(cfg.factor) +
            smooth * scaled;
   }

@@ -1,4 +1,5 @@
-//===- runtime/cpu/Decoder.cpp - Linear, embedding, RoPE, attention --------===//
+//===- runtime/cpu/Decoder.cpp - Linear, embedding, RoPE, attention
+//--------===//
 //
 // The decoder's kernels: GEMMs through the grouped GEMM (GroupedGemm.h),
 // attention one (token, head) per work item on the rank's threads, fp32
@@ -29,10 +30,9 @@ std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
                                       const KvCacheShape &shape) {
   int64_t b = sequences.as<const int32_t>()[s];
   int64_t p = positions.as<const int32_t>()[s];
-  require(b >= 0 && b < shape.maxBatch && p >= 0 && p < shape.maxSeq,
-          "token ", s, " has sequence ", b, " position ", p,
-          " outside the KV cache [", shape.maxBatch, " sequences x ",
-          shape.maxSeq, " positions]");
+  require(b >= 0 && b < shape.maxBatch && p >= 0 && p < shape.maxSeq, "token ",
+          s, " has sequence ", b, " position ", p, " outside the KV cache [",
+          shape.maxBatch, " sequences x ", shape.maxSeq, " positions]");
   return {b, p};
 }
 
@@ -45,7 +45,10 @@ void CpuBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
   const float *b = bias.present()
                        ? floatInput(scratch(rank), slotLinearBias, bias, n)
                        : nullptr;
-  ProblemRows rows{x.as<const char>(), x.dtype, out.as<char>(), out.dtype,
+  ProblemRows rows{x.as<const char>(),
+                   x.dtype,
+                   out.as<char>(),
+                   out.dtype,
                    {RowRun{0, tokens}}};
   groupedLinear(gemm(rank), {LinearProblem{rows, w.data, b}}, w.dtype, n, k);
 }
@@ -57,14 +60,14 @@ void CpuBackend::embedding(int32_t rank, Operand ids, Operand table,
   for (int64_t s = 0; s < tokens; ++s) {
     require(id[s] >= 0 && id[s] < vocab, "token ", s, " has id ", id[s],
             " outside the vocabulary [0, ", vocab, ")");
-    convert(table.at(id[s] * hidden).data, table.dtype,
-            out.at(s * hidden).data, out.dtype, hidden);
+    convert(table.at(id[s] * hidden).data, table.dtype, out.at(s * hidden).data,
+            out.dtype, hidden);
   }
 }
 
-void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg,
-                      Operand x, Operand positions, int64_t tokens,
-                      int64_t heads, int64_t headDim) {
+void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
+                      Operand positions, int64_t tokens, int64_t heads,
+                      int64_t headDim) {
   int64_t half = headDim / 2;
   float *invFreq = scratch(rank).floats(slotRopeTable, half);
   for (int64_t i = 0; i < half; ++i)
@@ -94,8 +97,8 @@ void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg,
 }
 
 void CpuBackend::kvAppend(int32_t rank, Operand k, Operand v, Operand cache,
-                          Operand sequences, Operand positions,
-                          int64_t tokens, const KvCacheShape &shape) {
+                          Operand sequences, Operand positions, int64_t tokens,
+                          const KvCacheShape &shape) {
   int64_t row = shape.kvHeads * shape.headDim;
   for (int64_t s = 0; s < tokens; ++s) {
     auto [b, p] = cacheSlot(sequences, positions, s, shape);

@@ -479,16 +479,16 @@ void CudaBackend::embedding(int32_t rank, Operand ids, Operand table,
                   mutableTensor(out), tokens, vocab, hidden);
 }
 
-void CudaBackend::rope(int32_t rank, const moert_rope_config_t &cfg,
-                       Operand x, Operand positions, int64_t tokens,
-                       int64_t heads, int64_t headDim) {
+void CudaBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
+                       Operand positions, int64_t tokens, int64_t heads,
+                       int64_t headDim) {
   cuda::rope(*context_, cfg, mutableTensor(x), positions.as<const int32_t>(),
              tokens, heads, headDim);
 }
 
 void CudaBackend::kvAppend(int32_t rank, Operand k, Operand v, Operand cache,
-                           Operand sequences, Operand positions,
-                           int64_t tokens, const KvCacheShape &shape) {
+                           Operand sequences, Operand positions, int64_t tokens,
+                           const KvCacheShape &shape) {
   cuda::kvAppend(*context_, tensor(k), tensor(v), mutableTensor(cache),
                  sequences.as<const int32_t>(), positions.as<const int32_t>(),
                  tokens, shape);

@@ -43,8 +43,8 @@ __global__ void ropeKernel(moert_rope_config_t cfg, void *x,
   int64_t half = headDim / 2;
   MOERT_GRID_STRIDE(item, tokens * heads * half) {
     int64_t i = item % half, row = item / half, s = row / heads;
-    float angle = static_cast<float>(positions[s]) *
-                  ropeInvFreq(cfg, i, headDim);
+    float angle =
+        static_cast<float>(positions[s]) * ropeInvFreq(cfg, i, headDim);
     float c = cosf(angle) * static_cast<float>(cfg.attention_factor);
     float sn = sinf(angle) * static_cast<float>(cfg.attention_factor);
     int64_t at = row * headDim + i;
@@ -100,8 +100,8 @@ __global__ void attentionKernel(const void *q, moert_dtype_t qType,
                                 const int32_t *sequences,
                                 const int32_t *positions, void *out,
                                 moert_dtype_t outType, int64_t heads,
-                                KvCacheShape shape, float scale,
-                                float *scratch, long long *errorWord) {
+                                KvCacheShape shape, float scale, float *scratch,
+                                long long *errorWord) {
   __shared__ float partial[32];
   int64_t item = blockIdx.x, s = item / heads, h = item % heads;
   int64_t dim = shape.headDim, kvHead = h / (heads / shape.kvHeads);
@@ -239,8 +239,8 @@ void moert::cuda::attention(Context &ctx, Tensor q, Tensor cache,
   if (items == 0)
     return;
   require(items <= 0x7fffffff, "attention: too many (token, head) pairs");
-  auto *scores = static_cast<float *>(ctx.scratch(
-      Scratch::Attention, items * shape.maxSeq * sizeof(float)));
+  auto *scores = static_cast<float *>(
+      ctx.scratch(Scratch::Attention, items * shape.maxSeq * sizeof(float)));
   attentionKernel<<<static_cast<unsigned>(items), 128, 0, ctx.stream()>>>(
       q.data, q.dtype, cache.data, cache.dtype, sequences, positions, out.data,
       out.dtype, heads, shape, scale, scores, ctx.errorWord());

@@ -48,8 +48,8 @@ BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
   BatchPlan plan;
   int64_t batch = int64_t(prompts.size());
   int32_t groups = attentionTp > 0 ? worldSize / attentionTp : 0;
-  plan.split = backend == MOERT_BACKEND_CPU && groups > 0 &&
-               batch % groups == 0;
+  plan.split =
+      backend == MOERT_BACKEND_CPU && groups > 0 && batch % groups == 0;
   plan.perRank = plan.split ? batch / groups : batch;
   for (int64_t r = 0; r < (plan.split ? groups : 1); ++r) {
     int64_t tokens = 0;
@@ -103,7 +103,7 @@ struct GenerateJob {
   // By prompt: the new ids and the logits that chose them.
   std::vector<std::vector<int32_t>> newIds;
   std::vector<std::vector<float>> logits;
-  std::vector<std::string> where; // per rank of this process
+  std::vector<std::string> where;                  // per rank of this process
   int64_t initNs = 0, prefillNs = 0, decodeNs = 0; // max over ranks
 };
 
@@ -141,17 +141,19 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
                   "creating the world group for the statistics")))
     return st;
 
-  // ids, sequences, positions, next ids (i32), then logits (f32).
-  int64_t maxT = info.max_tokens, vocab = info.vocab;
-  if ((st = check(moert_buffer_alloc(ctx, size_t(maxT * 16 + maxT * vocab * 4),
+  // ids, sequences, positions, sampled rows, next ids (i32), then logits
+  // (f32, one row per sequence).
+  int64_t maxT = info.max_tokens, vocab = info.vocab, maxB = info.max_batch;
+  if ((st = check(moert_buffer_alloc(ctx, size_t(maxT * 20 + maxB * vocab * 4),
                                      &res.io),
                   "allocating the token buffers")))
     return st;
   moert_view_t ids = moert_make_view(res.io, 0, MOERT_I32),
                seqs = moert_make_view(res.io, maxT, MOERT_I32),
                pos = moert_make_view(res.io, 2 * maxT, MOERT_I32),
-               next = moert_make_view(res.io, 3 * maxT, MOERT_I32),
-               logits = moert_make_view(res.io, 4 * maxT, MOERT_F32);
+               sampled = moert_make_view(res.io, 3 * maxT, MOERT_I32),
+               next = moert_make_view(res.io, 4 * maxT, MOERT_I32),
+               logits = moert_make_view(res.io, 5 * maxT, MOERT_F32);
   // An attention group (tp consecutive ranks) shares its sequences; its
   // first rank writes them.
   int32_t tp = std::max<int32_t>(1, info.attention_tp);
@@ -160,12 +162,11 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   bool writes = rank % tp == 0 && (job.split || rank == 0);
   int64_t newTokens = job.options->maxNewTokens;
 
-  // One forward over (id, sequence, position) triples; then each local
-  // sequence's chosen id and logits row `rows[b]`.
+  // One forward over (id, sequence, position) triples, sampling token
+  // rows[b] of each local sequence b: its chosen id and logits row b.
   std::vector<int32_t> hostIds, hostSeqs, hostPos;
-  std::vector<int32_t> hostNext(static_cast<size_t>(maxT)),
-      last(static_cast<size_t>(count));
-  auto forward = [&](const std::vector<int64_t> &rows, int64_t step) {
+  std::vector<int32_t> last(static_cast<size_t>(count));
+  auto forward = [&](const std::vector<int32_t> &rows, int64_t step) {
     int64_t tokens = int64_t(hostIds.size());
     if ((st = check(moert_buffer_upload(ctx, ids, hostIds.data(), tokens),
                     "uploading the ids")) ||
@@ -173,20 +174,21 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
                     "uploading the sequences")) ||
         (st = check(moert_buffer_upload(ctx, pos, hostPos.data(), tokens),
                     "uploading the positions")) ||
-        (st = check(job.forward(ctx, res.state, nullptr, tokens, ids, seqs,
-                                pos, logits, next, call),
+        (st = check(moert_buffer_upload(ctx, sampled, rows.data(), count),
+                    "uploading the sampled rows")) ||
+        (st = check(job.forward(ctx, res.state, nullptr, tokens, count, ids,
+                                seqs, pos, sampled, logits, next, call),
                     "forward")) ||
-        (st = check(moert_buffer_download(ctx, hostNext.data(), next, tokens),
+        (st = check(moert_buffer_download(ctx, last.data(), next, count),
                     "downloading the next ids")))
       return st;
     for (int64_t b = 0; b < count; ++b) {
-      last[size_t(b)] = hostNext[size_t(rows[size_t(b)])];
       if (!writes)
         continue;
       size_t p = size_t(first + b);
       job.newIds[p][size_t(step)] = last[size_t(b)];
       moert_view_t row = logits;
-      row.offset += rows[size_t(b)] * vocab;
+      row.offset += b * vocab;
       if ((st = check(moert_buffer_download(
                           ctx, job.logits[p].data() + step * vocab, row, vocab),
                       "downloading the logits")))
@@ -196,7 +198,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   };
 
   // Prefill: every local prompt in one forward, sequence b in slot b.
-  std::vector<int64_t> rows;
+  std::vector<int32_t> rows;
   for (int64_t b = 0; b < count; ++b) {
     const std::vector<int32_t> &prompt = prompts[size_t(first + b)];
     for (size_t t = 0; t < prompt.size(); ++t) {
@@ -204,7 +206,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
       hostSeqs.push_back(int32_t(b));
       hostPos.push_back(int32_t(t));
     }
-    rows.push_back(int64_t(hostIds.size()) - 1);
+    rows.push_back(int32_t(hostIds.size()) - 1);
   }
   start = moert_model_clock_ns();
   if ((st = forward(rows, 0)))
@@ -220,7 +222,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
       hostSeqs[size_t(b)] = int32_t(b);
       hostPos[size_t(b)] =
           int32_t(prompts[size_t(first + b)].size() + size_t(step) - 1);
-      rows[size_t(b)] = b;
+      rows[size_t(b)] = int32_t(b);
     }
     if ((st = forward(rows, step)))
       return st;
@@ -267,9 +269,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   job.init = init;
   job.forward = forward;
   job.ranks = ranks;
-  BatchPlan plan = planBatch(options.backend, ranks.worldSize,
-                             std::max<int32_t>(1, info.attention_tp), prompts,
-                             newTokens);
+  BatchPlan plan =
+      planBatch(options.backend, ranks.worldSize,
+                std::max<int32_t>(1, info.attention_tp), prompts, newTokens);
   job.split = plan.split;
   job.perRank = plan.perRank;
   for (size_t p = 0; p < prompts.size(); ++p)
@@ -282,9 +284,9 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
          " positions (prompt + new tokens - 1) but the model's KV caches hold ",
          info.max_seq, " (compile with a larger max-seq)");
   if (plan.tokens > info.max_tokens || plan.perRank > info.max_batch)
-    fail(MOERT_INVALID_ARGUMENT, "a rank prefills ", plan.tokens,
-         " tokens of ", plan.perRank, " sequence(s); the model holds ",
-         info.max_tokens, " tokens and ", info.max_batch,
+    fail(MOERT_INVALID_ARGUMENT, "a rank prefills ", plan.tokens, " tokens of ",
+         plan.perRank, " sequence(s); the model holds ", info.max_tokens,
+         " tokens and ", info.max_batch,
          " sequences per rank (compile with larger tokens / max-batch)");
   job.newIds.assign(size_t(batch), std::vector<int32_t>(size_t(newTokens)));
   job.logits.assign(size_t(batch),
@@ -317,7 +319,12 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
   // transformers side of bench/generate counts them).
   double prefillMs = job.prefillNs / 1e6;
   double decodeMs = newTokens > 1 ? job.decodeNs / 1e6 / (newTokens - 1) : 0;
-  std::printf("weights loaded in %.3f s\n", job.initNs / 1e9);
+  std::printf("weights loaded in %.3f s; per rank: weights %lld bytes, KV "
+              "caches %lld (%lld sequences x %lld positions), activations "
+              "%lld\n",
+              job.initNs / 1e9, (long long)info.weight_bytes,
+              (long long)info.cache_bytes, (long long)info.max_batch,
+              (long long)info.max_seq, (long long)info.peak_bytes);
   std::printf("%-22s %12s\n", "phase", "time");
   std::printf("%-22s %9.3f ms\n", "prefill", prefillMs);
   std::printf("%-22s %9.3f ms\n", "decode per token", decodeMs);

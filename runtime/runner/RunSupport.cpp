@@ -27,8 +27,7 @@ RunSession::~RunSession() {
 }
 
 void RunSession::run(moert_rank_fn_t fn, void *user,
-                     const std::vector<std::string> &where,
-                     int32_t firstRank) {
+                     const std::vector<std::string> &where, int32_t firstRank) {
   moert_status_t st = moert_world_run(world_, fn, user);
   if (st == MOERT_OK)
     return;

@@ -265,8 +265,7 @@ moert_status_t runRank(moert_context_t ctx, void *user) {
   int64_t start = moert_model_clock_ns();
   {
     InitDone done{job.initsDone};
-    if ((st = check(job.model.init(ctx, job.weights, res.state, call),
-                    "init")))
+    if ((st = check(job.model.init(ctx, job.weights, res.state, call), "init")))
       return st;
   }
   int64_t initNs = moert_model_clock_ns() - start;

@@ -57,9 +57,9 @@ struct RunOptions {
 // options and the runner's checks.
 struct BatchPlan {
   bool split = false;
-  int64_t perRank = 0;  // sequences per rank (max-batch)
-  int64_t tokens = 0;   // the largest prefill of a rank (tokens)
-  int64_t maxSeq = 0;   // the longest prompt + new tokens - 1 (max-seq)
+  int64_t perRank = 0; // sequences per rank (max-batch)
+  int64_t tokens = 0;  // the largest prefill of a rank (tokens)
+  int64_t maxSeq = 0;  // the longest prompt + new tokens - 1 (max-seq)
 };
 BatchPlan planBatch(moert_backend_t backend, int32_t worldSize,
                     int32_t attentionTp,

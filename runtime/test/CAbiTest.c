@@ -5,6 +5,38 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A struct-configured decoder call and the greedy argmax, from C: rope at
+   position 0 leaves a head unchanged; argmax of {1, 3, 3} is 1. */
+static moert_status_t decoderCalls(moert_context_t ctx) {
+  float x[4] = {1, 2, 3, 4}, logits[3] = {1, 3, 3};
+  int32_t zero = 0, id = -1;
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 64, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t xs = moert_make_view(buffer, 0, MOERT_F32),
+               pos = moert_make_view(buffer, 4, MOERT_I32),
+               scores = moert_make_view(buffer, 5, MOERT_F32),
+               ids = moert_make_view(buffer, 8, MOERT_I32);
+  moert_rope_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.type = MOERT_ROPE_DEFAULT;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  if ((status = moert_buffer_upload(ctx, xs, x, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, pos, &zero, 1)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, scores, logits, 3)) == MOERT_OK &&
+      (status = moert_rope(ctx, &cfg, xs, pos, 1, 1, 4)) == MOERT_OK &&
+      (status = moert_argmax(ctx, scores, ids, 1, 3)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, x, xs, 4)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, &id, ids, 1)) == MOERT_OK &&
+      (x[0] != 1 || x[3] != 4 || id != 1))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
 static moert_status_t rankBody(moert_context_t ctx, void *user) {
   int32_t ranks[2] = {0, 1};
   moert_group_t group;
@@ -16,6 +48,8 @@ static moert_status_t rankBody(moert_context_t ctx, void *user) {
   moert_group_destroy(group);
   if (status == MOERT_OK && value != 3)
     status = MOERT_INTERNAL;
+  if (status == MOERT_OK)
+    status = decoderCalls(ctx);
   (void)user;
   return status;
 }

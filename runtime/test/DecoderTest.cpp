@@ -68,8 +68,8 @@ std::vector<double> referenceInvFreq(const moert_rope_config_t &cfg,
     for (int64_t i = 0; i < dim / 2; ++i) {
       double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
       double extrapolation = 1 - ramp;
-      inv[i] = inv[i] / cfg.factor * (1 - extrapolation) +
-               inv[i] * extrapolation;
+      inv[i] =
+          inv[i] / cfg.factor * (1 - extrapolation) + inv[i] * extrapolation;
     }
   }
   return inv;
@@ -152,8 +152,7 @@ TEST_P(RopeTypes, RotatesHalvesAtEachPosition) {
 
 INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                          ::testing::Values(MOERT_ROPE_DEFAULT,
-                                           MOERT_ROPE_LINEAR,
-                                           MOERT_ROPE_LLAMA3,
+                                           MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
 // Prefill of two sequences of different lengths, then one decode token

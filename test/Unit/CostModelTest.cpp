@@ -181,8 +181,8 @@ TEST(CostModel, AttentionSplitsItsHeads) {
   EXPECT_EQ(dp.kvCacheBytesPerToken, 2 * 1024 * 2);
   EXPECT_EQ(tp.kvCacheBytesPerToken, 1024 * 2);
   // Projections 4 S H (q + kv), scores and values 4 S^2 q.
-  EXPECT_DOUBLE_EQ(dp.flops, 4.0 * 512 * 4096 * (4096 + 1024) +
-                                 4.0 * 512 * 512 * 4096);
+  EXPECT_DOUBLE_EQ(dp.flops,
+                   4.0 * 512 * 4096 * (4096 + 1024) + 4.0 * 512 * 512 * 4096);
   EXPECT_DOUBLE_EQ(tp.flops, dp.flops / 2);
   EXPECT_EQ(dp.denseCommSeconds, 0.0);
   EXPECT_GT(tp.denseCommSeconds, 0.0); // the all-reduce of the outputs

@@ -652,8 +652,8 @@ static LogicalResult expectTokenRows(Operation *op, StringRef what, Value v) {
   if (failed(expectRank(op, what, v, 2)))
     return failure();
   if (tensorType(v).isDynamicDim(1))
-    return op->emitOpError() << what << " must have a static row size, got "
-                             << v.getType();
+    return op->emitOpError()
+           << what << " must have a static row size, got " << v.getType();
   return success();
 }
 
@@ -712,16 +712,19 @@ LogicalResult AttentionOp::verify() {
                          << dim << " must be even";
   KvCacheType cache = getCache().getType();
   if (cache.getKvHeads() != kvHeads || cache.getHeadDim() != dim)
-    return emitOpError() << "cache holds " << cache.getKvHeads()
-                         << " heads of " << cache.getHeadDim()
-                         << " but the op has kv_heads " << kvHeads
-                         << " and head_dim " << dim;
+    return emitOpError() << "cache holds " << cache.getKvHeads() << " heads of "
+                         << cache.getHeadDim() << " but the op has kv_heads "
+                         << kvHeads << " and head_dim " << dim;
   if (failed(expectShape(*this, "positions", getPositions(), {tokens})) ||
       failed(expectShape(*this, "sequences", getSequences(), {tokens})) ||
-      failed(expectShape(*this, "q weight", getQWeight(), {heads * dim, hidden})) ||
-      failed(expectShape(*this, "k weight", getKWeight(), {kvHeads * dim, hidden})) ||
-      failed(expectShape(*this, "v weight", getVWeight(), {kvHeads * dim, hidden})) ||
-      failed(expectShape(*this, "o weight", getOWeight(), {hidden, heads * dim})) ||
+      failed(expectShape(*this, "q weight", getQWeight(),
+                         {heads * dim, hidden})) ||
+      failed(expectShape(*this, "k weight", getKWeight(),
+                         {kvHeads * dim, hidden})) ||
+      failed(expectShape(*this, "v weight", getVWeight(),
+                         {kvHeads * dim, hidden})) ||
+      failed(expectShape(*this, "o weight", getOWeight(),
+                         {hidden, heads * dim})) ||
       failed(expectShape(*this, "result", getResult(), {tokens, hidden})))
     return failure();
   for (auto [what, w] : {std::pair<StringRef, Value>{"q weight", getQWeight()},
@@ -755,6 +758,16 @@ LogicalResult AttentionOp::verify() {
                          << " must be the input's, "
                          << tensorType(getInput()).getElementType();
   return success();
+}
+
+LogicalResult GatherRowsOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())) ||
+      failed(expectRank(*this, "rows", getRows(), 1)) ||
+      failed(expectSameElementType(*this, "result", getResult(), getInput())))
+    return failure();
+  return expectShape(*this, "result", getResult(),
+                     {tensorType(getRows()).getDimSize(0),
+                      tensorType(getInput()).getDimSize(1)});
 }
 
 LogicalResult LmHeadOp::verify() {

@@ -604,6 +604,28 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
+def Moe_GatherRowsOp : Moe_Op<"gather_rows", [Pure]> {
+  let summary = "the token rows that sample: result[i] = input[rows[i]]";
+  let description = [{
+    Before the final norm and the LM head, so that they run on the rows
+    whose logits are used (the last prompt token of each sequence in a
+    prefill) rather than on every token. A row outside the step's tokens is
+    a run-time error.
+
+    ```mlir
+    %last = moe.gather_rows %x, %rows : tensor<?x64xf32>, tensor<?xi32>
+        -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$rows);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $rows attr-dict `:` type($input) `,` type($rows) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Moe_LmHeadOp : Moe_Op<"lm_head", [Pure]> {
   let summary = "logits = x . W^T in fp32";
   let description = [{

@@ -575,7 +575,8 @@ LogicalResult RmsNormOp::verify() {
 /// A view of `rows` token rows of `width` i32 elements or more.
 static LogicalResult expectIndexRows(Operation *op, StringRef what, Value view,
                                      int64_t rows) {
-  if (failed(expectType(op, what, view, IntegerType::get(op->getContext(), 32))))
+  if (failed(
+          expectType(op, what, view, IntegerType::get(op->getContext(), 32))))
     return failure();
   return expectCount(op, what, view, rows);
 }
@@ -599,9 +600,10 @@ LogicalResult LinearOp::verify() {
 
 LogicalResult EmbeddingOp::verify() {
   Operation *op = *this;
-  if (failed(expectPositive(op, "vocab", getVocab())) ||
+  // The table's rows are a run-time count: it holds whole rows.
+  if (failed(expectPositive(op, "hidden", getHidden())) ||
       failed(expectFloat(op, "table", getTable())) ||
-      failed(expectCount(op, "table", getTable(), getVocab() * getHidden())))
+      failed(tokenBound(op, "table", getTable(), getHidden())))
     return failure();
   if (failed(verifyTokenViews(op, getHidden(), {{"out", getOut()}})))
     return failure();
@@ -627,15 +629,15 @@ LogicalResult RopeOp::verify() {
 /// of `rows`.
 template <typename OpTy>
 static LogicalResult verifyCache(OpTy op, int64_t rows) {
-  for (auto [what, v] : {std::pair<StringRef, int64_t>{"kv_heads",
-                                                       op.getKvHeads()},
-                         {"head_dim", op.getHeadDim()},
-                         {"max_batch", op.getMaxBatch()},
-                         {"max_seq", op.getMaxSeq()}})
+  for (auto [what, v] :
+       {std::pair<StringRef, int64_t>{"kv_heads", op.getKvHeads()},
+        {"head_dim", op.getHeadDim()},
+        {"max_batch", op.getMaxBatch()},
+        {"max_seq", op.getMaxSeq()}})
     if (failed(expectPositive(op, what, v)))
       return failure();
-  int64_t elements = 2 * op.getMaxBatch() * op.getMaxSeq() *
-                     op.getKvHeads() * op.getHeadDim();
+  int64_t elements =
+      2 * op.getMaxBatch() * op.getMaxSeq() * op.getKvHeads() * op.getHeadDim();
   if (failed(expectFloat(op, "cache", op.getCache())) ||
       failed(expectCount(op, "cache", op.getCache(), elements)) ||
       failed(expectIndexRows(op, "sequences", op.getSequences(), rows)))
@@ -657,14 +659,15 @@ LogicalResult AttentionOp::verify() {
     return failure();
   if (getHeads() % getKvHeads() != 0)
     return emitOpError() << "heads (" << getHeads()
-                         << ") must be a multiple of kv_heads ("
-                         << getKvHeads() << ")";
+                         << ") must be a multiple of kv_heads (" << getKvHeads()
+                         << ")";
   float scale = getScale().convertToFloat();
   if (!(scale > 0.0f) || std::isinf(scale))
     return emitOpError() << "scale must be finite and > 0, got " << scale;
   int64_t width = getHeads() * getHeadDim();
   if (failed(expectPositive(*this, "head_dim", getHeadDim())) ||
-      failed(verifyTokenViews(*this, width, {{"q", getQ()}, {"out", getOut()}})))
+      failed(
+          verifyTokenViews(*this, width, {{"q", getQ()}, {"out", getOut()}})))
     return failure();
   return verifyCache(*this, viewType(getQ()).getCount() / width);
 }

@@ -621,13 +621,17 @@ def Moert_EmbeddingOp
     : Moert_CallOp<"embedding", "moert_embedding", "embedding"> {
   let summary = "moert_embedding: out[s] = table[ids[s]]";
   let description = [{
+    The token embedding (`vocab` a constant), and the rows that sample
+    (`moe.gather_rows`: the table is the step's hidden states, `vocab` its
+    token count).
+
     ```mlir
-    moert.embedding %ctx, %ids, %table -> %x tokens %s vocab 96 hidden 64
+    moert.embedding %ctx, %ids, %table -> %x tokens %s vocab %v hidden 64
         : !moert.view<i32, 64>, !moert.view<f32, 6144> -> !moert.view<f32, 4096>
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_In:$ids, Moert_In:$table,
-                       Moert_Out:$out, I64:$tokens, I64Prop:$vocab,
+                       Moert_Out:$out, I64:$tokens, I64:$vocab,
                        I64Prop:$hidden);
   let assemblyFormat = [{
     $ctx `,` $ids `,` $table `->` $out `tokens` $tokens `vocab` $vocab

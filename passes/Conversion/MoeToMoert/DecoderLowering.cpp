@@ -31,12 +31,37 @@ struct EmbeddingLowering : OpLoweringOf<EmbeddingOp> {
   }
   LogicalResult emit(EmbeddingOp op, LoweringState &state) const override {
     auto table = cast<ShapedType>(op.getTable().getType());
+    OpBuilder &b = state.getBuilder();
     Value out = state.newView(op.getResult());
-    moert::EmbeddingOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
+    Value vocab =
+        arith::ConstantIntOp::create(b, op.getLoc(), table.getDimSize(0), 64);
+    moert::EmbeddingOp::create(b, op.getLoc(), state.getCtx(),
                                state.view(op.getIds()),
                                state.view(op.getTable()), out,
-                               state.getTokens(), table.getDimSize(0),
-                               table.getDimSize(1));
+                               state.getTokens(), vocab, table.getDimSize(1));
+    return success();
+  }
+};
+
+/// The rows that sample, gathered as an embedding whose table is the step's
+/// hidden states (its run-time rows: the tokens).
+struct GatherRowsLowering : OpLoweringOf<GatherRowsOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  LogicalResult analyze(GatherRowsOp op, LoweringState &state) const override {
+    if (!state.isDecoder() ||
+        op.getRows() != state.getFunction().getBody().front().getArgument(3))
+      return op.emitError() << "convert-moe-to-moert gathers the decoder's "
+                               "sampled rows (its fourth argument) only";
+    state.setBound(op.getResult(), state.bound(op.getRows()));
+    return success();
+  }
+  LogicalResult emit(GatherRowsOp op, LoweringState &state) const override {
+    Value out = state.newView(op.getResult());
+    moert::EmbeddingOp::create(
+        state.getBuilder(), op.getLoc(), state.getCtx(),
+        state.view(op.getRows()), state.view(op.getInput()), out,
+        state.getSampleCount(), state.getTokens(), hiddenOf(op.getInput()));
+    state.setCount(op.getResult(), state.getSampleCount());
     return success();
   }
 };
@@ -50,10 +75,11 @@ struct RmsNormLowering : OpLoweringOf<RmsNormOp> {
   LogicalResult emit(RmsNormOp op, LoweringState &state) const override {
     OpBuilder &b = state.getBuilder();
     Value out = state.newView(op.getResult());
+    Value rows = state.countOf(op.getInput());
+    state.setCount(op.getResult(), rows);
     moert::RmsNormOp::create(
         b, op.getLoc(), state.getCtx(), state.view(op.getInput()),
-        state.view(op.getWeight()), out, state.getTokens(),
-        hiddenOf(op.getInput()),
+        state.view(op.getWeight()), out, rows, hiddenOf(op.getInput()),
         b.getF32FloatAttr(op.getEpsilon().convertToDouble()));
     return success();
   }
@@ -65,12 +91,10 @@ struct AttentionScratch {
   int64_t q, k, v, o, bytes;
   AttentionScratch(AttentionOp op, int64_t tokens) {
     int64_t elem = elementBytes(getElementTypeOrSelf(op.getInput().getType()));
-    int64_t qBytes =
-        alignTo(mulSizes(mulSizes(tokens, op.getHeads() * op.getHeadDim()),
-                         elem));
-    int64_t kvBytes =
-        alignTo(mulSizes(mulSizes(tokens, op.getKvHeads() * op.getHeadDim()),
-                         elem));
+    int64_t qBytes = alignTo(
+        mulSizes(mulSizes(tokens, op.getHeads() * op.getHeadDim()), elem));
+    int64_t kvBytes = alignTo(
+        mulSizes(mulSizes(tokens, op.getKvHeads() * op.getHeadDim()), elem));
     q = 0;
     k = qBytes;
     v = addSizes(k, kvBytes);
@@ -111,8 +135,10 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
                                    (base + offset) / elem)
           .getResult();
     };
-    Value q = scratch(layout.q, heads * dim), k = scratch(layout.k, kvHeads * dim),
-          v = scratch(layout.v, kvHeads * dim), o = scratch(layout.o, heads * dim);
+    Value q = scratch(layout.q, heads * dim),
+          k = scratch(layout.k, kvHeads * dim),
+          v = scratch(layout.v, kvHeads * dim),
+          o = scratch(layout.o, heads * dim);
     Value ctx = state.getCtx(), tokens = state.getTokens();
     Value x = state.view(op.getInput());
     moert::LinearOp::create(b, loc, ctx, x, state.view(op.getQWeight()),
@@ -126,8 +152,8 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
                             kvHeads * dim, hidden);
     if (op.getQNorm()) {
       // A [D] weight normalises each head (rows of D), else the whole row.
-      bool perHead = cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) ==
-                     dim;
+      bool perHead =
+          cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) == dim;
       auto epsilon = b.getF32FloatAttr(op.getNormEpsilon().convertToDouble());
       auto norm = [&](Value rows, Value weight, int64_t n) {
         Value count = tokens;
@@ -170,11 +196,12 @@ struct LmHeadLowering : OpLoweringOf<LmHeadOp> {
   LogicalResult emit(LmHeadOp op, LoweringState &state) const override {
     auto weight = cast<ShapedType>(op.getWeight().getType());
     Value out = state.newView(op.getResult());
+    Value rows = state.countOf(op.getInput());
+    state.setCount(op.getResult(), rows);
     moert::LinearOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
                             state.view(op.getInput()),
-                            state.view(op.getWeight()), Value(), out,
-                            state.getTokens(), weight.getDimSize(0),
-                            weight.getDimSize(1));
+                            state.view(op.getWeight()), Value(), out, rows,
+                            weight.getDimSize(0), weight.getDimSize(1));
     return success();
   }
 };
@@ -188,7 +215,8 @@ struct ArgmaxLowering : OpLoweringOf<ArgmaxOp> {
   LogicalResult emit(ArgmaxOp op, LoweringState &state) const override {
     Value out = state.newView(op.getResult());
     moert::ArgmaxOp::create(state.getBuilder(), op.getLoc(), state.getCtx(),
-                            state.view(op.getInput()), out, state.getTokens(),
+                            state.view(op.getInput()), out,
+                            state.countOf(op.getInput()),
                             hiddenOf(op.getInput()));
     return success();
   }
@@ -197,6 +225,6 @@ struct ArgmaxLowering : OpLoweringOf<ArgmaxOp> {
 } // namespace
 
 void mlir::moe::populateDecoderLowerings(LoweringSet &lowerings) {
-  lowerings.add<EmbeddingLowering, RmsNormLowering, AttentionLowering,
-                LmHeadLowering, ArgmaxLowering>();
+  lowerings.add<EmbeddingLowering, GatherRowsLowering, RmsNormLowering,
+                AttentionLowering, LmHeadLowering, ArgmaxLowering>();
 }

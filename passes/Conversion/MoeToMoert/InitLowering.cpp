@@ -27,8 +27,8 @@ LogicalResult InitLowering::placeWeights() {
         alignTo(mulSizes(state.staticElements(value),
                          elementBytes(getElementTypeOrSelf(value.getType())))));
   };
-  for (BlockArgument arg : entry.getArguments().drop_front(
-           state.getNumInputs())) {
+  for (BlockArgument arg :
+       entry.getArguments().drop_front(state.getNumInputs())) {
     if (isa<KvCacheType>(arg.getType()))
       continue;
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
@@ -188,9 +188,9 @@ void InitLowering::emitWeightViews() {
     auto type = cast<KvCacheType>(arg.getType());
     auto vt = ViewType::get(builder.getContext(), type.getElementType(),
                             state.cacheElements(type));
-    state.setView(arg, ViewOp::create(builder, arg.getLoc(), vt,
-                                      state.getArena(),
-                                      offset / vt.getElementBytes()));
+    state.setView(arg,
+                  ViewOp::create(builder, arg.getLoc(), vt, state.getArena(),
+                                 offset / vt.getElementBytes()));
   }
 }
 

@@ -29,7 +29,8 @@ LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
   auto first = entry.getNumArguments()
                    ? dyn_cast<RankedTensorType>(entry.getArgument(0).getType())
                    : RankedTensorType();
-  decoder = first && first.getRank() == 1 && first.getElementType().isInteger(32);
+  decoder =
+      first && first.getRank() == 1 && first.getElementType().isInteger(32);
 }
 
 int64_t LoweringState::cacheElements(KvCacheType type) const {
@@ -82,19 +83,22 @@ LogicalResult LoweringState::bindInput() {
     return d << " takes more than " << kMaxStateBytes << " bytes";
   };
   if (decoder) {
-    if (entry.getNumArguments() < 3)
-      return func.emitError("a decoder takes token ids, sequences and "
-                            "positions");
-    for (BlockArgument arg : entry.getArguments().take_front(3)) {
+    if (entry.getNumArguments() < 4)
+      return func.emitError("a decoder takes token ids, sequences, "
+                            "positions and the rows that sample");
+    for (BlockArgument arg : entry.getArguments().take_front(4)) {
       auto type = dyn_cast<RankedTensorType>(arg.getType());
       if (!type || type.getRank() != 1 || !type.isDynamicDim(0) ||
           !type.getElementType().isInteger(32))
         return emitError(arg.getLoc())
-               << "a decoder takes its token ids, sequences and positions "
-                  "as tensor<?xi32>, got "
+               << "a decoder takes its token ids, sequences, positions and "
+                  "the rows that sample as tensor<?xi32>, got "
                << arg.getType();
       setBound(arg, maxTokens);
     }
+    // A step samples at most one row per sequence it holds.
+    if (maxBatch > 0)
+      setBound(entry.getArgument(3), std::min(maxBatch, maxTokens));
     bool hasCache = llvm::any_of(entry.getArguments(), [](BlockArgument a) {
       return isa<KvCacheType>(a.getType());
     });
@@ -122,12 +126,11 @@ LogicalResult LoweringState::bindInput() {
         return emitError(arg.getLoc())
                << "a KV cache argument needs the decoder form (token ids "
                   "first)";
-      if (mulSizes(cacheElements(cache),
-                   elementBytes(cache.getElementType())) > kMaxStateBytes)
+      if (mulSizes(cacheElements(cache), elementBytes(cache.getElementType())) >
+          kMaxStateBytes)
         return emitError(arg.getLoc())
                << "the KV cache at max-batch " << maxBatch << " x max-seq "
-               << maxSeq << " takes more than " << kMaxStateBytes
-               << " bytes";
+               << maxSeq << " takes more than " << kMaxStateBytes << " bytes";
       continue;
     }
     auto type = dyn_cast<RankedTensorType>(arg.getType());
@@ -221,6 +224,8 @@ Block *LoweringState::beginStep() {
   arena = body->addArgument(stateType, func.getLoc());
   stats = body->addArgument(moert::StatsType::get(context), func.getLoc());
   tokens = body->addArgument(builder.getI64Type(), func.getLoc());
+  if (decoder)
+    sampleCount = body->addArgument(builder.getI64Type(), func.getLoc());
   for (Value input : entry.getArguments().take_front(getNumInputs()))
     views[input] = body->addArgument(viewTypeOf(input), input.getLoc());
   if (decoder) // the returned logits and next ids
@@ -237,7 +242,8 @@ void LoweringState::finishStep(Block *body) {
     // What moe_model_info says of a decoder (runtime/moert_model.h).
     func.walk([&](EmbeddingOp embedding) {
       auto table = cast<ShapedType>(embedding.getTable().getType());
-      func->setAttr("moert.hidden", builder.getI64IntegerAttr(table.getDimSize(1)));
+      func->setAttr("moert.hidden",
+                    builder.getI64IntegerAttr(table.getDimSize(1)));
       func->setAttr("moert.dtype", TypeAttr::get(table.getElementType()));
     });
     func.walk([&](LmHeadOp head) {

@@ -41,9 +41,9 @@ public:
   /// next ids out; a KV cache per attention layer) rather than the FFN
   /// stack (hidden states updated in place).
   bool isDecoder() const { return decoder; }
-  /// Leading arguments that are step inputs: x, or ids, sequences and
-  /// positions.
-  unsigned getNumInputs() const { return decoder ? 3 : 1; }
+  /// Leading arguments that are step inputs: x, or ids, sequences,
+  /// positions and the rows that sample.
+  unsigned getNumInputs() const { return decoder ? 4 : 1; }
   /// Sequences and positions each rank's KV caches hold.
   int64_t getMaxBatch() const { return maxBatch; }
   int64_t getMaxSeq() const { return maxSeq; }
@@ -114,6 +114,15 @@ public:
 
   Value getCtx() const { return ctx; }
   Value getTokens() const { return tokens; }
+  /// The run-time row count of `tensor`: the step's tokens, or (after
+  /// moe.gather_rows) the rows that sample.
+  Value countOf(Value tensor) const {
+    Value count = counts.lookup(tensor);
+    return count ? count : tokens;
+  }
+  void setCount(Value tensor, Value count) { counts[tensor] = count; }
+  /// The decoder's count of rows that sample (a step argument).
+  Value getSampleCount() const { return sampleCount; }
   Value getStats() const { return stats; }
   Value getArena() const { return arena; }
 
@@ -190,7 +199,8 @@ private:
   DenseMap<Operation *, int64_t> scratchOffsets;
   moert::BufferType stateType; // weights, then the arena
 
-  Value ctx, tokens, stats, arena;
+  Value ctx, tokens, stats, arena, sampleCount;
+  DenseMap<Value, Value> counts;  // tensor -> its run-time rows, if not tokens
   DenseMap<Value, Value> views;   // moe tensor -> moert view
   DenseMap<Value, Value> scalars; // moe index -> i64
   DenseMap<Value, Value> rowsOf;  // to_experts result -> its row counts

@@ -204,8 +204,8 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
     return attr ? attr.getInt() : 0;
   };
   // The FFN stack's x is its last argument; a decoder names its own.
-  bool decoder = step->getAttrOfType<StringAttr>("moert.entry").getValue() ==
-                 "forward";
+  bool decoder =
+      step->getAttrOfType<StringAttr>("moert.entry").getValue() == "forward";
   int64_t hidden = 0;
   Type dtype;
   if (decoder) {

@@ -5,15 +5,17 @@
 // the embedding writes the residual stream the layers update in place, and
 // attention lowers to projections, per-head q/k norm (rows of 16: tokens x
 // heads), rope, the cache append and causal attention, then the output
-// projection. The logits and next ids are the step's output views.
+// projection. Only the rows that sample (one per sequence: 2 at most) go
+// through the final norm and the LM head, into the step's output views.
 // CHECK-LABEL: func.func @decoder_step(
-// CHECK-SAME: %[[CTX:[^:]*]]: !moert.context, %[[STATE:[^:]*]]: !moert.buffer<103040>, %{{[^:]*}}: !moert.stats, %[[S:[^:]*]]: i64, %[[IDS:[^:]*]]: !moert.view<i32, 8>, %[[SEQ:[^:]*]]: !moert.view<i32, 8>, %[[POS:[^:]*]]: !moert.view<i32, 8>, %[[LOGITS:[^:]*]]: !moert.view<f32, 768>, %[[NEXT:[^:]*]]: !moert.view<i32, 8>)
-// CHECK-SAME: moert.cache_bytes = 16384 : i64, moert.dtype = f32, moert.entry = "forward", moert.hidden = 64 : i64, moert.max_batch = 2 : i64, moert.max_seq = 32 : i64
+// CHECK-SAME: %[[CTX:[^:]*]]: !moert.context, %[[STATE:[^:]*]]: !moert.buffer<103040>, %{{[^:]*}}: !moert.stats, %[[S:[^:]*]]: i64, %[[R:[^:]*]]: i64, %[[IDS:[^:]*]]: !moert.view<i32, 8>, %[[SEQ:[^:]*]]: !moert.view<i32, 8>, %[[POS:[^:]*]]: !moert.view<i32, 8>, %[[ROWS:[^:]*]]: !moert.view<i32, 2>, %[[LOGITS:[^:]*]]: !moert.view<f32, 192>, %[[NEXT:[^:]*]]: !moert.view<i32, 2>)
+// CHECK-SAME: moert.attention_tp = 1 : i64, moert.cache_bytes = 16384 : i64, moert.dtype = f32, moert.entry = "forward", moert.hidden = 64 : i64, moert.max_batch = 2 : i64, moert.max_seq = 32 : i64
 // CHECK-SAME: moert.vocab = 96 : i64
 // CHECK: %[[EMB:.*]] = moert.view %[[STATE]][0] : !moert.buffer<103040> -> !moert.view<f32, 6144>
 // CHECK: %[[CACHE:.*]] = moert.view %[[STATE]][18592] : !moert.buffer<103040> -> !moert.view<f32, 4096>
 // CHECK: %[[X:.*]] = moert.view %[[STATE]]
-// CHECK: moert.embedding %[[CTX]], %[[IDS]], %[[EMB]] -> %[[X]] tokens %[[S]] vocab 96 hidden 64
+// CHECK: %[[VOCAB:.*]] = arith.constant 96 : i64
+// CHECK: moert.embedding %[[CTX]], %[[IDS]], %[[EMB]] -> %[[X]] tokens %[[S]] vocab %[[VOCAB]] hidden 64
 // CHECK: moert.layer
 // CHECK: moert.rms_norm %[[CTX]], %[[X]], %{{.*}} -> %[[N:.*]] tokens %[[S]] hidden 64
 // CHECK: moert.linear %[[CTX]], %[[N]], %{{.*}} -> %[[Q:.*]] tokens %[[S]] n 64 k 64
@@ -28,11 +30,12 @@
 // CHECK: moert.attention %[[CTX]], %[[Q]], %[[CACHE]] at %[[SEQ]], %[[POS]] -> %[[O:.*]] tokens %[[S]] heads 4 kv_heads 2 head_dim 16 max_batch 2 max_seq 32 scale 2.500000e-01
 // CHECK: moert.linear %[[CTX]], %[[O]], %{{.*}} -> %[[A:.*]] tokens %[[S]] n 64 k 64
 // CHECK: moert.add %[[CTX]], %[[X]], %[[A]] -> %[[X]]
-// CHECK: moert.rms_norm %[[CTX]], %[[X]], %{{.*}} -> %[[F:.*]] tokens %[[S]] hidden 64
-// CHECK: moert.linear %[[CTX]], %[[F]], %[[EMB]] -> %[[LOGITS]] tokens %[[S]] n 96 k 64
-// CHECK: moert.argmax %[[CTX]], %[[LOGITS]] -> %[[NEXT]] tokens %[[S]] vocab 96
+// CHECK: moert.embedding %[[CTX]], %[[ROWS]], %[[X]] -> %[[G:.*]] tokens %[[R]] vocab %[[S]] hidden 64
+// CHECK: moert.rms_norm %[[CTX]], %[[G]], %{{.*}} -> %[[F:.*]] tokens %[[R]] hidden 64
+// CHECK: moert.linear %[[CTX]], %[[F]], %[[EMB]] -> %[[LOGITS]] tokens %[[R]] n 96 k 64
+// CHECK: moert.argmax %[[CTX]], %[[LOGITS]] -> %[[NEXT]] tokens %[[R]] vocab 96
 func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
-    %cache: !moe.kv_cache<2, 16, f32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
     %emb: tensor<96x64xf32> {moe.weight = "model.embed_tokens.weight"},
     %ln: tensor<64xf32> {moe.weight = "model.layers.0.input_layernorm.weight"},
     %wq: tensor<64x64xf32> {moe.weight = "q"}, %wk: tensor<32x64xf32> {moe.weight = "k"},
@@ -49,7 +52,8 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
         : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
     moe.yield %a : tensor<?x64xf32>
   }
-  %f = moe.rms_norm %y, %norm epsilon 1.0e-6 : tensor<?x64xf32>, tensor<64xf32>
+  %g = moe.gather_rows %y, %rows : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %f = moe.rms_norm %g, %norm epsilon 1.0e-6 : tensor<?x64xf32>, tensor<64xf32>
   %l = moe.lm_head %f, %emb : tensor<?x64xf32>, tensor<96x64xf32> -> tensor<?x96xf32>
   %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
   return %l, %i : tensor<?x96xf32>, tensor<?xi32>
@@ -60,7 +64,7 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
 // A plan that splits attention needs the all-reduce of its partial outputs
 // (moe-assign-parallelism attention-tp inserts it).
 func.func @tp_attention(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
-    %cache: !moe.kv_cache<4, 16, f32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<4, 16, f32>,
     %w: tensor<64x64xf32> {moe.weight = "w"})
     -> (tensor<?x64xf32>, tensor<?xi32>) {
   %x = moe.embedding %ids, %w : tensor<?xi32>, tensor<64x64xf32> -> tensor<?x64xf32>

@@ -128,3 +128,11 @@ func.func @f(%l: tensor<4x512xf32>) {
   %i = moe.argmax %l : tensor<4x512xf32> -> tensor<3xi32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %rows: tensor<4xi32>) {
+  // expected-error @below {{result must have shape [4, 64], got [3, 64]}}
+  %g = moe.gather_rows %x, %rows : tensor<?x64xf32>, tensor<4xi32> -> tensor<3x64xf32>
+  return
+}

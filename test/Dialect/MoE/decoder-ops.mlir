@@ -30,8 +30,10 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
       qk_norm(%qn, %kn : tensor<16xf32>, tensor<16xf32>) epsilon 1.0e-5
       heads 4 kv_heads 2 head_dim 16 rope <type = yarn, factor = 4.0, original_max_position = 64, attention_factor = 1.1386>
       : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
-  // CHECK: %[[L:.*]] = moe.lm_head %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<512x64xf32> -> tensor<?x512xf32>
-  %l = moe.lm_head %b, %emb : tensor<?x64xf32>, tensor<512x64xf32> -> tensor<?x512xf32>
+  // CHECK: %[[G:.*]] = moe.gather_rows %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %g = moe.gather_rows %b, %pos : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  // CHECK: %[[L:.*]] = moe.lm_head %[[G]], %{{.*}} : tensor<?x64xf32>, tensor<512x64xf32> -> tensor<?x512xf32>
+  %l = moe.lm_head %g, %emb : tensor<?x64xf32>, tensor<512x64xf32> -> tensor<?x512xf32>
   // CHECK: %[[I:.*]] = moe.argmax %[[L]] : tensor<?x512xf32> -> tensor<?xi32>
   %i = moe.argmax %l : tensor<?x512xf32> -> tensor<?xi32>
   return %l, %i : tensor<?x512xf32>, tensor<?xi32>

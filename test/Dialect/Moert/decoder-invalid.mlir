@@ -10,7 +10,7 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moe
 
 func.func @f(%ctx: !moert.context, %s: i64, %ids: !moert.view<f32, 16>, %t: !moert.view<f32, 6144>, %x: !moert.view<f32, 1024>) {
   // expected-error @below {{ids must be a view of 'i32', got '!moert.view<f32, 16>'}}
-  moert.embedding %ctx, %ids, %t -> %x tokens %s vocab 96 hidden 64 : !moert.view<f32, 16>, !moert.view<f32, 6144> -> !moert.view<f32, 1024>
+  moert.embedding %ctx, %ids, %t -> %x tokens %s vocab %s hidden 64 : !moert.view<f32, 16>, !moert.view<f32, 6144> -> !moert.view<f32, 1024>
   return
 }
 

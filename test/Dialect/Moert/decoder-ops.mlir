@@ -9,8 +9,8 @@ func.func @decoder(%ctx: !moert.context, %s: i64, %ids: !moert.view<i32, 16>,
     %w: !moert.view<bf16, 4096>, %b: !moert.view<bf16, 64>,
     %q: !moert.view<bf16, 1024>, %k: !moert.view<bf16, 512>,
     %cache: !moert.view<bf16, 8192>, %logits: !moert.view<f32, 1536>) {
-  // CHECK: moert.embedding %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} vocab 96 hidden 64
-  moert.embedding %ctx, %ids, %table -> %x tokens %s vocab 96 hidden 64 : !moert.view<i32, 16>, !moert.view<bf16, 6144> -> !moert.view<bf16, 1024>
+  // CHECK: moert.embedding %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} vocab %{{.*}} hidden 64
+  moert.embedding %ctx, %ids, %table -> %x tokens %s vocab %s hidden 64 : !moert.view<i32, 16>, !moert.view<bf16, 6144> -> !moert.view<bf16, 1024>
   // CHECK: moert.linear {{.*}} bias {{.*}} tokens %{{.*}} n 64 k 64
   moert.linear %ctx, %x, %w bias %b -> %q tokens %s n 64 k 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 4096>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
   // CHECK: moert.rope {{.*}} heads 4 head_dim 16 <type = llama3, theta = 5.0e+05, factor = 8.0, original_max_position = 8192>

@@ -30,7 +30,7 @@
 // MESH: error: attention-tp 3 does not divide the 4 ranks
 
 func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
-    %cache: !moe.kv_cache<2, 16, f32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
     %emb: tensor<96x64xf32> {moe.weight = "model.embed_tokens.weight"},
     %ln: tensor<64xf32> {moe.weight = "model.layers.0.input_layernorm.weight"},
     %wq: tensor<64x64xf32> {moe.weight = "q"}, %wk: tensor<32x64xf32> {moe.weight = "k"},
@@ -47,7 +47,8 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
         : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
     moe.yield %a : tensor<?x64xf32>
   }
-  %f = moe.rms_norm %y, %norm epsilon 1.0e-6 : tensor<?x64xf32>, tensor<64xf32>
+  %g = moe.gather_rows %y, %rows : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %f = moe.rms_norm %g, %norm epsilon 1.0e-6 : tensor<?x64xf32>, tensor<64xf32>
   %l = moe.lm_head %f, %emb : tensor<?x64xf32>, tensor<96x64xf32> -> tensor<?x96xf32>
   %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
   return %l, %i : tensor<?x96xf32>, tensor<?xi32>
