@@ -269,7 +269,11 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   builder.setInsertionPointToEnd(body);
   Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
   Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
-  for (auto [layer, cache] : llvm::zip(model.layers, caches)) {
+  for (auto [layerRef, cacheRef] : llvm::zip(model.layers, caches)) {
+    // Named copies: the lambdas below capture them (clang 14, which builds
+    // the sanitized tree, cannot capture structured bindings).
+    const LayerDesc &layer = layerRef;
+    Value cache = cacheRef;
     std::string base = "model.layers." + std::to_string(layer.index) + ".";
     Location selfAttn =
         NameLoc::get(builder.getStringAttr(base + "self_attn"), attnLoc);
