@@ -30,6 +30,9 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import report  # noqa: E402  (bench/report.py)
+
 FAMILIES = ["mixtral", "olmoe", "qwen2_moe", "qwen3_moe"]
 
 
@@ -71,6 +74,24 @@ def run(args, ckpt, prompts):
     return prefill, decode
 
 
+def plot(pairs, path):
+    """Prefill ms and decode ms/token, moe-run beside transformers, per row."""
+    plt = report.pyplot()
+    if not plt:
+        return
+    labels = [f"{r['family']}\n{r['dtype']} b{r['batch']}" for r, _ in pairs]
+    x = np.arange(len(pairs))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(pairs) + 4), 4.5))
+    for ax, key, title in ((axes[0], "prefill_ms", "prefill (ms)"),
+                           (axes[1], "decode_ms_per_token", "decode (ms / token)")):
+        ax.bar(x - 0.2, [r[key] for r, _ in pairs], 0.4, label="moe-run")
+        ax.bar(x + 0.2, [t[key] if t else 0 for _, t in pairs], 0.4, label="transformers")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_title(title + ", lower is better")
+        ax.legend()
+    report.save(fig, path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--moe-run", required=True)
@@ -84,6 +105,9 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--output", help="append JSON lines here")
     ap.add_argument("--torch", help="torch_generate.py's JSON lines: print both side by side")
+    ap.add_argument("--save", action="store_true",
+                    help="with --torch: write the table (.md) and a plot (.png) under bench/results/")
+    ap.add_argument("--out-dir", help="with --save: instead of bench/results/")
     ap.add_argument("--dry-run", action="store_true", help="the -tiny checkpoints and sizes")
     args = ap.parse_args()
     if args.dry_run:
@@ -125,15 +149,25 @@ def main():
                 r = json.loads(line)
                 if r.get("kind") == "torch_generate":
                     torch_rows[(r["family"], r["dtype"], r["batch"])] = r
-        print("\n| family | dtype | batch | prefill ms moe-run / torch | decode ms/token moe-run / torch "
-              "| tokens/s moe-run / torch |")
-        print("|---|---|---|---|---|---|")
+        table = report.Table()
+        table.print(f"moe-run vs transformers generate: {args.prompt_tokens} prompt tokens, "
+                    f"{args.new_tokens} new tokens, {args.threads} threads, median of {args.repeats}")
+        table.print()
+        table.print("| family | dtype | batch | prefill ms moe-run / torch | decode ms/token moe-run / torch "
+                    "| tokens/s moe-run / torch |")
+        table.print("|---|---|---|---|---|---|")
+        pairs = []
         for r in rows:
             t = torch_rows.get((r["family"], r["dtype"], r["batch"]))
+            pairs.append((r, t))
             def pair(key, fmt):
                 return f"{r[key]:{fmt}} / " + (f"{t[key]:{fmt}}" if t else "-")
-            print(f"| {r['family']} | {r['dtype']} | {r['batch']} | {pair('prefill_ms', '.2f')} | "
-                  f"{pair('decode_ms_per_token', '.3f')} | {pair('decode_tokens_per_s', '.1f')} |")
+            table.print(f"| {r['family']} | {r['dtype']} | {r['batch']} | {pair('prefill_ms', '.2f')} | "
+                        f"{pair('decode_ms_per_token', '.3f')} | {pair('decode_tokens_per_s', '.1f')} |")
+        if args.save:
+            base = report.result_base("generate", args.out_dir)
+            table.write(base + ".md")
+            plot(pairs, base + ".png")
     return 0
 
 
