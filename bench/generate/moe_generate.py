@@ -112,6 +112,8 @@ def main():
     args = ap.parse_args()
     if args.dry_run:
         args.batch, args.prompt_tokens, args.new_tokens, args.repeats = [1, 2], 8, 4, 1
+    if args.save and not args.torch:
+        ap.error("--save writes the side-by-side table: give --torch too")
     if args.new_tokens < 2:
         ap.error("--new-tokens must be >= 2 (decode is timed between steps)")
     meta = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
