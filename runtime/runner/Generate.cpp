@@ -107,20 +107,6 @@ struct GenerateJob {
   int64_t initNs = 0, prefillNs = 0, decodeNs = 0; // max over ranks
 };
 
-struct GenerateResources {
-  moert_context_t ctx;
-  moert_buffer_t state = nullptr, io = nullptr;
-  moert_group_t world = nullptr;
-  ~GenerateResources() {
-    if (world)
-      moert_group_destroy(world);
-    if (io)
-      moert_buffer_free(ctx, io);
-    if (state)
-      moert_buffer_free(ctx, state);
-  }
-};
-
 moert_status_t generateRank(moert_context_t ctx, void *user) {
   GenerateJob &job = *static_cast<GenerateJob *>(user);
   const moert_model_info_t &info = *job.info;
@@ -128,7 +114,7 @@ moert_status_t generateRank(moert_context_t ctx, void *user) {
   int32_t rank = moert_context_rank(ctx);
   RankCheck check(job.where[size_t(rank - job.ranks.first)]);
   const char **call = check.call();
-  GenerateResources res{ctx};
+  RankResources res{ctx};
   moert_status_t st;
   if ((st = check(moert_buffer_alloc(ctx, size_t(info.state_bytes), &res.state),
                   "allocating the model state")))

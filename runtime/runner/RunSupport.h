@@ -33,6 +33,26 @@ private:
   const char *call_ = nullptr;
 };
 
+// One rank's buffers, group and graph, released on every path out of the
+// rank (members a mode does not use stay null).
+struct RankResources {
+  moert_context_t ctx;
+  moert_buffer_t state = nullptr, io = nullptr, gathered = nullptr;
+  moert_group_t world = nullptr;
+  moert_graph_t graph = nullptr;
+  ~RankResources() {
+    moert_graph_destroy(ctx, graph);
+    if (world)
+      moert_group_destroy(world);
+    if (gathered)
+      moert_buffer_free(ctx, gathered);
+    if (io)
+      moert_buffer_free(ctx, io);
+    if (state)
+      moert_buffer_free(ctx, state);
+  }
+};
+
 // The weights and the world of one run, closed on every path out.
 class RunSession {
 public:

@@ -199,24 +199,6 @@ private:
 };
 
 // Owned by one rank; freed on every path out of runRank.
-struct RankResources {
-  moert_context_t ctx;
-  moert_buffer_t state = nullptr, io = nullptr, gathered = nullptr;
-  moert_group_t world = nullptr;
-  moert_graph_t graph = nullptr;
-  ~RankResources() {
-    moert_graph_destroy(ctx, graph);
-    if (world)
-      moert_group_destroy(world);
-    if (gathered)
-      moert_buffer_free(ctx, gathered);
-    if (io)
-      moert_buffer_free(ctx, io);
-    if (state)
-      moert_buffer_free(ctx, state);
-  }
-};
-
 // What a captured step does: restore x from the staged f32 input, then step
 // without statistics (they would be read back to the host).
 struct CapturedStep {
