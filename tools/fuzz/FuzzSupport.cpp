@@ -66,3 +66,16 @@ void fuzz::Session::compile(ModuleOp module) {
     return;
   (void)translateModelToCpp(module, llvm::nulls());
 }
+
+int fuzz::fuzzModule(
+    const uint8_t *data, size_t size,
+    const std::function<OwningOpRef<ModuleOp>(llvm::SourceMgr &,
+                                              MLIRContext *)> &read) {
+  if (size > kMaxInputBytes)
+    return -1;
+  Session session(data, size);
+  if (OwningOpRef<ModuleOp> module =
+          read(session.source(), session.getContext()))
+    session.compile(*module);
+  return 0;
+}

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace mlir::moe::fuzz {
 
@@ -42,6 +43,12 @@ private:
   llvm::SourceMgr sourceMgr;
   uint64_t hash;
 };
+
+/// One fuzzer input: too large is rejected (-1: kept out of the corpus),
+/// else `read` turns it into a module that, if it gets one, is compiled.
+int fuzzModule(const uint8_t *data, size_t size,
+               const std::function<OwningOpRef<ModuleOp>(llvm::SourceMgr &,
+                                                         MLIRContext *)> &read);
 
 } // namespace mlir::moe::fuzz
 

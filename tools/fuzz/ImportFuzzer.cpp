@@ -13,11 +13,8 @@
 using namespace mlir;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size > moe::fuzz::kMaxInputBytes)
-    return -1;
-  moe::fuzz::Session session(data, size);
-  if (OwningOpRef<ModuleOp> module =
-          moe::MOE_FUZZ_IMPORTER(session.source(), session.getContext()))
-    session.compile(*module);
-  return 0;
+  return moe::fuzz::fuzzModule(
+      data, size, [](llvm::SourceMgr &source, MLIRContext *context) {
+        return moe::MOE_FUZZ_IMPORTER(source, context);
+      });
 }

@@ -12,11 +12,8 @@
 using namespace mlir;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size > moe::fuzz::kMaxInputBytes)
-    return -1;
-  moe::fuzz::Session session(data, size);
-  if (OwningOpRef<ModuleOp> module =
-          moe::parseAndVerifyModule(session.source(), session.getContext()))
-    session.compile(*module);
-  return 0;
+  return moe::fuzz::fuzzModule(
+      data, size, [](llvm::SourceMgr &source, MLIRContext *context) {
+        return moe::parseAndVerifyModule(source, context);
+      });
 }
