@@ -583,6 +583,15 @@ moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
 moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
                                     moert_view_t send, moert_view_t recv,
                                     int64_t count);
+/* Duplicate-token dropping (DeepSpeed-TED): the members hold the same
+   *tokens rows of x [*tokens, hidden]; member m's share is the rows
+   [m*c, min(*tokens, (m+1)*c)) with c = ceil(*tokens / G), copied to share.
+   *tokens becomes the share's row count (0 for members past the end).
+   moert_all_gather of c * hidden elements per member restores the rows in
+   order at the front of its recv. */
+moert_status_t moert_token_share(moert_context_t ctx, moert_group_t group,
+                                 moert_view_t x, moert_view_t share,
+                                 int64_t hidden, int64_t *tokens);
 /* The same as moert_all_reduce on one host scalar (dropless capacity). */
 moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
                                     moert_reduce_op_t op, int64_t *value);

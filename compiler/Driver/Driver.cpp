@@ -93,6 +93,8 @@ struct Options {
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
   cl::opt<int64_t> attentionTp{moe::sameAs(compile.attentionTp)};
+  cl::opt<moe::DuplicateTokens> duplicateTokens{
+      moe::sameAs(compile.duplicateTokens)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
   cl::opt<std::string> weights{
       "weights",
@@ -331,6 +333,7 @@ int mlir::moe::runDriver(int argc, char **argv) {
   compile.ep = opts.ep;
   compile.tp = opts.tp;
   compile.attentionTp = opts.attentionTp;
+  compile.duplicateTokens = opts.duplicateTokens;
   compile.fuse = opts.fuse;
   // A captured step may not read the gate's counts back.
   compile.staticCapacity = opts.cudaGraphs;

@@ -69,6 +69,9 @@ private:
   template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult shardAttention(AttentionOp attention, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
+  void shareTokens(LayerOp layer, PlanAttr attentionPlan);
+  bool canShareTokens(LayerParts &parts, const cost::Plan &plan,
+                    bool anyAttention);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
   friend AssignParallelismDeclaredOptions &
@@ -79,7 +82,8 @@ private:
   /// count.
   llvm::MapVector<BlockArgument, ShardAttr> shards;
   void printReport(MutableArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
-                   const cost::PlanChoice &choice, MeshAttr mesh,
+                   const cost::PlanChoice &choice,
+                   ArrayRef<int64_t> unsharedAllToAllBytes, MeshAttr mesh,
                    int64_t stepTokens);
 };
 
@@ -331,6 +335,29 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   return failure(walk.wasInterrupted());
 }
 
+/// Duplicate-token dropping (DeepSpeed-TED): the ranks of an attention tp
+/// group hold the same tokens, so each runs the layer on its share of them
+/// and the group all-gathers the outputs before the residual add.
+void AssignParallelismPass::shareTokens(LayerOp layer,
+                                        PlanAttr attentionPlan) {
+  FlatSymbolRefAttr grid = gridFor(attentionPlan);
+  Block &body = layer.getBody().front();
+  Value input = layer.getBodyInput();
+  Location loc = layer.getLoc();
+  OpBuilder builder = OpBuilder::atBlockBegin(&body);
+  auto tpAxis = builder.getDenseI16ArrayAttr({2});
+  auto share = shard::AllSliceOp::create(builder, loc, input.getType(), grid,
+                                         tpAxis, input,
+                                         builder.getIndexAttr(0));
+  input.replaceAllUsesExcept(share, share);
+  auto yield = cast<YieldOp>(body.getTerminator());
+  builder.setInsertionPoint(yield);
+  auto all = shard::AllGatherOp::create(builder, loc, input.getType(), grid,
+                                        tpAxis, yield.getValue(),
+                                        builder.getIndexAttr(0));
+  yield.getValueMutable().assign(all);
+}
+
 void AssignParallelismPass::attachShards() {
   getOperation().walk([&](func::FuncOp func) {
     func.setType(FunctionType::get(func.getContext(),
@@ -348,6 +375,20 @@ void AssignParallelismPass::attachShards() {
     }
     func.setAllArgAttrs(argAttrs);
   });
+}
+
+/// Whether a layer after tensor-parallel attention can drop the duplicate
+/// tokens: dropless routing (a capacity would change with the token count)
+/// without expert slicing, and a dynamic token dimension.
+bool AssignParallelismPass::canShareTokens(LayerParts &parts,
+                                         const cost::Plan &plan,
+                                         bool anyAttention) {
+  if (duplicateTokens == DuplicateTokens::keep || attentionTp == 1 ||
+      !anyAttention ||
+      !parts.isMoe() || plan.tp != 1 || !parts.gate.getRouting().isDropless())
+    return false;
+  auto tokens = cast<RankedTensorType>(parts.layer.getInput().getType());
+  return tokens.isDynamicDim(0);
 }
 
 void AssignParallelismPass::runOnOperation() {
@@ -403,26 +444,42 @@ void AssignParallelismPass::runOnOperation() {
                        << " does not divide the " << ranks << " ranks";
     return signalPassFailure();
   }
+  // Attention: data parallel, or heads split over attention-tp ranks
+  // (priced as planned).
+  PlanAttr attentionAttr = PlanAttr::get(&getContext(), ranks / attentionTp,
+                                         1, attentionTp, AllToAllVariant::flat);
+  bool anyAttention = llvm::any_of(
+      layers, [](const LayerParts &parts) { return bool(parts.attention); });
   SmallVector<PlanAttr> plans;
-  for (auto [parts, plan] : llvm::zip(layers, choice.plans)) {
+  SmallVector<int64_t> unsharedAllToAllBytes(layers.size(), 0);
+  for (auto [index, parts] : llvm::enumerate(layers)) {
+    cost::Plan &plan = choice.plans[index];
     PlanAttr attr = PlanAttr::get(&getContext(), plan.dp, plan.ep, plan.tp,
                                   toIR(plan.allToAll));
-    // Attention: data parallel, or heads split over attention-tp ranks
-    // (priced as planned).
     if (parts.attention) {
-      attr = PlanAttr::get(&getContext(), ranks / attentionTp, 1, attentionTp,
-                           AllToAllVariant::flat);
-      cost::Plan attentionPlan;
-      attentionPlan.dp = ranks / attentionTp;
-      attentionPlan.tp = attentionTp;
-      size_t index = &parts - layers.begin();
-      choice.plans[index] = attentionPlan;
+      attr = attentionAttr;
+      plan = cost::Plan();
+      plan.dp = ranks / attentionTp;
+      plan.tp = attentionTp;
       choice.estimates[index] =
-          cost::estimate(shapes[index], costMesh, attentionPlan, stepTokens);
+          cost::estimate(shapes[index], costMesh, plan, stepTokens);
     }
     plans.push_back(attr);
     if (failed(rewriteLayer(parts, attr)))
       return signalPassFailure();
+    if (canShareTokens(parts, plan, anyAttention)) {
+      cost::Plan shared = plan;
+      shared.tokenShare = attentionTp;
+      cost::Estimate sharedEstimate =
+          cost::estimate(shapes[index], costMesh, shared, stepTokens);
+      if (duplicateTokens == DuplicateTokens::drop ||
+          sharedEstimate.seconds < choice.estimates[index].seconds) {
+        shareTokens(parts.layer, attentionAttr);
+        unsharedAllToAllBytes[index] = choice.estimates[index].allToAllBytes;
+        plan = shared;
+        choice.estimates[index] = sharedEstimate;
+      }
+    }
   }
   choice.memoryBytes = cost::memoryBytes(choice.estimates);
   if (choice.memoryBytes > costMesh.memoryBytes) {
@@ -433,7 +490,8 @@ void AssignParallelismPass::runOnOperation() {
     return signalPassFailure();
   }
   attachShards();
-  printReport(layers, plans, choice, *meshAttr, stepTokens);
+  printReport(layers, plans, choice, unsharedAllToAllBytes, *meshAttr,
+              stepTokens);
 }
 
 //===----------------------------------------------------------------------===//
@@ -455,6 +513,7 @@ std::string layerKind(LayerParts &parts) {
 void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
+                                        ArrayRef<int64_t> unsharedAllToAllBytes,
                                         MeshAttr mesh, int64_t stepTokens) {
   PlanSummary summary;
   summary.nodes = mesh.getNodes();
@@ -484,6 +543,8 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
     for (ArrayRef<int64_t> group : plan.getExchangeGroups())
       row.exchangeGroups.emplace_back(group.begin(), group.end());
     row.estimate = choice.estimates[i];
+    row.tokenShare = choice.plans[i].tokenShare;
+    row.unsharedAllToAllBytes = unsharedAllToAllBytes[i];
     summary.rows.push_back(std::move(row));
   }
   // The table also travels with the module (moe-run prints it from the
@@ -521,6 +582,7 @@ mlir::moe::declaredAssignParallelismOptions() {
   static AssignParallelismPass pass;
   static AssignParallelismDeclaredOptions options{
       pass.mesh, pass.tokens,      pass.policy, pass.ep,
-      pass.tp,   pass.attentionTp, pass.report, pass.reportFile};
+      pass.tp,   pass.attentionTp, pass.duplicateTokens, pass.report,
+      pass.reportFile};
   return options;
 }

@@ -81,6 +81,8 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
   const int64_t b = layer.bytesPerElement, h = layer.hidden;
   const int64_t group = plan.exchangeGroupSize();
   double bytesRead = 0;
+  // Token share: the layer runs on this rank's share of the tokens.
+  tokens = llvm::divideCeil(tokens, plan.tokenShare);
 
   if (layer.experts > 0) {
     e.capacity = expectedCapacity(layer, tokens);
@@ -157,6 +159,10 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
         mulAll({tokens, addSizes(mulAll({2, q}), mulAll({2, kv})), b}));
   }
 
+  if (plan.tokenShare > 1) // the all-gather that restores the shares
+    e.denseCommSeconds += exchangeSeconds(mesh, AllToAll::flat,
+                                          plan.tokenShare,
+                                          double(tokens) * h * b);
   e.weightBytes = addSizes(
       e.weightBytes, addSizes(e.expertWeightBytes, layer.replicatedBytes));
   bytesRead += layer.replicatedBytes;

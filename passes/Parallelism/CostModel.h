@@ -67,6 +67,10 @@ struct LayerShape {
 struct Plan {
   int64_t dp = 1, ep = 1, tp = 1;
   AllToAll allToAll = AllToAll::flat;
+  // Duplicate-token dropping (DeepSpeed-TED): groups of this many ranks hold
+  // the same tokens (tensor-parallel attention before the layer); each runs
+  // the layer on its 1/tokenShare of them and an all-gather restores them.
+  int64_t tokenShare = 1;
   int64_t exchangeGroupSize() const { return ep * tp; }
 };
 
@@ -79,7 +83,8 @@ struct Estimate {
   double flops = 0;              // per rank
   double allToAllSeconds = 0;    // both exchanges
   double denseCommSeconds = 0;   // dense TP's all-gather + reduce-scatter,
-                                 // tensor-parallel attention's all-reduce
+                                 // tensor-parallel attention's all-reduce,
+                                 // the token-share all-gather
   int64_t kvCacheBytesPerToken = 0; // per rank, keys and values of a position
   double computeSeconds = 0;     // roofline of GEMM flops vs bytes read
   double seconds = 0;

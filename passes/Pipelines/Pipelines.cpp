@@ -23,6 +23,7 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   plan.ep = options.ep;
   plan.tp = options.tp;
   plan.attentionTp = options.attentionTp;
+  plan.duplicateTokens = options.duplicateTokens;
   plan.report = options.report;
   plan.reportFile = options.reportFile;
   pm.addPass(createAssignParallelism(plan));

@@ -24,6 +24,8 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
   ForwardedOption<int64_t> attentionTp{
       *this, declaredAssignParallelismOptions().attentionTp};
+  ForwardedOption<DuplicateTokens> duplicateTokens{
+      *this, declaredAssignParallelismOptions().duplicateTokens};
   ForwardedOption<PlanReport> report{*this,
                                      declaredAssignParallelismOptions().report};
   ForwardedOption<std::string> reportFile{

@@ -187,3 +187,21 @@ TEST(CostModel, AttentionSplitsItsHeads) {
   EXPECT_EQ(dp.denseCommSeconds, 0.0);
   EXPECT_GT(tp.denseCommSeconds, 0.0); // the all-reduce of the outputs
 }
+
+TEST(CostModel, DuplicateTokenDroppingHalvesTheExchange) {
+  // Mixtral's layer after attention split over tp 2: each rank of a pair
+  // dispatches half of the pair's 4096 tokens, then the pair all-gathers.
+  Mesh mesh = h100Nodes(1);
+  Plan all{1, 8, 1};
+  Plan share = all;
+  share.tokenShare = 2;
+  Estimate whole = estimate(mixtral(), mesh, all, 4096);
+  Estimate half = estimate(mixtral(), mesh, share, 4096);
+  EXPECT_EQ(half.capacity, whole.capacity / 2);
+  EXPECT_EQ(half.allToAllBytes, whole.allToAllBytes / 2);
+  // 2 x 3 x 4096 x 14336 flops per row: half the rows, half the router.
+  EXPECT_DOUBLE_EQ(half.flops, whole.flops / 2);
+  // The all-gather: 3 us + 2048 x 4096 x 2 B / 450 GB/s.
+  EXPECT_NEAR(half.denseCommSeconds, 3e-6 + 2048.0 * 4096 * 2 / 450e9, 1e-12);
+  EXPECT_LT(half.seconds, whole.seconds);
+}

@@ -866,6 +866,33 @@ def Moert_ReduceScatterOp : Moert_GatherScatterOp<"reduce_scatter",
     "moert_reduce_scatter: recv = sum over members of their send block for me",
     "moert.reduce_scatter %ctx, %g %part -> %mine count %n : !moert.view<f32, 2048> -> !moert.view<f32, 1024>">;
 
+def Moert_TokenShareOp
+    : Moert_CallOp<"token_share", "moert_token_share", "exchange"> {
+  let summary = "moert_token_share: this member's rows of the group's tokens";
+  let description = [{
+    Duplicate-token dropping: the members hold the same `tokens` rows of
+    `x`; member m copies rows [m*c, min(tokens, (m+1)*c)) with
+    c = ceil(tokens / G) to `share` and gets their count.
+
+    ```mlir
+    %n = moert.token_share %ctx, %g %x -> %share tokens %t hidden 64
+        : !moert.view<f32, 4096> -> !moert.view<f32, 2048>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       Moert_In:$x, Moert_Out:$share, I64Prop:$hidden,
+                       I64:$tokens);
+  let results = (outs I64:$shareTokens);
+  // In place: the local receives `tokens` and returns the share's rows.
+  let callArguments = (ins $ctx, $group, $x, $share, $hidden,
+                           (Moert_Result $tokens));
+  let assemblyFormat = [{
+    $ctx `,` $group $x `->` $share `tokens` $tokens `hidden` $hidden attr-dict
+    `:` type($x) `->` type($share)
+  }];
+  let hasVerifier = 0;
+}
+
 def Moert_AllReduceI64Op
     : Moert_CallOp<"all_reduce_i64", "moert_all_reduce_i64", "exchange",
                    [Pure]> {
