@@ -58,7 +58,12 @@ struct AssignParallelismPass
       return failure();
     if (failed(checkGivenPositive(getArgument(), tokens, errorHandler)))
       return failure();
-    return checkGivenPositive(getArgument(), attentionTp, errorHandler);
+    if (attentionTp < 0)
+      return errorHandler(getArgument() +
+                          ": attention-tp must be 0 (the cost model's "
+                          "choice) or positive, got " +
+                          Twine(int64_t(attentionTp)));
+    return success();
   }
   void runOnOperation() override;
 
@@ -71,7 +76,12 @@ private:
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   void shareTokens(LayerOp layer, PlanAttr attentionPlan);
   bool canShareTokens(LayerParts &parts, const cost::Plan &plan,
-                    bool anyAttention);
+                      bool anyAttention, int64_t attnTp);
+  int64_t chooseAttentionTp(MutableArrayRef<LayerParts> layers,
+                            ArrayRef<cost::LayerShape> shapes,
+                            const cost::PlanChoice &choice,
+                            const cost::Mesh &mesh, int64_t stepTokens,
+                            int64_t ranks);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
   friend AssignParallelismDeclaredOptions &
@@ -176,21 +186,30 @@ LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
 /// Heads split over tp (Megatron style: the group holds the same tokens):
 /// q/k/v rows and their biases by heads, o by its input columns, each rank
 /// its heads' KV cache; the partial outputs are all-reduced.
+/// Why `attention` cannot split its heads `tp` ways, if it cannot.
+static std::optional<std::string> attentionTpRefusal(AttentionOp attention,
+                                                     int64_t tp) {
+  if (attention.getHeads() % tp != 0 || attention.getKvHeads() % tp != 0)
+    return llvm::formatv("has {0} heads and {1} kv heads, which do not split "
+                         "{2} ways (attention-tp)",
+                         attention.getHeads(), attention.getKvHeads(), tp)
+        .str();
+  if (tp > 1 && attention.getQNorm() &&
+      cast<ShapedType>(attention.getQNorm().getType()).getDimSize(0) !=
+          attention.getHeadDim())
+    return llvm::formatv("normalises q and k over the whole projection, which "
+                         "needs every head on one rank: tensor-parallel "
+                         "attention (attention-tp {0}) is not supported for it",
+                         tp)
+        .str();
+  return std::nullopt;
+}
+
 LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
                                                     PlanAttr plan) {
   int64_t tp = plan.getTp();
-  if (attention.getHeads() % tp != 0 || attention.getKvHeads() % tp != 0)
-    return attention.emitOpError()
-           << "has " << attention.getHeads() << " heads and "
-           << attention.getKvHeads() << " kv heads, which do not split " << tp
-           << " ways (attention-tp)";
-  if (attention.getQNorm() &&
-      cast<ShapedType>(attention.getQNorm().getType()).getDimSize(0) !=
-          attention.getHeadDim())
-    return attention.emitOpError()
-           << "normalises q and k over the whole projection, which needs "
-              "every head on one rank: tensor-parallel attention (attention-tp "
-           << tp << ") is not supported for it";
+  if (std::optional<std::string> refusal = attentionTpRefusal(attention, tp))
+    return attention.emitOpError() << *refusal;
   const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
   auto shard = [&](Value weight, ArrayRef<ShardAxis> dims) {
     return !weight || succeeded(shardWeight(weight, dims, plan));
@@ -381,14 +400,72 @@ void AssignParallelismPass::attachShards() {
 /// tokens: dropless routing (a capacity would change with the token count)
 /// without expert slicing, and a dynamic token dimension.
 bool AssignParallelismPass::canShareTokens(LayerParts &parts,
-                                         const cost::Plan &plan,
-                                         bool anyAttention) {
-  if (duplicateTokens == DuplicateTokens::keep || attentionTp == 1 ||
+                                           const cost::Plan &plan,
+                                           bool anyAttention, int64_t attnTp) {
+  if (duplicateTokens == DuplicateTokens::keep || attnTp == 1 ||
       !anyAttention ||
       !parts.isMoe() || plan.tp != 1 || !parts.gate.getRouting().isDropless())
     return false;
   auto tokens = cast<RankedTensorType>(parts.layer.getInput().getType());
   return tokens.isDynamicDim(0);
+}
+
+/// attention-tp=0: the heads split (1 for data parallel) over the fewest
+/// ranks among those with the least modelled step time, one split for every
+/// attention layer (the runner gives a model's ranks one token layout).
+/// Each rank holds `stepTokens` tokens either way, so a tp group serves tp
+/// times fewer distinct tokens: the throughput policy compares time per
+/// distinct token (time x tp), the latency policy the step time itself.
+/// The MoE layers after tensor-parallel attention are priced on the group's
+/// duplicates or on the rank's share, whichever duplicate-tokens allows and
+/// is faster; the memory check stays with the chosen plan.
+int64_t AssignParallelismPass::chooseAttentionTp(
+    MutableArrayRef<LayerParts> layers, ArrayRef<cost::LayerShape> shapes,
+    const cost::PlanChoice &choice, const cost::Mesh &mesh, int64_t stepTokens,
+    int64_t ranks) {
+  int64_t best = 1;
+  double bestSeconds = 0;
+  for (int64_t tp = 1; tp <= ranks; ++tp) {
+    if (ranks % tp != 0)
+      continue;
+    bool splits = true;
+    double seconds = 0;
+    std::vector<cost::Estimate> estimates = choice.estimates;
+    for (auto [index, parts] : llvm::enumerate(layers)) {
+      cost::Estimate &estimate = estimates[index];
+      if (parts.attention) {
+        if (attentionTpRefusal(parts.attention, tp)) {
+          splits = false;
+          break;
+        }
+        cost::Plan plan;
+        plan.dp = ranks / tp;
+        plan.tp = tp;
+        estimate = cost::estimate(shapes[index], mesh, plan, stepTokens);
+      } else if (canShareTokens(parts, choice.plans[index],
+                                /*anyAttention=*/true, tp)) {
+        cost::Plan shared = choice.plans[index];
+        shared.tokenShare = tp;
+        cost::Estimate sharedEstimate =
+            cost::estimate(shapes[index], mesh, shared, stepTokens);
+        if (duplicateTokens == DuplicateTokens::drop ||
+            sharedEstimate.seconds < estimate.seconds)
+          estimate = sharedEstimate;
+      }
+      seconds += estimate.seconds;
+    }
+    // A split that does not fit is no candidate (with none fitting, the
+    // data-parallel plan fails the memory check with its numbers).
+    if (!splits || cost::memoryBytes(estimates) > mesh.memoryBytes)
+      continue;
+    if (policy == cost::Policy::throughput)
+      seconds *= tp;
+    if (tp == 1 || seconds < bestSeconds) {
+      best = tp;
+      bestSeconds = seconds;
+    }
+  }
+  return best;
 }
 
 void AssignParallelismPass::runOnOperation() {
@@ -439,17 +516,25 @@ void AssignParallelismPass::runOnOperation() {
   }
 
   int64_t ranks = meshAttr->getNodes() * meshAttr->getGpusPerNode();
-  if (ranks % attentionTp != 0) {
-    module.emitError() << "attention-tp " << int64_t(attentionTp)
-                       << " does not divide the " << ranks << " ranks";
-    return signalPassFailure();
-  }
-  // Attention: data parallel, or heads split over attention-tp ranks
-  // (priced as planned).
-  PlanAttr attentionAttr = PlanAttr::get(&getContext(), ranks / attentionTp,
-                                         1, attentionTp, AllToAllVariant::flat);
   bool anyAttention = llvm::any_of(
       layers, [](const LayerParts &parts) { return bool(parts.attention); });
+  int64_t attnTp = attentionTp != 0
+                       ? int64_t(attentionTp)
+                       : chooseAttentionTp(layers, shapes, choice, costMesh,
+                                           stepTokens, ranks);
+  if (ranks % attnTp != 0) {
+    module.emitError() << "attention-tp " << attnTp << " does not divide the "
+                       << ranks << " ranks";
+    return signalPassFailure();
+  }
+  if (anyAttention)
+    module->setAttr(MoeDialect::kAttentionTpAttrName,
+                    IntegerAttr::get(IntegerType::get(&getContext(), 64),
+                                     attnTp));
+  // Attention: data parallel, or heads split over attnTp ranks (priced as
+  // planned).
+  PlanAttr attentionAttr = PlanAttr::get(&getContext(), ranks / attnTp, 1,
+                                         attnTp, AllToAllVariant::flat);
   SmallVector<PlanAttr> plans;
   SmallVector<int64_t> unsharedAllToAllBytes(layers.size(), 0);
   for (auto [index, parts] : llvm::enumerate(layers)) {
@@ -459,17 +544,17 @@ void AssignParallelismPass::runOnOperation() {
     if (parts.attention) {
       attr = attentionAttr;
       plan = cost::Plan();
-      plan.dp = ranks / attentionTp;
-      plan.tp = attentionTp;
+      plan.dp = ranks / attnTp;
+      plan.tp = attnTp;
       choice.estimates[index] =
           cost::estimate(shapes[index], costMesh, plan, stepTokens);
     }
     plans.push_back(attr);
     if (failed(rewriteLayer(parts, attr)))
       return signalPassFailure();
-    if (canShareTokens(parts, plan, anyAttention)) {
+    if (canShareTokens(parts, plan, anyAttention, attnTp)) {
       cost::Plan shared = plan;
-      shared.tokenShare = attentionTp;
+      shared.tokenShare = attnTp;
       cost::Estimate sharedEstimate =
           cost::estimate(shapes[index], costMesh, shared, stepTokens);
       if (duplicateTokens == DuplicateTokens::drop ||

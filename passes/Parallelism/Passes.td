@@ -67,7 +67,8 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
     Option<"attentionTp", "attention-tp", "int64_t", /*default=*/"1",
            "Tensor-parallel degree of attention layers: heads split over "
            "this many consecutive ranks that hold the same tokens, partial "
-           "outputs all-reduced (1: data parallel)">,
+           "outputs all-reduced (1: data parallel; 0: the cost model's "
+           "choice)">,
     Option<"duplicateTokens", "duplicate-tokens",
            "::mlir::moe::DuplicateTokens",
            /*default=*/"::mlir::moe::DuplicateTokens::automatic",

@@ -44,6 +44,9 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
                                   declaredConvertMoeToMoertOptions().maxSeq};
 };
 
+/// moe-assign-parallelism's options as `options` set them.
+AssignParallelismOptions assignParallelismOptions(const CompileOptions &options);
+
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)
 /// -> convert-moe-to-moert -> canonicalize, cse -> convert-moert-to-emitc.
 /// Options it cannot honour give a pipeline that fails with a diagnostic

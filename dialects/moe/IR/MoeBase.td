@@ -52,6 +52,10 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kPlanAttrName = "moe.plan";
     /// Module attribute: the plan table moe-assign-parallelism chose.
     static constexpr ::llvm::StringLiteral kPlanTableAttrName = "moe.plan_table";
+    /// Module attribute: the ranks over which a decoder's attention layers
+    /// split their heads (1: data parallel), as moe-assign-parallelism chose.
+    static constexpr ::llvm::StringLiteral kAttentionTpAttrName =
+        "moe.attention_tp";
     /// Module attribute: the checkpoint stores the FFN projections (experts,
     /// shared experts, dense MLPs; not routers) block-quantized:
     /// {format = "fp8_e4m3", block = array<i64: R, C>}, one f32 scale per

@@ -93,6 +93,14 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
                              << "' must be a string on a builtin.module";
     return success();
   }
+  if (name == kAttentionTpAttrName) {
+    auto tp = dyn_cast<IntegerAttr>(attribute.getValue());
+    if (!isa<ModuleOp>(op) || !tp || tp.getInt() < 1)
+      return op->emitError() << "'" << name
+                             << "' must be a positive integer on a "
+                                "builtin.module";
+    return success();
+  }
   if (name == kMeshAttrName) {
     if (!isa<ModuleOp>(op) || !isa<MeshAttr>(attribute.getValue()))
       return op->emitError()
