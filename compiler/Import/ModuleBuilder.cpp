@@ -247,8 +247,8 @@ RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
 Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
                                 Value sequences, Value cache, Location loc) {
   const AttentionDesc &a = model.decoder->attention;
-  std::string base = model.decoder->layerPrefix + std::to_string(layer) + "." +
-                     a.name + ".";
+  std::string base =
+      model.decoder->layerPrefix + std::to_string(layer) + "." + a.name + ".";
   int64_t h = model.hiddenSize, q = a.heads * a.headDim,
           kv = a.kvHeads * a.headDim;
   RopeAttr rope = a.rotary ? ropeAttr(a.rope) : RopeAttr();
@@ -276,8 +276,8 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     Value wo = weight(base + "dense.weight", {h, q}, loc);
     Value attended = AttentionOp::create(
         builder, loc, activationType, input, positions, sequences, cache, wq,
-        wk, wv, wo, bq, bk, bv, Value(), Value(), a.heads, a.kvHeads,
-        a.headDim, rope, epsilon);
+        wk, wv, wo, bq, bk, bv, Value(), Value(), a.heads, a.kvHeads, a.headDim,
+        rope, epsilon);
     // Added after the op: tensor-parallel attention sums its partial
     // outputs first (moe-assign-parallelism puts the all-reduce between).
     Value bo = weight(base + "dense.bias", {h}, loc);
@@ -298,10 +298,9 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     qn = weight(base + "q_norm.weight", {perHead ? a.headDim : q}, loc);
     kn = weight(base + "k_norm.weight", {perHead ? a.headDim : kv}, loc);
   }
-  return AttentionOp::create(
-      builder, loc, activationType, input, positions, sequences, cache, wq, wk,
-      wv, wo, bq, bk, bv, qn, kn, a.heads, a.kvHeads, a.headDim, rope,
-      epsilon);
+  return AttentionOp::create(builder, loc, activationType, input, positions,
+                             sequences, cache, wq, wk, wv, wo, bq, bk, bv, qn,
+                             kn, a.heads, a.kvHeads, a.headDim, rope, epsilon);
 }
 
 FailureOr<std::pair<Value, Value>>
@@ -314,8 +313,8 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
   Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
   if (!d.positionEmbeddingKey.empty()) {
-    Value positionTable = weight(d.positionEmbeddingKey,
-                                 {d.maxPositions, model.hiddenSize}, loc);
+    Value positionTable =
+        weight(d.positionEmbeddingKey, {d.maxPositions, model.hiddenSize}, loc);
     current = PositionEmbeddingOp::create(builder, loc, current, positions,
                                           positionTable);
   }
@@ -325,8 +324,8 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
     const LayerDesc &layer = layerRef;
     Value cache = cacheRef;
     std::string base = d.layerPrefix + std::to_string(layer.index) + ".";
-    Location selfAttn = NameLoc::get(
-        builder.getStringAttr(base + d.attention.name), attnLoc);
+    Location selfAttn =
+        NameLoc::get(builder.getStringAttr(base + d.attention.name), attnLoc);
     FailureOr<Value> attended = residualBlock(
         layer.index, selfAttn, current, base + "input_layernorm",
         [&](Value h) -> FailureOr<Value> {
@@ -337,10 +336,9 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
       return failure();
     Location ffnLoc =
         NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
-    FailureOr<Value> next =
-        residualBlock(layer.index, ffnLoc, *attended,
-                      base + "post_attention_layernorm",
-                      [&](Value h) { return layerBody(layer, h); });
+    FailureOr<Value> next = residualBlock(
+        layer.index, ffnLoc, *attended, base + "post_attention_layernorm",
+        [&](Value h) { return layerBody(layer, h); });
     if (failed(next))
       return failure();
     current = *next;

@@ -24,14 +24,15 @@ using llvm::StringLiteral;
 /// passes them to the gate only when training) and Megatron's training
 /// sequence length.
 static constexpr StringLiteral kIgnored[] = {
-    "seq_length", "attention_dropout", "hidden_dropout",
+    "seq_length",        "attention_dropout",     "hidden_dropout",
     "noisy_gate_policy", "train_capacity_factor", "moe_loss_coeff"};
 
 /// The GPT around the FFN stack; ignored by the FFN-stack import and read by
 /// the whole-model one (readGptDecoder).
 static constexpr StringLiteral kDecoderKeys[] = {
-    "num_attention_heads", "vocab_size", "max_position_embeddings",
-    "layernorm_epsilon", "position_embedding_type", "rope_theta",
+    "num_attention_heads",     "vocab_size",
+    "max_position_embeddings", "layernorm_epsilon",
+    "position_embedding_type", "rope_theta",
     "tie_word_embeddings"};
 
 /// The Megatron-DeepSpeed GPT's decoder: pre-LayerNorm blocks with a fused
@@ -47,8 +48,7 @@ static DecoderDesc readGptDecoder(ConfigFile &c, int64_t hidden,
   d.normEpsilon = c.getNumber("layernorm_epsilon", 1e-5);
   if (!(std::isfinite(d.normEpsilon) && d.normEpsilon >= 0.0))
     c.error("layernorm_epsilon")
-        << "'layernorm_epsilon' must be finite and >= 0, got "
-        << d.normEpsilon;
+        << "'layernorm_epsilon' must be finite and >= 0, got " << d.normEpsilon;
   AttentionDesc &a = d.attention;
   a.loc = c.loc("num_attention_heads");
   a.name = "self_attention";
@@ -76,8 +76,8 @@ static DecoderDesc readGptDecoder(ConfigFile &c, int64_t hidden,
     // Megatron's RotaryEmbedding over the whole head: rotate_half pairs.
     a.rope.theta = c.getNumber("rope_theta", 10000.0);
     if (!(std::isfinite(a.rope.theta) && a.rope.theta > 0.0))
-      c.error("rope_theta") << "'rope_theta' must be finite and > 0, got "
-                            << a.rope.theta;
+      c.error("rope_theta")
+          << "'rope_theta' must be finite and > 0, got " << a.rope.theta;
     if (a.headDim % 2 != 0)
       c.error("num_attention_heads")
           << "head dimension " << a.headDim

@@ -30,8 +30,8 @@ void CpuBackend::layerNorm(int32_t rank, Operand x, Operand weight,
                            int64_t hidden, float epsilon) {
   Scratch &s = scratch(rank);
   const float *w = floatInput(s, slotLayerNormWeight, weight, hidden);
-  const float *b = bias.present() ? floatInput(s, slotLayerNormBias, bias, hidden)
-                             : nullptr;
+  const float *b =
+      bias.present() ? floatInput(s, slotLayerNormBias, bias, hidden) : nullptr;
   float *row = s.floats(slotNormRow, hidden);
   for (int64_t t = 0; t < tokens; ++t) {
     convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);

@@ -30,9 +30,9 @@ std::vector<double> naiveLayerNorm(const Floats &x, const Floats &w,
       var += (x[s * hidden + h] - mean) * (x[s * hidden + h] - mean);
     var /= hidden;
     for (int64_t h = 0; h < hidden; ++h)
-      y[s * hidden + h] = (x[s * hidden + h] - mean) / std::sqrt(var + eps) *
-                              w[h] +
-                          (b ? (*b)[h] : 0.0);
+      y[s * hidden + h] =
+          (x[s * hidden + h] - mean) / std::sqrt(var + eps) * w[h] +
+          (b ? (*b)[h] : 0.0);
   }
   return y;
 }
@@ -51,8 +51,7 @@ TEST(Norms, LayerNormMatchesTheFormulaInPlaceAndWithoutBias) {
     Buffer xb(ctx, x, MOERT_F32), wb(ctx, w, MOERT_F32), bb(ctx, b, MOERT_F32);
     Buffer out(ctx, S * H * 4);
     check(moert_layer_norm(ctx, xb.view(MOERT_F32), wb.view(MOERT_F32),
-                           bb.view(MOERT_F32), out.view(MOERT_F32), S, H,
-                           eps));
+                           bb.view(MOERT_F32), out.view(MOERT_F32), S, H, eps));
     expectClose(out.download<float>(MOERT_F32, S * H),
                 naiveLayerNorm(x, w, &b, S, H, eps), 2e-5);
     // In place on x, no bias.
@@ -142,8 +141,8 @@ TEST(Norms, BiasAddBroadcastsOverRowsInPlace) {
                                       xb.view(MOERT_F32), S, H),
                        MOERT_INVALID_ARGUMENT, "bias");
     EXPECT_MOERT_ERROR(moert_bias_add(ctx, xb.view(MOERT_F32),
-                                      bb.view(MOERT_F32), xb.view(MOERT_F32),
-                                      S, 0),
+                                      bb.view(MOERT_F32), xb.view(MOERT_F32), S,
+                                      0),
                        MOERT_INVALID_ARGUMENT, "extents");
   });
 }

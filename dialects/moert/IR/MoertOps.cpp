@@ -869,11 +869,10 @@ LogicalResult LayerNormOp::verify() {
 
 LogicalResult BiasAddOp::verify() {
   Operation *op = *this;
-  return success(
-      succeeded(verifyTokenViews(op, getHidden(),
-                                 {{"x", getX()}, {"out", getOut()}})) &&
-      succeeded(expectFloat(op, "bias", getBias())) &&
-      succeeded(expectCount(op, "bias", getBias(), getHidden())));
+  return success(succeeded(verifyTokenViews(
+                     op, getHidden(), {{"x", getX()}, {"out", getOut()}})) &&
+                 succeeded(expectFloat(op, "bias", getBias())) &&
+                 succeeded(expectCount(op, "bias", getBias(), getHidden())));
 }
 
 int64_t LoadFusedWeightOp::getLoadedElements() {

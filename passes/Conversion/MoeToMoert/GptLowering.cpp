@@ -67,8 +67,9 @@ struct PositionEmbeddingLowering : OpLoweringOf<PositionEmbeddingOp> {
     state.setBound(op.getResult(), bound);
     state.keepOutOfArena(op.getResult());
     Type element = getElementTypeOrSelf(op.getInput().getType());
-    state.addScratch(op, alignTo(mulSizes(mulSizes(bound, hiddenOf(op.getResult())),
-                                          elementBytes(element))));
+    state.addScratch(op,
+                     alignTo(mulSizes(mulSizes(bound, hiddenOf(op.getResult())),
+                                      elementBytes(element))));
     return success();
   }
   LogicalResult emit(PositionEmbeddingOp op,
@@ -77,18 +78,18 @@ struct PositionEmbeddingLowering : OpLoweringOf<PositionEmbeddingOp> {
     Location loc = op.getLoc();
     auto table = cast<ShapedType>(op.getTable().getType());
     Type element = getElementTypeOrSelf(op.getInput().getType());
-    int64_t bound = state.bound(op.getInput()), hidden = hiddenOf(op.getResult());
+    int64_t bound = state.bound(op.getInput()),
+            hidden = hiddenOf(op.getResult());
     auto vt = moert::ViewType::get(b.getContext(), element, bound * hidden);
-    Value rows = moert::ViewOp::create(b, loc, vt, state.getArena(),
-                                       state.scratchOffsetOf(op) /
-                                           vt.getElementBytes());
+    Value rows =
+        moert::ViewOp::create(b, loc, vt, state.getArena(),
+                              state.scratchOffsetOf(op) / vt.getElementBytes());
     Value positionCount =
         arith::ConstantIntOp::create(b, loc, table.getDimSize(0), 64);
     Value tokens = state.getTokens();
-    moert::EmbeddingOp::create(b, loc, state.getCtx(),
-                               state.view(op.getPositions()),
-                               state.view(op.getTable()), rows, tokens,
-                               positionCount, hidden);
+    moert::EmbeddingOp::create(
+        b, loc, state.getCtx(), state.view(op.getPositions()),
+        state.view(op.getTable()), rows, tokens, positionCount, hidden);
     Value x = state.view(op.getInput());
     Value count = state.tokenElements(hidden, loc);
     moert::AddOp::create(b, loc, state.getCtx(), x, rows, x, count);
@@ -100,6 +101,6 @@ struct PositionEmbeddingLowering : OpLoweringOf<PositionEmbeddingOp> {
 } // namespace
 
 void mlir::moe::populateGptLowerings(LoweringSet &lowerings) {
-  lowerings.add<LayerNormLowering, BiasAddLowering,
-                PositionEmbeddingLowering>();
+  lowerings
+      .add<LayerNormLowering, BiasAddLowering, PositionEmbeddingLowering>();
 }

@@ -199,8 +199,8 @@ LogicalResult InitLowering::emitFusedRowsLoad(
   if (key.contains(MoeDialect::kExpertPlaceholder) || type.getRank() > 3)
     return func.emitError() << "argument #" << arg.getArgNumber() << ": '"
                             << MoeDialect::kWeightRowsAttrName
-                            << "' takes one tensor of rank 1 to 3, not '"
-                            << key << "' of " << type;
+                            << "' takes one tensor of rank 1 to 3, not '" << key
+                            << "' of " << type;
   int64_t splits = degree(axes[0]);
   int64_t fullRows = type.getDimSize(0) * splits;
   if (fullRows % groups != 0 || groups % splits != 0)
