@@ -1,4 +1,4 @@
-// RUN: moe-opt %s -split-input-file --convert-moe-to-moert="tokens=8" -verify-diagnostics | FileCheck %s
+// RUN: moe-opt %s -split-input-file --convert-moe-to-moert="tokens=8 max-batch=2 max-seq=32" -verify-diagnostics | FileCheck %s
 
 // LayerNorm and a bias add lower to their calls; a moe.weight_rows weight
 // (part 1 of 3 in each of 2 row groups of "fused": [2 * 3 * 16, 64]) loads
@@ -35,4 +35,33 @@ func.func @bad_groups(%x: tensor<?x64xf32>,
     moe.yield %d : tensor<?x64xf32>
   }
   return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Positions update the token embedding in place: a second position
+// embedding (on the first one's result) has no embedding to update.
+func.func @twice(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<4, 16, f32>,
+    %emb: tensor<96x64xf32> {moe.weight = "wte"},
+    %wpe: tensor<32x64xf32> {moe.weight = "wpe"},
+    %wq: tensor<64x64xf32> {moe.weight = "q"}, %wk: tensor<64x64xf32> {moe.weight = "k"},
+    %wv: tensor<64x64xf32> {moe.weight = "v"}, %wo: tensor<64x64xf32> {moe.weight = "o"},
+    %norm: tensor<64xf32> {moe.weight = "norm"})
+    -> (tensor<?x96xf32>, tensor<?xi32>) {
+  %x = moe.embedding %ids, %emb : tensor<?xi32>, tensor<96x64xf32> -> tensor<?x64xf32>
+  %p = moe.position_embedding %x positions %pos table %wpe : tensor<?x64xf32>, tensor<?xi32>, tensor<32x64xf32>
+  // expected-error @below {{convert-moe-to-moert adds positions to the token embedding only (its one user)}}
+  %q = moe.position_embedding %p positions %pos table %wpe : tensor<?x64xf32>, tensor<?xi32>, tensor<32x64xf32>
+  %y = moe.layer 0 (%h = %q) : tensor<?x64xf32> {
+    %a = moe.attention %h positions %pos sequences %seq cache %cache : !moe.kv_cache<4, 16, f32>
+        q %wq k %wk v %wv o %wo heads 4 kv_heads 4 head_dim 16
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    moe.yield %a : tensor<?x64xf32>
+  }
+  %g = moe.gather_rows %y, %rows : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %f = moe.layer_norm %g, %norm epsilon 1.0e-5 : tensor<?x64xf32>, tensor<64xf32>
+  %l = moe.lm_head %f, %emb : tensor<?x64xf32>, tensor<96x64xf32> -> tensor<?x96xf32>
+  %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
+  return %l, %i : tensor<?x96xf32>, tensor<?xi32>
 }
