@@ -78,7 +78,7 @@ static DecoderDesc readGptDecoder(ConfigFile &c, int64_t hidden,
     if (!(std::isfinite(a.rope.theta) && a.rope.theta > 0.0))
       c.error("rope_theta")
           << "'rope_theta' must be finite and > 0, got " << a.rope.theta;
-    if (a.headDim % 2 != 0)
+    if (a.heads > 0 && hidden % a.heads == 0 && a.headDim % 2 != 0)
       c.error("num_attention_heads")
           << "head dimension " << a.headDim
           << " is odd: rotary embedding pairs dimensions";
