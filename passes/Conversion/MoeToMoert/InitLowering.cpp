@@ -42,6 +42,11 @@ LogicalResult InitLowering::placeWeights() {
       addSlot(arg, {{arg}});
       continue;
     }
+    if (func.getArgAttr(arg.getArgNumber(), MoeDialect::kWeightRowsAttrName))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": a '"
+             << MoeDialect::kWeightRowsAttrName
+             << "' part cannot be packed into a gate_up weight";
     if (arg != concat.getOperand(0))
       continue; // loaded with the first part
     auto type = cast<RankedTensorType>(concat.getType());
