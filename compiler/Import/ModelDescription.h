@@ -152,6 +152,9 @@ struct DecoderDesc {
   /// embedding; empty: none.
   std::string positionEmbeddingKey;
   int64_t maxPositions = 0;
+  /// Where maxPositions was set (the ops' location: a too long sequence is
+  /// reported there).
+  mlir::LocationAttr positionsLoc;
 };
 
 struct ModelDesc {

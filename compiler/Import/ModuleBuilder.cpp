@@ -313,10 +313,13 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
   Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
   if (!d.positionEmbeddingKey.empty()) {
-    Value positionTable =
-        weight(d.positionEmbeddingKey, {d.maxPositions, model.hiddenSize}, loc);
-    current = PositionEmbeddingOp::create(builder, loc, current, positions,
-                                          positionTable);
+    Location positionsLoc = NameLoc::get(
+        builder.getStringAttr(d.positionEmbeddingKey),
+        d.positionsLoc ? Location(d.positionsLoc) : loc);
+    Value positionTable = weight(d.positionEmbeddingKey,
+                                 {d.maxPositions, model.hiddenSize}, loc);
+    current = PositionEmbeddingOp::create(builder, positionsLoc, current,
+                                          positions, positionTable);
   }
   for (auto [layerRef, cacheRef] : llvm::zip(model.layers, caches)) {
     // Named copies: the lambdas below capture them (clang 14, which builds

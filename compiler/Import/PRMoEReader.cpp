@@ -67,6 +67,7 @@ static DecoderDesc readGptDecoder(ConfigFile &c, int64_t hidden,
   if (positions == "learned_absolute") {
     a.rotary = false;
     d.maxPositions = c.requirePositive("max_position_embeddings", kMaxWidth);
+    d.positionsLoc = c.loc("max_position_embeddings");
     d.positionEmbeddingKey =
         "language_model.embedding.position_embeddings.weight";
     if (c.has("rope_theta"))

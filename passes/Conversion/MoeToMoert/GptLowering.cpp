@@ -63,6 +63,13 @@ struct PositionEmbeddingLowering : OpLoweringOf<PositionEmbeddingOp> {
         !op.getInput().hasOneUse())
       return op.emitError() << "convert-moe-to-moert adds positions to the "
                                "token embedding only (its one user)";
+    // Positions run up to max-seq - 1: every one must have its row.
+    int64_t rows = cast<ShapedType>(op.getTable().getType()).getDimSize(0);
+    if (state.getMaxSeq() > rows)
+      return op.emitError() << "max-seq " << state.getMaxSeq()
+                            << " passes the " << rows
+                            << " positions of the position embedding "
+                               "(max_position_embeddings)";
     int64_t bound = state.bound(op.getInput());
     state.setBound(op.getResult(), bound);
     state.keepOutOfArena(op.getResult());
