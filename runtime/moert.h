@@ -458,6 +458,22 @@ moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
                               moert_view_t weight, moert_view_t out,
                               int64_t tokens, int64_t hidden, float epsilon);
 
+/* Per token of x [tokens, hidden]: out = (x - mean) * rsqrt(var + epsilon) *
+   weight [hidden] + bias [hidden] (biased variance), in fp32 and rounded once
+   to out's dtype (torch.nn.LayerNorm: the Megatron-DeepSpeed GPT). bias may
+   be absent. out may alias x. */
+moert_status_t moert_layer_norm(moert_context_t ctx, moert_view_t x,
+                                moert_view_t weight, moert_view_t bias,
+                                moert_view_t out, int64_t tokens,
+                                int64_t hidden, float epsilon);
+
+/* out[s, :] = x[s, :] + bias [hidden] over tokens rows: a projection's bias
+   added once after its tensor-parallel partial outputs are summed. out may
+   alias x. */
+moert_status_t moert_bias_add(moert_context_t ctx, moert_view_t x,
+                              moert_view_t bias, moert_view_t out,
+                              int64_t tokens, int64_t hidden);
+
 /*===--- The decoder around the FFN stack ---------------------------------===*/
 
 /* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to

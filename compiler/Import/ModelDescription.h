@@ -123,6 +123,16 @@ struct AttentionDesc {
   enum class QkNorm { none, perHead, full } qkNorm = QkNorm::none;
   RopeDesc rope;
   mlir::LocationAttr loc;
+  /// The module under each layer: `self_attn` (q_proj, k_proj, v_proj,
+  /// o_proj) or the Megatron GPT's `self_attention`.
+  std::string name = "self_attn";
+  /// Megatron's `query_key_value` (rows [heads, 3, D]: each head's q, k and
+  /// v together, biased) and `dense` (with a bias) instead of the four
+  /// projections; needs kvHeads == heads.
+  bool fusedQkv = false;
+  /// Rotary positions (`rope`); none when the decoder adds learned
+  /// absolute positions to its embedding.
+  bool rotary = true;
 };
 
 /// What surrounds the FFN stack in the whole decoder: embedding, per-layer
@@ -133,6 +143,18 @@ struct DecoderDesc {
   AttentionDesc attention;
   /// `lm_head.weight`, or the embedding's key when tie_word_embeddings.
   std::string embeddingKey, finalNormKey, lmHeadKey;
+  /// RMSNorm (a weight) or LayerNorm (a weight and a bias: the GPT's
+  /// `<name>.bias` beside each `<name>.weight`).
+  enum class Norm { rms, layer } norm = Norm::rms;
+  /// Layer i's keys start with `layerPrefix` + i + ".".
+  std::string layerPrefix = "model.layers.";
+  /// Learned absolute positions `[maxPositions, H]` added to the token
+  /// embedding; empty: none.
+  std::string positionEmbeddingKey;
+  int64_t maxPositions = 0;
+  /// Where maxPositions was set (the ops' location: a too long sequence is
+  /// reported there).
+  mlir::LocationAttr positionsLoc;
 };
 
 struct ModelDesc {

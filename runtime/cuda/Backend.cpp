@@ -466,6 +466,19 @@ void CudaBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
                 tokens, hidden, epsilon);
 }
 
+void CudaBackend::layerNorm(int32_t rank, Operand x, Operand weight,
+                            Operand bias, Operand out, int64_t tokens,
+                            int64_t hidden, float epsilon) {
+  cuda::layerNorm(*context_, tensor(x), tensor(weight), tensor(bias),
+                  mutableTensor(out), tokens, hidden, epsilon);
+}
+
+void CudaBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
+                          int64_t tokens, int64_t hidden) {
+  cuda::biasAdd(*context_, tensor(x), tensor(bias), mutableTensor(out), tokens,
+                hidden);
+}
+
 void CudaBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
                          Operand out, int64_t tokens, int64_t n, int64_t k) {
   cuda::linear(*context_, tensor(x), tensor(w), tensor(bias),

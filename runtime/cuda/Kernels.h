@@ -250,6 +250,15 @@ void add(Context &ctx, Tensor a, Tensor b, MutableTensor out, int64_t count);
 void rmsNorm(Context &ctx, Tensor x, Tensor weight, MutableTensor out,
              int64_t tokens, int64_t hidden, float epsilon);
 
+// moert_layer_norm (bias may be absent: null data); out may alias x.
+void layerNorm(Context &ctx, Tensor x, Tensor weight, Tensor bias,
+               MutableTensor out, int64_t tokens, int64_t hidden,
+               float epsilon);
+
+// moert_bias_add; out may alias x.
+void biasAdd(Context &ctx, Tensor x, Tensor bias, MutableTensor out,
+             int64_t tokens, int64_t hidden);
+
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);
 

@@ -37,6 +37,32 @@ static moert_status_t decoderCalls(moert_context_t ctx) {
   return status;
 }
 
+/* The PR-MoE GPT's norm calls from C: LayerNorm of {1, 2, 3, 4} (weight 1,
+   no bias) is symmetric around 0; adding the bias {0, 0, 0, 10} moves the
+   last element past 10. */
+static moert_status_t gptCalls(moert_context_t ctx) {
+  float x[4] = {1, 2, 3, 4}, ones[4] = {1, 1, 1, 1}, bias[4] = {0, 0, 0, 10};
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 64, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t xs = moert_make_view(buffer, 0, MOERT_F32),
+               w = moert_make_view(buffer, 4, MOERT_F32),
+               b = moert_make_view(buffer, 8, MOERT_F32);
+  if ((status = moert_buffer_upload(ctx, xs, x, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, w, ones, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, b, bias, 4)) == MOERT_OK &&
+      (status = moert_layer_norm(ctx, xs, w, moert_absent_view(), xs, 1, 4,
+                                 0.0f)) == MOERT_OK &&
+      (status = moert_bias_add(ctx, xs, b, xs, 1, 4)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, x, xs, 4)) == MOERT_OK &&
+      (x[0] > -1.3f || x[0] < -1.4f || x[1] + x[2] > 1e-5f ||
+       x[1] + x[2] < -1e-5f || x[3] < 11.3f || x[3] > 11.4f))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
 static moert_status_t rankBody(moert_context_t ctx, void *user) {
   int32_t ranks[2] = {0, 1};
   moert_group_t group;
@@ -50,6 +76,8 @@ static moert_status_t rankBody(moert_context_t ctx, void *user) {
     status = MOERT_INTERNAL;
   if (status == MOERT_OK)
     status = decoderCalls(ctx);
+  if (status == MOERT_OK)
+    status = gptCalls(ctx);
   (void)user;
   return status;
 }

@@ -44,6 +44,12 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kModelTypeAttrName = "moe.model_type";
     /// Placeholder for the expert index in a stacked weight's key pattern.
     static constexpr ::llvm::StringLiteral kExpertPlaceholder = "{e}";
+    /// Argument attribute `array<i64: G, P, p>`: the weight `[R, ...]` is
+    /// not stored alone but as part p of P in each of G row groups of its
+    /// key's tensor `[G * P * R/G, ...]` (a Megatron GPT's fused QKV: G
+    /// heads, each its q, k and v rows); loaded as that part.
+    static constexpr ::llvm::StringLiteral kWeightRowsAttrName =
+        "moe.weight_rows";
     /// Argument attribute: how a weight is split over its layer's plan.
     static constexpr ::llvm::StringLiteral kShardAttrName = "moe.shard";
     /// Module attribute: the device mesh the module is compiled for.

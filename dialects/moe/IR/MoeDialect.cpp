@@ -60,6 +60,26 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
              << op->getRegion(regionIndex).getArgument(argIndex).getType();
     return success();
   }
+  if (attribute.getName() == kWeightRowsAttrName) {
+    auto rows = dyn_cast<DenseI64ArrayAttr>(attribute.getValue());
+    auto type = dyn_cast<RankedTensorType>(
+        op->getRegion(regionIndex).getArgument(argIndex).getType());
+    if (!rows || rows.size() != 3)
+      return op->emitError()
+             << "'" << kWeightRowsAttrName << "' of argument #" << argIndex
+             << " must be array<i64: groups, parts, part>";
+    int64_t groups = rows[0], parts = rows[1], part = rows[2];
+    if (groups < 1 || parts < 1 || part < 0 || part >= parts)
+      return op->emitError() << "'" << kWeightRowsAttrName << "' of argument #"
+                             << argIndex << ": part " << part << " of " << parts
+                             << " in " << groups << " groups is not a part";
+    if (!type || type.getRank() < 1 || type.getRank() > 3)
+      return op->emitError()
+             << "'" << kWeightRowsAttrName << "' of argument #" << argIndex
+             << " needs a tensor of rank 1 to 3, got "
+             << op->getRegion(regionIndex).getArgument(argIndex).getType();
+    return success();
+  }
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown argument attribute '"
                            << attribute.getName().getValue() << "'";

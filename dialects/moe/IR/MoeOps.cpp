@@ -707,7 +707,7 @@ LogicalResult AttentionOp::verify() {
     return emitOpError() << "heads (" << heads
                          << ") must be a multiple of kv_heads (" << kvHeads
                          << ")";
-  if (dim % 2 != 0)
+  if (getRopeAttr() && dim % 2 != 0)
     return emitOpError() << "rotary embedding pairs dimensions: head_dim "
                          << dim << " must be even";
   KvCacheType cache = getCache().getType();
@@ -788,6 +788,50 @@ LogicalResult ArgmaxOp::verify() {
     return failure();
   return expectShape(*this, "result", getResult(),
                      {tensorType(getInput()).getDimSize(0)});
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  double epsilon = getEpsilon().convertToDouble();
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  int64_t hidden = tensorType(getInput()).getDimSize(1);
+  if (failed(expectShape(*this, "weight", getWeight(), {hidden})))
+    return failure();
+  return success(!getBias() ||
+                 succeeded(expectShape(*this, "bias", getBias(), {hidden})));
+}
+
+LogicalResult BiasAddOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  return expectShape(*this, "bias", getBias(),
+                     {tensorType(getInput()).getDimSize(1)});
+}
+
+LogicalResult PositionEmbeddingOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())) ||
+      failed(expectRank(*this, "positions", getPositions(), 1)) ||
+      failed(expectRank(*this, "table", getTable(), 2)) ||
+      failed(expectSameElementType(*this, "table", getTable(), getInput())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto table = tensorType(getTable());
+  if (!table.hasStaticShape())
+    return emitOpError() << "table must have a static shape, got "
+                         << getTable().getType();
+  if (table.getDimSize(1) != input.getDimSize(1))
+    return emitOpError() << "table rows have " << table.getDimSize(1)
+                         << " elements but the hidden size is "
+                         << input.getDimSize(1);
+  int64_t rows = input.getDimSize(0),
+          positions = tensorType(getPositions()).getDimSize(0);
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(positions) &&
+      rows != positions)
+    return emitOpError() << "has " << positions << " positions for " << rows
+                         << " tokens";
+  return success();
 }
 
 #define GET_OP_CLASSES

@@ -848,6 +848,84 @@ LogicalResult LoadWeightOp::verify() {
                      (count - 1) * stride + box);
 }
 
+//===----------------------------------------------------------------------===//
+// The PR-MoE GPT: LayerNorm, a bias alone, per-head fused QKV weights
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerNormOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenViews(op, getHidden(),
+                              {{"x", getX()}, {"out", getOut()}})) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectCount(op, "weight", getWeight(), getHidden())) ||
+      (getBias() && (failed(expectFloat(op, "bias", getBias())) ||
+                     failed(expectCount(op, "bias", getBias(), getHidden())))))
+    return failure();
+  float epsilon = getEpsilon().convertToFloat();
+  if (!(epsilon >= 0.0f) || std::isinf(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return success();
+}
+
+LogicalResult BiasAddOp::verify() {
+  Operation *op = *this;
+  return success(succeeded(verifyTokenViews(
+                     op, getHidden(), {{"x", getX()}, {"out", getOut()}})) &&
+                 succeeded(expectFloat(op, "bias", getBias())) &&
+                 succeeded(expectCount(op, "bias", getBias(), getHidden())));
+}
+
+int64_t LoadFusedWeightOp::getLoadedElements() {
+  int64_t elements = 1;
+  for (auto [extent, begin, end] : llvm::zip(getShape(), getBegin(), getEnd()))
+    elements *= (end == 0 ? extent : end) - begin;
+  return elements;
+}
+
+LogicalResult LoadFusedWeightOp::verify() {
+  ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
+  ArrayRef<int64_t> fused = getFusedShape(), strides = getFusedStrides();
+  if (shape.empty() || shape.size() > 4 || fused.empty() || fused.size() > 4)
+    return emitOpError() << "a weight and its fused tensor have 1 to 4 "
+                            "dimensions, got "
+                         << shape.size() << " and " << fused.size();
+  if (begin.size() != shape.size() || end.size() != shape.size() ||
+      strides.size() != shape.size())
+    return emitOpError() << "begin, end and strides must have " << shape.size()
+                         << " entries like shape";
+  if (!getOffsets().empty() && getOffsets().size() != shape.size())
+    return emitOpError() << "offsets must be absent or one per dimension ("
+                         << shape.size() << "), got " << getOffsets().size();
+  // The last element of the part must lie inside the fused tensor.
+  int64_t fusedElements = 1, last = getFusedOffset();
+  for (int64_t extent : fused)
+    fusedElements *= extent;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (!getOffsets().empty() && end[d] == 0)
+      return emitOpError() << "dimension " << d
+                           << ": a shifted box needs an explicit end";
+    int64_t stop = end[d] == 0 ? shape[d] : end[d];
+    if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
+      return emitOpError() << "dimension " << d << ": slice [" << begin[d]
+                           << ", " << stop
+                           << ") is not a non-empty part of [0, " << shape[d]
+                           << ")";
+    if (strides[d] < 0)
+      return emitOpError() << "strides must be >= 0, got " << strides[d];
+    last += (shape[d] - 1) * strides[d];
+  }
+  if (getFusedOffset() < 0 || last >= fusedElements)
+    return emitOpError() << "the part reaches element " << last
+                         << " of a fused tensor of " << fusedElements;
+  if (getKey().contains(moe::MoeDialect::kExpertPlaceholder))
+    return emitOpError() << "key '" << getKey()
+                         << "' is a per-expert pattern; a fused part names "
+                            "one tensor";
+  if (failed(expectFloat(*this, "destination", getDst())))
+    return failure();
+  return expectCount(*this, "destination", getDst(), getLoadedElements());
+}
+
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 
 #define GET_OP_CLASSES

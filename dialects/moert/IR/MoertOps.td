@@ -1019,4 +1019,92 @@ def Moert_RecordDropsOp
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// The PR-MoE GPT: LayerNorm, a bias alone, per-head fused QKV weights
+//===----------------------------------------------------------------------===//
+
+def Moert_LayerNormOp
+    : Moert_CallOp<"layer_norm", "moert_layer_norm", "norm"> {
+  let summary = "moert_layer_norm: (x - mean) / sqrt(var + eps) * w (+ b)";
+  let description = [{
+    Per token of `x [S, H]`, in fp32, rounded once to `out`'s dtype
+    (torch.nn.LayerNorm). `out` may be `x`.
+
+    ```mlir
+    moert.layer_norm %ctx, %x, %w bias %b -> %x tokens %s hidden 64
+        epsilon 1.0e-05 : !moert.view<f32, 1024>, !moert.view<f32, 64>,
+        !moert.view<f32, 64> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$weight,
+                       Moert_OptIn:$bias, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$hidden, F32Attr:$epsilon);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $weight (`bias` $bias^)? `->` $out `tokens` $tokens
+    `hidden` $hidden `epsilon` $epsilon attr-dict `:` type($x) `,`
+    type($weight) (`,` type($bias)^)? `->` type($out)
+  }];
+}
+
+def Moert_BiasAddOp : Moert_CallOp<"bias_add", "moert_bias_add", "linear"> {
+  let summary = "moert_bias_add: out[s] = x[s] + bias";
+  let description = [{
+    ```mlir
+    moert.bias_add %ctx, %x, %b -> %x tokens %s hidden 64
+        : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$bias,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $bias `->` $out `tokens` $tokens `hidden` $hidden
+    attr-dict `:` type($x) `,` type($bias) `->` type($out)
+  }];
+}
+
+// &moert_fused_view_t: where a tensor lies inside a fused one.
+def Moert_FusedView : Moert_Encoder<"fusedView">;
+// &moert_weight_request_t of one tensor (no experts), dense.
+def Moert_PartRequest : Moert_Encoder<"partRequest">;
+
+def Moert_LoadFusedWeightOp
+    : Moert_CallOp<"load_fused_weight", "moert_weights_load_fused", ""> {
+  let summary = "moert_weights_load_fused: a part of a fused tensor";
+  let description = [{
+    As `moert.load_weight`, but the request's tensor of `shape` is not
+    stored on its own: element `(i_0, ..)` of it is element `fused_offset +
+    sum_d i_d * fused_strides[d]` of the stored tensor `key` of shape
+    `fused_shape`. The per-head fused QKV projection of a Megatron GPT
+    (`[heads * 3 * D, H]`, each head's q, k and v rows together) gives q as
+    shape `[heads, D, H]`, offset 0, strides `[3*D*H, H, 1]`; k at offset
+    `D*H`, v at `2*D*H`.
+
+    ```mlir
+    moert.load_fused_weight %ctx, %weights "layers.0.qkv.weight"
+        shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z)
+        fused [192, 64] offset 1024 strides [3072, 64, 1]
+        -> %wk : !moert.view<f32, 2048>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
+                       StrAttr:$key, DenseI64ArrayAttr:$shape,
+                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
+                       Variadic<I64>:$offsets,
+                       DenseI64ArrayAttr:$fused_shape, I64Prop:$fused_offset,
+                       DenseI64ArrayAttr:$fused_strides, Moert_Out:$dst);
+  let callArguments = (ins $ctx, $weights,
+      (Moert_PartRequest $key, $shape, $begin, $end, $offsets),
+      (Moert_FusedView $fused_shape, $fused_offset, $fused_strides),
+      $dst);
+  let assemblyFormat = [{
+    $ctx `,` $weights $key `shape` $shape `begin` $begin `end` $end
+    (`+` `(` $offsets^ `)`)? `fused` $fused_shape `offset` $fused_offset
+    `strides` $fused_strides `->` $dst attr-dict `:` type($dst)
+  }];
+  let extraCallOpDeclaration = [{
+    /// Elements the load writes into `dst`.
+    int64_t getLoadedElements();
+  }];
+}
+
 #endif // MOE_DIALECT_MOERT_IR_MOERTOPS_TD

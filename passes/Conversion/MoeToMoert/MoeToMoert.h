@@ -100,6 +100,8 @@ void populateExchangeLowerings(LoweringSet &lowerings);
 void populateDenseLowerings(LoweringSet &lowerings);
 /// embedding, rms_norm, attention, lm_head, argmax.
 void populateDecoderLowerings(LoweringSet &lowerings);
+/// layer_norm, bias_add, position_embedding (the PR-MoE GPT).
+void populateGptLowerings(LoweringSet &lowerings);
 
 } // namespace mlir::moe
 

@@ -424,6 +424,17 @@ void mixes(Session &s) {
   moert_view_t normed = s.random(S * H, bf16);
   check(moert_rms_norm(s.ctx, normed, s.random(H, bf16), normed, S, H, 1e-6f));
   s.keep("rms_norm bf16, in place", normed, S * H);
+  moert_view_t layerNormed = s.random(S * H, bf16);
+  check(moert_layer_norm(s.ctx, layerNormed, s.random(H, bf16),
+                         s.random(H, bf16), layerNormed, S, H, 1e-5f));
+  s.keep("layer_norm bf16, in place", layerNormed, S * H);
+  moert_view_t unbiased = s.poisoned(S * H, f32);
+  check(moert_layer_norm(s.ctx, s.random(S * H, f32), s.random(H, f32),
+                         moert_absent_view(), unbiased, S, H, 1e-5f));
+  s.keep("layer_norm f32, no bias", unbiased, S * H);
+  moert_view_t biased = s.random(S * H, f32);
+  check(moert_bias_add(s.ctx, biased, s.random(H, bf16), biased, S, H));
+  s.keep("bias_add in place", biased, S * H);
 }
 
 void weightLoading(Session &s, const std::string &path) {
