@@ -31,6 +31,7 @@ void mlir::moe::populateMoeToMoertLowerings(LoweringSet &lowerings) {
   populateExchangeLowerings(lowerings);
   populateDenseLowerings(lowerings);
   populateDecoderLowerings(lowerings);
+  populateLatentAttentionLowerings(lowerings);
 }
 
 namespace {

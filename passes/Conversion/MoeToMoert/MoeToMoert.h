@@ -100,6 +100,8 @@ void populateExchangeLowerings(LoweringSet &lowerings);
 void populateDenseLowerings(LoweringSet &lowerings);
 /// embedding, rms_norm, attention, lm_head, argmax.
 void populateDecoderLowerings(LoweringSet &lowerings);
+/// latent_attention (DeepSeek MLA).
+void populateLatentAttentionLowerings(LoweringSet &lowerings);
 
 } // namespace mlir::moe
 
