@@ -239,6 +239,11 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   if (parts.attention && plan.getTp() > 1 &&
       failed(shardAttention(parts.attention, plan)))
     return failure();
+  if (parts.latentAttention && plan.getTp() > 1)
+    return parts.latentAttention.emitOpError()
+           << "tensor-parallel latent attention (attention-tp " << plan.getTp()
+           << ") is not implemented: plan DeepSeek's multi-head latent "
+              "attention data parallel (attention-tp=1)";
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
     if (failed(shardFfn(experts, plan)))
@@ -409,7 +414,7 @@ void AssignParallelismPass::runOnOperation() {
                                   toIR(plan.allToAll));
     // Attention: data parallel, or heads split over attention-tp ranks
     // (priced as planned).
-    if (parts.attention) {
+    if (parts.hasAttention()) {
       attr = PlanAttr::get(&getContext(), ranks / attentionTp, 1, attentionTp,
                            AllToAllVariant::flat);
       cost::Plan attentionPlan;
@@ -441,7 +446,7 @@ void AssignParallelismPass::runOnOperation() {
 //===----------------------------------------------------------------------===//
 
 std::string layerKind(LayerParts &parts) {
-  if (parts.attention)
+  if (parts.hasAttention())
     return "attn"; // fits the table's kind column
   if (!parts.isMoe())
     return "dense";
