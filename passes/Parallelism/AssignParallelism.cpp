@@ -68,6 +68,10 @@ private:
                             PlanAttr plan);
   template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult shardAttention(AttentionOp attention, PlanAttr plan);
+  LogicalResult shardLatentAttention(LatentAttentionOp attention,
+                                     PlanAttr plan);
+  /// The shard.all_reduce over tp that sums `op`'s partial result.
+  void sumOverTp(Operation *op, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
@@ -205,14 +209,41 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
   attention.getCache().setType(
       KvCacheType::get(&getContext(), cache.getKvHeads() / tp,
                        cache.getHeadDim(), cache.getElementType()));
-  OpBuilder builder(attention);
-  builder.setInsertionPointAfter(attention);
+  sumOverTp(attention, plan);
+  return success();
+}
+
+void AssignParallelismPass::sumOverTp(Operation *op, PlanAttr plan) {
+  OpBuilder builder(op);
+  builder.setInsertionPointAfter(op);
   SmallVector<int16_t> tpAxis = {2};
-  auto sum = shard::AllReduceOp::create(
-      builder, attention.getLoc(), attention.getType(),
-      gridFor(plan).getValue(), tpAxis, attention.getResult(),
-      shard::ReductionKind::Sum);
-  attention.getResult().replaceAllUsesExcept(sum, sum);
+  Value result = op->getResult(0);
+  auto sum = shard::AllReduceOp::create(builder, op->getLoc(), result.getType(),
+                                        gridFor(plan).getValue(), tpAxis,
+                                        result, shard::ReductionKind::Sum);
+  result.replaceAllUsesExcept(sum, sum);
+}
+
+/// Multi-head latent attention's heads split over tp: q (q_b or q_proj) and
+/// kv_b rows by heads, o by its input columns; q_a, kv_a, their norms and
+/// the latent cache are whole on every rank of the group (the latent is
+/// shared by all heads), so each rank appends the same latent; the partial
+/// outputs are all-reduced.
+LogicalResult
+AssignParallelismPass::shardLatentAttention(LatentAttentionOp attention,
+                                            PlanAttr plan) {
+  int64_t tp = plan.getTp();
+  if (attention.getHeads() % tp != 0)
+    return attention.emitOpError()
+           << "has " << attention.getHeads() << " heads, which do not split "
+           << tp << " ways (attention-tp)";
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  if (failed(shardWeight(attention.getQWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getKvBWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getOWeight(), {none, byTp}, plan)))
+    return failure();
+  attention.setHeads(attention.getHeads() / tp);
+  sumOverTp(attention, plan);
   return success();
 }
 
@@ -239,11 +270,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   if (parts.attention && plan.getTp() > 1 &&
       failed(shardAttention(parts.attention, plan)))
     return failure();
-  if (parts.latentAttention && plan.getTp() > 1)
-    return parts.latentAttention.emitOpError()
-           << "tensor-parallel latent attention (attention-tp " << plan.getTp()
-           << ") is not implemented: plan DeepSeek's multi-head latent "
-              "attention data parallel (attention-tp=1)";
+  if (parts.latentAttention && plan.getTp() > 1 &&
+      failed(shardLatentAttention(parts.latentAttention, plan)))
+    return failure();
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
     if (failed(shardFfn(experts, plan)))

@@ -4,14 +4,15 @@
 // moert_latent_append (latent norm, k_pe rope, cache store), the absorbed
 // moert_latent_attention and the o projection. Prefill and decode take the
 // same absorbed path (docs/Dialects/MoeRationale.md, "Multi-head latent
-// attention"). Data parallel only: a tensor-parallel plan is refused (the
-// parallelism pass refuses it first).
+// attention"). Data parallel, or tensor parallel (attention-tp: the op
+// already holds this rank's heads, its cache the whole latent, and a
+// shard.all_reduce sums the partial outputs).
 //
 //===----------------------------------------------------------------------===//
 
 #include "passes/Conversion/MoeToMoert/MoeToMoert.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -43,10 +44,13 @@ struct LatentAttentionLowering : OpLoweringOf<LatentAttentionOp> {
   LogicalResult analyze(LatentAttentionOp op,
                         LoweringState &state) const override {
     PlanAttr plan = planOf(op);
-    if (plan && (plan.getEp() > 1 || plan.getTp() > 1))
+    bool summed = op.getResult().hasOneUse() &&
+                  isa<shard::AllReduceOp>(*op.getResult().getUsers().begin());
+    if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
       return op.emitError()
-             << "convert-moe-to-moert lowers data-parallel latent attention "
-                "only; this layer's plan is "
+             << "convert-moe-to-moert lowers data-parallel latent attention, "
+                "or tensor-parallel latent attention whose output a "
+                "shard.all_reduce sums; this layer's plan is "
              << plan;
     int64_t bound = state.bound(op.getInput());
     state.setBound(op.getResult(), bound);

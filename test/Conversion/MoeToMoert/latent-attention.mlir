@@ -55,8 +55,8 @@ func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>
 
 // -----
 
-// A tensor-parallel plan of latent attention is refused (the parallelism
-// pass refuses it first; this is the lowering's own check).
+// A tensor-parallel plan needs the shard.all_reduce of the partial outputs
+// (moe-assign-parallelism inserts it).
 func.func @tp(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
     %rows: tensor<?xi32>, %cache: !moe.latent_cache<16, 8, f32>,
     %emb: tensor<96x64xf32> {moe.weight = "model.embed_tokens.weight"},
@@ -67,7 +67,7 @@ func.func @tp(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
     -> (tensor<?x96xf32>, tensor<?xi32>) {
   %x = moe.embedding %ids, %emb : tensor<?xi32>, tensor<96x64xf32> -> tensor<?x64xf32>
   %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
-    // expected-error @below {{convert-moe-to-moert lowers data-parallel latent attention only; this layer's plan is #moe.plan<dp = 1, ep = 1, tp = 2>}}
+    // expected-error @below {{convert-moe-to-moert lowers data-parallel latent attention, or tensor-parallel latent attention whose output a shard.all_reduce sums; this layer's plan is #moe.plan<dp = 1, ep = 1, tp = 2>}}
     %a = moe.latent_attention %h positions %pos sequences %seq cache %cache
         : !moe.latent_cache<16, 8, f32> q %wq kv_a %wkva norm %nkv kv_b %wkvb
         o %wo heads 4 nope_dim 8 v_dim 16 scale 0.25 epsilon 1.0e-6 rope <>
