@@ -251,9 +251,10 @@ void LoweringState::finishStep(Block *body) {
       func->setAttr("moert.vocab", builder.getI64IntegerAttr(hiddenOf(head)));
     });
     int64_t attentionTp = 1;
-    func.walk([&](AttentionOp attention) {
-      if (PlanAttr plan = planOf(attention))
-        attentionTp = std::max(attentionTp, plan.getTp());
+    func.walk([&](Operation *op) {
+      if (isa<AttentionOp, LatentAttentionOp>(op))
+        if (PlanAttr plan = planOf(op))
+          attentionTp = std::max(attentionTp, plan.getTp());
     });
     func->setAttr("moert.attention_tp", builder.getI64IntegerAttr(attentionTp));
     func->setAttr("moert.max_batch", builder.getI64IntegerAttr(maxBatch));

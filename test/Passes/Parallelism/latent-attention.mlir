@@ -2,6 +2,7 @@
 // RUN: moe-opt %s --moe-assign-parallelism="mesh=1x4 attention-tp=2" | FileCheck %s --check-prefix=TP
 // RUN: not moe-opt %s --moe-assign-parallelism="mesh=1x3 attention-tp=3" 2>&1 | FileCheck %s --check-prefix=HEADS
 // RUN: moe-opt %s --moe-assign-parallelism="mesh=1x4 report=table" -o /dev/null | FileCheck %s --check-prefix=REPORT
+// RUN: moe-opt %s --moe-assign-parallelism="mesh=1x4 attention-tp=2" --convert-moe-to-moert="tokens=8 max-batch=2 max-seq=32" | FileCheck %s --check-prefix=STEP
 
 // DeepSeek's multi-head latent attention, data parallel: every rank its own
 // sequences, latent cache and the whole weights.
@@ -32,6 +33,13 @@
 // HEADS: error: 'moe.latent_attention' op has 4 heads, which do not split 3 ways (attention-tp)
 
 // REPORT: 0 attn {{.*}} 1    4
+
+// The step tells the runner its ranks come in attention groups of 2 (they
+// must hold the same tokens), and sums the partial outputs over the group.
+// STEP: func.func @decoder_step(
+// STEP-SAME: moert.attention_tp = 2 : i64
+// STEP: moert.latent_attention {{.*}} heads 2 nope_dim 8 v_dim 16
+// STEP: moert.all_reduce
 
 func.func @decoder(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
     %rows: tensor<?xi32>, %cache: !moe.latent_cache<16, 8, f32>,
