@@ -101,23 +101,41 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
     latentSlot(sequences, positions, s, shape);
   std::vector<float> invFreq = inverseFrequencies(cfg, dr);
   ThreadPool &pool = gemm(rank).pool;
-  // Per thread: the query, q_lat, the head's kv_b block, one cache row, the
-  // latent output, the output row and the scores.
-  std::vector<std::vector<float>> buffers(pool.size());
+  // Per thread: the query, q_lat, one cache row, the latent output, the
+  // output row and the scores; and the head whose kv_b block it holds in
+  // fp32 (items are head-major, so a thread's next item is mostly the same
+  // head and the block is widened once per run, not per token).
+  struct ThreadState {
+    std::vector<float> buf, wkv;
+    int64_t head = -1;
+  };
+  std::vector<ThreadState> states(pool.size());
+  const int64_t block = (dn + dv) * r;
   pool.parallelFor(tokens * heads.heads, [&](int64_t item, int thread) {
-    int64_t s = item / heads.heads, h = item % heads.heads;
+    int64_t h = item / tokens, s = item % tokens;
     int64_t b = sequences.as<const int32_t>()[s];
     int32_t position = positions.as<const int32_t>()[s];
     int64_t length = int64_t(position) + 1;
-    std::vector<float> &buf = buffers[thread];
-    buf.resize(qRow + r + (dn + dv) * r + row + r + dv + length);
-    float *query = buf.data(), *qLat = query + qRow, *wkv = qLat + r,
-          *entry = wkv + (dn + dv) * r, *oLat = entry + row, *o = oLat + r,
-          *scores = o + dv;
-    convertToFloat(q.at(item * qRow).data, q.dtype, query, qRow);
+    ThreadState &state = states[thread];
+    std::vector<float> &buf = state.buf;
+    buf.resize(qRow + r + row + r + dv + length);
+    float *query = buf.data(), *qLat = query + qRow, *entry = qLat + r,
+          *oLat = entry + row, *o = oLat + r, *scores = o + dv;
+    int64_t rowItem = s * heads.heads + h; // q and out are token-major
+    convertToFloat(q.at(rowItem * qRow).data, q.dtype, query, qRow);
     rotatePairs(cfg, invFreq.data(), query + dn, dr, position);
-    convertToFloat(kvB.at(h * (dn + dv) * r).data, kvB.dtype, wkv,
-                   (dn + dv) * r);
+    const float *wkv;
+    if (kvB.dtype == MOERT_F32) {
+      wkv = kvB.at(h * block).as<const float>();
+    } else {
+      if (state.head != h) {
+        state.wkv.resize(block);
+        convertToFloat(kvB.at(h * block).data, kvB.dtype, state.wkv.data(),
+                       block);
+        state.head = h;
+      }
+      wkv = state.wkv.data();
+    }
     // Absorb W_UK into the query: q_lat = W_UK[h]^T q_nope.
     std::fill(qLat, qLat + r, 0.0f);
     for (int64_t n = 0; n < dn; ++n)
@@ -152,6 +170,6 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
         acc += wuv[v * r + j] * oLat[j];
       o[v] = acc;
     }
-    convertFromFloat(o, out.at(item * dv).data, out.dtype, dv);
+    convertFromFloat(o, out.at(rowItem * dv).data, out.dtype, dv);
   });
 }
