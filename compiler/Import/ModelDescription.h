@@ -113,6 +113,17 @@ struct RopeDesc {
   bool truncate = true;
 };
 
+/// DeepSeek multi-head latent attention (MLA): the low-rank projections
+/// and head widths of `moe.latent_attention`. Its heads and rope are the
+/// AttentionDesc's.
+struct LatentAttentionDesc {
+  /// 0: a plain q_proj (DeepSeek-V2-Lite); else q_a_proj's rank.
+  int64_t qLoraRank = 0;
+  int64_t kvLoraRank = 1, nopeDim = 1, ropeDim = 2, vDim = 1;
+  /// Softmax scale: (nope + rope)^-0.5, times YaRN's mscale^2.
+  double scale = 1.0;
+};
+
 /// Multi-head / grouped-query attention of every decoder layer (the keys
 /// under `model.layers.{i}.self_attn.`).
 struct AttentionDesc {
@@ -133,6 +144,9 @@ struct AttentionDesc {
   /// Rotary positions (`rope`); none when the decoder adds learned
   /// absolute positions to its embedding.
   bool rotary = true;
+  /// Set for multi-head latent attention (DeepSeek); headDim, kvHeads and
+  /// the bias and norm fields are then unused.
+  std::optional<LatentAttentionDesc> latent;
 };
 
 /// What surrounds the FFN stack in the whole decoder: embedding, per-layer

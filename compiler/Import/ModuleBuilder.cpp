@@ -57,6 +57,10 @@ private:
   Value norm(StringRef name, Value input, Location loc);
   Value attention(int64_t layer, Value input, Value positions, Value sequences,
                   Value cache, Location loc);
+  /// DeepSeek's multi-head latent attention of the layer whose attention
+  /// keys start with `base`.
+  Value latentAttention(StringRef base, Value input, Value positions,
+                        Value sequences, Value cache, Location loc);
   RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
@@ -244,11 +248,42 @@ RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
                        llvm::APFloat(r.attentionFactor), r.truncate);
 }
 
+Value ForwardBuilder::latentAttention(StringRef base, Value input,
+                                      Value positions, Value sequences,
+                                      Value cache, Location loc) {
+  const AttentionDesc &a = model.decoder->attention;
+  const LatentAttentionDesc &m = *a.latent;
+  int64_t h = model.hiddenSize, heads = a.heads;
+  auto key = [&](StringRef name) { return (base + name).str(); };
+  Value qA, qANorm, q;
+  if (m.qLoraRank > 0) {
+    qA = weight(key("q_a_proj.weight"), {m.qLoraRank, h}, loc);
+    qANorm = weight(key("q_a_layernorm.weight"), {m.qLoraRank}, loc);
+    q = weight(key("q_b_proj.weight"),
+               {heads * (m.nopeDim + m.ropeDim), m.qLoraRank}, loc);
+  } else {
+    q = weight(key("q_proj.weight"), {heads * (m.nopeDim + m.ropeDim), h}, loc);
+  }
+  Value kvA = weight(key("kv_a_proj_with_mqa.weight"),
+                     {m.kvLoraRank + m.ropeDim, h}, loc);
+  Value kvANorm = weight(key("kv_a_layernorm.weight"), {m.kvLoraRank}, loc);
+  Value kvB = weight(key("kv_b_proj.weight"),
+                     {heads * (m.nopeDim + m.vDim), m.kvLoraRank}, loc);
+  Value o = weight(key("o_proj.weight"), {h, heads * m.vDim}, loc);
+  return LatentAttentionOp::create(
+      builder, loc, activationType, input, positions, sequences, cache, qA,
+      qANorm, q, kvA, kvANorm, kvB, o, heads, m.nopeDim, m.vDim,
+      builder.getF64FloatAttr(m.scale),
+      builder.getF64FloatAttr(model.decoder->normEpsilon), ropeAttr(a.rope));
+}
+
 Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
                                 Value sequences, Value cache, Location loc) {
   const AttentionDesc &a = model.decoder->attention;
   std::string base =
       model.decoder->layerPrefix + std::to_string(layer) + "." + a.name + ".";
+  if (a.latent)
+    return latentAttention(base, input, positions, sequences, cache, loc);
   int64_t h = model.hiddenSize, q = a.heads * a.headDim,
           kv = a.kvHeads * a.headDim;
   RopeAttr rope = a.rotary ? ropeAttr(a.rope) : RopeAttr();
@@ -391,8 +426,11 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
     const AttentionDesc &a = model.decoder->attention;
-    auto cacheType =
-        KvCacheType::get(context, a.kvHeads, a.headDim, elementType);
+    Type cacheType =
+        a.latent ? Type(LatentCacheType::get(context, a.latent->kvLoraRank,
+                                             a.latent->ropeDim, elementType))
+                 : Type(KvCacheType::get(context, a.kvHeads, a.headDim,
+                                         elementType));
     for (size_t i = 0; i < model.layers.size(); ++i) {
       caches.push_back(body->addArgument(cacheType, funcLoc));
       argAttrs.push_back(builder.getDictionaryAttr({}));

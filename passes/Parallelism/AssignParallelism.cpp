@@ -73,6 +73,10 @@ private:
                             PlanAttr plan);
   template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult shardAttention(AttentionOp attention, PlanAttr plan);
+  LogicalResult shardLatentAttention(LatentAttentionOp attention,
+                                     PlanAttr plan);
+  /// The shard.all_reduce over tp that sums `op`'s partial result.
+  void sumOverTp(Operation *op, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
   void shareTokens(LayerOp layer, PlanAttr attentionPlan);
   bool canShareTokens(LayerParts &parts, const cost::Plan &plan,
@@ -205,6 +209,25 @@ static std::optional<std::string> attentionTpRefusal(AttentionOp attention,
   return std::nullopt;
 }
 
+static std::optional<std::string>
+attentionTpRefusal(LatentAttentionOp attention, int64_t tp) {
+  if (attention.getHeads() % tp != 0)
+    return llvm::formatv("has {0} heads, which do not split {1} ways "
+                         "(attention-tp)",
+                         attention.getHeads(), tp)
+        .str();
+  return std::nullopt;
+}
+
+/// Why the attention of `parts` cannot split its heads `tp` ways, if it
+/// cannot.
+static std::optional<std::string> attentionTpRefusal(LayerParts &parts,
+                                                     int64_t tp) {
+  if (parts.attention)
+    return attentionTpRefusal(parts.attention, tp);
+  return attentionTpRefusal(parts.latentAttention, tp);
+}
+
 LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
                                                     PlanAttr plan) {
   int64_t tp = plan.getTp();
@@ -228,14 +251,39 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
   attention.getCache().setType(
       KvCacheType::get(&getContext(), cache.getKvHeads() / tp,
                        cache.getHeadDim(), cache.getElementType()));
-  OpBuilder builder(attention);
-  builder.setInsertionPointAfter(attention);
+  sumOverTp(attention, plan);
+  return success();
+}
+
+void AssignParallelismPass::sumOverTp(Operation *op, PlanAttr plan) {
+  OpBuilder builder(op);
+  builder.setInsertionPointAfter(op);
   SmallVector<int16_t> tpAxis = {2};
-  auto sum = shard::AllReduceOp::create(
-      builder, attention.getLoc(), attention.getType(),
-      gridFor(plan).getValue(), tpAxis, attention.getResult(),
-      shard::ReductionKind::Sum);
-  attention.getResult().replaceAllUsesExcept(sum, sum);
+  Value result = op->getResult(0);
+  auto sum = shard::AllReduceOp::create(builder, op->getLoc(), result.getType(),
+                                        gridFor(plan).getValue(), tpAxis,
+                                        result, shard::ReductionKind::Sum);
+  result.replaceAllUsesExcept(sum, sum);
+}
+
+/// Multi-head latent attention's heads split over tp: q (q_b or q_proj) and
+/// kv_b rows by heads, o by its input columns; q_a, kv_a, their norms and
+/// the latent cache are whole on every rank of the group (the latent is
+/// shared by all heads), so each rank appends the same latent; the partial
+/// outputs are all-reduced.
+LogicalResult
+AssignParallelismPass::shardLatentAttention(LatentAttentionOp attention,
+                                            PlanAttr plan) {
+  int64_t tp = plan.getTp();
+  if (std::optional<std::string> refusal = attentionTpRefusal(attention, tp))
+    return attention.emitOpError() << *refusal;
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  if (failed(shardWeight(attention.getQWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getKvBWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getOWeight(), {none, byTp}, plan)))
+    return failure();
+  attention.setHeads(attention.getHeads() / tp);
+  sumOverTp(attention, plan);
   return success();
 }
 
@@ -261,6 +309,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
 
   if (parts.attention && plan.getTp() > 1 &&
       failed(shardAttention(parts.attention, plan)))
+    return failure();
+  if (parts.latentAttention && plan.getTp() > 1 &&
+      failed(shardLatentAttention(parts.latentAttention, plan)))
     return failure();
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
@@ -433,8 +484,8 @@ int64_t AssignParallelismPass::chooseAttentionTp(
     std::vector<cost::Estimate> estimates = choice.estimates;
     for (auto [index, parts] : llvm::enumerate(layers)) {
       cost::Estimate &estimate = estimates[index];
-      if (parts.attention) {
-        if (attentionTpRefusal(parts.attention, tp)) {
+      if (parts.hasAttention()) {
+        if (attentionTpRefusal(parts, tp)) {
           splits = false;
           break;
         }
@@ -517,7 +568,7 @@ void AssignParallelismPass::runOnOperation() {
 
   int64_t ranks = meshAttr->getNodes() * meshAttr->getGpusPerNode();
   bool anyAttention = llvm::any_of(
-      layers, [](const LayerParts &parts) { return bool(parts.attention); });
+      layers, [](LayerParts &parts) { return parts.hasAttention(); });
   int64_t attnTp = attentionTp != 0
                        ? int64_t(attentionTp)
                        : chooseAttentionTp(layers, shapes, choice, costMesh,
@@ -541,7 +592,7 @@ void AssignParallelismPass::runOnOperation() {
     cost::Plan &plan = choice.plans[index];
     PlanAttr attr = PlanAttr::get(&getContext(), plan.dp, plan.ep, plan.tp,
                                   toIR(plan.allToAll));
-    if (parts.attention) {
+    if (parts.hasAttention()) {
       attr = attentionAttr;
       plan = cost::Plan();
       plan.dp = ranks / attnTp;
@@ -584,7 +635,7 @@ void AssignParallelismPass::runOnOperation() {
 //===----------------------------------------------------------------------===//
 
 std::string layerKind(LayerParts &parts) {
-  if (parts.attention)
+  if (parts.hasAttention())
     return "attn"; // fits the table's kind column
   if (!parts.isMoe())
     return "dense";

@@ -57,6 +57,12 @@ struct LayerShape {
   // dim; 0 heads for none. Its q/k/v/o projections are split by heads over
   // tp; its norms and the LM head are not priced.
   int64_t attentionHeads = 0, attentionKvHeads = 0, headDim = 0;
+  // Multi-head latent attention (DeepSeek) when latentRank > 0: headDim is
+  // the query/key width (nope + rope), q low rank when qLoraRank > 0, kv_a
+  // [latentRank + ropeDim, H], kv_b [heads * (nope + vHeadDim), latentRank],
+  // o [H, heads * vHeadDim]; the cache holds latentRank + ropeDim values per
+  // position whatever the heads.
+  int64_t qLoraRank = 0, latentRank = 0, ropeDim = 0, vHeadDim = 0;
   // Router weights and the residual coefficient, replicated on every rank.
   int64_t replicatedBytes = 0;
   // > 0: the expert and dense projections are fp8 (1 byte) with one f32
@@ -86,6 +92,7 @@ struct Estimate {
                                  // tensor-parallel attention's all-reduce,
                                  // the token-share all-gather
   int64_t kvCacheBytesPerToken = 0; // per rank, keys and values of a position
+                                    // (MLA: its latent and k_pe)
   double computeSeconds = 0;     // roofline of GEMM flops vs bytes read
   double seconds = 0;
 };

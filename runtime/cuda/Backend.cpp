@@ -522,6 +522,28 @@ void CudaBackend::argmax(int32_t rank, Operand logits, Operand ids,
                vocab);
 }
 
+void CudaBackend::latentAppend(int32_t rank, const moert_rope_config_t &cfg,
+                               Operand kv, Operand norm, Operand cache,
+                               Operand sequences, Operand positions,
+                               int64_t tokens, const LatentCacheShape &shape,
+                               float epsilon) {
+  cuda::latentAppend(*context_, cfg, tensor(kv), tensor(norm),
+                     mutableTensor(cache), sequences.as<const int32_t>(),
+                     positions.as<const int32_t>(), tokens, shape, epsilon);
+}
+
+void CudaBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
+                                  Operand q, Operand kvB, Operand cache,
+                                  Operand sequences, Operand positions,
+                                  Operand out, int64_t tokens,
+                                  const LatentHeads &heads,
+                                  const LatentCacheShape &shape, float scale) {
+  cuda::latentAttention(*context_, cfg, tensor(q), tensor(kvB), tensor(cache),
+                        sequences.as<const int32_t>(),
+                        positions.as<const int32_t>(), mutableTensor(out),
+                        tokens, heads, shape, scale);
+}
+
 std::unique_ptr<GroupState> CudaBackend::createGroup(int32_t rank,
                                                      std::vector<int32_t> ranks,
                                                      int32_t member) {

@@ -16,6 +16,7 @@
 #define MOERT_CUDA_KERNELS_H
 
 #include "runtime/common/KvCache.h"
+#include "runtime/common/LatentCache.h"
 #include "runtime/moert.h"
 
 #include <cublas_v2.h>
@@ -65,6 +66,7 @@ enum class Scratch : int {
   SharedOutput,
   Linear,
   Attention,
+  LatentAttention,
   Count
 };
 
@@ -144,6 +146,16 @@ void attention(Context &ctx, Tensor q, Tensor cache, const int32_t *sequences,
                int64_t heads, const KvCacheShape &shape, float scale);
 void argmax(Context &ctx, const float *logits, int32_t *ids, int64_t tokens,
             int64_t vocab);
+// DeepSeek multi-head latent attention (moert.h).
+void latentAppend(Context &ctx, const moert_rope_config_t &cfg, Tensor kv,
+                  Tensor norm, MutableTensor cache, const int32_t *sequences,
+                  const int32_t *positions, int64_t tokens,
+                  const LatentCacheShape &shape, float epsilon);
+void latentAttention(Context &ctx, const moert_rope_config_t &cfg, Tensor q,
+                     Tensor kvB, Tensor cache, const int32_t *sequences,
+                     const int32_t *positions, MutableTensor out,
+                     int64_t tokens, const LatentHeads &heads,
+                     const LatentCacheShape &shape, float scale);
 
 // moert_gate; returns C. Dropless mode synchronises (C = max count).
 int64_t gate(Context &ctx, const moert_gate_config_t &cfg, const float *logits,

@@ -63,6 +63,47 @@ static moert_status_t gptCalls(moert_context_t ctx) {
   return status;
 }
 
+/* DeepSeek MLA's two calls from C: one token at position 0 attends to
+   itself alone, so its output is W_UV . c with c the RMS-normalised latent:
+   kv = {3, 4 | 5, 6} gives c = {3, 4} / sqrt(12.5); W_UV = {0, 1}. */
+static moert_status_t latentCalls(moert_context_t ctx) {
+  float kv[4] = {3, 4, 5, 6}, norm[2] = {1, 1}, q[3] = {1, 1, 0},
+        kvB[4] = {1, 0, 0, 1}, out = 0;
+  int32_t zero = 0;
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 128, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t kvs = moert_make_view(buffer, 0, MOERT_F32),
+               norms = moert_make_view(buffer, 4, MOERT_F32),
+               qs = moert_make_view(buffer, 6, MOERT_F32),
+               kvBs = moert_make_view(buffer, 9, MOERT_F32),
+               cache = moert_make_view(buffer, 13, MOERT_F32),
+               outs = moert_make_view(buffer, 17, MOERT_F32),
+               zeros = moert_make_view(buffer, 18, MOERT_I32);
+  moert_rope_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.type = MOERT_ROPE_DEFAULT;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  if ((status = moert_buffer_upload(ctx, kvs, kv, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, norms, norm, 2)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, qs, q, 3)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, kvBs, kvB, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, zeros, &zero, 1)) == MOERT_OK &&
+      (status = moert_latent_append(ctx, &cfg, kvs, norms, cache, zeros,
+                                    zeros, 1, 2, 2, 1, 1, 0.0f)) == MOERT_OK &&
+      (status = moert_latent_attention(ctx, &cfg, qs, kvBs, cache, zeros,
+                                       zeros, outs, 1, 1, 1, 2, 1, 2, 1, 1,
+                                       0.5f)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, &out, outs, 1)) == MOERT_OK &&
+      (out < 1.13136f || out > 1.13138f))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
 static moert_status_t rankBody(moert_context_t ctx, void *user) {
   int32_t ranks[2] = {0, 1};
   moert_group_t group;
@@ -78,6 +119,8 @@ static moert_status_t rankBody(moert_context_t ctx, void *user) {
     status = decoderCalls(ctx);
   if (status == MOERT_OK)
     status = gptCalls(ctx);
+  if (status == MOERT_OK)
+    status = latentCalls(ctx);
   (void)user;
   return status;
 }

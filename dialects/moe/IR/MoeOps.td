@@ -738,4 +738,75 @@ def Moe_PositionEmbeddingOp : Moe_Op<"position_embedding", [Pure,
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention (docs/Dialects/MoeRationale.md,
+// "Multi-head latent attention")
+//===----------------------------------------------------------------------===//
+
+def Moe_LatentAttentionOp : Moe_Op<"latent_attention", [AttrSizedOperandSegments,
+    AllTypesMatch<["positions", "sequences"]>]> {
+  let summary = "DeepSeek multi-head latent attention over a compressed KV "
+                "cache";
+  let description = [{
+    For each token s of sequence `sequences[s]` at position `positions[s]`,
+    with `n` = nope_dim, `d` = rope_dim, `v` = v_dim, `r` = the cache's rank:
+    - the query `q = x Wq^T`, or with `q_a`: `q = RMSNorm(x Wq_a^T) Wq^T`
+      (low rank q; `Wq` is then q_b_proj), `[heads, n + d]`: `q_nope`, then
+      `q_pe` rotated at the token's position;
+    - `kv = x Wkv_a^T` `[r + d]`: the latent `c = RMSNorm(kv[:r])` and the
+      shared key `k_pe = rope(kv[r:])`, both stored in `cache` at
+      (sequence, position);
+    - per head, with `kv_b` `[heads * (n + v), r]` holding W_UK `[n, r]` then
+      W_UV `[v, r]` per head: `score_t = scale * (q_nope . W_UK c_t + q_pe .
+      k_pe_t)` over the cache entries of the sequence at positions `<=
+      positions[s]`, max-subtracted fp32 softmax, `o = sum_t p_t W_UV c_t`;
+    - the result is `o Wo^T` (`Wo` `[hidden, heads * v]`).
+    The rope pairs neighbouring dimensions (DeepSeek's layout). `scale` is
+    the softmax scale, `(n + d)^-0.5` times YaRN's mscale(factor,
+    mscale_all_dim)^2 when the checkpoint asks for it (the importer computes
+    it). Prefill and decode are the same op; the lowering computes it in
+    the absorbed form. `cache` is state the op reads and writes.
+
+    ```mlir
+    %a = moe.latent_attention %x positions %pos sequences %seq cache %c
+        : !moe.latent_cache<16, 8, f32> q %wq kv_a %wkva norm %nkv kv_b %wkvb
+        o %wo heads 4 nope_dim 8 v_dim 16 scale 0.25 epsilon 1.0e-06
+        rope #moe.rope<theta = 10000.0>
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>,
+          tensor<24x64xf32>, tensor<16xf32>, tensor<96x16xf32>,
+          tensor<64x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$positions,
+                       Moe_I32Tensor:$sequences,
+                       Arg<Moe_LatentCacheType, "read and written",
+                           [MemRead, MemWrite]>:$cache,
+                       Optional<Moe_FloatTensor>:$q_a_weight,
+                       Optional<Moe_FloatTensor>:$q_a_norm,
+                       Moe_FloatTensor:$q_weight, Moe_FloatTensor:$kv_a_weight,
+                       Moe_FloatTensor:$kv_a_norm, Moe_FloatTensor:$kv_b_weight,
+                       Moe_FloatTensor:$o_weight,
+                       I64Prop:$heads, I64Prop:$nope_dim, I64Prop:$v_dim,
+                       F64Attr:$scale, F64Attr:$epsilon, Moe_RopeAttr:$rope);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `positions` $positions `sequences` $sequences `cache` $cache `:`
+    type($cache)
+    (`q_a` $q_a_weight^ `norm` $q_a_norm `:` type($q_a_weight) `,`
+     type($q_a_norm))?
+    `q` $q_weight `kv_a` $kv_a_weight `norm` $kv_a_norm `kv_b` $kv_b_weight
+    `o` $o_weight `heads` $heads `nope_dim` $nope_dim `v_dim` $v_dim
+    `scale` $scale `epsilon` $epsilon `rope` $rope attr-dict `:`
+    type($input) `,` type($positions) `,` type($q_weight) `,`
+    type($kv_a_weight) `,` type($kv_a_norm) `,` type($kv_b_weight) `,`
+    type($o_weight) `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getRank() { return getCache().getType().getRank(); }
+    int64_t getRopeDim() { return getCache().getType().getRopeDim(); }
+    int64_t getQueryDim() { return getNopeDim() + getRopeDim(); }
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

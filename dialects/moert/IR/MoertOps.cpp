@@ -685,6 +685,68 @@ LogicalResult ArgmaxOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention
+//===----------------------------------------------------------------------===//
+
+/// The latent cache holds its extents; sequences and positions one entry
+/// per row of `rows`.
+template <typename OpTy>
+static LogicalResult verifyLatentCache(OpTy op, int64_t rows) {
+  for (auto [what, v] : {std::pair<StringRef, int64_t>{"rank", op.getRank()},
+                         {"rope_dim", op.getRopeDim()},
+                         {"max_batch", op.getMaxBatch()},
+                         {"max_seq", op.getMaxSeq()}})
+    if (failed(expectPositive(op, what, v)))
+      return failure();
+  if (op.getRopeDim() % 2 != 0)
+    return op.emitOpError() << "rope_dim must be even, got " << op.getRopeDim();
+  int64_t elements =
+      op.getMaxBatch() * op.getMaxSeq() * (op.getRank() + op.getRopeDim());
+  if (failed(expectFloat(op, "cache", op.getCache())) ||
+      failed(expectCount(op, "cache", op.getCache(), elements)) ||
+      failed(expectIndexRows(op, "sequences", op.getSequences(), rows)))
+    return failure();
+  return expectIndexRows(op, "positions", op.getPositions(), rows);
+}
+
+LogicalResult LatentAppendOp::verify() {
+  Operation *op = *this;
+  int64_t width = getRank() + getRopeDim();
+  if (failed(expectPositive(op, "rank + rope_dim", width)) ||
+      failed(verifyTokenViews(op, width, {{"kv", getKv()}})) ||
+      failed(expectFloat(op, "norm", getNorm())) ||
+      failed(expectCount(op, "norm", getNorm(), getRank())))
+    return failure();
+  float epsilon = getEpsilon().convertToFloat();
+  if (!(epsilon >= 0.0f) || std::isinf(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return verifyLatentCache(*this, viewType(getKv()).getCount() / width);
+}
+
+LogicalResult LatentAttentionOp::verify() {
+  Operation *op = *this;
+  for (auto [what, v] : {std::pair<StringRef, int64_t>{"heads", getHeads()},
+                         {"nope_dim", getNopeDim()},
+                         {"v_dim", getVDim()}})
+    if (failed(expectPositive(op, what, v)))
+      return failure();
+  float scale = getScale().convertToFloat();
+  if (!(scale > 0.0f) || std::isinf(scale))
+    return emitOpError() << "scale must be finite and > 0, got " << scale;
+  int64_t qWidth = getHeads() * (getNopeDim() + getRopeDim());
+  FailureOr<int64_t> rows = tokenBound(op, "q", getQ(), qWidth);
+  if (failed(rows) || failed(expectFloat(op, "q", getQ())) ||
+      failed(expectFloat(op, "out", getOut())) ||
+      failed(
+          expectCount(op, "out", getOut(), *rows * getHeads() * getVDim())) ||
+      failed(expectFloat(op, "kv_b", getKvB())) ||
+      failed(expectCount(op, "kv_b", getKvB(),
+                         getHeads() * (getNopeDim() + getVDim()) * getRank())))
+    return failure();
+  return verifyLatentCache(*this, *rows);
+}
+
+//===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 

@@ -727,6 +727,80 @@ def Moert_ArgmaxOp : Moert_CallOp<"argmax", "moert_argmax", "sampling"> {
 }
 
 //===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention
+//===----------------------------------------------------------------------===//
+
+// The extents every latent cache call names (runtime/common/LatentCache.h).
+defvar Moert_LatentCacheExtents = (ins I64Prop:$rank, I64Prop:$rope_dim,
+                                       I64Prop:$max_batch, I64Prop:$max_seq);
+
+def Moert_LatentAppendOp
+    : Moert_CallOp<"latent_append", "moert_latent_append", "attention"> {
+  let summary = "moert_latent_append: normalised latent and rotated k_pe "
+                "into the latent cache";
+  let description = [{
+    `kv` is `x . kv_a_proj^T` `[S, rank + rope_dim]`.
+
+    ```mlir
+    moert.latent_append %ctx, %kv, %norm -> %cache at %seq, %pos tokens %s
+        rank 16 rope_dim 8 max_batch 4 max_seq 64 epsilon 1.0e-06
+        <theta = 1.0e+04> : !moert.view<f32, 1536>, !moert.view<f32, 16>,
+          !moert.view<i32, 64>, !moert.view<i32, 64> -> !moert.view<f32, 6144>
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moe_RopeAttr:$rope,
+                            Moert_In:$kv, Moert_In:$norm, Moert_InOut:$cache,
+                            Moert_In:$sequences, Moert_In:$positions,
+                            I64:$tokens),
+                       Moert_LatentCacheExtents, (ins F32Attr:$epsilon));
+  let callArguments = (ins $ctx, (Moert_RopeConfig $rope), $kv, $norm, $cache,
+                           $sequences, $positions, $tokens, $rank, $rope_dim,
+                           $max_batch, $max_seq, $epsilon);
+  let assemblyFormat = [{
+    $ctx `,` $kv `,` $norm `->` $cache `at` $sequences `,` $positions
+    `tokens` $tokens `rank` $rank `rope_dim` $rope_dim `max_batch` $max_batch
+    `max_seq` $max_seq `epsilon` $epsilon $rope attr-dict `:` type($kv) `,`
+    type($norm) `,` type($sequences) `,` type($positions) `->` type($cache)
+  }];
+}
+
+def Moert_LatentAttentionOp
+    : Moert_CallOp<"latent_attention", "moert_latent_attention", "attention"> {
+  let summary = "moert_latent_attention: absorbed causal attention over the "
+                "latent cache";
+  let description = [{
+    `q` `[S, heads, nope_dim + rope_dim]` (q_pe rotated by the call), `kv_b`
+    `[heads * (nope_dim + v_dim), rank]`, `out` `[S, heads, v_dim]`.
+
+    ```mlir
+    moert.latent_attention %ctx, %q, %wkvb, %cache at %seq, %pos -> %o
+        tokens %s heads 4 nope_dim 8 v_dim 16 rank 16 rope_dim 8
+        max_batch 4 max_seq 64 scale 0.25 <theta = 1.0e+04>
+        : !moert.view<f32, 4096>, !moert.view<f32, 1536>,
+          !moert.view<f32, 6144>, !moert.view<i32, 64>, !moert.view<i32, 64>
+          -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moe_RopeAttr:$rope,
+                            Moert_In:$q, Moert_In:$kv_b, Moert_In:$cache,
+                            Moert_In:$sequences, Moert_In:$positions,
+                            Moert_Out:$out, I64:$tokens, I64Prop:$heads,
+                            I64Prop:$nope_dim, I64Prop:$v_dim),
+                       Moert_LatentCacheExtents, (ins F32Attr:$scale));
+  let callArguments = (ins $ctx, (Moert_RopeConfig $rope), $q, $kv_b, $cache,
+                           $sequences, $positions, $out, $tokens, $heads,
+                           $nope_dim, $rope_dim, $v_dim, $rank, $max_batch,
+                           $max_seq, $scale);
+  let assemblyFormat = [{
+    $ctx `,` $q `,` $kv_b `,` $cache `at` $sequences `,` $positions `->` $out
+    `tokens` $tokens `heads` $heads `nope_dim` $nope_dim `v_dim` $v_dim
+    `rank` $rank `rope_dim` $rope_dim `max_batch` $max_batch `max_seq`
+    $max_seq `scale` $scale $rope attr-dict `:` type($q) `,` type($kv_b) `,`
+    type($cache) `,` type($sequences) `,` type($positions) `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 

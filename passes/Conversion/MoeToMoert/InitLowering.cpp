@@ -29,7 +29,7 @@ LogicalResult InitLowering::placeWeights() {
   };
   for (BlockArgument arg :
        entry.getArguments().drop_front(state.getNumInputs())) {
-    if (isa<KvCacheType>(arg.getType()))
+    if (cacheElementsPerPosition(arg.getType()) > 0)
       continue;
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
@@ -64,11 +64,11 @@ LogicalResult InitLowering::placeWeights() {
     addSlot(concat.getResult(), std::move(parts));
   }
   for (BlockArgument arg : entry.getArguments())
-    if (auto type = dyn_cast<KvCacheType>(arg.getType())) {
+    if (Type element = cacheElementType(arg.getType())) {
       caches.push_back({arg, addSizes(weightBytes, cacheBytes)});
-      cacheBytes = addSizes(
-          cacheBytes, alignTo(mulSizes(state.cacheElements(type),
-                                       elementBytes(type.getElementType()))));
+      cacheBytes = addSizes(cacheBytes,
+                            alignTo(mulSizes(state.cacheElements(arg.getType()),
+                                             elementBytes(element))));
     }
   return success();
 }
@@ -261,9 +261,9 @@ void InitLowering::emitWeightViews() {
                                  slot.offset / vt.getElementBytes()));
   }
   for (auto [arg, offset] : caches) {
-    auto type = cast<KvCacheType>(arg.getType());
-    auto vt = ViewType::get(builder.getContext(), type.getElementType(),
-                            state.cacheElements(type));
+    auto vt =
+        ViewType::get(builder.getContext(), cacheElementType(arg.getType()),
+                      state.cacheElements(arg.getType()));
     state.setView(arg,
                   ViewOp::create(builder, arg.getLoc(), vt, state.getArena(),
                                  offset / vt.getElementBytes()));

@@ -48,7 +48,7 @@ public:
   int64_t getMaxBatch() const { return maxBatch; }
   int64_t getMaxSeq() const { return maxSeq; }
   /// Elements of a cache of `type` at (max batch, max seq).
-  int64_t cacheElements(KvCacheType type) const;
+  int64_t cacheElements(Type cacheType) const;
   OpBuilder &getBuilder() { return builder; }
   /// Dropless gates use C = the token bound (no count is read back).
   bool hasStaticCapacity() const { return staticCapacity; }

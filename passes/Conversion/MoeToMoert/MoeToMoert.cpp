@@ -32,6 +32,7 @@ void mlir::moe::populateMoeToMoertLowerings(LoweringSet &lowerings) {
   populateDenseLowerings(lowerings);
   populateDecoderLowerings(lowerings);
   populateGptLowerings(lowerings);
+  populateLatentAttentionLowerings(lowerings);
 }
 
 namespace {

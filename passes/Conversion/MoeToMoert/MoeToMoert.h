@@ -102,6 +102,8 @@ void populateDenseLowerings(LoweringSet &lowerings);
 void populateDecoderLowerings(LoweringSet &lowerings);
 /// layer_norm, bias_add, position_embedding (the PR-MoE GPT).
 void populateGptLowerings(LoweringSet &lowerings);
+/// latent_attention (DeepSeek MLA).
+void populateLatentAttentionLowerings(LoweringSet &lowerings);
 
 } // namespace mlir::moe
 
