@@ -132,6 +132,41 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+LogicalResult
+FusedViewAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      ArrayRef<int64_t> shape, int64_t offset,
+                      int64_t expertStride, ArrayRef<int64_t> strides) {
+  if (shape.empty() || shape.size() > 4)
+    return emitError() << "fused tensor has 1 to 4 dimensions, got "
+                       << shape.size();
+  if (strides.empty() || strides.size() > 4)
+    return emitError() << "a fused view has 1 to 4 strides, got "
+                       << strides.size();
+  if (llvm::any_of(shape, [](int64_t d) { return d <= 0; }))
+    return emitError() << "fused tensor extents must be positive";
+  if (offset < 0 || expertStride < 0 ||
+      llvm::any_of(strides, [](int64_t s) { return s < 0; }))
+    return emitError() << "fused view offset and strides must be non-negative";
+  return success();
+}
+
+bool FusedViewAttr::fits(int64_t experts, ArrayRef<int64_t> extents) const {
+  if (experts < 1 || extents.size() != getStrides().size())
+    return false;
+  int64_t elements = 1, last = getOffset(), term = 0;
+  for (int64_t d : getShape())
+    if (__builtin_mul_overflow(elements, d, &elements))
+      return false;
+  if (__builtin_mul_overflow(experts - 1, getExpertStride(), &term) ||
+      __builtin_add_overflow(last, term, &last))
+    return false;
+  for (auto [extent, stride] : llvm::zip(extents, getStrides()))
+    if (extent < 1 || __builtin_mul_overflow(extent - 1, stride, &term) ||
+        __builtin_add_overflow(last, term, &last))
+      return false;
+  return last < elements;
+}
+
 LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t dp, int64_t ep, int64_t tp,
                                AllToAllVariant) {

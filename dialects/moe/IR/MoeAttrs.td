@@ -197,4 +197,36 @@ def Moe_ShardAttr : Moe_Attr<"Shard", "shard"> {
   let assemblyFormat = "`<` `[` $dims `]` `>`";
 }
 
+def Moe_FusedViewAttr : Moe_Attr<"FusedView", "fused_view"> {
+  let summary = "where a weight argument lies inside one fused tensor";
+  let description = [{
+    On a weight argument next to `moe.weight`, whose key then names one
+    tensor of `shape` (no `{e}`): element `(i_0, ...)` of expert `e`'s
+    tensor (the argument without its leading `E` when `strides` has one entry
+    fewer than the argument's rank) is element
+    `offset + e * expert_stride + sum_d i_d * strides[d]` of that tensor,
+    row-major. The gate half of GPT-OSS's interleaved `[E, H, 2F]`
+    `gate_up_proj` as a `[E, F, H]` argument:
+
+    ```mlir
+    %g: tensor<4x24x32xf32> {moe.weight = "model.layers.0.mlp.experts.gate_up_proj",
+      moe.fused_view = #moe.fused_view<shape = [4, 32, 48], offset = 0,
+                                       expert_stride = 1536, strides = [2, 48]>}
+    ```
+  }];
+  let parameters = (ins ArrayRefParameter<"int64_t">:$shape,
+                        "int64_t":$offset, "int64_t":$expert_stride,
+                        ArrayRefParameter<"int64_t">:$strides);
+  let assemblyFormat = [{
+    `<` `shape` `=` `[` $shape `]` `,` `offset` `=` $offset `,`
+    `expert_stride` `=` $expert_stride `,` `strides` `=` `[` $strides `]` `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Whether every element of `experts` experts (1: no expert dimension)
+    /// of a tensor of `extents` lies inside the fused tensor.
+    bool fits(int64_t experts, ::llvm::ArrayRef<int64_t> extents) const;
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

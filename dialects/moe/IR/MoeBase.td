@@ -46,6 +46,10 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kExpertPlaceholder = "{e}";
     /// Argument attribute: how a weight is split over its layer's plan.
     static constexpr ::llvm::StringLiteral kShardAttrName = "moe.shard";
+    /// Argument attribute: the weight is a strided view of one fused tensor
+    /// (a #moe.fused_view).
+    static constexpr ::llvm::StringLiteral kFusedViewAttrName =
+        "moe.fused_view";
     /// Module attribute: the device mesh the module is compiled for.
     static constexpr ::llvm::StringLiteral kMeshAttrName = "moe.mesh";
     /// Layer attribute: the layer's parallel plan.

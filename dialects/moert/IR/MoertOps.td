@@ -947,6 +947,56 @@ def Moert_LoadWeightOp : Moert_CallOp<"load_weight", "moert_weights_load", "",
   }];
 }
 
+def Moert_LoadFusedWeightOp
+    : Moert_CallOp<"load_fused_weight", "moert_weights_load_fused", "",
+                   [AttrSizedOperandSegments]> {
+  let summary = "moert_weights_load_fused: a strided view of a fused tensor";
+  let description = [{
+    As `moert.load_weight`, but `key` names one tensor of `fused_shape`
+    holding every expert's projection (GPT-OSS `gate_up_proj`, Granite
+    `input_linear`, DBRX `w1`): element `i` of expert `e`'s tensor of `shape`
+    is element `fused_offset + e * fused_expert_stride + sum_d i_d *
+    fused_strides[d]`. The expert range is always given (`[0, 1)` with
+    expert stride 0 for a weight without experts). The box goes from the
+    file into `dst` an expert at a time: no copy of the whole tensor.
+
+    ```mlir
+    moert.load_fused_weight %ctx, %weights "layers.0.mlp.experts.gate_up_proj"
+        experts [0, 4) fused [4, 32, 48] offset 1 expert_stride 1536
+        strides [2, 48] shape [24, 32] begin [0, 0] end [0, 0]
+        -> %v stride 1536 : !moert.view<f32, 6144>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
+                       StrAttr:$key, DenseI64ArrayAttr:$fused_shape,
+                       I64Attr:$fused_offset, I64Attr:$fused_expert_stride,
+                       DenseI64ArrayAttr:$fused_strides,
+                       DenseI64ArrayAttr:$shape,
+                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
+                       DenseI64ArrayAttr:$expert_range,
+                       Optional<I64>:$expert_offset, Variadic<I64>:$offsets,
+                       DefaultValuedProp<I64Prop, "0">:$dst_expert_stride,
+                       Moert_Out:$dst);
+  let callArguments = (ins $ctx, $weights,
+      (Moert_WeightRequest $key, $shape, $begin, $end, $expert_range,
+                           $expert_offset, $offsets, $dst_expert_stride),
+      (Moert_FusedView $fused_shape, $fused_offset, $fused_expert_stride,
+                       $fused_strides),
+      $dst);
+  let assemblyFormat = [{
+    $ctx `,` $weights $key `experts` custom<ExpertRange>($expert_range)
+    (`+` $expert_offset^)? `fused` $fused_shape `offset` $fused_offset
+    `expert_stride` $fused_expert_stride `strides` $fused_strides
+    `shape` $shape `begin` $begin `end` $end
+    (`+` `(` $offsets^ `)`)? `->` $dst (`stride` $dst_expert_stride^)?
+    attr-dict `:` type($dst)
+  }];
+  let extraCallOpDeclaration = [{
+    /// Elements the load writes into `dst`.
+    int64_t getLoadedElements();
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Step statistics (runtime/moert_model.h)
 //===----------------------------------------------------------------------===//

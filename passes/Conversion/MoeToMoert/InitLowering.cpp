@@ -147,7 +147,12 @@ LogicalResult InitLowering::emitLoad(
   bool split = plan && llvm::any_of(axes, [&, plan = plan](ShardAxis a) {
                  return plan.getDegree(a) > 1;
                });
-  bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
+  auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
+      arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
+  bool stacked =
+      fusedView ? static_cast<int64_t>(fusedView.getStrides().size()) ==
+                      type.getRank() - 1
+                : key.contains(MoeDialect::kExpertPlaceholder);
   ArrayRef<int64_t> local = type.getShape();
   DenseI64ArrayAttr range;
   Value expertOffset;
@@ -166,6 +171,22 @@ LogicalResult InitLowering::emitLoad(
       end[full.size() - 1] = extent;
       offsets.push_back(shardOffset(l, plan, axis, extent));
     }
+  }
+  if (fusedView) {
+    // Straight from the fused tensor into the slot; a weight without
+    // experts is expert 0 of 1.
+    if (!range)
+      range = builder.getDenseI64ArrayAttr({0, 1});
+    moert::LoadFusedWeightOp::create(
+        builder, l, ctx, file, builder.getStringAttr(key),
+        builder.getDenseI64ArrayAttr(fusedView.getShape()),
+        builder.getI64IntegerAttr(fusedView.getOffset()),
+        builder.getI64IntegerAttr(fusedView.getExpertStride()),
+        builder.getDenseI64ArrayAttr(fusedView.getStrides()),
+        builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
+        builder.getDenseI64ArrayAttr(end), range, expertOffset, offsets,
+        part.stride, v);
+    return success();
   }
   moert::LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
                               builder.getDenseI64ArrayAttr(full),

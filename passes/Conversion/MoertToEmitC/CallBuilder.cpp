@@ -39,6 +39,8 @@ static std::string where(Operation *op, StringRef callee) {
     return llvm::formatv("layer {0}: {1}", layer.getInt(), callee).str();
   if (auto load = dyn_cast<LoadWeightOp>(op))
     return llvm::formatv("init: {0} '{1}'", callee, load.getKey()).str();
+  if (auto load = dyn_cast<LoadFusedWeightOp>(op))
+    return llvm::formatv("init: {0} '{1}'", callee, load.getKey()).str();
   if (auto keep = dyn_cast<KeepGroupOp>(op))
     return llvm::formatv("init: {0} (slot {1})", callee, keep.getSlot()).str();
   return callee.str();
@@ -283,6 +285,26 @@ void CallBuilder::weightRequest(StringRef key, ArrayRef<int64_t> shape,
   if (dstExpertStride != 0)
     assignMember(req, "dst_expert_stride", i64(dstExpertStride));
   arg(addressOf(req));
+}
+
+void CallBuilder::fusedView(ArrayRef<int64_t> shape, int64_t offset,
+                            int64_t expertStride, ArrayRef<int64_t> strides) {
+  auto list = [](ArrayRef<int64_t> values) {
+    std::string text = "{";
+    for (auto [i, v] : llvm::enumerate(values))
+      text += (i ? ", " : "") + std::to_string(v);
+    return text + "}";
+  };
+  // An aggregate initializer: rank, shape, offset, expert_stride, strides.
+  std::string init = "{" + std::to_string(shape.size()) + ", " + list(shape) +
+                     ", " + std::to_string(offset) + ", " +
+                     std::to_string(expertStride) + ", " + list(strides) + "}";
+  Value view = emitc::VariableOp::create(
+      rewriter, loc,
+      emitc::LValueType::get(
+          emitc::OpaqueType::get(context, "moert_fused_view_t")),
+      emitc::OpaqueAttr::get(context, init));
+  arg(addressOf(view));
 }
 
 void CallBuilder::rankTable(DenseIntElementsAttr groups) {

@@ -66,6 +66,9 @@ public:
                      std::optional<ArrayRef<int64_t>> expertRange,
                      Value expertOffset, ValueRange offsets,
                      int64_t dstExpertStride);
+  /// &moert_fused_view_t (a local initialised in one aggregate).
+  void fusedView(ArrayRef<int64_t> shape, int64_t offset, int64_t expertStride,
+                 ArrayRef<int64_t> strides);
   void rankTable(DenseIntElementsAttr groups);
   /// &moert_rope_config_t from the attribute.
   void ropeConfig(moe::RopeAttr rope);

@@ -172,3 +172,25 @@ module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_byt
     return %a, %b, %sh : tensor<8x?x64xbf16>, tensor<8x?x64xbf16>, tensor<?x64xbf16>
   }
 }
+
+// Expert weights that are strided views of fused tensors (Granite's
+// input_linear [E, 2F, H] holds gate and up; output_linear [E, H, F]):
+// the keys have no `{e}`.
+// CHECK-LABEL: func.func @granite_fused_experts
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>, moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight"}
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 768, expert_stride = 1536, strides = [32, 1]>, moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight"}
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [48, 32], offset = 768, expert_stride = 0, strides = [32, 1]>, moe.weight = "model.layers.0.shared_mlp.input_linear.weight"}
+func.func @granite_fused_experts(%b: tensor<4x?x32xf32>,
+    %g: tensor<4x24x32xf32> {moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>},
+    %u: tensor<4x24x32xf32> {moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 768, expert_stride = 1536, strides = [32, 1]>},
+    %d: tensor<4x32x24xf32> {moe.weight = "model.layers.0.block_sparse_moe.output_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 32, 24], offset = 0, expert_stride = 768, strides = [24, 1]>},
+    %su: tensor<24x32xf32> {moe.weight = "model.layers.0.shared_mlp.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [48, 32], offset = 768, expert_stride = 0, strides = [32, 1]>})
+    -> tensor<4x?x32xf32> {
+  // CHECK: moe.experts silu
+  %e = moe.experts silu %b gate %g up %u down %d : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return %e : tensor<4x?x32xf32>
+}
