@@ -15,6 +15,7 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -74,6 +75,11 @@ struct KeyScheme {
   StringRef denseModule = "mlp";
   /// The selection bias under the MoE module (ERNIE: `moe_statics.…`).
   StringRef correctionBias = "gate.e_score_correction_bias";
+  /// Granite: every expert's gate and up rows in one `[E, 2F, H]`
+  /// `expertGate` tensor and the down projections in one `[E, H, F]`
+  /// `expertDown`, directly under the MoE module; the shared MLP
+  /// (`sharedModule`, under the decoder layer) is `[2F, H]` + `[H, F]`.
+  bool fusedGateUpRows = false;
 };
 
 constexpr KeyScheme kMixtralKeys = {"block_sparse_moe", "w1", "w3", "w2", ""};
@@ -97,6 +103,14 @@ constexpr KeyScheme kErnieKeys = {"mlp",
                                   "gate",
                                   "mlp",
                                   "moe_statics.e_score_correction_bias"};
+
+// GraniteMoeMoE: router.layer, input_linear [E, 2F, H] (gate rows, then up)
+// and output_linear [E, H, F]; GraniteMoeSharedMLP: shared_mlp.input_linear
+// [2F, H] and output_linear [H, F].
+constexpr KeyScheme kGraniteKeys = {
+    "block_sparse_moe", "input_linear",  "",      "output_linear",
+    "shared_mlp",       "router.layer",  "mlp",   "",
+    /*fusedGateUpRows=*/true};
 
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
@@ -578,6 +592,55 @@ static void readErnieMoe(ConfigFile &c, HFStack &s) {
   }
 }
 
+/// A config number as a user wrote it (0.22, 12), not 2.200000e-01.
+static std::string shortNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+
+// GraniteMoe(Shared)TopKRouter: top-k of the logits, then softmax over the
+// k (the softmax of all, renormalised over the k: normalize = selected).
+// GraniteMoe(Shared)DecoderLayer adds `ffn(x) * residual_multiplier`; the
+// routed weights carry that factor (routed_scaling_factor). The shared MLP
+// (shared_intermediate_size > 0) is added plainly before the factor, which
+// the stack cannot apply to it: such a config needs residual_multiplier = 1.
+static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
+  s.keys = kGraniteKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertsKey = "num_local_experts";
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  s.routing.normalize = Normalization::selected;
+  double multiplier = c.getNumber("residual_multiplier", 1.0);
+  if (!(std::isfinite(multiplier) && multiplier > 0.0))
+    c.error("residual_multiplier")
+        << "'residual_multiplier' must be positive, got "
+        << shortNumber(multiplier);
+  s.routing.routedScalingFactor = multiplier;
+  if (sharedVariant) {
+    s.sharedFfn =
+        c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
+    if (s.sharedFfn > 0 && multiplier != 1.0)
+      c.error("residual_multiplier")
+          << "residual_multiplier = " << shortNumber(multiplier)
+          << " is not supported with a shared MLP (shared_intermediate_size "
+          << "= " << s.sharedFfn
+          << "): granitemoeshared scales the shared MLP's output too, which "
+             "the FFN stack cannot express";
+  }
+  allMoe(c, s);
+}
+
+static void readGraniteMoeRouted(ConfigFile &c, HFStack &s) {
+  readGraniteMoe(c, s, /*sharedVariant=*/false);
+}
+
+static void readGraniteMoeShared(ConfigFile &c, HFStack &s) {
+  readGraniteMoe(c, s, /*sharedVariant=*/true);
+}
+
 static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
                                                     "router_jitter_noise"};
 static constexpr StringLiteral kQwenIgnored[] = {
@@ -626,6 +689,11 @@ static constexpr StringLiteral kErnieIgnored[] = {
     // dropless and does not read it.
     "moe_capacity"};
 
+// The embedding, attention and logits scales act outside the FFN stack
+// (the whole-model import refuses them unless 1).
+static constexpr StringLiteral kGraniteIgnored[] = {
+    "embedding_multiplier", "attention_multiplier", "logits_scaling"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -639,6 +707,8 @@ static const Family kFamilies[] = {
     {"jamba", readJamba, kJambaIgnored},
     {"hunyuan_v1_moe", readHunyuanMoe, kHunyuanIgnored},
     {"ernie4_5_moe", readErnieMoe, kErnieIgnored},
+    {"granitemoe", readGraniteMoeRouted, kGraniteIgnored},
+    {"granitemoeshared", readGraniteMoeShared, kGraniteIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -693,6 +763,35 @@ static FfnDesc swiGlu(int64_t size, const std::string &prefix, StringRef gate,
   return ffn;
 }
 
+/// Granite's fused gated FFN: gate and up rows of `gateUpKey`
+/// (`[(E,) 2F, H]`), down from `downKey` (`[E, H, F]` viewed per expert, or
+/// a plain `[H, F]` without experts).
+static FfnDesc fusedGateUpRows(int64_t size, int64_t hidden,
+                               std::optional<int64_t> experts,
+                               const std::string &gateUpKey,
+                               const std::string &downKey) {
+  FfnDesc ffn;
+  ffn.ffnSize = size;
+  ffn.activation = Activation::silu;
+  ffn.gated = true;
+  ffn.gateKey = ffn.upKey = gateUpKey;
+  ffn.downKey = downKey;
+  FusedViewDesc gate;
+  if (experts)
+    gate.shape.push_back(*experts);
+  gate.shape.insert(gate.shape.end(), {2 * size, hidden});
+  gate.expertStride = experts ? 2 * size * hidden : 0;
+  gate.strides = {hidden, 1};
+  FusedViewDesc up = gate;
+  up.offset = size * hidden;
+  ffn.gateView = gate;
+  ffn.upView = up;
+  if (experts)
+    ffn.downView =
+        FusedViewDesc{{*experts, hidden, size}, 0, hidden * size, {size, 1}};
+  return ffn;
+}
+
 /// Lays out the stack: names, keys and shapes of every layer.
 static ModelDesc describe(ConfigFile &c, const HFStack &s) {
   ModelDesc model;
@@ -720,6 +819,23 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     if (s.correctionBias)
       layer.correctionBiasKey =
           layer.name + "." + s.keys.correctionBias.str();
+    if (s.keys.fusedGateUpRows) {
+      std::string prefix = layer.name + ".";
+      layer.experts = fusedGateUpRows(
+          s.expertFfn, s.hidden, s.experts,
+          prefix + s.keys.expertGate.str() + ".weight",
+          prefix + s.keys.expertDown.str() + ".weight");
+      if (s.sharedFfn > 0) {
+        std::string shared = base + s.keys.sharedModule.str() + ".";
+        layer.shared = SharedExpertDesc{
+            fusedGateUpRows(s.sharedFfn, s.hidden, std::nullopt,
+                            shared + s.keys.expertGate.str() + ".weight",
+                            shared + s.keys.expertDown.str() + ".weight"),
+            ""};
+      }
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
     layer.experts =
         swiGlu(s.expertFfn, layer.name + ".experts.{e}.", s.keys.expertGate,
                s.keys.expertUp, s.keys.expertDown);
@@ -935,6 +1051,14 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
       c.error("clip_qkv") << "clip_qkv is not supported: the attention "
                              "projections are not clamped";
   }
+  if (modelType.starts_with("granitemoe"))
+    for (StringRef key : {"embedding_multiplier", "attention_multiplier",
+                          "logits_scaling", "residual_multiplier"})
+      if (c.getNumber(key, 1.0) != 1.0)
+        c.error(key) << key << " = " << shortNumber(c.getNumber(key, 1.0))
+                     << " is not supported by the whole-model import (the "
+                        "decoder has no such scale); import the FFN stack "
+                        "with --import-hf";
   if (c.getBool("use_sliding_window", false))
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";
