@@ -75,11 +75,21 @@ struct KeyScheme {
   StringRef denseModule = "mlp";
   /// The selection bias under the MoE module (ERNIE: `moe_statics.…`).
   StringRef correctionBias = "gate.e_score_correction_bias";
-  /// Granite: every expert's gate and up rows in one `[E, 2F, H]`
-  /// `expertGate` tensor and the down projections in one `[E, H, F]`
-  /// `expertDown`, directly under the MoE module; the shared MLP
-  /// (`sharedModule`, under the decoder layer) is `[2F, H]` + `[H, F]`.
-  bool fusedGateUpRows = false;
+  /// How the experts are stored when not one tensor per expert.
+  enum class Fused {
+    none,
+    /// Granite: every expert's gate and up rows in one `[E, 2F, H]`
+    /// `expertGate` tensor and the down projections in one `[E, H, F]`
+    /// `expertDown`, directly under the MoE module; the shared MLP
+    /// (`sharedModule`, under the decoder layer) is `[2F, H]` + `[H, F]`.
+    graniteGateUpRows,
+    /// DBRX: `expertGate`, `expertUp` and `expertDown` each `[E·F, H]`
+    /// (down transposed: expert e's `[H, F]` is rows [eF, eF + F) read by
+    /// column) under `<moeModule>.experts.mlp`.
+    dbrxStacked,
+  } fused = Fused::none;
+  /// The decoder layers' common prefix (DBRX: `transformer.blocks.`).
+  StringRef layerPrefix = "model.layers.";
 };
 
 constexpr KeyScheme kMixtralKeys = {"block_sparse_moe", "w1", "w3", "w2", ""};
@@ -110,7 +120,18 @@ constexpr KeyScheme kErnieKeys = {"mlp",
 constexpr KeyScheme kGraniteKeys = {
     "block_sparse_moe", "input_linear",  "",      "output_linear",
     "shared_mlp",       "router.layer",  "mlp",   "",
-    /*fusedGateUpRows=*/true};
+    KeyScheme::Fused::graniteGateUpRows};
+// DbrxFFN: router.layer, experts.mlp.{w1, v1, w2} each [E·F, H].
+constexpr KeyScheme kDbrxKeys = {"ffn",
+                                 "w1",
+                                 "v1",
+                                 "w2",
+                                 "",
+                                 "router.layer",
+                                 "ffn",
+                                 "",
+                                 KeyScheme::Fused::dbrxStacked,
+                                 "transformer.blocks."};
 
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
@@ -132,6 +153,9 @@ struct HFStack {
   StringLiteral expertsKey = "";
   /// The config key holding `routing.topK`, for diagnostics.
   StringLiteral topKKey = "num_experts_per_tok";
+  /// How diagnostics name the two when they nest (DBRX's ffn_config);
+  /// empty: the keys themselves.
+  StringLiteral topKName = "", expertsName = "";
   RoutingDesc routing;
   /// DeepSeek-V3 `noaux_tc`: `mlp.gate.e_score_correction_bias`.
   bool correctionBias = false;
@@ -633,6 +657,96 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   allMoe(c, s);
 }
 
+// DbrxFFN on every block: softmax, top-k (ffn_config.moe_top_k), the k
+// weights divided by their p-norm, p = moe_normalize_expert_weights (1:
+// their sum, as the weights are positive: normalize = selected; null: kept
+// as they are). The sizes are d_model and n_layers; the FFN's keys nest in
+// ffn_config, whose every field is checked here (errors at `ffn_config`).
+static void readDbrx(ConfigFile &c, HFStack &s) {
+  s.keys = kDbrxKeys;
+  s.hidden = c.requirePositive("d_model", kMaxWidth);
+  s.numLayers = c.requirePositive("n_layers", kMaxLayers);
+  s.expertsKey = s.topKKey = "ffn_config";
+  s.expertsName = "ffn_config.moe_num_experts";
+  s.topKName = "ffn_config.moe_top_k";
+  const llvm::json::Value *value = c.get("ffn_config");
+  const llvm::json::Object *ffn = value ? value->getAsObject() : nullptr;
+  if (!ffn) {
+    c.error("ffn_config") << "'ffn_config' must be an object holding the "
+                             "experts' sizes";
+    return;
+  }
+  // Bookkeeping transformers 5 writes into every nested config.
+  static constexpr StringLiteral kNestedIgnored[] = {
+      "_name_or_path", "architectures", "chunk_size_feed_forward", "dtype",
+      "id2label", "label2id", "is_encoder_decoder", "model_type",
+      "output_attentions", "output_hidden_states", "problem_type",
+      "return_dict", "torch_dtype", "transformers_version",
+      // Training only: router input jitter and the load-balancing loss.
+      "moe_jitter_eps", "moe_loss_weight"};
+  auto field = [&](StringRef name) -> InFlightDiagnostic {
+    InFlightDiagnostic diag = c.error("ffn_config");
+    diag << "ffn_config." << name << ": ";
+    return diag;
+  };
+  auto positive = [&](StringRef name, std::optional<int64_t> fallback,
+                      int64_t max) -> int64_t {
+    const llvm::json::Value *v = ffn->get(name);
+    if (!v || v->getAsNull()) {
+      if (!fallback)
+        field(name) << "missing";
+      return fallback.value_or(1);
+    }
+    std::optional<int64_t> n = v->getAsInteger();
+    if (!n || *n < 1 || *n > max) {
+      field(name) << "must be an integer in [1, " << max << "]";
+      return 1;
+    }
+    return *n;
+  };
+  for (const auto &entry : *ffn) {
+    StringRef name = entry.first;
+    if (!llvm::is_contained(kNestedIgnored, name) &&
+        !llvm::is_contained({"ffn_hidden_size", "moe_num_experts",
+                             "moe_top_k", "moe_normalize_expert_weights",
+                             "ffn_act_fn", "hidden_size",
+                             "uniform_expert_assignment"},
+                            name))
+      field(name) << "unknown field: it may change the MoE semantics";
+  }
+  s.expertFfn = positive("ffn_hidden_size", std::nullopt, kMaxWidth);
+  s.experts = positive("moe_num_experts", 4, kMaxExperts);
+  s.routing.topK = positive("moe_top_k", 1, kMaxExperts);
+  if (const llvm::json::Value *v = ffn->get("hidden_size"))
+    if (!v->getAsNull() && v->getAsInteger() != std::optional(s.hidden))
+      field("hidden_size") << "must equal d_model = " << s.hidden
+                           << ": the experts read and write the hidden states";
+  if (const llvm::json::Value *v = ffn->get("ffn_act_fn");
+      v && !v->getAsNull()) {
+    const llvm::json::Object *act = v->getAsObject();
+    std::optional<StringRef> name = act ? act->getString("name") : std::nullopt;
+    if (!name || *name != "silu" || act->size() != 1)
+      field("ffn_act_fn") << "only {\"name\": \"silu\"} is supported: the "
+                             "experts are SwiGLU with silu";
+  }
+  if (const llvm::json::Value *v = ffn->get("uniform_expert_assignment"))
+    if (v->getAsBoolean().value_or(true))
+      field("uniform_expert_assignment")
+          << "must be false: uniform assignment ignores the router";
+  const llvm::json::Value *p = ffn->get("moe_normalize_expert_weights");
+  if (!p) {
+    s.routing.normalize = Normalization::selected; // DbrxFFNConfig: 1.0
+  } else if (!p->getAsNull()) {
+    std::optional<double> norm = p->getAsNumber();
+    if (norm != 1.0)
+      field("moe_normalize_expert_weights")
+          << "only 1 (divide by the sum of the top-k weights) or null is "
+             "supported";
+    s.routing.normalize = Normalization::selected;
+  }
+  allMoe(c, s);
+}
+
 static void readGraniteMoeRouted(ConfigFile &c, HFStack &s) {
   readGraniteMoe(c, s, /*sharedVariant=*/false);
 }
@@ -694,6 +808,11 @@ static constexpr StringLiteral kErnieIgnored[] = {
 static constexpr StringLiteral kGraniteIgnored[] = {
     "embedding_multiplier", "attention_multiplier", "logits_scaling"};
 
+// Attention (attn_config: heads, clip_qkv, rope_theta), sequence length,
+// dropouts and DBRX's own names for the decoder's sizes.
+static constexpr StringLiteral kDbrxIgnored[] = {
+    "attn_config", "n_heads", "max_seq_len", "resid_pdrop", "emb_pdrop"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -709,6 +828,7 @@ static const Family kFamilies[] = {
     {"ernie4_5_moe", readErnieMoe, kErnieIgnored},
     {"granitemoe", readGraniteMoeRouted, kGraniteIgnored},
     {"granitemoeshared", readGraniteMoeShared, kGraniteIgnored},
+    {"dbrx", readDbrx, kDbrxIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -722,8 +842,9 @@ static void checkRouting(ConfigFile &c, const HFStack &s) {
   const RoutingDesc &r = s.routing;
   if (r.topK > s.experts) {
     c.error(s.topKKey)
-        << s.topKKey << " = " << r.topK << " exceeds the " << s.experts
-        << " experts of '" << s.expertsKey << "'";
+        << (s.topKName.empty() ? s.topKKey : s.topKName) << " = " << r.topK
+        << " exceeds the " << s.experts << " experts of '"
+        << (s.expertsName.empty() ? s.expertsKey : s.expertsName) << "'";
     return;
   }
   if (r.nGroup == 1)
@@ -801,7 +922,7 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     LayerDesc layer;
     layer.index = i;
     layer.loc = choice.why;
-    std::string base = "model.layers." + std::to_string(i) + ".";
+    std::string base = s.keys.layerPrefix.str() + std::to_string(i) + ".";
     if (!choice.moe) {
       layer.kind = LayerKind::dense;
       layer.name = base + s.keys.denseModule.str();
@@ -819,7 +940,22 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     if (s.correctionBias)
       layer.correctionBiasKey =
           layer.name + "." + s.keys.correctionBias.str();
-    if (s.keys.fusedGateUpRows) {
+    if (s.keys.fused == KeyScheme::Fused::dbrxStacked) {
+      std::string prefix = layer.name + ".experts.mlp.";
+      int64_t f = s.expertFfn, h = s.hidden, e = s.experts;
+      FfnDesc &ffn = layer.experts;
+      ffn.ffnSize = f;
+      ffn.activation = Activation::silu;
+      ffn.gated = true;
+      ffn.gateKey = prefix + s.keys.expertGate.str();
+      ffn.upKey = prefix + s.keys.expertUp.str();
+      ffn.downKey = prefix + s.keys.expertDown.str();
+      ffn.gateView = ffn.upView = FusedViewDesc{{e * f, h}, 0, f * h, {h, 1}};
+      ffn.downView = FusedViewDesc{{e * f, h}, 0, f * h, {1, h}};
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
+    if (s.keys.fused == KeyScheme::Fused::graniteGateUpRows) {
       std::string prefix = layer.name + ".";
       layer.experts = fusedGateUpRows(
           s.expertFfn, s.hidden, s.experts,
@@ -1010,6 +1146,12 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
+  if (modelType == "dbrx") {
+    c.error("model_type") << "dbrx is not supported by the whole-model import "
+                             "(fused Wqkv, LayerNorm, clip_qkv); import the "
+                             "FFN stack with --import-hf";
+    return d;
+  }
   if (c.has("kv_lora_rank")) {
     c.error("kv_lora_rank")
         << modelType << " uses multi-head latent attention (kv_lora_rank), "
