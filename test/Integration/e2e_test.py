@@ -212,9 +212,32 @@ def family_reference(cfg, x, w, tweak):
     return x
 
 
+def dbrx_reference(cfg, x, w, tweak):
+    """DBRX: every block MoE; w1, v1, w2 each [E*F, H] (expert e's rows
+    [eF, eF + F); w2 is read transposed); softmax, top-k, the k weights
+    divided by their 1-norm (or kept when moe_normalize_expert_weights is
+    null)."""
+    st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
+    ffn = cfg["ffn_config"]
+    Fe, k = ffn["ffn_hidden_size"], ffn.get("moe_top_k", 1)
+    norm = ffn.get("moe_normalize_expert_weights", 1.0)
+    for i in range(cfg["n_layers"]):
+        pre = f"transformer.blocks.{i}.ffn."
+        params = {"gate.weight": w.get(pre + "router.layer.weight", (E, H), scale=tweak.get("router_scale"))}
+        mlp = pre + "experts.mlp."
+        w1, v1, w2 = (w.get(mlp + name, (E * Fe, H)).reshape(E, Fe, H) for name in ("w1", "v1", "w2"))
+        params["experts.w1"], params["experts.w_up"] = w1, v1
+        params["experts.w2"] = w2.transpose(0, 2, 1)
+        routing = ref.RoutingConfig(num_experts=E, top_k=k, norm="none" if norm is None else "selected")
+        x = ref.moe_layer(x, params, ref.LayerConfig(routing=routing, storage=st))["out"]
+    return x
+
+
 def hf_reference(cfg, x, w, tweak):
     """The HF families' FFN stack, read from config.json."""
     t = cfg["model_type"]
+    if t == "dbrx":
+        return dbrx_reference(cfg, x, w, tweak)
     if t in FAMILY_LAYER_TYPES:
         return family_reference(cfg, x, w, tweak)
     st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
@@ -376,6 +399,11 @@ CASES = [
                        residual_multiplier=0.5), {}),
     ("granitemoeshared", fam("granitemoeshared", intermediate_size=F, num_local_experts=E,
                              num_experts_per_tok=3, shared_intermediate_size=F // 2), {}),
+    ("dbrx", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+              "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 3}}, {}),
+    ("dbrx-unnormalized", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+                           "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 2,
+                                          "moe_normalize_expert_weights": None}}, {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -393,7 +421,8 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
-              "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True}
+              "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
+              "dbrx": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2
@@ -403,7 +432,9 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
 TP_CASES = {"mixtral": True, "qwen2-moe": True, "prmoe-choice-major": False,
             "prmoe-dropless": True,
             # Fused input_linear / output_linear read as F-sliced boxes.
-            "granitemoeshared": True}
+            "granitemoeshared": True,
+            # [E*F, H] views F-sliced, w2 read by column.
+            "dbrx": True}
 
 
 def compare(name, seed, what, a, b, dtype, tolerance=TOL):

@@ -125,6 +125,14 @@ FAMILIES = {
     # With the shared MLP (shared_mlp.input_linear [2F, H]).
     "granitemoeshared": dict(intermediate_size=24, shared_intermediate_size=20,
                              num_local_experts=6, num_experts_per_tok=2),
+    # transformer.blocks.{i}.ffn.experts.mlp.{w1, v1, w2}, each [E*F, H];
+    # top-k weights divided by their 1-norm.
+    "dbrx": dict(d_model=32, n_layers=3, n_heads=2, max_seq_len=64,
+                 ffn_config=dict(hidden_size=32, ffn_hidden_size=24,
+                                 moe_num_experts=6,
+                                 moe_top_k=2,
+                                 moe_normalize_expert_weights=1.0),
+                 attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
 }
 
 
@@ -142,6 +150,8 @@ def model_type(family):
 def ffn_modules(layer):
     """A decoder layer's FFN modules (Jamba: feed_forward; Granite:
     block_sparse_moe and, in the shared variant, shared_mlp)."""
+    if hasattr(layer, "ffn"):  # DbrxBlock
+        return [layer.ffn]
     if hasattr(layer, "block_sparse_moe"):
         shared = getattr(layer, "shared_mlp", None)
         return [layer.block_sparse_moe] + ([shared] if shared else [])
@@ -184,7 +194,8 @@ def generate(out, families, seed):
             model_type(family), **{**COMMON, **FAMILIES[family]})
         config.dtype = torch.float32
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
-        layers = model.model.layers
+        layers = (model.transformer.blocks if hasattr(model, "transformer")
+                  else model.model.layers)
         with torch.no_grad():
             # HF's init (std 0.02) would make the FFNs vanish next to the
             # residual; weights of unit-scale outputs test them.
