@@ -72,6 +72,8 @@ struct RoutingDesc {
   double capacityFactor = 0.0;
   int64_t minCapacity = 0;
   mlir::moe::DropOrder dropOrder = mlir::moe::DropOrder::choice_major;
+  /// The p of normalize = pnorm.
+  double normP = 1.0;
 };
 
 struct SharedExpertDesc {

@@ -134,7 +134,8 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       [&] { return emitError(routingLoc); }, context, r.scoring, r.topK,
       r.nGroup, r.topkGroup, r.groupScore, r.normalize,
       llvm::APFloat(r.normEpsilon), llvm::APFloat(r.routedScalingFactor),
-      llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder);
+      llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder,
+      llvm::APFloat(r.normP));
   if (!routing)
     return failure();
 

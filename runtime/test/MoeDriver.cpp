@@ -140,7 +140,9 @@ int run(const std::string &dir) {
                                        {"selected", MOERT_NORM_SELECTED},
                                        {"kept", MOERT_NORM_KEPT},
                                        {"selected_clamped",
-                                        MOERT_NORM_SELECTED_CLAMPED}});
+                                        MOERT_NORM_SELECTED_CLAMPED},
+                                       {"pnorm", MOERT_NORM_PNORM}});
+  gate.norm_p = cfg.real("norm_p", 1.0f);
   gate.norm_epsilon = cfg.real("norm_epsilon", 0.0f);
   gate.routed_scaling_factor = cfg.real("routed_scaling_factor", 1.0f);
   gate.capacity_factor = cfg.real("capacity_factor", 0.0f);

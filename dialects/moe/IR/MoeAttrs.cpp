@@ -35,7 +35,8 @@ LogicalResult RoutingAttr::verify(
     int64_t topK, int64_t nGroup, int64_t topkGroup, GroupScore groupScore,
     Normalization normalize, APFloat normEpsilonValue,
     APFloat routedScalingFactorValue, APFloat capacityFactorValue,
-    int64_t minCapacity, DropOrder dropOrder) {
+    int64_t minCapacity, DropOrder dropOrder, APFloat normPValue) {
+  double normP = normPValue.convertToDouble();
   double normEpsilon = normEpsilonValue.convertToDouble();
   double routedScalingFactor = routedScalingFactorValue.convertToDouble();
   double capacityFactor = capacityFactorValue.convertToDouble();
@@ -60,6 +61,14 @@ LogicalResult RoutingAttr::verify(
   if (normalize == Normalization::selected_clamped && normEpsilon == 0.0)
     return emitError() << "normalize = selected_clamped needs norm_epsilon > 0 "
                           "(the floor of the sum); use normalize = selected";
+  if (!std::isfinite(normP) || normP <= 0.0)
+    return emitError() << "norm_p must be finite and > 0, got " << normP;
+  if (normP != 1.0 && normalize != Normalization::pnorm)
+    return emitError() << "norm_p applies only to normalize = pnorm";
+  // The 1-norm of positive weights is their sum: one spelling for it.
+  if (normalize == Normalization::pnorm && normP == 1.0)
+    return emitError() << "normalize = pnorm with norm_p = 1 is the sum of "
+                          "the weights; use normalize = selected";
   if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)
     return emitError() << "routed_scaling_factor must be finite and > 0, got "
                        << routedScalingFactor;

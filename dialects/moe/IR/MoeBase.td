@@ -97,7 +97,9 @@ def Moe_Normalization : I32EnumAttr<"Normalization",
       // Divide by the sum of the choices that survived capacity (DeepSpeed).
       I32EnumAttrCase<"kept", 2>,
       // Divide by max(sum of the k selected, epsilon) (ERNIE-4.5).
-      I32EnumAttrCase<"selected_clamped", 3>
+      I32EnumAttrCase<"selected_clamped", 3>,
+      // Divide by the p-norm of the k selected, p = norm_p (DBRX).
+      I32EnumAttrCase<"pnorm", 4>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

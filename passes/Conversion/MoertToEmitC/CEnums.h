@@ -76,7 +76,9 @@ MOERT_PAIRED_ENUM(moe::Normalization, kNormalizations,
                                      MOERT_NORM_SELECTED),
                   MOERT_C_ENUMERATOR(moe::Normalization::kept, MOERT_NORM_KEPT),
                   MOERT_C_ENUMERATOR(moe::Normalization::selected_clamped,
-                                     MOERT_NORM_SELECTED_CLAMPED))
+                                     MOERT_NORM_SELECTED_CLAMPED),
+                  MOERT_C_ENUMERATOR(moe::Normalization::pnorm,
+                                     MOERT_NORM_PNORM))
 
 MOERT_PAIRED_ENUM(moe::DropOrder, kDropOrders, moe::getMaxEnumValForDropOrder(),
                   MOERT_C_ENUMERATOR(moe::DropOrder::choice_major,

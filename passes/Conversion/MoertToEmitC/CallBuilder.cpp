@@ -152,6 +152,8 @@ void CallBuilder::gateConfig(moe::RoutingAttr routing, int64_t experts,
                 std::to_string(routing.getMinCapacity()));
   assignLiteral(cfg, "drop_order", "moert_drop_order_t",
                 cEnumerator(routing.getDropOrder()));
+  if (routing.getNormalize() == moe::Normalization::pnorm)
+    assignLiteral(cfg, "norm_p", "float", real(routing.getNormP(), "f"));
   if (staticCapacity > 0)
     assignLiteral(cfg, "static_capacity", "int64_t",
                   std::to_string(staticCapacity));

@@ -60,6 +60,30 @@ func.func @f(%l: tensor<?x8xf32>) {
 // -----
 
 func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{norm_p applies only to normalize = pnorm}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = selected, norm_p = 2.0> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{normalize = pnorm with norm_p = 1 is the sum of the weights; use normalize = selected}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = pnorm> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{norm_p must be finite and > 0, got -2}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = pnorm, norm_p = -2.0> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
   // expected-error @below {{routed_scaling_factor must be finite and > 0, got 0}}
   %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, routed_scaling_factor = 0.0> : tensor<?x8xf32>
   return

@@ -40,6 +40,15 @@ func.func @ernie_gate(%l: tensor<4x64xf32>, %bias: tensor<64xf32>) -> tensor<4x6
   return %w : tensor<4x6xf32>
 }
 
+// DBRX with moe_normalize_expert_weights = 2: the top-4 weights divided by
+// their 2-norm.
+// CHECK-LABEL: func.func @dbrx_pnorm_gate
+func.func @dbrx_pnorm_gate(%l: tensor<4x16xf32>) -> tensor<4x4xf32> {
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0> : tensor<4x16xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0> : tensor<4x16xf32>
+  return %w : tensor<4x4xf32>
+}
+
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
