@@ -659,8 +659,8 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
 
 // DbrxFFN on every block: softmax, top-k (ffn_config.moe_top_k), the k
 // weights divided by their p-norm, p = moe_normalize_expert_weights (1:
-// their sum, as the weights are positive: normalize = selected; null: kept
-// as they are). The sizes are d_model and n_layers; the FFN's keys nest in
+// their sum, as the weights are positive: normalize = selected; other p:
+// normalize = pnorm; null: kept as they are). The sizes are d_model and n_layers; the FFN's keys nest in
 // ffn_config, whose every field is checked here (errors at `ffn_config`).
 static void readDbrx(ConfigFile &c, HFStack &s) {
   s.keys = kDbrxKeys;
@@ -738,11 +738,15 @@ static void readDbrx(ConfigFile &c, HFStack &s) {
     s.routing.normalize = Normalization::selected; // DbrxFFNConfig: 1.0
   } else if (!p->getAsNull()) {
     std::optional<double> norm = p->getAsNumber();
-    if (norm != 1.0)
+    if (!norm || !std::isfinite(*norm) || *norm <= 0.0) {
       field("moe_normalize_expert_weights")
-          << "only 1 (divide by the sum of the top-k weights) or null is "
-             "supported";
-    s.routing.normalize = Normalization::selected;
+          << "must be a positive number (the p of the p-norm) or null";
+    } else if (*norm == 1.0) {
+      s.routing.normalize = Normalization::selected;
+    } else {
+      s.routing.normalize = Normalization::pnorm;
+      s.routing.normP = *norm;
+    }
   }
   allMoe(c, s);
 }

@@ -228,7 +228,8 @@ def dbrx_reference(cfg, x, w, tweak):
         w1, v1, w2 = (w.get(mlp + name, (E * Fe, H)).reshape(E, Fe, H) for name in ("w1", "v1", "w2"))
         params["experts.w1"], params["experts.w_up"] = w1, v1
         params["experts.w2"] = w2.transpose(0, 2, 1)
-        routing = ref.RoutingConfig(num_experts=E, top_k=k, norm="none" if norm is None else "selected")
+        routing = ref.RoutingConfig(num_experts=E, top_k=k, norm_p=1.0 if norm in (None, 1) else norm,
+                                    norm="none" if norm is None else "selected" if norm == 1 else "pnorm")
         x = ref.moe_layer(x, params, ref.LayerConfig(routing=routing, storage=st))["out"]
     return x
 
@@ -404,6 +405,9 @@ CASES = [
     ("dbrx-unnormalized", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
                            "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 2,
                                           "moe_normalize_expert_weights": None}}, {}),
+    ("dbrx-pnorm", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+                    "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 4,
+                                   "moe_normalize_expert_weights": 2.0}}, {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -422,7 +426,7 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
               "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
-              "dbrx": True}
+              "dbrx": True, "dbrx-pnorm": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

@@ -133,6 +133,13 @@ FAMILIES = {
                                  moe_top_k=2,
                                  moe_normalize_expert_weights=1.0),
                  attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
+    # moe_normalize_expert_weights = 2: the top-3 weights divided by their
+    # 2-norm (normalize = pnorm).
+    "dbrx_pnorm": dict(d_model=32, n_layers=3, n_heads=2, max_seq_len=64,
+                       ffn_config=dict(hidden_size=32, ffn_hidden_size=24,
+                                       moe_num_experts=6, moe_top_k=3,
+                                       moe_normalize_expert_weights=2.0),
+                       attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
 }
 
 
@@ -143,7 +150,7 @@ def rel_error(y, ref):
 
 def model_type(family):
     """A variant's directory name -> its model_type."""
-    return {"deepseek_v2_norm": "deepseek_v2",
+    return {"deepseek_v2_norm": "deepseek_v2", "dbrx_pnorm": "dbrx",
             "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
 
 
