@@ -117,10 +117,15 @@ constexpr KeyScheme kErnieKeys = {"mlp",
 // GraniteMoeMoE: router.layer, input_linear [E, 2F, H] (gate rows, then up)
 // and output_linear [E, H, F]; GraniteMoeSharedMLP: shared_mlp.input_linear
 // [2F, H] and output_linear [H, F].
-constexpr KeyScheme kGraniteKeys = {
-    "block_sparse_moe", "input_linear",  "",      "output_linear",
-    "shared_mlp",       "router.layer",  "mlp",   "",
-    KeyScheme::Fused::graniteGateUpRows};
+constexpr KeyScheme kGraniteKeys = {"block_sparse_moe",
+                                    "input_linear",
+                                    "",
+                                    "output_linear",
+                                    "shared_mlp",
+                                    "router.layer",
+                                    "mlp",
+                                    "",
+                                    KeyScheme::Fused::graniteGateUpRows};
 // DbrxFFN: router.layer, experts.mlp.{w1, v1, w2} each [E·F, H].
 constexpr KeyScheme kDbrxKeys = {"ffn",
                                  "w1",
@@ -644,8 +649,7 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
         << shortNumber(multiplier);
   s.routing.routedScalingFactor = multiplier;
   if (sharedVariant) {
-    s.sharedFfn =
-        c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
+    s.sharedFfn = c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
     if (s.sharedFfn > 0 && multiplier != 1.0)
       c.error("residual_multiplier")
           << "residual_multiplier = " << shortNumber(multiplier)
@@ -660,8 +664,9 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
 // DbrxFFN on every block: softmax, top-k (ffn_config.moe_top_k), the k
 // weights divided by their p-norm, p = moe_normalize_expert_weights (1:
 // their sum, as the weights are positive: normalize = selected; other p:
-// normalize = pnorm; null: kept as they are). The sizes are d_model and n_layers; the FFN's keys nest in
-// ffn_config, whose every field is checked here (errors at `ffn_config`).
+// normalize = pnorm; null: kept as they are). The sizes are d_model and
+// n_layers; the FFN's keys nest in ffn_config, whose every field is checked
+// here (errors at `ffn_config`).
 static void readDbrx(ConfigFile &c, HFStack &s) {
   s.keys = kDbrxKeys;
   s.hidden = c.requirePositive("d_model", kMaxWidth);
@@ -707,10 +712,9 @@ static void readDbrx(ConfigFile &c, HFStack &s) {
   for (const auto &entry : *ffn) {
     StringRef name = entry.first;
     if (!llvm::is_contained(kNestedIgnored, name) &&
-        !llvm::is_contained({"ffn_hidden_size", "moe_num_experts",
-                             "moe_top_k", "moe_normalize_expert_weights",
-                             "ffn_act_fn", "hidden_size",
-                             "uniform_expert_assignment"},
+        !llvm::is_contained({"ffn_hidden_size", "moe_num_experts", "moe_top_k",
+                             "moe_normalize_expert_weights", "ffn_act_fn",
+                             "hidden_size", "uniform_expert_assignment"},
                             name))
       field(name) << "unknown field: it may change the MoE semantics";
   }
@@ -845,10 +849,11 @@ static void checkRouting(ConfigFile &c, const HFStack &s) {
     return;
   const RoutingDesc &r = s.routing;
   if (r.topK > s.experts) {
-    c.error(s.topKKey)
-        << (s.topKName.empty() ? s.topKKey : s.topKName) << " = " << r.topK
-        << " exceeds the " << s.experts << " experts of '"
-        << (s.expertsName.empty() ? s.expertsKey : s.expertsName) << "'";
+    c.error(s.topKKey) << (s.topKName.empty() ? s.topKKey : s.topKName) << " = "
+                       << r.topK << " exceeds the " << s.experts
+                       << " experts of '"
+                       << (s.expertsName.empty() ? s.expertsKey : s.expertsName)
+                       << "'";
     return;
   }
   if (r.nGroup == 1)
@@ -961,10 +966,10 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     }
     if (s.keys.fused == KeyScheme::Fused::graniteGateUpRows) {
       std::string prefix = layer.name + ".";
-      layer.experts = fusedGateUpRows(
-          s.expertFfn, s.hidden, s.experts,
-          prefix + s.keys.expertGate.str() + ".weight",
-          prefix + s.keys.expertDown.str() + ".weight");
+      layer.experts =
+          fusedGateUpRows(s.expertFfn, s.hidden, s.experts,
+                          prefix + s.keys.expertGate.str() + ".weight",
+                          prefix + s.keys.expertDown.str() + ".weight");
       if (s.sharedFfn > 0) {
         std::string shared = base + s.keys.sharedModule.str() + ".";
         layer.shared = SharedExpertDesc{

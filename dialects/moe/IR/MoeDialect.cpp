@@ -64,20 +64,20 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
   if (attribute.getName() == kFusedViewAttrName) {
     auto view = dyn_cast<FusedViewAttr>(attribute.getValue());
     if (!view)
-      return op->emitError() << "'" << kFusedViewAttrName << "' of argument #"
-                             << argIndex
-                             << " must be a #moe.fused_view attribute";
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " must be a #moe.fused_view attribute";
     auto type = dyn_cast<RankedTensorType>(
         op->getRegion(regionIndex).getArgument(argIndex).getType());
     auto function = dyn_cast<FunctionOpInterface>(op);
-    auto key = function ? function.getArgAttrOfType<StringAttr>(
-                              argIndex, kWeightAttrName)
+    auto key = function ? function.getArgAttrOfType<StringAttr>(argIndex,
+                                                                kWeightAttrName)
                         : StringAttr();
     if (!key || key.getValue().contains(kExpertPlaceholder))
-      return op->emitError() << "'" << kFusedViewAttrName << "' of argument #"
-                             << argIndex << " needs a '" << kWeightAttrName
-                             << "' key naming one tensor (no '"
-                             << kExpertPlaceholder << "')";
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " needs a '" << kWeightAttrName
+             << "' key naming one tensor (no '" << kExpertPlaceholder << "')";
     int64_t views = view.getStrides().size();
     if (!type || !type.hasStaticShape() ||
         (type.getRank() != views && type.getRank() != views + 1))
@@ -88,10 +88,10 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
              << op->getRegion(regionIndex).getArgument(argIndex).getType();
     bool stacked = type.getRank() == views + 1;
     if (!stacked && view.getExpertStride() != 0)
-      return op->emitError() << "'" << kFusedViewAttrName << "' of argument #"
-                             << argIndex
-                             << " has an expert stride but the argument has "
-                                "no expert dimension";
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " has an expert stride but the argument has "
+                "no expert dimension";
     ArrayRef<int64_t> extents = type.getShape();
     if (!view.fits(stacked ? extents.front() : 1,
                    stacked ? extents.drop_front() : extents))

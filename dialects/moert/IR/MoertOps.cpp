@@ -778,7 +778,6 @@ static void printExpertRange(OpAsmPrinter &p, Operation *,
   p << "[" << range[0] << ", " << range[1] << ")";
 }
 
-
 LogicalResult RecordDropsOp::verify() {
   if (failed(expectPositive(*this, "experts", getExperts())) ||
       failed(expectPositive(*this, "top_k", getTopK())) ||
@@ -817,26 +816,25 @@ static LogicalResult verifyLoad(LoadOp op,
   ArrayRef<int64_t> shape = op.getShape(), begin = op.getBegin(),
                     end = op.getEnd();
   if (shape.empty() || shape.size() > 4)
-    return op.emitOpError() << "a weight has 1 to 4 dimensions, got "
-                            << shape.size();
+    return op.emitOpError()
+           << "a weight has 1 to 4 dimensions, got " << shape.size();
   if (begin.size() != shape.size() || end.size() != shape.size())
     return op.emitOpError() << "begin and end must have " << shape.size()
                             << " entries like shape, got " << begin.size()
                             << " and " << end.size();
   if (!op.getOffsets().empty() && op.getOffsets().size() != shape.size())
-    return op.emitOpError() << "offsets must be absent or one per dimension ("
-                            << shape.size() << "), got "
-                            << op.getOffsets().size();
+    return op.emitOpError()
+           << "offsets must be absent or one per dimension (" << shape.size()
+           << "), got " << op.getOffsets().size();
   for (size_t d = 0; d < shape.size(); ++d) {
     if (!op.getOffsets().empty() && end[d] == 0)
-      return op.emitOpError() << "dimension " << d
-                              << ": a shifted box needs an explicit end";
+      return op.emitOpError()
+             << "dimension " << d << ": a shifted box needs an explicit end";
     int64_t stop = end[d] == 0 ? shape[d] : end[d];
     if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
-      return op.emitOpError() << "dimension " << d << ": slice [" << begin[d]
-                              << ", " << stop
-                              << ") is not a non-empty part of [0, "
-                              << shape[d] << ")";
+      return op.emitOpError()
+             << "dimension " << d << ": slice [" << begin[d] << ", " << stop
+             << ") is not a non-empty part of [0, " << shape[d] << ")";
   }
   if (op.getExpertOffset() && !range)
     return op.emitOpError() << "an expert offset needs an expert range";
@@ -849,9 +847,9 @@ static LogicalResult verifyLoad(LoadOp op,
   int64_t box = loaded / (range ? (*range)[1] - (*range)[0] : 1);
   int64_t stride = op.getDstExpertStride();
   if (stride != 0 && stride < box)
-    return op.emitOpError() << "stride " << stride
-                            << " is smaller than one expert's box of " << box
-                            << " elements";
+    return op.emitOpError()
+           << "stride " << stride << " is smaller than one expert's box of "
+           << box << " elements";
   if (stride == 0)
     return expectCount(op, "destination", op.getDst(), loaded);
   // The last expert ends at (n - 1) * stride + box.

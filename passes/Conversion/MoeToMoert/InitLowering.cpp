@@ -149,10 +149,10 @@ LogicalResult InitLowering::emitLoad(
                });
   auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
       arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
-  bool stacked =
-      fusedView ? static_cast<int64_t>(fusedView.getStrides().size()) ==
-                      type.getRank() - 1
-                : key.contains(MoeDialect::kExpertPlaceholder);
+  bool stacked = fusedView
+                     ? static_cast<int64_t>(fusedView.getStrides().size()) ==
+                           type.getRank() - 1
+                     : key.contains(MoeDialect::kExpertPlaceholder);
   ArrayRef<int64_t> local = type.getShape();
   DenseI64ArrayAttr range;
   Value expertOffset;

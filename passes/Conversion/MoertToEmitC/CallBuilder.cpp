@@ -301,11 +301,11 @@ void CallBuilder::fusedView(ArrayRef<int64_t> shape, int64_t offset,
   std::string init = "{" + std::to_string(shape.size()) + ", " + list(shape) +
                      ", " + std::to_string(offset) + ", " +
                      std::to_string(expertStride) + ", " + list(strides) + "}";
-  Value view = emitc::VariableOp::create(
-      rewriter, loc,
-      emitc::LValueType::get(
-          emitc::OpaqueType::get(context, "moert_fused_view_t")),
-      emitc::OpaqueAttr::get(context, init));
+  Value view =
+      emitc::VariableOp::create(rewriter, loc,
+                                emitc::LValueType::get(emitc::OpaqueType::get(
+                                    context, "moert_fused_view_t")),
+                                emitc::OpaqueAttr::get(context, init));
   arg(addressOf(view));
 }
 
