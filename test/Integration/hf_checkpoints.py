@@ -8,7 +8,8 @@ save_pretrained(OUT/<family>, max_shard_size=...) into several shards plus
 model.safetensors.index.json, exactly as a user would get it; x.npy is a
 random input and y.npy the transformers modules' output on it: for every
 decoder layer in order, y = y + layer.mlp(y) (the FFN stack moe-run runs:
-DESIGN.md §4). The committed goldens in test/Integration/hf-checkpoints/ are
+DESIGN.md §4; Jamba's feed_forward, DBRX's ffn, Granite's block_sparse_moe
+plus shared_mlp times residual_multiplier: ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
 this command's output:
 
   python3 test/Integration/hf_checkpoints.py generate \\
