@@ -156,7 +156,12 @@ LogicalResult InitLowering::emitLoad(
           arg.getArgNumber(), MoeDialect::kWeightRowsAttrName))
     return emitFusedRowsLoad(arg, rows, key, v, ctx, file, plan, axes,
                              shardOffset);
-  bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
+  auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
+      arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
+  bool stacked = fusedView
+                     ? static_cast<int64_t>(fusedView.getStrides().size()) ==
+                           type.getRank() - 1
+                     : key.contains(MoeDialect::kExpertPlaceholder);
   ArrayRef<int64_t> local = type.getShape();
   DenseI64ArrayAttr range;
   Value expertOffset;
@@ -175,6 +180,22 @@ LogicalResult InitLowering::emitLoad(
       end[full.size() - 1] = extent;
       offsets.push_back(shardOffset(l, plan, axis, extent));
     }
+  }
+  if (fusedView) {
+    // Straight from the fused tensor into the slot; a weight without
+    // experts is expert 0 of 1.
+    if (!range)
+      range = builder.getDenseI64ArrayAttr({0, 1});
+    moert::LoadFusedWeightOp::create(
+        builder, l, ctx, file, builder.getStringAttr(key),
+        builder.getDenseI64ArrayAttr(fusedView.getShape()),
+        builder.getI64IntegerAttr(fusedView.getOffset()),
+        builder.getI64IntegerAttr(fusedView.getExpertStride()),
+        builder.getDenseI64ArrayAttr(fusedView.getStrides()),
+        builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
+        builder.getDenseI64ArrayAttr(end), range, expertOffset, offsets,
+        part.stride, v);
+    return success();
   }
   moert::LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
                               builder.getDenseI64ArrayAttr(full),
@@ -242,12 +263,15 @@ LogicalResult InitLowering::emitFusedRowsLoad(
     for (int64_t d = 1; d < type.getRank(); ++d)
       offsets.push_back(shardOffset(l, plan, axes[d], type.getDimSize(d)));
   }
+  // One part of one tensor: expert 0 of 1 of the fused view.
   moert::LoadFusedWeightOp::create(
       builder, l, ctx, file, builder.getStringAttr(key),
+      builder.getDenseI64ArrayAttr(fused),
+      builder.getI64IntegerAttr(part * r * inner), builder.getI64IntegerAttr(0),
+      builder.getDenseI64ArrayAttr(strides),
       builder.getDenseI64ArrayAttr(shape), builder.getDenseI64ArrayAttr(zeros),
-      builder.getDenseI64ArrayAttr(end), offsets,
-      builder.getDenseI64ArrayAttr(fused), part * r * inner,
-      builder.getDenseI64ArrayAttr(strides), dst);
+      builder.getDenseI64ArrayAttr(end), builder.getDenseI64ArrayAttr({0, 1}),
+      Value(), offsets, /*dst_expert_stride=*/0, dst);
   return success();
 }
 
