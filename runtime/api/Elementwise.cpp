@@ -73,17 +73,10 @@ moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
                               moert_view_t weight, moert_view_t out,
                               int64_t tokens, int64_t hidden, float epsilon) {
   return guard("moert_rms_norm", [&] {
-    checkContext(ctx);
-    require(tokens >= 0 && hidden >= 1, "bad extents");
-    require(epsilon >= 0.0f && std::isfinite(epsilon),
-            "epsilon must be finite and >= 0, got ", epsilon);
-    requireFloatDtype(out, "out");
-    int64_t count = tokens * hidden;
-    Operand input = floatOperand(x, count, "x");
-    Operand scale = floatOperand(weight, hidden, "weight");
-    Operand output = floatOperand(out, count, "out");
-    ctx->backend().rmsNorm(ctx->rank, input, scale, output, tokens, hidden,
-                           epsilon);
+    NormOperands norm =
+        normOperands(ctx, x, weight, out, tokens, hidden, epsilon);
+    ctx->backend().rmsNorm(ctx->rank, norm.x, norm.weight, norm.out, tokens,
+                           hidden, epsilon);
   });
 }
 

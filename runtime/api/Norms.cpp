@@ -15,18 +15,11 @@ moert_status_t moert_layer_norm(moert_context_t ctx, moert_view_t x,
                                 moert_view_t out, int64_t tokens,
                                 int64_t hidden, float epsilon) {
   return guard("moert_layer_norm", [&] {
-    checkContext(ctx);
-    require(tokens >= 0 && hidden >= 1, "bad extents");
-    require(epsilon >= 0.0f && std::isfinite(epsilon),
-            "epsilon must be finite and >= 0, got ", epsilon);
-    requireFloatDtype(out, "out");
-    int64_t count = tokens * hidden;
-    Operand input = floatOperand(x, count, "x");
-    Operand scale = floatOperand(weight, hidden, "weight");
+    NormOperands norm =
+        normOperands(ctx, x, weight, out, tokens, hidden, epsilon);
     Operand shift = optionalFloatOperand(bias, hidden, "bias");
-    Operand output = floatOperand(out, count, "out");
-    ctx->backend().layerNorm(ctx->rank, input, scale, shift, output, tokens,
-                             hidden, epsilon);
+    ctx->backend().layerNorm(ctx->rank, norm.x, norm.weight, shift, norm.out,
+                             tokens, hidden, epsilon);
   });
 }
 

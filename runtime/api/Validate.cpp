@@ -87,6 +87,20 @@ Operand moert::api::floatOperand(moert_view_t view, int64_t count,
   return operand(view, count, name);
 }
 
+NormOperands moert::api::normOperands(moert_context_t ctx, moert_view_t x,
+                                      moert_view_t weight, moert_view_t out,
+                                      int64_t tokens, int64_t hidden,
+                                      float epsilon) {
+  checkContext(ctx);
+  require(tokens >= 0 && hidden >= 1, "bad extents");
+  require(epsilon >= 0.0f && std::isfinite(epsilon),
+          "epsilon must be finite and >= 0, got ", epsilon);
+  requireFloatDtype(out, "out");
+  int64_t count = tokens * hidden;
+  return {floatOperand(x, count, "x"), floatOperand(weight, hidden, "weight"),
+          floatOperand(out, count, "out")};
+}
+
 Operand moert::api::optionalFloatOperand(moert_view_t view, int64_t count,
                                          const char *name) {
   return isPresent(view) ? floatOperand(view, count, name) : Operand{};

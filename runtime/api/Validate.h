@@ -33,6 +33,14 @@ Operand typedOperand(moert_view_t view, moert_dtype_t dtype, int64_t count,
                      const char *name);
 // The same, of a float dtype (f32, f16, bf16).
 Operand floatOperand(moert_view_t view, int64_t count, const char *name);
+// x, out [tokens, hidden] and a [hidden] weight of a per-token norm, its
+// extents and epsilon checked.
+struct NormOperands {
+  Operand x, weight, out;
+};
+NormOperands normOperands(moert_context_t ctx, moert_view_t x,
+                          moert_view_t weight, moert_view_t out,
+                          int64_t tokens, int64_t hidden, float epsilon);
 // A float operand, or an absent Operand for an absent view.
 Operand optionalFloatOperand(moert_view_t view, int64_t count,
                              const char *name);

@@ -17,6 +17,20 @@
 using namespace mlir;
 using namespace mlir::moe;
 
+LogicalResult mlir::moe::checkAttentionPlan(Operation *op, StringRef what) {
+  PlanAttr plan = planOf(op);
+  Value result = op->getResult(0);
+  bool summed = result.hasOneUse() &&
+                isa<shard::AllReduceOp>(*result.getUsers().begin());
+  if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
+    return op->emitError()
+           << "convert-moe-to-moert lowers data-parallel " << what
+           << ", or tensor-parallel " << what
+           << " whose output a shard.all_reduce sums; this layer's plan is "
+           << plan;
+  return success();
+}
+
 namespace {
 
 struct EmbeddingLowering : OpLoweringOf<EmbeddingOp> {
@@ -105,15 +119,8 @@ struct AttentionScratch {
 
 struct AttentionLowering : OpLoweringOf<AttentionOp> {
   LogicalResult analyze(AttentionOp op, LoweringState &state) const override {
-    PlanAttr plan = planOf(op);
-    bool summed = op.getResult().hasOneUse() &&
-                  isa<shard::AllReduceOp>(*op.getResult().getUsers().begin());
-    if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
-      return op.emitError()
-             << "convert-moe-to-moert lowers data-parallel attention, or "
-                "tensor-parallel attention whose output a shard.all_reduce "
-                "sums; this layer's plan is "
-             << plan;
+    if (failed(checkAttentionPlan(op, "attention")))
+      return failure();
     int64_t bound = state.bound(op.getInput());
     state.setBound(op.getResult(), bound);
     state.addScratch(op, AttentionScratch(op, bound).bytes);

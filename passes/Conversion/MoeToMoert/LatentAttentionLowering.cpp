@@ -43,15 +43,8 @@ struct LatentScratch {
 struct LatentAttentionLowering : OpLoweringOf<LatentAttentionOp> {
   LogicalResult analyze(LatentAttentionOp op,
                         LoweringState &state) const override {
-    PlanAttr plan = planOf(op);
-    bool summed = op.getResult().hasOneUse() &&
-                  isa<shard::AllReduceOp>(*op.getResult().getUsers().begin());
-    if (plan && (plan.getEp() > 1 || (plan.getTp() > 1 && !summed)))
-      return op.emitError()
-             << "convert-moe-to-moert lowers data-parallel latent attention, "
-                "or tensor-parallel latent attention whose output a "
-                "shard.all_reduce sums; this layer's plan is "
-             << plan;
+    if (failed(checkAttentionPlan(op, "latent attention")))
+      return failure();
     int64_t bound = state.bound(op.getInput());
     state.setBound(op.getResult(), bound);
     state.addScratch(op, LatentScratch(op, bound).bytes);

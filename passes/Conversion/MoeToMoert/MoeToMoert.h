@@ -102,6 +102,10 @@ void populateDenseLowerings(LoweringSet &lowerings);
 void populateDecoderLowerings(LoweringSet &lowerings);
 /// layer_norm, bias_add, position_embedding (the PR-MoE GPT).
 void populateGptLowerings(LoweringSet &lowerings);
+/// Errors unless `op` (an attention op) is data parallel, or tensor
+/// parallel with a shard.all_reduce summing its output.
+LogicalResult checkAttentionPlan(Operation *op, StringRef what);
+
 /// latent_attention (DeepSeek MLA).
 void populateLatentAttentionLowerings(LoweringSet &lowerings);
 
