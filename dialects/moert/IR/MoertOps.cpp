@@ -433,6 +433,41 @@ LogicalResult FusedExpertsOp::verify() {
                            {"shared output", getSharedOutput()}});
 }
 
+LogicalResult QuantizedExpertsOp::verify() {
+  Operation *op = *this;
+  int64_t h = getHidden(), f = getFfn(), e = getExperts();
+  int64_t br = getBlockRows(), bc = getBlockCols();
+  if (failed(expectPositive(op, "hidden", h)) ||
+      failed(expectPositive(op, "ffn", f)) ||
+      failed(expectPositive(op, "block rows", br)) ||
+      failed(expectPositive(op, "block columns", bc)) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(verifyExpertRows(op, getInput(), h, getOutput(), h, getRows(), e,
+                              getBlocks())))
+    return failure();
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  Type f8 = Float8E4M3FNType::get(getContext());
+  Type f32 = Float32Type::get(getContext());
+  struct Weight {
+    StringRef what;
+    Value data, scales;
+    int64_t rows, cols;
+  };
+  for (const Weight &w : {Weight{"gate", getGate(), getGateScales(), f, h},
+                          Weight{"up", getUp(), getUpScales(), f, h},
+                          Weight{"down", getDown(), getDownScales(), h, f}}) {
+    std::string scales = (w.what + " scales").str();
+    if (failed(expectType(op, w.what, w.data, f8)) ||
+        failed(expectType(op, scales, w.scales, f32)) ||
+        failed(expectCount(op, w.what, w.data, e * w.rows * w.cols)) ||
+        failed(expectCount(op, scales, w.scales,
+                           e * ceilDiv(w.rows, br) * ceilDiv(w.cols, bc))))
+      return failure();
+  }
+  return success();
+}
+
 LogicalResult DenseFfnOp::verify() {
   Operation *op = *this;
   if (failed(verifyFfn(*this, 1)))
@@ -832,7 +867,9 @@ LogicalResult LoadWeightOp::verify() {
   if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
     return emitOpError() << "expert range [" << (*range)[0] << ", "
                          << (*range)[1] << ") is empty or negative";
-  if (failed(expectFloat(*this, "destination", getDst())))
+  // fp8 data loads as stored (moert.quantized_experts reads it).
+  if (!isa<Float8E4M3FNType>(viewType(getDst()).getElementType()) &&
+      failed(expectFloat(*this, "destination", getDst())))
     return failure();
   int64_t box = getLoadedElements() / (range ? (*range)[1] - (*range)[0] : 1);
   int64_t stride = getDstExpertStride();

@@ -21,11 +21,17 @@ LogicalResult InitLowering::placeWeights() {
       packedInto[part] = concat;
   });
   auto addSlot = [&](Value value, SmallVector<WeightPart, 2> parts) {
-    slots.push_back({value, weightBytes, std::move(parts)});
+    slots.push_back({value, weightBytes, parts});
+    ViewType vt = state.viewTypeOf(value);
     weightBytes = addSizes(
-        weightBytes,
-        alignTo(mulSizes(state.staticElements(value),
-                         elementBytes(getElementTypeOrSelf(value.getType())))));
+        weightBytes, alignTo(mulSizes(vt.getCount(), vt.getElementBytes())));
+    if (!state.isQuantized(value))
+      return;
+    // Its scales: the next slot, loaded from the "..._scale_inv" key.
+    slots.push_back({value, weightBytes, std::move(parts), true});
+    ViewType scales = state.scaleViewTypeOf(value);
+    weightBytes =
+        addSizes(weightBytes, alignTo(mulSizes(scales.getCount(), 4)));
   };
   for (BlockArgument arg :
        entry.getArguments().drop_front(state.getNumInputs())) {
@@ -125,15 +131,27 @@ LogicalResult InitLowering::emitLoad(
   auto type = cast<RankedTensorType>(arg.getType());
   // The rest of the slot from this part on: a packed part's last expert
   // ends a stride-multiple further than its own elements.
-  ViewType slotType = state.viewTypeOf(slot.value);
+  ViewType slotType = slot.scales ? state.scaleViewTypeOf(slot.value)
+                                  : state.viewTypeOf(slot.value);
   ViewType vt = ViewType::get(func.getContext(), slotType.getElementType(),
                               slotType.getCount() - part.elementOffset);
   Value v =
       ViewOp::create(builder, l, vt, stateBuffer,
                      slot.offset / vt.getElementBytes() + part.elementOffset);
-  StringRef key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                    MoeDialect::kWeightAttrName)
-                      .getValue();
+  std::string key = func.getArgAttrOfType<StringAttr>(
+                            arg.getArgNumber(), MoeDialect::kWeightAttrName)
+                        .getValue()
+                        .str();
+  // The checkpoint's name for a weight's block scales (DeepSeek-V3,
+  // Qwen3-FP8): "<name>.weight" -> "<name>.weight_scale_inv".
+  if (slot.scales) {
+    if (!StringRef(key).ends_with("weight"))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": fp8 weight key '"
+             << key << "' does not end in 'weight', so its '_scale_inv' "
+             << "scales have no name";
+    key += "_scale_inv";
+  }
   auto [plan, shard] = shardOf(func, arg);
   SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
   if (shard) {
@@ -147,8 +165,23 @@ LogicalResult InitLowering::emitLoad(
   bool split = plan && llvm::any_of(axes, [&, plan = plan](ShardAxis a) {
                  return plan.getDegree(a) > 1;
                });
-  bool stacked = key.contains(MoeDialect::kExpertPlaceholder);
-  ArrayRef<int64_t> local = type.getShape();
+  if (state.isQuantized(arg) &&
+      llvm::any_of(ArrayRef<ShardAxis>(axes).take_back(2),
+                   [&, plan = plan](ShardAxis a) {
+                     return plan && plan.getDegree(a) > 1;
+                   }))
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << " ('" << key
+           << "'): fp8 block-quantized weights are split over experts only, "
+              "not sliced (expert slicing or tensor-parallel FFNs)";
+  bool stacked = StringRef(key).contains(MoeDialect::kExpertPlaceholder);
+  SmallVector<int64_t> shape(type.getShape());
+  if (slot.scales) { // [E?, ceil(rows / R), ceil(cols / C)]
+    int64_t rank = shape.size();
+    shape[rank - 2] = llvm::divideCeil(shape[rank - 2], state.getBlockRows());
+    shape[rank - 1] = llvm::divideCeil(shape[rank - 1], state.getBlockCols());
+  }
+  ArrayRef<int64_t> local = shape;
   DenseI64ArrayAttr range;
   Value expertOffset;
   if (stacked) {
@@ -178,11 +211,15 @@ LogicalResult InitLowering::emitLoad(
 void InitLowering::emitWeightViews() {
   OpBuilder &builder = state.getBuilder();
   for (const WeightSlot &slot : slots) {
-    ViewType vt = state.viewTypeOf(slot.value);
-    state.setView(slot.value,
-                  ViewOp::create(builder, slot.value.getLoc(), vt,
-                                 state.getArena(),
-                                 slot.offset / vt.getElementBytes()));
+    ViewType vt = slot.scales ? state.scaleViewTypeOf(slot.value)
+                              : state.viewTypeOf(slot.value);
+    Value view =
+        ViewOp::create(builder, slot.value.getLoc(), vt, state.getArena(),
+                       slot.offset / vt.getElementBytes());
+    if (slot.scales)
+      state.setScaleView(slot.value, view);
+    else
+      state.setView(slot.value, view);
   }
   for (auto [arg, offset] : caches) {
     auto type = cast<KvCacheType>(arg.getType());

@@ -55,9 +55,73 @@ int64_t LoweringState::staticElements(Value value) const {
 }
 
 ViewType LoweringState::viewTypeOf(Value tensor) const {
-  return ViewType::get(tensor.getContext(),
-                       cast<ShapedType>(tensor.getType()).getElementType(),
-                       staticElements(tensor));
+  Type element = isQuantized(tensor)
+                     ? Float8E4M3FNType::get(tensor.getContext())
+                     : cast<ShapedType>(tensor.getType()).getElementType();
+  return ViewType::get(tensor.getContext(), element, staticElements(tensor));
+}
+
+ViewType LoweringState::scaleViewTypeOf(Value weight) const {
+  ArrayRef<int64_t> shape = cast<ShapedType>(weight.getType()).getShape();
+  int64_t rows = shape[shape.size() - 2], cols = shape.back();
+  int64_t elements =
+      llvm::divideCeil(rows, blockRows) * llvm::divideCeil(cols, blockCols);
+  if (shape.size() == 3)
+    elements = mulSizes(elements, shape.front());
+  return ViewType::get(weight.getContext(),
+                       Float32Type::get(weight.getContext()), elements);
+}
+
+LogicalResult LoweringState::collectQuantizedWeights() {
+  auto module = func->getParentOfType<ModuleOp>();
+  auto quant = module ? module->getAttrOfType<DictionaryAttr>(
+                            MoeDialect::kWeightQuantAttrName)
+                      : DictionaryAttr();
+  if (!quant)
+    return success();
+  auto block = quant.getAs<DenseI64ArrayAttr>("block");
+  blockRows = block[0];
+  blockCols = block[1];
+  auto add = [&](Operation *ffn, Value weight) -> LogicalResult {
+    auto arg = dyn_cast<BlockArgument>(weight);
+    if (!arg || arg.getOwner()->getParentOp() != func)
+      return ffn->emitError() << "convert-moe-to-moert loads fp8 "
+                                 "block-quantized FFN weights only as "
+                                 "function arguments";
+    quantizedWeights.insert(arg);
+    return success();
+  };
+  WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
+    Value gate, up, down;
+    if (auto experts = dyn_cast<ExpertsOp>(op)) {
+      gate = experts.getGateWeight();
+      up = experts.getUpWeight();
+      down = experts.getDownWeight();
+    } else if (auto dense = dyn_cast<DenseFfnOp>(op)) {
+      gate = dense.getGateWeight();
+      up = dense.getUpWeight();
+      down = dense.getDownWeight();
+    } else if (isa<FusedExpertsOp, AttentionOp>(op)) {
+      op->emitError() << "convert-moe-to-moert lowers fp8 block-quantized "
+                         "weights ('"
+                      << MoeDialect::kWeightQuantAttrName
+                      << "') for the gated experts and dense FFNs of an FFN "
+                         "stack only";
+      return WalkResult::interrupt();
+    } else {
+      return WalkResult::advance();
+    }
+    if (!gate) {
+      op->emitError() << "fp8 block-quantized weights need a gated FFN "
+                         "(moert_quantized_experts)";
+      return WalkResult::interrupt();
+    }
+    for (Value w : {gate, up, down})
+      if (failed(add(op, w)))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
 }
 
 LogicalResult LoweringState::bindInput() {
