@@ -364,6 +364,75 @@ TEST(Kernels, QuantizedExpertsEqualExpertsOnDequantizedWeights) {
   }
 }
 
+// MXFP4 as gpt-oss stores it (per expert `*_blocks` [rows, G, 16] and
+// `*_scales` [rows, G] u8), loaded through the weights layer, against the
+// output of a NumPy decoder of the format (mxfp4_golden.py made
+// data/mxfp4-ffn.safetensors).
+TEST(Kernels, Mxfp4ExpertsMatchTheNumpyDecoder) {
+  const int64_t E = 2, C = 5, H = 64, F = 96;
+  std::string path = std::string(MOERT_TEST_DATA) + "/mxfp4-ffn.safetensors";
+  moert_weights_t file = nullptr;
+  ASSERT_EQ(moert_weights_open(path.c_str(), &file), MOERT_OK)
+      << moert_last_error();
+  onOneRank([&](moert_context_t ctx) {
+    auto load = [&](const char *key, std::vector<int64_t> shape,
+                    moert_dtype_t dtype, int64_t experts) {
+      int64_t count = experts;
+      for (int64_t d : shape)
+        count *= d;
+      Buffer buffer(ctx, count * moert_dtype_size(dtype));
+      moert_weight_request_t req;
+      moert_weight_request_init(&req, key, static_cast<int32_t>(shape.size()),
+                                shape.data());
+      if (experts > 1) {
+        req.expert_begin = 0;
+        req.expert_end = experts;
+      }
+      check(moert_weights_load(ctx, file, &req, buffer.view(dtype)));
+      return buffer;
+    };
+    auto weight = [&](const std::string &proj, int64_t rows, int64_t cols) {
+      std::string key = "experts.{e}." + proj + "_proj";
+      return std::make_pair(
+          load((key + "_blocks").c_str(), {rows, cols / 32, 16}, MOERT_U8, E),
+          load((key + "_scales").c_str(), {rows, cols / 32}, MOERT_U8, E));
+    };
+    auto gate = weight("gate", F, H), up = weight("up", F, H),
+         down = weight("down", H, F);
+    Buffer x = load("x", {E, C, H}, MOERT_F32, 1);
+    Buffer y = load("y", {E, C, H}, MOERT_F32, 1);
+    Buffer out(ctx, E * C * H * 4);
+    moert_quantized_ffn_desc_t desc{
+        MOERT_WEIGHTS_MXFP4,
+        1,
+        32,
+        MOERT_ACT_SILU,
+        H,
+        F,
+        {gate.first.view(MOERT_U8), gate.second.view(MOERT_U8)},
+        {up.first.view(MOERT_U8), up.second.view(MOERT_U8)},
+        {down.first.view(MOERT_U8), down.second.view(MOERT_U8)}};
+    check(moert_quantized_experts(ctx, &desc, x.view(MOERT_F32),
+                                  out.view(MOERT_F32), moert_absent_view(), E,
+                                  C, 1));
+    Floats got = out.download<float>(MOERT_F32, E * C * H);
+    Floats want = y.download<float>(MOERT_F32, E * C * H);
+    double scale = 0;
+    for (float v : want)
+      scale = std::max(scale, double(std::fabs(v)));
+    for (int64_t i = 0; i < E * C * H; ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-5 * scale) << "element " << i;
+    // The blocks' shape is checked at the load: [rows, G, 16], not flat.
+    moert_weight_request_t flat;
+    int64_t shape[2] = {F, H / 2};
+    moert_weight_request_init(&flat, "experts.0.gate_proj_blocks", 2, shape);
+    EXPECT_MOERT_ERROR(
+        moert_weights_load(ctx, file, &flat, gate.first.view(MOERT_U8)),
+        MOERT_FORMAT_ERROR, "has shape [96,2,16], expected [96,32]");
+  });
+  moert_weights_close(file);
+}
+
 TEST(Kernels, ExpertStageCallsGiveTheExpertsOutputsExactly) {
   const int64_t E = 3, C = 4, H = 5, F = 6, blocks = 2;
   Floats in = randomFloats(E * C * H, 21);
