@@ -58,6 +58,49 @@ TEST(QuantizedFormats, E2m1AndE8m0) {
   EXPECT_TRUE(std::isnan(e8m0ToFloat(255)));
 }
 
+// Every byte (NaN codes included) and every e8m0 exponent (0, 255
+// included) through the vectorized decoders of each ISA this CPU has: the
+// bits of QuantizedLayout::at.
+TEST(QuantizedFormats, VectorDecodersEqualTheFormula) {
+  std::vector<uint8_t> bytes(256 * 3);
+  for (size_t i = 0; i < bytes.size(); ++i)
+    bytes[i] = static_cast<uint8_t>(i * 7 + i / 256);
+  auto same = [](float a, float b) {
+    return (std::isnan(a) && std::isnan(b)) ||
+           std::memcmp(&a, &b, sizeof(a)) == 0;
+  };
+  for (Isa level : {Isa::Generic, Isa::Avx2, Isa::Avx512}) {
+    if (level > detectedIsa())
+      continue;
+    // fp8: 3 rows of 256 in 16 x 100 blocks (partial column blocks).
+    std::vector<float> f32Scales = {0.5f, 3e-3f, 7.0f, 1e-30f, 2.0f, 1.0f};
+    Quantization fp8{MOERT_WEIGHTS_FP8_E4M3_BLOCK, f32Scales.data(), 16, 100};
+    std::vector<float> out(3 * 256);
+    dequantizeRows(fp8, bytes.data(), 3, 256, 0, 3, out.data(), level);
+    QuantizedLayout layout = fp8.layout(3, 256);
+    int bad = 0;
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t c = 0; c < 256; ++c)
+        bad += !same(out[r * 256 + c],
+                     layout.at(bytes.data(), f32Scales.data(), r, c));
+    EXPECT_EQ(bad, 0) << "fp8 " << isaName(level);
+    // MXFP4: 6 rows of 256 values (8 blocks each), every exponent.
+    std::vector<uint8_t> exponents(6 * 8);
+    for (size_t i = 0; i < exponents.size(); ++i)
+      exponents[i] = i == 0 ? 0 : i == 1 ? 255 : static_cast<uint8_t>(i * 5);
+    Quantization mx{MOERT_WEIGHTS_MXFP4, exponents.data(), 1, 32};
+    std::vector<float> mxOut(6 * 256);
+    dequantizeRows(mx, bytes.data(), 6, 256, 0, 6, mxOut.data(), level);
+    QuantizedLayout mxLayout = mx.layout(6, 256);
+    bad = 0;
+    for (int64_t r = 0; r < 6; ++r)
+      for (int64_t c = 0; c < 256; ++c)
+        bad += !same(mxOut[r * 256 + c],
+                     mxLayout.at(bytes.data(), exponents.data(), r, c));
+    EXPECT_EQ(bad, 0) << "mxfp4 " << isaName(level);
+  }
+}
+
 // A quantized weight [n, k] with its scales, and its dequantized values.
 struct QuantizedTensor {
   std::vector<uint8_t> data;

@@ -3,33 +3,83 @@
 #include "runtime/cpu/gemm/Quantized.h"
 
 #include <algorithm>
-#include <array>
+#include <cstring>
+#include <limits>
+#include <utility>
 
 using namespace moert;
 using namespace moert::cpu::gemm;
 
 namespace {
 
-// Every byte's value: a table lookup per weight instead of bit fiddling.
-const std::array<float, 256> &e4m3Table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> values{};
-    for (int v = 0; v < 256; ++v)
-      values[v] = e4m3ToFloat(static_cast<uint8_t>(v));
-    return values;
-  }();
-  return table;
+// float8_e4m3fn's magnitude bits placed at an fp32's exponent and mantissa
+// fields read as that value times 2^-120, normals and subnormals alike; e2m1
+// the same way times 2^-126. One shift and exact power-of-two multiplies
+// per weight: loops the compiler vectorizes for each ISA below, where a
+// table lookup would stay scalar.
+inline __attribute__((always_inline)) float fromBits(uint32_t bits) {
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
 }
 
-// Both e2m1 values of every byte (low nibble first).
-const std::array<std::array<float, 2>, 256> &e2m1PairTable() {
-  static const std::array<std::array<float, 2>, 256> table = [] {
-    std::array<std::array<float, 2>, 256> values{};
-    for (int v = 0; v < 256; ++v)
-      values[v] = {e2m1ToFloat(v & 0xf), e2m1ToFloat(v >> 4)};
-    return values;
-  }();
-  return table;
+inline __attribute__((always_inline)) void
+e4m3Body(const uint8_t *in, float scale, float *out, int64_t count) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t b = in[i];
+    float v = fromBits(((b & 0x80u) << 24) | ((b & 0x7fu) << 20)) * 0x1p120f;
+    out[i] = (b & 0x7fu) == 0x7fu ? nan : v * scale;
+  }
+}
+
+// 16 bytes: 32 values, the even one in each low nibble.
+inline __attribute__((always_inline)) void e2m1Body(const uint8_t *in,
+                                                    float scale, float *out) {
+  for (int64_t i = 0; i < 32; ++i) {
+    uint32_t nibble = (in[i / 2] >> (4 * (i % 2))) & 0xfu;
+    float v =
+        fromBits(((nibble & 0x8u) << 28) | ((nibble & 0x7u) << 22)) * 0x1p126f;
+    out[i] = v * scale;
+  }
+}
+
+using E4m3Row = void (*)(const uint8_t *, float, float *, int64_t);
+using E2m1Block = void (*)(const uint8_t *, float, float *);
+
+void e4m3Generic(const uint8_t *in, float scale, float *out, int64_t count) {
+  e4m3Body(in, scale, out, count);
+}
+void e2m1Generic(const uint8_t *in, float scale, float *out) {
+  e2m1Body(in, scale, out);
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void
+e4m3Avx2(const uint8_t *in, float scale, float *out, int64_t count) {
+  e4m3Body(in, scale, out, count);
+}
+__attribute__((target("avx2,fma"))) void e2m1Avx2(const uint8_t *in,
+                                                  float scale, float *out) {
+  e2m1Body(in, scale, out);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void
+e4m3Avx512(const uint8_t *in, float scale, float *out, int64_t count) {
+  e4m3Body(in, scale, out, count);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void
+e2m1Avx512(const uint8_t *in, float scale, float *out) {
+  e2m1Body(in, scale, out);
+}
+#endif
+
+std::pair<E4m3Row, E2m1Block> decodersFor(Isa level) {
+#if defined(__x86_64__)
+  if (level >= Isa::Avx512)
+    return {e4m3Avx512, e2m1Avx512};
+  if (level >= Isa::Avx2)
+    return {e4m3Avx2, e2m1Avx2};
+#endif
+  return {e4m3Generic, e2m1Generic};
 }
 
 // Adds the item's first column to what a kernel run on the item's panel
@@ -56,40 +106,30 @@ private:
 
 void moert::cpu::gemm::dequantizeRows(const Quantization &quant,
                                       const void *data, int64_t n, int64_t k,
-                                      int64_t row0, int64_t count, float *out) {
+                                      int64_t row0, int64_t count, float *out,
+                                      Isa level) {
+  auto [e4m3Row, e2m1Block] = decodersFor(level);
   QuantizedLayout layout = quant.layout(n, k);
   int64_t scaleCols = layout.scaleCols();
   auto *bytes = static_cast<const uint8_t *>(data);
   if (quant.format == MOERT_WEIGHTS_MXFP4) {
-    const auto &pairs = e2m1PairTable();
     auto *scales = static_cast<const uint8_t *>(quant.scales);
     for (int64_t r = 0; r < count; ++r) {
       int64_t row = row0 + r;
       const uint8_t *in = bytes + row * (k / 2);
-      float *o = out + r * k;
-      for (int64_t b = 0; b < scaleCols; ++b) {
-        float scale = e8m0ToFloat(scales[row * scaleCols + b]);
-        for (int64_t i = 0; i < 16; ++i) {
-          const std::array<float, 2> &pair = pairs[in[b * 16 + i]];
-          o[b * 32 + 2 * i] = pair[0] * scale;
-          o[b * 32 + 2 * i + 1] = pair[1] * scale;
-        }
-      }
+      for (int64_t b = 0; b < scaleCols; ++b)
+        e2m1Block(in + b * 16, e8m0ToFloat(scales[row * scaleCols + b]),
+                  out + r * k + b * 32);
     }
     return;
   }
-  const auto &table = e4m3Table();
   auto *scales = static_cast<const float *>(quant.scales);
   for (int64_t r = 0; r < count; ++r) {
     int64_t row = row0 + r;
-    const uint8_t *in = bytes + row * k;
     const float *rowScales = scales + (row / quant.blockRows) * scaleCols;
-    float *o = out + r * k;
     for (int64_t b = 0; b < scaleCols; ++b) {
-      float scale = rowScales[b];
       int64_t c0 = b * quant.blockCols, c1 = std::min(k, c0 + quant.blockCols);
-      for (int64_t c = c0; c < c1; ++c)
-        o[c] = table[in[c]] * scale;
+      e4m3Row(bytes + row * k + c0, rowScales[b], out + r * k + c0, c1 - c0);
     }
   }
 }

@@ -12,6 +12,7 @@
 #define MOERT_CPU_GEMM_QUANTIZED_H
 
 #include "runtime/common/Quantized.h"
+#include "runtime/cpu/gemm/Isa.h"
 #include "runtime/cpu/gemm/Kernel.h"
 
 namespace moert::cpu::gemm {
@@ -28,9 +29,11 @@ struct Quantization {
 };
 
 // Rows [row0, row0 + count) of the quantized weight [n, k] at `data` as
-// fp32 rows of k values at out.
+// fp32 rows of k values at out, exactly QuantizedLayout::at, in loops
+// vectorized for `level` (any level the CPU has; the tests run each).
 void dequantizeRows(const Quantization &quant, const void *data, int64_t n,
-                    int64_t k, int64_t row0, int64_t count, float *out);
+                    int64_t k, int64_t row0, int64_t count, float *out,
+                    Isa level = isa());
 
 // Item `item` of the quantized weights w (w.quantFirst set; w.dtype is
 // ignored) through the fp32 kernel set f32.
