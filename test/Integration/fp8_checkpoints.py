@@ -18,6 +18,13 @@ test/Integration/fp8-checkpoints/ are this command's output:
   python3 test/Integration/fp8_checkpoints.py generate \\
       test/Integration/fp8-checkpoints
 
+qwen3_moe_mxfp4 is a synthetic checkpoint (no published Qwen3-MoE is
+MXFP4): the same family with F 64, its expert projections stored MXFP4 the
+way gpt-oss stores its experts (`<key>_blocks` uint8 [rows, cols / 32, 16],
+two e2m1 values a byte with the even column in the low nibble, and
+`<key>_scales` uint8 e8m0 [rows, cols / 32]; quantization_config
+{quant_method mxfp4}), decoded for the reference by NumPy.
+
 check: moe-run on meshes 1x1 and 1x4 against y.npy, max |y - ref| / max
 |ref| <= 1e-5 (hf_checkpoints.check_dir); moe-run keeps the expert weights
 fp8 in memory (moert_quantized_experts). Exit 77 (ctest: skipped) without
@@ -40,7 +47,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_checkpoints  # noqa: E402  (configs, check_dir)
 
 BLOCK = [16, 24]
-FAMILIES = ["deepseek_v3", "qwen3_moe"]
+FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4"]
+# Variant -> (model_type, config overrides, format).
+VARIANTS = {"deepseek_v3": ("deepseek_v3", {}, "fp8"),
+            "qwen3_moe": ("qwen3_moe", {}, "fp8"),
+            "qwen3_moe_mxfp4": ("qwen3_moe", {"moe_intermediate_size": 64},
+                                "mxfp4")}
+E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+                 -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
 E4M3_MAX = 448.0
 
 
@@ -84,6 +98,32 @@ def quantize(w, block):
     return q, scale
 
 
+def mxfp4_quantize(w):
+    """[rows, cols] -> blocks uint8 [rows, cols / 32, 16], scales uint8
+    [rows, cols / 32] and the decoded float32 values: per 32 values the
+    exponent that brings max |w| within e2m1's 6, then the nearest e2m1."""
+    rows, cols = w.shape
+    groups = w.astype(np.float64).reshape(rows, cols // 32, 32)
+    amax = np.abs(groups).max(axis=-1)
+    exponent = np.ceil(np.log2(np.maximum(amax, 1e-30) / 6.0)).astype(np.int64)
+    exponent = np.clip(exponent, -127, 127)
+    scaled = groups / np.exp2(exponent)[..., None]
+    codes = np.abs(scaled[..., None] - E2M1[None, None, None, :8]).argmin(-1)
+    codes = codes + 8 * (scaled < 0)
+    nibbles = codes.astype(np.uint8).reshape(rows, cols // 32, 16, 2)
+    blocks = nibbles[..., 0] | (nibbles[..., 1] << 4)
+    scales = (exponent + 127).astype(np.uint8)
+    return blocks, scales, mxfp4_decode(blocks, scales)
+
+
+def mxfp4_decode(blocks, scales):
+    """The format, independently of the runtime: float32 [rows, G * 32]."""
+    lo, hi = E2M1[blocks & 0xF], E2M1[blocks >> 4]
+    values = np.stack([lo, hi], axis=-1).reshape(*blocks.shape[:-1], 32)
+    values = values * np.exp2(scales.astype(np.float64) - 127)[..., None]
+    return values.reshape(blocks.shape[0], -1).astype(np.float32)
+
+
 def is_quantized(name):
     """The FFN projections: experts, shared experts, dense MLPs; not the
     router (mlp.gate) nor Qwen's shared_expert_gate."""
@@ -99,10 +139,12 @@ def generate(out, families, seed):
 
     os.makedirs(out, exist_ok=True)
     for family in families:
+        model_type, overrides, fmt = VARIANTS[family]
         torch.manual_seed(seed)
         config = transformers.AutoConfig.for_model(
-            family, **{**hf_checkpoints.COMMON,
-                       **hf_checkpoints.FAMILIES[family]})
+            model_type, **{**hf_checkpoints.COMMON,
+                           **hf_checkpoints.FAMILIES[model_type],
+                           **overrides})
         config.dtype = torch.float32
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
         with torch.no_grad():
@@ -137,6 +179,19 @@ def generate(out, families, seed):
                 for name in list(tensors):
                     if not is_quantized(name):
                         continue
+                    if fmt == "mxfp4":
+                        blocks, scales, w = mxfp4_quantize(
+                            tensors[name].numpy())
+                        widened[name] = torch.from_numpy(w)
+                        del tensors[name]
+                        for suffix, array in (("_blocks", blocks),
+                                              ("_scales", scales)):
+                            tensors[name + suffix] = torch.from_numpy(
+                                np.ascontiguousarray(array))
+                            index["weight_map"][name + suffix] = shard
+                        del index["weight_map"][name]
+                        count += 1
+                        continue
                     q, scale = quantize(tensors[name], BLOCK)
                     w = dequantize(q.view(torch.uint8).numpy(),
                                    scale.numpy(), BLOCK)
@@ -168,16 +223,17 @@ def generate(out, families, seed):
         config_path = os.path.join(target, "config.json")
         with open(config_path) as f:
             cfg = json.load(f)
-        cfg["quantization_config"] = {"activation_scheme": "dynamic",
-                                      "fmt": "e4m3", "quant_method": "fp8",
-                                      "weight_block_size": BLOCK}
+        cfg["quantization_config"] = (
+            {"quant_method": "mxfp4"} if fmt == "mxfp4" else
+            {"activation_scheme": "dynamic", "fmt": "e4m3",
+             "quant_method": "fp8", "weight_block_size": BLOCK})
         with open(config_path, "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
         np.save(os.path.join(target, "x.npy"), x.numpy().astype(np.float32))
         np.save(os.path.join(target, "y.npy"), y.numpy().astype(np.float32))
-        print(f"{target}: {len(shards)} shards, {count} fp8 weights "
-              f"(block {BLOCK}; transformers {transformers.__version__}, "
+        print(f"{target}: {len(shards)} shards, {count} {fmt} weights "
+              f"(transformers {transformers.__version__}, "
               f"torch {torch.__version__})")
 
 

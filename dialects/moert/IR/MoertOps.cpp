@@ -447,8 +447,17 @@ LogicalResult QuantizedExpertsOp::verify() {
                               getBlocks())))
     return failure();
   auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  Type f8 = Float8E4M3FNType::get(getContext());
-  Type f32 = Float32Type::get(getContext());
+  bool mx = getFormat() == WeightFormat::mxfp4;
+  if (mx && (br != 1 || bc != 32 || h % 32 || f % 32))
+    return emitOpError() << "mxfp4 needs 1 x 32 blocks and hidden and ffn "
+                            "multiples of 32, got blocks "
+                         << br << " x " << bc << ", hidden " << h << ", ffn "
+                         << f;
+  Type u8 = IntegerType::get(getContext(), 8, IntegerType::Unsigned);
+  Type data = mx ? u8 : Type(Float8E4M3FNType::get(getContext()));
+  Type scale = mx ? u8 : Type(Float32Type::get(getContext()));
+  // Elements of one expert's data: mxfp4 packs two values a byte.
+  int64_t perByte = mx ? 2 : 1;
   struct Weight {
     StringRef what;
     Value data, scales;
@@ -458,9 +467,10 @@ LogicalResult QuantizedExpertsOp::verify() {
                           Weight{"up", getUp(), getUpScales(), f, h},
                           Weight{"down", getDown(), getDownScales(), h, f}}) {
     std::string scales = (w.what + " scales").str();
-    if (failed(expectType(op, w.what, w.data, f8)) ||
-        failed(expectType(op, scales, w.scales, f32)) ||
-        failed(expectCount(op, w.what, w.data, e * w.rows * w.cols)) ||
+    if (failed(expectType(op, w.what, w.data, data)) ||
+        failed(expectType(op, scales, w.scales, scale)) ||
+        failed(
+            expectCount(op, w.what, w.data, e * w.rows * w.cols / perByte)) ||
         failed(expectCount(op, scales, w.scales,
                            e * ceilDiv(w.rows, br) * ceilDiv(w.cols, bc))))
       return failure();
@@ -867,8 +877,10 @@ LogicalResult LoadWeightOp::verify() {
   if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
     return emitOpError() << "expert range [" << (*range)[0] << ", "
                          << (*range)[1] << ") is empty or negative";
-  // fp8 data loads as stored (moert.quantized_experts reads it).
-  if (!isa<Float8E4M3FNType>(viewType(getDst()).getElementType()) &&
+  // Quantized data and mxfp4 scales load as stored
+  // (moert.quantized_experts reads them).
+  Type element = viewType(getDst()).getElementType();
+  if (!isa<Float8E4M3FNType>(element) && !element.isUnsignedInteger(8) &&
       failed(expectFloat(*this, "destination", getDst())))
     return failure();
   int64_t box = getLoadedElements() / (range ? (*range)[1] - (*range)[0] : 1);

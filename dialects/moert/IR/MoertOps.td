@@ -429,10 +429,12 @@ def Moert_QuantizedExpertsOp
                 "weights over [E, C, H]";
   let description = [{
     `moert.experts` for a GATED FFN whose gate, up (`[E, F, H]`) and down
-    (`[E, H, F]`) weights stay fp8 e4m3 in memory, each with its f32
-    scales (`[E, ceil(rows / R), ceil(cols / C)]` for `block [R, C]`),
-    dequantized inside the GEMM tile. A dense or shared FFN is one expert
-    whose capacity is the token count.
+    (`[E, H, F]`) weights stay quantized in memory, dequantized inside the
+    GEMM tile: `fp8_e4m3_block` data `f8E4M3FN` with f32 scales
+    `[E, ceil(rows / R), ceil(cols / C)]` for blocks of R x C, or `mxfp4`
+    (R = 1, C = 32) data `ui8` (two e2m1 a byte, `[E, rows, cols / 2]`) with
+    `ui8` e8m0 scales `[E, rows, cols / 32]`. A dense or shared FFN is one
+    expert whose capacity is the token count.
 
     ```mlir
     moert.quantized_experts %ctx, silu %in : !moert.view<f32, 8192>
@@ -441,20 +443,22 @@ def Moert_QuantizedExpertsOp
         scales %su : !moert.view<f32, 8> down %wd
         : !moert.view<f8E4M3FN, 65536> scales %sd : !moert.view<f32, 8>
         -> %out : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8>
-        capacity %cap experts 8 blocks 1 hidden 64 ffn 128 block_rows 128
-        block_cols 128
+        capacity %cap experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block
+        block_rows 128 block_cols 128
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx,
                        EnumProp<Moe_Activation>:$activation, I64Prop:$hidden,
-                       I64Prop:$ffn, I64Prop:$block_rows, I64Prop:$block_cols,
+                       I64Prop:$ffn, EnumProp<Moert_WeightFormat>:$format,
+                       I64Prop:$block_rows, I64Prop:$block_cols,
                        Moert_In:$gate, Moert_In:$gate_scales, Moert_In:$up,
                        Moert_In:$up_scales, Moert_In:$down,
                        Moert_In:$down_scales, Moert_In:$input,
                        Moert_Out:$output, Moert_OptIn:$rows, I64Prop:$experts,
                        I64:$capacity, I64Prop:$blocks);
   let callArguments = (ins $ctx,
-      (Moert_QuantizedFfnDesc $block_rows, $block_cols, $activation, $hidden,
+      (Moert_QuantizedFfnDesc $format, $block_rows, $block_cols, $activation,
+                              $hidden,
                               $ffn, $gate, $gate_scales, $up, $up_scales,
                               $down, $down_scales),
       $input, $output, $rows, $experts, $capacity, $blocks);
@@ -464,7 +468,7 @@ def Moert_QuantizedExpertsOp
     `scales` $up_scales `:` type($up_scales) `down` $down `:` type($down)
     `scales` $down_scales `:` type($down_scales) `->` $output `:`
     type($output) (`rows` $rows^ `:` type($rows))? `capacity` $capacity
-    `experts` $experts `blocks` $blocks `hidden` $hidden `ffn` $ffn
+    `experts` $experts `blocks` $blocks `hidden` $hidden `ffn` $ffn $format
     `block_rows` $block_rows `block_cols` $block_cols attr-dict
   }];
 }

@@ -101,10 +101,10 @@ void mlir::moe::emitQuantizedFfn(LoweringState &state, Location loc,
                                  Value rowsPerExpert, int64_t blocks) {
   moert::QuantizedExpertsOp::create(
       state.getBuilder(), loc, state.getCtx(), activation, hiddenOf(gate), ffn,
-      state.getBlockRows(), state.getBlockCols(), state.view(gate),
-      state.scaleView(gate), state.view(up), state.scaleView(up),
-      state.view(down), state.scaleView(down), input, output, rows, experts,
-      rowsPerExpert, blocks);
+      state.getWeightFormat(), state.getBlockRows(), state.getBlockCols(),
+      state.view(gate), state.scaleView(gate), state.view(up),
+      state.scaleView(up), state.view(down), state.scaleView(down), input,
+      output, rows, experts, rowsPerExpert, blocks);
 }
 
 namespace {

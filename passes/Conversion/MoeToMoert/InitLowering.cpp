@@ -142,9 +142,14 @@ LogicalResult InitLowering::emitLoad(
                             arg.getArgNumber(), MoeDialect::kWeightAttrName)
                         .getValue()
                         .str();
-  // The checkpoint's name for a weight's block scales (DeepSeek-V3,
-  // Qwen3-FP8): "<name>.weight" -> "<name>.weight_scale_inv".
-  if (slot.scales) {
+  // The checkpoint's names: fp8 (DeepSeek-V3, Qwen3-FP8) keeps the data
+  // under "<name>.weight" and the scales under "<name>.weight_scale_inv";
+  // mxfp4 (gpt-oss) stores "<key>_blocks" [.., G, 16] and "<key>_scales".
+  bool mx = state.isQuantized(arg) &&
+            state.getWeightFormat() == moert::WeightFormat::mxfp4;
+  if (mx) {
+    key += slot.scales ? "_scales" : "_blocks";
+  } else if (slot.scales) {
     if (!StringRef(key).ends_with("weight"))
       return func.emitError()
              << "argument #" << arg.getArgNumber() << ": fp8 weight key '"
@@ -180,6 +185,10 @@ LogicalResult InitLowering::emitLoad(
     int64_t rank = shape.size();
     shape[rank - 2] = llvm::divideCeil(shape[rank - 2], state.getBlockRows());
     shape[rank - 1] = llvm::divideCeil(shape[rank - 1], state.getBlockCols());
+  } else if (mx) { // [E?, rows, cols / 32, 16]
+    shape.back() /= 32;
+    shape.push_back(16);
+    axes.push_back(ShardAxis::none);
   }
   ArrayRef<int64_t> local = shape;
   DenseI64ArrayAttr range;

@@ -55,10 +55,18 @@ int64_t LoweringState::staticElements(Value value) const {
 }
 
 ViewType LoweringState::viewTypeOf(Value tensor) const {
-  Type element = isQuantized(tensor)
-                     ? Float8E4M3FNType::get(tensor.getContext())
-                     : cast<ShapedType>(tensor.getType()).getElementType();
-  return ViewType::get(tensor.getContext(), element, staticElements(tensor));
+  MLIRContext *context = tensor.getContext();
+  if (!isQuantized(tensor))
+    return ViewType::get(context,
+                         cast<ShapedType>(tensor.getType()).getElementType(),
+                         staticElements(tensor));
+  // mxfp4: two e2m1 values a byte.
+  if (weightFormat == moert::WeightFormat::mxfp4)
+    return ViewType::get(context,
+                         IntegerType::get(context, 8, IntegerType::Unsigned),
+                         staticElements(tensor) / 2);
+  return ViewType::get(context, Float8E4M3FNType::get(context),
+                       staticElements(tensor));
 }
 
 ViewType LoweringState::scaleViewTypeOf(Value weight) const {
@@ -68,8 +76,11 @@ ViewType LoweringState::scaleViewTypeOf(Value weight) const {
       llvm::divideCeil(rows, blockRows) * llvm::divideCeil(cols, blockCols);
   if (shape.size() == 3)
     elements = mulSizes(elements, shape.front());
-  return ViewType::get(weight.getContext(),
-                       Float32Type::get(weight.getContext()), elements);
+  MLIRContext *context = weight.getContext();
+  Type element = weightFormat == moert::WeightFormat::mxfp4
+                     ? Type(IntegerType::get(context, 8, IntegerType::Unsigned))
+                     : Type(Float32Type::get(context));
+  return ViewType::get(context, element, elements);
 }
 
 LogicalResult LoweringState::collectQuantizedWeights() {
@@ -82,12 +93,20 @@ LogicalResult LoweringState::collectQuantizedWeights() {
   auto block = quant.getAs<DenseI64ArrayAttr>("block");
   blockRows = block[0];
   blockCols = block[1];
+  if (quant.getAs<StringAttr>("format").getValue() == "mxfp4")
+    weightFormat = moert::WeightFormat::mxfp4;
   auto add = [&](Operation *ffn, Value weight) -> LogicalResult {
     auto arg = dyn_cast<BlockArgument>(weight);
     if (!arg || arg.getOwner()->getParentOp() != func)
       return ffn->emitError() << "convert-moe-to-moert loads fp8 "
                                  "block-quantized FFN weights only as "
                                  "function arguments";
+    auto type = cast<ShapedType>(arg.getType());
+    if (weightFormat == moert::WeightFormat::mxfp4 &&
+        type.getShape().back() % 32)
+      return ffn->emitError()
+             << "mxfp4 weights need a multiple of 32 columns, got "
+             << type.getShape().back();
     quantizedWeights.insert(arg);
     return success();
   };

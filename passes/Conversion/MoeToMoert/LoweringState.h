@@ -73,10 +73,11 @@ public:
   bool isQuantized(Value weight) const {
     return quantizedWeights.contains(weight);
   }
+  moert::WeightFormat getWeightFormat() const { return weightFormat; }
   int64_t getBlockRows() const { return blockRows; }
   int64_t getBlockCols() const { return blockCols; }
-  /// The f32 scales of quantized `weight`: [E?, ceil(rows / R),
-  /// ceil(cols / C)] elements.
+  /// The scales of quantized `weight`: [E?, ceil(rows / R), ceil(cols /
+  /// C)] elements, f32 (fp8) or ui8 e8m0 exponents (mxfp4).
   moert::ViewType scaleViewTypeOf(Value weight) const;
   Value scaleView(Value weight) const { return scaleViews.lookup(weight); }
   void setScaleView(Value weight, Value v) { scaleViews[weight] = v; }
@@ -223,6 +224,7 @@ private:
   DenseMap<Value, Value> rowsOf;  // to_experts result -> its row counts
   DenseSet<Value> quantizedWeights;
   DenseMap<Value, Value> scaleViews; // quantized weight -> its scales
+  moert::WeightFormat weightFormat = moert::WeightFormat::fp8_e4m3_block;
   int64_t blockRows = 0, blockCols = 0;
   // Rank groups: init keeps each distinct table's group in a slot (in
   // first-use order); a layer looks each one up once.

@@ -18,6 +18,8 @@ std::string mlir::moert::cDtype(Type elementType) {
     return "MOERT_BF16";
   if (isa<Float8E4M3FNType>(elementType))
     return "MOERT_F8_E4M3";
+  if (elementType.isUnsignedInteger(8))
+    return "MOERT_U8";
   return elementType.isInteger(64) ? "MOERT_I64" : "MOERT_I32";
 }
 
@@ -219,14 +221,14 @@ void CallBuilder::packedFfnDesc(moe::Activation activation, int64_t hidden,
   arg(addressOf(desc));
 }
 
-void CallBuilder::quantizedFfnDesc(int64_t blockRows, int64_t blockCols,
+void CallBuilder::quantizedFfnDesc(WeightFormat format, int64_t blockRows,
+                                   int64_t blockCols,
                                    moe::Activation activation, int64_t hidden,
                                    int64_t ffn, Value gate, Value gateScales,
                                    Value up, Value upScales, Value down,
                                    Value downScales) {
   Value desc = localStruct("moert_quantized_ffn_desc_t");
-  assignLiteral(desc, "format", "moert_weight_format_t",
-                "MOERT_WEIGHTS_FP8_E4M3_BLOCK");
+  assignLiteral(desc, "format", "moert_weight_format_t", cEnumerator(format));
   assignLiteral(desc, "block_rows", "int64_t", std::to_string(blockRows));
   assignLiteral(desc, "block_cols", "int64_t", std::to_string(blockCols));
   assignLiteral(desc, "activation", "moert_activation_t",
