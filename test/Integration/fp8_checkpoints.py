@@ -237,6 +237,43 @@ def generate(out, families, seed):
               f"torch {torch.__version__})")
 
 
+def check_bad_scales(moe_run, golden, workdir):
+    """A scale tensor whose shape is not the ceil-div grid of its weight's
+    (its header edited, its bytes kept) fails the load, naming the tensor
+    and both shapes. Returns the failures."""
+    import struct
+    import subprocess
+    bad = os.path.join(workdir, "bad-scales")
+    shutil.rmtree(bad, ignore_errors=True)
+    shutil.copytree(golden, bad)
+    key = "model.layers.1.mlp.experts.3.gate_proj.weight_scale_inv"
+    with open(os.path.join(bad, "model.safetensors.index.json")) as f:
+        shard = os.path.join(bad, json.load(f)["weight_map"][key])
+    with open(shard, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    assert header[key]["shape"] == [2, 2], header[key]
+    header[key]["shape"] = [4, 1]
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (length - len(text))
+    assert len(text) == length
+    with open(shard, "wb") as f:
+        f.write(data[:8] + text + data[8 + length:])
+    run = subprocess.run(
+        [moe_run, bad, "--mesh", "1x1", "--tokens", "32", "--input",
+         os.path.join(bad, "x.npy"), "--output",
+         os.path.join(workdir, "bad.npy"), "--cache-dir",
+         os.path.join(workdir, "cache"), "--quiet"],
+        capture_output=True, text=True)
+    expected = f"tensor '{key}' has shape [4,1], expected [2,2]"
+    if run.returncode == 0 or expected not in run.stderr:
+        return [f"{bad}: expected a failed load naming {expected!r}, got "
+                f"exit {run.returncode}:\n{run.stderr}"]
+    print(f"{bad}: refused ({expected})")
+    return []
+
+
 def check(args):
     os.makedirs(args.workdir, exist_ok=True)
     dirs = [os.path.join(args.goldens, d) for d in sorted(os.listdir(args.goldens))
@@ -251,7 +288,9 @@ def check(args):
     except ImportError:
         print("torch/transformers not installed: checking the committed "
               "goldens only")
-    failures = []
+    failures = check_bad_scales(args.moe_run,
+                                os.path.join(args.goldens, "deepseek_v3"),
+                                args.workdir)
     for d in dirs:
         failures += hf_checkpoints.check_dir(args.moe_run, d, args.workdir)
     for f in failures:
