@@ -510,6 +510,22 @@ moert_status_t moert_rms_norm(moert_context_t ctx, moert_view_t x,
                               moert_view_t weight, moert_view_t out,
                               int64_t tokens, int64_t hidden, float epsilon);
 
+/* Per token of x [tokens, hidden]: out = (x - mean) * rsqrt(var + epsilon) *
+   weight [hidden] + bias [hidden] (biased variance), in fp32 and rounded once
+   to out's dtype (torch.nn.LayerNorm: the Megatron-DeepSpeed GPT). bias may
+   be absent. out may alias x. */
+moert_status_t moert_layer_norm(moert_context_t ctx, moert_view_t x,
+                                moert_view_t weight, moert_view_t bias,
+                                moert_view_t out, int64_t tokens,
+                                int64_t hidden, float epsilon);
+
+/* out[s, :] = x[s, :] + bias [hidden] over tokens rows: a projection's bias
+   added once after its tensor-parallel partial outputs are summed. out may
+   alias x. */
+moert_status_t moert_bias_add(moert_context_t ctx, moert_view_t x,
+                              moert_view_t bias, moert_view_t out,
+                              int64_t tokens, int64_t hidden);
+
 /*===--- The decoder around the FFN stack ---------------------------------===*/
 
 /* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to
@@ -583,6 +599,45 @@ moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
 moert_status_t moert_argmax(moert_context_t ctx, moert_view_t logits,
                             moert_view_t ids, int64_t tokens, int64_t vocab);
 
+/*===--- DeepSeek multi-head latent attention (MLA) -----------------------===*/
+
+/* A latent cache is one view of max_batch * max_seq * (rank + rope_dim)
+   elements: per (sequence, position) the compressed KV c (rank =
+   kv_lora_rank values, RMS-normalised), then the rotated key k_pe shared by
+   every head (rope_dim values). Sequences and positions as for the KV
+   cache. The rotary embedding of both calls pairs neighbouring dimensions:
+   (x[2i], x[2i+1]) -> (x0 c - x1 s, x1 c + x0 s) with c, s = cos,
+   sin(position * inv_freq[i]) * attention_factor over rope_dim (DeepSeek's
+   layout; rope_dim even). */
+
+/* Per token of kv [tokens, rank + rope_dim] (x . kv_a_proj_with_mqa^T):
+   c = RMSNorm(kv[:rank]) * norm [rank] (moert_rms_norm's rounding), k_pe =
+   rope(kv[rank:]) at positions[s]; both stored at (sequences[s],
+   positions[s]). */
+moert_status_t
+moert_latent_append(moert_context_t ctx, const moert_rope_config_t *cfg,
+                    moert_view_t kv, moert_view_t norm, moert_view_t cache,
+                    moert_view_t sequences, moert_view_t positions,
+                    int64_t tokens, int64_t rank, int64_t rope_dim,
+                    int64_t max_batch, int64_t max_seq, float epsilon);
+
+/* Causal attention in the absorbed form over the latent cache. q [tokens,
+   heads, nope_dim + rope_dim] (q_nope, then q_pe not yet rotated); kv_b
+   [heads, nope_dim + v_dim, rank] (kv_b_proj: per head W_UK [nope_dim,
+   rank], then W_UV [v_dim, rank]). For token s and head h: q_lat =
+   W_UK[h]^T q_nope, q_pe rotated at positions[s], score_t = scale *
+   (q_lat . c_t + q_pe . k_pe_t) over t in [0, positions[s]] of its
+   sequence, p = softmax (row maximum subtracted), out[s, h] = W_UV[h] .
+   sum_t p_t c_t [tokens, heads, v_dim]; fp32 throughout. Equals attention
+   with per-head keys [W_UK c_t, k_pe_t] and values W_UV c_t, which are
+   never formed. q is not modified. */
+moert_status_t moert_latent_attention(
+    moert_context_t ctx, const moert_rope_config_t *cfg, moert_view_t q,
+    moert_view_t kv_b, moert_view_t cache, moert_view_t sequences,
+    moert_view_t positions, moert_view_t out, int64_t tokens, int64_t heads,
+    int64_t nope_dim, int64_t rope_dim, int64_t v_dim, int64_t rank,
+    int64_t max_batch, int64_t max_seq, float scale);
+
 /*===--- Rank groups and collectives --------------------------------------===*/
 
 typedef struct moert_group_s *moert_group_t;
@@ -635,6 +690,15 @@ moert_status_t moert_all_gather(moert_context_t ctx, moert_group_t group,
 moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
                                     moert_view_t send, moert_view_t recv,
                                     int64_t count);
+/* Duplicate-token dropping (DeepSpeed-TED): the members hold the same
+   *tokens rows of x [*tokens, hidden]; member m's share is the rows
+   [m*c, min(*tokens, (m+1)*c)) with c = ceil(*tokens / G), copied to share.
+   *tokens becomes the share's row count (0 for members past the end).
+   moert_all_gather of c * hidden elements per member restores the rows in
+   order at the front of its recv. */
+moert_status_t moert_token_share(moert_context_t ctx, moert_group_t group,
+                                 moert_view_t x, moert_view_t share,
+                                 int64_t hidden, int64_t *tokens);
 /* The same as moert_all_reduce on one host scalar (dropless capacity). */
 moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
                                     moert_reduce_op_t op, int64_t *value);

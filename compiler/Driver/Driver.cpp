@@ -36,6 +36,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -93,6 +94,8 @@ struct Options {
   cl::opt<int64_t> ep{moe::sameAs(compile.ep)};
   cl::opt<int64_t> tp{moe::sameAs(compile.tp)};
   cl::opt<int64_t> attentionTp{moe::sameAs(compile.attentionTp)};
+  cl::opt<moe::DuplicateTokens> duplicateTokens{
+      moe::sameAs(compile.duplicateTokens)};
   cl::opt<bool> fuse{moe::sameAs(compile.fuse)};
   cl::opt<std::string> weights{
       "weights",
@@ -223,6 +226,27 @@ bool isCached(StringRef path) {
   return false;
 }
 
+/// The attention split moe-assign-parallelism chooses (attention-tp=0) for
+/// a copy of `module` under `compile`'s plan options at `tokens` per rank.
+FailureOr<int64_t> chooseAttentionTp(ModuleOp module,
+                                     const moe::CompileOptions &compile,
+                                     int64_t tokens) {
+  OwningOpRef<ModuleOp> copy = module.clone();
+  moe::AssignParallelismOptions plan = moe::assignParallelismOptions(compile);
+  plan.tokens = tokens;
+  plan.attentionTp = 0;
+  plan.report = moe::PlanReport::none;
+  plan.reportFile = "";
+  PassManager pm(module.getContext());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(moe::createAssignParallelism(plan));
+  if (failed(pm.run(*copy)))
+    return failure();
+  auto tp = (*copy)->getAttrOfType<IntegerAttr>(
+      moe::MoeDialect::kAttentionTpAttrName);
+  return tp ? tp.getInt() : 1;
+}
+
 } // namespace
 
 int mlir::moe::runDriver(int argc, char **argv) {
@@ -316,21 +340,36 @@ int mlir::moe::runDriver(int argc, char **argv) {
   CompileOptions &compile = opts.compile;
   compile.mesh = opts.mesh;
   compile.tokens = opts.tokens;
-  if (generating) {
-    // Sized for this batch: every rank's prefill, sequences and positions.
-    moe::MeshShape shape = *moe::MeshShape::parse(opts.mesh);
-    ::moert::runner::BatchPlan plan = ::moert::runner::planBatch(
-        backend, int32_t(shape.nodes * shape.gpusPerNode),
-        int32_t(std::max<int64_t>(1, opts.attentionTp)), prompts,
-        opts.maxNewTokens);
-    compile.tokens = std::max(plan.tokens, plan.perRank);
-    compile.maxBatch = plan.perRank;
-    compile.maxSeq = plan.maxSeq;
-  }
   compile.policy = opts.policy;
   compile.ep = opts.ep;
   compile.tp = opts.tp;
   compile.attentionTp = opts.attentionTp;
+  compile.duplicateTokens = opts.duplicateTokens;
+  if (generating) {
+    // Sized for this batch: every rank's prefill, sequences and positions.
+    moe::MeshShape shape = *moe::MeshShape::parse(opts.mesh);
+    int32_t ranks = int32_t(shape.nodes * shape.gpusPerNode);
+    auto planFor = [&](int64_t attentionTp) {
+      return ::moert::runner::planBatch(backend, ranks,
+                                        int32_t(std::max<int64_t>(
+                                            1, attentionTp)),
+                                        prompts, opts.maxNewTokens);
+    };
+    if (opts.attentionTp == 0) {
+      // The cost model's split, chosen at the data-parallel step size,
+      // decides how the batch is laid out; the compile then keeps it.
+      ::moert::runner::BatchPlan dataParallel = planFor(1);
+      FailureOr<int64_t> chosen = chooseAttentionTp(
+          *module, compile, std::max(dataParallel.tokens, dataParallel.perRank));
+      if (failed(chosen))
+        return fail("compilation failed");
+      compile.attentionTp = *chosen;
+    }
+    ::moert::runner::BatchPlan plan = planFor(compile.attentionTp);
+    compile.tokens = std::max(plan.tokens, plan.perRank);
+    compile.maxBatch = plan.perRank;
+    compile.maxSeq = plan.maxSeq;
+  }
   compile.fuse = opts.fuse;
   // A captured step may not read the gate's counts back.
   compile.staticCapacity = opts.cudaGraphs;

@@ -8,7 +8,8 @@ mlir::moe::ToolHelp mlir::moe::driver::toolHelp() {
   return ToolHelp(
       "moe-run", "[options] <checkpoint dir | config.json | model.mlir>",
       {{"Plan (compile for this mesh and step)",
-        {"mesh", "tokens", "policy", "ep", "tp", "fuse", "plan-svg"}},
+        {"mesh", "tokens", "policy", "ep", "tp", "attention-tp",
+         "duplicate-tokens", "fuse", "plan-svg"}},
        {"Run", {"backend", "steps", "threads", "cuda-graphs", "quiet"}},
        {"Weights, input and output",
         {"weights", "seed", "yes", "max-random-weights-gb", "input", "output",

@@ -904,21 +904,68 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
   return rope;
 }
 
-/// The decoder around the FFN stack. Multi-head latent attention (DeepSeek)
-/// is rejected at its key: it is not an moe.attention variant yet.
+/// DeepSeek's multi-head latent attention (kv_lora_rank set): the low-rank
+/// widths, the softmax scale (transformers' yarn_apply_mscale) and the
+/// heads and rope into `a`.
+static void readLatentAttention(ConfigFile &c, AttentionDesc &a) {
+  LatentAttentionDesc m;
+  a.loc = c.loc("kv_lora_rank");
+  a.heads = c.requirePositive("num_attention_heads", kMaxWidth);
+  m.kvLoraRank = c.requirePositive("kv_lora_rank", kMaxWidth);
+  if (c.has("q_lora_rank") && !c.get("q_lora_rank")->getAsNull())
+    m.qLoraRank = c.requirePositive("q_lora_rank", kMaxWidth);
+  m.nopeDim = c.requirePositive("qk_nope_head_dim", kMaxWidth);
+  m.ropeDim = c.requirePositive("qk_rope_head_dim", kMaxWidth);
+  m.vDim = c.requirePositive("v_head_dim", kMaxWidth);
+  if (m.ropeDim % 2 != 0)
+    c.error("qk_rope_head_dim") << "qk_rope_head_dim = " << m.ropeDim
+                                << " is odd: rotary embedding pairs dimensions";
+  if (std::optional<int64_t> qk = c.getInt("qk_head_dim");
+      qk && *qk != m.nopeDim + m.ropeDim)
+    c.error("qk_head_dim") << "qk_head_dim = " << *qk
+                           << " is not qk_nope_head_dim + qk_rope_head_dim = "
+                           << m.nopeDim + m.ropeDim;
+  // V3's rope_interleave = false rotates halves; only the interleaved pairs
+  // (V2 always, V3's default) are implemented.
+  if (c.has("rope_interleave") && !c.getBool("rope_interleave", true))
+    c.error("rope_interleave")
+        << "rope_interleave = false (rotate_half over the rope dims) is not "
+           "supported by latent attention: only the interleaved layout is";
+  if (c.getBool("attention_bias", false))
+    c.error("attention_bias") << "attention_bias is not supported by latent "
+                                 "attention: the q_a and kv_a projections "
+                                 "have no bias";
+  a.rope = readRope(c, 1e4);
+  m.scale = 1.0 / std::sqrt(static_cast<double>(m.nopeDim + m.ropeDim));
+  StringRef key = c.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
+  if (a.rope.type != RopeType::standard)
+    if (const llvm::json::Object *params =
+            c.get(key) ? c.get(key)->getAsObject() : nullptr)
+      if (std::optional<double> all = params->getNumber("mscale_all_dim");
+          all && *all != 0.0) {
+        double mscale = yarnMscale(a.rope.factor, *all);
+        m.scale *= mscale * mscale;
+      }
+  a.kvHeads = a.heads;
+  a.headDim = m.nopeDim + m.ropeDim;
+  a.latent = m;
+}
+
+/// The decoder around the FFN stack.
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
-  if (c.has("kv_lora_rank")) {
-    c.error("kv_lora_rank")
-        << modelType << " uses multi-head latent attention (kv_lora_rank), "
-        << "which the whole-model import does not support yet; import the "
-           "FFN stack with --import-hf";
-    return d;
-  }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);
   d.normEpsilon = c.getNumber("rms_norm_eps", 1e-6);
+  d.embeddingKey = "model.embed_tokens.weight";
+  d.finalNormKey = "model.norm.weight";
+  d.lmHeadKey = c.getBool("tie_word_embeddings", false) ? d.embeddingKey
+                                                        : "lm_head.weight";
   AttentionDesc &a = d.attention;
+  if (c.has("kv_lora_rank")) {
+    readLatentAttention(c, a);
+    return d;
+  }
   a.loc = c.loc("num_attention_heads");
   a.heads = c.requirePositive("num_attention_heads", kMaxWidth);
   a.kvHeads = c.getPositive("num_key_value_heads", a.heads, kMaxWidth);
@@ -954,10 +1001,6 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";
   a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
-  d.embeddingKey = "model.embed_tokens.weight";
-  d.finalNormKey = "model.norm.weight";
-  d.lmHeadKey = c.getBool("tie_word_embeddings", false) ? d.embeddingKey
-                                                        : "lm_head.weight";
   return d;
 }
 

@@ -46,6 +46,12 @@ static std::optional<ModelDesc> readHFStack(ConfigFile &c) {
 static std::optional<ModelDesc> readHFModel(ConfigFile &c) {
   return readHFConfig(c, /*wholeModel=*/true);
 }
+static std::optional<ModelDesc> readPRMoEStack(ConfigFile &c) {
+  return readPRMoEConfig(c, /*wholeModel=*/false);
+}
+static std::optional<ModelDesc> readPRMoEModel(ConfigFile &c) {
+  return readPRMoEConfig(c, /*wholeModel=*/true);
+}
 
 OwningOpRef<ModuleOp> mlir::moe::importHFConfig(llvm::SourceMgr &sourceMgr,
                                                 MLIRContext *context) {
@@ -59,7 +65,12 @@ OwningOpRef<ModuleOp> mlir::moe::importHFModel(llvm::SourceMgr &sourceMgr,
 
 OwningOpRef<ModuleOp> mlir::moe::importPRMoEConfig(llvm::SourceMgr &sourceMgr,
                                                    MLIRContext *context) {
-  return importWith(readPRMoEConfig, sourceMgr, context);
+  return importWith(readPRMoEStack, sourceMgr, context);
+}
+
+OwningOpRef<ModuleOp> mlir::moe::importPRMoEModel(llvm::SourceMgr &sourceMgr,
+                                                  MLIRContext *context) {
+  return importWith(readPRMoEModel, sourceMgr, context);
 }
 
 OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
@@ -69,17 +80,9 @@ OwningOpRef<ModuleOp> mlir::moe::importModelConfig(llvm::SourceMgr &sourceMgr,
   // The readers read model_type again (and report what is wrong with it).
   const llvm::json::Value *type = config ? config->get("model_type") : nullptr;
   bool prmoe = type && type->getAsString() == "prmoe";
-  if (prmoe && wholeModel) {
-    emitError(config->loc("model_type"))
-        << "the whole-model import reads Hugging Face checkpoints only; a "
-           "PR-MoE description is an FFN stack";
-    return nullptr;
-  }
-  return importWith(std::move(config),
-                    prmoe        ? readPRMoEConfig
-                    : wholeModel ? readHFModel
-                                 : readHFStack,
-                    context);
+  Reader read = prmoe ? (wholeModel ? readPRMoEModel : readPRMoEStack)
+                      : (wholeModel ? readHFModel : readHFStack);
+  return importWith(std::move(config), read, context);
 }
 
 std::string mlir::moe::resolveConfigPath(llvm::StringRef path) {
@@ -112,6 +115,15 @@ void ::moe::registerImporters() {
       [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
         return OwningOpRef<Operation *>(
             mlir::moe::importHFModel(sourceMgr, context).release());
+      },
+      registerDialects);
+  static TranslateToMLIRRegistration importPRMoEModel(
+      "import-prmoe-model",
+      "import the whole GPT decoder of a DeepSpeed PR-MoE description "
+      "(embedding, positions, LayerNorm, attention, FFN stack, LM head)",
+      [](llvm::SourceMgr &sourceMgr, MLIRContext *context) {
+        return OwningOpRef<Operation *>(
+            mlir::moe::importPRMoEModel(sourceMgr, context).release());
       },
       registerDialects);
   static TranslateToMLIRRegistration importPRMoE(

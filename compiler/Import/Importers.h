@@ -26,11 +26,14 @@ OwningOpRef<ModuleOp> importHFModel(llvm::SourceMgr &sourceMgr,
                                     MLIRContext *context);
 OwningOpRef<ModuleOp> importPRMoEConfig(llvm::SourceMgr &sourceMgr,
                                         MLIRContext *context);
+/// The whole GPT decoder of a PR-MoE description (--import-prmoe-model).
+OwningOpRef<ModuleOp> importPRMoEModel(llvm::SourceMgr &sourceMgr,
+                                       MLIRContext *context);
 
 /// The config file in `sourceMgr` to a module: a PR-MoE description when
 /// its model_type is "prmoe", a Hugging Face config otherwise. Null (after a
-/// diagnostic) on error. `wholeModel`: the whole decoder (Hugging Face
-/// only), else the FFN stack.
+/// diagnostic) on error. `wholeModel`: the whole decoder, else the
+/// FFN stack.
 OwningOpRef<ModuleOp> importModelConfig(llvm::SourceMgr &sourceMgr,
                                         MLIRContext *context,
                                         bool wholeModel = false);

@@ -116,6 +116,17 @@ struct RopeDesc {
   bool truncate = true;
 };
 
+/// DeepSeek multi-head latent attention (MLA): the low-rank projections
+/// and head widths of `moe.latent_attention`. Its heads and rope are the
+/// AttentionDesc's.
+struct LatentAttentionDesc {
+  /// 0: a plain q_proj (DeepSeek-V2-Lite); else q_a_proj's rank.
+  int64_t qLoraRank = 0;
+  int64_t kvLoraRank = 1, nopeDim = 1, ropeDim = 2, vDim = 1;
+  /// Softmax scale: (nope + rope)^-0.5, times YaRN's mscale^2.
+  double scale = 1.0;
+};
+
 /// Multi-head / grouped-query attention of every decoder layer (the keys
 /// under `model.layers.{i}.self_attn.`).
 struct AttentionDesc {
@@ -126,6 +137,19 @@ struct AttentionDesc {
   enum class QkNorm { none, perHead, full } qkNorm = QkNorm::none;
   RopeDesc rope;
   mlir::LocationAttr loc;
+  /// The module under each layer: `self_attn` (q_proj, k_proj, v_proj,
+  /// o_proj) or the Megatron GPT's `self_attention`.
+  std::string name = "self_attn";
+  /// Megatron's `query_key_value` (rows [heads, 3, D]: each head's q, k and
+  /// v together, biased) and `dense` (with a bias) instead of the four
+  /// projections; needs kvHeads == heads.
+  bool fusedQkv = false;
+  /// Rotary positions (`rope`); none when the decoder adds learned
+  /// absolute positions to its embedding.
+  bool rotary = true;
+  /// Set for multi-head latent attention (DeepSeek); headDim, kvHeads and
+  /// the bias and norm fields are then unused.
+  std::optional<LatentAttentionDesc> latent;
 };
 
 /// What surrounds the FFN stack in the whole decoder: embedding, per-layer
@@ -136,6 +160,18 @@ struct DecoderDesc {
   AttentionDesc attention;
   /// `lm_head.weight`, or the embedding's key when tie_word_embeddings.
   std::string embeddingKey, finalNormKey, lmHeadKey;
+  /// RMSNorm (a weight) or LayerNorm (a weight and a bias: the GPT's
+  /// `<name>.bias` beside each `<name>.weight`).
+  enum class Norm { rms, layer } norm = Norm::rms;
+  /// Layer i's keys start with `layerPrefix` + i + ".".
+  std::string layerPrefix = "model.layers.";
+  /// Learned absolute positions `[maxPositions, H]` added to the token
+  /// embedding; empty: none.
+  std::string positionEmbeddingKey;
+  int64_t maxPositions = 0;
+  /// Where maxPositions was set (the ops' location: a too long sequence is
+  /// reported there).
+  mlir::LocationAttr positionsLoc;
 };
 
 struct ModelDesc {

@@ -47,12 +47,20 @@ private:
                                                   Value sampleRows,
                                                   ArrayRef<Value> caches);
   /// `moe.layer index` over `input` whose body is `body(normed input)`
-  /// (no norm when `normKey` is empty).
+  /// (no norm when `normName` is empty; else the module `normName` of the
+  /// layer, e.g. `model.layers.3.input_layernorm`).
   FailureOr<Value>
-  residualBlock(int64_t index, Location loc, Value input, StringRef normKey,
+  residualBlock(int64_t index, Location loc, Value input, StringRef normName,
                 llvm::function_ref<FailureOr<Value>(Value)> body);
+  /// The decoder's norm (RMSNorm or LayerNorm) of module `name` (its
+  /// `.weight`, and `.bias` for LayerNorm) over `input`.
+  Value norm(StringRef name, Value input, Location loc);
   Value attention(int64_t layer, Value input, Value positions, Value sequences,
                   Value cache, Location loc);
+  /// DeepSeek's multi-head latent attention of the layer whose attention
+  /// keys start with `base`.
+  Value latentAttention(StringRef base, Value input, Value positions,
+                        Value sequences, Value cache, Location loc);
   RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
@@ -190,19 +198,26 @@ FailureOr<Value> ForwardBuilder::layerBody(const LayerDesc &layer,
   return failure();
 }
 
+Value ForwardBuilder::norm(StringRef name, Value input, Location loc) {
+  const DecoderDesc &d = *model.decoder;
+  Value w = weight((name + ".weight").str(), {model.hiddenSize}, loc);
+  FloatAttr epsilon = builder.getF64FloatAttr(d.normEpsilon);
+  if (d.norm == DecoderDesc::Norm::rms)
+    return RmsNormOp::create(builder, loc, input, w, epsilon);
+  Value b = weight((name + ".bias").str(), {model.hiddenSize}, loc);
+  return LayerNormOp::create(builder, loc, input, w, b, epsilon);
+}
+
 FailureOr<Value> ForwardBuilder::residualBlock(
-    int64_t index, Location loc, Value input, StringRef normKey,
+    int64_t index, Location loc, Value input, StringRef normName,
     llvm::function_ref<FailureOr<Value>(Value)> blockBody) {
   builder.setInsertionPointToEnd(body);
   auto layerOp = LayerOp::create(builder, loc, activationType, input, index);
   Block *layerBlock = builder.createBlock(&layerOp.getBody());
   Value h = layerBlock->addArgument(activationType, loc);
   builder.setInsertionPointToEnd(layerBlock);
-  if (!normKey.empty()) {
-    Value w = weight(normKey, {model.hiddenSize}, loc);
-    h = RmsNormOp::create(builder, loc, h, w,
-                          builder.getF64FloatAttr(model.decoder->normEpsilon));
-  }
+  if (!normName.empty())
+    h = norm(normName, h, loc);
   FailureOr<Value> output = blockBody(h);
   if (failed(output))
     return failure();
@@ -233,12 +248,76 @@ RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
                        llvm::APFloat(r.attentionFactor), r.truncate);
 }
 
+Value ForwardBuilder::latentAttention(StringRef base, Value input,
+                                      Value positions, Value sequences,
+                                      Value cache, Location loc) {
+  const AttentionDesc &a = model.decoder->attention;
+  const LatentAttentionDesc &m = *a.latent;
+  int64_t h = model.hiddenSize, heads = a.heads;
+  auto key = [&](StringRef name) { return (base + name).str(); };
+  Value qA, qANorm, q;
+  if (m.qLoraRank > 0) {
+    qA = weight(key("q_a_proj.weight"), {m.qLoraRank, h}, loc);
+    qANorm = weight(key("q_a_layernorm.weight"), {m.qLoraRank}, loc);
+    q = weight(key("q_b_proj.weight"),
+               {heads * (m.nopeDim + m.ropeDim), m.qLoraRank}, loc);
+  } else {
+    q = weight(key("q_proj.weight"), {heads * (m.nopeDim + m.ropeDim), h}, loc);
+  }
+  Value kvA = weight(key("kv_a_proj_with_mqa.weight"),
+                     {m.kvLoraRank + m.ropeDim, h}, loc);
+  Value kvANorm = weight(key("kv_a_layernorm.weight"), {m.kvLoraRank}, loc);
+  Value kvB = weight(key("kv_b_proj.weight"),
+                     {heads * (m.nopeDim + m.vDim), m.kvLoraRank}, loc);
+  Value o = weight(key("o_proj.weight"), {h, heads * m.vDim}, loc);
+  return LatentAttentionOp::create(
+      builder, loc, activationType, input, positions, sequences, cache, qA,
+      qANorm, q, kvA, kvANorm, kvB, o, heads, m.nopeDim, m.vDim,
+      builder.getF64FloatAttr(m.scale),
+      builder.getF64FloatAttr(model.decoder->normEpsilon), ropeAttr(a.rope));
+}
+
 Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
                                 Value sequences, Value cache, Location loc) {
   const AttentionDesc &a = model.decoder->attention;
-  std::string base = "model.layers." + std::to_string(layer) + ".self_attn.";
+  std::string base =
+      model.decoder->layerPrefix + std::to_string(layer) + "." + a.name + ".";
+  if (a.latent)
+    return latentAttention(base, input, positions, sequences, cache, loc);
   int64_t h = model.hiddenSize, q = a.heads * a.headDim,
           kv = a.kvHeads * a.headDim;
+  RopeAttr rope = a.rotary ? ropeAttr(a.rope) : RopeAttr();
+  FloatAttr epsilon = builder.getF64FloatAttr(model.decoder->normEpsilon);
+  if (a.fusedQkv) {
+    // Megatron's query_key_value rows are [heads, 3, D]: q, k and v are
+    // each loaded as their part of every head (moe.weight_rows).
+    auto part = [&](StringRef key, ArrayRef<int64_t> shape, int64_t index) {
+      Value v = weight(key, shape, loc);
+      argAttrs.back() = builder.getDictionaryAttr(
+          {builder.getNamedAttr(MoeDialect::kWeightAttrName,
+                                builder.getStringAttr(key)),
+           builder.getNamedAttr(
+               MoeDialect::kWeightRowsAttrName,
+               builder.getDenseI64ArrayAttr({a.heads, 3, index}))});
+      return v;
+    };
+    std::string qkv = base + "query_key_value.";
+    Value wq = part(qkv + "weight", {q, h}, 0);
+    Value wk = part(qkv + "weight", {kv, h}, 1);
+    Value wv = part(qkv + "weight", {kv, h}, 2);
+    Value bq = part(qkv + "bias", {q}, 0);
+    Value bk = part(qkv + "bias", {kv}, 1);
+    Value bv = part(qkv + "bias", {kv}, 2);
+    Value wo = weight(base + "dense.weight", {h, q}, loc);
+    Value attended = AttentionOp::create(
+        builder, loc, activationType, input, positions, sequences, cache, wq,
+        wk, wv, wo, bq, bk, bv, Value(), Value(), a.heads, a.kvHeads, a.headDim,
+        rope, epsilon);
+    // Added after the op: tensor-parallel attention sums its partial
+    // outputs first (moe-assign-parallelism puts the all-reduce between).
+    Value bo = weight(base + "dense.bias", {h}, loc);
+    return BiasAddOp::create(builder, loc, attended, bo);
+  }
   Value wq = weight(base + "q_proj.weight", {q, h}, loc);
   Value wk = weight(base + "k_proj.weight", {kv, h}, loc);
   Value wv = weight(base + "v_proj.weight", {kv, h}, loc);
@@ -254,10 +333,9 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     qn = weight(base + "q_norm.weight", {perHead ? a.headDim : q}, loc);
     kn = weight(base + "k_norm.weight", {perHead ? a.headDim : kv}, loc);
   }
-  return AttentionOp::create(
-      builder, loc, activationType, input, positions, sequences, cache, wq, wk,
-      wv, wo, bq, bk, bv, qn, kn, a.heads, a.kvHeads, a.headDim,
-      ropeAttr(a.rope), builder.getF64FloatAttr(model.decoder->normEpsilon));
+  return AttentionOp::create(builder, loc, activationType, input, positions,
+                             sequences, cache, wq, wk, wv, wo, bq, bk, bv, qn,
+                             kn, a.heads, a.kvHeads, a.headDim, rope, epsilon);
 }
 
 FailureOr<std::pair<Value, Value>>
@@ -269,16 +347,25 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   builder.setInsertionPointToEnd(body);
   Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
   Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
+  if (!d.positionEmbeddingKey.empty()) {
+    Location positionsLoc = NameLoc::get(
+        builder.getStringAttr(d.positionEmbeddingKey),
+        d.positionsLoc ? Location(d.positionsLoc) : loc);
+    Value positionTable = weight(d.positionEmbeddingKey,
+                                 {d.maxPositions, model.hiddenSize}, loc);
+    current = PositionEmbeddingOp::create(builder, positionsLoc, current,
+                                          positions, positionTable);
+  }
   for (auto [layerRef, cacheRef] : llvm::zip(model.layers, caches)) {
     // Named copies: the lambdas below capture them (clang 14, which builds
     // the sanitized tree, cannot capture structured bindings).
     const LayerDesc &layer = layerRef;
     Value cache = cacheRef;
-    std::string base = "model.layers." + std::to_string(layer.index) + ".";
+    std::string base = d.layerPrefix + std::to_string(layer.index) + ".";
     Location selfAttn =
-        NameLoc::get(builder.getStringAttr(base + "self_attn"), attnLoc);
+        NameLoc::get(builder.getStringAttr(base + d.attention.name), attnLoc);
     FailureOr<Value> attended = residualBlock(
-        layer.index, selfAttn, current, base + "input_layernorm.weight",
+        layer.index, selfAttn, current, base + "input_layernorm",
         [&](Value h) -> FailureOr<Value> {
           return attention(layer.index, h, positions, sequences, cache,
                            selfAttn);
@@ -287,10 +374,9 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
       return failure();
     Location ffnLoc =
         NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
-    FailureOr<Value> next =
-        residualBlock(layer.index, ffnLoc, *attended,
-                      base + "post_attention_layernorm.weight",
-                      [&](Value h) { return layerBody(layer, h); });
+    FailureOr<Value> next = residualBlock(
+        layer.index, ffnLoc, *attended, base + "post_attention_layernorm",
+        [&](Value h) { return layerBody(layer, h); });
     if (failed(next))
       return failure();
     current = *next;
@@ -299,9 +385,13 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   // Only the rows that sample go through the final norm and the LM head.
   Value sampled =
       GatherRowsOp::create(builder, loc, activationType, current, sampleRows);
-  Value normWeight = weight(d.finalNormKey, {model.hiddenSize}, loc);
-  Value normed = RmsNormOp::create(builder, loc, sampled, normWeight,
-                                   builder.getF64FloatAttr(d.normEpsilon));
+  StringRef finalNorm = d.finalNormKey;
+  if (!finalNorm.consume_back(".weight")) {
+    emitError(loc) << "final norm key '" << d.finalNormKey
+                   << "' does not end with '.weight'";
+    return failure();
+  }
+  Value normed = norm(finalNorm, sampled, loc);
   Value head = d.lmHeadKey == d.embeddingKey
                    ? table
                    : weight(d.lmHeadKey, {d.vocab, model.hiddenSize}, loc);
@@ -336,8 +426,11 @@ FailureOr<func::FuncOp> ForwardBuilder::build() {
       argAttrs.push_back(builder.getDictionaryAttr({}));
     }
     const AttentionDesc &a = model.decoder->attention;
-    auto cacheType =
-        KvCacheType::get(context, a.kvHeads, a.headDim, elementType);
+    Type cacheType =
+        a.latent ? Type(LatentCacheType::get(context, a.latent->kvLoraRank,
+                                             a.latent->ropeDim, elementType))
+                 : Type(KvCacheType::get(context, a.kvHeads, a.headDim,
+                                         elementType));
     for (size_t i = 0; i < model.layers.size(); ++i) {
       caches.push_back(body->addArgument(cacheType, funcLoc));
       argAttrs.push_back(builder.getDictionaryAttr({}));

@@ -20,13 +20,83 @@ using namespace mlir::moe;
 using namespace mlir::moe::import;
 using llvm::StringLiteral;
 
-/// Transformer keys a PR-MoE description may carry that do not affect the FFN
-/// stack, and the training-only gate options.
+/// Keys that do not affect the model at inference: training only (DeepSpeed
+/// passes them to the gate only when training) and Megatron's training
+/// sequence length.
 static constexpr StringLiteral kIgnored[] = {
-    "num_attention_heads", "seq_length", "max_position_embeddings",
-    "vocab_size", "layernorm_epsilon", "attention_dropout", "hidden_dropout",
-    // Training only: DeepSpeed passes them to the gate only when training.
+    "seq_length",        "attention_dropout",     "hidden_dropout",
     "noisy_gate_policy", "train_capacity_factor", "moe_loss_coeff"};
+
+/// The GPT around the FFN stack; ignored by the FFN-stack import and read by
+/// the whole-model one (readGptDecoder).
+static constexpr StringLiteral kDecoderKeys[] = {
+    "num_attention_heads",     "vocab_size",
+    "max_position_embeddings", "layernorm_epsilon",
+    "position_embedding_type", "rope_theta",
+    "tie_word_embeddings"};
+
+/// The Megatron-DeepSpeed GPT's decoder: pre-LayerNorm blocks with a fused
+/// per-head QKV and biased projections, learned absolute or rotary
+/// positions, a final LayerNorm and an output layer tied to the embedding
+/// unless untied.
+static DecoderDesc readGptDecoder(ConfigFile &c, int64_t hidden,
+                                  const std::string &prefix) {
+  DecoderDesc d;
+  d.norm = DecoderDesc::Norm::layer;
+  d.layerPrefix = prefix + ".";
+  d.vocab = c.requirePositive("vocab_size", kMaxWidth);
+  d.normEpsilon = c.getNumber("layernorm_epsilon", 1e-5);
+  if (!(std::isfinite(d.normEpsilon) && d.normEpsilon >= 0.0))
+    c.error("layernorm_epsilon")
+        << "'layernorm_epsilon' must be finite and >= 0, got " << d.normEpsilon;
+  AttentionDesc &a = d.attention;
+  a.loc = c.loc("num_attention_heads");
+  a.name = "self_attention";
+  a.fusedQkv = true;
+  a.qkvBias = true;
+  a.heads = a.kvHeads = c.requirePositive("num_attention_heads", kMaxWidth);
+  if (a.heads > 0 && hidden % a.heads != 0)
+    c.error("num_attention_heads")
+        << "hidden_size = " << hidden << " does not split into " << a.heads
+        << " heads";
+  else if (a.heads > 0)
+    a.headDim = hidden / a.heads;
+
+  std::string positions =
+      c.getString("position_embedding_type", "learned_absolute");
+  if (positions == "learned_absolute") {
+    a.rotary = false;
+    d.maxPositions = c.requirePositive("max_position_embeddings", kMaxWidth);
+    d.positionsLoc = c.loc("max_position_embeddings");
+    d.positionEmbeddingKey =
+        "language_model.embedding.position_embeddings.weight";
+    if (c.has("rope_theta"))
+      c.error("rope_theta") << "'rope_theta' needs position_embedding_type "
+                               "'rope', not 'learned_absolute'";
+  } else if (positions == "rope") {
+    // Megatron's RotaryEmbedding over the whole head: rotate_half pairs.
+    a.rope.theta = c.getNumber("rope_theta", 10000.0);
+    if (!(std::isfinite(a.rope.theta) && a.rope.theta > 0.0))
+      c.error("rope_theta")
+          << "'rope_theta' must be finite and > 0, got " << a.rope.theta;
+    if (a.heads > 0 && hidden % a.heads == 0 && a.headDim % 2 != 0)
+      c.error("num_attention_heads")
+          << "head dimension " << a.headDim
+          << " is odd: rotary embedding pairs dimensions";
+    // Only a bound on positions here (nothing is stored per position).
+    c.getPositive("max_position_embeddings", 1, kMaxWidth);
+  } else {
+    c.error("position_embedding_type")
+        << "unsupported position_embedding_type '" << positions
+        << "': expected 'learned_absolute' or 'rope'";
+  }
+  d.embeddingKey = "language_model.embedding.word_embeddings.weight";
+  d.finalNormKey = "language_model.encoder.final_layernorm.weight";
+  d.lmHeadKey = c.getBool("tie_word_embeddings", true)
+                    ? d.embeddingKey
+                    : "language_model.output_layer.weight";
+  return d;
+}
 
 /// fc1 -> act -> fc2 with biases, Megatron names, under `prefix`.
 static FfnDesc megatronMlp(int64_t size, Activation act,
@@ -43,7 +113,8 @@ static FfnDesc megatronMlp(int64_t size, Activation act,
   return ffn;
 }
 
-auto ::moe::import::readPRMoEConfig(ConfigFile &c) -> std::optional<ModelDesc> {
+auto ::moe::import::readPRMoEConfig(ConfigFile &c, bool wholeModel)
+    -> std::optional<ModelDesc> {
   std::string modelType = c.requireString("model_type");
   if (c.failed())
     return std::nullopt;
@@ -146,6 +217,11 @@ auto ::moe::import::readPRMoEConfig(ConfigFile &c) -> std::optional<ModelDesc> {
       c.checkAtMost(expertLocs[j], "'num_experts'", count, kMaxExperts);
   }
 
+  if (wholeModel)
+    model.decoder = readGptDecoder(c, model.hiddenSize, prefix);
+  else
+    c.ignore(llvm::to_vector(llvm::map_range(
+        kDecoderKeys, [](StringLiteral s) { return StringRef(s); })));
   c.ignore(llvm::to_vector(
       llvm::map_range(kIgnored, [](StringLiteral s) { return StringRef(s); })));
   c.checkUnknownKeys(modelType);

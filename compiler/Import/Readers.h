@@ -30,8 +30,10 @@ constexpr int64_t kMaxWidth = int64_t(1) << 20;
 std::optional<ModelDesc> readHFConfig(ConfigFile &config,
                                       bool wholeModel = false);
 
-/// A DeepSpeed PR-MoE description (docs/Importers.md).
-std::optional<ModelDesc> readPRMoEConfig(ConfigFile &config);
+/// A DeepSpeed PR-MoE description (docs/Importers.md): its FFN stack, with
+/// `wholeModel` also the GPT decoder around it.
+std::optional<ModelDesc> readPRMoEConfig(ConfigFile &config,
+                                         bool wholeModel = false);
 
 /// `torch_dtype` (or transformers 5's `dtype`): bfloat16, float16, float32.
 DType readDType(ConfigFile &config, DType fallback);

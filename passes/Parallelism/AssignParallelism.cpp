@@ -58,7 +58,12 @@ struct AssignParallelismPass
       return failure();
     if (failed(checkGivenPositive(getArgument(), tokens, errorHandler)))
       return failure();
-    return checkGivenPositive(getArgument(), attentionTp, errorHandler);
+    if (attentionTp < 0)
+      return errorHandler(getArgument() +
+                          ": attention-tp must be 0 (the cost model's "
+                          "choice) or positive, got " +
+                          Twine(int64_t(attentionTp)));
+    return success();
   }
   void runOnOperation() override;
 
@@ -68,7 +73,19 @@ private:
                             PlanAttr plan);
   template <typename FfnOp> LogicalResult shardFfn(FfnOp ffn, PlanAttr plan);
   LogicalResult shardAttention(AttentionOp attention, PlanAttr plan);
+  LogicalResult shardLatentAttention(LatentAttentionOp attention,
+                                     PlanAttr plan);
+  /// The shard.all_reduce over tp that sums `op`'s partial result.
+  void sumOverTp(Operation *op, PlanAttr plan);
   LogicalResult rewriteLayer(LayerParts &parts, PlanAttr plan);
+  void shareTokens(LayerOp layer, PlanAttr attentionPlan);
+  bool canShareTokens(LayerParts &parts, const cost::Plan &plan,
+                      bool anyAttention, int64_t attnTp);
+  int64_t chooseAttentionTp(MutableArrayRef<LayerParts> layers,
+                            ArrayRef<cost::LayerShape> shapes,
+                            const cost::PlanChoice &choice,
+                            const cost::Mesh &mesh, int64_t stepTokens,
+                            int64_t ranks);
   FlatSymbolRefAttr gridFor(PlanAttr plan);
   void attachShards();
   friend AssignParallelismDeclaredOptions &
@@ -79,7 +96,8 @@ private:
   /// count.
   llvm::MapVector<BlockArgument, ShardAttr> shards;
   void printReport(MutableArrayRef<LayerParts> layers, ArrayRef<PlanAttr> plans,
-                   const cost::PlanChoice &choice, MeshAttr mesh,
+                   const cost::PlanChoice &choice,
+                   ArrayRef<int64_t> unsharedAllToAllBytes, MeshAttr mesh,
                    int64_t stepTokens);
 };
 
@@ -172,21 +190,49 @@ LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
 /// Heads split over tp (Megatron style: the group holds the same tokens):
 /// q/k/v rows and their biases by heads, o by its input columns, each rank
 /// its heads' KV cache; the partial outputs are all-reduced.
+/// Why `attention` cannot split its heads `tp` ways, if it cannot.
+static std::optional<std::string> attentionTpRefusal(AttentionOp attention,
+                                                     int64_t tp) {
+  if (attention.getHeads() % tp != 0 || attention.getKvHeads() % tp != 0)
+    return llvm::formatv("has {0} heads and {1} kv heads, which do not split "
+                         "{2} ways (attention-tp)",
+                         attention.getHeads(), attention.getKvHeads(), tp)
+        .str();
+  if (tp > 1 && attention.getQNorm() &&
+      cast<ShapedType>(attention.getQNorm().getType()).getDimSize(0) !=
+          attention.getHeadDim())
+    return llvm::formatv("normalises q and k over the whole projection, which "
+                         "needs every head on one rank: tensor-parallel "
+                         "attention (attention-tp {0}) is not supported for it",
+                         tp)
+        .str();
+  return std::nullopt;
+}
+
+static std::optional<std::string>
+attentionTpRefusal(LatentAttentionOp attention, int64_t tp) {
+  if (attention.getHeads() % tp != 0)
+    return llvm::formatv("has {0} heads, which do not split {1} ways "
+                         "(attention-tp)",
+                         attention.getHeads(), tp)
+        .str();
+  return std::nullopt;
+}
+
+/// Why the attention of `parts` cannot split its heads `tp` ways, if it
+/// cannot.
+static std::optional<std::string> attentionTpRefusal(LayerParts &parts,
+                                                     int64_t tp) {
+  if (parts.attention)
+    return attentionTpRefusal(parts.attention, tp);
+  return attentionTpRefusal(parts.latentAttention, tp);
+}
+
 LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
                                                     PlanAttr plan) {
   int64_t tp = plan.getTp();
-  if (attention.getHeads() % tp != 0 || attention.getKvHeads() % tp != 0)
-    return attention.emitOpError()
-           << "has " << attention.getHeads() << " heads and "
-           << attention.getKvHeads() << " kv heads, which do not split " << tp
-           << " ways (attention-tp)";
-  if (attention.getQNorm() &&
-      cast<ShapedType>(attention.getQNorm().getType()).getDimSize(0) !=
-          attention.getHeadDim())
-    return attention.emitOpError()
-           << "normalises q and k over the whole projection, which needs "
-              "every head on one rank: tensor-parallel attention (attention-tp "
-           << tp << ") is not supported for it";
+  if (std::optional<std::string> refusal = attentionTpRefusal(attention, tp))
+    return attention.emitOpError() << *refusal;
   const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
   auto shard = [&](Value weight, ArrayRef<ShardAxis> dims) {
     return !weight || succeeded(shardWeight(weight, dims, plan));
@@ -205,14 +251,39 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
   attention.getCache().setType(
       KvCacheType::get(&getContext(), cache.getKvHeads() / tp,
                        cache.getHeadDim(), cache.getElementType()));
-  OpBuilder builder(attention);
-  builder.setInsertionPointAfter(attention);
+  sumOverTp(attention, plan);
+  return success();
+}
+
+void AssignParallelismPass::sumOverTp(Operation *op, PlanAttr plan) {
+  OpBuilder builder(op);
+  builder.setInsertionPointAfter(op);
   SmallVector<int16_t> tpAxis = {2};
-  auto sum = shard::AllReduceOp::create(
-      builder, attention.getLoc(), attention.getType(),
-      gridFor(plan).getValue(), tpAxis, attention.getResult(),
-      shard::ReductionKind::Sum);
-  attention.getResult().replaceAllUsesExcept(sum, sum);
+  Value result = op->getResult(0);
+  auto sum = shard::AllReduceOp::create(builder, op->getLoc(), result.getType(),
+                                        gridFor(plan).getValue(), tpAxis,
+                                        result, shard::ReductionKind::Sum);
+  result.replaceAllUsesExcept(sum, sum);
+}
+
+/// Multi-head latent attention's heads split over tp: q (q_b or q_proj) and
+/// kv_b rows by heads, o by its input columns; q_a, kv_a, their norms and
+/// the latent cache are whole on every rank of the group (the latent is
+/// shared by all heads), so each rank appends the same latent; the partial
+/// outputs are all-reduced.
+LogicalResult
+AssignParallelismPass::shardLatentAttention(LatentAttentionOp attention,
+                                            PlanAttr plan) {
+  int64_t tp = plan.getTp();
+  if (std::optional<std::string> refusal = attentionTpRefusal(attention, tp))
+    return attention.emitOpError() << *refusal;
+  const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
+  if (failed(shardWeight(attention.getQWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getKvBWeight(), {byTp, none}, plan)) ||
+      failed(shardWeight(attention.getOWeight(), {none, byTp}, plan)))
+    return failure();
+  attention.setHeads(attention.getHeads() / tp);
+  sumOverTp(attention, plan);
   return success();
 }
 
@@ -238,6 +309,9 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
 
   if (parts.attention && plan.getTp() > 1 &&
       failed(shardAttention(parts.attention, plan)))
+    return failure();
+  if (parts.latentAttention && plan.getTp() > 1 &&
+      failed(shardLatentAttention(parts.latentAttention, plan)))
     return failure();
   if (parts.isMoe()) {
     ExpertsOp experts = parts.experts;
@@ -331,6 +405,29 @@ LogicalResult AssignParallelismPass::rewriteLayer(LayerParts &parts,
   return failure(walk.wasInterrupted());
 }
 
+/// Duplicate-token dropping (DeepSpeed-TED): the ranks of an attention tp
+/// group hold the same tokens, so each runs the layer on its share of them
+/// and the group all-gathers the outputs before the residual add.
+void AssignParallelismPass::shareTokens(LayerOp layer,
+                                        PlanAttr attentionPlan) {
+  FlatSymbolRefAttr grid = gridFor(attentionPlan);
+  Block &body = layer.getBody().front();
+  Value input = layer.getBodyInput();
+  Location loc = layer.getLoc();
+  OpBuilder builder = OpBuilder::atBlockBegin(&body);
+  auto tpAxis = builder.getDenseI16ArrayAttr({2});
+  auto share = shard::AllSliceOp::create(builder, loc, input.getType(), grid,
+                                         tpAxis, input,
+                                         builder.getIndexAttr(0));
+  input.replaceAllUsesExcept(share, share);
+  auto yield = cast<YieldOp>(body.getTerminator());
+  builder.setInsertionPoint(yield);
+  auto all = shard::AllGatherOp::create(builder, loc, input.getType(), grid,
+                                        tpAxis, yield.getValue(),
+                                        builder.getIndexAttr(0));
+  yield.getValueMutable().assign(all);
+}
+
 void AssignParallelismPass::attachShards() {
   getOperation().walk([&](func::FuncOp func) {
     func.setType(FunctionType::get(func.getContext(),
@@ -348,6 +445,78 @@ void AssignParallelismPass::attachShards() {
     }
     func.setAllArgAttrs(argAttrs);
   });
+}
+
+/// Whether a layer after tensor-parallel attention can drop the duplicate
+/// tokens: dropless routing (a capacity would change with the token count)
+/// without expert slicing, and a dynamic token dimension.
+bool AssignParallelismPass::canShareTokens(LayerParts &parts,
+                                           const cost::Plan &plan,
+                                           bool anyAttention, int64_t attnTp) {
+  if (duplicateTokens == DuplicateTokens::keep || attnTp == 1 ||
+      !anyAttention ||
+      !parts.isMoe() || plan.tp != 1 || !parts.gate.getRouting().isDropless())
+    return false;
+  auto tokens = cast<RankedTensorType>(parts.layer.getInput().getType());
+  return tokens.isDynamicDim(0);
+}
+
+/// attention-tp=0: the heads split (1 for data parallel) over the fewest
+/// ranks among those with the least modelled step time, one split for every
+/// attention layer (the runner gives a model's ranks one token layout).
+/// Each rank holds `stepTokens` tokens either way, so a tp group serves tp
+/// times fewer distinct tokens: the throughput policy compares time per
+/// distinct token (time x tp), the latency policy the step time itself.
+/// The MoE layers after tensor-parallel attention are priced on the group's
+/// duplicates or on the rank's share, whichever duplicate-tokens allows and
+/// is faster; the memory check stays with the chosen plan.
+int64_t AssignParallelismPass::chooseAttentionTp(
+    MutableArrayRef<LayerParts> layers, ArrayRef<cost::LayerShape> shapes,
+    const cost::PlanChoice &choice, const cost::Mesh &mesh, int64_t stepTokens,
+    int64_t ranks) {
+  int64_t best = 1;
+  double bestSeconds = 0;
+  for (int64_t tp = 1; tp <= ranks; ++tp) {
+    if (ranks % tp != 0)
+      continue;
+    bool splits = true;
+    double seconds = 0;
+    std::vector<cost::Estimate> estimates = choice.estimates;
+    for (auto [index, parts] : llvm::enumerate(layers)) {
+      cost::Estimate &estimate = estimates[index];
+      if (parts.hasAttention()) {
+        if (attentionTpRefusal(parts, tp)) {
+          splits = false;
+          break;
+        }
+        cost::Plan plan;
+        plan.dp = ranks / tp;
+        plan.tp = tp;
+        estimate = cost::estimate(shapes[index], mesh, plan, stepTokens);
+      } else if (canShareTokens(parts, choice.plans[index],
+                                /*anyAttention=*/true, tp)) {
+        cost::Plan shared = choice.plans[index];
+        shared.tokenShare = tp;
+        cost::Estimate sharedEstimate =
+            cost::estimate(shapes[index], mesh, shared, stepTokens);
+        if (duplicateTokens == DuplicateTokens::drop ||
+            sharedEstimate.seconds < estimate.seconds)
+          estimate = sharedEstimate;
+      }
+      seconds += estimate.seconds;
+    }
+    // A split that does not fit is no candidate (with none fitting, the
+    // data-parallel plan fails the memory check with its numbers).
+    if (!splits || cost::memoryBytes(estimates) > mesh.memoryBytes)
+      continue;
+    if (policy == cost::Policy::throughput)
+      seconds *= tp;
+    if (tp == 1 || seconds < bestSeconds) {
+      best = tp;
+      bestSeconds = seconds;
+    }
+  }
+  return best;
 }
 
 void AssignParallelismPass::runOnOperation() {
@@ -398,31 +567,55 @@ void AssignParallelismPass::runOnOperation() {
   }
 
   int64_t ranks = meshAttr->getNodes() * meshAttr->getGpusPerNode();
-  if (ranks % attentionTp != 0) {
-    module.emitError() << "attention-tp " << int64_t(attentionTp)
-                       << " does not divide the " << ranks << " ranks";
+  bool anyAttention = llvm::any_of(
+      layers, [](LayerParts &parts) { return parts.hasAttention(); });
+  int64_t attnTp = attentionTp != 0
+                       ? int64_t(attentionTp)
+                       : chooseAttentionTp(layers, shapes, choice, costMesh,
+                                           stepTokens, ranks);
+  if (ranks % attnTp != 0) {
+    module.emitError() << "attention-tp " << attnTp << " does not divide the "
+                       << ranks << " ranks";
     return signalPassFailure();
   }
+  if (anyAttention)
+    module->setAttr(MoeDialect::kAttentionTpAttrName,
+                    IntegerAttr::get(IntegerType::get(&getContext(), 64),
+                                     attnTp));
+  // Attention: data parallel, or heads split over attnTp ranks (priced as
+  // planned).
+  PlanAttr attentionAttr = PlanAttr::get(&getContext(), ranks / attnTp, 1,
+                                         attnTp, AllToAllVariant::flat);
   SmallVector<PlanAttr> plans;
-  for (auto [parts, plan] : llvm::zip(layers, choice.plans)) {
+  SmallVector<int64_t> unsharedAllToAllBytes(layers.size(), 0);
+  for (auto [index, parts] : llvm::enumerate(layers)) {
+    cost::Plan &plan = choice.plans[index];
     PlanAttr attr = PlanAttr::get(&getContext(), plan.dp, plan.ep, plan.tp,
                                   toIR(plan.allToAll));
-    // Attention: data parallel, or heads split over attention-tp ranks
-    // (priced as planned).
-    if (parts.attention) {
-      attr = PlanAttr::get(&getContext(), ranks / attentionTp, 1, attentionTp,
-                           AllToAllVariant::flat);
-      cost::Plan attentionPlan;
-      attentionPlan.dp = ranks / attentionTp;
-      attentionPlan.tp = attentionTp;
-      size_t index = &parts - layers.begin();
-      choice.plans[index] = attentionPlan;
+    if (parts.hasAttention()) {
+      attr = attentionAttr;
+      plan = cost::Plan();
+      plan.dp = ranks / attnTp;
+      plan.tp = attnTp;
       choice.estimates[index] =
-          cost::estimate(shapes[index], costMesh, attentionPlan, stepTokens);
+          cost::estimate(shapes[index], costMesh, plan, stepTokens);
     }
     plans.push_back(attr);
     if (failed(rewriteLayer(parts, attr)))
       return signalPassFailure();
+    if (canShareTokens(parts, plan, anyAttention, attnTp)) {
+      cost::Plan shared = plan;
+      shared.tokenShare = attnTp;
+      cost::Estimate sharedEstimate =
+          cost::estimate(shapes[index], costMesh, shared, stepTokens);
+      if (duplicateTokens == DuplicateTokens::drop ||
+          sharedEstimate.seconds < choice.estimates[index].seconds) {
+        shareTokens(parts.layer, attentionAttr);
+        unsharedAllToAllBytes[index] = choice.estimates[index].allToAllBytes;
+        plan = shared;
+        choice.estimates[index] = sharedEstimate;
+      }
+    }
   }
   choice.memoryBytes = cost::memoryBytes(choice.estimates);
   if (choice.memoryBytes > costMesh.memoryBytes) {
@@ -433,7 +626,8 @@ void AssignParallelismPass::runOnOperation() {
     return signalPassFailure();
   }
   attachShards();
-  printReport(layers, plans, choice, *meshAttr, stepTokens);
+  printReport(layers, plans, choice, unsharedAllToAllBytes, *meshAttr,
+              stepTokens);
 }
 
 //===----------------------------------------------------------------------===//
@@ -441,7 +635,7 @@ void AssignParallelismPass::runOnOperation() {
 //===----------------------------------------------------------------------===//
 
 std::string layerKind(LayerParts &parts) {
-  if (parts.attention)
+  if (parts.hasAttention())
     return "attn"; // fits the table's kind column
   if (!parts.isMoe())
     return "dense";
@@ -455,6 +649,7 @@ std::string layerKind(LayerParts &parts) {
 void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
                                         ArrayRef<PlanAttr> plans,
                                         const cost::PlanChoice &choice,
+                                        ArrayRef<int64_t> unsharedAllToAllBytes,
                                         MeshAttr mesh, int64_t stepTokens) {
   PlanSummary summary;
   summary.nodes = mesh.getNodes();
@@ -484,6 +679,8 @@ void AssignParallelismPass::printReport(MutableArrayRef<LayerParts> layers,
     for (ArrayRef<int64_t> group : plan.getExchangeGroups())
       row.exchangeGroups.emplace_back(group.begin(), group.end());
     row.estimate = choice.estimates[i];
+    row.tokenShare = choice.plans[i].tokenShare;
+    row.unsharedAllToAllBytes = unsharedAllToAllBytes[i];
     summary.rows.push_back(std::move(row));
   }
   // The table also travels with the module (moe-run prints it from the
@@ -521,6 +718,7 @@ mlir::moe::declaredAssignParallelismOptions() {
   static AssignParallelismPass pass;
   static AssignParallelismDeclaredOptions options{
       pass.mesh, pass.tokens,      pass.policy, pass.ep,
-      pass.tp,   pass.attentionTp, pass.report, pass.reportFile};
+      pass.tp,   pass.attentionTp, pass.duplicateTokens, pass.report,
+      pass.reportFile};
   return options;
 }

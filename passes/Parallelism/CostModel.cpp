@@ -84,6 +84,8 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
   const int64_t b = layer.bytesPerElement, h = layer.hidden;
   const int64_t group = plan.exchangeGroupSize();
   double bytesRead = 0;
+  // Token share: the layer runs on this rank's share of the tokens.
+  tokens = llvm::divideCeil(tokens, plan.tokenShare);
 
   if (layer.experts > 0) {
     e.capacity = expectedCapacity(layer, tokens);
@@ -141,7 +143,45 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
         e.activationBytes, mulAll({2, plan.tp, tokens, std::max(slice, h), b}));
   }
 
-  if (layer.attentionHeads > 0) {
+  if (layer.attentionHeads > 0 && layer.latentRank > 0) {
+    // Multi-head latent attention, absorbed for prefill and decode alike
+    // (the lowering's form): per token the q and kv_a projections, q_nope
+    // through W_UK, scores and the weighted sum over a context of `tokens`
+    // latent rows (rank + rope wide), W_UV on the latent output, then o.
+    // Heads split over tp; q_a and kv_a are whole on every rank.
+    int64_t heads = layer.attentionHeads / plan.tp;
+    int64_t nope = layer.headDim - layer.ropeDim, rank = layer.latentRank;
+    int64_t qWidth = heads * layer.headDim;
+    int64_t qElements =
+        layer.qLoraRank > 0
+            ? addSizes(mulAll({layer.qLoraRank, addSizes(h, 1)}),
+                       mulAll({qWidth, layer.qLoraRank}))
+            : mulAll({qWidth, h});
+    int64_t kvAElements =
+        addSizes(mulAll({addSizes(rank, layer.ropeDim), h}), rank);
+    int64_t kvBElements = mulAll({heads, addSizes(nope, layer.vHeadDim), rank});
+    int64_t oElements = mulAll({h, heads, layer.vHeadDim});
+    int64_t attentionBytes = mulAll({addSizes(addSizes(qElements, kvAElements),
+                                              addSizes(kvBElements, oElements)),
+                                     b});
+    e.weightBytes = addSizes(e.weightBytes, attentionBytes);
+    double t = static_cast<double>(tokens);
+    e.flops += 2.0 * t * (qElements + kvAElements + oElements) +
+               2.0 * t * heads * (nope + layer.vHeadDim) * rank +
+               2.0 * t * t * heads * (2 * rank + layer.ropeDim);
+    e.kvCacheBytesPerToken = mulAll({addSizes(rank, layer.ropeDim), b});
+    bytesRead += attentionBytes + 2.0 * tokens * h * b;
+    if (plan.tp > 1) // reduce-scatter + all-gather
+      e.denseCommSeconds += 2 * exchangeSeconds(mesh, AllToAll::flat, plan.tp,
+                                                double(tokens) * h * b);
+    e.activationBytes =
+        std::max(e.activationBytes,
+                 mulAll({tokens,
+                         addSizes(addSizes(layer.qLoraRank, qWidth),
+                                  addSizes(addSizes(rank, layer.ropeDim),
+                                           heads * layer.vHeadDim)),
+                         b}));
+  } else if (layer.attentionHeads > 0) {
     // Heads split over tp, the group holding the same tokens: q/k/v rows and
     // o columns by heads, the partial outputs all-reduced. Scores and values
     // over a context of `tokens` (a prefill chunk).
@@ -160,6 +200,10 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
         mulAll({tokens, addSizes(mulAll({2, q}), mulAll({2, kv})), b}));
   }
 
+  if (plan.tokenShare > 1) // the all-gather that restores the shares
+    e.denseCommSeconds += exchangeSeconds(mesh, AllToAll::flat,
+                                          plan.tokenShare,
+                                          double(tokens) * h * b);
   e.weightBytes = addSizes(
       e.weightBytes, addSizes(e.expertWeightBytes, layer.replicatedBytes));
   bytesRead += layer.replicatedBytes;

@@ -57,6 +57,12 @@ struct LayerShape {
   // dim; 0 heads for none. Its q/k/v/o projections are split by heads over
   // tp; its norms and the LM head are not priced.
   int64_t attentionHeads = 0, attentionKvHeads = 0, headDim = 0;
+  // Multi-head latent attention (DeepSeek) when latentRank > 0: headDim is
+  // the query/key width (nope + rope), q low rank when qLoraRank > 0, kv_a
+  // [latentRank + ropeDim, H], kv_b [heads * (nope + vHeadDim), latentRank],
+  // o [H, heads * vHeadDim]; the cache holds latentRank + ropeDim values per
+  // position whatever the heads.
+  int64_t qLoraRank = 0, latentRank = 0, ropeDim = 0, vHeadDim = 0;
   // Router weights and the residual coefficient, replicated on every rank.
   int64_t replicatedBytes = 0;
   // > 0: the expert and dense projections are fp8 (1 byte) with one f32
@@ -69,6 +75,10 @@ struct LayerShape {
 struct Plan {
   int64_t dp = 1, ep = 1, tp = 1;
   AllToAll allToAll = AllToAll::flat;
+  // Duplicate-token dropping (DeepSpeed-TED): groups of this many ranks hold
+  // the same tokens (tensor-parallel attention before the layer); each runs
+  // the layer on its 1/tokenShare of them and an all-gather restores them.
+  int64_t tokenShare = 1;
   int64_t exchangeGroupSize() const { return ep * tp; }
 };
 
@@ -81,8 +91,10 @@ struct Estimate {
   double flops = 0;              // per rank
   double allToAllSeconds = 0;    // both exchanges
   double denseCommSeconds = 0;   // dense TP's all-gather + reduce-scatter,
-                                 // tensor-parallel attention's all-reduce
+                                 // tensor-parallel attention's all-reduce,
+                                 // the token-share all-gather
   int64_t kvCacheBytesPerToken = 0; // per rank, keys and values of a position
+                                    // (MLA: its latent and k_pe)
   double computeSeconds = 0;     // roofline of GEMM flops vs bytes read
   double seconds = 0;
 };

@@ -57,6 +57,9 @@ FailureOr<LayerParts> mlir::moe::analyzeLayer(LayerOp layer) {
             .Case([&](AttentionOp o) {
               return recordUnique(layer, parts.attention, o);
             })
+            .Case([&](LatentAttentionOp o) {
+              return recordUnique(layer, parts.latentAttention, o);
+            })
             .Default([](Operation *) { return success(); });
     if (failed(ok))
       return failure();
@@ -124,6 +127,16 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
     shape.attentionHeads = attention.getHeads() * tp;
     shape.attentionKvHeads = attention.getKvHeads() * tp;
     shape.headDim = attention.getHeadDim();
+  }
+  if (LatentAttentionOp mla = parts.latentAttention) {
+    shape.attentionHeads = mla.getHeads() * tp;
+    shape.attentionKvHeads = shape.attentionHeads;
+    shape.headDim = mla.getQueryDim();
+    if (Value qA = mla.getQAWeight())
+      shape.qLoraRank = cast<ShapedType>(qA.getType()).getDimSize(0);
+    shape.latentRank = mla.getRank();
+    shape.ropeDim = mla.getRopeDim();
+    shape.vHeadDim = mla.getVDim();
   }
   for (DenseFfnOp dense : parts.denseFfns) {
     shape.denseFfn += dense.getFfnSize() * tp;

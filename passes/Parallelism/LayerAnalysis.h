@@ -23,6 +23,10 @@ struct LayerParts {
   SmallVector<SharedAddOp> sharedAdds;
   /// A decoder layer's attention block (planned data parallel).
   AttentionOp attention;
+  /// Or its multi-head latent attention (DeepSeek; data parallel only).
+  LatentAttentionOp latentAttention;
+
+  bool hasAttention() { return attention || latentAttention; }
 
   bool isMoe() { return static_cast<bool>(experts); }
 };

@@ -25,6 +25,7 @@ struct AssignParallelismDeclaredOptions {
   Pass::Option<int64_t> &ep;
   Pass::Option<int64_t> &tp;
   Pass::Option<int64_t> &attentionTp;
+  Pass::Option<DuplicateTokens> &duplicateTokens;
   Pass::Option<PlanReport> &report;
   Pass::Option<std::string> &reportFile;
 };

@@ -23,7 +23,14 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
       `moe.sync_capacity` for dropless routing;
     - dense MLPs under tp > 1 all-gather their tokens, run on their slice and
       reduce-scatter the partial sums (`shard.all_gather` /
-      `shard.reduce_scatter` on a `shard.grid` of shape dp x ep x tp).
+      `shard.reduce_scatter` on a `shard.grid` of shape dp x ep x tp);
+    - attention under `attention-tp` > 1 splits heads and all-reduces the
+      partial outputs; the tp ranks then hold the same tokens, so each
+      dropless MoE layer without expert slicing can drop the duplicates
+      (DeepSpeed-TED; `duplicate-tokens`): `shard.all_slice` of the tokens over the attention
+      grid's tp axis at the layer's start, `shard.all_gather` of its output
+      before the residual add; member m of a group of G holds rows
+      [m*c, min(S, (m+1)*c)) with c = ceil(S / G).
 
     Plans that do not fit device memory or whose degrees do not divide the
     mesh are rejected with a diagnostic at the layer. `report` prints one
@@ -60,7 +67,21 @@ def AssignParallelism : Pass<"moe-assign-parallelism", "::mlir::ModuleOp"> {
     Option<"attentionTp", "attention-tp", "int64_t", /*default=*/"1",
            "Tensor-parallel degree of attention layers: heads split over "
            "this many consecutive ranks that hold the same tokens, partial "
-           "outputs all-reduced (1: data parallel)">,
+           "outputs all-reduced (1: data parallel; 0: the cost model's "
+           "choice)">,
+    Option<"duplicateTokens", "duplicate-tokens",
+           "::mlir::moe::DuplicateTokens",
+           /*default=*/"::mlir::moe::DuplicateTokens::automatic",
+           "Under attention-tp > 1 the tp ranks hold the same tokens: a "
+           "dropless MoE layer may run on each rank's share of them, an "
+           "all-gather restoring them (DeepSpeed-TED)",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::moe::DuplicateTokens::automatic, "auto",
+                          "drop them where the cost model says it is faster"),
+               clEnumValN(::mlir::moe::DuplicateTokens::drop, "drop",
+                          "every layer that can drops them"),
+               clEnumValN(::mlir::moe::DuplicateTokens::keep, "keep",
+                          "every rank runs the layer on all the tokens"))}]>,
     Option<"allToAll", "all-to-all", "::mlir::moe::AllToAllChoice",
            /*default=*/"::mlir::moe::AllToAllChoice::automatic",
            "The all-to-all variant",

@@ -19,6 +19,11 @@ namespace mlir::moe {
 /// `all-to-all=`: the cost model's choice, or the variant every exchange uses.
 enum class AllToAllChoice { automatic, flat, hierarchical };
 
+/// `duplicate-tokens=`: whether MoE layers after tensor-parallel attention
+/// run on a share of the tp group's identical tokens (DeepSpeed-TED): where
+/// the cost model says it is faster, always, or never.
+enum class DuplicateTokens { automatic, drop, keep };
+
 /// `report=`: whether and how the pass prints the plans.
 enum class PlanReport { none, table, json, svg };
 
@@ -88,6 +93,13 @@ public:
 template <>
 class llvm::cl::parser<mlir::moe::AllToAllChoice>
     : public mlir::moe::EnumOptionParser<mlir::moe::AllToAllChoice> {
+public:
+  parser(Option &option) : EnumOptionParser(option) {}
+};
+
+template <>
+class llvm::cl::parser<mlir::moe::DuplicateTokens>
+    : public mlir::moe::EnumOptionParser<mlir::moe::DuplicateTokens> {
 public:
   parser(Option &option) : EnumOptionParser(option) {}
 };

@@ -77,6 +77,23 @@ std::string mlir::moe::formatPlanTable(const PlanSummary &plan) {
   os << llvm::formatv("total: {0:F1} us per step, {1} per rank of {2}\n",
                       total * 1e6, humanBytes(plan.memoryBytes),
                       humanBytes(plan.deviceMemoryBytes));
+  std::vector<int64_t> shared;
+  int64_t sent = 0, unshared = 0, share = 1;
+  for (const PlanRow &row : plan.rows)
+    if (row.tokenShare > 1) {
+      shared.push_back(row.layer);
+      sent += row.estimate.allToAllBytes;
+      unshared += row.unsharedAllToAllBytes;
+      share = row.tokenShare;
+    }
+  if (!shared.empty())
+    os << llvm::formatv(
+        "duplicate tokens dropped (DeepSpeed-TED): MoE layers {0} run on 1/{1} "
+        "of their attention tp group's tokens; a2a/rank {2} instead of {3}\n",
+        llvm::join(llvm::map_range(shared,
+                                   [](int64_t l) { return std::to_string(l); }),
+                   ","),
+        share, humanBytes(sent), humanBytes(unshared));
   os << "est. us: " << modelledDevice(plan) << "\n";
   return table;
 }
@@ -102,6 +119,10 @@ static llvm::json::Object planJson(const PlanRow &row) {
                             {"seconds", e.seconds}};
   if (hasCapacity(row))
     object["capacity"] = e.capacity;
+  if (row.tokenShare > 1) {
+    object["token_share"] = row.tokenShare;
+    object["unshared_all_to_all_bytes"] = row.unsharedAllToAllBytes;
+  }
   return object;
 }
 

@@ -28,6 +28,10 @@ struct PlanRow {
   std::string allToAll; // flat | hierarchical; "-" when nothing is exchanged
   std::vector<std::vector<int64_t>> exchangeGroups; // world ranks
   cost::Estimate estimate;
+  // Duplicate-token dropping: the layer runs on 1/tokenShare of the tokens
+  // its attention tp group holds; the all-to-all bytes it would send without.
+  int64_t tokenShare = 1;
+  int64_t unsharedAllToAllBytes = 0;
 };
 
 /// The whole plan: the mesh it was made for, the modelled device, the rows.
@@ -43,8 +47,9 @@ struct PlanSummary {
 /// "12.0 GiB": binary units, one decimal.
 std::string humanBytes(double bytes);
 
-/// A row per layer; `capacity` only when a layer has one; the device the
-/// times are modelled on under the table.
+/// A row per layer; `capacity` only when a layer has one; under the table
+/// the layers that drop duplicate tokens and the device the times are
+/// modelled on.
 std::string formatPlanTable(const PlanSummary &plan);
 
 /// One object per distinct layer plan with the layers that use it.

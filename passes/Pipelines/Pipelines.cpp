@@ -13,9 +13,8 @@
 
 using namespace mlir;
 
-LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
-                                              const CompileOptions &options) {
-  pm.addPass(createCanonicalizerPass());
+moe::AssignParallelismOptions
+mlir::moe::assignParallelismOptions(const CompileOptions &options) {
   AssignParallelismOptions plan;
   plan.mesh = options.mesh;
   plan.tokens = options.tokens;
@@ -23,9 +22,16 @@ LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
   plan.ep = options.ep;
   plan.tp = options.tp;
   plan.attentionTp = options.attentionTp;
+  plan.duplicateTokens = options.duplicateTokens;
   plan.report = options.report;
   plan.reportFile = options.reportFile;
-  pm.addPass(createAssignParallelism(plan));
+  return plan;
+}
+
+LogicalResult mlir::moe::buildCompilePipeline(OpPassManager &pm,
+                                              const CompileOptions &options) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createAssignParallelism(assignParallelismOptions(options)));
   if (options.fuse)
     pm.addPass(createFuseKernels());
   ConvertMoeToMoertOptions lower;

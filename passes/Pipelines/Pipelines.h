@@ -24,6 +24,8 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   ForwardedOption<int64_t> tp{*this, declaredAssignParallelismOptions().tp};
   ForwardedOption<int64_t> attentionTp{
       *this, declaredAssignParallelismOptions().attentionTp};
+  ForwardedOption<DuplicateTokens> duplicateTokens{
+      *this, declaredAssignParallelismOptions().duplicateTokens};
   ForwardedOption<PlanReport> report{*this,
                                      declaredAssignParallelismOptions().report};
   ForwardedOption<std::string> reportFile{
@@ -41,6 +43,9 @@ struct CompileOptions : public PassPipelineOptions<CompileOptions> {
   ForwardedOption<int64_t> maxSeq{*this,
                                   declaredConvertMoeToMoertOptions().maxSeq};
 };
+
+/// moe-assign-parallelism's options as `options` set them.
+AssignParallelismOptions assignParallelismOptions(const CompileOptions &options);
 
 /// canonicalize -> moe-assign-parallelism -> moe-fuse-kernels (fuse=true)
 /// -> convert-moe-to-moert -> canonicalize, cse -> convert-moert-to-emitc.

@@ -149,6 +149,26 @@ moert_status_t moert_reduce_scatter(moert_context_t ctx, moert_group_t group,
   });
 }
 
+moert_status_t moert_token_share(moert_context_t ctx, moert_group_t group,
+                                 moert_view_t x, moert_view_t share,
+                                 int64_t hidden, int64_t *tokens) {
+  return guard("moert_token_share", [&] {
+    GroupState &g = checkGroup(ctx, group);
+    require(tokens != nullptr, "null tokens");
+    require(*tokens >= 0, "negative tokens ", *tokens);
+    require(hidden > 0, "hidden ", hidden, " is not positive");
+    requireSameDtype(x, share);
+    int64_t rows = *tokens;
+    int64_t perMember = (rows + g.size() - 1) / g.size();
+    int64_t first = std::min(rows, g.member * perMember);
+    int64_t count = std::min(perMember, rows - first);
+    Exchange io = exchangeOperands(x, rows * hidden, share, count * hidden);
+    ctx->backend().copy(ctx->rank, io.send.at(first * hidden), io.recv,
+                        count * hidden);
+    *tokens = count;
+  });
+}
+
 moert_status_t moert_all_reduce_i64(moert_context_t ctx, moert_group_t group,
                                     moert_reduce_op_t op, int64_t *value) {
   return guard("moert_all_reduce_i64", [&] {

@@ -64,23 +64,7 @@ moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
                           int64_t tokens, int64_t heads, int64_t head_dim) {
   return guard("moert_rope", [&] {
     checkContext(ctx);
-    require(cfg != nullptr, "cfg must not be null");
-    require(cfg->type >= MOERT_ROPE_DEFAULT && cfg->type <= MOERT_ROPE_YARN,
-            "unknown rope type ", static_cast<int>(cfg->type));
-    require(std::isfinite(cfg->theta) && cfg->theta > 0 &&
-                std::isfinite(cfg->factor) && cfg->factor > 0 &&
-                std::isfinite(cfg->attention_factor),
-            "rope theta and factor must be finite and > 0");
-    if (cfg->type == MOERT_ROPE_LLAMA3)
-      require(cfg->original_max_position >= 1 && cfg->low_freq_factor > 0 &&
-                  cfg->high_freq_factor > cfg->low_freq_factor,
-              "llama3 rope needs original_max_position >= 1 and "
-              "high_freq_factor > low_freq_factor > 0");
-    if (cfg->type == MOERT_ROPE_YARN)
-      require(cfg->original_max_position >= 1 && cfg->beta_fast > 0 &&
-                  cfg->beta_slow > 0,
-              "yarn rope needs original_max_position >= 1 and beta_fast, "
-              "beta_slow > 0");
+    checkRopeConfig(cfg);
     require(tokens >= 0 && heads >= 1 && head_dim >= 2 && head_dim % 2 == 0,
             "bad extents: tokens ", tokens, ", heads ", heads,
             ", head_dim (even) ", head_dim);

@@ -6,6 +6,8 @@
 #include "runtime/common/Error.h"
 #include "runtime/common/Quantized.h"
 
+#include <cmath>
+
 using namespace moert;
 using namespace moert::api;
 
@@ -36,6 +38,26 @@ void moert::api::requireFloatDtype(moert_view_t view, const char *name) {
 void moert::api::requireActivation(moert_activation_t activation) {
   require(isActivation(activation), "unknown activation ",
           static_cast<int>(activation));
+}
+
+void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
+  require(cfg != nullptr, "cfg must not be null");
+  require(cfg->type >= MOERT_ROPE_DEFAULT && cfg->type <= MOERT_ROPE_YARN,
+          "unknown rope type ", static_cast<int>(cfg->type));
+  require(std::isfinite(cfg->theta) && cfg->theta > 0 &&
+              std::isfinite(cfg->factor) && cfg->factor > 0 &&
+              std::isfinite(cfg->attention_factor),
+          "rope theta and factor must be finite and > 0");
+  if (cfg->type == MOERT_ROPE_LLAMA3)
+    require(cfg->original_max_position >= 1 && cfg->low_freq_factor > 0 &&
+                cfg->high_freq_factor > cfg->low_freq_factor,
+            "llama3 rope needs original_max_position >= 1 and "
+            "high_freq_factor > low_freq_factor > 0");
+  if (cfg->type == MOERT_ROPE_YARN)
+    require(cfg->original_max_position >= 1 && cfg->beta_fast > 0 &&
+                cfg->beta_slow > 0,
+            "yarn rope needs original_max_position >= 1 and beta_fast, "
+            "beta_slow > 0");
 }
 
 Operand moert::api::operand(moert_view_t view, int64_t count,

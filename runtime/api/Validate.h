@@ -22,6 +22,9 @@ inline bool isPresent(moert_view_t view) { return view.buffer != nullptr; }
 void requireDtype(moert_view_t view, moert_dtype_t dtype, const char *name);
 void requireFloatDtype(moert_view_t view, const char *name);
 void requireActivation(moert_activation_t activation);
+// A present rope config whose type and parameters the formulas accept
+// (runtime/common/Rope.h).
+void checkRopeConfig(const moert_rope_config_t *cfg);
 
 // `count` elements of a present view, in bounds and of a known dtype.
 Operand operand(moert_view_t view, int64_t count, const char *name);

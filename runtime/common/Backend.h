@@ -15,6 +15,7 @@
 
 #include "runtime/common/Convert.h"
 #include "runtime/common/KvCache.h"
+#include "runtime/common/LatentCache.h"
 #include "runtime/moert.h"
 
 #include <cstdint>

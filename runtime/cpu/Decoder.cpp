@@ -2,7 +2,7 @@
 //--------===//
 //
 // The decoder's kernels: GEMMs through the grouped GEMM (GroupedGemm.h),
-// attention one (token, head) per work item on the rank's threads, fp32
+// attention one (token, kv head) per work item on the rank's threads, fp32
 // throughout with outputs rounded once to their dtype.
 //
 //===----------------------------------------------------------------------===//
@@ -10,6 +10,7 @@
 #include "runtime/common/Error.h"
 #include "runtime/common/Rope.h"
 #include "runtime/cpu/Backend.h"
+#include "runtime/cpu/gemm/Isa.h"
 
 #include <algorithm>
 #include <cmath>
@@ -34,6 +35,59 @@ std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
           s, " has sequence ", b, " position ", p, " outside the KV cache [",
           shape.maxBatch, " sequences x ", shape.maxSeq, " positions]");
   return {b, p};
+}
+
+// The f32 row at `row`: in place, or widened into `scratch`.
+const float *rowAsFloat(const Operand &row, float *scratch, int64_t count) {
+  if (row.dtype == MOERT_F32)
+    return row.as<const float>();
+  convertToFloat(row.data, row.dtype, scratch, count);
+  return scratch;
+}
+
+// The attention's row loops: sum a[d] * b[d] in 16 independent lanes (no
+// serial chain), and o[d] += p * v[d]. Written once, compiled for baseline
+// x86-64 / any CPU and, on x86-64, for AVX-512 (chosen with gemm::isa()).
+#define MOERT_ATTENTION_ROWS(Suffix, Target)                                   \
+  Target float dotProduct##Suffix(const float *a, const float *b,              \
+                                  int64_t count) {                             \
+    constexpr int64_t kLanes = 16;                                             \
+    float lanes[kLanes] = {};                                                  \
+    int64_t d = 0;                                                             \
+    for (; d + kLanes <= count; d += kLanes)                                   \
+      for (int64_t j = 0; j < kLanes; ++j)                                     \
+        lanes[j] += a[d + j] * b[d + j];                                       \
+    float sum = 0.0f;                                                          \
+    for (int64_t j = 0; j < kLanes; ++j)                                       \
+      sum += lanes[j];                                                         \
+    for (; d < count; ++d)                                                     \
+      sum += a[d] * b[d];                                                      \
+    return sum;                                                                \
+  }                                                                            \
+  Target void addScaled##Suffix(float *o, float p, const float *v,             \
+                                int64_t count) {                               \
+    for (int64_t d = 0; d < count; ++d)                                        \
+      o[d] += p * v[d];                                                        \
+  }
+
+MOERT_ATTENTION_ROWS(Generic, )
+#if defined(__x86_64__)
+MOERT_ATTENTION_ROWS(Avx512,
+                     __attribute__((target("avx512f,avx512vl,fma"))))
+#endif
+#undef MOERT_ATTENTION_ROWS
+
+struct AttentionRows {
+  float (*dot)(const float *, const float *, int64_t);
+  void (*addScaled)(float *, float, const float *, int64_t);
+};
+
+AttentionRows attentionRows() {
+#if defined(__x86_64__)
+  if (gemm::isa() >= gemm::Isa::Avx512)
+    return {dotProductAvx512, addScaledAvx512};
+#endif
+  return {dotProductGeneric, addScaledGeneric};
 }
 
 } // namespace
@@ -113,43 +167,54 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
                            Operand sequences, Operand positions, Operand out,
                            int64_t tokens, int64_t heads,
                            const KvCacheShape &shape, float scale) {
-  const int64_t dim = shape.headDim, group = heads / shape.kvHeads;
+  const int64_t dim = shape.headDim, kvHeads = shape.kvHeads,
+                group = heads / kvHeads;
   for (int64_t s = 0; s < tokens; ++s) // checked once, before the threads
     cacheSlot(sequences, positions, s, shape);
   ThreadPool &pool = gemm(rank).pool;
-  // Per thread: q row, one key/value row, scores and the output row.
+  const AttentionRows rows = attentionRows();
+  // One work item per (token, kv head): the query heads that share the kv
+  // head read each cached key and value row once. Per thread: their query
+  // rows, scores and output rows, one widened key/value row.
   std::vector<std::vector<float>> buffers(pool.size());
-  pool.parallelFor(tokens * heads, [&](int64_t item, int thread) {
-    int64_t s = item / heads, h = item % heads, kvHead = h / group;
+  pool.parallelFor(tokens * kvHeads, [&](int64_t item, int thread) {
+    int64_t s = item / kvHeads, kvHead = item % kvHeads;
     int64_t b = sequences.as<const int32_t>()[s];
     int64_t length = positions.as<const int32_t>()[s] + 1;
     std::vector<float> &buf = buffers[thread];
-    buf.resize(3 * dim + length);
-    float *query = buf.data(), *kv = query + dim, *acc = kv + dim,
-          *scores = acc + dim;
-    convertToFloat(q.at(item * dim).data, q.dtype, query, dim);
-    float top = -INFINITY;
+    buf.resize(group * (2 * dim + length + 2) + dim);
+    float *queries = buf.data(), *acc = queries + group * dim,
+          *scores = acc + group * dim, *top = scores + group * length,
+          *sum = top + group, *widened = sum + group;
+    int64_t firstHead = s * heads + kvHead * group;
+    convertToFloat(q.at(firstHead * dim).data, q.dtype, queries, group * dim);
+    std::fill(top, top + group, -INFINITY);
     for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(shape.at(b, t, kvHead)).data, cache.dtype, kv,
-                     dim);
-      float dot = 0.0f;
-      for (int64_t d = 0; d < dim; ++d)
-        dot += query[d] * kv[d];
-      scores[t] = dot * scale;
-      top = std::max(top, scores[t]);
+      const float *key =
+          rowAsFloat(cache.at(shape.at(b, t, kvHead)), widened, dim);
+      for (int64_t g = 0; g < group; ++g) {
+        float score = rows.dot(queries + g * dim, key, dim) * scale;
+        scores[g * length + t] = score;
+        top[g] = std::max(top[g], score);
+      }
     }
-    float sum = 0.0f;
-    for (int64_t t = 0; t < length; ++t)
-      sum += scores[t] = std::exp(scores[t] - top);
-    std::fill(acc, acc + dim, 0.0f);
+    for (int64_t g = 0; g < group; ++g) {
+      float *row = scores + g * length, total = 0.0f;
+      for (int64_t t = 0; t < length; ++t)
+        total += row[t] = std::exp(row[t] - top[g]);
+      sum[g] = total;
+    }
+    std::fill(acc, acc + group * dim, 0.0f);
     for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(shape.half() + shape.at(b, t, kvHead)).data,
-                     cache.dtype, kv, dim);
-      float p = scores[t] / sum;
-      for (int64_t d = 0; d < dim; ++d)
-        acc[d] += p * kv[d];
+      const float *value = rowAsFloat(
+          cache.at(shape.half() + shape.at(b, t, kvHead)), widened, dim);
+      for (int64_t g = 0; g < group; ++g) {
+        rows.addScaled(acc + g * dim, scores[g * length + t] / sum[g], value,
+                       dim);
+      }
     }
-    convertFromFloat(acc, out.at(item * dim).data, out.dtype, dim);
+    convertFromFloat(acc, out.at(firstHead * dim).data, out.dtype,
+                     group * dim);
   });
 }
 

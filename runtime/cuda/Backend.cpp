@@ -482,6 +482,19 @@ void CudaBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
                 tokens, hidden, epsilon);
 }
 
+void CudaBackend::layerNorm(int32_t rank, Operand x, Operand weight,
+                            Operand bias, Operand out, int64_t tokens,
+                            int64_t hidden, float epsilon) {
+  cuda::layerNorm(*context_, tensor(x), tensor(weight), tensor(bias),
+                  mutableTensor(out), tokens, hidden, epsilon);
+}
+
+void CudaBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
+                          int64_t tokens, int64_t hidden) {
+  cuda::biasAdd(*context_, tensor(x), tensor(bias), mutableTensor(out), tokens,
+                hidden);
+}
+
 void CudaBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
                          Operand out, int64_t tokens, int64_t n, int64_t k) {
   cuda::linear(*context_, tensor(x), tensor(w), tensor(bias),
@@ -523,6 +536,28 @@ void CudaBackend::argmax(int32_t rank, Operand logits, Operand ids,
                          int64_t tokens, int64_t vocab) {
   cuda::argmax(*context_, logits.as<const float>(), ids.as<int32_t>(), tokens,
                vocab);
+}
+
+void CudaBackend::latentAppend(int32_t rank, const moert_rope_config_t &cfg,
+                               Operand kv, Operand norm, Operand cache,
+                               Operand sequences, Operand positions,
+                               int64_t tokens, const LatentCacheShape &shape,
+                               float epsilon) {
+  cuda::latentAppend(*context_, cfg, tensor(kv), tensor(norm),
+                     mutableTensor(cache), sequences.as<const int32_t>(),
+                     positions.as<const int32_t>(), tokens, shape, epsilon);
+}
+
+void CudaBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
+                                  Operand q, Operand kvB, Operand cache,
+                                  Operand sequences, Operand positions,
+                                  Operand out, int64_t tokens,
+                                  const LatentHeads &heads,
+                                  const LatentCacheShape &shape, float scale) {
+  cuda::latentAttention(*context_, cfg, tensor(q), tensor(kvB), tensor(cache),
+                        sequences.as<const int32_t>(),
+                        positions.as<const int32_t>(), mutableTensor(out),
+                        tokens, heads, shape, scale);
 }
 
 std::unique_ptr<GroupState> CudaBackend::createGroup(int32_t rank,

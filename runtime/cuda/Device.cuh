@@ -93,6 +93,21 @@ __device__ inline float blockSum(float value, float *shared32) {
   return total;
 }
 
+// Max over the block (as blockSum).
+__device__ inline float blockMax(float value, float *shared32) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    value = fmaxf(value, __shfl_down_sync(0xffffffffu, value, offset));
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0)
+    shared32[warp] = value;
+  __syncthreads();
+  float top = -INFINITY;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w)
+    top = fmaxf(top, shared32[w]);
+  return top;
+}
+
 size_t dtypeBytes(moert_dtype_t dtype);
 void requireFloat(moert_dtype_t dtype, const char *name);
 

@@ -16,6 +16,7 @@
 #define MOERT_CUDA_KERNELS_H
 
 #include "runtime/common/KvCache.h"
+#include "runtime/common/LatentCache.h"
 #include "runtime/moert.h"
 
 #include <cublas_v2.h>
@@ -65,6 +66,7 @@ enum class Scratch : int {
   SharedOutput,
   Linear,
   Attention,
+  LatentAttention,
   Count
 };
 
@@ -144,6 +146,16 @@ void attention(Context &ctx, Tensor q, Tensor cache, const int32_t *sequences,
                int64_t heads, const KvCacheShape &shape, float scale);
 void argmax(Context &ctx, const float *logits, int32_t *ids, int64_t tokens,
             int64_t vocab);
+// DeepSeek multi-head latent attention (moert.h).
+void latentAppend(Context &ctx, const moert_rope_config_t &cfg, Tensor kv,
+                  Tensor norm, MutableTensor cache, const int32_t *sequences,
+                  const int32_t *positions, int64_t tokens,
+                  const LatentCacheShape &shape, float epsilon);
+void latentAttention(Context &ctx, const moert_rope_config_t &cfg, Tensor q,
+                     Tensor kvB, Tensor cache, const int32_t *sequences,
+                     const int32_t *positions, MutableTensor out,
+                     int64_t tokens, const LatentHeads &heads,
+                     const LatentCacheShape &shape, float scale);
 
 // moert_gate; returns C. Dropless mode synchronises (C = max count).
 int64_t gate(Context &ctx, const moert_gate_config_t &cfg, const float *logits,
@@ -266,6 +278,15 @@ void add(Context &ctx, Tensor a, Tensor b, MutableTensor out, int64_t count);
 // moert_rms_norm; out may alias x.
 void rmsNorm(Context &ctx, Tensor x, Tensor weight, MutableTensor out,
              int64_t tokens, int64_t hidden, float epsilon);
+
+// moert_layer_norm (bias may be absent: null data); out may alias x.
+void layerNorm(Context &ctx, Tensor x, Tensor weight, Tensor bias,
+               MutableTensor out, int64_t tokens, int64_t hidden,
+               float epsilon);
+
+// moert_bias_add; out may alias x.
+void biasAdd(Context &ctx, Tensor x, Tensor bias, MutableTensor out,
+             int64_t tokens, int64_t hidden);
 
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);

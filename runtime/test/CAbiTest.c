@@ -37,6 +37,73 @@ static moert_status_t decoderCalls(moert_context_t ctx) {
   return status;
 }
 
+/* The PR-MoE GPT's norm calls from C: LayerNorm of {1, 2, 3, 4} (weight 1,
+   no bias) is symmetric around 0; adding the bias {0, 0, 0, 10} moves the
+   last element past 10. */
+static moert_status_t gptCalls(moert_context_t ctx) {
+  float x[4] = {1, 2, 3, 4}, ones[4] = {1, 1, 1, 1}, bias[4] = {0, 0, 0, 10};
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 64, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t xs = moert_make_view(buffer, 0, MOERT_F32),
+               w = moert_make_view(buffer, 4, MOERT_F32),
+               b = moert_make_view(buffer, 8, MOERT_F32);
+  if ((status = moert_buffer_upload(ctx, xs, x, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, w, ones, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, b, bias, 4)) == MOERT_OK &&
+      (status = moert_layer_norm(ctx, xs, w, moert_absent_view(), xs, 1, 4,
+                                 0.0f)) == MOERT_OK &&
+      (status = moert_bias_add(ctx, xs, b, xs, 1, 4)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, x, xs, 4)) == MOERT_OK &&
+      (x[0] > -1.3f || x[0] < -1.4f || x[1] + x[2] > 1e-5f ||
+       x[1] + x[2] < -1e-5f || x[3] < 11.3f || x[3] > 11.4f))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
+/* DeepSeek MLA's two calls from C: one token at position 0 attends to
+   itself alone, so its output is W_UV . c with c the RMS-normalised latent:
+   kv = {3, 4 | 5, 6} gives c = {3, 4} / sqrt(12.5); W_UV = {0, 1}. */
+static moert_status_t latentCalls(moert_context_t ctx) {
+  float kv[4] = {3, 4, 5, 6}, norm[2] = {1, 1}, q[3] = {1, 1, 0},
+        kvB[4] = {1, 0, 0, 1}, out = 0;
+  int32_t zero = 0;
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 128, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t kvs = moert_make_view(buffer, 0, MOERT_F32),
+               norms = moert_make_view(buffer, 4, MOERT_F32),
+               qs = moert_make_view(buffer, 6, MOERT_F32),
+               kvBs = moert_make_view(buffer, 9, MOERT_F32),
+               cache = moert_make_view(buffer, 13, MOERT_F32),
+               outs = moert_make_view(buffer, 17, MOERT_F32),
+               zeros = moert_make_view(buffer, 18, MOERT_I32);
+  moert_rope_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.type = MOERT_ROPE_DEFAULT;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  if ((status = moert_buffer_upload(ctx, kvs, kv, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, norms, norm, 2)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, qs, q, 3)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, kvBs, kvB, 4)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, zeros, &zero, 1)) == MOERT_OK &&
+      (status = moert_latent_append(ctx, &cfg, kvs, norms, cache, zeros, zeros,
+                                    1, 2, 2, 1, 1, 0.0f)) == MOERT_OK &&
+      (status = moert_latent_attention(ctx, &cfg, qs, kvBs, cache, zeros, zeros,
+                                       outs, 1, 1, 1, 2, 1, 2, 1, 1, 0.5f)) ==
+          MOERT_OK &&
+      (status = moert_buffer_download(ctx, &out, outs, 1)) == MOERT_OK &&
+      (out < 1.13136f || out > 1.13138f))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
 /* The quantized FFN descriptor from C: one expert, H = F = 1, fp8 weights
    1.0 (0x38) with scales 2, 3 and 0.5: out = 0.5 * silu(2x) * 3x at x = 1. */
 static moert_status_t quantizedCall(moert_context_t ctx) {
@@ -91,6 +158,10 @@ static moert_status_t rankBody(moert_context_t ctx, void *user) {
     status = MOERT_INTERNAL;
   if (status == MOERT_OK)
     status = decoderCalls(ctx);
+  if (status == MOERT_OK)
+    status = gptCalls(ctx);
+  if (status == MOERT_OK)
+    status = latentCalls(ctx);
   if (status == MOERT_OK)
     status = quantizedCall(ctx);
   (void)user;

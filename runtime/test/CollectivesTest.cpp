@@ -252,6 +252,39 @@ TEST(AllGather, ConcatenatesInMemberOrderAndReduceScatterSumsBlocks) {
   });
 }
 
+TEST(TokenShare, SharesInOrderAndAllGatherRestoresThem) {
+  World world(1, 3);
+  world.run([&](moert_context_t ctx) {
+    int32_t rank = moert_context_rank(ctx);
+    Group all(ctx, {0, 1, 2});
+    // 5 rows of 2 on every member: shares of c = 2 rows, 2, 2 and 1.
+    std::vector<float> rows(10);
+    for (size_t i = 0; i < rows.size(); ++i)
+      rows[i] = float(i);
+    Buffer x(ctx, rows, MOERT_F32), share(ctx, 2 * 2 * 4),
+        gathered(ctx, 3 * 2 * 2 * 4);
+    int64_t tokens = 5;
+    check(moert_token_share(ctx, all.get(), x.view(MOERT_F32),
+                            share.view(MOERT_F32), 2, &tokens));
+    EXPECT_EQ(tokens, rank < 2 ? 2 : 1);
+    std::vector<float> mine = share.download<float>(MOERT_F32, tokens * 2);
+    EXPECT_EQ(mine, std::vector<float>(rows.begin() + rank * 4,
+                                       rows.begin() + rank * 4 + tokens * 2));
+    check(moert_all_gather(ctx, all.get(), share.view(MOERT_F32),
+                           gathered.view(MOERT_F32), 2 * 2));
+    EXPECT_EQ(gathered.download<float>(MOERT_F32, 10), rows);
+    // One row for three members: the last two get none.
+    tokens = 1;
+    check(moert_token_share(ctx, all.get(), x.view(MOERT_F32),
+                            share.view(MOERT_F32), 2, &tokens));
+    EXPECT_EQ(tokens, rank == 0 ? 1 : 0);
+    tokens = -1;
+    EXPECT_EQ(moert_token_share(ctx, all.get(), x.view(MOERT_F32),
+                                share.view(MOERT_F32), 2, &tokens),
+              MOERT_INVALID_ARGUMENT);
+  });
+}
+
 TEST(AllToAll, SubgroupsAndBadGroups) {
   World world(2, 2);
   world.run([&](moert_context_t ctx) {

@@ -29,7 +29,8 @@ def main():
     parser.add_argument("--moe-run", required=True)
     parser.add_argument("--goldens", default=os.path.join(HERE, "hf-models"))
     parser.add_argument("--families", nargs="*",
-                        default=["mixtral", "qwen2_moe", "qwen3_moe", "olmoe"])
+                        default=["mixtral", "qwen2_moe", "qwen3_moe", "olmoe",
+                                 "deepseek_v2", "deepseek_v3"])
     parser.add_argument("--mesh", action="append")
     parser.add_argument("--workdir")
     parser.add_argument("--moe-run-arg", action="append", default=[],

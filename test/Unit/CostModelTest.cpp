@@ -187,3 +187,53 @@ TEST(CostModel, AttentionSplitsItsHeads) {
   EXPECT_EQ(dp.denseCommSeconds, 0.0);
   EXPECT_GT(tp.denseCommSeconds, 0.0); // the all-reduce of the outputs
 }
+
+TEST(CostModel, DuplicateTokenDroppingHalvesTheExchange) {
+  // Mixtral's layer after attention split over tp 2: each rank of a pair
+  // dispatches half of the pair's 4096 tokens, then the pair all-gathers.
+  Mesh mesh = h100Nodes(1);
+  Plan all{1, 8, 1};
+  Plan share = all;
+  share.tokenShare = 2;
+  Estimate whole = estimate(mixtral(), mesh, all, 4096);
+  Estimate half = estimate(mixtral(), mesh, share, 4096);
+  EXPECT_EQ(half.capacity, whole.capacity / 2);
+  EXPECT_EQ(half.allToAllBytes, whole.allToAllBytes / 2);
+  // 2 x 3 x 4096 x 14336 flops per row: half the rows, half the router.
+  EXPECT_DOUBLE_EQ(half.flops, whole.flops / 2);
+  // The all-gather: 3 us + 2048 x 4096 x 2 B / 450 GB/s.
+  EXPECT_NEAR(half.denseCommSeconds, 3e-6 + 2048.0 * 4096 * 2 / 450e9, 1e-12);
+  EXPECT_LT(half.seconds, whole.seconds);
+}
+
+// DeepSeek-V3 multi-head latent attention: 128 heads, q_lora_rank 1536,
+// kv_lora_rank 512, nope 128 + rope 64, v 128, hidden 7168, bf16.
+TEST(CostModel, LatentAttentionCachesTheLatent) {
+  LayerShape layer;
+  layer.hidden = 7168;
+  layer.bytesPerElement = 2;
+  layer.attentionHeads = 128;
+  layer.attentionKvHeads = 128;
+  layer.headDim = 192;
+  layer.qLoraRank = 1536;
+  layer.latentRank = 512;
+  layer.ropeDim = 64;
+  layer.vHeadDim = 128;
+  Mesh mesh = h100Nodes(1);
+  const int64_t S = 256;
+  Estimate e = estimate(layer, mesh, Plan{8, 1, 1}, S);
+  // q_a [1536, 7168] + its norm, q_b [24576, 1536], kv_a [576, 7168] + its
+  // norm, kv_b [32768, 512], o [7168, 16384]: DeepSeek-V3's 187 M per layer.
+  int64_t q = 1536 * 7168 + 1536 + 24576 * 1536;
+  int64_t kvA = 576 * 7168 + 512, kvB = 32768 * 512, o = 7168 * 16384;
+  EXPECT_EQ(e.weightBytes, 2 * (q + kvA + kvB + o));
+  // The compressed cache: 512 + 64 values per position, not 128 x (192 +
+  // 128).
+  EXPECT_EQ(e.kvCacheBytesPerToken, (512 + 64) * 2);
+  // Projections, the absorption (W_UK, W_UV) and the attention over the
+  // latent rows (scores rank + rope wide, values rank wide).
+  EXPECT_DOUBLE_EQ(e.flops, 2.0 * S * (q + kvA + o) +
+                                2.0 * S * 128 * (128 + 128) * 512 +
+                                2.0 * S * S * 128 * (2 * 512 + 64));
+  EXPECT_EQ(e.denseCommSeconds, 0.0);
+}

@@ -1,8 +1,8 @@
 //===- ImportFuzzer.cpp - a model config: import, compile -----------------===//
 //
 // The importer MOE_FUZZ_IMPORTER (importHFConfig for --import-hf,
-// importPRMoEConfig for --import-prmoe: JSON, locations, the reader, the
-// module builder) and, on what it accepts, the moe-compile pipeline and the
+// importPRMoEConfig for --import-prmoe, importPRMoEModel for
+// --import-prmoe-model: JSON, locations, the reader, the module builder) and, on what it accepts, the moe-compile pipeline and the
 // C++ emitter: moe-run's path for a config file.
 //
 //===----------------------------------------------------------------------===//

@@ -44,6 +44,12 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kModelTypeAttrName = "moe.model_type";
     /// Placeholder for the expert index in a stacked weight's key pattern.
     static constexpr ::llvm::StringLiteral kExpertPlaceholder = "{e}";
+    /// Argument attribute `array<i64: G, P, p>`: the weight `[R, ...]` is
+    /// not stored alone but as part p of P in each of G row groups of its
+    /// key's tensor `[G * P * R/G, ...]` (a Megatron GPT's fused QKV: G
+    /// heads, each its q, k and v rows); loaded as that part.
+    static constexpr ::llvm::StringLiteral kWeightRowsAttrName =
+        "moe.weight_rows";
     /// Argument attribute: how a weight is split over its layer's plan.
     static constexpr ::llvm::StringLiteral kShardAttrName = "moe.shard";
     /// Module attribute: the device mesh the module is compiled for.
@@ -52,6 +58,10 @@ def Moe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kPlanAttrName = "moe.plan";
     /// Module attribute: the plan table moe-assign-parallelism chose.
     static constexpr ::llvm::StringLiteral kPlanTableAttrName = "moe.plan_table";
+    /// Module attribute: the ranks over which a decoder's attention layers
+    /// split their heads (1: data parallel), as moe-assign-parallelism chose.
+    static constexpr ::llvm::StringLiteral kAttentionTpAttrName =
+        "moe.attention_tp";
     /// Module attribute: the checkpoint stores the FFN projections (experts,
     /// shared experts, dense MLPs; not routers) block-quantized:
     /// {format = "fp8_e4m3", block = array<i64: R, C>}, one f32 scale per

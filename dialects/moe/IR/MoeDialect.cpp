@@ -60,6 +60,26 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
              << op->getRegion(regionIndex).getArgument(argIndex).getType();
     return success();
   }
+  if (attribute.getName() == kWeightRowsAttrName) {
+    auto rows = dyn_cast<DenseI64ArrayAttr>(attribute.getValue());
+    auto type = dyn_cast<RankedTensorType>(
+        op->getRegion(regionIndex).getArgument(argIndex).getType());
+    if (!rows || rows.size() != 3)
+      return op->emitError()
+             << "'" << kWeightRowsAttrName << "' of argument #" << argIndex
+             << " must be array<i64: groups, parts, part>";
+    int64_t groups = rows[0], parts = rows[1], part = rows[2];
+    if (groups < 1 || parts < 1 || part < 0 || part >= parts)
+      return op->emitError() << "'" << kWeightRowsAttrName << "' of argument #"
+                             << argIndex << ": part " << part << " of " << parts
+                             << " in " << groups << " groups is not a part";
+    if (!type || type.getRank() < 1 || type.getRank() > 3)
+      return op->emitError()
+             << "'" << kWeightRowsAttrName << "' of argument #" << argIndex
+             << " needs a tensor of rank 1 to 3, got "
+             << op->getRegion(regionIndex).getArgument(argIndex).getType();
+    return success();
+  }
   if (attribute.getName() != kWeightAttrName)
     return op->emitError() << "unknown argument attribute '"
                            << attribute.getName().getValue() << "'";
@@ -91,6 +111,14 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
     if (!isa<ModuleOp>(op) || !isa<StringAttr>(attribute.getValue()))
       return op->emitError() << "'" << name
                              << "' must be a string on a builtin.module";
+    return success();
+  }
+  if (name == kAttentionTpAttrName) {
+    auto tp = dyn_cast<IntegerAttr>(attribute.getValue());
+    if (!isa<ModuleOp>(op) || !tp || tp.getInt() < 1)
+      return op->emitError() << "'" << name
+                             << "' must be a positive integer on a "
+                                "builtin.module";
     return success();
   }
   if (name == kMeshAttrName) {

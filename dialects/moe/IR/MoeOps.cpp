@@ -707,7 +707,7 @@ LogicalResult AttentionOp::verify() {
     return emitOpError() << "heads (" << heads
                          << ") must be a multiple of kv_heads (" << kvHeads
                          << ")";
-  if (dim % 2 != 0)
+  if (getRopeAttr() && dim % 2 != 0)
     return emitOpError() << "rotary embedding pairs dimensions: head_dim "
                          << dim << " must be even";
   KvCacheType cache = getCache().getType();
@@ -788,6 +788,143 @@ LogicalResult ArgmaxOp::verify() {
     return failure();
   return expectShape(*this, "result", getResult(),
                      {tensorType(getInput()).getDimSize(0)});
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  double epsilon = getEpsilon().convertToDouble();
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  int64_t hidden = tensorType(getInput()).getDimSize(1);
+  if (failed(expectShape(*this, "weight", getWeight(), {hidden})))
+    return failure();
+  return success(!getBias() ||
+                 succeeded(expectShape(*this, "bias", getBias(), {hidden})));
+}
+
+LogicalResult BiasAddOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  return expectShape(*this, "bias", getBias(),
+                     {tensorType(getInput()).getDimSize(1)});
+}
+
+LogicalResult PositionEmbeddingOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())) ||
+      failed(expectRank(*this, "positions", getPositions(), 1)) ||
+      failed(expectRank(*this, "table", getTable(), 2)) ||
+      failed(expectSameElementType(*this, "table", getTable(), getInput())))
+    return failure();
+  auto input = tensorType(getInput());
+  auto table = tensorType(getTable());
+  if (!table.hasStaticShape())
+    return emitOpError() << "table must have a static shape, got "
+                         << getTable().getType();
+  if (table.getDimSize(1) != input.getDimSize(1))
+    return emitOpError() << "table rows have " << table.getDimSize(1)
+                         << " elements but the hidden size is "
+                         << input.getDimSize(1);
+  int64_t rows = input.getDimSize(0),
+          positions = tensorType(getPositions()).getDimSize(0);
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(positions) &&
+      rows != positions)
+    return emitOpError() << "has " << positions << " positions for " << rows
+                         << " tokens";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+LatentCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
+                        int64_t rank, int64_t ropeDim, Type elementType) {
+  if (rank < 1 || ropeDim < 2 || ropeDim % 2 != 0)
+    return emitError() << "latent_cache needs rank >= 1 and an even rope_dim "
+                          ">= 2, got "
+                       << rank << " and " << ropeDim;
+  if (!elementType.isF32() && !elementType.isF16() && !elementType.isBF16())
+    return emitError() << "latent_cache element type must be f32, f16 or "
+                          "bf16, got "
+                       << elementType;
+  return success();
+}
+
+int64_t mlir::moe::cacheElementsPerPosition(Type type) {
+  if (auto kv = dyn_cast<KvCacheType>(type))
+    return 2 * kv.getKvHeads() * kv.getHeadDim(); // keys and values
+  if (auto latent = dyn_cast<LatentCacheType>(type))
+    return latent.getRank() + latent.getRopeDim();
+  return 0;
+}
+
+Type mlir::moe::cacheElementType(Type type) {
+  if (auto kv = dyn_cast<KvCacheType>(type))
+    return kv.getElementType();
+  if (auto latent = dyn_cast<LatentCacheType>(type))
+    return latent.getElementType();
+  return {};
+}
+
+LogicalResult LatentAttentionOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  int64_t tokens = tensorType(getInput()).getDimSize(0);
+  int64_t hidden = tensorType(getInput()).getDimSize(1);
+  int64_t heads = getHeads(), nope = getNopeDim(), v = getVDim();
+  int64_t rank = getRank(), rope = getRopeDim();
+  if (heads < 1 || nope < 1 || v < 1)
+    return emitOpError() << "heads, nope_dim and v_dim must be >= 1, got "
+                         << heads << ", " << nope << " and " << v;
+  double scale = getScale().convertToDouble();
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    return emitOpError() << "scale must be finite and > 0, got " << scale;
+  double epsilon = getEpsilon().convertToDouble();
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  if (static_cast<bool>(getQAWeight()) != static_cast<bool>(getQANorm()))
+    return emitOpError() << "q_a weight and its norm come together";
+  int64_t qIn = hidden;
+  if (getQAWeight()) {
+    if (failed(expectRank(*this, "q_a weight", getQAWeight(), 2)))
+      return failure();
+    qIn = tensorType(getQAWeight()).getDimSize(0);
+    if (failed(
+            expectShape(*this, "q_a weight", getQAWeight(), {qIn, hidden})) ||
+        failed(expectShape(*this, "q_a norm", getQANorm(), {qIn})))
+      return failure();
+  }
+  if (failed(expectShape(*this, "positions", getPositions(), {tokens})) ||
+      failed(expectShape(*this, "sequences", getSequences(), {tokens})) ||
+      failed(expectShape(*this, "q weight", getQWeight(),
+                         {heads * (nope + rope), qIn})) ||
+      failed(expectShape(*this, "kv_a weight", getKvAWeight(),
+                         {rank + rope, hidden})) ||
+      failed(expectShape(*this, "kv_a norm", getKvANorm(), {rank})) ||
+      failed(expectShape(*this, "kv_b weight", getKvBWeight(),
+                         {heads * (nope + v), rank})) ||
+      failed(
+          expectShape(*this, "o weight", getOWeight(), {hidden, heads * v})) ||
+      failed(expectShape(*this, "result", getResult(), {tokens, hidden})))
+    return failure();
+  for (auto [what, w] : {std::pair<StringRef, Value>{"q weight", getQWeight()},
+                         {"kv_a weight", getKvAWeight()},
+                         {"kv_b weight", getKvBWeight()},
+                         {"o weight", getOWeight()},
+                         {"result", getResult()}})
+    if (failed(expectSameElementType(*this, what, w, getInput())))
+      return failure();
+  if (getQAWeight() && failed(expectSameElementType(*this, "q_a weight",
+                                                    getQAWeight(), getInput())))
+    return failure();
+  Type cacheElement = getCache().getType().getElementType();
+  if (cacheElement != tensorType(getInput()).getElementType())
+    return emitOpError() << "cache element type " << cacheElement
+                         << " must be the input's, "
+                         << tensorType(getInput()).getElementType();
+  return success();
 }
 
 #define GET_OP_CLASSES

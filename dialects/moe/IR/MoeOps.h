@@ -20,6 +20,13 @@ ParseResult parseRankGroups(OpAsmParser &parser, DenseIntElementsAttr &groups);
 void printRankGroups(OpAsmPrinter &p, Operation *op,
                      DenseIntElementsAttr groups);
 LogicalResult verifyRankGroups(Operation *op, DenseIntElementsAttr groups);
+
+/// Attention state a model function takes per layer (`!moe.kv_cache`,
+/// `!moe.latent_cache`): the elements it holds per (sequence, position),
+/// 0 for any other type.
+int64_t cacheElementsPerPosition(Type type);
+/// The element type of such state, null for any other type.
+Type cacheElementType(Type type);
 } // namespace mlir::moe
 
 #define GET_OP_CLASSES

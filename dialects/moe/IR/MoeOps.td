@@ -559,7 +559,9 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     `q = x Wq^T (+ bq)`, `k`, `v` likewise with `kv_heads` heads (GQA when
     `kv_heads < heads`); optional q/k RMSNorm (`q_norm`, `k_norm`: a `[D]`
     weight normalises each head, Qwen3-MoE; a `[heads * D]` weight the whole
-    projection, OLMoE), then `rope` on q and k at the token's position. The
+    projection, OLMoE), then `rope` (when present; a model with learned
+    absolute positions, the GPT, has none) on q and k at the token's
+    position. The
     token's k and v are stored in `cache` at (sequence, position); then q
     attends, with a max-subtracted fp32 softmax scaled by `1/sqrt(D)`, to
     the cache entries of its sequence at positions `<= positions[s]`
@@ -586,7 +588,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
                        Optional<Moe_FloatTensor>:$q_norm,
                        Optional<Moe_FloatTensor>:$k_norm,
                        I64Prop:$heads, I64Prop:$kv_heads, I64Prop:$head_dim,
-                       Moe_RopeAttr:$rope,
+                       OptionalAttr<Moe_RopeAttr>:$rope,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
@@ -596,8 +598,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
      type($k_bias) `,` type($v_bias) `)`)?
     (`qk_norm` `(` $q_norm^ `,` $k_norm `:` type($q_norm) `,` type($k_norm)
      `)` `epsilon` $norm_epsilon)?
-    `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim `rope` $rope
-    attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
+    `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
+    (`rope` $rope^)? attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
     type($k_weight) `,` type($v_weight) `,` type($o_weight) `->`
     type($result)
   }];
@@ -659,6 +661,151 @@ def Moe_ArgmaxOp : Moe_Op<"argmax", [Pure]> {
   let arguments = (ins Moe_F32Tensor:$input);
   let results = (outs Moe_I32Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// The PR-MoE GPT's decoder pieces (docs/Dialects/MoeRationale.md, "The
+// PR-MoE GPT")
+//===----------------------------------------------------------------------===//
+
+def Moe_LayerNormOp : Moe_Op<"layer_norm", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "LayerNorm per token: (x - mean) / sqrt(var + epsilon) * "
+                "weight (+ bias)";
+  let description = [{
+    `torch.nn.LayerNorm` over the hidden dimension (biased variance), in
+    fp32, rounded once to x's dtype: the pre-attention, pre-MLP and final
+    norms of the Megatron-DeepSpeed GPT.
+
+    ```mlir
+    %n = moe.layer_norm %x, %w bias %b epsilon 1.0e-05
+        : tensor<?x64xf32>, tensor<64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$weight,
+                       Optional<Moe_FloatTensor>:$bias, F64Attr:$epsilon);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $bias^)? `epsilon` $epsilon attr-dict `:`
+    type($input) `,` type($weight) (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_BiasAddOp : Moe_Op<"bias_add", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "result[s] = input[s] + bias";
+  let description = [{
+    A projection's bias kept apart from its GEMM: the attention output
+    projection's bias of the GPT is added once, after tensor-parallel
+    attention's partial outputs are summed (each rank adding it would add
+    it tp times).
+
+    ```mlir
+    %y = moe.bias_add %a, %b : tensor<?x64xf32>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_FloatTensor:$bias);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $bias attr-dict `:` type($input) `,` type($bias)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_PositionEmbeddingOp : Moe_Op<"position_embedding", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "learned absolute positions: result[s] = input[s] + "
+                "table[positions[s]]";
+  let description = [{
+    The GPT's position embedding, added to the token embedding; a position
+    outside `[0, P)` (P = the table's rows, max_position_embeddings) is a
+    run-time error.
+
+    ```mlir
+    %h = moe.position_embedding %x positions %pos table %wpe
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<128x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$positions,
+                       Moe_FloatTensor:$table);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `positions` $positions `table` $table attr-dict `:` type($input)
+    `,` type($positions) `,` type($table)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention (docs/Dialects/MoeRationale.md,
+// "Multi-head latent attention")
+//===----------------------------------------------------------------------===//
+
+def Moe_LatentAttentionOp : Moe_Op<"latent_attention", [AttrSizedOperandSegments,
+    AllTypesMatch<["positions", "sequences"]>]> {
+  let summary = "DeepSeek multi-head latent attention over a compressed KV "
+                "cache";
+  let description = [{
+    For each token s of sequence `sequences[s]` at position `positions[s]`,
+    with `n` = nope_dim, `d` = rope_dim, `v` = v_dim, `r` = the cache's rank:
+    - the query `q = x Wq^T`, or with `q_a`: `q = RMSNorm(x Wq_a^T) Wq^T`
+      (low rank q; `Wq` is then q_b_proj), `[heads, n + d]`: `q_nope`, then
+      `q_pe` rotated at the token's position;
+    - `kv = x Wkv_a^T` `[r + d]`: the latent `c = RMSNorm(kv[:r])` and the
+      shared key `k_pe = rope(kv[r:])`, both stored in `cache` at
+      (sequence, position);
+    - per head, with `kv_b` `[heads * (n + v), r]` holding W_UK `[n, r]` then
+      W_UV `[v, r]` per head: `score_t = scale * (q_nope . W_UK c_t + q_pe .
+      k_pe_t)` over the cache entries of the sequence at positions `<=
+      positions[s]`, max-subtracted fp32 softmax, `o = sum_t p_t W_UV c_t`;
+    - the result is `o Wo^T` (`Wo` `[hidden, heads * v]`).
+    The rope pairs neighbouring dimensions (DeepSeek's layout). `scale` is
+    the softmax scale, `(n + d)^-0.5` times YaRN's mscale(factor,
+    mscale_all_dim)^2 when the checkpoint asks for it (the importer computes
+    it). Prefill and decode are the same op; the lowering computes it in
+    the absorbed form. `cache` is state the op reads and writes.
+
+    ```mlir
+    %a = moe.latent_attention %x positions %pos sequences %seq cache %c
+        : !moe.latent_cache<16, 8, f32> q %wq kv_a %wkva norm %nkv kv_b %wkvb
+        o %wo heads 4 nope_dim 8 v_dim 16 scale 0.25 epsilon 1.0e-06
+        rope #moe.rope<theta = 10000.0>
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>,
+          tensor<24x64xf32>, tensor<16xf32>, tensor<96x16xf32>,
+          tensor<64x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$positions,
+                       Moe_I32Tensor:$sequences,
+                       Arg<Moe_LatentCacheType, "read and written",
+                           [MemRead, MemWrite]>:$cache,
+                       Optional<Moe_FloatTensor>:$q_a_weight,
+                       Optional<Moe_FloatTensor>:$q_a_norm,
+                       Moe_FloatTensor:$q_weight, Moe_FloatTensor:$kv_a_weight,
+                       Moe_FloatTensor:$kv_a_norm, Moe_FloatTensor:$kv_b_weight,
+                       Moe_FloatTensor:$o_weight,
+                       I64Prop:$heads, I64Prop:$nope_dim, I64Prop:$v_dim,
+                       F64Attr:$scale, F64Attr:$epsilon, Moe_RopeAttr:$rope);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `positions` $positions `sequences` $sequences `cache` $cache `:`
+    type($cache)
+    (`q_a` $q_a_weight^ `norm` $q_a_norm `:` type($q_a_weight) `,`
+     type($q_a_norm))?
+    `q` $q_weight `kv_a` $kv_a_weight `norm` $kv_a_norm `kv_b` $kv_b_weight
+    `o` $o_weight `heads` $heads `nope_dim` $nope_dim `v_dim` $v_dim
+    `scale` $scale `epsilon` $epsilon `rope` $rope attr-dict `:`
+    type($input) `,` type($positions) `,` type($q_weight) `,`
+    type($kv_a_weight) `,` type($kv_a_norm) `,` type($kv_b_weight) `,`
+    type($o_weight) `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getRank() { return getCache().getType().getRank(); }
+    int64_t getRopeDim() { return getCache().getType().getRopeDim(); }
+    int64_t getQueryDim() { return getNopeDim() + getRopeDim(); }
+  }];
   let hasVerifier = 1;
 }
 

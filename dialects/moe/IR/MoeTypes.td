@@ -27,4 +27,27 @@ def Moe_KvCacheType : TypeDef<Moe_Dialect, "KvCache"> {
   let genVerifyDecl = 1;
 }
 
+def Moe_LatentCacheType : TypeDef<Moe_Dialect, "LatentCache"> {
+  let mnemonic = "latent_cache";
+  let summary = "one latent attention layer's compressed KV cache, as "
+                "explicit state";
+  let description = [{
+    What DeepSeek's multi-head latent attention keeps per position: the
+    compressed KV `c` (`rank` = kv_lora_rank values, RMS-normalised) and the
+    rotated key `k_pe` shared by every head (`rope_dim` values), not the
+    per-head keys and values (docs/Dialects/MoeRationale.md, "Multi-head
+    latent attention"). State like `!moe.kv_cache`: a model argument per
+    layer that `moe.latent_attention` reads and writes, its sequences and
+    positions planned by the lowering per rank.
+
+    ```mlir
+    %cache: !moe.latent_cache<16, 8, f32>
+    ```
+  }];
+  let parameters = (ins "int64_t":$rank, "int64_t":$rope_dim,
+                        "::mlir::Type":$element_type);
+  let assemblyFormat = "`<` $rank `,` $rope_dim `,` $element_type `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOETYPES_TD

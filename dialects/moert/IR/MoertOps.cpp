@@ -730,6 +730,68 @@ LogicalResult ArgmaxOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention
+//===----------------------------------------------------------------------===//
+
+/// The latent cache holds its extents; sequences and positions one entry
+/// per row of `rows`.
+template <typename OpTy>
+static LogicalResult verifyLatentCache(OpTy op, int64_t rows) {
+  for (auto [what, v] : {std::pair<StringRef, int64_t>{"rank", op.getRank()},
+                         {"rope_dim", op.getRopeDim()},
+                         {"max_batch", op.getMaxBatch()},
+                         {"max_seq", op.getMaxSeq()}})
+    if (failed(expectPositive(op, what, v)))
+      return failure();
+  if (op.getRopeDim() % 2 != 0)
+    return op.emitOpError() << "rope_dim must be even, got " << op.getRopeDim();
+  int64_t elements =
+      op.getMaxBatch() * op.getMaxSeq() * (op.getRank() + op.getRopeDim());
+  if (failed(expectFloat(op, "cache", op.getCache())) ||
+      failed(expectCount(op, "cache", op.getCache(), elements)) ||
+      failed(expectIndexRows(op, "sequences", op.getSequences(), rows)))
+    return failure();
+  return expectIndexRows(op, "positions", op.getPositions(), rows);
+}
+
+LogicalResult LatentAppendOp::verify() {
+  Operation *op = *this;
+  int64_t width = getRank() + getRopeDim();
+  if (failed(expectPositive(op, "rank + rope_dim", width)) ||
+      failed(verifyTokenViews(op, width, {{"kv", getKv()}})) ||
+      failed(expectFloat(op, "norm", getNorm())) ||
+      failed(expectCount(op, "norm", getNorm(), getRank())))
+    return failure();
+  float epsilon = getEpsilon().convertToFloat();
+  if (!(epsilon >= 0.0f) || std::isinf(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return verifyLatentCache(*this, viewType(getKv()).getCount() / width);
+}
+
+LogicalResult LatentAttentionOp::verify() {
+  Operation *op = *this;
+  for (auto [what, v] : {std::pair<StringRef, int64_t>{"heads", getHeads()},
+                         {"nope_dim", getNopeDim()},
+                         {"v_dim", getVDim()}})
+    if (failed(expectPositive(op, what, v)))
+      return failure();
+  float scale = getScale().convertToFloat();
+  if (!(scale > 0.0f) || std::isinf(scale))
+    return emitOpError() << "scale must be finite and > 0, got " << scale;
+  int64_t qWidth = getHeads() * (getNopeDim() + getRopeDim());
+  FailureOr<int64_t> rows = tokenBound(op, "q", getQ(), qWidth);
+  if (failed(rows) || failed(expectFloat(op, "q", getQ())) ||
+      failed(expectFloat(op, "out", getOut())) ||
+      failed(
+          expectCount(op, "out", getOut(), *rows * getHeads() * getVDim())) ||
+      failed(expectFloat(op, "kv_b", getKvB())) ||
+      failed(expectCount(op, "kv_b", getKvB(),
+                         getHeads() * (getNopeDim() + getVDim()) * getRank())))
+    return failure();
+  return verifyLatentCache(*this, *rows);
+}
+
+//===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 
@@ -895,6 +957,84 @@ LogicalResult LoadWeightOp::verify() {
   int64_t count = range ? (*range)[1] - (*range)[0] : 1;
   return expectCount(*this, "destination", getDst(),
                      (count - 1) * stride + box);
+}
+
+//===----------------------------------------------------------------------===//
+// The PR-MoE GPT: LayerNorm, a bias alone, per-head fused QKV weights
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerNormOp::verify() {
+  Operation *op = *this;
+  if (failed(verifyTokenViews(op, getHidden(),
+                              {{"x", getX()}, {"out", getOut()}})) ||
+      failed(expectFloat(op, "weight", getWeight())) ||
+      failed(expectCount(op, "weight", getWeight(), getHidden())) ||
+      (getBias() && (failed(expectFloat(op, "bias", getBias())) ||
+                     failed(expectCount(op, "bias", getBias(), getHidden())))))
+    return failure();
+  float epsilon = getEpsilon().convertToFloat();
+  if (!(epsilon >= 0.0f) || std::isinf(epsilon))
+    return emitOpError() << "epsilon must be finite and >= 0, got " << epsilon;
+  return success();
+}
+
+LogicalResult BiasAddOp::verify() {
+  Operation *op = *this;
+  return success(succeeded(verifyTokenViews(
+                     op, getHidden(), {{"x", getX()}, {"out", getOut()}})) &&
+                 succeeded(expectFloat(op, "bias", getBias())) &&
+                 succeeded(expectCount(op, "bias", getBias(), getHidden())));
+}
+
+int64_t LoadFusedWeightOp::getLoadedElements() {
+  int64_t elements = 1;
+  for (auto [extent, begin, end] : llvm::zip(getShape(), getBegin(), getEnd()))
+    elements *= (end == 0 ? extent : end) - begin;
+  return elements;
+}
+
+LogicalResult LoadFusedWeightOp::verify() {
+  ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
+  ArrayRef<int64_t> fused = getFusedShape(), strides = getFusedStrides();
+  if (shape.empty() || shape.size() > 4 || fused.empty() || fused.size() > 4)
+    return emitOpError() << "a weight and its fused tensor have 1 to 4 "
+                            "dimensions, got "
+                         << shape.size() << " and " << fused.size();
+  if (begin.size() != shape.size() || end.size() != shape.size() ||
+      strides.size() != shape.size())
+    return emitOpError() << "begin, end and strides must have " << shape.size()
+                         << " entries like shape";
+  if (!getOffsets().empty() && getOffsets().size() != shape.size())
+    return emitOpError() << "offsets must be absent or one per dimension ("
+                         << shape.size() << "), got " << getOffsets().size();
+  // The last element of the part must lie inside the fused tensor.
+  int64_t fusedElements = 1, last = getFusedOffset();
+  for (int64_t extent : fused)
+    fusedElements *= extent;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (!getOffsets().empty() && end[d] == 0)
+      return emitOpError() << "dimension " << d
+                           << ": a shifted box needs an explicit end";
+    int64_t stop = end[d] == 0 ? shape[d] : end[d];
+    if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
+      return emitOpError() << "dimension " << d << ": slice [" << begin[d]
+                           << ", " << stop
+                           << ") is not a non-empty part of [0, " << shape[d]
+                           << ")";
+    if (strides[d] < 0)
+      return emitOpError() << "strides must be >= 0, got " << strides[d];
+    last += (shape[d] - 1) * strides[d];
+  }
+  if (getFusedOffset() < 0 || last >= fusedElements)
+    return emitOpError() << "the part reaches element " << last
+                         << " of a fused tensor of " << fusedElements;
+  if (getKey().contains(moe::MoeDialect::kExpertPlaceholder))
+    return emitOpError() << "key '" << getKey()
+                         << "' is a per-expert pattern; a fused part names "
+                            "one tensor";
+  if (failed(expectFloat(*this, "destination", getDst())))
+    return failure();
+  return expectCount(*this, "destination", getDst(), getLoadedElements());
 }
 
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"

@@ -777,6 +777,80 @@ def Moert_ArgmaxOp : Moert_CallOp<"argmax", "moert_argmax", "sampling"> {
 }
 
 //===----------------------------------------------------------------------===//
+// DeepSeek multi-head latent attention
+//===----------------------------------------------------------------------===//
+
+// The extents every latent cache call names (runtime/common/LatentCache.h).
+defvar Moert_LatentCacheExtents = (ins I64Prop:$rank, I64Prop:$rope_dim,
+                                       I64Prop:$max_batch, I64Prop:$max_seq);
+
+def Moert_LatentAppendOp
+    : Moert_CallOp<"latent_append", "moert_latent_append", "attention"> {
+  let summary = "moert_latent_append: normalised latent and rotated k_pe "
+                "into the latent cache";
+  let description = [{
+    `kv` is `x . kv_a_proj^T` `[S, rank + rope_dim]`.
+
+    ```mlir
+    moert.latent_append %ctx, %kv, %norm -> %cache at %seq, %pos tokens %s
+        rank 16 rope_dim 8 max_batch 4 max_seq 64 epsilon 1.0e-06
+        <theta = 1.0e+04> : !moert.view<f32, 1536>, !moert.view<f32, 16>,
+          !moert.view<i32, 64>, !moert.view<i32, 64> -> !moert.view<f32, 6144>
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moe_RopeAttr:$rope,
+                            Moert_In:$kv, Moert_In:$norm, Moert_InOut:$cache,
+                            Moert_In:$sequences, Moert_In:$positions,
+                            I64:$tokens),
+                       Moert_LatentCacheExtents, (ins F32Attr:$epsilon));
+  let callArguments = (ins $ctx, (Moert_RopeConfig $rope), $kv, $norm, $cache,
+                           $sequences, $positions, $tokens, $rank, $rope_dim,
+                           $max_batch, $max_seq, $epsilon);
+  let assemblyFormat = [{
+    $ctx `,` $kv `,` $norm `->` $cache `at` $sequences `,` $positions
+    `tokens` $tokens `rank` $rank `rope_dim` $rope_dim `max_batch` $max_batch
+    `max_seq` $max_seq `epsilon` $epsilon $rope attr-dict `:` type($kv) `,`
+    type($norm) `,` type($sequences) `,` type($positions) `->` type($cache)
+  }];
+}
+
+def Moert_LatentAttentionOp
+    : Moert_CallOp<"latent_attention", "moert_latent_attention", "attention"> {
+  let summary = "moert_latent_attention: absorbed causal attention over the "
+                "latent cache";
+  let description = [{
+    `q` `[S, heads, nope_dim + rope_dim]` (q_pe rotated by the call), `kv_b`
+    `[heads * (nope_dim + v_dim), rank]`, `out` `[S, heads, v_dim]`.
+
+    ```mlir
+    moert.latent_attention %ctx, %q, %wkvb, %cache at %seq, %pos -> %o
+        tokens %s heads 4 nope_dim 8 v_dim 16 rank 16 rope_dim 8
+        max_batch 4 max_seq 64 scale 0.25 <theta = 1.0e+04>
+        : !moert.view<f32, 4096>, !moert.view<f32, 1536>,
+          !moert.view<f32, 6144>, !moert.view<i32, 64>, !moert.view<i32, 64>
+          -> !moert.view<f32, 4096>
+    ```
+  }];
+  let arguments = !con((ins Moert_ContextType:$ctx, Moe_RopeAttr:$rope,
+                            Moert_In:$q, Moert_In:$kv_b, Moert_In:$cache,
+                            Moert_In:$sequences, Moert_In:$positions,
+                            Moert_Out:$out, I64:$tokens, I64Prop:$heads,
+                            I64Prop:$nope_dim, I64Prop:$v_dim),
+                       Moert_LatentCacheExtents, (ins F32Attr:$scale));
+  let callArguments = (ins $ctx, (Moert_RopeConfig $rope), $q, $kv_b, $cache,
+                           $sequences, $positions, $out, $tokens, $heads,
+                           $nope_dim, $rope_dim, $v_dim, $rank, $max_batch,
+                           $max_seq, $scale);
+  let assemblyFormat = [{
+    $ctx `,` $q `,` $kv_b `,` $cache `at` $sequences `,` $positions `->` $out
+    `tokens` $tokens `heads` $heads `nope_dim` $nope_dim `v_dim` $v_dim
+    `rank` $rank `rope_dim` $rope_dim `max_batch` $max_batch `max_seq`
+    $max_seq `scale` $scale $rope attr-dict `:` type($q) `,` type($kv_b) `,`
+    type($cache) `,` type($sequences) `,` type($positions) `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Rank groups and collectives
 //===----------------------------------------------------------------------===//
 
@@ -916,6 +990,33 @@ def Moert_ReduceScatterOp : Moert_GatherScatterOp<"reduce_scatter",
     "moert_reduce_scatter: recv = sum over members of their send block for me",
     "moert.reduce_scatter %ctx, %g %part -> %mine count %n : !moert.view<f32, 2048> -> !moert.view<f32, 1024>">;
 
+def Moert_TokenShareOp
+    : Moert_CallOp<"token_share", "moert_token_share", "exchange"> {
+  let summary = "moert_token_share: this member's rows of the group's tokens";
+  let description = [{
+    Duplicate-token dropping: the members hold the same `tokens` rows of
+    `x`; member m copies rows [m*c, min(tokens, (m+1)*c)) with
+    c = ceil(tokens / G) to `share` and gets their count.
+
+    ```mlir
+    %n = moert.token_share %ctx, %g %x -> %share tokens %t hidden 64
+        : !moert.view<f32, 4096> -> !moert.view<f32, 2048>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_GroupType:$group,
+                       Moert_In:$x, Moert_Out:$share, I64Prop:$hidden,
+                       I64:$tokens);
+  let results = (outs I64:$shareTokens);
+  // In place: the local receives `tokens` and returns the share's rows.
+  let callArguments = (ins $ctx, $group, $x, $share, $hidden,
+                           (Moert_Result $tokens));
+  let assemblyFormat = [{
+    $ctx `,` $group $x `->` $share `tokens` $tokens `hidden` $hidden attr-dict
+    `:` type($x) `->` type($share)
+  }];
+  let hasVerifier = 0;
+}
+
 def Moert_AllReduceI64Op
     : Moert_CallOp<"all_reduce_i64", "moert_all_reduce_i64", "exchange",
                    [Pure]> {
@@ -1039,6 +1140,94 @@ def Moert_RecordDropsOp
   let assemblyFormat = [{
     $ctx `,` $stats `layer` $layer `counts` $counts `tokens` $tokens `top_k`
     $top_k `experts` $experts attr-dict `:` type($counts)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// The PR-MoE GPT: LayerNorm, a bias alone, per-head fused QKV weights
+//===----------------------------------------------------------------------===//
+
+def Moert_LayerNormOp
+    : Moert_CallOp<"layer_norm", "moert_layer_norm", "norm"> {
+  let summary = "moert_layer_norm: (x - mean) / sqrt(var + eps) * w (+ b)";
+  let description = [{
+    Per token of `x [S, H]`, in fp32, rounded once to `out`'s dtype
+    (torch.nn.LayerNorm). `out` may be `x`.
+
+    ```mlir
+    moert.layer_norm %ctx, %x, %w bias %b -> %x tokens %s hidden 64
+        epsilon 1.0e-05 : !moert.view<f32, 1024>, !moert.view<f32, 64>,
+        !moert.view<f32, 64> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$weight,
+                       Moert_OptIn:$bias, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$hidden, F32Attr:$epsilon);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $weight (`bias` $bias^)? `->` $out `tokens` $tokens
+    `hidden` $hidden `epsilon` $epsilon attr-dict `:` type($x) `,`
+    type($weight) (`,` type($bias)^)? `->` type($out)
+  }];
+}
+
+def Moert_BiasAddOp : Moert_CallOp<"bias_add", "moert_bias_add", "linear"> {
+  let summary = "moert_bias_add: out[s] = x[s] + bias";
+  let description = [{
+    ```mlir
+    moert.bias_add %ctx, %x, %b -> %x tokens %s hidden 64
+        : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$bias,
+                       Moert_Out:$out, I64:$tokens, I64Prop:$hidden);
+  let assemblyFormat = [{
+    $ctx `,` $x `,` $bias `->` $out `tokens` $tokens `hidden` $hidden
+    attr-dict `:` type($x) `,` type($bias) `->` type($out)
+  }];
+}
+
+// &moert_fused_view_t: where a tensor lies inside a fused one.
+def Moert_FusedView : Moert_Encoder<"fusedView">;
+// &moert_weight_request_t of one tensor (no experts), dense.
+def Moert_PartRequest : Moert_Encoder<"partRequest">;
+
+def Moert_LoadFusedWeightOp
+    : Moert_CallOp<"load_fused_weight", "moert_weights_load_fused", ""> {
+  let summary = "moert_weights_load_fused: a part of a fused tensor";
+  let description = [{
+    As `moert.load_weight`, but the request's tensor of `shape` is not
+    stored on its own: element `(i_0, ..)` of it is element `fused_offset +
+    sum_d i_d * fused_strides[d]` of the stored tensor `key` of shape
+    `fused_shape`. The per-head fused QKV projection of a Megatron GPT
+    (`[heads * 3 * D, H]`, each head's q, k and v rows together) gives q as
+    shape `[heads, D, H]`, offset 0, strides `[3*D*H, H, 1]`; k at offset
+    `D*H`, v at `2*D*H`.
+
+    ```mlir
+    moert.load_fused_weight %ctx, %weights "layers.0.qkv.weight"
+        shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z)
+        fused [192, 64] offset 1024 strides [3072, 64, 1]
+        -> %wk : !moert.view<f32, 2048>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
+                       StrAttr:$key, DenseI64ArrayAttr:$shape,
+                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
+                       Variadic<I64>:$offsets,
+                       DenseI64ArrayAttr:$fused_shape, I64Prop:$fused_offset,
+                       DenseI64ArrayAttr:$fused_strides, Moert_Out:$dst);
+  let callArguments = (ins $ctx, $weights,
+      (Moert_PartRequest $key, $shape, $begin, $end, $offsets),
+      (Moert_FusedView $fused_shape, $fused_offset, $fused_strides),
+      $dst);
+  let assemblyFormat = [{
+    $ctx `,` $weights $key `shape` $shape `begin` $begin `end` $end
+    (`+` `(` $offsets^ `)`)? `fused` $fused_shape `offset` $fused_offset
+    `strides` $fused_strides `->` $dst attr-dict `:` type($dst)
+  }];
+  let extraCallOpDeclaration = [{
+    /// Elements the load writes into `dst`.
+    int64_t getLoadedElements();
   }];
 }
 

@@ -168,10 +168,12 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
     }
     Value positions = state.view(op.getPositions());
     Value sequences = state.view(op.getSequences());
-    moert::RopeOp::create(b, loc, ctx, op.getRope(), q, positions, tokens,
-                          heads, dim);
-    moert::RopeOp::create(b, loc, ctx, op.getRope(), k, positions, tokens,
-                          kvHeads, dim);
+    if (op.getRopeAttr()) { // none with learned absolute positions
+      moert::RopeOp::create(b, loc, ctx, op.getRopeAttr(), q, positions, tokens,
+                            heads, dim);
+      moert::RopeOp::create(b, loc, ctx, op.getRopeAttr(), k, positions, tokens,
+                            kvHeads, dim);
+    }
     Value cache = state.view(op.getCache());
     int64_t maxBatch = state.getMaxBatch(), maxSeq = state.getMaxSeq();
     moert::KvAppendOp::create(b, loc, ctx, k, v, cache, sequences, positions,

@@ -1,7 +1,8 @@
 //===- ExchangeLowering.cpp - collectives among ranks to moert ------------===//
 //
 // all_to_all and sync_capacity (expert parallelism), shard.all_gather and
-// shard.reduce_scatter (a tensor-parallel dense FFN).
+// shard.reduce_scatter (a tensor-parallel dense FFN), shard.all_slice and
+// its all_gather (duplicate-token dropping after tensor-parallel attention).
 //
 //===----------------------------------------------------------------------===//
 
@@ -114,6 +115,122 @@ struct AllToAllLowering : OpLoweringOf<AllToAllOp> {
   }
 };
 
+/// The {dp, ep, tp} plan of `grid`, whose tp axis groups ranks that hold the
+/// same tokens.
+PlanAttr planOfGrid(Operation *op, StringRef gridName) {
+  auto grid = SymbolTable::lookupNearestSymbolFrom<shard::GridOp>(
+      op, StringAttr::get(op->getContext(), gridName));
+  if (!grid || grid.getShape().size() != 3 ||
+      ShapedType::isDynamicShape(grid.getShape()))
+    return PlanAttr();
+  ArrayRef<int64_t> shape = grid.getShape();
+  return PlanAttr::get(op->getContext(), shape[0], shape[1], shape[2],
+                       AllToAllVariant::flat);
+}
+
+/// The all_slice that starts `gather`'s layer over the same grid: `gather`
+/// then restores the tokens the layer ran a share of.
+shard::AllSliceOp tokenShareOf(shard::AllGatherOp gather) {
+  auto layer = gather->getParentOfType<LayerOp>();
+  shard::AllSliceOp found;
+  if (layer)
+    layer.walk([&](shard::AllSliceOp slice) {
+      if (slice.getGrid() == gather.getGrid())
+        found = slice;
+    });
+  return found;
+}
+
+/// Checks what the token share and its gather have in common: tokens (axis
+/// 0) over grid axis 2 of a {dp, ep, tp} grid.
+template <typename ShardOpTy>
+FailureOr<PlanAttr> checkTokenShare(ShardOpTy op, int64_t axis) {
+  PlanAttr grid = planOfGrid(op, op.getGrid());
+  if (!grid || op.getGridAxes() != ArrayRef<int16_t>{2} || axis != 0)
+    return op->emitError()
+           << "convert-moe-to-moert lowers '" << op->getName()
+           << "' of duplicate-token dropping only over the tokens (axis 0) "
+              "and grid axis 2 (tp) of a {dp, ep, tp} grid";
+  return grid;
+}
+
+/// shard.all_slice of a layer's tokens: this member's share
+/// (moert_token_share); the layer's ops then run on the share's rows.
+struct TokenShareLowering : OpLoweringOf<shard::AllSliceOp> {
+  LogicalResult analyze(shard::AllSliceOp op,
+                        LoweringState &state) const override {
+    FailureOr<PlanAttr> grid =
+        checkTokenShare(op, op.getSliceAxis().getSExtValue());
+    if (failed(grid))
+      return failure();
+    state.setBound(op.getResult(),
+                   llvm::divideCeil(state.bound(op.getInput()), grid->getTp()));
+    return success();
+  }
+  LogicalResult emit(shard::AllSliceOp op,
+                     LoweringState &state) const override {
+    Location loc = op.getLoc();
+    OpBuilder &builder = state.getBuilder();
+    Value group = state.tpGroup(planOfGrid(op, op.getGrid()), loc);
+    Value share = state.newView(op.getResult());
+    Value rows = moert::TokenShareOp::create(
+        builder, loc, builder.getI64Type(), state.getCtx(), group,
+        state.view(op.getInput()), share, hiddenOf(op.getInput()),
+        state.countOf(op.getInput()));
+    state.setCount(op.getResult(), rows);
+    state.setLayerTokens(rows);
+    return success();
+  }
+};
+
+/// The all_gather that ends a token-sharing layer: ceil(S / G) rows from
+/// each member put the S rows back in order (moert_token_share's contract).
+/// The result is those S rows; the up to G - 1 padding rows the gather also
+/// writes sit right after them.
+LogicalResult analyzeShareGather(shard::AllGatherOp op, LoweringState &state) {
+  FailureOr<PlanAttr> grid =
+      checkTokenShare(op, op.getGatherAxis().getSExtValue());
+  if (failed(grid))
+    return failure();
+  int64_t tokens = state.bound(tokenShareOf(op).getInput());
+  int64_t gathered = mulSizes(state.bound(op.getInput()), grid->getTp());
+  state.setBound(op.getResult(), tokens);
+  state.addBytesAfter(
+      op.getResult(),
+      alignTo(mulSizes(mulSizes(gathered - tokens, hiddenOf(op.getInput())),
+                       elementBytes(getElementTypeOrSelf(op.getType())))));
+  return success();
+}
+
+LogicalResult emitShareGather(shard::AllGatherOp op, LoweringState &state) {
+  Location loc = op.getLoc();
+  OpBuilder &builder = state.getBuilder();
+  PlanAttr grid = planOfGrid(op, op.getGrid());
+  auto c = [&](int64_t v) {
+    return arith::ConstantIntOp::create(builder, loc, v, 64).getResult();
+  };
+  state.setLayerTokens(Value());
+  Value tokens = state.getTokens();
+  Value perMember = arith::DivSIOp::create(
+      builder, loc,
+      arith::AddIOp::create(builder, loc, tokens, c(grid.getTp() - 1)),
+      c(grid.getTp()));
+  Value count = arith::MulIOp::create(builder, loc, perMember,
+                                      c(hiddenOf(op.getInput())));
+  state.newView(op.getResult()); // the S rows
+  Type element = getElementTypeOrSelf(op.getType());
+  Value recv = ViewOp::create(
+      builder, loc,
+      moert::ViewType::get(builder.getContext(), element,
+                           mulSizes(state.staticElements(op.getInput()),
+                                    grid.getTp())),
+      state.getArena(), state.offsetOf(op.getResult()) / elementBytes(element));
+  Value group = state.tpGroup(grid, loc);
+  moert::AllGatherOp::create(builder, loc, state.getCtx(), group,
+                             state.view(op.getInput()), recv, count);
+  return success();
+}
+
 /// A shard.all_gather / reduce_scatter the parallelism pass puts around a
 /// tensor-parallel dense FFN: tokens (axis 0) over grid axis 2 (tp) of the
 /// layer's {dp, ep, tp} grid, summing. It becomes `MoertOpTy` over the
@@ -123,6 +240,9 @@ struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
   static constexpr bool kGather = std::is_same_v<ShardOpTy, shard::AllGatherOp>;
 
   LogicalResult analyze(ShardOpTy op, LoweringState &state) const override {
+    if constexpr (kGather)
+      if (tokenShareOf(op))
+        return analyzeShareGather(op, state);
     PlanAttr plan = planOf(op);
     if (!plan)
       return op->emitError()
@@ -151,6 +271,9 @@ struct TpCollectiveLowering : OpLoweringOf<ShardOpTy> {
     return success();
   }
   LogicalResult emit(ShardOpTy op, LoweringState &state) const override {
+    if constexpr (kGather)
+      if (tokenShareOf(op))
+        return emitShareGather(op, state);
     Location loc = op.getLoc();
     // The count, the receiving view, then the group: the emitted C++'s order.
     Value count = state.tokenElements(
@@ -197,6 +320,7 @@ struct TpAllReduceLowering : OpLoweringOf<shard::AllReduceOp> {
 void mlir::moe::populateExchangeLowerings(LoweringSet &lowerings) {
   lowerings.add<
       AllToAllLowering, SyncCapacityLowering, TpAllReduceLowering,
+      TokenShareLowering,
       TpCollectiveLowering<shard::AllGatherOp, moert::AllGatherOp>,
       TpCollectiveLowering<shard::ReduceScatterOp, moert::ReduceScatterOp>>();
 }

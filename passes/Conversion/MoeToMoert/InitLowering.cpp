@@ -35,7 +35,7 @@ LogicalResult InitLowering::placeWeights() {
   };
   for (BlockArgument arg :
        entry.getArguments().drop_front(state.getNumInputs())) {
-    if (isa<KvCacheType>(arg.getType()))
+    if (cacheElementsPerPosition(arg.getType()) > 0)
       continue;
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
@@ -48,6 +48,11 @@ LogicalResult InitLowering::placeWeights() {
       addSlot(arg, {{arg}});
       continue;
     }
+    if (func.getArgAttr(arg.getArgNumber(), MoeDialect::kWeightRowsAttrName))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": a '"
+             << MoeDialect::kWeightRowsAttrName
+             << "' part cannot be packed into a gate_up weight";
     if (arg != concat.getOperand(0))
       continue; // loaded with the first part
     auto type = cast<RankedTensorType>(concat.getType());
@@ -65,11 +70,11 @@ LogicalResult InitLowering::placeWeights() {
     addSlot(concat.getResult(), std::move(parts));
   }
   for (BlockArgument arg : entry.getArguments())
-    if (auto type = dyn_cast<KvCacheType>(arg.getType())) {
+    if (Type element = cacheElementType(arg.getType())) {
       caches.push_back({arg, addSizes(weightBytes, cacheBytes)});
-      cacheBytes = addSizes(
-          cacheBytes, alignTo(mulSizes(state.cacheElements(type),
-                                       elementBytes(type.getElementType()))));
+      cacheBytes = addSizes(cacheBytes,
+                            alignTo(mulSizes(state.cacheElements(arg.getType()),
+                                             elementBytes(element))));
     }
   return success();
 }
@@ -170,6 +175,17 @@ LogicalResult InitLowering::emitLoad(
   bool split = plan && llvm::any_of(axes, [&, plan = plan](ShardAxis a) {
                  return plan.getDegree(a) > 1;
                });
+  if (auto rows = func.getArgAttrOfType<DenseI64ArrayAttr>(
+          arg.getArgNumber(), MoeDialect::kWeightRowsAttrName)) {
+    // Block scales of a fused tensor's row range are not cut out yet.
+    if (state.isQuantized(arg))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << " ('" << key
+             << "'): quantized weights stored fused with others ('"
+             << MoeDialect::kWeightRowsAttrName << "') are not supported";
+    return emitFusedRowsLoad(arg, rows, key, v, ctx, file, plan, axes,
+                             shardOffset);
+  }
   if (state.isQuantized(arg) &&
       llvm::any_of(ArrayRef<ShardAxis>(axes).take_back(2),
                    [&, plan = plan](ShardAxis a) {
@@ -217,6 +233,73 @@ LogicalResult InitLowering::emitLoad(
   return success();
 }
 
+/// A `moe.weight_rows` part: the argument `[R, rest...]` is rows part*r ..
+/// (part+1)*r of each of G groups of P*r rows in the stored `[G*P*r,
+/// rest...]` (r = R/G). It is requested as `[G, r, rest...]` through a
+/// fused view; a tp split of R splits the groups.
+LogicalResult InitLowering::emitFusedRowsLoad(
+    BlockArgument arg, DenseI64ArrayAttr rows, StringRef key, Value dst,
+    Value ctx, Value file, PlanAttr plan, ArrayRef<ShardAxis> axes,
+    llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
+        shardOffset) {
+  func::FuncOp func = state.getFunction();
+  OpBuilder &builder = state.getBuilder();
+  Location l = arg.getLoc();
+  auto type = cast<RankedTensorType>(arg.getType());
+  int64_t groups = rows[0], parts = rows[1], part = rows[2];
+  auto degree = [&](ShardAxis axis) {
+    return plan ? plan.getDegree(axis) : int64_t(1);
+  };
+  if (key.contains(MoeDialect::kExpertPlaceholder) || type.getRank() > 3)
+    return func.emitError() << "argument #" << arg.getArgNumber() << ": '"
+                            << MoeDialect::kWeightRowsAttrName
+                            << "' takes one tensor of rank 1 to 3, not '" << key
+                            << "' of " << type;
+  int64_t splits = degree(axes[0]);
+  int64_t fullRows = type.getDimSize(0) * splits;
+  if (fullRows % groups != 0 || groups % splits != 0)
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << ": " << fullRows
+           << " rows do not split into " << groups << " groups of parts"
+           << (splits > 1 ? " on " + std::to_string(splits) + " ranks" : "");
+  int64_t r = fullRows / groups;
+  SmallVector<int64_t> shape = {groups, r}, fused = {groups * parts * r};
+  SmallVector<int64_t> localShape = {groups / splits, r};
+  int64_t inner = 1;
+  for (int64_t d = 1; d < type.getRank(); ++d) {
+    int64_t full = type.getDimSize(d) * degree(axes[d]);
+    shape.push_back(full);
+    fused.push_back(full);
+    localShape.push_back(type.getDimSize(d));
+    inner *= full;
+  }
+  // Row-major strides of the stored tensor, seen through [G, r, rest...].
+  SmallVector<int64_t> strides(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 2; --d)
+    strides[d] = strides[d + 1] * shape[d + 1];
+  strides[1] = inner;
+  strides[0] = parts * r * inner;
+  bool split = plan && llvm::any_of(axes, [&, plan = plan](ShardAxis a) {
+                 return plan.getDegree(a) > 1;
+               });
+  SmallVector<int64_t> zeros(shape.size(), 0), end(shape.size(), 0);
+  SmallVector<Value> offsets;
+  if (split) {
+    end.assign(localShape.begin(), localShape.end());
+    offsets.push_back(shardOffset(l, plan, axes[0], groups / splits));
+    offsets.push_back(shardOffset(l, plan, ShardAxis::none, r));
+    for (int64_t d = 1; d < type.getRank(); ++d)
+      offsets.push_back(shardOffset(l, plan, axes[d], type.getDimSize(d)));
+  }
+  moert::LoadFusedWeightOp::create(
+      builder, l, ctx, file, builder.getStringAttr(key),
+      builder.getDenseI64ArrayAttr(shape), builder.getDenseI64ArrayAttr(zeros),
+      builder.getDenseI64ArrayAttr(end), offsets,
+      builder.getDenseI64ArrayAttr(fused), part * r * inner,
+      builder.getDenseI64ArrayAttr(strides), dst);
+  return success();
+}
+
 void InitLowering::emitWeightViews() {
   OpBuilder &builder = state.getBuilder();
   for (const WeightSlot &slot : slots) {
@@ -231,9 +314,9 @@ void InitLowering::emitWeightViews() {
       state.setView(slot.value, view);
   }
   for (auto [arg, offset] : caches) {
-    auto type = cast<KvCacheType>(arg.getType());
-    auto vt = ViewType::get(builder.getContext(), type.getElementType(),
-                            state.cacheElements(type));
+    auto vt =
+        ViewType::get(builder.getContext(), cacheElementType(arg.getType()),
+                      state.cacheElements(arg.getType()));
     state.setView(arg,
                   ViewOp::create(builder, arg.getLoc(), vt, state.getArena(),
                                  offset / vt.getElementBytes()));

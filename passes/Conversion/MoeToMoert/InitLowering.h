@@ -54,6 +54,12 @@ private:
            llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
                shardOffset);
 
+  LogicalResult emitFusedRowsLoad(
+      BlockArgument arg, DenseI64ArrayAttr rows, StringRef key, Value dst,
+      Value ctx, Value file, PlanAttr plan, ArrayRef<ShardAxis> axes,
+      llvm::function_ref<Value(Location, PlanAttr, ShardAxis, int64_t)>
+          shardOffset);
+
   LoweringState &state;
   SmallVector<WeightSlot> slots;
   int64_t weightBytes = 0;

@@ -33,9 +33,9 @@ LoweringState::LoweringState(func::FuncOp func, int64_t maxTokens,
       first && first.getRank() == 1 && first.getElementType().isInteger(32);
 }
 
-int64_t LoweringState::cacheElements(KvCacheType type) const {
-  return mulSizes(mulSizes(2 * maxBatch, maxSeq),
-                  mulSizes(type.getKvHeads(), type.getHeadDim()));
+int64_t LoweringState::cacheElements(Type cacheType) const {
+  return mulSizes(mulSizes(maxBatch, maxSeq),
+                  cacheElementsPerPosition(cacheType));
 }
 
 bool LoweringState::isModelOutput(Value value) const {
@@ -120,7 +120,7 @@ LogicalResult LoweringState::collectQuantizedWeights() {
       gate = dense.getGateWeight();
       up = dense.getUpWeight();
       down = dense.getDownWeight();
-    } else if (isa<FusedExpertsOp, AttentionOp>(op)) {
+    } else if (isa<FusedExpertsOp, AttentionOp, LatentAttentionOp>(op)) {
       op->emitError() << "convert-moe-to-moert lowers fp8 block-quantized "
                          "weights ('"
                       << MoeDialect::kWeightQuantAttrName
@@ -183,7 +183,7 @@ LogicalResult LoweringState::bindInput() {
     if (maxBatch > 0)
       setBound(entry.getArgument(3), std::min(maxBatch, maxTokens));
     bool hasCache = llvm::any_of(entry.getArguments(), [](BlockArgument a) {
-      return isa<KvCacheType>(a.getType());
+      return cacheElementsPerPosition(a.getType()) > 0;
     });
     if (hasCache && (maxBatch <= 0 || maxSeq <= 0))
       return func.emitError()
@@ -204,12 +204,12 @@ LogicalResult LoweringState::bindInput() {
       return failure();
   }
   for (BlockArgument arg : entry.getArguments().drop_front(getNumInputs())) {
-    if (auto cache = dyn_cast<KvCacheType>(arg.getType())) {
+    if (Type cacheElement = cacheElementType(arg.getType())) {
       if (!decoder)
         return emitError(arg.getLoc())
                << "a KV cache argument needs the decoder form (token ids "
                   "first)";
-      if (mulSizes(cacheElements(cache), elementBytes(cache.getElementType())) >
+      if (mulSizes(cacheElements(arg.getType()), elementBytes(cacheElement)) >
           kMaxStateBytes)
         return emitError(arg.getLoc())
                << "the KV cache at max-batch " << maxBatch << " x max-seq "
@@ -232,7 +232,8 @@ LogicalResult LoweringState::checkOperandsLowered(Operation *op) const {
   for (OpOperand &operand : op->getOpOperands()) {
     Value value = operand.get();
     // Arguments: the input and the weights (checked by bindInput).
-    if (isa<BlockArgument>(value) || isa<KvCacheType>(value.getType()) ||
+    if (isa<BlockArgument>(value) ||
+        cacheElementsPerPosition(value.getType()) > 0 ||
         (isa<RankedTensorType>(value.getType()) ? view(value) : i64(value)))
       continue;
     return op->emitError() << "convert-moe-to-moert has no lowered value for "
@@ -333,9 +334,10 @@ void LoweringState::finishStep(Block *body) {
       func->setAttr("moert.vocab", builder.getI64IntegerAttr(hiddenOf(head)));
     });
     int64_t attentionTp = 1;
-    func.walk([&](AttentionOp attention) {
-      if (PlanAttr plan = planOf(attention))
-        attentionTp = std::max(attentionTp, plan.getTp());
+    func.walk([&](Operation *op) {
+      if (isa<AttentionOp, LatentAttentionOp>(op))
+        if (PlanAttr plan = planOf(op))
+          attentionTp = std::max(attentionTp, plan.getTp());
     });
     func->setAttr("moert.attention_tp", builder.getI64IntegerAttr(attentionTp));
     func->setAttr("moert.max_batch", builder.getI64IntegerAttr(maxBatch));

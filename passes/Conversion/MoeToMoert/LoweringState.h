@@ -48,7 +48,7 @@ public:
   int64_t getMaxBatch() const { return maxBatch; }
   int64_t getMaxSeq() const { return maxSeq; }
   /// Elements of a cache of `type` at (max batch, max seq).
-  int64_t cacheElements(KvCacheType type) const;
+  int64_t cacheElements(Type cacheType) const;
   OpBuilder &getBuilder() { return builder; }
   /// Dropless gates use C = the token bound (no count is read back).
   bool hasStaticCapacity() const { return staticCapacity; }
@@ -131,12 +131,16 @@ public:
   void finishStep(Block *body);
 
   Value getCtx() const { return ctx; }
-  Value getTokens() const { return tokens; }
-  /// The run-time row count of `tensor`: the step's tokens, or (after
+  /// The run-time token count of the ops being lowered: the step's tokens,
+  /// or this rank's share of them inside a layer that drops duplicates.
+  Value getTokens() const { return layerTokens ? layerTokens : tokens; }
+  /// Sets (or, with null, ends) the current layer's token share.
+  void setLayerTokens(Value share) { layerTokens = share; }
+  /// The run-time row count of `tensor`: the tokens, or (after
   /// moe.gather_rows) the rows that sample.
   Value countOf(Value tensor) const {
     Value count = counts.lookup(tensor);
-    return count ? count : tokens;
+    return count ? count : getTokens();
   }
   void setCount(Value tensor, Value count) { counts[tensor] = count; }
   /// The decoder's count of rows that sample (a step argument).
@@ -181,7 +185,10 @@ public:
   /// The tp group of `plan`: rows of tp consecutive ranks.
   Value tpGroup(PlanAttr plan, Location loc);
   /// Ends a layer: its group lookups go out of scope.
-  void endLayer() { layerGroups.clear(); }
+  void endLayer() {
+    layerGroups.clear();
+    layerTokens = Value();
+  }
   /// Every table the step looked up, by the slot init keeps its group in.
   const llvm::MapVector<Attribute, int32_t> &getGroupSlots() const {
     return groupSlots;
@@ -190,7 +197,7 @@ public:
   /// The down bias predicate of an FFN whose down weight is `down` (null
   /// when the FFN is not sliced over tp).
   Value downBiasIf(Value down, Value downBias, Location loc);
-  /// tokens * hidden (the per-member block of a tp collective).
+  /// The step's tokens * hidden (the per-member block of a tp collective).
   Value tokenElements(int64_t hidden, Location loc);
 
 private:
@@ -218,6 +225,7 @@ private:
   moert::BufferType stateType; // weights, then the arena
 
   Value ctx, tokens, stats, arena, sampleCount;
+  Value layerTokens; // the current layer's token share, if it has one
   DenseMap<Value, Value> counts;  // tensor -> its run-time rows, if not tokens
   DenseMap<Value, Value> views;   // moe tensor -> moert view
   DenseMap<Value, Value> scalars; // moe index -> i64

@@ -31,6 +31,8 @@ void mlir::moe::populateMoeToMoertLowerings(LoweringSet &lowerings) {
   populateExchangeLowerings(lowerings);
   populateDenseLowerings(lowerings);
   populateDecoderLowerings(lowerings);
+  populateGptLowerings(lowerings);
+  populateLatentAttentionLowerings(lowerings);
 }
 
 namespace {

@@ -108,6 +108,10 @@ void populateExchangeLowerings(LoweringSet &lowerings);
 void populateDenseLowerings(LoweringSet &lowerings);
 /// embedding, rms_norm, attention, lm_head, argmax.
 void populateDecoderLowerings(LoweringSet &lowerings);
+/// layer_norm, bias_add, position_embedding (the PR-MoE GPT).
+void populateGptLowerings(LoweringSet &lowerings);
+/// latent_attention (DeepSeek MLA).
+void populateLatentAttentionLowerings(LoweringSet &lowerings);
 
 } // namespace mlir::moe
 

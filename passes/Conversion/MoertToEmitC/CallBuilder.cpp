@@ -43,6 +43,8 @@ static std::string where(Operation *op, StringRef callee) {
     return llvm::formatv("layer {0}: {1}", layer.getInt(), callee).str();
   if (auto load = dyn_cast<LoadWeightOp>(op))
     return llvm::formatv("init: {0} '{1}'", callee, load.getKey()).str();
+  if (auto load = dyn_cast<LoadFusedWeightOp>(op))
+    return llvm::formatv("init: {0} '{1}'", callee, load.getKey()).str();
   if (auto keep = dyn_cast<KeepGroupOp>(op))
     return llvm::formatv("init: {0} (slot {1})", callee, keep.getSlot()).str();
   return callee.str();
@@ -310,6 +312,30 @@ void CallBuilder::weightRequest(StringRef key, ArrayRef<int64_t> shape,
   if (dstExpertStride != 0)
     assignMember(req, "dst_expert_stride", i64(dstExpertStride));
   arg(addressOf(req));
+}
+
+void CallBuilder::fusedView(ArrayRef<int64_t> fusedShape, int64_t offset,
+                            ArrayRef<int64_t> strides) {
+  Value view = localStruct("moert_fused_view_t");
+  Type i64Type = rewriter.getI64Type();
+  auto assignArray = [&](StringRef field, ArrayRef<int64_t> values) {
+    Value array = emitc::MemberOp::create(rewriter, loc,
+                                          emitc::ArrayType::get({4}, i64Type),
+                                          rewriter.getStringAttr(field), view);
+    for (auto [d, value] : llvm::enumerate(values)) {
+      Value index = literalValue(rewriter.getIndexType(), std::to_string(d));
+      Value element = emitc::SubscriptOp::create(
+          rewriter, loc, cast<TypedValue<emitc::ArrayType>>(array),
+          ValueRange{index});
+      emitc::AssignOp::create(rewriter, loc, element, i64(value));
+    }
+  };
+  assignLiteral(view, "rank", "int32_t", std::to_string(fusedShape.size()));
+  assignArray("shape", fusedShape);
+  assignMember(view, "offset", i64(offset));
+  assignMember(view, "expert_stride", i64(0));
+  assignArray("strides", strides);
+  arg(addressOf(view));
 }
 
 void CallBuilder::rankTable(DenseIntElementsAttr groups) {

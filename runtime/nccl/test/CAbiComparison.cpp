@@ -469,6 +469,17 @@ void mixes(Session &s) {
   moert_view_t normed = s.random(S * H, bf16);
   check(moert_rms_norm(s.ctx, normed, s.random(H, bf16), normed, S, H, 1e-6f));
   s.keep("rms_norm bf16, in place", normed, S * H);
+  moert_view_t layerNormed = s.random(S * H, bf16);
+  check(moert_layer_norm(s.ctx, layerNormed, s.random(H, bf16),
+                         s.random(H, bf16), layerNormed, S, H, 1e-5f));
+  s.keep("layer_norm bf16, in place", layerNormed, S * H);
+  moert_view_t unbiased = s.poisoned(S * H, f32);
+  check(moert_layer_norm(s.ctx, s.random(S * H, f32), s.random(H, f32),
+                         moert_absent_view(), unbiased, S, H, 1e-5f));
+  s.keep("layer_norm f32, no bias", unbiased, S * H);
+  moert_view_t biased = s.random(S * H, f32);
+  check(moert_bias_add(s.ctx, biased, s.random(H, bf16), biased, S, H));
+  s.keep("bias_add in place", biased, S * H);
 }
 
 void weightLoading(Session &s, const std::string &path) {
@@ -623,6 +634,52 @@ void capturedStep(Session &s) {
   s.keepScalar("a download refused in capture", refused);
 }
 
+// DeepSeek MLA: a prefill of two sequences then one decode token each
+// through moert_latent_append and moert_latent_attention (YaRN rope), the
+// cache and the outputs kept.
+void latentAttention(Session &s, moert_dtype_t dtype) {
+  const int64_t heads = 4, nope = 16, rope = 8, vDim = 12, rank = 32,
+                batch = 2, maxSeq = 16;
+  const int64_t row = rank + rope, qRow = heads * (nope + rope);
+  moert_rope_config_t cfg{};
+  cfg.type = MOERT_ROPE_YARN;
+  cfg.theta = 10000.0;
+  cfg.factor = 4.0;
+  cfg.beta_fast = 32.0;
+  cfg.beta_slow = 1.0;
+  cfg.attention_factor = 1.0249;
+  cfg.original_max_position = 8;
+  cfg.truncate = 1;
+  std::vector<int32_t> seq = {0, 0, 0, 1, 1, 0, 1}, pos = {0, 1, 2, 0, 1, 3, 2};
+  const int64_t tokens = static_cast<int64_t>(seq.size());
+  moert_view_t kv = s.random(tokens * row, dtype),
+               norm = s.random(rank, dtype),
+               q = s.random(tokens * qRow, dtype),
+               kvB = s.random(heads * (nope + vDim) * rank, dtype, 0.3f),
+               cache = s.poisoned(batch * maxSeq * row, dtype),
+               out = s.poisoned(tokens * heads * vDim, dtype);
+  moert_view_t sv = s.ints(seq), pv = s.ints(pos);
+  auto at = [](moert_view_t v, int64_t offset) {
+    v.offset += offset;
+    return v;
+  };
+  for (auto [first, count] : {std::pair<int64_t, int64_t>{0, 5}, {5, 1},
+                              {6, 1}}) {
+    check(moert_latent_append(s.ctx, &cfg, at(kv, first * row), norm, cache,
+                              at(sv, first), at(pv, first), count, rank, rope,
+                              batch, maxSeq, 1e-6f));
+    check(moert_latent_attention(
+        s.ctx, &cfg, at(q, first * qRow), kvB, cache, at(sv, first),
+        at(pv, first), at(out, first * heads * vDim), count, heads, nope, rope,
+        vDim, rank, batch, maxSeq, 0.21f));
+  }
+  // Only the written positions of the cache (the rest stays poisoned).
+  for (int64_t t = 0; t < tokens; ++t)
+    s.keep("latent cache row", at(cache, (seq[t] * maxSeq + pos[t]) * row),
+           row);
+  s.keep("latent attention out", out, tokens * heads * vDim);
+}
+
 } // namespace
 
 int moert::test::compareCAbiOnCudaWithCpu() {
@@ -644,6 +701,10 @@ int moert::test::compareCAbiOnCudaWithCpu() {
       {"weights", [&](Session &s) { weightLoading(s, weightsPath); }},
       {"collectives", collectives},
       {"captured step (CUDA graph)", capturedStep},
+      {"latent attention f32",
+       [](Session &s) { latentAttention(s, MOERT_F32); }},
+      {"latent attention bf16",
+       [](Session &s) { latentAttention(s, MOERT_BF16); }},
   };
   int failed = 0;
   unsigned seed = 100;

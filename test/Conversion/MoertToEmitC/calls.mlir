@@ -152,6 +152,11 @@
 // CHECK-NEXT: int64_t* [[PV:v[0-9]+]] = &[[V]];
 // CHECK-LABEL: moert_all_reduce_i64(
 // CHECK-SAME: [[CTX]], [[GROUP]], MOERT_REDUCE_MAX, [[PV]]);
+// CHECK: int64_t [[ROWS:v[0-9]+]] = 0;
+// CHECK-NEXT: [[ROWS]] = [[CAP]];
+// CHECK-NEXT: int64_t* [[PROWS:v[0-9]+]] = &[[ROWS]];
+// CHECK-LABEL: moert_token_share(
+// CHECK-SAME: [[CTX]], [[GROUP]], {{v[0-9]+}}, {{v[0-9]+}}, 64, [[PROWS]]);
 // CHECK: moert_model_record_time([[STATS]], 5, [[T0]]);
 
 module attributes {moert.max_tokens = 16 : i64} {
@@ -210,6 +215,7 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     moert.all_gather %ctx, %g %y -> %gathered count %n : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
     moert.reduce_scatter %ctx, %g %gathered -> %y count %n : !moert.view<f32, 2048> -> !moert.view<f32, 1024>
     %max = moert.all_reduce_i64 %ctx, %g max %cap
+    %rows = moert.token_share %ctx, %g %gathered -> %y tokens %cap hidden 64 : !moert.view<f32, 2048> -> !moert.view<f32, 1024>
   }
   return
 }

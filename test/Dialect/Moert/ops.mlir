@@ -148,9 +148,11 @@ func.func @exchange(%ctx: !moert.context, %cap: i64, %n: i64,
   // CHECK: moert.all_gather %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
   // CHECK: moert.reduce_scatter %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} count %{{.*}} : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   // CHECK: moert.all_reduce_i64 %{{.*}}, %[[G]] max %{{.*}}
+  // CHECK: moert.token_share %{{.*}}, %[[G]] %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 : !moert.view<f32, 2048> -> !moert.view<f32, 1024>
   moert.all_gather %ctx, %g %part -> %gathered count %n : !moert.view<f32, 1024> -> !moert.view<f32, 2048>
   moert.reduce_scatter %ctx, %g %send -> %recv count %n : !moert.view<bf16, 8192> -> !moert.view<bf16, 8192>
   %c = moert.all_reduce_i64 %ctx, %g max %cap
+  %share = moert.token_share %ctx, %g %gathered -> %part tokens %cap hidden 64 : !moert.view<f32, 2048> -> !moert.view<f32, 1024>
   return %c : i64
 }
 

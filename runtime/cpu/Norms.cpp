@@ -1,0 +1,64 @@
+//===- runtime/cpu/Norms.cpp - LayerNorm and the bias add -----------------===//
+//
+// Row by row in fp32 (mean and variance accumulated in double), each output
+// rounded once to its dtype, so that out may alias x.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/Backend.h"
+
+#include <cmath>
+
+using namespace moert;
+using namespace moert::cpu;
+
+namespace {
+
+// Scratch slots past those of Kernels.cpp and Decoder.cpp.
+enum NormSlot : size_t {
+  slotNormRow = 40,
+  slotLayerNormWeight = 41,
+  slotLayerNormBias = 42,
+  slotAddedBias = 43,
+};
+
+} // namespace
+
+void CpuBackend::layerNorm(int32_t rank, Operand x, Operand weight,
+                           Operand bias, Operand out, int64_t tokens,
+                           int64_t hidden, float epsilon) {
+  Scratch &s = scratch(rank);
+  const float *w = floatInput(s, slotLayerNormWeight, weight, hidden);
+  const float *b =
+      bias.present() ? floatInput(s, slotLayerNormBias, bias, hidden) : nullptr;
+  float *row = s.floats(slotNormRow, hidden);
+  for (int64_t t = 0; t < tokens; ++t) {
+    convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
+    double sum = 0;
+    for (int64_t h = 0; h < hidden; ++h)
+      sum += row[h];
+    double mean = sum / hidden, squares = 0;
+    for (int64_t h = 0; h < hidden; ++h)
+      squares += (row[h] - mean) * (row[h] - mean);
+    double inverse = 1.0 / std::sqrt(squares / hidden + double(epsilon));
+    for (int64_t h = 0; h < hidden; ++h) {
+      float y = static_cast<float>((row[h] - mean) * inverse) * w[h];
+      row[h] = b ? y + b[h] : y;
+    }
+    convertFromFloat(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+  }
+}
+
+void CpuBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
+                         int64_t tokens, int64_t hidden) {
+  Scratch &s = scratch(rank);
+  const float *b = floatInput(s, slotAddedBias, bias, hidden);
+  float *row = s.floats(slotNormRow, hidden);
+  for (int64_t t = 0; t < tokens; ++t) {
+    convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
+    for (int64_t h = 0; h < hidden; ++h)
+      row[h] += b[h];
+    convertFromFloat(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+  }
+}

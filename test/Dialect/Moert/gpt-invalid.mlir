@@ -1,0 +1,65 @@
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// One case per verifier rule of the PR-MoE GPT's runtime calls.
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 32>) {
+  // expected-error @below {{weight}}
+  moert.layer_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-5 : !moert.view<f32, 1024>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 64>, %b: !moert.view<f32, 32>) {
+  // expected-error @below {{bias}}
+  moert.layer_norm %ctx, %x, %w bias %b -> %x tokens %s hidden 64 epsilon 1.0e-5 : !moert.view<f32, 1024>, !moert.view<f32, 64>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %w: !moert.view<f32, 64>) {
+  // expected-error @below {{epsilon must be finite and >= 0, got -1}}
+  moert.layer_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon -1.0 : !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %b: !moert.view<f32, 32>) {
+  // expected-error @below {{bias}}
+  moert.bias_add %ctx, %x, %b -> %x tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
+  // expected-error @below {{the part reaches element 12351 of a fused tensor of 12288}}
+  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 2112 strides [3072, 64, 1] -> %d : !moert.view<f32, 4096>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
+  // expected-error @below {{begin, end and strides must have 3 entries like shape}}
+  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64] -> %d : !moert.view<f32, 4096>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
+  // expected-error @below {{is a per-expert pattern; a fused part names one tensor}}
+  moert.load_fused_weight %ctx, %w "e.{e}.qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64, 1] -> %d : !moert.view<f32, 4096>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 2048>) {
+  // expected-error @below {{destination}}
+  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64, 1] -> %d : !moert.view<f32, 2048>
+  return
+}

@@ -1,0 +1,22 @@
+// RUN: moe-opt %s | moe-opt | FileCheck %s
+// RUN: moe-opt %s --verify-roundtrip | FileCheck %s
+
+// The PR-MoE GPT's runtime calls in their custom form.
+
+// CHECK-LABEL: func.func @gpt
+func.func @gpt(%ctx: !moert.context, %weights: !moert.weights, %s: i64,
+    %x: !moert.view<bf16, 1024>, %w: !moert.view<bf16, 64>,
+    %b: !moert.view<bf16, 64>, %wq: !moert.view<f32, 4096>,
+    %half: !moert.view<f32, 2048>, %h0: i64, %z: i64) {
+  // CHECK: moert.layer_norm %{{.*}}, %{{.*}}, %{{.*}} bias %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 epsilon 9.99999974E-6
+  moert.layer_norm %ctx, %x, %w bias %b -> %x tokens %s hidden 64 epsilon 1.0e-5 : !moert.view<bf16, 1024>, !moert.view<bf16, 64>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
+  // CHECK: moert.layer_norm %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 epsilon
+  moert.layer_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-5 : !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
+  // CHECK: moert.bias_add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64
+  moert.bias_add %ctx, %x, %b -> %x tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
+  // CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 1024 strides [3072, 64, 1] -> %{{.*}} : !moert.view<f32, 4096>
+  moert.load_fused_weight %ctx, %weights "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 1024 strides [3072, 64, 1] -> %wq : !moert.view<f32, 4096>
+  // CHECK: moert.load_fused_weight {{.*}} end [2, 16, 64] + (%{{.*}}, %{{.*}}, %{{.*}}) fused [192, 64] offset 2048
+  moert.load_fused_weight %ctx, %weights "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z) fused [192, 64] offset 2048 strides [3072, 64, 1] -> %half : !moert.view<f32, 2048>
+  return
+}
