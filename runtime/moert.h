@@ -205,6 +205,7 @@ typedef enum moert_gate_norm {
   MOERT_NORM_KEPT = 2,     /* w /= max(sum of kept, FLT_EPSILON) */
   MOERT_NORM_SELECTED_CLAMPED = 3, /* w /= max(sum of the k selected,
                                       norm_epsilon) */
+  MOERT_NORM_PNORM = 4, /* w /= (sum of |w|^norm_p over the k)^(1/norm_p) */
 } moert_gate_norm_t;
 
 typedef enum moert_drop_order {
@@ -231,10 +232,11 @@ typedef struct moert_gate_config {
      token at most once) instead of reading max count back to the host, so
      the gate can be captured in a CUDA graph; 0: C = max count. */
   int64_t static_capacity;
+  float norm_p; /* the p of PNORM (> 0) */
 } moert_gate_config_t;
 
 /* Fills cfg with: softmax, no groups, NORM_NONE, eps 0, scale 1, dropless,
-   min_capacity 0, token_major, static_capacity 0. */
+   min_capacity 0, token_major, static_capacity 0, norm_p 1. */
 void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
                             int32_t top_k);
 

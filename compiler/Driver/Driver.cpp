@@ -184,6 +184,16 @@ std::vector<std::string> weightSpecs(ModuleOp module) {
       auto type = dyn_cast<RankedTensorType>(arg.getType());
       if (!key || !type || type.getRank() == 0)
         continue;
+      // A view of a fused tensor: the tensor itself, once.
+      if (auto view = func.getArgAttrOfType<moe::FusedViewAttr>(
+              arg.getArgNumber(), moe::MoeDialect::kFusedViewAttrName)) {
+        std::string spec = key.getValue().str() + "=";
+        for (auto [i, d] : llvm::enumerate(view.getShape()))
+          spec += (i ? "x" : "") + std::to_string(d);
+        if (!llvm::is_contained(specs, spec))
+          specs.push_back(spec);
+        continue;
+      }
       ArrayRef<int64_t> shape = type.getShape();
       bool stacked =
           key.getValue().contains(moe::MoeDialect::kExpertPlaceholder);

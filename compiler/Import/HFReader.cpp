@@ -15,6 +15,7 @@
 #include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -74,6 +75,21 @@ struct KeyScheme {
   StringRef denseModule = "mlp";
   /// The selection bias under the MoE module (ERNIE: `moe_statics.…`).
   StringRef correctionBias = "gate.e_score_correction_bias";
+  /// How the experts are stored when not one tensor per expert.
+  enum class Fused {
+    none,
+    /// Granite: every expert's gate and up rows in one `[E, 2F, H]`
+    /// `expertGate` tensor and the down projections in one `[E, H, F]`
+    /// `expertDown`, directly under the MoE module; the shared MLP
+    /// (`sharedModule`, under the decoder layer) is `[2F, H]` + `[H, F]`.
+    graniteGateUpRows,
+    /// DBRX: `expertGate`, `expertUp` and `expertDown` each `[E·F, H]`
+    /// (down transposed: expert e's `[H, F]` is rows [eF, eF + F) read by
+    /// column) under `<moeModule>.experts.mlp`.
+    dbrxStacked,
+  } fused = Fused::none;
+  /// The decoder layers' common prefix (DBRX: `transformer.blocks.`).
+  StringRef layerPrefix = "model.layers.";
 };
 
 constexpr KeyScheme kMixtralKeys = {"block_sparse_moe", "w1", "w3", "w2", ""};
@@ -98,6 +114,30 @@ constexpr KeyScheme kErnieKeys = {"mlp",
                                   "mlp",
                                   "moe_statics.e_score_correction_bias"};
 
+// GraniteMoeMoE: router.layer, input_linear [E, 2F, H] (gate rows, then up)
+// and output_linear [E, H, F]; GraniteMoeSharedMLP: shared_mlp.input_linear
+// [2F, H] and output_linear [H, F].
+constexpr KeyScheme kGraniteKeys = {"block_sparse_moe",
+                                    "input_linear",
+                                    "",
+                                    "output_linear",
+                                    "shared_mlp",
+                                    "router.layer",
+                                    "mlp",
+                                    "",
+                                    KeyScheme::Fused::graniteGateUpRows};
+// DbrxFFN: router.layer, experts.mlp.{w1, v1, w2} each [E·F, H].
+constexpr KeyScheme kDbrxKeys = {"ffn",
+                                 "w1",
+                                 "v1",
+                                 "w2",
+                                 "",
+                                 "router.layer",
+                                 "ffn",
+                                 "",
+                                 KeyScheme::Fused::dbrxStacked,
+                                 "transformer.blocks."};
+
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
 struct LayerChoice {
@@ -118,6 +158,9 @@ struct HFStack {
   StringLiteral expertsKey = "";
   /// The config key holding `routing.topK`, for diagnostics.
   StringLiteral topKKey = "num_experts_per_tok";
+  /// How diagnostics name the two when they nest (DBRX's ffn_config);
+  /// empty: the keys themselves.
+  StringLiteral topKName = "", expertsName = "";
   RoutingDesc routing;
   /// DeepSeek-V3 `noaux_tc`: `mlp.gate.e_score_correction_bias`.
   bool correctionBias = false;
@@ -578,6 +621,148 @@ static void readErnieMoe(ConfigFile &c, HFStack &s) {
   }
 }
 
+/// A config number as a user wrote it (0.22, 12), not 2.200000e-01.
+static std::string shortNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+
+// GraniteMoe(Shared)TopKRouter: top-k of the logits, then softmax over the
+// k (the softmax of all, renormalised over the k: normalize = selected).
+// GraniteMoe(Shared)DecoderLayer adds `ffn(x) * residual_multiplier`; the
+// routed weights carry that factor (routed_scaling_factor). The shared MLP
+// (shared_intermediate_size > 0) is added plainly before the factor, which
+// the stack cannot apply to it: such a config needs residual_multiplier = 1.
+static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
+  s.keys = kGraniteKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertsKey = "num_local_experts";
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  s.routing.normalize = Normalization::selected;
+  double multiplier = c.getNumber("residual_multiplier", 1.0);
+  if (!(std::isfinite(multiplier) && multiplier > 0.0))
+    c.error("residual_multiplier")
+        << "'residual_multiplier' must be positive, got "
+        << shortNumber(multiplier);
+  s.routing.routedScalingFactor = multiplier;
+  if (sharedVariant) {
+    s.sharedFfn = c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
+    if (s.sharedFfn > 0 && multiplier != 1.0)
+      c.error("residual_multiplier")
+          << "residual_multiplier = " << shortNumber(multiplier)
+          << " is not supported with a shared MLP (shared_intermediate_size "
+          << "= " << s.sharedFfn
+          << "): granitemoeshared scales the shared MLP's output too, which "
+             "the FFN stack cannot express";
+  }
+  allMoe(c, s);
+}
+
+// DbrxFFN on every block: softmax, top-k (ffn_config.moe_top_k), the k
+// weights divided by their p-norm, p = moe_normalize_expert_weights (1:
+// their sum, as the weights are positive: normalize = selected; other p:
+// normalize = pnorm; null: kept as they are). The sizes are d_model and
+// n_layers; the FFN's keys nest in ffn_config, whose every field is checked
+// here (errors at `ffn_config`).
+static void readDbrx(ConfigFile &c, HFStack &s) {
+  s.keys = kDbrxKeys;
+  s.hidden = c.requirePositive("d_model", kMaxWidth);
+  s.numLayers = c.requirePositive("n_layers", kMaxLayers);
+  s.expertsKey = s.topKKey = "ffn_config";
+  s.expertsName = "ffn_config.moe_num_experts";
+  s.topKName = "ffn_config.moe_top_k";
+  const llvm::json::Value *value = c.get("ffn_config");
+  const llvm::json::Object *ffn = value ? value->getAsObject() : nullptr;
+  if (!ffn) {
+    c.error("ffn_config") << "'ffn_config' must be an object holding the "
+                             "experts' sizes";
+    return;
+  }
+  // Bookkeeping transformers 5 writes into every nested config.
+  static constexpr StringLiteral kNestedIgnored[] = {
+      "_name_or_path", "architectures", "chunk_size_feed_forward", "dtype",
+      "id2label", "label2id", "is_encoder_decoder", "model_type",
+      "output_attentions", "output_hidden_states", "problem_type",
+      "return_dict", "torch_dtype", "transformers_version",
+      // Training only: router input jitter and the load-balancing loss.
+      "moe_jitter_eps", "moe_loss_weight"};
+  auto field = [&](StringRef name) -> InFlightDiagnostic {
+    InFlightDiagnostic diag = c.error("ffn_config");
+    diag << "ffn_config." << name << ": ";
+    return diag;
+  };
+  auto positive = [&](StringRef name, std::optional<int64_t> fallback,
+                      int64_t max) -> int64_t {
+    const llvm::json::Value *v = ffn->get(name);
+    if (!v || v->getAsNull()) {
+      if (!fallback)
+        field(name) << "missing";
+      return fallback.value_or(1);
+    }
+    std::optional<int64_t> n = v->getAsInteger();
+    if (!n || *n < 1 || *n > max) {
+      field(name) << "must be an integer in [1, " << max << "]";
+      return 1;
+    }
+    return *n;
+  };
+  for (const auto &entry : *ffn) {
+    StringRef name = entry.first;
+    if (!llvm::is_contained(kNestedIgnored, name) &&
+        !llvm::is_contained({"ffn_hidden_size", "moe_num_experts", "moe_top_k",
+                             "moe_normalize_expert_weights", "ffn_act_fn",
+                             "hidden_size", "uniform_expert_assignment"},
+                            name))
+      field(name) << "unknown field: it may change the MoE semantics";
+  }
+  s.expertFfn = positive("ffn_hidden_size", std::nullopt, kMaxWidth);
+  s.experts = positive("moe_num_experts", 4, kMaxExperts);
+  s.routing.topK = positive("moe_top_k", 1, kMaxExperts);
+  if (const llvm::json::Value *v = ffn->get("hidden_size"))
+    if (!v->getAsNull() && v->getAsInteger() != std::optional(s.hidden))
+      field("hidden_size") << "must equal d_model = " << s.hidden
+                           << ": the experts read and write the hidden states";
+  if (const llvm::json::Value *v = ffn->get("ffn_act_fn");
+      v && !v->getAsNull()) {
+    const llvm::json::Object *act = v->getAsObject();
+    std::optional<StringRef> name = act ? act->getString("name") : std::nullopt;
+    if (!name || *name != "silu" || act->size() != 1)
+      field("ffn_act_fn") << "only {\"name\": \"silu\"} is supported: the "
+                             "experts are SwiGLU with silu";
+  }
+  if (const llvm::json::Value *v = ffn->get("uniform_expert_assignment"))
+    if (v->getAsBoolean().value_or(true))
+      field("uniform_expert_assignment")
+          << "must be false: uniform assignment ignores the router";
+  const llvm::json::Value *p = ffn->get("moe_normalize_expert_weights");
+  if (!p) {
+    s.routing.normalize = Normalization::selected; // DbrxFFNConfig: 1.0
+  } else if (!p->getAsNull()) {
+    std::optional<double> norm = p->getAsNumber();
+    if (!norm || !std::isfinite(*norm) || *norm <= 0.0) {
+      field("moe_normalize_expert_weights")
+          << "must be a positive number (the p of the p-norm) or null";
+    } else if (*norm == 1.0) {
+      s.routing.normalize = Normalization::selected;
+    } else {
+      s.routing.normalize = Normalization::pnorm;
+      s.routing.normP = *norm;
+    }
+  }
+  allMoe(c, s);
+}
+
+static void readGraniteMoeRouted(ConfigFile &c, HFStack &s) {
+  readGraniteMoe(c, s, /*sharedVariant=*/false);
+}
+
+static void readGraniteMoeShared(ConfigFile &c, HFStack &s) {
+  readGraniteMoe(c, s, /*sharedVariant=*/true);
+}
+
 static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
                                                     "router_jitter_noise"};
 static constexpr StringLiteral kQwenIgnored[] = {
@@ -626,6 +811,16 @@ static constexpr StringLiteral kErnieIgnored[] = {
     // dropless and does not read it.
     "moe_capacity"};
 
+// The embedding, attention and logits scales act outside the FFN stack
+// (the whole-model import refuses them unless 1).
+static constexpr StringLiteral kGraniteIgnored[] = {
+    "embedding_multiplier", "attention_multiplier", "logits_scaling"};
+
+// Attention (attn_config: heads, clip_qkv, rope_theta), sequence length,
+// dropouts and DBRX's own names for the decoder's sizes.
+static constexpr StringLiteral kDbrxIgnored[] = {
+    "attn_config", "n_heads", "max_seq_len", "resid_pdrop", "emb_pdrop"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -639,6 +834,9 @@ static const Family kFamilies[] = {
     {"jamba", readJamba, kJambaIgnored},
     {"hunyuan_v1_moe", readHunyuanMoe, kHunyuanIgnored},
     {"ernie4_5_moe", readErnieMoe, kErnieIgnored},
+    {"granitemoe", readGraniteMoeRouted, kGraniteIgnored},
+    {"granitemoeshared", readGraniteMoeShared, kGraniteIgnored},
+    {"dbrx", readDbrx, kDbrxIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -651,9 +849,11 @@ static void checkRouting(ConfigFile &c, const HFStack &s) {
     return;
   const RoutingDesc &r = s.routing;
   if (r.topK > s.experts) {
-    c.error(s.topKKey)
-        << s.topKKey << " = " << r.topK << " exceeds the " << s.experts
-        << " experts of '" << s.expertsKey << "'";
+    c.error(s.topKKey) << (s.topKName.empty() ? s.topKKey : s.topKName) << " = "
+                       << r.topK << " exceeds the " << s.experts
+                       << " experts of '"
+                       << (s.expertsName.empty() ? s.expertsKey : s.expertsName)
+                       << "'";
     return;
   }
   if (r.nGroup == 1)
@@ -693,6 +893,35 @@ static FfnDesc swiGlu(int64_t size, const std::string &prefix, StringRef gate,
   return ffn;
 }
 
+/// Granite's fused gated FFN: gate and up rows of `gateUpKey`
+/// (`[(E,) 2F, H]`), down from `downKey` (`[E, H, F]` viewed per expert, or
+/// a plain `[H, F]` without experts).
+static FfnDesc fusedGateUpRows(int64_t size, int64_t hidden,
+                               std::optional<int64_t> experts,
+                               const std::string &gateUpKey,
+                               const std::string &downKey) {
+  FfnDesc ffn;
+  ffn.ffnSize = size;
+  ffn.activation = Activation::silu;
+  ffn.gated = true;
+  ffn.gateKey = ffn.upKey = gateUpKey;
+  ffn.downKey = downKey;
+  FusedViewDesc gate;
+  if (experts)
+    gate.shape.push_back(*experts);
+  gate.shape.insert(gate.shape.end(), {2 * size, hidden});
+  gate.expertStride = experts ? 2 * size * hidden : 0;
+  gate.strides = {hidden, 1};
+  FusedViewDesc up = gate;
+  up.offset = size * hidden;
+  ffn.gateView = gate;
+  ffn.upView = up;
+  if (experts)
+    ffn.downView =
+        FusedViewDesc{{*experts, hidden, size}, 0, hidden * size, {size, 1}};
+  return ffn;
+}
+
 /// Lays out the stack: names, keys and shapes of every layer.
 static ModelDesc describe(ConfigFile &c, const HFStack &s) {
   ModelDesc model;
@@ -702,7 +931,7 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     LayerDesc layer;
     layer.index = i;
     layer.loc = choice.why;
-    std::string base = "model.layers." + std::to_string(i) + ".";
+    std::string base = s.keys.layerPrefix.str() + std::to_string(i) + ".";
     if (!choice.moe) {
       layer.kind = LayerKind::dense;
       layer.name = base + s.keys.denseModule.str();
@@ -720,6 +949,38 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     if (s.correctionBias)
       layer.correctionBiasKey =
           layer.name + "." + s.keys.correctionBias.str();
+    if (s.keys.fused == KeyScheme::Fused::dbrxStacked) {
+      std::string prefix = layer.name + ".experts.mlp.";
+      int64_t f = s.expertFfn, h = s.hidden, e = s.experts;
+      FfnDesc &ffn = layer.experts;
+      ffn.ffnSize = f;
+      ffn.activation = Activation::silu;
+      ffn.gated = true;
+      ffn.gateKey = prefix + s.keys.expertGate.str();
+      ffn.upKey = prefix + s.keys.expertUp.str();
+      ffn.downKey = prefix + s.keys.expertDown.str();
+      ffn.gateView = ffn.upView = FusedViewDesc{{e * f, h}, 0, f * h, {h, 1}};
+      ffn.downView = FusedViewDesc{{e * f, h}, 0, f * h, {1, h}};
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
+    if (s.keys.fused == KeyScheme::Fused::graniteGateUpRows) {
+      std::string prefix = layer.name + ".";
+      layer.experts =
+          fusedGateUpRows(s.expertFfn, s.hidden, s.experts,
+                          prefix + s.keys.expertGate.str() + ".weight",
+                          prefix + s.keys.expertDown.str() + ".weight");
+      if (s.sharedFfn > 0) {
+        std::string shared = base + s.keys.sharedModule.str() + ".";
+        layer.shared = SharedExpertDesc{
+            fusedGateUpRows(s.sharedFfn, s.hidden, std::nullopt,
+                            shared + s.keys.expertGate.str() + ".weight",
+                            shared + s.keys.expertDown.str() + ".weight"),
+            ""};
+      }
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
     layer.experts =
         swiGlu(s.expertFfn, layer.name + ".experts.{e}.", s.keys.expertGate,
                s.keys.expertUp, s.keys.expertDown);
@@ -955,6 +1216,12 @@ static void readLatentAttention(ConfigFile &c, AttentionDesc &a) {
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
+  if (modelType == "dbrx") {
+    c.error("model_type") << "dbrx is not supported by the whole-model import "
+                             "(fused Wqkv, LayerNorm, clip_qkv); import the "
+                             "FFN stack with --import-hf";
+    return d;
+  }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);
   d.normEpsilon = c.getNumber("rms_norm_eps", 1e-6);
   d.embeddingKey = "model.embed_tokens.weight";
@@ -997,6 +1264,14 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
       c.error("clip_qkv") << "clip_qkv is not supported: the attention "
                              "projections are not clamped";
   }
+  if (modelType.starts_with("granitemoe"))
+    for (StringRef key : {"embedding_multiplier", "attention_multiplier",
+                          "logits_scaling", "residual_multiplier"})
+      if (c.getNumber(key, 1.0) != 1.0)
+        c.error(key) << key << " = " << shortNumber(c.getNumber(key, 1.0))
+                     << " is not supported by the whole-model import (the "
+                        "decoder has no such scale); import the FFN stack "
+                        "with --import-hf";
   if (c.getBool("use_sliding_window", false))
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";

@@ -32,6 +32,15 @@ enum class LayerKind {
   dense,
 };
 
+/// Where one projection lies in a tensor that stores several fused
+/// (`#moe.fused_view`): element i of expert e is element
+/// `offset + e * expertStride + sum_d i_d * strides[d]` of `shape`.
+struct FusedViewDesc {
+  std::vector<int64_t> shape;
+  int64_t offset = 0, expertStride = 0;
+  std::vector<int64_t> strides;
+};
+
 /// One FFN (a dense MLP, or a stack of E experts) and where its weights live.
 /// For experts every key holds the `{e}` placeholder and every shape gets a
 /// leading E.
@@ -44,6 +53,9 @@ struct FfnDesc {
   /// we import, but the builder does not care.
   bool biases = false;
   std::string gateKey, upKey, downKey, upBiasKey, downBiasKey;
+  /// Set where the key names a fused tensor the projection is a view of
+  /// (Granite's input_linear holds gate and up): no `{e}` in the key then.
+  std::optional<FusedViewDesc> gateView, upView, downView;
 };
 
 /// The gate's policy, field for field the `#moe.routing` attribute.
@@ -60,6 +72,8 @@ struct RoutingDesc {
   double capacityFactor = 0.0;
   int64_t minCapacity = 0;
   mlir::moe::DropOrder dropOrder = mlir::moe::DropOrder::choice_major;
+  /// The p of normalize = pnorm.
+  double normP = 1.0;
 };
 
 struct SharedExpertDesc {

@@ -64,7 +64,7 @@ private:
   RopeAttr ropeAttr(const RopeDesc &rope);
   /// A new weight argument `key` of `shape` (model dtype unless `type`).
   Value weight(StringRef key, ArrayRef<int64_t> shape, Location loc,
-               Type type = {});
+               Type type = {}, const std::optional<FusedViewDesc> &view = {});
   /// The weights of `ffn`, stacked `[E, ...]` when `experts` is set.
   struct FfnValues {
     Value gate, up, upBias, down, downBias;
@@ -88,10 +88,17 @@ private:
 } // namespace
 
 Value ForwardBuilder::weight(StringRef key, ArrayRef<int64_t> shape,
-                             Location loc, Type type) {
+                             Location loc, Type type,
+                             const std::optional<FusedViewDesc> &view) {
   auto tensorType = RankedTensorType::get(shape, type ? type : elementType);
-  argAttrs.push_back(builder.getDictionaryAttr(builder.getNamedAttr(
-      MoeDialect::kWeightAttrName, builder.getStringAttr(key))));
+  SmallVector<NamedAttribute, 2> attrs = {builder.getNamedAttr(
+      MoeDialect::kWeightAttrName, builder.getStringAttr(key))};
+  if (view)
+    attrs.push_back(builder.getNamedAttr(
+        MoeDialect::kFusedViewAttrName,
+        FusedViewAttr::get(context, view->shape, view->offset,
+                           view->expertStride, view->strides)));
+  argAttrs.push_back(builder.getDictionaryAttr(attrs));
   return body->addArgument(tensorType,
                            NameLoc::get(builder.getStringAttr(key), loc));
 }
@@ -109,11 +116,13 @@ ForwardBuilder::ffnWeights(const FfnDesc &ffn, std::optional<int64_t> experts,
   };
   FfnValues values;
   if (ffn.gated)
-    values.gate = weight(ffn.gateKey, shape({size, hidden}), loc);
-  values.up = weight(ffn.upKey, shape({size, hidden}), loc);
+    values.gate =
+        weight(ffn.gateKey, shape({size, hidden}), loc, {}, ffn.gateView);
+  values.up = weight(ffn.upKey, shape({size, hidden}), loc, {}, ffn.upView);
   if (ffn.biases)
     values.upBias = weight(ffn.upBiasKey, shape({size}), loc);
-  values.down = weight(ffn.downKey, shape({hidden, size}), loc);
+  values.down =
+      weight(ffn.downKey, shape({hidden, size}), loc, {}, ffn.downView);
   if (ffn.biases)
     values.downBias = weight(ffn.downBiasKey, shape({hidden}), loc);
   return values;
@@ -133,7 +142,8 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       [&] { return emitError(routingLoc); }, context, r.scoring, r.topK,
       r.nGroup, r.topkGroup, r.groupScore, r.normalize,
       llvm::APFloat(r.normEpsilon), llvm::APFloat(r.routedScalingFactor),
-      llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder);
+      llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder,
+      llvm::APFloat(r.normP));
   if (!routing)
     return failure();
 

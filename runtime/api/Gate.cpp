@@ -55,6 +55,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
   cfg->min_capacity = 0;
   cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
   cfg->static_capacity = 0;
+  cfg->norm_p = 1.0f;
 }
 
 moert_status_t moert_router(moert_context_t ctx, moert_view_t x,

@@ -23,7 +23,8 @@ void moert::validateGateConfig(const moert_gate_config_t &cfg) {
           "gate: unknown score_func ", static_cast<int>(cfg.score_func));
   require(cfg.norm == MOERT_NORM_NONE || cfg.norm == MOERT_NORM_SELECTED ||
               cfg.norm == MOERT_NORM_KEPT ||
-              cfg.norm == MOERT_NORM_SELECTED_CLAMPED,
+              cfg.norm == MOERT_NORM_SELECTED_CLAMPED ||
+              cfg.norm == MOERT_NORM_PNORM,
           "gate: unknown norm ", static_cast<int>(cfg.norm));
   require(cfg.drop_order == MOERT_DROP_CHOICE_MAJOR ||
               cfg.drop_order == MOERT_DROP_TOKEN_MAJOR ||
@@ -42,6 +43,9 @@ void moert::validateGateConfig(const moert_gate_config_t &cfg) {
           cfg.capacity_factor);
   require(cfg.norm_epsilon >= 0, "gate: norm_epsilon must be >= 0, got ",
           cfg.norm_epsilon);
+  require(cfg.norm != MOERT_NORM_PNORM ||
+              (std::isfinite(cfg.norm_p) && cfg.norm_p > 0),
+          "gate: norm_p must be finite and > 0, got ", cfg.norm_p);
   if (cfg.n_group > 1) {
     require(experts % cfg.n_group == 0, "gate: experts ", experts,
             " not divisible by n_group ", cfg.n_group);

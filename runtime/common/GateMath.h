@@ -82,6 +82,15 @@ MOERT_HD inline void normalizeTokenWeights(const moert_gate_config_t &cfg,
     for (int32_t j = 0; j < topK; ++j)
       w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
   }
+  if (cfg.norm == MOERT_NORM_PNORM) {
+    // torch.norm(w, p): (sum |w|^p)^(1/p).
+    float sum = 0;
+    for (int32_t j = 0; j < topK; ++j)
+      sum += powf(fabsf(w[j]), cfg.norm_p);
+    float denominator = powf(sum, 1.0f / cfg.norm_p);
+    for (int32_t j = 0; j < topK; ++j)
+      w[j] = denominator > 0 ? w[j] / denominator : 0.0f;
+  }
   for (int32_t j = 0; j < topK; ++j)
     if (slots[j] < 0)
       w[j] = 0;

@@ -262,6 +262,23 @@ TEST(Gate, SelectedClampedDividesByTheFloorOfASmallSum) {
   EXPECT_GT(e2 / (e2 + 3.0f), 0.5f);
 }
 
+TEST(Gate, PnormDividesByTheNormOfTheSelected) {
+  // DBRX's moe_normalize_expert_weights = p: w / (sum_j |w_j|^p)^(1/p).
+  auto cfg = config(4, 2);
+  cfg.norm = MOERT_NORM_PNORM;
+  cfg.norm_p = 2.0f;
+  float e2 = std::exp(2.0f), e1 = std::exp(1.0f), total = e2 + e1 + 2.0f;
+  float p0 = e2 / total, p1 = e1 / total, norm = std::sqrt(p0 * p0 + p1 * p1);
+  GateResult r = runGate(cfg, {2, 1, 0, 0});
+  EXPECT_NEAR(r.weights[0], p0 / norm, 1e-6);
+  EXPECT_NEAR(r.weights[1], p1 / norm, 1e-6);
+  // p = 1 is `selected`: the weights sum to 1.
+  cfg.norm_p = 1.0f;
+  GateResult one = runGate(cfg, {2, 1, 0, 0});
+  EXPECT_NEAR(one.weights[0] + one.weights[1], 1.0f, 1e-6);
+  EXPECT_NEAR(one.weights[0], p0 / (p0 + p1), 1e-6);
+}
+
 TEST(Gate, KeptWithEverythingDroppedIsZeroNotNaN) {
   auto cfg = config(2, 1);
   cfg.capacity_factor = 0.5f; // ceil(1 * 2 / 2 * 0.5) = 1

@@ -135,12 +135,14 @@ int run(const std::string &dir) {
       pick<moert_group_score_t>(cfg.str("group_score", "max"),
                                 {{"max", MOERT_GROUP_SCORE_MAX},
                                  {"top2_sum", MOERT_GROUP_SCORE_TOP2_SUM}});
-  gate.norm = pick<moert_gate_norm_t>(cfg.str("norm", "none"),
-                                      {{"none", MOERT_NORM_NONE},
-                                       {"selected", MOERT_NORM_SELECTED},
-                                       {"kept", MOERT_NORM_KEPT},
-                                       {"selected_clamped",
-                                        MOERT_NORM_SELECTED_CLAMPED}});
+  gate.norm = pick<moert_gate_norm_t>(
+      cfg.str("norm", "none"),
+      {{"none", MOERT_NORM_NONE},
+       {"selected", MOERT_NORM_SELECTED},
+       {"kept", MOERT_NORM_KEPT},
+       {"selected_clamped", MOERT_NORM_SELECTED_CLAMPED},
+       {"pnorm", MOERT_NORM_PNORM}});
+  gate.norm_p = cfg.real("norm_p", 1.0f);
   gate.norm_epsilon = cfg.real("norm_epsilon", 0.0f);
   gate.routed_scaling_factor = cfg.real("routed_scaling_factor", 1.0f);
   gate.capacity_factor = cfg.real("capacity_factor", 0.0f);

@@ -138,6 +138,14 @@ def family_layer(cfg, i):
         return dict(module="mlp", router="gate.wg", k=k[i] if isinstance(k, list) else k, Fe=cfg["intermediate_size"],
                     bias=None, shared=("shared_mlp", cfg["intermediate_size"], False),
                     routing=dict(norm="selected"))
+    if t in ("granitemoe", "granitemoeshared"):
+        # Fused input_linear / output_linear; residual_multiplier scales the
+        # routed output (and needs to be 1 with a shared MLP).
+        Fs = cfg.get("shared_intermediate_size", 0) if t == "granitemoeshared" else 0
+        return dict(module="block_sparse_moe", router="router.layer", k=cfg.get("num_experts_per_tok", 2),
+                    Fe=cfg["intermediate_size"], bias=None, fused=True,
+                    shared=("shared_mlp", Fs, False) if Fs else None,
+                    routing=dict(norm="selected", routed_scaling_factor=cfg.get("residual_multiplier", 1.0)))
     assert t == "ernie4_5_moe", t
     end = cfg.get("moe_layer_end_index", -1)
     end = L - 1 if end == -1 else end
@@ -149,7 +157,8 @@ def family_layer(cfg, i):
                 routing=dict(norm="selected_clamped", norm_epsilon=cfg.get("moe_norm_min", 1e-12)))
 
 
-FAMILY_LAYER_TYPES = ("glm4_moe", "dots1", "qwen3_next", "jamba", "hunyuan_v1_moe", "ernie4_5_moe")
+FAMILY_LAYER_TYPES = ("glm4_moe", "dots1", "qwen3_next", "jamba", "hunyuan_v1_moe", "ernie4_5_moe",
+                      "granitemoe", "granitemoeshared")
 
 
 def ffn_params(w, prefix, Fw):
@@ -172,9 +181,15 @@ def family_reference(cfg, x, w, tweak):
         pre = p + layer["module"] + "."
         Fe = layer["Fe"]
         params = {"gate.weight": w.get(pre + layer["router"] + ".weight", (E, H), scale=tweak.get("router_scale"))}
-        for name, proj, shape in (("w1", "gate_proj", (Fe, H)), ("w_up", "up_proj", (Fe, H)),
-                                  ("w2", "down_proj", (H, Fe))):
-            params["experts." + name] = w.experts(pre + "experts.{e}." + proj + ".weight", shape)
+        if layer.get("fused"):
+            # Granite: [E, 2F, H] gate rows then up rows; [E, H, F] down.
+            gate_up = w.get(pre + "input_linear.weight", (E, 2 * Fe, H))
+            params["experts.w1"], params["experts.w_up"] = gate_up[:, :Fe], gate_up[:, Fe:]
+            params["experts.w2"] = w.get(pre + "output_linear.weight", (E, H, Fe))
+        else:
+            for name, proj, shape in (("w1", "gate_proj", (Fe, H)), ("w_up", "up_proj", (Fe, H)),
+                                      ("w2", "down_proj", (H, Fe))):
+                params["experts." + name] = w.experts(pre + "experts.{e}." + proj + ".weight", shape)
         if layer["bias"]:
             key, shape = layer["bias"]
             params["gate.correction_bias"] = w.get(pre + key, shape, scale=0.1, f32=True).reshape(E)
@@ -182,8 +197,13 @@ def family_reference(cfg, x, w, tweak):
         if layer["shared"]:
             module, Fs, gated = layer["shared"]
             shared = ref.FfnConfig()
-            for name, value in ffn_params(w, pre + module + ".", Fs).items():
-                params["shared." + name] = value
+            if layer.get("fused"):  # under the decoder layer: [2F, H] + [H, F]
+                gate_up = w.get(p + module + ".input_linear.weight", (2 * Fs, H))
+                params["shared.w1"], params["shared.w_up"] = gate_up[:Fs], gate_up[Fs:]
+                params["shared.w2"] = w.get(p + module + ".output_linear.weight", (H, Fs))
+            else:
+                for name, value in ffn_params(w, pre + module + ".", Fs).items():
+                    params["shared." + name] = value
             if gated:
                 params["shared_gate.weight"] = w.get(pre + "shared_expert_gate.weight", (1, H))
         routing = ref.RoutingConfig(num_experts=E, top_k=layer["k"], **layer["routing"])
@@ -192,9 +212,33 @@ def family_reference(cfg, x, w, tweak):
     return x
 
 
+def dbrx_reference(cfg, x, w, tweak):
+    """DBRX: every block MoE; w1, v1, w2 each [E*F, H] (expert e's rows
+    [eF, eF + F); w2 is read transposed); softmax, top-k, the k weights
+    divided by their 1-norm (or kept when moe_normalize_expert_weights is
+    null)."""
+    st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
+    ffn = cfg["ffn_config"]
+    Fe, k = ffn["ffn_hidden_size"], ffn.get("moe_top_k", 1)
+    norm = ffn.get("moe_normalize_expert_weights", 1.0)
+    for i in range(cfg["n_layers"]):
+        pre = f"transformer.blocks.{i}.ffn."
+        params = {"gate.weight": w.get(pre + "router.layer.weight", (E, H), scale=tweak.get("router_scale"))}
+        mlp = pre + "experts.mlp."
+        w1, v1, w2 = (w.get(mlp + name, (E * Fe, H)).reshape(E, Fe, H) for name in ("w1", "v1", "w2"))
+        params["experts.w1"], params["experts.w_up"] = w1, v1
+        params["experts.w2"] = w2.transpose(0, 2, 1)
+        routing = ref.RoutingConfig(num_experts=E, top_k=k, norm_p=1.0 if norm in (None, 1) else norm,
+                                    norm="none" if norm is None else "selected" if norm == 1 else "pnorm")
+        x = ref.moe_layer(x, params, ref.LayerConfig(routing=routing, storage=st))["out"]
+    return x
+
+
 def hf_reference(cfg, x, w, tweak):
     """The HF families' FFN stack, read from config.json."""
     t = cfg["model_type"]
+    if t == "dbrx":
+        return dbrx_reference(cfg, x, w, tweak)
     if t in FAMILY_LAYER_TYPES:
         return family_reference(cfg, x, w, tweak)
     st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
@@ -352,6 +396,18 @@ CASES = [
     ("ernie4.5-moe-clamp", fam("ernie4_5_moe", intermediate_size=2 * F, moe_intermediate_size=F,
                                moe_num_experts=E, moe_k=2, moe_num_shared_experts=1,
                                moe_norm_min=0.6), {}),
+    ("granitemoe", fam("granitemoe", intermediate_size=F, num_local_experts=E, num_experts_per_tok=2,
+                       residual_multiplier=0.5), {}),
+    ("granitemoeshared", fam("granitemoeshared", intermediate_size=F, num_local_experts=E,
+                             num_experts_per_tok=3, shared_intermediate_size=F // 2), {}),
+    ("dbrx", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+              "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 3}}, {}),
+    ("dbrx-unnormalized", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+                           "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 2,
+                                          "moe_normalize_expert_weights": None}}, {}),
+    ("dbrx-pnorm", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
+                    "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 4,
+                                   "moe_normalize_expert_weights": 2.0}}, {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -369,7 +425,8 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "deepseek-v3": True, "olmoe": True, "prmoe-choice-major": False,
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
-              "ernie4.5-moe-clamp": True}
+              "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
+              "dbrx": True, "dbrx-pnorm": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2
@@ -377,7 +434,11 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
 # MLP run tensor parallel; PR-MoE's experts and MLP carry down biases, added
 # by one slice only. Dropless families must also equal EP 4 (tp 1).
 TP_CASES = {"mixtral": True, "qwen2-moe": True, "prmoe-choice-major": False,
-            "prmoe-dropless": True}
+            "prmoe-dropless": True,
+            # Fused input_linear / output_linear read as F-sliced boxes.
+            "granitemoeshared": True,
+            # [E*F, H] views F-sliced, w2 read by column.
+            "dbrx": True}
 
 
 def compare(name, seed, what, a, b, dtype, tolerance=TOL):

@@ -8,7 +8,8 @@ save_pretrained(OUT/<family>, max_shard_size=...) into several shards plus
 model.safetensors.index.json, exactly as a user would get it; x.npy is a
 random input and y.npy the transformers modules' output on it: for every
 decoder layer in order, y = y + layer.mlp(y) (the FFN stack moe-run runs:
-DESIGN.md §4). The committed goldens in test/Integration/hf-checkpoints/ are
+DESIGN.md §4; Jamba's feed_forward, DBRX's ffn, Granite's block_sparse_moe
+plus shared_mlp times residual_multiplier: ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
 this command's output:
 
   python3 test/Integration/hf_checkpoints.py generate \\
@@ -118,6 +119,28 @@ FAMILIES = {
                                moe_num_shared_experts=1,
                                moe_layer_start_index=1, moe_layer_interval=1,
                                moe_norm_min=0.9),
+    # input_linear [E, 2F, H] / output_linear [E, H, F], fused in the file;
+    # residual_multiplier scales the layer's FFN output.
+    "granitemoe": dict(intermediate_size=24, num_local_experts=6,
+                       num_experts_per_tok=2, residual_multiplier=0.5),
+    # With the shared MLP (shared_mlp.input_linear [2F, H]).
+    "granitemoeshared": dict(intermediate_size=24, shared_intermediate_size=20,
+                             num_local_experts=6, num_experts_per_tok=2),
+    # transformer.blocks.{i}.ffn.experts.mlp.{w1, v1, w2}, each [E*F, H];
+    # top-k weights divided by their 1-norm.
+    "dbrx": dict(d_model=32, n_layers=3, n_heads=2, max_seq_len=64,
+                 ffn_config=dict(hidden_size=32, ffn_hidden_size=24,
+                                 moe_num_experts=6,
+                                 moe_top_k=2,
+                                 moe_normalize_expert_weights=1.0),
+                 attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
+    # moe_normalize_expert_weights = 2: the top-3 weights divided by their
+    # 2-norm (normalize = pnorm).
+    "dbrx_pnorm": dict(d_model=32, n_layers=3, n_heads=2, max_seq_len=64,
+                       ffn_config=dict(hidden_size=32, ffn_hidden_size=24,
+                                       moe_num_experts=6, moe_top_k=3,
+                                       moe_normalize_expert_weights=2.0),
+                       attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
 }
 
 
@@ -128,13 +151,31 @@ def rel_error(y, ref):
 
 def model_type(family):
     """A variant's directory name -> its model_type."""
-    return {"deepseek_v2_norm": "deepseek_v2",
+    return {"deepseek_v2_norm": "deepseek_v2", "dbrx_pnorm": "dbrx",
             "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
 
 
-def ffn(layer):
-    """A decoder layer's FFN module (Jamba: feed_forward)."""
-    return layer.feed_forward if hasattr(layer, "feed_forward") else layer.mlp
+def ffn_modules(layer):
+    """A decoder layer's FFN modules (Jamba: feed_forward; Granite:
+    block_sparse_moe and, in the shared variant, shared_mlp)."""
+    if hasattr(layer, "ffn"):  # DbrxBlock
+        return [layer.ffn]
+    if hasattr(layer, "block_sparse_moe"):
+        shared = getattr(layer, "shared_mlp", None)
+        return [layer.block_sparse_moe] + ([shared] if shared else [])
+    return [layer.feed_forward if hasattr(layer, "feed_forward")
+            else layer.mlp]
+
+
+def ffn_output(layer, y, config):
+    """What the decoder layer adds to y after attention: the sum of its FFN
+    modules, times Granite's residual_multiplier."""
+    total = 0
+    for module in ffn_modules(layer):
+        out = module(y.unsqueeze(0))
+        out = out[0] if isinstance(out, tuple) else out
+        total = total + out.reshape(y.shape)
+    return total * getattr(config, "residual_multiplier", 1.0)
 
 
 def deepseek_original_weights(gate, scaling):
@@ -161,18 +202,20 @@ def generate(out, families, seed):
             model_type(family), **{**COMMON, **FAMILIES[family]})
         config.dtype = torch.float32
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
-        layers = model.model.layers
+        layers = (model.transformer.blocks if hasattr(model, "transformer")
+                  else model.model.layers)
         with torch.no_grad():
             # HF's init (std 0.02) would make the FFNs vanish next to the
             # residual; weights of unit-scale outputs test them.
             for layer in layers:
-                for name, p in ffn(layer).named_parameters():
-                    # ERNIE's correction bias is a parameter.
-                    p.normal_(0.0, 0.1 if "correction_bias" in name
-                              else 1.0 / np.sqrt(p.shape[-1]))
-                for name, b in ffn(layer).named_buffers():
-                    if "correction_bias" in name:
-                        b.normal_(0.0, 0.1)
+                for module in ffn_modules(layer):
+                    for name, p in module.named_parameters():
+                        # ERNIE's correction bias is a parameter.
+                        p.normal_(0.0, 0.1 if "correction_bias" in name
+                                  else 1.0 / np.sqrt(p.shape[-1]))
+                    for name, b in module.named_buffers():
+                        if "correction_bias" in name:
+                            b.normal_(0.0, 0.1)
             if family == "deepseek_v2_norm":
                 for layer in layers:
                     if hasattr(layer.mlp, "gate"):
@@ -181,9 +224,7 @@ def generate(out, families, seed):
             x = torch.randn(ROWS, config.hidden_size) * 0.5
             y = x.clone()
             for layer in layers:
-                out_l = ffn(layer)(y.unsqueeze(0))
-                out_l = out_l[0] if isinstance(out_l, tuple) else out_l
-                y = y + out_l.reshape(y.shape)
+                y = y + ffn_output(layer, y, config)
         target = os.path.join(out, family)
         shutil.rmtree(target, ignore_errors=True)
         model.save_pretrained(target, max_shard_size="40KB")

@@ -23,7 +23,7 @@ FLT_EPSILON = float(np.finfo(np.float32).eps)
 
 SCORE_FUNCS = ("softmax", "sigmoid")
 GROUP_SCORES = ("max", "top2_sum")
-NORMS = ("none", "selected", "kept", "selected_clamped")
+NORMS = ("none", "selected", "kept", "selected_clamped", "pnorm")
 DROP_ORDERS = ("choice_major", "token_major", "probs")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
 
@@ -42,6 +42,7 @@ class RoutingConfig:
     capacity_factor: float = 0.0  # 0: dropless
     min_capacity: int = 0
     drop_order: str = "token_major"
+    norm_p: float = 1.0  # the p of norm = "pnorm"
 
     def __post_init__(self):
         assert self.score_func in SCORE_FUNCS, self.score_func
@@ -205,6 +206,12 @@ def gate(logits: np.ndarray, cfg: RoutingConfig, correction_bias=None) -> GateOu
         denominator = total + epsilon if cfg.norm == "selected" else np.maximum(total, epsilon)
         safe = np.where(denominator > 0, denominator, 1)
         weights = np.where(denominator > 0, weights / safe, 0)
+    if cfg.norm == "pnorm":  # torch.norm(w, p) over the k, in fp32
+        p = np.float32(cfg.norm_p)
+        total = np.power(np.power(np.abs(weights.astype(np.float32)), p).sum(axis=1, keepdims=True),
+                         np.float32(1) / p)
+        safe = np.where(total > 0, total, 1)
+        weights = np.where(total > 0, weights / safe, 0)
     weights = np.where(kept, weights, 0)
     if cfg.norm == "kept":
         weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), FLT_EPSILON)

@@ -35,7 +35,8 @@ LogicalResult RoutingAttr::verify(
     int64_t topK, int64_t nGroup, int64_t topkGroup, GroupScore groupScore,
     Normalization normalize, APFloat normEpsilonValue,
     APFloat routedScalingFactorValue, APFloat capacityFactorValue,
-    int64_t minCapacity, DropOrder dropOrder) {
+    int64_t minCapacity, DropOrder dropOrder, APFloat normPValue) {
+  double normP = normPValue.convertToDouble();
   double normEpsilon = normEpsilonValue.convertToDouble();
   double routedScalingFactor = routedScalingFactorValue.convertToDouble();
   double capacityFactor = capacityFactorValue.convertToDouble();
@@ -60,6 +61,14 @@ LogicalResult RoutingAttr::verify(
   if (normalize == Normalization::selected_clamped && normEpsilon == 0.0)
     return emitError() << "normalize = selected_clamped needs norm_epsilon > 0 "
                           "(the floor of the sum); use normalize = selected";
+  if (!std::isfinite(normP) || normP <= 0.0)
+    return emitError() << "norm_p must be finite and > 0, got " << normP;
+  if (normP != 1.0 && normalize != Normalization::pnorm)
+    return emitError() << "norm_p applies only to normalize = pnorm";
+  // The 1-norm of positive weights is their sum: one spelling for it.
+  if (normalize == Normalization::pnorm && normP == 1.0)
+    return emitError() << "normalize = pnorm with norm_p = 1 is the sum of "
+                          "the weights; use normalize = selected";
   if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)
     return emitError() << "routed_scaling_factor must be finite and > 0, got "
                        << routedScalingFactor;
@@ -130,6 +139,41 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << name << " must be finite and positive, got " << v;
   }
   return success();
+}
+
+LogicalResult
+FusedViewAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      ArrayRef<int64_t> shape, int64_t offset,
+                      int64_t expertStride, ArrayRef<int64_t> strides) {
+  if (shape.empty() || shape.size() > 4)
+    return emitError() << "fused tensor has 1 to 4 dimensions, got "
+                       << shape.size();
+  if (strides.empty() || strides.size() > 4)
+    return emitError() << "a fused view has 1 to 4 strides, got "
+                       << strides.size();
+  if (llvm::any_of(shape, [](int64_t d) { return d <= 0; }))
+    return emitError() << "fused tensor extents must be positive";
+  if (offset < 0 || expertStride < 0 ||
+      llvm::any_of(strides, [](int64_t s) { return s < 0; }))
+    return emitError() << "fused view offset and strides must be non-negative";
+  return success();
+}
+
+bool FusedViewAttr::fits(int64_t experts, ArrayRef<int64_t> extents) const {
+  if (experts < 1 || extents.size() != getStrides().size())
+    return false;
+  int64_t elements = 1, last = getOffset(), term = 0;
+  for (int64_t d : getShape())
+    if (__builtin_mul_overflow(elements, d, &elements))
+      return false;
+  if (__builtin_mul_overflow(experts - 1, getExpertStride(), &term) ||
+      __builtin_add_overflow(last, term, &last))
+    return false;
+  for (auto [extent, stride] : llvm::zip(extents, getStrides()))
+    if (extent < 1 || __builtin_mul_overflow(extent - 1, stride, &term) ||
+        __builtin_add_overflow(last, term, &last))
+      return false;
+  return last < elements;
 }
 
 LogicalResult PlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,

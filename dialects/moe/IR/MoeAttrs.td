@@ -77,6 +77,7 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
                  norm_epsilon = 1.0E-20, routed_scaling_factor = 2.5>
     #moe.routing<scoring = softmax, top_k = 1, capacity_factor = 1.0,
                  min_capacity = 4, drop_order = choice_major>
+    #moe.routing<scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0>
     ```
 
     `capacity_factor = 0` means dropless. Local rules are checked here; the
@@ -93,7 +94,8 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     Moe_F64Parameter<"1.0">:$routed_scaling_factor,
     Moe_F64Parameter<"0.0">:$capacity_factor,
     DefaultValuedParameter<"int64_t", "0">:$min_capacity,
-    Moe_EnumParameter<Moe_DropOrder, "choice_major">:$drop_order
+    Moe_EnumParameter<Moe_DropOrder, "choice_major">:$drop_order,
+    Moe_F64Parameter<"1.0">:$norm_p
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
@@ -195,6 +197,38 @@ def Moe_ShardAttr : Moe_Attr<"Shard", "shard"> {
   }];
   let parameters = (ins ArrayRefParameter<"ShardAxis">:$dims);
   let assemblyFormat = "`<` `[` $dims `]` `>`";
+}
+
+def Moe_FusedViewAttr : Moe_Attr<"FusedView", "fused_view"> {
+  let summary = "where a weight argument lies inside one fused tensor";
+  let description = [{
+    On a weight argument next to `moe.weight`, whose key then names one
+    tensor of `shape` (no `{e}`): element `(i_0, ...)` of expert `e`'s
+    tensor (the argument without its leading `E` when `strides` has one entry
+    fewer than the argument's rank) is element
+    `offset + e * expert_stride + sum_d i_d * strides[d]` of that tensor,
+    row-major. The gate half of GPT-OSS's interleaved `[E, H, 2F]`
+    `gate_up_proj` as a `[E, F, H]` argument:
+
+    ```mlir
+    %g: tensor<4x24x32xf32> {moe.weight = "model.layers.0.mlp.experts.gate_up_proj",
+      moe.fused_view = #moe.fused_view<shape = [4, 32, 48], offset = 0,
+                                       expert_stride = 1536, strides = [2, 48]>}
+    ```
+  }];
+  let parameters = (ins ArrayRefParameter<"int64_t">:$shape,
+                        "int64_t":$offset, "int64_t":$expert_stride,
+                        ArrayRefParameter<"int64_t">:$strides);
+  let assemblyFormat = [{
+    `<` `shape` `=` `[` $shape `]` `,` `offset` `=` $offset `,`
+    `expert_stride` `=` $expert_stride `,` `strides` `=` `[` $strides `]` `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Whether every element of `experts` experts (1: no expert dimension)
+    /// of a tensor of `extents` lies inside the fused tensor.
+    bool fits(int64_t experts, ::llvm::ArrayRef<int64_t> extents) const;
+  }];
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

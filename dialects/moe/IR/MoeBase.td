@@ -52,6 +52,10 @@ def Moe_Dialect : Dialect {
         "moe.weight_rows";
     /// Argument attribute: how a weight is split over its layer's plan.
     static constexpr ::llvm::StringLiteral kShardAttrName = "moe.shard";
+    /// Argument attribute: the weight is a strided view of one fused tensor
+    /// (a #moe.fused_view).
+    static constexpr ::llvm::StringLiteral kFusedViewAttrName =
+        "moe.fused_view";
     /// Module attribute: the device mesh the module is compiled for.
     static constexpr ::llvm::StringLiteral kMeshAttrName = "moe.mesh";
     /// Layer attribute: the layer's parallel plan.
@@ -105,7 +109,9 @@ def Moe_Normalization : I32EnumAttr<"Normalization",
       // Divide by the sum of the choices that survived capacity (DeepSpeed).
       I32EnumAttrCase<"kept", 2>,
       // Divide by max(sum of the k selected, epsilon) (ERNIE-4.5).
-      I32EnumAttrCase<"selected_clamped", 3>
+      I32EnumAttrCase<"selected_clamped", 3>,
+      // Divide by the p-norm of the k selected, p = norm_p (DBRX).
+      I32EnumAttrCase<"pnorm", 4>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

@@ -5,6 +5,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -78,6 +79,45 @@ LogicalResult MoeDialect::verifyRegionArgAttribute(Operation *op,
              << "'" << kWeightRowsAttrName << "' of argument #" << argIndex
              << " needs a tensor of rank 1 to 3, got "
              << op->getRegion(regionIndex).getArgument(argIndex).getType();
+    return success();
+  }
+  if (attribute.getName() == kFusedViewAttrName) {
+    auto view = dyn_cast<FusedViewAttr>(attribute.getValue());
+    if (!view)
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " must be a #moe.fused_view attribute";
+    auto type = dyn_cast<RankedTensorType>(
+        op->getRegion(regionIndex).getArgument(argIndex).getType());
+    auto function = dyn_cast<FunctionOpInterface>(op);
+    auto key = function ? function.getArgAttrOfType<StringAttr>(argIndex,
+                                                                kWeightAttrName)
+                        : StringAttr();
+    if (!key || key.getValue().contains(kExpertPlaceholder))
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " needs a '" << kWeightAttrName
+             << "' key naming one tensor (no '" << kExpertPlaceholder << "')";
+    int64_t views = view.getStrides().size();
+    if (!type || !type.hasStaticShape() ||
+        (type.getRank() != views && type.getRank() != views + 1))
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " has " << views << " strides: the argument must be a static "
+             << "tensor of that rank, or one more (the experts), got "
+             << op->getRegion(regionIndex).getArgument(argIndex).getType();
+    bool stacked = type.getRank() == views + 1;
+    if (!stacked && view.getExpertStride() != 0)
+      return op->emitError()
+             << "'" << kFusedViewAttrName << "' of argument #" << argIndex
+             << " has an expert stride but the argument has "
+                "no expert dimension";
+    ArrayRef<int64_t> extents = type.getShape();
+    if (!view.fits(stacked ? extents.front() : 1,
+                   stacked ? extents.drop_front() : extents))
+      return op->emitError() << "'" << kFusedViewAttrName << "' of argument #"
+                             << argIndex << " reaches past the end of its "
+                             << "fused tensor";
     return success();
   }
   if (attribute.getName() != kWeightAttrName)

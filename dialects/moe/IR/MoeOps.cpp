@@ -502,10 +502,14 @@ LogicalResult ExpertsOp::verify() {
       continue;
     auto key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                  MoeDialect::kWeightAttrName);
-    if (key && !key.getValue().contains(MoeDialect::kExpertPlaceholder))
+    // ... or lie in one fused tensor (moe.fused_view).
+    if (key && !key.getValue().contains(MoeDialect::kExpertPlaceholder) &&
+        !func.getArgAttr(arg.getArgNumber(), MoeDialect::kFusedViewAttrName))
       return emitOpError() << "stacked expert weight '" << key.getValue()
                            << "' must name the expert with '"
-                           << MoeDialect::kExpertPlaceholder << "'";
+                           << MoeDialect::kExpertPlaceholder
+                           << "' or be a view of a fused tensor ('"
+                           << MoeDialect::kFusedViewAttrName << "')";
   }
   return success();
 }

@@ -68,6 +68,9 @@ def Moert_QuantizedFfnDesc : Moert_Encoder<"quantizedFfnDesc">;
 def Moert_SharedFfn : Moert_Encoder<"sharedFfn">;
 // &moert_weight_request_t.
 def Moert_WeightRequest : Moert_Encoder<"weightRequest">;
+// &moert_fused_view_t from the fused tensor's shape, offset, expert stride
+// and strides.
+def Moert_FusedView : Moert_Encoder<"fusedView">;
 // &moert_rope_config_t from a #moe.rope.
 def Moert_RopeConfig : Moert_Encoder<"ropeConfig">;
 // A rank table as (const int32_t *ranks, rows, columns).

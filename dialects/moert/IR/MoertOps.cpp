@@ -885,15 +885,6 @@ static void printExpertRange(OpAsmPrinter &p, Operation *,
   p << "[" << range[0] << ", " << range[1] << ")";
 }
 
-int64_t LoadWeightOp::getLoadedElements() {
-  int64_t elements = 1;
-  for (auto [extent, begin, end] : llvm::zip(getShape(), getBegin(), getEnd()))
-    elements *= (end == 0 ? extent : end) - begin;
-  if (auto range = getExpertRange())
-    elements *= (*range)[1] - (*range)[0];
-  return elements;
-}
-
 LogicalResult RecordDropsOp::verify() {
   if (failed(expectPositive(*this, "experts", getExperts())) ||
       failed(expectPositive(*this, "top_k", getTopK())) ||
@@ -903,29 +894,82 @@ LogicalResult RecordDropsOp::verify() {
   return expectCount(*this, "counts", getCounts(), getExperts());
 }
 
-LogicalResult LoadWeightOp::verify() {
-  ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
+/// Elements a weight load of `shape`'s box [begin, end) over `range`
+/// experts writes.
+static int64_t loadedElements(ArrayRef<int64_t> shape, ArrayRef<int64_t> begin,
+                              ArrayRef<int64_t> end,
+                              std::optional<ArrayRef<int64_t>> range) {
+  int64_t elements = 1;
+  for (auto [extent, first, stop] : llvm::zip(shape, begin, end))
+    elements *= (stop == 0 ? extent : stop) - first;
+  if (range)
+    elements *= (*range)[1] - (*range)[0];
+  return elements;
+}
+
+int64_t LoadWeightOp::getLoadedElements() {
+  return loadedElements(getShape(), getBegin(), getEnd(), getExpertRange());
+}
+
+int64_t LoadFusedWeightOp::getLoadedElements() {
+  return loadedElements(getShape(), getBegin(), getEnd(), getExpertRange());
+}
+
+/// What both weight loads check: the box, the expert range, the
+/// destination's size.
+template <typename LoadOp>
+static LogicalResult verifyLoad(LoadOp op,
+                                std::optional<ArrayRef<int64_t>> range) {
+  ArrayRef<int64_t> shape = op.getShape(), begin = op.getBegin(),
+                    end = op.getEnd();
   if (shape.empty() || shape.size() > 4)
-    return emitOpError() << "a weight has 1 to 4 dimensions, got "
-                         << shape.size();
+    return op.emitOpError()
+           << "a weight has 1 to 4 dimensions, got " << shape.size();
   if (begin.size() != shape.size() || end.size() != shape.size())
-    return emitOpError() << "begin and end must have " << shape.size()
-                         << " entries like shape, got " << begin.size()
-                         << " and " << end.size();
-  if (!getOffsets().empty() && getOffsets().size() != shape.size())
-    return emitOpError() << "offsets must be absent or one per dimension ("
-                         << shape.size() << "), got " << getOffsets().size();
+    return op.emitOpError() << "begin and end must have " << shape.size()
+                            << " entries like shape, got " << begin.size()
+                            << " and " << end.size();
+  if (!op.getOffsets().empty() && op.getOffsets().size() != shape.size())
+    return op.emitOpError()
+           << "offsets must be absent or one per dimension (" << shape.size()
+           << "), got " << op.getOffsets().size();
   for (size_t d = 0; d < shape.size(); ++d) {
-    if (!getOffsets().empty() && end[d] == 0)
-      return emitOpError() << "dimension " << d
-                           << ": a shifted box needs an explicit end";
+    if (!op.getOffsets().empty() && end[d] == 0)
+      return op.emitOpError()
+             << "dimension " << d << ": a shifted box needs an explicit end";
     int64_t stop = end[d] == 0 ? shape[d] : end[d];
     if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
-      return emitOpError() << "dimension " << d << ": slice [" << begin[d]
-                           << ", " << stop
-                           << ") is not a non-empty part of [0, " << shape[d]
-                           << ")";
+      return op.emitOpError()
+             << "dimension " << d << ": slice [" << begin[d] << ", " << stop
+             << ") is not a non-empty part of [0, " << shape[d] << ")";
   }
+  if (op.getExpertOffset() && !range)
+    return op.emitOpError() << "an expert offset needs an expert range";
+  if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
+    return op.emitOpError() << "expert range [" << (*range)[0] << ", "
+                            << (*range)[1] << ") is empty or negative";
+  // Quantized data and mxfp4 scales load as stored
+  // (moert.quantized_experts reads them).
+  Type element = viewType(op.getDst()).getElementType();
+  if (!isa<Float8E4M3FNType>(element) && !element.isUnsignedInteger(8) &&
+      failed(expectFloat(op, "destination", op.getDst())))
+    return failure();
+  int64_t loaded = loadedElements(shape, begin, end, range);
+  int64_t box = loaded / (range ? (*range)[1] - (*range)[0] : 1);
+  int64_t stride = op.getDstExpertStride();
+  if (stride != 0 && stride < box)
+    return op.emitOpError()
+           << "stride " << stride << " is smaller than one expert's box of "
+           << box << " elements";
+  if (stride == 0)
+    return expectCount(op, "destination", op.getDst(), loaded);
+  // The last expert ends at (n - 1) * stride + box.
+  int64_t count = range ? (*range)[1] - (*range)[0] : 1;
+  return expectCount(op, "destination", op.getDst(),
+                     (count - 1) * stride + box);
+}
+
+LogicalResult LoadWeightOp::verify() {
   bool pattern = getKey().contains(moe::MoeDialect::kExpertPlaceholder);
   std::optional<ArrayRef<int64_t>> range = getExpertRange();
   if (pattern != range.has_value())
@@ -934,29 +978,41 @@ LogicalResult LoadWeightOp::verify() {
                                        "expert range"
                                      : "has no '{e}' placeholder and takes no "
                                        "expert range");
-  if (getExpertOffset() && !range)
-    return emitOpError() << "an expert offset needs an expert range";
-  if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
-    return emitOpError() << "expert range [" << (*range)[0] << ", "
-                         << (*range)[1] << ") is empty or negative";
-  // Quantized data and mxfp4 scales load as stored
-  // (moert.quantized_experts reads them).
-  Type element = viewType(getDst()).getElementType();
-  if (!isa<Float8E4M3FNType>(element) && !element.isUnsignedInteger(8) &&
-      failed(expectFloat(*this, "destination", getDst())))
-    return failure();
-  int64_t box = getLoadedElements() / (range ? (*range)[1] - (*range)[0] : 1);
-  int64_t stride = getDstExpertStride();
-  if (stride != 0 && stride < box)
-    return emitOpError() << "stride " << stride
-                         << " is smaller than one expert's box of " << box
-                         << " elements";
-  if (stride == 0)
-    return expectCount(*this, "destination", getDst(), getLoadedElements());
-  // The last expert ends at (n - 1) * stride + box.
-  int64_t count = range ? (*range)[1] - (*range)[0] : 1;
-  return expectCount(*this, "destination", getDst(),
-                     (count - 1) * stride + box);
+  return verifyLoad(*this, range);
+}
+
+LogicalResult LoadFusedWeightOp::verify() {
+  if (getKey().contains(moe::MoeDialect::kExpertPlaceholder))
+    return emitOpError() << "key '" << getKey()
+                         << "' must name the fused tensor, not a per-expert "
+                            "pattern";
+  ArrayRef<int64_t> fused = getFusedShape(), strides = getFusedStrides();
+  if (fused.empty() || fused.size() > 4)
+    return emitOpError() << "the fused tensor has 1 to 4 dimensions, got "
+                         << fused.size();
+  if (strides.size() != getShape().size())
+    return emitOpError() << "fused strides must have one entry per dimension "
+                            "of shape ("
+                         << getShape().size() << "), got " << strides.size();
+  if (llvm::any_of(fused, [](int64_t d) { return d <= 0; }) ||
+      getFusedOffset() < 0 || getFusedExpertStride() < 0 ||
+      llvm::any_of(strides, [](int64_t d) { return d < 0; }))
+    return emitOpError() << "fused extents must be positive, offset and "
+                            "strides non-negative";
+  // The last element of the last expert's tensor lies inside the fused one
+  // (before a run-time shift: the runtime checks shifted boxes).
+  int64_t fusedElements = 1, last = getFusedOffset();
+  for (int64_t extent : fused)
+    fusedElements *= extent;
+  for (auto [extent, stride] : llvm::zip(getShape(), strides))
+    last += (extent - 1) * stride;
+  ArrayRef<int64_t> range = getExpertRange();
+  if (range.size() == 2 && range[1] > range[0] && !getExpertOffset())
+    last += (range[1] - 1) * getFusedExpertStride();
+  if (last >= fusedElements)
+    return emitOpError() << "the view reaches element " << last
+                         << " of a fused tensor of " << fusedElements;
+  return verifyLoad(*this, getExpertRange());
 }
 
 //===----------------------------------------------------------------------===//
@@ -986,56 +1042,6 @@ LogicalResult BiasAddOp::verify() {
                  succeeded(expectCount(op, "bias", getBias(), getHidden())));
 }
 
-int64_t LoadFusedWeightOp::getLoadedElements() {
-  int64_t elements = 1;
-  for (auto [extent, begin, end] : llvm::zip(getShape(), getBegin(), getEnd()))
-    elements *= (end == 0 ? extent : end) - begin;
-  return elements;
-}
-
-LogicalResult LoadFusedWeightOp::verify() {
-  ArrayRef<int64_t> shape = getShape(), begin = getBegin(), end = getEnd();
-  ArrayRef<int64_t> fused = getFusedShape(), strides = getFusedStrides();
-  if (shape.empty() || shape.size() > 4 || fused.empty() || fused.size() > 4)
-    return emitOpError() << "a weight and its fused tensor have 1 to 4 "
-                            "dimensions, got "
-                         << shape.size() << " and " << fused.size();
-  if (begin.size() != shape.size() || end.size() != shape.size() ||
-      strides.size() != shape.size())
-    return emitOpError() << "begin, end and strides must have " << shape.size()
-                         << " entries like shape";
-  if (!getOffsets().empty() && getOffsets().size() != shape.size())
-    return emitOpError() << "offsets must be absent or one per dimension ("
-                         << shape.size() << "), got " << getOffsets().size();
-  // The last element of the part must lie inside the fused tensor.
-  int64_t fusedElements = 1, last = getFusedOffset();
-  for (int64_t extent : fused)
-    fusedElements *= extent;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (!getOffsets().empty() && end[d] == 0)
-      return emitOpError() << "dimension " << d
-                           << ": a shifted box needs an explicit end";
-    int64_t stop = end[d] == 0 ? shape[d] : end[d];
-    if (shape[d] <= 0 || begin[d] < 0 || begin[d] >= stop || stop > shape[d])
-      return emitOpError() << "dimension " << d << ": slice [" << begin[d]
-                           << ", " << stop
-                           << ") is not a non-empty part of [0, " << shape[d]
-                           << ")";
-    if (strides[d] < 0)
-      return emitOpError() << "strides must be >= 0, got " << strides[d];
-    last += (shape[d] - 1) * strides[d];
-  }
-  if (getFusedOffset() < 0 || last >= fusedElements)
-    return emitOpError() << "the part reaches element " << last
-                         << " of a fused tensor of " << fusedElements;
-  if (getKey().contains(moe::MoeDialect::kExpertPlaceholder))
-    return emitOpError() << "key '" << getKey()
-                         << "' is a per-expert pattern; a fused part names "
-                            "one tensor";
-  if (failed(expectFloat(*this, "destination", getDst())))
-    return failure();
-  return expectCount(*this, "destination", getDst(), getLoadedElements());
-}
 
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 

@@ -1098,6 +1098,56 @@ def Moert_LoadWeightOp : Moert_CallOp<"load_weight", "moert_weights_load", "",
   }];
 }
 
+def Moert_LoadFusedWeightOp
+    : Moert_CallOp<"load_fused_weight", "moert_weights_load_fused", "",
+                   [AttrSizedOperandSegments]> {
+  let summary = "moert_weights_load_fused: a strided view of a fused tensor";
+  let description = [{
+    As `moert.load_weight`, but `key` names one tensor of `fused_shape`
+    holding every expert's projection (GPT-OSS `gate_up_proj`, Granite
+    `input_linear`, DBRX `w1`): element `i` of expert `e`'s tensor of `shape`
+    is element `fused_offset + e * fused_expert_stride + sum_d i_d *
+    fused_strides[d]`. The expert range is always given (`[0, 1)` with
+    expert stride 0 for a weight without experts). The box goes from the
+    file into `dst` an expert at a time: no copy of the whole tensor.
+
+    ```mlir
+    moert.load_fused_weight %ctx, %weights "layers.0.mlp.experts.gate_up_proj"
+        experts [0, 4) fused [4, 32, 48] offset 1 expert_stride 1536
+        strides [2, 48] shape [24, 32] begin [0, 0] end [0, 0]
+        -> %v stride 1536 : !moert.view<f32, 6144>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
+                       StrAttr:$key, DenseI64ArrayAttr:$fused_shape,
+                       I64Attr:$fused_offset, I64Attr:$fused_expert_stride,
+                       DenseI64ArrayAttr:$fused_strides,
+                       DenseI64ArrayAttr:$shape,
+                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
+                       DenseI64ArrayAttr:$expert_range,
+                       Optional<I64>:$expert_offset, Variadic<I64>:$offsets,
+                       DefaultValuedProp<I64Prop, "0">:$dst_expert_stride,
+                       Moert_Out:$dst);
+  let callArguments = (ins $ctx, $weights,
+      (Moert_WeightRequest $key, $shape, $begin, $end, $expert_range,
+                           $expert_offset, $offsets, $dst_expert_stride),
+      (Moert_FusedView $fused_shape, $fused_offset, $fused_expert_stride,
+                       $fused_strides),
+      $dst);
+  let assemblyFormat = [{
+    $ctx `,` $weights $key `experts` custom<ExpertRange>($expert_range)
+    (`+` $expert_offset^)? `fused` $fused_shape `offset` $fused_offset
+    `expert_stride` $fused_expert_stride `strides` $fused_strides
+    `shape` $shape `begin` $begin `end` $end
+    (`+` `(` $offsets^ `)`)? `->` $dst (`stride` $dst_expert_stride^)?
+    attr-dict `:` type($dst)
+  }];
+  let extraCallOpDeclaration = [{
+    /// Elements the load writes into `dst`.
+    int64_t getLoadedElements();
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Step statistics (runtime/moert_model.h)
 //===----------------------------------------------------------------------===//
@@ -1183,51 +1233,6 @@ def Moert_BiasAddOp : Moert_CallOp<"bias_add", "moert_bias_add", "linear"> {
   let assemblyFormat = [{
     $ctx `,` $x `,` $bias `->` $out `tokens` $tokens `hidden` $hidden
     attr-dict `:` type($x) `,` type($bias) `->` type($out)
-  }];
-}
-
-// &moert_fused_view_t: where a tensor lies inside a fused one.
-def Moert_FusedView : Moert_Encoder<"fusedView">;
-// &moert_weight_request_t of one tensor (no experts), dense.
-def Moert_PartRequest : Moert_Encoder<"partRequest">;
-
-def Moert_LoadFusedWeightOp
-    : Moert_CallOp<"load_fused_weight", "moert_weights_load_fused", ""> {
-  let summary = "moert_weights_load_fused: a part of a fused tensor";
-  let description = [{
-    As `moert.load_weight`, but the request's tensor of `shape` is not
-    stored on its own: element `(i_0, ..)` of it is element `fused_offset +
-    sum_d i_d * fused_strides[d]` of the stored tensor `key` of shape
-    `fused_shape`. The per-head fused QKV projection of a Megatron GPT
-    (`[heads * 3 * D, H]`, each head's q, k and v rows together) gives q as
-    shape `[heads, D, H]`, offset 0, strides `[3*D*H, H, 1]`; k at offset
-    `D*H`, v at `2*D*H`.
-
-    ```mlir
-    moert.load_fused_weight %ctx, %weights "layers.0.qkv.weight"
-        shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z)
-        fused [192, 64] offset 1024 strides [3072, 64, 1]
-        -> %wk : !moert.view<f32, 2048>
-    ```
-  }];
-  let arguments = (ins Moert_ContextType:$ctx, Moert_WeightsType:$weights,
-                       StrAttr:$key, DenseI64ArrayAttr:$shape,
-                       DenseI64ArrayAttr:$begin, DenseI64ArrayAttr:$end,
-                       Variadic<I64>:$offsets,
-                       DenseI64ArrayAttr:$fused_shape, I64Prop:$fused_offset,
-                       DenseI64ArrayAttr:$fused_strides, Moert_Out:$dst);
-  let callArguments = (ins $ctx, $weights,
-      (Moert_PartRequest $key, $shape, $begin, $end, $offsets),
-      (Moert_FusedView $fused_shape, $fused_offset, $fused_strides),
-      $dst);
-  let assemblyFormat = [{
-    $ctx `,` $weights $key `shape` $shape `begin` $begin `end` $end
-    (`+` `(` $offsets^ `)`)? `fused` $fused_shape `offset` $fused_offset
-    `strides` $fused_strides `->` $dst attr-dict `:` type($dst)
-  }];
-  let extraCallOpDeclaration = [{
-    /// Elements the load writes into `dst`.
-    int64_t getLoadedElements();
   }];
 }
 

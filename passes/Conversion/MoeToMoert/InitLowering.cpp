@@ -195,7 +195,18 @@ LogicalResult InitLowering::emitLoad(
            << "argument #" << arg.getArgNumber() << " ('" << key
            << "'): fp8 block-quantized weights are split over experts only, "
               "not sliced (expert slicing or tensor-parallel FFNs)";
-  bool stacked = StringRef(key).contains(MoeDialect::kExpertPlaceholder);
+  auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
+      arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
+  // Block scales of a view into a fused tensor are not cut out yet.
+  if (fusedView && state.isQuantized(arg))
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << " ('" << key
+           << "'): quantized weights stored fused with others ('"
+           << MoeDialect::kFusedViewAttrName << "') are not supported";
+  bool stacked = fusedView
+                     ? static_cast<int64_t>(fusedView.getStrides().size()) ==
+                           type.getRank() - 1
+                     : StringRef(key).contains(MoeDialect::kExpertPlaceholder);
   SmallVector<int64_t> shape(type.getShape());
   if (slot.scales) { // [E?, ceil(rows / R), ceil(cols / C)]
     int64_t rank = shape.size();
@@ -224,6 +235,22 @@ LogicalResult InitLowering::emitLoad(
       end[full.size() - 1] = extent;
       offsets.push_back(shardOffset(l, plan, axis, extent));
     }
+  }
+  if (fusedView) {
+    // Straight from the fused tensor into the slot; a weight without
+    // experts is expert 0 of 1.
+    if (!range)
+      range = builder.getDenseI64ArrayAttr({0, 1});
+    moert::LoadFusedWeightOp::create(
+        builder, l, ctx, file, builder.getStringAttr(key),
+        builder.getDenseI64ArrayAttr(fusedView.getShape()),
+        builder.getI64IntegerAttr(fusedView.getOffset()),
+        builder.getI64IntegerAttr(fusedView.getExpertStride()),
+        builder.getDenseI64ArrayAttr(fusedView.getStrides()),
+        builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
+        builder.getDenseI64ArrayAttr(end), range, expertOffset, offsets,
+        part.stride, v);
+    return success();
   }
   moert::LoadWeightOp::create(builder, l, ctx, file, builder.getStringAttr(key),
                               builder.getDenseI64ArrayAttr(full),
@@ -291,12 +318,15 @@ LogicalResult InitLowering::emitFusedRowsLoad(
     for (int64_t d = 1; d < type.getRank(); ++d)
       offsets.push_back(shardOffset(l, plan, axes[d], type.getDimSize(d)));
   }
+  // One part of one tensor: expert 0 of 1 of the fused view.
   moert::LoadFusedWeightOp::create(
       builder, l, ctx, file, builder.getStringAttr(key),
+      builder.getDenseI64ArrayAttr(fused),
+      builder.getI64IntegerAttr(part * r * inner), builder.getI64IntegerAttr(0),
+      builder.getDenseI64ArrayAttr(strides),
       builder.getDenseI64ArrayAttr(shape), builder.getDenseI64ArrayAttr(zeros),
-      builder.getDenseI64ArrayAttr(end), offsets,
-      builder.getDenseI64ArrayAttr(fused), part * r * inner,
-      builder.getDenseI64ArrayAttr(strides), dst);
+      builder.getDenseI64ArrayAttr(end), builder.getDenseI64ArrayAttr({0, 1}),
+      Value(), offsets, /*dst_expert_stride=*/0, dst);
   return success();
 }
 

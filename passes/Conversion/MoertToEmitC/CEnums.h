@@ -69,14 +69,14 @@ MOERT_PAIRED_ENUM(
     MOERT_C_ENUMERATOR(moe::GroupScore::max, MOERT_GROUP_SCORE_MAX),
     MOERT_C_ENUMERATOR(moe::GroupScore::top2_sum, MOERT_GROUP_SCORE_TOP2_SUM))
 
-MOERT_PAIRED_ENUM(moe::Normalization, kNormalizations,
-                  moe::getMaxEnumValForNormalization(),
-                  MOERT_C_ENUMERATOR(moe::Normalization::none, MOERT_NORM_NONE),
-                  MOERT_C_ENUMERATOR(moe::Normalization::selected,
-                                     MOERT_NORM_SELECTED),
-                  MOERT_C_ENUMERATOR(moe::Normalization::kept, MOERT_NORM_KEPT),
-                  MOERT_C_ENUMERATOR(moe::Normalization::selected_clamped,
-                                     MOERT_NORM_SELECTED_CLAMPED))
+MOERT_PAIRED_ENUM(
+    moe::Normalization, kNormalizations, moe::getMaxEnumValForNormalization(),
+    MOERT_C_ENUMERATOR(moe::Normalization::none, MOERT_NORM_NONE),
+    MOERT_C_ENUMERATOR(moe::Normalization::selected, MOERT_NORM_SELECTED),
+    MOERT_C_ENUMERATOR(moe::Normalization::kept, MOERT_NORM_KEPT),
+    MOERT_C_ENUMERATOR(moe::Normalization::selected_clamped,
+                       MOERT_NORM_SELECTED_CLAMPED),
+    MOERT_C_ENUMERATOR(moe::Normalization::pnorm, MOERT_NORM_PNORM))
 
 MOERT_PAIRED_ENUM(moe::DropOrder, kDropOrders, moe::getMaxEnumValForDropOrder(),
                   MOERT_C_ENUMERATOR(moe::DropOrder::choice_major,

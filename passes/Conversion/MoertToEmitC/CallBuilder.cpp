@@ -156,6 +156,8 @@ void CallBuilder::gateConfig(moe::RoutingAttr routing, int64_t experts,
                 std::to_string(routing.getMinCapacity()));
   assignLiteral(cfg, "drop_order", "moert_drop_order_t",
                 cEnumerator(routing.getDropOrder()));
+  if (routing.getNormalize() == moe::Normalization::pnorm)
+    assignLiteral(cfg, "norm_p", "float", real(routing.getNormP(), "f"));
   if (staticCapacity > 0)
     assignLiteral(cfg, "static_capacity", "int64_t",
                   std::to_string(staticCapacity));
@@ -314,27 +316,23 @@ void CallBuilder::weightRequest(StringRef key, ArrayRef<int64_t> shape,
   arg(addressOf(req));
 }
 
-void CallBuilder::fusedView(ArrayRef<int64_t> fusedShape, int64_t offset,
-                            ArrayRef<int64_t> strides) {
-  Value view = localStruct("moert_fused_view_t");
-  Type i64Type = rewriter.getI64Type();
-  auto assignArray = [&](StringRef field, ArrayRef<int64_t> values) {
-    Value array = emitc::MemberOp::create(rewriter, loc,
-                                          emitc::ArrayType::get({4}, i64Type),
-                                          rewriter.getStringAttr(field), view);
-    for (auto [d, value] : llvm::enumerate(values)) {
-      Value index = literalValue(rewriter.getIndexType(), std::to_string(d));
-      Value element = emitc::SubscriptOp::create(
-          rewriter, loc, cast<TypedValue<emitc::ArrayType>>(array),
-          ValueRange{index});
-      emitc::AssignOp::create(rewriter, loc, element, i64(value));
-    }
+void CallBuilder::fusedView(ArrayRef<int64_t> shape, int64_t offset,
+                            int64_t expertStride, ArrayRef<int64_t> strides) {
+  auto list = [](ArrayRef<int64_t> values) {
+    std::string text = "{";
+    for (auto [i, v] : llvm::enumerate(values))
+      text += (i ? ", " : "") + std::to_string(v);
+    return text + "}";
   };
-  assignLiteral(view, "rank", "int32_t", std::to_string(fusedShape.size()));
-  assignArray("shape", fusedShape);
-  assignMember(view, "offset", i64(offset));
-  assignMember(view, "expert_stride", i64(0));
-  assignArray("strides", strides);
+  // An aggregate initializer: rank, shape, offset, expert_stride, strides.
+  std::string init = "{" + std::to_string(shape.size()) + ", " + list(shape) +
+                     ", " + std::to_string(offset) + ", " +
+                     std::to_string(expertStride) + ", " + list(strides) + "}";
+  Value view =
+      emitc::VariableOp::create(rewriter, loc,
+                                emitc::LValueType::get(emitc::OpaqueType::get(
+                                    context, "moert_fused_view_t")),
+                                emitc::OpaqueAttr::get(context, init));
   arg(addressOf(view));
 }
 

@@ -71,17 +71,8 @@ public:
                      std::optional<ArrayRef<int64_t>> expertRange,
                      Value expertOffset, ValueRange offsets,
                      int64_t dstExpertStride);
-  /// &moert_weight_request_t of one part of a fused tensor, dense
-  /// (moert_weights_load_fused reads it as expert 0 of [0, 1)).
-  void partRequest(StringRef key, ArrayRef<int64_t> shape,
-                   ArrayRef<int64_t> begin, ArrayRef<int64_t> end,
-                   ValueRange offsets) {
-    static constexpr int64_t kOnePart[] = {0, 1};
-    weightRequest(key, shape, begin, end, ArrayRef<int64_t>(kOnePart), Value(),
-                  offsets, 0);
-  }
-  /// &moert_fused_view_t (no expert stride).
-  void fusedView(ArrayRef<int64_t> fusedShape, int64_t offset,
+  /// &moert_fused_view_t (a local initialised in one aggregate).
+  void fusedView(ArrayRef<int64_t> shape, int64_t offset, int64_t expertStride,
                  ArrayRef<int64_t> strides);
   void rankTable(DenseIntElementsAttr groups);
   /// &moert_rope_config_t from the attribute.

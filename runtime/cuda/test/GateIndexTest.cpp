@@ -146,11 +146,15 @@ TEST(CudaGateIndex, MatchesCpuGateOnRandomConfigs) {
     moert_gate_config_t cfg;
     moert_gate_config_init(&cfg, experts, topK);
     cfg.score_func = pick(2) ? MOERT_SCORE_SIGMOID : MOERT_SCORE_SOFTMAX;
-    cfg.norm = static_cast<moert_gate_norm_t>(pick(4));
+    cfg.norm = static_cast<moert_gate_norm_t>(pick(5));
     cfg.norm_epsilon = pick(2) ? 1e-20f : 0.0f;
     // A floor that binds for small top-k sums, or ERNIE's 1e-12.
     if (cfg.norm == MOERT_NORM_SELECTED_CLAMPED)
       cfg.norm_epsilon = pick(2) ? 0.5f : 1e-12f;
+    if (cfg.norm == MOERT_NORM_PNORM) {
+      cfg.norm_epsilon = 0.0f;
+      cfg.norm_p = pick(2) ? 2.0f : 0.5f;
+    }
     cfg.routed_scaling_factor = pick(2) ? 2.5f : 1.0f;
     static const double factors[] = {0.0, 0.25, 0.5, 1.0, 1.25, 2.0};
     cfg.capacity_factor = factors[pick(6)];

@@ -5,7 +5,7 @@
 // through the fused view [2, 16, 64] at offset 16 * 64, groups 3 * 16 * 64
 // apart.
 // CHECK-LABEL: func.func @norms_init(
-// CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "fused" shape [2, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [96, 64] offset 1024 strides [3072, 64, 1] -> %{{.*}} : !moert.view<f32, 2048>
+// CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "fused" experts [0, 1) fused [96, 64] offset 1024 expert_stride 0 strides [3072, 64, 1] shape [2, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %{{.*}} : !moert.view<f32, 2048>
 // CHECK-LABEL: func.func @norms_step(
 // CHECK: moert.layer_norm %{{.*}}, %{{.*}}, %{{.*}} bias %{{.*}} -> %[[N:.*]] tokens %{{.*}} hidden 64 epsilon 9.99999974E-6
 // CHECK: moert.dense_ffn

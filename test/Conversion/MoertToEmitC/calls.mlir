@@ -20,6 +20,13 @@
 // CHECK-LABEL: moert_weights_load(
 // CHECK-SAME: [[CTX]], [[FILE]], [[PREQ]], [[DST]]);
 // CHECK-NEXT: if ({{v[0-9]+}} != MOERT_OK) return moert_model_fail({{v[0-9]+}}, [[WHERE]], "init: moert_weights_load 'l0.experts.{e}.w1'");
+// CHECK: moert_weight_request_init({{v[0-9]+}}, "l0.input_linear", 2, {{v[0-9]+}});
+// CHECK: [[FREQ:v[0-9]+]].expert_begin =
+// CHECK: moert_fused_view_t [[VIEW:v[0-9]+]] = {3, {4, 48, 32}, 768, 1536, {32, 1}};
+// CHECK-NEXT: moert_fused_view_t* [[PVIEW:v[0-9]+]] = &[[VIEW]];
+// CHECK-LABEL: moert_weights_load_fused(
+// CHECK-SAME: [[CTX]], [[FILE]], {{v[0-9]+}}, [[PVIEW]], {{v[0-9]+}});
+// CHECK-NEXT: if ({{v[0-9]+}} != MOERT_OK) return moert_model_fail({{v[0-9]+}}, [[WHERE]], "init: moert_weights_load_fused 'l0.input_linear'");
 // CHECK: int32_t [[TABLE:v[0-9]+]][4] = {0, 1, 2, 3};
 // CHECK-LABEL: moert_model_keep_group(
 // CHECK-SAME: [[CTX]], [[TABLE]], 2, 2, 3);
@@ -166,6 +173,7 @@ func.func @model_init(%ctx: !moert.context, %file: !moert.weights,
   %r = moert.rank %ctx
   %dst = moert.view %state[256] : !moert.buffer<1048576> -> !moert.view<bf16, 16384>
   moert.load_weight %ctx, %file "l0.experts.{e}.w1" experts [0, 2) + %r shape [128, 64] begin [0, 0] end [64, 64] + (%r, %r) -> %dst stride 8192 : !moert.view<bf16, 16384>
+  moert.load_fused_weight %ctx, %file "l0.input_linear" experts [0, 2) + %r fused [4, 48, 32] offset 768 expert_stride 1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %dst : !moert.view<bf16, 16384>
   moert.keep_group %ctx [[0, 1], [2, 3]] slot 3
   return
 }

@@ -60,6 +60,30 @@ func.func @f(%l: tensor<?x8xf32>) {
 // -----
 
 func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{norm_p applies only to normalize = pnorm}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = selected, norm_p = 2.0> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{normalize = pnorm with norm_p = 1 is the sum of the weights; use normalize = selected}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = pnorm> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{norm_p must be finite and > 0, got -2}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = pnorm, norm_p = -2.0> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
   // expected-error @below {{routed_scaling_factor must be finite and > 0, got 0}}
   %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, routed_scaling_factor = 0.0> : tensor<?x8xf32>
   return
@@ -701,5 +725,54 @@ func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x6
 func.func @f(%buf: tensor<8x?x64xf32>, %x: tensor<?x64xf32>, %gu: tensor<8x256x64xf32>, %wd: tensor<8x64x128xf32>, %sgu: tensor<64x64xf32>, %sd: tensor<64x32xf32>) {
   // expected-error @below {{a shared expert needs all its operands and its result}}
   %y = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>, tensor<?x64xf32>, tensor<64x64xf32>, tensor<64x32xf32>) -> tensor<8x?x64xf32>
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.fused_view' of argument #0 needs a 'moe.weight' key naming one tensor (no '{e}')}}
+func.func @f(%g: tensor<4x24x32xf32> {moe.weight = "l0.experts.{e}.w1",
+    moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>}) {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.fused_view' of argument #0 needs a 'moe.weight' key naming one tensor (no '{e}')}}
+func.func @f(%g: tensor<4x24x32xf32> {moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>}) {
+  return
+}
+
+// -----
+
+// The up half of expert 3 ends at 768 + 3 * 1536 + 23 * 32 + 31 = 6143 of
+// 6144; one more expert would not fit.
+// expected-error @below {{'moe.fused_view' of argument #0 reaches past the end of its fused tensor}}
+func.func @f(%u: tensor<5x24x32xf32> {moe.weight = "l0.input_linear",
+    moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 768, expert_stride = 1536, strides = [32, 1]>}) {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.fused_view' of argument #0 has 2 strides: the argument must be a static tensor of that rank, or one more (the experts), got 'tensor<4x4x24x32xf32>'}}
+func.func @f(%u: tensor<4x4x24x32xf32> {moe.weight = "l0.input_linear",
+    moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>}) {
+  return
+}
+
+// -----
+
+// expected-error @below {{'moe.fused_view' of argument #0 has an expert stride but the argument has no expert dimension}}
+func.func @f(%u: tensor<24x32xf32> {moe.weight = "l0.input_linear",
+    moe.fused_view = #moe.fused_view<shape = [48, 32], offset = 0, expert_stride = 8, strides = [32, 1]>}) {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{fused view offset and strides must be non-negative}}
+func.func @f(%u: tensor<24x32xf32> {moe.weight = "l0.input_linear",
+    moe.fused_view = #moe.fused_view<shape = [48, 32], offset = -1, expert_stride = 0, strides = [32, 1]>}) {
   return
 }

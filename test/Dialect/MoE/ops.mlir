@@ -40,6 +40,15 @@ func.func @ernie_gate(%l: tensor<4x64xf32>, %bias: tensor<64xf32>) -> tensor<4x6
   return %w : tensor<4x6xf32>
 }
 
+// DBRX with moe_normalize_expert_weights = 2: the top-4 weights divided by
+// their 2-norm.
+// CHECK-LABEL: func.func @dbrx_pnorm_gate
+func.func @dbrx_pnorm_gate(%l: tensor<4x16xf32>) -> tensor<4x4xf32> {
+  // CHECK: moe.gate %{{.*}} <scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0> : tensor<4x16xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0> : tensor<4x16xf32>
+  return %w : tensor<4x4xf32>
+}
+
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
@@ -171,4 +180,26 @@ module attributes {moe.mesh = #moe.mesh<nodes = 2, gpus_per_node = 8, memory_byt
     %b, %sh = moe.fused_experts silu %buf gate_up %gu down %wd shared(%x gate_up %sgu down %sd) : (tensor<8x?x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>, tensor<?x64xbf16>, tensor<64x64xbf16>, tensor<64x32xbf16>) -> (tensor<8x?x64xbf16>, tensor<?x64xbf16>)
     return %a, %b, %sh : tensor<8x?x64xbf16>, tensor<8x?x64xbf16>, tensor<?x64xbf16>
   }
+}
+
+// Expert weights that are strided views of fused tensors (Granite's
+// input_linear [E, 2F, H] holds gate and up; output_linear [E, H, F]):
+// the keys have no `{e}`.
+// CHECK-LABEL: func.func @granite_fused_experts
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>, moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight"}
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 768, expert_stride = 1536, strides = [32, 1]>, moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight"}
+// CHECK-SAME: {moe.fused_view = #moe.fused_view<shape = [48, 32], offset = 768, expert_stride = 0, strides = [32, 1]>, moe.weight = "model.layers.0.shared_mlp.input_linear.weight"}
+func.func @granite_fused_experts(%b: tensor<4x?x32xf32>,
+    %g: tensor<4x24x32xf32> {moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 0, expert_stride = 1536, strides = [32, 1]>},
+    %u: tensor<4x24x32xf32> {moe.weight = "model.layers.0.block_sparse_moe.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 48, 32], offset = 768, expert_stride = 1536, strides = [32, 1]>},
+    %d: tensor<4x32x24xf32> {moe.weight = "model.layers.0.block_sparse_moe.output_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [4, 32, 24], offset = 0, expert_stride = 768, strides = [24, 1]>},
+    %su: tensor<24x32xf32> {moe.weight = "model.layers.0.shared_mlp.input_linear.weight",
+      moe.fused_view = #moe.fused_view<shape = [48, 32], offset = 768, expert_stride = 0, strides = [32, 1]>})
+    -> tensor<4x?x32xf32> {
+  // CHECK: moe.experts silu
+  %e = moe.experts silu %b gate %g up %u down %d : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return %e : tensor<4x?x32xf32>
 }

@@ -35,24 +35,24 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1024>, %b: !moe
 // -----
 
 func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
-  // expected-error @below {{the part reaches element 12351 of a fused tensor of 12288}}
-  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 2112 strides [3072, 64, 1] -> %d : !moert.view<f32, 4096>
+  // expected-error @below {{the view reaches element 12351 of a fused tensor of 12288}}
+  moert.load_fused_weight %ctx, %w "qkv" experts [0, 1) fused [192, 64] offset 2112 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %d : !moert.view<f32, 4096>
   return
 }
 
 // -----
 
 func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
-  // expected-error @below {{begin, end and strides must have 3 entries like shape}}
-  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64] -> %d : !moert.view<f32, 4096>
+  // expected-error @below {{fused strides must have one entry per dimension of shape (3), got 2}}
+  moert.load_fused_weight %ctx, %w "qkv" experts [0, 1) fused [192, 64] offset 0 expert_stride 0 strides [3072, 64] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %d : !moert.view<f32, 4096>
   return
 }
 
 // -----
 
 func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096>) {
-  // expected-error @below {{is a per-expert pattern; a fused part names one tensor}}
-  moert.load_fused_weight %ctx, %w "e.{e}.qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64, 1] -> %d : !moert.view<f32, 4096>
+  // expected-error @below {{must name the fused tensor, not a per-expert pattern}}
+  moert.load_fused_weight %ctx, %w "e.{e}.qkv" experts [0, 1) fused [192, 64] offset 0 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %d : !moert.view<f32, 4096>
   return
 }
 
@@ -60,6 +60,6 @@ func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 4096
 
 func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 2048>) {
   // expected-error @below {{destination}}
-  moert.load_fused_weight %ctx, %w "qkv" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 0 strides [3072, 64, 1] -> %d : !moert.view<f32, 2048>
+  moert.load_fused_weight %ctx, %w "qkv" experts [0, 1) fused [192, 64] offset 0 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %d : !moert.view<f32, 2048>
   return
 }

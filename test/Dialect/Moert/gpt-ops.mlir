@@ -14,9 +14,9 @@ func.func @gpt(%ctx: !moert.context, %weights: !moert.weights, %s: i64,
   moert.layer_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-5 : !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
   // CHECK: moert.bias_add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64
   moert.bias_add %ctx, %x, %b -> %x tokens %s hidden 64 : !moert.view<bf16, 1024>, !moert.view<bf16, 64> -> !moert.view<bf16, 1024>
-  // CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 1024 strides [3072, 64, 1] -> %{{.*}} : !moert.view<f32, 4096>
-  moert.load_fused_weight %ctx, %weights "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] fused [192, 64] offset 1024 strides [3072, 64, 1] -> %wq : !moert.view<f32, 4096>
-  // CHECK: moert.load_fused_weight {{.*}} end [2, 16, 64] + (%{{.*}}, %{{.*}}, %{{.*}}) fused [192, 64] offset 2048
-  moert.load_fused_weight %ctx, %weights "qkv.weight" shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z) fused [192, 64] offset 2048 strides [3072, 64, 1] -> %half : !moert.view<f32, 2048>
+  // CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "qkv.weight" experts [0, 1) fused [192, 64] offset 1024 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %{{.*}} : !moert.view<f32, 4096>
+  moert.load_fused_weight %ctx, %weights "qkv.weight" experts [0, 1) fused [192, 64] offset 1024 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %wq : !moert.view<f32, 4096>
+  // CHECK: moert.load_fused_weight {{.*}} fused [192, 64] offset 2048 {{.*}} end [2, 16, 64] + (%{{.*}}, %{{.*}}, %{{.*}})
+  moert.load_fused_weight %ctx, %weights "qkv.weight" experts [0, 1) fused [192, 64] offset 2048 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z) -> %half : !moert.view<f32, 2048>
   return
 }

@@ -586,3 +586,27 @@ func.func @f(%ctx: !moert.context, %s: i64, %x: !moert.view<f32, 1000>, %w: !moe
   moert.rms_norm %ctx, %x, %w -> %x tokens %s hidden 64 epsilon 1.0e-06 : !moert.view<f32, 1000>, !moert.view<f32, 64> -> !moert.view<f32, 1000>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{key 'l0.experts.{e}.w1' must name the fused tensor, not a per-expert pattern}}
+  moert.load_fused_weight %ctx, %w "l0.experts.{e}.w1" experts [0, 4) fused [4, 48, 32] offset 0 expert_stride 1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{fused strides must have one entry per dimension of shape (2), got 3}}
+  moert.load_fused_weight %ctx, %w "l0.input_linear" experts [0, 4) fused [4, 48, 32] offset 0 expert_stride 1536 strides [32, 1, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 1024>) {
+  // expected-error @below {{'moert.load_fused_weight' op destination must hold at least 3072 elements, got 1024}}
+  moert.load_fused_weight %ctx, %w "l0.input_linear" experts [0, 4) fused [4, 48, 32] offset 0 expert_stride 1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 1024>
+  return
+}

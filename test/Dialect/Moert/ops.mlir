@@ -37,6 +37,10 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   %packed_up = moert.view %buf[26624] : !moert.buffer<1048576> -> !moert.view<f32, 122880>
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w1.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %packed stride 16384 : !moert.view<f32, 131072>
   moert.load_weight %ctx, %weights "model.layers.0.block_sparse_moe.experts.{e}.w3.weight" experts [0, 8) shape [128, 64] begin [0, 0] end [0, 0] -> %packed_up stride 16384 : !moert.view<f32, 122880>
+  // Gate and up straight out of one fused [8, 2F, H] tensor (Granite).
+  // CHECK: moert.load_fused_weight %{{.*}}, %{{.*}} "model.layers.0.block_sparse_moe.input_linear.weight" experts [0, 8) fused [8, 256, 64] offset 8192 expert_stride 16384 strides [64, 1] shape [128, 64] begin [0, 0] end [0, 0] -> %{{.*}} stride 16384 : !moert.view<f32, 122880>
+  moert.load_fused_weight %ctx, %weights "model.layers.0.block_sparse_moe.input_linear.weight" experts [0, 8) fused [8, 256, 64] offset 0 expert_stride 16384 strides [64, 1] shape [128, 64] begin [0, 0] end [0, 0] -> %packed stride 16384 : !moert.view<f32, 131072>
+  moert.load_fused_weight %ctx, %weights "model.layers.0.block_sparse_moe.input_linear.weight" experts [0, 8) fused [8, 256, 64] offset 8192 expert_stride 16384 strides [64, 1] shape [128, 64] begin [0, 0] end [0, 0] -> %packed_up stride 16384 : !moert.view<f32, 122880>
 
   // CHECK: moert.router %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
   moert.router %ctx, %x, %wg -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512> -> !moert.view<f32, 128>
