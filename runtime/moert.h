@@ -13,7 +13,8 @@
  *   the view's dtype, and the dtype. A view with a NULL buffer is "absent"
  *   (used for optional operands such as biases). Shapes are passed as explicit
  *   extents; every tensor is dense row-major from its offset.
- * - Storage dtypes f32/f16/bf16; all arithmetic is fp32 with fp32
+ * - Storage dtypes f32/f16/bf16 (and f8_e4m3/u8 for quantized weights,
+ *   see moert_quantized_experts); all arithmetic is fp32 with fp32
  *   accumulation. A kernel converts its inputs to fp32 and rounds its outputs
  *   to the output view's dtype (round-to-nearest-even). Index tensors are i32.
  * - Weights use the torch.nn.Linear layout [out, in]; expert weights are
@@ -61,6 +62,10 @@ typedef enum moert_dtype {
   MOERT_BF16 = 2,
   MOERT_I32 = 3,
   MOERT_I64 = 4,
+  /* Quantized weight storage only (moert_quantized_experts, weight loads of
+     the same file dtype); no other call takes them. */
+  MOERT_F8_E4M3 = 5, /* float8_e4m3fn: bias 7, no infinities, S.1111.111 NaN */
+  MOERT_U8 = 6,      /* raw bytes: packed MXFP4 values, e8m0 exponents */
 } moert_dtype_t;
 
 /* Size in bytes of one element; 0 for an unknown dtype. */
@@ -428,6 +433,53 @@ moert_status_t moert_dense_ffn(moert_context_t ctx, const moert_ffn_desc_t *ffn,
                                moert_view_t x, moert_view_t out,
                                int64_t tokens);
 
+/* Quantized weights, dequantized inside the GEMM tile (never as a whole
+   tensor), so they stay quantized in memory. A weight [rows, cols] is
+   `data` plus `scales`:
+   - FP8_E4M3_BLOCK (DeepSeek-V3, Qwen3-FP8 `weight_block_size`): data
+     f8_e4m3 [rows, cols], scales f32 [ceil(rows / block_rows),
+     ceil(cols / block_cols)] (the checkpoint's weight_scale_inv);
+     w[r, c] = float(data[r, c]) * scales[r / block_rows, c / block_cols]
+     in fp32. Edge blocks may be partial.
+   - MXFP4 (OCP microscaling, gpt-oss `*_blocks`/`*_scales`): block_rows 1,
+     block_cols 32, cols a multiple of 32; data u8 [rows, cols / 2], two
+     e2m1 values a byte, the even column in the low nibble; scales u8 e8m0
+     [rows, cols / 32]; w[r, c] = e2m1 * 2^(scales[r, c / 32] - 127)
+     (255: NaN).
+   Stacked over experts, each expert's data and scales follow the previous
+   expert's, dense. */
+typedef enum moert_weight_format {
+  MOERT_WEIGHTS_FP8_E4M3_BLOCK = 0,
+  MOERT_WEIGHTS_MXFP4 = 1,
+} moert_weight_format_t;
+
+typedef struct moert_quantized_weight {
+  moert_view_t data;
+  moert_view_t scales;
+} moert_quantized_weight_t;
+
+/* A GATED FFN with quantized gate [F,H], up [F,H] and down [H,F] (stacked
+   [E,...] for E experts). */
+typedef struct moert_quantized_ffn_desc {
+  moert_weight_format_t format;
+  int64_t block_rows, block_cols;
+  moert_activation_t activation;
+  int64_t hidden; /* H */
+  int64_t ffn;    /* F */
+  moert_quantized_weight_t gate, up, down;
+} moert_quantized_ffn_desc_t;
+
+/* moert_experts for a quantized GATED FFN: out = down(act(in . gate^T) *
+   (in . up^T)) per expert, fp32 accumulation; in/out/rows/experts/capacity/
+   blocks as moert_experts. A dense or shared FFN on x[S,H] is the call with
+   experts 1, capacity S, blocks 1 and absent rows. Results equal
+   moert_experts on the dequantized f32 weights up to fp32 rounding. */
+moert_status_t moert_quantized_experts(moert_context_t ctx,
+                                       const moert_quantized_ffn_desc_t *ffn,
+                                       moert_view_t in, moert_view_t out,
+                                       moert_view_t rows, int64_t experts,
+                                       int64_t capacity, int64_t blocks);
+
 /*===--- Elementwise mixes ------------------------------------------------===*/
 
 /* PR-MoE residual: coef[s,:] = softmax(x[s,:] . wc[2,H]^T + bc[2]);
@@ -723,7 +775,9 @@ moert_status_t moert_weights_stats(moert_weights_t weights,
    shape the caller expects for one tensor (checked); begin/end select a box of
    it (end[d] = 0 means the full extent), e.g. an F-slice for expert slicing.
    The destination receives [experts?, end0-begin0, end1-begin1, ...] dense,
-   converted from the file's F32/F16/BF16 to the view's dtype. */
+   converted from the file's F32/F16/BF16 to the view's dtype. F8_E4M3 and
+   U8 tensors (quantized weights and their e8m0 scales) load only into a
+   view of the same dtype, unconverted. */
 typedef struct moert_weight_request {
   const char *key;
   int64_t expert_begin;

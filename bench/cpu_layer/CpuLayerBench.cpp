@@ -10,7 +10,12 @@
 // one JSON object per token count instead (bench/cpu_layer/cpu_layer.py).
 // Weights are used as stored: there is no load-time re-layout to time.
 //
-// usage: moe-bench-cpu-layer [--dtype bf16|f32] [--tokens 1,16,128,1024]
+// --dtype fp8: the expert (and shared) weights stay fp8 e4m3 with f32
+// scales per 128 x 128 block (DeepSeek-V3 / Qwen3-FP8), run by
+// moert_quantized_experts (gate and up unpacked; the shared expert as one
+// more call); activations and the router bf16.
+//
+// usage: moe-bench-cpu-layer [--dtype bf16|f32|fp8] [--tokens 1,16,128,1024]
 //          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
 //          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
 //
@@ -34,7 +39,8 @@ namespace {
 struct Options {
   int64_t hidden = 4096, ffn = 14336, experts = 8, topK = 2;
   int64_t sharedFfn = 0; // width of one shared expert; 0: none
-  moert_dtype_t dtype = MOERT_BF16;
+  moert_dtype_t dtype = MOERT_BF16; // activations (and weights unless fp8)
+  bool fp8 = false;
   std::vector<int64_t> tokens = {1, 16, 128, 1024};
   int runs = 0; // 0: enough runs for --min-seconds per row, at least 3
   double minSeconds = 1.0;
@@ -81,6 +87,139 @@ moert_status_t fillRandom(moert_context_t ctx, moert_view_t view,
   return MOERT_OK;
 }
 
+/// fp8 e4m3 bytes of magnitude 2^-2 to 2^2 (exponents 5 to 9), random
+/// sign and mantissa: finite, and products that keep the layer finite.
+moert_status_t fillFp8(moert_context_t ctx, moert_view_t view, int64_t count,
+                       uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> host(count);
+  for (uint8_t &v : host) {
+    uint32_t bits = rng();
+    v = static_cast<uint8_t>((bits & 0x80) | ((5 + bits % 5) << 3) |
+                             ((bits >> 8) & 0x7));
+  }
+  return moert_buffer_upload(ctx, view, host.data(), count);
+}
+
+constexpr int64_t fp8Block = 128;
+int64_t blocksOf(int64_t rows, int64_t cols) {
+  return ((rows + fp8Block - 1) / fp8Block) *
+         ((cols + fp8Block - 1) / fp8Block);
+}
+
+/// Times `layer(tokens)` per token count into bench.rows.
+template <typename Layer>
+moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
+                        Layer layer) {
+  const Options &o = bench.options;
+  for (int64_t tokens : o.tokens) {
+    CHECK(layer(tokens)); // warm-up: page in weights and buffers
+    std::vector<int32_t> perExpert(o.experts);
+    CHECK(moert_buffer_download(ctx, perExpert.data(), counts, o.experts));
+    int64_t touched = 0;
+    for (int32_t c : perExpert)
+      touched += c > 0;
+    std::vector<double> samples;
+    auto start = std::chrono::steady_clock::now();
+    while (true) {
+      auto t0 = std::chrono::steady_clock::now();
+      CHECK(layer(tokens));
+      samples.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count());
+      double elapsed = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+      if (o.runs ? static_cast<int>(samples.size()) >= o.runs
+                 : samples.size() >= 3 && elapsed > o.minSeconds)
+        break;
+    }
+    std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
+                     samples.end());
+    bench.rows.push_back({tokens, samples[samples.size() / 2],
+                          static_cast<int>(samples.size()), touched});
+  }
+  return MOERT_OK;
+}
+
+/// The layer with fp8 block-quantized expert (and shared) weights.
+moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
+  const Options &o = bench.options;
+  const int64_t h = o.hidden, f = o.ffn, e = o.experts, k = o.topK,
+                fs = o.sharedFfn;
+  const int64_t maxTokens = *std::max_element(o.tokens.begin(), o.tokens.end());
+  auto alloc = [&](int64_t count, moert_dtype_t dtype) {
+    moert_buffer_t buffer = nullptr;
+    moert_buffer_alloc(ctx, count * moert_dtype_size(dtype), &buffer);
+    return moert_make_view(buffer, 0, dtype);
+  };
+  // [E, rows, cols] fp8 and its scales, every expert.
+  auto weight = [&](int64_t experts, int64_t rows, int64_t cols, uint32_t seed,
+                    moert_quantized_weight_t *w) {
+    w->data = alloc(experts * rows * cols, MOERT_F8_E4M3);
+    int64_t scales = experts * blocksOf(rows, cols);
+    w->scales = alloc(scales, MOERT_F32);
+    CHECK(fillFp8(ctx, w->data, experts * rows * cols, seed));
+    // Unit-scale outputs: 1 / sqrt(cols) over values of magnitude ~1.
+    float scale = 0.5f / std::sqrt(static_cast<float>(cols));
+    std::vector<float> host(scales, scale);
+    return moert_buffer_upload(ctx, w->scales, host.data(), scales);
+  };
+  moert_quantized_ffn_desc_t routed{MOERT_WEIGHTS_FP8_E4M3_BLOCK,
+                                    fp8Block,
+                                    fp8Block,
+                                    MOERT_ACT_SILU,
+                                    h,
+                                    f,
+                                    {},
+                                    {},
+                                    {}};
+  CHECK(weight(e, f, h, 3, &routed.gate));
+  CHECK(weight(e, f, h, 4, &routed.up));
+  CHECK(weight(e, h, f, 5, &routed.down));
+  moert_quantized_ffn_desc_t shared = routed;
+  shared.ffn = fs;
+  if (fs) {
+    CHECK(weight(1, fs, h, 6, &shared.gate));
+    CHECK(weight(1, fs, h, 7, &shared.up));
+    CHECK(weight(1, h, fs, 8, &shared.down));
+  }
+  moert_view_t x = alloc(maxTokens * h, o.dtype),
+               out = alloc(maxTokens * h, o.dtype), wg = alloc(e * h, o.dtype),
+               logits = alloc(maxTokens * e, MOERT_F32),
+               ids = alloc(maxTokens * k, MOERT_I32),
+               weights = alloc(maxTokens * k, MOERT_F32),
+               slots = alloc(maxTokens * k, MOERT_I32),
+               counts = alloc(e, MOERT_I32),
+               dispatched = alloc(e * maxTokens * h, o.dtype),
+               expertOut = alloc(e * maxTokens * h, o.dtype),
+               sharedOut = alloc(maxTokens * h, o.dtype);
+  CHECK(fillRandom(ctx, x, maxTokens * h, 1.0f, 1));
+  CHECK(fillRandom(ctx, wg, e * h, 1.0f / std::sqrt(static_cast<float>(h)), 2));
+  moert_gate_config_t gate;
+  moert_gate_config_init(&gate, static_cast<int32_t>(e),
+                         static_cast<int32_t>(k));
+  gate.norm = MOERT_NORM_SELECTED;
+  moert_view_t absent = moert_absent_view();
+  return timeRows(ctx, bench, counts, [&](int64_t tokens) -> moert_status_t {
+    int64_t capacity = 0;
+    CHECK(moert_router(ctx, x, wg, absent, logits, tokens, h, e));
+    CHECK(moert_gate(ctx, &gate, logits, absent, tokens, ids, weights, slots,
+                     counts, &capacity));
+    CHECK(moert_dispatch(ctx, x, ids, slots, dispatched, tokens, h, k, e,
+                         capacity));
+    CHECK(moert_quantized_experts(ctx, &routed, dispatched, expertOut, counts,
+                                  e, capacity, 1));
+    if (fs)
+      CHECK(moert_quantized_experts(ctx, &shared, x, sharedOut, absent, 1,
+                                    tokens, 1));
+    CHECK(moert_fused_combine(ctx, expertOut, ids, slots, weights, absent,
+                              absent, absent, fs ? sharedOut : absent, absent,
+                              absent, x, out, tokens, h, k, e, capacity));
+    return MOERT_OK;
+  });
+}
+
 moert_status_t run(moert_context_t ctx, void *user) {
   Bench &bench = *static_cast<Bench *>(user);
   const Options &o = bench.options;
@@ -100,6 +239,8 @@ moert_status_t run(moert_context_t ctx, void *user) {
   CHECK(alloc(maxTokens * h, o.dtype, &x));
   CHECK(alloc(maxTokens * h, o.dtype, &out));
   CHECK(alloc(e * h, o.dtype, &wg));
+  if (o.fp8)
+    return runFp8(ctx, bench);
   CHECK(alloc(e * 2 * f * h, o.dtype, &wGateUp));
   CHECK(alloc(e * h * f, o.dtype, &wDown));
   if (fs) {
@@ -211,9 +352,10 @@ int main(int argc, char **argv) {
   Options &o = bench.options;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--dtype")
+    if (flag == "--dtype") {
       o.dtype = std::strcmp(argv[i + 1], "f32") == 0 ? MOERT_F32 : MOERT_BF16;
-    else if (flag == "--tokens")
+      o.fp8 = std::strcmp(argv[i + 1], "fp8") == 0;
+    } else if (flag == "--tokens")
       o.tokens = parseList(argv[i + 1]);
     else if (flag == "--runs")
       o.runs = std::atoi(argv[i + 1]);
@@ -253,8 +395,10 @@ int main(int argc, char **argv) {
   int32_t threads = moert_world_cpu_threads(world);
   moert_world_destroy(world);
 
-  const char *dtype = o.dtype == MOERT_F32 ? "f32" : "bf16";
-  double bytes = moert_dtype_size(o.dtype);
+  const char *dtype = o.fp8 ? "fp8" : o.dtype == MOERT_F32 ? "f32" : "bf16";
+  // fp8: 1 byte a weight plus its block's f32 scale, the router bf16.
+  double bytes =
+      o.fp8 ? 1.0 + 4.0 / (fp8Block * fp8Block) : moert_dtype_size(o.dtype);
   if (!o.json) {
     std::printf("MoE layer on the CPU backend, 1 rank x %d thread(s): H %lld, "
                 "F %lld, %lld SwiGLU experts, top-%lld, shared F %lld, "
@@ -273,7 +417,8 @@ int main(int argc, char **argv) {
                    2.0 * o.hidden * o.experts * row.tokens;
     double weightBytes =
         bytes * (3.0 * o.hidden * o.ffn * row.touched +
-                 3.0 * o.hidden * o.sharedFfn + o.hidden * o.experts);
+                 3.0 * o.hidden * o.sharedFfn) +
+        moert_dtype_size(o.dtype) * double(o.hidden * o.experts);
     if (o.json)
       std::printf("{\"tokens\": %lld, \"seconds\": %.9g, \"runs\": %d, "
                   "\"touched\": %lld, \"weight_bytes\": %.0f, \"flops\": "

@@ -1040,10 +1040,25 @@ static std::optional<WeightQuantDesc> readQuantization(ConfigFile &c) {
     return diag;
   };
   std::string method = q->getString("quant_method").value_or("").str();
+  if (method == "mxfp4") {
+    // gpt-oss: the experts' projections as e2m1 with e8m0 scales per 32.
+    for (const auto &field : *q) {
+      StringRef key = field.first;
+      if (key != "quant_method" && key != "modules_to_not_convert") {
+        bad() << "unknown field '" << key << "' for quant_method 'mxfp4'";
+        return std::nullopt;
+      }
+    }
+    WeightQuantDesc desc;
+    desc.blockRows = 1;
+    desc.blockCols = 32;
+    desc.mxfp4 = true;
+    return desc;
+  }
   if (method != "fp8") {
     bad() << "quant_method '" << method
-          << "' is not supported: only 'fp8' (e4m3 with block scales) "
-             "imports; dequantize the weights and drop the key";
+          << "' is not supported: only 'fp8' (e4m3 with block scales) and "
+             "'mxfp4' import; dequantize the weights and drop the key";
     return std::nullopt;
   }
   for (const auto &field : *q) {

@@ -114,6 +114,9 @@ struct LayerDesc {
 /// checkpoint's quantization_config); routers keep their dtype.
 struct WeightQuantDesc {
   int64_t blockRows = 128, blockCols = 128;
+  /// MXFP4 (quant_method mxfp4): e2m1 values, one e8m0 exponent per 1 x 32
+  /// block, stored as "<key>_blocks" / "<key>_scales" (gpt-oss).
+  bool mxfp4 = false;
 };
 
 /// Hugging Face rope_theta / rope_scaling (or transformers 5's

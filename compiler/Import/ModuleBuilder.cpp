@@ -475,11 +475,13 @@ auto ::moe::import::buildModule(const ModelDesc &model, MLIRContext *context)
         MoeDialect::kWeightQuantAttrName,
         builder.getDictionaryAttr(
             {builder.getNamedAttr("format",
-                                  builder.getStringAttr("fp8_e4m3")),
-             builder.getNamedAttr(
-                 "block", builder.getDenseI64ArrayAttr(
-                              {model.weightQuant->blockRows,
-                               model.weightQuant->blockCols}))}));
+                                  builder.getStringAttr(model.weightQuant->mxfp4
+                                                            ? "mxfp4"
+                                                            : "fp8_e4m3")),
+             builder.getNamedAttr("block",
+                                  builder.getDenseI64ArrayAttr(
+                                      {model.weightQuant->blockRows,
+                                       model.weightQuant->blockCols}))}));
   FailureOr<func::FuncOp> forward = ForwardBuilder(model, context).build();
   if (failed(forward))
     return nullptr;

@@ -138,6 +138,11 @@ struct FuseExperts : public OpRewritePattern<ExpertsOp> {
     StringRef blocker = packingBlocker(op.getGateWeight(), op.getUpWeight());
     if (!blocker.empty())
       return rewriter.notifyMatchFailure(op, blocker);
+    // Block scales follow each projection's own rows: fp8 gate and up
+    // stay two weights (moert.quantized_experts pairs them in one GEMM).
+    auto module = op->getParentOfType<ModuleOp>();
+    if (module && module->hasAttr(MoeDialect::kWeightQuantAttrName))
+      return rewriter.notifyMatchFailure(op, "weights are block-quantized");
     Value gateUp =
         packGateUp(rewriter, op.getLoc(), op.getGateWeight(), op.getUpWeight());
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(

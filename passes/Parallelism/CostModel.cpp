@@ -69,9 +69,12 @@ static int64_t matrixBytes(const LayerShape &layer, int64_t rows,
                            int64_t cols) {
   if (layer.quantBlockRows <= 0)
     return mulAll({rows, cols, layer.bytesPerElement});
-  // One byte per element plus an f32 scale per block.
+  // One byte per element plus an f32 scale per block; mxfp4: two
+  // elements a byte plus an e8m0 byte per block.
   int64_t blocks = mulSizes(llvm::divideCeil(rows, layer.quantBlockRows),
                             llvm::divideCeil(cols, layer.quantBlockCols));
+  if (layer.quantMxfp4)
+    return addSizes(llvm::divideCeil(mulAll({rows, cols}), 2), blocks);
   return addSizes(mulAll({rows, cols}), mulAll({blocks, 4}));
 }
 

@@ -66,8 +66,10 @@ struct LayerShape {
   // Router weights and the residual coefficient, replicated on every rank.
   int64_t replicatedBytes = 0;
   // > 0: the expert and dense projections are fp8 (1 byte) with one f32
-  // scale per quantBlockRows x quantBlockCols block (moe.weight_quantization).
+  // scale per quantBlockRows x quantBlockCols block (moe.weight_quantization),
+  // or with quantMxfp4 half a byte with one byte per 1 x 32 block.
   int64_t quantBlockRows = 0, quantBlockCols = 0;
+  bool quantMxfp4 = false;
 };
 
 struct Plan {

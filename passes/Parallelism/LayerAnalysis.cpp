@@ -105,6 +105,8 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
       if (auto block = quant.getAs<DenseI64ArrayAttr>("block")) {
         shape.quantBlockRows = block[0];
         shape.quantBlockCols = block[1];
+        auto format = quant.getAs<StringAttr>("format");
+        shape.quantMxfp4 = format && format.getValue() == "mxfp4";
       }
   if (parts.isMoe()) {
     RoutingAttr routing = parts.gate.getRouting();

@@ -29,6 +29,26 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
   });
 }
 
+moert_status_t moert_quantized_experts(moert_context_t ctx,
+                                       const moert_quantized_ffn_desc_t *ffn,
+                                       moert_view_t in, moert_view_t out,
+                                       moert_view_t rows, int64_t experts,
+                                       int64_t capacity, int64_t blocks) {
+  return guard("moert_quantized_experts", [&] {
+    checkContext(ctx);
+    require(ffn != nullptr, "null ffn descriptor");
+    Operand used = expertRows(rows, experts, capacity, blocks);
+    QuantizedFfnOperands weights = quantizedFfnOperands(*ffn, experts);
+    int64_t count = experts * capacity * ffn->hidden;
+    requireFloatDtype(in, "in");
+    requireFloatDtype(out, "out");
+    Operand input = operand(in, count, "in");
+    Operand output = operand(out, count, "out");
+    ctx->backend().quantizedExperts(ctx->rank, weights, input, output, used,
+                                    experts, capacity, blocks);
+  });
+}
+
 moert_status_t
 moert_fused_experts(moert_context_t ctx, const moert_packed_ffn_desc_t *ffn,
                     moert_view_t in, moert_view_t out, moert_view_t rows,

@@ -4,6 +4,7 @@
 
 #include "runtime/common/Activation.h"
 #include "runtime/common/Error.h"
+#include "runtime/common/Quantized.h"
 
 #include <cmath>
 
@@ -164,4 +165,60 @@ moert::api::packedFfnOperands(const moert_packed_ffn_desc_t &desc,
   w.wDown = floatOperand(desc.w_down, stack * hidden * ffn, "w_down");
   requireActivation(desc.activation);
   return w;
+}
+
+namespace {
+
+// One quantized weight of `rows` x `cols` per stacked copy.
+QuantizedOperand quantizedWeight(const moert_quantized_weight_t &weight,
+                                 const QuantizedLayout &layout, int64_t stack,
+                                 const std::string &name) {
+  std::string data = name + ".data", scales = name + ".scales";
+  return {typedOperand(weight.data, layout.dataType(),
+                       stack * layout.dataElements(), data.c_str()),
+          typedOperand(weight.scales, layout.scaleType(),
+                       stack * layout.scaleElements(), scales.c_str())};
+}
+
+} // namespace
+
+QuantizedFfnOperands
+moert::api::quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc,
+                                 int64_t stack) {
+  int64_t hidden = desc.hidden, ffn = desc.ffn;
+  require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
+          hidden, " and ", ffn);
+  require(stack >= 1, "quantized ffn needs experts >= 1, got ", stack);
+  switch (desc.format) {
+  case MOERT_WEIGHTS_FP8_E4M3_BLOCK:
+    require(desc.block_rows >= 1 && desc.block_cols >= 1,
+            "fp8 block size must be positive, got ", desc.block_rows, " x ",
+            desc.block_cols);
+    break;
+  case MOERT_WEIGHTS_MXFP4:
+    require(desc.block_rows == 1 && desc.block_cols == 32,
+            "mxfp4 blocks are 1 x 32, got ", desc.block_rows, " x ",
+            desc.block_cols);
+    require(hidden % 32 == 0 && ffn % 32 == 0,
+            "mxfp4 needs hidden and ffn multiples of 32, got ", hidden, " and ",
+            ffn);
+    break;
+  default:
+    fail(MOERT_INVALID_ARGUMENT, "unknown weight format ",
+         static_cast<int>(desc.format));
+  }
+  requireActivation(desc.activation);
+  QuantizedLayout upLayout{desc.format, ffn, hidden, desc.block_rows,
+                           desc.block_cols};
+  QuantizedLayout downLayout{desc.format, hidden, ffn, desc.block_rows,
+                             desc.block_cols};
+  return {desc.format,
+          desc.block_rows,
+          desc.block_cols,
+          desc.activation,
+          hidden,
+          ffn,
+          quantizedWeight(desc.gate, upLayout, stack, "gate"),
+          quantizedWeight(desc.up, upLayout, stack, "up"),
+          quantizedWeight(desc.down, downLayout, stack, "down")};
 }

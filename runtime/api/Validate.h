@@ -51,6 +51,8 @@ Operand expertRows(moert_view_t rows, int64_t experts, int64_t capacity,
                    int64_t blocks);
 // An FFN descriptor with `stack` stacked copies of its weights.
 FfnOperands ffnOperands(const moert_ffn_desc_t &desc, int64_t stack);
+QuantizedFfnOperands
+quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc, int64_t stack);
 PackedFfnOperands packedFfnOperands(const moert_packed_ffn_desc_t &desc,
                                     int64_t stack);
 

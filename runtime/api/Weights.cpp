@@ -2,6 +2,7 @@
 
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
+#include "runtime/common/Convert.h"
 #include "runtime/weights/Checkpoint.h"
 
 #include <cstring>
@@ -110,7 +111,10 @@ void load(moert_context_t ctx, moert_weights_t weights,
           req->dst_expert_stride, " is smaller than one expert's ", perExpert,
           " elements");
   int64_t experts = lastExpert - firstExpert;
-  requireFloatDtype(dst, "dst");
+  require(isFloatType(dst.dtype) || dst.dtype == MOERT_F8_E4M3 ||
+              dst.dtype == MOERT_U8,
+          "operand 'dst' has dtype ", dtypeName(dst.dtype),
+          ", expected f32, f16, bf16, f8_e4m3 or u8");
   Operand out = operand(dst, (experts - 1) * stride + perExpert, "dst");
   // One expert's box at a time: a backend whose memory is not the host's
   // stages only that much.

@@ -58,6 +58,21 @@ struct PackedFfnOperands {
   Operand wGateUp, wDown;
 };
 
+// A quantized weight's data and scales, stacked over experts.
+struct QuantizedOperand {
+  Operand data, scales;
+};
+
+// moert_quantized_ffn_desc_t with its weights checked: each expert's gate
+// and up are [ffn, hidden], its down [hidden, ffn] (layouts in Quantized.h).
+struct QuantizedFfnOperands {
+  moert_weight_format_t format;
+  int64_t blockRows, blockCols;
+  moert_activation_t activation;
+  int64_t hidden, ffn;
+  QuantizedOperand gate, up, down;
+};
+
 // A rank group: its members' world ranks in member order and this rank's
 // member index. Backends derive their state of the group from it.
 class GroupState {

@@ -3,6 +3,7 @@
 #include "runtime/common/Convert.h"
 
 #include "runtime/common/Error.h"
+#include "runtime/common/Quantized.h"
 
 #include <algorithm>
 #include <cmath>
@@ -58,6 +59,10 @@ const char *moert::dtypeName(moert_dtype_t dtype) {
     return "i32";
   case MOERT_I64:
     return "i64";
+  case MOERT_F8_E4M3:
+    return "f8_e4m3";
+  case MOERT_U8:
+    return "u8";
   }
   return "unknown";
 }
@@ -88,6 +93,18 @@ void moert::convertToFloat(const void *src, moert_dtype_t srcType, float *dst,
   }
   case MOERT_I64: {
     auto *in = static_cast<const int64_t *>(src);
+    for (int64_t i = 0; i < count; ++i)
+      dst[i] = static_cast<float>(in[i]);
+    return;
+  }
+  case MOERT_F8_E4M3: {
+    auto *in = static_cast<const uint8_t *>(src);
+    for (int64_t i = 0; i < count; ++i)
+      dst[i] = e4m3ToFloat(in[i]);
+    return;
+  }
+  case MOERT_U8: {
+    auto *in = static_cast<const uint8_t *>(src);
     for (int64_t i = 0; i < count; ++i)
       dst[i] = static_cast<float>(in[i]);
     return;
@@ -126,6 +143,16 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
       out[i] = static_cast<int64_t>(src[i]);
     return;
   }
+  case MOERT_U8: {
+    auto *out = static_cast<uint8_t *>(dst);
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = static_cast<uint8_t>(std::clamp(src[i], 0.0f, 255.0f));
+    return;
+  }
+  case MOERT_F8_E4M3:
+    // Quantizing needs the checkpoint's scales: weights arrive quantized.
+    fail(MOERT_UNSUPPORTED, "values are not rounded to f8_e4m3: quantized "
+                            "weights load as stored");
   }
   fail(MOERT_INVALID_ARGUMENT, "unknown dtype ", static_cast<int>(dstType));
 }
@@ -137,7 +164,10 @@ void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
     return;
   }
   // Integer to integer must not go through float (i64 > 2^24 would round).
-  if (!isFloatType(srcType) && !isFloatType(dstType)) {
+  auto isInteger = [](moert_dtype_t t) {
+    return t == MOERT_I32 || t == MOERT_I64;
+  };
+  if (isInteger(srcType) && isInteger(dstType)) {
     for (int64_t i = 0; i < count; ++i) {
       int64_t v = srcType == MOERT_I32 ? static_cast<const int32_t *>(src)[i]
                                        : static_cast<const int64_t *>(src)[i];
@@ -171,6 +201,9 @@ size_t moert::dtypeSize(moert_dtype_t dtype) {
     return 2;
   case MOERT_I64:
     return 8;
+  case MOERT_F8_E4M3:
+  case MOERT_U8:
+    return 1;
   }
   return 0;
 }

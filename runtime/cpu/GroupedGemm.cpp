@@ -192,8 +192,12 @@ void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
     size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
                firstItem.begin() - 1;
     auto job = at(p);
-    kernels.run(job.weights, i - firstItem[p], job.packed,
-                pool.workspace(thread), *job.sink);
+    if (job.weights.quantized())
+      gemm::runQuantized(kernels, job.weights, i - firstItem[p], job.packed,
+                         pool.workspace(thread), *job.sink);
+    else
+      kernels.run(job.weights, i - firstItem[p], job.packed,
+                  pool.workspace(thread), *job.sink);
   });
 }
 
@@ -231,8 +235,12 @@ void moert::cpu::groupedFfn(GemmContext &context,
                             const std::vector<FfnProblem> &problems) {
   if (problems.empty())
     return;
-  const gemm::KernelSet &first = gemm::kernelsFor(problems[0].firstType);
-  const gemm::KernelSet &down = gemm::kernelsFor(problems[0].downType);
+  // Quantized weights are widened into fp32 panels: the fp32 kernels.
+  bool quantized = problems[0].firstQuant != nullptr;
+  const gemm::KernelSet &first =
+      gemm::kernelsFor(quantized ? MOERT_F32 : problems[0].firstType);
+  const gemm::KernelSet &down =
+      gemm::kernelsFor(quantized ? MOERT_F32 : problems[0].downType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, hidden, ffn;
   for (const FfnProblem &problem : problems) {
@@ -258,14 +266,14 @@ void moert::cpu::groupedFfn(GemmContext &context,
   runItems(context.pool, first, problems.size(), [&](size_t p) {
     const FfnProblem &problem = problems[p];
     return Job{{problem.first, problem.second, problem.firstType, problem.ffn,
-                problem.hidden},
+                problem.hidden, problem.firstQuant, problem.secondQuant},
                inputs[p],
                &hiddenSinks[p]};
   });
   runItems(context.pool, down, problems.size(), [&](size_t p) {
     const FfnProblem &problem = problems[p];
     return Job{{problem.down, nullptr, problem.downType, problem.hidden,
-                problem.ffn},
+                problem.ffn, problem.downQuant},
                hiddens[p],
                &outputSinks[p]};
   });

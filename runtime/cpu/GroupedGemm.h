@@ -15,6 +15,7 @@
 
 #include "runtime/cpu/ThreadPool.h"
 #include "runtime/cpu/gemm/Kernel.h"
+#include "runtime/cpu/gemm/Quantized.h"
 #include "runtime/moert.h"
 
 #include <cstdint>
@@ -65,8 +66,13 @@ struct FfnProblem {
   const void *down;           // [hidden, ffn]
   moert_dtype_t firstType, downType;
   const float *b1, *b2; // fp32 or null
+  // Quantized weights: first/second/down hold the data, these the scales
+  // (all three set, or none); firstType and downType are then ignored.
+  const gemm::Quantization *firstQuant = nullptr, *secondQuant = nullptr,
+                           *downQuant = nullptr;
 };
 
+// Problems all quantized or all of the first problem's dtypes.
 void groupedFfn(GemmContext &context, const std::vector<FfnProblem> &problems);
 
 } // namespace moert::cpu

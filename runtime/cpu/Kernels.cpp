@@ -9,6 +9,7 @@
 #include "runtime/cpu/Backend.h"
 
 #include "runtime/common/Error.h"
+#include "runtime/common/Quantized.h"
 #include "runtime/cpu/Activation.h"
 
 #include <algorithm>
@@ -464,6 +465,43 @@ void CpuBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,
   std::vector<FfnProblem> problems;
   addExpertProblems(problems, ExpertRows(Operand{}, 1, tokens, 1), w,
                     ffn.activation, ffn.hidden, ffn.ffn, x, out);
+  groupedFfn(gemm(rank), problems);
+}
+
+void CpuBackend::quantizedExperts(int32_t rank, const QuantizedFfnOperands &ffn,
+                                  Operand in, Operand out, Operand rows,
+                                  int64_t experts, int64_t capacity,
+                                  int64_t blocks) {
+  ExpertRows used(rows, experts, capacity, blocks);
+  QuantizedLayout upLayout{ffn.format, ffn.ffn, ffn.hidden, ffn.blockRows,
+                           ffn.blockCols};
+  QuantizedLayout downLayout{ffn.format, ffn.hidden, ffn.ffn, ffn.blockRows,
+                             ffn.blockCols};
+  // Expert e's data and scales follow expert e - 1's, dense.
+  auto expertWeight = [](const QuantizedOperand &w,
+                         const QuantizedLayout &layout, int64_t e) {
+    return std::make_pair(w.data.at(e * layout.dataElements()).data,
+                          w.scales.at(e * layout.scaleElements()).data);
+  };
+  std::vector<gemm::Quantization> scales;
+  scales.reserve(3 * experts); // the problems point into it
+  std::vector<FfnProblem> problems;
+  for (int64_t e = 0; e < experts; ++e) {
+    ProblemRows problemRows =
+        expertProblemRows(used, e, in, ffn.hidden, out, ffn.hidden);
+    if (problemRows.runs.empty())
+      continue; // unused experts cost nothing, their weights unread
+    auto gate = expertWeight(ffn.gate, upLayout, e);
+    auto up = expertWeight(ffn.up, upLayout, e);
+    auto down = expertWeight(ffn.down, downLayout, e);
+    for (const void *scale : {gate.second, up.second, down.second})
+      scales.push_back({ffn.format, scale, ffn.blockRows, ffn.blockCols});
+    const gemm::Quantization *q = &scales[scales.size() - 3];
+    problems.push_back({std::move(problemRows), ffn.hidden, ffn.ffn,
+                        ffn.activation, gate.first, up.first, down.first,
+                        MOERT_F32, MOERT_F32, nullptr, nullptr, &q[0], &q[1],
+                        &q[2]});
+  }
   groupedFfn(gemm(rank), problems);
 }
 

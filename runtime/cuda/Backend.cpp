@@ -434,6 +434,22 @@ void CudaBackend::fusedExperts(int32_t rank, const PackedFfnOperands &ffn,
                      mutableTensor(sharedOut), tokens);
 }
 
+void CudaBackend::quantizedExperts(int32_t rank,
+                                   const QuantizedFfnOperands &ffn, Operand in,
+                                   Operand out, Operand rows, int64_t experts,
+                                   int64_t capacity, int64_t blocks) {
+  std::vector<int32_t> host;
+  Rows used = usedRows(rows, experts * blocks, host);
+  auto weight = [](const QuantizedOperand &w) {
+    return QuantizedWeight{tensor(w.data), tensor(w.scales)};
+  };
+  QuantizedFfnWeights weights{
+      ffn.format, ffn.blockRows,    ffn.blockCols,  ffn.activation,  ffn.hidden,
+      ffn.ffn,    weight(ffn.gate), weight(ffn.up), weight(ffn.down)};
+  cuda::quantizedExperts(*context_, weights, tensor(in), mutableTensor(out),
+                         used, experts, capacity, blocks);
+}
+
 void CudaBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,
                            Operand out, int64_t tokens) {
   cuda::denseFfn(*context_, ffnWeights(ffn), tensor(x), mutableTensor(out),

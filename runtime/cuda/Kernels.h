@@ -247,6 +247,23 @@ void multiply(Context &ctx, Tensor a, Tensor b, MutableTensor out,
 void denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x, MutableTensor out,
               int64_t tokens);
 
+// moert_quantized_experts: gate/up/down data and scales stacked over
+// experts (layouts in runtime/common/Quantized.h), dequantized tile by tile
+// inside the kernel.
+struct QuantizedWeight {
+  Tensor data, scales;
+};
+struct QuantizedFfnWeights {
+  moert_weight_format_t format = MOERT_WEIGHTS_FP8_E4M3_BLOCK;
+  int64_t blockRows = 0, blockCols = 0;
+  moert_activation_t activation = MOERT_ACT_SILU;
+  int64_t hidden = 0, ffn = 0;
+  QuantizedWeight gate, up, down;
+};
+void quantizedExperts(Context &ctx, const QuantizedFfnWeights &ffn, Tensor in,
+                      MutableTensor out, Rows rows, int64_t experts,
+                      int64_t capacity, int64_t blocks);
+
 void residualMix(Context &ctx, Tensor x, Tensor wc, Tensor bc, Tensor moeOut,
                  Tensor mlpOut, MutableTensor out, int64_t tokens,
                  int64_t hidden);

@@ -34,6 +34,11 @@ ncclDataType_t ncclType(moert_dtype_t dtype) {
     return ncclInt32;
   case MOERT_I64:
     return ncclInt64;
+  case MOERT_U8:
+    return ncclUint8;
+  case MOERT_F8_E4M3:
+    // Weights stay on the rank that loaded them.
+    fail(MOERT_UNSUPPORTED, "collectives do not carry f8_e4m3");
   }
   fail(MOERT_INVALID_ARGUMENT, "unknown dtype ", static_cast<int>(dtype));
 }

@@ -92,13 +92,54 @@ static moert_status_t latentCalls(moert_context_t ctx) {
       (status = moert_buffer_upload(ctx, qs, q, 3)) == MOERT_OK &&
       (status = moert_buffer_upload(ctx, kvBs, kvB, 4)) == MOERT_OK &&
       (status = moert_buffer_upload(ctx, zeros, &zero, 1)) == MOERT_OK &&
-      (status = moert_latent_append(ctx, &cfg, kvs, norms, cache, zeros,
-                                    zeros, 1, 2, 2, 1, 1, 0.0f)) == MOERT_OK &&
-      (status = moert_latent_attention(ctx, &cfg, qs, kvBs, cache, zeros,
-                                       zeros, outs, 1, 1, 1, 2, 1, 2, 1, 1,
-                                       0.5f)) == MOERT_OK &&
+      (status = moert_latent_append(ctx, &cfg, kvs, norms, cache, zeros, zeros,
+                                    1, 2, 2, 1, 1, 0.0f)) == MOERT_OK &&
+      (status = moert_latent_attention(ctx, &cfg, qs, kvBs, cache, zeros, zeros,
+                                       outs, 1, 1, 1, 2, 1, 2, 1, 1, 0.5f)) ==
+          MOERT_OK &&
       (status = moert_buffer_download(ctx, &out, outs, 1)) == MOERT_OK &&
       (out < 1.13136f || out > 1.13138f))
+    status = MOERT_INTERNAL;
+  moert_buffer_free(ctx, buffer);
+  return status;
+}
+
+/* The quantized FFN descriptor from C: one expert, H = F = 1, fp8 weights
+   1.0 (0x38) with scales 2, 3 and 0.5: out = 0.5 * silu(2x) * 3x at x = 1. */
+static moert_status_t quantizedCall(moert_context_t ctx) {
+  uint8_t ones[3] = {0x38, 0x38, 0x38};
+  float scales[3] = {2.0f, 3.0f, 0.5f}, x = 1.0f, y = 0.0f;
+  moert_buffer_t buffer;
+  moert_status_t status = moert_buffer_alloc(ctx, 64, &buffer);
+  if (status != MOERT_OK)
+    return status;
+  moert_view_t data = moert_make_view(buffer, 0, MOERT_F8_E4M3),
+               scale = moert_make_view(buffer, 1, MOERT_F32),
+               in = moert_make_view(buffer, 4, MOERT_F32),
+               out = moert_make_view(buffer, 5, MOERT_F32);
+  moert_quantized_ffn_desc_t desc;
+  memset(&desc, 0, sizeof desc);
+  desc.format = MOERT_WEIGHTS_FP8_E4M3_BLOCK;
+  desc.block_rows = 128;
+  desc.block_cols = 128;
+  desc.activation = MOERT_ACT_SILU;
+  desc.hidden = 1;
+  desc.ffn = 1;
+  desc.gate.data = moert_make_view(buffer, 0, MOERT_F8_E4M3);
+  desc.gate.scales = scale;
+  desc.up.data = moert_make_view(buffer, 1, MOERT_F8_E4M3);
+  desc.up.scales = moert_make_view(buffer, 2, MOERT_F32);
+  desc.down.data = moert_make_view(buffer, 2, MOERT_F8_E4M3);
+  desc.down.scales = moert_make_view(buffer, 3, MOERT_F32);
+  /* data occupies bytes 0-2, the scales elements 1-3 (bytes 4-15). */
+  float expected = 0.5f * (2.0f / (1.0f + 0.13533528f)) * 3.0f;
+  if ((status = moert_buffer_upload(ctx, data, ones, 3)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, scale, scales, 3)) == MOERT_OK &&
+      (status = moert_buffer_upload(ctx, in, &x, 1)) == MOERT_OK &&
+      (status = moert_quantized_experts(
+           ctx, &desc, in, out, moert_absent_view(), 1, 1, 1)) == MOERT_OK &&
+      (status = moert_buffer_download(ctx, &y, out, 1)) == MOERT_OK &&
+      (y < expected - 1e-5f || y > expected + 1e-5f))
     status = MOERT_INTERNAL;
   moert_buffer_free(ctx, buffer);
   return status;
@@ -121,6 +162,8 @@ static moert_status_t rankBody(moert_context_t ctx, void *user) {
     status = gptCalls(ctx);
   if (status == MOERT_OK)
     status = latentCalls(ctx);
+  if (status == MOERT_OK)
+    status = quantizedCall(ctx);
   (void)user;
   return status;
 }

@@ -8,6 +8,7 @@
 #include "TestUtil.h"
 
 #include "runtime/common/Convert.h"
+#include "runtime/common/Quantized.h"
 
 #include <random>
 
@@ -225,6 +226,211 @@ TEST(Kernels, ExpertsComputeOnlyUsedRowsAndZeroTheRest) {
                                      C, blocks),
                        MOERT_INVALID_ARGUMENT, "has 3 rows");
   });
+}
+
+// Quantized weights of E experts [E, rows, cols] with random scales, and
+// their dequantized f32 values (QuantizedLayout::at, the documented
+// formula).
+struct QuantizedExpertWeight {
+  std::vector<uint8_t> data, e8m0;
+  Floats f32Scales, values;
+};
+
+QuantizedExpertWeight quantizedWeight(const QuantizedLayout &layout,
+                                      int64_t experts, unsigned seed) {
+  std::mt19937 rng(seed);
+  QuantizedExpertWeight w;
+  w.data.resize(experts * layout.dataElements());
+  for (uint8_t &b : w.data) {
+    b = static_cast<uint8_t>(rng());
+    if (layout.format == MOERT_WEIGHTS_FP8_E4M3_BLOCK && (b & 0x7f) == 0x7f)
+      b = 0; // not NaN
+  }
+  bool mx = layout.format == MOERT_WEIGHTS_MXFP4;
+  for (int64_t i = 0; i < experts * layout.scaleElements(); ++i) {
+    if (mx)
+      w.e8m0.push_back(static_cast<uint8_t>(118 + rng() % 8));
+    else
+      w.f32Scales.push_back(0.001f + 0.003f * float(rng() % 1000) / 1000);
+  }
+  for (int64_t e = 0; e < experts; ++e) {
+    const uint8_t *data = w.data.data() + e * layout.dataElements();
+    const void *scales = mx ? static_cast<const void *>(
+                                  w.e8m0.data() + e * layout.scaleElements())
+                            : w.f32Scales.data() + e * layout.scaleElements();
+    for (int64_t r = 0; r < layout.rows; ++r)
+      for (int64_t c = 0; c < layout.cols; ++c)
+        w.values.push_back(layout.at(data, scales, r, c));
+  }
+  return w;
+}
+
+// moert_quantized_experts equals moert_experts on the dequantized f32
+// weights bit for bit (the same fp32 sums), for fp8 with partial blocks and
+// for MXFP4; unused rows come back as zeros; bad descriptors are errors.
+TEST(Kernels, QuantizedExpertsEqualExpertsOnDequantizedWeights) {
+  const int64_t E = 3, C = 4, blocks = 2;
+  std::vector<int32_t> rows = {2, 1, /**/ 0, 0, /**/ 1, 2};
+  struct Case {
+    moert_weight_format_t format;
+    int64_t hidden, ffn, blockRows, blockCols;
+  };
+  for (const Case &c : {Case{MOERT_WEIGHTS_FP8_E4M3_BLOCK, 40, 24, 16, 16},
+                        Case{MOERT_WEIGHTS_FP8_E4M3_BLOCK, 33, 20, 128, 128},
+                        Case{MOERT_WEIGHTS_MXFP4, 64, 32, 1, 32}}) {
+    const int64_t H = c.hidden, F = c.ffn;
+    QuantizedLayout upLayout{c.format, F, H, c.blockRows, c.blockCols};
+    QuantizedLayout downLayout{c.format, H, F, c.blockRows, c.blockCols};
+    QuantizedExpertWeight g = quantizedWeight(upLayout, E, 1),
+                          u = quantizedWeight(upLayout, E, 2),
+                          d = quantizedWeight(downLayout, E, 3);
+    Floats in = randomFloats(E * C * H, 4);
+    bool mx = c.format == MOERT_WEIGHTS_MXFP4;
+    moert_dtype_t dataType = mx ? MOERT_U8 : MOERT_F8_E4M3;
+    onOneRank([&](moert_context_t ctx) {
+      auto scalesBuffer = [&](const QuantizedExpertWeight &w) {
+        return mx ? Buffer(ctx, w.e8m0, MOERT_U8)
+                  : Buffer(ctx, w.f32Scales, MOERT_F32);
+      };
+      moert_dtype_t scaleType = mx ? MOERT_U8 : MOERT_F32;
+      Buffer ib(ctx, in, MOERT_F32), rb(ctx, rows, MOERT_I32),
+          gd(ctx, g.data, dataType), ud(ctx, u.data, dataType),
+          dd(ctx, d.data, dataType),
+          gs = scalesBuffer(g), us = scalesBuffer(u), ds = scalesBuffer(d),
+          gf(ctx, g.values, MOERT_F32), uf(ctx, u.values, MOERT_F32),
+          df(ctx, d.values, MOERT_F32), out(ctx, E * C * H * 4),
+          want(ctx, E * C * H * 4);
+      moert_quantized_ffn_desc_t desc{c.format,
+                                      c.blockRows,
+                                      c.blockCols,
+                                      MOERT_ACT_SILU,
+                                      H,
+                                      F,
+                                      {gd.view(dataType), gs.view(scaleType)},
+                                      {ud.view(dataType), us.view(scaleType)},
+                                      {dd.view(dataType), ds.view(scaleType)}};
+      check(moert_buffer_fill(ctx, out.view(MOERT_F32), E * C * H, NAN));
+      check(moert_quantized_experts(ctx, &desc, ib.view(MOERT_F32),
+                                    out.view(MOERT_F32), rb.view(MOERT_I32), E,
+                                    C, blocks));
+      moert_ffn_desc_t plain{MOERT_FFN_GATED,
+                             MOERT_ACT_SILU,
+                             H,
+                             F,
+                             gf.view(MOERT_F32),
+                             uf.view(MOERT_F32),
+                             df.view(MOERT_F32),
+                             moert_absent_view(),
+                             moert_absent_view()};
+      check(moert_experts(ctx, &plain, ib.view(MOERT_F32), want.view(MOERT_F32),
+                          rb.view(MOERT_I32), E, C, blocks));
+      Floats got = out.download<float>(MOERT_F32, E * C * H);
+      Floats expected = want.download<float>(MOERT_F32, E * C * H);
+      EXPECT_EQ(0, std::memcmp(got.data(), expected.data(),
+                               got.size() * sizeof(float)))
+          << (mx ? "mxfp4" : "fp8") << " H " << H << " F " << F;
+      // Against the naive loop too (expert 0, block 0: its 2 used rows).
+      std::vector<double> naive =
+          naiveFfn(true, 2, H, F, in.data(), g.values.data(), u.values.data(),
+                   d.values.data(), nullptr, nullptr);
+      for (int64_t i = 0; i < 2 * H; ++i)
+        EXPECT_NEAR(got[i], naive[i], 1e-5 * (1 + std::fabs(naive[i])));
+      EXPECT_EQ(got[(C - 1) * H], 0.0f); // expert 0 block 1: 1 row used
+
+      // Scales one block short, data of the wrong dtype, a bad block size.
+      moert_quantized_ffn_desc_t bad = desc;
+      bad.down.scales.offset = 1;
+      EXPECT_MOERT_ERROR(moert_quantized_experts(
+                             ctx, &bad, ib.view(MOERT_F32), out.view(MOERT_F32),
+                             rb.view(MOERT_I32), E, C, blocks),
+                         MOERT_INVALID_ARGUMENT, "operand 'down.scales'");
+      bad = desc;
+      bad.gate.data = gf.view(MOERT_F32);
+      EXPECT_MOERT_ERROR(moert_quantized_experts(
+                             ctx, &bad, ib.view(MOERT_F32), out.view(MOERT_F32),
+                             rb.view(MOERT_I32), E, C, blocks),
+                         MOERT_INVALID_ARGUMENT,
+                         mx ? "operand 'gate.data' must be u8, got f32"
+                            : "operand 'gate.data' must be f8_e4m3, got f32");
+      bad = desc;
+      bad.block_cols = mx ? 16 : 0;
+      EXPECT_MOERT_ERROR(
+          moert_quantized_experts(ctx, &bad, ib.view(MOERT_F32),
+                                  out.view(MOERT_F32), rb.view(MOERT_I32), E, C,
+                                  blocks),
+          MOERT_INVALID_ARGUMENT,
+          mx ? "mxfp4 blocks are 1 x 32" : "fp8 block size must be positive");
+    });
+  }
+}
+
+// MXFP4 as gpt-oss stores it (per expert `*_blocks` [rows, G, 16] and
+// `*_scales` [rows, G] u8), loaded through the weights layer, against the
+// output of a NumPy decoder of the format (mxfp4_golden.py made
+// data/mxfp4-ffn.safetensors).
+TEST(Kernels, Mxfp4ExpertsMatchTheNumpyDecoder) {
+  const int64_t E = 2, C = 5, H = 64, F = 96;
+  std::string path = std::string(MOERT_TEST_DATA) + "/mxfp4-ffn.safetensors";
+  moert_weights_t file = nullptr;
+  ASSERT_EQ(moert_weights_open(path.c_str(), &file), MOERT_OK)
+      << moert_last_error();
+  onOneRank([&](moert_context_t ctx) {
+    auto load = [&](const char *key, std::vector<int64_t> shape,
+                    moert_dtype_t dtype, int64_t experts) {
+      int64_t count = experts;
+      for (int64_t d : shape)
+        count *= d;
+      Buffer buffer(ctx, count * moert_dtype_size(dtype));
+      moert_weight_request_t req;
+      moert_weight_request_init(&req, key, static_cast<int32_t>(shape.size()),
+                                shape.data());
+      if (experts > 1) {
+        req.expert_begin = 0;
+        req.expert_end = experts;
+      }
+      check(moert_weights_load(ctx, file, &req, buffer.view(dtype)));
+      return buffer;
+    };
+    auto weight = [&](const std::string &proj, int64_t rows, int64_t cols) {
+      std::string key = "experts.{e}." + proj + "_proj";
+      return std::make_pair(
+          load((key + "_blocks").c_str(), {rows, cols / 32, 16}, MOERT_U8, E),
+          load((key + "_scales").c_str(), {rows, cols / 32}, MOERT_U8, E));
+    };
+    auto gate = weight("gate", F, H), up = weight("up", F, H),
+         down = weight("down", H, F);
+    Buffer x = load("x", {E, C, H}, MOERT_F32, 1);
+    Buffer y = load("y", {E, C, H}, MOERT_F32, 1);
+    Buffer out(ctx, E * C * H * 4);
+    moert_quantized_ffn_desc_t desc{
+        MOERT_WEIGHTS_MXFP4,
+        1,
+        32,
+        MOERT_ACT_SILU,
+        H,
+        F,
+        {gate.first.view(MOERT_U8), gate.second.view(MOERT_U8)},
+        {up.first.view(MOERT_U8), up.second.view(MOERT_U8)},
+        {down.first.view(MOERT_U8), down.second.view(MOERT_U8)}};
+    check(moert_quantized_experts(ctx, &desc, x.view(MOERT_F32),
+                                  out.view(MOERT_F32), moert_absent_view(), E,
+                                  C, 1));
+    Floats got = out.download<float>(MOERT_F32, E * C * H);
+    Floats want = y.download<float>(MOERT_F32, E * C * H);
+    double scale = 0;
+    for (float v : want)
+      scale = std::max(scale, double(std::fabs(v)));
+    for (int64_t i = 0; i < E * C * H; ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-5 * scale) << "element " << i;
+    // The blocks' shape is checked at the load: [rows, G, 16], not flat.
+    moert_weight_request_t flat;
+    int64_t shape[2] = {F, H / 2};
+    moert_weight_request_init(&flat, "experts.0.gate_proj_blocks", 2, shape);
+    EXPECT_MOERT_ERROR(
+        moert_weights_load(ctx, file, &flat, gate.first.view(MOERT_U8)),
+        MOERT_FORMAT_ERROR, "has shape [96,2,16], expected [96,32]");
+  });
+  moert_weights_close(file);
 }
 
 TEST(Kernels, ExpertStageCallsGiveTheExpertsOutputsExactly) {

@@ -381,6 +381,46 @@ TEST(Safetensors, UnsupportedDtypeIsAnError) {
                      "dtype I8");
 }
 
+// Quantized weights and their u8 scales load byte for byte into a view of
+// their own dtype, and into no other (their values need their scales).
+TEST(Safetensors, QuantizedTensorsLoadAsStored) {
+  std::string path = tempPath("fp8.safetensors");
+  SafetensorsWriter writer;
+  std::vector<char> fp8 = {0x38, char(0xc4), 0x01, 0x7e, 0x00, char(0x80)};
+  writer.addRaw("w", "F8_E4M3", {2, 3}, fp8);
+  writer.addRaw("s", "U8", {2, 1}, {char(127), char(130)});
+  writer.write(path);
+  std::vector<float> got;
+  ASSERT_EQ(tryLoad(path, request("w", {2, 3}), 6, &got, MOERT_F8_E4M3),
+            MOERT_OK);
+  EXPECT_EQ(got, (Floats{1.0f, -3.0f, 0x1p-9f, 448.0f, 0.0f, -0.0f}));
+  ASSERT_EQ(tryLoad(path, request("s", {2, 1}), 2, &got, MOERT_U8), MOERT_OK);
+  EXPECT_EQ(got, (Floats{127.0f, 130.0f}));
+  // A row of the fp8 tensor (a box) as well.
+  moert_weight_request_t row = request("w", {2, 3});
+  row.begin[0] = 1;
+  ASSERT_EQ(tryLoad(path, row, 3, &got, MOERT_F8_E4M3), MOERT_OK);
+  EXPECT_EQ(got, (Floats{448.0f, 0.0f, -0.0f}));
+  EXPECT_MOERT_ERROR(
+      tryLoad(path, request("w", {2, 3}), 6, nullptr, MOERT_BF16),
+      MOERT_INVALID_ARGUMENT,
+      "tensor 'w' of dtype F8_E4M3 cannot load into a bf16");
+  EXPECT_MOERT_ERROR(tryLoad(path, request("s", {2, 1}), 2, nullptr, MOERT_F32),
+                     MOERT_INVALID_ARGUMENT, "of dtype U8 cannot load");
+  std::string plain = tempPath("f32-for-fp8.safetensors");
+  SafetensorsWriter f32;
+  Floats values = {1.0f, 2.0f};
+  f32.add("w", MOERT_F32, {2}, values.data());
+  f32.write(plain);
+  EXPECT_MOERT_ERROR(
+      tryLoad(plain, request("w", {2}), 2, nullptr, MOERT_F8_E4M3),
+      MOERT_INVALID_ARGUMENT,
+      "tensor 'w' of dtype F32 cannot load into a f8_e4m3 view");
+  EXPECT_MOERT_ERROR(
+      tryLoad(path, request("w", {3, 2}), 6, nullptr, MOERT_F8_E4M3),
+      MOERT_FORMAT_ERROR, "has shape [2,3], expected [3,2]");
+}
+
 TEST(Json, ParsesEscapesAndNumbers) {
   json::Value v = json::parse(
       R"({"a": [1, -2, 3.5e2, true, null], "b\n\u00e9\ud83d\ude00": "x\"y"})");

@@ -55,6 +55,10 @@ bool moert::weights::dtypeFromName(const std::string &name,
     dtype = MOERT_F16;
   else if (name == "BF16")
     dtype = MOERT_BF16;
+  else if (name == "F8_E4M3")
+    dtype = MOERT_F8_E4M3;
+  else if (name == "U8")
+    dtype = MOERT_U8;
   else
     return false;
   return true;
@@ -72,6 +76,10 @@ const char *moert::weights::dtypeToName(moert_dtype_t dtype) {
     return "I32";
   case MOERT_I64:
     return "I64";
+  case MOERT_F8_E4M3:
+    return "F8_E4M3";
+  case MOERT_U8:
+    return "U8";
   }
   return "?";
 }
@@ -323,14 +331,20 @@ std::vector<std::string> SafetensorsFile::keys() const {
   return names;
 }
 
-const TensorInfo &
-SafetensorsFile::checkedTensor(const std::string &key,
-                               const std::vector<int64_t> &shape,
-                               moert_dtype_t &srcType) const {
+const TensorInfo &SafetensorsFile::checkedTensor(
+    const std::string &key, const std::vector<int64_t> &shape,
+    moert_dtype_t dstType, moert_dtype_t &srcType) const {
   const TensorInfo &info = get(key);
   if (!dtypeFromName(info.dtype, srcType))
     fail(MOERT_UNSUPPORTED, path_, ": tensor '", key, "' has dtype ",
-         info.dtype, "; only F32, F16 and BF16 are supported");
+         info.dtype, "; only F32, F16, BF16, F8_E4M3 and U8 are supported");
+  // Quantized values mean nothing without their scales: never converted.
+  bool quantized = srcType == MOERT_F8_E4M3 || srcType == MOERT_U8;
+  if ((quantized || dstType == MOERT_F8_E4M3 || dstType == MOERT_U8) &&
+      srcType != dstType)
+    fail(MOERT_INVALID_ARGUMENT, path_, ": tensor '", key, "' of dtype ",
+         info.dtype, " cannot load into a ", dtypeName(dstType),
+         " view: quantized weights and their scales load as stored");
   if (!sameLayout(info.shape, shape))
     fail(MOERT_FORMAT_ERROR, path_, ": tensor '", key, "' has shape ",
          shapeString(info.shape), ", expected ", shapeString(shape));
@@ -343,7 +357,7 @@ int64_t SafetensorsFile::readBox(const std::string &key,
                                  const std::vector<int64_t> &end, void *dst,
                                  moert_dtype_t dstType) const {
   moert_dtype_t srcType;
-  const TensorInfo &info = checkedTensor(key, shape, srcType);
+  const TensorInfo &info = checkedTensor(key, shape, dstType, srcType);
   size_t rank = shape.size();
   size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   if (rank == 0) { // scalar
@@ -407,7 +421,7 @@ int64_t SafetensorsFile::readView(const std::string &key,
                                   const std::vector<int64_t> &end, void *dst,
                                   moert_dtype_t dstType) const {
   moert_dtype_t srcType;
-  const TensorInfo &info = checkedTensor(key, shape, srcType);
+  const TensorInfo &info = checkedTensor(key, shape, dstType, srcType);
   size_t rank = strides.size();
   size_t srcSize = dtypeSize(srcType), dstSize = dtypeSize(dstType);
   int64_t rowLength = end[rank - 1] - begin[rank - 1];

@@ -92,9 +92,10 @@ public:
 
 private:
   // Tensor `key`, checked to have a readable dtype (returned in srcType)
-  // and exactly `shape`.
+  // that converts to dstType, and exactly `shape`.
   const TensorInfo &checkedTensor(const std::string &key,
                                   const std::vector<int64_t> &shape,
+                                  moert_dtype_t dstType,
                                   moert_dtype_t &srcType) const;
   // Reads `bytes` at `offset` of the data section into dst.
   void readData(uint64_t offset, void *dst, size_t bytes) const;

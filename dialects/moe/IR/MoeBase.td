@@ -69,7 +69,9 @@ def Moe_Dialect : Dialect {
     /// Module attribute: the checkpoint stores the FFN projections (experts,
     /// shared experts, dense MLPs; not routers) block-quantized:
     /// {format = "fp8_e4m3", block = array<i64: R, C>}, one f32 scale per
-    /// R x C block. The weight arguments keep the activation dtype.
+    /// R x C block, or {format = "mxfp4", block = array<i64: 1, 32>}, e2m1
+    /// values with one e8m0 exponent per 32. The weight arguments keep the
+    /// activation dtype.
     static constexpr ::llvm::StringLiteral kWeightQuantAttrName =
         "moe.weight_quantization";
   }];

@@ -172,13 +172,16 @@ LogicalResult MoeDialect::verifyOperationAttribute(Operation *op,
     auto dict = dyn_cast<DictionaryAttr>(attribute.getValue());
     auto format = dict ? dict.getAs<StringAttr>("format") : nullptr;
     auto block = dict ? dict.getAs<DenseI64ArrayAttr>("block") : nullptr;
+    bool mxfp4 = format && format.getValue() == "mxfp4";
     if (!isa<ModuleOp>(op) || !dict || dict.size() != 2 || !format ||
-        format.getValue() != "fp8_e4m3" || !block || block.size() != 2 ||
-        block[0] <= 0 || block[1] <= 0)
+        (format.getValue() != "fp8_e4m3" && !mxfp4) || !block ||
+        block.size() != 2 || block[0] <= 0 || block[1] <= 0 ||
+        (mxfp4 && (block[0] != 1 || block[1] != 32)))
       return op->emitError()
              << "'" << name
              << "' must be {format = \"fp8_e4m3\", block = array<i64: R, C>} "
-                "with R, C > 0 on a builtin.module";
+                "with R, C > 0, or {format = \"mxfp4\", block = array<i64: "
+                "1, 32>}, on a builtin.module";
     return success();
   }
   if (name == kPlanAttrName) {

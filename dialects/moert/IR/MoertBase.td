@@ -47,4 +47,14 @@ def Moert_ReduceOp : I32EnumAttr<"ReduceOp", "reduction of a collective", [
   let genSpecializedAttr = 0;
 }
 
+// moert_weight_format_t: how moert.quantized_experts' weights are stored.
+def Moert_WeightFormat : I32EnumAttr<"WeightFormat",
+    "storage of quantized weights", [
+      I32EnumAttrCase<"fp8_e4m3_block", 0>,
+      I32EnumAttrCase<"mxfp4", 1>
+    ]> {
+  let cppNamespace = "::mlir::moert";
+  let genSpecializedAttr = 0;
+}
+
 #endif // MOE_DIALECT_MOERT_IR_MOERTBASE_TD

@@ -61,6 +61,8 @@ def Moert_GateConfig : Moert_Encoder<"gateConfig">;
 def Moert_FfnDesc : Moert_Encoder<"ffnDesc">;
 // &moert_packed_ffn_desc_t.
 def Moert_PackedFfnDesc : Moert_Encoder<"packedFfnDesc">;
+// &moert_quantized_ffn_desc_t.
+def Moert_QuantizedFfnDesc : Moert_Encoder<"quantizedFfnDesc">;
 // The shared expert of moert_fused_experts: its descriptor, input, output
 // and token count (nullptr, absent views and 0 without one).
 def Moert_SharedFfn : Moert_Encoder<"sharedFfn">;

@@ -42,14 +42,16 @@ static int64_t storageBytes(Type type) {
     return 2;
   if (type.isInteger(64))
     return 8;
+  if (isa<Float8E4M3FNType>(type) || type.isUnsignedInteger(8))
+    return 1;
   return 0;
 }
 
 LogicalResult ViewType::verify(function_ref<InFlightDiagnostic()> emitError,
                                Type elementType, int64_t count) {
   if (!storageBytes(elementType))
-    return emitError() << "view element type must be f32, f16, bf16, i32 or "
-                          "i64, got "
+    return emitError() << "view element type must be f32, f16, bf16, i32, "
+                          "i64, f8E4M3FN or ui8, got "
                        << elementType;
   if (count <= 0)
     return emitError() << "view element count must be positive, got " << count;

@@ -433,6 +433,51 @@ LogicalResult FusedExpertsOp::verify() {
                            {"shared output", getSharedOutput()}});
 }
 
+LogicalResult QuantizedExpertsOp::verify() {
+  Operation *op = *this;
+  int64_t h = getHidden(), f = getFfn(), e = getExperts();
+  int64_t br = getBlockRows(), bc = getBlockCols();
+  if (failed(expectPositive(op, "hidden", h)) ||
+      failed(expectPositive(op, "ffn", f)) ||
+      failed(expectPositive(op, "block rows", br)) ||
+      failed(expectPositive(op, "block columns", bc)) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(verifyExpertRows(op, getInput(), h, getOutput(), h, getRows(), e,
+                              getBlocks())))
+    return failure();
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  bool mx = getFormat() == WeightFormat::mxfp4;
+  if (mx && (br != 1 || bc != 32 || h % 32 || f % 32))
+    return emitOpError() << "mxfp4 needs 1 x 32 blocks and hidden and ffn "
+                            "multiples of 32, got blocks "
+                         << br << " x " << bc << ", hidden " << h << ", ffn "
+                         << f;
+  Type u8 = IntegerType::get(getContext(), 8, IntegerType::Unsigned);
+  Type data = mx ? u8 : Type(Float8E4M3FNType::get(getContext()));
+  Type scale = mx ? u8 : Type(Float32Type::get(getContext()));
+  // Elements of one expert's data: mxfp4 packs two values a byte.
+  int64_t perByte = mx ? 2 : 1;
+  struct Weight {
+    StringRef what;
+    Value data, scales;
+    int64_t rows, cols;
+  };
+  for (const Weight &w : {Weight{"gate", getGate(), getGateScales(), f, h},
+                          Weight{"up", getUp(), getUpScales(), f, h},
+                          Weight{"down", getDown(), getDownScales(), h, f}}) {
+    std::string scales = (w.what + " scales").str();
+    if (failed(expectType(op, w.what, w.data, data)) ||
+        failed(expectType(op, scales, w.scales, scale)) ||
+        failed(
+            expectCount(op, w.what, w.data, e * w.rows * w.cols / perByte)) ||
+        failed(expectCount(op, scales, w.scales,
+                           e * ceilDiv(w.rows, br) * ceilDiv(w.cols, bc))))
+      return failure();
+  }
+  return success();
+}
+
 LogicalResult DenseFfnOp::verify() {
   Operation *op = *this;
   if (failed(verifyFfn(*this, 1)))
@@ -903,7 +948,11 @@ static LogicalResult verifyLoad(LoadOp op,
   if (range && ((*range)[0] < 0 || (*range)[1] <= (*range)[0]))
     return op.emitOpError() << "expert range [" << (*range)[0] << ", "
                             << (*range)[1] << ") is empty or negative";
-  if (failed(expectFloat(op, "destination", op.getDst())))
+  // Quantized data and mxfp4 scales load as stored
+  // (moert.quantized_experts reads them).
+  Type element = viewType(op.getDst()).getElementType();
+  if (!isa<Float8E4M3FNType>(element) && !element.isUnsignedInteger(8) &&
+      failed(expectFloat(op, "destination", op.getDst())))
     return failure();
   int64_t loaded = loadedElements(shape, begin, end, range);
   int64_t box = loaded / (range ? (*range)[1] - (*range)[0] : 1);

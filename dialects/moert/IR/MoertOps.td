@@ -423,6 +423,56 @@ def Moert_FusedExpertsOp
   }];
 }
 
+def Moert_QuantizedExpertsOp
+    : Moert_CallOp<"quantized_experts", "moert_quantized_experts", "experts"> {
+  let summary = "moert_quantized_experts: a gated FFN of fp8 block-scaled "
+                "weights over [E, C, H]";
+  let description = [{
+    `moert.experts` for a GATED FFN whose gate, up (`[E, F, H]`) and down
+    (`[E, H, F]`) weights stay quantized in memory, dequantized inside the
+    GEMM tile: `fp8_e4m3_block` data `f8E4M3FN` with f32 scales
+    `[E, ceil(rows / R), ceil(cols / C)]` for blocks of R x C, or `mxfp4`
+    (R = 1, C = 32) data `ui8` (two e2m1 a byte, `[E, rows, cols / 2]`) with
+    `ui8` e8m0 scales `[E, rows, cols / 32]`. A dense or shared FFN is one
+    expert whose capacity is the token count.
+
+    ```mlir
+    moert.quantized_experts %ctx, silu %in : !moert.view<f32, 8192>
+        gate %wg : !moert.view<f8E4M3FN, 65536> scales %sg
+        : !moert.view<f32, 8> up %wu : !moert.view<f8E4M3FN, 65536>
+        scales %su : !moert.view<f32, 8> down %wd
+        : !moert.view<f8E4M3FN, 65536> scales %sd : !moert.view<f32, 8>
+        -> %out : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8>
+        capacity %cap experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block
+        block_rows 128 block_cols 128
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx,
+                       EnumProp<Moe_Activation>:$activation, I64Prop:$hidden,
+                       I64Prop:$ffn, EnumProp<Moert_WeightFormat>:$format,
+                       I64Prop:$block_rows, I64Prop:$block_cols,
+                       Moert_In:$gate, Moert_In:$gate_scales, Moert_In:$up,
+                       Moert_In:$up_scales, Moert_In:$down,
+                       Moert_In:$down_scales, Moert_In:$input,
+                       Moert_Out:$output, Moert_OptIn:$rows, I64Prop:$experts,
+                       I64:$capacity, I64Prop:$blocks);
+  let callArguments = (ins $ctx,
+      (Moert_QuantizedFfnDesc $format, $block_rows, $block_cols, $activation,
+                              $hidden,
+                              $ffn, $gate, $gate_scales, $up, $up_scales,
+                              $down, $down_scales),
+      $input, $output, $rows, $experts, $capacity, $blocks);
+  let assemblyFormat = [{
+    $ctx `,` $activation $input `:` type($input) `gate` $gate `:` type($gate)
+    `scales` $gate_scales `:` type($gate_scales) `up` $up `:` type($up)
+    `scales` $up_scales `:` type($up_scales) `down` $down `:` type($down)
+    `scales` $down_scales `:` type($down_scales) `->` $output `:`
+    type($output) (`rows` $rows^ `:` type($rows))? `capacity` $capacity
+    `experts` $experts `blocks` $blocks `hidden` $hidden `ffn` $ffn $format
+    `block_rows` $block_rows `block_cols` $block_cols attr-dict
+  }];
+}
+
 def Moert_DenseFfnOp : Moert_CallOp<"dense_ffn", "moert_dense_ffn",
                                     "dense_ffn", [AttrSizedOperandSegments]> {
   let summary = "moert_dense_ffn: the FFN on x [S, H] without routing";

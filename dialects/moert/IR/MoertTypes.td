@@ -37,7 +37,8 @@ def Moert_ViewType : Moert_Type<"View", "view"> {
   let summary = "moert_view_t: `count` elements of `elementType` in a buffer";
   let description = [{
     `!moert.view<bf16, 4096>`. The element type is a storage dtype of the
-    runtime: f32, f16, bf16, i32 or i64.
+    runtime: f32, f16, bf16, i32 or i64, or f8E4M3FN for the data of
+    block-quantized weights (`moert.quantized_experts`).
   }];
   let parameters = (ins "::mlir::Type":$elementType, "int64_t":$count);
   let assemblyFormat = "`<` $elementType `,` $count `>`";
@@ -45,7 +46,11 @@ def Moert_ViewType : Moert_Type<"View", "view"> {
   let extraClassDeclaration = [{
     /// Bytes of one element.
     int64_t getElementBytes() const;
-    bool isFloat() const { return ::llvm::isa<::mlir::FloatType>(getElementType()); }
+    /// f32, f16 or bf16: what the runtime computes with.
+    bool isFloat() const {
+      ::mlir::Type t = getElementType();
+      return t.isF32() || t.isF16() || t.isBF16();
+    }
   }];
 }
 

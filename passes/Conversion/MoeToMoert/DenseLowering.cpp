@@ -88,6 +88,13 @@ struct DenseFfnLowering : OpLoweringOf<DenseFfnOp> {
                                     builder, loc, planOf(dense).getTp(), 64));
     // The output view before the bias predicate: the emitted C++'s order.
     Value output = state.newView(dense.getResult());
+    if (state.isQuantized(dense.getUpWeight())) {
+      emitQuantizedFfn(state, loc, dense.getActivation(), dense.getGateWeight(),
+                       dense.getUpWeight(), dense.getDownWeight(),
+                       dense.getFfnSize(), state.view(dense.getInput()), output,
+                       Value(), 1, rows, 1);
+      return success();
+    }
     Value biasIf =
         state.downBiasIf(dense.getDownWeight(), dense.getDownBias(), loc);
     moert::DenseFfnOp::create(

@@ -92,12 +92,29 @@ FailureOr<ExpertRows> expertRows(ExpertsOpTy experts, LoweringState &state) {
   return r;
 }
 
+} // namespace
+
+void mlir::moe::emitQuantizedFfn(LoweringState &state, Location loc,
+                                 Activation activation, Value gate, Value up,
+                                 Value down, int64_t ffn, Value input,
+                                 Value output, Value rows, int64_t experts,
+                                 Value rowsPerExpert, int64_t blocks) {
+  moert::QuantizedExpertsOp::create(
+      state.getBuilder(), loc, state.getCtx(), activation, hiddenOf(gate), ffn,
+      state.getWeightFormat(), state.getBlockRows(), state.getBlockCols(),
+      state.view(gate), state.scaleView(gate), state.view(up),
+      state.scaleView(up), state.view(down), state.scaleView(down), input,
+      output, rows, experts, rowsPerExpert, blocks);
+}
+
+namespace {
+
 struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   LogicalResult analyze(ExpertsOp experts,
                         LoweringState &state) const override {
     if (failed(analyzeRouted(experts, state)))
       return failure();
-    if (experts.isGated()) {
+    if (experts.isGated() && !state.isQuantized(experts.getGateWeight())) {
       // Two fp32 [E, C, F] intermediates, C at the input's bound.
       int64_t rows = state.staticElements(experts.getInput()) /
                      cast<ShapedType>(experts.getType()).getDimSize(2);
@@ -113,6 +130,15 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     if (failed(r))
       return failure();
     Value output = state.newView(experts.getResult());
+    if (state.isQuantized(experts.getGateWeight())) {
+      auto type = cast<ShapedType>(experts.getInput().getType());
+      emitQuantizedFfn(state, experts.getLoc(), experts.getActivation(),
+                       experts.getGateWeight(), experts.getUpWeight(),
+                       experts.getDownWeight(), experts.getFfnSize(),
+                       state.view(experts.getInput()), output, r->rows,
+                       type.getDimSize(0), r->rowsPerExpert, r->blocks);
+      return success();
+    }
     if (experts.isGated()) {
       emitStages(experts, *r, output, state);
       return success();

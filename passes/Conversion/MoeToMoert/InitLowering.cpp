@@ -21,11 +21,17 @@ LogicalResult InitLowering::placeWeights() {
       packedInto[part] = concat;
   });
   auto addSlot = [&](Value value, SmallVector<WeightPart, 2> parts) {
-    slots.push_back({value, weightBytes, std::move(parts)});
+    slots.push_back({value, weightBytes, parts});
+    ViewType vt = state.viewTypeOf(value);
     weightBytes = addSizes(
-        weightBytes,
-        alignTo(mulSizes(state.staticElements(value),
-                         elementBytes(getElementTypeOrSelf(value.getType())))));
+        weightBytes, alignTo(mulSizes(vt.getCount(), vt.getElementBytes())));
+    if (!state.isQuantized(value))
+      return;
+    // Its scales: the next slot, loaded from the "..._scale_inv" key.
+    slots.push_back({value, weightBytes, std::move(parts), true});
+    ViewType scales = state.scaleViewTypeOf(value);
+    weightBytes =
+        addSizes(weightBytes, alignTo(mulSizes(scales.getCount(), 4)));
   };
   for (BlockArgument arg :
        entry.getArguments().drop_front(state.getNumInputs())) {
@@ -130,15 +136,32 @@ LogicalResult InitLowering::emitLoad(
   auto type = cast<RankedTensorType>(arg.getType());
   // The rest of the slot from this part on: a packed part's last expert
   // ends a stride-multiple further than its own elements.
-  ViewType slotType = state.viewTypeOf(slot.value);
+  ViewType slotType = slot.scales ? state.scaleViewTypeOf(slot.value)
+                                  : state.viewTypeOf(slot.value);
   ViewType vt = ViewType::get(func.getContext(), slotType.getElementType(),
                               slotType.getCount() - part.elementOffset);
   Value v =
       ViewOp::create(builder, l, vt, stateBuffer,
                      slot.offset / vt.getElementBytes() + part.elementOffset);
-  StringRef key = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                    MoeDialect::kWeightAttrName)
-                      .getValue();
+  std::string key = func.getArgAttrOfType<StringAttr>(
+                            arg.getArgNumber(), MoeDialect::kWeightAttrName)
+                        .getValue()
+                        .str();
+  // The checkpoint's names: fp8 (DeepSeek-V3, Qwen3-FP8) keeps the data
+  // under "<name>.weight" and the scales under "<name>.weight_scale_inv";
+  // mxfp4 (gpt-oss) stores "<key>_blocks" [.., G, 16] and "<key>_scales".
+  bool mx = state.isQuantized(arg) &&
+            state.getWeightFormat() == moert::WeightFormat::mxfp4;
+  if (mx) {
+    key += slot.scales ? "_scales" : "_blocks";
+  } else if (slot.scales) {
+    if (!StringRef(key).ends_with("weight"))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << ": fp8 weight key '"
+             << key << "' does not end in 'weight', so its '_scale_inv' "
+             << "scales have no name";
+    key += "_scale_inv";
+  }
   auto [plan, shard] = shardOf(func, arg);
   SmallVector<ShardAxis> axes(type.getRank(), ShardAxis::none);
   if (shard) {
@@ -153,16 +176,48 @@ LogicalResult InitLowering::emitLoad(
                  return plan.getDegree(a) > 1;
                });
   if (auto rows = func.getArgAttrOfType<DenseI64ArrayAttr>(
-          arg.getArgNumber(), MoeDialect::kWeightRowsAttrName))
+          arg.getArgNumber(), MoeDialect::kWeightRowsAttrName)) {
+    // Block scales of a fused tensor's row range are not cut out yet.
+    if (state.isQuantized(arg))
+      return func.emitError()
+             << "argument #" << arg.getArgNumber() << " ('" << key
+             << "'): quantized weights stored fused with others ('"
+             << MoeDialect::kWeightRowsAttrName << "') are not supported";
     return emitFusedRowsLoad(arg, rows, key, v, ctx, file, plan, axes,
                              shardOffset);
+  }
+  if (state.isQuantized(arg) &&
+      llvm::any_of(ArrayRef<ShardAxis>(axes).take_back(2),
+                   [&, plan = plan](ShardAxis a) {
+                     return plan && plan.getDegree(a) > 1;
+                   }))
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << " ('" << key
+           << "'): fp8 block-quantized weights are split over experts only, "
+              "not sliced (expert slicing or tensor-parallel FFNs)";
   auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
       arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
+  // Block scales of a view into a fused tensor are not cut out yet.
+  if (fusedView && state.isQuantized(arg))
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << " ('" << key
+           << "'): quantized weights stored fused with others ('"
+           << MoeDialect::kFusedViewAttrName << "') are not supported";
   bool stacked = fusedView
                      ? static_cast<int64_t>(fusedView.getStrides().size()) ==
                            type.getRank() - 1
-                     : key.contains(MoeDialect::kExpertPlaceholder);
-  ArrayRef<int64_t> local = type.getShape();
+                     : StringRef(key).contains(MoeDialect::kExpertPlaceholder);
+  SmallVector<int64_t> shape(type.getShape());
+  if (slot.scales) { // [E?, ceil(rows / R), ceil(cols / C)]
+    int64_t rank = shape.size();
+    shape[rank - 2] = llvm::divideCeil(shape[rank - 2], state.getBlockRows());
+    shape[rank - 1] = llvm::divideCeil(shape[rank - 1], state.getBlockCols());
+  } else if (mx) { // [E?, rows, cols / 32, 16]
+    shape.back() /= 32;
+    shape.push_back(16);
+    axes.push_back(ShardAxis::none);
+  }
+  ArrayRef<int64_t> local = shape;
   DenseI64ArrayAttr range;
   Value expertOffset;
   if (stacked) {
@@ -278,11 +333,15 @@ LogicalResult InitLowering::emitFusedRowsLoad(
 void InitLowering::emitWeightViews() {
   OpBuilder &builder = state.getBuilder();
   for (const WeightSlot &slot : slots) {
-    ViewType vt = state.viewTypeOf(slot.value);
-    state.setView(slot.value,
-                  ViewOp::create(builder, slot.value.getLoc(), vt,
-                                 state.getArena(),
-                                 slot.offset / vt.getElementBytes()));
+    ViewType vt = slot.scales ? state.scaleViewTypeOf(slot.value)
+                              : state.viewTypeOf(slot.value);
+    Value view =
+        ViewOp::create(builder, slot.value.getLoc(), vt, state.getArena(),
+                       slot.offset / vt.getElementBytes());
+    if (slot.scales)
+      state.setScaleView(slot.value, view);
+    else
+      state.setView(slot.value, view);
   }
   for (auto [arg, offset] : caches) {
     auto vt =

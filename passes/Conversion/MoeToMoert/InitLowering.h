@@ -46,6 +46,7 @@ private:
     Value value;
     int64_t offset; // bytes into the state buffer
     SmallVector<WeightPart, 2> parts;
+    bool scales = false; // the f32 block scales of quantized `value`
   };
   LogicalResult
   emitLoad(const WeightSlot &slot, const WeightPart &part, Value ctx,

@@ -55,9 +55,92 @@ int64_t LoweringState::staticElements(Value value) const {
 }
 
 ViewType LoweringState::viewTypeOf(Value tensor) const {
-  return ViewType::get(tensor.getContext(),
-                       cast<ShapedType>(tensor.getType()).getElementType(),
+  MLIRContext *context = tensor.getContext();
+  if (!isQuantized(tensor))
+    return ViewType::get(context,
+                         cast<ShapedType>(tensor.getType()).getElementType(),
+                         staticElements(tensor));
+  // mxfp4: two e2m1 values a byte.
+  if (weightFormat == moert::WeightFormat::mxfp4)
+    return ViewType::get(context,
+                         IntegerType::get(context, 8, IntegerType::Unsigned),
+                         staticElements(tensor) / 2);
+  return ViewType::get(context, Float8E4M3FNType::get(context),
                        staticElements(tensor));
+}
+
+ViewType LoweringState::scaleViewTypeOf(Value weight) const {
+  ArrayRef<int64_t> shape = cast<ShapedType>(weight.getType()).getShape();
+  int64_t rows = shape[shape.size() - 2], cols = shape.back();
+  int64_t elements =
+      llvm::divideCeil(rows, blockRows) * llvm::divideCeil(cols, blockCols);
+  if (shape.size() == 3)
+    elements = mulSizes(elements, shape.front());
+  MLIRContext *context = weight.getContext();
+  Type element = weightFormat == moert::WeightFormat::mxfp4
+                     ? Type(IntegerType::get(context, 8, IntegerType::Unsigned))
+                     : Type(Float32Type::get(context));
+  return ViewType::get(context, element, elements);
+}
+
+LogicalResult LoweringState::collectQuantizedWeights() {
+  auto module = func->getParentOfType<ModuleOp>();
+  auto quant = module ? module->getAttrOfType<DictionaryAttr>(
+                            MoeDialect::kWeightQuantAttrName)
+                      : DictionaryAttr();
+  if (!quant)
+    return success();
+  auto block = quant.getAs<DenseI64ArrayAttr>("block");
+  blockRows = block[0];
+  blockCols = block[1];
+  if (quant.getAs<StringAttr>("format").getValue() == "mxfp4")
+    weightFormat = moert::WeightFormat::mxfp4;
+  auto add = [&](Operation *ffn, Value weight) -> LogicalResult {
+    auto arg = dyn_cast<BlockArgument>(weight);
+    if (!arg || arg.getOwner()->getParentOp() != func)
+      return ffn->emitError() << "convert-moe-to-moert loads fp8 "
+                                 "block-quantized FFN weights only as "
+                                 "function arguments";
+    auto type = cast<ShapedType>(arg.getType());
+    if (weightFormat == moert::WeightFormat::mxfp4 &&
+        type.getShape().back() % 32)
+      return ffn->emitError()
+             << "mxfp4 weights need a multiple of 32 columns, got "
+             << type.getShape().back();
+    quantizedWeights.insert(arg);
+    return success();
+  };
+  WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
+    Value gate, up, down;
+    if (auto experts = dyn_cast<ExpertsOp>(op)) {
+      gate = experts.getGateWeight();
+      up = experts.getUpWeight();
+      down = experts.getDownWeight();
+    } else if (auto dense = dyn_cast<DenseFfnOp>(op)) {
+      gate = dense.getGateWeight();
+      up = dense.getUpWeight();
+      down = dense.getDownWeight();
+    } else if (isa<FusedExpertsOp, AttentionOp, LatentAttentionOp>(op)) {
+      op->emitError() << "convert-moe-to-moert lowers fp8 block-quantized "
+                         "weights ('"
+                      << MoeDialect::kWeightQuantAttrName
+                      << "') for the gated experts and dense FFNs of an FFN "
+                         "stack only";
+      return WalkResult::interrupt();
+    } else {
+      return WalkResult::advance();
+    }
+    if (!gate) {
+      op->emitError() << "fp8 block-quantized weights need a gated FFN "
+                         "(moert_quantized_experts)";
+      return WalkResult::interrupt();
+    }
+    for (Value w : {gate, up, down})
+      if (failed(add(op, w)))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
 }
 
 LogicalResult LoweringState::bindInput() {

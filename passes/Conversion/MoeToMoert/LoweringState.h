@@ -62,7 +62,25 @@ public:
   void setBound(Value value, int64_t b) { bounds[value] = b; }
   /// Elements of `value` with its dynamic dimension at its bound.
   int64_t staticElements(Value value) const;
+  /// The view of `tensor` (f8E4M3FN for the data of a quantized weight).
   moert::ViewType viewTypeOf(Value tensor) const;
+
+  /// Block-quantized FFN weights (the module's moe.weight_quantization):
+  /// the gate, up and down weight arguments of the gated experts and dense
+  /// FFNs load as fp8 e4m3 data plus f32 scales, one per block. Fails at
+  /// what the runtime cannot run quantized.
+  LogicalResult collectQuantizedWeights();
+  bool isQuantized(Value weight) const {
+    return quantizedWeights.contains(weight);
+  }
+  moert::WeightFormat getWeightFormat() const { return weightFormat; }
+  int64_t getBlockRows() const { return blockRows; }
+  int64_t getBlockCols() const { return blockCols; }
+  /// The scales of quantized `weight`: [E?, ceil(rows / R), ceil(cols /
+  /// C)] elements, f32 (fp8) or ui8 e8m0 exponents (mxfp4).
+  moert::ViewType scaleViewTypeOf(Value weight) const;
+  Value scaleView(Value weight) const { return scaleViews.lookup(weight); }
+  void setScaleView(Value weight, Value v) { scaleViews[weight] = v; }
   /// Arena bytes right after `tensor`'s data, alive as long as it is.
   void addBytesAfter(Value tensor, int64_t bytes) {
     extraBytes[tensor] = addSizes(extraBytes[tensor], bytes);
@@ -212,6 +230,10 @@ private:
   DenseMap<Value, Value> views;   // moe tensor -> moert view
   DenseMap<Value, Value> scalars; // moe index -> i64
   DenseMap<Value, Value> rowsOf;  // to_experts result -> its row counts
+  DenseSet<Value> quantizedWeights;
+  DenseMap<Value, Value> scaleViews; // quantized weight -> its scales
+  moert::WeightFormat weightFormat = moert::WeightFormat::fp8_e4m3_block;
+  int64_t blockRows = 0, blockCols = 0;
   // Rank groups: init keeps each distinct table's group in a slot (in
   // first-use order); a layer looks each one up once.
   llvm::MapVector<Attribute, int32_t> groupSlots;

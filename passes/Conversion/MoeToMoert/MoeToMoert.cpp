@@ -75,7 +75,7 @@ LogicalResult lowerFunction(func::FuncOp func, const LoweringSet &lowerings,
                             int64_t &peakBytes, int64_t &weightBytes,
                             int64_t &cacheBytes) {
   LoweringState state(func, maxTokens, staticCapacity, maxBatch, maxSeq);
-  if (failed(state.bindInput()) ||
+  if (failed(state.bindInput()) || failed(state.collectQuantizedWeights()) ||
       failed(forEachOp(func, lowerings,
                        [&](const OpLowering &rule, Operation *op) {
                          state.visit(op);
@@ -131,18 +131,6 @@ struct ConvertMoeToMoertPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    // Planned, not run: the runtime has no fp8 weights yet, and loading the
-    // e4m3 tensors as the activation dtype would be wrong.
-    if (module->hasAttr(MoeDialect::kWeightQuantAttrName)) {
-      module.emitError()
-          << "fp8 block-quantized weights ('"
-          << MoeDialect::kWeightQuantAttrName
-          << "', from quantization_config) can be imported and planned but "
-             "not lowered to the runtime: it loads F32, F16 and BF16 weights "
-             "only; dequantize the checkpoint to bf16 and drop "
-             "quantization_config";
-      return signalPassFailure();
-    }
     int64_t maxTokens = tokens;
     constexpr StringLiteral kMaxTokens = "moert.max_tokens";
     if (maxTokens == 0)

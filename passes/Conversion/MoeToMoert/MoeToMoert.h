@@ -84,6 +84,14 @@ private:
   llvm::StringMap<std::unique_ptr<OpLowering>> rules;
 };
 
+/// moert.quantized_experts for a gated FFN whose weights are fp8
+/// block-quantized (LoweringState::isQuantized): routed experts, or a dense
+/// FFN as one expert of `rowsPerExpert` = tokens rows.
+void emitQuantizedFfn(LoweringState &state, Location loc, Activation activation,
+                      Value gate, Value up, Value down, int64_t ffn,
+                      Value input, Value output, Value rows, int64_t experts,
+                      Value rowsPerExpert, int64_t blocks);
+
 /// Every rule of convert-moe-to-moert.
 void populateMoeToMoertLowerings(LoweringSet &lowerings);
 

@@ -99,6 +99,11 @@ MOERT_PAIRED_ENUM(moe::AllToAllVariant, kAllToAllVariants,
                   MOERT_C_ENUMERATOR(moe::AllToAllVariant::hierarchical,
                                      MOERT_A2A_HIERARCHICAL))
 
+MOERT_PAIRED_ENUM(WeightFormat, kWeightFormats, getMaxEnumValForWeightFormat(),
+                  MOERT_C_ENUMERATOR(WeightFormat::fp8_e4m3_block,
+                                     MOERT_WEIGHTS_FP8_E4M3_BLOCK),
+                  MOERT_C_ENUMERATOR(WeightFormat::mxfp4, MOERT_WEIGHTS_MXFP4))
+
 MOERT_PAIRED_ENUM(ReduceOp, kReduceOps, getMaxEnumValForReduceOp(),
                   MOERT_C_ENUMERATOR(ReduceOp::sum, MOERT_REDUCE_SUM),
                   MOERT_C_ENUMERATOR(ReduceOp::max, MOERT_REDUCE_MAX))

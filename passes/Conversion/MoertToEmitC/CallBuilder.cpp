@@ -16,6 +16,10 @@ std::string mlir::moert::cDtype(Type elementType) {
     return "MOERT_F16";
   if (elementType.isBF16())
     return "MOERT_BF16";
+  if (isa<Float8E4M3FNType>(elementType))
+    return "MOERT_F8_E4M3";
+  if (elementType.isUnsignedInteger(8))
+    return "MOERT_U8";
   return elementType.isInteger(64) ? "MOERT_I64" : "MOERT_I32";
 }
 
@@ -218,6 +222,29 @@ void CallBuilder::packedFfnDesc(moe::Activation activation, int64_t hidden,
   assignLiteral(desc, "ffn", "int64_t", std::to_string(ffn));
   assignMember(desc, "w_gate_up", gateUp);
   assignMember(desc, "w_down", down);
+  arg(addressOf(desc));
+}
+
+void CallBuilder::quantizedFfnDesc(WeightFormat format, int64_t blockRows,
+                                   int64_t blockCols,
+                                   moe::Activation activation, int64_t hidden,
+                                   int64_t ffn, Value gate, Value gateScales,
+                                   Value up, Value upScales, Value down,
+                                   Value downScales) {
+  Value desc = localStruct("moert_quantized_ffn_desc_t");
+  assignLiteral(desc, "format", "moert_weight_format_t", cEnumerator(format));
+  assignLiteral(desc, "block_rows", "int64_t", std::to_string(blockRows));
+  assignLiteral(desc, "block_cols", "int64_t", std::to_string(blockCols));
+  assignLiteral(desc, "activation", "moert_activation_t",
+                cEnumerator(activation));
+  assignLiteral(desc, "hidden", "int64_t", std::to_string(hidden));
+  assignLiteral(desc, "ffn", "int64_t", std::to_string(ffn));
+  assignMember(desc, "gate.data", gate);
+  assignMember(desc, "gate.scales", gateScales);
+  assignMember(desc, "up.data", up);
+  assignMember(desc, "up.scales", upScales);
+  assignMember(desc, "down.data", down);
+  assignMember(desc, "down.scales", downScales);
   arg(addressOf(desc));
 }
 

@@ -58,6 +58,11 @@ public:
                int64_t ffn);
   void packedFfnDesc(moe::Activation activation, int64_t hidden, int64_t ffn,
                      Value gateUp, Value down);
+  void quantizedFfnDesc(WeightFormat format, int64_t blockRows,
+                        int64_t blockCols, moe::Activation activation,
+                        int64_t hidden, int64_t ffn, Value gate,
+                        Value gateScales, Value up, Value upScales, Value down,
+                        Value downScales);
   void sharedFfn(moe::Activation activation, int64_t hidden, int64_t ffn,
                  Value gateUp, Value down, Value input, Value output,
                  Value tokens);

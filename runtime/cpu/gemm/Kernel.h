@@ -33,14 +33,19 @@ namespace moert::cpu::gemm {
 constexpr int64_t slabRows = 16;
 inline int64_t itemColumns(bool paired) { return paired ? 16 : 32; }
 
+struct Quantization;
+
 // The weights of one GEMM: `first` [n, k], and for a paired GEMM `second`
-// of the same shape.
+// of the same shape. Quantized weights (Quantized.h) carry their scales in
+// quantFirst/quantSecond and run through runQuantized, not a kernel's run.
 struct Weights {
   const void *first;
   const void *second;
   moert_dtype_t dtype;
   int64_t n, k;
+  const Quantization *quantFirst = nullptr, *quantSecond = nullptr;
   bool paired() const { return second != nullptr; }
+  bool quantized() const { return quantFirst != nullptr; }
   int64_t items() const {
     return (n + itemColumns(paired()) - 1) / itemColumns(paired());
   }

@@ -345,6 +345,51 @@ void permutation(Session &s) {
   s.keep("fused_combine shared only", plain, S * H);
 }
 
+// Quantized expert weights (fp8 with partial 32 x 40 blocks, MXFP4): the
+// CUDA kernel dequantizes in shared memory, the CPU inside its GEMM tiles.
+void quantizedFfn(Session &s) {
+  const int64_t C = 12, blocks = 2;
+  std::vector<int32_t> rowCounts;
+  for (int64_t i = 0; i < E * blocks; ++i)
+    rowCounts.push_back(static_cast<int32_t>(s.rng() % (C / blocks + 1)));
+  moert_view_t rows = s.ints(rowCounts);
+  moert_view_t in = s.random(E * C * H, f32);
+  auto bytes = [&](int64_t count, moert_dtype_t dtype, int lo, int span) {
+    std::vector<uint8_t> values(count);
+    for (uint8_t &v : values) {
+      v = static_cast<uint8_t>(lo + s.rng() % span);
+      if (dtype == MOERT_F8_E4M3 && (v & 0x7f) == 0x7f)
+        v = 0; // not NaN
+    }
+    moert_view_t view = s.alloc(count, dtype);
+    check(moert_buffer_upload(s.ctx, view, values.data(), count));
+    return view;
+  };
+  for (moert_weight_format_t format :
+       {MOERT_WEIGHTS_FP8_E4M3_BLOCK, MOERT_WEIGHTS_MXFP4}) {
+    bool mx = format == MOERT_WEIGHTS_MXFP4;
+    int64_t br = mx ? 1 : 32, bc = mx ? 32 : 40;
+    auto weight = [&](int64_t rows, int64_t cols) {
+      int64_t scales = E * ((rows + br - 1) / br) * ((cols + bc - 1) / bc);
+      moert_quantized_weight_t w;
+      w.data = mx ? bytes(E * rows * cols / 2, MOERT_U8, 0, 256)
+                  : bytes(E * rows * cols, MOERT_F8_E4M3, 0, 256);
+      std::vector<float> positive = s.normal(scales, 0.01f);
+      for (float &v : positive)
+        v = std::fabs(v) + 1e-3f;
+      w.scales = mx ? bytes(scales, MOERT_U8, 120, 6) : s.upload(positive, f32);
+      return w;
+    };
+    moert_quantized_ffn_desc_t desc{
+        format, br,           bc,           MOERT_ACT_SILU, H,
+        F,      weight(F, H), weight(F, H), weight(H, F)};
+    moert_view_t out = s.poisoned(E * C * H, f32);
+    check(moert_quantized_experts(s.ctx, &desc, in, out, rows, E, C, blocks));
+    s.keep(mx ? "quantized_experts mxfp4" : "quantized_experts fp8", out,
+           E * C * H);
+  }
+}
+
 void ffn(Session &s) {
   const int64_t C = 12, blocks = 2;
   std::vector<int32_t> rowCounts;
@@ -651,6 +696,7 @@ int moert::test::compareCAbiOnCudaWithCpu() {
       {"gate probs", [](Session &s) { gate(s, 2); }},
       {"dispatch / combine", permutation},
       {"ffn", ffn},
+      {"quantized ffn", quantizedFfn},
       {"mixes", mixes},
       {"weights", [&](Session &s) { weightLoading(s, weightsPath); }},
       {"collectives", collectives},

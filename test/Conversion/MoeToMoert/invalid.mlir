@@ -144,7 +144,7 @@ func.func @dynamic_weight(%x: tensor<?x64xf32>, %w: tensor<?x64xf32> {moe.weight
 
 // -----
 
-// expected-error @below {{model function argument #1: view element type must be f32, f16, bf16, i32 or i64, got 'f64'}}
+// expected-error @below {{model function argument #1: view element type must be f32, f16, bf16, i32, i64, f8E4M3FN or ui8, got 'f64'}}
 func.func @f64_weight(%x: tensor<?x64xf32>, %w: tensor<8x64xf64> {moe.weight = "w"}) -> tensor<?x64xf32> {
   return %x : tensor<?x64xf32>
 }

@@ -576,6 +576,19 @@ module attributes {moe.model_type = 1 : i64} {
 
 // -----
 
+// MXFP4 blocks are 1 x 32 (one e8m0 exponent per 32 values of a row).
+// expected-error @below {{'moe.weight_quantization' must be {format = "fp8_e4m3", block = array<i64: R, C>} with R, C > 0, or {format = "mxfp4", block = array<i64: 1, 32>}, on a builtin.module}}
+module attributes {moe.weight_quantization = {format = "mxfp4", block = array<i64: 1, 16>}} {
+}
+
+// -----
+
+// expected-error @below {{'moe.weight_quantization' must be}}
+module attributes {moe.weight_quantization = {format = "int4", block = array<i64: 128, 128>}} {
+}
+
+// -----
+
 // expected-error @below {{unknown moe dialect attribute 'moe.plans'}}
 module attributes {moe.plans = "x"} {
 }

@@ -7,7 +7,7 @@ func.func @f(%b: !moert.buffer<0>)
 
 // -----
 
-// expected-error @below {{view element type must be f32, f16, bf16, i32 or i64, got 'i8'}}
+// expected-error @below {{view element type must be f32, f16, bf16, i32, i64, f8E4M3FN or ui8, got 'i8'}}
 func.func @f(%v: !moert.view<i8, 4>)
 
 // -----
@@ -509,6 +509,57 @@ func.func @f(%ctx: !moert.context, %c: i64, %s: i64, %b: !moert.view<f32, 8192>,
 func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 131072>, %x: !moert.view<f32, 1024>) {
   // expected-error @below {{a shared expert needs its input, gate_up, down, output and tokens}}
   "moert.fused_experts"(%ctx, %w, %w, %b, %b, %c, %x) <{activation = 0 : i32, blocks = 1 : i64, experts = 8 : i64, ffn = 128 : i64, hidden = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 0, 0>}> : (!moert.context, !moert.view<f32, 131072>, !moert.view<f32, 131072>, !moert.view<f32, 8192>, !moert.view<f32, 8192>, i64, !moert.view<f32, 1024>) -> ()
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %q: !moert.view<f8E4M3FN, 65536>, %s: !moert.view<f32, 32>) {
+  // Gate [128, 64] in 32 x 32 blocks: 8 experts x 4 x 2 scales.
+  // expected-error @below {{gate scales must hold at least 64 elements, got 32}}
+  moert.quantized_experts %ctx, silu %b : !moert.view<f32, 8192> gate %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 32> up %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 32> down %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 32> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block block_rows 32 block_cols 32
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %w: !moert.view<f32, 65536>, %s: !moert.view<f32, 64>) {
+  // expected-error @below {{gate must be a view of 'f8E4M3FN', got '!moert.view<f32, 65536>'}}
+  moert.quantized_experts %ctx, silu %b : !moert.view<f32, 8192> gate %w : !moert.view<f32, 65536> scales %s : !moert.view<f32, 64> up %w : !moert.view<f32, 65536> scales %s : !moert.view<f32, 64> down %w : !moert.view<f32, 65536> scales %s : !moert.view<f32, 64> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block block_rows 128 block_cols 128
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %q: !moert.view<f8E4M3FN, 65536>, %s: !moert.view<f32, 64>) {
+  // expected-error @below {{block rows must be positive, got 0}}
+  moert.quantized_experts %ctx, silu %b : !moert.view<f32, 8192> gate %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 64> up %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 64> down %q : !moert.view<f8E4M3FN, 65536> scales %s : !moert.view<f32, 64> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block block_rows 0 block_cols 128
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %q: !moert.view<ui8, 32768>, %s: !moert.view<ui8, 2048>) {
+  // expected-error @below {{mxfp4 needs 1 x 32 blocks and hidden and ffn multiples of 32, got blocks 1 x 16, hidden 64, ffn 128}}
+  moert.quantized_experts %ctx, silu %b : !moert.view<f32, 8192> gate %q : !moert.view<ui8, 32768> scales %s : !moert.view<ui8, 2048> up %q : !moert.view<ui8, 32768> scales %s : !moert.view<ui8, 2048> down %q : !moert.view<ui8, 32768> scales %s : !moert.view<ui8, 2048> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 16
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %q: !moert.view<ui8, 16384>, %s: !moert.view<ui8, 2048>) {
+  // Two e2m1 a byte: 8 x 128 x 64 / 2 bytes.
+  // expected-error @below {{gate must hold at least 32768 elements, got 16384}}
+  moert.quantized_experts %ctx, silu %b : !moert.view<f32, 8192> gate %q : !moert.view<ui8, 16384> scales %s : !moert.view<ui8, 2048> up %q : !moert.view<ui8, 16384> scales %s : !moert.view<ui8, 2048> down %q : !moert.view<ui8, 16384> scales %s : !moert.view<ui8, 2048> -> %b : !moert.view<f32, 8192> capacity %c experts 8 blocks 1 hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 32
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %b: !moert.view<f8E4M3FN, 64>) {
+  // fp8 views are weight storage only.
+  // expected-error @below {{must be a f32, f16 or bf16 view}}
+  moert.add %ctx, %b, %b -> %b count %n : !moert.view<f8E4M3FN, 64>, !moert.view<f8E4M3FN, 64> -> !moert.view<f8E4M3FN, 64>
   return
 }
 

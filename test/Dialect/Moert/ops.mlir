@@ -73,6 +73,17 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   // CHECK: moert.multiply %{{.*}}, %[[H]], %{{.*}} -> %[[H]] count %{{.*}} : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
   moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
   moert.experts_linear %ctx, %w2 : !moert.view<f32, 65536> in %h : !moert.view<f32, 16384> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 64 k 128
+  // fp8 block-quantized weights (block 128 x 32: F 128 one row block, H 64
+  // two column blocks; down [64, 128] one row block, four column blocks).
+  %q8 = moert.view %buf[0] : !moert.buffer<1048576> -> !moert.view<f8E4M3FN, 65536>
+  %qs = moert.view %buf[16384] : !moert.buffer<1048576> -> !moert.view<f32, 32>
+  // CHECK: moert.quantized_experts %{{.*}}, silu %{{.*}} : !moert.view<f32, 8192> gate %{{.*}} : !moert.view<f8E4M3FN, 65536> scales %{{.*}} : !moert.view<f32, 32> up %{{.*}} : !moert.view<f8E4M3FN, 65536> scales %{{.*}} : !moert.view<f32, 32> down %{{.*}} : !moert.view<f8E4M3FN, 65536> scales %{{.*}} : !moert.view<f32, 32> -> %{{.*}} : !moert.view<f32, 8192> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block block_rows 128 block_cols 32{{$}}
+  moert.quantized_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %q8 : !moert.view<f8E4M3FN, 65536> scales %qs : !moert.view<f32, 32> up %q8 : !moert.view<f8E4M3FN, 65536> scales %qs : !moert.view<f32, 32> down %q8 : !moert.view<f8E4M3FN, 65536> scales %qs : !moert.view<f32, 32> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 fp8_e4m3_block block_rows 128 block_cols 32
+  // MXFP4: ui8 e2m1 pairs [8, F or H, cols / 2] and e8m0 scales [8, rows, cols / 32].
+  %mx = moert.view %buf[0] : !moert.buffer<1048576> -> !moert.view<ui8, 32768>
+  %mxs = moert.view %buf[0] : !moert.buffer<1048576> -> !moert.view<ui8, 2048>
+  // CHECK: moert.quantized_experts {{.*}} gate %{{.*}} : !moert.view<ui8, 32768> scales %{{.*}} : !moert.view<ui8, 2048> {{.*}} hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 32{{$}}
+  moert.quantized_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> up %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> down %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 32
   // The fused form on packed [E, 2F, H] weights (w1 and w3 adjacent), with
   // and without a folded shared expert (gate_up [2*64, 64], down [64, 64]).
   %gate_up = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 131072>
