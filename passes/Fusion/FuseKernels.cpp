@@ -138,6 +138,11 @@ struct FuseExperts : public OpRewritePattern<ExpertsOp> {
     StringRef blocker = packingBlocker(op.getGateWeight(), op.getUpWeight());
     if (!blocker.empty())
       return rewriter.notifyMatchFailure(op, blocker);
+    // moe.fused_experts has neither biases nor swiglu_clamped's parameters.
+    if (op.getGateBias() || op.getUpBias() || op.getDownBias())
+      return rewriter.notifyMatchFailure(op, "gated experts with biases");
+    if (op.getActivation() == Activation::swiglu_clamped)
+      return rewriter.notifyMatchFailure(op, "swiglu_clamped experts");
     Value gateUp =
         packGateUp(rewriter, op.getLoc(), op.getGateWeight(), op.getUpWeight());
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(
@@ -181,6 +186,8 @@ struct FoldSharedExpert : public OpRewritePattern<FusedCombineOp> {
         packingBlocker(dense.getGateWeight(), dense.getUpWeight());
     if (!blocker.empty())
       return rewriter.notifyMatchFailure(combine, blocker);
+    if (dense.getUpBias() || dense.getDownBias())
+      return rewriter.notifyMatchFailure(combine, "shared expert has biases");
     rewriter.setInsertionPoint(experts);
     Value gateUp = packGateUp(rewriter, dense.getLoc(), dense.getGateWeight(),
                               dense.getUpWeight());
