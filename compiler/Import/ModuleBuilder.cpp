@@ -165,8 +165,8 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
                         Float32Type::get(context));
   Value routerBias;
   if (!layer.routerBiasKey.empty())
-    routerBias = weight(layer.routerBiasKey, {experts}, loc,
-                        Float32Type::get(context));
+    routerBias =
+        weight(layer.routerBiasKey, {experts}, loc, Float32Type::get(context));
   Value logits = RouterOp::create(builder, loc, input, router, routerBias);
   auto gate = GateOp::create(builder, loc, logits, correction, routing);
   auto bufferType = RankedTensorType::get(

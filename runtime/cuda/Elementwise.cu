@@ -132,8 +132,8 @@ __global__ void multiplyKernel(const void *a, moert_dtype_t aType,
 // out may alias gate or up (each element read, then written, by one thread).
 __global__ void swigluClampedKernel(const void *gate, moert_dtype_t gateType,
                                     const void *up, moert_dtype_t upType,
-                                    void *out, moert_dtype_t outType,
-                                    int64_t n, float alpha, float limit) {
+                                    void *out, moert_dtype_t outType, int64_t n,
+                                    float alpha, float limit) {
   MOERT_GRID_STRIDE(i, n) {
     storeFloat(out, outType, i,
                swigluClamped(loadFloat(gate, gateType, i),
@@ -146,8 +146,7 @@ __global__ void expertsBiasAddKernel(const void *bias, moert_dtype_t biasType,
                                      const void *x, moert_dtype_t xType,
                                      void *out, moert_dtype_t outType,
                                      const int32_t *rows, int64_t capacity,
-                                     int64_t blocks, int64_t n,
-                                     int64_t total) {
+                                     int64_t blocks, int64_t n, int64_t total) {
   int64_t blockRows = capacity / blocks;
   MOERT_GRID_STRIDE(i, total) {
     int64_t e = i / (capacity * n), c = i / n % capacity;

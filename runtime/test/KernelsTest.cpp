@@ -362,10 +362,10 @@ TEST(Kernels, ClampedSwigluStagesWithBiasesMatchGptOssExperts) {
     for (int64_t e = 0; e < E; ++e)
       for (int64_t b = 0; b < blocks; ++b) {
         int64_t first = e * C + b * blockRows, n = rows[e * blocks + b];
-        std::vector<double> want = naiveClampedSwiglu(
-            n, H, F, &in[first * H], &wGate[e * F * H], &bGate[e * F],
-            &wUp[e * F * H], &bUp[e * F], &wDown[e * H * F], &bDown[e * H],
-            alpha, limit);
+        std::vector<double> want =
+            naiveClampedSwiglu(n, H, F, &in[first * H], &wGate[e * F * H],
+                               &bGate[e * F], &wUp[e * F * H], &bUp[e * F],
+                               &wDown[e * H * F], &bDown[e * H], alpha, limit);
         for (int64_t i = 0; i < n * H; ++i)
           EXPECT_NEAR(got[first * H + i], want[i], 1e-5) << "expert " << e;
         // Unused rows keep the linear's zeros: no bias lands there.

@@ -457,15 +457,14 @@ static LogicalResult verifySwigluClamp(Operation *op, Activation activation,
   }
   if (!gated)
     return op->emitOpError() << "swiglu_clamped needs a gate weight";
-  for (auto [name, value] : {std::pair<StringRef, FloatAttr>{"swiglu_alpha",
-                                                             alpha},
-                             {"swiglu_limit", limit}}) {
+  for (auto [name, value] :
+       {std::pair<StringRef, FloatAttr>{"swiglu_alpha", alpha},
+        {"swiglu_limit", limit}}) {
     if (!value)
       return op->emitOpError() << "swiglu_clamped needs " << name;
     double v = value.getValueAsDouble();
     if (!std::isfinite(v) || v <= 0)
-      return op->emitOpError()
-             << name << " must be finite and > 0, got " << v;
+      return op->emitOpError() << name << " must be finite and > 0, got " << v;
   }
   return success();
 }

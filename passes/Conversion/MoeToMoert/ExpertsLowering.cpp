@@ -159,8 +159,8 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     auto addBias = [&](Value bias, Value x, int64_t n) {
       if (bias)
         moert::ExpertsBiasAddOp::create(builder, loc, ctx, state.view(bias), x,
-                                        x, r.rows, e, r.rowsPerExpert,
-                                        r.blocks, n);
+                                        x, r.rows, e, r.rowsPerExpert, r.blocks,
+                                        n);
     };
     // With F sliced over tp every slice would add the down bias: the staged
     // form has no first-slice condition yet.
@@ -179,12 +179,13 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     if (experts.getActivation() == Activation::swiglu_clamped) {
       moert::SwigluClampedOp::create(
           builder, loc, ctx, h, u, h, count,
-          builder.getF32FloatAttr(experts.getSwigluAlphaAttr().getValueAsDouble()),
+          builder.getF32FloatAttr(
+              experts.getSwigluAlphaAttr().getValueAsDouble()),
           builder.getF32FloatAttr(
               experts.getSwigluLimitAttr().getValueAsDouble()));
     } else {
-      moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(),
-                                  h, h, count);
+      moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(), h,
+                                  h, count);
       moert::MultiplyOp::create(builder, loc, ctx, h, u, h, count);
     }
     linear(experts.getDownWeight(), h, output, hidden, ffn);
