@@ -341,6 +341,9 @@ typedef enum moert_activation {
   MOERT_ACT_GELU = 1,      /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
   MOERT_ACT_GELU_TANH = 2, /* tanh approximation */
   MOERT_ACT_RELU = 3,
+  /* gpt-oss's clamped SwiGLU: a gated combination with parameters, run by
+     moert_swiglu_clamped only; the calls above and below refuse it. */
+  MOERT_ACT_SWIGLU_CLAMPED = 4,
 } moert_activation_t;
 
 /* Weights of one FFN; for moert_experts each is stacked over experts [E,...].
@@ -396,6 +399,24 @@ moert_status_t moert_activation(moert_context_t ctx,
 /* out = a * b over count elements; out may alias a or b. */
 moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
                               moert_view_t b, moert_view_t out, int64_t count);
+
+/* out = swiglu_clamped(gate, up) over count elements, gpt-oss's gated
+   combination: g = min(gate, limit), u = clamp(up, -limit, limit),
+   out = (u + 1) * g * sigmoid(alpha * g). out may alias gate or up.
+   alpha and limit must be finite and > 0. */
+moert_status_t moert_swiglu_clamped(moert_context_t ctx, moert_view_t gate,
+                                    moert_view_t up, moert_view_t out,
+                                    int64_t count, float alpha, float limit);
+
+/* Per-expert bias of a stage of a gated FFN over the expert-major buffer:
+   out[e,c,:] = x[e,c,:] + bias[e,:] (bias [E,n]) over the rows `rows`
+   selects (as in moert_experts); the other rows of out are x's. out may
+   alias x. */
+moert_status_t moert_experts_bias_add(moert_context_t ctx, moert_view_t bias,
+                                      moert_view_t x, moert_view_t out,
+                                      moert_view_t rows, int64_t experts,
+                                      int64_t capacity, int64_t blocks,
+                                      int64_t n);
 
 /* A GATED FFN in the packed form moe-fuse-kernels produces: w_gate_up holds
    each expert's gate rows [0,F) followed by its up rows [F,2F) (packed when

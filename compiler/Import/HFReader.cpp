@@ -87,6 +87,11 @@ struct KeyScheme {
     /// (down transposed: expert e's `[H, F]` is rows [eF, eF + F) read by
     /// column) under `<moeModule>.experts.mlp`.
     dbrxStacked,
+    /// gpt-oss: `experts.gate_up_proj` `[E, H, 2F]` (x @ W layout) with gate
+    /// at even and up at odd columns, `gate_up_proj_bias` `[E, 2F]` likewise,
+    /// `down_proj` `[E, F, H]` and `down_proj_bias` `[E, H]`; the router has
+    /// a bias.
+    gptOssInterleaved,
   } fused = Fused::none;
   /// The decoder layers' common prefix (DBRX: `transformer.blocks.`).
   StringRef layerPrefix = "model.layers.";
@@ -138,6 +143,18 @@ constexpr KeyScheme kDbrxKeys = {"ffn",
                                  KeyScheme::Fused::dbrxStacked,
                                  "transformer.blocks."};
 
+// GptOssMLP: router (weight and bias), experts.{gate_up_proj, down_proj}
+// with their biases (no `.weight` suffix: the keys are the tensors).
+constexpr KeyScheme kGptOssKeys = {"mlp",
+                                   "gate_up_proj",
+                                   "",
+                                   "down_proj",
+                                   "",
+                                   "router",
+                                   "mlp",
+                                   "",
+                                   KeyScheme::Fused::gptOssInterleaved};
+
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
 struct LayerChoice {
@@ -168,6 +185,8 @@ struct HFStack {
   int64_t sharedFfn = 0;
   /// Qwen-MoE: `sigmoid(x · shared_expert_gate) * shared(x)`.
   bool sharedSigmoidGate = false;
+  /// gpt-oss's clamped SwiGLU.
+  double swigluAlpha = 0.0, swigluLimit = 0.0;
   std::vector<LayerChoice> layers;
 };
 
@@ -661,6 +680,36 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   allMoe(c, s);
 }
 
+// GptOssMLP on every layer: router logits with a bias, top-k of the logits,
+// softmax over the k (the softmax of all, renormalised over the k:
+// normalize = selected); experts with biases and the clamped SwiGLU
+// (swiglu_alpha, swiglu_limit).
+static void readGptOss(ConfigFile &c, HFStack &s) {
+  s.keys = kGptOssKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertsKey = "num_local_experts";
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.topK = c.getPositive("num_experts_per_tok", 4, kMaxExperts);
+  // OpenAI's own name for the same count, published next to it.
+  if (c.has("experts_per_token")) {
+    int64_t other = c.requirePositive("experts_per_token", kMaxExperts);
+    if (other != s.routing.topK)
+      c.error("experts_per_token")
+          << "'experts_per_token' = " << other
+          << " disagrees with 'num_experts_per_tok' = " << s.routing.topK;
+  }
+  s.routing.normalize = Normalization::selected;
+  for (StringRef key : {"swiglu_alpha", "swiglu_limit"}) {
+    double value = c.getNumber(key, key == "swiglu_alpha" ? 1.702 : 7.0);
+    if (!(std::isfinite(value) && value > 0.0))
+      c.error(key) << "'" << key << "' must be positive, got "
+                   << shortNumber(value);
+    (key == "swiglu_alpha" ? s.swigluAlpha : s.swigluLimit) = value;
+  }
+  allMoe(c, s);
+}
+
 // DbrxFFN on every block: softmax, top-k (ffn_config.moe_top_k), the k
 // weights divided by their p-norm, p = moe_normalize_expert_weights (1:
 // their sum, as the weights are positive: normalize = selected; other p:
@@ -821,6 +870,11 @@ static constexpr StringLiteral kGraniteIgnored[] = {
 static constexpr StringLiteral kDbrxIgnored[] = {
     "attn_config", "n_heads", "max_seq_len", "resid_pdrop", "emb_pdrop"};
 
+// gpt-oss: attention only (sliding windows per layer_types; the attention
+// sinks are weights, not keys) and the rope's original context length.
+static constexpr StringLiteral kGptOssIgnored[] = {
+    "sliding_window", "layer_types", "initial_context_length"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -837,6 +891,7 @@ static const Family kFamilies[] = {
     {"granitemoe", readGraniteMoeRouted, kGraniteIgnored},
     {"granitemoeshared", readGraniteMoeShared, kGraniteIgnored},
     {"dbrx", readDbrx, kDbrxIgnored},
+    {"gpt_oss", readGptOss, kGptOssIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -949,6 +1004,32 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
     if (s.correctionBias)
       layer.correctionBiasKey =
           layer.name + "." + s.keys.correctionBias.str();
+    if (s.keys.fused == KeyScheme::Fused::gptOssInterleaved) {
+      std::string prefix = layer.name + ".experts.";
+      int64_t f = s.expertFfn, h = s.hidden, e = s.experts;
+      layer.routerBiasKey = layer.name + "." + s.keys.router.str() + ".bias";
+      FfnDesc &ffn = layer.experts;
+      ffn.ffnSize = f;
+      ffn.activation = Activation::swiglu_clamped;
+      ffn.swigluAlpha = s.swigluAlpha;
+      ffn.swigluLimit = s.swigluLimit;
+      ffn.gated = true;
+      ffn.biases = true;
+      ffn.gateKey = ffn.upKey = prefix + s.keys.expertGate.str();
+      ffn.gateBiasKey = ffn.upBiasKey = ffn.gateKey + "_bias";
+      ffn.downKey = prefix + s.keys.expertDown.str();
+      ffn.downBiasKey = ffn.downKey + "_bias";
+      // [E, F, H] from [E, H, 2F]: element (f, h) at h * 2F + 2f (+1: up).
+      ffn.gateView = FusedViewDesc{{e, h, 2 * f}, 0, h * 2 * f, {2, 2 * f}};
+      ffn.upView = FusedViewDesc{{e, h, 2 * f}, 1, h * 2 * f, {2, 2 * f}};
+      ffn.gateBiasView = FusedViewDesc{{e, 2 * f}, 0, 2 * f, {2}};
+      ffn.upBiasView = FusedViewDesc{{e, 2 * f}, 1, 2 * f, {2}};
+      // [E, H, F] from [E, F, H]: read by column.
+      ffn.downView = FusedViewDesc{{e, f, h}, 0, f * h, {1, h}};
+      ffn.downBiasView = FusedViewDesc{{e, h}, 0, h, {1}};
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
     if (s.keys.fused == KeyScheme::Fused::dbrxStacked) {
       std::string prefix = layer.name + ".experts.mlp.";
       int64_t f = s.expertFfn, h = s.hidden, e = s.experts;
@@ -1220,6 +1301,13 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     c.error("model_type") << "dbrx is not supported by the whole-model import "
                              "(fused Wqkv, LayerNorm, clip_qkv); import the "
                              "FFN stack with --import-hf";
+    return d;
+  }
+  if (modelType == "gpt_oss") {
+    c.error("model_type") << "gpt_oss is not supported by the whole-model "
+                             "import (attention sinks, sliding windows per "
+                             "layer_types); import the FFN stack with "
+                             "--import-hf";
     return d;
   }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);

@@ -56,6 +56,12 @@ struct FfnDesc {
   /// Set where the key names a fused tensor the projection is a view of
   /// (Granite's input_linear holds gate and up): no `{e}` in the key then.
   std::optional<FusedViewDesc> gateView, upView, downView;
+  /// A gated FFN's gate bias (gpt-oss), none when empty; its up and down
+  /// biases are upBiasKey/downBiasKey under `biases`.
+  std::string gateBiasKey;
+  std::optional<FusedViewDesc> gateBiasView, upBiasView, downBiasView;
+  /// swiglu_clamped's alpha and limit (unused by other activations).
+  double swigluAlpha = 0.0, swigluLimit = 0.0;
 };
 
 /// The gate's policy, field for field the `#moe.routing` attribute.
@@ -98,6 +104,8 @@ struct LayerDesc {
   /// Location of the routing keys, for diagnostics about the policy.
   mlir::LocationAttr routingLoc;
   std::string routerKey;
+  /// The router's bias `[E]` (gpt-oss); may be empty.
+  std::string routerBiasKey;
   /// Selection-only per-expert bias, f32 `[E]` (DeepSeek-V3); may be empty.
   std::string correctionBiasKey;
   FfnDesc experts;

@@ -67,7 +67,7 @@ private:
                Type type = {}, const std::optional<FusedViewDesc> &view = {});
   /// The weights of `ffn`, stacked `[E, ...]` when `experts` is set.
   struct FfnValues {
-    Value gate, up, upBias, down, downBias;
+    Value gate, gateBias, up, upBias, down, downBias;
   };
   FfnValues ffnWeights(const FfnDesc &ffn, std::optional<int64_t> experts,
                        Location loc);
@@ -118,20 +118,26 @@ ForwardBuilder::ffnWeights(const FfnDesc &ffn, std::optional<int64_t> experts,
   if (ffn.gated)
     values.gate =
         weight(ffn.gateKey, shape({size, hidden}), loc, {}, ffn.gateView);
+  if (!ffn.gateBiasKey.empty())
+    values.gateBias =
+        weight(ffn.gateBiasKey, shape({size}), loc, {}, ffn.gateBiasView);
   values.up = weight(ffn.upKey, shape({size, hidden}), loc, {}, ffn.upView);
   if (ffn.biases)
-    values.upBias = weight(ffn.upBiasKey, shape({size}), loc);
+    values.upBias =
+        weight(ffn.upBiasKey, shape({size}), loc, {}, ffn.upBiasView);
   values.down =
       weight(ffn.downKey, shape({hidden, size}), loc, {}, ffn.downView);
   if (ffn.biases)
-    values.downBias = weight(ffn.downBiasKey, shape({hidden}), loc);
+    values.downBias =
+        weight(ffn.downBiasKey, shape({hidden}), loc, {}, ffn.downBiasView);
   return values;
 }
 
 Value ForwardBuilder::denseFfn(const FfnDesc &ffn, Value input, Location loc) {
   FfnValues w = ffnWeights(ffn, std::nullopt, loc);
-  return DenseFfnOp::create(builder, loc, activationType, input, w.gate, w.up,
-                            w.upBias, w.down, w.downBias, ffn.activation);
+  return DenseFfnOp::create(builder, loc, activationType, input, w.gate,
+                            w.gateBias, w.up, w.upBias, w.down, w.downBias,
+                            ffn.activation, FloatAttr(), FloatAttr());
 }
 
 FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
@@ -157,7 +163,11 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
   if (!layer.correctionBiasKey.empty())
     correction = weight(layer.correctionBiasKey, {experts}, loc,
                         Float32Type::get(context));
-  Value logits = RouterOp::create(builder, loc, input, router, Value());
+  Value routerBias;
+  if (!layer.routerBiasKey.empty())
+    routerBias =
+        weight(layer.routerBiasKey, {experts}, loc, Float32Type::get(context));
+  Value logits = RouterOp::create(builder, loc, input, router, routerBias);
   auto gate = GateOp::create(builder, loc, logits, correction, routing);
   auto bufferType = RankedTensorType::get(
       {experts, ShapedType::kDynamic, model.hiddenSize}, elementType);
@@ -165,9 +175,14 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       DispatchOp::create(builder, loc, bufferType, input, gate.getExpertIds(),
                          gate.getSlots(), gate.getCapacity());
   FfnValues w = ffnWeights(layer.experts, experts, loc);
-  Value expertOut =
-      ExpertsOp::create(builder, loc, bufferType, buffer, w.gate, w.up,
-                        w.upBias, w.down, w.downBias, layer.experts.activation);
+  FloatAttr alpha, limit;
+  if (layer.experts.activation == Activation::swiglu_clamped) {
+    alpha = builder.getF64FloatAttr(layer.experts.swigluAlpha);
+    limit = builder.getF64FloatAttr(layer.experts.swigluLimit);
+  }
+  Value expertOut = ExpertsOp::create(
+      builder, loc, bufferType, buffer, w.gate, w.gateBias, w.up, w.upBias,
+      w.down, w.downBias, layer.experts.activation, alpha, limit);
   Value output = CombineOp::create(builder, loc, expertOut, gate.getExpertIds(),
                                    gate.getSlots(), gate.getWeights());
   if (!layer.shared)

@@ -133,7 +133,8 @@ auto ::moe::import::readPRMoEConfig(ConfigFile &c, bool wholeModel)
   int64_t ffnSize = c.requirePositive("ffn_hidden_size", kMaxWidth);
   std::string actName = c.getString("activation", "gelu");
   std::optional<Activation> act = symbolizeActivation(actName);
-  if (!act)
+  // swiglu_clamped (gpt-oss) is gated with parameters: not a PR-MoE fc1/fc2.
+  if (!act || *act == Activation::swiglu_clamped)
     c.error("activation") << "unsupported activation '" << actName
                           << "': expected 'gelu', 'gelu_tanh', 'relu' or "
                              "'silu'";

@@ -143,6 +143,11 @@ struct FuseExperts : public OpRewritePattern<ExpertsOp> {
     auto module = op->getParentOfType<ModuleOp>();
     if (module && module->hasAttr(MoeDialect::kWeightQuantAttrName))
       return rewriter.notifyMatchFailure(op, "weights are block-quantized");
+    // moe.fused_experts has neither biases nor swiglu_clamped's parameters.
+    if (op.getGateBias() || op.getUpBias() || op.getDownBias())
+      return rewriter.notifyMatchFailure(op, "gated experts with biases");
+    if (op.getActivation() == Activation::swiglu_clamped)
+      return rewriter.notifyMatchFailure(op, "swiglu_clamped experts");
     Value gateUp =
         packGateUp(rewriter, op.getLoc(), op.getGateWeight(), op.getUpWeight());
     rewriter.replaceOpWithNewOp<FusedExpertsOp>(
@@ -186,6 +191,8 @@ struct FoldSharedExpert : public OpRewritePattern<FusedCombineOp> {
         packingBlocker(dense.getGateWeight(), dense.getUpWeight());
     if (!blocker.empty())
       return rewriter.notifyMatchFailure(combine, blocker);
+    if (dense.getUpBias() || dense.getDownBias())
+      return rewriter.notifyMatchFailure(combine, "shared expert has biases");
     rewriter.setInsertionPoint(experts);
     Value gateUp = packGateUp(rewriter, dense.getLoc(), dense.getGateWeight(),
                               dense.getUpWeight());

@@ -181,6 +181,7 @@ LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
   };
   const ShardAxis none = ShardAxis::none, byTp = ShardAxis::tp;
   return success(shard(ffn.getGateWeight(), {byTp, none}) &&
+                 shard(ffn.getGateBias(), {byTp}) &&
                  shard(ffn.getUpWeight(), {byTp, none}) &&
                  shard(ffn.getUpBias(), {byTp}) &&
                  shard(ffn.getDownWeight(), {none, byTp}) &&

@@ -116,7 +116,7 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
     shape.minCapacity = routing.getMinCapacity();
     shape.expertFfn = parts.experts.getFfnSize() * tp;
     shape.expertGated = parts.experts.isGated();
-    shape.expertBias = static_cast<bool>(parts.experts.getUpBias());
+    shape.expertBias = parts.experts.getUpBias() || parts.experts.getGateBias();
     shape.replicatedBytes += bytesOf(parts.router.getWeight());
     if (parts.router.getBias())
       shape.replicatedBytes += bytesOf(parts.router.getBias());

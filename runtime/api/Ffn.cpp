@@ -3,6 +3,7 @@
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
 
+#include <cmath>
 #include <optional>
 
 using namespace moert;
@@ -133,6 +134,40 @@ moert_status_t moert_multiply(moert_context_t ctx, moert_view_t a,
     Operand right = floatOperand(b, count, "b");
     Operand output = floatOperand(out, count, "out");
     ctx->backend().multiply(ctx->rank, left, right, output, count);
+  });
+}
+
+moert_status_t moert_swiglu_clamped(moert_context_t ctx, moert_view_t gate,
+                                    moert_view_t up, moert_view_t out,
+                                    int64_t count, float alpha, float limit) {
+  return guard("moert_swiglu_clamped", [&] {
+    checkContext(ctx);
+    require(count >= 0, "count must be >= 0, got ", count);
+    require(std::isfinite(alpha) && alpha > 0.0f,
+            "alpha must be finite and > 0, got ", alpha);
+    require(std::isfinite(limit) && limit > 0.0f,
+            "limit must be finite and > 0, got ", limit);
+    Operand g = floatOperand(gate, count, "gate");
+    Operand u = floatOperand(up, count, "up");
+    Operand output = floatOperand(out, count, "out");
+    ctx->backend().swigluClamped(ctx->rank, g, u, output, count, alpha, limit);
+  });
+}
+
+moert_status_t moert_experts_bias_add(moert_context_t ctx, moert_view_t bias,
+                                      moert_view_t x, moert_view_t out,
+                                      moert_view_t rows, int64_t experts,
+                                      int64_t capacity, int64_t blocks,
+                                      int64_t n) {
+  return guard("moert_experts_bias_add", [&] {
+    checkContext(ctx);
+    Operand used = expertRows(rows, experts, capacity, blocks);
+    require(n >= 1, "bad extent: n ", n);
+    Operand b = floatOperand(bias, experts * n, "bias");
+    Operand input = floatOperand(x, experts * capacity * n, "x");
+    Operand output = floatOperand(out, experts * capacity * n, "out");
+    ctx->backend().expertsBiasAdd(ctx->rank, b, input, output, used, experts,
+                                  capacity, blocks, n);
   });
 }
 

@@ -36,6 +36,8 @@ void moert::api::requireFloatDtype(moert_view_t view, const char *name) {
 }
 
 void moert::api::requireActivation(moert_activation_t activation) {
+  require(activation != MOERT_ACT_SWIGLU_CLAMPED,
+          "MOERT_ACT_SWIGLU_CLAMPED runs through moert_swiglu_clamped only");
   require(isActivation(activation), "unknown activation ",
           static_cast<int>(activation));
 }

@@ -27,8 +27,20 @@ MOERT_HD inline float activate(moert_activation_t activation, float x) {
   }
   case MOERT_ACT_RELU:
     return x > 0.0f ? x : 0.0f;
+  case MOERT_ACT_SWIGLU_CLAMPED: // binary: swigluClamped
+    break;
   }
   return NAN; // unreachable: callers check isActivation first
+}
+
+// gpt-oss's gated combination of one gate and one up value (transformers'
+// GptOssExperts): the gate clamped above at limit, the up value to
+// [-limit, limit]; (up + 1) * gate * sigmoid(alpha * gate).
+MOERT_HD inline float swigluClamped(float gate, float up, float alpha,
+                                    float limit) {
+  gate = fminf(gate, limit);
+  up = fminf(fmaxf(up, -limit), limit);
+  return (up + 1.0f) * (gate / (1.0f + expf(-alpha * gate)));
 }
 
 inline bool isActivation(moert_activation_t activation) {

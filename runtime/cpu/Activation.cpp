@@ -3,6 +3,7 @@
 #include "runtime/cpu/Activation.h"
 
 #include "runtime/common/Activation.h"
+#include "runtime/common/Error.h"
 #include "runtime/cpu/gemm/Isa.h"
 
 #include <initializer_list>
@@ -78,5 +79,9 @@ void moert::cpu::activateInPlace(moert_activation_t activation, float *data,
   case MOERT_ACT_RELU:
     return applyInPlace(data, count,
                         [](float x) { return activate(MOERT_ACT_RELU, x); });
+  case MOERT_ACT_SWIGLU_CLAMPED:
+    break;
   }
+  require(false, "activation ", static_cast<int>(activation),
+          " is not unary (callers check isActivation)");
 }

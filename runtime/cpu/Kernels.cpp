@@ -8,6 +8,7 @@
 
 #include "runtime/cpu/Backend.h"
 
+#include "runtime/common/Activation.h"
 #include "runtime/common/Error.h"
 #include "runtime/common/Quantized.h"
 #include "runtime/cpu/Activation.h"
@@ -448,6 +449,35 @@ void CpuBackend::activation(int32_t rank, moert_activation_t activation,
 void CpuBackend::multiply(int32_t rank, Operand a, Operand b, Operand out,
                           int64_t count) {
   chunked(scratch(rank), a, &b, out, count, multiplyInPlace);
+}
+
+void CpuBackend::swigluClamped(int32_t rank, Operand gate, Operand up,
+                               Operand out, int64_t count, float alpha,
+                               float limit) {
+  chunked(scratch(rank), gate, &up, out, count,
+          [&](float *g, const float *u, int64_t n) {
+            for (int64_t i = 0; i < n; ++i)
+              g[i] = moert::swigluClamped(g[i], u[i], alpha, limit);
+          });
+}
+
+void CpuBackend::expertsBiasAdd(int32_t rank, Operand bias, Operand x,
+                                Operand out, Operand rows, int64_t experts,
+                                int64_t capacity, int64_t blocks, int64_t n) {
+  ExpertRows used(rows, experts, capacity, blocks);
+  Scratch &s = scratch(rank);
+  const float *b = floatInput(s, slotBias1, bias, experts * n);
+  float *row = s.floats(slotRow, n);
+  // Row by row: each is read whole before it is written, so out may be x.
+  for (int64_t e = 0; e < experts; ++e)
+    for (int64_t c = 0; c < capacity; ++c) {
+      int64_t first = (e * capacity + c) * n;
+      convertToFloat(x.at(first).data, x.dtype, row, n);
+      if (c % used.blockRows < used.used(e, c / used.blockRows))
+        for (int64_t i = 0; i < n; ++i)
+          row[i] += b[e * n + i];
+      storeFloats(row, out.at(first).as<char>(), out.dtype, n);
+    }
 }
 
 void CpuBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,

@@ -416,6 +416,22 @@ void CudaBackend::multiply(int32_t rank, Operand a, Operand b, Operand out,
   cuda::multiply(*context_, tensor(a), tensor(b), mutableTensor(out), count);
 }
 
+void CudaBackend::swigluClamped(int32_t rank, Operand gate, Operand up,
+                                Operand out, int64_t count, float alpha,
+                                float limit) {
+  cuda::swigluClamped(*context_, tensor(gate), tensor(up), mutableTensor(out),
+                      count, alpha, limit);
+}
+
+void CudaBackend::expertsBiasAdd(int32_t rank, Operand bias, Operand x,
+                                 Operand out, Operand rows, int64_t experts,
+                                 int64_t capacity, int64_t blocks, int64_t n) {
+  std::vector<int32_t> host;
+  Rows used = usedRows(rows, experts * blocks, host);
+  cuda::expertsBiasAdd(*context_, tensor(bias), tensor(x), mutableTensor(out),
+                       used, experts, capacity, blocks, n);
+}
+
 void CudaBackend::fusedExperts(int32_t rank, const PackedFfnOperands &ffn,
                                Operand in, Operand out, Operand rows,
                                int64_t experts, int64_t capacity,

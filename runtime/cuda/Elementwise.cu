@@ -129,6 +129,35 @@ __global__ void multiplyKernel(const void *a, moert_dtype_t aType,
   }
 }
 
+// out may alias gate or up (each element read, then written, by one thread).
+__global__ void swigluClampedKernel(const void *gate, moert_dtype_t gateType,
+                                    const void *up, moert_dtype_t upType,
+                                    void *out, moert_dtype_t outType, int64_t n,
+                                    float alpha, float limit) {
+  MOERT_GRID_STRIDE(i, n) {
+    storeFloat(out, outType, i,
+               swigluClamped(loadFloat(gate, gateType, i),
+                             loadFloat(up, upType, i), alpha, limit));
+  }
+}
+
+// x[e, c, :] + bias[e, :] on the rows `rows` selects; the other rows copy x.
+__global__ void expertsBiasAddKernel(const void *bias, moert_dtype_t biasType,
+                                     const void *x, moert_dtype_t xType,
+                                     void *out, moert_dtype_t outType,
+                                     const int32_t *rows, int64_t capacity,
+                                     int64_t blocks, int64_t n, int64_t total) {
+  int64_t blockRows = capacity / blocks;
+  MOERT_GRID_STRIDE(i, total) {
+    int64_t e = i / (capacity * n), c = i / n % capacity;
+    bool used = !rows || c % blockRows < rows[e * blocks + c / blockRows];
+    float value = loadFloat(x, xType, i);
+    if (used)
+      value += loadFloat(bias, biasType, e * n + i % n);
+    storeFloat(out, outType, i, value);
+  }
+}
+
 // The element's bytes travel by value: no host pointer reaches the device.
 struct FillPattern {
   unsigned char bytes[8];
@@ -282,6 +311,36 @@ void moert::cuda::multiply(Context &ctx, Tensor a, Tensor b, MutableTensor out,
     return;
   multiplyKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
       a.data, a.dtype, b.data, b.dtype, out.data, out.dtype, count);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::swigluClamped(Context &ctx, Tensor gate, Tensor up,
+                                MutableTensor out, int64_t count, float alpha,
+                                float limit) {
+  require(count >= 0, "swiglu_clamped: count must be >= 0, got ", count);
+  requireFloat(gate.dtype, "gate");
+  requireFloat(up.dtype, "up");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  swigluClampedKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      gate.data, gate.dtype, up.data, up.dtype, out.data, out.dtype, count,
+      alpha, limit);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::expertsBiasAdd(Context &ctx, Tensor bias, Tensor x,
+                                 MutableTensor out, Rows rows, int64_t experts,
+                                 int64_t capacity, int64_t blocks, int64_t n) {
+  requireFloat(bias.dtype, "bias");
+  requireFloat(x.dtype, "x");
+  requireFloat(out.dtype, "out");
+  int64_t total = experts * capacity * n;
+  if (total == 0)
+    return;
+  expertsBiasAddKernel<<<gridFor(total), threadsPerBlock, 0, ctx.stream()>>>(
+      bias.data, bias.dtype, x.data, x.dtype, out.data, out.dtype, rows.device,
+      capacity, blocks, n, total);
   MOERT_CUDA_CHECK_LAUNCH();
 }
 

@@ -244,6 +244,14 @@ void activation(Context &ctx, moert_activation_t activation, Tensor x,
 void multiply(Context &ctx, Tensor a, Tensor b, MutableTensor out,
               int64_t count);
 
+// moert_swiglu_clamped; out may alias gate or up.
+void swigluClamped(Context &ctx, Tensor gate, Tensor up, MutableTensor out,
+                   int64_t count, float alpha, float limit);
+// moert_experts_bias_add over [experts, capacity, n]; out may alias x.
+void expertsBiasAdd(Context &ctx, Tensor bias, Tensor x, MutableTensor out,
+                    Rows rows, int64_t experts, int64_t capacity,
+                    int64_t blocks, int64_t n);
+
 void denseFfn(Context &ctx, const FfnWeights &ffn, Tensor x, MutableTensor out,
               int64_t tokens);
 

@@ -500,6 +500,102 @@ TEST(Kernels, ExpertStageCallsGiveTheExpertsOutputsExactly) {
   }
 }
 
+// gpt-oss's expert FFN (transformers' GptOssExperts) for one expert's rows,
+// in double: g = x.Wg^T + bg clamped above at limit, u = x.Wu^T + bu clamped
+// to [-limit, limit], y = ((u + 1) * g * sigmoid(alpha * g)).Wd^T + bd.
+std::vector<double> naiveClampedSwiglu(int64_t rows, int64_t hidden,
+                                       int64_t ffn, const float *x,
+                                       const float *wGate, const float *bGate,
+                                       const float *wUp, const float *bUp,
+                                       const float *wDown, const float *bDown,
+                                       double alpha, double limit) {
+  std::vector<double> y(rows * hidden);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> h(ffn);
+    for (int64_t f = 0; f < ffn; ++f) {
+      double g = bGate[f], u = bUp[f];
+      for (int64_t i = 0; i < hidden; ++i) {
+        g += double(x[r * hidden + i]) * wGate[f * hidden + i];
+        u += double(x[r * hidden + i]) * wUp[f * hidden + i];
+      }
+      g = std::min(g, limit);
+      u = std::max(-limit, std::min(u, limit));
+      h[f] = (u + 1) * g / (1 + std::exp(-alpha * g));
+    }
+    for (int64_t o = 0; o < hidden; ++o) {
+      double acc = bDown[o];
+      for (int64_t f = 0; f < ffn; ++f)
+        acc += h[f] * wDown[o * ffn + f];
+      y[r * hidden + o] = acc;
+    }
+  }
+  return y;
+}
+
+TEST(Kernels, ClampedSwigluStagesWithBiasesMatchGptOssExperts) {
+  const int64_t E = 3, C = 4, H = 5, F = 6, blocks = 2, blockRows = C / blocks;
+  // A small limit so that both clamps bite on some elements.
+  const float alpha = 1.702f, limit = 0.5f;
+  Floats in = randomFloats(E * C * H, 41);
+  std::vector<int32_t> rows = {2, 1, /**/ 0, 0, /**/ 1, 2}; // [E, blocks]
+  Floats wGate = randomFloats(E * F * H, 42), wUp = randomFloats(E * F * H, 43),
+         wDown = randomFloats(E * H * F, 44), bGate = randomFloats(E * F, 45),
+         bUp = randomFloats(E * F, 46), bDown = randomFloats(E * H, 47);
+  onOneRank([&](moert_context_t ctx) {
+    auto f32 = [&](const Floats &values) {
+      return Buffer(ctx, values, MOERT_F32);
+    };
+    Buffer ib = f32(in), g = f32(wGate), u = f32(wUp), d = f32(wDown),
+           bg = f32(bGate), bu = f32(bUp), bd = f32(bDown),
+           rb(ctx, rows, MOERT_I32), h(ctx, E * C * F * 4),
+           up(ctx, E * C * F * 4), out(ctx, E * C * H * 4);
+    moert_view_t used = rb.view(MOERT_I32), hv = h.view(MOERT_F32),
+                 uv = up.view(MOERT_F32), ov = out.view(MOERT_F32);
+    check(moert_experts_linear(ctx, g.view(MOERT_F32), ib.view(MOERT_F32), hv,
+                               used, E, C, blocks, F, H));
+    check(moert_experts_bias_add(ctx, bg.view(MOERT_F32), hv, hv, used, E, C,
+                                 blocks, F));
+    check(moert_experts_linear(ctx, u.view(MOERT_F32), ib.view(MOERT_F32), uv,
+                               used, E, C, blocks, F, H));
+    check(moert_experts_bias_add(ctx, bu.view(MOERT_F32), uv, uv, used, E, C,
+                                 blocks, F));
+    check(moert_swiglu_clamped(ctx, hv, uv, hv, E * C * F, alpha, limit));
+    check(moert_experts_linear(ctx, d.view(MOERT_F32), hv, ov, used, E, C,
+                               blocks, H, F));
+    check(moert_experts_bias_add(ctx, bd.view(MOERT_F32), ov, ov, used, E, C,
+                                 blocks, H));
+    Floats got = out.download<float>(MOERT_F32, E * C * H);
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t first = e * C + b * blockRows, n = rows[e * blocks + b];
+        std::vector<double> want =
+            naiveClampedSwiglu(n, H, F, &in[first * H], &wGate[e * F * H],
+                               &bGate[e * F], &wUp[e * F * H], &bUp[e * F],
+                               &wDown[e * H * F], &bDown[e * H], alpha, limit);
+        for (int64_t i = 0; i < n * H; ++i)
+          EXPECT_NEAR(got[first * H + i], want[i], 1e-5) << "expert " << e;
+        // Unused rows keep the linear's zeros: no bias lands there.
+        for (int64_t i = n * H; i < blockRows * H; ++i)
+          EXPECT_EQ(got[first * H + i], 0.0f) << "expert " << e;
+      }
+    // The clamps on their own: gate 2 -> 0.5, up -3 -> -0.5.
+    Buffer gate(ctx, Floats{2.0f, -1.0f}, MOERT_F32),
+        upv(ctx, Floats{-3.0f, 0.25f}, MOERT_F32), act(ctx, 2 * 4);
+    check(moert_swiglu_clamped(ctx, gate.view(MOERT_F32), upv.view(MOERT_F32),
+                               act.view(MOERT_F32), 2, alpha, limit));
+    Floats a = act.download<float>(MOERT_F32, 2);
+    EXPECT_NEAR(a[0], 0.5 * 0.5 / (1 + std::exp(-1.702 * 0.5)), 1e-6);
+    EXPECT_NEAR(a[1], 1.25 * -1.0 / (1 + std::exp(1.702)), 1e-6);
+    EXPECT_MOERT_ERROR(moert_swiglu_clamped(ctx, gate.view(MOERT_F32),
+                                            upv.view(MOERT_F32),
+                                            act.view(MOERT_F32), 2, 0.0f, 7.0f),
+                       MOERT_INVALID_ARGUMENT, "alpha must be finite and > 0");
+    EXPECT_MOERT_ERROR(moert_experts_bias_add(ctx, bd.view(MOERT_F32), ov, ov,
+                                              used, E, C, 3, H),
+                       MOERT_INVALID_ARGUMENT, "not a multiple of blocks");
+  });
+}
+
 // [E, 2F, H] with each expert's gate rows followed by its up rows.
 Floats packGateUp(const Floats &gate, const Floats &up, int64_t stack,
                   int64_t ffn, int64_t hidden) {

@@ -234,11 +234,46 @@ def dbrx_reference(cfg, x, w, tweak):
     return x
 
 
+def gpt_oss_reference(cfg, x, w, tweak):
+    """gpt-oss (transformers' GptOssMLP): every layer MoE; router logits with
+    a bias, top-k of them, softmax over the k; experts from gate_up_proj
+    [E, H, 2F] (x @ W; gate at even, up at odd columns) plus its bias, the
+    clamped SwiGLU (up + 1) * g * sigmoid(alpha g), g = min(gate, limit), up
+    clamped to [-limit, limit], then down_proj [E, F, H] plus its bias."""
+    Fe, k = cfg["intermediate_size"], cfg["num_experts_per_tok"]
+    alpha, limit = cfg.get("swiglu_alpha", 1.702), cfg.get("swiglu_limit", 7.0)
+    for i in range(cfg["num_hidden_layers"]):
+        pre = f"model.layers.{i}.mlp."
+        wr = w.get(pre + "router.weight", (E, H), scale=tweak.get("router_scale"), f32=True)
+        br = w.get(pre + "router.bias", (E,), scale=0.5, f32=True)
+        gate_up = w.get(pre + "experts.gate_up_proj", (E, H, 2 * Fe), scale=H ** -0.5)
+        gate_up_bias = w.get(pre + "experts.gate_up_proj_bias", (E, 2 * Fe), scale=0.5)
+        down = w.get(pre + "experts.down_proj", (E, Fe, H), scale=Fe ** -0.5)
+        down_bias = w.get(pre + "experts.down_proj_bias", (E, H), scale=0.5)
+        logits = x @ wr.T + br
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        chosen = np.take_along_axis(logits, top, axis=1)
+        weights = np.exp(chosen - chosen.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        out = np.zeros_like(x)
+        for t in range(x.shape[0]):
+            for j in range(k):
+                e = top[t, j]
+                gu = x[t] @ gate_up[e] + gate_up_bias[e]
+                g, u = np.minimum(gu[::2], limit), np.clip(gu[1::2], -limit, limit)
+                h = (u + 1) * g / (1 + np.exp(-alpha * g))
+                out[t] += weights[t, j] * (h @ down[e] + down_bias[e])
+        x = x + out
+    return x
+
+
 def hf_reference(cfg, x, w, tweak):
     """The HF families' FFN stack, read from config.json."""
     t = cfg["model_type"]
     if t == "dbrx":
         return dbrx_reference(cfg, x, w, tweak)
+    if t == "gpt_oss":
+        return gpt_oss_reference(cfg, x, w, tweak)
     if t in FAMILY_LAYER_TYPES:
         return family_reference(cfg, x, w, tweak)
     st = "bf16" if cfg["torch_dtype"] == "bfloat16" else "f32"
@@ -408,6 +443,9 @@ CASES = [
     ("dbrx-pnorm", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
                     "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 4,
                                    "moe_normalize_expert_weights": 2.0}}, {}),
+    # swiglu_limit 0.5: both clamps bite on these unit-scale projections.
+    ("gpt-oss", fam("gpt_oss", intermediate_size=F, num_local_experts=E, num_experts_per_tok=2,
+                    swiglu_limit=0.5), {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -426,7 +464,7 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
               "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
-              "dbrx": True, "dbrx-pnorm": True}
+              "dbrx": True, "dbrx-pnorm": True, "gpt-oss": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

@@ -9,7 +9,8 @@ model.safetensors.index.json, exactly as a user would get it; x.npy is a
 random input and y.npy the transformers modules' output on it: for every
 decoder layer in order, y = y + layer.mlp(y) (the FFN stack moe-run runs:
 DESIGN.md §4; Jamba's feed_forward, DBRX's ffn, Granite's block_sparse_moe
-plus shared_mlp times residual_multiplier: ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
+plus shared_mlp times residual_multiplier, gpt-oss's mlp (router with bias,
+experts with biases and the clamped SwiGLU): ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
 this command's output:
 
   python3 test/Integration/hf_checkpoints.py generate \\
@@ -141,6 +142,11 @@ FAMILIES = {
                                        moe_num_experts=6, moe_top_k=3,
                                        moe_normalize_expert_weights=2.0),
                        attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
+    # experts.gate_up_proj [E, H, 2F] (gate even, up odd columns) with its
+    # bias, down_proj [E, F, H] with its bias, a router bias; swiglu_limit
+    # 1.0 so that both clamps bite on these unit-scale weights.
+    "gpt_oss": dict(intermediate_size=24, num_local_experts=8,
+                    num_experts_per_tok=2, swiglu_limit=1.0, head_dim=16),
 }
 
 

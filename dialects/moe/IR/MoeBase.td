@@ -134,7 +134,10 @@ def Moe_Activation : I32EnumAttr<"Activation", "FFN activation function", [
       I32EnumAttrCase<"silu", 0>,
       I32EnumAttrCase<"gelu", 1>,
       I32EnumAttrCase<"gelu_tanh", 2>,
-      I32EnumAttrCase<"relu", 3>
+      I32EnumAttrCase<"relu", 3>,
+      // gpt-oss: (clamp(up) + 1) * g * sigmoid(alpha * g), g = min(gate,
+      // limit); gated experts only, with swiglu_alpha and swiglu_limit.
+      I32EnumAttrCase<"swiglu_clamped", 4>
     ]> {
   let cppNamespace = "::mlir::moe";
 }

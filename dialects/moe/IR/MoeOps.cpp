@@ -10,6 +10,8 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallSet.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -441,6 +443,32 @@ LogicalResult AllToAllOp::verify() {
 // ExpertsOp / DenseFfnOp
 //===----------------------------------------------------------------------===//
 
+/// swiglu_clamped takes its alpha and limit (finite, > 0) and a gate to
+/// clamp; every other activation takes neither.
+static LogicalResult verifySwigluClamp(Operation *op, Activation activation,
+                                       bool gated, FloatAttr alpha,
+                                       FloatAttr limit) {
+  if (activation != Activation::swiglu_clamped) {
+    if (alpha || limit)
+      return op->emitOpError()
+             << "swiglu_alpha and swiglu_limit belong to swiglu_clamped, not "
+             << stringifyActivation(activation);
+    return success();
+  }
+  if (!gated)
+    return op->emitOpError() << "swiglu_clamped needs a gate weight";
+  for (auto [name, value] :
+       {std::pair<StringRef, FloatAttr>{"swiglu_alpha", alpha},
+        {"swiglu_limit", limit}}) {
+    if (!value)
+      return op->emitOpError() << "swiglu_clamped needs " << name;
+    double v = value.getValueAsDouble();
+    if (!std::isfinite(v) || v <= 0)
+      return op->emitOpError() << name << " must be finite and > 0, got " << v;
+  }
+  return success();
+}
+
 /// One home for the FFN weight rules. `stack` is {E} for experts and {} for a
 /// dense FFN: every weight and bias shape is prefixed by it.
 template <typename FfnOp>
@@ -468,6 +496,7 @@ static LogicalResult verifyFfn(FfnOp op, ArrayRef<int64_t> stack) {
   };
   Expected expected[] = {
       {"gate weight", op.getGateWeight(), shape({ffn, hidden})},
+      {"gate bias", op.getGateBias(), shape({ffn})},
       {"up weight", op.getUpWeight(), shape({ffn, hidden})},
       {"up bias", op.getUpBias(), shape({ffn})},
       {"down weight", op.getDownWeight(), shape({hidden, ffn})},
@@ -480,7 +509,10 @@ static LogicalResult verifyFfn(FfnOp op, ArrayRef<int64_t> stack) {
         failed(expectSameElementType(op, e.what, e.value, op.getInput())))
       return failure();
   }
-  return success();
+  if (op.getGateBias() && !op.getGateWeight())
+    return op.emitOpError() << "gate bias needs a gate weight";
+  return verifySwigluClamp(op, op.getActivation(), op.isGated(),
+                           op.getSwigluAlphaAttr(), op.getSwigluLimitAttr());
 }
 
 LogicalResult ExpertsOp::verify() {
@@ -514,9 +546,18 @@ LogicalResult ExpertsOp::verify() {
   return success();
 }
 
-LogicalResult DenseFfnOp::verify() { return verifyFfn(*this, {}); }
+LogicalResult DenseFfnOp::verify() {
+  // The dense lowering has no stage calls for these (moe.experts has).
+  if (getGateBias())
+    return emitOpError() << "a gate bias is supported on moe.experts only";
+  if (getActivation() == Activation::swiglu_clamped)
+    return emitOpError() << "swiglu_clamped is supported on moe.experts only";
+  return verifyFfn(*this, {});
+}
 
 LogicalResult FusedExpertsOp::verify() {
+  if (getActivation() == Activation::swiglu_clamped)
+    return emitOpError() << "swiglu_clamped experts stay unfused (moe.experts)";
   if (failed(expectRank(*this, "input", getInput(), 3)) ||
       failed(expectRank(*this, "down weight", getDownWeight(), 3)))
     return failure();

@@ -251,8 +251,12 @@ def Moe_SyncCapacityOp : Moe_Op<"sync_capacity", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 // The FFN of an expert group or of a dense MLP. Gated (SwiGLU family) when
-// `gate_weight` is present: down(act(gate(x)) * up(x)); otherwise
-// down(act(up(x) + up_bias)) + down_bias (fc1/fc2 of DeepSpeed GPT).
+// `gate_weight` is present: down(act(gate(x) + gate_bias) * (up(x) +
+// up_bias)) + down_bias, biases optional; otherwise down(act(up(x) +
+// up_bias)) + down_bias (fc1/fc2 of DeepSpeed GPT). `swiglu_clamped`
+// (gpt-oss) replaces act(g) * u by (clamp(u, -limit, limit) + 1) *
+// g' * sigmoid(alpha * g'), g' = min(g, limit), with `swiglu_alpha` and
+// `swiglu_limit`.
 class Moe_FfnOp<string mnemonic, string layout, string example>
     : Moe_Op<mnemonic, [Pure, AttrSizedOperandSegments,
                         AllTypesMatch<["input", "result"]>]> {
@@ -266,14 +270,18 @@ class Moe_FfnOp<string mnemonic, string layout, string example>
   }];
   let arguments = (ins Moe_FloatTensor:$input,
                        Optional<Moe_FloatTensor>:$gate_weight,
+                       Optional<Moe_FloatTensor>:$gate_bias,
                        Moe_FloatTensor:$up_weight,
                        Optional<Moe_FloatTensor>:$up_bias,
                        Moe_FloatTensor:$down_weight,
                        Optional<Moe_FloatTensor>:$down_bias,
-                       EnumProp<Moe_Activation>:$activation);
+                       EnumProp<Moe_Activation>:$activation,
+                       OptionalAttr<F64Attr>:$swiglu_alpha,
+                       OptionalAttr<F64Attr>:$swiglu_limit);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $activation $input (`gate` $gate_weight^)? `up` $up_weight
+    $activation $input (`gate` $gate_weight^)? (`gate_bias` $gate_bias^)?
+    `up` $up_weight
     (`bias` $up_bias^)? `down` $down_weight (`bias` $down_bias^)? attr-dict
     `:` functional-type(operands, results)
   }];
@@ -288,8 +296,8 @@ class Moe_FfnOp<string mnemonic, string layout, string example>
 }
 
 def Moe_ExpertsOp : Moe_FfnOp<"experts",
-    "input `[E, C, H]`; gate/up `[E, F, H]`, down `[E, H, F]`, up_bias "
-    "`[E, F]`, down_bias `[E, H]`; result `[E, C, H]`.", [{
+    "input `[E, C, H]`; gate/up `[E, F, H]`, down `[E, H, F]`, gate_bias/"
+    "up_bias `[E, F]`, down_bias `[E, H]`; result `[E, C, H]`.", [{
     %y = moe.experts silu %buf gate %wg up %wu down %wd
         : (tensor<8x?x4096xbf16>, tensor<8x14336x4096xbf16>,
            tensor<8x14336x4096xbf16>, tensor<8x4096x14336xbf16>)

@@ -393,6 +393,29 @@ LogicalResult MultiplyOp::verify() {
   return verifyElementwise(*this, {getLhs(), getRhs()}, getOut());
 }
 
+LogicalResult SwigluClampedOp::verify() {
+  for (auto [name, value] :
+       {std::pair<StringRef, float>{"alpha", getAlpha().convertToFloat()},
+        {"limit", getLimit().convertToFloat()}})
+    if (!std::isfinite(value) || value <= 0.0f)
+      return emitOpError() << name << " must be finite and > 0, got " << value;
+  return verifyElementwise(*this, {getGate(), getUp()}, getOut());
+}
+
+LogicalResult ExpertsBiasAddOp::verify() {
+  Operation *op = *this;
+  int64_t n = getN();
+  if (failed(expectPositive(op, "n", n)) ||
+      failed(expectFloat(op, "bias", getBias())) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(expectCount(op, "bias", getBias(),
+                         std::max<int64_t>(getExperts(), 0) * n)))
+    return failure();
+  return verifyExpertRows(op, getInput(), n, getOutput(), n, getRows(),
+                          getExperts(), getBlocks());
+}
+
 LogicalResult FusedExpertsOp::verify() {
   Operation *op = *this;
   int64_t h = getHidden(), f = getFfn(), e = getExperts();

@@ -374,6 +374,54 @@ def Moert_MultiplyOp
   }];
 }
 
+def Moert_SwigluClampedOp
+    : Moert_CallOp<"swiglu_clamped", "moert_swiglu_clamped", "experts"> {
+  let summary = "moert_swiglu_clamped: gpt-oss's gated combination";
+  let description = [{
+    `out = (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)` with
+    `g = min(gate, limit)` over `count` elements; `out` may be `gate` or `up`.
+
+    ```mlir
+    moert.swiglu_clamped %ctx, %h, %u -> %h count %n alpha 1.702 limit 7.0
+        : !moert.view<f32, 16384>, !moert.view<f32, 16384>
+        -> !moert.view<f32, 16384>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$gate, Moert_In:$up,
+                       Moert_Out:$out, I64:$count, F32Attr:$alpha,
+                       F32Attr:$limit);
+  let assemblyFormat = [{
+    $ctx `,` $gate `,` $up `->` $out `count` $count `alpha` $alpha `limit`
+    $limit attr-dict `:` type($gate) `,` type($up) `->` type($out)
+  }];
+}
+
+def Moert_ExpertsBiasAddOp
+    : Moert_CallOp<"experts_bias_add", "moert_experts_bias_add", "experts"> {
+  let summary = "moert_experts_bias_add: out[e,c,:] = x[e,c,:] + bias[e,:]";
+  let description = [{
+    The per-expert bias of a stage of a gated expert FFN, added over the rows
+    `rows` selects (as in `moert.experts_linear`); the other rows keep `x`'s
+    values. `out` may be `x`.
+
+    ```mlir
+    moert.experts_bias_add %ctx, %b : !moert.view<f32, 1024> in %h
+        : !moert.view<f32, 16384> -> %h : !moert.view<f32, 16384>
+        rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1
+        n 128
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$bias,
+                       Moert_In:$input, Moert_Out:$output, Moert_OptIn:$rows,
+                       I64Prop:$experts, I64:$capacity, I64Prop:$blocks,
+                       I64Prop:$n);
+  let assemblyFormat = [{
+    $ctx `,` $bias `:` type($bias) `in` $input `:` type($input) `->`
+    $output `:` type($output) (`rows` $rows^ `:` type($rows))? `capacity`
+    $capacity `experts` $experts `blocks` $blocks `n` $n attr-dict
+  }];
+}
+
 def Moert_FusedExpertsOp
     : Moert_CallOp<"fused_experts", "moert_fused_experts", "experts",
                    [AttrSizedOperandSegments]> {

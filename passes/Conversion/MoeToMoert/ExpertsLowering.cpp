@@ -114,6 +114,14 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
                         LoweringState &state) const override {
     if (failed(analyzeRouted(experts, state)))
       return failure();
+    if (state.isQuantized(experts.getGateWeight()) &&
+        (experts.getGateBias() || experts.getUpBias() ||
+         experts.getDownBias() ||
+         experts.getActivation() == Activation::swiglu_clamped))
+      return experts.emitError()
+             << "convert-moe-to-moert runs block-quantized experts without "
+                "biases or swiglu_clamped (moert_quantized_experts has "
+                "neither)";
     if (experts.isGated() && !state.isQuantized(experts.getGateWeight())) {
       // Two fp32 [E, C, F] intermediates, C at the input's bound.
       int64_t rows = state.staticElements(experts.getInput()) /
@@ -139,10 +147,8 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
                        type.getDimSize(0), r->rowsPerExpert, r->blocks);
       return success();
     }
-    if (experts.isGated()) {
-      emitStages(experts, *r, output, state);
-      return success();
-    }
+    if (experts.isGated())
+      return emitStages(experts, *r, output, state);
     // A plain FFN (fc1 + bias, act, fc2 + bias) is one call in both modes.
     Location loc = experts.getLoc();
     auto type = cast<ShapedType>(experts.getInput().getType());
@@ -160,9 +166,10 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   }
 
   /// A gated FFN as its stage calls, through the fp32 gate and up
-  /// intermediates in the op's scratch.
-  static void emitStages(ExpertsOp experts, const ExpertRows &r, Value output,
-                         LoweringState &state) {
+  /// intermediates in the op's scratch; each bias is one more stage after
+  /// its GEMM.
+  static LogicalResult emitStages(ExpertsOp experts, const ExpertRows &r,
+                                  Value output, LoweringState &state) {
     OpBuilder &builder = state.getBuilder();
     Location loc = experts.getLoc();
     Value ctx = state.getCtx();
@@ -183,16 +190,41 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
                                      r.rows, e, r.rowsPerExpert, r.blocks, n,
                                      k);
     };
+    auto addBias = [&](Value bias, Value x, int64_t n) {
+      if (bias)
+        moert::ExpertsBiasAddOp::create(builder, loc, ctx, state.view(bias), x,
+                                        x, r.rows, e, r.rowsPerExpert, r.blocks,
+                                        n);
+    };
+    // With F sliced over tp every slice would add the down bias: the staged
+    // form has no first-slice condition yet.
+    if (state.downBiasIf(experts.getDownWeight(), experts.getDownBias(), loc))
+      return experts.emitError()
+             << "convert-moe-to-moert cannot yet lower a down bias of gated "
+                "experts sliced over tp";
     linear(experts.getGateWeight(), in, h, ffn, hidden);
+    addBias(experts.getGateBias(), h, ffn);
     linear(experts.getUpWeight(), in, u, ffn, hidden);
+    addBias(experts.getUpBias(), u, ffn);
     // E * C * F at this step's capacity (unused rows hold zeros).
     Value count = arith::MulIOp::create(
         builder, loc, r.rowsPerExpert,
         arith::ConstantIntOp::create(builder, loc, e * ffn, 64));
-    moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(), h,
-                                h, count);
-    moert::MultiplyOp::create(builder, loc, ctx, h, u, h, count);
+    if (experts.getActivation() == Activation::swiglu_clamped) {
+      moert::SwigluClampedOp::create(
+          builder, loc, ctx, h, u, h, count,
+          builder.getF32FloatAttr(
+              experts.getSwigluAlphaAttr().getValueAsDouble()),
+          builder.getF32FloatAttr(
+              experts.getSwigluLimitAttr().getValueAsDouble()));
+    } else {
+      moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(), h,
+                                  h, count);
+      moert::MultiplyOp::create(builder, loc, ctx, h, u, h, count);
+    }
     linear(experts.getDownWeight(), h, output, hidden, ffn);
+    addBias(experts.getDownBias(), output, hidden);
+    return success();
   }
 };
 

@@ -57,7 +57,9 @@ MOERT_PAIRED_ENUM(moe::Activation, kActivations,
                   MOERT_C_ENUMERATOR(moe::Activation::gelu, MOERT_ACT_GELU),
                   MOERT_C_ENUMERATOR(moe::Activation::gelu_tanh,
                                      MOERT_ACT_GELU_TANH),
-                  MOERT_C_ENUMERATOR(moe::Activation::relu, MOERT_ACT_RELU))
+                  MOERT_C_ENUMERATOR(moe::Activation::relu, MOERT_ACT_RELU),
+                  MOERT_C_ENUMERATOR(moe::Activation::swiglu_clamped,
+                                     MOERT_ACT_SWIGLU_CLAMPED))
 
 MOERT_PAIRED_ENUM(
     moe::ScoringFunc, kScoringFuncs, moe::getMaxEnumValForScoringFunc(),

@@ -103,6 +103,10 @@
 // CHECK-SAME: [[CTX]], MOERT_ACT_GELU_TANH, [[H]], [[H]], [[N]]);
 // CHECK-LABEL: moert_multiply(
 // CHECK-SAME: [[CTX]], [[H]], [[U]], [[H]], [[N]]);
+// CHECK-LABEL: moert_experts_bias_add(
+// CHECK-SAME: [[CTX]], [[U]], [[H]], [[H]], [[COUNTS]], 8, [[CAP]], 1, 128);
+// CHECK-LABEL: moert_swiglu_clamped(
+// CHECK-SAME: [[CTX]], [[H]], [[U]], [[H]], [[N]], 1.70200002e+00f, 7.00000000e+00f);
 
 // CHECK: moert_packed_ffn_desc_t [[PACKED:v[0-9]+]];
 // CHECK: [[PACKED]].w_gate_up = [[GATEUP]];
@@ -208,6 +212,8 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     moert.experts_linear %ctx, %w1 : !moert.view<f32, 65536> in %ebuf : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
     moert.activation %ctx, gelu_tanh %h -> %h count %n : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
     moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+    moert.experts_bias_add %ctx, %u : !moert.view<f32, 16384> in %h : !moert.view<f32, 16384> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128
+    moert.swiglu_clamped %ctx, %h, %u -> %h count %n alpha 1.702 limit 7.0 : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
     moert.fused_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate_up %gate_up : !moert.view<f32, 131072> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %sgu : !moert.view<f32, 8192> down %sd : !moert.view<f32, 4096> -> %y : !moert.view<f32, 1024> tokens %s ffn 64)
     moert.dense_ffn %ctx, relu %x : !moert.view<f32, 1024> up %w1 : !moert.view<f32, 65536> bias %b1 : !moert.view<f32, 128> down %w2 : !moert.view<f32, 65536> bias %b2 : !moert.view<f32, 64> if %first -> %y : !moert.view<f32, 1024> tokens %s hidden 64 ffn 128
     moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>

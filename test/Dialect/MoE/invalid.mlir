@@ -776,3 +776,59 @@ func.func @f(%u: tensor<24x32xf32> {moe.weight = "l0.input_linear",
     moe.fused_view = #moe.fused_view<shape = [48, 32], offset = -1, expert_stride = 0, strides = [32, 1]>}) {
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %g: tensor<4x24x32xf32>, %gb: tensor<4x32xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{gate bias must have shape [4, 24], got [4, 32]}}
+  %y = moe.experts silu %x gate %g gate_bias %gb up %u down %d : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %gb: tensor<4x24xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{gate bias needs a gate weight}}
+  %y = moe.experts gelu %x gate_bias %gb up %u down %d : (tensor<4x?x32xf32>, tensor<4x24xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %g: tensor<4x24x32xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{swiglu_clamped needs swiglu_limit}}
+  %y = moe.experts swiglu_clamped %x gate %g up %u down %d {swiglu_alpha = 1.702 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %g: tensor<4x24x32xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{swiglu_alpha must be finite and > 0, got -1}}
+  %y = moe.experts swiglu_clamped %x gate %g up %u down %d {swiglu_alpha = -1.0 : f64, swiglu_limit = 7.0 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{swiglu_clamped needs a gate weight}}
+  %y = moe.experts swiglu_clamped %x up %u down %d {swiglu_alpha = 1.702 : f64, swiglu_limit = 7.0 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<4x?x32xf32>, %g: tensor<4x24x32xf32>, %u: tensor<4x24x32xf32>, %d: tensor<4x32x24xf32>) {
+  // expected-error @below {{swiglu_alpha and swiglu_limit belong to swiglu_clamped, not silu}}
+  %y = moe.experts silu %x gate %g up %u down %d {swiglu_limit = 7.0 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x32xf32>, %g: tensor<24x32xf32>, %u: tensor<24x32xf32>, %d: tensor<32x24xf32>) {
+  // expected-error @below {{swiglu_clamped is supported on moe.experts only}}
+  %y = moe.dense_ffn swiglu_clamped %x gate %g up %u down %d {swiglu_alpha = 1.702 : f64, swiglu_limit = 7.0 : f64} : (tensor<?x32xf32>, tensor<24x32xf32>, tensor<24x32xf32>, tensor<32x24xf32>) -> tensor<?x32xf32>
+  return
+}

@@ -203,3 +203,14 @@ func.func @granite_fused_experts(%b: tensor<4x?x32xf32>,
   %e = moe.experts silu %b gate %g up %u down %d : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24x32xf32>, tensor<4x32x24xf32>) -> tensor<4x?x32xf32>
   return %e : tensor<4x?x32xf32>
 }
+
+// gpt-oss's experts: a gate bias, up and down biases and the clamped SwiGLU
+// with its parameters.
+// CHECK-LABEL: func.func @gpt_oss_experts
+func.func @gpt_oss_experts(%buf: tensor<4x?x32xf32>, %g: tensor<4x24x32xf32>,
+    %gb: tensor<4x24xf32>, %u: tensor<4x24x32xf32>, %ub: tensor<4x24xf32>,
+    %d: tensor<4x32x24xf32>, %db: tensor<4x32xf32>) -> tensor<4x?x32xf32> {
+  // CHECK: moe.experts swiglu_clamped %{{.*}} gate %{{.*}} gate_bias %{{.*}} up %{{.*}} bias %{{.*}} down %{{.*}} bias %{{.*}} {swiglu_alpha = 1.702000e+00 : f64, swiglu_limit = 7.000000e+00 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24xf32>, tensor<4x24x32xf32>, tensor<4x24xf32>, tensor<4x32x24xf32>, tensor<4x32xf32>) -> tensor<4x?x32xf32>
+  %e = moe.experts swiglu_clamped %buf gate %g gate_bias %gb up %u bias %ub down %d bias %db {swiglu_alpha = 1.702 : f64, swiglu_limit = 7.0 : f64} : (tensor<4x?x32xf32>, tensor<4x24x32xf32>, tensor<4x24xf32>, tensor<4x24x32xf32>, tensor<4x24xf32>, tensor<4x32x24xf32>, tensor<4x32xf32>) -> tensor<4x?x32xf32>
+  return %e : tensor<4x?x32xf32>
+}

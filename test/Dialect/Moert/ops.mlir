@@ -72,6 +72,11 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.activation %ctx, silu %h -> %h count %n : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
   // CHECK: moert.multiply %{{.*}}, %[[H]], %{{.*}} -> %[[H]] count %{{.*}} : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
   moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  // gpt-oss's stages: a per-expert bias [E, n] and the clamped SwiGLU.
+  // CHECK: moert.experts_bias_add %{{.*}}, %{{.*}} : !moert.view<f32, 16384> in %[[H]] : !moert.view<f32, 16384> -> %[[H]] : !moert.view<f32, 16384> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 128
+  moert.experts_bias_add %ctx, %u : !moert.view<f32, 16384> in %h : !moert.view<f32, 16384> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128
+  // CHECK: moert.swiglu_clamped %{{.*}}, %[[H]], %{{.*}} -> %[[H]] count %{{.*}} alpha 1.702000e+00 limit 7.000000e+00 : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
+  moert.swiglu_clamped %ctx, %h, %u -> %h count %n alpha 1.702 limit 7.0 : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
   moert.experts_linear %ctx, %w2 : !moert.view<f32, 65536> in %h : !moert.view<f32, 16384> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 64 k 128
   // fp8 block-quantized weights (block 128 x 32: F 128 one row block, H 64
   // two column blocks; down [64, 128] one row block, four column blocks).
