@@ -56,6 +56,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
   cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
   cfg->static_capacity = 0;
   cfg->norm_p = 1.0f;
+  cfg->jitter_eps = 0.0f;
 }
 
 moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
