@@ -141,6 +141,13 @@ FAMILIES = {
                                        moe_num_experts=6, moe_top_k=3,
                                        moe_normalize_expert_weights=2.0),
                        attn_config=dict(kv_n_heads=1, rope_theta=10000.0)),
+    # Mixtral's keys; the sparsemixer router (top-2, each weight a softmax
+    # over the logits within 2 * router_jitter_noise of the choice): the
+    # default 0.01 and a wide 0.4 under which most tokens share a softmax.
+    "phimoe": dict(intermediate_size=24, num_local_experts=6,
+                   num_experts_per_tok=2, router_jitter_noise=0.01),
+    "phimoe_wide": dict(intermediate_size=24, num_local_experts=6,
+                        num_experts_per_tok=2, router_jitter_noise=0.4),
 }
 
 
@@ -152,6 +159,7 @@ def rel_error(y, ref):
 def model_type(family):
     """A variant's directory name -> its model_type."""
     return {"deepseek_v2_norm": "deepseek_v2", "dbrx_pnorm": "dbrx",
+            "phimoe_wide": "phimoe",
             "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
 
 
