@@ -242,7 +242,8 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
    bias[E]. Per token s:
    1. scores = softmax(logits[s]) or sigmoid(logits[s]); SPARSEMIXER:
       scores = logits[s].
-   2. sel = scores + correction_bias (selection only; absent: sel = scores).
+   2. sel = scores + correction_bias (selection only; absent: sel = scores;
+      SPARSEMIXER takes none).
    3. n_group > 1: experts split into n_group contiguous groups; group score =
       max of sel (MAX) or sum of its two largest sel (TOP2_SUM); keep the
       topk_group best groups (ties: lower group index); sel = -inf elsewhere.

@@ -303,7 +303,7 @@ TEST(Gate, SparsemixerSoftmaxesOverTheLogitsNearEachChoice) {
   EXPECT_NEAR(tie.weights[1], 0.5f, 1e-6);
 }
 
-TEST(Gate, SparsemixerRefusesOtherThanTop2) {
+TEST(Gate, SparsemixerRefusesOtherThanTop2AndABias) {
   onOneRank([](moert_context_t ctx) {
     Buffer scratch(ctx, 4096);
     moert_view_t f = scratch.view(MOERT_F32), i = scratch.view(MOERT_I32);
@@ -313,6 +313,13 @@ TEST(Gate, SparsemixerRefusesOtherThanTop2) {
     EXPECT_MOERT_ERROR(
         moert_gate(ctx, &cfg, f, moert_absent_view(), 1, i, f, i, i, &capacity),
         MOERT_INVALID_ARGUMENT, "sparsemixer needs top_k 2 and no groups");
+    cfg.top_k = 2;
+    EXPECT_MOERT_ERROR(moert_gate(ctx, &cfg, f, f, 1, i, f, i, i, &capacity),
+                       MOERT_INVALID_ARGUMENT,
+                       "sparsemixer takes no correction_bias");
+    EXPECT_MOERT_ERROR(moert_gate_select(ctx, &cfg, f, f, 1, i, f),
+                       MOERT_INVALID_ARGUMENT,
+                       "sparsemixer takes no correction_bias");
   });
 }
 
