@@ -192,6 +192,8 @@ moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
 typedef enum moert_score_func {
   MOERT_SCORE_SOFTMAX = 0, /* max-subtracted softmax over the E experts */
   MOERT_SCORE_SIGMOID = 1,
+  MOERT_SCORE_SPARSEMIXER = 2, /* PhiMoE (eval): scores = logits, top_k 2,
+                                  weights in step 5 */
 } moert_score_func_t;
 
 typedef enum moert_group_score {
@@ -233,22 +235,28 @@ typedef struct moert_gate_config {
      the gate can be captured in a CUDA graph; 0: C = max count. */
   int64_t static_capacity;
   float norm_p; /* the p of PNORM (> 0) */
+  float jitter_eps; /* SPARSEMIXER's mask width (>= 0) */
 } moert_gate_config_t;
 
 /* Fills cfg with: softmax, no groups, NORM_NONE, eps 0, scale 1, dropless,
-   min_capacity 0, token_major, static_capacity 0, norm_p 1. */
+   min_capacity 0, token_major, static_capacity 0, norm_p 1, jitter_eps 0. */
 void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
                             int32_t top_k);
 
 /* Gate on fp32 logits[S,E], with optional fp32-convertible correction
    bias[E]. Per token s:
-   1. scores = softmax(logits[s]) or sigmoid(logits[s]).
-   2. sel = scores + correction_bias (selection only; absent: sel = scores).
+   1. scores = softmax(logits[s]) or sigmoid(logits[s]); SPARSEMIXER:
+      scores = logits[s].
+   2. sel = scores + correction_bias (selection only; absent: sel = scores;
+      SPARSEMIXER takes none).
    3. n_group > 1: experts split into n_group contiguous groups; group score =
       max of sel (MAX) or sum of its two largest sel (TOP2_SUM); keep the
       topk_group best groups (ties: lower group index); sel = -inf elsewhere.
    4. ids[s,0..k) = top-k of sel, descending; ties: lower expert index.
-   5. w[s,j] = scores[s, ids[s,j]] (unbiased).
+   5. w[s,j] = scores[s, ids[s,j]] (unbiased). SPARSEMIXER (top_k 2, no
+      groups): w[s,j] = 1 / sum of exp(l - t) over the logits l not masked,
+      t = logits[s, ids[s,j]]; l is masked when (t - l) / max(|l|, t) >
+      2 * jitter_eps, and for j = 1 also l of expert ids[s,0].
    6. Capacity, cf > 0: C = max(min_capacity, ceil(double(k*S) / E * cf)) on
       this rank's S. Slots per drop order: CHOICE_MAJOR: for j, for s:
       slot = count[e]++; TOKEN_MAJOR: for s, for j: the same; PROBS: per

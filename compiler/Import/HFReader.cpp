@@ -804,6 +804,29 @@ static void readDbrx(ConfigFile &c, HFStack &s) {
   allMoe(c, s);
 }
 
+// PhimoeSparseMoeBlock (eval): Mixtral's keys and experts; the router is
+// sparsemixer, top-2 with router_jitter_noise as its jitter_eps.
+static void readPhimoe(ConfigFile &c, HFStack &s) {
+  s.keys = kMixtralKeys;
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
+  s.expertsKey = "num_local_experts";
+  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  s.routing.scoring = ScoringFunc::sparsemixer;
+  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  if (s.routing.topK != 2)
+    c.error(s.topKKey) << "phimoe's sparsemixer router picks exactly 2 "
+                          "experts, got num_experts_per_tok = "
+                       << s.routing.topK;
+  double jitter = c.getNumber("router_jitter_noise", 0.01);
+  if (!std::isfinite(jitter) || jitter < 0.0)
+    c.error("router_jitter_noise")
+        << "router_jitter_noise must be finite and >= 0, got "
+        << shortNumber(jitter);
+  s.routing.jitterEps = jitter;
+  allMoe(c, s);
+}
+
 static void readGraniteMoeRouted(ConfigFile &c, HFStack &s) {
   readGraniteMoe(c, s, /*sharedVariant=*/false);
 }
@@ -814,6 +837,11 @@ static void readGraniteMoeShared(ConfigFile &c, HFStack &s) {
 
 static constexpr StringLiteral kMixtralIgnored[] = {"sliding_window",
                                                     "router_jitter_noise"};
+// input_jitter_noise scales the input in training only; the others act
+// outside the FFN stack (attention, LongRoPE, the lm_head bias, dropout).
+static constexpr StringLiteral kPhimoeIgnored[] = {
+    "sliding_window", "input_jitter_noise", "lm_head_bias",
+    "original_max_position_embeddings", "hidden_dropout"};
 static constexpr StringLiteral kQwenIgnored[] = {
     "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",
     // transformers 5: the attention projections' bias (qwen2_moe).
@@ -892,6 +920,7 @@ static const Family kFamilies[] = {
     {"granitemoeshared", readGraniteMoeShared, kGraniteIgnored},
     {"dbrx", readDbrx, kDbrxIgnored},
     {"gpt_oss", readGptOss, kGptOssIgnored},
+    {"phimoe", readPhimoe, kPhimoeIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -1308,6 +1337,12 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                              "import (attention sinks, sliding windows per "
                              "layer_types); import the FFN stack with "
                              "--import-hf";
+    return d;
+  }
+  if (modelType == "phimoe") {
+    c.error("model_type") << "phimoe is not supported by the whole-model "
+                             "import (LayerNorm with bias, lm_head bias); "
+                             "import the FFN stack with --import-hf";
     return d;
   }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);

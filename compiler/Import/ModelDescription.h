@@ -80,6 +80,8 @@ struct RoutingDesc {
   mlir::moe::DropOrder dropOrder = mlir::moe::DropOrder::choice_major;
   /// The p of normalize = pnorm.
   double normP = 1.0;
+  /// The jitter_eps of scoring = sparsemixer.
+  double jitterEps = 0.0;
 };
 
 struct SharedExpertDesc {

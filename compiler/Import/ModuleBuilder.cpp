@@ -149,7 +149,7 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       r.nGroup, r.topkGroup, r.groupScore, r.normalize,
       llvm::APFloat(r.normEpsilon), llvm::APFloat(r.routedScalingFactor),
       llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder,
-      llvm::APFloat(r.normP));
+      llvm::APFloat(r.normP), llvm::APFloat(r.jitterEps));
   if (!routing)
     return failure();
 

@@ -33,6 +33,14 @@ void checkGateStage(moert_context_t ctx, const moert_gate_config_t *cfg,
   validateGateConfig(*cfg);
 }
 
+// sparsemixer's weights are softmaxes around the chosen logits: a bias
+// that moved the choices would break what they mean.
+void requireNoSparsemixerBias(const moert_gate_config_t &cfg,
+                              const Operand &bias) {
+  require(cfg.score_func != MOERT_SCORE_SPARSEMIXER || !bias.present(),
+          "gate: sparsemixer takes no correction_bias");
+}
+
 } // namespace
 
 extern "C" {
@@ -56,6 +64,7 @@ void moert_gate_config_init(moert_gate_config_t *cfg, int32_t experts,
   cfg->drop_order = MOERT_DROP_TOKEN_MAJOR;
   cfg->static_capacity = 0;
   cfg->norm_p = 1.0f;
+  cfg->jitter_eps = 0.0f;
 }
 
 moert_status_t moert_router(moert_context_t ctx, moert_view_t x,
@@ -89,6 +98,7 @@ moert_status_t moert_gate(moert_context_t ctx, const moert_gate_config_t *cfg,
     Operand in = floatOperand(logits, tokens * experts, "logits");
     Operand bias =
         optionalFloatOperand(correctionBias, experts, "correction_bias");
+    requireNoSparsemixerBias(*cfg, bias);
     SlotOperands out = slotOperands(*cfg, tokens, ids, weights, slots, counts);
     validateGateTokens(*cfg, tokens);
     *capacity = ctx->backend().gate(ctx->rank, *cfg, in, bias, tokens, out.ids,
@@ -119,6 +129,7 @@ moert_status_t moert_gate_select(moert_context_t ctx,
     int64_t choices = tokens * cfg->top_k;
     Operand bias =
         optionalFloatOperand(correctionBias, cfg->experts, "correction_bias");
+    requireNoSparsemixerBias(*cfg, bias);
     Operand in =
         typedOperand(scores, MOERT_F32, tokens * cfg->experts, "scores");
     Operand idOut = typedOperand(ids, MOERT_I32, choices, "ids");

@@ -19,8 +19,15 @@ void moert::validateGateConfig(const moert_gate_config_t &cfg) {
   require(topK >= 1 && topK <= experts, "gate: top_k must be in [1, ", experts,
           "], got ", topK);
   require(cfg.score_func == MOERT_SCORE_SOFTMAX ||
-              cfg.score_func == MOERT_SCORE_SIGMOID,
+              cfg.score_func == MOERT_SCORE_SIGMOID ||
+              cfg.score_func == MOERT_SCORE_SPARSEMIXER,
           "gate: unknown score_func ", static_cast<int>(cfg.score_func));
+  require(std::isfinite(cfg.jitter_eps) && cfg.jitter_eps >= 0,
+          "gate: jitter_eps must be finite and >= 0, got ", cfg.jitter_eps);
+  require(cfg.score_func != MOERT_SCORE_SPARSEMIXER ||
+              (topK == 2 && cfg.n_group <= 1),
+          "gate: sparsemixer needs top_k 2 and no groups, got top_k ", topK,
+          ", n_group ", cfg.n_group);
   require(cfg.norm == MOERT_NORM_NONE || cfg.norm == MOERT_NORM_SELECTED ||
               cfg.norm == MOERT_NORM_KEPT ||
               cfg.norm == MOERT_NORM_SELECTED_CLAMPED ||
@@ -138,6 +145,8 @@ void moert::selectTopK(const moert_gate_config_t &cfg, const float *scores,
       ids[s * topK + j] = order[j];
       weights[s * topK + j] = score[order[j]];
     }
+    if (cfg.score_func == MOERT_SCORE_SPARSEMIXER)
+      sparsemixerWeights(cfg, score, ids + s * topK, weights + s * topK);
   }
 }
 

@@ -28,6 +28,11 @@ MOERT_HD inline bool ranksBefore(float a, int64_t ia, float b, int64_t ib) {
 // a float calls on the host, and CUDA's device function of that name.
 MOERT_HD inline void scoreToken(moert_score_func_t func, int32_t experts,
                                 const float *logits, float *scores) {
+  if (func == MOERT_SCORE_SPARSEMIXER) {
+    for (int32_t e = 0; e < experts; ++e)
+      scores[e] = logits[e];
+    return;
+  }
   if (func == MOERT_SCORE_SIGMOID) {
     for (int32_t e = 0; e < experts; ++e)
       scores[e] = 1.0f / (1.0f + expf(-logits[e]));
@@ -64,6 +69,37 @@ MOERT_HD inline float groupScore(moert_group_score_t kind, const float *member,
     }
   }
   return best + second;
+}
+
+// Step 5 of SPARSEMIXER, one choice (transformers' sparsemixer in eval):
+// the softmax at `chosen` over the logits left unmasked, where l is masked
+// when it belongs to `excluded` (-1: none) or (t - l) / max(|l|, t) >
+// 2 * jitterEps, t = logits[chosen] (the largest of those not excluded).
+// A 0/0 ratio is NaN, so not masked, as in torch.
+MOERT_HD inline float sparsemixerWeight(int32_t experts, const float *logits,
+                                        int32_t chosen, int32_t excluded,
+                                        float jitterEps) {
+  float top = logits[chosen], limit = 2.0f * jitterEps, sum = 0;
+  for (int32_t e = 0; e < experts; ++e) {
+    if (e == excluded)
+      continue;
+    float magnitude = fabsf(logits[e]);
+    float factor = magnitude > top ? magnitude : top;
+    if ((top - logits[e]) / factor > limit)
+      continue;
+    sum += expf(logits[e] - top);
+  }
+  return 1.0f / sum;
+}
+
+// Step 5 of SPARSEMIXER for one token whose scores are its logits and
+// ids[2] its top-2: the first weight over all experts, the second over all
+// but the first choice.
+MOERT_HD inline void sparsemixerWeights(const moert_gate_config_t &cfg,
+                                        const float *logits, const int32_t *ids,
+                                        float *w) {
+  w[0] = sparsemixerWeight(cfg.experts, logits, ids[0], -1, cfg.jitter_eps);
+  w[1] = sparsemixerWeight(cfg.experts, logits, ids[1], ids[0], cfg.jitter_eps);
 }
 
 // Steps 6 (drops zeroed) to 8 on one token's weights[k], once its slots[k]

@@ -70,6 +70,8 @@ MOERT_HD inline void selectToken(const moert_gate_config_t &cfg,
     ids[j] = best;
     weights[j] = scores[best];
   }
+  if (cfg.score_func == MOERT_SCORE_SPARSEMIXER)
+    sparsemixerWeights(cfg, scores, ids, weights);
 }
 
 // Flat (s*k + j) index of drop-order position p.

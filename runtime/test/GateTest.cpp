@@ -279,6 +279,50 @@ TEST(Gate, PnormDividesByTheNormOfTheSelected) {
   EXPECT_NEAR(one.weights[0], p0 / (p0 + p1), 1e-6);
 }
 
+TEST(Gate, SparsemixerSoftmaxesOverTheLogitsNearEachChoice) {
+  // PhiMoE: 2 * jitter_eps = 0.1. Token 0: expert 1 is within 0.1 of the
+  // first choice (0.1 / 2), experts 2 and 3 are not; the second choice
+  // (1.9) stands alone. Token 1: the first stands alone (1 / 3 > 0.1); the
+  // second (2) shares its softmax with expert 2 (0.1 / 2).
+  auto cfg = config(4, 2);
+  cfg.score_func = MOERT_SCORE_SPARSEMIXER;
+  cfg.jitter_eps = 0.05f;
+  float shared = 1.0f / (1.0f + std::exp(-0.1f));
+  GateResult r = runGate(cfg, {2.0f, 1.9f, 1.0f, -1.0f, //
+                               3.0f, 2.0f, 1.9f, -1.0f});
+  EXPECT_EQ(r.ids, (std::vector<int32_t>{0, 1, 0, 1}));
+  EXPECT_NEAR(r.weights[0], shared, 1e-6);
+  EXPECT_FLOAT_EQ(r.weights[1], 1.0f);
+  EXPECT_FLOAT_EQ(r.weights[2], 1.0f);
+  EXPECT_NEAR(r.weights[3], shared, 1e-6);
+  // jitter_eps 0: only exact ties share a softmax.
+  cfg.jitter_eps = 0.0f;
+  GateResult tie = runGate(cfg, {1.0f, 1.0f, 0.5f, 1.0f});
+  EXPECT_EQ(tie.ids, (std::vector<int32_t>{0, 1}));
+  EXPECT_NEAR(tie.weights[0], 1.0f / 3.0f, 1e-6);
+  EXPECT_NEAR(tie.weights[1], 0.5f, 1e-6);
+}
+
+TEST(Gate, SparsemixerRefusesOtherThanTop2AndABias) {
+  onOneRank([](moert_context_t ctx) {
+    Buffer scratch(ctx, 4096);
+    moert_view_t f = scratch.view(MOERT_F32), i = scratch.view(MOERT_I32);
+    int64_t capacity;
+    auto cfg = config(4, 3);
+    cfg.score_func = MOERT_SCORE_SPARSEMIXER;
+    EXPECT_MOERT_ERROR(
+        moert_gate(ctx, &cfg, f, moert_absent_view(), 1, i, f, i, i, &capacity),
+        MOERT_INVALID_ARGUMENT, "sparsemixer needs top_k 2 and no groups");
+    cfg.top_k = 2;
+    EXPECT_MOERT_ERROR(moert_gate(ctx, &cfg, f, f, 1, i, f, i, i, &capacity),
+                       MOERT_INVALID_ARGUMENT,
+                       "sparsemixer takes no correction_bias");
+    EXPECT_MOERT_ERROR(moert_gate_select(ctx, &cfg, f, f, 1, i, f),
+                       MOERT_INVALID_ARGUMENT,
+                       "sparsemixer takes no correction_bias");
+  });
+}
+
 TEST(Gate, KeptWithEverythingDroppedIsZeroNotNaN) {
   auto cfg = config(2, 1);
   cfg.capacity_factor = 0.5f; // ceil(1 * 2 / 2 * 0.5) = 1

@@ -126,9 +126,11 @@ int run(const std::string &dir) {
   moert_gate_config_t gate;
   moert_gate_config_init(&gate, static_cast<int32_t>(E),
                          static_cast<int32_t>(k));
-  gate.score_func = pick<moert_score_func_t>(
-      cfg.str("score_func", "softmax"),
-      {{"softmax", MOERT_SCORE_SOFTMAX}, {"sigmoid", MOERT_SCORE_SIGMOID}});
+  gate.score_func =
+      pick<moert_score_func_t>(cfg.str("score_func", "softmax"),
+                               {{"softmax", MOERT_SCORE_SOFTMAX},
+                                {"sigmoid", MOERT_SCORE_SIGMOID},
+                                {"sparsemixer", MOERT_SCORE_SPARSEMIXER}});
   gate.n_group = static_cast<int32_t>(cfg.integer("n_group", 1));
   gate.topk_group = static_cast<int32_t>(cfg.integer("topk_group", 1));
   gate.group_score =
@@ -143,6 +145,7 @@ int run(const std::string &dir) {
        {"selected_clamped", MOERT_NORM_SELECTED_CLAMPED},
        {"pnorm", MOERT_NORM_PNORM}});
   gate.norm_p = cfg.real("norm_p", 1.0f);
+  gate.jitter_eps = cfg.real("jitter_eps", 0.0f);
   gate.norm_epsilon = cfg.real("norm_epsilon", 0.0f);
   gate.routed_scaling_factor = cfg.real("routed_scaling_factor", 1.0f);
   gate.capacity_factor = cfg.real("capacity_factor", 0.0f);

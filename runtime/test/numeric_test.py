@@ -88,6 +88,7 @@ def layer_config(case, ref):
         n_group=case.get("n_group", 1), topk_group=case.get("topk_group", 1),
         group_score=case.get("group_score", "max"), norm=case.get("norm", "none"),
         norm_epsilon=case.get("norm_epsilon", 0.0), norm_p=case.get("norm_p", 1.0),
+        jitter_eps=case.get("jitter_eps", 0.0),
         routed_scaling_factor=case.get("routed_scaling_factor", 1.0),
         capacity_factor=case.get("capacity_factor", 0.0),
         min_capacity=case.get("min_capacity", 0),
@@ -120,7 +121,7 @@ def run_case(case, seed, tokens, args, ref, ref_io):
     ref_io.write_safetensors(os.path.join(workdir, "weights.safetensors"),
                             file_tensors(params, case))
     keys = ["experts", "top_k", "ffn", "dtype", "score_func", "n_group", "topk_group",
-            "group_score", "norm", "norm_epsilon", "norm_p", "routed_scaling_factor",
+            "group_score", "norm", "norm_epsilon", "norm_p", "jitter_eps", "routed_scaling_factor",
             "capacity_factor", "min_capacity", "drop_order", "ffn_kind", "activation",
             "expert_biases", "router_bias", "correction_bias", "shared", "shared_ffn",
             "residual_mlp", "mlp_ffn", "residual", "nodes", "gpus_per_node", "a2a"]
@@ -193,8 +194,13 @@ def cases():
     # by their 2-norm.
     dbrx = dict(base, name="dbrx-pnorm-2", experts=8, top_k=4, norm="pnorm",
                 norm_p=2.0)
+    # PhiMoE: sparsemixer top-2, jitter_eps 0.3 so some logits are masked
+    # and some are not.
+    phimoe = dict(base, name="phimoe-sparsemixer", experts=8, top_k=2,
+                  norm="none", score_func="sparsemixer", jitter_eps=0.3)
     out = [
         (mixtral, [1, 7, 33]),
+        (phimoe, [1, 7, 33]),
         (dbrx, [1, 7, 33]),
         (ernie, [1, 7, 33]),
         (deepseek, [1, 5, 16]),

@@ -287,8 +287,8 @@ def hf_reference(cfg, x, w, tweak):
                       "w2": w.get(p + "mlp.down_proj.weight", (H, Fd))}
             x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig()), st), st)
             continue
-        mix = t == "mixtral"
-        Fe = cfg["intermediate_size"] if t in ("mixtral", "olmoe") else cfg["moe_intermediate_size"]
+        mix = t in ("mixtral", "phimoe")
+        Fe = cfg["intermediate_size"] if t in ("mixtral", "phimoe", "olmoe") else cfg["moe_intermediate_size"]
         pre = p + ("block_sparse_moe." if mix else "mlp.")
         names = ("w1", "w3", "w2") if mix else ("gate_proj", "up_proj", "down_proj")
         params = {"gate.weight": w.get(pre + "gate.weight", (E, H), scale=tweak.get("router_scale"))}
@@ -299,6 +299,8 @@ def hf_reference(cfg, x, w, tweak):
         shared, gated = None, False
         if t in ("mixtral",):
             routing["norm"] = "selected"
+        elif t == "phimoe":
+            routing.update(score_func="sparsemixer", jitter_eps=cfg.get("router_jitter_noise", 0.01))
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             routing["norm"] = "selected" if cfg.get("norm_topk_prob", False) else "none"
         if t == "qwen2_moe":
@@ -378,8 +380,8 @@ def prmoe_reference(cfg, x, w, tweak):
 def hf(model_type, layers=2, dtype="float32", **extra):
     c = {"model_type": model_type, "hidden_size": H, "num_hidden_layers": layers,
          "torch_dtype": dtype, "num_experts_per_tok": 2}
-    if model_type in ("mixtral", "olmoe"):
-        c.update({"intermediate_size": F, ("num_local_experts" if model_type == "mixtral" else "num_experts"): E})
+    if model_type in ("mixtral", "phimoe", "olmoe"):
+        c.update({"intermediate_size": F, ("num_experts" if model_type == "olmoe" else "num_local_experts"): E})
     else:
         c.update({"moe_intermediate_size": F, "intermediate_size": 2 * F})
         c["n_routed_experts" if model_type.startswith("deepseek") else "num_experts"] = E
@@ -404,6 +406,9 @@ def prmoe(drop_order, top_k=2, cf=0.5, layers=2, dtype="float32", drop=True):
 CASES = [
     ("mixtral", hf("mixtral"), {}),
     ("mixtral-bf16", hf("mixtral", dtype="bfloat16"), {}),
+    # sparsemixer with a mask wide enough that some tokens share a softmax
+    # and others do not.
+    ("phimoe", hf("phimoe", router_jitter_noise=0.3), {}),
     ("qwen2-moe", hf("qwen2_moe", shared_expert_intermediate_size=F, norm_topk_prob=False), {}),
     ("qwen3-moe", hf("qwen3_moe", norm_topk_prob=True), {}),
     ("deepseek-v2", hf("deepseek_v2", topk_method="group_limited_greedy", n_group=4, topk_group=2,
@@ -464,7 +469,8 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "prmoe-probs": False, "prmoe-dropless": True, "glm4-moe": True, "dots1": True,
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
               "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
-              "dbrx": True, "dbrx-pnorm": True, "gpt-oss": True}
+              "dbrx": True, "dbrx-pnorm": True, "gpt-oss": True,
+              "phimoe": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

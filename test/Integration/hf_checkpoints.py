@@ -147,6 +147,13 @@ FAMILIES = {
     # 1.0 so that both clamps bite on these unit-scale weights.
     "gpt_oss": dict(intermediate_size=24, num_local_experts=8,
                     num_experts_per_tok=2, swiglu_limit=1.0, head_dim=16),
+    # Mixtral's keys; the sparsemixer router (top-2, each weight a softmax
+    # over the logits within 2 * router_jitter_noise of the choice): the
+    # default 0.01 and a wide 0.4 under which most tokens share a softmax.
+    "phimoe": dict(intermediate_size=24, num_local_experts=6,
+                   num_experts_per_tok=2, router_jitter_noise=0.01),
+    "phimoe_wide": dict(intermediate_size=24, num_local_experts=6,
+                        num_experts_per_tok=2, router_jitter_noise=0.4),
 }
 
 
@@ -158,6 +165,7 @@ def rel_error(y, ref):
 def model_type(family):
     """A variant's directory name -> its model_type."""
     return {"deepseek_v2_norm": "deepseek_v2", "dbrx_pnorm": "dbrx",
+            "phimoe_wide": "phimoe",
             "ernie4_5_moe_clamp": "ernie4_5_moe"}.get(family, family)
 
 

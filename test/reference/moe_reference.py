@@ -21,7 +21,7 @@ import numpy as np
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
 
-SCORE_FUNCS = ("softmax", "sigmoid")
+SCORE_FUNCS = ("softmax", "sigmoid", "sparsemixer")
 GROUP_SCORES = ("max", "top2_sum")
 NORMS = ("none", "selected", "kept", "selected_clamped", "pnorm")
 DROP_ORDERS = ("choice_major", "token_major", "probs")
@@ -43,6 +43,7 @@ class RoutingConfig:
     min_capacity: int = 0
     drop_order: str = "token_major"
     norm_p: float = 1.0  # the p of norm = "pnorm"
+    jitter_eps: float = 0.0  # the mask width of score_func = "sparsemixer"
 
     def __post_init__(self):
         assert self.score_func in SCORE_FUNCS, self.score_func
@@ -130,6 +131,27 @@ def _positions_in_order(ids_in_order: np.ndarray, num_experts: int) -> np.ndarra
     return (np.cumsum(one_hot, axis=0) - 1)[np.arange(len(ids_in_order)), ids_in_order]
 
 
+def _sparsemixer_weights(logits, ids, jitter_eps):
+    """PhiMoE's sparsemixer in eval mode (transformers' modeling_phimoe.py):
+    per choice, the softmax at the chosen expert over the logits within
+    2 * jitter_eps (relative) of its logit; the second choice excludes the
+    first expert."""
+    assert ids.shape[1] == 2, "sparsemixer picks 2 experts"
+    limit = np.float32(2 * jitter_eps)
+    weights = np.empty(ids.shape, np.float32)
+    candidates = logits.copy()
+    for j in range(2):
+        top = np.take_along_axis(candidates, ids[:, j:j + 1], axis=1)
+        factor = np.maximum(np.abs(logits), top)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            masked = (top - logits) / factor > limit
+        kept = np.where(masked, -np.inf, candidates)
+        exp = np.exp(kept - top)
+        weights[:, j] = (np.float32(1.0) / exp.sum(axis=1)).astype(np.float32)
+        np.put_along_axis(candidates, ids[:, j:j + 1], -np.inf, axis=1)
+    return weights
+
+
 def gate(logits: np.ndarray, cfg: RoutingConfig, correction_bias=None) -> GateOutput:
     logits = np.asarray(logits, np.float32)
     S, E = logits.shape
@@ -137,7 +159,9 @@ def gate(logits: np.ndarray, cfg: RoutingConfig, correction_bias=None) -> GateOu
     assert E == cfg.num_experts
 
     # 1. scores (float32, as the spec says).
-    if cfg.score_func == "softmax":
+    if cfg.score_func == "sparsemixer":
+        scores = logits.copy()
+    elif cfg.score_func == "softmax":
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         scores = exp / exp.sum(axis=1, keepdims=True)
@@ -167,6 +191,8 @@ def gate(logits: np.ndarray, cfg: RoutingConfig, correction_bias=None) -> GateOu
 
     # 5. unbiased weights.
     weights = np.take_along_axis(scores, ids, axis=1).astype(np.float32)
+    if cfg.score_func == "sparsemixer":
+        weights = _sparsemixer_weights(logits, ids, cfg.jitter_eps)
 
     # 6. capacity and slots.
     dropless = cfg.capacity_factor == 0

@@ -35,8 +35,10 @@ LogicalResult RoutingAttr::verify(
     int64_t topK, int64_t nGroup, int64_t topkGroup, GroupScore groupScore,
     Normalization normalize, APFloat normEpsilonValue,
     APFloat routedScalingFactorValue, APFloat capacityFactorValue,
-    int64_t minCapacity, DropOrder dropOrder, APFloat normPValue) {
+    int64_t minCapacity, DropOrder dropOrder, APFloat normPValue,
+    APFloat jitterEpsValue) {
   double normP = normPValue.convertToDouble();
+  double jitterEps = jitterEpsValue.convertToDouble();
   double normEpsilon = normEpsilonValue.convertToDouble();
   double routedScalingFactor = routedScalingFactorValue.convertToDouble();
   double capacityFactor = capacityFactorValue.convertToDouble();
@@ -69,6 +71,25 @@ LogicalResult RoutingAttr::verify(
   if (normalize == Normalization::pnorm && normP == 1.0)
     return emitError() << "normalize = pnorm with norm_p = 1 is the sum of "
                           "the weights; use normalize = selected";
+  if (!std::isfinite(jitterEps) || jitterEps < 0.0)
+    return emitError() << "jitter_eps must be finite and >= 0, got "
+                       << jitterEps;
+  if (jitterEps != 0.0 && scoring != ScoringFunc::sparsemixer)
+    return emitError() << "jitter_eps applies only to scoring = sparsemixer";
+  // sparsemixer is defined for two choices, ungrouped, and its weights are
+  // final (each its own softmax): nothing divides them again.
+  if (scoring == ScoringFunc::sparsemixer && topK != 2)
+    return emitError() << "scoring = sparsemixer picks exactly 2 experts, "
+                          "got top_k = "
+                       << topK;
+  if (scoring == ScoringFunc::sparsemixer && nGroup != 1)
+    return emitError() << "scoring = sparsemixer does not take group-limited "
+                          "routing (n_group = "
+                       << nGroup << ")";
+  if (scoring == ScoringFunc::sparsemixer && normalize != Normalization::none)
+    return emitError() << "scoring = sparsemixer computes final weights; "
+                          "normalize must be none, got "
+                       << stringifyNormalization(normalize);
   if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)
     return emitError() << "routed_scaling_factor must be finite and > 0, got "
                        << routedScalingFactor;

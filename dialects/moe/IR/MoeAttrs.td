@@ -78,6 +78,7 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     #moe.routing<scoring = softmax, top_k = 1, capacity_factor = 1.0,
                  min_capacity = 4, drop_order = choice_major>
     #moe.routing<scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0>
+    #moe.routing<scoring = sparsemixer, top_k = 2, jitter_eps = 0.01>
     ```
 
     `capacity_factor = 0` means dropless. Local rules are checked here; the
@@ -95,7 +96,8 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     Moe_F64Parameter<"0.0">:$capacity_factor,
     DefaultValuedParameter<"int64_t", "0">:$min_capacity,
     Moe_EnumParameter<Moe_DropOrder, "choice_major">:$drop_order,
-    Moe_F64Parameter<"1.0">:$norm_p
+    Moe_F64Parameter<"1.0">:$norm_p,
+    Moe_F64Parameter<"0.0">:$jitter_eps
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

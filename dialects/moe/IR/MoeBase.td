@@ -84,7 +84,11 @@ def Moe_Dialect : Dialect {
 def Moe_ScoringFunc : I32EnumAttr<"ScoringFunc",
     "how router logits become expert scores", [
       I32EnumAttrCase<"softmax", 0>,
-      I32EnumAttrCase<"sigmoid", 1>
+      I32EnumAttrCase<"sigmoid", 1>,
+      // PhiMoE's sparsemixer (eval): scores are the logits, top-2 by logit,
+      // each weight a softmax over the logits within jitter_eps of that
+      // choice (the gate computes the weights when it selects).
+      I32EnumAttrCase<"sparsemixer", 2>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

@@ -290,6 +290,11 @@ template <typename OpT> static LogicalResult verifyGate(OpT op) {
            << "group_score = top2_sum needs at least 2 experts "
               "per group, got "
            << perGroup;
+  // The bias would change the choices but not the logits sparsemixer's
+  // weights are taken from.
+  if (op.getCorrectionBias() &&
+      routing.getScoring() == ScoringFunc::sparsemixer)
+    return op.emitOpError() << "scoring = sparsemixer takes no correction bias";
   if (op.getCorrectionBias() &&
       failed(expectShape(op, "correction bias", op.getCorrectionBias(),
                          {experts})))

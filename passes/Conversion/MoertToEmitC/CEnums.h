@@ -64,7 +64,8 @@ MOERT_PAIRED_ENUM(moe::Activation, kActivations,
 MOERT_PAIRED_ENUM(
     moe::ScoringFunc, kScoringFuncs, moe::getMaxEnumValForScoringFunc(),
     MOERT_C_ENUMERATOR(moe::ScoringFunc::softmax, MOERT_SCORE_SOFTMAX),
-    MOERT_C_ENUMERATOR(moe::ScoringFunc::sigmoid, MOERT_SCORE_SIGMOID))
+    MOERT_C_ENUMERATOR(moe::ScoringFunc::sigmoid, MOERT_SCORE_SIGMOID),
+    MOERT_C_ENUMERATOR(moe::ScoringFunc::sparsemixer, MOERT_SCORE_SPARSEMIXER))
 
 MOERT_PAIRED_ENUM(
     moe::GroupScore, kGroupScores, moe::getMaxEnumValForGroupScore(),

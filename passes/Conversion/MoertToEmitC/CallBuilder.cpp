@@ -158,6 +158,9 @@ void CallBuilder::gateConfig(moe::RoutingAttr routing, int64_t experts,
                 cEnumerator(routing.getDropOrder()));
   if (routing.getNormalize() == moe::Normalization::pnorm)
     assignLiteral(cfg, "norm_p", "float", real(routing.getNormP(), "f"));
+  if (routing.getScoring() == moe::ScoringFunc::sparsemixer)
+    assignLiteral(cfg, "jitter_eps", "float",
+                  real(routing.getJitterEps(), "f"));
   if (staticCapacity > 0)
     assignLiteral(cfg, "static_capacity", "int64_t",
                   std::to_string(staticCapacity));

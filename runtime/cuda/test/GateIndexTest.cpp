@@ -168,6 +168,11 @@ TEST(CudaGateIndex, MatchesCpuGateOnRandomConfigs) {
       if (topK > cfg.topk_group * groupSize)
         cfg.topk_group = cfg.n_group;
     }
+    // PhiMoE's sparsemixer where it applies: top-2, ungrouped.
+    if (topK == 2 && cfg.n_group <= 1 && pick(3) == 0) {
+      cfg.score_func = MOERT_SCORE_SPARSEMIXER;
+      cfg.jitter_eps = pick(2) ? 0.01f : 0.3f;
+    }
     // Up to ~3000 choices: several chunks of the slot scan.
     int64_t tokens = pick(5) == 0 ? pick(4) : 1 + pick(500);
     // Coarse logits make equal scores (ties) common; fine ones are generic.

@@ -84,6 +84,54 @@ func.func @f(%l: tensor<?x8xf32>) {
 // -----
 
 func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{jitter_eps applies only to scoring = sparsemixer}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, jitter_eps = 0.01> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{jitter_eps must be finite and >= 0, got -1.000000e-02}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = sparsemixer, top_k = 2, jitter_eps = -0.01> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{scoring = sparsemixer picks exactly 2 experts, got top_k = 3}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = sparsemixer, top_k = 3, jitter_eps = 0.01> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{scoring = sparsemixer does not take group-limited routing (n_group = 2)}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = sparsemixer, top_k = 2, n_group = 2, topk_group = 1, jitter_eps = 0.01> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{scoring = sparsemixer computes final weights; normalize must be none, got selected}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = sparsemixer, top_k = 2, normalize = selected, jitter_eps = 0.01> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>, %b: tensor<8xf32>) {
+  // expected-error @below {{scoring = sparsemixer takes no correction bias}}
+  %i, %w, %s, %c, %cap = moe.gate %l correction %b <scoring = sparsemixer, top_k = 2, jitter_eps = 0.01> : tensor<?x8xf32>, tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
   // expected-error @below {{routed_scaling_factor must be finite and > 0, got 0}}
   %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, routed_scaling_factor = 0.0> : tensor<?x8xf32>
   return

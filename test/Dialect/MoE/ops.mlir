@@ -49,6 +49,15 @@ func.func @dbrx_pnorm_gate(%l: tensor<4x16xf32>) -> tensor<4x4xf32> {
   return %w : tensor<4x4xf32>
 }
 
+// PhiMoE: sparsemixer's top-2, each weight a softmax over the logits within
+// 2 * jitter_eps (relative) of the choice.
+// CHECK-LABEL: func.func @phimoe_sparsemixer_gate
+func.func @phimoe_sparsemixer_gate(%l: tensor<4x16xf32>) -> tensor<4x2xf32> {
+  // CHECK: moe.gate %{{.*}} <scoring = sparsemixer, top_k = 2, jitter_eps = 0.01> : tensor<4x16xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = sparsemixer, top_k = 2, jitter_eps = 0.01> : tensor<4x16xf32>
+  return %w : tensor<4x2xf32>
+}
+
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>
