@@ -1326,25 +1326,20 @@ static void readLatentAttention(ConfigFile &c, AttentionDesc &a) {
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
-  if (modelType == "dbrx") {
-    c.error("model_type") << "dbrx is not supported by the whole-model import "
-                             "(fused Wqkv, LayerNorm, clip_qkv); import the "
-                             "FFN stack with --import-hf";
-    return d;
-  }
-  if (modelType == "gpt_oss") {
-    c.error("model_type") << "gpt_oss is not supported by the whole-model "
-                             "import (attention sinks, sliding windows per "
-                             "layer_types); import the FFN stack with "
-                             "--import-hf";
-    return d;
-  }
-  if (modelType == "phimoe") {
-    c.error("model_type") << "phimoe is not supported by the whole-model "
-                             "import (LayerNorm with bias, lm_head bias); "
-                             "import the FFN stack with --import-hf";
-    return d;
-  }
+  // Families whose decoder differs from the one this import builds.
+  static constexpr std::pair<StringLiteral, StringLiteral> kFfnOnly[] = {
+      {"dbrx", "fused Wqkv, LayerNorm, clip_qkv"},
+      {"gpt_oss", "attention sinks, sliding windows per layer_types"},
+      {"phimoe", "LayerNorm with bias, lm_head bias"},
+  };
+  for (const auto &[family, why] : kFfnOnly)
+    if (modelType == family) {
+      c.error("model_type") << family
+                            << " is not supported by the whole-model import ("
+                            << why << "); import the FFN stack with "
+                                      "--import-hf";
+      return d;
+    }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);
   d.normEpsilon = c.getNumber("rms_norm_eps", 1e-6);
   d.embeddingKey = "model.embed_tokens.weight";
