@@ -476,7 +476,7 @@ int64_t AssignParallelismPass::chooseAttentionTp(
     const cost::PlanChoice &choice, const cost::Mesh &mesh, int64_t stepTokens,
     int64_t ranks) {
   int64_t best = 1;
-  double bestSeconds = 0;
+  std::optional<double> bestSeconds;
   for (int64_t tp = 1; tp <= ranks; ++tp) {
     if (ranks % tp != 0)
       continue;
@@ -512,7 +512,7 @@ int64_t AssignParallelismPass::chooseAttentionTp(
       continue;
     if (policy == cost::Policy::throughput)
       seconds *= tp;
-    if (tp == 1 || seconds < bestSeconds) {
+    if (!bestSeconds || seconds < *bestSeconds) {
       best = tp;
       bestSeconds = seconds;
     }

@@ -7,6 +7,9 @@
 // RUN: moe-translate --import-hf-model %S/../../Translate/Inputs/published/mixtral-8x7b-v0.1.json \
 // RUN:   | moe-opt --moe-assign-parallelism="mesh=1x8 attention-tp=0 policy=latency" \
 // RUN:   | FileCheck %s --check-prefix=ATTR
+// RUN: moe-translate --import-hf-model %S/../../Translate/Inputs/published/mixtral-8x7b-v0.1.json \
+// RUN:   | moe-opt --moe-assign-parallelism="mesh=1x8 attention-tp=0 policy=throughput memory-gib=12 report=table" -o /dev/null \
+// RUN:   | FileCheck %s --check-prefix=FIT
 // RUN: moe-translate --import-hf-model %S/../../Translate/Inputs/published/olmoe-1b-7b-0924.json \
 // RUN:   | moe-opt --moe-assign-parallelism="mesh=1x8 attention-tp=0 policy=latency report=table" -o /dev/null \
 // RUN:   | FileCheck %s --check-prefix=OLMOE
@@ -20,6 +23,9 @@
 // tokens, so data parallel wins.
 // DECODE: 0 attn 0 0 1 2 4 -
 // PREFILL: 0 attn 0 0 1 1 8 -
+// With 12 GiB a device cannot hold every layer's attention weights whole:
+// the fastest split that fits.
+// FIT: 0 attn 0 0 1 2 4 -
 // ATTR: module attributes {{{.*}}moe.attention_tp = 2 : i64
 // OLMoE's q/k norm over the whole projection needs every head on a rank.
 // OLMOE: 0 attn 0 0 1 1 8 -
