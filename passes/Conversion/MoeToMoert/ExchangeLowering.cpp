@@ -211,10 +211,12 @@ LogicalResult emitShareGather(shard::AllGatherOp op, LoweringState &state) {
   };
   state.setLayerTokens(Value());
   Value tokens = state.getTokens();
-  Value perMember = arith::DivSIOp::create(
-      builder, loc,
-      arith::AddIOp::create(builder, loc, tokens, c(grid.getTp() - 1)),
-      c(grid.getTp()));
+  // One statement per op: the emitted order must not depend on the
+  // compiler's order of evaluating arguments.
+  Value roundedUp =
+      arith::AddIOp::create(builder, loc, tokens, c(grid.getTp() - 1));
+  Value members = c(grid.getTp());
+  Value perMember = arith::DivSIOp::create(builder, loc, roundedUp, members);
   Value count = arith::MulIOp::create(builder, loc, perMember,
                                       c(hiddenOf(op.getInput())));
   state.newView(op.getResult()); // the S rows
