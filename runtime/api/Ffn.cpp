@@ -21,10 +21,8 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
     Operand used = expertRows(rows, experts, capacity, blocks);
     FfnOperands weights = ffnOperands(*ffn, experts);
     int64_t count = experts * capacity * ffn->hidden;
-    requireFloatDtype(in, "in");
-    requireFloatDtype(out, "out");
-    Operand input = operand(in, count, "in");
-    Operand output = operand(out, count, "out");
+    Operand input = floatOperand(in, count, "in");
+    Operand output = floatOperand(out, count, "out");
     ctx->backend().experts(ctx->rank, weights, input, output, used, experts,
                            capacity, blocks);
   });
@@ -41,10 +39,8 @@ moert_status_t moert_quantized_experts(moert_context_t ctx,
     Operand used = expertRows(rows, experts, capacity, blocks);
     QuantizedFfnOperands weights = quantizedFfnOperands(*ffn, experts);
     int64_t count = experts * capacity * ffn->hidden;
-    requireFloatDtype(in, "in");
-    requireFloatDtype(out, "out");
-    Operand input = operand(in, count, "in");
-    Operand output = operand(out, count, "out");
+    Operand input = floatOperand(in, count, "in");
+    Operand output = floatOperand(out, count, "out");
     ctx->backend().quantizedExperts(ctx->rank, weights, input, output, used,
                                     experts, capacity, blocks);
   });

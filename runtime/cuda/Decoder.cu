@@ -107,13 +107,7 @@ __global__ void attentionKernel(const void *q, moert_dtype_t qType,
     scores[t] = dot * scale;
     top = fmaxf(top, scores[t]);
   }
-  top = blockMax(top, partial);
-  float sum = 0.0f;
-  for (int64_t t = threadIdx.x; t < length; t += blockDim.x) {
-    scores[t] = expf(scores[t] - top);
-    sum += scores[t];
-  }
-  sum = blockSum(sum, partial); // its barriers publish the scores too
+  float sum = blockSoftmaxNumerators(scores, length, top, partial);
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
     float acc = 0.0f;
     for (int64_t t = 0; t < length; ++t)

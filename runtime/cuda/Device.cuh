@@ -108,6 +108,21 @@ __device__ inline float blockMax(float value, float *shared32) {
   return top;
 }
 
+// Softmax numerators of scores[0, length) in place, from each thread's max
+// over the scores it wrote: scores[t] = exp(scores[t] - block max). Returns
+// their sum; its barriers publish the scores to the whole block.
+__device__ inline float blockSoftmaxNumerators(float *scores, int64_t length,
+                                               float threadTop,
+                                               float *shared32) {
+  float top = blockMax(threadTop, shared32);
+  float sum = 0.0f;
+  for (int64_t t = threadIdx.x; t < length; t += blockDim.x) {
+    scores[t] = expf(scores[t] - top);
+    sum += scores[t];
+  }
+  return blockSum(sum, shared32);
+}
+
 size_t dtypeBytes(moert_dtype_t dtype);
 void requireFloat(moert_dtype_t dtype, const char *name);
 
