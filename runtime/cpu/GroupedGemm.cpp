@@ -213,7 +213,10 @@ void moert::cpu::groupedLinear(GemmContext &context,
                                const std::vector<LinearProblem> &problems,
                                moert_dtype_t weightType, int64_t n,
                                int64_t k) {
-  const gemm::KernelSet &kernels = gemm::kernelsFor(weightType);
+  // Quantized weights are widened into fp32 panels: the fp32 kernels.
+  bool quantized = !problems.empty() && problems[0].quant != nullptr;
+  const gemm::KernelSet &kernels =
+      gemm::kernelsFor(quantized ? MOERT_F32 : weightType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, columns(problems.size(), k);
   std::vector<OutputSink> sinks;
@@ -226,8 +229,8 @@ void moert::cpu::groupedLinear(GemmContext &context,
                         splitInputs(rows));
   packInputs(context.pool, rows, kernels, packed);
   runItems(context.pool, kernels, problems.size(), [&](size_t p) {
-    return Job{{problems[p].w, nullptr, weightType, n, k}, packed[p],
-               &sinks[p]};
+    return Job{{problems[p].w, nullptr, weightType, n, k, problems[p].quant},
+               packed[p], &sinks[p]};
   });
 }
 

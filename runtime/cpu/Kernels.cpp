@@ -535,6 +535,30 @@ void CpuBackend::quantizedExperts(int32_t rank, const QuantizedFfnOperands &ffn,
   groupedFfn(gemm(rank), problems);
 }
 
+void CpuBackend::quantizedExpertsLinear(int32_t rank,
+                                        const QuantizedLinearOperands &w,
+                                        Operand in, Operand out, Operand rows,
+                                        int64_t experts, int64_t capacity,
+                                        int64_t blocks) {
+  ExpertRows used(rows, experts, capacity, blocks);
+  QuantizedLayout layout{w.format, w.n, w.k, w.blockRows, w.blockCols};
+  std::vector<gemm::Quantization> scales;
+  scales.reserve(experts); // the problems point into it
+  std::vector<LinearProblem> problems;
+  for (int64_t e = 0; e < experts; ++e) {
+    ProblemRows problemRows = expertProblemRows(used, e, in, w.k, out, w.n);
+    if (problemRows.runs.empty())
+      continue; // unused experts cost nothing, their weights unread
+    // Expert e's data and scales follow expert e - 1's, dense.
+    scales.push_back({w.format, w.w.scales.at(e * layout.scaleElements()).data,
+                      w.blockRows, w.blockCols});
+    problems.push_back({std::move(problemRows),
+                        w.w.data.at(e * layout.dataElements()).data, nullptr,
+                        &scales.back()});
+  }
+  groupedLinear(gemm(rank), problems, MOERT_F32, w.n, w.k);
+}
+
 void CpuBackend::residualMix(int32_t rank, Operand x, Operand wc, Operand bc,
                              Operand moeOut, Operand mlpOut, Operand out,
                              int64_t tokens, int64_t hidden) {
