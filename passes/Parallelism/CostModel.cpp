@@ -100,7 +100,11 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
     if (layer.expertBias)
       e.expertWeightBytes =
           addSizes(e.expertWeightBytes,
-                   mulAll({localExperts, addSizes(sliceFfn, h), b}));
+                   mulAll({localExperts,
+                           addSizes(mulAll({layer.expertGateBias ? 2 : 1,
+                                            sliceFfn}),
+                                    h),
+                           b}));
     // Every member receives each expert shard's rows from every member.
     int64_t perPeer = mulAll({localExperts, e.capacity, h, b});
     e.allToAllBytes = group > 1 ? mulAll({group - 1, perPeer}) : 0;
