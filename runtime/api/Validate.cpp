@@ -202,10 +202,11 @@ void requireBlocks(moert_weight_format_t format, int64_t blockRows,
 
 } // namespace
 
-QuantizedLinearOperands moert::api::quantizedLinearOperands(
-    moert_weight_format_t format, int64_t blockRows, int64_t blockCols,
-    moert_view_t data, moert_view_t scales, int64_t n, int64_t k,
-    int64_t stack) {
+QuantizedLinearOperands
+moert::api::quantizedLinearOperands(moert_weight_format_t format,
+                                    int64_t blockRows, int64_t blockCols,
+                                    moert_view_t data, moert_view_t scales,
+                                    int64_t n, int64_t k, int64_t stack) {
   require(n >= 1 && k >= 1, "bad extents: n ", n, ", k ", k);
   require(stack >= 1, "quantized weights need experts >= 1, got ", stack);
   requireBlocks(format, blockRows, blockCols);
@@ -213,8 +214,8 @@ QuantizedLinearOperands moert::api::quantizedLinearOperands(
           "mxfp4 needs k a multiple of 32, got ", k);
   QuantizedLayout layout{format, n, k, blockRows, blockCols};
   moert_quantized_weight_t weight{data, scales};
-  return {format, blockRows, blockCols, n, k,
-          quantizedWeight(weight, layout, stack, "w")};
+  return {format, blockRows, blockCols,
+          n,      k,         quantizedWeight(weight, layout, stack, "w")};
 }
 
 QuantizedFfnOperands
@@ -225,9 +226,9 @@ moert::api::quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc,
           hidden, " and ", ffn);
   require(stack >= 1, "quantized ffn needs experts >= 1, got ", stack);
   requireBlocks(desc.format, desc.block_rows, desc.block_cols);
-  require(desc.format != MOERT_WEIGHTS_MXFP4 || (hidden % 32 == 0 && ffn % 32 == 0),
-          "mxfp4 needs hidden and ffn multiples of 32, got ", hidden, " and ",
-          ffn);
+  require(
+      desc.format != MOERT_WEIGHTS_MXFP4 || (hidden % 32 == 0 && ffn % 32 == 0),
+      "mxfp4 needs hidden and ffn multiples of 32, got ", hidden, " and ", ffn);
   requireActivation(desc.activation);
   QuantizedLayout upLayout{desc.format, ffn, hidden, desc.block_rows,
                            desc.block_cols};

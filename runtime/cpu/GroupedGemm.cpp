@@ -230,7 +230,8 @@ void moert::cpu::groupedLinear(GemmContext &context,
   packInputs(context.pool, rows, kernels, packed);
   runItems(context.pool, kernels, problems.size(), [&](size_t p) {
     return Job{{problems[p].w, nullptr, weightType, n, k, problems[p].quant},
-               packed[p], &sinks[p]};
+               packed[p],
+               &sinks[p]};
   });
 }
 

@@ -474,10 +474,9 @@ void CudaBackend::quantizedExpertsLinear(int32_t rank,
   std::vector<int32_t> host;
   Rows used = usedRows(rows, experts * blocks, host);
   QuantizedLayout layout{w.format, w.n, w.k, w.blockRows, w.blockCols};
-  cuda::quantizedExpertsLinear(*context_, layout,
-                               {tensor(w.w.data), tensor(w.w.scales)},
-                               tensor(in), mutableTensor(out), used, experts,
-                               capacity, blocks);
+  cuda::quantizedExpertsLinear(
+      *context_, layout, {tensor(w.w.data), tensor(w.w.scales)}, tensor(in),
+      mutableTensor(out), used, experts, capacity, blocks);
 }
 
 void CudaBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,

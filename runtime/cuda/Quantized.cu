@@ -143,7 +143,6 @@ void moert::cuda::quantizedExpertsLinear(Context &ctx,
       in.data, in.dtype, layout.cols, layout,
       static_cast<const uint8_t *>(w.data.data), w.scales.data, nullptr,
       nullptr, MOERT_ACT_SILU /* unused: no up */, capacity, blocks,
-      usedRows.device, out.data,
-      out.dtype);
+      usedRows.device, out.data, out.dtype);
   MOERT_CUDA_CHECK_LAUNCH();
 }

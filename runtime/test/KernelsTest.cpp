@@ -630,8 +630,10 @@ TEST(Kernels, QuantizedStagesWithBiasesMatchGptOssExperts) {
         for (int64_t f = 0; f < F; ++f) {
           double gv = bGate[e * F + f], uv = bUp[e * F + f];
           for (int64_t i = 0; i < H; ++i) {
-            gv += double(in[(e * C + r) * H + i]) * g.values[(e * F + f) * H + i];
-            uv += double(in[(e * C + r) * H + i]) * u.values[(e * F + f) * H + i];
+            gv +=
+                double(in[(e * C + r) * H + i]) * g.values[(e * F + f) * H + i];
+            uv +=
+                double(in[(e * C + r) * H + i]) * u.values[(e * F + f) * H + i];
           }
           gateClamped += gv > limit;
           upClamped += uv < -limit;
@@ -677,15 +679,15 @@ TEST(Kernels, QuantizedStagesWithBiasesMatchGptOssExperts) {
       EXPECT_EQ(0, std::memcmp(gotGate.data(), wantGate.data(),
                                gotGate.size() * sizeof(float)))
           << name;
-      check(moert_experts_bias_add(ctx, bg.view(MOERT_F32), hv, hv, used, E,
-                                   C, blocks, F));
+      check(moert_experts_bias_add(ctx, bg.view(MOERT_F32), hv, hv, used, E, C,
+                                   blocks, F));
       linear(ud, us, x, uv, F, H);
-      check(moert_experts_bias_add(ctx, bu.view(MOERT_F32), uv, uv, used, E,
-                                   C, blocks, F));
+      check(moert_experts_bias_add(ctx, bu.view(MOERT_F32), uv, uv, used, E, C,
+                                   blocks, F));
       check(moert_swiglu_clamped(ctx, hv, uv, hv, E * C * F, alpha, limit));
       linear(dd, ds, hv, ov, H, F);
-      check(moert_experts_bias_add(ctx, bd.view(MOERT_F32), ov, ov, used, E,
-                                   C, blocks, H));
+      check(moert_experts_bias_add(ctx, bd.view(MOERT_F32), ov, ov, used, E, C,
+                                   blocks, H));
       Floats got = out.download<float>(MOERT_F32, E * C * H);
       for (int64_t e = 0; e < E; ++e)
         for (int64_t b = 0; b < blocks; ++b) {
@@ -707,14 +709,14 @@ TEST(Kernels, QuantizedStagesWithBiasesMatchGptOssExperts) {
       auto call = [&](moert_view_t data, moert_view_t scales, int64_t br,
                       int64_t bc, int64_t n, int64_t k) {
         return moert_quantized_experts_linear(ctx, c.format, br, bc, data,
-                                              scales, x, hv, used, E, C,
-                                              blocks, n, k);
+                                              scales, x, hv, used, E, C, blocks,
+                                              n, k);
       };
       moert_view_t shortScales = gs.view(scaleType);
       shortScales.offset = 1;
-      EXPECT_MOERT_ERROR(call(gd.view(dataType), shortScales, c.blockRows,
-                              c.blockCols, F, H),
-                         MOERT_INVALID_ARGUMENT, "operand 'w.scales'");
+      EXPECT_MOERT_ERROR(
+          call(gd.view(dataType), shortScales, c.blockRows, c.blockCols, F, H),
+          MOERT_INVALID_ARGUMENT, "operand 'w.scales'");
       EXPECT_MOERT_ERROR(call(gf.view(MOERT_F32), gs.view(scaleType),
                               c.blockRows, c.blockCols, F, H),
                          MOERT_INVALID_ARGUMENT,
@@ -726,10 +728,9 @@ TEST(Kernels, QuantizedStagesWithBiasesMatchGptOssExperts) {
                          mx ? "mxfp4 blocks are 1 x 32"
                             : "fp8 block size must be positive");
       if (mx)
-        EXPECT_MOERT_ERROR(call(gd.view(dataType), gs.view(scaleType), 1, 32,
-                                F, H - 16),
-                           MOERT_INVALID_ARGUMENT,
-                           "mxfp4 needs k a multiple of 32, got 48");
+        EXPECT_MOERT_ERROR(
+            call(gd.view(dataType), gs.view(scaleType), 1, 32, F, H - 16),
+            MOERT_INVALID_ARGUMENT, "mxfp4 needs k a multiple of 32, got 48");
     });
   }
 }

@@ -141,9 +141,10 @@ struct StoredView {
 /// (transformers' dequantization transposes them back). The weight's rows
 /// must then be rows of the stored tensor (its k running along A): strides
 /// {s, B}, its rows offset + s * i below B.
-static FailureOr<StoredView>
-mxfp4FusedView(func::FuncOp func, BlockArgument arg, StringRef key,
-               FusedViewAttr view, bool stacked, bool scales) {
+static FailureOr<StoredView> mxfp4FusedView(func::FuncOp func,
+                                            BlockArgument arg, StringRef key,
+                                            FusedViewAttr view, bool stacked,
+                                            bool scales) {
   auto type = cast<RankedTensorType>(arg.getType());
   ArrayRef<int64_t> fused = view.getShape();
   ArrayRef<int64_t> strides = view.getStrides();
@@ -300,8 +301,8 @@ LogicalResult InitLowering::emitLoad(
                       fusedView.getOffset(), fusedView.getExpertStride(),
                       llvm::to_vector(fusedView.getStrides())};
     if (mx) {
-      FailureOr<StoredView> packed = mxfp4FusedView(
-          func, arg, key, fusedView, stacked, slot.scales);
+      FailureOr<StoredView> packed =
+          mxfp4FusedView(func, arg, key, fusedView, stacked, slot.scales);
       if (failed(packed))
         return failure();
       stored = *packed;
