@@ -5,6 +5,7 @@
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/Activation.h"
 #include "runtime/cpu/gemm/Kernels.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <algorithm>
 
@@ -114,9 +115,9 @@ public:
           row[c] = values[c] + bias_[n0 + c];
         values = row;
       }
-      convertFromFloat(values,
-                       out_ + (rows_[m0 + r] * n_ + n0) * dtypeSize(outType_),
-                       outType_, cols);
+      gemm::storeFloats(values,
+                        out_ + (rows_[m0 + r] * n_ + n0) * dtypeSize(outType_),
+                        outType_, cols);
     }
   }
 

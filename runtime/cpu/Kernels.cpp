@@ -12,6 +12,7 @@
 #include "runtime/common/Error.h"
 #include "runtime/common/Quantized.h"
 #include "runtime/cpu/Activation.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -42,10 +43,10 @@ void multiplyInPlace(float *h, const float *u, int64_t count) {
     h[i] *= u[i];
 }
 
-// Stores fp32 rows into memory of any float dtype.
+// Stores fp32 rows into memory of any float dtype (bf16 vectorized).
 void storeFloats(const float *src, char *dst, moert_dtype_t dtype,
                  int64_t count) {
-  convertFromFloat(src, dst, dtype, count);
+  gemm::storeFloats(src, dst, dtype, count);
 }
 
 // The expert-major row [E * C] of choice j of token s, or -1 when capacity
