@@ -126,8 +126,8 @@ bool naiveDoesLessWork(int64_t queries, int64_t pairs, int64_t positions,
                        const LatentHeads &heads,
                        const LatentCacheShape &shape) {
   double expansion = double(heads.nopeDim + heads.vDim) * shape.rank;
-  double absorbed = queries * expansion +
-                    pairs * double(2 * shape.rank + shape.ropeDim);
+  double absorbed =
+      queries * expansion + pairs * double(2 * shape.rank + shape.ropeDim);
   double naive = positions * expansion +
                  pairs * double(heads.nopeDim + shape.ropeDim + heads.vDim);
   return naive < absorbed;
@@ -241,8 +241,7 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
       sum += scores[t] = std::exp(scores[t] - top);
     std::fill(oLat, oLat + r, 0.0f);
     for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry,
-                     r);
+      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry, r);
       float p = scores[t] / sum;
       for (int64_t j = 0; j < r; ++j)
         oLat[j] += p * entry[j];
@@ -298,7 +297,11 @@ constexpr int64_t expansionBudget = int64_t(1) << 23;
 // Positions packed per parallel task.
 constexpr int64_t packPositions = 64;
 
-enum LatentSlot : size_t { slotKeysT = 40, slotValues = 41, slotRopeKeysT = 42 };
+enum LatentSlot : size_t {
+  slotKeysT = 40,
+  slotValues = 41,
+  slotRopeKeysT = 42
+};
 
 // The naive form for one sequence's queries: its cached positions expanded
 // once through kv_b into per-head keys and values (the GEMM kernels of
@@ -322,14 +325,12 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       context.packedInput.get(kernels.packedBytes(L, r, split)), L, r, split};
   kernels.clearPadding(latent);
   size_t rowBytes = call.shape.row() * dtypeSize(cache.dtype);
-  pool.parallelFor((L + packPositions - 1) / packPositions,
-                   [&](int64_t task, int) {
-                     int64_t t0 = task * packPositions;
-                     kernels.pack(firstRow + t0 * rowBytes, cache.dtype,
-                                  call.shape.row(), t0,
-                                  std::min(packPositions, L - t0), 0, r,
-                                  latent);
-                   });
+  pool.parallelFor(
+      (L + packPositions - 1) / packPositions, [&](int64_t task, int) {
+        int64_t t0 = task * packPositions;
+        kernels.pack(firstRow + t0 * rowBytes, cache.dtype, call.shape.row(),
+                     t0, std::min(packPositions, L - t0), 0, r, latent);
+      });
   // k_pe transposed [rope][positions], shared by every head.
   float *ropeKeysT = scratch.floats(slotRopeKeysT, dr * L);
   std::vector<float> entry(dr);
@@ -362,8 +363,7 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       buf.resize(qRow + L + dv);
       float *query = buf.data(), *scores = query + qRow, *o = scores + L;
       int64_t rowItem = s * H + h; // q and out are token-major
-      convertToFloat(call.q.at(rowItem * qRow).data, call.q.dtype, query,
-                     qRow);
+      convertToFloat(call.q.at(rowItem * qRow).data, call.q.dtype, query, qRow);
       rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
       std::fill(scores, scores + length, 0.0f);
       const float *headKeysT = keysT + (h - h0) * dn * L;
@@ -400,8 +400,8 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
     latentSlot(sequences, positions, s, shape);
   LatentForm form = requestedForm();
   std::vector<float> invFreq = inverseFrequencies(cfg, shape.ropeDim);
-  LatentCall call{cfg,       invFreq,   q,   kvB,   cache, sequences,
-                  positions, out,       heads, shape, scale};
+  LatentCall call{cfg,       invFreq, q,     kvB,   cache, sequences,
+                  positions, out,     heads, shape, scale};
   std::vector<int64_t> absorbed;
   for (const SequenceQueries &queries :
        querySequences(sequences, positions, tokens)) {

@@ -240,8 +240,8 @@ std::vector<double> naiveOracle(const MlaDims &d, const Ints &seq,
   auto project = [&](int64_t h, int64_t i, int64_t t) { // (kv_b[h] c_t)[i]
     double sum = 0;
     for (int64_t j = 0; j < d.rank; ++j)
-      sum += double(kvB[(h * (d.nope + d.vDim) + i) * d.rank + j]) *
-             latent[t][j];
+      sum +=
+          double(kvB[(h * (d.nope + d.vDim) + i) * d.rank + j]) * latent[t][j];
     return sum;
   };
   std::vector<double> want(S * d.heads * d.vDim, 0.0);
@@ -319,8 +319,8 @@ TEST(LatentAttention, NaiveAndAbsorbedFormsAgreeWithTheOracle) {
     // kv_b rounded to bf16 once, so the f32 and bf16 weights are the same
     // values and one oracle serves both.
     Buffer narrow = converted(ctx, kvB, MOERT_BF16), wide(ctx, kvB.size() * 4);
-    check(moert_buffer_copy(ctx, narrow.view(MOERT_BF16),
-                            wide.view(MOERT_F32), kvB.size()));
+    check(moert_buffer_copy(ctx, narrow.view(MOERT_BF16), wide.view(MOERT_F32),
+                            kvB.size()));
     Floats rounded = wide.download<float>(MOERT_F32, kvB.size());
     std::vector<double> want = naiveOracle(d, seq, pos, q, kv, norm, rounded,
                                            cfg.theta, factor, scale, epsilon);
@@ -350,9 +350,8 @@ TEST(LatentAttention, NaiveAndAbsorbedFormsAgreeWithTheOracle) {
           check(moert_latent_attention(
               ctx, &cfg, qb.view(MOERT_F32, first * d.heads * d.qRow()),
               kvBView, cache.view(MOERT_F32), sb.view(MOERT_I32),
-              pb.view(MOERT_I32),
-              out.view(MOERT_F32, first * d.heads * d.vDim), count, d.heads,
-              d.nope, d.rope, d.vDim, d.rank, B, T, scale));
+              pb.view(MOERT_I32), out.view(MOERT_F32, first * d.heads * d.vDim),
+              count, d.heads, d.nope, d.rope, d.vDim, d.rank, B, T, scale));
         }
         expectClose(out.download<float>(MOERT_F32, outElems), want, 2e-5);
       }
