@@ -1,18 +1,24 @@
 //===- runtime/cpu/LatentAttention.cpp - DeepSeek MLA kernels -------------===//
 //
 // moert_latent_append and moert_latent_attention (semantics: runtime/moert.h)
-// on the CPU: the append one token at a time, the absorbed attention one
-// (token, head) per work item on the rank's threads, fp32 throughout with
-// outputs rounded once to their dtype.
+// on the CPU: the append one token at a time; the attention per sequence
+// either absorbed, one (token, head) per work item, or naive, the cached
+// positions expanded once through kv_b by the GEMM kernels and then ordinary
+// attention, whichever does less work (naiveDoesLessWork); fp32 throughout
+// with outputs rounded once to their dtype.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
 #include "runtime/common/Rope.h"
 #include "runtime/cpu/Backend.h"
+#include "runtime/cpu/gemm/Kernels.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <vector>
 
 using namespace moert;
@@ -89,18 +95,95 @@ void CpuBackend::latentAppend(int32_t rank, const moert_rope_config_t &cfg,
   }
 }
 
-void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
-                                 Operand q, Operand kvB, Operand cache,
-                                 Operand sequences, Operand positions,
-                                 Operand out, int64_t tokens,
-                                 const LatentHeads &heads,
-                                 const LatentCacheShape &shape, float scale) {
-  const int64_t r = shape.rank, dr = shape.ropeDim, dn = heads.nopeDim,
-                dv = heads.vDim, qRow = dn + dr, row = shape.row();
-  for (int64_t s = 0; s < tokens; ++s) // checked once, before the threads
-    latentSlot(sequences, positions, s, shape);
-  std::vector<float> invFreq = inverseFrequencies(cfg, dr);
-  ThreadPool &pool = gemm(rank).pool;
+namespace {
+
+// Which form computes a sequence's queries. MOERT_CPU_LATENT_FORM=absorbed
+// or naive forces one (the tests run both on the same inputs); unset, the
+// work estimate below picks.
+enum class LatentForm { ByWork, Absorbed, Naive };
+
+LatentForm requestedForm() {
+  const char *text = std::getenv("MOERT_CPU_LATENT_FORM");
+  if (!text || !*text)
+    return LatentForm::ByWork;
+  if (std::strcmp(text, "absorbed") == 0)
+    return LatentForm::Absorbed;
+  if (std::strcmp(text, "naive") == 0)
+    return LatentForm::Naive;
+  require(false, "MOERT_CPU_LATENT_FORM must be 'absorbed' or 'naive', got '",
+          text, "'");
+  return LatentForm::ByWork;
+}
+
+// The one place the form is chosen: multiply-adds per head (the head count
+// cancels) for one sequence's queries. Absorbed: per query W_UK^T q_nope
+// and W_UV o_lat, (nope + v) * rank, and per (query, cached position) pair
+// the score and the weighted sum over the latent, 2 * rank + rope. Naive:
+// per cached position its expansion through kv_b, (nope + v) * rank, and
+// per pair nope + rope + v. A prompt (queries ~ positions) does less work
+// naively; decode (one query over many positions) in the absorbed form.
+bool naiveDoesLessWork(int64_t queries, int64_t pairs, int64_t positions,
+                       const LatentHeads &heads,
+                       const LatentCacheShape &shape) {
+  double expansion = double(heads.nopeDim + heads.vDim) * shape.rank;
+  double absorbed =
+      queries * expansion + pairs * double(2 * shape.rank + shape.ropeDim);
+  double naive = positions * expansion +
+                 pairs * double(heads.nopeDim + shape.ropeDim + heads.vDim);
+  return naive < absorbed;
+}
+
+// The tokens of one sequence in a call, and the cached positions
+// [0, positions) they attend to together.
+struct SequenceQueries {
+  int64_t sequence;
+  std::vector<int64_t> tokens;
+  int64_t positions = 0, pairs = 0;
+};
+
+std::vector<SequenceQueries> querySequences(const Operand &sequences,
+                                            const Operand &positions,
+                                            int64_t tokens) {
+  std::vector<SequenceQueries> groups;
+  std::map<int64_t, size_t> index;
+  for (int64_t s = 0; s < tokens; ++s) {
+    int64_t b = sequences.as<const int32_t>()[s];
+    int64_t length = int64_t(positions.as<const int32_t>()[s]) + 1;
+    auto [at, added] = index.emplace(b, groups.size());
+    if (added)
+      groups.push_back({b, {}});
+    SequenceQueries &group = groups[at->second];
+    group.tokens.push_back(s);
+    group.positions = std::max(group.positions, length);
+    group.pairs += length;
+  }
+  return groups;
+}
+
+// y[0, n) += a * x[0, n): independent lanes, so it vectorises.
+inline void addScaled(float a, const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] += a * x[i];
+}
+
+// Everything a latent attention call reads, shared by both forms.
+struct LatentCall {
+  const moert_rope_config_t &cfg;
+  const std::vector<float> &invFreq;
+  Operand q, kvB, cache, sequences, positions, out;
+  const LatentHeads &heads;
+  const LatentCacheShape &shape;
+  float scale;
+};
+
+// The absorbed form for `tokens`, one (token, head) per work item.
+void absorbedAttention(ThreadPool &pool, const LatentCall &call,
+                       const std::vector<int64_t> &tokens) {
+  const int64_t r = call.shape.rank, dr = call.shape.ropeDim,
+                dn = call.heads.nopeDim, dv = call.heads.vDim, qRow = dn + dr,
+                row = call.shape.row(), count = tokens.size();
+  const Operand &q = call.q, &kvB = call.kvB, &cache = call.cache,
+                &out = call.out;
   // Per thread: the query, q_lat, one cache row, the latent output, the
   // output row and the scores; and the head whose kv_b block it holds in
   // fp32 (items are head-major, so a thread's next item is mostly the same
@@ -111,19 +194,19 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
   };
   std::vector<ThreadState> states(pool.size());
   const int64_t block = (dn + dv) * r;
-  pool.parallelFor(tokens * heads.heads, [&](int64_t item, int thread) {
-    int64_t h = item / tokens, s = item % tokens;
-    int64_t b = sequences.as<const int32_t>()[s];
-    int32_t position = positions.as<const int32_t>()[s];
+  pool.parallelFor(count * call.heads.heads, [&](int64_t item, int thread) {
+    int64_t h = item / count, s = tokens[item % count];
+    int64_t b = call.sequences.as<const int32_t>()[s];
+    int32_t position = call.positions.as<const int32_t>()[s];
     int64_t length = int64_t(position) + 1;
     ThreadState &state = states[thread];
     std::vector<float> &buf = state.buf;
     buf.resize(qRow + r + row + r + dv + length);
     float *query = buf.data(), *qLat = query + qRow, *entry = qLat + r,
           *oLat = entry + row, *o = oLat + r, *scores = o + dv;
-    int64_t rowItem = s * heads.heads + h; // q and out are token-major
+    int64_t rowItem = s * call.heads.heads + h; // q and out are token-major
     convertToFloat(q.at(rowItem * qRow).data, q.dtype, query, qRow);
-    rotatePairs(cfg, invFreq.data(), query + dn, dr, position);
+    rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
     const float *wkv;
     if (kvB.dtype == MOERT_F32) {
       wkv = kvB.at(h * block).as<const float>();
@@ -143,13 +226,14 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
         qLat[j] += query[n] * wkv[n * r + j];
     float top = -INFINITY;
     for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(shape.at(b, t)).data, cache.dtype, entry, row);
+      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry,
+                     row);
       float dot = 0.0f;
       for (int64_t j = 0; j < r; ++j)
         dot += qLat[j] * entry[j];
       for (int64_t d = 0; d < dr; ++d)
         dot += query[dn + d] * entry[r + d];
-      scores[t] = dot * scale;
+      scores[t] = dot * call.scale;
       top = std::max(top, scores[t]);
     }
     float sum = 0.0f;
@@ -157,7 +241,7 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
       sum += scores[t] = std::exp(scores[t] - top);
     std::fill(oLat, oLat + r, 0.0f);
     for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(shape.at(b, t)).data, cache.dtype, entry, r);
+      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry, r);
       float p = scores[t] / sum;
       for (int64_t j = 0; j < r; ++j)
         oLat[j] += p * entry[j];
@@ -172,4 +256,165 @@ void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
     }
     convertFromFloat(o, out.at(rowItem * dv).data, out.dtype, dv);
   });
+}
+
+// Receives the expansion c_t . kv_b[heads h0...]^T of positions t (the
+// GEMM's rows) and stores, per head of the group, k_nope transposed
+// [nope][positions] (the scores then run along positions, independent
+// lanes) and v [positions][v_dim].
+class ExpansionSink final : public gemm::Sink {
+public:
+  ExpansionSink(float *keysT, float *values, int64_t positions, int64_t nope,
+                int64_t vDim)
+      : keysT_(keysT), values_(values), positions_(positions), nope_(nope),
+        vDim_(vDim) {}
+  void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
+             const float *first, const float *, int64_t ld) override {
+    const int64_t width = nope_ + vDim_;
+    for (int64_t c = 0; c < cols; ++c) {
+      int64_t head = (n0 + c) / width, i = (n0 + c) % width;
+      const float *from = first + c;
+      if (i < nope_) {
+        float *to = keysT_ + (head * nope_ + i) * positions_ + m0;
+        for (int64_t t = 0; t < rows; ++t)
+          to[t] = from[t * ld];
+      } else {
+        float *to = values_ + (head * positions_ + m0) * vDim_ + (i - nope_);
+        for (int64_t t = 0; t < rows; ++t)
+          to[t * vDim_] = from[t * ld];
+      }
+    }
+  }
+
+private:
+  float *keysT_, *values_;
+  int64_t positions_, nope_, vDim_;
+};
+
+// fp32 values the expansion of one head group may hold (keys and values):
+// 32 MiB, so long prompts of many heads go a few heads at a time.
+constexpr int64_t expansionBudget = int64_t(1) << 23;
+// Positions packed per parallel task.
+constexpr int64_t packPositions = 64;
+
+enum LatentSlot : size_t {
+  slotKeysT = 40,
+  slotValues = 41,
+  slotRopeKeysT = 42
+};
+
+// The naive form for one sequence's queries: its cached positions expanded
+// once through kv_b into per-head keys and values (the GEMM kernels of
+// gemm/Kernels.h, the latent packed straight from the cache rows, fp32
+// sums), then causal softmax attention per (head, query) with the shared
+// rotated key.
+void naiveAttention(GemmContext &context, Scratch &scratch,
+                    const LatentCall &call, const SequenceQueries &queries) {
+  const int64_t r = call.shape.rank, dr = call.shape.ropeDim,
+                dn = call.heads.nopeDim, dv = call.heads.vDim, qRow = dn + dr,
+                H = call.heads.heads, L = queries.positions,
+                count = queries.tokens.size();
+  ThreadPool &pool = context.pool;
+  const Operand &cache = call.cache;
+  const char *firstRow = static_cast<const char *>(
+      cache.at(call.shape.at(queries.sequence, 0)).data);
+
+  const gemm::KernelSet &kernels = gemm::kernelsFor(call.kvB.dtype);
+  bool split = cache.dtype != MOERT_BF16; // as GroupedGemm's inputs
+  gemm::PackedRows latent{
+      context.packedInput.get(kernels.packedBytes(L, r, split)), L, r, split};
+  kernels.clearPadding(latent);
+  size_t rowBytes = call.shape.row() * dtypeSize(cache.dtype);
+  pool.parallelFor(
+      (L + packPositions - 1) / packPositions, [&](int64_t task, int) {
+        int64_t t0 = task * packPositions;
+        kernels.pack(firstRow + t0 * rowBytes, cache.dtype, call.shape.row(),
+                     t0, std::min(packPositions, L - t0), 0, r, latent);
+      });
+  // k_pe transposed [rope][positions], shared by every head.
+  float *ropeKeysT = scratch.floats(slotRopeKeysT, dr * L);
+  std::vector<float> entry(dr);
+  for (int64_t t = 0; t < L; ++t) {
+    convertToFloat(firstRow + t * rowBytes + r * dtypeSize(cache.dtype),
+                   cache.dtype, entry.data(), dr);
+    for (int64_t d = 0; d < dr; ++d)
+      ropeKeysT[d * L + t] = entry[d];
+  }
+
+  const int64_t groupHeads =
+      std::clamp<int64_t>(expansionBudget / (L * (dn + dv)), 1, H);
+  float *keysT = scratch.floats(slotKeysT, groupHeads * dn * L);
+  float *values = scratch.floats(slotValues, groupHeads * L * dv);
+  // Per thread: the query, the scores and the output row.
+  std::vector<std::vector<float>> buffers(pool.size());
+  for (int64_t h0 = 0; h0 < H; h0 += groupHeads) {
+    const int64_t group = std::min(groupHeads, H - h0);
+    gemm::Weights weights{call.kvB.at(h0 * (dn + dv) * r).data, nullptr,
+                          call.kvB.dtype, group * (dn + dv), r};
+    ExpansionSink sink(keysT, values, L, dn, dv);
+    pool.parallelFor(weights.items(), [&](int64_t item, int thread) {
+      kernels.run(weights, item, latent, pool.workspace(thread), sink);
+    });
+    pool.parallelFor(group * count, [&](int64_t item, int thread) {
+      int64_t h = h0 + item / count, s = queries.tokens[item % count];
+      int32_t position = call.positions.as<const int32_t>()[s];
+      int64_t length = int64_t(position) + 1;
+      std::vector<float> &buf = buffers[thread];
+      buf.resize(qRow + L + dv);
+      float *query = buf.data(), *scores = query + qRow, *o = scores + L;
+      int64_t rowItem = s * H + h; // q and out are token-major
+      convertToFloat(call.q.at(rowItem * qRow).data, call.q.dtype, query, qRow);
+      rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
+      std::fill(scores, scores + length, 0.0f);
+      const float *headKeysT = keysT + (h - h0) * dn * L;
+      for (int64_t n = 0; n < dn; ++n)
+        addScaled(query[n], headKeysT + n * L, scores, length);
+      for (int64_t d = 0; d < dr; ++d)
+        addScaled(query[dn + d], ropeKeysT + d * L, scores, length);
+      float top = -INFINITY;
+      for (int64_t t = 0; t < length; ++t) {
+        scores[t] *= call.scale;
+        top = std::max(top, scores[t]);
+      }
+      float sum = 0.0f;
+      for (int64_t t = 0; t < length; ++t)
+        sum += scores[t] = std::exp(scores[t] - top);
+      std::fill(o, o + dv, 0.0f);
+      const float *headValues = values + (h - h0) * L * dv;
+      for (int64_t t = 0; t < length; ++t)
+        addScaled(scores[t] / sum, headValues + t * dv, o, dv);
+      convertFromFloat(o, call.out.at(rowItem * dv).data, call.out.dtype, dv);
+    });
+  }
+}
+
+} // namespace
+
+void CpuBackend::latentAttention(int32_t rank, const moert_rope_config_t &cfg,
+                                 Operand q, Operand kvB, Operand cache,
+                                 Operand sequences, Operand positions,
+                                 Operand out, int64_t tokens,
+                                 const LatentHeads &heads,
+                                 const LatentCacheShape &shape, float scale) {
+  for (int64_t s = 0; s < tokens; ++s) // checked once, before the threads
+    latentSlot(sequences, positions, s, shape);
+  LatentForm form = requestedForm();
+  std::vector<float> invFreq = inverseFrequencies(cfg, shape.ropeDim);
+  LatentCall call{cfg,       invFreq, q,     kvB,   cache, sequences,
+                  positions, out,     heads, shape, scale};
+  std::vector<int64_t> absorbed;
+  for (const SequenceQueries &queries :
+       querySequences(sequences, positions, tokens)) {
+    bool naive = form == LatentForm::Naive ||
+                 (form == LatentForm::ByWork &&
+                  naiveDoesLessWork(queries.tokens.size(), queries.pairs,
+                                    queries.positions, heads, shape));
+    if (naive)
+      naiveAttention(gemm(rank), scratch(rank), call, queries);
+    else
+      absorbed.insert(absorbed.end(), queries.tokens.begin(),
+                      queries.tokens.end());
+  }
+  if (!absorbed.empty())
+    absorbedAttention(gemm(rank).pool, call, absorbed);
 }

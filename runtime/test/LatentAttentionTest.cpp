@@ -10,6 +10,8 @@
 
 #include "TestUtil.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 
 using namespace moert;
@@ -203,6 +205,167 @@ TEST(LatentAttention, Bf16CacheAndActivations) {
     };
     Floats f32 = run(MOERT_F32), bf16 = run(MOERT_BF16);
     expectClose(bf16, std::vector<double>(f32.begin(), f32.end()), 5e-2);
+  });
+}
+
+// The extents of a latent attention call.
+struct MlaDims {
+  int64_t heads, nope, rope, vDim, rank;
+  int64_t qRow() const { return nope + rope; }
+  int64_t row() const { return rank + rope; }
+};
+
+// The naive form in double precision: every token's latent and k_pe as
+// moert_latent_append stores them, per-head keys [W_UK c_t, k_pe_t] and
+// values W_UV c_t, causal softmax over the tokens of the same sequence at
+// or before the query's position. [tokens, heads, vDim].
+std::vector<double> naiveOracle(const MlaDims &d, const Ints &seq,
+                                const Ints &pos, const Floats &q,
+                                const Floats &kv, const Floats &norm,
+                                const Floats &kvB, double theta, double factor,
+                                double scale, double epsilon) {
+  const int64_t S = seq.size(), row = d.row(), qRow = d.qRow();
+  std::vector<std::vector<double>> latent(S), kPe(S);
+  for (int64_t s = 0; s < S; ++s) {
+    double squares = 0;
+    for (int64_t j = 0; j < d.rank; ++j)
+      squares += double(kv[s * row + j]) * kv[s * row + j];
+    double inverse = 1.0 / std::sqrt(squares / d.rank + epsilon);
+    for (int64_t j = 0; j < d.rank; ++j)
+      latent[s].push_back(norm[j] * kv[s * row + j] * inverse);
+    kPe[s] = rotatePairs(std::vector<double>(kv.begin() + s * row + d.rank,
+                                             kv.begin() + (s + 1) * row),
+                         pos[s], theta, factor);
+  }
+  auto project = [&](int64_t h, int64_t i, int64_t t) { // (kv_b[h] c_t)[i]
+    double sum = 0;
+    for (int64_t j = 0; j < d.rank; ++j)
+      sum +=
+          double(kvB[(h * (d.nope + d.vDim) + i) * d.rank + j]) * latent[t][j];
+    return sum;
+  };
+  std::vector<double> want(S * d.heads * d.vDim, 0.0);
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t h = 0; h < d.heads; ++h) {
+      const float *qs = &q[(s * d.heads + h) * qRow];
+      std::vector<double> qPe = rotatePairs(
+          std::vector<double>(qs + d.nope, qs + qRow), pos[s], theta, factor);
+      std::vector<double> scores;
+      std::vector<int64_t> keys;
+      for (int64_t t = 0; t < S; ++t)
+        if (seq[t] == seq[s] && pos[t] <= pos[s]) {
+          double dot = 0;
+          for (int64_t n = 0; n < d.nope; ++n)
+            dot += qs[n] * project(h, n, t);
+          for (int64_t i = 0; i < d.rope; ++i)
+            dot += qPe[i] * kPe[t][i];
+          scores.push_back(dot * scale);
+          keys.push_back(t);
+        }
+      double top = *std::max_element(scores.begin(), scores.end()), sum = 0;
+      for (double &x : scores)
+        sum += x = std::exp(x - top);
+      for (size_t k = 0; k < keys.size(); ++k)
+        for (int64_t v = 0; v < d.vDim; ++v)
+          want[(s * d.heads + h) * d.vDim + v] +=
+              scores[k] / sum * project(h, d.nope + v, keys[k]);
+    }
+  return want;
+}
+
+// Sets MOERT_CPU_LATENT_FORM for a scope (empty: unset, the work estimate
+// picks), and unsets it after.
+class LatentFormScope {
+public:
+  explicit LatentFormScope(const char *form) {
+    if (*form)
+      setenv("MOERT_CPU_LATENT_FORM", form, 1);
+    else
+      unsetenv("MOERT_CPU_LATENT_FORM");
+  }
+  ~LatentFormScope() { unsetenv("MOERT_CPU_LATENT_FORM"); }
+};
+
+// Two prompts of 37 and 20 tokens in one call (interleaved; several GEMM
+// row blocks, 33 kv_b rows: a partial panel), then a call continuing the
+// second prompt by 17 tokens over its cached positions beside a decode
+// token of the first: the absorbed and the naive form (forced), and the
+// forms the work estimate picks (naive for the prompts and the chunk,
+// absorbed for the decode token), with kv_b in f32 and in bf16, each
+// against the double-precision oracle.
+TEST(LatentAttention, NaiveAndAbsorbedFormsAgreeWithTheOracle) {
+  const MlaDims d{3, 5, 4, 6, 9};
+  const int64_t B = 3, T = 48;
+  const double factor = 1.1;
+  const float scale = 0.25f, epsilon = 1e-6f;
+  moert_rope_config_t cfg = defaultRope(factor);
+  Ints seq, pos;
+  for (int32_t p = 0; p < 37; ++p) { // call 1: sequences 0 and 2
+    seq.push_back(0), pos.push_back(p);
+    if (p < 20)
+      seq.push_back(2), pos.push_back(p);
+  }
+  const int64_t firstCall = seq.size();
+  for (int32_t p = 20; p < 37; ++p) // call 2: a chunk of sequence 2 ...
+    seq.push_back(2), pos.push_back(p);
+  seq.push_back(0), pos.push_back(37); // ... and a decode of sequence 0
+  const int64_t S = seq.size(), outElems = S * d.heads * d.vDim;
+  Floats q = randomFloats(S * d.heads * d.qRow(), 31, 2.0f),
+         kv = randomFloats(S * d.row(), 32, 2.0f),
+         norm = randomFloats(d.rank, 33),
+         kvB = randomFloats(d.heads * (d.nope + d.vDim) * d.rank, 34);
+
+  onOneRank([&](moert_context_t ctx) {
+    // kv_b rounded to bf16 once, so the f32 and bf16 weights are the same
+    // values and one oracle serves both.
+    Buffer narrow = converted(ctx, kvB, MOERT_BF16), wide(ctx, kvB.size() * 4);
+    check(moert_buffer_copy(ctx, narrow.view(MOERT_BF16), wide.view(MOERT_F32),
+                            kvB.size()));
+    Floats rounded = wide.download<float>(MOERT_F32, kvB.size());
+    std::vector<double> want = naiveOracle(d, seq, pos, q, kv, norm, rounded,
+                                           cfg.theta, factor, scale, epsilon);
+    Buffer qb(ctx, q, MOERT_F32), kvb(ctx, kv, MOERT_F32),
+        nb(ctx, norm, MOERT_F32), cache(ctx, B * T * d.row() * 4),
+        out(ctx, outElems * 4);
+    for (const char *form : {"absorbed", "naive", ""})
+      for (moert_dtype_t weights : {MOERT_F32, MOERT_BF16}) {
+        SCOPED_TRACE(std::string("form '") + form + "', kv_b " +
+                     (weights == MOERT_F32 ? "f32" : "bf16"));
+        LatentFormScope scope(form);
+        moert_view_t kvBView =
+            weights == MOERT_F32 ? wide.view(MOERT_F32) : narrow.view(weights);
+        check(moert_buffer_fill(ctx, cache.view(MOERT_F32), B * T * d.row(),
+                                0.0));
+        check(moert_buffer_fill(ctx, out.view(MOERT_F32), outElems, NAN));
+        for (auto [first, count] : {std::pair<int64_t, int64_t>{0, firstCall},
+                                    {firstCall, S - firstCall}}) {
+          Buffer sb(ctx, Ints(seq.begin() + first, seq.begin() + first + count),
+                    MOERT_I32),
+              pb(ctx, Ints(pos.begin() + first, pos.begin() + first + count),
+                 MOERT_I32);
+          check(moert_latent_append(
+              ctx, &cfg, kvb.view(MOERT_F32, first * d.row()),
+              nb.view(MOERT_F32), cache.view(MOERT_F32), sb.view(MOERT_I32),
+              pb.view(MOERT_I32), count, d.rank, d.rope, B, T, epsilon));
+          check(moert_latent_attention(
+              ctx, &cfg, qb.view(MOERT_F32, first * d.heads * d.qRow()),
+              kvBView, cache.view(MOERT_F32), sb.view(MOERT_I32),
+              pb.view(MOERT_I32), out.view(MOERT_F32, first * d.heads * d.vDim),
+              count, d.heads, d.nope, d.rope, d.vDim, d.rank, B, T, scale));
+        }
+        expectClose(out.download<float>(MOERT_F32, outElems), want, 2e-5);
+      }
+
+    LatentFormScope scope("fused");
+    Buffer zero(ctx, Ints{0}, MOERT_I32);
+    EXPECT_MOERT_ERROR(
+        moert_latent_attention(ctx, &cfg, qb.view(MOERT_F32),
+                               wide.view(MOERT_F32), cache.view(MOERT_F32),
+                               zero.view(MOERT_I32), zero.view(MOERT_I32),
+                               out.view(MOERT_F32), 1, d.heads, d.nope, d.rope,
+                               d.vDim, d.rank, B, T, scale),
+        MOERT_INVALID_ARGUMENT,
+        "MOERT_CPU_LATENT_FORM must be 'absorbed' or 'naive', got 'fused'");
   });
 }
 
