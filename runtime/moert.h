@@ -665,7 +665,7 @@ moert_latent_append(moert_context_t ctx, const moert_rope_config_t *cfg,
                     int64_t tokens, int64_t rank, int64_t rope_dim,
                     int64_t max_batch, int64_t max_seq, float epsilon);
 
-/* Causal attention in the absorbed form over the latent cache. q [tokens,
+/* Causal attention over the latent cache. q [tokens,
    heads, nope_dim + rope_dim] (q_nope, then q_pe not yet rotated); kv_b
    [heads, nope_dim + v_dim, rank] (kv_b_proj: per head W_UK [nope_dim,
    rank], then W_UV [v_dim, rank]). For token s and head h: q_lat =
@@ -673,8 +673,9 @@ moert_latent_append(moert_context_t ctx, const moert_rope_config_t *cfg,
    (q_lat . c_t + q_pe . k_pe_t) over t in [0, positions[s]] of its
    sequence, p = softmax (row maximum subtracted), out[s, h] = W_UV[h] .
    sum_t p_t c_t [tokens, heads, v_dim]; fp32 throughout. Equals attention
-   with per-head keys [W_UK c_t, k_pe_t] and values W_UV c_t, which are
-   never formed. q is not modified. */
+   with per-head keys [W_UK c_t, k_pe_t] and values W_UV c_t, which a
+   backend forms only where that is less work (the CPU for prompt-sized
+   calls). q is not modified. */
 moert_status_t moert_latent_attention(
     moert_context_t ctx, const moert_rope_config_t *cfg, moert_view_t q,
     moert_view_t kv_b, moert_view_t cache, moert_view_t sequences,

@@ -15,7 +15,7 @@ Per family x dtype x batch B: B random prompts of --prompt-tokens ids (one
 each); decode tokens/s = B / decode step. bf16 runs the f32 checkpoint under
 a config that says bfloat16 (the weights are converted when loaded). Rows are
 JSON lines (`kind: moe_generate`). The families are those moe-run generates
-with (not DeepSeek: MLA).
+with.
 """
 
 import argparse
