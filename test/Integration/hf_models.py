@@ -26,7 +26,10 @@ head_dim != hidden/heads, tied embeddings, rope llama3), olmoe (q/k norm
 over the whole projection), deepseek_v2 (MLA without q_lora,
 group-limited greedy routing, first layer dense), deepseek_v3 (MLA with
 q_lora, YaRN with mscale != mscale_all_dim, sigmoid + correction-bias
-grouped routing, first layer dense), and prmoe_gpt (LayerNorm, learned
+grouped routing, first layer dense), gpt_oss (attention sinks, sliding
+windows on the layers layer_types names, smaller than the prompts, q/k/v/o
+biases, YaRN without truncation; router bias, softmax over the top-k
+logits, expert biases, SwiGLU clamped at swiglu_limit 1.0), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
@@ -105,6 +108,14 @@ FAMILIES = {
                         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                          "original_max_position_embeddings": 32, "beta_fast": 32,
                                          "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.8}),
+    # Attention sinks, q/k/v/o biases, head_dim apart from hidden / heads,
+    # YaRN without truncation, and a window of 8 on the sliding layers:
+    # smaller than every prompt + generation (5..23 + 16 positions).
+    "gpt_oss": dict(num_hidden_layers=3, head_dim=24, attention_bias=True, sliding_window=8,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 32, "beta_fast": 32.0,
+                                     "beta_slow": 1.0, "truncate": False}),
 }
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
@@ -146,7 +157,9 @@ def init_weights(model, gen):
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
             if not p.is_floating_point() or "inv_freq" in name:
                 continue
-            if "norm" in name:
+            if name.endswith("sinks"):  # gpt-oss: one logit per head, O(1)
+                p.copy_(torch.randn(p.shape, generator=gen))
+            elif "norm" in name:
                 p.copy_(1.0 + 0.25 * torch.randn(p.shape, generator=gen))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
@@ -201,6 +214,8 @@ def acceptable(target, prompts, results):
         if not np.array_equal(rids, ids) or rel_error(rlogits, logits) > TOL:
             return (f"prompt {i}: the NumPy reference disagrees (ids {rids.tolist()} vs {ids.tolist()}, "
                     f"logits error {rel_error(rlogits, logits):.1e})")
+    if ref.type == "gpt_oss" and ref.clamped == 0:
+        return "no SwiGLU input reached swiglu_limit: the clamps are untested"
     if ref.min_router_margin < MIN_ROUTER_MARGIN:
         return f"router margin {ref.min_router_margin:.1e} < {MIN_ROUTER_MARGIN}"
     return None
