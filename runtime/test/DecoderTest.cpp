@@ -8,6 +8,8 @@
 
 #include "TestUtil.h"
 
+#include "runtime/common/Convert.h"
+
 #include <random>
 
 using namespace moert;
@@ -155,10 +157,12 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                                            MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
-// Attention options: a sliding window (0: none) and per-head sinks.
+// Attention options: a sliding window (0: none) and per-head sinks (f32,
+// or bf16 as a bf16 model stores them).
 struct AttentionCase {
   int64_t window;
   bool sinks;
+  moert_dtype_t sinkType = MOERT_F32;
 };
 
 class AttentionCases : public ::testing::TestWithParam<AttentionCase> {};
@@ -178,6 +182,12 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
          k = randomFloats(S * kvHeads * D, 7, 2.0f),
          v = randomFloats(S * kvHeads * D, 8),
          sinks = randomFloats(heads, 9, 2.0f);
+  std::vector<uint16_t> sinkBits; // bf16 sinks: the values the call reads
+  for (float &x : sinks) {
+    sinkBits.push_back(floatToBf16(x));
+    if (GetParam().sinkType == MOERT_BF16)
+      x = bf16ToFloat(sinkBits.back());
+  }
   std::vector<double> want(S * heads * D, 0.0);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t h = 0; h < heads; ++h) {
@@ -209,10 +219,13 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
   onOneRank([&](moert_context_t ctx) {
     int64_t cacheElems = 2 * B * T * kvHeads * D;
     Buffer qb(ctx, q, MOERT_F32), kb(ctx, k, MOERT_F32), vb(ctx, v, MOERT_F32),
-        sb(ctx, sinks, MOERT_F32), cache(ctx, cacheElems * 4),
+        sb = GetParam().sinkType == MOERT_BF16
+                 ? Buffer(ctx, sinkBits, MOERT_BF16)
+                 : Buffer(ctx, sinks, MOERT_F32),
+        cache(ctx, cacheElems * 4),
         out(ctx, q.size() * 4);
     moert_view_t sinkView =
-        GetParam().sinks ? sb.view(MOERT_F32) : moert_absent_view();
+        GetParam().sinks ? sb.view(GetParam().sinkType) : moert_absent_view();
     check(moert_buffer_fill(ctx, cache.view(MOERT_F32), cacheElems, NAN));
     check(moert_buffer_fill(ctx, out.view(MOERT_F32), q.size(), NAN));
     // Prefill: the first 5 tokens in one call; then each decode token.
@@ -261,7 +274,7 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
     EXPECT_MOERT_ERROR(
         moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
                         zero.view(MOERT_I32), zero.view(MOERT_I32),
-                        sb.view(MOERT_F32, 1), out.view(MOERT_F32), 1, heads,
+                        sb.view(GetParam().sinkType, 1), out.view(MOERT_F32), 1, heads,
                         kvHeads, D, B, T, scale, window),
         MOERT_INVALID_ARGUMENT, "sinks");
   });
@@ -272,7 +285,8 @@ INSTANTIATE_TEST_SUITE_P(Decoder, AttentionCases,
                                            AttentionCase{0, true},
                                            AttentionCase{2, false},
                                            AttentionCase{3, true},
-                                           AttentionCase{1, true}));
+                                           AttentionCase{1, true},
+                                           AttentionCase{3, true, MOERT_BF16}));
 
 TEST(Decoder, ArgmaxBreaksTiesTowardTheLowerIndex) {
   Floats logits = {1, 3, 3, 0, -INFINITY, -INFINITY, -1, -1, 2, 2, 2, 2};
