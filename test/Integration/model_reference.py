@@ -16,7 +16,8 @@ float64 FFN math; gpt_oss's FFN (router bias, softmax over the top-k
 logits, biased experts, clamped SwiGLU) is written out here in float64, and
 its attention adds per-head sinks (an extra softmax logit with no value) and
 sliding windows (key positions > position - sliding_window) on the layers
-whose layer_types entry is "sliding_attention".
+whose layer_types entry is "sliding_attention". MXFP4 experts (`*_blocks`,
+`*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
 modeling_rope_utils computes them): default, linear, llama3, yarn. Rotation
@@ -80,7 +81,19 @@ import moe_reference as moe  # noqa: E402
 
 # --- checkpoint reading -------------------------------------------------------
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+           "U8": np.uint8}
+E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_experts(blocks, scales):
+    """gpt-oss's MXFP4 experts (quantization_config mxfp4): blocks [E, B,
+    A/32, 16] (two e2m1 codes per byte, low nibble first) and scales [E, B,
+    A/32] (UE8, bias 127) of each expert's transpose -> float64 [E, A, B]."""
+    lo, hi = E2M1[blocks & 0xF], E2M1[blocks >> 4]
+    values = np.stack([lo, hi], axis=-1).reshape(*blocks.shape[:-1], 32)
+    values = values * np.exp2(scales.astype(np.float64) - 127)[..., None]
+    return values.reshape(*blocks.shape[:2], -1).transpose(0, 2, 1).copy()
 
 
 def read_safetensors(path):
@@ -117,6 +130,9 @@ def read_checkpoint(directory):
     tensors = {}
     for name in files:
         tensors.update(read_safetensors(os.path.join(directory, name)))
+    for name in [n for n in tensors if n.endswith("_blocks")]:
+        base = name[:-len("_blocks")]
+        tensors[base] = mxfp4_experts(tensors.pop(name), tensors.pop(base + "_scales"))
     return config, tensors
 
 

@@ -32,7 +32,7 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["deepseek_v2", "deepseek_v3", "gpt_oss", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
+FAMILIES = ["deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
             "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
@@ -73,6 +73,9 @@ class Goldens(unittest.TestCase):
 
     def test_gpt_oss(self):
         self.check_family("gpt_oss")
+
+    def test_gpt_oss_mxfp4(self):
+        self.check_family("gpt_oss_mxfp4")
 
     def test_gpt_oss_window_and_sinks_matter(self):
         """The goldens depend on the window (its exact width) and the
