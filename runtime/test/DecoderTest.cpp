@@ -222,8 +222,7 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
         sb = GetParam().sinkType == MOERT_BF16
                  ? Buffer(ctx, sinkBits, MOERT_BF16)
                  : Buffer(ctx, sinks, MOERT_F32),
-        cache(ctx, cacheElems * 4),
-        out(ctx, q.size() * 4);
+        cache(ctx, cacheElems * 4), out(ctx, q.size() * 4);
     moert_view_t sinkView =
         GetParam().sinks ? sb.view(GetParam().sinkType) : moert_absent_view();
     check(moert_buffer_fill(ctx, cache.view(MOERT_F32), cacheElems, NAN));
@@ -274,8 +273,8 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
     EXPECT_MOERT_ERROR(
         moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
                         zero.view(MOERT_I32), zero.view(MOERT_I32),
-                        sb.view(GetParam().sinkType, 1), out.view(MOERT_F32), 1, heads,
-                        kvHeads, D, B, T, scale, window),
+                        sb.view(GetParam().sinkType, 1), out.view(MOERT_F32), 1,
+                        heads, kvHeads, D, B, T, scale, window),
         MOERT_INVALID_ARGUMENT, "sinks");
   });
 }
