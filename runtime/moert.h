@@ -627,16 +627,22 @@ moert_status_t moert_kv_append(moert_context_t ctx, moert_view_t k,
 
 /* Causal attention over the cache: for token s and head h (kv head
    h / (heads / kv_heads)), out[s, h] = softmax_t(scale * q[s, h] .
-   K[seq, t]) . V[seq, t] over t in [0, positions[s]] of its sequence, in
-   fp32 with the row maximum subtracted. q [tokens, heads, head_dim], out
-   the same shape. Prefill (a run of positions) and decode (one token per
-   sequence) are the same call; the cache must hold the earlier positions. */
+   K[seq, t]) . V[seq, t] over t in [first, positions[s]] of its sequence,
+   in fp32 with the row maximum subtracted. first = 0, or with window > 0
+   (a sliding window, transformers' kv > q - window) max(0, positions[s] -
+   window + 1): the token and the window - 1 before it. sinks (optional,
+   [heads], f32 or the model's dtype; gpt-oss's attention sinks) adds
+   exp(sinks[h]) to the softmax denominator as a logit with no value (the
+   maximum taken over it too). q [tokens, heads, head_dim], out the same
+   shape. Prefill (a run of positions) and decode (one token per sequence)
+   are the same call; the cache must hold the earlier positions. */
 moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
                                moert_view_t cache, moert_view_t sequences,
-                               moert_view_t positions, moert_view_t out,
-                               int64_t tokens, int64_t heads, int64_t kv_heads,
-                               int64_t head_dim, int64_t max_batch,
-                               int64_t max_seq, float scale);
+                               moert_view_t positions, moert_view_t sinks,
+                               moert_view_t out, int64_t tokens, int64_t heads,
+                               int64_t kv_heads, int64_t head_dim,
+                               int64_t max_batch, int64_t max_seq, float scale,
+                               int64_t window);
 
 /* ids[s] (i32) = argmax of logits[s, :vocab] (f32); ties go to the lower
    index; a NaN logit fails with MOERT_INVALID_ARGUMENT. */

@@ -1322,6 +1322,45 @@ static void readLatentAttention(ConfigFile &c, AttentionDesc &a) {
   a.latent = m;
 }
 
+/// gpt-oss's per-layer windows: `sliding_window` on the layers whose
+/// `layer_types` entry is "sliding_attention", 0 (all positions) on the
+/// "full_attention" ones.
+static std::vector<int64_t> readSlidingWindows(ConfigFile &c) {
+  int64_t layers = c.getInt("num_hidden_layers", 0);
+  const llvm::json::Value *value = c.get("layer_types");
+  const llvm::json::Array *types = value ? value->getAsArray() : nullptr;
+  if (!types) {
+    c.error("layer_types") << "layer_types must list 'sliding_attention' or "
+                              "'full_attention' for each of the "
+                           << layers << " layers";
+    return {};
+  }
+  if (static_cast<int64_t>(types->size()) != layers) {
+    c.error("layer_types") << "layer_types has " << types->size()
+                           << " entries for " << layers << " layers";
+    return {};
+  }
+  std::vector<int64_t> windows;
+  int64_t window = -1; // read once, when a layer slides
+  for (size_t i = 0; i < types->size(); ++i) {
+    std::optional<llvm::StringRef> type = (*types)[i].getAsString();
+    if (type && *type == "full_attention") {
+      windows.push_back(0);
+      continue;
+    }
+    if (!type || *type != "sliding_attention") {
+      c.error(c.elementLoc("layer_types", i))
+          << "layer_types[" << i
+          << "] must be 'sliding_attention' or 'full_attention'";
+      return {};
+    }
+    if (window < 0)
+      window = c.requirePositive("sliding_window", kMaxWidth);
+    windows.push_back(window);
+  }
+  return windows;
+}
+
 /// The decoder around the FFN stack.
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
@@ -1329,7 +1368,6 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
   // Families whose decoder differs from the one this import builds.
   static constexpr std::pair<StringLiteral, StringLiteral> kFfnOnly[] = {
       {"dbrx", "fused Wqkv, LayerNorm, clip_qkv"},
-      {"gpt_oss", "attention sinks, sliding windows per layer_types"},
       {"phimoe", "LayerNorm with bias, lm_head bias"},
   };
   for (const auto &[family, why] : kFfnOnly)
@@ -1390,6 +1428,12 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                      << " is not supported by the whole-model import (the "
                         "decoder has no such scale); import the FFN stack "
                         "with --import-hf";
+  if (modelType == "gpt_oss") {
+    // q/k/v and o biased (attention_bias), sinks in every layer.
+    a.oBias = a.qkvBias;
+    a.sinks = true;
+    a.slidingWindows = readSlidingWindows(c);
+  }
   if (c.getBool("use_sliding_window", false))
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";

@@ -156,6 +156,14 @@ struct LatentAttentionDesc {
 struct AttentionDesc {
   int64_t heads = 1, kvHeads = 1, headDim = 1;
   bool qkvBias = false;
+  /// `o_proj.bias` (gpt-oss's attention_bias), added after the op so that
+  /// tensor-parallel attention sums its partial outputs first.
+  bool oBias = false;
+  /// Per-head softmax sinks `sinks` `[heads]` (gpt-oss).
+  bool sinks = false;
+  /// Layer i attends to its last slidingWindows[i] positions (0: all);
+  /// empty: no layer has a window.
+  std::vector<int64_t> slidingWindows;
   /// q/k RMSNorm weights: none, per head (`[D]`), or over the whole
   /// projection (`[heads * D]`).
   enum class QkNorm { none, perHead, full } qkNorm = QkNorm::none;

@@ -336,8 +336,8 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     Value wo = weight(base + "dense.weight", {h, q}, loc);
     Value attended = AttentionOp::create(
         builder, loc, activationType, input, positions, sequences, cache, wq,
-        wk, wv, wo, bq, bk, bv, Value(), Value(), a.heads, a.kvHeads, a.headDim,
-        rope, epsilon);
+        wk, wv, wo, bq, bk, bv, Value(), Value(), Value(), a.heads, a.kvHeads,
+        a.headDim, rope, epsilon, /*sliding_window=*/0);
     // Added after the op: tensor-parallel attention sums its partial
     // outputs first (moe-assign-parallelism puts the all-reduce between).
     Value bo = weight(base + "dense.bias", {h}, loc);
@@ -358,9 +358,20 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     qn = weight(base + "q_norm.weight", {perHead ? a.headDim : q}, loc);
     kn = weight(base + "k_norm.weight", {perHead ? a.headDim : kv}, loc);
   }
-  return AttentionOp::create(builder, loc, activationType, input, positions,
-                             sequences, cache, wq, wk, wv, wo, bq, bk, bv, qn,
-                             kn, a.heads, a.kvHeads, a.headDim, rope, epsilon);
+  Value sinks = a.sinks ? weight(base + "sinks", {a.heads}, loc) : Value();
+  int64_t window = a.slidingWindows.empty()
+                       ? 0
+                       : a.slidingWindows[static_cast<size_t>(layer)];
+  Value attended = AttentionOp::create(
+      builder, loc, activationType, input, positions, sequences, cache, wq, wk,
+      wv, wo, bq, bk, bv, qn, kn, sinks, a.heads, a.kvHeads, a.headDim, rope,
+      epsilon, window);
+  if (!a.oBias)
+    return attended;
+  // Added after the op: tensor-parallel attention sums its partial outputs
+  // first (moe-assign-parallelism puts the all-reduce between).
+  return BiasAddOp::create(builder, loc, attended,
+                           weight(base + "o_proj.bias", {h}, loc));
 }
 
 FailureOr<std::pair<Value, Value>>

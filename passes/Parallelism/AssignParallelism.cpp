@@ -189,7 +189,8 @@ LogicalResult AssignParallelismPass::shardFfn(FfnOp ffn, PlanAttr plan) {
 }
 
 /// Heads split over tp (Megatron style: the group holds the same tokens):
-/// q/k/v rows and their biases by heads, o by its input columns, each rank
+/// q/k/v rows, their biases and the sinks by heads, o by its input columns,
+/// each rank
 /// its heads' KV cache; the partial outputs are all-reduced.
 /// Why `attention` cannot split its heads `tp` ways, if it cannot.
 static std::optional<std::string> attentionTpRefusal(AttentionOp attention,
@@ -244,7 +245,8 @@ LogicalResult AssignParallelismPass::shardAttention(AttentionOp attention,
       !shard(attention.getOWeight(), {none, byTp}) ||
       !shard(attention.getQBias(), {byTp}) ||
       !shard(attention.getKBias(), {byTp}) ||
-      !shard(attention.getVBias(), {byTp}))
+      !shard(attention.getVBias(), {byTp}) ||
+      !shard(attention.getSinks(), {byTp}))
     return failure();
   attention.setHeads(attention.getHeads() / tp);
   attention.setKvHeads(attention.getKvHeads() / tp);

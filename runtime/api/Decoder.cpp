@@ -97,10 +97,11 @@ moert_status_t moert_kv_append(moert_context_t ctx, moert_view_t k,
 
 moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
                                moert_view_t cache, moert_view_t sequences,
-                               moert_view_t positions, moert_view_t out,
-                               int64_t tokens, int64_t heads, int64_t kv_heads,
-                               int64_t head_dim, int64_t max_batch,
-                               int64_t max_seq, float scale) {
+                               moert_view_t positions, moert_view_t sinks,
+                               moert_view_t out, int64_t tokens, int64_t heads,
+                               int64_t kv_heads, int64_t head_dim,
+                               int64_t max_batch, int64_t max_seq, float scale,
+                               int64_t window) {
   return guard("moert_attention", [&] {
     checkContext(ctx);
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
@@ -109,14 +110,16 @@ moert_status_t moert_attention(moert_context_t ctx, moert_view_t q,
             ") must be a positive multiple of kv_heads (", kv_heads, ")");
     require(std::isfinite(scale) && scale > 0.0f,
             "scale must be finite and > 0, got ", scale);
+    require(window >= 0, "window must be >= 0 (0: none), got ", window);
     int64_t row = heads * head_dim;
     Operand queries = floatOperand(q, tokens * row, "q");
     Operand store = floatOperand(cache, 2 * shape.half(), "cache");
     Operand seq = typedOperand(sequences, MOERT_I32, tokens, "sequences");
     Operand pos = typedOperand(positions, MOERT_I32, tokens, "positions");
+    Operand sinkLogits = optionalFloatOperand(sinks, heads, "sinks");
     Operand output = floatOperand(out, tokens * row, "out");
-    ctx->backend().attention(ctx->rank, queries, store, seq, pos, output,
-                             tokens, heads, shape, scale);
+    ctx->backend().attention(ctx->rank, queries, store, seq, pos, sinkLogits,
+                             output, tokens, heads, shape, scale, window);
   });
 }
 

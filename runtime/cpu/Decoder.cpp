@@ -23,7 +23,11 @@ using namespace moert::cpu;
 namespace {
 
 // Scratch slots past those of Kernels.cpp.
-enum DecoderSlot : size_t { slotLinearBias = 32, slotRopeTable = 33 };
+enum DecoderSlot : size_t {
+  slotLinearBias = 32,
+  slotRopeTable = 33,
+  slotAttentionSinks = 34
+};
 
 // The (sequence, position) of token s, checked against the cache.
 std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
@@ -164,13 +168,18 @@ void CpuBackend::kvAppend(int32_t rank, Operand k, Operand v, Operand cache,
 }
 
 void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
-                           Operand sequences, Operand positions, Operand out,
-                           int64_t tokens, int64_t heads,
-                           const KvCacheShape &shape, float scale) {
+                           Operand sequences, Operand positions, Operand sinks,
+                           Operand out, int64_t tokens, int64_t heads,
+                           const KvCacheShape &shape, float scale,
+                           int64_t window) {
   const int64_t dim = shape.headDim, kvHeads = shape.kvHeads,
                 group = heads / kvHeads;
   for (int64_t s = 0; s < tokens; ++s) // checked once, before the threads
     cacheSlot(sequences, positions, s, shape);
+  const float *sinkLogits =
+      sinks.present()
+          ? floatInput(scratch(rank), slotAttentionSinks, sinks, heads)
+          : nullptr;
   ThreadPool &pool = gemm(rank).pool;
   const AttentionRows rows = attentionRows();
   // One work item per (token, kv head): the query heads that share the kv
@@ -180,7 +189,10 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
   pool.parallelFor(tokens * kvHeads, [&](int64_t item, int thread) {
     int64_t s = item / kvHeads, kvHead = item % kvHeads;
     int64_t b = sequences.as<const int32_t>()[s];
-    int64_t length = positions.as<const int32_t>()[s] + 1;
+    int64_t last = positions.as<const int32_t>()[s];
+    // The sliding window: the token and the window - 1 positions before it.
+    int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+    int64_t length = last + 1 - first;
     std::vector<float> &buf = buffers[thread];
     buf.resize(group * (2 * dim + length + 2) + dim);
     float *queries = buf.data(), *acc = queries + group * dim,
@@ -188,10 +200,12 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
           *sum = top + group, *widened = sum + group;
     int64_t firstHead = s * heads + kvHead * group;
     convertToFloat(q.at(firstHead * dim).data, q.dtype, queries, group * dim);
-    std::fill(top, top + group, -INFINITY);
+    // A sink is one more logit in the maximum and the denominator.
+    for (int64_t g = 0; g < group; ++g)
+      top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
     for (int64_t t = 0; t < length; ++t) {
       const float *key =
-          rowAsFloat(cache.at(shape.at(b, t, kvHead)), widened, dim);
+          rowAsFloat(cache.at(shape.at(b, first + t, kvHead)), widened, dim);
       for (int64_t g = 0; g < group; ++g) {
         float score = rows.dot(queries + g * dim, key, dim) * scale;
         scores[g * length + t] = score;
@@ -202,12 +216,15 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
       float *row = scores + g * length, total = 0.0f;
       for (int64_t t = 0; t < length; ++t)
         total += row[t] = std::exp(row[t] - top[g]);
+      if (sinkLogits)
+        total += std::exp(sinkLogits[kvHead * group + g] - top[g]);
       sum[g] = total;
     }
     std::fill(acc, acc + group * dim, 0.0f);
     for (int64_t t = 0; t < length; ++t) {
-      const float *value = rowAsFloat(
-          cache.at(shape.half() + shape.at(b, t, kvHead)), widened, dim);
+      const float *value =
+          rowAsFloat(cache.at(shape.half() + shape.at(b, first + t, kvHead)),
+                     widened, dim);
       for (int64_t g = 0; g < group; ++g) {
         rows.addScaled(acc + g * dim, scores[g * length + t] / sum[g], value,
                        dim);

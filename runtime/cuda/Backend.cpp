@@ -553,12 +553,14 @@ void CudaBackend::kvAppend(int32_t rank, Operand k, Operand v, Operand cache,
 }
 
 void CudaBackend::attention(int32_t rank, Operand q, Operand cache,
-                            Operand sequences, Operand positions, Operand out,
-                            int64_t tokens, int64_t heads,
-                            const KvCacheShape &shape, float scale) {
+                            Operand sequences, Operand positions, Operand sinks,
+                            Operand out, int64_t tokens, int64_t heads,
+                            const KvCacheShape &shape, float scale,
+                            int64_t window) {
   cuda::attention(*context_, tensor(q), tensor(cache),
                   sequences.as<const int32_t>(), positions.as<const int32_t>(),
-                  mutableTensor(out), tokens, heads, shape, scale);
+                  tensor(sinks), mutableTensor(out), tokens, heads, shape,
+                  scale, window);
 }
 
 void CudaBackend::argmax(int32_t rank, Operand logits, Operand ids,

@@ -83,24 +83,30 @@ __global__ void kvAppendKernel(const void *k, moert_dtype_t kType,
 __global__ void attentionKernel(const void *q, moert_dtype_t qType,
                                 const void *cache, moert_dtype_t cacheType,
                                 const int32_t *sequences,
-                                const int32_t *positions, void *out,
+                                const int32_t *positions, const void *sinks,
+                                moert_dtype_t sinkType, void *out,
                                 moert_dtype_t outType, int64_t heads,
-                                KvCacheShape shape, float scale, float *scratch,
-                                long long *errorWord) {
+                                KvCacheShape shape, float scale, int64_t window,
+                                float *scratch, long long *errorWord) {
   __shared__ float partial[32];
   int64_t item = blockIdx.x, s = item / heads, h = item % heads;
   int64_t dim = shape.headDim, kvHead = h / (heads / shape.kvHeads);
-  int64_t b = sequences[s], length = positions[s] + 1;
-  if (!inCache(shape, b, length - 1)) {
+  int64_t b = sequences[s], last = positions[s];
+  if (!inCache(shape, b, last)) {
     if (threadIdx.x == 0)
       reportBadChoice(errorWord, s);
     return;
   }
+  // The sliding window: the token and the window - 1 positions before it.
+  int64_t first = window > 0 && last - window + 1 > 0 ? last - window + 1 : 0;
+  int64_t length = last + 1 - first;
   float *scores = scratch + item * shape.maxSeq;
-  float top = -INFINITY;
+  // A sink is one more logit in the maximum and the denominator.
+  float sink = sinks ? loadFloat(sinks, sinkType, h) : -INFINITY;
+  float top = sink;
   for (int64_t t = threadIdx.x; t < length; t += blockDim.x) {
     float dot = 0.0f;
-    int64_t at = shape.at(b, t, kvHead);
+    int64_t at = shape.at(b, first + t, kvHead);
     for (int64_t d = 0; d < dim; ++d)
       dot += loadFloat(q, qType, item * dim + d) *
              loadFloat(cache, cacheType, at + d);
@@ -108,12 +114,14 @@ __global__ void attentionKernel(const void *q, moert_dtype_t qType,
     top = fmaxf(top, scores[t]);
   }
   float sum = blockSoftmaxNumerators(scores, length, top, partial);
+  if (sinks)
+    sum += expf(sink - blockMax(top, partial));
   for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
     float acc = 0.0f;
     for (int64_t t = 0; t < length; ++t)
       acc += scores[t] / sum *
              loadFloat(cache, cacheType,
-                       shape.half() + shape.at(b, t, kvHead) + d);
+                       shape.half() + shape.at(b, first + t, kvHead) + d);
     storeFloat(out, outType, item * dim + d, acc);
   }
 }
@@ -212,8 +220,9 @@ void moert::cuda::kvAppend(Context &ctx, Tensor k, Tensor v,
 
 void moert::cuda::attention(Context &ctx, Tensor q, Tensor cache,
                             const int32_t *sequences, const int32_t *positions,
-                            MutableTensor out, int64_t tokens, int64_t heads,
-                            const KvCacheShape &shape, float scale) {
+                            Tensor sinks, MutableTensor out, int64_t tokens,
+                            int64_t heads, const KvCacheShape &shape,
+                            float scale, int64_t window) {
   int64_t items = tokens * heads;
   if (items == 0)
     return;
@@ -221,8 +230,9 @@ void moert::cuda::attention(Context &ctx, Tensor q, Tensor cache,
   auto *scores = static_cast<float *>(
       ctx.scratch(Scratch::Attention, items * shape.maxSeq * sizeof(float)));
   attentionKernel<<<static_cast<unsigned>(items), 128, 0, ctx.stream()>>>(
-      q.data, q.dtype, cache.data, cache.dtype, sequences, positions, out.data,
-      out.dtype, heads, shape, scale, scores, ctx.errorWord());
+      q.data, q.dtype, cache.data, cache.dtype, sequences, positions,
+      sinks.data, sinks.dtype, out.data, out.dtype, heads, shape, scale, window,
+      scores, ctx.errorWord());
   MOERT_CUDA_CHECK_LAUNCH();
 }
 

@@ -142,9 +142,11 @@ void rope(Context &ctx, const moert_rope_config_t &cfg, MutableTensor x,
 void kvAppend(Context &ctx, Tensor k, Tensor v, MutableTensor cache,
               const int32_t *sequences, const int32_t *positions,
               int64_t tokens, const KvCacheShape &shape);
+// sinks.data null: none; window 0: none (moert.h).
 void attention(Context &ctx, Tensor q, Tensor cache, const int32_t *sequences,
-               const int32_t *positions, MutableTensor out, int64_t tokens,
-               int64_t heads, const KvCacheShape &shape, float scale);
+               const int32_t *positions, Tensor sinks, MutableTensor out,
+               int64_t tokens, int64_t heads, const KvCacheShape &shape,
+               float scale, int64_t window);
 void argmax(Context &ctx, const float *logits, int32_t *ids, int64_t tokens,
             int64_t vocab);
 // DeepSeek multi-head latent attention (moert.h).

@@ -8,6 +8,8 @@
 
 #include "TestUtil.h"
 
+#include "runtime/common/Convert.h"
+
 #include <random>
 
 using namespace moert;
@@ -155,24 +157,46 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                                            MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
-// Prefill of two sequences of different lengths, then one decode token
-// each, against causal softmax attention over the tokens written so far.
-TEST(Decoder, CausalGroupedQueryAttentionOverTheCache) {
-  const int64_t heads = 4, kvHeads = 2, D = 8, B = 2, T = 6;
+// Attention options: a sliding window (0: none) and per-head sinks (f32,
+// or bf16 as a bf16 model stores them).
+struct AttentionCase {
+  int64_t window;
+  bool sinks;
+  moert_dtype_t sinkType = MOERT_F32;
+};
+
+class AttentionCases : public ::testing::TestWithParam<AttentionCase> {};
+
+// Prefill of two sequences of different lengths, then decode tokens one at
+// a time (past the window where there is one), against softmax attention
+// over the tokens of the sequence in the window, a sink an extra logit with
+// no value.
+TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
+  const int64_t heads = 4, kvHeads = 2, D = 8, B = 2, T = 8;
+  const int64_t window = GetParam().window;
   const float scale = 1.0f / std::sqrt(float(D));
-  Ints seq = {0, 0, 0, 1, 1, 0, 1}, pos = {0, 1, 2, 0, 1, 3, 2};
+  Ints seq = {0, 0, 0, 1, 1, 0, 1, 0, 0, 1},
+       pos = {0, 1, 2, 0, 1, 3, 2, 4, 5, 3};
   const int64_t S = seq.size();
   Floats q = randomFloats(S * heads * D, 6, 2.0f),
          k = randomFloats(S * kvHeads * D, 7, 2.0f),
-         v = randomFloats(S * kvHeads * D, 8);
+         v = randomFloats(S * kvHeads * D, 8),
+         sinks = randomFloats(heads, 9, 2.0f);
+  std::vector<uint16_t> sinkBits; // bf16 sinks: the values the call reads
+  for (float &x : sinks) {
+    sinkBits.push_back(floatToBf16(x));
+    if (GetParam().sinkType == MOERT_BF16)
+      x = bf16ToFloat(sinkBits.back());
+  }
   std::vector<double> want(S * heads * D, 0.0);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t h = 0; h < heads; ++h) {
       int64_t g = h / (heads / kvHeads);
       std::vector<double> scores;
       std::vector<int64_t> keys;
-      for (int64_t t = 0; t < S; ++t) // tokens of my sequence at <= my pos
-        if (seq[t] == seq[s] && pos[t] <= pos[s]) {
+      for (int64_t t = 0; t < S; ++t) // my sequence, at <= my position
+        if (seq[t] == seq[s] && pos[t] <= pos[s] &&
+            (window == 0 || pos[t] > pos[s] - window)) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d)
             dot += double(q[(s * heads + h) * D + d]) *
@@ -181,8 +205,12 @@ TEST(Decoder, CausalGroupedQueryAttentionOverTheCache) {
           keys.push_back(t);
         }
       double top = *std::max_element(scores.begin(), scores.end()), sum = 0;
+      if (GetParam().sinks)
+        top = std::max(top, double(sinks[h]));
       for (double &x : scores)
         sum += x = std::exp(x - top);
+      if (GetParam().sinks)
+        sum += std::exp(double(sinks[h]) - top);
       for (size_t j = 0; j < keys.size(); ++j)
         for (int64_t d = 0; d < D; ++d)
           want[(s * heads + h) * D + d] +=
@@ -191,28 +219,33 @@ TEST(Decoder, CausalGroupedQueryAttentionOverTheCache) {
   onOneRank([&](moert_context_t ctx) {
     int64_t cacheElems = 2 * B * T * kvHeads * D;
     Buffer qb(ctx, q, MOERT_F32), kb(ctx, k, MOERT_F32), vb(ctx, v, MOERT_F32),
+        sb = GetParam().sinkType == MOERT_BF16
+                 ? Buffer(ctx, sinkBits, MOERT_BF16)
+                 : Buffer(ctx, sinks, MOERT_F32),
         cache(ctx, cacheElems * 4), out(ctx, q.size() * 4);
+    moert_view_t sinkView =
+        GetParam().sinks ? sb.view(GetParam().sinkType) : moert_absent_view();
     check(moert_buffer_fill(ctx, cache.view(MOERT_F32), cacheElems, NAN));
     check(moert_buffer_fill(ctx, out.view(MOERT_F32), q.size(), NAN));
     // Prefill: the first 5 tokens in one call; then each decode token.
     auto step = [&](int64_t first, int64_t count) {
-      Buffer sb(ctx, Ints(seq.begin() + first, seq.begin() + first + count),
-                MOERT_I32),
+      Buffer sqb(ctx, Ints(seq.begin() + first, seq.begin() + first + count),
+                 MOERT_I32),
           pb(ctx, Ints(pos.begin() + first, pos.begin() + first + count),
              MOERT_I32);
       check(moert_kv_append(ctx, kb.view(MOERT_F32, first * kvHeads * D),
                             vb.view(MOERT_F32, first * kvHeads * D),
-                            cache.view(MOERT_F32), sb.view(MOERT_I32),
+                            cache.view(MOERT_F32), sqb.view(MOERT_I32),
                             pb.view(MOERT_I32), count, kvHeads, D, B, T));
       check(moert_attention(ctx, qb.view(MOERT_F32, first * heads * D),
-                            cache.view(MOERT_F32), sb.view(MOERT_I32),
-                            pb.view(MOERT_I32),
+                            cache.view(MOERT_F32), sqb.view(MOERT_I32),
+                            pb.view(MOERT_I32), sinkView,
                             out.view(MOERT_F32, first * heads * D), count,
-                            heads, kvHeads, D, B, T, scale));
+                            heads, kvHeads, D, B, T, scale, window));
     };
     step(0, 5);
-    step(5, 1);
-    step(6, 1);
+    for (int64_t s = 5; s < S; ++s)
+      step(s, 1);
     expectClose(out.download<float>(MOERT_F32, q.size()), want, 1e-5);
 
     Buffer badSeq(ctx, Ints{2}, MOERT_I32), zero(ctx, Ints{0}, MOERT_I32);
@@ -222,15 +255,37 @@ TEST(Decoder, CausalGroupedQueryAttentionOverTheCache) {
                         zero.view(MOERT_I32), 1, kvHeads, D, B, T),
         MOERT_INVALID_ARGUMENT,
         "token 0 has sequence 2 position 0 outside the KV cache [2 sequences "
-        "x 6 positions]");
+        "x 8 positions]");
+    EXPECT_MOERT_ERROR(
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+                        zero.view(MOERT_I32), zero.view(MOERT_I32), sinkView,
+                        out.view(MOERT_F32), 1, 3, kvHeads, D, B, T, scale,
+                        window),
+        MOERT_INVALID_ARGUMENT,
+        "heads (3) must be a positive multiple of kv_heads (2)");
+    EXPECT_MOERT_ERROR(
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+                        zero.view(MOERT_I32), zero.view(MOERT_I32), sinkView,
+                        out.view(MOERT_F32), 1, heads, kvHeads, D, B, T, scale,
+                        -1),
+        MOERT_INVALID_ARGUMENT, "window must be >= 0 (0: none), got -1");
+    // Sinks are one logit per query head: heads - 1 are left past offset 1.
     EXPECT_MOERT_ERROR(
         moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
                         zero.view(MOERT_I32), zero.view(MOERT_I32),
-                        out.view(MOERT_F32), 1, 3, kvHeads, D, B, T, scale),
-        MOERT_INVALID_ARGUMENT,
-        "heads (3) must be a positive multiple of kv_heads (2)");
+                        sb.view(GetParam().sinkType, 1), out.view(MOERT_F32), 1,
+                        heads, kvHeads, D, B, T, scale, window),
+        MOERT_INVALID_ARGUMENT, "sinks");
   });
 }
+
+INSTANTIATE_TEST_SUITE_P(Decoder, AttentionCases,
+                         ::testing::Values(AttentionCase{0, false},
+                                           AttentionCase{0, true},
+                                           AttentionCase{2, false},
+                                           AttentionCase{3, true},
+                                           AttentionCase{1, true},
+                                           AttentionCase{3, true, MOERT_BF16}));
 
 TEST(Decoder, ArgmaxBreaksTiesTowardTheLowerIndex) {
   Floats logits = {1, 3, 3, 0, -INFINITY, -INFINITY, -1, -1, 2, 2, 2, 2};

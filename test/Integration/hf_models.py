@@ -26,7 +26,12 @@ head_dim != hidden/heads, tied embeddings, rope llama3), olmoe (q/k norm
 over the whole projection), deepseek_v2 (MLA without q_lora,
 group-limited greedy routing, first layer dense), deepseek_v3 (MLA with
 q_lora, YaRN with mscale != mscale_all_dim, sigmoid + correction-bias
-grouped routing, first layer dense), and prmoe_gpt (LayerNorm, learned
+grouped routing, first layer dense), gpt_oss (attention sinks, sliding
+windows on the layers layer_types names, smaller than the prompts, q/k/v/o
+biases, YaRN without truncation; router bias, softmax over the top-k
+logits, expert biases, SwiGLU clamped at swiglu_limit 1.0), gpt_oss_mxfp4
+(the same with F 32 and its experts stored MXFP4 as gpt-oss-20b stores
+them; generate runs on the decoded weights), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
@@ -105,6 +110,14 @@ FAMILIES = {
                         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                          "original_max_position_embeddings": 32, "beta_fast": 32,
                                          "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.8}),
+    # Attention sinks, q/k/v/o biases, head_dim apart from hidden / heads,
+    # YaRN without truncation, and a window of 8 on the sliding layers:
+    # smaller than every prompt + generation (5..23 + 16 positions).
+    "gpt_oss": dict(num_hidden_layers=3, head_dim=24, attention_bias=True, sliding_window=8,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 32, "beta_fast": 32.0,
+                                     "beta_slow": 1.0, "truncate": False}),
 }
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
@@ -120,7 +133,11 @@ PRMOE_GPT_ROPE = dict(PRMOE_GPT, num_layers=2, hidden_size=32, ffn_hidden_size=3
                       expert_interval=2, mlp_type="standard", top_k=1, num_attention_heads=2,
                       position_embedding_type="rope", rope_theta=10000.0, tie_word_embeddings=False)
 PRMOE = {"prmoe_gpt": PRMOE_GPT, "prmoe_gpt_rope": PRMOE_GPT_ROPE}
-ALL = sorted(FAMILIES) + sorted(PRMOE)
+# gpt_oss with its experts stored as gpt-oss-20b stores them (MXFP4 blocks
+# and scales, quantization_config mxfp4; F 32: whole 32-value blocks);
+# everything else f32. The goldens are generate on the decoded weights.
+MXFP4 = {"gpt_oss_mxfp4": ("gpt_oss", dict(intermediate_size=32))}
+ALL = sorted(FAMILIES) + sorted(MXFP4) + sorted(PRMOE)
 
 
 # --- generation ----------------------------------------------------------------
@@ -128,10 +145,56 @@ ALL = sorted(FAMILIES) + sorted(PRMOE)
 
 def hf_config(family):
     import transformers
-    kw = dict(hf_checkpoints.COMMON, **hf_checkpoints.FAMILIES[family])
+    model_type, overrides = MXFP4.get(family, (family, {}))
+    kw = dict(hf_checkpoints.COMMON, **hf_checkpoints.FAMILIES[model_type])
     kw.update(COMMON)
-    kw.update(FAMILIES[family])
-    return transformers.AutoConfig.for_model(family, **kw)
+    kw.update(FAMILIES[model_type])
+    kw.update(overrides)
+    return transformers.AutoConfig.for_model(model_type, **kw)
+
+
+def mxfp4_experts(model):
+    """Rounds every gpt-oss expert matrix to MXFP4 in place; {key: (blocks,
+    scales)} of the stored form (fp8_checkpoints' quantizer, its layout
+    checked there against transformers' convert_moe_packed_tensors)."""
+    import torch
+    from fp8_checkpoints import mxfp4_quantize_experts
+    stored = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith((".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")):
+                blocks, scales, decoded = mxfp4_quantize_experts(p.detach().numpy())
+                p.copy_(torch.from_numpy(decoded))
+                stored[name] = (blocks, scales)
+    return stored
+
+
+def store_mxfp4(target, stored):
+    """Replaces the saved f32 expert tensors with their _blocks / _scales
+    and marks the config quantization_config mxfp4."""
+    from safetensors.numpy import load_file, save_file
+    index_path = os.path.join(target, "model.safetensors.index.json")
+    with open(index_path) as f:
+        index = json.load(f)
+    for name, (blocks, scales) in stored.items():
+        shard = index["weight_map"].pop(name)
+        tensors = load_file(os.path.join(target, shard))
+        del tensors[name]
+        tensors[name + "_blocks"] = np.ascontiguousarray(blocks)
+        tensors[name + "_scales"] = np.ascontiguousarray(scales)
+        save_file(tensors, os.path.join(target, shard), metadata={"format": "pt"})
+        index["weight_map"][name + "_blocks"] = index["weight_map"][name + "_scales"] = shard
+    index["weight_map"] = dict(sorted(index["weight_map"].items()))
+    with open(index_path, "w") as f:
+        json.dump(index, f, indent=2)
+        f.write("\n")
+    config_path = os.path.join(target, "config.json")
+    with open(config_path) as f:
+        cfg = json.load(f)
+    cfg["quantization_config"] = {"quant_method": "mxfp4"}
+    with open(config_path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def init_weights(model, gen):
@@ -146,7 +209,9 @@ def init_weights(model, gen):
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
             if not p.is_floating_point() or "inv_freq" in name:
                 continue
-            if "norm" in name:
+            if name.endswith("sinks"):  # gpt-oss: one logit per head, O(1)
+                p.copy_(torch.randn(p.shape, generator=gen))
+            elif "norm" in name:
                 p.copy_(1.0 + 0.25 * torch.randn(p.shape, generator=gen))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
@@ -201,6 +266,8 @@ def acceptable(target, prompts, results):
         if not np.array_equal(rids, ids) or rel_error(rlogits, logits) > TOL:
             return (f"prompt {i}: the NumPy reference disagrees (ids {rids.tolist()} vs {ids.tolist()}, "
                     f"logits error {rel_error(rlogits, logits):.1e})")
+    if ref.type == "gpt_oss" and ref.clamped == 0:
+        return "no SwiGLU input reached swiglu_limit: the clamps are untested"
     if ref.min_router_margin < MIN_ROUTER_MARGIN:
         return f"router margin {ref.min_router_margin:.1e} < {MIN_ROUTER_MARGIN}"
     return None
@@ -218,6 +285,7 @@ def generate_hf(target, family, seed):
         config._attn_implementation = "eager"
         model = transformers.AutoModelForCausalLM.from_config(config).eval()
         init_weights(model, torch.Generator().manual_seed(s))
+        stored = mxfp4_experts(model) if family in MXFP4 else {}
         rng = np.random.default_rng(s)
         prompts = [rng.integers(0, config.vocab_size, n).tolist() for n in PROMPT_LENGTHS]
         with torch.no_grad():
@@ -227,6 +295,8 @@ def generate_hf(target, family, seed):
         gc = os.path.join(target, "generation_config.json")
         if os.path.exists(gc):
             os.remove(gc)
+        if stored:
+            store_mxfp4(target, stored)
         write_goldens(target, prompts, results)
         why = acceptable(target, prompts, results)
         if why is None:

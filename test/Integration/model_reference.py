@@ -5,14 +5,19 @@ goldens (test/Integration/hf-models/, made by transformers' generate) and a
 compiled model can be checked against something that is neither of them.
 
 Reads a checkpoint directory (config.json + safetensors shards + index) with
-NumPy alone (no torch, no safetensors package): the six Hugging Face families
-(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3) and the
+NumPy alone (no torch, no safetensors package): the seven Hugging Face families
+(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss) and the
 PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
 norms run in float64, the MoE layer in moe_reference's float32 gating and
-float64 FFN math.
+float64 FFN math; gpt_oss's FFN (router bias, softmax over the top-k
+logits, biased experts, clamped SwiGLU) is written out here in float64, and
+its attention adds per-head sinks (an extra softmax logit with no value) and
+sliding windows (key positions > position - sliding_window) on the layers
+whose layer_types entry is "sliding_attention". MXFP4 experts (`*_blocks`,
+`*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
 modeling_rope_utils computes them): default, linear, llama3, yarn. Rotation
@@ -76,7 +81,19 @@ import moe_reference as moe  # noqa: E402
 
 # --- checkpoint reading -------------------------------------------------------
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+           "U8": np.uint8}
+E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def mxfp4_experts(blocks, scales):
+    """gpt-oss's MXFP4 experts (quantization_config mxfp4): blocks [E, B,
+    A/32, 16] (two e2m1 codes per byte, low nibble first) and scales [E, B,
+    A/32] (UE8, bias 127) of each expert's transpose -> float64 [E, A, B]."""
+    lo, hi = E2M1[blocks & 0xF], E2M1[blocks >> 4]
+    values = np.stack([lo, hi], axis=-1).reshape(*blocks.shape[:-1], 32)
+    values = values * np.exp2(scales.astype(np.float64) - 127)[..., None]
+    return values.reshape(*blocks.shape[:2], -1).transpose(0, 2, 1).copy()
 
 
 def read_safetensors(path):
@@ -113,6 +130,9 @@ def read_checkpoint(directory):
     tensors = {}
     for name in files:
         tensors.update(read_safetensors(os.path.join(directory, name)))
+    for name in [n for n in tensors if n.endswith("_blocks")]:
+        base = name[:-len("_blocks")]
+        tensors[base] = mxfp4_experts(tensors.pop(name), tensors.pop(base + "_scales"))
     return config, tensors
 
 
@@ -211,14 +231,23 @@ def apply_rope(x, positions, inv_freq, factor, style):
     return out
 
 
-def causal_attention(q, k, v, start, scale):
+def causal_attention(q, k, v, start, scale, window=0, sinks=None):
     """q[S, h, d] at positions start.., k/v[T, h, .] (T = start + S):
-    softmax(q.k * scale) over t <= position."""
+    softmax(q.k * scale) over t <= position, and t > position - window when
+    window > 0; sinks [h] (gpt-oss): one more logit per head in the
+    softmax, with no value."""
     s = np.einsum("shd,thd->hst", q, k) * scale
     S, T = q.shape[0], k.shape[0]
-    allowed = np.arange(T)[None, :] <= (start + np.arange(S))[:, None]
+    position = (start + np.arange(S))[:, None]
+    allowed = np.arange(T)[None, :] <= position
+    if window:
+        allowed &= np.arange(T)[None, :] > position - window
     s = np.where(allowed[None], s, -np.inf)
-    return np.einsum("hst,thd->shd", softmax(s), v)
+    if sinks is None:
+        return np.einsum("hst,thd->shd", softmax(s), v)
+    sink = np.broadcast_to(np.asarray(sinks, np.float64)[:, None, None], (s.shape[0], S, 1))
+    p = softmax(np.concatenate([s, sink], axis=-1))[..., :-1]
+    return np.einsum("hst,thd->shd", p, v)
 
 
 def routing_margin(logits, cfg, bias=None):
@@ -271,6 +300,7 @@ class Model:
         c = self.config
         self.type = c["model_type"]
         self.min_router_margin = math.inf
+        self.clamped = 0  # gpt-oss: SwiGLU inputs its clamps changed
         if self.type == "prmoe":
             self._init_prmoe()
         else:
@@ -307,6 +337,9 @@ class Model:
             raise NotImplementedError("clip_qkv")
         if self.type == "qwen2_moe" and c.get("use_sliding_window"):
             raise NotImplementedError("sliding-window attention")
+        # gpt-oss: sliding_window on the layers layer_types names so.
+        self.windows = [c["sliding_window"] if self.type == "gpt_oss" and kind == "sliding_attention" else 0
+                        for kind in (c.get("layer_types") or ["full_attention"] * self.layers)]
         self.embed = self.t["model.embed_tokens.weight"]
         self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
 
@@ -387,7 +420,9 @@ class Model:
         K, V = self._append(cache, "k", k), self._append(cache, "v", v)
         group = self.heads // self.kv_heads
         K, V = np.repeat(K, group, axis=1), np.repeat(V, group, axis=1)
-        o = causal_attention(q, K, V, start, self.scale)
+        window = self.windows[i] if self.type != "prmoe" else 0
+        sinks = self.opt(p + "sinks") if self.type != "prmoe" else None
+        o = causal_attention(q, K, V, start, self.scale, window, sinks)
         return moe.linear(o.reshape(S, -1), wo, bo)
 
     def _mla(self, i, x, start, cache, form):
@@ -442,8 +477,38 @@ class Model:
         stack = lambda j: np.stack([self.get(f"{pre}experts.{e}.{names[j]}.weight") for e in range(count)])
         return {"experts.w1": stack(0), "experts.w_up": stack(1), "experts.w2": stack(2)}
 
+    def _mlp_gpt_oss(self, i, x):
+        """GptOssMLP: router logits x W^T + b, softmax over the top-k
+        logits; experts gate_up [E, H, 2F] (gate even, up odd columns) and
+        down [E, F, H] with biases; gate clamped above at swiglu_limit, up
+        to [-limit, limit], (up + 1) * gate * sigmoid(alpha * gate)."""
+        c, p = self.config, f"model.layers.{i}.mlp."
+        k, limit, alpha = c["num_experts_per_tok"], c["swiglu_limit"], c.get("swiglu_alpha", 1.702)
+        logits = x @ self.get(p + "router.weight").T + self.get(p + "router.bias")
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        top = order[:, :k]
+        chosen = np.take_along_axis(logits, top, axis=-1)
+        if k < logits.shape[-1]:
+            rest = np.take_along_axis(logits, order[:, k:k + 1], axis=-1)
+            self.min_router_margin = min(self.min_router_margin, float((chosen[:, -1:] - rest).min()))
+        weights = softmax(chosen)
+        gate_up, gate_up_b = self.get(p + "experts.gate_up_proj"), self.get(p + "experts.gate_up_proj_bias")
+        down, down_b = self.get(p + "experts.down_proj"), self.get(p + "experts.down_proj_bias")
+        out = np.zeros_like(x)
+        for s_ in range(x.shape[0]):
+            for j in range(k):
+                e = top[s_, j]
+                h = x[s_] @ gate_up[e] + gate_up_b[e]
+                gate, up = np.minimum(h[0::2], limit), np.clip(h[1::2], -limit, limit)
+                self.clamped += int((h[0::2] > limit).sum() + (np.abs(h[1::2]) > limit).sum())
+                act = (up + 1) * gate / (1 + np.exp(-alpha * gate))
+                out[s_] += weights[s_, j] * (act @ down[e] + down_b[e])
+        return out
+
     def _mlp_hf(self, i, x):
         c, t = self.config, self.type
+        if t == "gpt_oss":
+            return self._mlp_gpt_oss(i, x)
         gated = moe.FfnConfig()
         names = ("gate_proj", "up_proj", "down_proj")
         pre = f"model.layers.{i}.mlp."

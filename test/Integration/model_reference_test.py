@@ -32,8 +32,8 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["deepseek_v2", "deepseek_v3", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe",
-            "qwen3_moe"]
+FAMILIES = ["deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
+            "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -71,8 +71,30 @@ class Goldens(unittest.TestCase):
     def test_deepseek_v3(self):
         self.check_family("deepseek_v3")
 
-    def test_mixtral(self):
-        self.check_family("mixtral")
+    def test_gpt_oss(self):
+        self.check_family("gpt_oss")
+
+    def test_gpt_oss_mxfp4(self):
+        self.check_family("gpt_oss_mxfp4")
+
+    def test_gpt_oss_window_and_sinks_matter(self):
+        """The goldens depend on the window (its exact width) and the
+        sinks: without either, or with the window one wider or narrower,
+        the reference no longer matches them; the SwiGLU clamps bite."""
+        d = os.path.join(GOLDENS, "gpt_oss")
+        prompts, _, exp_logits = mr.read_goldens(d)
+        for change in ("no window", "window + 1", "window - 1", "no sinks"):
+            model = mr.Model(d)
+            if change == "no sinks":
+                model.t = {k: v for k, v in model.t.items() if not k.endswith(".sinks")}
+            else:
+                delta = {"no window": None, "window + 1": 1, "window - 1": -1}[change]
+                model.windows = [0 if not w else (0 if delta is None else w + delta) for w in model.windows]
+            _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
+            self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2, change)
+        model = mr.Model(d)
+        model.generate(prompts[0], 16)
+        self.assertGreater(model.clamped, 0, "swiglu_limit never bites")
 
     def test_olmoe(self):
         self.check_family("olmoe")
@@ -136,6 +158,9 @@ class Rope(unittest.TestCase):
             {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32,
              "mscale": 1.0, "mscale_all_dim": 0.8},
             {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 16.0, "original_max_position_embeddings": 256},
+            # gpt-oss-20b's: the ramp ends not rounded.
+            {"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "original_max_position_embeddings": 4096,
+             "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False},
         ]
         for p in cases:
             # max_position_embeddings = factor x original, as yarn expects.

@@ -789,6 +789,13 @@ LogicalResult AttentionOp::verify() {
        failed(expectShape(*this, "k bias", getKBias(), {kvHeads * dim})) ||
        failed(expectShape(*this, "v bias", getVBias(), {kvHeads * dim}))))
     return failure();
+  if (getSlidingWindow() < 0)
+    return emitOpError() << "sliding_window must be >= 0 (0: none), got "
+                         << getSlidingWindow();
+  if (getSinks() &&
+      (failed(expectShape(*this, "sinks", getSinks(), {heads})) ||
+       failed(expectSameElementType(*this, "sinks", getSinks(), getInput()))))
+    return failure();
   if (getQNorm()) {
     // Per head ([D], Qwen3-MoE) or over the whole projection (OLMoE).
     bool perHead = tensorType(getQNorm()).getRank() == 1 &&

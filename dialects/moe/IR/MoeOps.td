@@ -573,8 +573,11 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     token's k and v are stored in `cache` at (sequence, position); then q
     attends, with a max-subtracted fp32 softmax scaled by `1/sqrt(D)`, to
     the cache entries of its sequence at positions `<= positions[s]`
-    (causal prefill and single-token decode are the same op). The result
-    is `o Wo^T`. `cache` is state the op reads and writes.
+    (causal prefill and single-token decode are the same op); with
+    `sliding_window` w > 0 only to those at positions `> positions[s] - w`.
+    Optional `sinks` ([heads], gpt-oss) add one logit per head to the
+    softmax denominator (no value). The result is `o Wo^T`. `cache` is
+    state the op reads and writes.
 
     ```mlir
     %a = moe.attention %x positions %pos sequences %seq cache %kv
@@ -595,9 +598,11 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
                        Optional<Moe_FloatTensor>:$v_bias,
                        Optional<Moe_FloatTensor>:$q_norm,
                        Optional<Moe_FloatTensor>:$k_norm,
+                       Optional<Moe_FloatTensor>:$sinks,
                        I64Prop:$heads, I64Prop:$kv_heads, I64Prop:$head_dim,
                        OptionalAttr<Moe_RopeAttr>:$rope,
-                       DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon);
+                       DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon,
+                       DefaultValuedProp<I64Prop, "0">:$sliding_window);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `positions` $positions `sequences` $sequences `cache` $cache `:`
@@ -606,7 +611,9 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
      type($k_bias) `,` type($v_bias) `)`)?
     (`qk_norm` `(` $q_norm^ `,` $k_norm `:` type($q_norm) `,` type($k_norm)
      `)` `epsilon` $norm_epsilon)?
+    (`sinks` $sinks^ `:` type($sinks))?
     `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
+    (`sliding_window` $sliding_window^)?
     (`rope` $rope^)? attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
     type($k_weight) `,` type($v_weight) `,` type($o_weight) `->`
     type($result)

@@ -767,6 +767,14 @@ LogicalResult AttentionOp::verify() {
   float scale = getScale().convertToFloat();
   if (!(scale > 0.0f) || std::isinf(scale))
     return emitOpError() << "scale must be finite and > 0, got " << scale;
+  if (getWindow() < 0)
+    return emitOpError() << "window must be >= 0 (0: none), got "
+                         << getWindow();
+  if (getSinks() && failed(expectFloat(*this, "sinks", getSinks())))
+    return failure();
+  if (getSinks() && viewType(getSinks()).getCount() != getHeads())
+    return emitOpError() << "sinks must hold one logit per head (" << getHeads()
+                         << "), got " << viewType(getSinks()).getCount();
   int64_t width = getHeads() * getHeadDim();
   if (failed(expectPositive(*this, "head_dim", getHeadDim())) ||
       failed(

@@ -823,24 +823,33 @@ def Moert_AttentionOp
     : Moert_CallOp<"attention", "moert_attention", "attention"> {
   let summary = "moert_attention: causal attention of q over the cache";
   let description = [{
+    Optional per-head `sinks` ([heads] extra softmax logits with no value,
+    gpt-oss) and a sliding `window` (0: none; the token and the window - 1
+    positions before it).
+
     ```mlir
-    moert.attention %ctx, %q, %cache at %seq, %pos -> %o tokens %s heads 4
-        kv_heads 2 head_dim 16 max_batch 4 max_seq 64 scale 0.25
+    moert.attention %ctx, %q, %cache at %seq, %pos sinks %sk -> %o tokens %s
+        heads 4 kv_heads 2 head_dim 16 max_batch 4 max_seq 64 scale 0.25
+        window 8
         : !moert.view<f32, 4096>, !moert.view<f32, 16384>,
-          !moert.view<i32, 64>, !moert.view<i32, 64> -> !moert.view<f32, 4096>
+          !moert.view<i32, 64>, !moert.view<i32, 64>, !moert.view<f32, 4>
+          -> !moert.view<f32, 4096>
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_In:$q, Moert_In:$cache,
                        Moert_In:$sequences, Moert_In:$positions,
-                       Moert_Out:$out, I64:$tokens, I64Prop:$heads,
-                       I64Prop:$kv_heads, I64Prop:$head_dim,
-                       I64Prop:$max_batch, I64Prop:$max_seq, F32Attr:$scale);
+                       Moert_OptIn:$sinks, Moert_Out:$out, I64:$tokens,
+                       I64Prop:$heads, I64Prop:$kv_heads, I64Prop:$head_dim,
+                       I64Prop:$max_batch, I64Prop:$max_seq, F32Attr:$scale,
+                       DefaultValuedProp<I64Prop, "0">:$window);
   let assemblyFormat = [{
-    $ctx `,` $q `,` $cache `at` $sequences `,` $positions `->` $out `tokens`
+    $ctx `,` $q `,` $cache `at` $sequences `,` $positions
+    (`sinks` $sinks^)? `->` $out `tokens`
     $tokens `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
-    `max_batch` $max_batch `max_seq` $max_seq `scale` $scale attr-dict `:`
-    type($q) `,` type($cache) `,` type($sequences) `,` type($positions) `->`
-    type($out)
+    `max_batch` $max_batch `max_seq` $max_seq `scale` $scale
+    (`window` $window^)? attr-dict `:`
+    type($q) `,` type($cache) `,` type($sequences) `,` type($positions)
+    (`,` type($sinks)^)? `->` type($out)
   }];
 }
 

@@ -186,9 +186,10 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
     moert::KvAppendOp::create(b, loc, ctx, k, v, cache, sequences, positions,
                               tokens, kvHeads, dim, maxBatch, maxSeq);
     moert::AttentionOp::create(
-        b, loc, ctx, q, cache, sequences, positions, o, tokens, heads, kvHeads,
-        dim, maxBatch, maxSeq,
-        b.getF32FloatAttr(1.0 / std::sqrt(static_cast<double>(dim))));
+        b, loc, ctx, q, cache, sequences, positions,
+        state.optView(op.getSinks()), o, tokens, heads, kvHeads, dim, maxBatch,
+        maxSeq, b.getF32FloatAttr(1.0 / std::sqrt(static_cast<double>(dim))),
+        op.getSlidingWindow());
     Value out = state.newView(op.getResult());
     moert::LinearOp::create(b, loc, ctx, o, state.view(op.getOWeight()),
                             Value(), out, tokens, hidden, heads * dim);

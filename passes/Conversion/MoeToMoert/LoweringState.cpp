@@ -120,6 +120,11 @@ LogicalResult LoweringState::collectQuantizedWeights() {
       gate = dense.getGateWeight();
       up = dense.getUpWeight();
       down = dense.getDownWeight();
+    } else if (isa<AttentionOp>(op) &&
+               weightFormat == moert::WeightFormat::mxfp4) {
+      // MXFP4 checkpoints (gpt-oss) quantize the experts only: attention
+      // weights load in the model dtype like any other.
+      return WalkResult::advance();
     } else if (isa<FusedExpertsOp, AttentionOp, LatentAttentionOp>(op)) {
       op->emitError() << "convert-moe-to-moert lowers fp8 block-quantized "
                          "weights ('"

@@ -688,6 +688,39 @@ void latentAttention(Session &s, moert_dtype_t dtype) {
   s.keep("latent attention out", out, tokens * heads * vDim);
 }
 
+// Grouped-query attention over the KV cache with gpt-oss's per-head sinks
+// (in the model's dtype) and a sliding window of 2: a prefill of two
+// sequences then decode tokens one at a time, past the window.
+void slidingAttention(Session &s, moert_dtype_t dtype) {
+  const int64_t heads = 4, kvHeads = 2, dim = 16, batch = 2, maxSeq = 8,
+                window = 2;
+  std::vector<int32_t> seq = {0, 0, 0, 1, 1, 0, 1, 0},
+                       pos = {0, 1, 2, 0, 1, 3, 2, 4};
+  const int64_t tokens = static_cast<int64_t>(seq.size());
+  const int64_t qRow = heads * dim, kvRow = kvHeads * dim;
+  moert_view_t q = s.random(tokens * qRow, dtype),
+               k = s.random(tokens * kvRow, dtype),
+               v = s.random(tokens * kvRow, dtype),
+               sinks = s.random(heads, dtype),
+               cache = s.poisoned(2 * batch * maxSeq * kvRow, dtype),
+               out = s.poisoned(tokens * qRow, dtype);
+  moert_view_t sv = s.ints(seq), pv = s.ints(pos);
+  auto at = [](moert_view_t view, int64_t offset) {
+    view.offset += offset;
+    return view;
+  };
+  for (auto [first, count] :
+       {std::pair<int64_t, int64_t>{0, 5}, {5, 1}, {6, 1}, {7, 1}}) {
+    check(moert_kv_append(s.ctx, at(k, first * kvRow), at(v, first * kvRow),
+                          cache, at(sv, first), at(pv, first), count, kvHeads,
+                          dim, batch, maxSeq));
+    check(moert_attention(s.ctx, at(q, first * qRow), cache, at(sv, first),
+                          at(pv, first), sinks, at(out, first * qRow), count,
+                          heads, kvHeads, dim, batch, maxSeq, 0.25f, window));
+  }
+  s.keep("sliding attention out", out, tokens * qRow);
+}
+
 } // namespace
 
 int moert::test::compareCAbiOnCudaWithCpu() {
@@ -713,6 +746,10 @@ int moert::test::compareCAbiOnCudaWithCpu() {
        [](Session &s) { latentAttention(s, MOERT_F32); }},
       {"latent attention bf16",
        [](Session &s) { latentAttention(s, MOERT_BF16); }},
+      {"attention sinks + window f32",
+       [](Session &s) { slidingAttention(s, MOERT_F32); }},
+      {"attention sinks + window bf16",
+       [](Session &s) { slidingAttention(s, MOERT_BF16); }},
   };
   int failed = 0;
   unsigned seed = 100;

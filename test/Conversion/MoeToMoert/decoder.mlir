@@ -79,3 +79,33 @@ func.func @tp_attention(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?
   %i = moe.argmax %l : tensor<?x64xf32> -> tensor<?xi32>
   return %l, %i : tensor<?x64xf32>, tensor<?xi32>
 }
+
+// -----
+
+// gpt-oss's attention: the sinks weight and the layer's window go to
+// moert.attention; the o_proj bias is a bias_add after the op.
+// CHECK-LABEL: func.func @sinks_step(
+// CHECK: moert.kv_append
+// CHECK: moert.attention %{{.*}}, %{{.*}}, %{{.*}} at %{{.*}}, %{{.*}} sinks %{{.*}} -> %[[O:.*]] tokens %{{.*}} heads 4 kv_heads 2 head_dim 16 max_batch 2 max_seq 32 scale 2.500000e-01 window 8 : {{.*}}, !moert.view<f32, 4> -> !moert.view<f32, 512>
+// CHECK: moert.linear %{{.*}}, %[[O]], %{{.*}} -> %[[A:.*]] tokens %{{.*}} n 64 k 64
+// CHECK: moert.bias_add %{{.*}}, %[[A]], %{{.*}} -> %{{.*}} tokens %{{.*}} hidden 64
+func.func @sinks(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
+    %emb: tensor<96x64xf32> {moe.weight = "model.embed_tokens.weight"},
+    %wq: tensor<64x64xf32> {moe.weight = "q"}, %wk: tensor<32x64xf32> {moe.weight = "k"},
+    %wv: tensor<32x64xf32> {moe.weight = "v"}, %wo: tensor<64x64xf32> {moe.weight = "o"},
+    %bo: tensor<64xf32> {moe.weight = "o_bias"}, %sinks: tensor<4xf32> {moe.weight = "sinks"})
+    -> (tensor<?x96xf32>, tensor<?xi32>) {
+  %x = moe.embedding %ids, %emb : tensor<?xi32>, tensor<96x64xf32> -> tensor<?x64xf32>
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %a = moe.attention %h positions %pos sequences %seq cache %cache : !moe.kv_cache<2, 16, f32>
+        q %wq k %wk v %wv o %wo sinks %sinks : tensor<4xf32>
+        heads 4 kv_heads 2 head_dim 16 sliding_window 8 rope <>
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    %b = moe.bias_add %a, %bo : tensor<?x64xf32>, tensor<64xf32>
+    moe.yield %b : tensor<?x64xf32>
+  }
+  %l = moe.lm_head %y, %emb : tensor<?x64xf32>, tensor<96x64xf32> -> tensor<?x96xf32>
+  %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
+  return %l, %i : tensor<?x96xf32>, tensor<?xi32>
+}

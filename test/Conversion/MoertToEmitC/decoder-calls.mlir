@@ -22,7 +22,7 @@
 // CHECK-LABEL: moert_kv_append(
 // CHECK-SAME: [[CTX]], [[K:v[0-9]+]], [[V:v[0-9]+]], [[CACHE:v[0-9]+]], [[SEQ]], [[POS]], [[S]], 2, 16, 4, 32);
 // CHECK-LABEL: moert_attention(
-// CHECK-SAME: [[CTX]], [[Q]], [[CACHE]], [[SEQ]], [[POS]], [[O:v[0-9]+]], [[S]], 4, 2, 16, 4, 32, 2.50000000e-01f);
+// CHECK-SAME: [[CTX]], [[Q]], [[CACHE]], [[SEQ]], [[POS]], [[SINKS:v[0-9]+]], [[O:v[0-9]+]], [[S]], 4, 2, 16, 4, 32, 2.50000000e-01f, 8);
 // CHECK-LABEL: moert_embedding(
 // CHECK-SAME: [[CTX]], [[ROWS]], [[X]], [[LAST:v[0-9]+]], [[R]], [[S]], 64);
 // CHECK-LABEL: moert_linear(
@@ -51,13 +51,14 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<131072>, %stat
   %o = moert.view %state[13376] : !moert.buffer<131072> -> !moert.view<f32, 1024>
   %cache = moert.view %state[14400] : !moert.buffer<131072> -> !moert.view<f32, 8192>
   %last = moert.view %state[22592] : !moert.buffer<131072> -> !moert.view<f32, 256>
+  %sinks = moert.view %state[22848] : !moert.buffer<131072> -> !moert.view<f32, 4>
   %vocab = arith.constant 96 : i64
   moert.layer %stats index 0 {
     moert.embedding %ctx, %ids, %table -> %x tokens %s vocab %vocab hidden 64 : !moert.view<i32, 16>, !moert.view<f32, 6144> -> !moert.view<f32, 1024>
     moert.linear %ctx, %x, %wq bias %bq -> %q tokens %s n 64 k 64 : !moert.view<f32, 1024>, !moert.view<f32, 4096>, !moert.view<f32, 64> -> !moert.view<f32, 1024>
     moert.rope %ctx, %q positions %pos tokens %s heads 4 head_dim 16 <type = yarn, factor = 4.0, original_max_position = 64, attention_factor = 1.1386> : !moert.view<f32, 1024>, !moert.view<i32, 16>
     moert.kv_append %ctx, %k, %v -> %cache at %seq, %pos tokens %s kv_heads 2 head_dim 16 max_batch 4 max_seq 32 : !moert.view<f32, 512>, !moert.view<f32, 512>, !moert.view<i32, 16>, !moert.view<i32, 16> -> !moert.view<f32, 8192>
-    moert.attention %ctx, %q, %cache at %seq, %pos -> %o tokens %s heads 4 kv_heads 2 head_dim 16 max_batch 4 max_seq 32 scale 0.25 : !moert.view<f32, 1024>, !moert.view<f32, 8192>, !moert.view<i32, 16>, !moert.view<i32, 16> -> !moert.view<f32, 1024>
+    moert.attention %ctx, %q, %cache at %seq, %pos sinks %sinks -> %o tokens %s heads 4 kv_heads 2 head_dim 16 max_batch 4 max_seq 32 scale 0.25 window 8 : !moert.view<f32, 1024>, !moert.view<f32, 8192>, !moert.view<i32, 16>, !moert.view<i32, 16>, !moert.view<f32, 4> -> !moert.view<f32, 1024>
     moert.embedding %ctx, %rows, %x -> %last tokens %r vocab %s hidden 64 : !moert.view<i32, 4>, !moert.view<f32, 1024> -> !moert.view<f32, 256>
     moert.linear %ctx, %last, %table -> %logits tokens %r n 96 k 64 : !moert.view<f32, 256>, !moert.view<f32, 6144> -> !moert.view<f32, 384>
     moert.argmax %ctx, %logits -> %next tokens %r vocab 96 : !moert.view<f32, 384> -> !moert.view<i32, 4>

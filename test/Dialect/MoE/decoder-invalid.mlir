@@ -136,3 +136,36 @@ func.func @f(%x: tensor<?x64xf32>, %rows: tensor<4xi32>) {
   %g = moe.gather_rows %x, %rows : tensor<?x64xf32>, tensor<4xi32> -> tensor<3x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>, %sinks: tensor<2xf32>) {
+  // expected-error @below {{sinks}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w sinks %sinks : tensor<2xf32> heads 4 kv_heads 4 head_dim 16 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>, %sinks: tensor<4xbf16>) {
+  // expected-error @below {{sinks}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w sinks %sinks : tensor<4xbf16> heads 4 kv_heads 4 head_dim 16 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>) {
+  // expected-error @below {{sliding_window must be >= 0 (0: none), got -1}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 sliding_window -1 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}

@@ -53,3 +53,18 @@ func.func @rope_types(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv
       : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
   return %a, %b : tensor<?x64xf32>, tensor<?x64xf32>
 }
+
+// gpt-oss's attention: per-head sinks and a sliding window.
+// CHECK-LABEL: func.func @sinks_and_window
+// CHECK: moe.attention {{.*}} sinks %{{.*}} : tensor<4xf32> heads 4 kv_heads 4 head_dim 16 sliding_window 128 rope <>
+// CHECK: moe.attention {{.*}} heads 4 kv_heads 4 head_dim 16 rope <>
+func.func @sinks_and_window(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>, %sinks: tensor<4xf32>) -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %a = moe.attention %x positions %pos sequences %pos cache %cache : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w sinks %sinks : tensor<4xf32> heads 4 kv_heads 4 head_dim 16 sliding_window 128 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  %b = moe.attention %x positions %pos sequences %pos cache %cache : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 sliding_window 0 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return %a, %b : tensor<?x64xf32>, tensor<?x64xf32>
+}

@@ -53,3 +53,19 @@ func.func @f(%ctx: !moert.context, %s: i64, %l: !moert.view<f32, 1536>, %ids: !m
   moert.argmax %ctx, %l -> %ids tokens %s vocab 96 : !moert.view<f32, 1536> -> !moert.view<i32, 8>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %q: !moert.view<f32, 1024>, %c: !moert.view<f32, 8192>, %p: !moert.view<i32, 16>, %sk: !moert.view<f32, 2>) {
+  // expected-error @below {{sinks must hold one logit per head (4), got 2}}
+  moert.attention %ctx, %q, %c at %p, %p sinks %sk -> %q tokens %s heads 4 kv_heads 2 head_dim 16 max_batch 4 max_seq 32 scale 0.25 : !moert.view<f32, 1024>, !moert.view<f32, 8192>, !moert.view<i32, 16>, !moert.view<i32, 16>, !moert.view<f32, 2> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %q: !moert.view<f32, 1024>, %c: !moert.view<f32, 8192>, %p: !moert.view<i32, 16>) {
+  // expected-error @below {{window must be >= 0 (0: none), got -2}}
+  moert.attention %ctx, %q, %c at %p, %p -> %q tokens %s heads 4 kv_heads 2 head_dim 16 max_batch 4 max_seq 32 scale 0.25 window -2 : !moert.view<f32, 1024>, !moert.view<f32, 8192>, !moert.view<i32, 16>, !moert.view<i32, 16> -> !moert.view<f32, 1024>
+  return
+}
