@@ -226,6 +226,26 @@ static void allMoe(ConfigFile &c, HFStack &s) {
   s.layers.assign(s.numLayers, {true, c.loc(s.expertsKey)});
 }
 
+/// The routed sizes most families read alike, in this order: hidden size and
+/// layer count, the experts' width `ffnKey`, the expert count under
+/// `expertsKey` (or under `renamedKey`, transformers 5's name for it, when
+/// given), and num_experts_per_tok (required when `defaultTopK` is unset).
+static void readRoutedSizes(ConfigFile &c, HFStack &s, StringLiteral ffnKey,
+                            StringLiteral expertsKey, StringLiteral renamedKey,
+                            std::optional<int64_t> defaultTopK) {
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive(ffnKey, kMaxWidth);
+  if (renamedKey.empty()) {
+    s.expertsKey = expertsKey;
+    s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  } else {
+    readExpertCount(c, s, expertsKey, renamedKey);
+  }
+  s.routing.topK =
+      defaultTopK ? c.getPositive(s.topKKey, *defaultTopK, kMaxExperts)
+                  : c.requirePositive(s.topKKey, kMaxExperts);
+}
+
 //===----------------------------------------------------------------------===//
 // Families
 //===----------------------------------------------------------------------===//
@@ -233,11 +253,7 @@ static void allMoe(ConfigFile &c, HFStack &s) {
 // MixtralSparseMoeBlock: softmax, top-k, divide by the top-k sum.
 static void readMixtral(ConfigFile &c, HFStack &s) {
   s.keys = kMixtralKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.normalize = Normalization::selected;
   allMoe(c, s);
 }
@@ -245,11 +261,7 @@ static void readMixtral(ConfigFile &c, HFStack &s) {
 // OlmoeSparseMoeBlock: softmax, top-k, divide by the sum iff norm_topk_prob.
 static void readOlmoe(ConfigFile &c, HFStack &s) {
   s.keys = kPlainMoeKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 8, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_experts", "", 8);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   allMoe(c, s);
@@ -260,12 +272,9 @@ static void readOlmoe(ConfigFile &c, HFStack &s) {
 static void readQwenMoe(ConfigFile &c, HFStack &s, bool sharedExpert,
                         int64_t defaultTopK) {
   s.keys = sharedExpert ? kQwen2MoeKeys : kPlainMoeKeys;
-  readSizes(c, s);
+  readRoutedSizes(c, s, "moe_intermediate_size", "num_experts",
+                  "num_local_experts", defaultTopK);
   s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "num_experts", "num_local_experts");
-  s.routing.topK =
-      c.getPositive("num_experts_per_tok", defaultTopK, kMaxExperts);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   if (sharedExpert) {
@@ -426,13 +435,11 @@ static void readDeepSeekV3(ConfigFile &c, HFStack &s) {
 /// moe_intermediate_size of shared experts added plainly.
 static void readSigmoidGrouped(ConfigFile &c, HFStack &s, bool glm) {
   s.keys = kDeepSeekKeys;
-  readSizes(c, s);
-  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "n_routed_experts", "num_local_experts");
   // Dots1Config leaves the top-k and the shared experts unset (None).
-  s.routing.topK = glm ? c.getPositive("num_experts_per_tok", 8, kMaxExperts)
-                       : c.requirePositive("num_experts_per_tok", kMaxExperts);
+  readRoutedSizes(c, s, "moe_intermediate_size", "n_routed_experts",
+                  "num_local_experts",
+                  glm ? std::optional<int64_t>(8) : std::nullopt);
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
   int64_t shared =
       glm ? c.getNonNegative("n_shared_experts", 1, kMaxExperts)
           : c.requirePositive("n_shared_experts", kMaxExperts);
@@ -487,10 +494,9 @@ static void readQwen3Next(ConfigFile &c, HFStack &s) {
 // experts and the dense layers are intermediate_size wide.
 static void readJamba(ConfigFile &c, HFStack &s) {
   s.keys = kJambaKeys;
-  readSizes(c, s);
-  s.denseFfn = s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "num_experts", "num_local_experts");
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_experts",
+                  "num_local_experts", 2);
+  s.denseFfn = s.expertFfn;
   int64_t period = c.getPositive("expert_layer_period", 2);
   int64_t offset = c.getNonNegative("expert_layer_offset", 1);
   if (offset >= period)
@@ -655,11 +661,7 @@ static std::string shortNumber(double value) {
 // the stack cannot apply to it: such a config needs residual_multiplier = 1.
 static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   s.keys = kGraniteKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.normalize = Normalization::selected;
   double multiplier = c.getNumber("residual_multiplier", 1.0);
   if (!(std::isfinite(multiplier) && multiplier > 0.0))
@@ -686,11 +688,7 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
 // (swiglu_alpha, swiglu_limit).
 static void readGptOss(ConfigFile &c, HFStack &s) {
   s.keys = kGptOssKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 4, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 4);
   // OpenAI's own name for the same count, published next to it.
   if (c.has("experts_per_token")) {
     int64_t other = c.requirePositive("experts_per_token", kMaxExperts);
@@ -808,12 +806,8 @@ static void readDbrx(ConfigFile &c, HFStack &s) {
 // sparsemixer, top-2 with router_jitter_noise as its jitter_eps.
 static void readPhimoe(ConfigFile &c, HFStack &s) {
   s.keys = kMixtralKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.scoring = ScoringFunc::sparsemixer;
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
   if (s.routing.topK != 2)
     c.error(s.topKKey) << "phimoe's sparsemixer router picks exactly 2 "
                           "experts, got num_experts_per_tok = "
