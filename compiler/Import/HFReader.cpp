@@ -990,7 +990,8 @@ static constexpr StringLiteral kLlama4Ignored[] = {
     "floor_scale", "no_rope_layers", "no_rope_layer_interval", "use_qk_norm",
     "layer_types", "cache_implementation", "router_jitter_noise",
     // Bookkeeping every nested transformers config carries.
-    "model_type", "dtype", "torch_dtype", "for_llm_compressor"};
+    "model_type", "dtype", "torch_dtype", "for_llm_compressor",
+    "_attn_implementation_autoset"};
 // Llama4ForConditionalGeneration's top level: the vision tower and the
 // image tokens do not touch the text decoder's FFN stack.
 static constexpr StringLiteral kLlama4OuterIgnored[] = {
