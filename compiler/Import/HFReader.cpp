@@ -277,9 +277,9 @@ static void readRoutedSizes(ConfigFile &c, HFStack &s, StringLiteral ffnKey,
   } else {
     readExpertCount(c, s, expertsKey, renamedKey);
   }
-  s.routing.topK =
-      defaultTopK ? c.getPositive(s.topKKey, *defaultTopK, kMaxExperts)
-                  : c.requirePositive(s.topKKey, kMaxExperts);
+  s.routing.topK = defaultTopK
+                       ? c.getPositive(s.topKKey, *defaultTopK, kMaxExperts)
+                       : c.requirePositive(s.topKKey, kMaxExperts);
 }
 
 //===----------------------------------------------------------------------===//
@@ -530,8 +530,8 @@ static void readQwen3Next(ConfigFile &c, HFStack &s) {
 // experts and the dense layers are intermediate_size wide.
 static void readJamba(ConfigFile &c, HFStack &s) {
   s.keys = kJambaKeys;
-  readRoutedSizes(c, s, "intermediate_size", "num_experts",
-                  "num_local_experts", 2);
+  readRoutedSizes(c, s, "intermediate_size", "num_experts", "num_local_experts",
+                  2);
   s.denseFfn = s.expertFfn;
   int64_t period = c.getPositive("expert_layer_period", 2);
   int64_t offset = c.getNonNegative("expert_layer_offset", 1);
@@ -882,8 +882,8 @@ static void readLlama4Stack(ConfigFile &c, HFStack &s) {
       auto it = llvm::find(moeLayers, i);
       s.layers.push_back(
           it != moeLayers.end()
-              ? LayerChoice{true, c.elementLoc("moe_layers",
-                                               it - moeLayers.begin())}
+              ? LayerChoice{true,
+                            c.elementLoc("moe_layers", it - moeLayers.begin())}
               : LayerChoice{false, c.loc("moe_layers")});
     } else {
       s.layers.push_back(
@@ -995,8 +995,7 @@ static constexpr StringLiteral kLlama4Ignored[] = {
 // Llama4ForConditionalGeneration's top level: the vision tower and the
 // image tokens do not touch the text decoder's FFN stack.
 static constexpr StringLiteral kLlama4OuterIgnored[] = {
-    "vision_config", "boi_token_index", "eoi_token_index",
-    "image_token_index"};
+    "vision_config", "boi_token_index", "eoi_token_index", "image_token_index"};
 
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
@@ -1566,9 +1565,9 @@ auto ::moe::import::readHFConfig(ConfigFile &c, bool wholeModel)
   // Every family's experts are SwiGLU with silu.
   std::string act = text.getString("hidden_act", "silu");
   if (act != "silu")
-    text.error("hidden_act") << "unsupported hidden_act '" << act << "' for "
-                             << modelType
-                             << ": the experts are SwiGLU with 'silu'";
+    text.error("hidden_act")
+        << "unsupported hidden_act '" << act << "' for " << modelType
+        << ": the experts are SwiGLU with 'silu'";
   std::optional<WeightQuantDesc> quant = readQuantization(c);
   family->read(text, stack);
   std::optional<DecoderDesc> decoder;

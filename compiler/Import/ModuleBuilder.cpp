@@ -174,9 +174,9 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
   // The weights apply once: at the dispatch (input) or the combine (output).
   Value inputWeights = routing.weighsInput() ? gate.getWeights() : Value();
   Value outputWeights = routing.weighsInput() ? Value() : gate.getWeights();
-  Value buffer = DispatchOp::create(builder, loc, bufferType, input,
-                                    gate.getExpertIds(), gate.getSlots(),
-                                    gate.getCapacity(), inputWeights);
+  Value buffer =
+      DispatchOp::create(builder, loc, bufferType, input, gate.getExpertIds(),
+                         gate.getSlots(), gate.getCapacity(), inputWeights);
   FfnValues w = ffnWeights(layer.experts, experts, loc);
   FloatAttr alpha, limit;
   if (layer.experts.activation == Activation::swiglu_clamped) {

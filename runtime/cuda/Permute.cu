@@ -86,9 +86,9 @@ __global__ void combineKernel(const void *y, moert_dtype_t yType,
         int64_t row;
         if (routedRow(ids, slots, s * topK + j, experts, capacity, errorWord,
                       row))
-          acc = __fadd_rn(acc, __fmul_rn(weights ? weights[s * topK + j]
-                                                 : 1.0f,
-                                         loadFloat(y, yType, row * hidden + h)));
+          acc =
+              __fadd_rn(acc, __fmul_rn(weights ? weights[s * topK + j] : 1.0f,
+                                       loadFloat(y, yType, row * hidden + h)));
       }
       if (addend)
         acc = __fadd_rn(acc, loadFloat(addend, addendType, s * hidden + h));

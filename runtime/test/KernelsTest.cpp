@@ -92,8 +92,8 @@ TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
         buf(ctx, E * C * H * 4), out(ctx, S * H * 4);
     check(moert_buffer_fill(ctx, buf.view(MOERT_F32), E * C * H, NAN));
     check(moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
-                         sb.view(MOERT_I32), moert_absent_view(), buf.view(MOERT_F32), S,
-                         H, k, E, C));
+                         sb.view(MOERT_I32), moert_absent_view(),
+                         buf.view(MOERT_F32), S, H, k, E, C));
     Floats dispatched = buf.download<float>(MOERT_F32, E * C * H);
     for (int64_t h = 0; h < H; ++h) {
       EXPECT_EQ(dispatched[(0 * C + 0) * H + h], x[0 * H + h]);
@@ -118,8 +118,8 @@ TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
     Buffer bad(ctx, badSlots, MOERT_I32);
     EXPECT_MOERT_ERROR(moert_dispatch(ctx, xb.view(MOERT_F32),
                                       ib.view(MOERT_I32), bad.view(MOERT_I32),
-                                      moert_absent_view(), buf.view(MOERT_F32), S,
-                                      H, k, E, C),
+                                      moert_absent_view(), buf.view(MOERT_F32),
+                                      S, H, k, E, C),
                        MOERT_INVALID_ARGUMENT, "slot 2");
   });
 }
@@ -153,8 +153,8 @@ TEST(Kernels, DispatchWithWeightsScalesRowsAndUnweightedCombineSums) {
           out(ctx, S * H * 4);
       check(moert_buffer_fill(ctx, buf.view(io), E * C * H, NAN));
       check(moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
-                           sb.view(MOERT_I32), wb.view(MOERT_F32),
-                           buf.view(io), S, H, k, E, C));
+                           sb.view(MOERT_I32), wb.view(MOERT_F32), buf.view(io),
+                           S, H, k, E, C));
       check(moert_buffer_copy(ctx, buf.view(io), wide.view(MOERT_F32),
                               E * C * H));
       Floats got = wide.download<float>(MOERT_F32, E * C * H);
@@ -176,11 +176,11 @@ TEST(Kernels, DispatchWithWeightsScalesRowsAndUnweightedCombineSums) {
         }
       // A weights view shorter than [S, k] is refused.
       Buffer shortWeights(ctx, Floats(S * k - 1, 1.0f), MOERT_F32);
-      EXPECT_MOERT_ERROR(
-          moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
-                         sb.view(MOERT_I32), shortWeights.view(MOERT_F32),
-                         buf.view(io), S, H, k, E, C),
-          MOERT_INVALID_ARGUMENT, "weights");
+      EXPECT_MOERT_ERROR(moert_dispatch(ctx, xb.view(MOERT_F32),
+                                        ib.view(MOERT_I32), sb.view(MOERT_I32),
+                                        shortWeights.view(MOERT_F32),
+                                        buf.view(io), S, H, k, E, C),
+                         MOERT_INVALID_ARGUMENT, "weights");
     });
   }
 }

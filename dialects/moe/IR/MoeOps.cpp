@@ -399,7 +399,8 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult CombineOp::verify() {
-  if (failed(verifyTokenMapping(*this, getResult(), getInput(), getExpertIds())))
+  if (failed(
+          verifyTokenMapping(*this, getResult(), getInput(), getExpertIds())))
     return failure();
   return verifyWeightSite(*this, getExpertIds(),
                           static_cast<bool>(getWeights()),

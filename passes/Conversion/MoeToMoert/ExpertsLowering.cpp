@@ -31,8 +31,8 @@ struct DispatchLowering : OpLoweringOf<DispatchOp> {
         state.getBuilder(), dispatch.getLoc(), state.getCtx(),
         state.view(dispatch.getInput()), state.view(dispatch.getExpertIds()),
         state.view(dispatch.getSlots()), state.optView(dispatch.getWeights()),
-        result, state.getTokens(),
-        hiddenOf(dispatch.getInput()), ids.getDimSize(1), buf.getDimSize(0),
+        result, state.getTokens(), hiddenOf(dispatch.getInput()),
+        ids.getDimSize(1), buf.getDimSize(0),
         state.i64(dispatch.getCapacity()));
     return success();
   }
