@@ -516,6 +516,19 @@ moert_status_t moert_quantized_experts(moert_context_t ctx,
                                        moert_view_t rows, int64_t experts,
                                        int64_t capacity, int64_t blocks);
 
+/* moert_experts_linear with a quantized w (data [E,n,k] and scales stacked
+   over experts as for moert_quantized_ffn_desc_t, block_rows x block_cols
+   blocks; mxfp4: 1 x 32 and k a multiple of 32): the GEMM stage of gated
+   experts whose biases or swiglu_clamped keep them staged (gpt-oss's MXFP4
+   experts). out[E,C,n] = in[E,C,k] . w^T over the rows `rows` selects; other
+   rows of out are 0. Equals moert_experts_linear on the dequantized f32
+   weights up to fp32 rounding. */
+moert_status_t moert_quantized_experts_linear(
+    moert_context_t ctx, moert_weight_format_t format, int64_t block_rows,
+    int64_t block_cols, moert_view_t w, moert_view_t w_scales, moert_view_t in,
+    moert_view_t out, moert_view_t rows, int64_t experts, int64_t capacity,
+    int64_t blocks, int64_t n, int64_t k);
+
 /*===--- Elementwise mixes ------------------------------------------------===*/
 
 /* PR-MoE residual: coef[s,:] = softmax(x[s,:] . wc[2,H]^T + bc[2]);

@@ -13,11 +13,15 @@
 // --dtype fp8: the expert (and shared) weights stay fp8 e4m3 with f32
 // scales per 128 x 128 block (DeepSeek-V3 / Qwen3-FP8), run by
 // moert_quantized_experts (gate and up unpacked; the shared expert as one
-// more call); activations and the router bf16.
+// more call); activations and the router bf16. With --staged 1 the routed
+// experts run as gpt-oss's are lowered instead (biases, clamped SwiGLU):
+// moert_quantized_experts_linear for gate, up and down into fp32 [E, C, F]
+// intermediates, a moert_experts_bias_add after each, moert_swiglu_clamped.
 //
 // usage: moe-bench-cpu-layer [--dtype bf16|f32|fp8] [--tokens 1,16,128,1024]
 //          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
 //          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
+//          [--staged 1]
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,6 +45,7 @@ struct Options {
   int64_t sharedFfn = 0; // width of one shared expert; 0: none
   moert_dtype_t dtype = MOERT_BF16; // activations (and weights unless fp8)
   bool fp8 = false;
+  bool staged = false; // fp8 only: gpt-oss's stage calls
   std::vector<int64_t> tokens = {1, 16, 128, 1024};
   int runs = 0; // 0: enough runs for --min-seconds per row, at least 3
   double minSeconds = 1.0;
@@ -201,6 +206,39 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
                          static_cast<int32_t>(k));
   gate.norm = MOERT_NORM_SELECTED;
   moert_view_t absent = moert_absent_view();
+  // The staged form's fp32 intermediates and biases.
+  moert_view_t hGate = absent, hUp = absent, bGate = absent, bUp = absent,
+               bDown = absent;
+  if (o.staged) {
+    hGate = alloc(e * maxTokens * f, MOERT_F32);
+    hUp = alloc(e * maxTokens * f, MOERT_F32);
+    bGate = alloc(e * f, MOERT_F32);
+    bUp = alloc(e * f, MOERT_F32);
+    bDown = alloc(e * h, MOERT_F32);
+    CHECK(fillRandom(ctx, bGate, e * f, 0.1f, 9));
+    CHECK(fillRandom(ctx, bUp, e * f, 0.1f, 10));
+    CHECK(fillRandom(ctx, bDown, e * h, 0.1f, 11));
+  }
+  auto stagedExperts = [&](int64_t capacity) -> moert_status_t {
+    auto linear = [&](const moert_quantized_weight_t &w, moert_view_t in,
+                      moert_view_t out, int64_t n, int64_t kk) {
+      return moert_quantized_experts_linear(
+          ctx, MOERT_WEIGHTS_FP8_E4M3_BLOCK, fp8Block, fp8Block, w.data,
+          w.scales, in, out, counts, e, capacity, 1, n, kk);
+    };
+    CHECK(linear(routed.gate, dispatched, hGate, f, h));
+    CHECK(moert_experts_bias_add(ctx, bGate, hGate, hGate, counts, e, capacity,
+                                 1, f));
+    CHECK(linear(routed.up, dispatched, hUp, f, h));
+    CHECK(
+        moert_experts_bias_add(ctx, bUp, hUp, hUp, counts, e, capacity, 1, f));
+    CHECK(moert_swiglu_clamped(ctx, hGate, hUp, hGate, e * capacity * f, 1.702f,
+                               7.0f));
+    CHECK(linear(routed.down, hGate, expertOut, h, f));
+    CHECK(moert_experts_bias_add(ctx, bDown, expertOut, expertOut, counts, e,
+                                 capacity, 1, h));
+    return MOERT_OK;
+  };
   return timeRows(ctx, bench, counts, [&](int64_t tokens) -> moert_status_t {
     int64_t capacity = 0;
     CHECK(moert_router(ctx, x, wg, absent, logits, tokens, h, e));
@@ -208,8 +246,11 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
                      counts, &capacity));
     CHECK(moert_dispatch(ctx, x, ids, slots, moert_absent_view(), dispatched,
                          tokens, h, k, e, capacity));
-    CHECK(moert_quantized_experts(ctx, &routed, dispatched, expertOut, counts,
-                                  e, capacity, 1));
+    if (o.staged)
+      CHECK(stagedExperts(capacity));
+    else
+      CHECK(moert_quantized_experts(ctx, &routed, dispatched, expertOut, counts,
+                                    e, capacity, 1));
     if (fs)
       CHECK(moert_quantized_experts(ctx, &shared, x, sharedOut, absent, 1,
                                     tokens, 1));
@@ -375,6 +416,8 @@ int main(int argc, char **argv) {
       o.minSeconds = std::atof(argv[i + 1]);
     else if (flag == "--json")
       o.json = std::atoi(argv[i + 1]) != 0;
+    else if (flag == "--staged")
+      o.staged = std::atoi(argv[i + 1]) != 0;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -382,6 +425,10 @@ int main(int argc, char **argv) {
   }
   if (argc % 2 == 0) {
     std::fprintf(stderr, "flag %s needs a value\n", argv[argc - 1]);
+    return 2;
+  }
+  if (o.staged && !o.fp8) {
+    std::fprintf(stderr, "--staged 1 needs --dtype fp8\n");
     return 2;
   }
 
@@ -395,7 +442,10 @@ int main(int argc, char **argv) {
   int32_t threads = moert_world_cpu_threads(world);
   moert_world_destroy(world);
 
-  const char *dtype = o.fp8 ? "fp8" : o.dtype == MOERT_F32 ? "f32" : "bf16";
+  const char *dtype = o.fp8
+                          ? (o.staged ? "fp8 (staged, biases, clamped)" : "fp8")
+                      : o.dtype == MOERT_F32 ? "f32"
+                                             : "bf16";
   // fp8: 1 byte a weight plus its block's f32 scale, the router bf16.
   double bytes =
       o.fp8 ? 1.0 + 4.0 / (fp8Block * fp8Block) : moert_dtype_size(o.dtype);

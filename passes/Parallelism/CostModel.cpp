@@ -98,9 +98,11 @@ Estimate mlir::moe::cost::estimate(const LayerShape &layer, const Mesh &mesh,
          addSizes(mulAll({projections - 1, matrixBytes(layer, sliceFfn, h)}),
                   matrixBytes(layer, h, sliceFfn))});
     if (layer.expertBias)
-      e.expertWeightBytes =
-          addSizes(e.expertWeightBytes,
-                   mulAll({localExperts, addSizes(sliceFfn, h), b}));
+      e.expertWeightBytes = addSizes(
+          e.expertWeightBytes,
+          mulAll({localExperts,
+                  addSizes(mulAll({layer.expertGateBias ? 2 : 1, sliceFfn}), h),
+                  b}));
     // Every member receives each expert shard's rows from every member.
     int64_t perPeer = mulAll({localExperts, e.capacity, h, b});
     e.allToAllBytes = group > 1 ? mulAll({group - 1, perPeer}) : 0;

@@ -48,6 +48,8 @@ struct LayerShape {
   int64_t expertFfn = 0;
   bool expertGated = true;
   bool expertBias = false;
+  // A gate bias [F] besides the up bias (gpt-oss's gated experts).
+  bool expertGateBias = false;
   // Dense MLPs of the layer (dense layer, PR-MoE residual MLP, shared
   // experts), summed: their widths add up and they see every token.
   int64_t denseFfn = 0;

@@ -117,6 +117,8 @@ cost::LayerShape mlir::moe::describeLayer(LayerParts &parts, PlanAttr plan) {
     shape.expertFfn = parts.experts.getFfnSize() * tp;
     shape.expertGated = parts.experts.isGated();
     shape.expertBias = parts.experts.getUpBias() || parts.experts.getGateBias();
+    shape.expertGateBias =
+        parts.experts.getUpBias() && parts.experts.getGateBias();
     shape.replicatedBytes += bytesOf(parts.router.getWeight());
     if (parts.router.getBias())
       shape.replicatedBytes += bytesOf(parts.router.getBias());

@@ -46,6 +46,23 @@ moert_status_t moert_quantized_experts(moert_context_t ctx,
   });
 }
 
+moert_status_t moert_quantized_experts_linear(
+    moert_context_t ctx, moert_weight_format_t format, int64_t block_rows,
+    int64_t block_cols, moert_view_t w, moert_view_t w_scales, moert_view_t in,
+    moert_view_t out, moert_view_t rows, int64_t experts, int64_t capacity,
+    int64_t blocks, int64_t n, int64_t k) {
+  return guard("moert_quantized_experts_linear", [&] {
+    checkContext(ctx);
+    Operand used = expertRows(rows, experts, capacity, blocks);
+    QuantizedLinearOperands weight = quantizedLinearOperands(
+        format, block_rows, block_cols, w, w_scales, n, k, experts);
+    Operand input = floatOperand(in, experts * capacity * k, "in");
+    Operand output = floatOperand(out, experts * capacity * n, "out");
+    ctx->backend().quantizedExpertsLinear(ctx->rank, weight, input, output,
+                                          used, experts, capacity, blocks);
+  });
+}
+
 moert_status_t
 moert_fused_experts(moert_context_t ctx, const moert_packed_ffn_desc_t *ffn,
                     moert_view_t in, moert_view_t out, moert_view_t rows,

@@ -182,7 +182,41 @@ QuantizedOperand quantizedWeight(const moert_quantized_weight_t &weight,
                        stack * layout.scaleElements(), scales.c_str())};
 }
 
+// The block shape the format takes.
+void requireBlocks(moert_weight_format_t format, int64_t blockRows,
+                   int64_t blockCols) {
+  switch (format) {
+  case MOERT_WEIGHTS_FP8_E4M3_BLOCK:
+    require(blockRows >= 1 && blockCols >= 1,
+            "fp8 block size must be positive, got ", blockRows, " x ",
+            blockCols);
+    return;
+  case MOERT_WEIGHTS_MXFP4:
+    require(blockRows == 1 && blockCols == 32, "mxfp4 blocks are 1 x 32, got ",
+            blockRows, " x ", blockCols);
+    return;
+  }
+  fail(MOERT_INVALID_ARGUMENT, "unknown weight format ",
+       static_cast<int>(format));
+}
+
 } // namespace
+
+QuantizedLinearOperands
+moert::api::quantizedLinearOperands(moert_weight_format_t format,
+                                    int64_t blockRows, int64_t blockCols,
+                                    moert_view_t data, moert_view_t scales,
+                                    int64_t n, int64_t k, int64_t stack) {
+  require(n >= 1 && k >= 1, "bad extents: n ", n, ", k ", k);
+  require(stack >= 1, "quantized weights need experts >= 1, got ", stack);
+  requireBlocks(format, blockRows, blockCols);
+  require(format != MOERT_WEIGHTS_MXFP4 || k % 32 == 0,
+          "mxfp4 needs k a multiple of 32, got ", k);
+  QuantizedLayout layout{format, n, k, blockRows, blockCols};
+  moert_quantized_weight_t weight{data, scales};
+  return {format, blockRows, blockCols,
+          n,      k,         quantizedWeight(weight, layout, stack, "w")};
+}
 
 QuantizedFfnOperands
 moert::api::quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc,
@@ -191,24 +225,10 @@ moert::api::quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc,
   require(hidden >= 1 && ffn >= 1, "ffn needs hidden >= 1 and ffn >= 1, got ",
           hidden, " and ", ffn);
   require(stack >= 1, "quantized ffn needs experts >= 1, got ", stack);
-  switch (desc.format) {
-  case MOERT_WEIGHTS_FP8_E4M3_BLOCK:
-    require(desc.block_rows >= 1 && desc.block_cols >= 1,
-            "fp8 block size must be positive, got ", desc.block_rows, " x ",
-            desc.block_cols);
-    break;
-  case MOERT_WEIGHTS_MXFP4:
-    require(desc.block_rows == 1 && desc.block_cols == 32,
-            "mxfp4 blocks are 1 x 32, got ", desc.block_rows, " x ",
-            desc.block_cols);
-    require(hidden % 32 == 0 && ffn % 32 == 0,
-            "mxfp4 needs hidden and ffn multiples of 32, got ", hidden, " and ",
-            ffn);
-    break;
-  default:
-    fail(MOERT_INVALID_ARGUMENT, "unknown weight format ",
-         static_cast<int>(desc.format));
-  }
+  requireBlocks(desc.format, desc.block_rows, desc.block_cols);
+  require(
+      desc.format != MOERT_WEIGHTS_MXFP4 || (hidden % 32 == 0 && ffn % 32 == 0),
+      "mxfp4 needs hidden and ffn multiples of 32, got ", hidden, " and ", ffn);
   requireActivation(desc.activation);
   QuantizedLayout upLayout{desc.format, ffn, hidden, desc.block_rows,
                            desc.block_cols};

@@ -53,6 +53,13 @@ Operand expertRows(moert_view_t rows, int64_t experts, int64_t capacity,
 FfnOperands ffnOperands(const moert_ffn_desc_t &desc, int64_t stack);
 QuantizedFfnOperands
 quantizedFfnOperands(const moert_quantized_ffn_desc_t &desc, int64_t stack);
+// A quantized [n, k] weight per stacked copy (moert_quantized_experts_linear).
+QuantizedLinearOperands quantizedLinearOperands(moert_weight_format_t format,
+                                                int64_t blockRows,
+                                                int64_t blockCols,
+                                                moert_view_t data,
+                                                moert_view_t scales, int64_t n,
+                                                int64_t k, int64_t stack);
 PackedFfnOperands packedFfnOperands(const moert_packed_ffn_desc_t &desc,
                                     int64_t stack);
 

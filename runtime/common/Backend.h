@@ -73,6 +73,15 @@ struct QuantizedFfnOperands {
   QuantizedOperand gate, up, down;
 };
 
+// moert_quantized_experts_linear's weight with its views checked: each
+// expert's [n, k] data and scales (layout() in Quantized.h).
+struct QuantizedLinearOperands {
+  moert_weight_format_t format;
+  int64_t blockRows, blockCols;
+  int64_t n, k;
+  QuantizedOperand w;
+};
+
 // A rank group: its members' world ranks in member order and this rank's
 // member index. Backends derive their state of the group from it.
 class GroupState {

@@ -5,6 +5,7 @@
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/Activation.h"
 #include "runtime/cpu/gemm/Kernels.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <algorithm>
 
@@ -114,9 +115,9 @@ public:
           row[c] = values[c] + bias_[n0 + c];
         values = row;
       }
-      convertFromFloat(values,
-                       out_ + (rows_[m0 + r] * n_ + n0) * dtypeSize(outType_),
-                       outType_, cols);
+      gemm::storeFloats(values,
+                        out_ + (rows_[m0 + r] * n_ + n0) * dtypeSize(outType_),
+                        outType_, cols);
     }
   }
 
@@ -213,7 +214,10 @@ void moert::cpu::groupedLinear(GemmContext &context,
                                const std::vector<LinearProblem> &problems,
                                moert_dtype_t weightType, int64_t n,
                                int64_t k) {
-  const gemm::KernelSet &kernels = gemm::kernelsFor(weightType);
+  // Quantized weights are widened into fp32 panels: the fp32 kernels.
+  bool quantized = !problems.empty() && problems[0].quant != nullptr;
+  const gemm::KernelSet &kernels =
+      gemm::kernelsFor(quantized ? MOERT_F32 : weightType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, columns(problems.size(), k);
   std::vector<OutputSink> sinks;
@@ -226,7 +230,8 @@ void moert::cpu::groupedLinear(GemmContext &context,
                         splitInputs(rows));
   packInputs(context.pool, rows, kernels, packed);
   runItems(context.pool, kernels, problems.size(), [&](size_t p) {
-    return Job{{problems[p].w, nullptr, weightType, n, k}, packed[p],
+    return Job{{problems[p].w, nullptr, weightType, n, k, problems[p].quant},
+               packed[p],
                &sinks[p]};
   });
 }

@@ -50,9 +50,11 @@ struct LinearProblem {
   ProblemRows rows;
   const void *w;
   const float *bias; // fp32 [n] or null
+  // A quantized w: its scales (then weightType is ignored).
+  const gemm::Quantization *quant = nullptr;
 };
 
-// Problems sharing the weights' dtype and extents.
+// Problems sharing the weights' dtype and extents, all quantized or none.
 void groupedLinear(GemmContext &context, const std::vector<LinearProblem> &problems,
                    moert_dtype_t weightType, int64_t n, int64_t k);
 

@@ -12,6 +12,7 @@
 #include "runtime/common/Error.h"
 #include "runtime/common/Quantized.h"
 #include "runtime/cpu/Activation.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -42,10 +43,10 @@ void multiplyInPlace(float *h, const float *u, int64_t count) {
     h[i] *= u[i];
 }
 
-// Stores fp32 rows into memory of any float dtype.
+// Stores fp32 rows into memory of any float dtype (bf16 vectorized).
 void storeFloats(const float *src, char *dst, moert_dtype_t dtype,
                  int64_t count) {
-  convertFromFloat(src, dst, dtype, count);
+  gemm::storeFloats(src, dst, dtype, count);
 }
 
 // The expert-major row [E * C] of choice j of token s, or -1 when capacity
@@ -546,6 +547,30 @@ void CpuBackend::quantizedExperts(int32_t rank, const QuantizedFfnOperands &ffn,
                         &q[2]});
   }
   groupedFfn(gemm(rank), problems);
+}
+
+void CpuBackend::quantizedExpertsLinear(int32_t rank,
+                                        const QuantizedLinearOperands &w,
+                                        Operand in, Operand out, Operand rows,
+                                        int64_t experts, int64_t capacity,
+                                        int64_t blocks) {
+  ExpertRows used(rows, experts, capacity, blocks);
+  QuantizedLayout layout{w.format, w.n, w.k, w.blockRows, w.blockCols};
+  std::vector<gemm::Quantization> scales;
+  scales.reserve(experts); // the problems point into it
+  std::vector<LinearProblem> problems;
+  for (int64_t e = 0; e < experts; ++e) {
+    ProblemRows problemRows = expertProblemRows(used, e, in, w.k, out, w.n);
+    if (problemRows.runs.empty())
+      continue; // unused experts cost nothing, their weights unread
+    // Expert e's data and scales follow expert e - 1's, dense.
+    scales.push_back({w.format, w.w.scales.at(e * layout.scaleElements()).data,
+                      w.blockRows, w.blockCols});
+    problems.push_back({std::move(problemRows),
+                        w.w.data.at(e * layout.dataElements()).data, nullptr,
+                        &scales.back()});
+  }
+  groupedLinear(gemm(rank), problems, MOERT_F32, w.n, w.k);
 }
 
 void CpuBackend::residualMix(int32_t rank, Operand x, Operand wc, Operand bc,

@@ -467,6 +467,19 @@ void CudaBackend::quantizedExperts(int32_t rank,
                          used, experts, capacity, blocks);
 }
 
+void CudaBackend::quantizedExpertsLinear(int32_t rank,
+                                         const QuantizedLinearOperands &w,
+                                         Operand in, Operand out, Operand rows,
+                                         int64_t experts, int64_t capacity,
+                                         int64_t blocks) {
+  std::vector<int32_t> host;
+  Rows used = usedRows(rows, experts * blocks, host);
+  QuantizedLayout layout{w.format, w.n, w.k, w.blockRows, w.blockCols};
+  cuda::quantizedExpertsLinear(
+      *context_, layout, {tensor(w.w.data), tensor(w.w.scales)}, tensor(in),
+      mutableTensor(out), used, experts, capacity, blocks);
+}
+
 void CudaBackend::denseFfn(int32_t rank, const FfnOperands &ffn, Operand x,
                            Operand out, int64_t tokens) {
   cuda::denseFfn(*context_, ffnWeights(ffn), tensor(x), mutableTensor(out),

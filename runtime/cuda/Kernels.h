@@ -17,6 +17,7 @@
 
 #include "runtime/common/KvCache.h"
 #include "runtime/common/LatentCache.h"
+#include "runtime/common/Quantized.h"
 #include "runtime/moert.h"
 
 #include <cublas_v2.h>
@@ -272,6 +273,12 @@ struct QuantizedFfnWeights {
 void quantizedExperts(Context &ctx, const QuantizedFfnWeights &ffn, Tensor in,
                       MutableTensor out, Rows rows, int64_t experts,
                       int64_t capacity, int64_t blocks);
+// moert_quantized_experts_linear: w's data and scales stacked over experts,
+// each expert's [n, k] by `layout` (rows n, cols k).
+void quantizedExpertsLinear(Context &ctx, const QuantizedLayout &layout,
+                            const QuantizedWeight &w, Tensor in,
+                            MutableTensor out, Rows rows, int64_t experts,
+                            int64_t capacity, int64_t blocks);
 
 void residualMix(Context &ctx, Tensor x, Tensor wc, Tensor bc, Tensor moeOut,
                  Tensor mlpOut, MutableTensor out, int64_t tokens,

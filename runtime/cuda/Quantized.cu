@@ -124,3 +124,25 @@ void moert::cuda::quantizedExperts(Context &ctx, const QuantizedFfnWeights &ffn,
       out.data, out.dtype);
   MOERT_CUDA_CHECK_LAUNCH();
 }
+
+void moert::cuda::quantizedExpertsLinear(Context &ctx,
+                                         const QuantizedLayout &layout,
+                                         const QuantizedWeight &w, Tensor in,
+                                         MutableTensor out, Rows usedRows,
+                                         int64_t experts, int64_t capacity,
+                                         int64_t blocks) {
+  require(experts >= 1 && capacity >= 0 && blocks >= 1,
+          "quantized experts linear: bad extents");
+  if (capacity == 0)
+    return;
+  dim3 threads(tile, tile);
+  dim3 grid(static_cast<unsigned>((layout.rows + tile - 1) / tile),
+            static_cast<unsigned>((capacity + tile - 1) / tile),
+            static_cast<unsigned>(experts));
+  quantizedLinearKernel<<<grid, threads, 0, ctx.stream()>>>(
+      in.data, in.dtype, layout.cols, layout,
+      static_cast<const uint8_t *>(w.data.data), w.scales.data, nullptr,
+      nullptr, MOERT_ACT_SILU /* unused: no up */, capacity, blocks,
+      usedRows.device, out.data, out.dtype);
+  MOERT_CUDA_CHECK_LAUNCH();
+}

@@ -105,7 +105,8 @@ static moert_status_t latentCalls(moert_context_t ctx) {
 }
 
 /* The quantized FFN descriptor from C: one expert, H = F = 1, fp8 weights
-   1.0 (0x38) with scales 2, 3 and 0.5: out = 0.5 * silu(2x) * 3x at x = 1. */
+   1.0 (0x38) with scales 2, 3 and 0.5: out = 0.5 * silu(2x) * 3x at x = 1;
+   then moert_quantized_experts_linear on the up weight alone. */
 static moert_status_t quantizedCall(moert_context_t ctx) {
   uint8_t ones[3] = {0x38, 0x38, 0x38};
   float scales[3] = {2.0f, 3.0f, 0.5f}, x = 1.0f, y = 0.0f;
@@ -140,6 +141,15 @@ static moert_status_t quantizedCall(moert_context_t ctx) {
            ctx, &desc, in, out, moert_absent_view(), 1, 1, 1)) == MOERT_OK &&
       (status = moert_buffer_download(ctx, &y, out, 1)) == MOERT_OK &&
       (y < expected - 1e-5f || y > expected + 1e-5f))
+    status = MOERT_INTERNAL;
+  /* One quantized GEMM stage: y = x * 1.0 * 3 (the up weight). */
+  if (status == MOERT_OK &&
+      (status = moert_quantized_experts_linear(
+           ctx, MOERT_WEIGHTS_FP8_E4M3_BLOCK, 128, 128, desc.up.data,
+           desc.up.scales, in, out, moert_absent_view(), 1, 1, 1, 1, 1)) ==
+          MOERT_OK &&
+      (status = moert_buffer_download(ctx, &y, out, 1)) == MOERT_OK &&
+      y != 3.0f)
     status = MOERT_INTERNAL;
   moert_buffer_free(ctx, buffer);
   return status;

@@ -14,12 +14,14 @@
 #include "runtime/cpu/ThreadPool.h"
 #include "runtime/cpu/gemm/Isa.h"
 #include "runtime/cpu/gemm/Kernels.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -390,6 +392,72 @@ TEST(CpuGroupedFfn, ThreadCountKeepsBits) {
             << threads << " threads, " << dtypeName(wType);
       }
     }
+}
+
+// Every fp32 -> bf16 path gives the scalar floatToBf16's bits: zeros,
+// denormals (which VCVTNEPS2BF16 would flush), ties both ways, overflow to
+// inf, infs and NaNs (signalling ones come out quiet), at every position of
+// a vector and its tail.
+TEST(CpuStoreFloats, EveryPathMatchesScalarBits) {
+  std::vector<uint32_t> bits = {
+      0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x00008000, 0x00018000,
+      0x007fffff, 0x807fffff, 0x00800000, 0x3f808000, 0x3f818000, 0x3f808001,
+      0x3f807fff, 0xbf818000, 0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x7f7f7fff,
+      0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001,
+      0x7fbfffff, 0x7fffffff, 0xffffffff, 0x7f80ffff, 0x3f800000, 0xc0490fdb};
+  std::mt19937 rng(41);
+  for (int i = 0; i < 100000; ++i)
+    bits.push_back(rng());
+  std::vector<float> values(bits.size());
+  std::memcpy(values.data(), bits.data(), bits.size() * sizeof(float));
+  std::vector<uint16_t> want(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    want[i] = floatToBf16(values[i]);
+
+  using Convert = void (*)(const float *, uint16_t *, int64_t);
+  struct Route {
+    const char *name;
+    Isa level;
+    Convert convert;
+  };
+  std::vector<Route> routes = {{"generic", Isa::Generic, floatsToBf16Generic}};
+#if defined(__x86_64__)
+  routes.push_back({"avx2", Isa::Avx2, floatsToBf16Avx2});
+  routes.push_back({"avx512", Isa::Avx512, floatsToBf16Avx512});
+#endif
+  auto storeDispatched = [](const float *src, uint16_t *dst, int64_t count) {
+    storeFloats(src, dst, MOERT_BF16, count);
+  };
+  routes.push_back({"dispatched", Isa::Generic, storeDispatched});
+  for (const Route &route : routes) {
+    if (!cpuHas(route.level)) {
+      std::cout << "skipped " << route.name << ": this CPU lacks it\n";
+      continue;
+    }
+    // Whole arrays, then every length 0 to 40 from every offset 0 to 16,
+    // checking that nothing past the end is written.
+    std::vector<uint16_t> got(values.size(), 0x1234);
+    route.convert(values.data(), got.data(), values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      ASSERT_EQ(got[i], want[i])
+          << route.name << ": bits 0x" << std::hex << bits[i];
+    for (int64_t offset = 0; offset <= 16; ++offset)
+      for (int64_t count = 0; count <= 40; ++count) {
+        std::vector<uint16_t> part(count + 1, 0x1234);
+        route.convert(values.data() + offset, part.data(), count);
+        for (int64_t i = 0; i < count; ++i)
+          ASSERT_EQ(part[i], want[offset + i])
+              << route.name << " offset " << offset << " count " << count;
+        ASSERT_EQ(part[count], 0x1234)
+            << route.name << " wrote past " << count << " values";
+      }
+  }
+  // Other dtypes go through convertFromFloat unchanged.
+  float f[3] = {1.5f, -2.25f, 0.1f};
+  uint16_t half[3], expected[3];
+  storeFloats(f, half, MOERT_F16, 3);
+  convertFromFloat(f, expected, MOERT_F16, 3);
+  EXPECT_EQ(0, std::memcmp(half, expected, sizeof(half)));
 }
 
 TEST(CpuThreads, PerRankShareOfCores) {

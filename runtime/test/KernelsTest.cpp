@@ -658,6 +658,145 @@ TEST(Kernels, ClampedSwigluStagesWithBiasesMatchGptOssExperts) {
   });
 }
 
+// gpt-oss's quantized experts as stage calls: moert_quantized_experts_linear
+// for gate, up and down (fp8 with partial blocks, MXFP4), each followed by its
+// bias, and swiglu_clamped with a limit that both clamps bite on. Each linear
+// equals moert_experts_linear on the dequantized weights bit for bit; the
+// whole FFN matches the double loop on the dequantized weights; unused rows
+// stay 0; bad weights are errors naming the operand.
+TEST(Kernels, QuantizedStagesWithBiasesMatchGptOssExperts) {
+  const int64_t E = 3, C = 4, blocks = 2, blockRows = C / blocks;
+  const float alpha = 1.702f, limit = 0.5f;
+  std::vector<int32_t> rows = {2, 1, /**/ 0, 0, /**/ 1, 2}; // [E, blocks]
+  struct Case {
+    moert_weight_format_t format;
+    int64_t hidden, ffn, blockRows, blockCols;
+  };
+  for (const Case &c : {Case{MOERT_WEIGHTS_FP8_E4M3_BLOCK, 40, 24, 16, 16},
+                        Case{MOERT_WEIGHTS_MXFP4, 64, 32, 1, 32}}) {
+    const int64_t H = c.hidden, F = c.ffn;
+    bool mx = c.format == MOERT_WEIGHTS_MXFP4;
+    const char *name = mx ? "mxfp4" : "fp8";
+    QuantizedLayout upLayout{c.format, F, H, c.blockRows, c.blockCols};
+    QuantizedLayout downLayout{c.format, H, F, c.blockRows, c.blockCols};
+    QuantizedExpertWeight g = quantizedWeight(upLayout, E, 51),
+                          u = quantizedWeight(upLayout, E, 52),
+                          d = quantizedWeight(downLayout, E, 53);
+    Floats in = randomFloats(E * C * H, 54), bGate = randomFloats(E * F, 55),
+           bUp = randomFloats(E * F, 56), bDown = randomFloats(E * H, 57);
+    // Both clamps must bite on used rows: some gate above the limit, some
+    // up below -limit (in double on the dequantized weights).
+    int gateClamped = 0, upClamped = 0;
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t r = 0; r < C; ++r)
+        for (int64_t f = 0; f < F; ++f) {
+          double gv = bGate[e * F + f], uv = bUp[e * F + f];
+          for (int64_t i = 0; i < H; ++i) {
+            gv +=
+                double(in[(e * C + r) * H + i]) * g.values[(e * F + f) * H + i];
+            uv +=
+                double(in[(e * C + r) * H + i]) * u.values[(e * F + f) * H + i];
+          }
+          gateClamped += gv > limit;
+          upClamped += uv < -limit;
+        }
+    ASSERT_GT(gateClamped, 0) << name;
+    ASSERT_GT(upClamped, 0) << name;
+    moert_dtype_t dataType = mx ? MOERT_U8 : MOERT_F8_E4M3;
+    moert_dtype_t scaleType = mx ? MOERT_U8 : MOERT_F32;
+    onOneRank([&](moert_context_t ctx) {
+      auto scalesBuffer = [&](const QuantizedExpertWeight &w) {
+        return mx ? Buffer(ctx, w.e8m0, MOERT_U8)
+                  : Buffer(ctx, w.f32Scales, MOERT_F32);
+      };
+      auto f32 = [&](const Floats &values) {
+        return Buffer(ctx, values, MOERT_F32);
+      };
+      Buffer ib = f32(in), bg = f32(bGate), bu = f32(bUp), bd = f32(bDown),
+             gd(ctx, g.data, dataType), ud(ctx, u.data, dataType),
+             dd(ctx, d.data, dataType), gs = scalesBuffer(g),
+             us = scalesBuffer(u), ds = scalesBuffer(d), gf = f32(g.values),
+             rb(ctx, rows, MOERT_I32), h(ctx, E * C * F * 4),
+             up(ctx, E * C * F * 4), out(ctx, E * C * H * 4),
+             want(ctx, E * C * F * 4);
+      moert_view_t used = rb.view(MOERT_I32), hv = h.view(MOERT_F32),
+                   uv = up.view(MOERT_F32), ov = out.view(MOERT_F32),
+                   x = ib.view(MOERT_F32);
+      auto linear = [&](const Buffer &data, const Buffer &scales,
+                        moert_view_t input, moert_view_t output, int64_t n,
+                        int64_t k) {
+        check(moert_quantized_experts_linear(
+            ctx, c.format, c.blockRows, c.blockCols, data.view(dataType),
+            scales.view(scaleType), input, output, used, E, C, blocks, n, k));
+      };
+      check(moert_buffer_fill(ctx, hv, E * C * F, NAN));
+      check(moert_buffer_fill(ctx, ov, E * C * H, NAN));
+      linear(gd, gs, x, hv, F, H);
+      // The gate GEMM equals the f32 one on the dequantized weights.
+      check(moert_experts_linear(ctx, gf.view(MOERT_F32), x,
+                                 want.view(MOERT_F32), used, E, C, blocks, F,
+                                 H));
+      Floats gotGate = h.download<float>(MOERT_F32, E * C * F);
+      Floats wantGate = want.download<float>(MOERT_F32, E * C * F);
+      EXPECT_EQ(0, std::memcmp(gotGate.data(), wantGate.data(),
+                               gotGate.size() * sizeof(float)))
+          << name;
+      check(moert_experts_bias_add(ctx, bg.view(MOERT_F32), hv, hv, used, E, C,
+                                   blocks, F));
+      linear(ud, us, x, uv, F, H);
+      check(moert_experts_bias_add(ctx, bu.view(MOERT_F32), uv, uv, used, E, C,
+                                   blocks, F));
+      check(moert_swiglu_clamped(ctx, hv, uv, hv, E * C * F, alpha, limit));
+      linear(dd, ds, hv, ov, H, F);
+      check(moert_experts_bias_add(ctx, bd.view(MOERT_F32), ov, ov, used, E, C,
+                                   blocks, H));
+      Floats got = out.download<float>(MOERT_F32, E * C * H);
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t b = 0; b < blocks; ++b) {
+          int64_t first = e * C + b * blockRows, n = rows[e * blocks + b];
+          std::vector<double> expected = naiveClampedSwiglu(
+              n, H, F, &in[first * H], &g.values[e * F * H], &bGate[e * F],
+              &u.values[e * F * H], &bUp[e * F], &d.values[e * H * F],
+              &bDown[e * H], alpha, limit);
+          for (int64_t i = 0; i < n * H; ++i)
+            EXPECT_NEAR(got[first * H + i], expected[i],
+                        1e-5 * (1 + std::fabs(expected[i])))
+                << name << " expert " << e;
+          for (int64_t i = n * H; i < blockRows * H; ++i)
+            EXPECT_EQ(got[first * H + i], 0.0f) << name << " expert " << e;
+        }
+
+      // Scales one block short, data of the wrong dtype, a bad block size,
+      // an mxfp4 k off the 32 grid.
+      auto call = [&](moert_view_t data, moert_view_t scales, int64_t br,
+                      int64_t bc, int64_t n, int64_t k) {
+        return moert_quantized_experts_linear(ctx, c.format, br, bc, data,
+                                              scales, x, hv, used, E, C, blocks,
+                                              n, k);
+      };
+      moert_view_t shortScales = gs.view(scaleType);
+      shortScales.offset = 1;
+      EXPECT_MOERT_ERROR(
+          call(gd.view(dataType), shortScales, c.blockRows, c.blockCols, F, H),
+          MOERT_INVALID_ARGUMENT, "operand 'w.scales'");
+      EXPECT_MOERT_ERROR(call(gf.view(MOERT_F32), gs.view(scaleType),
+                              c.blockRows, c.blockCols, F, H),
+                         MOERT_INVALID_ARGUMENT,
+                         mx ? "operand 'w.data' must be u8, got f32"
+                            : "operand 'w.data' must be f8_e4m3, got f32");
+      EXPECT_MOERT_ERROR(call(gd.view(dataType), gs.view(scaleType),
+                              c.blockRows, mx ? 16 : 0, F, H),
+                         MOERT_INVALID_ARGUMENT,
+                         mx ? "mxfp4 blocks are 1 x 32"
+                            : "fp8 block size must be positive");
+      if (mx)
+        EXPECT_MOERT_ERROR(
+            call(gd.view(dataType), gs.view(scaleType), 1, 32, F, H - 16),
+            MOERT_INVALID_ARGUMENT, "mxfp4 needs k a multiple of 32, got 48");
+    });
+  }
+}
+
 // [E, 2F, H] with each expert's gate rows followed by its up rows.
 Floats packGateUp(const Floats &gate, const Floats &up, int64_t stack,
                   int64_t ffn, int64_t hidden) {

@@ -25,6 +25,16 @@ two e2m1 values a byte with the even column in the low nibble, and
 `<key>_scales` uint8 e8m0 [rows, cols / 32]; quantization_config
 {quant_method mxfp4}), decoded for the reference by NumPy.
 
+gpt_oss_mxfp4 is gpt-oss's own layout (F 64, swiglu_limit 0.3 so that both
+clamps bite): the experts' `gate_up_proj` [E, H, 2F] (gate and up
+interleaved by column) and `down_proj` [E, F, H] stored as gpt-oss
+publishes them, each expert's matrix transposed and packed along its first
+axis: `gate_up_proj_blocks` [E, 2F, H / 32, 16] / `_scales` [E, 2F, H / 32]
+and `down_proj_blocks` [E, H, F / 32, 16] / `_scales` (transformers'
+integrations/mxfp4.py dequantizes them back with a transpose); the biases,
+router and attention stay f32. Its experts run staged (biases,
+swiglu_clamped) through moert_quantized_experts_linear.
+
 check: moe-run on meshes 1x1 and 1x4 against y.npy, max |y - ref| / max
 |ref| <= 1e-5 (hf_checkpoints.check_dir); moe-run keeps the expert weights
 fp8 in memory (moert_quantized_experts). Exit 77 (ctest: skipped) without
@@ -47,12 +57,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_checkpoints  # noqa: E402  (configs, check_dir)
 
 BLOCK = [16, 24]
-FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4"]
+FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4", "gpt_oss_mxfp4"]
 # Variant -> (model_type, config overrides, format).
 VARIANTS = {"deepseek_v3": ("deepseek_v3", {}, "fp8"),
             "qwen3_moe": ("qwen3_moe", {}, "fp8"),
             "qwen3_moe_mxfp4": ("qwen3_moe", {"moe_intermediate_size": 64},
-                                "mxfp4")}
+                                "mxfp4"),
+            "gpt_oss_mxfp4": ("gpt_oss", {"intermediate_size": 64,
+                                          "swiglu_limit": 0.3}, "mxfp4")}
+GPT_OSS_EXPERTS = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")
 E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
                  -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
 E4M3_MAX = 448.0
@@ -127,7 +140,30 @@ def mxfp4_decode(blocks, scales):
 def is_quantized(name):
     """The FFN projections: experts, shared experts, dense MLPs; not the
     router (mlp.gate) nor Qwen's shared_expert_gate."""
-    return (".mlp." in name and name.endswith("_proj.weight"))
+    return ((".mlp." in name and name.endswith("_proj.weight")) or
+            name.endswith(GPT_OSS_EXPERTS))
+
+
+def mxfp4_quantize_experts(w):
+    """gpt-oss's experts [E, A, B] (x @ W) -> blocks [E, B, A / 32, 16],
+    scales [E, B, A / 32] of each expert's transpose, and the decoded
+    float32 [E, A, B]."""
+    quantized = [mxfp4_quantize(np.ascontiguousarray(m.T)) for m in w]
+    blocks = np.stack([q[0] for q in quantized])
+    scales = np.stack([q[1] for q in quantized])
+    decoded = np.ascontiguousarray(np.stack([q[2].T for q in quantized]))
+    return blocks, scales, decoded
+
+
+def clamps_bite(model, x, limit):
+    """Whether the first MoE layer's gate (above limit) and up (below
+    -limit) pre-activations are clamped somewhere, over every expert."""
+    experts = model.model.layers[0].mlp.experts
+    gate_up = (np.einsum("sh,ehf->esf", x.numpy(),
+                         experts.gate_up_proj.detach().numpy()) +
+               experts.gate_up_proj_bias.detach().numpy()[:, None, :])
+    return ((gate_up[..., 0::2] > limit).any() and
+            (gate_up[..., 1::2] < -limit).any())
 
 
 def generate(out, families, seed):
@@ -180,8 +216,18 @@ def generate(out, families, seed):
                     if not is_quantized(name):
                         continue
                     if fmt == "mxfp4":
-                        blocks, scales, w = mxfp4_quantize(
-                            tensors[name].numpy())
+                        quantize_mx = (mxfp4_quantize_experts
+                                       if name.endswith(GPT_OSS_EXPERTS)
+                                       else mxfp4_quantize)
+                        blocks, scales, w = quantize_mx(tensors[name].numpy())
+                        if name.endswith(GPT_OSS_EXPERTS):
+                            # The layout as transformers reads gpt-oss's.
+                            from transformers.integrations.mxfp4 import \
+                                convert_moe_packed_tensors
+                            theirs = convert_moe_packed_tensors(
+                                torch.from_numpy(blocks),
+                                torch.from_numpy(scales), dtype=torch.float32)
+                            assert np.array_equal(theirs.numpy(), w), name
                         widened[name] = torch.from_numpy(w)
                         del tensors[name]
                         for suffix, array in (("_blocks", blocks),
@@ -211,6 +257,8 @@ def generate(out, families, seed):
                 dequantized, dtype=torch.float32).eval()
             with torch.no_grad():
                 x = torch.randn(hf_checkpoints.ROWS, config.hidden_size) * 0.5
+                if model_type == "gpt_oss":
+                    assert clamps_bite(reference, x, config.swiglu_limit)
                 y = x.clone()
                 for layer in reference.model.layers:
                     out_l = layer.mlp(y.unsqueeze(0))

@@ -471,6 +471,53 @@ LogicalResult FusedExpertsOp::verify() {
                            {"shared output", getSharedOutput()}});
 }
 
+/// `experts` quantized [rows, cols] weights: data and scales of the format's
+/// types and sizes (blocks of br x bc).
+static LogicalResult verifyQuantizedWeight(Operation *op, StringRef what,
+                                           Value data, Value scales,
+                                           WeightFormat format, int64_t br,
+                                           int64_t bc, int64_t experts,
+                                           int64_t rows, int64_t cols) {
+  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  MLIRContext *context = op->getContext();
+  bool mx = format == WeightFormat::mxfp4;
+  Type u8 = IntegerType::get(context, 8, IntegerType::Unsigned);
+  Type dataType = mx ? u8 : Type(Float8E4M3FNType::get(context));
+  Type scaleType = mx ? u8 : Type(Float32Type::get(context));
+  // Elements of one expert's data: mxfp4 packs two values a byte.
+  int64_t perByte = mx ? 2 : 1;
+  std::string scalesName = (what + " scales").str();
+  if (failed(expectType(op, what, data, dataType)) ||
+      failed(expectType(op, scalesName, scales, scaleType)) ||
+      failed(expectCount(op, what, data, experts * rows * cols / perByte)) ||
+      failed(expectCount(op, scalesName, scales,
+                         experts * ceilDiv(rows, br) * ceilDiv(cols, bc))))
+    return failure();
+  return success();
+}
+
+LogicalResult QuantizedExpertsLinearOp::verify() {
+  Operation *op = *this;
+  int64_t n = getN(), k = getK(), e = getExperts();
+  int64_t br = getBlockRows(), bc = getBlockCols();
+  if (failed(expectPositive(op, "n", n)) ||
+      failed(expectPositive(op, "k", k)) ||
+      failed(expectPositive(op, "block rows", br)) ||
+      failed(expectPositive(op, "block columns", bc)) ||
+      failed(expectFloat(op, "input", getInput())) ||
+      failed(expectFloat(op, "output", getOutput())) ||
+      failed(verifyExpertRows(op, getInput(), k, getOutput(), n, getRows(), e,
+                              getBlocks())))
+    return failure();
+  if (getFormat() == WeightFormat::mxfp4 && (br != 1 || bc != 32 || k % 32))
+    return emitOpError() << "mxfp4 needs 1 x 32 blocks and k a multiple of "
+                            "32, got blocks "
+                         << br << " x " << bc << ", k " << k;
+  return verifyQuantizedWeight(op, "weight", getWeight(), getWeightScales(),
+                               getFormat(), br, bc, std::max<int64_t>(e, 0), n,
+                               k);
+}
+
 LogicalResult QuantizedExpertsOp::verify() {
   Operation *op = *this;
   int64_t h = getHidden(), f = getFfn(), e = getExperts();
@@ -484,18 +531,12 @@ LogicalResult QuantizedExpertsOp::verify() {
       failed(verifyExpertRows(op, getInput(), h, getOutput(), h, getRows(), e,
                               getBlocks())))
     return failure();
-  auto ceilDiv = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   bool mx = getFormat() == WeightFormat::mxfp4;
   if (mx && (br != 1 || bc != 32 || h % 32 || f % 32))
     return emitOpError() << "mxfp4 needs 1 x 32 blocks and hidden and ffn "
                             "multiples of 32, got blocks "
                          << br << " x " << bc << ", hidden " << h << ", ffn "
                          << f;
-  Type u8 = IntegerType::get(getContext(), 8, IntegerType::Unsigned);
-  Type data = mx ? u8 : Type(Float8E4M3FNType::get(getContext()));
-  Type scale = mx ? u8 : Type(Float32Type::get(getContext()));
-  // Elements of one expert's data: mxfp4 packs two values a byte.
-  int64_t perByte = mx ? 2 : 1;
   struct Weight {
     StringRef what;
     Value data, scales;
@@ -503,16 +544,10 @@ LogicalResult QuantizedExpertsOp::verify() {
   };
   for (const Weight &w : {Weight{"gate", getGate(), getGateScales(), f, h},
                           Weight{"up", getUp(), getUpScales(), f, h},
-                          Weight{"down", getDown(), getDownScales(), h, f}}) {
-    std::string scales = (w.what + " scales").str();
-    if (failed(expectType(op, w.what, w.data, data)) ||
-        failed(expectType(op, scales, w.scales, scale)) ||
-        failed(
-            expectCount(op, w.what, w.data, e * w.rows * w.cols / perByte)) ||
-        failed(expectCount(op, scales, w.scales,
-                           e * ceilDiv(w.rows, br) * ceilDiv(w.cols, bc))))
+                          Weight{"down", getDown(), getDownScales(), h, f}})
+    if (failed(verifyQuantizedWeight(op, w.what, w.data, w.scales, getFormat(),
+                                     br, bc, e, w.rows, w.cols)))
       return failure();
-  }
   return success();
 }
 

@@ -598,6 +598,42 @@ def Moert_FusedCombineOp
   let hasVerifier = 1;
 }
 
+// The GEMM stage of quantized gated experts that stay staged (biases or
+// swiglu_clamped: gpt-oss's MXFP4 experts).
+def Moert_QuantizedExpertsLinearOp
+    : Moert_CallOp<"quantized_experts_linear",
+                   "moert_quantized_experts_linear", "experts"> {
+  let summary = "moert_quantized_experts_linear: out[E,C,n] = in[E,C,k] . "
+                "w[E,n,k]^T, w quantized";
+  let description = [{
+    `moert.experts_linear` with a weight that stays quantized in memory
+    (layouts as in `moert.quantized_experts`), dequantized inside the GEMM
+    tile. Rows `rows` does not select are set to 0.
+
+    ```mlir
+    moert.quantized_experts_linear %ctx, mxfp4 block_rows 1 block_cols 32
+        %wg : !moert.view<ui8, 2048> scales %sg : !moert.view<ui8, 128>
+        in %in : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384>
+        rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1
+        n 128 k 64
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx,
+                       EnumProp<Moert_WeightFormat>:$format,
+                       I64Prop:$block_rows, I64Prop:$block_cols,
+                       Moert_In:$weight, Moert_In:$weight_scales,
+                       Moert_In:$input, Moert_Out:$output, Moert_OptIn:$rows,
+                       I64Prop:$experts, I64:$capacity, I64Prop:$blocks,
+                       I64Prop:$n, I64Prop:$k);
+  let assemblyFormat = [{
+    $ctx `,` $format `block_rows` $block_rows `block_cols` $block_cols
+    $weight `:` type($weight) `scales` $weight_scales `:`
+    type($weight_scales) `in` $input `:` type($input) `->` $output `:`
+    type($output) (`rows` $rows^ `:` type($rows))? `capacity` $capacity
+    `experts` $experts `blocks` $blocks `n` $n `k` $k attr-dict
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise mixes
 //===----------------------------------------------------------------------===//

@@ -72,6 +72,12 @@ struct ReturnLowering : OpLoweringOf<func::ReturnOp> {
 struct DenseFfnLowering : OpLoweringOf<DenseFfnOp> {
   LogicalResult analyze(DenseFfnOp dense, LoweringState &state) const override {
     state.setBound(dense.getResult(), state.bound(dense.getInput()));
+    // moert_quantized_experts has no biases: they would be lost.
+    if (state.isQuantized(dense.getUpWeight()) &&
+        (dense.getGateBias() || dense.getUpBias() || dense.getDownBias()))
+      return dense.emitError()
+             << "convert-moe-to-moert runs block-quantized dense FFNs "
+                "without biases (moert_quantized_experts has none)";
     if (dense.getInput().getDefiningOp<shard::AllGatherOp>())
       return checkSliced(dense, dense.getDownWeight(), planOf(dense).getTp());
     return success();

@@ -110,20 +110,25 @@ void mlir::moe::emitQuantizedFfn(LoweringState &state, Location loc,
 
 namespace {
 
+/// Whether gated experts need the stage calls: moert_quantized_experts has
+/// neither biases nor swiglu_clamped (gpt-oss), so quantized ones with
+/// either run staged too, through moert_quantized_experts_linear.
+bool runsStaged(ExpertsOp experts, const LoweringState &state) {
+  if (!experts.isGated())
+    return false;
+  if (!state.isQuantized(experts.getGateWeight()))
+    return true;
+  return experts.getGateBias() || experts.getUpBias() ||
+         experts.getDownBias() ||
+         experts.getActivation() == Activation::swiglu_clamped;
+}
+
 struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   LogicalResult analyze(ExpertsOp experts,
                         LoweringState &state) const override {
     if (failed(analyzeRouted(experts, state)))
       return failure();
-    if (state.isQuantized(experts.getGateWeight()) &&
-        (experts.getGateBias() || experts.getUpBias() ||
-         experts.getDownBias() ||
-         experts.getActivation() == Activation::swiglu_clamped))
-      return experts.emitError()
-             << "convert-moe-to-moert runs block-quantized experts without "
-                "biases or swiglu_clamped (moert_quantized_experts has "
-                "neither)";
-    if (experts.isGated() && !state.isQuantized(experts.getGateWeight())) {
+    if (runsStaged(experts, state)) {
       // Two fp32 [E, C, F] intermediates, C at the input's bound.
       int64_t rows = state.staticElements(experts.getInput()) /
                      cast<ShapedType>(experts.getType()).getDimSize(2);
@@ -139,6 +144,8 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     if (failed(r))
       return failure();
     Value output = state.newView(experts.getResult());
+    if (runsStaged(experts, state))
+      return emitStages(experts, *r, output, state);
     if (state.isQuantized(experts.getGateWeight())) {
       auto type = cast<ShapedType>(experts.getInput().getType());
       emitQuantizedFfn(state, experts.getLoc(), experts.getActivation(),
@@ -148,8 +155,6 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
                        type.getDimSize(0), r->rowsPerExpert, r->blocks);
       return success();
     }
-    if (experts.isGated())
-      return emitStages(experts, *r, output, state);
     // A plain FFN (fc1 + bias, act, fc2 + bias) is one call in both modes.
     Location loc = experts.getLoc();
     auto type = cast<ShapedType>(experts.getInput().getType());
@@ -168,7 +173,8 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
 
   /// A gated FFN as its stage calls, through the fp32 gate and up
   /// intermediates in the op's scratch; each bias is one more stage after
-  /// its GEMM.
+  /// its GEMM. Quantized weights stay quantized: their GEMMs dequantize
+  /// inside the tile.
   static LogicalResult emitStages(ExpertsOp experts, const ExpertRows &r,
                                   Value output, LoweringState &state) {
     OpBuilder &builder = state.getBuilder();
@@ -187,9 +193,15 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
                              first + alignTo(elements * 4) / 4);
     Value in = state.view(experts.getInput());
     auto linear = [&](Value w, Value x, Value y, int64_t n, int64_t k) {
-      moert::ExpertsLinearOp::create(builder, loc, ctx, state.view(w), x, y,
-                                     r.rows, e, r.rowsPerExpert, r.blocks, n,
-                                     k);
+      if (state.isQuantized(w))
+        moert::QuantizedExpertsLinearOp::create(
+            builder, loc, ctx, state.getWeightFormat(), state.getBlockRows(),
+            state.getBlockCols(), state.view(w), state.scaleView(w), x, y,
+            r.rows, e, r.rowsPerExpert, r.blocks, n, k);
+      else
+        moert::ExpertsLinearOp::create(builder, loc, ctx, state.view(w), x, y,
+                                       r.rows, e, r.rowsPerExpert, r.blocks, n,
+                                       k);
     };
     auto addBias = [&](Value bias, Value x, int64_t n) {
       if (bias)

@@ -124,6 +124,60 @@ LogicalResult InitLowering::emitInit() {
   return success();
 }
 
+namespace {
+/// Where a weight lies in the tensor stored in the checkpoint
+/// (moert_fused_view_t).
+struct StoredView {
+  SmallVector<int64_t> shape;
+  int64_t offset, expertStride;
+  SmallVector<int64_t> strides;
+};
+} // namespace
+
+/// A fused view of an mxfp4 weight [E?, n, k], given on the fused tensor as
+/// its bf16 copy stores it ([E?, A, B], x @ W), as a view of what the
+/// checkpoint stores: gpt-oss keeps each [A, B] transposed and packed along
+/// A, "<key>_blocks" [E?, B, A / 32, 16] and "<key>_scales" [E?, B, A / 32]
+/// (transformers' dequantization transposes them back). The weight's rows
+/// must then be rows of the stored tensor (its k running along A): strides
+/// {s, B}, its rows offset + s * i below B.
+static FailureOr<StoredView> mxfp4FusedView(func::FuncOp func,
+                                            BlockArgument arg, StringRef key,
+                                            FusedViewAttr view, bool stacked,
+                                            bool scales) {
+  auto type = cast<RankedTensorType>(arg.getType());
+  ArrayRef<int64_t> fused = view.getShape();
+  ArrayRef<int64_t> strides = view.getStrides();
+  int64_t rows = type.getShape().take_back(2).front();
+  bool fits = fused.size() == (stacked ? 3u : 2u) && strides.size() == 2;
+  int64_t a = fits ? fused[fused.size() - 2] : 0, b = fits ? fused.back() : 0;
+  fits = fits && strides[1] == b && a % 32 == 0 && view.getOffset() < b &&
+         view.getOffset() + (rows - 1) * strides[0] < b &&
+         (!stacked || view.getExpertStride() == a * b);
+  if (!fits)
+    return func.emitError()
+           << "argument #" << arg.getArgNumber() << " ('" << key
+           << "'): an mxfp4 weight's '" << MoeDialect::kFusedViewAttrName
+           << "' must select whole rows of the stored [B, A] (strides [s, B] "
+              "over a fused [E?, A, B] with A a multiple of 32, rows inside "
+              "B), got "
+           << view;
+  // Per stored row: A / 2 bytes of blocks, or A / 32 scales.
+  int64_t row = scales ? a / 32 : a / 2;
+  StoredView stored;
+  if (stacked)
+    stored.shape.push_back(fused.front());
+  stored.shape.append({b, a / 32});
+  stored.strides = {strides[0] * row, scales ? 1 : 16};
+  if (!scales) {
+    stored.shape.push_back(16);
+    stored.strides.push_back(1);
+  }
+  stored.offset = view.getOffset() * row;
+  stored.expertStride = b * row;
+  return stored;
+}
+
 LogicalResult InitLowering::emitLoad(
     const WeightSlot &slot, const WeightPart &part, Value ctx, Value file,
     Value stateBuffer,
@@ -193,15 +247,17 @@ LogicalResult InitLowering::emitLoad(
                    }))
     return func.emitError()
            << "argument #" << arg.getArgNumber() << " ('" << key
-           << "'): fp8 block-quantized weights are split over experts only, "
-              "not sliced (expert slicing or tensor-parallel FFNs)";
+           << "'): block-quantized weights (fp8, mxfp4) are split over "
+              "experts only, not sliced (expert slicing or tensor-parallel "
+              "FFNs)";
   auto fusedView = func.getArgAttrOfType<FusedViewAttr>(
       arg.getArgNumber(), MoeDialect::kFusedViewAttrName);
-  // Block scales of a view into a fused tensor are not cut out yet.
-  if (fusedView && state.isQuantized(arg))
+  // fp8 block scales of a view into a fused tensor are not cut out yet;
+  // mxfp4 views read their rows' blocks and scales (mxfp4FusedViews).
+  if (fusedView && state.isQuantized(arg) && !mx)
     return func.emitError()
            << "argument #" << arg.getArgNumber() << " ('" << key
-           << "'): quantized weights stored fused with others ('"
+           << "'): fp8 weights stored fused with others ('"
            << MoeDialect::kFusedViewAttrName << "') are not supported";
   bool stacked = fusedView
                      ? static_cast<int64_t>(fusedView.getStrides().size()) ==
@@ -241,12 +297,22 @@ LogicalResult InitLowering::emitLoad(
     // experts is expert 0 of 1.
     if (!range)
       range = builder.getDenseI64ArrayAttr({0, 1});
+    StoredView stored{llvm::to_vector(fusedView.getShape()),
+                      fusedView.getOffset(), fusedView.getExpertStride(),
+                      llvm::to_vector(fusedView.getStrides())};
+    if (mx) {
+      FailureOr<StoredView> packed =
+          mxfp4FusedView(func, arg, key, fusedView, stacked, slot.scales);
+      if (failed(packed))
+        return failure();
+      stored = *packed;
+    }
     moert::LoadFusedWeightOp::create(
         builder, l, ctx, file, builder.getStringAttr(key),
-        builder.getDenseI64ArrayAttr(fusedView.getShape()),
-        builder.getI64IntegerAttr(fusedView.getOffset()),
-        builder.getI64IntegerAttr(fusedView.getExpertStride()),
-        builder.getDenseI64ArrayAttr(fusedView.getStrides()),
+        builder.getDenseI64ArrayAttr(stored.shape),
+        builder.getI64IntegerAttr(stored.offset),
+        builder.getI64IntegerAttr(stored.expertStride),
+        builder.getDenseI64ArrayAttr(stored.strides),
         builder.getDenseI64ArrayAttr(full), builder.getDenseI64ArrayAttr(zeros),
         builder.getDenseI64ArrayAttr(end), range, expertOffset, offsets,
         part.stride, v);

@@ -387,6 +387,14 @@ void quantizedFfn(Session &s) {
     check(moert_quantized_experts(s.ctx, &desc, in, out, rows, E, C, blocks));
     s.keep(mx ? "quantized_experts mxfp4" : "quantized_experts fp8", out,
            E * C * H);
+    // One stage GEMM on the quantized gate (gpt-oss's staged experts).
+    moert_view_t h = s.poisoned(E * C * F, f32);
+    check(moert_quantized_experts_linear(s.ctx, format, br, bc, desc.gate.data,
+                                         desc.gate.scales, in, h, rows, E, C,
+                                         blocks, F, H));
+    s.keep(mx ? "quantized_experts_linear mxfp4"
+              : "quantized_experts_linear fp8",
+           h, E * C * F);
   }
 }
 

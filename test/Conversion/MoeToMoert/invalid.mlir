@@ -247,3 +247,17 @@ func.func @returns_weight(%x: tensor<?x64xf32>, %w: tensor<8x64xf32> {moe.weight
   // expected-error @below {{convert-moe-to-moert expects the model to return its updated input}}
   return %w : tensor<8x64xf32>
 }
+
+// -----
+
+// A block-quantized dense FFN with biases: moert_quantized_experts has none.
+module attributes {moe.weight_quantization = {block = array<i64: 1, 32>, format = "mxfp4"}} {
+  func.func @quantized_biased_dense(%x: tensor<?x64xf32>, %g: tensor<32x64xf32> {moe.weight = "g"}, %u: tensor<32x64xf32> {moe.weight = "u"}, %b: tensor<32xf32> {moe.weight = "b"}, %d: tensor<64x32xf32> {moe.weight = "d"}) -> tensor<?x64xf32> {
+    %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+      // expected-error @below {{convert-moe-to-moert runs block-quantized dense FFNs without biases (moert_quantized_experts has none)}}
+      %o = moe.dense_ffn silu %h gate %g up %u bias %b down %d : (tensor<?x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<32xf32>, tensor<64x32xf32>) -> tensor<?x64xf32>
+      moe.yield %o : tensor<?x64xf32>
+    }
+    return %y : tensor<?x64xf32>
+  }
+}

@@ -42,7 +42,7 @@
 // CHECK-SAME: moert_view_t [[SGU:v[0-9]+]], moert_view_t [[SD:v[0-9]+]], moert_view_t [[Y:v[0-9]+]], moert_view_t [[Z:v[0-9]+]],
 // CHECK-SAME: moert_view_t [[B1:v[0-9]+]], moert_view_t [[B2:v[0-9]+]], moert_view_t [[WC:v[0-9]+]], moert_view_t [[BC:v[0-9]+]],
 // CHECK-SAME: moert_view_t [[WSG:v[0-9]+]], moert_view_t [[SEND:v[0-9]+]], moert_view_t [[RECV:v[0-9]+]], moert_view_t [[GATHERED:v[0-9]+]],
-// CHECK-SAME: moert_view_t [[X:v[0-9]+]], const char** [[WHERE:v[0-9]+]])
+// CHECK-SAME: moert_view_t [[X:v[0-9]+]], moert_view_t [[MX:v[0-9]+]], moert_view_t [[MXS:v[0-9]+]], const char** [[WHERE:v[0-9]+]])
 
 // CHECK: int64_t [[T0:v[0-9]+]] = moert_model_clock_ns();
 // CHECK-LABEL: moert_router(
@@ -99,6 +99,8 @@
 // CHECK-SAME: [[CTX]], [[PDESC]], [[EBUF]], [[EOUT]], [[COUNTS]], 8, [[CAP]], 1);
 // CHECK-LABEL: moert_experts_linear(
 // CHECK-SAME: [[CTX]], [[W1]], [[EBUF]], [[H]], [[COUNTS]], 8, [[CAP]], 1, 128, 64);
+// CHECK-LABEL: moert_quantized_experts_linear(
+// CHECK-SAME: [[CTX]], MOERT_WEIGHTS_MXFP4, 1, 32, [[MX]], [[MXS]], [[EBUF]], [[H]], [[COUNTS]], 8, [[CAP]], 1, 128, 64);
 // CHECK-LABEL: moert_activation(
 // CHECK-SAME: [[CTX]], MOERT_ACT_GELU_TANH, [[H]], [[H]], [[N]]);
 // CHECK-LABEL: moert_multiply(
@@ -205,7 +207,8 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     %wc: !moert.view<f32, 128>, %bc: !moert.view<f32, 2>,
     %wsg: !moert.view<f32, 64>, %send: !moert.view<f32, 8192>,
     %recv: !moert.view<f32, 8192>, %gathered: !moert.view<f32, 2048>,
-    %x: !moert.view<f32, 1024>) attributes {moert.entry = "step"} {
+    %x: !moert.view<f32, 1024>, %mx: !moert.view<ui8, 32768>,
+    %mxs: !moert.view<ui8, 2048>) attributes {moert.entry = "step"} {
   moert.layer %stats index 5 {
     moert.router %ctx, %x, %wg bias %bias -> %logits tokens %s hidden 64 experts 8 : !moert.view<f32, 1024>, !moert.view<f32, 512>, !moert.view<f32, 8> -> !moert.view<f32, 128>
     %c1 = moert.gate %ctx, %logits correction %corr -> %ids, %w, %slots, %counts tokens %s experts 8 <scoring = sigmoid, top_k = 2, n_group = 4, topk_group = 2, group_score = top2_sum, normalize = selected> static_capacity 16 : !moert.view<f32, 128>, !moert.view<f32, 8> -> !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<i32, 32>, !moert.view<i32, 8>
@@ -217,6 +220,7 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     moert.dispatch %ctx, %x, %ids, %slots -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
     moert.experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %w1 : !moert.view<f32, 65536> up %w1 : !moert.view<f32, 65536> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128
     moert.experts_linear %ctx, %w1 : !moert.view<f32, 65536> in %ebuf : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
+    moert.quantized_experts_linear %ctx, mxfp4 block_rows 1 block_cols 32 %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> in %ebuf : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
     moert.activation %ctx, gelu_tanh %h -> %h count %n : !moert.view<f32, 16384> -> !moert.view<f32, 16384>
     moert.multiply %ctx, %h, %u -> %h count %n : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<f32, 16384>
     moert.experts_bias_add %ctx, %u : !moert.view<f32, 16384> in %h : !moert.view<f32, 16384> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128

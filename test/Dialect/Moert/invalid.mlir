@@ -572,6 +572,31 @@ func.func @f(%ctx: !moert.context, %c: i64, %b: !moert.view<f32, 8192>, %q: !moe
 
 // -----
 
+func.func @f(%ctx: !moert.context, %c: i64, %x: !moert.view<f32, 8192>, %h: !moert.view<f32, 16384>, %q: !moert.view<ui8, 32768>, %s: !moert.view<ui8, 2048>) {
+  // expected-error @below {{mxfp4 needs 1 x 32 blocks and k a multiple of 32, got blocks 1 x 32, k 16}}
+  moert.quantized_experts_linear %ctx, mxfp4 block_rows 1 block_cols 32 %q : !moert.view<ui8, 32768> scales %s : !moert.view<ui8, 2048> in %x : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> capacity %c experts 8 blocks 1 n 32 k 16
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %x: !moert.view<f32, 8192>, %h: !moert.view<f32, 16384>, %q: !moert.view<ui8, 32768>, %s: !moert.view<ui8, 1024>) {
+  // One e8m0 scale per 32 of each of the 8 x 128 rows of 64.
+  // expected-error @below {{weight scales must hold at least 2048 elements, got 1024}}
+  moert.quantized_experts_linear %ctx, mxfp4 block_rows 1 block_cols 32 %q : !moert.view<ui8, 32768> scales %s : !moert.view<ui8, 1024> in %x : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> capacity %c experts 8 blocks 1 n 128 k 64
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %c: i64, %x: !moert.view<f32, 8192>, %h: !moert.view<f32, 16384>, %q: !moert.view<f32, 65536>, %s: !moert.view<f32, 64>) {
+  // expected-error @below {{weight must be a view of 'f8E4M3FN'}}
+  moert.quantized_experts_linear %ctx, fp8_e4m3_block block_rows 128 block_cols 128 %q : !moert.view<f32, 65536> scales %s : !moert.view<f32, 64> in %x : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> capacity %c experts 8 blocks 1 n 128 k 64
+  return
+}
+
+// -----
+
 func.func @f(%ctx: !moert.context, %n: i64, %b: !moert.view<f8E4M3FN, 64>) {
   // fp8 views are weight storage only.
   // expected-error @below {{must be a f32, f16 or bf16 view}}

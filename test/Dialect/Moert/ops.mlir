@@ -89,6 +89,9 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   %mxs = moert.view %buf[0] : !moert.buffer<1048576> -> !moert.view<ui8, 2048>
   // CHECK: moert.quantized_experts {{.*}} gate %{{.*}} : !moert.view<ui8, 32768> scales %{{.*}} : !moert.view<ui8, 2048> {{.*}} hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 32{{$}}
   moert.quantized_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> up %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> down %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 mxfp4 block_rows 1 block_cols 32
+  // One quantized GEMM stage (gpt-oss's staged experts): gate [8, 128, 64].
+  // CHECK: moert.quantized_experts_linear %{{.*}}, mxfp4 block_rows 1 block_cols 32 %{{.*}} : !moert.view<ui8, 32768> scales %{{.*}} : !moert.view<ui8, 2048> in %{{.*}} : !moert.view<f32, 8192> -> %[[H]] : !moert.view<f32, 16384> rows %{{.*}} : !moert.view<i32, 8> capacity %[[CAP]] experts 8 blocks 1 n 128 k 64{{$}}
+  moert.quantized_experts_linear %ctx, mxfp4 block_rows 1 block_cols 32 %mx : !moert.view<ui8, 32768> scales %mxs : !moert.view<ui8, 2048> in %ebuf : !moert.view<f32, 8192> -> %h : !moert.view<f32, 16384> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 n 128 k 64
   // The fused form on packed [E, 2F, H] weights (w1 and w3 adjacent), with
   // and without a folded shared expert (gate_up [2*64, 64], down [64, 64]).
   %gate_up = moert.view %buf[18432] : !moert.buffer<1048576> -> !moert.view<f32, 131072>

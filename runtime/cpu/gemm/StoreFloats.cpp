@@ -1,0 +1,91 @@
+//===- runtime/cpu/gemm/StoreFloats.cpp - fp32 rounded for storage --------===//
+
+#include "runtime/cpu/gemm/StoreFloats.h"
+
+#include "runtime/common/Convert.h"
+#include "runtime/cpu/gemm/Isa.h"
+
+#if defined(__x86_64__)
+#include "runtime/cpu/gemm/Avx512Util.h"
+#define MOERT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+using namespace moert;
+using namespace moert::cpu::gemm;
+
+void moert::cpu::gemm::floatsToBf16Generic(const float *src, uint16_t *dst,
+                                           int64_t count) {
+  for (int64_t i = 0; i < count; ++i)
+    dst[i] = floatToBf16(src[i]);
+}
+
+#if defined(__x86_64__)
+// floatToBf16 on 8 lanes of fp32 bits; the results in the low 16 bits.
+MOERT_AVX2 static inline __m256i bf16Bits8(__m256i bits) {
+  __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  // Signed compare is safe: both sides are below 2^31.
+  __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7f800000));
+  __m256i odd =
+      _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  __m256i rounded = _mm256_srli_epi32(
+      _mm256_add_epi32(bits, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)),
+      16);
+  __m256i quiet =
+      _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+  return _mm256_blendv_epi8(rounded, quiet, nan);
+}
+
+MOERT_AVX2 void moert::cpu::gemm::floatsToBf16Avx2(const float *src,
+                                                   uint16_t *dst,
+                                                   int64_t count) {
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    __m256i v = bf16Bits8(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)));
+    // Every lane is <= 0xffff: the unsigned saturating pack keeps it.
+    __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(v),
+                                      _mm256_extracti128_si256(v, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(dst + i), packed);
+  }
+  floatsToBf16Generic(src + i, dst + i, count - i);
+}
+
+// floatToBf16 on 16 lanes, narrowed to 16 bf16.
+MOERT_AVX512 static inline __m256i bf16Bits16(__m512i bits) {
+  __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
+      _mm512_set1_epi32(0x7f800000));
+  __m512i odd =
+      _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)),
+      16);
+  __m512i quiet =
+      _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+}
+
+MOERT_AVX512 void moert::cpu::gemm::floatsToBf16Avx512(const float *src,
+                                                       uint16_t *dst,
+                                                       int64_t count) {
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 lanes = laneMask(count - i);
+    __m256i v = bf16Bits16(_mm512_maskz_loadu_epi32(lanes, src + i));
+    _mm256_mask_storeu_epi16(dst + i, lanes, v);
+  }
+}
+#endif
+
+void moert::cpu::gemm::storeFloats(const float *src, void *dst,
+                                   moert_dtype_t type, int64_t count) {
+  if (type != MOERT_BF16)
+    return convertFromFloat(src, dst, type, count);
+  auto *out = static_cast<uint16_t *>(dst);
+#if defined(__x86_64__)
+  if (isa() >= Isa::Avx512)
+    return floatsToBf16Avx512(src, out, count);
+  if (isa() >= Isa::Avx2)
+    return floatsToBf16Avx2(src, out, count);
+#endif
+  floatsToBf16Generic(src, out, count);
+}
