@@ -305,15 +305,21 @@ moert_status_t moert_gate_normalize(moert_context_t ctx,
 /*===--- Token permutation ------------------------------------------------===*/
 
 /* buf[E,C,H] = 0; buf[ids[s,j], slots[s,j], :] = x[s,:] for every kept
-   choice (slot >= 0). buf may have a different dtype from x. */
+   choice (slot >= 0). buf may have a different dtype from x. With weights
+   [S,k] f32 present (a null view: absent), the row is x[s,:] * weights[s,j]
+   computed in fp32 and rounded to buf's dtype (Llama 4 scales the experts'
+   input, not their output). */
 moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
                               moert_view_t ids, moert_view_t slots,
-                              moert_view_t buf, int64_t tokens, int64_t hidden,
-                              int64_t top_k, int64_t experts, int64_t capacity);
+                              moert_view_t weights, moert_view_t buf,
+                              int64_t tokens, int64_t hidden, int64_t top_k,
+                              int64_t experts, int64_t capacity);
 
 /* out[s,:] = addend[s,:] (if present, else 0)
               + sum_j weights[s,j] * y[ids[s,j], slots[s,j], :] over kept
-   choices, accumulated in fp32. addend may alias out (fused residual). */
+   choices, accumulated in fp32. addend may alias out (fused residual).
+   weights absent (a null view): every kept choice has weight 1 (the rows
+   were weighted at dispatch). */
 moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
                              moert_view_t ids, moert_view_t slots,
                              moert_view_t weights, moert_view_t addend,
@@ -329,7 +335,8 @@ moert_status_t moert_combine(moert_context_t ctx, moert_view_t y,
      addend present: r += addend[s];
      out[s] = r.
    x is needed when wc or w_sg is present. out may alias addend and x (the
-   layer input, updated in place). */
+   layer input, updated in place). weights absent: weight 1, as in
+   moert_combine. */
 moert_status_t moert_fused_combine(
     moert_context_t ctx, moert_view_t y, moert_view_t ids, moert_view_t slots,
     moert_view_t weights, moert_view_t mlp_out, moert_view_t wc,

@@ -244,8 +244,8 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
     CHECK(moert_router(ctx, x, wg, absent, logits, tokens, h, e));
     CHECK(moert_gate(ctx, &gate, logits, absent, tokens, ids, weights, slots,
                      counts, &capacity));
-    CHECK(moert_dispatch(ctx, x, ids, slots, dispatched, tokens, h, k, e,
-                         capacity));
+    CHECK(moert_dispatch(ctx, x, ids, slots, moert_absent_view(), dispatched,
+                         tokens, h, k, e, capacity));
     if (o.staged)
       CHECK(stagedExperts(capacity));
     else
@@ -334,8 +334,8 @@ moert_status_t run(moert_context_t ctx, void *user) {
     CHECK(moert_router(ctx, x, wg, absent, logits, tokens, h, e));
     CHECK(moert_gate(ctx, &gate, logits, absent, tokens, ids, weights, slots,
                      counts, &capacity));
-    CHECK(moert_dispatch(ctx, x, ids, slots, dispatched, tokens, h, k, e,
-                         capacity));
+    CHECK(moert_dispatch(ctx, x, ids, slots, moert_absent_view(), dispatched,
+                         tokens, h, k, e, capacity));
     CHECK(moert_fused_experts(ctx, &ffn, dispatched, expertOut, counts, e,
                               capacity, 1, fs ? &shared : nullptr,
                               fs ? x : absent, fs ? sharedOut : absent,

@@ -407,8 +407,8 @@ moert_status_t forward(moert_context_t ctx, void *user) {
                  ", the buffers hold " + std::to_string(l.capacityRows);
     return MOERT_INVALID_ARGUMENT;
   }
-  STEP_CALL(
-      moert_dispatch(ctx, l.x, l.ids, l.slots, l.dispatched, T, H, k, E, C));
+  STEP_CALL(moert_dispatch(ctx, l.x, l.ids, l.slots, moert_absent_view(),
+                           l.dispatched, T, H, k, E, C));
   if (s.gated) {
     const bool shared = s.sharedExperts > 0;
     STEP_CALL(

@@ -109,12 +109,31 @@ std::unique_ptr<ConfigFile> ConfigFile::parse(llvm::SourceMgr &sourceMgr,
     return nullptr;
   }
   config->root = std::move(*object);
-  if (!config->indexLocations(text))
+  config->text = text.str();
+  if (!config->indexLocations(text, Position()))
     return nullptr;
   return config;
 }
 
-bool ConfigFile::indexLocations(StringRef text) {
+std::unique_ptr<ConfigFile> ConfigFile::nested(StringRef key) {
+  const json::Value *value = get(key);
+  const json::Object *object = value ? value->getAsObject() : nullptr;
+  auto it = positions.find(key);
+  if (!object || it == positions.end()) {
+    error(key) << "'" << key << "' must be an object";
+    return nullptr;
+  }
+  std::unique_ptr<ConfigFile> child(new ConfigFile(context, fileName));
+  child->root = *object;
+  child->text = StringRef(text).drop_front(it->second.containerOffset).str();
+  if (!child->indexLocations(child->text, it->second.container)) {
+    hadError = true;
+    return nullptr;
+  }
+  return child;
+}
+
+bool ConfigFile::indexLocations(StringRef text, Position start) {
   // A container being scanned. `expectItem`: the next string is a key (in an
   // object) or the next token starts an element (in an array).
   struct Frame {
@@ -125,7 +144,7 @@ bool ConfigFile::indexLocations(StringRef text) {
   llvm::SmallVector<Frame> stack;
   std::string topKey;
   bool ok = true;
-  Position pos;
+  Position pos = start;
   for (size_t i = 0; i < text.size(); ++i, ++pos.column) {
     char c = text[i];
     if (c == '\n') {
@@ -144,12 +163,18 @@ bool ConfigFile::indexLocations(StringRef text) {
     switch (c) {
     case '{':
     case '[':
+      if (stack.size() == 1 && !topKey.empty()) {
+        positions[topKey].containerOffset = i;
+        positions[topKey].container = pos;
+      }
       stack.push_back({c == '{', true, stack.size() == 1 ? topKey : ""});
       break;
     case '}':
     case ']':
       if (!stack.empty())
         stack.pop_back();
+      if (stack.empty()) // the end of this config's object
+        i = text.size();
       break;
     case ',':
       if (!stack.empty())

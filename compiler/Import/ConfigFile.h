@@ -47,6 +47,12 @@ public:
 
   mlir::MLIRContext *getContext() const { return context; }
 
+  /// The object under top-level `key` as a config of its own (Llama 4's
+  /// `text_config`): its keys located where they are written in this file,
+  /// consumed and checked on their own. Marks `key` consumed; emits the
+  /// error and returns null if it is absent or not an object.
+  std::unique_ptr<ConfigFile> nested(llvm::StringRef key);
+
   //===--- Locations ------------------------------------------------------===//
 
   /// The file itself (1:1).
@@ -109,17 +115,23 @@ private:
   struct KeyInfo {
     Position key;
     std::vector<Position> elements;
+    /// Where an object or array value starts: byte offset and position.
+    size_t containerOffset = 0;
+    Position container;
   };
 
-  /// Scans the raw text for the positions of top-level keys and of elements
-  /// of top-level arrays. Emits "duplicate key" diagnostics.
-  bool indexLocations(llvm::StringRef text);
+  /// Scans the raw text from `start` (the position of its first byte) to the
+  /// end of the first container for the positions of that container's keys
+  /// and of the elements of its arrays. Emits "duplicate key" diagnostics.
+  bool indexLocations(llvm::StringRef text, Position start);
   mlir::FileLineColLoc makeLoc(Position pos) const;
   /// Emits "'key' must be <what>, got <value>".
   void typeError(llvm::StringRef key, llvm::StringRef what);
 
   mlir::MLIRContext *context;
   std::string fileName;
+  /// The raw text this config's object starts at, for nested().
+  std::string text;
   llvm::json::Object root;
   llvm::StringMap<KeyInfo> positions;
   /// Keys in file order, for deterministic unknown-key diagnostics.

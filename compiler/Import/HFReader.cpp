@@ -92,6 +92,10 @@ struct KeyScheme {
     /// `down_proj` `[E, F, H]` and `down_proj_bias` `[E, H]`; the router has
     /// a bias.
     gptOssInterleaved,
+    /// Llama 4: `experts.gate_up_proj` `[E, H, 2F]` (x @ W layout) with gate
+    /// the first F columns and up the last F, `experts.down_proj` `[E, F, H]`
+    /// (no biases); the shared MLP is `shared_expert.{gate,up,down}_proj`.
+    llama4GateUpHalves,
   } fused = Fused::none;
   /// The decoder layers' common prefix (DBRX: `transformer.blocks.`).
   StringRef layerPrefix = "model.layers.";
@@ -155,6 +159,30 @@ constexpr KeyScheme kGptOssKeys = {"mlp",
                                    "",
                                    KeyScheme::Fused::gptOssInterleaved};
 
+// Llama4TextMoe: router, experts.{gate_up_proj, down_proj}, shared_expert;
+// dense layers are Llama4TextMLP under the same `feed_forward`. The
+// multimodal checkpoint (Llama4ForConditionalGeneration) holds the text
+// decoder under `language_model.`.
+constexpr KeyScheme kLlama4TextKeys = {"feed_forward",
+                                       "gate_up_proj",
+                                       "",
+                                       "down_proj",
+                                       "shared_expert",
+                                       "router",
+                                       "feed_forward",
+                                       "",
+                                       KeyScheme::Fused::llama4GateUpHalves};
+constexpr KeyScheme kLlama4Keys = {"feed_forward",
+                                   "gate_up_proj",
+                                   "",
+                                   "down_proj",
+                                   "shared_expert",
+                                   "router",
+                                   "feed_forward",
+                                   "",
+                                   KeyScheme::Fused::llama4GateUpHalves,
+                                   "language_model.model.layers."};
+
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
 struct LayerChoice {
@@ -195,6 +223,14 @@ struct Family {
   StringLiteral modelType;
   void (*read)(ConfigFile &, HFStack &);
   ArrayRef<StringLiteral> ignored;
+  /// The nested object holding the text model's keys (Llama 4's multimodal
+  /// config: `text_config`), which the reader and `ignored` then apply to;
+  /// empty: the top level.
+  StringLiteral textConfig = "";
+  /// The model_type that nested object must have.
+  StringLiteral textModelType = "";
+  /// Top-level keys of a nested config that do not affect the text model.
+  ArrayRef<StringLiteral> outerIgnored = {};
 };
 
 } // namespace
@@ -226,6 +262,26 @@ static void allMoe(ConfigFile &c, HFStack &s) {
   s.layers.assign(s.numLayers, {true, c.loc(s.expertsKey)});
 }
 
+/// The routed sizes most families read alike, in this order: hidden size and
+/// layer count, the experts' width `ffnKey`, the expert count under
+/// `expertsKey` (or under `renamedKey`, transformers 5's name for it, when
+/// given), and num_experts_per_tok (required when `defaultTopK` is unset).
+static void readRoutedSizes(ConfigFile &c, HFStack &s, StringLiteral ffnKey,
+                            StringLiteral expertsKey, StringLiteral renamedKey,
+                            std::optional<int64_t> defaultTopK) {
+  readSizes(c, s);
+  s.expertFfn = c.requirePositive(ffnKey, kMaxWidth);
+  if (renamedKey.empty()) {
+    s.expertsKey = expertsKey;
+    s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  } else {
+    readExpertCount(c, s, expertsKey, renamedKey);
+  }
+  s.routing.topK = defaultTopK
+                       ? c.getPositive(s.topKKey, *defaultTopK, kMaxExperts)
+                       : c.requirePositive(s.topKKey, kMaxExperts);
+}
+
 //===----------------------------------------------------------------------===//
 // Families
 //===----------------------------------------------------------------------===//
@@ -233,11 +289,7 @@ static void allMoe(ConfigFile &c, HFStack &s) {
 // MixtralSparseMoeBlock: softmax, top-k, divide by the top-k sum.
 static void readMixtral(ConfigFile &c, HFStack &s) {
   s.keys = kMixtralKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.normalize = Normalization::selected;
   allMoe(c, s);
 }
@@ -245,11 +297,7 @@ static void readMixtral(ConfigFile &c, HFStack &s) {
 // OlmoeSparseMoeBlock: softmax, top-k, divide by the sum iff norm_topk_prob.
 static void readOlmoe(ConfigFile &c, HFStack &s) {
   s.keys = kPlainMoeKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 8, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_experts", "", 8);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   allMoe(c, s);
@@ -260,12 +308,9 @@ static void readOlmoe(ConfigFile &c, HFStack &s) {
 static void readQwenMoe(ConfigFile &c, HFStack &s, bool sharedExpert,
                         int64_t defaultTopK) {
   s.keys = sharedExpert ? kQwen2MoeKeys : kPlainMoeKeys;
-  readSizes(c, s);
+  readRoutedSizes(c, s, "moe_intermediate_size", "num_experts",
+                  "num_local_experts", defaultTopK);
   s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "num_experts", "num_local_experts");
-  s.routing.topK =
-      c.getPositive("num_experts_per_tok", defaultTopK, kMaxExperts);
   if (c.getBool("norm_topk_prob", false))
     s.routing.normalize = Normalization::selected;
   if (sharedExpert) {
@@ -426,13 +471,11 @@ static void readDeepSeekV3(ConfigFile &c, HFStack &s) {
 /// moe_intermediate_size of shared experts added plainly.
 static void readSigmoidGrouped(ConfigFile &c, HFStack &s, bool glm) {
   s.keys = kDeepSeekKeys;
-  readSizes(c, s);
-  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertFfn = c.requirePositive("moe_intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "n_routed_experts", "num_local_experts");
   // Dots1Config leaves the top-k and the shared experts unset (None).
-  s.routing.topK = glm ? c.getPositive("num_experts_per_tok", 8, kMaxExperts)
-                       : c.requirePositive("num_experts_per_tok", kMaxExperts);
+  readRoutedSizes(c, s, "moe_intermediate_size", "n_routed_experts",
+                  "num_local_experts",
+                  glm ? std::optional<int64_t>(8) : std::nullopt);
+  s.denseFfn = c.requirePositive("intermediate_size", kMaxWidth);
   int64_t shared =
       glm ? c.getNonNegative("n_shared_experts", 1, kMaxExperts)
           : c.requirePositive("n_shared_experts", kMaxExperts);
@@ -487,10 +530,9 @@ static void readQwen3Next(ConfigFile &c, HFStack &s) {
 // experts and the dense layers are intermediate_size wide.
 static void readJamba(ConfigFile &c, HFStack &s) {
   s.keys = kJambaKeys;
-  readSizes(c, s);
-  s.denseFfn = s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  readExpertCount(c, s, "num_experts", "num_local_experts");
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_experts", "num_local_experts",
+                  2);
+  s.denseFfn = s.expertFfn;
   int64_t period = c.getPositive("expert_layer_period", 2);
   int64_t offset = c.getNonNegative("expert_layer_offset", 1);
   if (offset >= period)
@@ -655,11 +697,7 @@ static std::string shortNumber(double value) {
 // the stack cannot apply to it: such a config needs residual_multiplier = 1.
 static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   s.keys = kGraniteKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.normalize = Normalization::selected;
   double multiplier = c.getNumber("residual_multiplier", 1.0);
   if (!(std::isfinite(multiplier) && multiplier > 0.0))
@@ -686,11 +724,7 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
 // (swiglu_alpha, swiglu_limit).
 static void readGptOss(ConfigFile &c, HFStack &s) {
   s.keys = kGptOssKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
-  s.routing.topK = c.getPositive("num_experts_per_tok", 4, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 4);
   // OpenAI's own name for the same count, published next to it.
   if (c.has("experts_per_token")) {
     int64_t other = c.requirePositive("experts_per_token", kMaxExperts);
@@ -808,12 +842,8 @@ static void readDbrx(ConfigFile &c, HFStack &s) {
 // sparsemixer, top-2 with router_jitter_noise as its jitter_eps.
 static void readPhimoe(ConfigFile &c, HFStack &s) {
   s.keys = kMixtralKeys;
-  readSizes(c, s);
-  s.expertFfn = c.requirePositive("intermediate_size", kMaxWidth);
-  s.expertsKey = "num_local_experts";
-  s.experts = c.requirePositive(s.expertsKey, kMaxExperts);
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.scoring = ScoringFunc::sparsemixer;
-  s.routing.topK = c.getPositive("num_experts_per_tok", 2, kMaxExperts);
   if (s.routing.topK != 2)
     c.error(s.topKKey) << "phimoe's sparsemixer router picks exactly 2 "
                           "experts, got num_experts_per_tok = "
@@ -825,6 +855,55 @@ static void readPhimoe(ConfigFile &c, HFStack &s) {
         << shortNumber(jitter);
   s.routing.jitterEps = jitter;
   allMoe(c, s);
+}
+
+// Llama4TextMoe on the layers of moe_layers (transformers derives it from
+// interleave_moe_layer_step when absent: every step-th layer from step - 1),
+// Llama4TextMLP of intermediate_size_mlp on the others. Llama4Router: top-k
+// of the logits, each weight the sigmoid of its own logit; the weight
+// scales the expert's input (weights = input); the shared expert (an MLP of
+// intermediate_size) is added plainly.
+static void readLlama4Stack(ConfigFile &c, HFStack &s) {
+  readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 1);
+  s.routing.scoring = ScoringFunc::sigmoid;
+  s.routing.weights = WeightSite::input;
+  s.sharedFfn = s.expertFfn;
+  int64_t step = c.getPositive("interleave_moe_layer_step", 1, kMaxLayers);
+  bool listed = c.has("moe_layers");
+  std::vector<int64_t> moeLayers = c.getIntList("moe_layers");
+  for (auto [j, index] : llvm::enumerate(moeLayers))
+    if (index < 0 || index >= s.numLayers)
+      c.error(c.elementLoc("moe_layers", j))
+          << "moe_layers[" << j << "] = " << index
+          << " is not a layer index (num_hidden_layers = " << s.numLayers
+          << ")";
+  for (int64_t i = 0; i < s.numLayers; ++i) {
+    if (listed) {
+      auto it = llvm::find(moeLayers, i);
+      s.layers.push_back(
+          it != moeLayers.end()
+              ? LayerChoice{true,
+                            c.elementLoc("moe_layers", it - moeLayers.begin())}
+              : LayerChoice{false, c.loc("moe_layers")});
+    } else {
+      s.layers.push_back(
+          {(i + 1) % step == 0, c.loc("interleave_moe_layer_step")});
+    }
+  }
+  // Llama4TextConfig's default; only dense layers read it.
+  s.denseFfn = c.getPositive("intermediate_size_mlp", 16384, kMaxWidth);
+}
+
+static void readLlama4Text(ConfigFile &c, HFStack &s) {
+  s.keys = kLlama4TextKeys;
+  readLlama4Stack(c, s);
+}
+
+// The multimodal config: the text model's keys under text_config, its
+// decoder under `language_model.`.
+static void readLlama4(ConfigFile &c, HFStack &s) {
+  s.keys = kLlama4Keys;
+  readLlama4Stack(c, s);
 }
 
 static void readGraniteMoeRouted(ConfigFile &c, HFStack &s) {
@@ -903,6 +982,21 @@ static constexpr StringLiteral kDbrxIgnored[] = {
 static constexpr StringLiteral kGptOssIgnored[] = {
     "sliding_window", "layer_types", "initial_context_length"};
 
+// Llama 4's text model: attention only (chunked attention and which layers
+// skip RoPE, the QK norm without weights, attention temperature tuning) and
+// the training-only router jitter, which Llama4Router never applies.
+static constexpr StringLiteral kLlama4Ignored[] = {
+    "attention_chunk_size", "attn_scale", "attn_temperature_tuning",
+    "floor_scale", "no_rope_layers", "no_rope_layer_interval", "use_qk_norm",
+    "layer_types", "cache_implementation", "router_jitter_noise",
+    // Bookkeeping every nested transformers config carries.
+    "model_type", "dtype", "torch_dtype", "for_llm_compressor",
+    "_attn_implementation_autoset"};
+// Llama4ForConditionalGeneration's top level: the vision tower and the
+// image tokens do not touch the text decoder's FFN stack.
+static constexpr StringLiteral kLlama4OuterIgnored[] = {
+    "vision_config", "boi_token_index", "eoi_token_index", "image_token_index"};
+
 static const Family kFamilies[] = {
     {"mixtral", readMixtral, kMixtralIgnored},
     {"qwen2_moe", readQwen2Moe, kQwenIgnored},
@@ -921,6 +1015,9 @@ static const Family kFamilies[] = {
     {"dbrx", readDbrx, kDbrxIgnored},
     {"gpt_oss", readGptOss, kGptOssIgnored},
     {"phimoe", readPhimoe, kPhimoeIgnored},
+    {"llama4_text", readLlama4Text, kLlama4Ignored},
+    {"llama4", readLlama4, kLlama4Ignored, "text_config", "llama4_text",
+     kLlama4OuterIgnored},
 };
 
 //===----------------------------------------------------------------------===//
@@ -1056,6 +1153,29 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
       // [E, H, F] from [E, F, H]: read by column.
       ffn.downView = FusedViewDesc{{e, f, h}, 0, f * h, {1, h}};
       ffn.downBiasView = FusedViewDesc{{e, h}, 0, h, {1}};
+      model.layers.push_back(std::move(layer));
+      continue;
+    }
+    if (s.keys.fused == KeyScheme::Fused::llama4GateUpHalves) {
+      std::string prefix = layer.name + ".experts.";
+      int64_t f = s.expertFfn, h = s.hidden, e = s.experts;
+      FfnDesc &ffn = layer.experts;
+      ffn.ffnSize = f;
+      ffn.activation = Activation::silu;
+      ffn.gated = true;
+      ffn.gateKey = ffn.upKey = prefix + s.keys.expertGate.str();
+      ffn.downKey = prefix + s.keys.expertDown.str();
+      // [E, F, H] from [E, H, 2F] (`chunk(2, dim=-1)`): element (f, h) at
+      // h * 2F + f, and up F columns on.
+      ffn.gateView = FusedViewDesc{{e, h, 2 * f}, 0, h * 2 * f, {1, 2 * f}};
+      ffn.upView = FusedViewDesc{{e, h, 2 * f}, f, h * 2 * f, {1, 2 * f}};
+      // [E, H, F] from [E, F, H]: read by column.
+      ffn.downView = FusedViewDesc{{e, f, h}, 0, f * h, {1, h}};
+      layer.shared = SharedExpertDesc{
+          swiGlu(s.sharedFfn,
+                 layer.name + "." + s.keys.sharedModule.str() + ".",
+                 "gate_proj", "up_proj", "down_proj"),
+          ""};
       model.layers.push_back(std::move(layer));
       continue;
     }
@@ -1369,6 +1489,10 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
   static constexpr std::pair<StringLiteral, StringLiteral> kFfnOnly[] = {
       {"dbrx", "fused Wqkv, LayerNorm, clip_qkv"},
       {"phimoe", "LayerNorm with bias, lm_head bias"},
+      {"llama4", "chunked attention, layers without RoPE, weightless QK "
+                 "norm, attention temperature tuning"},
+      {"llama4_text", "chunked attention, layers without RoPE, weightless "
+                      "QK norm, attention temperature tuning"},
   };
   for (const auto &[family, why] : kFfnOnly)
     if (modelType == family) {
@@ -1459,29 +1583,50 @@ auto ::moe::import::readHFConfig(ConfigFile &c, bool wholeModel)
 
   HFStack stack;
   DType dtype = readDType(c, DType::f32);
+  auto ignore = [](ConfigFile &config, ArrayRef<StringLiteral> keys) {
+    config.ignore(llvm::to_vector(
+        llvm::map_range(keys, [](StringLiteral s) { return StringRef(s); })));
+  };
+  // The text model's keys: the top level, or the family's nested object.
+  std::unique_ptr<ConfigFile> nested;
+  if (!family->textConfig.empty()) {
+    nested = c.nested(family->textConfig);
+    if (!nested)
+      return std::nullopt;
+    std::string inner = nested->requireString("model_type");
+    if (!nested->failed() && inner != family->textModelType)
+      nested->error("model_type")
+          << "'" << family->textConfig << ".model_type' must be '"
+          << family->textModelType << "' for model_type '" << modelType
+          << "', got '" << inner << "'";
+    if (wholeModel)
+      readDecoder(c, modelType, 1);
+    ignore(c, kIgnoredEverywhere);
+    ignore(c, family->outerIgnored);
+    c.checkUnknownKeys(modelType);
+  }
+  ConfigFile &text = nested ? *nested : c;
   // Every family's experts are SwiGLU with silu.
-  std::string act = c.getString("hidden_act", "silu");
+  std::string act = text.getString("hidden_act", "silu");
   if (act != "silu")
-    c.error("hidden_act") << "unsupported hidden_act '" << act << "' for "
-                          << modelType
-                          << ": the experts are SwiGLU with 'silu'";
+    text.error("hidden_act")
+        << "unsupported hidden_act '" << act << "' for " << modelType
+        << ": the experts are SwiGLU with 'silu'";
   std::optional<WeightQuantDesc> quant = readQuantization(c);
-  family->read(c, stack);
+  family->read(text, stack);
   std::optional<DecoderDesc> decoder;
-  if (wholeModel)
+  if (wholeModel && !nested)
     decoder = readDecoder(c, modelType, stack.hidden);
-  c.ignore(llvm::to_vector(llvm::map_range(
-      kIgnoredEverywhere, [](StringLiteral s) { return StringRef(s); })));
-  c.ignore(llvm::to_vector(llvm::map_range(
-      family->ignored, [](StringLiteral s) { return StringRef(s); })));
-  c.checkUnknownKeys(modelType);
-  if (c.failed())
+  ignore(text, kIgnoredEverywhere);
+  ignore(text, family->ignored);
+  text.checkUnknownKeys(modelType);
+  if (c.failed() || text.failed())
     return std::nullopt;
-  checkRouting(c, stack);
-  if (c.failed())
+  checkRouting(text, stack);
+  if (text.failed())
     return std::nullopt;
 
-  ModelDesc model = describe(c, stack);
+  ModelDesc model = describe(text, stack);
   model.modelType = modelType;
   model.dtype = dtype;
   model.weightQuant = quant;

@@ -82,6 +82,8 @@ struct RoutingDesc {
   double normP = 1.0;
   /// The jitter_eps of scoring = sparsemixer.
   double jitterEps = 0.0;
+  /// Llama 4: the weight scales the expert's input (at the dispatch).
+  mlir::moe::WeightSite weights = mlir::moe::WeightSite::output;
 };
 
 struct SharedExpertDesc {

@@ -149,7 +149,7 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       r.nGroup, r.topkGroup, r.groupScore, r.normalize,
       llvm::APFloat(r.normEpsilon), llvm::APFloat(r.routedScalingFactor),
       llvm::APFloat(r.capacityFactor), r.minCapacity, r.dropOrder,
-      llvm::APFloat(r.normP), llvm::APFloat(r.jitterEps));
+      llvm::APFloat(r.normP), llvm::APFloat(r.jitterEps), r.weights);
   if (!routing)
     return failure();
 
@@ -171,9 +171,12 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
   auto gate = GateOp::create(builder, loc, logits, correction, routing);
   auto bufferType = RankedTensorType::get(
       {experts, ShapedType::kDynamic, model.hiddenSize}, elementType);
+  // The weights apply once: at the dispatch (input) or the combine (output).
+  Value inputWeights = routing.weighsInput() ? gate.getWeights() : Value();
+  Value outputWeights = routing.weighsInput() ? Value() : gate.getWeights();
   Value buffer =
       DispatchOp::create(builder, loc, bufferType, input, gate.getExpertIds(),
-                         gate.getSlots(), gate.getCapacity());
+                         gate.getSlots(), gate.getCapacity(), inputWeights);
   FfnValues w = ffnWeights(layer.experts, experts, loc);
   FloatAttr alpha, limit;
   if (layer.experts.activation == Activation::swiglu_clamped) {
@@ -184,7 +187,7 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
       builder, loc, bufferType, buffer, w.gate, w.gateBias, w.up, w.upBias,
       w.down, w.downBias, layer.experts.activation, alpha, limit);
   Value output = CombineOp::create(builder, loc, expertOut, gate.getExpertIds(),
-                                   gate.getSlots(), gate.getWeights());
+                                   gate.getSlots(), outputWeights);
   if (!layer.shared)
     return output;
 

@@ -8,6 +8,13 @@ using namespace moert::api;
 
 namespace {
 
+// Per-choice routing weights [S, k] f32, or an absent Operand.
+Operand optionalWeights(moert_view_t weights, int64_t choices) {
+  if (!isPresent(weights))
+    return {};
+  return typedOperand(weights, MOERT_F32, choices, "weights");
+}
+
 // The expert rows y[E, C, H] and the [S, k] mapping table a combine reads.
 struct CombineSource {
   Operand y, ids, slots, weights;
@@ -23,11 +30,11 @@ CombineSource combineSource(moert_view_t y, moert_view_t ids,
   requireFloatDtype(y, "y");
   requireDtype(ids, MOERT_I32, "ids");
   requireDtype(slots, MOERT_I32, "slots");
-  requireDtype(weights, MOERT_F32, "weights");
+  // Absent weights: the rows were weighted at dispatch (weight 1 here).
   return {operand(y, experts * capacity * hidden, "y"),
           operand(ids, tokens * topK, "ids"),
           operand(slots, tokens * topK, "slots"),
-          operand(weights, tokens * topK, "weights")};
+          optionalWeights(weights, tokens * topK)};
 }
 
 } // namespace
@@ -36,8 +43,9 @@ extern "C" {
 
 moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
                               moert_view_t ids, moert_view_t slots,
-                              moert_view_t buf, int64_t tokens, int64_t hidden,
-                              int64_t topK, int64_t experts, int64_t capacity) {
+                              moert_view_t weights, moert_view_t buf,
+                              int64_t tokens, int64_t hidden, int64_t topK,
+                              int64_t experts, int64_t capacity) {
   return guard("moert_dispatch", [&] {
     checkContext(ctx);
     require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
@@ -50,9 +58,10 @@ moert_status_t moert_dispatch(moert_context_t ctx, moert_view_t x,
     Operand in = operand(x, tokens * hidden, "x");
     Operand idIn = operand(ids, tokens * topK, "ids");
     Operand slotIn = operand(slots, tokens * topK, "slots");
+    Operand scale = optionalWeights(weights, tokens * topK);
     Operand out = operand(buf, experts * capacity * hidden, "buf");
-    ctx->backend().dispatch(ctx->rank, in, idIn, slotIn, out, tokens, hidden,
-                            topK, experts, capacity);
+    ctx->backend().dispatch(ctx->rank, in, idIn, slotIn, scale, out, tokens,
+                            hidden, topK, experts, capacity);
   });
 }
 

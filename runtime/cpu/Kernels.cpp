@@ -74,8 +74,8 @@ struct CombineSource {
       : y(y.as<const char>()), yType(y.dtype), ids(ids.as<const int32_t>()),
         slots(slots.as<const int32_t>()), weights(weights.as<const float>()),
         hidden(hidden), topK(topK), experts(experts), capacity(capacity) {}
-  // acc += sum_j weights[s,j] * y[ids[s,j], slots[s,j]] over kept choices;
-  // `row` is fp32 scratch of `hidden` floats.
+  // acc += sum_j weights[s,j] * y[ids[s,j], slots[s,j]] over kept choices
+  // (weight 1 without weights); `row` is fp32 scratch of `hidden` floats.
   void accumulate(int64_t s, float *acc, float *row) const {
     size_t yRow = hidden * dtypeSize(yType);
     for (int64_t j = 0; j < topK; ++j) {
@@ -88,7 +88,7 @@ struct CombineSource {
         convertToFloat(src, yType, row, hidden);
         values = row;
       }
-      float w = weights[s * topK + j];
+      float w = weights ? weights[s * topK + j] : 1.0f;
       for (int64_t h = 0; h < hidden; ++h)
         acc[h] += w * values[h];
     }
@@ -286,21 +286,34 @@ void CpuBackend::router(int32_t rank, Operand x, Operand wg, Operand bias,
 }
 
 void CpuBackend::dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
-                          Operand buf, int64_t tokens, int64_t hidden,
-                          int64_t topK, int64_t experts, int64_t capacity) {
+                          Operand weights, Operand buf, int64_t tokens,
+                          int64_t hidden, int64_t topK, int64_t experts,
+                          int64_t capacity) {
   const char *xData = x.as<const char>();
   const int32_t *idData = ids.as<const int32_t>();
   const int32_t *slotData = slots.as<const int32_t>();
+  const float *scale = weights.as<const float>(); // null: unscaled
   char *out = buf.as<char>();
   size_t inRow = hidden * dtypeSize(x.dtype);
   size_t outRow = hidden * dtypeSize(buf.dtype);
   std::memset(out, 0, experts * capacity * outRow);
+  float *row = scale ? scratch(rank).floats(slotRow, hidden) : nullptr;
   for (int64_t s = 0; s < tokens; ++s) {
     for (int64_t j = 0; j < topK; ++j) {
       int64_t r = expertRow(idData, slotData, s, j, topK, experts, capacity);
-      if (r >= 0)
+      if (r < 0)
+        continue;
+      if (!scale) {
         convert(xData + s * inRow, x.dtype, out + r * outRow, buf.dtype,
                 hidden);
+        continue;
+      }
+      // x * w in fp32, rounded once to the buffer's dtype.
+      convertToFloat(xData + s * inRow, x.dtype, row, hidden);
+      float w = scale[s * topK + j];
+      for (int64_t h = 0; h < hidden; ++h)
+        row[h] *= w;
+      storeFloats(row, out + r * outRow, buf.dtype, hidden);
     }
   }
 }

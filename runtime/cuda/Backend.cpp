@@ -356,11 +356,12 @@ void CudaBackend::gateNormalize(int32_t rank, const moert_gate_config_t &cfg,
 }
 
 void CudaBackend::dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
-                           Operand buf, int64_t tokens, int64_t hidden,
-                           int64_t topK, int64_t experts, int64_t capacity) {
+                           Operand weights, Operand buf, int64_t tokens,
+                           int64_t hidden, int64_t topK, int64_t experts,
+                           int64_t capacity) {
   cuda::dispatch(*context_, tensor(x), ids.as<const int32_t>(),
-                 slots.as<const int32_t>(), mutableTensor(buf), tokens, hidden,
-                 topK, experts, capacity);
+                 slots.as<const int32_t>(), weights.as<const float>(),
+                 mutableTensor(buf), tokens, hidden, topK, experts, capacity);
 }
 
 void CudaBackend::combine(int32_t rank, Operand y, Operand ids, Operand slots,

@@ -179,11 +179,12 @@ int64_t gateSlots(Context &ctx, const moert_gate_config_t &cfg,
 void gateNormalize(Context &ctx, const moert_gate_config_t &cfg,
                    const int32_t *slots, int64_t tokens, float *weights);
 
+// weights null: rows copied unscaled.
 void dispatch(Context &ctx, Tensor x, const int32_t *ids, const int32_t *slots,
-              MutableTensor buf, int64_t tokens, int64_t hidden, int64_t topK,
-              int64_t experts, int64_t capacity);
+              const float *weights, MutableTensor buf, int64_t tokens,
+              int64_t hidden, int64_t topK, int64_t experts, int64_t capacity);
 
-// out may alias addend.
+// out may alias addend; weights null: weight 1.
 void combine(Context &ctx, Tensor y, const int32_t *ids, const int32_t *slots,
              const float *weights, Tensor addend, MutableTensor out,
              int64_t tokens, int64_t hidden, int64_t topK, int64_t experts,

@@ -46,20 +46,25 @@ dispatchCopyKernel(const char *x, const int32_t *ids, const int32_t *slots,
   }
 }
 
+// Different dtypes, or weights present (x * w in fp32, one rounding).
 __global__ void dispatchConvertKernel(const void *x, moert_dtype_t xType,
                                       const int32_t *ids, const int32_t *slots,
-                                      void *buf, moert_dtype_t bufType,
-                                      int64_t choices, int64_t topK,
-                                      int64_t hidden, int64_t experts,
-                                      int64_t capacity, long long *errorWord) {
+                                      const float *weights, void *buf,
+                                      moert_dtype_t bufType, int64_t choices,
+                                      int64_t topK, int64_t hidden,
+                                      int64_t experts, int64_t capacity,
+                                      long long *errorWord) {
   for (int64_t i = blockIdx.x; i < choices; i += gridDim.x) {
     int64_t row;
     if (!routedRow(ids, slots, i, experts, capacity, errorWord, row))
       continue;
     int64_t s = i / topK;
-    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x)
-      storeFloat(buf, bufType, row * hidden + h,
-                 loadFloat(x, xType, s * hidden + h));
+    for (int64_t h = threadIdx.x; h < hidden; h += blockDim.x) {
+      float value = loadFloat(x, xType, s * hidden + h);
+      if (weights)
+        value = __fmul_rn(value, weights[i]);
+      storeFloat(buf, bufType, row * hidden + h, value);
+    }
   }
 }
 
@@ -81,8 +86,9 @@ __global__ void combineKernel(const void *y, moert_dtype_t yType,
         int64_t row;
         if (routedRow(ids, slots, s * topK + j, experts, capacity, errorWord,
                       row))
-          acc = __fadd_rn(acc, __fmul_rn(weights[s * topK + j],
-                                         loadFloat(y, yType, row * hidden + h)));
+          acc =
+              __fadd_rn(acc, __fmul_rn(weights ? weights[s * topK + j] : 1.0f,
+                                       loadFloat(y, yType, row * hidden + h)));
       }
       if (addend)
         acc = __fadd_rn(acc, loadFloat(addend, addendType, s * hidden + h));
@@ -99,9 +105,9 @@ unsigned rowGrid(int64_t rows) {
 } // namespace
 
 void moert::cuda::dispatch(Context &ctx, Tensor x, const int32_t *ids,
-                           const int32_t *slots, MutableTensor buf,
-                           int64_t tokens, int64_t hidden, int64_t topK,
-                           int64_t experts, int64_t capacity) {
+                           const int32_t *slots, const float *weights,
+                           MutableTensor buf, int64_t tokens, int64_t hidden,
+                           int64_t topK, int64_t experts, int64_t capacity) {
   require(tokens >= 0 && hidden >= 1 && topK >= 1 && experts >= 1 &&
               capacity >= 0,
           "dispatch: bad extents");
@@ -115,10 +121,10 @@ void moert::cuda::dispatch(Context &ctx, Tensor x, const int32_t *ids,
   if (choices == 0) // with C = 0 a kept choice still has to be reported
     return;
   unsigned grid = rowGrid(choices);
-  if (x.dtype != buf.dtype) {
+  if (x.dtype != buf.dtype || weights) {
     dispatchConvertKernel<<<grid, 128, 0, stream>>>(
-        x.data, x.dtype, ids, slots, buf.data, buf.dtype, choices, topK, hidden,
-        experts, capacity, ctx.errorWord());
+        x.data, x.dtype, ids, slots, weights, buf.data, buf.dtype, choices,
+        topK, hidden, experts, capacity, ctx.errorWord());
     MOERT_CUDA_CHECK_LAUNCH();
     return;
   }

@@ -92,8 +92,8 @@ TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
         buf(ctx, E * C * H * 4), out(ctx, S * H * 4);
     check(moert_buffer_fill(ctx, buf.view(MOERT_F32), E * C * H, NAN));
     check(moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
-                         sb.view(MOERT_I32), buf.view(MOERT_F32), S, H, k, E,
-                         C));
+                         sb.view(MOERT_I32), moert_absent_view(),
+                         buf.view(MOERT_F32), S, H, k, E, C));
     Floats dispatched = buf.download<float>(MOERT_F32, E * C * H);
     for (int64_t h = 0; h < H; ++h) {
       EXPECT_EQ(dispatched[(0 * C + 0) * H + h], x[0 * H + h]);
@@ -118,9 +118,71 @@ TEST(Kernels, DispatchThenCombineWeighsKeptChoices) {
     Buffer bad(ctx, badSlots, MOERT_I32);
     EXPECT_MOERT_ERROR(moert_dispatch(ctx, xb.view(MOERT_F32),
                                       ib.view(MOERT_I32), bad.view(MOERT_I32),
-                                      buf.view(MOERT_F32), S, H, k, E, C),
+                                      moert_absent_view(), buf.view(MOERT_F32),
+                                      S, H, k, E, C),
                        MOERT_INVALID_ARGUMENT, "slot 2");
   });
+}
+
+// Llama 4: the weight scales the dispatched row (x * w in fp32, rounded to
+// the buffer's dtype) and the combine then sums with weight 1.
+TEST(Kernels, DispatchWithWeightsScalesRowsAndUnweightedCombineSums) {
+  const int64_t S = 3, H = 5, k = 2, E = 3, C = 2;
+  Floats x = randomFloats(S * H, 7);
+  std::vector<int32_t> ids = {2, 0, 0, 2, 1, 2};
+  std::vector<int32_t> slots = {0, 0, 1, 1, 0, -1}; // token 2's second dropped
+  Floats weights = {0.75f, 0.3f, 0.5f, 1.5f, 0.2f, 0.9f};
+  for (moert_dtype_t io : {MOERT_F32, MOERT_BF16}) {
+    // The reference loop: rows stay 0 unless a kept choice fills them.
+    Floats want(E * C * H, 0.0f);
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t j = 0; j < k; ++j) {
+        int32_t e = ids[s * k + j], slot = slots[s * k + j];
+        if (slot < 0)
+          continue;
+        for (int64_t h = 0; h < H; ++h) {
+          float v = x[s * H + h] * weights[s * k + j];
+          want[(e * C + slot) * H + h] =
+              io == MOERT_BF16 ? bf16ToFloat(floatToBf16(v)) : v;
+        }
+      }
+    onOneRank([&](moert_context_t ctx) {
+      Buffer xb(ctx, x, MOERT_F32), ib(ctx, ids, MOERT_I32),
+          sb(ctx, slots, MOERT_I32), wb(ctx, weights, MOERT_F32),
+          buf(ctx, E * C * H * 4), wide(ctx, E * C * H * 4),
+          out(ctx, S * H * 4);
+      check(moert_buffer_fill(ctx, buf.view(io), E * C * H, NAN));
+      check(moert_dispatch(ctx, xb.view(MOERT_F32), ib.view(MOERT_I32),
+                           sb.view(MOERT_I32), wb.view(MOERT_F32), buf.view(io),
+                           S, H, k, E, C));
+      check(moert_buffer_copy(ctx, buf.view(io), wide.view(MOERT_F32),
+                              E * C * H));
+      Floats got = wide.download<float>(MOERT_F32, E * C * H);
+      for (int64_t i = 0; i < E * C * H; ++i)
+        EXPECT_EQ(got[i], want[i]) << "element " << i;
+      // Unweighted combine: each kept row once, as written.
+      check(moert_combine(ctx, wide.view(MOERT_F32), ib.view(MOERT_I32),
+                          sb.view(MOERT_I32), moert_absent_view(),
+                          moert_absent_view(), out.view(MOERT_F32), S, H, k, E,
+                          C));
+      Floats sum = out.download<float>(MOERT_F32, S * H);
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t h = 0; h < H; ++h) {
+          float acc = 0.0f;
+          for (int64_t j = 0; j < k; ++j)
+            if (slots[s * k + j] >= 0)
+              acc += want[(ids[s * k + j] * C + slots[s * k + j]) * H + h];
+          EXPECT_EQ(sum[s * H + h], acc) << "token " << s;
+        }
+      // A weights view shorter than [S, k] is refused.
+      Buffer shortWeights(ctx, Floats(S * k - 1, 1.0f), MOERT_F32);
+      EXPECT_MOERT_ERROR(moert_dispatch(ctx, xb.view(MOERT_F32),
+                                        ib.view(MOERT_I32), sb.view(MOERT_I32),
+                                        shortWeights.view(MOERT_F32),
+                                        buf.view(io), S, H, k, E, C),
+                         MOERT_INVALID_ARGUMENT, "weights");
+    });
+  }
 }
 
 TEST(Kernels, FusedCombineMixesAddsSharedAndUpdatesXInPlace) {

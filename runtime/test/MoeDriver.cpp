@@ -244,8 +244,8 @@ int run(const std::string &dir) {
     const int64_t rowsPerExpert = capacity * G;
     Buffer dispatched(ctx, E * capacity * H * esize);
     check(moert_dispatch(ctx, xb.view(dtype), ids.view(MOERT_I32),
-                         slots.view(MOERT_I32), dispatched.view(dtype), localS,
-                         H, k, E, capacity));
+                         slots.view(MOERT_I32), moert_absent_view(),
+                         dispatched.view(dtype), localS, H, k, E, capacity));
     Buffer expertIn(ctx, E * capacity * H * esize),
         expertOut(ctx, E * capacity * H * esize),
         combinedIn(ctx, E * capacity * H * esize), rows(ctx, E * 4);

@@ -267,9 +267,56 @@ def gpt_oss_reference(cfg, x, w, tweak):
     return x
 
 
+def llama4_reference(cfg, x, w, tweak):
+    """Llama 4 (transformers' Llama4TextMoe / Llama4TextMLP): the text
+    model's keys under text_config for model_type llama4 (the decoder under
+    language_model.); MoE layers are moe_layers, else every
+    interleave_moe_layer_step-th from step - 1; the others are an MLP of
+    intermediate_size_mlp. Router: top-k of the logits, each weight the
+    sigmoid of its logit, scaling the expert's input: out = shared(x) +
+    sum_j expert_j(x * w_j); experts from gate_up_proj [E, H, 2F] (x @ W;
+    gate the first F columns, up the last F) and down_proj [E, F, H]."""
+    prefix = "model.layers."
+    if cfg["model_type"] == "llama4":
+        cfg, prefix = cfg["text_config"], "language_model.model.layers."
+    L, k = cfg["num_hidden_layers"], cfg.get("num_experts_per_tok", 1)
+    Fe, Fd = cfg["intermediate_size"], cfg.get("intermediate_size_mlp", 16384)
+    step = cfg.get("interleave_moe_layer_step", 1)
+    moe_layers = cfg.get("moe_layers") or list(range(step - 1, L, step))
+    silu = lambda v: v / (1 + np.exp(-v))  # noqa: E731
+
+    def mlp(pre, width, rows):
+        g = w.get(pre + "gate_proj.weight", (width, H))
+        u = w.get(pre + "up_proj.weight", (width, H))
+        d = w.get(pre + "down_proj.weight", (H, width))
+        return (silu(rows @ g.T) * (rows @ u.T)) @ d.T
+
+    for i in range(L):
+        pre = f"{prefix}{i}.feed_forward."
+        if i not in moe_layers:
+            x = x + mlp(pre, Fd, x)
+            continue
+        wr = w.get(pre + "router.weight", (E, H), scale=tweak.get("router_scale"), f32=True)
+        gate_up = w.get(pre + "experts.gate_up_proj", (E, H, 2 * Fe), scale=H ** -0.5)
+        down = w.get(pre + "experts.down_proj", (E, Fe, H), scale=Fe ** -0.5)
+        out = mlp(pre + "shared_expert.", Fe, x)
+        logits = x @ wr.T
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        scores = 1 / (1 + np.exp(-np.take_along_axis(logits, top, axis=1)))
+        for t in range(x.shape[0]):
+            for j in range(k):
+                e = top[t, j]
+                gu = (x[t] * scores[t, j]) @ gate_up[e]
+                out[t] += (silu(gu[:Fe]) * gu[Fe:]) @ down[e]
+        x = x + out
+    return x
+
+
 def hf_reference(cfg, x, w, tweak):
     """The HF families' FFN stack, read from config.json."""
     t = cfg["model_type"]
+    if t in ("llama4", "llama4_text"):
+        return llama4_reference(cfg, x, w, tweak)
     if t == "dbrx":
         return dbrx_reference(cfg, x, w, tweak)
     if t == "gpt_oss":
@@ -451,6 +498,14 @@ CASES = [
     # swiglu_limit 0.5: both clamps bite on these unit-scale projections.
     ("gpt-oss", fam("gpt_oss", intermediate_size=F, num_local_experts=E, num_experts_per_tok=2,
                     swiglu_limit=0.5), {}),
+    # Top-2 over interleaved layers: 1 and 3 MoE, 0 and 2 dense MLPs.
+    ("llama4-text", fam("llama4_text", layers=4, intermediate_size=F, intermediate_size_mlp=2 * F,
+                        num_local_experts=E, num_experts_per_tok=2, interleave_moe_layer_step=2), {}),
+    # The multimodal config: the text model under text_config, top-1,
+    # moe_layers listed (layer 1 dense).
+    ("llama4", {"model_type": "llama4", "torch_dtype": "float32", "vision_config": {"hidden_size": 16},
+                "text_config": fam("llama4_text", layers=3, intermediate_size=F, intermediate_size_mlp=F // 2,
+                                   num_local_experts=E, num_experts_per_tok=1, moe_layers=[0, 2])}, {}),
     ("prmoe-choice-major", prmoe("choice_major"), {}),
     ("prmoe-token-major", prmoe("token_major"), {}),
     ("prmoe-probs", prmoe("probs", top_k=1, cf=1.0), {}),
@@ -470,7 +525,7 @@ MULTI_RANK = {"mixtral": True, "qwen2-moe": True, "qwen3-moe": True, "deepseek-v
               "qwen3-next": True, "jamba": True, "hunyuan-v1-moe": True, "ernie4.5-moe": True,
               "ernie4.5-moe-clamp": True, "granitemoe": True, "granitemoeshared": True,
               "dbrx": True, "dbrx-pnorm": True, "gpt-oss": True,
-              "phimoe": True}
+              "phimoe": True, "llama4-text": True, "llama4": True}
 
 
 # Expert slicing and tensor-parallel dense MLPs: 4 ranks with tp forced to 2

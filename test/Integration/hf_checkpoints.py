@@ -10,7 +10,9 @@ random input and y.npy the transformers modules' output on it: for every
 decoder layer in order, y = y + layer.mlp(y) (the FFN stack moe-run runs:
 DESIGN.md §4; Jamba's feed_forward, DBRX's ffn, Granite's block_sparse_moe
 plus shared_mlp times residual_multiplier, gpt-oss's mlp (router with bias,
-experts with biases and the clamped SwiGLU): ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
+experts with biases and the clamped SwiGLU), Llama 4's feed_forward (the
+text decoder of Llama4ForConditionalGeneration for model_type llama4):
+ffn_output). The committed goldens in test/Integration/hf-checkpoints/ are
 this command's output:
 
   python3 test/Integration/hf_checkpoints.py generate \\
@@ -154,6 +156,27 @@ FAMILIES = {
                    num_experts_per_tok=2, router_jitter_noise=0.01),
     "phimoe_wide": dict(intermediate_size=24, num_local_experts=6,
                         num_experts_per_tok=2, router_jitter_noise=0.4),
+    # Llama4ForCausalLM: top-2 (the router's sigmoid scores scale the
+    # experts' input), layers 1 and 3 of 4 MoE (interleave_moe_layer_step 2),
+    # 0 and 2 MLPs of intermediate_size_mlp; experts.gate_up_proj [E, H, 2F]
+    # (gate the first F columns) and down_proj [E, F, H], a shared expert.
+    "llama4_text": dict(intermediate_size=24, intermediate_size_mlp=40,
+                        num_local_experts=6, num_experts_per_tok=2,
+                        num_hidden_layers=4, interleave_moe_layer_step=2,
+                        head_dim=16),
+    # Llama4ForConditionalGeneration (model_type llama4): the text model
+    # under text_config and language_model.; top-1, moe_layers [0, 2].
+    "llama4": dict(text_config=dict(intermediate_size=24,
+                                    intermediate_size_mlp=40,
+                                    num_local_experts=6,
+                                    num_experts_per_tok=1, moe_layers=[0, 2],
+                                    head_dim=16),
+                   vision_config=dict(hidden_size=16, intermediate_size=16,
+                                      num_hidden_layers=1,
+                                      num_attention_heads=2, image_size=28,
+                                      patch_size=14, vision_output_dim=16,
+                                      projector_input_dim=16,
+                                      projector_output_dim=32)),
 }
 
 
@@ -205,6 +228,26 @@ def deepseek_original_weights(gate, scaling):
     gate.forward = patched
 
 
+def make_model(family, torch, transformers):
+    """The family's tiny model and its decoder layers."""
+    settings = FAMILIES[family]
+    if "text_config" in settings:  # multimodal: the text model nests
+        config = transformers.AutoConfig.for_model(
+            model_type(family),
+            text_config={**COMMON, **settings["text_config"]},
+            vision_config=settings["vision_config"])
+        config.dtype = torch.float32
+        model = transformers.Llama4ForConditionalGeneration(config).eval()
+        return config.text_config, model, model.language_model.model.layers
+    config = transformers.AutoConfig.for_model(model_type(family),
+                                               **{**COMMON, **settings})
+    config.dtype = torch.float32
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    layers = (model.transformer.blocks if hasattr(model, "transformer")
+              else model.model.layers)
+    return config, model, layers
+
+
 def generate(out, families, seed):
     import torch
     import transformers
@@ -212,12 +255,7 @@ def generate(out, families, seed):
     os.makedirs(out, exist_ok=True)
     for family in families:
         torch.manual_seed(seed)
-        config = transformers.AutoConfig.for_model(
-            model_type(family), **{**COMMON, **FAMILIES[family]})
-        config.dtype = torch.float32
-        model = transformers.AutoModelForCausalLM.from_config(config).eval()
-        layers = (model.transformer.blocks if hasattr(model, "transformer")
-                  else model.model.layers)
+        config, model, layers = make_model(family, torch, transformers)
         with torch.no_grad():
             # HF's init (std 0.02) would make the FFNs vanish next to the
             # residual; weights of unit-scale outputs test them.

@@ -36,7 +36,7 @@ LogicalResult RoutingAttr::verify(
     Normalization normalize, APFloat normEpsilonValue,
     APFloat routedScalingFactorValue, APFloat capacityFactorValue,
     int64_t minCapacity, DropOrder dropOrder, APFloat normPValue,
-    APFloat jitterEpsValue) {
+    APFloat jitterEpsValue, WeightSite weights) {
   double normP = normPValue.convertToDouble();
   double jitterEps = jitterEpsValue.convertToDouble();
   double normEpsilon = normEpsilonValue.convertToDouble();
@@ -88,6 +88,18 @@ LogicalResult RoutingAttr::verify(
                        << nGroup << ")";
   if (scoring == ScoringFunc::sparsemixer && normalize != Normalization::none)
     return emitError() << "scoring = sparsemixer computes final weights; "
+                          "normalize must be none, got "
+                       << stringifyNormalization(normalize);
+  // Scaling an expert's input is not scaling its output (the expert is
+  // nonlinear), so every policy has to match a model trained that way: the
+  // one reference is Llama 4's router (sigmoid of each selected logit, no
+  // normalisation). Other combinations would have nothing to match.
+  if (weights == WeightSite::input && scoring != ScoringFunc::sigmoid)
+    return emitError() << "weights = input needs scoring = sigmoid (Llama 4's "
+                          "router), got scoring = "
+                       << stringifyScoringFunc(scoring);
+  if (weights == WeightSite::input && normalize != Normalization::none)
+    return emitError() << "weights = input takes each choice's own score; "
                           "normalize must be none, got "
                        << stringifyNormalization(normalize);
   if (!std::isfinite(routedScalingFactor) || routedScalingFactor <= 0.0)

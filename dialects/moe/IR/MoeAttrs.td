@@ -79,9 +79,12 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
                  min_capacity = 4, drop_order = choice_major>
     #moe.routing<scoring = softmax, top_k = 4, normalize = pnorm, norm_p = 2.0>
     #moe.routing<scoring = sparsemixer, top_k = 2, jitter_eps = 0.01>
+    #moe.routing<scoring = sigmoid, top_k = 1, weights = input>
     ```
 
-    `capacity_factor = 0` means dropless. Local rules are checked here; the
+    `capacity_factor = 0` means dropless. `weights = input` (Llama 4): each
+    choice's weight scales the token's row at the dispatch, so the expert
+    computes `expert(x * w)`, and the combine sums the rows unweighted. Local rules are checked here; the
     rules that need the expert count are checked by the gate's verifier.
   }];
   let parameters = (ins
@@ -97,13 +100,15 @@ def Moe_RoutingAttr : Moe_Attr<"Routing", "routing"> {
     DefaultValuedParameter<"int64_t", "0">:$min_capacity,
     Moe_EnumParameter<Moe_DropOrder, "choice_major">:$drop_order,
     Moe_F64Parameter<"1.0">:$norm_p,
-    Moe_F64Parameter<"0.0">:$jitter_eps
+    Moe_F64Parameter<"0.0">:$jitter_eps,
+    Moe_EnumParameter<Moe_WeightSite, "output">:$weights
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     bool isDropless() const { return getCapacityFactor().isZero(); }
     bool isGroupLimited() const { return getNGroup() > 1; }
+    bool weighsInput() const { return getWeights() == WeightSite::input; }
     /// Capacity per expert for `tokens` local tokens and `experts` experts:
     /// max(min_capacity, ceil(k * S / E * cf)). Only for capacity routing.
     int64_t getCapacity(int64_t tokens, int64_t experts) const;

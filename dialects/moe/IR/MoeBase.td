@@ -134,6 +134,17 @@ def Moe_DropOrder : I32EnumAttr<"DropOrder",
   let genSpecializedAttr = 0;
 }
 
+def Moe_WeightSite : I32EnumAttr<"WeightSite",
+    "where a choice's routing weight multiplies the expert FFN", [
+      // The expert's output, at the combine (every family but Llama 4).
+      I32EnumAttrCase<"output", 0>,
+      // The expert's input, at the dispatch (Llama 4); combine sums.
+      I32EnumAttrCase<"input", 1>
+    ]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
 def Moe_Activation : I32EnumAttr<"Activation", "FFN activation function", [
       I32EnumAttrCase<"silu", 0>,
       I32EnumAttrCase<"gelu", 1>,

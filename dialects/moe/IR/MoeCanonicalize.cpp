@@ -29,7 +29,7 @@ struct UngroupWhenEveryGroupIsKept : OpRewritePattern<GateOp> {
         gate.getContext(), r.getScoring(), r.getTopK(), /*n_group=*/1,
         /*topk_group=*/1, GroupScore::max, r.getNormalize(), r.getNormEpsilon(),
         r.getRoutedScalingFactor(), r.getCapacityFactor(), r.getMinCapacity(),
-        r.getDropOrder(), r.getNormP(), r.getJitterEps());
+        r.getDropOrder(), r.getNormP(), r.getJitterEps(), r.getWeights());
     rewriter.modifyOpInPlace(gate, [&] { gate.setRoutingAttr(ungrouped); });
     return success();
   }

@@ -344,9 +344,36 @@ static LogicalResult verifyTokenMapping(Operation *op, Value tokens,
   return success();
 }
 
+/// The routing of the gate that chose `expertIds`, when it is in sight.
+static RoutingAttr routingOf(Value expertIds) {
+  if (auto gate = expertIds.getDefiningOp<GateOp>())
+    return gate.getRouting();
+  if (auto gate = expertIds.getDefiningOp<FusedGateOp>())
+    return gate.getRouting();
+  return RoutingAttr();
+}
+
+/// The gate's weights apply exactly once: at the dispatch when its routing
+/// says `weights = input`, at the combine otherwise.
+static LogicalResult verifyWeightSite(Operation *op, Value expertIds,
+                                      bool weighted, bool atDispatch) {
+  RoutingAttr routing = routingOf(expertIds);
+  if (!routing || weighted == (routing.weighsInput() == atDispatch))
+    return success();
+  return op->emitOpError()
+         << (weighted ? "takes weights but its gate's routing has weights = "
+                      : "takes no weights but its gate's routing has "
+                        "weights = ")
+         << stringifyWeightSite(routing.getWeights());
+}
+
 LogicalResult DispatchOp::verify() {
   if (failed(
           verifyTokenMapping(*this, getInput(), getResult(), getExpertIds())))
+    return failure();
+  if (failed(verifyWeightSite(*this, getExpertIds(),
+                              static_cast<bool>(getWeights()),
+                              /*atDispatch=*/true)))
     return failure();
   APInt capacity;
   int64_t rows = tensorType(getResult()).getDimSize(1);
@@ -372,7 +399,12 @@ LogicalResult CombineOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult CombineOp::verify() {
-  return verifyTokenMapping(*this, getResult(), getInput(), getExpertIds());
+  if (failed(
+          verifyTokenMapping(*this, getResult(), getInput(), getExpertIds())))
+    return failure();
+  return verifyWeightSite(*this, getExpertIds(),
+                          static_cast<bool>(getWeights()),
+                          /*atDispatch=*/false);
 }
 
 //===----------------------------------------------------------------------===//
@@ -660,6 +692,10 @@ LogicalResult SharedAddOp::verify() {
 LogicalResult FusedCombineOp::verify() {
   if (failed(
           verifyTokenMapping(*this, getResult(), getInput(), getExpertIds())))
+    return failure();
+  if (failed(verifyWeightSite(*this, getExpertIds(),
+                              static_cast<bool>(getWeights()),
+                              /*atDispatch=*/false)))
     return failure();
   ArrayRef<int64_t> shape = tensorType(getResult()).getShape();
   int64_t hidden = shape[1];

@@ -140,48 +140,61 @@ def Moe_GateOp : Moe_Op<"gate", [
 //===----------------------------------------------------------------------===//
 
 def Moe_DispatchOp : Moe_Op<"dispatch", [
-    Pure, AllTypesMatch<["expert_ids", "slots"]>]> {
+    Pure, AllTypesMatch<["expert_ids", "slots"]>,
+    OptionalTypesMatchWith<"weights are the fp32 counterpart of expert_ids",
+                   "expert_ids", "weights",
+                   "::mlir::RankedTensorType::get(::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), ::mlir::Float32Type::get($_self.getContext()))">]> {
   let summary = "gather tokens into the expert-major buffer [E, C, H]";
   let description = [{
     `result[expert_ids[s, j], slots[s, j]] = input[s]` for every kept choice;
-    rows no choice fills are zero. `capacity` is the gate's `C`.
+    rows no choice fills are zero. `capacity` is the gate's `C`. With
+    `weights` (the gate's, when its routing says `weights = input`) the row
+    is `input[s] * weights[s, j]`, computed in fp32 and rounded to the
+    result's element type.
 
     ```mlir
     %buf = moe.dispatch %x, %ids, %slots, %cap
         : tensor<?x4096xbf16>, tensor<?x2xi32> -> tensor<8x?x4096xbf16>
+    %scaled = moe.dispatch %x, %ids, %slots, %cap weights %w
+        : tensor<?x5120xbf16>, tensor<?x1xi32> -> tensor<16x?x5120xbf16>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
-                       Moe_I32Tensor:$slots, Index:$capacity);
+                       Moe_I32Tensor:$slots, Index:$capacity,
+                       Optional<Moe_F32Tensor>:$weights);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `,` $expert_ids `,` $slots `,` $capacity attr-dict `:`
-    type($input) `,` type($expert_ids) `->` type($result)
+    $input `,` $expert_ids `,` $slots `,` $capacity (`weights` $weights^)?
+    attr-dict `:` type($input) `,` type($expert_ids) `->` type($result)
   }];
   let hasVerifier = 1;
 }
 
 def Moe_CombineOp : Moe_Op<"combine", [
     Pure, AllTypesMatch<["expert_ids", "slots"]>,
-    TypesMatchWith<"weights are the fp32 counterpart of expert_ids",
+    OptionalTypesMatchWith<"weights are the fp32 counterpart of expert_ids",
                    "expert_ids", "weights",
                    "::mlir::RankedTensorType::get(::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), ::mlir::Float32Type::get($_self.getContext()))">,
     InferTypeOpAdaptor]> {
   let summary = "scatter expert outputs back to tokens, weighted";
   let description = [{
     `result[s] = sum_j weights[s, j] * input[expert_ids[s, j], slots[s, j]]`
-    over the kept choices (`slots >= 0`), accumulated in fp32.
+    over the kept choices (`slots >= 0`), accumulated in fp32. Without
+    `weights` every kept choice has weight 1: the rows were weighted at the
+    dispatch (`#moe.routing<..., weights = input>`).
 
     ```mlir
     %y = moe.combine %out, %ids, %slots, %w
         : tensor<8x?x4096xbf16>, tensor<?x2xi32>
+    %sum = moe.combine %out, %ids, %slots
+        : tensor<16x?x5120xbf16>, tensor<?x1xi32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
-                       Moe_I32Tensor:$slots, Moe_F32Tensor:$weights);
+                       Moe_I32Tensor:$slots, Optional<Moe_F32Tensor>:$weights);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `,` $expert_ids `,` $slots `,` $weights attr-dict `:`
+    $input `,` $expert_ids `,` $slots (`,` $weights^)? attr-dict `:`
     type($input) `,` type($expert_ids)
   }];
   let hasVerifier = 1;
@@ -418,7 +431,7 @@ def Moe_FusedGateOp : Moe_Op<"fused_gate", [
 
 def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
     Pure, AttrSizedOperandSegments, AllTypesMatch<["expert_ids", "slots"]>,
-    TypesMatchWith<"weights are the fp32 counterpart of expert_ids",
+    OptionalTypesMatchWith<"weights are the fp32 counterpart of expert_ids",
                    "expert_ids", "weights",
                    "::mlir::RankedTensorType::get(::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), ::mlir::Float32Type::get($_self.getContext()))">]> {
   let summary = "combine with its epilogue: residual mix and shared add";
@@ -427,7 +440,8 @@ def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
     `moe.shared_add` compute one after another, with every intermediate kept
     in fp32:
 
-    - `r = sum_j weights[s, j] * input[expert_ids[s, j], slots[s, j]]`;
+    - `r = sum_j weights[s, j] * input[expert_ids[s, j], slots[s, j]]`
+      (weight 1 without `weights`, as `moe.combine`);
     - with `mix(...)`: `r = r * c[:, 0] + mlp * c[:, 1]`,
       `c = softmax(x · Wc^T + bc)`;
     - with `shared(...)`: `r = r + shared`, or with `shared_gate(...)`
@@ -443,7 +457,7 @@ def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
     ```
   }];
   let arguments = (ins Moe_FloatTensor:$input, Moe_I32Tensor:$expert_ids,
-                       Moe_I32Tensor:$slots, Moe_F32Tensor:$weights,
+                       Moe_I32Tensor:$slots, Optional<Moe_F32Tensor>:$weights,
                        Optional<Moe_FloatTensor>:$mlp_output,
                        Optional<Moe_FloatTensor>:$coef_weight,
                        Optional<Moe_FloatTensor>:$coef_bias,
@@ -452,7 +466,7 @@ def Moe_FusedCombineOp : Moe_Op<"fused_combine", [
                        Optional<Moe_FloatTensor>:$x);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `,` $expert_ids `,` $slots `,` $weights
+    $input `,` $expert_ids `,` $slots (`,` $weights^)?
     (`mix` `(` $mlp_output^ `,` $coef_weight `,` $coef_bias `:`
      type($mlp_output) `,` type($coef_weight) `,` type($coef_bias) `)`)?
     (`shared` `(` $shared^ `:` type($shared) `)`)?

@@ -248,23 +248,38 @@ static LogicalResult verifyTokenMapping(Operation *op, Value tokens, Value ids,
   return success();
 }
 
-LogicalResult DispatchOp::verify() {
-  return verifyTokenMapping(*this, getX(), getIds(), getSlots(), getBuffer(),
-                            getHidden(), getTopK(), getExperts());
+/// Optional fp32 weights, one per (token row, choice) of `rows` rows.
+static LogicalResult verifyChoiceWeights(Operation *op, Value weights,
+                                         int64_t rows, int64_t topK) {
+  if (!weights)
+    return success();
+  if (failed(expectType(op, "weights", weights,
+                        Float32Type::get(op->getContext()))) ||
+      failed(expectCount(op, "weights", weights, rows * topK)))
+    return failure();
+  return success();
 }
 
-/// Shared by combine and fused_combine: the mapping table and the fp32
-/// weights [rows, k]; returns the token-row bound of `out`.
+LogicalResult DispatchOp::verify() {
+  if (failed(verifyTokenMapping(*this, getX(), getIds(), getSlots(),
+                                getBuffer(), getHidden(), getTopK(),
+                                getExperts())))
+    return failure();
+  return verifyChoiceWeights(*this, getWeights(),
+                             viewType(getX()).getCount() / getHidden(),
+                             getTopK());
+}
+
+/// Shared by combine and fused_combine: the mapping table and the optional
+/// fp32 weights [rows, k]; returns the token-row bound of `out`.
 template <typename CombineLikeOp>
 static FailureOr<int64_t> verifyCombineTable(CombineLikeOp op) {
   if (failed(verifyTokenMapping(op, op.getOut(), op.getIds(), op.getSlots(),
                                 op.getY(), op.getHidden(), op.getTopK(),
-                                op.getExperts())) ||
-      failed(expectType(op, "weights", op.getWeights(),
-                        Float32Type::get(op.getContext()))))
+                                op.getExperts())))
     return failure();
   int64_t rows = viewType(op.getOut()).getCount() / op.getHidden();
-  if (failed(expectCount(op, "weights", op.getWeights(), rows * op.getTopK())))
+  if (failed(verifyChoiceWeights(op, op.getWeights(), rows, op.getTopK())))
     return failure();
   return rows;
 }

@@ -220,21 +220,24 @@ def Moert_DispatchOp
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_In:$ids,
-                       Moert_In:$slots, Moert_Out:$buffer, I64:$tokens,
-                       I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
-                       I64:$capacity);
+                       Moert_In:$slots, Moert_OptIn:$weights,
+                       Moert_Out:$buffer, I64:$tokens, I64Prop:$hidden,
+                       I64Prop:$top_k, I64Prop:$experts, I64:$capacity);
   let assemblyFormat = [{
-    $ctx `,` $x `,` $ids `,` $slots `->` $buffer `tokens` $tokens `capacity`
-    $capacity `hidden` $hidden `top_k` $top_k `experts` $experts attr-dict
-    `:` type($x) `,` type($ids) `,` type($slots) `->` type($buffer)
+    $ctx `,` $x `,` $ids `,` $slots (`weights` $weights^ `:` type($weights))?
+    `->` $buffer `tokens` $tokens `capacity` $capacity `hidden` $hidden
+    `top_k` $top_k `experts` $experts attr-dict `:` type($x) `,` type($ids)
+    `,` type($slots) `->` type($buffer)
   }];
 }
 
-def Moert_CombineOp : Moert_CallOp<"combine", "moert_combine", "combine"> {
+def Moert_CombineOp : Moert_CallOp<"combine", "moert_combine", "combine",
+                                   [AttrSizedOperandSegments]> {
   let summary = "moert_combine: weighted scatter-add of expert rows to tokens";
   let description = [{
     `out[s] = addend[s] + sum_j weights[s, j] * y[ids[s, j], slots[s, j]]`;
-    `addend` may be the same view as `out`.
+    `addend` may be the same view as `out`. Without `weights` (printed
+    `unweighted` after the slots' type) every kept choice has weight 1.
 
     ```mlir
     moert.combine %ctx, %y, %ids, %slots, %w -> %out tokens %s capacity %cap
@@ -244,15 +247,17 @@ def Moert_CombineOp : Moert_CallOp<"combine", "moert_combine", "combine"> {
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_In:$y, Moert_In:$ids,
-                       Moert_In:$slots, Moert_In:$weights,
+                       Moert_In:$slots, Moert_OptIn:$weights,
                        Moert_OptIn:$addend, Moert_Out:$out, I64:$tokens,
                        I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
                        I64:$capacity);
+  // `unweighted` keeps the types unambiguous when only addend is present.
   let assemblyFormat = [{
-    $ctx `,` $y `,` $ids `,` $slots `,` $weights (`addend` $addend^)? `->`
+    $ctx `,` $y `,` $ids `,` $slots (`,` $weights^)? (`addend` $addend^)? `->`
     $out `tokens` $tokens `capacity` $capacity `hidden` $hidden `top_k`
     $top_k `experts` $experts attr-dict `:` type($y) `,` type($ids) `,`
-    type($slots) `,` type($weights) (`,` type($addend)^)? `->` type($out)
+    type($slots) (`,` type($weights)^):(`unweighted`)?
+    (`,` type($addend)^)? `->` type($out)
   }];
 }
 
@@ -571,7 +576,7 @@ def Moert_FusedCombineOp
     ```
   }];
   let arguments = (ins Moert_ContextType:$ctx, Moert_In:$y, Moert_In:$ids,
-                       Moert_In:$slots, Moert_In:$weights,
+                       Moert_In:$slots, Moert_OptIn:$weights,
                        Moert_OptIn:$mlp_output, Moert_OptIn:$coef_weight,
                        Moert_OptIn:$coef_bias, Moert_OptIn:$shared,
                        Moert_OptIn:$shared_gate_weight, Moert_OptIn:$x,
@@ -579,7 +584,7 @@ def Moert_FusedCombineOp
                        I64Prop:$hidden, I64Prop:$top_k, I64Prop:$experts,
                        I64:$capacity);
   let assemblyFormat = [{
-    $ctx `,` $y `,` $ids `,` $slots `,` $weights
+    $ctx `,` $y `,` $ids `,` $slots (`,` $weights^)?
     (`mix` `(` $mlp_output^ `:` type($mlp_output) `,` $coef_weight `:`
      type($coef_weight) (`bias` $coef_bias^ `:` type($coef_bias))? `)`)?
     (`shared` `(` $shared^ `:` type($shared)
@@ -587,8 +592,8 @@ def Moert_FusedCombineOp
     (`x` `(` $x^ `:` type($x) `)`)?
     (`addend` `(` $addend^ `:` type($addend) `)`)? `->` $out `tokens` $tokens
     `capacity` $capacity `hidden` $hidden `top_k` $top_k `experts` $experts
-    attr-dict `:` type($y) `,` type($ids) `,` type($slots) `,` type($weights)
-    `->` type($out)
+    attr-dict `:` type($y) `,` type($ids) `,` type($slots)
+    (`,` type($weights)^)? `->` type($out)
   }];
   let hasVerifier = 1;
 }

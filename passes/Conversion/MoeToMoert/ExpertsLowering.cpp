@@ -30,8 +30,9 @@ struct DispatchLowering : OpLoweringOf<DispatchOp> {
     moert::DispatchOp::create(
         state.getBuilder(), dispatch.getLoc(), state.getCtx(),
         state.view(dispatch.getInput()), state.view(dispatch.getExpertIds()),
-        state.view(dispatch.getSlots()), result, state.getTokens(),
-        hiddenOf(dispatch.getInput()), ids.getDimSize(1), buf.getDimSize(0),
+        state.view(dispatch.getSlots()), state.optView(dispatch.getWeights()),
+        result, state.getTokens(), hiddenOf(dispatch.getInput()),
+        ids.getDimSize(1), buf.getDimSize(0),
         state.i64(dispatch.getCapacity()));
     return success();
   }
@@ -301,7 +302,7 @@ struct CombineLowering : OpLoweringOf<CombineOp> {
     moert::CombineOp::create(
         state.getBuilder(), combine.getLoc(), state.getCtx(),
         state.view(combine.getInput()), state.view(combine.getExpertIds()),
-        state.view(combine.getSlots()), state.view(combine.getWeights()),
+        state.view(combine.getSlots()), state.optView(combine.getWeights()),
         Value(), result, state.getTokens(), in.getDimSize(2), ids.getDimSize(1),
         in.getDimSize(0), state.i64(dispatch->getCapacity()));
     return success();
@@ -347,7 +348,7 @@ struct FusedCombineLowering : OpLoweringOf<FusedCombineOp> {
     moert::FusedCombineOp::create(
         state.getBuilder(), fused.getLoc(), state.getCtx(),
         state.view(fused.getInput()), state.view(fused.getExpertIds()),
-        state.view(fused.getSlots()), state.view(fused.getWeights()),
+        state.view(fused.getSlots()), state.optView(fused.getWeights()),
         state.optView(fused.getMlpOutput()),
         state.optView(fused.getCoefWeight()),
         state.optView(fused.getCoefBias()), state.optView(fused.getShared()),

@@ -322,8 +322,8 @@ void permutation(Session &s) {
   moert_view_t weights = s.upload(r.weights, f32);
   int64_t C = r.capacity;
   moert_view_t buf = s.poisoned(E * C * H, bf16);
-  check(moert_dispatch(s.ctx, s.random(S * H, bf16), ids, slots, buf, S, H, K,
-                       E, C));
+  check(moert_dispatch(s.ctx, s.random(S * H, bf16), ids, slots,
+                       moert_absent_view(), buf, S, H, K, E, C));
   s.keep("dispatch", buf, E * C * H);
   moert_view_t y = s.random(E * C * H, bf16);
   moert_view_t out = s.poisoned(S * H, bf16);
@@ -578,7 +578,8 @@ moert_status_t runLayerStep(moert_context_t ctx, void *user) {
                          E)) ||
       (st = moert_gate(ctx, &l.cfg, l.logits, moert_absent_view(), T, l.ids,
                        l.weights, l.slots, l.counts, &l.capacity)) ||
-      (st = moert_dispatch(ctx, l.x, l.ids, l.slots, l.buf, T, H, K, E, C)) ||
+      (st = moert_dispatch(ctx, l.x, l.ids, l.slots, moert_absent_view(), l.buf,
+                           T, H, K, E, C)) ||
       (st = moert_fused_experts(ctx, &l.experts, l.buf, l.y, l.counts, E, C, 1,
                                 nullptr, moert_absent_view(),
                                 moert_absent_view(), 0)))

@@ -96,8 +96,8 @@ void gateDispatchCombine() {
   float *dBuf = nullptr;
   MOERT_CUDA_CHECK(
       cudaMalloc(&dBuf, cfg.experts * capacity * hidden * sizeof(float)));
-  cuda::dispatch(ctx, {dX, MOERT_F32}, dIds, dSlots, {dBuf, MOERT_F32}, tokens,
-                 hidden, cfg.top_k, cfg.experts, capacity);
+  cuda::dispatch(ctx, {dX, MOERT_F32}, dIds, dSlots, nullptr, {dBuf, MOERT_F32},
+                 tokens, hidden, cfg.top_k, cfg.experts, capacity);
   std::vector<float> ones(choices, 1.0f);
   float *dOnes = upload(ones);
   cuda::combine(ctx, {dBuf, MOERT_F32}, dIds, dSlots, dOnes, {},

@@ -85,7 +85,7 @@
 // CHECK-SAME: [[CTX]], [[STATS]], 5, [[COUNTS]], [[S]], 2, 8);
 
 // CHECK-LABEL: moert_dispatch(
-// CHECK-SAME: [[CTX]], [[X]], [[IDS]], [[SLOTS]], [[EBUF]], [[S]], 64, 2, 8, [[CAP]]);
+// CHECK-SAME: [[CTX]], [[X]], [[IDS]], [[SLOTS]], moert_absent_view(), [[EBUF]], [[S]], 64, 2, 8, [[CAP]]);
 
 // CHECK: moert_ffn_desc_t [[DESC:v[0-9]+]];
 // CHECK: [[DESC]].kind = MOERT_FFN_GATED;
@@ -134,6 +134,13 @@
 
 // CHECK-LABEL: moert_combine(
 // CHECK-SAME: [[CTX]], [[EOUT]], [[IDS]], [[SLOTS]], [[W]], [[X]], [[Y]], [[S]], 64, 2, 8, [[CAP]]);
+// Llama 4: weights at the dispatch, none at the combine.
+// CHECK-LABEL: moert_dispatch(
+// CHECK-SAME: [[CTX]], [[X]], [[IDS]], [[SLOTS]], [[W]], [[EBUF]], [[S]], 64, 2, 8, [[CAP]]);
+// CHECK-LABEL: moert_combine(
+// CHECK-SAME: [[CTX]], [[EOUT]], [[IDS]], [[SLOTS]], moert_absent_view(), moert_absent_view(), [[Y]], [[S]], 64, 2, 8, [[CAP]]);
+// CHECK-LABEL: moert_fused_combine(
+// CHECK-SAME: [[CTX]], [[EOUT]], [[IDS]], [[SLOTS]], moert_absent_view(), moert_absent_view(), moert_absent_view(), moert_absent_view(), [[Y]], moert_absent_view(), moert_absent_view(), [[X]], [[X]], [[S]], 64, 2, 8, [[CAP]]);
 // CHECK-LABEL: moert_fused_combine(
 // CHECK-SAME: [[CTX]], [[EOUT]], [[IDS]], [[SLOTS]], [[W]], [[Z]], [[WC]], [[BC]], [[Y]], [[WSG]], [[X]], [[X]], [[X]], [[S]], 64, 2, 8, [[CAP]]);
 // CHECK-LABEL: moert_residual_mix(
@@ -221,6 +228,9 @@ func.func @model_step(%ctx: !moert.context, %state: !moert.buffer<1048576>,
     moert.fused_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate_up %gate_up : !moert.view<f32, 131072> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %sgu : !moert.view<f32, 8192> down %sd : !moert.view<f32, 4096> -> %y : !moert.view<f32, 1024> tokens %s ffn 64)
     moert.dense_ffn %ctx, relu %x : !moert.view<f32, 1024> up %w1 : !moert.view<f32, 65536> bias %b1 : !moert.view<f32, 128> down %w2 : !moert.view<f32, 65536> bias %b2 : !moert.view<f32, 64> if %first -> %y : !moert.view<f32, 1024> tokens %s hidden 64 ffn 128
     moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+    moert.dispatch %ctx, %x, %ids, %slots weights %w : !moert.view<f32, 32> -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
+    moert.combine %ctx, %eout, %ids, %slots -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> unweighted -> !moert.view<f32, 1024>
+    moert.fused_combine %ctx, %eout, %ids, %slots shared(%y : !moert.view<f32, 1024>) addend(%x : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 1024>
     moert.fused_combine %ctx, %eout, %ids, %slots, %w mix(%z : !moert.view<f32, 1024>, %wc : !moert.view<f32, 128> bias %bc : !moert.view<f32, 2>) shared(%y : !moert.view<f32, 1024> gate %wsg : !moert.view<f32, 64>) x(%x : !moert.view<f32, 1024>) addend(%x : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
     moert.residual_mix %ctx, %y, %z coefficient(%x, %wc bias %bc) -> %z tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 128>, !moert.view<f32, 2> -> !moert.view<f32, 1024>
     moert.shared_add %ctx, %y, %z gated(%x, %wsg) -> %y tokens %s hidden 64 : !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 1024>, !moert.view<f32, 64> -> !moert.view<f32, 1024>

@@ -880,3 +880,58 @@ func.func @f(%x: tensor<?x32xf32>, %g: tensor<24x32xf32>, %u: tensor<24x32xf32>,
   %y = moe.dense_ffn swiglu_clamped %x gate %g up %u down %d {swiglu_alpha = 1.702 : f64, swiglu_limit = 7.0 : f64} : (tensor<?x32xf32>, tensor<24x32xf32>, tensor<24x32xf32>, tensor<32x24xf32>) -> tensor<?x32xf32>
   return
 }
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{weights = input needs scoring = sigmoid (Llama 4's router), got scoring = softmax}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 1, weights = input> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<?x8xf32>) {
+  // expected-error @below {{weights = input takes each choice's own score; normalize must be none, got selected}}
+  %i, %w, %s, %c, %cap = moe.gate %l <scoring = sigmoid, top_k = 2, normalize = selected, weights = input> : tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// The weights apply once: a weights = input gate's dispatch scales the rows.
+func.func @f(%x: tensor<4x8xf32>, %l: tensor<4x16xf32>) -> tensor<16x?x8xf32> {
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = sigmoid, top_k = 1, weights = input> : tensor<4x16xf32>
+  // expected-error @below {{'moe.dispatch' op takes no weights but its gate's routing has weights = input}}
+  %buf = moe.dispatch %x, %ids, %s, %cap : tensor<4x8xf32>, tensor<4x1xi32> -> tensor<16x?x8xf32>
+  return %buf : tensor<16x?x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %l: tensor<4x16xf32>) -> tensor<4x8xf32> {
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = sigmoid, top_k = 1, weights = input> : tensor<4x16xf32>
+  %buf = moe.dispatch %x, %ids, %s, %cap weights %w : tensor<4x8xf32>, tensor<4x1xi32> -> tensor<16x?x8xf32>
+  // expected-error @below {{'moe.combine' op takes weights but its gate's routing has weights = input}}
+  %y = moe.combine %buf, %ids, %s, %w : tensor<16x?x8xf32>, tensor<4x1xi32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %l: tensor<4x16xf32>) -> tensor<16x?x8xf32> {
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2> : tensor<4x16xf32>
+  // expected-error @below {{'moe.dispatch' op takes weights but its gate's routing has weights = output}}
+  %buf = moe.dispatch %x, %ids, %s, %cap weights %w : tensor<4x8xf32>, tensor<4x2xi32> -> tensor<16x?x8xf32>
+  return %buf : tensor<16x?x8xf32>
+}
+
+// -----
+
+func.func @f(%x: tensor<4x8xf32>, %l: tensor<4x16xf32>) -> tensor<4x8xf32> {
+  %ids, %w, %s, %c, %cap = moe.fused_gate %l <scoring = softmax, top_k = 2> : tensor<4x16xf32>
+  %buf = moe.dispatch %x, %ids, %s, %cap : tensor<4x8xf32>, tensor<4x2xi32> -> tensor<16x?x8xf32>
+  // expected-error @below {{'moe.fused_combine' op takes no weights but its gate's routing has weights = output}}
+  %y = moe.fused_combine %buf, %ids, %s : tensor<16x?x8xf32>, tensor<4x2xi32> -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}

@@ -58,6 +58,21 @@ func.func @phimoe_sparsemixer_gate(%l: tensor<4x16xf32>) -> tensor<4x2xf32> {
   return %w : tensor<4x2xf32>
 }
 
+// Llama 4: the sigmoid weight of each choice scales the dispatched row; the
+// combine sums the rows unweighted (also fused).
+// CHECK-LABEL: func.func @llama4_input_weights
+func.func @llama4_input_weights(%x: tensor<4x8xf32>, %l: tensor<4x16xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  // CHECK: moe.gate %{{.*}} <scoring = sigmoid, top_k = 1, weights = input> : tensor<4x16xf32>
+  %ids, %w, %s, %c, %cap = moe.gate %l <scoring = sigmoid, top_k = 1, weights = input> : tensor<4x16xf32>
+  // CHECK: moe.dispatch %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} weights %{{.*}} : tensor<4x8xf32>, tensor<4x1xi32> -> tensor<16x?x8xf32>
+  %buf = moe.dispatch %x, %ids, %s, %cap weights %w : tensor<4x8xf32>, tensor<4x1xi32> -> tensor<16x?x8xf32>
+  // CHECK: moe.combine %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}} : tensor<16x?x8xf32>, tensor<4x1xi32>
+  %y = moe.combine %buf, %ids, %s : tensor<16x?x8xf32>, tensor<4x1xi32>
+  // CHECK: moe.fused_combine %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}} shared(%{{.*}} : tensor<4x8xf32>) : tensor<16x?x8xf32>, tensor<4x1xi32> -> tensor<4x8xf32>
+  %f = moe.fused_combine %buf, %ids, %s shared(%x : tensor<4x8xf32>) : tensor<16x?x8xf32>, tensor<4x1xi32> -> tensor<4x8xf32>
+  return %y, %f : tensor<4x8xf32>, tensor<4x8xf32>
+}
+
 // CHECK-LABEL: func.func @deepseek_v3_gate
 func.func @deepseek_v3_gate(%l: tensor<4x256xf32>, %bias: tensor<256xf32>) -> tensor<4x8xf32> {
   // CHECK: moe.gate %{{.*}} correction %{{.*}} <scoring = sigmoid, top_k = 8, n_group = 8, topk_group = 4, group_score = top2_sum, normalize = selected, norm_epsilon = 1.0e-20, routed_scaling_factor = 2.5> : tensor<4x256xf32>, tensor<256xf32>

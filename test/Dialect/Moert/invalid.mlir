@@ -161,6 +161,22 @@ func.func @f(%ctx: !moert.context, %s: i64, %c: i64, %y: !moert.view<f32, 8192>,
 
 // -----
 
+func.func @f(%ctx: !moert.context, %s: i64, %c: i64, %x: !moert.view<f32, 1024>, %i: !moert.view<i32, 32>, %w: !moert.view<f32, 16>, %b: !moert.view<f32, 8192>) {
+  // expected-error @below {{weights must hold at least 32 elements, got 16}}
+  moert.dispatch %ctx, %x, %i, %i weights %w : !moert.view<f32, 16> -> %b tokens %s capacity %c hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %s: i64, %c: i64, %x: !moert.view<f32, 1024>, %i: !moert.view<i32, 32>, %w: !moert.view<bf16, 32>, %b: !moert.view<f32, 8192>) {
+  // expected-error @below {{weights must be a view of 'f32', got '!moert.view<bf16, 32>'}}
+  moert.dispatch %ctx, %x, %i, %i weights %w : !moert.view<bf16, 32> -> %b tokens %s capacity %c hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
 func.func @f(%ctx: !moert.context, %s: i64, %c: i64, %y: !moert.view<f32, 8192>, %i: !moert.view<i32, 32>, %w: !moert.view<f32, 32>, %a: !moert.view<f32, 512>, %o: !moert.view<f32, 1024>) {
   // expected-error @below {{addend must hold at least 1024 elements, got 512}}
   moert.combine %ctx, %y, %i, %i, %w addend %a -> %o tokens %s capacity %c hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 512> -> !moert.view<f32, 1024>

@@ -103,6 +103,14 @@ func.func @layer(%ctx: !moert.context, %weights: !moert.weights, %s: i64) {
   moert.fused_experts %ctx, silu %ebuf : !moert.view<f32, 8192> gate_up %gate_up : !moert.view<f32, 131072> down %w2 : !moert.view<f32, 65536> -> %eout : !moert.view<f32, 8192> rows %counts : !moert.view<i32, 8> capacity %cap experts 8 blocks 1 hidden 64 ffn 128 shared(%x : !moert.view<f32, 1024> gate_up %sgu : !moert.view<f32, 8192> down %sd : !moert.view<f32, 4096> -> %y : !moert.view<f32, 1024> tokens %s ffn 64)
   // CHECK: moert.combine {{.*}} addend %{{.*}} -> %{{.*}} tokens
   moert.combine %ctx, %eout, %ids, %slots, %w addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32>, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // Llama 4's input-weighted rows, then the unweighted sums (an addend
+  // without weights stays unambiguous).
+  // CHECK: moert.dispatch %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^ ]*}} weights %{{.*}} : !moert.view<f32, 32> -> %{{.*}} tokens
+  moert.dispatch %ctx, %x, %ids, %slots weights %w : !moert.view<f32, 32> -> %ebuf tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 1024>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 8192>
+  // CHECK: moert.combine %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^ ]*}} addend %{{.*}} : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> unweighted, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  moert.combine %ctx, %eout, %ids, %slots addend %x -> %y tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> unweighted, !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  // CHECK: moert.fused_combine %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^ ]*}} shared(%{{.*}} : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 1024>
+  moert.fused_combine %ctx, %eout, %ids, %slots shared(%y : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32> -> !moert.view<f32, 1024>
   // CHECK: moert.fused_combine {{.*}} shared(%{{.*}} : !moert.view<f32, 1024>) addend(%{{.*}} : !moert.view<f32, 1024>) -> %{{.*}} tokens %{{.*}} capacity %[[CAP]] hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
   moert.fused_combine %ctx, %eout, %ids, %slots, %w shared(%y : !moert.view<f32, 1024>) addend(%x : !moert.view<f32, 1024>) -> %x tokens %s capacity %cap hidden 64 top_k 2 experts 8 : !moert.view<f32, 8192>, !moert.view<i32, 32>, !moert.view<i32, 32>, !moert.view<f32, 32> -> !moert.view<f32, 1024>
   // CHECK: moert.add %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} count %{{.*}}
