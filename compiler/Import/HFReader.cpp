@@ -1402,13 +1402,14 @@ static void readDbrxDecoder(ConfigFile &c, DecoderDesc &d, int64_t hidden) {
     diag << "attn_config." << name << ": ";
     return diag;
   };
-  // Bookkeeping transformers 5 writes into every nested config, and the
-  // training-only dropout.
+  // Bookkeeping transformers 5 writes into every nested config.
   static constexpr StringLiteral kNestedIgnored[] = {
       "_name_or_path", "architectures", "chunk_size_feed_forward", "dtype",
       "id2label", "label2id", "is_encoder_decoder", "model_type",
       "output_attentions", "output_hidden_states", "problem_type",
-      "return_dict", "torch_dtype", "transformers_version", "attn_pdrop"};
+      "return_dict", "torch_dtype", "transformers_version",
+      // Training only: the attention dropout.
+      "attn_pdrop"};
   if (attn)
     for (const auto &entry : *attn) {
       StringRef name = entry.first;

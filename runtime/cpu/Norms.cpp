@@ -74,8 +74,8 @@ void CpuBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
     convertToFloat(x.at(start).data, x.dtype, chunk, n);
     // Comparisons that keep a NaN (std::clamp's order would too).
     for (int64_t i = 0; i < n; ++i)
-      chunk[i] = chunk[i] < -limit ? -limit
-                                   : (chunk[i] > limit ? limit : chunk[i]);
+      chunk[i] =
+          chunk[i] < -limit ? -limit : (chunk[i] > limit ? limit : chunk[i]);
     convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
   }
 }

@@ -55,8 +55,7 @@ __global__ void biasAddKernel(const void *x, moert_dtype_t xType,
 }
 
 __global__ void clampKernel(const void *x, moert_dtype_t xType, void *out,
-                            moert_dtype_t outType, int64_t count,
-                            float limit) {
+                            moert_dtype_t outType, int64_t count, float limit) {
   MOERT_GRID_STRIDE(i, count) {
     float v = loadFloat(x, xType, i);
     storeFloat(out, outType, i, v < -limit ? -limit : (v > limit ? limit : v));

@@ -160,10 +160,10 @@ TEST(Norms, ClampBoundsBothSidesInPlaceAndKeepsNaN) {
     Buffer xb(ctx, x, MOERT_F32), bf16(ctx, N * 2), wide(ctx, N * 4);
     check(moert_clamp(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32), N, 1.5f));
     // f32 in, bf16 out: the clamp rounds once on the way out.
-    check(moert_clamp(ctx, xb.view(MOERT_F32), bf16.view(MOERT_BF16), N,
-                      0.75f));
-    check(moert_buffer_copy(ctx, bf16.view(MOERT_BF16), wide.view(MOERT_F32),
-                            N));
+    check(
+        moert_clamp(ctx, xb.view(MOERT_F32), bf16.view(MOERT_BF16), N, 0.75f));
+    check(
+        moert_buffer_copy(ctx, bf16.view(MOERT_BF16), wide.view(MOERT_F32), N));
     Floats got = xb.download<float>(MOERT_F32, N);
     Floats narrow = wide.download<float>(MOERT_F32, N);
     int64_t clipped = 0;
@@ -176,7 +176,8 @@ TEST(Norms, ClampBoundsBothSidesInPlaceAndKeepsNaN) {
       clipped += want != x[i];
       EXPECT_EQ(got[i], want) << "element " << i;
       float twice = std::min(std::max(want, -0.75f), 0.75f);
-      EXPECT_NEAR(narrow[i], twice, std::abs(twice) * 0.0040) << "element " << i;
+      EXPECT_NEAR(narrow[i], twice, std::abs(twice) * 0.0040)
+          << "element " << i;
     }
     EXPECT_GT(clipped, 0) << "no element reached the limit";
     EXPECT_LT(clipped, N - 1) << "every element reached the limit";

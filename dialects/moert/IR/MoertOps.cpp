@@ -1119,7 +1119,6 @@ LogicalResult ClampOp::verify() {
   return success();
 }
 
-
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 
 #define GET_OP_CLASSES
