@@ -577,6 +577,12 @@ moert_status_t moert_bias_add(moert_context_t ctx, moert_view_t x,
                               moert_view_t bias, moert_view_t out,
                               int64_t tokens, int64_t hidden);
 
+/* out[i] = min(max(x[i], -limit), limit) over count elements (DBRX's
+   clip_qkv on the q, k and v projections); limit finite and > 0; a NaN
+   stays NaN. out may alias x. */
+moert_status_t moert_clamp(moert_context_t ctx, moert_view_t x,
+                           moert_view_t out, int64_t count, float limit);
+
 /*===--- The decoder around the FFN stack ---------------------------------===*/
 
 /* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to

@@ -1481,13 +1481,111 @@ static std::vector<int64_t> readSlidingWindows(ConfigFile &c) {
   return windows;
 }
 
+/// DBRX's decoder (DbrxBlock): `transformer.wte`, per block
+/// `norm_attn_norm.{norm_1, attn.{Wqkv, out_proj}, norm_2}` (LayerNorm
+/// without bias, eps 1e-5), `transformer.norm_f`, `lm_head`. The attention's
+/// keys nest in attn_config, checked field by field (errors at
+/// `attn_config`).
+static void readDbrxDecoder(ConfigFile &c, DecoderDesc &d, int64_t hidden) {
+  d.norm = DecoderDesc::Norm::layer;
+  d.normBias = false;
+  d.normEpsilon = 1e-5; // nn.LayerNorm's default; the config has no key
+  d.layerPrefix = "transformer.blocks.";
+  d.inputNormName = "norm_attn_norm.norm_1";
+  d.postAttentionNormName = "norm_attn_norm.norm_2";
+  d.embeddingKey = "transformer.wte.weight";
+  d.finalNormKey = "transformer.norm_f.weight";
+  d.lmHeadKey = c.getBool("tie_word_embeddings", false) ? d.embeddingKey
+                                                        : "lm_head.weight";
+  AttentionDesc &a = d.attention;
+  a.name = "norm_attn_norm.attn";
+  a.stackedQkv = true;
+  a.loc = c.loc("n_heads");
+  a.heads = c.requirePositive("n_heads", kMaxWidth);
+  if (hidden % a.heads != 0)
+    c.error("n_heads") << "d_model = " << hidden << " does not split into "
+                       << a.heads << " heads";
+  else
+    a.headDim = hidden / a.heads;
+  if (a.headDim % 2 != 0)
+    c.error("n_heads") << "head_dim = " << a.headDim
+                       << " is odd: rotary embedding pairs dimensions";
+  const llvm::json::Value *value = c.get("attn_config");
+  const llvm::json::Object *attn =
+      value && !value->getAsNull() ? value->getAsObject() : nullptr;
+  if (value && !value->getAsNull() && !attn) {
+    c.error("attn_config") << "'attn_config' must be an object";
+    return;
+  }
+  auto field = [&](StringRef name) -> InFlightDiagnostic {
+    InFlightDiagnostic diag = c.error("attn_config");
+    diag << "attn_config." << name << ": ";
+    return diag;
+  };
+  // Bookkeeping transformers 5 writes into every nested config.
+  static constexpr StringLiteral kNestedIgnored[] = {
+      "_name_or_path", "architectures", "chunk_size_feed_forward", "dtype",
+      "id2label", "label2id", "is_encoder_decoder", "model_type",
+      "output_attentions", "output_hidden_states", "problem_type",
+      "return_dict", "torch_dtype", "transformers_version",
+      // Training only: the attention dropout.
+      "attn_pdrop"};
+  if (attn)
+    for (const auto &entry : *attn) {
+      StringRef name = entry.first;
+      if (!llvm::is_contained(kNestedIgnored, name) &&
+          !llvm::is_contained({"kv_n_heads", "rope_theta", "clip_qkv"}, name))
+        field(name) << "unknown field: it may change the attention";
+    }
+  auto get = [&](StringRef name) -> const llvm::json::Value * {
+    const llvm::json::Value *v = attn ? attn->get(name) : nullptr;
+    return v && !v->getAsNull() ? v : nullptr;
+  };
+  a.kvHeads = 1; // DbrxAttentionConfig's default
+  if (const llvm::json::Value *v = get("kv_n_heads")) {
+    std::optional<int64_t> n = v->getAsInteger();
+    if (!n || *n < 1 || *n > kMaxWidth)
+      field("kv_n_heads") << "must be an integer in [1, " << kMaxWidth << "]";
+    else
+      a.kvHeads = *n;
+  }
+  if (a.heads % a.kvHeads != 0)
+    field("kv_n_heads") << "n_heads = " << a.heads
+                        << " is not a multiple of kv_n_heads = " << a.kvHeads;
+  if (const llvm::json::Value *v = get("clip_qkv")) {
+    std::optional<double> clip = v->getAsNumber();
+    if (!clip || !std::isfinite(*clip) || *clip <= 0.0)
+      field("clip_qkv") << "must be a positive number or null";
+    else
+      a.clipQkv = *clip;
+  }
+  std::optional<double> theta;
+  if (const llvm::json::Value *v = get("rope_theta")) {
+    theta = v->getAsNumber();
+    if (!theta || !std::isfinite(*theta) || *theta <= 0.0) {
+      field("rope_theta") << "must be a positive number";
+      theta.reset();
+    }
+  }
+  // transformers 5 writes rope_parameters (and its rotary embedding reads
+  // only them); older configs have attn_config.rope_theta alone.
+  if (c.has("rope_parameters")) {
+    a.rope = readRope(c, 1e4);
+    if (theta && *theta != a.rope.theta)
+      field("rope_theta") << shortNumber(*theta)
+                          << " disagrees with rope_parameters' rope_theta = "
+                          << shortNumber(a.rope.theta);
+  } else {
+    a.rope.theta = theta.value_or(1e4);
+  }
+}
+
 /// The decoder around the FFN stack.
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
   // Families whose decoder differs from the one this import builds.
   static constexpr std::pair<StringLiteral, StringLiteral> kFfnOnly[] = {
-      {"dbrx", "fused Wqkv, LayerNorm, clip_qkv"},
       {"phimoe", "LayerNorm with bias, lm_head bias"},
       {"llama4", "chunked attention, layers without RoPE, weightless QK "
                  "norm, attention temperature tuning"},
@@ -1503,6 +1601,10 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
       return d;
     }
   d.vocab = c.requirePositive("vocab_size", kMaxWidth);
+  if (modelType == "dbrx") {
+    readDbrxDecoder(c, d, hidden);
+    return d;
+  }
   d.normEpsilon = c.getNumber("rms_norm_eps", 1e-6);
   d.embeddingKey = "model.embed_tokens.weight";
   d.finalNormKey = "model.norm.weight";

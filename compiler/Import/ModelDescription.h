@@ -178,6 +178,12 @@ struct AttentionDesc {
   /// v together, biased) and `dense` (with a bias) instead of the four
   /// projections; needs kvHeads == heads.
   bool fusedQkv = false;
+  /// DBRX's `Wqkv` (rows [q; k; v]: heads·D, then kvHeads·D twice, no
+  /// bias), each part loaded as a view of its rows, and `out_proj`.
+  bool stackedQkv = false;
+  /// q, k and v clamped to [-clipQkv, clipQkv] after the projections
+  /// (DBRX's clip_qkv); 0: not clamped.
+  double clipQkv = 0.0;
   /// Rotary positions (`rope`); none when the decoder adds learned
   /// absolute positions to its embedding.
   bool rotary = true;
@@ -197,6 +203,11 @@ struct DecoderDesc {
   /// RMSNorm (a weight) or LayerNorm (a weight and a bias: the GPT's
   /// `<name>.bias` beside each `<name>.weight`).
   enum class Norm { rms, layer } norm = Norm::rms;
+  /// LayerNorm only: whether it has the `.bias` (DBRX's has none).
+  bool normBias = true;
+  /// The two per-layer norms' modules under the layer.
+  std::string inputNormName = "input_layernorm",
+              postAttentionNormName = "post_attention_layernorm";
   /// Layer i's keys start with `layerPrefix` + i + ".".
   std::string layerPrefix = "model.layers.";
   /// Learned absolute positions `[maxPositions, H]` added to the token

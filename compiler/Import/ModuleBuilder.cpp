@@ -232,7 +232,8 @@ Value ForwardBuilder::norm(StringRef name, Value input, Location loc) {
   FloatAttr epsilon = builder.getF64FloatAttr(d.normEpsilon);
   if (d.norm == DecoderDesc::Norm::rms)
     return RmsNormOp::create(builder, loc, input, w, epsilon);
-  Value b = weight((name + ".bias").str(), {model.hiddenSize}, loc);
+  Value b = d.normBias ? weight((name + ".bias").str(), {model.hiddenSize}, loc)
+                       : Value();
   return LayerNormOp::create(builder, loc, input, w, b, epsilon);
 }
 
@@ -340,11 +341,32 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     Value attended = AttentionOp::create(
         builder, loc, activationType, input, positions, sequences, cache, wq,
         wk, wv, wo, bq, bk, bv, Value(), Value(), Value(), a.heads, a.kvHeads,
-        a.headDim, rope, epsilon, /*sliding_window=*/0);
+        a.headDim, rope, epsilon, /*sliding_window=*/0, FloatAttr());
     // Added after the op: tensor-parallel attention sums its partial
     // outputs first (moe-assign-parallelism puts the all-reduce between).
     Value bo = weight(base + "dense.bias", {h}, loc);
     return BiasAddOp::create(builder, loc, attended, bo);
+  }
+  FloatAttr clip =
+      a.clipQkv > 0.0 ? builder.getF64FloatAttr(a.clipQkv) : FloatAttr();
+  if (a.stackedQkv) {
+    // DBRX's Wqkv [q + 2 kv, h]: each part a view of its row range, so a
+    // tensor-parallel rank reads only its heads' rows.
+    std::string key = base + "Wqkv.weight";
+    auto rows = [&](int64_t first, int64_t count) {
+      FusedViewDesc view;
+      view.shape = {q + 2 * kv, h};
+      view.offset = first * h;
+      view.strides = {h, 1};
+      return weight(key, {count, h}, loc, {}, view);
+    };
+    Value wq = rows(0, q), wk = rows(q, kv), wv = rows(q + kv, kv);
+    Value wo = weight(base + "out_proj.weight", {h, q}, loc);
+    return AttentionOp::create(builder, loc, activationType, input, positions,
+                               sequences, cache, wq, wk, wv, wo, Value(),
+                               Value(), Value(), Value(), Value(), Value(),
+                               a.heads, a.kvHeads, a.headDim, rope, epsilon,
+                               /*sliding_window=*/0, clip);
   }
   Value wq = weight(base + "q_proj.weight", {q, h}, loc);
   Value wk = weight(base + "k_proj.weight", {kv, h}, loc);
@@ -368,7 +390,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   Value attended = AttentionOp::create(
       builder, loc, activationType, input, positions, sequences, cache, wq, wk,
       wv, wo, bq, bk, bv, qn, kn, sinks, a.heads, a.kvHeads, a.headDim, rope,
-      epsilon, window);
+      epsilon, window, clip);
   if (!a.oBias)
     return attended;
   // Added after the op: tensor-parallel attention sums its partial outputs
@@ -404,7 +426,7 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
     Location selfAttn =
         NameLoc::get(builder.getStringAttr(base + d.attention.name), attnLoc);
     FailureOr<Value> attended = residualBlock(
-        layer.index, selfAttn, current, base + "input_layernorm",
+        layer.index, selfAttn, current, base + d.inputNormName,
         [&](Value h) -> FailureOr<Value> {
           return attention(layer.index, h, positions, sequences, cache,
                            selfAttn);
@@ -414,7 +436,7 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
     Location ffnLoc =
         NameLoc::get(builder.getStringAttr(layer.name), Location(layer.loc));
     FailureOr<Value> next = residualBlock(
-        layer.index, ffnLoc, *attended, base + "post_attention_layernorm",
+        layer.index, ffnLoc, *attended, base + d.postAttentionNormName,
         [&](Value h) { return layerBody(layer, h); });
     if (failed(next))
       return failure();

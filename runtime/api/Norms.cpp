@@ -38,4 +38,18 @@ moert_status_t moert_bias_add(moert_context_t ctx, moert_view_t x,
   });
 }
 
+moert_status_t moert_clamp(moert_context_t ctx, moert_view_t x,
+                           moert_view_t out, int64_t count, float limit) {
+  return guard("moert_clamp", [&] {
+    checkContext(ctx);
+    require(count >= 0, "bad count");
+    require(std::isfinite(limit) && limit > 0.0f,
+            "limit must be finite and > 0");
+    requireFloatDtype(out, "out");
+    Operand input = floatOperand(x, count, "x");
+    Operand output = floatOperand(out, count, "out");
+    ctx->backend().clamp(ctx->rank, input, output, count, limit);
+  });
+}
+
 } // extern "C"

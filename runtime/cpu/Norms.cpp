@@ -8,6 +8,7 @@
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/Backend.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace moert;
@@ -60,5 +61,21 @@ void CpuBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
     for (int64_t h = 0; h < hidden; ++h)
       row[h] += b[h];
     convertFromFloat(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+  }
+}
+
+void CpuBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
+                       float limit) {
+  Scratch &s = scratch(rank);
+  constexpr int64_t kChunk = 4096;
+  float *chunk = s.floats(slotNormRow, std::min(count, kChunk));
+  for (int64_t start = 0; start < count; start += kChunk) {
+    int64_t n = std::min(kChunk, count - start);
+    convertToFloat(x.at(start).data, x.dtype, chunk, n);
+    // Comparisons that keep a NaN (std::clamp's order would too).
+    for (int64_t i = 0; i < n; ++i)
+      chunk[i] =
+          chunk[i] < -limit ? -limit : (chunk[i] > limit ? limit : chunk[i]);
+    convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
   }
 }

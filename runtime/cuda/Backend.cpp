@@ -525,6 +525,11 @@ void CudaBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
                 hidden);
 }
 
+void CudaBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
+                        float limit) {
+  cuda::clamp(*context_, tensor(x), mutableTensor(out), count, limit);
+}
+
 void CudaBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
                          Operand out, int64_t tokens, int64_t n, int64_t k) {
   cuda::linear(*context_, tensor(x), tensor(w), tensor(bias),

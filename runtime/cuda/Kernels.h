@@ -306,6 +306,10 @@ void layerNorm(Context &ctx, Tensor x, Tensor weight, Tensor bias,
 void biasAdd(Context &ctx, Tensor x, Tensor bias, MutableTensor out,
              int64_t tokens, int64_t hidden);
 
+// moert_clamp; out may alias x.
+void clamp(Context &ctx, Tensor x, MutableTensor out, int64_t count,
+           float limit);
+
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);
 

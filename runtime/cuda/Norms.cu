@@ -54,6 +54,14 @@ __global__ void biasAddKernel(const void *x, moert_dtype_t xType,
   }
 }
 
+__global__ void clampKernel(const void *x, moert_dtype_t xType, void *out,
+                            moert_dtype_t outType, int64_t count, float limit) {
+  MOERT_GRID_STRIDE(i, count) {
+    float v = loadFloat(x, xType, i);
+    storeFloat(out, outType, i, v < -limit ? -limit : (v > limit ? limit : v));
+  }
+}
+
 unsigned rowGrid(int64_t tokens) {
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>(tokens, 1 << 20)));
@@ -90,5 +98,17 @@ void moert::cuda::biasAdd(Context &ctx, Tensor x, Tensor bias,
   biasAddKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
       x.data, x.dtype, bias.data, bias.dtype, out.data, out.dtype, count,
       hidden);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::clamp(Context &ctx, Tensor x, MutableTensor out,
+                        int64_t count, float limit) {
+  require(count >= 0, "clamp: bad count");
+  requireFloat(x.dtype, "x");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  clampKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, out.data, out.dtype, count, limit);
   MOERT_CUDA_CHECK_LAUNCH();
 }

@@ -7,7 +7,10 @@
 
 #include "TestUtil.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 using namespace moert;
 using namespace moert::test;
@@ -144,5 +147,48 @@ TEST(Norms, BiasAddBroadcastsOverRowsInPlace) {
                                       bb.view(MOERT_F32), xb.view(MOERT_F32), S,
                                       0),
                        MOERT_INVALID_ARGUMENT, "extents");
+  });
+}
+
+TEST(Norms, ClampBoundsBothSidesInPlaceAndKeepsNaN) {
+  const int64_t N = 37;
+  Floats x = randomFloats(N, 61);
+  for (float &v : x)
+    v *= 4.0f;
+  x[5] = std::nanf("");
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), bf16(ctx, N * 2), wide(ctx, N * 4);
+    check(moert_clamp(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32), N, 1.5f));
+    // f32 in, bf16 out: the clamp rounds once on the way out.
+    check(
+        moert_clamp(ctx, xb.view(MOERT_F32), bf16.view(MOERT_BF16), N, 0.75f));
+    check(
+        moert_buffer_copy(ctx, bf16.view(MOERT_BF16), wide.view(MOERT_F32), N));
+    Floats got = xb.download<float>(MOERT_F32, N);
+    Floats narrow = wide.download<float>(MOERT_F32, N);
+    int64_t clipped = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      if (i == 5) {
+        EXPECT_TRUE(std::isnan(got[i]) && std::isnan(narrow[i]));
+        continue;
+      }
+      float want = std::min(std::max(x[i], -1.5f), 1.5f);
+      clipped += want != x[i];
+      EXPECT_EQ(got[i], want) << "element " << i;
+      float twice = std::min(std::max(want, -0.75f), 0.75f);
+      EXPECT_NEAR(narrow[i], twice, std::abs(twice) * 0.0040)
+          << "element " << i;
+    }
+    EXPECT_GT(clipped, 0) << "no element reached the limit";
+    EXPECT_LT(clipped, N - 1) << "every element reached the limit";
+    EXPECT_MOERT_ERROR(
+        moert_clamp(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32), N, 0.0f),
+        MOERT_INVALID_ARGUMENT, "limit");
+    EXPECT_MOERT_ERROR(moert_clamp(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32),
+                                   N, std::numeric_limits<float>::infinity()),
+                       MOERT_INVALID_ARGUMENT, "limit");
+    EXPECT_MOERT_ERROR(
+        moert_clamp(ctx, moert_view_t{}, xb.view(MOERT_F32), N, 1.0f),
+        MOERT_INVALID_ARGUMENT, "x");
   });
 }

@@ -35,7 +35,9 @@ them; generate runs on the decoded weights), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
-layer). transformers has no module for a Megatron-DeepSpeed PR-MoE GPT (and
+layer), and dbrx (fused Wqkv rows [q; k; v], clip_qkv 1.0 biting, LayerNorm
+without bias, nested attn_config / ffn_config). transformers has no module
+for a Megatron-DeepSpeed PR-MoE GPT (and
 DeepSpeed is not installed here), so the PR-MoE checkpoints are written
 with NumPy (model_reference.py documents the keys and the proposed schema)
 and their goldens come from PrmoeGptTorch below, a small torch
@@ -119,6 +121,14 @@ FAMILIES = {
                                      "original_max_position_embeddings": 32, "beta_fast": 32.0,
                                      "beta_slow": 1.0, "truncate": False}),
 }
+# DBRX (its own key names: d_model, n_layers, n_heads, attn_config): fused
+# Wqkv, LayerNorm without bias, GQA 4/2, and clip_qkv 1.0 that clamps a
+# share of q, k and v (checked: it changes the logits).
+FAMILIES["dbrx"] = dict(d_model=64, n_layers=2, n_heads=4, max_seq_len=128,
+                        ffn_config=dict(hidden_size=64, ffn_hidden_size=24, moe_num_experts=6, moe_top_k=2,
+                                        moe_normalize_expert_weights=1.0),
+                        attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=1.0),
+                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
     "activation": "gelu", "torch_dtype": "float32", "num_experts": [1, 4, 8], "expert_interval": 1,
@@ -211,11 +221,11 @@ def init_weights(model, gen):
                 continue
             if name.endswith("sinks"):  # gpt-oss: one logit per head, O(1)
                 p.copy_(torch.randn(p.shape, generator=gen))
-            elif "norm" in name:
+            elif "norm" in name.replace("norm_attn_norm.", ""):  # dbrx's attention sits under it
                 p.copy_(1.0 + 0.25 * torch.randn(p.shape, generator=gen))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            elif "embed_tokens" in name:
+            elif "embed_tokens" in name or name == "transformer.wte.weight":
                 p.copy_(embed_std * torch.randn(p.shape, generator=gen))
             elif p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(p.shape[-1]))
@@ -268,6 +278,14 @@ def acceptable(target, prompts, results):
                     f"logits error {rel_error(rlogits, logits):.1e})")
     if ref.type == "gpt_oss" and ref.clamped == 0:
         return "no SwiGLU input reached swiglu_limit: the clamps are untested"
+    if ref.type == "dbrx":
+        if ref.clipped == 0:
+            return "no q/k/v value reached clip_qkv: the clamp is untested"
+        unclipped = model_reference.Model(target)
+        unclipped.clip_qkv = None
+        _, free = unclipped.generate(prompts[0], NEW_TOKENS)
+        if rel_error(free, results[0][1]) < 1e-2:
+            return f"clip_qkv changes the logits by only {rel_error(free, results[0][1]):.1e}"
     if ref.min_router_margin < MIN_ROUTER_MARGIN:
         return f"router margin {ref.min_router_margin:.1e} < {MIN_ROUTER_MARGIN}"
     return None

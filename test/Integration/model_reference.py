@@ -6,7 +6,7 @@ compiled model can be checked against something that is neither of them.
 
 Reads a checkpoint directory (config.json + safetensors shards + index) with
 NumPy alone (no torch, no safetensors package): the seven Hugging Face families
-(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss) and the
+(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx) and the
 PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
@@ -148,7 +148,8 @@ def layer_norm(x, w, b, eps):
     x = np.asarray(x, np.float64)
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
+    y = (x - mu) / np.sqrt(var + eps) * w
+    return y if b is None else y + b  # DBRX's LayerNorm has no bias
 
 
 def softmax(s, axis=-1):
@@ -301,8 +302,11 @@ class Model:
         self.type = c["model_type"]
         self.min_router_margin = math.inf
         self.clamped = 0  # gpt-oss: SwiGLU inputs its clamps changed
+        self.clipped = 0  # dbrx: q/k/v values clip_qkv changed
         if self.type == "prmoe":
             self._init_prmoe()
+        elif self.type == "dbrx":
+            self._init_dbrx()
         else:
             self._init_hf()
 
@@ -369,6 +373,63 @@ class Model:
             else:
                 self.prmoe_experts.append(1)
 
+    # DBRX: transformer.wte, blocks.N.norm_attn_norm.{norm_1, attn.{Wqkv,
+    # out_proj}, norm_2} (LayerNorm without bias, eps 1e-5), blocks.N.ffn,
+    # norm_f, lm_head. Wqkv's rows are [q; k; v], clamped to [-clip_qkv,
+    # clip_qkv]; transformers 5's rotary reads rope_parameters.
+    def _init_dbrx(self):
+        c = self.config
+        a = c.get("attn_config") or {}
+        self.hidden, self.layers = c["d_model"], c["n_layers"]
+        self.heads, self.kv_heads = c["n_heads"], a.get("kv_n_heads", 1)
+        self.head_dim = self.rope_dim = self.hidden // self.heads
+        self.scale = self.head_dim ** -0.5
+        self.mla = False
+        self.eps = 1e-5
+        self.clip_qkv = a.get("clip_qkv")
+        rp = c.get("rope_parameters") or {"rope_type": "default", "rope_theta": a.get("rope_theta", 10000.0)}
+        self.inv_freq, self.rope_factor = rope_frequencies(rp, self.head_dim, c.get("max_seq_len", 2048))
+        self.rope_style = "half"
+        self.windows = [0] * self.layers
+        self.embed = self.t["transformer.wte.weight"]
+        self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
+
+    def _qkv_dbrx(self, i, x):
+        S, D = x.shape[0], self.head_dim
+        qkv = moe.linear(x, self.get(f"transformer.blocks.{i}.norm_attn_norm.attn.Wqkv.weight"), None)
+        if self.clip_qkv is not None:
+            self.clipped += int((np.abs(qkv) > self.clip_qkv).sum())
+            qkv = np.clip(qkv, -self.clip_qkv, self.clip_qkv)
+        q, k, v = np.split(qkv, [self.heads * D, (self.heads + self.kv_heads) * D], axis=-1)
+        return q.reshape(S, self.heads, D), k.reshape(S, self.kv_heads, D), v.reshape(S, self.kv_heads, D)
+
+    def _mlp_dbrx(self, i, x):
+        """DbrxFFN: softmax over all E router logits, top-k, the k weights
+        divided by their p-norm (p = moe_normalize_expert_weights; null:
+        kept); experts w1, v1, w2 each [E*F, H]: (silu(x w1_e^T) * x v1_e^T)
+        w2_e."""
+        f, p = self.config["ffn_config"], f"transformer.blocks.{i}.ffn."
+        k, E, F = f["moe_top_k"], f["moe_num_experts"], f["ffn_hidden_size"]
+        norm_p = f.get("moe_normalize_expert_weights", 1.0)
+        logits = x @ self.get(p + "router.layer.weight").T
+        scores = softmax(logits)
+        order = np.argsort(-scores, axis=-1, kind="stable")
+        top = order[:, :k]
+        weights = np.take_along_axis(scores, top, axis=-1)
+        if k < E:
+            rest = np.take_along_axis(scores, order[:, k:k + 1], axis=-1)
+            self.min_router_margin = min(self.min_router_margin, float((weights[:, -1:] - rest).min()))
+        if norm_p is not None:
+            weights = weights / (np.abs(weights) ** norm_p).sum(-1, keepdims=True) ** (1.0 / norm_p)
+        w1, v1, w2 = (self.get(p + "experts.mlp." + n).reshape(E, F, -1) for n in ("w1", "v1", "w2"))
+        out = np.zeros_like(x)
+        for s_ in range(x.shape[0]):
+            for j in range(k):
+                e = top[s_, j]
+                g = x[s_] @ w1[e].T
+                out[s_] += weights[s_, j] * ((g / (1 + np.exp(-g)) * (x[s_] @ v1[e].T)) @ w2[e])
+        return out
+
     def get(self, key):
         return np.asarray(self.t[key], np.float64)
 
@@ -399,6 +460,12 @@ class Model:
                 q = apply_rope(q, pos, self.inv_freq, 1.0, "half")
                 k = apply_rope(k, pos, self.inv_freq, 1.0, "half")
             wo, bo = self.get(p + "dense.weight"), self.opt(p + "dense.bias")
+        elif self.type == "dbrx":
+            p = f"transformer.blocks.{i}.norm_attn_norm.attn."
+            q, k, v = self._qkv_dbrx(i, x)
+            q = apply_rope(q, pos, self.inv_freq, self.rope_factor, "half")
+            k = apply_rope(k, pos, self.inv_freq, self.rope_factor, "half")
+            wo, bo = self.get(p + "out_proj.weight"), None
         else:
             p = f"model.layers.{i}.self_attn."
             q = moe.linear(x, self.get(p + "q_proj.weight"), self.opt(p + "q_proj.bias"))
@@ -421,7 +488,7 @@ class Model:
         group = self.heads // self.kv_heads
         K, V = np.repeat(K, group, axis=1), np.repeat(V, group, axis=1)
         window = self.windows[i] if self.type != "prmoe" else 0
-        sinks = self.opt(p + "sinks") if self.type != "prmoe" else None
+        sinks = self.opt(p + "sinks") if self.type not in ("prmoe", "dbrx") else None
         o = causal_attention(q, K, V, start, self.scale, window, sinks)
         return moe.linear(o.reshape(S, -1), wo, bo)
 
@@ -612,6 +679,13 @@ class Model:
                 h = h + self._mlp_prmoe(i, m)
             f = "language_model.encoder.final_layernorm."
             h = layer_norm(h, self.get(f + "weight"), self.get(f + "bias"), self.eps)
+        elif self.type == "dbrx":
+            for i in range(self.layers):
+                p = f"transformer.blocks.{i}.norm_attn_norm."
+                h = h + self._attention(i, layer_norm(h, self.get(p + "norm_1.weight"), None, self.eps),
+                                        start, cache[i])
+                h = h + self._mlp_dbrx(i, layer_norm(h, self.get(p + "norm_2.weight"), None, self.eps))
+            h = layer_norm(h, self.get("transformer.norm_f.weight"), None, self.eps)
         else:
             form = "naive" if start == 0 else mla
             for i in range(self.layers):

@@ -32,7 +32,7 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
             "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
@@ -70,6 +70,22 @@ class Goldens(unittest.TestCase):
 
     def test_deepseek_v3(self):
         self.check_family("deepseek_v3")
+
+    def test_dbrx(self):
+        self.check_family("dbrx")
+
+    def test_dbrx_clip_qkv_matters(self):
+        """clip_qkv clamps some q/k/v values, and without it the reference
+        no longer matches the goldens."""
+        d = os.path.join(GOLDENS, "dbrx")
+        prompts, _, exp_logits = mr.read_goldens(d)
+        model = mr.Model(d)
+        model.generate(prompts[0], 16)
+        self.assertGreater(model.clipped, 0, "clip_qkv never bites")
+        model = mr.Model(d)
+        model.clip_qkv = None
+        _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
+        self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2)
 
     def test_gpt_oss(self):
         self.check_family("gpt_oss")

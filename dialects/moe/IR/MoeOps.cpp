@@ -828,6 +828,11 @@ LogicalResult AttentionOp::verify() {
   if (getSlidingWindow() < 0)
     return emitOpError() << "sliding_window must be >= 0 (0: none), got "
                          << getSlidingWindow();
+  if (std::optional<APFloat> clip = getClipQkv()) {
+    double limit = clip->convertToDouble();
+    if (!(std::isfinite(limit) && limit > 0.0))
+      return emitOpError() << "clip_qkv must be finite and > 0, got " << limit;
+  }
   if (getSinks() &&
       (failed(expectShape(*this, "sinks", getSinks(), {heads})) ||
        failed(expectSameElementType(*this, "sinks", getSinks(), getInput()))))

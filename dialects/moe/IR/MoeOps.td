@@ -591,7 +591,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     `sliding_window` w > 0 only to those at positions `> positions[s] - w`.
     Optional `sinks` ([heads], gpt-oss) add one logit per head to the
     softmax denominator (no value). The result is `o Wo^T`. `cache` is
-    state the op reads and writes.
+    state the op reads and writes. With `clip_qkv` c (DBRX), q, k and v are
+    clamped to [-c, c] right after their projections (and biases).
 
     ```mlir
     %a = moe.attention %x positions %pos sequences %seq cache %kv
@@ -616,7 +617,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
                        I64Prop:$heads, I64Prop:$kv_heads, I64Prop:$head_dim,
                        OptionalAttr<Moe_RopeAttr>:$rope,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon,
-                       DefaultValuedProp<I64Prop, "0">:$sliding_window);
+                       DefaultValuedProp<I64Prop, "0">:$sliding_window,
+                       OptionalAttr<F64Attr>:$clip_qkv);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `positions` $positions `sequences` $sequences `cache` $cache `:`
@@ -627,7 +629,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
      `)` `epsilon` $norm_epsilon)?
     (`sinks` $sinks^ `:` type($sinks))?
     `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
-    (`sliding_window` $sliding_window^)?
+    (`sliding_window` $sliding_window^)? (`clip_qkv` $clip_qkv^)?
     (`rope` $rope^)? attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
     type($k_weight) `,` type($v_weight) `,` type($o_weight) `->`
     type($result)

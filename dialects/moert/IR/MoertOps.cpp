@@ -1123,6 +1123,16 @@ LogicalResult BiasAddOp::verify() {
                  succeeded(expectCount(op, "bias", getBias(), getHidden())));
 }
 
+LogicalResult ClampOp::verify() {
+  Operation *op = *this;
+  if (failed(expectFloat(op, "x", getX())) ||
+      failed(expectFloat(op, "out", getOut())))
+    return failure();
+  float limit = getLimit().convertToFloat();
+  if (!(limit > 0.0f) || std::isinf(limit))
+    return emitOpError() << "limit must be finite and > 0, got " << limit;
+  return success();
+}
 
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 

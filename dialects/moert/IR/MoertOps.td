@@ -1334,4 +1334,24 @@ def Moert_BiasAddOp : Moert_CallOp<"bias_add", "moert_bias_add", "linear"> {
   }];
 }
 
+def Moert_ClampOp : Moert_CallOp<"clamp", "moert_clamp", "linear"> {
+  let summary = "moert_clamp: out = min(max(x, -limit), limit)";
+  let description = [{
+    Over `count` elements (DBRX's clip_qkv on a projection's output); `out`
+    may be `x`.
+
+    ```mlir
+    moert.clamp %ctx, %x -> %x count %n limit 8.0
+        : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_Out:$out,
+                       I64:$count, F32Attr:$limit);
+  let assemblyFormat = [{
+    $ctx `,` $x `->` $out `count` $count `limit` $limit attr-dict `:`
+    type($x) `->` type($out)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOERT_IR_MOERTOPS_TD

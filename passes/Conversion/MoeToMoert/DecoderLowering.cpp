@@ -157,6 +157,17 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
     moert::LinearOp::create(b, loc, ctx, x, state.view(op.getVWeight()),
                             state.optView(op.getVBias()), v, tokens,
                             kvHeads * dim, hidden);
+    if (std::optional<APFloat> clip = op.getClipQkv()) {
+      // DBRX's clip_qkv: the projections' outputs, before norms and rope.
+      auto limit = b.getF32FloatAttr(clip->convertToDouble());
+      for (auto [rows, width] : {std::pair<Value, int64_t>{q, heads * dim},
+                                 {k, kvHeads * dim},
+                                 {v, kvHeads * dim}}) {
+        Value count = arith::MulIOp::create(
+            b, loc, tokens, arith::ConstantIntOp::create(b, loc, width, 64));
+        moert::ClampOp::create(b, loc, ctx, rows, rows, count, limit);
+      }
+    }
     if (op.getQNorm()) {
       // A [D] weight normalises each head (rows of D), else the whole row.
       bool perHead =

@@ -488,6 +488,13 @@ void mixes(Session &s) {
   moert_view_t biased = s.random(S * H, f32);
   check(moert_bias_add(s.ctx, biased, s.random(H, bf16), biased, S, H));
   s.keep("bias_add in place", biased, S * H);
+  // DBRX's clip_qkv: a normal sample clamped at 0.5 (both sides bite).
+  moert_view_t clamped = s.random(S * H, bf16);
+  check(moert_clamp(s.ctx, clamped, clamped, S * H, 0.5f));
+  s.keep("clamp bf16, in place", clamped, S * H);
+  moert_view_t narrowed = s.poisoned(S * H, bf16);
+  check(moert_clamp(s.ctx, s.random(S * H, f32), narrowed, S * H, 0.5f));
+  s.keep("clamp f32 to bf16", narrowed, S * H);
 }
 
 void weightLoading(Session &s, const std::string &path) {

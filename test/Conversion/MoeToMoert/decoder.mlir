@@ -109,3 +109,37 @@ func.func @sinks(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
   %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
   return %l, %i : tensor<?x96xf32>, tensor<?xi32>
 }
+
+// -----
+
+// DBRX's clip_qkv: q, k and v (each tokens x its width) clamped in place
+// right after their projections, before the rope.
+// CHECK-LABEL: func.func @clip_step(
+// CHECK: moert.linear %{{.*}} -> %[[Q:.*]] tokens %{{.*}} n 64 k 64
+// CHECK: moert.linear %{{.*}} -> %[[K:.*]] tokens %{{.*}} n 32 k 64
+// CHECK: moert.linear %{{.*}} -> %[[V:.*]] tokens %{{.*}} n 32 k 64
+// CHECK: %[[QN:.*]] = arith.muli %{{.*}}, %c64
+// CHECK: moert.clamp %{{.*}}, %[[Q]] -> %[[Q]] count %[[QN]] limit 1.500000e+00
+// CHECK: %[[KN:.*]] = arith.muli %{{.*}}, %c32
+// CHECK: moert.clamp %{{.*}}, %[[K]] -> %[[K]] count %[[KN]] limit 1.500000e+00
+// CHECK: moert.clamp %{{.*}}, %[[V]] -> %[[V]] count %{{.*}} limit 1.500000e+00
+// CHECK: moert.rope
+func.func @clip(%ids: tensor<?xi32>, %seq: tensor<?xi32>, %pos: tensor<?xi32>,
+    %rows: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
+    %emb: tensor<96x64xf32> {moe.weight = "transformer.wte.weight"},
+    %wq: tensor<64x64xf32> {moe.weight = "qkv", moe.fused_view = #moe.fused_view<shape = [128, 64], offset = 0, expert_stride = 0, strides = [64, 1]>},
+    %wk: tensor<32x64xf32> {moe.weight = "qkv", moe.fused_view = #moe.fused_view<shape = [128, 64], offset = 4096, expert_stride = 0, strides = [64, 1]>},
+    %wv: tensor<32x64xf32> {moe.weight = "qkv", moe.fused_view = #moe.fused_view<shape = [128, 64], offset = 6144, expert_stride = 0, strides = [64, 1]>},
+    %wo: tensor<64x64xf32> {moe.weight = "o"})
+    -> (tensor<?x96xf32>, tensor<?xi32>) {
+  %x = moe.embedding %ids, %emb : tensor<?xi32>, tensor<96x64xf32> -> tensor<?x64xf32>
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xf32> {
+    %a = moe.attention %h positions %pos sequences %seq cache %cache : !moe.kv_cache<2, 16, f32>
+        q %wq k %wk v %wv o %wo heads 4 kv_heads 2 head_dim 16 clip_qkv 1.5 rope <>
+        : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    moe.yield %a : tensor<?x64xf32>
+  }
+  %l = moe.lm_head %y, %emb : tensor<?x64xf32>, tensor<96x64xf32> -> tensor<?x96xf32>
+  %i = moe.argmax %l : tensor<?x96xf32> -> tensor<?xi32>
+  return %l, %i : tensor<?x96xf32>, tensor<?xi32>
+}

@@ -169,3 +169,14 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f
       : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>) {
+  // expected-error @below {{clip_qkv must be finite and > 0, got -1}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 clip_qkv -1.0 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}

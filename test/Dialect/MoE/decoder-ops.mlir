@@ -54,6 +54,17 @@ func.func @rope_types(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv
   return %a, %b : tensor<?x64xf32>, tensor<?x64xf32>
 }
 
+// DBRX's attention: q, k and v clamped to [-8, 8].
+// CHECK-LABEL: func.func @clip_qkv
+// CHECK: moe.attention {{.*}} heads 4 kv_heads 2 head_dim 16 clip_qkv 8.000000e+00 rope <theta = 5.0e+05>
+func.func @clip_qkv(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
+    %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>) -> tensor<?x64xf32> {
+  %a = moe.attention %x positions %pos sequences %pos cache %cache : !moe.kv_cache<2, 16, f32>
+      q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16 clip_qkv 8.0 rope <theta = 5.0e5>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return %a : tensor<?x64xf32>
+}
+
 // gpt-oss's attention: per-head sinks and a sliding window.
 // CHECK-LABEL: func.func @sinks_and_window
 // CHECK: moe.attention {{.*}} sinks %{{.*}} : tensor<4xf32> heads 4 kv_heads 4 head_dim 16 sliding_window 128 rope <>

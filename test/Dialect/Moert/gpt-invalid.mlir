@@ -63,3 +63,19 @@ func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 2048
   moert.load_fused_weight %ctx, %w "qkv" experts [0, 1) fused [192, 64] offset 0 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [0, 0, 0] -> %d : !moert.view<f32, 2048>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %x: !moert.view<f32, 1024>) {
+  // expected-error @below {{limit must be finite and > 0, got 0}}
+  moert.clamp %ctx, %x -> %x count %n limit 0.0 : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %x: !moert.view<i32, 1024>) {
+  // expected-error @below {{x must be a f32, f16 or bf16 view}}
+  moert.clamp %ctx, %x -> %x count %n limit 1.0 : !moert.view<i32, 1024> -> !moert.view<i32, 1024>
+  return
+}

@@ -20,3 +20,11 @@ func.func @gpt(%ctx: !moert.context, %weights: !moert.weights, %s: i64,
   moert.load_fused_weight %ctx, %weights "qkv.weight" experts [0, 1) fused [192, 64] offset 2048 expert_stride 0 strides [3072, 64, 1] shape [4, 16, 64] begin [0, 0, 0] end [2, 16, 64] + (%h0, %z, %z) -> %half : !moert.view<f32, 2048>
   return
 }
+
+// DBRX's clip_qkv on a projection's output, in place.
+// CHECK-LABEL: func.func @clamp
+// CHECK: moert.clamp %{{.*}}, %{{.*}} -> %{{.*}} count %{{.*}} limit 8.000000e+00 : !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+func.func @clamp(%ctx: !moert.context, %n: i64, %x: !moert.view<bf16, 1024>) {
+  moert.clamp %ctx, %x -> %x count %n limit 8.0 : !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+  return
+}
