@@ -599,10 +599,14 @@ moert_status_t moert_embedding(moert_context_t ctx, moert_view_t ids,
 
 typedef enum moert_rope_type {
   MOERT_ROPE_DEFAULT = 0,
-  MOERT_ROPE_LINEAR = 1, /* inv_freq / factor */
-  MOERT_ROPE_LLAMA3 = 2, /* Llama 3.1 wavelength-dependent scaling */
-  MOERT_ROPE_YARN = 3,   /* YaRN ramp; cos, sin times attention_factor */
+  MOERT_ROPE_LINEAR = 1,   /* inv_freq / factor */
+  MOERT_ROPE_LLAMA3 = 2,   /* Llama 3.1 wavelength-dependent scaling */
+  MOERT_ROPE_YARN = 3,     /* YaRN ramp; cos, sin times attention_factor */
+  MOERT_ROPE_LONGROPE = 4, /* Phi-3 LongRoPE: per-pair factors, short/long */
 } moert_rope_type_t;
+
+/* Most dimension pairs a longrope factor list holds (head_dim <= 512). */
+#define MOERT_ROPE_MAX_FACTORS 256
 
 /* Hugging Face rope_theta / rope_scaling (ROPE_INIT_FUNCTIONS); formulas in
    runtime/common/Rope.h. */
@@ -614,6 +618,15 @@ typedef struct moert_rope_config {
   double attention_factor;                  /* multiplies cos and sin */
   int64_t original_max_position;            /* llama3, yarn */
   int32_t truncate;                         /* yarn: round the ramp ends */
+  /* longrope: inv_freq[i] = 1 / (factor[i] * theta^(2i / head_dim)) and cos,
+     sin times mscale (in place of attention_factor), with the long_ list when
+     the call's largest position + 1 exceeds original_max_position (as
+     transformers picks per forward over its position_ids), else the short_
+     one. The lists hold head_dim / 2 entries; arrays so that the config
+     stays one value a kernel can take. */
+  float short_factor[MOERT_ROPE_MAX_FACTORS];
+  float long_factor[MOERT_ROPE_MAX_FACTORS];
+  double short_mscale, long_mscale;
 } moert_rope_config_t;
 
 /* In place on x [tokens, heads, head_dim]: rotate_half rotary embedding at

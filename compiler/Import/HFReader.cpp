@@ -1333,6 +1333,54 @@ static double yarnMscale(double scale, double mscale) {
   return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
 
+/// LongRoPE's factor lists and the attention factor of
+/// _compute_longrope_parameters (both regimes; phimoe's mscales replace it).
+static void readLongRope(ConfigFile &c, StringRef key,
+                         const llvm::json::Object &params, RopeDesc &rope) {
+  auto factors = [&](StringRef field) {
+    std::vector<double> values;
+    const llvm::json::Array *list =
+        params.get(field) ? params.get(field)->getAsArray() : nullptr;
+    if (!list || list->empty()) {
+      c.error(key) << "longrope '" << key << "' needs '" << field
+                   << "' as a non-empty list of numbers";
+      return values;
+    }
+    for (const llvm::json::Value &v : *list) {
+      std::optional<double> d = v.getAsNumber();
+      if (!d || !std::isfinite(*d) || *d <= 0.0) {
+        c.error(key) << "longrope '" << field << "' entry " << values.size()
+                     << " must be a number > 0";
+        return values;
+      }
+      values.push_back(*d);
+    }
+    return values;
+  };
+  rope.shortFactor = factors("short_factor");
+  rope.longFactor = factors("long_factor");
+  std::optional<double> original =
+      params.getNumber("original_max_position_embeddings");
+  if (!original)
+    original = c.getNumber("original_max_position_embeddings");
+  if (!original || *original < 1) {
+    c.error(key) << "longrope needs original_max_position_embeddings >= 1 "
+                    "(in '"
+                 << key << "' or the config)";
+    return;
+  }
+  rope.originalMaxPosition = static_cast<int64_t>(*original);
+  double factor = params.getNumber("factor").value_or(
+      static_cast<double>(c.getInt("max_position_embeddings", 0)) / *original);
+  rope.factor = factor > 0.0 ? factor : 1.0;
+  double attention =
+      params.getNumber("attention_factor")
+          .value_or(factor <= 1.0 ? 1.0
+                                  : std::sqrt(1.0 + std::log(factor) /
+                                                        std::log(*original)));
+  rope.shortMscale = rope.longMscale = attention;
+}
+
 /// rope_theta and rope_scaling (transformers 4), or rope_parameters
 /// (transformers 5), as HF's `ROPE_INIT_FUNCTIONS` read them.
 static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
@@ -1364,10 +1412,12 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
           .Case("linear", RopeType::linear)
           .Case("llama3", RopeType::llama3)
           .Case("yarn", RopeType::yarn)
+          .Case("longrope", RopeType::longrope)
           .Default(std::nullopt);
   if (!parsed) {
     c.error(key) << "unsupported rope_type '" << type << "' in '" << key
-                 << "': expected 'default', 'linear', 'llama3' or 'yarn'";
+                 << "': expected 'default', 'linear', 'llama3', 'yarn' or "
+                    "'longrope'";
     return rope;
   }
   rope.type = *parsed;
@@ -1392,6 +1442,8 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
                                              yarnMscale(rope.factor, mscaleAll)
                                        : yarnMscale(rope.factor, 1.0));
   }
+  if (rope.type == RopeType::longrope)
+    readLongRope(c, key, *params, rope);
   return rope;
 }
 
@@ -1580,13 +1632,50 @@ static void readDbrxDecoder(ConfigFile &c, DecoderDesc &d, int64_t hidden) {
   }
 }
 
+/// Phi-3.5-MoE around the common decoder: LayerNorms with bias, q/k/v/o
+/// biased together (attention_bias), lm_head_bias, one sliding window on
+/// every layer when set, and longrope as transformers 5's
+/// PhimoeRotaryEmbedding applies it.
+static void readPhimoeDecoder(ConfigFile &c, DecoderDesc &d) {
+  AttentionDesc &a = d.attention;
+  d.norm = DecoderDesc::Norm::layer;
+  a.oBias = a.qkvBias;
+  if (c.getBool("lm_head_bias", false))
+    d.lmHeadBiasKey = "lm_head.bias";
+  if (c.has("sliding_window") && !c.get("sliding_window")->getAsNull())
+    a.slidingWindows.assign(
+        static_cast<size_t>(c.getInt("num_hidden_layers", 0)),
+        c.requirePositive("sliding_window", kMaxWidth));
+  RopeDesc &rope = a.rope;
+  if (rope.type != RopeType::standard && rope.type != RopeType::longrope) {
+    c.error(c.has("rope_parameters") ? "rope_parameters" : "rope_scaling")
+        << "phimoe takes longrope or no rope scaling";
+    return;
+  }
+  if (rope.type != RopeType::longrope)
+    return;
+  StringRef key = c.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
+  const llvm::json::Object *params = c.get(key)->getAsObject();
+  for (StringRef field : {"short_mscale", "long_mscale"})
+    if (!params->getNumber(field))
+      c.error(key) << "phimoe's longrope needs '" << field << "' as a number";
+  if (c.failed())
+    return;
+  // Its forward scales cos, sin by short_mscale or long_mscale (by the
+  // call's largest position), but derives inv_freq with no sequence length,
+  // so always from short_factor (transformers 5.25): long_factor is read
+  // and checked, not applied.
+  rope.shortMscale = *params->getNumber("short_mscale");
+  rope.longMscale = *params->getNumber("long_mscale");
+  rope.longFactor = rope.shortFactor;
+}
+
 /// The decoder around the FFN stack.
 static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                                int64_t hidden) {
   DecoderDesc d;
   // Families whose decoder differs from the one this import builds.
   static constexpr std::pair<StringLiteral, StringLiteral> kFfnOnly[] = {
-      {"phimoe", "LayerNorm with bias, lm_head bias"},
       {"llama4", "chunked attention, layers without RoPE, weightless QK "
                  "norm, attention temperature tuning"},
       {"llama4_text", "chunked attention, layers without RoPE, weightless "
@@ -1664,6 +1753,15 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";
   a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
+  size_t pairs = static_cast<size_t>(a.headDim / 2);
+  if (a.rope.type == RopeType::longrope && !c.failed() &&
+      (a.rope.shortFactor.size() != pairs || a.rope.longFactor.size() != pairs))
+    c.error(c.has("rope_parameters") ? "rope_parameters" : "rope_scaling")
+        << "longrope short_factor and long_factor must hold head_dim / 2 = "
+        << pairs << " entries, got " << a.rope.shortFactor.size() << " and "
+        << a.rope.longFactor.size();
+  if (modelType == "phimoe")
+    readPhimoeDecoder(c, d);
   return d;
 }
 

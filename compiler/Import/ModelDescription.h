@@ -140,6 +140,10 @@ struct RopeDesc {
          attentionFactor = 1.0;
   int64_t originalMaxPosition = 0;
   bool truncate = true;
+  /// longrope: per-pair factors (head_dim / 2 each) and what multiplies cos
+  /// and sin in either regime.
+  std::vector<double> shortFactor, longFactor;
+  double shortMscale = 1.0, longMscale = 1.0;
 };
 
 /// DeepSeek multi-head latent attention (MLA): the low-rank projections
@@ -200,6 +204,8 @@ struct DecoderDesc {
   AttentionDesc attention;
   /// `lm_head.weight`, or the embedding's key when tie_word_embeddings.
   std::string embeddingKey, finalNormKey, lmHeadKey;
+  /// The LM head's bias (phimoe's lm_head_bias); empty: none.
+  std::string lmHeadBiasKey;
   /// RMSNorm (a weight) or LayerNorm (a weight and a bias: the GPT's
   /// `<name>.bias` beside each `<name>.weight`).
   enum class Norm { rms, layer } norm = Norm::rms;

@@ -270,11 +270,18 @@ FailureOr<Value> ForwardBuilder::buildStack(Value x) {
 }
 
 RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
-  return RopeAttr::get(context, r.type, llvm::APFloat(r.theta),
-                       llvm::APFloat(r.factor), llvm::APFloat(r.lowFreqFactor),
-                       llvm::APFloat(r.highFreqFactor), r.originalMaxPosition,
-                       llvm::APFloat(r.betaFast), llvm::APFloat(r.betaSlow),
-                       llvm::APFloat(r.attentionFactor), r.truncate);
+  // longrope's lists; absent (null) for the other types.
+  auto factorsAttr = [&](ArrayRef<double> factors) {
+    return factors.empty() ? DenseF64ArrayAttr()
+                           : DenseF64ArrayAttr::get(context, factors);
+  };
+  return RopeAttr::get(
+      context, r.type, llvm::APFloat(r.theta), llvm::APFloat(r.factor),
+      llvm::APFloat(r.lowFreqFactor), llvm::APFloat(r.highFreqFactor),
+      r.originalMaxPosition, llvm::APFloat(r.betaFast),
+      llvm::APFloat(r.betaSlow), llvm::APFloat(r.attentionFactor), r.truncate,
+      factorsAttr(r.shortFactor), factorsAttr(r.longFactor),
+      llvm::APFloat(r.shortMscale), llvm::APFloat(r.longMscale));
 }
 
 Value ForwardBuilder::latentAttention(StringRef base, Value input,
@@ -459,6 +466,9 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   auto logitsType = RankedTensorType::get({ShapedType::kDynamic, d.vocab},
                                           Float32Type::get(context));
   Value logits = LmHeadOp::create(builder, loc, logitsType, normed, head);
+  if (!d.lmHeadBiasKey.empty())
+    logits = BiasAddOp::create(builder, loc, logits,
+                               weight(d.lmHeadBiasKey, {d.vocab}, loc));
   Value next = ArgmaxOp::create(builder, loc, ids.getType(), logits);
   return std::make_pair(logits, next);
 }

@@ -68,6 +68,7 @@ moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
     require(tokens >= 0 && heads >= 1 && head_dim >= 2 && head_dim % 2 == 0,
             "bad extents: tokens ", tokens, ", heads ", heads,
             ", head_dim (even) ", head_dim);
+    checkRopeFactors(cfg, head_dim);
     Operand rows = floatOperand(x, tokens * heads * head_dim, "x");
     Operand pos = typedOperand(positions, MOERT_I32, tokens, "positions");
     ctx->backend().rope(ctx->rank, *cfg, rows, pos, tokens, heads, head_dim);

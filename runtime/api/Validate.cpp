@@ -44,7 +44,7 @@ void moert::api::requireActivation(moert_activation_t activation) {
 
 void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
   require(cfg != nullptr, "cfg must not be null");
-  require(cfg->type >= MOERT_ROPE_DEFAULT && cfg->type <= MOERT_ROPE_YARN,
+  require(cfg->type >= MOERT_ROPE_DEFAULT && cfg->type <= MOERT_ROPE_LONGROPE,
           "unknown rope type ", static_cast<int>(cfg->type));
   require(std::isfinite(cfg->theta) && cfg->theta > 0 &&
               std::isfinite(cfg->factor) && cfg->factor > 0 &&
@@ -60,6 +60,27 @@ void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
                 cfg->beta_slow > 0,
             "yarn rope needs original_max_position >= 1 and beta_fast, "
             "beta_slow > 0");
+  if (cfg->type == MOERT_ROPE_LONGROPE) {
+    require(cfg->original_max_position >= 1 &&
+                std::isfinite(cfg->short_mscale) &&
+                std::isfinite(cfg->long_mscale),
+            "longrope needs original_max_position >= 1 and finite "
+            "short_mscale, long_mscale");
+  }
+}
+
+void moert::api::checkRopeFactors(const moert_rope_config_t *cfg,
+                                  int64_t headDim) {
+  if (cfg->type != MOERT_ROPE_LONGROPE)
+    return;
+  require(headDim / 2 <= MOERT_ROPE_MAX_FACTORS, "longrope head_dim ", headDim,
+          " needs more than MOERT_ROPE_MAX_FACTORS (", MOERT_ROPE_MAX_FACTORS,
+          ") factors");
+  for (int64_t i = 0; i < headDim / 2; ++i)
+    require(std::isfinite(cfg->short_factor[i]) && cfg->short_factor[i] > 0 &&
+                std::isfinite(cfg->long_factor[i]) && cfg->long_factor[i] > 0,
+            "longrope factor ", i, " must be finite and > 0 (short ",
+            cfg->short_factor[i], ", long ", cfg->long_factor[i], ")");
 }
 
 Operand moert::api::operand(moert_view_t view, int64_t count,

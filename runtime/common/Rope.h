@@ -1,9 +1,9 @@
 //===- runtime/common/Rope.h - Rotary frequencies ---------------*- C++ -*-===//
 //
 // The one home of the rotary-embedding formulas (Hugging Face
-// ROPE_INIT_FUNCTIONS: default, linear, llama3, yarn), for the CPU backend
-// and the CUDA kernels alike. Computed in fp32 as transformers does, so that
-// positions * inv_freq rounds the same way.
+// ROPE_INIT_FUNCTIONS: default, linear, llama3, yarn, longrope), for the CPU
+// backend and the CUDA kernels alike. Computed in fp32 as transformers does, so
+// that positions * inv_freq rounds the same way.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_COMMON_ROPE_H
@@ -23,9 +23,26 @@ MOERT_HD inline double yarnCorrectionDim(double rotations, int64_t dim,
          (2.0 * log(base));
 }
 
-// inv_freq of dimension pair i in [0, dim / 2).
+// Whether a longrope call takes the long factors: transformers compares
+// max(position_ids) + 1 of the forward with original_max_position_embeddings.
+MOERT_HD inline bool ropeLongRegime(const moert_rope_config_t &cfg,
+                                    int32_t maxPosition) {
+  return cfg.type == MOERT_ROPE_LONGROPE &&
+         static_cast<int64_t>(maxPosition) + 1 > cfg.original_max_position;
+}
+
+// What multiplies cos and sin.
+MOERT_HD inline float ropeCosSinScale(const moert_rope_config_t &cfg,
+                                      bool longRegime) {
+  if (cfg.type == MOERT_ROPE_LONGROPE)
+    return static_cast<float>(longRegime ? cfg.long_mscale : cfg.short_mscale);
+  return static_cast<float>(cfg.attention_factor);
+}
+
+// inv_freq of dimension pair i in [0, dim / 2); longRegime matters to
+// longrope only.
 MOERT_HD inline float ropeInvFreq(const moert_rope_config_t &cfg, int64_t i,
-                                  int64_t dim) {
+                                  int64_t dim, bool longRegime = false) {
   float exponent = static_cast<float>(2 * i) / static_cast<float>(dim);
   float posFreq = powf(static_cast<float>(cfg.theta), exponent);
   float base = 1.0f / posFreq;
@@ -67,6 +84,11 @@ MOERT_HD inline float ropeInvFreq(const moert_rope_config_t &cfg, int64_t i,
     float extrapolation = 1.0f - ramp;
     float interpolation = 1.0f / (static_cast<float>(cfg.factor) * posFreq);
     return interpolation * (1.0f - extrapolation) + base * extrapolation;
+  }
+  case MOERT_ROPE_LONGROPE: {
+    // 1 / (ext * base^shape), the fp32 product first as transformers does.
+    float ext = longRegime ? cfg.long_factor[i] : cfg.short_factor[i];
+    return 1.0f / (ext * posFreq);
   }
   }
   return base;

@@ -127,11 +127,15 @@ void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
                       Operand positions, int64_t tokens, int64_t heads,
                       int64_t headDim) {
   int64_t half = headDim / 2;
+  const int32_t *pos = positions.as<const int32_t>();
+  int32_t maxPosition = 0;
+  for (int64_t s = 0; s < tokens; ++s)
+    maxPosition = std::max(maxPosition, pos[s]);
+  const bool longRegime = ropeLongRegime(cfg, maxPosition);
   float *invFreq = scratch(rank).floats(slotRopeTable, half);
   for (int64_t i = 0; i < half; ++i)
-    invFreq[i] = ropeInvFreq(cfg, i, headDim);
-  const float factor = static_cast<float>(cfg.attention_factor);
-  const int32_t *pos = positions.as<const int32_t>();
+    invFreq[i] = ropeInvFreq(cfg, i, headDim, longRegime);
+  const float factor = ropeCosSinScale(cfg, longRegime);
   std::vector<float> row(headDim), cosines(half), sines(half);
   for (int64_t s = 0; s < tokens; ++s) {
     require(pos[s] >= 0, "token ", s, " has position ", pos[s]);

@@ -41,12 +41,28 @@ __global__ void ropeKernel(moert_rope_config_t cfg, void *x,
                            moert_dtype_t xType, const int32_t *positions,
                            int64_t tokens, int64_t heads, int64_t headDim) {
   int64_t half = headDim / 2;
+  // longrope picks its factors by the call's largest position: each block
+  // finds it (a strided scan, then a shared atomicMax) before any rotation.
+  __shared__ int maxPosition;
+  bool longRegime = false;
+  if (cfg.type == MOERT_ROPE_LONGROPE) {
+    if (threadIdx.x == 0)
+      maxPosition = 0;
+    __syncthreads();
+    int localMax = 0;
+    for (int64_t s = threadIdx.x; s < tokens; s += blockDim.x)
+      localMax = max(localMax, positions[s]);
+    atomicMax(&maxPosition, localMax);
+    __syncthreads();
+    longRegime = ropeLongRegime(cfg, maxPosition);
+  }
+  const float scale = ropeCosSinScale(cfg, longRegime);
   MOERT_GRID_STRIDE(item, tokens * heads * half) {
     int64_t i = item % half, row = item / half, s = row / heads;
-    float angle =
-        static_cast<float>(positions[s]) * ropeInvFreq(cfg, i, headDim);
-    float c = cosf(angle) * static_cast<float>(cfg.attention_factor);
-    float sn = sinf(angle) * static_cast<float>(cfg.attention_factor);
+    float angle = static_cast<float>(positions[s]) *
+                  ropeInvFreq(cfg, i, headDim, longRegime);
+    float c = cosf(angle) * scale;
+    float sn = sinf(angle) * scale;
     int64_t at = row * headDim + i;
     float x1 = loadFloat(x, xType, at), x2 = loadFloat(x, xType, at + half);
     storeFloat(x, xType, at, x1 * c - x2 * sn);

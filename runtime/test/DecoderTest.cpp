@@ -157,6 +157,89 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                                            MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
+// LongRoPE (Phi-3): per-pair factors and mscales, short when the call's
+// largest position + 1 is at most original_max_position, long past it;
+// transformers' _compute_longrope_parameters and Phimoe's mscale switch
+// spelled out in doubles.
+TEST(Decoder, LongRopeSwitchesFactorsByTheCallsLargestPosition) {
+  const int64_t heads = 2, D = 8, half = D / 2;
+  moert_rope_config_t cfg{};
+  cfg.type = MOERT_ROPE_LONGROPE;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  cfg.original_max_position = 8;
+  const float shortFactor[] = {1.0f, 1.25f, 1.5f, 2.0f};
+  const float longFactor[] = {1.0f, 3.0f, 7.5f, 20.0f};
+  for (int64_t i = 0; i < half; ++i) {
+    cfg.short_factor[i] = shortFactor[i];
+    cfg.long_factor[i] = longFactor[i];
+  }
+  cfg.short_mscale = 1.05;
+  cfg.long_mscale = 1.25;
+  auto expectRotation = [&](const Ints &pos, bool wantLong) {
+    const int64_t S = static_cast<int64_t>(pos.size());
+    Floats x = randomFloats(S * heads * D, 11);
+    std::vector<double> want(x.size());
+    const float *ext = wantLong ? longFactor : shortFactor;
+    double mscale = wantLong ? cfg.long_mscale : cfg.short_mscale;
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          double inv = 1.0 / (ext[i] * std::pow(cfg.theta, 2.0 * i / D));
+          double c = std::cos(pos[s] * inv) * mscale,
+                 sn = std::sin(pos[s] * inv) * mscale;
+          int64_t at = (s * heads + h) * D + i;
+          want[at] = x[at] * c - x[at + half] * sn;
+          want[at + half] = x[at + half] * c + x[at] * sn;
+        }
+    onOneRank([&](moert_context_t ctx) {
+      Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
+      check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
+                       heads, D));
+      expectClose(xb.download<float>(MOERT_F32, x.size()), want, 1e-5);
+    });
+  };
+  // Prefill of 8 (largest position 7): short, every token.
+  expectRotation({0, 1, 2, 3, 4, 5, 6, 7}, false);
+  // A 9-token prefill: long for all its tokens, the early ones too.
+  expectRotation({0, 1, 2, 3, 4, 5, 6, 7, 8}, true);
+  // Decode steps: position 7 is short, position 8 long.
+  expectRotation({7}, false);
+  expectRotation({8}, true);
+  // Two sequences decoding together: the call's largest position decides.
+  expectRotation({3, 8}, true);
+}
+
+TEST(Decoder, LongRopeRejectsBadFactors) {
+  moert_rope_config_t cfg{};
+  cfg.type = MOERT_ROPE_LONGROPE;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  cfg.original_max_position = 8;
+  cfg.short_mscale = cfg.long_mscale = 1.0;
+  for (int64_t i = 0; i < 4; ++i)
+    cfg.short_factor[i] = cfg.long_factor[i] = 1.0f;
+  cfg.long_factor[2] = 0.0f;
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, Floats(2 * 8, 1.0f), MOERT_F32),
+        pb(ctx, Ints{0, 1}, MOERT_I32);
+    EXPECT_MOERT_ERROR(
+        moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), 2, 1, 8),
+        MOERT_INVALID_ARGUMENT, "longrope factor 2 must be finite and > 0");
+    cfg.long_factor[2] = 1.0f;
+    EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
+                                  pb.view(MOERT_I32), 1, 1,
+                                  2 * (MOERT_ROPE_MAX_FACTORS + 1)),
+                       MOERT_INVALID_ARGUMENT, "MOERT_ROPE_MAX_FACTORS");
+    cfg.original_max_position = 0;
+    EXPECT_MOERT_ERROR(
+        moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), 2, 1, 8),
+        MOERT_INVALID_ARGUMENT, "longrope needs original_max_position >= 1");
+  });
+}
+
 // Attention options: a sliding window (0: none) and per-head sinks (f32,
 // or bf16 as a bf16 model stores them).
 struct AttentionCase {

@@ -31,7 +31,9 @@ windows on the layers layer_types names, smaller than the prompts, q/k/v/o
 biases, YaRN without truncation; router bias, softmax over the top-k
 logits, expert biases, SwiGLU clamped at swiglu_limit 1.0), gpt_oss_mxfp4
 (the same with F 32 and its experts stored MXFP4 as gpt-oss-20b stores
-them; generate runs on the decoded weights), and prmoe_gpt (LayerNorm, learned
+them; generate runs on the decoded weights), phimoe (LayerNorms with bias,
+q/k/v/o and LM head biases, a window of 8, longrope in its long regime,
+sparsemixer), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
@@ -129,6 +131,21 @@ FAMILIES["dbrx"] = dict(d_model=64, n_layers=2, n_heads=4, max_seq_len=128,
                                         moe_normalize_expert_weights=1.0),
                         attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=1.0),
                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+# phimoe (Phi-3.5-MoE): LayerNorms with bias, q/k/v/o biases, the LM
+# head's bias, a window of 8 on every layer, longrope. transformers 5.25
+# picks the regime per forward by max(position_ids) + 1 >
+# original_max_position_embeddings and, when generation first crosses it,
+# drops the cache and prefills everything again (prepare_inputs_for_generation);
+# its inv_freq is short_factor's in both regimes, only the mscale switches.
+# original_max_position_embeddings 4 < every prompt: the whole run is in
+# the long regime (the crossing's re-prefill is not moe-run's; the short
+# regime and the switch are the gtest's).
+FAMILIES["phimoe"] = dict(attention_bias=True, lm_head_bias=True, sliding_window=8,
+                          rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                           "short_factor": [1.0, 1.05, 1.1, 1.2, 1.4, 1.7, 2.0, 2.5],
+                                           "long_factor": [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0],
+                                           "short_mscale": 1.05, "long_mscale": 1.2,
+                                           "original_max_position_embeddings": 4})
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
     "activation": "gelu", "torch_dtype": "float32", "num_experts": [1, 4, 8], "expert_interval": 1,

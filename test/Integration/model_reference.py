@@ -20,7 +20,11 @@ whose layer_types entry is "sliding_attention". MXFP4 experts (`*_blocks`,
 `*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
-modeling_rope_utils computes them): default, linear, llama3, yarn. Rotation
+modeling_rope_utils computes them): default, linear, llama3, yarn, and
+phimoe's longrope (short_factor's inv_freq, cos/sin times long_mscale once
+the forward's largest position + 1 exceeds original_max_position_embeddings,
+else short_mscale; generate prefills everything again when a sequence first
+crosses it, as Phimoe's prepare_inputs_for_generation does). Rotation
 styles: "half" (rotate_half: llama-style families and PR-MoE GPT) and
 "pairs" (DeepSeek: (x0, x1), (x2, x3), ... rotated pairwise; V2's complex
 multiply and V3's rope_interleave differ only in the output order, which is
@@ -215,6 +219,11 @@ def rope_frequencies(p, dim, max_position_embeddings):
         extrapolation = 1 - ramp
         inv = (inv / factor) * (1 - extrapolation) + inv * extrapolation
         return inv, float(att)
+    if kind == "longrope":
+        # PhimoeRotaryEmbedding's forward: inv_freq from short_factor (it
+        # passes no sequence length); its mscales (Model.rope_scale) scale
+        # cos and sin.
+        return inv / np.asarray(p["short_factor"], np.float64), None
     raise NotImplementedError(f"rope_type {kind}")
 
 
@@ -303,6 +312,7 @@ class Model:
         self.min_router_margin = math.inf
         self.clamped = 0  # gpt-oss: SwiGLU inputs its clamps changed
         self.clipped = 0  # dbrx: q/k/v values clip_qkv changed
+        self.longrope = None  # phimoe: (original_max_position, short_mscale, long_mscale)
         if self.type == "prmoe":
             self._init_prmoe()
         elif self.type == "dbrx":
@@ -346,6 +356,27 @@ class Model:
                         for kind in (c.get("layer_types") or ["full_attention"] * self.layers)]
         self.embed = self.t["model.embed_tokens.weight"]
         self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
+        self.lm_head_bias = None
+        self.longrope = None
+        if self.type == "phimoe":
+            self._init_phimoe(rp)
+
+    def _init_phimoe(self, rp):
+        """Phi-3.5-MoE: LayerNorms with bias, the LM head's bias, one
+        sliding window on every layer, longrope's mscale by sequence length."""
+        c = self.config
+        self.norm = "layer"
+        self.lm_head_bias = self.opt("lm_head.bias") if c.get("lm_head_bias") else None
+        self.windows = [c.get("sliding_window") or 0] * self.layers
+        if rp["rope_type"] == "longrope":
+            self.longrope = (rp["original_max_position_embeddings"], rp["short_mscale"], rp["long_mscale"])
+            self.rope_factor = rp["short_mscale"]
+
+    def _norm(self, x, key):
+        """The decoder's norm of module key (RMSNorm; phimoe's LayerNorm)."""
+        if getattr(self, "norm", "rms") == "layer":
+            return layer_norm(x, self.get(key + ".weight"), self.get(key + ".bias"), self.eps)
+        return rms_norm(x, self.get(key + ".weight"), self.eps)
 
     def _init_prmoe(self):
         c = self.config
@@ -595,6 +626,11 @@ class Model:
             pre, names = f"model.layers.{i}.block_sparse_moe.", ("w1", "w3", "w2")
             E = experts_of(c)
             routing.update(norm="selected")
+        elif t == "phimoe":
+            # Mixtral's keys, the sparsemixer router (eval).
+            pre, names = f"model.layers.{i}.block_sparse_moe.", ("w1", "w3", "w2")
+            E = experts_of(c)
+            routing.update(score_func="sparsemixer", jitter_eps=c["router_jitter_noise"], norm="none")
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             E = experts_of(c)
             routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
@@ -688,15 +724,23 @@ class Model:
             h = layer_norm(h, self.get("transformer.norm_f.weight"), None, self.eps)
         else:
             form = "naive" if start == 0 else mla
+            if self.longrope:
+                # transformers: long_mscale once max(position_ids) + 1 of the
+                # forward exceeds original_max_position_embeddings.
+                original, short, long = self.longrope
+                self.rope_factor = long if start + len(ids) > original else short
             for i in range(self.layers):
                 p = f"model.layers.{i}."
-                a = rms_norm(h, self.get(p + "input_layernorm.weight"), self.eps)
+                a = self._norm(h, p + "input_layernorm")
                 h = h + (self._mla(i, a, start, cache[i], form) if self.mla
                          else self._attention(i, a, start, cache[i]))
-                m = rms_norm(h, self.get(p + "post_attention_layernorm.weight"), self.eps)
+                m = self._norm(h, p + "post_attention_layernorm")
                 h = h + self._mlp_hf(i, m)
-            h = rms_norm(h, self.get("model.norm.weight"), self.eps)
-        return h @ np.asarray(self.lm_head, np.float64).T
+            h = self._norm(h, "model.norm")
+        logits = h @ np.asarray(self.lm_head, np.float64).T
+        if getattr(self, "lm_head_bias", None) is not None:
+            logits = logits + self.lm_head_bias
+        return logits
 
     def generate(self, prompt, new_tokens, mla="absorbed"):
         """Greedy: (ids [K], logits [K, vocab] f64), the logits that chose
@@ -709,6 +753,13 @@ class Model:
             ids.append(tok)
             out.append(logits)
             if step + 1 < new_tokens:
+                if self.longrope and len(prompt) + step + 1 == self.longrope[0] + 1:
+                    # Phimoe's prepare_inputs_for_generation drops the cache
+                    # when the sequence first outgrows the short regime: all
+                    # of it again, under long_mscale.
+                    cache = self.new_cache()
+                    logits = self.forward(list(prompt) + ids, 0, cache, mla)[-1]
+                    continue
                 logits = self.forward([tok], len(prompt) + step, cache, mla)[-1]
         return np.array(ids, np.int64), np.stack(out)
 

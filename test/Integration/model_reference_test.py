@@ -34,6 +34,7 @@ from e2e_check import rel_error  # noqa: E402
 GOLDENS = os.path.join(HERE, "hf-models")
 FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "prmoe_gpt", "prmoe_gpt_rope",
             "qwen2_moe", "qwen3_moe"]
+FAMILIES = sorted(FAMILIES + ["phimoe"])
 TOL = 1e-4
 ROWS = []
 
@@ -114,6 +115,28 @@ class Goldens(unittest.TestCase):
 
     def test_olmoe(self):
         self.check_family("olmoe")
+
+    def test_phimoe(self):
+        self.check_family("phimoe")
+
+    def test_phimoe_features_matter(self):
+        """The phimoe goldens depend on long_mscale (the whole run is in the
+        long regime), the window, the LayerNorm and LM head biases."""
+        d = os.path.join(GOLDENS, "phimoe")
+        prompts, _, exp_logits = mr.read_goldens(d)
+        for change in ("short mscale", "no window", "no lm_head bias", "no norm bias"):
+            model = mr.Model(d)
+            if change == "short mscale":
+                original, short, _ = model.longrope
+                model.longrope = (original, short, short)
+            elif change == "no window":
+                model.windows = [0] * model.layers
+            elif change == "no lm_head bias":
+                model.lm_head_bias = None
+            else:
+                model.t = {k: (0 * v if "layernorm.bias" in k else v) for k, v in model.t.items()}
+            _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
+            self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2, change)
 
     def test_prmoe_gpt(self):
         self.check_family("prmoe_gpt")

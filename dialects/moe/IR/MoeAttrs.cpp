@@ -3,6 +3,7 @@
 #include "dialects/moe/IR/MoeDialect.h"
 
 #include "runtime/common/Capacity.h"
+#include "runtime/moert.h"
 
 #include <cmath>
 #include <cstdio>
@@ -243,7 +244,9 @@ LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                APFloat lowFreqFactor, APFloat highFreqFactor,
                                int64_t originalMaxPosition, APFloat betaFast,
                                APFloat betaSlow, APFloat attentionFactor,
-                               bool truncate) {
+                               bool truncate, DenseF64ArrayAttr shortFactors,
+                               DenseF64ArrayAttr longFactors,
+                               APFloat shortMscale, APFloat longMscale) {
   auto positive = [](const APFloat &v) {
     double d = v.convertToDouble();
     return std::isfinite(d) && d > 0.0;
@@ -262,5 +265,27 @@ LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       (originalMaxPosition < 1 || !positive(betaFast) || !positive(betaSlow)))
     return emitError() << "yarn rope needs original_max_position >= 1 and "
                           "beta_fast, beta_slow > 0";
+  ArrayRef<double> shortFactor =
+      shortFactors ? shortFactors.asArrayRef() : ArrayRef<double>();
+  ArrayRef<double> longFactor =
+      longFactors ? longFactors.asArrayRef() : ArrayRef<double>();
+  if (type != RopeType::longrope) {
+    if (!shortFactor.empty() || !longFactor.empty())
+      return emitError() << "short_factor and long_factor belong to "
+                            "longrope only";
+    return success();
+  }
+  if (originalMaxPosition < 1 || shortFactor.empty() ||
+      shortFactor.size() != longFactor.size() ||
+      shortFactor.size() > MOERT_ROPE_MAX_FACTORS)
+    return emitError() << "longrope needs original_max_position >= 1 and "
+                          "short_factor, long_factor of one length in [1, "
+                       << MOERT_ROPE_MAX_FACTORS << "]";
+  auto positiveValue = [](double d) { return std::isfinite(d) && d > 0.0; };
+  if (!llvm::all_of(shortFactor, positiveValue) ||
+      !llvm::all_of(longFactor, positiveValue) || !positive(shortMscale) ||
+      !positive(longMscale))
+    return emitError() << "longrope factors and mscales must be finite "
+                          "and > 0";
   return success();
 }

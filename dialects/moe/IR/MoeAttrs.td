@@ -36,7 +36,11 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     (runtime/common/Rope.h, the one home of the formulas). `rotate_half`
     pairing (dimension i with i + D/2), over the whole head.
     `attention_factor` multiplies cos and sin (YaRN's mscale ratio, computed
-    by the importer). Parameters equal to their default are omitted.
+    by the importer). longrope takes `short_factor` / `long_factor`
+    (head_dim / 2 entries each) and `short_mscale` / `long_mscale` (which
+    multiply cos and sin in its place): the long ones when the call's largest
+    position + 1 exceeds `original_max_position`. Parameters equal to their
+    default are omitted.
 
     ```mlir
     #moe.rope<theta = 1000000.0>
@@ -54,7 +58,11 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     Moe_F64Parameter<"32.0">:$beta_fast,
     Moe_F64Parameter<"1.0">:$beta_slow,
     Moe_F64Parameter<"1.0">:$attention_factor,
-    DefaultValuedParameter<"bool", "true">:$truncate
+    DefaultValuedParameter<"bool", "true">:$truncate,
+    OptionalParameter<"::mlir::DenseF64ArrayAttr">:$short_factor,
+    OptionalParameter<"::mlir::DenseF64ArrayAttr">:$long_factor,
+    Moe_F64Parameter<"1.0">:$short_mscale,
+    Moe_F64Parameter<"1.0">:$long_mscale
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

@@ -197,7 +197,10 @@ def Moe_RopeType : I32EnumAttr<"RopeType",
       I32EnumAttrCase<"llama3", 2>,
       // YaRN (DeepSeek-V3): ramp between interpolation and extrapolation,
       // cos/sin times attention_factor.
-      I32EnumAttrCase<"yarn", 3>
+      I32EnumAttrCase<"yarn", 3>,
+      // LongRoPE (Phi-3): inv_freq / short_ or long_factor[i] by the call's
+      // largest position, cos/sin times short_ or long_mscale.
+      I32EnumAttrCase<"longrope", 4>
     ]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;

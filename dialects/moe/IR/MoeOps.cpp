@@ -796,6 +796,12 @@ LogicalResult AttentionOp::verify() {
   if (getRopeAttr() && dim % 2 != 0)
     return emitOpError() << "rotary embedding pairs dimensions: head_dim "
                          << dim << " must be even";
+  if (RopeAttr rope = getRopeAttr(); rope &&
+                                     rope.getType() == RopeType::longrope &&
+                                     rope.getShortFactor().size() != dim / 2)
+    return emitOpError() << "longrope holds " << rope.getShortFactor().size()
+                         << " factors per list but head_dim " << dim << " has "
+                         << dim / 2 << " dimension pairs";
   KvCacheType cache = getCache().getType();
   if (cache.getKvHeads() != kvHeads || cache.getHeadDim() != dim)
     return emitOpError() << "cache holds " << cache.getKvHeads() << " heads of "
@@ -967,6 +973,8 @@ Type mlir::moe::cacheElementType(Type type) {
 }
 
 LogicalResult LatentAttentionOp::verify() {
+  if (getRope().getType() == RopeType::longrope)
+    return emitOpError() << "latent attention does not take longrope";
   if (failed(expectTokenRows(*this, "input", getInput())))
     return failure();
   int64_t tokens = tensorType(getInput()).getDimSize(0);

@@ -36,6 +36,8 @@ struct LayerNormLowering : OpLoweringOf<LayerNormOp> {
 };
 
 struct BiasAddLowering : OpLoweringOf<BiasAddOp> {
+  // Also after the LM head (phimoe's lm_head_bias on the logits).
+  bool allowedOutsideLayers() const override { return true; }
   LogicalResult analyze(BiasAddOp op, LoweringState &state) const override {
     state.setBound(op.getResult(), state.bound(op.getInput()));
     return success();

@@ -116,7 +116,9 @@ MOERT_PAIRED_ENUM(moe::RopeType, kRopeTypes, moe::getMaxEnumValForRopeType(),
                                      MOERT_ROPE_DEFAULT),
                   MOERT_C_ENUMERATOR(moe::RopeType::linear, MOERT_ROPE_LINEAR),
                   MOERT_C_ENUMERATOR(moe::RopeType::llama3, MOERT_ROPE_LLAMA3),
-                  MOERT_C_ENUMERATOR(moe::RopeType::yarn, MOERT_ROPE_YARN))
+                  MOERT_C_ENUMERATOR(moe::RopeType::yarn, MOERT_ROPE_YARN),
+                  MOERT_C_ENUMERATOR(moe::RopeType::longrope,
+                                     MOERT_ROPE_LONGROPE))
 
 #undef MOERT_PAIRED_ENUM
 #undef MOERT_C_ENUMERATOR

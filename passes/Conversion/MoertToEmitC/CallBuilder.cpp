@@ -186,6 +186,20 @@ void CallBuilder::ropeConfig(moe::RopeAttr rope) {
   assignLiteral(cfg, "original_max_position", "int64_t",
                 std::to_string(rope.getOriginalMaxPosition()));
   assignLiteral(cfg, "truncate", "int32_t", rope.getTruncate() ? "1" : "0");
+  if (rope.getType() == moe::RopeType::longrope) {
+    // The arrays are members: one element at a time, 9 significant digits
+    // (every float round-trips).
+    auto setFactors = [&](StringRef member, DenseF64ArrayAttr factors) {
+      for (auto [i, factor] : llvm::enumerate(factors.asArrayRef()))
+        assignLiteral(
+            cfg, llvm::formatv("{0}[{1}]", member, i).str(), "float",
+            llvm::formatv("{0:e8}f", static_cast<float>(factor)).str());
+    };
+    setFactors("short_factor", rope.getShortFactor());
+    setFactors("long_factor", rope.getLongFactor());
+    assignLiteral(cfg, "short_mscale", "double", real(rope.getShortMscale()));
+    assignLiteral(cfg, "long_mscale", "double", real(rope.getLongMscale()));
+  }
   arg(addressOf(cfg));
 }
 

@@ -696,6 +696,33 @@ void latentAttention(Session &s, moert_dtype_t dtype) {
   s.keep("latent attention out", out, tokens * heads * vDim);
 }
 
+// Phi-3 LongRoPE: a prefill in the short regime (largest position 7 of an
+// original 8), one in the long (position 8), then single decode tokens on
+// either side; the CUDA block-wide maximum against the CPU's loop.
+void longRope(Session &s) {
+  const int64_t heads = 2, dim = 16, half = dim / 2;
+  moert_rope_config_t cfg{};
+  cfg.type = MOERT_ROPE_LONGROPE;
+  cfg.theta = 10000.0;
+  cfg.factor = 1.0;
+  cfg.attention_factor = 1.0;
+  cfg.original_max_position = 8;
+  for (int64_t i = 0; i < half; ++i) {
+    cfg.short_factor[i] = 1.0f + 0.1f * static_cast<float>(i);
+    cfg.long_factor[i] = 1.0f + 3.0f * static_cast<float>(i);
+  }
+  cfg.short_mscale = 1.05;
+  cfg.long_mscale = 1.25;
+  const std::vector<std::vector<int32_t>> calls = {
+      {0, 1, 2, 3, 4, 5, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7, 8}, {7}, {8}};
+  for (const std::vector<int32_t> &pos : calls) {
+    const int64_t tokens = static_cast<int64_t>(pos.size());
+    moert_view_t x = s.random(tokens * heads * dim, MOERT_F32);
+    check(moert_rope(s.ctx, &cfg, x, s.ints(pos), tokens, heads, dim));
+    s.keep("longrope", x, tokens * heads * dim);
+  }
+}
+
 // Grouped-query attention over the KV cache with gpt-oss's per-head sinks
 // (in the model's dtype) and a sliding window of 2: a prefill of two
 // sequences then decode tokens one at a time, past the window.
@@ -758,6 +785,7 @@ int moert::test::compareCAbiOnCudaWithCpu() {
        [](Session &s) { slidingAttention(s, MOERT_F32); }},
       {"attention sinks + window bf16",
        [](Session &s) { slidingAttention(s, MOERT_BF16); }},
+      {"longrope short and long", longRope},
   };
   int failed = 0;
   unsigned seed = 100;

@@ -180,3 +180,37 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f
       : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+// longrope holds one factor per dimension pair of the head.
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<2, 16, f32>,
+    %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>) {
+  // expected-error @below {{longrope holds 4 factors per list but head_dim 16 has 8 dimension pairs}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<2, 16, f32>
+      q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16
+      rope <type = longrope, original_max_position = 16, short_factor = [1.0, 1.0, 1.0, 1.0], long_factor = [1.0, 2.0, 3.0, 4.0]>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// expected-error @below {{longrope needs original_max_position >= 1 and short_factor, long_factor of one length in [1, 256]}}
+func.func @f() attributes {r = #moe.rope<type = longrope, original_max_position = 16, short_factor = [1.0, 1.0], long_factor = [1.0]>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{longrope factors and mscales must be finite and > 0}}
+func.func @f() attributes {r = #moe.rope<type = longrope, original_max_position = 16, short_factor = [1.0, 0.0], long_factor = [1.0, 1.0]>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{short_factor and long_factor belong to longrope only}}
+func.func @f() attributes {r = #moe.rope<type = yarn, original_max_position = 16, short_factor = [1.0]>} {
+  return
+}
