@@ -72,6 +72,11 @@ typedef struct moert_model_info {
   int64_t cache_bytes;    /* decoder: KV caches per rank (in state_bytes) */
   int32_t attention_tp;   /* decoder: consecutive ranks that split the heads
                              and must be given the same tokens (1: none) */
+  int64_t rope_regime_switch; /* decoder: longrope's original_max_position
+                                 (0: none). A generation must stay within
+                                 it or start past it: the regime is the
+                                 call's, and transformers re-encodes a
+                                 sequence that crosses it. */
 } moert_model_info_t;
 
 typedef enum moert_model_kind {

@@ -269,6 +269,19 @@ void generate(const RunOptions &options, const moert_model_info_t &info,
     fail(MOERT_INVALID_ARGUMENT, "a sequence needs ", plan.maxSeq,
          " positions (prompt + new tokens - 1) but the model's KV caches hold ",
          info.max_seq, " (compile with a larger max-seq)");
+  if (int64_t limit = info.rope_regime_switch) {
+    size_t shortest = prompts.empty() ? 0 : prompts[0].size();
+    for (const std::vector<int32_t> &prompt : prompts)
+      shortest = std::min(shortest, prompt.size());
+    if (plan.maxSeq > limit && int64_t(shortest) <= limit)
+      fail(MOERT_INVALID_ARGUMENT, "longrope switches to its long regime past ",
+           limit, " positions (original_max_position_embeddings), and a "
+           "sequence here would cross it or share a batch with one past it: "
+           "keep prompt + new tokens - 1 <= ", limit,
+           " or every prompt longer than ", limit,
+           " (transformers re-encodes a sequence at the switch; the runner "
+           "does not)");
+  }
   if (plan.tokens > info.max_tokens || plan.perRank > info.max_batch)
     fail(MOERT_INVALID_ARGUMENT, "a rank prefills ", plan.tokens, " tokens of ",
          plan.perRank, " sequence(s); the model holds ", info.max_tokens,

@@ -345,6 +345,16 @@ void LoweringState::finishStep(Block *body) {
           attentionTp = std::max(attentionTp, plan.getTp());
     });
     func->setAttr("moert.attention_tp", builder.getI64IntegerAttr(attentionTp));
+    // longrope switches regime inside a generation the runner cannot redo
+    // (transformers re-encodes the sequence there): the runner refuses it.
+    int64_t ropeRegimeSwitch = 0;
+    func.walk([&](AttentionOp attention) {
+      std::optional<RopeAttr> rope = attention.getRope();
+      if (rope && rope->getType() == RopeType::longrope)
+        ropeRegimeSwitch = rope->getOriginalMaxPosition();
+    });
+    func->setAttr("moert.rope_regime_switch",
+                  builder.getI64IntegerAttr(ropeRegimeSwitch));
     func->setAttr("moert.max_batch", builder.getI64IntegerAttr(maxBatch));
     func->setAttr("moert.max_seq", builder.getI64IntegerAttr(maxSeq));
   }

@@ -238,14 +238,15 @@ LogicalResult emitInfo(ModuleOp module, func::FuncOp step) {
   name.consume_back("_step");
   std::string init = llvm::formatv(
       "{{{0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, "
-      "{13}, {14}, {15}, {16}, {17}}",
+      "{13}, {14}, {15}, {16}, {17}, {18}}",
       cStringLiteral(name), nodes, gpus, maxTokens, hidden, cDtype(dtype),
       layers, state.getBytes(), i64Attr("moert.weight_bytes"),
       i64Attr("moert.peak_bytes"), cStringLiteral(table), maxExperts,
       decoder ? "MOERT_MODEL_DECODER" : "MOERT_MODEL_FFN_STACK",
       i64Attr("moert.vocab"), i64Attr("moert.max_batch"),
       i64Attr("moert.max_seq"), i64Attr("moert.cache_bytes"),
-      std::max<int64_t>(1, i64Attr("moert.attention_tp")));
+      std::max<int64_t>(1, i64Attr("moert.attention_tp")),
+      i64Attr("moert.rope_regime_switch"));
   Type infoType = opaque(context, "moert_model_info_t");
   emitc::GlobalOp::create(b, loc, b.getStringAttr("moe_model_info_data"),
                           TypeAttr::get(infoType),

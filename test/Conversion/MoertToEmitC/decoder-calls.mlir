@@ -29,7 +29,7 @@
 // CHECK-SAME: [[CTX]], [[LAST]], [[TABLE]], moert_absent_view(), [[LOGITS]], [[R]], 96, 64);
 // CHECK-LABEL: moert_argmax(
 // CHECK-SAME: [[CTX]], [[LOGITS]], [[NEXT]], [[R]], 96);
-// CHECK: static const moert_model_info_t moe_model_info_data = {"model", 1, 1, 16, 64, MOERT_F32, 1, 131072, 0, 0, "", 0, MOERT_MODEL_DECODER, 96, 4, 32, 32768, 2};
+// CHECK: static const moert_model_info_t moe_model_info_data = {"model", 1, 1, 16, 64, MOERT_F32, 1, 131072, 0, 0, "", 0, MOERT_MODEL_DECODER, 96, 4, 32, 32768, 2, 0};
 
 module attributes {moert.max_tokens = 16 : i64} {
 func.func @model_init(%ctx: !moert.context, %w: !moert.weights, %state: !moert.buffer<131072>) attributes {moert.entry = "init"} {
