@@ -54,7 +54,7 @@ except ImportError:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hf_checkpoints  # noqa: E402  (configs, check_dir)
+import hf_checkpoints  # noqa: E402  (configs, check_dir, golden_dirs)
 
 BLOCK = [16, 24]
 FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4", "gpt_oss_mxfp4"]
@@ -323,19 +323,7 @@ def check_bad_scales(moe_run, golden, workdir):
 
 
 def check(args):
-    os.makedirs(args.workdir, exist_ok=True)
-    dirs = [os.path.join(args.goldens, d) for d in sorted(os.listdir(args.goldens))
-            if os.path.isdir(os.path.join(args.goldens, d))]
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-        import safetensors  # noqa: F401
-        fresh = os.path.join(args.workdir, "fresh")
-        generate(fresh, [os.path.basename(d) for d in dirs], seed=1234)
-        dirs += [os.path.join(fresh, os.path.basename(d)) for d in dirs]
-    except ImportError:
-        print("torch/transformers not installed: checking the committed "
-              "goldens only")
+    dirs = hf_checkpoints.golden_dirs(args.goldens, args.workdir, generate)
     failures = check_bad_scales(args.moe_run,
                                 os.path.join(args.goldens, "deepseek_v3"),
                                 args.workdir)

@@ -317,19 +317,28 @@ def check_dir(moe_run, ckpt, workdir):
     return failures
 
 
-def check(args):
-    os.makedirs(args.workdir, exist_ok=True)
-    dirs = [os.path.join(args.goldens, d) for d in sorted(os.listdir(args.goldens))
-            if os.path.isdir(os.path.join(args.goldens, d))]
+def golden_dirs(goldens, workdir, make):
+    """The committed golden directories, plus the same cases made afresh by
+    make(out, names, seed) under workdir/fresh where torch and transformers
+    are installed."""
+    os.makedirs(workdir, exist_ok=True)
+    dirs = [os.path.join(goldens, d) for d in sorted(os.listdir(goldens))
+            if os.path.isdir(os.path.join(goldens, d))]
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
-        fresh = os.path.join(args.workdir, "fresh")
-        generate(fresh, [os.path.basename(d) for d in dirs], seed=1234)
+        import safetensors  # noqa: F401
+        fresh = os.path.join(workdir, "fresh")
+        make(fresh, [os.path.basename(d) for d in dirs], seed=1234)
         dirs += [os.path.join(fresh, os.path.basename(d)) for d in dirs]
     except ImportError:
         print("torch/transformers not installed: checking the committed "
               "goldens only")
+    return dirs
+
+
+def check(args):
+    dirs = golden_dirs(args.goldens, args.workdir, generate)
     failures = []
     for d in dirs:
         failures += check_dir(args.moe_run, d, args.workdir)
