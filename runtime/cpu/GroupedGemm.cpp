@@ -23,8 +23,9 @@ namespace {
 
 // Largest output block a kernel delivers: 16 rows of a 32-column panel.
 constexpr int64_t maxBlockRows = 16, maxBlockColumns = 32;
-// Rows packed per parallel task.
-constexpr int64_t packRows = 64;
+// Rows packed per parallel task: whole 16-row AMX tiles and 12-row FMA
+// groups, so that no two tasks write one.
+constexpr int64_t packRows = 48;
 
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 

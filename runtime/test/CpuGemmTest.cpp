@@ -233,9 +233,13 @@ TEST_P(KernelPath, RowIndependentBits) {
     EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
                              m * n * sizeof(float)))
         << path.name << ": packing in pieces changed bits";
-    // Alone, and among a few rows (the kernels' decode paths).
-    for (int64_t count : {1, 5})
+    // Alone, among a few rows (the kernels' decode paths) and among a few
+    // dozen (AVX-512: the row-dot kernel's copied chunks up to 48 rows,
+    // outer products past them).
+    for (int64_t count : {1, 5, 20, 60})
       for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
+        if (r + count > m)
+          continue;
         Tensor rows = x;
         rows.bytes.assign(x.bytes.begin() + r * k * 4,
                           x.bytes.begin() + (r + count) * k * 4);

@@ -1,6 +1,8 @@
 //===- runtime/cpu/gemm/Avx512.cpp - AVX-512 FMA and BF16 kernels ---------===//
 //
-// FMA (any weight dtype): the row-dot kernel (DotKernel.h) on 16 lanes.
+// FMA (any weight dtype): the row-dot kernel (DotKernel.h) on 16 lanes up to
+// 48 rows; past them the same sums as outer products (lane classes, below),
+// which keep a row's bits and run at GEMM speed.
 // BF16 pairs: a chunk of an item's two slabs becomes a panel with one weight
 // row per vector lane (16x16 transposes in registers), then blocks of up to
 // 12 rows run: per k pair, two panel vectors meet each row's broadcast x
@@ -31,10 +33,9 @@ constexpr int64_t blockRows = 12;
 // k values per chunk: a 32 KB fp32 panel, an L1-sized block of rows.
 constexpr int64_t chunk = 256;
 
-// 16 values of a weight row as fp32 (lanes past `count` are 0).
+// 16 values of a weight row as fp32 (lanes outside `mask` are 0, unread).
 template <moert_dtype_t W>
-MOERT_AVX512 inline __m512 loadWidened(const char *row, int64_t count) {
-  __mmask16 mask = laneMask(count);
+MOERT_AVX512 inline __m512 loadWidenedMasked(const char *row, __mmask16 mask) {
   if constexpr (W == MOERT_F32) {
     return _mm512_maskz_loadu_ps(mask, row);
   } else {
@@ -45,6 +46,12 @@ MOERT_AVX512 inline __m512 loadWidened(const char *row, int64_t count) {
       return _mm512_castsi512_ps(
           _mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
   }
+}
+
+// The same, lanes past `count` 0.
+template <moert_dtype_t W>
+MOERT_AVX512 inline __m512 loadWidened(const char *row, int64_t count) {
+  return loadWidenedMasked<W>(row, laneMask(count));
 }
 
 // The rows past `valid` of a slab are zeros.
@@ -81,6 +88,16 @@ struct Avx512Vector {
         _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
     _mm512_mask_storeu_ps(out, 0xff, _mm512_permutexvar_ps(order, t));
   }
+  // sums() for 16 outputs at once, lane l's partial sums of output o in
+  // lane o of a[l]: the same additions in the same order, lane by lane
+  // (w_j = (a_j + a_8+j) + (a_4+j + a_12+j), then (w_0 + w_2) + (w_1 + w_3)).
+  MOERT_AVX512 static Reg sumClasses(const Reg *a) {
+    Reg w[4];
+    for (int j = 0; j < 4; ++j)
+      w[j] = _mm512_add_ps(_mm512_add_ps(a[j], a[8 + j]),
+                           _mm512_add_ps(a[4 + j], a[12 + j]));
+    return _mm512_add_ps(_mm512_add_ps(w[0], w[2]), _mm512_add_ps(w[1], w[3]));
+  }
   MOERT_AVX512 static void store(float *to, Reg v) { _mm512_storeu_ps(to, v); }
   MOERT_AVX512 static Reg loadX(const float *x, int64_t count) {
     return count >= lanes ? _mm512_loadu_ps(x)
@@ -91,6 +108,226 @@ struct Avx512Vector {
     return loadWidened<W>(row, count);
   }
 };
+
+//===--- fp32 FMA past the decode rows: lane classes ----------------------===//
+//
+// The row-dot kernel's lane l sums the products of k = l (mod 16) in k order
+// (class l), then sums() adds the 16 class sums in one tree. Here each class
+// is an outer product instead: X packed class-major, the item's 32 weight
+// rows transposed once into a class-major panel, blocks of up to 12 rows
+// accumulating a class in registers against broadcast x, and sumClasses
+// adding the classes. The same fused multiply-adds from the same zero in the
+// same order, and the same tree: the bits of the row-dot kernel, without its
+// per-output reductions and per-chunk spills.
+
+constexpr int64_t classes = lanes;
+// Rows of a packed group and of a block: 24 accumulators, 2 panel vectors.
+constexpr int64_t groupRows = 12;
+
+int64_t classSteps(int64_t k) { return (k + classes - 1) / classes; }
+// Past 48 rows the panel's transposition pays for itself; up to there the
+// row-dot kernel, whose weight chunks stream while it computes, was as fast
+// (moe-bench-cpu-layer, f32, 64 to 256 tokens on 8 experts).
+constexpr int64_t classMinRows = 48;
+bool classLayout(int64_t m) { return m > classMinRows; }
+
+// Packed X past directRows rows: groups of 12 rows; in a group, class l's
+// step j (k = l + 16 j) holds the group's 12 x values contiguously.
+// Up to directRows rows: the row-dot kernel's fp32 rows.
+size_t classRowsBytes(int64_t m, int64_t k, bool split) {
+  if (!classLayout(m))
+    return floatRowsBytes(m, k, split);
+  int64_t groups = (m + groupRows - 1) / groupRows;
+  return static_cast<size_t>(groups * classes * classSteps(k) * groupRows) *
+         sizeof(float);
+}
+
+// Past k the classes' last step reads zeros (the row-dot kernel's masked
+// tail); rows past m are never read.
+void clearClassRows(const PackedRows &x) {
+  if (!classLayout(x.m) || x.k % classes == 0)
+    return;
+  int64_t steps = classSteps(x.k), groups = (x.m + groupRows - 1) / groupRows;
+  auto *data = static_cast<float *>(x.data);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t l = x.k % classes; l < classes; ++l)
+      std::memset(data + ((g * classes + l) * steps + steps - 1) * groupRows, 0,
+                  groupRows * sizeof(float));
+}
+
+// Up to 16 values of an X row (f32, f16 or bf16) as fp32.
+MOERT_AVX512 inline __m512 loadValues(const char *at, moert_dtype_t type,
+                                      __mmask16 mask) {
+  return type == MOERT_F32   ? loadWidenedMasked<MOERT_F32>(at, mask)
+         : type == MOERT_F16 ? loadWidenedMasked<MOERT_F16>(at, mask)
+                             : loadWidenedMasked<MOERT_BF16>(at, mask);
+}
+
+// Per group of rows and 16-aligned block of columns: the rows' values as
+// vectors, one 16x16 transpose, one store per class.
+MOERT_AVX512 void packClassRows(const void *src, moert_dtype_t srcType,
+                                int64_t ld, int64_t m0, int64_t rows,
+                                int64_t k0, int64_t cols, const PackedRows &x) {
+  if (!classLayout(x.m))
+    return packFloatRows(src, srcType, ld, m0, rows, k0, cols, x);
+  int64_t steps = classSteps(x.k);
+  auto *data = static_cast<float *>(x.data);
+  size_t element = dtypeSize(srcType), rowBytes = ld * element;
+  for (int64_t r = 0; r < rows;) {
+    int64_t offset = (m0 + r) % groupRows;
+    int64_t count = std::min(groupRows - offset, rows - r);
+    float *group = data + (m0 + r) / groupRows * classes * steps * groupRows +
+                   offset;
+    const char *in = static_cast<const char *>(src) + r * rowBytes;
+    for (int64_t c = 0; c < cols;) {
+      int64_t first = (k0 + c) % classes, step = (k0 + c) / classes;
+      int64_t n = std::min(classes - first, cols - c);
+      __mmask16 lanes = static_cast<__mmask16>(laneMask(n) << first);
+      const char *at = in + (c - first) * element;
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = i < count ? loadValues(at + i * rowBytes, srcType, lanes)
+                         : _mm512_setzero_ps();
+      transpose16(v);
+      for (int64_t l = first; l < first + n; ++l)
+        _mm512_mask_storeu_ps(group + (l * steps + step) * groupRows,
+                              laneMask(count), v[l]);
+      c += n;
+    }
+    r += count;
+  }
+}
+
+// panel[l][j] = the item's 32 panel columns at k = l + 16 j (fp32; rows
+// past the weights and k past the end are 0).
+template <moert_dtype_t W>
+MOERT_AVX512 void fillClassPanel(const Slabs &slabs, int64_t k, float *panel) {
+  constexpr size_t e = W == MOERT_F32 ? 4 : 2;
+  int64_t steps = classSteps(k);
+  for (int s = 0; s < 2; ++s) {
+    // Rows past the weights read nothing (mask 0).
+    const char *rows[slabRows];
+    bool live[slabRows];
+    for (int r = 0; r < slabRows; ++r) {
+      live[r] = r < slabs.valid(s);
+      rows[r] = slabs.base(s) + (live[r] ? r : 0) * slabs.rowBytes();
+    }
+    for (int64_t j = 0; j < steps; ++j) {
+      __mmask16 mask = laneMask(k - j * classes);
+      __m512 v[16];
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r)
+        v[r] = loadWidenedMasked<W>(rows[r] + j * classes * e,
+                                    live[r] ? mask : __mmask16(0));
+      transpose16(v);
+#pragma GCC unroll 16
+      for (int l = 0; l < classes; ++l)
+        _mm512_store_ps(panel + (l * steps + j) * panelColumns + s * slabRows,
+                        v[l]);
+    }
+  }
+}
+
+// Brings the next item's weights toward L2 a few lines per class pass while
+// this item computes, so that its panel fill does not wait on memory. (With
+// several threads the next item may be another thread's: its lines then
+// wait in the shared LLC.)
+class NextItemPrefetch {
+public:
+  NextItemPrefetch(const Weights &w, int64_t item, int64_t passes) {
+    if (item + 1 >= w.items())
+      return;
+    Slabs next(w, item + 1);
+    for (int64_t j = 0; j < panelColumns; ++j)
+      if (const char *row = next.row(j))
+        rows_[rowCount_++] = row;
+    lines_ = static_cast<int64_t>((next.rowBytes() + 63) / 64);
+    perPass_ = (rowCount_ * lines_ + passes - 1) / passes;
+  }
+  void pass() {
+    for (int64_t i = 0; i < perPass_ && line_ < lines_; ++i) {
+      _mm_prefetch(rows_[row_] + line_ * 64, _MM_HINT_T1);
+      if (++row_ == rowCount_) {
+        row_ = 0;
+        ++line_;
+      }
+    }
+  }
+
+private:
+  const char *rows_[panelColumns];
+  int64_t rowCount_ = 0, lines_ = 0, perPass_ = 0, row_ = 0, line_ = 0;
+};
+
+// R rows of a group (x: the group's start) against the whole panel; out
+// [R][32] gets the sums.
+template <int R>
+MOERT_AVX512 void classBlock(const float *x, const float *panel, int64_t steps,
+                             __m512 *classSums, float *out,
+                             NextItemPrefetch &prefetch) {
+  for (int64_t l = 0; l < classes; ++l) {
+    prefetch.pass();
+    const float *xl = x + l * steps * groupRows;
+    const float *pl = panel + l * steps * panelColumns;
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r)
+      acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < steps; ++j) {
+      __m512 p0 = _mm512_load_ps(pl + j * panelColumns);
+      __m512 p1 = _mm512_load_ps(pl + j * panelColumns + slabRows);
+      for (int r = 0; r < R; ++r) {
+        __m512 b = _mm512_set1_ps(xl[j * groupRows + r]);
+        acc[r][0] = _mm512_fmadd_ps(b, p0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(b, p1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int h = 0; h < 2; ++h)
+        classSums[(r * 2 + h) * classes + l] = acc[r][h];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2; ++h)
+      _mm512_store_ps(out + r * panelColumns + h * slabRows,
+                      Avx512Vector::sumClasses(classSums +
+                                               (r * 2 + h) * classes));
+}
+
+using ClassBlockFn = void (*)(const float *, const float *, int64_t, __m512 *,
+                              float *, NextItemPrefetch &);
+template <int... R>
+constexpr ClassBlockFn classBlockFns[] = {classBlock<R + 1>...};
+template <int... R>
+constexpr auto makeClassBlocks(std::integer_sequence<int, R...>) {
+  return classBlockFns<R...>;
+}
+
+template <moert_dtype_t W>
+MOERT_AVX512 void runFma(const Weights &w, int64_t item,
+                         const PackedRows &packed, Workspace &workspace,
+                         Sink &sink) {
+  if (!classLayout(packed.m))
+    return dot::run<Avx512Vector, W>(w, item, packed, workspace, sink);
+  static constexpr auto blocks =
+      makeClassBlocks(std::make_integer_sequence<int, groupRows>());
+  Slabs slabs(w, item);
+  int64_t steps = classSteps(w.k), m = packed.m;
+  size_t panelFloats = classes * steps * panelColumns;
+  size_t sumsFloats = groupRows * 2 * classes * lanes;
+  auto *panel = static_cast<float *>(workspace.get(
+      (panelFloats + sumsFloats + groupRows * panelColumns) * sizeof(float)));
+  auto *classSums = reinterpret_cast<__m512 *>(panel + panelFloats);
+  float *out = panel + panelFloats + sumsFloats;
+  fillClassPanel<W>(slabs, w.k, panel);
+  NextItemPrefetch prefetch(w, item,
+                            (m + groupRows - 1) / groupRows * classes);
+  auto *x = static_cast<const float *>(packed.data);
+  for (int64_t r0 = 0; r0 < m; r0 += groupRows) {
+    int64_t rows = std::min(groupRows, m - r0);
+    blocks[rows - 1](x + r0 * classes * steps, panel, steps, classSums, out,
+                     prefetch);
+    slabs.deliver(sink, r0, rows, out, panelColumns);
+  }
+}
 
 //===--- bf16 pairs (VDPBF16PS) -------------------------------------------===//
 
@@ -219,12 +456,16 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
                   partial + r0 * panelColumns, panelColumns);
 }
 
+template <moert_dtype_t W> KernelSet fmaKernels() {
+  return {classRowsBytes, clearClassRows, packClassRows, runFma<W>, nullptr};
+}
+
 } // namespace
 
 const KernelSet &moert::cpu::gemm::avx512Kernels(moert_dtype_t weights) {
-  static const KernelSet f32 = dot::kernels<Avx512Vector, MOERT_F32>(),
-                         f16 = dot::kernels<Avx512Vector, MOERT_F16>(),
-                         bf16 = dot::kernels<Avx512Vector, MOERT_BF16>();
+  static const KernelSet f32 = fmaKernels<MOERT_F32>(),
+                         f16 = fmaKernels<MOERT_F16>(),
+                         bf16 = fmaKernels<MOERT_BF16>();
   return weights == MOERT_F32 ? f32 : weights == MOERT_F16 ? f16 : bf16;
 }
 
