@@ -228,13 +228,14 @@ MOERT_AVX512 void fillClassPanel(const Slabs &slabs, int64_t k, float *panel) {
   }
 }
 
-// Brings the next item's weights toward L2 a few lines per class pass while
-// this item computes, so that its panel fill does not wait on memory. (With
-// several threads the next item may be another thread's: its lines then
-// wait in the shared LLC.)
+// Brings the next item's weights toward L2 a few lines per step() while
+// this item computes, so that the next item's panel fill waits less on
+// memory (2 to 3% of an f32 prefill step). With several threads the next
+// item may be another thread's: its lines then wait in the shared LLC.
 class NextItemPrefetch {
 public:
-  NextItemPrefetch(const Weights &w, int64_t item, int64_t passes) {
+  // `steps`: how often the caller will call step() during the item.
+  NextItemPrefetch(const Weights &w, int64_t item, int64_t steps) {
     if (item + 1 >= w.items())
       return;
     Slabs next(w, item + 1);
@@ -242,10 +243,10 @@ public:
       if (const char *row = next.row(j))
         rows_[rowCount_++] = row;
     lines_ = static_cast<int64_t>((next.rowBytes() + 63) / 64);
-    perPass_ = (rowCount_ * lines_ + passes - 1) / passes;
+    perStep_ = (rowCount_ * lines_ + steps - 1) / steps;
   }
-  void pass() {
-    for (int64_t i = 0; i < perPass_ && line_ < lines_; ++i) {
+  void step() {
+    for (int64_t i = 0; i < perStep_ && line_ < lines_; ++i) {
       _mm_prefetch(rows_[row_] + line_ * 64, _MM_HINT_T1);
       if (++row_ == rowCount_) {
         row_ = 0;
@@ -256,7 +257,7 @@ public:
 
 private:
   const char *rows_[panelColumns];
-  int64_t rowCount_ = 0, lines_ = 0, perPass_ = 0, row_ = 0, line_ = 0;
+  int64_t rowCount_ = 0, lines_ = 0, perStep_ = 0, row_ = 0, line_ = 0;
 };
 
 // R rows of a group (x: the group's start) against the whole panel; out
@@ -266,7 +267,7 @@ MOERT_AVX512 void classBlock(const float *x, const float *panel, int64_t steps,
                              __m512 *classSums, float *out,
                              NextItemPrefetch &prefetch) {
   for (int64_t l = 0; l < classes; ++l) {
-    prefetch.pass();
+    prefetch.step();
     const float *xl = x + l * steps * groupRows;
     const float *pl = panel + l * steps * panelColumns;
     __m512 acc[R][2];
