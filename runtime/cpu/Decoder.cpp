@@ -12,6 +12,10 @@
 #include "runtime/cpu/Backend.h"
 #include "runtime/cpu/gemm/Isa.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -41,57 +45,115 @@ std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
   return {b, p};
 }
 
-// The f32 row at `row`: in place, or widened into `scratch`.
-const float *rowAsFloat(const Operand &row, float *scratch, int64_t count) {
-  if (row.dtype == MOERT_F32)
-    return row.as<const float>();
-  convertToFloat(row.data, row.dtype, scratch, count);
-  return scratch;
+// The attention's row loops over a run of cached rows `ld` floats apart:
+//   scores: out[t] = scale * (q . keys[t]), each a sum in 16 lanes along d
+//     and then a tree over the lanes; the keys' sums are independent, so
+//     their chains overlap where one dot product at a time waits out each;
+//   weightedSum: o[d] += p[t] * values[t][d] over t in order, o in
+//     registers.
+// Portable C++ for any CPU, and AVX-512 (chosen with gemm::isa()).
+void scoresGeneric(const float *q, const float *keys, int64_t ld, int64_t dim,
+                   int64_t count, float scale, float *out) {
+  for (int64_t t = 0; t < count; ++t) {
+    const float *key = keys + t * ld;
+    float sum = 0.0f;
+    for (int64_t d = 0; d < dim; ++d)
+      sum += q[d] * key[d];
+    out[t] = sum * scale;
+  }
 }
 
-// The attention's row loops: sum a[d] * b[d] in 16 independent lanes (no
-// serial chain), and o[d] += p * v[d]. Written once, compiled for baseline
-// x86-64 / any CPU and, on x86-64, for AVX-512 (chosen with gemm::isa()).
-#define MOERT_ATTENTION_ROWS(Suffix, Target)                                   \
-  Target float dotProduct##Suffix(const float *a, const float *b,              \
-                                  int64_t count) {                             \
-    constexpr int64_t kLanes = 16;                                             \
-    float lanes[kLanes] = {};                                                  \
-    int64_t d = 0;                                                             \
-    for (; d + kLanes <= count; d += kLanes)                                   \
-      for (int64_t j = 0; j < kLanes; ++j)                                     \
-        lanes[j] += a[d + j] * b[d + j];                                       \
-    float sum = 0.0f;                                                          \
-    for (int64_t j = 0; j < kLanes; ++j)                                       \
-      sum += lanes[j];                                                         \
-    for (; d < count; ++d)                                                     \
-      sum += a[d] * b[d];                                                      \
-    return sum;                                                                \
-  }                                                                            \
-  Target void addScaled##Suffix(float *o, float p, const float *v,             \
-                                int64_t count) {                               \
-    for (int64_t d = 0; d < count; ++d)                                        \
-      o[d] += p * v[d];                                                        \
-  }
+void weightedSumGeneric(float *o, const float *p, const float *values,
+                        int64_t ld, int64_t dim, int64_t count) {
+  for (int64_t t = 0; t < count; ++t)
+    for (int64_t d = 0; d < dim; ++d)
+      o[d] += p[t] * values[t * ld + d];
+}
 
-MOERT_ATTENTION_ROWS(Generic, )
 #if defined(__x86_64__)
-MOERT_ATTENTION_ROWS(Avx512,
-                     __attribute__((target("avx512f,avx512vl,fma"))))
+#define MOERT_ATTENTION_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
+
+MOERT_ATTENTION_AVX512 void scoresAvx512(const float *q, const float *keys,
+                                         int64_t ld, int64_t dim,
+                                         int64_t count, float scale,
+                                         float *out) {
+  for (int64_t t = 0; t < count; ++t) {
+    const float *key = keys + t * ld;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < dim; d += 16) {
+      __mmask16 mask = dim - d >= 16 ? __mmask16(0xffff)
+                                     : __mmask16((1u << (dim - d)) - 1);
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + d),
+                            _mm512_maskz_loadu_ps(mask, key + d), acc);
+    }
+    out[t] = _mm512_reduce_add_ps(acc) * scale;
+  }
+}
+
+MOERT_ATTENTION_AVX512 void weightedSumAvx512(float *o, const float *p,
+                                              const float *values, int64_t ld,
+                                              int64_t dim, int64_t count) {
+  for (int64_t d0 = 0; d0 < dim; d0 += 64) {
+    __m512 acc[4];
+    __mmask16 mask[4];
+    for (int u = 0; u < 4; ++u) {
+      int64_t left = dim - d0 - 16 * u;
+      mask[u] = left >= 16  ? __mmask16(0xffff)
+                : left <= 0 ? __mmask16(0)
+                            : __mmask16((1u << left) - 1);
+      acc[u] = _mm512_maskz_loadu_ps(mask[u], o + d0 + 16 * u);
+    }
+    for (int64_t t = 0; t < count; ++t) {
+      __m512 weight = _mm512_set1_ps(p[t]);
+      const float *row = values + t * ld + d0;
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm512_fmadd_ps(
+            weight, _mm512_maskz_loadu_ps(mask[u], row + 16 * u), acc[u]);
+    }
+    for (int u = 0; u < 4; ++u)
+      _mm512_mask_storeu_ps(o + d0 + 16 * u, mask[u], acc[u]);
+  }
+}
 #endif
-#undef MOERT_ATTENTION_ROWS
 
 struct AttentionRows {
-  float (*dot)(const float *, const float *, int64_t);
-  void (*addScaled)(float *, float, const float *, int64_t);
+  void (*scores)(const float *, const float *, int64_t, int64_t, int64_t,
+                 float, float *);
+  void (*weightedSum)(float *, const float *, const float *, int64_t, int64_t,
+                      int64_t);
 };
 
 AttentionRows attentionRows() {
 #if defined(__x86_64__)
   if (gemm::isa() >= gemm::Isa::Avx512)
-    return {dotProductAvx512, addScaledAvx512};
+    return {scoresAvx512, weightedSumAvx512};
 #endif
-  return {dotProductGeneric, addScaledGeneric};
+  return {scoresGeneric, weightedSumGeneric};
+}
+
+// Up to 32 consecutive tokens of one sequence at consecutive positions: the
+// attention's work items take a block's cached rows once for all of it.
+struct TokenBlock {
+  int64_t first, count;
+};
+
+std::vector<TokenBlock> tokenBlocks(const int32_t *sequences,
+                                    const int32_t *positions, int64_t tokens) {
+  constexpr int64_t maxTokens = 32;
+  std::vector<TokenBlock> blocks;
+  for (int64_t s = 0; s < tokens; ++s) {
+    if (!blocks.empty()) {
+      TokenBlock &open = blocks.back();
+      int64_t previous = open.first + open.count - 1;
+      if (open.count < maxTokens && sequences[s] == sequences[previous] &&
+          positions[s] == positions[previous] + 1) {
+        ++open.count;
+        continue;
+      }
+    }
+    blocks.push_back({s, 1});
+  }
+  return blocks;
 }
 
 } // namespace
@@ -186,56 +248,85 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
           : nullptr;
   ThreadPool &pool = gemm(rank).pool;
   const AttentionRows rows = attentionRows();
-  // One work item per (token, kv head): the query heads that share the kv
-  // head read each cached key and value row once. Per thread: their query
-  // rows, scores and output rows, one widened key/value row.
+  const int32_t *sequence = sequences.as<const int32_t>(),
+                *position = positions.as<const int32_t>();
+  const std::vector<TokenBlock> blocks =
+      tokenBlocks(sequence, position, tokens);
+  // The keys and values of positions [first, last] of sequence b: in the
+  // cache when it is f32 (kvHeads * dim apart), else widened into `to`
+  // (dim apart).
+  auto cachedRows = [&](int64_t offset, int64_t b, int64_t first,
+                        int64_t count, int64_t kvHead, float *to,
+                        int64_t &ld) -> const float * {
+    if (cache.dtype == MOERT_F32) {
+      ld = kvHeads * dim;
+      return cache.at(offset + shape.at(b, first, kvHead)).as<const float>();
+    }
+    ld = dim;
+    for (int64_t t = 0; t < count; ++t)
+      convertToFloat(cache.at(offset + shape.at(b, first + t, kvHead)).data,
+                     cache.dtype, to + t * dim, dim);
+    return to;
+  };
+  // One work item per (token block, kv head): the block's tokens and the
+  // query heads that share the kv head read each cached row once. Per
+  // thread: the block's widened keys and values, one token's query rows,
+  // scores, weights and output rows.
   std::vector<std::vector<float>> buffers(pool.size());
-  pool.parallelFor(tokens * kvHeads, [&](int64_t item, int thread) {
-    int64_t s = item / kvHeads, kvHead = item % kvHeads;
-    int64_t b = sequences.as<const int32_t>()[s];
-    int64_t last = positions.as<const int32_t>()[s];
-    // The sliding window: the token and the window - 1 positions before it.
-    int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
-    int64_t length = last + 1 - first;
+  pool.parallelFor(blocks.size() * kvHeads, [&](int64_t item, int thread) {
+    const TokenBlock &block = blocks[item / kvHeads];
+    int64_t kvHead = item % kvHeads;
+    int64_t b = sequence[block.first];
+    // The sliding window: a token and the window - 1 positions before it.
+    auto firstKey = [&](int64_t last) {
+      return window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+    };
+    int64_t blockFirst = firstKey(position[block.first]);
+    int64_t blockLength =
+        position[block.first + block.count - 1] + 1 - blockFirst;
     std::vector<float> &buf = buffers[thread];
-    buf.resize(group * (2 * dim + length + 2) + dim);
-    float *queries = buf.data(), *acc = queries + group * dim,
-          *scores = acc + group * dim, *top = scores + group * length,
-          *sum = top + group, *widened = sum + group;
-    int64_t firstHead = s * heads + kvHead * group;
-    convertToFloat(q.at(firstHead * dim).data, q.dtype, queries, group * dim);
-    // A sink is one more logit in the maximum and the denominator.
-    for (int64_t g = 0; g < group; ++g)
-      top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
-    for (int64_t t = 0; t < length; ++t) {
-      const float *key =
-          rowAsFloat(cache.at(shape.at(b, first + t, kvHead)), widened, dim);
-      for (int64_t g = 0; g < group; ++g) {
-        float score = rows.dot(queries + g * dim, key, dim) * scale;
-        scores[g * length + t] = score;
-        top[g] = std::max(top[g], score);
-      }
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      float *row = scores + g * length, total = 0.0f;
-      for (int64_t t = 0; t < length; ++t)
-        total += row[t] = std::exp(row[t] - top[g]);
-      if (sinkLogits)
-        total += std::exp(sinkLogits[kvHead * group + g] - top[g]);
-      sum[g] = total;
-    }
-    std::fill(acc, acc + group * dim, 0.0f);
-    for (int64_t t = 0; t < length; ++t) {
-      const float *value =
-          rowAsFloat(cache.at(shape.half() + shape.at(b, first + t, kvHead)),
-                     widened, dim);
-      for (int64_t g = 0; g < group; ++g) {
-        rows.addScaled(acc + g * dim, scores[g * length + t] / sum[g], value,
-                       dim);
-      }
-    }
-    convertFromFloat(acc, out.at(firstHead * dim).data, out.dtype,
+    buf.resize(2 * blockLength * dim + group * (2 * dim + blockLength + 2) +
+               blockLength);
+    float *keysAt = buf.data(), *valuesAt = keysAt + blockLength * dim,
+          *queries = valuesAt + blockLength * dim, *acc = queries + group * dim,
+          *scores = acc + group * dim, *top = scores + group * blockLength,
+          *sum = top + group, *weights = sum + group;
+    int64_t keyLd, valueLd;
+    const float *keys = cachedRows(0, b, blockFirst, blockLength, kvHead,
+                                   keysAt, keyLd);
+    const float *values = cachedRows(shape.half(), b, blockFirst,
+                                     blockLength, kvHead, valuesAt, valueLd);
+    for (int64_t s = block.first; s < block.first + block.count; ++s) {
+      int64_t first = firstKey(position[s]);
+      int64_t length = position[s] + 1 - first, skip = first - blockFirst;
+      int64_t firstHead = s * heads + kvHead * group;
+      convertToFloat(q.at(firstHead * dim).data, q.dtype, queries,
                      group * dim);
+      for (int64_t g = 0; g < group; ++g) {
+        float *row = scores + g * length;
+        rows.scores(queries + g * dim, keys + skip * keyLd, keyLd, dim, length,
+                    scale, row);
+        // A sink is one more logit in the maximum and the denominator.
+        top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
+        for (int64_t t = 0; t < length; ++t)
+          top[g] = std::max(top[g], row[t]);
+        float total = 0.0f;
+        for (int64_t t = 0; t < length; ++t)
+          total += row[t] = std::exp(row[t] - top[g]);
+        if (sinkLogits)
+          total += std::exp(sinkLogits[kvHead * group + g] - top[g]);
+        sum[g] = total;
+      }
+      std::fill(acc, acc + group * dim, 0.0f);
+      for (int64_t g = 0; g < group; ++g) {
+        for (int64_t t = 0; t < length; ++t)
+          weights[t] = scores[g * length + t] / sum[g];
+        rows.weightedSum(acc + g * dim, weights, values + skip * valueLd,
+                         valueLd, dim, length);
+      }
+      convertFromFloat(acc, out.at(firstHead * dim).data, out.dtype,
+                       group * dim);
+    }
   });
 }
 
