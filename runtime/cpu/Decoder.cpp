@@ -9,12 +9,8 @@
 #include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
 #include "runtime/common/Rope.h"
+#include "runtime/cpu/AttentionRows.h"
 #include "runtime/cpu/Backend.h"
-#include "runtime/cpu/gemm/Isa.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -43,92 +39,6 @@ std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
           s, " has sequence ", b, " position ", p, " outside the KV cache [",
           shape.maxBatch, " sequences x ", shape.maxSeq, " positions]");
   return {b, p};
-}
-
-// The attention's row loops over a run of cached rows `ld` floats apart:
-//   scores: out[t] = scale * (q . keys[t]), each a sum in 16 lanes along d
-//     and then a tree over the lanes; the keys' sums are independent, so
-//     their chains overlap where one dot product at a time waits out each;
-//   weightedSum: o[d] += p[t] * values[t][d] over t in order, o in
-//     registers.
-// Portable C++ for any CPU, and AVX-512 (chosen with gemm::isa()).
-void scoresGeneric(const float *q, const float *keys, int64_t ld, int64_t dim,
-                   int64_t count, float scale, float *out) {
-  for (int64_t t = 0; t < count; ++t) {
-    const float *key = keys + t * ld;
-    float sum = 0.0f;
-    for (int64_t d = 0; d < dim; ++d)
-      sum += q[d] * key[d];
-    out[t] = sum * scale;
-  }
-}
-
-void weightedSumGeneric(float *o, const float *p, const float *values,
-                        int64_t ld, int64_t dim, int64_t count) {
-  for (int64_t t = 0; t < count; ++t)
-    for (int64_t d = 0; d < dim; ++d)
-      o[d] += p[t] * values[t * ld + d];
-}
-
-#if defined(__x86_64__)
-#define MOERT_ATTENTION_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
-
-MOERT_ATTENTION_AVX512 void scoresAvx512(const float *q, const float *keys,
-                                         int64_t ld, int64_t dim,
-                                         int64_t count, float scale,
-                                         float *out) {
-  for (int64_t t = 0; t < count; ++t) {
-    const float *key = keys + t * ld;
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t d = 0; d < dim; d += 16) {
-      __mmask16 mask = dim - d >= 16 ? __mmask16(0xffff)
-                                     : __mmask16((1u << (dim - d)) - 1);
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + d),
-                            _mm512_maskz_loadu_ps(mask, key + d), acc);
-    }
-    out[t] = _mm512_reduce_add_ps(acc) * scale;
-  }
-}
-
-MOERT_ATTENTION_AVX512 void weightedSumAvx512(float *o, const float *p,
-                                              const float *values, int64_t ld,
-                                              int64_t dim, int64_t count) {
-  for (int64_t d0 = 0; d0 < dim; d0 += 64) {
-    __m512 acc[4];
-    __mmask16 mask[4];
-    for (int u = 0; u < 4; ++u) {
-      int64_t left = dim - d0 - 16 * u;
-      mask[u] = left >= 16  ? __mmask16(0xffff)
-                : left <= 0 ? __mmask16(0)
-                            : __mmask16((1u << left) - 1);
-      acc[u] = _mm512_maskz_loadu_ps(mask[u], o + d0 + 16 * u);
-    }
-    for (int64_t t = 0; t < count; ++t) {
-      __m512 weight = _mm512_set1_ps(p[t]);
-      const float *row = values + t * ld + d0;
-      for (int u = 0; u < 4; ++u)
-        acc[u] = _mm512_fmadd_ps(
-            weight, _mm512_maskz_loadu_ps(mask[u], row + 16 * u), acc[u]);
-    }
-    for (int u = 0; u < 4; ++u)
-      _mm512_mask_storeu_ps(o + d0 + 16 * u, mask[u], acc[u]);
-  }
-}
-#endif
-
-struct AttentionRows {
-  void (*scores)(const float *, const float *, int64_t, int64_t, int64_t,
-                 float, float *);
-  void (*weightedSum)(float *, const float *, const float *, int64_t, int64_t,
-                      int64_t);
-};
-
-AttentionRows attentionRows() {
-#if defined(__x86_64__)
-  if (gemm::isa() >= gemm::Isa::Avx512)
-    return {scoresAvx512, weightedSumAvx512};
-#endif
-  return {scoresGeneric, weightedSumGeneric};
 }
 
 // Up to 32 consecutive tokens of one sequence at consecutive positions: the
@@ -247,7 +157,7 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
           ? floatInput(scratch(rank), slotAttentionSinks, sinks, heads)
           : nullptr;
   ThreadPool &pool = gemm(rank).pool;
-  const AttentionRows rows = attentionRows();
+  const AttentionRows &rows = attentionRows();
   const int32_t *sequence = sequences.as<const int32_t>(),
                 *position = positions.as<const int32_t>();
   const std::vector<TokenBlock> blocks =

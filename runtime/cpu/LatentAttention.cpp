@@ -11,6 +11,7 @@
 #include "runtime/common/Convert.h"
 #include "runtime/common/Error.h"
 #include "runtime/common/Rope.h"
+#include "runtime/cpu/AttentionRows.h"
 #include "runtime/cpu/Backend.h"
 #include "runtime/cpu/gemm/Kernels.h"
 
@@ -160,12 +161,6 @@ std::vector<SequenceQueries> querySequences(const Operand &sequences,
   return groups;
 }
 
-// y[0, n) += a * x[0, n): independent lanes, so it vectorises.
-inline void addScaled(float a, const float *x, float *y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    y[i] += a * x[i];
-}
-
 // Everything a latent attention call reads, shared by both forms.
 struct LatentCall {
   const moert_rope_config_t &cfg;
@@ -184,8 +179,9 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
                 row = call.shape.row(), count = tokens.size();
   const Operand &q = call.q, &kvB = call.kvB, &cache = call.cache,
                 &out = call.out;
-  // Per thread: the query, q_lat, one cache row, the latent output, the
-  // output row and the scores; and the head whose kv_b block it holds in
+  // Per thread: the query, the absorbed query, the latent output, the
+  // output row, the scores and (bf16 cache) the sequence's widened rows;
+  // and the head whose kv_b block it holds in
   // fp32 (items are head-major, so a thread's next item is mostly the same
   // head and the block is widened once per run, not per token).
   struct ThreadState {
@@ -194,6 +190,7 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
   };
   std::vector<ThreadState> states(pool.size());
   const int64_t block = (dn + dv) * r;
+  const AttentionRows &rows = attentionRows();
   pool.parallelFor(count * call.heads.heads, [&](int64_t item, int thread) {
     int64_t h = item / count, s = tokens[item % count];
     int64_t b = call.sequences.as<const int32_t>()[s];
@@ -201,9 +198,12 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
     int64_t length = int64_t(position) + 1;
     ThreadState &state = states[thread];
     std::vector<float> &buf = state.buf;
-    buf.resize(qRow + r + row + r + dv + length);
-    float *query = buf.data(), *qLat = query + qRow, *entry = qLat + r,
-          *oLat = entry + row, *o = oLat + r, *scores = o + dv;
+    bool widen = cache.dtype != MOERT_F32;
+    buf.resize(qRow + row + r + dv + length + (widen ? length * row : 0));
+    // qAbsorbed: q_lat then the rotated q_pe, against a whole cache row.
+    float *query = buf.data(), *qAbsorbed = query + qRow,
+          *oLat = qAbsorbed + row, *o = oLat + r, *scores = o + dv,
+          *widened = scores + length;
     int64_t rowItem = s * call.heads.heads + h; // q and out are token-major
     convertToFloat(q.at(rowItem * qRow).data, q.dtype, query, qRow);
     rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
@@ -220,40 +220,31 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
       wkv = state.wkv.data();
     }
     // Absorb W_UK into the query: q_lat = W_UK[h]^T q_nope.
-    std::fill(qLat, qLat + r, 0.0f);
-    for (int64_t n = 0; n < dn; ++n)
-      for (int64_t j = 0; j < r; ++j)
-        qLat[j] += query[n] * wkv[n * r + j];
-    float top = -INFINITY;
-    for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry,
-                     row);
-      float dot = 0.0f;
-      for (int64_t j = 0; j < r; ++j)
-        dot += qLat[j] * entry[j];
-      for (int64_t d = 0; d < dr; ++d)
-        dot += query[dn + d] * entry[r + d];
-      scores[t] = dot * call.scale;
-      top = std::max(top, scores[t]);
+    std::fill(qAbsorbed, qAbsorbed + r, 0.0f);
+    rows.weightedSum(qAbsorbed, query, wkv, r, r, dn);
+    std::copy(query + dn, query + qRow, qAbsorbed + r);
+    // The sequence's cache rows: in place when f32, else widened once.
+    const float *cached;
+    if (widen) {
+      convertToFloat(cache.at(call.shape.at(b, 0)).data, cache.dtype, widened,
+                     length * row);
+      cached = widened;
+    } else {
+      cached = cache.at(call.shape.at(b, 0)).as<const float>();
     }
+    rows.scores(qAbsorbed, cached, row, row, length, call.scale, scores);
+    float top = -INFINITY;
+    for (int64_t t = 0; t < length; ++t)
+      top = std::max(top, scores[t]);
     float sum = 0.0f;
     for (int64_t t = 0; t < length; ++t)
       sum += scores[t] = std::exp(scores[t] - top);
+    for (int64_t t = 0; t < length; ++t)
+      scores[t] /= sum;
     std::fill(oLat, oLat + r, 0.0f);
-    for (int64_t t = 0; t < length; ++t) {
-      convertToFloat(cache.at(call.shape.at(b, t)).data, cache.dtype, entry, r);
-      float p = scores[t] / sum;
-      for (int64_t j = 0; j < r; ++j)
-        oLat[j] += p * entry[j];
-    }
+    rows.weightedSum(oLat, scores, cached, row, r, length);
     // W_UV after the attention, on the latent.
-    const float *wuv = wkv + dn * r;
-    for (int64_t v = 0; v < dv; ++v) {
-      float acc = 0.0f;
-      for (int64_t j = 0; j < r; ++j)
-        acc += wuv[v * r + j] * oLat[j];
-      o[v] = acc;
-    }
+    rows.scores(oLat, wkv + dn * r, r, r, dv, 1.0f, o);
     convertFromFloat(o, out.at(rowItem * dv).data, out.dtype, dv);
   });
 }
@@ -347,6 +338,7 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
   float *values = scratch.floats(slotValues, groupHeads * L * dv);
   // Per thread: the query, the scores and the output row.
   std::vector<std::vector<float>> buffers(pool.size());
+  const AttentionRows &rows = attentionRows();
   for (int64_t h0 = 0; h0 < H; h0 += groupHeads) {
     const int64_t group = std::min(groupHeads, H - h0);
     gemm::Weights weights{call.kvB.at(h0 * (dn + dv) * r).data, nullptr,
@@ -365,12 +357,10 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       int64_t rowItem = s * H + h; // q and out are token-major
       convertToFloat(call.q.at(rowItem * qRow).data, call.q.dtype, query, qRow);
       rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
-      std::fill(scores, scores + length, 0.0f);
-      const float *headKeysT = keysT + (h - h0) * dn * L;
-      for (int64_t n = 0; n < dn; ++n)
-        addScaled(query[n], headKeysT + n * L, scores, length);
-      for (int64_t d = 0; d < dr; ++d)
-        addScaled(query[dn + d], ropeKeysT + d * L, scores, length);
+      rows.transposedScores(query, keysT + (h - h0) * dn * L, L, dn, length,
+                            false, scores);
+      rows.transposedScores(query + dn, ropeKeysT, L, dr, length, true,
+                            scores);
       float top = -INFINITY;
       for (int64_t t = 0; t < length; ++t) {
         scores[t] *= call.scale;
@@ -379,10 +369,10 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       float sum = 0.0f;
       for (int64_t t = 0; t < length; ++t)
         sum += scores[t] = std::exp(scores[t] - top);
-      std::fill(o, o + dv, 0.0f);
-      const float *headValues = values + (h - h0) * L * dv;
       for (int64_t t = 0; t < length; ++t)
-        addScaled(scores[t] / sum, headValues + t * dv, o, dv);
+        scores[t] /= sum;
+      std::fill(o, o + dv, 0.0f);
+      rows.weightedSum(o, scores, values + (h - h0) * L * dv, dv, dv, length);
       convertFromFloat(o, call.out.at(rowItem * dv).data, call.out.dtype, dv);
     });
   }

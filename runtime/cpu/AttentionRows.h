@@ -1,0 +1,36 @@
+//===- runtime/cpu/AttentionRows.h - Attention's row loops ------*- C++ -*-===//
+//
+// The loops every CPU attention (moert_attention, both forms of
+// moert_latent_attention) runs over cached rows, `ld` floats apart:
+//   scores: out[t] = scale * (q . rows[t]), each a sum in 16 lanes along d
+//     then a tree over the lanes; the rows' sums are independent, so their
+//     chains overlap where a lone dot product waits out each;
+//   transposedScores: out[t] (+)= sum over n in order of q[n] * rowsT[n][t],
+//     for keys stored transposed, 64 outputs in registers at a time;
+//   weightedSum: o[d] += p[t] * rows[t][d] over t in order, o in registers.
+// Portable C++ for any CPU, and AVX-512 where gemm::isa() has it.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOERT_CPU_ATTENTIONROWS_H
+#define MOERT_CPU_ATTENTIONROWS_H
+
+#include <cstdint>
+
+namespace moert::cpu {
+
+struct AttentionRows {
+  void (*scores)(const float *q, const float *rows, int64_t ld, int64_t dim,
+                 int64_t count, float scale, float *out);
+  void (*transposedScores)(const float *q, const float *rowsT, int64_t ld,
+                           int64_t dim, int64_t count, bool accumulate,
+                           float *out);
+  void (*weightedSum)(float *o, const float *p, const float *rows, int64_t ld,
+                      int64_t dim, int64_t count);
+};
+
+// The loops of the ISA this process uses.
+const AttentionRows &attentionRows();
+
+} // namespace moert::cpu
+
+#endif // MOERT_CPU_ATTENTIONROWS_H
