@@ -246,6 +246,11 @@ struct AttentionCase {
   int64_t window;
   bool sinks;
   moert_dtype_t sinkType = MOERT_F32;
+  // Prompts of 40 and 35 tokens in one call: the CPU backend's blocks of
+  // 32 tokens of a sequence, and their rest, share widened cache rows.
+  bool longPrompts = false;
+  // A bf16 cache holds k and v rounded: the reference reads those values.
+  moert_dtype_t cacheType = MOERT_F32;
 };
 
 class AttentionCases : public ::testing::TestWithParam<AttentionCase> {};
@@ -255,11 +260,26 @@ class AttentionCases : public ::testing::TestWithParam<AttentionCase> {};
 // over the tokens of the sequence in the window, a sink an extra logit with
 // no value.
 TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
-  const int64_t heads = 4, kvHeads = 2, D = 8, B = 2, T = 8;
+  const bool longPrompts = GetParam().longPrompts;
+  const int64_t heads = 4, kvHeads = 2, D = 8, B = 2, T = longPrompts ? 48 : 8;
   const int64_t window = GetParam().window;
   const float scale = 1.0f / std::sqrt(float(D));
   Ints seq = {0, 0, 0, 1, 1, 0, 1, 0, 0, 1},
        pos = {0, 1, 2, 0, 1, 3, 2, 4, 5, 3};
+  int64_t prefill = 5;
+  if (longPrompts) {
+    seq.clear();
+    pos.clear();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t p = 0; p < 40 - 5 * b; ++p) {
+        seq.push_back(b);
+        pos.push_back(p);
+      }
+    prefill = seq.size();
+    // Then decode tokens, one call each.
+    seq.insert(seq.end(), {1, 0, 1});
+    pos.insert(pos.end(), {35, 40, 36});
+  }
   const int64_t S = seq.size();
   Floats q = randomFloats(S * heads * D, 6, 2.0f),
          k = randomFloats(S * kvHeads * D, 7, 2.0f),
@@ -271,6 +291,12 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
     if (GetParam().sinkType == MOERT_BF16)
       x = bf16ToFloat(sinkBits.back());
   }
+  const moert_dtype_t cacheType = GetParam().cacheType;
+  Floats kCached = k, vCached = v;
+  if (cacheType == MOERT_BF16)
+    for (Floats *values : {&kCached, &vCached})
+      for (float &x : *values)
+        x = bf16ToFloat(floatToBf16(x));
   std::vector<double> want(S * heads * D, 0.0);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t h = 0; h < heads; ++h) {
@@ -283,7 +309,7 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d)
             dot += double(q[(s * heads + h) * D + d]) *
-                   k[(t * kvHeads + g) * D + d];
+                   kCached[(t * kvHeads + g) * D + d];
           scores.push_back(dot * scale);
           keys.push_back(t);
         }
@@ -297,7 +323,7 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
       for (size_t j = 0; j < keys.size(); ++j)
         for (int64_t d = 0; d < D; ++d)
           want[(s * heads + h) * D + d] +=
-              scores[j] / sum * v[(keys[j] * kvHeads + g) * D + d];
+              scores[j] / sum * vCached[(keys[j] * kvHeads + g) * D + d];
     }
   onOneRank([&](moert_context_t ctx) {
     int64_t cacheElems = 2 * B * T * kvHeads * D;
@@ -305,10 +331,10 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
         sb = GetParam().sinkType == MOERT_BF16
                  ? Buffer(ctx, sinkBits, MOERT_BF16)
                  : Buffer(ctx, sinks, MOERT_F32),
-        cache(ctx, cacheElems * 4), out(ctx, q.size() * 4);
+        cache(ctx, cacheElems * dtypeSize(cacheType)), out(ctx, q.size() * 4);
     moert_view_t sinkView =
         GetParam().sinks ? sb.view(GetParam().sinkType) : moert_absent_view();
-    check(moert_buffer_fill(ctx, cache.view(MOERT_F32), cacheElems, NAN));
+    check(moert_buffer_fill(ctx, cache.view(cacheType), cacheElems, NAN));
     check(moert_buffer_fill(ctx, out.view(MOERT_F32), q.size(), NAN));
     // Prefill: the first 5 tokens in one call; then each decode token.
     auto step = [&](int64_t first, int64_t count) {
@@ -318,43 +344,43 @@ TEST_P(AttentionCases, CausalGroupedQueryAttentionOverTheCache) {
              MOERT_I32);
       check(moert_kv_append(ctx, kb.view(MOERT_F32, first * kvHeads * D),
                             vb.view(MOERT_F32, first * kvHeads * D),
-                            cache.view(MOERT_F32), sqb.view(MOERT_I32),
+                            cache.view(cacheType), sqb.view(MOERT_I32),
                             pb.view(MOERT_I32), count, kvHeads, D, B, T));
       check(moert_attention(ctx, qb.view(MOERT_F32, first * heads * D),
-                            cache.view(MOERT_F32), sqb.view(MOERT_I32),
+                            cache.view(cacheType), sqb.view(MOERT_I32),
                             pb.view(MOERT_I32), sinkView,
                             out.view(MOERT_F32, first * heads * D), count,
                             heads, kvHeads, D, B, T, scale, window));
     };
-    step(0, 5);
-    for (int64_t s = 5; s < S; ++s)
+    step(0, prefill);
+    for (int64_t s = prefill; s < S; ++s)
       step(s, 1);
     expectClose(out.download<float>(MOERT_F32, q.size()), want, 1e-5);
 
     Buffer badSeq(ctx, Ints{2}, MOERT_I32), zero(ctx, Ints{0}, MOERT_I32);
     EXPECT_MOERT_ERROR(
         moert_kv_append(ctx, kb.view(MOERT_F32), vb.view(MOERT_F32),
-                        cache.view(MOERT_F32), badSeq.view(MOERT_I32),
+                        cache.view(cacheType), badSeq.view(MOERT_I32),
                         zero.view(MOERT_I32), 1, kvHeads, D, B, T),
         MOERT_INVALID_ARGUMENT,
         "token 0 has sequence 2 position 0 outside the KV cache [2 sequences "
-        "x 8 positions]");
+        "x " + std::to_string(T) + " positions]");
     EXPECT_MOERT_ERROR(
-        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(cacheType),
                         zero.view(MOERT_I32), zero.view(MOERT_I32), sinkView,
                         out.view(MOERT_F32), 1, 3, kvHeads, D, B, T, scale,
                         window),
         MOERT_INVALID_ARGUMENT,
         "heads (3) must be a positive multiple of kv_heads (2)");
     EXPECT_MOERT_ERROR(
-        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(cacheType),
                         zero.view(MOERT_I32), zero.view(MOERT_I32), sinkView,
                         out.view(MOERT_F32), 1, heads, kvHeads, D, B, T, scale,
                         -1),
         MOERT_INVALID_ARGUMENT, "window must be >= 0 (0: none), got -1");
     // Sinks are one logit per query head: heads - 1 are left past offset 1.
     EXPECT_MOERT_ERROR(
-        moert_attention(ctx, qb.view(MOERT_F32), cache.view(MOERT_F32),
+        moert_attention(ctx, qb.view(MOERT_F32), cache.view(cacheType),
                         zero.view(MOERT_I32), zero.view(MOERT_I32),
                         sb.view(GetParam().sinkType, 1), out.view(MOERT_F32), 1,
                         heads, kvHeads, D, B, T, scale, window),
@@ -368,7 +394,15 @@ INSTANTIATE_TEST_SUITE_P(Decoder, AttentionCases,
                                            AttentionCase{2, false},
                                            AttentionCase{3, true},
                                            AttentionCase{1, true},
-                                           AttentionCase{3, true, MOERT_BF16}));
+                                           AttentionCase{3, true, MOERT_BF16},
+                                           AttentionCase{0, false, MOERT_F32,
+                                                         true},
+                                           AttentionCase{20, true, MOERT_F32,
+                                                         true},
+                                           AttentionCase{2, false, MOERT_F32,
+                                                         false, MOERT_BF16},
+                                           AttentionCase{20, true, MOERT_F32,
+                                                         true, MOERT_BF16}));
 
 TEST(Decoder, ArgmaxBreaksTiesTowardTheLowerIndex) {
   Floats logits = {1, 3, 3, 0, -INFINITY, -INFINITY, -1, -1, 2, 2, 2, 2};
