@@ -13,6 +13,7 @@
 #include "runtime/common/Backend.h"
 #include "runtime/cpu/GroupedGemm.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -72,6 +73,38 @@ private:
 // when it is f32, else a copy widened into the scratch panel `slot`.
 const float *floatInput(Scratch &scratch, size_t slot, Operand operand,
                         int64_t count);
+
+// Runs row(t, buffer) for every t in [0, tokens) on the rank's threads, 16
+// rows a task; `buffer` is `floats` floats of the running thread's own.
+template <typename Row>
+void parallelRows(ThreadPool &pool, int64_t tokens, int64_t floats, Row row) {
+  constexpr int64_t rowsPerTask = 16;
+  std::vector<std::vector<float>> buffers(pool.size());
+  pool.parallelFor((tokens + rowsPerTask - 1) / rowsPerTask,
+                   [&](int64_t task, int thread) {
+                     std::vector<float> &buffer = buffers[thread];
+                     buffer.resize(floats);
+                     int64_t end = std::min(tokens, (task + 1) * rowsPerTask);
+                     for (int64_t t = task * rowsPerTask; t < end; ++t)
+                       row(t, buffer.data());
+                   });
+}
+
+// The sum over i in [0, n) of term(i) in double: 8 independent chains
+// added at the end (one chain waits out every add).
+template <typename Term> double laneSum(int64_t n, Term term) {
+  double lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int64_t j = 0; j < 8; ++j)
+      lanes[j] += term(i + j);
+  for (; i < n; ++i)
+    lanes[i % 8] += term(i);
+  double sum = 0;
+  for (double lane : lanes)
+    sum += lane;
+  return sum;
+}
 
 // What a rendezvous serves: user groups and the sub-groups of hierarchical
 // all-to-alls never share a barrier.

@@ -613,43 +613,26 @@ void CpuBackend::sharedAdd(int32_t rank, Operand routed, Operand shared,
 void CpuBackend::rmsNorm(int32_t rank, Operand x, Operand weight, Operand out,
                          int64_t tokens, int64_t hidden, float epsilon) {
   const float *w = floatInput(scratch(rank), slotNormWeight, weight, hidden);
-  ThreadPool &pool = gemm(rank).pool;
-  constexpr int64_t rowsPerTask = 16;
-  // Per thread: a row in fp32, and room for it rounded to x's dtype.
-  std::vector<std::vector<float>> buffers(pool.size());
-  pool.parallelFor((tokens + rowsPerTask - 1) / rowsPerTask, [&](int64_t task,
-                                                                 int thread) {
-    std::vector<float> &buf = buffers[thread];
-    buf.resize(2 * hidden);
-    float *row = buf.data();
+  // Per row: the row in fp32, then room for it rounded to x's dtype. Row by
+  // row so that out may alias x.
+  parallelRows(gemm(rank).pool, tokens, 2 * hidden, [&](int64_t t,
+                                                        float *row) {
     char *rounded = reinterpret_cast<char *>(row + hidden);
-    // Row by row so that out may alias x.
-    for (int64_t t = task * rowsPerTask;
-         t < std::min(tokens, (task + 1) * rowsPerTask); ++t) {
-      convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
-      // The squares in 8 independent double chains, then their sum.
-      double lanes[8] = {};
-      int64_t h = 0;
-      for (; h + 8 <= hidden; h += 8)
-        for (int64_t j = 0; j < 8; ++j)
-          lanes[j] += static_cast<double>(row[h + j]) * row[h + j];
-      for (; h < hidden; ++h)
-        lanes[h % 8] += static_cast<double>(row[h]) * row[h];
-      double squares = 0;
-      for (double lane : lanes)
-        squares += lane;
-      float inverse =
-          1.0f / std::sqrt(static_cast<float>(squares / hidden) + epsilon);
-      for (h = 0; h < hidden; ++h)
-        row[h] *= inverse;
-      if (x.dtype != MOERT_F32) { // the normalised x in x's dtype, as HF
-        storeFloats(row, rounded, x.dtype, hidden);
-        convertToFloat(rounded, x.dtype, row, hidden);
-      }
-      for (h = 0; h < hidden; ++h)
-        row[h] *= w[h];
-      storeFloats(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+    convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
+    double squares = laneSum(hidden, [&](int64_t h) {
+      return static_cast<double>(row[h]) * row[h];
+    });
+    float inverse =
+        1.0f / std::sqrt(static_cast<float>(squares / hidden) + epsilon);
+    for (int64_t h = 0; h < hidden; ++h)
+      row[h] *= inverse;
+    if (x.dtype != MOERT_F32) { // the normalised x in x's dtype, as HF
+      storeFloats(row, rounded, x.dtype, hidden);
+      convertToFloat(rounded, x.dtype, row, hidden);
     }
+    for (int64_t h = 0; h < hidden; ++h)
+      row[h] *= w[h];
+    storeFloats(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
   });
 }
 

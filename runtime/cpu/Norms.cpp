@@ -1,12 +1,14 @@
 //===- runtime/cpu/Norms.cpp - LayerNorm and the bias add -----------------===//
 //
-// Row by row in fp32 (mean and variance accumulated in double), each output
-// rounded once to its dtype, so that out may alias x.
+// Row by row in fp32 (mean and variance accumulated in double), rows on the
+// rank's threads, each output rounded once to its dtype, so that out may
+// alias x.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/Backend.h"
+#include "runtime/cpu/gemm/StoreFloats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,22 +35,21 @@ void CpuBackend::layerNorm(int32_t rank, Operand x, Operand weight,
   const float *w = floatInput(s, slotLayerNormWeight, weight, hidden);
   const float *b =
       bias.present() ? floatInput(s, slotLayerNormBias, bias, hidden) : nullptr;
-  float *row = s.floats(slotNormRow, hidden);
-  for (int64_t t = 0; t < tokens; ++t) {
+  // Row by row so that out may alias x.
+  parallelRows(gemm(rank).pool, tokens, hidden, [&](int64_t t, float *row) {
     convertToFloat(x.at(t * hidden).data, x.dtype, row, hidden);
-    double sum = 0;
-    for (int64_t h = 0; h < hidden; ++h)
-      sum += row[h];
-    double mean = sum / hidden, squares = 0;
-    for (int64_t h = 0; h < hidden; ++h)
-      squares += (row[h] - mean) * (row[h] - mean);
+    double mean =
+        laneSum(hidden, [&](int64_t h) { return double(row[h]); }) / hidden;
+    double squares = laneSum(hidden, [&](int64_t h) {
+      return (row[h] - mean) * (row[h] - mean);
+    });
     double inverse = 1.0 / std::sqrt(squares / hidden + double(epsilon));
     for (int64_t h = 0; h < hidden; ++h) {
       float y = static_cast<float>((row[h] - mean) * inverse) * w[h];
       row[h] = b ? y + b[h] : y;
     }
-    convertFromFloat(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
-  }
+    gemm::storeFloats(row, out.at(t * hidden).as<char>(), out.dtype, hidden);
+  });
 }
 
 void CpuBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
