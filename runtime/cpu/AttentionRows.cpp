@@ -23,17 +23,6 @@ void scoresGeneric(const float *q, const float *rows, int64_t ld, int64_t dim,
   }
 }
 
-void transposedScoresGeneric(const float *q, const float *rowsT, int64_t ld,
-                             int64_t dim, int64_t count, bool accumulate,
-                             float *out) {
-  if (!accumulate)
-    for (int64_t t = 0; t < count; ++t)
-      out[t] = 0.0f;
-  for (int64_t n = 0; n < dim; ++n)
-    for (int64_t t = 0; t < count; ++t)
-      out[t] += q[n] * rowsT[n * ld + t];
-}
-
 void weightedSumGeneric(float *o, const float *p, const float *rows,
                         int64_t ld, int64_t dim, int64_t count) {
   for (int64_t t = 0; t < count; ++t)
@@ -66,30 +55,6 @@ MOERT_ROWS_AVX512 void scoresAvx512(const float *q, const float *rows,
   }
 }
 
-MOERT_ROWS_AVX512 void transposedScoresAvx512(const float *q,
-                                              const float *rowsT, int64_t ld,
-                                              int64_t dim, int64_t count,
-                                              bool accumulate, float *out) {
-  for (int64_t t0 = 0; t0 < count; t0 += 64) {
-    __m512 acc[4];
-    __mmask16 mask[4];
-    for (int u = 0; u < 4; ++u) {
-      mask[u] = lanes(count - t0 - 16 * u);
-      acc[u] = accumulate ? _mm512_maskz_loadu_ps(mask[u], out + t0 + 16 * u)
-                          : _mm512_setzero_ps();
-    }
-    for (int64_t n = 0; n < dim; ++n) {
-      __m512 weight = _mm512_set1_ps(q[n]);
-      const float *row = rowsT + n * ld + t0;
-      for (int u = 0; u < 4; ++u)
-        acc[u] = _mm512_fmadd_ps(
-            weight, _mm512_maskz_loadu_ps(mask[u], row + 16 * u), acc[u]);
-    }
-    for (int u = 0; u < 4; ++u)
-      _mm512_mask_storeu_ps(out + t0 + 16 * u, mask[u], acc[u]);
-  }
-}
-
 MOERT_ROWS_AVX512 void weightedSumAvx512(float *o, const float *p,
                                          const float *rows, int64_t ld,
                                          int64_t dim, int64_t count) {
@@ -116,11 +81,9 @@ MOERT_ROWS_AVX512 void weightedSumAvx512(float *o, const float *p,
 } // namespace
 
 const AttentionRows &moert::cpu::attentionRows() {
-  static const AttentionRows generic = {scoresGeneric, transposedScoresGeneric,
-                                        weightedSumGeneric};
+  static const AttentionRows generic = {scoresGeneric, weightedSumGeneric};
 #if defined(__x86_64__)
-  static const AttentionRows avx512 = {scoresAvx512, transposedScoresAvx512,
-                                       weightedSumAvx512};
+  static const AttentionRows avx512 = {scoresAvx512, weightedSumAvx512};
   if (gemm::isa() >= gemm::Isa::Avx512)
     return avx512;
 #endif

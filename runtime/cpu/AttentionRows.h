@@ -5,9 +5,9 @@
 //   scores: out[t] = scale * (q . rows[t]), each a sum in 16 lanes along d
 //     then a tree over the lanes; the rows' sums are independent, so their
 //     chains overlap where a lone dot product waits out each;
-//   transposedScores: out[t] (+)= sum over n in order of q[n] * rowsT[n][t],
-//     for keys stored transposed, 64 outputs in registers at a time;
-//   weightedSum: o[d] += p[t] * rows[t][d] over t in order, o in registers.
+//   weightedSum: o[d] += p[t] * rows[t][d] over t in order, 64 of o in
+//     registers at a time (also the scores of keys stored transposed:
+//     rows[n][t] over the query's n).
 // Portable C++ for any CPU, and AVX-512 where gemm::isa() has it.
 //
 //===----------------------------------------------------------------------===//
@@ -21,9 +21,6 @@ namespace moert::cpu {
 struct AttentionRows {
   void (*scores)(const float *q, const float *rows, int64_t ld, int64_t dim,
                  int64_t count, float scale, float *out);
-  void (*transposedScores)(const float *q, const float *rowsT, int64_t ld,
-                           int64_t dim, int64_t count, bool accumulate,
-                           float *out);
   void (*weightedSum)(float *o, const float *p, const float *rows, int64_t ld,
                       int64_t dim, int64_t count);
 };

@@ -357,10 +357,11 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       int64_t rowItem = s * H + h; // q and out are token-major
       convertToFloat(call.q.at(rowItem * qRow).data, call.q.dtype, query, qRow);
       rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
-      rows.transposedScores(query, keysT + (h - h0) * dn * L, L, dn, length,
-                            false, scores);
-      rows.transposedScores(query + dn, ropeKeysT, L, dr, length, true,
-                            scores);
+      // The keys are transposed: scores[t] += query[n] * keysT[n][t].
+      std::fill(scores, scores + length, 0.0f);
+      rows.weightedSum(scores, query, keysT + (h - h0) * dn * L, L, length,
+                       dn);
+      rows.weightedSum(scores, query + dn, ropeKeysT, L, length, dr);
       float top = -INFINITY;
       for (int64_t t = 0; t < length; ++t) {
         scores[t] *= call.scale;

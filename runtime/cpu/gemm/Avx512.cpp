@@ -131,9 +131,9 @@ int64_t classSteps(int64_t k) { return (k + classes - 1) / classes; }
 constexpr int64_t classMinRows = 48;
 bool classLayout(int64_t m) { return m > classMinRows; }
 
-// Packed X past directRows rows: groups of 12 rows; in a group, class l's
-// step j (k = l + 16 j) holds the group's 12 x values contiguously.
-// Up to directRows rows: the row-dot kernel's fp32 rows.
+// Packed X past 48 rows: groups of 12 rows; in a group, class l's step j
+// (k = l + 16 j) holds the group's 12 x values contiguously. Up to 48 rows:
+// the row-dot kernel's fp32 rows.
 size_t classRowsBytes(int64_t m, int64_t k, bool split) {
   if (!classLayout(m))
     return floatRowsBytes(m, k, split);
