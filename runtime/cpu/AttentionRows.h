@@ -7,7 +7,8 @@
 //     chains overlap where a lone dot product waits out each;
 //   weightedSum: o[d] += p[t] * rows[t][d] over t in order, 64 of o in
 //     registers at a time (also the scores of keys stored transposed:
-//     rows[n][t] over the query's n).
+//     rows[n][t] over the query's n);
+//   softmaxTerms: row[t] = e^(row[t] - top), returning their sum.
 // Portable C++ for any CPU, and AVX-512 where gemm::isa() has it.
 //
 //===----------------------------------------------------------------------===//
@@ -23,6 +24,7 @@ struct AttentionRows {
                  int64_t count, float scale, float *out);
   void (*weightedSum)(float *o, const float *p, const float *rows, int64_t ld,
                       int64_t dim, int64_t count);
+  float (*softmaxTerms)(float *row, int64_t count, float top);
 };
 
 // The loops of the ISA this process uses.

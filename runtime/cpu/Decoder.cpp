@@ -220,9 +220,7 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
         top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
         for (int64_t t = 0; t < length; ++t)
           top[g] = std::max(top[g], row[t]);
-        float total = 0.0f;
-        for (int64_t t = 0; t < length; ++t)
-          total += row[t] = std::exp(row[t] - top[g]);
+        float total = rows.softmaxTerms(row, length, top[g]);
         if (sinkLogits)
           total += std::exp(sinkLogits[kvHead * group + g] - top[g]);
         sum[g] = total;

@@ -236,9 +236,7 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
     float top = -INFINITY;
     for (int64_t t = 0; t < length; ++t)
       top = std::max(top, scores[t]);
-    float sum = 0.0f;
-    for (int64_t t = 0; t < length; ++t)
-      sum += scores[t] = std::exp(scores[t] - top);
+    float sum = rows.softmaxTerms(scores, length, top);
     for (int64_t t = 0; t < length; ++t)
       scores[t] /= sum;
     std::fill(oLat, oLat + r, 0.0f);
@@ -367,9 +365,7 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
         scores[t] *= call.scale;
         top = std::max(top, scores[t]);
       }
-      float sum = 0.0f;
-      for (int64_t t = 0; t < length; ++t)
-        sum += scores[t] = std::exp(scores[t] - top);
+      float sum = rows.softmaxTerms(scores, length, top);
       for (int64_t t = 0; t < length; ++t)
         scores[t] /= sum;
       std::fill(o, o + dv, 0.0f);

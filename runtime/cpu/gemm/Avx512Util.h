@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <initializer_list>
 
 #define MOERT_AVX512                                                           \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
@@ -55,6 +56,26 @@ MOERT_AVX512 inline void transpose16(__m512 r[16]) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
     r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
   }
+}
+
+// e^y: y = n ln2 + r with |r| <= ln2 / 2, e^r by the Cephes expf polynomial
+// (about 1 ulp), times 2^n by VSCALEFPS (which also gives inf and 0 past
+// the range).
+MOERT_AVX512 inline __m512 exp16(__m512 y) {
+  y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(100.0f)),
+                    _mm512_set1_ps(-100.0f));
+  __m512 n = _mm512_roundscale_ps(
+      _mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                  1.6666665459e-1f, 5.0000001201e-1f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r,
+                      _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
 }
 
 } // namespace moert::cpu::gemm
