@@ -2,22 +2,39 @@
 
 #include "runtime/cpu/AttentionRows.h"
 
+#include "runtime/common/Convert.h"
 #include "runtime/cpu/gemm/Isa.h"
 
 #include <cmath>
+#include <vector>
 
 #if defined(__x86_64__)
 #include "runtime/cpu/gemm/Avx512Util.h"
 #endif
 
+using namespace moert;
 using namespace moert::cpu;
 
 namespace {
 
-void scoresGeneric(const float *q, const float *rows, int64_t ld, int64_t dim,
-                   int64_t count, float scale, float *out) {
+// Row t of `rows` (ld elements apart) as fp32 in `to`.
+const float *rowAsFloat(const void *rows, moert_dtype_t type, int64_t ld,
+                        int64_t t, int64_t dim, std::vector<float> &to) {
+  const char *row =
+      static_cast<const char *>(rows) + t * ld * int64_t(dtypeSize(type));
+  if (type == MOERT_F32)
+    return reinterpret_cast<const float *>(row);
+  to.resize(dim);
+  convertToFloat(row, type, to.data(), dim);
+  return to.data();
+}
+
+void scoresGeneric(const float *q, const void *rows, moert_dtype_t type,
+                   int64_t ld, int64_t dim, int64_t count, float scale,
+                   float *out) {
+  std::vector<float> widened;
   for (int64_t t = 0; t < count; ++t) {
-    const float *row = rows + t * ld;
+    const float *row = rowAsFloat(rows, type, ld, t, dim, widened);
     float sum = 0.0f;
     for (int64_t d = 0; d < dim; ++d)
       sum += q[d] * row[d];
@@ -25,11 +42,15 @@ void scoresGeneric(const float *q, const float *rows, int64_t ld, int64_t dim,
   }
 }
 
-void weightedSumGeneric(float *o, const float *p, const float *rows, int64_t ld,
-                        int64_t dim, int64_t count) {
-  for (int64_t t = 0; t < count; ++t)
+void weightedSumGeneric(float *o, const float *p, const void *rows,
+                        moert_dtype_t type, int64_t ld, int64_t dim,
+                        int64_t count) {
+  std::vector<float> widened;
+  for (int64_t t = 0; t < count; ++t) {
+    const float *row = rowAsFloat(rows, type, ld, t, dim, widened);
     for (int64_t d = 0; d < dim; ++d)
-      o[d] += p[t] * rows[t * ld + d];
+      o[d] += p[t] * row[d];
+  }
 }
 
 float softmaxTermsGeneric(float *row, int64_t count, float top) {
@@ -40,6 +61,73 @@ float softmaxTermsGeneric(float *row, int64_t count, float top) {
 }
 
 #if defined(__x86_64__)
+using gemm::laneMask;
+using gemm::loadWidenedMasked;
+
+template <moert_dtype_t W>
+MOERT_AVX512 void scoresOf(const float *q, const char *rows, int64_t ld,
+                           int64_t dim, int64_t count, float scale,
+                           float *out) {
+  constexpr int64_t e = W == MOERT_F32 ? 4 : 2;
+  for (int64_t t = 0; t < count; ++t) {
+    const char *row = rows + t * ld * e;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < dim; d += 16) {
+      __mmask16 mask = laneMask(dim - d);
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + d),
+                            loadWidenedMasked<W>(row + d * e, mask), acc);
+    }
+    out[t] = _mm512_reduce_add_ps(acc) * scale;
+  }
+}
+
+template <moert_dtype_t W>
+MOERT_AVX512 void weightedSumOf(float *o, const float *p, const char *rows,
+                                int64_t ld, int64_t dim, int64_t count) {
+  constexpr int64_t e = W == MOERT_F32 ? 4 : 2;
+  for (int64_t d0 = 0; d0 < dim; d0 += 64) {
+    __m512 acc[4];
+    __mmask16 mask[4];
+    for (int u = 0; u < 4; ++u) {
+      mask[u] = laneMask(dim - d0 - 16 * u);
+      acc[u] = _mm512_maskz_loadu_ps(mask[u], o + d0 + 16 * u);
+    }
+    for (int64_t t = 0; t < count; ++t) {
+      __m512 weight = _mm512_set1_ps(p[t]);
+      const char *row = rows + (t * ld + d0) * e;
+      for (int u = 0; u < 4; ++u)
+        acc[u] = _mm512_fmadd_ps(
+            weight, loadWidenedMasked<W>(row + 16 * u * e, mask[u]), acc[u]);
+    }
+    for (int u = 0; u < 4; ++u)
+      _mm512_mask_storeu_ps(o + d0 + 16 * u, mask[u], acc[u]);
+  }
+}
+
+void scoresAvx512(const float *q, const void *rows, moert_dtype_t type,
+                  int64_t ld, int64_t dim, int64_t count, float scale,
+                  float *out) {
+  auto *bytes = static_cast<const char *>(rows);
+  if (type == MOERT_F32)
+    scoresOf<MOERT_F32>(q, bytes, ld, dim, count, scale, out);
+  else if (type == MOERT_F16)
+    scoresOf<MOERT_F16>(q, bytes, ld, dim, count, scale, out);
+  else
+    scoresOf<MOERT_BF16>(q, bytes, ld, dim, count, scale, out);
+}
+
+void weightedSumAvx512(float *o, const float *p, const void *rows,
+                       moert_dtype_t type, int64_t ld, int64_t dim,
+                       int64_t count) {
+  auto *bytes = static_cast<const char *>(rows);
+  if (type == MOERT_F32)
+    weightedSumOf<MOERT_F32>(o, p, bytes, ld, dim, count);
+  else if (type == MOERT_F16)
+    weightedSumOf<MOERT_F16>(o, p, bytes, ld, dim, count);
+  else
+    weightedSumOf<MOERT_BF16>(o, p, bytes, ld, dim, count);
+}
+
 // The sum of v's lanes, by halves through memory: where GCC 12 inlines
 // _mm512_reduce_add_ps or lane shuffles into softmaxTermsAvx512 it warns
 // inside its own headers (GCC bug 105593). Once per row, so the cost of
@@ -53,49 +141,13 @@ MOERT_AVX512 inline float laneTotal(__m512 v) {
   return lanes[0];
 }
 
-MOERT_AVX512 void scoresAvx512(const float *q, const float *rows, int64_t ld,
-                               int64_t dim, int64_t count, float scale,
-                               float *out) {
-  for (int64_t t = 0; t < count; ++t) {
-    const float *row = rows + t * ld;
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t d = 0; d < dim; d += 16) {
-      __mmask16 mask = gemm::laneMask(dim - d);
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + d),
-                            _mm512_maskz_loadu_ps(mask, row + d), acc);
-    }
-    out[t] = _mm512_reduce_add_ps(acc) * scale;
-  }
-}
-
-MOERT_AVX512 void weightedSumAvx512(float *o, const float *p, const float *rows,
-                                    int64_t ld, int64_t dim, int64_t count) {
-  for (int64_t d0 = 0; d0 < dim; d0 += 64) {
-    __m512 acc[4];
-    __mmask16 mask[4];
-    for (int u = 0; u < 4; ++u) {
-      mask[u] = gemm::laneMask(dim - d0 - 16 * u);
-      acc[u] = _mm512_maskz_loadu_ps(mask[u], o + d0 + 16 * u);
-    }
-    for (int64_t t = 0; t < count; ++t) {
-      __m512 weight = _mm512_set1_ps(p[t]);
-      const float *row = rows + t * ld + d0;
-      for (int u = 0; u < 4; ++u)
-        acc[u] = _mm512_fmadd_ps(
-            weight, _mm512_maskz_loadu_ps(mask[u], row + 16 * u), acc[u]);
-    }
-    for (int u = 0; u < 4; ++u)
-      _mm512_mask_storeu_ps(o + d0 + 16 * u, mask[u], acc[u]);
-  }
-}
-
 // exp16 (gemm/Avx512Util.h: about 1 ulp; below e^-100 it gives e^-100).
 MOERT_AVX512 float softmaxTermsAvx512(float *row, int64_t count, float top) {
   __m512 sum = _mm512_setzero_ps(), shift = _mm512_set1_ps(top);
   for (int64_t t = 0; t < count; t += 16) {
-    __mmask16 mask = gemm::laneMask(count - t);
-    __m512 e =
-        gemm::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + t), shift));
+    __mmask16 mask = laneMask(count - t);
+    __m512 e = gemm::exp16(
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, row + t), shift));
     _mm512_mask_storeu_ps(row + t, mask, e);
     sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mask, e));
   }

@@ -1,7 +1,9 @@
 //===- runtime/cpu/AttentionRows.h - Attention's row loops ------*- C++ -*-===//
 //
 // The loops every CPU attention (moert_attention, both forms of
-// moert_latent_attention) runs over cached rows, `ld` floats apart:
+// moert_latent_attention) runs over rows `ld` elements apart, read where
+// they are in their own dtype (f32, f16 or bf16: a cache, kv_b) and widened
+// in registers:
 //   scores: out[t] = scale * (q . rows[t]), each a sum in 16 lanes along d
 //     then a tree over the lanes; the rows' sums are independent, so their
 //     chains overlap where a lone dot product waits out each;
@@ -15,15 +17,19 @@
 #ifndef MOERT_CPU_ATTENTIONROWS_H
 #define MOERT_CPU_ATTENTIONROWS_H
 
+#include "runtime/moert.h"
+
 #include <cstdint>
 
 namespace moert::cpu {
 
 struct AttentionRows {
-  void (*scores)(const float *q, const float *rows, int64_t ld, int64_t dim,
-                 int64_t count, float scale, float *out);
-  void (*weightedSum)(float *o, const float *p, const float *rows, int64_t ld,
-                      int64_t dim, int64_t count);
+  void (*scores)(const float *q, const void *rows, moert_dtype_t type,
+                 int64_t ld, int64_t dim, int64_t count, float scale,
+                 float *out);
+  void (*weightedSum)(float *o, const float *p, const void *rows,
+                      moert_dtype_t type, int64_t ld, int64_t dim,
+                      int64_t count);
   float (*softmaxTerms)(float *row, int64_t count, float top);
 };
 

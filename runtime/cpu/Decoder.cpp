@@ -41,8 +41,8 @@ std::pair<int64_t, int64_t> cacheSlot(const Operand &sequences,
   return {b, p};
 }
 
-// Up to 32 consecutive tokens of one sequence at consecutive positions: the
-// attention's work items take a block's cached rows once for all of it.
+// Up to 32 consecutive tokens of one sequence at consecutive positions: an
+// attention work item, whose tokens read the same cached rows.
 struct TokenBlock {
   int64_t first, count;
 };
@@ -162,26 +162,10 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
                 *position = positions.as<const int32_t>();
   const std::vector<TokenBlock> blocks =
       tokenBlocks(sequence, position, tokens);
-  // The keys and values of positions [first, last] of sequence b: in the
-  // cache when it is f32 (kvHeads * dim apart), else widened into `to`
-  // (dim apart).
-  auto cachedRows = [&](int64_t offset, int64_t b, int64_t first,
-                        int64_t count, int64_t kvHead, float *to,
-                        int64_t &ld) -> const float * {
-    if (cache.dtype == MOERT_F32) {
-      ld = kvHeads * dim;
-      return cache.at(offset + shape.at(b, first, kvHead)).as<const float>();
-    }
-    ld = dim;
-    for (int64_t t = 0; t < count; ++t)
-      convertToFloat(cache.at(offset + shape.at(b, first + t, kvHead)).data,
-                     cache.dtype, to + t * dim, dim);
-    return to;
-  };
   // One work item per (token block, kv head): the block's tokens and the
-  // query heads that share the kv head read each cached row once. Per
-  // thread: the block's widened keys and values, one token's query rows,
-  // scores, weights and output rows.
+  // query heads that share the kv head read the same cached rows in turn,
+  // in place in the cache's dtype, while they are in this core's caches.
+  // Per thread: one token's query rows, scores, weights and output rows.
   std::vector<std::vector<float>> buffers(pool.size());
   pool.parallelFor(blocks.size() * kvHeads, [&](int64_t item, int thread) {
     const TokenBlock &block = blocks[item / kvHeads];
@@ -191,31 +175,28 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
     auto firstKey = [&](int64_t last) {
       return window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
     };
-    int64_t blockFirst = firstKey(position[block.first]);
-    int64_t blockLength =
-        position[block.first + block.count - 1] + 1 - blockFirst;
+    // The block's last token attends to the most positions.
+    int64_t lastPosition = position[block.first + block.count - 1];
+    int64_t most = lastPosition + 1 - firstKey(lastPosition);
     std::vector<float> &buf = buffers[thread];
-    buf.resize(2 * blockLength * dim + group * (2 * dim + blockLength + 2) +
-               blockLength);
-    float *keysAt = buf.data(), *valuesAt = keysAt + blockLength * dim,
-          *queries = valuesAt + blockLength * dim, *acc = queries + group * dim,
-          *scores = acc + group * dim, *top = scores + group * blockLength,
+    buf.resize(group * (2 * dim + most + 2) + most);
+    float *queries = buf.data(), *acc = queries + group * dim,
+          *scores = acc + group * dim, *top = scores + group * most,
           *sum = top + group, *weights = sum + group;
-    int64_t keyLd, valueLd;
-    const float *keys = cachedRows(0, b, blockFirst, blockLength, kvHead,
-                                   keysAt, keyLd);
-    const float *values = cachedRows(shape.half(), b, blockFirst,
-                                     blockLength, kvHead, valuesAt, valueLd);
     for (int64_t s = block.first; s < block.first + block.count; ++s) {
       int64_t first = firstKey(position[s]);
-      int64_t length = position[s] + 1 - first, skip = first - blockFirst;
+      int64_t length = position[s] + 1 - first;
+      // Positions of one kv head are kvHeads * dim elements apart.
+      const void *keys = cache.at(shape.at(b, first, kvHead)).data;
+      const void *values =
+          cache.at(shape.half() + shape.at(b, first, kvHead)).data;
       int64_t firstHead = s * heads + kvHead * group;
       convertToFloat(q.at(firstHead * dim).data, q.dtype, queries,
                      group * dim);
       for (int64_t g = 0; g < group; ++g) {
         float *row = scores + g * length;
-        rows.scores(queries + g * dim, keys + skip * keyLd, keyLd, dim, length,
-                    scale, row);
+        rows.scores(queries + g * dim, keys, cache.dtype, kvHeads * dim, dim,
+                    length, scale, row);
         // A sink is one more logit in the maximum and the denominator.
         top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
         for (int64_t t = 0; t < length; ++t)
@@ -229,8 +210,8 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
       for (int64_t g = 0; g < group; ++g) {
         for (int64_t t = 0; t < length; ++t)
           weights[t] = scores[g * length + t] / sum[g];
-        rows.weightedSum(acc + g * dim, weights, values + skip * valueLd,
-                         valueLd, dim, length);
+        rows.weightedSum(acc + g * dim, weights, values, cache.dtype,
+                         kvHeads * dim, dim, length);
       }
       convertFromFloat(acc, out.at(firstHead * dim).data, out.dtype,
                        group * dim);

@@ -180,59 +180,34 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
   const Operand &q = call.q, &kvB = call.kvB, &cache = call.cache,
                 &out = call.out;
   // Per thread: the query, the absorbed query, the latent output, the
-  // output row, the scores and (bf16 cache) the sequence's widened rows;
-  // and the head whose kv_b block it holds in
-  // fp32 (items are head-major, so a thread's next item is mostly the same
-  // head and the block is widened once per run, not per token).
-  struct ThreadState {
-    std::vector<float> buf, wkv;
-    int64_t head = -1;
-  };
-  std::vector<ThreadState> states(pool.size());
+  // output row and the scores. kv_b and the cache are read in place.
+  std::vector<std::vector<float>> buffers(pool.size());
   const int64_t block = (dn + dv) * r;
+  const size_t kvBElement = dtypeSize(kvB.dtype);
   const AttentionRows &rows = attentionRows();
   pool.parallelFor(count * call.heads.heads, [&](int64_t item, int thread) {
     int64_t h = item / count, s = tokens[item % count];
     int64_t b = call.sequences.as<const int32_t>()[s];
     int32_t position = call.positions.as<const int32_t>()[s];
     int64_t length = int64_t(position) + 1;
-    ThreadState &state = states[thread];
-    std::vector<float> &buf = state.buf;
-    bool widen = cache.dtype != MOERT_F32;
-    buf.resize(qRow + row + r + dv + length + (widen ? length * row : 0));
+    std::vector<float> &buf = buffers[thread];
+    buf.resize(qRow + row + r + dv + length);
     // qAbsorbed: q_lat then the rotated q_pe, against a whole cache row.
     float *query = buf.data(), *qAbsorbed = query + qRow,
-          *oLat = qAbsorbed + row, *o = oLat + r, *scores = o + dv,
-          *widened = scores + length;
+          *oLat = qAbsorbed + row, *o = oLat + r, *scores = o + dv;
     int64_t rowItem = s * call.heads.heads + h; // q and out are token-major
     convertToFloat(q.at(rowItem * qRow).data, q.dtype, query, qRow);
     rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
-    const float *wkv;
-    if (kvB.dtype == MOERT_F32) {
-      wkv = kvB.at(h * block).as<const float>();
-    } else {
-      if (state.head != h) {
-        state.wkv.resize(block);
-        convertToFloat(kvB.at(h * block).data, kvB.dtype, state.wkv.data(),
-                       block);
-        state.head = h;
-      }
-      wkv = state.wkv.data();
-    }
+    // Head h's kv_b block: W_UK rows [0, dn), then W_UV rows.
+    const char *wuk = static_cast<const char *>(kvB.at(h * block).data);
+    const char *wuv = wuk + dn * r * kvBElement;
     // Absorb W_UK into the query: q_lat = W_UK[h]^T q_nope.
     std::fill(qAbsorbed, qAbsorbed + r, 0.0f);
-    rows.weightedSum(qAbsorbed, query, wkv, r, r, dn);
+    rows.weightedSum(qAbsorbed, query, wuk, kvB.dtype, r, r, dn);
     std::copy(query + dn, query + qRow, qAbsorbed + r);
-    // The sequence's cache rows: in place when f32, else widened once.
-    const float *cached;
-    if (widen) {
-      convertToFloat(cache.at(call.shape.at(b, 0)).data, cache.dtype, widened,
-                     length * row);
-      cached = widened;
-    } else {
-      cached = cache.at(call.shape.at(b, 0)).as<const float>();
-    }
-    rows.scores(qAbsorbed, cached, row, row, length, call.scale, scores);
+    const void *cached = cache.at(call.shape.at(b, 0)).data;
+    rows.scores(qAbsorbed, cached, cache.dtype, row, row, length, call.scale,
+                scores);
     float top = -INFINITY;
     for (int64_t t = 0; t < length; ++t)
       top = std::max(top, scores[t]);
@@ -240,9 +215,9 @@ void absorbedAttention(ThreadPool &pool, const LatentCall &call,
     for (int64_t t = 0; t < length; ++t)
       scores[t] /= sum;
     std::fill(oLat, oLat + r, 0.0f);
-    rows.weightedSum(oLat, scores, cached, row, r, length);
+    rows.weightedSum(oLat, scores, cached, cache.dtype, row, r, length);
     // W_UV after the attention, on the latent.
-    rows.scores(oLat, wkv + dn * r, r, r, dv, 1.0f, o);
+    rows.scores(oLat, wuv, kvB.dtype, r, r, dv, 1.0f, o);
     convertFromFloat(o, out.at(rowItem * dv).data, out.dtype, dv);
   });
 }
@@ -357,9 +332,10 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       rotatePairs(call.cfg, call.invFreq.data(), query + dn, dr, position);
       // The keys are transposed: scores[t] += query[n] * keysT[n][t].
       std::fill(scores, scores + length, 0.0f);
-      rows.weightedSum(scores, query, keysT + (h - h0) * dn * L, L, length,
-                       dn);
-      rows.weightedSum(scores, query + dn, ropeKeysT, L, length, dr);
+      rows.weightedSum(scores, query, keysT + (h - h0) * dn * L, MOERT_F32, L,
+                       length, dn);
+      rows.weightedSum(scores, query + dn, ropeKeysT, MOERT_F32, L, length,
+                       dr);
       float top = -INFINITY;
       for (int64_t t = 0; t < length; ++t) {
         scores[t] *= call.scale;
@@ -369,7 +345,8 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
       for (int64_t t = 0; t < length; ++t)
         scores[t] /= sum;
       std::fill(o, o + dv, 0.0f);
-      rows.weightedSum(o, scores, values + (h - h0) * L * dv, dv, dv, length);
+      rows.weightedSum(o, scores, values + (h - h0) * L * dv, MOERT_F32, dv,
+                       dv, length);
       convertFromFloat(o, call.out.at(rowItem * dv).data, call.out.dtype, dv);
     });
   }

@@ -33,21 +33,6 @@ constexpr int64_t blockRows = 12;
 // k values per chunk: a 32 KB fp32 panel, an L1-sized block of rows.
 constexpr int64_t chunk = 256;
 
-// 16 values of a weight row as fp32 (lanes outside `mask` are 0, unread).
-template <moert_dtype_t W>
-MOERT_AVX512 inline __m512 loadWidenedMasked(const char *row, __mmask16 mask) {
-  if constexpr (W == MOERT_F32) {
-    return _mm512_maskz_loadu_ps(mask, row);
-  } else {
-    __m256i half = _mm256_maskz_loadu_epi16(mask, row);
-    if constexpr (W == MOERT_F16)
-      return _mm512_cvtph_ps(half);
-    else
-      return _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
-  }
-}
-
 // The same, lanes past `count` 0.
 template <moert_dtype_t W>
 MOERT_AVX512 inline __m512 loadWidened(const char *row, int64_t count) {
@@ -153,14 +138,6 @@ void clearClassRows(const PackedRows &x) {
     for (int64_t l = x.k % classes; l < classes; ++l)
       std::memset(data + ((g * classes + l) * steps + steps - 1) * groupRows, 0,
                   groupRows * sizeof(float));
-}
-
-// Up to 16 values of an X row (f32, f16 or bf16) as fp32.
-MOERT_AVX512 inline __m512 loadValues(const char *at, moert_dtype_t type,
-                                      __mmask16 mask) {
-  return type == MOERT_F32   ? loadWidenedMasked<MOERT_F32>(at, mask)
-         : type == MOERT_F16 ? loadWidenedMasked<MOERT_F16>(at, mask)
-                             : loadWidenedMasked<MOERT_BF16>(at, mask);
 }
 
 // Per group of rows and 16-aligned block of columns: the rows' values as

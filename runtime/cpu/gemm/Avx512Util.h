@@ -8,6 +8,8 @@
 #ifndef MOERT_CPU_GEMM_AVX512UTIL_H
 #define MOERT_CPU_GEMM_AVX512UTIL_H
 
+#include "runtime/moert.h"
+
 #include <immintrin.h>
 
 #include <cstdint>
@@ -31,6 +33,30 @@ MOERT_AVX512 inline __mmask16 laneMask(int64_t count) {
 // The first `count` of 32 16-bit lanes.
 MOERT_AVX512 inline __mmask32 halfLaneMask(int64_t count) {
   return count >= 32 ? ~0u : count <= 0 ? 0u : (1u << count) - 1;
+}
+
+// 16 values of type W (f32, f16 or bf16) as fp32 (lanes outside `mask`
+// are 0, unread).
+template <moert_dtype_t W>
+MOERT_AVX512 inline __m512 loadWidenedMasked(const char *row, __mmask16 mask) {
+  if constexpr (W == MOERT_F32) {
+    return _mm512_maskz_loadu_ps(mask, row);
+  } else {
+    __m256i half = _mm256_maskz_loadu_epi16(mask, row);
+    if constexpr (W == MOERT_F16)
+      return _mm512_cvtph_ps(half);
+    else
+      return _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+  }
+}
+
+// The same for a type known at run time.
+MOERT_AVX512 inline __m512 loadValues(const char *at, moert_dtype_t type,
+                                      __mmask16 mask) {
+  return type == MOERT_F32   ? loadWidenedMasked<MOERT_F32>(at, mask)
+         : type == MOERT_F16 ? loadWidenedMasked<MOERT_F16>(at, mask)
+                             : loadWidenedMasked<MOERT_BF16>(at, mask);
 }
 
 // Transposes 16 rows of 16 32-bit values in place.
