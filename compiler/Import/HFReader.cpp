@@ -160,18 +160,7 @@ constexpr KeyScheme kGptOssKeys = {"mlp",
                                    KeyScheme::Fused::gptOssInterleaved};
 
 // Llama4TextMoe: router, experts.{gate_up_proj, down_proj}, shared_expert;
-// dense layers are Llama4TextMLP under the same `feed_forward`. The
-// multimodal checkpoint (Llama4ForConditionalGeneration) holds the text
-// decoder under `language_model.`.
-constexpr KeyScheme kLlama4TextKeys = {"feed_forward",
-                                       "gate_up_proj",
-                                       "",
-                                       "down_proj",
-                                       "shared_expert",
-                                       "router",
-                                       "feed_forward",
-                                       "",
-                                       KeyScheme::Fused::llama4GateUpHalves};
+// dense layers are Llama4TextMLP under the same `feed_forward`.
 constexpr KeyScheme kLlama4Keys = {"feed_forward",
                                    "gate_up_proj",
                                    "",
@@ -180,8 +169,7 @@ constexpr KeyScheme kLlama4Keys = {"feed_forward",
                                    "router",
                                    "feed_forward",
                                    "",
-                                   KeyScheme::Fused::llama4GateUpHalves,
-                                   "language_model.model.layers."};
+                                   KeyScheme::Fused::llama4GateUpHalves};
 
 /// Whether decoder layer i is an MoE layer, and the key that decided it (the
 /// location its ops carry).
@@ -895,14 +883,15 @@ static void readLlama4Stack(ConfigFile &c, HFStack &s) {
 }
 
 static void readLlama4Text(ConfigFile &c, HFStack &s) {
-  s.keys = kLlama4TextKeys;
+  s.keys = kLlama4Keys;
   readLlama4Stack(c, s);
 }
 
-// The multimodal config: the text model's keys under text_config, its
-// decoder under `language_model.`.
+// The multimodal config (Llama4ForConditionalGeneration): the text model's
+// keys under text_config, its decoder under `language_model.`.
 static void readLlama4(ConfigFile &c, HFStack &s) {
   s.keys = kLlama4Keys;
+  s.keys.layerPrefix = "language_model.model.layers.";
   readLlama4Stack(c, s);
 }
 

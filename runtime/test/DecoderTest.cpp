@@ -161,14 +161,21 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
 // largest position + 1 is at most original_max_position, long past it;
 // transformers' _compute_longrope_parameters and Phimoe's mscale switch
 // spelled out in doubles.
-TEST(Decoder, LongRopeSwitchesFactorsByTheCallsLargestPosition) {
-  const int64_t heads = 2, D = 8, half = D / 2;
+// LongRoPE with theta 10000 and an original context of 8 positions; the
+// factors and mscales are each test's.
+moert_rope_config_t longRopeConfig() {
   moert_rope_config_t cfg{};
   cfg.type = MOERT_ROPE_LONGROPE;
   cfg.theta = 10000.0;
   cfg.factor = 1.0;
   cfg.attention_factor = 1.0;
   cfg.original_max_position = 8;
+  return cfg;
+}
+
+TEST(Decoder, LongRopeSwitchesFactorsByTheCallsLargestPosition) {
+  const int64_t heads = 2, D = 8, half = D / 2;
+  moert_rope_config_t cfg = longRopeConfig();
   const float shortFactor[] = {1.0f, 1.25f, 1.5f, 2.0f};
   const float longFactor[] = {1.0f, 3.0f, 7.5f, 20.0f};
   for (int64_t i = 0; i < half; ++i) {
@@ -212,12 +219,7 @@ TEST(Decoder, LongRopeSwitchesFactorsByTheCallsLargestPosition) {
 }
 
 TEST(Decoder, LongRopeRejectsBadFactors) {
-  moert_rope_config_t cfg{};
-  cfg.type = MOERT_ROPE_LONGROPE;
-  cfg.theta = 10000.0;
-  cfg.factor = 1.0;
-  cfg.attention_factor = 1.0;
-  cfg.original_max_position = 8;
+  moert_rope_config_t cfg = longRopeConfig();
   cfg.short_mscale = cfg.long_mscale = 1.0;
   for (int64_t i = 0; i < 4; ++i)
     cfg.short_factor[i] = cfg.long_factor[i] = 1.0f;
