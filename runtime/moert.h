@@ -388,7 +388,9 @@ typedef struct moert_ffn_desc {
    counts is the single-rank case; after an all_to_all to_experts over G ranks
    use blocks = G and rows = the counts exchanged the same way
    (moert_all_to_all with capacity 1, hidden 1 turns counts[E] into
-   [E_local, G]). */
+   [E_local, G]). The hidden activations act(x W_gate) * (x W_up) (or
+   act(x W1 + b1)) are fp32, rounded once to bf16 before bf16 w_down, as
+   transformers stores them. */
 moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
                              moert_view_t in, moert_view_t out,
                              moert_view_t rows, int64_t experts,
@@ -397,7 +399,8 @@ moert_status_t moert_experts(moert_context_t ctx, const moert_ffn_desc_t *ffn,
 /* The stages of a GATED moert_experts, which runs them in sequence (through
    fp32 intermediates, so the stage calls with f32 [E,C,F] buffers give its
    outputs exactly): h = linear(in, w_gate), u = linear(in, w_up),
-   h = act(h), h = h * u, out = linear(h, w_down).
+   h = act(h), a = h * u (a in w_down's dtype when that is bf16, else f32),
+   out = linear(a, w_down).
    moert_experts_linear: out[E,C,n] = in[E,C,k] . w[E,n,k]^T per expert over
    the rows `rows` selects (as in moert_experts); other rows of out are 0. */
 moert_status_t moert_experts_linear(moert_context_t ctx, moert_view_t w,

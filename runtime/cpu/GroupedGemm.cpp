@@ -131,13 +131,15 @@ private:
 };
 
 // act(first) * second, or act(first + b1), packed as the second GEMM's
-// operand (m rows x ffn columns).
+// operand (m rows x ffn columns). Before bf16 down weights it is rounded to
+// bf16, as transformers and the CUDA backend store it: the down GEMM then
+// multiplies it in one bf16 term (AMX packing reads bf16 denormals as 0).
 class HiddenSink final : public gemm::Sink {
 public:
   HiddenSink(const gemm::KernelSet &kernels, const gemm::PackedRows &packed,
-             moert_activation_t activation, const float *b1)
-      : kernels_(kernels), packed_(packed), activation_(activation), b1_(b1) {
-  }
+             moert_activation_t activation, const float *b1, bool bf16)
+      : kernels_(kernels), packed_(packed), activation_(activation), b1_(b1),
+        bf16_(bf16) {}
   void store(int64_t m0, int64_t rows, int64_t n0, int64_t cols,
              const float *first, const float *second, int64_t ld) override {
     float block[maxBlockRows * maxBlockColumns];
@@ -174,12 +176,15 @@ private:
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t i = 0; i < inner; ++i)
           block[o * inner + i] *= second[o * ld + i];
+    if (bf16_)
+      gemm::roundToBf16InPlace(block, outer * inner);
   }
 
   const gemm::KernelSet &kernels_;
   gemm::PackedRows packed_;
   moert_activation_t activation_;
   const float *b1_;
+  bool bf16_;
 };
 
 // Runs every item of every problem's GEMM on the pool: problem p's weights
@@ -257,16 +262,18 @@ void moert::cpu::groupedFfn(GemmContext &context,
   }
   PackedOperands inputs(context.packedInput, first, counts, hidden,
                         splitInputs(rows));
-  // The hidden activations are fp32: split like any f32 X.
+  // The hidden activations are fp32, rounded to bf16 before bf16 weights.
+  bool bf16Hidden = !quantized && problems[0].downType == MOERT_BF16;
   PackedOperands hiddens(context.packedHidden, down, counts, ffn,
-                         std::vector<bool>(problems.size(), true));
+                         std::vector<bool>(problems.size(), !bf16Hidden));
   packInputs(context.pool, rows, first, inputs);
 
   std::vector<HiddenSink> hiddenSinks;
   std::vector<OutputSink> outputSinks;
   for (size_t p = 0; p < problems.size(); ++p) {
     const FfnProblem &problem = problems[p];
-    hiddenSinks.emplace_back(down, hiddens[p], problem.activation, problem.b1);
+    hiddenSinks.emplace_back(down, hiddens[p], problem.activation, problem.b1,
+                             bf16Hidden);
     outputSinks.emplace_back(problem.rows, problem.hidden, problem.b2);
   }
   runItems(context.pool, first, problems.size(), [&](size_t p) {

@@ -386,6 +386,9 @@ void stagedExperts(CpuBackend &backend, int32_t rank, const FfnOperands &ffn,
   expertsGemm(backend, rank, used, ffn.wUp, in, u, ffn.ffn, ffn.hidden);
   activateInPlace(ffn.activation, h.as<float>(), count);
   multiplyInPlace(h.as<float>(), u.as<const float>(), count);
+  // Before bf16 down weights the hidden is bf16, as groupedFfn stores it.
+  if (ffn.wDown.dtype == MOERT_BF16)
+    gemm::roundToBf16InPlace(h.as<float>(), count);
   expertsGemm(backend, rank, used, ffn.wDown, h, out, ffn.hidden, ffn.ffn);
 }
 

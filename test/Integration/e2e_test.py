@@ -176,7 +176,7 @@ def family_reference(cfg, x, w, tweak):
         if layer is None:
             dense = p + ("feed_forward." if cfg["model_type"] == "jamba" else "mlp.")
             params = ffn_params(w, dense, cfg["intermediate_size"])
-            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig()), st), st)
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig(), st), st), st)
             continue
         pre = p + layer["module"] + "."
         Fe = layer["Fe"]
@@ -332,7 +332,7 @@ def hf_reference(cfg, x, w, tweak):
             params = {"w1": w.get(p + "mlp.gate_proj.weight", (Fd, H)),
                       "w_up": w.get(p + "mlp.up_proj.weight", (Fd, H)),
                       "w2": w.get(p + "mlp.down_proj.weight", (H, Fd))}
-            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig()), st), st)
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, ref.FfnConfig(), st), st), st)
             continue
         mix = t in ("mixtral", "phimoe")
         Fe = cfg["intermediate_size"] if t in ("mixtral", "phimoe", "olmoe") else cfg["moe_intermediate_size"]
@@ -396,7 +396,7 @@ def prmoe_reference(cfg, x, w, tweak):
         if ne == 1:  # a dense layer
             params = {"w1": w.get(p + "dense_h_to_4h.weight", (Fm, Hm)), "b1": w.get(p + "dense_h_to_4h.bias", (Fm,)),
                       "w2": w.get(p + "dense_4h_to_h.weight", (Hm, Fm)), "b2": w.get(p + "dense_4h_to_h.bias", (Hm,))}
-            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, plain), st), st)
+            x = ref.round_to_storage(x + ref.round_to_storage(ref.ffn(x, params, plain, st), st), st)
             continue
         pe = p + "deepspeed_moe.experts.deepspeed_experts.{e}."
         params = {"gate.weight": w.get(p + "deepspeed_moe.gate.wg.weight", (ne, Hm), scale=tweak.get("router_scale")),

@@ -261,18 +261,27 @@ def dispatch(x: np.ndarray, g: GateOutput, num_experts: int) -> np.ndarray:
     return buf
 
 
-def ffn(x: np.ndarray, params: Dict[str, np.ndarray], cfg: FfnConfig) -> np.ndarray:
+def stored_hidden(h: np.ndarray, storage: str) -> np.ndarray:
+    """An FFN's hidden activations as the down projection reads them: before
+    bf16 weights rounded to bf16 (as transformers and both backends store
+    them), else exact."""
+    return round_to_bf16(h) if storage == "bf16" else h
+
+
+def ffn(x: np.ndarray, params: Dict[str, np.ndarray], cfg: FfnConfig,
+        storage: str = "f32") -> np.ndarray:
     """One FFN on x[..., H]; params w1 [F,H], w_up [F,H] (gated), w2 [H,F],
     optional b1 [F], b2 [H]."""
     if cfg.kind == "gated":
         h = activation(cfg.activation, linear(x, params["w1"])) * linear(x, params["w_up"])
     else:
         h = activation(cfg.activation, linear(x, params["w1"], params.get("b1")))
+    h = stored_hidden(h, storage)
     return linear(h, params["w2"], params.get("b2") if cfg.kind == "plain" else None)
 
 
 def experts(buf: np.ndarray, params: Dict[str, np.ndarray], cfg: FfnConfig,
-            rows: Optional[np.ndarray] = None) -> np.ndarray:
+            rows: Optional[np.ndarray] = None, storage: str = "f32") -> np.ndarray:
     """Grouped FFN over buf[E, C, H] with stacked weights (w1 [E,F,H], w_up
     [E,F,H], w2 [E,H,F], b1 [E,F], b2 [E,H]). Rows at or past rows[e] are 0."""
     x = np.asarray(buf, np.float64)
@@ -283,7 +292,7 @@ def experts(buf: np.ndarray, params: Dict[str, np.ndarray], cfg: FfnConfig,
         if params.get("b1") is not None:
             gate_proj = gate_proj + params["b1"][:, None, :]
         h = activation(cfg.activation, gate_proj)
-    y = np.einsum("ecf,ehf->ech", h, params["w2"])
+    y = np.einsum("ecf,ehf->ech", stored_hidden(h, storage), params["w2"])
     if cfg.kind == "plain" and params.get("b2") is not None:
         y = y + params["b2"][:, None, :]
     if rows is not None:
@@ -340,16 +349,16 @@ def moe_layer(x: np.ndarray, params: Dict[str, np.ndarray], cfg: LayerConfig) ->
     g = gate(logits, cfg.routing, params.get("gate.correction_bias"))
     buf = dispatch(x, g, E)  # a copy: exact in storage
     expert_params = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("experts.")}
-    y = q(experts(buf, expert_params, cfg.ffn, rows=g.counts))
+    y = q(experts(buf, expert_params, cfg.ffn, rows=g.counts, storage=cfg.storage))
     moe_out = q(combine(y, g))
     if cfg.shared is not None:
         shared_params = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("shared.")}
-        shared_out = q(ffn(x, shared_params, cfg.shared))
+        shared_out = q(ffn(x, shared_params, cfg.shared, cfg.storage))
         w_sg = params["shared_gate.weight"] if cfg.shared_gated else None
         moe_out = q(shared_add(moe_out, shared_out, x, w_sg))
     if cfg.residual_mlp is not None:
         mlp_params = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("mlp.")}
-        mlp_out = q(ffn(x, mlp_params, cfg.residual_mlp))
+        mlp_out = q(ffn(x, mlp_params, cfg.residual_mlp, cfg.storage))
         moe_out = q(residual_mix(x, params["coefficient.weight"], params.get("coefficient.bias"),
                                  moe_out, mlp_out))
     out = q(x + moe_out) if cfg.residual else moe_out

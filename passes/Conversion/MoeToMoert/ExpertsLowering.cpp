@@ -123,19 +123,29 @@ bool runsStaged(ExpertsOp experts, const LoweringState &state) {
          experts.getActivation() == Activation::swiglu_clamped;
 }
 
+/// Whether the staged hidden act(gate) * up is stored in bf16 before the down
+/// GEMM: before bf16 weights, as moert_experts stores it (and transformers).
+bool bf16Hidden(ExpertsOp experts, const LoweringState &state) {
+  Value down = experts.getDownWeight();
+  return !state.isQuantized(down) &&
+         cast<ShapedType>(down.getType()).getElementType().isBF16();
+}
+
 struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   LogicalResult analyze(ExpertsOp experts,
                         LoweringState &state) const override {
     if (failed(analyzeRouted(experts, state)))
       return failure();
     if (runsStaged(experts, state)) {
-      // Two fp32 [E, C, F] intermediates, C at the input's bound.
+      // Two fp32 [E, C, F] intermediates, C at the input's bound, and the
+      // bf16 hidden after them.
       int64_t rows = state.staticElements(experts.getInput()) /
                      cast<ShapedType>(experts.getType()).getDimSize(2);
-      state.addScratch(
-          experts,
-          mulSizes(2,
-                   alignTo(mulSizes(mulSizes(rows, experts.getFfnSize()), 4))));
+      int64_t elements = mulSizes(rows, experts.getFfnSize());
+      int64_t bytes = mulSizes(2, alignTo(mulSizes(elements, 4)));
+      if (bf16Hidden(experts, state))
+        bytes += alignTo(mulSizes(elements, 2));
+      state.addScratch(experts, bytes);
     }
     return success();
   }
@@ -172,9 +182,9 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
   }
 
   /// A gated FFN as its stage calls, through the fp32 gate and up
-  /// intermediates in the op's scratch; each bias is one more stage after
-  /// its GEMM. Quantized weights stay quantized: their GEMMs dequantize
-  /// inside the tile.
+  /// intermediates in the op's scratch (and the bf16 hidden before bf16 down
+  /// weights); each bias is one more stage after its GEMM. Quantized
+  /// weights stay quantized: their GEMMs dequantize inside the tile.
   static LogicalResult emitStages(ExpertsOp experts, const ExpertRows &r,
                                   Value output, LoweringState &state) {
     OpBuilder &builder = state.getBuilder();
@@ -191,6 +201,13 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     Value h = ViewOp::create(builder, loc, f32, state.getArena(), first);
     Value u = ViewOp::create(builder, loc, f32, state.getArena(),
                              first + alignTo(elements * 4) / 4);
+    Value act = h;
+    if (bf16Hidden(experts, state))
+      act = ViewOp::create(
+          builder, loc,
+          ViewType::get(builder.getContext(), builder.getBF16Type(), elements),
+          state.getArena(),
+          (state.scratchOffsetOf(experts) + 2 * alignTo(elements * 4)) / 2);
     Value in = state.view(experts.getInput());
     auto linear = [&](Value w, Value x, Value y, int64_t n, int64_t k) {
       if (state.isQuantized(w))
@@ -225,7 +242,7 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
         arith::ConstantIntOp::create(builder, loc, e * ffn, 64));
     if (experts.getActivation() == Activation::swiglu_clamped) {
       moert::SwigluClampedOp::create(
-          builder, loc, ctx, h, u, h, count,
+          builder, loc, ctx, h, u, act, count,
           builder.getF32FloatAttr(
               experts.getSwigluAlphaAttr().getValueAsDouble()),
           builder.getF32FloatAttr(
@@ -233,9 +250,9 @@ struct ExpertsLowering : OpLoweringOf<ExpertsOp> {
     } else {
       moert::ActivationOp::create(builder, loc, ctx, experts.getActivation(), h,
                                   h, count);
-      moert::MultiplyOp::create(builder, loc, ctx, h, u, h, count);
+      moert::MultiplyOp::create(builder, loc, ctx, h, u, act, count);
     }
-    linear(experts.getDownWeight(), h, output, hidden, ffn);
+    linear(experts.getDownWeight(), act, output, hidden, ffn);
     addBias(experts.getDownBias(), output, hidden);
     return success();
   }

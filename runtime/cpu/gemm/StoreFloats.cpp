@@ -5,6 +5,9 @@
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/gemm/Isa.h"
 
+#include <algorithm>
+#include <cstring>
+
 #if defined(__x86_64__)
 #include "runtime/cpu/gemm/Avx512Util.h"
 #define MOERT_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -88,4 +91,17 @@ void moert::cpu::gemm::storeFloats(const float *src, void *dst,
     return floatsToBf16Avx2(src, out, count);
 #endif
   floatsToBf16Generic(src, out, count);
+}
+
+void moert::cpu::gemm::roundToBf16InPlace(float *values, int64_t count) {
+  constexpr int64_t chunk = 512;
+  uint16_t bits[chunk];
+  for (int64_t begin = 0; begin < count; begin += chunk) {
+    int64_t n = std::min(chunk, count - begin);
+    storeFloats(values + begin, bits, MOERT_BF16, n);
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t widened = uint32_t(bits[i]) << 16;
+      std::memcpy(values + begin + i, &widened, sizeof(float));
+    }
+  }
 }

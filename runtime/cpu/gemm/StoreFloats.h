@@ -21,6 +21,9 @@ namespace moert::cpu::gemm {
 void storeFloats(const float *src, void *dst, moert_dtype_t type,
                  int64_t count);
 
+// values[i] rounded to bf16 as storeFloats rounds it, kept in fp32.
+void roundToBf16InPlace(float *values, int64_t count);
+
 // Each path's fp32 -> bf16 (the tests run every one the CPU has).
 void floatsToBf16Generic(const float *src, uint16_t *dst, int64_t count);
 #if defined(__x86_64__)

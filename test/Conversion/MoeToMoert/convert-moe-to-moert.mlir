@@ -71,6 +71,39 @@ func.func @mixtral(%x: tensor<?x64xf32>,
 
 // -----
 
+// The same layer in bf16, unfused: the hidden act(gate) * up is stored in
+// bf16 (a third scratch view, after the fp32 gate and up and below the
+// dispatched rows) before the bf16 down GEMM reads it, as moert.experts
+// stores it.
+// CHECK-LABEL: func.func @mixtral_bf16_step(
+// CHECK: moert.view %{{.*}}[279040] : !moert.buffer<591296> -> !moert.view<bf16, 8192>
+// CHECK-NEXT: moert.dispatch
+// CHECK: %[[H:.*]] = moert.view %{{.*}}[98560] : !moert.buffer<591296> -> !moert.view<f32, 16384>
+// CHECK: %[[U:.*]] = moert.view %{{.*}}[114944] : !moert.buffer<591296> -> !moert.view<f32, 16384>
+// CHECK: %[[ACT:.*]] = moert.view %{{.*}}[262656] : !moert.buffer<591296> -> !moert.view<bf16, 16384>
+// CHECK: moert.activation %{{.*}}, silu %[[H]] -> %[[H]]
+// CHECK: moert.multiply %{{.*}}, %[[H]], %[[U]] -> %[[ACT]] count %{{.*}} : !moert.view<f32, 16384>, !moert.view<f32, 16384> -> !moert.view<bf16, 16384>
+// CHECK: moert.experts_linear %{{.*}}, %{{.*}} : !moert.view<bf16, 65536> in %[[ACT]] : !moert.view<bf16, 16384> -> %{{.*}} : !moert.view<bf16, 8192> {{.*}} n 64 k 128
+module {
+func.func @mixtral_bf16(%x: tensor<?x64xbf16>,
+    %wg: tensor<8x64xbf16> {moe.weight = "l0.gate.weight"},
+    %w1: tensor<8x128x64xbf16> {moe.weight = "l0.experts.{e}.w1.weight"},
+    %w3: tensor<8x128x64xbf16> {moe.weight = "l0.experts.{e}.w3.weight"},
+    %w2: tensor<8x64x128xbf16> {moe.weight = "l0.experts.{e}.w2.weight"}) -> tensor<?x64xbf16> {
+  %y = moe.layer 0 (%h = %x) : tensor<?x64xbf16> {
+    %l = moe.router %h, %wg : tensor<?x64xbf16>, tensor<8x64xbf16>
+    %ids, %w, %s, %c, %cap = moe.gate %l <scoring = softmax, top_k = 2, normalize = selected> : tensor<?x8xf32>
+    %b = moe.dispatch %h, %ids, %s, %cap : tensor<?x64xbf16>, tensor<?x2xi32> -> tensor<8x?x64xbf16>
+    %e = moe.experts silu %b gate %w1 up %w3 down %w2 : (tensor<8x?x64xbf16>, tensor<8x128x64xbf16>, tensor<8x128x64xbf16>, tensor<8x64x128xbf16>) -> tensor<8x?x64xbf16>
+    %o = moe.combine %e, %ids, %s, %w : tensor<8x?x64xbf16>, tensor<?x2xi32>
+    moe.yield %o : tensor<?x64xbf16>
+  }
+  return %y : tensor<?x64xbf16>
+}
+}
+
+// -----
+
 // PR-MoE residual layer in bf16 with capacity: top-1 over 4 experts with
 // capacity_factor 1 gives C = ceil(1 * 16 / 4) = 4 rows per expert, so the
 // expert buffer holds 4 x 4 x 32 bf16 values; the plain (fc1/fc2) FFNs keep
