@@ -473,6 +473,21 @@ TEST(CpuStoreFloats, EveryPathMatchesScalarBits) {
             << route.name << " wrote past " << count << " values";
       }
   }
+  // Rounding in place keeps those bits in fp32, tails included.
+  for (int64_t offset = 0; offset <= 16; ++offset)
+    for (int64_t count : {int64_t(0), int64_t(1), int64_t(15), int64_t(33),
+                          static_cast<int64_t>(values.size()) - offset}) {
+      std::vector<float> rounded(values.begin() + offset, values.end());
+      roundToBf16InPlace(rounded.data(), count);
+      for (int64_t i = 0; i < static_cast<int64_t>(rounded.size()); ++i) {
+        uint32_t got;
+        std::memcpy(&got, &rounded[i], sizeof(got));
+        uint32_t expect = i < count ? uint32_t(want[offset + i]) << 16
+                                    : bits[offset + i];
+        ASSERT_EQ(got, expect) << "in place, offset " << offset << " count "
+                               << count << " element " << i;
+      }
+    }
   // Other dtypes go through convertFromFloat unchanged.
   float f[3] = {1.5f, -2.25f, 0.1f};
   uint16_t half[3], expected[3];

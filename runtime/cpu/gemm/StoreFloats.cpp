@@ -53,8 +53,8 @@ MOERT_AVX2 void moert::cpu::gemm::floatsToBf16Avx2(const float *src,
   floatsToBf16Generic(src + i, dst + i, count - i);
 }
 
-// floatToBf16 on 16 lanes, narrowed to 16 bf16.
-MOERT_AVX512 static inline __m256i bf16Bits16(__m512i bits) {
+// floatToBf16 on 16 lanes of fp32 bits; the results in the low 16 bits.
+MOERT_AVX512 static inline __m512i bf16Lanes16(__m512i bits) {
   __mmask16 nan = _mm512_cmpgt_epu32_mask(
       _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
       _mm512_set1_epi32(0x7f800000));
@@ -65,7 +65,7 @@ MOERT_AVX512 static inline __m256i bf16Bits16(__m512i bits) {
       16);
   __m512i quiet =
       _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+  return _mm512_mask_blend_epi32(nan, rounded, quiet);
 }
 
 MOERT_AVX512 void moert::cpu::gemm::floatsToBf16Avx512(const float *src,
@@ -73,10 +73,19 @@ MOERT_AVX512 void moert::cpu::gemm::floatsToBf16Avx512(const float *src,
                                                        int64_t count) {
   for (int64_t i = 0; i < count; i += 16) {
     __mmask16 lanes = laneMask(count - i);
-    __m256i v = bf16Bits16(_mm512_maskz_loadu_epi32(lanes, src + i));
-    _mm256_mask_storeu_epi16(dst + i, lanes, v);
+    __m512i v = bf16Lanes16(_mm512_maskz_loadu_epi32(lanes, src + i));
+    _mm256_mask_storeu_epi16(dst + i, lanes, _mm512_cvtepi32_epi16(v));
   }
 }
+
+MOERT_AVX512 static void roundToBf16Avx512(float *values, int64_t count) {
+  for (int64_t i = 0; i < count; i += 16) {
+    __mmask16 lanes = laneMask(count - i);
+    __m512i v = bf16Lanes16(_mm512_maskz_loadu_epi32(lanes, values + i));
+    _mm512_mask_storeu_epi32(values + i, lanes, _mm512_slli_epi32(v, 16));
+  }
+}
+
 #endif
 
 void moert::cpu::gemm::storeFloats(const float *src, void *dst,
@@ -94,6 +103,10 @@ void moert::cpu::gemm::storeFloats(const float *src, void *dst,
 }
 
 void moert::cpu::gemm::roundToBf16InPlace(float *values, int64_t count) {
+#if defined(__x86_64__)
+  if (isa() >= Isa::Avx512)
+    return roundToBf16Avx512(values, count);
+#endif
   constexpr int64_t chunk = 512;
   uint16_t bits[chunk];
   for (int64_t begin = 0; begin < count; begin += chunk) {
