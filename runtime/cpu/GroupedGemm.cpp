@@ -165,6 +165,9 @@ private:
   void form(float *block, int64_t outer, int64_t inner, int64_t ld,
             bool byColumn, int64_t n0, const float *first,
             const float *second) const {
+    if (second)
+      return gatedHidden(activation_, first, second, ld, outer, inner, bf16_,
+                         block);
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < inner; ++i)
         block[o * inner + i] =
@@ -172,10 +175,6 @@ private:
     // The whole block in one call: independent vectors in flight, where a
     // row of 16 alone waits out the activation's latency.
     activateInPlace(activation_, block, outer * inner);
-    if (second)
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < inner; ++i)
-          block[o * inner + i] *= second[o * ld + i];
     if (bf16_)
       gemm::roundToBf16InPlace(block, outer * inner);
   }

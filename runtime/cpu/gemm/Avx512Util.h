@@ -87,6 +87,28 @@ MOERT_AVX512 inline void transpose16(__m512 r[16]) {
 // e^y: y = n ln2 + r with |r| <= ln2 / 2, e^r by the Cephes expf polynomial
 // (about 1 ulp), times 2^n by VSCALEFPS (which also gives inf and 0 past
 // the range).
+// floatToBf16 (round to nearest even, NaN kept quiet, denormals kept) on 16
+// lanes of fp32 bits; the results in the low 16 bits of each lane.
+MOERT_AVX512 inline __m512i bf16Lanes(__m512i bits) {
+  __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
+      _mm512_set1_epi32(0x7f800000));
+  __m512i odd =
+      _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)),
+      16);
+  __m512i quiet =
+      _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+  return _mm512_mask_blend_epi32(nan, rounded, quiet);
+}
+
+// 16 fp32 values rounded to bf16 and kept in fp32.
+MOERT_AVX512 inline __m512 bf16Values(__m512 v) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(bf16Lanes(_mm512_castps_si512(v)), 16));
+}
+
 MOERT_AVX512 inline __m512 exp16(__m512 y) {
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(100.0f)),
                     _mm512_set1_ps(-100.0f));

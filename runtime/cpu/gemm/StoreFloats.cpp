@@ -53,27 +53,12 @@ MOERT_AVX2 void moert::cpu::gemm::floatsToBf16Avx2(const float *src,
   floatsToBf16Generic(src + i, dst + i, count - i);
 }
 
-// floatToBf16 on 16 lanes of fp32 bits; the results in the low 16 bits.
-MOERT_AVX512 static inline __m512i bf16Lanes16(__m512i bits) {
-  __mmask16 nan = _mm512_cmpgt_epu32_mask(
-      _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
-      _mm512_set1_epi32(0x7f800000));
-  __m512i odd =
-      _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  __m512i rounded = _mm512_srli_epi32(
-      _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)),
-      16);
-  __m512i quiet =
-      _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
-  return _mm512_mask_blend_epi32(nan, rounded, quiet);
-}
-
 MOERT_AVX512 void moert::cpu::gemm::floatsToBf16Avx512(const float *src,
                                                        uint16_t *dst,
                                                        int64_t count) {
   for (int64_t i = 0; i < count; i += 16) {
     __mmask16 lanes = laneMask(count - i);
-    __m512i v = bf16Lanes16(_mm512_maskz_loadu_epi32(lanes, src + i));
+    __m512i v = bf16Lanes(_mm512_maskz_loadu_epi32(lanes, src + i));
     _mm256_mask_storeu_epi16(dst + i, lanes, _mm512_cvtepi32_epi16(v));
   }
 }
@@ -81,8 +66,8 @@ MOERT_AVX512 void moert::cpu::gemm::floatsToBf16Avx512(const float *src,
 MOERT_AVX512 static void roundToBf16Avx512(float *values, int64_t count) {
   for (int64_t i = 0; i < count; i += 16) {
     __mmask16 lanes = laneMask(count - i);
-    __m512i v = bf16Lanes16(_mm512_maskz_loadu_epi32(lanes, values + i));
-    _mm512_mask_storeu_epi32(values + i, lanes, _mm512_slli_epi32(v, 16));
+    _mm512_mask_storeu_ps(values + i, lanes,
+                          bf16Values(_mm512_maskz_loadu_ps(lanes, values + i)));
   }
 }
 
