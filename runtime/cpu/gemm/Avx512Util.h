@@ -84,9 +84,6 @@ MOERT_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
-// e^y: y = n ln2 + r with |r| <= ln2 / 2, e^r by the Cephes expf polynomial
-// (about 1 ulp), times 2^n by VSCALEFPS (which also gives inf and 0 past
-// the range).
 // floatToBf16 (round to nearest even, NaN kept quiet, denormals kept) on 16
 // lanes of fp32 bits; the results in the low 16 bits of each lane.
 MOERT_AVX512 inline __m512i bf16Lanes(__m512i bits) {
@@ -109,6 +106,9 @@ MOERT_AVX512 inline __m512 bf16Values(__m512 v) {
       _mm512_slli_epi32(bf16Lanes(_mm512_castps_si512(v)), 16));
 }
 
+// e^y: y = n ln2 + r with |r| <= ln2 / 2, e^r by the Cephes expf polynomial
+// (about 1 ulp), times 2^n by VSCALEFPS (which also gives inf and 0 past
+// the range).
 MOERT_AVX512 inline __m512 exp16(__m512 y) {
   y = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(100.0f)),
                     _mm512_set1_ps(-100.0f));

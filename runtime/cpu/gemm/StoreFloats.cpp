@@ -70,7 +70,6 @@ MOERT_AVX512 static void roundToBf16Avx512(float *values, int64_t count) {
                           bf16Values(_mm512_maskz_loadu_ps(lanes, values + i)));
   }
 }
-
 #endif
 
 void moert::cpu::gemm::storeFloats(const float *src, void *dst,
