@@ -5,6 +5,7 @@
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/gemm/Isa.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -50,6 +51,28 @@ void weightedSumGeneric(float *o, const float *p, const void *rows,
     const float *row = rowAsFloat(rows, type, ld, t, dim, widened);
     for (int64_t d = 0; d < dim; ++d)
       o[d] += p[t] * row[d];
+  }
+}
+
+void transposeGeneric(const void *rows, moert_dtype_t type, int64_t ld,
+                      int64_t dim, int64_t count, int64_t width, float *panel) {
+  std::vector<float> widened;
+  std::fill(panel, panel + dim * width, 0.0f);
+  for (int64_t t = 0; t < count; ++t) {
+    const float *row = rowAsFloat(rows, type, ld, t, dim, widened);
+    for (int64_t d = 0; d < dim; ++d)
+      panel[d * width + t] = row[d];
+  }
+}
+
+// The sums of scoresGeneric, in its order along d.
+void panelScoresGeneric(const float *q, const float *panel, int64_t width,
+                        int64_t dim, int64_t count, float scale, float *out) {
+  for (int64_t t = 0; t < count; ++t) {
+    float sum = 0.0f;
+    for (int64_t d = 0; d < dim; ++d)
+      sum += q[d] * panel[d * width + t];
+    out[t] = sum * scale;
   }
 }
 
@@ -101,6 +124,67 @@ MOERT_AVX512 void weightedSumOf(float *o, const float *p, const char *rows,
     }
     for (int u = 0; u < 4; ++u)
       _mm512_mask_storeu_ps(o + d0 + 16 * u, mask[u], acc[u]);
+  }
+}
+
+template <moert_dtype_t W>
+MOERT_AVX512 void transposeOf(const char *rows, int64_t ld, int64_t dim,
+                              int64_t count, int64_t width, float *panel) {
+  constexpr int64_t e = W == MOERT_F32 ? 4 : 2;
+  for (int64_t t0 = 0; t0 < width; t0 += 16)
+    for (int64_t d0 = 0; d0 < dim; d0 += 16) {
+      __mmask16 mask = laneMask(dim - d0);
+      __m512 v[16];
+      for (int64_t j = 0; j < 16; ++j)
+        v[j] = t0 + j < count
+                   ? loadWidenedMasked<W>(rows + ((t0 + j) * ld + d0) * e, mask)
+                   : _mm512_setzero_ps();
+      gemm::transpose16(v);
+      for (int64_t i = 0; i < 16 && d0 + i < dim; ++i)
+        _mm512_storeu_ps(panel + (d0 + i) * width + t0, v[i]);
+    }
+}
+
+void transposeAvx512(const void *rows, moert_dtype_t type, int64_t ld,
+                     int64_t dim, int64_t count, int64_t width, float *panel) {
+  auto *bytes = static_cast<const char *>(rows);
+  if (type == MOERT_F32)
+    transposeOf<MOERT_F32>(bytes, ld, dim, count, width, panel);
+  else if (type == MOERT_F16)
+    transposeOf<MOERT_F16>(bytes, ld, dim, count, width, panel);
+  else
+    transposeOf<MOERT_BF16>(bytes, ld, dim, count, width, panel);
+}
+
+// 16 keys a vector: acc[c] sums d = c (mod 16) in d order, as lane c of
+// scoresOf's accumulator does (a masked-off lane adds 0 * 0), then the
+// classes meet in _mm512_reduce_add_ps's tree: halves, quarters, then
+// (0 + 2) + (1 + 3).
+MOERT_AVX512 void panelScoresAvx512(const float *q, const float *panel,
+                                    int64_t width, int64_t dim, int64_t count,
+                                    float scale, float *out) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t t = 0; t < count; t += 16) {
+    __m512 acc[16];
+    for (int c = 0; c < 16; ++c)
+      acc[c] = zero;
+    for (int64_t d0 = 0; d0 < dim; d0 += 16)
+      for (int c = 0; c < 16; ++c) {
+        int64_t d = d0 + c;
+        acc[c] = d < dim
+                     ? _mm512_fmadd_ps(_mm512_set1_ps(q[d]),
+                                       _mm512_loadu_ps(panel + d * width + t),
+                                       acc[c])
+                     : _mm512_add_ps(acc[c], zero);
+      }
+    for (int c = 0; c < 8; ++c)
+      acc[c] = _mm512_add_ps(acc[c + 8], acc[c]);
+    for (int c = 0; c < 4; ++c)
+      acc[c] = _mm512_add_ps(acc[c + 4], acc[c]);
+    __m512 total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]),
+                                 _mm512_add_ps(acc[1], acc[3]));
+    _mm512_mask_storeu_ps(out + t, laneMask(count - t),
+                          _mm512_mul_ps(total, _mm512_set1_ps(scale)));
   }
 }
 
@@ -159,10 +243,12 @@ MOERT_AVX512 float softmaxTermsAvx512(float *row, int64_t count, float top) {
 
 const AttentionRows &moert::cpu::attentionRows() {
   static const AttentionRows generic = {scoresGeneric, weightedSumGeneric,
-                                        softmaxTermsGeneric};
+                                        softmaxTermsGeneric, transposeGeneric,
+                                        panelScoresGeneric};
 #if defined(__x86_64__)
   static const AttentionRows avx512 = {scoresAvx512, weightedSumAvx512,
-                                       softmaxTermsAvx512};
+                                       softmaxTermsAvx512, transposeAvx512,
+                                       panelScoresAvx512};
   if (gemm::isa() >= gemm::Isa::Avx512)
     return avx512;
 #endif

@@ -10,7 +10,12 @@
 //   weightedSum: o[d] += p[t] * rows[t][d] over t in order, 64 of o in
 //     registers at a time (also the scores of keys stored transposed:
 //     rows[n][t] over the query's n);
-//   softmaxTerms: row[t] = e^(row[t] - top), returning their sum.
+//   softmaxTerms: row[t] = e^(row[t] - top), returning their sum;
+//   transpose and panelScores: the keys of many queries widened once into
+//     a panel of columns, panel[d * width + t] = rows[t][d], then scores
+//     of 16 keys at a time, each lane class of d summed in registers and
+//     the classes added in the tree of `scores`: the same bits, without a
+//     reduction per key.
 // Portable C++ for any CPU, and AVX-512 where gemm::isa() has it.
 //
 //===----------------------------------------------------------------------===//
@@ -31,6 +36,15 @@ struct AttentionRows {
                       moert_dtype_t type, int64_t ld, int64_t dim,
                       int64_t count);
   float (*softmaxTerms)(float *row, int64_t count, float top);
+  // Rows [0, count) as the panel's columns; width (a multiple of 16, at
+  // least count) columns per d, the columns past count 0.
+  void (*transpose)(const void *rows, moert_dtype_t type, int64_t ld,
+                    int64_t dim, int64_t count, int64_t width, float *panel);
+  // `scores` of the panel's columns [0, count) (panel may point at a column
+  // inside a wider panel; up to 15 columns past count are read, so the
+  // panel's storage runs 16 floats past its last column).
+  void (*panelScores)(const float *q, const float *panel, int64_t width,
+                      int64_t dim, int64_t count, float scale, float *out);
 };
 
 // The loops of the ISA this process uses.

@@ -175,18 +175,33 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
     auto firstKey = [&](int64_t last) {
       return window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
     };
-    // The block's last token attends to the most positions.
+    // The block's last token attends to the most positions; its first
+    // token's window starts first.
     int64_t lastPosition = position[block.first + block.count - 1];
     int64_t most = lastPosition + 1 - firstKey(lastPosition);
+    int64_t panelFirst = firstKey(position[block.first]);
+    int64_t panelKeys = lastPosition + 1 - panelFirst;
+    int64_t width = (panelKeys + 15) / 16 * 16;
+    // Many queries over a few thousand keys: the keys widened once into a
+    // panel (at most 1 MiB) whose scores need no reduction per key.
+    bool panel = block.count * group >= 8 && dim * width <= (1 << 18);
     std::vector<float> &buf = buffers[thread];
-    buf.resize(group * (2 * dim + most + 2) + most);
+    buf.resize(group * (2 * dim + most + 2) + most +
+               (panel ? dim * width + 16 : 0));
     float *queries = buf.data(), *acc = queries + group * dim,
           *scores = acc + group * dim, *top = scores + group * most,
-          *sum = top + group, *weights = sum + group;
+          *sum = top + group, *weights = sum + group,
+          *keyPanel = weights + most;
+    // Positions of one kv head are kvHeads * dim elements apart.
+    if (panel) {
+      rows.transpose(cache.at(shape.at(b, panelFirst, kvHead)).data,
+                     cache.dtype, kvHeads * dim, dim, panelKeys, width,
+                     keyPanel);
+      std::fill(keyPanel + dim * width, keyPanel + dim * width + 16, 0.0f);
+    }
     for (int64_t s = block.first; s < block.first + block.count; ++s) {
       int64_t first = firstKey(position[s]);
       int64_t length = position[s] + 1 - first;
-      // Positions of one kv head are kvHeads * dim elements apart.
       const void *keys = cache.at(shape.at(b, first, kvHead)).data;
       const void *values =
           cache.at(shape.half() + shape.at(b, first, kvHead)).data;
@@ -195,8 +210,12 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
                      group * dim);
       for (int64_t g = 0; g < group; ++g) {
         float *row = scores + g * length;
-        rows.scores(queries + g * dim, keys, cache.dtype, kvHeads * dim, dim,
-                    length, scale, row);
+        if (panel)
+          rows.panelScores(queries + g * dim, keyPanel + (first - panelFirst),
+                           width, dim, length, scale, row);
+        else
+          rows.scores(queries + g * dim, keys, cache.dtype, kvHeads * dim, dim,
+                      length, scale, row);
         // A sink is one more logit in the maximum and the denominator.
         top[g] = sinkLogits ? sinkLogits[kvHead * group + g] : -INFINITY;
         for (int64_t t = 0; t < length; ++t)

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/common/Convert.h"
+#include "runtime/cpu/AttentionRows.h"
 #include "runtime/cpu/GroupedGemm.h"
 #include "runtime/cpu/ThreadPool.h"
 #include "runtime/cpu/gemm/Isa.h"
@@ -494,6 +495,39 @@ TEST(CpuStoreFloats, EveryPathMatchesScalarBits) {
   storeFloats(f, half, MOERT_F16, 3);
   convertFromFloat(f, expected, MOERT_F16, 3);
   EXPECT_EQ(0, std::memcmp(half, expected, sizeof(half)));
+}
+
+// The panel form of the attention scores gives the row form's bits for
+// every key dtype, head size (tails of d included), key count and column
+// offset inside the panel.
+TEST(CpuAttentionRows, PanelScoresAreTheRowScoresBits) {
+  const AttentionRows &rows = attentionRows();
+  for (moert_dtype_t type : {MOERT_F32, MOERT_F16, MOERT_BF16})
+    for (int64_t dim : {8, 64, 80, 128}) {
+      const int64_t keys = 70, ld = 3 * dim, width = 80;
+      Tensor cache = randomTensor(keys * ld, type, 51);
+      Tensor q = randomTensor(dim, MOERT_F32, 52);
+      std::vector<float> panel(dim * width + 16, 0.0f);
+      rows.transpose(cache.bytes.data(), type, ld, dim, keys, width,
+                     panel.data());
+      for (int64_t t = 0; t < keys; ++t)
+        for (int64_t d = 0; d < dim; ++d)
+          ASSERT_EQ(panel[d * width + t], cache.values[t * ld + d]);
+      for (int64_t offset : {0, 5})
+        for (int64_t count : {1, 15, 16, 17, 40, 65}) {
+          std::vector<float> byRows(count), byPanel(count + 1, 7.0f);
+          rows.scores(q.values.data(),
+                      cache.bytes.data() + offset * ld * dtypeSize(type), type,
+                      ld, dim, count, 0.125f, byRows.data());
+          rows.panelScores(q.values.data(), panel.data() + offset, width, dim,
+                           count, 0.125f, byPanel.data());
+          EXPECT_EQ(0, std::memcmp(byRows.data(), byPanel.data(),
+                                   count * sizeof(float)))
+              << dtypeName(type) << " dim " << dim << " offset " << offset
+              << " count " << count;
+          EXPECT_EQ(byPanel[count], 7.0f) << "wrote past " << count;
+        }
+    }
 }
 
 TEST(CpuThreads, PerRankShareOfCores) {
