@@ -163,8 +163,9 @@ void CpuBackend::attention(int32_t rank, Operand q, Operand cache,
   const std::vector<TokenBlock> blocks =
       tokenBlocks(sequence, position, tokens);
   // One work item per (token block, kv head): the block's tokens and the
-  // query heads that share the kv head read the same cached rows in turn,
-  // in place in the cache's dtype, while they are in this core's caches.
+  // query heads that share the kv head read the same cached rows in turn
+  // (the keys from a panel, the values in place in the cache's dtype) while
+  // they are in this core's caches.
   // Per thread: one token's query rows, scores, weights and output rows.
   std::vector<std::vector<float>> buffers(pool.size());
   pool.parallelFor(blocks.size() * kvHeads, [&](int64_t item, int thread) {
