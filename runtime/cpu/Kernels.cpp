@@ -29,7 +29,6 @@ enum ScratchSlot : size_t {
   slotBias2,
   slotHiddenA,
   slotHiddenB,
-  slotOutput,
   slotRow,
   slotRowB,
   slotGate,
@@ -322,19 +321,19 @@ void CpuBackend::combine(int32_t rank, Operand y, Operand ids, Operand slots,
                          Operand weights, Operand addend, Operand out,
                          int64_t tokens, int64_t hidden, int64_t topK,
                          int64_t experts, int64_t capacity) {
-  Scratch &s = scratch(rank);
   CombineSource source(y, ids, slots, weights, hidden, topK, experts, capacity);
   RowReader addendRows(addend, hidden);
   size_t outRow = hidden * dtypeSize(out.dtype);
   char *outData = out.as<char>();
-  float *acc = s.floats(slotOutput, hidden);
-  float *row = s.floats(slotRow, hidden);
-  for (int64_t t = 0; t < tokens; ++t) {
+  // Tokens on the rank's threads: each reads its addend row before it
+  // writes its out row, so out may alias addend.
+  parallelRows(gemm(rank).pool, tokens, 2 * hidden, [&](int64_t t, float *acc) {
+    float *row = acc + hidden;
     std::fill_n(acc, hidden, 0.0f);
     source.accumulate(t, acc, row);
     addendRows.addTo(t, acc, 1.0f, row);
     storeFloats(acc, outData + t * outRow, out.dtype, hidden);
-  }
+  });
 }
 
 void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
@@ -343,7 +342,6 @@ void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
                               Operand wSg, Operand x, Operand addend,
                               Operand out, int64_t tokens, int64_t hidden,
                               int64_t topK, int64_t experts, int64_t capacity) {
-  Scratch &s = scratch(rank);
   CombineSource source(y, ids, slots, weights, hidden, topK, experts, capacity);
   RowReader mlpRows(mlpOut, hidden), sharedRows(shared, hidden),
       addendRows(addend, hidden);
@@ -356,9 +354,8 @@ void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
   const float *gate = sharedGates(*this, rank, x, wSg, tokens, hidden);
   size_t outRow = hidden * dtypeSize(out.dtype);
   char *outData = out.as<char>();
-  float *acc = s.floats(slotOutput, hidden);
-  float *row = s.floats(slotRow, hidden);
-  for (int64_t t = 0; t < tokens; ++t) {
+  parallelRows(gemm(rank).pool, tokens, 2 * hidden, [&](int64_t t, float *acc) {
+    float *row = acc + hidden;
     std::fill_n(acc, hidden, 0.0f);
     source.accumulate(t, acc, row);
     if (coef) {
@@ -369,7 +366,7 @@ void CpuBackend::fusedCombine(int32_t rank, Operand y, Operand ids,
     sharedRows.addTo(t, acc, gate ? gate[t] : 1.0f, row);
     addendRows.addTo(t, acc, 1.0f, row);
     storeFloats(acc, outData + t * outRow, out.dtype, hidden);
-  }
+  });
 }
 
 namespace {
