@@ -186,6 +186,21 @@ private:
   bool bf16_;
 };
 
+struct Job {
+  gemm::Weights weights;
+  const gemm::PackedRows &packed;
+  gemm::Sink *sink;
+};
+
+void runItem(const gemm::KernelSet &kernels, const Job &job, int64_t item,
+             gemm::Workspace &workspace) {
+  if (job.weights.quantized())
+    gemm::runQuantized(kernels, job.weights, item, job.packed, workspace,
+                       *job.sink);
+  else
+    kernels.run(job.weights, item, job.packed, workspace, *job.sink);
+}
+
 // Runs every item of every problem's GEMM on the pool: problem p's weights
 // and sink come from `at(p)`.
 template <typename At>
@@ -197,21 +212,9 @@ void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
   pool.parallelFor(firstItem.back(), [&](int64_t i, int thread) {
     size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
                firstItem.begin() - 1;
-    auto job = at(p);
-    if (job.weights.quantized())
-      gemm::runQuantized(kernels, job.weights, i - firstItem[p], job.packed,
-                         pool.workspace(thread), *job.sink);
-    else
-      kernels.run(job.weights, i - firstItem[p], job.packed,
-                  pool.workspace(thread), *job.sink);
+    runItem(kernels, at(p), i - firstItem[p], pool.workspace(thread));
   });
 }
-
-struct Job {
-  gemm::Weights weights;
-  const gemm::PackedRows &packed;
-  gemm::Sink *sink;
-};
 
 } // namespace
 
@@ -275,18 +278,39 @@ void moert::cpu::groupedFfn(GemmContext &context,
                              bf16Hidden);
     outputSinks.emplace_back(problem.rows, problem.hidden, problem.b2);
   }
-  runItems(context.pool, first, problems.size(), [&](size_t p) {
+  auto firstJob = [&](size_t p) {
     const FfnProblem &problem = problems[p];
     return Job{{problem.first, problem.second, problem.firstType, problem.ffn,
                 problem.hidden, problem.firstQuant, problem.secondQuant},
                inputs[p],
                &hiddenSinks[p]};
-  });
-  runItems(context.pool, down, problems.size(), [&](size_t p) {
+  };
+  auto downJob = [&](size_t p) {
     const FfnProblem &problem = problems[p];
     return Job{{problem.down, nullptr, problem.downType, problem.hidden,
                 problem.ffn, problem.downQuant},
                hiddens[p],
                &outputSinks[p]};
-  });
+  };
+  // Many problems, none much larger than the others: a thread runs a whole
+  // problem, both GEMMs, so that its hidden rows never leave the core that
+  // formed them. Otherwise every item of the first GEMM, then of the down.
+  int64_t threads = context.pool.size(), most = 0, total = 0;
+  for (int64_t count : counts) {
+    most = std::max(most, count);
+    total += count;
+  }
+  if (static_cast<int64_t>(problems.size()) >= 4 * threads &&
+      2 * threads * most <= total) {
+    context.pool.parallelFor(problems.size(), [&](int64_t p, int thread) {
+      for (const auto &[kernels, job] :
+           {std::pair<const gemm::KernelSet &, Job>(first, firstJob(p)),
+            std::pair<const gemm::KernelSet &, Job>(down, downJob(p))})
+        for (int64_t i = 0; i < job.weights.items(); ++i)
+          runItem(kernels, job, i, context.pool.workspace(thread));
+    });
+    return;
+  }
+  runItems(context.pool, first, problems.size(), firstJob);
+  runItems(context.pool, down, problems.size(), downJob);
 }

@@ -361,6 +361,20 @@ const FfnCase ffnCases[] = {
     {70, 45, {{{0, 3}, {10, 20}}, {{3, 7}}, {{30, 1}}}, 31},
     // many rows in one expert
     {64, 80, {{{0, 300}}, {{300, 17}}}, 317},
+    // nine experts of a few rows each: a thread may run whole experts
+    // (groupedFfn does on 1 and 2 threads, not on 3 or 8)
+    {48,
+     40,
+     {{{0, 5}},
+      {{5, 6}},
+      {{11, 4}},
+      {{15, 5}},
+      {{20, 6}},
+      {{26, 5}},
+      {{31, 4}},
+      {{35, 6}},
+      {{41, 7}}},
+     48},
 };
 
 TEST(CpuGroupedFfn, MatchesDoubleReference) {
