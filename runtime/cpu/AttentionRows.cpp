@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -87,6 +88,17 @@ float softmaxTermsGeneric(float *row, int64_t count, float top) {
 using gemm::laneMask;
 using gemm::loadWidenedMasked;
 
+// Calls f with the rows' dtype as a compile-time constant (w.value), for
+// the loops templated on it.
+template <typename F> void byRowType(moert_dtype_t type, F f) {
+  if (type == MOERT_F32)
+    f(std::integral_constant<moert_dtype_t, MOERT_F32>{});
+  else if (type == MOERT_F16)
+    f(std::integral_constant<moert_dtype_t, MOERT_F16>{});
+  else
+    f(std::integral_constant<moert_dtype_t, MOERT_BF16>{});
+}
+
 template <moert_dtype_t W>
 MOERT_AVX512 void scoresOf(const float *q, const char *rows, int64_t ld,
                            int64_t dim, int64_t count, float scale,
@@ -147,13 +159,10 @@ MOERT_AVX512 void transposeOf(const char *rows, int64_t ld, int64_t dim,
 
 void transposeAvx512(const void *rows, moert_dtype_t type, int64_t ld,
                      int64_t dim, int64_t count, int64_t width, float *panel) {
-  auto *bytes = static_cast<const char *>(rows);
-  if (type == MOERT_F32)
-    transposeOf<MOERT_F32>(bytes, ld, dim, count, width, panel);
-  else if (type == MOERT_F16)
-    transposeOf<MOERT_F16>(bytes, ld, dim, count, width, panel);
-  else
-    transposeOf<MOERT_BF16>(bytes, ld, dim, count, width, panel);
+  byRowType(type, [&](auto w) {
+    transposeOf<w.value>(static_cast<const char *>(rows), ld, dim, count, width,
+                         panel);
+  });
 }
 
 // 16 keys a vector: acc[c] sums d = c (mod 16) in d order, as lane c of
@@ -191,25 +200,19 @@ MOERT_AVX512 void panelScoresAvx512(const float *q, const float *panel,
 void scoresAvx512(const float *q, const void *rows, moert_dtype_t type,
                   int64_t ld, int64_t dim, int64_t count, float scale,
                   float *out) {
-  auto *bytes = static_cast<const char *>(rows);
-  if (type == MOERT_F32)
-    scoresOf<MOERT_F32>(q, bytes, ld, dim, count, scale, out);
-  else if (type == MOERT_F16)
-    scoresOf<MOERT_F16>(q, bytes, ld, dim, count, scale, out);
-  else
-    scoresOf<MOERT_BF16>(q, bytes, ld, dim, count, scale, out);
+  byRowType(type, [&](auto w) {
+    scoresOf<w.value>(q, static_cast<const char *>(rows), ld, dim, count, scale,
+                      out);
+  });
 }
 
 void weightedSumAvx512(float *o, const float *p, const void *rows,
                        moert_dtype_t type, int64_t ld, int64_t dim,
                        int64_t count) {
-  auto *bytes = static_cast<const char *>(rows);
-  if (type == MOERT_F32)
-    weightedSumOf<MOERT_F32>(o, p, bytes, ld, dim, count);
-  else if (type == MOERT_F16)
-    weightedSumOf<MOERT_F16>(o, p, bytes, ld, dim, count);
-  else
-    weightedSumOf<MOERT_BF16>(o, p, bytes, ld, dim, count);
+  byRowType(type, [&](auto w) {
+    weightedSumOf<w.value>(o, p, static_cast<const char *>(rows), ld, dim,
+                           count);
+  });
 }
 
 // The sum of v's lanes, by halves through memory: where GCC 12 inlines

@@ -303,11 +303,12 @@ void moert::cpu::groupedFfn(GemmContext &context,
   if (static_cast<int64_t>(problems.size()) >= 4 * threads &&
       2 * threads * most <= total) {
     context.pool.parallelFor(problems.size(), [&](int64_t p, int thread) {
-      for (const auto &[kernels, job] :
-           {std::pair<const gemm::KernelSet &, Job>(first, firstJob(p)),
-            std::pair<const gemm::KernelSet &, Job>(down, downJob(p))})
+      auto runAll = [&](const gemm::KernelSet &kernels, const Job &job) {
         for (int64_t i = 0; i < job.weights.items(); ++i)
           runItem(kernels, job, i, context.pool.workspace(thread));
+      };
+      runAll(first, firstJob(p));
+      runAll(down, downJob(p));
     });
     return;
   }
