@@ -21,7 +21,12 @@
 // usage: moe-bench-cpu-layer [--dtype bf16|f32|fp8] [--tokens 1,16,128,1024]
 //          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
 //          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
-//          [--staged 1]
+//          [--staged 1] [--evict-mb MB]
+//
+// --evict-mb MB: before each timed run, read MB of other memory (twice the
+// last-level cache evicts the weights), as a model's other layers would:
+// decode then reads its experts from DRAM, not from a cache that repeated
+// runs of one layer warmed.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,7 +53,8 @@ struct Options {
   bool staged = false; // fp8 only: gpt-oss's stage calls
   std::vector<int64_t> tokens = {1, 16, 128, 1024};
   int runs = 0; // 0: enough runs for --min-seconds per row, at least 3
-  double minSeconds = 1.0;
+  double minSeconds = 1.0;    // of timed runs per row
+  int64_t evictMegabytes = 0; // read before each timed run; 0: none
   int32_t threads = 0; // per rank; 0: the runtime's default
   bool json = false;
 };
@@ -112,11 +118,34 @@ int64_t blocksOf(int64_t rows, int64_t cols) {
          ((cols + fp8Block - 1) / fp8Block);
 }
 
-/// Times `layer(tokens)` per token count into bench.rows.
+/// Reads `bytes` of its own memory once, so that the last-level cache holds
+/// none of the layer's weights: a model's other layers do that between two
+/// reads of one layer's experts.
+class Evictor {
+public:
+  explicit Evictor(size_t bytes) : data_(bytes / sizeof(uint64_t), 1) {}
+  void run() {
+    uint64_t sum = 0;
+    for (uint64_t v : data_)
+      sum += v;
+    sink_ = sum;
+  }
+  bool enabled() const { return !data_.empty(); }
+
+private:
+  std::vector<uint64_t> data_;
+  volatile uint64_t sink_ = 0;
+};
+
+/// Times `layer(tokens)` per token count into bench.rows. With --evict-mb,
+/// each timed run starts with the weights out of the cache, and at most
+/// coldRuns runs are timed (each costs an eviction).
 template <typename Layer>
 moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
                         Layer layer) {
   const Options &o = bench.options;
+  constexpr size_t coldRuns = 25;
+  Evictor evictor(static_cast<size_t>(o.evictMegabytes) << 20);
   for (int64_t tokens : o.tokens) {
     CHECK(layer(tokens)); // warm-up: page in weights and buffers
     std::vector<int32_t> perExpert(o.experts);
@@ -125,18 +154,20 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     for (int32_t c : perExpert)
       touched += c > 0;
     std::vector<double> samples;
-    auto start = std::chrono::steady_clock::now();
+    double timed = 0;
     while (true) {
+      if (evictor.enabled())
+        evictor.run();
       auto t0 = std::chrono::steady_clock::now();
       CHECK(layer(tokens));
       samples.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
               .count());
-      double elapsed = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - start)
-                           .count();
-      if (o.runs ? static_cast<int>(samples.size()) >= o.runs
-                 : samples.size() >= 3 && elapsed > o.minSeconds)
+      timed += samples.back();
+      bool enough = samples.size() >= 3 &&
+                    (timed > o.minSeconds ||
+                     (evictor.enabled() && samples.size() >= coldRuns));
+      if (o.runs ? static_cast<int>(samples.size()) >= o.runs : enough)
         break;
     }
     std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
@@ -346,35 +377,7 @@ moert_status_t run(moert_context_t ctx, void *user) {
     return MOERT_OK;
   };
 
-  for (int64_t tokens : o.tokens) {
-    CHECK(layer(tokens)); // warm-up: page in weights and buffers
-    // The experts the gate touched (the same input every run).
-    std::vector<int32_t> perExpert(e);
-    CHECK(moert_buffer_download(ctx, perExpert.data(), counts, e));
-    int64_t touched = 0;
-    for (int32_t c : perExpert)
-      touched += c > 0;
-    std::vector<double> samples;
-    auto start = std::chrono::steady_clock::now();
-    while (true) {
-      auto t0 = std::chrono::steady_clock::now();
-      CHECK(layer(tokens));
-      samples.push_back(std::chrono::duration<double>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count());
-      double elapsed = std::chrono::duration<double>(
-                           std::chrono::steady_clock::now() - start)
-                           .count();
-      if (o.runs ? static_cast<int>(samples.size()) >= o.runs
-                 : samples.size() >= 3 && elapsed > o.minSeconds)
-        break;
-    }
-    std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
-                     samples.end());
-    bench.rows.push_back({tokens, samples[samples.size() / 2],
-                          static_cast<int>(samples.size()), touched});
-  }
-  return MOERT_OK;
+  return timeRows(ctx, bench, counts, layer);
 }
 
 std::vector<int64_t> parseList(const char *text) {
@@ -414,6 +417,8 @@ int main(int argc, char **argv) {
       o.threads = std::atoi(argv[i + 1]);
     else if (flag == "--min-seconds")
       o.minSeconds = std::atof(argv[i + 1]);
+    else if (flag == "--evict-mb")
+      o.evictMegabytes = std::atoll(argv[i + 1]);
     else if (flag == "--json")
       o.json = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--staged")

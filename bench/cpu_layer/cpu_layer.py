@@ -9,8 +9,14 @@ Writes bench/results/cpu_layer-<cpu>-<date>.{md,jsonl,png}.
 PyTorch, transformers and matplotlib are needed here only, never by the
 runtime:  pip install torch --index-url https://download.pytorch.org/whl/cpu
           pip install transformers matplotlib
+Cache (--cache): "cold" (the default) reads twice the last-level cache of
+other memory before every timed run, on both sides and for the read
+ceiling, so that weights come from DRAM as in a model whose other layers
+evict them; "warm" repeats one layer back to back, so that weights that fit
+the last-level cache (or the part of them its replacement keeps) are read
+from it.
 usage: cpu_layer.py [--build build] [--min-seconds 0.5] [--only NAME,...]
-                    [--dtypes f32,bf16] [--out-dir DIR]
+                    [--dtypes f32,bf16] [--cache cold|warm] [--out-dir DIR]
        cpu_layer.py --report OUT_BASE RUN.jsonl...   (one table from several runs)
 """
 import argparse
@@ -52,6 +58,21 @@ def cpu_name():
     return f"{model} (family {family} model {number})", f"{slug}-f{family}m{number}"
 
 
+def llc_megabytes():
+    """The last-level cache of cpu0 in MB (sysfs), 256 if it says nothing."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for index in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            with open(os.path.join(base, index, "size")) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 / 1024, "M": 1, "G": 1024}.get(text[-1:], 1 / 2 ** 20)
+        best = max(best, float(text.rstrip("KMG")) * scale)
+    return int(best) or 256
+
+
 def run_jsonl(cmd, log):
     log.write("$ " + " ".join(cmd) + "\n")
     log.flush()
@@ -69,6 +90,7 @@ def main():
     p.add_argument("--min-seconds", type=float, default=0.5)
     p.add_argument("--only", default="", help="shape names, comma separated")
     p.add_argument("--dtypes", default="f32,bf16")
+    p.add_argument("--cache", choices=["cold", "warm"], default="cold")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--report", nargs="+", metavar=("OUT_BASE", "RUN.jsonl"),
                    help="write OUT_BASE.{md,png} from the rows of earlier runs")
@@ -90,17 +112,18 @@ def main():
     base = os.path.join(args.out_dir, f"cpu_layer-{slug}-{date}")
     os.makedirs(args.out_dir, exist_ok=True)
     rows = []
+    evict = ["--evict-mb", str(2 * llc_megabytes()) if args.cache == "cold" else "0"]
     with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as out:
         def record(items, **extra):
             for item in items:
-                item.update(extra)
+                item.update(extra, cache=args.cache)
                 rows.append(item)
                 out.write(json.dumps(item) + "\n")
                 out.flush()
 
         for label, pin, threads in core_sets:
             record(run_jsonl(pin + [sys.executable, worker, "--ceilings",
-                                    "--threads", str(threads)], log), cores=label)
+                                    "--threads", str(threads)] + evict, log), cores=label)
         only = [s for s in args.only.split(",") if s]
         for name, (E, H, F, k, Fs, tokens) in SHAPES.items():
             if only and name not in only:
@@ -112,18 +135,23 @@ def main():
                 for label, pin, threads in core_sets:
                     print(f"{name} {dtype} {label}", flush=True)
                     record(run_jsonl(pin + [bench, "--json", "1", "--threads", str(threads),
-                                            "--min-seconds", str(args.min_seconds)] +
+                                            "--min-seconds", str(args.min_seconds)] + evict +
                                      [a if a != "--top-k" else "--top-k" for a in shape],
                                      log),
                            kind="project", impl="project", shape=name, cores=label)
                     record(run_jsonl(pin + [sys.executable, worker, "--threads", str(threads),
-                                            "--min-seconds", str(args.min_seconds)] + shape,
+                                            "--min-seconds", str(args.min_seconds)] + evict + shape,
                                      log),
                            shape=name, cores=label)
     write_report(rows, base, cpu, date)
 
 
 def write_report(rows, base, cpu, date):
+    # Rows of earlier runs have no "cache": they repeated the layer warm.
+    caches = sorted({r.get("cache", "warm") for r in rows})
+    for r in rows:
+        if len(caches) > 1:
+            r["cores"] = f"{r['cores']} {r.get('cache', 'warm')}"
     # Several runs: each ceiling's best measurement.
     ceil = {}
     for r in rows:
@@ -146,15 +174,19 @@ def write_report(rows, base, cpu, date):
         if not old or r["seconds"] < old["seconds"]:
             impls[r["impl"]] = r
     lines = [f"# CPU MoE layer: the project vs PyTorch ({cpu}, {date})", "",
-             "Produced by `python3 bench/cpu_layer/cpu_layer.py` (medians; the same input every run).",
+             "Produced by `python3 bench/cpu_layer/cpu_layer.py` (medians; the same input every run;",
+             f"cache: {' and '.join(caches)}, see below).",
              "Ceilings per core set: read bandwidth (the best of torch sum / mv f32 / mv bf16 over 1 GiB),",
              "GEMM peak (torch.mm,",
              "f32 2048^3, bf16 4096^3; of several runs merged, the best):", ""]
     for label, c in ceil.items():
         lines.append(f"- {label}: read {c['read_gbs']:.1f} GB/s, f32 GEMM "
                      f"{c['gemm_f32_gflops']:.0f} GFLOP/s, bf16 GEMM {c['gemm_bf16_gflops']:.0f} GFLOP/s")
-    lines += ["", "Weights read from the last-level cache (300 MB here: small, Qwen3 and OLMoE decode",
-              "touch the same experts every run) can exceed the DRAM read bandwidth (%read > 100).",
+    lines += ["", "`cold`: before every timed run (and every read-ceiling run) both sides read twice the",
+              "last-level cache of other memory, so that the weights come from DRAM, as in a model",
+              "whose other layers evict them. `warm`: the layer repeats back to back; weights that",
+              "fit the last-level cache (small, Qwen3 and OLMoE decode touch the same experts every",
+              "run) are then read from it and can exceed the DRAM read bandwidth (%read > 100).",
               "This 2-vCPU VM is shared with other engineers' builds: see the notes below the table",
               "for how it was measured and how far repeated rows moved.", "",
               "`roofline ms`: the larger of weight bytes / read bandwidth (`mem`) and FLOPs / GEMM",

@@ -15,6 +15,9 @@ A shared expert (DeepSeek-V3) is a dense SwiGLU MLP added to the output.
 --ceilings instead measures this core set's read bandwidth (the best of a
 sum and f32/bf16 matrix-vector products over 1 GiB) and GEMM peaks
 (torch.mm, f32 and bf16).
+--evict-mb MB: before each timed run (blocks and read ceilings) read MB of
+other memory, as moe-bench-cpu-layer --evict-mb does (cpu_layer.py --cache
+cold passes twice the last-level cache to both).
 """
 import argparse
 import json
@@ -26,18 +29,26 @@ import torch
 import torch.nn.functional as F
 
 
-def timed(fn, min_seconds, min_runs=3):
+COLD_RUNS = 25  # at most, with an eviction before each (moe-bench-cpu-layer's)
+
+
+def timed(fn, min_seconds, min_runs=3, evict=None):
+    """Median of runs after a warm-up, until min_seconds of timed runs. With
+    `evict` (a tensor read before each run, outside the timing) the weights
+    start out of the last-level cache, and at most COLD_RUNS runs are timed."""
     fn()  # warm-up
     samples = []
-    start = time.perf_counter()
-    while len(samples) < min_runs or time.perf_counter() - start < min_seconds:
+    while (len(samples) < min_runs or sum(samples) < min_seconds) and \
+            not (evict is not None and len(samples) >= max(min_runs, COLD_RUNS)):
+        if evict is not None:
+            evict.sum()
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples), len(samples)
 
 
-def ceilings(args):
+def ceilings(args, evict):
     out = {"kind": "ceilings", "threads": torch.get_num_threads()}
     # The best of three reads of 1 GiB: a sum, and matrix-vector products in
     # f32 and bf16 (decode's own access pattern).
@@ -49,7 +60,7 @@ def ceilings(args):
     }
     ones_f32, ones_bf16 = torch.ones(4096), torch.ones(8192, dtype=torch.bfloat16)
     for name, fn in reads.items():
-        seconds, _ = timed(fn, 1.0, 5)
+        seconds, _ = timed(fn, 1.0, 5, evict)
         out[f"read_{name}_gbs"] = data.numel() * 4 / seconds / 1e9
     out["read_gbs"] = max(out[f"read_{name}_gbs"] for name in reads)
     del data
@@ -74,10 +85,13 @@ def main():
     p.add_argument("--tokens", default="1,16,128,1024")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--evict-mb", type=int, default=0,
+                   help="read this much other memory before each timed run")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    evict = torch.ones(args.evict_mb << 18) if args.evict_mb else None
     if args.ceilings:
-        return ceilings(args)
+        return ceilings(args, evict)
 
     from transformers import MixtralConfig
     from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
@@ -155,7 +169,8 @@ def main():
                         tol = 1e-3 if dtype == torch.float32 else 5e-2
                         if not torch.allclose(got.float(), want.float(), atol=tol, rtol=tol):
                             raise RuntimeError("grouped_mm output differs from eager")
-                    row["seconds"], row["runs"] = timed(lambda: fn(x), args.min_seconds)
+                    row["seconds"], row["runs"] = timed(lambda: fn(x), args.min_seconds,
+                                                        evict=evict)
             except Exception as error:  # an implementation this torch lacks
                 row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
             print(json.dumps(row), flush=True)
