@@ -4,6 +4,8 @@
 MoE block, eager and grouped_mm, and a sorted one-matmul-per-expert block) on
 the issue's shapes, f32 and bf16, on 1 core (taskset -c 0, 1 thread) and on
 all cores, with the measured read bandwidth and GEMM peaks of each core set.
+Every implementation (the project and each PyTorch block) runs in a process
+of its own.
 Writes bench/results/cpu_layer-<cpu>-<date>.{md,jsonl,png}.
 
 PyTorch, transformers and matplotlib are needed here only, never by the
@@ -42,6 +44,9 @@ SHAPES = {
     # reads (8 routed + the shared expert); 16 tokens touch at most 32.
     "deepseek-v3-e32": (32, 7168, 2048, 8, 2048, [1, 16]),
 }
+
+
+TORCH_IMPLS = ["hf-eager", "hf-grouped", "sorted"]
 
 
 def cpu_name():
@@ -139,10 +144,14 @@ def main():
                                      [a if a != "--top-k" else "--top-k" for a in shape],
                                      log),
                            kind="project", impl="project", shape=name, cores=label)
-                    record(run_jsonl(pin + [sys.executable, worker, "--threads", str(threads),
-                                            "--min-seconds", str(args.min_seconds)] + evict + shape,
-                                     log),
-                           shape=name, cores=label)
+                    # One process per block: none inherits the cache and
+                    # prefetcher history another block's runs left.
+                    for impl in TORCH_IMPLS:
+                        record(run_jsonl(pin + [sys.executable, worker, "--threads", str(threads),
+                                                "--min-seconds", str(args.min_seconds),
+                                                "--impls", impl] + evict + shape,
+                                         log),
+                               shape=name, cores=label)
     write_report(rows, base, cpu, date)
 
 
