@@ -295,26 +295,43 @@ void CpuBackend::dispatch(int32_t rank, Operand x, Operand ids, Operand slots,
   char *out = buf.as<char>();
   size_t inRow = hidden * dtypeSize(x.dtype);
   size_t outRow = hidden * dtypeSize(buf.dtype);
-  std::memset(out, 0, experts * capacity * outRow);
-  float *row = scale ? scratch(rank).floats(slotRow, hidden) : nullptr;
-  for (int64_t s = 0; s < tokens; ++s) {
+  // Rows no kept choice writes are zeroed; the others (one choice each)
+  // are written once, tokens on the rank's threads.
+  int64_t rows = experts * capacity;
+  std::vector<bool> written(rows, false);
+  for (int64_t s = 0; s < tokens; ++s)
     for (int64_t j = 0; j < topK; ++j) {
       int64_t r = expertRow(idData, slotData, s, j, topK, experts, capacity);
-      if (r < 0)
-        continue;
-      if (!scale) {
-        convert(xData + s * inRow, x.dtype, out + r * outRow, buf.dtype,
-                hidden);
-        continue;
-      }
-      // x * w in fp32, rounded once to the buffer's dtype.
-      convertToFloat(xData + s * inRow, x.dtype, row, hidden);
-      float w = scale[s * topK + j];
-      for (int64_t h = 0; h < hidden; ++h)
-        row[h] *= w;
-      storeFloats(row, out + r * outRow, buf.dtype, hidden);
+      if (r >= 0)
+        written[r] = true;
     }
+  for (int64_t r = 0; r < rows;) {
+    int64_t end = r;
+    while (end < rows && !written[end])
+      ++end;
+    std::memset(out + r * outRow, 0, (end - r) * outRow);
+    r = end + 1;
   }
+  parallelRows(
+      gemm(rank).pool, tokens, scale ? hidden : 0, [&](int64_t s, float *row) {
+        for (int64_t j = 0; j < topK; ++j) {
+          int64_t r =
+              expertRow(idData, slotData, s, j, topK, experts, capacity);
+          if (r < 0)
+            continue;
+          if (!scale) {
+            convert(xData + s * inRow, x.dtype, out + r * outRow, buf.dtype,
+                    hidden);
+            continue;
+          }
+          // x * w in fp32, rounded once to the buffer's dtype.
+          convertToFloat(xData + s * inRow, x.dtype, row, hidden);
+          float w = scale[s * topK + j];
+          for (int64_t h = 0; h < hidden; ++h)
+            row[h] *= w;
+          storeFloats(row, out + r * outRow, buf.dtype, hidden);
+        }
+      });
 }
 
 void CpuBackend::combine(int32_t rank, Operand y, Operand ids, Operand slots,
