@@ -91,8 +91,9 @@ void moert::cpu::gatedHidden(moert_activation_t activation, const float *first,
   if (activation == MOERT_ACT_SILU && gemm::isa() >= gemm::Isa::Avx512)
     return gatedSiluAvx512(first, second, ld, outer, inner, bf16, out);
 #endif
-  for (int64_t o = 0; o < outer; ++o)
-    std::memcpy(out + o * inner, first + o * ld, inner * sizeof(float));
+  if (out != first)
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(out + o * inner, first + o * ld, inner * sizeof(float));
   activateInPlace(activation, out, outer * inner);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i)

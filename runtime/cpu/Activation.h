@@ -21,7 +21,8 @@ void activateInPlace(moert_activation_t activation, float *data,
 // A gated FFN's hidden block: out[o * inner + i] = act(a) * b of the inputs'
 // elements a = first[o * ld + i], b = second[o * ld + i], rounded to bf16
 // (kept in fp32) when `bf16`: the bits of activateInPlace, the product and
-// gemm::roundToBf16InPlace in sequence, in one pass.
+// gemm::roundToBf16InPlace in sequence, in one pass. `out` may be `first`
+// when ld == inner (the hidden formed in place).
 void gatedHidden(moert_activation_t activation, const float *first,
                  const float *second, int64_t ld, int64_t outer, int64_t inner,
                  bool bf16, float *out);

@@ -398,11 +398,9 @@ void stagedExperts(CpuBackend &backend, int32_t rank, const FfnOperands &ffn,
   Operand u{s.floats(slotHiddenB, count), MOERT_F32};
   expertsGemm(backend, rank, used, ffn.wGate, in, h, ffn.ffn, ffn.hidden);
   expertsGemm(backend, rank, used, ffn.wUp, in, u, ffn.ffn, ffn.hidden);
-  activateInPlace(ffn.activation, h.as<float>(), count);
-  multiplyInPlace(h.as<float>(), u.as<const float>(), count);
   // Before bf16 down weights the hidden is bf16, as groupedFfn stores it.
-  if (ffn.wDown.dtype == MOERT_BF16)
-    gemm::roundToBf16InPlace(h.as<float>(), count);
+  gatedHidden(ffn.activation, h.as<float>(), u.as<const float>(), count, 1,
+              count, ffn.wDown.dtype == MOERT_BF16, h.as<float>());
   expertsGemm(backend, rank, used, ffn.wDown, h, out, ffn.hidden, ffn.ffn);
 }
 
