@@ -85,8 +85,8 @@ def main():
     p.add_argument("--tokens", default="1,16,128,1024")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--min-seconds", type=float, default=1.0)
-    p.add_argument("--impls", default="hf-eager,hf-grouped,sorted",
-                   help="the blocks to time, comma separated")
+    p.add_argument("--impls", default="",
+                   help="the blocks to time, comma separated (default: all)")
     p.add_argument("--evict-mb", type=int, default=0,
                    help="read this much other memory before each timed run")
     args = p.parse_args()
@@ -151,7 +151,8 @@ def main():
 
     impls = {"hf-eager": ("eager", hf), "hf-grouped": ("grouped_mm", hf),
              "sorted": (None, sorted_block)}
-    impls = {name: impls[name] for name in args.impls.split(",")}
+    if args.impls:
+        impls = {name: impls[name] for name in args.impls.split(",")}
     for t in [int(v) for v in args.tokens.split(",")]:
         x = torch.empty(t, H, dtype=dtype).uniform_(-1, 1)
         with torch.no_grad():
