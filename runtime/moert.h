@@ -171,6 +171,12 @@ moert_status_t moert_buffer_upload(moert_context_t ctx, moert_view_t dst,
                                    const void *src, int64_t count);
 moert_status_t moert_buffer_download(moert_context_t ctx, void *dst,
                                      moert_view_t src, int64_t count);
+/* *out_address = the host address of view's first element where buffers
+   are host memory (the CPU backend), for tools that work on the bytes in
+   place (bench/cpu_layer flushes weights from the caches); the buffer keeps
+   owning them. MOERT_UNSUPPORTED where buffers are device memory (CUDA). */
+moert_status_t moert_buffer_host_address(moert_context_t ctx, moert_view_t view,
+                                         void **out_address);
 /* Sets count elements to value (converted to the view's dtype; NaN allowed,
    used to poison outputs in tests). */
 moert_status_t moert_buffer_fill(moert_context_t ctx, moert_view_t dst,

@@ -21,15 +21,18 @@
 // usage: moe-bench-cpu-layer [--dtype bf16|f32|fp8] [--tokens 1,16,128,1024]
 //          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
 //          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
-//          [--staged 1] [--evict-mb MB]
+//          [--staged 1] [--evict-mb MB] [--flush-weights 1]
 //
-// --evict-mb MB: before each timed run, read MB of other memory (twice the
-// last-level cache evicts the weights), as a model's other layers would:
-// decode then reads its experts from DRAM, not from a cache that repeated
-// runs of one layer warmed.
+// Cold runs, as in a model whose other layers evict this one's experts
+// between two of its runs: decode then reads them from DRAM, not from a
+// cache that repeated runs of one layer warmed. Before each timed run,
+// --evict-mb MB reads MB of other memory (twice the last-level cache), and
+// --flush-weights 1 flushes every weight of the layer from the caches
+// (CacheFlush.h): reading alone leaves part of a set read many times.
 //
 //===----------------------------------------------------------------------===//
 
+#include "CacheFlush.h"
 #include "runtime/moert.h"
 
 #include <algorithm>
@@ -55,6 +58,7 @@ struct Options {
   int runs = 0; // 0: enough runs for --min-seconds per row, at least 3
   double minSeconds = 1.0;    // of timed runs per row
   int64_t evictMegabytes = 0; // read before each timed run; 0: none
+  bool flushWeights = false;  // flush the weights before each timed run
   int32_t threads = 0; // per rank; 0: the runtime's default
   bool json = false;
 };
@@ -64,11 +68,14 @@ struct Row {
   double seconds; // median
   int runs;
   int64_t touched; // experts with at least one token
+  size_t flushedBytes; // before each run (--flush-weights)
 };
 
 struct Bench {
   Options options;
   std::vector<Row> rows;
+  // The layer's weights, as host memory: what --flush-weights flushes.
+  std::vector<std::pair<const void *, size_t>> weights;
 };
 
 #define CHECK(call)                                                            \
@@ -118,34 +125,62 @@ int64_t blocksOf(int64_t rows, int64_t cols) {
          ((cols + fp8Block - 1) / fp8Block);
 }
 
-/// Reads `bytes` of its own memory once, so that the last-level cache holds
-/// none of the layer's weights: a model's other layers do that between two
-/// reads of one layer's experts.
-class Evictor {
+/// Registers `count` elements of a weight view for --flush-weights.
+moert_status_t addWeight(moert_context_t ctx, Bench &bench, moert_view_t view,
+                         int64_t count) {
+  if (!bench.options.flushWeights)
+    return MOERT_OK;
+  void *address = nullptr;
+  CHECK(moert_buffer_host_address(ctx, view, &address));
+  bench.weights.emplace_back(address, count * moert_dtype_size(view.dtype));
+  return MOERT_OK;
+}
+
+/// Before each cold run: reads --evict-mb of its own memory, as a model's
+/// other layers would, then flushes the registered weights.
+class ColdStart {
 public:
-  explicit Evictor(size_t bytes) : data_(bytes / sizeof(uint64_t), 1) {}
-  void run() {
+  ColdStart(const Options &o,
+            std::vector<std::pair<const void *, size_t>> weights)
+      : data_((static_cast<size_t>(o.evictMegabytes) << 20) / sizeof(uint64_t),
+              1),
+        weights_(std::move(weights)) {}
+  bool enabled() const { return !data_.empty() || !weights_.empty(); }
+  size_t flushedBytes() const {
+    size_t bytes = 0;
+    for (const auto &[address, size] : weights_)
+      bytes += size;
+    return bytes;
+  }
+  moert_status_t run() {
     uint64_t sum = 0;
     for (uint64_t v : data_)
       sum += v;
     sink_ = sum;
+    for (const auto &[address, size] : weights_)
+      if (moe_bench_flush(address, size) != 0) {
+        std::fprintf(stderr, "--flush-weights: this CPU has no cache flush "
+                             "instruction for user code\n");
+        return MOERT_UNSUPPORTED;
+      }
+    return MOERT_OK;
   }
-  bool enabled() const { return !data_.empty(); }
 
 private:
   std::vector<uint64_t> data_;
+  std::vector<std::pair<const void *, size_t>> weights_;
   volatile uint64_t sink_ = 0;
 };
 
-/// Times `layer(tokens)` per token count into bench.rows. With --evict-mb,
-/// each timed run starts with the weights out of the cache, and at most
-/// coldRuns runs are timed (each costs an eviction).
+/// Times `layer(tokens)` per token count into bench.rows. Cold
+/// (--evict-mb, --flush-weights), each timed run starts with the weights
+/// out of the caches, and at most coldRuns runs are timed.
 template <typename Layer>
 moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
                         Layer layer) {
   const Options &o = bench.options;
   constexpr size_t coldRuns = 25;
-  Evictor evictor(static_cast<size_t>(o.evictMegabytes) << 20);
+  ColdStart cold(o, bench.weights);
   for (int64_t tokens : o.tokens) {
     CHECK(layer(tokens)); // warm-up: page in weights and buffers
     std::vector<int32_t> perExpert(o.experts);
@@ -156,8 +191,8 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     std::vector<double> samples;
     double timed = 0;
     while (true) {
-      if (evictor.enabled())
-        evictor.run();
+      if (cold.enabled())
+        CHECK(cold.run());
       auto t0 = std::chrono::steady_clock::now();
       CHECK(layer(tokens));
       samples.push_back(
@@ -166,14 +201,15 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
       timed += samples.back();
       bool enough = samples.size() >= 3 &&
                     (timed > o.minSeconds ||
-                     (evictor.enabled() && samples.size() >= coldRuns));
+                     (cold.enabled() && samples.size() >= coldRuns));
       if (o.runs ? static_cast<int>(samples.size()) >= o.runs : enough)
         break;
     }
     std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
                      samples.end());
     bench.rows.push_back({tokens, samples[samples.size() / 2],
-                          static_cast<int>(samples.size()), touched});
+                          static_cast<int>(samples.size()), touched,
+                          cold.flushedBytes()});
   }
   return MOERT_OK;
 }
@@ -196,6 +232,8 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
     int64_t scales = experts * blocksOf(rows, cols);
     w->scales = alloc(scales, MOERT_F32);
     CHECK(fillFp8(ctx, w->data, experts * rows * cols, seed));
+    CHECK(addWeight(ctx, bench, w->data, experts * rows * cols));
+    CHECK(addWeight(ctx, bench, w->scales, scales));
     // Unit-scale outputs: 1 / sqrt(cols) over values of magnitude ~1.
     float scale = 0.5f / std::sqrt(static_cast<float>(cols));
     std::vector<float> host(scales, scale);
@@ -232,6 +270,7 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
                sharedOut = alloc(maxTokens * h, o.dtype);
   CHECK(fillRandom(ctx, x, maxTokens * h, 1.0f, 1));
   CHECK(fillRandom(ctx, wg, e * h, 1.0f / std::sqrt(static_cast<float>(h)), 2));
+  CHECK(addWeight(ctx, bench, wg, e * h));
   moert_gate_config_t gate;
   moert_gate_config_init(&gate, static_cast<int32_t>(e),
                          static_cast<int32_t>(k));
@@ -249,6 +288,9 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
     CHECK(fillRandom(ctx, bGate, e * f, 0.1f, 9));
     CHECK(fillRandom(ctx, bUp, e * f, 0.1f, 10));
     CHECK(fillRandom(ctx, bDown, e * h, 0.1f, 11));
+    CHECK(addWeight(ctx, bench, bGate, e * f));
+    CHECK(addWeight(ctx, bench, bUp, e * f));
+    CHECK(addWeight(ctx, bench, bDown, e * h));
   }
   auto stagedExperts = [&](int64_t capacity) -> moert_status_t {
     auto linear = [&](const moert_quantized_weight_t &w, moert_view_t in,
@@ -332,6 +374,9 @@ moert_status_t run(moert_context_t ctx, void *user) {
   float wScale = 1.0f / std::sqrt(static_cast<float>(h));
   CHECK(fillRandom(ctx, x, maxTokens * h, 1.0f, 1));
   CHECK(fillRandom(ctx, wg, e * h, wScale, 2));
+  CHECK(addWeight(ctx, bench, wg, e * h));
+  CHECK(addWeight(ctx, bench, wGateUp, e * 2 * f * h));
+  CHECK(addWeight(ctx, bench, wDown, e * h * f));
   // Expert by expert: a host staging copy of one expert, never of all.
   for (int64_t i = 0; i < e; ++i) {
     CHECK(fillRandom(ctx, moert_make_view(wGateUp.buffer, i * 2 * f * h,
@@ -345,6 +390,8 @@ moert_status_t run(moert_context_t ctx, void *user) {
     CHECK(fillRandom(ctx, sGateUp, 2 * fs * h, wScale, 1001));
     CHECK(fillRandom(ctx, sDown, h * fs,
                      1.0f / std::sqrt(static_cast<float>(fs)), 1002));
+    CHECK(addWeight(ctx, bench, sGateUp, 2 * fs * h));
+    CHECK(addWeight(ctx, bench, sDown, h * fs));
   }
 
   moert_gate_config_t gate;
@@ -419,6 +466,8 @@ int main(int argc, char **argv) {
       o.minSeconds = std::atof(argv[i + 1]);
     else if (flag == "--evict-mb")
       o.evictMegabytes = std::atoll(argv[i + 1]);
+    else if (flag == "--flush-weights")
+      o.flushWeights = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--json")
       o.json = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--staged")
@@ -477,9 +526,11 @@ int main(int argc, char **argv) {
     if (o.json)
       std::printf("{\"tokens\": %lld, \"seconds\": %.9g, \"runs\": %d, "
                   "\"touched\": %lld, \"weight_bytes\": %.0f, \"flops\": "
-                  "%.0f, \"threads\": %d, \"dtype\": \"%s\"}\n",
+                  "%.0f, \"threads\": %d, \"dtype\": \"%s\", "
+                  "\"flushed_bytes\": %zu}\n",
                   (long long)row.tokens, row.seconds, row.runs,
-                  (long long)row.touched, weightBytes, flops, threads, dtype);
+                  (long long)row.touched, weightBytes, flops, threads, dtype,
+                  row.flushedBytes);
     else
       std::printf("%8lld %12.3f %12.1f %8lld %10.1f %10.1f\n",
                   (long long)row.tokens, row.seconds * 1e3,

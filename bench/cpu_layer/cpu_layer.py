@@ -12,9 +12,10 @@ PyTorch, transformers and matplotlib are needed here only, never by the
 runtime:  pip install torch --index-url https://download.pytorch.org/whl/cpu
           pip install transformers matplotlib
 Cache (--cache): "cold" (the default) reads twice the last-level cache of
-other memory before every timed run, on both sides and for the read
-ceiling, so that weights come from DRAM as in a model whose other layers
-evict them; "warm" repeats one layer back to back, so that weights that fit
+other memory and then flushes the layer's weights (CacheFlush.h) before
+every timed run, on both sides and for the read ceiling, so that weights
+come from DRAM as in a model whose other layers evict them (reading alone
+leaves part of a set read many times in the cache); "warm" repeats one layer back to back, so that weights that fit
 the last-level cache (or the part of them its replacement keeps) are read
 from it.
 usage: cpu_layer.py [--build build] [--min-seconds 0.5] [--only NAME,...]
@@ -117,7 +118,11 @@ def main():
     base = os.path.join(args.out_dir, f"cpu_layer-{slug}-{date}")
     os.makedirs(args.out_dir, exist_ok=True)
     rows = []
-    evict = ["--evict-mb", str(2 * llc_megabytes()) if args.cache == "cold" else "0"]
+    cold = args.cache == "cold"
+    evict = ["--evict-mb", str(2 * llc_megabytes()) if cold else "0"]
+    flush_lib = os.path.join(os.path.dirname(bench), "libmoe-bench-cache-flush.so")
+    bench_cold = evict + ["--flush-weights", "1" if cold else "0"]
+    torch_cold = evict + (["--flush-lib", flush_lib] if cold else [])
     with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as out:
         def record(items, **extra):
             for item in items:
@@ -128,7 +133,7 @@ def main():
 
         for label, pin, threads in core_sets:
             record(run_jsonl(pin + [sys.executable, worker, "--ceilings",
-                                    "--threads", str(threads)] + evict, log), cores=label)
+                                    "--threads", str(threads)] + torch_cold, log), cores=label)
         only = [s for s in args.only.split(",") if s]
         for name, (E, H, F, k, Fs, tokens) in SHAPES.items():
             if only and name not in only:
@@ -140,8 +145,8 @@ def main():
                 for label, pin, threads in core_sets:
                     print(f"{name} {dtype} {label}", flush=True)
                     record(run_jsonl(pin + [bench, "--json", "1", "--threads", str(threads),
-                                            "--min-seconds", str(args.min_seconds)] + evict +
-                                     [a if a != "--top-k" else "--top-k" for a in shape],
+                                            "--min-seconds", str(args.min_seconds)] + bench_cold +
+                                     shape,
                                      log),
                            kind="project", impl="project", shape=name, cores=label)
                     # One process per block: none inherits the cache and
@@ -149,7 +154,7 @@ def main():
                     for impl in TORCH_IMPLS:
                         record(run_jsonl(pin + [sys.executable, worker, "--threads", str(threads),
                                                 "--min-seconds", str(args.min_seconds),
-                                                "--impls", impl] + evict + shape,
+                                                "--impls", impl] + torch_cold + shape,
                                          log),
                                shape=name, cores=label)
     write_report(rows, base, cpu, date)

@@ -18,8 +18,12 @@ sum and f32/bf16 matrix-vector products over 1 GiB) and GEMM peaks
 --evict-mb MB: before each timed run (blocks and read ceilings) read MB of
 other memory, as moe-bench-cpu-layer --evict-mb does (cpu_layer.py --cache
 cold passes twice the last-level cache to both).
+--flush-lib LIB: then flush the block's weights (the read ceiling's data)
+from the caches with LIB's moe_bench_flush (CacheFlush.h), as
+moe-bench-cpu-layer --flush-weights 1 does.
 """
 import argparse
+import ctypes
 import json
 import statistics
 import sys
@@ -32,23 +36,47 @@ import torch.nn.functional as F
 COLD_RUNS = 25  # at most, with an eviction before each (moe-bench-cpu-layer's)
 
 
-def timed(fn, min_seconds, min_runs=3, evict=None):
+class ColdStart:
+    """Before each cold run: reads `evict_mb` of other memory, then flushes
+    the tensors given to it with `flush_lib`'s moe_bench_flush."""
+
+    def __init__(self, evict_mb, flush_lib):
+        self.evict = torch.ones(evict_mb << 18) if evict_mb else None
+        self.flush = ctypes.CDLL(flush_lib).moe_bench_flush if flush_lib else None
+        if self.flush:
+            self.flush.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+    def enabled(self):
+        return self.evict is not None or self.flush is not None
+
+    def __call__(self, tensors):
+        if self.evict is not None:
+            self.evict.sum()
+        for t in tensors if self.flush else []:
+            assert t.is_contiguous()
+            if self.flush(t.data_ptr(), t.numel() * t.element_size()) != 0:
+                raise RuntimeError("--flush-lib: no cache flush instruction on this CPU")
+
+
+def timed(fn, min_seconds, min_runs=3, cold=None, tensors=()):
     """Median of runs after a warm-up, until min_seconds of timed runs. With
-    `evict` (a tensor read before each run, outside the timing) the weights
-    start out of the last-level cache, and at most COLD_RUNS runs are timed."""
+    an enabled `cold` (a ColdStart, run before each run outside the timing
+    on `tensors`) the weights start out of the caches, and at most COLD_RUNS
+    runs are timed."""
     fn()  # warm-up
     samples = []
+    cold = cold if cold and cold.enabled() else None
     while (len(samples) < min_runs or sum(samples) < min_seconds) and \
-            not (evict is not None and len(samples) >= max(min_runs, COLD_RUNS)):
-        if evict is not None:
-            evict.sum()
+            not (cold and len(samples) >= max(min_runs, COLD_RUNS)):
+        if cold:
+            cold(tensors)
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples), len(samples)
 
 
-def ceilings(args, evict):
+def ceilings(args, cold):
     out = {"kind": "ceilings", "threads": torch.get_num_threads()}
     # The best of three reads of 1 GiB: a sum, and matrix-vector products in
     # f32 and bf16 (decode's own access pattern).
@@ -60,7 +88,7 @@ def ceilings(args, evict):
     }
     ones_f32, ones_bf16 = torch.ones(4096), torch.ones(8192, dtype=torch.bfloat16)
     for name, fn in reads.items():
-        seconds, _ = timed(fn, 1.0, 5, evict)
+        seconds, _ = timed(fn, 1.0, 5, cold, [data])
         out[f"read_{name}_gbs"] = data.numel() * 4 / seconds / 1e9
     out["read_gbs"] = max(out[f"read_{name}_gbs"] for name in reads)
     del data
@@ -89,11 +117,13 @@ def main():
                    help="the blocks to time, comma separated (default: all)")
     p.add_argument("--evict-mb", type=int, default=0,
                    help="read this much other memory before each timed run")
+    p.add_argument("--flush-lib", default="",
+                   help="libmoe-bench-cache-flush.so: flush the weights before each timed run")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    evict = torch.ones(args.evict_mb << 18) if args.evict_mb else None
+    cold = ColdStart(args.evict_mb, args.flush_lib)
     if args.ceilings:
-        return ceilings(args, evict)
+        return ceilings(args, cold)
 
     from transformers import MixtralConfig
     from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
@@ -117,6 +147,7 @@ def main():
         shared = (torch.empty(2 * Fs, H, dtype=dtype).uniform_(-H ** -0.5, H ** -0.5),
                   torch.empty(H, Fs, dtype=dtype).uniform_(-Fs ** -0.5, Fs ** -0.5))
     gate_up, down = block.experts.gate_up_proj, block.experts.down_proj
+    weights = [gate_up, down, block.gate.weight] + list(shared or ())
 
     def shared_out(x):
         g, u = F.linear(x, shared[0]).chunk(2, dim=-1)
@@ -174,7 +205,7 @@ def main():
                         if not torch.allclose(got.float(), want.float(), atol=tol, rtol=tol):
                             raise RuntimeError("grouped_mm output differs from eager")
                     row["seconds"], row["runs"] = timed(lambda: fn(x), args.min_seconds,
-                                                        evict=evict)
+                                                        cold=cold, tensors=weights)
             except Exception as error:  # an implementation this torch lacks
                 row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
             print(json.dumps(row), flush=True)

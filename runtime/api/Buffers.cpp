@@ -68,6 +68,17 @@ moert_status_t moert_buffer_copy(moert_context_t ctx, moert_view_t src,
   });
 }
 
+moert_status_t moert_buffer_host_address(moert_context_t ctx, moert_view_t view,
+                                         void **outAddress) {
+  return guard("moert_buffer_host_address", [&] {
+    checkContext(ctx);
+    require(outAddress != nullptr, "null output");
+    *outAddress = nullptr;
+    *outAddress =
+        ctx->backend().hostAddress(ctx->rank, operand(view, 1, "view"));
+  });
+}
+
 moert_status_t moert_buffer_fill(moert_context_t ctx, moert_view_t dst,
                                  int64_t count, double value) {
   return guard("moert_buffer_fill", [&] {

@@ -193,6 +193,8 @@ void CpuBackend::fill(int32_t rank, Operand dst, int64_t count, double value) {
   }
 }
 
+void *CpuBackend::hostAddress(int32_t, Operand dst) { return dst.data; }
+
 void CpuBackend::writeFromHost(int32_t rank, Operand dst, int64_t count,
                                const std::function<void(void *host)> &produce) {
   produce(dst.data); // host memory already

@@ -291,6 +291,11 @@ void CudaBackend::copy(int32_t rank, Operand src, Operand dst, int64_t count) {
   convert(*context_, tensor(src), mutableTensor(dst), count);
 }
 
+void *CudaBackend::hostAddress(int32_t, Operand) {
+  fail(MOERT_UNSUPPORTED, "CUDA buffers are device memory: no host address "
+                          "(moert_buffer_download copies them to the host)");
+}
+
 void CudaBackend::writeFromHost(
     int32_t rank, Operand dst, int64_t count,
     const std::function<void(void *host)> &produce) {

@@ -113,6 +113,27 @@ TEST(CudaWorld, CpuWorldsStayOnTheCpu) {
   });
 }
 
+TEST(CudaWorld, CpuBuffersHaveHostAddresses) {
+  // A view's host address is its element in the buffer: writes through it
+  // are what download reads, and the view is bounds-checked like any other.
+  onOneRank([](moert_context_t ctx) {
+    Buffer a(ctx, 4 * sizeof(float));
+    check(moert_buffer_fill(ctx, a.view(MOERT_F32), 4, 0.0));
+    moert_view_t second = a.view(MOERT_F32);
+    second.offset = 1;
+    void *address = nullptr;
+    check(moert_buffer_host_address(ctx, second, &address));
+    static_cast<float *>(address)[0] = 5.0f;
+    EXPECT_EQ(a.download<float>(MOERT_F32, 4),
+              (std::vector<float>{0, 5, 0, 0}));
+    moert_view_t past = second;
+    past.offset = 4; // one past the last element
+    EXPECT_MOERT_ERROR(moert_buffer_host_address(ctx, past, &address),
+                       MOERT_INVALID_ARGUMENT, "runs past its buffer");
+    EXPECT_EQ(address, nullptr);
+  });
+}
+
 TEST(CudaWorld, FusedExpertsValidatesOnEveryBackend) {
   // The checks run before the backend is chosen (here: the CPU one).
   onOneRank([](moert_context_t ctx) {

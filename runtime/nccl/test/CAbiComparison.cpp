@@ -267,6 +267,13 @@ void buffers(Session &s) {
   shifted.offset += 1;
   check(moert_buffer_copy(s.ctx, shifted, wide, 999));
   s.keep("copy bf16->f32 at an offset", wide, 999);
+  // CPU buffers are host memory; CUDA ones are not, and say so.
+  void *address = nullptr;
+  moert_status_t status = moert_buffer_host_address(s.ctx, a, &address);
+  s.keepScalar("host address where buffers are host memory",
+               s.backend == MOERT_BACKEND_CPU
+                   ? status == MOERT_OK && address
+                   : status == MOERT_UNSUPPORTED && !address);
 }
 
 void router(Session &s) {
