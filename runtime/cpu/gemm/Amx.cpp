@@ -8,8 +8,8 @@
 // a split X has the plane of lo = x - hi after that of hi in each block.
 // An item (two slabs) runs 2 x 2 accumulator tiles per pair of row blocks
 // (2 x 1 per block, hi then lo, when split); k advances in chunks so the
-// chunk of both slabs stays in L1 while every row block passes.
-// Accumulators are exact fp32 in memory between chunks.
+// chunk of both slabs stays in L1 while every row block passes (one row
+// block: one chunk). Accumulators are exact fp32 in memory between chunks.
 //
 //===----------------------------------------------------------------------===//
 
@@ -271,6 +271,20 @@ MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
   }
 }
 
+// One row block (decode) reads each weight line once, and nothing reads
+// while an item's outputs are delivered: the first lines of every row of
+// the next item are asked for meanwhile, so that its 32 streams are under
+// way when its tiles start (1 token, Qwen3's layer, 1 core: experts 3 to
+// 7% faster; more lines were slower).
+MOERT_AMX void startNextItem(const Slabs &next) {
+  constexpr int lines = 2;
+  for (int s = 0; s < 2; ++s)
+    for (int64_t r = 0; r < next.valid(s); ++r)
+      for (int l = 0; l < lines; ++l)
+        _mm_prefetch(next.base(s) + r * next.rowBytes() + 64 * l,
+                     _MM_HINT_T0);
+}
+
 // Row block b's outputs as [16 rows][32 panel columns].
 MOERT_AMX void transposeBlock(const float *acc, float *out) {
   for (int s = 0; s < 2; ++s) {
@@ -287,7 +301,9 @@ MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
                    Workspace &workspace, Sink &sink) {
   Slabs slabs(w, item);
   int64_t k = w.k, m = x.m, blocksCount = rowBlocks(m);
-  size_t stagingElements = 16 * chunk;
+  // One row block (decode) keeps no chunk for a second pass: k runs in one.
+  int64_t kChunk = blocksCount == 1 ? paddedK(k) : chunk;
+  size_t stagingElements = 16 * kChunk;
   size_t accFloats = (blocksCount + 1) * 2 * tileFloats;
   auto *acc = static_cast<float *>(workspace.get(
       (accFloats + 16 * 32) * sizeof(float) +
@@ -298,14 +314,16 @@ MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
   if (k == 0)
     std::memset(acc, 0, accFloats * sizeof(float));
   configureTiles();
-  for (int64_t k0 = 0; k0 < paddedK(k); k0 += chunk) {
-    int64_t count = std::min(chunk, paddedK(k) - k0);
+  for (int64_t k0 = 0; k0 < paddedK(k); k0 += kChunk) {
+    int64_t count = std::min(kChunk, paddedK(k) - k0);
     SlabChunk chunks[2] = {
         slabChunk(slabs, 0, k, k0, count, staging),
         second ? slabChunk(slabs, 1, k, k0, count, staging + stagingElements)
                : SlabChunk{nullptr, 0}};
     runChunk(chunks, second, x, k0, count, acc);
   }
+  if (blocksCount == 1 && item + 1 < w.items())
+    startNextItem(Slabs(w, item + 1));
   _tile_release();
   for (int64_t b = 0; b < blocksCount; ++b) {
     if (!second)
