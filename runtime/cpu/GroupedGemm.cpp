@@ -202,17 +202,26 @@ void runItem(const gemm::KernelSet &kernels, const Job &job, int64_t item,
 }
 
 // Runs every item of every problem's GEMM on the pool: problem p's weights
-// and sink come from `at(p)`.
+// and sink come from `at(p)`. Items go out in runs of neighbours, about
+// runsPerThread per thread: two threads that stream neighbouring items of
+// one large weight read it from DRAM far slower than two that each stream
+// a region of their own (Mixtral's 1-token layer on 2 cores: 32 against
+// 23 ms for the same AMX items).
 template <typename At>
 void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
               size_t problems, At at) {
+  constexpr int64_t runsPerThread = 4;
   std::vector<int64_t> firstItem(problems + 1, 0);
   for (size_t p = 0; p < problems; ++p)
     firstItem[p + 1] = firstItem[p] + at(p).weights.items();
-  pool.parallelFor(firstItem.back(), [&](int64_t i, int thread) {
-    size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
-               firstItem.begin() - 1;
-    runItem(kernels, at(p), i - firstItem[p], pool.workspace(thread));
+  int64_t items = firstItem.back();
+  int64_t run = std::max<int64_t>(1, items / (pool.size() * runsPerThread));
+  pool.parallelFor((items + run - 1) / run, [&](int64_t r, int thread) {
+    for (int64_t i = r * run; i < std::min(items, (r + 1) * run); ++i) {
+      size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
+                 firstItem.begin() - 1;
+      runItem(kernels, at(p), i - firstItem[p], pool.workspace(thread));
+    }
   });
 }
 
