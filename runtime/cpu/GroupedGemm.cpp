@@ -301,15 +301,19 @@ void moert::cpu::groupedFfn(GemmContext &context,
                hiddens[p],
                &outputSinks[p]};
   };
-  // Many problems, none much larger than the others: a thread runs a whole
-  // problem, both GEMMs, so that its hidden rows never leave the core that
-  // formed them. Otherwise every item of the first GEMM, then of the down.
+  // Many problems past decode size, none much larger than the others: a
+  // thread runs a whole problem, both GEMMs, so that its hidden rows never
+  // leave the core that formed them. Otherwise every item of the first
+  // GEMM, then of the down: at decode the hidden rows are a few KB, and
+  // whole problems split unevenly (9 experts on 2 threads: 5 against 4).
+  constexpr int64_t decodeRows = 16;
   int64_t threads = context.pool.size(), most = 0, total = 0;
   for (int64_t count : counts) {
     most = std::max(most, count);
     total += count;
   }
-  if (static_cast<int64_t>(problems.size()) >= 4 * threads &&
+  if (most > decodeRows &&
+      static_cast<int64_t>(problems.size()) >= 4 * threads &&
       2 * threads * most <= total) {
     context.pool.parallelFor(problems.size(), [&](int64_t p, int thread) {
       auto runAll = [&](const gemm::KernelSet &kernels, const Job &job) {
