@@ -15,7 +15,8 @@ Cache (--cache): "cold" (the default) reads twice the last-level cache of
 other memory and then flushes the layer's weights (CacheFlush.h) before
 every timed run, on both sides and for the read ceiling, so that weights
 come from DRAM as in a model whose other layers evict them (reading alone
-leaves part of a set read many times in the cache); "warm" repeats one layer back to back, so that weights that fit
+leaves part of a set read many times in the cache); "warm" repeats one
+layer back to back, so that weights that fit
 the last-level cache (or the part of them its replacement keeps) are read
 from it.
 usage: cpu_layer.py [--build build] [--min-seconds 0.5] [--only NAME,...]
