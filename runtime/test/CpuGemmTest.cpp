@@ -84,10 +84,10 @@ Collect runKernels(const KernelSet &kernels, const Weights &w, const Tensor &x,
     kernels.pack(x.bytes.data(), x.dtype, w.k, 0, m, 0, w.k, packed);
   } else {
     for (int64_t r = 0; r < m; r += 16)
-      for (int64_t c = 0; c < w.k; c += 32)
+      for (int64_t c = 0; c < w.k; c += 16)
         kernels.pack(x.bytes.data() + (r * w.k + c) * element, x.dtype, w.k, r,
                      std::min<int64_t>(16, m - r), c,
-                     std::min<int64_t>(32, w.k - c), packed);
+                     std::min<int64_t>(16, w.k - c), packed);
   }
   Collect out(m, w.n);
   for (int64_t item = 0; item < w.items(); ++item)
@@ -225,31 +225,37 @@ TEST_P(KernelPath, RowIndependentBits) {
     const KernelSet *kernels = path.kernels(wType);
     if (!kernels)
       continue;
-    int64_t m = 1000, n = 37, k = 1100;
-    Tensor w = randomTensor(n * k, wType, 5);
-    Tensor x = randomTensor(m * k, MOERT_F32, 6);
-    Weights weights{w.bytes.data(), nullptr, wType, n, k};
-    Collect all = runKernels(*kernels, weights, x, m);
-    Collect pieces = runKernels(*kernels, weights, x, m, true);
-    EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
-                             m * n * sizeof(float)))
-        << path.name << ": packing in pieces changed bits";
-    // Alone, among a few rows (the kernels' decode paths) and among a few
-    // dozen (AVX-512: the row-dot kernel's copied chunks up to 48 rows,
-    // outer products past them).
-    for (int64_t count : {1, 5, 20, 60})
-      for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
-        if (r + count > m)
-          continue;
-        Tensor rows = x;
-        rows.bytes.assign(x.bytes.begin() + r * k * 4,
-                          x.bytes.begin() + (r + count) * k * 4);
-        Collect few = runKernels(*kernels, weights, rows, count);
-        EXPECT_EQ(0, std::memcmp(few.first.data(), all.first.data() + r * n,
-                                 count * n * sizeof(float)))
-            << path.name << " w " << dtypeName(wType) << ": rows " << r
-            << " to " << r + count - 1 << " differ from those among 1000";
-      }
+    // An f32 X is split in two bf16 terms by the bf16 kernels; a bf16 X not.
+    for (moert_dtype_t xType : {MOERT_F32, MOERT_BF16}) {
+      int64_t m = 1000, n = 37, k = 1100;
+      size_t rowBytes = k * dtypeSize(xType);
+      Tensor w = randomTensor(n * k, wType, 5);
+      Tensor x = randomTensor(m * k, xType, 6);
+      Weights weights{w.bytes.data(), nullptr, wType, n, k};
+      std::string what = std::string(path.name) + " w " + dtypeName(wType) +
+                         " x " + dtypeName(xType);
+      Collect all = runKernels(*kernels, weights, x, m);
+      Collect pieces = runKernels(*kernels, weights, x, m, true);
+      EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
+                               m * n * sizeof(float)))
+          << what << ": packing in pieces changed bits";
+      // Alone, among a few rows (the kernels' decode paths) and among a few
+      // dozen (AVX-512: the row-dot kernels up to 48 rows, outer products
+      // past them).
+      for (int64_t count : {1, 5, 20, 60})
+        for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
+          if (r + count > m)
+            continue;
+          Tensor rows = x;
+          rows.bytes.assign(x.bytes.begin() + r * rowBytes,
+                            x.bytes.begin() + (r + count) * rowBytes);
+          Collect few = runKernels(*kernels, weights, rows, count);
+          EXPECT_EQ(0, std::memcmp(few.first.data(), all.first.data() + r * n,
+                                   count * n * sizeof(float)))
+              << what << ": rows " << r << " to " << r + count - 1
+              << " differ from those among 1000";
+        }
+    }
   }
 }
 

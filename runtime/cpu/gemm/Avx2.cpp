@@ -22,6 +22,8 @@ namespace {
 
 struct Avx2Vector {
   using Reg = __m256;
+  using XReg = Reg;
+  using XElement = float;
   // 16 registers: one row's 8 accumulators (more spill to the stack).
   static constexpr int64_t lanes = 8, blockRows = 1;
   MOERT_AVX2 static Reg zero() { return _mm256_setzero_ps(); }
@@ -37,7 +39,9 @@ struct Avx2Vector {
                                         _mm256_permute2f128_ps(lo, hi, 0x31)));
   }
   MOERT_AVX2 static void store(float *to, Reg v) { _mm256_storeu_ps(to, v); }
-  MOERT_AVX2 static Reg loadX(const float *x, int64_t count) {
+  static int64_t xOffset(int64_t k0) { return k0; }
+  MOERT_AVX2 static Reg loadX(const float *row, int64_t i, int64_t count) {
+    const float *x = row + i;
     if (count >= lanes)
       return _mm256_loadu_ps(x);
     // AVX2 has no masked 16-bit loads: the tail goes through a zeroed copy.

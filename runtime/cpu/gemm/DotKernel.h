@@ -10,12 +10,16 @@
 //
 // Textual template: the includer defines MOERT_DOT_TARGET (its target
 // attribute) and a vector type V with
-//   using Reg; static constexpr int64_t lanes, blockRows (1 to 3);
-//   zero(), fmadd(a, b, acc), store(float *, reg),
+//   using Reg (the accumulators), XReg, XElement (packed X's element);
+//   static constexpr int64_t lanes (k per step), blockRows (1 to 3);
+//   zero(), fmadd(XReg x, Reg w, Reg acc), store(float *, reg),
 //   sums(const Reg acc[8], float out[8]) (each accumulator's lanes summed
 //     in one fixed order: a tree over all 8, fewer shuffles than 8 sums),
-//   loadX(const float *, count) and loadW<W>(const char *, count)
-//     (count of `lanes` values; past it the lanes are 0).
+//   loadX(const XElement *row, i, count) (k values [i, i + count) of a
+//     packed row) and loadW<W>(const char *, count) (count of `lanes`
+//     values; past it the lanes are 0),
+//   xOffset(k0): where k0 (a multiple of lanes) starts in a packed row.
+// The fp32 vectors' X is fp32 rows (FloatRows.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CPU_GEMM_DOTKERNEL_H
@@ -51,9 +55,11 @@ template <moert_dtype_t W> constexpr size_t elementBytes() {
 
 // acc[r][c] over `count` values of X rows x + r * ldx and weight rows w[c];
 // `partial` holds the R x 8 accumulators between chunks. On the last chunk,
-// out[r * panelColumns + c] = sum.
+// out[r * panelColumns + c] = sum. Rows `ahead` (null: none), the next to
+// stream, are asked for toward L2 at the same offsets meanwhile.
 template <class V, moert_dtype_t W, int R>
-MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
+MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
+                            const char *const *w, const char *const *ahead,
                             int64_t count, typename V::Reg *partial, bool first,
                             bool last, float *out) {
   using Reg = typename V::Reg;
@@ -67,12 +73,14 @@ MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
       acc[r][c] = first ? V::zero() : partial[r * groupRows + c];
   int64_t i = 0;
   for (; i + lanes <= count; i += lanes) {
-    Reg xv[R];
+    typename V::XReg xv[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
-      xv[r] = V::loadX(x + r * ldx + i, lanes);
+      xv[r] = V::loadX(x + r * ldx, i, lanes);
 #pragma GCC unroll 8
     for (int c = 0; c < groupRows; ++c) {
+      if (ahead)
+        __builtin_prefetch(ahead[c] + i * e, 0, 2);
       Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
       // One load per weight vector, not one per FMA: loads bound the loop.
       __asm__("" : "+v"(wv));
@@ -82,10 +90,10 @@ MOERT_DOT_TARGET void block(const float *x, int64_t ldx, const char *const *w,
     }
   }
   if (i < count) {
-    Reg xv[R];
+    typename V::XReg xv[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
-      xv[r] = V::loadX(x + r * ldx + i, count - i);
+      xv[r] = V::loadX(x + r * ldx, i, count - i);
 #pragma GCC unroll 8
     for (int c = 0; c < groupRows; ++c) {
       Reg wv = V::template loadW<W>(w[c] + i * e, count - i);
@@ -116,6 +124,72 @@ template <class V, moert_dtype_t W>
 constexpr BlockFn<V, W> blocks[] = {block<V, W, 1>, block<V, W, 2>,
                                     block<V, W, 3>};
 
+// The item's 32 weight rows; panel columns past the weights compute on a
+// valid row and are dropped.
+struct ItemRows {
+  const char *rows[panelColumns];
+  bool used[panelColumns / groupRows] = {};
+  explicit ItemRows(const Slabs &slabs) {
+    for (int64_t j = 0; j < panelColumns; ++j) {
+      rows[j] = slabs.row(j);
+      used[j / groupRows] |= rows[j] != nullptr;
+    }
+    for (int64_t j = 0; j < panelColumns; ++j)
+      if (!rows[j])
+        rows[j] = rows[j / groupRows * groupRows];
+  }
+};
+
+// Decode: each weight row streams once, in place. Past one row block, a
+// group's chunk passes every block while it is in L1, so that the stream
+// from memory never waits for a second pass. The first block's pass asks
+// for the next group's rows (the next item's first group after the last):
+// rows of a page or two each start no prefetcher stream of their own.
+// Packed row r at x + r * ldx.
+template <class V, moert_dtype_t W>
+MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
+                                 const typename V::XElement *x, int64_t ldx,
+                                 int64_t m, Workspace &workspace, Sink &sink) {
+  using Reg = typename V::Reg;
+  constexpr int64_t blockRows = V::blockRows;
+  constexpr size_t e = elementBytes<W>();
+  constexpr int64_t groups = panelColumns / groupRows;
+  Slabs slabs(w, index);
+  ItemRows item(slabs);
+  bool hasNext = index + 1 < w.items();
+  ItemRows next(hasNext ? Slabs(w, index + 1) : slabs);
+  int64_t k = w.k;
+  size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
+  int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
+  auto *out = static_cast<float *>(
+      workspace.get(outBytes + m * groupRows * sizeof(Reg)));
+  auto *partial =
+      reinterpret_cast<Reg *>(reinterpret_cast<char *>(out) + outBytes);
+  for (int64_t g = 0; g < groups; ++g) {
+    const char *const *following = nullptr;
+    if (g + 1 < groups && item.used[g + 1])
+      following = item.rows + (g + 1) * groupRows;
+    else if (hasNext)
+      following = next.rows;
+    for (int64_t k0 = 0; item.used[g] && (k0 < k || k0 == 0); k0 += step) {
+      const char *at[groupRows], *ahead[groupRows];
+      for (int64_t c = 0; c < groupRows; ++c) {
+        at[c] = item.rows[g * groupRows + c] + k0 * e;
+        ahead[c] = following ? following[c] + k0 * e : nullptr;
+      }
+      for (int64_t r0 = 0; r0 < m; r0 += blockRows)
+        blocks<V, W>[std::min(blockRows, m - r0) - 1](
+            x + r0 * ldx + V::xOffset(k0), ldx, at,
+            following && r0 == 0 ? ahead : nullptr, std::min(step, k - k0),
+            partial + r0 * groupRows, k0 == 0, k0 + step >= k,
+            out + r0 * panelColumns + g * groupRows);
+    }
+  }
+  for (int64_t r0 = 0; r0 < m; r0 += slabRows)
+    slabs.deliver(sink, r0, std::min(slabRows, m - r0), out + r0 * panelColumns,
+                  panelColumns);
+}
+
 template <class V, moert_dtype_t W>
 MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
                           const PackedRows &packed, Workspace &workspace,
@@ -124,42 +198,14 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
   constexpr int64_t blockRows = V::blockRows;
   Slabs slabs(w, item);
   int64_t k = w.k, m = packed.m;
-  // Panel columns past the weights compute on a valid row and are dropped.
-  const char *rows[panelColumns];
-  bool used[panelColumns / groupRows] = {};
-  for (int64_t j = 0; j < panelColumns; ++j) {
-    rows[j] = slabs.row(j);
-    used[j / groupRows] |= rows[j] != nullptr;
-  }
-  for (int64_t j = 0; j < panelColumns; ++j)
-    if (!rows[j])
-      rows[j] = rows[j / groupRows * groupRows];
   auto *x = static_cast<const float *>(packed.data);
+  if (m <= directRows)
+    return runInPlace<V, W>(w, item, x, k, m, workspace, sink);
+  ItemRows itemRows(slabs);
+  const char *const *rows = itemRows.rows;
+  const bool *used = itemRows.used;
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
   constexpr size_t e = elementBytes<W>();
-  if (m <= directRows) {
-    // Decode: each weight row streams once, in place. Past one row block,
-    // a group's chunk passes every block while it is in L1, so that the
-    // stream from memory never waits for a second pass.
-    int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
-    auto *out = static_cast<float *>(workspace.get(
-        outBytes + directRows * groupRows * sizeof(Reg)));
-    auto *partial = reinterpret_cast<Reg *>(reinterpret_cast<char *>(out) +
-                                            outBytes);
-    for (int64_t g = 0; g < panelColumns / groupRows; ++g)
-      for (int64_t k0 = 0; used[g] && (k0 < k || k0 == 0); k0 += step) {
-        const char *at[groupRows];
-        for (int64_t c = 0; c < groupRows; ++c)
-          at[c] = rows[g * groupRows + c] + k0 * e;
-        for (int64_t r0 = 0; r0 < m; r0 += blockRows)
-          blocks<V, W>[std::min(blockRows, m - r0) - 1](
-              x + r0 * k + k0, k, at, std::min(step, k - k0),
-              partial + r0 * groupRows, k0 == 0, k0 + step >= k,
-              out + r0 * panelColumns + g * groupRows);
-      }
-    slabs.deliver(sink, 0, m, out, panelColumns);
-    return;
-  }
   // Rows k apart share L1 sets when k is a power of two: a chunk of the 32
   // rows is copied (as fp32) into one dense L1-sized block first.
   int64_t panel = std::min(m, panelRows);
@@ -188,15 +234,16 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
         for (int64_t g = 0; g < panelColumns / groupRows; ++g)
           if (used[g])
             blocks<V, MOERT_F32>[n - 1](
-                x + (p0 + r0) * k + k0, k, copied + g * groupRows, count,
+                x + (p0 + r0) * k + k0, k, copied + g * groupRows, nullptr,
+                count,
                 partial + (r0 * (panelColumns / groupRows) + g * n) * groupRows,
                 first, last, out + (p0 + r0) * panelColumns + g * groupRows);
       }
     }
   }
-  for (int64_t r0 = 0; r0 < m; r0 += 16)
-    slabs.deliver(sink, r0, std::min<int64_t>(16, m - r0),
-                  out + r0 * panelColumns, panelColumns);
+  for (int64_t r0 = 0; r0 < m; r0 += slabRows)
+    slabs.deliver(sink, r0, std::min(slabRows, m - r0), out + r0 * panelColumns,
+                  panelColumns);
 }
 
 template <class V, moert_dtype_t W> KernelSet kernels() {
