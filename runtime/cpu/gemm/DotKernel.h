@@ -79,7 +79,7 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
       xv[r] = V::loadX(x + r * ldx, i, lanes);
 #pragma GCC unroll 8
     for (int c = 0; c < groupRows; ++c) {
-      if (ahead)
+      if (ahead && ahead[c])
         __builtin_prefetch(ahead[c] + i * e, 0, 2);
       Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
       // One load per weight vector, not one per FMA: loads bound the loop.
@@ -142,9 +142,9 @@ struct ItemRows {
 
 // Decode: each weight row streams once, in place. Past one row block, a
 // group's chunk passes every block while it is in L1, so that the stream
-// from memory never waits for a second pass. The first block's pass asks
-// for the next group's rows (the next item's first group after the last):
-// rows of a page or two each start no prefetcher stream of their own.
+// from memory never waits for a second pass. Meanwhile the passes ask for
+// the next group's rows (the next item's first group after the last) at
+// the same offsets: rows of a page or two start no prefetcher stream.
 // Packed row r at x + r * ldx.
 template <class V, moert_dtype_t W>
 MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
@@ -161,6 +161,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   int64_t k = w.k;
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
   int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
+  int64_t passes = (m + blockRows - 1) / blockRows;
   auto *out = static_cast<float *>(
       workspace.get(outBytes + m * groupRows * sizeof(Reg)));
   auto *partial =
@@ -172,17 +173,22 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
     else if (hasNext)
       following = next.rows;
     for (int64_t k0 = 0; item.used[g] && (k0 < k || k0 == 0); k0 += step) {
-      const char *at[groupRows], *ahead[groupRows];
-      for (int64_t c = 0; c < groupRows; ++c) {
+      const char *at[groupRows];
+      for (int64_t c = 0; c < groupRows; ++c)
         at[c] = item.rows[g * groupRows + c] + k0 * e;
-        ahead[c] = following ? following[c] + k0 * e : nullptr;
-      }
-      for (int64_t r0 = 0; r0 < m; r0 += blockRows)
+      for (int64_t r0 = 0; r0 < m; r0 += blockRows) {
+        // Row c's next chunk is asked for in pass c mod passes: memory
+        // keeps streaming while the later passes compute from L1.
+        const char *ahead[groupRows];
+        for (int64_t c = 0; c < groupRows; ++c)
+          ahead[c] = following && c % passes == r0 / blockRows
+                         ? following[c] + k0 * e
+                         : nullptr;
         blocks<V, W>[std::min(blockRows, m - r0) - 1](
-            x + r0 * ldx + V::xOffset(k0), ldx, at,
-            following && r0 == 0 ? ahead : nullptr, std::min(step, k - k0),
-            partial + r0 * groupRows, k0 == 0, k0 + step >= k,
-            out + r0 * panelColumns + g * groupRows);
+            x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
+            std::min(step, k - k0), partial + r0 * groupRows, k0 == 0,
+            k0 + step >= k, out + r0 * panelColumns + g * groupRows);
+      }
     }
   }
   for (int64_t r0 = 0; r0 < m; r0 += slabRows)
