@@ -142,8 +142,15 @@ MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
     a = std::max<int64_t>(k0 - j * pairStep, 0);
     b = std::min<int64_t>(k0 + cols - j * pairStep, pairStep);
   };
-  auto stepAt = [&](int64_t r, int64_t j) {
-    return in + r * rowBytes + (j * pairStep - k0) * element;
+  // Row r's values of step j at lane 0. A step that starts before k0 is
+  // staged: a pointer before src would be out of its object.
+  alignas(64) char staged[pairStep * sizeof(float)];
+  auto stepAt = [&](int64_t r, int64_t j, int64_t a, int64_t b) {
+    const char *row = in + r * rowBytes;
+    if (a == 0)
+      return row + (j * pairStep - k0) * element;
+    std::memcpy(staged + a * element, row, (b - a) * element);
+    return static_cast<const char *>(staged);
   };
   if (!classLayout(x.m)) {
     auto *out = static_cast<uint16_t *>(x.data);
@@ -153,7 +160,7 @@ MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
         stepRange(j, a, b);
         __mmask32 mask = halfLaneMask(b) & ~halfLaneMask(a);
         __m512i hi, lo;
-        loadStep(stepAt(r, j), srcType, mask, x.split, hi, lo);
+        loadStep(stepAt(r, j, a, b), srcType, mask, x.split, hi, lo);
         uint16_t *to = out + ((m0 + r) * steps + j) * pairStep * planes;
         _mm512_mask_storeu_epi16(to, mask, hi);
         if (x.split)
@@ -177,7 +184,7 @@ MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
       for (int i = 0; i < 16; ++i) {
         __m512i h = _mm512_setzero_si512(), l = _mm512_setzero_si512();
         if (i < count)
-          loadStep(stepAt(r + i, j), srcType, mask, x.split, h, l);
+          loadStep(stepAt(r + i, j, a, b), srcType, mask, x.split, h, l);
         hi[i] = _mm512_castsi512_ps(h);
         lo[i] = _mm512_castsi512_ps(l);
       }
