@@ -214,16 +214,36 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
   return MOERT_OK;
 }
 
+/// The buffers a run allocates, freed when it returns.
+struct OwnedBuffers {
+  moert_context_t ctx;
+  std::vector<moert_buffer_t> buffers;
+  ~OwnedBuffers() {
+    for (moert_buffer_t buffer : buffers)
+      moert_buffer_free(ctx, buffer);
+  }
+  moert_status_t alloc(int64_t count, moert_dtype_t dtype, moert_view_t *view) {
+    moert_buffer_t buffer = nullptr;
+    moert_status_t status =
+        moert_buffer_alloc(ctx, count * moert_dtype_size(dtype), &buffer);
+    if (status == MOERT_OK)
+      buffers.push_back(buffer);
+    *view = moert_make_view(buffer, 0, dtype);
+    return status;
+  }
+};
+
 /// The layer with fp8 block-quantized expert (and shared) weights.
 moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
   const Options &o = bench.options;
   const int64_t h = o.hidden, f = o.ffn, e = o.experts, k = o.topK,
                 fs = o.sharedFfn;
   const int64_t maxTokens = *std::max_element(o.tokens.begin(), o.tokens.end());
+  OwnedBuffers owned{ctx, {}};
   auto alloc = [&](int64_t count, moert_dtype_t dtype) {
-    moert_buffer_t buffer = nullptr;
-    moert_buffer_alloc(ctx, count * moert_dtype_size(dtype), &buffer);
-    return moert_make_view(buffer, 0, dtype);
+    moert_view_t view;
+    owned.alloc(count, dtype, &view);
+    return view;
   };
   // [E, rows, cols] fp8 and its scales, every expert.
   auto weight = [&](int64_t experts, int64_t rows, int64_t cols, uint32_t seed,
@@ -339,12 +359,9 @@ moert_status_t run(moert_context_t ctx, void *user) {
   const Options &o = bench.options;
   const int64_t h = o.hidden, f = o.ffn, e = o.experts, k = o.topK;
   const int64_t maxTokens = *std::max_element(o.tokens.begin(), o.tokens.end());
+  OwnedBuffers owned{ctx, {}};
   auto alloc = [&](int64_t count, moert_dtype_t dtype, moert_view_t *view) {
-    moert_buffer_t buffer;
-    moert_status_t status =
-        moert_buffer_alloc(ctx, count * moert_dtype_size(dtype), &buffer);
-    *view = moert_make_view(buffer, 0, dtype);
-    return status;
+    return owned.alloc(count, dtype, view);
   };
 
   const int64_t fs = o.sharedFfn;
