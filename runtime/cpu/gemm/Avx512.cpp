@@ -184,14 +184,9 @@ MOERT_AVX512 void classBlock(const float *x, const float *panel, int64_t steps,
         acc[r][1] = _mm512_fmadd_ps(b, p1, acc[r][1]);
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int h = 0; h < 2; ++h)
-        classSums[(r * 2 + h) * classes + l] = acc[r][h];
+    keepClass<R>(acc, l, classSums);
   }
-  for (int r = 0; r < R; ++r)
-    for (int h = 0; h < 2; ++h)
-      _mm512_store_ps(out + r * panelColumns + h * slabRows,
-                      sumClasses(classSums + (r * 2 + h) * classes));
+  storeClassSums<R>(classSums, out);
 }
 
 using ClassBlockFn = void (*)(const float *, const float *, int64_t, __m512 *,

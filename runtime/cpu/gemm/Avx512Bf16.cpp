@@ -248,14 +248,9 @@ MOERT_AVX512_BF16 void pairClassBlock(const uint32_t *x, const uint32_t *panel,
           acc[r][1] = _mm512_dpbf16_ps(acc[r][1], p1, b);
         }
     }
-    for (int r = 0; r < R; ++r)
-      for (int h = 0; h < 2; ++h)
-        classSums[(r * 2 + h) * classes + l] = acc[r][h];
+    keepClass<R>(acc, l, classSums);
   }
-  for (int r = 0; r < R; ++r)
-    for (int h = 0; h < 2; ++h)
-      _mm512_store_ps(out + r * panelColumns + h * slabRows,
-                      sumClasses(classSums + (r * 2 + h) * classes));
+  storeClassSums<R>(classSums, out);
 }
 
 using PairClassBlockFn = void (*)(const uint32_t *, const uint32_t *, int64_t,

@@ -61,6 +61,24 @@ MOERT_AVX512 inline __m512 sumClasses(const __m512 *a) {
   return _mm512_add_ps(_mm512_add_ps(w[0], w[2]), _mm512_add_ps(w[1], w[3]));
 }
 
+// A class block's bookkeeping: class l's accumulators of R rows (two
+// 16-column halves each) kept for the tree, and after the last class each
+// row's 32 sums into out[R][32].
+template <int R>
+MOERT_AVX512 inline void keepClass(const __m512 (&acc)[R][2], int64_t l,
+                                   __m512 *classSums) {
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2; ++h)
+      classSums[(r * 2 + h) * classes + l] = acc[r][h];
+}
+template <int R>
+MOERT_AVX512 inline void storeClassSums(const __m512 *classSums, float *out) {
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2; ++h)
+      _mm512_store_ps(out + r * 2 * slabRows + h * slabRows,
+                      sumClasses(classSums + (r * 2 + h) * classes));
+}
+
 // Brings the next item's weights toward L2 a few lines per step() while
 // this item computes, so that the next item's panel fill waits less on
 // memory (2 to 3% of an f32 prefill step). With several threads the next
