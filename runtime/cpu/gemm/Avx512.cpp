@@ -206,25 +206,13 @@ MOERT_AVX512 void runFma(const Weights &w, int64_t item,
     return dot::run<Avx512Vector, W>(w, item, packed, workspace, sink);
   static constexpr auto blocks =
       makeClassBlocks(std::make_integer_sequence<int, classGroupRows>());
-  Slabs slabs(w, item);
-  int64_t steps = classSteps(w.k), m = packed.m;
-  size_t panelFloats = classes * steps * panelColumns;
-  size_t sumsFloats = classGroupRows * 2 * classes * lanes;
-  auto *panel = static_cast<float *>(
-      workspace.get((panelFloats + sumsFloats + classGroupRows * panelColumns) *
-                    sizeof(float)));
-  auto *classSums = reinterpret_cast<__m512 *>(panel + panelFloats);
-  float *out = panel + panelFloats + sumsFloats;
-  fillClassPanel<W>(slabs, w.k, panel);
-  NextItemPrefetch prefetch(
-      w, item, (m + classGroupRows - 1) / classGroupRows * classes);
-  auto *x = static_cast<const float *>(packed.data);
-  for (int64_t r0 = 0; r0 < m; r0 += classGroupRows) {
-    int64_t rows = std::min(classGroupRows, m - r0);
-    blocks[rows - 1](x + r0 * classes * steps, panel, steps, classSums, out,
-                     prefetch);
-    slabs.deliver(sink, r0, rows, out, panelColumns);
-  }
+  int64_t steps = classSteps(w.k);
+  runClassGroups(
+      w, item, static_cast<const float *>(packed.data),
+      classes * steps * classGroupRows, packed.m, steps,
+      classes * steps * panelColumns, blocks,
+      [&](float *panel) { fillClassPanel<W>(Slabs(w, item), w.k, panel); },
+      workspace, sink);
 }
 
 template <moert_dtype_t W> KernelSet fmaKernels() {

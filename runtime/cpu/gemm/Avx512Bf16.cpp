@@ -268,7 +268,6 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
                                 const PackedRows &packed, Workspace &workspace,
                                 Sink &sink) {
   using V = PairVector<Split>;
-  Slabs slabs(w, item);
   int64_t k = w.k, m = packed.m, steps = pairSteps(k);
   if (!classLayout(m))
     return dot::runInPlace<V, MOERT_BF16>(
@@ -276,23 +275,12 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
         steps * pairStep * V::planes, m, workspace, sink);
   static constexpr auto blocks = makePairClassBlocks<Split>(
       std::make_integer_sequence<int, classGroupRows>());
-  size_t panelPairs = classes * steps * panelColumns;
-  size_t sumsFloats = classGroupRows * 2 * classes * classes;
-  auto *panel = static_cast<uint32_t *>(
-      workspace.get((panelPairs + sumsFloats + classGroupRows * panelColumns) *
-                    sizeof(float)));
-  auto *classSums = reinterpret_cast<__m512 *>(panel + panelPairs);
-  float *out = reinterpret_cast<float *>(panel + panelPairs) + sumsFloats;
-  fillPairPanel(slabs, k, panel);
-  NextItemPrefetch prefetch(
-      w, item, (m + classGroupRows - 1) / classGroupRows * classes);
-  auto *x = static_cast<const uint32_t *>(packed.data);
-  for (int64_t r0 = 0; r0 < m; r0 += classGroupRows) {
-    int64_t rows = std::min(classGroupRows, m - r0);
-    blocks[rows - 1](x + r0 * classes * steps * V::planes, panel, steps,
-                     classSums, out, prefetch);
-    slabs.deliver(sink, r0, rows, out, panelColumns);
-  }
+  runClassGroups(
+      w, item, static_cast<const uint32_t *>(packed.data),
+      classes * steps * classGroupRows * V::planes, m, steps,
+      classes * steps * panelColumns, blocks,
+      [&](uint32_t *panel) { fillPairPanel(Slabs(w, item), k, panel); },
+      workspace, sink);
 }
 
 MOERT_AVX512_BF16 void runPairItem(const Weights &w, int64_t item,
