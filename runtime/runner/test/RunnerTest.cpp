@@ -82,7 +82,10 @@ TEST(Npy, RoundTrip) {
 
 void expectNpyError(const std::string &bytes, moert_status_t status,
                     const std::string &fragment) {
-  std::string path = MOERT_TEST_TMPDIR "/bad.npy";
+  // One file per test: ctest runs the tests as parallel processes.
+  std::string path =
+      std::string(MOERT_TEST_TMPDIR "/bad-") +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".npy";
   std::ofstream(path, std::ios::binary) << bytes;
   try {
     readNpy(path);
