@@ -9,8 +9,9 @@ of its own.
 Writes bench/results/cpu_layer-<cpu>-<date>.{md,jsonl,png}.
 
 PyTorch, transformers and matplotlib are needed here only, never by the
-runtime:  pip install torch --index-url https://download.pytorch.org/whl/cpu
-          pip install transformers matplotlib
+runtime:  pip install torch transformers matplotlib
+(PyPI's torch wheel runs on CPU; the smaller CPU-only wheel is at
+--index-url https://download.pytorch.org/whl/cpu where that host resolves.)
 Cache (--cache): "cold" (the default) reads twice the last-level cache of
 other memory and then flushes the layer's weights (CacheFlush.h) before
 every timed run, on both sides and for the read ceiling, so that weights
