@@ -250,11 +250,18 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
     for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += chunk) {
       int64_t count = std::min(chunk, k - k0);
       bool first = k0 == 0, last = k0 + chunk >= k;
+      // Each row's next chunk is asked for while this one is copied: with
+      // the hardware prefetchers alone the 32 rows' copies wait on memory
+      // (OLMoE f32 at 128 tokens on Zen 4: AVX-512 1 to 16% slower, AVX2
+      // 20%).
       for (int64_t j = 0; j < panelColumns; ++j)
         if (used[j / groupRows])
-          for (int64_t i = 0; i < count; i += V::lanes)
+          for (int64_t i = 0; i < count; i += V::lanes) {
+            if (k0 + chunk + i < k)
+              __builtin_prefetch(rows[j] + (k0 + chunk + i) * e, 0, 2);
             V::store(copy + j * chunk + i,
                      V::template loadW<W>(rows[j] + (k0 + i) * e, count - i));
+          }
       for (int64_t r0 = 0; r0 < pRows; r0 += blockRows) {
         int64_t n = std::min(blockRows, pRows - r0);
         for (int64_t g = 0; g < panelColumns / groupRows; ++g)
