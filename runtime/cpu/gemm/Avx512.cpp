@@ -209,9 +209,10 @@ MOERT_AVX512 void runFma(const Weights &w, int64_t item,
   int64_t steps = classSteps(w.k);
   runClassGroups(
       w, item, static_cast<const float *>(packed.data),
-      classes * steps * classGroupRows, packed.m, steps,
-      classes * steps * panelColumns, blocks,
-      [&](float *panel) { fillClassPanel<W>(Slabs(w, item), w.k, panel); },
+      classes * steps * classGroupRows, packed.m, steps, blocks,
+      [&](const Slabs &slabs, float *panel) {
+        fillClassPanel<W>(slabs, w.k, panel);
+      },
       workspace, sink);
 }
 

@@ -277,9 +277,10 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
       std::make_integer_sequence<int, classGroupRows>());
   runClassGroups(
       w, item, static_cast<const uint32_t *>(packed.data),
-      classes * steps * classGroupRows * V::planes, m, steps,
-      classes * steps * panelColumns, blocks,
-      [&](uint32_t *panel) { fillPairPanel(Slabs(w, item), k, panel); },
+      classes * steps * classGroupRows * V::planes, m, steps, blocks,
+      [&](const Slabs &slabs, uint32_t *panel) {
+        fillPairPanel(slabs, k, panel);
+      },
       workspace, sink);
 }
 

@@ -148,14 +148,17 @@ struct ItemRows {
     return slot / groupRows + groups * (slot % groupRows);
   }
   // Puts each of m rows of slot-ordered sums (panelColumns apart) into
-  // panel column order.
-  static void toColumns(float *out, int64_t m) {
+  // panel column order and hands them to the sink.
+  static void deliver(const Slabs &slabs, Sink &sink, float *out, int64_t m) {
     for (int64_t r = 0; r < m; ++r) {
       float *row = out + r * panelColumns, slots[panelColumns];
       std::memcpy(slots, row, sizeof(slots));
       for (int64_t slot = 0; slot < panelColumns; ++slot)
         row[column(slot)] = slots[slot];
     }
+    for (int64_t r0 = 0; r0 < m; r0 += slabRows)
+      slabs.deliver(sink, r0, std::min(slabRows, m - r0),
+                    out + r0 * panelColumns, panelColumns);
   }
 };
 
@@ -210,10 +213,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
       }
     }
   }
-  ItemRows::toColumns(out, m);
-  for (int64_t r0 = 0; r0 < m; r0 += slabRows)
-    slabs.deliver(sink, r0, std::min(slabRows, m - r0), out + r0 * panelColumns,
-                  panelColumns);
+  ItemRows::deliver(slabs, sink, out, m);
 }
 
 template <class V, moert_dtype_t W>
@@ -274,10 +274,7 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
       }
     }
   }
-  ItemRows::toColumns(out, m);
-  for (int64_t r0 = 0; r0 < m; r0 += slabRows)
-    slabs.deliver(sink, r0, std::min(slabRows, m - r0), out + r0 * panelColumns,
-                  panelColumns);
+  ItemRows::deliver(slabs, sink, out, m);
 }
 
 template <class V, moert_dtype_t W> KernelSet kernels() {

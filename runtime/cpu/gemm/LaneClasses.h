@@ -113,25 +113,27 @@ private:
   int64_t rowCount_ = 0, lines_ = 0, perStep_ = 0, row_ = 0, line_ = 0;
 };
 
-// One item in the class form: the panel (panelElements 32-bit values,
-// written by fill(panel)), then each group of up to classGroupRows packed
-// rows (groupElements apart from x) through blocks[rows - 1], delivered.
+// One item in the class form: the panel (classes x steps x 32 values of
+// 32 bits, written by fill(slabs, panel)), then each group of up to
+// classGroupRows packed rows (groupElements apart from x) through
+// blocks[rows - 1], delivered.
 template <class Element, class Block, class Fill>
 void runClassGroups(const Weights &w, int64_t item, const Element *x,
                     int64_t groupElements, int64_t m, int64_t steps,
-                    size_t panelElements, const Block *blocks, Fill fill,
-                    Workspace &workspace, Sink &sink) {
+                    const Block *blocks, Fill fill, Workspace &workspace,
+                    Sink &sink) {
   constexpr int64_t panelColumns = 2 * slabRows;
+  size_t panelElements = classes * steps * panelColumns;
   size_t sumsFloats = classGroupRows * 2 * classes * classes;
   auto *panel = static_cast<Element *>(workspace.get(
       (panelElements + sumsFloats + classGroupRows * panelColumns) *
       sizeof(float)));
   auto *classSums = reinterpret_cast<__m512 *>(panel + panelElements);
   float *out = reinterpret_cast<float *>(panel + panelElements) + sumsFloats;
-  fill(panel);
+  Slabs slabs(w, item);
+  fill(slabs, panel);
   NextItemPrefetch prefetch(
       w, item, (m + classGroupRows - 1) / classGroupRows * classes);
-  Slabs slabs(w, item);
   for (int64_t r0 = 0; r0 < m; r0 += classGroupRows) {
     int64_t rows = std::min(classGroupRows, m - r0);
     blocks[rows - 1](x + r0 / classGroupRows * groupElements, panel, steps,
