@@ -156,11 +156,11 @@ struct Shape {
 };
 
 // 1 row, rows and columns off every multiple of 16/32, k past the kernels'
-// k chunks (256, 512 and 1024), and many rows.
+// k chunks (256 to 2048), and many rows.
 const Shape shapes[] = {{1, 1, 1},     {1, 17, 33},   {3, 50, 100},
                         {17, 33, 513}, {16, 32, 64},  {31, 47, 1100},
                         {1, 300, 2},   {200, 40, 70}, {1000, 19, 37},
-                        {5, 40, 2100}};
+                        {5, 40, 2100}, {13, 21, 4500}};
 
 class KernelPath : public ::testing::TestWithParam<Path> {
 protected:

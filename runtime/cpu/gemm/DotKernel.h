@@ -4,7 +4,7 @@
 // any dtype widened in registers): each output is a dot product of an X row
 // and a weight row, read in place along k, so a decode step streams every
 // weight row once with no transposition and only a few streams at a time.
-// A block of R X rows meets 8 weight rows per k step; lane l of an
+// A block of R X rows meets 8 (or 4) weight rows per k step; lane l of an
 // accumulator sums k = l (mod lanes) in k order, reduced once at the end,
 // so a row's bits never depend on the other rows or on the k chunks.
 //
@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 namespace moert::cpu::gemm::dot {
 
@@ -41,36 +42,40 @@ constexpr int64_t panelColumns = 2 * slabRows;
 // Weight rows per block: 8 streams keep the prefetchers on, and 8 x R
 // accumulators fit the registers.
 constexpr int64_t groupRows = 8;
-// Past a few X rows, k runs in chunks so that the item's chunk of all 32
-// weight rows (32 KB as fp32) stays in L1 while every row block of a panel
-// passes: X is then read once per item, as in an outer-product kernel.
-// Panels bound the accumulators kept between chunks.
+// Past 48 rows (AVX2's only: AVX-512 has the lane-class kernels there), k
+// runs in chunks so that the item's chunk of all 32 weight rows (32 KB as
+// fp32) stays in L1 while every row block of a panel passes: X is then read
+// once per item, as in an outer-product kernel. Panels bound the
+// accumulators kept between chunks.
 constexpr int64_t chunk = 256, panelRows = 96;
-// k per chunk of a group's 8 rows when a few row blocks read them in place.
-constexpr int64_t directChunk = 512;
+// k per chunk of half a group when several passes read it in place (Zen 4,
+// bf16, k 4096, 12 and 24 rows: 512 was 11 to 13% slower).
+constexpr int64_t halfChunk = 2048;
 
 template <moert_dtype_t W> constexpr size_t elementBytes() {
   return W == MOERT_F32 ? 4 : 2;
 }
 
-// acc[r][c] over `count` values of X rows x + r * ldx and weight rows w[c];
-// `partial` holds the R x 8 accumulators between chunks. On the last chunk,
-// out[r * panelColumns + c] = sum. Rows `ahead` (null: none), the next to
-// stream, are asked for toward L2 at the same offsets meanwhile.
-template <class V, moert_dtype_t W, int R>
-MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
-                            const char *const *w, const char *const *ahead,
-                            int64_t count, typename V::Reg *partial, bool first,
-                            bool last, float *out) {
+// acc[r][c] over `count` values of X rows x + r * ldx and weight rows w[c],
+// c < C; `partial` holds the R x C accumulators between chunks. On the last
+// chunk, out[r * panelColumns + c] = sum, for the group's 8 rows: a half
+// group (C = 4) is the second, and `firstHalf` holds the first's final
+// R x 4 accumulators. Rows `ahead` (null: none), the next to stream, are
+// asked for toward L2 at the same offsets meanwhile.
+template <class V, moert_dtype_t W, int R, int C = groupRows>
+MOERT_DOT_TARGET void
+block(const typename V::XElement *x, int64_t ldx, const char *const *w,
+      const char *const *ahead, int64_t count, typename V::Reg *partial,
+      bool first, bool last, const typename V::Reg *firstHalf, float *out) {
   using Reg = typename V::Reg;
   constexpr int64_t lanes = V::lanes;
   constexpr size_t e = elementBytes<W>();
-  Reg acc[R][groupRows];
+  Reg acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < groupRows; ++c)
-      acc[r][c] = first ? V::zero() : partial[r * groupRows + c];
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = first ? V::zero() : partial[r * C + c];
   int64_t i = 0;
   for (; i + lanes <= count; i += lanes) {
     typename V::XReg xv[R];
@@ -78,7 +83,7 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
     for (int r = 0; r < R; ++r)
       xv[r] = V::loadX(x + r * ldx, i, lanes);
 #pragma GCC unroll 8
-    for (int c = 0; c < groupRows; ++c) {
+    for (int c = 0; c < C; ++c) {
       if (ahead && ahead[c])
         __builtin_prefetch(ahead[c] + i * e, 0, 2);
       Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
@@ -95,7 +100,7 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
     for (int r = 0; r < R; ++r)
       xv[r] = V::loadX(x + r * ldx, i, count - i);
 #pragma GCC unroll 8
-    for (int c = 0; c < groupRows; ++c) {
+    for (int c = 0; c < C; ++c) {
       Reg wv = V::template loadW<W>(w[c] + i * e, count - i);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
@@ -105,24 +110,37 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if (last) {
-      V::sums(acc[r], out + r * panelColumns);
+      constexpr int before = groupRows - C;
+      Reg eight[groupRows];
+#pragma GCC unroll 8
+      for (int c = 0; c < groupRows; ++c)
+        eight[c] = c < before ? firstHalf[r * before + c] : acc[r][c - before];
+      V::sums(eight, out + r * panelColumns);
       continue;
     }
 #pragma GCC unroll 8
-    for (int c = 0; c < groupRows; ++c)
-      partial[r * groupRows + c] = acc[r][c];
+    for (int c = 0; c < C; ++c)
+      partial[r * C + c] = acc[r][c];
   }
 }
 
 // Row blocks of up to V::blockRows rows (3 with 32 vector registers: 8 x 3
 // accumulators and 3 X vectors); up to directRows rows read the weights in
-// place.
-constexpr int64_t directRows = 12;
+// place (Zen 4, 13 to 48 rows: 1.2 to 1.6x the copying kernel below).
+constexpr int64_t directRows = 48;
 
 template <class V, moert_dtype_t W> using BlockFn = decltype(&block<V, W, 1>);
 template <class V, moert_dtype_t W>
 constexpr BlockFn<V, W> blocks[] = {block<V, W, 1>, block<V, W, 2>,
                                     block<V, W, 3>};
+// Half a group's weight rows with up to twice the rows: the same
+// accumulators, so each weight load feeds twice the FMAs.
+constexpr int halfGroup = groupRows / 2;
+template <class V, moert_dtype_t W>
+constexpr BlockFn<V, W> halfBlocks[] = {
+    block<V, W, 1, halfGroup>, block<V, W, 2, halfGroup>,
+    block<V, W, 3, halfGroup>, block<V, W, 4, halfGroup>,
+    block<V, W, 5, halfGroup>, block<V, W, 6, halfGroup>};
 
 // The item's 32 weight rows by group: slot c of group g is panel column
 // g + groups * c, so that each of a group's 8 streams walks `groups`
@@ -162,18 +180,22 @@ struct ItemRows {
   }
 };
 
-// Decode: each weight row streams once, in place. Past one row block, a
-// group's chunk passes every block while it is in L1, so that the stream
-// from memory never waits for a second pass. Meanwhile the passes ask for
-// the next group's rows (the next item's first group after the last) at
-// the same offsets: rows of a page or two start no prefetcher stream.
-// Packed row r at x + r * ldx.
+// Decode: each weight row streams once, in place. Up to one row block, a
+// group's 8 rows pass once, whole. Past it, each half group (4 weight rows)
+// meets blocks of up to twice the rows: one pass up to 2 x blockRows rows,
+// else a chunk of the half passes every block while it is in L1, so that
+// the stream from memory never waits for a second pass. Meanwhile the
+// passes ask for the next rows to stream (the group's second half, the next
+// group, the next item's first group after the last) at the same offsets:
+// rows of a page or two start no prefetcher stream. Packed row r at
+// x + r * ldx.
 template <class V, moert_dtype_t W>
 MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
                                  const typename V::XElement *x, int64_t ldx,
                                  int64_t m, Workspace &workspace, Sink &sink) {
   using Reg = typename V::Reg;
   constexpr int64_t blockRows = V::blockRows;
+  static_assert(2 * blockRows <= std::size(halfBlocks<V, W>));
   constexpr size_t e = elementBytes<W>();
   constexpr int64_t groups = ItemRows::groups;
   Slabs slabs(w, index);
@@ -182,34 +204,46 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   ItemRows next(hasNext ? Slabs(w, index + 1) : slabs);
   int64_t k = w.k;
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
-  int64_t step = m <= blockRows ? std::max<int64_t>(k, 1) : directChunk;
-  int64_t passes = (m + blockRows - 1) / blockRows;
+  bool halves = m > blockRows;
+  int64_t width = halves ? halfGroup : groupRows;
+  int64_t passRows = halves ? 2 * blockRows : blockRows;
+  int64_t passes = (m + passRows - 1) / passRows;
+  int64_t step = passes == 1 ? std::max<int64_t>(k, 1) : halfChunk;
+  const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
   auto *out = static_cast<float *>(
       workspace.get(outBytes + m * groupRows * sizeof(Reg)));
   auto *partial =
       reinterpret_cast<Reg *>(reinterpret_cast<char *>(out) + outBytes);
   for (int64_t g = 0; g < groups; ++g) {
-    const char *const *following = nullptr;
+    const char *const *nextGroup = nullptr;
     if (g + 1 < groups && item.used[g + 1])
-      following = item.rows + (g + 1) * groupRows;
+      nextGroup = item.rows + (g + 1) * groupRows;
     else if (hasNext)
-      following = next.rows;
-    for (int64_t k0 = 0; item.used[g] && (k0 < k || k0 == 0); k0 += step) {
-      const char *at[groupRows];
-      for (int64_t c = 0; c < groupRows; ++c)
-        at[c] = item.rows[g * groupRows + c] + k0 * e;
-      for (int64_t r0 = 0; r0 < m; r0 += blockRows) {
-        // Row c's next chunk is asked for in pass c mod passes: memory
-        // keeps streaming while the later passes compute from L1.
-        const char *ahead[groupRows];
-        for (int64_t c = 0; c < groupRows; ++c)
-          ahead[c] = following && c % passes == r0 / blockRows
-                         ? following[c] + k0 * e
-                         : nullptr;
-        blocks<V, W>[std::min(blockRows, m - r0) - 1](
-            x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
-            std::min(step, k - k0), partial + r0 * groupRows, k0 == 0,
-            k0 + step >= k, out + r0 * panelColumns + g * groupRows);
+      nextGroup = next.rows;
+    for (int64_t h = 0; item.used[g] && h * width < groupRows; ++h) {
+      const char *const *rows = item.rows + g * groupRows + h * width;
+      const char *const *following =
+          (h + 1) * width < groupRows ? rows + width : nextGroup;
+      for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += step) {
+        const char *at[groupRows];
+        for (int64_t c = 0; c < width; ++c)
+          at[c] = rows[c] + k0 * e;
+        // Passes take the rows in near-equal blocks (8 rows: 4 + 4, not
+        // 6 + 2); row c's next chunk is asked for in pass c mod passes.
+        for (int64_t pass = 0; pass < passes; ++pass) {
+          const char *ahead[groupRows];
+          for (int64_t c = 0; c < width; ++c)
+            ahead[c] = following && c % passes == pass ? following[c] + k0 * e
+                                                       : nullptr;
+          int64_t r0 = m * pass / passes, r1 = m * (pass + 1) / passes;
+          // A first half keeps its final accumulators for the second.
+          bool end = k0 + step >= k;
+          fns[r1 - r0 - 1](
+              x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
+              std::min(step, k - k0), partial + (h * m + r0) * width, k0 == 0,
+              end && (h + 1) * width == groupRows, partial + r0 * width,
+              out + r0 * panelColumns + g * groupRows);
+        }
       }
     }
   }
@@ -270,7 +304,8 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
                 x + (p0 + r0) * k + k0, k, copied + g * groupRows, nullptr,
                 count,
                 partial + (r0 * (panelColumns / groupRows) + g * n) * groupRows,
-                first, last, out + (p0 + r0) * panelColumns + g * groupRows);
+                first, last, nullptr,
+                out + (p0 + r0) * panelColumns + g * groupRows);
       }
     }
   }
