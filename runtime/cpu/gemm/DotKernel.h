@@ -34,7 +34,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
+#include <utility>
 
 namespace moert::cpu::gemm::dot {
 
@@ -130,17 +130,22 @@ block(const typename V::XElement *x, int64_t ldx, const char *const *w,
 constexpr int64_t directRows = 48;
 
 template <class V, moert_dtype_t W> using BlockFn = decltype(&block<V, W, 1>);
+template <class V, moert_dtype_t W, int C, int... R>
+constexpr BlockFn<V, W> blockFns[] = {block<V, W, R + 1, C>...};
+template <class V, moert_dtype_t W, int C, int... R>
+constexpr const BlockFn<V, W> *blockTable(std::integer_sequence<int, R...>) {
+  return blockFns<V, W, C, R...>;
+}
+// blocks[R - 1]: R rows against a group's 8 weight rows, R <= blockRows.
 template <class V, moert_dtype_t W>
-constexpr BlockFn<V, W> blocks[] = {block<V, W, 1>, block<V, W, 2>,
-                                    block<V, W, 3>};
-// Half a group's weight rows with up to twice the rows: the same
-// accumulators, so each weight load feeds twice the FMAs.
+constexpr const BlockFn<V, W> *blocks = blockTable<V, W, groupRows>(
+    std::make_integer_sequence<int, V::blockRows>());
+// halfBlocks[R - 1]: against half a group's weight rows, up to twice the
+// rows: the same accumulators, so each weight load feeds twice the FMAs.
 constexpr int halfGroup = groupRows / 2;
 template <class V, moert_dtype_t W>
-constexpr BlockFn<V, W> halfBlocks[] = {
-    block<V, W, 1, halfGroup>, block<V, W, 2, halfGroup>,
-    block<V, W, 3, halfGroup>, block<V, W, 4, halfGroup>,
-    block<V, W, 5, halfGroup>, block<V, W, 6, halfGroup>};
+constexpr const BlockFn<V, W> *halfBlocks = blockTable<V, W, halfGroup>(
+    std::make_integer_sequence<int, 2 * V::blockRows>());
 
 // The item's 32 weight rows by group: slot c of group g is panel column
 // g + groups * c, so that each of a group's 8 streams walks `groups`
@@ -195,7 +200,6 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
                                  int64_t m, Workspace &workspace, Sink &sink) {
   using Reg = typename V::Reg;
   constexpr int64_t blockRows = V::blockRows;
-  static_assert(2 * blockRows <= std::size(halfBlocks<V, W>));
   constexpr size_t e = elementBytes<W>();
   constexpr int64_t groups = ItemRows::groups;
   Slabs slabs(w, index);
@@ -228,6 +232,8 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
         const char *at[groupRows];
         for (int64_t c = 0; c < width; ++c)
           at[c] = rows[c] + k0 * e;
+        // A first half keeps its final accumulators for the second.
+        bool last = k0 + step >= k && (h + 1) * width == groupRows;
         // Passes take the rows in near-equal blocks (8 rows: 4 + 4, not
         // 6 + 2); row c's next chunk is asked for in pass c mod passes.
         for (int64_t pass = 0; pass < passes; ++pass) {
@@ -236,13 +242,11 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
             ahead[c] = following && c % passes == pass ? following[c] + k0 * e
                                                        : nullptr;
           int64_t r0 = m * pass / passes, r1 = m * (pass + 1) / passes;
-          // A first half keeps its final accumulators for the second.
-          bool end = k0 + step >= k;
-          fns[r1 - r0 - 1](
-              x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
-              std::min(step, k - k0), partial + (h * m + r0) * width, k0 == 0,
-              end && (h + 1) * width == groupRows, partial + r0 * width,
-              out + r0 * panelColumns + g * groupRows);
+          fns[r1 - r0 - 1](x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
+                           std::min(step, k - k0),
+                           partial + (h * m + r0) * width, k0 == 0, last,
+                           partial + r0 * width,
+                           out + r0 * panelColumns + g * groupRows);
         }
       }
     }
