@@ -6,6 +6,8 @@
 // (runtime/cpu/gemm). --footprint-mb MB of copies of the matrix are used in
 // turn, so past the last-level cache each call reads its weights from DRAM
 // (the default, 256); 0 keeps one copy, which then stays in the caches.
+// The copies lie end to end in memory allocated as the CPU backend's
+// buffers are (allocateHost: 2 MB pages), as a stacked expert weight does.
 // Prints per row count the median time, the weights' GB/s and the GFLOP/s.
 //
 // usage: moe-bench-cpu-gemm [--n N] [--k K] [--rows 1,4,16]
@@ -14,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/cpu/Backend.h"
 #include "runtime/cpu/GroupedGemm.h"
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -101,19 +105,24 @@ int main(int argc, char **argv) {
                                           std::max<size_t>(matrixBytes, 1));
   // Values in [1, 2) (1 + (i mod 128) / 128, exact in bf16 and f32): the
   // timing does not depend on them.
-  std::vector<std::vector<char>> weights(copies,
-                                         std::vector<char>(matrixBytes));
-  for (auto &w : weights)
+  std::unique_ptr<char, decltype(&std::free)> weights(
+      static_cast<char *>(allocateHost(copies * matrixBytes)), &std::free);
+  if (!weights) {
+    std::fprintf(stderr, "cannot allocate %zu copies of %zu bytes\n", copies,
+                 matrixBytes);
+    return 1;
+  }
+  for (size_t c = 0; c < copies; ++c)
     for (size_t i = 0; i < matrixBytes / element; ++i) {
       uint16_t bf16 = 0x3f80 + (i & 0x7f);
       uint32_t f32 = static_cast<uint32_t>(bf16) << 16;
-      std::memcpy(w.data() + i * element,
+      std::memcpy(weights.get() + c * matrixBytes + i * element,
                   element == 2 ? (void *)&bf16 : (void *)&f32, element);
     }
   int64_t maxRows = *std::max_element(o.rows.begin(), o.rows.end());
   std::vector<char> x(maxRows * o.k * element);
   for (size_t i = 0; i < x.size(); i += element)
-    std::memcpy(x.data() + i, weights[0].data(), element);
+    std::memcpy(x.data() + i, weights.get(), element);
   std::vector<float> y(maxRows * o.n);
   GemmContext context(o.threads);
   size_t next = 0;
@@ -123,7 +132,7 @@ int main(int argc, char **argv) {
                            reinterpret_cast<char *>(y.data()),
                            MOERT_F32,
                            {{0, rows}}},
-                          weights[next].data(),
+                          weights.get() + next * matrixBytes,
                           nullptr};
     next = (next + 1) % copies;
     groupedLinear(context, {problem}, o.dtype, o.n, o.k);

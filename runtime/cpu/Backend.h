@@ -74,6 +74,11 @@ private:
 const float *floatInput(Scratch &scratch, size_t slot, Operand operand,
                         int64_t count);
 
+// Host memory as buffers get it: large ones (a model's weights) on 2 MB
+// pages where the kernel grants them; null when out of memory. Freed with
+// std::free.
+void *allocateHost(size_t bytes);
+
 // Runs row(t, buffer) for every t in [0, tokens) on the rank's threads, 16
 // rows a task; `buffer` is `floats` floats of the running thread's own.
 template <typename Row>

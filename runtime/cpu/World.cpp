@@ -141,18 +141,23 @@ void CpuBackend::run(const RankBody &body) {
     fail(failedStatus_, "rank ", failedRank_, " failed: ", failedMessage_);
 }
 
-void *CpuBackend::allocate(int32_t rank, size_t bytes) {
-  // Large buffers (a model's weights) on 2 MB pages where the kernel has
-  // them: filling GBs of 4 KB pages costs a fault each.
+void *moert::cpu::allocateHost(size_t bytes) {
+  // Filling GBs of 4 KB pages costs a fault each, and a weight stream
+  // crossing them misses the TLB.
   constexpr size_t hugePage = 2u << 20;
   size_t alignment = bytes >= 4 * hugePage ? hugePage : 64;
   size_t rounded =
       (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
   void *data = std::aligned_alloc(alignment, rounded);
+  if (data && alignment == hugePage)
+    ::madvise(data, rounded, MADV_HUGEPAGE); // advice only: may be refused
+  return data;
+}
+
+void *CpuBackend::allocate(int32_t rank, size_t bytes) {
+  void *data = allocateHost(bytes);
   if (!data)
     fail(MOERT_OUT_OF_MEMORY, "cannot allocate ", bytes, " bytes");
-  if (alignment == hugePage)
-    ::madvise(data, rounded, MADV_HUGEPAGE); // advice only: may be refused
   return data;
 }
 
