@@ -21,7 +21,7 @@
 // usage: moe-bench-cpu-layer [--dtype bf16|f32|fp8] [--tokens 1,16,128,1024]
 //          [--runs N] [--min-seconds S] [--hidden H] [--ffn F] [--experts E]
 //          [--top-k K] [--shared-ffn FS] [--threads N] [--json 1]
-//          [--staged 1] [--evict-mb MB] [--flush-weights 1]
+//          [--staged 1] [--evict-mb MB] [--flush-weights 1] [--read-floor 1]
 //
 // Cold runs, as in a model whose other layers evict this one's experts
 // between two of its runs: decode then reads them from DRAM, not from a
@@ -30,20 +30,31 @@
 // --flush-weights 1 flushes every weight of the layer from the caches
 // (CacheFlush.h): reading alone leaves part of a set read many times.
 //
+// --read-floor 1: the memory-read floor of each row, measured with it. Each
+// timed layer run alternates with a plain read of the same bytes the layer
+// reads (the router, the touched experts' weights, the shared expert), cold
+// in the same way, split over as many threads as the rank has: this VM's
+// DRAM bandwidth moves by tens of percent within minutes, so a floor
+// measured apart from the row says little about it.
+//
 //===----------------------------------------------------------------------===//
 
 #include "CacheFlush.h"
 #include "runtime/moert.h"
 
 #include <algorithm>
-#include <cmath>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -59,6 +70,7 @@ struct Options {
   double minSeconds = 1.0;    // of timed runs per row
   int64_t evictMegabytes = 0; // read before each timed run; 0: none
   bool flushWeights = false;  // flush the weights before each timed run
+  bool readFloor = false;     // time a plain read of the row's weights too
   int32_t threads = 0; // per rank; 0: the runtime's default
   bool json = false;
 };
@@ -69,13 +81,24 @@ struct Row {
   int runs;
   int64_t touched; // experts with at least one token
   size_t flushedBytes; // before each run (--flush-weights)
+  double floorSeconds; // median plain read of floorBytes (--read-floor)
+  size_t floorBytes;
+};
+
+/// A weight's bytes in host memory; `expert` -1: read whatever the routing.
+struct WeightSpan {
+  const char *address;
+  size_t bytes;
+  int64_t expert;
 };
 
 struct Bench {
   Options options;
+  int32_t threads; // the rank's compute threads
   std::vector<Row> rows;
-  // The layer's weights, as host memory: what --flush-weights flushes.
-  std::vector<std::pair<const void *, size_t>> weights;
+  // The layer's weights, per expert where stacked: what --flush-weights
+  // flushes and --read-floor reads.
+  std::vector<WeightSpan> weights;
 };
 
 #define CHECK(call)                                                            \
@@ -125,26 +148,137 @@ int64_t blocksOf(int64_t rows, int64_t cols) {
          ((cols + fp8Block - 1) / fp8Block);
 }
 
-/// Registers `count` elements of a weight view for --flush-weights.
+/// Registers `count` elements of a weight view: stacked over `experts`
+/// (equal slices, expert 0 first) or, with experts 0, read by every run.
 moert_status_t addWeight(moert_context_t ctx, Bench &bench, moert_view_t view,
-                         int64_t count) {
-  if (!bench.options.flushWeights)
-    return MOERT_OK;
+                         int64_t count, int64_t experts = 0) {
   void *address = nullptr;
   CHECK(moert_buffer_host_address(ctx, view, &address));
-  bench.weights.emplace_back(address, count * moert_dtype_size(view.dtype));
+  size_t bytes = count * moert_dtype_size(view.dtype);
+  if (experts == 0) {
+    bench.weights.push_back({static_cast<const char *>(address), bytes, -1});
+    return MOERT_OK;
+  }
+  size_t slice = bytes / experts;
+  for (int64_t e = 0; e < experts; ++e)
+    bench.weights.push_back(
+        {static_cast<const char *>(address) + e * slice, slice, e});
   return MOERT_OK;
 }
+
+/// --read-floor: reads spans of memory as fast as plain loads go, split
+/// into one contiguous share per thread. The helper threads wait on a
+/// condition variable between reads and spin at the start line, so that a
+/// read's time holds no thread wake-up.
+class FloorReader {
+public:
+  explicit FloorReader(int32_t threads) {
+    for (int32_t t = 1; t < threads; ++t)
+      helpers_.emplace_back([this, t] { helperLoop(t); });
+  }
+  ~FloorReader() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    for (std::thread &helper : helpers_)
+      helper.join();
+  }
+  /// Seconds to read every byte of `spans` once.
+  double read(const std::vector<WeightSpan> &spans) {
+    spans_ = &spans;
+    total_ = 0;
+    for (const WeightSpan &span : spans)
+      total_ += span.bytes;
+    ready_ = 0;
+    done_ = 0;
+    go_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++generation_;
+    }
+    wake_.notify_all();
+    while (ready_.load() < static_cast<int>(helpers_.size())) {
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    go_ = true;
+    readShare(0);
+    while (done_.load() < static_cast<int>(helpers_.size())) {
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+        .count();
+  }
+
+private:
+  void helperLoop(int32_t t) {
+    uint64_t seen = 0;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_)
+          return;
+      }
+      ++ready_;
+      while (!go_.load()) {
+      }
+      readShare(t);
+      ++done_;
+    }
+  }
+  // Thread t's bytes [total * t / T, total * (t + 1) / T) of the spans
+  // laid end to end, as 8-byte words (a span's last few bytes one by one).
+  void readShare(int32_t t) {
+    size_t threads = helpers_.size() + 1;
+    size_t begin = total_ * t / threads, end = total_ * (t + 1) / threads;
+    uint64_t acc[8] = {};
+    size_t at = 0;
+    for (const WeightSpan &span : *spans_) {
+      size_t from = std::max(begin, at), to = std::min(end, at + span.bytes);
+      const char *p = span.address + (from - at),
+                 *last = span.address + (to - at);
+      for (; p + 64 <= last; p += 64)
+        for (int i = 0; i < 8; ++i) {
+          uint64_t word;
+          std::memcpy(&word, p + 8 * i, sizeof(word));
+          acc[i] += word;
+        }
+      for (; p < last; ++p)
+        acc[0] += static_cast<unsigned char>(*p);
+      at += span.bytes;
+    }
+    uint64_t sum = 0;
+    for (uint64_t a : acc)
+      sum += a;
+    sink_ += sum;
+  }
+
+  std::vector<std::thread> helpers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::atomic<int> ready_{0}, done_{0};
+  std::atomic<bool> go_{false};
+  const std::vector<WeightSpan> *spans_ = nullptr;
+  size_t total_ = 0;
+  std::atomic<uint64_t> sink_{0};
+};
 
 /// Before each cold run: reads --evict-mb of its own memory, as a model's
 /// other layers would, then flushes the registered weights.
 class ColdStart {
 public:
-  ColdStart(const Options &o,
-            std::vector<std::pair<const void *, size_t>> weights)
+  ColdStart(const Options &o, const std::vector<WeightSpan> &weights)
       : data_((static_cast<size_t>(o.evictMegabytes) << 20) / sizeof(uint64_t),
-              1),
-        weights_(std::move(weights)) {}
+              1) {
+    if (o.flushWeights)
+      for (const WeightSpan &span : weights)
+        weights_.emplace_back(span.address, span.bytes);
+  }
   bool enabled() const { return !data_.empty() || !weights_.empty(); }
   size_t flushedBytes() const {
     size_t bytes = 0;
@@ -181,6 +315,7 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
   const Options &o = bench.options;
   constexpr size_t coldRuns = 25;
   ColdStart cold(o, bench.weights);
+  FloorReader reader(o.readFloor ? bench.threads : 1);
   for (int64_t tokens : o.tokens) {
     CHECK(layer(tokens)); // warm-up: page in weights and buffers
     std::vector<int32_t> perExpert(o.experts);
@@ -188,9 +323,23 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     int64_t touched = 0;
     for (int32_t c : perExpert)
       touched += c > 0;
-    std::vector<double> samples;
+    // What the layer reads: the router and shared weights and the touched
+    // experts' (their weights as registered: gate | up, then down).
+    std::vector<WeightSpan> floorSpans;
+    size_t floorBytes = 0;
+    for (const WeightSpan &span : bench.weights)
+      if (span.expert < 0 || perExpert[span.expert] > 0) {
+        floorSpans.push_back(span);
+        floorBytes += span.bytes;
+      }
+    std::vector<double> samples, floorSamples;
     double timed = 0;
     while (true) {
+      if (o.readFloor) {
+        if (cold.enabled())
+          CHECK(cold.run());
+        floorSamples.push_back(reader.read(floorSpans));
+      }
       if (cold.enabled())
         CHECK(cold.run());
       auto t0 = std::chrono::steady_clock::now();
@@ -205,11 +354,16 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
       if (o.runs ? static_cast<int>(samples.size()) >= o.runs : enough)
         break;
     }
-    std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
-                     samples.end());
-    bench.rows.push_back({tokens, samples[samples.size() / 2],
+    auto median = [](std::vector<double> &v) {
+      if (v.empty())
+        return 0.0;
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+      return v[v.size() / 2];
+    };
+    bench.rows.push_back({tokens, median(samples),
                           static_cast<int>(samples.size()), touched,
-                          cold.flushedBytes()});
+                          cold.flushedBytes(), median(floorSamples),
+                          o.readFloor ? floorBytes : 0});
   }
   return MOERT_OK;
 }
@@ -252,8 +406,10 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
     int64_t scales = experts * blocksOf(rows, cols);
     w->scales = alloc(scales, MOERT_F32);
     CHECK(fillFp8(ctx, w->data, experts * rows * cols, seed));
-    CHECK(addWeight(ctx, bench, w->data, experts * rows * cols));
-    CHECK(addWeight(ctx, bench, w->scales, scales));
+    // The shared expert (experts 1) is read by every run.
+    int64_t stacked = experts > 1 ? experts : 0;
+    CHECK(addWeight(ctx, bench, w->data, experts * rows * cols, stacked));
+    CHECK(addWeight(ctx, bench, w->scales, scales, stacked));
     // Unit-scale outputs: 1 / sqrt(cols) over values of magnitude ~1.
     float scale = 0.5f / std::sqrt(static_cast<float>(cols));
     std::vector<float> host(scales, scale);
@@ -308,9 +464,9 @@ moert_status_t runFp8(moert_context_t ctx, Bench &bench) {
     CHECK(fillRandom(ctx, bGate, e * f, 0.1f, 9));
     CHECK(fillRandom(ctx, bUp, e * f, 0.1f, 10));
     CHECK(fillRandom(ctx, bDown, e * h, 0.1f, 11));
-    CHECK(addWeight(ctx, bench, bGate, e * f));
-    CHECK(addWeight(ctx, bench, bUp, e * f));
-    CHECK(addWeight(ctx, bench, bDown, e * h));
+    CHECK(addWeight(ctx, bench, bGate, e * f, e));
+    CHECK(addWeight(ctx, bench, bUp, e * f, e));
+    CHECK(addWeight(ctx, bench, bDown, e * h, e));
   }
   auto stagedExperts = [&](int64_t capacity) -> moert_status_t {
     auto linear = [&](const moert_quantized_weight_t &w, moert_view_t in,
@@ -392,8 +548,8 @@ moert_status_t run(moert_context_t ctx, void *user) {
   CHECK(fillRandom(ctx, x, maxTokens * h, 1.0f, 1));
   CHECK(fillRandom(ctx, wg, e * h, wScale, 2));
   CHECK(addWeight(ctx, bench, wg, e * h));
-  CHECK(addWeight(ctx, bench, wGateUp, e * 2 * f * h));
-  CHECK(addWeight(ctx, bench, wDown, e * h * f));
+  CHECK(addWeight(ctx, bench, wGateUp, e * 2 * f * h, e));
+  CHECK(addWeight(ctx, bench, wDown, e * h * f, e));
   // Expert by expert: a host staging copy of one expert, never of all.
   for (int64_t i = 0; i < e; ++i) {
     CHECK(fillRandom(ctx, moert_make_view(wGateUp.buffer, i * 2 * f * h,
@@ -485,6 +641,8 @@ int main(int argc, char **argv) {
       o.evictMegabytes = std::atoll(argv[i + 1]);
     else if (flag == "--flush-weights")
       o.flushWeights = std::atoi(argv[i + 1]) != 0;
+    else if (flag == "--read-floor")
+      o.readFloor = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--json")
       o.json = std::atoi(argv[i + 1]) != 0;
     else if (flag == "--staged")
@@ -505,12 +663,17 @@ int main(int argc, char **argv) {
 
   moert_world_desc_t desc{MOERT_BACKEND_CPU, 1, 1, 0, o.threads};
   moert_world_t world;
-  if (moert_world_create(&desc, &world) != MOERT_OK ||
-      moert_world_run(world, run, &bench) != MOERT_OK) {
+  if (moert_world_create(&desc, &world) != MOERT_OK) {
     std::fprintf(stderr, "benchmark failed: %s\n", moert_last_error());
     return 1;
   }
-  int32_t threads = moert_world_cpu_threads(world);
+  bench.threads = moert_world_cpu_threads(world);
+  if (moert_world_run(world, run, &bench) != MOERT_OK) {
+    std::fprintf(stderr, "benchmark failed: %s\n", moert_last_error());
+    moert_world_destroy(world);
+    return 1;
+  }
+  const int32_t threads = bench.threads;
   moert_world_destroy(world);
 
   const char *dtype = o.fp8
@@ -527,8 +690,11 @@ int main(int argc, char **argv) {
                 threads, (long long)o.hidden, (long long)o.ffn,
                 (long long)o.experts, (long long)o.topK,
                 (long long)o.sharedFfn, dtype);
-    std::printf("%8s %12s %12s %8s %10s %10s\n", "tokens", "ms/layer",
-                "tokens/s", "touched", "GB/s", "GFLOP/s");
+    std::printf("%8s %12s %12s %8s %10s %10s", "tokens", "ms/layer", "tokens/s",
+                "touched", "GB/s", "GFLOP/s");
+    if (o.readFloor)
+      std::printf(" %12s %8s", "floor GB/s", "%floor");
+    std::printf("\n");
   }
   for (const Row &row : bench.rows) {
     // Routed expert GEMMs (3 per choice), the shared expert and the router;
@@ -540,19 +706,29 @@ int main(int argc, char **argv) {
         bytes * (3.0 * o.hidden * o.ffn * row.touched +
                  3.0 * o.hidden * o.sharedFfn) +
         moert_dtype_size(o.dtype) * double(o.hidden * o.experts);
-    if (o.json)
+    if (o.json) {
       std::printf("{\"tokens\": %lld, \"seconds\": %.9g, \"runs\": %d, "
                   "\"touched\": %lld, \"weight_bytes\": %.0f, \"flops\": "
                   "%.0f, \"threads\": %d, \"dtype\": \"%s\", "
-                  "\"flushed_bytes\": %zu}\n",
+                  "\"flushed_bytes\": %zu",
                   (long long)row.tokens, row.seconds, row.runs,
                   (long long)row.touched, weightBytes, flops, threads, dtype,
                   row.flushedBytes);
-    else
-      std::printf("%8lld %12.3f %12.1f %8lld %10.1f %10.1f\n",
+      if (o.readFloor)
+        std::printf(", \"floor_seconds\": %.9g, \"floor_bytes\": %zu",
+                    row.floorSeconds, row.floorBytes);
+      std::printf("}\n");
+    } else {
+      std::printf("%8lld %12.3f %12.1f %8lld %10.1f %10.1f",
                   (long long)row.tokens, row.seconds * 1e3,
                   row.tokens / row.seconds, (long long)row.touched,
                   weightBytes / row.seconds / 1e9, flops / row.seconds / 1e9);
+      // %floor: the plain read's time over the layer's, for the same bytes.
+      if (o.readFloor)
+        std::printf(" %12.1f %7.0f%%", row.floorBytes / row.floorSeconds / 1e9,
+                    100 * row.floorSeconds / row.seconds);
+      std::printf("\n");
+    }
   }
   return 0;
 }

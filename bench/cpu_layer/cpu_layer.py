@@ -124,6 +124,9 @@ def main():
     evict = ["--evict-mb", str(2 * llc_megabytes()) if cold else "0"]
     flush_lib = os.path.join(os.path.dirname(bench), "libmoe-bench-cache-flush.so")
     bench_cold = evict + ["--flush-weights", "1" if cold else "0"]
+    # Cold rows also time a plain read of the weights they read, in turn
+    # with their runs: the floor for the same bytes at the same moment.
+    bench_floor = ["--read-floor", "1"] if cold else []
     torch_cold = evict + (["--flush-lib", flush_lib] if cold else [])
     with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as out:
         def record(items, **extra):
@@ -154,7 +157,7 @@ def main():
                     print(f"{name} {dtype} {label}", flush=True)
                     record(run_jsonl(pin + [bench, "--json", "1", "--threads", str(threads),
                                             "--min-seconds", str(args.min_seconds)] + bench_cold +
-                                     shape,
+                                     bench_floor + shape,
                                      log),
                            kind="project", impl="project", shape=name, cores=label)
                     # One process per block: none inherits the cache and
@@ -220,8 +223,13 @@ def write_report(rows, base, cpu, date):
               "project time (> 1: the project is faster). `GB/s` and `%read`: weights of the touched",
               "experts (+ shared, router) per second, against the read bandwidth; `GFLOP/s` and",
               "`%peak`: against the GEMM peak of the dtype.", "",
-              "| shape | dtype | cores | tokens | touched | project ms | hf-eager ms | hf-grouped ms | sorted ms | best torch | ratio | project GB/s (%read) | project GFLOP/s (%peak) | roofline ms |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+              "`%floor` (cold rows): a plain read of the same bytes the layer reads (router, touched",
+              "experts, shared expert; the same eviction and flush, the rank's threads), timed in turn",
+              "with the project's runs (moe-bench-cpu-layer --read-floor 1): its median time over the",
+              "project's. Unlike `%read`, whose ceiling is measured minutes apart from the row, it",
+              "moves with the DRAM bandwidth other tenants leave.", "",
+              "| shape | dtype | cores | tokens | touched | project ms | hf-eager ms | hf-grouped ms | sorted ms | best torch | ratio | project GB/s (%read) | %floor | project GFLOP/s (%peak) | roofline ms |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     plot = {}
     for key in sorted(table, key=lambda k: (list(SHAPES).index(k[0]), k[1], k[2], k[3])):
         shape, dtype, cores, tokens = key
@@ -240,9 +248,11 @@ def write_report(rows, base, cpu, date):
         ms = lambda n: f"{torch_rows[n]['seconds'] * 1e3:.3f}" if n in torch_rows else "-"
         floors = {"mem": proj["weight_bytes"] / read / 1e9, "gemm": proj["flops"] / peak / 1e9}
         bound = max(floors, key=floors.get)
+        floor = (f"{100 * proj['floor_seconds'] / proj['seconds']:.0f}%"
+                 if proj.get("floor_seconds") else "-")
         lines.append(f"| {shape} | {dtype} | {cores} | {tokens} | {proj['touched']} | "
                      f"{proj['seconds'] * 1e3:.3f} | {ms('hf-eager')} | {ms('hf-grouped')} | "
-                     f"{ms('sorted')} | {best} | {ratio:.2f} | {gbs:.1f} ({100 * gbs / read:.0f}%) | "
+                     f"{ms('sorted')} | {best} | {ratio:.2f} | {gbs:.1f} ({100 * gbs / read:.0f}%) | {floor} | "
                      f"{gflops:.0f} ({100 * gflops / peak:.0f}%) | "
                      f"{floors[bound] * 1e3:.3f} {bound} |")
         plot.setdefault((shape, dtype, cores), []).append((tokens, ratio))
