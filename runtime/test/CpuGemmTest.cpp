@@ -155,12 +155,13 @@ struct Shape {
   int64_t m, n, k;
 };
 
-// 1 row, rows and columns off every multiple of 16/32, k past the kernels'
-// k chunks (256 to 2048), and many rows.
-const Shape shapes[] = {{1, 1, 1},     {1, 17, 33},   {3, 50, 100},
-                        {17, 33, 513}, {16, 32, 64},  {31, 47, 1100},
-                        {1, 300, 2},   {200, 40, 70}, {1000, 19, 37},
-                        {5, 40, 2100}, {13, 21, 4500}};
+// No rows (a rank the routing left idle), 1 row, rows and columns off every
+// multiple of 16/32, k past the kernels' k chunks (256 to 2048), and many
+// rows.
+const Shape shapes[] = {{0, 17, 33},    {1, 1, 1},     {1, 17, 33},
+                        {3, 50, 100},   {17, 33, 513}, {16, 32, 64},
+                        {31, 47, 1100}, {1, 300, 2},   {200, 40, 70},
+                        {1000, 19, 37}, {5, 40, 2100}, {13, 21, 4500}};
 
 class KernelPath : public ::testing::TestWithParam<Path> {
 protected:
@@ -239,10 +240,11 @@ TEST_P(KernelPath, RowIndependentBits) {
       EXPECT_EQ(0, std::memcmp(all.first.data(), pieces.first.data(),
                                m * n * sizeof(float)))
           << what << ": packing in pieces changed bits";
-      // Alone, among a few rows (the kernels' decode paths) and among a few
-      // dozen (AVX-512: the row-dot kernels up to 48 rows, outer products
-      // past them).
-      for (int64_t count : {1, 5, 20, 60})
+      // Alone, among a few rows (the kernels' decode paths: one weight row
+      // at a time up to 2 rows of X of 8 KB in all, else 8 or 4 at once)
+      // and among a few dozen (AVX-512: the row-dot kernels up to 48 rows,
+      // outer products past them).
+      for (int64_t count : {1, 2, 4, 5, 20, 60})
         for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
           if (r + count > m)
             continue;

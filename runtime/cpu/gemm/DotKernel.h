@@ -4,9 +4,10 @@
 // any dtype widened in registers): each output is a dot product of an X row
 // and a weight row, read in place along k, so a decode step streams every
 // weight row once with no transposition and only a few streams at a time.
-// A block of R X rows meets 8 (or 4) weight rows per k step; lane l of an
-// accumulator sums k = l (mod lanes) in k order, reduced once at the end,
-// so a row's bits never depend on the other rows or on the k chunks.
+// A block of R X rows meets 8 (or 4) weight rows per k step, or, for a
+// few short X rows, one weight row at a time; lane l of an accumulator
+// sums k = l (mod lanes) in k order, reduced once at the end, so a row's
+// bits never depend on the other rows, on the k chunks or on the order.
 //
 // Textual template: the includer defines MOERT_DOT_TARGET (its target
 // attribute) and a vector type V with
@@ -185,12 +186,91 @@ struct ItemRows {
   }
 };
 
-// Decode: each weight row streams once, in place. Up to one row block, a
-// group's 8 rows pass once, whole. Past it, each half group (4 weight rows)
-// meets blocks of up to twice the rows: one pass up to 2 x blockRows rows,
-// else a chunk of the half passes every block while it is in L1, so that
-// the stream from memory never waits for a second pass. Meanwhile the
-// passes ask for the next rows to stream (the group's second half, the next
+// acc[r] = X row r (x + r * ldx) . weight row w over `count` values: the
+// same sum, step by step, as block()'s accumulator of the pair.
+template <class V, moert_dtype_t W, int R>
+MOERT_DOT_TARGET void rowDot(const typename V::XElement *x, int64_t ldx,
+                             const char *w, int64_t count,
+                             typename V::Reg *acc) {
+  constexpr int64_t lanes = V::lanes;
+  constexpr size_t e = elementBytes<W>();
+  typename V::Reg sum[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    sum[r] = V::zero();
+  int64_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    typename V::Reg wv = V::template loadW<W>(w + i * e, lanes);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      sum[r] = V::fmadd(V::loadX(x + r * ldx, i, lanes), wv, sum[r]);
+  }
+  if (i < count) {
+    typename V::Reg wv = V::template loadW<W>(w + i * e, count - i);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      sum[r] = V::fmadd(V::loadX(x + r * ldx, i, count - i), wv, sum[r]);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    acc[r] = sum[r];
+}
+
+// Decode of up to rowwiseRows rows whose packed X fits in rowwiseXBytes:
+// the item's weight rows one after the other, whole, so that its 32 rows
+// (16 and 16 when paired) stream in address order, one stream where a
+// group's 8 rows at once are 8. Zen 4, 1 core, one layer run both ways in
+// turn in one process (moe-bench-cpu-layer, cold): at 1 token Qwen3's and
+// OLMoE's bf16 experts 10% faster, Mixtral's and DeepSeek-V3's 4 to 5%,
+// f32 0 to 2%; at 16 tokens (mostly 1 or 2 rows an expert) Qwen3 and OLMoE
+// bf16 5 to 8%; small's 3 and 4 rows were 3 to 12% slower, hence 2. Each
+// weight row reads the X rows again: past 8 KB they no longer stay in L1
+// beside the stream (Mixtral's down projection, 28 KB: 15% slower).
+constexpr int64_t rowwiseRows = 2, rowwiseXBytes = 8192;
+
+template <class V, moert_dtype_t W, int R>
+MOERT_DOT_TARGET void runRowwise(const Weights &w, int64_t index,
+                                 const typename V::XElement *x, int64_t ldx,
+                                 Workspace &workspace, Sink &sink) {
+  using Reg = typename V::Reg;
+  Slabs slabs(w, index);
+  auto *out =
+      static_cast<float *>(workspace.get(R * panelColumns * sizeof(float)));
+  for (int64_t g = 0; g < panelColumns; g += groupRows) {
+    Reg eight[R][groupRows], acc[R];
+    for (int64_t c = 0; c < groupRows; ++c) {
+      const char *row = slabs.row(g + c);
+      if (row)
+        rowDot<V, W, R>(x, ldx, row, w.k, acc);
+      for (int r = 0; r < R; ++r)
+        eight[r][c] = row ? acc[r] : V::zero();
+    }
+    for (int r = 0; r < R; ++r)
+      V::sums(eight[r], out + r * panelColumns + g);
+  }
+  slabs.deliver(sink, 0, R, out, panelColumns);
+}
+
+template <class V, moert_dtype_t W>
+using RowwiseFn = decltype(&runRowwise<V, W, 1>);
+template <class V, moert_dtype_t W, int... R>
+constexpr RowwiseFn<V, W> rowwiseFns[] = {runRowwise<V, W, R + 1>...};
+template <class V, moert_dtype_t W, int... R>
+constexpr const RowwiseFn<V, W> *
+rowwiseTable(std::integer_sequence<int, R...>) {
+  return rowwiseFns<V, W, R...>;
+}
+// rowwise[R - 1]: runRowwise of R rows.
+template <class V, moert_dtype_t W>
+constexpr const RowwiseFn<V, W> *rowwise =
+    rowwiseTable<V, W>(std::make_integer_sequence<int, rowwiseRows>());
+
+// Decode: each weight row streams once, in place. Past the rowwise case,
+// up to one row block, a group's 8 rows pass once, whole. Past it, each half
+// group (4 weight rows) meets blocks of up to twice the rows: one pass up to 2
+// x blockRows rows, else a chunk of the half passes every block while it is in
+// L1, so that the stream from memory never waits for a second pass. Meanwhile
+// the passes ask for the next rows to stream (the group's second half, the next
 // group, the next item's first group after the last) at the same offsets:
 // rows of a page or two start no prefetcher stream. Packed row r at
 // x + r * ldx.
@@ -198,6 +278,10 @@ template <class V, moert_dtype_t W>
 MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
                                  const typename V::XElement *x, int64_t ldx,
                                  int64_t m, Workspace &workspace, Sink &sink) {
+  if (m >= 1 && m <= rowwiseRows &&
+      m * ldx * static_cast<int64_t>(sizeof(typename V::XElement)) <=
+          rowwiseXBytes)
+    return rowwise<V, W>[m - 1](w, index, x, ldx, workspace, sink);
   using Reg = typename V::Reg;
   constexpr int64_t blockRows = V::blockRows;
   constexpr size_t e = elementBytes<W>();
