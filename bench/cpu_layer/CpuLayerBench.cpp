@@ -235,11 +235,15 @@ private:
     size_t threads = helpers_.size() + 1;
     size_t begin = total_ * t / threads, end = total_ * (t + 1) / threads;
     uint64_t acc[8] = {};
-    size_t at = 0;
+    size_t end0 = 0; // where the spans so far end, laid end to end
     for (const WeightSpan &span : *spans_) {
-      size_t from = std::max(begin, at), to = std::min(end, at + span.bytes);
-      const char *p = span.address + (from - at),
-                 *last = span.address + (to - at);
+      size_t start = end0;
+      end0 += span.bytes;
+      size_t from = std::max(begin, start), to = std::min(end, end0);
+      if (from >= to)
+        continue; // the span is another thread's
+      const char *p = span.address + (from - start),
+                 *last = span.address + (to - start);
       for (; p + 64 <= last; p += 64)
         for (int i = 0; i < 8; ++i) {
           uint64_t word;
@@ -248,7 +252,6 @@ private:
         }
       for (; p < last; ++p)
         acc[0] += static_cast<unsigned char>(*p);
-      at += span.bytes;
     }
     uint64_t sum = 0;
     for (uint64_t a : acc)

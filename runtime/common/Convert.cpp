@@ -71,7 +71,8 @@ void moert::convertToFloat(const void *src, moert_dtype_t srcType, float *dst,
                            int64_t count) {
   switch (srcType) {
   case MOERT_F32:
-    std::memmove(dst, src, count * sizeof(float));
+    if (count > 0) // memmove's pointers must not be null, even for 0 bytes
+      std::memmove(dst, src, count * sizeof(float));
     return;
   case MOERT_BF16: {
     auto *in = static_cast<const uint16_t *>(src);
@@ -117,7 +118,8 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
                              int64_t count) {
   switch (dstType) {
   case MOERT_F32:
-    std::memmove(dst, src, count * sizeof(float));
+    if (count > 0) // memmove's pointers must not be null, even for 0 bytes
+      std::memmove(dst, src, count * sizeof(float));
     return;
   case MOERT_BF16: {
     auto *out = static_cast<uint16_t *>(dst);
@@ -160,7 +162,8 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
 void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
                     moert_dtype_t dstType, int64_t count) {
   if (srcType == dstType) {
-    std::memmove(dst, src, count * dtypeSize(srcType));
+    if (count > 0)
+      std::memmove(dst, src, count * dtypeSize(srcType));
     return;
   }
   // Integer to integer must not go through float (i64 > 2^24 would round).

@@ -265,15 +265,15 @@ template <class V, moert_dtype_t W>
 constexpr const RowwiseFn<V, W> *rowwise =
     rowwiseTable<V, W>(std::make_integer_sequence<int, rowwiseRows>());
 
-// Decode: each weight row streams once, in place. Past the rowwise case,
+// Decode: each weight row streams once, in place. Past the rowwise case and
 // up to one row block, a group's 8 rows pass once, whole. Past it, each half
-// group (4 weight rows) meets blocks of up to twice the rows: one pass up to 2
-// x blockRows rows, else a chunk of the half passes every block while it is in
-// L1, so that the stream from memory never waits for a second pass. Meanwhile
-// the passes ask for the next rows to stream (the group's second half, the next
-// group, the next item's first group after the last) at the same offsets:
-// rows of a page or two start no prefetcher stream. Packed row r at
-// x + r * ldx.
+// group (4 weight rows) meets blocks of up to twice the rows: one pass up to
+// 2 x blockRows rows, else a chunk of the half passes every block while it
+// is in L1, so that the stream from memory never waits for a second pass.
+// Meanwhile the passes ask for the next rows to stream (the group's second
+// half, the next group, the next item's first group after the last) at the
+// same offsets: rows of a page or two start no prefetcher stream. Packed
+// row r at x + r * ldx.
 template <class V, moert_dtype_t W>
 MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
                                  const typename V::XElement *x, int64_t ldx,
