@@ -23,7 +23,6 @@ using namespace moert::cpu::gemm;
 
 namespace {
 
-constexpr int64_t lanes = classes;
 constexpr int64_t panelColumns = 2 * slabRows;
 
 // The same, lanes past `count` 0.
