@@ -10,6 +10,15 @@
 
 using namespace moert;
 
+namespace {
+// memmove's pointers must not be null, even for 0 bytes, and an empty
+// buffer's may be (an empty std::vector's data()).
+void moveElements(void *dst, const void *src, int64_t count, size_t size) {
+  if (count > 0)
+    std::memmove(dst, src, count * size);
+}
+} // namespace
+
 float moert::f16ToFloat(uint16_t value) {
   uint32_t sign = static_cast<uint32_t>(value & 0x8000u) << 16;
   uint32_t exponent = (value >> 10) & 0x1fu;
@@ -71,8 +80,7 @@ void moert::convertToFloat(const void *src, moert_dtype_t srcType, float *dst,
                            int64_t count) {
   switch (srcType) {
   case MOERT_F32:
-    if (count > 0) // memmove's pointers must not be null, even for 0 bytes
-      std::memmove(dst, src, count * sizeof(float));
+    moveElements(dst, src, count, sizeof(float));
     return;
   case MOERT_BF16: {
     auto *in = static_cast<const uint16_t *>(src);
@@ -118,8 +126,7 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
                              int64_t count) {
   switch (dstType) {
   case MOERT_F32:
-    if (count > 0) // memmove's pointers must not be null, even for 0 bytes
-      std::memmove(dst, src, count * sizeof(float));
+    moveElements(dst, src, count, sizeof(float));
     return;
   case MOERT_BF16: {
     auto *out = static_cast<uint16_t *>(dst);
@@ -162,8 +169,7 @@ void moert::convertFromFloat(const float *src, void *dst, moert_dtype_t dstType,
 void moert::convert(const void *src, moert_dtype_t srcType, void *dst,
                     moert_dtype_t dstType, int64_t count) {
   if (srcType == dstType) {
-    if (count > 0)
-      std::memmove(dst, src, count * dtypeSize(srcType));
+    moveElements(dst, src, count, dtypeSize(srcType));
     return;
   }
   // Integer to integer must not go through float (i64 > 2^24 would round).

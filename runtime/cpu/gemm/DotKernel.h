@@ -65,10 +65,10 @@ template <moert_dtype_t W> constexpr size_t elementBytes() {
 // core, from DRAM, a kernel run with and without in turn in one process
 // (moe-bench-cpu-gemm, k 1024 to 14336, 117 MB per matrix): bf16 at 4 to 8
 // rows 5 to 30% faster, f32 0 to 25%; 1 KB ahead gained about half as much,
-// 8 KB less; whole groups (8 streams, 1 to 3 rows) were 0 to 8% slower with
-// it. Past a row's end it runs on into the next row in memory, the stream's
-// next (ItemRows). Only for steps of a whole cache line (AVX-512): AVX2's
-// 16 or 32 bytes would ask for each line 2 or 4 times, and its loop is
+// 8 KB less; whole groups (8 streams, 1 to 3 rows) were mostly 0 to 10%
+// slower with it. Past a row's end it runs on into the next row in memory, the
+// stream's next (ItemRows). Only for steps of a whole cache line (AVX-512):
+// AVX2's 16 or 32 bytes would ask for each line 2 or 4 times, and its loop is
 // short of issue slots already (bf16, 2 to 8 rows: 18 to 29% slower).
 constexpr uintptr_t streamAhead = 2048;
 
@@ -85,8 +85,8 @@ inline void prefetchToL2(const char *at, uintptr_t ahead) {
 // chunk, out[r * panelColumns + c] = sum, for the group's 8 rows: a half
 // group (C = 4) is the second, and `firstHalf` holds the first's final
 // R x 4 accumulators. Rows `ahead` (null: none), the next to stream, are
-// asked for toward L2 at the same offsets meanwhile (and a half group's own
-// rows, streamAhead on).
+// asked for toward L2 at the same offsets meanwhile, and with each, in a
+// half group, the same slot's own row streamAhead on.
 template <class V, moert_dtype_t W, int R, int C = groupRows>
 MOERT_DOT_TARGET void
 block(const typename V::XElement *x, int64_t ldx, const char *const *w,
