@@ -71,13 +71,30 @@ template <moert_dtype_t W> constexpr size_t elementBytes() {
 // AVX2's 16 or 32 bytes would ask for each line 2 or 4 times, and its loop is
 // short of issue slots already (bf16, 2 to 8 rows: 18 to 29% slower).
 constexpr uintptr_t streamAhead = 2048;
+// A single pass over rows of 4 KB or more also asks for them into L1 this
+// far ahead (same runs, 4 to 6 rows: bf16 k 2048 to 14336 5 to 25% faster,
+// f32 k 1024 to 4096 5 to 15%, 2 cores 4 to 7%; the layer at 16 tokens:
+// DeepSeek-V3 2 to 7%, Mixtral 1 to 3%: most of its experts get 3 rows, or 7
+// or more). Not for shorter rows
+// (bf16 k 1024: 2 to 9% slower), for a chunk that several passes read (8 to
+// 24 rows: 2 to 10% slower), nor for whole groups or rowDot (1 to 3 rows: 2
+// to 18% slower).
+constexpr uintptr_t nearAhead = 1024;
+constexpr int64_t nearAheadRowBytes = 4096;
 
 // Prefetches are hints: an address past the weights reads nothing, so it
 // is formed as an integer, never as a pointer past its object.
-inline void prefetchToL2(const char *at, uintptr_t ahead) {
+template <int Locality>
+inline void prefetchAhead(const char *at, uintptr_t ahead) {
   __builtin_prefetch(
       reinterpret_cast<const void *>(reinterpret_cast<uintptr_t>(at) + ahead),
-      0, 2);
+      0, Locality);
+}
+inline void prefetchToL2(const char *at, uintptr_t ahead) {
+  prefetchAhead<2>(at, ahead);
+}
+inline void prefetchToL1(const char *at, uintptr_t ahead) {
+  prefetchAhead<3>(at, ahead);
 }
 
 // acc[r][c] over `count` values of X rows x + r * ldx and weight rows w[c],
@@ -86,12 +103,14 @@ inline void prefetchToL2(const char *at, uintptr_t ahead) {
 // group (C = 4) is the second, and `firstHalf` holds the first's final
 // R x 4 accumulators. Rows `ahead` (null: none), the next to stream, are
 // asked for toward L2 at the same offsets meanwhile, and with each, in a
-// half group, the same slot's own row streamAhead on.
+// half group, the same slot's own row streamAhead on, and with `near` also
+// nearAhead on toward L1.
 template <class V, moert_dtype_t W, int R, int C = groupRows>
-MOERT_DOT_TARGET void
-block(const typename V::XElement *x, int64_t ldx, const char *const *w,
-      const char *const *ahead, int64_t count, typename V::Reg *partial,
-      bool first, bool last, const typename V::Reg *firstHalf, float *out) {
+MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
+                            const char *const *w, const char *const *ahead,
+                            bool near, int64_t count, typename V::Reg *partial,
+                            bool first, bool last,
+                            const typename V::Reg *firstHalf, float *out) {
   using Reg = typename V::Reg;
   constexpr int64_t lanes = V::lanes;
   constexpr size_t e = elementBytes<W>();
@@ -112,8 +131,11 @@ block(const typename V::XElement *x, int64_t ldx, const char *const *w,
     for (int c = 0; c < C; ++c) {
       if (ahead && ahead[c]) {
         prefetchToL2(ahead[c] + i * e, 0);
-        if constexpr (streamed)
+        if constexpr (streamed) {
           prefetchToL2(w[c] + i * e, streamAhead);
+          if (near)
+            prefetchToL1(w[c] + i * e, nearAhead);
+        }
       }
       Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
       // One load per weight vector, not one per FMA: loads bound the loop.
@@ -325,6 +347,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   int64_t passes = (m + passRows - 1) / passRows;
   int64_t step = passes == 1 ? std::max<int64_t>(k, 1) : halfChunk;
   const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
+  bool near = passes == 1 && k * static_cast<int64_t>(e) >= nearAheadRowBytes;
   auto *out = static_cast<float *>(
       workspace.get(outBytes + m * groupRows * sizeof(Reg)));
   auto *partial =
@@ -353,7 +376,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
             ahead[c] = following && c % passes == pass ? following[c] + k0 * e
                                                        : nullptr;
           int64_t r0 = m * pass / passes, r1 = m * (pass + 1) / passes;
-          fns[r1 - r0 - 1](x + r0 * ldx + V::xOffset(k0), ldx, at, ahead,
+          fns[r1 - r0 - 1](x + r0 * ldx + V::xOffset(k0), ldx, at, ahead, near,
                            std::min(step, k - k0),
                            partial + (h * m + r0) * width, k0 == 0, last,
                            partial + r0 * width,
@@ -417,7 +440,7 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
           if (used[g])
             blocks<V, MOERT_F32>[n - 1](
                 x + (p0 + r0) * k + k0, k, copied + g * groupRows, nullptr,
-                count,
+                false, count,
                 partial + (r0 * (panelColumns / groupRows) + g * n) * groupRows,
                 first, last, nullptr,
                 out + (p0 + r0) * panelColumns + g * groupRows);
