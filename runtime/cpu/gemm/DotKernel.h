@@ -75,10 +75,9 @@ constexpr uintptr_t streamAhead = 2048;
 // far ahead (same runs, 4 to 6 rows: bf16 k 2048 to 14336 5 to 25% faster,
 // f32 k 1024 to 4096 5 to 15%, 2 cores 4 to 7%; the layer at 16 tokens:
 // DeepSeek-V3 2 to 7%, Mixtral 1 to 3%: most of its experts get 3 rows, or 7
-// or more). Not for shorter rows
-// (bf16 k 1024: 2 to 9% slower), for a chunk that several passes read (8 to
-// 24 rows: 2 to 10% slower), nor for whole groups or rowDot (1 to 3 rows: 2
-// to 18% slower).
+// or more). Not for shorter rows (bf16 k 1024: 2 to 9% slower), for a chunk
+// that several passes read (8 to 24 rows: 2 to 10% slower), nor for whole
+// groups or rowDot (1 to 3 rows: 2 to 18% slower).
 constexpr uintptr_t nearAhead = 1024;
 constexpr int64_t nearAheadRowBytes = 4096;
 
