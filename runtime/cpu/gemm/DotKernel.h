@@ -71,13 +71,15 @@ template <moert_dtype_t W> constexpr size_t elementBytes() {
 // AVX2's 16 or 32 bytes would ask for each line 2 or 4 times, and its loop is
 // short of issue slots already (bf16, 2 to 8 rows: 18 to 29% slower).
 constexpr uintptr_t streamAhead = 2048;
-// A single pass over rows of 4 KB or more also asks for them into L1 this
-// far ahead (same runs, 4 to 6 rows: bf16 k 2048 to 14336 5 to 25% faster,
-// f32 k 1024 to 4096 5 to 15%, 2 cores 4 to 7%; the layer at 16 tokens:
-// DeepSeek-V3 2 to 7%, Mixtral 1 to 3%: most of its experts get 3 rows, or 7
-// or more). Not for shorter rows (bf16 k 1024: 2 to 9% slower), for a chunk
-// that several passes read (8 to 24 rows: 2 to 10% slower), nor for whole
-// groups or rowDot (1 to 3 rows: 2 to 18% slower).
+// The pass that streams a half group's chunk (the first) also asks for its
+// rows into L1 this far ahead when they are 4 KB or more (8 KB past two
+// passes). Same runs, bf16 k 2048 to 14336 and f32 k 1024 to 4096: 4 to 6
+// rows (one pass) 5 to 25% faster, 8 rows 5 to 17%, 12 to 24 rows at 8 KB
+// or more 0 to 14%; 2 cores 2 to 7%. The layer at 16 tokens: Mixtral 4 to
+// 6%, DeepSeek-V3 0 to 7%; at 128 tokens Qwen3 2 to 4%. Not for shorter
+// rows (bf16 k 1024, one pass: 2 to 9% slower), for 4 KB rows past two
+// passes (f32 k 1024, 16 to 20 rows: 4 to 5%; their X rows fill L1), nor
+// for whole groups or rowDot (1 to 3 rows: 2 to 18% slower).
 constexpr uintptr_t nearAhead = 1024;
 constexpr int64_t nearAheadRowBytes = 4096;
 
@@ -101,9 +103,9 @@ inline void prefetchToL1(const char *at, uintptr_t ahead) {
 // chunk, out[r * panelColumns + c] = sum, for the group's 8 rows: a half
 // group (C = 4) is the second, and `firstHalf` holds the first's final
 // R x 4 accumulators. Rows `ahead` (null: none), the next to stream, are
-// asked for toward L2 at the same offsets meanwhile, and with each, in a
-// half group, the same slot's own row streamAhead on, and with `near` also
-// nearAhead on toward L1.
+// asked for toward L2 at the same offsets meanwhile. A half group also asks
+// for its own rows streamAhead on toward L2: with `near` all of them, and
+// nearAhead on toward L1 too; else those whose slot has an ahead row.
 template <class V, moert_dtype_t W, int R, int C = groupRows>
 MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
                             const char *const *w, const char *const *ahead,
@@ -128,13 +130,13 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
       xv[r] = V::loadX(x + r * ldx, i, lanes);
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      if (ahead && ahead[c]) {
+      if (ahead && ahead[c])
         prefetchToL2(ahead[c] + i * e, 0);
-        if constexpr (streamed) {
+      if constexpr (streamed) {
+        if (near || (ahead && ahead[c]))
           prefetchToL2(w[c] + i * e, streamAhead);
-          if (near)
-            prefetchToL1(w[c] + i * e, nearAhead);
-        }
+        if (near)
+          prefetchToL1(w[c] + i * e, nearAhead);
       }
       Reg wv = V::template loadW<W>(w[c] + i * e, lanes);
       // One load per weight vector, not one per FMA: loads bound the loop.
@@ -346,7 +348,8 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   int64_t passes = (m + passRows - 1) / passRows;
   int64_t step = passes == 1 ? std::max<int64_t>(k, 1) : halfChunk;
   const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
-  bool near = passes == 1 && k * static_cast<int64_t>(e) >= nearAheadRowBytes;
+  bool longRows = k * static_cast<int64_t>(e) >=
+                  (passes <= 2 ? nearAheadRowBytes : 2 * nearAheadRowBytes);
   auto *out = static_cast<float *>(
       workspace.get(outBytes + m * groupRows * sizeof(Reg)));
   auto *partial =
@@ -374,6 +377,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
           for (int64_t c = 0; c < width; ++c)
             ahead[c] = following && c % passes == pass ? following[c] + k0 * e
                                                        : nullptr;
+          bool near = longRows && pass == 0;
           int64_t r0 = m * pass / passes, r1 = m * (pass + 1) / passes;
           fns[r1 - r0 - 1](x + r0 * ldx + V::xOffset(k0), ldx, at, ahead, near,
                            std::min(step, k - k0),
