@@ -81,8 +81,8 @@ struct Row {
   int runs;
   int64_t touched; // experts with at least one token
   size_t flushedBytes; // before each run (--flush-weights)
-  double floorSeconds; // median plain read of floorBytes (--read-floor)
-  size_t floorBytes;
+  size_t readBytes;    // the weights the run reads (readSpans)
+  double floorSeconds; // median plain read of readBytes (--read-floor)
 };
 
 /// A weight's bytes in host memory; `expert` -1: read whatever the routing.
@@ -327,13 +327,14 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     for (int32_t c : perExpert)
       touched += c > 0;
     // What the layer reads: the router and shared weights and the touched
-    // experts' (their weights as registered: gate | up, then down).
-    std::vector<WeightSpan> floorSpans;
-    size_t floorBytes = 0;
+    // experts' (their weights as registered: gate | up, then down, and fp8
+    // scales).
+    std::vector<WeightSpan> readSpans;
+    size_t readBytes = 0;
     for (const WeightSpan &span : bench.weights)
       if (span.expert < 0 || perExpert[span.expert] > 0) {
-        floorSpans.push_back(span);
-        floorBytes += span.bytes;
+        readSpans.push_back(span);
+        readBytes += span.bytes;
       }
     std::vector<double> samples, floorSamples;
     double timed = 0;
@@ -341,7 +342,7 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
       if (o.readFloor) {
         if (cold.enabled())
           CHECK(cold.run());
-        floorSamples.push_back(reader.read(floorSpans));
+        floorSamples.push_back(reader.read(readSpans));
       }
       if (cold.enabled())
         CHECK(cold.run());
@@ -363,10 +364,9 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
       std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
       return v[v.size() / 2];
     };
-    bench.rows.push_back({tokens, median(samples),
-                          static_cast<int>(samples.size()), touched,
-                          cold.flushedBytes(), median(floorSamples),
-                          o.readFloor ? floorBytes : 0});
+    bench.rows.push_back(
+        {tokens, median(samples), static_cast<int>(samples.size()), touched,
+         cold.flushedBytes(), readBytes, median(floorSamples)});
   }
   return MOERT_OK;
 }
@@ -683,9 +683,6 @@ int main(int argc, char **argv) {
                           ? (o.staged ? "fp8 (staged, biases, clamped)" : "fp8")
                       : o.dtype == MOERT_F32 ? "f32"
                                              : "bf16";
-  // fp8: 1 byte a weight plus its block's f32 scale, the router bf16.
-  double bytes =
-      o.fp8 ? 1.0 + 4.0 / (fp8Block * fp8Block) : moert_dtype_size(o.dtype);
   if (!o.json) {
     std::printf("MoE layer on the CPU backend, 1 rank x %d thread(s): H %lld, "
                 "F %lld, %lld SwiGLU experts, top-%lld, shared F %lld, "
@@ -700,35 +697,29 @@ int main(int argc, char **argv) {
     std::printf("\n");
   }
   for (const Row &row : bench.rows) {
-    // Routed expert GEMMs (3 per choice), the shared expert and the router;
-    // bytes: the weights of the touched experts, the shared one and router.
+    // Routed expert GEMMs (3 per choice), the shared expert and the router.
     double flops = 2.0 * 3 * o.hidden * o.ffn * o.topK * row.tokens +
                    2.0 * 3 * o.hidden * o.sharedFfn * row.tokens +
                    2.0 * o.hidden * o.experts * row.tokens;
-    double weightBytes =
-        bytes * (3.0 * o.hidden * o.ffn * row.touched +
-                 3.0 * o.hidden * o.sharedFfn) +
-        moert_dtype_size(o.dtype) * double(o.hidden * o.experts);
     if (o.json) {
       std::printf("{\"tokens\": %lld, \"seconds\": %.9g, \"runs\": %d, "
-                  "\"touched\": %lld, \"weight_bytes\": %.0f, \"flops\": "
+                  "\"touched\": %lld, \"weight_bytes\": %zu, \"flops\": "
                   "%.0f, \"threads\": %d, \"dtype\": \"%s\", "
                   "\"flushed_bytes\": %zu",
                   (long long)row.tokens, row.seconds, row.runs,
-                  (long long)row.touched, weightBytes, flops, threads, dtype,
+                  (long long)row.touched, row.readBytes, flops, threads, dtype,
                   row.flushedBytes);
       if (o.readFloor)
-        std::printf(", \"floor_seconds\": %.9g, \"floor_bytes\": %zu",
-                    row.floorSeconds, row.floorBytes);
+        std::printf(", \"floor_seconds\": %.9g", row.floorSeconds);
       std::printf("}\n");
     } else {
       std::printf("%8lld %12.3f %12.1f %8lld %10.1f %10.1f",
                   (long long)row.tokens, row.seconds * 1e3,
                   row.tokens / row.seconds, (long long)row.touched,
-                  weightBytes / row.seconds / 1e9, flops / row.seconds / 1e9);
+                  row.readBytes / row.seconds / 1e9, flops / row.seconds / 1e9);
       // %floor: the plain read's time over the layer's, for the same bytes.
       if (o.readFloor)
-        std::printf(" %12.1f %7.0f%%", row.floorBytes / row.floorSeconds / 1e9,
+        std::printf(" %12.1f %7.0f%%", row.readBytes / row.floorSeconds / 1e9,
                     100 * row.floorSeconds / row.seconds);
       std::printf("\n");
     }
