@@ -327,8 +327,8 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     for (int32_t c : perExpert)
       touched += c > 0;
     // What the layer reads: the router and shared weights and the touched
-    // experts' (their weights as registered: gate | up, then down, and fp8
-    // scales).
+    // experts' (their weights as registered: gate | up, then down, and any
+    // fp8 scales and biases).
     std::vector<WeightSpan> readSpans;
     size_t readBytes = 0;
     for (const WeightSpan &span : bench.weights)
