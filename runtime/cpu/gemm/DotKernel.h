@@ -75,11 +75,12 @@ constexpr uintptr_t streamAhead = 2048;
 // rows into L1 this far ahead when they are 4 KB or more (8 KB past two
 // passes). Same runs, bf16 k 2048 to 14336 and f32 k 1024 to 4096: 4 to 6
 // rows (one pass) 5 to 25% faster, 8 rows 5 to 17%, 12 to 24 rows at 8 KB
-// or more 0 to 14%; 2 cores 2 to 7%. The layer at 16 tokens: Mixtral 4 to
-// 6%, DeepSeek-V3 0 to 7%; at 128 tokens Qwen3 2 to 4%. Not for shorter
-// rows (bf16 k 1024, one pass: 2 to 9% slower), for 4 KB rows past two
-// passes (f32 k 1024, 16 to 20 rows: 4 to 5%; their X rows fill L1), nor
-// for whole groups or rowDot (1 to 3 rows: 2 to 18% slower).
+// or more 0 to 14%; 2 cores 2 to 7%. The layer at 16 tokens, single passes
+// then first passes, each against the step before: Mixtral 1% then 4 to 5%,
+// DeepSeek-V3 6 to 7% then 0 to 3%; at 128 tokens Qwen3 2 to 4%. Not for
+// shorter rows (bf16 k 1024, one pass: 2 to 9% slower), for 4 KB rows past
+// two passes (f32 k 1024, 16 to 20 rows: 4 to 5%; their X rows fill L1),
+// nor for whole groups or rowDot (1 to 3 rows: 2 to 18% slower).
 constexpr uintptr_t nearAhead = 1024;
 constexpr int64_t nearAheadRowBytes = 4096;
 
