@@ -8,7 +8,12 @@
 // (the default, 256); 0 keeps one copy, which then stays in the caches.
 // The copies lie end to end in memory allocated as the CPU backend's
 // buffers are (allocateHost: 2 MB pages), as a stacked expert weight does.
-// Prints per row count the median time, the weights' GB/s and the GFLOP/s.
+// Prints per row count the median time, the weights' GB/s and the GFLOP/s;
+// `read GB/s`, a plain read of the same copies by as many threads, timed in
+// turn with the calls; and `peak GB/s`, the weights' rate at which the
+// kernel's multiply-adds alone would take all the time at the vector unit's
+// measured peak (VDPBF16PS for bf16, VFMADD231PS for f32, 512-bit, on every
+// thread): past it a step is bound by the core, not by memory.
 //
 // usage: moe-bench-cpu-gemm [--n N] [--k K] [--rows 1,4,16]
 //          [--dtype bf16|f32] [--threads T] [--footprint-mb MB]
@@ -28,7 +33,12 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 using namespace moert::cpu;
 
@@ -95,6 +105,101 @@ Options parse(int argc, char **argv) {
   return o;
 }
 
+// Seconds for `threads` threads to read [data, data + bytes) once, each an
+// equal contiguous share, with plain 64-bit loads.
+double readSeconds(const char *data, size_t bytes, int threads) {
+  std::vector<uint64_t> sums(threads);
+  auto share = [&](int t) {
+    size_t words = bytes / sizeof(uint64_t), begin = words * t / threads,
+           end = words * (t + 1) / threads;
+    uint64_t acc[8] = {};
+    for (size_t i = begin; i + 8 <= end; i += 8)
+      for (int j = 0; j < 8; ++j) {
+        uint64_t word;
+        std::memcpy(&word, data + (i + j) * sizeof(uint64_t), sizeof(word));
+        acc[j] += word;
+      }
+    for (int j = 0; j < 8; ++j)
+      sums[t] += acc[j];
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; ++t)
+    helpers.emplace_back(share, t);
+  share(0);
+  for (std::thread &helper : helpers)
+    helper.join();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  // The sums are kept, so the reads are not optimised away.
+  volatile uint64_t sink = 0;
+  for (uint64_t sum : sums)
+    sink = sink + sum;
+  return seconds;
+}
+
+#if defined(__x86_64__)
+// One core's multiply-add peak in GFLOP/s: 12 independent accumulators
+// (more than the latency x throughput of either instruction), in registers.
+constexpr long peakSteps = 20000000;
+constexpr int peakChains = 12;
+
+double gflops(std::chrono::steady_clock::time_point t0, double flopsPerOp) {
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  return peakSteps * peakChains * flopsPerOp / seconds / 1e9;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) double bf16Peak() {
+  __m512 acc[peakChains];
+  for (__m512 &chain : acc)
+    chain = _mm512_setzero_ps();
+  __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80);
+  auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < peakSteps; ++i) {
+#pragma GCC unroll 12
+    for (__m512 &chain : acc)
+      chain = _mm512_dpbf16_ps(chain, a, a);
+    __asm__("" : "+v"(a));
+  }
+  for (__m512 &chain : acc)
+    __asm__("" : : "v"(chain));
+  return gflops(t0, 64);
+}
+
+__attribute__((target("avx512f"))) double f32Peak() {
+  __m512 acc[peakChains];
+  for (__m512 &chain : acc)
+    chain = _mm512_setzero_ps();
+  __m512 a = _mm512_set1_ps(1.0f);
+  auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < peakSteps; ++i) {
+#pragma GCC unroll 12
+    for (__m512 &chain : acc)
+      chain = _mm512_fmadd_ps(a, a, chain);
+    __asm__("" : "+v"(a));
+  }
+  for (__m512 &chain : acc)
+    __asm__("" : : "v"(chain));
+  return gflops(t0, 32);
+}
+#endif
+
+// The peak of the instruction the kernels use for `dtype`, or 0 where this
+// CPU lacks it.
+double vectorPeak(moert_dtype_t dtype) {
+#if defined(__x86_64__)
+  if (dtype == MOERT_BF16 && __builtin_cpu_supports("avx512bf16"))
+    return bf16Peak();
+  if (dtype == MOERT_F32 && __builtin_cpu_supports("avx512f"))
+    return f32Peak();
+#endif
+  (void)dtype;
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -137,32 +242,48 @@ int main(int argc, char **argv) {
     next = (next + 1) % copies;
     groupedLinear(context, {problem}, o.dtype, o.n, o.k);
   };
+  double peak = vectorPeak(o.dtype) * o.threads;
   std::printf("n %lld, k %lld, %s, %d thread(s), %zu cop%s of %.1f MB\n",
               static_cast<long long>(o.n), static_cast<long long>(o.k),
               o.dtype == MOERT_BF16 ? "bf16" : "f32", o.threads, copies,
               copies == 1 ? "y" : "ies", matrixBytes / 1e6);
-  std::printf("%6s %12s %10s %10s %6s\n", "rows", "median us", "GB/s",
-              "GFLOP/s", "runs");
+  if (peak > 0)
+    std::printf("vector peak %.1f GFLOP/s (%s, 512-bit, %d thread(s))\n", peak,
+                o.dtype == MOERT_BF16 ? "VDPBF16PS" : "VFMADD231PS", o.threads);
+  else
+    std::printf("vector peak unmeasured (no AVX-512%s here)\n",
+                o.dtype == MOERT_BF16 ? "-BF16" : "");
+  std::printf("%6s %12s %10s %10s %10s %10s %6s\n", "rows", "median us", "GB/s",
+              "GFLOP/s", "read GB/s", "peak GB/s", "runs");
+  auto median = [](std::vector<double> &samples) {
+    std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
+                     samples.end());
+    return samples[samples.size() / 2];
+  };
   for (int64_t rows : o.rows) {
     for (size_t c = 0; c < copies; ++c)
       call(rows); // warm-up: every copy paged in
-    std::vector<double> samples;
+    std::vector<double> samples, reads;
     double timed = 0;
     while (samples.size() < 3 || timed < o.minSeconds) {
+      // The read takes the copy the next call would, so that both meet the
+      // same memory state; the call then moves on to the copy after it.
+      reads.push_back(readSeconds(weights.get() + next * matrixBytes,
+                                  matrixBytes, o.threads));
+      next = (next + 1) % copies;
       auto t0 = std::chrono::steady_clock::now();
       call(rows);
       samples.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
               .count());
-      timed += samples.back();
+      timed += samples.back() + reads.back();
     }
-    std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
-                     samples.end());
-    double median = samples[samples.size() / 2];
-    std::printf("%6lld %12.1f %10.1f %10.1f %6zu\n",
-                static_cast<long long>(rows), median * 1e6,
-                matrixBytes / median / 1e9,
-                2.0 * rows * o.n * o.k / median / 1e9, samples.size());
+    double seconds = median(samples), flops = 2.0 * rows * o.n * o.k;
+    std::printf("%6lld %12.1f %10.1f %10.1f %10.1f %10.1f %6zu\n",
+                static_cast<long long>(rows), seconds * 1e6,
+                matrixBytes / seconds / 1e9, flops / seconds / 1e9,
+                matrixBytes / median(reads) / 1e9,
+                peak > 0 ? matrixBytes * peak / flops : 0.0, samples.size());
   }
   return 0;
 }
