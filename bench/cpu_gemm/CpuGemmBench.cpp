@@ -266,8 +266,9 @@ int main(int argc, char **argv) {
     std::vector<double> samples, reads;
     double timed = 0;
     while (samples.size() < 3 || timed < o.minSeconds) {
-      // The read takes the copy the next call would, so that both meet the
-      // same memory state; the call then moves on to the copy after it.
+      // The read takes a copy of its own, the one before the call's, so that
+      // it meets memory as the calls do: past the caches with several
+      // copies, in them with one.
       reads.push_back(readSeconds(weights.get() + next * matrixBytes,
                                   matrixBytes, o.threads));
       next = (next + 1) % copies;
