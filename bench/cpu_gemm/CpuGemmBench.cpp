@@ -9,11 +9,12 @@
 // The copies lie end to end in memory allocated as the CPU backend's
 // buffers are (allocateHost: 2 MB pages), as a stacked expert weight does.
 // Prints per row count the median time, the weights' GB/s and the GFLOP/s;
-// `read GB/s`, a plain read of the same copies by as many threads, timed in
-// turn with the calls; and `peak GB/s`, the weights' rate at which the
-// kernel's multiply-adds alone would take all the time at the vector unit's
-// measured peak (VDPBF16PS for bf16, VFMADD231PS for f32, 512-bit, on every
-// thread): past it a step is bound by the core, not by memory.
+// `read GB/s`, a plain read of the same copies by as many threads
+// (FloorReader), timed in turn with the calls; and `peak GB/s`, the
+// weights' rate at which the kernel's multiply-adds alone would take all the
+// time at the vector unit's measured peak (VDPBF16PS for bf16, VFMADD231PS
+// for f32, 512-bit, on every thread): past it a step is bound by the core,
+// not by memory.
 //
 // usage: moe-bench-cpu-gemm [--n N] [--k K] [--rows 1,4,16]
 //          [--dtype bf16|f32] [--threads T] [--footprint-mb MB]
@@ -21,6 +22,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bench/common/FloorReader.h"
 #include "runtime/cpu/Backend.h"
 #include "runtime/cpu/GroupedGemm.h"
 
@@ -33,7 +35,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -103,40 +104,6 @@ Options parse(int argc, char **argv) {
       usage(("unknown flag or value: " + flag + " " + value).c_str());
   }
   return o;
-}
-
-// Seconds for `threads` threads to read [data, data + bytes) once, each an
-// equal contiguous share, with plain 64-bit loads.
-double readSeconds(const char *data, size_t bytes, int threads) {
-  std::vector<uint64_t> sums(threads);
-  auto share = [&](int t) {
-    size_t words = bytes / sizeof(uint64_t), begin = words * t / threads,
-           end = words * (t + 1) / threads;
-    uint64_t acc[8] = {};
-    for (size_t i = begin; i + 8 <= end; i += 8)
-      for (int j = 0; j < 8; ++j) {
-        uint64_t word;
-        std::memcpy(&word, data + (i + j) * sizeof(uint64_t), sizeof(word));
-        acc[j] += word;
-      }
-    for (int j = 0; j < 8; ++j)
-      sums[t] += acc[j];
-  };
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads; ++t)
-    helpers.emplace_back(share, t);
-  share(0);
-  for (std::thread &helper : helpers)
-    helper.join();
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-          .count();
-  // The sums are kept, so the reads are not optimised away.
-  volatile uint64_t sink = 0;
-  for (uint64_t sum : sums)
-    sink = sink + sum;
-  return seconds;
 }
 
 #if defined(__x86_64__)
@@ -255,6 +222,7 @@ int main(int argc, char **argv) {
                 o.dtype == MOERT_BF16 ? "-BF16" : "");
   std::printf("%6s %12s %10s %10s %10s %10s %6s\n", "rows", "median us", "GB/s",
               "GFLOP/s", "read GB/s", "peak GB/s", "runs");
+  moe_bench::FloorReader reader(o.threads);
   auto median = [](std::vector<double> &samples) {
     std::nth_element(samples.begin(), samples.begin() + samples.size() / 2,
                      samples.end());
@@ -269,8 +237,8 @@ int main(int argc, char **argv) {
       // The read takes a copy of its own, the one before the call's, so that
       // it meets memory as the calls do: past the caches with several
       // copies, in them with one.
-      reads.push_back(readSeconds(weights.get() + next * matrixBytes,
-                                  matrixBytes, o.threads));
+      reads.push_back(
+          reader.read({{weights.get() + next * matrixBytes, matrixBytes}}));
       next = (next + 1) % copies;
       auto t0 = std::chrono::steady_clock::now();
       call(rows);

@@ -40,22 +40,22 @@
 //===----------------------------------------------------------------------===//
 
 #include "CacheFlush.h"
+#include "bench/common/FloorReader.h"
 #include "runtime/moert.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
+
+using moe_bench::FloorReader;
+using moe_bench::MemorySpan;
 
 namespace {
 
@@ -166,111 +166,6 @@ moert_status_t addWeight(moert_context_t ctx, Bench &bench, moert_view_t view,
   return MOERT_OK;
 }
 
-/// --read-floor: reads spans of memory as fast as plain loads go, split
-/// into one contiguous share per thread. The helper threads wait on a
-/// condition variable between reads and spin at the start line, so that a
-/// read's time holds no thread wake-up.
-class FloorReader {
-public:
-  explicit FloorReader(int32_t threads) {
-    for (int32_t t = 1; t < threads; ++t)
-      helpers_.emplace_back([this, t] { helperLoop(t); });
-  }
-  ~FloorReader() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      ++generation_;
-    }
-    wake_.notify_all();
-    for (std::thread &helper : helpers_)
-      helper.join();
-  }
-  /// Seconds to read every byte of `spans` once.
-  double read(const std::vector<WeightSpan> &spans) {
-    spans_ = &spans;
-    total_ = 0;
-    for (const WeightSpan &span : spans)
-      total_ += span.bytes;
-    ready_ = 0;
-    done_ = 0;
-    go_ = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++generation_;
-    }
-    wake_.notify_all();
-    while (ready_.load() < static_cast<int>(helpers_.size())) {
-    }
-    auto t0 = std::chrono::steady_clock::now();
-    go_ = true;
-    readShare(0);
-    while (done_.load() < static_cast<int>(helpers_.size())) {
-    }
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-        .count();
-  }
-
-private:
-  void helperLoop(int32_t t) {
-    uint64_t seen = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (stop_)
-          return;
-      }
-      ++ready_;
-      while (!go_.load()) {
-      }
-      readShare(t);
-      ++done_;
-    }
-  }
-  // Thread t's bytes [total * t / T, total * (t + 1) / T) of the spans
-  // laid end to end, as 8-byte words (a span's last few bytes one by one).
-  void readShare(int32_t t) {
-    size_t threads = helpers_.size() + 1;
-    size_t begin = total_ * t / threads, end = total_ * (t + 1) / threads;
-    uint64_t acc[8] = {};
-    size_t end0 = 0; // where the spans so far end, laid end to end
-    for (const WeightSpan &span : *spans_) {
-      size_t start = end0;
-      end0 += span.bytes;
-      size_t from = std::max(begin, start), to = std::min(end, end0);
-      if (from >= to)
-        continue; // the span is another thread's
-      const char *p = span.address + (from - start),
-                 *last = span.address + (to - start);
-      for (; p + 64 <= last; p += 64)
-        for (int i = 0; i < 8; ++i) {
-          uint64_t word;
-          std::memcpy(&word, p + 8 * i, sizeof(word));
-          acc[i] += word;
-        }
-      for (; p < last; ++p)
-        acc[0] += static_cast<unsigned char>(*p);
-    }
-    uint64_t sum = 0;
-    for (uint64_t a : acc)
-      sum += a;
-    sink_ += sum;
-  }
-
-  std::vector<std::thread> helpers_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  std::atomic<int> ready_{0}, done_{0};
-  std::atomic<bool> go_{false};
-  const std::vector<WeightSpan> *spans_ = nullptr;
-  size_t total_ = 0;
-  std::atomic<uint64_t> sink_{0};
-};
-
 /// Before each cold run: reads --evict-mb of its own memory, as a model's
 /// other layers would, then flushes the registered weights.
 class ColdStart {
@@ -329,11 +224,11 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
     // What the layer reads: the router and shared weights and the touched
     // experts' (their weights as registered: gate | up, then down, and any
     // fp8 scales and biases).
-    std::vector<WeightSpan> readSpans;
+    std::vector<MemorySpan> readSpans;
     size_t readBytes = 0;
     for (const WeightSpan &span : bench.weights)
       if (span.expert < 0 || perExpert[span.expert] > 0) {
-        readSpans.push_back(span);
+        readSpans.push_back({span.address, span.bytes});
         readBytes += span.bytes;
       }
     std::vector<double> samples, floorSamples;
