@@ -251,26 +251,36 @@ struct ItemRows {
   static constexpr int64_t groups = panelColumns / groupRows;
   const char *rows[panelColumns];
   bool used[groups] = {};
-  explicit ItemRows(const Slabs &slabs) {
-    for (int64_t slot = 0; slot < panelColumns; ++slot) {
-      rows[slot] = slabs.row(column(slot));
-      used[slot / groupRows] |= rows[slot] != nullptr;
+  // The first `filled` groups' slots (the rest unset: the next item's
+  // passes ask only for its first group).
+  explicit ItemRows(const Slabs &slabs, int64_t filled = groups) {
+    for (int64_t g = 0; g < filled; ++g) {
+      const char **slot = rows + g * groupRows;
+      bool any = false;
+      for (int64_t c = 0; c < groupRows; ++c) {
+        slot[c] = slabs.row(g + groups * c);
+        any |= slot[c] != nullptr;
+      }
+      used[g] = any;
+      for (int64_t c = 1; c < groupRows; ++c)
+        if (!slot[c])
+          slot[c] = slot[0];
     }
-    for (int64_t slot = 0; slot < panelColumns; ++slot)
-      if (!rows[slot])
-        rows[slot] = rows[slot / groupRows * groupRows];
-  }
-  static int64_t column(int64_t slot) {
-    return slot / groupRows + groups * (slot % groupRows);
   }
   // Puts each of m rows of slot-ordered sums (panelColumns apart) into
   // panel column order and hands them to the sink.
   static void deliver(const Slabs &slabs, Sink &sink, float *out, int64_t m) {
+    // In column order: in slot order GCC makes the stores scatters, slow on
+    // Zen 4. With the group-wise slot fill above and runInPlace's pass
+    // bounds computed once, Zen 4, 1 core, with and without in turn: items
+    // of 3 to 16 rows in L2 10 to 15% faster at k 512 and 3 to 5% at k 2048
+    // (bf16; f32 k 512 7 to 10%); the layer at 16 tokens, cold, 0 to 5%.
     for (int64_t r = 0; r < m; ++r) {
       float *row = out + r * panelColumns, slots[panelColumns];
       std::memcpy(slots, row, sizeof(slots));
-      for (int64_t slot = 0; slot < panelColumns; ++slot)
-        row[column(slot)] = slots[slot];
+      for (int64_t c = 0; c < groupRows; ++c)
+        for (int64_t g = 0; g < groups; ++g)
+          row[g + groups * c] = slots[g * groupRows + c];
     }
     for (int64_t r0 = 0; r0 < m; r0 += slabRows)
       slabs.deliver(sink, r0, std::min(slabRows, m - r0),
@@ -383,7 +393,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   ItemRows item(slabs);
   bool hasNext = index + 1 < w.items();
   Slabs nextSlabs = hasNext ? Slabs(w, index + 1) : slabs;
-  ItemRows next(nextSlabs);
+  ItemRows next(nextSlabs, 1);
   int64_t k = w.k;
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
   // With steps of whole lines (AVX-512), half groups streaming the next item
@@ -399,6 +409,10 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
   bool longRows = k * static_cast<int64_t>(e) >=
                   (passes <= 2 ? nearAheadRowBytes : 2 * nearAheadRowBytes);
+  // Pass p takes rows [bounds[p], bounds[p + 1]).
+  int64_t bounds[directRows + 1];
+  for (int64_t pass = 0; pass <= passes; ++pass)
+    bounds[pass] = m * pass / passes;
   NextItemStream stream;
   if (wholeLines && hasNext && halves && passes == 1)
     stream = NextItemStream(nextSlabs);
@@ -430,7 +444,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
             ahead[c] = following && c % passes == pass ? following[c] + k0 * e
                                                        : nullptr;
           bool near = longRows && pass == 0;
-          int64_t r0 = m * pass / passes, r1 = m * (pass + 1) / passes;
+          int64_t r0 = bounds[pass], r1 = bounds[pass + 1];
           fns[r1 - r0 - 1](x + r0 * ldx + V::xOffset(k0), ldx, at, ahead, near,
                            &stream, std::min(step, k - k0),
                            partial + (h * m + r0) * width, k0 == 0, last,
