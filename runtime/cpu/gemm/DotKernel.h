@@ -409,10 +409,10 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
   bool longRows = k * static_cast<int64_t>(e) >=
                   (passes <= 2 ? nearAheadRowBytes : 2 * nearAheadRowBytes);
-  // Pass p takes rows [bounds[p], bounds[p + 1]).
+  // Pass p takes rows [bounds[p], bounds[p + 1]) (no pass when m is 0).
   int64_t bounds[directRows + 1];
   for (int64_t pass = 0; pass <= passes; ++pass)
-    bounds[pass] = m * pass / passes;
+    bounds[pass] = pass == passes ? m : m * pass / passes;
   NextItemStream stream;
   if (wholeLines && hasNext && halves && passes == 1)
     stream = NextItemStream(nextSlabs);
