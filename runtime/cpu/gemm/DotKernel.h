@@ -273,8 +273,9 @@ struct ItemRows {
     // In column order: in slot order GCC makes the stores scatters, slow on
     // Zen 4. With the group-wise slot fill above and runInPlace's pass
     // bounds computed once, Zen 4, 1 core, with and without in turn: items
-    // of 3 to 16 rows in L2 10 to 15% faster at k 512 and 3 to 5% at k 2048
-    // (bf16; f32 k 512 7 to 10%); the layer at 16 tokens, cold, 0 to 5%.
+    // of 3 to 16 rows in cache (1 to 2 MB of weights) 10 to 15% faster at
+    // k 512 and 3 to 5% at k 2048 (bf16; f32 k 512 7 to 10%); the layer at
+    // 16 tokens, cold, 0 to 5%.
     for (int64_t r = 0; r < m; ++r) {
       float *row = out + r * panelColumns, slots[panelColumns];
       std::memcpy(slots, row, sizeof(slots));
