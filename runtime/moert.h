@@ -518,7 +518,9 @@ typedef struct moert_quantized_ffn_desc {
    (in . up^T)) per expert, fp32 accumulation; in/out/rows/experts/capacity/
    blocks as moert_experts. A dense or shared FFN on x[S,H] is the call with
    experts 1, capacity S, blocks 1 and absent rows. Results equal
-   moert_experts on the dequantized f32 weights up to fp32 rounding. */
+   moert_experts on the dequantized f32 weights up to fp32 rounding (a CPU
+   with AVX-512-BF16 reads fp8 weights in place, their products in bf16: an
+   input that is not bf16 goes in as two bf16 terms, good to 2^-17). */
 moert_status_t moert_quantized_experts(moert_context_t ctx,
                                        const moert_quantized_ffn_desc_t *ffn,
                                        moert_view_t in, moert_view_t out,

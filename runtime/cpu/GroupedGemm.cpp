@@ -194,7 +194,7 @@ struct Job {
 
 void runItem(const gemm::KernelSet &kernels, const Job &job, int64_t item,
              gemm::Workspace &workspace) {
-  if (job.weights.quantized())
+  if (job.weights.quantized() && !kernels.readsQuantized)
     gemm::runQuantized(kernels, job.weights, item, job.packed, workspace,
                        *job.sink);
   else
@@ -229,12 +229,13 @@ void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
 
 void moert::cpu::groupedLinear(GemmContext &context,
                                const std::vector<LinearProblem> &problems,
-                               moert_dtype_t weightType, int64_t n,
-                               int64_t k) {
-  // Quantized weights are widened into fp32 panels: the fp32 kernels.
+                               moert_dtype_t weightType, int64_t n, int64_t k) {
   bool quantized = !problems.empty() && problems[0].quant != nullptr;
-  const gemm::KernelSet &kernels =
-      gemm::kernelsFor(quantized ? MOERT_F32 : weightType);
+  std::vector<const gemm::Quantization *> quants;
+  for (const LinearProblem &problem : problems)
+    quants.push_back(problem.quant);
+  const gemm::KernelSet &kernels = quantized ? gemm::kernelsForQuantized(quants)
+                                             : gemm::kernelsFor(weightType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, columns(problems.size(), k);
   std::vector<OutputSink> sinks;
@@ -257,12 +258,20 @@ void moert::cpu::groupedFfn(GemmContext &context,
                             const std::vector<FfnProblem> &problems) {
   if (problems.empty())
     return;
-  // Quantized weights are widened into fp32 panels: the fp32 kernels.
   bool quantized = problems[0].firstQuant != nullptr;
-  const gemm::KernelSet &first =
-      gemm::kernelsFor(quantized ? MOERT_F32 : problems[0].firstType);
-  const gemm::KernelSet &down =
-      gemm::kernelsFor(quantized ? MOERT_F32 : problems[0].downType);
+  std::vector<const gemm::Quantization *> firstQuants, downQuants;
+  for (const FfnProblem &problem : problems) {
+    firstQuants.push_back(problem.firstQuant);
+    if (problem.secondQuant)
+      firstQuants.push_back(problem.secondQuant);
+    downQuants.push_back(problem.downQuant);
+  }
+  const gemm::KernelSet &first = quantized
+                                     ? gemm::kernelsForQuantized(firstQuants)
+                                     : gemm::kernelsFor(problems[0].firstType);
+  const gemm::KernelSet &down = quantized
+                                    ? gemm::kernelsForQuantized(downQuants)
+                                    : gemm::kernelsFor(problems[0].downType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, hidden, ffn;
   for (const FfnProblem &problem : problems) {

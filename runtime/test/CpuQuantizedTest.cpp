@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/common/Convert.h"
 #include "runtime/common/Quantized.h"
 #include "runtime/cpu/GroupedGemm.h"
 #include "runtime/cpu/gemm/Isa.h"
@@ -17,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -170,18 +172,19 @@ public:
   std::vector<float> first, second;
 };
 
-// Every item of w over X [m, k] (f32): through runQuantized when w is
-// quantized, else the kernel's own run.
+// Every item of w over X [m, k] (f32; split: kept as two bf16 terms where
+// the kernel multiplies bf16): through runQuantized when w is quantized and
+// the kernels do not read it themselves, else the kernel's own run.
 Collect runItems(const KernelSet &kernels, const Weights &w,
-                 const std::vector<float> &x, int64_t m) {
+                 const std::vector<float> &x, int64_t m, bool split = true) {
   Workspace packedSpace, workspace;
-  PackedRows packed{packedSpace.get(kernels.packedBytes(m, w.k, true) + 64), m,
-                    w.k, true};
+  PackedRows packed{packedSpace.get(kernels.packedBytes(m, w.k, split) + 64), m,
+                    w.k, split};
   kernels.clearPadding(packed);
   kernels.pack(x.data(), MOERT_F32, w.k, 0, m, 0, w.k, packed);
   Collect out(m, w.n);
   for (int64_t item = 0; item < w.items(); ++item) {
-    if (w.quantized())
+    if (w.quantized() && !kernels.readsQuantized)
       runQuantized(kernels, w, item, packed, workspace, out);
     else
       kernels.run(w, item, packed, workspace, out);
@@ -189,10 +192,11 @@ Collect runItems(const KernelSet &kernels, const Weights &w,
   return out;
 }
 
-// out[m, n] against x . w^T in double over the dequantized values.
+// out[m, n] against x . w^T in double over the dequantized values, within
+// k fp32 roundings of the terms' magnitude (and `relative` of it more).
 void expectNear(const std::vector<float> &out, const std::vector<float> &x,
                 const std::vector<float> &w, int64_t m, int64_t n, int64_t k,
-                const std::string &what) {
+                const std::string &what, double relative = 0) {
   int bad = 0;
   for (int64_t r = 0; r < m; ++r)
     for (int64_t c = 0; c < n; ++c) {
@@ -202,7 +206,7 @@ void expectNear(const std::vector<float> &out, const std::vector<float> &x,
         exact += p;
         magnitude += std::fabs(p);
       }
-      double tolerance = k * 0x1p-24 * magnitude + 1e-30;
+      double tolerance = (k * 0x1p-24 + relative) * magnitude + 1e-30;
       float got = out[r * n + c];
       if (!(std::fabs(got - exact) <= tolerance) && bad++ < 5)
         ADD_FAILURE() << what << ": out[" << r << "][" << c << "] = " << got
@@ -306,8 +310,131 @@ INSTANTIATE_TEST_SUITE_P(Isa, QuantizedPath, ::testing::ValuesIn(paths),
                            return std::string(info.param.name);
                          });
 
+#if defined(__x86_64__)
+// FP8 read in place (AVX-512-BF16 with VBMI, scale blocks of 64k columns).
+class Fp8InPlace : public ::testing::Test {
+protected:
+  void SetUp() override {
+    Quantization probe{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 128, 128};
+    if (!kernelsForQuantized({&probe}).readsQuantized)
+      GTEST_SKIP() << "no in-place FP8 kernel at " << isaName(isa());
+  }
+};
+
+TEST_F(Fp8InPlace, OnlyWholeStepBlocks) {
+  for (int64_t blockCols : {1, 32, 100})
+    for (moert_weight_format_t format :
+         {MOERT_WEIGHTS_FP8_E4M3_BLOCK, MOERT_WEIGHTS_MXFP4}) {
+      Quantization q{format, nullptr, 1, blockCols};
+      EXPECT_FALSE(kernelsForQuantized({&q}).readsQuantized) << blockCols;
+    }
+  Quantization fits{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 1, 64};
+  Quantization other{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 1, 32};
+  EXPECT_TRUE(kernelsForQuantized({&fits}).readsQuantized);
+  EXPECT_FALSE(kernelsForQuantized({&fits, &other}).readsQuantized);
+}
+
+// Against the double loop: products exact, X split to 2^-17 (or bf16
+// already), the sums and scales fp32; one row and many, partial blocks, k
+// off the 64-value step, paired gate and up with their own scales.
+TEST_F(Fp8InPlace, MatchesReferenceLoop) {
+  const QuantCase fp8Cases[] = {
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 1, 160, 200, 128, 128},
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 2, 47, 90, 16, 64},
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 5, 33, 600, 8, 128},
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 40, 70, 1100, 128, 128},
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 130, 40, 1100, 1, 64},
+  };
+  const KernelSet &kernels = avx512Bf16Fp8Kernels();
+  for (const QuantCase &c : fp8Cases)
+    for (bool split : {true, false}) {
+      QuantizedTensor a =
+          randomQuantized(c.format, c.n, c.k, c.blockRows, c.blockCols, 8);
+      QuantizedTensor b =
+          randomQuantized(c.format, c.n, c.k, c.blockRows, c.blockCols, 9);
+      std::vector<float> x = randomFloats(c.m * c.k, 10);
+      if (!split)
+        for (float &v : x)
+          v = bf16ToFloat(floatToBf16(v));
+      std::string what = describe("in place", c) + (split ? " split" : "");
+      double relative = split ? 0x1p-16 : 0;
+      Collect single = runItems(
+          kernels, {a.data.data(), nullptr, MOERT_F32, c.n, c.k, &a.quant}, x,
+          c.m, split);
+      expectNear(single.first, x, a.values, c.m, c.n, c.k, what, relative);
+      Collect paired = runItems(kernels,
+                                {a.data.data(), b.data.data(), MOERT_F32, c.n,
+                                 c.k, &a.quant, &b.quant},
+                                x, c.m, split);
+      expectNear(paired.first, x, a.values, c.m, c.n, c.k, what + " first",
+                 relative);
+      expectNear(paired.second, x, b.values, c.m, c.n, c.k, what + " second",
+                 relative);
+    }
+}
+
+// A row's bits alone, in a block of rows and past a panel of rows.
+TEST_F(Fp8InPlace, RowIndependentBits) {
+  const int64_t m = 200, n = 40, k = 1100;
+  QuantizedTensor w =
+      randomQuantized(MOERT_WEIGHTS_FP8_E4M3_BLOCK, n, k, 16, 128, 12);
+  Weights weights{w.data.data(), nullptr, MOERT_F32, n, k, &w.quant};
+  std::vector<float> x = randomFloats(m * k, 13);
+  const KernelSet &kernels = avx512Bf16Fp8Kernels();
+  Collect all = runItems(kernels, weights, x, m);
+  for (int64_t r : {0, 3, 87, 150, 199}) {
+    std::vector<float> row(x.begin() + r * k, x.begin() + (r + 1) * k);
+    Collect alone = runItems(kernels, weights, row, 1);
+    EXPECT_EQ(0, std::memcmp(alone.first.data(), all.first.data() + r * n,
+                             n * sizeof(float)))
+        << "row " << r;
+  }
+}
+
+// Every byte through the in-place widening, one k position at a time (X
+// rows one-hot, scales powers of two: every output exact), k off the step;
+// a NaN code makes its row NaN, as the dequantized product does.
+TEST_F(Fp8InPlace, WidensEveryByteExactly) {
+  const int64_t n = 256, k = 200, blockRows = 16, blockCols = 64;
+  QuantizedLayout layout{MOERT_WEIGHTS_FP8_E4M3_BLOCK, n, k, blockRows,
+                         blockCols};
+  std::vector<uint8_t> data(n * k);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t t = 0; t < k; ++t) {
+      auto byte = static_cast<uint8_t>(i + 3 * t);
+      data[i * k + t] = (byte & 0x7f) == 0x7f ? 0 : byte;
+    }
+  data[0 * k + 5] = 0x7f;
+  data[1 * k + 150] = 0xff;
+  std::vector<float> scales(layout.scaleElements());
+  for (size_t s = 0; s < scales.size(); ++s)
+    scales[s] = std::ldexp(1.0f, static_cast<int>(s % 7) - 3);
+  Quantization quant{MOERT_WEIGHTS_FP8_E4M3_BLOCK, scales.data(), blockRows,
+                     blockCols};
+  std::vector<float> x(k * k, 0.0f);
+  for (int64_t t = 0; t < k; ++t)
+    x[t * k + t] = 1.0f;
+  Collect out =
+      runItems(avx512Bf16Fp8Kernels(),
+               {data.data(), nullptr, MOERT_F32, n, k, &quant}, x, k, false);
+  int bad = 0;
+  for (int64_t t = 0; t < k; ++t)
+    for (int64_t i = 0; i < n; ++i) {
+      float got = out.first[t * n + i];
+      float expected =
+          i < 2 ? std::nanf("") : layout.at(data.data(), scales.data(), i, t);
+      bool same = std::isnan(expected) ? std::isnan(got) : got == expected;
+      if (!same && bad++ < 5)
+        ADD_FAILURE() << "row " << i << " k " << t << ": " << got
+                      << ", expected " << expected;
+    }
+  EXPECT_EQ(bad, 0);
+}
+#endif
+
 // The grouped FFN of quantized experts equals, bit for bit, the grouped FFN
-// of their dequantized f32 weights, on the dispatched ISA.
+// of their dequantized f32 weights on the dispatched ISA; where that reads
+// FP8 in place (different sums), within 1e-5 of the largest output.
 TEST(CpuQuantizedFfn, EqualsDequantizedFfn) {
   struct Case {
     moert_weight_format_t format;
@@ -371,9 +498,21 @@ TEST(CpuQuantizedFfn, EqualsDequantizedFfn) {
     for (float v : quantized)
       anyNonZero |= v != 0.0f;
     EXPECT_TRUE(anyNonZero);
-    EXPECT_EQ(0, std::memcmp(quantized.data(), widened.data(),
-                             quantized.size() * sizeof(float)))
-        << isaName(isa()) << " hidden " << c.hidden << " ffn " << c.ffn;
+    std::string what = std::string(isaName(isa())) + " hidden " +
+                       std::to_string(c.hidden) + " ffn " +
+                       std::to_string(c.ffn);
+    if (!kernelsForQuantized({&g[0].quant}).readsQuantized) {
+      EXPECT_EQ(0, std::memcmp(quantized.data(), widened.data(),
+                               quantized.size() * sizeof(float)))
+          << what;
+      continue;
+    }
+    float largest = 0;
+    for (float v : widened)
+      largest = std::max(largest, std::fabs(v));
+    for (size_t i = 0; i < widened.size(); ++i)
+      ASSERT_NEAR(quantized[i], widened[i], 1e-5f * largest)
+          << what << " " << i;
   }
 }
 

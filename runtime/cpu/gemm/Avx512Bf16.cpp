@@ -105,31 +105,6 @@ void clearPairRows(const PackedRows &x) {
                   0, classGroupRows * planes * sizeof(uint32_t));
 }
 
-// The values of step `at` (k = 32 j) inside `mask` as 32 bf16 (floatToBf16's
-// rounding), and in lo what they miss; outside the mask 0, unread.
-MOERT_AVX512_BF16 void loadStep(const char *at, moert_dtype_t type,
-                                __mmask32 mask, bool split, __m512i &hi,
-                                __m512i &lo) {
-  lo = _mm512_setzero_si512();
-  if (type == MOERT_BF16) {
-    hi = _mm512_maskz_loadu_epi16(mask, at);
-    return;
-  }
-  __m256i high[2], low[2];
-  for (int h = 0; h < 2; ++h) {
-    __m512 v = loadValues(at + 16 * h * dtypeSize(type), type,
-                          static_cast<__mmask16>(mask >> (16 * h)));
-    __m512i bits = bf16Lanes(_mm512_castps_si512(v));
-    high[h] = _mm512_cvtepi32_epi16(bits);
-    __m512 rest =
-        _mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)));
-    low[h] = _mm512_cvtepi32_epi16(bf16Lanes(_mm512_castps_si512(rest)));
-  }
-  hi = _mm512_inserti64x4(_mm512_castsi256_si512(high[0]), high[1], 1);
-  if (split)
-    lo = _mm512_inserti64x4(_mm512_castsi256_si512(low[0]), low[1], 1);
-}
-
 MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
                                     int64_t ld, int64_t m0, int64_t rows,
                                     int64_t k0, int64_t cols,

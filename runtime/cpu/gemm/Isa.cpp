@@ -87,6 +87,16 @@ Isa moert::cpu::gemm::isa() {
   return chosen;
 }
 
+bool moert::cpu::gemm::hasAvx512Vbmi() {
+#if defined(__x86_64__)
+  unsigned eax, ebx, ecx, edx;
+  return detectedIsa() >= Isa::Avx512 &&
+         __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && bit(ecx, 1);
+#else
+  return false;
+#endif
+}
+
 const char *moert::cpu::gemm::isaName(Isa isa) {
   switch (isa) {
   case Isa::Generic:

@@ -23,6 +23,9 @@ Isa isa();
 // the machine has).
 Isa detectedIsa();
 const char *isaName(Isa isa);
+// AVX512_VBMI (VPERMT2B), which the FP8 kernel of the AVX-512-BF16 level
+// also needs: Cooper Lake has AVX512_BF16 without it.
+bool hasAvx512Vbmi();
 
 } // namespace moert::cpu::gemm
 

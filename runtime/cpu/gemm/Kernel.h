@@ -37,7 +37,8 @@ struct Quantization;
 
 // The weights of one GEMM: `first` [n, k], and for a paired GEMM `second`
 // of the same shape. Quantized weights (Quantized.h) carry their scales in
-// quantFirst/quantSecond and run through runQuantized, not a kernel's run.
+// quantFirst/quantSecond and run through runQuantized, unless the kernel
+// set reads them itself (KernelSet::readsQuantized).
 struct Weights {
   const void *first;
   const void *second;
@@ -180,6 +181,9 @@ struct KernelSet {
   // src + 16 * c; m0 a multiple of 16.
   void (*packColumns)(const float *src, int64_t m0, int64_t rows, int64_t k0,
                       int64_t cols, const PackedRows &x);
+  // run reads quantized weights itself; otherwise runQuantized widens each
+  // item of them for this (fp32) set.
+  bool readsQuantized = false;
 };
 
 } // namespace moert::cpu::gemm

@@ -3,6 +3,7 @@
 #include "runtime/cpu/gemm/Kernels.h"
 
 #include "runtime/cpu/gemm/Isa.h"
+#include "runtime/cpu/gemm/Quantized.h"
 
 using namespace moert;
 using namespace moert::cpu::gemm;
@@ -20,4 +21,18 @@ const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights) {
     return avx2Kernels(weights);
 #endif
   return genericKernels(weights);
+}
+
+const KernelSet &moert::cpu::gemm::kernelsForQuantized(
+    const std::vector<const Quantization *> &weights) {
+#if defined(__x86_64__)
+  bool inPlace = isa() >= Isa::Avx512Bf16 && hasAvx512Vbmi();
+  for (const Quantization *quant : weights)
+    inPlace = inPlace && quant &&
+              quant->format == MOERT_WEIGHTS_FP8_E4M3_BLOCK &&
+              quant->blockCols % fp8InPlaceStep == 0;
+  if (inPlace && !weights.empty())
+    return avx512Bf16Fp8Kernels();
+#endif
+  return kernelsFor(MOERT_F32);
 }
