@@ -2,7 +2,7 @@
 """One run of the CPU MoE layer benchmark (issue 15): the project's layer
 (moe-bench-cpu-layer) against PyTorch blocks (torch_moe_cpu.py: transformers'
 MoE block, eager and grouped_mm, and a sorted one-matmul-per-expert block) on
-the issue's shapes, f32 and bf16, on 1 core (taskset -c 0, 1 thread) and on
+the issue's shapes, f32 and bf16 (and fp8 with --dtypes), on 1 core (taskset -c 0, 1 thread) and on
 all cores, with the measured read bandwidth and GEMM peaks of each core set.
 Every implementation (the project and each PyTorch block) runs in a process
 of its own.
@@ -97,7 +97,7 @@ def main():
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--min-seconds", type=float, default=0.5)
     p.add_argument("--only", default="", help="shape names, comma separated")
-    p.add_argument("--dtypes", default="f32,bf16")
+    p.add_argument("--dtypes", default="f32,bf16", help="of f32, bf16, fp8")
     p.add_argument("--cache", choices=["cold", "warm"], default="cold")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--report", nargs="+", metavar=("OUT_BASE", "RUN.jsonl"),
@@ -162,7 +162,7 @@ def main():
                            kind="project", impl="project", shape=name, cores=label)
                     # One process per block: none inherits the cache and
                     # prefetcher history another block's runs left.
-                    for impl in TORCH_IMPLS:
+                    for impl in TORCH_IMPLS if dtype != "fp8" else ["sorted"]:
                         record(run_jsonl(pin + [sys.executable, worker, "--threads", str(threads),
                                                 "--min-seconds", str(args.min_seconds),
                                                 "--impls", impl] + torch_cold + shape,
@@ -223,6 +223,11 @@ def write_report(rows, base, cpu, date):
               "project time (> 1: the project is faster). `GB/s` and `%read`: weights of the touched",
               "experts (+ shared, router) per second, against the read bandwidth; `GFLOP/s` and",
               "`%peak`: against the GEMM peak of the dtype.", "",
+              "`fp8`: expert and shared weights float8_e4m3fn with one f32 scale per 128 x 128 block",
+              "(DeepSeek-V3, Qwen3-FP8), activations and router bf16; `%peak` against the bf16 GEMM",
+              "peak. Its torch block is `sorted`, widening each touched expert to bf16 per call",
+              "(transformers has no CPU FP8 path; dequantized at load it is the bf16 row, twice the",
+              "memory).", "",
               "`%floor` (cold rows): a plain read of the same bytes the layer reads (router, touched",
               "experts, shared expert; the same eviction and flush, the rank's threads), timed in turn",
               "with the project's runs (moe-bench-cpu-layer --read-floor 1): its median time over the",
@@ -244,7 +249,8 @@ def write_report(rows, base, cpu, date):
         gbs = proj["weight_bytes"] / proj["seconds"] / 1e9
         gflops = proj["flops"] / proj["seconds"] / 1e9
         read = c.get("read_gbs", float("nan"))
-        peak = c.get(f"gemm_{dtype}_gflops", float("nan"))
+        # fp8 weights are multiplied in bf16 (both sides).
+        peak = c.get(f"gemm_{'bf16' if dtype == 'fp8' else dtype}_gflops", float("nan"))
         ms = lambda n: f"{torch_rows[n]['seconds'] * 1e3:.3f}" if n in torch_rows else "-"
         floors = {"mem": proj["weight_bytes"] / read / 1e9, "gemm": proj["flops"] / peak / 1e9}
         bound = max(floors, key=floors.get)

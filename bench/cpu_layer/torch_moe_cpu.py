@@ -12,6 +12,12 @@ transformers 5 experts store them):
   sorted      tokens sorted by expert, one matmul per active expert for
               [gate|up] and one for down, index_add back.
 A shared expert (DeepSeek-V3) is a dense SwiGLU MLP added to the output.
+--dtype fp8: expert and shared weights float8_e4m3fn with one f32 scale per
+128 x 128 block (DeepSeek-V3 / Qwen3-FP8), activations and router bf16, as
+moe-bench-cpu-layer --dtype fp8 runs them. Only `sorted` runs: it widens
+each touched expert's weights to bf16 per call (w * scale, the way
+DeepSeek's weight_dequant does); transformers has no CPU FP8 path (its
+dequantize option keeps bf16 weights: the bf16 rows).
 --ceilings instead measures this core set's read bandwidth (the best of a
 sum and f32/bf16 matrix-vector products over 1 GiB) and GEMM peaks
 (torch.mm, f32 and bf16).
@@ -56,6 +62,29 @@ class ColdStart:
             assert t.is_contiguous()
             if self.flush(t.data_ptr(), t.numel() * t.element_size()) != 0:
                 raise RuntimeError("--flush-lib: no cache flush instruction on this CPU")
+
+
+FP8_BLOCK = 128
+
+
+def quantize(w):
+    """w [..., n, k] (n, k multiples of FP8_BLOCK) as float8_e4m3fn and one f32
+    scale per block: (data, scales [..., n / B, k / B])."""
+    *lead, n, k = w.shape
+    b = FP8_BLOCK
+    blocks = w.float().reshape(*lead, n // b, b, k // b, b)
+    scales = blocks.abs().amax(dim=(-3, -1)).clamp(min=1e-12) / 448.0
+    data = (blocks / scales[..., :, None, :, None]).to(torch.float8_e4m3fn)
+    return data.reshape(*lead, n, k), scales
+
+
+def dequantize(data, scales):
+    """bf16 weights from quantize()'s pair, per call."""
+    *lead, n, k = data.shape
+    b = FP8_BLOCK
+    w = data.reshape(*lead, n // b, b, k // b, b).to(torch.bfloat16)
+    w = w * scales.to(torch.bfloat16)[..., :, None, :, None]
+    return w.reshape(*lead, n, k)
 
 
 def timed(fn, min_seconds, min_runs=3, cold=None, tensors=()):
@@ -109,7 +138,7 @@ def main():
     p.add_argument("--ffn", type=int)
     p.add_argument("--top-k", type=int)
     p.add_argument("--shared-ffn", type=int, default=0)
-    p.add_argument("--dtype", choices=["f32", "bf16"])
+    p.add_argument("--dtype", choices=["f32", "bf16", "fp8"])
     p.add_argument("--tokens", default="1,16,128,1024")
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--min-seconds", type=float, default=1.0)
@@ -129,6 +158,7 @@ def main():
     from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
 
     dtype = torch.float32 if args.dtype == "f32" else torch.bfloat16
+    fp8 = args.dtype == "fp8"
     E, H, Fw, k, Fs = args.experts, args.hidden, args.ffn, args.top_k, args.shared_ffn
     config = MixtralConfig(hidden_size=H, intermediate_size=Fw, num_local_experts=E,
                            num_experts_per_tok=k, hidden_act="silu")
@@ -147,11 +177,20 @@ def main():
         shared = (torch.empty(2 * Fs, H, dtype=dtype).uniform_(-H ** -0.5, H ** -0.5),
                   torch.empty(H, Fs, dtype=dtype).uniform_(-Fs ** -0.5, Fs ** -0.5))
     gate_up, down = block.experts.gate_up_proj, block.experts.down_proj
-    weights = [gate_up, down, block.gate.weight] + list(shared or ())
+    expert = lambda e: (gate_up[e], down[e])
+    if fp8:
+        gate_up, down = [quantize(w) for w in (gate_up, down)]
+        shared = tuple(quantize(w) for w in shared) if shared else None
+        expert = lambda e: (dequantize(gate_up[0][e], gate_up[1][e]),
+                            dequantize(down[0][e], down[1][e]))
+        del block.experts
+    weights = [t for w in (gate_up, down) for t in (w if fp8 else [w])]
+    weights += [block.gate.weight] + [t for w in shared or () for t in (w if fp8 else [w])]
 
     def shared_out(x):
-        g, u = F.linear(x, shared[0]).chunk(2, dim=-1)
-        return F.linear(F.silu(g) * u, shared[1])
+        up, dn = (dequantize(*w) for w in shared) if fp8 else shared
+        g, u = F.linear(x, up).chunk(2, dim=-1)
+        return F.linear(F.silu(g) * u, dn)
 
     def hf(x):
         y = block(x.unsqueeze(0)).squeeze(0)
@@ -173,8 +212,9 @@ def main():
             if c == 0:
                 continue
             rows = xs[start:start + c]
-            g, u = F.linear(rows, gate_up[e]).chunk(2, dim=-1)
-            ys[start:start + c] = F.linear(F.silu(g) * u, down[e])
+            up, dn = expert(e)
+            g, u = F.linear(rows, up).chunk(2, dim=-1)
+            ys[start:start + c] = F.linear(F.silu(g) * u, dn)
             start += c
         ys *= top_w.flatten()[order].unsqueeze(-1)
         y = torch.zeros_like(x).index_add_(0, token, ys)
@@ -182,6 +222,8 @@ def main():
 
     impls = {"hf-eager": ("eager", hf), "hf-grouped": ("grouped_mm", hf),
              "sorted": (None, sorted_block)}
+    if fp8:
+        impls = {"sorted": impls["sorted"]}
     if args.impls:
         impls = {name: impls[name] for name in args.impls.split(",")}
     for t in [int(v) for v in args.tokens.split(",")]:
