@@ -1,11 +1,12 @@
 //===- runtime/cpu/gemm/Quantized.h - Dequantizing GEMM items ---*- C++ -*-===//
 //
 // Quantized weights (FP8 e4m3 with block scales, MXFP4) stay quantized in
-// memory. An item of such a GEMM first widens only its own weight rows (the
-// 32 rows of its panel, or the 16 + 16 of a paired item) into an fp32 panel
-// of the thread's, then runs the ISA's fp32 kernel on that panel: the same
-// sums as the fp32 GEMM of the dequantized weights, never the whole tensor
-// widened.
+// memory. Where no kernel set reads them in place (kernelsForQuantized: FP8
+// on AVX-512-BF16, Avx512Bf16Fp8.cpp), an item of such a GEMM first widens
+// only its own weight rows (the 32 rows of its panel, or the 16 + 16 of a
+// paired item) into an fp32 panel of the thread's, then runs the ISA's fp32
+// kernel on that panel: the same sums as the fp32 GEMM of the dequantized
+// weights, never the whole tensor widened.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CPU_GEMM_QUANTIZED_H
