@@ -9,7 +9,9 @@ published FP8 checkpoints are: `weight` float8_e4m3fn plus `weight_scale_inv`
 f32 [ceil(out / R), ceil(in / C)], one scale per R x C block, with
 quantization_config {quant_method fp8, fmt e4m3, weight_block_size [R, C]}.
 The block [16, 24] leaves partial blocks in both directions (F = 24 and 40
-rows, H = 32 columns). The reference dequantizes the stored bytes with a
+rows, H = 32 columns). deepseek_v3_block64 is the same family with H 128
+and blocks [64, 64], which the CPU reads in place (FP8 kernel of
+AVX-512-BF16) where the [16, 24] blocks are widened per item. The reference dequantizes the stored bytes with a
 NumPy decoder of e4m3 (checked against torch's), puts the f32 weights back
 into the transformers model and runs the FFN stack on x.npy:
 y = y + layer.mlp(y) per layer, saved as y.npy. The committed goldens in
@@ -57,14 +59,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_checkpoints  # noqa: E402  (configs, check_dir, golden_dirs)
 
 BLOCK = [16, 24]
-FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4", "gpt_oss_mxfp4"]
+FAMILIES = ["deepseek_v3", "qwen3_moe", "qwen3_moe_mxfp4", "gpt_oss_mxfp4",
+            "deepseek_v3_block64"]
+# FP8 variants of other blocks than BLOCK.
+BLOCKS = {"deepseek_v3_block64": [64, 64]}
 # Variant -> (model_type, config overrides, format).
 VARIANTS = {"deepseek_v3": ("deepseek_v3", {}, "fp8"),
             "qwen3_moe": ("qwen3_moe", {}, "fp8"),
             "qwen3_moe_mxfp4": ("qwen3_moe", {"moe_intermediate_size": 64},
                                 "mxfp4"),
             "gpt_oss_mxfp4": ("gpt_oss", {"intermediate_size": 64,
-                                          "swiglu_limit": 0.3}, "mxfp4")}
+                                          "swiglu_limit": 0.3}, "mxfp4"),
+            # Blocks of 64 columns, the CPU reads it in place where it has
+            # AVX-512-BF16 and VBMI (runtime/cpu/gemm/Avx512Bf16Fp8.cpp):
+            # H 128 (two column blocks for gate and up), the dense layer's
+            # down k 96 (a partial block and step), routed down k 32.
+            "deepseek_v3_block64": ("deepseek_v3",
+                                    {"hidden_size": 128,
+                                     "intermediate_size": 96,
+                                     "moe_intermediate_size": 32}, "fp8")}
 GPT_OSS_EXPERTS = (".mlp.experts.gate_up_proj", ".mlp.experts.down_proj")
 E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
                  -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
@@ -176,6 +189,7 @@ def generate(out, families, seed):
     os.makedirs(out, exist_ok=True)
     for family in families:
         model_type, overrides, fmt = VARIANTS[family]
+        block = BLOCKS.get(family, BLOCK)
         torch.manual_seed(seed)
         config = transformers.AutoConfig.for_model(
             model_type, **{**hf_checkpoints.COMMON,
@@ -238,12 +252,12 @@ def generate(out, families, seed):
                         del index["weight_map"][name]
                         count += 1
                         continue
-                    q, scale = quantize(tensors[name], BLOCK)
+                    q, scale = quantize(tensors[name], block)
                     w = dequantize(q.view(torch.uint8).numpy(),
-                                   scale.numpy(), BLOCK)
+                                   scale.numpy(), block)
                     expand = torch.repeat_interleave(
-                        torch.repeat_interleave(scale, BLOCK[0], 0),
-                        BLOCK[1], 1)[:q.shape[0], :q.shape[1]]
+                        torch.repeat_interleave(scale, block[0], 0),
+                        block[1], 1)[:q.shape[0], :q.shape[1]]
                     assert np.array_equal(w, (q.float() * expand).numpy())
                     widened[name] = torch.from_numpy(w)
                     tensors[name] = q.contiguous()
@@ -274,7 +288,7 @@ def generate(out, families, seed):
         cfg["quantization_config"] = (
             {"quant_method": "mxfp4"} if fmt == "mxfp4" else
             {"activation_scheme": "dynamic", "fmt": "e4m3",
-             "quant_method": "fp8", "weight_block_size": BLOCK})
+             "quant_method": "fp8", "weight_block_size": block})
         with open(config_path, "w") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
