@@ -110,11 +110,11 @@ MOERT_FP8_TARGET void packFp8Rows(const void *src, moert_dtype_t srcType,
       // that starts before k0 is staged, never addressed before src.
       int64_t a = std::max<int64_t>(k0 - j * step, 0);
       int64_t b = std::min<int64_t>(k0 + cols - j * step, step);
-      const char *at = row + (j * step - k0) * element;
-      if (a > 0) {
+      const char *at = staged;
+      if (a == 0)
+        at = row + (j * step - k0) * element;
+      else
         std::memcpy(staged + a * element, row, (b - a) * element);
-        at = staged;
-      }
       __m512i hi[2], lo[2];
       for (int h = 0; h < 2; ++h) {
         int64_t from = std::max<int64_t>(a - 32 * h, 0);
