@@ -15,9 +15,9 @@ A shared expert (DeepSeek-V3) is a dense SwiGLU MLP added to the output.
 --dtype fp8: expert and shared weights float8_e4m3fn with one f32 scale per
 128 x 128 block (DeepSeek-V3 / Qwen3-FP8), activations and router bf16, as
 moe-bench-cpu-layer --dtype fp8 runs them. Only `sorted` runs: it widens
-each touched expert's weights to bf16 per call (w * scale, the way
-DeepSeek's weight_dequant does); transformers has no CPU FP8 path (its
-dequantize option keeps bf16 weights: the bf16 rows).
+each touched expert's weights to bf16 per call (bf16(w) * bf16(scale), as
+DeepSeek's weight_dequant makes bf16 weights); transformers has no CPU FP8
+path (its dequantize option keeps bf16 weights: the bf16 rows).
 --ceilings instead measures this core set's read bandwidth (the best of a
 sum and f32/bf16 matrix-vector products over 1 GiB) and GEMM peaks
 (torch.mm, f32 and bf16).
