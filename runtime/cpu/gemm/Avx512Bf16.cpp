@@ -112,27 +112,17 @@ MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
   int64_t steps = pairSteps(x.k), planes = planesOf(x);
   size_t element = dtypeSize(srcType), rowBytes = ld * element;
   auto *in = static_cast<const char *>(src);
-  // Step j's values of [k0, k0 + cols) as its lanes [a, b).
-  auto stepRange = [&](int64_t j, int64_t &a, int64_t &b) {
-    a = std::max<int64_t>(k0 - j * pairStep, 0);
-    b = std::min<int64_t>(k0 + cols - j * pairStep, pairStep);
-  };
-  // Row r's values of step j at lane 0. A step that starts before k0 is
-  // staged: a pointer before src would be out of its object.
+  const PackSteps packing{k0, cols, pairStep, element};
   alignas(64) char staged[pairStep * sizeof(float)];
   auto stepAt = [&](int64_t r, int64_t j, int64_t a, int64_t b) {
-    const char *row = in + r * rowBytes;
-    if (a == 0)
-      return row + (j * pairStep - k0) * element;
-    std::memcpy(staged + a * element, row, (b - a) * element);
-    return static_cast<const char *>(staged);
+    return packing.at(in + r * rowBytes, j, a, b, staged);
   };
   if (!classLayout(x.m)) {
     auto *out = static_cast<uint16_t *>(x.data);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = k0 / pairStep; j * pairStep < k0 + cols; ++j) {
         int64_t a, b;
-        stepRange(j, a, b);
+        packing.lanes(j, a, b);
         __mmask32 mask = halfLaneMask(b) & ~halfLaneMask(a);
         __m512i hi, lo;
         loadStep(stepAt(r, j, a, b), srcType, mask, x.split, hi, lo);
@@ -153,7 +143,7 @@ MOERT_AVX512_BF16 void packPairRows(const void *src, moert_dtype_t srcType,
         offset;
     for (int64_t j = k0 / pairStep; j * pairStep < k0 + cols; ++j) {
       int64_t a, b;
-      stepRange(j, a, b);
+      packing.lanes(j, a, b);
       __mmask32 mask = halfLaneMask(b) & ~halfLaneMask(a);
       __m512 hi[16], lo[16];
       for (int i = 0; i < 16; ++i) {

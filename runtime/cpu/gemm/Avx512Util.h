@@ -13,7 +13,9 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 
 #define MOERT_AVX512                                                           \
@@ -106,6 +108,27 @@ MOERT_AVX512 inline __m512 bf16Values(__m512 v) {
   return _mm512_castsi512_ps(
       _mm512_slli_epi32(bf16Lanes(_mm512_castps_si512(v)), 16));
 }
+
+// Columns [k0, k0 + cols) of a row (which starts at column k0), packed in
+// steps of `step` values: step j holds them at lanes [a, b) (lanes), and
+// at() gives where lane 0 of the row's step j is read. A step that starts
+// before k0 is staged (its lanes [a, b) copied into `staged`, step values
+// of up to 4 bytes): a pointer before the row would be out of its object.
+struct PackSteps {
+  int64_t k0, cols, step;
+  size_t element;
+  void lanes(int64_t j, int64_t &a, int64_t &b) const {
+    a = std::max<int64_t>(k0 - j * step, 0);
+    b = std::min<int64_t>(k0 + cols - j * step, step);
+  }
+  const char *at(const char *row, int64_t j, int64_t a, int64_t b,
+                 char *staged) const {
+    if (a == 0)
+      return row + (j * step - k0) * element;
+    std::memcpy(staged + a * element, row, (b - a) * element);
+    return staged;
+  }
+};
 
 // The values of step `at` (k = 32 j) inside `mask` as 32 bf16 (floatToBf16's
 // rounding), and in lo what they miss; outside the mask 0, unread.
