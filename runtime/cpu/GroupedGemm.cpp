@@ -232,8 +232,8 @@ void moert::cpu::groupedLinear(GemmContext &context,
                                moert_dtype_t weightType, int64_t n, int64_t k) {
   bool quantized = !problems.empty() && problems[0].quant != nullptr;
   std::vector<const gemm::Quantization *> quants;
-  for (const LinearProblem &problem : problems)
-    quants.push_back(problem.quant);
+  for (size_t p = 0; quantized && p < problems.size(); ++p)
+    quants.push_back(problems[p].quant);
   const gemm::KernelSet &kernels = quantized ? gemm::kernelsForQuantized(quants)
                                              : gemm::kernelsFor(weightType);
   std::vector<const ProblemRows *> rows;
@@ -260,11 +260,11 @@ void moert::cpu::groupedFfn(GemmContext &context,
     return;
   bool quantized = problems[0].firstQuant != nullptr;
   std::vector<const gemm::Quantization *> firstQuants, downQuants;
-  for (const FfnProblem &problem : problems) {
-    firstQuants.push_back(problem.firstQuant);
-    if (problem.secondQuant)
-      firstQuants.push_back(problem.secondQuant);
-    downQuants.push_back(problem.downQuant);
+  for (size_t p = 0; quantized && p < problems.size(); ++p) {
+    firstQuants.push_back(problems[p].firstQuant);
+    if (problems[p].secondQuant)
+      firstQuants.push_back(problems[p].secondQuant);
+    downQuants.push_back(problems[p].downQuant);
   }
   const gemm::KernelSet &first = quantized
                                      ? gemm::kernelsForQuantized(firstQuants)

@@ -89,9 +89,14 @@ Isa moert::cpu::gemm::isa() {
 
 bool moert::cpu::gemm::hasAvx512Vbmi() {
 #if defined(__x86_64__)
-  unsigned eax, ebx, ecx, edx;
-  return detectedIsa() >= Isa::Avx512 &&
-         __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && bit(ecx, 1);
+  // Once: CPUID exits to the hypervisor in a VM, and every quantized
+  // grouped GEMM asks.
+  static const bool vbmi = [] {
+    unsigned eax, ebx, ecx, edx;
+    return detectedIsa() >= Isa::Avx512 &&
+           __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && bit(ecx, 1);
+  }();
+  return vbmi;
 #else
   return false;
 #endif
