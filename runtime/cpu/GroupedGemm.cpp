@@ -29,10 +29,14 @@ constexpr int64_t packRows = 48;
 
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-// Each problem's packed operand of m rows x k columns, in one workspace.
+// The kernel set of each problem.
+using KernelSets = std::vector<const gemm::KernelSet *>;
+
+// Each problem's packed operand of m rows x k columns, in its kernel set's
+// layout, in one workspace.
 class PackedOperands {
 public:
-  PackedOperands(gemm::Workspace &workspace, const gemm::KernelSet &kernels,
+  PackedOperands(gemm::Workspace &workspace, const KernelSets &kernels,
                  const std::vector<int64_t> &rows,
                  const std::vector<int64_t> &columns,
                  const std::vector<bool> &split) {
@@ -40,12 +44,12 @@ public:
     size_t total = 0;
     for (size_t p = 0; p < rows.size(); ++p) {
       offsets.push_back(total);
-      total += aligned(kernels.packedBytes(rows[p], columns[p], split[p]));
+      total += aligned(kernels[p]->packedBytes(rows[p], columns[p], split[p]));
     }
     auto *base = static_cast<char *>(workspace.get(total));
     for (size_t p = 0; p < rows.size(); ++p) {
       rows_.push_back({base + offsets[p], rows[p], columns[p], split[p]});
-      kernels.clearPadding(rows_.back());
+      kernels[p]->clearPadding(rows_.back());
     }
   }
   const gemm::PackedRows &operator[](size_t problem) const {
@@ -67,7 +71,7 @@ std::vector<bool> splitInputs(const std::vector<const ProblemRows *> &rows) {
 // Packs every problem's input rows (K columns) into `packed`, a few rows per
 // task.
 void packInputs(ThreadPool &pool, const std::vector<const ProblemRows *> &rows,
-                const gemm::KernelSet &kernels, const PackedOperands &packed) {
+                const KernelSets &kernels, const PackedOperands &packed) {
   struct Task {
     size_t problem;
     int64_t packedRow, sourceRow, count;
@@ -86,8 +90,9 @@ void packInputs(ThreadPool &pool, const std::vector<const ProblemRows *> &rows,
     const Task &task = tasks[i];
     const ProblemRows &problem = *rows[task.problem];
     const gemm::PackedRows &x = packed[task.problem];
-    kernels.pack(problem.in + task.sourceRow * x.k * dtypeSize(problem.inType),
-                 problem.inType, x.k, task.packedRow, task.count, 0, x.k, x);
+    kernels[task.problem]->pack(
+        problem.in + task.sourceRow * x.k * dtypeSize(problem.inType),
+        problem.inType, x.k, task.packedRow, task.count, 0, x.k, x);
   });
 }
 
@@ -190,15 +195,15 @@ struct Job {
   gemm::Weights weights;
   const gemm::PackedRows &packed;
   gemm::Sink *sink;
+  const gemm::KernelSet &kernels;
 };
 
-void runItem(const gemm::KernelSet &kernels, const Job &job, int64_t item,
-             gemm::Workspace &workspace) {
-  if (job.weights.quantized() && !kernels.readsQuantized)
-    gemm::runQuantized(kernels, job.weights, item, job.packed, workspace,
+void runItem(const Job &job, int64_t item, gemm::Workspace &workspace) {
+  if (job.weights.quantized() && !job.kernels.readsQuantized)
+    gemm::runQuantized(job.kernels, job.weights, item, job.packed, workspace,
                        *job.sink);
   else
-    kernels.run(job.weights, item, job.packed, workspace, *job.sink);
+    job.kernels.run(job.weights, item, job.packed, workspace, *job.sink);
 }
 
 // Runs every item of every problem's GEMM on the pool: problem p's weights
@@ -207,9 +212,7 @@ void runItem(const gemm::KernelSet &kernels, const Job &job, int64_t item,
 // one large weight read it from DRAM far slower than two that each stream
 // a region of their own (a bare AMX loop over Mixtral's 1-token items on
 // 2 cores: 32 ms alternating items, 23 ms in halves).
-template <typename At>
-void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
-              size_t problems, At at) {
+template <typename At> void runItems(ThreadPool &pool, size_t problems, At at) {
   constexpr int64_t runsPerThread = 4;
   std::vector<int64_t> firstItem(problems + 1, 0);
   for (size_t p = 0; p < problems; ++p)
@@ -220,7 +223,7 @@ void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
     for (int64_t i = r * run; i < std::min(items, (r + 1) * run); ++i) {
       size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), i) -
                  firstItem.begin() - 1;
-      runItem(kernels, at(p), i - firstItem[p], pool.workspace(thread));
+      runItem(at(p), i - firstItem[p], pool.workspace(thread));
     }
   });
 }
@@ -230,27 +233,26 @@ void runItems(ThreadPool &pool, const gemm::KernelSet &kernels,
 void moert::cpu::groupedLinear(GemmContext &context,
                                const std::vector<LinearProblem> &problems,
                                moert_dtype_t weightType, int64_t n, int64_t k) {
-  bool quantized = !problems.empty() && problems[0].quant != nullptr;
-  std::vector<const gemm::Quantization *> quants;
-  for (size_t p = 0; quantized && p < problems.size(); ++p)
-    quants.push_back(problems[p].quant);
-  const gemm::KernelSet &kernels = quantized ? gemm::kernelsForQuantized(quants)
-                                             : gemm::kernelsFor(weightType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, columns(problems.size(), k);
   std::vector<OutputSink> sinks;
+  KernelSets kernels;
   for (const LinearProblem &problem : problems) {
     rows.push_back(&problem.rows);
     counts.push_back(problem.rows.count());
     sinks.emplace_back(problem.rows, n, problem.bias);
+    kernels.push_back(problem.quant ? &gemm::kernelsForQuantized(
+                                          {problem.quant}, counts.back())
+                                    : &gemm::kernelsFor(weightType));
   }
   PackedOperands packed(context.packedInput, kernels, counts, columns,
                         splitInputs(rows));
   packInputs(context.pool, rows, kernels, packed);
-  runItems(context.pool, kernels, problems.size(), [&](size_t p) {
+  runItems(context.pool, problems.size(), [&](size_t p) {
     return Job{{problems[p].w, nullptr, weightType, n, k, problems[p].quant},
                packed[p],
-               &sinks[p]};
+               &sinks[p],
+               *kernels[p]};
   });
 }
 
@@ -259,26 +261,23 @@ void moert::cpu::groupedFfn(GemmContext &context,
   if (problems.empty())
     return;
   bool quantized = problems[0].firstQuant != nullptr;
-  std::vector<const gemm::Quantization *> firstQuants, downQuants;
-  for (size_t p = 0; quantized && p < problems.size(); ++p) {
-    firstQuants.push_back(problems[p].firstQuant);
-    if (problems[p].secondQuant)
-      firstQuants.push_back(problems[p].secondQuant);
-    downQuants.push_back(problems[p].downQuant);
-  }
-  const gemm::KernelSet &first = quantized
-                                     ? gemm::kernelsForQuantized(firstQuants)
-                                     : gemm::kernelsFor(problems[0].firstType);
-  const gemm::KernelSet &down = quantized
-                                    ? gemm::kernelsForQuantized(downQuants)
-                                    : gemm::kernelsFor(problems[0].downType);
   std::vector<const ProblemRows *> rows;
   std::vector<int64_t> counts, hidden, ffn;
+  KernelSets first, down;
   for (const FfnProblem &problem : problems) {
     rows.push_back(&problem.rows);
     counts.push_back(problem.rows.count());
     hidden.push_back(problem.hidden);
     ffn.push_back(problem.ffn);
+    std::vector<const gemm::Quantization *> firstQuants = {problem.firstQuant};
+    if (problem.secondQuant)
+      firstQuants.push_back(problem.secondQuant);
+    first.push_back(quantized
+                        ? &gemm::kernelsForQuantized(firstQuants, counts.back())
+                        : &gemm::kernelsFor(problem.firstType));
+    down.push_back(quantized ? &gemm::kernelsForQuantized({problem.downQuant},
+                                                          counts.back())
+                             : &gemm::kernelsFor(problem.downType));
   }
   PackedOperands inputs(context.packedInput, first, counts, hidden,
                         splitInputs(rows));
@@ -292,8 +291,8 @@ void moert::cpu::groupedFfn(GemmContext &context,
   std::vector<OutputSink> outputSinks;
   for (size_t p = 0; p < problems.size(); ++p) {
     const FfnProblem &problem = problems[p];
-    hiddenSinks.emplace_back(down, hiddens[p], problem.activation, problem.b1,
-                             bf16Hidden);
+    hiddenSinks.emplace_back(*down[p], hiddens[p], problem.activation,
+                             problem.b1, bf16Hidden);
     outputSinks.emplace_back(problem.rows, problem.hidden, problem.b2);
   }
   auto firstJob = [&](size_t p) {
@@ -301,14 +300,16 @@ void moert::cpu::groupedFfn(GemmContext &context,
     return Job{{problem.first, problem.second, problem.firstType, problem.ffn,
                 problem.hidden, problem.firstQuant, problem.secondQuant},
                inputs[p],
-               &hiddenSinks[p]};
+               &hiddenSinks[p],
+               *first[p]};
   };
   auto downJob = [&](size_t p) {
     const FfnProblem &problem = problems[p];
     return Job{{problem.down, nullptr, problem.downType, problem.hidden,
                 problem.ffn, problem.downQuant},
                hiddens[p],
-               &outputSinks[p]};
+               &outputSinks[p],
+               *down[p]};
   };
   // Many problems past decode size, none much larger than the others: a
   // thread runs a whole problem, both GEMMs, so that its hidden rows never
@@ -325,15 +326,15 @@ void moert::cpu::groupedFfn(GemmContext &context,
       static_cast<int64_t>(problems.size()) >= 4 * threads &&
       2 * threads * most <= total) {
     context.pool.parallelFor(problems.size(), [&](int64_t p, int thread) {
-      auto runAll = [&](const gemm::KernelSet &kernels, const Job &job) {
+      auto runAll = [&](const Job &job) {
         for (int64_t i = 0; i < job.weights.items(); ++i)
-          runItem(kernels, job, i, context.pool.workspace(thread));
+          runItem(job, i, context.pool.workspace(thread));
       };
-      runAll(first, firstJob(p));
-      runAll(down, downJob(p));
+      runAll(firstJob(p));
+      runAll(downJob(p));
     });
     return;
   }
-  runItems(context.pool, first, problems.size(), firstJob);
-  runItems(context.pool, down, problems.size(), downJob);
+  runItems(context.pool, problems.size(), firstJob);
+  runItems(context.pool, problems.size(), downJob);
 }

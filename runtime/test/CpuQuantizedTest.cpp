@@ -172,16 +172,37 @@ public:
   std::vector<float> first, second;
 };
 
+// How X is packed: whole, in the 16 x 16 pieces of rows the fused FFN packs
+// its hidden operand in, or those pieces given column-major (packColumns).
+enum class Packing { Whole, Pieces, ColumnPieces };
+
 // Every item of w over X [m, k] (f32; split: kept as two bf16 terms where
 // the kernel multiplies bf16): through runQuantized when w is quantized and
 // the kernels do not read it themselves, else the kernel's own run.
 Collect runItems(const KernelSet &kernels, const Weights &w,
-                 const std::vector<float> &x, int64_t m, bool split = true) {
+                 const std::vector<float> &x, int64_t m, bool split = true,
+                 Packing packing = Packing::Whole) {
   Workspace packedSpace, workspace;
   PackedRows packed{packedSpace.get(kernels.packedBytes(m, w.k, split) + 64), m,
                     w.k, split};
   kernels.clearPadding(packed);
-  kernels.pack(x.data(), MOERT_F32, w.k, 0, m, 0, w.k, packed);
+  if (packing == Packing::Whole)
+    kernels.pack(x.data(), MOERT_F32, w.k, 0, m, 0, w.k, packed);
+  for (int64_t r = 0; packing != Packing::Whole && r < m; r += 16)
+    for (int64_t c = 0; c < w.k; c += 16) {
+      int64_t rows = std::min<int64_t>(16, m - r);
+      int64_t cols = std::min<int64_t>(16, w.k - c);
+      if (packing == Packing::Pieces) {
+        kernels.pack(x.data() + r * w.k + c, MOERT_F32, w.k, r, rows, c, cols,
+                     packed);
+        continue;
+      }
+      std::vector<float> block(16 * 16, 0.0f);
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t i = 0; i < rows; ++i)
+          block[16 * j + i] = x[(r + i) * w.k + c + j];
+      kernels.packColumns(block.data(), r, rows, c, cols, packed);
+    }
   Collect out(m, w.n);
   for (int64_t item = 0; item < w.items(); ++item) {
     if (w.quantized() && !kernels.readsQuantized)
@@ -311,33 +332,59 @@ INSTANTIATE_TEST_SUITE_P(Isa, QuantizedPath, ::testing::ValuesIn(paths),
                          });
 
 #if defined(__x86_64__)
-// FP8 read in place (AVX-512-BF16 with VBMI, scale blocks of 64k columns).
-class Fp8InPlace : public ::testing::Test {
-protected:
-  void SetUp() override {
-    Quantization probe{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 128, 128};
-    if (!kernelsForQuantized({&probe}).readsQuantized)
-      GTEST_SKIP() << "no in-place FP8 kernel at " << isaName(isa());
-  }
-};
+// FP8 read in place (AVX-512-BF16 with VBMI, scale blocks of 64k columns;
+// on AMX tiles where the CPU has them).
+bool fp8InPlace() {
+  Quantization probe{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 128, 128};
+  return kernelsForQuantized({&probe}, 1).readsQuantized;
+}
 
-TEST_F(Fp8InPlace, OnlyWholeStepBlocks) {
+TEST(Fp8Dispatch, OnlyWholeStepBlocks) {
+  if (!fp8InPlace())
+    GTEST_SKIP() << "no in-place FP8 kernel at " << isaName(isa());
   for (int64_t blockCols : {1, 32, 100})
     for (moert_weight_format_t format :
          {MOERT_WEIGHTS_FP8_E4M3_BLOCK, MOERT_WEIGHTS_MXFP4}) {
       Quantization q{format, nullptr, 1, blockCols};
-      EXPECT_FALSE(kernelsForQuantized({&q}).readsQuantized) << blockCols;
+      EXPECT_FALSE(kernelsForQuantized({&q}, 1).readsQuantized) << blockCols;
     }
   Quantization fits{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 1, 64};
   Quantization other{MOERT_WEIGHTS_FP8_E4M3_BLOCK, nullptr, 1, 32};
-  EXPECT_TRUE(kernelsForQuantized({&fits}).readsQuantized);
-  EXPECT_FALSE(kernelsForQuantized({&fits, &other}).readsQuantized);
+  // AMX tiles from a row block's worth of rows on.
+  for (int64_t rows : {int64_t(1), amxFp8Rows - 1, amxFp8Rows, int64_t(500)})
+    EXPECT_EQ(&kernelsForQuantized({&fits}, rows),
+              isa() == Isa::Amx && rows >= amxFp8Rows ? &amxFp8Kernels()
+                                                      : &avx512Bf16Fp8Kernels())
+        << rows << " rows";
+  EXPECT_FALSE(kernelsForQuantized({&fits, &other}, 1).readsQuantized);
 }
+
+struct Fp8Set {
+  const char *name;
+  Isa level;
+  const KernelSet &(*kernels)();
+};
+
+void PrintTo(const Fp8Set &set, std::ostream *os) { *os << set.name; }
+
+const Fp8Set fp8Sets[] = {
+    {"avx512bf16", Isa::Avx512Bf16, avx512Bf16Fp8Kernels},
+    {"amx", Isa::Amx, amxFp8Kernels},
+};
+
+class Fp8InPlace : public ::testing::TestWithParam<Fp8Set> {
+protected:
+  void SetUp() override {
+    if (GetParam().level > detectedIsa() || !hasAvx512Vbmi())
+      GTEST_SKIP() << "this CPU has no " << GetParam().name << " with VBMI";
+  }
+  const KernelSet &kernels() const { return GetParam().kernels(); }
+};
 
 // Against the double loop: products exact, X split to 2^-17 (or bf16
 // already), the sums and scales fp32; one row and many, partial blocks, k
 // off the 64-value step, paired gate and up with their own scales.
-TEST_F(Fp8InPlace, MatchesReferenceLoop) {
+TEST_P(Fp8InPlace, MatchesReferenceLoop) {
   const QuantCase fp8Cases[] = {
       {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 1, 160, 200, 128, 128},
       {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 2, 47, 90, 16, 64},
@@ -345,7 +392,7 @@ TEST_F(Fp8InPlace, MatchesReferenceLoop) {
       {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 40, 70, 1100, 128, 128},
       {MOERT_WEIGHTS_FP8_E4M3_BLOCK, 130, 40, 1100, 1, 64},
   };
-  const KernelSet &kernels = avx512Bf16Fp8Kernels();
+  const KernelSet &kernels = this->kernels();
   for (const QuantCase &c : fp8Cases)
     for (bool split : {true, false}) {
       QuantizedTensor a =
@@ -374,13 +421,13 @@ TEST_F(Fp8InPlace, MatchesReferenceLoop) {
 }
 
 // A row's bits alone, in a block of rows and past a panel of rows.
-TEST_F(Fp8InPlace, RowIndependentBits) {
+TEST_P(Fp8InPlace, RowIndependentBits) {
   const int64_t m = 200, n = 40, k = 1100;
   QuantizedTensor w =
       randomQuantized(MOERT_WEIGHTS_FP8_E4M3_BLOCK, n, k, 16, 128, 12);
   Weights weights{w.data.data(), nullptr, MOERT_F32, n, k, &w.quant};
   std::vector<float> x = randomFloats(m * k, 13);
-  const KernelSet &kernels = avx512Bf16Fp8Kernels();
+  const KernelSet &kernels = this->kernels();
   Collect all = runItems(kernels, weights, x, m);
   for (int64_t r : {0, 3, 87, 150, 199}) {
     std::vector<float> row(x.begin() + r * k, x.begin() + (r + 1) * k);
@@ -391,10 +438,32 @@ TEST_F(Fp8InPlace, RowIndependentBits) {
   }
 }
 
+// X packed in the pieces the fused FFN packs its hidden rows in gives the
+// same bits as packed whole (the pieces land in the widening's k order).
+TEST_P(Fp8InPlace, PackingInPiecesKeepsBits) {
+  const int64_t m = 40, n = 40, k = 1100;
+  QuantizedTensor w =
+      randomQuantized(MOERT_WEIGHTS_FP8_E4M3_BLOCK, n, k, 16, 128, 14);
+  Weights weights{w.data.data(), nullptr, MOERT_F32, n, k, &w.quant};
+  std::vector<float> x = randomFloats(m * k, 15);
+  for (bool split : {true, false}) {
+    Collect whole = runItems(kernels(), weights, x, m, split);
+    for (Packing packing : {Packing::Pieces, Packing::ColumnPieces}) {
+      if (packing == Packing::ColumnPieces && !kernels().packColumns)
+        continue;
+      Collect pieces = runItems(kernels(), weights, x, m, split, packing);
+      EXPECT_EQ(0, std::memcmp(whole.first.data(), pieces.first.data(),
+                               m * n * sizeof(float)))
+          << (packing == Packing::Pieces ? "pieces" : "column pieces")
+          << (split ? " split" : "");
+    }
+  }
+}
+
 // Every byte through the in-place widening, one k position at a time (X
 // rows one-hot, scales powers of two: every output exact), k off the step;
 // a NaN code makes its row NaN, as the dequantized product does.
-TEST_F(Fp8InPlace, WidensEveryByteExactly) {
+TEST_P(Fp8InPlace, WidensEveryByteExactly) {
   const int64_t n = 256, k = 200, blockRows = 16, blockCols = 64;
   QuantizedLayout layout{MOERT_WEIGHTS_FP8_E4M3_BLOCK, n, k, blockRows,
                          blockCols};
@@ -414,9 +483,8 @@ TEST_F(Fp8InPlace, WidensEveryByteExactly) {
   std::vector<float> x(k * k, 0.0f);
   for (int64_t t = 0; t < k; ++t)
     x[t * k + t] = 1.0f;
-  Collect out =
-      runItems(avx512Bf16Fp8Kernels(),
-               {data.data(), nullptr, MOERT_F32, n, k, &quant}, x, k, false);
+  Collect out = runItems(
+      kernels(), {data.data(), nullptr, MOERT_F32, n, k, &quant}, x, k, false);
   int bad = 0;
   for (int64_t t = 0; t < k; ++t)
     for (int64_t i = 0; i < n; ++i) {
@@ -430,6 +498,11 @@ TEST_F(Fp8InPlace, WidensEveryByteExactly) {
     }
   EXPECT_EQ(bad, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, Fp8InPlace, ::testing::ValuesIn(fp8Sets),
+                         [](const auto &info) {
+                           return std::string(info.param.name);
+                         });
 #endif
 
 // The grouped FFN of quantized experts equals, bit for bit, the grouped FFN
@@ -457,6 +530,15 @@ TEST(CpuQuantizedFfn, EqualsDequantizedFfn) {
        32,
        {{{0, 3}, {10, 20}}, {{3, 7}}, {{30, 1}}},
        31},
+      // Experts on both sides of amxFp8Rows in one call (on AMX: tiles
+      // and VDPBF16PS), k off the 64-value step in both GEMMs.
+      {MOERT_WEIGHTS_FP8_E4M3_BLOCK,
+       200,
+       136,
+       128,
+       64,
+       {{{0, 40}}, {{40, 3}}, {{43, 17}}},
+       60},
       {MOERT_WEIGHTS_MXFP4, 64, 96, 1, 32, {{{0, 40}}, {{40, 9}}}, 49},
   };
   for (const Case &c : ffnCases) {
@@ -501,7 +583,7 @@ TEST(CpuQuantizedFfn, EqualsDequantizedFfn) {
     std::string what = std::string(isaName(isa())) + " hidden " +
                        std::to_string(c.hidden) + " ffn " +
                        std::to_string(c.ffn);
-    if (!kernelsForQuantized({&g[0].quant}).readsQuantized) {
+    if (!kernelsForQuantized({&g[0].quant}, 1).readsQuantized) {
       EXPECT_EQ(0, std::memcmp(quantized.data(), widened.data(),
                                quantized.size() * sizeof(float)))
           << what;

@@ -1,8 +1,8 @@
-//===- runtime/cpu/gemm/Amx.cpp - AMX bf16 kernels ------------------------===//
+//===- runtime/cpu/gemm/Amx.cpp - AMX kernels: bf16 and FP8 weights -------===//
 //
 // TDPBF16PS computes C[16 x 16] += A[16 x 32] . B where B holds k-pairs as
-// rows (the VNNI layout). The weights are the A tiles, read in place: a
-// weight row's 32 bf16 of a k-step are one tile row, so [N, K] needs no
+// rows (the VNNI layout). The weights are the A tiles: a weight row's 32
+// bf16 of a k-step are one tile row, so bf16 [N, K] is read in place with no
 // repacking. X is packed once per GEMM into the B layout, 16 rows a block:
 // block b, pair row p holds (x[16b + j][2p], x[16b + j][2p + 1]) for j < 16;
 // a split X has the plane of lo = x - hi after that of hi in each block.
@@ -11,15 +11,24 @@
 // chunk of both slabs stays in L1 while every row block passes (one row
 // block: one chunk). Accumulators are exact fp32 in memory between chunks.
 //
+// FP8 e4m3 block-scaled weights (amxFp8Kernels): the item's rows are
+// widened once, in one stream, into bf16 A tiles in a staging block
+// (Fp8Widening.h: exact, in the unpacks' order within each 64 values,
+// which X's pair rows follow), then run in chunks as above; per scale
+// block the tiles start from zero and acc += scale * tile, the scale per
+// weight row (tile row) and block.
+//
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/gemm/Kernels.h"
 
 #include "runtime/common/Convert.h"
 #include "runtime/cpu/gemm/Avx512Util.h"
+#include "runtime/cpu/gemm/Fp8Widening.h"
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #define MOERT_AMX                                                              \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,"         \
@@ -36,27 +45,48 @@ constexpr int64_t tileFloats = 16 * 16;
 
 int64_t paddedK(int64_t k) { return (k + step - 1) / step * step; }
 int64_t rowBlocks(int64_t m) { return (m + 15) / 16; }
+
+// X's k order in the packed pair rows: natural, or within each 64 values
+// the FP8 widening's (packedPosition), so that a widened weight row is a
+// tile row as it comes. Either keeps neighbouring pairs' values together.
+enum class Order { Natural, Fp8Steps };
+
+template <Order O> constexpr int64_t orderUnit() {
+  return O == Order::Natural ? step : fp8InPlaceStep;
+}
+template <Order O> int64_t packedK(int64_t k) {
+  return (k + orderUnit<O>() - 1) / orderUnit<O>() * orderUnit<O>();
+}
+// The pair row that holds natural pair `pair` (k = 2 pair, 2 pair + 1).
+template <Order O> int64_t pairSlot(int64_t pair) {
+  if constexpr (O == Order::Natural)
+    return pair;
+  constexpr int64_t pairs = fp8InPlaceStep / 2;
+  return pair / pairs * pairs + packedPosition(2 * (pair % pairs)) / 2;
+}
 // bf16 elements of one plane, and of one block, of 16 packed rows.
-int64_t planeElements(int64_t k) { return paddedK(k) * 16; }
-int64_t blockElements(const PackedRows &x) {
-  return planeElements(x.k) * (x.split ? 2 : 1);
+template <Order O> int64_t planeElements(int64_t k) {
+  return packedK<O>(k) * 16;
+}
+template <Order O> int64_t blockElements(const PackedRows &x) {
+  return planeElements<O>(x.k) * (x.split ? 2 : 1);
 }
 
-size_t packedBytes(int64_t m, int64_t k, bool split) {
-  return static_cast<size_t>(rowBlocks(m) * planeElements(k)) *
+template <Order O> size_t packedBytes(int64_t m, int64_t k, bool split) {
+  return static_cast<size_t>(rowBlocks(m) * planeElements<O>(k)) *
          (split ? 2 : 1) * sizeof(uint16_t);
 }
 
 // Pad rows and pad k of every plane are zero: a product of the pad with a
 // zero-padded weight chunk must be 0, never NaN.
-void clearPadding(const PackedRows &x) {
+template <Order O> void clearPadding(const PackedRows &x) {
   auto *planes = static_cast<uint16_t *>(x.data);
   int64_t count = rowBlocks(x.m) * (x.split ? 2 : 1);
-  int64_t pairs = paddedK(x.k) / 2, lanes = x.m % 16;
+  int64_t pairs = packedK<O>(x.k) / 2, lanes = x.m % 16;
   for (int64_t i = 0; i < count; ++i) {
-    uint16_t *plane = planes + i * planeElements(x.k);
-    std::memset(plane + x.k / 2 * 32, 0,
-                (pairs - x.k / 2) * 32 * sizeof(uint16_t));
+    uint16_t *plane = planes + i * planeElements<O>(x.k);
+    for (int64_t p = x.k / 2; p < pairs; ++p)
+      std::memset(plane + pairSlot<O>(p) * 32, 0, 32 * sizeof(uint16_t));
     bool lastBlock = i / (x.split ? 2 : 1) == rowBlocks(x.m) - 1;
     if (lanes && lastBlock)
       for (int64_t p = 0; p < pairs; ++p)
@@ -103,6 +133,7 @@ MOERT_AMX inline void loadPairs(const char *row, moert_dtype_t type,
 
 // Rows [m0, m0 + rows) x columns [k0, k0 + cols) of src into the blocks:
 // 16 rows x 16 pairs at a time, transposed so that a row becomes a column.
+template <Order O>
 MOERT_AMX void pack(const void *src, moert_dtype_t srcType, int64_t ld,
                     int64_t m0, int64_t rows, int64_t k0, int64_t cols,
                     const PackedRows &x) {
@@ -113,7 +144,7 @@ MOERT_AMX void pack(const void *src, moert_dtype_t srcType, int64_t ld,
     int64_t block = first / 16, lane0 = first % 16;
     int64_t count = std::min(16 - lane0, m0 + rows - first);
     __mmask16 lanes = static_cast<__mmask16>(laneMask(count) << lane0);
-    uint16_t *out = blocks + block * blockElements(x);
+    uint16_t *out = blocks + block * blockElements<O>(x);
     for (int64_t c = 0; c < cols; c += 32) {
       __m512 hi[16], lo[16];
       for (int64_t j = 0; j < 16; ++j) {
@@ -128,9 +159,9 @@ MOERT_AMX void pack(const void *src, moert_dtype_t srcType, int64_t ld,
       for (int plane = 0; plane < (x.split ? 2 : 1); ++plane) {
         __m512 *v = plane ? lo : hi;
         transpose16(v);
-        uint16_t *dst = out + plane * planeElements(x.k);
+        uint16_t *dst = out + plane * planeElements<O>(x.k);
         for (int64_t i = 0; i < pairs; ++i)
-          _mm512_mask_storeu_epi32(dst + (pair0 + i) * 32, lanes,
+          _mm512_mask_storeu_epi32(dst + pairSlot<O>(pair0 + i) * 32, lanes,
                                    _mm512_castps_si512(v[i]));
       }
     }
@@ -147,10 +178,11 @@ MOERT_AMX inline __m512i pairRow(__m256i a, __m256i b) {
 
 // A column of the source is a column of the block's rows already: no
 // transpose, the same hi and lo as pack() rounds.
+template <Order O>
 MOERT_AMX void packColumns(const float *src, int64_t m0, int64_t rows,
                            int64_t k0, int64_t cols, const PackedRows &x) {
   uint16_t *out =
-      static_cast<uint16_t *>(x.data) + m0 / 16 * blockElements(x);
+      static_cast<uint16_t *>(x.data) + m0 / 16 * blockElements<O>(x);
   __mmask16 lanes = laneMask(rows);
   for (int64_t c = 0; c < cols; c += 2) {
     __m512 v[2] = {_mm512_loadu_ps(src + 16 * c),
@@ -161,10 +193,10 @@ MOERT_AMX void packColumns(const float *src, int64_t m0, int64_t rows,
       __m512 rest = _mm512_sub_ps(v[h], roundedToBf16(v[h], hi[h]));
       roundedToBf16(rest, lo[h]);
     }
-    uint16_t *dst = out + (k0 + c) / 2 * 32;
+    uint16_t *dst = out + pairSlot<O>((k0 + c) / 2) * 32;
     _mm512_mask_storeu_epi32(dst, lanes, pairRow(hi[0], hi[1]));
     if (x.split)
-      _mm512_mask_storeu_epi32(dst + planeElements(x.k), lanes,
+      _mm512_mask_storeu_epi32(dst + planeElements<O>(x.k), lanes,
                                pairRow(lo[0], lo[1]));
   }
 }
@@ -212,8 +244,9 @@ SlabChunk slabChunk(const Slabs &slabs, int s, int64_t k, int64_t k0,
 MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
                         int64_t k0, int64_t count, float *acc) {
   auto *blocks = static_cast<const uint16_t *>(x.data);
-  int64_t blocksCount = rowBlocks(x.m), stride = blockElements(x);
-  int64_t lo = planeElements(x.k);
+  int64_t blocksCount = rowBlocks(x.m);
+  int64_t stride = blockElements<Order::Natural>(x);
+  int64_t lo = planeElements<Order::Natural>(x.k);
   for (int64_t b = 0; b < blocksCount; b += x.split ? 1 : 2) {
     // Split: tile 7 holds the block's lo; else the next block's hi.
     bool two = !x.split && b + 1 < blocksCount;
@@ -297,6 +330,23 @@ MOERT_AMX void transposeBlock(const float *acc, float *out) {
   }
 }
 
+// Hands the accumulators (tile (b, s) at acc + (2 b + s) * tileFloats) to
+// the sink; rows: a 16 x 32 scratch block.
+MOERT_AMX void deliverTiles(const Slabs &slabs, bool second, float *acc,
+                            int64_t m, float *rows, Sink &sink) {
+  for (int64_t b = 0; b < rowBlocks(m); ++b) {
+    if (!second)
+      std::memset(acc + (2 * b + 1) * tileFloats, 0, tileFloats * 4);
+    // Tiles hold a weight row (panel column) per tile row: column-major.
+    const float *tiles = acc + 2 * b * tileFloats;
+    int64_t count = std::min<int64_t>(16, m - b * 16);
+    if (slabs.deliverColumns(sink, b * 16, count, tiles, 16))
+      continue;
+    transposeBlock(tiles, rows);
+    slabs.deliver(sink, b * 16, count, rows, 32);
+  }
+}
+
 MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
                    Workspace &workspace, Sink &sink) {
   Slabs slabs(w, item);
@@ -325,23 +375,189 @@ MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
   if (blocksCount == 1 && item + 1 < w.items())
     startNextItem(Slabs(w, item + 1));
   _tile_release();
-  for (int64_t b = 0; b < blocksCount; ++b) {
-    if (!second)
-      std::memset(acc + (2 * b + 1) * tileFloats, 0, tileFloats * 4);
-    // Tiles hold a weight row (panel column) per tile row: column-major.
-    const float *tiles = acc + 2 * b * tileFloats;
-    int64_t count = std::min<int64_t>(16, m - b * 16);
-    if (slabs.deliverColumns(sink, b * 16, count, tiles, 16))
-      continue;
-    transposeBlock(tiles, rows);
-    slabs.deliver(sink, b * 16, count, rows, 32);
+  deliverTiles(slabs, second, acc, m, rows, sink);
+}
+
+#define MOERT_AMX_FP8                                                          \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,"         \
+                        "avx512bf16,avx512vbmi,amx-tile,amx-bf16")))
+
+// FP8 k per chunk: whole scale blocks of both slabs, at least `chunk`
+// where k allows; 64-value steps.
+int64_t fp8ChunkSteps(const ItemRow *rows, int64_t k) {
+  int64_t a = rows[0].blockSteps, b = rows[slabRows].blockSteps;
+  a = a ? a : b;
+  b = b ? b : a;
+  int64_t whole = std::lcm(a, b);
+  int64_t steps = whole * std::max<int64_t>(1, chunk / fp8InPlaceStep / whole);
+  return std::min(steps, packedK<Order::Fp8Steps>(k) / fp8InPlaceStep);
+}
+
+// The item's valid weight rows widened to bf16 A tiles, whole: row j of
+// slab s at staging + (16 s + j) * width, zero from k to width. Rows go
+// in address order, each asking for its stream streamAhead bytes on: one
+// stream from memory, where chunks of the 32 rows in turn were read at
+// half the rate (Qwen3's layer, 1 token).
+MOERT_AMX_FP8 void widenItem(const ItemRow *rows, const int64_t valid[2],
+                             int64_t k, int64_t width, uint16_t *staging) {
+  constexpr uintptr_t streamAhead = 16384;
+  const Widener widener(e4m3Tables());
+  for (int s = 0; s < 2; ++s)
+    for (int64_t j = 0; j < valid[s]; ++j) {
+      const uint8_t *row = rows[slabRows * s + j].data;
+      uint16_t *out = staging + (slabRows * s + j) * width;
+      for (int64_t t = 0; t < width; t += fp8InPlaceStep) {
+        // A hint, formed as an integer: it may point past the weights.
+        __builtin_prefetch(
+            reinterpret_cast<const void *>(reinterpret_cast<uintptr_t>(row) +
+                                           t + streamAhead),
+            0, 2);
+        int64_t left = k - t;
+        __m512i bytes = _mm512_setzero_si512();
+        if (left >= fp8InPlaceStep)
+          bytes = _mm512_loadu_si512(row + t);
+        else if (left > 0)
+          bytes = _mm512_maskz_loadu_epi8((1ull << left) - 1, row + t);
+        __m512i first, second;
+        widener.widen(bytes, first, second);
+        _mm512_store_si512(out + t, first);
+        _mm512_store_si512(out + t + 32, second);
+      }
+    }
+}
+
+// acc rows += scale_r * the partial tile's rows (16 weight rows, per-row
+// scales of scale block `block`), the partial just stored from a tile.
+MOERT_AMX_FP8 void addScaled(const ItemRow *rows, int64_t valid, int64_t block,
+                             const float *partial, float *acc) {
+  for (int64_t r = 0; r < valid; ++r) {
+    __m512 scale = _mm512_set1_ps(rows[r].scales[block]);
+    _mm512_store_ps(acc + 16 * r,
+                    _mm512_fmadd_ps(_mm512_load_ps(partial + 16 * r), scale,
+                                    _mm512_load_ps(acc + 16 * r)));
   }
+}
+
+// Every row block over k [k0, k0 + count) of the widened item (rows
+// `width` apart), as runChunk; at each scale block's end (per slab) the
+// block's tiles go into acc scaled.
+MOERT_AMX_FP8 void runFp8Chunk(const uint16_t *staging, int64_t width,
+                               const ItemRow *rows, const int64_t valid[2],
+                               const PackedRows &x, int64_t k0, int64_t count,
+                               float *partial, float *acc) {
+  constexpr Order o = Order::Fp8Steps;
+  auto *blocks = static_cast<const uint16_t *>(x.data);
+  int64_t blocksCount = rowBlocks(x.m), stride = blockElements<o>(x);
+  int64_t lo = planeElements<o>(x.k), widthBytes = width * 2;
+  bool second = valid[1] > 0;
+  const uint16_t *w0 = staging + k0, *w1 = w0 + slabRows * width;
+  for (int64_t b = 0; b < blocksCount; b += x.split ? 1 : 2) {
+    bool two = !x.split && b + 1 < blocksCount;
+    float *a0 = acc + 2 * b * tileFloats;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const uint16_t *x0 = blocks + b * stride + k0 * 16;
+    const uint16_t *x1 = x0 + (x.split ? lo : stride);
+    for (int64_t i = 0; i < count; i += step) {
+      _tile_loadd(4, w0 + i, widthBytes);
+      _tile_loadd(6, x0 + i * 16, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if (second) {
+        _tile_loadd(5, w1 + i, widthBytes);
+        _tile_dpbf16ps(1, 5, 6);
+      }
+      if (x.split) {
+        _tile_loadd(7, x1 + i * 16, 64);
+        _tile_dpbf16ps(0, 4, 7);
+        if (second)
+          _tile_dpbf16ps(1, 5, 7);
+      } else if (two) {
+        _tile_loadd(7, x1 + i * 16, 64);
+        _tile_dpbf16ps(2, 4, 7);
+        if (second)
+          _tile_dpbf16ps(3, 5, 7);
+      }
+      int64_t end = k0 + i + step;
+      if (end % fp8InPlaceStep && i + step < count)
+        continue;
+      int64_t steps = (end + fp8InPlaceStep - 1) / fp8InPlaceStep;
+      bool last = i + step >= count;
+      const ItemRow *slab1 = rows + slabRows;
+      // Tile numbers are immediates: (row block, slab) (0, 0) is tile 0,
+      // (0, 1) tile 1, (1, 0) tile 2, (1, 1) tile 3.
+      if (steps % rows[0].blockSteps == 0 || last) {
+        int64_t block = (steps - 1) / rows[0].blockSteps;
+        _tile_stored(0, partial, 64);
+        _tile_zero(0);
+        addScaled(rows, valid[0], block, partial, a0);
+        if (two) {
+          _tile_stored(2, partial, 64);
+          _tile_zero(2);
+          addScaled(rows, valid[0], block, partial, a0 + 2 * tileFloats);
+        }
+      }
+      if (second && (steps % slab1->blockSteps == 0 || last)) {
+        int64_t block = (steps - 1) / slab1->blockSteps;
+        _tile_stored(1, partial, 64);
+        _tile_zero(1);
+        addScaled(slab1, valid[1], block, partial, a0 + tileFloats);
+        if (two) {
+          _tile_stored(3, partial, 64);
+          _tile_zero(3);
+          addScaled(slab1, valid[1], block, partial, a0 + 3 * tileFloats);
+        }
+      }
+    }
+  }
+}
+
+MOERT_AMX_FP8 void runFp8(const Weights &w, int64_t item, const PackedRows &x,
+                          Workspace &workspace, Sink &sink) {
+  Weights bytes = w;
+  bytes.dtype = MOERT_F8_E4M3;
+  Slabs slabs(bytes, item);
+  ItemRow rows[2 * slabRows];
+  int64_t n0 = item * itemColumns(w.paired());
+  for (int64_t c = 0; c < 2 * slabRows; ++c)
+    rows[c] = itemRow(w, n0, c);
+  int64_t valid[2] = {slabs.valid(0), slabs.valid(1)};
+  int64_t k = w.k, m = x.m, blocksCount = rowBlocks(m);
+  int64_t width = packedK<Order::Fp8Steps>(k);
+  int64_t chunkK = fp8ChunkSteps(rows, k) * fp8InPlaceStep;
+  size_t accFloats = (blocksCount + 1) * 2 * tileFloats;
+  auto *acc = static_cast<float *>(
+      workspace.get((accFloats + tileFloats + 16 * 32) * sizeof(float) +
+                    2 * slabRows * width * sizeof(uint16_t)));
+  float *partial = acc + accFloats, *out = partial + tileFloats;
+  auto *staging = reinterpret_cast<uint16_t *>(out + 16 * 32);
+  std::memset(acc, 0, accFloats * sizeof(float));
+  // Rows past the weights stay zero: never NaN times a pad.
+  for (int s = 0; s < 2; ++s)
+    std::memset(staging + (slabRows * s + valid[s]) * width, 0,
+                (slabRows - valid[s]) * width * sizeof(uint16_t));
+  widenItem(rows, valid, k, width, staging);
+  configureTiles();
+  for (int64_t k0 = 0; k0 < width; k0 += chunkK)
+    runFp8Chunk(staging, width, rows, valid, x, k0,
+                std::min(chunkK, width - k0), partial, acc);
+  _tile_release();
+  deliverTiles(slabs, valid[1] > 0, acc, m, out, sink);
 }
 
 } // namespace
 
 const KernelSet &moert::cpu::gemm::amxKernels() {
-  static const KernelSet set = {packedBytes, clearPadding, pack, run,
-                                packColumns};
+  constexpr Order o = Order::Natural;
+  static const KernelSet set = {packedBytes<o>, clearPadding<o>, pack<o>, run,
+                                packColumns<o>};
+  return set;
+}
+
+const KernelSet &moert::cpu::gemm::amxFp8Kernels() {
+  constexpr Order o = Order::Fp8Steps;
+  static const KernelSet set = {packedBytes<o>, clearPadding<o>, pack<o>,
+                                runFp8,         packColumns<o>,  true};
   return set;
 }

@@ -20,20 +20,15 @@
 
 #include "runtime/cpu/gemm/Kernels.h"
 
-#include "runtime/common/Quantized.h"
 #include "runtime/cpu/gemm/Avx512Util.h"
+#include "runtime/cpu/gemm/Fp8Widening.h"
 #include "runtime/cpu/gemm/LaneClasses.h"
-#include "runtime/cpu/gemm/Quantized.h"
 
 #include <algorithm>
 #include <cstring>
 
 using namespace moert;
 using namespace moert::cpu::gemm;
-
-#define MOERT_FP8_TARGET                                                       \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c,"         \
-                        "avx512bf16,avx512vbmi")))
 
 namespace {
 
@@ -71,14 +66,6 @@ void clearFp8Rows(const PackedRows &x) {
   for (int64_t r = 0; r < x.m; ++r)
     std::memset(rows + r * rowWords(x) + last, 0,
                 step * planes * sizeof(uint16_t));
-}
-
-// Word p (< 32) of unpacklo(lo, hi) holds weight 16 (p / 8) + p % 8 of the
-// 64, of unpackhi weight 16 (p / 8) + 8 + p % 8: a step's packed X holds
-// its values in that order, the unpacklo half first.
-constexpr int64_t packedPosition(int64_t t) {
-  int64_t lane = t / 16, within = t % 16;
-  return (within < 8 ? 0 : 32) + 8 * lane + within % 8;
 }
 
 // Word p of a step's 64 natural-order values (two registers of 32) that
@@ -135,63 +122,6 @@ MOERT_FP8_TARGET void packFp8Rows(const void *src, moert_dtype_t srcType,
   }
 }
 
-// bf16 of each e4m3 magnitude (NaN for 0x7f), as low and high bytes: the
-// VPERMT2B tables, 64 entries a register.
-struct E4m3Tables {
-  alignas(64) uint8_t low[128], high[128];
-  E4m3Tables() {
-    for (int m = 0; m < 128; ++m) {
-      uint16_t bits = floatToBf16(e4m3ToFloat(static_cast<uint8_t>(m)));
-      low[m] = static_cast<uint8_t>(bits & 0xff);
-      high[m] = static_cast<uint8_t>(bits >> 8);
-    }
-  }
-};
-
-const E4m3Tables &e4m3Tables() {
-  static const E4m3Tables tables;
-  return tables;
-}
-
-// The tables in registers: each row block's call builds its own, where a
-// shared one in memory was reloaded every scale block (a fifth more loads).
-struct Widener {
-  __m512i low0, low1, high0, high1, sign;
-  MOERT_FP8_TARGET explicit Widener(const E4m3Tables &t)
-      : low0(_mm512_load_si512(t.low)), low1(_mm512_load_si512(t.low + 64)),
-        high0(_mm512_load_si512(t.high)), high1(_mm512_load_si512(t.high + 64)),
-        sign(_mm512_set1_epi8(static_cast<char>(0x80))) {}
-  // 64 e4m3 bytes as two registers of 32 bf16 (unpacklo, unpackhi order).
-  MOERT_FP8_TARGET void widen(__m512i bytes, __m512bh &first,
-                              __m512bh &second) const {
-    __m512i low = _mm512_permutex2var_epi8(low0, bytes, low1);
-    __m512i high = _mm512_permutex2var_epi8(high0, bytes, high1);
-    high = _mm512_ternarylogic_epi32(high, bytes, sign, 0xf8); // high | b & s
-    first = (__m512bh)_mm512_unpacklo_epi8(low, high);
-    second = (__m512bh)_mm512_unpackhi_epi8(low, high);
-  }
-};
-
-// Panel column c's weight row and its scales (null past the weights).
-struct ItemRow {
-  const uint8_t *data = nullptr;
-  const float *scales = nullptr;
-  int64_t blockSteps = 0;
-};
-
-ItemRow itemRow(const Weights &w, int64_t n0, int64_t column) {
-  bool second = w.paired() && column >= slabRows;
-  int64_t row = n0 + (second ? column - slabRows : column);
-  if (row >= w.n)
-    return {};
-  const Quantization &q = second ? *w.quantSecond : *w.quantFirst;
-  auto *data = static_cast<const uint8_t *>(second ? w.second : w.first);
-  return {data + row * w.k,
-          static_cast<const float *>(q.scales) +
-              (row / q.blockRows) * q.layout(w.n, w.k).scaleCols(),
-          q.blockCols / step};
-}
-
 // y[r][c] = the lanes of X row r (x + r * ldx) . weight row rows[c]: per
 // scale block D_b in two chains (the unpacklo and unpackhi halves), then
 // y += s_b * D_b. The C rows share their blocks' steps (rowBlock).
@@ -211,7 +141,7 @@ dotLanes(const uint16_t *x, int64_t ldx, const ItemRow *rows, int64_t k,
       for (int c = 0; c < C; ++c)
         da[r][c] = db[r][c] = _mm512_setzero_ps();
     for (int64_t j = j0; j < std::min(n, j0 + blockSteps); ++j) {
-      __m512bh first[C], second[C];
+      __m512i first[C], second[C];
       for (int c = 0; c < C; ++c) {
         const uint8_t *at = rows[c].data + j * step;
         // A hint, formed as an integer: it may point past the weights.
@@ -229,8 +159,8 @@ dotLanes(const uint16_t *x, int64_t ldx, const ItemRow *rows, int64_t k,
           __m512bh xa = (__m512bh)_mm512_loadu_si512(xr + p * step);
           __m512bh xb = (__m512bh)_mm512_loadu_si512(xr + p * step + 32);
           for (int c = 0; c < C; ++c) {
-            da[r][c] = _mm512_dpbf16_ps(da[r][c], first[c], xa);
-            db[r][c] = _mm512_dpbf16_ps(db[r][c], second[c], xb);
+            da[r][c] = _mm512_dpbf16_ps(da[r][c], (__m512bh)first[c], xa);
+            db[r][c] = _mm512_dpbf16_ps(db[r][c], (__m512bh)second[c], xb);
           }
         }
       }

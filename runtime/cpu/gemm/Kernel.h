@@ -1,4 +1,5 @@
-//===- runtime/cpu/gemm/Kernel.h - The contract of a GEMM kernel -*- C++ -*-===//
+//===- runtime/cpu/gemm/Kernel.h - The contract of a GEMM kernel -*- C++
+//-*-===//
 //
 // A kernel computes out[m, n] = X[m, :] . W[n, :] for weights in the
 // nn.Linear layout [N, K], read where they are: weights are never widened or
@@ -15,6 +16,7 @@
 // Each output element is a sum over k in one fixed order whatever the row
 // count, the row's position and the item split, so a row gives the same bits
 // in a GEMM of 1 row or of 1000 (expert-parallel runs equal single-rank runs).
+// Only kernelsForQuantized picks a set by row count (FP8 on AMX).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CPU_GEMM_KERNEL_H
@@ -119,7 +121,7 @@ private:
     return rows < 0 ? 0 : rows > slabRows ? slabRows : rows;
   }
   static size_t dtypeBytes(moert_dtype_t dtype) {
-    return dtype == MOERT_F32 ? 4 : 2;
+    return dtype == MOERT_F32 ? 4 : dtype == MOERT_F8_E4M3 ? 1 : 2;
   }
   bool paired_;
   int64_t n0_;

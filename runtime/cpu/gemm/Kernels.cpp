@@ -24,7 +24,7 @@ const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights) {
 }
 
 const KernelSet &moert::cpu::gemm::kernelsForQuantized(
-    const std::vector<const Quantization *> &weights) {
+    const std::vector<const Quantization *> &weights, int64_t rows) {
 #if defined(__x86_64__)
   bool inPlace = isa() >= Isa::Avx512Bf16 && hasAvx512Vbmi();
   for (const Quantization *quant : weights)
@@ -32,7 +32,8 @@ const KernelSet &moert::cpu::gemm::kernelsForQuantized(
               quant->format == MOERT_WEIGHTS_FP8_E4M3_BLOCK &&
               quant->blockCols % fp8InPlaceStep == 0;
   if (inPlace && !weights.empty())
-    return avx512Bf16Fp8Kernels();
+    return isa() == Isa::Amx && rows >= amxFp8Rows ? amxFp8Kernels()
+                                                   : avx512Bf16Fp8Kernels();
 #endif
   return kernelsFor(MOERT_F32);
 }

@@ -11,13 +11,22 @@ namespace moert::cpu::gemm {
 // The kernels for weights of `weights` dtype (f32, f16 or bf16) on the
 // ISA this process uses (gemm::isa()).
 const KernelSet &kernelsFor(moert_dtype_t weights);
-// For quantized weights: the set that reads every one of them in place
-// (FP8 e4m3 whose scale blocks span whole steps of fp8InPlaceStep columns,
-// on AVX-512-BF16 with VBMI), else the fp32 set, whose items runQuantized
-// widens.
+// For quantized weights met by `rows` rows of X: the set that reads every
+// one of them in place (FP8 e4m3 whose scale blocks span whole steps of
+// fp8InPlaceStep columns, on AVX-512-BF16 with VBMI; on AMX tiles from
+// amxFp8Rows rows where the CPU has them), else the fp32 set, whose items
+// runQuantized widens.
 const KernelSet &
-kernelsForQuantized(const std::vector<const Quantization *> &weights);
+kernelsForQuantized(const std::vector<const Quantization *> &weights,
+                    int64_t rows);
 constexpr int64_t fp8InPlaceStep = 64;
+// AMX widens each item into tiles and scales per block, which a few rows
+// pay for; fewer stream faster through VDPBF16PS. Qwen3's layer, 1 core,
+// cold, tokens 1 / 32 / 64 / 128 (ms): AMX from 1 row 6.7 / 89 / 106 /
+// 109, from 4 rows 3.8 / 67 / 94 / 104, from 16 rows 3.9 / 69 / 122 / 230.
+// A row's bits then depend on which side of it its expert's row count
+// falls.
+constexpr int64_t amxFp8Rows = 4;
 
 // Each ISA's sets; only kernelsFor picks among them.
 const KernelSet &genericKernels(moert_dtype_t weights);
@@ -27,6 +36,8 @@ const KernelSet &avx512Bf16Kernels();
 // FP8 e4m3 block-scaled weights read in place (kernelsForQuantized).
 const KernelSet &avx512Bf16Fp8Kernels();
 const KernelSet &amxKernels();
+// The same FP8 weights on AMX tiles, widened per chunk (Amx.cpp).
+const KernelSet &amxFp8Kernels();
 
 } // namespace moert::cpu::gemm
 
