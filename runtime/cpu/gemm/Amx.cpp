@@ -240,6 +240,34 @@ SlabChunk slabChunk(const Slabs &slabs, int s, int64_t k, int64_t k0,
           static_cast<int64_t>(width * sizeof(uint16_t))};
 }
 
+// The k-step of 32 values at pair row i / 2 of a row block, or of two:
+// tiles 4 and 5 the slabs' weights (w1 null: one slab), 6 X's block (hi),
+// 7 the block's lo when split, else the next block; accumulator (block b,
+// slab s) is tile 2 b + s.
+MOERT_AMX inline __attribute__((always_inline)) void
+tileStep(const void *w0, int64_t stride0, const void *w1, int64_t stride1,
+         const uint16_t *x0, const uint16_t *x1, int64_t i, bool split,
+         bool two) {
+  _tile_loadd(4, w0, stride0);
+  _tile_loadd(6, x0 + i * 16, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  if (w1) {
+    _tile_loadd(5, w1, stride1);
+    _tile_dpbf16ps(1, 5, 6);
+  }
+  if (split) {
+    _tile_loadd(7, x1 + i * 16, 64);
+    _tile_dpbf16ps(0, 4, 7);
+    if (w1)
+      _tile_dpbf16ps(1, 5, 7);
+  } else if (two) {
+    _tile_loadd(7, x1 + i * 16, 64);
+    _tile_dpbf16ps(2, 4, 7);
+    if (w1)
+      _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
 // acc[b][s]: 16 weight rows x 16 X rows, fp32.
 MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
                         int64_t k0, int64_t count, float *acc) {
@@ -276,24 +304,9 @@ MOERT_AMX void runChunk(const SlabChunk w[2], bool second, const PackedRows &x,
           for (int r = 0; r < 16; ++r)
             _mm_prefetch(w[s].data + r * w[s].stride + (i + chunk) * 2,
                          _MM_HINT_T1);
-      _tile_loadd(4, w[0].data + i * 2, w[0].stride);
-      _tile_loadd(6, x0 + i * 16, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      if (second) {
-        _tile_loadd(5, w[1].data + i * 2, w[1].stride);
-        _tile_dpbf16ps(1, 5, 6);
-      }
-      if (x.split) {
-        _tile_loadd(7, x1 + i * 16, 64);
-        _tile_dpbf16ps(0, 4, 7);
-        if (second)
-          _tile_dpbf16ps(1, 5, 7);
-      } else if (two) {
-        _tile_loadd(7, x1 + i * 16, 64);
-        _tile_dpbf16ps(2, 4, 7);
-        if (second)
-          _tile_dpbf16ps(3, 5, 7);
-      }
+      tileStep(w[0].data + i * 2, w[0].stride,
+               second ? w[1].data + i * 2 : nullptr, w[1].stride, x0, x1, i,
+               x.split, two);
     }
     _tile_stored(0, a0, 64);
     _tile_stored(1, a0 + tileFloats, 64);
@@ -461,24 +474,8 @@ MOERT_AMX_FP8 void runFp8Chunk(const uint16_t *staging, int64_t width,
     const uint16_t *x0 = blocks + b * stride + k0 * 16;
     const uint16_t *x1 = x0 + (x.split ? lo : stride);
     for (int64_t i = 0; i < count; i += step) {
-      _tile_loadd(4, w0 + i, widthBytes);
-      _tile_loadd(6, x0 + i * 16, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      if (second) {
-        _tile_loadd(5, w1 + i, widthBytes);
-        _tile_dpbf16ps(1, 5, 6);
-      }
-      if (x.split) {
-        _tile_loadd(7, x1 + i * 16, 64);
-        _tile_dpbf16ps(0, 4, 7);
-        if (second)
-          _tile_dpbf16ps(1, 5, 7);
-      } else if (two) {
-        _tile_loadd(7, x1 + i * 16, 64);
-        _tile_dpbf16ps(2, 4, 7);
-        if (second)
-          _tile_dpbf16ps(3, 5, 7);
-      }
+      tileStep(w0 + i, widthBytes, second ? w1 + i : nullptr, widthBytes, x0,
+               x1, i, x.split, two);
       int64_t end = k0 + i + step;
       if (end % fp8InPlaceStep && i + step < count)
         continue;
