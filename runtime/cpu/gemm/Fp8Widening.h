@@ -1,5 +1,4 @@
-//===- runtime/cpu/gemm/Fp8Widening.h - FP8 weights widened in registers -*- C++
-//-*-===//
+//===- runtime/cpu/gemm/Fp8Widening.h - FP8 widened in registers -*- C++ -*-===//
 //
 // What the kernels that read FP8 e4m3 block-scaled weights in place share
 // (Avx512Bf16Fp8.cpp, and Amx.cpp's FP8 set): 64 weight bytes become 64

@@ -1,5 +1,4 @@
-//===- runtime/cpu/gemm/Kernel.h - The contract of a GEMM kernel -*- C++
-//-*-===//
+//===- runtime/cpu/gemm/Kernel.h - The contract of a GEMM kernel -*- C++ -*-===//
 //
 // A kernel computes out[m, n] = X[m, :] . W[n, :] for weights in the
 // nn.Linear layout [N, K], read where they are: weights are never widened or
