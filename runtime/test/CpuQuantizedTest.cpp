@@ -236,14 +236,20 @@ void expectNear(const std::vector<float> &out, const std::vector<float> &x,
   EXPECT_EQ(bad, 0) << what << ": " << bad << " elements off";
 }
 
+// A kernel set under test and the ISA it needs.
 struct Path {
   const char *name;
   Isa level;
-  const KernelSet &(*f32)();
+  const KernelSet &(*kernels)();
 };
 
 void PrintTo(const Path &path, std::ostream *os) { *os << path.name; }
 
+std::string pathName(const ::testing::TestParamInfo<Path> &info) {
+  return info.param.name;
+}
+
+// The fp32 sets, whose items runQuantized widens.
 const Path paths[] = {
     {"generic", Isa::Generic,
      []() -> const KernelSet & { return genericKernels(MOERT_F32); }},
@@ -297,11 +303,12 @@ TEST_P(QuantizedPath, MatchesReferenceLoop) {
         randomQuantized(c.format, c.n, c.k, c.blockRows, c.blockCols, 3);
     std::vector<float> x = randomFloats(c.m * c.k, 4);
     Weights quantized{w.data.data(), nullptr, MOERT_F32, c.n, c.k, &w.quant};
-    Collect out = runItems(path.f32(), quantized, x, c.m);
+    Collect out = runItems(path.kernels(), quantized, x, c.m);
     expectNear(out.first, x, w.values, c.m, c.n, c.k, describe(path.name, c));
     // The same sums as the fp32 kernel on the dequantized tensor.
-    Collect widened = runItems(
-        path.f32(), {w.values.data(), nullptr, MOERT_F32, c.n, c.k}, x, c.m);
+    Collect widened =
+        runItems(path.kernels(),
+                 {w.values.data(), nullptr, MOERT_F32, c.n, c.k}, x, c.m);
     EXPECT_EQ(0, std::memcmp(out.first.data(), widened.first.data(),
                              out.first.size() * sizeof(float)))
         << describe(path.name, c) << ": differs from the dequantized GEMM";
@@ -319,7 +326,7 @@ TEST_P(QuantizedPath, PairedWeights) {
     std::vector<float> x = randomFloats(c.m * c.k, 7);
     Weights quantized{a.data.data(), b.data.data(), MOERT_F32, c.n,
                       c.k,           &a.quant,      &b.quant};
-    Collect out = runItems(path.f32(), quantized, x, c.m);
+    Collect out = runItems(path.kernels(), quantized, x, c.m);
     std::string what = describe(path.name, c) + " paired";
     expectNear(out.first, x, a.values, c.m, c.n, c.k, what + " first");
     expectNear(out.second, x, b.values, c.m, c.n, c.k, what + " second");
@@ -327,9 +334,7 @@ TEST_P(QuantizedPath, PairedWeights) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, QuantizedPath, ::testing::ValuesIn(paths),
-                         [](const auto &info) {
-                           return std::string(info.param.name);
-                         });
+                         pathName);
 
 #if defined(__x86_64__)
 // FP8 read in place (AVX-512-BF16 with VBMI, scale blocks of 64k columns;
@@ -359,20 +364,12 @@ TEST(Fp8Dispatch, OnlyWholeStepBlocks) {
   EXPECT_FALSE(kernelsForQuantized({&fits, &other}, 1).readsQuantized);
 }
 
-struct Fp8Set {
-  const char *name;
-  Isa level;
-  const KernelSet &(*kernels)();
-};
-
-void PrintTo(const Fp8Set &set, std::ostream *os) { *os << set.name; }
-
-const Fp8Set fp8Sets[] = {
+const Path fp8Sets[] = {
     {"avx512bf16", Isa::Avx512Bf16, avx512Bf16Fp8Kernels},
     {"amx", Isa::Amx, amxFp8Kernels},
 };
 
-class Fp8InPlace : public ::testing::TestWithParam<Fp8Set> {
+class Fp8InPlace : public ::testing::TestWithParam<Path> {
 protected:
   void SetUp() override {
     if (GetParam().level > detectedIsa() || !hasAvx512Vbmi())
@@ -500,9 +497,7 @@ TEST_P(Fp8InPlace, WidensEveryByteExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Fp8InPlace, ::testing::ValuesIn(fp8Sets),
-                         [](const auto &info) {
-                           return std::string(info.param.name);
-                         });
+                         pathName);
 #endif
 
 // The grouped FFN of quantized experts equals, bit for bit, the grouped FFN

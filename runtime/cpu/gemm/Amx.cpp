@@ -43,7 +43,6 @@ constexpr int64_t step = 32;  // k per tile row
 constexpr int64_t chunk = 512; // k per chunk (multiple of step)
 constexpr int64_t tileFloats = 16 * 16;
 
-int64_t paddedK(int64_t k) { return (k + step - 1) / step * step; }
 int64_t rowBlocks(int64_t m) { return (m + 15) / 16; }
 
 // X's k order in the packed pair rows: natural, or within each 64 values
@@ -57,6 +56,8 @@ template <Order O> constexpr int64_t orderUnit() {
 template <Order O> int64_t packedK(int64_t k) {
   return (k + orderUnit<O>() - 1) / orderUnit<O>() * orderUnit<O>();
 }
+// k padded to whole tile steps.
+int64_t paddedK(int64_t k) { return packedK<Order::Natural>(k); }
 // The pair row that holds natural pair `pair` (k = 2 pair, 2 pair + 1).
 template <Order O> int64_t pairSlot(int64_t pair) {
   if constexpr (O == Order::Natural)
@@ -398,10 +399,10 @@ MOERT_AMX void run(const Weights &w, int64_t item, const PackedRows &x,
 // FP8 k per chunk: whole scale blocks of both slabs, at least `chunk`
 // where k allows; 64-value steps.
 int64_t fp8ChunkSteps(const ItemRow *rows, int64_t k) {
-  int64_t a = rows[0].blockSteps, b = rows[slabRows].blockSteps;
-  a = a ? a : b;
-  b = b ? b : a;
-  int64_t whole = std::lcm(a, b);
+  // Slab 0 always has rows; slab 1 may have none.
+  int64_t a = rows[0].blockSteps;
+  int64_t whole =
+      std::lcm(a, rows[slabRows].data ? rows[slabRows].blockSteps : a);
   int64_t steps = whole * std::max<int64_t>(1, chunk / fp8InPlaceStep / whole);
   return std::min(steps, packedK<Order::Fp8Steps>(k) / fp8InPlaceStep);
 }
