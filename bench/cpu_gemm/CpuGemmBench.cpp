@@ -10,11 +10,11 @@
 // buffers are (allocateHost: 2 MB pages), as a stacked expert weight does.
 // Prints per row count the median time, the weights' GB/s and the GFLOP/s;
 // `read GB/s`, a plain read of the same copies by as many threads
-// (FloorReader), timed in turn with the calls; and `peak GB/s`, the
-// weights' rate at which the kernel's multiply-adds alone would take all the
-// time at the vector unit's measured peak (VDPBF16PS for bf16, VFMADD231PS
-// for f32, 512-bit, on every thread): past it a step is bound by the core,
-// not by memory.
+// (FloorReader: the faster of its two ways), timed in turn with the calls; and
+// `peak GB/s`, the weights' rate at which the kernel's multiply-adds alone
+// would take all the time at the vector unit's measured peak (VDPBF16PS for
+// bf16, VFMADD231PS for f32, 512-bit, on every thread): past it a step is bound
+// by the core, not by memory.
 //
 // usage: moe-bench-cpu-gemm [--n N] [--k K] [--rows 1,4,16]
 //          [--dtype bf16|f32] [--threads T] [--footprint-mb MB]
@@ -231,27 +231,27 @@ int main(int argc, char **argv) {
   for (int64_t rows : o.rows) {
     for (size_t c = 0; c < copies; ++c)
       call(rows); // warm-up: every copy paged in
-    std::vector<double> samples, reads;
+    std::vector<double> samples;
     double timed = 0;
     while (samples.size() < 3 || timed < o.minSeconds) {
       // The read takes a copy of its own, the one before the call's, so that
       // it meets memory as the calls do: past the caches with several
       // copies, in them with one.
-      reads.push_back(
-          reader.read({{weights.get() + next * matrixBytes, matrixBytes}}));
+      timed +=
+          reader.sample({{weights.get() + next * matrixBytes, matrixBytes}});
       next = (next + 1) % copies;
       auto t0 = std::chrono::steady_clock::now();
       call(rows);
       samples.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
               .count());
-      timed += samples.back() + reads.back();
+      timed += samples.back();
     }
     double seconds = median(samples), flops = 2.0 * rows * o.n * o.k;
     std::printf("%6lld %12.1f %10.1f %10.1f %10.1f %10.1f %6zu\n",
                 static_cast<long long>(rows), seconds * 1e6,
                 matrixBytes / seconds / 1e9, flops / seconds / 1e9,
-                matrixBytes / median(reads) / 1e9,
+                matrixBytes / reader.floor() / 1e9,
                 peak > 0 ? matrixBytes * peak / flops : 0.0, samples.size());
   }
   return 0;

@@ -33,7 +33,8 @@
 // --read-floor 1: the memory-read floor of each row, measured with it. Each
 // timed layer run alternates with a plain read of the same bytes the layer
 // reads (the router, the touched experts' weights, the shared expert), cold
-// in the same way, split over as many threads as the rank has: this VM's
+// in the same way, split over as many threads as the rank has, in the two
+// ways of FloorReader in turn (the faster one's median counts): this VM's
 // DRAM bandwidth moves by tens of percent within minutes, so a floor
 // measured apart from the row says little about it.
 //
@@ -82,7 +83,7 @@ struct Row {
   int64_t touched; // experts with at least one token
   size_t flushedBytes; // before each run (--flush-weights)
   size_t readBytes;    // the weights the run reads (readSpans)
-  double floorSeconds; // median plain read of readBytes (--read-floor)
+  double floorSeconds; // plain read of readBytes (--read-floor, FloorReader)
 };
 
 /// A weight's bytes in host memory; `expert` -1: read whatever the routing.
@@ -231,13 +232,13 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
         readSpans.push_back({span.address, span.bytes});
         readBytes += span.bytes;
       }
-    std::vector<double> samples, floorSamples;
+    std::vector<double> samples;
     double timed = 0;
     while (true) {
       if (o.readFloor) {
         if (cold.enabled())
           CHECK(cold.run());
-        floorSamples.push_back(reader.read(readSpans));
+        reader.sample(readSpans);
       }
       if (cold.enabled())
         CHECK(cold.run());
@@ -259,9 +260,9 @@ moert_status_t timeRows(moert_context_t ctx, Bench &bench, moert_view_t counts,
       std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
       return v[v.size() / 2];
     };
-    bench.rows.push_back(
-        {tokens, median(samples), static_cast<int>(samples.size()), touched,
-         cold.flushedBytes(), readBytes, median(floorSamples)});
+    bench.rows.push_back({tokens, median(samples),
+                          static_cast<int>(samples.size()), touched,
+                          cold.flushedBytes(), readBytes, reader.floor()});
   }
   return MOERT_OK;
 }

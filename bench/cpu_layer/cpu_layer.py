@@ -124,7 +124,7 @@ def main():
     evict = ["--evict-mb", str(2 * llc_megabytes()) if cold else "0"]
     flush_lib = os.path.join(os.path.dirname(bench), "libmoe-bench-cache-flush.so")
     bench_cold = evict + ["--flush-weights", "1" if cold else "0"]
-    # Cold rows also time a plain read of the weights they read, in turn
+    # Cold rows also time plain reads of the weights they read, in turn
     # with their runs: the floor for the same bytes at the same moment.
     bench_floor = ["--read-floor", "1"] if cold else []
     torch_cold = evict + (["--flush-lib", flush_lib] if cold else [])
@@ -230,9 +230,10 @@ def write_report(rows, base, cpu, date):
               "memory).", "",
               "`%floor` (cold rows): a plain read of the same bytes the layer reads (router, touched",
               "experts, shared expert; the same eviction and flush, the rank's threads), timed in turn",
-              "with the project's runs (moe-bench-cpu-layer --read-floor 1): its median time over the",
-              "project's. Unlike `%read`, whose ceiling is measured minutes apart from the row, it",
-              "moves with the DRAM bandwidth other tenants leave.", "",
+              "with the project's runs (moe-bench-cpu-layer --read-floor 1), one stream per thread and",
+              "8 streams per thread in turn: the faster one's median time over the project's. Unlike",
+              "`%read`, whose ceiling is measured minutes apart from the row, it moves with the DRAM",
+              "bandwidth other tenants leave.", "",
               "| shape | dtype | cores | tokens | touched | project ms | hf-eager ms | hf-grouped ms | sorted ms | best torch | ratio | project GB/s (%read) | %floor | project GFLOP/s (%peak) | roofline ms |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     plot = {}
