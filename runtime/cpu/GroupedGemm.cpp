@@ -241,9 +241,10 @@ void moert::cpu::groupedLinear(GemmContext &context,
     rows.push_back(&problem.rows);
     counts.push_back(problem.rows.count());
     sinks.emplace_back(problem.rows, n, problem.bias);
-    kernels.push_back(problem.quant ? &gemm::kernelsForQuantized(
-                                          {problem.quant}, counts.back())
-                                    : &gemm::kernelsFor(weightType));
+    kernels.push_back(
+        problem.quant
+            ? &gemm::kernelsForQuantized({problem.quant}, counts.back())
+            : &gemm::kernelsFor(weightType, counts.back()));
   }
   PackedOperands packed(context.packedInput, kernels, counts, columns,
                         splitInputs(rows));
@@ -274,10 +275,11 @@ void moert::cpu::groupedFfn(GemmContext &context,
       firstQuants.push_back(problem.secondQuant);
     first.push_back(quantized
                         ? &gemm::kernelsForQuantized(firstQuants, counts.back())
-                        : &gemm::kernelsFor(problem.firstType));
-    down.push_back(quantized ? &gemm::kernelsForQuantized({problem.downQuant},
-                                                          counts.back())
-                             : &gemm::kernelsFor(problem.downType));
+                        : &gemm::kernelsFor(problem.firstType, counts.back()));
+    down.push_back(
+        quantized
+            ? &gemm::kernelsForQuantized({problem.downQuant}, counts.back())
+            : &gemm::kernelsFor(problem.downType, counts.back()));
   }
   PackedOperands inputs(context.packedInput, first, counts, hidden,
                         splitInputs(rows));

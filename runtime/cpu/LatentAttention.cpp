@@ -283,7 +283,7 @@ void naiveAttention(GemmContext &context, Scratch &scratch,
   const char *firstRow = static_cast<const char *>(
       cache.at(call.shape.at(queries.sequence, 0)).data);
 
-  const gemm::KernelSet &kernels = gemm::kernelsFor(call.kvB.dtype);
+  const gemm::KernelSet &kernels = gemm::kernelsFor(call.kvB.dtype, L);
   bool split = cache.dtype != MOERT_BF16; // as GroupedGemm's inputs
   gemm::PackedRows latent{
       context.packedInput.get(kernels.packedBytes(L, r, split)), L, r, split};

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -130,9 +131,17 @@ void PrintTo(const Path &path, std::ostream *os) { *os << path.name; }
 const KernelSet *generic(moert_dtype_t w) { return &genericKernels(w); }
 #if defined(__x86_64__)
 const KernelSet *avx2(moert_dtype_t w) { return &avx2Kernels(w); }
-const KernelSet *avx512(moert_dtype_t w) { return &avx512Kernels(w); }
+const KernelSet *avx512(moert_dtype_t w) {
+  return &avx512Kernels(w, Decode::Rowwise);
+}
+const KernelSet *avx512GroupsAhead(moert_dtype_t w) {
+  return &avx512Kernels(w, Decode::GroupsAhead);
+}
 const KernelSet *avx512Bf16(moert_dtype_t w) {
-  return w == MOERT_BF16 ? &avx512Bf16Kernels() : nullptr;
+  return w == MOERT_BF16 ? &avx512Bf16Kernels(Decode::Rowwise) : nullptr;
+}
+const KernelSet *avx512Bf16GroupsAhead(moert_dtype_t w) {
+  return w == MOERT_BF16 ? &avx512Bf16Kernels(Decode::GroupsAhead) : nullptr;
 }
 const KernelSet *amx(moert_dtype_t w) {
   return w == MOERT_BF16 ? &amxKernels() : nullptr;
@@ -144,7 +153,9 @@ const Path paths[] = {
 #if defined(__x86_64__)
     {"avx2", Isa::Avx2, avx2, false},
     {"avx512", Isa::Avx512, avx512, false},
+    {"avx512_groups_ahead", Isa::Avx512, avx512GroupsAhead, false},
     {"avx512bf16", Isa::Avx512Bf16, avx512Bf16, true},
+    {"avx512bf16_groups_ahead", Isa::Avx512Bf16, avx512Bf16GroupsAhead, true},
     {"amx", Isa::Amx, amx, true},
 #endif
 };
@@ -266,23 +277,26 @@ INSTANTIATE_TEST_SUITE_P(Isa, KernelPath, ::testing::ValuesIn(paths),
                            return std::string(info.param.name);
                          });
 
-// kernelsFor picks the best set the (capped) ISA allows per weight dtype.
+// kernelsFor picks the best set the (capped) ISA allows per weight dtype
+// and, for bf16 on AMX, row count; the AVX-512 sets take this CPU's Decode.
 TEST(CpuGemmDispatch, FollowsIsa) {
   Isa level = isa();
-  for (moert_dtype_t wType : {MOERT_F32, MOERT_F16, MOERT_BF16}) {
-    const KernelSet *expected = &genericKernels(wType);
+  for (moert_dtype_t wType : {MOERT_F32, MOERT_F16, MOERT_BF16})
+    for (int64_t rows : {1, 2, 3, 100}) {
+      const KernelSet *expected = &genericKernels(wType);
 #if defined(__x86_64__)
-    if (wType == MOERT_BF16 && level == Isa::Amx)
-      expected = &amxKernels();
-    else if (wType == MOERT_BF16 && level >= Isa::Avx512Bf16)
-      expected = &avx512Bf16Kernels();
-    else if (level >= Isa::Avx512)
-      expected = &avx512Kernels(wType);
-    else if (level >= Isa::Avx2)
-      expected = &avx2Kernels(wType);
+      if (wType == MOERT_BF16 && level == Isa::Amx && rows >= amxBf16Rows)
+        expected = &amxKernels();
+      else if (wType == MOERT_BF16 && level >= Isa::Avx512Bf16)
+        expected = &avx512Bf16Kernels(decode());
+      else if (level >= Isa::Avx512)
+        expected = &avx512Kernels(wType, decode());
+      else if (level >= Isa::Avx2)
+        expected = &avx2Kernels(wType);
 #endif
-    EXPECT_EQ(&kernelsFor(wType), expected) << dtypeName(wType);
-  }
+      EXPECT_EQ(&kernelsFor(wType, rows), expected)
+          << dtypeName(wType) << ", " << rows << " rows";
+    }
   // A cap lowers the level to its own, never above what the CPU has.
   Isa expected = detectedIsa();
   if (const char *cap = std::getenv("MOERT_CPU_ISA"))
@@ -291,6 +305,26 @@ TEST(CpuGemmDispatch, FollowsIsa) {
       if (std::string(cap) == isaName(l) && l < expected)
         expected = l;
   EXPECT_EQ(isaName(level), std::string(isaName(expected)));
+}
+
+// Intel CPUs stream decode weights in whole groups asking ahead, others row
+// by row, unless MOERT_CPU_DECODE names one; the vendor from the kernel's
+// /proc/cpuinfo, not CPUID as decode() reads it.
+TEST(CpuGemmDispatch, DecodeFollowsVendor) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line, vendor;
+  while (vendor.empty() && std::getline(cpuinfo, line))
+    if (line.rfind("vendor_id", 0) == 0)
+      vendor = line.substr(line.find(':') + 2);
+  if (vendor.empty())
+    GTEST_SKIP() << "no vendor_id in /proc/cpuinfo";
+  Decode expected =
+      vendor == "GenuineIntel" ? Decode::GroupsAhead : Decode::Rowwise;
+  if (const char *name = std::getenv("MOERT_CPU_DECODE"))
+    for (Decode d : {Decode::Rowwise, Decode::GroupsAhead})
+      if (std::string(name) == decodeName(d))
+        expected = d;
+  EXPECT_EQ(decodeName(decode()), std::string(decodeName(expected))) << vendor;
 }
 
 // The grouped FFN through the dispatch: gated SwiGLU over several experts'

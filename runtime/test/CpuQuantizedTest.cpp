@@ -257,7 +257,13 @@ const Path paths[] = {
     {"avx2", Isa::Avx2,
      []() -> const KernelSet & { return avx2Kernels(MOERT_F32); }},
     {"avx512", Isa::Avx512,
-     []() -> const KernelSet & { return avx512Kernels(MOERT_F32); }},
+     []() -> const KernelSet & {
+       return avx512Kernels(MOERT_F32, Decode::Rowwise);
+     }},
+    {"avx512_groups_ahead", Isa::Avx512,
+     []() -> const KernelSet & {
+       return avx512Kernels(MOERT_F32, Decode::GroupsAhead);
+     }},
 #endif
 };
 

@@ -197,12 +197,12 @@ constexpr auto makeClassBlocks(std::integer_sequence<int, R...>) {
   return classBlockFns<R...>;
 }
 
-template <moert_dtype_t W>
+template <moert_dtype_t W, Decode D>
 MOERT_AVX512 void runFma(const Weights &w, int64_t item,
                          const PackedRows &packed, Workspace &workspace,
                          Sink &sink) {
   if (!classLayout(packed.m))
-    return dot::run<Avx512Vector, W>(w, item, packed, workspace, sink);
+    return dot::run<Avx512Vector, W, D>(w, item, packed, workspace, sink);
   static constexpr auto blocks =
       makeClassBlocks(std::make_integer_sequence<int, classGroupRows>());
   int64_t steps = classSteps(w.k);
@@ -215,15 +215,22 @@ MOERT_AVX512 void runFma(const Weights &w, int64_t item,
       workspace, sink);
 }
 
-template <moert_dtype_t W> KernelSet fmaKernels() {
-  return {classRowsBytes, clearClassRows, packClassRows, runFma<W>, nullptr};
+template <moert_dtype_t W, Decode D> KernelSet fmaKernels() {
+  return {classRowsBytes, clearClassRows, packClassRows, runFma<W, D>, nullptr};
+}
+
+template <Decode D> const KernelSet &fmaKernelsFor(moert_dtype_t weights) {
+  static const KernelSet f32 = fmaKernels<MOERT_F32, D>(),
+                         f16 = fmaKernels<MOERT_F16, D>(),
+                         bf16 = fmaKernels<MOERT_BF16, D>();
+  return weights == MOERT_F32 ? f32 : weights == MOERT_F16 ? f16 : bf16;
 }
 
 } // namespace
 
-const KernelSet &moert::cpu::gemm::avx512Kernels(moert_dtype_t weights) {
-  static const KernelSet f32 = fmaKernels<MOERT_F32>(),
-                         f16 = fmaKernels<MOERT_F16>(),
-                         bf16 = fmaKernels<MOERT_BF16>();
-  return weights == MOERT_F32 ? f32 : weights == MOERT_F16 ? f16 : bf16;
+const KernelSet &moert::cpu::gemm::avx512Kernels(moert_dtype_t weights,
+                                                 Decode decode) {
+  return decode == Decode::GroupsAhead
+             ? fmaKernelsFor<Decode::GroupsAhead>(weights)
+             : fmaKernelsFor<Decode::Rowwise>(weights);
 }

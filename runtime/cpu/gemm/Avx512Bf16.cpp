@@ -228,14 +228,14 @@ constexpr auto makePairClassBlocks(std::integer_sequence<int, R...>) {
   return pairClassBlockFns<Split, R...>;
 }
 
-template <bool Split>
+template <bool Split, Decode D>
 MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
                                 const PackedRows &packed, Workspace &workspace,
                                 Sink &sink) {
   using V = PairVector<Split>;
   int64_t k = w.k, m = packed.m, steps = pairSteps(k);
   if (!classLayout(m))
-    return dot::runInPlace<V, MOERT_BF16>(
+    return dot::runInPlace<V, MOERT_BF16, D>(
         w, item, static_cast<const uint16_t *>(packed.data),
         steps * pairStep * V::planes, m, workspace, sink);
   static constexpr auto blocks = makePairClassBlocks<Split>(
@@ -249,19 +249,23 @@ MOERT_AVX512_BF16 void runPairs(const Weights &w, int64_t item,
       workspace, sink);
 }
 
+template <Decode D>
 MOERT_AVX512_BF16 void runPairItem(const Weights &w, int64_t item,
                                    const PackedRows &packed,
                                    Workspace &workspace, Sink &sink) {
   if (packed.split)
-    runPairs<true>(w, item, packed, workspace, sink);
+    runPairs<true, D>(w, item, packed, workspace, sink);
   else
-    runPairs<false>(w, item, packed, workspace, sink);
+    runPairs<false, D>(w, item, packed, workspace, sink);
 }
 
 } // namespace
 
-const KernelSet &moert::cpu::gemm::avx512Bf16Kernels() {
-  static const KernelSet set = {pairRowsBytes, clearPairRows, packPairRows,
-                                runPairItem, nullptr};
-  return set;
+const KernelSet &moert::cpu::gemm::avx512Bf16Kernels(Decode decode) {
+  static const KernelSet rowwise = {pairRowsBytes, clearPairRows, packPairRows,
+                                    runPairItem<Decode::Rowwise>, nullptr},
+                         groupsAhead = {
+                             pairRowsBytes, clearPairRows, packPairRows,
+                             runPairItem<Decode::GroupsAhead>, nullptr};
+  return decode == Decode::GroupsAhead ? groupsAhead : rowwise;
 }

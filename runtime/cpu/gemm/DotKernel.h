@@ -31,6 +31,7 @@
 #endif
 
 #include "runtime/cpu/gemm/FloatRows.h"
+#include "runtime/cpu/gemm/Isa.h"
 #include "runtime/cpu/gemm/Kernel.h"
 
 #include <algorithm>
@@ -83,6 +84,15 @@ constexpr uintptr_t streamAhead = 2048;
 // nor for whole groups or rowDot (1 to 3 rows: 2 to 18% slower).
 constexpr uintptr_t nearAhead = 1024;
 constexpr int64_t nearAheadRowBytes = 4096;
+// Decode::GroupsAhead: each of a whole group's rows asks for its line this
+// far ahead into L1. Xeon (family 6 model 207), 1 core, from DRAM: plain
+// reads went 13.8 GB/s as 8 streams asking so, 8.7 as one stream and 10.9
+// as 32 (AMX's tiles). Kernels with and without in turn in one process
+// (moe-bench-cpu-gemm): f32 at 1 row 0 to 11% faster than Rowwise, 2 and 3
+// rows 6 to 29%; bf16 against AMX 5 to 27% at 1 and 2 rows, -6 to +13% at
+// 3 (Kernels.h: amxBf16Rows). 128, 512 and 1024 bytes ahead were within 3%
+// of 256.
+constexpr uintptr_t ownLineAhead = 256;
 
 // Prefetches are hints: an address past the weights reads nothing, so it
 // is formed as an integer, never as a pointer past its object.
@@ -141,8 +151,10 @@ private:
 // asked for toward L2 at the same offsets meanwhile. A half group also asks
 // for its own rows streamAhead on toward L2: with `near` all of them, and
 // nearAhead on toward L1 too; else those whose slot has an ahead row.
+// With OwnAhead, each row asks for its own line ownLineAhead on into L1.
 // Each step also asks for C lines of `stream` (null or ended: none).
-template <class V, moert_dtype_t W, int R, int C = groupRows>
+template <class V, moert_dtype_t W, int R, int C = groupRows,
+          bool OwnAhead = false>
 MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
                             const char *const *w, const char *const *ahead,
                             bool near, NextItemStream *stream, int64_t count,
@@ -172,6 +184,8 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
     for (int c = 0; c < C; ++c) {
       if (ahead && ahead[c])
         prefetchToL2(ahead[c] + i * e, 0);
+      if constexpr (OwnAhead)
+        prefetchToL1(w[c] + i * e, ownLineAhead);
       if constexpr (streamed) {
         if (near || (ahead && ahead[c]))
           prefetchToL2(w[c] + i * e, streamAhead);
@@ -224,15 +238,19 @@ MOERT_DOT_TARGET void block(const typename V::XElement *x, int64_t ldx,
 constexpr int64_t directRows = 48;
 
 template <class V, moert_dtype_t W> using BlockFn = decltype(&block<V, W, 1>);
-template <class V, moert_dtype_t W, int C, int... R>
-constexpr BlockFn<V, W> blockFns[] = {block<V, W, R + 1, C>...};
-template <class V, moert_dtype_t W, int C, int... R>
+template <class V, moert_dtype_t W, int C, bool OwnAhead, int... R>
+constexpr BlockFn<V, W> blockFns[] = {block<V, W, R + 1, C, OwnAhead>...};
+template <class V, moert_dtype_t W, int C, bool OwnAhead = false, int... R>
 constexpr const BlockFn<V, W> *blockTable(std::integer_sequence<int, R...>) {
-  return blockFns<V, W, C, R...>;
+  return blockFns<V, W, C, OwnAhead, R...>;
 }
-// blocks[R - 1]: R rows against a group's 8 weight rows, R <= blockRows.
+// blocks[R - 1]: R rows against a group's 8 weight rows, R <= blockRows;
+// aheadBlocks the same with OwnAhead.
 template <class V, moert_dtype_t W>
 constexpr const BlockFn<V, W> *blocks = blockTable<V, W, groupRows>(
+    std::make_integer_sequence<int, V::blockRows>());
+template <class V, moert_dtype_t W>
+constexpr const BlockFn<V, W> *aheadBlocks = blockTable<V, W, groupRows, true>(
     std::make_integer_sequence<int, V::blockRows>());
 // halfBlocks[R - 1]: against half a group's weight rows, up to twice the
 // rows: the same accumulators, so each weight load feeds twice the FMAs.
@@ -368,27 +386,31 @@ template <class V, moert_dtype_t W>
 constexpr const RowwiseFn<V, W> *rowwise =
     rowwiseTable<V, W>(std::make_integer_sequence<int, rowwiseRows>());
 
-// Decode: each weight row streams once, in place. Past the rowwise case, 1
-// row (and up to one row block where a step is less than a line) passes a
-// group's 8 rows once, whole. Past it, each half group (4 weight rows) meets
-// blocks of up to twice the rows: one pass up to 2 x blockRows rows, which
-// also streams the next item (NextItemStream), else a chunk of the half
-// passes every block while it is in L1, so that the stream from memory never
-// waits for a second pass. Meanwhile the passes ask for the next rows to
+// Decode: each weight row streams once, in place. With Decode::GroupsAhead
+// (steps of whole lines), up to one row block passes a group's 8 rows once,
+// whole, each row asking for its own line ahead. With Rowwise, past the
+// rowwise case, 1 row (and up to one row block where a step is less than a
+// line) passes a group's 8 rows once, whole. Past them, each half group (4
+// weight rows) meets blocks of up to twice the rows: one pass up to 2 x
+// blockRows rows, which also streams the next item (NextItemStream), else a
+// chunk of the half passes every block while it is in L1, so that the
+// stream from memory never waits for a second pass. Meanwhile the passes ask for the next rows to
 // stream (the group's second half, the next group, the next item's first
 // group after the last) at the same offsets: rows of a page or two start no
 // prefetcher stream. Packed row r at x + r * ldx.
-template <class V, moert_dtype_t W>
+template <class V, moert_dtype_t W, Decode D = Decode::Rowwise>
 MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
                                  const typename V::XElement *x, int64_t ldx,
                                  int64_t m, Workspace &workspace, Sink &sink) {
-  if (m >= 1 && m <= rowwiseRows &&
-      m * ldx * static_cast<int64_t>(sizeof(typename V::XElement)) <=
-          rowwiseXBytes)
-    return rowwise<V, W>[m - 1](w, index, x, ldx, workspace, sink);
   using Reg = typename V::Reg;
   constexpr int64_t blockRows = V::blockRows;
   constexpr size_t e = elementBytes<W>();
+  constexpr bool wholeLines = V::lanes * e >= cacheLine;
+  bool groupsAhead = D == Decode::GroupsAhead && wholeLines && m <= blockRows;
+  if (!groupsAhead && m >= 1 && m <= rowwiseRows &&
+      m * ldx * static_cast<int64_t>(sizeof(typename V::XElement)) <=
+          rowwiseXBytes)
+    return rowwise<V, W>[m - 1](w, index, x, ldx, workspace, sink);
   constexpr int64_t groups = ItemRows::groups;
   Slabs slabs(w, index);
   ItemRows item(slabs);
@@ -397,17 +419,18 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   ItemRows next(nextSlabs, 1);
   int64_t k = w.k;
   size_t outBytes = (m * panelColumns * sizeof(float) + 63) / 64 * 64;
-  // With steps of whole lines (AVX-512), half groups streaming the next item
-  // beat whole groups from 2 rows: 2 rows 2 to 6% faster, 3 rows 4 to 15%
-  // (measured as for NextItemStream); without the stream they were 4 to 13%
-  // slower, and 1 row was 4% slower even with it.
-  constexpr bool wholeLines = V::lanes * e >= cacheLine;
-  bool halves = m > blockRows || (wholeLines && m >= 2);
+  // With steps of whole lines (AVX-512) and Rowwise, half groups streaming
+  // the next item beat whole groups from 2 rows on Zen 4: 2 rows 2 to 6%
+  // faster, 3 rows 4 to 15% (measured as for NextItemStream); without the
+  // stream they were 4 to 13% slower, and 1 row was 4% slower even with it.
+  bool halves = m > blockRows || (!groupsAhead && wholeLines && m >= 2);
   int64_t width = halves ? halfGroup : groupRows;
   int64_t passRows = halves ? 2 * blockRows : blockRows;
   int64_t passes = (m + passRows - 1) / passRows;
   int64_t step = passes == 1 ? std::max<int64_t>(k, 1) : halfChunk;
-  const BlockFn<V, W> *fns = halves ? halfBlocks<V, W> : blocks<V, W>;
+  const BlockFn<V, W> *fns = halves        ? halfBlocks<V, W>
+                             : groupsAhead ? aheadBlocks<V, W>
+                                           : blocks<V, W>;
   bool longRows = k * static_cast<int64_t>(e) >=
                   (passes <= 2 ? nearAheadRowBytes : 2 * nearAheadRowBytes);
   // Pass p takes rows [bounds[p], bounds[p + 1]) (no pass when m is 0).
@@ -458,7 +481,7 @@ MOERT_DOT_TARGET void runInPlace(const Weights &w, int64_t index,
   ItemRows::deliver(slabs, sink, out, m);
 }
 
-template <class V, moert_dtype_t W>
+template <class V, moert_dtype_t W, Decode D>
 MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
                           const PackedRows &packed, Workspace &workspace,
                           Sink &sink) {
@@ -468,7 +491,7 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
   int64_t k = w.k, m = packed.m;
   auto *x = static_cast<const float *>(packed.data);
   if (m <= directRows)
-    return runInPlace<V, W>(w, item, x, k, m, workspace, sink);
+    return runInPlace<V, W, D>(w, item, x, k, m, workspace, sink);
   ItemRows itemRows(slabs);
   const char *const *rows = itemRows.rows;
   const bool *used = itemRows.used;
@@ -520,8 +543,9 @@ MOERT_DOT_TARGET void run(const Weights &w, int64_t item,
   ItemRows::deliver(slabs, sink, out, m);
 }
 
-template <class V, moert_dtype_t W> KernelSet kernels() {
-  return {floatRowsBytes, clearFloatRows, packFloatRows, run<V, W>, nullptr};
+template <class V, moert_dtype_t W, Decode D = Decode::Rowwise>
+KernelSet kernels() {
+  return {floatRowsBytes, clearFloatRows, packFloatRows, run<V, W, D>, nullptr};
 }
 
 } // namespace moert::cpu::gemm::dot

@@ -87,6 +87,28 @@ Isa moert::cpu::gemm::isa() {
   return chosen;
 }
 
+Decode moert::cpu::gemm::decode() {
+  static const Decode chosen = [] {
+    if (const char *name = std::getenv("MOERT_CPU_DECODE"))
+      for (Decode d : {Decode::Rowwise, Decode::GroupsAhead})
+        if (std::strcmp(name, decodeName(d)) == 0)
+          return d;
+#if defined(__x86_64__)
+    unsigned eax, ebx, ecx, edx;
+    // The vendor string, in EBX, EDX, ECX: "GenuineIntel".
+    if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) && ebx == 0x756e6547 &&
+        edx == 0x49656e69 && ecx == 0x6c65746e)
+      return Decode::GroupsAhead;
+#endif
+    return Decode::Rowwise;
+  }();
+  return chosen;
+}
+
+const char *moert::cpu::gemm::decodeName(Decode decode) {
+  return decode == Decode::Rowwise ? "rowwise" : "groups-ahead";
+}
+
 bool moert::cpu::gemm::hasAvx512Vbmi() {
 #if defined(__x86_64__)
   // Once: CPUID exits to the hypervisor in a VM, and every quantized

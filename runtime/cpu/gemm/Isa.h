@@ -6,7 +6,9 @@
 // included). The environment variable MOERT_CPU_ISA (generic, avx2, avx512,
 // avx512bf16, amx)
 // caps the choice, so that tests and benchmarks reach every path on one
-// machine.
+// machine. How the AVX-512 row-dot kernels stream a decode step's weights
+// is chosen per CPU vendor (Decode), MOERT_CPU_DECODE (rowwise,
+// groups-ahead) overriding it for benchmarks.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOERT_CPU_GEMM_ISA_H
@@ -26,6 +28,20 @@ const char *isaName(Isa isa);
 // AVX512_VBMI (VPERMT2B), which the FP8 kernel of the AVX-512-BF16 level
 // also needs: Cooper Lake has AVX512_BF16 without it.
 bool hasAvx512Vbmi();
+
+// How the AVX-512 row-dot kernels (DotKernel.h) read the weights of 1 to 3
+// rows of X, each measured best on one CPU.
+enum class Decode {
+  // Zen 4: 1 or 2 short rows one weight row at a time, more in half
+  // groups (4 weight rows) that stream the next item.
+  Rowwise,
+  // Intel (Sapphire Rapids): whole groups, 8 weight rows at once, each
+  // asking for its line 256 bytes ahead.
+  GroupsAhead,
+};
+// GroupsAhead on Intel CPUs, else Rowwise (or what MOERT_CPU_DECODE names).
+Decode decode();
+const char *decodeName(Decode decode);
 
 } // namespace moert::cpu::gemm
 

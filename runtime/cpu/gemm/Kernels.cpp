@@ -8,15 +8,16 @@
 using namespace moert;
 using namespace moert::cpu::gemm;
 
-const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights) {
+const KernelSet &moert::cpu::gemm::kernelsFor(moert_dtype_t weights,
+                                              int64_t rows) {
 #if defined(__x86_64__)
   Isa level = isa();
-  if (weights == MOERT_BF16 && level == Isa::Amx)
+  if (weights == MOERT_BF16 && level == Isa::Amx && rows >= amxBf16Rows)
     return amxKernels();
   if (weights == MOERT_BF16 && level >= Isa::Avx512Bf16)
-    return avx512Bf16Kernels();
+    return avx512Bf16Kernels(decode());
   if (level >= Isa::Avx512)
-    return avx512Kernels(weights);
+    return avx512Kernels(weights, decode());
   if (level >= Isa::Avx2)
     return avx2Kernels(weights);
 #endif
@@ -35,5 +36,5 @@ const KernelSet &moert::cpu::gemm::kernelsForQuantized(
     return isa() == Isa::Amx && rows >= amxFp8Rows ? amxFp8Kernels()
                                                    : avx512Bf16Fp8Kernels();
 #endif
-  return kernelsFor(MOERT_F32);
+  return kernelsFor(MOERT_F32, rows);
 }
