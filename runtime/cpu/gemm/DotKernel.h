@@ -89,9 +89,9 @@ constexpr int64_t nearAheadRowBytes = 4096;
 // reads went 13.8 GB/s as 8 streams asking so, 8.7 as one stream and 10.9
 // as 32 (AMX's tiles). Kernels with and without in turn in one process
 // (moe-bench-cpu-gemm): f32 at 1 row 0 to 11% faster than Rowwise, 2 and 3
-// rows 6 to 29%; bf16 against AMX 5 to 27% at 1 and 2 rows, -6 to +13% at
-// 3 (Kernels.h: amxBf16Rows). 128, 512 and 1024 bytes ahead were within 3%
-// of 256.
+// rows 6 to 29%; bf16 in 0.73 to 0.96 of AMX's time at 1 and 2 rows, 0.80
+// to 1.06 at 3 (Kernels.h: amxBf16Rows). At 1 row 128 and 512 bytes ahead
+// were within 3% of 256, 1024 up to 8% slower.
 constexpr uintptr_t ownLineAhead = 256;
 
 // Prefetches are hints: an address past the weights reads nothing, so it

@@ -21,7 +21,7 @@ const KernelSet &kernelsFor(moert_dtype_t weights, int64_t rows);
 // ownLineAhead). Xeon, 1 core, from DRAM, in turn in one process
 // (moe-bench-cpu-gemm, Qwen3's, Mixtral's and DeepSeek-V3's expert
 // matrices): VDPBF16PS with GroupsAhead against AMX at 1 row 0.73 to 0.96
-// of AMX's time, 2 rows 0.75 to 0.96, 3 rows 0.87 to 1.06, 4 rows (half
+// of AMX's time, 2 rows 0.75 to 0.96, 3 rows 0.80 to 1.06, 4 rows (half
 // groups) 0.97 to 1.23.
 constexpr int64_t amxBf16Rows = 3;
 // For quantized weights met by `rows` rows of X: the set that reads every
