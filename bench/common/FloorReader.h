@@ -82,12 +82,22 @@ private:
   static constexpr int patterns = 2;
   static constexpr size_t streams = 8, streamAhead = 256;
 
-  // Seconds to read every byte of `spans` once with pattern_.
+  // Seconds to read every byte of `spans` once with pattern_. Thread t's
+  // bytes are [total * t / T, total * (t + 1) / T) of the spans laid end to
+  // end: one stream, or `streams` equal parts of them, planned before the
+  // clock starts.
   double read(const std::vector<MemorySpan> &spans) {
-    spans_ = &spans;
-    total_ = 0;
+    size_t total = 0;
     for (const MemorySpan &span : spans)
-      total_ += span.bytes;
+      total += span.bytes;
+    size_t threads = helpers_.size() + 1, parts = pattern_ == 0 ? 1 : streams;
+    plans_.assign(threads, {});
+    for (size_t t = 0; t < threads; ++t) {
+      size_t begin = total * t / threads, end = total * (t + 1) / threads;
+      for (size_t s = 0; s < parts; ++s)
+        plans_[t].push_back(pieces(spans, begin + (end - begin) * s / parts,
+                                   begin + (end - begin) * (s + 1) / parts));
+    }
     ready_ = 0;
     done_ = 0;
     go_ = false;
@@ -125,10 +135,11 @@ private:
     }
   }
   // Bytes [begin, end) of the spans laid end to end, as pieces of them.
-  std::vector<MemorySpan> pieces(size_t begin, size_t end) const {
+  static std::vector<MemorySpan> pieces(const std::vector<MemorySpan> &spans,
+                                        size_t begin, size_t end) {
     std::vector<MemorySpan> out;
     size_t end0 = 0; // where the spans so far end, laid end to end
-    for (const MemorySpan &span : *spans_) {
+    for (const MemorySpan &span : spans) {
       size_t start = end0;
       end0 += span.bytes;
       size_t from = std::max(begin, start), to = std::min(end, end0);
@@ -148,29 +159,27 @@ private:
   // A stream's place: its current piece [at, end) and the pieces after it.
   struct Cursor {
     const char *at = nullptr, *end = nullptr;
-    std::vector<MemorySpan> rest;
+    const std::vector<MemorySpan> *rest = nullptr;
     size_t next = 0;
     bool advance() {
-      while (at == end && next < rest.size()) {
-        at = rest[next].address;
-        end = at + rest[next++].bytes;
+      while (at == end && next < rest->size()) {
+        at = (*rest)[next].address;
+        end = at + (*rest)[next++].bytes;
       }
       return at != end;
     }
   };
-  // Thread t's bytes [total * t / T, total * (t + 1) / T) of the spans
-  // laid end to end, as 8-byte words (a piece's last few bytes one by one):
-  // in order, or as `streams` equal parts a line at a time in turn.
+  // Thread t's plan, as 8-byte words (a piece's last few bytes one by one):
+  // one stream in order, or its streams a line at a time in turn.
   void readShare(int32_t t) {
-    size_t threads = helpers_.size() + 1;
-    size_t begin = total_ * t / threads, end = total_ * (t + 1) / threads;
+    const std::vector<std::vector<MemorySpan>> &plan = plans_[t];
     uint64_t acc[8] = {};
     auto tail = [&](const char *p, const char *last) {
       for (; p < last; ++p)
         acc[0] += static_cast<unsigned char>(*p);
     };
-    if (pattern_ == 0) {
-      for (const MemorySpan &piece : pieces(begin, end)) {
+    if (plan.size() == 1) {
+      for (const MemorySpan &piece : plan[0]) {
         const char *p = piece.address, *last = p + piece.bytes;
         for (; p + 64 <= last; p += 64)
           readLine(p, acc);
@@ -179,8 +188,7 @@ private:
     } else {
       Cursor cursors[streams];
       for (size_t s = 0; s < streams; ++s)
-        cursors[s].rest = pieces(begin + (end - begin) * s / streams,
-                                 begin + (end - begin) * (s + 1) / streams);
+        cursors[s].rest = &plan[s];
       for (bool any = true; any;) {
         any = false;
         for (Cursor &c : cursors) {
@@ -213,8 +221,8 @@ private:
   bool stop_ = false;
   std::atomic<int> ready_{0}, done_{0};
   std::atomic<bool> go_{false};
-  const std::vector<MemorySpan> *spans_ = nullptr;
-  size_t total_ = 0;
+  // Per thread, its streams' pieces (read() plans them, readShare reads).
+  std::vector<std::vector<std::vector<MemorySpan>>> plans_;
   std::atomic<uint64_t> sink_{0};
   int pattern_ = 0; // the next read's: 0 one stream, 1 `streams` streams
   std::vector<double> samples_[patterns];

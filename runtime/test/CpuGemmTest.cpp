@@ -253,8 +253,9 @@ TEST_P(KernelPath, RowIndependentBits) {
           << what << ": packing in pieces changed bits";
       // Alone, among a few rows (the kernels' decode paths: one weight row
       // at a time up to 2 rows of X of 8 KB in all, else 8 at once for 1
-      // row, 4 from 2 rows) and among a few dozen (AVX-512: the row-dot
-      // kernels up to 48 rows, outer products past them).
+      // row, 4 from 2 rows; groups ahead, 8 at once up to 3 rows) and
+      // among a few dozen (AVX-512: the row-dot kernels up to 48 rows,
+      // outer products past them).
       for (int64_t count : {1, 2, 3, 4, 5, 20, 60})
         for (int64_t r : {0, 1, 15, 16, 17, 500, 995}) {
           if (r + count > m)

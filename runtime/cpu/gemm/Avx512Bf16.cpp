@@ -259,13 +259,14 @@ MOERT_AVX512_BF16 void runPairItem(const Weights &w, int64_t item,
     runPairs<false, D>(w, item, packed, workspace, sink);
 }
 
+template <Decode D> KernelSet pairKernels() {
+  return {pairRowsBytes, clearPairRows, packPairRows, runPairItem<D>, nullptr};
+}
+
 } // namespace
 
 const KernelSet &moert::cpu::gemm::avx512Bf16Kernels(Decode decode) {
-  static const KernelSet rowwise = {pairRowsBytes, clearPairRows, packPairRows,
-                                    runPairItem<Decode::Rowwise>, nullptr},
-                         groupsAhead = {
-                             pairRowsBytes, clearPairRows, packPairRows,
-                             runPairItem<Decode::GroupsAhead>, nullptr};
+  static const KernelSet rowwise = pairKernels<Decode::Rowwise>(),
+                         groupsAhead = pairKernels<Decode::GroupsAhead>();
   return decode == Decode::GroupsAhead ? groupsAhead : rowwise;
 }
