@@ -197,9 +197,11 @@ private:
 // the old and new loop in turn in one process (moe-bench-cpu-gemm, bf16 k
 // 2048 to 7168, f32 k 4096): from DRAM 3 to 6 rows (one pass, streaming the
 // next item) 0.65 to 0.92 of the old time, 8 and 12 rows 0.86 to 0.89, 2 and
-// 16 rows 0.94 to 1.04; in cache 2 to 16 rows 0.80 to 0.90. The layer at 16
-// tokens, cold: Mixtral bf16 0.97, f32 0.87, DeepSeek-V3 0.92, small 0.89,
-// Qwen3 and OLMoE 0.98 to 1.01.
+// 16 rows 0.94 to 1.04; in cache 2 to 16 rows 0.80 to 0.90. Layers
+// (moe-bench-cpu-layer, 16 tokens, the same switch): small with its weights
+// in cache 0.90; cold (Mixtral, DeepSeek-V3, Qwen3, small; 1 and 2 cores)
+// 0.87 to 1.06, one row moving by up to 0.18 between runs: no gain past the
+// day's noise, at 24 to 27 GB/s those read at about the bandwidth anyway.
 enum class AheadRows { None, Some, All };
 
 template <class V, moert_dtype_t W, int R, int C, bool OwnAhead, AheadRows A,
