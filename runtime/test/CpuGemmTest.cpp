@@ -71,12 +71,14 @@ public:
   std::vector<float> first, second;
 };
 
-// Packs X (whole, or in the 16-row x 32-column pieces the fused FFN packs
-// its hidden operand in) and runs every item.
+// Packs X (whole, or in 16-row x 16-column pieces, as the fused FFN packs
+// its hidden operand) and runs every item. An f32 or f16 X is split into
+// two bf16 terms for the kernels that multiply bf16, unless !splitFloats
+// (one term, as the fused FFN packs its hidden operand before bf16 weights).
 Collect runKernels(const KernelSet &kernels, const Weights &w, const Tensor &x,
-                   int64_t m, bool piecewise = false) {
+                   int64_t m, bool piecewise = false, bool splitFloats = true) {
   Workspace packedSpace, workspace;
-  bool split = x.dtype != MOERT_BF16;
+  bool split = x.dtype != MOERT_BF16 && splitFloats;
   PackedRows packed{packedSpace.get(kernels.packedBytes(m, w.k, split) + 64),
                     m, w.k, split};
   kernels.clearPadding(packed);
@@ -270,6 +272,27 @@ TEST_P(KernelPath, RowIndependentBits) {
               << " differ from those among 1000";
         }
     }
+  }
+}
+
+// An f32 X packed as one bf16 term, in pieces of 16 columns (the fused
+// FFN's hidden blocks of a paired item, half a 32-pair step) or whole: the
+// same bits, in the row layout and the class groups, with pieces that cross
+// a group's 12 rows and a last piece short of 16 columns.
+TEST_P(KernelPath, UnsplitFloatPiecesKeepBits) {
+  const KernelSet *kernels = GetParam().kernels(MOERT_BF16);
+  if (!kernels)
+    return;
+  for (const Shape &s : {Shape{30, 20, 80}, Shape{100, 20, 80},
+                         Shape{100, 33, 70}}) {
+    Tensor w = randomTensor(s.n * s.k, MOERT_BF16, 41);
+    Tensor x = randomTensor(s.m * s.k, MOERT_F32, 42);
+    Weights weights{w.bytes.data(), nullptr, MOERT_BF16, s.n, s.k};
+    Collect whole = runKernels(*kernels, weights, x, s.m, false, false);
+    Collect pieces = runKernels(*kernels, weights, x, s.m, true, false);
+    EXPECT_EQ(0, std::memcmp(whole.first.data(), pieces.first.data(),
+                             s.m * s.n * sizeof(float)))
+        << GetParam().name << " " << s.m << "x" << s.n << "x" << s.k;
   }
 }
 

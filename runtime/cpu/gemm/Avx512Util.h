@@ -140,12 +140,16 @@ MOERT_AVX512 inline void loadStep(const char *at, moert_dtype_t type,
     hi = _mm512_maskz_loadu_epi16(mask, at);
     return;
   }
-  __m256i high[2], low[2];
+  __m256i high[2] = {}, low[2] = {};
   for (int h = 0; h < 2; ++h) {
-    __m512 v = loadValues(at + 16 * h * dtypeSize(type), type,
-                          static_cast<__mmask16>(mask >> (16 * h)));
+    auto half = static_cast<__mmask16>(mask >> (16 * h));
+    if (!half)
+      continue;
+    __m512 v = loadValues(at + 16 * h * dtypeSize(type), type, half);
     __m512i bits = bf16Lanes(_mm512_castps_si512(v));
     high[h] = _mm512_cvtepi32_epi16(bits);
+    if (!split)
+      continue;
     __m512 rest =
         _mm512_sub_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(bits, 16)));
     low[h] = _mm512_cvtepi32_epi16(bf16Lanes(_mm512_castps_si512(rest)));
