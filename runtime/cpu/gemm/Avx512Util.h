@@ -62,28 +62,35 @@ MOERT_AVX512 inline __m512 loadValues(const char *at, moert_dtype_t type,
                              : loadWidenedMasked<MOERT_BF16>(at, mask);
 }
 
-// Transposes 16 rows of 16 32-bit values in place.
+// Transposes 16 rows of 16 32-bit values in place. The zero-masked forms
+// with every lane, as in sumEight: inlined into the AMX kernels, GCC 12
+// warns that the plain forms' undefined pass-through is uninitialized; both
+// compile to the same unmasked instructions.
 MOERT_AVX512 inline void transpose16(__m512 r[16]) {
+  constexpr __mmask16 all = 0xffff;
   __m512 t[16];
   for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i] = _mm512_maskz_unpacklo_ps(all, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(all, r[2 * i], r[2 * i + 1]);
   }
   for (int i = 0; i < 4; ++i) {
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    r[4 * i] = _mm512_maskz_shuffle_ps(all, t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_maskz_shuffle_ps(all, t[4 * i], t[4 * i + 2], 0xee);
+    r[4 * i + 2] =
+        _mm512_maskz_shuffle_ps(all, t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] =
+        _mm512_maskz_shuffle_ps(all, t[4 * i + 1], t[4 * i + 3], 0xee);
   }
   for (int h = 0; h < 2; ++h)
     for (int i = 0; i < 4; ++i) {
-      t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+      t[8 * h + i] =
+          _mm512_maskz_shuffle_f32x4(all, r[8 * h + i], r[8 * h + 4 + i], 0x88);
       t[8 * h + 4 + i] =
-          _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xdd);
+          _mm512_maskz_shuffle_f32x4(all, r[8 * h + i], r[8 * h + 4 + i], 0xdd);
     }
   for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    r[i] = _mm512_maskz_shuffle_f32x4(all, t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_maskz_shuffle_f32x4(all, t[i], t[8 + i], 0xdd);
   }
 }
 
