@@ -96,17 +96,15 @@ constexpr uintptr_t ownLineAhead = 256;
 
 // Prefetches are hints: an address past the weights reads nothing, so it
 // is formed as an integer, never as a pointer past its object.
-template <int Locality>
-inline void prefetchAhead(const char *at, uintptr_t ahead) {
-  __builtin_prefetch(
-      reinterpret_cast<const void *>(reinterpret_cast<uintptr_t>(at) + ahead),
-      0, Locality);
+template <int Locality> inline void prefetchAddress(uintptr_t address) {
+  __builtin_prefetch(reinterpret_cast<const void *>(address), 0, Locality);
 }
+inline void prefetchToL2(uintptr_t address) { prefetchAddress<2>(address); }
 inline void prefetchToL2(const char *at, uintptr_t ahead) {
-  prefetchAhead<2>(at, ahead);
+  prefetchToL2(reinterpret_cast<uintptr_t>(at) + ahead);
 }
 inline void prefetchToL1(const char *at, uintptr_t ahead) {
-  prefetchAhead<3>(at, ahead);
+  prefetchAddress<3>(reinterpret_cast<uintptr_t>(at) + ahead);
 }
 
 constexpr int64_t cacheLine = 64;
@@ -144,7 +142,7 @@ public:
     if (c.at + Lines * cacheLine > c.end)
       return askAcross(c, Lines);
     for (int j = 0; j < Lines; ++j)
-      prefetchAt(c.at + j * cacheLine);
+      prefetchToL2(c.at + j * cacheLine);
     c.at += Lines * cacheLine;
     return true;
   }
@@ -152,9 +150,6 @@ public:
 private:
   static uintptr_t address(const char *at) {
     return reinterpret_cast<uintptr_t>(at);
-  }
-  static void prefetchAt(uintptr_t at) {
-    __builtin_prefetch(reinterpret_cast<const void *>(at), 0, 2);
   }
   uintptr_t lastEnd() const { return second_ + slabBytes_; }
   // Moves c on from the first slab's end into the second; false past the
@@ -170,7 +165,7 @@ private:
     for (int j = 0; j < lines; ++j, c.at += cacheLine) {
       if (c.at >= c.end && !turn(c))
         return false;
-      prefetchAt(c.at);
+      prefetchToL2(c.at);
     }
     return c.at < c.end || turn(c);
   }
