@@ -1075,21 +1075,24 @@ LogicalResult LoadFusedWeightOp::verify() {
     return emitOpError() << "fused strides must have one entry per dimension "
                             "of shape ("
                          << getShape().size() << "), got " << strides.size();
-  if (llvm::any_of(fused, [](int64_t d) { return d <= 0; }) ||
-      getFusedOffset() < 0 || getFusedExpertStride() < 0 ||
+  // I64Attr's getters are unsigned: a negative offset or stride would wrap.
+  int64_t offset = getFusedOffsetAttr().getInt(),
+          expertStride = getFusedExpertStrideAttr().getInt();
+  if (llvm::any_of(fused, [](int64_t d) { return d <= 0; }) || offset < 0 ||
+      expertStride < 0 ||
       llvm::any_of(strides, [](int64_t d) { return d < 0; }))
     return emitOpError() << "fused extents must be positive, offset and "
                             "strides non-negative";
   // The last element of the last expert's tensor lies inside the fused one
   // (before a run-time shift: the runtime checks shifted boxes).
-  int64_t fusedElements = 1, last = getFusedOffset();
+  int64_t fusedElements = 1, last = offset;
   for (int64_t extent : fused)
     fusedElements *= extent;
   for (auto [extent, stride] : llvm::zip(getShape(), strides))
     last += (extent - 1) * stride;
   ArrayRef<int64_t> range = getExpertRange();
   if (range.size() == 2 && range[1] > range[0] && !getExpertOffset())
-    last += (range[1] - 1) * getFusedExpertStride();
+    last += (range[1] - 1) * expertStride;
   if (last >= fusedElements)
     return emitOpError() << "the view reaches element " << last
                          << " of a fused tensor of " << fusedElements;

@@ -646,6 +646,22 @@ func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 8192
 
 // -----
 
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{fused extents must be positive, offset and strides non-negative}}
+  moert.load_fused_weight %ctx, %w "l0.input_linear" experts [0, 4) fused [4, 48, 32] offset -1 expert_stride 1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 8192>) {
+  // expected-error @below {{fused extents must be positive, offset and strides non-negative}}
+  moert.load_fused_weight %ctx, %w "l0.input_linear" experts [0, 4) fused [4, 48, 32] offset 0 expert_stride -1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 8192>
+  return
+}
+
+// -----
+
 func.func @f(%ctx: !moert.context, %w: !moert.weights, %d: !moert.view<f32, 1024>) {
   // expected-error @below {{'moert.load_fused_weight' op destination must hold at least 3072 elements, got 1024}}
   moert.load_fused_weight %ctx, %w "l0.input_linear" experts [0, 4) fused [4, 48, 32] offset 0 expert_stride 1536 strides [32, 1] shape [24, 32] begin [0, 0] end [0, 0] -> %d : !moert.view<f32, 1024>
