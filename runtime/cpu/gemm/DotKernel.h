@@ -68,7 +68,9 @@ template <moert_dtype_t W> constexpr size_t elementBytes() {
 // rows 5 to 30% faster, f32 0 to 25%; 1 KB ahead gained about half as much,
 // 8 KB less; whole groups (8 streams, 1 to 3 rows) were mostly 0 to 10%
 // slower with it. Past a row's end it runs on into the next row in memory, the
-// stream's next (ItemRows). Only for steps of a whole cache line (AVX-512):
+// stream's next (ItemRows). Every line: asking for every other one (the
+// adjacent-line prefetcher to fetch the rest) was 1 to 8% slower from DRAM
+// (bf16 k 4096, 2 to 12 rows). Only for steps of a whole cache line (AVX-512):
 // AVX2's 16 or 32 bytes would ask for each line 2 or 4 times, and its loop is
 // short of issue slots already (bf16, 2 to 8 rows: 18 to 29% slower).
 constexpr uintptr_t streamAhead = 2048;
@@ -333,6 +335,11 @@ constexpr const BlockFn<V, W> *aheadBlocks = blockTable<V, W, groupRows, true>(
     std::make_integer_sequence<int, V::blockRows>());
 // halfBlocks[R - 1]: against half a group's weight rows, up to twice the
 // rows: the same accumulators, so each weight load feeds twice the FMAs.
+// Quarter groups (2 weight rows, up to 9 X rows in one pass) did not pay:
+// Zen 4, bf16, in turn in one process, in cache: at k 512 7 and 8 rows
+// even, 9 rows 2x slower (spills); at k 2048 7, 8 and 12 to 32 rows 1.16
+// to 1.39x slower (X rows of 4 KB no longer stay in L1); from DRAM (k
+// 4096, 7 to 16 rows) 1.05 to 1.9x.
 template <class V, moert_dtype_t W>
 constexpr const BlockFn<V, W> *halfBlocks = blockTable<V, W, halfGroup>(
     std::make_integer_sequence<int, 2 * V::blockRows>());
