@@ -594,6 +594,13 @@ moert_status_t moert_bias_add(moert_context_t ctx, moert_view_t x,
 moert_status_t moert_clamp(moert_context_t ctx, moert_view_t x,
                            moert_view_t out, int64_t count, float limit);
 
+/* out[i] = x[i] * factor over count elements, in fp32 and rounded once to
+   out's dtype (Granite's embedding_multiplier on the embeddings,
+   residual_multiplier on the attention's output, 1 / logits_scaling on the
+   logits); factor finite. out may alias x. */
+moert_status_t moert_scale(moert_context_t ctx, moert_view_t x,
+                           moert_view_t out, int64_t count, float factor);
+
 /*===--- The decoder around the FFN stack ---------------------------------===*/
 
 /* out[S, n] = x[S, k] . w[n, k]^T (+ bias[n]), fp32 accumulation, rounded to

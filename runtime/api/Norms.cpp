@@ -52,4 +52,17 @@ moert_status_t moert_clamp(moert_context_t ctx, moert_view_t x,
   });
 }
 
+moert_status_t moert_scale(moert_context_t ctx, moert_view_t x,
+                           moert_view_t out, int64_t count, float factor) {
+  return guard("moert_scale", [&] {
+    checkContext(ctx);
+    require(count >= 0, "bad count");
+    require(std::isfinite(factor), "factor must be finite, got ", factor);
+    requireFloatDtype(out, "out");
+    Operand input = floatOperand(x, count, "x");
+    Operand output = floatOperand(out, count, "out");
+    ctx->backend().scale(ctx->rank, input, output, count, factor);
+  });
+}
+
 } // extern "C"

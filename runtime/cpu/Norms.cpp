@@ -80,3 +80,17 @@ void CpuBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
     convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
   }
 }
+
+void CpuBackend::scale(int32_t rank, Operand x, Operand out, int64_t count,
+                       float factor) {
+  Scratch &s = scratch(rank);
+  constexpr int64_t kChunk = 4096;
+  float *chunk = s.floats(slotNormRow, std::min(count, kChunk));
+  for (int64_t start = 0; start < count; start += kChunk) {
+    int64_t n = std::min(kChunk, count - start);
+    convertToFloat(x.at(start).data, x.dtype, chunk, n);
+    for (int64_t i = 0; i < n; ++i)
+      chunk[i] *= factor;
+    convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
+  }
+}

@@ -535,6 +535,11 @@ void CudaBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
   cuda::clamp(*context_, tensor(x), mutableTensor(out), count, limit);
 }
 
+void CudaBackend::scale(int32_t rank, Operand x, Operand out, int64_t count,
+                        float factor) {
+  cuda::scale(*context_, tensor(x), mutableTensor(out), count, factor);
+}
+
 void CudaBackend::linear(int32_t rank, Operand x, Operand w, Operand bias,
                          Operand out, int64_t tokens, int64_t n, int64_t k) {
   cuda::linear(*context_, tensor(x), tensor(w), tensor(bias),

@@ -310,6 +310,10 @@ void biasAdd(Context &ctx, Tensor x, Tensor bias, MutableTensor out,
 void clamp(Context &ctx, Tensor x, MutableTensor out, int64_t count,
            float limit);
 
+// moert_scale; out may alias x.
+void scale(Context &ctx, Tensor x, MutableTensor out, int64_t count,
+           float factor);
+
 // dst = src converted element-wise (moert_buffer_copy).
 void convert(Context &ctx, Tensor src, MutableTensor dst, int64_t count);
 

@@ -62,6 +62,14 @@ __global__ void clampKernel(const void *x, moert_dtype_t xType, void *out,
   }
 }
 
+__global__ void scaleKernel(const void *x, moert_dtype_t xType, void *out,
+                            moert_dtype_t outType, int64_t count,
+                            float factor) {
+  MOERT_GRID_STRIDE(i, count) {
+    storeFloat(out, outType, i, loadFloat(x, xType, i) * factor);
+  }
+}
+
 unsigned rowGrid(int64_t tokens) {
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>(tokens, 1 << 20)));
@@ -110,5 +118,17 @@ void moert::cuda::clamp(Context &ctx, Tensor x, MutableTensor out,
     return;
   clampKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
       x.data, x.dtype, out.data, out.dtype, count, limit);
+  MOERT_CUDA_CHECK_LAUNCH();
+}
+
+void moert::cuda::scale(Context &ctx, Tensor x, MutableTensor out,
+                        int64_t count, float factor) {
+  require(count >= 0, "scale: bad count");
+  requireFloat(x.dtype, "x");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  scaleKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, out.data, out.dtype, count, factor);
   MOERT_CUDA_CHECK_LAUNCH();
 }

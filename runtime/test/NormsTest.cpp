@@ -150,6 +150,38 @@ TEST(Norms, BiasAddBroadcastsOverRowsInPlace) {
   });
 }
 
+TEST(Norms, ScaleRoundsOnceToTheOutputDtypeInPlaceOrNot) {
+  const int64_t N = 37;
+  Floats x = randomFloats(N, 71);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), bf16(ctx, N * 2), wide(ctx, N * 4);
+    // f32 in, bf16 out, then the bf16 scaled in place.
+    check(
+        moert_scale(ctx, xb.view(MOERT_F32), bf16.view(MOERT_BF16), N, 12.0f));
+    check(moert_scale(ctx, bf16.view(MOERT_BF16), bf16.view(MOERT_BF16), N,
+                      0.22f));
+    check(
+        moert_buffer_copy(ctx, bf16.view(MOERT_BF16), wide.view(MOERT_F32), N));
+    check(moert_scale(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32), N,
+                      1.0f / 6.0f));
+    Floats got = xb.download<float>(MOERT_F32, N);
+    Floats narrow = wide.download<float>(MOERT_F32, N);
+    for (int64_t i = 0; i < N; ++i) {
+      EXPECT_EQ(got[i], x[i] * (1.0f / 6.0f)) << "element " << i;
+      // Two bf16 roundings: 2 * 2^-9 of the value each.
+      double want = double(x[i]) * 12.0 * 0.22;
+      EXPECT_NEAR(narrow[i], want, std::abs(want) * 0.0080 + 1e-6)
+          << "element " << i;
+    }
+    EXPECT_MOERT_ERROR(moert_scale(ctx, xb.view(MOERT_F32), xb.view(MOERT_F32),
+                                   N, std::numeric_limits<float>::infinity()),
+                       MOERT_INVALID_ARGUMENT, "factor");
+    EXPECT_MOERT_ERROR(
+        moert_scale(ctx, xb.view(MOERT_F32), moert_view_t{}, N, 2.0f),
+        MOERT_INVALID_ARGUMENT, "out");
+  });
+}
+
 TEST(Norms, ClampBoundsBothSidesInPlaceAndKeepsNaN) {
   const int64_t N = 37;
   Floats x = randomFloats(N, 61);

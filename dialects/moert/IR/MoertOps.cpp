@@ -1137,6 +1137,17 @@ LogicalResult ClampOp::verify() {
   return success();
 }
 
+LogicalResult ScaleOp::verify() {
+  Operation *op = *this;
+  if (failed(expectFloat(op, "x", getX())) ||
+      failed(expectFloat(op, "out", getOut())))
+    return failure();
+  if (!std::isfinite(getFactor().convertToFloat()))
+    return emitOpError() << "factor must be finite, got "
+                         << getFactor().convertToFloat();
+  return success();
+}
+
 #include "dialects/moert/IR/MoertCallInterface.cpp.inc"
 
 #define GET_OP_CLASSES

@@ -1354,4 +1354,24 @@ def Moert_ClampOp : Moert_CallOp<"clamp", "moert_clamp", "linear"> {
   let hasVerifier = 1;
 }
 
+def Moert_ScaleOp : Moert_CallOp<"scale", "moert_scale", "linear"> {
+  let summary = "moert_scale: out = x * factor";
+  let description = [{
+    Over `count` elements, rounded once to `out`'s dtype (Granite's
+    embedding, residual and logits multipliers); `out` may be `x`.
+
+    ```mlir
+    moert.scale %ctx, %x -> %x count %n factor 0.5
+        : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+    ```
+  }];
+  let arguments = (ins Moert_ContextType:$ctx, Moert_In:$x, Moert_Out:$out,
+                       I64:$count, F32Attr:$factor);
+  let assemblyFormat = [{
+    $ctx `,` $x `->` $out `count` $count `factor` $factor attr-dict `:`
+    type($x) `->` type($out)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOERT_IR_MOERTOPS_TD

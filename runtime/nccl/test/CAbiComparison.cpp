@@ -502,6 +502,13 @@ void mixes(Session &s) {
   moert_view_t narrowed = s.poisoned(S * H, bf16);
   check(moert_clamp(s.ctx, s.random(S * H, f32), narrowed, S * H, 0.5f));
   s.keep("clamp f32 to bf16", narrowed, S * H);
+  // Granite's multipliers: in place, and f32 to bf16.
+  moert_view_t scaled = s.random(S * H, bf16);
+  check(moert_scale(s.ctx, scaled, scaled, S * H, 0.22f));
+  s.keep("scale bf16, in place", scaled, S * H);
+  moert_view_t scaledNarrow = s.poisoned(S * H, bf16);
+  check(moert_scale(s.ctx, s.random(S * H, f32), scaledNarrow, S * H, 12.0f));
+  s.keep("scale f32 to bf16", scaledNarrow, S * H);
 }
 
 void weightLoading(Session &s, const std::string &path) {

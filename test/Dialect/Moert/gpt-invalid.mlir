@@ -79,3 +79,19 @@ func.func @f(%ctx: !moert.context, %n: i64, %x: !moert.view<i32, 1024>) {
   moert.clamp %ctx, %x -> %x count %n limit 1.0 : !moert.view<i32, 1024> -> !moert.view<i32, 1024>
   return
 }
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %x: !moert.view<f32, 1024>) {
+  // expected-error @below {{factor must be finite, got INF}}
+  moert.scale %ctx, %x -> %x count %n factor 0x7F800000 : !moert.view<f32, 1024> -> !moert.view<f32, 1024>
+  return
+}
+
+// -----
+
+func.func @f(%ctx: !moert.context, %n: i64, %x: !moert.view<f32, 1024>, %i: !moert.view<i32, 1024>) {
+  // expected-error @below {{out must be a f32, f16 or bf16 view}}
+  moert.scale %ctx, %x -> %i count %n factor 2.0 : !moert.view<f32, 1024> -> !moert.view<i32, 1024>
+  return
+}

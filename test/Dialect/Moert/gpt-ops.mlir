@@ -28,3 +28,14 @@ func.func @clamp(%ctx: !moert.context, %n: i64, %x: !moert.view<bf16, 1024>) {
   moert.clamp %ctx, %x -> %x count %n limit 8.0 : !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
   return
 }
+
+// Granite's multipliers: in place, and f32 logits into another view.
+// CHECK-LABEL: func.func @scale
+// CHECK: moert.scale %{{.*}}, %{{.*}} -> %{{.*}} count %{{.*}} factor 2.200000e-01 : !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+// CHECK: moert.scale %{{.*}}, %{{.*}} -> %{{.*}} count %{{.*}} factor -5.000000e-01 : !moert.view<f32, 512> -> !moert.view<f32, 512>
+func.func @scale(%ctx: !moert.context, %n: i64, %x: !moert.view<bf16, 1024>,
+    %l: !moert.view<f32, 512>, %m: !moert.view<f32, 512>) {
+  moert.scale %ctx, %x -> %x count %n factor 0.22 : !moert.view<bf16, 1024> -> !moert.view<bf16, 1024>
+  moert.scale %ctx, %l -> %m count %n factor -0.5 : !moert.view<f32, 512> -> !moert.view<f32, 512>
+  return
+}
