@@ -957,7 +957,7 @@ static constexpr StringLiteral kErnieIgnored[] = {
     "moe_capacity"};
 
 // The embedding, attention and logits scales act outside the FFN stack
-// (the whole-model import refuses them unless 1).
+// (the whole-model import reads them: readGraniteDecoder).
 static constexpr StringLiteral kGraniteIgnored[] = {
     "embedding_multiplier", "attention_multiplier", "logits_scaling"};
 
@@ -1621,6 +1621,24 @@ static void readDbrxDecoder(ConfigFile &c, DecoderDesc &d, int64_t hidden) {
   }
 }
 
+// GraniteMoe(Shared)Model: embeddings times embedding_multiplier, softmax
+// scale attention_multiplier (1 when absent, as transformers defaults it),
+// `residual + attn * residual_multiplier`, logits / logits_scaling. The FFN
+// stack's routed weights carry residual_multiplier already.
+static void readGraniteDecoder(ConfigFile &c, DecoderDesc &d) {
+  auto positive = [&](StringRef key) {
+    double value = c.getNumber(key, 1.0);
+    if (!(std::isfinite(value) && value > 0.0))
+      c.error(key) << "'" << key << "' must be positive, got "
+                   << shortNumber(value);
+    return value;
+  };
+  d.embeddingScale = positive("embedding_multiplier");
+  d.attention.softmaxScale = positive("attention_multiplier");
+  d.attention.outputScale = positive("residual_multiplier");
+  d.logitsScale = 1.0 / positive("logits_scaling");
+}
+
 /// Phi-3.5-MoE around the common decoder: LayerNorms with bias, q/k/v/o
 /// biased together (attention_bias), lm_head_bias, one sliding window on
 /// every layer when set, and longrope as transformers 5's
@@ -1725,13 +1743,7 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                              "projections are not clamped";
   }
   if (modelType.starts_with("granitemoe"))
-    for (StringRef key : {"embedding_multiplier", "attention_multiplier",
-                          "logits_scaling", "residual_multiplier"})
-      if (c.getNumber(key, 1.0) != 1.0)
-        c.error(key) << key << " = " << shortNumber(c.getNumber(key, 1.0))
-                     << " is not supported by the whole-model import (the "
-                        "decoder has no such scale); import the FFN stack "
-                        "with --import-hf";
+    readGraniteDecoder(c, d);
   if (modelType == "gpt_oss") {
     // q/k/v and o biased (attention_bias), sinks in every layer.
     a.oBias = a.qkvBias;

@@ -188,6 +188,11 @@ struct AttentionDesc {
   /// q, k and v clamped to [-clipQkv, clipQkv] after the projections
   /// (DBRX's clip_qkv); 0: not clamped.
   double clipQkv = 0.0;
+  /// The softmax scale (Granite's attention_multiplier); unset: 1/sqrt(D).
+  std::optional<double> softmaxScale;
+  /// Multiplies the attention's output before the residual add (Granite's
+  /// residual_multiplier; the FFN's carries it in its routed weights).
+  double outputScale = 1.0;
   /// Rotary positions (`rope`); none when the decoder adds learned
   /// absolute positions to its embedding.
   bool rotary = true;
@@ -204,6 +209,9 @@ struct DecoderDesc {
   AttentionDesc attention;
   /// `lm_head.weight`, or the embedding's key when tie_word_embeddings.
   std::string embeddingKey, finalNormKey, lmHeadKey;
+  /// Multiply the token embeddings and the logits (Granite's
+  /// embedding_multiplier and 1 / logits_scaling).
+  double embeddingScale = 1.0, logitsScale = 1.0;
   /// The LM head's bias (phimoe's lm_head_bias); empty: none.
   std::string lmHeadBiasKey;
   /// RMSNorm (a weight) or LayerNorm (a weight and a bias: the GPT's

@@ -324,6 +324,8 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
           kv = a.kvHeads * a.headDim;
   RopeAttr rope = a.rotary ? ropeAttr(a.rope) : RopeAttr();
   FloatAttr epsilon = builder.getF64FloatAttr(model.decoder->normEpsilon);
+  FloatAttr scale =
+      a.softmaxScale ? builder.getF64FloatAttr(*a.softmaxScale) : FloatAttr();
   if (a.fusedQkv) {
     // Megatron's query_key_value rows are [heads, 3, D]: q, k and v are
     // each loaded as their part of every head (moe.weight_rows).
@@ -348,7 +350,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     Value attended = AttentionOp::create(
         builder, loc, activationType, input, positions, sequences, cache, wq,
         wk, wv, wo, bq, bk, bv, Value(), Value(), Value(), a.heads, a.kvHeads,
-        a.headDim, rope, epsilon, /*sliding_window=*/0, FloatAttr());
+        a.headDim, rope, epsilon, /*sliding_window=*/0, FloatAttr(), scale);
     // Added after the op: tensor-parallel attention sums its partial
     // outputs first (moe-assign-parallelism puts the all-reduce between).
     Value bo = weight(base + "dense.bias", {h}, loc);
@@ -373,7 +375,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
                                sequences, cache, wq, wk, wv, wo, Value(),
                                Value(), Value(), Value(), Value(), Value(),
                                a.heads, a.kvHeads, a.headDim, rope, epsilon,
-                               /*sliding_window=*/0, clip);
+                               /*sliding_window=*/0, clip, scale);
   }
   Value wq = weight(base + "q_proj.weight", {q, h}, loc);
   Value wk = weight(base + "k_proj.weight", {kv, h}, loc);
@@ -397,7 +399,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   Value attended = AttentionOp::create(
       builder, loc, activationType, input, positions, sequences, cache, wq, wk,
       wv, wo, bq, bk, bv, qn, kn, sinks, a.heads, a.kvHeads, a.headDim, rope,
-      epsilon, window, clip);
+      epsilon, window, clip, scale);
   if (!a.oBias)
     return attended;
   // Added after the op: tensor-parallel attention sums its partial outputs
@@ -415,6 +417,9 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   builder.setInsertionPointToEnd(body);
   Value table = weight(d.embeddingKey, {d.vocab, model.hiddenSize}, loc);
   Value current = EmbeddingOp::create(builder, loc, activationType, ids, table);
+  if (d.embeddingScale != 1.0)
+    current = ScaleOp::create(builder, loc, current,
+                              builder.getF64FloatAttr(d.embeddingScale));
   if (!d.positionEmbeddingKey.empty()) {
     Location positionsLoc = NameLoc::get(
         builder.getStringAttr(d.positionEmbeddingKey),
@@ -435,8 +440,14 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
     FailureOr<Value> attended = residualBlock(
         layer.index, selfAttn, current, base + d.inputNormName,
         [&](Value h) -> FailureOr<Value> {
-          return attention(layer.index, h, positions, sequences, cache,
-                           selfAttn);
+          Value out =
+              attention(layer.index, h, positions, sequences, cache, selfAttn);
+          if (d.attention.outputScale == 1.0)
+            return out;
+          return ScaleOp::create(
+                     builder, selfAttn, out,
+                     builder.getF64FloatAttr(d.attention.outputScale))
+              .getResult();
         });
     if (failed(attended))
       return failure();
@@ -469,6 +480,9 @@ ForwardBuilder::buildDecoder(Value ids, Value sequences, Value positions,
   if (!d.lmHeadBiasKey.empty())
     logits = BiasAddOp::create(builder, loc, logits,
                                weight(d.lmHeadBiasKey, {d.vocab}, loc));
+  if (d.logitsScale != 1.0)
+    logits = ScaleOp::create(builder, loc, logits,
+                             builder.getF64FloatAttr(d.logitsScale));
   Value next = ArgmaxOp::create(builder, loc, ids.getType(), logits);
   return std::make_pair(logits, next);
 }

@@ -37,9 +37,13 @@ sparsemixer), and prmoe_gpt (LayerNorm, learned
 positions, fused QKV with biases, tied embeddings, a dense layer then
 residual-MoE layers of 4 and 8 experts, top-2 dropless) and prmoe_gpt_rope
 (rotary positions, standard MoE every second layer, top-1, untied output
-layer), and dbrx (fused Wqkv rows [q; k; v], clip_qkv 1.0 biting, LayerNorm
-without bias, nested attn_config / ffn_config). transformers has no module
-for a Megatron-DeepSpeed PR-MoE GPT (and
+layer), dbrx (fused Wqkv rows [q; k; v], clip_qkv 1.0 biting, LayerNorm
+without bias, nested attn_config / ffn_config), and granitemoe (Granite's
+four scalars, none 1: embedding_multiplier, attention_multiplier as the
+softmax scale, residual_multiplier on both sublayer outputs, logits
+divided by logits_scaling; fused input_linear / output_linear experts,
+softmax over the top-k router logits, tied embeddings). transformers has
+no module for a Megatron-DeepSpeed PR-MoE GPT (and
 DeepSpeed is not installed here), so the PR-MoE checkpoints are written
 with NumPy (model_reference.py documents the keys and the proposed schema)
 and their goldens come from PrmoeGptTorch below, a small torch
@@ -146,6 +150,30 @@ FAMILIES["phimoe"] = dict(attention_bias=True, lm_head_bias=True, sliding_window
                                            "long_factor": [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0],
                                            "short_mscale": 1.05, "long_mscale": 1.2,
                                            "original_max_position_embeddings": 4})
+# granitemoe (Granite 3.0 MoE): Mixtral's decoder with four scalars, all
+# != 1 here: inputs_embeds * embedding_multiplier, attention scale
+# attention_multiplier (not head_dim^-0.5), attention and MoE outputs *
+# residual_multiplier before their residual adds, logits / logits_scaling;
+# experts fused input_linear [E, 2F, H] (gate rows, then up rows) /
+# output_linear [E, H, F], router.layer; softmax over the top-k router
+# logits; tied embeddings as the published models. Their values
+# (1B-A400M: 12.0, 0.015625 = 1/head_dim, 0.22, 6.0) are muP's for hidden
+# 1024 and std-0.02 weights, not for this unit-scale hidden-64 model
+# (0.015625 is 16x below its head_dim^-0.5 = 0.25: nearly uniform
+# attention). The decoder is pre-norm, so what mostly matters is
+# embedding_multiplier / residual_multiplier (both x c scale every residual
+# state by c, which each RMSNorm cancels up to eps); above ~1 the token's
+# own (tied) embedding dominates its logits and greedy repeats it (2.0 /
+# 0.5: none of 20 seeds passes MIN_DISTINCT), so 0.5 / 2.0. The tied
+# N(0, 0.05^2) LM head gives logits of std ~0.4 and logits_scaling > 1
+# shrinks them into top-2 gaps < MIN_GAP (2.0: half the seeds fail), so
+# 0.5 (std ~0.8). attention_multiplier 0.2: O(1) scores as head_dim^-0.5 =
+# 0.25 gives, yet apart from it and from 1 (transformers' default). 11 of
+# the first 12 seeds pass; model_reference_test checks that each of the
+# four, set back to its default, moves the logits past 1e-2.
+FAMILIES["granitemoe"] = dict(tie_word_embeddings=True, embedding_multiplier=0.5, attention_multiplier=0.2,
+                              residual_multiplier=2.0, logits_scaling=0.5,
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
     "activation": "gelu", "torch_dtype": "float32", "num_experts": [1, 4, 8], "expert_interval": 1,

@@ -5,9 +5,9 @@ goldens (test/Integration/hf-models/, made by transformers' generate) and a
 compiled model can be checked against something that is neither of them.
 
 Reads a checkpoint directory (config.json + safetensors shards + index) with
-NumPy alone (no torch, no safetensors package): the seven Hugging Face families
-(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx) and the
-PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+NumPy alone (no torch, no safetensors package): the Hugging Face families
+(mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx, phimoe,
+granitemoe) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
@@ -16,7 +16,13 @@ float64 FFN math; gpt_oss's FFN (router bias, softmax over the top-k
 logits, biased experts, clamped SwiGLU) is written out here in float64, and
 its attention adds per-head sinks (an extra softmax logit with no value) and
 sliding windows (key positions > position - sliding_window) on the layers
-whose layer_types entry is "sliding_attention". MXFP4 experts (`*_blocks`,
+whose layer_types entry is "sliding_attention". granitemoe (GraniteMoe*) is
+Mixtral's decoder with four scalars: the embeddings times
+embedding_multiplier, the attention scale attention_multiplier (instead of
+head_dim^-0.5), each attention and MoE output times residual_multiplier
+before its residual add, the logits divided by logits_scaling; its experts
+are fused, input_linear [E, 2F, H] (gate rows, then up rows) and
+output_linear [E, H, F], its router router.layer. MXFP4 experts (`*_blocks`,
 `*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
@@ -313,6 +319,8 @@ class Model:
         self.clamped = 0  # gpt-oss: SwiGLU inputs its clamps changed
         self.clipped = 0  # dbrx: q/k/v values clip_qkv changed
         self.longrope = None  # phimoe: (original_max_position, short_mscale, long_mscale)
+        # granitemoe's scalars (_init_hf); 1 for every other family.
+        self.embedding_multiplier = self.residual_multiplier = self.logits_scaling = 1.0
         if self.type == "prmoe":
             self._init_prmoe()
         elif self.type == "dbrx":
@@ -358,6 +366,15 @@ class Model:
         self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
         self.lm_head_bias = None
         self.longrope = None
+        # Granite's scalars (GraniteMoe*): inputs_embeds * embedding_multiplier,
+        # the attention scale attention_multiplier, each sublayer's output *
+        # residual_multiplier before its residual add, logits / logits_scaling.
+        # Every other family: 1, head_dim^-0.5, 1, 1.
+        if self.type == "granitemoe":
+            self.embedding_multiplier = c.get("embedding_multiplier", 1.0)
+            self.scale = c.get("attention_multiplier", 1.0)
+            self.residual_multiplier = c.get("residual_multiplier", 1.0)
+            self.logits_scaling = c.get("logits_scaling", 1.0)
         if self.type == "phimoe":
             self._init_phimoe(rp)
 
@@ -634,6 +651,20 @@ class Model:
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             E = experts_of(c)
             routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
+        elif t == "granitemoe":
+            # GraniteMoeTopKRouter: router.layer [E, H], softmax over the
+            # top-k logits (= the top-k softmax probabilities divided by
+            # their sum, Mixtral's); experts input_linear [E, 2F, H] (gate
+            # rows, then up rows), output_linear [E, H, F].
+            pre = f"model.layers.{i}.block_sparse_moe."
+            E = experts_of(c)
+            routing.update(norm="selected")
+            fused = self.get(pre + "input_linear.weight")
+            F = fused.shape[1] // 2
+            params = {"gate.weight": self.get(pre + "router.layer.weight"), "experts.w1": fused[:, :F],
+                      "experts.w_up": fused[:, F:], "experts.w2": self.get(pre + "output_linear.weight")}
+            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), residual=False)
+            return self._moe(x, params, cfg)
         else:
             E = experts_of(c)
             v3 = t == "deepseek_v3"
@@ -723,6 +754,7 @@ class Model:
                 h = h + self._mlp_dbrx(i, layer_norm(h, self.get(p + "norm_2.weight"), None, self.eps))
             h = layer_norm(h, self.get("transformer.norm_f.weight"), None, self.eps)
         else:
+            h = h * self.embedding_multiplier
             form = "naive" if start == 0 else mla
             if self.longrope:
                 # transformers: long_mscale once max(position_ids) + 1 of the
@@ -732,15 +764,16 @@ class Model:
             for i in range(self.layers):
                 p = f"model.layers.{i}."
                 a = self._norm(h, p + "input_layernorm")
-                h = h + (self._mla(i, a, start, cache[i], form) if self.mla
-                         else self._attention(i, a, start, cache[i]))
+                rm = self.residual_multiplier
+                h = h + rm * (self._mla(i, a, start, cache[i], form) if self.mla
+                              else self._attention(i, a, start, cache[i]))
                 m = self._norm(h, p + "post_attention_layernorm")
-                h = h + self._mlp_hf(i, m)
+                h = h + rm * self._mlp_hf(i, m)
             h = self._norm(h, "model.norm")
         logits = h @ np.asarray(self.lm_head, np.float64).T
         if getattr(self, "lm_head_bias", None) is not None:
             logits = logits + self.lm_head_bias
-        return logits
+        return logits / self.logits_scaling
 
     def generate(self, prompt, new_tokens, mla="absorbed"):
         """Greedy: (ids [K], logits [K, vocab] f64), the logits that chose

@@ -32,8 +32,8 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "mixtral", "olmoe", "phimoe",
-            "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "granitemoe", "mixtral", "olmoe",
+            "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -111,6 +111,30 @@ class Goldens(unittest.TestCase):
         model = mr.Model(d)
         model.generate(prompts[0], 16)
         self.assertGreater(model.clamped, 0, "swiglu_limit never bites")
+
+    def test_granitemoe(self):
+        self.check_family("granitemoe")
+
+    def test_granitemoe_multipliers_matter(self):
+        """Each of Granite's four scalars, set back to what every other
+        family has (1, or head_dim^-0.5 for the attention scale, or 1 as
+        transformers' default), moves the logits past 1e-2: the goldens
+        test every one of them."""
+        d = os.path.join(GOLDENS, "granitemoe")
+        prompts, _, exp_logits = mr.read_goldens(d)
+        model = mr.Model(d)
+        self.assertTrue(all(v != 1 for v in (model.embedding_multiplier, model.scale, model.residual_multiplier,
+                                             model.logits_scaling)))
+        changes = {"embedding_multiplier": 1.0, "residual_multiplier": 1.0, "logits_scaling": 1.0}
+        changes.update({"scale = head_dim^-0.5": model.head_dim ** -0.5, "scale = 1": 1.0})
+        for change, value in changes.items():
+            model = mr.Model(d)
+            setattr(model, change.split(" ")[0], value)
+            _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
+            self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2, change)
+
+    def test_mixtral(self):
+        self.check_family("mixtral")
 
     def test_olmoe(self):
         self.check_family("olmoe")

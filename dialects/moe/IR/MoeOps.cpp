@@ -839,6 +839,11 @@ LogicalResult AttentionOp::verify() {
     if (!(std::isfinite(limit) && limit > 0.0))
       return emitOpError() << "clip_qkv must be finite and > 0, got " << limit;
   }
+  if (std::optional<APFloat> scale = getScale()) {
+    double factor = scale->convertToDouble();
+    if (!(std::isfinite(factor) && factor > 0.0))
+      return emitOpError() << "scale must be finite and > 0, got " << factor;
+  }
   if (getSinks() &&
       (failed(expectShape(*this, "sinks", getSinks(), {heads})) ||
        failed(expectSameElementType(*this, "sinks", getSinks(), getInput()))))
@@ -905,6 +910,15 @@ LogicalResult LayerNormOp::verify() {
     return failure();
   return success(!getBias() ||
                  succeeded(expectShape(*this, "bias", getBias(), {hidden})));
+}
+
+LogicalResult ScaleOp::verify() {
+  if (failed(expectTokenRows(*this, "input", getInput())))
+    return failure();
+  double factor = getFactor().convertToDouble();
+  if (!std::isfinite(factor))
+    return emitOpError() << "factor must be finite, got " << factor;
+  return success();
 }
 
 LogicalResult BiasAddOp::verify() {

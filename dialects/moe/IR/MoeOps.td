@@ -585,7 +585,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     absolute positions, the GPT, has none) on q and k at the token's
     position. The
     token's k and v are stored in `cache` at (sequence, position); then q
-    attends, with a max-subtracted fp32 softmax scaled by `1/sqrt(D)`, to
+    attends, with a max-subtracted fp32 softmax scaled by `scale` (when
+    present, Granite's `attention_multiplier`; else `1/sqrt(D)`), to
     the cache entries of its sequence at positions `<= positions[s]`
     (causal prefill and single-token decode are the same op); with
     `sliding_window` w > 0 only to those at positions `> positions[s] - w`.
@@ -618,7 +619,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
                        OptionalAttr<Moe_RopeAttr>:$rope,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon,
                        DefaultValuedProp<I64Prop, "0">:$sliding_window,
-                       OptionalAttr<F64Attr>:$clip_qkv);
+                       OptionalAttr<F64Attr>:$clip_qkv,
+                       OptionalAttr<F64Attr>:$scale);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `positions` $positions `sequences` $sequences `cache` $cache `:`
@@ -630,7 +632,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     (`sinks` $sinks^ `:` type($sinks))?
     `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
     (`sliding_window` $sliding_window^)? (`clip_qkv` $clip_qkv^)?
-    (`rope` $rope^)? attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
+    (`scale` $scale^)? (`rope` $rope^)? attr-dict `:` type($input) `,` type($positions) `,` type($q_weight) `,`
     type($k_weight) `,` type($v_weight) `,` type($o_weight) `->`
     type($result)
   }];
@@ -720,6 +722,27 @@ def Moe_LayerNormOp : Moe_Op<"layer_norm", [Pure,
   let assemblyFormat = [{
     $input `,` $weight (`bias` $bias^)? `epsilon` $epsilon attr-dict `:`
     type($input) `,` type($weight) (`,` type($bias)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ScaleOp : Moe_Op<"scale", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "result = input * factor";
+  let description = [{
+    In fp32, rounded once to the input's dtype: Granite's multipliers on
+    the embeddings (`embedding_multiplier`), on the attention's output
+    before the residual add (`residual_multiplier`, after tensor-parallel
+    attention's partial outputs are summed) and on the logits
+    (`1 / logits_scaling`).
+
+    ```mlir
+    %y = moe.scale %x factor 2.200000e-01 : tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor:$input, F64Attr:$factor);
+  let results = (outs Moe_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `factor` $factor attr-dict `:` type($input)
   }];
   let hasVerifier = 1;
 }

@@ -199,7 +199,9 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
     moert::AttentionOp::create(
         b, loc, ctx, q, cache, sequences, positions,
         state.optView(op.getSinks()), o, tokens, heads, kvHeads, dim, maxBatch,
-        maxSeq, b.getF32FloatAttr(1.0 / std::sqrt(static_cast<double>(dim))),
+        maxSeq,
+        b.getF32FloatAttr(op.getScale() ? op.getScale()->convertToDouble()
+                                        : 1.0 / std::sqrt(double(dim))),
         op.getSlidingWindow());
     Value out = state.newView(op.getResult());
     moert::LinearOp::create(b, loc, ctx, o, state.view(op.getOWeight()),
@@ -227,6 +229,43 @@ struct LmHeadLowering : OpLoweringOf<LmHeadOp> {
   }
 };
 
+/// Granite's multipliers: on the embeddings, the attention's output (after
+/// a tensor-parallel all-reduce) and the logits. In place where the input
+/// dies here, so that the scaled embeddings stay the residual stream the
+/// layers update in place; the logits go into the model's output.
+struct ScaleLowering : OpLoweringOf<ScaleOp> {
+  bool allowedOutsideLayers() const override { return true; }
+  static bool inPlace(ScaleOp op, const LoweringState &state) {
+    return op.getInput().hasOneUse() && !state.isModelOutput(op.getResult());
+  }
+  LogicalResult analyze(ScaleOp op, LoweringState &state) const override {
+    state.setBound(op.getResult(), state.bound(op.getInput()));
+    // The input's view lives on as the result's.
+    if (inPlace(op, state))
+      for (Operation *reader : op.getResult().getUsers())
+        state.addHiddenUse(op.getInput(), reader);
+    return success();
+  }
+  LogicalResult emit(ScaleOp op, LoweringState &state) const override {
+    OpBuilder &b = state.getBuilder();
+    Location loc = op.getLoc();
+    Value out = state.view(op.getInput());
+    if (inPlace(op, state))
+      state.setView(op.getResult(), out);
+    else
+      out = state.newView(op.getResult());
+    Value rows = state.countOf(op.getInput());
+    state.setCount(op.getResult(), rows);
+    Value count = arith::MulIOp::create(
+        b, loc, rows,
+        arith::ConstantIntOp::create(b, loc, hiddenOf(op.getInput()), 64));
+    moert::ScaleOp::create(b, loc, state.getCtx(), state.view(op.getInput()),
+                           out, count,
+                           b.getF32FloatAttr(op.getFactor().convertToDouble()));
+    return success();
+  }
+};
+
 struct ArgmaxLowering : OpLoweringOf<ArgmaxOp> {
   bool allowedOutsideLayers() const override { return true; }
   LogicalResult analyze(ArgmaxOp op, LoweringState &state) const override {
@@ -246,6 +285,7 @@ struct ArgmaxLowering : OpLoweringOf<ArgmaxOp> {
 } // namespace
 
 void mlir::moe::populateDecoderLowerings(LoweringSet &lowerings) {
-  lowerings.add<EmbeddingLowering, GatherRowsLowering, RmsNormLowering,
-                AttentionLowering, LmHeadLowering, ArgmaxLowering>();
+  lowerings
+      .add<EmbeddingLowering, GatherRowsLowering, RmsNormLowering,
+           AttentionLowering, LmHeadLowering, ScaleLowering, ArgmaxLowering>();
 }

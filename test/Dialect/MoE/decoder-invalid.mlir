@@ -174,6 +174,33 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f
 
 func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
     %w: tensor<64x64xf32>) {
+  // expected-error @below {{scale must be finite and > 0, got 0}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 scale 0.0 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>) {
+  // expected-error @below {{factor must be finite, got INF}}
+  %s = moe.scale %x factor 0x7FF0000000000000 : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<64xf32>) {
+  // expected-error @below {{input}}
+  %s = moe.scale %x factor 2.0 : tensor<64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>) {
   // expected-error @below {{clip_qkv must be finite and > 0, got -1}}
   %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
       q %w k %w v %w o %w heads 4 kv_heads 4 head_dim 16 clip_qkv -1.0 rope <>

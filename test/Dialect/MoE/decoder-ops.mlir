@@ -65,6 +65,22 @@ func.func @clip_qkv(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv_c
   return %a : tensor<?x64xf32>
 }
 
+// Granite: the softmax scaled by attention_multiplier, the output, the
+// embeddings and the logits by their multipliers.
+// CHECK-LABEL: func.func @granite_scales
+// CHECK: moe.attention {{.*}} heads 4 kv_heads 2 head_dim 16 scale 1.562500e-02 rope <>
+// CHECK: moe.scale %{{.*}} factor 2.200000e-01 : tensor<?x64xf32>
+// CHECK: moe.scale %{{.*}} factor 0.16666666666666666 : tensor<?x128xf32>
+func.func @granite_scales(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %cache: !moe.kv_cache<2, 16, f32>,
+    %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>, %logits: tensor<?x128xf32>) -> (tensor<?x64xf32>, tensor<?x128xf32>) {
+  %a = moe.attention %x positions %pos sequences %pos cache %cache : !moe.kv_cache<2, 16, f32>
+      q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16 scale 0.015625 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  %s = moe.scale %a factor 0.22 : tensor<?x64xf32>
+  %l = moe.scale %logits factor 0.16666666666666666 : tensor<?x128xf32>
+  return %s, %l : tensor<?x64xf32>, tensor<?x128xf32>
+}
+
 // gpt-oss's attention: per-head sinks and a sliding window.
 // CHECK-LABEL: func.func @sinks_and_window
 // CHECK: moe.attention {{.*}} sinks %{{.*}} : tensor<4xf32> heads 4 kv_heads 4 head_dim 16 sliding_window 128 rope <>
