@@ -64,6 +64,9 @@ SMALL = {
                   clip_qkv=None),
     "deepseek_v2": dict(MLA, q_lora_rank=None, topk_method="group_limited_greedy", norm_topk_prob=False,
                         routed_scaling_factor=1.0),
+    # Granite-3.0-1B-A400M's experts (F 512, 32, top-8) and multipliers.
+    "granitemoe": dict(intermediate_size=512, num_local_experts=32, num_experts_per_tok=8, embedding_multiplier=12.0,
+                       attention_multiplier=0.015625, residual_multiplier=0.22, logits_scaling=6.0),
     "deepseek_v3": dict(MLA, q_lora_rank=384, norm_topk_prob=True, routed_scaling_factor=2.5,
                         rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
                                          "original_max_position_embeddings": 1024, "mscale": 1.0,

@@ -1,4 +1,4 @@
-//===- runtime/cpu/Norms.cpp - LayerNorm and the bias add -----------------===//
+//===- runtime/cpu/Norms.cpp - LayerNorm, bias add, clamp and scale -------===//
 //
 // Row by row in fp32 (mean and variance accumulated in double), rows on the
 // rank's threads, each output rounded once to its dtype, so that out may
@@ -17,6 +17,20 @@ using namespace moert;
 using namespace moert::cpu;
 
 namespace {
+
+// out[i] = f(x[i]) in fp32, rounded once to out's dtype, mapChunk elements
+// at a time through `chunk` (so out may alias x).
+constexpr int64_t mapChunk = 4096;
+template <typename Fn>
+void mapFloats(float *chunk, Operand x, Operand out, int64_t count, Fn f) {
+  for (int64_t start = 0; start < count; start += mapChunk) {
+    int64_t n = std::min(mapChunk, count - start);
+    convertToFloat(x.at(start).data, x.dtype, chunk, n);
+    for (int64_t i = 0; i < n; ++i)
+      chunk[i] = f(chunk[i]);
+    convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
+  }
+}
 
 // Scratch slots past those of Kernels.cpp and Decoder.cpp.
 enum NormSlot : size_t {
@@ -67,30 +81,15 @@ void CpuBackend::biasAdd(int32_t rank, Operand x, Operand bias, Operand out,
 
 void CpuBackend::clamp(int32_t rank, Operand x, Operand out, int64_t count,
                        float limit) {
-  Scratch &s = scratch(rank);
-  constexpr int64_t kChunk = 4096;
-  float *chunk = s.floats(slotNormRow, std::min(count, kChunk));
-  for (int64_t start = 0; start < count; start += kChunk) {
-    int64_t n = std::min(kChunk, count - start);
-    convertToFloat(x.at(start).data, x.dtype, chunk, n);
-    // Comparisons that keep a NaN (std::clamp's order would too).
-    for (int64_t i = 0; i < n; ++i)
-      chunk[i] =
-          chunk[i] < -limit ? -limit : (chunk[i] > limit ? limit : chunk[i]);
-    convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
-  }
+  // Comparisons that keep a NaN (std::clamp's order would too).
+  mapFloats(scratch(rank).floats(slotNormRow, std::min(count, mapChunk)), x,
+            out, count, [limit](float v) {
+              return v < -limit ? -limit : (v > limit ? limit : v);
+            });
 }
 
 void CpuBackend::scale(int32_t rank, Operand x, Operand out, int64_t count,
                        float factor) {
-  Scratch &s = scratch(rank);
-  constexpr int64_t kChunk = 4096;
-  float *chunk = s.floats(slotNormRow, std::min(count, kChunk));
-  for (int64_t start = 0; start < count; start += kChunk) {
-    int64_t n = std::min(kChunk, count - start);
-    convertToFloat(x.at(start).data, x.dtype, chunk, n);
-    for (int64_t i = 0; i < n; ++i)
-      chunk[i] *= factor;
-    convertFromFloat(chunk, out.at(start).as<char>(), out.dtype, n);
-  }
+  mapFloats(scratch(rank).floats(slotNormRow, std::min(count, mapChunk)), x,
+            out, count, [factor](float v) { return v * factor; });
 }
