@@ -241,9 +241,11 @@ struct ScaleLowering : OpLoweringOf<ScaleOp> {
   LogicalResult analyze(ScaleOp op, LoweringState &state) const override {
     state.setBound(op.getResult(), state.bound(op.getInput()));
     // The input's view lives on as the result's.
-    if (inPlace(op, state))
+    if (inPlace(op, state)) {
+      state.keepOutOfArena(op.getResult());
       for (Operation *reader : op.getResult().getUsers())
         state.addHiddenUse(op.getInput(), reader);
+    }
     return success();
   }
   LogicalResult emit(ScaleOp op, LoweringState &state) const override {
