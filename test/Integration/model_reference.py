@@ -7,7 +7,7 @@ compiled model can be checked against something that is neither of them.
 Reads a checkpoint directory (config.json + safetensors shards + index) with
 NumPy alone (no torch, no safetensors package): the Hugging Face families
 (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx, phimoe,
-granitemoe) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+granitemoe, granitemoeshared) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
@@ -370,7 +370,7 @@ class Model:
         # the attention scale attention_multiplier, each sublayer's output *
         # residual_multiplier before its residual add, logits / logits_scaling.
         # Every other family: 1, head_dim^-0.5, 1, 1.
-        if self.type == "granitemoe":
+        if self.type in ("granitemoe", "granitemoeshared"):
             self.embedding_multiplier = c.get("embedding_multiplier", 1.0)
             self.scale = c.get("attention_multiplier", 1.0)
             self.residual_multiplier = c.get("residual_multiplier", 1.0)
@@ -651,11 +651,13 @@ class Model:
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             E = experts_of(c)
             routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
-        elif t == "granitemoe":
+        elif t in ("granitemoe", "granitemoeshared"):
             # GraniteMoeTopKRouter: router.layer [E, H], softmax over the
             # top-k logits (= the top-k softmax probabilities divided by
             # their sum, Mixtral's); experts input_linear [E, 2F, H] (gate
-            # rows, then up rows), output_linear [E, H, F].
+            # rows, then up rows), output_linear [E, H, F]; granitemoeshared's
+            # shared_mlp (shared_intermediate_size > 0) the same without E,
+            # added plainly.
             pre = f"model.layers.{i}.block_sparse_moe."
             E = experts_of(c)
             routing.update(norm="selected")
@@ -663,7 +665,15 @@ class Model:
             F = fused.shape[1] // 2
             params = {"gate.weight": self.get(pre + "router.layer.weight"), "experts.w1": fused[:, :F],
                       "experts.w_up": fused[:, F:], "experts.w2": self.get(pre + "output_linear.weight")}
-            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), residual=False)
+            if t == "granitemoeshared" and c.get("shared_intermediate_size", 0) > 0:
+                shared = gated
+                sp = f"model.layers.{i}.shared_mlp."
+                rows = self.get(sp + "input_linear.weight")
+                Fs = rows.shape[0] // 2
+                params.update({"shared.w1": rows[:Fs], "shared.w_up": rows[Fs:],
+                               "shared.w2": self.get(sp + "output_linear.weight")})
+            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
+                                  residual=False)
             return self._moe(x, params, cfg)
         else:
             E = experts_of(c)

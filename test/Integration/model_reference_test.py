@@ -32,8 +32,8 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "granitemoe", "mixtral", "olmoe",
-            "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "granitemoe", "granitemoeshared",
+            "mixtral", "olmoe", "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -114,6 +114,9 @@ class Goldens(unittest.TestCase):
 
     def test_granitemoe(self):
         self.check_family("granitemoe")
+
+    def test_granitemoeshared(self):
+        self.check_family("granitemoeshared")
 
     def test_granitemoe_multipliers_matter(self):
         """Each of Granite's four scalars, set back to what every other
