@@ -10,6 +10,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <cctype>
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::moe::import;
@@ -343,6 +344,18 @@ std::optional<double> ConfigFile::getNumber(StringRef key) {
 
 double ConfigFile::getNumber(StringRef key, double fallback) {
   return getNumber(key).value_or(fallback);
+}
+
+double ConfigFile::getPositiveNumber(StringRef key, double fallback) {
+  std::optional<double> value = getNumber(key);
+  if (!value)
+    return fallback;
+  if (!(std::isfinite(*value) && *value > 0.0)) {
+    error(key) << "'" << key << "' must be positive, got "
+               << render(*root.get(key));
+    return fallback;
+  }
+  return *value;
 }
 
 std::optional<bool> ConfigFile::getBool(StringRef key) {

@@ -91,6 +91,9 @@ public:
                    int64_t max);
   std::optional<double> getNumber(llvm::StringRef key);
   double getNumber(llvm::StringRef key, double fallback);
+  /// Errors if present and not > 0 (the value as written); returns
+  /// `fallback` then, or when absent.
+  double getPositiveNumber(llvm::StringRef key, double fallback);
   std::optional<bool> getBool(llvm::StringRef key);
   bool getBool(llvm::StringRef key, bool fallback);
   std::optional<std::string> getString(llvm::StringRef key);

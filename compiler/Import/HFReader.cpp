@@ -414,10 +414,7 @@ static void readDeepSeek(ConfigFile &c, HFStack &s, bool v3) {
   }
 
   bool normTopk = c.getBool("norm_topk_prob", v3);
-  double scaling = c.getNumber("routed_scaling_factor", v3 ? 2.5 : 1.0);
-  if (!(std::isfinite(scaling) && scaling > 0.0))
-    c.error("routed_scaling_factor")
-        << "'routed_scaling_factor' must be positive, got " << scaling;
+  double scaling = c.getPositiveNumber("routed_scaling_factor", v3 ? 2.5 : 1.0);
   // V2: normalise (with 1e-20 added to the sum) OR scale; V3: normalise if
   // asked, then always scale.
   if (s.routing.topK > 1 && normTopk) {
@@ -484,11 +481,8 @@ static void readSigmoidGrouped(ConfigFile &c, HFStack &s, bool glm) {
     s.routing.normalize = Normalization::selected;
     s.routing.normEpsilon = 1e-20;
   }
-  double scaling = c.getNumber("routed_scaling_factor", 1.0);
-  if (!(std::isfinite(scaling) && scaling > 0.0))
-    c.error("routed_scaling_factor")
-        << "'routed_scaling_factor' must be positive, got " << scaling;
-  s.routing.routedScalingFactor = scaling;
+  s.routing.routedScalingFactor =
+      c.getPositiveNumber("routed_scaling_factor", 1.0);
 
   for (int64_t i = 0; i < s.numLayers; ++i)
     s.layers.push_back(i < firstDense
@@ -644,10 +638,7 @@ static void readErnieMoe(ConfigFile &c, HFStack &s) {
                         << "' for ernie4_5_moe: expected 'topk'";
   s.correctionBias = c.getBool("moe_use_aux_free", true);
   s.routing.normalize = Normalization::selected_clamped;
-  s.routing.normEpsilon = c.getNumber("moe_norm_min", 1e-12);
-  if (!(std::isfinite(s.routing.normEpsilon) && s.routing.normEpsilon > 0.0))
-    c.error("moe_norm_min") << "'moe_norm_min' must be positive, got "
-                            << s.routing.normEpsilon;
+  s.routing.normEpsilon = c.getPositiveNumber("moe_norm_min", 1e-12);
 
   int64_t start = c.getNonNegative("moe_layer_start_index", 1);
   int64_t end = c.getInt("moe_layer_end_index", -1);
@@ -687,11 +678,7 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   s.keys = kGraniteKeys;
   readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
   s.routing.normalize = Normalization::selected;
-  double multiplier = c.getNumber("residual_multiplier", 1.0);
-  if (!(std::isfinite(multiplier) && multiplier > 0.0))
-    c.error("residual_multiplier")
-        << "'residual_multiplier' must be positive, got "
-        << shortNumber(multiplier);
+  double multiplier = c.getPositiveNumber("residual_multiplier", 1.0);
   s.routing.routedScalingFactor = multiplier;
   if (sharedVariant) {
     s.sharedFfn = c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
@@ -722,13 +709,8 @@ static void readGptOss(ConfigFile &c, HFStack &s) {
           << " disagrees with 'num_experts_per_tok' = " << s.routing.topK;
   }
   s.routing.normalize = Normalization::selected;
-  for (StringRef key : {"swiglu_alpha", "swiglu_limit"}) {
-    double value = c.getNumber(key, key == "swiglu_alpha" ? 1.702 : 7.0);
-    if (!(std::isfinite(value) && value > 0.0))
-      c.error(key) << "'" << key << "' must be positive, got "
-                   << shortNumber(value);
-    (key == "swiglu_alpha" ? s.swigluAlpha : s.swigluLimit) = value;
-  }
+  s.swigluAlpha = c.getPositiveNumber("swiglu_alpha", 1.702);
+  s.swigluLimit = c.getPositiveNumber("swiglu_limit", 7.0);
   allMoe(c, s);
 }
 
@@ -1624,19 +1606,13 @@ static void readDbrxDecoder(ConfigFile &c, DecoderDesc &d, int64_t hidden) {
 // GraniteMoe(Shared)Model: embeddings times embedding_multiplier, softmax
 // scale attention_multiplier (1 when absent, as transformers defaults it),
 // `residual + attn * residual_multiplier`, logits / logits_scaling. The FFN
-// stack's routed weights carry residual_multiplier already.
+// stack's routed weights carry residual_multiplier already, and its reader
+// (run first) has checked it.
 static void readGraniteDecoder(ConfigFile &c, DecoderDesc &d) {
-  auto positive = [&](StringRef key) {
-    double value = c.getNumber(key, 1.0);
-    if (!(std::isfinite(value) && value > 0.0))
-      c.error(key) << "'" << key << "' must be positive, got "
-                   << shortNumber(value);
-    return value;
-  };
-  d.embeddingScale = positive("embedding_multiplier");
-  d.attention.softmaxScale = positive("attention_multiplier");
-  d.attention.outputScale = positive("residual_multiplier");
-  d.logitsScale = 1.0 / positive("logits_scaling");
+  d.embeddingScale = c.getPositiveNumber("embedding_multiplier", 1.0);
+  d.attention.softmaxScale = c.getPositiveNumber("attention_multiplier", 1.0);
+  d.attention.outputScale = c.getNumber("residual_multiplier", 1.0);
+  d.logitsScale = 1.0 / c.getPositiveNumber("logits_scaling", 1.0);
 }
 
 /// Phi-3.5-MoE around the common decoder: LayerNorms with bias, q/k/v/o

@@ -1,4 +1,4 @@
-//===- runtime/cuda/Norms.cu - LayerNorm and the bias add -----------------===//
+//===- runtime/cuda/Norms.cu - LayerNorm, bias add, clamp and scale -------===//
 
 #include "runtime/cuda/Device.cuh"
 #include "runtime/cuda/Kernels.h"
@@ -54,20 +54,39 @@ __global__ void biasAddKernel(const void *x, moert_dtype_t xType,
   }
 }
 
-__global__ void clampKernel(const void *x, moert_dtype_t xType, void *out,
-                            moert_dtype_t outType, int64_t count, float limit) {
+// out[i] = f(x[i]) in fp32, rounded once to out's dtype; out may alias x.
+template <typename Fn>
+__global__ void mapKernel(const void *x, moert_dtype_t xType, void *out,
+                          moert_dtype_t outType, int64_t count, Fn f) {
   MOERT_GRID_STRIDE(i, count) {
-    float v = loadFloat(x, xType, i);
-    storeFloat(out, outType, i, v < -limit ? -limit : (v > limit ? limit : v));
+    storeFloat(out, outType, i, f(loadFloat(x, xType, i)));
   }
 }
 
-__global__ void scaleKernel(const void *x, moert_dtype_t xType, void *out,
-                            moert_dtype_t outType, int64_t count,
-                            float factor) {
-  MOERT_GRID_STRIDE(i, count) {
-    storeFloat(out, outType, i, loadFloat(x, xType, i) * factor);
+// Comparisons that keep a NaN, as the CPU backend's.
+struct Clamp {
+  float limit;
+  __device__ float operator()(float v) const {
+    return v < -limit ? -limit : (v > limit ? limit : v);
   }
+};
+
+struct Scale {
+  float factor;
+  __device__ float operator()(float v) const { return v * factor; }
+};
+
+template <typename Fn>
+void mapFloats(Context &ctx, const char *name, Tensor x, MutableTensor out,
+               int64_t count, Fn f) {
+  require(count >= 0, name, ": bad count");
+  requireFloat(x.dtype, "x");
+  requireFloat(out.dtype, "out");
+  if (count == 0)
+    return;
+  mapKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
+      x.data, x.dtype, out.data, out.dtype, count, f);
+  MOERT_CUDA_CHECK_LAUNCH();
 }
 
 unsigned rowGrid(int64_t tokens) {
@@ -111,24 +130,10 @@ void moert::cuda::biasAdd(Context &ctx, Tensor x, Tensor bias,
 
 void moert::cuda::clamp(Context &ctx, Tensor x, MutableTensor out,
                         int64_t count, float limit) {
-  require(count >= 0, "clamp: bad count");
-  requireFloat(x.dtype, "x");
-  requireFloat(out.dtype, "out");
-  if (count == 0)
-    return;
-  clampKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
-      x.data, x.dtype, out.data, out.dtype, count, limit);
-  MOERT_CUDA_CHECK_LAUNCH();
+  mapFloats(ctx, "clamp", x, out, count, Clamp{limit});
 }
 
 void moert::cuda::scale(Context &ctx, Tensor x, MutableTensor out,
                         int64_t count, float factor) {
-  require(count >= 0, "scale: bad count");
-  requireFloat(x.dtype, "x");
-  requireFloat(out.dtype, "out");
-  if (count == 0)
-    return;
-  scaleKernel<<<gridFor(count), threadsPerBlock, 0, ctx.stream()>>>(
-      x.data, x.dtype, out.data, out.dtype, count, factor);
-  MOERT_CUDA_CHECK_LAUNCH();
+  mapFloats(ctx, "scale", x, out, count, Scale{factor});
 }
