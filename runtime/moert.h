@@ -636,6 +636,11 @@ typedef struct moert_rope_config {
   double attention_factor;                  /* multiplies cos and sin */
   int64_t original_max_position;            /* llama3, yarn */
   int32_t truncate;                         /* yarn: round the ramp ends */
+  /* moert_rope: the leading dims of a head that rotate (even; 0: all of
+     them), transformers' head_dim * partial_rotary_factor (GLM-4.5); the
+     frequencies are over these dims and the rest pass unchanged. Latent
+     attention takes 0 only (its rope_dim says it). */
+  int64_t rotary_dim;
   /* longrope: inv_freq[i] = 1 / (factor[i] * theta^(2i / head_dim)) and cos,
      sin times mscale (in place of attention_factor), with the long_ list when
      the call's largest position + 1 exceeds original_max_position (as
@@ -648,9 +653,10 @@ typedef struct moert_rope_config {
 } moert_rope_config_t;
 
 /* In place on x [tokens, heads, head_dim]: rotate_half rotary embedding at
-   positions[tokens] (i32): (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with
+   positions[tokens] (i32) over the first R = cfg->rotary_dim (0: head_dim)
+   dims of each head: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with
    c, s = cos, sin(position * inv_freq[i]) * attention_factor, x1 = x[i],
-   x2 = x[i + head_dim / 2]. */
+   x2 = x[i + R / 2]; dims R to head_dim are left as they are. */
 moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
                           moert_view_t x, moert_view_t positions,
                           int64_t tokens, int64_t heads, int64_t head_dim);

@@ -9,6 +9,7 @@
 
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
+#include "runtime/common/Rope.h"
 
 #include <cmath>
 
@@ -68,7 +69,9 @@ moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
     require(tokens >= 0 && heads >= 1 && head_dim >= 2 && head_dim % 2 == 0,
             "bad extents: tokens ", tokens, ", heads ", heads,
             ", head_dim (even) ", head_dim);
-    checkRopeFactors(cfg, head_dim);
+    require(cfg->rotary_dim <= head_dim, "rope rotary_dim ", cfg->rotary_dim,
+            " exceeds head_dim ", head_dim);
+    checkRopeFactors(cfg, ropeRotaryDim(*cfg, head_dim));
     Operand rows = floatOperand(x, tokens * heads * head_dim, "x");
     Operand pos = typedOperand(positions, MOERT_I32, tokens, "positions");
     ctx->backend().rope(ctx->rank, *cfg, rows, pos, tokens, heads, head_dim);

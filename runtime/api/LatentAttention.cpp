@@ -39,8 +39,8 @@ moert_latent_append(moert_context_t ctx, const moert_rope_config_t *cfg,
   return guard("moert_latent_append", [&] {
     checkContext(ctx);
     checkRopeConfig(cfg);
-    require(cfg->type != MOERT_ROPE_LONGROPE,
-            "latent attention does not take longrope");
+    require(cfg->type != MOERT_ROPE_LONGROPE && cfg->rotary_dim == 0,
+            "latent attention takes neither longrope nor a rotary_dim");
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     require(std::isfinite(epsilon) && epsilon >= 0.0f,
             "epsilon must be finite and >= 0, got ", epsilon);
@@ -65,8 +65,8 @@ moert_status_t moert_latent_attention(
   return guard("moert_latent_attention", [&] {
     checkContext(ctx);
     checkRopeConfig(cfg);
-    require(cfg->type != MOERT_ROPE_LONGROPE,
-            "latent attention does not take longrope");
+    require(cfg->type != MOERT_ROPE_LONGROPE && cfg->rotary_dim == 0,
+            "latent attention takes neither longrope nor a rotary_dim");
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     require(heads >= 1 && nope_dim >= 1 && v_dim >= 1,
             "heads, nope_dim and v_dim must be >= 1, got ", heads, ", ",

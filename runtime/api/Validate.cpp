@@ -50,6 +50,9 @@ void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
               std::isfinite(cfg->factor) && cfg->factor > 0 &&
               std::isfinite(cfg->attention_factor),
           "rope theta and factor must be finite and > 0");
+  require(cfg->rotary_dim >= 0 && cfg->rotary_dim % 2 == 0,
+          "rope rotary_dim must be even and >= 0 (0: the whole head), got ",
+          cfg->rotary_dim);
   if (cfg->type == MOERT_ROPE_LLAMA3)
     require(cfg->original_max_position >= 1 && cfg->low_freq_factor > 0 &&
                 cfg->high_freq_factor > cfg->low_freq_factor,
@@ -70,13 +73,13 @@ void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
 }
 
 void moert::api::checkRopeFactors(const moert_rope_config_t *cfg,
-                                  int64_t headDim) {
+                                  int64_t rotaryDim) {
   if (cfg->type != MOERT_ROPE_LONGROPE)
     return;
-  require(headDim / 2 <= MOERT_ROPE_MAX_FACTORS, "longrope head_dim ", headDim,
-          " needs more than MOERT_ROPE_MAX_FACTORS (", MOERT_ROPE_MAX_FACTORS,
-          ") factors");
-  for (int64_t i = 0; i < headDim / 2; ++i)
+  require(rotaryDim / 2 <= MOERT_ROPE_MAX_FACTORS, "longrope over ", rotaryDim,
+          " dims needs more than MOERT_ROPE_MAX_FACTORS (",
+          MOERT_ROPE_MAX_FACTORS, ") factors");
+  for (int64_t i = 0; i < rotaryDim / 2; ++i)
     require(std::isfinite(cfg->short_factor[i]) && cfg->short_factor[i] > 0 &&
                 std::isfinite(cfg->long_factor[i]) && cfg->long_factor[i] > 0,
             "longrope factor ", i, " must be finite and > 0 (short ",

@@ -25,8 +25,8 @@ void requireActivation(moert_activation_t activation);
 // A present rope config whose type and parameters the formulas accept
 // (runtime/common/Rope.h).
 void checkRopeConfig(const moert_rope_config_t *cfg);
-// longrope's factor lists over head_dim / 2 pairs (a no-op for other types).
-void checkRopeFactors(const moert_rope_config_t *cfg, int64_t headDim);
+// longrope's factor lists over rotaryDim / 2 pairs (a no-op for other types).
+void checkRopeFactors(const moert_rope_config_t *cfg, int64_t rotaryDim);
 
 // `count` elements of a present view, in bounds and of a known dtype.
 Operand operand(moert_view_t view, int64_t count, const char *name);

@@ -39,6 +39,12 @@ MOERT_HD inline float ropeCosSinScale(const moert_rope_config_t &cfg,
   return static_cast<float>(cfg.attention_factor);
 }
 
+// The dims of a head_dim head that rotate (moert_rope_config_t.rotary_dim).
+MOERT_HD inline int64_t ropeRotaryDim(const moert_rope_config_t &cfg,
+                                      int64_t headDim) {
+  return cfg.rotary_dim == 0 ? headDim : cfg.rotary_dim;
+}
+
 // inv_freq of dimension pair i in [0, dim / 2); longRegime matters to
 // longrope only.
 MOERT_HD inline float ropeInvFreq(const moert_rope_config_t &cfg, int64_t i,

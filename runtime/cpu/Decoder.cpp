@@ -98,7 +98,7 @@ void CpuBackend::embedding(int32_t rank, Operand ids, Operand table,
 void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
                       Operand positions, int64_t tokens, int64_t heads,
                       int64_t headDim) {
-  int64_t half = headDim / 2;
+  const int64_t rotaryDim = ropeRotaryDim(cfg, headDim), half = rotaryDim / 2;
   const int32_t *pos = positions.as<const int32_t>();
   int32_t maxPosition = 0;
   for (int64_t s = 0; s < tokens; ++s)
@@ -106,9 +106,9 @@ void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
   const bool longRegime = ropeLongRegime(cfg, maxPosition);
   float *invFreq = scratch(rank).floats(slotRopeTable, half);
   for (int64_t i = 0; i < half; ++i)
-    invFreq[i] = ropeInvFreq(cfg, i, headDim, longRegime);
+    invFreq[i] = ropeInvFreq(cfg, i, rotaryDim, longRegime);
   const float factor = ropeCosSinScale(cfg, longRegime);
-  std::vector<float> row(headDim), cosines(half), sines(half);
+  std::vector<float> row(rotaryDim), cosines(half), sines(half);
   for (int64_t s = 0; s < tokens; ++s) {
     require(pos[s] >= 0, "token ", s, " has position ", pos[s]);
     for (int64_t i = 0; i < half; ++i) {
@@ -119,13 +119,13 @@ void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
     }
     for (int64_t h = 0; h < heads; ++h) {
       Operand head = x.at((s * heads + h) * headDim);
-      convertToFloat(head.data, head.dtype, row.data(), headDim);
+      convertToFloat(head.data, head.dtype, row.data(), rotaryDim);
       for (int64_t i = 0; i < half; ++i) {
         float x1 = row[i], x2 = row[i + half];
         row[i] = x1 * cosines[i] - x2 * sines[i];
         row[i + half] = x2 * cosines[i] + x1 * sines[i];
       }
-      convertFromFloat(row.data(), head.data, head.dtype, headDim);
+      convertFromFloat(row.data(), head.data, head.dtype, rotaryDim);
     }
   }
 }

@@ -40,7 +40,7 @@ __global__ void embeddingKernel(const int32_t *ids, const void *table,
 __global__ void ropeKernel(moert_rope_config_t cfg, void *x,
                            moert_dtype_t xType, const int32_t *positions,
                            int64_t tokens, int64_t heads, int64_t headDim) {
-  int64_t half = headDim / 2;
+  const int64_t rotaryDim = ropeRotaryDim(cfg, headDim), half = rotaryDim / 2;
   // longrope picks its factors by the call's largest position: each block
   // finds it (a strided scan, then a shared atomicMax) before any rotation.
   __shared__ int maxPosition;
@@ -60,7 +60,7 @@ __global__ void ropeKernel(moert_rope_config_t cfg, void *x,
   MOERT_GRID_STRIDE(item, tokens * heads * half) {
     int64_t i = item % half, row = item / half, s = row / heads;
     float angle = static_cast<float>(positions[s]) *
-                  ropeInvFreq(cfg, i, headDim, longRegime);
+                  ropeInvFreq(cfg, i, rotaryDim, longRegime);
     float c = cosf(angle) * scale;
     float sn = sinf(angle) * scale;
     int64_t at = row * headDim + i;

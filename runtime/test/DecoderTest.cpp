@@ -157,6 +157,47 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                                            MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
+// GLM-4.5's partial rotary embedding: the first rotary_dim dims of each
+// head rotate as a rotary_dim-wide head would (frequencies over them), the
+// rest stay bit for bit; a bad rotary_dim is refused.
+TEST(Decoder, RopeRotatesOnlyTheLeadingRotaryDims) {
+  const int64_t S = 2, heads = 3, D = 16, R = 6;
+  moert_rope_config_t cfg = ropeConfig(MOERT_ROPE_DEFAULT);
+  cfg.rotary_dim = R;
+  Floats x = randomFloats(S * heads * D, 9);
+  Ints pos = {3, 41};
+  std::vector<double> inv = referenceInvFreq(cfg, R), want(x.begin(), x.end());
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < R / 2; ++i) {
+        double c = std::cos(pos[s] * inv[i]), sn = std::sin(pos[s] * inv[i]);
+        int64_t at = (s * heads + h) * D + i;
+        want[at] = x[at] * c - x[at + R / 2] * sn;
+        want[at + R / 2] = x[at + R / 2] * c + x[at] * sn;
+      }
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
+    check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
+                     heads, D));
+    Floats got = xb.download<float>(MOERT_F32, x.size());
+    expectClose(got, want, 1e-5);
+    for (int64_t row = 0; row < S * heads; ++row)
+      for (int64_t d = R; d < D; ++d)
+        EXPECT_EQ(got[row * D + d], x[row * D + d])
+            << "row " << row << " dim " << d;
+    cfg.rotary_dim = 18;
+    EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
+                                  pb.view(MOERT_I32), S, heads, D),
+                       MOERT_INVALID_ARGUMENT,
+                       "rope rotary_dim 18 exceeds head_dim 16");
+    cfg.rotary_dim = 5;
+    EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
+                                  pb.view(MOERT_I32), S, heads, D),
+                       MOERT_INVALID_ARGUMENT,
+                       "rope rotary_dim must be even and >= 0");
+  });
+}
+
 // LongRoPE (Phi-3): per-pair factors and mscales, short when the call's
 // largest position + 1 is at most original_max_position, long past it;
 // transformers' _compute_longrope_parameters and Phimoe's mscale switch

@@ -246,13 +246,18 @@ LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                APFloat betaSlow, APFloat attentionFactor,
                                bool truncate, DenseF64ArrayAttr shortFactors,
                                DenseF64ArrayAttr longFactors,
-                               APFloat shortMscale, APFloat longMscale) {
+                               APFloat shortMscale, APFloat longMscale,
+                               int64_t rotaryDim) {
   auto positive = [](const APFloat &v) {
     double d = v.convertToDouble();
     return std::isfinite(d) && d > 0.0;
   };
   if (!positive(theta))
     return emitError() << "rope theta must be finite and > 0";
+  if (rotaryDim < 0 || rotaryDim % 2 != 0)
+    return emitError() << "rope rotary_dim must be even and >= 0 (0: the "
+                          "whole head), got "
+                       << rotaryDim;
   if (!positive(factor) || !positive(attentionFactor))
     return emitError() << "rope factor and attention_factor must be finite "
                           "and > 0";

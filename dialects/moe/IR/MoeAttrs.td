@@ -34,7 +34,9 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     The Hugging Face `rope_theta` and `rope_scaling` of a checkpoint, field
     for field; the runtime derives the frequencies from them
     (runtime/common/Rope.h, the one home of the formulas). `rotate_half`
-    pairing (dimension i with i + D/2), over the whole head.
+    pairing (dimension i with i + D/2), over the whole head, or
+    over its first `rotary_dim` dims (GLM-4.5's partial_rotary_factor: the
+    frequencies are over those dims, the rest pass unchanged; even, 0: all).
     `attention_factor` multiplies cos and sin (YaRN's mscale ratio, computed
     by the importer). longrope takes `short_factor` / `long_factor`
     (head_dim / 2 entries each) and `short_mscale` / `long_mscale` (which
@@ -62,7 +64,8 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     OptionalParameter<"::mlir::DenseF64ArrayAttr">:$short_factor,
     OptionalParameter<"::mlir::DenseF64ArrayAttr">:$long_factor,
     Moe_F64Parameter<"1.0">:$short_mscale,
-    Moe_F64Parameter<"1.0">:$long_mscale
+    Moe_F64Parameter<"1.0">:$long_mscale,
+    DefaultValuedParameter<"int64_t", "0">:$rotary_dim
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

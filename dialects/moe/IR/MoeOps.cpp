@@ -796,12 +796,16 @@ LogicalResult AttentionOp::verify() {
   if (getRopeAttr() && dim % 2 != 0)
     return emitOpError() << "rotary embedding pairs dimensions: head_dim "
                          << dim << " must be even";
-  if (RopeAttr rope = getRopeAttr(); rope &&
-                                     rope.getType() == RopeType::longrope &&
-                                     rope.getShortFactor().size() != dim / 2)
+  RopeAttr rope = getRopeAttr();
+  int64_t rotaryDim = rope && rope.getRotaryDim() ? rope.getRotaryDim() : dim;
+  if (rotaryDim > dim)
+    return emitOpError() << "rope rotary_dim " << rotaryDim
+                         << " exceeds head_dim " << dim;
+  if (rope && rope.getType() == RopeType::longrope &&
+      static_cast<int64_t>(rope.getShortFactor().size()) != rotaryDim / 2)
     return emitOpError() << "longrope holds " << rope.getShortFactor().size()
-                         << " factors per list but head_dim " << dim << " has "
-                         << dim / 2 << " dimension pairs";
+                         << " factors per list but its " << rotaryDim
+                         << " rotated dims have " << rotaryDim / 2 << " pairs";
   KvCacheType cache = getCache().getType();
   if (cache.getKvHeads() != kvHeads || cache.getHeadDim() != dim)
     return emitOpError() << "cache holds " << cache.getKvHeads() << " heads of "
@@ -989,6 +993,9 @@ Type mlir::moe::cacheElementType(Type type) {
 LogicalResult LatentAttentionOp::verify() {
   if (getRope().getType() == RopeType::longrope)
     return emitOpError() << "latent attention does not take longrope";
+  if (getRope().getRotaryDim() != 0)
+    return emitOpError() << "latent attention takes no rope rotary_dim: "
+                            "rope_dim is its rotated width";
   if (failed(expectTokenRows(*this, "input", getInput())))
     return failure();
   int64_t tokens = tensorType(getInput()).getDimSize(0);

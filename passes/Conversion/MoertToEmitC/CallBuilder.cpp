@@ -186,6 +186,8 @@ void CallBuilder::ropeConfig(moe::RopeAttr rope) {
   assignLiteral(cfg, "original_max_position", "int64_t",
                 std::to_string(rope.getOriginalMaxPosition()));
   assignLiteral(cfg, "truncate", "int32_t", rope.getTruncate() ? "1" : "0");
+  assignLiteral(cfg, "rotary_dim", "int64_t",
+                std::to_string(rope.getRotaryDim()));
   if (rope.getType() == moe::RopeType::longrope) {
     // The arrays are members: one element at a time, 9 significant digits
     // (every float round-trips).

@@ -16,6 +16,7 @@
 // CHECK: [[CFG]].attention_factor = 1.138600e+00;
 // CHECK: [[CFG]].original_max_position = 64;
 // CHECK: [[CFG]].truncate = 1;
+// CHECK: [[CFG]].rotary_dim = 0;
 // CHECK-NEXT: moert_rope_config_t* [[PCFG:v[0-9]+]] = &[[CFG]];
 // CHECK-LABEL: moert_rope(
 // CHECK-SAME: [[CTX]], [[PCFG]], [[Q]], [[POS]], [[S]], 4, 16);

@@ -213,11 +213,43 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f
 // longrope holds one factor per dimension pair of the head.
 func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<2, 16, f32>,
     %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>) {
-  // expected-error @below {{longrope holds 4 factors per list but head_dim 16 has 8 dimension pairs}}
+  // expected-error @below {{longrope holds 4 factors per list but its 16 rotated dims have 8 pairs}}
   %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<2, 16, f32>
       q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16
       rope <type = longrope, original_max_position = 16, short_factor = [1.0, 1.0, 1.0, 1.0], long_factor = [1.0, 2.0, 3.0, 4.0]>
       : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// ... of the rotated dims only, when part of the head rotates.
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<2, 16, f32>,
+    %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>) {
+  // expected-error @below {{longrope holds 8 factors per list but its 8 rotated dims have 4 pairs}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<2, 16, f32>
+      q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16
+      rope <type = longrope, original_max_position = 16, short_factor = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], long_factor = [1.0, 2.0, 3.0, 4.0, 1.0, 1.0, 1.0, 1.0], rotary_dim = 8>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// A partial rotary embedding rotates at most the whole head.
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<2, 16, f32>,
+    %w: tensor<64x64xf32>, %kv: tensor<32x64xf32>) {
+  // expected-error @below {{rope rotary_dim 18 exceeds head_dim 16}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<2, 16, f32>
+      q %w k %kv v %kv o %w heads 4 kv_heads 2 head_dim 16 rope <rotary_dim = 18>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// expected-error @below {{rope rotary_dim must be even and >= 0 (0: the whole head), got 7}}
+func.func @f() attributes {r = #moe.rope<rotary_dim = 7>} {
   return
 }
 
