@@ -1504,6 +1504,71 @@ static std::vector<int64_t> readSlidingWindows(ConfigFile &c) {
   return windows;
 }
 
+/// head_dim * partial_rotary_factor, truncated as transformers does: the
+/// rotated dims of glm4_moe's heads (its config defaults the factor to 0.5);
+/// the other families rotate whole heads and take no factor but 1. 0 for a
+/// whole head. transformers 5 keeps the factor in rope_parameters, older
+/// configs at the top level.
+static int64_t readRotaryDim(ConfigFile &c, StringRef modelType,
+                             int64_t headDim) {
+  StringRef key = "partial_rotary_factor", where = key;
+  std::optional<double> factor;
+  if (const llvm::json::Value *params = c.get("rope_parameters"))
+    if (const llvm::json::Object *object = params->getAsObject();
+        object && object->get(key)) {
+      factor = object->getNumber(key);
+      where = "rope_parameters";
+      if (!factor) {
+        c.error(where) << "rope_parameters.partial_rotary_factor must be a "
+                          "number";
+        return 0;
+      }
+    }
+  if (!factor && c.has(key))
+    factor = c.getNumber(key, 1.0);
+  bool partial = modelType == "glm4_moe";
+  double value = factor.value_or(partial ? 0.5 : 1.0);
+  if (!(value > 0.0 && value <= 1.0)) {
+    c.error(where) << "partial_rotary_factor = " << shortNumber(value)
+                   << " must be in (0, 1]";
+    return 0;
+  }
+  if (value != 1.0 && !partial) {
+    c.error(where) << "partial_rotary_factor = " << shortNumber(value)
+                   << " is not supported for model_type '" << modelType
+                   << "': its attention rotates whole heads";
+    return 0;
+  }
+  int64_t rotary = static_cast<int64_t>(static_cast<double>(headDim) * value);
+  if (rotary < 2 || rotary % 2 != 0) {
+    c.error(where) << "head_dim " << headDim << " x partial_rotary_factor "
+                   << shortNumber(value) << " = " << rotary
+                   << " rotated dims: rotary embedding needs an even number "
+                      ">= 2";
+    return 0;
+  }
+  return rotary == headDim ? 0 : rotary;
+}
+
+/// dots1's windows: `layer_types` when given (as gpt-oss), else transformers'
+/// derivation: layers from max_window_layers slide when sliding_window is
+/// set (Dots1Config; use_sliding_window is not read).
+static std::vector<int64_t> readDots1Windows(ConfigFile &c) {
+  if (c.has("layer_types"))
+    return readSlidingWindows(c);
+  if (!c.has("sliding_window") || c.get("sliding_window")->getAsNull())
+    return {};
+  int64_t layers = c.getInt("num_hidden_layers", 0);
+  int64_t first = c.getNonNegative("max_window_layers", 62, kMaxWidth);
+  if (first >= layers)
+    return {};
+  std::vector<int64_t> windows(static_cast<size_t>(layers), 0);
+  int64_t window = c.requirePositive("sliding_window", kMaxWidth);
+  for (int64_t i = first; i < layers; ++i)
+    windows[static_cast<size_t>(i)] = window;
+  return windows;
+}
+
 /// DBRX's decoder (DbrxBlock): `transformer.wte`, per block
 /// `norm_attn_norm.{norm_1, attn.{Wqkv, out_proj}, norm_2}` (LayerNorm
 /// without bias, eps 1e-5), `transformer.norm_f`, `lm_head`. The attention's
@@ -1663,6 +1728,12 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
                  "norm, attention temperature tuning"},
       {"llama4_text", "chunked attention, layers without RoPE, weightless "
                       "QK norm, attention temperature tuning"},
+      {"qwen3_next", "Gated DeltaNet linear-attention layers, gated "
+                     "attention output"},
+      {"jamba", "Mamba layers between the attention layers"},
+      {"hunyuan_v1_moe", "QK norm after the rotary embedding, cross-layer "
+                         "attention"},
+      {"ernie4_5_moe", "rotary embedding over interleaved dimension pairs"},
   };
   for (const auto &[family, why] : kFfnOnly)
     if (modelType == family) {
@@ -1710,8 +1781,14 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
   // attention_bias (default off).
   a.qkvBias = modelType == "qwen2_moe" ? c.getBool("qkv_bias", true)
                                        : c.getBool("attention_bias", false);
-  if (modelType == "qwen3_moe")
+  // glm4_moe's q_norm / k_norm (use_qk_norm) are Qwen3's, per head.
+  if (modelType == "qwen3_moe" || modelType == "dots1" ||
+      (modelType == "glm4_moe" && c.getBool("use_qk_norm", false)))
     a.qkNorm = AttentionDesc::QkNorm::perHead;
+  if (modelType == "dots1") {
+    a.oBias = a.qkvBias; // attention_bias biases o_proj too
+    a.slidingWindows = readDots1Windows(c);
+  }
   if (modelType == "olmoe") {
     a.qkNorm = AttentionDesc::QkNorm::full;
     if (c.has("clip_qkv") && !c.get("clip_qkv")->getAsNull())
@@ -1726,16 +1803,19 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     a.sinks = true;
     a.slidingWindows = readSlidingWindows(c);
   }
-  if (c.getBool("use_sliding_window", false))
+  if (modelType != "dots1" && c.getBool("use_sliding_window", false))
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";
   a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
-  size_t pairs = static_cast<size_t>(a.headDim / 2);
+  a.rope.rotaryDim = readRotaryDim(c, modelType, a.headDim);
+  size_t pairs = static_cast<size_t>(
+      (a.rope.rotaryDim ? a.rope.rotaryDim : a.headDim) / 2);
   if (a.rope.type == RopeType::longrope && !c.failed() &&
       (a.rope.shortFactor.size() != pairs || a.rope.longFactor.size() != pairs))
     c.error(c.has("rope_parameters") ? "rope_parameters" : "rope_scaling")
-        << "longrope short_factor and long_factor must hold head_dim / 2 = "
-        << pairs << " entries, got " << a.rope.shortFactor.size() << " and "
+        << "longrope short_factor and long_factor must hold one entry per "
+           "rotated dimension pair, "
+        << pairs << ", got " << a.rope.shortFactor.size() << " and "
         << a.rope.longFactor.size();
   if (modelType == "phimoe")
     readPhimoeDecoder(c, d);

@@ -144,6 +144,8 @@ struct RopeDesc {
   /// and sin in either regime.
   std::vector<double> shortFactor, longFactor;
   double shortMscale = 1.0, longMscale = 1.0;
+  /// The leading dims of a head that rotate; 0: all (partial_rotary_factor).
+  int64_t rotaryDim = 0;
 };
 
 /// DeepSeek multi-head latent attention (MLA): the low-rank projections

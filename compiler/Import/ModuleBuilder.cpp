@@ -281,7 +281,7 @@ RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
       r.originalMaxPosition, llvm::APFloat(r.betaFast),
       llvm::APFloat(r.betaSlow), llvm::APFloat(r.attentionFactor), r.truncate,
       factorsAttr(r.shortFactor), factorsAttr(r.longFactor),
-      llvm::APFloat(r.shortMscale), llvm::APFloat(r.longMscale));
+      llvm::APFloat(r.shortMscale), llvm::APFloat(r.longMscale), r.rotaryDim);
 }
 
 Value ForwardBuilder::latentAttention(StringRef base, Value input,

@@ -128,6 +128,19 @@ FAMILIES = {
                                      "original_max_position_embeddings": 32, "beta_fast": 32.0,
                                      "beta_slow": 1.0, "truncate": False}),
 }
+# glm4_moe (GLM-4.5): partial rotary (the first 8 of 16 head dims rotate,
+# the rest pass), q/k/v biases without an o bias, the per-head q/k norm
+# (use_qk_norm; off in the published GLM-4.5), a dense first layer, then
+# DeepSeek-V3's grouped sigmoid routing with a shared expert.
+FAMILIES["glm4_moe"] = dict(num_hidden_layers=3, head_dim=16, attention_bias=True, use_qk_norm=True,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                             "partial_rotary_factor": 0.5})
+# dots1 (dots.llm1): Qwen3's per-head q/k norm, q/k/v and o biases
+# (attention_bias), a window of 8 on its sliding layer (the published
+# config slides on none), DeepSeek-V3's routing with two shared experts.
+FAMILIES["dots1"] = dict(num_hidden_layers=3, head_dim=16, attention_bias=True, sliding_window=8,
+                         layer_types=["full_attention", "sliding_attention", "full_attention"],
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 # DBRX (its own key names: d_model, n_layers, n_heads, attn_config): fused
 # Wqkv, LayerNorm without bias, GQA 4/2, and clip_qkv 1.0 that clamps a
 # share of q, k and v (checked: it changes the logits).

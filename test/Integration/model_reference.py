@@ -7,7 +7,7 @@ compiled model can be checked against something that is neither of them.
 Reads a checkpoint directory (config.json + safetensors shards + index) with
 NumPy alone (no torch, no safetensors package): the Hugging Face families
 (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx, phimoe,
-granitemoe, granitemoeshared) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+granitemoe, granitemoeshared, glm4_moe, dots1) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
@@ -22,7 +22,12 @@ embedding_multiplier, the attention scale attention_multiplier (instead of
 head_dim^-0.5), each attention and MoE output times residual_multiplier
 before its residual add, the logits divided by logits_scaling; its experts
 are fused, input_linear [E, 2F, H] (gate rows, then up rows) and
-output_linear [E, H, F], its router router.layer. MXFP4 experts (`*_blocks`,
+output_linear [E, H, F], its router router.layer. glm4_moe and dots1 are
+DeepSeek-V3's MoE (first_k_dense_replace dense layers: glm4_moe's default 1)
+under GQA: glm4_moe rotates only the first head_dim * partial_rotary_factor
+dims of each head (default 0.5), optionally with Qwen3's per-head q/k norm
+(use_qk_norm); dots1 always has that norm, biases o with q/k/v
+(attention_bias) and slides on its layer_types' sliding layers. MXFP4 experts (`*_blocks`,
 `*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
@@ -348,7 +353,11 @@ class Model:
             self.rope_style = "pairs"
         else:
             self.head_dim = c.get("head_dim") or self.hidden // self.heads
-            self.rope_dim = self.head_dim
+            # glm4_moe rotates the first head_dim * partial_rotary_factor
+            # dims (its config's default 0.5), the others whole heads.
+            partial = rp.get("partial_rotary_factor", c.get("partial_rotary_factor",
+                                                            0.5 if self.type == "glm4_moe" else 1.0))
+            self.rope_dim = int(self.head_dim * partial)
             self.scale = self.head_dim ** -0.5
             self.rope_style = "half"
         self.inv_freq, self.rope_factor = rope_frequencies(
@@ -359,9 +368,9 @@ class Model:
             raise NotImplementedError("clip_qkv")
         if self.type == "qwen2_moe" and c.get("use_sliding_window"):
             raise NotImplementedError("sliding-window attention")
-        # gpt-oss: sliding_window on the layers layer_types names so.
-        self.windows = [c["sliding_window"] if self.type == "gpt_oss" and kind == "sliding_attention" else 0
-                        for kind in (c.get("layer_types") or ["full_attention"] * self.layers)]
+        # gpt-oss, dots1: sliding_window on the layers layer_types names so.
+        self.windows = [c["sliding_window"] if self.type in ("gpt_oss", "dots1") and kind == "sliding_attention"
+                        else 0 for kind in (c.get("layer_types") or ["full_attention"] * self.layers)]
         self.embed = self.t["model.embed_tokens.weight"]
         self.lm_head = self.embed if c.get("tie_word_embeddings") else self.t["lm_head.weight"]
         self.lm_head_bias = None
@@ -529,8 +538,11 @@ class Model:
             v = v.reshape(S, self.kv_heads, self.head_dim)
             if qn is not None and qn.shape[0] == self.head_dim:
                 q, k = rms_norm(q, qn, self.eps), rms_norm(k, kn, self.eps)
-            q = apply_rope(q, pos, self.inv_freq, self.rope_factor, self.rope_style)
-            k = apply_rope(k, pos, self.inv_freq, self.rope_factor, self.rope_style)
+            r = self.rope_dim
+            q = np.concatenate([apply_rope(q[..., :r], pos, self.inv_freq, self.rope_factor, self.rope_style),
+                                q[..., r:]], axis=-1)
+            k = np.concatenate([apply_rope(k[..., :r], pos, self.inv_freq, self.rope_factor, self.rope_style),
+                                k[..., r:]], axis=-1)
             wo, bo = self.get(p + "o_proj.weight"), self.opt(p + "o_proj.bias")
         K, V = self._append(cache, "k", k), self._append(cache, "v", v)
         group = self.heads // self.kv_heads
@@ -627,8 +639,10 @@ class Model:
         gated = moe.FfnConfig()
         names = ("gate_proj", "up_proj", "down_proj")
         pre = f"model.layers.{i}.mlp."
-        if t.startswith("deepseek"):
-            dense = i < c.get("first_k_dense_replace", 0)
+        # DeepSeek-V3's MoE: glm4_moe (first_k_dense_replace default 1) and dots1.
+        v3 = t in ("deepseek_v3", "glm4_moe", "dots1")
+        if t.startswith("deepseek") or v3:
+            dense = i < c.get("first_k_dense_replace", 1 if t == "glm4_moe" else 0)
         elif t in ("qwen2_moe", "qwen3_moe"):
             dense = (i in (c.get("mlp_only_layers") or []) or experts_of(c) == 0
                      or (i + 1) % c.get("decoder_sparse_step", 1) != 0)
@@ -677,8 +691,7 @@ class Model:
             return self._moe(x, params, cfg)
         else:
             E = experts_of(c)
-            v3 = t == "deepseek_v3"
-            norm = bool(c.get("norm_topk_prob", v3)) and k > 1
+            norm = bool(c.get("norm_topk_prob", t != "dots1" and v3)) and k > 1
             rsf = c.get("routed_scaling_factor", 1.0)
             if v3:
                 routing.update(score_func="sigmoid", n_group=c["n_group"], topk_group=c["topk_group"],
@@ -693,13 +706,13 @@ class Model:
                     routing.update(n_group=c["n_group"], topk_group=c["topk_group"], group_score="max")
         params = {"gate.weight": self.get(pre + "gate.weight")}
         params.update(self._experts(pre, names, E))
-        if t == "deepseek_v3":
+        if v3:
             params["gate.correction_bias"] = self.get(pre + "gate.e_score_correction_bias")
         if t == "qwen2_moe":
             shared, shared_gated = gated, True
             params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_expert.", names).items()})
             params["shared_gate.weight"] = self.get(pre + "shared_expert_gate.weight")
-        if t.startswith("deepseek") and c.get("n_shared_experts"):
+        if (t.startswith("deepseek") or v3) and c.get("n_shared_experts"):
             shared = gated
             params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_experts.", names).items()})
         cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,

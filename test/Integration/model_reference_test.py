@@ -32,8 +32,8 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "gpt_oss", "gpt_oss_mxfp4", "granitemoe", "granitemoeshared",
-            "mixtral", "olmoe", "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "dots1", "glm4_moe", "gpt_oss", "gpt_oss_mxfp4", "granitemoe",
+            "granitemoeshared", "mixtral", "olmoe", "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -111,6 +111,52 @@ class Goldens(unittest.TestCase):
         model = mr.Model(d)
         model.generate(prompts[0], 16)
         self.assertGreater(model.clamped, 0, "swiglu_limit never bites")
+
+    def test_glm4_moe(self):
+        self.check_family("glm4_moe")
+
+    def test_dots1(self):
+        self.check_family("dots1")
+
+    def features_matter(self, family, changes):
+        """Each change (name -> what it does to a fresh Model) moves the
+        first prompt's logits past 1e-2: the goldens test that feature."""
+        d = os.path.join(GOLDENS, family)
+        prompts, _, exp_logits = mr.read_goldens(d)
+        for change, apply in changes.items():
+            model = mr.Model(d)
+            apply(model)
+            _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
+            self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2, f"{family}: {change}")
+
+    def test_glm4_moe_features_matter(self):
+        """Rotating half of each head (partial_rotary_factor 0.5), the q/k
+        norm and the q/k/v biases each show in the glm4_moe goldens."""
+        def whole_head(model):
+            model.rope_dim = model.head_dim
+            model.inv_freq, _ = mr.rope_frequencies(mr.rope_parameters(model.config), model.head_dim, 128)
+
+        def drop(suffixes):
+            def apply(model):
+                model.t = {k: v for k, v in model.t.items() if not k.endswith(suffixes)}
+            return apply
+        self.features_matter("glm4_moe", {"whole-head rotary": whole_head,
+                                          "no q/k norm": drop(("q_norm.weight", "k_norm.weight")),
+                                          "no q/k/v bias": drop(("q_proj.bias", "k_proj.bias", "v_proj.bias"))})
+
+    def test_dots1_features_matter(self):
+        """dots1's q/k norm, its o_proj bias and its sliding layer's window
+        each show in the goldens."""
+        def drop(suffixes):
+            def apply(model):
+                model.t = {k: v for k, v in model.t.items() if not k.endswith(suffixes)}
+            return apply
+
+        def no_window(model):
+            model.windows = [0] * model.layers
+        self.assertEqual(mr.Model(os.path.join(GOLDENS, "dots1")).windows, [0, 8, 0])
+        self.features_matter("dots1", {"no q/k norm": drop(("q_norm.weight", "k_norm.weight")),
+                                       "no o bias": drop(("o_proj.bias",)), "no window": no_window})
 
     def test_granitemoe(self):
         self.check_family("granitemoe")
