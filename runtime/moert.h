@@ -641,6 +641,10 @@ typedef struct moert_rope_config {
      frequencies are over these dims and the rest pass unchanged. Latent
      attention takes 0 only (its rope_dim says it). */
   int64_t rotary_dim;
+  /* moert_rope: rotate dims (2i, 2i + 1) together (ERNIE-4.5's interleaved
+     pairs) instead of rotate_half's (i, i + R / 2); 0 or 1. Latent
+     attention takes 0 (its rope dims are always interleaved). */
+  int32_t interleaved;
   /* longrope: inv_freq[i] = 1 / (factor[i] * theta^(2i / head_dim)) and cos,
      sin times mscale (in place of attention_factor), with the long_ list when
      the call's largest position + 1 exceeds original_max_position (as
@@ -656,7 +660,8 @@ typedef struct moert_rope_config {
    positions[tokens] (i32) over the first R = cfg->rotary_dim (0: head_dim)
    dims of each head: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) with
    c, s = cos, sin(position * inv_freq[i]) * attention_factor, x1 = x[i],
-   x2 = x[i + R / 2]; dims R to head_dim are left as they are. */
+   x2 = x[i + R / 2] (cfg->interleaved: x1 = x[2i], x2 = x[2i + 1]); dims
+   R to head_dim are left as they are. */
 moert_status_t moert_rope(moert_context_t ctx, const moert_rope_config_t *cfg,
                           moert_view_t x, moert_view_t positions,
                           int64_t tokens, int64_t heads, int64_t head_dim);

@@ -1733,7 +1733,6 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
       {"jamba", "Mamba layers between the attention layers"},
       {"hunyuan_v1_moe", "QK norm after the rotary embedding, cross-layer "
                          "attention"},
-      {"ernie4_5_moe", "rotary embedding over interleaved dimension pairs"},
   };
   for (const auto &[family, why] : kFfnOnly)
     if (modelType == family) {
@@ -1808,6 +1807,9 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
         << "sliding-window attention is not supported";
   a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
   a.rope.rotaryDim = readRotaryDim(c, modelType, a.headDim);
+  // ERNIE-4.5 rotates dims (2i, 2i + 1) together. Its use_bias (q/k/v/o
+  // biases) is refused by the FFN stack's reader: its MLPs would have them.
+  a.rope.interleaved = modelType == "ernie4_5_moe";
   size_t pairs = static_cast<size_t>(
       (a.rope.rotaryDim ? a.rope.rotaryDim : a.headDim) / 2);
   if (a.rope.type == RopeType::longrope && !c.failed() &&

@@ -146,6 +146,8 @@ struct RopeDesc {
   double shortMscale = 1.0, longMscale = 1.0;
   /// The leading dims of a head that rotate; 0: all (partial_rotary_factor).
   int64_t rotaryDim = 0;
+  /// Pairs (2i, 2i + 1) instead of rotate_half's (ERNIE-4.5).
+  bool interleaved = false;
 };
 
 /// DeepSeek multi-head latent attention (MLA): the low-rank projections

@@ -275,13 +275,14 @@ RopeAttr ForwardBuilder::ropeAttr(const RopeDesc &r) {
     return factors.empty() ? DenseF64ArrayAttr()
                            : DenseF64ArrayAttr::get(context, factors);
   };
-  return RopeAttr::get(
-      context, r.type, llvm::APFloat(r.theta), llvm::APFloat(r.factor),
-      llvm::APFloat(r.lowFreqFactor), llvm::APFloat(r.highFreqFactor),
-      r.originalMaxPosition, llvm::APFloat(r.betaFast),
-      llvm::APFloat(r.betaSlow), llvm::APFloat(r.attentionFactor), r.truncate,
-      factorsAttr(r.shortFactor), factorsAttr(r.longFactor),
-      llvm::APFloat(r.shortMscale), llvm::APFloat(r.longMscale), r.rotaryDim);
+  return RopeAttr::get(context, r.type, llvm::APFloat(r.theta),
+                       llvm::APFloat(r.factor), llvm::APFloat(r.lowFreqFactor),
+                       llvm::APFloat(r.highFreqFactor), r.originalMaxPosition,
+                       llvm::APFloat(r.betaFast), llvm::APFloat(r.betaSlow),
+                       llvm::APFloat(r.attentionFactor), r.truncate,
+                       factorsAttr(r.shortFactor), factorsAttr(r.longFactor),
+                       llvm::APFloat(r.shortMscale),
+                       llvm::APFloat(r.longMscale), r.rotaryDim, r.interleaved);
 }
 
 Value ForwardBuilder::latentAttention(StringRef base, Value input,

@@ -26,6 +26,16 @@ LatentCacheShape latentCacheShape(int64_t rank, int64_t ropeDim,
   return LatentCacheShape{rank, ropeDim, maxBatch, maxSeq};
 }
 
+// Latent attention's rope: its rope_dim dims always rotate, in interleaved
+// pairs, so the config's own width and pairing must be left at 0.
+void checkLatentRope(const moert_rope_config_t *cfg) {
+  checkRopeConfig(cfg);
+  require(cfg->type != MOERT_ROPE_LONGROPE && cfg->rotary_dim == 0 &&
+              !cfg->interleaved,
+          "latent attention takes no longrope, rotary_dim or interleaved "
+          "(its rope dims always rotate in interleaved pairs)");
+}
+
 } // namespace
 
 extern "C" {
@@ -38,9 +48,7 @@ moert_latent_append(moert_context_t ctx, const moert_rope_config_t *cfg,
                     int64_t max_batch, int64_t max_seq, float epsilon) {
   return guard("moert_latent_append", [&] {
     checkContext(ctx);
-    checkRopeConfig(cfg);
-    require(cfg->type != MOERT_ROPE_LONGROPE && cfg->rotary_dim == 0,
-            "latent attention takes neither longrope nor a rotary_dim");
+    checkLatentRope(cfg);
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     require(std::isfinite(epsilon) && epsilon >= 0.0f,
             "epsilon must be finite and >= 0, got ", epsilon);
@@ -64,9 +72,7 @@ moert_status_t moert_latent_attention(
     int64_t max_batch, int64_t max_seq, float scale) {
   return guard("moert_latent_attention", [&] {
     checkContext(ctx);
-    checkRopeConfig(cfg);
-    require(cfg->type != MOERT_ROPE_LONGROPE && cfg->rotary_dim == 0,
-            "latent attention takes neither longrope nor a rotary_dim");
+    checkLatentRope(cfg);
     require(tokens >= 0, "tokens must be >= 0, got ", tokens);
     require(heads >= 1 && nope_dim >= 1 && v_dim >= 1,
             "heads, nope_dim and v_dim must be >= 1, got ", heads, ", ",

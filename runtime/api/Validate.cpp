@@ -53,6 +53,8 @@ void moert::api::checkRopeConfig(const moert_rope_config_t *cfg) {
   require(cfg->rotary_dim >= 0 && cfg->rotary_dim % 2 == 0,
           "rope rotary_dim must be even and >= 0 (0: the whole head), got ",
           cfg->rotary_dim);
+  require(cfg->interleaved == 0 || cfg->interleaved == 1,
+          "rope interleaved must be 0 or 1, got ", cfg->interleaved);
   if (cfg->type == MOERT_ROPE_LLAMA3)
     require(cfg->original_max_position >= 1 && cfg->low_freq_factor > 0 &&
                 cfg->high_freq_factor > cfg->low_freq_factor,

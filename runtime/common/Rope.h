@@ -45,6 +45,15 @@ MOERT_HD inline int64_t ropeRotaryDim(const moert_rope_config_t &cfg,
   return cfg.rotary_dim == 0 ? headDim : cfg.rotary_dim;
 }
 
+// Where dimension pair i of a head sits: (i, i + rotaryDim / 2) for
+// rotate_half, (2i, 2i + 1) interleaved.
+MOERT_HD inline void ropePair(const moert_rope_config_t &cfg, int64_t i,
+                              int64_t rotaryDim, int64_t &first,
+                              int64_t &second) {
+  first = cfg.interleaved ? 2 * i : i;
+  second = cfg.interleaved ? 2 * i + 1 : i + rotaryDim / 2;
+}
+
 // inv_freq of dimension pair i in [0, dim / 2); longRegime matters to
 // longrope only.
 MOERT_HD inline float ropeInvFreq(const moert_rope_config_t &cfg, int64_t i,

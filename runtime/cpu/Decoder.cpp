@@ -121,9 +121,11 @@ void CpuBackend::rope(int32_t rank, const moert_rope_config_t &cfg, Operand x,
       Operand head = x.at((s * heads + h) * headDim);
       convertToFloat(head.data, head.dtype, row.data(), rotaryDim);
       for (int64_t i = 0; i < half; ++i) {
-        float x1 = row[i], x2 = row[i + half];
-        row[i] = x1 * cosines[i] - x2 * sines[i];
-        row[i + half] = x2 * cosines[i] + x1 * sines[i];
+        int64_t a, b;
+        ropePair(cfg, i, rotaryDim, a, b);
+        float x1 = row[a], x2 = row[b];
+        row[a] = x1 * cosines[i] - x2 * sines[i];
+        row[b] = x2 * cosines[i] + x1 * sines[i];
       }
       convertFromFloat(row.data(), head.data, head.dtype, rotaryDim);
     }

@@ -63,10 +63,13 @@ __global__ void ropeKernel(moert_rope_config_t cfg, void *x,
                   ropeInvFreq(cfg, i, rotaryDim, longRegime);
     float c = cosf(angle) * scale;
     float sn = sinf(angle) * scale;
-    int64_t at = row * headDim + i;
-    float x1 = loadFloat(x, xType, at), x2 = loadFloat(x, xType, at + half);
-    storeFloat(x, xType, at, x1 * c - x2 * sn);
-    storeFloat(x, xType, at + half, x2 * c + x1 * sn);
+    int64_t a, b;
+    ropePair(cfg, i, rotaryDim, a, b);
+    a += row * headDim;
+    b += row * headDim;
+    float x1 = loadFloat(x, xType, a), x2 = loadFloat(x, xType, b);
+    storeFloat(x, xType, a, x1 * c - x2 * sn);
+    storeFloat(x, xType, b, x2 * c + x1 * sn);
   }
 }
 

@@ -198,6 +198,40 @@ TEST(Decoder, RopeRotatesOnlyTheLeadingRotaryDims) {
   });
 }
 
+// ERNIE-4.5's interleaved pairs: dims 2i and 2i + 1 rotate together by
+// inv_freq[i], within the rotated width when only part of the head rotates.
+TEST(Decoder, RopeRotatesInterleavedPairs) {
+  const int64_t S = 2, heads = 2, D = 16;
+  for (int64_t R : {D, int64_t{8}}) {
+    moert_rope_config_t cfg = ropeConfig(MOERT_ROPE_DEFAULT);
+    cfg.interleaved = 1;
+    cfg.rotary_dim = R == D ? 0 : R;
+    Floats x = randomFloats(S * heads * D, 10);
+    Ints pos = {5, 77};
+    std::vector<double> inv = referenceInvFreq(cfg, R),
+                        want(x.begin(), x.end());
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < R / 2; ++i) {
+          double c = std::cos(pos[s] * inv[i]), sn = std::sin(pos[s] * inv[i]);
+          int64_t at = (s * heads + h) * D + 2 * i;
+          want[at] = x[at] * c - x[at + 1] * sn;
+          want[at + 1] = x[at + 1] * c + x[at] * sn;
+        }
+    onOneRank([&](moert_context_t ctx) {
+      Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
+      check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
+                       heads, D));
+      expectClose(xb.download<float>(MOERT_F32, x.size()), want, 1e-5);
+      cfg.interleaved = 2;
+      EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
+                                    pb.view(MOERT_I32), S, heads, D),
+                         MOERT_INVALID_ARGUMENT,
+                         "rope interleaved must be 0 or 1, got 2");
+    });
+  }
+}
+
 // LongRoPE (Phi-3): per-pair factors and mscales, short when the call's
 // largest position + 1 is at most original_max_position, long past it;
 // transformers' _compute_longrope_parameters and Phimoe's mscale switch

@@ -164,6 +164,20 @@ TEST(LatentAttention, AbsorbedEqualsNaiveOverTheLatentCache) {
                            zero.view(MOERT_I32), out.view(MOERT_F32), 1, heads,
                            nope, rope, vDim, rank, B, T, scale),
                        MOERT_INVALID_ARGUMENT, "cache");
+    // Its rope dims always rotate, in interleaved pairs: the config's own
+    // width and pairing are refused.
+    for (int interleaved = 0; interleaved < 2; ++interleaved) {
+      moert_rope_config_t other = cfg;
+      other.interleaved = interleaved;
+      other.rotary_dim = interleaved ? 0 : 2;
+      EXPECT_MOERT_ERROR(
+          moert_latent_append(ctx, &other, kvb.view(MOERT_F32),
+                              nb.view(MOERT_F32), cache.view(MOERT_F32),
+                              zero.view(MOERT_I32), zero.view(MOERT_I32), 1,
+                              rank, rope, B, T, epsilon),
+          MOERT_INVALID_ARGUMENT,
+          "latent attention takes no longrope, rotary_dim or interleaved");
+    }
   });
 }
 

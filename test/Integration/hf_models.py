@@ -141,6 +141,11 @@ FAMILIES["glm4_moe"] = dict(num_hidden_layers=3, head_dim=16, attention_bias=Tru
 FAMILIES["dots1"] = dict(num_hidden_layers=3, head_dim=16, attention_bias=True, sliding_window=8,
                          layer_types=["full_attention", "sliding_attention", "full_attention"],
                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+# ernie4_5_moe (ERNIE-4.5): rotary embedding over interleaved pairs (2i,
+# 2i + 1), tied embeddings, GQA, a dense first layer (moe_layer_start_index
+# 1), softmax routing with a correction bias and a shared expert.
+FAMILIES["ernie4_5_moe"] = dict(num_hidden_layers=3, head_dim=16, tie_word_embeddings=True,
+                                rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
 # DBRX (its own key names: d_model, n_layers, n_heads, attn_config): fused
 # Wqkv, LayerNorm without bias, GQA 4/2, and clip_qkv 1.0 that clamps a
 # share of q, k and v (checked: it changes the logits).

@@ -7,7 +7,7 @@ compiled model can be checked against something that is neither of them.
 Reads a checkpoint directory (config.json + safetensors shards + index) with
 NumPy alone (no torch, no safetensors package): the Hugging Face families
 (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx, phimoe,
-granitemoe, granitemoeshared, glm4_moe, dots1) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+granitemoe, granitemoeshared, glm4_moe, dots1, ernie4_5_moe) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
@@ -27,7 +27,10 @@ DeepSeek-V3's MoE (first_k_dense_replace dense layers: glm4_moe's default 1)
 under GQA: glm4_moe rotates only the first head_dim * partial_rotary_factor
 dims of each head (default 0.5), optionally with Qwen3's per-head q/k norm
 (use_qk_norm); dots1 always has that norm, biases o with q/k/v
-(attention_bias) and slides on its layer_types' sliding layers. MXFP4 experts (`*_blocks`,
+(attention_bias) and slides on its layer_types' sliding layers. ernie4_5_moe
+rotates interleaved pairs (the "pairs" style below) and routes by softmax
+with a correction bias in the choice, the weights divided by max(sum,
+moe_norm_min), beside moe_num_shared_experts shared experts. MXFP4 experts (`*_blocks`,
 `*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
@@ -303,7 +306,7 @@ def routing_margin(logits, cfg, bias=None):
 def experts_of(config):
     """Routed experts per MoE layer, under whichever name the config uses
     (transformers 5 writes num_local_experts for qwen3_moe)."""
-    for key in ("num_local_experts", "num_experts", "n_routed_experts"):
+    for key in ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"):
         if config.get(key) is not None:
             return config[key]
     return 0
@@ -359,7 +362,8 @@ class Model:
                                                             0.5 if self.type == "glm4_moe" else 1.0))
             self.rope_dim = int(self.head_dim * partial)
             self.scale = self.head_dim ** -0.5
-            self.rope_style = "half"
+            # ERNIE-4.5 rotates interleaved pairs (2i, 2i + 1).
+            self.rope_style = "pairs" if self.type == "ernie4_5_moe" else "half"
         self.inv_freq, self.rope_factor = rope_frequencies(
             rp, self.rope_dim, c.get("max_position_embeddings", 2048))
         if self.type == "mixtral" and c.get("sliding_window"):
@@ -646,11 +650,15 @@ class Model:
         elif t in ("qwen2_moe", "qwen3_moe"):
             dense = (i in (c.get("mlp_only_layers") or []) or experts_of(c) == 0
                      or (i + 1) % c.get("decoder_sparse_step", 1) != 0)
+        elif t == "ernie4_5_moe":
+            end = c.get("moe_layer_end_index", -1)
+            end = self.layers - 1 if end == -1 else end
+            dense = (i + 1) % c.get("moe_layer_interval", 1) != 0 or not c.get("moe_layer_start_index", 1) <= i <= end
         else:
             dense = False
         if dense:
             return moe.ffn(x, self._ffn_params(pre, names), gated)
-        k = c["num_experts_per_tok"]
+        k = c.get("moe_k", 6) if t == "ernie4_5_moe" else c["num_experts_per_tok"]
         routing = dict(top_k=k)
         shared, shared_gated = None, False
         if t == "mixtral":
@@ -665,6 +673,23 @@ class Model:
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             E = experts_of(c)
             routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
+        elif t == "ernie4_5_moe":
+            # Ernie4_5_MoeSparseMoeBlock: softmax; the correction bias
+            # (moe_use_aux_free) in the choice only; the weights divided by
+            # max(their sum, moe_norm_min); moe_num_shared_experts shared
+            # experts as one MLP, added plainly.
+            E = experts_of(c)
+            routing.update(norm="selected_clamped", norm_epsilon=c.get("moe_norm_min", 1e-12))
+            params = {"gate.weight": self.get(pre + "gate.weight")}
+            params.update(self._experts(pre, names, E))
+            if c.get("moe_use_aux_free", True):
+                params["gate.correction_bias"] = self.get(pre + "moe_statics.e_score_correction_bias").reshape(E)
+            if c.get("moe_num_shared_experts", 2):
+                shared = gated
+                params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_experts.", names).items()})
+            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
+                                  residual=False)
+            return self._moe(x, params, cfg)
         elif t in ("granitemoe", "granitemoeshared"):
             # GraniteMoeTopKRouter: router.layer [E, H], softmax over the
             # top-k logits (= the top-k softmax probabilities divided by

@@ -32,7 +32,7 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "dots1", "glm4_moe", "gpt_oss", "gpt_oss_mxfp4", "granitemoe",
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "dots1", "ernie4_5_moe", "glm4_moe", "gpt_oss", "gpt_oss_mxfp4", "granitemoe",
             "granitemoeshared", "mixtral", "olmoe", "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
@@ -157,6 +157,20 @@ class Goldens(unittest.TestCase):
         self.assertEqual(mr.Model(os.path.join(GOLDENS, "dots1")).windows, [0, 8, 0])
         self.features_matter("dots1", {"no q/k norm": drop(("q_norm.weight", "k_norm.weight")),
                                        "no o bias": drop(("o_proj.bias",)), "no window": no_window})
+
+    def test_ernie4_5_moe(self):
+        self.check_family("ernie4_5_moe")
+
+    def test_ernie4_5_moe_features_matter(self):
+        """ERNIE-4.5's interleaved rotary pairs and its correction bias
+        each show in the goldens."""
+        def rotate_half(model):
+            model.rope_style = "half"
+
+        def no_bias(model):
+            model.t = {k: v for k, v in model.t.items() if not k.endswith("e_score_correction_bias")}
+            model.config = dict(model.config, moe_use_aux_free=False)
+        self.features_matter("ernie4_5_moe", {"rotate_half pairs": rotate_half, "no correction bias": no_bias})
 
     def test_granitemoe(self):
         self.check_family("granitemoe")

@@ -247,7 +247,7 @@ LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                bool truncate, DenseF64ArrayAttr shortFactors,
                                DenseF64ArrayAttr longFactors,
                                APFloat shortMscale, APFloat longMscale,
-                               int64_t rotaryDim) {
+                               int64_t rotaryDim, bool interleaved) {
   auto positive = [](const APFloat &v) {
     double d = v.convertToDouble();
     return std::isfinite(d) && d > 0.0;

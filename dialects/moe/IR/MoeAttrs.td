@@ -37,6 +37,7 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     pairing (dimension i with i + D/2), over the whole head, or
     over its first `rotary_dim` dims (GLM-4.5's partial_rotary_factor: the
     frequencies are over those dims, the rest pass unchanged; even, 0: all).
+    `interleaved` pairs dimension 2i with 2i + 1 instead (ERNIE-4.5).
     `attention_factor` multiplies cos and sin (YaRN's mscale ratio, computed
     by the importer). longrope takes `short_factor` / `long_factor`
     (head_dim / 2 entries each) and `short_mscale` / `long_mscale` (which
@@ -65,7 +66,8 @@ def Moe_RopeAttr : Moe_Attr<"Rope", "rope"> {
     OptionalParameter<"::mlir::DenseF64ArrayAttr">:$long_factor,
     Moe_F64Parameter<"1.0">:$short_mscale,
     Moe_F64Parameter<"1.0">:$long_mscale,
-    DefaultValuedParameter<"int64_t", "0">:$rotary_dim
+    DefaultValuedParameter<"int64_t", "0">:$rotary_dim,
+    DefaultValuedParameter<"bool", "false">:$interleaved
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

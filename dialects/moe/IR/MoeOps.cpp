@@ -993,9 +993,10 @@ Type mlir::moe::cacheElementType(Type type) {
 LogicalResult LatentAttentionOp::verify() {
   if (getRope().getType() == RopeType::longrope)
     return emitOpError() << "latent attention does not take longrope";
-  if (getRope().getRotaryDim() != 0)
-    return emitOpError() << "latent attention takes no rope rotary_dim: "
-                            "rope_dim is its rotated width";
+  if (getRope().getRotaryDim() != 0 || getRope().getInterleaved())
+    return emitOpError() << "latent attention takes no rope rotary_dim or "
+                            "interleaved: its rope_dim dims rotate, always "
+                            "in interleaved pairs";
   if (failed(expectTokenRows(*this, "input", getInput())))
     return failure();
   int64_t tokens = tensorType(getInput()).getDimSize(0);

@@ -188,6 +188,8 @@ void CallBuilder::ropeConfig(moe::RopeAttr rope) {
   assignLiteral(cfg, "truncate", "int32_t", rope.getTruncate() ? "1" : "0");
   assignLiteral(cfg, "rotary_dim", "int64_t",
                 std::to_string(rope.getRotaryDim()));
+  assignLiteral(cfg, "interleaved", "int32_t",
+                rope.getInterleaved() ? "1" : "0");
   if (rope.getType() == moe::RopeType::longrope) {
     // The arrays are members: one element at a time, 9 significant digits
     // (every float round-trips).

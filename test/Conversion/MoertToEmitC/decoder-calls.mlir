@@ -17,6 +17,7 @@
 // CHECK: [[CFG]].original_max_position = 64;
 // CHECK: [[CFG]].truncate = 1;
 // CHECK: [[CFG]].rotary_dim = 0;
+// CHECK: [[CFG]].interleaved = 0;
 // CHECK-NEXT: moert_rope_config_t* [[PCFG:v[0-9]+]] = &[[CFG]];
 // CHECK-LABEL: moert_rope(
 // CHECK-SAME: [[CTX]], [[PCFG]], [[Q]], [[POS]], [[S]], 4, 16);

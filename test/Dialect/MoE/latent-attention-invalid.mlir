@@ -125,7 +125,7 @@ func.func @f(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %c: !moe.latent_cache<16
 func.func @f(%x: tensor<?x64xf32>, %pos: tensor<?xi32>, %c: !moe.latent_cache<16, 8, f32>,
     %wq: tensor<64x64xf32>, %wkva: tensor<24x64xf32>, %nkv: tensor<16xf32>,
     %wkvb: tensor<96x16xf32>, %wo: tensor<64x64xf32>) {
-  // expected-error @below {{latent attention takes no rope rotary_dim: rope_dim is its rotated width}}
+  // expected-error @below {{latent attention takes no rope rotary_dim or interleaved: its rope_dim dims rotate, always in interleaved pairs}}
   %a = moe.latent_attention %x positions %pos sequences %pos cache %c : !moe.latent_cache<16, 8, f32>
       q %wq kv_a %wkva norm %nkv kv_b %wkvb o %wo heads 4 nope_dim 8 v_dim 16
       scale 0.25 epsilon 1.0e-6 rope <rotary_dim = 4>
