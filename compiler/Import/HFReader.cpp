@@ -1354,7 +1354,11 @@ static void readLongRope(ConfigFile &c, StringRef key,
 
 /// rope_theta and rope_scaling (transformers 4), or rope_parameters
 /// (transformers 5), as HF's `ROPE_INIT_FUNCTIONS` read them.
-static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
+/// `ntkAlphaDim` > 0 (Hunyuan-MoE's head_dim): "dynamic" with an `alpha`
+/// is HunYuanMoEV1's fixed NTK stretch of the base, theta * alpha^(D / (D -
+/// 2)), a default rope over that base.
+static RopeDesc readRope(ConfigFile &c, double defaultTheta,
+                         int64_t ntkAlphaDim = 0) {
   RopeDesc rope;
   rope.theta = c.getNumber("rope_theta", defaultTheta);
   StringRef key = c.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
@@ -1377,6 +1381,16 @@ static RopeDesc readRope(ConfigFile &c, double defaultTheta) {
       params->getString("rope_type")
           .value_or(params->getString("type").value_or("default"))
           .str();
+  if (type == "dynamic" && ntkAlphaDim > 2 && params->get("alpha")) {
+    double alpha = number("alpha", 0.0);
+    if (!(alpha > 0.0) || !std::isfinite(alpha)) {
+      c.error(key) << "'" << key << "' alpha must be a number > 0";
+      return rope;
+    }
+    double d = static_cast<double>(ntkAlphaDim);
+    rope.theta *= std::pow(alpha, d / (d - 2.0));
+    return rope;
+  }
   std::optional<RopeType> parsed =
       llvm::StringSwitch<std::optional<RopeType>>(type)
           .Case("default", RopeType::standard)
@@ -1731,8 +1745,6 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
       {"qwen3_next", "Gated DeltaNet linear-attention layers, gated "
                      "attention output"},
       {"jamba", "Mamba layers between the attention layers"},
-      {"hunyuan_v1_moe", "QK norm after the rotary embedding, cross-layer "
-                         "attention"},
   };
   for (const auto &[family, why] : kFfnOnly)
     if (modelType == family) {
@@ -1802,10 +1814,25 @@ static DecoderDesc readDecoder(ConfigFile &c, StringRef modelType,
     a.sinks = true;
     a.slidingWindows = readSlidingWindows(c);
   }
+  if (modelType == "hunyuan_v1_moe") {
+    // HunYuanMoEV1Attention: query_layernorm / key_layernorm per head on
+    // the rotated q and k (always: transformers 5.25 reads no use_qk_norm);
+    // attention_bias biases o too. It has no cross-layer attention.
+    a.qkNorm = AttentionDesc::QkNorm::perHead;
+    a.qNormName = "query_layernorm";
+    a.kNormName = "key_layernorm";
+    a.qkNormAfterRope = true;
+    a.oBias = a.qkvBias;
+    if (c.getBool("use_cla", false))
+      c.error("use_cla") << "use_cla = true (cross-layer attention) is not "
+                            "supported: transformers' HunYuanMoEV1 does not "
+                            "implement it either";
+  }
   if (modelType != "dots1" && c.getBool("use_sliding_window", false))
     c.error("use_sliding_window")
         << "sliding-window attention is not supported";
-  a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4);
+  a.rope = readRope(c, modelType == "mixtral" ? 1e6 : 1e4,
+                    modelType == "hunyuan_v1_moe" ? a.headDim : 0);
   a.rope.rotaryDim = readRotaryDim(c, modelType, a.headDim);
   // ERNIE-4.5 rotates dims (2i, 2i + 1) together. Its use_bias (q/k/v/o
   // biases) is refused by the FFN stack's reader: its MLPs would have them.

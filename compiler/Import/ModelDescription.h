@@ -177,6 +177,10 @@ struct AttentionDesc {
   /// q/k RMSNorm weights: none, per head (`[D]`), or over the whole
   /// projection (`[heads * D]`).
   enum class QkNorm { none, perHead, full } qkNorm = QkNorm::none;
+  /// The q/k norm's modules under self_attn, and whether it follows the
+  /// rope (Hunyuan-MoE's query_layernorm / key_layernorm) or precedes it.
+  std::string qNormName = "q_norm", kNormName = "k_norm";
+  bool qkNormAfterRope = false;
   RopeDesc rope;
   mlir::LocationAttr loc;
   /// The module under each layer: `self_attn` (q_proj, k_proj, v_proj,

@@ -351,7 +351,8 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
     Value attended = AttentionOp::create(
         builder, loc, activationType, input, positions, sequences, cache, wq,
         wk, wv, wo, bq, bk, bv, Value(), Value(), Value(), a.heads, a.kvHeads,
-        a.headDim, rope, epsilon, /*sliding_window=*/0, FloatAttr(), scale);
+        a.headDim, rope, epsilon, /*sliding_window=*/0, FloatAttr(), scale,
+        UnitAttr());
     // Added after the op: tensor-parallel attention sums its partial
     // outputs first (moe-assign-parallelism puts the all-reduce between).
     Value bo = weight(base + "dense.bias", {h}, loc);
@@ -376,7 +377,7 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
                                sequences, cache, wq, wk, wv, wo, Value(),
                                Value(), Value(), Value(), Value(), Value(),
                                a.heads, a.kvHeads, a.headDim, rope, epsilon,
-                               /*sliding_window=*/0, clip, scale);
+                               /*sliding_window=*/0, clip, scale, UnitAttr());
   }
   Value wq = weight(base + "q_proj.weight", {q, h}, loc);
   Value wk = weight(base + "k_proj.weight", {kv, h}, loc);
@@ -390,8 +391,9 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   }
   if (a.qkNorm != AttentionDesc::QkNorm::none) {
     bool perHead = a.qkNorm == AttentionDesc::QkNorm::perHead;
-    qn = weight(base + "q_norm.weight", {perHead ? a.headDim : q}, loc);
-    kn = weight(base + "k_norm.weight", {perHead ? a.headDim : kv}, loc);
+    qn = weight(base + a.qNormName + ".weight", {perHead ? a.headDim : q}, loc);
+    kn =
+        weight(base + a.kNormName + ".weight", {perHead ? a.headDim : kv}, loc);
   }
   Value sinks = a.sinks ? weight(base + "sinks", {a.heads}, loc) : Value();
   int64_t window = a.slidingWindows.empty()
@@ -400,7 +402,8 @@ Value ForwardBuilder::attention(int64_t layer, Value input, Value positions,
   Value attended = AttentionOp::create(
       builder, loc, activationType, input, positions, sequences, cache, wq, wk,
       wv, wo, bq, bk, bv, qn, kn, sinks, a.heads, a.kvHeads, a.headDim, rope,
-      epsilon, window, clip, scale);
+      epsilon, window, clip, scale,
+      a.qkNormAfterRope ? builder.getUnitAttr() : UnitAttr());
   if (!a.oBias)
     return attended;
   // Added after the op: tensor-parallel attention sums its partial outputs

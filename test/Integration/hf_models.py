@@ -146,6 +146,13 @@ FAMILIES["dots1"] = dict(num_hidden_layers=3, head_dim=16, attention_bias=True, 
 # 1), softmax routing with a correction bias and a shared expert.
 FAMILIES["ernie4_5_moe"] = dict(num_hidden_layers=3, head_dim=16, tie_word_embeddings=True,
                                 rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
+# hunyuan_v1_moe (Hunyuan-A13B): q/k RMSNorm per head after the rope
+# (query_layernorm, key_layernorm), q/k/v and o biases, the "dynamic" rope
+# with an alpha that HunYuanMoEV1 reads as a fixed NTK stretch of the base
+# (theta * alpha^(D / (D - 2))), tied embeddings, a shared MLP.
+FAMILIES["hunyuan_v1_moe"] = dict(head_dim=16, attention_bias=True, tie_word_embeddings=True,
+                                  rope_parameters={"rope_type": "dynamic", "alpha": 4.0, "factor": 1.0,
+                                                   "rope_theta": 10000.0})
 # DBRX (its own key names: d_model, n_layers, n_heads, attn_config): fused
 # Wqkv, LayerNorm without bias, GQA 4/2, and clip_qkv 1.0 that clamps a
 # share of q, k and v (checked: it changes the logits).

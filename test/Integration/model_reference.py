@@ -7,7 +7,7 @@ compiled model can be checked against something that is neither of them.
 Reads a checkpoint directory (config.json + safetensors shards + index) with
 NumPy alone (no torch, no safetensors package): the Hugging Face families
 (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss, dbrx, phimoe,
-granitemoe, granitemoeshared, glm4_moe, dots1, ernie4_5_moe) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
+granitemoe, granitemoeshared, glm4_moe, dots1, ernie4_5_moe, hunyuan_v1_moe) and the PR-MoE GPT description (`model_type: prmoe`, extended below). The MoE FFNs
 are test/reference/moe_reference.py's gate / experts / shared-expert /
 residual-mix functions (the same code the FFN-stack tests use); everything
 else (embedding, norms, RoPE, attention, MLA, LM head) is here. Attention and
@@ -30,7 +30,11 @@ dims of each head (default 0.5), optionally with Qwen3's per-head q/k norm
 (attention_bias) and slides on its layer_types' sliding layers. ernie4_5_moe
 rotates interleaved pairs (the "pairs" style below) and routes by softmax
 with a correction bias in the choice, the weights divided by max(sum,
-moe_norm_min), beside moe_num_shared_experts shared experts. MXFP4 experts (`*_blocks`,
+moe_norm_min), beside moe_num_shared_experts shared experts.
+hunyuan_v1_moe normalises q and k per head after the rope
+(query_layernorm, key_layernorm), biases o with q/k/v, and stretches the
+rope base by its "dynamic" alpha (theta * alpha^(D / (D - 2)), HunYuan's
+ntk_alpha); a shared_mlp beside softmax top-k experts. MXFP4 experts (`*_blocks`,
 `*_scales`, gpt-oss's layout) are decoded on reading (mxfp4_experts).
 
 RoPE (inv_freq and the cos/sin factor exactly as transformers 5's
@@ -361,6 +365,12 @@ class Model:
             partial = rp.get("partial_rotary_factor", c.get("partial_rotary_factor",
                                                             0.5 if self.type == "glm4_moe" else 1.0))
             self.rope_dim = int(self.head_dim * partial)
+            self.qk_norm_after_rope = self.type == "hunyuan_v1_moe"
+            if self.type == "hunyuan_v1_moe" and rp["rope_type"] == "dynamic" and rp.get("alpha"):
+                # HunYuanMoEV1's ntk_alpha: a default rope over the stretched
+                # base theta * alpha^(D / (D - 2)).
+                D = self.head_dim
+                rp = dict(rp, rope_type="default", rope_theta=rp["rope_theta"] * rp["alpha"] ** (D / (D - 2)))
             self.scale = self.head_dim ** -0.5
             # ERNIE-4.5 rotates interleaved pairs (2i, 2i + 1).
             self.rope_style = "pairs" if self.type == "ernie4_5_moe" else "half"
@@ -532,7 +542,12 @@ class Model:
             q = moe.linear(x, self.get(p + "q_proj.weight"), self.opt(p + "q_proj.bias"))
             k = moe.linear(x, self.get(p + "k_proj.weight"), self.opt(p + "k_proj.bias"))
             v = moe.linear(x, self.get(p + "v_proj.weight"), self.opt(p + "v_proj.bias"))
-            qn, kn = self.opt(p + "q_norm.weight"), self.opt(p + "k_norm.weight")
+            # Hunyuan-MoE: query_layernorm / key_layernorm per head, after
+            # the rope.
+            after_rope = self.qk_norm_after_rope
+            qn, kn = ((self.opt(p + "query_layernorm.weight"), self.opt(p + "key_layernorm.weight"))
+                      if self.type == "hunyuan_v1_moe"
+                      else (self.opt(p + "q_norm.weight"), self.opt(p + "k_norm.weight")))
             # q/k norm over the whole projection (OLMoE) before the split
             # into heads, or per head (Qwen3-MoE): the weight's size says which.
             if qn is not None and qn.shape[0] != self.head_dim:
@@ -540,13 +555,15 @@ class Model:
             q = q.reshape(S, self.heads, self.head_dim)
             k = k.reshape(S, self.kv_heads, self.head_dim)
             v = v.reshape(S, self.kv_heads, self.head_dim)
-            if qn is not None and qn.shape[0] == self.head_dim:
+            if qn is not None and qn.shape[0] == self.head_dim and not after_rope:
                 q, k = rms_norm(q, qn, self.eps), rms_norm(k, kn, self.eps)
             r = self.rope_dim
             q = np.concatenate([apply_rope(q[..., :r], pos, self.inv_freq, self.rope_factor, self.rope_style),
                                 q[..., r:]], axis=-1)
             k = np.concatenate([apply_rope(k[..., :r], pos, self.inv_freq, self.rope_factor, self.rope_style),
                                 k[..., r:]], axis=-1)
+            if qn is not None and after_rope:
+                q, k = rms_norm(q, qn, self.eps), rms_norm(k, kn, self.eps)
             wo, bo = self.get(p + "o_proj.weight"), self.opt(p + "o_proj.bias")
         K, V = self._append(cache, "k", k), self._append(cache, "v", v)
         group = self.heads // self.kv_heads
@@ -658,7 +675,13 @@ class Model:
             dense = False
         if dense:
             return moe.ffn(x, self._ffn_params(pre, names), gated)
-        k = c.get("moe_k", 6) if t == "ernie4_5_moe" else c["num_experts_per_tok"]
+        if t == "ernie4_5_moe":
+            k = c.get("moe_k", 6)
+        elif t == "hunyuan_v1_moe":
+            k = c.get("moe_topk", 1)
+            k = k[i] if isinstance(k, list) else k
+        else:
+            k = c["num_experts_per_tok"]
         routing = dict(top_k=k)
         shared, shared_gated = None, False
         if t == "mixtral":
@@ -673,6 +696,18 @@ class Model:
         elif t in ("qwen2_moe", "qwen3_moe", "olmoe"):
             E = experts_of(c)
             routing.update(norm="selected" if c.get("norm_topk_prob", False) else "none")
+        elif t == "hunyuan_v1_moe":
+            # HunYuanMoEV1Moe: softmax top-k (moe_topk) normalised, router
+            # gate.wg, experts of intermediate_size, one shared_mlp added.
+            E = experts_of(c)
+            routing.update(norm="selected")
+            params = {"gate.weight": self.get(pre + "gate.wg.weight")}
+            params.update(self._experts(pre, names, E))
+            shared = gated
+            params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_mlp.", names).items()})
+            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
+                                  residual=False)
+            return self._moe(x, params, cfg)
         elif t == "ernie4_5_moe":
             # Ernie4_5_MoeSparseMoeBlock: softmax; the correction bias
             # (moe_use_aux_free) in the choice only; the weights divided by

@@ -32,8 +32,9 @@ import model_reference as mr  # noqa: E402
 from e2e_check import rel_error  # noqa: E402
 
 GOLDENS = os.path.join(HERE, "hf-models")
-FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "dots1", "ernie4_5_moe", "glm4_moe", "gpt_oss", "gpt_oss_mxfp4", "granitemoe",
-            "granitemoeshared", "mixtral", "olmoe", "phimoe", "prmoe_gpt", "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
+FAMILIES = ["dbrx", "deepseek_v2", "deepseek_v3", "dots1", "ernie4_5_moe", "glm4_moe", "gpt_oss", "gpt_oss_mxfp4",
+            "granitemoe", "granitemoeshared", "hunyuan_v1_moe", "mixtral", "olmoe", "phimoe", "prmoe_gpt",
+            "prmoe_gpt_rope", "qwen2_moe", "qwen3_moe"]
 TOL = 1e-4
 ROWS = []
 
@@ -171,6 +172,20 @@ class Goldens(unittest.TestCase):
             model.t = {k: v for k, v in model.t.items() if not k.endswith("e_score_correction_bias")}
             model.config = dict(model.config, moe_use_aux_free=False)
         self.features_matter("ernie4_5_moe", {"rotate_half pairs": rotate_half, "no correction bias": no_bias})
+
+    def test_hunyuan_v1_moe(self):
+        self.check_family("hunyuan_v1_moe")
+
+    def test_hunyuan_v1_moe_features_matter(self):
+        """The q/k norm's place after the rope and the alpha-stretched rope
+        base each show in the hunyuan_v1_moe goldens."""
+        def norm_first(model):
+            model.qk_norm_after_rope = False
+
+        def plain_base(model):
+            model.inv_freq, _ = mr.rope_frequencies(dict(mr.rope_parameters(model.config), rope_type="default"),
+                                                    model.head_dim, 128)
+        self.features_matter("hunyuan_v1_moe", {"norm before rope": norm_first, "no alpha": plain_base})
 
     def test_granitemoe(self):
         self.check_family("granitemoe")

@@ -865,6 +865,8 @@ LogicalResult AttentionOp::verify() {
     if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
       return emitOpError() << "epsilon must be finite and >= 0, got "
                            << epsilon;
+  } else if (getQkNormAfterRope()) {
+    return emitOpError() << "qk_norm_after_rope needs a q/k norm";
   }
   if (cache.getElementType() != tensorType(getInput()).getElementType())
     return emitOpError() << "cache element type " << cache.getElementType()

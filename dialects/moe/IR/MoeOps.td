@@ -583,7 +583,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
     weight normalises each head, Qwen3-MoE; a `[heads * D]` weight the whole
     projection, OLMoE), then `rope` (when present; a model with learned
     absolute positions, the GPT, has none) on q and k at the token's
-    position. The
+    position; with `qk_norm_after_rope` (Hunyuan-MoE) the norm comes after
+    the rope. The
     token's k and v are stored in `cache` at (sequence, position); then q
     attends, with a max-subtracted fp32 softmax scaled by `scale` (when
     present, Granite's `attention_multiplier`; else `1/sqrt(D)`), to
@@ -620,7 +621,8 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
                        DefaultValuedAttr<F64Attr, "1.0e-6">:$norm_epsilon,
                        DefaultValuedProp<I64Prop, "0">:$sliding_window,
                        OptionalAttr<F64Attr>:$clip_qkv,
-                       OptionalAttr<F64Attr>:$scale);
+                       OptionalAttr<F64Attr>:$scale,
+                       UnitAttr:$qk_norm_after_rope);
   let results = (outs Moe_FloatTensor:$result);
   let assemblyFormat = [{
     $input `positions` $positions `sequences` $sequences `cache` $cache `:`
@@ -629,6 +631,7 @@ def Moe_AttentionOp : Moe_Op<"attention", [AttrSizedOperandSegments,
      type($k_bias) `,` type($v_bias) `)`)?
     (`qk_norm` `(` $q_norm^ `,` $k_norm `:` type($q_norm) `,` type($k_norm)
      `)` `epsilon` $norm_epsilon)?
+    (`qk_norm_after_rope` $qk_norm_after_rope^)?
     (`sinks` $sinks^ `:` type($sinks))?
     `heads` $heads `kv_heads` $kv_heads `head_dim` $head_dim
     (`sliding_window` $sliding_window^)? (`clip_qkv` $clip_qkv^)?

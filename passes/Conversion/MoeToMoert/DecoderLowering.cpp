@@ -168,7 +168,9 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
         moert::ClampOp::create(b, loc, ctx, rows, rows, count, limit);
       }
     }
-    if (op.getQNorm()) {
+    auto qkNorm = [&] {
+      if (!op.getQNorm())
+        return;
       // A [D] weight normalises each head (rows of D), else the whole row.
       bool perHead =
           cast<ShapedType>(op.getQNorm().getType()).getDimSize(0) == dim;
@@ -183,15 +185,21 @@ struct AttentionLowering : OpLoweringOf<AttentionOp> {
       };
       norm(q, op.getQNorm(), heads);
       norm(k, op.getKNorm(), kvHeads);
-    }
+    };
     Value positions = state.view(op.getPositions());
     Value sequences = state.view(op.getSequences());
+    // Hunyuan-MoE normalises the rotated q and k; the others rotate the
+    // normalised ones.
+    if (!op.getQkNormAfterRope())
+      qkNorm();
     if (op.getRopeAttr()) { // none with learned absolute positions
       moert::RopeOp::create(b, loc, ctx, op.getRopeAttr(), q, positions, tokens,
                             heads, dim);
       moert::RopeOp::create(b, loc, ctx, op.getRopeAttr(), k, positions, tokens,
                             kvHeads, dim);
     }
+    if (op.getQkNormAfterRope())
+      qkNorm();
     Value cache = state.view(op.getCache());
     int64_t maxBatch = state.getMaxBatch(), maxSeq = state.getMaxSeq();
     moert::KvAppendOp::create(b, loc, ctx, k, v, cache, sequences, positions,

@@ -248,6 +248,17 @@ func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<2, 16, f
 
 // -----
 
+func.func @f(%x: tensor<?x64xf32>, %p: tensor<?xi32>, %c: !moe.kv_cache<4, 16, f32>,
+    %w: tensor<64x64xf32>) {
+  // expected-error @below {{qk_norm_after_rope needs a q/k norm}}
+  %a = moe.attention %x positions %p sequences %p cache %c : !moe.kv_cache<4, 16, f32>
+      q %w k %w v %w o %w qk_norm_after_rope heads 4 kv_heads 4 head_dim 16 rope <>
+      : tensor<?x64xf32>, tensor<?xi32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
 // expected-error @below {{rope rotary_dim must be even and >= 0 (0: the whole head), got 7}}
 func.func @f() attributes {r = #moe.rope<rotary_dim = 7>} {
   return
