@@ -201,6 +201,8 @@ struct HFStack {
   int64_t sharedFfn = 0;
   /// Qwen-MoE: `sigmoid(x · shared_expert_gate) * shared(x)`.
   bool sharedSigmoidGate = false;
+  /// What multiplies the shared output (granitemoeshared).
+  double sharedScale = 1.0;
   /// gpt-oss's clamped SwiGLU.
   double swigluAlpha = 0.0, swigluLimit = 0.0;
   std::vector<LayerChoice> layers;
@@ -671,9 +673,9 @@ static std::string shortNumber(double value) {
 // GraniteMoe(Shared)TopKRouter: top-k of the logits, then softmax over the
 // k (the softmax of all, renormalised over the k: normalize = selected).
 // GraniteMoe(Shared)DecoderLayer adds `ffn(x) * residual_multiplier`; the
-// routed weights carry that factor (routed_scaling_factor). The shared MLP
-// (shared_intermediate_size > 0) is added plainly before the factor, which
-// the stack cannot apply to it: such a config needs residual_multiplier = 1.
+// routed weights carry that factor (routed_scaling_factor), and a moe.scale
+// the shared MLP's output (shared_intermediate_size > 0), which
+// GraniteMoeShared adds to the routed output before the factor.
 static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   s.keys = kGraniteKeys;
   readRoutedSizes(c, s, "intermediate_size", "num_local_experts", "", 2);
@@ -682,13 +684,7 @@ static void readGraniteMoe(ConfigFile &c, HFStack &s, bool sharedVariant) {
   s.routing.routedScalingFactor = multiplier;
   if (sharedVariant) {
     s.sharedFfn = c.getNonNegative("shared_intermediate_size", 0, kMaxWidth);
-    if (s.sharedFfn > 0 && multiplier != 1.0)
-      c.error("residual_multiplier")
-          << "residual_multiplier = " << shortNumber(multiplier)
-          << " is not supported with a shared MLP (shared_intermediate_size "
-          << "= " << s.sharedFfn
-          << "): granitemoeshared scales the shared MLP's output too, which "
-             "the FFN stack cannot express";
+    s.sharedScale = multiplier;
   }
   allMoe(c, s);
 }
@@ -1177,7 +1173,7 @@ static ModelDesc describe(ConfigFile &c, const HFStack &s) {
             fusedGateUpRows(s.sharedFfn, s.hidden, std::nullopt,
                             shared + s.keys.expertGate.str() + ".weight",
                             shared + s.keys.expertDown.str() + ".weight"),
-            ""};
+            "", s.sharedScale};
       }
       model.layers.push_back(std::move(layer));
       continue;

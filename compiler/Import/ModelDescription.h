@@ -91,6 +91,9 @@ struct SharedExpertDesc {
   /// `[1, H]` sigmoid gate of the shared output (Qwen-MoE); empty for a plain
   /// add (DeepSeek).
   std::string sigmoidGateKey;
+  /// Multiplies the shared output before the add (Granite's
+  /// residual_multiplier, which the routed weights carry too).
+  double scale = 1.0;
 };
 
 struct LayerDesc {

@@ -192,6 +192,9 @@ FailureOr<Value> ForwardBuilder::routedExperts(const LayerDesc &layer,
     return output;
 
   Value shared = denseFfn(layer.shared->ffn, input, loc);
+  if (layer.shared->scale != 1.0)
+    shared = ScaleOp::create(builder, loc, shared,
+                             builder.getF64FloatAttr(layer.shared->scale));
   Value sharedGate;
   if (!layer.shared->sigmoidGateKey.empty())
     sharedGate =

@@ -140,11 +140,12 @@ def family_layer(cfg, i):
                     routing=dict(norm="selected"))
     if t in ("granitemoe", "granitemoeshared"):
         # Fused input_linear / output_linear; residual_multiplier scales the
-        # routed output (and needs to be 1 with a shared MLP).
+        # routed output and the shared MLP's.
         Fs = cfg.get("shared_intermediate_size", 0) if t == "granitemoeshared" else 0
         return dict(module="block_sparse_moe", router="router.layer", k=cfg.get("num_experts_per_tok", 2),
                     Fe=cfg["intermediate_size"], bias=None, fused=True,
                     shared=("shared_mlp", Fs, False) if Fs else None,
+                    shared_scale=cfg.get("residual_multiplier", 1.0),
                     routing=dict(norm="selected", routed_scaling_factor=cfg.get("residual_multiplier", 1.0)))
     assert t == "ernie4_5_moe", t
     end = cfg.get("moe_layer_end_index", -1)
@@ -207,7 +208,8 @@ def family_reference(cfg, x, w, tweak):
             if gated:
                 params["shared_gate.weight"] = w.get(pre + "shared_expert_gate.weight", (1, H))
         routing = ref.RoutingConfig(num_experts=E, top_k=layer["k"], **layer["routing"])
-        lc = ref.LayerConfig(routing=routing, storage=st, shared=shared, shared_gated=gated)
+        lc = ref.LayerConfig(routing=routing, storage=st, shared=shared, shared_gated=gated,
+                             shared_scale=layer.get("shared_scale", 1.0))
         x = ref.moe_layer(x, params, lc)["out"]
     return x
 
@@ -486,7 +488,8 @@ CASES = [
     ("granitemoe", fam("granitemoe", intermediate_size=F, num_local_experts=E, num_experts_per_tok=2,
                        residual_multiplier=0.5), {}),
     ("granitemoeshared", fam("granitemoeshared", intermediate_size=F, num_local_experts=E,
-                             num_experts_per_tok=3, shared_intermediate_size=F // 2), {}),
+                             num_experts_per_tok=3, shared_intermediate_size=F // 2,
+                             residual_multiplier=0.5), {}),
     ("dbrx", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",
               "ffn_config": {"ffn_hidden_size": F, "moe_num_experts": E, "moe_top_k": 3}}, {}),
     ("dbrx-unnormalized", {"model_type": "dbrx", "d_model": H, "n_layers": 2, "torch_dtype": "float32",

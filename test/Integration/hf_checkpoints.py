@@ -126,9 +126,11 @@ FAMILIES = {
     # residual_multiplier scales the layer's FFN output.
     "granitemoe": dict(intermediate_size=24, num_local_experts=6,
                        num_experts_per_tok=2, residual_multiplier=0.5),
-    # With the shared MLP (shared_mlp.input_linear [2F, H]).
+    # With the shared MLP (shared_mlp.input_linear [2F, H]); the multiplier
+    # scales its output too.
     "granitemoeshared": dict(intermediate_size=24, shared_intermediate_size=20,
-                             num_local_experts=6, num_experts_per_tok=2),
+                             num_local_experts=6, num_experts_per_tok=2,
+                             residual_multiplier=0.5),
     # transformer.blocks.{i}.ffn.experts.mlp.{w1, v1, w2}, each [E*F, H];
     # top-k weights divided by their 1-norm.
     "dbrx": dict(d_model=32, n_layers=3, n_heads=2, max_seq_len=64,

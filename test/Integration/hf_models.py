@@ -43,7 +43,7 @@ four scalars, none 1: embedding_multiplier, attention_multiplier as the
 softmax scale, residual_multiplier on both sublayer outputs, logits
 divided by logits_scaling; fused input_linear / output_linear experts,
 softmax over the top-k router logits, tied embeddings) with granitemoeshared
-(the same with a shared MLP, residual_multiplier 1). transformers has
+(the same with a shared MLP, which residual_multiplier scales too). transformers has
 no module for a Megatron-DeepSpeed PR-MoE GPT (and
 DeepSpeed is not installed here), so the PR-MoE checkpoints are written
 with NumPy (model_reference.py documents the keys and the proposed schema)
@@ -201,10 +201,9 @@ FAMILIES["granitemoe"] = dict(tie_word_embeddings=True, embedding_multiplier=0.5
                               residual_multiplier=2.0, logits_scaling=0.5,
                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 # granitemoeshared: the same decoder with a shared MLP (shared_mlp.input_linear
-# [2F, H], output_linear [H, F]) added plainly to the routed experts. Its
-# residual_multiplier stays 1 (with a shared MLP the import refuses any
-# other), so embedding_multiplier 0.25 keeps granitemoe's ratio of the two.
-FAMILIES["granitemoeshared"] = dict(FAMILIES["granitemoe"], embedding_multiplier=0.25, residual_multiplier=1.0)
+# [2F, H], output_linear [H, F]) added plainly to the routed experts, the
+# sum times residual_multiplier (2.0, as granitemoe's).
+FAMILIES["granitemoeshared"] = dict(FAMILIES["granitemoe"])
 PRMOE_GPT = {
     "model_type": "prmoe", "num_layers": 3, "hidden_size": 64, "ffn_hidden_size": 32,
     "activation": "gelu", "torch_dtype": "float32", "num_experts": [1, 4, 8], "expert_interval": 1,

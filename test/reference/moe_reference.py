@@ -333,6 +333,7 @@ class LayerConfig:
     storage: str = "f32"
     shared: Optional[FfnConfig] = None  # shared experts (DeepSeek / Qwen)
     shared_gated: bool = False  # Qwen2-MoE sigmoid gate on the shared expert
+    shared_scale: float = 1.0  # multiplies the shared output (Granite's residual_multiplier)
     residual_mlp: Optional[FfnConfig] = None  # PR-MoE residual MLP
     residual: bool = True  # x + layer(x)
 
@@ -354,6 +355,8 @@ def moe_layer(x: np.ndarray, params: Dict[str, np.ndarray], cfg: LayerConfig) ->
     if cfg.shared is not None:
         shared_params = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("shared.")}
         shared_out = q(ffn(x, shared_params, cfg.shared, cfg.storage))
+        if cfg.shared_scale != 1.0:
+            shared_out = q(shared_out * np.float64(cfg.shared_scale))
         w_sg = params["shared_gate.weight"] if cfg.shared_gated else None
         moe_out = q(shared_add(moe_out, shared_out, x, w_sg))
     if cfg.residual_mlp is not None:
