@@ -126,6 +126,28 @@ TEST(Decoder, EmbeddingGathersRowsAndRejectsBadIds) {
   });
 }
 
+// x [tokens, heads, D] rotated in doubles: pairs (i, i + R/2), or (2i,
+// 2i + 1) when interleaved, over the first R = rotary_dim (0: D) dims,
+// cos and sin times attention_factor; the other dims as they are.
+std::vector<double> referenceRope(const moert_rope_config_t &cfg,
+                                  const Floats &x, const Ints &pos,
+                                  int64_t heads, int64_t D) {
+  const int64_t R = cfg.rotary_dim ? cfg.rotary_dim : D;
+  std::vector<double> inv = referenceInvFreq(cfg, R), want(x.begin(), x.end());
+  for (size_t s = 0; s < pos.size(); ++s)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < R / 2; ++i) {
+        double c = std::cos(pos[s] * inv[i]) * cfg.attention_factor,
+               sn = std::sin(pos[s] * inv[i]) * cfg.attention_factor;
+        int64_t row = (static_cast<int64_t>(s) * heads + h) * D;
+        int64_t a = row + (cfg.interleaved ? 2 * i : i),
+                b = row + (cfg.interleaved ? 2 * i + 1 : i + R / 2);
+        want[a] = x[a] * c - x[b] * sn;
+        want[b] = x[b] * c + x[a] * sn;
+      }
+  return want;
+}
+
 class RopeTypes : public ::testing::TestWithParam<moert_rope_type_t> {};
 
 TEST_P(RopeTypes, RotatesHalvesAtEachPosition) {
@@ -133,16 +155,7 @@ TEST_P(RopeTypes, RotatesHalvesAtEachPosition) {
   moert_rope_config_t cfg = ropeConfig(GetParam());
   Floats x = randomFloats(S * heads * D, 5);
   Ints pos = {0, 7, 300};
-  std::vector<double> inv = referenceInvFreq(cfg, D), want(x.size());
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < D / 2; ++i) {
-        double c = std::cos(pos[s] * inv[i]) * cfg.attention_factor,
-               sn = std::sin(pos[s] * inv[i]) * cfg.attention_factor;
-        int64_t at = (s * heads + h) * D + i;
-        want[at] = x[at] * c - x[at + D / 2] * sn;
-        want[at + D / 2] = x[at + D / 2] * c + x[at] * sn;
-      }
+  std::vector<double> want = referenceRope(cfg, x, pos, heads, D);
   onOneRank([&](moert_context_t ctx) {
     Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
     check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
@@ -157,79 +170,52 @@ INSTANTIATE_TEST_SUITE_P(Decoder, RopeTypes,
                                            MOERT_ROPE_LINEAR, MOERT_ROPE_LLAMA3,
                                            MOERT_ROPE_YARN));
 
-// GLM-4.5's partial rotary embedding: the first rotary_dim dims of each
-// head rotate as a rotary_dim-wide head would (frequencies over them), the
-// rest stay bit for bit; a bad rotary_dim is refused.
-TEST(Decoder, RopeRotatesOnlyTheLeadingRotaryDims) {
-  const int64_t S = 2, heads = 3, D = 16, R = 6;
-  moert_rope_config_t cfg = ropeConfig(MOERT_ROPE_DEFAULT);
-  cfg.rotary_dim = R;
-  Floats x = randomFloats(S * heads * D, 9);
-  Ints pos = {3, 41};
-  std::vector<double> inv = referenceInvFreq(cfg, R), want(x.begin(), x.end());
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < R / 2; ++i) {
-        double c = std::cos(pos[s] * inv[i]), sn = std::sin(pos[s] * inv[i]);
-        int64_t at = (s * heads + h) * D + i;
-        want[at] = x[at] * c - x[at + R / 2] * sn;
-        want[at + R / 2] = x[at + R / 2] * c + x[at] * sn;
-      }
-  onOneRank([&](moert_context_t ctx) {
-    Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
-    check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
-                     heads, D));
-    Floats got = xb.download<float>(MOERT_F32, x.size());
-    expectClose(got, want, 1e-5);
-    for (int64_t row = 0; row < S * heads; ++row)
-      for (int64_t d = R; d < D; ++d)
-        EXPECT_EQ(got[row * D + d], x[row * D + d])
-            << "row " << row << " dim " << d;
-    cfg.rotary_dim = 18;
-    EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
-                                  pb.view(MOERT_I32), S, heads, D),
-                       MOERT_INVALID_ARGUMENT,
-                       "rope rotary_dim 18 exceeds head_dim 16");
-    cfg.rotary_dim = 5;
-    EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
-                                  pb.view(MOERT_I32), S, heads, D),
-                       MOERT_INVALID_ARGUMENT,
-                       "rope rotary_dim must be even and >= 0");
-  });
-}
-
-// ERNIE-4.5's interleaved pairs: dims 2i and 2i + 1 rotate together by
-// inv_freq[i], within the rotated width when only part of the head rotates.
-TEST(Decoder, RopeRotatesInterleavedPairs) {
-  const int64_t S = 2, heads = 2, D = 16;
-  for (int64_t R : {D, int64_t{8}}) {
+// GLM-4.5's partial rotary embedding (the first rotary_dim dims of each
+// head rotate as a rotary_dim-wide head would, the rest stay bit for bit)
+// and ERNIE-4.5's interleaved pairs (dims 2i and 2i + 1 rotate by
+// inv_freq[i]), apart and together; bad values are refused.
+TEST(Decoder, RopeRotatesPartialHeadsAndInterleavedPairs) {
+  const int64_t S = 2, heads = 3, D = 16;
+  struct Case {
+    int64_t rotaryDim;
+    int32_t interleaved;
+  };
+  for (Case c : {Case{6, 0}, Case{0, 1}, Case{8, 1}}) {
     moert_rope_config_t cfg = ropeConfig(MOERT_ROPE_DEFAULT);
-    cfg.interleaved = 1;
-    cfg.rotary_dim = R == D ? 0 : R;
-    Floats x = randomFloats(S * heads * D, 10);
-    Ints pos = {5, 77};
-    std::vector<double> inv = referenceInvFreq(cfg, R),
-                        want(x.begin(), x.end());
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < R / 2; ++i) {
-          double c = std::cos(pos[s] * inv[i]), sn = std::sin(pos[s] * inv[i]);
-          int64_t at = (s * heads + h) * D + 2 * i;
-          want[at] = x[at] * c - x[at + 1] * sn;
-          want[at + 1] = x[at + 1] * c + x[at] * sn;
-        }
+    cfg.rotary_dim = c.rotaryDim;
+    cfg.interleaved = c.interleaved;
+    Floats x = randomFloats(S * heads * D, 9);
+    Ints pos = {3, 41};
+    std::vector<double> want = referenceRope(cfg, x, pos, heads, D);
     onOneRank([&](moert_context_t ctx) {
       Buffer xb(ctx, x, MOERT_F32), pb(ctx, pos, MOERT_I32);
       check(moert_rope(ctx, &cfg, xb.view(MOERT_F32), pb.view(MOERT_I32), S,
                        heads, D));
-      expectClose(xb.download<float>(MOERT_F32, x.size()), want, 1e-5);
-      cfg.interleaved = 2;
-      EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
-                                    pb.view(MOERT_I32), S, heads, D),
-                         MOERT_INVALID_ARGUMENT,
-                         "rope interleaved must be 0 or 1, got 2");
+      Floats got = xb.download<float>(MOERT_F32, x.size());
+      expectClose(got, want, 1e-5);
+      for (int64_t row = 0; row < S * heads; ++row)
+        for (int64_t d = c.rotaryDim ? c.rotaryDim : D; d < D; ++d)
+          EXPECT_EQ(got[row * D + d], x[row * D + d])
+              << "row " << row << " dim " << d;
     });
   }
+  moert_rope_config_t cfg = ropeConfig(MOERT_ROPE_DEFAULT);
+  onOneRank([&](moert_context_t ctx) {
+    Buffer xb(ctx, Floats(S * heads * D, 1.0f), MOERT_F32),
+        pb(ctx, Ints{0, 1}, MOERT_I32);
+    auto expectRefused = [&](const char *why) {
+      EXPECT_MOERT_ERROR(moert_rope(ctx, &cfg, xb.view(MOERT_F32),
+                                    pb.view(MOERT_I32), S, heads, D),
+                         MOERT_INVALID_ARGUMENT, why);
+    };
+    cfg.rotary_dim = 18;
+    expectRefused("rope rotary_dim 18 exceeds head_dim 16");
+    cfg.rotary_dim = 5;
+    expectRefused("rope rotary_dim must be even and >= 0");
+    cfg.rotary_dim = 0;
+    cfg.interleaved = 2;
+    expectRefused("rope interleaved must be 0 or 1, got 2");
+  });
 }
 
 // LongRoPE (Phi-3): per-pair factors and mscales, short when the call's
