@@ -1,4 +1,4 @@
-//===- runtime/api/Norms.cpp - LayerNorm and the bias add -----------------===//
+//===- runtime/api/Norms.cpp - LayerNorm, bias add, clamp and scale -------===//
 
 #include "runtime/api/Error.h"
 #include "runtime/api/Validate.h"
@@ -7,6 +7,21 @@
 
 using namespace moert;
 using namespace moert::api;
+
+namespace {
+
+// x and out of an element-wise map over `count` values (moert_clamp,
+// moert_scale): both float views of `count` elements, out may alias x.
+struct MapOperands {
+  Operand x, out;
+};
+MapOperands mapOperands(moert_view_t x, moert_view_t out, int64_t count) {
+  require(count >= 0, "bad count");
+  requireFloatDtype(out, "out");
+  return {floatOperand(x, count, "x"), floatOperand(out, count, "out")};
+}
+
+} // namespace
 
 extern "C" {
 
@@ -42,13 +57,10 @@ moert_status_t moert_clamp(moert_context_t ctx, moert_view_t x,
                            moert_view_t out, int64_t count, float limit) {
   return guard("moert_clamp", [&] {
     checkContext(ctx);
-    require(count >= 0, "bad count");
     require(std::isfinite(limit) && limit > 0.0f,
             "limit must be finite and > 0");
-    requireFloatDtype(out, "out");
-    Operand input = floatOperand(x, count, "x");
-    Operand output = floatOperand(out, count, "out");
-    ctx->backend().clamp(ctx->rank, input, output, count, limit);
+    MapOperands map = mapOperands(x, out, count);
+    ctx->backend().clamp(ctx->rank, map.x, map.out, count, limit);
   });
 }
 
@@ -56,12 +68,9 @@ moert_status_t moert_scale(moert_context_t ctx, moert_view_t x,
                            moert_view_t out, int64_t count, float factor) {
   return guard("moert_scale", [&] {
     checkContext(ctx);
-    require(count >= 0, "bad count");
     require(std::isfinite(factor), "factor must be finite, got ", factor);
-    requireFloatDtype(out, "out");
-    Operand input = floatOperand(x, count, "x");
-    Operand output = floatOperand(out, count, "out");
-    ctx->backend().scale(ctx->rank, input, output, count, factor);
+    MapOperands map = mapOperands(x, out, count);
+    ctx->backend().scale(ctx->rank, map.x, map.out, count, factor);
   });
 }
 

@@ -495,20 +495,19 @@ void mixes(Session &s) {
   moert_view_t biased = s.random(S * H, f32);
   check(moert_bias_add(s.ctx, biased, s.random(H, bf16), biased, S, H));
   s.keep("bias_add in place", biased, S * H);
-  // DBRX's clip_qkv: a normal sample clamped at 0.5 (both sides bite).
-  moert_view_t clamped = s.random(S * H, bf16);
-  check(moert_clamp(s.ctx, clamped, clamped, S * H, 0.5f));
-  s.keep("clamp bf16, in place", clamped, S * H);
-  moert_view_t narrowed = s.poisoned(S * H, bf16);
-  check(moert_clamp(s.ctx, s.random(S * H, f32), narrowed, S * H, 0.5f));
-  s.keep("clamp f32 to bf16", narrowed, S * H);
-  // Granite's multipliers: in place, and f32 to bf16.
-  moert_view_t scaled = s.random(S * H, bf16);
-  check(moert_scale(s.ctx, scaled, scaled, S * H, 0.22f));
-  s.keep("scale bf16, in place", scaled, S * H);
-  moert_view_t scaledNarrow = s.poisoned(S * H, bf16);
-  check(moert_scale(s.ctx, s.random(S * H, f32), scaledNarrow, S * H, 12.0f));
-  s.keep("scale f32 to bf16", scaledNarrow, S * H);
+  // The element-wise maps, in place on bf16 and f32 to bf16: DBRX's clip_qkv
+  // (a normal sample clamped at 0.5: both sides bite), Granite's multipliers.
+  auto map = [&](const std::string &name, auto call, float inPlace,
+                 float narrowing) {
+    moert_view_t same = s.random(S * H, bf16);
+    check(call(s.ctx, same, same, S * H, inPlace));
+    s.keep((name + " bf16, in place").c_str(), same, S * H);
+    moert_view_t narrowed = s.poisoned(S * H, bf16);
+    check(call(s.ctx, s.random(S * H, f32), narrowed, S * H, narrowing));
+    s.keep((name + " f32 to bf16").c_str(), narrowed, S * H);
+  };
+  map("clamp", moert_clamp, 0.5f, 0.5f);
+  map("scale", moert_scale, 0.22f, 12.0f);
 }
 
 void weightLoading(Session &s, const std::string &path) {
