@@ -684,6 +684,9 @@ class Model:
             k = c["num_experts_per_tok"]
         routing = dict(top_k=k)
         shared, shared_gated = None, False
+        # Under pre: the router module, the correction bias key, the shared
+        # experts' module (an MLP added plainly).
+        router, correction, shared_module = "gate", None, None
         if t == "mixtral":
             pre, names = f"model.layers.{i}.block_sparse_moe.", ("w1", "w3", "w2")
             E = experts_of(c)
@@ -701,13 +704,7 @@ class Model:
             # gate.wg, experts of intermediate_size, one shared_mlp added.
             E = experts_of(c)
             routing.update(norm="selected")
-            params = {"gate.weight": self.get(pre + "gate.wg.weight")}
-            params.update(self._experts(pre, names, E))
-            shared = gated
-            params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_mlp.", names).items()})
-            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
-                                  residual=False)
-            return self._moe(x, params, cfg)
+            router, shared_module = "gate.wg", "shared_mlp."
         elif t == "ernie4_5_moe":
             # Ernie4_5_MoeSparseMoeBlock: softmax; the correction bias
             # (moe_use_aux_free) in the choice only; the weights divided by
@@ -715,16 +712,10 @@ class Model:
             # experts as one MLP, added plainly.
             E = experts_of(c)
             routing.update(norm="selected_clamped", norm_epsilon=c.get("moe_norm_min", 1e-12))
-            params = {"gate.weight": self.get(pre + "gate.weight")}
-            params.update(self._experts(pre, names, E))
             if c.get("moe_use_aux_free", True):
-                params["gate.correction_bias"] = self.get(pre + "moe_statics.e_score_correction_bias").reshape(E)
+                correction = "moe_statics.e_score_correction_bias"
             if c.get("moe_num_shared_experts", 2):
-                shared = gated
-                params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_experts.", names).items()})
-            cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
-                                  residual=False)
-            return self._moe(x, params, cfg)
+                shared_module = "shared_experts."
         elif t in ("granitemoe", "granitemoeshared"):
             # GraniteMoeTopKRouter: router.layer [E, H], softmax over the
             # top-k logits (= the top-k softmax probabilities divided by
@@ -757,6 +748,7 @@ class Model:
                 routing.update(score_func="sigmoid", n_group=c["n_group"], topk_group=c["topk_group"],
                                group_score="top2_sum", norm="selected" if norm else "none",
                                norm_epsilon=1e-20 if norm else 0.0, routed_scaling_factor=rsf)
+                correction = "gate.e_score_correction_bias"
             else:
                 # DeepSeek-V2's own code: normalise (no scaling) when
                 # norm_topk_prob, else scale (docs/Dialects/MoeRationale.md).
@@ -764,17 +756,19 @@ class Model:
                                routed_scaling_factor=1.0 if norm else rsf)
                 if c.get("topk_method") == "group_limited_greedy":
                     routing.update(n_group=c["n_group"], topk_group=c["topk_group"], group_score="max")
-        params = {"gate.weight": self.get(pre + "gate.weight")}
+            if c.get("n_shared_experts"):
+                shared_module = "shared_experts."
+        params = {"gate.weight": self.get(pre + router + ".weight")}
         params.update(self._experts(pre, names, E))
-        if v3:
-            params["gate.correction_bias"] = self.get(pre + "gate.e_score_correction_bias")
+        if correction:
+            params["gate.correction_bias"] = self.get(pre + correction).reshape(E)
         if t == "qwen2_moe":
             shared, shared_gated = gated, True
             params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_expert.", names).items()})
             params["shared_gate.weight"] = self.get(pre + "shared_expert_gate.weight")
-        if (t.startswith("deepseek") or v3) and c.get("n_shared_experts"):
+        if shared_module:
             shared = gated
-            params.update({"shared." + a: b for a, b in self._ffn_params(pre + "shared_experts.", names).items()})
+            params.update({"shared." + a: b for a, b in self._ffn_params(pre + shared_module, names).items()})
         cfg = moe.LayerConfig(routing=moe.RoutingConfig(num_experts=E, **routing), shared=shared,
                               shared_gated=shared_gated, residual=False)
         return self._moe(x, params, cfg)
