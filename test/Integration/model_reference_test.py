@@ -39,6 +39,13 @@ TOL = 1e-4
 ROWS = []
 
 
+def drop_weights(*suffixes):
+    """A change for features_matter: the weights whose keys end so, gone."""
+    def apply(model):
+        model.t = {k: v for k, v in model.t.items() if not k.endswith(suffixes)}
+    return apply
+
+
 class Goldens(unittest.TestCase):
     def test_every_family_is_committed(self):
         self.assertEqual(sorted(d for d in os.listdir(GOLDENS) if os.path.isdir(os.path.join(GOLDENS, d))),
@@ -136,28 +143,18 @@ class Goldens(unittest.TestCase):
         def whole_head(model):
             model.rope_dim = model.head_dim
             model.inv_freq, _ = mr.rope_frequencies(mr.rope_parameters(model.config), model.head_dim, 128)
-
-        def drop(suffixes):
-            def apply(model):
-                model.t = {k: v for k, v in model.t.items() if not k.endswith(suffixes)}
-            return apply
         self.features_matter("glm4_moe", {"whole-head rotary": whole_head,
-                                          "no q/k norm": drop(("q_norm.weight", "k_norm.weight")),
-                                          "no q/k/v bias": drop(("q_proj.bias", "k_proj.bias", "v_proj.bias"))})
+                                          "no q/k norm": drop_weights("q_norm.weight", "k_norm.weight"),
+                                          "no q/k/v bias": drop_weights("q_proj.bias", "k_proj.bias", "v_proj.bias")})
 
     def test_dots1_features_matter(self):
         """dots1's q/k norm, its o_proj bias and its sliding layer's window
         each show in the goldens."""
-        def drop(suffixes):
-            def apply(model):
-                model.t = {k: v for k, v in model.t.items() if not k.endswith(suffixes)}
-            return apply
-
         def no_window(model):
             model.windows = [0] * model.layers
         self.assertEqual(mr.Model(os.path.join(GOLDENS, "dots1")).windows, [0, 8, 0])
-        self.features_matter("dots1", {"no q/k norm": drop(("q_norm.weight", "k_norm.weight")),
-                                       "no o bias": drop(("o_proj.bias",)), "no window": no_window})
+        self.features_matter("dots1", {"no q/k norm": drop_weights("q_norm.weight", "k_norm.weight"),
+                                       "no o bias": drop_weights("o_proj.bias"), "no window": no_window})
 
     def test_ernie4_5_moe(self):
         self.check_family("ernie4_5_moe")
@@ -169,7 +166,7 @@ class Goldens(unittest.TestCase):
             model.rope_style = "half"
 
         def no_bias(model):
-            model.t = {k: v for k, v in model.t.items() if not k.endswith("e_score_correction_bias")}
+            drop_weights("e_score_correction_bias")(model)
             model.config = dict(model.config, moe_use_aux_free=False)
         self.features_matter("ernie4_5_moe", {"rotate_half pairs": rotate_half, "no correction bias": no_bias})
 
@@ -198,18 +195,15 @@ class Goldens(unittest.TestCase):
         family has (1, or head_dim^-0.5 for the attention scale, or 1 as
         transformers' default), moves the logits past 1e-2: the goldens
         test every one of them."""
-        d = os.path.join(GOLDENS, "granitemoe")
-        prompts, _, exp_logits = mr.read_goldens(d)
-        model = mr.Model(d)
+        model = mr.Model(os.path.join(GOLDENS, "granitemoe"))
         self.assertTrue(all(v != 1 for v in (model.embedding_multiplier, model.scale, model.residual_multiplier,
                                              model.logits_scaling)))
-        changes = {"embedding_multiplier": 1.0, "residual_multiplier": 1.0, "logits_scaling": 1.0}
-        changes.update({"scale = head_dim^-0.5": model.head_dim ** -0.5, "scale = 1": 1.0})
-        for change, value in changes.items():
-            model = mr.Model(d)
-            setattr(model, change.split(" ")[0], value)
-            _, logits = model.generate(prompts[0], exp_logits[0].shape[0])
-            self.assertGreater(rel_error(logits, exp_logits[0]), 1e-2, change)
+        values = {"embedding_multiplier": 1.0, "residual_multiplier": 1.0, "logits_scaling": 1.0,
+                  "scale = head_dim^-0.5": model.head_dim ** -0.5, "scale = 1": 1.0}
+
+        def reset(change):
+            return lambda model: setattr(model, change.split(" ")[0], values[change])
+        self.features_matter("granitemoe", {change: reset(change) for change in values})
 
     def test_mixtral(self):
         self.check_family("mixtral")
